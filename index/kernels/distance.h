@@ -1,0 +1,56 @@
+// Distance kernels: squared L2 and (negated) inner product for float32, uint8 and int8 vectors.
+//
+// Convention: every kernel returns a *distance*, smaller = closer. L2 kernels return the squared
+// Euclidean distance; inner-product kernels return -dot(a, b). Integer kernels accumulate exactly
+// in int32 (valid for dimension <= 65,536) and convert once.
+//
+// Variants: a scalar reference, AVX2 and AVX-512 (F+BW), each in its own translation unit compiled
+// with its own flags; Best() picks the widest the CPU supports, once, unless STRATA_SIMD
+// (scalar|avx2|avx512) forces one. Nothing else in the project is compiled for a specific ISA.
+#ifndef STRATA_INDEX_KERNELS_DISTANCE_H_
+#define STRATA_INDEX_KERNELS_DISTANCE_H_
+
+#include <cstddef>
+#include <cstdint>
+
+#include "index/types.h"
+#include "storage/vector_types.h"
+
+namespace strata::kernels {
+
+enum class SimdLevel { kScalar = 0, kAvx2 = 1, kAvx512 = 2 };
+[[nodiscard]] const char* SimdLevelName(SimdLevel level);
+
+// One vector against another, both of `d` elements of the type the function is for.
+using DistanceFn = float (*)(const void* a, const void* b, size_t d);
+// A query against n vectors laid out `stride` bytes apart starting at `base`; out has n floats.
+using DistanceBatchFn = void (*)(const void* query, const void* base, size_t stride, size_t n,
+                                 size_t d, float* out);
+
+// The kernels of one SIMD level. Index by [type][metric] with the helpers below.
+struct KernelTable {
+  SimdLevel level;
+  DistanceFn one[3][2];  // [f32, u8, i8][l2, ip]
+  DistanceBatchFn batch[3][2];
+};
+
+// The table for `level`, or nullptr when this CPU (or this build) lacks it.
+[[nodiscard]] const KernelTable* TableFor(SimdLevel level);
+// The widest supported table (or the STRATA_SIMD override). Chosen once; thread-safe.
+[[nodiscard]] const KernelTable& Best();
+
+// The kernel for a type and metric; kCosine uses the inner-product kernel (inputs are normalised).
+[[nodiscard]] inline int TypeSlot(ElementType t) {
+  return t == ElementType::kFloat32 ? 0 : (t == ElementType::kUint8 ? 1 : 2);
+}
+[[nodiscard]] inline int MetricSlot(Metric m) { return m == Metric::kL2 ? 0 : 1; }
+[[nodiscard]] inline DistanceFn GetDistance(const KernelTable& t, ElementType e, Metric m) {
+  return t.one[TypeSlot(e)][MetricSlot(m)];
+}
+[[nodiscard]] inline DistanceBatchFn GetBatch(const KernelTable& t, ElementType e, Metric m) {
+  return t.batch[TypeSlot(e)][MetricSlot(m)];
+}
+
+}  // namespace strata::kernels
+
+#endif  // STRATA_INDEX_KERNELS_DISTANCE_H_

@@ -1,0 +1,97 @@
+// AVX-512 (F + BW) variants. This file alone is compiled with -mavx512f -mavx512bw; it is only
+// called after a run-time check (distance_dispatch.cc).
+#include <immintrin.h>
+
+#include <type_traits>
+
+#include "index/kernels/internal/scalar_inl.h"
+
+namespace strata::kernels::internal {
+namespace {
+
+float L2F(const void* va, const void* vb, size_t d) {
+  const auto* a = static_cast<const float*>(va);
+  const auto* b = static_cast<const float*>(vb);
+  __m512 s0 = _mm512_setzero_ps(), s1 = _mm512_setzero_ps();
+  size_t i = 0;
+  for (; i + 32 <= d; i += 32) {
+    __m512 t0 = _mm512_sub_ps(_mm512_loadu_ps(a + i), _mm512_loadu_ps(b + i));
+    __m512 t1 = _mm512_sub_ps(_mm512_loadu_ps(a + i + 16), _mm512_loadu_ps(b + i + 16));
+    s0 = _mm512_fmadd_ps(t0, t0, s0);
+    s1 = _mm512_fmadd_ps(t1, t1, s1);
+  }
+  if (i + 16 <= d) {
+    __m512 t = _mm512_sub_ps(_mm512_loadu_ps(a + i), _mm512_loadu_ps(b + i));
+    s0 = _mm512_fmadd_ps(t, t, s0);
+    i += 16;
+  }
+  if (i < d) {  // masked tail: no scalar loop needed
+    __mmask16 m = static_cast<__mmask16>((1u << (d - i)) - 1);
+    __m512 t = _mm512_sub_ps(_mm512_maskz_loadu_ps(m, a + i), _mm512_maskz_loadu_ps(m, b + i));
+    s1 = _mm512_fmadd_ps(t, t, s1);
+  }
+  return _mm512_reduce_add_ps(_mm512_add_ps(s0, s1));
+}
+
+float IPF(const void* va, const void* vb, size_t d) {
+  const auto* a = static_cast<const float*>(va);
+  const auto* b = static_cast<const float*>(vb);
+  __m512 s0 = _mm512_setzero_ps(), s1 = _mm512_setzero_ps();
+  size_t i = 0;
+  for (; i + 32 <= d; i += 32) {
+    s0 = _mm512_fmadd_ps(_mm512_loadu_ps(a + i), _mm512_loadu_ps(b + i), s0);
+    s1 = _mm512_fmadd_ps(_mm512_loadu_ps(a + i + 16), _mm512_loadu_ps(b + i + 16), s1);
+  }
+  if (i + 16 <= d) {
+    s0 = _mm512_fmadd_ps(_mm512_loadu_ps(a + i), _mm512_loadu_ps(b + i), s0);
+    i += 16;
+  }
+  if (i < d) {
+    __mmask16 m = static_cast<__mmask16>((1u << (d - i)) - 1);
+    s1 = _mm512_fmadd_ps(_mm512_maskz_loadu_ps(m, a + i), _mm512_maskz_loadu_ps(m, b + i), s1);
+  }
+  return -_mm512_reduce_add_ps(_mm512_add_ps(s0, s1));
+}
+
+template <bool kSigned>
+inline __m512i Widen(const void* p) {
+  __m256i v = _mm256_loadu_si256(static_cast<const __m256i*>(p));
+  return kSigned ? _mm512_cvtepi8_epi16(v) : _mm512_cvtepu8_epi16(v);
+}
+
+template <typename T>
+float L2Int(const void* va, const void* vb, size_t d) {
+  constexpr bool kSigned = std::is_signed_v<T>;
+  const auto* a = static_cast<const T*>(va);
+  const auto* b = static_cast<const T*>(vb);
+  __m512i s = _mm512_setzero_si512();
+  size_t i = 0;
+  for (; i + 32 <= d; i += 32) {
+    __m512i t = _mm512_sub_epi16(Widen<kSigned>(a + i), Widen<kSigned>(b + i));
+    s = _mm512_add_epi32(s, _mm512_madd_epi16(t, t));
+  }
+  return static_cast<float>(_mm512_reduce_add_epi32(s) + L2IntScalar(a + i, b + i, d - i));
+}
+
+template <typename T>
+float IPInt(const void* va, const void* vb, size_t d) {
+  constexpr bool kSigned = std::is_signed_v<T>;
+  const auto* a = static_cast<const T*>(va);
+  const auto* b = static_cast<const T*>(vb);
+  __m512i s = _mm512_setzero_si512();
+  size_t i = 0;
+  for (; i + 32 <= d; i += 32) {
+    s = _mm512_add_epi32(s, _mm512_madd_epi16(Widen<kSigned>(a + i), Widen<kSigned>(b + i)));
+  }
+  return -static_cast<float>(_mm512_reduce_add_epi32(s) + DotIntScalar(a + i, b + i, d - i));
+}
+
+constexpr KernelTable kTable =
+    MakeTable<L2F, IPF, L2Int<uint8_t>, IPInt<uint8_t>, L2Int<int8_t>, IPInt<int8_t>>(
+        SimdLevel::kAvx512);
+
+}  // namespace
+
+const KernelTable* Avx512Table() { return &kTable; }
+
+}  // namespace strata::kernels::internal

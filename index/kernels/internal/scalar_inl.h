@@ -1,0 +1,62 @@
+// Scalar reference loops, shared by every variant for its tail elements. Private to index/kernels.
+#ifndef STRATA_INDEX_KERNELS_INTERNAL_SCALAR_INL_H_
+#define STRATA_INDEX_KERNELS_INTERNAL_SCALAR_INL_H_
+
+#include <cstddef>
+#include <cstdint>
+
+#include "index/kernels/distance.h"
+
+namespace strata::kernels::internal {
+
+inline float L2F32Scalar(const float* a, const float* b, size_t d) {
+  float s = 0;
+  for (size_t i = 0; i < d; ++i) {
+    float t = a[i] - b[i];
+    s += t * t;
+  }
+  return s;
+}
+inline float DotF32Scalar(const float* a, const float* b, size_t d) {
+  float s = 0;
+  for (size_t i = 0; i < d; ++i) s += a[i] * b[i];
+  return s;
+}
+template <typename T>
+inline int32_t L2IntScalar(const T* a, const T* b, size_t d) {
+  int32_t s = 0;
+  for (size_t i = 0; i < d; ++i) {
+    int32_t t = int32_t{a[i]} - int32_t{b[i]};
+    s += t * t;
+  }
+  return s;
+}
+template <typename T>
+inline int32_t DotIntScalar(const T* a, const T* b, size_t d) {
+  int32_t s = 0;
+  for (size_t i = 0; i < d; ++i) s += int32_t{a[i]} * int32_t{b[i]};
+  return s;
+}
+
+// Builds a batch function from a one-vector kernel (inlined into the loop).
+template <float (*Fn)(const void*, const void*, size_t)>
+void BatchOf(const void* q, const void* base, size_t stride, size_t n, size_t d, float* out) {
+  const auto* p = static_cast<const uint8_t*>(base);
+  for (size_t i = 0; i < n; ++i) out[i] = Fn(q, p + i * stride, d);
+}
+
+// Fills a KernelTable from six one-vector kernels.
+template <
+    float (*L2F)(const void*, const void*, size_t), float (*IPF)(const void*, const void*, size_t),
+    float (*L2U)(const void*, const void*, size_t), float (*IPU)(const void*, const void*, size_t),
+    float (*L2I)(const void*, const void*, size_t), float (*IPI)(const void*, const void*, size_t)>
+constexpr KernelTable MakeTable(SimdLevel level) {
+  return KernelTable{
+      level,
+      {{L2F, IPF}, {L2U, IPU}, {L2I, IPI}},
+      {{BatchOf<L2F>, BatchOf<IPF>}, {BatchOf<L2U>, BatchOf<IPU>}, {BatchOf<L2I>, BatchOf<IPI>}}};
+}
+
+}  // namespace strata::kernels::internal
+
+#endif  // STRATA_INDEX_KERNELS_INTERNAL_SCALAR_INL_H_

@@ -1,0 +1,575 @@
+#include "index/spann_index.h"
+
+#include <omp.h>
+
+#include <algorithm>
+#include <chrono>
+#include <cmath>
+#include <cstring>
+#include <filesystem>
+#include <queue>
+
+#include "absl/container/flat_hash_set.h"
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_format.h"
+#include "absl/synchronization/mutex.h"
+#include "index/clustering.h"
+#include "index/internal/head_index.h"
+#include "index/internal/manifest.h"
+#include "index/kernels/distance.h"
+#include "storage/crc32c.h"
+#include "storage/log.h"
+#include "storage/posting_file.h"
+#include "storage/scoped_fd.h"
+#include "storage/status_macros.h"
+
+namespace strata {
+namespace {
+
+using Clock = std::chrono::steady_clock;
+double SecondsSince(Clock::time_point t) {
+  return std::chrono::duration<double>(Clock::now() - t).count();
+}
+uint32_t MicrosSince(Clock::time_point t) {
+  return static_cast<uint32_t>(
+      std::chrono::duration_cast<std::chrono::microseconds>(Clock::now() - t).count());
+}
+
+constexpr char kHeadsFile[] = "heads.hnsw";
+constexpr char kPostingData[] = "postings.dat";
+constexpr char kPostingTable[] = "postings.tbl";
+
+std::string Join(const std::string& dir, const char* name) {
+  return (std::filesystem::path(dir) / name).string();
+}
+
+uint32_t DefaultPageLimit(ElementType t) { return t == ElementType::kFloat32 ? 12 : 3; }
+
+// Converts one row to float32 (and normalises it for cosine).
+void RowToFloat(ElementType t, const uint8_t* src, uint32_t d, bool normalise, float* out) {
+  switch (t) {
+    case ElementType::kFloat32:
+      std::memcpy(out, src, size_t{d} * 4);
+      break;
+    case ElementType::kUint8:
+      for (uint32_t j = 0; j < d; ++j) out[j] = src[j];
+      break;
+    case ElementType::kInt8:
+      for (uint32_t j = 0; j < d; ++j) out[j] = static_cast<int8_t>(src[j]);
+      break;
+  }
+  if (normalise) {
+    double s = 0;
+    for (uint32_t j = 0; j < d; ++j) s += double{out[j]} * out[j];
+    if (s > 0) {
+      auto inv = static_cast<float>(1.0 / std::sqrt(s));
+      for (uint32_t j = 0; j < d; ++j) out[j] *= inv;
+    }
+  }
+}
+
+absl::Status CheckFinite(const float* v, size_t n, const char* what, uint64_t row) {
+  for (size_t j = 0; j < n; ++j) {
+    if (!std::isfinite(v[j])) {
+      return absl::InvalidArgumentError(
+          absl::StrCat(what, " ", row, " has a non-finite value at dimension ", j));
+    }
+  }
+  return absl::OkStatus();
+}
+
+absl::StatusOr<uint32_t> FileCrc(const std::string& path) {
+  ASSIGN_OR_RETURN(std::string data, ReadWholeFile(path));
+  return crc32c::Value(data.data(), data.size());
+}
+
+// One query's scratch space; pooled so the hot path does not allocate.
+struct QueryContext {
+  std::unique_ptr<BlockReader> reader;
+  AlignedBuffer buf;
+  std::vector<ReadOp> ops;
+  std::vector<uint32_t> op_posting;
+  absl::flat_hash_set<VectorId> seen;
+  std::vector<float> qf;
+  std::vector<float> head_dist;
+  std::vector<int64_t> head_id;
+  std::vector<Neighbor> heap;
+};
+
+class SpannIndexImpl final : public SpannIndex {
+ public:
+  SpannIndexImpl(ElementType type, Metric metric, uint32_t dim, uint64_t n,
+                 std::unique_ptr<internal::HeadIndex> heads, std::unique_ptr<PostingFile> postings)
+      : type_(type),
+        metric_(metric),
+        dim_(dim),
+        n_(n),
+        heads_(std::move(heads)),
+        postings_(std::move(postings)),
+        dist_(kernels::GetDistance(kernels::Best(), type, metric)) {}
+
+  absl::Status Search(VectorView query, uint32_t k, const SearchParams& params,
+                      std::vector<Neighbor>* result, SearchStats* stats) const override;
+
+  ElementType element_type() const override { return type_; }
+  Metric metric() const override { return metric_; }
+  uint32_t dim() const override { return dim_; }
+  uint64_t size() const override { return n_; }
+  uint64_t num_heads() const override { return heads_->size(); }
+  uint64_t MemoryBytes() const override { return heads_->MemoryBytes() + postings_->table_bytes(); }
+  uint64_t DiskBytes() const override { return postings_->data_pages() * kPageSize; }
+  IoEngine io_engine() const override { return postings_->block_file().engine(); }
+
+ private:
+  absl::StatusOr<std::unique_ptr<QueryContext>> Acquire() const {
+    {
+      absl::MutexLock lock(&mu_);
+      if (!pool_.empty()) {
+        auto ctx = std::move(pool_.back());
+        pool_.pop_back();
+        return ctx;
+      }
+    }
+    auto ctx = std::make_unique<QueryContext>();
+    ASSIGN_OR_RETURN(ctx->reader, postings_->block_file().NewReader());
+    return ctx;
+  }
+  void Release(std::unique_ptr<QueryContext> ctx) const {
+    absl::MutexLock lock(&mu_);
+    pool_.push_back(std::move(ctx));
+  }
+
+  const ElementType type_;
+  const Metric metric_;
+  const uint32_t dim_;
+  const uint64_t n_;
+  std::unique_ptr<internal::HeadIndex> heads_;
+  std::unique_ptr<PostingFile> postings_;
+  const kernels::DistanceFn dist_;
+  mutable absl::Mutex mu_;
+  mutable std::vector<std::unique_ptr<QueryContext>> pool_ ABSL_GUARDED_BY(mu_);
+};
+
+absl::Status SpannIndexImpl::Search(VectorView query, uint32_t k, const SearchParams& params,
+                                    std::vector<Neighbor>* result, SearchStats* stats) const {
+  if (query.type != type_) {
+    return absl::InvalidArgumentError(absl::StrCat("query is ", ElementTypeName(query.type),
+                                                   " but the index holds ", ElementTypeName(type_),
+                                                   " vectors"));
+  }
+  if (query.bytes.size() != size_t{dim_} * ElementSize(type_)) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "query has dimension ", query.bytes.size() / ElementSize(type_), ", the index has ", dim_));
+  }
+  if (k == 0 || k > n_) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("k must be in [1, ", n_, "] (the number of vectors), got ", k));
+  }
+  if (params.max_postings == 0) {
+    return absl::InvalidArgumentError("max_postings must be at least 1");
+  }
+  if (!std::isfinite(params.prune_ratio)) {
+    return absl::InvalidArgumentError("prune_ratio must be finite");
+  }
+  ASSIGN_OR_RETURN(std::unique_ptr<QueryContext> ctx, Acquire());
+  struct Returner {
+    const SpannIndexImpl* self;
+    std::unique_ptr<QueryContext>* ctx;
+    ~Returner() { self->Release(std::move(*ctx)); }
+  } returner{this, &ctx};
+
+  SearchStats st;
+  auto t0 = Clock::now();
+  ctx->qf.resize(dim_);
+  RowToFloat(type_, query.bytes.data(), dim_, metric_ == Metric::kCosine, ctx->qf.data());
+  if (type_ == ElementType::kFloat32) {
+    RETURN_IF_ERROR(CheckFinite(ctx->qf.data(), dim_, "query", 0));
+  }
+  // The typed query the posting kernels compare against (normalised for cosine).
+  const void* q = metric_ == Metric::kCosine ? static_cast<const void*>(ctx->qf.data())
+                                             : static_cast<const void*>(query.bytes.data());
+
+  uint32_t nprobe = static_cast<uint32_t>(std::min<uint64_t>(params.max_postings, heads_->size()));
+  uint32_t ef = params.ef_search ? params.ef_search : std::max(64u, 2 * nprobe);
+  ctx->head_dist.resize(nprobe);
+  ctx->head_id.resize(nprobe);
+  RETURN_IF_ERROR(
+      heads_->Search(ctx->qf.data(), 1, nprobe, ef, ctx->head_dist.data(), ctx->head_id.data()));
+  st.navigation_us = MicrosSince(t0);
+
+  // Query-aware pruning: postings far beyond the nearest head rarely hold a top-k neighbour.
+  uint32_t keep = 0;
+  float base = -1;
+  for (uint32_t i = 0; i < nprobe && ctx->head_id[i] >= 0; ++i) {
+    float dist = ctx->head_dist[i];
+    if (metric_ == Metric::kL2 && params.prune_ratio > 0) {
+      if (base <= 0) base = dist;  // the first non-zero distance anchors the ratio
+      if (base > 0 && dist > params.prune_ratio * base) break;
+    }
+    ++keep;
+  }
+
+  // One batch: every surviving posting, each into its own page-aligned slice of the buffer.
+  size_t total_pages = 0;
+  for (uint32_t i = 0; i < keep; ++i) {
+    total_pages += postings_->location(static_cast<uint32_t>(ctx->head_id[i])).page_count;
+  }
+  ctx->buf.Resize(std::max<size_t>(total_pages, 1) * kPageSize);
+  ctx->ops.clear();
+  ctx->op_posting.clear();
+  size_t page = 0;
+  for (uint32_t i = 0; i < keep; ++i) {
+    auto p = static_cast<uint32_t>(ctx->head_id[i]);
+    const PostingLocation& loc = postings_->location(p);
+    if (loc.page_count == 0) continue;
+    ctx->ops.push_back(postings_->ReadFor(p, ctx->buf.data() + page * kPageSize));
+    ctx->op_posting.push_back(p);
+    page += loc.page_count;
+  }
+
+  ctx->seen.clear();
+  auto& heap = ctx->heap;  // max-heap on distance: the current k-th best on top
+  heap.clear();
+  auto worse = [](const Neighbor& a, const Neighbor& b) { return a.distance < b.distance; };
+  const size_t entry_bytes = postings_->entry_bytes();
+  const size_t vec_offset = sizeof(VectorId);
+  uint64_t distance_ns = 0;
+  auto t_io = Clock::now();
+  absl::Status read_status = ctx->reader->ReadBatch(ctx->ops, [&](size_t i) -> absl::Status {
+    auto td = Clock::now();
+    uint32_t posting = ctx->op_posting[i];
+    ASSIGN_OR_RETURN(absl::Span<const uint8_t> entries, postings_->View(posting, ctx->ops[i].buf));
+    size_t count = entries.size() / entry_bytes;
+    for (size_t e = 0; e < count; ++e) {
+      const uint8_t* entry = entries.data() + e * entry_bytes;
+      VectorId id;
+      std::memcpy(&id, entry, sizeof id);
+      if (!ctx->seen.insert(id).second) continue;  // a replica already scored
+      float dist = dist_(q, entry + vec_offset, dim_);
+      if (heap.size() < k) {
+        heap.push_back({id, dist});
+        std::push_heap(heap.begin(), heap.end(), worse);
+      } else if (dist < heap.front().distance) {
+        std::pop_heap(heap.begin(), heap.end(), worse);
+        heap.back() = {id, dist};
+        std::push_heap(heap.begin(), heap.end(), worse);
+      }
+    }
+    st.entries_scanned += static_cast<uint32_t>(count);
+    st.postings_read += 1;
+    st.pages_read += ctx->ops[i].length / kPageSize;
+    st.bytes_read += ctx->ops[i].length;
+    distance_ns += static_cast<uint64_t>(
+        std::chrono::duration_cast<std::chrono::nanoseconds>(Clock::now() - td).count());
+    return absl::OkStatus();
+  });
+  if (!read_status.ok()) return read_status;
+  uint32_t batch_us = MicrosSince(t_io);
+  st.distance_us = static_cast<uint32_t>(distance_ns / 1000);
+  st.io_wait_us = batch_us > st.distance_us ? batch_us - st.distance_us : 0;
+
+  std::sort_heap(heap.begin(), heap.end(), worse);
+  result->assign(heap.begin(), heap.end());
+  if (stats != nullptr) *stats = st;
+  return absl::OkStatus();
+}
+
+}  // namespace
+
+std::vector<uint32_t> SelectReplicas(absl::Span<const int64_t> cand,
+                                     absl::Span<const float> cand_dist, uint32_t max_replicas,
+                                     float rng_factor,
+                                     absl::FunctionRef<float(int64_t, int64_t)> head_dist) {
+  std::vector<uint32_t> chosen;
+  for (uint32_t i = 0; i < cand.size() && chosen.size() < max_replicas; ++i) {
+    if (cand[i] < 0) break;
+    bool blocked = false;
+    for (uint32_t j : chosen) {
+      // RNG rule: x is better served by c' (already chosen) than by c when c is closer to c' than
+      // to x.
+      if (rng_factor * head_dist(cand[i], cand[j]) <= cand_dist[i]) {
+        blocked = true;
+        break;
+      }
+    }
+    if (!blocked) chosen.push_back(i);
+  }
+  return chosen;
+}
+
+absl::Status SpannIndex::Build(const VectorSet& vectors, const std::string& dir,
+                               const SpannBuildOptions& options, SpannBuildStats* stats_out) {
+  const uint64_t n = vectors.n;
+  const uint32_t d = vectors.dim;
+  const ElementType type = vectors.type;
+  if (n == 0 || d == 0) return absl::InvalidArgumentError("cannot build an index of no vectors");
+  if (vectors.data.size() != n * vectors.row_bytes()) {
+    return absl::InvalidArgumentError("vector data size does not match n * dim");
+  }
+  if (n > UINT32_MAX) return absl::InvalidArgumentError("an index holds at most 2^32-1 vectors");
+  if (options.metric == Metric::kCosine && type != ElementType::kFloat32) {
+    return absl::InvalidArgumentError(
+        "cosine needs float32 vectors (integers cannot be normalised)");
+  }
+  if (!(options.head_share > 0 && options.head_share <= 1)) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("head_share must be in (0, 1], got ", options.head_share));
+  }
+  if (options.max_replicas == 0 || options.replica_candidates == 0) {
+    return absl::InvalidArgumentError("max_replicas and replica_candidates must be >= 1");
+  }
+  if (std::filesystem::exists(Join(dir, internal::kManifestName))) {
+    return absl::AlreadyExistsError(absl::StrCat(dir, " already holds an index"));
+  }
+  std::error_code ec;
+  std::filesystem::create_directories(dir, ec);
+  if (ec) return absl::InternalError(absl::StrCat("create ", dir, ": ", ec.message()));
+
+  SpannBuildStats stats;
+  stats.vectors = n;
+  auto progress = [&](const char* phase, uint64_t done, uint64_t total) {
+    if (options.progress) options.progress(phase, done, total);
+  };
+  int threads = options.threads > 0 ? options.threads : omp_get_max_threads();
+  const bool cosine = options.metric == Metric::kCosine;
+
+  // Float view of the data for clustering and navigation (a copy unless float32 L2/IP).
+  std::vector<float> fcopy;
+  const float* fdata;
+  if (type == ElementType::kFloat32 && !cosine) {
+    fdata = reinterpret_cast<const float*>(vectors.data.data());
+  } else {
+    fcopy.resize(n * d);
+#pragma omp parallel for num_threads(threads)
+    for (uint64_t i = 0; i < n; ++i) RowToFloat(type, vectors.row(i), d, cosine, &fcopy[i * d]);
+    fdata = fcopy.data();
+  }
+  if (type == ElementType::kFloat32) {
+    for (uint64_t i = 0; i < n; ++i) RETURN_IF_ERROR(CheckFinite(fdata + i * d, d, "vector", i));
+  }
+
+  // 1. Heads.
+  auto t = Clock::now();
+  progress("clustering", 0, 1);
+  ClusteringOptions copt;
+  copt.branching = options.branching;
+  copt.leaf_size = 1.0 / options.head_share;
+  copt.balance = options.balance;
+  copt.seed = options.seed;
+  copt.threads = threads;
+  ASSIGN_OR_RETURN(ClusteringResult clusters, BalancedHierarchicalClustering(fdata, n, d, copt));
+  const uint64_t H = clusters.heads.size();
+  stats.heads = H;
+  stats.seconds_clustering = SecondsSince(t);
+  progress("clustering", 1, 1);
+  Log(LogLevel::kInfo, "build: %d heads (%.3f of %d vectors), tree depth %d, %.1f s", H,
+      double(H) / n, n, clusters.depth, stats.seconds_clustering);
+
+  // 2. Navigation graph over the heads.
+  t = Clock::now();
+  std::vector<float> head_vecs(H * d);
+  for (uint64_t h = 0; h < H; ++h) {
+    std::memcpy(&head_vecs[h * d], fdata + size_t{clusters.heads[h]} * d, size_t{d} * 4);
+  }
+  internal::HeadIndexOptions hopt;
+  hopt.m = options.hnsw_m;
+  hopt.ef_construction = options.hnsw_ef_construction;
+  Metric faiss_metric = cosine ? Metric::kInnerProduct : options.metric;
+  ASSIGN_OR_RETURN(auto head_index,
+                   internal::HeadIndex::Build(type, faiss_metric, d, head_vecs.data(), H, hopt));
+  stats.seconds_head_index = SecondsSince(t);
+  Log(LogLevel::kInfo, "build: head graph (HNSW M=%d) in %.1f s, %.1f MiB", hopt.m,
+      stats.seconds_head_index, head_index->MemoryBytes() / 1048576.0);
+
+  // 3. Replicas: nearest heads of every vector, then the RNG rule.
+  t = Clock::now();
+  const uint32_t cand = static_cast<uint32_t>(std::min<uint64_t>(options.replica_candidates, H));
+  const uint32_t R = options.max_replicas;
+  std::vector<uint32_t> rep_head(n * R);
+  std::vector<float> rep_dist(n * R);
+  std::vector<uint8_t> rep_count(n);
+  const kernels::DistanceFn fdist =
+      kernels::GetDistance(kernels::Best(), ElementType::kFloat32, faiss_metric);
+  constexpr uint64_t kChunk = 16384;
+  std::vector<float> cd(kChunk * cand);
+  std::vector<int64_t> ci(kChunk * cand);
+  for (uint64_t s = 0; s < n; s += kChunk) {
+    uint64_t m = std::min(kChunk, n - s);
+    RETURN_IF_ERROR(
+        head_index->Search(fdata + s * d, m, cand, std::max(2 * cand, 128u), cd.data(), ci.data()));
+#pragma omp parallel for schedule(dynamic, 256) num_threads(threads)
+    for (uint64_t i = 0; i < m; ++i) {
+      auto head_dist = [&](int64_t a, int64_t b) {
+        return fdist(&head_vecs[size_t(a) * d], &head_vecs[size_t(b) * d], d);
+      };
+      absl::Span<const int64_t> c(&ci[i * cand], cand);
+      absl::Span<const float> cdist(&cd[i * cand], cand);
+      std::vector<uint32_t> chosen = SelectReplicas(c, cdist, R, options.rng_factor, head_dist);
+      rep_count[s + i] = static_cast<uint8_t>(chosen.size());
+      for (size_t r = 0; r < chosen.size(); ++r) {
+        rep_head[(s + i) * R + r] = static_cast<uint32_t>(c[chosen[r]]);
+        rep_dist[(s + i) * R + r] = cdist[chosen[r]];
+      }
+    }
+    progress("assigning", s + m, n);
+  }
+  for (uint64_t i = 0; i < n; ++i) {
+    if (rep_count[i] == 0) {
+      return absl::InternalError(absl::StrCat("vector ", i, " found no head"));
+    }
+  }
+
+  // 4. Postings: gather, cap, write. Entries are [u32 id][vector], nearest first.
+  const size_t row_bytes = vectors.row_bytes();
+  const size_t entry_bytes = sizeof(VectorId) + row_bytes;
+  const uint32_t page_limit =
+      options.posting_page_limit ? options.posting_page_limit : DefaultPageLimit(type);
+  const size_t cap = std::max<size_t>(1, page_limit * kPageSize / entry_bytes);
+  std::vector<uint64_t> start(H + 1, 0);
+  for (uint64_t i = 0; i < n; ++i) {
+    for (uint32_t r = 0; r < rep_count[i]; ++r) ++start[rep_head[i * R + r] + 1];
+  }
+  for (uint64_t h = 0; h < H; ++h) start[h + 1] += start[h];
+  struct Item {
+    float dist;
+    VectorId id;
+    bool primary;
+  };
+  std::vector<Item> items(start[H]);
+  {
+    std::vector<uint64_t> fill(start.begin(), start.end() - 1);
+    for (uint64_t i = 0; i < n; ++i) {
+      for (uint32_t r = 0; r < rep_count[i]; ++r) {
+        uint32_t h = rep_head[i * R + r];
+        items[fill[h]++] = {rep_dist[i * R + r], static_cast<VectorId>(i), r == 0};
+      }
+    }
+  }
+  rep_head = {};
+  rep_dist = {};
+  stats.seconds_assign = SecondsSince(t);
+
+  t = Clock::now();
+  PostingFileParams pparams{static_cast<uint32_t>(entry_bytes), static_cast<uint32_t>(type)};
+  ASSIGN_OR_RETURN(auto writer, PostingFileWriter::Create(Join(dir, kPostingData),
+                                                          Join(dir, kPostingTable), pparams));
+  std::vector<uint8_t> buf;
+  std::vector<float> normalised(cosine ? d : 0);
+  for (uint64_t h = 0; h < H; ++h) {
+    auto first = items.begin() + static_cast<ptrdiff_t>(start[h]);
+    auto last = items.begin() + static_cast<ptrdiff_t>(start[h + 1]);
+    // Primaries first (never dropped), then replicas by distance; keep up to the cap.
+    std::sort(first, last, [](const Item& a, const Item& b) {
+      if (a.primary != b.primary) return a.primary;
+      return a.dist < b.dist;
+    });
+    size_t total = static_cast<size_t>(last - first);
+    size_t primaries = std::count_if(first, last, [](const Item& it) { return it.primary; });
+    size_t keep = std::max(primaries, std::min(total, cap));
+    if (primaries > cap) ++stats.over_limit_postings;
+    stats.truncated_replicas += total - keep;
+    std::sort(first, first + static_cast<ptrdiff_t>(keep),
+              [](const Item& a, const Item& b) { return a.dist < b.dist; });
+    buf.resize(keep * entry_bytes);
+    for (size_t e = 0; e < keep; ++e) {
+      VectorId id = first[static_cast<ptrdiff_t>(e)].id;
+      uint8_t* out = buf.data() + e * entry_bytes;
+      std::memcpy(out, &id, sizeof id);
+      const void* src = cosine ? static_cast<const void*>(fdata + size_t{id} * d)
+                               : static_cast<const void*>(vectors.row(id));
+      std::memcpy(out + sizeof id, src, row_bytes);
+    }
+    stats.entries += keep;
+    stats.max_posting_entries = std::max<uint32_t>(stats.max_posting_entries, keep);
+    RETURN_IF_ERROR(writer->Append(buf));
+    if ((h & 4095) == 0 || h + 1 == H) progress("writing", h + 1, H);
+  }
+  RETURN_IF_ERROR(writer->Finish());
+  stats.posting_file_bytes = writer->bytes_written();
+  RETURN_IF_ERROR(head_index->Save(Join(dir, kHeadsFile)));
+  ASSIGN_OR_RETURN(uint32_t heads_crc, FileCrc(Join(dir, kHeadsFile)));
+  stats.seconds_write = SecondsSince(t);
+
+  internal::Manifest m;
+  m.Set("element_type", ElementTypeName(type));
+  m.Set("dim", d);
+  m.Set("metric", MetricName(options.metric));
+  m.Set("vectors", n);
+  m.Set("heads", H);
+  m.Set("entry_bytes", entry_bytes);
+  m.Set("heads_file", kHeadsFile);
+  m.Set("heads_crc32c", heads_crc);
+  m.Set("posting_data", kPostingData);
+  m.Set("posting_table", kPostingTable);
+  m.Set("build.head_share", absl::StrFormat("%g", options.head_share));
+  m.Set("build.max_replicas", options.max_replicas);
+  m.Set("build.replica_candidates", options.replica_candidates);
+  m.Set("build.rng_factor", absl::StrFormat("%g", options.rng_factor));
+  m.Set("build.posting_page_limit", page_limit);
+  m.Set("build.entries", stats.entries);
+  m.Set("build.truncated_replicas", stats.truncated_replicas);
+  std::string text = m.Serialize();
+  RETURN_IF_ERROR(WriteFileAtomic(Join(dir, internal::kManifestName), text));
+  Log(LogLevel::kInfo,
+      "build: %d entries (%.2f per vector), %d replicas dropped by the %d-page cap, "
+      "longest posting %d, %.1f MiB on disk",
+      stats.entries, double(stats.entries) / n, stats.truncated_replicas, page_limit,
+      stats.max_posting_entries, stats.posting_file_bytes / 1048576.0);
+  if (stats_out != nullptr) *stats_out = stats;
+  return absl::OkStatus();
+}
+
+absl::StatusOr<std::unique_ptr<SpannIndex>> SpannIndex::Open(const std::string& dir,
+                                                             const SpannOpenOptions& options) {
+  std::string mpath = Join(dir, internal::kManifestName);
+  auto text = ReadWholeFile(mpath);
+  if (!text.ok()) {
+    if (absl::IsNotFound(text.status())) {
+      return absl::NotFoundError(absl::StrCat(dir, " holds no Strata index (no MANIFEST)"));
+    }
+    return text.status();
+  }
+  ASSIGN_OR_RETURN(internal::Manifest m, internal::Manifest::Parse(*text, mpath));
+  ASSIGN_OR_RETURN(std::string type_name, m.Get("element_type"));
+  auto type = ParseElementType(type_name);
+  if (!type.ok()) return absl::DataLossError(absl::StrCat(mpath, ": ", type.status().message()));
+  ASSIGN_OR_RETURN(std::string metric_name, m.Get("metric"));
+  auto metric = ParseMetric(metric_name);
+  if (!metric.ok())
+    return absl::DataLossError(absl::StrCat(mpath, ": ", metric.status().message()));
+  ASSIGN_OR_RETURN(uint64_t dim, m.GetU64("dim"));
+  ASSIGN_OR_RETURN(uint64_t n, m.GetU64("vectors"));
+  ASSIGN_OR_RETURN(uint64_t heads, m.GetU64("heads"));
+  ASSIGN_OR_RETURN(uint64_t entry_bytes, m.GetU64("entry_bytes"));
+  ASSIGN_OR_RETURN(uint64_t heads_crc, m.GetU64("heads_crc32c"));
+  if (dim == 0 || dim > 65536 || entry_bytes != sizeof(VectorId) + dim * ElementSize(*type)) {
+    return absl::DataLossError(absl::StrCat(mpath, ": inconsistent dimension/entry size"));
+  }
+  std::string heads_path = Join(dir, kHeadsFile);
+  ASSIGN_OR_RETURN(uint32_t crc, FileCrc(heads_path));
+  if (crc != heads_crc) {
+    return absl::DataLossError(
+        absl::StrCat(heads_path, ": checksum mismatch (corrupt head index)"));
+  }
+  Metric faiss_metric = *metric == Metric::kCosine ? Metric::kInnerProduct : *metric;
+  ASSIGN_OR_RETURN(auto head_index, internal::HeadIndex::Load(heads_path, *type, faiss_metric,
+                                                              static_cast<uint32_t>(dim)));
+  if (head_index->size() != heads) {
+    return absl::DataLossError(
+        absl::StrCat(heads_path, ": ", head_index->size(), " heads, the manifest says ", heads));
+  }
+  PostingFileParams pparams{static_cast<uint32_t>(entry_bytes), static_cast<uint32_t>(*type)};
+  ASSIGN_OR_RETURN(auto postings,
+                   PostingFile::Open(Join(dir, kPostingData), Join(dir, kPostingTable), pparams,
+                                     options.io, options.wrap_block_file));
+  if (postings->postings() != heads) {
+    return absl::DataLossError(absl::StrCat(dir, ": posting table has ", postings->postings(),
+                                            " lists for ", heads, " heads"));
+  }
+  Log(LogLevel::kDebug, "opened %s: %d %s vectors, %d heads, io engine %s", dir, n, type_name,
+      heads, IoEngineName(postings->block_file().engine()));
+  return std::unique_ptr<SpannIndex>(new SpannIndexImpl(
+      *type, *metric, static_cast<uint32_t>(dim), n, std::move(head_index), std::move(postings)));
+}
+
+}  // namespace strata

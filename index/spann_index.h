@@ -1,0 +1,150 @@
+// The SPANN index: heads (cluster centroids chosen among the points) in RAM behind a navigation
+// graph, posting lists on disk. Build() writes an index directory; Open() maps it back; Search()
+// reads only the postings of the query's nearest heads, in one batch.
+//
+// Build (DESIGN.md, "SPANN"):
+//   1. balanced hierarchical k-means picks ~head_share * n heads (clustering.h);
+//   2. each vector goes to up to `max_replicas` postings among its `replica_candidates` nearest
+//      heads, in order, skipping a head c when an already chosen c' has rng_factor * d(c, c') <=
+//      d(x, c) (the RNG rule: boundary vectors are replicated, interior ones are not);
+//   3. a posting over `posting_page_limit` pages drops its farthest replicas (a vector's nearest
+//      head, its primary, is always kept, so every vector stays reachable);
+//   4. postings are written to the posting file (storage/posting_file.h), the head graph saved, and
+//      the MANIFEST written last: a directory without a valid MANIFEST is not an index.
+//
+// Search(q, k): the `max_postings` nearest heads, pruned by the distance ratio d(q, c_i) >
+// prune_ratio * d(q, c_1) (L2 only), one batched read, exact distances as postings arrive,
+// replicas de-duplicated, top k. Thread-safe: any number of concurrent Search calls.
+#ifndef STRATA_INDEX_SPANN_INDEX_H_
+#define STRATA_INDEX_SPANN_INDEX_H_
+
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "absl/functional/function_ref.h"
+#include "absl/status/status.h"
+#include "absl/status/statusor.h"
+#include "absl/types/span.h"
+#include "index/types.h"
+#include "storage/block_reader.h"
+#include "storage/vector_file.h"
+
+namespace strata {
+
+struct SpannBuildOptions {
+  Metric metric = Metric::kL2;
+  double head_share = 0.10;  // heads / vectors (SPANN configs: 0.10-0.16)
+  uint32_t max_replicas = 8;
+  uint32_t replica_candidates = 64;  // nearest heads considered for replicas
+  float rng_factor = 1.0f;
+  uint32_t posting_page_limit = 0;  // 0 = default: 3 pages for 1-byte types, 12 for float32
+  uint32_t branching = 32;          // k of the hierarchical k-means
+  double balance = 1.0;             // size-penalty strength of the k-means
+  int hnsw_m = 16;
+  int hnsw_ef_construction = 100;
+  uint64_t seed = 42;
+  int threads = 0;  // 0 = all cores
+  // Called with (phase, done, total) as the build progresses; may be null.
+  std::function<void(const char* phase, uint64_t done, uint64_t total)> progress;
+};
+
+// What a build did, for logs and benchmarks.
+struct SpannBuildStats {
+  uint64_t vectors = 0;
+  uint64_t heads = 0;
+  uint64_t entries = 0;              // posting entries written (vectors * average replicas)
+  uint64_t truncated_replicas = 0;   // replicas dropped by the posting length cap
+  uint64_t over_limit_postings = 0;  // postings whose primaries alone exceed the cap
+  uint32_t max_posting_entries = 0;
+  uint64_t posting_file_bytes = 0;
+  double seconds_clustering = 0, seconds_head_index = 0, seconds_assign = 0, seconds_write = 0;
+};
+
+struct SearchParams {
+  uint32_t max_postings = 32;  // nearest heads whose postings are read
+  float prune_ratio = 8.0f;    // skip posting i when d(q,c_i) > ratio * d(q,c_1); <= 0 disables
+  uint32_t ef_search = 0;      // HNSW beam over the heads; 0 = max(64, 2 * max_postings)
+};
+
+struct SearchStats {
+  uint32_t postings_read = 0;
+  uint32_t pages_read = 0;
+  uint64_t bytes_read = 0;
+  uint32_t entries_scanned = 0;
+  uint32_t navigation_us = 0;
+  uint32_t io_wait_us = 0;  // time in ReadBatch not spent computing distances
+  uint32_t distance_us = 0;
+};
+
+struct Neighbor {
+  VectorId id;
+  float distance;  // squared L2, or -dot for inner product / cosine
+};
+
+// A query in the index's element type: `bytes` holds dim * ElementSize(type) bytes.
+struct VectorView {
+  ElementType type = ElementType::kFloat32;
+  absl::Span<const uint8_t> bytes;
+
+  static VectorView Of(absl::Span<const float> v) {
+    return {ElementType::kFloat32,
+            {reinterpret_cast<const uint8_t*>(v.data()), v.size() * sizeof(float)}};
+  }
+  static VectorView Of(absl::Span<const uint8_t> v) { return {ElementType::kUint8, v}; }
+  static VectorView Of(absl::Span<const int8_t> v) {
+    return {ElementType::kInt8, {reinterpret_cast<const uint8_t*>(v.data()), v.size()}};
+  }
+};
+
+struct SpannOpenOptions {
+  BlockFileOptions io;
+  BlockFileWrapper wrap_block_file;  // tests: fault injection
+};
+
+class SpannIndex {
+ public:
+  virtual ~SpannIndex() = default;
+
+  // Builds an index of `vectors` into directory `dir` (created; must not hold an index already).
+  // Vector i gets id i. InvalidArgument for an empty set, NaN/Inf values, cosine on integer data or
+  // bad options; errors from the disk as they come.
+  [[nodiscard]] static absl::Status Build(const VectorSet& vectors, const std::string& dir,
+                                          const SpannBuildOptions& options,
+                                          SpannBuildStats* stats = nullptr);
+  // Opens a built index. DataLoss/InvalidArgument naming the file for a missing, truncated, corrupt
+  // or unknown-version part.
+  [[nodiscard]] static absl::StatusOr<std::unique_ptr<SpannIndex>> Open(
+      const std::string& dir, const SpannOpenOptions& options = {});
+
+  // The k nearest vectors of `query`, nearest first. InvalidArgument for a query of the wrong type
+  // or dimension, NaN/Inf, k == 0 or k > size(). DataLoss naming the posting when a posting fails
+  // its checksum or a read fails; the result is then untouched.
+  [[nodiscard]] virtual absl::Status Search(VectorView query, uint32_t k,
+                                            const SearchParams& params,
+                                            std::vector<Neighbor>* result,
+                                            SearchStats* stats = nullptr) const = 0;
+
+  [[nodiscard]] virtual ElementType element_type() const = 0;
+  [[nodiscard]] virtual Metric metric() const = 0;
+  [[nodiscard]] virtual uint32_t dim() const = 0;
+  [[nodiscard]] virtual uint64_t size() const = 0;
+  [[nodiscard]] virtual uint64_t num_heads() const = 0;
+  // RAM of the index's own structures (head graph and codes, posting table), in bytes.
+  [[nodiscard]] virtual uint64_t MemoryBytes() const = 0;
+  [[nodiscard]] virtual uint64_t DiskBytes() const = 0;
+  [[nodiscard]] virtual IoEngine io_engine() const = 0;
+};
+
+// The RNG replica rule, exposed for tests. `cand` are candidate heads sorted by d(x, c) ascending
+// with those distances in `cand_dist`; `head_dist(a, b)` gives d(c_a, c_b). Returns the chosen
+// positions in `cand` (at most max_replicas; the first candidate always).
+[[nodiscard]] std::vector<uint32_t> SelectReplicas(
+    absl::Span<const int64_t> cand, absl::Span<const float> cand_dist, uint32_t max_replicas,
+    float rng_factor, absl::FunctionRef<float(int64_t, int64_t)> head_dist);
+
+}  // namespace strata
+
+#endif  // STRATA_INDEX_SPANN_INDEX_H_

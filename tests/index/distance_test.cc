@@ -1,0 +1,90 @@
+#include "index/kernels/distance.h"
+
+#include <cmath>
+#include <random>
+#include <vector>
+
+#include "gtest/gtest.h"
+
+namespace strata::kernels {
+namespace {
+
+class DistanceVariantTest : public ::testing::TestWithParam<SimdLevel> {};
+
+// Every variant against the scalar reference, over dimensions that hit every tail length, for every
+// type and metric. Integer kernels are exact; float kernels agree to rounding.
+TEST_P(DistanceVariantTest, MatchesScalarReference) {
+  const KernelTable* t = TableFor(GetParam());
+  if (t == nullptr) GTEST_SKIP() << SimdLevelName(GetParam()) << " is not supported on this CPU";
+  const KernelTable* ref = TableFor(SimdLevel::kScalar);
+  std::mt19937_64 rng(11);
+  std::normal_distribution<float> nd(0, 10);
+  for (size_t d = 1; d <= 300; d += (d < 70 ? 1 : 37)) {
+    std::vector<float> fa(d), fb(d);
+    std::vector<uint8_t> ua(d), ub(d);
+    std::vector<int8_t> ia(d), ib(d);
+    for (size_t i = 0; i < d; ++i) {
+      fa[i] = nd(rng);
+      fb[i] = nd(rng);
+      ua[i] = static_cast<uint8_t>(rng());
+      ub[i] = static_cast<uint8_t>(rng());
+      ia[i] = static_cast<int8_t>(rng());
+      ib[i] = static_cast<int8_t>(rng());
+    }
+    for (Metric m : {Metric::kL2, Metric::kInnerProduct}) {
+      float want = GetDistance(*ref, ElementType::kFloat32, m)(fa.data(), fb.data(), d);
+      float got = GetDistance(*t, ElementType::kFloat32, m)(fa.data(), fb.data(), d);
+      EXPECT_NEAR(got, want, 1e-4f * (1 + std::fabs(want))) << "f32 d=" << d;
+      EXPECT_EQ(GetDistance(*t, ElementType::kUint8, m)(ua.data(), ub.data(), d),
+                GetDistance(*ref, ElementType::kUint8, m)(ua.data(), ub.data(), d))
+          << "u8 d=" << d;
+      EXPECT_EQ(GetDistance(*t, ElementType::kInt8, m)(ia.data(), ib.data(), d),
+                GetDistance(*ref, ElementType::kInt8, m)(ia.data(), ib.data(), d))
+          << "i8 d=" << d;
+    }
+  }
+}
+
+TEST_P(DistanceVariantTest, ExtremeIntegerValuesDoNotOverflow) {
+  const KernelTable* t = TableFor(GetParam());
+  if (t == nullptr) GTEST_SKIP() << "unsupported";
+  const size_t d = 4096;
+  std::vector<uint8_t> zero(d, 0), full(d, 255);
+  EXPECT_EQ(GetDistance(*t, ElementType::kUint8, Metric::kL2)(zero.data(), full.data(), d),
+            255.f * 255.f * d);
+  std::vector<int8_t> lo(d, -128), hi(d, 127);
+  EXPECT_EQ(GetDistance(*t, ElementType::kInt8, Metric::kL2)(lo.data(), hi.data(), d),
+            255.f * 255.f * d);
+  EXPECT_EQ(GetDistance(*t, ElementType::kInt8, Metric::kInnerProduct)(lo.data(), lo.data(), d),
+            -128.f * 128.f * d);
+}
+
+TEST_P(DistanceVariantTest, BatchMatchesOneByOne) {
+  const KernelTable* t = TableFor(GetParam());
+  if (t == nullptr) GTEST_SKIP() << "unsupported";
+  const size_t d = 100, n = 9, stride = 4 + d;  // entries as in a posting: [u32 id][vector]
+  std::mt19937 rng(3);
+  std::vector<uint8_t> q(d), base(n * stride);
+  for (auto& b : q) b = static_cast<uint8_t>(rng());
+  for (auto& b : base) b = static_cast<uint8_t>(rng());
+  std::vector<float> out(n);
+  GetBatch(*t, ElementType::kUint8, Metric::kL2)(q.data(), base.data() + 4, stride, n, d,
+                                                 out.data());
+  for (size_t i = 0; i < n; ++i) {
+    EXPECT_EQ(out[i], GetDistance(*t, ElementType::kUint8, Metric::kL2)(
+                          q.data(), base.data() + i * stride + 4, d));
+  }
+}
+
+INSTANTIATE_TEST_SUITE_P(Variants, DistanceVariantTest,
+                         ::testing::Values(SimdLevel::kScalar, SimdLevel::kAvx2,
+                                           SimdLevel::kAvx512),
+                         [](const auto& info) { return std::string(SimdLevelName(info.param)); });
+
+TEST(Distance, BestIsSupported) {
+  const KernelTable& best = Best();
+  EXPECT_EQ(TableFor(best.level), &best);
+}
+
+}  // namespace
+}  // namespace strata::kernels

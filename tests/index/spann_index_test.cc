@@ -1,0 +1,349 @@
+#include "index/spann_index.h"
+
+#include <fcntl.h>
+#include <unistd.h>
+
+#include <filesystem>
+#include <thread>
+
+#include "gtest/gtest.h"
+#include "index/brute_force.h"
+#include "storage/fault_injection.h"
+#include "storage/scoped_fd.h"
+#include "tests/test_util.h"
+#include "tools/synthetic.h"
+
+namespace strata {
+namespace {
+
+using testing::TempDir;
+
+struct Data {
+  VectorSet base, queries;
+  GroundTruth gt;
+};
+
+Data Make(SyntheticKind kind, uint64_t n, uint64_t nq, Metric metric = Metric::kL2) {
+  SyntheticOptions o;
+  o.kind = kind;
+  o.seed = 3;
+  auto g = SyntheticGenerator::Create(o);
+  Data d;
+  d.base = g->Generate(0, n);
+  d.queries = g->Generate(n, nq);
+  d.gt = *ExactKnn(d.base, d.queries, metric, 10);
+  return d;
+}
+
+VectorView Row(const VectorSet& s, uint64_t i) {
+  return {s.type, absl::Span<const uint8_t>(s.row(i), s.row_bytes())};
+}
+
+double Recall(const SpannIndex& index, const Data& d, const SearchParams& p) {
+  std::vector<std::vector<uint32_t>> results;
+  for (uint64_t i = 0; i < d.queries.n; ++i) {
+    std::vector<Neighbor> res;
+    absl::Status s = index.Search(Row(d.queries, i), 10, p, &res);
+    EXPECT_TRUE(s.ok()) << s;
+    std::vector<uint32_t> ids;
+    for (const auto& n : res) ids.push_back(n.id);
+    results.push_back(ids);
+  }
+  return testing::RecallAtK(d.gt, results, 10);
+}
+
+class SpannIndexTest : public ::testing::Test {
+ protected:
+  static void SetUpTestSuite() {
+    data_ = new Data(Make(SyntheticKind::kSiftLike, 20000, 200));
+    dir_ = new TempDir();
+    SpannBuildOptions o;
+    SpannBuildStats stats;
+    ASSERT_TRUE(SpannIndex::Build(data_->base, dir_->path() + "/idx", o, &stats).ok());
+    stats_ = new SpannBuildStats(stats);
+  }
+  static void TearDownTestSuite() {
+    delete data_;
+    delete dir_;
+    delete stats_;
+  }
+  static std::string IndexDir() { return dir_->path() + "/idx"; }
+  static Data* data_;
+  static TempDir* dir_;
+  static SpannBuildStats* stats_;
+};
+Data* SpannIndexTest::data_ = nullptr;
+TempDir* SpannIndexTest::dir_ = nullptr;
+SpannBuildStats* SpannIndexTest::stats_ = nullptr;
+
+TEST_F(SpannIndexTest, RecallFloorOnGeneratedSiftLike20K) {
+  auto index = SpannIndex::Open(IndexDir());
+  ASSERT_TRUE(index.ok()) << index.status();
+  EXPECT_EQ((*index)->size(), 20000u);
+  SearchParams p;
+  p.max_postings = 16;
+  double recall = Recall(**index, *data_, p);
+  EXPECT_GE(recall, 0.90) << "recall@10 with 16 postings";
+  // More postings never hurt.
+  p.max_postings = 64;
+  EXPECT_GE(Recall(**index, *data_, p), recall);
+}
+
+TEST_F(SpannIndexTest, BuildReplicatesBoundaryVectorsWithinLimits) {
+  EXPECT_GT(stats_->heads, 1000u);
+  double replicas = double(stats_->entries) / stats_->vectors;
+  EXPECT_GT(replicas, 1.5);
+  EXPECT_LE(replicas, 8.0);
+  EXPECT_LE(stats_->max_posting_entries, 3 * 4096 / 132 + 0u + 100u);
+}
+
+TEST_F(SpannIndexTest, ReopenGivesIdenticalResults) {
+  SearchParams p;
+  p.max_postings = 12;
+  std::vector<std::vector<Neighbor>> first;
+  {
+    auto index = SpannIndex::Open(IndexDir());
+    ASSERT_TRUE(index.ok());
+    for (uint64_t i = 0; i < 50; ++i) {
+      std::vector<Neighbor> r;
+      ASSERT_TRUE((*index)->Search(Row(data_->queries, i), 10, p, &r).ok());
+      first.push_back(r);
+    }
+  }
+  SpannOpenOptions pread;
+  pread.io.engine = IoEngine::kPread;  // the other engine must agree too
+  auto index = SpannIndex::Open(IndexDir(), pread);
+  ASSERT_TRUE(index.ok());
+  for (uint64_t i = 0; i < 50; ++i) {
+    std::vector<Neighbor> r;
+    ASSERT_TRUE((*index)->Search(Row(data_->queries, i), 10, p, &r).ok());
+    ASSERT_EQ(r.size(), first[i].size());
+    for (size_t j = 0; j < r.size(); ++j) {
+      EXPECT_EQ(r[j].id, first[i][j].id);
+      EXPECT_EQ(r[j].distance, first[i][j].distance);
+    }
+  }
+}
+
+TEST_F(SpannIndexTest, ResultsAreExactDistancesSortedAndUnique) {
+  auto index = SpannIndex::Open(IndexDir());
+  ASSERT_TRUE(index.ok());
+  SearchParams p;
+  for (uint64_t i = 0; i < 20; ++i) {
+    std::vector<Neighbor> r;
+    SearchStats st;
+    ASSERT_TRUE((*index)->Search(Row(data_->queries, i), 10, p, &r, &st).ok());
+    ASSERT_EQ(r.size(), 10u);
+    std::set<VectorId> ids;
+    for (size_t j = 0; j < r.size(); ++j) {
+      ids.insert(r[j].id);
+      if (j > 0) {
+        EXPECT_LE(r[j - 1].distance, r[j].distance);
+      }
+      float exact = 0;
+      for (uint32_t c = 0; c < data_->base.dim; ++c) {
+        float t = float(data_->base.row(r[j].id)[c]) - float(data_->queries.row(i)[c]);
+        exact += t * t;
+      }
+      EXPECT_EQ(r[j].distance, exact);
+    }
+    EXPECT_EQ(ids.size(), 10u) << "replicas must be de-duplicated";
+    EXPECT_GT(st.postings_read, 0u);
+    EXPECT_GE(st.pages_read, st.postings_read);
+    EXPECT_EQ(st.bytes_read, uint64_t{st.pages_read} * 4096);
+  }
+}
+
+TEST_F(SpannIndexTest, PruningReadsFewerPostings) {
+  auto index = SpannIndex::Open(IndexDir());
+  ASSERT_TRUE(index.ok());
+  SearchParams wide, pruned;
+  wide.max_postings = pruned.max_postings = 64;
+  wide.prune_ratio = 0;
+  pruned.prune_ratio = 1.5f;
+  uint64_t a = 0, b = 0;
+  for (uint64_t i = 0; i < 50; ++i) {
+    std::vector<Neighbor> r;
+    SearchStats s1, s2;
+    ASSERT_TRUE((*index)->Search(Row(data_->queries, i), 10, wide, &r, &s1).ok());
+    ASSERT_TRUE((*index)->Search(Row(data_->queries, i), 10, pruned, &r, &s2).ok());
+    a += s1.postings_read;
+    b += s2.postings_read;
+  }
+  EXPECT_LT(b, a);
+}
+
+TEST_F(SpannIndexTest, ConcurrentSearchesAgreeWithSerial) {
+  auto index = SpannIndex::Open(IndexDir());
+  ASSERT_TRUE(index.ok());
+  SearchParams p;
+  std::vector<std::vector<Neighbor>> serial(100), parallel(100);
+  for (uint64_t i = 0; i < 100; ++i) {
+    ASSERT_TRUE((*index)->Search(Row(data_->queries, i), 10, p, &serial[i]).ok());
+  }
+  std::vector<std::thread> threads;
+  std::atomic<int> errors{0};
+  for (int t = 0; t < 4; ++t) {
+    threads.emplace_back([&, t] {
+      for (uint64_t i = t; i < 100; i += 4) {
+        if (!(*index)->Search(Row(data_->queries, i), 10, p, &parallel[i]).ok()) ++errors;
+      }
+    });
+  }
+  for (auto& th : threads) th.join();
+  EXPECT_EQ(errors.load(), 0);
+  for (uint64_t i = 0; i < 100; ++i) {
+    ASSERT_EQ(serial[i].size(), parallel[i].size());
+    for (size_t j = 0; j < serial[i].size(); ++j) EXPECT_EQ(serial[i][j].id, parallel[i][j].id);
+  }
+}
+
+TEST_F(SpannIndexTest, BadQueriesAreInvalidArgument) {
+  auto index = SpannIndex::Open(IndexDir());
+  ASSERT_TRUE(index.ok());
+  std::vector<Neighbor> r;
+  SearchParams p;
+  std::vector<uint8_t> short_q(64, 1);
+  EXPECT_TRUE(absl::IsInvalidArgument(
+      (*index)->Search(VectorView::Of(absl::Span<const uint8_t>(short_q)), 10, p, &r)));
+  std::vector<float> fq(128, 1.f);
+  EXPECT_TRUE(absl::IsInvalidArgument(
+      (*index)->Search(VectorView::Of(absl::Span<const float>(fq)), 10, p, &r)));
+  EXPECT_TRUE(absl::IsInvalidArgument((*index)->Search(Row(data_->queries, 0), 0, p, &r)));
+  EXPECT_TRUE(absl::IsInvalidArgument((*index)->Search(Row(data_->queries, 0), 20001, p, &r)));
+  p.max_postings = 0;
+  EXPECT_TRUE(absl::IsInvalidArgument((*index)->Search(Row(data_->queries, 0), 10, p, &r)));
+}
+
+TEST_F(SpannIndexTest, EveryInjectedDiskFaultIsACleanError) {
+  for (FaultKind kind : {FaultKind::kFailRead, FaultKind::kShortRead, FaultKind::kFlipBit}) {
+    SpannOpenOptions o;
+    o.wrap_block_file = [kind](std::unique_ptr<BlockFile> f) -> std::unique_ptr<BlockFile> {
+      return std::make_unique<FaultInjectingBlockFile>(std::move(f), FaultPlan{kind, 3, 0, 777});
+    };
+    auto index = SpannIndex::Open(IndexDir(), o);
+    ASSERT_TRUE(index.ok());
+    std::vector<Neighbor> r = {{1, 2.f}};
+    absl::Status s = (*index)->Search(Row(data_->queries, 0), 10, SearchParams{}, &r);
+    EXPECT_TRUE(absl::IsDataLoss(s)) << static_cast<int>(kind) << ": " << s;
+    if (kind == FaultKind::kFlipBit) {
+      EXPECT_NE(s.message().find("posting"), std::string::npos) << s;
+    }
+    EXPECT_EQ(r.size(), 1u) << "the result must be untouched on error";
+    // The next query, without a fault, succeeds.
+    EXPECT_TRUE((*index)->Search(Row(data_->queries, 1), 10, SearchParams{}, &r).ok());
+  }
+}
+
+TEST(SpannIndex, CorruptOrMissingFilesAreRefused) {
+  Data d = Make(SyntheticKind::kSiftLike, 3000, 5);
+  TempDir dir;
+  std::string idx = dir.path() + "/idx";
+  ASSERT_TRUE(SpannIndex::Build(d.base, idx, {}).ok());
+  ASSERT_TRUE(SpannIndex::Open(idx).ok());
+  // Building over an existing index is refused.
+  EXPECT_TRUE(absl::IsAlreadyExists(SpannIndex::Build(d.base, idx, {})));
+  // No index at all.
+  EXPECT_TRUE(absl::IsNotFound(SpannIndex::Open(dir.path() + "/nothing").status()));
+
+  auto corrupt = [&](const char* file, uint64_t offset) {
+    std::string p = idx + "/" + file;
+    auto fd = OpenFile(p, O_RDWR);
+    ASSERT_TRUE(fd.ok());
+    char c;
+    ASSERT_TRUE(PReadFull(fd->get(), &c, 1, offset, p).ok());
+    c ^= 0x40;
+    ASSERT_TRUE(PWriteFull(fd->get(), &c, 1, offset, p).ok());
+  };
+  for (const char* file : {"MANIFEST", "heads.hnsw", "postings.tbl"}) {
+    corrupt(file, 40);
+    auto r = SpannIndex::Open(idx);
+    EXPECT_TRUE(absl::IsDataLoss(r.status()) || absl::IsInvalidArgument(r.status()))
+        << file << ": " << r.status();
+    corrupt(file, 40);  // restore
+    ASSERT_TRUE(SpannIndex::Open(idx).ok()) << file;
+  }
+  // A truncated posting file.
+  std::string pd = idx + "/postings.dat";
+  ASSERT_EQ(::truncate(pd.c_str(), 8192), 0);
+  auto r = SpannIndex::Open(idx);
+  EXPECT_TRUE(absl::IsDataLoss(r.status())) << r.status();
+}
+
+TEST(SpannIndex, BuildRejectsBadInput) {
+  TempDir dir;
+  VectorSet empty;
+  empty.type = ElementType::kUint8;
+  empty.dim = 8;
+  EXPECT_TRUE(absl::IsInvalidArgument(SpannIndex::Build(empty, dir.path() + "/a", {})));
+  VectorSet nan;
+  nan.type = ElementType::kFloat32;
+  nan.dim = 4;
+  nan.n = 100;
+  nan.data.assign(100 * 16, 0);
+  reinterpret_cast<float*>(nan.data.data())[37] = std::nanf("");
+  absl::Status s = SpannIndex::Build(nan, dir.path() + "/b", {});
+  EXPECT_TRUE(absl::IsInvalidArgument(s)) << s;
+  EXPECT_NE(s.message().find("vector 9"), std::string::npos) << s;
+  VectorSet u8 = Make(SyntheticKind::kSiftLike, 500, 1).base;
+  SpannBuildOptions cos;
+  cos.metric = Metric::kCosine;
+  EXPECT_TRUE(absl::IsInvalidArgument(SpannIndex::Build(u8, dir.path() + "/c", cos)));
+  SpannBuildOptions share;
+  share.head_share = 0;
+  EXPECT_TRUE(absl::IsInvalidArgument(SpannIndex::Build(u8, dir.path() + "/d", share)));
+}
+
+TEST(SpannIndex, FloatQueriesWithNaNAreRejected) {
+  Data d = Make(SyntheticKind::kDeepLike, 2000, 5);
+  TempDir dir;
+  ASSERT_TRUE(SpannIndex::Build(d.base, dir.path() + "/idx", {}).ok());
+  auto index = SpannIndex::Open(dir.path() + "/idx");
+  ASSERT_TRUE(index.ok());
+  std::vector<float> q(96, 0.1f);
+  q[5] = std::numeric_limits<float>::infinity();
+  std::vector<Neighbor> r;
+  EXPECT_TRUE(absl::IsInvalidArgument(
+      (*index)->Search(VectorView::Of(absl::Span<const float>(q)), 10, {}, &r)));
+}
+
+// Deep-like float32 under each metric: recall floor against exact search in the same metric.
+class SpannMetricTest : public ::testing::TestWithParam<Metric> {};
+
+TEST_P(SpannMetricTest, DeepLikeRecallFloor) {
+  Data d = Make(SyntheticKind::kDeepLike, 10000, 100, GetParam());
+  TempDir dir;
+  SpannBuildOptions o;
+  o.metric = GetParam();
+  ASSERT_TRUE(SpannIndex::Build(d.base, dir.path() + "/idx", o).ok());
+  auto index = SpannIndex::Open(dir.path() + "/idx");
+  ASSERT_TRUE(index.ok());
+  EXPECT_EQ((*index)->metric(), GetParam());
+  SearchParams p;
+  p.max_postings = 32;
+  EXPECT_GE(Recall(**index, d, p), 0.90);
+}
+
+INSTANTIATE_TEST_SUITE_P(Metrics, SpannMetricTest,
+                         ::testing::Values(Metric::kL2, Metric::kInnerProduct, Metric::kCosine),
+                         [](const auto& info) { return std::string(MetricName(info.param)); });
+
+TEST(SelectReplicas, RngRuleSkipsHeadsCloserToAChosenHead) {
+  // Heads on a line at 0, 1, 10; x at 0.4 (squared distances).
+  std::vector<float> pos = {0, 1, 10};
+  auto hd = [&](int64_t a, int64_t b) { return (pos[a] - pos[b]) * (pos[a] - pos[b]); };
+  std::vector<int64_t> cand = {0, 1, 2};
+  std::vector<float> dist = {0.16f, 0.36f, 92.16f};
+  // Head 1: d(h1, h0) = 1 > d(x, h1) = 0.36 -> kept (boundary vector). Head 2: d(h2, h0) = 100 >
+  // 92.16 and d(h2, h1) = 81 <= 92.16 -> skipped.
+  auto chosen = SelectReplicas(cand, dist, 8, 1.0f, hd);
+  EXPECT_EQ(chosen, (std::vector<uint32_t>{0, 1}));
+  // The cap applies.
+  EXPECT_EQ(SelectReplicas(cand, dist, 1, 1.0f, hd), (std::vector<uint32_t>{0}));
+  // Missing candidates (-1) end the list.
+  std::vector<int64_t> short_cand = {2, -1, -1};
+  EXPECT_EQ(SelectReplicas(short_cand, dist, 8, 1.0f, hd), (std::vector<uint32_t>{0}));
+}
+
+}  // namespace
+}  // namespace strata

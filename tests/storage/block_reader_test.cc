@@ -1,0 +1,138 @@
+#include "storage/block_reader.h"
+
+#include <fcntl.h>
+
+#include <vector>
+
+#include "gtest/gtest.h"
+#include "storage/aligned_buffer.h"
+#include "storage/fault_injection.h"
+#include "storage/scoped_fd.h"
+#include "tests/test_util.h"
+
+namespace strata {
+namespace {
+
+constexpr int kPages = 64;
+
+// A file whose page p is filled with byte (p * 7 + 3).
+std::string MakeFile(const testing::TempDir& dir) {
+  std::string path = dir.File("blocks.dat");
+  std::vector<char> data(kPages * kPageSize);
+  for (int p = 0; p < kPages; ++p) {
+    std::fill_n(data.begin() + p * kPageSize, kPageSize, static_cast<char>(p * 7 + 3));
+  }
+  EXPECT_TRUE(WriteFileAtomic(path, data).ok());
+  return path;
+}
+
+class BlockReaderTest : public ::testing::TestWithParam<IoEngine> {};
+
+TEST_P(BlockReaderTest, ReadsEveryOpOfABatch) {
+  testing::TempDir dir;
+  std::string path = MakeFile(dir);
+  BlockFileOptions opt;
+  opt.engine = GetParam();
+  opt.queue_depth = 4;  // fewer than the ops: exercises refilling the ring
+  if (opt.engine == IoEngine::kIoUring && !IoUringAvailable()) GTEST_SKIP() << "no io_uring here";
+  auto file = BlockFile::Open(path, opt);
+  ASSERT_TRUE(file.ok()) << file.status();
+  auto reader = (*file)->NewReader();
+  ASSERT_TRUE(reader.ok()) << reader.status();
+  std::vector<int> pages = {5, 0, 63, 17, 17, 2, 40, 41, 9, 33};
+  AlignedBuffer buf(pages.size() * 2 * kPageSize);
+  std::vector<ReadOp> ops;
+  for (size_t i = 0; i < pages.size(); ++i) {
+    uint32_t len = pages[i] == 63 ? kPageSize : 2 * kPageSize;  // the last page alone
+    ops.push_back({uint64_t(pages[i]) * kPageSize, len, buf.data() + i * 2 * kPageSize});
+  }
+  std::vector<int> done(ops.size(), 0);
+  absl::Status s = (*reader)->ReadBatch(ops, [&](size_t i) {
+    ++done[i];
+    EXPECT_EQ(ops[i].buf[0], static_cast<char>(pages[i] * 7 + 3));
+    EXPECT_EQ(ops[i].buf[kPageSize - 1], static_cast<char>(pages[i] * 7 + 3));
+    if (ops[i].length > kPageSize) {
+      EXPECT_EQ(ops[i].buf[kPageSize], static_cast<char>((pages[i] + 1) * 7 + 3));
+    }
+    return absl::OkStatus();
+  });
+  ASSERT_TRUE(s.ok()) << s;
+  for (int d : done) EXPECT_EQ(d, 1);
+  // The reader is reusable.
+  EXPECT_TRUE((*reader)->ReadBatch(ops, [](size_t) { return absl::OkStatus(); }).ok());
+}
+
+TEST_P(BlockReaderTest, ReadPastEndIsDataLoss) {
+  testing::TempDir dir;
+  std::string path = MakeFile(dir);
+  BlockFileOptions opt;
+  opt.engine = GetParam();
+  if (opt.engine == IoEngine::kIoUring && !IoUringAvailable()) GTEST_SKIP() << "no io_uring here";
+  auto file = BlockFile::Open(path, opt);
+  ASSERT_TRUE(file.ok());
+  auto reader = (*file)->NewReader();
+  AlignedBuffer buf(2 * kPageSize);
+  ReadOp op{uint64_t(kPages - 1) * kPageSize, 2 * kPageSize, buf.data()};
+  absl::Status s = (*reader)->ReadBatch({&op, 1}, [](size_t) { return absl::OkStatus(); });
+  EXPECT_TRUE(absl::IsDataLoss(s)) << s;
+  EXPECT_NE(s.message().find("short read"), std::string::npos) << s;
+}
+
+TEST_P(BlockReaderTest, CallbackErrorStopsTheBatch) {
+  testing::TempDir dir;
+  std::string path = MakeFile(dir);
+  BlockFileOptions opt;
+  opt.engine = GetParam();
+  opt.queue_depth = 2;
+  if (opt.engine == IoEngine::kIoUring && !IoUringAvailable()) GTEST_SKIP() << "no io_uring here";
+  auto file = BlockFile::Open(path, opt);
+  auto reader = (*file)->NewReader();
+  AlignedBuffer buf(8 * kPageSize);
+  std::vector<ReadOp> ops;
+  for (int i = 0; i < 8; ++i)
+    ops.push_back({uint64_t(i) * kPageSize, kPageSize, buf.data() + i * kPageSize});
+  int calls = 0;
+  absl::Status s = (*reader)->ReadBatch(ops, [&](size_t) {
+    return ++calls == 2 ? absl::DataLossError("bad posting") : absl::OkStatus();
+  });
+  EXPECT_TRUE(absl::IsDataLoss(s));
+  EXPECT_EQ(calls, 2);
+  // Still usable afterwards.
+  EXPECT_TRUE((*reader)->ReadBatch(ops, [](size_t) { return absl::OkStatus(); }).ok());
+}
+
+INSTANTIATE_TEST_SUITE_P(Engines, BlockReaderTest,
+                         ::testing::Values(IoEngine::kIoUring, IoEngine::kPread),
+                         [](const auto& info) { return std::string(IoEngineName(info.param)); });
+
+TEST(BlockFile, MissingFileIsNotFound) {
+  auto file = BlockFile::Open("/nonexistent/strata/file");
+  EXPECT_TRUE(absl::IsNotFound(file.status())) << file.status();
+}
+
+TEST(FaultInjection, EveryFaultKindBecomesAnError) {
+  testing::TempDir dir;
+  std::string path = MakeFile(dir);
+  AlignedBuffer buf(kPageSize);
+  ReadOp op{0, kPageSize, buf.data()};
+  for (FaultKind kind : {FaultKind::kFailRead, FaultKind::kShortRead}) {
+    auto base = BlockFile::Open(path);
+    ASSERT_TRUE(base.ok());
+    FaultInjectingBlockFile file(std::move(*base), FaultPlan{kind, 0, 0, 0});
+    auto reader = file.NewReader();
+    absl::Status s = (*reader)->ReadBatch({&op, 1}, [](size_t) { return absl::OkStatus(); });
+    EXPECT_TRUE(absl::IsDataLoss(s)) << s;
+    EXPECT_EQ(file.injected(), 1u);
+    // Only the planned op fails.
+    EXPECT_TRUE((*reader)->ReadBatch({&op, 1}, [](size_t) { return absl::OkStatus(); }).ok());
+  }
+  auto base = BlockFile::Open(path);
+  FaultInjectingBlockFile file(std::move(*base), FaultPlan{FaultKind::kFlipBit, 0, 0, 8 * 100 + 2});
+  auto reader = file.NewReader();
+  ASSERT_TRUE((*reader)->ReadBatch({&op, 1}, [](size_t) { return absl::OkStatus(); }).ok());
+  EXPECT_EQ(buf.data()[100], static_cast<char>(3 ^ 4));  // page 0 holds byte 3; bit 2 flipped
+  EXPECT_EQ(buf.data()[101], static_cast<char>(3));
+}
+
+}  // namespace
+}  // namespace strata

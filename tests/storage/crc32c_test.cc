@@ -1,0 +1,38 @@
+#include "storage/crc32c.h"
+
+#include <random>
+#include <string>
+#include <vector>
+
+#include "gtest/gtest.h"
+
+namespace strata {
+namespace {
+
+TEST(Crc32c, MatchesKnownVectors) {
+  // RFC 3720 appendix B.4 and the classic check value.
+  EXPECT_EQ(crc32c::Value("123456789", 9), 0xE3069283u);
+  std::vector<unsigned char> zeros(32, 0), ones(32, 0xFF);
+  EXPECT_EQ(crc32c::Value(zeros.data(), zeros.size()), 0x8A9136AAu);
+  EXPECT_EQ(crc32c::Value(ones.data(), ones.size()), 0x62A8AB43u);
+  EXPECT_EQ(crc32c::Value("", 0), 0u);
+}
+
+TEST(Crc32c, HardwareAndPortableAgree) {
+  std::mt19937 rng(7);
+  for (size_t n : {0, 1, 7, 8, 9, 63, 64, 65, 1000, 4096, 4097}) {
+    std::vector<unsigned char> data(n);
+    for (auto& b : data) b = static_cast<unsigned char>(rng());
+    EXPECT_EQ(crc32c::Extend(0, data.data(), n), crc32c::ExtendPortable(0, data.data(), n)) << n;
+  }
+}
+
+TEST(Crc32c, ExtendIsIncremental) {
+  std::string s = "hello, strata posting lists";
+  uint32_t whole = crc32c::Value(s.data(), s.size());
+  uint32_t part = crc32c::Extend(crc32c::Value(s.data(), 10), s.data() + 10, s.size() - 10);
+  EXPECT_EQ(whole, part);
+}
+
+}  // namespace
+}  // namespace strata

@@ -1,0 +1,99 @@
+#include "storage/vector_file.h"
+
+#include <unistd.h>
+
+#include <random>
+
+#include "gtest/gtest.h"
+#include "storage/scoped_fd.h"
+#include "tests/test_util.h"
+
+namespace strata {
+namespace {
+
+VectorSet Random(ElementType t, uint64_t n, uint32_t d, uint64_t seed) {
+  std::mt19937_64 rng(seed);
+  VectorSet s;
+  s.type = t;
+  s.n = n;
+  s.dim = d;
+  s.data.resize(n * s.row_bytes());
+  if (t == ElementType::kFloat32) {
+    auto* f = reinterpret_cast<float*>(s.data.data());
+    std::normal_distribution<float> nd;
+    for (uint64_t i = 0; i < n * d; ++i) f[i] = nd(rng);
+  } else {
+    for (auto& b : s.data) b = static_cast<uint8_t>(rng());
+  }
+  return s;
+}
+
+TEST(VectorFile, RoundTripsEveryFormat) {
+  testing::TempDir dir;
+  struct Case {
+    const char* name;
+    ElementType type;
+  } cases[] = {{"a.fbin", ElementType::kFloat32},
+               {"a.u8bin", ElementType::kUint8},
+               {"a.i8bin", ElementType::kInt8},
+               {"a.fvecs", ElementType::kFloat32},
+               {"a.bvecs", ElementType::kUint8}};
+  for (const auto& c : cases) {
+    VectorSet s = Random(c.type, 37, 19, 1);
+    ASSERT_TRUE(WriteVectors(dir.File(c.name), s).ok()) << c.name;
+    auto r = ReadVectors(dir.File(c.name));
+    ASSERT_TRUE(r.ok()) << c.name << ": " << r.status();
+    EXPECT_EQ(r->type, s.type);
+    EXPECT_EQ(r->n, s.n);
+    EXPECT_EQ(r->dim, s.dim);
+    EXPECT_EQ(r->data, s.data) << c.name;
+    auto head = ReadVectors(dir.File(c.name), 5);
+    ASSERT_TRUE(head.ok());
+    EXPECT_EQ(head->n, 5u);
+  }
+}
+
+TEST(VectorFile, TruncatedFilesAreDataLoss) {
+  testing::TempDir dir;
+  for (const char* name : {"t.u8bin", "t.fvecs"}) {
+    VectorSet s = Random(std::string(name).find("u8") != std::string::npos ? ElementType::kUint8
+                                                                           : ElementType::kFloat32,
+                         10, 8, 2);
+    ASSERT_TRUE(WriteVectors(dir.File(name), s).ok());
+    ASSERT_EQ(::truncate(dir.File(name).c_str(), static_cast<off_t>(*FileSize(dir.File(name)) - 3)),
+              0);
+    auto r = ReadVectors(dir.File(name));
+    EXPECT_TRUE(absl::IsDataLoss(r.status())) << name << ": " << r.status();
+  }
+}
+
+TEST(VectorFile, UnknownExtensionAndWrongTypeAreInvalidArgument) {
+  testing::TempDir dir;
+  EXPECT_TRUE(absl::IsInvalidArgument(ReadVectors(dir.File("x.csv")).status()));
+  EXPECT_TRUE(absl::IsInvalidArgument(
+      WriteVectors(dir.File("x.u8bin"), Random(ElementType::kFloat32, 2, 2, 3))));
+  EXPECT_TRUE(absl::IsNotFound(ReadVectors(dir.File("missing.fbin")).status()));
+}
+
+TEST(GroundTruthFile, RoundTrips) {
+  testing::TempDir dir;
+  GroundTruth gt;
+  gt.n = 3;
+  gt.k = 4;
+  for (int i = 0; i < 12; ++i) {
+    gt.ids.push_back(i * 3);
+    gt.distances.push_back(i * 0.5f);
+  }
+  ASSERT_TRUE(WriteGroundTruth(dir.File("gt.bin"), gt).ok());
+  auto r = ReadGroundTruth(dir.File("gt.bin"));
+  ASSERT_TRUE(r.ok()) << r.status();
+  EXPECT_EQ(r->n, 3u);
+  EXPECT_EQ(r->k, 4u);
+  EXPECT_EQ(r->ids, gt.ids);
+  EXPECT_EQ(r->distances, gt.distances);
+  ASSERT_EQ(::truncate(dir.File("gt.bin").c_str(), 20), 0);
+  EXPECT_TRUE(absl::IsDataLoss(ReadGroundTruth(dir.File("gt.bin")).status()));
+}
+
+}  // namespace
+}  // namespace strata
