@@ -3,6 +3,7 @@
 #include <omp.h>
 
 #include <algorithm>
+#include <atomic>
 #include <chrono>
 #include <cmath>
 #include <cstring>
@@ -14,7 +15,7 @@
 #include "absl/strings/str_format.h"
 #include "absl/synchronization/mutex.h"
 #include "index/clustering.h"
-#include "index/internal/head_index.h"
+#include "index/internal/head_graph.h"
 #include "index/internal/manifest.h"
 #include "index/kernels/distance.h"
 #include "storage/crc32c.h"
@@ -35,7 +36,7 @@ uint32_t MicrosSince(Clock::time_point t) {
       std::chrono::duration_cast<std::chrono::microseconds>(Clock::now() - t).count());
 }
 
-constexpr char kHeadsFile[] = "heads.hnsw";
+constexpr char kHeadsFile[] = "heads.graph";
 constexpr char kPostingData[] = "postings.dat";
 constexpr char kPostingTable[] = "postings.tbl";
 
@@ -78,11 +79,6 @@ absl::Status CheckFinite(const float* v, size_t n, const char* what, uint64_t ro
   return absl::OkStatus();
 }
 
-absl::StatusOr<uint32_t> FileCrc(const std::string& path) {
-  ASSIGN_OR_RETURN(std::string data, ReadWholeFile(path));
-  return crc32c::Value(data.data(), data.size());
-}
-
 // One query's scratch space; pooled so the hot path does not allocate.
 struct QueryContext {
   std::unique_ptr<BlockReader> reader;
@@ -91,15 +87,15 @@ struct QueryContext {
   std::vector<uint32_t> op_posting;
   absl::flat_hash_set<VectorId> seen;
   std::vector<float> qf;
-  std::vector<float> head_dist;
-  std::vector<int64_t> head_id;
+  internal::HeadSearchScratch nav;
+  std::vector<std::pair<float, uint32_t>> heads;
   std::vector<Neighbor> heap;
 };
 
 class SpannIndexImpl final : public SpannIndex {
  public:
   SpannIndexImpl(ElementType type, Metric metric, uint32_t dim, uint64_t n,
-                 std::unique_ptr<internal::HeadIndex> heads, std::unique_ptr<PostingFile> postings)
+                 std::unique_ptr<internal::HeadGraph> heads, std::unique_ptr<PostingFile> postings)
       : type_(type),
         metric_(metric),
         dim_(dim),
@@ -143,7 +139,7 @@ class SpannIndexImpl final : public SpannIndex {
   const Metric metric_;
   const uint32_t dim_;
   const uint64_t n_;
-  std::unique_ptr<internal::HeadIndex> heads_;
+  std::unique_ptr<internal::HeadGraph> heads_;
   std::unique_ptr<PostingFile> postings_;
   const kernels::DistanceFn dist_;
   mutable absl::Mutex mu_;
@@ -180,28 +176,25 @@ absl::Status SpannIndexImpl::Search(VectorView query, uint32_t k, const SearchPa
 
   SearchStats st;
   auto t0 = Clock::now();
-  ctx->qf.resize(dim_);
-  RowToFloat(type_, query.bytes.data(), dim_, metric_ == Metric::kCosine, ctx->qf.data());
+  const void* q = query.bytes.data();
   if (type_ == ElementType::kFloat32) {
-    RETURN_IF_ERROR(CheckFinite(ctx->qf.data(), dim_, "query", 0));
+    RETURN_IF_ERROR(CheckFinite(reinterpret_cast<const float*>(q), dim_, "query", 0));
+    if (metric_ == Metric::kCosine) {
+      ctx->qf.resize(dim_);
+      RowToFloat(type_, query.bytes.data(), dim_, true, ctx->qf.data());
+      q = ctx->qf.data();
+    }
   }
-  // The typed query the posting kernels compare against (normalised for cosine).
-  const void* q = metric_ == Metric::kCosine ? static_cast<const void*>(ctx->qf.data())
-                                             : static_cast<const void*>(query.bytes.data());
 
   uint32_t nprobe = static_cast<uint32_t>(std::min<uint64_t>(params.max_postings, heads_->size()));
   uint32_t ef = params.ef_search ? params.ef_search : std::max(64u, 2 * nprobe);
-  ctx->head_dist.resize(nprobe);
-  ctx->head_id.resize(nprobe);
-  RETURN_IF_ERROR(
-      heads_->Search(ctx->qf.data(), 1, nprobe, ef, ctx->head_dist.data(), ctx->head_id.data()));
+  heads_->Search(q, nprobe, ef, &ctx->nav, &ctx->heads);
   st.navigation_us = MicrosSince(t0);
 
   // Query-aware pruning: postings far beyond the nearest head rarely hold a top-k neighbour.
   uint32_t keep = 0;
   float base = -1;
-  for (uint32_t i = 0; i < nprobe && ctx->head_id[i] >= 0; ++i) {
-    float dist = ctx->head_dist[i];
+  for (const auto& [dist, head] : ctx->heads) {
     if (metric_ == Metric::kL2 && params.prune_ratio > 0) {
       if (base <= 0) base = dist;  // the first non-zero distance anchors the ratio
       if (base > 0 && dist > params.prune_ratio * base) break;
@@ -211,15 +204,14 @@ absl::Status SpannIndexImpl::Search(VectorView query, uint32_t k, const SearchPa
 
   // One batch: every surviving posting, each into its own page-aligned slice of the buffer.
   size_t total_pages = 0;
-  for (uint32_t i = 0; i < keep; ++i) {
-    total_pages += postings_->location(static_cast<uint32_t>(ctx->head_id[i])).page_count;
-  }
+  for (uint32_t i = 0; i < keep; ++i)
+    total_pages += postings_->location(ctx->heads[i].second).page_count;
   ctx->buf.Resize(std::max<size_t>(total_pages, 1) * kPageSize);
   ctx->ops.clear();
   ctx->op_posting.clear();
   size_t page = 0;
   for (uint32_t i = 0; i < keep; ++i) {
-    auto p = static_cast<uint32_t>(ctx->head_id[i]);
+    uint32_t p = ctx->heads[i].second;
     const PostingLocation& loc = postings_->location(p);
     if (loc.page_count == 0) continue;
     ctx->ops.push_back(postings_->ReadFor(p, ctx->buf.data() + page * kPageSize));
@@ -365,21 +357,28 @@ absl::Status SpannIndex::Build(const VectorSet& vectors, const std::string& dir,
   Log(LogLevel::kInfo, "build: %d heads (%.3f of %d vectors), tree depth %d, %.1f s", H,
       double(H) / n, n, clusters.depth, stats.seconds_clustering);
 
-  // 2. Navigation graph over the heads.
+  // 2. Navigation graph over the heads, in the vectors' own type (normalised floats for cosine).
   t = Clock::now();
-  std::vector<float> head_vecs(H * d);
+  const size_t row_bytes = cosine ? size_t{d} * 4 : vectors.row_bytes();
+  auto row_of = [&](uint64_t i) -> const uint8_t* {
+    return cosine ? reinterpret_cast<const uint8_t*>(fdata + i * d) : vectors.row(i);
+  };
+  std::vector<uint8_t> head_rows(H * row_bytes);
   for (uint64_t h = 0; h < H; ++h) {
-    std::memcpy(&head_vecs[h * d], fdata + size_t{clusters.heads[h]} * d, size_t{d} * 4);
+    std::memcpy(&head_rows[h * row_bytes], row_of(clusters.heads[h]), row_bytes);
   }
-  internal::HeadIndexOptions hopt;
-  hopt.m = options.hnsw_m;
-  hopt.ef_construction = options.hnsw_ef_construction;
-  Metric faiss_metric = cosine ? Metric::kInnerProduct : options.metric;
-  ASSIGN_OR_RETURN(auto head_index,
-                   internal::HeadIndex::Build(type, faiss_metric, d, head_vecs.data(), H, hopt));
+  internal::HeadGraphOptions gopt;
+  gopt.m = options.hnsw_m;
+  gopt.ef_construction = options.hnsw_ef_construction;
+  gopt.seed = options.seed;
+  gopt.threads = threads;
+  gopt.progress = [&](uint64_t done, uint64_t total) { progress("head graph", done, total); };
+  ASSIGN_OR_RETURN(auto graph,
+                   internal::HeadGraph::Build(type, options.metric, d, head_rows.data(), H, gopt));
+  head_rows = {};
   stats.seconds_head_index = SecondsSince(t);
-  Log(LogLevel::kInfo, "build: head graph (HNSW M=%d) in %.1f s, %.1f MiB", hopt.m,
-      stats.seconds_head_index, head_index->MemoryBytes() / 1048576.0);
+  Log(LogLevel::kInfo, "build: head graph (HNSW M=%d) in %.1f s, %.1f MiB", gopt.m,
+      stats.seconds_head_index, graph->MemoryBytes() / 1048576.0);
 
   // 3. Replicas: nearest heads of every vector, then the RNG rule.
   t = Clock::now();
@@ -388,31 +387,35 @@ absl::Status SpannIndex::Build(const VectorSet& vectors, const std::string& dir,
   std::vector<uint32_t> rep_head(n * R);
   std::vector<float> rep_dist(n * R);
   std::vector<uint8_t> rep_count(n);
-  const kernels::DistanceFn fdist =
-      kernels::GetDistance(kernels::Best(), ElementType::kFloat32, faiss_metric);
-  constexpr uint64_t kChunk = 16384;
-  std::vector<float> cd(kChunk * cand);
-  std::vector<int64_t> ci(kChunk * cand);
-  for (uint64_t s = 0; s < n; s += kChunk) {
-    uint64_t m = std::min(kChunk, n - s);
-    RETURN_IF_ERROR(
-        head_index->Search(fdata + s * d, m, cand, std::max(2 * cand, 128u), cd.data(), ci.data()));
-#pragma omp parallel for schedule(dynamic, 256) num_threads(threads)
-    for (uint64_t i = 0; i < m; ++i) {
-      auto head_dist = [&](int64_t a, int64_t b) {
-        return fdist(&head_vecs[size_t(a) * d], &head_vecs[size_t(b) * d], d);
-      };
-      absl::Span<const int64_t> c(&ci[i * cand], cand);
-      absl::Span<const float> cdist(&cd[i * cand], cand);
-      std::vector<uint32_t> chosen = SelectReplicas(c, cdist, R, options.rng_factor, head_dist);
-      rep_count[s + i] = static_cast<uint8_t>(chosen.size());
-      for (size_t r = 0; r < chosen.size(); ++r) {
-        rep_head[(s + i) * R + r] = static_cast<uint32_t>(c[chosen[r]]);
-        rep_dist[(s + i) * R + r] = cdist[chosen[r]];
+  std::atomic<uint64_t> assigned{0};
+#pragma omp parallel num_threads(threads)
+  {
+    internal::HeadSearchScratch scratch;
+    std::vector<std::pair<float, uint32_t>> found;
+    std::vector<int64_t> ids(cand);
+    std::vector<float> dists(cand);
+#pragma omp for schedule(dynamic, 1024)
+    for (uint64_t i = 0; i < n; ++i) {
+      graph->Search(row_of(i), cand, std::max(2 * cand, 128u), &scratch, &found);
+      ids.assign(cand, -1);
+      for (size_t j = 0; j < found.size(); ++j) {
+        ids[j] = found[j].second;
+        dists[j] = found[j].first;
       }
+      auto head_dist = [&](int64_t a, int64_t b) {
+        return graph->Distance(graph->vector(static_cast<uint32_t>(a)), static_cast<uint32_t>(b));
+      };
+      std::vector<uint32_t> chosen = SelectReplicas(ids, dists, R, options.rng_factor, head_dist);
+      rep_count[i] = static_cast<uint8_t>(chosen.size());
+      for (size_t r = 0; r < chosen.size(); ++r) {
+        rep_head[i * R + r] = static_cast<uint32_t>(ids[chosen[r]]);
+        rep_dist[i * R + r] = dists[chosen[r]];
+      }
+      uint64_t done = assigned.fetch_add(1) + 1;
+      if ((done & 8191) == 0 && omp_get_thread_num() == 0) progress("assigning", done, n);
     }
-    progress("assigning", s + m, n);
   }
+  progress("assigning", n, n);
   for (uint64_t i = 0; i < n; ++i) {
     if (rep_count[i] == 0) {
       return absl::InternalError(absl::StrCat("vector ", i, " found no head"));
@@ -420,7 +423,6 @@ absl::Status SpannIndex::Build(const VectorSet& vectors, const std::string& dir,
   }
 
   // 4. Postings: gather, cap, write. Entries are [u32 id][vector], nearest first.
-  const size_t row_bytes = vectors.row_bytes();
   const size_t entry_bytes = sizeof(VectorId) + row_bytes;
   const uint32_t page_limit =
       options.posting_page_limit ? options.posting_page_limit : DefaultPageLimit(type);
@@ -475,9 +477,7 @@ absl::Status SpannIndex::Build(const VectorSet& vectors, const std::string& dir,
       VectorId id = first[static_cast<ptrdiff_t>(e)].id;
       uint8_t* out = buf.data() + e * entry_bytes;
       std::memcpy(out, &id, sizeof id);
-      const void* src = cosine ? static_cast<const void*>(fdata + size_t{id} * d)
-                               : static_cast<const void*>(vectors.row(id));
-      std::memcpy(out + sizeof id, src, row_bytes);
+      std::memcpy(out + sizeof id, row_of(id), row_bytes);
     }
     stats.entries += keep;
     stats.max_posting_entries = std::max<uint32_t>(stats.max_posting_entries, keep);
@@ -486,8 +486,7 @@ absl::Status SpannIndex::Build(const VectorSet& vectors, const std::string& dir,
   }
   RETURN_IF_ERROR(writer->Finish());
   stats.posting_file_bytes = writer->bytes_written();
-  RETURN_IF_ERROR(head_index->Save(Join(dir, kHeadsFile)));
-  ASSIGN_OR_RETURN(uint32_t heads_crc, FileCrc(Join(dir, kHeadsFile)));
+  RETURN_IF_ERROR(graph->Save(Join(dir, kHeadsFile)));
   stats.seconds_write = SecondsSince(t);
 
   internal::Manifest m;
@@ -498,13 +497,13 @@ absl::Status SpannIndex::Build(const VectorSet& vectors, const std::string& dir,
   m.Set("heads", H);
   m.Set("entry_bytes", entry_bytes);
   m.Set("heads_file", kHeadsFile);
-  m.Set("heads_crc32c", heads_crc);
   m.Set("posting_data", kPostingData);
   m.Set("posting_table", kPostingTable);
   m.Set("build.head_share", absl::StrFormat("%g", options.head_share));
   m.Set("build.max_replicas", options.max_replicas);
   m.Set("build.replica_candidates", options.replica_candidates);
   m.Set("build.rng_factor", absl::StrFormat("%g", options.rng_factor));
+  m.Set("build.hnsw_m", static_cast<uint64_t>(options.hnsw_m));
   m.Set("build.posting_page_limit", page_limit);
   m.Set("build.entries", stats.entries);
   m.Set("build.truncated_replicas", stats.truncated_replicas);
@@ -541,18 +540,11 @@ absl::StatusOr<std::unique_ptr<SpannIndex>> SpannIndex::Open(const std::string& 
   ASSIGN_OR_RETURN(uint64_t n, m.GetU64("vectors"));
   ASSIGN_OR_RETURN(uint64_t heads, m.GetU64("heads"));
   ASSIGN_OR_RETURN(uint64_t entry_bytes, m.GetU64("entry_bytes"));
-  ASSIGN_OR_RETURN(uint64_t heads_crc, m.GetU64("heads_crc32c"));
   if (dim == 0 || dim > 65536 || entry_bytes != sizeof(VectorId) + dim * ElementSize(*type)) {
     return absl::DataLossError(absl::StrCat(mpath, ": inconsistent dimension/entry size"));
   }
   std::string heads_path = Join(dir, kHeadsFile);
-  ASSIGN_OR_RETURN(uint32_t crc, FileCrc(heads_path));
-  if (crc != heads_crc) {
-    return absl::DataLossError(
-        absl::StrCat(heads_path, ": checksum mismatch (corrupt head index)"));
-  }
-  Metric faiss_metric = *metric == Metric::kCosine ? Metric::kInnerProduct : *metric;
-  ASSIGN_OR_RETURN(auto head_index, internal::HeadIndex::Load(heads_path, *type, faiss_metric,
+  ASSIGN_OR_RETURN(auto head_index, internal::HeadGraph::Load(heads_path, *type, *metric,
                                                               static_cast<uint32_t>(dim)));
   if (head_index->size() != heads) {
     return absl::DataLossError(

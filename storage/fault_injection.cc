@@ -33,8 +33,10 @@ class FaultInjectingReader final : public BlockReader {
                                                   " bytes at offset ", op.offset, " (injected)"));
         case FaultKind::kFlipBit: {
           file_->CountInjected();
-          uint64_t bit = file_->plan().bit % (uint64_t{op.length} * 8);
-          op.buf[bit / 8] ^= static_cast<char>(1u << (bit % 8));
+          const uint32_t bit = file_->plan().bit;
+          for (uint64_t at = (bit / 8) % 256; at < op.length; at += 256) {
+            op.buf[at] ^= static_cast<char>(1u << (bit % 8));
+          }
           break;
         }
       }

@@ -15,7 +15,7 @@ enum class FaultKind {
   kNone,
   kFailRead,   // the read returns an I/O error (EIO)
   kShortRead,  // the read returns fewer bytes than asked
-  kFlipBit,    // the read succeeds but one bit of the data is flipped
+  kFlipBit,    // the read succeeds but one bit in every 256 bytes of the data is flipped
 };
 
 // Which ops fail: every op whose global sequence number (counted over all readers of the file,
@@ -24,7 +24,7 @@ struct FaultPlan {
   FaultKind kind = FaultKind::kNone;
   uint64_t first_op = 0;
   uint64_t every = 0;
-  uint32_t bit = 12345;  // the bit flipped (mod the read's length in bits)
+  uint32_t bit = 12345;  // kFlipBit: flips bit (bit % 8) of bytes (bit / 8) % 256 + 256 * j
 };
 
 // Wraps `base`; thread-safe like any BlockFile. injected() counts faults delivered so far.

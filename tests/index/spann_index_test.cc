@@ -255,7 +255,7 @@ TEST(SpannIndex, CorruptOrMissingFilesAreRefused) {
     c ^= 0x40;
     ASSERT_TRUE(PWriteFull(fd->get(), &c, 1, offset, p).ok());
   };
-  for (const char* file : {"MANIFEST", "heads.hnsw", "postings.tbl"}) {
+  for (const char* file : {"MANIFEST", "heads.graph", "postings.tbl"}) {
     corrupt(file, 40);
     auto r = SpannIndex::Open(idx);
     EXPECT_TRUE(absl::IsDataLoss(r.status()) || absl::IsInvalidArgument(r.status()))

@@ -1,0 +1,388 @@
+#include "index/internal/head_graph.h"
+
+#include <fcntl.h>
+#include <omp.h>
+
+#include <algorithm>
+#include <atomic>
+#include <cmath>
+#include <cstring>
+#include <mutex>
+#include <random>
+
+#include "absl/strings/str_cat.h"
+#include "storage/crc32c.h"
+#include "storage/scoped_fd.h"
+#include "storage/status_macros.h"
+
+namespace strata::internal {
+namespace {
+
+constexpr char kMagic[8] = {'S', 'T', 'R', 'A', 'T', 'A', 'H', 'G'};
+constexpr uint32_t kVersion = 1;
+constexpr uint32_t kNoUpper = ~0u;
+
+struct FileHeader {
+  char magic[8];
+  uint32_t version;
+  uint32_t type;
+  uint32_t metric;
+  uint32_t dim;
+  uint64_t n;
+  uint32_t m;
+  uint32_t entry;
+  int32_t max_level;
+  uint32_t reserved;
+  uint64_t upper_size;
+};
+static_assert(sizeof(FileHeader) == 56);
+
+using Pair = std::pair<float, uint32_t>;  // (distance, node)
+
+// Keeps the candidates (sorted nearest first) that are not closer to an already kept node than to
+// the base: the HNSW neighbour heuristic, which keeps links spread in all directions.
+template <typename DistNodes>
+void SelectNeighbors(std::vector<Pair>* cand, uint32_t max_keep, const DistNodes& dist_nodes) {
+  std::vector<Pair> kept;
+  kept.reserve(max_keep);
+  for (const Pair& c : *cand) {
+    if (kept.size() >= max_keep) break;
+    bool good = true;
+    for (const Pair& k : kept) {
+      if (dist_nodes(c.second, k.second) < c.first) {
+        good = false;
+        break;
+      }
+    }
+    if (good) kept.push_back(c);
+  }
+  *cand = std::move(kept);
+}
+
+}  // namespace
+
+HeadGraph::HeadGraph(ElementType type, Metric metric, uint32_t d, uint64_t n, int m)
+    : type_(type),
+      metric_(metric),
+      d_(d),
+      n_(n),
+      m_(static_cast<uint32_t>(m)),
+      row_bytes_(size_t{d} * ElementSize(type)),
+      dist_(kernels::GetDistance(kernels::Best(), type, metric)) {}
+
+const uint32_t* HeadGraph::Links(uint32_t node, int level) const {
+  if (level == 0) return &level0_[size_t{node} * (1 + 2 * m_)];
+  return &upper_[upper_offset_[node] + size_t(level - 1) * (1 + m_)];
+}
+
+uint32_t* HeadGraph::MutableLinks(uint32_t node, int level) {
+  return const_cast<uint32_t*>(Links(node, level));
+}
+
+uint64_t HeadGraph::MemoryBytes() const {
+  return vectors_.size() + levels_.size() + level0_.size() * 4 + upper_offset_.size() * 4 +
+         upper_.size() * 4;
+}
+
+// Beam search on one level. `locks` (build only) guards link lists being rewritten concurrently.
+template <bool kLocked, typename LinksFn>
+static void SearchLevel(const HeadGraph& g, const void* q, uint32_t entry, float entry_dist,
+                        int level, uint32_t ef, HeadSearchScratch* s,
+                        std::vector<std::mutex>* locks, const LinksFn& links, uint32_t capacity) {
+  if (s->visited.size() < g.size()) s->visited.assign(g.size(), 0);
+  if (++s->stamp == 0) {
+    std::fill(s->visited.begin(), s->visited.end(), 0);
+    s->stamp = 1;
+  }
+  auto& cand = s->candidates;  // min-heap by distance (via greater)
+  auto& res = s->results;      // max-heap by distance
+  cand.clear();
+  res.clear();
+  cand.push_back({entry_dist, entry});
+  res.push_back({entry_dist, entry});
+  s->visited[entry] = s->stamp;
+  if constexpr (kLocked) s->link_copy.resize(capacity + 1);
+  while (!cand.empty()) {
+    std::pop_heap(cand.begin(), cand.end(), std::greater<>());
+    Pair c = cand.back();
+    cand.pop_back();
+    if (res.size() >= ef && c.first > res.front().first) break;
+    const uint32_t* l;
+    if constexpr (kLocked) {
+      std::lock_guard<std::mutex> lock((*locks)[c.second]);
+      const uint32_t* src = links(c.second, level);
+      std::copy_n(src, src[0] + 1, s->link_copy.data());
+      l = s->link_copy.data();
+    } else {
+      l = links(c.second, level);
+    }
+    for (uint32_t i = 1; i <= l[0]; ++i) {
+      uint32_t nb = l[i];
+      if (s->visited[nb] == s->stamp) continue;
+      s->visited[nb] = s->stamp;
+      float dist = g.Distance(q, nb);
+      if (res.size() < ef || dist < res.front().first) {
+        cand.push_back({dist, nb});
+        std::push_heap(cand.begin(), cand.end(), std::greater<>());
+        res.push_back({dist, nb});
+        std::push_heap(res.begin(), res.end());
+        if (res.size() > ef) {
+          std::pop_heap(res.begin(), res.end());
+          res.pop_back();
+        }
+      }
+    }
+  }
+  std::sort(res.begin(), res.end());
+}
+
+void HeadGraph::Search(const void* query, uint32_t k, uint32_t ef, HeadSearchScratch* scratch,
+                       std::vector<Pair>* out) const {
+  out->clear();
+  if (n_ == 0) return;
+  ef = std::max(ef, k);
+  uint32_t cur = entry_;
+  float cur_d = Distance(query, cur);
+  for (int level = max_level_; level >= 1; --level) {
+    for (bool changed = true; changed;) {
+      changed = false;
+      const uint32_t* l = Links(cur, level);
+      for (uint32_t i = 1; i <= l[0]; ++i) {
+        float dist = Distance(query, l[i]);
+        if (dist < cur_d) {
+          cur_d = dist;
+          cur = l[i];
+          changed = true;
+        }
+      }
+    }
+  }
+  auto links = [this](uint32_t node, int level) { return Links(node, level); };
+  SearchLevel<false>(*this, query, cur, cur_d, 0, ef, scratch, nullptr, links, Capacity(0));
+  out->assign(scratch->results.begin(),
+              scratch->results.begin() + std::min<size_t>(k, scratch->results.size()));
+}
+
+absl::StatusOr<std::unique_ptr<HeadGraph>> HeadGraph::Build(ElementType type, Metric metric,
+                                                            uint32_t d, const uint8_t* vectors,
+                                                            uint64_t n,
+                                                            const HeadGraphOptions& options) {
+  if (n == 0 || n >= kNoUpper)
+    return absl::InvalidArgumentError("head graph needs 1..2^32-2 nodes");
+  if (options.m < 2 || options.m > 256) {
+    return absl::InvalidArgumentError(absl::StrCat("hnsw m must be in [2, 256], got ", options.m));
+  }
+  if (metric == Metric::kCosine) metric = Metric::kInnerProduct;  // inputs are normalised
+  auto g = std::unique_ptr<HeadGraph>(new HeadGraph(type, metric, d, n, options.m));
+  const uint32_t m = g->m_;
+  g->vectors_.assign(vectors, vectors + n * g->row_bytes_);
+  // Levels drawn up front (deterministic), so upper storage can be laid out before insertion.
+  std::mt19937_64 rng(options.seed);
+  const double ml = 1.0 / std::log(double(m));
+  g->levels_.resize(n);
+  g->upper_offset_.assign(n, kNoUpper);
+  uint64_t upper_size = 0;
+  for (uint64_t i = 0; i < n; ++i) {
+    double u = std::uniform_real_distribution<double>(1e-12, 1.0)(rng);
+    int level = std::min(30, static_cast<int>(-std::log(u) * ml));
+    g->levels_[i] = static_cast<uint8_t>(level);
+    if (level > 0) {
+      g->upper_offset_[i] = static_cast<uint32_t>(upper_size);
+      upper_size += uint64_t(level) * (1 + m);
+    }
+  }
+  if (upper_size >= kNoUpper) return absl::ResourceExhaustedError("head graph too large");
+  g->upper_.assign(upper_size, 0);
+  g->level0_.assign(n * (1 + 2 * m), 0);
+
+  std::vector<std::mutex> locks(n);
+  std::mutex entry_mu;
+  g->entry_ = 0;
+  g->max_level_ = g->levels_[0];
+  const auto links = [&g](uint32_t node, int level) { return g->Links(node, level); };
+  const auto node_dist = [&g](uint32_t a, uint32_t b) {
+    return g->dist_(g->vector(a), g->vector(b), g->d_);
+  };
+
+  auto insert = [&](uint32_t q, HeadSearchScratch* s) {
+    const void* qv = g->vector(q);
+    const int level = g->levels_[q];
+    uint32_t entry;
+    int top;
+    {
+      std::lock_guard<std::mutex> lock(entry_mu);
+      entry = g->entry_;
+      top = g->max_level_;
+    }
+    float entry_d = node_dist(q, entry);
+    std::vector<uint32_t> copy(2 * m + 1);
+    for (int lev = top; lev > level; --lev) {
+      for (bool changed = true; changed;) {
+        changed = false;
+        {
+          std::lock_guard<std::mutex> lock(locks[entry]);
+          const uint32_t* l = g->Links(entry, lev);
+          std::copy_n(l, l[0] + 1, copy.data());
+        }
+        for (uint32_t i = 1; i <= copy[0]; ++i) {
+          float dist = node_dist(q, copy[i]);
+          if (dist < entry_d) {
+            entry_d = dist;
+            entry = copy[i];
+            changed = true;
+          }
+        }
+      }
+    }
+    for (int lev = std::min(level, top); lev >= 0; --lev) {
+      SearchLevel<true>(*g, qv, entry, entry_d, lev, static_cast<uint32_t>(options.ef_construction),
+                        s, &locks, links, g->Capacity(lev));
+      std::vector<Pair> cand = s->results;  // sorted nearest first
+      entry = cand[0].second;
+      entry_d = cand[0].first;
+      SelectNeighbors(&cand, m, node_dist);
+      {
+        std::lock_guard<std::mutex> lock(locks[q]);
+        uint32_t* l = g->MutableLinks(q, lev);
+        l[0] = static_cast<uint32_t>(cand.size());
+        for (size_t i = 0; i < cand.size(); ++i) l[i + 1] = cand[i].second;
+      }
+      const uint32_t cap = g->Capacity(lev);
+      for (const Pair& c : cand) {
+        std::lock_guard<std::mutex> lock(locks[c.second]);
+        uint32_t* l = g->MutableLinks(c.second, lev);
+        if (l[0] < cap) {
+          l[++l[0]] = q;
+          continue;
+        }
+        // Full: re-select among the old links and q, keeping the list spread.
+        std::vector<Pair> pool;
+        pool.reserve(cap + 1);
+        for (uint32_t i = 1; i <= l[0]; ++i) pool.push_back({node_dist(c.second, l[i]), l[i]});
+        pool.push_back({c.first, q});
+        std::sort(pool.begin(), pool.end());
+        SelectNeighbors(&pool, cap, node_dist);
+        l[0] = static_cast<uint32_t>(pool.size());
+        for (size_t i = 0; i < pool.size(); ++i) l[i + 1] = pool[i].second;
+      }
+    }
+    if (level > top) {
+      std::lock_guard<std::mutex> lock(entry_mu);
+      if (level > g->max_level_) {
+        g->max_level_ = level;
+        g->entry_ = q;
+      }
+    }
+  };
+
+  int threads = options.threads > 0 ? options.threads : omp_get_max_threads();
+  std::atomic<uint64_t> done{1};
+#pragma omp parallel num_threads(threads)
+  {
+    HeadSearchScratch scratch;
+#pragma omp for schedule(dynamic, 64)
+    for (uint64_t i = 1; i < n; ++i) {
+      insert(static_cast<uint32_t>(i), &scratch);
+      uint64_t now = done.fetch_add(1) + 1;
+      if (options.progress && (now & 1023) == 0 && omp_get_thread_num() == 0) {
+        options.progress(now, n);
+      }
+    }
+  }
+  if (options.progress) options.progress(n, n);
+  return g;
+}
+
+absl::Status HeadGraph::Save(const std::string& path) const {
+  FileHeader h{};
+  std::memcpy(h.magic, kMagic, 8);
+  h.version = kVersion;
+  h.type = static_cast<uint32_t>(type_);
+  h.metric = static_cast<uint32_t>(metric_);
+  h.dim = d_;
+  h.n = n_;
+  h.m = m_;
+  h.entry = entry_;
+  h.max_level = max_level_;
+  h.upper_size = upper_.size();
+  std::vector<char> buf;
+  auto put = [&buf](const void* p, size_t bytes) {
+    buf.insert(buf.end(), static_cast<const char*>(p), static_cast<const char*>(p) + bytes);
+  };
+  put(&h, sizeof h);
+  put(vectors_.data(), vectors_.size());
+  put(levels_.data(), levels_.size());
+  put(level0_.data(), level0_.size() * 4);
+  put(upper_offset_.data(), upper_offset_.size() * 4);
+  put(upper_.data(), upper_.size() * 4);
+  uint32_t crc = crc32c::Value(buf.data(), buf.size());
+  put(&crc, 4);
+  return WriteFileAtomic(path, buf);
+}
+
+absl::StatusOr<std::unique_ptr<HeadGraph>> HeadGraph::Load(const std::string& path,
+                                                           ElementType type, Metric metric,
+                                                           uint32_t d) {
+  ASSIGN_OR_RETURN(std::string data, ReadWholeFile(path));
+  if (data.size() < sizeof(FileHeader) + 4 || std::memcmp(data.data(), kMagic, 8) != 0) {
+    return absl::DataLossError(absl::StrCat(path, ": not a Strata head graph"));
+  }
+  uint32_t stored;
+  std::memcpy(&stored, data.data() + data.size() - 4, 4);
+  if (stored != crc32c::Value(data.data(), data.size() - 4)) {
+    return absl::DataLossError(absl::StrCat(path, ": checksum mismatch (corrupt head graph)"));
+  }
+  FileHeader h;
+  std::memcpy(&h, data.data(), sizeof h);
+  if (h.version != kVersion) {
+    return absl::InvalidArgumentError(
+        absl::StrCat(path, ": head graph version ", h.version, " is not supported"));
+  }
+  if (metric == Metric::kCosine) metric = Metric::kInnerProduct;
+  if (h.type != static_cast<uint32_t>(type) || h.metric != static_cast<uint32_t>(metric) ||
+      h.dim != d || h.m < 2 || h.m > 256 || h.n == 0 || h.entry >= h.n) {
+    return absl::DataLossError(absl::StrCat(path, ": does not match the index manifest"));
+  }
+  auto g = std::unique_ptr<HeadGraph>(new HeadGraph(type, metric, d, h.n, static_cast<int>(h.m)));
+  const uint64_t need = sizeof h + h.n * g->row_bytes_ + h.n + h.n * (1 + 2 * h.m) * 4 + h.n * 4 +
+                        h.upper_size * 4 + 4;
+  if (data.size() != need) {
+    return absl::DataLossError(absl::StrCat(path, ": size ", data.size(), ", expected ", need));
+  }
+  const char* p = data.data() + sizeof h;
+  auto take = [&p](auto* vec, size_t count) {
+    vec->resize(count);
+    std::memcpy(vec->data(), p, count * sizeof((*vec)[0]));
+    p += count * sizeof((*vec)[0]);
+  };
+  take(&g->vectors_, h.n * g->row_bytes_);
+  take(&g->levels_, h.n);
+  take(&g->level0_, h.n * (1 + 2 * h.m));
+  take(&g->upper_offset_, h.n);
+  take(&g->upper_, h.upper_size);
+  g->entry_ = h.entry;
+  g->max_level_ = h.max_level;
+  // Structural checks, so a crafted file cannot send a search out of bounds.
+  for (uint64_t i = 0; i < h.n; ++i) {
+    int lev = g->levels_[i];
+    if (lev > h.max_level || (lev > 0) != (g->upper_offset_[i] != kNoUpper) ||
+        (lev > 0 && g->upper_offset_[i] + uint64_t(lev) * (1 + h.m) > h.upper_size)) {
+      return absl::DataLossError(absl::StrCat(path, ": bad level table at node ", i));
+    }
+    for (int l = 0; l <= lev; ++l) {
+      const uint32_t* links = g->Links(static_cast<uint32_t>(i), l);
+      if (links[0] > g->Capacity(l)) return absl::DataLossError(absl::StrCat(path, ": bad links"));
+      for (uint32_t j = 1; j <= links[0]; ++j) {
+        if (links[j] >= h.n || g->levels_[links[j]] < l) {
+          return absl::DataLossError(absl::StrCat(path, ": bad link at node ", i));
+        }
+      }
+    }
+  }
+  if (g->levels_[h.entry] != h.max_level) {
+    return absl::DataLossError(absl::StrCat(path, ": bad entry point"));
+  }
+  return g;
+}
+
+}  // namespace strata::internal

@@ -1,0 +1,101 @@
+// The navigation graph over SPANN heads: a hierarchical navigable small-world graph (HNSW, Malkov &
+// Yashunin) written for this index rather than taken from FAISS, because the head search is on
+// every query's path and must (a) keep head vectors in their own element type (one byte per value
+// for uint8/int8: head RAM is the largest term of the index's memory), (b) use Strata's SIMD
+// kernels, (c) search with per-thread scratch and no OpenMP team or allocation per query, and (d)
+// take the beam width per call. Private to index/.
+//
+// Build is parallel (per-node locks); the graph is immutable afterwards, so searches need no locks.
+#ifndef STRATA_INDEX_INTERNAL_HEAD_GRAPH_H_
+#define STRATA_INDEX_INTERNAL_HEAD_GRAPH_H_
+
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <string>
+#include <utility>
+#include <vector>
+
+#include "absl/status/statusor.h"
+#include "index/kernels/distance.h"
+#include "index/types.h"
+
+namespace strata::internal {
+
+struct HeadGraphOptions {
+  int m = 16;                 // links per node on upper levels; 2m on level 0
+  int ef_construction = 100;  // beam while inserting
+  uint64_t seed = 7;
+  int threads = 0;  // 0 = all cores
+  std::function<void(uint64_t done, uint64_t total)> progress;
+};
+
+// Per-thread search scratch; reuse it across queries (no allocation after warm-up).
+struct HeadSearchScratch {
+  std::vector<uint32_t> visited;  // generation stamps, one per node
+  uint32_t stamp = 0;
+  std::vector<std::pair<float, uint32_t>> candidates, results;
+  std::vector<uint32_t> link_copy;  // build only: a locked snapshot of one link list
+};
+
+class HeadGraph final {
+ public:
+  HeadGraph(const HeadGraph&) = delete;
+  HeadGraph& operator=(const HeadGraph&) = delete;
+
+  // `vectors` holds n rows of d elements of `type` (already normalised for cosine); `metric` is
+  // kL2 or kInnerProduct. The graph keeps its own copy.
+  [[nodiscard]] static absl::StatusOr<std::unique_ptr<HeadGraph>> Build(
+      ElementType type, Metric metric, uint32_t d, const uint8_t* vectors, uint64_t n,
+      const HeadGraphOptions& options);
+  // Loads a Save()d graph; DataLoss naming `path` when it is corrupt, truncated or does not match
+  // (type, metric, d).
+  [[nodiscard]] static absl::StatusOr<std::unique_ptr<HeadGraph>> Load(const std::string& path,
+                                                                       ElementType type,
+                                                                       Metric metric, uint32_t d);
+  // Writes the graph atomically, with a crc32c over the whole file.
+  [[nodiscard]] absl::Status Save(const std::string& path) const;
+
+  // The k nearest nodes to `query` (d elements of the graph's type), nearest first, as
+  // (distance, node). `ef` (>= k) is the level-0 beam. Thread-safe with distinct scratch.
+  void Search(const void* query, uint32_t k, uint32_t ef, HeadSearchScratch* scratch,
+              std::vector<std::pair<float, uint32_t>>* out) const;
+
+  [[nodiscard]] uint64_t size() const { return n_; }
+  [[nodiscard]] const uint8_t* vector(uint32_t node) const {
+    return vectors_.data() + size_t{node} * row_bytes_;
+  }
+  [[nodiscard]] float Distance(const void* a, uint32_t node) const {
+    return dist_(a, vector(node), d_);
+  }
+  // Bytes held: vectors, links, level table.
+  [[nodiscard]] uint64_t MemoryBytes() const;
+
+ private:
+  HeadGraph(ElementType type, Metric metric, uint32_t d, uint64_t n, int m);
+  class Builder;
+
+  // Links of `node` at `level`: pointer to [count, ids...].
+  [[nodiscard]] const uint32_t* Links(uint32_t node, int level) const;
+  [[nodiscard]] uint32_t* MutableLinks(uint32_t node, int level);
+  [[nodiscard]] uint32_t Capacity(int level) const { return level == 0 ? 2 * m_ : m_; }
+
+  ElementType type_;
+  Metric metric_;
+  uint32_t d_;
+  uint64_t n_;
+  uint32_t m_;
+  size_t row_bytes_;
+  kernels::DistanceFn dist_;
+  std::vector<uint8_t> vectors_;        // n * row_bytes
+  std::vector<uint8_t> levels_;         // top level of each node
+  std::vector<uint32_t> level0_;        // n * (1 + 2m)
+  std::vector<uint32_t> upper_offset_;  // per node: offset into upper_ (levels 1..top), or ~0u
+  std::vector<uint32_t> upper_;         // per upper level: [count, m ids]
+  uint32_t entry_ = 0;
+  int max_level_ = 0;
+};
+
+}  // namespace strata::internal
+
+#endif  // STRATA_INDEX_INTERNAL_HEAD_GRAPH_H_
