@@ -26,6 +26,7 @@ struct RunResult {
   double pages_per_query = 0, bytes_per_query = 0;
   double ram_mb = 0;
   double build_s = 0;
+  std::string breakdown;  // Strata: mean navigation / I/O wait / distance time
 };
 
 // Runs every query once single-threaded (latency, recall, pages), then once per thread count in

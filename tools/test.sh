@@ -1,0 +1,12 @@
+#!/usr/bin/env bash
+# Builds Strata with its tests (warnings are errors) and runs the whole suite. Tests that need the
+# real data sets in ../shared/data skip with a message when it is absent; GPU tests (label `gpu`)
+# skip without a device.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+tools/install-deps.sh
+cmake -S . -B build -DCMAKE_BUILD_TYPE=Release -DSTRATA_BUILD_TESTS=ON -DSTRATA_WERROR=ON
+cmake --build build -j"$(nproc)"
+cd build
+ctest --output-on-failure -j"$(nproc)"
