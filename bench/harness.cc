@@ -31,7 +31,8 @@ double RecallAt(const GroundTruth& gt, uint64_t q, const std::vector<int64_t>& i
 }
 
 absl::Status Measure(const SearchFn& search, uint64_t num_queries, const GroundTruth& gt,
-                     uint32_t k, const std::vector<int>& threads, RunResult* out) {
+                     uint32_t k, const std::vector<int>& threads, RunResult* out,
+                     const std::function<absl::Status()>& before_pass) {
   using Clock = std::chrono::steady_clock;
   if (num_queries > gt.n) return absl::InvalidArgumentError("more queries than ground truth rows");
   if (gt.k < k)
@@ -40,6 +41,9 @@ absl::Status Measure(const SearchFn& search, uint64_t num_queries, const GroundT
   double r1 = 0, r10 = 0;
   uint64_t pages_total = 0;
   std::vector<int64_t> ids;
+  if (before_pass) {
+    if (absl::Status s = before_pass(); !s.ok()) return s;
+  }
   auto t0 = Clock::now();
   for (uint64_t q = 0; q < num_queries; ++q) {
     uint64_t pages = 0;
@@ -65,6 +69,9 @@ absl::Status Measure(const SearchFn& search, uint64_t num_queries, const GroundT
     if (t == 1) {
       out->qps.push_back(num_queries / wall);
       continue;
+    }
+    if (before_pass) {
+      if (absl::Status s = before_pass(); !s.ok()) return s;
     }
     std::atomic<uint64_t> next{0};
     std::atomic<bool> failed{false};

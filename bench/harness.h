@@ -32,8 +32,10 @@ struct RunResult {
 // Runs every query once single-threaded (latency, recall, pages), then once per thread count in
 // `threads` (QPS; the 1-thread QPS is the single-threaded pass's). Recall follows
 // big-ann-benchmarks: results tied with the k-th true distance count as hits.
+// `before_pass` (optional) runs before every pass, e.g. to evict a peer's pages from the cache.
 absl::Status Measure(const SearchFn& search, uint64_t num_queries, const GroundTruth& gt,
-                     uint32_t k, const std::vector<int>& threads, RunResult* out);
+                     uint32_t k, const std::vector<int>& threads, RunResult* out,
+                     const std::function<absl::Status()>& before_pass = nullptr);
 
 // Fraction of `ids` found among the true top-k (ties at the k-th distance included).
 double RecallAt(const GroundTruth& gt, uint64_t q, const std::vector<int64_t>& ids, uint32_t k);

@@ -82,10 +82,15 @@ class FaissPeer final : public Peer {
       // Unmap, evict, remap: the timed pass starts with a cold cache, as Strata's reads do.
       index_.reset();
       EvictFromPageCache(lists_path_);
-      absl::Status s = Guard("load " + path_, [&] {
-        index_.reset(faiss::read_index(path_.c_str(), faiss::IO_FLAG_MMAP));
-      });
+      absl::Status s =
+          Guard("load " + path_, [&] { index_.reset(faiss::read_index(path_.c_str())); });
       if (!s.ok()) return s;
+    }
+    if (kind_ == PeerKind::kHnsw) {
+      // FAISS 1.7.3's IndexHNSW::search ignores SearchParametersHNSW::efSearch (measured here:
+      // identical recall for every value), so set the index's own field; Prepare runs while no
+      // search is in flight.
+      static_cast<faiss::IndexHNSW*>(index_.get())->hnsw.efSearch = param;
     }
     param_ = param;
     return absl::OkStatus();
@@ -171,8 +176,8 @@ absl::StatusOr<std::unique_ptr<Peer>> Peer::Create(PeerKind kind, const VectorSe
   if (std::filesystem::exists(path)) {
     std::unique_ptr<faiss::Index> index;
     absl::Status s = Guard("load " + path, [&] {
-      index.reset(faiss::read_index(path.c_str(),
-                                    kind == PeerKind::kIvfFlatOnDisk ? faiss::IO_FLAG_MMAP : 0));
+      // On-disk lists ("ilod") map their .ivfdata file themselves; no flag is needed.
+      index.reset(faiss::read_index(path.c_str()));
     });
     if (!s.ok()) return s;
     double build_s = 0;
@@ -224,8 +229,7 @@ absl::StatusOr<std::unique_ptr<Peer>> Peer::Create(PeerKind kind, const VectorSe
   if (kind == PeerKind::kIvfFlatOnDisk) {
     // Reopen through the file so the on-disk path is the one measured.
     index.reset();
-    s = Guard("load " + path,
-              [&] { index.reset(faiss::read_index(path.c_str(), faiss::IO_FLAG_MMAP)); });
+    s = Guard("load " + path, [&] { index.reset(faiss::read_index(path.c_str())); });
     if (!s.ok()) return s;
   }
   return std::unique_ptr<Peer>(new FaissPeer(kind, std::move(index), path, lists, build_s));

@@ -38,7 +38,8 @@ ABSL_FLAG(uint32_t, max_replicas, 8, "replicas per vector (build)");
 ABSL_FLAG(uint32_t, page_limit, 0, "posting length cap in 4 KiB pages (build; 0 = type default)");
 ABSL_FLAG(int, hnsw_m, 16, "links per head in the navigation graph (build)");
 ABSL_FLAG(uint32_t, k, 10, "neighbours per query");
-ABSL_FLAG(std::string, postings, "2,4,6,8,12,16,24,32,48,64", "max_postings values to sweep");
+ABSL_FLAG(std::string, postings, "2,4,6,8,12,16,24,32,48,64",
+          "max_postings values to sweep (none: only the peers)");
 ABSL_FLAG(double, prune_ratio, 8.0, "query-aware pruning ratio (0 = off)");
 ABSL_FLAG(std::string, threads, "1,2", "thread counts for QPS");
 ABSL_FLAG(uint64_t, max_queries, 0, "use only the first N queries (0 = all)");
@@ -82,11 +83,11 @@ std::vector<float> RowToFloat(const VectorSet& s, uint64_t i) {
 void PrintRow(const RunResult& r, const std::vector<int>& threads, double io_bound_qps) {
   std::string qps;
   for (size_t i = 0; i < r.qps.size(); ++i) absl::StrAppendFormat(&qps, " %9.0f", r.qps[i]);
-  std::printf("%-22s %-14s %7.4f %7.4f%s %8.3f %8.3f %8.3f %8.1f %9.1f %9.1f%s\n", r.system.c_str(),
-              r.params.c_str(), r.recall1, r.recall10, qps.c_str(), r.mean_ms, r.p50_ms, r.p99_ms,
-              r.pages_per_query, r.bytes_per_query / 1024, r.ram_mb,
-              io_bound_qps > 0 ? absl::StrFormat(" %9.0f  %s", io_bound_qps, r.breakdown).c_str()
-                               : "");
+  std::printf(
+      "%-22s %-14s %7.4f %7.4f%s %8.3f %8.3f %8.3f %8.1f %9.1f %9.1f%s\n", r.system.c_str(),
+      r.params.c_str(), r.recall1, r.recall10, qps.c_str(), r.mean_ms, r.p50_ms, r.p99_ms,
+      r.pages_per_query, r.bytes_per_query / 1024, r.ram_mb,
+      io_bound_qps > 0 ? absl::StrFormat(" %9.0f  %s", io_bound_qps, r.breakdown).c_str() : "");
   (void)threads;
   std::fflush(stdout);
 }
@@ -101,7 +102,10 @@ int Main() {
   std::vector<int> threads;
   std::vector<uint32_t> sweep;
   if (!ParseList(absl::GetFlag(FLAGS_threads), &threads)) return Fail("bad --threads list");
-  if (!ParseList(absl::GetFlag(FLAGS_postings), &sweep)) return Fail("bad --postings list");
+  if (absl::GetFlag(FLAGS_postings) != "none" &&
+      !ParseList(absl::GetFlag(FLAGS_postings), &sweep)) {
+    return Fail("bad --postings list (comma-separated counts, or none to run only the peers)");
+  }
   std::vector<PeerKind> peers;
   if (absl::GetFlag(FLAGS_peers) != "none") {
     for (absl::string_view p : absl::StrSplit(absl::GetFlag(FLAGS_peers), ',', absl::SkipEmpty())) {
@@ -194,8 +198,8 @@ int Main() {
   if (absl::GetFlag(FLAGS_iops_seconds) > 0) {
     // The device's best: one and two threads, each with 64 reads in flight.
     for (int t : {1, 2}) {
-      auto r = MeasureRandomReadIops(index_dir + "/postings.dat",
-                                     absl::GetFlag(FLAGS_iops_seconds), t, 64);
+      auto r = MeasureRandomReadIops(index_dir + "/postings.dat", absl::GetFlag(FLAGS_iops_seconds),
+                                     t, 64);
       if (!r.ok()) return Fail(r.status().ToString());
       if (r->iops > iops) iops_threads = t;
       iops = std::max(iops, r->iops);
@@ -266,7 +270,8 @@ int Main() {
     std::vector<std::vector<float>> fq(nq);
     for (uint64_t q = 0; q < nq; ++q) fq[q] = RowToFloat(*queries, q);
     for (int param : (*peer)->Sweep()) {
-      if (auto s = (*peer)->Prepare(param); !s.ok()) return Fail(s.ToString());
+      Peer* mutable_peer = peer->get();
+      auto prepare = [mutable_peer, param] { return mutable_peer->Prepare(param); };
       const Peer& pr = **peer;
       SearchFn fn = [&](uint64_t q, std::vector<int64_t>* ids, uint64_t* pages) {
         *pages = 0;
@@ -275,7 +280,8 @@ int Main() {
       RunResult r;
       r.system = PeerName(kind);
       r.params = absl::StrCat(pr.ParamName(), "=", param);
-      if (auto s = Measure(fn, nq, *gt, k, threads, &r); !s.ok()) return Fail(s.ToString());
+      if (auto s = Measure(fn, nq, *gt, k, threads, &r, prepare); !s.ok())
+        return Fail(s.ToString());
       r.ram_mb = pr.MemoryMb();
       r.build_s = pr.BuildSeconds();
       PrintRow(r, threads, 0);
@@ -323,6 +329,7 @@ int Main() {
     gp << "set terminal pngcairo size 1000,650\nset output '" << out << ".png'\n"
        << "set title 'recall@" << k << " vs single-thread QPS'\nset xlabel 'recall@" << k
        << "'\nset ylabel 'QPS (1 thread)'\nset logscale y\nset grid\nset key bottom left\n"
+       << "set termoption noenhanced\n"
        << "set datafile separator ','\nplot ";
     std::vector<std::string> systems;
     for (const auto& r : results) {
@@ -330,7 +337,7 @@ int Main() {
         systems.push_back(r.system);
     }
     for (size_t i = 0; i < systems.size(); ++i) {
-      gp << "'" << out << ".csv' using ($1 eq '" << systems[i]
+      gp << "'" << out << ".csv' using (strcol(1) eq '" << systems[i]
          << "' ? $4 : 1/0):5 with linespoints title '" << systems[i] << "'"
          << (i + 1 < systems.size() ? ", " : "\n");
     }
