@@ -33,7 +33,8 @@ ABSL_FLAG(std::string, gt, "", "ground truth, big-ann layout or .ivecs (required
 ABSL_FLAG(std::string, index, "",
           "index directory: opened if it holds an index, else built (required)");
 ABSL_FLAG(std::string, metric, "l2", "l2, ip or cosine (for builds)");
-ABSL_FLAG(double, head_share, 0.10, "heads / vectors (build)");
+ABSL_FLAG(double, head_share, 0,
+          "heads / vectors (build; 0 = by type: 0.16 float32, 0.10 uint8/int8)");
 ABSL_FLAG(uint32_t, max_replicas, 8, "replicas per vector (build)");
 ABSL_FLAG(uint32_t, page_limit, 0, "posting length cap in 4 KiB pages (build; 0 = type default)");
 ABSL_FLAG(int, hnsw_m, 16, "links per head in the navigation graph (build)");

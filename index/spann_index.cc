@@ -303,7 +303,10 @@ absl::Status SpannIndex::Build(const VectorSet& vectors, const std::string& dir,
     return absl::InvalidArgumentError(
         "cosine needs float32 vectors (integers cannot be normalised)");
   }
-  if (!(options.head_share > 0 && options.head_share <= 1)) {
+  const double head_share = options.head_share != 0         ? options.head_share
+                            : type == ElementType::kFloat32 ? 0.16
+                                                            : 0.10;
+  if (!(head_share > 0 && head_share <= 1)) {
     return absl::InvalidArgumentError(
         absl::StrCat("head_share must be in (0, 1], got ", options.head_share));
   }
@@ -345,7 +348,7 @@ absl::Status SpannIndex::Build(const VectorSet& vectors, const std::string& dir,
   progress("clustering", 0, 1);
   ClusteringOptions copt;
   copt.branching = options.branching;
-  copt.leaf_size = 1.0 / options.head_share;
+  copt.leaf_size = 1.0 / head_share;
   copt.balance = options.balance;
   copt.seed = options.seed;
   copt.threads = threads;
@@ -499,7 +502,7 @@ absl::Status SpannIndex::Build(const VectorSet& vectors, const std::string& dir,
   m.Set("heads_file", kHeadsFile);
   m.Set("posting_data", kPostingData);
   m.Set("posting_table", kPostingTable);
-  m.Set("build.head_share", absl::StrFormat("%g", options.head_share));
+  m.Set("build.head_share", absl::StrFormat("%g", head_share));
   m.Set("build.max_replicas", options.max_replicas);
   m.Set("build.replica_candidates", options.replica_candidates);
   m.Set("build.rng_factor", absl::StrFormat("%g", options.rng_factor));

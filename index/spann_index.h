@@ -36,7 +36,10 @@ namespace strata {
 
 struct SpannBuildOptions {
   Metric metric = Metric::kL2;
-  double head_share = 0.10;  // heads / vectors (SPANN configs: 0.10-0.16)
+  // Heads / vectors; 0 = by element type: 0.16 for float32 (SPANN's SIFT1M share), 0.10 for
+  // 1-byte types, whose head RAM weighs more against their small raw size (both keep the index's
+  // RAM under 25% of the raw vectors).
+  double head_share = 0;
   uint32_t max_replicas = 8;
   uint32_t replica_candidates = 64;  // nearest heads considered for replicas
   float rng_factor = 1.0f;

@@ -290,7 +290,7 @@ TEST(SpannIndex, BuildRejectsBadInput) {
   cos.metric = Metric::kCosine;
   EXPECT_TRUE(absl::IsInvalidArgument(SpannIndex::Build(u8, dir.path() + "/c", cos)));
   SpannBuildOptions share;
-  share.head_share = 0;
+  share.head_share = -0.5;
   EXPECT_TRUE(absl::IsInvalidArgument(SpannIndex::Build(u8, dir.path() + "/d", share)));
 }
 
