@@ -42,6 +42,7 @@ ABSL_FLAG(uint32_t, k, 10, "neighbours per query");
 ABSL_FLAG(std::string, postings, "2,4,6,8,12,16,24,32,48,64",
           "max_postings values to sweep (none: only the peers)");
 ABSL_FLAG(double, prune_ratio, 8.0, "query-aware pruning ratio (0 = off)");
+ABSL_FLAG(uint32_t, ef_search, 0, "beam of the head-graph search (0 = max(64, 2 * postings))");
 ABSL_FLAG(std::string, threads, "1,2", "thread counts for QPS");
 ABSL_FLAG(uint64_t, max_queries, 0, "use only the first N queries (0 = all)");
 ABSL_FLAG(std::string, peers, "ivfflat,ivfpq,hnsw,ivfdisk",
@@ -232,6 +233,7 @@ int Main() {
     SearchParams p;
     p.max_postings = mp;
     p.prune_ratio = static_cast<float>(absl::GetFlag(FLAGS_prune_ratio));
+    p.ef_search = absl::GetFlag(FLAGS_ef_search);
     const SpannIndex& idx = **index;
     const VectorSet& qs = *queries;
     std::atomic<uint64_t> nav_us{0}, io_us{0}, dist_us{0}, calls{0};
