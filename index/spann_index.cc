@@ -307,15 +307,14 @@ absl::Status SpannIndex::Build(const VectorSet& vectors, const std::string& dir,
                             : type == ElementType::kFloat32 ? 0.16
                                                             : 0.10;
   if (!(head_share > 0 && head_share <= 1)) {
-    return absl::InvalidArgumentError(
-        absl::StrCat("head_share must be in (0, 1] (0 picks the default), got ",
-                     options.head_share));
+    return absl::InvalidArgumentError(absl::StrCat(
+        "head_share must be in (0, 1] (0 picks the default), got ", options.head_share));
   }
   if (options.max_replicas == 0 || options.max_replicas > 64 || options.replica_candidates == 0 ||
       options.replica_candidates > 1024) {
-    return absl::InvalidArgumentError(absl::StrCat(
-        "max_replicas must be in [1, 64] and replica_candidates in [1, 1024], got ",
-        options.max_replicas, " and ", options.replica_candidates));
+    return absl::InvalidArgumentError(
+        absl::StrCat("max_replicas must be in [1, 64] and replica_candidates in [1, 1024], got ",
+                     options.max_replicas, " and ", options.replica_candidates));
   }
   if (std::filesystem::exists(Join(dir, internal::kManifestName))) {
     return absl::AlreadyExistsError(absl::StrCat(dir, " already holds an index"));

@@ -140,6 +140,27 @@ static void SearchLevel(const HeadGraph& g, const void* q, uint32_t entry, float
   std::sort(res.begin(), res.end());
 }
 
+// Greedy descent through levels [from, to) (from > to): move to any closer neighbour until none is.
+// `read_links(node, level)` returns the node's [count, ids...] (a locked copy during the build).
+template <typename ReadLinks>
+static void GreedyDescend(const HeadGraph& g, const void* q, int from, int to, uint32_t* cur,
+                          float* cur_d, const ReadLinks& read_links) {
+  for (int level = from; level > to; --level) {
+    for (bool changed = true; changed;) {
+      changed = false;
+      const uint32_t* l = read_links(*cur, level);
+      for (uint32_t i = 1; i <= l[0]; ++i) {
+        float dist = g.Distance(q, l[i]);
+        if (dist < *cur_d) {
+          *cur_d = dist;
+          *cur = l[i];
+          changed = true;
+        }
+      }
+    }
+  }
+}
+
 void HeadGraph::Search(const void* query, uint32_t k, uint32_t ef, HeadSearchScratch* scratch,
                        std::vector<Pair>* out) const {
   out->clear();
@@ -147,21 +168,8 @@ void HeadGraph::Search(const void* query, uint32_t k, uint32_t ef, HeadSearchScr
   ef = std::max(ef, k);
   uint32_t cur = entry_;
   float cur_d = Distance(query, cur);
-  for (int level = max_level_; level >= 1; --level) {
-    for (bool changed = true; changed;) {
-      changed = false;
-      const uint32_t* l = Links(cur, level);
-      for (uint32_t i = 1; i <= l[0]; ++i) {
-        float dist = Distance(query, l[i]);
-        if (dist < cur_d) {
-          cur_d = dist;
-          cur = l[i];
-          changed = true;
-        }
-      }
-    }
-  }
   auto links = [this](uint32_t node, int level) { return Links(node, level); };
+  GreedyDescend(*this, query, max_level_, 0, &cur, &cur_d, links);
   SearchLevel<false>(*this, query, cur, cur_d, 0, ef, scratch, nullptr, links, Capacity(0));
   out->assign(scratch->results.begin(),
               scratch->results.begin() + std::min<size_t>(k, scratch->results.size()));
@@ -220,24 +228,13 @@ absl::StatusOr<std::unique_ptr<HeadGraph>> HeadGraph::Build(ElementType type, Me
     }
     float entry_d = node_dist(q, entry);
     std::vector<uint32_t> copy(2 * m + 1);
-    for (int lev = top; lev > level; --lev) {
-      for (bool changed = true; changed;) {
-        changed = false;
-        {
-          std::lock_guard<std::mutex> lock(locks[entry]);
-          const uint32_t* l = g->Links(entry, lev);
-          std::copy_n(l, l[0] + 1, copy.data());
-        }
-        for (uint32_t i = 1; i <= copy[0]; ++i) {
-          float dist = node_dist(q, copy[i]);
-          if (dist < entry_d) {
-            entry_d = dist;
-            entry = copy[i];
-            changed = true;
-          }
-        }
-      }
-    }
+    auto locked_links = [&](uint32_t node, int lev) {
+      std::lock_guard<std::mutex> lock(locks[node]);
+      const uint32_t* l = g->Links(node, lev);
+      std::copy_n(l, l[0] + 1, copy.data());
+      return static_cast<const uint32_t*>(copy.data());
+    };
+    GreedyDescend(*g, qv, top, level, &entry, &entry_d, locked_links);
     for (int lev = std::min(level, top); lev >= 0; --lev) {
       SearchLevel<true>(*g, qv, entry, entry_d, lev, static_cast<uint32_t>(options.ef_construction),
                         s, &locks, links, g->Capacity(lev));
