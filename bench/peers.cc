@@ -35,18 +35,6 @@ absl::Status Guard(const std::string& what, Fn&& fn) {
   }
 }
 
-std::vector<float> ToFloat(const VectorSet& s) {
-  std::vector<float> f(s.n * s.dim);
-  if (s.type == ElementType::kFloat32) {
-    std::memcpy(f.data(), s.data.data(), f.size() * 4);
-  } else if (s.type == ElementType::kUint8) {
-    for (size_t i = 0; i < f.size(); ++i) f[i] = s.data[i];
-  } else {
-    for (size_t i = 0; i < f.size(); ++i) f[i] = static_cast<int8_t>(s.data[i]);
-  }
-  return f;
-}
-
 faiss::MetricType FaissMetric(Metric m) {
   return m == Metric::kL2 ? faiss::METRIC_L2 : faiss::METRIC_INNER_PRODUCT;
 }
@@ -97,7 +85,8 @@ class FaissPeer final : public Peer {
   }
 
   absl::Status Search(const float* query, uint32_t k, std::vector<int64_t>* ids) const override {
-    std::vector<float> dist(k);
+    thread_local std::vector<float> dist;  // no allocation per timed query
+    dist.resize(k);
     ids->assign(k, -1);
     return Guard("search", [&] {
       if (kind_ == PeerKind::kHnsw) {
@@ -185,7 +174,7 @@ absl::StatusOr<std::unique_ptr<Peer>> Peer::Create(PeerKind kind, const VectorSe
     Log(LogLevel::kInfo, "%s: loaded from %s (built in %.1f s)", PeerName(kind), path, build_s);
     return std::unique_ptr<Peer>(new FaissPeer(kind, std::move(index), path, lists, build_s));
   }
-  std::vector<float> x = ToFloat(base);
+  std::vector<float> x = RowsAsFloat(base, 0, base.n);
   const int d = static_cast<int>(base.dim);
   const auto n = static_cast<faiss::Index::idx_t>(base.n);
   const int nlist = std::max(16, static_cast<int>(4 * std::sqrt(static_cast<double>(base.n))));

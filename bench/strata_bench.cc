@@ -71,18 +71,7 @@ bool ParseList(const std::string& s, std::vector<T>* out) {
   return !out->empty();
 }
 
-std::vector<float> RowToFloat(const VectorSet& s, uint64_t i) {
-  std::vector<float> f(s.dim);
-  const uint8_t* r = s.row(i);
-  for (uint32_t j = 0; j < s.dim; ++j) {
-    f[j] = s.type == ElementType::kFloat32 ? reinterpret_cast<const float*>(r)[j]
-           : s.type == ElementType::kUint8 ? float(r[j])
-                                           : float(static_cast<int8_t>(r[j]));
-  }
-  return f;
-}
-
-void PrintRow(const RunResult& r, const std::vector<int>& threads, double io_bound_qps) {
+void PrintRow(const RunResult& r, double io_bound_qps) {
   std::string qps;
   for (size_t i = 0; i < r.qps.size(); ++i) absl::StrAppendFormat(&qps, " %9.0f", r.qps[i]);
   std::printf(
@@ -90,7 +79,6 @@ void PrintRow(const RunResult& r, const std::vector<int>& threads, double io_bou
       r.params.c_str(), r.recall1, r.recall10, qps.c_str(), r.mean_ms, r.p50_ms, r.p99_ms,
       r.pages_per_query, r.bytes_per_query / 1024, r.ram_mb,
       io_bound_qps > 0 ? absl::StrFormat(" %9.0f  %s", io_bound_qps, r.breakdown).c_str() : "");
-  (void)threads;
   std::fflush(stdout);
 }
 
@@ -180,7 +168,6 @@ int Main() {
         build_s, stats.seconds_clustering, stats.seconds_head_index, stats.seconds_assign,
         stats.seconds_write, (unsigned long long)stats.heads, double(stats.entries) / stats.vectors,
         build_peak_rss);
-    if (peers.empty()) base.reset();
   }
   base.reset();  // free the input before measuring Strata's own memory
 
@@ -258,7 +245,7 @@ int Main() {
     r.build_s = build_s;
     r.breakdown = absl::StrFormat("nav %.0f / io %.0f / dist %.0f us", double(nav_us) / calls,
                                   double(io_us) / calls, double(dist_us) / calls);
-    PrintRow(r, threads, iops > 0 && r.pages_per_query > 0 ? iops / r.pages_per_query : 0);
+    PrintRow(r, iops > 0 && r.pages_per_query > 0 ? iops / r.pages_per_query : 0);
     results.push_back(r);
   }
 
@@ -271,7 +258,7 @@ int Main() {
     if (!peer.ok()) return Fail(peer.status().ToString());
     omp_set_num_threads(1);  // one query per call, as for Strata; threads come from the harness
     std::vector<std::vector<float>> fq(nq);
-    for (uint64_t q = 0; q < nq; ++q) fq[q] = RowToFloat(*queries, q);
+    for (uint64_t q = 0; q < nq; ++q) fq[q] = RowsAsFloat(*queries, q, 1);
     for (int param : (*peer)->Sweep()) {
       Peer* mutable_peer = peer->get();
       auto prepare = [mutable_peer, param] { return mutable_peer->Prepare(param); };
@@ -287,7 +274,7 @@ int Main() {
         return Fail(s.ToString());
       r.ram_mb = pr.MemoryMb();
       r.build_s = pr.BuildSeconds();
-      PrintRow(r, threads, 0);
+      PrintRow(r, 0);
       results.push_back(r);
     }
   }

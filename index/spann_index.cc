@@ -48,17 +48,7 @@ uint32_t DefaultPageLimit(ElementType t) { return t == ElementType::kFloat32 ? 1
 
 // Converts one row to float32 (and normalises it for cosine).
 void RowToFloat(ElementType t, const uint8_t* src, uint32_t d, bool normalise, float* out) {
-  switch (t) {
-    case ElementType::kFloat32:
-      std::memcpy(out, src, size_t{d} * 4);
-      break;
-    case ElementType::kUint8:
-      for (uint32_t j = 0; j < d; ++j) out[j] = src[j];
-      break;
-    case ElementType::kInt8:
-      for (uint32_t j = 0; j < d; ++j) out[j] = static_cast<int8_t>(src[j]);
-      break;
-  }
+  ConvertToFloat(t, src, d, out);
   if (normalise) {
     double s = 0;
     for (uint32_t j = 0; j < d; ++j) s += double{out[j]} * out[j];

@@ -27,6 +27,26 @@ const char* ElementTypeName(ElementType t) {
 
 bool IsValidElementType(uint32_t raw) { return raw >= 1 && raw <= 3; }
 
+void ConvertToFloat(ElementType t, const uint8_t* src, size_t count, float* out) {
+  switch (t) {
+    case ElementType::kFloat32:
+      std::memcpy(out, src, count * sizeof(float));
+      break;
+    case ElementType::kUint8:
+      for (size_t j = 0; j < count; ++j) out[j] = src[j];
+      break;
+    case ElementType::kInt8:
+      for (size_t j = 0; j < count; ++j) out[j] = static_cast<int8_t>(src[j]);
+      break;
+  }
+}
+
+std::vector<float> RowsAsFloat(const VectorSet& set, uint64_t first, uint64_t count) {
+  std::vector<float> out(count * set.dim);
+  ConvertToFloat(set.type, set.row(first), out.size(), out.data());
+  return out;
+}
+
 absl::StatusOr<ElementType> ParseElementType(absl::string_view s) {
   std::string v = absl::AsciiStrToLower(s);
   if (v == "float32" || v == "float" || v == "f32") return ElementType::kFloat32;

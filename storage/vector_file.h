@@ -32,6 +32,9 @@ struct VectorSet {
   [[nodiscard]] uint8_t* row(uint64_t i) { return data.data() + i * row_bytes(); }
 };
 
+// Rows [first, first + count) of `set` as float32 (row-major, count * dim values).
+[[nodiscard]] std::vector<float> RowsAsFloat(const VectorSet& set, uint64_t first, uint64_t count);
+
 // Reads at most `max_rows` rows (0 = all). int32 files (.ibin/.ivecs) are refused here: they hold
 // ids.
 [[nodiscard]] absl::StatusOr<VectorSet> ReadVectors(const std::string& path, uint64_t max_rows = 0);

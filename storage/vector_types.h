@@ -21,6 +21,9 @@ enum class ElementType : uint32_t { kFloat32 = 1, kUint8 = 2, kInt8 = 3 };
 [[nodiscard]] absl::StatusOr<ElementType> ParseElementType(absl::string_view s);
 [[nodiscard]] bool IsValidElementType(uint32_t raw);
 
+// Widens `count` values of type `t` at `src` to float32 at `out` (a copy for float32).
+void ConvertToFloat(ElementType t, const uint8_t* src, size_t count, float* out);
+
 }  // namespace strata
 
 #endif  // STRATA_STORAGE_VECTOR_TYPES_H_

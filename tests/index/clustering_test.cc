@@ -10,12 +10,6 @@
 namespace strata {
 namespace {
 
-std::vector<float> ToFloat(const VectorSet& s) {
-  std::vector<float> f(s.n * s.dim);
-  for (size_t i = 0; i < f.size(); ++i) f[i] = s.data[i];
-  return f;
-}
-
 VectorSet Skewed(uint64_t n) {
   SyntheticOptions o;  // Zipf-weighted clusters: plain k-means leaves a few giants here
   o.seed = 5;
@@ -25,7 +19,7 @@ VectorSet Skewed(uint64_t n) {
 
 TEST(BalancedHierarchicalClustering, HeadCountFollowsTheShare) {
   VectorSet s = Skewed(20000);
-  auto f = ToFloat(s);
+  auto f = RowsAsFloat(s, 0, s.n);
   ClusteringOptions o;
   o.leaf_size = 10;
   auto r = BalancedHierarchicalClustering(f.data(), s.n, s.dim, o);
@@ -40,7 +34,7 @@ TEST(BalancedHierarchicalClustering, HeadCountFollowsTheShare) {
 
 TEST(BalancedHierarchicalClustering, BalancePenaltyBoundsLeafSizes) {
   VectorSet s = Skewed(20000);
-  auto f = ToFloat(s);
+  auto f = RowsAsFloat(s, 0, s.n);
   ClusteringOptions balanced;
   balanced.leaf_size = 10;
   auto r = BalancedHierarchicalClustering(f.data(), s.n, s.dim, balanced);
@@ -51,7 +45,7 @@ TEST(BalancedHierarchicalClustering, BalancePenaltyBoundsLeafSizes) {
 
 TEST(BalancedKMeans, PenaltyEvensOutClusterSizes) {
   VectorSet s = Skewed(20000);
-  auto f = ToFloat(s);
+  auto f = RowsAsFloat(s, 0, s.n);
   std::vector<VectorId> ids(s.n);
   std::iota(ids.begin(), ids.end(), 0);
   auto spread = [&](double balance) {
@@ -71,7 +65,7 @@ TEST(BalancedKMeans, PenaltyEvensOutClusterSizes) {
 
 TEST(BalancedHierarchicalClustering, IsDeterministic) {
   VectorSet s = Skewed(5000);
-  auto f = ToFloat(s);
+  auto f = RowsAsFloat(s, 0, s.n);
   ClusteringOptions o;
   auto a = BalancedHierarchicalClustering(f.data(), s.n, s.dim, o);
   auto b = BalancedHierarchicalClustering(f.data(), s.n, s.dim, o);
