@@ -84,18 +84,28 @@ struct QueryContext {
 
 class SpannIndexImpl final : public SpannIndex {
  public:
+  struct ReplicaRule {
+    uint32_t max_replicas = 8;
+    uint32_t candidates = 64;
+    float rng_factor = 1.0f;
+  };
   SpannIndexImpl(ElementType type, Metric metric, uint32_t dim, uint64_t n,
-                 std::unique_ptr<internal::HeadGraph> heads, std::unique_ptr<PostingFile> postings)
+                 std::unique_ptr<internal::HeadGraph> heads, std::unique_ptr<PostingFile> postings,
+                 ReplicaRule rule)
       : type_(type),
         metric_(metric),
         dim_(dim),
         n_(n),
         heads_(std::move(heads)),
         postings_(std::move(postings)),
+        rule_(rule),
         dist_(kernels::GetDistance(kernels::Best(), type, metric)) {}
 
+  using SpannIndex::Search;
   absl::Status Search(VectorView query, uint32_t k, const SearchParams& params,
-                      std::vector<Neighbor>* result, SearchStats* stats) const override;
+                      const SearchOverlay& overlay, std::vector<Neighbor>* result,
+                      SearchStats* stats) const override;
+  absl::Status AssignPostings(VectorView v, std::vector<uint32_t>* postings) const override;
 
   ElementType element_type() const override { return type_; }
   Metric metric() const override { return metric_; }
@@ -131,13 +141,56 @@ class SpannIndexImpl final : public SpannIndex {
   const uint64_t n_;
   std::unique_ptr<internal::HeadGraph> heads_;
   std::unique_ptr<PostingFile> postings_;
+  const ReplicaRule rule_;
   const kernels::DistanceFn dist_;
   mutable absl::Mutex mu_;
   mutable std::vector<std::unique_ptr<QueryContext>> pool_ ABSL_GUARDED_BY(mu_);
 };
 
+absl::Status CheckQuery(VectorView query, ElementType type, uint32_t dim) {
+  if (query.type != type) {
+    return absl::InvalidArgumentError(absl::StrCat("vector is ", ElementTypeName(query.type),
+                                                   " but the index holds ", ElementTypeName(type),
+                                                   " vectors"));
+  }
+  if (query.bytes.size() != size_t{dim} * ElementSize(type)) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "vector has dimension ", query.bytes.size() / ElementSize(type), ", the index has ", dim));
+  }
+  if (type == ElementType::kFloat32) {
+    RETURN_IF_ERROR(
+        CheckFinite(reinterpret_cast<const float*>(query.bytes.data()), dim, "vector", 0));
+  }
+  return absl::OkStatus();
+}
+
+absl::Status SpannIndexImpl::AssignPostings(VectorView v, std::vector<uint32_t>* postings) const {
+  RETURN_IF_ERROR(CheckQuery(v, type_, dim_));
+  ASSIGN_OR_RETURN(std::unique_ptr<QueryContext> ctx, Acquire());
+  uint32_t cand = static_cast<uint32_t>(std::min<uint64_t>(rule_.candidates, heads_->size()));
+  heads_->Search(v.bytes.data(), cand, std::max(2 * cand, 128u), &ctx->nav, &ctx->heads);
+  std::vector<int64_t> ids(ctx->heads.size());
+  std::vector<float> dists(ctx->heads.size());
+  for (size_t j = 0; j < ctx->heads.size(); ++j) {
+    dists[j] = ctx->heads[j].first;
+    ids[j] = ctx->heads[j].second;
+  }
+  auto head_dist = [&](int64_t a, int64_t b) {
+    return heads_->Distance(heads_->vector(static_cast<uint32_t>(a)), static_cast<uint32_t>(b));
+  };
+  std::vector<uint32_t> chosen =
+      SelectReplicas(ids, dists, rule_.max_replicas, rule_.rng_factor, head_dist);
+  postings->clear();
+  for (uint32_t c : chosen) postings->push_back(static_cast<uint32_t>(ids[c]));
+  Release(std::move(ctx));
+  if (postings->empty()) return absl::InternalError("no head found for a vector");
+  return absl::OkStatus();
+}
+
 absl::Status SpannIndexImpl::Search(VectorView query, uint32_t k, const SearchParams& params,
-                                    std::vector<Neighbor>* result, SearchStats* stats) const {
+                                    const SearchOverlay& overlay, std::vector<Neighbor>* result,
+                                    SearchStats* stats) const {
+  const bool has_overlay = overlay.appended != nullptr || !overlay.skip_bits.empty();
   if (query.type != type_) {
     return absl::InvalidArgumentError(absl::StrCat("query is ", ElementTypeName(query.type),
                                                    " but the index holds ", ElementTypeName(type_),
@@ -147,7 +200,7 @@ absl::Status SpannIndexImpl::Search(VectorView query, uint32_t k, const SearchPa
     return absl::InvalidArgumentError(absl::StrCat(
         "query has dimension ", query.bytes.size() / ElementSize(type_), ", the index has ", dim_));
   }
-  if (k == 0 || k > n_) {
+  if (k == 0 || (k > n_ && !has_overlay)) {
     return absl::InvalidArgumentError(
         absl::StrCat("k must be in [1, ", n_, "] (the number of vectors), got ", k));
   }
@@ -213,6 +266,20 @@ absl::Status SpannIndexImpl::Search(VectorView query, uint32_t k, const SearchPa
   auto& heap = ctx->heap;  // max-heap on distance: the current k-th best on top
   heap.clear();
   auto worse = [](const Neighbor& a, const Neighbor& b) { return a.distance < b.distance; };
+  auto offer = [&](VectorId id, const uint8_t* vec) {
+    if (!ctx->seen.insert(id).second) return;  // a replica already scored
+    float dist = dist_(q, vec, dim_);
+    if (heap.size() < k) {
+      heap.push_back({id, dist});
+      std::push_heap(heap.begin(), heap.end(), worse);
+    } else if (dist < heap.front().distance) {
+      std::pop_heap(heap.begin(), heap.end(), worse);
+      heap.back() = {id, dist};
+      std::push_heap(heap.begin(), heap.end(), worse);
+    }
+  };
+  const uint8_t* skip = overlay.skip_bits.data();
+  const uint64_t skip_limit = uint64_t{overlay.skip_bits.size()} * 8;
   const size_t entry_bytes = postings_->entry_bytes();
   const size_t vec_offset = sizeof(VectorId);
   uint64_t distance_ns = 0;
@@ -226,16 +293,8 @@ absl::Status SpannIndexImpl::Search(VectorView query, uint32_t k, const SearchPa
       const uint8_t* entry = entries.data() + e * entry_bytes;
       VectorId id;
       std::memcpy(&id, entry, sizeof id);
-      if (!ctx->seen.insert(id).second) continue;  // a replica already scored
-      float dist = dist_(q, entry + vec_offset, dim_);
-      if (heap.size() < k) {
-        heap.push_back({id, dist});
-        std::push_heap(heap.begin(), heap.end(), worse);
-      } else if (dist < heap.front().distance) {
-        std::pop_heap(heap.begin(), heap.end(), worse);
-        heap.back() = {id, dist};
-        std::push_heap(heap.begin(), heap.end(), worse);
-      }
+      if (id < skip_limit && (skip[id >> 3] >> (id & 7) & 1) != 0) continue;
+      offer(id, entry + vec_offset);
     }
     st.entries_scanned += static_cast<uint32_t>(count);
     st.postings_read += 1;
@@ -247,6 +306,17 @@ absl::Status SpannIndexImpl::Search(VectorView query, uint32_t k, const SearchPa
   });
   if (!read_status.ok()) return read_status;
   uint32_t batch_us = MicrosSince(t_io);
+  if (overlay.appended != nullptr) {
+    auto td = Clock::now();
+    for (uint32_t i = 0; i < keep; ++i) {
+      overlay.appended->ForEach(ctx->heads[i].second, [&](VectorId id, const uint8_t* vec) {
+        ++st.entries_scanned;
+        offer(id, vec);
+      });
+    }
+    distance_ns += static_cast<uint64_t>(
+        std::chrono::duration_cast<std::chrono::nanoseconds>(Clock::now() - td).count());
+  }
   st.distance_us = static_cast<uint32_t>(distance_ns / 1000);
   st.io_wait_us = batch_us > st.distance_us ? batch_us - st.distance_us : 0;
 
@@ -289,6 +359,10 @@ absl::Status SpannIndex::Build(const VectorSet& vectors, const std::string& dir,
     return absl::InvalidArgumentError("vector data size does not match n * dim");
   }
   if (n > UINT32_MAX) return absl::InvalidArgumentError("an index holds at most 2^32-1 vectors");
+  if (!options.ids.empty() && options.ids.size() != n) {
+    return absl::InvalidArgumentError(
+        absl::StrCat(options.ids.size(), " ids given for ", n, " vectors"));
+  }
   if (options.metric == Metric::kCosine && type != ElementType::kFloat32) {
     return absl::InvalidArgumentError(
         "cosine needs float32 vectors (integers cannot be normalised)");
@@ -470,10 +544,11 @@ absl::Status SpannIndex::Build(const VectorSet& vectors, const std::string& dir,
               [](const Item& a, const Item& b) { return a.dist < b.dist; });
     buf.resize(keep * entry_bytes);
     for (size_t e = 0; e < keep; ++e) {
-      VectorId id = first[static_cast<ptrdiff_t>(e)].id;
+      VectorId row = first[static_cast<ptrdiff_t>(e)].id;
+      VectorId id = options.ids.empty() ? row : options.ids[row];
       uint8_t* out = buf.data() + e * entry_bytes;
       std::memcpy(out, &id, sizeof id);
-      std::memcpy(out + sizeof id, row_of(id), row_bytes);
+      std::memcpy(out + sizeof id, row_of(row), row_bytes);
     }
     stats.entries += keep;
     stats.max_posting_entries = std::max<uint32_t>(stats.max_posting_entries, keep);
@@ -556,8 +631,19 @@ absl::StatusOr<std::unique_ptr<SpannIndex>> SpannIndex::Open(const std::string& 
   }
   Log(LogLevel::kDebug, "opened %s: %d %s vectors, %d heads, io engine %s", dir, n, type_name,
       heads, IoEngineName(postings->block_file().engine()));
-  return std::unique_ptr<SpannIndex>(new SpannIndexImpl(
-      *type, *metric, static_cast<uint32_t>(dim), n, std::move(head_index), std::move(postings)));
+  SpannIndexImpl::ReplicaRule rule;
+  if (m.Has("build.max_replicas")) {
+    ASSIGN_OR_RETURN(uint64_t r, m.GetU64("build.max_replicas"));
+    ASSIGN_OR_RETURN(uint64_t c, m.GetU64("build.replica_candidates"));
+    ASSIGN_OR_RETURN(double factor, m.GetDouble("build.rng_factor"));
+    if (r == 0 || r > 64 || c == 0 || c > 1024 || !(factor > 0)) {
+      return absl::DataLossError(absl::StrCat(mpath, ": bad replica parameters"));
+    }
+    rule = {static_cast<uint32_t>(r), static_cast<uint32_t>(c), static_cast<float>(factor)};
+  }
+  return std::unique_ptr<SpannIndex>(new SpannIndexImpl(*type, *metric, static_cast<uint32_t>(dim),
+                                                        n, std::move(head_index),
+                                                        std::move(postings), rule));
 }
 
 }  // namespace strata

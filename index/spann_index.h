@@ -50,6 +50,8 @@ struct SpannBuildOptions {
   int hnsw_ef_construction = 100;
   uint64_t seed = 42;
   int threads = 0;  // 0 = all cores
+  // Ids of the vectors, row by row; empty = vector i gets id i.
+  absl::Span<const VectorId> ids;
   // Called with (phase, done, total) as the build progresses; may be null.
   std::function<void(const char* phase, uint64_t done, uint64_t total)> progress;
 };
@@ -102,6 +104,24 @@ struct VectorView {
   }
 };
 
+// Entries added to postings after the build (index/collection.h keeps them), in posting form
+// (the vector's element type; normalised float32 for cosine).
+class AppendedEntries {
+ public:
+  virtual ~AppendedEntries() = default;
+  // Calls visit(id, vector) for every entry appended to `posting`. Must not block.
+  virtual void ForEach(uint32_t posting,
+                       absl::FunctionRef<void(VectorId, const uint8_t*)> visit) const = 0;
+};
+
+// What a mutable collection layers over the immutable index for one search.
+struct SearchOverlay {
+  // Bit `id` set: the built index's entries for `id` are skipped (deleted, or replaced since the
+  // build). Ids past the end are kept.
+  absl::Span<const uint8_t> skip_bits;
+  const AppendedEntries* appended = nullptr;  // may be null
+};
+
 struct SpannOpenOptions {
   BlockFileOptions io;
   BlockFileWrapper wrap_block_file;  // tests: fault injection
@@ -125,10 +145,25 @@ class SpannIndex {
   // The k nearest vectors of `query`, nearest first. InvalidArgument for a query of the wrong type
   // or dimension, NaN/Inf, k == 0 or k > size(). DataLoss naming the posting when a posting fails
   // its checksum or a read fails; the result is then untouched.
+  [[nodiscard]] absl::Status Search(VectorView query, uint32_t k, const SearchParams& params,
+                                    std::vector<Neighbor>* result,
+                                    SearchStats* stats = nullptr) const {
+    return Search(query, k, params, SearchOverlay{}, result, stats);
+  }
+  // As above, over the built entries filtered by `overlay.skip_bits` plus the entries appended to
+  // the postings read. With an overlay k may exceed size(); fewer than k results come back when
+  // fewer entries are reachable.
   [[nodiscard]] virtual absl::Status Search(VectorView query, uint32_t k,
                                             const SearchParams& params,
+                                            const SearchOverlay& overlay,
                                             std::vector<Neighbor>* result,
                                             SearchStats* stats = nullptr) const = 0;
+
+  // The postings a new vector joins: the build's replica rule (its `replica_candidates` nearest
+  // heads, the RNG rule, at most `max_replicas`), nearest first. `v` in posting form.
+  // InvalidArgument for a vector of the wrong type or dimension.
+  [[nodiscard]] virtual absl::Status AssignPostings(VectorView v,
+                                                    std::vector<uint32_t>* postings) const = 0;
 
   [[nodiscard]] virtual ElementType element_type() const = 0;
   [[nodiscard]] virtual Metric metric() const = 0;

@@ -7,7 +7,10 @@
 
 #include "absl/strings/ascii.h"
 #include "absl/strings/match.h"
+#include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
+#include "absl/strings/str_split.h"
+#include "absl/strings/strip.h"
 #include "storage/scoped_fd.h"
 #include "storage/status_macros.h"
 
@@ -169,7 +172,166 @@ absl::Status WriteRaw(const std::string& path, const FormatInfo& f, uint64_t n, 
 
 }  // namespace
 
+namespace {
+
+// A 2-D (or 1-D) C-order .npy array: NumPy's format, version 1.0-3.0.
+struct NpyArray {
+  std::string descr;  // e.g. "<f4", "|u1", "<i8"
+  uint64_t rows = 0, cols = 0;
+  std::vector<uint8_t> bytes;
+};
+
+absl::StatusOr<NpyArray> ReadNpy(const std::string& path, uint64_t max_rows) {
+  ASSIGN_OR_RETURN(std::string all, ReadWholeFile(path));
+  auto bad = [&](absl::string_view why) {
+    return absl::InvalidArgumentError(absl::StrCat(path, ": not a readable .npy file (", why, ")"));
+  };
+  if (all.size() < 10 || all.compare(0, 6, "\x93NUMPY") != 0) return bad("no NUMPY magic");
+  uint8_t major = static_cast<uint8_t>(all[6]);
+  size_t header_len, header_at;
+  if (major == 1) {
+    header_len = static_cast<uint8_t>(all[8]) | static_cast<size_t>(static_cast<uint8_t>(all[9]))
+                                                    << 8;
+    header_at = 10;
+  } else if (major == 2 || major == 3) {
+    if (all.size() < 12) return bad("truncated header");
+    uint32_t len;
+    std::memcpy(&len, all.data() + 8, 4);
+    header_len = len;
+    header_at = 12;
+  } else {
+    return bad(absl::StrCat("version ", major));
+  }
+  if (all.size() < header_at + header_len) return bad("truncated header");
+  std::string header = all.substr(header_at, header_len);
+  auto field = [&](absl::string_view key) -> std::string {
+    size_t k = header.find(absl::StrCat("'", key, "'"));
+    if (k == std::string::npos) return "";
+    size_t colon = header.find(':', k);
+    if (colon == std::string::npos) return "";
+    size_t start = header.find_first_not_of(' ', colon + 1);
+    if (start == std::string::npos) return "";
+    if (header[start] == '\'') {
+      size_t end = header.find('\'', start + 1);
+      return end == std::string::npos ? "" : header.substr(start + 1, end - start - 1);
+    }
+    if (header[start] == '(') {
+      size_t end = header.find(')', start);
+      return end == std::string::npos ? "" : header.substr(start + 1, end - start - 1);
+    }
+    size_t end = header.find_first_of(",}", start);
+    return header.substr(start, end - start);
+  };
+  NpyArray a;
+  a.descr = field("descr");
+  if (field("fortran_order") != "False") return bad("Fortran order is not supported");
+  std::vector<uint64_t> shape;
+  for (absl::string_view part : absl::StrSplit(field("shape"), ',', absl::SkipWhitespace())) {
+    uint64_t v;
+    if (!absl::SimpleAtoi(absl::StripAsciiWhitespace(part), &v)) return bad("bad shape");
+    shape.push_back(v);
+  }
+  if (shape.empty() || shape.size() > 2) return bad("only 1-D and 2-D arrays are supported");
+  a.rows = shape[0];
+  a.cols = shape.size() == 2 ? shape[1] : 1;
+  size_t esize = a.descr.size() >= 3 ? a.descr.back() - '0' : 0;
+  if (a.descr.size() != 3 || (a.descr[0] != '<' && a.descr[0] != '|') || esize == 0 || esize > 8) {
+    return bad(absl::StrCat("dtype '", a.descr, "' (little-endian numbers only)"));
+  }
+  uint64_t data_at = header_at + header_len;
+  if (all.size() - data_at != a.rows * a.cols * esize) {
+    return absl::DataLossError(absl::StrCat(path, ": holds ", all.size() - data_at,
+                                            " data bytes, the header promises ",
+                                            a.rows * a.cols * esize));
+  }
+  if (max_rows != 0 && a.rows > max_rows) a.rows = max_rows;
+  a.bytes.assign(all.begin() + static_cast<ptrdiff_t>(data_at),
+                 all.begin() + static_cast<ptrdiff_t>(data_at + a.rows * a.cols * esize));
+  return a;
+}
+
+}  // namespace
+
+absl::StatusOr<std::vector<uint64_t>> ReadIds(const std::string& path) {
+  std::string ext = absl::AsciiStrToLower(std::filesystem::path(path).extension().string());
+  std::vector<uint64_t> ids;
+  if (ext == ".npy") {
+    ASSIGN_OR_RETURN(NpyArray a, ReadNpy(path, 0));
+    if (a.cols != 1) return absl::InvalidArgumentError(absl::StrCat(path, ": ids must be 1-D"));
+    char kind = a.descr[1];
+    size_t esize = a.descr[2] - '0';
+    if ((kind != 'i' && kind != 'u') || (esize != 4 && esize != 8)) {
+      return absl::InvalidArgumentError(
+          absl::StrCat(path, ": ids must be int32/int64/uint32/uint64, not ", a.descr));
+    }
+    ids.resize(a.rows);
+    for (uint64_t i = 0; i < a.rows; ++i) {
+      int64_t v;
+      if (esize == 8) {
+        std::memcpy(&v, a.bytes.data() + i * 8, 8);
+        if (kind == 'u') {
+          std::memcpy(&ids[i], a.bytes.data() + i * 8, 8);
+          continue;
+        }
+      } else if (kind == 'i') {
+        int32_t w;
+        std::memcpy(&w, a.bytes.data() + i * 4, 4);
+        v = w;
+      } else {
+        uint32_t w;
+        std::memcpy(&w, a.bytes.data() + i * 4, 4);
+        v = w;
+      }
+      if (v < 0) {
+        return absl::InvalidArgumentError(absl::StrCat(path, ": id at row ", i, " is negative"));
+      }
+      ids[i] = static_cast<uint64_t>(v);
+    }
+    return ids;
+  }
+  if (ext == ".ibin" || ext == ".ivecs") {
+    ASSIGN_OR_RETURN(FormatInfo f, FormatFor(path));
+    ASSIGN_OR_RETURN(RawMatrix m, ReadRaw(path, f, 0));
+    if (m.dim != 1) {
+      return absl::InvalidArgumentError(absl::StrCat(path, ": ids need one column, not ", m.dim));
+    }
+    ids.resize(m.n);
+    for (uint64_t i = 0; i < m.n; ++i) {
+      int32_t v;
+      std::memcpy(&v, m.bytes.data() + i * 4, 4);
+      if (v < 0) {
+        return absl::InvalidArgumentError(absl::StrCat(path, ": id at row ", i, " is negative"));
+      }
+      ids[i] = static_cast<uint64_t>(v);
+    }
+    return ids;
+  }
+  return absl::InvalidArgumentError(
+      absl::StrCat(path, ": ids are read from .npy (int/uint, 32 or 64 bits) or .ibin"));
+}
+
 absl::StatusOr<VectorSet> ReadVectors(const std::string& path, uint64_t max_rows) {
+  if (absl::AsciiStrToLower(std::filesystem::path(path).extension().string()) == ".npy") {
+    ASSIGN_OR_RETURN(NpyArray a, ReadNpy(path, max_rows));
+    VectorSet set;
+    if (a.descr == "<f4") {
+      set.type = ElementType::kFloat32;
+    } else if (a.descr == "|u1") {
+      set.type = ElementType::kUint8;
+    } else if (a.descr == "|i1") {
+      set.type = ElementType::kInt8;
+    } else {
+      return absl::InvalidArgumentError(
+          absl::StrCat(path, ": vectors must be float32, uint8 or int8, not '", a.descr, "'"));
+    }
+    if (a.cols == 0 || a.cols > UINT32_MAX) {
+      return absl::InvalidArgumentError(absl::StrCat(path, ": bad dimension ", a.cols));
+    }
+    set.dim = static_cast<uint32_t>(a.cols);
+    set.n = a.rows;
+    set.data = std::move(a.bytes);
+    return set;
+  }
   ASSIGN_OR_RETURN(FormatInfo f, FormatFor(path));
   if (f.is_int32) {
     return absl::InvalidArgumentError(

@@ -35,8 +35,13 @@ struct VectorSet {
 // Rows [first, first + count) of `set` as float32 (row-major, count * dim values).
 [[nodiscard]] std::vector<float> RowsAsFloat(const VectorSet& set, uint64_t first, uint64_t count);
 
-// Reads at most `max_rows` rows (0 = all). int32 files (.ibin/.ivecs) are refused here: they hold
-// ids.
+// Ids for a vector file, one per row: .npy (1-D int32/int64/uint32/uint64) or .ibin/.ivecs with
+// one column. InvalidArgument for a negative id or another shape.
+[[nodiscard]] absl::StatusOr<std::vector<uint64_t>> ReadIds(const std::string& path);
+
+// Reads at most `max_rows` rows (0 = all). Formats by extension: .fbin/.u8bin/.i8bin,
+// .fvecs/.bvecs, and .npy (2-D, C order, float32/uint8/int8). int32 files (.ibin/.ivecs) are
+// refused here: they hold ids.
 [[nodiscard]] absl::StatusOr<VectorSet> ReadVectors(const std::string& path, uint64_t max_rows = 0);
 // Writes by extension; the set's element type must match it (.fbin/.fvecs float32, .u8bin/.bvecs
 // uint8, .i8bin int8).

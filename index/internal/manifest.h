@@ -19,6 +19,7 @@ class Manifest final {
   void Set(const std::string& key, const std::string& value) { kv_[key] = value; }
   void Set(const std::string& key, uint64_t value) { kv_[key] = std::to_string(value); }
 
+  [[nodiscard]] bool Has(const std::string& key) const { return kv_.count(key) != 0; }
   [[nodiscard]] absl::StatusOr<std::string> Get(const std::string& key) const;
   [[nodiscard]] absl::StatusOr<uint64_t> GetU64(const std::string& key) const;
   [[nodiscard]] absl::StatusOr<double> GetDouble(const std::string& key) const;

@@ -1,0 +1,139 @@
+#include "index/catalog.h"
+
+#include <filesystem>
+
+#include "absl/container/flat_hash_set.h"
+#include "absl/strings/numbers.h"
+#include "absl/strings/str_cat.h"
+#include "storage/log.h"
+#include "storage/status_macros.h"
+
+namespace strata {
+namespace {
+namespace fs = std::filesystem;
+// The catalog's own record in the collections family; collection names cannot start with '\0'.
+constexpr char kNextIdKey[] = "\x01next_collection_id";
+}  // namespace
+
+Catalog::~Catalog() {
+  absl::MutexLock lock(&mu_);
+  collections_.clear();
+}
+
+std::string Catalog::CollectionDir(uint32_t id) const {
+  return (fs::path(data_dir_) / "collections" / std::to_string(id)).string();
+}
+
+absl::StatusOr<std::unique_ptr<Catalog>> Catalog::Open(const std::string& data_dir,
+                                                       const CollectionOptions& options) {
+  std::error_code ec;
+  fs::create_directories(fs::path(data_dir) / "collections", ec);
+  if (ec) return absl::InternalError(absl::StrCat("create ", data_dir, ": ", ec.message()));
+  ASSIGN_OR_RETURN(auto store, MetadataStore::Open((fs::path(data_dir) / "meta").string()));
+  std::unique_ptr<Catalog> cat(new Catalog(data_dir, options, std::move(store)));
+
+  std::vector<CollectionConfig> configs;
+  uint32_t next_id = 1;
+  RETURN_IF_ERROR(cat->store_->Scan(Cf::kCollections, "", [&](auto key, auto value) {
+    if (key == kNextIdKey) {
+      if (value.size() != 4) return absl::DataLossError("catalog: malformed next id");
+      next_id = std::max(next_id, ReadU32(value, 0));
+      return absl::OkStatus();
+    }
+    auto c = CollectionConfig::Parse(value);
+    if (!c.ok()) {
+      return absl::DataLossError(
+          absl::StrCat("catalog: record of collection '", key, "': ", c.status().message()));
+    }
+    configs.push_back(*c);
+    next_id = std::max(next_id, c->id + 1);
+    return absl::OkStatus();
+  }));
+
+  absl::flat_hash_set<std::string> known;
+  for (const CollectionConfig& c : configs) known.insert(std::to_string(c.id));
+  for (const auto& entry : fs::directory_iterator(fs::path(data_dir) / "collections", ec)) {
+    if (known.contains(entry.path().filename().string())) continue;
+    Log(LogLevel::kWarning, "removing %s: no collection owns it (a drop or create cut short)",
+        entry.path().string());
+    fs::remove_all(entry.path(), ec);
+  }
+
+  absl::MutexLock lock(&cat->mu_);
+  cat->next_id_ = next_id;
+  for (const CollectionConfig& c : configs) {
+    auto col = Collection::Open(cat->store_.get(), cat->CollectionDir(c.id), c, options);
+    if (!col.ok()) {
+      return absl::Status(col.status().code(),
+                          absl::StrCat("collection '", c.name, "': ", col.status().message()));
+    }
+    cat->collections_[c.name] = std::shared_ptr<Collection>(std::move(*col));
+  }
+  Log(LogLevel::kInfo, "catalog %s: %d collections", data_dir, configs.size());
+  return cat;
+}
+
+absl::StatusOr<std::shared_ptr<Collection>> Catalog::Create(CollectionConfig config) {
+  RETURN_IF_ERROR(config.Validate());
+  absl::MutexLock lock(&mu_);
+  if (collections_.count(config.name) != 0) {
+    return absl::AlreadyExistsError(absl::StrCat("collection '", config.name, "' already exists"));
+  }
+  config.id = next_id_;
+  config.index_generation = 0;
+  WriteBatch batch;
+  batch.Put(Cf::kCollections, config.name, config.Serialize());
+  std::string next;
+  AppendU32(&next, next_id_ + 1);
+  batch.Put(Cf::kCollections, kNextIdKey, next);
+  RETURN_IF_ERROR(store_->Write(&batch, /*sync=*/true));
+  ++next_id_;
+  ASSIGN_OR_RETURN(auto col,
+                   Collection::Open(store_.get(), CollectionDir(config.id), config, options_));
+  std::shared_ptr<Collection> shared(std::move(col));
+  collections_[config.name] = shared;
+  Log(LogLevel::kInfo, "created collection '%s' (%s, dim %d, %s)", config.name,
+      ElementTypeName(config.type), config.dim, MetricName(config.metric));
+  return shared;
+}
+
+absl::Status Catalog::Drop(const std::string& name) {
+  absl::MutexLock lock(&mu_);
+  auto it = collections_.find(name);
+  if (it == collections_.end()) {
+    return absl::NotFoundError(absl::StrCat("collection '", name, "' does not exist"));
+  }
+  uint32_t id = it->second->config().id;
+  std::string prefix;
+  AppendU32(&prefix, id);
+  WriteBatch batch;
+  batch.Delete(Cf::kCollections, name);
+  for (Cf cf : {Cf::kVersions, Cf::kPayloads, Cf::kVectors, Cf::kPostings}) {
+    batch.DeletePrefix(cf, prefix);
+  }
+  batch.DeletePrefix(Cf::kIdMap, absl::StrCat("e", prefix));
+  batch.DeletePrefix(Cf::kIdMap, absl::StrCat("i", prefix));
+  RETURN_IF_ERROR(store_->Write(&batch, /*sync=*/true));
+  it->second->MarkDropped();
+  collections_.erase(it);
+  Log(LogLevel::kInfo, "dropped collection '%s'", name);
+  return absl::OkStatus();
+}
+
+absl::StatusOr<std::shared_ptr<Collection>> Catalog::Find(const std::string& name) const {
+  absl::MutexLock lock(&mu_);
+  auto it = collections_.find(name);
+  if (it == collections_.end()) {
+    return absl::NotFoundError(absl::StrCat("collection '", name, "' does not exist"));
+  }
+  return it->second;
+}
+
+std::vector<std::shared_ptr<Collection>> Catalog::List() const {
+  absl::MutexLock lock(&mu_);
+  std::vector<std::shared_ptr<Collection>> out;
+  for (const auto& [name, c] : collections_) out.push_back(c);
+  return out;
+}
+
+}  // namespace strata

@@ -1,0 +1,62 @@
+// The catalog: every collection of one data directory.
+//
+//   <data_dir>/meta/                 the RocksDB metadata store (storage/metadata_store.h)
+//   <data_dir>/collections/<id>/     one collection's index generations (index/collection.h)
+//
+// Open() recovers from any crash: RocksDB replays its log (a torn tail is cut), and directories
+// no committed record names (a build or drop cut short) are removed, each logged. Only one
+// process may open a data directory at a time (RocksDB's lock): a second gets Unavailable.
+//
+// Thread-safe. Collections are shared: a dropped collection stays usable by calls already
+// holding it (they then fail with NotFound) and its files go with the last reference.
+#ifndef STRATA_INDEX_CATALOG_H_
+#define STRATA_INDEX_CATALOG_H_
+
+#include <map>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "absl/base/thread_annotations.h"
+#include "absl/status/status.h"
+#include "absl/status/statusor.h"
+#include "absl/synchronization/mutex.h"
+#include "index/collection.h"
+#include "storage/metadata_store.h"
+
+namespace strata {
+
+class Catalog final {
+ public:
+  Catalog(const Catalog&) = delete;
+  Catalog& operator=(const Catalog&) = delete;
+  ~Catalog();
+
+  [[nodiscard]] static absl::StatusOr<std::unique_ptr<Catalog>> Open(
+      const std::string& data_dir, const CollectionOptions& options = {});
+
+  // AlreadyExists when the name is taken; InvalidArgument for a bad configuration.
+  [[nodiscard]] absl::StatusOr<std::shared_ptr<Collection>> Create(CollectionConfig config);
+  // NotFound when absent.
+  [[nodiscard]] absl::Status Drop(const std::string& name);
+  [[nodiscard]] absl::StatusOr<std::shared_ptr<Collection>> Find(const std::string& name) const;
+  [[nodiscard]] std::vector<std::shared_ptr<Collection>> List() const;
+
+  [[nodiscard]] MetadataStore* store() const { return store_.get(); }
+
+ private:
+  Catalog(std::string data_dir, CollectionOptions options, std::unique_ptr<MetadataStore> store)
+      : data_dir_(std::move(data_dir)), options_(std::move(options)), store_(std::move(store)) {}
+  [[nodiscard]] std::string CollectionDir(uint32_t id) const;
+
+  const std::string data_dir_;
+  const CollectionOptions options_;
+  std::unique_ptr<MetadataStore> store_;
+  mutable absl::Mutex mu_;
+  std::map<std::string, std::shared_ptr<Collection>> collections_ ABSL_GUARDED_BY(mu_);
+  uint32_t next_id_ ABSL_GUARDED_BY(mu_) = 1;
+};
+
+}  // namespace strata
+
+#endif  // STRATA_INDEX_CATALOG_H_

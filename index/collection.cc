@@ -1,0 +1,1081 @@
+#include "index/collection.h"
+
+#include <algorithm>
+#include <atomic>
+#include <cmath>
+#include <cstring>
+#include <filesystem>
+
+#include "absl/container/flat_hash_map.h"
+#include "absl/container/flat_hash_set.h"
+#include "absl/strings/numbers.h"
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_format.h"
+#include "absl/strings/str_split.h"
+#include "absl/synchronization/mutex.h"
+#include "index/kernels/distance.h"
+#include "storage/crc32c.h"
+#include "storage/log.h"
+#include "storage/scoped_fd.h"
+#include "storage/status_macros.h"
+
+namespace strata {
+namespace {
+
+namespace fs = std::filesystem;
+
+// --- Keys (storage/FORMAT.md, "Metadata store")
+// ---------------------------------------------------
+std::string CollPrefix(uint32_t coll) {
+  std::string k;
+  AppendU32(&k, coll);
+  return k;
+}
+std::string IdKey(uint32_t coll, VectorId id) {
+  std::string k = CollPrefix(coll);
+  AppendU32(&k, id);
+  return k;
+}
+std::string ExtKey(uint32_t coll, uint64_t ext) {
+  std::string k = "e";
+  AppendU32(&k, coll);
+  AppendU64(&k, ext);
+  return k;
+}
+std::string IntKey(uint32_t coll, VectorId id) {
+  std::string k = "i";
+  AppendU32(&k, coll);
+  AppendU32(&k, id);
+  return k;
+}
+std::string PostingKey(uint32_t coll, uint32_t posting, VectorId id) {
+  std::string k = CollPrefix(coll);
+  AppendU32(&k, posting);
+  AppendU32(&k, id);
+  return k;
+}
+
+constexpr uint8_t kLive = 1;    // persisted flag
+constexpr uint8_t kInBase = 2;  // in-memory only: the built index holds this id
+
+struct IdState {
+  uint8_t version = 0;
+  uint8_t base_version = 0;  // version the built index holds (valid with kInBase)
+  uint8_t flags = 0;
+};
+
+std::string VersionValue(const IdState& s) {
+  std::string v(2, '\0');
+  v[0] = static_cast<char>(s.version);
+  v[1] = static_cast<char>(s.flags & kLive);
+  return v;
+}
+
+std::string GenerationDir(const std::string& dir, uint64_t gen) {
+  return (fs::path(dir) / absl::StrCat("index-", gen)).string();
+}
+
+// ids.bin: which internal ids (and versions) an index generation holds.
+//   "STRIDS01" | u32 format 1 | u32 0 | u64 n | n * u32 id | n * u8 version | u32 crc32c
+constexpr char kIdsMagic[8] = {'S', 'T', 'R', 'I', 'D', 'S', '0', '1'};
+constexpr char kIdsFile[] = "ids.bin";
+
+absl::Status WriteIdsFile(const std::string& dir, absl::Span<const VectorId> ids,
+                          absl::Span<const uint8_t> versions) {
+  std::string out(kIdsMagic, sizeof kIdsMagic);
+  uint32_t format = 1, zero = 0;
+  uint64_t n = ids.size();
+  out.append(reinterpret_cast<const char*>(&format), 4);
+  out.append(reinterpret_cast<const char*>(&zero), 4);
+  out.append(reinterpret_cast<const char*>(&n), 8);
+  out.append(reinterpret_cast<const char*>(ids.data()), ids.size() * sizeof(VectorId));
+  out.append(reinterpret_cast<const char*>(versions.data()), versions.size());
+  uint32_t crc = crc32c::Value(out.data(), out.size());
+  out.append(reinterpret_cast<const char*>(&crc), 4);
+  return WriteFileAtomic((fs::path(dir) / kIdsFile).string(), out);
+}
+
+absl::Status ReadIdsFile(const std::string& dir, std::vector<VectorId>* ids,
+                         std::vector<uint8_t>* versions) {
+  std::string path = (fs::path(dir) / kIdsFile).string();
+  ASSIGN_OR_RETURN(std::string in, ReadWholeFile(path));
+  if (in.size() < 28 || std::memcmp(in.data(), kIdsMagic, 8) != 0) {
+    return absl::DataLossError(absl::StrCat(path, ": not a Strata id file"));
+  }
+  uint32_t format, crc;
+  uint64_t n;
+  std::memcpy(&format, in.data() + 8, 4);
+  std::memcpy(&n, in.data() + 16, 8);
+  if (format != 1) {
+    return absl::InvalidArgumentError(absl::StrCat(path, ": unsupported format ", format));
+  }
+  if (in.size() != 24 + n * 5 + 4) return absl::DataLossError(absl::StrCat(path, ": truncated"));
+  std::memcpy(&crc, in.data() + in.size() - 4, 4);
+  if (crc != crc32c::Value(in.data(), in.size() - 4)) {
+    return absl::DataLossError(absl::StrCat(path, ": checksum mismatch"));
+  }
+  ids->resize(n);
+  versions->resize(n);
+  std::memcpy(ids->data(), in.data() + 24, n * 4);
+  std::memcpy(versions->data(), in.data() + 24 + n * 4, n);
+  return absl::OkStatus();
+}
+
+absl::Status CheckRow(ElementType type, uint32_t dim, absl::Span<const uint8_t> v) {
+  size_t want = size_t{dim} * ElementSize(type);
+  if (v.size() != want) {
+    return absl::InvalidArgumentError(absl::StrCat("vector has ", v.size() / ElementSize(type),
+                                                   " dimensions, the collection has ", dim));
+  }
+  if (type == ElementType::kFloat32) {
+    const auto* f = reinterpret_cast<const float*>(v.data());
+    for (uint32_t j = 0; j < dim; ++j) {
+      if (!std::isfinite(f[j])) {
+        return absl::InvalidArgumentError(
+            absl::StrCat("vector has a non-finite value at dimension ", j));
+      }
+    }
+  }
+  return absl::OkStatus();
+}
+
+class CollectionImpl;
+
+// The postings' appended entries, as SpannIndex::Search sees them. Read under the collection's
+// reader lock.
+class Appendix final : public AppendedEntries {
+ public:
+  explicit Appendix(const CollectionImpl* c) : c_(c) {}
+  void ForEach(uint32_t posting,
+               absl::FunctionRef<void(VectorId, const uint8_t*)> visit) const override;
+
+ private:
+  const CollectionImpl* c_;
+};
+
+class CollectionImpl final : public Collection {
+ public:
+  CollectionImpl(MetadataStore* store, std::string dir, CollectionConfig config,
+                 CollectionOptions options)
+      : store_(store),
+        dir_(std::move(dir)),
+        config_(std::move(config)),
+        options_(std::move(options)),
+        row_bytes_(size_t{config_.dim} * ElementSize(config_.type)),
+        dist_(kernels::GetDistance(kernels::Best(), config_.type, config_.metric)),
+        appendix_(this) {}
+  ~CollectionImpl() override {
+    if (dropped_.load()) {
+      std::error_code ec;
+      fs::remove_all(dir_, ec);
+      if (ec) Log(LogLevel::kWarning, "removing dropped collection %s: %s", dir_, ec.message());
+    }
+  }
+
+  absl::Status Load();
+
+  CollectionConfig config() const override {
+    absl::ReaderMutexLock lock(&mu_);
+    return config_;
+  }
+  absl::Status Upsert(absl::Span<const PointInput> points, std::vector<RowError>* errors,
+                      uint64_t* upserted) override;
+  absl::Status Delete(absl::Span<const uint64_t> ids, uint64_t* deleted) override;
+  absl::Status Get(absl::Span<const uint64_t> ids, bool with_vector, bool with_payload,
+                   std::vector<PointOutput>* found, std::vector<uint64_t>* missing) const override;
+  uint64_t Count() const override {
+    absl::ReaderMutexLock lock(&mu_);
+    return live_;
+  }
+  absl::Status Search(VectorView query, uint32_t k, const SearchParams& params,
+                      std::vector<Hit>* hits, SearchStats* stats) const override;
+  absl::Status BuildIndex() override;
+  bool WantsBuild() const override {
+    absl::ReaderMutexLock lock(&mu_);
+    return base_ == nullptr && !building_ && !dropped_.load() && live_ > 0 &&
+           live_ >= config_.build_threshold;
+  }
+  absl::Status BulkLoad(const VectorSet& vectors, absl::Span<const uint64_t> ids,
+                        absl::Span<const std::string> payloads,
+                        std::function<void(const char*, uint64_t, uint64_t)> progress) override;
+  CollectionStats Stats() const override;
+  void MarkDropped() override { dropped_.store(true); }
+
+ private:
+  friend class Appendix;
+  struct Entry {
+    VectorId id;
+    uint8_t version;
+  };
+
+  absl::Status CheckNotDropped() const {
+    if (dropped_.load()) {
+      return absl::NotFoundError(absl::StrCat("collection '", config_.name, "' was dropped"));
+    }
+    return absl::OkStatus();
+  }
+  // Posting form: the stored bytes, normalised for cosine.
+  void ToPostingForm(const uint8_t* raw, uint8_t* out) const {
+    std::memcpy(out, raw, row_bytes_);
+    if (config_.metric == Metric::kCosine) {
+      auto* f = reinterpret_cast<float*>(out);
+      double s = 0;
+      for (uint32_t j = 0; j < config_.dim; ++j) s += double{f[j]} * f[j];
+      if (s > 0) {
+        auto inv = static_cast<float>(1.0 / std::sqrt(s));
+        for (uint32_t j = 0; j < config_.dim; ++j) f[j] *= inv;
+      }
+    }
+  }
+  const uint8_t* AppendedRow(VectorId id) const ABSL_SHARED_LOCKS_REQUIRED(mu_) {
+    auto it = appended_.find(id);
+    return it == appended_.end() ? nullptr : arena_.data() + it->second;
+  }
+  bool BaseEntryLive(VectorId id) const ABSL_SHARED_LOCKS_REQUIRED(mu_) {
+    const IdState& s = ids_[id];
+    return (s.flags & kLive) && (s.flags & kInBase) && s.version == s.base_version;
+  }
+  void SetSkip(VectorId id) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
+    if (skip_bits_.size() * 8 <= id) skip_bits_.resize(id / 8 + 1 + skip_bits_.size() / 2, 0);
+    bool skip = !BaseEntryLive(id);
+    uint8_t bit = static_cast<uint8_t>(1u << (id & 7));
+    if (skip) {
+      skip_bits_[id >> 3] |= bit;
+    } else {
+      skip_bits_[id >> 3] &= static_cast<uint8_t>(~bit);
+    }
+  }
+  // The postings a vector in posting form is appended to (empty when no index exists).
+  absl::Status PostingsFor(const uint8_t* pf, std::vector<uint32_t>* out) const
+      ABSL_SHARED_LOCKS_REQUIRED(mu_) {
+    out->clear();
+    if (base_ == nullptr) return absl::OkStatus();
+    return base_->AssignPostings(VectorView{config_.type, {pf, row_bytes_}}, out);
+  }
+  // Removes id's appended entries from memory (the caller deletes their keys).
+  void DropAppended(VectorId id, absl::Span<const uint32_t> postings)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
+    for (uint32_t p : postings) {
+      auto it = postings_.find(p);
+      if (it == postings_.end()) continue;
+      auto& v = it->second;
+      v.erase(std::remove_if(v.begin(), v.end(), [&](const Entry& e) { return e.id == id; }),
+              v.end());
+      if (v.empty()) postings_.erase(it);
+    }
+    if (appended_.erase(id) != 0) arena_holes_ += row_bytes_;
+  }
+  void AddAppended(VectorId id, const uint8_t* pf, absl::Span<const uint32_t> postings)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
+    uint64_t off = arena_.size();
+    arena_.insert(arena_.end(), pf, pf + row_bytes_);
+    auto [it, inserted] = appended_.insert({id, off});
+    if (!inserted) {
+      it->second = off;
+      arena_holes_ += row_bytes_;
+    }
+    for (uint32_t p : postings) postings_[p].push_back({id, ids_[id].version});
+  }
+  void MaybeCompactArena() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
+    if (arena_holes_ < (64u << 20) || arena_holes_ * 2 < arena_.size()) return;
+    std::vector<uint8_t> fresh;
+    fresh.reserve(appended_.size() * row_bytes_);
+    for (auto& [id, off] : appended_) {
+      uint64_t n = fresh.size();
+      fresh.insert(fresh.end(), arena_.begin() + static_cast<ptrdiff_t>(off),
+                   arena_.begin() + static_cast<ptrdiff_t>(off + row_bytes_));
+      off = n;
+    }
+    arena_ = std::move(fresh);
+    arena_holes_ = 0;
+  }
+  absl::StatusOr<VectorId> LookupExt(uint64_t ext) const {
+    auto v = store_->Get(Cf::kIdMap, ExtKey(config_.id, ext));
+    if (!v.ok()) return v.status();
+    if (v->size() != 4) {
+      return absl::DataLossError(absl::StrCat("id map entry of ", ext, " is malformed"));
+    }
+    return ReadU32(*v, 0);
+  }
+  // Builds generation `gen` of the index from `set` (rows carry internal ids `ids` at
+  // `versions`) into its directory, atomically (a .tmp directory renamed when complete).
+  absl::Status BuildGeneration(uint64_t gen, const VectorSet& set, absl::Span<const VectorId> ids,
+                               absl::Span<const uint8_t> versions,
+                               std::function<void(const char*, uint64_t, uint64_t)> progress);
+  // Switches to generation `gen`: carries over the writes made since its snapshot, commits, and
+  // drops the previous generation.
+  absl::Status Install(uint64_t gen, absl::Span<const VectorId> ids,
+                       absl::Span<const uint8_t> versions);
+  void RebuildSkipBits() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
+    skip_bits_.assign(ids_.size() / 8 + 1, 0);
+    for (VectorId id = 0; id < ids_.size(); ++id) SetSkip(id);
+  }
+
+  MetadataStore* const store_;
+  const std::string dir_;
+  CollectionConfig config_ ABSL_GUARDED_BY(mu_);
+  const CollectionOptions options_;
+  const size_t row_bytes_;
+  const kernels::DistanceFn dist_;
+  const Appendix appendix_;
+  std::atomic<bool> dropped_{false};
+  mutable std::atomic<uint64_t> pages_read_{0}, bytes_read_{0};
+
+  absl::Mutex build_mu_ ABSL_ACQUIRED_BEFORE(mu_);  // one build at a time
+  mutable absl::Mutex mu_;
+  std::unique_ptr<SpannIndex> base_ ABSL_GUARDED_BY(mu_);
+  std::vector<IdState> ids_ ABSL_GUARDED_BY(mu_);
+  std::vector<uint64_t> ext_of_ ABSL_GUARDED_BY(mu_);
+  std::vector<uint8_t> skip_bits_ ABSL_GUARDED_BY(mu_);
+  uint64_t live_ ABSL_GUARDED_BY(mu_) = 0;
+  uint64_t indexed_ ABSL_GUARDED_BY(mu_) = 0;
+  // Vectors not served by the built index (all of them while FLAT), in posting form.
+  std::vector<uint8_t> arena_ ABSL_GUARDED_BY(mu_);
+  uint64_t arena_holes_ ABSL_GUARDED_BY(mu_) = 0;
+  absl::flat_hash_map<VectorId, uint64_t> appended_ ABSL_GUARDED_BY(mu_);
+  absl::flat_hash_map<uint32_t, std::vector<Entry>> postings_ ABSL_GUARDED_BY(mu_);
+  bool building_ ABSL_GUARDED_BY(mu_) = false;
+  std::vector<VectorId> dirty_ ABSL_GUARDED_BY(mu_);  // written while building_
+};
+
+void Appendix::ForEach(uint32_t posting,
+                       absl::FunctionRef<void(VectorId, const uint8_t*)> visit) const {
+  // Called from Search, which holds c_->mu_ shared.
+  auto it = c_->postings_.find(posting);
+  if (it == c_->postings_.end()) return;
+  for (const CollectionImpl::Entry& e : it->second) {
+    const IdState& s = c_->ids_[e.id];
+    if (!(s.flags & kLive) || s.version != e.version) continue;  // stale replica
+    auto a = c_->appended_.find(e.id);
+    if (a == c_->appended_.end()) continue;
+    visit(e.id, c_->arena_.data() + a->second);
+  }
+}
+
+absl::Status CollectionImpl::Load() {
+  absl::WriterMutexLock lock(&mu_);
+  const uint32_t coll = config_.id;
+  // Versions: one record per internal id ever used.
+  RETURN_IF_ERROR(store_->Scan(Cf::kVersions, CollPrefix(coll), [&](auto key, auto value) {
+    if (key.size() != 8 || value.size() != 2) {
+      return absl::DataLossError(
+          absl::StrCat("collection '", config_.name, "': malformed version record"));
+    }
+    VectorId id = ReadU32(key, 4);
+    if (ids_.size() <= id) ids_.resize(id + 1);
+    ids_[id].version = static_cast<uint8_t>(value[0]);
+    ids_[id].flags = static_cast<uint8_t>(value[1]) & kLive;
+    if (ids_[id].flags & kLive) ++live_;
+    return absl::OkStatus();
+  }));
+  ext_of_.assign(ids_.size(), 0);
+  RETURN_IF_ERROR(
+      store_->Scan(Cf::kIdMap, absl::StrCat("i", CollPrefix(coll)), [&](auto key, auto value) {
+        if (key.size() != 9 || value.size() != 8) {
+          return absl::DataLossError(
+              absl::StrCat("collection '", config_.name, "': malformed id map record"));
+        }
+        VectorId id = ReadU32(key, 5);
+        if (id >= ext_of_.size()) {
+          return absl::DataLossError(absl::StrCat("collection '", config_.name, "': internal id ",
+                                                  id, " has no version record"));
+        }
+        ext_of_[id] = ReadU64(value, 0);
+        return absl::OkStatus();
+      }));
+
+  // Leftovers of interrupted builds or drops: anything but the current generation.
+  std::error_code ec;
+  fs::create_directories(dir_, ec);
+  if (ec) return absl::InternalError(absl::StrCat("create ", dir_, ": ", ec.message()));
+  const std::string current = absl::StrCat("index-", config_.index_generation);
+  for (const auto& entry : fs::directory_iterator(dir_, ec)) {
+    std::string name = entry.path().filename().string();
+    if (config_.index_generation != 0 && name == current) continue;
+    Log(LogLevel::kWarning, "collection '%s': removing leftover %s (an interrupted build)",
+        config_.name, entry.path().string());
+    fs::remove_all(entry.path(), ec);
+  }
+
+  if (config_.index_generation != 0) {
+    std::string gdir = GenerationDir(dir_, config_.index_generation);
+    ASSIGN_OR_RETURN(base_, SpannIndex::Open(gdir, options_.open));
+    std::vector<VectorId> ids;
+    std::vector<uint8_t> versions;
+    RETURN_IF_ERROR(ReadIdsFile(gdir, &ids, &versions));
+    for (size_t i = 0; i < ids.size(); ++i) {
+      if (ids[i] >= ids_.size()) {
+        return absl::DataLossError(absl::StrCat(gdir, ": id ", ids[i], " is unknown"));
+      }
+      ids_[ids[i]].flags |= kInBase;
+      ids_[ids[i]].base_version = versions[i];
+    }
+    indexed_ = ids.size();
+  }
+  // Vectors the built index does not serve.
+  for (VectorId id = 0; id < ids_.size(); ++id) {
+    if (!(ids_[id].flags & kLive) || BaseEntryLive(id)) continue;
+    auto raw = store_->Get(Cf::kVectors, IdKey(coll, id));
+    if (!raw.ok() || raw->size() != row_bytes_) {
+      return absl::DataLossError(absl::StrCat("collection '", config_.name, "': vector of id ",
+                                              ext_of_[id], " is missing or malformed"));
+    }
+    uint64_t off = arena_.size();
+    arena_.resize(off + row_bytes_);
+    ToPostingForm(reinterpret_cast<const uint8_t*>(raw->data()), arena_.data() + off);
+    appended_[id] = off;
+  }
+  if (base_ != nullptr) {
+    RETURN_IF_ERROR(store_->Scan(Cf::kPostings, CollPrefix(coll), [&](auto key, auto value) {
+      if (key.size() != 12 || value.size() != 1) {
+        return absl::DataLossError(
+            absl::StrCat("collection '", config_.name, "': malformed posting record"));
+      }
+      uint32_t posting = ReadU32(key, 4);
+      VectorId id = ReadU32(key, 8);
+      if (id < ids_.size()) postings_[posting].push_back({id, static_cast<uint8_t>(value[0])});
+      return absl::OkStatus();
+    }));
+  }
+  RebuildSkipBits();
+  Log(LogLevel::kInfo, "collection '%s': %d live vectors, %d in index generation %d, %d appended",
+      config_.name, live_, indexed_, config_.index_generation, appended_.size());
+  return absl::OkStatus();
+}
+
+absl::Status CollectionImpl::Upsert(absl::Span<const PointInput> points,
+                                    std::vector<RowError>* errors, uint64_t* upserted) {
+  RETURN_IF_ERROR(CheckNotDropped());
+  errors->clear();
+  *upserted = 0;
+  // The last row of each id wins; earlier ones count as upserted and overwritten.
+  absl::flat_hash_map<uint64_t, uint32_t> last;
+  std::vector<uint32_t> rows;
+  for (uint32_t i = 0; i < points.size(); ++i) {
+    absl::Status s = CheckRow(config_.type, config_.dim, points[i].vector);
+    if (!s.ok()) {
+      errors->push_back({i, points[i].id, std::string(s.message())});
+      continue;
+    }
+    last[points[i].id] = i;
+    rows.push_back(i);
+  }
+
+  absl::WriterMutexLock lock(&mu_);
+  struct Change {
+    VectorId id;
+    uint64_t ext;
+    IdState state;
+    bool is_new;
+    bool had_appended;
+    std::vector<uint32_t> old_postings;
+    std::vector<uint32_t> postings;
+    std::vector<uint8_t> pf;
+  };
+  std::vector<Change> changes;
+  changes.reserve(last.size());
+  WriteBatch batch;
+  const uint32_t coll = config_.id;
+  VectorId next_id = static_cast<VectorId>(ids_.size());
+  for (uint32_t i : rows) {
+    const PointInput& p = points[i];
+    if (last[p.id] != i) continue;
+    Change c;
+    c.ext = p.id;
+    auto found = LookupExt(p.id);
+    if (found.ok()) {
+      c.id = *found;
+      c.is_new = false;
+      if (c.id >= ids_.size()) {
+        return absl::DataLossError(absl::StrCat("id map of ", p.id, " names unknown id ", c.id));
+      }
+      c.state = ids_[c.id];
+    } else if (absl::IsNotFound(found.status())) {
+      if (next_id == UINT32_MAX) {
+        return absl::ResourceExhaustedError("collection holds 2^32-1 ids, the most it can");
+      }
+      c.id = next_id++;
+      c.is_new = true;
+      c.state = IdState{};
+    } else {
+      return found.status();
+    }
+    // Replacing: the appended entries of the old vector go (the built index's are skipped by
+    // version).
+    c.had_appended = false;
+    if (!c.is_new && (c.state.flags & kLive)) {
+      if (const uint8_t* old = AppendedRow(c.id)) {
+        c.had_appended = true;
+        RETURN_IF_ERROR(PostingsFor(old, &c.old_postings));
+        for (uint32_t q : c.old_postings) batch.Delete(Cf::kPostings, PostingKey(coll, q, c.id));
+      }
+    }
+    if (!c.is_new) {
+      uint8_t v = static_cast<uint8_t>(c.state.version + 1);
+      if ((c.state.flags & kInBase) && v == c.state.base_version) ++v;
+      c.state.version = v;
+    }
+    c.state.flags |= kLive;
+    c.pf.resize(row_bytes_);
+    ToPostingForm(p.vector.data(), c.pf.data());
+    RETURN_IF_ERROR(PostingsFor(c.pf.data(), &c.postings));
+
+    std::string vkey = IdKey(coll, c.id);
+    batch.Put(Cf::kVersions, vkey, VersionValue(c.state));
+    batch.Put(Cf::kVectors, vkey,
+              absl::string_view(reinterpret_cast<const char*>(p.vector.data()), row_bytes_));
+    if (p.payload.empty()) {
+      batch.Delete(Cf::kPayloads, vkey);
+    } else {
+      batch.Put(Cf::kPayloads, vkey, p.payload);
+    }
+    if (c.is_new) {
+      std::string idv;
+      AppendU32(&idv, c.id);
+      batch.Put(Cf::kIdMap, ExtKey(coll, p.id), idv);
+      std::string extv;
+      AppendU64(&extv, p.id);
+      batch.Put(Cf::kIdMap, IntKey(coll, c.id), extv);
+    }
+    std::string ver(1, static_cast<char>(c.state.version));
+    for (uint32_t q : c.postings) batch.Put(Cf::kPostings, PostingKey(coll, q, c.id), ver);
+    changes.push_back(std::move(c));
+  }
+  if (changes.empty()) return absl::OkStatus();
+  RETURN_IF_ERROR(store_->Write(&batch, /*sync=*/true));
+
+  // Durable: now visible.
+  if (next_id > ids_.size()) {
+    ids_.resize(next_id);
+    ext_of_.resize(next_id, 0);
+  }
+  for (Change& c : changes) {
+    bool was_live = ids_[c.id].flags & kLive;
+    if (c.had_appended) DropAppended(c.id, c.old_postings);
+    ids_[c.id] = c.state;
+    ext_of_[c.id] = c.ext;
+    if (!was_live) ++live_;
+    AddAppended(c.id, c.pf.data(), c.postings);
+    SetSkip(c.id);
+    if (building_) dirty_.push_back(c.id);
+  }
+  MaybeCompactArena();
+  *upserted = rows.size();
+  return absl::OkStatus();
+}
+
+absl::Status CollectionImpl::Delete(absl::Span<const uint64_t> ids, uint64_t* deleted) {
+  RETURN_IF_ERROR(CheckNotDropped());
+  *deleted = 0;
+  absl::WriterMutexLock lock(&mu_);
+  const uint32_t coll = config_.id;
+  WriteBatch batch;
+  struct Change {
+    VectorId id;
+    bool had_appended;
+    std::vector<uint32_t> old_postings;
+  };
+  std::vector<Change> changes;
+  absl::flat_hash_set<uint64_t> seen;
+  for (uint64_t ext : ids) {
+    if (!seen.insert(ext).second) continue;
+    auto found = LookupExt(ext);
+    if (absl::IsNotFound(found.status())) continue;
+    if (!found.ok()) return found.status();
+    VectorId id = *found;
+    if (id >= ids_.size() || !(ids_[id].flags & kLive)) continue;
+    Change c{id, false, {}};
+    if (const uint8_t* old = AppendedRow(id)) {
+      c.had_appended = true;
+      RETURN_IF_ERROR(PostingsFor(old, &c.old_postings));
+      for (uint32_t q : c.old_postings) batch.Delete(Cf::kPostings, PostingKey(coll, q, id));
+    }
+    IdState s = ids_[id];
+    s.flags &= static_cast<uint8_t>(~kLive);
+    std::string key = IdKey(coll, id);
+    batch.Put(Cf::kVersions, key, VersionValue(s));  // the tombstone
+    batch.Delete(Cf::kVectors, key);
+    batch.Delete(Cf::kPayloads, key);
+    changes.push_back(std::move(c));
+  }
+  if (changes.empty()) return absl::OkStatus();
+  RETURN_IF_ERROR(store_->Write(&batch, /*sync=*/true));
+  for (const Change& c : changes) {
+    if (c.had_appended) DropAppended(c.id, c.old_postings);
+    ids_[c.id].flags &= static_cast<uint8_t>(~kLive);
+    --live_;
+    SetSkip(c.id);
+    if (building_) dirty_.push_back(c.id);
+  }
+  *deleted = changes.size();
+  return absl::OkStatus();
+}
+
+absl::Status CollectionImpl::Get(absl::Span<const uint64_t> ids, bool with_vector,
+                                 bool with_payload, std::vector<PointOutput>* found,
+                                 std::vector<uint64_t>* missing) const {
+  RETURN_IF_ERROR(CheckNotDropped());
+  found->clear();
+  missing->clear();
+  absl::ReaderMutexLock lock(&mu_);
+  const uint32_t coll = config_.id;
+  for (uint64_t ext : ids) {
+    auto id = LookupExt(ext);
+    if (!id.ok() && !absl::IsNotFound(id.status())) return id.status();
+    if (!id.ok() || *id >= ids_.size() || !(ids_[*id].flags & kLive)) {
+      missing->push_back(ext);
+      continue;
+    }
+    PointOutput out;
+    out.id = ext;
+    std::string key = IdKey(coll, *id);
+    if (with_vector) {
+      ASSIGN_OR_RETURN(std::string raw, store_->Get(Cf::kVectors, key));
+      if (raw.size() != row_bytes_) {
+        return absl::DataLossError(absl::StrCat("stored vector of id ", ext, " is malformed"));
+      }
+      out.vector.assign(raw.begin(), raw.end());
+    }
+    if (with_payload) {
+      auto payload = store_->Get(Cf::kPayloads, key);
+      if (payload.ok()) {
+        out.payload = std::move(*payload);
+      } else if (!absl::IsNotFound(payload.status())) {
+        return payload.status();
+      }
+    }
+    found->push_back(std::move(out));
+  }
+  return absl::OkStatus();
+}
+
+absl::Status CollectionImpl::Search(VectorView query, uint32_t k, const SearchParams& params,
+                                    std::vector<Hit>* hits, SearchStats* stats) const {
+  RETURN_IF_ERROR(CheckNotDropped());
+  if (query.type != config_.type) {
+    return absl::InvalidArgumentError(absl::StrCat("query is ", ElementTypeName(query.type),
+                                                   ", the collection holds ",
+                                                   ElementTypeName(config_.type)));
+  }
+  RETURN_IF_ERROR(CheckRow(config_.type, config_.dim, query.bytes));
+  if (k == 0) return absl::InvalidArgumentError("k must be at least 1");
+  std::vector<uint8_t> q(row_bytes_);
+  ToPostingForm(query.bytes.data(), q.data());
+
+  hits->clear();
+  absl::ReaderMutexLock lock(&mu_);
+  std::vector<Neighbor> result;
+  SearchStats st;
+  if (base_ != nullptr) {
+    SearchOverlay overlay{absl::MakeConstSpan(skip_bits_), &appendix_};
+    RETURN_IF_ERROR(base_->Search(VectorView{config_.type, q}, k, params, overlay, &result, &st));
+    pages_read_.fetch_add(st.pages_read, std::memory_order_relaxed);
+    bytes_read_.fetch_add(st.bytes_read, std::memory_order_relaxed);
+  } else {
+    // FLAT: exact search over every live vector.
+    auto worse = [](const Neighbor& a, const Neighbor& b) { return a.distance < b.distance; };
+    for (const auto& [id, off] : appended_) {
+      float d = dist_(q.data(), arena_.data() + off, config_.dim);
+      if (result.size() < k) {
+        result.push_back({id, d});
+        std::push_heap(result.begin(), result.end(), worse);
+      } else if (d < result.front().distance) {
+        std::pop_heap(result.begin(), result.end(), worse);
+        result.back() = {id, d};
+        std::push_heap(result.begin(), result.end(), worse);
+      }
+    }
+    std::sort_heap(result.begin(), result.end(), worse);
+    st.entries_scanned = static_cast<uint32_t>(appended_.size());
+  }
+  hits->reserve(result.size());
+  for (const Neighbor& n : result) hits->push_back({ext_of_[n.id], n.distance});
+  if (stats != nullptr) *stats = st;
+  return absl::OkStatus();
+}
+
+absl::Status CollectionImpl::BuildGeneration(
+    uint64_t gen, const VectorSet& set, absl::Span<const VectorId> ids,
+    absl::Span<const uint8_t> versions,
+    std::function<void(const char*, uint64_t, uint64_t)> progress) {
+  std::string final_dir = GenerationDir(dir_, gen);
+  std::string tmp = final_dir + ".tmp";
+  std::error_code ec;
+  fs::remove_all(tmp, ec);
+  SpannBuildOptions bo;
+  {
+    absl::ReaderMutexLock lock(&mu_);
+    bo.metric = config_.metric;
+    bo.head_share = config_.head_share;
+    bo.max_replicas = config_.max_replicas;
+    bo.posting_page_limit = config_.posting_page_limit;
+  }
+  bo.threads = options_.build_threads;
+  bo.ids = ids;
+  bo.progress = std::move(progress);
+  // Small sets: a head share that leaves at least a few heads.
+  SpannBuildStats bs;
+  RETURN_IF_ERROR(SpannIndex::Build(set, tmp, bo, &bs));
+  RETURN_IF_ERROR(WriteIdsFile(tmp, ids, versions));
+  fs::rename(tmp, final_dir, ec);
+  if (ec) return absl::InternalError(absl::StrCat("rename ", tmp, ": ", ec.message()));
+  RETURN_IF_ERROR(SyncDir(dir_));
+  Log(LogLevel::kInfo, "collection %d: built index generation %d (%d vectors, %d heads)",
+      config_.id, gen, set.n, bs.heads);
+  return absl::OkStatus();
+}
+
+absl::Status CollectionImpl::Install(uint64_t gen, absl::Span<const VectorId> ids,
+                                     absl::Span<const uint8_t> versions) {
+  std::string gdir = GenerationDir(dir_, gen);
+  ASSIGN_OR_RETURN(std::unique_ptr<SpannIndex> fresh, SpannIndex::Open(gdir, options_.open));
+
+  absl::WriterMutexLock lock(&mu_);
+  const uint32_t coll = config_.id;
+  // Membership of the new generation.
+  std::vector<uint8_t> in_new(ids_.size(), 0);
+  std::vector<uint8_t> new_version(ids_.size(), 0);
+  for (size_t i = 0; i < ids.size(); ++i) {
+    in_new[ids[i]] = 1;
+    new_version[ids[i]] = versions[i];
+  }
+  // Every live vector the new generation does not hold at its current version is appended to it.
+  // Those are the writes made since the snapshot (`dirty_`); a version that cycled all the way
+  // round during one build (256 upserts of one id) would be missed, which is accepted here.
+  std::vector<VectorId> carry;
+  {
+    absl::flat_hash_set<VectorId> dirty(dirty_.begin(), dirty_.end());
+    for (VectorId id : dirty) {
+      if ((ids_[id].flags & kLive) && !(in_new[id] && new_version[id] == ids_[id].version)) {
+        carry.push_back(id);
+      }
+    }
+  }
+  struct Carried {
+    VectorId id;
+    std::vector<uint8_t> pf;
+    std::vector<uint32_t> postings;
+  };
+  std::vector<Carried> carried;
+  WriteBatch batch;
+  batch.DeletePrefix(Cf::kPostings, CollPrefix(coll));
+  for (VectorId id : carry) {
+    const uint8_t* row = AppendedRow(id);
+    if (row == nullptr) {
+      return absl::InternalError(absl::StrCat("vector ", ext_of_[id], " lost during a build"));
+    }
+    Carried c{id, std::vector<uint8_t>(row, row + row_bytes_), {}};
+    RETURN_IF_ERROR(fresh->AssignPostings(VectorView{config_.type, c.pf}, &c.postings));
+    std::string ver(1, static_cast<char>(ids_[id].version));
+    for (uint32_t p : c.postings) batch.Put(Cf::kPostings, PostingKey(coll, p, id), ver);
+    carried.push_back(std::move(c));
+  }
+  CollectionConfig next = config_;
+  next.index_generation = gen;
+  batch.Put(Cf::kCollections, next.name, next.Serialize());
+  RETURN_IF_ERROR(store_->Write(&batch, /*sync=*/true));
+
+  // Committed: switch.
+  uint64_t old_gen = config_.index_generation;
+  config_ = next;
+  base_ = std::move(fresh);
+  for (VectorId id = 0; id < ids_.size(); ++id) {
+    ids_[id].flags = static_cast<uint8_t>((ids_[id].flags & kLive) | (in_new[id] ? kInBase : 0));
+    ids_[id].base_version = new_version[id];
+  }
+  indexed_ = ids.size();
+  arena_.clear();
+  arena_holes_ = 0;
+  appended_.clear();
+  postings_.clear();
+  for (const Carried& c : carried) AddAppended(c.id, c.pf.data(), c.postings);
+  RebuildSkipBits();
+  building_ = false;
+  dirty_.clear();
+  if (old_gen != 0 && old_gen != gen) {
+    std::error_code ec;
+    fs::remove_all(GenerationDir(dir_, old_gen), ec);
+  }
+  Log(LogLevel::kInfo, "collection '%s': generation %d live (%d vectors, %d carried over)",
+      config_.name, gen, ids.size(), carried.size());
+  return absl::OkStatus();
+}
+
+absl::Status CollectionImpl::BuildIndex() {
+  RETURN_IF_ERROR(CheckNotDropped());
+  absl::MutexLock build_lock(&build_mu_);
+  std::vector<VectorId> ids;
+  std::vector<uint8_t> versions;
+  uint64_t gen;
+  {
+    absl::WriterMutexLock lock(&mu_);
+    if (live_ == 0) {
+      return absl::FailedPreconditionError(
+          absl::StrCat("collection '", config_.name, "' is empty: nothing to index"));
+    }
+    building_ = true;
+    dirty_.clear();
+    for (VectorId id = 0; id < ids_.size(); ++id) {
+      if (ids_[id].flags & kLive) {
+        ids.push_back(id);
+        versions.push_back(ids_[id].version);
+      }
+    }
+    gen = config_.index_generation + 1;
+  }
+  auto fail = [&](absl::Status s) {
+    absl::WriterMutexLock lock(&mu_);
+    building_ = false;
+    dirty_.clear();
+    return s;
+  };
+  // The vectors of the snapshot. Writes go on meanwhile; any id they touch is in dirty_ and is
+  // carried over by Install, so a vector read here at a newer version than recorded is harmless.
+  VectorSet set;
+  set.type = config_.type;
+  set.dim = config_.dim;
+  set.data.reserve(ids.size() * row_bytes_);
+  std::vector<VectorId> kept_ids;
+  std::vector<uint8_t> kept_versions;
+  kept_ids.reserve(ids.size());
+  size_t next = 0;
+  absl::Status scan = store_->Scan(Cf::kVectors, CollPrefix(config_.id), [&](auto key, auto value) {
+    VectorId id = ReadU32(key, 4);
+    while (next < ids.size() && ids[next] < id) ++next;
+    if (next < ids.size() && ids[next] == id && value.size() == row_bytes_) {
+      set.data.insert(set.data.end(), value.begin(), value.end());
+      kept_ids.push_back(id);
+      kept_versions.push_back(versions[next]);
+    }
+    return absl::OkStatus();
+  });
+  if (!scan.ok()) return fail(scan);
+  set.n = kept_ids.size();
+  if (set.n == 0) return fail(absl::FailedPreconditionError("no vectors left to index"));
+  absl::Status s = BuildGeneration(gen, set, kept_ids, kept_versions, nullptr);
+  if (!s.ok()) return fail(s);
+  set = {};
+  s = Install(gen, kept_ids, kept_versions);
+  if (!s.ok()) return fail(s);
+  return absl::OkStatus();
+}
+
+absl::Status CollectionImpl::BulkLoad(
+    const VectorSet& vectors, absl::Span<const uint64_t> ext_ids,
+    absl::Span<const std::string> payloads,
+    std::function<void(const char*, uint64_t, uint64_t)> progress) {
+  RETURN_IF_ERROR(CheckNotDropped());
+  absl::MutexLock build_lock(&build_mu_);
+  const uint64_t n = vectors.n;
+  if (vectors.type != config_.type || vectors.dim != config_.dim) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "the file holds ", ElementTypeName(vectors.type), " vectors of dimension ", vectors.dim,
+        "; the collection takes ", ElementTypeName(config_.type), " of dimension ", config_.dim));
+  }
+  if (!ext_ids.empty() && ext_ids.size() != n) {
+    return absl::InvalidArgumentError(absl::StrCat(ext_ids.size(), " ids for ", n, " vectors"));
+  }
+  if (!payloads.empty() && payloads.size() != n) {
+    return absl::InvalidArgumentError(
+        absl::StrCat(payloads.size(), " payloads for ", n, " vectors"));
+  }
+  if (n == 0) return absl::InvalidArgumentError("no vectors to load");
+  if (n >= UINT32_MAX) return absl::InvalidArgumentError("at most 2^32-2 vectors per collection");
+  {
+    absl::ReaderMutexLock lock(&mu_);
+    if (!ids_.empty()) {
+      return absl::FailedPreconditionError(absl::StrCat(
+          "collection '", config_.name,
+          "' is not empty: an offline load needs a new collection (load online to add to it)"));
+    }
+  }
+  auto ext_of = [&](uint64_t i) { return ext_ids.empty() ? i : ext_ids[i]; };
+  {
+    absl::flat_hash_map<uint64_t, uint64_t> seen;
+    seen.reserve(n);
+    for (uint64_t i = 0; i < n; ++i) {
+      auto [it, inserted] = seen.insert({ext_of(i), i});
+      if (!inserted) {
+        return absl::InvalidArgumentError(
+            absl::StrCat("id ", ext_of(i), " appears at rows ", it->second, " and ", i));
+      }
+      RETURN_IF_ERROR(CheckRow(config_.type, config_.dim, {vectors.row(i), vectors.row_bytes()}));
+    }
+  }
+  // Metadata first, unlogged (a crash before the final commit leaves a collection without an
+  // index generation whose rows a re-run refuses; the loader drops and recreates it).
+  const uint32_t coll = config_.id;
+  WriteBatch batch;
+  IdState live_state{0, 0, kLive};
+  for (uint64_t i = 0; i < n; ++i) {
+    auto id = static_cast<VectorId>(i);
+    std::string key = IdKey(coll, id);
+    batch.Put(Cf::kVersions, key, VersionValue(live_state));
+    batch.Put(Cf::kVectors, key,
+              absl::string_view(reinterpret_cast<const char*>(vectors.row(i)), row_bytes_));
+    if (!payloads.empty() && !payloads[i].empty()) batch.Put(Cf::kPayloads, key, payloads[i]);
+    std::string idv, extv;
+    AppendU32(&idv, id);
+    AppendU64(&extv, ext_of(i));
+    batch.Put(Cf::kIdMap, ExtKey(coll, ext_of(i)), idv);
+    batch.Put(Cf::kIdMap, IntKey(coll, id), extv);
+    if (batch.bytes() > (32u << 20) || i + 1 == n) {
+      RETURN_IF_ERROR(store_->Write(&batch, /*sync=*/false, /*wal=*/false));
+      batch.Clear();
+      if (progress) progress("storing", i + 1, n);
+    }
+  }
+  RETURN_IF_ERROR(store_->Flush());
+  {
+    absl::WriterMutexLock lock(&mu_);
+    ids_.assign(n, live_state);
+    ext_of_.resize(n);
+    for (uint64_t i = 0; i < n; ++i) ext_of_[i] = ext_of(i);
+    live_ = n;
+    building_ = true;
+    dirty_.clear();
+  }
+  std::vector<VectorId> ids(n);
+  for (uint64_t i = 0; i < n; ++i) ids[i] = static_cast<VectorId>(i);
+  std::vector<uint8_t> versions(n, 0);
+  uint64_t gen = 1;
+  absl::Status s = BuildGeneration(gen, vectors, ids, versions, progress);
+  if (s.ok()) s = Install(gen, ids, versions);
+  if (!s.ok()) {
+    absl::WriterMutexLock lock(&mu_);
+    building_ = false;
+    return s;
+  }
+  return absl::OkStatus();
+}
+
+CollectionStats CollectionImpl::Stats() const {
+  absl::ReaderMutexLock lock(&mu_);
+  CollectionStats s;
+  s.count = live_;
+  s.state = building_          ? CollectionStats::State::kBuilding
+            : base_ != nullptr ? CollectionStats::State::kIndexed
+                               : CollectionStats::State::kFlat;
+  s.indexed_vectors = indexed_;
+  s.appended_vectors = appended_.size();
+  s.generation = config_.index_generation;
+  s.memory_bytes = arena_.size() + ids_.size() * (sizeof(IdState) + sizeof(uint64_t)) +
+                   skip_bits_.size() + appended_.size() * 16;
+  if (base_ != nullptr) {
+    s.heads = base_->num_heads();
+    s.memory_bytes += base_->MemoryBytes();
+    s.disk_bytes = base_->DiskBytes();
+  }
+  s.pages_read = pages_read_.load();
+  s.bytes_read = bytes_read_.load();
+  return s;
+}
+
+}  // namespace
+
+// --- CollectionConfig ----------------------------------------------------------------------------
+
+std::string CollectionConfig::Serialize() const {
+  return absl::StrFormat(
+      "format=1\nname=%s\nid=%d\ndim=%d\ntype=%s\nmetric=%s\nhead_share=%.17g\nmax_replicas=%d\n"
+      "posting_page_limit=%d\nbuild_threshold=%d\nindex_generation=%d\n",
+      name, id, dim, ElementTypeName(type), MetricName(metric), head_share, max_replicas,
+      posting_page_limit, build_threshold, index_generation);
+}
+
+absl::StatusOr<CollectionConfig> CollectionConfig::Parse(absl::string_view text) {
+  CollectionConfig c;
+  absl::flat_hash_map<std::string, std::string> kv;
+  for (absl::string_view line : absl::StrSplit(text, '\n', absl::SkipEmpty())) {
+    size_t eq = line.find('=');
+    if (eq == absl::string_view::npos) {
+      return absl::DataLossError(absl::StrCat("collection record line '", line, "' is malformed"));
+    }
+    kv[std::string(line.substr(0, eq))] = std::string(line.substr(eq + 1));
+  }
+  auto get = [&](const char* key) -> absl::StatusOr<std::string> {
+    auto it = kv.find(key);
+    if (it == kv.end()) {
+      return absl::DataLossError(absl::StrCat("collection record lacks '", key, "'"));
+    }
+    return it->second;
+  };
+  auto num = [&](const char* key, uint64_t* out) -> absl::Status {
+    ASSIGN_OR_RETURN(std::string v, get(key));
+    if (!absl::SimpleAtoi(v, out)) {
+      return absl::DataLossError(absl::StrCat("collection record: bad ", key, " '", v, "'"));
+    }
+    return absl::OkStatus();
+  };
+  ASSIGN_OR_RETURN(std::string format, get("format"));
+  if (format != "1") {
+    return absl::InvalidArgumentError(
+        absl::StrCat("collection record format ", format, " is not supported"));
+  }
+  ASSIGN_OR_RETURN(c.name, get("name"));
+  uint64_t v;
+  RETURN_IF_ERROR(num("id", &v));
+  c.id = static_cast<uint32_t>(v);
+  RETURN_IF_ERROR(num("dim", &v));
+  c.dim = static_cast<uint32_t>(v);
+  ASSIGN_OR_RETURN(std::string type, get("type"));
+  auto t = ParseElementType(type);
+  if (!t.ok()) return absl::DataLossError(t.status().message());
+  c.type = *t;
+  ASSIGN_OR_RETURN(std::string metric, get("metric"));
+  auto m = ParseMetric(metric);
+  if (!m.ok()) return absl::DataLossError(m.status().message());
+  c.metric = *m;
+  ASSIGN_OR_RETURN(std::string share, get("head_share"));
+  if (!absl::SimpleAtod(share, &c.head_share)) {
+    return absl::DataLossError("collection record: bad head_share");
+  }
+  RETURN_IF_ERROR(num("max_replicas", &v));
+  c.max_replicas = static_cast<uint32_t>(v);
+  RETURN_IF_ERROR(num("posting_page_limit", &v));
+  c.posting_page_limit = static_cast<uint32_t>(v);
+  RETURN_IF_ERROR(num("build_threshold", &c.build_threshold));
+  RETURN_IF_ERROR(num("index_generation", &c.index_generation));
+  return c;
+}
+
+absl::Status CollectionConfig::Validate() const {
+  if (name.empty() || name.size() > 64) {
+    return absl::InvalidArgumentError("collection name must have 1 to 64 characters");
+  }
+  for (char ch : name) {
+    if (!(std::isalnum(static_cast<unsigned char>(ch)) || ch == '_' || ch == '-')) {
+      return absl::InvalidArgumentError(
+          absl::StrCat("collection name '", name, "' may hold only letters, digits, '_' and '-'"));
+    }
+  }
+  if (dim == 0 || dim > 32768) {
+    return absl::InvalidArgumentError(absl::StrCat("dimension must be in [1, 32768], got ", dim));
+  }
+  if (metric == Metric::kCosine && type != ElementType::kFloat32) {
+    return absl::InvalidArgumentError("cosine needs float32 vectors");
+  }
+  if (!(head_share >= 0 && head_share <= 1)) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("head_share must be in [0, 1] (0 = default), got ", head_share));
+  }
+  if (max_replicas == 0 || max_replicas > 64) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("max_replicas must be in [1, 64], got ", max_replicas));
+  }
+  if (posting_page_limit > 1024) {
+    return absl::InvalidArgumentError("posting_page_limit must be at most 1024");
+  }
+  return absl::OkStatus();
+}
+
+absl::StatusOr<std::unique_ptr<Collection>> Collection::Open(MetadataStore* store,
+                                                             const std::string& dir,
+                                                             const CollectionConfig& config,
+                                                             const CollectionOptions& options) {
+  auto c = std::make_unique<CollectionImpl>(store, dir, config, options);
+  RETURN_IF_ERROR(c->Load());
+  return std::unique_ptr<Collection>(std::move(c));
+}
+
+}  // namespace strata

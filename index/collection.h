@@ -1,0 +1,161 @@
+// A mutable collection: the disk index (spann_index.h) built from a snapshot of the vectors, plus
+// every change since, kept durable in the metadata store (storage/metadata_store.h).
+//
+// Ids. Users name points by uint64 external ids; the collection maps each to a uint32 internal id
+// for its whole life (a deleted id that comes back reuses it). Every internal id carries a version
+// byte, bumped by each upsert.
+//
+// Writes (SPFresh's insert path, without its splits yet): a new or replaced vector is appended to
+// the postings the build's replica rule picks for it (nearest heads, RNG rule), each entry tagged
+// with the vector's version; the built index's own entries for that id are skipped from then on
+// (its version no longer matches the one recorded at build time). A delete is a tombstone. One
+// Upsert or Delete call is one RocksDB batch, synced before it returns; the in-memory view is
+// updated right after, under the same lock, so an acknowledged write is both durable and visible
+// to the next search (read-your-writes).
+//
+// Before the first build (fewer than build_threshold vectors) the collection is FLAT: searched
+// exactly. BuildIndex() builds a new index generation from the live vectors in the background of
+// searches and of writes; writes made during the build are carried over to the new generation in
+// its short final step.
+//
+// Known limits (later issues): appended vectors are held in RAM as well as in RocksDB, and postings
+// never split, so a collection that grows far past its build should be rebuilt (BuildIndex).
+//
+// Thread-safety: all methods may be called concurrently.
+#ifndef STRATA_INDEX_COLLECTION_H_
+#define STRATA_INDEX_COLLECTION_H_
+
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "absl/status/status.h"
+#include "absl/status/statusor.h"
+#include "absl/strings/string_view.h"
+#include "absl/types/span.h"
+#include "index/spann_index.h"
+#include "index/types.h"
+#include "storage/metadata_store.h"
+#include "storage/vector_file.h"
+
+namespace strata {
+
+struct CollectionConfig {
+  std::string name;
+  uint32_t id = 0;  // key prefix in the metadata store; assigned by the catalog
+  uint32_t dim = 0;
+  ElementType type = ElementType::kFloat32;
+  Metric metric = Metric::kL2;
+  double head_share = 0;  // 0 = by element type
+  uint32_t max_replicas = 8;
+  uint32_t posting_page_limit = 0;  // 0 = by element type
+  uint64_t build_threshold = 10000;
+  uint64_t index_generation = 0;  // 0 = no index built yet
+
+  [[nodiscard]] std::string Serialize() const;
+  // DataLoss for a malformed record.
+  [[nodiscard]] static absl::StatusOr<CollectionConfig> Parse(absl::string_view text);
+  // InvalidArgument naming the bad field.
+  [[nodiscard]] absl::Status Validate() const;
+};
+
+// One point to upsert; `vector` holds dim * ElementSize(type) bytes in the collection's type.
+struct PointInput {
+  uint64_t id = 0;
+  absl::Span<const uint8_t> vector;
+  absl::string_view payload;  // opaque bytes; empty = none
+};
+
+struct RowError {
+  uint32_t index = 0;
+  uint64_t id = 0;
+  std::string message;
+};
+
+struct PointOutput {
+  uint64_t id = 0;
+  std::vector<uint8_t> vector;  // raw, in the collection's type
+  std::string payload;
+};
+
+struct Hit {
+  uint64_t id = 0;
+  float distance = 0;
+};
+
+struct CollectionStats {
+  enum class State { kFlat, kIndexed, kBuilding };
+  uint64_t count = 0;
+  State state = State::kFlat;
+  uint64_t indexed_vectors = 0;
+  uint64_t appended_vectors = 0;
+  uint64_t heads = 0;
+  uint64_t memory_bytes = 0;
+  uint64_t disk_bytes = 0;
+  uint64_t generation = 0;
+  uint64_t pages_read = 0;  // cumulative, by searches
+  uint64_t bytes_read = 0;
+};
+
+struct CollectionOptions {
+  SpannOpenOptions open;
+  int build_threads = 0;  // 0 = all cores
+};
+
+class Collection {
+ public:
+  virtual ~Collection() = default;
+
+  // Loads the collection `config` from `store`, its index generation from `dir`. DataLoss naming
+  // the part for inconsistent or corrupt state.
+  [[nodiscard]] static absl::StatusOr<std::unique_ptr<Collection>> Open(
+      MetadataStore* store, const std::string& dir, const CollectionConfig& config,
+      const CollectionOptions& options = {});
+
+  [[nodiscard]] virtual CollectionConfig config() const = 0;
+
+  // Upserts `points`. Rows that fail validation (wrong size, NaN/Inf) are reported in `errors`
+  // by index and skipped; the rest are stored. A later row with the same id as an earlier one
+  // wins. On a non-OK return nothing was stored.
+  [[nodiscard]] virtual absl::Status Upsert(absl::Span<const PointInput> points,
+                                            std::vector<RowError>* errors, uint64_t* upserted) = 0;
+  // Deletes the ids that exist; `deleted` counts them.
+  [[nodiscard]] virtual absl::Status Delete(absl::Span<const uint64_t> ids, uint64_t* deleted) = 0;
+  // The points found, in request order; absent ids in `missing`.
+  [[nodiscard]] virtual absl::Status Get(absl::Span<const uint64_t> ids, bool with_vector,
+                                         bool with_payload, std::vector<PointOutput>* found,
+                                         std::vector<uint64_t>* missing) const = 0;
+  [[nodiscard]] virtual uint64_t Count() const = 0;
+
+  // The k nearest live points, nearest first (fewer when the collection holds fewer).
+  // InvalidArgument for a query of the wrong size or with NaN/Inf, or k == 0.
+  [[nodiscard]] virtual absl::Status Search(VectorView query, uint32_t k,
+                                            const SearchParams& params, std::vector<Hit>* hits,
+                                            SearchStats* stats = nullptr) const = 0;
+
+  // Builds a new index generation from the live vectors and switches to it. One build at a time
+  // (a second call waits). FailedPrecondition when the collection is empty.
+  [[nodiscard]] virtual absl::Status BuildIndex() = 0;
+  // True when no index exists yet and the live count has reached build_threshold.
+  [[nodiscard]] virtual bool WantsBuild() const = 0;
+
+  // Offline bulk load into an empty collection: stores the rows (unlogged batches, then a flush)
+  // and builds the index. `ids` (one per row) and `payloads` (empty, or one per row) are optional.
+  // FailedPrecondition when the collection is not empty.
+  [[nodiscard]] virtual absl::Status BulkLoad(
+      const VectorSet& vectors, absl::Span<const uint64_t> ids,
+      absl::Span<const std::string> payloads,
+      std::function<void(const char* phase, uint64_t done, uint64_t total)> progress) = 0;
+
+  [[nodiscard]] virtual CollectionStats Stats() const = 0;
+
+  // After the catalog dropped it: later calls fail with NotFound and the directory is removed
+  // when the last reference goes.
+  virtual void MarkDropped() = 0;
+};
+
+}  // namespace strata
+
+#endif  // STRATA_INDEX_COLLECTION_H_

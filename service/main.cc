@@ -1,0 +1,92 @@
+// strata-server: serves the Strata gRPC API over a data directory.
+#include <signal.h>
+#include <unistd.h>
+
+#include <cstdio>
+#include <string>
+
+#include "absl/flags/flag.h"
+#include "absl/flags/parse.h"
+#include "absl/flags/usage.h"
+#include "service/server.h"
+#include "storage/log.h"
+#include "storage/scoped_fd.h"
+
+ABSL_FLAG(std::string, listen, "127.0.0.1:50051",
+          "gRPC address (host:port; port 0 picks a free one, see --ready_file)");
+ABSL_FLAG(std::string, data_dir, "strata-data", "data directory (created when missing)");
+ABSL_FLAG(std::string, metrics_listen, "127.0.0.1:9464",
+          "address of the Prometheus /metrics endpoint; empty = none");
+ABSL_FLAG(int, threads, 0, "gRPC handler threads (0 = 2 x cores)");
+ABSL_FLAG(uint32_t, max_k, 16384, "largest k a search may ask for");
+ABSL_FLAG(uint32_t, max_batch, 16384, "most points / ids / queries in one request");
+ABSL_FLAG(uint32_t, max_dimension, 32768, "largest vector dimension of a collection");
+ABSL_FLAG(uint32_t, max_message_mb, 64, "largest request or response, in MiB");
+ABSL_FLAG(double, drain_seconds, 10, "on SIGTERM/SIGINT: how long in-flight calls may finish");
+ABSL_FLAG(std::string, ready_file, "",
+          "once serving, write the bound port to this file (for scripts and tests)");
+
+namespace {
+int g_signal_pipe[2] = {-1, -1};
+void OnSignal(int sig) {
+  char c = static_cast<char>(sig);
+  ssize_t ignored = write(g_signal_pipe[1], &c, 1);
+  (void)ignored;
+}
+}  // namespace
+
+int main(int argc, char** argv) {
+  absl::SetProgramUsageMessage(
+      "Serves the Strata gRPC API (collections, upsert, search, health, reflection) over a data\n"
+      "directory, with Prometheus metrics. Options may also come from a file: --flagfile=FILE\n"
+      "(one --flag=value per line). Stops cleanly on SIGTERM or SIGINT.\n"
+      "Example: strata-server --data_dir=/var/lib/strata --listen=127.0.0.1:50051");
+  absl::ParseCommandLine(argc, argv);
+
+  strata::ServerOptions o;
+  o.listen = absl::GetFlag(FLAGS_listen);
+  o.data_dir = absl::GetFlag(FLAGS_data_dir);
+  o.metrics_listen = absl::GetFlag(FLAGS_metrics_listen);
+  o.threads = absl::GetFlag(FLAGS_threads);
+  o.limits.max_k = absl::GetFlag(FLAGS_max_k);
+  o.limits.max_batch = absl::GetFlag(FLAGS_max_batch);
+  o.limits.max_dimension = absl::GetFlag(FLAGS_max_dimension);
+  uint32_t mb = absl::GetFlag(FLAGS_max_message_mb);
+  if (mb == 0 || mb > 2047) {
+    std::fprintf(stderr, "strata-server: --max_message_mb must be in [1, 2047]\n");
+    return 2;
+  }
+  o.limits.max_message_bytes = mb << 20;
+
+  if (pipe(g_signal_pipe) != 0) {
+    std::perror("strata-server: pipe");
+    return 1;
+  }
+  struct sigaction sa {};
+  sa.sa_handler = OnSignal;
+  sigemptyset(&sa.sa_mask);
+  sigaction(SIGTERM, &sa, nullptr);
+  sigaction(SIGINT, &sa, nullptr);
+  signal(SIGPIPE, SIG_IGN);
+
+  auto server = strata::Server::Start(o);
+  if (!server.ok()) {
+    std::fprintf(stderr, "strata-server: %s\n", std::string(server.status().message()).c_str());
+    return 1;
+  }
+  std::string ready = absl::GetFlag(FLAGS_ready_file);
+  if (!ready.empty()) {
+    absl::Status s = strata::WriteFileAtomic(ready, std::to_string((*server)->port()) + "\n");
+    if (!s.ok()) {
+      std::fprintf(stderr, "strata-server: %s\n", std::string(s.message()).c_str());
+      return 1;
+    }
+  }
+  char sig = 0;
+  while (read(g_signal_pipe[0], &sig, 1) < 0 && errno == EINTR) {
+  }
+  strata::Log(strata::LogLevel::kInfo, "signal %d received", static_cast<int>(sig));
+  (*server)->Shutdown(absl::GetFlag(FLAGS_drain_seconds));
+  server->reset();
+  return 0;
+}

@@ -1,0 +1,55 @@
+// strata-server's core: the Strata gRPC service over a catalog (index/catalog.h), with health
+// checking, reflection, Prometheus metrics and background index builds.
+//
+// Every request is validated before it reaches a collection; failures map to gRPC codes by one
+// function (ToGrpcStatus). Limits (ServerLimits) are enforced per request.
+#ifndef STRATA_SERVICE_SERVER_H_
+#define STRATA_SERVICE_SERVER_H_
+
+#include <cstdint>
+#include <memory>
+#include <string>
+
+#include "absl/status/status.h"
+#include "absl/status/statusor.h"
+#include "grpcpp/support/status.h"
+
+namespace strata {
+
+// Limits of one request, as users know them from other vector databases (Milvus: top-k and batch
+// 16,384, dimension 32,768, request 64 MB).
+struct ServerLimits {
+  uint32_t max_k = 16384;
+  uint32_t max_batch = 16384;  // points per upsert, ids per get/delete, queries per batch
+  uint32_t max_dimension = 32768;
+  uint32_t max_message_bytes = 64u << 20;
+  uint32_t max_postings = 4096;  // search parameter caps
+  uint32_t max_ef_search = 16384;
+};
+
+struct ServerOptions {
+  std::string listen = "127.0.0.1:50051";  // port 0 picks a free one (see Server::port)
+  std::string data_dir = "strata-data";
+  std::string metrics_listen = "127.0.0.1:9464";  // empty = no /metrics endpoint
+  int threads = 0;                                // gRPC handler threads; 0 = 2 * cores
+  ServerLimits limits;
+};
+
+[[nodiscard]] grpc::Status ToGrpcStatus(const absl::Status& s);
+
+class Server {
+ public:
+  virtual ~Server() = default;
+  // Opens the data directory and starts serving. Errors name the cause (a data directory in use,
+  // an address taken, corrupt metadata).
+  [[nodiscard]] static absl::StatusOr<std::unique_ptr<Server>> Start(const ServerOptions& options);
+  // The bound port (useful with port 0).
+  [[nodiscard]] virtual int port() const = 0;
+  // Stops accepting, lets in-flight calls finish (up to `drain_seconds`), waits for a running
+  // index build, and closes the data directory. Idempotent.
+  virtual void Shutdown(double drain_seconds) = 0;
+};
+
+}  // namespace strata
+
+#endif  // STRATA_SERVICE_SERVER_H_

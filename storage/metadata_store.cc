@@ -1,0 +1,206 @@
+#include "storage/metadata_store.h"
+
+#include <filesystem>
+
+#include "absl/strings/str_cat.h"
+#include "rocksdb/cache.h"
+#include "rocksdb/db.h"
+#include "rocksdb/filter_policy.h"
+#include "rocksdb/options.h"
+#include "rocksdb/slice.h"
+#include "rocksdb/table.h"
+#include "rocksdb/write_batch.h"
+#include "storage/log.h"
+
+namespace strata {
+namespace {
+
+#define RETURN_IF_ROCKS(expr, what)                                 \
+  do {                                                              \
+    const rocksdb::Status _rocks_status = (expr);                   \
+    if (!_rocks_status.ok()) return FromRocks(_rocks_status, what); \
+  } while (false)
+
+constexpr const char* kCfNames[kNumColumnFamilies] = {"collections", "id_map",  "versions",
+                                                      "payloads",    "vectors", "postings"};
+
+absl::Status FromRocks(const rocksdb::Status& s, absl::string_view what) {
+  if (s.ok()) return absl::OkStatus();
+  std::string msg = absl::StrCat(what, ": ", s.ToString());
+  if (s.IsNotFound()) return absl::NotFoundError(msg);
+  if (s.IsCorruption()) return absl::DataLossError(msg);
+  if (s.IsInvalidArgument()) return absl::InvalidArgumentError(msg);
+  if (s.IsIOError() && s.ToString().find("lock") != std::string::npos) {
+    return absl::UnavailableError(
+        absl::StrCat(msg, " (is another strata process using this data directory?)"));
+  }
+  if (s.IsBusy() || s.IsTimedOut() || s.IsTryAgain()) return absl::UnavailableError(msg);
+  return absl::InternalError(msg);
+}
+
+// The smallest key greater than every key that starts with `prefix`; empty when none exists.
+std::string PrefixEnd(absl::string_view prefix) {
+  std::string end(prefix);
+  while (!end.empty()) {
+    auto& c = reinterpret_cast<unsigned char&>(end.back());
+    if (c != 0xFF) {
+      ++c;
+      return end;
+    }
+    end.pop_back();
+  }
+  return end;
+}
+
+class MetadataStoreImpl final : public MetadataStore {
+ public:
+  MetadataStoreImpl(std::unique_ptr<rocksdb::DB> db,
+                    std::vector<rocksdb::ColumnFamilyHandle*> handles)
+      : db_(std::move(db)), handles_(std::move(handles)) {}
+  ~MetadataStoreImpl() override {
+    for (auto* h : handles_) {
+      if (h != nullptr) db_->DestroyColumnFamilyHandle(h).PermitUncheckedError();
+    }
+    db_->Close().PermitUncheckedError();
+  }
+
+  absl::StatusOr<std::string> Get(Cf cf, absl::string_view key) const override {
+    std::string value;
+    rocksdb::Status s = db_->Get(rocksdb::ReadOptions(), handle(cf),
+                                 rocksdb::Slice(key.data(), key.size()), &value);
+    if (s.IsNotFound()) return absl::NotFoundError("no such key");
+    RETURN_IF_ROCKS(s, "metadata read");
+    return value;
+  }
+
+  absl::Status Write(WriteBatch* batch, bool sync, bool wal) override {
+    rocksdb::WriteBatch wb;
+    for (const WriteBatch::Entry& e : batch->entries()) {
+      rocksdb::Slice key(e.key.data(), e.key.size());
+      rocksdb::Status s;
+      switch (e.op) {
+        case WriteBatch::Op::kPut:
+          s = wb.Put(handle(e.cf), key, rocksdb::Slice(e.value.data(), e.value.size()));
+          break;
+        case WriteBatch::Op::kDelete:
+          s = wb.Delete(handle(e.cf), key);
+          break;
+        case WriteBatch::Op::kDeletePrefix: {
+          std::string end = PrefixEnd(e.key);
+          if (e.key.empty() || end.empty()) {
+            return absl::InvalidArgumentError("DeletePrefix needs a prefix with a successor");
+          }
+          s = wb.DeleteRange(handle(e.cf), key, end);
+          break;
+        }
+      }
+      RETURN_IF_ROCKS(s, "metadata batch");
+    }
+    rocksdb::WriteOptions wo;
+    wo.sync = sync && wal;
+    wo.disableWAL = !wal;
+    RETURN_IF_ROCKS(db_->Write(wo, &wb), "metadata write");
+    return absl::OkStatus();
+  }
+
+  absl::Status Scan(
+      Cf cf, absl::string_view prefix,
+      absl::FunctionRef<absl::Status(absl::string_view, absl::string_view)> visit) const override {
+    rocksdb::ReadOptions ro;
+    std::string end = PrefixEnd(prefix);
+    rocksdb::Slice upper(end);
+    if (!end.empty()) ro.iterate_upper_bound = &upper;
+    std::unique_ptr<rocksdb::Iterator> it(db_->NewIterator(ro, handle(cf)));
+    for (it->Seek(rocksdb::Slice(prefix.data(), prefix.size())); it->Valid(); it->Next()) {
+      rocksdb::Slice k = it->key();
+      rocksdb::Slice v = it->value();
+      absl::Status s =
+          visit(absl::string_view(k.data(), k.size()), absl::string_view(v.data(), v.size()));
+      if (!s.ok()) return s;
+    }
+    RETURN_IF_ROCKS(it->status(), "metadata scan");
+    return absl::OkStatus();
+  }
+
+  absl::Status Flush() override {
+    rocksdb::FlushOptions fo;
+    fo.wait = true;
+    std::vector<rocksdb::ColumnFamilyHandle*> all(handles_.begin(), handles_.end());
+    RETURN_IF_ROCKS(db_->Flush(fo, all), "metadata flush");
+    return absl::OkStatus();
+  }
+
+  uint64_t ApproximateBytes(Cf cf, absl::string_view prefix) const override {
+    std::string end = PrefixEnd(prefix);
+    if (end.empty()) end = std::string(16, '\xff');
+    rocksdb::Range r(rocksdb::Slice(prefix.data(), prefix.size()), rocksdb::Slice(end));
+    uint64_t size = 0;
+    rocksdb::SizeApproximationOptions opt;
+    opt.include_memtables = true;
+    opt.include_files = true;
+    db_->GetApproximateSizes(opt, handle(cf), &r, 1, &size).PermitUncheckedError();
+    return size;
+  }
+
+ private:
+  rocksdb::ColumnFamilyHandle* handle(Cf cf) const { return handles_[static_cast<int>(cf) + 1]; }
+
+  std::unique_ptr<rocksdb::DB> db_;
+  // handles_[0] is RocksDB's default family (unused); Cf c lives at c + 1.
+  std::vector<rocksdb::ColumnFamilyHandle*> handles_;
+};
+
+}  // namespace
+
+const char* CfName(Cf cf) { return kCfNames[static_cast<int>(cf)]; }
+
+void AppendU32(std::string* key, uint32_t v) {
+  for (int s = 24; s >= 0; s -= 8) key->push_back(static_cast<char>((v >> s) & 0xFF));
+}
+void AppendU64(std::string* key, uint64_t v) {
+  for (int s = 56; s >= 0; s -= 8) key->push_back(static_cast<char>((v >> s) & 0xFF));
+}
+uint32_t ReadU32(absl::string_view b, size_t o) {
+  uint32_t v = 0;
+  for (size_t i = 0; i < 4; ++i) v = v << 8 | static_cast<uint8_t>(b[o + i]);
+  return v;
+}
+uint64_t ReadU64(absl::string_view b, size_t o) {
+  uint64_t v = 0;
+  for (size_t i = 0; i < 8; ++i) v = v << 8 | static_cast<uint8_t>(b[o + i]);
+  return v;
+}
+
+absl::StatusOr<std::unique_ptr<MetadataStore>> MetadataStore::Open(
+    const std::string& path, const MetadataStoreOptions& options) {
+  std::error_code ec;
+  if (options.create_if_missing) std::filesystem::create_directories(path, ec);
+  if (ec) return absl::InternalError(absl::StrCat("create ", path, ": ", ec.message()));
+
+  rocksdb::Options db_options;
+  db_options.create_if_missing = options.create_if_missing;
+  db_options.create_missing_column_families = true;
+  // A crash can tear the last WAL record; recover to the last intact one instead of refusing.
+  db_options.wal_recovery_mode = rocksdb::WALRecoveryMode::kPointInTimeRecovery;
+  db_options.keep_log_file_num = 4;
+  db_options.max_background_jobs = 2;
+
+  rocksdb::BlockBasedTableOptions table;
+  table.block_cache = rocksdb::NewLRUCache(options.block_cache_bytes);
+  table.filter_policy.reset(rocksdb::NewBloomFilterPolicy(10));
+  rocksdb::ColumnFamilyOptions cf_options;
+  cf_options.table_factory.reset(rocksdb::NewBlockBasedTableFactory(table));
+
+  std::vector<rocksdb::ColumnFamilyDescriptor> families;
+  families.emplace_back(rocksdb::kDefaultColumnFamilyName, cf_options);
+  for (const char* name : kCfNames) families.emplace_back(name, cf_options);
+  std::vector<rocksdb::ColumnFamilyHandle*> handles;
+  rocksdb::DB* raw = nullptr;
+  rocksdb::Status s = rocksdb::DB::Open(db_options, path, families, &handles, &raw);
+  if (!s.ok()) return FromRocks(s, absl::StrCat("open metadata store ", path));
+  Log(LogLevel::kInfo, "metadata store %s open (WAL point-in-time recovery)", path);
+  return std::unique_ptr<MetadataStore>(
+      new MetadataStoreImpl(std::unique_ptr<rocksdb::DB>(raw), std::move(handles)));
+}
+
+}  // namespace strata

@@ -1,0 +1,117 @@
+// Durable metadata in RocksDB: one database, one column family per kind of record. Every write is
+// a batch committed atomically through the write-ahead log; with `sync` the call returns only
+// after the log is on disk, so an acknowledged write survives kill -9 and power loss.
+//
+// Recovery: the WAL is replayed in point-in-time mode, so a log whose tail was torn by a crash is
+// cut at the last intact record and the database opens (Open() logs what RocksDB reports).
+//
+// Keys are built by callers from big-endian integers (KeyU32/KeyU64 below) so that a prefix scan
+// returns records in numeric order. Thread-safe: RocksDB serialises writers internally.
+#ifndef STRATA_STORAGE_METADATA_STORE_H_
+#define STRATA_STORAGE_METADATA_STORE_H_
+
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "absl/functional/function_ref.h"
+#include "absl/status/status.h"
+#include "absl/status/statusor.h"
+#include "absl/strings/string_view.h"
+
+namespace strata {
+
+// Column families. Values are part of the on-disk contract (storage/FORMAT.md): never renumber.
+enum class Cf : int {
+  kCollections = 0,  // collection name -> collection record
+  kIdMap = 1,        // 'e' coll ext64 -> int32 ; 'i' coll int32 -> ext64
+  kVersions = 2,     // coll int32 -> [version u8][flags u8]
+  kPayloads = 3,     // coll int32 -> payload bytes
+  kVectors = 4,      // coll int32 -> vector bytes (the collection's element type)
+  kPostings = 5,     // coll posting32 int32 -> [version u8]: entries appended since the build
+};
+inline constexpr int kNumColumnFamilies = 6;
+[[nodiscard]] const char* CfName(Cf cf);
+
+// Big-endian key pieces.
+void AppendU32(std::string* key, uint32_t v);
+void AppendU64(std::string* key, uint64_t v);
+[[nodiscard]] uint32_t ReadU32(absl::string_view bytes, size_t offset);
+[[nodiscard]] uint64_t ReadU64(absl::string_view bytes, size_t offset);
+
+// A set of writes applied atomically, in order, by MetadataStore::Write.
+class WriteBatch final {
+ public:
+  enum class Op : uint8_t { kPut, kDelete, kDeletePrefix };
+  struct Entry {
+    Op op;
+    Cf cf;
+    std::string key;
+    std::string value;
+  };
+
+  WriteBatch() = default;
+  WriteBatch(const WriteBatch&) = delete;
+  WriteBatch& operator=(const WriteBatch&) = delete;
+
+  void Put(Cf cf, absl::string_view key, absl::string_view value) {
+    bytes_ += key.size() + value.size();
+    entries_.push_back({Op::kPut, cf, std::string(key), std::string(value)});
+  }
+  void Delete(Cf cf, absl::string_view key) {
+    bytes_ += key.size();
+    entries_.push_back({Op::kDelete, cf, std::string(key), {}});
+  }
+  // Deletes every key that starts with `prefix` (non-empty).
+  void DeletePrefix(Cf cf, absl::string_view prefix) {
+    bytes_ += prefix.size();
+    entries_.push_back({Op::kDeletePrefix, cf, std::string(prefix), {}});
+  }
+  void Clear() {
+    entries_.clear();
+    bytes_ = 0;
+  }
+  [[nodiscard]] size_t count() const { return entries_.size(); }
+  [[nodiscard]] size_t bytes() const { return bytes_; }
+  [[nodiscard]] const std::vector<Entry>& entries() const { return entries_; }
+
+ private:
+  std::vector<Entry> entries_;
+  size_t bytes_ = 0;
+};
+
+struct MetadataStoreOptions {
+  bool create_if_missing = true;
+  size_t block_cache_bytes = 64 << 20;
+};
+
+class MetadataStore {
+ public:
+  virtual ~MetadataStore() = default;
+
+  // Opens (creating when allowed) the database in directory `path`. Unavailable when another
+  // process holds it; DataLoss when RocksDB finds corruption it cannot recover from.
+  [[nodiscard]] static absl::StatusOr<std::unique_ptr<MetadataStore>> Open(
+      const std::string& path, const MetadataStoreOptions& options = {});
+
+  // NotFound when the key is absent.
+  [[nodiscard]] virtual absl::StatusOr<std::string> Get(Cf cf, absl::string_view key) const = 0;
+  // `sync`: return only once the write-ahead log is on disk. `wal` = false skips the log (bulk
+  // loads that Flush() before they report success).
+  [[nodiscard]] virtual absl::Status Write(WriteBatch* batch, bool sync, bool wal = true) = 0;
+  // Calls visit(key, value) for every key with `prefix`, in key order, until visit returns
+  // non-OK (which is returned).
+  [[nodiscard]] virtual absl::Status Scan(
+      Cf cf, absl::string_view prefix,
+      absl::FunctionRef<absl::Status(absl::string_view key, absl::string_view value)> visit)
+      const = 0;
+  // Writes memtables to SST files (after unlogged writes).
+  [[nodiscard]] virtual absl::Status Flush() = 0;
+  // Approximate bytes on disk under `prefix`.
+  [[nodiscard]] virtual uint64_t ApproximateBytes(Cf cf, absl::string_view prefix) const = 0;
+};
+
+}  // namespace strata
+
+#endif  // STRATA_STORAGE_METADATA_STORE_H_

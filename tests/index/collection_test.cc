@@ -1,0 +1,175 @@
+#include "index/collection.h"
+
+#include <set>
+#include <thread>
+
+#include "gtest/gtest.h"
+#include "index/brute_force.h"
+#include "index/catalog.h"
+#include "tests/test_util.h"
+#include "tools/synthetic.h"
+
+namespace strata {
+namespace {
+
+using testing::TempDir;
+
+struct Data {
+  VectorSet base, queries;
+  GroundTruth gt;
+};
+
+Data Make(uint64_t n, uint64_t nq) {
+  SyntheticOptions o;
+  o.seed = 3;
+  auto g = SyntheticGenerator::Create(o);
+  Data d{g->Generate(0, n), g->Generate(n, nq), {}};
+  d.gt = *ExactKnn(d.base, d.queries, Metric::kL2, 10);
+  return d;
+}
+
+std::shared_ptr<Collection> NewCollection(Catalog* cat, uint32_t dim, uint64_t threshold) {
+  CollectionConfig c;
+  c.name = "c";
+  c.dim = dim;
+  c.type = ElementType::kUint8;
+  c.build_threshold = threshold;
+  return *cat->Create(c);
+}
+
+void UpsertRows(Collection* c, const VectorSet& s, uint64_t first, uint64_t count,
+                uint64_t id_base = 0) {
+  std::vector<PointInput> rows;
+  for (uint64_t i = first; i < first + count; ++i) {
+    rows.push_back({id_base + i, {s.row(i), s.row_bytes()}, {}});
+  }
+  std::vector<RowError> errors;
+  uint64_t upserted = 0;
+  ASSERT_TRUE(c->Upsert(rows, &errors, &upserted).ok());
+  ASSERT_TRUE(errors.empty());
+  ASSERT_EQ(upserted, count);
+}
+
+std::vector<std::vector<uint32_t>> SearchAll(const Collection& c, const VectorSet& q, uint32_t k) {
+  std::vector<std::vector<uint32_t>> out;
+  for (uint64_t i = 0; i < q.n; ++i) {
+    std::vector<Hit> hits;
+    EXPECT_TRUE(c.Search(VectorView{q.type, {q.row(i), q.row_bytes()}}, k, {}, &hits).ok());
+    std::vector<uint32_t> ids;
+    for (const Hit& h : hits) ids.push_back(static_cast<uint32_t>(h.id));
+    out.push_back(ids);
+  }
+  return out;
+}
+
+TEST(Collection, FlatSearchIsExactAndIndexedSearchMeetsTheRecallFloor) {
+  TempDir tmp;
+  Data d = Make(8000, 100);
+  auto cat = *Catalog::Open(tmp.path());
+  auto c = NewCollection(cat.get(), d.base.dim, 1000000);
+  UpsertRows(c.get(), d.base, 0, d.base.n);
+  EXPECT_EQ(c->Stats().state, CollectionStats::State::kFlat);
+  EXPECT_DOUBLE_EQ(testing::RecallAtK(d.gt, SearchAll(*c, d.queries, 10), 10), 1.0);
+  ASSERT_TRUE(c->BuildIndex().ok());
+  EXPECT_EQ(c->Stats().state, CollectionStats::State::kIndexed);
+  EXPECT_GE(testing::RecallAtK(d.gt, SearchAll(*c, d.queries, 10), 10), 0.90);
+}
+
+TEST(Collection, WritesAfterTheBuildAreVisibleAndSurviveReopen) {
+  TempDir tmp;
+  Data d = Make(6000, 50);
+  std::vector<std::vector<uint32_t>> before;
+  {
+    auto cat = *Catalog::Open(tmp.path());
+    auto c = NewCollection(cat.get(), d.base.dim, 1000000);
+    UpsertRows(c.get(), d.base, 0, 4000);
+    ASSERT_TRUE(c->BuildIndex().ok());
+    UpsertRows(c.get(), d.base, 4000, 2000);  // appended to postings
+    EXPECT_EQ(c->Stats().appended_vectors, 2000u);
+    EXPECT_GE(testing::RecallAtK(d.gt, SearchAll(*c, d.queries, 10), 10), 0.90);
+    // Replace id 0 by query 0 itself, delete id 1.
+    std::vector<PointInput> rows = {{0, {d.queries.row(0), d.queries.row_bytes()}, "p"}};
+    std::vector<RowError> errors;
+    uint64_t n = 0;
+    ASSERT_TRUE(c->Upsert(rows, &errors, &n).ok());
+    uint64_t deleted = 0;
+    std::vector<uint64_t> del = {1, 999999};
+    ASSERT_TRUE(c->Delete(del, &deleted).ok());
+    EXPECT_EQ(deleted, 1u);
+    EXPECT_EQ(c->Count(), 5999u);
+    before = SearchAll(*c, d.queries, 10);
+    EXPECT_EQ(before[0][0], 0u);
+    // The old vector of id 0 no longer finds id 0 first.
+    std::vector<Hit> hits;
+    ASSERT_TRUE(
+        c->Search(VectorView{d.base.type, {d.base.row(0), d.base.row_bytes()}}, 5, {}, &hits).ok());
+    for (const Hit& h : hits) EXPECT_NE(h.id, 1u);
+    EXPECT_NE(hits[0].id, 0u);
+  }
+  auto cat = *Catalog::Open(tmp.path());
+  auto c = *cat->Find("c");
+  EXPECT_EQ(c->Count(), 5999u);
+  EXPECT_EQ(SearchAll(*c, d.queries, 10), before);
+  std::vector<PointOutput> found;
+  std::vector<uint64_t> missing;
+  std::vector<uint64_t> ids = {0, 1};
+  ASSERT_TRUE(c->Get(ids, true, true, &found, &missing).ok());
+  ASSERT_EQ(found.size(), 1u);
+  EXPECT_EQ(found[0].payload, "p");
+  EXPECT_EQ(found[0].vector, std::vector<uint8_t>(d.queries.row(0), d.queries.row(1)));
+  EXPECT_EQ(missing, std::vector<uint64_t>{1});
+  // A rebuild folds the appended vectors in and keeps every answer reachable.
+  ASSERT_TRUE(c->BuildIndex().ok());
+  EXPECT_EQ(c->Stats().appended_vectors, 0u);
+  EXPECT_EQ(c->Stats().indexed_vectors, 5999u);
+  EXPECT_GE(testing::RecallAtK(d.gt, SearchAll(*c, d.queries, 10), 10), 0.85);
+}
+
+TEST(Collection, WritesDuringABuildAreCarriedOver) {
+  TempDir tmp;
+  Data d = Make(9000, 20);
+  auto cat = *Catalog::Open(tmp.path());
+  auto c = NewCollection(cat.get(), d.base.dim, 1000000);
+  UpsertRows(c.get(), d.base, 0, 6000);
+  std::thread build([&] { ASSERT_TRUE(c->BuildIndex().ok()); });
+  for (uint64_t row = 6000; row < 9000; row += 100) UpsertRows(c.get(), d.base, row, 100);
+  build.join();
+  EXPECT_EQ(c->Count(), 9000u);
+  // Every vector finds itself.
+  for (uint64_t i = 0; i < 9000; i += 97) {
+    std::vector<Hit> hits;
+    ASSERT_TRUE(
+        c->Search(VectorView{d.base.type, {d.base.row(i), d.base.row_bytes()}}, 1, {}, &hits).ok());
+    ASSERT_EQ(hits.size(), 1u);
+    EXPECT_EQ(hits[0].distance, 0.0f) << "row " << i;
+  }
+}
+
+TEST(Collection, BadRowsAreReportedByIndex) {
+  TempDir tmp;
+  auto cat = *Catalog::Open(tmp.path());
+  CollectionConfig cfg;
+  cfg.name = "f";
+  cfg.dim = 2;
+  auto c = *cat->Create(cfg);
+  float good[2] = {1, 2}, bad[2] = {1, std::numeric_limits<float>::quiet_NaN()};
+  auto bytes = [](const float* f, size_t n) {
+    return absl::Span<const uint8_t>(reinterpret_cast<const uint8_t*>(f), n * 4);
+  };
+  std::vector<PointInput> rows = {
+      {1, bytes(good, 2), {}}, {2, bytes(bad, 2), {}}, {3, bytes(good, 1), {}}};
+  std::vector<RowError> errors;
+  uint64_t n = 0;
+  ASSERT_TRUE(c->Upsert(rows, &errors, &n).ok());
+  EXPECT_EQ(n, 1u);
+  ASSERT_EQ(errors.size(), 2u);
+  EXPECT_EQ(errors[0].index, 1u);
+  EXPECT_EQ(errors[1].index, 2u);
+  EXPECT_TRUE(absl::IsAlreadyExists(cat->Create(cfg).status()));
+  EXPECT_TRUE(absl::IsNotFound(cat->Drop("nope")));
+  ASSERT_TRUE(cat->Drop("f").ok());
+  EXPECT_TRUE(absl::IsNotFound(c->Upsert(rows, &errors, &n)));
+}
+
+}  // namespace
+}  // namespace strata

@@ -1,0 +1,551 @@
+// End-to-end: the real strata-server binary on 127.0.0.1 with a temp directory, driven over gRPC
+// (and by the real strata-load and the Python client).
+#include <arpa/inet.h>
+#include <fcntl.h>
+#include <netinet/in.h>
+#include <signal.h>
+#include <sys/socket.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <chrono>
+#include <cmath>
+#include <filesystem>
+#include <fstream>
+#include <set>
+#include <thread>
+
+#include "absl/strings/numbers.h"
+#include "absl/strings/str_cat.h"
+#include "absl/strings/strip.h"
+#include "grpc/health/v1/health.grpc.pb.h"
+#include "grpcpp/grpcpp.h"
+#include "gtest/gtest.h"
+#include "index/brute_force.h"
+#include "proto/strata.grpc.pb.h"
+#include "storage/scoped_fd.h"
+#include "storage/vector_file.h"
+#include "tests/test_util.h"
+#include "tools/synthetic.h"
+
+namespace strata {
+namespace {
+
+namespace pb = ::strata::v1;
+namespace fs = std::filesystem;
+using testing::TempDir;
+
+std::string Bin(const std::string& name) { return std::string(STRATA_BIN_DIR) + "/" + name; }
+
+int FreePort() {
+  int fd = socket(AF_INET, SOCK_STREAM, 0);
+  sockaddr_in a{};
+  a.sin_family = AF_INET;
+  a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  a.sin_port = 0;
+  bind(fd, reinterpret_cast<sockaddr*>(&a), sizeof a);
+  socklen_t len = sizeof a;
+  getsockname(fd, reinterpret_cast<sockaddr*>(&a), &len);
+  close(fd);
+  return ntohs(a.sin_port);
+}
+
+pid_t Spawn(const std::vector<std::string>& argv, const std::string& log) {
+  pid_t pid = fork();
+  if (pid == 0) {
+    int fd = ::open(log.c_str(), O_WRONLY | O_CREAT | O_APPEND, 0644);
+    dup2(fd, 1);
+    dup2(fd, 2);
+    std::vector<char*> args;
+    for (const auto& a : argv) args.push_back(const_cast<char*>(a.c_str()));
+    args.push_back(nullptr);
+    execv(args[0], args.data());
+    _exit(127);
+  }
+  return pid;
+}
+
+int WaitExit(pid_t pid) {
+  int status = 0;
+  waitpid(pid, &status, 0);
+  return WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
+}
+
+std::string ReadLog(const std::string& path) {
+  auto t = ReadWholeFile(path);
+  return t.ok() ? *t : "";
+}
+
+// One strata-server process on a fixed loopback port (so a restart keeps the address).
+class ServerProcess {
+ public:
+  ServerProcess(std::string data_dir, std::string log, std::vector<std::string> extra = {})
+      : data_dir_(std::move(data_dir)),
+        log_(std::move(log)),
+        extra_(std::move(extra)),
+        port_(FreePort()) {}
+  ~ServerProcess() {
+    if (pid_ > 0) Kill();
+  }
+
+  void Start() {
+    std::string ready = data_dir_ + ".ready";
+    fs::remove(ready);
+    std::vector<std::string> argv = {Bin("strata-server"), "--data_dir=" + data_dir_,
+                                     absl::StrCat("--listen=127.0.0.1:", port_),
+                                     "--metrics_listen=", "--ready_file=" + ready};
+    argv.insert(argv.end(), extra_.begin(), extra_.end());
+    pid_ = Spawn(argv, log_);
+    for (int i = 0; i < 600 && !fs::exists(ready); ++i) {
+      int status;
+      ASSERT_EQ(waitpid(pid_, &status, WNOHANG), 0) << "server exited:\n" << ReadLog(log_);
+      std::this_thread::sleep_for(std::chrono::milliseconds(50));
+    }
+    ASSERT_TRUE(fs::exists(ready)) << "server not ready:\n" << ReadLog(log_);
+    channel_ = grpc::CreateChannel(address(), grpc::InsecureChannelCredentials());
+    stub_ = pb::Strata::NewStub(channel_);
+  }
+  // SIGTERM: returns the exit status.
+  int Stop() {
+    kill(pid_, SIGTERM);
+    int rc = WaitExit(pid_);
+    pid_ = -1;
+    return rc;
+  }
+  void Kill() {
+    kill(pid_, SIGKILL);
+    WaitExit(pid_);
+    pid_ = -1;
+  }
+  std::string address() const { return absl::StrCat("127.0.0.1:", port_); }
+  pb::Strata::Stub* stub() { return stub_.get(); }
+  std::shared_ptr<grpc::Channel> channel() { return channel_; }
+  const std::string& log() const { return log_; }
+
+ private:
+  std::string data_dir_, log_;
+  std::vector<std::string> extra_;
+  int port_;
+  pid_t pid_ = -1;
+  std::shared_ptr<grpc::Channel> channel_;
+  std::unique_ptr<pb::Strata::Stub> stub_;
+};
+
+grpc::Status Call(auto method, pb::Strata::Stub* stub, const auto& req, auto* resp) {
+  grpc::ClientContext ctx;
+  ctx.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(120));
+  return (stub->*method)(&ctx, req, resp);
+}
+
+struct Data {
+  VectorSet base, queries;
+  GroundTruth gt;
+};
+
+Data MakeData(uint64_t n, uint64_t nq) {
+  SyntheticOptions o;
+  o.kind = SyntheticKind::kSiftLike;
+  o.seed = 7;
+  auto g = SyntheticGenerator::Create(o);
+  Data d;
+  d.base = g->Generate(0, n);
+  d.queries = g->Generate(n, nq);
+  d.gt = *ExactKnn(d.base, d.queries, Metric::kL2, 10);
+  return d;
+}
+
+pb::Vector Raw(const VectorSet& s, uint64_t i) {
+  pb::Vector v;
+  v.set_raw(std::string(reinterpret_cast<const char*>(s.row(i)), s.row_bytes()));
+  return v;
+}
+
+void Create(pb::Strata::Stub* stub, const std::string& name, uint32_t dim,
+            pb::ElementType type = pb::UINT8) {
+  pb::CreateCollectionRequest req;
+  req.set_name(name);
+  req.set_dimension(dim);
+  req.set_element_type(type);
+  req.set_metric(pb::L2);
+  pb::CollectionInfo info;
+  grpc::Status s = Call(&pb::Strata::Stub::CreateCollection, stub, req, &info);
+  ASSERT_TRUE(s.ok()) << s.error_message();
+}
+
+std::vector<std::vector<uint32_t>> SearchAll(pb::Strata::Stub* stub, const std::string& name,
+                                             const VectorSet& queries, uint32_t k) {
+  std::vector<std::vector<uint32_t>> out;
+  for (uint64_t q = 0; q < queries.n; ++q) {
+    pb::SearchRequest req;
+    req.set_collection(name);
+    *req.mutable_query() = Raw(queries, q);
+    req.set_k(k);
+    pb::SearchResponse resp;
+    grpc::Status s = Call(&pb::Strata::Stub::Search, stub, req, &resp);
+    EXPECT_TRUE(s.ok()) << s.error_message();
+    std::vector<uint32_t> ids;
+    for (const auto& h : resp.hits()) ids.push_back(static_cast<uint32_t>(h.id()));
+    out.push_back(ids);
+  }
+  return out;
+}
+
+uint64_t Count(pb::Strata::Stub* stub, const std::string& name) {
+  pb::CountRequest req;
+  req.set_collection(name);
+  pb::CountResponse resp;
+  grpc::Status s = Call(&pb::Strata::Stub::Count, stub, req, &resp);
+  EXPECT_TRUE(s.ok()) << s.error_message();
+  return resp.count();
+}
+
+TEST(EndToEnd, LoadSearchGetDeleteAndRestartGivesIdenticalResults) {
+  TempDir tmp;
+  Data d = MakeData(10000, 100);
+  ServerProcess server(tmp.File("data"), tmp.File("server.log"));
+  ASSERT_NO_FATAL_FAILURE(server.Start());
+  auto* stub = server.stub();
+  Create(stub, "sift", d.base.dim);
+
+  for (uint64_t row = 0; row < d.base.n; row += 1000) {
+    pb::UpsertRequest req;
+    req.set_collection("sift");
+    for (uint64_t i = row; i < row + 1000; ++i) {
+      pb::Point* p = req.add_points();
+      p->set_id(i);
+      *p->mutable_vector() = Raw(d.base, i);
+      p->mutable_payload()->set_text(absl::StrCat("row ", i));
+      p->mutable_payload()->set_json(absl::StrCat("{\"row\": ", i, "}"));
+    }
+    pb::UpsertResponse resp;
+    grpc::Status s = Call(&pb::Strata::Stub::Upsert, stub, req, &resp);
+    ASSERT_TRUE(s.ok()) << s.error_message();
+    ASSERT_EQ(resp.upserted(), 1000u);
+    ASSERT_EQ(resp.errors_size(), 0);
+  }
+  EXPECT_EQ(Count(stub, "sift"), 10000u);
+  {
+    pb::BuildIndexRequest req;
+    req.set_collection("sift");
+    pb::CollectionInfo info;
+    grpc::Status s = Call(&pb::Strata::Stub::BuildIndex, stub, req, &info);
+    ASSERT_TRUE(s.ok()) << s.error_message();
+    EXPECT_EQ(info.state(), pb::CollectionInfo::INDEXED);
+    EXPECT_EQ(info.indexed_vectors(), 10000u);
+    EXPECT_GT(info.heads(), 100u);
+  }
+  auto before = SearchAll(stub, "sift", d.queries, 10);
+  double recall = testing::RecallAtK(d.gt, before, 10);
+  EXPECT_GE(recall, 0.90) << "recall@10 over gRPC";
+
+  // Get: exact round trip of vector and payload.
+  {
+    pb::GetRequest req;
+    req.set_collection("sift");
+    req.add_ids(42);
+    req.add_ids(999999);
+    req.set_with_vector(true);
+    req.set_with_payload(true);
+    pb::GetResponse resp;
+    ASSERT_TRUE(Call(&pb::Strata::Stub::Get, stub, req, &resp).ok());
+    ASSERT_EQ(resp.points_size(), 1);
+    EXPECT_EQ(resp.points(0).payload().text(), "row 42");
+    EXPECT_EQ(resp.points(0).payload().json(), "{\"row\": 42}");
+    ASSERT_EQ(resp.points(0).vector().values_size(), 128);
+    for (int j = 0; j < 128; ++j) EXPECT_EQ(resp.points(0).vector().values(j), d.base.row(42)[j]);
+    ASSERT_EQ(resp.missing_ids_size(), 1);
+    EXPECT_EQ(resp.missing_ids(0), 999999u);
+  }
+
+  // Delete the first true neighbour of every query: none may come back.
+  std::set<uint64_t> deleted;
+  {
+    pb::DeleteRequest req;
+    req.set_collection("sift");
+    for (uint32_t q = 0; q < d.gt.n; ++q) {
+      uint64_t id = static_cast<uint64_t>(d.gt.ids[q * d.gt.k]);
+      if (deleted.insert(id).second) req.add_ids(id);
+    }
+    pb::DeleteResponse resp;
+    ASSERT_TRUE(Call(&pb::Strata::Stub::Delete, stub, req, &resp).ok());
+    EXPECT_EQ(resp.deleted(), deleted.size());
+  }
+  EXPECT_EQ(Count(stub, "sift"), 10000u - deleted.size());
+  // Upsert after the build: a replaced vector is found at its new place (read-your-writes).
+  {
+    pb::UpsertRequest req;
+    req.set_collection("sift");
+    pb::Point* p = req.add_points();
+    p->set_id(7);
+    *p->mutable_vector() = Raw(d.queries, 0);  // id 7 now sits exactly on query 0
+    pb::UpsertResponse resp;
+    ASSERT_TRUE(Call(&pb::Strata::Stub::Upsert, stub, req, &resp).ok());
+  }
+  auto after = SearchAll(stub, "sift", d.queries, 10);
+  ASSERT_FALSE(after[0].empty());
+  EXPECT_EQ(after[0][0], 7u);
+  for (const auto& r : after) {
+    for (uint32_t id : r) EXPECT_EQ(deleted.count(id), 0u) << "deleted id " << id << " returned";
+  }
+
+  EXPECT_EQ(server.Stop(), 0) << "SIGTERM must exit 0\n" << ReadLog(server.log());
+  ASSERT_NO_FATAL_FAILURE(server.Start());
+  EXPECT_EQ(Count(server.stub(), "sift"), 10000u - deleted.size());
+  auto restarted = SearchAll(server.stub(), "sift", d.queries, 10);
+  EXPECT_EQ(restarted, after) << "results differ after a restart";
+}
+
+TEST(EndToEnd, KillNineDuringOnlineLoadLosesNothingAcknowledged) {
+  TempDir tmp;
+  Data d = MakeData(10000, 1);
+  std::string base = tmp.File("base.u8bin");
+  ASSERT_TRUE(WriteVectors(base, d.base).ok());
+  ServerProcess server(tmp.File("data"), tmp.File("server.log"));
+  ASSERT_NO_FATAL_FAILURE(server.Start());
+  std::string ckpt = tmp.File("load.ckpt");
+  auto loader_argv = [&] {
+    return std::vector<std::string>{Bin("strata-load"),  "--input=" + base,
+                                    "--collection=kill", "--server=" + server.address(),
+                                    "--batch=100",       "--checkpoint=" + ckpt,
+                                    "--retry_seconds=60"};
+  };
+  auto rows_done = [&]() -> uint64_t {
+    auto t = ReadWholeFile(ckpt);
+    if (!t.ok()) return 0;
+    size_t at = t->find("rows=");
+    uint64_t rows = 0;
+    if (at != std::string::npos) {
+      (void)absl::SimpleAtoi(t->substr(at + 5, t->find('\n', at) - at - 5), &rows);
+    }
+    return rows;
+  };
+  auto wait_rows = [&](uint64_t rows) {
+    for (int i = 0; i < 2000 && rows_done() < rows; ++i) {
+      std::this_thread::sleep_for(std::chrono::milliseconds(5));
+    }
+  };
+
+  // 1. kill -9 the server mid-load; the loader retries until it is back.
+  pid_t loader = Spawn(loader_argv(), tmp.File("load1.log"));
+  wait_rows(2000);
+  server.Kill();
+  uint64_t acked = rows_done();
+  std::this_thread::sleep_for(std::chrono::milliseconds(500));
+  ASSERT_NO_FATAL_FAILURE(server.Start());
+  // 2. kill -9 the loader mid-load; a rerun resumes from its checkpoint.
+  wait_rows(6000);
+  kill(loader, SIGKILL);
+  WaitExit(loader);
+  uint64_t resumed_from = rows_done();
+  EXPECT_GE(resumed_from, acked);
+  loader = Spawn(loader_argv(), tmp.File("load2.log"));
+  ASSERT_EQ(WaitExit(loader), 0) << ReadLog(tmp.File("load1.log"))
+                                 << ReadLog(tmp.File("load2.log"));
+  if (resumed_from < 10000) {
+    EXPECT_NE(ReadLog(tmp.File("load2.log")).find("resuming at row"), std::string::npos);
+  }
+
+  // Every id present exactly once: the count is exact and every id resolves.
+  EXPECT_EQ(Count(server.stub(), "kill"), 10000u);
+  pb::GetRequest req;
+  req.set_collection("kill");
+  for (uint64_t i = 0; i < 10000; ++i) req.add_ids(i);
+  pb::GetResponse resp;
+  ASSERT_TRUE(Call(&pb::Strata::Stub::Get, server.stub(), req, &resp).ok());
+  EXPECT_EQ(resp.points_size(), 10000);
+  EXPECT_EQ(resp.missing_ids_size(), 0);
+  // No id comes back twice, and every stored vector finds itself.
+  VectorSet probes = testing::Slice(d.base, 0, 20);
+  auto results = SearchAll(server.stub(), "kill", probes, 50);
+  for (uint64_t q = 0; q < probes.n; ++q) {
+    std::set<uint32_t> unique(results[q].begin(), results[q].end());
+    EXPECT_EQ(unique.size(), results[q].size());
+    ASSERT_FALSE(results[q].empty());
+    EXPECT_EQ(results[q][0], q);
+  }
+  EXPECT_EQ(server.Stop(), 0);
+}
+
+TEST(EndToEnd, MalformedRequestsGetTheRightCodesAndTheServerStaysUp) {
+  TempDir tmp;
+  ServerProcess server(tmp.File("data"), tmp.File("server.log"),
+                       {"--max_batch=100", "--max_message_mb=1"});
+  ASSERT_NO_FATAL_FAILURE(server.Start());
+  auto* stub = server.stub();
+  Create(stub, "c", 4, pb::FLOAT32);
+  auto upsert = [&](std::vector<std::vector<float>> rows, pb::UpsertResponse* resp,
+                    const std::string& name = "c") {
+    pb::UpsertRequest req;
+    req.set_collection(name);
+    uint64_t id = 0;
+    for (const auto& r : rows) {
+      pb::Point* p = req.add_points();
+      p->set_id(id++);
+      for (float f : r) p->mutable_vector()->add_values(f);
+    }
+    return Call(&pb::Strata::Stub::Upsert, stub, req, resp);
+  };
+  pb::UpsertResponse ur;
+  ASSERT_TRUE(upsert({{1, 2, 3, 4}, {5, 6, 7, 8}}, &ur).ok());
+
+  EXPECT_EQ(upsert({{1, 2, 3, 4}}, &ur, "nope").error_code(), grpc::StatusCode::NOT_FOUND);
+  EXPECT_EQ(upsert({{1, 2, 3}}, &ur).error_code(), grpc::StatusCode::INVALID_ARGUMENT);
+  EXPECT_EQ(upsert({{1, NAN, 3, 4}}, &ur).error_code(), grpc::StatusCode::INVALID_ARGUMENT);
+  EXPECT_EQ(upsert({{1, INFINITY, 3, 4}}, &ur).error_code(), grpc::StatusCode::INVALID_ARGUMENT);
+  EXPECT_EQ(upsert({}, &ur).error_code(), grpc::StatusCode::INVALID_ARGUMENT);
+  EXPECT_EQ(upsert(std::vector<std::vector<float>>(101, {1, 2, 3, 4}), &ur).error_code(),
+            grpc::StatusCode::RESOURCE_EXHAUSTED);
+  // Over the 1 MiB message limit.
+  {
+    pb::UpsertRequest req;
+    req.set_collection("c");
+    pb::Point* p = req.add_points();
+    p->mutable_payload()->set_text(std::string(2 << 20, 'x'));
+    for (float f : {1.f, 2.f, 3.f, 4.f}) p->mutable_vector()->add_values(f);
+    EXPECT_EQ(Call(&pb::Strata::Stub::Upsert, stub, req, &ur).error_code(),
+              grpc::StatusCode::RESOURCE_EXHAUSTED);
+  }
+  // Partly invalid: the good rows are stored, the bad ones named by index.
+  ASSERT_TRUE(upsert({{1, 1, 1, 1}, {1, 2}, {2, 2, 2, 2}, {NAN, 0, 0, 0}}, &ur).ok());
+  EXPECT_EQ(ur.upserted(), 2u);
+  ASSERT_EQ(ur.errors_size(), 2);
+  EXPECT_EQ(ur.errors(0).index(), 1u);
+  EXPECT_NE(ur.errors(0).message().find("dimension"), std::string::npos);
+  EXPECT_EQ(ur.errors(1).index(), 3u);
+  EXPECT_NE(ur.errors(1).message().find("non-finite"), std::string::npos);
+  // Bad payload JSON.
+  {
+    pb::UpsertRequest req;
+    req.set_collection("c");
+    pb::Point* p = req.add_points();
+    for (float f : {1.f, 2.f, 3.f, 4.f}) p->mutable_vector()->add_values(f);
+    p->mutable_payload()->set_json("{not json");
+    EXPECT_EQ(Call(&pb::Strata::Stub::Upsert, stub, req, &ur).error_code(),
+              grpc::StatusCode::INVALID_ARGUMENT);
+  }
+  // Searches.
+  auto search = [&](std::vector<float> q, uint32_t k, const std::string& name = "c") {
+    pb::SearchRequest req;
+    req.set_collection(name);
+    for (float f : q) req.mutable_query()->add_values(f);
+    req.set_k(k);
+    pb::SearchResponse resp;
+    return Call(&pb::Strata::Stub::Search, stub, req, &resp);
+  };
+  EXPECT_TRUE(search({1, 2, 3, 4}, 5).ok());
+  EXPECT_EQ(search({1, 2, 3, 4}, 0).error_code(), grpc::StatusCode::INVALID_ARGUMENT);
+  EXPECT_EQ(search({1, 2, 3, 4}, 16385).error_code(), grpc::StatusCode::INVALID_ARGUMENT);
+  EXPECT_EQ(search({1, 2}, 5).error_code(), grpc::StatusCode::INVALID_ARGUMENT);
+  EXPECT_EQ(search({1, 2, NAN, 4}, 5).error_code(), grpc::StatusCode::INVALID_ARGUMENT);
+  EXPECT_EQ(search({1, 2, 3, 4}, 5, "nope").error_code(), grpc::StatusCode::NOT_FOUND);
+  // Collections.
+  {
+    pb::CreateCollectionRequest req;
+    req.set_name("c");
+    req.set_dimension(4);
+    req.set_element_type(pb::FLOAT32);
+    req.set_metric(pb::L2);
+    pb::CollectionInfo info;
+    EXPECT_EQ(Call(&pb::Strata::Stub::CreateCollection, stub, req, &info).error_code(),
+              grpc::StatusCode::ALREADY_EXISTS);
+    req.set_name("bad name!");
+    EXPECT_EQ(Call(&pb::Strata::Stub::CreateCollection, stub, req, &info).error_code(),
+              grpc::StatusCode::INVALID_ARGUMENT);
+    req.set_name("big");
+    req.set_dimension(40000);
+    EXPECT_EQ(Call(&pb::Strata::Stub::CreateCollection, stub, req, &info).error_code(),
+              grpc::StatusCode::INVALID_ARGUMENT);
+    req.set_dimension(0);
+    EXPECT_EQ(Call(&pb::Strata::Stub::CreateCollection, stub, req, &info).error_code(),
+              grpc::StatusCode::INVALID_ARGUMENT);
+    req.set_dimension(8);
+    req.set_element_type(pb::UINT8);
+    req.set_metric(pb::COSINE);
+    EXPECT_EQ(Call(&pb::Strata::Stub::CreateCollection, stub, req, &info).error_code(),
+              grpc::StatusCode::INVALID_ARGUMENT);
+    pb::DropCollectionRequest drop;
+    drop.set_name("nope");
+    pb::DropCollectionResponse dr;
+    EXPECT_EQ(Call(&pb::Strata::Stub::DropCollection, stub, drop, &dr).error_code(),
+              grpc::StatusCode::NOT_FOUND);
+  }
+  // A uint8 collection refuses values that are not bytes.
+  Create(stub, "bytes", 2, pb::UINT8);
+  {
+    pb::UpsertRequest req;
+    req.set_collection("bytes");
+    pb::Point* p = req.add_points();
+    p->mutable_vector()->add_values(300);
+    p->mutable_vector()->add_values(1.5f);
+    EXPECT_EQ(Call(&pb::Strata::Stub::Upsert, stub, req, &ur).error_code(),
+              grpc::StatusCode::INVALID_ARGUMENT);
+  }
+
+  // Still serving, data intact.
+  auto health = grpc::health::v1::Health::NewStub(server.channel());
+  grpc::health::v1::HealthCheckRequest hreq;
+  grpc::health::v1::HealthCheckResponse hresp;
+  grpc::ClientContext hctx;
+  ASSERT_TRUE(health->Check(&hctx, hreq, &hresp).ok());
+  EXPECT_EQ(hresp.status(), grpc::health::v1::HealthCheckResponse::SERVING);
+  EXPECT_EQ(Count(stub, "c"), 3u);  // ids 0, 1 and 2 (rows 0 and 2 of the partly invalid batch)
+  EXPECT_EQ(server.Stop(), 0);
+}
+
+TEST(EndToEnd, RestartAfterTornLogTailAndLeftoverFilesSucceeds) {
+  TempDir tmp;
+  std::string data = tmp.File("data");
+  ServerProcess server(data, tmp.File("server.log"));
+  ASSERT_NO_FATAL_FAILURE(server.Start());
+  Create(server.stub(), "t", 2, pb::FLOAT32);
+  pb::UpsertRequest req;
+  req.set_collection("t");
+  for (uint64_t i = 0; i < 50; ++i) {
+    pb::Point* p = req.add_points();
+    p->set_id(i);
+    p->mutable_vector()->add_values(static_cast<float>(i));
+    p->mutable_vector()->add_values(1);
+  }
+  pb::UpsertResponse ur;
+  ASSERT_TRUE(Call(&pb::Strata::Stub::Upsert, server.stub(), req, &ur).ok());
+  server.Kill();
+
+  // A torn record at the end of the newest write-ahead log, as a crash mid-append leaves it.
+  std::string newest;
+  for (const auto& e : fs::directory_iterator(data + "/meta")) {
+    if (e.path().extension() == ".log" && e.path().string() > newest) newest = e.path().string();
+  }
+  ASSERT_FALSE(newest.empty());
+  {
+    std::ofstream f(newest, std::ios::app | std::ios::binary);
+    std::string torn = "\x12\x34\x56\x78\x40\x00\x01garbage-partial-record";
+    f.write(torn.data(), static_cast<std::streamsize>(torn.size()));
+  }
+  // Leftovers of an interrupted build and of a cut-short create.
+  fs::create_directories(data + "/collections/1/index-9.tmp");
+  fs::create_directories(data + "/collections/77/index-1");
+
+  ASSERT_NO_FATAL_FAILURE(server.Start());
+  EXPECT_EQ(Count(server.stub(), "t"), 50u);
+  EXPECT_FALSE(fs::exists(data + "/collections/1/index-9.tmp"));
+  EXPECT_FALSE(fs::exists(data + "/collections/77"));
+  EXPECT_NE(ReadLog(server.log()).find("removing"), std::string::npos);
+  EXPECT_EQ(server.Stop(), 0);
+}
+
+TEST(EndToEnd, PythonClientWorksUnchanged) {
+  if (!fs::exists("/usr/bin/python3")) GTEST_SKIP() << "no /usr/bin/python3";
+  TempDir tmp;
+  ServerProcess server(tmp.File("data"), tmp.File("server.log"));
+  ASSERT_NO_FATAL_FAILURE(server.Start());
+  std::string log = tmp.File("python.log");
+  pid_t py = Spawn({"/usr/bin/python3", std::string(STRATA_SOURCE_DIR) + "/tools/python/example.py",
+                    "--server=" + server.address(), std::string("--stubs=") + STRATA_PYTHON_DIR},
+                   log);
+  EXPECT_EQ(WaitExit(py), 0) << ReadLog(log);
+  EXPECT_NE(ReadLog(log).find("nearest to"), std::string::npos) << ReadLog(log);
+  EXPECT_EQ(server.Stop(), 0);
+}
+
+}  // namespace
+}  // namespace strata

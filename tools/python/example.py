@@ -1,0 +1,67 @@
+#!/usr/bin/env python3
+"""A Strata client in Python, using stubs generated from proto/strata.proto.
+
+The build generates the stubs into build/python (strata_pb2.py, strata_pb2_grpc.py); point
+--stubs there. Needs grpcio and protobuf (Debian: python3-grpcio python3-protobuf).
+
+    python3 tools/python/example.py --server=127.0.0.1:50051 --stubs=build/python
+"""
+import argparse
+import random
+import sys
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
+    ap.add_argument("--server", default="127.0.0.1:50051")
+    ap.add_argument("--stubs", default="build/python", help="directory of strata_pb2*.py")
+    ap.add_argument("--collection", default="python_example")
+    args = ap.parse_args()
+    sys.path.insert(0, args.stubs)
+    import grpc
+    import strata_pb2 as pb
+    import strata_pb2_grpc as rpc
+
+    stub = rpc.StrataStub(grpc.insecure_channel(args.server))
+    try:
+        stub.DropCollection(pb.DropCollectionRequest(name=args.collection))
+    except grpc.RpcError as e:
+        if e.code() != grpc.StatusCode.NOT_FOUND:
+            raise
+    info = stub.CreateCollection(pb.CreateCollectionRequest(
+        name=args.collection, dimension=8, element_type=pb.FLOAT32, metric=pb.COSINE))
+    print(f"created {info.name}: dim {info.dimension}")
+
+    rng = random.Random(1)
+    points = [pb.Point(id=i, vector=pb.Vector(values=[rng.gauss(0, 1) for _ in range(8)]),
+                       payload=pb.Payload(text=f"passage {i}", json=f'{{"n": {i}}}'))
+              for i in range(500)]
+    resp = stub.Upsert(pb.UpsertRequest(collection=args.collection, points=points))
+    assert resp.upserted == 500 and not resp.errors, resp
+    print(f"upserted {resp.upserted}")
+
+    query = points[123].vector
+    res = stub.Search(pb.SearchRequest(collection=args.collection, query=query, k=3,
+                                       with_payload=True))
+    for h in res.hits:
+        print(f"nearest to point 123: id {h.id} distance {h.distance:.4f} text {h.payload.text!r}")
+    assert res.hits[0].id == 123, res
+
+    # Errors are gRPC status codes with a message naming the problem.
+    try:
+        stub.Search(pb.SearchRequest(collection=args.collection,
+                                     query=pb.Vector(values=[1.0, 2.0]), k=3))
+        raise SystemExit("a query of the wrong dimension was accepted")
+    except grpc.RpcError as e:
+        assert e.code() == grpc.StatusCode.INVALID_ARGUMENT, e
+        print(f"wrong dimension -> {e.code().name}: {e.details()}")
+
+    got = stub.Get(pb.GetRequest(collection=args.collection, ids=[5, 10_000], with_payload=True))
+    assert [p.id for p in got.points] == [5] and list(got.missing_ids) == [10_000], got
+    print(f"count: {stub.Count(pb.CountRequest(collection=args.collection)).count}")
+    stub.DropCollection(pb.DropCollectionRequest(name=args.collection))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

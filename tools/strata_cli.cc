@@ -1,0 +1,374 @@
+// strata-cli: talks to a running strata-server.
+#include <cstdio>
+#include <fstream>
+#include <iostream>
+#include <string>
+#include <vector>
+
+#include "absl/flags/flag.h"
+#include "absl/flags/parse.h"
+#include "absl/flags/usage.h"
+#include "absl/strings/numbers.h"
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_format.h"
+#include "absl/strings/str_split.h"
+#include "grpc/health/v1/health.grpc.pb.h"
+#include "grpcpp/grpcpp.h"
+#include "proto/strata.grpc.pb.h"
+#include "storage/vector_file.h"
+
+ABSL_FLAG(std::string, server, "127.0.0.1:50051", "address of strata-server");
+ABSL_FLAG(double, timeout, 30, "seconds before a call gives up");
+// create
+ABSL_FLAG(uint32_t, dim, 0, "create: vector dimension");
+ABSL_FLAG(std::string, type, "float32", "create: element type (float32, uint8, int8)");
+ABSL_FLAG(std::string, metric, "l2", "create: metric (l2, ip, cosine)");
+ABSL_FLAG(uint64_t, build_threshold, 0, "create: vectors before the first index build (0 = 10000)");
+// search
+ABSL_FLAG(std::string, vector, "", "search: the query as comma-separated numbers");
+ABSL_FLAG(std::string, query_file, "", "search: read queries from a vector file instead");
+ABSL_FLAG(int64_t, row, -1, "search: with --query_file, only this row (default: all rows)");
+ABSL_FLAG(uint32_t, k, 10, "search: neighbours to return");
+ABSL_FLAG(uint32_t, postings, 0, "search: postings to read (0 = server default)");
+ABSL_FLAG(bool, with_payload, false, "search/get: return payloads");
+ABSL_FLAG(bool, with_vector, false, "search/get: return vectors");
+
+namespace {
+
+namespace pb = ::strata::v1;
+
+const char kUsage[] =
+    "Talks to a running strata-server.\n"
+    "\n"
+    "  strata-cli [--server=HOST:PORT] COMMAND [ARGS]\n"
+    "\n"
+    "  health                       the server's grpc.health.v1 status\n"
+    "  list                         collections\n"
+    "  create NAME --dim=D [--type=float32|uint8|int8] [--metric=l2|ip|cosine]\n"
+    "  describe NAME                counts, sizes, index state\n"
+    "  drop NAME\n"
+    "  build NAME                   (re)build the collection's disk index now\n"
+    "  count NAME\n"
+    "  search NAME --vector=1,2,3 | --query_file=F [--row=I] [--k=10] [--with_payload]\n"
+    "  get NAME ID...               [--with_vector] [--with_payload]\n"
+    "  delete NAME ID...\n"
+    "  stats                        server statistics\n";
+
+int Fail(const std::string& msg) {
+  std::fprintf(stderr, "strata-cli: %s\n", msg.c_str());
+  return 1;
+}
+
+const char* CodeName(grpc::StatusCode c) {
+  switch (c) {
+    case grpc::StatusCode::INVALID_ARGUMENT:
+      return "INVALID_ARGUMENT";
+    case grpc::StatusCode::NOT_FOUND:
+      return "NOT_FOUND";
+    case grpc::StatusCode::ALREADY_EXISTS:
+      return "ALREADY_EXISTS";
+    case grpc::StatusCode::RESOURCE_EXHAUSTED:
+      return "RESOURCE_EXHAUSTED";
+    case grpc::StatusCode::FAILED_PRECONDITION:
+      return "FAILED_PRECONDITION";
+    case grpc::StatusCode::UNAVAILABLE:
+      return "UNAVAILABLE";
+    case grpc::StatusCode::DEADLINE_EXCEEDED:
+      return "DEADLINE_EXCEEDED";
+    case grpc::StatusCode::DATA_LOSS:
+      return "DATA_LOSS";
+    case grpc::StatusCode::INTERNAL:
+      return "INTERNAL";
+    default:
+      return "ERROR";
+  }
+}
+
+int RpcFail(const grpc::Status& s) {
+  std::string msg = s.error_message();
+  if (s.error_code() == grpc::StatusCode::UNAVAILABLE) {
+    msg =
+        absl::StrCat("cannot reach strata-server at ", absl::GetFlag(FLAGS_server), " (", msg, ")");
+  }
+  return Fail(absl::StrCat(CodeName(s.error_code()), ": ", msg));
+}
+
+std::unique_ptr<grpc::ClientContext> Context() {
+  auto ctx = std::make_unique<grpc::ClientContext>();
+  ctx->set_deadline(
+      std::chrono::system_clock::now() +
+      std::chrono::milliseconds(static_cast<int64_t>(absl::GetFlag(FLAGS_timeout) * 1000)));
+  return ctx;
+}
+
+const char* StateName(pb::CollectionInfo::IndexState s) {
+  switch (s) {
+    case pb::CollectionInfo::FLAT:
+      return "flat (exact search; no index yet)";
+    case pb::CollectionInfo::INDEXED:
+      return "indexed";
+    case pb::CollectionInfo::BUILDING:
+      return "building";
+    default:
+      return "unknown";
+  }
+}
+
+void PrintInfo(const pb::CollectionInfo& c) {
+  std::printf("%s: %llu vectors, dim %u, %s, %s\n", c.name().c_str(),
+              static_cast<unsigned long long>(c.count()), c.dimension(),
+              pb::ElementType_Name(c.element_type()).c_str(), pb::Metric_Name(c.metric()).c_str());
+  std::printf(
+      "  index: %s, generation %llu, %llu vectors indexed, %llu appended since, %llu heads\n",
+      StateName(c.state()), static_cast<unsigned long long>(c.index_generation()),
+      static_cast<unsigned long long>(c.indexed_vectors()),
+      static_cast<unsigned long long>(c.appended_vectors()),
+      static_cast<unsigned long long>(c.heads()));
+  std::printf("  memory %.1f MiB, disk %.1f MiB, build threshold %llu\n",
+              c.index_memory_bytes() / 1048576.0, c.index_disk_bytes() / 1048576.0,
+              static_cast<unsigned long long>(c.index().build_threshold()));
+}
+
+void PrintPoint(const pb::Point& p) {
+  std::printf("id %llu", static_cast<unsigned long long>(p.id()));
+  if (p.has_vector()) {
+    std::printf("  vector [");
+    for (int j = 0; j < p.vector().values_size(); ++j) {
+      std::printf(j ? ",%g" : "%g", p.vector().values(j));
+    }
+    std::printf("]");
+  }
+  if (!p.payload().json().empty()) std::printf("  json %s", p.payload().json().c_str());
+  if (!p.payload().text().empty()) std::printf("  text \"%s\"", p.payload().text().c_str());
+  std::printf("\n");
+}
+
+bool ParseIds(const std::vector<char*>& args, size_t from, std::vector<uint64_t>* ids) {
+  for (size_t i = from; i < args.size(); ++i) {
+    uint64_t v;
+    if (!absl::SimpleAtoi(args[i], &v)) return false;
+    ids->push_back(v);
+  }
+  return !ids->empty();
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  absl::SetProgramUsageMessage(kUsage);
+  std::vector<char*> args = absl::ParseCommandLine(argc, argv);
+  if (args.size() < 2) {
+    std::fprintf(stderr, "%s", kUsage);
+    return 2;
+  }
+  const std::string cmd = args[1];
+  auto channel =
+      grpc::CreateChannel(absl::GetFlag(FLAGS_server), grpc::InsecureChannelCredentials());
+  auto stub = pb::Strata::NewStub(channel);
+  auto need_name = [&]() -> bool { return args.size() >= 3; };
+
+  if (cmd == "health") {
+    auto health = grpc::health::v1::Health::NewStub(channel);
+    grpc::health::v1::HealthCheckRequest req;
+    grpc::health::v1::HealthCheckResponse resp;
+    auto ctx = Context();
+    grpc::Status s = health->Check(ctx.get(), req, &resp);
+    if (!s.ok()) return RpcFail(s);
+    std::printf("%s\n",
+                grpc::health::v1::HealthCheckResponse::ServingStatus_Name(resp.status()).c_str());
+    return resp.status() == grpc::health::v1::HealthCheckResponse::SERVING ? 0 : 1;
+  }
+  if (cmd == "list") {
+    pb::ListCollectionsResponse resp;
+    auto ctx = Context();
+    grpc::Status s = stub->ListCollections(ctx.get(), {}, &resp);
+    if (!s.ok()) return RpcFail(s);
+    if (resp.collections_size() == 0) std::printf("no collections\n");
+    for (const auto& c : resp.collections()) PrintInfo(c);
+    return 0;
+  }
+  if (cmd == "stats") {
+    pb::StatsResponse resp;
+    auto ctx = Context();
+    grpc::Status s = stub->Stats(ctx.get(), {}, &resp);
+    if (!s.ok()) return RpcFail(s);
+    std::printf(
+        "strata-server %s, up %.0f s: %u collections, %llu vectors, index RAM %.1f MiB, "
+        "disk %.1f MiB, %llu pages read\n",
+        resp.version().c_str(), resp.uptime_seconds(), resp.collections(),
+        static_cast<unsigned long long>(resp.vectors()), resp.index_memory_bytes() / 1048576.0,
+        resp.index_disk_bytes() / 1048576.0,
+        static_cast<unsigned long long>(resp.disk_pages_read()));
+    for (const auto& r : resp.rpcs()) {
+      std::printf("  %-20s %8llu calls %6llu errors  mean %.3f ms\n", r.rpc().c_str(),
+                  static_cast<unsigned long long>(r.requests()),
+                  static_cast<unsigned long long>(r.errors()), r.mean_latency_ms());
+    }
+    return 0;
+  }
+  if (!need_name()) return Fail(absl::StrCat("'", cmd, "' needs a collection name; see --help"));
+  const std::string name = args[2];
+
+  if (cmd == "create") {
+    pb::CreateCollectionRequest req;
+    req.set_name(name);
+    req.set_dimension(absl::GetFlag(FLAGS_dim));
+    std::string type = absl::GetFlag(FLAGS_type), metric = absl::GetFlag(FLAGS_metric);
+    if (type == "float32") {
+      req.set_element_type(pb::FLOAT32);
+    } else if (type == "uint8") {
+      req.set_element_type(pb::UINT8);
+    } else if (type == "int8") {
+      req.set_element_type(pb::INT8);
+    } else {
+      return Fail(absl::StrCat("--type must be float32, uint8 or int8, not '", type, "'"));
+    }
+    if (metric == "l2") {
+      req.set_metric(pb::L2);
+    } else if (metric == "ip") {
+      req.set_metric(pb::INNER_PRODUCT);
+    } else if (metric == "cosine") {
+      req.set_metric(pb::COSINE);
+    } else {
+      return Fail(absl::StrCat("--metric must be l2, ip or cosine, not '", metric, "'"));
+    }
+    req.mutable_index()->set_build_threshold(absl::GetFlag(FLAGS_build_threshold));
+    pb::CollectionInfo resp;
+    auto ctx = Context();
+    grpc::Status s = stub->CreateCollection(ctx.get(), req, &resp);
+    if (!s.ok()) return RpcFail(s);
+    PrintInfo(resp);
+    return 0;
+  }
+  if (cmd == "describe" || cmd == "build") {
+    pb::CollectionInfo resp;
+    auto ctx = Context();
+    grpc::Status s;
+    if (cmd == "describe") {
+      pb::DescribeCollectionRequest req;
+      req.set_name(name);
+      s = stub->DescribeCollection(ctx.get(), req, &resp);
+    } else {
+      pb::BuildIndexRequest req;
+      req.set_collection(name);
+      ctx->set_deadline(std::chrono::system_clock::time_point::max());  // builds take long
+      s = stub->BuildIndex(ctx.get(), req, &resp);
+    }
+    if (!s.ok()) return RpcFail(s);
+    PrintInfo(resp);
+    return 0;
+  }
+  if (cmd == "drop") {
+    pb::DropCollectionRequest req;
+    req.set_name(name);
+    pb::DropCollectionResponse resp;
+    auto ctx = Context();
+    grpc::Status s = stub->DropCollection(ctx.get(), req, &resp);
+    if (!s.ok()) return RpcFail(s);
+    std::printf("dropped %s\n", name.c_str());
+    return 0;
+  }
+  if (cmd == "count") {
+    pb::CountRequest req;
+    req.set_collection(name);
+    pb::CountResponse resp;
+    auto ctx = Context();
+    grpc::Status s = stub->Count(ctx.get(), req, &resp);
+    if (!s.ok()) return RpcFail(s);
+    std::printf("%llu\n", static_cast<unsigned long long>(resp.count()));
+    return 0;
+  }
+  if (cmd == "get" || cmd == "delete") {
+    std::vector<uint64_t> ids;
+    if (!ParseIds(args, 3, &ids)) return Fail(absl::StrCat(cmd, " needs ids (unsigned integers)"));
+    auto ctx = Context();
+    if (cmd == "delete") {
+      pb::DeleteRequest req;
+      req.set_collection(name);
+      for (uint64_t id : ids) req.add_ids(id);
+      pb::DeleteResponse resp;
+      grpc::Status s = stub->Delete(ctx.get(), req, &resp);
+      if (!s.ok()) return RpcFail(s);
+      std::printf("deleted %llu of %zu\n", static_cast<unsigned long long>(resp.deleted()),
+                  ids.size());
+      return 0;
+    }
+    pb::GetRequest req;
+    req.set_collection(name);
+    for (uint64_t id : ids) req.add_ids(id);
+    req.set_with_vector(absl::GetFlag(FLAGS_with_vector));
+    req.set_with_payload(absl::GetFlag(FLAGS_with_payload));
+    pb::GetResponse resp;
+    grpc::Status s = stub->Get(ctx.get(), req, &resp);
+    if (!s.ok()) return RpcFail(s);
+    for (const auto& p : resp.points()) PrintPoint(p);
+    for (uint64_t id : resp.missing_ids()) {
+      std::printf("id %llu: not found\n", static_cast<unsigned long long>(id));
+    }
+    return resp.missing_ids_size() == 0 ? 0 : 1;
+  }
+  if (cmd == "search") {
+    std::vector<pb::Vector> queries;
+    std::string text = absl::GetFlag(FLAGS_vector), file = absl::GetFlag(FLAGS_query_file);
+    if (text.empty() == file.empty()) return Fail("search needs one of --vector or --query_file");
+    if (!text.empty()) {
+      pb::Vector v;
+      for (absl::string_view part : absl::StrSplit(text, ',', absl::SkipWhitespace())) {
+        float f;
+        if (!absl::SimpleAtof(absl::StripAsciiWhitespace(part), &f)) {
+          return Fail(absl::StrCat("--vector: '", part, "' is not a number"));
+        }
+        v.add_values(f);
+      }
+      queries.push_back(v);
+    } else {
+      auto set = strata::ReadVectors(file);
+      if (!set.ok()) return Fail(std::string(set.status().message()));
+      int64_t row = absl::GetFlag(FLAGS_row);
+      if (row >= static_cast<int64_t>(set->n)) {
+        return Fail(absl::StrCat("--row ", row, " is past the file's ", set->n, " rows"));
+      }
+      for (uint64_t i = row < 0 ? 0 : row; i < (row < 0 ? set->n : row + 1); ++i) {
+        pb::Vector v;
+        v.set_raw(std::string(reinterpret_cast<const char*>(set->row(i)), set->row_bytes()));
+        queries.push_back(v);
+      }
+    }
+    int failures = 0;
+    for (size_t qi = 0; qi < queries.size(); ++qi) {
+      pb::SearchRequest req;
+      req.set_collection(name);
+      *req.mutable_query() = queries[qi];
+      req.set_k(absl::GetFlag(FLAGS_k));
+      req.mutable_params()->set_max_postings(absl::GetFlag(FLAGS_postings));
+      req.set_with_payload(absl::GetFlag(FLAGS_with_payload));
+      req.set_with_vector(absl::GetFlag(FLAGS_with_vector));
+      pb::SearchResponse resp;
+      auto ctx = Context();
+      grpc::Status s = stub->Search(ctx.get(), req, &resp);
+      if (!s.ok()) {
+        RpcFail(s);
+        ++failures;
+        continue;
+      }
+      if (queries.size() > 1) std::printf("query %zu:\n", qi);
+      for (int i = 0; i < resp.hits_size(); ++i) {
+        const pb::Hit& h = resp.hits(i);
+        std::printf("%3d  id %-12llu distance %-12g", i + 1,
+                    static_cast<unsigned long long>(h.id()), h.distance());
+        if (!h.payload().text().empty()) {
+          std::string t = h.payload().text().substr(0, 80);
+          std::printf("  \"%s\"", t.c_str());
+        } else if (!h.payload().json().empty()) {
+          std::printf("  %s", h.payload().json().substr(0, 80).c_str());
+        }
+        std::printf("\n");
+      }
+      std::printf("(%u postings, %u pages read, %u us on the server)\n",
+                  resp.stats().postings_read(), resp.stats().pages_read(),
+                  resp.stats().server_micros());
+    }
+    return failures == 0 ? 0 : 1;
+  }
+  return Fail(absl::StrCat("unknown command '", cmd, "'; see --help"));
+}

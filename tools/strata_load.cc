@@ -1,0 +1,428 @@
+// strata-load: the bulk loader. Reads vectors (and optional ids and JSONL payloads) and either
+// streams them to a running server (online) or builds a collection straight into a data directory
+// (offline, for very large sets; the server must not be running on that directory).
+#include <algorithm>
+#include <chrono>
+#include <cstdio>
+#include <fstream>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "absl/flags/flag.h"
+#include "absl/flags/parse.h"
+#include "absl/flags/usage.h"
+#include "absl/strings/numbers.h"
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_split.h"
+#include "grpcpp/grpcpp.h"
+#include "index/catalog.h"
+#include "nlohmann/json.hpp"
+#include "proto/strata.grpc.pb.h"
+#include "storage/log.h"
+#include "storage/scoped_fd.h"
+#include "storage/status_macros.h"
+#include "storage/vector_file.h"
+#include "tools/progress.h"
+
+ABSL_FLAG(std::string, input, "", "vectors: .fbin/.u8bin/.i8bin, .fvecs/.bvecs or .npy");
+ABSL_FLAG(std::string, ids, "",
+          "optional ids, one per row (.npy int/uint 32/64-bit, or .ibin); default: the JSONL "
+          "'id' field when every line has one, else the row number plus --id_offset");
+ABSL_FLAG(uint64_t, id_offset, 0, "added to row numbers when ids come from them");
+ABSL_FLAG(std::string, payloads, "",
+          "optional JSONL, one JSON object per row; its 'text' field becomes the payload text, "
+          "the whole object its JSON");
+ABSL_FLAG(std::string, collection, "", "target collection (created when missing)");
+ABSL_FLAG(std::string, metric, "l2", "metric of a collection created here (l2, ip, cosine)");
+ABSL_FLAG(std::string, mode, "online", "online (stream to --server) or offline (--data_dir)");
+ABSL_FLAG(std::string, server, "127.0.0.1:50051", "online: address of strata-server");
+ABSL_FLAG(uint32_t, batch, 1000, "online: points per Upsert request");
+ABSL_FLAG(double, retry_seconds, 120,
+          "online: how long one batch is retried (with back-off) while the server is unreachable");
+ABSL_FLAG(std::string, checkpoint, "",
+          "online: checkpoint file (default: <input>.<collection>.ckpt); a rerun resumes after the "
+          "last acknowledged batch");
+ABSL_FLAG(bool, restart, false, "online: ignore an existing checkpoint and load from row 0");
+ABSL_FLAG(bool, build, true,
+          "online: at the end, build the collection's index if it has none, or rebuild it when "
+          "more vectors were appended since its build than it holds");
+ABSL_FLAG(std::string, data_dir, "", "offline: the data directory to build into");
+ABSL_FLAG(uint64_t, limit, 0, "load only the first N rows (0 = all)");
+
+namespace {
+
+namespace pb = ::strata::v1;
+using Clock = std::chrono::steady_clock;
+
+int Fail(const std::string& msg) {
+  std::fprintf(stderr, "strata-load: %s\n", msg.c_str());
+  return 1;
+}
+
+struct Input {
+  strata::VectorSet vectors;
+  std::vector<uint64_t> ids;            // empty = row + offset
+  std::vector<std::string> json, text;  // empty = no payloads
+};
+
+absl::Status ReadPayloads(const std::string& path, uint64_t rows, Input* in, bool* all_have_ids,
+                          std::vector<uint64_t>* jsonl_ids) {
+  std::ifstream f(path);
+  if (!f) return absl::NotFoundError(absl::StrCat("cannot open ", path));
+  std::string line;
+  uint64_t n = 0;
+  *all_have_ids = true;
+  while (n < rows && std::getline(f, line)) {
+    auto j = nlohmann::json::parse(line, nullptr, false);
+    if (j.is_discarded() || !j.is_object()) {
+      return absl::InvalidArgumentError(absl::StrCat(path, ":", n + 1, ": not a JSON object"));
+    }
+    std::string text;
+    if (j.contains("text")) {
+      if (!j["text"].is_string()) {
+        return absl::InvalidArgumentError(
+            absl::StrCat(path, ":", n + 1, ": 'text' is not a string"));
+      }
+      text = j["text"].get<std::string>();
+    }
+    if (j.contains("id") && j["id"].is_number_unsigned()) {
+      jsonl_ids->push_back(j["id"].get<uint64_t>());
+    } else {
+      *all_have_ids = false;
+    }
+    in->json.push_back(line);
+    in->text.push_back(std::move(text));
+    ++n;
+  }
+  if (n != rows) {
+    return absl::InvalidArgumentError(
+        absl::StrCat(path, " has ", n, " lines for ", rows, " vectors"));
+  }
+  return absl::OkStatus();
+}
+
+absl::StatusOr<Input> ReadInput() {
+  Input in;
+  std::string path = absl::GetFlag(FLAGS_input);
+  if (path.empty()) return absl::InvalidArgumentError("--input is required (see --help)");
+  ASSIGN_OR_RETURN(in.vectors, strata::ReadVectors(path, absl::GetFlag(FLAGS_limit)));
+  if (in.vectors.n == 0) return absl::InvalidArgumentError(absl::StrCat(path, " holds no vectors"));
+  std::vector<uint64_t> jsonl_ids;
+  bool all_have_ids = false;
+  if (!absl::GetFlag(FLAGS_payloads).empty()) {
+    RETURN_IF_ERROR(
+        ReadPayloads(absl::GetFlag(FLAGS_payloads), in.vectors.n, &in, &all_have_ids, &jsonl_ids));
+  }
+  if (!absl::GetFlag(FLAGS_ids).empty()) {
+    ASSIGN_OR_RETURN(in.ids, strata::ReadIds(absl::GetFlag(FLAGS_ids)));
+    if (in.ids.size() < in.vectors.n) {
+      return absl::InvalidArgumentError(absl::StrCat(
+          absl::GetFlag(FLAGS_ids), " has ", in.ids.size(), " ids for ", in.vectors.n, " vectors"));
+    }
+    in.ids.resize(in.vectors.n);
+  } else if (all_have_ids) {
+    in.ids = std::move(jsonl_ids);
+  }
+  return in;
+}
+
+uint64_t IdOf(const Input& in, uint64_t row) {
+  return in.ids.empty() ? row + absl::GetFlag(FLAGS_id_offset) : in.ids[row];
+}
+
+// --- Online
+// ----------------------------------------------------------------------------------------
+
+bool Retryable(grpc::StatusCode c) {
+  return c == grpc::StatusCode::UNAVAILABLE || c == grpc::StatusCode::DEADLINE_EXCEEDED ||
+         c == grpc::StatusCode::ABORTED || c == grpc::StatusCode::CANCELLED;
+}
+
+// Calls `rpc` until it succeeds, fails for good, or --retry_seconds pass; backs off from 100 ms
+// to 5 s between tries.
+template <typename F>
+grpc::Status WithRetries(const char* what, F&& rpc) {
+  auto start = Clock::now();
+  double wait = 0.1;
+  for (int attempt = 1;; ++attempt) {
+    grpc::ClientContext ctx;
+    ctx.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(120));
+    grpc::Status s = rpc(&ctx);
+    if (s.ok() || !Retryable(s.error_code())) return s;
+    double elapsed = std::chrono::duration<double>(Clock::now() - start).count();
+    if (elapsed + wait > absl::GetFlag(FLAGS_retry_seconds)) return s;
+    strata::Log(strata::LogLevel::kWarning, "%s: %s; retry %d in %.1f s", what, s.error_message(),
+                attempt, wait);
+    std::this_thread::sleep_for(std::chrono::duration<double>(wait));
+    wait = std::min(wait * 2, 5.0);
+  }
+}
+
+std::string Checkpoint(const std::string& collection) {
+  std::string c = absl::GetFlag(FLAGS_checkpoint);
+  return c.empty() ? absl::StrCat(absl::GetFlag(FLAGS_input), ".", collection, ".ckpt") : c;
+}
+
+// "input=...\ncollection=...\nrows=N\ntotal=M\n"
+uint64_t ReadCheckpoint(const std::string& path, const std::string& collection, uint64_t total) {
+  auto text = strata::ReadWholeFile(path);
+  if (!text.ok()) return 0;
+  uint64_t rows = 0, file_total = 0;
+  std::string input, coll;
+  for (absl::string_view line : absl::StrSplit(*text, '\n', absl::SkipEmpty())) {
+    std::pair<std::string, std::string> kv = absl::StrSplit(line, absl::MaxSplits('=', 1));
+    if (kv.first == "input") input = kv.second;
+    if (kv.first == "collection") coll = kv.second;
+    if (kv.first == "rows" && !absl::SimpleAtoi(kv.second, &rows)) return 0;
+    if (kv.first == "total" && !absl::SimpleAtoi(kv.second, &file_total)) return 0;
+  }
+  if (input != absl::GetFlag(FLAGS_input) || coll != collection || file_total != total ||
+      rows > total) {
+    strata::Log(strata::LogLevel::kWarning, "checkpoint %s is for another load; starting at row 0",
+                path);
+    return 0;
+  }
+  return rows;
+}
+
+absl::Status WriteCheckpoint(const std::string& path, const std::string& collection, uint64_t rows,
+                             uint64_t total) {
+  return strata::WriteFileAtomic(
+      path, absl::StrCat("input=", absl::GetFlag(FLAGS_input), "\ncollection=", collection,
+                         "\nrows=", rows, "\ntotal=", total, "\n"));
+}
+
+int RunOnline(const Input& in, const std::string& collection) {
+  auto channel =
+      grpc::CreateChannel(absl::GetFlag(FLAGS_server), grpc::InsecureChannelCredentials());
+  auto stub = pb::Strata::NewStub(channel);
+  const strata::VectorSet& v = in.vectors;
+
+  // The collection: described, or created to match the file.
+  pb::DescribeCollectionRequest dreq;
+  dreq.set_name(collection);
+  pb::CollectionInfo info;
+  grpc::Status s = WithRetries("describe", [&](grpc::ClientContext* ctx) {
+    return stub->DescribeCollection(ctx, dreq, &info);
+  });
+  if (s.error_code() == grpc::StatusCode::NOT_FOUND) {
+    pb::CreateCollectionRequest creq;
+    creq.set_name(collection);
+    creq.set_dimension(v.dim);
+    creq.set_element_type(v.type == strata::ElementType::kFloat32 ? pb::FLOAT32
+                          : v.type == strata::ElementType::kUint8 ? pb::UINT8
+                                                                  : pb::INT8);
+    std::string m = absl::GetFlag(FLAGS_metric);
+    creq.set_metric(m == "ip" ? pb::INNER_PRODUCT : m == "cosine" ? pb::COSINE : pb::L2);
+    if (m != "l2" && m != "ip" && m != "cosine") {
+      return Fail(absl::StrCat("--metric must be l2, ip or cosine, not '", m, "'"));
+    }
+    s = WithRetries("create", [&](grpc::ClientContext* ctx) {
+      return stub->CreateCollection(ctx, creq, &info);
+    });
+    if (s.error_code() == grpc::StatusCode::ALREADY_EXISTS) {
+      s = WithRetries("describe", [&](grpc::ClientContext* ctx) {
+        return stub->DescribeCollection(ctx, dreq, &info);
+      });
+    }
+    if (s.ok()) std::fprintf(stderr, "strata-load: created collection '%s'\n", collection.c_str());
+  }
+  if (!s.ok()) {
+    return Fail(absl::StrCat(
+        "collection '", collection, "': ", s.error_message(),
+        s.error_code() == grpc::StatusCode::UNAVAILABLE
+            ? absl::StrCat(" (is strata-server running at ", absl::GetFlag(FLAGS_server), "?)")
+            : ""));
+  }
+  if (info.dimension() != v.dim) {
+    return Fail(absl::StrCat("collection '", collection, "' has dimension ", info.dimension(),
+                             ", the file ", v.dim));
+  }
+
+  const std::string ckpt = Checkpoint(collection);
+  uint64_t start = absl::GetFlag(FLAGS_restart) ? 0 : ReadCheckpoint(ckpt, collection, v.n);
+  if (start == v.n) {
+    std::fprintf(stderr,
+                 "strata-load: %s says all %llu rows are loaded already; --restart loads again\n",
+                 ckpt.c_str(), static_cast<unsigned long long>(v.n));
+    return 0;
+  }
+  if (start > 0) {
+    std::fprintf(stderr, "strata-load: resuming at row %llu of %llu (checkpoint %s)\n",
+                 static_cast<unsigned long long>(start), static_cast<unsigned long long>(v.n),
+                 ckpt.c_str());
+  }
+  const uint32_t batch = std::max<uint32_t>(1, absl::GetFlag(FLAGS_batch));
+  auto t0 = Clock::now();
+  uint64_t stored = 0, rejected = 0;
+  int shown = 0;
+  {
+    strata::ProgressBar bar("loading", v.n, "vectors");
+    bar.Update(start);
+    for (uint64_t row = start; row < v.n; row += batch) {
+      uint64_t end = std::min<uint64_t>(v.n, row + batch);
+      pb::UpsertRequest req;
+      req.set_collection(collection);
+      for (uint64_t i = row; i < end; ++i) {
+        pb::Point* p = req.add_points();
+        p->set_id(IdOf(in, i));
+        p->mutable_vector()->set_raw(
+            std::string(reinterpret_cast<const char*>(v.row(i)), v.row_bytes()));
+        if (!in.json.empty()) {
+          p->mutable_payload()->set_json(in.json[i]);
+          p->mutable_payload()->set_text(in.text[i]);
+        }
+      }
+      pb::UpsertResponse resp;
+      s = WithRetries("upsert", [&](grpc::ClientContext* ctx) {
+        resp.Clear();
+        return stub->Upsert(ctx, req, &resp);
+      });
+      if (!s.ok() && s.error_code() != grpc::StatusCode::INVALID_ARGUMENT) {
+        bar.Finish();
+        return Fail(absl::StrCat("rows ", row, "-", end - 1, ": ", s.error_message(),
+                                 "; rerun to resume from the checkpoint ", ckpt));
+      }
+      if (!s.ok()) {  // every row of the batch was refused
+        rejected += end - row;
+        if (shown++ < 10) std::fprintf(stderr, "strata-load: %s\n", s.error_message().c_str());
+      } else {
+        stored += resp.upserted();
+        rejected += resp.errors_size();
+        for (const auto& e : resp.errors()) {
+          if (shown++ < 10) {
+            std::fprintf(stderr, "strata-load: row %llu (id %llu): %s\n",
+                         static_cast<unsigned long long>(row + e.index()),
+                         static_cast<unsigned long long>(e.id()), e.message().c_str());
+          }
+        }
+      }
+      absl::Status c = WriteCheckpoint(ckpt, collection, end, v.n);
+      if (!c.ok()) {
+        bar.Finish();
+        return Fail(std::string(c.message()));
+      }
+      bar.Update(end);
+    }
+    bar.Finish();
+  }
+  double secs = std::chrono::duration<double>(Clock::now() - t0).count();
+
+  if (absl::GetFlag(FLAGS_build)) {
+    pb::DescribeCollectionRequest req;
+    req.set_name(collection);
+    s = WithRetries("describe", [&](grpc::ClientContext* ctx) {
+      return stub->DescribeCollection(ctx, req, &info);
+    });
+    // No index yet, or one that most vectors were appended to after it was built: (re)build.
+    bool stale = info.state() == pb::CollectionInfo::INDEXED &&
+                 info.appended_vectors() > info.indexed_vectors();
+    if (s.ok() && info.count() > 0 && (info.state() == pb::CollectionInfo::FLAT || stale)) {
+      std::fprintf(stderr, "strata-load: building the index of %llu vectors...\n",
+                   static_cast<unsigned long long>(info.count()));
+      pb::BuildIndexRequest breq;
+      breq.set_collection(collection);
+      grpc::ClientContext ctx;
+      s = stub->BuildIndex(&ctx, breq, &info);
+      if (!s.ok()) return Fail(absl::StrCat("index build: ", s.error_message()));
+    }
+  }
+  std::fprintf(stderr,
+               "strata-load: %llu vectors stored, %llu rejected, in %.1f s (%.0f vectors/s); "
+               "collection '%s' holds %llu\n",
+               static_cast<unsigned long long>(stored), static_cast<unsigned long long>(rejected),
+               secs, (v.n - start) / std::max(secs, 1e-9), collection.c_str(),
+               static_cast<unsigned long long>(info.count()));
+  if (rejected > 0) return Fail(absl::StrCat(rejected, " rows were rejected (reasons above)"));
+  return 0;
+}
+
+// --- Offline
+// ---------------------------------------------------------------------------------------
+
+int RunOffline(const Input& in, const std::string& collection) {
+  std::string dir = absl::GetFlag(FLAGS_data_dir);
+  if (dir.empty()) return Fail("offline mode needs --data_dir");
+  auto catalog = strata::Catalog::Open(dir);
+  if (!catalog.ok()) return Fail(std::string(catalog.status().message()));
+  auto t0 = Clock::now();
+  std::shared_ptr<strata::Collection> col;
+  auto found = (*catalog)->Find(collection);
+  if (found.ok()) {
+    col = *found;
+  } else {
+    strata::CollectionConfig cfg;
+    cfg.name = collection;
+    cfg.dim = in.vectors.dim;
+    cfg.type = in.vectors.type;
+    auto m = strata::ParseMetric(absl::GetFlag(FLAGS_metric));
+    if (!m.ok()) return Fail(std::string(m.status().message()));
+    cfg.metric = *m;
+    auto created = (*catalog)->Create(cfg);
+    if (!created.ok()) return Fail(std::string(created.status().message()));
+    col = *created;
+  }
+  std::vector<std::string> payloads;
+  if (!in.json.empty()) {
+    payloads.resize(in.vectors.n);
+    for (uint64_t i = 0; i < in.vectors.n; ++i) {
+      pb::Payload p;
+      p.set_json(in.json[i]);
+      p.set_text(in.text[i]);
+      payloads[i] = p.SerializeAsString();
+    }
+  }
+  std::vector<uint64_t> ids = in.ids;
+  if (ids.empty()) {
+    ids.resize(in.vectors.n);
+    for (uint64_t i = 0; i < in.vectors.n; ++i) ids[i] = IdOf(in, i);
+  }
+  strata::ProgressBar bar("storing", in.vectors.n);
+  std::string phase = "storing";
+  absl::Status s =
+      col->BulkLoad(in.vectors, ids, payloads, [&](const char* p, uint64_t done, uint64_t total) {
+        if (phase != p) {
+          phase = p;
+          bar.Restart(p, total);
+        }
+        bar.Update(done);
+      });
+  bar.Finish();
+  if (!s.ok()) return Fail(std::string(s.message()));
+  double secs = std::chrono::duration<double>(Clock::now() - t0).count();
+  strata::CollectionStats st = col->Stats();
+  std::fprintf(stderr,
+               "strata-load: offline load of %llu vectors into '%s' in %.1f s (%.0f vectors/s): "
+               "%llu heads, index RAM %.1f MiB, disk %.1f MiB\n",
+               static_cast<unsigned long long>(in.vectors.n), collection.c_str(), secs,
+               in.vectors.n / std::max(secs, 1e-9), static_cast<unsigned long long>(st.heads),
+               st.memory_bytes / 1048576.0, st.disk_bytes / 1048576.0);
+  return 0;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  absl::SetProgramUsageMessage(
+      "Loads vectors into Strata.\n"
+      "  online:  strata-load --input=base.fbin --collection=docs [--server=HOST:PORT]\n"
+      "           streams batches to a running server, retries with back-off, resumes from a\n"
+      "           checkpoint after an interruption; upserts are idempotent by id.\n"
+      "  offline: strata-load --mode=offline --data_dir=DIR --input=base.u8bin --collection=docs\n"
+      "           writes the collection and builds its index directly (server stopped).\n"
+      "Payloads: --payloads=rows.jsonl (one JSON object per row). Ids: --ids=ids.npy.");
+  absl::ParseCommandLine(argc, argv);
+  std::string collection = absl::GetFlag(FLAGS_collection);
+  if (collection.empty()) return Fail("--collection is required (see --help)");
+  std::string mode = absl::GetFlag(FLAGS_mode);
+  if (mode != "online" && mode != "offline") {
+    return Fail(absl::StrCat("--mode must be online or offline, not '", mode, "'"));
+  }
+  auto in = ReadInput();
+  if (!in.ok()) return Fail(std::string(in.status().message()));
+  std::fprintf(stderr, "strata-load: %s: %llu %s vectors of dimension %u\n",
+               absl::GetFlag(FLAGS_input).c_str(), static_cast<unsigned long long>(in->vectors.n),
+               strata::ElementTypeName(in->vectors.type), in->vectors.dim);
+  return mode == "online" ? RunOnline(*in, collection) : RunOffline(*in, collection);
+}
