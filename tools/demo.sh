@@ -1,19 +1,49 @@
 #!/usr/bin/env bash
 # Strata's main job on a built-in default: installs what is needed, builds, generates a realistic
-# 100K SIFT-like set with exact ground truth, builds a disk index (SPANN: heads in RAM, posting
-# lists on disk read with io_uring), queries it and prints recall and latency.
-# Data goes to $STRATA_DEMO_DIR (default: strata-data/demo in the checkout).
+# 100K SIFT-like set with exact ground truth, starts strata-server on 127.0.0.1, loads the set
+# through strata-load (online, over gRPC), searches it with strata-cli (a few queries shown, then
+# recall@10 and latency over 1,000), prints the server's statistics and stops it cleanly.
+# Data goes to $STRATA_DEMO_DIR (default: strata-data/demo in the checkout); the server's data
+# directory there is recreated on every run.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
 tools/install-deps.sh
 cmake -S . -B build -DCMAKE_BUILD_TYPE=Release -DSTRATA_BUILD_TESTS=OFF >/dev/null
-cmake --build build -j"$(nproc)" --target strata-gen strata-bench
+cmake --build build -j"$(nproc)" --target strata-gen strata-server strata-load strata-cli
 
-data="${STRATA_DEMO_DIR:-strata-data/demo}/sift100k"
+demo="${STRATA_DEMO_DIR:-strata-data/demo}"
+data="$demo/sift100k"
 if [ ! -f "$data/gt.bin" ]; then
   build/bin/strata-gen --kind=sift --n=100000 --queries=1000 --out="$data"
 fi
-build/bin/strata-bench --base="$data/base.u8bin" --queries="$data/query.u8bin" \
-  --gt="$data/gt.bin" --index="$data/index" --peers=none --postings=2,4,8,16,32 \
-  --iops_seconds=1
+
+server_dir="$demo/server"
+rm -rf "$server_dir"
+mkdir -p "$server_dir"
+build/bin/strata-server --data_dir="$server_dir/data" --listen=127.0.0.1:0 \
+  --metrics_listen= --ready_file="$server_dir/port" 2>"$server_dir/server.log" &
+server_pid=$!
+trap 'kill -TERM $server_pid 2>/dev/null || true' EXIT
+for _ in $(seq 100); do [ -s "$server_dir/port" ] && break; sleep 0.1; done
+[ -s "$server_dir/port" ] || { cat "$server_dir/server.log"; echo "demo: server did not start" >&2; exit 1; }
+addr="127.0.0.1:$(cat "$server_dir/port")"
+echo "== strata-server on $addr (log: $server_dir/server.log)"
+
+cli() { build/bin/strata-cli --server="$addr" "$@"; }
+cli health
+build/bin/strata-load --server="$addr" --input="$data/base.u8bin" --collection=sift100k \
+  --checkpoint="$server_dir/load.ckpt"
+cli describe sift100k
+echo "== three queries (nearest first)"
+cli search sift100k --query_file="$data/query.u8bin" --row=0 --k=5
+cli get sift100k "$(cli search sift100k --query_file="$data/query.u8bin" --row=1 --k=1 | awk 'NR==1{print $3}')" --with_vector | cut -c1-100
+echo "== all 1,000 queries against the exact ground truth"
+cli search sift100k --query_file="$data/query.u8bin" --gt="$data/gt.bin" --k=10 --postings=16
+cli search sift100k --query_file="$data/query.u8bin" --gt="$data/gt.bin" --k=10 --postings=32
+cli stats
+echo "== stopping the server (SIGTERM)"
+kill -TERM $server_pid
+wait $server_pid
+trap - EXIT
+echo "demo: done; server exited cleanly"

@@ -6,6 +6,9 @@ set -euo pipefail
 packages=(
   build-essential cmake pkg-config ccache git
   libabsl-dev libfaiss-dev libopenblas-dev liburing-dev zlib1g-dev
+  librocksdb-dev libprotobuf-dev protobuf-compiler libgrpc++-dev protobuf-compiler-grpc
+  grpc-proto prometheus-cpp-dev nlohmann-json3-dev
+  python3 python3-grpcio python3-protobuf
   libgtest-dev libgmock-dev libbenchmark-dev
   gnuplot-nox
 )

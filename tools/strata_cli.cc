@@ -1,6 +1,9 @@
 // strata-cli: talks to a running strata-server.
 #include <cstdio>
+#include <algorithm>
+#include <chrono>
 #include <fstream>
+#include <set>
 #include <iostream>
 #include <string>
 #include <vector>
@@ -32,6 +35,9 @@ ABSL_FLAG(uint32_t, k, 10, "search: neighbours to return");
 ABSL_FLAG(uint32_t, postings, 0, "search: postings to read (0 = server default)");
 ABSL_FLAG(bool, with_payload, false, "search/get: return payloads");
 ABSL_FLAG(bool, with_vector, false, "search/get: return vectors");
+ABSL_FLAG(std::string, gt, "",
+          "search: ground truth (big-ann .bin or .ivecs) for --query_file: print recall@k and "
+          "latency over all queries instead of the hits");
 
 namespace {
 
@@ -50,6 +56,7 @@ const char kUsage[] =
     "  build NAME                   (re)build the collection's disk index now\n"
     "  count NAME\n"
     "  search NAME --vector=1,2,3 | --query_file=F [--row=I] [--k=10] [--with_payload]\n"
+    "                               with --gt=FILE: recall@k and latency over all queries\n"
     "  get NAME ID...               [--with_vector] [--with_payload]\n"
     "  delete NAME ID...\n"
     "  stats                        server statistics\n";
@@ -334,6 +341,20 @@ int main(int argc, char** argv) {
         queries.push_back(v);
       }
     }
+    std::string gt_path = absl::GetFlag(FLAGS_gt);
+    strata::GroundTruth gt;
+    const uint32_t k = absl::GetFlag(FLAGS_k);
+    if (!gt_path.empty()) {
+      auto g = strata::ReadGroundTruth(gt_path);
+      if (!g.ok()) return Fail(std::string(g.status().message()));
+      gt = std::move(*g);
+      if (file.empty() || absl::GetFlag(FLAGS_row) >= 0 || gt.n != queries.size() || gt.k < k) {
+        return Fail("--gt needs --query_file without --row, with one ground-truth row per query "
+                    "and at least k neighbours");
+      }
+    }
+    std::vector<double> latency_ms;
+    uint64_t hits_found = 0, server_us = 0;
     int failures = 0;
     for (size_t qi = 0; qi < queries.size(); ++qi) {
       pb::SearchRequest req;
@@ -345,10 +366,21 @@ int main(int argc, char** argv) {
       req.set_with_vector(absl::GetFlag(FLAGS_with_vector));
       pb::SearchResponse resp;
       auto ctx = Context();
+      auto t0 = std::chrono::steady_clock::now();
       grpc::Status s = stub->Search(ctx.get(), req, &resp);
+      latency_ms.push_back(
+          std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0)
+              .count());
       if (!s.ok()) {
         RpcFail(s);
         ++failures;
+        continue;
+      }
+      if (!gt_path.empty()) {
+        std::set<int64_t> truth(gt.ids.begin() + static_cast<ptrdiff_t>(qi * gt.k),
+                                gt.ids.begin() + static_cast<ptrdiff_t>(qi * gt.k + k));
+        for (const auto& h : resp.hits()) hits_found += truth.count(static_cast<int64_t>(h.id()));
+        server_us += resp.stats().server_micros();
         continue;
       }
       if (queries.size() > 1) std::printf("query %zu:\n", qi);
@@ -367,6 +399,17 @@ int main(int argc, char** argv) {
       std::printf("(%u postings, %u pages read, %u us on the server)\n",
                   resp.stats().postings_read(), resp.stats().pages_read(),
                   resp.stats().server_micros());
+    }
+    if (!gt_path.empty() && !latency_ms.empty()) {
+      std::vector<double> sorted = latency_ms;
+      std::sort(sorted.begin(), sorted.end());
+      double mean = 0;
+      for (double v : sorted) mean += v / sorted.size();
+      std::printf("%zu queries over gRPC: recall@%u %.4f; latency mean %.3f ms, p50 %.3f, p99 "
+                  "%.3f (server-side mean %.3f ms)\n",
+                  queries.size(), k, double(hits_found) / (double(queries.size()) * k), mean,
+                  sorted[sorted.size() / 2], sorted[sorted.size() * 99 / 100],
+                  server_us / 1000.0 / queries.size());
     }
     return failures == 0 ? 0 : 1;
   }
