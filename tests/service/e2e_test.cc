@@ -533,6 +533,61 @@ TEST(EndToEnd, RestartAfterTornLogTailAndLeftoverFilesSucceeds) {
   EXPECT_EQ(server.Stop(), 0);
 }
 
+std::string HttpGet(int port, const std::string& path) {
+  int fd = socket(AF_INET, SOCK_STREAM, 0);
+  sockaddr_in a{};
+  a.sin_family = AF_INET;
+  a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  a.sin_port = htons(static_cast<uint16_t>(port));
+  if (connect(fd, reinterpret_cast<sockaddr*>(&a), sizeof a) != 0) {
+    close(fd);
+    return "";
+  }
+  std::string req = "GET " + path + " HTTP/1.0\r\nHost: 127.0.0.1\r\n\r\n";
+  if (write(fd, req.data(), req.size()) < 0) return "";
+  std::string out;
+  char buf[4096];
+  for (ssize_t n; (n = read(fd, buf, sizeof buf)) > 0;) out.append(buf, static_cast<size_t>(n));
+  close(fd);
+  return out;
+}
+
+TEST(EndToEnd, MetricsEndpointAndStatsRpcCountRequests) {
+  TempDir tmp;
+  int metrics_port = FreePort();
+  ServerProcess server(tmp.File("data"), tmp.File("server.log"),
+                       {absl::StrCat("--metrics_listen=127.0.0.1:", metrics_port)});
+  ASSERT_NO_FATAL_FAILURE(server.Start());
+  Create(server.stub(), "m", 2, pb::FLOAT32);
+  {
+    pb::CountRequest req;
+    req.set_collection("nope");
+    pb::CountResponse resp;
+    EXPECT_EQ(Call(&pb::Strata::Stub::Count, server.stub(), req, &resp).error_code(),
+              grpc::StatusCode::NOT_FOUND);  // counted as an error
+  }
+  std::string body = HttpGet(metrics_port, "/metrics");
+  EXPECT_NE(body.find("strata_requests_total{code=\"OK\",method=\"CreateCollection\"} 1"),
+            std::string::npos)
+      << body;
+  EXPECT_NE(body.find("code=\"NOT_FOUND\",method=\"Count\""), std::string::npos) << body;
+  EXPECT_NE(body.find("strata_request_duration_seconds_bucket"), std::string::npos);
+  EXPECT_NE(body.find("strata_vectors{collection=\"m\"} 0"), std::string::npos) << body;
+  pb::StatsResponse stats;
+  ASSERT_TRUE(Call(&pb::Strata::Stub::Stats, server.stub(), pb::StatsRequest(), &stats).ok());
+  EXPECT_EQ(stats.collections(), 1u);
+  bool saw_count = false;
+  for (const auto& r : stats.rpcs()) {
+    if (r.rpc() == "Count") {
+      saw_count = true;
+      EXPECT_EQ(r.requests(), 1u);
+      EXPECT_EQ(r.errors(), 1u);
+    }
+  }
+  EXPECT_TRUE(saw_count);
+  EXPECT_EQ(server.Stop(), 0);
+}
+
 TEST(EndToEnd, PythonClientWorksUnchanged) {
   if (!fs::exists("/usr/bin/python3")) GTEST_SKIP() << "no /usr/bin/python3";
   TempDir tmp;
