@@ -113,8 +113,10 @@ absl::Status Catalog::Drop(const std::string& name) {
   }
   batch.DeletePrefix(Cf::kIdMap, absl::StrCat("e", prefix));
   batch.DeletePrefix(Cf::kIdMap, absl::StrCat("i", prefix));
-  RETURN_IF_ERROR(store_->Write(&batch, /*sync=*/true));
+  // Marked first, so that no write or build of the collection commits after its records go. If
+  // the delete then fails the collection stays listed but refuses calls until a restart.
   it->second->MarkDropped();
+  RETURN_IF_ERROR(store_->Write(&batch, /*sync=*/true));
   collections_.erase(it);
   Log(LogLevel::kInfo, "dropped collection '%s'", name);
   return absl::OkStatus();

@@ -160,6 +160,7 @@ class CollectionImpl final : public Collection {
       : store_(store),
         dir_(std::move(dir)),
         config_(std::move(config)),
+        generation_(config_.index_generation),
         options_(std::move(options)),
         row_bytes_(size_t{config_.dim} * ElementSize(config_.type)),
         dist_(kernels::GetDistance(kernels::Best(), config_.type, config_.metric)),
@@ -176,7 +177,9 @@ class CollectionImpl final : public Collection {
 
   CollectionConfig config() const override {
     absl::ReaderMutexLock lock(&mu_);
-    return config_;
+    CollectionConfig c = config_;
+    c.index_generation = generation_;
+    return c;
   }
   absl::Status Upsert(absl::Span<const PointInput> points, std::vector<RowError>* errors,
                       uint64_t* upserted) override;
@@ -199,7 +202,13 @@ class CollectionImpl final : public Collection {
                         absl::Span<const std::string> payloads,
                         std::function<void(const char*, uint64_t, uint64_t)> progress) override;
   CollectionStats Stats() const override;
-  void MarkDropped() override { dropped_.store(true); }
+  void MarkDropped() override {
+    // Under the writer lock: a write or a build's commit either finished before, or sees the
+    // flag and stores nothing (a commit after the catalog deleted the records would resurrect
+    // them half).
+    absl::WriterMutexLock lock(&mu_);
+    dropped_.store(true);
+  }
 
  private:
   friend class Appendix;
@@ -313,7 +322,8 @@ class CollectionImpl final : public Collection {
 
   MetadataStore* const store_;
   const std::string dir_;
-  CollectionConfig config_ ABSL_GUARDED_BY(mu_);
+  const CollectionConfig config_;  // as opened; its index_generation is generation_'s start
+  uint64_t generation_ ABSL_GUARDED_BY(mu_);
   const CollectionOptions options_;
   const size_t row_bytes_;
   const kernels::DistanceFn dist_;
@@ -388,17 +398,17 @@ absl::Status CollectionImpl::Load() {
   std::error_code ec;
   fs::create_directories(dir_, ec);
   if (ec) return absl::InternalError(absl::StrCat("create ", dir_, ": ", ec.message()));
-  const std::string current = absl::StrCat("index-", config_.index_generation);
+  const std::string current = absl::StrCat("index-", generation_);
   for (const auto& entry : fs::directory_iterator(dir_, ec)) {
     std::string name = entry.path().filename().string();
-    if (config_.index_generation != 0 && name == current) continue;
+    if (generation_ != 0 && name == current) continue;
     Log(LogLevel::kWarning, "collection '%s': removing leftover %s (an interrupted build)",
         config_.name, entry.path().string());
     fs::remove_all(entry.path(), ec);
   }
 
-  if (config_.index_generation != 0) {
-    std::string gdir = GenerationDir(dir_, config_.index_generation);
+  if (generation_ != 0) {
+    std::string gdir = GenerationDir(dir_, generation_);
     ASSIGN_OR_RETURN(base_, SpannIndex::Open(gdir, options_.open));
     std::vector<VectorId> ids;
     std::vector<uint8_t> versions;
@@ -439,7 +449,7 @@ absl::Status CollectionImpl::Load() {
   }
   RebuildSkipBits();
   Log(LogLevel::kInfo, "collection '%s': %d live vectors, %d in index generation %d, %d appended",
-      config_.name, live_, indexed_, config_.index_generation, appended_.size());
+      config_.name, live_, indexed_, generation_, appended_.size());
   return absl::OkStatus();
 }
 
@@ -462,6 +472,7 @@ absl::Status CollectionImpl::Upsert(absl::Span<const PointInput> points,
   }
 
   absl::WriterMutexLock lock(&mu_);
+  RETURN_IF_ERROR(CheckNotDropped());
   struct Change {
     VectorId id;
     uint64_t ext;
@@ -568,6 +579,7 @@ absl::Status CollectionImpl::Delete(absl::Span<const uint64_t> ids, uint64_t* de
   RETURN_IF_ERROR(CheckNotDropped());
   *deleted = 0;
   absl::WriterMutexLock lock(&mu_);
+  RETURN_IF_ERROR(CheckNotDropped());
   const uint32_t coll = config_.id;
   WriteBatch batch;
   struct Change {
@@ -689,7 +701,13 @@ absl::Status CollectionImpl::Search(VectorView query, uint32_t k, const SearchPa
     st.entries_scanned = static_cast<uint32_t>(appended_.size());
   }
   hits->reserve(result.size());
-  for (const Neighbor& n : result) hits->push_back({ext_of_[n.id], n.distance});
+  for (const Neighbor& n : result) {
+    if (n.id >= ext_of_.size()) {
+      return absl::DataLossError(absl::StrCat("collection '", config_.name,
+                                              "': the index returned unknown internal id ", n.id));
+    }
+    hits->push_back({ext_of_[n.id], n.distance});
+  }
   if (stats != nullptr) *stats = st;
   return absl::OkStatus();
 }
@@ -703,13 +721,10 @@ absl::Status CollectionImpl::BuildGeneration(
   std::error_code ec;
   fs::remove_all(tmp, ec);
   SpannBuildOptions bo;
-  {
-    absl::ReaderMutexLock lock(&mu_);
-    bo.metric = config_.metric;
-    bo.head_share = config_.head_share;
-    bo.max_replicas = config_.max_replicas;
-    bo.posting_page_limit = config_.posting_page_limit;
-  }
+  bo.metric = config_.metric;
+  bo.head_share = config_.head_share;
+  bo.max_replicas = config_.max_replicas;
+  bo.posting_page_limit = config_.posting_page_limit;
   bo.threads = options_.build_threads;
   bo.ids = ids;
   bo.progress = std::move(progress);
@@ -720,8 +735,8 @@ absl::Status CollectionImpl::BuildGeneration(
   fs::rename(tmp, final_dir, ec);
   if (ec) return absl::InternalError(absl::StrCat("rename ", tmp, ": ", ec.message()));
   RETURN_IF_ERROR(SyncDir(dir_));
-  Log(LogLevel::kInfo, "collection %d: built index generation %d (%d vectors, %d heads)",
-      config_.id, gen, set.n, bs.heads);
+  Log(LogLevel::kInfo, "collection '%s': built index generation %d (%d vectors, %d heads)",
+      config_.name, gen, set.n, bs.heads);
   return absl::OkStatus();
 }
 
@@ -731,6 +746,7 @@ absl::Status CollectionImpl::Install(uint64_t gen, absl::Span<const VectorId> id
   ASSIGN_OR_RETURN(std::unique_ptr<SpannIndex> fresh, SpannIndex::Open(gdir, options_.open));
 
   absl::WriterMutexLock lock(&mu_);
+  RETURN_IF_ERROR(CheckNotDropped());
   const uint32_t coll = config_.id;
   // Membership of the new generation.
   std::vector<uint8_t> in_new(ids_.size(), 0);
@@ -776,8 +792,8 @@ absl::Status CollectionImpl::Install(uint64_t gen, absl::Span<const VectorId> id
   RETURN_IF_ERROR(store_->Write(&batch, /*sync=*/true));
 
   // Committed: switch.
-  uint64_t old_gen = config_.index_generation;
-  config_ = next;
+  uint64_t old_gen = generation_;
+  generation_ = gen;
   base_ = std::move(fresh);
   for (VectorId id = 0; id < ids_.size(); ++id) {
     ids_[id].flags = static_cast<uint8_t>((ids_[id].flags & kLive) | (in_new[id] ? kInBase : 0));
@@ -821,7 +837,7 @@ absl::Status CollectionImpl::BuildIndex() {
         versions.push_back(ids_[id].version);
       }
     }
-    gen = config_.index_generation + 1;
+    gen = generation_ + 1;
   }
   auto fail = [&](absl::Status s) {
     absl::WriterMutexLock lock(&mu_);
@@ -958,7 +974,7 @@ CollectionStats CollectionImpl::Stats() const {
                                : CollectionStats::State::kFlat;
   s.indexed_vectors = indexed_;
   s.appended_vectors = appended_.size();
-  s.generation = config_.index_generation;
+  s.generation = generation_;
   s.memory_bytes = arena_.size() + ids_.size() * (sizeof(IdState) + sizeof(uint64_t)) +
                    skip_bits_.size() + appended_.size() * 16;
   if (base_ != nullptr) {

@@ -64,7 +64,9 @@ pb::Metric ToProto(Metric m) {
   return pb::METRIC_UNSPECIFIED;
 }
 
-// The vector's bytes in `type`, or InvalidArgument saying what is wrong.
+// The vector's bytes in `type`, or InvalidArgument saying what is wrong with its shape or (for
+// integer types) its values. NaN/Inf in float32 vectors are left to the collection, which checks
+// every vector it stores or searches with.
 absl::Status VectorBytes(const pb::Vector& v, ElementType type, uint32_t dim,
                          std::vector<uint8_t>* out) {
   const size_t esize = ElementSize(type);
@@ -78,16 +80,6 @@ absl::Status VectorBytes(const pb::Vector& v, ElementType type, uint32_t dim,
                        ElementTypeName(type), " needs ", size_t{dim} * esize));
     }
     out->assign(v.raw().begin(), v.raw().end());
-    if (type == ElementType::kFloat32) {
-      for (uint32_t j = 0; j < dim; ++j) {
-        float f;
-        std::memcpy(&f, out->data() + j * 4, 4);
-        if (!std::isfinite(f)) {
-          return absl::InvalidArgumentError(
-              absl::StrCat("vector has a non-finite value at dimension ", j));
-        }
-      }
-    }
     return absl::OkStatus();
   }
   if (v.values_size() == 0) return absl::InvalidArgumentError("vector is empty");
@@ -98,10 +90,6 @@ absl::Status VectorBytes(const pb::Vector& v, ElementType type, uint32_t dim,
   out->resize(size_t{dim} * esize);
   for (uint32_t j = 0; j < dim; ++j) {
     float f = v.values(static_cast<int>(j));
-    if (!std::isfinite(f)) {
-      return absl::InvalidArgumentError(
-          absl::StrCat("vector has a non-finite value at dimension ", j));
-    }
     if (type == ElementType::kFloat32) {
       std::memcpy(out->data() + j * 4, &f, 4);
       continue;
@@ -161,13 +149,13 @@ class Metrics {
     c.requests.fetch_add(1, std::memory_order_relaxed);
     if (!status.ok()) c.errors.fetch_add(1, std::memory_order_relaxed);
     c.micros.fetch_add(static_cast<uint64_t>(seconds * 1e6), std::memory_order_relaxed);
-    requests_.Add({{"method", rpc}, {"code", CodeName(status.error_code())}}).Increment();
-    latency_
-        .Add({{"method", rpc}},
-             prometheus::Histogram::BucketBoundaries{0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005,
-                                                     0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5,
-                                                     10})
-        .Observe(seconds);
+    // gRPC and absl share the canonical code numbers.
+    std::string code = absl::StatusCodeToString(static_cast<absl::StatusCode>(status.error_code()));
+    requests_.Add({{"method", rpc}, {"code", code}}).Increment();
+    static const prometheus::Histogram::BucketBoundaries kBuckets = {
+        0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025,
+        0.05,   0.1,     0.25,   0.5,   1,      2.5,   5,    10};
+    latency_.Add({{"method", rpc}}, kBuckets).Observe(seconds);
   }
 
   void Fill(pb::StatsResponse* out) {
@@ -185,27 +173,6 @@ class Metrics {
   std::shared_ptr<prometheus::Registry> registry() { return registry_; }
 
  private:
-  static std::string CodeName(grpc::StatusCode code) {
-    static const char* kNames[] = {"OK",
-                                   "CANCELLED",
-                                   "UNKNOWN",
-                                   "INVALID_ARGUMENT",
-                                   "DEADLINE_EXCEEDED",
-                                   "NOT_FOUND",
-                                   "ALREADY_EXISTS",
-                                   "PERMISSION_DENIED",
-                                   "RESOURCE_EXHAUSTED",
-                                   "FAILED_PRECONDITION",
-                                   "ABORTED",
-                                   "OUT_OF_RANGE",
-                                   "UNIMPLEMENTED",
-                                   "INTERNAL",
-                                   "UNAVAILABLE",
-                                   "DATA_LOSS",
-                                   "UNAUTHENTICATED"};
-    int i = static_cast<int>(code);
-    return i >= 0 && i <= 16 ? kNames[i] : std::to_string(i);
-  }
   RpcCounters& counters(const char* rpc) {
     std::lock_guard<std::mutex> lock(mu_);
     auto& p = counters_[rpc];
@@ -547,6 +514,15 @@ class StrataService final : public pb::Strata::Service {
     });
   }
 
+  // New calls get UNAVAILABLE from now on; returns once the calls in progress are done or
+  // `deadline` passes.
+  void Drain(Clock::time_point deadline) {
+    draining_.store(true);
+    while (in_flight_.load() > 0 && Clock::now() < deadline) {
+      std::this_thread::sleep_for(std::chrono::milliseconds(5));
+    }
+  }
+
   grpc::Status Stats(grpc::ServerContext*, const pb::StatsRequest*,
                      pb::StatsResponse* resp) override {
     return Run("Stats", [&] {
@@ -570,9 +546,15 @@ class StrataService final : public pb::Strata::Service {
   template <typename F>
   grpc::Status Run(const char* rpc, F&& body) {
     auto t0 = Clock::now();
+    // Counted before the draining check, so BeginDrain's waiter sees every call that got past it.
+    in_flight_.fetch_add(1);
+    struct Done {
+      std::atomic<int>* n;
+      ~Done() { n->fetch_sub(1); }
+    } done{&in_flight_};
     absl::Status s;
     try {
-      s = body();
+      s = draining_.load() ? absl::UnavailableError("the server is shutting down") : body();
     } catch (const std::exception& e) {
       // Nothing below is meant to throw; if something does, the caller gets INTERNAL and the
       // server stays up.
@@ -682,6 +664,8 @@ class StrataService final : public pb::Strata::Service {
     out->set_index_generation(s.generation);
   }
 
+  std::atomic<bool> draining_{false};
+  std::atomic<int> in_flight_{0};
   Catalog* const catalog_;
   Metrics* const metrics_;
   BuildQueue* const builds_;
@@ -745,13 +729,15 @@ class ServerImpl final : public Server {
     if (down_.exchange(true)) return;
     Log(LogLevel::kInfo, "shutting down: draining calls (up to %.0f s)", drain_seconds);
     if (server_ != nullptr) {
+      // Our own drain: gRPC's Shutdown(deadline) also waits on idle client connections (~5 s
+      // with gRPC 1.51), so it is called once no call of ours is left.
+      server_->GetHealthCheckService()->SetServingStatus(false);
+      service_->Drain(Clock::now() +
+                      std::chrono::milliseconds(static_cast<int64_t>(drain_seconds * 1000)));
       server_->GetHealthCheckService()->Shutdown();
-      server_->Shutdown(std::chrono::system_clock::now() +
-                        std::chrono::milliseconds(static_cast<int64_t>(drain_seconds * 1000)));
-      Log(LogLevel::kDebug, "gRPC server shut down");
+      server_->Shutdown(std::chrono::system_clock::now());
       server_->Wait();
     }
-    Log(LogLevel::kDebug, "gRPC server done");
     exposer_.reset();
     if (builds_) builds_->Stop();
     catalog_.reset();  // closes RocksDB: memtables are in the synced WAL already

@@ -1,10 +1,13 @@
 #include "storage/metadata_store.h"
 
+#include <cstdarg>
+#include <cstdio>
 #include <filesystem>
 
 #include "absl/strings/str_cat.h"
 #include "rocksdb/cache.h"
 #include "rocksdb/db.h"
+#include "rocksdb/env.h"
 #include "rocksdb/filter_policy.h"
 #include "rocksdb/options.h"
 #include "rocksdb/slice.h"
@@ -51,6 +54,30 @@ std::string PrefixEnd(absl::string_view prefix) {
   }
   return end;
 }
+
+// RocksDB's own LOG file keeps everything; warnings and errors (among them a WAL tail cut at
+// recovery) are also written to Strata's log, so an operator sees them without opening LOG.
+class ForwardingLogger final : public rocksdb::LoggerWrapper {
+ public:
+  explicit ForwardingLogger(std::shared_ptr<rocksdb::Logger> file)
+      : rocksdb::LoggerWrapper(file.get()), file_(std::move(file)) {}
+  using rocksdb::LoggerWrapper::Logv;
+  void Logv(const rocksdb::InfoLogLevel level, const char* format, va_list ap) override {
+    if (level >= rocksdb::InfoLogLevel::WARN_LEVEL) {
+      va_list copy;
+      va_copy(copy, ap);
+      char buf[1024];
+      std::vsnprintf(buf, sizeof buf, format, copy);
+      va_end(copy);
+      Log(level >= rocksdb::InfoLogLevel::ERROR_LEVEL ? LogLevel::kError : LogLevel::kWarning,
+          "metadata store: %s", buf);
+    }
+    rocksdb::LoggerWrapper::Logv(level, format, ap);
+  }
+
+ private:
+  std::shared_ptr<rocksdb::Logger> file_;  // owned here; the wrapper holds a raw pointer
+};
 
 class MetadataStoreImpl final : public MetadataStore {
  public:
@@ -183,6 +210,10 @@ absl::StatusOr<std::unique_ptr<MetadataStore>> MetadataStore::Open(
   // A crash can tear the last WAL record; recover to the last intact one instead of refusing.
   db_options.wal_recovery_mode = rocksdb::WALRecoveryMode::kPointInTimeRecovery;
   db_options.keep_log_file_num = 4;
+  std::shared_ptr<rocksdb::Logger> file_logger;
+  if (rocksdb::CreateLoggerFromOptions(path, db_options, &file_logger).ok()) {
+    db_options.info_log = std::make_shared<ForwardingLogger>(std::move(file_logger));
+  }
   db_options.max_background_jobs = 2;
 
   rocksdb::BlockBasedTableOptions table;

@@ -182,28 +182,33 @@ struct NpyArray {
 };
 
 absl::StatusOr<NpyArray> ReadNpy(const std::string& path, uint64_t max_rows) {
-  ASSIGN_OR_RETURN(std::string all, ReadWholeFile(path));
+  // Header first, then the rows straight into the result (no whole-file copy).
+  ASSIGN_OR_RETURN(ScopedFd fd, OpenFile(path, O_RDONLY));
+  ASSIGN_OR_RETURN(uint64_t size, FileSize(path));
   auto bad = [&](absl::string_view why) {
     return absl::InvalidArgumentError(absl::StrCat(path, ": not a readable .npy file (", why, ")"));
   };
-  if (all.size() < 10 || all.compare(0, 6, "\x93NUMPY") != 0) return bad("no NUMPY magic");
-  uint8_t major = static_cast<uint8_t>(all[6]);
-  size_t header_len, header_at;
+  char pre[12];
+  if (size < 10) return bad("no NUMPY magic");
+  RETURN_IF_ERROR(PReadFull(fd.get(), pre, std::min<uint64_t>(size, 12), 0, path));
+  if (std::memcmp(pre, "\x93NUMPY", 6) != 0) return bad("no NUMPY magic");
+  uint8_t major = static_cast<uint8_t>(pre[6]);
+  uint64_t header_len, header_at;
   if (major == 1) {
-    header_len = static_cast<uint8_t>(all[8]) | static_cast<size_t>(static_cast<uint8_t>(all[9]))
-                                                    << 8;
+    header_len = static_cast<uint8_t>(pre[8]) | uint64_t{static_cast<uint8_t>(pre[9])} << 8;
     header_at = 10;
   } else if (major == 2 || major == 3) {
-    if (all.size() < 12) return bad("truncated header");
+    if (size < 12) return bad("truncated header");
     uint32_t len;
-    std::memcpy(&len, all.data() + 8, 4);
+    std::memcpy(&len, pre + 8, 4);
     header_len = len;
     header_at = 12;
   } else {
     return bad(absl::StrCat("version ", major));
   }
-  if (all.size() < header_at + header_len) return bad("truncated header");
-  std::string header = all.substr(header_at, header_len);
+  if (size < header_at + header_len) return bad("truncated header");
+  std::string header(header_len, '\0');
+  RETURN_IF_ERROR(PReadFull(fd.get(), header.data(), header_len, header_at, path));
   auto field = [&](absl::string_view key) -> std::string {
     size_t k = header.find(absl::StrCat("'", key, "'"));
     if (k == std::string::npos) return "";
@@ -239,14 +244,14 @@ absl::StatusOr<NpyArray> ReadNpy(const std::string& path, uint64_t max_rows) {
     return bad(absl::StrCat("dtype '", a.descr, "' (little-endian numbers only)"));
   }
   uint64_t data_at = header_at + header_len;
-  if (all.size() - data_at != a.rows * a.cols * esize) {
-    return absl::DataLossError(absl::StrCat(path, ": holds ", all.size() - data_at,
+  if (size - data_at != a.rows * a.cols * esize) {
+    return absl::DataLossError(absl::StrCat(path, ": holds ", size - data_at,
                                             " data bytes, the header promises ",
                                             a.rows * a.cols * esize));
   }
   if (max_rows != 0 && a.rows > max_rows) a.rows = max_rows;
-  a.bytes.assign(all.begin() + static_cast<ptrdiff_t>(data_at),
-                 all.begin() + static_cast<ptrdiff_t>(data_at + a.rows * a.cols * esize));
+  a.bytes.resize(a.rows * a.cols * esize);
+  RETURN_IF_ERROR(PReadFull(fd.get(), a.bytes.data(), a.bytes.size(), data_at, path));
   return a;
 }
 
@@ -266,26 +271,20 @@ absl::StatusOr<std::vector<uint64_t>> ReadIds(const std::string& path) {
     }
     ids.resize(a.rows);
     for (uint64_t i = 0; i < a.rows; ++i) {
-      int64_t v;
+      const uint8_t* p = a.bytes.data() + i * esize;
+      int64_t v;  // signed kinds: checked for negatives; uint64 taken as is
       if (esize == 8) {
-        std::memcpy(&v, a.bytes.data() + i * 8, 8);
-        if (kind == 'u') {
-          std::memcpy(&ids[i], a.bytes.data() + i * 8, 8);
-          continue;
-        }
-      } else if (kind == 'i') {
-        int32_t w;
-        std::memcpy(&w, a.bytes.data() + i * 4, 4);
-        v = w;
+        std::memcpy(&ids[i], p, 8);
+        v = kind == 'u' ? 0 : static_cast<int64_t>(ids[i]);
       } else {
         uint32_t w;
-        std::memcpy(&w, a.bytes.data() + i * 4, 4);
-        v = w;
+        std::memcpy(&w, p, 4);
+        v = kind == 'i' ? int64_t{static_cast<int32_t>(w)} : int64_t{w};
       }
       if (v < 0) {
         return absl::InvalidArgumentError(absl::StrCat(path, ": id at row ", i, " is negative"));
       }
-      ids[i] = static_cast<uint64_t>(v);
+      if (esize == 4) ids[i] = static_cast<uint64_t>(v);
     }
     return ids;
   }

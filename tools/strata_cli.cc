@@ -1,16 +1,17 @@
 // strata-cli: talks to a running strata-server.
-#include <cstdio>
 #include <algorithm>
 #include <chrono>
+#include <cstdio>
 #include <fstream>
-#include <set>
 #include <iostream>
+#include <set>
 #include <string>
 #include <vector>
 
 #include "absl/flags/flag.h"
 #include "absl/flags/parse.h"
 #include "absl/flags/usage.h"
+#include "absl/status/status.h"
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
@@ -66,38 +67,14 @@ int Fail(const std::string& msg) {
   return 1;
 }
 
-const char* CodeName(grpc::StatusCode c) {
-  switch (c) {
-    case grpc::StatusCode::INVALID_ARGUMENT:
-      return "INVALID_ARGUMENT";
-    case grpc::StatusCode::NOT_FOUND:
-      return "NOT_FOUND";
-    case grpc::StatusCode::ALREADY_EXISTS:
-      return "ALREADY_EXISTS";
-    case grpc::StatusCode::RESOURCE_EXHAUSTED:
-      return "RESOURCE_EXHAUSTED";
-    case grpc::StatusCode::FAILED_PRECONDITION:
-      return "FAILED_PRECONDITION";
-    case grpc::StatusCode::UNAVAILABLE:
-      return "UNAVAILABLE";
-    case grpc::StatusCode::DEADLINE_EXCEEDED:
-      return "DEADLINE_EXCEEDED";
-    case grpc::StatusCode::DATA_LOSS:
-      return "DATA_LOSS";
-    case grpc::StatusCode::INTERNAL:
-      return "INTERNAL";
-    default:
-      return "ERROR";
-  }
-}
-
 int RpcFail(const grpc::Status& s) {
   std::string msg = s.error_message();
   if (s.error_code() == grpc::StatusCode::UNAVAILABLE) {
     msg =
         absl::StrCat("cannot reach strata-server at ", absl::GetFlag(FLAGS_server), " (", msg, ")");
   }
-  return Fail(absl::StrCat(CodeName(s.error_code()), ": ", msg));
+  return Fail(absl::StrCat(absl::StatusCodeToString(static_cast<absl::StatusCode>(s.error_code())),
+                           ": ", msg));
 }
 
 std::unique_ptr<grpc::ClientContext> Context() {
@@ -349,8 +326,9 @@ int main(int argc, char** argv) {
       if (!g.ok()) return Fail(std::string(g.status().message()));
       gt = std::move(*g);
       if (file.empty() || absl::GetFlag(FLAGS_row) >= 0 || gt.n != queries.size() || gt.k < k) {
-        return Fail("--gt needs --query_file without --row, with one ground-truth row per query "
-                    "and at least k neighbours");
+        return Fail(
+            "--gt needs --query_file without --row, with one ground-truth row per query "
+            "and at least k neighbours");
       }
     }
     std::vector<double> latency_ms;
@@ -369,8 +347,7 @@ int main(int argc, char** argv) {
       auto t0 = std::chrono::steady_clock::now();
       grpc::Status s = stub->Search(ctx.get(), req, &resp);
       latency_ms.push_back(
-          std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0)
-              .count());
+          std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count());
       if (!s.ok()) {
         RpcFail(s);
         ++failures;
@@ -405,11 +382,12 @@ int main(int argc, char** argv) {
       std::sort(sorted.begin(), sorted.end());
       double mean = 0;
       for (double v : sorted) mean += v / sorted.size();
-      std::printf("%zu queries over gRPC: recall@%u %.4f; latency mean %.3f ms, p50 %.3f, p99 "
-                  "%.3f (server-side mean %.3f ms)\n",
-                  queries.size(), k, double(hits_found) / (double(queries.size()) * k), mean,
-                  sorted[sorted.size() / 2], sorted[sorted.size() * 99 / 100],
-                  server_us / 1000.0 / queries.size());
+      std::printf(
+          "%zu queries over gRPC: recall@%u %.4f; latency mean %.3f ms, p50 %.3f, p99 "
+          "%.3f (server-side mean %.3f ms)\n",
+          queries.size(), k, double(hits_found) / (double(queries.size()) * k), mean,
+          sorted[sorted.size() / 2], sorted[sorted.size() * 99 / 100],
+          server_us / 1000.0 / queries.size());
     }
     return failures == 0 ? 0 : 1;
   }

@@ -1,5 +1,6 @@
 #include "index/collection.h"
 
+#include <chrono>
 #include <set>
 #include <thread>
 
@@ -143,6 +144,27 @@ TEST(Collection, WritesDuringABuildAreCarriedOver) {
     ASSERT_EQ(hits.size(), 1u);
     EXPECT_EQ(hits[0].distance, 0.0f) << "row " << i;
   }
+}
+
+TEST(Collection, DropDuringABuildLeavesADataDirectoryThatOpens) {
+  TempDir tmp;
+  Data d = Make(6000, 1);
+  {
+    auto cat = *Catalog::Open(tmp.path());
+    auto c = NewCollection(cat.get(), d.base.dim, 1000000);
+    UpsertRows(c.get(), d.base, 0, 6000);
+    std::thread build([&] {
+      absl::Status s = c->BuildIndex();
+      EXPECT_TRUE(s.ok() || absl::IsNotFound(s)) << s;  // finished first, or saw the drop
+    });
+    std::this_thread::sleep_for(std::chrono::milliseconds(50));
+    ASSERT_TRUE(cat->Drop("c").ok());
+    build.join();
+  }
+  auto cat = Catalog::Open(tmp.path());
+  ASSERT_TRUE(cat.ok()) << cat.status();
+  EXPECT_TRUE((*cat)->List().empty());
+  EXPECT_TRUE(absl::IsNotFound((*cat)->Find("c").status()));
 }
 
 TEST(Collection, BadRowsAreReportedByIndex) {

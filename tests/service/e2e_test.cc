@@ -530,6 +530,8 @@ TEST(EndToEnd, RestartAfterTornLogTailAndLeftoverFilesSucceeds) {
   EXPECT_FALSE(fs::exists(data + "/collections/1/index-9.tmp"));
   EXPECT_FALSE(fs::exists(data + "/collections/77"));
   EXPECT_NE(ReadLog(server.log()).find("removing"), std::string::npos);
+  // The cut tail is reported in the server's own log.
+  EXPECT_NE(ReadLog(server.log()).find("dropping"), std::string::npos) << ReadLog(server.log());
   EXPECT_EQ(server.Stop(), 0);
 }
 

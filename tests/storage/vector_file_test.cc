@@ -2,6 +2,7 @@
 
 #include <unistd.h>
 
+#include <cstring>
 #include <random>
 
 #include "gtest/gtest.h"
@@ -93,6 +94,63 @@ TEST(GroundTruthFile, RoundTrips) {
   EXPECT_EQ(r->distances, gt.distances);
   ASSERT_EQ(::truncate(dir.File("gt.bin").c_str(), 20), 0);
   EXPECT_TRUE(absl::IsDataLoss(ReadGroundTruth(dir.File("gt.bin")).status()));
+}
+
+// A version 1.0 .npy file as NumPy writes it: magic, header padded to 64 bytes, data.
+std::string Npy(const std::string& descr, const std::string& shape, const std::string& data) {
+  std::string header =
+      "{'descr': '" + descr + "', 'fortran_order': False, 'shape': (" + shape + "), }";
+  while ((10 + header.size() + 1) % 64 != 0) header += ' ';
+  header += '\n';
+  std::string out = "\x93NUMPY";
+  out += '\x01';
+  out += '\x00';
+  out += static_cast<char>(header.size() & 0xFF);
+  out += static_cast<char>(header.size() >> 8);
+  return out + header + data;
+}
+
+TEST(VectorFile, ReadsNpyVectorsAndIds) {
+  testing::TempDir dir;
+  float f[6] = {1, 2, 3, 4, 5, 6};
+  ASSERT_TRUE(WriteFileAtomic(dir.File("v.npy"),
+                              Npy("<f4", "2, 3", std::string(reinterpret_cast<char*>(f), 24)))
+                  .ok());
+  auto v = ReadVectors(dir.File("v.npy"));
+  ASSERT_TRUE(v.ok()) << v.status();
+  EXPECT_EQ(v->type, ElementType::kFloat32);
+  EXPECT_EQ(v->n, 2u);
+  EXPECT_EQ(v->dim, 3u);
+  EXPECT_EQ(std::memcmp(v->data.data(), f, 24), 0);
+  EXPECT_EQ(ReadVectors(dir.File("v.npy"), 1)->n, 1u);
+
+  ASSERT_TRUE(WriteFileAtomic(dir.File("b.npy"), Npy("|u1", "2, 2", "\x01\x02\x03\x04")).ok());
+  EXPECT_EQ(ReadVectors(dir.File("b.npy"))->type, ElementType::kUint8);
+
+  int64_t ids[3] = {7, 1ll << 40, 9};
+  ASSERT_TRUE(WriteFileAtomic(dir.File("ids.npy"),
+                              Npy("<i8", "3,", std::string(reinterpret_cast<char*>(ids), 24)))
+                  .ok());
+  auto r = ReadIds(dir.File("ids.npy"));
+  ASSERT_TRUE(r.ok()) << r.status();
+  EXPECT_EQ(*r, (std::vector<uint64_t>{7, 1ull << 40, 9}));
+  int32_t neg[2] = {3, -1};
+  ASSERT_TRUE(WriteFileAtomic(dir.File("neg.npy"),
+                              Npy("<i4", "2,", std::string(reinterpret_cast<char*>(neg), 8)))
+                  .ok());
+  EXPECT_TRUE(absl::IsInvalidArgument(ReadIds(dir.File("neg.npy")).status()));
+
+  // Refused: a data size that does not match the header, a big-endian dtype, Fortran order.
+  ASSERT_TRUE(WriteFileAtomic(dir.File("short.npy"), Npy("<f4", "2, 3", "abcd")).ok());
+  EXPECT_TRUE(absl::IsDataLoss(ReadVectors(dir.File("short.npy")).status()));
+  ASSERT_TRUE(WriteFileAtomic(dir.File("be.npy"), Npy(">f4", "1, 1", "abcd")).ok());
+  EXPECT_TRUE(absl::IsInvalidArgument(ReadVectors(dir.File("be.npy")).status()));
+  std::string fortran = Npy("<f4", "1, 1", "abcd");
+  fortran.replace(fortran.find("False"), 5, "True ");
+  ASSERT_TRUE(WriteFileAtomic(dir.File("fo.npy"), fortran).ok());
+  EXPECT_TRUE(absl::IsInvalidArgument(ReadVectors(dir.File("fo.npy")).status()));
+  ASSERT_TRUE(WriteFileAtomic(dir.File("junk.npy"), "not numpy at all").ok());
+  EXPECT_TRUE(absl::IsInvalidArgument(ReadVectors(dir.File("junk.npy")).status()));
 }
 
 }  // namespace
