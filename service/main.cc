@@ -17,7 +17,9 @@ ABSL_FLAG(std::string, listen, "127.0.0.1:50051",
 ABSL_FLAG(std::string, data_dir, "strata-data", "data directory (created when missing)");
 ABSL_FLAG(std::string, metrics_listen, "127.0.0.1:9464",
           "address of the Prometheus /metrics endpoint; empty = none");
-ABSL_FLAG(int, threads, 0, "gRPC handler threads (0 = 2 x cores)");
+ABSL_FLAG(int, threads, 0,
+          "calls served at once; more concurrent calls get RESOURCE_EXHAUSTED (0 = max(32, 8 x "
+          "cores))");
 ABSL_FLAG(uint32_t, max_k, 16384, "largest k a search may ask for");
 ABSL_FLAG(uint32_t, max_batch, 16384, "most points / ids / queries in one request");
 ABSL_FLAG(uint32_t, max_dimension, 32768, "largest vector dimension of a collection");

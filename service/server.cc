@@ -695,12 +695,16 @@ class ServerImpl final : public Server {
     builder.RegisterService(s->service_.get());
     builder.SetMaxReceiveMessageSize(static_cast<int>(o.limits.max_message_bytes));
     builder.SetMaxSendMessageSize(static_cast<int>(o.limits.max_message_bytes));
-    int threads =
-        o.threads > 0 ? o.threads : 2 * static_cast<int>(std::thread::hardware_concurrency());
-    builder.SetSyncServerOption(grpc::ServerBuilder::SyncServerOption::MAX_POLLERS, threads);
-    builder.SetSyncServerOption(grpc::ServerBuilder::SyncServerOption::CQ_TIMEOUT_MSEC, 100);
+    // Calls are served on gRPC's sync thread pool: up to `threads` at once (searches wait on the
+    // disk, so well above the core count), plus its pollers. Past that gRPC answers
+    // RESOURCE_EXHAUSTED, which bounds the threads a burst of clients can make us start.
+    int threads = o.threads > 0
+                      ? o.threads
+                      : std::max(32, 8 * static_cast<int>(std::thread::hardware_concurrency()));
+    constexpr int kPollers = 2;
+    builder.SetSyncServerOption(grpc::ServerBuilder::SyncServerOption::MAX_POLLERS, kPollers);
     grpc::ResourceQuota quota("strata");
-    quota.SetMaxThreads(std::max(threads, 4) + 2);
+    quota.SetMaxThreads(threads + kPollers);
     builder.SetResourceQuota(quota);
     s->server_ = builder.BuildAndStart();
     if (s->server_ == nullptr || s->port_ == 0) {

@@ -31,7 +31,9 @@ struct ServerOptions {
   std::string listen = "127.0.0.1:50051";  // port 0 picks a free one (see Server::port)
   std::string data_dir = "strata-data";
   std::string metrics_listen = "127.0.0.1:9464";  // empty = no /metrics endpoint
-  int threads = 0;                                // gRPC handler threads; 0 = 2 * cores
+  // Calls served at once (gRPC handler threads); more concurrent calls are refused with
+  // RESOURCE_EXHAUSTED. 0 = max(32, 8 * cores).
+  int threads = 0;
   ServerLimits limits;
 };
 

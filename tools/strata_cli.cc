@@ -6,6 +6,7 @@
 #include <iostream>
 #include <set>
 #include <string>
+#include <thread>
 #include <vector>
 
 #include "absl/flags/flag.h"
@@ -36,6 +37,7 @@ ABSL_FLAG(uint32_t, k, 10, "search: neighbours to return");
 ABSL_FLAG(uint32_t, postings, 0, "search: postings to read (0 = server default)");
 ABSL_FLAG(bool, with_payload, false, "search/get: return payloads");
 ABSL_FLAG(bool, with_vector, false, "search/get: return vectors");
+ABSL_FLAG(int, clients, 1, "search: concurrent client threads, each on its own connection");
 ABSL_FLAG(std::string, gt, "",
           "search: ground truth (big-ann .bin or .ivecs) for --query_file: print recall@k and "
           "latency over all queries instead of the hits");
@@ -57,7 +59,8 @@ const char kUsage[] =
     "  build NAME                   (re)build the collection's disk index now\n"
     "  count NAME\n"
     "  search NAME --vector=1,2,3 | --query_file=F [--row=I] [--k=10] [--with_payload]\n"
-    "                               with --gt=FILE: recall@k and latency over all queries\n"
+    "                               with --gt=FILE: recall@k, QPS and latency over all queries\n"
+    "                               (--clients=N: N concurrent connections)\n"
     "  get NAME ID...               [--with_vector] [--with_payload]\n"
     "  delete NAME ID...\n"
     "  stats                        server statistics\n";
@@ -331,38 +334,71 @@ int main(int argc, char** argv) {
             "and at least k neighbours");
       }
     }
+    // Queries are spread round-robin over --clients threads, each on its own connection.
+    struct Result {
+      grpc::Status status;
+      pb::SearchResponse resp;
+      double ms = 0;
+    };
+    std::vector<Result> results(queries.size());
+    const int clients = std::max(1, absl::GetFlag(FLAGS_clients));
+    auto worker = [&](int c) {
+      std::unique_ptr<pb::Strata::Stub> mine;
+      pb::Strata::Stub* own = stub.get();
+      if (c > 0) {
+        grpc::ChannelArguments args;
+        args.SetInt("strata.client", c);  // distinct arguments: a connection of its own
+        mine = pb::Strata::NewStub(grpc::CreateCustomChannel(
+            absl::GetFlag(FLAGS_server), grpc::InsecureChannelCredentials(), args));
+        own = mine.get();
+      }
+      for (size_t qi = static_cast<size_t>(c); qi < queries.size(); qi += clients) {
+        pb::SearchRequest req;
+        req.set_collection(name);
+        *req.mutable_query() = queries[qi];
+        req.set_k(k);
+        req.mutable_params()->set_max_postings(absl::GetFlag(FLAGS_postings));
+        req.set_with_payload(absl::GetFlag(FLAGS_with_payload));
+        req.set_with_vector(absl::GetFlag(FLAGS_with_vector));
+        auto ctx = Context();
+        auto t0 = std::chrono::steady_clock::now();
+        results[qi].status = own->Search(ctx.get(), req, &results[qi].resp);
+        results[qi].ms =
+            std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0)
+                .count();
+      }
+    };
+    auto wall0 = std::chrono::steady_clock::now();
+    {
+      std::vector<std::thread> threads;
+      for (int c = 1; c < clients; ++c) threads.emplace_back(worker, c);
+      worker(0);
+      for (auto& t : threads) t.join();
+    }
+    double wall = std::chrono::duration<double>(std::chrono::steady_clock::now() - wall0).count();
+
     std::vector<double> latency_ms;
     uint64_t hits_found = 0, server_us = 0;
     int failures = 0;
     for (size_t qi = 0; qi < queries.size(); ++qi) {
-      pb::SearchRequest req;
-      req.set_collection(name);
-      *req.mutable_query() = queries[qi];
-      req.set_k(absl::GetFlag(FLAGS_k));
-      req.mutable_params()->set_max_postings(absl::GetFlag(FLAGS_postings));
-      req.set_with_payload(absl::GetFlag(FLAGS_with_payload));
-      req.set_with_vector(absl::GetFlag(FLAGS_with_vector));
-      pb::SearchResponse resp;
-      auto ctx = Context();
-      auto t0 = std::chrono::steady_clock::now();
-      grpc::Status s = stub->Search(ctx.get(), req, &resp);
-      latency_ms.push_back(
-          std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count());
-      if (!s.ok()) {
-        RpcFail(s);
-        ++failures;
+      const Result& r = results[qi];
+      latency_ms.push_back(r.ms);
+      if (!r.status.ok()) {
+        if (++failures <= 3) RpcFail(r.status);  // the first few; the count comes at the end
         continue;
       }
       if (!gt_path.empty()) {
         std::set<int64_t> truth(gt.ids.begin() + static_cast<ptrdiff_t>(qi * gt.k),
                                 gt.ids.begin() + static_cast<ptrdiff_t>(qi * gt.k + k));
-        for (const auto& h : resp.hits()) hits_found += truth.count(static_cast<int64_t>(h.id()));
-        server_us += resp.stats().server_micros();
+        for (const auto& h : r.resp.hits()) {
+          hits_found += truth.count(static_cast<int64_t>(h.id()));
+        }
+        server_us += r.resp.stats().server_micros();
         continue;
       }
       if (queries.size() > 1) std::printf("query %zu:\n", qi);
-      for (int i = 0; i < resp.hits_size(); ++i) {
-        const pb::Hit& h = resp.hits(i);
+      for (int i = 0; i < r.resp.hits_size(); ++i) {
+        const pb::Hit& h = r.resp.hits(i);
         std::printf("%3d  id %-12llu distance %-12g", i + 1,
                     static_cast<unsigned long long>(h.id()), h.distance());
         if (!h.payload().text().empty()) {
@@ -374,22 +410,25 @@ int main(int argc, char** argv) {
         std::printf("\n");
       }
       std::printf("(%u postings, %u pages read, %u us on the server)\n",
-                  resp.stats().postings_read(), resp.stats().pages_read(),
-                  resp.stats().server_micros());
+                  r.resp.stats().postings_read(), r.resp.stats().pages_read(),
+                  r.resp.stats().server_micros());
     }
-    if (!gt_path.empty() && !latency_ms.empty()) {
+    if (!gt_path.empty() && failures == 0) {
       std::vector<double> sorted = latency_ms;
       std::sort(sorted.begin(), sorted.end());
       double mean = 0;
       for (double v : sorted) mean += v / sorted.size();
       std::printf(
-          "%zu queries over gRPC: recall@%u %.4f; latency mean %.3f ms, p50 %.3f, p99 "
-          "%.3f (server-side mean %.3f ms)\n",
-          queries.size(), k, double(hits_found) / (double(queries.size()) * k), mean,
-          sorted[sorted.size() / 2], sorted[sorted.size() * 99 / 100],
+          "%zu queries over gRPC, %d client(s): recall@%u %.4f; %.0f QPS; latency mean %.3f ms, "
+          "p50 %.3f, p99 %.3f (server-side mean %.3f ms)\n",
+          queries.size(), clients, k, double(hits_found) / (double(queries.size()) * k),
+          queries.size() / wall, mean, sorted[sorted.size() / 2], sorted[sorted.size() * 99 / 100],
           server_us / 1000.0 / queries.size());
     }
-    return failures == 0 ? 0 : 1;
+    if (failures > 0) {
+      return Fail(absl::StrCat(failures, " of ", queries.size(), " queries failed"));
+    }
+    return 0;
   }
   return Fail(absl::StrCat("unknown command '", cmd, "'; see --help"));
 }

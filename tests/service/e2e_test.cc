@@ -8,10 +8,13 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <atomic>
 #include <chrono>
 #include <cmath>
 #include <filesystem>
 #include <fstream>
+#include <mutex>
+#include <random>
 #include <set>
 #include <thread>
 
@@ -489,6 +492,65 @@ TEST(EndToEnd, MalformedRequestsGetTheRightCodesAndTheServerStaysUp) {
   ASSERT_TRUE(health->Check(&hctx, hreq, &hresp).ok());
   EXPECT_EQ(hresp.status(), grpc::health::v1::HealthCheckResponse::SERVING);
   EXPECT_EQ(Count(stub, "c"), 3u);  // ids 0, 1 and 2 (rows 0 and 2 of the partly invalid batch)
+  EXPECT_EQ(server.Stop(), 0);
+}
+
+TEST(EndToEnd, ConcurrentClientsAreAllServed) {
+  TempDir tmp;
+  ServerProcess server(tmp.File("data"), tmp.File("server.log"));
+  ASSERT_NO_FATAL_FAILURE(server.Start());
+  // A flat collection big enough that one exact search takes a few milliseconds, so the
+  // clients' calls overlap.
+  {
+    pb::CreateCollectionRequest req;
+    req.set_name("c");
+    req.set_dimension(256);
+    req.set_element_type(pb::FLOAT32);
+    req.set_metric(pb::L2);
+    req.mutable_index()->set_build_threshold(1000000);
+    pb::CollectionInfo info;
+    ASSERT_TRUE(Call(&pb::Strata::Stub::CreateCollection, server.stub(), req, &info).ok());
+  }
+  std::mt19937 rng(5);
+  std::uniform_real_distribution<float> u(0, 1);
+  for (int b = 0; b < 20; ++b) {
+    pb::UpsertRequest req;
+    req.set_collection("c");
+    for (int i = 0; i < 1000; ++i) {
+      pb::Point* p = req.add_points();
+      p->set_id(static_cast<uint64_t>(b * 1000 + i));
+      for (int j = 0; j < 256; ++j) p->mutable_vector()->add_values(u(rng));
+    }
+    pb::UpsertResponse resp;
+    ASSERT_TRUE(Call(&pb::Strata::Stub::Upsert, server.stub(), req, &resp).ok());
+  }
+  std::vector<std::thread> clients;
+  std::atomic<int> failed{0};
+  std::mutex mu;
+  std::string first_error;
+  for (int c = 0; c < 16; ++c) {
+    clients.emplace_back([&, c] {
+      grpc::ChannelArguments args;
+      args.SetInt("test.client", c);  // distinct arguments: a connection of its own
+      auto own = pb::Strata::NewStub(
+          grpc::CreateCustomChannel(server.address(), grpc::InsecureChannelCredentials(), args));
+      for (int i = 0; i < 10; ++i) {
+        pb::SearchRequest req;
+        req.set_collection("c");
+        for (int j = 0; j < 256; ++j) req.mutable_query()->add_values(0.5f);
+        req.set_k(10);
+        pb::SearchResponse resp;
+        grpc::Status s = Call(&pb::Strata::Stub::Search, own.get(), req, &resp);
+        if (!s.ok()) {
+          ++failed;
+          std::lock_guard<std::mutex> lock(mu);
+          if (first_error.empty()) first_error = s.error_message();
+        }
+      }
+    });
+  }
+  for (auto& t : clients) t.join();
+  EXPECT_EQ(failed.load(), 0) << first_error;
   EXPECT_EQ(server.Stop(), 0);
 }
 
