@@ -54,6 +54,9 @@ class ScopedFd final {
 [[nodiscard]] absl::StatusOr<std::string> ReadWholeFile(const std::string& path);
 // Writes `data` to `path` atomically: a temp file in the same directory, fsync, rename, dir fsync.
 [[nodiscard]] absl::Status WriteFileAtomic(const std::string& path, absl::Span<const char> data);
+// A string literal would convert to a Span that includes its terminating NUL: pass a std::string.
+template <size_t N>
+absl::Status WriteFileAtomic(const std::string& path, const char (&literal)[N]) = delete;
 
 // errno → Status with the matching code (ENOENT → NotFound, ENOSPC → ResourceExhausted, ...).
 [[nodiscard]] absl::Status ErrnoToStatus(int err, const std::string& context);

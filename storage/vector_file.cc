@@ -80,8 +80,8 @@ absl::StatusOr<FormatInfo> FormatFor(const std::string& path) {
   if (ext == ".ivecs") return FormatInfo{Layout::kVecs, 4, true, ElementType::kFloat32};
   return absl::InvalidArgumentError(
       absl::StrCat("cannot tell the vector format of '", path,
-                   "' from its extension (expected .fbin, .u8bin, .i8bin, .ibin, .fvecs, .bvecs or "
-                   ".ivecs)"));
+                   "' from its extension (expected .fbin, .u8bin, .i8bin, .ibin, .fvecs, .bvecs, "
+                   ".ivecs or .npy)"));
 }
 
 // Reads a whole matrix of `elem_size`-byte values: returns rows, dim and the raw bytes.

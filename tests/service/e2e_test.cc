@@ -22,6 +22,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/strip.h"
 #include "grpc/health/v1/health.grpc.pb.h"
+#include "grpc/reflection/v1alpha/reflection.grpc.pb.h"
 #include "grpcpp/grpcpp.h"
 #include "gtest/gtest.h"
 #include "index/brute_force.h"
@@ -371,8 +372,12 @@ TEST(EndToEnd, KillNineDuringOnlineLoadLosesNothingAcknowledged) {
 
 TEST(EndToEnd, MalformedRequestsGetTheRightCodesAndTheServerStaysUp) {
   TempDir tmp;
+  // Limits from a config file (absl's --flagfile), as an operator would set them.
+  ASSERT_TRUE(
+      WriteFileAtomic(tmp.File("strata.conf"), std::string("--max_batch=100\n--max_message_mb=1\n"))
+          .ok());
   ServerProcess server(tmp.File("data"), tmp.File("server.log"),
-                       {"--max_batch=100", "--max_message_mb=1"});
+                       {"--flagfile=" + tmp.File("strata.conf")});
   ASSERT_NO_FATAL_FAILURE(server.Start());
   auto* stub = server.stub();
   Create(stub, "c", 4, pb::FLOAT32);
@@ -616,7 +621,7 @@ std::string HttpGet(int port, const std::string& path) {
   return out;
 }
 
-TEST(EndToEnd, MetricsEndpointAndStatsRpcCountRequests) {
+TEST(EndToEnd, MetricsStatsAndReflectionWork) {
   TempDir tmp;
   int metrics_port = FreePort();
   ServerProcess server(tmp.File("data"), tmp.File("server.log"),
@@ -649,6 +654,24 @@ TEST(EndToEnd, MetricsEndpointAndStatsRpcCountRequests) {
     }
   }
   EXPECT_TRUE(saw_count);
+
+  // Server reflection lists the Strata service (what grpcurl and grpc_cli use).
+  auto reflection = grpc::reflection::v1alpha::ServerReflection::NewStub(server.channel());
+  grpc::ClientContext rctx;
+  auto stream = reflection->ServerReflectionInfo(&rctx);
+  grpc::reflection::v1alpha::ServerReflectionRequest rreq;
+  rreq.set_list_services("");
+  ASSERT_TRUE(stream->Write(rreq));
+  stream->WritesDone();
+  grpc::reflection::v1alpha::ServerReflectionResponse rresp;
+  ASSERT_TRUE(stream->Read(&rresp));
+  std::set<std::string> services;
+  for (const auto& svc : rresp.list_services_response().service()) services.insert(svc.name());
+  EXPECT_TRUE(services.count("strata.v1.Strata")) << rresp.DebugString();
+  EXPECT_TRUE(services.count("grpc.health.v1.Health")) << rresp.DebugString();
+  while (stream->Read(&rresp)) {
+  }
+  EXPECT_TRUE(stream->Finish().ok());
   EXPECT_EQ(server.Stop(), 0);
 }
 

@@ -149,7 +149,7 @@ TEST(VectorFile, ReadsNpyVectorsAndIds) {
   fortran.replace(fortran.find("False"), 5, "True ");
   ASSERT_TRUE(WriteFileAtomic(dir.File("fo.npy"), fortran).ok());
   EXPECT_TRUE(absl::IsInvalidArgument(ReadVectors(dir.File("fo.npy")).status()));
-  ASSERT_TRUE(WriteFileAtomic(dir.File("junk.npy"), "not numpy at all").ok());
+  ASSERT_TRUE(WriteFileAtomic(dir.File("junk.npy"), std::string("not numpy at all")).ok());
   EXPECT_TRUE(absl::IsInvalidArgument(ReadVectors(dir.File("junk.npy")).status()));
 }
 
