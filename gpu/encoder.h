@@ -1,0 +1,122 @@
+// BERT-family sentence encoders (all-MiniLM-L6-v2, bge-small-en-v1.5, ...) on an engine backend.
+//
+// A model directory holds config.json (Hugging Face BertModel), model.safetensors, vocab.txt and,
+// when the model comes from sentence-transformers, 1_Pooling/config.json (mean or CLS pooling),
+// modules.json (a Normalize module: L2-normalised output) and sentence_bert_config.json (the
+// maximum sequence length). The encoder tokenizes, sorts a request's texts by length, packs them
+// into passes of at most `max_batch_tokens` tokens (no padding), runs the transformer, pools, and
+// returns the vectors in the caller's order.
+#ifndef STRATA_GPU_ENCODER_H_
+#define STRATA_GPU_ENCODER_H_
+
+#include <cstdint>
+#include <memory>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "absl/base/thread_annotations.h"
+#include "absl/status/statusor.h"
+#include "absl/synchronization/mutex.h"
+#include "absl/types/span.h"
+#include "gpu/backend.h"
+#include "gpu/wordpiece.h"
+
+namespace strata::gpu {
+
+struct EncoderConfig {
+  int vocab_size = 0;
+  int hidden = 0;
+  int layers = 0;
+  int heads = 0;
+  int intermediate = 0;
+  int max_positions = 0;
+  int type_vocab_size = 0;
+  float layer_norm_eps = 1e-12f;
+  Pooling pooling = Pooling::kMean;
+  bool normalize = true;
+  int max_length = 0;  // tokens per text, [CLS] and [SEP] included
+  bool lower_case = true;
+};
+
+// Reads the model directory's configuration files. InvalidArgument names a missing or bad field
+// or an unsupported architecture (e.g. hidden_act other than "gelu"); NotFound names a missing
+// config.json.
+[[nodiscard]] absl::StatusOr<EncoderConfig> LoadEncoderConfig(const std::string& model_dir);
+
+struct EncoderOptions {
+  BackendChoice backend = BackendChoice::kAuto;
+  int cuda_device = 0;
+  // Activation/weight type; default: the backend's preferred one (F32 on CPU, F16 on CUDA).
+  std::optional<DType> dtype;
+  // Tokens per forward pass (a pass holds whole texts). At least the model's max_length.
+  int max_batch_tokens = 16384;
+  // Overrides of the model's own settings.
+  std::optional<int> max_length;
+  std::optional<Pooling> pooling;
+  std::optional<bool> normalize;
+};
+
+struct EmbedStats {
+  int64_t texts = 0;
+  int64_t tokens = 0;     // real tokens encoded, [CLS]/[SEP] included
+  int64_t passes = 0;     // forward passes run
+  int64_t truncated = 0;  // texts cut to max_length
+  double tokenize_seconds = 0;
+  double forward_seconds = 0;
+};
+
+class Encoder final {
+ public:
+  // Loads the model in `model_dir` onto the backend the options ask for. Errors name the file and
+  // tensor at fault (missing tensor, wrong shape, unsupported dtype).
+  static absl::StatusOr<std::unique_ptr<Encoder>> Open(const std::string& model_dir,
+                                                       const EncoderOptions& options = {});
+  Encoder(const Encoder&) = delete;
+  Encoder& operator=(const Encoder&) = delete;
+  ~Encoder();
+
+  [[nodiscard]] int dimension() const { return config_.hidden; }
+  [[nodiscard]] int max_length() const { return config_.max_length; }
+  [[nodiscard]] const EncoderConfig& config() const { return config_; }
+  [[nodiscard]] const WordPieceTokenizer& tokenizer() const { return *tokenizer_; }
+  [[nodiscard]] std::string backend_name() const { return backend_->name(); }
+  [[nodiscard]] BackendKind backend_kind() const { return backend_->kind(); }
+  [[nodiscard]] const std::string& model_dir() const { return model_dir_; }
+
+  // [CLS] pieces [SEP] of `text`, cut to max_length. Thread-safe.
+  [[nodiscard]] std::vector<int32_t> Tokenize(absl::string_view text) const;
+
+  // Embeds `texts`; returns texts.size() * dimension() floats, row i for texts[i]. Thread-safe
+  // (callers are served one at a time on the backend).
+  [[nodiscard]] absl::StatusOr<std::vector<float>> Embed(absl::Span<const std::string> texts,
+                                                         EmbedStats* stats = nullptr);
+  // Embeds token sequences from Tokenize() into out (size sequences.size() * dimension()).
+  // InvalidArgument for an empty or over-long sequence or an id outside the vocabulary.
+  [[nodiscard]] absl::Status EmbedTokens(absl::Span<const std::vector<int32_t>> sequences,
+                                         float* out, EmbedStats* stats = nullptr);
+
+ private:
+  struct Layer;
+  struct Workspace;
+  Encoder() = default;
+  absl::Status Forward(absl::Span<const std::vector<int32_t>> sequences,
+                       absl::Span<const size_t> order, float* out, size_t out_stride)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+
+  std::string model_dir_;
+  EncoderConfig config_;
+  std::unique_ptr<WordPieceTokenizer> tokenizer_;
+  int max_batch_tokens_ = 0;
+  DType dtype_ = DType::kF32;
+
+  absl::Mutex mu_;
+  std::unique_ptr<Backend> backend_;  // used under mu_
+  Tensor word_, position_, type_, emb_gamma_, emb_beta_;
+  std::vector<Layer> layers_;
+  std::unique_ptr<Workspace> ws_ ABSL_GUARDED_BY(mu_);
+};
+
+}  // namespace strata::gpu
+
+#endif  // STRATA_GPU_ENCODER_H_

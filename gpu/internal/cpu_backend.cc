@@ -1,0 +1,296 @@
+// The CPU backend: float32 only, OpenBLAS SGEMM for the products, OpenMP over rows for the rest.
+// It is the reference the CUDA kernels are tested against, so it favours plain, exact loops (fp32
+// statistics, erf GELU) over approximations.
+#include <cblas.h>
+#include <omp.h>
+
+#include <algorithm>
+#include <cmath>
+#include <cstdlib>
+#include <cstring>
+#include <vector>
+
+#include "absl/strings/str_cat.h"
+#include "gpu/backend.h"
+#include "storage/status_macros.h"
+
+// Refuses a tensor that is not float32 (the CPU backend's only floating type).
+#define RETURN_IF_NOT_F32(t, what) RETURN_IF_ERROR(NeedF32((t), (what)))
+
+namespace strata::gpu {
+namespace {
+
+void FreeHost(void* p) { std::free(p); }
+
+absl::Status NeedF32(const Tensor& t, const char* what) {
+  if (t.dtype() != DType::kF32) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("cpu backend: ", what, " is ", DTypeName(t.dtype()), "; it computes in F32"));
+  }
+  return absl::OkStatus();
+}
+
+float Gelu(float x) { return 0.5f * x * (1.0f + std::erf(x * 0.70710678118654752f)); }
+float Silu(float x) { return x / (1.0f + std::exp(-x)); }
+
+void SoftmaxRow(float* row, int64_t n) {
+  float m = -INFINITY;
+  for (int64_t i = 0; i < n; ++i) m = std::max(m, row[i]);
+  double sum = 0;
+  for (int64_t i = 0; i < n; ++i) {
+    row[i] = std::exp(row[i] - m);
+    sum += row[i];
+  }
+  const float inv = static_cast<float>(1.0 / sum);
+  for (int64_t i = 0; i < n; ++i) row[i] *= inv;
+}
+
+class CpuBackend final : public Backend {
+ public:
+  BackendKind kind() const override { return BackendKind::kCpu; }
+  std::string name() const override {
+    return absl::StrCat("cpu (OpenBLAS, ", openblas_get_num_threads(), " BLAS threads, ",
+                        omp_get_max_threads(), " OpenMP threads)");
+  }
+  DType preferred_dtype() const override { return DType::kF32; }
+  bool Supports(DType dtype) const override { return dtype == DType::kF32 || dtype == DType::kI32; }
+
+  absl::StatusOr<Tensor> Allocate(DType dtype, std::vector<int64_t> shape) override {
+    if (!Supports(dtype)) {
+      return absl::InvalidArgumentError(
+          absl::StrCat("cpu backend: cannot hold ", DTypeName(dtype), " tensors (F32 and I32)"));
+    }
+    int64_t n = 1;
+    for (int64_t d : shape) n *= d;
+    const size_t bytes = std::max<size_t>(64, (static_cast<size_t>(n) * 4 + 63) / 64 * 64);
+    void* p = std::aligned_alloc(64, bytes);
+    if (p == nullptr) {
+      return absl::ResourceExhaustedError(
+          absl::StrCat("cpu backend: out of memory for ", bytes, " bytes"));
+    }
+    return Tensor(dtype, std::move(shape), p, &FreeHost);
+  }
+
+  absl::Status CopyFromHost(const void* src, DType src_dtype, size_t n, Tensor& dst) override {
+    if (n > static_cast<size_t>(dst.capacity())) {
+      return absl::InvalidArgumentError("CopyFromHost: more values than the tensor holds");
+    }
+    const bool src_int = src_dtype == DType::kI32, dst_int = dst.dtype() == DType::kI32;
+    if (src_int != dst_int) {
+      return absl::InvalidArgumentError("CopyFromHost: cannot convert between ints and floats");
+    }
+    if (dst_int) {
+      std::memcpy(dst.data(), src, n * 4);
+    } else {
+      ConvertToFloat(src_dtype, src, n, dst.as<float>());
+    }
+    return absl::OkStatus();
+  }
+
+  absl::Status CopyToHostFloat(const Tensor& src, size_t n, float* dst) override {
+    RETURN_IF_NOT_F32(src, "CopyToHostFloat source");
+    std::memcpy(dst, src.data(), n * 4);
+    return absl::OkStatus();
+  }
+
+  absl::Status Synchronize() override { return absl::OkStatus(); }
+
+  absl::Status Linear(const Tensor& x, const Tensor& w, const Tensor* bias, Activation act,
+                      Tensor& y) override {
+    RETURN_IF_NOT_F32(x, "Linear input");
+    RETURN_IF_NOT_F32(w, "Linear weight");
+    RETURN_IF_NOT_F32(y, "Linear output");
+    const int64_t n = w.dim(0), k = w.dim(1);
+    const int64_t m = x.numel() / k;
+    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, static_cast<int>(m), static_cast<int>(n),
+                static_cast<int>(k), 1.0f, x.as<float>(), static_cast<int>(k), w.as<float>(),
+                static_cast<int>(k), 0.0f, y.as<float>(), static_cast<int>(n));
+    if (bias == nullptr && act == Activation::kNone) return absl::OkStatus();
+    const float* b = bias != nullptr ? bias->as<float>() : nullptr;
+    float* out = y.as<float>();
+#pragma omp parallel for schedule(static)
+    for (int64_t i = 0; i < m; ++i) {
+      float* row = out + i * n;
+      for (int64_t j = 0; j < n; ++j) {
+        float v = row[j] + (b != nullptr ? b[j] : 0.0f);
+        if (act == Activation::kGelu)
+          v = Gelu(v);
+        else if (act == Activation::kSilu)
+          v = Silu(v);
+        row[j] = v;
+      }
+    }
+    return absl::OkStatus();
+  }
+
+  absl::Status EmbeddingSum(const Tensor& ids, const Tensor& positions, const Tensor& word,
+                            const Tensor& position, const Tensor* type, Tensor& out) override {
+    const int64_t t_count = ids.numel(), h = word.dim(1);
+    const int32_t* id = ids.as<int32_t>();
+    const int32_t* pos = positions.as<int32_t>();
+    const float* wt = word.as<float>();
+    const float* pt = position.as<float>();
+    const float* tt = type != nullptr ? type->as<float>() : nullptr;
+    float* o = out.as<float>();
+#pragma omp parallel for schedule(static)
+    for (int64_t t = 0; t < t_count; ++t) {
+      const float* w = wt + static_cast<int64_t>(id[t]) * h;
+      const float* p = pt + static_cast<int64_t>(pos[t]) * h;
+      for (int64_t j = 0; j < h; ++j) o[t * h + j] = w[j] + p[j] + (tt != nullptr ? tt[j] : 0.0f);
+    }
+    return absl::OkStatus();
+  }
+
+  absl::Status LayerNorm(const Tensor& x, const Tensor* residual, const Tensor& gamma,
+                         const Tensor& beta, float eps, Tensor& out) override {
+    const int64_t h = gamma.numel(), rows = x.numel() / h;
+    const float* in = x.as<float>();
+    const float* res = residual != nullptr ? residual->as<float>() : nullptr;
+    const float* g = gamma.as<float>();
+    const float* b = beta.as<float>();
+    float* o = out.as<float>();
+#pragma omp parallel
+    {
+      std::vector<float> v(static_cast<size_t>(h));  // one row of x + residual, per thread
+#pragma omp for schedule(static)
+      for (int64_t r = 0; r < rows; ++r) {
+        double sum = 0;
+        for (int64_t j = 0; j < h; ++j) {
+          v[j] = in[r * h + j] + (res != nullptr ? res[r * h + j] : 0.0f);
+          sum += v[j];
+        }
+        const double mean = sum / h;
+        double var = 0;
+        for (int64_t j = 0; j < h; ++j) var += (v[j] - mean) * (v[j] - mean);
+        const float inv = static_cast<float>(1.0 / std::sqrt(var / h + eps));
+        for (int64_t j = 0; j < h; ++j) {
+          o[r * h + j] = static_cast<float>(v[j] - mean) * inv * g[j] + b[j];
+        }
+      }
+    }
+    return absl::OkStatus();
+  }
+
+  absl::Status RmsNorm(const Tensor& x, const Tensor& gamma, float eps, Tensor& out) override {
+    const int64_t h = gamma.numel(), rows = x.numel() / h;
+    const float* in = x.as<float>();
+    const float* g = gamma.as<float>();
+    float* o = out.as<float>();
+#pragma omp parallel for schedule(static)
+    for (int64_t r = 0; r < rows; ++r) {
+      double ss = 0;
+      for (int64_t j = 0; j < h; ++j) ss += static_cast<double>(in[r * h + j]) * in[r * h + j];
+      const float inv = static_cast<float>(1.0 / std::sqrt(ss / h + eps));
+      for (int64_t j = 0; j < h; ++j) o[r * h + j] = in[r * h + j] * inv * g[j];
+    }
+    return absl::OkStatus();
+  }
+
+  absl::Status Activate(Activation act, Tensor& x) override {
+    RETURN_IF_NOT_F32(x, "Activate input");
+    float* v = x.as<float>();
+    const int64_t n = x.numel();
+    if (act == Activation::kNone) return absl::OkStatus();
+#pragma omp parallel for schedule(static)
+    for (int64_t i = 0; i < n; ++i) v[i] = act == Activation::kGelu ? Gelu(v[i]) : Silu(v[i]);
+    return absl::OkStatus();
+  }
+
+  absl::Status Softmax(Tensor& x) override {
+    RETURN_IF_NOT_F32(x, "Softmax input");
+    const int64_t cols = x.shape().back(), rows = x.numel() / cols;
+    float* v = x.as<float>();
+#pragma omp parallel for schedule(static)
+    for (int64_t r = 0; r < rows; ++r) SoftmaxRow(v + r * cols, cols);
+    return absl::OkStatus();
+  }
+
+  absl::Status Attention(const Tensor& qkv, const Tensor& /*offsets*/,
+                         absl::Span<const int32_t> host_offsets, int heads, int head_dim,
+                         Tensor& out) override {
+    RETURN_IF_NOT_F32(qkv, "Attention input");
+    const int64_t hidden = static_cast<int64_t>(heads) * head_dim, stride = 3 * hidden;
+    const int64_t seqs = static_cast<int64_t>(host_offsets.size()) - 1;
+    const float scale = 1.0f / std::sqrt(static_cast<float>(head_dim));
+    const float* base = qkv.as<float>();
+    float* o = out.as<float>();
+    int64_t longest = 0;
+    for (int64_t s = 0; s < seqs; ++s) {
+      longest = std::max<int64_t>(longest, host_offsets[s + 1] - host_offsets[s]);
+    }
+#pragma omp parallel
+    {
+      std::vector<float> scores(static_cast<size_t>(longest * longest));  // per thread
+#pragma omp for schedule(dynamic)
+      for (int64_t job = 0; job < seqs * heads; ++job) {
+        const int64_t s = job / heads, h = job % heads;
+        const int64_t begin = host_offsets[s], len = host_offsets[s + 1] - begin;
+        if (len <= 0) continue;
+        const float* q = base + begin * stride + h * head_dim;
+        const float* k = q + hidden;
+        const float* v = q + 2 * hidden;
+        // scores[i, j] = q_i · k_j * scale
+        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, static_cast<int>(len),
+                    static_cast<int>(len), head_dim, scale, q, static_cast<int>(stride), k,
+                    static_cast<int>(stride), 0.0f, scores.data(), static_cast<int>(len));
+        for (int64_t i = 0; i < len; ++i) SoftmaxRow(scores.data() + i * len, len);
+        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, static_cast<int>(len), head_dim,
+                    static_cast<int>(len), 1.0f, scores.data(), static_cast<int>(len), v,
+                    static_cast<int>(stride), 0.0f, o + begin * hidden + h * head_dim,
+                    static_cast<int>(hidden));
+      }
+    }
+    return absl::OkStatus();
+  }
+
+  absl::Status Pool(const Tensor& x, const Tensor& /*offsets*/,
+                    absl::Span<const int32_t> host_offsets, Pooling mode, Tensor& out) override {
+    RETURN_IF_NOT_F32(x, "Pool input");
+    const int64_t h = x.shape().back();
+    const int64_t seqs = static_cast<int64_t>(host_offsets.size()) - 1;
+    const float* in = x.as<float>();
+    float* o = out.as<float>();
+#pragma omp parallel for schedule(static)
+    for (int64_t s = 0; s < seqs; ++s) {
+      const int64_t begin = host_offsets[s], len = host_offsets[s + 1] - begin;
+      float* dst = o + s * h;
+      if (len <= 0) {
+        std::fill_n(dst, h, 0.0f);
+        continue;
+      }
+      if (mode == Pooling::kCls) {
+        std::copy_n(in + begin * h, h, dst);
+        continue;
+      }
+      for (int64_t j = 0; j < h; ++j) {
+        double sum = 0;
+        for (int64_t t = 0; t < len; ++t) sum += in[(begin + t) * h + j];
+        dst[j] = static_cast<float>(sum / len);
+      }
+    }
+    return absl::OkStatus();
+  }
+
+  absl::Status L2Normalize(Tensor& x) override {
+    RETURN_IF_NOT_F32(x, "L2Normalize input");
+    const int64_t cols = x.shape().back(), rows = x.numel() / cols;
+    float* v = x.as<float>();
+#pragma omp parallel for schedule(static)
+    for (int64_t r = 0; r < rows; ++r) {
+      double ss = 0;
+      for (int64_t j = 0; j < cols; ++j)
+        ss += static_cast<double>(v[r * cols + j]) * v[r * cols + j];
+      if (ss == 0) continue;
+      // As torch.nn.functional.normalize: divide by max(norm, 1e-12).
+      const float inv = static_cast<float>(1.0 / std::max(std::sqrt(ss), 1e-12));
+      for (int64_t j = 0; j < cols; ++j) v[r * cols + j] *= inv;
+    }
+    return absl::OkStatus();
+  }
+};
+
+}  // namespace
+
+std::unique_ptr<Backend> CreateCpuBackend() { return std::make_unique<CpuBackend>(); }
+
+}  // namespace strata::gpu

@@ -1,0 +1,53 @@
+// Tiny random BERT models written on the fly in the real formats (config.json, vocab.txt,
+// model.safetensors, sentence-transformers pooling files), so the loader and the forward pass are
+// tested on every machine, plus a plain double-precision reference forward to check them against.
+#ifndef STRATA_TESTS_GPU_TINY_MODEL_H_
+#define STRATA_TESTS_GPU_TINY_MODEL_H_
+
+#include <cstdint>
+#include <map>
+#include <string>
+#include <vector>
+
+#include "absl/status/status.h"
+#include "gpu/dtype.h"
+
+namespace strata::testing {
+
+struct TinyBertSpec {
+  int hidden = 32;
+  int layers = 2;
+  int heads = 4;
+  int intermediate = 64;
+  int max_positions = 64;
+  bool cls_pooling = false;
+  bool normalize = true;
+  gpu::DType dtype = gpu::DType::kF32;  // storage type of the weights
+  uint64_t seed = 7;
+  // Tensors left out, or written with a wrong shape, to test the loader's errors.
+  std::vector<std::string> omit;
+  std::vector<std::string> misshape;
+};
+
+// The weights as written (after rounding to spec.dtype), by Hugging Face name.
+using TinyWeights = std::map<std::string, std::vector<float>>;
+
+// Writes the model into `dir` (which must exist). The vocabulary covers [PAD], [UNK], [CLS],
+// [SEP], [MASK], the ASCII letters and digits, some punctuation, a few words and "##" pieces.
+absl::Status WriteTinyBert(const std::string& dir, const TinyBertSpec& spec, TinyWeights* weights);
+
+// Reference forward of the model for one token sequence ([CLS] ... [SEP]): the pooled (and
+// normalised, per spec) sentence embedding, computed naively in double precision.
+std::vector<float> ReferenceEmbedding(const TinyBertSpec& spec, const TinyWeights& w,
+                                      const std::vector<int32_t>& ids);
+
+// The directory of a fetched real model (tools/fetch-models.sh): $STRATA_MODELS_DIR/<name>, else
+// models/<name> in the checkout. Empty when it is not there (tests then skip, saying so).
+std::string RealModelDir(const std::string& name);
+
+// A fixture file under tests/gpu/data.
+std::string FixturePath(const std::string& name);
+
+}  // namespace strata::testing
+
+#endif  // STRATA_TESTS_GPU_TINY_MODEL_H_
