@@ -1,0 +1,168 @@
+#include "tests/gpu/backend_ops.h"
+
+#include <random>
+
+#include "absl/strings/str_cat.h"
+#include "storage/status_macros.h"
+
+namespace strata::testing {
+namespace {
+
+std::vector<float> Random(std::mt19937_64& rng, size_t n, float scale, float offset = 0) {
+  std::normal_distribution<float> d(0.0f, 1.0f);
+  std::vector<float> v(n);
+  for (float& x : v) x = offset + scale * d(rng);
+  return v;
+}
+
+}  // namespace
+
+std::vector<OpCase> AllOpCases(uint64_t seed) {
+  std::mt19937_64 rng(seed);
+  std::vector<OpCase> out;
+  for (const char* op : {"linear", "linear_gelu", "linear_silu"}) {
+    OpCase c;
+    c.op = op;
+    c.rows = 37, c.inner = 96, c.cols = 80;  // x [rows, inner], w [cols, inner]
+    c.a = Random(rng, c.rows * c.inner, 1.0f);
+    c.b = Random(rng, c.cols * c.inner, 0.1f);
+    c.c = Random(rng, c.cols, 0.5f);
+    out.push_back(c);
+  }
+  {
+    OpCase c;
+    c.op = "embedding";
+    c.rows = 29, c.cols = 48, c.inner = 50;  // vocab 50, 64 positions
+    c.a = Random(rng, c.inner * c.cols, 1.0f);
+    c.b = Random(rng, 64 * c.cols, 1.0f);
+    c.c = Random(rng, 2 * c.cols, 1.0f);
+    for (int i = 0; i < c.rows; ++i) {
+      c.ids.push_back(static_cast<int32_t>((i * 7) % c.inner));
+      c.positions.push_back(static_cast<int32_t>(i % 64));
+    }
+    out.push_back(c);
+  }
+  for (const char* op : {"layernorm", "layernorm_residual", "rmsnorm"}) {
+    OpCase c;
+    c.op = op;
+    c.rows = 19, c.cols = 384;
+    c.a = Random(rng, c.rows * c.cols, 2.0f, 0.5f);
+    c.b = Random(rng, c.rows * c.cols, 1.0f);
+    c.c = Random(rng, c.cols, 0.1f, 1.0f);
+    c.d = Random(rng, c.cols, 0.1f);
+    out.push_back(c);
+  }
+  for (const char* op : {"gelu", "silu", "softmax", "l2norm"}) {
+    OpCase c;
+    c.op = op;
+    c.rows = 23, c.cols = 300;
+    c.a = Random(rng, c.rows * c.cols, 3.0f);
+    out.push_back(c);
+  }
+  for (int head_dim : {32, 64}) {
+    OpCase c;
+    c.op = "attention";
+    c.offsets = {0, 1, 18, 60, 61, 190};  // lengths 1, 17, 42, 1, 129
+    c.heads = 3, c.head_dim = head_dim;
+    c.rows = c.offsets.back();
+    c.a = Random(rng, c.rows * 3 * c.heads * head_dim, 1.0f);
+    out.push_back(c);
+  }
+  for (const char* op : {"pool_mean", "pool_cls"}) {
+    OpCase c;
+    c.op = op;
+    c.offsets = {0, 5, 6, 40};
+    c.rows = c.offsets.back(), c.cols = 72;
+    c.a = Random(rng, c.rows * c.cols, 1.0f);
+    out.push_back(c);
+  }
+  return out;
+}
+
+absl::StatusOr<std::vector<float>> RunOp(gpu::Backend& be, gpu::DType dtype, const OpCase& c) {
+  using gpu::DType;
+  using gpu::Tensor;
+  auto upload = [&](const std::vector<float>& v,
+                    std::vector<int64_t> shape) -> absl::StatusOr<Tensor> {
+    ASSIGN_OR_RETURN(Tensor t, be.Allocate(dtype, std::move(shape)));
+    RETURN_IF_ERROR(be.CopyFromHost(v.data(), DType::kF32, v.size(), t));
+    return t;
+  };
+  auto upload_ints = [&](const std::vector<int32_t>& v) -> absl::StatusOr<Tensor> {
+    ASSIGN_OR_RETURN(Tensor t, be.Allocate(DType::kI32, {static_cast<int64_t>(v.size())}));
+    RETURN_IF_ERROR(be.CopyFromHost(v.data(), DType::kI32, v.size(), t));
+    return t;
+  };
+  auto download = [&](const Tensor& t) -> absl::StatusOr<std::vector<float>> {
+    std::vector<float> v(static_cast<size_t>(t.numel()));
+    RETURN_IF_ERROR(be.CopyToHostFloat(t, v.size(), v.data()));
+    return v;
+  };
+  const std::string& op = c.op;
+  if (op.rfind("linear", 0) == 0) {
+    ASSIGN_OR_RETURN(Tensor x, upload(c.a, {c.rows, c.inner}));
+    ASSIGN_OR_RETURN(Tensor w, upload(c.b, {c.cols, c.inner}));
+    ASSIGN_OR_RETURN(Tensor bias, upload(c.c, {c.cols}));
+    ASSIGN_OR_RETURN(Tensor y, be.Allocate(dtype, {c.rows, c.cols}));
+    const gpu::Activation act = op == "linear_gelu"   ? gpu::Activation::kGelu
+                                : op == "linear_silu" ? gpu::Activation::kSilu
+                                                      : gpu::Activation::kNone;
+    RETURN_IF_ERROR(be.Linear(x, w, &bias, act, y));
+    return download(y);
+  }
+  if (op == "embedding") {
+    ASSIGN_OR_RETURN(Tensor ids, upload_ints(c.ids));
+    ASSIGN_OR_RETURN(Tensor pos, upload_ints(c.positions));
+    ASSIGN_OR_RETURN(Tensor word, upload(c.a, {c.inner, c.cols}));
+    ASSIGN_OR_RETURN(Tensor ptab, upload(c.b, {64, c.cols}));
+    ASSIGN_OR_RETURN(Tensor type, upload(c.c, {2, c.cols}));
+    ASSIGN_OR_RETURN(Tensor out, be.Allocate(dtype, {c.rows, c.cols}));
+    RETURN_IF_ERROR(be.EmbeddingSum(ids, pos, word, ptab, &type, out));
+    return download(out);
+  }
+  if (op == "layernorm" || op == "layernorm_residual" || op == "rmsnorm") {
+    ASSIGN_OR_RETURN(Tensor x, upload(c.a, {c.rows, c.cols}));
+    ASSIGN_OR_RETURN(Tensor r, upload(c.b, {c.rows, c.cols}));
+    ASSIGN_OR_RETURN(Tensor g, upload(c.c, {c.cols}));
+    ASSIGN_OR_RETURN(Tensor b, upload(c.d, {c.cols}));
+    if (op == "rmsnorm") {
+      RETURN_IF_ERROR(be.RmsNorm(x, g, 1e-5f, x));  // in place
+      return download(x);
+    }
+    // With a residual, the output overwrites the residual, as the encoder does.
+    if (op == "layernorm_residual") {
+      RETURN_IF_ERROR(be.LayerNorm(x, &r, g, b, 1e-12f, r));
+      return download(r);
+    }
+    RETURN_IF_ERROR(be.LayerNorm(x, nullptr, g, b, 1e-12f, x));
+    return download(x);
+  }
+  if (op == "gelu" || op == "silu" || op == "softmax" || op == "l2norm") {
+    ASSIGN_OR_RETURN(Tensor x, upload(c.a, {c.rows, c.cols}));
+    if (op == "gelu") RETURN_IF_ERROR(be.Activate(gpu::Activation::kGelu, x));
+    if (op == "silu") RETURN_IF_ERROR(be.Activate(gpu::Activation::kSilu, x));
+    if (op == "softmax") RETURN_IF_ERROR(be.Softmax(x));
+    if (op == "l2norm") RETURN_IF_ERROR(be.L2Normalize(x));
+    return download(x);
+  }
+  if (op == "attention") {
+    const int64_t hidden = static_cast<int64_t>(c.heads) * c.head_dim;
+    ASSIGN_OR_RETURN(Tensor qkv, upload(c.a, {c.rows, 3 * hidden}));
+    ASSIGN_OR_RETURN(Tensor offsets, upload_ints(c.offsets));
+    ASSIGN_OR_RETURN(Tensor out, be.Allocate(dtype, {c.rows, hidden}));
+    RETURN_IF_ERROR(be.Attention(qkv, offsets, c.offsets, c.heads, c.head_dim, out));
+    return download(out);
+  }
+  if (op == "pool_mean" || op == "pool_cls") {
+    ASSIGN_OR_RETURN(Tensor x, upload(c.a, {c.rows, c.cols}));
+    ASSIGN_OR_RETURN(Tensor offsets, upload_ints(c.offsets));
+    const int64_t b = static_cast<int64_t>(c.offsets.size()) - 1;
+    ASSIGN_OR_RETURN(Tensor out, be.Allocate(dtype, {b, c.cols}));
+    RETURN_IF_ERROR(be.Pool(x, offsets, c.offsets,
+                            op == "pool_cls" ? gpu::Pooling::kCls : gpu::Pooling::kMean, out));
+    return download(out);
+  }
+  return absl::InvalidArgumentError(absl::StrCat("unknown op ", op));
+}
+
+}  // namespace strata::testing

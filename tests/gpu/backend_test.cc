@@ -1,0 +1,140 @@
+// The CPU backend against naive double-precision loops written here, op by op.
+#include <cmath>
+
+#include "gtest/gtest.h"
+#include "tests/gpu/backend_ops.h"
+
+namespace strata::gpu {
+namespace {
+
+using testing::OpCase;
+
+double GeluRef(double x) { return 0.5 * x * (1 + std::erf(x / std::sqrt(2.0))); }
+double SiluRef(double x) { return x / (1 + std::exp(-x)); }
+
+std::vector<double> Naive(const OpCase& c) {
+  std::vector<double> out;
+  const std::string& op = c.op;
+  if (op.rfind("linear", 0) == 0) {
+    for (int64_t i = 0; i < c.rows; ++i) {
+      for (int64_t j = 0; j < c.cols; ++j) {
+        double s = c.c[j];
+        for (int64_t k = 0; k < c.inner; ++k)
+          s += double(c.a[i * c.inner + k]) * c.b[j * c.inner + k];
+        out.push_back(op == "linear_gelu" ? GeluRef(s) : op == "linear_silu" ? SiluRef(s) : s);
+      }
+    }
+  } else if (op == "embedding") {
+    for (int64_t t = 0; t < c.rows; ++t) {
+      for (int64_t j = 0; j < c.cols; ++j) {
+        out.push_back(double(c.a[c.ids[t] * c.cols + j]) + c.b[c.positions[t] * c.cols + j] +
+                      c.c[j]);
+      }
+    }
+  } else if (op == "layernorm" || op == "layernorm_residual" || op == "rmsnorm") {
+    for (int64_t r = 0; r < c.rows; ++r) {
+      std::vector<double> v(c.cols);
+      double mean = 0, var = 0, ss = 0;
+      for (int64_t j = 0; j < c.cols; ++j) {
+        v[j] = c.a[r * c.cols + j] + (op == "layernorm_residual" ? c.b[r * c.cols + j] : 0.0f);
+        mean += v[j];
+        ss += v[j] * v[j];
+      }
+      mean /= c.cols;
+      for (double x : v) var += (x - mean) * (x - mean);
+      var /= c.cols;
+      for (int64_t j = 0; j < c.cols; ++j) {
+        out.push_back(op == "rmsnorm" ? v[j] / std::sqrt(ss / c.cols + 1e-5) * c.c[j]
+                                      : (v[j] - mean) / std::sqrt(var + 1e-12) * c.c[j] + c.d[j]);
+      }
+    }
+  } else if (op == "gelu" || op == "silu") {
+    for (float x : c.a) out.push_back(op == "gelu" ? GeluRef(x) : SiluRef(x));
+  } else if (op == "softmax" || op == "l2norm") {
+    for (int64_t r = 0; r < c.rows; ++r) {
+      const float* row = c.a.data() + r * c.cols;
+      double m = -1e300, sum = 0, ss = 0;
+      for (int64_t j = 0; j < c.cols; ++j) m = std::max(m, double(row[j]));
+      for (int64_t j = 0; j < c.cols; ++j)
+        sum += std::exp(row[j] - m), ss += double(row[j]) * row[j];
+      for (int64_t j = 0; j < c.cols; ++j) {
+        out.push_back(op == "softmax" ? std::exp(row[j] - m) / sum : row[j] / std::sqrt(ss));
+      }
+    }
+  } else if (op == "attention") {
+    const int64_t hidden = int64_t{c.heads} * c.head_dim;
+    out.assign(c.rows * hidden, 0.0);
+    for (size_t s = 0; s + 1 < c.offsets.size(); ++s) {
+      const int64_t begin = c.offsets[s], end = c.offsets[s + 1];
+      for (int h = 0; h < c.heads; ++h) {
+        for (int64_t i = begin; i < end; ++i) {
+          std::vector<double> p;
+          double m = -1e300, sum = 0;
+          for (int64_t j = begin; j < end; ++j) {
+            double d = 0;
+            for (int e = 0; e < c.head_dim; ++e) {
+              d += double(c.a[i * 3 * hidden + h * c.head_dim + e]) *
+                   c.a[j * 3 * hidden + hidden + h * c.head_dim + e];
+            }
+            p.push_back(d / std::sqrt(double(c.head_dim)));
+            m = std::max(m, p.back());
+          }
+          for (double& x : p) sum += (x = std::exp(x - m));
+          for (int64_t j = begin; j < end; ++j) {
+            for (int e = 0; e < c.head_dim; ++e) {
+              out[i * hidden + h * c.head_dim + e] +=
+                  p[j - begin] / sum * c.a[j * 3 * hidden + 2 * hidden + h * c.head_dim + e];
+            }
+          }
+        }
+      }
+    }
+  } else if (op == "pool_mean" || op == "pool_cls") {
+    for (size_t s = 0; s + 1 < c.offsets.size(); ++s) {
+      const int64_t begin = c.offsets[s], end = c.offsets[s + 1];
+      for (int64_t j = 0; j < c.cols; ++j) {
+        double v = 0;
+        if (op == "pool_cls") {
+          v = c.a[begin * c.cols + j];
+        } else {
+          for (int64_t t = begin; t < end; ++t) v += c.a[t * c.cols + j];
+          v /= double(end - begin);
+        }
+        out.push_back(v);
+      }
+    }
+  }
+  return out;
+}
+
+TEST(CpuBackend, EveryOpMatchesNaiveLoops) {
+  auto be = CreateCpuBackend();
+  for (const OpCase& c : testing::AllOpCases(42)) {
+    SCOPED_TRACE(c.op);
+    auto got = testing::RunOp(*be, DType::kF32, c);
+    ASSERT_TRUE(got.ok()) << got.status();
+    const std::vector<double> want = Naive(c);
+    ASSERT_EQ(got->size(), want.size());
+    double worst = 0;
+    for (size_t i = 0; i < want.size(); ++i) {
+      worst = std::max(worst, std::abs(want[i] - (*got)[i]) / std::max(1.0, std::abs(want[i])));
+    }
+    EXPECT_LT(worst, 1e-4) << c.op;
+  }
+}
+
+TEST(CpuBackend, RefusesHalfPrecision) {
+  auto be = CreateCpuBackend();
+  EXPECT_FALSE(be->Supports(DType::kF16));
+  EXPECT_TRUE(absl::IsInvalidArgument(be->Allocate(DType::kF16, {4}).status()));
+}
+
+TEST(Backend, ParsesItsChoice) {
+  EXPECT_EQ(*ParseBackendChoice("auto"), BackendChoice::kAuto);
+  EXPECT_EQ(*ParseBackendChoice("CPU"), BackendChoice::kCpu);
+  EXPECT_EQ(*ParseBackendChoice("cuda"), BackendChoice::kCuda);
+  EXPECT_TRUE(absl::IsInvalidArgument(ParseBackendChoice("tpu").status()));
+}
+
+}  // namespace
+}  // namespace strata::gpu
