@@ -266,8 +266,14 @@ absl::StatusOr<std::unique_ptr<Encoder>> Encoder::Open(const std::string& model_
   return enc;
 }
 
-std::vector<int32_t> Encoder::Tokenize(absl::string_view text) const {
-  return tokenizer_->Encode(text, config_.max_length);
+std::vector<int32_t> Encoder::Tokenize(absl::string_view text, bool* truncated) const {
+  std::vector<int32_t> ids = tokenizer_->Tokenize(text);
+  const size_t room = static_cast<size_t>(config_.max_length - 2);
+  if (truncated != nullptr) *truncated = ids.size() > room;
+  if (ids.size() > room) ids.resize(room);
+  ids.insert(ids.begin(), tokenizer_->cls_id());
+  ids.push_back(tokenizer_->sep_id());
+  return ids;
 }
 
 absl::StatusOr<std::vector<float>> Encoder::Embed(absl::Span<const std::string> texts,
@@ -277,14 +283,9 @@ absl::StatusOr<std::vector<float>> Encoder::Embed(absl::Span<const std::string> 
   seqs.reserve(texts.size());
   int64_t truncated = 0;
   for (const std::string& t : texts) {
-    std::vector<int32_t> ids = tokenizer_->Tokenize(t);
-    if (ids.size() + 2 > static_cast<size_t>(config_.max_length)) {
-      ++truncated;
-      ids.resize(static_cast<size_t>(config_.max_length - 2));
-    }
-    ids.insert(ids.begin(), tokenizer_->cls_id());
-    ids.push_back(tokenizer_->sep_id());
-    seqs.push_back(std::move(ids));
+    bool cut = false;
+    seqs.push_back(Tokenize(t, &cut));
+    truncated += cut ? 1 : 0;
   }
   if (stats != nullptr) {
     stats->tokenize_seconds += Since(start);

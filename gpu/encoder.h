@@ -84,8 +84,10 @@ class Encoder final {
   [[nodiscard]] BackendKind backend_kind() const { return backend_->kind(); }
   [[nodiscard]] const std::string& model_dir() const { return model_dir_; }
 
-  // [CLS] pieces [SEP] of `text`, cut to max_length. Thread-safe.
-  [[nodiscard]] std::vector<int32_t> Tokenize(absl::string_view text) const;
+  // [CLS] pieces [SEP] of `text`, cut to max_length (*truncated says whether it was, when given).
+  // Thread-safe.
+  [[nodiscard]] std::vector<int32_t> Tokenize(absl::string_view text,
+                                              bool* truncated = nullptr) const;
 
   // Embeds `texts`; returns texts.size() * dimension() floats, row i for texts[i]. Thread-safe
   // (callers are served one at a time on the backend).

@@ -24,6 +24,17 @@ ABSL_FLAG(uint32_t, max_k, 16384, "largest k a search may ask for");
 ABSL_FLAG(uint32_t, max_batch, 16384, "most points / ids / queries in one request");
 ABSL_FLAG(uint32_t, max_dimension, 32768, "largest vector dimension of a collection");
 ABSL_FLAG(uint32_t, max_message_mb, 64, "largest request or response, in MiB");
+ABSL_FLAG(uint32_t, max_texts, 1024, "most texts in one Embed call or text-query batch");
+ABSL_FLAG(uint32_t, max_text_bytes, 65536, "largest text, in bytes");
+ABSL_FLAG(std::string, model_dir, "",
+          "sentence-encoder model directory (e.g. models/all-minilm-l6-v2 from "
+          "tools/fetch-models.sh) for Embed and text search; empty = no text features");
+ABSL_FLAG(std::string, embed_backend, "auto",
+          "engine backend: auto (CUDA when a device is present, else CPU), cpu or cuda");
+ABSL_FLAG(int64_t, embed_batch_tokens, 8192,
+          "dynamic batching: most tokens embedded in one engine call");
+ABSL_FLAG(int, embed_wait_us, 2000,
+          "dynamic batching: how long a request waits for others to join its batch (us)");
 ABSL_FLAG(double, drain_seconds, 10, "on SIGTERM/SIGINT: how long in-flight calls may finish");
 ABSL_FLAG(std::string, ready_file, "",
           "once serving, write the bound port to this file (for scripts and tests)");
@@ -40,7 +51,8 @@ void OnSignal(int sig) {
 int main(int argc, char** argv) {
   absl::SetProgramUsageMessage(
       "Serves the Strata gRPC API (collections, upsert, search, health, reflection) over a data\n"
-      "directory, with Prometheus metrics. Options may also come from a file: --flagfile=FILE\n"
+      "directory; with --model_dir it also embeds text (Embed RPC, search by text).\n"
+      "Prometheus metrics on /metrics. Options may also come from a file: --flagfile=FILE\n"
       "(one --flag=value per line). Stops cleanly on SIGTERM or SIGINT.\n"
       "Example: strata-server --data_dir=/var/lib/strata --listen=127.0.0.1:50051");
   absl::ParseCommandLine(argc, argv);
@@ -53,6 +65,17 @@ int main(int argc, char** argv) {
   o.limits.max_k = absl::GetFlag(FLAGS_max_k);
   o.limits.max_batch = absl::GetFlag(FLAGS_max_batch);
   o.limits.max_dimension = absl::GetFlag(FLAGS_max_dimension);
+  o.limits.max_texts = absl::GetFlag(FLAGS_max_texts);
+  o.limits.max_text_bytes = absl::GetFlag(FLAGS_max_text_bytes);
+  o.embed.model_dir = absl::GetFlag(FLAGS_model_dir);
+  o.embed.backend = absl::GetFlag(FLAGS_embed_backend);
+  o.embed.max_batch_tokens = absl::GetFlag(FLAGS_embed_batch_tokens);
+  o.embed.max_wait_us = absl::GetFlag(FLAGS_embed_wait_us);
+  if (o.embed.max_batch_tokens < 1 || o.embed.max_wait_us < 0) {
+    std::fprintf(stderr,
+                 "strata-server: --embed_batch_tokens must be >= 1 and --embed_wait_us >= 0\n");
+    return 2;
+  }
   uint32_t mb = absl::GetFlag(FLAGS_max_message_mb);
   if (mb == 0 || mb > 2047) {
     std::fprintf(stderr, "strata-server: --max_message_mb must be in [1, 2047]\n");

@@ -11,6 +11,8 @@
 
 #include "absl/strings/str_cat.h"
 #include "absl/synchronization/mutex.h"
+#include "gpu/embed_batcher.h"
+#include "gpu/encoder.h"
 #include "grpcpp/ext/proto_server_reflection_plugin.h"
 #include "grpcpp/grpcpp.h"
 #include "grpcpp/health_check_service_interface.h"
@@ -18,10 +20,10 @@
 #include "nlohmann/json.hpp"
 #include "prometheus/collectable.h"
 #include "prometheus/counter.h"
-#include "prometheus/exposer.h"
 #include "prometheus/histogram.h"
 #include "prometheus/registry.h"
 #include "proto/strata.grpc.pb.h"
+#include "service/metrics_http.h"
 #include "storage/log.h"
 #include "storage/status_macros.h"
 
@@ -190,7 +192,9 @@ class Metrics {
 // Gauges computed when /metrics is scraped.
 class CatalogCollector final : public prometheus::Collectable {
  public:
-  explicit CatalogCollector(const Catalog* catalog) : catalog_(catalog) {}
+  // `embedder` may be null (no model).
+  CatalogCollector(const Catalog* catalog, const gpu::EmbedBatcher* embedder)
+      : catalog_(catalog), embedder_(embedder) {}
   std::vector<prometheus::MetricFamily> Collect() const override {
     prometheus::MetricFamily vectors{
         "strata_vectors", "live vectors by collection", prometheus::MetricType::Gauge, {}};
@@ -231,11 +235,27 @@ class CatalogCollector final : public prometheus::Collectable {
       counter(&pages, static_cast<double>(s.pages_read));
       counter(&bytes, static_cast<double>(s.bytes_read));
     }
-    return {vectors, ram, disk, pages, bytes};
+    std::vector<prometheus::MetricFamily> out = {vectors, ram, disk, pages, bytes};
+    if (embedder_ != nullptr) {
+      const gpu::EmbedBatcherStats e = embedder_->stats();
+      auto total = [&](const char* name, const char* help, uint64_t v) {
+        prometheus::MetricFamily f{name, help, prometheus::MetricType::Counter, {}};
+        prometheus::ClientMetric m;
+        m.counter.value = static_cast<double>(v);
+        f.metric.push_back(m);
+        out.push_back(f);
+      };
+      total("strata_embed_batches_total", "embedding engine calls (dynamic batches)", e.batches);
+      total("strata_embed_requests_total", "embedding requests served", e.requests);
+      total("strata_embed_texts_total", "texts embedded", e.texts);
+      total("strata_embed_tokens_total", "tokens embedded", e.tokens);
+    }
+    return out;
   }
 
  private:
   const Catalog* catalog_;
+  const gpu::EmbedBatcher* embedder_;
 };
 
 // --- Background index builds ---------------------------------------------------------------------
@@ -297,11 +317,13 @@ class BuildQueue {
 
 class StrataService final : public pb::Strata::Service {
  public:
-  StrataService(Catalog* catalog, Metrics* metrics, BuildQueue* builds, ServerLimits limits)
+  StrataService(Catalog* catalog, Metrics* metrics, BuildQueue* builds, ServerLimits limits,
+                gpu::EmbedBatcher* embedder)
       : catalog_(catalog),
         metrics_(metrics),
         builds_(builds),
         limits_(limits),
+        embedder_(embedder),
         started_(Clock::now()) {}
 
   grpc::Status CreateCollection(grpc::ServerContext*, const pb::CreateCollectionRequest* req,
@@ -492,8 +514,20 @@ class StrataService final : public pb::Strata::Service {
     return Run("Search", [&]() -> absl::Status {
       ASSIGN_OR_RETURN(auto col, catalog_->Find(req->collection()));
       ASSIGN_OR_RETURN(SearchParams params, Params(req->k(), req->params()));
-      return SearchOne(*col, req->query(), req->k(), params, req->with_payload(),
-                       req->with_vector(), resp);
+      if (req->text().empty()) {
+        return SearchOne(*col, req->query(), req->k(), params, req->with_payload(),
+                         req->with_vector(), resp);
+      }
+      if (req->query().values_size() > 0 || !req->query().raw().empty()) {
+        return absl::InvalidArgumentError("set either 'query' or 'text', not both");
+      }
+      const auto t0 = Clock::now();
+      ASSIGN_OR_RETURN(std::vector<pb::Vector> q, EmbedQueries(*col, {req->text()}));
+      const auto t1 = Clock::now();
+      RETURN_IF_ERROR(
+          SearchOne(*col, q[0], req->k(), params, req->with_payload(), req->with_vector(), resp));
+      AddEmbedTime(t0, t1, resp->mutable_stats());
+      return absl::OkStatus();
     });
   }
 
@@ -501,15 +535,53 @@ class StrataService final : public pb::Strata::Service {
                            pb::SearchBatchResponse* resp) override {
     return Run("SearchBatch", [&]() -> absl::Status {
       ASSIGN_OR_RETURN(auto col, catalog_->Find(req->collection()));
-      RETURN_IF_ERROR(CheckBatch(req->queries_size(), "queries"));
+      if (req->queries_size() > 0 && req->texts_size() > 0) {
+        return absl::InvalidArgumentError("set either 'queries' or 'texts', not both");
+      }
       ASSIGN_OR_RETURN(SearchParams params, Params(req->k(), req->params()));
-      for (int i = 0; i < req->queries_size(); ++i) {
-        absl::Status s = SearchOne(*col, req->queries(i), req->k(), params, req->with_payload(),
-                                   req->with_vector(), resp->add_results());
+      std::vector<pb::Vector> embedded;
+      const auto t0 = Clock::now();
+      auto t1 = t0;
+      if (req->texts_size() > 0) {
+        std::vector<std::string> texts(req->texts().begin(), req->texts().end());
+        ASSIGN_OR_RETURN(embedded, EmbedQueries(*col, texts));
+        t1 = Clock::now();
+      } else {
+        RETURN_IF_ERROR(CheckBatch(req->queries_size(), "queries"));
+      }
+      const int n = req->texts_size() > 0 ? req->texts_size() : req->queries_size();
+      for (int i = 0; i < n; ++i) {
+        pb::SearchResponse* r = resp->add_results();
+        const pb::Vector& q =
+            req->texts_size() > 0 ? embedded[static_cast<size_t>(i)] : req->queries(i);
+        absl::Status s =
+            SearchOne(*col, q, req->k(), params, req->with_payload(), req->with_vector(), r);
         if (!s.ok()) {
           return absl::Status(s.code(), absl::StrCat("query ", i, ": ", s.message()));
         }
+        if (req->texts_size() > 0) AddEmbedTime(t0, t1, r->mutable_stats());
       }
+      return absl::OkStatus();
+    });
+  }
+
+  grpc::Status Embed(grpc::ServerContext*, const pb::EmbedRequest* req,
+                     pb::EmbedResponse* resp) override {
+    return Run("Embed", [&]() -> absl::Status {
+      std::vector<std::string> texts(req->texts().begin(), req->texts().end());
+      RETURN_IF_ERROR(CheckTexts(texts));
+      gpu::EmbedStats st;
+      ASSIGN_OR_RETURN(std::vector<float> v, embedder_->Embed(texts, &st));
+      const int dim = embedder_->encoder().dimension();
+      for (size_t i = 0; i < texts.size(); ++i) {
+        resp->add_vectors()->mutable_values()->Add(
+            v.begin() + static_cast<ptrdiff_t>(i * dim),
+            v.begin() + static_cast<ptrdiff_t>((i + 1) * dim));
+      }
+      resp->set_model(ModelName());
+      resp->set_dimension(static_cast<uint32_t>(dim));
+      resp->set_tokens(static_cast<uint64_t>(st.tokens));
+      resp->set_truncated(static_cast<uint32_t>(st.truncated));
       return absl::OkStatus();
     });
   }
@@ -538,11 +610,79 @@ class StrataService final : public pb::Strata::Service {
         resp->set_disk_bytes_read(resp->disk_bytes_read() + s.bytes_read);
       }
       metrics_->Fill(resp);
+      if (embedder_ != nullptr) {
+        const gpu::EmbedBatcherStats e = embedder_->stats();
+        pb::EmbedEngineStats* out = resp->mutable_embed();
+        out->set_model(ModelName());
+        out->set_backend(embedder_->encoder().backend_name());
+        out->set_dimension(static_cast<uint32_t>(embedder_->encoder().dimension()));
+        out->set_batches(e.batches);
+        out->set_requests(e.requests);
+        out->set_texts(e.texts);
+        out->set_tokens(e.tokens);
+      }
       return absl::OkStatus();
     });
   }
 
  private:
+  std::string ModelName() const {
+    std::string dir = embedder_->encoder().model_dir();
+    while (dir.size() > 1 && dir.back() == '/') dir.pop_back();
+    const size_t slash = dir.rfind('/');
+    return slash == std::string::npos ? dir : dir.substr(slash + 1);
+  }
+
+  // The request's texts against the limits, and the server's model present.
+  absl::Status CheckTexts(const std::vector<std::string>& texts) const {
+    if (embedder_ == nullptr) {
+      return absl::FailedPreconditionError(
+          "this server has no embedding model: start strata-server with --model_dir "
+          "(e.g. models/all-minilm-l6-v2, fetched by tools/fetch-models.sh)");
+    }
+    if (texts.empty()) return absl::InvalidArgumentError("empty batch: no texts");
+    if (texts.size() > limits_.max_texts) {
+      return absl::ResourceExhaustedError(
+          absl::StrCat(texts.size(), " texts in one request; the limit is ", limits_.max_texts));
+    }
+    for (size_t i = 0; i < texts.size(); ++i) {
+      if (texts[i].size() > limits_.max_text_bytes) {
+        return absl::ResourceExhaustedError(absl::StrCat(
+            "text ", i, " has ", texts[i].size(), " bytes; the limit is ", limits_.max_text_bytes));
+      }
+    }
+    return absl::OkStatus();
+  }
+
+  // Text queries embedded for `col`, which must hold float32 vectors of the model's dimension.
+  absl::StatusOr<std::vector<pb::Vector>> EmbedQueries(const Collection& col,
+                                                       const std::vector<std::string>& texts) {
+    RETURN_IF_ERROR(CheckTexts(texts));
+    const CollectionConfig cfg = col.config();
+    const int dim = embedder_->encoder().dimension();
+    if (cfg.type != ElementType::kFloat32 || cfg.dim != static_cast<uint32_t>(dim)) {
+      return absl::InvalidArgumentError(absl::StrCat(
+          "collection '", cfg.name, "' holds ", cfg.dim, "-d ", ElementTypeName(cfg.type),
+          " vectors; text queries are embedded by ", ModelName(), " as ", dim, "-d float32"));
+    }
+    ASSIGN_OR_RETURN(std::vector<float> v, embedder_->Embed(texts));
+    std::vector<pb::Vector> out(texts.size());
+    for (size_t i = 0; i < texts.size(); ++i) {
+      out[i].mutable_values()->Add(v.begin() + static_cast<ptrdiff_t>(i * dim),
+                                   v.begin() + static_cast<ptrdiff_t>((i + 1) * dim));
+    }
+    return out;
+  }
+
+  // Records the time spent embedding the query (`since` = when embedding began, `until` = when it
+  // ended) in a search's stats, and counts it in server_micros.
+  static void AddEmbedTime(Clock::time_point since, Clock::time_point until, pb::SearchStats* st) {
+    const auto us = static_cast<uint32_t>(
+        std::chrono::duration_cast<std::chrono::microseconds>(until - since).count());
+    st->set_embed_micros(us);
+    st->set_server_micros(st->server_micros() + us);
+  }
+
   template <typename F>
   grpc::Status Run(const char* rpc, F&& body) {
     auto t0 = Clock::now();
@@ -670,6 +810,7 @@ class StrataService final : public pb::Strata::Service {
   Metrics* const metrics_;
   BuildQueue* const builds_;
   const ServerLimits limits_;
+  gpu::EmbedBatcher* const embedder_;  // null: the server has no model
   const Clock::time_point started_;
 };
 
@@ -686,8 +827,24 @@ class ServerImpl final : public Server {
     for (const auto& c : s->catalog_->List()) {
       if (c->WantsBuild()) s->builds_->Schedule(c);
     }
+    if (!o.embed.model_dir.empty()) {
+      ASSIGN_OR_RETURN(gpu::BackendChoice backend, gpu::ParseBackendChoice(o.embed.backend));
+      gpu::EncoderOptions eo;
+      eo.backend = backend;
+      eo.max_batch_tokens = static_cast<int>(o.embed.max_batch_tokens);
+      auto encoder = gpu::Encoder::Open(o.embed.model_dir, eo);
+      if (!encoder.ok()) {
+        return absl::Status(
+            encoder.status().code(),
+            absl::StrCat("cannot load the embedding model: ", encoder.status().message()));
+      }
+      s->encoder_ = std::move(encoder).value();
+      s->embedder_ = std::make_unique<gpu::EmbedBatcher>(
+          s->encoder_.get(), gpu::EmbedBatcherOptions{o.embed.max_batch_tokens,
+                                                      absl::Microseconds(o.embed.max_wait_us)});
+    }
     s->service_ = std::make_unique<StrataService>(s->catalog_.get(), s->metrics_.get(),
-                                                  s->builds_.get(), o.limits);
+                                                  s->builds_.get(), o.limits, s->embedder_.get());
     grpc::EnableDefaultHealthCheckService(true);
     grpc::reflection::InitProtoReflectionServerBuilderPlugin();
     grpc::ServerBuilder builder;
@@ -712,15 +869,10 @@ class ServerImpl final : public Server {
           absl::StrCat("cannot listen on ", o.listen, " (address in use or malformed?)"));
     }
     if (!o.metrics_listen.empty()) {
-      try {
-        s->exposer_ = std::make_unique<prometheus::Exposer>(o.metrics_listen, 1);
-      } catch (const std::exception& e) {
-        return absl::UnavailableError(
-            absl::StrCat("cannot serve /metrics on ", o.metrics_listen, ": ", e.what()));
-      }
-      s->collector_ = std::make_shared<CatalogCollector>(s->catalog_.get());
-      s->exposer_->RegisterCollectable(s->metrics_->registry());
-      s->exposer_->RegisterCollectable(s->collector_);
+      s->collector_ = std::make_shared<CatalogCollector>(s->catalog_.get(), s->embedder_.get());
+      ASSIGN_OR_RETURN(
+          s->metrics_http_,
+          MetricsHttpServer::Start(o.metrics_listen, {s->metrics_->registry(), s->collector_}));
     }
     Log(LogLevel::kInfo, "serving Strata gRPC on port %d (data %s, metrics %s)", s->port_,
         o.data_dir, o.metrics_listen.empty() ? "off" : o.metrics_listen + "/metrics");
@@ -742,8 +894,9 @@ class ServerImpl final : public Server {
       server_->Shutdown(std::chrono::system_clock::now());
       server_->Wait();
     }
-    exposer_.reset();
+    metrics_http_.reset();
     if (builds_) builds_->Stop();
+    embedder_.reset();
     catalog_.reset();  // closes RocksDB: memtables are in the synced WAL already
     Log(LogLevel::kInfo, "shut down cleanly");
   }
@@ -753,9 +906,11 @@ class ServerImpl final : public Server {
   std::unique_ptr<Catalog> catalog_;
   std::unique_ptr<Metrics> metrics_;
   std::unique_ptr<BuildQueue> builds_;
+  std::unique_ptr<gpu::Encoder> encoder_;
+  std::unique_ptr<gpu::EmbedBatcher> embedder_;  // uses encoder_
   std::unique_ptr<StrataService> service_;
   std::unique_ptr<grpc::Server> server_;
-  std::unique_ptr<prometheus::Exposer> exposer_;
+  std::unique_ptr<MetricsHttpServer> metrics_http_;
   std::shared_ptr<CatalogCollector> collector_;
   int port_ = 0;
   std::atomic<bool> down_{false};

@@ -25,6 +25,16 @@ struct ServerLimits {
   uint32_t max_message_bytes = 64u << 20;
   uint32_t max_postings = 4096;  // search parameter caps
   uint32_t max_ef_search = 16384;
+  uint32_t max_texts = 1024;        // texts per Embed call / text queries per batch
+  uint32_t max_text_bytes = 65536;  // bytes per text
+};
+
+// The sentence encoder behind Embed and text search (none when model_dir is empty).
+struct EmbedOptions {
+  std::string model_dir;
+  std::string backend = "auto";     // auto | cpu | cuda
+  int64_t max_batch_tokens = 8192;  // dynamic batching: tokens per engine call
+  int max_wait_us = 2000;           // how long a request waits for others to join its batch
 };
 
 struct ServerOptions {
@@ -35,6 +45,7 @@ struct ServerOptions {
   // RESOURCE_EXHAUSTED. 0 = max(32, 8 * cores).
   int threads = 0;
   ServerLimits limits;
+  EmbedOptions embed;
 };
 
 [[nodiscard]] grpc::Status ToGrpcStatus(const absl::Status& s);

@@ -1,6 +1,7 @@
 // strata-cli: talks to a running strata-server.
 #include <algorithm>
 #include <chrono>
+#include <cmath>
 #include <cstdio>
 #include <fstream>
 #include <iostream>
@@ -32,6 +33,8 @@ ABSL_FLAG(uint64_t, build_threshold, 0, "create: vectors before the first index 
 // search
 ABSL_FLAG(std::string, vector, "", "search: the query as comma-separated numbers");
 ABSL_FLAG(std::string, query_file, "", "search: read queries from a vector file instead");
+ABSL_FLAG(std::string, text, "",
+          "search: a text query, embedded by the server's model (strata-server --model_dir)");
 ABSL_FLAG(int64_t, row, -1, "search: with --query_file, only this row (default: all rows)");
 ABSL_FLAG(uint32_t, k, 10, "search: neighbours to return");
 ABSL_FLAG(uint32_t, postings, 0, "search: postings to read (0 = server default)");
@@ -58,11 +61,13 @@ const char kUsage[] =
     "  drop NAME\n"
     "  build NAME                   (re)build the collection's disk index now\n"
     "  count NAME\n"
-    "  search NAME --vector=1,2,3 | --query_file=F [--row=I] [--k=10] [--with_payload]\n"
+    "  search NAME --vector=1,2,3 | --query_file=F [--row=I] | --text=\"a question\"\n"
+    "                               [--k=10] [--with_payload]\n"
     "                               with --gt=FILE: recall@k, QPS and latency over all queries\n"
     "                               (--clients=N: N concurrent connections)\n"
     "  get NAME ID...               [--with_vector] [--with_payload]\n"
     "  delete NAME ID...\n"
+    "  embed TEXT...                embed texts with the server's model (vectors abridged)\n"
     "  stats                        server statistics\n";
 
 int Fail(const std::string& msg) {
@@ -191,6 +196,38 @@ int main(int argc, char** argv) {
                   static_cast<unsigned long long>(r.requests()),
                   static_cast<unsigned long long>(r.errors()), r.mean_latency_ms());
     }
+    if (resp.has_embed()) {
+      const pb::EmbedEngineStats& e = resp.embed();
+      std::printf(
+          "  embedding: %s (%u-d) on %s: %llu requests in %llu batches, %llu texts, "
+          "%llu tokens\n",
+          e.model().c_str(), e.dimension(), e.backend().c_str(),
+          static_cast<unsigned long long>(e.requests()),
+          static_cast<unsigned long long>(e.batches()), static_cast<unsigned long long>(e.texts()),
+          static_cast<unsigned long long>(e.tokens()));
+    }
+    return 0;
+  }
+  if (cmd == "embed") {
+    if (args.size() < 3) return Fail("embed needs one or more texts");
+    pb::EmbedRequest req;
+    for (size_t i = 2; i < args.size(); ++i) req.add_texts(args[i]);
+    pb::EmbedResponse resp;
+    auto ctx = Context();
+    grpc::Status s = stub->Embed(ctx.get(), req, &resp);
+    if (!s.ok()) return RpcFail(s);
+    std::printf(
+        "%s, %u-d, %llu tokens%s\n", resp.model().c_str(), resp.dimension(),
+        static_cast<unsigned long long>(resp.tokens()),
+        resp.truncated() > 0 ? absl::StrCat(", ", resp.truncated(), " truncated").c_str() : "");
+    for (int i = 0; i < resp.vectors_size(); ++i) {
+      const auto& v = resp.vectors(i).values();
+      double norm = 0;
+      for (float x : v) norm += double(x) * x;
+      std::printf("%d: norm %.4f [", i, std::sqrt(norm));
+      for (int j = 0; j < std::min(6, v.size()); ++j) std::printf(j ? ", %.5f" : "%.5f", v[j]);
+      std::printf(v.size() > 6 ? ", ...]\n" : "]\n");
+    }
     return 0;
   }
   if (!need_name()) return Fail(absl::StrCat("'", cmd, "' needs a collection name; see --help"));
@@ -297,8 +334,13 @@ int main(int argc, char** argv) {
   if (cmd == "search") {
     std::vector<pb::Vector> queries;
     std::string text = absl::GetFlag(FLAGS_vector), file = absl::GetFlag(FLAGS_query_file);
-    if (text.empty() == file.empty()) return Fail("search needs one of --vector or --query_file");
-    if (!text.empty()) {
+    const std::string question = absl::GetFlag(FLAGS_text);
+    if (int(!text.empty()) + int(!file.empty()) + int(!question.empty()) != 1) {
+      return Fail("search needs one of --vector, --query_file or --text");
+    }
+    if (!question.empty()) {
+      queries.emplace_back();  // a placeholder: the request carries the text
+    } else if (!text.empty()) {
       pb::Vector v;
       for (absl::string_view part : absl::StrSplit(text, ',', absl::SkipWhitespace())) {
         float f;
@@ -355,7 +397,11 @@ int main(int argc, char** argv) {
       for (size_t qi = static_cast<size_t>(c); qi < queries.size(); qi += clients) {
         pb::SearchRequest req;
         req.set_collection(name);
-        *req.mutable_query() = queries[qi];
+        if (question.empty()) {
+          *req.mutable_query() = queries[qi];
+        } else {
+          req.set_text(question);
+        }
         req.set_k(k);
         req.mutable_params()->set_max_postings(absl::GetFlag(FLAGS_postings));
         req.set_with_payload(absl::GetFlag(FLAGS_with_payload));
@@ -409,9 +455,13 @@ int main(int argc, char** argv) {
         }
         std::printf("\n");
       }
-      std::printf("(%u postings, %u pages read, %u us on the server)\n",
+      std::printf("(%u postings, %u pages read, %u us on the server",
                   r.resp.stats().postings_read(), r.resp.stats().pages_read(),
                   r.resp.stats().server_micros());
+      if (r.resp.stats().embed_micros() > 0) {
+        std::printf(", of which %u embedding the query", r.resp.stats().embed_micros());
+      }
+      std::printf(")\n");
     }
     if (!gt_path.empty() && failures == 0) {
       std::vector<double> sorted = latency_ms;

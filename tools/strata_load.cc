@@ -4,6 +4,7 @@
 #include <algorithm>
 #include <chrono>
 #include <cstdio>
+#include <cstring>
 #include <fstream>
 #include <string>
 #include <thread>
@@ -15,6 +16,7 @@
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_split.h"
+#include "gpu/encoder.h"
 #include "grpcpp/grpcpp.h"
 #include "index/catalog.h"
 #include "nlohmann/json.hpp"
@@ -26,6 +28,14 @@
 #include "tools/progress.h"
 
 ABSL_FLAG(std::string, input, "", "vectors: .fbin/.u8bin/.i8bin, .fvecs/.bvecs or .npy");
+ABSL_FLAG(std::string, text, "",
+          "instead of --input: JSONL passages, one JSON object per line with 'text' (required), "
+          "'id' (optional, all lines or none) and any metadata; the text is embedded (online: "
+          "by the server's model; offline: by --model_dir) and stored as the payload text, the "
+          "other fields as the payload JSON");
+ABSL_FLAG(std::string, model_dir, "", "offline --text: the sentence-encoder model directory");
+ABSL_FLAG(std::string, embed_backend, "auto", "offline --text: engine backend (auto, cpu, cuda)");
+ABSL_FLAG(uint32_t, embed_batch, 256, "--text: texts per embedding request");
 ABSL_FLAG(std::string, ids, "",
           "optional ids, one per row (.npy int/uint 32/64-bit, or .ibin); default: the JSONL "
           "'id' field when every line has one, else the row number plus --id_offset");
@@ -34,7 +44,9 @@ ABSL_FLAG(std::string, payloads, "",
           "optional JSONL, one JSON object per row; its 'text' field becomes the payload text, "
           "the whole object its JSON");
 ABSL_FLAG(std::string, collection, "", "target collection (created when missing)");
-ABSL_FLAG(std::string, metric, "l2", "metric of a collection created here (l2, ip, cosine)");
+ABSL_FLAG(std::string, metric, "",
+          "metric of a collection created here: l2, ip or cosine (default: l2 for vectors, "
+          "cosine for --text)");
 ABSL_FLAG(std::string, mode, "online", "online (stream to --server) or offline (--data_dir)");
 ABSL_FLAG(std::string, server, "127.0.0.1:50051", "online: address of strata-server");
 ABSL_FLAG(uint32_t, batch, 1000, "online: points per Upsert request");
@@ -61,10 +73,92 @@ int Fail(const std::string& msg) {
 }
 
 struct Input {
-  strata::VectorSet vectors;
+  strata::VectorSet vectors;            // text mode online: n and dim only, no data
   std::vector<uint64_t> ids;            // empty = row + offset
   std::vector<std::string> json, text;  // empty = no payloads
+  bool embed_online = false;            // text mode online: vectors come from the Embed RPC
 };
+
+std::string Metric(bool text_mode) {
+  std::string m = absl::GetFlag(FLAGS_metric);
+  return m.empty() ? (text_mode ? "cosine" : "l2") : m;
+}
+
+// --text: passages from JSONL. The payload JSON keeps every field but 'text', which is stored as
+// the payload text.
+absl::Status ReadPassages(const std::string& path, uint64_t limit, Input* in) {
+  std::ifstream f(path);
+  if (!f) return absl::NotFoundError(absl::StrCat("cannot open ", path));
+  std::string line;
+  uint64_t n = 0;
+  int with_ids = -1;  // unknown until the first line
+  while ((limit == 0 || n < limit) && std::getline(f, line)) {
+    if (line.empty()) continue;
+    const std::string where = absl::StrCat(path, ":", n + 1);
+    auto j = nlohmann::json::parse(line, nullptr, false);
+    if (j.is_discarded() || !j.is_object()) {
+      return absl::InvalidArgumentError(absl::StrCat(where, ": not a JSON object"));
+    }
+    if (!j.contains("text") || !j["text"].is_string()) {
+      return absl::InvalidArgumentError(absl::StrCat(where, ": needs a string 'text' field"));
+    }
+    const bool has_id = j.contains("id");
+    if (has_id && !j["id"].is_number_unsigned()) {
+      return absl::InvalidArgumentError(
+          absl::StrCat(where, ": 'id' is not a non-negative integer"));
+    }
+    if (with_ids == -1) with_ids = has_id ? 1 : 0;
+    if (has_id != (with_ids == 1)) {
+      return absl::InvalidArgumentError(
+          absl::StrCat(where, ": 'id' must be on every line or on none"));
+    }
+    if (has_id) in->ids.push_back(j["id"].get<uint64_t>());
+    in->text.push_back(j["text"].get<std::string>());
+    j.erase("text");
+    in->json.push_back(j.dump());
+    ++n;
+  }
+  if (n == 0) return absl::InvalidArgumentError(absl::StrCat(path, " holds no passages"));
+  return absl::OkStatus();
+}
+
+// Offline --text: every passage embedded here with the model in --model_dir.
+absl::Status EmbedLocally(Input* in) {
+  const std::string model = absl::GetFlag(FLAGS_model_dir);
+  if (model.empty()) {
+    return absl::InvalidArgumentError("offline --text needs --model_dir (the sentence encoder)");
+  }
+  ASSIGN_OR_RETURN(strata::gpu::BackendChoice backend,
+                   strata::gpu::ParseBackendChoice(absl::GetFlag(FLAGS_embed_backend)));
+  strata::gpu::EncoderOptions eo;
+  eo.backend = backend;
+  ASSIGN_OR_RETURN(auto encoder, strata::gpu::Encoder::Open(model, eo));
+  const uint64_t n = in->text.size();
+  const uint32_t dim = static_cast<uint32_t>(encoder->dimension());
+  in->vectors.type = strata::ElementType::kFloat32;
+  in->vectors.n = n;
+  in->vectors.dim = dim;
+  in->vectors.data.resize(n * dim * sizeof(float));
+  const uint32_t batch = std::max<uint32_t>(1, absl::GetFlag(FLAGS_embed_batch));
+  strata::ProgressBar bar("embedding", n, "passages");
+  strata::gpu::EmbedStats stats;
+  for (uint64_t row = 0; row < n; row += batch) {
+    const uint64_t end = std::min<uint64_t>(n, row + batch);
+    ASSIGN_OR_RETURN(std::vector<float> v,
+                     encoder->Embed(absl::MakeConstSpan(in->text).subspan(row, end - row), &stats));
+    std::memcpy(in->vectors.data.data() + row * dim * sizeof(float), v.data(),
+                v.size() * sizeof(float));
+    bar.Update(end);
+  }
+  bar.Finish();
+  std::fprintf(stderr,
+               "strata-load: embedded %llu passages (%lld tokens, %lld cut to %d tokens) on %s in "
+               "%.1f s\n",
+               static_cast<unsigned long long>(n), static_cast<long long>(stats.tokens),
+               static_cast<long long>(stats.truncated), encoder->max_length(),
+               encoder->backend_name().c_str(), stats.forward_seconds + stats.tokenize_seconds);
+  return absl::OkStatus();
+}
 
 absl::Status ReadPayloads(const std::string& path, uint64_t rows, Input* in, bool* all_have_ids,
                           std::vector<uint64_t>* jsonl_ids) {
@@ -102,10 +196,28 @@ absl::Status ReadPayloads(const std::string& path, uint64_t rows, Input* in, boo
   return absl::OkStatus();
 }
 
-absl::StatusOr<Input> ReadInput() {
+absl::StatusOr<Input> ReadInput(bool online) {
   Input in;
-  std::string path = absl::GetFlag(FLAGS_input);
-  if (path.empty()) return absl::InvalidArgumentError("--input is required (see --help)");
+  const std::string path = absl::GetFlag(FLAGS_input);
+  const std::string text = absl::GetFlag(FLAGS_text);
+  if (path.empty() == text.empty()) {
+    return absl::InvalidArgumentError("give --input (vectors) or --text (passages); see --help");
+  }
+  if (!text.empty()) {
+    if (!absl::GetFlag(FLAGS_payloads).empty() || !absl::GetFlag(FLAGS_ids).empty()) {
+      return absl::InvalidArgumentError(
+          "--text carries its own ids and payloads; --payloads and --ids are for --input");
+    }
+    RETURN_IF_ERROR(ReadPassages(text, absl::GetFlag(FLAGS_limit), &in));
+    if (online) {
+      in.embed_online = true;  // the server embeds; its dimension is learnt from the first call
+      in.vectors.type = strata::ElementType::kFloat32;
+      in.vectors.n = in.text.size();
+    } else {
+      RETURN_IF_ERROR(EmbedLocally(&in));
+    }
+    return in;
+  }
   ASSIGN_OR_RETURN(in.vectors, strata::ReadVectors(path, absl::GetFlag(FLAGS_limit)));
   if (in.vectors.n == 0) return absl::InvalidArgumentError(absl::StrCat(path, " holds no vectors"));
   std::vector<uint64_t> jsonl_ids;
@@ -159,9 +271,15 @@ grpc::Status WithRetries(const char* what, F&& rpc) {
   }
 }
 
+// The file being loaded (--input or --text).
+std::string InputPath() {
+  return absl::GetFlag(FLAGS_input).empty() ? absl::GetFlag(FLAGS_text)
+                                            : absl::GetFlag(FLAGS_input);
+}
+
 std::string Checkpoint(const std::string& collection) {
   std::string c = absl::GetFlag(FLAGS_checkpoint);
-  return c.empty() ? absl::StrCat(absl::GetFlag(FLAGS_input), ".", collection, ".ckpt") : c;
+  return c.empty() ? absl::StrCat(InputPath(), ".", collection, ".ckpt") : c;
 }
 
 // "input=...\ncollection=...\nrows=N\ntotal=M\n"
@@ -177,8 +295,7 @@ uint64_t ReadCheckpoint(const std::string& path, const std::string& collection, 
     if (kv.first == "rows" && !absl::SimpleAtoi(kv.second, &rows)) return 0;
     if (kv.first == "total" && !absl::SimpleAtoi(kv.second, &file_total)) return 0;
   }
-  if (input != absl::GetFlag(FLAGS_input) || coll != collection || file_total != total ||
-      rows > total) {
+  if (input != InputPath() || coll != collection || file_total != total || rows > total) {
     strata::Log(strata::LogLevel::kWarning, "checkpoint %s is for another load; starting at row 0",
                 path);
     return 0;
@@ -189,15 +306,51 @@ uint64_t ReadCheckpoint(const std::string& path, const std::string& collection, 
 absl::Status WriteCheckpoint(const std::string& path, const std::string& collection, uint64_t rows,
                              uint64_t total) {
   return strata::WriteFileAtomic(
-      path, absl::StrCat("input=", absl::GetFlag(FLAGS_input), "\ncollection=", collection,
-                         "\nrows=", rows, "\ntotal=", total, "\n"));
+      path, absl::StrCat("input=", InputPath(), "\ncollection=", collection, "\nrows=", rows,
+                         "\ntotal=", total, "\n"));
 }
 
-int RunOnline(const Input& in, const std::string& collection) {
+// Embeds rows [begin, end) of the passages with the server's model into `req`'s points.
+grpc::Status EmbedRows(pb::Strata::Stub& stub, const Input& in, uint64_t begin, uint64_t end,
+                       pb::UpsertRequest* req) {
+  const uint32_t batch = std::max<uint32_t>(1, absl::GetFlag(FLAGS_embed_batch));
+  for (uint64_t row = begin; row < end; row += batch) {
+    pb::EmbedRequest ereq;
+    const uint64_t stop = std::min<uint64_t>(end, row + batch);
+    for (uint64_t i = row; i < stop; ++i) ereq.add_texts(in.text[i]);
+    pb::EmbedResponse eresp;
+    grpc::Status s = WithRetries("embed", [&](grpc::ClientContext* ctx) {
+      eresp.Clear();
+      return stub.Embed(ctx, ereq, &eresp);
+    });
+    if (!s.ok()) return s;
+    for (uint64_t i = row; i < stop; ++i) {
+      *req->mutable_points(static_cast<int>(i - begin))->mutable_vector() =
+          std::move(*eresp.mutable_vectors(static_cast<int>(i - row)));
+    }
+  }
+  return grpc::Status::OK;
+}
+
+int RunOnline(Input& in, const std::string& collection) {
   auto channel =
       grpc::CreateChannel(absl::GetFlag(FLAGS_server), grpc::InsecureChannelCredentials());
   auto stub = pb::Strata::NewStub(channel);
-  const strata::VectorSet& v = in.vectors;
+  strata::VectorSet& v = in.vectors;
+  if (in.embed_online) {  // the model's dimension, from embedding the first passage
+    pb::EmbedRequest ereq;
+    ereq.add_texts(in.text[0]);
+    pb::EmbedResponse eresp;
+    grpc::Status s = WithRetries(
+        "embed", [&](grpc::ClientContext* ctx) { return stub->Embed(ctx, ereq, &eresp); });
+    if (!s.ok()) {
+      return Fail(
+          absl::StrCat("embedding through ", absl::GetFlag(FLAGS_server), ": ", s.error_message()));
+    }
+    v.dim = eresp.dimension();
+    std::fprintf(stderr, "strata-load: the server embeds with %s (%u-d)\n", eresp.model().c_str(),
+                 v.dim);
+  }
 
   // The collection: described, or created to match the file.
   pb::DescribeCollectionRequest dreq;
@@ -213,7 +366,7 @@ int RunOnline(const Input& in, const std::string& collection) {
     creq.set_element_type(v.type == strata::ElementType::kFloat32 ? pb::FLOAT32
                           : v.type == strata::ElementType::kUint8 ? pb::UINT8
                                                                   : pb::INT8);
-    std::string m = absl::GetFlag(FLAGS_metric);
+    std::string m = Metric(!absl::GetFlag(FLAGS_text).empty());
     creq.set_metric(m == "ip" ? pb::INNER_PRODUCT : m == "cosine" ? pb::COSINE : pb::L2);
     if (m != "l2" && m != "ip" && m != "cosine") {
       return Fail(absl::StrCat("--metric must be l2, ip or cosine, not '", m, "'"));
@@ -267,11 +420,21 @@ int RunOnline(const Input& in, const std::string& collection) {
       for (uint64_t i = row; i < end; ++i) {
         pb::Point* p = req.add_points();
         p->set_id(IdOf(in, i));
-        p->mutable_vector()->set_raw(
-            std::string(reinterpret_cast<const char*>(v.row(i)), v.row_bytes()));
+        if (!in.embed_online) {
+          p->mutable_vector()->set_raw(
+              std::string(reinterpret_cast<const char*>(v.row(i)), v.row_bytes()));
+        }
         if (!in.json.empty()) {
           p->mutable_payload()->set_json(in.json[i]);
           p->mutable_payload()->set_text(in.text[i]);
+        }
+      }
+      if (in.embed_online) {
+        s = EmbedRows(*stub, in, row, end, &req);
+        if (!s.ok()) {
+          bar.Finish();
+          return Fail(absl::StrCat("embedding rows ", row, "-", end - 1, ": ", s.error_message(),
+                                   "; rerun to resume from the checkpoint ", ckpt));
         }
       }
       pb::UpsertResponse resp;
@@ -356,7 +519,7 @@ int RunOffline(const Input& in, const std::string& collection) {
     cfg.name = collection;
     cfg.dim = in.vectors.dim;
     cfg.type = in.vectors.type;
-    auto m = strata::ParseMetric(absl::GetFlag(FLAGS_metric));
+    auto m = strata::ParseMetric(Metric(!absl::GetFlag(FLAGS_text).empty()));
     if (!m.ok()) return Fail(std::string(m.status().message()));
     cfg.metric = *m;
     auto created = (*catalog)->Create(cfg);
@@ -411,7 +574,10 @@ int main(int argc, char** argv) {
       "           checkpoint after an interruption; upserts are idempotent by id.\n"
       "  offline: strata-load --mode=offline --data_dir=DIR --input=base.u8bin --collection=docs\n"
       "           writes the collection and builds its index directly (server stopped).\n"
-      "Payloads: --payloads=rows.jsonl (one JSON object per row). Ids: --ids=ids.npy.");
+      "Payloads: --payloads=rows.jsonl (one JSON object per row). Ids: --ids=ids.npy.\n"
+      "  text:    strata-load --text=passages.jsonl --collection=docs\n"
+      "           JSONL lines {\"id\": 7, \"text\": \"...\", ...}: embedded by the server's model\n"
+      "           (offline: --model_dir=models/all-minilm-l6-v2), text kept as the payload.");
   absl::ParseCommandLine(argc, argv);
   std::string collection = absl::GetFlag(FLAGS_collection);
   if (collection.empty()) return Fail("--collection is required (see --help)");
@@ -419,10 +585,15 @@ int main(int argc, char** argv) {
   if (mode != "online" && mode != "offline") {
     return Fail(absl::StrCat("--mode must be online or offline, not '", mode, "'"));
   }
-  auto in = ReadInput();
+  auto in = ReadInput(mode == "online");
   if (!in.ok()) return Fail(std::string(in.status().message()));
-  std::fprintf(stderr, "strata-load: %s: %llu %s vectors of dimension %u\n",
-               absl::GetFlag(FLAGS_input).c_str(), static_cast<unsigned long long>(in->vectors.n),
-               strata::ElementTypeName(in->vectors.type), in->vectors.dim);
+  if (in->embed_online) {
+    std::fprintf(stderr, "strata-load: %s: %zu passages, embedded by the server\n",
+                 InputPath().c_str(), in->text.size());
+  } else {
+    std::fprintf(stderr, "strata-load: %s: %llu %s vectors of dimension %u\n", InputPath().c_str(),
+                 static_cast<unsigned long long>(in->vectors.n),
+                 strata::ElementTypeName(in->vectors.type), in->vectors.dim);
+  }
   return mode == "online" ? RunOnline(*in, collection) : RunOffline(*in, collection);
 }

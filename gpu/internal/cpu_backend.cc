@@ -12,6 +12,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "gpu/backend.h"
+#include "gpu/internal/cpu_kernels.h"
 #include "storage/status_macros.h"
 
 // Refuses a tensor that is not float32 (the CPU backend's only floating type).
@@ -30,27 +31,16 @@ absl::Status NeedF32(const Tensor& t, const char* what) {
   return absl::OkStatus();
 }
 
-float Gelu(float x) { return 0.5f * x * (1.0f + std::erf(x * 0.70710678118654752f)); }
-float Silu(float x) { return x / (1.0f + std::exp(-x)); }
-
-void SoftmaxRow(float* row, int64_t n) {
-  float m = -INFINITY;
-  for (int64_t i = 0; i < n; ++i) m = std::max(m, row[i]);
-  double sum = 0;
-  for (int64_t i = 0; i < n; ++i) {
-    row[i] = std::exp(row[i] - m);
-    sum += row[i];
-  }
-  const float inv = static_cast<float>(1.0 / sum);
-  for (int64_t i = 0; i < n; ++i) row[i] *= inv;
-}
+// A row softmax through the best kernel set, for the Softmax op.
+void SoftmaxRow(float* row, int64_t n) { cpu::BestCpuKernels().softmax_row(row, n); }
 
 class CpuBackend final : public Backend {
  public:
   BackendKind kind() const override { return BackendKind::kCpu; }
   std::string name() const override {
-    return absl::StrCat("cpu (OpenBLAS, ", openblas_get_num_threads(), " BLAS threads, ",
-                        omp_get_max_threads(), " OpenMP threads)");
+    return absl::StrCat("cpu (OpenBLAS ", openblas_get_num_threads(), " threads, OpenMP ",
+                        omp_get_max_threads(), " threads, ", cpu::BestCpuKernels().name,
+                        " kernels)");
   }
   DType preferred_dtype() const override { return DType::kF32; }
   bool Supports(DType dtype) const override { return dtype == DType::kF32 || dtype == DType::kI32; }
@@ -108,18 +98,9 @@ class CpuBackend final : public Backend {
     if (bias == nullptr && act == Activation::kNone) return absl::OkStatus();
     const float* b = bias != nullptr ? bias->as<float>() : nullptr;
     float* out = y.as<float>();
+    const cpu::CpuKernels& kern = cpu::BestCpuKernels();
 #pragma omp parallel for schedule(static)
-    for (int64_t i = 0; i < m; ++i) {
-      float* row = out + i * n;
-      for (int64_t j = 0; j < n; ++j) {
-        float v = row[j] + (b != nullptr ? b[j] : 0.0f);
-        if (act == Activation::kGelu)
-          v = Gelu(v);
-        else if (act == Activation::kSilu)
-          v = Silu(v);
-        row[j] = v;
-      }
-    }
+    for (int64_t i = 0; i < m; ++i) kern.bias_act_row(out + i * n, b, n, static_cast<int>(act));
     return absl::OkStatus();
   }
 
@@ -191,8 +172,12 @@ class CpuBackend final : public Backend {
     float* v = x.as<float>();
     const int64_t n = x.numel();
     if (act == Activation::kNone) return absl::OkStatus();
+    constexpr int64_t kChunk = 4096;
 #pragma omp parallel for schedule(static)
-    for (int64_t i = 0; i < n; ++i) v[i] = act == Activation::kGelu ? Gelu(v[i]) : Silu(v[i]);
+    for (int64_t i = 0; i < n; i += kChunk) {
+      cpu::BestCpuKernels().bias_act_row(v + i, nullptr, std::min(kChunk, n - i),
+                                         static_cast<int>(act));
+    }
     return absl::OkStatus();
   }
 
@@ -218,26 +203,23 @@ class CpuBackend final : public Backend {
     for (int64_t s = 0; s < seqs; ++s) {
       longest = std::max<int64_t>(longest, host_offsets[s + 1] - host_offsets[s]);
     }
+    // Our own loops rather than BLAS: these products are small (head_dim 32-64), and OpenBLAS's
+    // thread pool fights OpenMP's when called from inside a parallel region.
+    const cpu::CpuKernels& k = cpu::BestCpuKernels();
 #pragma omp parallel
     {
-      std::vector<float> scores(static_cast<size_t>(longest * longest));  // per thread
+      // Per thread, sized as cpu_kernels.h asks.
+      std::vector<float> keys_t(static_cast<size_t>((longest + 15) * head_dim));
+      std::vector<float> values(static_cast<size_t>(longest * head_dim));
+      std::vector<float> scores(static_cast<size_t>(4 * (longest + 15)));
 #pragma omp for schedule(dynamic)
       for (int64_t job = 0; job < seqs * heads; ++job) {
         const int64_t s = job / heads, h = job % heads;
         const int64_t begin = host_offsets[s], len = host_offsets[s + 1] - begin;
         if (len <= 0) continue;
-        const float* q = base + begin * stride + h * head_dim;
-        const float* k = q + hidden;
-        const float* v = q + 2 * hidden;
-        // scores[i, j] = q_i · k_j * scale
-        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, static_cast<int>(len),
-                    static_cast<int>(len), head_dim, scale, q, static_cast<int>(stride), k,
-                    static_cast<int>(stride), 0.0f, scores.data(), static_cast<int>(len));
-        for (int64_t i = 0; i < len; ++i) SoftmaxRow(scores.data() + i * len, len);
-        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, static_cast<int>(len), head_dim,
-                    static_cast<int>(len), 1.0f, scores.data(), static_cast<int>(len), v,
-                    static_cast<int>(stride), 0.0f, o + begin * hidden + h * head_dim,
-                    static_cast<int>(hidden));
+        k.attend_head(base + begin * stride + h * head_dim, len, head_dim, stride, hidden, scale,
+                      keys_t.data(), values.data(), scores.data(),
+                      o + begin * hidden + h * head_dim, hidden);
       }
     }
     return absl::OkStatus();

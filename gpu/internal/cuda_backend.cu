@@ -7,12 +7,12 @@
 #include <cuda_runtime.h>
 
 #include <algorithm>
+#include <cstdio>
 #include <cstring>
 #include <vector>
 
 #include "absl/strings/str_cat.h"
 #include "gpu/backend.h"
-#include "gpu/internal/cuda_backend.h"
 #include "gpu/internal/cuda_check.h"
 
 namespace strata::gpu {
@@ -323,16 +323,16 @@ absl::Status Dispatch(DType dtype, F&& f) {
   }
 }
 
-class CudaBackend final : public Backend {
+class CudaBackendImpl final : public Backend {
  public:
-  CudaBackend(int device, std::string name) : device_(device), name_(std::move(name)) {}
-  ~CudaBackend() override {
+  CudaBackendImpl(int device, std::string name) : device_(device), name_(std::move(name)) {}
+  ~CudaBackendImpl() override {
     cudaSetDevice(device_);
     if (handle_ != nullptr) cublasDestroy(handle_);
     if (stream_ != nullptr) cudaStreamDestroy(stream_);
   }
-  CudaBackend(const CudaBackend&) = delete;
-  CudaBackend& operator=(const CudaBackend&) = delete;
+  CudaBackendImpl(const CudaBackendImpl&) = delete;
+  CudaBackendImpl& operator=(const CudaBackendImpl&) = delete;
 
   absl::Status Init() {
     CUDA_RETURN_IF_ERROR(cudaSetDevice(device_));
@@ -560,14 +560,23 @@ class CudaBackend final : public Backend {
 
 }  // namespace
 
-absl::StatusOr<std::unique_ptr<Backend>> CreateCudaBackend(int device) {
+}  // namespace strata::gpu
+
+// The module's entry point, found by cuda_loader.cc with dlsym.
+extern "C" __attribute__((visibility("default"))) strata::gpu::Backend* StrataCreateCudaBackend(
+    int device, char* error, size_t error_size) {
+  auto fail = [&](const absl::Status& s) -> strata::gpu::Backend* {
+    std::snprintf(error, error_size, "%s", std::string(s.message()).c_str());
+    return nullptr;
+  };
   cudaDeviceProp p;
-  CUDA_RETURN_IF_ERROR(cudaGetDeviceProperties(&p, device));
-  auto b = std::make_unique<CudaBackend>(
+  absl::Status s = strata::gpu::ToStatus(cudaGetDeviceProperties(&p, device),
+                                         "cudaGetDeviceProperties", __FILE__, __LINE__);
+  if (!s.ok()) return fail(s);
+  auto b = std::make_unique<strata::gpu::CudaBackendImpl>(
       device, absl::StrCat("cuda:", device, " (", p.name, ", sm_", p.major, p.minor, ", ",
                            p.totalGlobalMem >> 20, " MiB)"));
-  RETURN_IF_ERROR(b->Init());
-  return b;
+  const absl::Status init = b->Init();
+  if (!init.ok()) return fail(init);
+  return b.release();
 }
-
-}  // namespace strata::gpu

@@ -21,14 +21,17 @@
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/strip.h"
+#include "gpu/encoder.h"
 #include "grpc/health/v1/health.grpc.pb.h"
 #include "grpc/reflection/v1alpha/reflection.grpc.pb.h"
 #include "grpcpp/grpcpp.h"
 #include "gtest/gtest.h"
 #include "index/brute_force.h"
+#include "nlohmann/json.hpp"
 #include "proto/strata.grpc.pb.h"
 #include "storage/scoped_fd.h"
 #include "storage/vector_file.h"
+#include "tests/gpu/tiny_model.h"
 #include "tests/test_util.h"
 #include "tools/synthetic.h"
 
@@ -41,17 +44,25 @@ using testing::TempDir;
 
 std::string Bin(const std::string& name) { return std::string(STRATA_BIN_DIR) + "/" + name; }
 
+// A loopback port free now, and never handed out twice in this process (the kernel may offer
+// the same ephemeral port to two quick bind(0) calls, e.g. the gRPC and the /metrics ports).
 int FreePort() {
-  int fd = socket(AF_INET, SOCK_STREAM, 0);
-  sockaddr_in a{};
-  a.sin_family = AF_INET;
-  a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  a.sin_port = 0;
-  bind(fd, reinterpret_cast<sockaddr*>(&a), sizeof a);
-  socklen_t len = sizeof a;
-  getsockname(fd, reinterpret_cast<sockaddr*>(&a), &len);
-  close(fd);
-  return ntohs(a.sin_port);
+  static std::mutex mu;
+  static std::set<int> given;
+  std::lock_guard<std::mutex> lock(mu);
+  for (;;) {
+    int fd = socket(AF_INET, SOCK_STREAM, 0);
+    sockaddr_in a{};
+    a.sin_family = AF_INET;
+    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    a.sin_port = 0;
+    bind(fd, reinterpret_cast<sockaddr*>(&a), sizeof a);
+    socklen_t len = sizeof a;
+    getsockname(fd, reinterpret_cast<sockaddr*>(&a), &len);
+    close(fd);
+    const int port = ntohs(a.sin_port);
+    if (given.insert(port).second) return port;
+  }
 }
 
 pid_t Spawn(const std::vector<std::string>& argv, const std::string& log) {
@@ -686,6 +697,252 @@ TEST(EndToEnd, PythonClientWorksUnchanged) {
                    log);
   EXPECT_EQ(WaitExit(py), 0) << ReadLog(log);
   EXPECT_NE(ReadLog(log).find("nearest to"), std::string::npos) << ReadLog(log);
+  EXPECT_EQ(server.Stop(), 0);
+}
+
+// --- Text: the Embed RPC, search by text and strata-load --text, on a tiny random BERT written
+// in the real formats (the real model's quality is tested in tests/gpu/encoder_test.cc).
+
+std::vector<std::string> Passages() {
+  const std::vector<std::string> words = {"the",  "cat",    "sat",    "on",    "mat",   "data",
+                                          "base", "vector", "search", "index", "query", "unable"};
+  std::mt19937 rng(3);
+  std::vector<std::string> out;
+  for (int i = 0; i < 60; ++i) {
+    std::string t;
+    const int n = 3 + static_cast<int>(rng() % 20);
+    for (int w = 0; w < n; ++w) t += (w ? " " : "") + words[rng() % words.size()];
+    t += absl::StrCat(" ", i, "!");  // every passage differs
+    out.push_back(t);
+  }
+  return out;
+}
+
+std::string WritePassages(const TempDir& tmp, const std::vector<std::string>& texts) {
+  std::string path = tmp.File("passages.jsonl");
+  std::ofstream f(path);
+  for (size_t i = 0; i < texts.size(); ++i) {
+    nlohmann::json j = {{"id", 1000 + i}, {"text", texts[i]}, {"source", "test"}, {"n", i}};
+    f << j.dump() << "\n";
+  }
+  return path;
+}
+
+pb::EmbedResponse EmbedTexts(pb::Strata::Stub* stub, const std::vector<std::string>& texts,
+                             grpc::Status* status) {
+  pb::EmbedRequest req;
+  for (const auto& t : texts) req.add_texts(t);
+  pb::EmbedResponse resp;
+  *status = Call(&pb::Strata::Stub::Embed, stub, req, &resp);
+  return resp;
+}
+
+TEST(EndToEnd, TextLoadEmbedAndSearchByText) {
+  TempDir tmp;
+  const std::string model = tmp.File("model");
+  fs::create_directories(model);
+  testing::TinyBertSpec spec;
+  testing::TinyWeights weights;
+  ASSERT_TRUE(testing::WriteTinyBert(model, spec, &weights).ok());
+  ServerProcess server(tmp.File("data"), tmp.File("server.log"), {"--model_dir=" + model});
+  ASSERT_NO_FATAL_FAILURE(server.Start());
+  const std::vector<std::string> texts = Passages();
+  const std::string passages = WritePassages(tmp, texts);
+
+  std::string log = tmp.File("load.log");
+  pid_t load = Spawn({Bin("strata-load"), "--text=" + passages, "--collection=docs",
+                      "--server=" + server.address(), "--batch=16", "--embed_batch=7"},
+                     log);
+  ASSERT_EQ(WaitExit(load), 0) << ReadLog(log);
+  EXPECT_EQ(Count(server.stub(), "docs"), texts.size());
+  pb::DescribeCollectionRequest dreq;
+  dreq.set_name("docs");
+  pb::CollectionInfo info;
+  ASSERT_TRUE(Call(&pb::Strata::Stub::DescribeCollection, server.stub(), dreq, &info).ok());
+  EXPECT_EQ(info.dimension(), static_cast<uint32_t>(spec.hidden));
+  EXPECT_EQ(info.metric(), pb::COSINE);
+
+  // Embed over gRPC equals the engine in-process.
+  gpu::EncoderOptions eo;
+  eo.backend = gpu::BackendChoice::kCpu;
+  auto enc = gpu::Encoder::Open(model, eo);
+  ASSERT_TRUE(enc.ok()) << enc.status();
+  grpc::Status st;
+  pb::EmbedResponse emb = EmbedTexts(server.stub(), {texts[0], texts[5]}, &st);
+  ASSERT_TRUE(st.ok()) << st.error_message();
+  EXPECT_EQ(emb.model(), "model");
+  EXPECT_EQ(emb.dimension(), static_cast<uint32_t>(spec.hidden));
+  ASSERT_EQ(emb.vectors_size(), 2);
+  auto local = (*enc)->Embed({texts[0], texts[5]});
+  ASSERT_TRUE(local.ok());
+  for (int i = 0; i < 2; ++i) {
+    for (int j = 0; j < spec.hidden; ++j) {
+      EXPECT_NEAR(emb.vectors(i).values(j), (*local)[i * spec.hidden + j], 1e-5);
+    }
+  }
+
+  // Each passage's own text finds it first, with its text and metadata as the payload.
+  for (size_t i = 0; i < texts.size(); i += 7) {
+    pb::SearchRequest req;
+    req.set_collection("docs");
+    req.set_text(texts[i]);
+    req.set_k(3);
+    req.set_with_payload(true);
+    pb::SearchResponse resp;
+    st = Call(&pb::Strata::Stub::Search, server.stub(), req, &resp);
+    ASSERT_TRUE(st.ok()) << st.error_message();
+    ASSERT_GE(resp.hits_size(), 1);
+    EXPECT_EQ(resp.hits(0).id(), 1000 + i) << texts[i];
+    EXPECT_NEAR(resp.hits(0).distance(), -1.0f, 1e-4);
+    EXPECT_EQ(resp.hits(0).payload().text(), texts[i]);
+    auto meta = nlohmann::json::parse(resp.hits(0).payload().json());
+    EXPECT_EQ(meta["source"], "test");
+    EXPECT_EQ(meta["n"], i);
+    EXPECT_FALSE(meta.contains("text"));  // stored once, as the payload text
+    EXPECT_GT(resp.stats().embed_micros(), 0u);
+  }
+  // A batch of text queries.
+  pb::SearchBatchRequest breq;
+  breq.set_collection("docs");
+  breq.add_texts(texts[1]);
+  breq.add_texts(texts[2]);
+  breq.set_k(1);
+  pb::SearchBatchResponse bresp;
+  st = Call(&pb::Strata::Stub::SearchBatch, server.stub(), breq, &bresp);
+  ASSERT_TRUE(st.ok()) << st.error_message();
+  ASSERT_EQ(bresp.results_size(), 2);
+  EXPECT_EQ(bresp.results(0).hits(0).id(), 1001u);
+  EXPECT_EQ(bresp.results(1).hits(0).id(), 1002u);
+
+  pb::StatsResponse stats;
+  ASSERT_TRUE(Call(&pb::Strata::Stub::Stats, server.stub(), pb::StatsRequest(), &stats).ok());
+  EXPECT_EQ(stats.embed().model(), "model");
+  EXPECT_GE(stats.embed().texts(), texts.size());
+  EXPECT_LE(stats.embed().batches(), stats.embed().requests());
+  EXPECT_EQ(server.Stop(), 0);
+}
+
+TEST(EndToEnd, ConcurrentEmbedsAreBatchedTogether) {
+  TempDir tmp;
+  const std::string model = tmp.File("model");
+  fs::create_directories(model);
+  testing::TinyBertSpec spec;
+  testing::TinyWeights weights;
+  ASSERT_TRUE(testing::WriteTinyBert(model, spec, &weights).ok());
+  // A 300 ms batching window: requests sent together share engine calls.
+  ServerProcess server(tmp.File("data"), tmp.File("server.log"),
+                       {"--model_dir=" + model, "--embed_wait_us=300000"});
+  ASSERT_NO_FATAL_FAILURE(server.Start());
+  const std::vector<std::string> texts = Passages();
+  constexpr int kClients = 12;
+  std::vector<pb::EmbedResponse> got(kClients);
+  std::vector<grpc::Status> status(kClients);
+  std::vector<std::thread> threads;
+  for (int c = 0; c < kClients; ++c) {
+    threads.emplace_back([&, c] { got[c] = EmbedTexts(server.stub(), {texts[c]}, &status[c]); });
+  }
+  for (auto& t : threads) t.join();
+  pb::StatsResponse stats;
+  ASSERT_TRUE(Call(&pb::Strata::Stub::Stats, server.stub(), pb::StatsRequest(), &stats).ok());
+  EXPECT_EQ(stats.embed().requests(), static_cast<uint64_t>(kClients));
+  EXPECT_LT(stats.embed().batches(), static_cast<uint64_t>(kClients) / 2)
+      << "requests sent together should share engine calls";
+  // Batching changes nothing in the results: each equals the text embedded alone.
+  gpu::EncoderOptions eo;
+  eo.backend = gpu::BackendChoice::kCpu;
+  auto enc = gpu::Encoder::Open(model, eo);
+  ASSERT_TRUE(enc.ok()) << enc.status();
+  for (int c = 0; c < kClients; ++c) {
+    ASSERT_TRUE(status[c].ok()) << status[c].error_message();
+    auto alone = (*enc)->Embed({texts[c]});
+    ASSERT_TRUE(alone.ok());
+    for (int j = 0; j < spec.hidden; ++j) {
+      EXPECT_NEAR(got[c].vectors(0).values(j), (*alone)[j], 1e-5);
+    }
+  }
+  EXPECT_EQ(server.Stop(), 0);
+}
+
+TEST(EndToEnd, TextRequestsAreValidated) {
+  TempDir tmp;
+  {  // No model: Embed and text search say how to get one.
+    ServerProcess plain(tmp.File("plain"), tmp.File("plain.log"));
+    ASSERT_NO_FATAL_FAILURE(plain.Start());
+    grpc::Status st;
+    EmbedTexts(plain.stub(), {"hello"}, &st);
+    EXPECT_EQ(st.error_code(), grpc::StatusCode::FAILED_PRECONDITION);
+    EXPECT_NE(st.error_message().find("--model_dir"), std::string::npos) << st.error_message();
+    EXPECT_EQ(plain.Stop(), 0);
+  }
+  {  // A model directory that is not one: the server refuses to start, naming the problem.
+    std::string log = tmp.File("bad.log");
+    pid_t bad =
+        Spawn({Bin("strata-server"), "--data_dir=" + tmp.File("bad"), "--listen=127.0.0.1:0",
+               "--metrics_listen=", "--model_dir=" + tmp.File("no-such-model")},
+              log);
+    EXPECT_EQ(WaitExit(bad), 1);
+    EXPECT_NE(ReadLog(log).find("config.json"), std::string::npos) << ReadLog(log);
+  }
+  const std::string model = tmp.File("model");
+  fs::create_directories(model);
+  testing::TinyBertSpec spec;
+  testing::TinyWeights weights;
+  ASSERT_TRUE(testing::WriteTinyBert(model, spec, &weights).ok());
+  ServerProcess server(tmp.File("data"), tmp.File("server.log"),
+                       {"--model_dir=" + model, "--max_texts=4", "--max_text_bytes=100"});
+  ASSERT_NO_FATAL_FAILURE(server.Start());
+  grpc::Status st;
+  EmbedTexts(server.stub(), {}, &st);
+  EXPECT_EQ(st.error_code(), grpc::StatusCode::INVALID_ARGUMENT);
+  EmbedTexts(server.stub(), {"a", "b", "c", "d", "e"}, &st);
+  EXPECT_EQ(st.error_code(), grpc::StatusCode::RESOURCE_EXHAUSTED);
+  EmbedTexts(server.stub(), {"ok", std::string(101, 'x')}, &st);
+  EXPECT_EQ(st.error_code(), grpc::StatusCode::RESOURCE_EXHAUSTED);
+  EXPECT_NE(st.error_message().find("text 1"), std::string::npos) << st.error_message();
+  // Invalid UTF-8 (which proto3 strings forbid) is refused or embedded, never a crash.
+  EmbedTexts(server.stub(), {"bad utf-8 \xff\xfe here"}, &st);
+  EXPECT_NE(st.error_code(), grpc::StatusCode::UNAVAILABLE) << st.error_message();
+
+  Create(server.stub(), "bytes", 8, pb::UINT8);
+  Create(server.stub(), "vecs", static_cast<uint32_t>(spec.hidden), pb::FLOAT32);
+  pb::SearchRequest req;
+  req.set_collection("bytes");
+  req.set_text("the cat");
+  req.set_k(1);
+  pb::SearchResponse resp;
+  st = Call(&pb::Strata::Stub::Search, server.stub(), req, &resp);
+  EXPECT_EQ(st.error_code(), grpc::StatusCode::INVALID_ARGUMENT);
+  EXPECT_NE(st.error_message().find("8-d uint8"), std::string::npos) << st.error_message();
+  req.set_collection("vecs");
+  req.mutable_query()->add_values(1.0f);
+  st = Call(&pb::Strata::Stub::Search, server.stub(), req, &resp);
+  EXPECT_EQ(st.error_code(), grpc::StatusCode::INVALID_ARGUMENT);
+  EXPECT_NE(st.error_message().find("not both"), std::string::npos) << st.error_message();
+
+  // strata-load --text refuses bad passages files with a message and exit 1, storing nothing.
+  std::string bad = tmp.File("bad.jsonl");
+  {
+    std::ofstream f(bad);
+    f << R"({"id": 1, "text": "fine"})"
+      << "\n"
+      << R"({"id": 2, "title": "no text"})"
+      << "\n";
+  }
+  std::string log = tmp.File("load.log");
+  pid_t load = Spawn(
+      {Bin("strata-load"), "--text=" + bad, "--collection=vecs", "--server=" + server.address()},
+      log);
+  EXPECT_EQ(WaitExit(load), 1);
+  EXPECT_NE(ReadLog(log).find("bad.jsonl:2: needs a string 'text' field"), std::string::npos)
+      << ReadLog(log);
+  EXPECT_EQ(Count(server.stub(), "vecs"), 0u);
+
+  // Still serving.
+  auto health = grpc::health::v1::Health::NewStub(server.channel());
+  grpc::ClientContext hctx;
+  grpc::health::v1::HealthCheckResponse hresp;
+  ASSERT_TRUE(health->Check(&hctx, {}, &hresp).ok());
+  EXPECT_EQ(hresp.status(), grpc::health::v1::HealthCheckResponse::SERVING);
   EXPECT_EQ(server.Stop(), 0);
 }
 

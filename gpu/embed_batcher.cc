@@ -1,0 +1,115 @@
+#include "gpu/embed_batcher.h"
+
+#include <algorithm>
+
+#include "storage/status_macros.h"
+
+namespace strata::gpu {
+
+EmbedBatcher::EmbedBatcher(Encoder* encoder, EmbedBatcherOptions options)
+    : encoder_(encoder), options_(options), worker_([this] { Run(); }) {}
+
+EmbedBatcher::~EmbedBatcher() {
+  {
+    absl::MutexLock lock(&mu_);
+    stop_ = true;
+  }
+  worker_.join();
+}
+
+EmbedBatcherStats EmbedBatcher::stats() const {
+  absl::MutexLock lock(&mu_);
+  return stats_;
+}
+
+absl::StatusOr<std::vector<float>> EmbedBatcher::Embed(absl::Span<const std::string> texts,
+                                                       EmbedStats* stats) {
+  std::vector<std::vector<int32_t>> seqs;
+  seqs.reserve(texts.size());
+  Request req;
+  int64_t truncated = 0;
+  for (const std::string& t : texts) {
+    bool cut = false;
+    seqs.push_back(encoder_->Tokenize(t, &cut));
+    truncated += cut ? 1 : 0;
+    req.tokens += static_cast<int64_t>(seqs.back().size());
+  }
+  std::vector<float> out(texts.size() * static_cast<size_t>(encoder_->dimension()));
+  if (texts.empty()) return out;
+  req.sequences = seqs;
+  req.out = out.data();
+  {
+    absl::MutexLock lock(&mu_);
+    if (stop_) return absl::UnavailableError("the embedding engine is shutting down");
+    req.arrived = absl::Now();
+    queue_.push_back(&req);
+    queued_tokens_ += req.tokens;
+    mu_.Await(absl::Condition(&req.done));
+    stats_.truncated += static_cast<uint64_t>(truncated);
+  }
+  RETURN_IF_ERROR(req.status);
+  if (stats != nullptr) {
+    stats->texts += static_cast<int64_t>(texts.size());
+    stats->tokens += req.tokens;
+    stats->truncated += truncated;
+  }
+  return out;
+}
+
+void EmbedBatcher::Run() {
+  for (;;) {
+    std::vector<Request*> batch;
+    {
+      absl::MutexLock lock(&mu_);
+      auto has_work = [this]()
+                          ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) { return stop_ || !queue_.empty(); };
+      mu_.Await(absl::Condition(&has_work));
+      if (queue_.empty()) return;  // stopping with nothing queued
+      if (!stop_) {
+        // Hold the window open for company, until the budget is full or the first has waited
+        // max_wait.
+        auto full = [this]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
+          return stop_ || queued_tokens_ >= options_.max_batch_tokens;
+        };
+        mu_.AwaitWithDeadline(absl::Condition(&full), queue_.front()->arrived + options_.max_wait);
+      }
+      if (stop_) {
+        for (Request* r : queue_) {
+          r->status = absl::UnavailableError("the embedding engine is shutting down");
+          r->done = true;
+        }
+        queue_.clear();
+        queued_tokens_ = 0;
+        continue;
+      }
+      int64_t tokens = 0;
+      while (!queue_.empty() &&
+             (batch.empty() || tokens + queue_.front()->tokens <= options_.max_batch_tokens)) {
+        tokens += queue_.front()->tokens;
+        batch.push_back(queue_.front());
+        queue_.pop_front();
+      }
+      queued_tokens_ -= tokens;
+    }
+    // One encoder call over every request's sequences (the encoder splits it into passes).
+    std::vector<std::vector<int32_t>> all;
+    for (Request* r : batch) all.insert(all.end(), r->sequences.begin(), r->sequences.end());
+    const size_t dim = static_cast<size_t>(encoder_->dimension());
+    std::vector<float> out(all.size() * dim);
+    absl::Status s = encoder_->EmbedTokens(all, out.data());
+    absl::MutexLock lock(&mu_);
+    size_t row = 0;
+    for (Request* r : batch) {
+      r->status = s;
+      if (s.ok()) std::copy_n(out.data() + row * dim, r->sequences.size() * dim, r->out);
+      row += r->sequences.size();
+      stats_.requests += 1;
+      stats_.texts += r->sequences.size();
+      stats_.tokens += static_cast<uint64_t>(r->tokens);
+      r->done = true;
+    }
+    stats_.batches += 1;
+  }
+}
+
+}  // namespace strata::gpu

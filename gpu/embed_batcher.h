@@ -1,0 +1,76 @@
+// Dynamic batching in front of an Encoder: concurrent callers' texts are merged into one forward
+// call of up to `max_batch_tokens` tokens. A caller's request waits at most `max_wait` for others
+// to join (the window opens when the first waiting request arrives); a full budget goes at once.
+// Tokenization runs in the callers' threads; one worker thread owns the encoder's backend.
+#ifndef STRATA_GPU_EMBED_BATCHER_H_
+#define STRATA_GPU_EMBED_BATCHER_H_
+
+#include <cstdint>
+#include <deque>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "absl/base/thread_annotations.h"
+#include "absl/status/statusor.h"
+#include "absl/synchronization/mutex.h"
+#include "absl/time/time.h"
+#include "absl/types/span.h"
+#include "gpu/encoder.h"
+
+namespace strata::gpu {
+
+struct EmbedBatcherOptions {
+  int64_t max_batch_tokens = 8192;
+  absl::Duration max_wait = absl::Milliseconds(2);
+};
+
+struct EmbedBatcherStats {
+  uint64_t batches = 0;   // encoder calls
+  uint64_t requests = 0;  // Embed calls served
+  uint64_t texts = 0;
+  uint64_t tokens = 0;
+  uint64_t truncated = 0;
+};
+
+class EmbedBatcher final {
+ public:
+  // `encoder` must outlive the batcher.
+  EmbedBatcher(Encoder* encoder, EmbedBatcherOptions options);
+  // Fails requests still queued with Unavailable, then stops the worker.
+  ~EmbedBatcher();
+  EmbedBatcher(const EmbedBatcher&) = delete;
+  EmbedBatcher& operator=(const EmbedBatcher&) = delete;
+
+  // Embeds `texts` (texts.size() * dimension floats, in order), batched with concurrent calls.
+  // Blocks until done. Thread-safe.
+  [[nodiscard]] absl::StatusOr<std::vector<float>> Embed(absl::Span<const std::string> texts,
+                                                         EmbedStats* stats = nullptr);
+
+  [[nodiscard]] EmbedBatcherStats stats() const;
+  [[nodiscard]] const Encoder& encoder() const { return *encoder_; }
+
+ private:
+  struct Request {
+    absl::Span<const std::vector<int32_t>> sequences;
+    int64_t tokens = 0;
+    float* out = nullptr;
+    absl::Time arrived;
+    bool done = false;
+    absl::Status status;
+  };
+  void Run();
+
+  Encoder* const encoder_;
+  const EmbedBatcherOptions options_;
+  mutable absl::Mutex mu_;
+  std::deque<Request*> queue_ ABSL_GUARDED_BY(mu_);
+  int64_t queued_tokens_ ABSL_GUARDED_BY(mu_) = 0;
+  bool stop_ ABSL_GUARDED_BY(mu_) = false;
+  EmbedBatcherStats stats_ ABSL_GUARDED_BY(mu_);
+  std::thread worker_;
+};
+
+}  // namespace strata::gpu
+
+#endif  // STRATA_GPU_EMBED_BATCHER_H_
