@@ -8,6 +8,7 @@
 #include <cmath>
 #include <cstdlib>
 #include <cstring>
+#include <mutex>
 #include <vector>
 
 #include "absl/strings/str_cat.h"
@@ -31,6 +32,35 @@ absl::Status NeedF32(const Tensor& t, const char* what) {
   return absl::OkStatus();
 }
 
+// OpenBLAS (Debian's pthreads build) keeps a thread pool of its own; driven from the main thread
+// between OpenMP regions, the two pools spin against each other (measured: 2-3x slower at small
+// batches on 2 cores). So the backend runs every GEMM single-threaded inside its own OpenMP
+// region, each thread taking a slice of rows. OpenBLAS's thread count is process-wide, and FAISS
+// (index builds) wants it back: this guard lowers it to 1 while any GEMM of ours runs and restores
+// it when the last one ends. A FAISS call racing with an embedding may run single-threaded for
+// that while: slower, never wrong.
+class SingleThreadedBlas {
+ public:
+  SingleThreadedBlas() {
+    std::lock_guard<std::mutex> lock(mu_);
+    if (active_++ == 0) {
+      saved_ = openblas_get_num_threads();
+      openblas_set_num_threads(1);
+    }
+  }
+  ~SingleThreadedBlas() {
+    std::lock_guard<std::mutex> lock(mu_);
+    if (--active_ == 0) openblas_set_num_threads(saved_);
+  }
+  SingleThreadedBlas(const SingleThreadedBlas&) = delete;
+  SingleThreadedBlas& operator=(const SingleThreadedBlas&) = delete;
+
+ private:
+  static inline std::mutex mu_;
+  static inline int active_ = 0;
+  static inline int saved_ = 1;
+};
+
 // A row softmax through the best kernel set, for the Softmax op.
 void SoftmaxRow(float* row, int64_t n) { cpu::BestCpuKernels().softmax_row(row, n); }
 
@@ -38,9 +68,8 @@ class CpuBackend final : public Backend {
  public:
   BackendKind kind() const override { return BackendKind::kCpu; }
   std::string name() const override {
-    return absl::StrCat("cpu (OpenBLAS ", openblas_get_num_threads(), " threads, OpenMP ",
-                        omp_get_max_threads(), " threads, ", cpu::BestCpuKernels().name,
-                        " kernels)");
+    return absl::StrCat("cpu (", omp_get_max_threads(), " OpenMP threads, OpenBLAS SGEMM, ",
+                        cpu::BestCpuKernels().name, " kernels)");
   }
   DType preferred_dtype() const override { return DType::kF32; }
   bool Supports(DType dtype) const override { return dtype == DType::kF32 || dtype == DType::kI32; }
@@ -92,12 +121,21 @@ class CpuBackend final : public Backend {
     RETURN_IF_NOT_F32(y, "Linear output");
     const int64_t n = w.dim(0), k = w.dim(1);
     const int64_t m = x.numel() / k;
-    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, static_cast<int>(m), static_cast<int>(n),
-                static_cast<int>(k), 1.0f, x.as<float>(), static_cast<int>(k), w.as<float>(),
-                static_cast<int>(k), 0.0f, y.as<float>(), static_cast<int>(n));
-    if (bias == nullptr && act == Activation::kNone) return absl::OkStatus();
     const float* b = bias != nullptr ? bias->as<float>() : nullptr;
     float* out = y.as<float>();
+    SingleThreadedBlas single;
+#pragma omp parallel
+    {
+      const int64_t nt = omp_get_num_threads(), t = omp_get_thread_num();
+      const int64_t per = (m + nt - 1) / nt, r0 = std::min(m, t * per), r1 = std::min(m, r0 + per);
+      if (r1 > r0) {
+        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, static_cast<int>(r1 - r0),
+                    static_cast<int>(n), static_cast<int>(k), 1.0f, x.as<float>() + r0 * k,
+                    static_cast<int>(k), w.as<float>(), static_cast<int>(k), 0.0f, out + r0 * n,
+                    static_cast<int>(n));
+      }
+    }
+    if (bias == nullptr && act == Activation::kNone) return absl::OkStatus();
     const cpu::CpuKernels& kern = cpu::BestCpuKernels();
 #pragma omp parallel for schedule(static)
     for (int64_t i = 0; i < m; ++i) kern.bias_act_row(out + i * n, b, n, static_cast<int>(act));
