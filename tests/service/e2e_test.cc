@@ -18,6 +18,7 @@
 #include <set>
 #include <thread>
 
+#include "absl/strings/ascii.h"
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/strip.h"
@@ -91,14 +92,14 @@ std::string ReadLog(const std::string& path) {
   return t.ok() ? *t : "";
 }
 
-// One strata-server process on a fixed loopback port (so a restart keeps the address).
+// One strata-server process on loopback. The first start lets the server pick a free port (read
+// back from its ready file, so parallel tests cannot race for one); restarts reuse it.
 class ServerProcess {
  public:
   ServerProcess(std::string data_dir, std::string log, std::vector<std::string> extra = {})
       : data_dir_(std::move(data_dir)),
         log_(std::move(log)),
-        extra_(std::move(extra)),
-        port_(FreePort()) {}
+        extra_(std::move(extra)) {}
   ~ServerProcess() {
     if (pid_ > 0) Kill();
   }
@@ -117,6 +118,10 @@ class ServerProcess {
       std::this_thread::sleep_for(std::chrono::milliseconds(50));
     }
     ASSERT_TRUE(fs::exists(ready)) << "server not ready:\n" << ReadLog(log_);
+    int bound = 0;
+    ASSERT_TRUE(absl::SimpleAtoi(absl::StripAsciiWhitespace(ReadLog(ready)), &bound));
+    ASSERT_TRUE(port_ == 0 || bound == port_);
+    port_ = bound;
     channel_ = grpc::CreateChannel(address(), grpc::InsecureChannelCredentials());
     stub_ = pb::Strata::NewStub(channel_);
   }
@@ -140,7 +145,7 @@ class ServerProcess {
  private:
   std::string data_dir_, log_;
   std::vector<std::string> extra_;
-  int port_;
+  int port_ = 0;  // 0 until the first start
   pid_t pid_ = -1;
   std::shared_ptr<grpc::Channel> channel_;
   std::unique_ptr<pb::Strata::Stub> stub_;
@@ -819,6 +824,46 @@ TEST(EndToEnd, TextLoadEmbedAndSearchByText) {
   EXPECT_EQ(stats.embed().model(), "model");
   EXPECT_GE(stats.embed().texts(), texts.size());
   EXPECT_LE(stats.embed().batches(), stats.embed().requests());
+  EXPECT_EQ(server.Stop(), 0);
+}
+
+TEST(EndToEnd, OfflineTextLoadEmbedsLocallyAndServesTheSameVectors) {
+  TempDir tmp;
+  const std::string model = tmp.File("model");
+  fs::create_directories(model);
+  testing::TinyBertSpec spec;
+  testing::TinyWeights weights;
+  ASSERT_TRUE(testing::WriteTinyBert(model, spec, &weights).ok());
+  const std::vector<std::string> texts = Passages();
+  const std::string passages = WritePassages(tmp, texts);
+  std::string log = tmp.File("load.log");
+  pid_t load = Spawn({Bin("strata-load"), "--mode=offline", "--text=" + passages,
+                      "--collection=docs", "--data_dir=" + tmp.File("data"),
+                      "--model_dir=" + model, "--embed_backend=cpu"},
+                     log);
+  ASSERT_EQ(WaitExit(load), 0) << ReadLog(log);
+  EXPECT_NE(ReadLog(log).find("embedded 60 passages"), std::string::npos) << ReadLog(log);
+  // Without --model_dir the offline text path says what it needs.
+  pid_t bad = Spawn({Bin("strata-load"), "--mode=offline", "--text=" + passages,
+                     "--collection=other", "--data_dir=" + tmp.File("data2")},
+                    tmp.File("bad.log"));
+  EXPECT_EQ(WaitExit(bad), 1);
+  EXPECT_NE(ReadLog(tmp.File("bad.log")).find("--model_dir"), std::string::npos);
+
+  ServerProcess server(tmp.File("data"), tmp.File("server.log"), {"--model_dir=" + model});
+  ASSERT_NO_FATAL_FAILURE(server.Start());
+  EXPECT_EQ(Count(server.stub(), "docs"), texts.size());
+  pb::SearchRequest req;
+  req.set_collection("docs");
+  req.set_text(texts[9]);
+  req.set_k(1);
+  req.set_with_payload(true);
+  pb::SearchResponse resp;
+  grpc::Status st = Call(&pb::Strata::Stub::Search, server.stub(), req, &resp);
+  ASSERT_TRUE(st.ok()) << st.error_message();
+  ASSERT_EQ(resp.hits_size(), 1);
+  EXPECT_EQ(resp.hits(0).id(), 1009u);
+  EXPECT_EQ(resp.hits(0).payload().text(), texts[9]);
   EXPECT_EQ(server.Stop(), 0);
 }
 
