@@ -88,10 +88,11 @@ class Backend {
   // Uninitialised memory for `shape` elements of `dtype`. ResourceExhausted when out of memory.
   [[nodiscard]] virtual absl::StatusOr<Tensor> Allocate(DType dtype,
                                                         std::vector<int64_t> shape) = 0;
-  // Copies n host values of type `src_dtype` into the first n elements of `dst`, converting
-  // floats to dst's type (ints are copied as they are; an int/float mix is InvalidArgument).
+  // Copies n host values of type `src_dtype` into elements [offset, offset + n) of `dst`,
+  // converting floats to dst's type (ints are copied as they are; an int/float mix is
+  // InvalidArgument). The source may be an mmap'ed file: nothing is staged when types agree.
   [[nodiscard]] virtual absl::Status CopyFromHost(const void* src, DType src_dtype, size_t n,
-                                                  Tensor& dst) = 0;
+                                                  Tensor& dst, size_t offset) = 0;
   // Waits for queued work, then copies the first n elements of `src` to host floats.
   [[nodiscard]] virtual absl::Status CopyToHostFloat(const Tensor& src, size_t n, float* dst) = 0;
   [[nodiscard]] virtual absl::Status Synchronize() = 0;

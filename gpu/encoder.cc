@@ -144,13 +144,13 @@ class WeightLoader {
     ASSIGN_OR_RETURN(Tensor t, backend_.Allocate(dtype_, total));
     int64_t per = 1;
     for (int64_t d : shape) per *= d;
-    std::vector<float> host(static_cast<size_t>(per * static_cast<int64_t>(names.size())));
+    // Straight from the mapping into the backend's tensor, converted on the way when needed.
     for (size_t i = 0; i < names.size(); ++i) {
       ASSIGN_OR_RETURN(TensorView v, file_.Get(prefix_ + names[i], shape));
-      ConvertToFloat(v.dtype, v.data, static_cast<size_t>(per), host.data() + i * per);
+      RETURN_IF_ERROR(backend_.CopyFromHost(v.data, v.dtype, static_cast<size_t>(per), t,
+                                            i * static_cast<size_t>(per)));
       bytes_ += v.bytes;
     }
-    RETURN_IF_ERROR(backend_.CopyFromHost(host.data(), DType::kF32, host.size(), t));
     return t;
   }
   absl::StatusOr<Tensor> Load(const std::string& name, std::vector<int64_t> shape) {
@@ -366,9 +366,10 @@ absl::Status Encoder::Forward(absl::Span<const std::vector<int32_t>> sequences,
   RETURN_IF_ERROR(Ensure(be, dtype_, {t, h}, ws.tmp));
   RETURN_IF_ERROR(Ensure(be, dtype_, {t, c.intermediate}, ws.ffn));
   RETURN_IF_ERROR(Ensure(be, dtype_, {b, h}, ws.pooled));
-  RETURN_IF_ERROR(be.CopyFromHost(ids.data(), DType::kI32, ids.size(), ws.ids));
-  RETURN_IF_ERROR(be.CopyFromHost(positions.data(), DType::kI32, positions.size(), ws.positions));
-  RETURN_IF_ERROR(be.CopyFromHost(offsets.data(), DType::kI32, offsets.size(), ws.offsets));
+  RETURN_IF_ERROR(be.CopyFromHost(ids.data(), DType::kI32, ids.size(), ws.ids, 0));
+  RETURN_IF_ERROR(
+      be.CopyFromHost(positions.data(), DType::kI32, positions.size(), ws.positions, 0));
+  RETURN_IF_ERROR(be.CopyFromHost(offsets.data(), DType::kI32, offsets.size(), ws.offsets, 0));
 
   RETURN_IF_ERROR(be.EmbeddingSum(ws.ids, ws.positions, word_, position_,
                                   type_.empty() ? nullptr : &type_, ws.x));

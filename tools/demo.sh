@@ -2,7 +2,10 @@
 # Strata's main job on a built-in default: installs what is needed, builds, generates a realistic
 # 100K SIFT-like set with exact ground truth, starts strata-server on 127.0.0.1, loads the set
 # through strata-load (online, over gRPC), searches it with strata-cli (a few queries shown, then
-# recall@10 and latency over 1,000), prints the server's statistics and stops it cleanly.
+# recall@10 and latency over 1,000); then the text path: PostgreSQL's documentation (Debian's
+# postgresql-doc-15) split into passages, embedded by the server's all-MiniLM-L6-v2 as strata-load
+# streams them, and questions asked as text. Prints the server's statistics and stops it cleanly.
+# STRATA_DEMO_PASSAGES (default 1000; 0 = all ~6,000) sets how many passages are embedded.
 # Data goes to $STRATA_DEMO_DIR (default: strata-data/demo in the checkout); the server's data
 # directory there is recreated on every run.
 set -euo pipefail
@@ -10,7 +13,8 @@ cd "$(dirname "$0")/.."
 
 tools/install-deps.sh
 cmake -S . -B build -DCMAKE_BUILD_TYPE=Release >/dev/null
-cmake --build build -j"$(nproc)" --target strata-gen strata-server strata-load strata-cli
+cmake --build build -j"$(nproc)" --target strata-gen strata-server strata-load strata-cli \
+  $(grep -q '^STRATA_HAVE_CUDA:INTERNAL=ON' build/CMakeCache.txt && echo strata_cuda)
 
 demo="${STRATA_DEMO_DIR:-strata-data/demo}"
 data="$demo/sift100k"
@@ -21,8 +25,10 @@ fi
 server_dir="$demo/server"
 rm -rf "$server_dir"
 mkdir -p "$server_dir"
+model="${STRATA_MODELS_DIR:-models}/all-minilm-l6-v2"
 build/bin/strata-server --data_dir="$server_dir/data" --listen=127.0.0.1:0 \
-  --metrics_listen= --ready_file="$server_dir/port" 2>"$server_dir/server.log" &
+  --metrics_listen= --ready_file="$server_dir/port" --model_dir="$model" \
+  2>"$server_dir/server.log" &
 server_pid=$!
 trap 'kill -TERM $server_pid 2>/dev/null || true' EXIT
 for _ in $(seq 100); do [ -s "$server_dir/port" ] && break; sleep 0.1; done
@@ -41,6 +47,18 @@ cli get sift100k "$(cli search sift100k --query_file="$data/query.u8bin" --row=1
 echo "== all 1,000 queries against the exact ground truth"
 cli search sift100k --query_file="$data/query.u8bin" --gt="$data/gt.bin" --k=10 --postings=16
 cli search sift100k --query_file="$data/query.u8bin" --gt="$data/gt.bin" --k=10 --postings=32
+
+echo "== text: PostgreSQL's documentation as passages, embedded by the server as they load"
+passages="$demo/postgresql-passages.jsonl"
+n_passages="${STRATA_DEMO_PASSAGES:-1000}"
+tools/make-passages.py --out="$passages" --limit="$n_passages"
+build/bin/strata-load --server="$addr" --text="$passages" --collection=pgdocs \
+  --checkpoint="$server_dir/text.ckpt"
+for q in "How do I reclaim disk space taken by deleted rows?" \
+         "Which function converts a timestamp to a different time zone?"; do
+  echo "== question: $q"
+  cli search pgdocs --text="$q" --k=3 --with_payload
+done
 cli stats
 echo "== stopping the server (SIGTERM)"
 kill -TERM $server_pid

@@ -94,30 +94,32 @@ def main():
     ap.add_argument("--out", default="-")
     ap.add_argument("--min-words", type=int, default=150)
     ap.add_argument("--max-words", type=int, default=250)
-    ap.add_argument("--limit", type=int, default=0, help="stop after N passages (0 = all)")
+    ap.add_argument("--limit", type=int, default=0,
+                    help="keep N passages evenly spread over the whole documentation (0 = all); "
+                         "ids stay those of the full split")
     args = ap.parse_args()
     docs = Path(args.docs)
     pages = sorted(docs.glob("*.html"))
     if not pages:
         sys.exit(f"make-passages: no HTML pages under {docs} "
                  "(install Debian's postgresql-doc-15, or pass --docs)")
-    out = sys.stdout if args.out == "-" else open(args.out, "w", encoding="utf-8")
-    n = 0
+    rows = []
     for page in pages:
         p = PageText()
         p.feed(page.read_text(encoding="utf-8", errors="replace"))
         p.close()
         title = re.sub(r"\s+", " ", p.title).strip()
         for text in passages(p.blocks, args.min_words, args.max_words):
-            out.write(json.dumps({"id": n, "text": text, "title": title, "page": page.name},
-                                 ensure_ascii=False) + "\n")
-            n += 1
-            if args.limit and n >= args.limit:
-                break
-        if args.limit and n >= args.limit:
-            break
+            rows.append({"id": len(rows), "text": text, "title": title, "page": page.name})
+    if args.limit and args.limit < len(rows):
+        step = len(rows) / args.limit
+        rows = [rows[int(i * step)] for i in range(args.limit)]
+    out = sys.stdout if args.out == "-" else open(args.out, "w", encoding="utf-8")
+    for r in rows:
+        out.write(json.dumps(r, ensure_ascii=False) + "\n")
     if out is not sys.stdout:
         out.close()
+    n = len(rows)
     print(f"make-passages: {n} passages from {len(pages)} pages", file=sys.stderr)
 
 

@@ -90,8 +90,9 @@ class CpuBackend final : public Backend {
     return Tensor(dtype, std::move(shape), p, &FreeHost);
   }
 
-  absl::Status CopyFromHost(const void* src, DType src_dtype, size_t n, Tensor& dst) override {
-    if (n > static_cast<size_t>(dst.capacity())) {
+  absl::Status CopyFromHost(const void* src, DType src_dtype, size_t n, Tensor& dst,
+                            size_t offset) override {
+    if (offset + n > static_cast<size_t>(dst.capacity())) {
       return absl::InvalidArgumentError("CopyFromHost: more values than the tensor holds");
     }
     const bool src_int = src_dtype == DType::kI32, dst_int = dst.dtype() == DType::kI32;
@@ -99,9 +100,9 @@ class CpuBackend final : public Backend {
       return absl::InvalidArgumentError("CopyFromHost: cannot convert between ints and floats");
     }
     if (dst_int) {
-      std::memcpy(dst.data(), src, n * 4);
+      std::memcpy(dst.as<int32_t>() + offset, src, n * 4);
     } else {
-      ConvertToFloat(src_dtype, src, n, dst.as<float>());
+      ConvertToFloat(src_dtype, src, n, dst.as<float>() + offset);
     }
     return absl::OkStatus();
   }

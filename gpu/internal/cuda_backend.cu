@@ -357,8 +357,9 @@ class CudaBackendImpl final : public Backend {
     return Tensor(dtype, std::move(shape), p, &FreeDevice);
   }
 
-  absl::Status CopyFromHost(const void* src, DType src_dtype, size_t n, Tensor& dst) override {
-    if (n > static_cast<size_t>(dst.capacity())) {
+  absl::Status CopyFromHost(const void* src, DType src_dtype, size_t n, Tensor& dst,
+                            size_t offset) override {
+    if (offset + n > static_cast<size_t>(dst.capacity())) {
       return absl::InvalidArgumentError("CopyFromHost: more values than the tensor holds");
     }
     const bool src_int = src_dtype == DType::kI32, dst_int = dst.dtype() == DType::kI32;
@@ -370,14 +371,19 @@ class CudaBackendImpl final : public Backend {
     // buffer can be reused at once.
     const void* from = src;
     if (!dst_int && src_dtype != dst.dtype()) {
-      staging_f_.resize(n);
-      ConvertToFloat(src_dtype, src, n, staging_f_.data());
+      const float* f = static_cast<const float*>(src);
+      if (src_dtype != DType::kF32) {
+        staging_f_.resize(n);
+        ConvertToFloat(src_dtype, src, n, staging_f_.data());
+        f = staging_f_.data();
+      }
       staging_.resize(n * DTypeSize(dst.dtype()));
-      ConvertFromFloat(dst.dtype(), staging_f_.data(), n, staging_.data());
+      ConvertFromFloat(dst.dtype(), f, n, staging_.data());
       from = staging_.data();
     }
-    CUDA_RETURN_IF_ERROR(cudaMemcpyAsync(dst.data(), from, n * DTypeSize(dst.dtype()),
-                                         cudaMemcpyHostToDevice, stream_));
+    const size_t esize = DTypeSize(dst.dtype());
+    CUDA_RETURN_IF_ERROR(cudaMemcpyAsync(static_cast<char*>(dst.data()) + offset * esize, from,
+                                         n * esize, cudaMemcpyHostToDevice, stream_));
     CUDA_RETURN_IF_ERROR(cudaStreamSynchronize(stream_));
     return absl::OkStatus();
   }

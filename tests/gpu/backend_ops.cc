@@ -85,12 +85,12 @@ absl::StatusOr<std::vector<float>> RunOp(gpu::Backend& be, gpu::DType dtype, con
   auto upload = [&](const std::vector<float>& v,
                     std::vector<int64_t> shape) -> absl::StatusOr<Tensor> {
     ASSIGN_OR_RETURN(Tensor t, be.Allocate(dtype, std::move(shape)));
-    RETURN_IF_ERROR(be.CopyFromHost(v.data(), DType::kF32, v.size(), t));
+    RETURN_IF_ERROR(be.CopyFromHost(v.data(), DType::kF32, v.size(), t, 0));
     return t;
   };
   auto upload_ints = [&](const std::vector<int32_t>& v) -> absl::StatusOr<Tensor> {
     ASSIGN_OR_RETURN(Tensor t, be.Allocate(DType::kI32, {static_cast<int64_t>(v.size())}));
-    RETURN_IF_ERROR(be.CopyFromHost(v.data(), DType::kI32, v.size(), t));
+    RETURN_IF_ERROR(be.CopyFromHost(v.data(), DType::kI32, v.size(), t, 0));
     return t;
   };
   auto download = [&](const Tensor& t) -> absl::StatusOr<std::vector<float>> {
