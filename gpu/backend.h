@@ -133,6 +133,11 @@ class Backend {
   [[nodiscard]] virtual absl::Status L2Normalize(Tensor& x) = 0;
 };
 
+// For backends: InvalidArgument when CopyFromHost's arguments do not fit `dst` (range past its
+// capacity, or an int/float mix).
+[[nodiscard]] absl::Status CheckCopyFromHost(DType src_dtype, size_t n, const Tensor& dst,
+                                             size_t offset);
+
 // The backend for `choice`, logged at INFO. kCuda on a machine (or build) without a usable device
 // is FailedPrecondition saying why; kAuto falls back to the CPU and logs the reason.
 [[nodiscard]] absl::StatusOr<std::unique_ptr<Backend>> CreateBackend(BackendChoice choice,

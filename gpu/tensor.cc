@@ -1,5 +1,6 @@
 // Tensor's out-of-line members: kept apart from the backends so that the CUDA module
 // (libstrata_cuda.so) links them without the rest of the engine.
+#include "absl/strings/str_cat.h"
 #include "gpu/backend.h"
 
 namespace strata::gpu {
@@ -35,6 +36,19 @@ int64_t Tensor::numel() const {
 void Tensor::Reshape(std::vector<int64_t> shape) {
   if (capacity_ == 0) capacity_ = numel();
   shape_ = std::move(shape);
+}
+
+absl::Status CheckCopyFromHost(DType src_dtype, size_t n, const Tensor& dst, size_t offset) {
+  if (offset + n > static_cast<size_t>(dst.capacity())) {
+    return absl::InvalidArgumentError(absl::StrCat("CopyFromHost: elements [", offset, ", ",
+                                                   offset + n, ") past the tensor's ",
+                                                   dst.capacity()));
+  }
+  if ((src_dtype == DType::kI32) != (dst.dtype() == DType::kI32)) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "CopyFromHost: cannot convert ", DTypeName(src_dtype), " to ", DTypeName(dst.dtype())));
+  }
+  return absl::OkStatus();
 }
 
 }  // namespace strata::gpu

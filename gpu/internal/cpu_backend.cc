@@ -92,13 +92,8 @@ class CpuBackend final : public Backend {
 
   absl::Status CopyFromHost(const void* src, DType src_dtype, size_t n, Tensor& dst,
                             size_t offset) override {
-    if (offset + n > static_cast<size_t>(dst.capacity())) {
-      return absl::InvalidArgumentError("CopyFromHost: more values than the tensor holds");
-    }
-    const bool src_int = src_dtype == DType::kI32, dst_int = dst.dtype() == DType::kI32;
-    if (src_int != dst_int) {
-      return absl::InvalidArgumentError("CopyFromHost: cannot convert between ints and floats");
-    }
+    RETURN_IF_ERROR(CheckCopyFromHost(src_dtype, n, dst, offset));
+    const bool dst_int = dst.dtype() == DType::kI32;
     if (dst_int) {
       std::memcpy(dst.as<int32_t>() + offset, src, n * 4);
     } else {

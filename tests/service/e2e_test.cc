@@ -97,9 +97,7 @@ std::string ReadLog(const std::string& path) {
 class ServerProcess {
  public:
   ServerProcess(std::string data_dir, std::string log, std::vector<std::string> extra = {})
-      : data_dir_(std::move(data_dir)),
-        log_(std::move(log)),
-        extra_(std::move(extra)) {}
+      : data_dir_(std::move(data_dir)), log_(std::move(log)), extra_(std::move(extra)) {}
   ~ServerProcess() {
     if (pid_ > 0) Kill();
   }
@@ -733,6 +731,16 @@ std::string WritePassages(const TempDir& tmp, const std::vector<std::string>& te
   return path;
 }
 
+// A tiny random BERT written into tmp/model; returns its directory.
+std::string TinyModel(const TempDir& tmp, testing::TinyBertSpec* spec) {
+  const std::string model = tmp.File("model");
+  fs::create_directories(model);
+  testing::TinyWeights weights;
+  absl::Status s = testing::WriteTinyBert(model, *spec, &weights);
+  EXPECT_TRUE(s.ok()) << s;
+  return model;
+}
+
 pb::EmbedResponse EmbedTexts(pb::Strata::Stub* stub, const std::vector<std::string>& texts,
                              grpc::Status* status) {
   pb::EmbedRequest req;
@@ -744,11 +752,8 @@ pb::EmbedResponse EmbedTexts(pb::Strata::Stub* stub, const std::vector<std::stri
 
 TEST(EndToEnd, TextLoadEmbedAndSearchByText) {
   TempDir tmp;
-  const std::string model = tmp.File("model");
-  fs::create_directories(model);
   testing::TinyBertSpec spec;
-  testing::TinyWeights weights;
-  ASSERT_TRUE(testing::WriteTinyBert(model, spec, &weights).ok());
+  const std::string model = TinyModel(tmp, &spec);
   ServerProcess server(tmp.File("data"), tmp.File("server.log"), {"--model_dir=" + model});
   ASSERT_NO_FATAL_FAILURE(server.Start());
   const std::vector<std::string> texts = Passages();
@@ -829,18 +834,15 @@ TEST(EndToEnd, TextLoadEmbedAndSearchByText) {
 
 TEST(EndToEnd, OfflineTextLoadEmbedsLocallyAndServesTheSameVectors) {
   TempDir tmp;
-  const std::string model = tmp.File("model");
-  fs::create_directories(model);
   testing::TinyBertSpec spec;
-  testing::TinyWeights weights;
-  ASSERT_TRUE(testing::WriteTinyBert(model, spec, &weights).ok());
+  const std::string model = TinyModel(tmp, &spec);
   const std::vector<std::string> texts = Passages();
   const std::string passages = WritePassages(tmp, texts);
   std::string log = tmp.File("load.log");
-  pid_t load = Spawn({Bin("strata-load"), "--mode=offline", "--text=" + passages,
-                      "--collection=docs", "--data_dir=" + tmp.File("data"),
-                      "--model_dir=" + model, "--embed_backend=cpu"},
-                     log);
+  pid_t load =
+      Spawn({Bin("strata-load"), "--mode=offline", "--text=" + passages, "--collection=docs",
+             "--data_dir=" + tmp.File("data"), "--model_dir=" + model, "--embed_backend=cpu"},
+            log);
   ASSERT_EQ(WaitExit(load), 0) << ReadLog(log);
   EXPECT_NE(ReadLog(log).find("embedded 60 passages"), std::string::npos) << ReadLog(log);
   // Without --model_dir the offline text path says what it needs.
@@ -869,11 +871,8 @@ TEST(EndToEnd, OfflineTextLoadEmbedsLocallyAndServesTheSameVectors) {
 
 TEST(EndToEnd, ConcurrentEmbedsAreBatchedTogether) {
   TempDir tmp;
-  const std::string model = tmp.File("model");
-  fs::create_directories(model);
   testing::TinyBertSpec spec;
-  testing::TinyWeights weights;
-  ASSERT_TRUE(testing::WriteTinyBert(model, spec, &weights).ok());
+  const std::string model = TinyModel(tmp, &spec);
   // A 300 ms batching window: requests sent together share engine calls.
   ServerProcess server(tmp.File("data"), tmp.File("server.log"),
                        {"--model_dir=" + model, "--embed_wait_us=300000"});
@@ -928,11 +927,8 @@ TEST(EndToEnd, TextRequestsAreValidated) {
     EXPECT_EQ(WaitExit(bad), 1);
     EXPECT_NE(ReadLog(log).find("config.json"), std::string::npos) << ReadLog(log);
   }
-  const std::string model = tmp.File("model");
-  fs::create_directories(model);
   testing::TinyBertSpec spec;
-  testing::TinyWeights weights;
-  ASSERT_TRUE(testing::WriteTinyBert(model, spec, &weights).ok());
+  const std::string model = TinyModel(tmp, &spec);
   ServerProcess server(tmp.File("data"), tmp.File("server.log"),
                        {"--model_dir=" + model, "--max_texts=4", "--max_text_bytes=100"});
   ASSERT_NO_FATAL_FAILURE(server.Start());
