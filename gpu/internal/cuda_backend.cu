@@ -287,6 +287,15 @@ __global__ void AttentionKernel(const T* qkv, const int32_t* offsets, int seqs, 
   }
 }
 
+// The row kernels stage a row of floats in shared memory (48 KiB without opting in to more).
+absl::Status RowFitsSharedMemory(int64_t cols, const char* op) {
+  if (cols * static_cast<int64_t>(sizeof(float)) > 48 * 1024) {
+    return absl::InvalidArgumentError(
+        absl::StrCat(op, ": rows of ", cols, " elements exceed the kernel's 12,288"));
+  }
+  return absl::OkStatus();
+}
+
 int GridFor(int64_t n, int threads) {
   return static_cast<int>(std::min<int64_t>((n + threads - 1) / threads, 65535 * 8));
 }
@@ -442,6 +451,7 @@ class CudaBackendImpl final : public Backend {
                          const Tensor& beta, float eps, Tensor& out) override {
     CUDA_RETURN_IF_ERROR(cudaSetDevice(device_));
     const int64_t h = gamma.numel(), rows = x.numel() / h;
+    RETURN_IF_ERROR(RowFitsSharedMemory(h, "LayerNorm"));
     if (rows == 0) return absl::OkStatus();
     RETURN_IF_ERROR(Dispatch(out.dtype(), [&](auto* tag) {
       using T = std::remove_pointer_t<decltype(tag)>;
@@ -456,6 +466,7 @@ class CudaBackendImpl final : public Backend {
   absl::Status RmsNorm(const Tensor& x, const Tensor& gamma, float eps, Tensor& out) override {
     CUDA_RETURN_IF_ERROR(cudaSetDevice(device_));
     const int64_t h = gamma.numel(), rows = x.numel() / h;
+    RETURN_IF_ERROR(RowFitsSharedMemory(h, "RmsNorm"));
     if (rows == 0) return absl::OkStatus();
     RETURN_IF_ERROR(Dispatch(out.dtype(), [&](auto* tag) {
       using T = std::remove_pointer_t<decltype(tag)>;
@@ -482,6 +493,7 @@ class CudaBackendImpl final : public Backend {
     CUDA_RETURN_IF_ERROR(cudaSetDevice(device_));
     const int64_t cols = x.shape().back(), rows = x.numel() / cols;
     if (rows == 0) return absl::OkStatus();
+    RETURN_IF_ERROR(RowFitsSharedMemory(cols, "Softmax"));
     RETURN_IF_ERROR(Dispatch(x.dtype(), [&](auto* tag) {
       using T = std::remove_pointer_t<decltype(tag)>;
       SoftmaxKernel<T><<<static_cast<unsigned>(rows), kRowThreads, cols * sizeof(float), stream_>>>(
@@ -502,7 +514,9 @@ class CudaBackendImpl final : public Backend {
     int max_len = 0;
     for (int s = 0; s < seqs; ++s)
       max_len = std::max(max_len, host_offsets[s + 1] - host_offsets[s]);
-    const int threads = std::max(32, std::min(1024, head_dim * std::max(1, 128 / head_dim)));
+    // Whole warps (the reductions assume them), with as many head_dim-wide groups as fit.
+    const int want = head_dim * std::max(1, 128 / head_dim);
+    const int threads = std::min(1024, (want + 31) / 32 * 32);
     const int groups = threads / head_dim;
     const size_t smem = (static_cast<size_t>(head_dim) * (1 + groups) + max_len) * sizeof(float);
     if (smem > 48 * 1024) {
