@@ -236,6 +236,16 @@ std::string RealModelDir(const std::string& name) {
 }
 
 std::string FixturePath(const std::string& name) {
+  // $STRATA_SOURCE_DIR, the checkout the test was built in, or the working directory (a test
+  // binary carried to another machine runs from a copy of the tree).
+  namespace fs = std::filesystem;
+  const char* env = std::getenv("STRATA_SOURCE_DIR");
+  for (const std::string& root :
+       {std::string(env != nullptr ? env : ""), std::string(STRATA_SOURCE_DIR), std::string(".")}) {
+    if (root.empty()) continue;
+    const std::string path = root + "/tests/gpu/data/" + name;
+    if (fs::exists(path)) return path;
+  }
   return std::string(STRATA_SOURCE_DIR) + "/tests/gpu/data/" + name;
 }
 
