@@ -105,7 +105,10 @@ absl::Status ReadPassages(const std::string& path, uint64_t limit, Input* in) {
     const bool has_id = j.contains("id");
     if (has_id && !j["id"].is_number_unsigned()) {
       return absl::InvalidArgumentError(
-          absl::StrCat(where, ": 'id' is not a non-negative integer"));
+          absl::StrCat(where,
+                       ": 'id' is not a non-negative integer (Strata's ids are 64-bit integers: "
+                       "rename a string id field - it stays in the payload - and rows are "
+                       "numbered instead)"));
     }
     if (with_ids == -1) with_ids = has_id ? 1 : 0;
     if (has_id != (with_ids == 1)) {
