@@ -393,7 +393,8 @@ int RunOnline(Input& in, const std::string& collection) {
   }
   if (info.dimension() != v.dim) {
     return Fail(absl::StrCat("collection '", collection, "' has dimension ", info.dimension(),
-                             ", the file ", v.dim));
+                             in.embed_online ? ", the server's model embeds to " : ", the file ",
+                             v.dim));
   }
 
   const std::string ckpt = Checkpoint(collection);

@@ -5,6 +5,8 @@ The build generates the stubs into build/python (strata_pb2.py, strata_pb2_grpc.
 --stubs there. Needs grpcio and protobuf (Debian: python3-grpcio python3-protobuf).
 
     python3 tools/python/example.py --server=127.0.0.1:50051 --stubs=build/python
+
+With a server that has a model (--model_dir), it also embeds texts and searches by text.
 """
 import argparse
 import random
@@ -60,7 +62,37 @@ def main():
     assert [p.id for p in got.points] == [5] and list(got.missing_ids) == [10_000], got
     print(f"count: {stub.Count(pb.CountRequest(collection=args.collection)).count}")
     stub.DropCollection(pb.DropCollectionRequest(name=args.collection))
+    text_example(stub, pb, grpc, args.collection + "_text")
     return 0
+
+
+def text_example(stub, pb, grpc, name):
+    """Texts in, texts out: the server embeds (strata-server --model_dir=...)."""
+    passages = ["PostgreSQL reclaims the space of dead rows with VACUUM.",
+                "A B-tree index speeds up equality and range queries.",
+                "Write-ahead logging makes committed transactions durable."]
+    try:
+        emb = stub.Embed(pb.EmbedRequest(texts=passages))
+    except grpc.RpcError as e:
+        if e.code() != grpc.StatusCode.FAILED_PRECONDITION:
+            raise
+        print(f"text: skipped ({e.details()})")
+        return
+    print(f"text: {emb.model} embeds to {emb.dimension}-d ({emb.tokens} tokens)")
+    try:
+        stub.DropCollection(pb.DropCollectionRequest(name=name))
+    except grpc.RpcError as e:
+        if e.code() != grpc.StatusCode.NOT_FOUND:
+            raise
+    stub.CreateCollection(pb.CreateCollectionRequest(
+        name=name, dimension=emb.dimension, element_type=pb.FLOAT32, metric=pb.COSINE))
+    stub.Upsert(pb.UpsertRequest(collection=name, points=[
+        pb.Point(id=i, vector=v, payload=pb.Payload(text=t))
+        for i, (v, t) in enumerate(zip(emb.vectors, passages))]))
+    res = stub.Search(pb.SearchRequest(collection=name, text="how is disk space freed?", k=1,
+                                       with_payload=True))
+    print(f"text: best match {res.hits[0].payload.text!r} ({res.stats.embed_micros} us embedding)")
+    stub.DropCollection(pb.DropCollectionRequest(name=name))
 
 
 if __name__ == "__main__":
