@@ -849,6 +849,9 @@ class ServerImpl final : public Server {
     grpc::reflection::InitProtoReflectionServerBuilderPlugin();
     grpc::ServerBuilder builder;
     builder.AddListeningPort(o.listen, grpc::InsecureServerCredentials(), &s->port_);
+    // gRPC binds with SO_REUSEPORT by default: a second server on the same port would start and
+    // silently take half of the connections. A taken port must be an error instead.
+    builder.AddChannelArgument(GRPC_ARG_ALLOW_REUSEPORT, 0);
     builder.RegisterService(s->service_.get());
     builder.SetMaxReceiveMessageSize(static_cast<int>(o.limits.max_message_bytes));
     builder.SetMaxSendMessageSize(static_cast<int>(o.limits.max_message_bytes));
