@@ -476,12 +476,13 @@ int RunOnline(Input& in, const std::string& collection) {
   }
   double secs = std::chrono::duration<double>(Clock::now() - t0).count();
 
+  // The collection as it is now (for the summary, and to decide on a build).
+  pb::DescribeCollectionRequest dreq_end;
+  dreq_end.set_name(collection);
+  s = WithRetries("describe", [&](grpc::ClientContext* ctx) {
+    return stub->DescribeCollection(ctx, dreq_end, &info);
+  });
   if (absl::GetFlag(FLAGS_build)) {
-    pb::DescribeCollectionRequest req;
-    req.set_name(collection);
-    s = WithRetries("describe", [&](grpc::ClientContext* ctx) {
-      return stub->DescribeCollection(ctx, req, &info);
-    });
     // No index yet, or one that most vectors were appended to after it was built: (re)build.
     bool stale = info.state() == pb::CollectionInfo::INDEXED &&
                  info.appended_vectors() > info.indexed_vectors();
