@@ -24,16 +24,10 @@ EmbedBatcherStats EmbedBatcher::stats() const {
 
 absl::StatusOr<std::vector<float>> EmbedBatcher::Embed(absl::Span<const std::string> texts,
                                                        EmbedStats* stats) {
-  std::vector<std::vector<int32_t>> seqs;
-  seqs.reserve(texts.size());
-  Request req;
   int64_t truncated = 0;
-  for (const std::string& t : texts) {
-    bool cut = false;
-    seqs.push_back(encoder_->Tokenize(t, &cut));
-    truncated += cut ? 1 : 0;
-    req.tokens += static_cast<int64_t>(seqs.back().size());
-  }
+  const std::vector<std::vector<int32_t>> seqs = encoder_->TokenizeAll(texts, &truncated);
+  Request req;
+  for (const auto& s : seqs) req.tokens += static_cast<int64_t>(s.size());
   std::vector<float> out(texts.size() * static_cast<size_t>(encoder_->dimension()));
   if (texts.empty()) return out;
   req.sequences = seqs;

@@ -276,17 +276,25 @@ std::vector<int32_t> Encoder::Tokenize(absl::string_view text, bool* truncated) 
   return ids;
 }
 
-absl::StatusOr<std::vector<float>> Encoder::Embed(absl::Span<const std::string> texts,
-                                                  EmbedStats* stats) {
-  const auto start = Clock::now();
+std::vector<std::vector<int32_t>> Encoder::TokenizeAll(absl::Span<const std::string> texts,
+                                                       int64_t* truncated) const {
   std::vector<std::vector<int32_t>> seqs;
   seqs.reserve(texts.size());
-  int64_t truncated = 0;
+  int64_t cut_count = 0;
   for (const std::string& t : texts) {
     bool cut = false;
     seqs.push_back(Tokenize(t, &cut));
-    truncated += cut ? 1 : 0;
+    cut_count += cut ? 1 : 0;
   }
+  if (truncated != nullptr) *truncated = cut_count;
+  return seqs;
+}
+
+absl::StatusOr<std::vector<float>> Encoder::Embed(absl::Span<const std::string> texts,
+                                                  EmbedStats* stats) {
+  const auto start = Clock::now();
+  int64_t truncated = 0;
+  const std::vector<std::vector<int32_t>> seqs = TokenizeAll(texts, &truncated);
   if (stats != nullptr) {
     stats->tokenize_seconds += Since(start);
     stats->truncated += truncated;

@@ -88,6 +88,9 @@ class Encoder final {
   // Thread-safe.
   [[nodiscard]] std::vector<int32_t> Tokenize(absl::string_view text,
                                               bool* truncated = nullptr) const;
+  // Tokenize() of every text; *truncated (when given) counts the texts that were cut.
+  [[nodiscard]] std::vector<std::vector<int32_t>> TokenizeAll(absl::Span<const std::string> texts,
+                                                              int64_t* truncated) const;
 
   // Embeds `texts`; returns texts.size() * dimension() floats, row i for texts[i]. Thread-safe
   // (callers are served one at a time on the backend).

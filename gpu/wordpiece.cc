@@ -146,7 +146,7 @@ absl::StatusOr<std::unique_ptr<WordPieceTokenizer>> WordPieceTokenizer::FromVoca
   return tok;
 }
 
-std::vector<std::string> WordPieceTokenizer::PreTokenize(absl::string_view text) const {
+std::vector<std::u32string> WordPieceTokenizer::SplitWords(absl::string_view text) const {
   const std::vector<char32_t> in = DecodeUtf8(text);
   // Steps 1-3, character by character, into `norm`.
   std::vector<char32_t> norm;
@@ -181,8 +181,8 @@ std::vector<std::string> WordPieceTokenizer::PreTokenize(absl::string_view text)
     }
   }
   // Step 4.
-  std::vector<std::string> words;
-  std::string word;
+  std::vector<std::u32string> words;
+  std::u32string word;
   auto flush = [&] {
     if (!word.empty()) words.push_back(std::move(word));
     word.clear();
@@ -192,14 +192,24 @@ std::vector<std::string> WordPieceTokenizer::PreTokenize(absl::string_view text)
       flush();
     } else if (IsPunctuation(c)) {
       flush();
-      AppendUtf8(c, &word);
+      word.push_back(c);
       flush();
     } else {
-      AppendUtf8(c, &word);
+      word.push_back(c);
     }
   }
   flush();
   return words;
+}
+
+std::vector<std::string> WordPieceTokenizer::PreTokenize(absl::string_view text) const {
+  std::vector<std::string> out;
+  for (const std::u32string& w : SplitWords(text)) {
+    std::string utf8;
+    for (char32_t c : w) AppendUtf8(c, &utf8);
+    out.push_back(std::move(utf8));
+  }
+  return out;
 }
 
 void WordPieceTokenizer::AppendWordPieces(absl::Span<const char32_t> word,
@@ -236,10 +246,7 @@ void WordPieceTokenizer::AppendWordPieces(absl::Span<const char32_t> word,
 
 std::vector<int32_t> WordPieceTokenizer::Tokenize(absl::string_view text) const {
   std::vector<int32_t> ids;
-  for (const std::string& w : PreTokenize(text)) {
-    const std::vector<char32_t> chars = DecodeUtf8(w);
-    AppendWordPieces(chars, &ids);
-  }
+  for (const std::u32string& w : SplitWords(text)) AppendWordPieces(w, &ids);
   return ids;
 }
 

@@ -64,6 +64,8 @@ class WordPieceTokenizer final {
 
  private:
   WordPieceTokenizer() = default;
+  // Steps 1-4: the words of `text` as code points.
+  std::vector<std::u32string> SplitWords(absl::string_view text) const;
   void AppendWordPieces(absl::Span<const char32_t> word, std::vector<int32_t>* out) const;
 
   bool lower_case_ = true;
