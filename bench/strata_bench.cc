@@ -37,6 +37,9 @@ ABSL_FLAG(double, head_share, 0,
           "heads / vectors (build; 0 = by type: 0.16 float32, 0.10 uint8/int8)");
 ABSL_FLAG(uint32_t, max_replicas, 8, "replicas per vector (build)");
 ABSL_FLAG(uint32_t, page_limit, 0, "posting length cap in 4 KiB pages (build; 0 = type default)");
+ABSL_FLAG(
+    std::string, posting_encoding, "native",
+    "vectors in postings (build): native, or float16 (float32 only: half the pages per query)");
 ABSL_FLAG(int, hnsw_m, 16, "links per head in the navigation graph (build)");
 ABSL_FLAG(uint32_t, k, 10, "neighbours per query");
 ABSL_FLAG(std::string, postings, "2,4,6,8,12,16,24,32,48,64",
@@ -144,6 +147,9 @@ int Main() {
     o.head_share = absl::GetFlag(FLAGS_head_share);
     o.max_replicas = absl::GetFlag(FLAGS_max_replicas);
     o.posting_page_limit = absl::GetFlag(FLAGS_page_limit);
+    auto encoding = ParsePostingEncoding(absl::GetFlag(FLAGS_posting_encoding));
+    if (!encoding.ok()) return Fail(encoding.status().ToString());
+    o.posting_encoding = *encoding;
     o.hnsw_m = absl::GetFlag(FLAGS_hnsw_m);
     o.threads = absl::GetFlag(FLAGS_build_threads);
     ProgressBar bar("build", 1);
@@ -196,12 +202,12 @@ int Main() {
     }
   }
   std::printf(
-      "\nindex: %llu %s vectors, d=%u, %llu heads, io engine %s; own RAM %.1f MiB = %.1f%% "
-      "of the raw vectors (%.1f MiB); process RSS %.1f MiB; disk %.1f MiB\n",
+      "\nindex: %llu %s vectors (%s postings), d=%u, %llu heads, io engine %s; own RAM %.1f MiB "
+      "= %.1f%% of the raw vectors (%.1f MiB); process RSS %.1f MiB; disk %.1f MiB\n",
       (unsigned long long)(*index)->size(), ElementTypeName((*index)->element_type()),
-      (*index)->dim(), (unsigned long long)(*index)->num_heads(),
-      IoEngineName((*index)->io_engine()), own_mb, 100 * own_mb / raw_mb, raw_mb, rss_mb,
-      (*index)->DiskBytes() / 1048576.0);
+      PostingEncodingName((*index)->posting_encoding()), (*index)->dim(),
+      (unsigned long long)(*index)->num_heads(), IoEngineName((*index)->io_engine()), own_mb,
+      100 * own_mb / raw_mb, raw_mb, rss_mb, (*index)->DiskBytes() / 1048576.0);
   if (iops > 0) {
     std::printf(
         "device: %.0f random 4 KiB reads/s (O_DIRECT io_uring, QD 64 per thread, best at %d "

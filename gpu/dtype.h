@@ -4,9 +4,9 @@
 
 #include <cstddef>
 #include <cstdint>
-#include <cstring>
 
 #include "absl/strings/string_view.h"
+#include "storage/half.h"
 
 namespace strata::gpu {
 
@@ -18,16 +18,12 @@ enum class DType { kF32, kF16, kBF16, kI32 };
 }
 [[nodiscard]] absl::string_view DTypeName(DType t);
 
-// IEEE binary16 and bfloat16 <-> float. Round to nearest even; NaN stays NaN, overflow becomes Inf.
-[[nodiscard]] float HalfToFloat(uint16_t h);
-[[nodiscard]] uint16_t FloatToHalf(float f);
-[[nodiscard]] inline float BFloat16ToFloat(uint16_t b) {
-  uint32_t bits = static_cast<uint32_t>(b) << 16;
-  float f;
-  std::memcpy(&f, &bits, 4);
-  return f;
-}
-[[nodiscard]] uint16_t FloatToBFloat16(float f);
+// IEEE binary16 and bfloat16 <-> float (storage/half.h): round to nearest even; NaN stays NaN,
+// overflow becomes Inf.
+using ::strata::BFloat16ToFloat;
+using ::strata::FloatToBFloat16;
+using ::strata::FloatToHalf;
+using ::strata::HalfToFloat;
 
 // Converts n elements of `src` (of type `from`) to float32.
 void ConvertToFloat(DType from, const void* src, size_t n, float* dst);

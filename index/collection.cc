@@ -15,6 +15,7 @@
 #include "absl/synchronization/mutex.h"
 #include "index/kernels/distance.h"
 #include "storage/crc32c.h"
+#include "storage/half.h"
 #include "storage/log.h"
 #include "storage/scoped_fd.h"
 #include "storage/status_macros.h"
@@ -133,6 +134,23 @@ absl::Status CheckRow(ElementType type, uint32_t dim, absl::Span<const uint8_t> 
       if (!std::isfinite(f[j])) {
         return absl::InvalidArgumentError(
             absl::StrCat("vector has a non-finite value at dimension ", j));
+      }
+    }
+  }
+  return absl::OkStatus();
+}
+
+// A row to store: CheckRow, and within float16's range when the index keeps float16 postings
+// (cosine rows are normalised first, so any finite row fits).
+absl::Status CheckStoredRow(const CollectionConfig& c, absl::Span<const uint8_t> v) {
+  RETURN_IF_ERROR(CheckRow(c.type, c.dim, v));
+  if (c.posting_encoding == PostingEncoding::kFloat16 && c.metric != Metric::kCosine) {
+    const auto* f = reinterpret_cast<const float*>(v.data());
+    for (uint32_t j = 0; j < c.dim; ++j) {
+      if (std::fabs(f[j]) > kHalfMax) {
+        return absl::InvalidArgumentError(
+            absl::StrCat("vector has ", f[j], " at dimension ", j,
+                         ", beyond the range of the collection's float16 postings (+-65504)"));
       }
     }
   }
@@ -462,7 +480,7 @@ absl::Status CollectionImpl::Upsert(absl::Span<const PointInput> points,
   absl::flat_hash_map<uint64_t, uint32_t> last;
   std::vector<uint32_t> rows;
   for (uint32_t i = 0; i < points.size(); ++i) {
-    absl::Status s = CheckRow(config_.type, config_.dim, points[i].vector);
+    absl::Status s = CheckStoredRow(config_, points[i].vector);
     if (!s.ok()) {
       errors->push_back({i, points[i].id, std::string(s.message())});
       continue;
@@ -725,6 +743,7 @@ absl::Status CollectionImpl::BuildGeneration(
   bo.head_share = config_.head_share;
   bo.max_replicas = config_.max_replicas;
   bo.posting_page_limit = config_.posting_page_limit;
+  bo.posting_encoding = config_.posting_encoding;
   bo.threads = options_.build_threads;
   bo.ids = ids;
   bo.progress = std::move(progress);
@@ -915,7 +934,11 @@ absl::Status CollectionImpl::BulkLoad(
         return absl::InvalidArgumentError(
             absl::StrCat("id ", ext_of(i), " appears at rows ", it->second, " and ", i));
       }
-      RETURN_IF_ERROR(CheckRow(config_.type, config_.dim, {vectors.row(i), vectors.row_bytes()}));
+      absl::Status row = CheckStoredRow(config_, {vectors.row(i), vectors.row_bytes()});
+      if (!row.ok()) {
+        return absl::InvalidArgumentError(
+            absl::StrCat("row ", i, " (id ", ext_of(i), "): ", row.message()));
+      }
     }
   }
   // Metadata first, unlogged (a crash before the final commit leaves a collection without an
@@ -994,9 +1017,9 @@ CollectionStats CollectionImpl::Stats() const {
 std::string CollectionConfig::Serialize() const {
   return absl::StrFormat(
       "format=1\nname=%s\nid=%d\ndim=%d\ntype=%s\nmetric=%s\nhead_share=%.17g\nmax_replicas=%d\n"
-      "posting_page_limit=%d\nbuild_threshold=%d\nindex_generation=%d\n",
+      "posting_page_limit=%d\nposting_encoding=%s\nbuild_threshold=%d\nindex_generation=%d\n",
       name, id, dim, ElementTypeName(type), MetricName(metric), head_share, max_replicas,
-      posting_page_limit, build_threshold, index_generation);
+      posting_page_limit, PostingEncodingName(posting_encoding), build_threshold, index_generation);
 }
 
 absl::StatusOr<CollectionConfig> CollectionConfig::Parse(absl::string_view text) {
@@ -1050,6 +1073,11 @@ absl::StatusOr<CollectionConfig> CollectionConfig::Parse(absl::string_view text)
   c.max_replicas = static_cast<uint32_t>(v);
   RETURN_IF_ERROR(num("posting_page_limit", &v));
   c.posting_page_limit = static_cast<uint32_t>(v);
+  if (kv.contains("posting_encoding")) {  // absent in records written before it existed: native
+    auto e = ParsePostingEncoding(kv["posting_encoding"]);
+    if (!e.ok()) return absl::DataLossError(e.status().message());
+    c.posting_encoding = *e;
+  }
   RETURN_IF_ERROR(num("build_threshold", &c.build_threshold));
   RETURN_IF_ERROR(num("index_generation", &c.index_generation));
   return c;
@@ -1081,6 +1109,10 @@ absl::Status CollectionConfig::Validate() const {
   }
   if (posting_page_limit > 1024) {
     return absl::InvalidArgumentError("posting_page_limit must be at most 1024");
+  }
+  if (posting_encoding == PostingEncoding::kFloat16 && type != ElementType::kFloat32) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("float16 postings need float32 vectors, not ", ElementTypeName(type)));
   }
   return absl::OkStatus();
 }

@@ -51,6 +51,7 @@ struct CollectionConfig {
   double head_share = 0;  // 0 = by element type
   uint32_t max_replicas = 8;
   uint32_t posting_page_limit = 0;  // 0 = by element type
+  PostingEncoding posting_encoding = PostingEncoding::kNative;
   uint64_t build_threshold = 10000;
   uint64_t index_generation = 0;  // 0 = no index built yet
 

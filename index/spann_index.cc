@@ -19,6 +19,7 @@
 #include "index/internal/manifest.h"
 #include "index/kernels/distance.h"
 #include "storage/crc32c.h"
+#include "storage/half.h"
 #include "storage/log.h"
 #include "storage/posting_file.h"
 #include "storage/scoped_fd.h"
@@ -44,7 +45,20 @@ std::string Join(const std::string& dir, const char* name) {
   return (std::filesystem::path(dir) / name).string();
 }
 
-uint32_t DefaultPageLimit(ElementType t) { return t == ElementType::kFloat32 ? 12 : 3; }
+// ~125 entries per posting for float vectors (96-128 dimensions) in either encoding.
+uint32_t DefaultPageLimit(ElementType t, PostingEncoding e) {
+  if (e == PostingEncoding::kFloat16) return 6;
+  return t == ElementType::kFloat32 ? 12 : 3;
+}
+
+// The posting file's tag: the entries' element type (ElementType's values, 4 for float16).
+constexpr uint32_t kFloat16Tag = 4;
+uint32_t PostingTag(ElementType t, PostingEncoding e) {
+  return e == PostingEncoding::kFloat16 ? kFloat16Tag : static_cast<uint32_t>(t);
+}
+size_t EntryVectorBytes(ElementType t, PostingEncoding e, uint32_t dim) {
+  return size_t{dim} * (e == PostingEncoding::kFloat16 ? 2 : ElementSize(t));
+}
 
 // Converts one row to float32 (and normalises it for cosine).
 void RowToFloat(ElementType t, const uint8_t* src, uint32_t d, bool normalise, float* out) {
@@ -89,17 +103,21 @@ class SpannIndexImpl final : public SpannIndex {
     uint32_t candidates = 64;
     float rng_factor = 1.0f;
   };
-  SpannIndexImpl(ElementType type, Metric metric, uint32_t dim, uint64_t n,
-                 std::unique_ptr<internal::HeadGraph> heads, std::unique_ptr<PostingFile> postings,
-                 ReplicaRule rule)
+  SpannIndexImpl(ElementType type, PostingEncoding encoding, Metric metric, uint32_t dim,
+                 uint64_t n, std::unique_ptr<internal::HeadGraph> heads,
+                 std::unique_ptr<PostingFile> postings, ReplicaRule rule)
       : type_(type),
+        encoding_(encoding),
         metric_(metric),
         dim_(dim),
         n_(n),
         heads_(std::move(heads)),
         postings_(std::move(postings)),
         rule_(rule),
-        dist_(kernels::GetDistance(kernels::Best(), type, metric)) {}
+        dist_(kernels::GetDistance(kernels::Best(), type, metric)),
+        entry_dist_(encoding == PostingEncoding::kFloat16
+                        ? kernels::GetFloat16Distance(kernels::Best(), metric)
+                        : dist_) {}
 
   using SpannIndex::Search;
   absl::Status Search(VectorView query, uint32_t k, const SearchParams& params,
@@ -108,6 +126,7 @@ class SpannIndexImpl final : public SpannIndex {
   absl::Status AssignPostings(VectorView v, std::vector<uint32_t>* postings) const override;
 
   ElementType element_type() const override { return type_; }
+  PostingEncoding posting_encoding() const override { return encoding_; }
   Metric metric() const override { return metric_; }
   uint32_t dim() const override { return dim_; }
   uint64_t size() const override { return n_; }
@@ -136,13 +155,15 @@ class SpannIndexImpl final : public SpannIndex {
   }
 
   const ElementType type_;
+  const PostingEncoding encoding_;
   const Metric metric_;
   const uint32_t dim_;
   const uint64_t n_;
   std::unique_ptr<internal::HeadGraph> heads_;
   std::unique_ptr<PostingFile> postings_;
   const ReplicaRule rule_;
-  const kernels::DistanceFn dist_;
+  const kernels::DistanceFn dist_;        // query vs a vector in the index's type (heads, overlay)
+  const kernels::DistanceFn entry_dist_;  // query vs a posting entry's vector on disk
   mutable absl::Mutex mu_;
   mutable std::vector<std::unique_ptr<QueryContext>> pool_ ABSL_GUARDED_BY(mu_);
 };
@@ -266,9 +287,9 @@ absl::Status SpannIndexImpl::Search(VectorView query, uint32_t k, const SearchPa
   auto& heap = ctx->heap;  // max-heap on distance: the current k-th best on top
   heap.clear();
   auto worse = [](const Neighbor& a, const Neighbor& b) { return a.distance < b.distance; };
-  auto offer = [&](VectorId id, const uint8_t* vec) {
+  auto offer = [&](VectorId id, const uint8_t* vec, kernels::DistanceFn fn) {
     if (!ctx->seen.insert(id).second) return;  // a replica already scored
-    float dist = dist_(q, vec, dim_);
+    float dist = fn(q, vec, dim_);
     if (heap.size() < k) {
       heap.push_back({id, dist});
       std::push_heap(heap.begin(), heap.end(), worse);
@@ -294,7 +315,7 @@ absl::Status SpannIndexImpl::Search(VectorView query, uint32_t k, const SearchPa
       VectorId id;
       std::memcpy(&id, entry, sizeof id);
       if (id < skip_limit && (skip[id >> 3] >> (id & 7) & 1) != 0) continue;
-      offer(id, entry + vec_offset);
+      offer(id, entry + vec_offset, entry_dist_);
     }
     st.entries_scanned += static_cast<uint32_t>(count);
     st.postings_read += 1;
@@ -311,7 +332,7 @@ absl::Status SpannIndexImpl::Search(VectorView query, uint32_t k, const SearchPa
     for (uint32_t i = 0; i < keep; ++i) {
       overlay.appended->ForEach(ctx->heads[i].second, [&](VectorId id, const uint8_t* vec) {
         ++st.entries_scanned;
-        offer(id, vec);
+        offer(id, vec, dist_);
       });
     }
     distance_ns += static_cast<uint64_t>(
@@ -367,6 +388,13 @@ absl::Status SpannIndex::Build(const VectorSet& vectors, const std::string& dir,
     return absl::InvalidArgumentError(
         "cosine needs float32 vectors (integers cannot be normalised)");
   }
+  const PostingEncoding encoding = options.posting_encoding;
+  if (encoding == PostingEncoding::kFloat16 && type != ElementType::kFloat32) {
+    return absl::InvalidArgumentError(absl::StrCat("float16 postings need float32 vectors; ",
+                                                   ElementTypeName(type),
+                                                   " vectors are stored as "
+                                                   "they are (native)"));
+  }
   const double head_share = options.head_share != 0         ? options.head_share
                             : type == ElementType::kFloat32 ? 0.16
                                                             : 0.10;
@@ -408,6 +436,16 @@ absl::Status SpannIndex::Build(const VectorSet& vectors, const std::string& dir,
   }
   if (type == ElementType::kFloat32) {
     for (uint64_t i = 0; i < n; ++i) RETURN_IF_ERROR(CheckFinite(fdata + i * d, d, "vector", i));
+  }
+  if (encoding == PostingEncoding::kFloat16) {
+    for (uint64_t i = 0; i < n * d; ++i) {
+      if (std::fabs(fdata[i]) > kHalfMax) {
+        return absl::InvalidArgumentError(absl::StrFormat(
+            "vector %d has %g at dimension %d, beyond float16's range (+-65504); build with "
+            "native postings",
+            i / d, fdata[i], i % d));
+      }
+    }
   }
 
   // 1. Heads.
@@ -492,10 +530,11 @@ absl::Status SpannIndex::Build(const VectorSet& vectors, const std::string& dir,
     }
   }
 
-  // 4. Postings: gather, cap, write. Entries are [u32 id][vector], nearest first.
-  const size_t entry_bytes = sizeof(VectorId) + row_bytes;
+  // 4. Postings: gather, cap, write. Entries are [u32 id][vector in the posting encoding], nearest
+  // first.
+  const size_t entry_bytes = sizeof(VectorId) + EntryVectorBytes(type, encoding, d);
   const uint32_t page_limit =
-      options.posting_page_limit ? options.posting_page_limit : DefaultPageLimit(type);
+      options.posting_page_limit ? options.posting_page_limit : DefaultPageLimit(type, encoding);
   const size_t cap = std::max<size_t>(1, page_limit * kPageSize / entry_bytes);
   std::vector<uint64_t> start(H + 1, 0);
   for (uint64_t i = 0; i < n; ++i) {
@@ -522,7 +561,7 @@ absl::Status SpannIndex::Build(const VectorSet& vectors, const std::string& dir,
   stats.seconds_assign = SecondsSince(t);
 
   t = Clock::now();
-  PostingFileParams pparams{static_cast<uint32_t>(entry_bytes), static_cast<uint32_t>(type)};
+  PostingFileParams pparams{static_cast<uint32_t>(entry_bytes), PostingTag(type, encoding)};
   ASSIGN_OR_RETURN(auto writer, PostingFileWriter::Create(Join(dir, kPostingData),
                                                           Join(dir, kPostingTable), pparams));
   std::vector<uint8_t> buf;
@@ -548,7 +587,15 @@ absl::Status SpannIndex::Build(const VectorSet& vectors, const std::string& dir,
       VectorId id = options.ids.empty() ? row : options.ids[row];
       uint8_t* out = buf.data() + e * entry_bytes;
       std::memcpy(out, &id, sizeof id);
-      std::memcpy(out + sizeof id, row_of(row), row_bytes);
+      if (encoding == PostingEncoding::kFloat16) {
+        const float* v = fdata + uint64_t{row} * d;
+        for (uint32_t j = 0; j < d; ++j) {
+          uint16_t h = FloatToHalf(v[j]);
+          std::memcpy(out + sizeof id + 2 * j, &h, 2);
+        }
+      } else {
+        std::memcpy(out + sizeof id, row_of(row), row_bytes);
+      }
     }
     stats.entries += keep;
     stats.max_posting_entries = std::max<uint32_t>(stats.max_posting_entries, keep);
@@ -567,6 +614,7 @@ absl::Status SpannIndex::Build(const VectorSet& vectors, const std::string& dir,
   m.Set("vectors", n);
   m.Set("heads", H);
   m.Set("entry_bytes", entry_bytes);
+  m.Set("posting_encoding", PostingEncodingName(encoding));
   m.Set("heads_file", kHeadsFile);
   m.Set("posting_data", kPostingData);
   m.Set("posting_table", kPostingTable);
@@ -611,7 +659,20 @@ absl::StatusOr<std::unique_ptr<SpannIndex>> SpannIndex::Open(const std::string& 
   ASSIGN_OR_RETURN(uint64_t n, m.GetU64("vectors"));
   ASSIGN_OR_RETURN(uint64_t heads, m.GetU64("heads"));
   ASSIGN_OR_RETURN(uint64_t entry_bytes, m.GetU64("entry_bytes"));
-  if (dim == 0 || dim > 65536 || entry_bytes != sizeof(VectorId) + dim * ElementSize(*type)) {
+  PostingEncoding encoding = PostingEncoding::kNative;  // indexes written before the key existed
+  if (m.Has("posting_encoding")) {
+    ASSIGN_OR_RETURN(std::string name, m.Get("posting_encoding"));
+    auto e = ParsePostingEncoding(name);
+    if (!e.ok()) return absl::DataLossError(absl::StrCat(mpath, ": ", e.status().message()));
+    encoding = *e;
+    if (encoding == PostingEncoding::kFloat16 && *type != ElementType::kFloat32) {
+      return absl::DataLossError(
+          absl::StrCat(mpath, ": float16 postings in a ", type_name, " index"));
+    }
+  }
+  if (dim == 0 || dim > 65536 ||
+      entry_bytes !=
+          sizeof(VectorId) + EntryVectorBytes(*type, encoding, static_cast<uint32_t>(dim))) {
     return absl::DataLossError(absl::StrCat(mpath, ": inconsistent dimension/entry size"));
   }
   std::string heads_path = Join(dir, kHeadsFile);
@@ -621,7 +682,7 @@ absl::StatusOr<std::unique_ptr<SpannIndex>> SpannIndex::Open(const std::string& 
     return absl::DataLossError(
         absl::StrCat(heads_path, ": ", head_index->size(), " heads, the manifest says ", heads));
   }
-  PostingFileParams pparams{static_cast<uint32_t>(entry_bytes), static_cast<uint32_t>(*type)};
+  PostingFileParams pparams{static_cast<uint32_t>(entry_bytes), PostingTag(*type, encoding)};
   ASSIGN_OR_RETURN(auto postings,
                    PostingFile::Open(Join(dir, kPostingData), Join(dir, kPostingTable), pparams,
                                      options.io, options.wrap_block_file));
@@ -629,8 +690,9 @@ absl::StatusOr<std::unique_ptr<SpannIndex>> SpannIndex::Open(const std::string& 
     return absl::DataLossError(absl::StrCat(dir, ": posting table has ", postings->postings(),
                                             " lists for ", heads, " heads"));
   }
-  Log(LogLevel::kDebug, "opened %s: %d %s vectors, %d heads, io engine %s", dir, n, type_name,
-      heads, IoEngineName(postings->block_file().engine()));
+  Log(LogLevel::kDebug, "opened %s: %d %s vectors (%s postings), %d heads, io engine %s", dir, n,
+      type_name, PostingEncodingName(encoding), heads,
+      IoEngineName(postings->block_file().engine()));
   SpannIndexImpl::ReplicaRule rule;
   if (m.Has("build.max_replicas")) {
     ASSIGN_OR_RETURN(uint64_t r, m.GetU64("build.max_replicas"));
@@ -641,9 +703,9 @@ absl::StatusOr<std::unique_ptr<SpannIndex>> SpannIndex::Open(const std::string& 
     }
     rule = {static_cast<uint32_t>(r), static_cast<uint32_t>(c), static_cast<float>(factor)};
   }
-  return std::unique_ptr<SpannIndex>(new SpannIndexImpl(*type, *metric, static_cast<uint32_t>(dim),
-                                                        n, std::move(head_index),
-                                                        std::move(postings), rule));
+  return std::unique_ptr<SpannIndex>(
+      new SpannIndexImpl(*type, encoding, *metric, static_cast<uint32_t>(dim), n,
+                         std::move(head_index), std::move(postings), rule));
 }
 
 }  // namespace strata

@@ -13,8 +13,9 @@
 //      the MANIFEST written last: a directory without a valid MANIFEST is not an index.
 //
 // Search(q, k): the `max_postings` nearest heads, pruned by the distance ratio d(q, c_i) >
-// prune_ratio * d(q, c_1) (L2 only), one batched read, exact distances as postings arrive,
-// replicas de-duplicated, top k. Thread-safe: any number of concurrent Search calls.
+// prune_ratio * d(q, c_1) (L2 only), one batched read, distances as postings arrive (exact, or
+// against float16-rounded vectors for a float16 posting encoding), replicas de-duplicated, top k.
+// Thread-safe: any number of concurrent Search calls.
 #ifndef STRATA_INDEX_SPANN_INDEX_H_
 #define STRATA_INDEX_SPANN_INDEX_H_
 
@@ -43,9 +44,12 @@ struct SpannBuildOptions {
   uint32_t max_replicas = 8;
   uint32_t replica_candidates = 64;  // nearest heads considered for replicas
   float rng_factor = 1.0f;
-  uint32_t posting_page_limit = 0;  // 0 = default: 3 pages for 1-byte types, 12 for float32
-  uint32_t branching = 32;          // k of the hierarchical k-means
-  double balance = 1.0;             // size-penalty strength of the k-means
+  // Pages per posting before its farthest replicas are dropped. 0 = default: 3 for 1-byte types,
+  // 12 for float32, 6 for float16 entries (the same ~125 entries as float32's 12 pages).
+  uint32_t posting_page_limit = 0;
+  PostingEncoding posting_encoding = PostingEncoding::kNative;  // kFloat16: float32 vectors only
+  uint32_t branching = 32;                                      // k of the hierarchical k-means
+  double balance = 1.0;  // size-penalty strength of the k-means
   int hnsw_m = 16;
   int hnsw_ef_construction = 100;
   uint64_t seed = 42;
@@ -132,8 +136,9 @@ class SpannIndex {
   virtual ~SpannIndex() = default;
 
   // Builds an index of `vectors` into directory `dir` (created; must not hold an index already).
-  // Vector i gets id i. InvalidArgument for an empty set, NaN/Inf values, cosine on integer data or
-  // bad options; errors from the disk as they come.
+  // Vector i gets id i. InvalidArgument for an empty set, NaN/Inf values, cosine on integer data,
+  // float16 postings for integer data or for values beyond +-65504, or bad options; errors from
+  // the disk as they come.
   [[nodiscard]] static absl::Status Build(const VectorSet& vectors, const std::string& dir,
                                           const SpannBuildOptions& options,
                                           SpannBuildStats* stats = nullptr);
@@ -166,6 +171,7 @@ class SpannIndex {
                                                     std::vector<uint32_t>* postings) const = 0;
 
   [[nodiscard]] virtual ElementType element_type() const = 0;
+  [[nodiscard]] virtual PostingEncoding posting_encoding() const = 0;
   [[nodiscard]] virtual Metric metric() const = 0;
   [[nodiscard]] virtual uint32_t dim() const = 0;
   [[nodiscard]] virtual uint64_t size() const = 0;

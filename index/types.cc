@@ -26,4 +26,22 @@ absl::StatusOr<Metric> ParseMetric(absl::string_view s) {
       absl::StrCat("unknown metric '", s, "' (expected l2, ip or cosine)"));
 }
 
+const char* PostingEncodingName(PostingEncoding e) {
+  switch (e) {
+    case PostingEncoding::kNative:
+      return "native";
+    case PostingEncoding::kFloat16:
+      return "float16";
+  }
+  return "unknown";
+}
+
+absl::StatusOr<PostingEncoding> ParsePostingEncoding(absl::string_view s) {
+  std::string v = absl::AsciiStrToLower(s);
+  if (v == "native") return PostingEncoding::kNative;
+  if (v == "float16" || v == "f16" || v == "fp16") return PostingEncoding::kFloat16;
+  return absl::InvalidArgumentError(
+      absl::StrCat("unknown posting encoding '", s, "' (expected native or float16)"));
+}
+
 }  // namespace strata

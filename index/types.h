@@ -18,6 +18,16 @@ enum class Metric : uint32_t { kL2 = 1, kInnerProduct = 2, kCosine = 3 };
 // Accepts "l2", "ip"/"inner_product", "cosine".
 [[nodiscard]] absl::StatusOr<Metric> ParseMetric(absl::string_view s);
 
+// How vectors are stored in posting entries on disk. kNative keeps the vectors' own type, so
+// distances are exact. kFloat16 (float32 vectors only) stores them as IEEE half floats: entries
+// are half the size, so a query reads half the pages, and distances are computed against the
+// rounded vectors (relative error ~1e-3; values must lie within +-65504). Persisted by name.
+enum class PostingEncoding : uint32_t { kNative = 0, kFloat16 = 1 };
+
+[[nodiscard]] const char* PostingEncodingName(PostingEncoding e);
+// Accepts "native", "float16"/"f16"/"fp16".
+[[nodiscard]] absl::StatusOr<PostingEncoding> ParsePostingEncoding(absl::string_view s);
+
 // Internal vector id: position in the build input (u32: 4.29 billion vectors per index).
 using VectorId = uint32_t;
 

@@ -365,6 +365,17 @@ class StrataService final : public pb::Strata::Service {
       c.head_share = req->index().head_share();
       if (req->index().max_replicas() != 0) c.max_replicas = req->index().max_replicas();
       c.posting_page_limit = req->index().posting_page_limit();
+      switch (req->index().posting_encoding()) {
+        case pb::POSTING_NATIVE:
+          c.posting_encoding = PostingEncoding::kNative;
+          break;
+        case pb::POSTING_FLOAT16:
+          c.posting_encoding = PostingEncoding::kFloat16;
+          break;
+        default:
+          return absl::InvalidArgumentError(
+              "index.posting_encoding must be POSTING_NATIVE or POSTING_FLOAT16");
+      }
       if (req->index().build_threshold() != 0) c.build_threshold = req->index().build_threshold();
       ASSIGN_OR_RETURN(auto col, catalog_->Create(c));
       Describe(*col, resp);
@@ -791,6 +802,8 @@ class StrataService final : public pb::Strata::Service {
     out->mutable_index()->set_head_share(c.head_share);
     out->mutable_index()->set_max_replicas(c.max_replicas);
     out->mutable_index()->set_posting_page_limit(c.posting_page_limit);
+    out->mutable_index()->set_posting_encoding(
+        c.posting_encoding == PostingEncoding::kFloat16 ? pb::POSTING_FLOAT16 : pb::POSTING_NATIVE);
     out->mutable_index()->set_build_threshold(c.build_threshold);
     out->set_count(s.count);
     out->set_state(s.state == CollectionStats::State::kBuilding  ? pb::CollectionInfo::BUILDING

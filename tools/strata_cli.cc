@@ -29,6 +29,9 @@ ABSL_FLAG(double, timeout, 30, "seconds before a call gives up");
 ABSL_FLAG(uint32_t, dim, 0, "create: vector dimension");
 ABSL_FLAG(std::string, type, "float32", "create: element type (float32, uint8, int8)");
 ABSL_FLAG(std::string, metric, "l2", "create: metric (l2, ip, cosine)");
+ABSL_FLAG(std::string, posting_encoding, "native",
+          "create: how postings store vectors: native, or float16 (float32 only: half the disk and "
+          "the pages each query reads, distances against float16-rounded vectors)");
 ABSL_FLAG(uint64_t, build_threshold, 0, "create: vectors before the first index build (0 = 10000)");
 // search
 ABSL_FLAG(std::string, vector, "", "search: the query as comma-separated numbers");
@@ -116,9 +119,10 @@ void PrintInfo(const pb::CollectionInfo& c) {
       static_cast<unsigned long long>(c.indexed_vectors()),
       static_cast<unsigned long long>(c.appended_vectors()),
       static_cast<unsigned long long>(c.heads()));
-  std::printf("  memory %.1f MiB, disk %.1f MiB, build threshold %llu\n",
+  std::printf("  memory %.1f MiB, disk %.1f MiB, build threshold %llu, %s postings\n",
               c.index_memory_bytes() / 1048576.0, c.index_disk_bytes() / 1048576.0,
-              static_cast<unsigned long long>(c.index().build_threshold()));
+              static_cast<unsigned long long>(c.index().build_threshold()),
+              c.index().posting_encoding() == pb::POSTING_FLOAT16 ? "float16" : "native");
 }
 
 void PrintPoint(const pb::Point& p) {
@@ -255,6 +259,15 @@ int main(int argc, char** argv) {
       req.set_metric(pb::COSINE);
     } else {
       return Fail(absl::StrCat("--metric must be l2, ip or cosine, not '", metric, "'"));
+    }
+    std::string encoding = absl::GetFlag(FLAGS_posting_encoding);
+    if (encoding == "native") {
+      req.mutable_index()->set_posting_encoding(pb::POSTING_NATIVE);
+    } else if (encoding == "float16") {
+      req.mutable_index()->set_posting_encoding(pb::POSTING_FLOAT16);
+    } else {
+      return Fail(
+          absl::StrCat("--posting_encoding must be native or float16, not '", encoding, "'"));
     }
     req.mutable_index()->set_build_threshold(absl::GetFlag(FLAGS_build_threshold));
     pb::CollectionInfo resp;

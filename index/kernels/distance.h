@@ -1,4 +1,5 @@
-// Distance kernels: squared L2 and (negated) inner product for float32, uint8 and int8 vectors.
+// Distance kernels: squared L2 and (negated) inner product for float32, uint8 and int8 vectors,
+// and for a float32 query against a float16 vector (float16 posting entries, spann_index.h).
 //
 // Convention: every kernel returns a *distance*, smaller = closer. L2 kernels return the squared
 // Euclidean distance; inner-product kernels return -dot(a, b). Integer kernels accumulate exactly
@@ -32,6 +33,7 @@ struct KernelTable {
   SimdLevel level;
   DistanceFn one[3][2];  // [f32, u8, i8][l2, ip]
   DistanceBatchFn batch[3][2];
+  DistanceFn f16[2];  // a float32 query (a) against a float16 vector (b): [l2, ip]
 };
 
 // The table for `level`, or nullptr when this CPU (or this build) lacks it.
@@ -46,6 +48,10 @@ struct KernelTable {
 [[nodiscard]] inline int MetricSlot(Metric m) { return m == Metric::kL2 ? 0 : 1; }
 [[nodiscard]] inline DistanceFn GetDistance(const KernelTable& t, ElementType e, Metric m) {
   return t.one[TypeSlot(e)][MetricSlot(m)];
+}
+// A float32 query against float16 vectors (kCosine: inner product, as above).
+[[nodiscard]] inline DistanceFn GetFloat16Distance(const KernelTable& t, Metric m) {
+  return t.f16[MetricSlot(m)];
 }
 [[nodiscard]] inline DistanceBatchFn GetBatch(const KernelTable& t, ElementType e, Metric m) {
   return t.batch[TypeSlot(e)][MetricSlot(m)];

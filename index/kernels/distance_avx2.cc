@@ -1,5 +1,5 @@
-// AVX2 + FMA variants. This file alone is compiled with -mavx2 -mfma; it is only called after a
-// run-time check (distance_dispatch.cc).
+// AVX2 + FMA (+ F16C for float16 vectors) variants. This file alone is compiled with -mavx2 -mfma
+// -mf16c; it is only called after a run-time check (distance_dispatch.cc).
 #include <immintrin.h>
 
 #include <type_traits>
@@ -56,6 +56,42 @@ float IPF(const void* va, const void* vb, size_t d) {
   return -(HSum(_mm256_add_ps(s0, s1)) + DotF32Scalar(a + i, b + i, d - i));
 }
 
+// Eight float16 values widened to float32 (F16C).
+inline __m256 LoadHalf8(const uint16_t* p) {
+  return _mm256_cvtph_ps(_mm_loadu_si128(reinterpret_cast<const __m128i*>(p)));
+}
+
+float L2H(const void* va, const void* vb, size_t d) {
+  const auto* a = static_cast<const float*>(va);
+  const auto* b = static_cast<const uint16_t*>(vb);
+  __m256 s0 = _mm256_setzero_ps(), s1 = _mm256_setzero_ps();
+  size_t i = 0;
+  for (; i + 16 <= d; i += 16) {
+    __m256 t0 = _mm256_sub_ps(_mm256_loadu_ps(a + i), LoadHalf8(b + i));
+    __m256 t1 = _mm256_sub_ps(_mm256_loadu_ps(a + i + 8), LoadHalf8(b + i + 8));
+    s0 = _mm256_fmadd_ps(t0, t0, s0);
+    s1 = _mm256_fmadd_ps(t1, t1, s1);
+  }
+  for (; i + 8 <= d; i += 8) {
+    __m256 t = _mm256_sub_ps(_mm256_loadu_ps(a + i), LoadHalf8(b + i));
+    s0 = _mm256_fmadd_ps(t, t, s0);
+  }
+  return HSum(_mm256_add_ps(s0, s1)) + L2F16Scalar(a + i, b + i, d - i);
+}
+
+float IPH(const void* va, const void* vb, size_t d) {
+  const auto* a = static_cast<const float*>(va);
+  const auto* b = static_cast<const uint16_t*>(vb);
+  __m256 s0 = _mm256_setzero_ps(), s1 = _mm256_setzero_ps();
+  size_t i = 0;
+  for (; i + 16 <= d; i += 16) {
+    s0 = _mm256_fmadd_ps(_mm256_loadu_ps(a + i), LoadHalf8(b + i), s0);
+    s1 = _mm256_fmadd_ps(_mm256_loadu_ps(a + i + 8), LoadHalf8(b + i + 8), s1);
+  }
+  for (; i + 8 <= d; i += 8) s0 = _mm256_fmadd_ps(_mm256_loadu_ps(a + i), LoadHalf8(b + i), s0);
+  return -(HSum(_mm256_add_ps(s0, s1)) + DotF16Scalar(a + i, b + i, d - i));
+}
+
 // Widen 16 bytes to 16 int16 lanes (zero- or sign-extended).
 template <bool kSigned>
 inline __m256i Widen(const void* p) {
@@ -91,7 +127,7 @@ float IPInt(const void* va, const void* vb, size_t d) {
 }
 
 constexpr KernelTable kTable =
-    MakeTable<L2F, IPF, L2Int<uint8_t>, IPInt<uint8_t>, L2Int<int8_t>, IPInt<int8_t>>(
+    MakeTable<L2F, IPF, L2Int<uint8_t>, IPInt<uint8_t>, L2Int<int8_t>, IPInt<int8_t>, L2H, IPH>(
         SimdLevel::kAvx2);
 
 }  // namespace

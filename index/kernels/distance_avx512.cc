@@ -1,5 +1,5 @@
-// AVX-512 (F + BW) variants. This file alone is compiled with -mavx512f -mavx512bw; it is only
-// called after a run-time check (distance_dispatch.cc).
+// AVX-512 (F + BW + VL) variants. This file alone is compiled with -mavx512f -mavx512bw
+// -mavx512vl; it is only called after a run-time check (distance_dispatch.cc).
 #include <immintrin.h>
 
 #include <type_traits>
@@ -53,6 +53,58 @@ float IPF(const void* va, const void* vb, size_t d) {
   return -_mm512_reduce_add_ps(_mm512_add_ps(s0, s1));
 }
 
+// Sixteen float16 values widened to float32; the masked form reads only the lanes in `m`.
+inline __m512 LoadHalf16(const uint16_t* p) {
+  return _mm512_cvtph_ps(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(p)));
+}
+inline __m512 LoadHalf16(__mmask16 m, const uint16_t* p) {
+  return _mm512_cvtph_ps(_mm256_maskz_loadu_epi16(m, p));
+}
+
+float L2H(const void* va, const void* vb, size_t d) {
+  const auto* a = static_cast<const float*>(va);
+  const auto* b = static_cast<const uint16_t*>(vb);
+  __m512 s0 = _mm512_setzero_ps(), s1 = _mm512_setzero_ps();
+  size_t i = 0;
+  for (; i + 32 <= d; i += 32) {
+    __m512 t0 = _mm512_sub_ps(_mm512_loadu_ps(a + i), LoadHalf16(b + i));
+    __m512 t1 = _mm512_sub_ps(_mm512_loadu_ps(a + i + 16), LoadHalf16(b + i + 16));
+    s0 = _mm512_fmadd_ps(t0, t0, s0);
+    s1 = _mm512_fmadd_ps(t1, t1, s1);
+  }
+  if (i + 16 <= d) {
+    __m512 t = _mm512_sub_ps(_mm512_loadu_ps(a + i), LoadHalf16(b + i));
+    s0 = _mm512_fmadd_ps(t, t, s0);
+    i += 16;
+  }
+  if (i < d) {
+    __mmask16 m = static_cast<__mmask16>((1u << (d - i)) - 1);
+    __m512 t = _mm512_sub_ps(_mm512_maskz_loadu_ps(m, a + i), LoadHalf16(m, b + i));
+    s1 = _mm512_fmadd_ps(t, t, s1);
+  }
+  return _mm512_reduce_add_ps(_mm512_add_ps(s0, s1));
+}
+
+float IPH(const void* va, const void* vb, size_t d) {
+  const auto* a = static_cast<const float*>(va);
+  const auto* b = static_cast<const uint16_t*>(vb);
+  __m512 s0 = _mm512_setzero_ps(), s1 = _mm512_setzero_ps();
+  size_t i = 0;
+  for (; i + 32 <= d; i += 32) {
+    s0 = _mm512_fmadd_ps(_mm512_loadu_ps(a + i), LoadHalf16(b + i), s0);
+    s1 = _mm512_fmadd_ps(_mm512_loadu_ps(a + i + 16), LoadHalf16(b + i + 16), s1);
+  }
+  if (i + 16 <= d) {
+    s0 = _mm512_fmadd_ps(_mm512_loadu_ps(a + i), LoadHalf16(b + i), s0);
+    i += 16;
+  }
+  if (i < d) {
+    __mmask16 m = static_cast<__mmask16>((1u << (d - i)) - 1);
+    s1 = _mm512_fmadd_ps(_mm512_maskz_loadu_ps(m, a + i), LoadHalf16(m, b + i), s1);
+  }
+  return -_mm512_reduce_add_ps(_mm512_add_ps(s0, s1));
+}
+
 template <bool kSigned>
 inline __m512i Widen(const void* p) {
   __m256i v = _mm256_loadu_si256(static_cast<const __m256i*>(p));
@@ -87,7 +139,7 @@ float IPInt(const void* va, const void* vb, size_t d) {
 }
 
 constexpr KernelTable kTable =
-    MakeTable<L2F, IPF, L2Int<uint8_t>, IPInt<uint8_t>, L2Int<int8_t>, IPInt<int8_t>>(
+    MakeTable<L2F, IPF, L2Int<uint8_t>, IPInt<uint8_t>, L2Int<int8_t>, IPInt<int8_t>, L2H, IPH>(
         SimdLevel::kAvx512);
 
 }  // namespace

@@ -28,10 +28,13 @@ const KernelTable* TableFor(SimdLevel level) {
     case SimdLevel::kScalar:
       return internal::ScalarTable();
     case SimdLevel::kAvx2:
-      return __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma") ? internal::Avx2Table()
-                                                                             : nullptr;
+      return __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma") &&
+                     __builtin_cpu_supports("f16c")
+                 ? internal::Avx2Table()
+                 : nullptr;
     case SimdLevel::kAvx512:
-      return __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bw")
+      return __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bw") &&
+                     __builtin_cpu_supports("avx512vl")
                  ? internal::Avx512Table()
                  : nullptr;
   }

@@ -27,7 +27,15 @@ float IPI(const void* a, const void* b, size_t d) {
       DotIntScalar(static_cast<const int8_t*>(a), static_cast<const int8_t*>(b), d));
 }
 
-constexpr KernelTable kTable = MakeTable<L2F, IPF, L2U, IPU, L2I, IPI>(SimdLevel::kScalar);
+float L2H(const void* a, const void* b, size_t d) {
+  return L2F16Scalar(static_cast<const float*>(a), static_cast<const uint16_t*>(b), d);
+}
+float IPH(const void* a, const void* b, size_t d) {
+  return -DotF16Scalar(static_cast<const float*>(a), static_cast<const uint16_t*>(b), d);
+}
+
+constexpr KernelTable kTable =
+    MakeTable<L2F, IPF, L2U, IPU, L2I, IPI, L2H, IPH>(SimdLevel::kScalar);
 
 }  // namespace
 

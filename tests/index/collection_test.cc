@@ -193,5 +193,78 @@ TEST(Collection, BadRowsAreReportedByIndex) {
   EXPECT_TRUE(absl::IsNotFound(c->Upsert(rows, &errors, &n)));
 }
 
+// A float32 collection with float16 postings: built and appended entries are both searchable, the
+// encoding survives a reopen, and rows beyond float16's range are refused by row.
+TEST(Collection, Float16PostingsAreKeptAndRowsBeyondTheirRangeRefused) {
+  TempDir tmp;
+  SyntheticOptions o;
+  o.kind = SyntheticKind::kDeepLike;
+  o.seed = 4;
+  auto g = SyntheticGenerator::Create(o);
+  Data d{g->Generate(0, 6000), g->Generate(6000, 50), {}};
+  d.gt = *ExactKnn(d.base, d.queries, Metric::kL2, 10);
+  std::vector<std::vector<uint32_t>> before;
+  {
+    auto cat = *Catalog::Open(tmp.path());
+    CollectionConfig cfg;
+    cfg.name = "h";
+    cfg.dim = d.base.dim;
+    cfg.posting_encoding = PostingEncoding::kFloat16;
+    cfg.build_threshold = 1000000;
+    auto c = *cat->Create(cfg);
+    UpsertRows(c.get(), d.base, 0, 4000);
+    ASSERT_TRUE(c->BuildIndex().ok());
+    UpsertRows(c.get(), d.base, 4000, 2000);
+    EXPECT_EQ(c->Stats().appended_vectors, 2000u);
+    before = SearchAll(*c, d.queries, 10);
+    EXPECT_GE(testing::RecallAtK(d.gt, before, 10), 0.90);
+
+    std::vector<float> big(d.base.dim, 0.5f);
+    big[9] = -7e4f;
+    std::vector<PointInput> rows = {
+        {99999, {reinterpret_cast<const uint8_t*>(big.data()), big.size() * 4}, {}}};
+    std::vector<RowError> errors;
+    uint64_t n = 0;
+    ASSERT_TRUE(c->Upsert(rows, &errors, &n).ok());
+    EXPECT_EQ(n, 0u);
+    ASSERT_EQ(errors.size(), 1u);
+    EXPECT_NE(errors[0].message.find("float16"), std::string::npos) << errors[0].message;
+    EXPECT_EQ(c->Count(), 6000u);
+  }
+  auto cat = *Catalog::Open(tmp.path());
+  auto c = *cat->Find("h");
+  EXPECT_EQ(c->config().posting_encoding, PostingEncoding::kFloat16);
+  EXPECT_EQ(SearchAll(*c, d.queries, 10), before);
+
+  CollectionConfig bytes;
+  bytes.name = "b";
+  bytes.dim = 8;
+  bytes.type = ElementType::kUint8;
+  bytes.posting_encoding = PostingEncoding::kFloat16;
+  EXPECT_TRUE(absl::IsInvalidArgument(cat->Create(bytes).status()));
+}
+
+TEST(CollectionConfig, RoundTripsAndReadsRecordsWrittenBeforeFloat16Postings) {
+  CollectionConfig c;
+  c.name = "x";
+  c.id = 3;
+  c.dim = 96;
+  c.posting_encoding = PostingEncoding::kFloat16;
+  auto back = CollectionConfig::Parse(c.Serialize());
+  ASSERT_TRUE(back.ok()) << back.status();
+  EXPECT_EQ(back->posting_encoding, PostingEncoding::kFloat16);
+  EXPECT_EQ(back->Serialize(), c.Serialize());
+  // An older record has no posting_encoding line: native.
+  std::string old = c.Serialize();
+  size_t at = old.find("posting_encoding=");
+  old.erase(at, old.find('\n', at) + 1 - at);
+  auto parsed = CollectionConfig::Parse(old);
+  ASSERT_TRUE(parsed.ok()) << parsed.status();
+  EXPECT_EQ(parsed->posting_encoding, PostingEncoding::kNative);
+  std::string bad = c.Serialize();
+  bad.replace(bad.find("float16"), 7, "float99");
+  EXPECT_TRUE(absl::IsDataLoss(CollectionConfig::Parse(bad).status()));
+}
+
 }  // namespace
 }  // namespace strata

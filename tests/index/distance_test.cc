@@ -5,6 +5,7 @@
 #include <vector>
 
 #include "gtest/gtest.h"
+#include "storage/half.h"
 
 namespace strata::kernels {
 namespace {
@@ -41,6 +42,33 @@ TEST_P(DistanceVariantTest, MatchesScalarReference) {
       EXPECT_EQ(GetDistance(*t, ElementType::kInt8, m)(ia.data(), ib.data(), d),
                 GetDistance(*ref, ElementType::kInt8, m)(ia.data(), ib.data(), d))
           << "i8 d=" << d;
+    }
+  }
+}
+
+// Float16 vectors (a float32 query against float16 entries, as float16 postings store them): every
+// variant agrees with the scalar reference, which equals the float32 kernel on the widened values.
+TEST_P(DistanceVariantTest, Float16VectorsMatchTheReference) {
+  const KernelTable* t = TableFor(GetParam());
+  if (t == nullptr) GTEST_SKIP() << SimdLevelName(GetParam()) << " is not supported on this CPU";
+  const KernelTable* ref = TableFor(SimdLevel::kScalar);
+  std::mt19937_64 rng(12);
+  std::normal_distribution<float> nd(0, 3);
+  for (size_t d = 1; d <= 300; d += (d < 70 ? 1 : 37)) {
+    std::vector<float> q(d), widened(d);
+    // The half vector sits 4 bytes into an entry, behind its id, as in a posting.
+    std::vector<uint16_t> entry(2 + d);
+    uint16_t* h = entry.data() + 2;
+    for (size_t i = 0; i < d; ++i) {
+      q[i] = nd(rng);
+      h[i] = FloatToHalf(nd(rng));
+      widened[i] = HalfToFloat(h[i]);
+    }
+    for (Metric m : {Metric::kL2, Metric::kInnerProduct}) {
+      float exact = GetDistance(*ref, ElementType::kFloat32, m)(q.data(), widened.data(), d);
+      EXPECT_EQ(GetFloat16Distance(*ref, m)(q.data(), h, d), exact) << "scalar d=" << d;
+      float got = GetFloat16Distance(*t, m)(q.data(), h, d);
+      EXPECT_NEAR(got, exact, 1e-4f * (1 + std::fabs(exact))) << "f16 d=" << d;
     }
   }
 }

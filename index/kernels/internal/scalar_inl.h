@@ -6,6 +6,7 @@
 #include <cstdint>
 
 #include "index/kernels/distance.h"
+#include "storage/half.h"
 
 namespace strata::kernels::internal {
 
@@ -38,6 +39,20 @@ inline int32_t DotIntScalar(const T* a, const T* b, size_t d) {
   return s;
 }
 
+inline float L2F16Scalar(const float* a, const uint16_t* b, size_t d) {
+  float s = 0;
+  for (size_t i = 0; i < d; ++i) {
+    float t = a[i] - HalfToFloat(b[i]);
+    s += t * t;
+  }
+  return s;
+}
+inline float DotF16Scalar(const float* a, const uint16_t* b, size_t d) {
+  float s = 0;
+  for (size_t i = 0; i < d; ++i) s += a[i] * HalfToFloat(b[i]);
+  return s;
+}
+
 // Builds a batch function from a one-vector kernel (inlined into the loop).
 template <float (*Fn)(const void*, const void*, size_t)>
 void BatchOf(const void* q, const void* base, size_t stride, size_t n, size_t d, float* out) {
@@ -45,16 +60,18 @@ void BatchOf(const void* q, const void* base, size_t stride, size_t n, size_t d,
   for (size_t i = 0; i < n; ++i) out[i] = Fn(q, p + i * stride, d);
 }
 
-// Fills a KernelTable from six one-vector kernels.
+// Fills a KernelTable from eight one-vector kernels (the last two: float32 query, float16 vector).
 template <
     float (*L2F)(const void*, const void*, size_t), float (*IPF)(const void*, const void*, size_t),
     float (*L2U)(const void*, const void*, size_t), float (*IPU)(const void*, const void*, size_t),
-    float (*L2I)(const void*, const void*, size_t), float (*IPI)(const void*, const void*, size_t)>
+    float (*L2I)(const void*, const void*, size_t), float (*IPI)(const void*, const void*, size_t),
+    float (*L2H)(const void*, const void*, size_t), float (*IPH)(const void*, const void*, size_t)>
 constexpr KernelTable MakeTable(SimdLevel level) {
   return KernelTable{
       level,
       {{L2F, IPF}, {L2U, IPU}, {L2I, IPI}},
-      {{BatchOf<L2F>, BatchOf<IPF>}, {BatchOf<L2U>, BatchOf<IPU>}, {BatchOf<L2I>, BatchOf<IPI>}}};
+      {{BatchOf<L2F>, BatchOf<IPF>}, {BatchOf<L2U>, BatchOf<IPU>}, {BatchOf<L2I>, BatchOf<IPI>}},
+      {L2H, IPH}};
 }
 
 }  // namespace strata::kernels::internal
