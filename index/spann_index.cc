@@ -390,10 +390,9 @@ absl::Status SpannIndex::Build(const VectorSet& vectors, const std::string& dir,
   }
   const PostingEncoding encoding = options.posting_encoding;
   if (encoding == PostingEncoding::kFloat16 && type != ElementType::kFloat32) {
-    return absl::InvalidArgumentError(absl::StrCat("float16 postings need float32 vectors; ",
+    return absl::InvalidArgumentError(absl::StrCat("float16 postings need float32 vectors; build ",
                                                    ElementTypeName(type),
-                                                   " vectors are stored as "
-                                                   "they are (native)"));
+                                                   " vectors with native postings"));
   }
   const double head_share = options.head_share != 0         ? options.head_share
                             : type == ElementType::kFloat32 ? 0.16
