@@ -47,9 +47,11 @@ ABSL_FLAG(std::string, collection, "", "target collection (created when missing)
 ABSL_FLAG(std::string, metric, "",
           "metric of a collection created here: l2, ip or cosine (default: l2 for vectors, "
           "cosine for --text)");
-ABSL_FLAG(std::string, posting_encoding, "native",
+ABSL_FLAG(std::string, posting_encoding, "",
           "a created collection's postings: native, or float16 (float32 vectors only: half the "
-          "disk and the pages each query reads; distances against float16-rounded vectors)");
+          "disk and the pages each query reads; distances against float16-rounded vectors); "
+          "default: float16 with --text (unit-norm embeddings lose nothing that matters), native "
+          "otherwise");
 ABSL_FLAG(std::string, mode, "online", "online (stream to --server) or offline (--data_dir)");
 ABSL_FLAG(std::string, server, "127.0.0.1:50051", "online: address of strata-server");
 ABSL_FLAG(uint32_t, batch, 1000, "online: points per Upsert request");
@@ -85,6 +87,18 @@ struct Input {
 std::string Metric(bool text_mode) {
   std::string m = absl::GetFlag(FLAGS_metric);
   return m.empty() ? (text_mode ? "cosine" : "l2") : m;
+}
+
+absl::StatusOr<strata::PostingEncoding> PostingEncoding(bool text_mode) {
+  std::string e = absl::GetFlag(FLAGS_posting_encoding);
+  if (e.empty())
+    return text_mode ? strata::PostingEncoding::kFloat16 : strata::PostingEncoding::kNative;
+  auto parsed = strata::ParsePostingEncoding(e);
+  if (!parsed.ok()) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("--posting_encoding: ", parsed.status().message()));
+  }
+  return *parsed;
 }
 
 // --text: passages from JSONL. The payload JSON keeps every field but 'text', which is stored as
@@ -377,8 +391,8 @@ int RunOnline(Input& in, const std::string& collection) {
     if (m != "l2" && m != "ip" && m != "cosine") {
       return Fail(absl::StrCat("--metric must be l2, ip or cosine, not '", m, "'"));
     }
-    auto enc = strata::ParsePostingEncoding(absl::GetFlag(FLAGS_posting_encoding));
-    if (!enc.ok()) return Fail(absl::StrCat("--posting_encoding: ", enc.status().message()));
+    auto enc = PostingEncoding(!absl::GetFlag(FLAGS_text).empty());
+    if (!enc.ok()) return Fail(std::string(enc.status().message()));
     creq.mutable_index()->set_posting_encoding(
         *enc == strata::PostingEncoding::kFloat16 ? pb::POSTING_FLOAT16 : pb::POSTING_NATIVE);
     s = WithRetries("create", [&](grpc::ClientContext* ctx) {
@@ -389,7 +403,10 @@ int RunOnline(Input& in, const std::string& collection) {
         return stub->DescribeCollection(ctx, dreq, &info);
       });
     }
-    if (s.ok()) std::fprintf(stderr, "strata-load: created collection '%s'\n", collection.c_str());
+    if (s.ok()) {
+      std::fprintf(stderr, "strata-load: created collection '%s' (%s, %s postings)\n",
+                   collection.c_str(), m.c_str(), strata::PostingEncodingName(*enc));
+    }
   }
   if (!s.ok()) {
     return Fail(absl::StrCat(
@@ -534,8 +551,8 @@ int RunOffline(const Input& in, const std::string& collection) {
     auto m = strata::ParseMetric(Metric(!absl::GetFlag(FLAGS_text).empty()));
     if (!m.ok()) return Fail(std::string(m.status().message()));
     cfg.metric = *m;
-    auto enc = strata::ParsePostingEncoding(absl::GetFlag(FLAGS_posting_encoding));
-    if (!enc.ok()) return Fail(absl::StrCat("--posting_encoding: ", enc.status().message()));
+    auto enc = PostingEncoding(!absl::GetFlag(FLAGS_text).empty());
+    if (!enc.ok()) return Fail(std::string(enc.status().message()));
     cfg.posting_encoding = *enc;
     auto created = (*catalog)->Create(cfg);
     if (!created.ok()) return Fail(std::string(created.status().message()));

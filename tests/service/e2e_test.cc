@@ -820,6 +820,7 @@ TEST(EndToEnd, TextLoadEmbedAndSearchByText) {
   ASSERT_TRUE(Call(&pb::Strata::Stub::DescribeCollection, server.stub(), dreq, &info).ok());
   EXPECT_EQ(info.dimension(), static_cast<uint32_t>(spec.hidden));
   EXPECT_EQ(info.metric(), pb::COSINE);
+  EXPECT_EQ(info.index().posting_encoding(), pb::POSTING_FLOAT16);  // strata-load's --text default
 
   // Embed over gRPC equals the engine in-process.
   gpu::EncoderOptions eo;
@@ -852,7 +853,8 @@ TEST(EndToEnd, TextLoadEmbedAndSearchByText) {
     ASSERT_TRUE(st.ok()) << st.error_message();
     ASSERT_GE(resp.hits_size(), 1);
     EXPECT_EQ(resp.hits(0).id(), 1000 + i) << texts[i];
-    EXPECT_NEAR(resp.hits(0).distance(), -1.0f, 1e-4);
+    // -cos(q, x) against the float16-rounded embedding: within ~1e-3 of -1.
+    EXPECT_NEAR(resp.hits(0).distance(), -1.0f, 1e-3);
     EXPECT_EQ(resp.hits(0).payload().text(), texts[i]);
     auto meta = nlohmann::json::parse(resp.hits(0).payload().json());
     EXPECT_EQ(meta["source"], "test");
