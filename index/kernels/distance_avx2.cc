@@ -24,72 +24,44 @@ inline int32_t HSum(__m256i v) {
   return _mm_cvtsi128_si32(lo);
 }
 
-float L2F(const void* va, const void* vb, size_t d) {
-  const auto* a = static_cast<const float*>(va);
-  const auto* b = static_cast<const float*>(vb);
-  __m256 s0 = _mm256_setzero_ps(), s1 = _mm256_setzero_ps();
-  size_t i = 0;
-  for (; i + 16 <= d; i += 16) {
-    __m256 t0 = _mm256_sub_ps(_mm256_loadu_ps(a + i), _mm256_loadu_ps(b + i));
-    __m256 t1 = _mm256_sub_ps(_mm256_loadu_ps(a + i + 8), _mm256_loadu_ps(b + i + 8));
-    s0 = _mm256_fmadd_ps(t0, t0, s0);
-    s1 = _mm256_fmadd_ps(t1, t1, s1);
-  }
-  for (; i + 8 <= d; i += 8) {
-    __m256 t = _mm256_sub_ps(_mm256_loadu_ps(a + i), _mm256_loadu_ps(b + i));
-    s0 = _mm256_fmadd_ps(t, t, s0);
-  }
-  return HSum(_mm256_add_ps(s0, s1)) + L2F32Scalar(a + i, b + i, d - i);
-}
-
-float IPF(const void* va, const void* vb, size_t d) {
-  const auto* a = static_cast<const float*>(va);
-  const auto* b = static_cast<const float*>(vb);
-  __m256 s0 = _mm256_setzero_ps(), s1 = _mm256_setzero_ps();
-  size_t i = 0;
-  for (; i + 16 <= d; i += 16) {
-    s0 = _mm256_fmadd_ps(_mm256_loadu_ps(a + i), _mm256_loadu_ps(b + i), s0);
-    s1 = _mm256_fmadd_ps(_mm256_loadu_ps(a + i + 8), _mm256_loadu_ps(b + i + 8), s1);
-  }
-  for (; i + 8 <= d; i += 8)
-    s0 = _mm256_fmadd_ps(_mm256_loadu_ps(a + i), _mm256_loadu_ps(b + i), s0);
-  return -(HSum(_mm256_add_ps(s0, s1)) + DotF32Scalar(a + i, b + i, d - i));
-}
-
-// Eight float16 values widened to float32 (F16C).
-inline __m256 LoadHalf8(const uint16_t* p) {
+// Eight float32 values, or eight float16 values widened to float32 (F16C).
+inline __m256 Load8(const float* p) { return _mm256_loadu_ps(p); }
+inline __m256 Load8(const uint16_t* p) {
   return _mm256_cvtph_ps(_mm_loadu_si128(reinterpret_cast<const __m128i*>(p)));
 }
 
-float L2H(const void* va, const void* vb, size_t d) {
+// A float32 query against a stored vector of float32 or float16 (`B`).
+template <typename B>
+float L2Float(const void* va, const void* vb, size_t d) {
   const auto* a = static_cast<const float*>(va);
-  const auto* b = static_cast<const uint16_t*>(vb);
+  const auto* b = static_cast<const B*>(vb);
   __m256 s0 = _mm256_setzero_ps(), s1 = _mm256_setzero_ps();
   size_t i = 0;
   for (; i + 16 <= d; i += 16) {
-    __m256 t0 = _mm256_sub_ps(_mm256_loadu_ps(a + i), LoadHalf8(b + i));
-    __m256 t1 = _mm256_sub_ps(_mm256_loadu_ps(a + i + 8), LoadHalf8(b + i + 8));
+    __m256 t0 = _mm256_sub_ps(Load8(a + i), Load8(b + i));
+    __m256 t1 = _mm256_sub_ps(Load8(a + i + 8), Load8(b + i + 8));
     s0 = _mm256_fmadd_ps(t0, t0, s0);
     s1 = _mm256_fmadd_ps(t1, t1, s1);
   }
   for (; i + 8 <= d; i += 8) {
-    __m256 t = _mm256_sub_ps(_mm256_loadu_ps(a + i), LoadHalf8(b + i));
+    __m256 t = _mm256_sub_ps(Load8(a + i), Load8(b + i));
     s0 = _mm256_fmadd_ps(t, t, s0);
   }
-  return HSum(_mm256_add_ps(s0, s1)) + L2F16Scalar(a + i, b + i, d - i);
+  return HSum(_mm256_add_ps(s0, s1)) + L2FloatScalar(a + i, b + i, d - i);
 }
 
-float IPH(const void* va, const void* vb, size_t d) {
+template <typename B>
+float IPFloat(const void* va, const void* vb, size_t d) {
   const auto* a = static_cast<const float*>(va);
-  const auto* b = static_cast<const uint16_t*>(vb);
+  const auto* b = static_cast<const B*>(vb);
   __m256 s0 = _mm256_setzero_ps(), s1 = _mm256_setzero_ps();
   size_t i = 0;
   for (; i + 16 <= d; i += 16) {
-    s0 = _mm256_fmadd_ps(_mm256_loadu_ps(a + i), LoadHalf8(b + i), s0);
-    s1 = _mm256_fmadd_ps(_mm256_loadu_ps(a + i + 8), LoadHalf8(b + i + 8), s1);
+    s0 = _mm256_fmadd_ps(Load8(a + i), Load8(b + i), s0);
+    s1 = _mm256_fmadd_ps(Load8(a + i + 8), Load8(b + i + 8), s1);
   }
-  for (; i + 8 <= d; i += 8) s0 = _mm256_fmadd_ps(_mm256_loadu_ps(a + i), LoadHalf8(b + i), s0);
-  return -(HSum(_mm256_add_ps(s0, s1)) + DotF16Scalar(a + i, b + i, d - i));
+  for (; i + 8 <= d; i += 8) s0 = _mm256_fmadd_ps(Load8(a + i), Load8(b + i), s0);
+  return -(HSum(_mm256_add_ps(s0, s1)) + DotFloatScalar(a + i, b + i, d - i));
 }
 
 // Widen 16 bytes to 16 int16 lanes (zero- or sign-extended).
@@ -127,8 +99,8 @@ float IPInt(const void* va, const void* vb, size_t d) {
 }
 
 constexpr KernelTable kTable =
-    MakeTable<L2F, IPF, L2Int<uint8_t>, IPInt<uint8_t>, L2Int<int8_t>, IPInt<int8_t>, L2H, IPH>(
-        SimdLevel::kAvx2);
+    MakeTable<L2Float<float>, IPFloat<float>, L2Int<uint8_t>, IPInt<uint8_t>, L2Int<int8_t>,
+              IPInt<int8_t>, L2Float<uint16_t>, IPFloat<uint16_t>>(SimdLevel::kAvx2);
 
 }  // namespace
 

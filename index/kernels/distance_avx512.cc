@@ -9,98 +9,60 @@
 namespace strata::kernels::internal {
 namespace {
 
-float L2F(const void* va, const void* vb, size_t d) {
+// Sixteen float32 values, or sixteen float16 values widened to float32; the masked forms read
+// only the lanes in `m`.
+inline __m512 Load16(const float* p) { return _mm512_loadu_ps(p); }
+inline __m512 Load16(const uint16_t* p) {
+  return _mm512_cvtph_ps(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(p)));
+}
+inline __m512 Load16(__mmask16 m, const float* p) { return _mm512_maskz_loadu_ps(m, p); }
+inline __m512 Load16(__mmask16 m, const uint16_t* p) {
+  return _mm512_cvtph_ps(_mm256_maskz_loadu_epi16(m, p));
+}
+
+// A float32 query against a stored vector of float32 or float16 (`B`).
+template <typename B>
+float L2Float(const void* va, const void* vb, size_t d) {
   const auto* a = static_cast<const float*>(va);
-  const auto* b = static_cast<const float*>(vb);
+  const auto* b = static_cast<const B*>(vb);
   __m512 s0 = _mm512_setzero_ps(), s1 = _mm512_setzero_ps();
   size_t i = 0;
   for (; i + 32 <= d; i += 32) {
-    __m512 t0 = _mm512_sub_ps(_mm512_loadu_ps(a + i), _mm512_loadu_ps(b + i));
-    __m512 t1 = _mm512_sub_ps(_mm512_loadu_ps(a + i + 16), _mm512_loadu_ps(b + i + 16));
+    __m512 t0 = _mm512_sub_ps(Load16(a + i), Load16(b + i));
+    __m512 t1 = _mm512_sub_ps(Load16(a + i + 16), Load16(b + i + 16));
     s0 = _mm512_fmadd_ps(t0, t0, s0);
     s1 = _mm512_fmadd_ps(t1, t1, s1);
   }
   if (i + 16 <= d) {
-    __m512 t = _mm512_sub_ps(_mm512_loadu_ps(a + i), _mm512_loadu_ps(b + i));
+    __m512 t = _mm512_sub_ps(Load16(a + i), Load16(b + i));
     s0 = _mm512_fmadd_ps(t, t, s0);
     i += 16;
   }
   if (i < d) {  // masked tail: no scalar loop needed
     __mmask16 m = static_cast<__mmask16>((1u << (d - i)) - 1);
-    __m512 t = _mm512_sub_ps(_mm512_maskz_loadu_ps(m, a + i), _mm512_maskz_loadu_ps(m, b + i));
+    __m512 t = _mm512_sub_ps(Load16(m, a + i), Load16(m, b + i));
     s1 = _mm512_fmadd_ps(t, t, s1);
   }
   return _mm512_reduce_add_ps(_mm512_add_ps(s0, s1));
 }
 
-float IPF(const void* va, const void* vb, size_t d) {
+template <typename B>
+float IPFloat(const void* va, const void* vb, size_t d) {
   const auto* a = static_cast<const float*>(va);
-  const auto* b = static_cast<const float*>(vb);
+  const auto* b = static_cast<const B*>(vb);
   __m512 s0 = _mm512_setzero_ps(), s1 = _mm512_setzero_ps();
   size_t i = 0;
   for (; i + 32 <= d; i += 32) {
-    s0 = _mm512_fmadd_ps(_mm512_loadu_ps(a + i), _mm512_loadu_ps(b + i), s0);
-    s1 = _mm512_fmadd_ps(_mm512_loadu_ps(a + i + 16), _mm512_loadu_ps(b + i + 16), s1);
+    s0 = _mm512_fmadd_ps(Load16(a + i), Load16(b + i), s0);
+    s1 = _mm512_fmadd_ps(Load16(a + i + 16), Load16(b + i + 16), s1);
   }
   if (i + 16 <= d) {
-    s0 = _mm512_fmadd_ps(_mm512_loadu_ps(a + i), _mm512_loadu_ps(b + i), s0);
+    s0 = _mm512_fmadd_ps(Load16(a + i), Load16(b + i), s0);
     i += 16;
   }
   if (i < d) {
     __mmask16 m = static_cast<__mmask16>((1u << (d - i)) - 1);
-    s1 = _mm512_fmadd_ps(_mm512_maskz_loadu_ps(m, a + i), _mm512_maskz_loadu_ps(m, b + i), s1);
-  }
-  return -_mm512_reduce_add_ps(_mm512_add_ps(s0, s1));
-}
-
-// Sixteen float16 values widened to float32; the masked form reads only the lanes in `m`.
-inline __m512 LoadHalf16(const uint16_t* p) {
-  return _mm512_cvtph_ps(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(p)));
-}
-inline __m512 LoadHalf16(__mmask16 m, const uint16_t* p) {
-  return _mm512_cvtph_ps(_mm256_maskz_loadu_epi16(m, p));
-}
-
-float L2H(const void* va, const void* vb, size_t d) {
-  const auto* a = static_cast<const float*>(va);
-  const auto* b = static_cast<const uint16_t*>(vb);
-  __m512 s0 = _mm512_setzero_ps(), s1 = _mm512_setzero_ps();
-  size_t i = 0;
-  for (; i + 32 <= d; i += 32) {
-    __m512 t0 = _mm512_sub_ps(_mm512_loadu_ps(a + i), LoadHalf16(b + i));
-    __m512 t1 = _mm512_sub_ps(_mm512_loadu_ps(a + i + 16), LoadHalf16(b + i + 16));
-    s0 = _mm512_fmadd_ps(t0, t0, s0);
-    s1 = _mm512_fmadd_ps(t1, t1, s1);
-  }
-  if (i + 16 <= d) {
-    __m512 t = _mm512_sub_ps(_mm512_loadu_ps(a + i), LoadHalf16(b + i));
-    s0 = _mm512_fmadd_ps(t, t, s0);
-    i += 16;
-  }
-  if (i < d) {
-    __mmask16 m = static_cast<__mmask16>((1u << (d - i)) - 1);
-    __m512 t = _mm512_sub_ps(_mm512_maskz_loadu_ps(m, a + i), LoadHalf16(m, b + i));
-    s1 = _mm512_fmadd_ps(t, t, s1);
-  }
-  return _mm512_reduce_add_ps(_mm512_add_ps(s0, s1));
-}
-
-float IPH(const void* va, const void* vb, size_t d) {
-  const auto* a = static_cast<const float*>(va);
-  const auto* b = static_cast<const uint16_t*>(vb);
-  __m512 s0 = _mm512_setzero_ps(), s1 = _mm512_setzero_ps();
-  size_t i = 0;
-  for (; i + 32 <= d; i += 32) {
-    s0 = _mm512_fmadd_ps(_mm512_loadu_ps(a + i), LoadHalf16(b + i), s0);
-    s1 = _mm512_fmadd_ps(_mm512_loadu_ps(a + i + 16), LoadHalf16(b + i + 16), s1);
-  }
-  if (i + 16 <= d) {
-    s0 = _mm512_fmadd_ps(_mm512_loadu_ps(a + i), LoadHalf16(b + i), s0);
-    i += 16;
-  }
-  if (i < d) {
-    __mmask16 m = static_cast<__mmask16>((1u << (d - i)) - 1);
-    s1 = _mm512_fmadd_ps(_mm512_maskz_loadu_ps(m, a + i), LoadHalf16(m, b + i), s1);
+    s1 = _mm512_fmadd_ps(Load16(m, a + i), Load16(m, b + i), s1);
   }
   return -_mm512_reduce_add_ps(_mm512_add_ps(s0, s1));
 }
@@ -139,8 +101,8 @@ float IPInt(const void* va, const void* vb, size_t d) {
 }
 
 constexpr KernelTable kTable =
-    MakeTable<L2F, IPF, L2Int<uint8_t>, IPInt<uint8_t>, L2Int<int8_t>, IPInt<int8_t>, L2H, IPH>(
-        SimdLevel::kAvx512);
+    MakeTable<L2Float<float>, IPFloat<float>, L2Int<uint8_t>, IPInt<uint8_t>, L2Int<int8_t>,
+              IPInt<int8_t>, L2Float<uint16_t>, IPFloat<uint16_t>>(SimdLevel::kAvx512);
 
 }  // namespace
 

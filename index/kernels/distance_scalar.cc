@@ -4,11 +4,13 @@
 namespace strata::kernels::internal {
 namespace {
 
-float L2F(const void* a, const void* b, size_t d) {
-  return L2F32Scalar(static_cast<const float*>(a), static_cast<const float*>(b), d);
+template <typename B>
+float L2Float(const void* a, const void* b, size_t d) {
+  return L2FloatScalar(static_cast<const float*>(a), static_cast<const B*>(b), d);
 }
-float IPF(const void* a, const void* b, size_t d) {
-  return -DotF32Scalar(static_cast<const float*>(a), static_cast<const float*>(b), d);
+template <typename B>
+float IPFloat(const void* a, const void* b, size_t d) {
+  return -DotFloatScalar(static_cast<const float*>(a), static_cast<const B*>(b), d);
 }
 float L2U(const void* a, const void* b, size_t d) {
   return static_cast<float>(
@@ -27,15 +29,8 @@ float IPI(const void* a, const void* b, size_t d) {
       DotIntScalar(static_cast<const int8_t*>(a), static_cast<const int8_t*>(b), d));
 }
 
-float L2H(const void* a, const void* b, size_t d) {
-  return L2F16Scalar(static_cast<const float*>(a), static_cast<const uint16_t*>(b), d);
-}
-float IPH(const void* a, const void* b, size_t d) {
-  return -DotF16Scalar(static_cast<const float*>(a), static_cast<const uint16_t*>(b), d);
-}
-
-constexpr KernelTable kTable =
-    MakeTable<L2F, IPF, L2U, IPU, L2I, IPI, L2H, IPH>(SimdLevel::kScalar);
+constexpr KernelTable kTable = MakeTable<L2Float<float>, IPFloat<float>, L2U, IPU, L2I, IPI,
+                                         L2Float<uint16_t>, IPFloat<uint16_t>>(SimdLevel::kScalar);
 
 }  // namespace
 

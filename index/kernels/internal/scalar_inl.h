@@ -10,17 +10,23 @@
 
 namespace strata::kernels::internal {
 
-inline float L2F32Scalar(const float* a, const float* b, size_t d) {
+// Float kernels take the query as float32 and the stored vector as float32 or float16 (`B`).
+inline float ToFloat(float x) { return x; }
+inline float ToFloat(uint16_t h) { return HalfToFloat(h); }
+
+template <typename B>
+inline float L2FloatScalar(const float* a, const B* b, size_t d) {
   float s = 0;
   for (size_t i = 0; i < d; ++i) {
-    float t = a[i] - b[i];
+    float t = a[i] - ToFloat(b[i]);
     s += t * t;
   }
   return s;
 }
-inline float DotF32Scalar(const float* a, const float* b, size_t d) {
+template <typename B>
+inline float DotFloatScalar(const float* a, const B* b, size_t d) {
   float s = 0;
-  for (size_t i = 0; i < d; ++i) s += a[i] * b[i];
+  for (size_t i = 0; i < d; ++i) s += a[i] * ToFloat(b[i]);
   return s;
 }
 template <typename T>
@@ -36,20 +42,6 @@ template <typename T>
 inline int32_t DotIntScalar(const T* a, const T* b, size_t d) {
   int32_t s = 0;
   for (size_t i = 0; i < d; ++i) s += int32_t{a[i]} * int32_t{b[i]};
-  return s;
-}
-
-inline float L2F16Scalar(const float* a, const uint16_t* b, size_t d) {
-  float s = 0;
-  for (size_t i = 0; i < d; ++i) {
-    float t = a[i] - HalfToFloat(b[i]);
-    s += t * t;
-  }
-  return s;
-}
-inline float DotF16Scalar(const float* a, const uint16_t* b, size_t d) {
-  float s = 0;
-  for (size_t i = 0; i < d; ++i) s += a[i] * HalfToFloat(b[i]);
   return s;
 }
 
