@@ -22,6 +22,7 @@
 #include "prometheus/counter.h"
 #include "prometheus/histogram.h"
 #include "prometheus/registry.h"
+#include "proto/convert.h"
 #include "proto/strata.grpc.pb.h"
 #include "service/metrics_http.h"
 #include "storage/log.h"
@@ -39,32 +40,6 @@ namespace {
 
 using Clock = std::chrono::steady_clock;
 namespace pb = ::strata::v1;
-
-// --- Conversions between protobuf and the index's types
-// -------------------------------------------
-
-pb::ElementType ToProto(ElementType t) {
-  switch (t) {
-    case ElementType::kFloat32:
-      return pb::FLOAT32;
-    case ElementType::kUint8:
-      return pb::UINT8;
-    case ElementType::kInt8:
-      return pb::INT8;
-  }
-  return pb::ELEMENT_TYPE_UNSPECIFIED;
-}
-pb::Metric ToProto(Metric m) {
-  switch (m) {
-    case Metric::kL2:
-      return pb::L2;
-    case Metric::kInnerProduct:
-      return pb::INNER_PRODUCT;
-    case Metric::kCosine:
-      return pb::COSINE;
-  }
-  return pb::METRIC_UNSPECIFIED;
-}
 
 // The vector's bytes in `type`, or InvalidArgument saying what is wrong with its shape or (for
 // integer types) its values. NaN/Inf in float32 vectors are left to the collection, which checks
@@ -336,46 +311,12 @@ class StrataService final : public pb::Strata::Service {
         return absl::InvalidArgumentError(absl::StrCat(
             "dimension ", c.dim, " is over this server's limit of ", limits_.max_dimension));
       }
-      switch (req->element_type()) {
-        case pb::FLOAT32:
-          c.type = ElementType::kFloat32;
-          break;
-        case pb::UINT8:
-          c.type = ElementType::kUint8;
-          break;
-        case pb::INT8:
-          c.type = ElementType::kInt8;
-          break;
-        default:
-          return absl::InvalidArgumentError("element_type must be FLOAT32, UINT8 or INT8");
-      }
-      switch (req->metric()) {
-        case pb::L2:
-          c.metric = Metric::kL2;
-          break;
-        case pb::INNER_PRODUCT:
-          c.metric = Metric::kInnerProduct;
-          break;
-        case pb::COSINE:
-          c.metric = Metric::kCosine;
-          break;
-        default:
-          return absl::InvalidArgumentError("metric must be L2, INNER_PRODUCT or COSINE");
-      }
+      ASSIGN_OR_RETURN(c.type, FromProto(req->element_type()));
+      ASSIGN_OR_RETURN(c.metric, FromProto(req->metric()));
       c.head_share = req->index().head_share();
       if (req->index().max_replicas() != 0) c.max_replicas = req->index().max_replicas();
       c.posting_page_limit = req->index().posting_page_limit();
-      switch (req->index().posting_encoding()) {
-        case pb::POSTING_NATIVE:
-          c.posting_encoding = PostingEncoding::kNative;
-          break;
-        case pb::POSTING_FLOAT16:
-          c.posting_encoding = PostingEncoding::kFloat16;
-          break;
-        default:
-          return absl::InvalidArgumentError(
-              "index.posting_encoding must be POSTING_NATIVE or POSTING_FLOAT16");
-      }
+      ASSIGN_OR_RETURN(c.posting_encoding, FromProto(req->index().posting_encoding()));
       if (req->index().build_threshold() != 0) c.build_threshold = req->index().build_threshold();
       ASSIGN_OR_RETURN(auto col, catalog_->Create(c));
       Describe(*col, resp);
@@ -802,8 +743,7 @@ class StrataService final : public pb::Strata::Service {
     out->mutable_index()->set_head_share(c.head_share);
     out->mutable_index()->set_max_replicas(c.max_replicas);
     out->mutable_index()->set_posting_page_limit(c.posting_page_limit);
-    out->mutable_index()->set_posting_encoding(
-        c.posting_encoding == PostingEncoding::kFloat16 ? pb::POSTING_FLOAT16 : pb::POSTING_NATIVE);
+    out->mutable_index()->set_posting_encoding(ToProto(c.posting_encoding));
     out->mutable_index()->set_build_threshold(c.build_threshold);
     out->set_count(s.count);
     out->set_state(s.state == CollectionStats::State::kBuilding  ? pb::CollectionInfo::BUILDING

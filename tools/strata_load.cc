@@ -20,6 +20,7 @@
 #include "grpcpp/grpcpp.h"
 #include "index/catalog.h"
 #include "nlohmann/json.hpp"
+#include "proto/convert.h"
 #include "proto/strata.grpc.pb.h"
 #include "storage/log.h"
 #include "storage/scoped_fd.h"
@@ -383,18 +384,14 @@ int RunOnline(Input& in, const std::string& collection) {
     pb::CreateCollectionRequest creq;
     creq.set_name(collection);
     creq.set_dimension(v.dim);
-    creq.set_element_type(v.type == strata::ElementType::kFloat32 ? pb::FLOAT32
-                          : v.type == strata::ElementType::kUint8 ? pb::UINT8
-                                                                  : pb::INT8);
+    creq.set_element_type(strata::ToProto(v.type));
     std::string m = Metric(!absl::GetFlag(FLAGS_text).empty());
-    creq.set_metric(m == "ip" ? pb::INNER_PRODUCT : m == "cosine" ? pb::COSINE : pb::L2);
-    if (m != "l2" && m != "ip" && m != "cosine") {
-      return Fail(absl::StrCat("--metric must be l2, ip or cosine, not '", m, "'"));
-    }
+    auto metric = strata::ParseMetric(m);
+    if (!metric.ok()) return Fail(absl::StrCat("--metric: ", metric.status().message()));
+    creq.set_metric(strata::ToProto(*metric));
     auto enc = PostingEncoding(!absl::GetFlag(FLAGS_text).empty());
     if (!enc.ok()) return Fail(std::string(enc.status().message()));
-    creq.mutable_index()->set_posting_encoding(
-        *enc == strata::PostingEncoding::kFloat16 ? pb::POSTING_FLOAT16 : pb::POSTING_NATIVE);
+    creq.mutable_index()->set_posting_encoding(strata::ToProto(*enc));
     s = WithRetries("create", [&](grpc::ClientContext* ctx) {
       return stub->CreateCollection(ctx, creq, &info);
     });
