@@ -119,20 +119,32 @@ class CpuBackend final : public Backend {
     const int64_t m = x.numel() / k;
     const float* b = bias != nullptr ? bias->as<float>() : nullptr;
     float* out = y.as<float>();
-    SingleThreadedBlas single;
+    const cpu::CpuKernels& kern = cpu::BestCpuKernels();
+    if (m <= kern.small_gemm_max_rows) {
+      // A few rows (a short text): our kernel, the weight rows split between the threads.
 #pragma omp parallel
-    {
-      const int64_t nt = omp_get_num_threads(), t = omp_get_thread_num();
-      const int64_t per = (m + nt - 1) / nt, r0 = std::min(m, t * per), r1 = std::min(m, r0 + per);
-      if (r1 > r0) {
-        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, static_cast<int>(r1 - r0),
-                    static_cast<int>(n), static_cast<int>(k), 1.0f, x.as<float>() + r0 * k,
-                    static_cast<int>(k), w.as<float>(), static_cast<int>(k), 0.0f, out + r0 * n,
-                    static_cast<int>(n));
+      {
+        const int64_t nt = omp_get_num_threads(), t = omp_get_thread_num();
+        const int64_t per = (n / nt + 3) / 4 * 4;
+        const int64_t j0 = std::min(n, t * per), j1 = t + 1 == nt ? n : std::min(n, j0 + per);
+        if (j1 > j0) kern.small_gemm(x.as<float>(), m, k, w.as<float>(), j0, j1, out, n);
+      }
+    } else {
+      SingleThreadedBlas single;
+#pragma omp parallel
+      {
+        const int64_t nt = omp_get_num_threads(), t = omp_get_thread_num();
+        const int64_t per = (m + nt - 1) / nt, r0 = std::min(m, t * per),
+                      r1 = std::min(m, r0 + per);
+        if (r1 > r0) {
+          cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, static_cast<int>(r1 - r0),
+                      static_cast<int>(n), static_cast<int>(k), 1.0f, x.as<float>() + r0 * k,
+                      static_cast<int>(k), w.as<float>(), static_cast<int>(k), 0.0f, out + r0 * n,
+                      static_cast<int>(n));
+        }
       }
     }
     if (bias == nullptr && act == Activation::kNone) return absl::OkStatus();
-    const cpu::CpuKernels& kern = cpu::BestCpuKernels();
 #pragma omp parallel for schedule(static)
     for (int64_t i = 0; i < m; ++i) kern.bias_act_row(out + i * n, b, n, static_cast<int>(act));
     return absl::OkStatus();

@@ -1,6 +1,7 @@
 #include "tests/gpu/backend_ops.h"
 
 #include <random>
+#include <tuple>
 
 #include "absl/strings/str_cat.h"
 #include "storage/status_macros.h"
@@ -24,6 +25,22 @@ std::vector<OpCase> AllOpCases(uint64_t seed) {
     OpCase c;
     c.op = op;
     c.rows = 37, c.inner = 96, c.cols = 80;  // x [rows, inner], w [cols, inner]
+    c.a = Random(rng, c.rows * c.inner, 1.0f);
+    c.b = Random(rng, c.cols * c.inner, 0.1f);
+    c.c = Random(rng, c.cols, 0.5f);
+    out.push_back(c);
+  }
+  // Shapes on both sides of the CPU backend's small-GEMM threshold, with row, column and inner
+  // counts that leave tails of every kind.
+  for (auto [rows, inner, cols] : {std::tuple<int, int, int>{1, 50, 6},
+                                   {3, 17, 4},
+                                   {5, 384, 83},
+                                   {10, 384, 1536},
+                                   {96, 64, 36},
+                                   {130, 96, 80}}) {
+    OpCase c;
+    c.op = "linear";
+    c.rows = rows, c.inner = inner, c.cols = cols;
     c.a = Random(rng, c.rows * c.inner, 1.0f);
     c.b = Random(rng, c.cols * c.inner, 0.1f);
     c.c = Random(rng, c.cols, 0.5f);

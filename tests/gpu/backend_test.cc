@@ -110,7 +110,8 @@ std::vector<double> Naive(const OpCase& c) {
 TEST(CpuBackend, EveryOpMatchesNaiveLoops) {
   auto be = CreateCpuBackend();
   for (const OpCase& c : testing::AllOpCases(42)) {
-    SCOPED_TRACE(c.op);
+    SCOPED_TRACE(c.op + " " + std::to_string(c.rows) + "x" + std::to_string(c.inner) + "x" +
+                 std::to_string(c.cols));
     auto got = testing::RunOp(*be, DType::kF32, c);
     ASSERT_TRUE(got.ok()) << got.status();
     const std::vector<double> want = Naive(c);
