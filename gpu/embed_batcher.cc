@@ -36,6 +36,8 @@ absl::StatusOr<std::vector<float>> EmbedBatcher::Embed(absl::Span<const std::str
     absl::MutexLock lock(&mu_);
     if (stop_) return absl::UnavailableError("the embedding engine is shutting down");
     req.arrived = absl::Now();
+    last_gap_ = req.arrived - last_arrival_;
+    last_arrival_ = req.arrived;
     queue_.push_back(&req);
     queued_tokens_ += req.tokens;
     mu_.Await(absl::Condition(&req.done));
@@ -59,12 +61,13 @@ void EmbedBatcher::Run() {
                           ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) { return stop_ || !queue_.empty(); };
       mu_.Await(absl::Condition(&has_work));
       if (queue_.empty()) return;  // stopping with nothing queued
-      if (!stop_) {
-        // Hold the window open for company, until the budget is full or the first has waited
-        // max_wait.
+      if (!stop_ && (queue_.size() > 1 || last_gap_ < options_.max_wait)) {
+        // Company is likely: hold the window open until the budget is full or the first has
+        // waited max_wait.
         auto full = [this]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
           return stop_ || queued_tokens_ >= options_.max_batch_tokens;
         };
+        stats_.held += 1;
         mu_.AwaitWithDeadline(absl::Condition(&full), queue_.front()->arrived + options_.max_wait);
       }
       if (stop_) {

@@ -1,7 +1,10 @@
 // Dynamic batching in front of an Encoder: concurrent callers' texts are merged into one forward
-// call of up to `max_batch_tokens` tokens. A caller's request waits at most `max_wait` for others
-// to join (the window opens when the first waiting request arrives); a full budget goes at once.
-// Tokenization runs in the callers' threads; one worker thread owns the encoder's backend.
+// call of up to `max_batch_tokens` tokens. When company is likely - more than one request queued,
+// or the last two arrived less than `max_wait` apart - a request waits at most `max_wait` for
+// others to join (the window opens when the first waiting request arrives); a lone request (one
+// client asking questions one after another) goes at once, and so does a full budget. Requests
+// that arrive while a batch runs queue for the next one. Tokenization runs in the callers'
+// threads; one worker thread owns the encoder's backend.
 #ifndef STRATA_GPU_EMBED_BATCHER_H_
 #define STRATA_GPU_EMBED_BATCHER_H_
 
@@ -27,6 +30,7 @@ struct EmbedBatcherOptions {
 
 struct EmbedBatcherStats {
   uint64_t batches = 0;   // encoder calls
+  uint64_t held = 0;      // batches whose window was held open for company
   uint64_t requests = 0;  // Embed calls served
   uint64_t texts = 0;
   uint64_t tokens = 0;
@@ -66,6 +70,8 @@ class EmbedBatcher final {
   mutable absl::Mutex mu_;
   std::deque<Request*> queue_ ABSL_GUARDED_BY(mu_);
   int64_t queued_tokens_ ABSL_GUARDED_BY(mu_) = 0;
+  absl::Time last_arrival_ ABSL_GUARDED_BY(mu_) = absl::InfinitePast();
+  absl::Duration last_gap_ ABSL_GUARDED_BY(mu_) = absl::InfiniteDuration();  // between the last two
   bool stop_ ABSL_GUARDED_BY(mu_) = false;
   EmbedBatcherStats stats_ ABSL_GUARDED_BY(mu_);
   std::thread worker_;

@@ -34,7 +34,8 @@ ABSL_FLAG(std::string, embed_backend, "auto",
 ABSL_FLAG(int64_t, embed_batch_tokens, 8192,
           "dynamic batching: most tokens embedded in one engine call");
 ABSL_FLAG(int, embed_wait_us, 2000,
-          "dynamic batching: how long a request waits for others to join its batch (us)");
+          "dynamic batching: how long a request waits for others to join its batch (us), when "
+          "others are likely (requests queued, or arriving closer together than this)");
 ABSL_FLAG(double, drain_seconds, 10, "on SIGTERM/SIGINT: how long in-flight calls may finish");
 ABSL_FLAG(std::string, ready_file, "",
           "once serving, write the bound port to this file (for scripts and tests)");

@@ -224,6 +224,7 @@ class CatalogCollector final : public prometheus::Collectable {
       total("strata_embed_requests_total", "embedding requests served", e.requests);
       total("strata_embed_texts_total", "texts embedded", e.texts);
       total("strata_embed_tokens_total", "tokens embedded", e.tokens);
+      total("strata_embed_held_total", "batches whose window was held open for company", e.held);
     }
     return out;
   }
@@ -572,6 +573,7 @@ class StrataService final : public pb::Strata::Service {
         out->set_requests(e.requests);
         out->set_texts(e.texts);
         out->set_tokens(e.tokens);
+        out->set_held(e.held);
       }
       return absl::OkStatus();
     });

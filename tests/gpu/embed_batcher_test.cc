@@ -42,6 +42,7 @@ TEST_F(Batcher, MergesConcurrentRequestsAndKeepsEachOnesOrder) {
   const EmbedBatcherStats st = batcher.stats();
   EXPECT_EQ(st.requests, requests.size());
   EXPECT_LT(st.batches, requests.size()) << "concurrent requests should share engine calls";
+  EXPECT_GE(st.held, 1u);
   EXPECT_EQ(st.texts, 10u);
   for (size_t r = 0; r < requests.size(); ++r) {
     ASSERT_TRUE(got[r].ok()) << got[r].status();
@@ -50,6 +51,18 @@ TEST_F(Batcher, MergesConcurrentRequestsAndKeepsEachOnesOrder) {
     ASSERT_EQ(got[r]->size(), alone->size());
     for (size_t i = 0; i < alone->size(); ++i) EXPECT_NEAR((*got[r])[i], (*alone)[i], 1e-5);
   }
+}
+
+TEST_F(Batcher, LoneRequestsOneAfterAnotherAreNotHeld) {
+  // Requests more than a window apart: nothing suggests company, so none is held.
+  EmbedBatcher batcher(encoder_.get(), {/*max_batch_tokens=*/100000, absl::Milliseconds(200)});
+  for (int i = 0; i < 3; ++i) {
+    if (i > 0) absl::SleepFor(absl::Milliseconds(250));
+    auto out = batcher.Embed({"the cat sat on the mat"});
+    ASSERT_TRUE(out.ok()) << out.status();
+  }
+  EXPECT_EQ(batcher.stats().batches, 3u);
+  EXPECT_EQ(batcher.stats().held, 0u);
 }
 
 TEST_F(Batcher, AFullBudgetGoesWithoutWaitingAndEmptyRequestsReturnAtOnce) {
