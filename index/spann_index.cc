@@ -45,7 +45,7 @@ std::string Join(const std::string& dir, const char* name) {
   return (std::filesystem::path(dir) / name).string();
 }
 
-// ~125 entries per posting for float vectors (96-128 dimensions) in either encoding.
+// Float vectors get the same number of entries per posting in either encoding (~125 at d=96).
 uint32_t DefaultPageLimit(ElementType t, PostingEncoding e) {
   if (e == PostingEncoding::kFloat16) return 6;
   return t == ElementType::kFloat32 ? 12 : 3;

@@ -90,7 +90,7 @@ std::string Metric(bool text_mode) {
   return m.empty() ? (text_mode ? "cosine" : "l2") : m;
 }
 
-absl::StatusOr<strata::PostingEncoding> PostingEncoding(bool text_mode) {
+absl::StatusOr<strata::PostingEncoding> PostingEncodingFlag(bool text_mode) {
   std::string e = absl::GetFlag(FLAGS_posting_encoding);
   if (e.empty())
     return text_mode ? strata::PostingEncoding::kFloat16 : strata::PostingEncoding::kNative;
@@ -100,6 +100,18 @@ absl::StatusOr<strata::PostingEncoding> PostingEncoding(bool text_mode) {
         absl::StrCat("--posting_encoding: ", parsed.status().message()));
   }
   return *parsed;
+}
+
+// An existing collection keeps its encoding: an explicit --posting_encoding that differs is an
+// error rather than silently ignored.
+absl::Status CheckExistingEncoding(const std::string& collection, strata::PostingEncoding has) {
+  const std::string e = absl::GetFlag(FLAGS_posting_encoding);
+  if (e.empty()) return absl::OkStatus();
+  ASSIGN_OR_RETURN(strata::PostingEncoding want, PostingEncodingFlag(false));
+  if (want == has) return absl::OkStatus();
+  return absl::InvalidArgumentError(
+      absl::StrCat("collection '", collection, "' exists with ", strata::PostingEncodingName(has),
+                   " postings; --posting_encoding=", e, " applies only to a new collection"));
 }
 
 // --text: passages from JSONL. The payload JSON keeps every field but 'text', which is stored as
@@ -389,7 +401,7 @@ int RunOnline(Input& in, const std::string& collection) {
     auto metric = strata::ParseMetric(m);
     if (!metric.ok()) return Fail(absl::StrCat("--metric: ", metric.status().message()));
     creq.set_metric(strata::ToProto(*metric));
-    auto enc = PostingEncoding(!absl::GetFlag(FLAGS_text).empty());
+    auto enc = PostingEncodingFlag(!absl::GetFlag(FLAGS_text).empty());
     if (!enc.ok()) return Fail(std::string(enc.status().message()));
     creq.mutable_index()->set_posting_encoding(strata::ToProto(*enc));
     s = WithRetries("create", [&](grpc::ClientContext* ctx) {
@@ -411,6 +423,11 @@ int RunOnline(Input& in, const std::string& collection) {
         s.error_code() == grpc::StatusCode::UNAVAILABLE
             ? absl::StrCat(" (is strata-server running at ", absl::GetFlag(FLAGS_server), "?)")
             : ""));
+  }
+  auto existing = strata::FromProto(info.index().posting_encoding());
+  if (!existing.ok()) return Fail(std::string(existing.status().message()));
+  if (absl::Status e = CheckExistingEncoding(collection, *existing); !e.ok()) {
+    return Fail(std::string(e.message()));
   }
   if (info.dimension() != v.dim) {
     return Fail(absl::StrCat("collection '", collection, "' has dimension ", info.dimension(),
@@ -540,6 +557,10 @@ int RunOffline(const Input& in, const std::string& collection) {
   auto found = (*catalog)->Find(collection);
   if (found.ok()) {
     col = *found;
+    if (absl::Status e = CheckExistingEncoding(collection, col->config().posting_encoding);
+        !e.ok()) {
+      return Fail(std::string(e.message()));
+    }
   } else {
     strata::CollectionConfig cfg;
     cfg.name = collection;
@@ -548,7 +569,7 @@ int RunOffline(const Input& in, const std::string& collection) {
     auto m = strata::ParseMetric(Metric(!absl::GetFlag(FLAGS_text).empty()));
     if (!m.ok()) return Fail(std::string(m.status().message()));
     cfg.metric = *m;
-    auto enc = PostingEncoding(!absl::GetFlag(FLAGS_text).empty());
+    auto enc = PostingEncodingFlag(!absl::GetFlag(FLAGS_text).empty());
     if (!enc.ok()) return Fail(std::string(enc.status().message()));
     cfg.posting_encoding = *enc;
     auto created = (*catalog)->Create(cfg);

@@ -821,6 +821,15 @@ TEST(EndToEnd, TextLoadEmbedAndSearchByText) {
   EXPECT_EQ(info.dimension(), static_cast<uint32_t>(spec.hidden));
   EXPECT_EQ(info.metric(), pb::COSINE);
   EXPECT_EQ(info.index().posting_encoding(), pb::POSTING_FLOAT16);  // strata-load's --text default
+  {  // An explicit encoding that differs from the existing collection's is refused, not ignored.
+    std::string again = tmp.File("again.log");
+    pid_t p = Spawn({Bin("strata-load"), "--text=" + passages, "--collection=docs",
+                     "--server=" + server.address(), "--posting_encoding=native"},
+                    again);
+    EXPECT_EQ(WaitExit(p), 1);
+    EXPECT_NE(ReadLog(again).find("exists with float16 postings"), std::string::npos)
+        << ReadLog(again);
+  }
 
   // Embed over gRPC equals the engine in-process.
   gpu::EncoderOptions eo;
