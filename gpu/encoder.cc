@@ -183,6 +183,14 @@ absl::Status Ensure(Backend& backend, DType dtype, std::vector<int64_t> shape, T
 
 absl::StatusOr<std::unique_ptr<Encoder>> Encoder::Open(const std::string& model_dir,
                                                        const EncoderOptions& options) {
+  ASSIGN_OR_RETURN(auto backend, CreateBackend(options.backend, options.cuda_device));
+  return Open(model_dir, options, std::move(backend));
+}
+
+absl::StatusOr<std::unique_ptr<Encoder>> Encoder::Open(const std::string& model_dir,
+                                                       const EncoderOptions& options,
+                                                       std::unique_ptr<Backend> backend) {
+  if (backend == nullptr) return absl::InvalidArgumentError("Encoder::Open: no backend");
   const auto start = Clock::now();
   auto enc = std::unique_ptr<Encoder>(new Encoder());
   enc->model_dir_ = model_dir;
@@ -208,7 +216,7 @@ absl::StatusOr<std::unique_ptr<Encoder>> Encoder::Open(const std::string& model_
                      " tokens but the model's embedding table only ", c.vocab_size));
   }
 
-  ASSIGN_OR_RETURN(enc->backend_, CreateBackend(options.backend, options.cuda_device));
+  enc->backend_ = std::move(backend);
   Backend& be = *enc->backend_;
   enc->dtype_ = options.dtype.value_or(be.preferred_dtype());
   if (!be.Supports(enc->dtype_)) {

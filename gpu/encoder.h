@@ -72,6 +72,10 @@ class Encoder final {
   // tensor at fault (missing tensor, wrong shape, unsupported dtype).
   static absl::StatusOr<std::unique_ptr<Encoder>> Open(const std::string& model_dir,
                                                        const EncoderOptions& options = {});
+  // The same on a backend the caller made (options.backend and cuda_device are not used).
+  static absl::StatusOr<std::unique_ptr<Encoder>> Open(const std::string& model_dir,
+                                                       const EncoderOptions& options,
+                                                       std::unique_ptr<Backend> backend);
   Encoder(const Encoder&) = delete;
   Encoder& operator=(const Encoder&) = delete;
   ~Encoder();

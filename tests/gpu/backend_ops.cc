@@ -1,5 +1,7 @@
 #include "tests/gpu/backend_ops.h"
 
+#include <algorithm>
+#include <cmath>
 #include <random>
 #include <tuple>
 
@@ -180,6 +182,31 @@ absl::StatusOr<std::vector<float>> RunOp(gpu::Backend& be, gpu::DType dtype, con
     return download(out);
   }
   return absl::InvalidArgumentError(absl::StrCat("unknown op ", op));
+}
+
+absl::StatusOr<std::vector<OpComparison>> CompareOpsWithCpu(gpu::Backend& backend, gpu::DType dtype,
+                                                            uint64_t seed) {
+  auto cpu = gpu::CreateCpuBackend();
+  std::vector<OpComparison> out;
+  for (const OpCase& c : AllOpCases(seed)) {
+    ASSIGN_OR_RETURN(std::vector<float> want, RunOp(*cpu, gpu::DType::kF32, c));
+    ASSIGN_OR_RETURN(std::vector<float> got, RunOp(backend, dtype, c));
+    if (want.size() != got.size()) {
+      return absl::InternalError(
+          absl::StrCat(c.op, ": ", got.size(), " outputs, expected ", want.size()));
+    }
+    OpComparison r{c.op, 0};
+    for (size_t i = 0; i < want.size(); ++i) {
+      r.worst =
+          std::max(r.worst, double(std::abs(want[i] - got[i]) / std::max(1.0f, std::abs(want[i]))));
+    }
+    out.push_back(std::move(r));
+  }
+  return out;
+}
+
+double OpTolerance(gpu::DType dtype) {
+  return dtype == gpu::DType::kF32 ? 2e-4 : dtype == gpu::DType::kF16 ? 3e-2 : 8e-2;
 }
 
 }  // namespace strata::testing

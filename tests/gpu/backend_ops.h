@@ -29,6 +29,19 @@ std::vector<OpCase> AllOpCases(uint64_t seed);
 // Runs `c` on `backend` with activations of `dtype`; the output as host floats.
 absl::StatusOr<std::vector<float>> RunOp(gpu::Backend& backend, gpu::DType dtype, const OpCase& c);
 
+// How far `backend` computing in `dtype` is from the CPU backend in F32, op by op: the worst
+// |got - want| / max(1, |want|) over each op's outputs.
+struct OpComparison {
+  std::string op;
+  double worst = 0;
+};
+absl::StatusOr<std::vector<OpComparison>> CompareOpsWithCpu(gpu::Backend& backend, gpu::DType dtype,
+                                                            uint64_t seed);
+
+// The tolerance for CompareOpsWithCpu: F32 differs from the CPU by summation order only; F16 and
+// BF16 by their 11- and 8-bit mantissas on inputs, outputs and stored intermediates.
+double OpTolerance(gpu::DType dtype);
+
 }  // namespace strata::testing
 
 #endif  // STRATA_TESTS_GPU_BACKEND_OPS_H_

@@ -30,16 +30,6 @@ double MaxAbsDiff(const float* a, const std::vector<float>& b) {
   return m;
 }
 
-double Cosine(const float* a, const float* b, int n) {
-  double ab = 0, aa = 0, bb = 0;
-  for (int i = 0; i < n; ++i) {
-    ab += static_cast<double>(a[i]) * b[i];
-    aa += static_cast<double>(a[i]) * a[i];
-    bb += static_cast<double>(b[i]) * b[i];
-  }
-  return ab / std::sqrt(aa * bb);
-}
-
 class TinyEncoder : public ::testing::TestWithParam<bool /*cls pooling*/> {};
 
 TEST_P(TinyEncoder, CpuMatchesTheReferenceForward) {
@@ -225,7 +215,7 @@ TEST(Encoder, RealMiniLmMatchesTheReference) {
   double worst = 1;
   for (size_t i = 0; i < texts.size(); ++i) {
     const std::vector<float> want = fixture["cases"][i]["embedding"].get<std::vector<float>>();
-    const double cos = Cosine(out->data() + i * 384, want.data(), 384);
+    const double cos = testing::Cosine(out->data() + i * 384, want.data(), 384);
     worst = std::min(worst, cos);
     EXPECT_GE(cos, 0.999) << texts[i];
   }

@@ -7,6 +7,7 @@
 #include <random>
 
 #include "absl/strings/str_cat.h"
+#include "gpu/encoder.h"
 #include "gpu/safetensors.h"
 #include "nlohmann/json.hpp"
 #include "storage/scoped_fd.h"
@@ -247,6 +248,68 @@ std::string FixturePath(const std::string& name) {
     if (fs::exists(path)) return path;
   }
   return std::string(STRATA_SOURCE_DIR) + "/tests/gpu/data/" + name;
+}
+
+double Cosine(const float* a, const float* b, int n) {
+  double ab = 0, aa = 0, bb = 0;
+  for (int i = 0; i < n; ++i) {
+    ab += double(a[i]) * b[i];
+    aa += double(a[i]) * a[i];
+    bb += double(b[i]) * b[i];
+  }
+  return ab / std::sqrt(aa * bb);
+}
+
+absl::StatusOr<double> TinyEncoderWorstCosine(BackendFactory make, gpu::DType dtype,
+                                              const std::string& dir) {
+  double worst = 1;
+  for (bool cls : {false, true}) {
+    TinyBertSpec spec;
+    spec.cls_pooling = cls;
+    TinyWeights weights;
+    const std::string model = absl::StrCat(dir, cls ? "/cls" : "/mean");
+    std::filesystem::create_directories(model);
+    RETURN_IF_ERROR(WriteTinyBert(model, spec, &weights));
+    ASSIGN_OR_RETURN(auto backend, make());
+    gpu::EncoderOptions opts;
+    opts.dtype = dtype;
+    ASSIGN_OR_RETURN(auto enc, gpu::Encoder::Open(model, opts, std::move(backend)));
+    // Mixed lengths in one pass, an empty text ([CLS] [SEP] only) among them.
+    const std::vector<std::string> texts = {"the cat sat on the mat.", "vector search", "",
+                                            "index the data base, query it", "a"};
+    ASSIGN_OR_RETURN(std::vector<float> out, enc->Embed(texts));
+    for (size_t i = 0; i < texts.size(); ++i) {
+      const auto want = ReferenceEmbedding(spec, weights, enc->Tokenize(texts[i]));
+      worst = std::min(worst, Cosine(out.data() + i * spec.hidden, want.data(), spec.hidden));
+    }
+  }
+  return worst;
+}
+
+absl::StatusOr<double> MiniLmWorstCosine(BackendFactory make, gpu::DType dtype,
+                                         const std::string& model_dir, size_t limit) {
+  ASSIGN_OR_RETURN(std::string text, ReadWholeFile(FixturePath("minilm_reference.json")));
+  const nlohmann::json fixture = nlohmann::json::parse(text);
+  std::vector<std::string> texts;
+  for (const auto& c : fixture["cases"]) {
+    if (texts.size() == limit) break;
+    texts.push_back(c["text"].get<std::string>());
+  }
+  ASSIGN_OR_RETURN(auto backend, make());
+  gpu::EncoderOptions opts;
+  opts.dtype = dtype;
+  ASSIGN_OR_RETURN(auto enc, gpu::Encoder::Open(model_dir, opts, std::move(backend)));
+  ASSIGN_OR_RETURN(std::vector<float> out, enc->Embed(texts));
+  const int dim = enc->dimension();
+  double worst = 1;
+  for (size_t i = 0; i < texts.size(); ++i) {
+    const auto want = fixture["cases"][i]["embedding"].get<std::vector<float>>();
+    if (want.size() != static_cast<size_t>(dim)) {
+      return absl::InternalError("the fixture's embeddings do not match the model's dimension");
+    }
+    worst = std::min(worst, Cosine(out.data() + i * static_cast<size_t>(dim), want.data(), dim));
+  }
+  return worst;
 }
 
 }  // namespace strata::testing

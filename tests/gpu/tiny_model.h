@@ -10,6 +10,8 @@
 #include <vector>
 
 #include "absl/status/status.h"
+#include "absl/status/statusor.h"
+#include "gpu/backend.h"
 #include "gpu/dtype.h"
 
 namespace strata::testing {
@@ -41,12 +43,25 @@ absl::Status WriteTinyBert(const std::string& dir, const TinyBertSpec& spec, Tin
 std::vector<float> ReferenceEmbedding(const TinyBertSpec& spec, const TinyWeights& w,
                                       const std::vector<int32_t>& ids);
 
+// Cosine similarity of two n-vectors, in double precision.
+double Cosine(const float* a, const float* b, int n);
+
 // The directory of a fetched real model (tools/fetch-models.sh): $STRATA_MODELS_DIR/<name>, else
 // models/<name> in the checkout. Empty when it is not there (tests then skip, saying so).
 std::string RealModelDir(const std::string& name);
 
 // A fixture file under tests/gpu/data.
 std::string FixturePath(const std::string& name);
+
+// The encoder on `backend` (activations in `dtype`) against the references: the worst cosine over
+// a few texts embedded with a tiny random BERT written into `dir` (mean, then CLS pooling), and
+// over the first `limit` sentences of the sentence-transformers fixture with the real MiniLM in
+// `model_dir`. `make` is called once per encoder opened.
+using BackendFactory = absl::StatusOr<std::unique_ptr<gpu::Backend>> (*)();
+absl::StatusOr<double> TinyEncoderWorstCosine(BackendFactory make, gpu::DType dtype,
+                                              const std::string& dir);
+absl::StatusOr<double> MiniLmWorstCosine(BackendFactory make, gpu::DType dtype,
+                                         const std::string& model_dir, size_t limit);
 
 }  // namespace strata::testing
 
