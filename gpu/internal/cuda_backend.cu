@@ -15,6 +15,19 @@
 #include "gpu/backend.h"
 #include "gpu/internal/cuda_check.h"
 
+// Kernel launches and shared arrays go through these macros so that the file also
+// compiles as plain C++ under the test-only CUDA emulator (tests/gpu/cuda_emu), which defines them
+// first.
+#ifndef STRATA_LAUNCH
+#define STRATA_LAUNCH(kernel, grid, block, smem, stream) kernel<<<grid, block, smem, stream>>>
+#endif
+#ifndef STRATA_DYNAMIC_SHARED
+#define STRATA_DYNAMIC_SHARED(type, name) extern __shared__ type name[]
+#endif
+#ifndef STRATA_SHARED
+#define STRATA_SHARED(type, name, count) __shared__ type name[count]
+#endif
+
 namespace strata::gpu {
 
 absl::Status ToStatus(cudaError_t err, const char* expr, const char* file, int line) {
@@ -126,8 +139,8 @@ __global__ void EmbeddingSumKernel(const int32_t* ids, const int32_t* positions,
 template <typename T>
 __global__ void LayerNormKernel(const T* x, const T* residual, const T* gamma, const T* beta,
                                 float eps, T* out, int64_t h) {
-  extern __shared__ float row[];
-  __shared__ float scratch[32];
+  STRATA_DYNAMIC_SHARED(float, row);
+  STRATA_SHARED(float, scratch, 32);
   const int64_t base = blockIdx.x * h;
   float sum = 0;
   for (int64_t j = threadIdx.x; j < h; j += blockDim.x) {
@@ -146,8 +159,8 @@ __global__ void LayerNormKernel(const T* x, const T* residual, const T* gamma, c
 
 template <typename T>
 __global__ void RmsNormKernel(const T* x, const T* gamma, float eps, T* out, int64_t h) {
-  extern __shared__ float row[];
-  __shared__ float scratch[32];
+  STRATA_DYNAMIC_SHARED(float, row);
+  STRATA_SHARED(float, scratch, 32);
   const int64_t base = blockIdx.x * h;
   float ss = 0;
   for (int64_t j = threadIdx.x; j < h; j += blockDim.x) {
@@ -162,8 +175,8 @@ __global__ void RmsNormKernel(const T* x, const T* gamma, float eps, T* out, int
 
 template <typename T>
 __global__ void SoftmaxKernel(T* x, int64_t cols) {
-  extern __shared__ float row[];
-  __shared__ float scratch[32];
+  STRATA_DYNAMIC_SHARED(float, row);
+  STRATA_SHARED(float, scratch, 32);
   const int64_t base = blockIdx.x * cols;
   float m = -INFINITY;
   for (int64_t j = threadIdx.x; j < cols; j += blockDim.x) {
@@ -182,7 +195,7 @@ __global__ void SoftmaxKernel(T* x, int64_t cols) {
 
 template <typename T>
 __global__ void L2NormalizeKernel(T* x, int64_t cols) {
-  __shared__ float scratch[32];
+  STRATA_SHARED(float, scratch, 32);
   const int64_t base = blockIdx.x * cols;
   float ss = 0;
   for (int64_t j = threadIdx.x; j < cols; j += blockDim.x) {
@@ -232,8 +245,8 @@ __global__ void PoolKernel(const T* x, const int32_t* offsets, int cls, T* out, 
 template <typename T>
 __global__ void AttentionKernel(const T* qkv, const int32_t* offsets, int seqs, int heads,
                                 int head_dim, int max_len, float scale, T* out) {
-  extern __shared__ float smem[];
-  __shared__ float scratch[32];
+  STRATA_DYNAMIC_SHARED(float, smem);
+  STRATA_SHARED(float, scratch, 32);
   float* q = smem;
   float* scores = q + head_dim;
   float* partial = scores + max_len;
@@ -425,8 +438,8 @@ class CudaBackendImpl final : public Backend {
     if (bias == nullptr && act == Activation::kNone) return absl::OkStatus();
     RETURN_IF_ERROR(Dispatch(y.dtype(), [&](auto* tag) {
       using T = std::remove_pointer_t<decltype(tag)>;
-      BiasActKernel<T><<<GridFor(m * n, 256), 256, 0, stream_>>>(
-          y.as<T>(), bias != nullptr ? bias->as<T>() : nullptr, m, n, static_cast<int>(act));
+      STRATA_LAUNCH(BiasActKernel<T>, GridFor(m * n, 256), 256, 0, stream_)
+      (y.as<T>(), bias != nullptr ? bias->as<T>() : nullptr, m, n, static_cast<int>(act));
     }));
     CUDA_RETURN_IF_ERROR(cudaGetLastError());
     return absl::OkStatus();
@@ -439,9 +452,9 @@ class CudaBackendImpl final : public Backend {
     if (t == 0) return absl::OkStatus();
     RETURN_IF_ERROR(Dispatch(out.dtype(), [&](auto* tag) {
       using T = std::remove_pointer_t<decltype(tag)>;
-      EmbeddingSumKernel<T><<<static_cast<unsigned>(t), 128, 0, stream_>>>(
-          ids.as<int32_t>(), positions.as<int32_t>(), word.as<T>(), position.as<T>(),
-          type != nullptr ? type->as<T>() : nullptr, out.as<T>(), h);
+      STRATA_LAUNCH(EmbeddingSumKernel<T>, static_cast<unsigned>(t), 128, 0, stream_)
+      (ids.as<int32_t>(), positions.as<int32_t>(), word.as<T>(), position.as<T>(),
+       type != nullptr ? type->as<T>() : nullptr, out.as<T>(), h);
     }));
     CUDA_RETURN_IF_ERROR(cudaGetLastError());
     return absl::OkStatus();
@@ -455,9 +468,10 @@ class CudaBackendImpl final : public Backend {
     if (rows == 0) return absl::OkStatus();
     RETURN_IF_ERROR(Dispatch(out.dtype(), [&](auto* tag) {
       using T = std::remove_pointer_t<decltype(tag)>;
-      LayerNormKernel<T><<<static_cast<unsigned>(rows), kRowThreads, h * sizeof(float), stream_>>>(
-          x.as<T>(), residual != nullptr ? residual->as<T>() : nullptr, gamma.as<T>(), beta.as<T>(),
-          eps, out.as<T>(), h);
+      STRATA_LAUNCH(LayerNormKernel<T>, static_cast<unsigned>(rows), kRowThreads, h * sizeof(float),
+                    stream_)
+      (x.as<T>(), residual != nullptr ? residual->as<T>() : nullptr, gamma.as<T>(), beta.as<T>(),
+       eps, out.as<T>(), h);
     }));
     CUDA_RETURN_IF_ERROR(cudaGetLastError());
     return absl::OkStatus();
@@ -470,8 +484,9 @@ class CudaBackendImpl final : public Backend {
     if (rows == 0) return absl::OkStatus();
     RETURN_IF_ERROR(Dispatch(out.dtype(), [&](auto* tag) {
       using T = std::remove_pointer_t<decltype(tag)>;
-      RmsNormKernel<T><<<static_cast<unsigned>(rows), kRowThreads, h * sizeof(float), stream_>>>(
-          x.as<T>(), gamma.as<T>(), eps, out.as<T>(), h);
+      STRATA_LAUNCH(RmsNormKernel<T>, static_cast<unsigned>(rows), kRowThreads, h * sizeof(float),
+                    stream_)
+      (x.as<T>(), gamma.as<T>(), eps, out.as<T>(), h);
     }));
     CUDA_RETURN_IF_ERROR(cudaGetLastError());
     return absl::OkStatus();
@@ -483,7 +498,8 @@ class CudaBackendImpl final : public Backend {
     if (n == 0 || act == Activation::kNone) return absl::OkStatus();
     RETURN_IF_ERROR(Dispatch(x.dtype(), [&](auto* tag) {
       using T = std::remove_pointer_t<decltype(tag)>;
-      ActivateKernel<T><<<GridFor(n, 256), 256, 0, stream_>>>(x.as<T>(), n, static_cast<int>(act));
+      STRATA_LAUNCH(ActivateKernel<T>, GridFor(n, 256), 256, 0, stream_)
+      (x.as<T>(), n, static_cast<int>(act));
     }));
     CUDA_RETURN_IF_ERROR(cudaGetLastError());
     return absl::OkStatus();
@@ -496,8 +512,9 @@ class CudaBackendImpl final : public Backend {
     RETURN_IF_ERROR(RowFitsSharedMemory(cols, "Softmax"));
     RETURN_IF_ERROR(Dispatch(x.dtype(), [&](auto* tag) {
       using T = std::remove_pointer_t<decltype(tag)>;
-      SoftmaxKernel<T><<<static_cast<unsigned>(rows), kRowThreads, cols * sizeof(float), stream_>>>(
-          x.as<T>(), cols);
+      STRATA_LAUNCH(SoftmaxKernel<T>, static_cast<unsigned>(rows), kRowThreads,
+                    cols * sizeof(float), stream_)
+      (x.as<T>(), cols);
     }));
     CUDA_RETURN_IF_ERROR(cudaGetLastError());
     return absl::OkStatus();
@@ -527,9 +544,10 @@ class CudaBackendImpl final : public Backend {
     const float scale = 1.0f / sqrtf(static_cast<float>(head_dim));
     RETURN_IF_ERROR(Dispatch(out.dtype(), [&](auto* tag) {
       using T = std::remove_pointer_t<decltype(tag)>;
-      AttentionKernel<T><<<dim3(static_cast<unsigned>(tokens), static_cast<unsigned>(heads)),
-                           threads, smem, stream_>>>(qkv.as<T>(), offsets.as<int32_t>(), seqs,
-                                                     heads, head_dim, max_len, scale, out.as<T>());
+      STRATA_LAUNCH(AttentionKernel<T>,
+                    dim3(static_cast<unsigned>(tokens), static_cast<unsigned>(heads)), threads,
+                    smem, stream_)
+      (qkv.as<T>(), offsets.as<int32_t>(), seqs, heads, head_dim, max_len, scale, out.as<T>());
     }));
     CUDA_RETURN_IF_ERROR(cudaGetLastError());
     return absl::OkStatus();
@@ -544,8 +562,8 @@ class CudaBackendImpl final : public Backend {
     const unsigned chunks = static_cast<unsigned>((h + 127) / 128);
     RETURN_IF_ERROR(Dispatch(out.dtype(), [&](auto* tag) {
       using T = std::remove_pointer_t<decltype(tag)>;
-      PoolKernel<T><<<dim3(static_cast<unsigned>(seqs), chunks), 128, 0, stream_>>>(
-          x.as<T>(), offsets.as<int32_t>(), mode == Pooling::kCls ? 1 : 0, out.as<T>(), h);
+      STRATA_LAUNCH(PoolKernel<T>, dim3(static_cast<unsigned>(seqs), chunks), 128, 0, stream_)
+      (x.as<T>(), offsets.as<int32_t>(), mode == Pooling::kCls ? 1 : 0, out.as<T>(), h);
     }));
     CUDA_RETURN_IF_ERROR(cudaGetLastError());
     return absl::OkStatus();
@@ -557,8 +575,8 @@ class CudaBackendImpl final : public Backend {
     if (rows == 0) return absl::OkStatus();
     RETURN_IF_ERROR(Dispatch(x.dtype(), [&](auto* tag) {
       using T = std::remove_pointer_t<decltype(tag)>;
-      L2NormalizeKernel<T>
-          <<<static_cast<unsigned>(rows), kRowThreads, 0, stream_>>>(x.as<T>(), cols);
+      STRATA_LAUNCH(L2NormalizeKernel<T>, static_cast<unsigned>(rows), kRowThreads, 0, stream_)
+      (x.as<T>(), cols);
     }));
     CUDA_RETURN_IF_ERROR(cudaGetLastError());
     return absl::OkStatus();
