@@ -9,8 +9,6 @@
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
-#include <iterator>
-#include <limits>
 #include <map>
 #include <memory>
 
@@ -47,12 +45,13 @@ void Fault(cudaError_t sticky, std::string what) {
   if (sticky != cudaSuccess && S().sticky_error == cudaSuccess) S().sticky_error = sticky;
 }
 
-// ---- fibers: a stack and a saved context each ---------------------------------------------------
+// ---- fibers: a stack and a saved context each -------------------------------------------------
 // On x86-64 a context switch saves the callee-saved registers and the FP control words on the
 // stack and swaps stack pointers (glibc's swapcontext also saves the signal mask, a system call
 // per switch: ten times slower, and the emulator switches at every barrier of every thread).
-// Elsewhere, ucontext.
-#if defined(__x86_64__)
+// Elsewhere, and under AddressSanitizer (which follows swapcontext but not a hand-made switch),
+// ucontext.
+#if defined(__x86_64__) && !defined(__SANITIZE_ADDRESS__)
 extern "C" void strata_emu_switch(void** save_sp, void* load_sp);
 asm(R"(
     .text
@@ -113,8 +112,7 @@ void MakeContext(Context& c, char* stack, size_t size, void (*entry)()) {
 }
 #endif
 
-// ---- the block scheduler
-// --------------------------------------------------------------------------
+// ---- the block scheduler ------------------------------------------------------------------------
 enum class FiberState { kRunnable, kBlocked, kDone };
 
 struct Fiber {
