@@ -10,8 +10,29 @@
 
 #include "absl/strings/str_cat.h"
 #include "index/kernels/distance.h"
+#include "storage/vector_types.h"
 
 namespace strata {
+
+void FloatRows::Convert(ElementType type, const uint8_t* src, uint32_t d, bool normalise,
+                        float* out) {
+  ConvertToFloat(type, src, d, out);
+  if (!normalise) return;
+  double s = 0;
+  for (uint32_t j = 0; j < d; ++j) s += double{out[j]} * out[j];
+  if (s > 0) {
+    auto inv = static_cast<float>(1.0 / std::sqrt(s));
+    for (uint32_t j = 0; j < d; ++j) out[j] *= inv;
+  }
+}
+
+const float* FloatRows::Row(uint64_t i, float* scratch) const {
+  const uint8_t* src = data_ + i * d_ * ElementSize(type_);
+  if (type_ == ElementType::kFloat32 && !normalise_) return reinterpret_cast<const float*>(src);
+  Convert(type_, src, d_, normalise_, scratch);
+  return scratch;
+}
+
 namespace {
 
 struct Node {
@@ -56,20 +77,22 @@ void KMeansPlusPlus(const float* data, uint32_t d, const std::vector<VectorId>& 
 // shuffle, so no region fills first). Large passes split into `shards` contiguous parts of the
 // order, each with its own counts scaled by the shard count: deterministic for a given shard count.
 // Returns the mean plain distance.
-double AssignPenalised(const float* data, uint32_t d, const VectorId* ids, size_t m,
+double AssignPenalised(const FloatRows& rows, const VectorId* ids, size_t m,
                        const std::vector<uint32_t>& order, const std::vector<float>& centroids,
                        uint32_t k, double lambda, kernels::DistanceFn l2, int shards,
                        uint32_t* assign) {
   if (m < 50000) shards = 1;
+  const uint32_t d = rows.dim();
   double total = 0;
 #pragma omp parallel for schedule(static, 1) reduction(+ : total) num_threads(shards)
   for (int sh = 0; sh < shards; ++sh) {
     size_t lo = m * sh / shards, hi = m * (sh + 1) / shards;
     std::vector<double> count(k, 0.0);
+    std::vector<float> scratch(d);
     const double step = lambda * shards;
     for (size_t o = lo; o < hi; ++o) {
       size_t i = order[o];
-      const float* x = data + size_t{ids[i]} * d;
+      const float* x = rows.Row(ids[i], scratch.data());
       float best = std::numeric_limits<float>::max();
       float best_plain = 0;
       uint32_t arg = 0;
@@ -123,11 +146,12 @@ void UpdateCentroids(const float* data, uint32_t d, const VectorId* ids, size_t 
 
 }  // namespace
 
-void BalancedKMeans(const float* data, uint32_t d, const std::vector<VectorId>& ids, uint32_t k,
+void BalancedKMeans(const FloatRows& rows, const std::vector<VectorId>& ids, uint32_t k,
                     const ClusteringOptions& options, uint64_t seed, std::vector<uint32_t>* assign,
                     std::vector<float>* centroids) {
   const kernels::DistanceFn l2 =
       kernels::GetDistance(kernels::Best(), ElementType::kFloat32, Metric::kL2);
+  const uint32_t d = rows.dim();
   std::mt19937_64 rng(seed);
   size_t want = std::min<size_t>(ids.size(), size_t{k} * options.sample_per_cluster);
   std::vector<VectorId> sample = ids;
@@ -138,16 +162,27 @@ void BalancedKMeans(const float* data, uint32_t d, const std::vector<VectorId>& 
     }
     sample.resize(want);
   }
-  KMeansPlusPlus(data, d, sample, k, rng, l2, centroids);
+  // The training sample (at most k * sample_per_cluster points) as dense floats: the seeding and
+  // the Lloyd iterations read it many times. Its points are 0..m-1 of `dense`.
+  std::vector<float> dense(sample.size() * d);
+  for (size_t i = 0; i < sample.size(); ++i) {
+    const float* x = rows.Row(sample[i], &dense[i * d]);
+    if (x != &dense[i * d]) std::copy_n(x, d, &dense[i * d]);
+  }
+  const float* data = dense.data();
+  std::vector<VectorId> local(sample.size());
+  std::iota(local.begin(), local.end(), VectorId{0});
+  KMeansPlusPlus(data, d, local, k, rng, l2, centroids);
 
   std::vector<uint32_t> sample_assign(sample.size());
   std::vector<double> counts(k, 0.0);
   const std::vector<uint32_t> sample_order = Shuffled(sample.size(), rng);
+  const FloatRows dense_rows(data, d);
   double lambda = 0;
   for (uint32_t it = 0; it < options.iterations; ++it) {
-    double mean = AssignPenalised(data, d, sample.data(), sample.size(), sample_order, *centroids,
+    double mean = AssignPenalised(dense_rows, local.data(), local.size(), sample_order, *centroids,
                                   k, lambda, l2, 1, sample_assign.data());
-    UpdateCentroids(data, d, sample.data(), sample.size(), sample_assign.data(), k, centroids,
+    UpdateCentroids(data, d, local.data(), local.size(), sample_assign.data(), k, centroids,
                     &counts, rng);
     // Penalty: filling one cluster to the average size costs `balance` times the mean distance.
     lambda = options.balance * mean / (static_cast<double>(sample.size()) / k);
@@ -156,13 +191,19 @@ void BalancedKMeans(const float* data, uint32_t d, const std::vector<VectorId>& 
   double scale = static_cast<double>(ids.size()) / static_cast<double>(sample.size());
   assign->resize(ids.size());
   int shards = options.threads > 0 ? options.threads : omp_get_max_threads();
-  AssignPenalised(data, d, ids.data(), ids.size(), Shuffled(ids.size(), rng), *centroids, k,
+  AssignPenalised(rows, ids.data(), ids.size(), Shuffled(ids.size(), rng), *centroids, k,
                   lambda / scale, l2, shards, assign->data());
 }
 
 absl::StatusOr<ClusteringResult> BalancedHierarchicalClustering(const float* data, uint64_t n,
                                                                 uint32_t d,
                                                                 const ClusteringOptions& options) {
+  return BalancedHierarchicalClustering(FloatRows(data, d), n, options);
+}
+
+absl::StatusOr<ClusteringResult> BalancedHierarchicalClustering(const FloatRows& rows, uint64_t n,
+                                                                const ClusteringOptions& options) {
+  const uint32_t d = rows.dim();
   if (n == 0 || d == 0) return absl::InvalidArgumentError("clustering needs n > 0 and d > 0");
   if (!(options.leaf_size >= 1.0)) {
     return absl::InvalidArgumentError(
@@ -204,7 +245,7 @@ absl::StatusOr<ClusteringResult> BalancedHierarchicalClustering(const float* dat
       std::vector<float> centroids;
       uint64_t seed =
           options.seed ^ (level_index * 0x9E3779B97F4A7C15ull) ^ (ni * 0xBF58476D1CE4E5B9ull);
-      BalancedKMeans(data, d, ids, k, options, seed, &assign, &centroids);
+      BalancedKMeans(rows, ids, k, options, seed, &assign, &centroids);
       std::vector<Node> kids(k);
       for (size_t i = 0; i < ids.size(); ++i) kids[assign[i]].ids.push_back(ids[i]);
       std::erase_if(kids, [](const Node& c) { return c.ids.empty(); });
@@ -232,16 +273,16 @@ absl::StatusOr<ClusteringResult> BalancedHierarchicalClustering(const float* dat
 #pragma omp parallel for schedule(dynamic, 64) num_threads(threads)
   for (size_t li = 0; li < leaves.size(); ++li) {
     const auto& ids = leaves[li];
-    std::vector<float> mean(d, 0.f);
+    std::vector<float> mean(d, 0.f), scratch(d);
     for (VectorId id : ids) {
-      const float* x = data + size_t{id} * d;
+      const float* x = rows.Row(id, scratch.data());
       for (uint32_t j = 0; j < d; ++j) mean[j] += x[j];
     }
     for (float& v : mean) v /= static_cast<float>(ids.size());
     VectorId best = ids[0];
     float best_d = std::numeric_limits<float>::max();
     for (VectorId id : ids) {
-      float dist = Dist(l2, data + size_t{id} * d, mean.data(), d);
+      float dist = Dist(l2, rows.Row(id, scratch.data()), mean.data(), d);
       if (dist < best_d) {
         best_d = dist;
         best = id;

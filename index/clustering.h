@@ -24,21 +24,49 @@ struct ClusteringOptions {
   int threads = 0;  // 0 = all cores
 };
 
+// n rows of d elements of one type (float32, uint8 or int8), read as float32 - normalised to unit
+// length when `normalise` (cosine data). Rows are converted one at a time as they are read, so
+// nothing needs a float copy of the whole set (for 1B uint8 vectors of d = 128 that copy would
+// be 512 GB). Float32 rows that need no normalising are read in place.
+class FloatRows {
+ public:
+  FloatRows(const float* data, uint32_t d)
+      : data_(reinterpret_cast<const uint8_t*>(data)), type_(ElementType::kFloat32), d_(d) {}
+  FloatRows(const uint8_t* data, ElementType type, uint32_t d, bool normalise)
+      : data_(data), type_(type), d_(d), normalise_(normalise) {}
+
+  [[nodiscard]] uint32_t dim() const { return d_; }
+  // Row i as floats: a pointer into the data (float32, not normalised), else into `scratch`
+  // (dim() floats), filled.
+  const float* Row(uint64_t i, float* scratch) const;
+  // One row of `type` to float32, normalised to unit length when asked (a zero row stays zero).
+  static void Convert(ElementType type, const uint8_t* src, uint32_t d, bool normalise, float* out);
+
+ private:
+  const uint8_t* data_;
+  ElementType type_;
+  uint32_t d_;
+  bool normalise_ = false;
+};
+
 struct ClusteringResult {
   std::vector<VectorId> heads;       // one point id per leaf (the member nearest its centroid)
   std::vector<uint32_t> leaf_sizes;  // points per leaf, same order as heads
   uint32_t depth = 0;                // levels of the tree
 };
 
-// Clusters the n points of `data` (n * d float32, row-major; for integer data pass a float copy)
-// under squared L2 (cosine/IP data is clustered on its normalised vectors, as SPTAG does).
-// InvalidArgument for n == 0, d == 0 or leaf_size < 1. Deterministic for a given seed and threads.
+// Clusters the n points of `rows` under squared L2 (cosine/IP data is clustered on its normalised
+// vectors, as SPTAG does). InvalidArgument for n == 0, d == 0 or leaf_size < 1. Deterministic for
+// a given seed and threads.
+[[nodiscard]] absl::StatusOr<ClusteringResult> BalancedHierarchicalClustering(
+    const FloatRows& rows, uint64_t n, const ClusteringOptions& options);
+// The same over n * d float32, row-major.
 [[nodiscard]] absl::StatusOr<ClusteringResult> BalancedHierarchicalClustering(
     const float* data, uint64_t n, uint32_t d, const ClusteringOptions& options);
 
-// One level: k balanced clusters of the points `ids` (indices into data). Fills `assign` (one
+// One level: k balanced clusters of the points `ids` (indices into rows). Fills `assign` (one
 // cluster index per id, in ids' order) and `centroids` (k * d). Exposed for tests.
-void BalancedKMeans(const float* data, uint32_t d, const std::vector<VectorId>& ids, uint32_t k,
+void BalancedKMeans(const FloatRows& rows, const std::vector<VectorId>& ids, uint32_t k,
                     const ClusteringOptions& options, uint64_t seed, std::vector<uint32_t>* assign,
                     std::vector<float>* centroids);
 

@@ -60,19 +60,6 @@ size_t EntryVectorBytes(ElementType t, PostingEncoding e, uint32_t dim) {
   return size_t{dim} * (e == PostingEncoding::kFloat16 ? 2 : ElementSize(t));
 }
 
-// Converts one row to float32 (and normalises it for cosine).
-void RowToFloat(ElementType t, const uint8_t* src, uint32_t d, bool normalise, float* out) {
-  ConvertToFloat(t, src, d, out);
-  if (normalise) {
-    double s = 0;
-    for (uint32_t j = 0; j < d; ++j) s += double{out[j]} * out[j];
-    if (s > 0) {
-      auto inv = static_cast<float>(1.0 / std::sqrt(s));
-      for (uint32_t j = 0; j < d; ++j) out[j] *= inv;
-    }
-  }
-}
-
 absl::Status CheckFinite(const float* v, size_t n, const char* what, uint64_t row) {
   for (size_t j = 0; j < n; ++j) {
     if (!std::isfinite(v[j])) {
@@ -245,7 +232,7 @@ absl::Status SpannIndexImpl::Search(VectorView query, uint32_t k, const SearchPa
     RETURN_IF_ERROR(CheckFinite(reinterpret_cast<const float*>(q), dim_, "query", 0));
     if (metric_ == Metric::kCosine) {
       ctx->qf.resize(dim_);
-      RowToFloat(type_, query.bytes.data(), dim_, true, ctx->qf.data());
+      FloatRows::Convert(type_, query.bytes.data(), dim_, true, ctx->qf.data());
       q = ctx->qf.data();
     }
   }
@@ -422,27 +409,22 @@ absl::Status SpannIndex::Build(const VectorSet& vectors, const std::string& dir,
   int threads = options.threads > 0 ? options.threads : omp_get_max_threads();
   const bool cosine = options.metric == Metric::kCosine;
 
-  // Float view of the data for clustering and navigation (a copy unless float32 L2/IP).
-  std::vector<float> fcopy;
-  const float* fdata;
-  if (type == ElementType::kFloat32 && !cosine) {
-    fdata = reinterpret_cast<const float*>(vectors.data.data());
-  } else {
-    fcopy.resize(n * d);
-#pragma omp parallel for num_threads(threads)
-    for (uint64_t i = 0; i < n; ++i) RowToFloat(type, vectors.row(i), d, cosine, &fcopy[i * d]);
-    fdata = fcopy.data();
-  }
+  // The vectors as floats for clustering, navigation and float16 postings, normalised for cosine:
+  // converted row by row as they are read (no float copy of the set, which for integer data would
+  // be 4x its size).
+  const FloatRows frows(vectors.data.data(), type, d, cosine);
   if (type == ElementType::kFloat32) {
-    for (uint64_t i = 0; i < n; ++i) RETURN_IF_ERROR(CheckFinite(fdata + i * d, d, "vector", i));
-  }
-  if (encoding == PostingEncoding::kFloat16) {
-    for (uint64_t i = 0; i < n * d; ++i) {
-      if (std::fabs(fdata[i]) > kHalfMax) {
-        return absl::InvalidArgumentError(absl::StrFormat(
-            "vector %d has %g at dimension %d, beyond float16's range (+-65504); build with "
-            "native postings",
-            i / d, fdata[i], i % d));
+    const auto* raw = reinterpret_cast<const float*>(vectors.data.data());
+    for (uint64_t i = 0; i < n; ++i) RETURN_IF_ERROR(CheckFinite(raw + i * d, d, "vector", i));
+    // Normalised (cosine) rows always fit float16; others are checked as they are.
+    if (encoding == PostingEncoding::kFloat16 && !cosine) {
+      for (uint64_t i = 0; i < n * d; ++i) {
+        if (std::fabs(raw[i]) > kHalfMax) {
+          return absl::InvalidArgumentError(absl::StrFormat(
+              "vector %d has %g at dimension %d, beyond float16's range (+-65504); build with "
+              "native postings",
+              i / d, raw[i], i % d));
+        }
       }
     }
   }
@@ -456,7 +438,7 @@ absl::Status SpannIndex::Build(const VectorSet& vectors, const std::string& dir,
   copt.balance = options.balance;
   copt.seed = options.seed;
   copt.threads = threads;
-  ASSIGN_OR_RETURN(ClusteringResult clusters, BalancedHierarchicalClustering(fdata, n, d, copt));
+  ASSIGN_OR_RETURN(ClusteringResult clusters, BalancedHierarchicalClustering(frows, n, copt));
   const uint64_t H = clusters.heads.size();
   stats.heads = H;
   stats.seconds_clustering = SecondsSince(t);
@@ -467,12 +449,17 @@ absl::Status SpannIndex::Build(const VectorSet& vectors, const std::string& dir,
   // 2. Navigation graph over the heads, in the vectors' own type (normalised floats for cosine).
   t = Clock::now();
   const size_t row_bytes = cosine ? size_t{d} * 4 : vectors.row_bytes();
-  auto row_of = [&](uint64_t i) -> const uint8_t* {
-    return cosine ? reinterpret_cast<const uint8_t*>(fdata + i * d) : vectors.row(i);
+  // Row i as the graph and the native postings store it; `scratch` (d floats) holds a normalised
+  // cosine row.
+  auto row_of = [&](uint64_t i, float* scratch) -> const uint8_t* {
+    return cosine ? reinterpret_cast<const uint8_t*>(frows.Row(i, scratch)) : vectors.row(i);
   };
   std::vector<uint8_t> head_rows(H * row_bytes);
-  for (uint64_t h = 0; h < H; ++h) {
-    std::memcpy(&head_rows[h * row_bytes], row_of(clusters.heads[h]), row_bytes);
+  {
+    std::vector<float> scratch(d);
+    for (uint64_t h = 0; h < H; ++h) {
+      std::memcpy(&head_rows[h * row_bytes], row_of(clusters.heads[h], scratch.data()), row_bytes);
+    }
   }
   internal::HeadGraphOptions gopt;
   gopt.m = options.hnsw_m;
@@ -501,9 +488,10 @@ absl::Status SpannIndex::Build(const VectorSet& vectors, const std::string& dir,
     std::vector<std::pair<float, uint32_t>> found;
     std::vector<int64_t> ids(cand);
     std::vector<float> dists(cand);
+    std::vector<float> row(d);
 #pragma omp for schedule(dynamic, 1024)
     for (uint64_t i = 0; i < n; ++i) {
-      graph->Search(row_of(i), cand, std::max(2 * cand, 128u), &scratch, &found);
+      graph->Search(row_of(i, row.data()), cand, std::max(2 * cand, 128u), &scratch, &found);
       ids.assign(cand, -1);
       for (size_t j = 0; j < found.size(); ++j) {
         ids[j] = found[j].second;
@@ -564,7 +552,7 @@ absl::Status SpannIndex::Build(const VectorSet& vectors, const std::string& dir,
   ASSIGN_OR_RETURN(auto writer, PostingFileWriter::Create(Join(dir, kPostingData),
                                                           Join(dir, kPostingTable), pparams));
   std::vector<uint8_t> buf;
-  std::vector<float> normalised(cosine ? d : 0);
+  std::vector<float> scratch(d);
   for (uint64_t h = 0; h < H; ++h) {
     auto first = items.begin() + static_cast<ptrdiff_t>(start[h]);
     auto last = items.begin() + static_cast<ptrdiff_t>(start[h + 1]);
@@ -587,13 +575,13 @@ absl::Status SpannIndex::Build(const VectorSet& vectors, const std::string& dir,
       uint8_t* out = buf.data() + e * entry_bytes;
       std::memcpy(out, &id, sizeof id);
       if (encoding == PostingEncoding::kFloat16) {
-        const float* v = fdata + uint64_t{row} * d;
+        const float* v = frows.Row(row, scratch.data());
         for (uint32_t j = 0; j < d; ++j) {
           uint16_t h = FloatToHalf(v[j]);
           std::memcpy(out + sizeof id + 2 * j, &h, 2);
         }
       } else {
-        std::memcpy(out + sizeof id, row_of(row), row_bytes);
+        std::memcpy(out + sizeof id, row_of(row, scratch.data()), row_bytes);
       }
     }
     stats.entries += keep;

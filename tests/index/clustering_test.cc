@@ -53,7 +53,7 @@ TEST(BalancedKMeans, PenaltyEvensOutClusterSizes) {
     o.balance = balance;
     std::vector<uint32_t> assign;
     std::vector<float> centroids;
-    BalancedKMeans(f.data(), s.dim, ids, 32, o, 9, &assign, &centroids);
+    BalancedKMeans(FloatRows(f.data(), s.dim), ids, 32, o, 9, &assign, &centroids);
     std::vector<uint32_t> sizes(32, 0);
     for (uint32_t a : assign) ++sizes[a];
     return *std::max_element(sizes.begin(), sizes.end());
