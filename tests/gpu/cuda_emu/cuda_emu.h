@@ -3,14 +3,13 @@
 // launch arithmetic and cuBLAS arguments are exercised on machines without a GPU.
 //
 // How it runs a kernel: the blocks of a grid one after another; the threads of a block as fibers
-// (ucontext) on the calling thread, switched only at __syncthreads() and warp shuffles. Barriers
-// are real (a thread waits until every thread of its block, or lane of its warp, has arrived);
-// shared arrays (STRATA_SHARED, STRATA_DYNAMIC_SHARED) are memory of the running block, poisoned
-// (NaN bytes) when it starts. The threads between
-// two barriers run one at a time in a chosen order (forward or reverse): a kernel whose output
-// depends on that order reads shared memory that another thread writes without a barrier between,
-// which is a race on a real GPU. (Orders are deterministic schedules, not an exhaustive search: a
-// race they do not happen to expose goes unseen.)
+// on the calling thread, switched only at __syncthreads() and warp shuffles. Barriers are real (a
+// thread waits until every thread of its block, or lane of its warp, has arrived); shared arrays
+// (STRATA_SHARED, STRATA_DYNAMIC_SHARED) are memory of the running block, poisoned (NaN bytes)
+// when it starts. The threads between two barriers run one at a time in a chosen order (SetOrder):
+// a kernel whose output depends on that order reads shared memory that another thread writes
+// without a barrier between, which is a race on a real GPU. (Orders are four fixed schedules, not
+// an exhaustive search: a race they do not happen to expose goes unseen.)
 //
 // What it checks, like CUDA: launch configurations (block and grid limits, 48 KiB of dynamic
 // shared memory) fail with cudaErrorInvalidConfiguration through cudaGetLastError; a barrier that
