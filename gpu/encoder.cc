@@ -183,14 +183,21 @@ absl::Status Ensure(Backend& backend, DType dtype, std::vector<int64_t> shape, T
 
 absl::StatusOr<std::unique_ptr<Encoder>> Encoder::Open(const std::string& model_dir,
                                                        const EncoderOptions& options) {
-  ASSIGN_OR_RETURN(auto backend, CreateBackend(options.backend, options.cuda_device));
-  return Open(model_dir, options, std::move(backend));
+  return Open(model_dir, options,
+              [&] { return CreateBackend(options.backend, options.cuda_device); });
 }
 
 absl::StatusOr<std::unique_ptr<Encoder>> Encoder::Open(const std::string& model_dir,
                                                        const EncoderOptions& options,
                                                        std::unique_ptr<Backend> backend) {
   if (backend == nullptr) return absl::InvalidArgumentError("Encoder::Open: no backend");
+  return Open(model_dir, options,
+              [&]() -> absl::StatusOr<std::unique_ptr<Backend>> { return std::move(backend); });
+}
+
+absl::StatusOr<std::unique_ptr<Encoder>> Encoder::Open(
+    const std::string& model_dir, const EncoderOptions& options,
+    absl::FunctionRef<absl::StatusOr<std::unique_ptr<Backend>>()> make_backend) {
   const auto start = Clock::now();
   auto enc = std::unique_ptr<Encoder>(new Encoder());
   enc->model_dir_ = model_dir;
@@ -216,7 +223,9 @@ absl::StatusOr<std::unique_ptr<Encoder>> Encoder::Open(const std::string& model_
                      " tokens but the model's embedding table only ", c.vocab_size));
   }
 
-  enc->backend_ = std::move(backend);
+  // The backend only now that the model's files have been checked: a CUDA context is not made
+  // for a model that cannot load.
+  ASSIGN_OR_RETURN(enc->backend_, make_backend());
   Backend& be = *enc->backend_;
   enc->dtype_ = options.dtype.value_or(be.preferred_dtype());
   if (!be.Supports(enc->dtype_)) {

@@ -16,6 +16,7 @@
 #include <vector>
 
 #include "absl/base/thread_annotations.h"
+#include "absl/functional/function_ref.h"
 #include "absl/status/statusor.h"
 #include "absl/synchronization/mutex.h"
 #include "absl/types/span.h"
@@ -109,6 +110,10 @@ class Encoder final {
   struct Layer;
   struct Workspace;
   Encoder() = default;
+  // Both Open()s: `make_backend` is called once the model's configuration and vocabulary check out.
+  static absl::StatusOr<std::unique_ptr<Encoder>> Open(
+      const std::string& model_dir, const EncoderOptions& options,
+      absl::FunctionRef<absl::StatusOr<std::unique_ptr<Backend>>()> make_backend);
   absl::Status Forward(absl::Span<const std::vector<int32_t>> sequences,
                        absl::Span<const size_t> order, float* out, size_t out_stride)
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
