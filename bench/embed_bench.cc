@@ -16,6 +16,7 @@
 #include "absl/strings/str_split.h"
 #include "gpu/encoder.h"
 #include "nlohmann/json.hpp"
+#include "storage/program_usage.h"
 
 ABSL_FLAG(std::string, model_dir, "models/all-minilm-l6-v2", "sentence-encoder model directory");
 ABSL_FLAG(std::string, passages, "", "JSONL passages (a 'text' field per line)");
@@ -27,7 +28,7 @@ ABSL_FLAG(int, max_batch_tokens, 16384, "tokens per forward pass");
 ABSL_FLAG(std::string, json, "", "also write the results here as JSON lines");
 
 int main(int argc, char** argv) {
-  absl::SetProgramUsageMessage(
+  strata::SetProgramUsage(
       "Measures the encoder's throughput on real passages.\n"
       "Example: strata-embed-bench --passages=passages.jsonl --batch_sizes=1,16,256");
   absl::ParseCommandLine(argc, argv);

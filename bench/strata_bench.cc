@@ -24,6 +24,7 @@
 #include "bench/peers.h"
 #include "index/spann_index.h"
 #include "storage/log.h"
+#include "storage/program_usage.h"
 #include "tools/progress.h"
 
 ABSL_FLAG(std::string, base, "",
@@ -353,7 +354,7 @@ int Main() {
 }  // namespace strata::bench
 
 int main(int argc, char** argv) {
-  absl::SetProgramUsageMessage(
+  strata::SetProgramUsage(
       "Benchmarks Strata's SPANN index beside FAISS peers on one data set.\n"
       "Example: strata-bench --base=data/sift1m/base.u8bin --queries=data/sift1m/query.u8bin "
       "--gt=data/sift1m/gt.bin --index=data/sift1m/index");

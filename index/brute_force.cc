@@ -9,6 +9,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "index/kernels/distance.h"
+#include "index/vector_rules.h"
 
 namespace strata {
 namespace {
@@ -17,13 +18,7 @@ VectorSet Normalised(const VectorSet& s) {
   VectorSet out = s;
   auto* f = reinterpret_cast<float*>(out.data.data());
   for (uint64_t i = 0; i < s.n; ++i) {
-    float* r = f + i * s.dim;
-    double sum = 0;
-    for (uint32_t j = 0; j < s.dim; ++j) sum += double{r[j]} * r[j];
-    if (sum > 0) {
-      auto inv = static_cast<float>(1 / std::sqrt(sum));
-      for (uint32_t j = 0; j < s.dim; ++j) r[j] *= inv;
-    }
+    NormalizeInPlace(f + i * s.dim, s.dim);
   }
   return out;
 }

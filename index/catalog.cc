@@ -3,6 +3,7 @@
 #include <filesystem>
 
 #include "absl/container/flat_hash_set.h"
+#include "absl/strings/escaping.h"
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "storage/log.h"
@@ -101,7 +102,8 @@ absl::Status Catalog::Drop(const std::string& name) {
   absl::MutexLock lock(&mu_);
   auto it = collections_.find(name);
   if (it == collections_.end()) {
-    return absl::NotFoundError(absl::StrCat("collection '", name, "' does not exist"));
+    return absl::NotFoundError(
+        absl::StrCat("collection '", absl::CHexEscape(name), "' does not exist"));
   }
   uint32_t id = it->second->config().id;
   std::string prefix;
@@ -126,7 +128,8 @@ absl::StatusOr<std::shared_ptr<Collection>> Catalog::Find(const std::string& nam
   absl::MutexLock lock(&mu_);
   auto it = collections_.find(name);
   if (it == collections_.end()) {
-    return absl::NotFoundError(absl::StrCat("collection '", name, "' does not exist"));
+    return absl::NotFoundError(
+        absl::StrCat("collection '", absl::CHexEscape(name), "' does not exist"));
   }
   return it->second;
 }

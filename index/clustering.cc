@@ -10,6 +10,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "index/kernels/distance.h"
+#include "index/vector_rules.h"
 #include "storage/vector_types.h"
 
 namespace strata {
@@ -17,13 +18,7 @@ namespace strata {
 void FloatRows::Convert(ElementType type, const uint8_t* src, uint32_t d, bool normalise,
                         float* out) {
   ConvertToFloat(type, src, d, out);
-  if (!normalise) return;
-  double s = 0;
-  for (uint32_t j = 0; j < d; ++j) s += double{out[j]} * out[j];
-  if (s > 0) {
-    auto inv = static_cast<float>(1.0 / std::sqrt(s));
-    for (uint32_t j = 0; j < d; ++j) out[j] *= inv;
-  }
+  if (normalise) NormalizeInPlace(out, d);
 }
 
 const float* FloatRows::Row(uint64_t i, float* scratch) const {

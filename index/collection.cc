@@ -8,12 +8,14 @@
 
 #include "absl/container/flat_hash_map.h"
 #include "absl/container/flat_hash_set.h"
+#include "absl/strings/escaping.h"
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
 #include "absl/strings/str_split.h"
 #include "absl/synchronization/mutex.h"
 #include "index/kernels/distance.h"
+#include "index/vector_rules.h"
 #include "storage/crc32c.h"
 #include "storage/half.h"
 #include "storage/log.h"
@@ -122,28 +124,20 @@ absl::Status ReadIdsFile(const std::string& dir, std::vector<VectorId>* ids,
   return absl::OkStatus();
 }
 
-absl::Status CheckRow(ElementType type, uint32_t dim, absl::Span<const uint8_t> v) {
-  size_t want = size_t{dim} * ElementSize(type);
+// A vector of the collection's shape whose values obey index/vector_rules.h for its metric.
+absl::Status CheckRow(const CollectionConfig& c, absl::Span<const uint8_t> v) {
+  size_t want = size_t{c.dim} * ElementSize(c.type);
   if (v.size() != want) {
-    return absl::InvalidArgumentError(absl::StrCat("vector has ", v.size() / ElementSize(type),
-                                                   " dimensions, the collection has ", dim));
+    return absl::InvalidArgumentError(absl::StrCat("vector has ", v.size() / ElementSize(c.type),
+                                                   " dimensions, the collection has ", c.dim));
   }
-  if (type == ElementType::kFloat32) {
-    const auto* f = reinterpret_cast<const float*>(v.data());
-    for (uint32_t j = 0; j < dim; ++j) {
-      if (!std::isfinite(f[j])) {
-        return absl::InvalidArgumentError(
-            absl::StrCat("vector has a non-finite value at dimension ", j));
-      }
-    }
-  }
-  return absl::OkStatus();
+  return CheckVectorValues(c.type, c.metric, c.dim, v.data());
 }
 
 // A row to store: CheckRow, and within float16's range when the index keeps float16 postings
 // (cosine rows are normalised first, so any finite row fits).
 absl::Status CheckStoredRow(const CollectionConfig& c, absl::Span<const uint8_t> v) {
-  RETURN_IF_ERROR(CheckRow(c.type, c.dim, v));
+  RETURN_IF_ERROR(CheckRow(c, v));
   if (c.posting_encoding == PostingEncoding::kFloat16 && c.metric != Metric::kCosine) {
     const auto* f = reinterpret_cast<const float*>(v.data());
     for (uint32_t j = 0; j < c.dim; ++j) {
@@ -245,13 +239,7 @@ class CollectionImpl final : public Collection {
   void ToPostingForm(const uint8_t* raw, uint8_t* out) const {
     std::memcpy(out, raw, row_bytes_);
     if (config_.metric == Metric::kCosine) {
-      auto* f = reinterpret_cast<float*>(out);
-      double s = 0;
-      for (uint32_t j = 0; j < config_.dim; ++j) s += double{f[j]} * f[j];
-      if (s > 0) {
-        auto inv = static_cast<float>(1.0 / std::sqrt(s));
-        for (uint32_t j = 0; j < config_.dim; ++j) f[j] *= inv;
-      }
+      NormalizeInPlace(reinterpret_cast<float*>(out), config_.dim);
     }
   }
   const uint8_t* AppendedRow(VectorId id) const ABSL_SHARED_LOCKS_REQUIRED(mu_) {
@@ -687,7 +675,7 @@ absl::Status CollectionImpl::Search(VectorView query, uint32_t k, const SearchPa
                                                    ", the collection holds ",
                                                    ElementTypeName(config_.type)));
   }
-  RETURN_IF_ERROR(CheckRow(config_.type, config_.dim, query.bytes));
+  RETURN_IF_ERROR(CheckRow(config_, query.bytes));
   if (k == 0) return absl::InvalidArgumentError("k must be at least 1");
   std::vector<uint8_t> q(row_bytes_);
   ToPostingForm(query.bytes.data(), q.data());
@@ -1090,11 +1078,13 @@ absl::Status CollectionConfig::Validate() const {
   for (char ch : name) {
     if (!(std::isalnum(static_cast<unsigned char>(ch)) || ch == '_' || ch == '-')) {
       return absl::InvalidArgumentError(
-          absl::StrCat("collection name '", name, "' may hold only letters, digits, '_' and '-'"));
+          absl::StrCat("collection name '", absl::CHexEscape(name),
+                       "' may hold only letters, digits, '_' and '-'"));
     }
   }
-  if (dim == 0 || dim > 32768) {
-    return absl::InvalidArgumentError(absl::StrCat("dimension must be in [1, 32768], got ", dim));
+  if (dim == 0 || dim > kMaxDimension) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("dimension must be in [1, ", kMaxDimension, "], got ", dim));
   }
   if (metric == Metric::kCosine && type != ElementType::kFloat32) {
     return absl::InvalidArgumentError("cosine needs float32 vectors");

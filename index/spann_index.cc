@@ -18,6 +18,7 @@
 #include "index/internal/head_graph.h"
 #include "index/internal/manifest.h"
 #include "index/kernels/distance.h"
+#include "index/vector_rules.h"
 #include "storage/crc32c.h"
 #include "storage/half.h"
 #include "storage/log.h"
@@ -60,14 +61,12 @@ size_t EntryVectorBytes(ElementType t, PostingEncoding e, uint32_t dim) {
   return size_t{dim} * (e == PostingEncoding::kFloat16 ? 2 : ElementSize(t));
 }
 
-absl::Status CheckFinite(const float* v, size_t n, const char* what, uint64_t row) {
-  for (size_t j = 0; j < n; ++j) {
-    if (!std::isfinite(v[j])) {
-      return absl::InvalidArgumentError(
-          absl::StrCat(what, " ", row, " has a non-finite value at dimension ", j));
-    }
-  }
-  return absl::OkStatus();
+// `what` (e.g. "vector 17", "query") against index/vector_rules.h, with its name in the message.
+absl::Status CheckValues(ElementType type, Metric metric, uint32_t dim, const uint8_t* v,
+                         absl::string_view what) {
+  absl::Status s = CheckVectorValues(type, metric, dim, v);
+  if (s.ok()) return s;
+  return absl::InvalidArgumentError(absl::StrCat(what, ": ", s.message()));
 }
 
 // One query's scratch space; pooled so the hot path does not allocate.
@@ -155,7 +154,7 @@ class SpannIndexImpl final : public SpannIndex {
   mutable std::vector<std::unique_ptr<QueryContext>> pool_ ABSL_GUARDED_BY(mu_);
 };
 
-absl::Status CheckQuery(VectorView query, ElementType type, uint32_t dim) {
+absl::Status CheckQuery(VectorView query, ElementType type, Metric metric, uint32_t dim) {
   if (query.type != type) {
     return absl::InvalidArgumentError(absl::StrCat("vector is ", ElementTypeName(query.type),
                                                    " but the index holds ", ElementTypeName(type),
@@ -165,15 +164,11 @@ absl::Status CheckQuery(VectorView query, ElementType type, uint32_t dim) {
     return absl::InvalidArgumentError(absl::StrCat(
         "vector has dimension ", query.bytes.size() / ElementSize(type), ", the index has ", dim));
   }
-  if (type == ElementType::kFloat32) {
-    RETURN_IF_ERROR(
-        CheckFinite(reinterpret_cast<const float*>(query.bytes.data()), dim, "vector", 0));
-  }
-  return absl::OkStatus();
+  return CheckValues(type, metric, dim, query.bytes.data(), "vector");
 }
 
 absl::Status SpannIndexImpl::AssignPostings(VectorView v, std::vector<uint32_t>* postings) const {
-  RETURN_IF_ERROR(CheckQuery(v, type_, dim_));
+  RETURN_IF_ERROR(CheckQuery(v, type_, metric_, dim_));
   ASSIGN_OR_RETURN(std::unique_ptr<QueryContext> ctx, Acquire());
   uint32_t cand = static_cast<uint32_t>(std::min<uint64_t>(rule_.candidates, heads_->size()));
   heads_->Search(v.bytes.data(), cand, std::max(2 * cand, 128u), &ctx->nav, &ctx->heads);
@@ -228,13 +223,11 @@ absl::Status SpannIndexImpl::Search(VectorView query, uint32_t k, const SearchPa
   SearchStats st;
   auto t0 = Clock::now();
   const void* q = query.bytes.data();
-  if (type_ == ElementType::kFloat32) {
-    RETURN_IF_ERROR(CheckFinite(reinterpret_cast<const float*>(q), dim_, "query", 0));
-    if (metric_ == Metric::kCosine) {
-      ctx->qf.resize(dim_);
-      FloatRows::Convert(type_, query.bytes.data(), dim_, true, ctx->qf.data());
-      q = ctx->qf.data();
-    }
+  RETURN_IF_ERROR(CheckValues(type_, metric_, dim_, query.bytes.data(), "query"));
+  if (metric_ == Metric::kCosine) {
+    ctx->qf.resize(dim_);
+    FloatRows::Convert(type_, query.bytes.data(), dim_, true, ctx->qf.data());
+    q = ctx->qf.data();
   }
 
   uint32_t nprobe = static_cast<uint32_t>(std::min<uint64_t>(params.max_postings, heads_->size()));
@@ -363,6 +356,10 @@ absl::Status SpannIndex::Build(const VectorSet& vectors, const std::string& dir,
   const uint32_t d = vectors.dim;
   const ElementType type = vectors.type;
   if (n == 0 || d == 0) return absl::InvalidArgumentError("cannot build an index of no vectors");
+  if (d > kMaxDimension) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("dimension ", d, " is over the limit of ", kMaxDimension));
+  }
   if (vectors.data.size() != n * vectors.row_bytes()) {
     return absl::InvalidArgumentError("vector data size does not match n * dim");
   }
@@ -413,9 +410,12 @@ absl::Status SpannIndex::Build(const VectorSet& vectors, const std::string& dir,
   // converted row by row as they are read (no float copy of the set, which for integer data would
   // be 4x its size).
   const FloatRows frows(vectors.data.data(), type, d, cosine);
+  for (uint64_t i = 0; i < n; ++i) {
+    RETURN_IF_ERROR(
+        CheckValues(type, options.metric, d, vectors.row(i), absl::StrCat("vector ", i)));
+  }
   if (type == ElementType::kFloat32) {
     const auto* raw = reinterpret_cast<const float*>(vectors.data.data());
-    for (uint64_t i = 0; i < n; ++i) RETURN_IF_ERROR(CheckFinite(raw + i * d, d, "vector", i));
     // Normalised (cosine) rows always fit float16; others are checked as they are.
     if (encoding == PostingEncoding::kFloat16 && !cosine) {
       for (uint64_t i = 0; i < n * d; ++i) {

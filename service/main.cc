@@ -8,8 +8,10 @@
 #include "absl/flags/flag.h"
 #include "absl/flags/parse.h"
 #include "absl/flags/usage.h"
+#include "index/vector_rules.h"
 #include "service/server.h"
 #include "storage/log.h"
+#include "storage/program_usage.h"
 #include "storage/scoped_fd.h"
 
 ABSL_FLAG(std::string, listen, "127.0.0.1:50051",
@@ -26,6 +28,11 @@ ABSL_FLAG(uint32_t, max_dimension, 32768, "largest vector dimension of a collect
 ABSL_FLAG(uint32_t, max_message_mb, 64, "largest request or response, in MiB");
 ABSL_FLAG(uint32_t, max_texts, 1024, "most texts in one Embed call or text-query batch");
 ABSL_FLAG(uint32_t, max_text_bytes, 65536, "largest text, in bytes");
+ABSL_FLAG(uint32_t, max_payload_bytes, 256u << 10,
+          "largest payload of a point (its JSON and text as stored), in bytes");
+ABSL_FLAG(uint64_t, memory_budget_mb, 1024,
+          "memory for all calls in flight together (requests, copies, responses being built), in "
+          "MiB; a call that would pass it gets RESOURCE_EXHAUSTED");
 ABSL_FLAG(std::string, model_dir, "",
           "sentence-encoder model directory (e.g. models/all-minilm-l6-v2 from "
           "tools/fetch-models.sh) for Embed and text search; empty = no text features");
@@ -50,7 +57,7 @@ void OnSignal(int sig) {
 }  // namespace
 
 int main(int argc, char** argv) {
-  absl::SetProgramUsageMessage(
+  strata::SetProgramUsage(
       "Serves the Strata gRPC API (collections, upsert, search, health, reflection) over a data\n"
       "directory; with --model_dir it also embeds text (Embed RPC, search by text).\n"
       "Prometheus metrics on /metrics. Options may also come from a file: --flagfile=FILE\n"
@@ -68,6 +75,18 @@ int main(int argc, char** argv) {
   o.limits.max_dimension = absl::GetFlag(FLAGS_max_dimension);
   o.limits.max_texts = absl::GetFlag(FLAGS_max_texts);
   o.limits.max_text_bytes = absl::GetFlag(FLAGS_max_text_bytes);
+  o.limits.max_payload_bytes = absl::GetFlag(FLAGS_max_payload_bytes);
+  if (o.limits.max_dimension == 0 || o.limits.max_dimension > strata::kMaxDimension) {
+    std::fprintf(stderr, "strata-server: --max_dimension must be in [1, %u]\n",
+                 strata::kMaxDimension);
+    return 2;
+  }
+  const uint64_t budget_mb = absl::GetFlag(FLAGS_memory_budget_mb);
+  if (budget_mb < 64 || budget_mb > (uint64_t{1} << 24)) {
+    std::fprintf(stderr, "strata-server: --memory_budget_mb must be in [64, 16777216]\n");
+    return 2;
+  }
+  o.limits.memory_budget_bytes = budget_mb << 20;
   o.embed.model_dir = absl::GetFlag(FLAGS_model_dir);
   o.embed.backend = absl::GetFlag(FLAGS_embed_backend);
   o.embed.max_batch_tokens = absl::GetFlag(FLAGS_embed_batch_tokens);

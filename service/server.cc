@@ -3,12 +3,11 @@
 #include <atomic>
 #include <chrono>
 #include <cmath>
-#include <condition_variable>
-#include <deque>
-#include <map>
 #include <mutex>
 #include <thread>
 
+#include "absl/functional/function_ref.h"
+#include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "absl/synchronization/mutex.h"
 #include "gpu/embed_batcher.h"
@@ -18,12 +17,12 @@
 #include "grpcpp/health_check_service_interface.h"
 #include "index/catalog.h"
 #include "nlohmann/json.hpp"
-#include "prometheus/collectable.h"
-#include "prometheus/counter.h"
-#include "prometheus/histogram.h"
-#include "prometheus/registry.h"
 #include "proto/convert.h"
 #include "proto/strata.grpc.pb.h"
+#include "service/build_queue.h"
+#include "service/call_budget.h"
+#include "service/call_memory_hold.h"
+#include "service/metrics.h"
 #include "service/metrics_http.h"
 #include "storage/log.h"
 #include "storage/status_macros.h"
@@ -100,211 +99,24 @@ void BytesToVector(absl::Span<const uint8_t> bytes, ElementType type, pb::Vector
   }
 }
 
-// --- Metrics -------------------------------------------------------------------------------------
-
-struct RpcCounters {
-  std::atomic<uint64_t> requests{0};
-  std::atomic<uint64_t> errors{0};
-  std::atomic<uint64_t> micros{0};
-};
-
-class Metrics {
- public:
-  Metrics()
-      : registry_(std::make_shared<prometheus::Registry>()),
-        requests_(prometheus::BuildCounter()
-                      .Name("strata_requests_total")
-                      .Help("gRPC requests by method and status code")
-                      .Register(*registry_)),
-        latency_(prometheus::BuildHistogram()
-                     .Name("strata_request_duration_seconds")
-                     .Help("gRPC request latency by method")
-                     .Register(*registry_)) {}
-
-  void Record(const char* rpc, const grpc::Status& status, double seconds) {
-    RpcCounters& c = counters(rpc);
-    c.requests.fetch_add(1, std::memory_order_relaxed);
-    if (!status.ok()) c.errors.fetch_add(1, std::memory_order_relaxed);
-    c.micros.fetch_add(static_cast<uint64_t>(seconds * 1e6), std::memory_order_relaxed);
-    // gRPC and absl share the canonical code numbers.
-    std::string code = absl::StatusCodeToString(static_cast<absl::StatusCode>(status.error_code()));
-    requests_.Add({{"method", rpc}, {"code", code}}).Increment();
-    static const prometheus::Histogram::BucketBoundaries kBuckets = {
-        0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025,
-        0.05,   0.1,     0.25,   0.5,   1,      2.5,   5,    10};
-    latency_.Add({{"method", rpc}}, kBuckets).Observe(seconds);
-  }
-
-  void Fill(pb::StatsResponse* out) {
-    std::lock_guard<std::mutex> lock(mu_);
-    for (const auto& [name, c] : counters_) {
-      pb::RpcStats* r = out->add_rpcs();
-      r->set_rpc(name);
-      r->set_requests(c->requests.load());
-      r->set_errors(c->errors.load());
-      uint64_t n = c->requests.load();
-      r->set_mean_latency_ms(n ? c->micros.load() / 1000.0 / n : 0);
-    }
-  }
-
-  std::shared_ptr<prometheus::Registry> registry() { return registry_; }
-
- private:
-  RpcCounters& counters(const char* rpc) {
-    std::lock_guard<std::mutex> lock(mu_);
-    auto& p = counters_[rpc];
-    if (!p) p = std::make_unique<RpcCounters>();
-    return *p;
-  }
-
-  std::shared_ptr<prometheus::Registry> registry_;
-  prometheus::Family<prometheus::Counter>& requests_;
-  prometheus::Family<prometheus::Histogram>& latency_;
-  std::mutex mu_;
-  std::map<std::string, std::unique_ptr<RpcCounters>> counters_;
-};
-
-// Gauges computed when /metrics is scraped.
-class CatalogCollector final : public prometheus::Collectable {
- public:
-  // `embedder` may be null (no model).
-  CatalogCollector(const Catalog* catalog, const gpu::EmbedBatcher* embedder)
-      : catalog_(catalog), embedder_(embedder) {}
-  std::vector<prometheus::MetricFamily> Collect() const override {
-    prometheus::MetricFamily vectors{
-        "strata_vectors", "live vectors by collection", prometheus::MetricType::Gauge, {}};
-    prometheus::MetricFamily ram{"strata_index_memory_bytes",
-                                 "RAM of the index structures by collection",
-                                 prometheus::MetricType::Gauge,
-                                 {}};
-    prometheus::MetricFamily disk{"strata_index_disk_bytes",
-                                  "posting file bytes by collection",
-                                  prometheus::MetricType::Gauge,
-                                  {}};
-    prometheus::MetricFamily pages{"strata_disk_pages_read_total",
-                                   "4 KiB pages read by searches, by collection",
-                                   prometheus::MetricType::Counter,
-                                   {}};
-    prometheus::MetricFamily bytes{"strata_disk_bytes_read_total",
-                                   "bytes read by searches, by collection",
-                                   prometheus::MetricType::Counter,
-                                   {}};
-    for (const auto& c : catalog_->List()) {
-      CollectionStats s = c->Stats();
-      std::vector<prometheus::ClientMetric::Label> label{{"collection", c->config().name}};
-      auto gauge = [&](prometheus::MetricFamily* f, double v) {
-        prometheus::ClientMetric m;
-        m.label = label;
-        m.gauge.value = v;
-        f->metric.push_back(m);
-      };
-      auto counter = [&](prometheus::MetricFamily* f, double v) {
-        prometheus::ClientMetric m;
-        m.label = label;
-        m.counter.value = v;
-        f->metric.push_back(m);
-      };
-      gauge(&vectors, static_cast<double>(s.count));
-      gauge(&ram, static_cast<double>(s.memory_bytes));
-      gauge(&disk, static_cast<double>(s.disk_bytes));
-      counter(&pages, static_cast<double>(s.pages_read));
-      counter(&bytes, static_cast<double>(s.bytes_read));
-    }
-    std::vector<prometheus::MetricFamily> out = {vectors, ram, disk, pages, bytes};
-    if (embedder_ != nullptr) {
-      const gpu::EmbedBatcherStats e = embedder_->stats();
-      auto total = [&](const char* name, const char* help, uint64_t v) {
-        prometheus::MetricFamily f{name, help, prometheus::MetricType::Counter, {}};
-        prometheus::ClientMetric m;
-        m.counter.value = static_cast<double>(v);
-        f.metric.push_back(m);
-        out.push_back(f);
-      };
-      total("strata_embed_batches_total", "embedding engine calls (dynamic batches)", e.batches);
-      total("strata_embed_requests_total", "embedding requests served", e.requests);
-      total("strata_embed_texts_total", "texts embedded", e.texts);
-      total("strata_embed_tokens_total", "tokens embedded", e.tokens);
-      total("strata_embed_held_total", "batches whose window was held open for company", e.held);
-    }
-    return out;
-  }
-
- private:
-  const Catalog* catalog_;
-  const gpu::EmbedBatcher* embedder_;
-};
-
-// --- Background index builds ---------------------------------------------------------------------
-
-class BuildQueue {
- public:
-  BuildQueue() : thread_([this] { Run(); }) {}
-  ~BuildQueue() { Stop(); }
-  void Schedule(std::shared_ptr<Collection> c) {
-    std::lock_guard<std::mutex> lock(mu_);
-    if (stopping_) return;
-    for (const auto& q : queue_) {
-      if (q == c) return;
-    }
-    queue_.push_back(std::move(c));
-    cv_.notify_one();
-  }
-  // Waits for the build in progress; drops the queued ones.
-  void Stop() {
-    {
-      std::lock_guard<std::mutex> lock(mu_);
-      if (stopping_) return;
-      stopping_ = true;
-      queue_.clear();
-      cv_.notify_one();
-    }
-    thread_.join();
-  }
-
- private:
-  void Run() {
-    for (;;) {
-      std::shared_ptr<Collection> c;
-      {
-        std::unique_lock<std::mutex> lock(mu_);
-        cv_.wait(lock, [&] { return stopping_ || !queue_.empty(); });
-        if (queue_.empty()) return;
-        c = std::move(queue_.front());
-        queue_.pop_front();
-      }
-      if (!c->WantsBuild()) continue;
-      std::string name = c->config().name;
-      Log(LogLevel::kInfo, "collection '%s': building its index in the background", name);
-      absl::Status s = c->BuildIndex();
-      if (!s.ok()) {
-        Log(LogLevel::kError, "collection '%s': background build failed: %s", name, s.ToString());
-      }
-    }
-  }
-
-  std::mutex mu_;
-  std::condition_variable cv_;
-  std::deque<std::shared_ptr<Collection>> queue_;
-  bool stopping_ = false;
-  std::thread thread_;
-};
-
 // --- The service ---------------------------------------------------------------------------------
 
 class StrataService final : public pb::Strata::Service {
  public:
-  StrataService(Catalog* catalog, Metrics* metrics, BuildQueue* builds, ServerLimits limits,
-                gpu::EmbedBatcher* embedder)
+  StrataService(Catalog* catalog, Metrics* metrics, BuildQueue* builds, MemoryBudget* memory,
+                CallMemoryHold* hold, ServerLimits limits, gpu::EmbedBatcher* embedder)
       : catalog_(catalog),
         metrics_(metrics),
         builds_(builds),
+        memory_(memory),
+        hold_(hold),
         limits_(limits),
         embedder_(embedder),
         started_(Clock::now()) {}
 
-  grpc::Status CreateCollection(grpc::ServerContext*, const pb::CreateCollectionRequest* req,
+  grpc::Status CreateCollection(grpc::ServerContext* ctx, const pb::CreateCollectionRequest* req,
                                 pb::CollectionInfo* resp) override {
-    return Run("CreateCollection", [&]() -> absl::Status {
+    return Run("CreateCollection", ctx, *req, [&](CallBudget&) -> absl::Status {
       CollectionConfig c;
       c.name = req->name();
       c.dim = req->dimension();
@@ -325,31 +137,33 @@ class StrataService final : public pb::Strata::Service {
     });
   }
 
-  grpc::Status DropCollection(grpc::ServerContext*, const pb::DropCollectionRequest* req,
+  grpc::Status DropCollection(grpc::ServerContext* ctx, const pb::DropCollectionRequest* req,
                               pb::DropCollectionResponse*) override {
-    return Run("DropCollection", [&] { return catalog_->Drop(req->name()); });
+    return Run("DropCollection", ctx, *req,
+               [&](CallBudget&) { return catalog_->Drop(req->name()); });
   }
 
-  grpc::Status ListCollections(grpc::ServerContext*, const pb::ListCollectionsRequest*,
+  grpc::Status ListCollections(grpc::ServerContext* ctx, const pb::ListCollectionsRequest* req,
                                pb::ListCollectionsResponse* resp) override {
-    return Run("ListCollections", [&] {
+    return Run("ListCollections", ctx, *req, [&](CallBudget&) {
       for (const auto& c : catalog_->List()) Describe(*c, resp->add_collections());
       return absl::OkStatus();
     });
   }
 
-  grpc::Status DescribeCollection(grpc::ServerContext*, const pb::DescribeCollectionRequest* req,
+  grpc::Status DescribeCollection(grpc::ServerContext* ctx,
+                                  const pb::DescribeCollectionRequest* req,
                                   pb::CollectionInfo* resp) override {
-    return Run("DescribeCollection", [&]() -> absl::Status {
+    return Run("DescribeCollection", ctx, *req, [&](CallBudget&) -> absl::Status {
       ASSIGN_OR_RETURN(auto col, catalog_->Find(req->name()));
       Describe(*col, resp);
       return absl::OkStatus();
     });
   }
 
-  grpc::Status BuildIndex(grpc::ServerContext*, const pb::BuildIndexRequest* req,
+  grpc::Status BuildIndex(grpc::ServerContext* ctx, const pb::BuildIndexRequest* req,
                           pb::CollectionInfo* resp) override {
-    return Run("BuildIndex", [&]() -> absl::Status {
+    return Run("BuildIndex", ctx, *req, [&](CallBudget&) -> absl::Status {
       ASSIGN_OR_RETURN(auto col, catalog_->Find(req->collection()));
       RETURN_IF_ERROR(col->BuildIndex());
       Describe(*col, resp);
@@ -357,11 +171,13 @@ class StrataService final : public pb::Strata::Service {
     });
   }
 
-  grpc::Status Upsert(grpc::ServerContext*, const pb::UpsertRequest* req,
+  grpc::Status Upsert(grpc::ServerContext* ctx, const pb::UpsertRequest* req,
                       pb::UpsertResponse* resp) override {
-    return Run("Upsert", [&]() -> absl::Status {
+    return Run("Upsert", ctx, *req, [&](CallBudget& budget) -> absl::Status {
       ASSIGN_OR_RETURN(auto col, catalog_->Find(req->collection()));
       RETURN_IF_ERROR(CheckBatch(req->points_size(), "points"));
+      // The rows are copied once more (converted vectors, serialised payloads, the write batch).
+      RETURN_IF_ERROR(budget.Reserve(req->ByteSizeLong()));
       CollectionConfig cfg = col->config();
       std::vector<std::vector<uint8_t>> vectors(req->points_size());
       std::vector<std::string> payloads(req->points_size());
@@ -371,6 +187,11 @@ class StrataService final : public pb::Strata::Service {
       for (int i = 0; i < req->points_size(); ++i) {
         const pb::Point& p = req->points(i);
         absl::Status s = VectorBytes(p.vector(), cfg.type, cfg.dim, &vectors[i]);
+        if (s.ok() && p.payload().ByteSizeLong() > limits_.max_payload_bytes) {
+          s = absl::InvalidArgumentError(
+              absl::StrCat("payload has ", p.payload().ByteSizeLong(), " bytes; the limit is ",
+                           limits_.max_payload_bytes, " (--max_payload_bytes)"));
+        }
         if (s.ok() && !p.payload().json().empty()) {
           auto parsed = nlohmann::json::parse(p.payload().json(), nullptr, /*allow_exceptions=*/
                                               false);
@@ -418,9 +239,9 @@ class StrataService final : public pb::Strata::Service {
     });
   }
 
-  grpc::Status Delete(grpc::ServerContext*, const pb::DeleteRequest* req,
+  grpc::Status Delete(grpc::ServerContext* ctx, const pb::DeleteRequest* req,
                       pb::DeleteResponse* resp) override {
-    return Run("Delete", [&]() -> absl::Status {
+    return Run("Delete", ctx, *req, [&](CallBudget&) -> absl::Status {
       ASSIGN_OR_RETURN(auto col, catalog_->Find(req->collection()));
       RETURN_IF_ERROR(CheckBatch(req->ids_size(), "ids"));
       uint64_t deleted = 0;
@@ -430,46 +251,53 @@ class StrataService final : public pb::Strata::Service {
     });
   }
 
-  grpc::Status Get(grpc::ServerContext*, const pb::GetRequest* req,
+  grpc::Status Get(grpc::ServerContext* ctx, const pb::GetRequest* req,
                    pb::GetResponse* resp) override {
-    return Run("Get", [&]() -> absl::Status {
+    return Run("Get", ctx, *req, [&](CallBudget& budget) -> absl::Status {
       ASSIGN_OR_RETURN(auto col, catalog_->Find(req->collection()));
       RETURN_IF_ERROR(CheckBatch(req->ids_size(), "ids"));
-      ElementType type = col->config().type;
-      std::vector<PointOutput> found;
+      const ElementType type = col->config().type;
       std::vector<uint64_t> missing;
-      RETURN_IF_ERROR(
-          col->Get(req->ids(), req->with_vector(), req->with_payload(), &found, &missing));
-      for (const PointOutput& p : found) {
-        pb::Point* out = resp->add_points();
-        out->set_id(p.id);
-        if (req->with_vector()) BytesToVector(p.vector, type, out->mutable_vector());
-        if (!p.payload.empty() && !out->mutable_payload()->ParseFromString(p.payload)) {
-          return absl::DataLossError(absl::StrCat("payload of id ", p.id, " is corrupt"));
-        }
-      }
+      size_t row = 0;
+      RETURN_IF_ERROR(FetchPoints(
+          *col, req->ids(), req->with_vector(), req->with_payload(), &missing,
+          [&](const PointOutput& p) -> absl::Status {
+            pb::Point* out = resp->add_points();
+            out->set_id(p.id);
+            if (req->with_vector()) BytesToVector(p.vector, type, out->mutable_vector());
+            if (!p.payload.empty() && !out->mutable_payload()->ParseFromString(p.payload)) {
+              return absl::DataLossError(absl::StrCat("payload of id ", p.id, " is corrupt"));
+            }
+            return budget.AddResponse(
+                out->ByteSizeLong(), absl::StrCat("point ", row++, " (id ", p.id, ")"),
+                "get fewer ids per call, or leave out with_vector/with_payload");
+          }));
       for (uint64_t id : missing) resp->add_missing_ids(id);
       return absl::OkStatus();
     });
   }
 
-  grpc::Status Count(grpc::ServerContext*, const pb::CountRequest* req,
+  grpc::Status Count(grpc::ServerContext* ctx, const pb::CountRequest* req,
                      pb::CountResponse* resp) override {
-    return Run("Count", [&]() -> absl::Status {
+    return Run("Count", ctx, *req, [&](CallBudget&) -> absl::Status {
       ASSIGN_OR_RETURN(auto col, catalog_->Find(req->collection()));
       resp->set_count(col->Count());
       return absl::OkStatus();
     });
   }
 
-  grpc::Status Search(grpc::ServerContext*, const pb::SearchRequest* req,
+  grpc::Status Search(grpc::ServerContext* ctx, const pb::SearchRequest* req,
                       pb::SearchResponse* resp) override {
-    return Run("Search", [&]() -> absl::Status {
+    return Run("Search", ctx, *req, [&](CallBudget& budget) -> absl::Status {
       ASSIGN_OR_RETURN(auto col, catalog_->Find(req->collection()));
       ASSIGN_OR_RETURN(SearchParams params, Params(req->k(), req->params()));
       if (req->text().empty()) {
+        if (req->query().values_size() == 0 && req->query().raw().empty()) {
+          return absl::InvalidArgumentError(
+              "no query: set 'query' (a vector) or 'text' (embedded by the server)");
+        }
         return SearchOne(*col, req->query(), req->k(), params, req->with_payload(),
-                         req->with_vector(), resp);
+                         req->with_vector(), /*batch=*/false, &budget, resp);
       }
       if (req->query().values_size() > 0 || !req->query().raw().empty()) {
         return absl::InvalidArgumentError("set either 'query' or 'text', not both");
@@ -477,16 +305,16 @@ class StrataService final : public pb::Strata::Service {
       const auto t0 = Clock::now();
       ASSIGN_OR_RETURN(std::vector<pb::Vector> q, EmbedQueries(*col, {req->text()}));
       const auto t1 = Clock::now();
-      RETURN_IF_ERROR(
-          SearchOne(*col, q[0], req->k(), params, req->with_payload(), req->with_vector(), resp));
+      RETURN_IF_ERROR(SearchOne(*col, q[0], req->k(), params, req->with_payload(),
+                                req->with_vector(), /*batch=*/false, &budget, resp));
       AddEmbedTime(t0, t1, resp->mutable_stats());
       return absl::OkStatus();
     });
   }
 
-  grpc::Status SearchBatch(grpc::ServerContext*, const pb::SearchBatchRequest* req,
+  grpc::Status SearchBatch(grpc::ServerContext* ctx, const pb::SearchBatchRequest* req,
                            pb::SearchBatchResponse* resp) override {
-    return Run("SearchBatch", [&]() -> absl::Status {
+    return Run("SearchBatch", ctx, *req, [&](CallBudget& budget) -> absl::Status {
       ASSIGN_OR_RETURN(auto col, catalog_->Find(req->collection()));
       if (req->queries_size() > 0 && req->texts_size() > 0) {
         return absl::InvalidArgumentError("set either 'queries' or 'texts', not both");
@@ -507,8 +335,8 @@ class StrataService final : public pb::Strata::Service {
         pb::SearchResponse* r = resp->add_results();
         const pb::Vector& q =
             req->texts_size() > 0 ? embedded[static_cast<size_t>(i)] : req->queries(i);
-        absl::Status s =
-            SearchOne(*col, q, req->k(), params, req->with_payload(), req->with_vector(), r);
+        absl::Status s = SearchOne(*col, q, req->k(), params, req->with_payload(),
+                                   req->with_vector(), /*batch=*/true, &budget, r);
         if (!s.ok()) {
           return absl::Status(s.code(), absl::StrCat("query ", i, ": ", s.message()));
         }
@@ -518,18 +346,20 @@ class StrataService final : public pb::Strata::Service {
     });
   }
 
-  grpc::Status Embed(grpc::ServerContext*, const pb::EmbedRequest* req,
+  grpc::Status Embed(grpc::ServerContext* ctx, const pb::EmbedRequest* req,
                      pb::EmbedResponse* resp) override {
-    return Run("Embed", [&]() -> absl::Status {
+    return Run("Embed", ctx, *req, [&](CallBudget& budget) -> absl::Status {
       std::vector<std::string> texts(req->texts().begin(), req->texts().end());
       RETURN_IF_ERROR(CheckTexts(texts));
       gpu::EmbedStats st;
       ASSIGN_OR_RETURN(std::vector<float> v, embedder_->Embed(texts, &st));
       const int dim = embedder_->encoder().dimension();
       for (size_t i = 0; i < texts.size(); ++i) {
-        resp->add_vectors()->mutable_values()->Add(
-            v.begin() + static_cast<ptrdiff_t>(i * dim),
-            v.begin() + static_cast<ptrdiff_t>((i + 1) * dim));
+        pb::Vector* out = resp->add_vectors();
+        out->mutable_values()->Add(v.begin() + static_cast<ptrdiff_t>(i * dim),
+                                   v.begin() + static_cast<ptrdiff_t>((i + 1) * dim));
+        RETURN_IF_ERROR(budget.AddResponse(out->ByteSizeLong(), absl::StrCat("text ", i),
+                                           "send fewer texts per call"));
       }
       resp->set_model(ModelName());
       resp->set_dimension(static_cast<uint32_t>(dim));
@@ -548,9 +378,9 @@ class StrataService final : public pb::Strata::Service {
     }
   }
 
-  grpc::Status Stats(grpc::ServerContext*, const pb::StatsRequest*,
+  grpc::Status Stats(grpc::ServerContext* ctx, const pb::StatsRequest* req,
                      pb::StatsResponse* resp) override {
-    return Run("Stats", [&] {
+    return Run("Stats", ctx, *req, [&](CallBudget&) {
       resp->set_uptime_seconds(std::chrono::duration<double>(Clock::now() - started_).count());
       resp->set_version("0.1.0");
       for (const auto& c : catalog_->List()) {
@@ -563,6 +393,11 @@ class StrataService final : public pb::Strata::Service {
         resp->set_disk_bytes_read(resp->disk_bytes_read() + s.bytes_read);
       }
       metrics_->Fill(resp);
+      pb::CallMemoryStats* m = resp->mutable_call_memory();
+      m->set_budget_bytes(memory_->capacity());
+      m->set_in_use_bytes(memory_->used());
+      m->set_peak_bytes(memory_->peak());
+      m->set_refusals(memory_->refusals());
       if (embedder_ != nullptr) {
         const gpu::EmbedBatcherStats e = embedder_->stats();
         pb::EmbedEngineStats* out = resp->mutable_embed();
@@ -637,8 +472,11 @@ class StrataService final : public pb::Strata::Service {
     st->set_server_micros(st->server_micros() + us);
   }
 
+  // Runs one call's `body` with its share of the memory budget (the request's bytes reserved
+  // first), records it in the metrics and maps its status to gRPC.
   template <typename F>
-  grpc::Status Run(const char* rpc, F&& body) {
+  grpc::Status Run(const char* rpc, const grpc::ServerContext* ctx,
+                   const google::protobuf::Message& request, F&& body) {
     auto t0 = Clock::now();
     // Counted before the draining check, so BeginDrain's waiter sees every call that got past it.
     in_flight_.fetch_add(1);
@@ -646,14 +484,22 @@ class StrataService final : public pb::Strata::Service {
       std::atomic<int>* n;
       ~Done() { n->fetch_sub(1); }
     } done{&in_flight_};
+    CallBudget budget(memory_, limits_.max_message_bytes);
     absl::Status s;
     try {
-      s = draining_.load() ? absl::UnavailableError("the server is shutting down") : body();
+      if (draining_.load()) {
+        s = absl::UnavailableError("the server is shutting down");
+      } else {
+        s = budget.Reserve(request.ByteSizeLong());
+        if (s.ok()) s = body(budget);
+      }
     } catch (const std::exception& e) {
       // Nothing below is meant to throw; if something does, the caller gets INTERNAL and the
       // server stays up.
       s = absl::InternalError(absl::StrCat("unexpected exception: ", e.what()));
     }
+    // The request and response live on until gRPC has sent the response (or given up on it).
+    hold_->Hold(ctx, budget.TakeReserved());
     grpc::Status g = ToGrpcStatus(s);
     metrics_->Record(rpc, g, std::chrono::duration<double>(Clock::now() - t0).count());
     if (!s.ok() &&
@@ -695,9 +541,11 @@ class StrataService final : public pb::Strata::Service {
     return out;
   }
 
+  // One query's hits into `resp`, each counted against `budget` as it is added (`batch`: the
+  // query is one of a SearchBatch, which changes the advice in a refusal).
   absl::Status SearchOne(const Collection& col, const pb::Vector& query, uint32_t k,
                          const SearchParams& params, bool with_payload, bool with_vector,
-                         pb::SearchResponse* resp) {
+                         bool batch, CallBudget* budget, pb::SearchResponse* resp) {
     auto t0 = Clock::now();
     CollectionConfig cfg = col.config();
     std::vector<uint8_t> q;
@@ -705,25 +553,34 @@ class StrataService final : public pb::Strata::Service {
     std::vector<Hit> hits;
     strata::SearchStats st;
     RETURN_IF_ERROR(col.Search(VectorView{cfg.type, q}, k, params, &hits, &st));
-    std::vector<PointOutput> extra;
+    const char* how = batch ? "send fewer queries per call or ask for a smaller k, or leave out "
+                              "with_vector/with_payload"
+                            : "ask for a smaller k, or leave out with_vector/with_payload";
+    for (size_t i = 0; i < hits.size(); ++i) {
+      pb::Hit* out = resp->add_hits();
+      out->set_id(hits[i].id);
+      out->set_distance(hits[i].distance);
+      RETURN_IF_ERROR(budget->AddResponse(out->ByteSizeLong(), absl::StrCat("hit ", i), how));
+    }
     if (with_payload || with_vector) {
       std::vector<uint64_t> ids, missing;
+      ids.reserve(hits.size());
       for (const Hit& h : hits) ids.push_back(h.id);
-      RETURN_IF_ERROR(col.Get(ids, with_vector, with_payload, &extra, &missing));
-    }
-    size_t e = 0;
-    for (const Hit& h : hits) {
-      pb::Hit* out = resp->add_hits();
-      out->set_id(h.id);
-      out->set_distance(h.distance);
-      // A hit deleted between the search and the lookup keeps its id and distance only.
-      if (e < extra.size() && extra[e].id == h.id) {
-        if (with_vector) BytesToVector(extra[e].vector, cfg.type, out->mutable_vector());
-        if (with_payload && !extra[e].payload.empty()) {
-          out->mutable_payload()->ParseFromString(extra[e].payload);
-        }
-        ++e;
-      }
+      // Points come in hit order; a hit deleted between the search and the lookup keeps its id
+      // and distance only.
+      int e = 0;
+      RETURN_IF_ERROR(FetchPoints(
+          col, ids, with_vector, with_payload, &missing, [&](const PointOutput& p) -> absl::Status {
+            while (resp->hits(e).id() != p.id) ++e;
+            pb::Hit* out = resp->mutable_hits(e);
+            const size_t bare = out->ByteSizeLong();
+            if (with_vector) BytesToVector(p.vector, cfg.type, out->mutable_vector());
+            if (with_payload && !p.payload.empty() &&
+                !out->mutable_payload()->ParseFromString(p.payload)) {
+              return absl::DataLossError(absl::StrCat("payload of id ", p.id, " is corrupt"));
+            }
+            return budget->AddResponse(out->ByteSizeLong() - bare, absl::StrCat("hit ", e), how);
+          }));
     }
     pb::SearchStats* s = resp->mutable_stats();
     s->set_postings_read(st.postings_read);
@@ -732,6 +589,28 @@ class StrataService final : public pb::Strata::Service {
     s->set_entries_scanned(st.entries_scanned);
     s->set_server_micros(static_cast<uint32_t>(
         std::chrono::duration_cast<std::chrono::microseconds>(Clock::now() - t0).count()));
+    return absl::OkStatus();
+  }
+
+  // Fetches the points `ids` from `col` in chunks of a few MiB at most and hands each found one
+  // to `emit`, in request order; absent ids go to `missing`. Stops at the first error (of the
+  // lookup or of `emit`), so a response that outgrows its budget stops fetching at once.
+  absl::Status FetchPoints(const Collection& col, absl::Span<const uint64_t> ids, bool with_vector,
+                           bool with_payload, std::vector<uint64_t>* missing,
+                           absl::FunctionRef<absl::Status(const PointOutput&)> emit) const {
+    constexpr uint64_t kChunkBytes = 4u << 20;
+    const CollectionConfig cfg = col.config();
+    const uint64_t row_bytes = (with_vector ? uint64_t{cfg.dim} * ElementSize(cfg.type) : 0) +
+                               (with_payload ? limits_.max_payload_bytes : 0) +
+                               CallBudget::kMessageOverhead;
+    const size_t chunk = static_cast<size_t>(std::max<uint64_t>(1, kChunkBytes / row_bytes));
+    std::vector<PointOutput> found;
+    std::vector<uint64_t> absent;
+    for (size_t at = 0; at < ids.size(); at += chunk) {
+      RETURN_IF_ERROR(col.Get(ids.subspan(at, chunk), with_vector, with_payload, &found, &absent));
+      missing->insert(missing->end(), absent.begin(), absent.end());
+      for (const PointOutput& p : found) RETURN_IF_ERROR(emit(p));
+    }
     return absl::OkStatus();
   }
 
@@ -764,10 +643,19 @@ class StrataService final : public pb::Strata::Service {
   Catalog* const catalog_;
   Metrics* const metrics_;
   BuildQueue* const builds_;
+  MemoryBudget* const memory_;
+  CallMemoryHold* const hold_;
   const ServerLimits limits_;
   gpu::EmbedBatcher* const embedder_;  // null: the server has no model
   const Clock::time_point started_;
 };
+
+// True when `listen` ("host:port") names a loopback host: 127.0.0.0/8, localhost or [::1].
+bool IsLoopback(absl::string_view listen) {
+  const size_t colon = listen.rfind(':');
+  absl::string_view host = colon == absl::string_view::npos ? listen : listen.substr(0, colon);
+  return absl::StartsWith(host, "127.") || host == "localhost" || host == "[::1]";
+}
 
 class ServerImpl final : public Server {
  public:
@@ -798,8 +686,11 @@ class ServerImpl final : public Server {
           s->encoder_.get(), gpu::EmbedBatcherOptions{o.embed.max_batch_tokens,
                                                       absl::Microseconds(o.embed.max_wait_us)});
     }
+    s->memory_ = std::make_unique<MemoryBudget>(o.limits.memory_budget_bytes);
+    s->hold_ = std::make_unique<CallMemoryHold>(s->memory_.get());
     s->service_ = std::make_unique<StrataService>(s->catalog_.get(), s->metrics_.get(),
-                                                  s->builds_.get(), o.limits, s->embedder_.get());
+                                                  s->builds_.get(), s->memory_.get(),
+                                                  s->hold_.get(), o.limits, s->embedder_.get());
     grpc::EnableDefaultHealthCheckService(true);
     grpc::reflection::InitProtoReflectionServerBuilderPlugin();
     grpc::ServerBuilder builder;
@@ -808,6 +699,9 @@ class ServerImpl final : public Server {
     // silently take half of the connections. A taken port must be an error instead.
     builder.AddChannelArgument(GRPC_ARG_ALLOW_REUSEPORT, 0);
     builder.RegisterService(s->service_.get());
+    std::vector<std::unique_ptr<grpc::experimental::ServerInterceptorFactoryInterface>> creators;
+    creators.push_back(s->hold_->InterceptorFactory());
+    builder.experimental().SetInterceptorCreators(std::move(creators));
     builder.SetMaxReceiveMessageSize(static_cast<int>(o.limits.max_message_bytes));
     builder.SetMaxSendMessageSize(static_cast<int>(o.limits.max_message_bytes));
     // Calls are served on gRPC's sync thread pool: up to `threads` at once (searches wait on the
@@ -826,8 +720,17 @@ class ServerImpl final : public Server {
       return absl::UnavailableError(
           absl::StrCat("cannot listen on ", o.listen, " (address in use or malformed?)"));
     }
+    // Health by service name as well as the server's ("").
+    s->server_->GetHealthCheckService()->SetServingStatus(pb::Strata::service_full_name(), true);
+    if (!IsLoopback(o.listen)) {
+      Log(LogLevel::kWarning,
+          "listening on %s, which other machines may reach: Strata has no authentication or TLS "
+          "yet, so anyone who can connect can read, change and drop every collection",
+          o.listen);
+    }
     if (!o.metrics_listen.empty()) {
-      s->collector_ = std::make_shared<CatalogCollector>(s->catalog_.get(), s->embedder_.get());
+      s->collector_ = std::make_shared<CatalogCollector>(s->catalog_.get(), s->memory_.get(),
+                                                         s->embedder_.get());
       ASSIGN_OR_RETURN(
           s->metrics_http_,
           MetricsHttpServer::Start(o.metrics_listen, {s->metrics_->registry(), s->collector_}));
@@ -863,6 +766,8 @@ class ServerImpl final : public Server {
   ServerImpl() = default;
   std::unique_ptr<Catalog> catalog_;
   std::unique_ptr<Metrics> metrics_;
+  std::unique_ptr<MemoryBudget> memory_;
+  std::unique_ptr<CallMemoryHold> hold_;  // uses memory_; outlives server_'s calls
   std::unique_ptr<BuildQueue> builds_;
   std::unique_ptr<gpu::Encoder> encoder_;
   std::unique_ptr<gpu::EmbedBatcher> embedder_;  // uses encoder_

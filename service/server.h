@@ -27,6 +27,12 @@ struct ServerLimits {
   uint32_t max_ef_search = 16384;
   uint32_t max_texts = 1024;        // texts per Embed call / text queries per batch
   uint32_t max_text_bytes = 65536;  // bytes per text
+  // Bytes of one point's payload (JSON and text, as stored). Above max_text_bytes, so a passage
+  // at the text limit fits with its metadata.
+  uint32_t max_payload_bytes = 256u << 10;
+  // Memory of all calls in flight together: requests, the rows they copy, responses being built
+  // (service/call_budget.h). A call that would pass it gets RESOURCE_EXHAUSTED.
+  uint64_t memory_budget_bytes = uint64_t{1} << 30;
 };
 
 // The sentence encoder behind Embed and text search (none when model_dir is empty).

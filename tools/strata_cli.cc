@@ -21,6 +21,7 @@
 #include "grpc/health/v1/health.grpc.pb.h"
 #include "grpcpp/grpcpp.h"
 #include "proto/strata.grpc.pb.h"
+#include "storage/program_usage.h"
 #include "storage/vector_file.h"
 
 ABSL_FLAG(std::string, server, "127.0.0.1:50051", "address of strata-server");
@@ -151,7 +152,7 @@ bool ParseIds(const std::vector<char*>& args, size_t from, std::vector<uint64_t>
 }  // namespace
 
 int main(int argc, char** argv) {
-  absl::SetProgramUsageMessage(kUsage);
+  strata::SetProgramUsage(kUsage);
   std::vector<char*> args = absl::ParseCommandLine(argc, argv);
   if (args.size() < 2) {
     std::fprintf(stderr, "%s", kUsage);

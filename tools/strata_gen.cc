@@ -9,6 +9,7 @@
 #include "absl/flags/usage.h"
 #include "absl/strings/str_cat.h"
 #include "index/brute_force.h"
+#include "storage/program_usage.h"
 #include "storage/vector_file.h"
 #include "tools/data_stats.h"
 #include "tools/progress.h"
@@ -27,7 +28,7 @@ ABSL_FLAG(std::string, measure, "",
           "only print the difficulty (LID, relative contrast) of this existing vector file");
 
 int main(int argc, char** argv) {
-  absl::SetProgramUsageMessage(
+  strata::SetProgramUsage(
       "Generates a realistic synthetic vector set with queries and exact ground truth.\n"
       "Example: strata-gen --kind=sift --n=1000000 --queries=10000 --out=data/sift1m");
   absl::ParseCommandLine(argc, argv);

@@ -23,6 +23,7 @@
 #include "proto/convert.h"
 #include "proto/strata.grpc.pb.h"
 #include "storage/log.h"
+#include "storage/program_usage.h"
 #include "storage/scoped_fd.h"
 #include "storage/status_macros.h"
 #include "storage/vector_file.h"
@@ -617,7 +618,7 @@ int RunOffline(const Input& in, const std::string& collection) {
 }  // namespace
 
 int main(int argc, char** argv) {
-  absl::SetProgramUsageMessage(
+  strata::SetProgramUsage(
       "Loads vectors into Strata.\n"
       "  online:  strata-load --input=base.fbin --collection=docs [--server=HOST:PORT]\n"
       "           streams batches to a running server, retries with back-off, resumes from a\n"

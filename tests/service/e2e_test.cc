@@ -34,6 +34,7 @@
 #include "storage/scoped_fd.h"
 #include "storage/vector_file.h"
 #include "tests/gpu/tiny_model.h"
+#include "tests/service/server_process.h"
 #include "tests/test_util.h"
 #include "tools/synthetic.h"
 
@@ -43,132 +44,6 @@ namespace {
 namespace pb = ::strata::v1;
 namespace fs = std::filesystem;
 using testing::TempDir;
-
-std::string Bin(const std::string& name) { return std::string(STRATA_BIN_DIR) + "/" + name; }
-
-// A loopback port free now, and never handed out twice in this process (the kernel may offer
-// the same ephemeral port to two quick bind(0) calls, e.g. the gRPC and the /metrics ports).
-int FreePort() {
-  static std::mutex mu;
-  static std::set<int> given;
-  std::lock_guard<std::mutex> lock(mu);
-  for (;;) {
-    int fd = socket(AF_INET, SOCK_STREAM, 0);
-    sockaddr_in a{};
-    a.sin_family = AF_INET;
-    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    a.sin_port = 0;
-    bind(fd, reinterpret_cast<sockaddr*>(&a), sizeof a);
-    socklen_t len = sizeof a;
-    getsockname(fd, reinterpret_cast<sockaddr*>(&a), &len);
-    close(fd);
-    const int port = ntohs(a.sin_port);
-    if (given.insert(port).second) return port;
-  }
-}
-
-pid_t Spawn(const std::vector<std::string>& argv, const std::string& log) {
-  pid_t pid = fork();
-  if (pid == 0) {
-    int fd = ::open(log.c_str(), O_WRONLY | O_CREAT | O_APPEND, 0644);
-    dup2(fd, 1);
-    dup2(fd, 2);
-    std::vector<char*> args;
-    for (const auto& a : argv) args.push_back(const_cast<char*>(a.c_str()));
-    args.push_back(nullptr);
-    execv(args[0], args.data());
-    _exit(127);
-  }
-  return pid;
-}
-
-int WaitExit(pid_t pid) {
-  int status = 0;
-  waitpid(pid, &status, 0);
-  return WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
-}
-
-std::string ReadLog(const std::string& path) {
-  auto t = ReadWholeFile(path);
-  return t.ok() ? *t : "";
-}
-
-// One strata-server process on loopback. The first start lets the server pick a free port (read
-// back from its ready file, so parallel tests cannot race for one); restarts reuse it.
-class ServerProcess {
- public:
-  ServerProcess(std::string data_dir, std::string log, std::vector<std::string> extra = {})
-      : data_dir_(std::move(data_dir)), log_(std::move(log)), extra_(std::move(extra)) {}
-  ~ServerProcess() {
-    if (pid_ > 0) Kill();
-  }
-
-  void Start() {
-    std::string ready = data_dir_ + ".ready";
-    // A restart binds the same port, which some other process (any outgoing connection's local
-    // port, or a parallel test) may hold for a moment: then the server exits saying it cannot
-    // listen, and we try again.
-    for (int attempt = 0;; ++attempt) {
-      fs::remove(ready);
-      const size_t log_before = ReadLog(log_).size();
-      std::vector<std::string> argv = {Bin("strata-server"), "--data_dir=" + data_dir_,
-                                       absl::StrCat("--listen=127.0.0.1:", port_),
-                                       "--metrics_listen=", "--ready_file=" + ready};
-      argv.insert(argv.end(), extra_.begin(), extra_.end());
-      pid_ = Spawn(argv, log_);
-      bool exited = false;
-      for (int i = 0; i < 600 && !fs::exists(ready) && !exited; ++i) {
-        int status;
-        exited = waitpid(pid_, &status, WNOHANG) != 0;
-        if (!exited) std::this_thread::sleep_for(std::chrono::milliseconds(50));
-      }
-      if (!exited) break;
-      pid_ = -1;
-      const std::string log = ReadLog(log_).substr(log_before);
-      const bool port_taken = port_ != 0 && log.find("cannot listen") != std::string::npos;
-      ASSERT_TRUE(port_taken && attempt < 50) << "server exited:\n" << ReadLog(log_);
-      std::this_thread::sleep_for(std::chrono::milliseconds(100));
-    }
-    ASSERT_TRUE(fs::exists(ready)) << "server not ready:\n" << ReadLog(log_);
-    int bound = 0;
-    ASSERT_TRUE(absl::SimpleAtoi(absl::StripAsciiWhitespace(ReadLog(ready)), &bound));
-    ASSERT_TRUE(port_ == 0 || bound == port_);
-    port_ = bound;
-    channel_ = grpc::CreateChannel(address(), grpc::InsecureChannelCredentials());
-    stub_ = pb::Strata::NewStub(channel_);
-  }
-
-  // SIGTERM: returns the exit status.
-  int Stop() {
-    kill(pid_, SIGTERM);
-    int rc = WaitExit(pid_);
-    pid_ = -1;
-    return rc;
-  }
-  void Kill() {
-    kill(pid_, SIGKILL);
-    WaitExit(pid_);
-    pid_ = -1;
-  }
-  std::string address() const { return absl::StrCat("127.0.0.1:", port_); }
-  pb::Strata::Stub* stub() { return stub_.get(); }
-  std::shared_ptr<grpc::Channel> channel() { return channel_; }
-  const std::string& log() const { return log_; }
-
- private:
-  std::string data_dir_, log_;
-  std::vector<std::string> extra_;
-  int port_ = 0;  // 0 until the first start
-  pid_t pid_ = -1;
-  std::shared_ptr<grpc::Channel> channel_;
-  std::unique_ptr<pb::Strata::Stub> stub_;
-};
-
-grpc::Status Call(auto method, pb::Strata::Stub* stub, const auto& req, auto* resp) {
-  grpc::ClientContext ctx;
-  ctx.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(120));
-  return (stub->*method)(&ctx, req, resp);
-}
 
 struct Data {
   VectorSet base, queries;

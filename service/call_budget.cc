@@ -1,0 +1,52 @@
+#include "service/call_budget.h"
+
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_format.h"
+
+namespace strata {
+namespace {
+
+std::string Mib(uint64_t bytes) { return absl::StrFormat("%.0f MiB", bytes / 1048576.0); }
+
+}  // namespace
+
+bool MemoryBudget::TryReserve(uint64_t bytes) {
+  uint64_t used = used_.load(std::memory_order_relaxed);
+  do {
+    if (bytes > capacity_ || used > capacity_ - bytes) {
+      refusals_.fetch_add(1, std::memory_order_relaxed);
+      return false;
+    }
+  } while (!used_.compare_exchange_weak(used, used + bytes, std::memory_order_relaxed));
+  uint64_t now = used + bytes;
+  uint64_t peak = peak_.load(std::memory_order_relaxed);
+  while (now > peak && !peak_.compare_exchange_weak(peak, now, std::memory_order_relaxed)) {
+  }
+  return true;
+}
+
+void MemoryBudget::Release(uint64_t bytes) { used_.fetch_sub(bytes, std::memory_order_relaxed); }
+
+absl::Status CallBudget::Reserve(uint64_t bytes) {
+  if (!pool_->TryReserve(bytes)) {
+    return absl::ResourceExhaustedError(
+        absl::StrCat("the server's memory budget for calls in flight (", Mib(pool_->capacity()),
+                     ", --memory_budget_mb) cannot take this call's ", Mib(reserved_ + bytes),
+                     " now; retry later or send smaller requests"));
+  }
+  reserved_ += bytes;
+  return absl::OkStatus();
+}
+
+absl::Status CallBudget::AddResponse(uint64_t wire_bytes, absl::string_view where,
+                                     absl::string_view how_to_page) {
+  if (response_bytes_ + wire_bytes > max_response_bytes_) {
+    return absl::ResourceExhaustedError(
+        absl::StrCat("the response would exceed the ", Mib(max_response_bytes_),
+                     " message limit (--max_message_mb) at ", where, "; ", how_to_page));
+  }
+  response_bytes_ += wire_bytes;
+  return Reserve(2 * wire_bytes + kMessageOverhead);
+}
+
+}  // namespace strata

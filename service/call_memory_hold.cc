@@ -1,0 +1,58 @@
+#include "service/call_memory_hold.h"
+
+namespace strata {
+namespace {
+
+// Lives as long as its call; passes every interception point through unchanged.
+class ReleaseAtCallEnd final : public grpc::experimental::Interceptor {
+ public:
+  ReleaseAtCallEnd(CallMemoryHold* hold, const grpc::ServerContextBase* context)
+      : hold_(hold), context_(context) {}
+  ~ReleaseAtCallEnd() override { hold_->Release(context_); }
+  void Intercept(grpc::experimental::InterceptorBatchMethods* methods) override {
+    methods->Proceed();
+  }
+
+ private:
+  CallMemoryHold* const hold_;
+  const grpc::ServerContextBase* const context_;
+};
+
+class Factory final : public grpc::experimental::ServerInterceptorFactoryInterface {
+ public:
+  explicit Factory(CallMemoryHold* hold) : hold_(hold) {}
+  grpc::experimental::Interceptor* CreateServerInterceptor(
+      grpc::experimental::ServerRpcInfo* info) override {
+    return new ReleaseAtCallEnd(hold_, info->server_context());
+  }
+
+ private:
+  CallMemoryHold* const hold_;
+};
+
+}  // namespace
+
+void CallMemoryHold::Hold(const grpc::ServerContextBase* context, uint64_t bytes) {
+  if (bytes == 0) return;
+  absl::MutexLock lock(&mu_);
+  held_[context] += bytes;
+}
+
+void CallMemoryHold::Release(const grpc::ServerContextBase* context) {
+  uint64_t bytes = 0;
+  {
+    absl::MutexLock lock(&mu_);
+    auto it = held_.find(context);
+    if (it == held_.end()) return;
+    bytes = it->second;
+    held_.erase(it);
+  }
+  budget_->Release(bytes);
+}
+
+std::unique_ptr<grpc::experimental::ServerInterceptorFactoryInterface>
+CallMemoryHold::InterceptorFactory() {
+  return std::make_unique<Factory>(this);
+}
+
+}  // namespace strata

@@ -1,0 +1,108 @@
+#include "service/metrics.h"
+
+#include "absl/status/status.h"
+
+namespace strata {
+
+void Metrics::Record(const char* rpc, const grpc::Status& status, double seconds) {
+  RpcCounters& c = counters(rpc);
+  c.requests.fetch_add(1, std::memory_order_relaxed);
+  if (!status.ok()) c.errors.fetch_add(1, std::memory_order_relaxed);
+  c.micros.fetch_add(static_cast<uint64_t>(seconds * 1e6), std::memory_order_relaxed);
+  // gRPC and absl share the canonical code numbers.
+  std::string code = absl::StatusCodeToString(static_cast<absl::StatusCode>(status.error_code()));
+  requests_.Add({{"method", rpc}, {"code", code}}).Increment();
+  static const prometheus::Histogram::BucketBoundaries kBuckets = {
+      0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025,
+      0.05,   0.1,     0.25,   0.5,   1,      2.5,   5,    10};
+  latency_.Add({{"method", rpc}}, kBuckets).Observe(seconds);
+}
+
+void Metrics::Fill(v1::StatsResponse* out) {
+  std::lock_guard<std::mutex> lock(mu_);
+  for (const auto& [name, c] : counters_) {
+    v1::RpcStats* r = out->add_rpcs();
+    r->set_rpc(name);
+    r->set_requests(c->requests.load());
+    r->set_errors(c->errors.load());
+    uint64_t n = c->requests.load();
+    r->set_mean_latency_ms(n ? c->micros.load() / 1000.0 / n : 0);
+  }
+}
+
+std::vector<prometheus::MetricFamily> CatalogCollector::Collect() const {
+  prometheus::MetricFamily vectors{
+      "strata_vectors", "live vectors by collection", prometheus::MetricType::Gauge, {}};
+  prometheus::MetricFamily ram{"strata_index_memory_bytes",
+                               "RAM of the index structures by collection",
+                               prometheus::MetricType::Gauge,
+                               {}};
+  prometheus::MetricFamily disk{"strata_index_disk_bytes",
+                                "posting file bytes by collection",
+                                prometheus::MetricType::Gauge,
+                                {}};
+  prometheus::MetricFamily pages{"strata_disk_pages_read_total",
+                                 "4 KiB pages read by searches, by collection",
+                                 prometheus::MetricType::Counter,
+                                 {}};
+  prometheus::MetricFamily bytes{"strata_disk_bytes_read_total",
+                                 "bytes read by searches, by collection",
+                                 prometheus::MetricType::Counter,
+                                 {}};
+  for (const auto& c : catalog_->List()) {
+    CollectionStats s = c->Stats();
+    std::vector<prometheus::ClientMetric::Label> label{{"collection", c->config().name}};
+    auto gauge = [&](prometheus::MetricFamily* f, double v) {
+      prometheus::ClientMetric m;
+      m.label = label;
+      m.gauge.value = v;
+      f->metric.push_back(m);
+    };
+    auto counter = [&](prometheus::MetricFamily* f, double v) {
+      prometheus::ClientMetric m;
+      m.label = label;
+      m.counter.value = v;
+      f->metric.push_back(m);
+    };
+    gauge(&vectors, static_cast<double>(s.count));
+    gauge(&ram, static_cast<double>(s.memory_bytes));
+    gauge(&disk, static_cast<double>(s.disk_bytes));
+    counter(&pages, static_cast<double>(s.pages_read));
+    counter(&bytes, static_cast<double>(s.bytes_read));
+  }
+  std::vector<prometheus::MetricFamily> out = {vectors, ram, disk, pages, bytes};
+  using prometheus::MetricType;
+  auto single = [&](const char* name, const char* help, MetricType type, double v) {
+    prometheus::MetricFamily f{name, help, type, {}};
+    prometheus::ClientMetric m;
+    if (type == MetricType::Counter) {
+      m.counter.value = v;
+    } else {
+      m.gauge.value = v;
+    }
+    f.metric.push_back(m);
+    out.push_back(f);
+  };
+  single("strata_call_memory_budget_bytes", "memory budget of the calls in flight (bytes)",
+         MetricType::Gauge, static_cast<double>(memory_->capacity()));
+  single("strata_call_memory_bytes", "memory reserved by the calls in flight (bytes)",
+         MetricType::Gauge, static_cast<double>(memory_->used()));
+  single("strata_call_memory_peak_bytes", "most memory reserved by calls at once (bytes)",
+         MetricType::Gauge, static_cast<double>(memory_->peak()));
+  single("strata_call_memory_refusals_total", "calls refused for want of memory budget",
+         MetricType::Counter, static_cast<double>(memory_->refusals()));
+  if (embedder_ != nullptr) {
+    const gpu::EmbedBatcherStats e = embedder_->stats();
+    auto total = [&](const char* name, const char* help, uint64_t v) {
+      single(name, help, MetricType::Counter, static_cast<double>(v));
+    };
+    total("strata_embed_batches_total", "embedding engine calls (dynamic batches)", e.batches);
+    total("strata_embed_requests_total", "embedding requests served", e.requests);
+    total("strata_embed_texts_total", "texts embedded", e.texts);
+    total("strata_embed_tokens_total", "tokens embedded", e.tokens);
+    total("strata_embed_held_total", "batches whose window was held open for company", e.held);
+  }
+  return out;
+}
+
+}  // namespace strata

@@ -1,0 +1,295 @@
+// End-to-end hardening: requests that used to crash or swell the server are refused with clear
+// codes while it keeps serving (issue: no request can crash or exhaust the server).
+#include <cmath>
+#include <string>
+#include <vector>
+
+#include "absl/strings/str_cat.h"
+#include "grpc/health/v1/health.grpc.pb.h"
+#include "gtest/gtest.h"
+#include "proto/strata.grpc.pb.h"
+#include "tests/service/server_process.h"
+#include "tests/test_util.h"
+
+namespace strata {
+namespace {
+
+namespace pb = ::strata::v1;
+using testing::TempDir;
+
+void CreateFloat(pb::Strata::Stub* stub, const std::string& name, uint32_t dim,
+                 pb::Metric metric = pb::L2) {
+  pb::CreateCollectionRequest req;
+  req.set_name(name);
+  req.set_dimension(dim);
+  req.set_element_type(pb::FLOAT32);
+  req.set_metric(metric);
+  pb::CollectionInfo info;
+  grpc::Status s = Call(&pb::Strata::Stub::CreateCollection, stub, req, &info);
+  ASSERT_TRUE(s.ok()) << s.error_message();
+}
+
+// Upserts points [first, first + n) of dimension `dim` (value = id + 1 everywhere), each with a
+// payload of `payload_bytes` bytes of text.
+void UpsertPoints(pb::Strata::Stub* stub, const std::string& name, uint32_t dim, uint64_t first,
+                  uint64_t n, size_t payload_bytes = 0) {
+  pb::UpsertRequest req;
+  req.set_collection(name);
+  for (uint64_t i = first; i < first + n; ++i) {
+    pb::Point* p = req.add_points();
+    p->set_id(i);
+    for (uint32_t j = 0; j < dim; ++j) p->mutable_vector()->add_values(static_cast<float>(i + 1));
+    if (payload_bytes > 0) p->mutable_payload()->set_text(std::string(payload_bytes, 'p'));
+  }
+  pb::UpsertResponse resp;
+  grpc::Status s = Call(&pb::Strata::Stub::Upsert, stub, req, &resp);
+  ASSERT_TRUE(s.ok()) << s.error_message();
+  ASSERT_EQ(resp.upserted(), n);
+}
+
+pb::StatsResponse Stats(pb::Strata::Stub* stub) {
+  pb::StatsRequest req;
+  pb::StatsResponse resp;
+  EXPECT_TRUE(Call(&pb::Strata::Stub::Stats, stub, req, &resp).ok());
+  return resp;
+}
+
+void ExpectServing(ServerProcess* server) {
+  auto health = grpc::health::v1::Health::NewStub(server->channel());
+  grpc::health::v1::HealthCheckRequest req;
+  grpc::health::v1::HealthCheckResponse resp;
+  grpc::ClientContext ctx;
+  ASSERT_TRUE(health->Check(&ctx, req, &resp).ok());
+  EXPECT_EQ(resp.status(), grpc::health::v1::HealthCheckResponse::SERVING);
+}
+
+// A response is counted as it is built and stopped at the message limit, naming the limit and
+// how to ask for less - whatever makes it big: repeated ids, wide vectors, many queries, payloads.
+TEST(Hardening, ResponsesStopAtTheMessageLimitWhileTheyAreBuilt) {
+  TempDir tmp;
+  ServerProcess server(tmp.File("data"), tmp.File("server.log"), {"--max_message_mb=1"});
+  ASSERT_NO_FATAL_FAILURE(server.Start());
+  auto* stub = server.stub();
+  const uint32_t dim = 4096;  // 16 KiB a vector
+  CreateFloat(stub, "wide", dim);
+  ASSERT_NO_FATAL_FAILURE(UpsertPoints(stub, "wide", dim, 0, 8, /*payload_bytes=*/20000));
+
+  // Get: 200 copies of one id with its vector (3.2 MiB).
+  pb::GetRequest get;
+  get.set_collection("wide");
+  for (int i = 0; i < 200; ++i) get.add_ids(0);
+  get.set_with_vector(true);
+  pb::GetResponse got;
+  grpc::Status s = Call(&pb::Strata::Stub::Get, stub, get, &got);
+  EXPECT_EQ(s.error_code(), grpc::StatusCode::RESOURCE_EXHAUSTED) << s.error_message();
+  EXPECT_NE(s.error_message().find("message limit"), std::string::npos) << s.error_message();
+  EXPECT_NE(s.error_message().find("fewer ids"), std::string::npos) << s.error_message();
+  // The same with 20 ids fits.
+  get.mutable_ids()->Truncate(20);
+  s = Call(&pb::Strata::Stub::Get, stub, get, &got);
+  ASSERT_TRUE(s.ok()) << s.error_message();
+  EXPECT_EQ(got.points_size(), 20);
+
+  // SearchBatch: 40 queries x 8 hits with vectors and payloads (~11 MiB).
+  pb::SearchBatchRequest batch;
+  batch.set_collection("wide");
+  batch.set_k(8);
+  batch.set_with_vector(true);
+  batch.set_with_payload(true);
+  for (int q = 0; q < 40; ++q) {
+    pb::Vector* v = batch.add_queries();
+    for (uint32_t j = 0; j < dim; ++j) v->add_values(1);
+  }
+  pb::SearchBatchResponse results;
+  s = Call(&pb::Strata::Stub::SearchBatch, stub, batch, &results);
+  EXPECT_EQ(s.error_code(), grpc::StatusCode::RESOURCE_EXHAUSTED) << s.error_message();
+  EXPECT_NE(s.error_message().find("fewer queries"), std::string::npos) << s.error_message();
+  // Without vectors and payloads the same batch is small.
+  batch.set_with_vector(false);
+  batch.set_with_payload(false);
+  s = Call(&pb::Strata::Stub::SearchBatch, stub, batch, &results);
+  ASSERT_TRUE(s.ok()) << s.error_message();
+  ASSERT_EQ(results.results_size(), 40);
+  EXPECT_EQ(results.results(39).hits_size(), 8);
+
+  // A single search with payloads stops at the limit too.
+  pb::SearchRequest one;
+  one.set_collection("wide");
+  one.set_k(8);
+  *one.mutable_query() = batch.queries(0);
+  one.set_with_vector(true);
+  one.set_with_payload(true);
+  pb::SearchResponse hits;
+  ASSERT_TRUE(Call(&pb::Strata::Stub::Search, stub, one, &hits).ok());
+  EXPECT_EQ(hits.hits_size(), 8);
+  EXPECT_EQ(hits.hits(0).vector().values_size(), static_cast<int>(dim));
+  EXPECT_EQ(hits.hits(0).payload().text().size(), 20000u);
+
+  ExpectServing(&server);
+  const pb::StatsResponse st = Stats(stub);
+  EXPECT_EQ(st.call_memory().budget_bytes(), uint64_t{1024} << 20);
+  EXPECT_GT(st.call_memory().peak_bytes(), uint64_t{1} << 20);
+  EXPECT_EQ(st.call_memory().in_use_bytes(), 0u);
+  EXPECT_EQ(server.Stop(), 0);
+}
+
+// All calls together stay within --memory_budget_mb: a response that would pass it is refused
+// (and counted), even under a message limit that would allow it.
+TEST(Hardening, TheMemoryBudgetBoundsWhatCallsHoldAtOnce) {
+  TempDir tmp;
+  ServerProcess server(tmp.File("data"), tmp.File("server.log"),
+                       {"--max_message_mb=512", "--memory_budget_mb=64"});
+  ASSERT_NO_FATAL_FAILURE(server.Start());
+  auto* stub = server.stub();
+  const uint32_t dim = 8192;  // 32 KiB a vector
+  CreateFloat(stub, "wide", dim);
+  ASSERT_NO_FATAL_FAILURE(UpsertPoints(stub, "wide", dim, 0, 4));
+  pb::GetRequest get;
+  get.set_collection("wide");
+  for (int i = 0; i < 4096; ++i) get.add_ids(static_cast<uint64_t>(i % 4));  // 128 MiB
+  get.set_with_vector(true);
+  pb::GetResponse got;
+  grpc::Status s = Call(&pb::Strata::Stub::Get, stub, get, &got);
+  EXPECT_EQ(s.error_code(), grpc::StatusCode::RESOURCE_EXHAUSTED) << s.error_message();
+  EXPECT_NE(s.error_message().find("memory budget"), std::string::npos) << s.error_message();
+  const pb::StatsResponse st = Stats(stub);
+  EXPECT_EQ(st.call_memory().budget_bytes(), uint64_t{64} << 20);
+  EXPECT_LE(st.call_memory().peak_bytes(), uint64_t{64} << 20);
+  EXPECT_GE(st.call_memory().refusals(), 1u);
+  EXPECT_EQ(st.call_memory().in_use_bytes(), 0u);
+  // Smaller calls still go through.
+  get.mutable_ids()->Truncate(100);
+  ASSERT_TRUE(Call(&pb::Strata::Stub::Get, stub, get, &got).ok());
+  EXPECT_EQ(got.points_size(), 100);
+  ExpectServing(&server);
+  EXPECT_EQ(server.Stop(), 0);
+}
+
+TEST(Hardening, PayloadsOverTheLimitAreRefusedByRow) {
+  TempDir tmp;
+  ServerProcess server(tmp.File("data"), tmp.File("server.log"), {"--max_payload_bytes=1000"});
+  ASSERT_NO_FATAL_FAILURE(server.Start());
+  auto* stub = server.stub();
+  CreateFloat(stub, "c", 4);
+  pb::UpsertRequest req;
+  req.set_collection("c");
+  for (int i = 0; i < 2; ++i) {
+    pb::Point* p = req.add_points();
+    p->set_id(static_cast<uint64_t>(i));
+    for (float f : {1.f, 2.f, 3.f, 4.f}) p->mutable_vector()->add_values(f);
+    p->mutable_payload()->set_text(std::string(i == 0 ? 900 : 2000, 'x'));
+  }
+  pb::UpsertResponse resp;
+  ASSERT_TRUE(Call(&pb::Strata::Stub::Upsert, stub, req, &resp).ok());
+  EXPECT_EQ(resp.upserted(), 1u);
+  ASSERT_EQ(resp.errors_size(), 1);
+  EXPECT_EQ(resp.errors(0).index(), 1u);
+  EXPECT_NE(resp.errors(0).message().find("--max_payload_bytes"), std::string::npos)
+      << resp.errors(0).message();
+  EXPECT_EQ(server.Stop(), 0);
+}
+
+// The distance contract through the API: values whose distances would overflow, and zero vectors
+// under cosine, are INVALID_ARGUMENT for writes and queries alike.
+TEST(Hardening, VectorsWithoutAFiniteDistanceAreRefused) {
+  TempDir tmp;
+  ServerProcess server(tmp.File("data"), tmp.File("server.log"));
+  ASSERT_NO_FATAL_FAILURE(server.Start());
+  auto* stub = server.stub();
+  CreateFloat(stub, "ip", 4, pb::INNER_PRODUCT);
+  CreateFloat(stub, "cos", 4, pb::COSINE);
+  auto upsert = [&](const std::string& name, std::vector<float> v) {
+    pb::UpsertRequest req;
+    req.set_collection(name);
+    pb::Point* p = req.add_points();
+    p->set_id(1);
+    for (float f : v) p->mutable_vector()->add_values(f);
+    pb::UpsertResponse resp;
+    return Call(&pb::Strata::Stub::Upsert, stub, req, &resp);
+  };
+  auto search = [&](const std::string& name, std::vector<float> v) {
+    pb::SearchRequest req;
+    req.set_collection(name);
+    req.set_k(1);
+    for (float f : v) req.mutable_query()->add_values(f);
+    pb::SearchResponse resp;
+    return Call(&pb::Strata::Stub::Search, stub, req, &resp);
+  };
+  grpc::Status s = upsert("ip", {3e38f, 0, 0, 0});
+  EXPECT_EQ(s.error_code(), grpc::StatusCode::INVALID_ARGUMENT);
+  EXPECT_NE(s.error_message().find("norm"), std::string::npos) << s.error_message();
+  EXPECT_EQ(search("ip", {1e20f, 1e20f, 0, 0}).error_code(), grpc::StatusCode::INVALID_ARGUMENT);
+  s = upsert("cos", {0, 0, 0, 0});
+  EXPECT_EQ(s.error_code(), grpc::StatusCode::INVALID_ARGUMENT);
+  EXPECT_NE(s.error_message().find("all zeros"), std::string::npos) << s.error_message();
+  ASSERT_TRUE(upsert("cos", {3e38f, 1, 0, 0}).ok());  // normalised in double: fine
+  EXPECT_EQ(search("cos", {0, 0, 0, 0}).error_code(), grpc::StatusCode::INVALID_ARGUMENT);
+  ASSERT_TRUE(search("cos", {1, 0, 0, 0}).ok());
+  EXPECT_EQ(server.Stop(), 0);
+}
+
+// Smaller points: health by service name, messages that name the problem, --help.
+TEST(Hardening, ClearAnswersToOddRequests) {
+  TempDir tmp;
+  ServerProcess server(tmp.File("data"), tmp.File("server.log"));
+  ASSERT_NO_FATAL_FAILURE(server.Start());
+  auto* stub = server.stub();
+  auto health = grpc::health::v1::Health::NewStub(server.channel());
+  for (const char* service : {"", "strata.v1.Strata"}) {
+    grpc::health::v1::HealthCheckRequest req;
+    req.set_service(service);
+    grpc::health::v1::HealthCheckResponse resp;
+    grpc::ClientContext ctx;
+    grpc::Status s = health->Check(&ctx, req, &resp);
+    ASSERT_TRUE(s.ok()) << "'" << service << "': " << s.error_message();
+    EXPECT_EQ(resp.status(), grpc::health::v1::HealthCheckResponse::SERVING) << service;
+  }
+  // A name with a NUL byte is echoed escaped.
+  pb::CountRequest count;
+  count.set_collection(std::string("a\0b", 3));
+  pb::CountResponse n;
+  grpc::Status s = Call(&pb::Strata::Stub::Count, stub, count, &n);
+  EXPECT_EQ(s.error_code(), grpc::StatusCode::NOT_FOUND);
+  EXPECT_EQ(s.error_message().find('\0'), std::string::npos);
+  EXPECT_NE(s.error_message().find("a\\x00"), std::string::npos) << s.error_message();
+  // A search with neither a vector nor a text says so.
+  CreateFloat(stub, "c", 4);
+  pb::SearchRequest search;
+  search.set_collection("c");
+  search.set_k(1);
+  pb::SearchResponse hits;
+  s = Call(&pb::Strata::Stub::Search, stub, search, &hits);
+  EXPECT_EQ(s.error_code(), grpc::StatusCode::INVALID_ARGUMENT);
+  EXPECT_NE(s.error_message().find("'text'"), std::string::npos) << s.error_message();
+  EXPECT_EQ(server.Stop(), 0);
+
+  // --help shows each program's own flags.
+  const std::vector<std::pair<std::string, std::string>> programs = {
+      {"strata-server", "--memory_budget_mb"}, {"strata-cli", "--server"}};
+  for (const auto& [program, flag] : programs) {
+    const std::string log = tmp.File(program + ".help");
+    WaitExit(Spawn({Bin(program), "--help"}, log));
+    const std::string text = ReadLog(log);
+    EXPECT_EQ(text.find("No flags matched"), std::string::npos) << program << ":\n" << text;
+    EXPECT_NE(text.find(flag.substr(2)), std::string::npos) << program << ":\n" << text;
+  }
+}
+
+// Listening beyond loopback is said loudly (there is no authentication yet).
+TEST(Hardening, ListeningBeyondLoopbackIsWarned) {
+  TempDir tmp;
+  const std::string log = tmp.File("server.log");
+  pid_t pid = Spawn({Bin("strata-server"), "--data_dir=" + tmp.File("data"),
+                     absl::StrCat("--listen=0.0.0.0:", FreePort()),
+                     "--metrics_listen=", "--ready_file=" + tmp.File("ready")},
+                    log);
+  for (int i = 0; i < 600 && ReadLog(tmp.File("ready")).empty(); ++i) {
+    usleep(50 * 1000);
+  }
+  kill(pid, SIGTERM);
+  EXPECT_EQ(WaitExit(pid), 0) << ReadLog(log);
+  EXPECT_NE(ReadLog(log).find("no authentication"), std::string::npos) << ReadLog(log);
+}
+
+}  // namespace
+}  // namespace strata
