@@ -1,6 +1,7 @@
 #include "index/catalog.h"
 
 #include <filesystem>
+#include <random>
 
 #include "absl/container/flat_hash_set.h"
 #include "absl/strings/escaping.h"
@@ -14,6 +15,13 @@ namespace {
 namespace fs = std::filesystem;
 // The catalog's own record in the collections family; collection names cannot start with '\0'.
 constexpr char kNextIdKey[] = "\x01next_collection_id";
+// 128 random bits as 32 hex digits.
+std::string NewUid() {
+  std::random_device rd;
+  std::string out;
+  for (int i = 0; i < 4; ++i) absl::StrAppend(&out, absl::Hex(rd(), absl::kZeroPad8));
+  return out;
+}
 }  // namespace
 
 Catalog::~Catalog() {
@@ -60,6 +68,15 @@ absl::StatusOr<std::unique_ptr<Catalog>> Catalog::Open(const std::string& data_d
     fs::remove_all(entry.path(), ec);
   }
 
+  // Collections made before uids existed get one now.
+  WriteBatch uids;
+  for (CollectionConfig& c : configs) {
+    if (!c.uid.empty()) continue;
+    c.uid = NewUid();
+    uids.Put(Cf::kCollections, c.name, c.Serialize());
+  }
+  if (uids.count() > 0) RETURN_IF_ERROR(cat->store_->Write(&uids, /*sync=*/true));
+
   absl::MutexLock lock(&cat->mu_);
   cat->next_id_ = next_id;
   for (const CollectionConfig& c : configs) {
@@ -81,6 +98,7 @@ absl::StatusOr<std::shared_ptr<Collection>> Catalog::Create(CollectionConfig con
     return absl::AlreadyExistsError(absl::StrCat("collection '", config.name, "' already exists"));
   }
   config.id = next_id_;
+  config.uid = NewUid();
   config.index_generation = 0;
   WriteBatch batch;
   batch.Put(Cf::kCollections, config.name, config.Serialize());

@@ -207,8 +207,8 @@ class CollectionImpl final : public Collection {
   absl::Status BuildIndex() override;
   bool WantsBuild() const override {
     absl::ReaderMutexLock lock(&mu_);
-    return base_ == nullptr && !building_ && !dropped_.load() && live_ > 0 &&
-           live_ >= config_.build_threshold;
+    if (building_ || dropped_.load() || live_ == 0) return false;
+    return !damage_.ok() || (base_ == nullptr && live_ >= config_.build_threshold);
   }
   absl::Status BulkLoad(const VectorSet& vectors, absl::Span<const uint64_t> ids,
                         absl::Span<const std::string> payloads,
@@ -229,6 +229,17 @@ class CollectionImpl final : public Collection {
     uint8_t version;
   };
 
+  // Opens index generation generation_ and marks its members in ids_.
+  absl::Status OpenGeneration() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // FailedPrecondition naming the damage while the index is damaged.
+  absl::Status CheckServing() const ABSL_SHARED_LOCKS_REQUIRED(mu_) {
+    if (damage_.ok()) return absl::OkStatus();
+    return absl::FailedPreconditionError(
+        absl::StrCat("collection '", config_.name, "' is damaged (", damage_.message(), ")",
+                     building_ ? "; it is being rebuilt from its stored vectors"
+                               : "; rebuild it from its stored vectors with `strata-cli repair " +
+                                     config_.name + "` (the BuildIndex call)"));
+  }
   absl::Status CheckNotDropped() const {
     if (dropped_.load()) {
       return absl::NotFoundError(absl::StrCat("collection '", config_.name, "' was dropped"));
@@ -351,6 +362,8 @@ class CollectionImpl final : public Collection {
   absl::flat_hash_map<VectorId, uint64_t> appended_ ABSL_GUARDED_BY(mu_);
   absl::flat_hash_map<uint32_t, std::vector<Entry>> postings_ ABSL_GUARDED_BY(mu_);
   bool building_ ABSL_GUARDED_BY(mu_) = false;
+  // Not OK while the index generation on disk cannot be opened (Load); cleared by the rebuild.
+  absl::Status damage_ ABSL_GUARDED_BY(mu_);
   std::vector<VectorId> dirty_ ABSL_GUARDED_BY(mu_);  // written while building_
 };
 
@@ -414,19 +427,22 @@ absl::Status CollectionImpl::Load() {
   }
 
   if (generation_ != 0) {
-    std::string gdir = GenerationDir(dir_, generation_);
-    ASSIGN_OR_RETURN(base_, SpannIndex::Open(gdir, options_.open));
-    std::vector<VectorId> ids;
-    std::vector<uint8_t> versions;
-    RETURN_IF_ERROR(ReadIdsFile(gdir, &ids, &versions));
-    for (size_t i = 0; i < ids.size(); ++i) {
-      if (ids[i] >= ids_.size()) {
-        return absl::DataLossError(absl::StrCat(gdir, ": id ", ids[i], " is unknown"));
-      }
-      ids_[ids[i]].flags |= kInBase;
-      ids_[ids[i]].base_version = versions[i];
+    absl::Status opened = OpenGeneration();
+    if (!opened.ok()) {
+      // One damaged index must not take the catalog down: the collection stays, refusing
+      // searches and writes, until a rebuild from its stored vectors replaces the index.
+      base_.reset();
+      for (IdState& st : ids_) st.flags &= kLive;
+      indexed_ = 0;
+      damage_ = absl::DataLossError(
+          absl::StrCat("index generation ", generation_, " is damaged: ", opened.message()));
+      Log(LogLevel::kError,
+          "collection '%s': %s. Its vectors are safe in the metadata store; searches and writes "
+          "fail until the index is rebuilt from them (automatic unless --auto_repair=false; "
+          "`strata-cli repair %s`)",
+          config_.name, damage_.message(), config_.name);
+      return absl::OkStatus();
     }
-    indexed_ = ids.size();
   }
   // Vectors the built index does not serve.
   for (VectorId id = 0; id < ids_.size(); ++id) {
@@ -459,6 +475,23 @@ absl::Status CollectionImpl::Load() {
   return absl::OkStatus();
 }
 
+absl::Status CollectionImpl::OpenGeneration() {
+  std::string gdir = GenerationDir(dir_, generation_);
+  ASSIGN_OR_RETURN(base_, SpannIndex::Open(gdir, options_.open));
+  std::vector<VectorId> ids;
+  std::vector<uint8_t> versions;
+  RETURN_IF_ERROR(ReadIdsFile(gdir, &ids, &versions));
+  for (size_t i = 0; i < ids.size(); ++i) {
+    if (ids[i] >= ids_.size()) {
+      return absl::DataLossError(absl::StrCat(gdir, "/", kIdsFile, ": id ", ids[i], " is unknown"));
+    }
+    ids_[ids[i]].flags |= kInBase;
+    ids_[ids[i]].base_version = versions[i];
+  }
+  indexed_ = ids.size();
+  return absl::OkStatus();
+}
+
 absl::Status CollectionImpl::Upsert(absl::Span<const PointInput> points,
                                     std::vector<RowError>* errors, uint64_t* upserted) {
   RETURN_IF_ERROR(CheckNotDropped());
@@ -479,6 +512,7 @@ absl::Status CollectionImpl::Upsert(absl::Span<const PointInput> points,
 
   absl::WriterMutexLock lock(&mu_);
   RETURN_IF_ERROR(CheckNotDropped());
+  RETURN_IF_ERROR(CheckServing());
   struct Change {
     VectorId id;
     uint64_t ext;
@@ -586,6 +620,7 @@ absl::Status CollectionImpl::Delete(absl::Span<const uint64_t> ids, uint64_t* de
   *deleted = 0;
   absl::WriterMutexLock lock(&mu_);
   RETURN_IF_ERROR(CheckNotDropped());
+  RETURN_IF_ERROR(CheckServing());
   const uint32_t coll = config_.id;
   WriteBatch batch;
   struct Change {
@@ -682,6 +717,7 @@ absl::Status CollectionImpl::Search(VectorView query, uint32_t k, const SearchPa
 
   hits->clear();
   absl::ReaderMutexLock lock(&mu_);
+  RETURN_IF_ERROR(CheckServing());
   std::vector<Neighbor> result;
   SearchStats st;
   if (base_ != nullptr) {
@@ -815,6 +851,10 @@ absl::Status CollectionImpl::Install(uint64_t gen, absl::Span<const VectorId> id
   RebuildSkipBits();
   building_ = false;
   dirty_.clear();
+  if (!damage_.ok()) {
+    Log(LogLevel::kInfo, "collection '%s': repaired (%s)", config_.name, damage_.message());
+    damage_ = absl::OkStatus();
+  }
   if (old_gen != 0 && old_gen != gen) {
     std::error_code ec;
     fs::remove_all(GenerationDir(dir_, old_gen), ec);
@@ -981,8 +1021,10 @@ CollectionStats CollectionImpl::Stats() const {
   CollectionStats s;
   s.count = live_;
   s.state = building_          ? CollectionStats::State::kBuilding
+            : !damage_.ok()    ? CollectionStats::State::kDamaged
             : base_ != nullptr ? CollectionStats::State::kIndexed
                                : CollectionStats::State::kFlat;
+  s.damage = std::string(damage_.message());
   s.indexed_vectors = indexed_;
   s.appended_vectors = appended_.size();
   s.generation = generation_;
@@ -1005,9 +1047,11 @@ CollectionStats CollectionImpl::Stats() const {
 std::string CollectionConfig::Serialize() const {
   return absl::StrFormat(
       "format=1\nname=%s\nid=%d\ndim=%d\ntype=%s\nmetric=%s\nhead_share=%.17g\nmax_replicas=%d\n"
-      "posting_page_limit=%d\nposting_encoding=%s\nbuild_threshold=%d\nindex_generation=%d\n",
+      "posting_page_limit=%d\nposting_encoding=%s\nbuild_threshold=%d\nindex_generation=%d\n"
+      "uid=%s\n",
       name, id, dim, ElementTypeName(type), MetricName(metric), head_share, max_replicas,
-      posting_page_limit, PostingEncodingName(posting_encoding), build_threshold, index_generation);
+      posting_page_limit, PostingEncodingName(posting_encoding), build_threshold, index_generation,
+      uid);
 }
 
 absl::StatusOr<CollectionConfig> CollectionConfig::Parse(absl::string_view text) {
@@ -1040,6 +1084,8 @@ absl::StatusOr<CollectionConfig> CollectionConfig::Parse(absl::string_view text)
         absl::StrCat("collection record format ", format, " is not supported"));
   }
   ASSIGN_OR_RETURN(c.name, get("name"));
+  // Records written before collections had a uid lack it; the catalog gives them one at open.
+  if (auto it = kv.find("uid"); it != kv.end()) c.uid = it->second;
   uint64_t v;
   RETURN_IF_ERROR(num("id", &v));
   c.id = static_cast<uint32_t>(v);

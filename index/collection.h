@@ -45,6 +45,10 @@ namespace strata {
 struct CollectionConfig {
   std::string name;
   uint32_t id = 0;  // key prefix in the metadata store; assigned by the catalog
+  // Unique to this collection across servers and time (128 random bits, hex), assigned by the
+  // catalog at creation: lets a client tell a collection from another of the same name (a
+  // loader's checkpoint from a collection dropped and made again, or on another server).
+  std::string uid;
   uint32_t dim = 0;
   ElementType type = ElementType::kFloat32;
   Metric metric = Metric::kL2;
@@ -87,7 +91,8 @@ struct Hit {
 };
 
 struct CollectionStats {
-  enum class State { kFlat, kIndexed, kBuilding };
+  // kDamaged: the index on disk could not be opened (see Collection::Open).
+  enum class State { kFlat, kIndexed, kBuilding, kDamaged };
   uint64_t count = 0;
   State state = State::kFlat;
   uint64_t indexed_vectors = 0;
@@ -98,6 +103,7 @@ struct CollectionStats {
   uint64_t generation = 0;
   uint64_t pages_read = 0;  // cumulative, by searches
   uint64_t bytes_read = 0;
+  std::string damage;  // why the index is damaged; empty when it is not
 };
 
 struct CollectionOptions {
@@ -110,7 +116,11 @@ class Collection {
   virtual ~Collection() = default;
 
   // Loads the collection `config` from `store`, its index generation from `dir`. DataLoss naming
-  // the part for inconsistent or corrupt state.
+  // the part for inconsistent or corrupt metadata. An index generation that cannot be opened
+  // (a file missing, truncated or failing its checksum) does not fail Open: the collection
+  // opens *damaged* - Search, Upsert and Delete fail with FailedPrecondition naming the file,
+  // Get and Count still work, Stats says why, WantsBuild() is true - until BuildIndex() rebuilds
+  // the index from the vectors in the metadata store, which hold every acknowledged write.
   [[nodiscard]] static absl::StatusOr<std::unique_ptr<Collection>> Open(
       MetadataStore* store, const std::string& dir, const CollectionConfig& config,
       const CollectionOptions& options = {});
@@ -139,7 +149,8 @@ class Collection {
   // Builds a new index generation from the live vectors and switches to it. One build at a time
   // (a second call waits). FailedPrecondition when the collection is empty.
   [[nodiscard]] virtual absl::Status BuildIndex() = 0;
-  // True when no index exists yet and the live count has reached build_threshold.
+  // True when no index exists yet and the live count has reached build_threshold, or the index
+  // is damaged (a rebuild repairs it).
   [[nodiscard]] virtual bool WantsBuild() const = 0;
 
   // Offline bulk load into an empty collection: stores the rows (unlogged batches, then a flush)

@@ -43,6 +43,9 @@ ABSL_FLAG(int64_t, embed_batch_tokens, 8192,
 ABSL_FLAG(int, embed_wait_us, 2000,
           "dynamic batching: how long a request waits for others to join its batch (us), when "
           "others are likely (requests queued, or arriving closer together than this)");
+ABSL_FLAG(bool, auto_repair, true,
+          "at start, rebuild the index of every damaged collection from its stored vectors; "
+          "false: leave them damaged (searches and writes fail) until `strata-cli repair NAME`");
 ABSL_FLAG(double, drain_seconds, 10, "on SIGTERM/SIGINT: how long in-flight calls may finish");
 ABSL_FLAG(std::string, ready_file, "",
           "once serving, write the bound port to this file (for scripts and tests)");
@@ -70,6 +73,7 @@ int main(int argc, char** argv) {
   o.data_dir = absl::GetFlag(FLAGS_data_dir);
   o.metrics_listen = absl::GetFlag(FLAGS_metrics_listen);
   o.threads = absl::GetFlag(FLAGS_threads);
+  o.auto_repair = absl::GetFlag(FLAGS_auto_repair);
   o.limits.max_k = absl::GetFlag(FLAGS_max_k);
   o.limits.max_batch = absl::GetFlag(FLAGS_max_batch);
   o.limits.max_dimension = absl::GetFlag(FLAGS_max_dimension);

@@ -49,6 +49,11 @@ std::vector<prometheus::MetricFamily> CatalogCollector::Collect() const {
                                  "bytes read by searches, by collection",
                                  prometheus::MetricType::Counter,
                                  {}};
+  prometheus::MetricFamily damaged{
+      "strata_collection_damaged",
+      "1 while the collection's index is damaged (searches and writes fail until it is rebuilt)",
+      prometheus::MetricType::Gauge,
+      {}};
   for (const auto& c : catalog_->List()) {
     CollectionStats s = c->Stats();
     std::vector<prometheus::ClientMetric::Label> label{{"collection", c->config().name}};
@@ -69,8 +74,9 @@ std::vector<prometheus::MetricFamily> CatalogCollector::Collect() const {
     gauge(&disk, static_cast<double>(s.disk_bytes));
     counter(&pages, static_cast<double>(s.pages_read));
     counter(&bytes, static_cast<double>(s.bytes_read));
+    gauge(&damaged, s.state == CollectionStats::State::kDamaged ? 1 : 0);
   }
-  std::vector<prometheus::MetricFamily> out = {vectors, ram, disk, pages, bytes};
+  std::vector<prometheus::MetricFamily> out = {vectors, ram, disk, pages, bytes, damaged};
   using prometheus::MetricType;
   auto single = [&](const char* name, const char* help, MetricType type, double v) {
     prometheus::MetricFamily f{name, help, type, {}};

@@ -386,6 +386,9 @@ class StrataService final : public pb::Strata::Service {
       for (const auto& c : catalog_->List()) {
         CollectionStats s = c->Stats();
         resp->set_collections(resp->collections() + 1);
+        if (s.state == CollectionStats::State::kDamaged) {
+          resp->set_damaged_collections(resp->damaged_collections() + 1);
+        }
         resp->set_vectors(resp->vectors() + s.count);
         resp->set_index_memory_bytes(resp->index_memory_bytes() + s.memory_bytes);
         resp->set_index_disk_bytes(resp->index_disk_bytes() + s.disk_bytes);
@@ -618,6 +621,7 @@ class StrataService final : public pb::Strata::Service {
     CollectionConfig c = col.config();
     CollectionStats s = col.Stats();
     out->set_name(c.name);
+    out->set_uid(c.uid);
     out->set_dimension(c.dim);
     out->set_element_type(ToProto(c.type));
     out->set_metric(ToProto(c.metric));
@@ -627,9 +631,21 @@ class StrataService final : public pb::Strata::Service {
     out->mutable_index()->set_posting_encoding(ToProto(c.posting_encoding));
     out->mutable_index()->set_build_threshold(c.build_threshold);
     out->set_count(s.count);
-    out->set_state(s.state == CollectionStats::State::kBuilding  ? pb::CollectionInfo::BUILDING
-                   : s.state == CollectionStats::State::kIndexed ? pb::CollectionInfo::INDEXED
-                                                                 : pb::CollectionInfo::FLAT);
+    switch (s.state) {
+      case CollectionStats::State::kFlat:
+        out->set_state(pb::CollectionInfo::FLAT);
+        break;
+      case CollectionStats::State::kIndexed:
+        out->set_state(pb::CollectionInfo::INDEXED);
+        break;
+      case CollectionStats::State::kBuilding:
+        out->set_state(pb::CollectionInfo::BUILDING);
+        break;
+      case CollectionStats::State::kDamaged:
+        out->set_state(pb::CollectionInfo::DAMAGED);
+        break;
+    }
+    out->set_damage(s.damage);
     out->set_indexed_vectors(s.indexed_vectors);
     out->set_appended_vectors(s.appended_vectors);
     out->set_heads(s.heads);
@@ -666,9 +682,11 @@ class ServerImpl final : public Server {
     ASSIGN_OR_RETURN(s->catalog_, Catalog::Open(o.data_dir));
     s->metrics_ = std::make_unique<Metrics>();
     s->builds_ = std::make_unique<BuildQueue>();
-    // Collections left over the build threshold by a previous run.
+    // Collections left over the build threshold by a previous run, and damaged ones (their
+    // rebuild is the repair) unless the operator wants to look first.
     for (const auto& c : s->catalog_->List()) {
-      if (c->WantsBuild()) s->builds_->Schedule(c);
+      const bool damaged = c->Stats().state == CollectionStats::State::kDamaged;
+      if (c->WantsBuild() && (o.auto_repair || !damaged)) s->builds_->Schedule(c);
     }
     if (!o.embed.model_dir.empty()) {
       ASSIGN_OR_RETURN(gpu::BackendChoice backend, gpu::ParseBackendChoice(o.embed.backend));

@@ -52,6 +52,9 @@ struct ServerOptions {
   int threads = 0;
   ServerLimits limits;
   EmbedOptions embed;
+  // Rebuild damaged collections' indexes from their stored vectors at start (else they wait for
+  // `strata-cli repair`).
+  bool auto_repair = true;
 };
 
 [[nodiscard]] grpc::Status ToGrpcStatus(const absl::Status& s);

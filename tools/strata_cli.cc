@@ -64,6 +64,7 @@ const char kUsage[] =
     "  describe NAME                counts, sizes, index state\n"
     "  drop NAME\n"
     "  build NAME                   (re)build the collection's disk index now\n"
+    "  repair NAME                  rebuild a damaged collection's index from its stored vectors\n"
     "  count NAME\n"
     "  search NAME --vector=1,2,3 | --query_file=F [--row=I] | --text=\"a question\"\n"
     "                               [--k=10] [--with_payload]\n"
@@ -105,6 +106,8 @@ const char* StateName(pb::CollectionInfo::IndexState s) {
       return "indexed";
     case pb::CollectionInfo::BUILDING:
       return "building";
+    case pb::CollectionInfo::DAMAGED:
+      return "DAMAGED (searches and writes fail until it is rebuilt: strata-cli repair NAME)";
     default:
       return "unknown";
   }
@@ -120,6 +123,7 @@ void PrintInfo(const pb::CollectionInfo& c) {
       static_cast<unsigned long long>(c.indexed_vectors()),
       static_cast<unsigned long long>(c.appended_vectors()),
       static_cast<unsigned long long>(c.heads()));
+  if (!c.damage().empty()) std::printf("  damage: %s\n", c.damage().c_str());
   std::printf("  memory %.1f MiB, disk %.1f MiB, build threshold %llu, %s postings\n",
               c.index_memory_bytes() / 1048576.0, c.index_disk_bytes() / 1048576.0,
               static_cast<unsigned long long>(c.index().build_threshold()),
@@ -278,7 +282,7 @@ int main(int argc, char** argv) {
     PrintInfo(resp);
     return 0;
   }
-  if (cmd == "describe" || cmd == "build") {
+  if (cmd == "describe" || cmd == "build" || cmd == "repair") {
     pb::CollectionInfo resp;
     auto ctx = Context();
     grpc::Status s;

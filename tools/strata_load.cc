@@ -1,7 +1,10 @@
 // strata-load: the bulk loader. Reads vectors (and optional ids and JSONL payloads) and either
 // streams them to a running server (online) or builds a collection straight into a data directory
 // (offline, for very large sets; the server must not be running on that directory).
+#include <sys/stat.h>
+
 #include <algorithm>
+#include <cerrno>
 #include <chrono>
 #include <cstdio>
 #include <cstring>
@@ -13,6 +16,7 @@
 #include "absl/flags/flag.h"
 #include "absl/flags/parse.h"
 #include "absl/flags/usage.h"
+#include "absl/strings/match.h"
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_split.h"
@@ -316,32 +320,73 @@ std::string Checkpoint(const std::string& collection) {
   return c.empty() ? absl::StrCat(InputPath(), ".", collection, ".ckpt") : c;
 }
 
-// "input=...\ncollection=...\nrows=N\ntotal=M\n"
-uint64_t ReadCheckpoint(const std::string& path, const std::string& collection, uint64_t total) {
-  auto text = strata::ReadWholeFile(path);
-  if (!text.ok()) return 0;
-  uint64_t rows = 0, file_total = 0;
-  std::string input, coll;
-  for (absl::string_view line : absl::StrSplit(*text, '\n', absl::SkipEmpty())) {
-    std::pair<std::string, std::string> kv = absl::StrSplit(line, absl::MaxSplits('=', 1));
-    if (kv.first == "input") input = kv.second;
-    if (kv.first == "collection") coll = kv.second;
-    if (kv.first == "rows" && !absl::SimpleAtoi(kv.second, &rows)) return 0;
-    if (kv.first == "total" && !absl::SimpleAtoi(kv.second, &file_total)) return 0;
+// What a checkpoint is bound to: the input file (path, size, modification time) and the
+// collection (name and the uid the server gave it at creation). Rows count only for the same load.
+struct LoadIdentity {
+  std::string input;
+  uint64_t input_size = 0;
+  int64_t input_mtime_ns = 0;
+  std::string collection;
+  std::string collection_uid;
+  uint64_t total = 0;
+
+  std::string Serialize() const {
+    return absl::StrCat("input=", input, "\ninput_size=", input_size,
+                        "\ninput_mtime_ns=", input_mtime_ns, "\ncollection=", collection,
+                        "\ncollection_uid=", collection_uid, "\ntotal=", total, "\n");
   }
-  if (input != InputPath() || coll != collection || file_total != total || rows > total) {
-    strata::Log(strata::LogLevel::kWarning, "checkpoint %s is for another load; starting at row 0",
-                path);
-    return 0;
+};
+
+absl::StatusOr<LoadIdentity> IdentifyLoad(const std::string& collection, const std::string& uid,
+                                          uint64_t total) {
+  struct stat st {};
+  if (stat(InputPath().c_str(), &st) != 0) {
+    return absl::NotFoundError(absl::StrCat(InputPath(), ": ", std::strerror(errno)));
   }
-  return rows;
+  LoadIdentity id;
+  id.input = InputPath();
+  id.input_size = static_cast<uint64_t>(st.st_size);
+  id.input_mtime_ns = int64_t{st.st_mtim.tv_sec} * 1000000000 + st.st_mtim.tv_nsec;
+  id.collection = collection;
+  id.collection_uid = uid;
+  id.total = total;
+  return id;
 }
 
-absl::Status WriteCheckpoint(const std::string& path, const std::string& collection, uint64_t rows,
-                             uint64_t total) {
-  return strata::WriteFileAtomic(
-      path, absl::StrCat("input=", InputPath(), "\ncollection=", collection, "\nrows=", rows,
-                         "\ntotal=", total, "\n"));
+// The rows a checkpoint at `path` says are loaded, when it was made by this very load; else 0,
+// saying on stderr why it does not count.
+uint64_t ReadCheckpoint(const std::string& path, const LoadIdentity& want) {
+  auto text = strata::ReadWholeFile(path);
+  if (!text.ok()) return 0;
+  uint64_t rows = 0;
+  std::string body;
+  for (absl::string_view line : absl::StrSplit(*text, '\n', absl::SkipEmpty())) {
+    if (absl::StartsWith(line, "rows=")) {
+      if (!absl::SimpleAtoi(line.substr(5), &rows)) rows = 0;
+    } else {
+      absl::StrAppend(&body, line, "\n");
+    }
+  }
+  const std::string expected = want.Serialize();
+  if (body == expected && rows <= want.total) return rows;
+  std::string why = "it is for another load";
+  for (absl::string_view line : absl::StrSplit(expected, '\n', absl::SkipEmpty())) {
+    if (!absl::StrContains(body, absl::StrCat(line, "\n"))) {
+      const std::string key(line.substr(0, line.find('=')));
+      why = key == "collection_uid"
+                ? "the collection is not the one it was made for (recreated, or another server)"
+            : absl::StartsWith(key, "input") ? absl::StrCat("the input changed since (", key, ")")
+                                             : absl::StrCat("its ", key, " differs");
+      break;
+    }
+  }
+  std::fprintf(stderr, "strata-load: ignoring checkpoint %s: %s; loading from row 0\n",
+               path.c_str(), why.c_str());
+  return 0;
+}
+
+absl::Status WriteCheckpoint(const std::string& path, const LoadIdentity& id, uint64_t rows) {
+  return strata::WriteFileAtomic(path, absl::StrCat(id.Serialize(), "rows=", rows, "\n"));
 }
 
 // Embeds rows [begin, end) of the passages with the server's model into `req`'s points.
@@ -437,7 +482,9 @@ int RunOnline(Input& in, const std::string& collection) {
   }
 
   const std::string ckpt = Checkpoint(collection);
-  uint64_t start = absl::GetFlag(FLAGS_restart) ? 0 : ReadCheckpoint(ckpt, collection, v.n);
+  auto identity = IdentifyLoad(collection, info.uid(), v.n);
+  if (!identity.ok()) return Fail(std::string(identity.status().message()));
+  uint64_t start = absl::GetFlag(FLAGS_restart) ? 0 : ReadCheckpoint(ckpt, *identity);
   if (start == v.n) {
     std::fprintf(stderr,
                  "strata-load: %s says all %llu rows are loaded already; --restart loads again\n",
@@ -504,7 +551,7 @@ int RunOnline(Input& in, const std::string& collection) {
           }
         }
       }
-      absl::Status c = WriteCheckpoint(ckpt, collection, end, v.n);
+      absl::Status c = WriteCheckpoint(ckpt, *identity, end);
       if (!c.ok()) {
         bar.Finish();
         return Fail(std::string(c.message()));
