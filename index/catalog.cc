@@ -34,11 +34,13 @@ std::string Catalog::CollectionDir(uint32_t id) const {
 }
 
 absl::StatusOr<std::unique_ptr<Catalog>> Catalog::Open(const std::string& data_dir,
-                                                       const CollectionOptions& options) {
+                                                       const CollectionOptions& options,
+                                                       const MetadataStoreOptions& store_options) {
   std::error_code ec;
   fs::create_directories(fs::path(data_dir) / "collections", ec);
   if (ec) return absl::InternalError(absl::StrCat("create ", data_dir, ": ", ec.message()));
-  ASSIGN_OR_RETURN(auto store, MetadataStore::Open((fs::path(data_dir) / "meta").string()));
+  ASSIGN_OR_RETURN(auto store,
+                   MetadataStore::Open((fs::path(data_dir) / "meta").string(), store_options));
   std::unique_ptr<Catalog> cat(new Catalog(data_dir, options, std::move(store)));
 
   std::vector<CollectionConfig> configs;

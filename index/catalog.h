@@ -32,8 +32,11 @@ class Catalog final {
   Catalog& operator=(const Catalog&) = delete;
   ~Catalog();
 
+  // Unavailable when another process holds the directory; DataLoss for damaged metadata (and, in
+  // strict WAL recovery, a write-ahead log damaged before its end: storage/metadata_store.h).
   [[nodiscard]] static absl::StatusOr<std::unique_ptr<Catalog>> Open(
-      const std::string& data_dir, const CollectionOptions& options = {});
+      const std::string& data_dir, const CollectionOptions& options = {},
+      const MetadataStoreOptions& store_options = {});
 
   // AlreadyExists when the name is taken; InvalidArgument for a bad configuration.
   [[nodiscard]] absl::StatusOr<std::shared_ptr<Collection>> Create(CollectionConfig config);

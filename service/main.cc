@@ -46,6 +46,11 @@ ABSL_FLAG(int, embed_wait_us, 2000,
 ABSL_FLAG(bool, auto_repair, true,
           "at start, rebuild the index of every damaged collection from its stored vectors; "
           "false: leave them damaged (searches and writes fail) until `strata-cli repair NAME`");
+ABSL_FLAG(std::string, wal_recovery, "strict",
+          "when the metadata store's write-ahead log is damaged before its end: strict = refuse to "
+          "start, naming how many acknowledged write batches lie beyond the damage; "
+          "point_in_time = open at the last intact record, dropping them (loudly: log, Stats, "
+          "/metrics)");
 ABSL_FLAG(double, drain_seconds, 10, "on SIGTERM/SIGINT: how long in-flight calls may finish");
 ABSL_FLAG(std::string, ready_file, "",
           "once serving, write the bound port to this file (for scripts and tests)");
@@ -74,6 +79,7 @@ int main(int argc, char** argv) {
   o.metrics_listen = absl::GetFlag(FLAGS_metrics_listen);
   o.threads = absl::GetFlag(FLAGS_threads);
   o.auto_repair = absl::GetFlag(FLAGS_auto_repair);
+  o.wal_recovery = absl::GetFlag(FLAGS_wal_recovery);
   o.limits.max_k = absl::GetFlag(FLAGS_max_k);
   o.limits.max_batch = absl::GetFlag(FLAGS_max_batch);
   o.limits.max_dimension = absl::GetFlag(FLAGS_max_dimension);

@@ -89,6 +89,10 @@ std::vector<prometheus::MetricFamily> CatalogCollector::Collect() const {
     f.metric.push_back(m);
     out.push_back(f);
   };
+  single("strata_wal_dropped_batches",
+         "acknowledged write batches dropped at start (damaged write-ahead log, "
+         "--wal_recovery=point_in_time)",
+         MetricType::Gauge, static_cast<double>(catalog_->store()->recovery().dropped_batches));
   single("strata_call_memory_budget_bytes", "memory budget of the calls in flight (bytes)",
          MetricType::Gauge, static_cast<double>(memory_->capacity()));
   single("strata_call_memory_bytes", "memory reserved by the calls in flight (bytes)",

@@ -396,6 +396,11 @@ class StrataService final : public pb::Strata::Service {
         resp->set_disk_bytes_read(resp->disk_bytes_read() + s.bytes_read);
       }
       metrics_->Fill(resp);
+      const WalRecoveryReport& wal = catalog_->store()->recovery();
+      resp->mutable_wal_recovery()->set_damaged(wal.damaged);
+      resp->mutable_wal_recovery()->set_dropped_batches(wal.dropped_batches);
+      resp->mutable_wal_recovery()->set_dropped_bytes(wal.dropped_bytes);
+      resp->mutable_wal_recovery()->set_detail(wal.detail);
       pb::CallMemoryStats* m = resp->mutable_call_memory();
       m->set_budget_bytes(memory_->capacity());
       m->set_in_use_bytes(memory_->used());
@@ -679,7 +684,16 @@ class ServerImpl final : public Server {
 
   static absl::StatusOr<std::unique_ptr<Server>> Start(const ServerOptions& o) {
     auto s = std::unique_ptr<ServerImpl>(new ServerImpl);
-    ASSIGN_OR_RETURN(s->catalog_, Catalog::Open(o.data_dir));
+    MetadataStoreOptions store_options;
+    if (o.wal_recovery == "strict") {
+      store_options.wal_recovery = WalRecovery::kStrict;
+    } else if (o.wal_recovery == "point_in_time") {
+      store_options.wal_recovery = WalRecovery::kPointInTime;
+    } else {
+      return absl::InvalidArgumentError(absl::StrCat(
+          "--wal_recovery must be strict or point_in_time, got '", o.wal_recovery, "'"));
+    }
+    ASSIGN_OR_RETURN(s->catalog_, Catalog::Open(o.data_dir, {}, store_options));
     s->metrics_ = std::make_unique<Metrics>();
     s->builds_ = std::make_unique<BuildQueue>();
     // Collections left over the build threshold by a previous run, and damaged ones (their

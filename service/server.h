@@ -55,6 +55,9 @@ struct ServerOptions {
   // Rebuild damaged collections' indexes from their stored vectors at start (else they wait for
   // `strata-cli repair`).
   bool auto_repair = true;
+  // A write-ahead log damaged before its end: refuse to start (strict), or open at the last
+  // intact record, dropping the writes after it (point_in_time). storage/metadata_store.h.
+  std::string wal_recovery = "strict";
 };
 
 [[nodiscard]] grpc::Status ToGrpcStatus(const absl::Status& s);

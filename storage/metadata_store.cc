@@ -14,6 +14,8 @@
 #include "rocksdb/table.h"
 #include "rocksdb/write_batch.h"
 #include "storage/log.h"
+#include "storage/scoped_fd.h"
+#include "storage/wal_scan.h"
 
 namespace strata {
 namespace {
@@ -82,8 +84,9 @@ class ForwardingLogger final : public rocksdb::LoggerWrapper {
 class MetadataStoreImpl final : public MetadataStore {
  public:
   MetadataStoreImpl(std::unique_ptr<rocksdb::DB> db,
-                    std::vector<rocksdb::ColumnFamilyHandle*> handles)
-      : db_(std::move(db)), handles_(std::move(handles)) {}
+                    std::vector<rocksdb::ColumnFamilyHandle*> handles, WalRecoveryReport recovery)
+      : db_(std::move(db)), handles_(std::move(handles)), recovery_(std::move(recovery)) {}
+  const WalRecoveryReport& recovery() const override { return recovery_; }
   ~MetadataStoreImpl() override {
     for (auto* h : handles_) {
       if (h != nullptr) db_->DestroyColumnFamilyHandle(h).PermitUncheckedError();
@@ -175,6 +178,7 @@ class MetadataStoreImpl final : public MetadataStore {
   std::unique_ptr<rocksdb::DB> db_;
   // handles_[0] is RocksDB's default family (unused); Cf c lives at c + 1.
   std::vector<rocksdb::ColumnFamilyHandle*> handles_;
+  const WalRecoveryReport recovery_;
 };
 
 }  // namespace
@@ -198,6 +202,26 @@ uint64_t ReadU64(absl::string_view b, size_t o) {
   return v;
 }
 
+namespace {
+// What lies beyond the first damaged record of each write-ahead log in `path` (storage/wal_scan.h).
+WalRecoveryReport ScanWalFiles(const std::string& path) {
+  WalRecoveryReport r;
+  std::error_code ec;
+  for (const auto& e : std::filesystem::directory_iterator(path, ec)) {
+    if (e.path().extension() != ".log") continue;
+    auto contents = ReadWholeFile(e.path().string());
+    if (!contents.ok()) continue;
+    const WalScan scan = ScanWal(*contents);
+    if (!scan.damaged) continue;
+    r.dropped_batches += scan.batches_after;
+    r.dropped_bytes += scan.bytes_after;
+    absl::StrAppend(&r.detail, "; ", e.path().filename().string(), " damaged at byte ",
+                    scan.damaged_offset);
+  }
+  return r;
+}
+}  // namespace
+
 absl::StatusOr<std::unique_ptr<MetadataStore>> MetadataStore::Open(
     const std::string& path, const MetadataStoreOptions& options) {
   std::error_code ec;
@@ -207,8 +231,6 @@ absl::StatusOr<std::unique_ptr<MetadataStore>> MetadataStore::Open(
   rocksdb::Options db_options;
   db_options.create_if_missing = options.create_if_missing;
   db_options.create_missing_column_families = true;
-  // A crash can tear the last WAL record; recover to the last intact one instead of refusing.
-  db_options.wal_recovery_mode = rocksdb::WALRecoveryMode::kPointInTimeRecovery;
   db_options.keep_log_file_num = 4;
   std::shared_ptr<rocksdb::Logger> file_logger;
   if (rocksdb::CreateLoggerFromOptions(path, db_options, &file_logger).ok()) {
@@ -227,11 +249,37 @@ absl::StatusOr<std::unique_ptr<MetadataStore>> MetadataStore::Open(
   for (const char* name : kCfNames) families.emplace_back(name, cf_options);
   std::vector<rocksdb::ColumnFamilyHandle*> handles;
   rocksdb::DB* raw = nullptr;
+  // First as strictly as a crash allows: a last record cut short is fine, damage before it is not.
+  db_options.wal_recovery_mode = rocksdb::WALRecoveryMode::kTolerateCorruptedTailRecords;
   rocksdb::Status s = rocksdb::DB::Open(db_options, path, families, &handles, &raw);
+  WalRecoveryReport report;
+  if (s.IsCorruption()) {
+    report = ScanWalFiles(path);
+    report.damaged = true;
+    report.detail = absl::StrCat(s.ToString(), report.detail);
+    const std::string what =
+        absl::StrCat("the write-ahead log of metadata store ", path, " is damaged before its end (",
+                     report.detail, "): ", report.dropped_batches, " acknowledged write batches (",
+                     report.dropped_bytes, " bytes) lie beyond the damage");
+    if (options.wal_recovery == WalRecovery::kStrict) {
+      return absl::DataLossError(absl::StrCat(
+          what,
+          ". Refusing to start (--wal_recovery=strict). Back up the data directory, then "
+          "start with --wal_recovery=point_in_time to open at the last intact record, "
+          "dropping them"));
+    }
+    Log(LogLevel::kError,
+        "%s; opening at the last intact record and DROPPING them "
+        "(--wal_recovery=point_in_time)",
+        what);
+    db_options.wal_recovery_mode = rocksdb::WALRecoveryMode::kPointInTimeRecovery;
+    s = rocksdb::DB::Open(db_options, path, families, &handles, &raw);
+  }
   if (!s.ok()) return FromRocks(s, absl::StrCat("open metadata store ", path));
-  Log(LogLevel::kInfo, "metadata store %s open (WAL point-in-time recovery)", path);
-  return std::unique_ptr<MetadataStore>(
-      new MetadataStoreImpl(std::unique_ptr<rocksdb::DB>(raw), std::move(handles)));
+  Log(LogLevel::kInfo, "metadata store %s open (WAL recovery %s)", path,
+      options.wal_recovery == WalRecovery::kStrict ? "strict" : "point-in-time");
+  return std::unique_ptr<MetadataStore>(new MetadataStoreImpl(
+      std::unique_ptr<rocksdb::DB>(raw), std::move(handles), std::move(report)));
 }
 
 }  // namespace strata

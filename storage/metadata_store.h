@@ -2,8 +2,11 @@
 // a batch committed atomically through the write-ahead log; with `sync` the call returns only
 // after the log is on disk, so an acknowledged write survives kill -9 and power loss.
 //
-// Recovery: the WAL is replayed in point-in-time mode, so a log whose tail was torn by a crash is
-// cut at the last intact record and the database opens (Open() logs what RocksDB reports).
+// Recovery: a log whose last record was cut short by a crash is replayed up to it and the database
+// opens. A log damaged *before* its end (a flipped byte, a bad sector) holds acknowledged writes
+// beyond the damage that RocksDB cannot replay: in strict mode (the default) Open refuses with
+// DataLoss saying how many write batches lie beyond it; in point-in-time mode it opens at the
+// last intact record, dropping them, and says so loudly (recovery(), an error-level log).
 //
 // Keys are built by callers from big-endian integers (KeyU32/KeyU64 below) so that a prefix scan
 // returns records in numeric order. Thread-safe: RocksDB serialises writers internally.
@@ -81,8 +84,22 @@ class WriteBatch final {
   size_t bytes_ = 0;
 };
 
+enum class WalRecovery {
+  kStrict,       // refuse to open a log damaged before its end
+  kPointInTime,  // open at the last intact record, dropping the writes after it
+};
+
+// What Open found in the write-ahead log.
+struct WalRecoveryReport {
+  bool damaged = false;          // a record before the log's end failed its checksum
+  uint64_t dropped_batches = 0;  // intact write batches after the damage, not replayed
+  uint64_t dropped_bytes = 0;
+  std::string detail;  // RocksDB's words and where; empty when not damaged
+};
+
 struct MetadataStoreOptions {
   bool create_if_missing = true;
+  WalRecovery wal_recovery = WalRecovery::kStrict;
   size_t block_cache_bytes = 64 << 20;
 };
 
@@ -91,7 +108,8 @@ class MetadataStore {
   virtual ~MetadataStore() = default;
 
   // Opens (creating when allowed) the database in directory `path`. Unavailable when another
-  // process holds it; DataLoss when RocksDB finds corruption it cannot recover from.
+  // process holds it; DataLoss when RocksDB finds corruption it cannot recover from, or (strict
+  // mode) a log damaged before its end, naming how many write batches lie beyond the damage.
   [[nodiscard]] static absl::StatusOr<std::unique_ptr<MetadataStore>> Open(
       const std::string& path, const MetadataStoreOptions& options = {});
 
@@ -110,6 +128,8 @@ class MetadataStore {
   [[nodiscard]] virtual absl::Status Flush() = 0;
   // Approximate bytes on disk under `prefix`.
   [[nodiscard]] virtual uint64_t ApproximateBytes(Cf cf, absl::string_view prefix) const = 0;
+  // What recovery found when the store was opened.
+  [[nodiscard]] virtual const WalRecoveryReport& recovery() const = 0;
 };
 
 }  // namespace strata

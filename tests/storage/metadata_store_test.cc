@@ -1,0 +1,116 @@
+#include "storage/metadata_store.h"
+
+#include <filesystem>
+#include <fstream>
+#include <string>
+
+#include "absl/strings/str_cat.h"
+#include "gtest/gtest.h"
+#include "storage/scoped_fd.h"
+#include "storage/wal_scan.h"
+#include "tests/test_util.h"
+
+namespace strata {
+namespace {
+
+namespace fs = std::filesystem;
+using testing::TempDir;
+
+// Writes `n` synced one-key batches (k000..), each ~1 KiB, and closes the store.
+void WriteBatches(const std::string& path, int n) {
+  auto store = MetadataStore::Open(path);
+  ASSERT_TRUE(store.ok()) << store.status();
+  for (int i = 0; i < n; ++i) {
+    WriteBatch b;
+    b.Put(Cf::kPayloads, absl::StrCat("k", 1000 + i),
+          std::string(1000, static_cast<char>('a' + i % 26)));
+    ASSERT_TRUE((*store)->Write(&b, /*sync=*/true).ok());
+  }
+}
+
+std::string TheLog(const std::string& path) {
+  for (const auto& e : fs::directory_iterator(path)) {
+    if (e.path().extension() == ".log" && fs::file_size(e.path()) > 0) return e.path().string();
+  }
+  return "";
+}
+
+void FlipByte(const std::string& file, uint64_t at) {
+  std::fstream io(file, std::ios::in | std::ios::out | std::ios::binary);
+  io.seekg(static_cast<std::streamoff>(at));
+  char c = 0;
+  io.read(&c, 1);
+  c = static_cast<char>(c ^ 0x40);
+  io.seekp(static_cast<std::streamoff>(at));
+  io.write(&c, 1);
+}
+
+TEST(WalScan, CountsTheBatchesBeyondTheFirstDamagedRecord) {
+  TempDir dir;
+  WriteBatches(dir.File("db"), 200);
+  const std::string log = TheLog(dir.File("db"));
+  ASSERT_FALSE(log.empty());
+  auto whole = ReadWholeFile(log);
+  ASSERT_TRUE(whole.ok());
+  WalScan clean = ScanWal(*whole);
+  EXPECT_FALSE(clean.damaged);
+  EXPECT_EQ(clean.batches, 200u);
+  // A flipped byte in the payload of a record about a quarter of the way in.
+  FlipByte(log, whole->size() / 4);
+  whole = ReadWholeFile(log);
+  WalScan hurt = ScanWal(*whole);
+  EXPECT_TRUE(hurt.damaged);
+  EXPECT_GT(hurt.batches, 40u);
+  // The batches of the damaged record's block are not resynchronised; the rest are counted.
+  EXPECT_GE(hurt.batches + hurt.batches_after, 200u - 40u);
+  EXPECT_LT(hurt.batches + hurt.batches_after, 200u);
+  EXPECT_GT(hurt.batches_after, 100u);
+}
+
+// A write-ahead log damaged before its end: strict mode refuses, saying what lies beyond;
+// point-in-time mode opens at the damage and reports what it dropped.
+TEST(MetadataStore, AWalDamagedBeforeItsEndIsRefusedOrReportedNeverSilent) {
+  TempDir dir;
+  const std::string path = dir.File("db");
+  WriteBatches(path, 200);
+  const std::string log = TheLog(path);
+  ASSERT_FALSE(log.empty());
+  FlipByte(log, fs::file_size(log) / 2);
+
+  auto strict = MetadataStore::Open(path);
+  ASSERT_FALSE(strict.ok());
+  EXPECT_TRUE(absl::IsDataLoss(strict.status())) << strict.status();
+  EXPECT_NE(strict.status().message().find("acknowledged write batches"), std::string::npos)
+      << strict.status();
+  EXPECT_NE(strict.status().message().find("point_in_time"), std::string::npos);
+
+  MetadataStoreOptions pit;
+  pit.wal_recovery = WalRecovery::kPointInTime;
+  auto store = MetadataStore::Open(path, pit);
+  ASSERT_TRUE(store.ok()) << store.status();
+  const WalRecoveryReport& r = (*store)->recovery();
+  EXPECT_TRUE(r.damaged);
+  EXPECT_GT(r.dropped_batches, 50u);
+  EXPECT_LT(r.dropped_batches, 101u);
+  EXPECT_NE(r.detail.find(".log damaged at byte"), std::string::npos) << r.detail;
+  // The first batches are there, the last is gone.
+  EXPECT_TRUE((*store)->Get(Cf::kPayloads, "k1000").ok());
+  EXPECT_TRUE(absl::IsNotFound((*store)->Get(Cf::kPayloads, "k1199").status()));
+}
+
+// A crash that cuts the last record short is not damage: the store opens in strict mode.
+TEST(MetadataStore, ALastRecordCutShortOpensInStrictMode) {
+  TempDir dir;
+  const std::string path = dir.File("db");
+  WriteBatches(path, 50);
+  const std::string log = TheLog(path);
+  fs::resize_file(log, fs::file_size(log) - 300);
+  auto store = MetadataStore::Open(path);
+  ASSERT_TRUE(store.ok()) << store.status();
+  EXPECT_FALSE((*store)->recovery().damaged);
+  EXPECT_TRUE((*store)->Get(Cf::kPayloads, "k1048").ok());
+  EXPECT_TRUE(absl::IsNotFound((*store)->Get(Cf::kPayloads, "k1049").status()));
+}
+
+}  // namespace
+}  // namespace strata
