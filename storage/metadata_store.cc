@@ -251,10 +251,18 @@ absl::StatusOr<std::unique_ptr<MetadataStore>> MetadataStore::Open(
   rocksdb::DB* raw = nullptr;
   // First as strictly as a crash allows: a last record cut short is fine, damage before it is not.
   db_options.wal_recovery_mode = rocksdb::WALRecoveryMode::kTolerateCorruptedTailRecords;
+  // Strata's own look at the logs first, so that what RocksDB drops is said (and counted).
+  const WalRecoveryReport scanned = ScanWalFiles(path);
   rocksdb::Status s = rocksdb::DB::Open(db_options, path, families, &handles, &raw);
   WalRecoveryReport report;
+  if (s.ok() && !scanned.detail.empty()) {
+    Log(LogLevel::kWarning,
+        "metadata store %s: dropping a last write-ahead log record cut short by a crash (its "
+        "write was never acknowledged)%s",
+        path, scanned.detail);
+  }
   if (s.IsCorruption()) {
-    report = ScanWalFiles(path);
+    report = scanned;
     report.damaged = true;
     report.detail = absl::StrCat(s.ToString(), report.detail);
     const std::string what =
