@@ -204,7 +204,8 @@ class CollectionImpl final : public Collection {
   }
   absl::Status Search(VectorView query, uint32_t k, const SearchParams& params,
                       std::vector<Hit>* hits, SearchStats* stats) const override;
-  absl::Status BuildIndex() override;
+  absl::Status BuildIndex(
+      std::function<void(const char*, uint64_t, uint64_t)> progress = nullptr) override;
   bool WantsBuild() const override {
     absl::ReaderMutexLock lock(&mu_);
     if (building_ || dropped_.load() || live_ == 0) return false;
@@ -864,7 +865,11 @@ absl::Status CollectionImpl::Install(uint64_t gen, absl::Span<const VectorId> id
   return absl::OkStatus();
 }
 
-absl::Status CollectionImpl::BuildIndex() {
+absl::Status CollectionImpl::BuildIndex(
+    std::function<void(const char*, uint64_t, uint64_t)> progress) {
+  auto report = [&](const char* phase, uint64_t done, uint64_t total) {
+    if (progress) progress(phase, done, total);
+  };
   RETURN_IF_ERROR(CheckNotDropped());
   absl::MutexLock build_lock(&build_mu_);
   std::vector<VectorId> ids;
@@ -894,6 +899,7 @@ absl::Status CollectionImpl::BuildIndex() {
   };
   // The vectors of the snapshot. Writes go on meanwhile; any id they touch is in dirty_ and is
   // carried over by Install, so a vector read here at a newer version than recorded is harmless.
+  report("reading vectors", 0, ids.size());
   VectorSet set;
   set.type = config_.type;
   set.dim = config_.dim;
@@ -913,13 +919,16 @@ absl::Status CollectionImpl::BuildIndex() {
     return absl::OkStatus();
   });
   if (!scan.ok()) return fail(scan);
+  report("reading vectors", ids.size(), ids.size());
   set.n = kept_ids.size();
   if (set.n == 0) return fail(absl::FailedPreconditionError("no vectors left to index"));
-  absl::Status s = BuildGeneration(gen, set, kept_ids, kept_versions, nullptr);
+  absl::Status s = BuildGeneration(gen, set, kept_ids, kept_versions, progress);
   if (!s.ok()) return fail(s);
   set = {};
+  report("installing", 0, 1);
   s = Install(gen, kept_ids, kept_versions);
   if (!s.ok()) return fail(s);
+  report("installing", 1, 1);
   return absl::OkStatus();
 }
 

@@ -147,8 +147,11 @@ class Collection {
                                             SearchStats* stats = nullptr) const = 0;
 
   // Builds a new index generation from the live vectors and switches to it. One build at a time
-  // (a second call waits). FailedPrecondition when the collection is empty.
-  [[nodiscard]] virtual absl::Status BuildIndex() = 0;
+  // (a second call waits). FailedPrecondition when the collection is empty. `progress` (optional)
+  // hears each phase ("reading vectors", the index build's own phases, "installing") with its
+  // units done and total, from the calling thread or the build's.
+  [[nodiscard]] virtual absl::Status BuildIndex(
+      std::function<void(const char* phase, uint64_t done, uint64_t total)> progress = nullptr) = 0;
   // True when no index exists yet and the live count has reached build_threshold, or the index
   // is damaged (a rebuild repairs it).
   [[nodiscard]] virtual bool WantsBuild() const = 0;

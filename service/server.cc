@@ -4,6 +4,7 @@
 #include <chrono>
 #include <cmath>
 #include <mutex>
+#include <optional>
 #include <thread>
 
 #include "absl/functional/function_ref.h"
@@ -161,11 +162,18 @@ class StrataService final : public pb::Strata::Service {
     });
   }
 
+  // Queues the build and returns at once; CollectionInfo.build follows it.
   grpc::Status BuildIndex(grpc::ServerContext* ctx, const pb::BuildIndexRequest* req,
                           pb::CollectionInfo* resp) override {
     return Run("BuildIndex", ctx, *req, [&](CallBudget&) -> absl::Status {
       ASSIGN_OR_RETURN(auto col, catalog_->Find(req->collection()));
-      RETURN_IF_ERROR(col->BuildIndex());
+      if (col->Count() == 0) {
+        return absl::FailedPreconditionError(
+            absl::StrCat("collection '", req->collection(), "' is empty: nothing to index"));
+      }
+      if (builds_->Schedule(col, /*requested=*/true) == 0) {
+        return absl::UnavailableError("the server is shutting down");
+      }
       Describe(*col, resp);
       return absl::OkStatus();
     });
@@ -234,7 +242,7 @@ class StrataService final : public pb::Strata::Service {
         out->set_id(e.id);
         out->set_message(e.message);
       }
-      if (col->WantsBuild()) builds_->Schedule(col);
+      if (col->WantsBuild()) builds_->Schedule(col, /*requested=*/false);
       return absl::OkStatus();
     });
   }
@@ -651,6 +659,32 @@ class StrataService final : public pb::Strata::Service {
         break;
     }
     out->set_damage(s.damage);
+    if (std::optional<BuildStatus> b = builds_->Latest(c.uid)) {
+      pb::IndexBuild* ob = out->mutable_build();
+      ob->set_id(b->id);
+      switch (b->state) {
+        case BuildStatus::State::kQueued:
+          ob->set_state(pb::IndexBuild::QUEUED);
+          break;
+        case BuildStatus::State::kRunning:
+          ob->set_state(pb::IndexBuild::RUNNING);
+          break;
+        case BuildStatus::State::kDone:
+          ob->set_state(pb::IndexBuild::DONE);
+          break;
+        case BuildStatus::State::kFailed:
+          ob->set_state(pb::IndexBuild::FAILED);
+          break;
+      }
+      ob->set_requested(b->requested);
+      ob->set_phase(b->phase);
+      ob->set_done(b->done);
+      ob->set_total(b->total);
+      ob->set_error(b->error);
+      ob->set_queued_unix_ms(b->queued_unix_ms);
+      ob->set_started_unix_ms(b->started_unix_ms);
+      ob->set_finished_unix_ms(b->finished_unix_ms);
+    }
     out->set_indexed_vectors(s.indexed_vectors);
     out->set_appended_vectors(s.appended_vectors);
     out->set_heads(s.heads);
@@ -700,7 +734,9 @@ class ServerImpl final : public Server {
     // rebuild is the repair) unless the operator wants to look first.
     for (const auto& c : s->catalog_->List()) {
       const bool damaged = c->Stats().state == CollectionStats::State::kDamaged;
-      if (c->WantsBuild() && (o.auto_repair || !damaged)) s->builds_->Schedule(c);
+      if (c->WantsBuild() && (o.auto_repair || !damaged)) {
+        s->builds_->Schedule(c, /*requested=*/false);
+      }
     }
     if (!o.embed.model_dir.empty()) {
       ASSIGN_OR_RETURN(gpu::BackendChoice backend, gpu::ParseBackendChoice(o.embed.backend));

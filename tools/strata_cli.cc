@@ -23,8 +23,12 @@
 #include "proto/strata.grpc.pb.h"
 #include "storage/program_usage.h"
 #include "storage/vector_file.h"
+#include "tools/build_wait.h"
 
 ABSL_FLAG(std::string, server, "127.0.0.1:50051", "address of strata-server");
+ABSL_FLAG(bool, wait, true,
+          "build/repair: wait for the build to finish, showing its progress (else return once it "
+          "is queued; `describe` follows it)");
 ABSL_FLAG(double, timeout, 30, "seconds before a call gives up");
 // create
 ABSL_FLAG(uint32_t, dim, 0, "create: vector dimension");
@@ -293,8 +297,13 @@ int main(int argc, char** argv) {
     } else {
       pb::BuildIndexRequest req;
       req.set_collection(name);
-      ctx->set_deadline(std::chrono::system_clock::time_point::max());  // builds take long
       s = stub->BuildIndex(ctx.get(), req, &resp);
+      if (s.ok() && absl::GetFlag(FLAGS_wait)) {
+        std::fprintf(stderr,
+                     "strata-cli: build %llu queued; waiting for it (--wait=false: don't)\n",
+                     static_cast<unsigned long long>(resp.build().id()));
+        s = strata::WaitForBuild(stub.get(), name, resp.build().id(), &resp);
+      }
     }
     if (!s.ok()) return RpcFail(s);
     PrintInfo(resp);

@@ -31,6 +31,7 @@
 #include "storage/scoped_fd.h"
 #include "storage/status_macros.h"
 #include "storage/vector_file.h"
+#include "tools/build_wait.h"
 #include "tools/progress.h"
 
 ABSL_FLAG(std::string, input, "", "vectors: .fbin/.u8bin/.i8bin, .fvecs/.bvecs or .npy");
@@ -579,6 +580,7 @@ int RunOnline(Input& in, const std::string& collection) {
       breq.set_collection(collection);
       grpc::ClientContext ctx;
       s = stub->BuildIndex(&ctx, breq, &info);
+      if (s.ok()) s = strata::WaitForBuild(stub.get(), collection, info.build().id(), &info);
       if (!s.ok()) return Fail(absl::StrCat("index build: ", s.error_message()));
     }
   }

@@ -133,12 +133,12 @@ TEST(EndToEnd, LoadSearchGetDeleteAndRestartGivesIdenticalResults) {
   }
   EXPECT_EQ(Count(stub, "sift"), 10000u);
   {
-    pb::BuildIndexRequest req;
-    req.set_collection("sift");
     pb::CollectionInfo info;
-    grpc::Status s = Call(&pb::Strata::Stub::BuildIndex, stub, req, &info);
-    ASSERT_TRUE(s.ok()) << s.error_message();
+    ASSERT_NO_FATAL_FAILURE(BuildAndWait(stub, "sift", &info));
     EXPECT_EQ(info.state(), pb::CollectionInfo::INDEXED);
+    EXPECT_EQ(info.build().state(), pb::IndexBuild::DONE);
+    EXPECT_TRUE(info.build().requested());
+    EXPECT_GT(info.build().finished_unix_ms(), 0);
     EXPECT_EQ(info.indexed_vectors(), 10000u);
     EXPECT_GT(info.heads(), 100u);
   }

@@ -16,6 +16,7 @@
 #include "storage/vector_file.h"
 #include "tests/service/server_process.h"
 #include "tests/test_util.h"
+#include "tools/build_wait.h"
 
 namespace strata {
 namespace {
@@ -374,11 +375,8 @@ TEST(Hardening, ADamagedIndexStopsOnlyItsCollectionAndIsRepaired) {
     }
     pb::UpsertResponse ur;
     ASSERT_TRUE(Call(&pb::Strata::Stub::Upsert, stub, req, &ur).ok());
-    pb::BuildIndexRequest build;
-    build.set_collection(name);
     pb::CollectionInfo info;
-    grpc::Status s = Call(&pb::Strata::Stub::BuildIndex, stub, build, &info);
-    ASSERT_TRUE(s.ok()) << s.error_message();
+    ASSERT_NO_FATAL_FAILURE(BuildAndWait(stub, name, &info));
   }
   EXPECT_EQ(server.Stop(), 0);
 
@@ -507,6 +505,58 @@ TEST(Hardening, AStrataLoadCheckpointOnlyResumesItsOwnLoad) {
   ASSERT_TRUE(Call(&pb::Strata::Stub::Count, second.stub(), count, &n).ok());
   EXPECT_EQ(n.count(), 3100u);
   EXPECT_EQ(second.Stop(), 0);
+}
+
+// BuildIndex returns at once with a build id; DescribeCollection follows the build to its end.
+TEST(Hardening, BuildIndexReturnsAtOnceAndDescribeFollowsTheBuild) {
+  TempDir tmp;
+  ServerProcess server(tmp.File("data"), tmp.File("server.log"));
+  ASSERT_NO_FATAL_FAILURE(server.Start());
+  auto* stub = server.stub();
+  CreateFloat(stub, "empty", 4);
+  pb::BuildIndexRequest req;
+  req.set_collection("empty");
+  pb::CollectionInfo info;
+  EXPECT_EQ(Call(&pb::Strata::Stub::BuildIndex, stub, req, &info).error_code(),
+            grpc::StatusCode::FAILED_PRECONDITION);
+
+  const uint32_t dim = 16;
+  CreateFloat(stub, "b", dim);
+  std::mt19937 rng(3);
+  std::normal_distribution<float> nd(0, 1);
+  pb::UpsertRequest up;
+  up.set_collection("b");
+  for (uint64_t i = 0; i < 5000; ++i) {
+    pb::Point* p = up.add_points();
+    p->set_id(i);
+    for (uint32_t j = 0; j < dim; ++j) p->mutable_vector()->add_values(nd(rng));
+  }
+  pb::UpsertResponse ur;
+  ASSERT_TRUE(Call(&pb::Strata::Stub::Upsert, stub, up, &ur).ok());
+  req.set_collection("b");
+  ASSERT_TRUE(Call(&pb::Strata::Stub::BuildIndex, stub, req, &info).ok());
+  const uint64_t id = info.build().id();
+  EXPECT_GT(id, 0u);
+  EXPECT_TRUE(info.build().requested());
+  EXPECT_NE(info.build().state(), pb::IndexBuild::FAILED);
+  grpc::Status s = WaitForBuild(stub, "b", id, &info);
+  ASSERT_TRUE(s.ok()) << s.error_message();
+  EXPECT_EQ(info.build().id(), id);
+  EXPECT_EQ(info.build().state(), pb::IndexBuild::DONE);
+  EXPECT_EQ(info.state(), pb::CollectionInfo::INDEXED);
+  EXPECT_EQ(info.indexed_vectors(), 5000u);
+  EXPECT_GE(info.build().finished_unix_ms(), info.build().started_unix_ms());
+  // strata-cli build --wait=false returns once it is queued; describe shows the build.
+  const std::string log = tmp.File("cli.log");
+  EXPECT_EQ(
+      WaitExit(Spawn(
+          {Bin("strata-cli"), "--server=" + server.address(), "--wait=false", "build", "b"}, log)),
+      0)
+      << ReadLog(log);
+  s = WaitForBuild(stub, "b", id + 1, &info);
+  ASSERT_TRUE(s.ok()) << s.error_message();
+  EXPECT_EQ(info.build().id(), id + 1);
+  EXPECT_EQ(server.Stop(), 0);
 }
 
 }  // namespace

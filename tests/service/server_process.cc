@@ -19,6 +19,7 @@
 #include "absl/strings/strip.h"
 #include "gtest/gtest.h"
 #include "storage/scoped_fd.h"
+#include "tools/build_wait.h"
 
 namespace strata {
 
@@ -106,6 +107,16 @@ void ServerProcess::Start() {
   port_ = bound;
   channel_ = grpc::CreateChannel(address(), grpc::InsecureChannelCredentials());
   stub_ = v1::Strata::NewStub(channel_);
+}
+
+void BuildAndWait(v1::Strata::Stub* stub, const std::string& name, v1::CollectionInfo* info) {
+  v1::BuildIndexRequest req;
+  req.set_collection(name);
+  grpc::Status s = Call(&v1::Strata::Stub::BuildIndex, stub, req, info);
+  ASSERT_TRUE(s.ok()) << s.error_message();
+  ASSERT_GT(info->build().id(), 0u);
+  s = WaitForBuild(stub, name, info->build().id(), info);
+  ASSERT_TRUE(s.ok()) << s.error_message();
 }
 
 }  // namespace strata

@@ -68,6 +68,9 @@ class ServerProcess {
   std::unique_ptr<v1::Strata::Stub> stub_;
 };
 
+// Queues an index build of `name` and waits until it is done (fails the test if it fails).
+void BuildAndWait(v1::Strata::Stub* stub, const std::string& name, v1::CollectionInfo* info);
+
 // One unary call with a 120 s deadline.
 grpc::Status Call(auto method, v1::Strata::Stub* stub, const auto& req, auto* resp) {
   grpc::ClientContext ctx;
