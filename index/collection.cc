@@ -12,6 +12,7 @@
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
+#include "absl/strings/str_join.h"
 #include "absl/strings/str_split.h"
 #include "absl/synchronization/mutex.h"
 #include "index/kernels/distance.h"
@@ -429,7 +430,17 @@ absl::Status CollectionImpl::Load() {
 
   if (generation_ != 0) {
     absl::Status opened = OpenGeneration();
-    if (!opened.ok()) {
+    if (!opened.ok() && live_ == 0) {
+      // Nothing to rebuild from, and nothing lost: start over as an empty FLAT collection (the
+      // next build's Install removes the damaged directory).
+      Log(LogLevel::kWarning,
+          "collection '%s': index generation %d is damaged (%s) but the collection holds no live "
+          "vectors: it starts over without an index",
+          config_.name, generation_, opened.message());
+      base_.reset();
+      for (IdState& st : ids_) st.flags &= kLive;
+      indexed_ = 0;
+    } else if (!opened.ok()) {
       // One damaged index must not take the catalog down: the collection stays, refusing
       // searches and writes, until a rebuild from its stored vectors replaces the index.
       base_.reset();
@@ -908,10 +919,21 @@ absl::Status CollectionImpl::BuildIndex(
   std::vector<uint8_t> kept_versions;
   kept_ids.reserve(ids.size());
   size_t next = 0;
+  std::vector<uint64_t> refused;  // the first few external ids left out
+  uint64_t refused_count = 0;
   absl::Status scan = store_->Scan(Cf::kVectors, CollPrefix(config_.id), [&](auto key, auto value) {
     VectorId id = ReadU32(key, 4);
     while (next < ids.size() && ids[next] < id) ++next;
     if (next < ids.size() && ids[next] == id && value.size() == row_bytes_) {
+      // Rows stored before index/vector_rules.h refused them (a zero vector under cosine, a
+      // norm whose distances overflow) stay stored but are left out of the index.
+      if (!CheckVectorValues(config_.type, config_.metric, config_.dim,
+                             reinterpret_cast<const uint8_t*>(value.data()))
+               .ok()) {
+        if (refused.size() < 10) refused.push_back(ext_of_[id]);
+        ++refused_count;
+        return absl::OkStatus();
+      }
       set.data.insert(set.data.end(), value.begin(), value.end());
       kept_ids.push_back(id);
       kept_versions.push_back(versions[next]);
@@ -920,6 +942,14 @@ absl::Status CollectionImpl::BuildIndex(
   });
   if (!scan.ok()) return fail(scan);
   report("reading vectors", ids.size(), ids.size());
+  if (refused_count > 0) {
+    Log(LogLevel::kWarning,
+        "collection '%s': %d stored vectors break the vector rules (a zero vector under cosine, "
+        "or a norm over 1e18) and are left out of the index (ids %s%s); they were stored before "
+        "the rules existed: upsert them again with valid vectors or delete them",
+        config_.name, refused_count, absl::StrJoin(refused, ", "),
+        refused_count > refused.size() ? ", ..." : "");
+  }
   set.n = kept_ids.size();
   if (set.n == 0) return fail(absl::FailedPreconditionError("no vectors left to index"));
   absl::Status s = BuildGeneration(gen, set, kept_ids, kept_versions, progress);

@@ -97,6 +97,14 @@ int main(int argc, char** argv) {
     return 2;
   }
   o.limits.memory_budget_bytes = budget_mb << 20;
+  // A call may hold its request twice over and its response twice (service/call_budget.h).
+  if (budget_mb < 4 * uint64_t{absl::GetFlag(FLAGS_max_message_mb)}) {
+    std::fprintf(stderr,
+                 "strata-server: --memory_budget_mb (%llu) must be at least 4 x --max_message_mb "
+                 "(%u), or the largest allowed calls could never be served\n",
+                 static_cast<unsigned long long>(budget_mb), absl::GetFlag(FLAGS_max_message_mb));
+    return 2;
+  }
   o.embed.model_dir = absl::GetFlag(FLAGS_model_dir);
   o.embed.backend = absl::GetFlag(FLAGS_embed_backend);
   o.embed.max_batch_tokens = absl::GetFlag(FLAGS_embed_batch_tokens);

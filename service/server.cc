@@ -587,15 +587,20 @@ class StrataService final : public pb::Strata::Service {
       int e = 0;
       RETURN_IF_ERROR(FetchPoints(
           col, ids, with_vector, with_payload, &missing, [&](const PointOutput& p) -> absl::Status {
-            while (resp->hits(e).id() != p.id) ++e;
-            pb::Hit* out = resp->mutable_hits(e);
+            while (e < resp->hits_size() && resp->hits(e).id() != p.id) ++e;
+            if (e == resp->hits_size()) {
+              return absl::InternalError(
+                  absl::StrCat("point ", p.id, " came back from a lookup of hits it is not among"));
+            }
+            pb::Hit* out = resp->mutable_hits(e++);
             const size_t bare = out->ByteSizeLong();
             if (with_vector) BytesToVector(p.vector, cfg.type, out->mutable_vector());
             if (with_payload && !p.payload.empty() &&
                 !out->mutable_payload()->ParseFromString(p.payload)) {
               return absl::DataLossError(absl::StrCat("payload of id ", p.id, " is corrupt"));
             }
-            return budget->AddResponse(out->ByteSizeLong() - bare, absl::StrCat("hit ", e), how);
+            return budget->AddResponse(out->ByteSizeLong() - bare, absl::StrCat("hit ", e - 1),
+                                       how);
           }));
     }
     pb::SearchStats* s = resp->mutable_stats();

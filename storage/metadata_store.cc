@@ -1,9 +1,11 @@
 #include "storage/metadata_store.h"
 
+#include <algorithm>
 #include <cstdarg>
 #include <cstdio>
 #include <filesystem>
 
+#include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "rocksdb/cache.h"
 #include "rocksdb/db.h"
@@ -204,19 +206,37 @@ uint64_t ReadU64(absl::string_view b, size_t o) {
 
 namespace {
 // What lies beyond the first damaged record of each write-ahead log in `path` (storage/wal_scan.h).
-WalRecoveryReport ScanWalFiles(const std::string& path) {
-  WalRecoveryReport r;
+WalRecoveryReport ScanWalFiles(const std::string& path, bool* torn_tail_only) {
+  // Logs in the order RocksDB replays them: by number (the file name).
+  std::vector<std::pair<uint64_t, std::filesystem::path>> logs;
   std::error_code ec;
   for (const auto& e : std::filesystem::directory_iterator(path, ec)) {
-    if (e.path().extension() != ".log") continue;
-    auto contents = ReadWholeFile(e.path().string());
+    uint64_t number = 0;
+    if (e.path().extension() == ".log" && absl::SimpleAtoi(e.path().stem().string(), &number)) {
+      logs.emplace_back(number, e.path());
+    }
+  }
+  std::sort(logs.begin(), logs.end());
+  WalRecoveryReport r;
+  bool after_damage = false;
+  *torn_tail_only = false;
+  for (const auto& [number, file] : logs) {
+    auto contents = ReadWholeFile(file.string());
     if (!contents.ok()) continue;
     const WalScan scan = ScanWal(*contents);
+    if (after_damage) {  // recovery stops at the first damage: later logs are not replayed
+      r.dropped_batches += scan.batches + scan.batches_after;
+      r.dropped_bytes += contents->size();
+      *torn_tail_only = false;
+      continue;
+    }
     if (!scan.damaged) continue;
+    after_damage = true;
     r.dropped_batches += scan.batches_after;
     r.dropped_bytes += scan.bytes_after;
-    absl::StrAppend(&r.detail, "; ", e.path().filename().string(), " damaged at byte ",
-                    scan.damaged_offset);
+    *torn_tail_only = scan.damage_at_tail && scan.batches_after == 0;
+    absl::StrAppend(&r.detail, "; ", file.filename().string(), " damaged at byte ",
+                    scan.damaged_offset, " of ", contents->size());
   }
   return r;
 }
@@ -251,38 +271,48 @@ absl::StatusOr<std::unique_ptr<MetadataStore>> MetadataStore::Open(
   rocksdb::DB* raw = nullptr;
   // First as strictly as a crash allows: a last record cut short is fine, damage before it is not.
   db_options.wal_recovery_mode = rocksdb::WALRecoveryMode::kTolerateCorruptedTailRecords;
-  // Strata's own look at the logs first, so that what RocksDB drops is said (and counted).
-  const WalRecoveryReport scanned = ScanWalFiles(path);
+  // Strata's own look at the logs first, so that what recovery drops is said and counted.
+  bool torn_tail_only = false;
+  const WalRecoveryReport scanned = ScanWalFiles(path, &torn_tail_only);
   rocksdb::Status s = rocksdb::DB::Open(db_options, path, families, &handles, &raw);
   WalRecoveryReport report;
-  if (s.ok() && !scanned.detail.empty()) {
+  if (!scanned.detail.empty() && torn_tail_only && (s.ok() || s.IsCorruption())) {
+    // The last record of the last log is cut short or fails its checksum, and nothing follows
+    // it: what a crash in the middle of a write leaves (that write was never acknowledged).
+    // Rarely it is damage to the last acknowledged write; the two cannot be told apart.
     Log(LogLevel::kWarning,
-        "metadata store %s: dropping a last write-ahead log record cut short by a crash (its "
-        "write was never acknowledged)%s",
-        path, scanned.detail);
-  }
-  if (s.IsCorruption()) {
+        "metadata store %s: dropping the last write-ahead log record, cut short by a crash%s", path,
+        scanned.detail);
+    if (!s.ok()) {
+      db_options.wal_recovery_mode = rocksdb::WALRecoveryMode::kPointInTimeRecovery;
+      s = rocksdb::DB::Open(db_options, path, families, &handles, &raw);
+    }
+  } else if (s.ok() && !scanned.detail.empty()) {
+    Log(LogLevel::kError,
+        "metadata store %s: the write-ahead log is damaged before its end%s, yet RocksDB opened "
+        "it; up to %d write batches after the damage may be missing",
+        path, scanned.detail, scanned.dropped_batches);
+  } else if (s.IsCorruption() && !scanned.detail.empty()) {
     report = scanned;
     report.damaged = true;
     report.detail = absl::StrCat(s.ToString(), report.detail);
-    const std::string what =
-        absl::StrCat("the write-ahead log of metadata store ", path, " is damaged before its end (",
-                     report.detail, "): ", report.dropped_batches, " acknowledged write batches (",
-                     report.dropped_bytes, " bytes) lie beyond the damage");
+    const std::string what = absl::StrCat(
+        "the write-ahead log of metadata store ", path, " is damaged before its end (",
+        report.detail, "): at least ", report.dropped_batches, " acknowledged write batches (",
+        report.dropped_bytes, " bytes) lie beyond the damage");
     if (options.wal_recovery == WalRecovery::kStrict) {
       return absl::DataLossError(absl::StrCat(
           what,
-          ". Refusing to start (--wal_recovery=strict). Back up the data directory, then "
-          "start with --wal_recovery=point_in_time to open at the last intact record, "
-          "dropping them"));
+          ". Refusing to start (--wal_recovery=strict). Back up the data directory, then start "
+          "with --wal_recovery=point_in_time to open at the last intact record, dropping them"));
     }
     Log(LogLevel::kError,
-        "%s; opening at the last intact record and DROPPING them "
-        "(--wal_recovery=point_in_time)",
+        "%s; opening at the last intact record and DROPPING them (--wal_recovery=point_in_time)",
         what);
     db_options.wal_recovery_mode = rocksdb::WALRecoveryMode::kPointInTimeRecovery;
     s = rocksdb::DB::Open(db_options, path, families, &handles, &raw);
   }
+  // Anything else (a damaged MANIFEST or table file) is RocksDB's to report.
   if (!s.ok()) return FromRocks(s, absl::StrCat("open metadata store ", path));
   Log(LogLevel::kInfo, "metadata store %s open (WAL recovery %s)", path,
       options.wal_recovery == WalRecovery::kStrict ? "strict" : "point-in-time");

@@ -54,6 +54,14 @@ WalScan ScanWal(absl::string_view f) {
       if (!out.damaged) {
         out.damaged = true;
         out.damaged_offset = off;
+        // Its extent by its own header, if the header is there at all.
+        size_t end = f.size();
+        if (off + kHeader <= f.size()) {
+          end = off + kHeader +
+                (static_cast<uint8_t>(f[off + 4]) |
+                 static_cast<size_t>(static_cast<uint8_t>(f[off + 5])) << 8);
+        }
+        out.damage_at_tail = end >= f.size();
       }
       // Resynchronise at the next block: records never straddle a block header.
       off += kBlock - off % kBlock;

@@ -23,6 +23,9 @@ struct WalScan {
   uint64_t batches = 0;         // intact write batches before the first damaged record
   bool damaged = false;         // a record failed its checksum or its bounds
   uint64_t damaged_offset = 0;  // where
+  // The damaged record is the file's last: cut short, or reaching the end exactly - what a
+  // crash in the middle of an (unacknowledged) write leaves.
+  bool damage_at_tail = false;
   // Intact write batches (full or first records) and bytes after the damage: what a recovery to
   // the point of the damage drops. A damaged record at the very end (a torn tail) drops none.
   uint64_t batches_after = 0;

@@ -1,6 +1,7 @@
 #include "index/collection.h"
 
 #include <chrono>
+#include <filesystem>
 #include <set>
 #include <thread>
 
@@ -61,6 +62,37 @@ std::vector<std::vector<uint32_t>> SearchAll(const Collection& c, const VectorSe
     out.push_back(ids);
   }
   return out;
+}
+
+// A damaged index of a collection whose points were all deleted has nothing to rebuild from and
+// nothing to lose: the collection starts over without an index and takes writes again.
+TEST(Collection, ADamagedIndexOfAnEmptiedCollectionStartsOver) {
+  TempDir tmp;
+  Data d = Make(3000, 1);
+  {
+    auto cat = *Catalog::Open(tmp.path());
+    auto c = NewCollection(cat.get(), d.base.dim, 1000000);
+    UpsertRows(c.get(), d.base, 0, 3000);
+    ASSERT_TRUE(c->BuildIndex().ok());
+    std::vector<uint64_t> all(3000);
+    for (uint64_t i = 0; i < 3000; ++i) all[i] = i;
+    uint64_t deleted = 0;
+    ASSERT_TRUE(c->Delete(all, &deleted).ok());
+    ASSERT_EQ(deleted, 3000u);
+  }
+  for (const auto& e : std::filesystem::recursive_directory_iterator(tmp.path() + "/collections")) {
+    if (e.path().filename() == "heads.graph") std::filesystem::remove(e.path());
+  }
+  auto cat = *Catalog::Open(tmp.path());
+  auto c = *cat->Find("c");
+  EXPECT_EQ(c->Stats().state, CollectionStats::State::kFlat);
+  EXPECT_FALSE(c->WantsBuild());
+  UpsertRows(c.get(), d.base, 0, 10);
+  std::vector<Hit> hits;
+  ASSERT_TRUE(
+      c->Search(VectorView{d.base.type, {d.base.row(3), d.base.row_bytes()}}, 1, {}, &hits).ok());
+  ASSERT_EQ(hits.size(), 1u);
+  EXPECT_EQ(hits[0].id, 3u);
 }
 
 TEST(Collection, FlatSearchIsExactAndIndexedSearchMeetsTheRecallFloor) {
