@@ -25,6 +25,7 @@
 #include "service/call_memory_hold.h"
 #include "service/metrics.h"
 #include "service/metrics_http.h"
+#include "service/parse_error_interceptor.h"
 #include "storage/log.h"
 #include "storage/status_macros.h"
 
@@ -774,6 +775,7 @@ class ServerImpl final : public Server {
     builder.RegisterService(s->service_.get());
     std::vector<std::unique_ptr<grpc::experimental::ServerInterceptorFactoryInterface>> creators;
     creators.push_back(s->hold_->InterceptorFactory());
+    creators.push_back(ParseErrorInterceptorFactory());
     builder.experimental().SetInterceptorCreators(std::move(creators));
     builder.SetMaxReceiveMessageSize(static_cast<int>(o.limits.max_message_bytes));
     builder.SetMaxSendMessageSize(static_cast<int>(o.limits.max_message_bytes));

@@ -5,6 +5,7 @@
 #include <cmath>
 #include <filesystem>
 #include <fstream>
+#include <future>
 #include <random>
 #include <string>
 #include <thread>
@@ -12,6 +13,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "grpc/health/v1/health.grpc.pb.h"
+#include "grpcpp/generic/generic_stub.h"
 #include "gtest/gtest.h"
 #include "proto/strata.grpc.pb.h"
 #include "storage/vector_file.h"
@@ -296,6 +298,22 @@ TEST(Hardening, ClearAnswersToOddRequests) {
   EXPECT_EQ(s.error_code(), grpc::StatusCode::NOT_FOUND);
   EXPECT_EQ(s.error_message().find('\0'), std::string::npos);
   EXPECT_NE(s.error_message().find("a\\x00"), std::string::npos) << s.error_message();
+  // Bytes that are no protobuf of the method's type, and a string field that is not UTF-8:
+  // INVALID_ARGUMENT naming the method (gRPC alone answers INTERNAL with no message).
+  for (const std::string& body :
+       {std::string("\xff\xff\xff\xff", 4), std::string("\x0a\x02\xff\xfe", 4)}) {
+    grpc::GenericStub generic(server.channel());
+    grpc::Slice slice(body);
+    grpc::ByteBuffer request(&slice, 1), response;
+    grpc::ClientContext ctx;
+    std::promise<grpc::Status> done;
+    generic.UnaryCall(&ctx, "/strata.v1.Strata/Count", grpc::StubOptions(), &request, &response,
+                      [&](grpc::Status st) { done.set_value(st); });
+    grpc::Status st = done.get_future().get();
+    EXPECT_EQ(st.error_code(), grpc::StatusCode::INVALID_ARGUMENT) << st.error_message();
+    EXPECT_NE(st.error_message().find("/strata.v1.Strata/Count"), std::string::npos)
+        << st.error_message();
+  }
   // A search with neither a vector nor a text says so.
   CreateFloat(stub, "c", 4);
   pb::SearchRequest search;
