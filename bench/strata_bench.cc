@@ -43,8 +43,9 @@ ABSL_FLAG(
     "vectors in postings (build): native, or float16 (float32 only: half the pages per query)");
 ABSL_FLAG(int, hnsw_m, 16, "links per head in the navigation graph (build)");
 ABSL_FLAG(uint32_t, k, 10, "neighbours per query");
-ABSL_FLAG(std::string, postings, "2,4,6,8,12,16,24,32,48,64",
-          "max_postings values to sweep (none: only the peers)");
+ABSL_FLAG(std::string, postings, "0,2,4,6,8,12,16,24,32,48,64",
+          "max_postings values to sweep; 0 = the index's default, tuned at build time (none: only "
+          "the peers)");
 ABSL_FLAG(double, prune_ratio, 8.0, "query-aware pruning ratio (0 = off)");
 ABSL_FLAG(uint32_t, ef_search, 0, "beam of the head-graph search (0 = max(64, 2 * postings))");
 ABSL_FLAG(std::string, threads, "1,2", "thread counts for QPS");
@@ -209,6 +210,10 @@ int Main() {
       PostingEncodingName((*index)->posting_encoding()), (*index)->dim(),
       (unsigned long long)(*index)->num_heads(), IoEngineName((*index)->io_engine()), own_mb,
       100 * own_mb / raw_mb, raw_mb, rss_mb, (*index)->DiskBytes() / 1048576.0);
+  std::printf(
+      "default search budget: %u postings, tuned to recall@10 %.4f on the index's own "
+      "vectors\n",
+      (*index)->default_max_postings(), (*index)->tuned_recall());
   if (iops > 0) {
     std::printf(
         "device: %.0f random 4 KiB reads/s (O_DIRECT io_uring, QD 64 per thread, best at %d "
@@ -246,7 +251,8 @@ int Main() {
     };
     RunResult r;
     r.system = "strata-spann";
-    r.params = absl::StrCat("postings=", mp);
+    r.params = mp == 0 ? absl::StrCat("postings=default(", idx.default_max_postings(), ")")
+                       : absl::StrCat("postings=", mp);
     if (auto s = Measure(fn, nq, *gt, k, threads, &r); !s.ok()) return Fail(s.ToString());
     r.ram_mb = own_mb;
     r.build_s = build_s;

@@ -1071,6 +1071,8 @@ CollectionStats CollectionImpl::Stats() const {
                    skip_bits_.size() + appended_.size() * 16;
   if (base_ != nullptr) {
     s.heads = base_->num_heads();
+    s.default_max_postings = base_->default_max_postings();
+    s.tuned_recall = base_->tuned_recall();
     s.memory_bytes += base_->MemoryBytes();
     s.disk_bytes = base_->DiskBytes();
   }

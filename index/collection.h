@@ -104,6 +104,10 @@ struct CollectionStats {
   uint64_t pages_read = 0;  // cumulative, by searches
   uint64_t bytes_read = 0;
   std::string damage;  // why the index is damaged; empty when it is not
+  // The index's default search budget and the recall@10 it was tuned to (index/search_tuner.h);
+  // 0 and -1 without an index.
+  uint32_t default_max_postings = 0;
+  double tuned_recall = -1;
 };
 
 struct CollectionOptions {

@@ -18,6 +18,7 @@
 #include "index/internal/head_graph.h"
 #include "index/internal/manifest.h"
 #include "index/kernels/distance.h"
+#include "index/search_tuner.h"
 #include "index/vector_rules.h"
 #include "storage/crc32c.h"
 #include "storage/half.h"
@@ -91,7 +92,8 @@ class SpannIndexImpl final : public SpannIndex {
   };
   SpannIndexImpl(ElementType type, PostingEncoding encoding, Metric metric, uint32_t dim,
                  uint64_t n, std::unique_ptr<internal::HeadGraph> heads,
-                 std::unique_ptr<PostingFile> postings, ReplicaRule rule)
+                 std::unique_ptr<PostingFile> postings, ReplicaRule rule,
+                 uint32_t default_max_postings, double tuned_recall)
       : type_(type),
         encoding_(encoding),
         metric_(metric),
@@ -100,6 +102,8 @@ class SpannIndexImpl final : public SpannIndex {
         heads_(std::move(heads)),
         postings_(std::move(postings)),
         rule_(rule),
+        default_max_postings_(default_max_postings),
+        tuned_recall_(tuned_recall),
         dist_(kernels::GetDistance(kernels::Best(), type, metric)),
         entry_dist_(encoding == PostingEncoding::kFloat16
                         ? kernels::GetFloat16Distance(kernels::Best(), metric)
@@ -117,6 +121,8 @@ class SpannIndexImpl final : public SpannIndex {
   uint32_t dim() const override { return dim_; }
   uint64_t size() const override { return n_; }
   uint64_t num_heads() const override { return heads_->size(); }
+  uint32_t default_max_postings() const override { return default_max_postings_; }
+  double tuned_recall() const override { return tuned_recall_; }
   uint64_t MemoryBytes() const override { return heads_->MemoryBytes() + postings_->table_bytes(); }
   uint64_t DiskBytes() const override { return postings_->data_pages() * kPageSize; }
   IoEngine io_engine() const override { return postings_->block_file().engine(); }
@@ -148,6 +154,8 @@ class SpannIndexImpl final : public SpannIndex {
   std::unique_ptr<internal::HeadGraph> heads_;
   std::unique_ptr<PostingFile> postings_;
   const ReplicaRule rule_;
+  const uint32_t default_max_postings_;
+  const double tuned_recall_;
   const kernels::DistanceFn dist_;        // query vs a vector in the index's type (heads, overlay)
   const kernels::DistanceFn entry_dist_;  // query vs a posting entry's vector on disk
   mutable absl::Mutex mu_;
@@ -207,9 +215,6 @@ absl::Status SpannIndexImpl::Search(VectorView query, uint32_t k, const SearchPa
     return absl::InvalidArgumentError(
         absl::StrCat("k must be in [1, ", n_, "] (the number of vectors), got ", k));
   }
-  if (params.max_postings == 0) {
-    return absl::InvalidArgumentError("max_postings must be at least 1");
-  }
   if (!std::isfinite(params.prune_ratio)) {
     return absl::InvalidArgumentError("prune_ratio must be finite");
   }
@@ -230,7 +235,8 @@ absl::Status SpannIndexImpl::Search(VectorView query, uint32_t k, const SearchPa
     q = ctx->qf.data();
   }
 
-  uint32_t nprobe = static_cast<uint32_t>(std::min<uint64_t>(params.max_postings, heads_->size()));
+  const uint32_t budget = params.max_postings != 0 ? params.max_postings : default_max_postings_;
+  uint32_t nprobe = static_cast<uint32_t>(std::min<uint64_t>(budget, heads_->size()));
   uint32_t ef = params.ef_search ? params.ef_search : std::max(64u, 2 * nprobe);
   heads_->Search(q, nprobe, ef, &ctx->nav, &ctx->heads);
   st.navigation_us = MicrosSince(t0);
@@ -613,8 +619,31 @@ absl::Status SpannIndex::Build(const VectorSet& vectors, const std::string& dir,
   m.Set("build.posting_page_limit", page_limit);
   m.Set("build.entries", stats.entries);
   m.Set("build.truncated_replicas", stats.truncated_replicas);
-  std::string text = m.Serialize();
-  RETURN_IF_ERROR(WriteFileAtomic(Join(dir, internal::kManifestName), text));
+  RETURN_IF_ERROR(WriteFileAtomic(Join(dir, internal::kManifestName), m.Serialize()));
+  if (options.tune_target_recall > 0) {
+    // The default search budget, tuned on the finished index, then recorded in its manifest.
+    t = Clock::now();
+    progress("tuning search", 0, 1);
+    ASSIGN_OR_RETURN(std::unique_ptr<SpannIndex> built, SpannIndex::Open(dir));
+    SearchTuneOptions to;
+    to.target_recall = options.tune_target_recall;
+    to.threads = threads;
+    ASSIGN_OR_RETURN(SearchTuneResult tuned, TuneSearch(*built, vectors, options.ids, to));
+    built.reset();
+    m.Set("search.max_postings", tuned.max_postings);
+    m.Set("search.tuned_recall", absl::StrFormat("%.4f", tuned.recall));
+    m.Set("search.tune_sample", tuned.sample);
+    RETURN_IF_ERROR(WriteFileAtomic(Join(dir, internal::kManifestName), m.Serialize()));
+    stats.default_max_postings = tuned.max_postings;
+    stats.tuned_recall = tuned.recall;
+    stats.seconds_tune = SecondsSince(t);
+    progress("tuning search", 1, 1);
+    Log(tuned.reached ? LogLevel::kInfo : LogLevel::kWarning,
+        "build: default search budget %d postings: recall@10 %.3f on %d of the index's own "
+        "vectors (target %.2f%s), tuned in %.1f s",
+        tuned.max_postings, tuned.recall, tuned.sample, options.tune_target_recall,
+        tuned.reached ? "" : ", not reached", stats.seconds_tune);
+  }
   Log(LogLevel::kInfo,
       "build: %d entries (%.2f per vector), %d replicas dropped by the %d-page cap, "
       "longest posting %d, %.1f MiB on disk",
@@ -690,9 +719,18 @@ absl::StatusOr<std::unique_ptr<SpannIndex>> SpannIndex::Open(const std::string& 
     }
     rule = {static_cast<uint32_t>(r), static_cast<uint32_t>(c), static_cast<float>(factor)};
   }
-  return std::unique_ptr<SpannIndex>(
-      new SpannIndexImpl(*type, encoding, *metric, static_cast<uint32_t>(dim), n,
-                         std::move(head_index), std::move(postings), rule));
+  uint64_t default_max_postings = 32;  // indexes built before tuning existed
+  double tuned_recall = -1;
+  if (m.Has("search.max_postings")) {
+    ASSIGN_OR_RETURN(default_max_postings, m.GetU64("search.max_postings"));
+    ASSIGN_OR_RETURN(tuned_recall, m.GetDouble("search.tuned_recall"));
+    if (default_max_postings == 0 || default_max_postings > heads + 1024) {
+      return absl::DataLossError(absl::StrCat(mpath, ": bad search.max_postings"));
+    }
+  }
+  return std::unique_ptr<SpannIndex>(new SpannIndexImpl(
+      *type, encoding, *metric, static_cast<uint32_t>(dim), n, std::move(head_index),
+      std::move(postings), rule, static_cast<uint32_t>(default_max_postings), tuned_recall));
 }
 
 }  // namespace strata

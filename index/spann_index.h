@@ -58,6 +58,11 @@ struct SpannBuildOptions {
   absl::Span<const VectorId> ids;
   // Called with (phase, done, total) as the build progresses; may be null.
   std::function<void(const char* phase, uint64_t done, uint64_t total)> progress;
+  // The default search budget (SearchParams::max_postings = 0) is tuned at the end of the build
+  // to reach this recall@10 on a sample of the index's own vectors (index/search_tuner.h: ~0.95
+  // there holds >= 0.90 for queries from outside);
+  // 0 = no tuning, the default stays 32.
+  double tune_target_recall = 0.95;
 };
 
 // What a build did, for logs and benchmarks.
@@ -70,12 +75,17 @@ struct SpannBuildStats {
   uint32_t max_posting_entries = 0;
   uint64_t posting_file_bytes = 0;
   double seconds_clustering = 0, seconds_head_index = 0, seconds_assign = 0, seconds_write = 0;
+  double seconds_tune = 0;
+  uint32_t default_max_postings = 32;  // the tuned default search budget
+  double tuned_recall = -1;            // its recall@10 on the tuning sample; -1 = not tuned
 };
 
 struct SearchParams {
-  uint32_t max_postings = 32;  // nearest heads whose postings are read
-  float prune_ratio = 8.0f;    // skip posting i when d(q,c_i) > ratio * d(q,c_1); <= 0 disables
-  uint32_t ef_search = 0;      // HNSW beam over the heads; 0 = max(64, 2 * max_postings)
+  // Nearest heads whose postings are read; 0 = the index's default, tuned at build time
+  // (SpannIndex::default_max_postings).
+  uint32_t max_postings = 0;
+  float prune_ratio = 8.0f;  // skip posting i when d(q,c_i) > ratio * d(q,c_1); <= 0 disables
+  uint32_t ef_search = 0;    // HNSW beam over the heads; 0 = max(64, 2 * max_postings)
 };
 
 struct SearchStats {
@@ -176,6 +186,10 @@ class SpannIndex {
   [[nodiscard]] virtual uint32_t dim() const = 0;
   [[nodiscard]] virtual uint64_t size() const = 0;
   [[nodiscard]] virtual uint64_t num_heads() const = 0;
+  // The search budget used when SearchParams::max_postings is 0: tuned at build time to
+  // tuned_recall() (index/search_tuner.h); 32 and -1 for indexes built before tuning existed.
+  [[nodiscard]] virtual uint32_t default_max_postings() const = 0;
+  [[nodiscard]] virtual double tuned_recall() const = 0;
   // RAM of the index's own structures (head graph and codes, posting table), in bytes.
   [[nodiscard]] virtual uint64_t MemoryBytes() const = 0;
   [[nodiscard]] virtual uint64_t DiskBytes() const = 0;

@@ -665,6 +665,8 @@ class StrataService final : public pb::Strata::Service {
         break;
     }
     out->set_damage(s.damage);
+    out->set_default_max_postings(s.default_max_postings);
+    out->set_tuned_recall(s.tuned_recall);
     if (std::optional<BuildStatus> b = builds_->Latest(c.uid)) {
       pb::IndexBuild* ob = out->mutable_build();
       ob->set_id(b->id);

@@ -127,6 +127,10 @@ void PrintInfo(const pb::CollectionInfo& c) {
       static_cast<unsigned long long>(c.indexed_vectors()),
       static_cast<unsigned long long>(c.appended_vectors()),
       static_cast<unsigned long long>(c.heads()));
+  if (c.default_max_postings() > 0) {
+    std::printf("  default search: %u postings (tuned to recall@10 %.3f on its own vectors)\n",
+                c.default_max_postings(), c.tuned_recall());
+  }
   if (!c.damage().empty()) std::printf("  damage: %s\n", c.damage().c_str());
   std::printf("  memory %.1f MiB, disk %.1f MiB, build threshold %llu, %s postings\n",
               c.index_memory_bytes() / 1048576.0, c.index_disk_bytes() / 1048576.0,

@@ -3,6 +3,7 @@
 #include <fcntl.h>
 #include <unistd.h>
 
+#include <cmath>
 #include <filesystem>
 #include <thread>
 
@@ -211,8 +212,27 @@ TEST_F(SpannIndexTest, BadQueriesAreInvalidArgument) {
       (*index)->Search(VectorView::Of(absl::Span<const float>(fq)), 10, p, &r)));
   EXPECT_TRUE(absl::IsInvalidArgument((*index)->Search(Row(data_->queries, 0), 0, p, &r)));
   EXPECT_TRUE(absl::IsInvalidArgument((*index)->Search(Row(data_->queries, 0), 20001, p, &r)));
-  p.max_postings = 0;
+  p.prune_ratio = NAN;
   EXPECT_TRUE(absl::IsInvalidArgument((*index)->Search(Row(data_->queries, 0), 10, p, &r)));
+}
+
+// The default search budget (max_postings = 0) is the one tuned at build time, recorded in the
+// manifest with the recall it reached; searching with it equals searching with it explicitly.
+TEST_F(SpannIndexTest, TheDefaultBudgetIsTunedAtBuildAndKept) {
+  auto index = SpannIndex::Open(IndexDir());
+  ASSERT_TRUE(index.ok());
+  const uint32_t budget = (*index)->default_max_postings();
+  EXPECT_GE(budget, 8u);
+  EXPECT_GE((*index)->tuned_recall(), 0.92);
+  SearchParams dflt, explicit_budget;
+  explicit_budget.max_postings = budget;
+  for (uint64_t q = 0; q < 20; ++q) {
+    std::vector<Neighbor> a, b;
+    ASSERT_TRUE((*index)->Search(Row(data_->queries, q), 10, dflt, &a).ok());
+    ASSERT_TRUE((*index)->Search(Row(data_->queries, q), 10, explicit_budget, &b).ok());
+    ASSERT_EQ(a.size(), b.size());
+    for (size_t i = 0; i < a.size(); ++i) EXPECT_EQ(a[i].id, b[i].id);
+  }
 }
 
 TEST_F(SpannIndexTest, EveryInjectedDiskFaultIsACleanError) {
