@@ -5,6 +5,8 @@
 #include <array>
 #include <cstring>
 
+#include "storage/cpu_features.h"
+
 namespace strata::crc32c {
 namespace {
 
@@ -50,7 +52,7 @@ uint32_t ExtendPortable(uint32_t crc, const void* data, size_t n) {
 }
 
 bool HardwareAvailable() {
-  static const bool has = __builtin_cpu_supports("sse4.2");
+  static const bool has = Cpu().sse42;
   return has;
 }
 

@@ -1,9 +1,6 @@
 #include "gpu/internal/cpu_kernels.h"
 
-#include <cstdlib>
-#include <cstring>
-
-#include "storage/log.h"
+#include "storage/cpu_features.h"
 
 namespace strata::gpu::cpu {
 namespace scalar {
@@ -16,29 +13,16 @@ namespace avx512 {
 const CpuKernels* Table();
 }
 
-namespace {
-const CpuKernels* Supported(const char* name) {
-  if (std::strcmp(name, "avx512") == 0) {
-    return __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("fma") ? avx512::Table()
-                                                                              : nullptr;
-  }
-  if (std::strcmp(name, "avx2") == 0) {
-    return __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma") ? avx2::Table()
-                                                                           : nullptr;
-  }
-  return scalar::Table();
-}
-}  // namespace
-
 const CpuKernels& BestCpuKernels() {
+  // One SIMD level for the whole project (storage/cpu_features.h), as the distance kernels use.
   static const CpuKernels* best = [] {
-    const char* force = std::getenv("STRATA_SIMD");
-    if (force != nullptr && *force != '\0') {
-      if (const CpuKernels* k = Supported(force)) return k;
-      Log(LogLevel::kWarning, "STRATA_SIMD=%s is not supported on this CPU; ignoring", force);
-    }
-    for (const char* name : {"avx512", "avx2"}) {
-      if (const CpuKernels* k = Supported(name)) return k;
+    switch (ProjectSimdLevel()) {
+      case SimdLevel::kAvx512:
+        return avx512::Table();
+      case SimdLevel::kAvx2:
+        return avx2::Table();
+      case SimdLevel::kScalar:
+        break;
     }
     return scalar::Table();
   }();

@@ -1,7 +1,7 @@
 // The CPU backend's row kernels (softmax, bias + activation, one attention head, a small GEMM),
 // compiled three times - baseline x86-64, AVX2+FMA and AVX-512 - each in its own file with its
 // own flags (cpu_kernels_*.cc include cpu_kernels.inc), and picked once at run time by what the
-// CPU supports. STRATA_SIMD=scalar|avx2|avx512 forces one, as for the distance kernels.
+// CPU supports: the project's one SIMD level (storage/cpu_features.h, STRATA_SIMD).
 #ifndef STRATA_GPU_INTERNAL_CPU_KERNELS_H_
 #define STRATA_GPU_INTERNAL_CPU_KERNELS_H_
 

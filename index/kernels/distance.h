@@ -6,8 +6,8 @@
 // in int32 (valid for dimension <= 65,536) and convert once.
 //
 // Variants: a scalar reference, AVX2 and AVX-512 (F+BW), each in its own translation unit compiled
-// with its own flags; Best() picks the widest the CPU supports, once, unless STRATA_SIMD
-// (scalar|avx2|avx512) forces one. Nothing else in the project is compiled for a specific ISA.
+// with its own flags; Best() takes the project's one SIMD level (storage/cpu_features.h:
+// STRATA_SIMD=scalar|avx2|avx512 forces it, for these kernels and the engine's alike).
 #ifndef STRATA_INDEX_KERNELS_DISTANCE_H_
 #define STRATA_INDEX_KERNELS_DISTANCE_H_
 
@@ -15,12 +15,14 @@
 #include <cstdint>
 
 #include "index/types.h"
+#include "storage/cpu_features.h"
 #include "storage/vector_types.h"
 
 namespace strata::kernels {
 
-enum class SimdLevel { kScalar = 0, kAvx2 = 1, kAvx512 = 2 };
-[[nodiscard]] const char* SimdLevelName(SimdLevel level);
+// The project's SIMD levels and their detection live in storage/cpu_features.h.
+using ::strata::SimdLevel;
+using ::strata::SimdLevelName;
 
 // One vector against another, both of `d` elements of the type the function is for.
 using DistanceFn = float (*)(const void* a, const void* b, size_t d);
