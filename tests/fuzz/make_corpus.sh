@@ -1,0 +1,85 @@
+#!/usr/bin/env bash
+# Writes the seed corpora of the fuzz targets (tests/fuzz/corpus/NAME/) from real files that
+# Strata's own binaries produce, so the fuzzers start from valid inputs. Run from the repository
+# root after a build (build/bin). The seeds are committed; rerun when a format changes.
+set -euo pipefail
+cd "$(dirname "$0")/../.."
+bin=build/bin
+out=tests/fuzz/corpus
+tmp=$(mktemp -d)
+trap 'rm -rf "$tmp"' EXIT
+rm -rf "$out"
+mkdir -p "$out"/{fuzz_index_open,fuzz_vector_file,fuzz_wal_scan,fuzz_safetensors,fuzz_wordpiece}
+
+python3 - "$tmp" "$out" <<'PY'
+import json, os, struct, sys
+tmp, out = sys.argv[1], sys.argv[2]
+import random
+random.seed(7)
+n, d = 300, 8
+rows = [[random.gauss(0, 1) for _ in range(d)] for _ in range(n)]
+def fbin(path, rows):
+    with open(path, 'wb') as f:
+        f.write(struct.pack('<II', len(rows), len(rows[0])))
+        for r in rows: f.write(struct.pack('<%df' % len(r), *r))
+fbin(os.path.join(tmp, 'base.fbin'), rows)
+fbin(os.path.join(tmp, 'query.fbin'), rows[:5])
+with open(os.path.join(tmp, 'gt.bin'), 'wb') as f:  # a ground truth of the right shape
+    f.write(struct.pack('<II', 5, 1))
+    f.write(struct.pack('<5i', *range(5)))
+    f.write(struct.pack('<5f', *([0.0] * 5)))
+# fuzz_vector_file: first byte picks the reader (.fbin .u8bin .i8bin .ibin .fvecs .bvecs .ivecs
+# .npy .bin), the rest is the file.
+small = rows[:4]
+def seed(name, kind, body):
+    with open(os.path.join(out, 'fuzz_vector_file', name), 'wb') as f:
+        f.write(bytes([kind]) + body)
+seed('fbin', 0, struct.pack('<II', 4, d) + b''.join(struct.pack('<%df' % d, *r) for r in small))
+seed('u8bin', 1, struct.pack('<II', 3, 4) + bytes(range(12)))
+seed('ibin', 3, struct.pack('<II', 3, 1) + struct.pack('<3i', 5, 6, 7))
+seed('fvecs', 4, b''.join(struct.pack('<i', d) + struct.pack('<%df' % d, *r) for r in small))
+seed('ivecs', 6, b''.join(struct.pack('<i', 2) + struct.pack('<2i', i, i + 1) for i in range(3)))
+hdr = "{'descr': '<f4', 'fortran_order': False, 'shape': (2, 3), }"
+hdr = hdr + ' ' * (63 - (10 + len(hdr)) % 64) + '\n'
+seed('npy', 7, b'\x93NUMPY\x01\x00' + struct.pack('<H', len(hdr)) + hdr.encode() +
+     struct.pack('<6f', *range(6)))
+seed('gt', 8, open(os.path.join(tmp, 'gt.bin'), 'rb').read())
+# fuzz_safetensors: two tensors.
+header = {"a": {"dtype": "F32", "shape": [2, 2], "data_offsets": [0, 16]},
+          "w": {"dtype": "F16", "shape": [3], "data_offsets": [16, 22]},
+          "__metadata__": {"format": "pt"}}
+h = json.dumps(header).encode()
+with open(os.path.join(out, 'fuzz_safetensors', 'two'), 'wb') as f:
+    f.write(struct.pack('<Q', len(h)) + h + struct.pack('<4f', 1, 2, 3, 4) + b'\x00\x3c' * 3)
+# fuzz_wordpiece: texts.
+for i, text in enumerate(["The runner's unable to run.", "Élan, 中文 and x-rays!",
+                          "\u00e9\u0301 combining", "tabs\tand\nnewlines  ", "unable" * 40]):
+    with open(os.path.join(out, 'fuzz_wordpiece', 't%d' % i), 'wb') as f:
+        f.write(text.encode())
+PY
+
+# fuzz_index_open: a real small index, framed as [u32 length][bytes] per file.
+"$bin/strata-bench" --base="$tmp/base.fbin" --queries="$tmp/query.fbin" --gt="$tmp/gt.bin" \
+  --index="$tmp/index" --k=1 --postings=none --peers=none --iops_seconds=0 >/dev/null
+python3 - "$tmp/index" "$out/fuzz_index_open/small" <<'PY'
+import struct, sys
+d, dest = sys.argv[1], sys.argv[2]
+with open(dest, 'wb') as f:
+    for name in ['MANIFEST', 'heads.graph', 'postings.tbl', 'postings.dat']:
+        data = open(d + '/' + name, 'rb').read()
+        f.write(struct.pack('<I', len(data)) + data)
+PY
+
+# fuzz_wal_scan: the write-ahead log of a server that took a few writes.
+"$bin/strata-server" --data_dir="$tmp/data" --listen=127.0.0.1:0 --metrics_listen= \
+  --ready_file="$tmp/ready" >/dev/null 2>&1 &
+pid=$!
+for _ in $(seq 100); do [ -s "$tmp/ready" ] && break; sleep 0.1; done
+addr="127.0.0.1:$(cat "$tmp/ready")"
+"$bin/strata-cli" --server="$addr" create w --dim=8 >/dev/null
+for i in 1 2 3; do
+  "$bin/strata-cli" --server="$addr" delete w "$i" >/dev/null
+done
+kill -9 "$pid"; wait "$pid" 2>/dev/null || true
+for log in "$tmp"/data/meta/*.log; do cp "$log" "$out/fuzz_wal_scan/$(basename "$log")"; done
+du -sh "$out"/*
