@@ -26,6 +26,7 @@
 #include "service/metrics.h"
 #include "service/metrics_http.h"
 #include "service/parse_error_interceptor.h"
+#include "service/reflection_v1.h"
 #include "storage/log.h"
 #include "storage/status_macros.h"
 
@@ -775,6 +776,10 @@ class ServerImpl final : public Server {
     // silently take half of the connections. A taken port must be an error instead.
     builder.AddChannelArgument(GRPC_ARG_ALLOW_REUSEPORT, 0);
     builder.RegisterService(s->service_.get());
+    s->reflection_v1_ = std::make_unique<ReflectionV1>(std::vector<std::string>{
+        pb::Strata::service_full_name(), "grpc.health.v1.Health",
+        "grpc.reflection.v1.ServerReflection", "grpc.reflection.v1alpha.ServerReflection"});
+    builder.RegisterService(s->reflection_v1_.get());
     std::vector<std::unique_ptr<grpc::experimental::ServerInterceptorFactoryInterface>> creators;
     creators.push_back(s->hold_->InterceptorFactory());
     creators.push_back(ParseErrorInterceptorFactory());
@@ -849,6 +854,7 @@ class ServerImpl final : public Server {
   std::unique_ptr<gpu::Encoder> encoder_;
   std::unique_ptr<gpu::EmbedBatcher> embedder_;  // uses encoder_
   std::unique_ptr<StrataService> service_;
+  std::unique_ptr<ReflectionV1> reflection_v1_;
   std::unique_ptr<grpc::Server> server_;
   std::unique_ptr<MetricsHttpServer> metrics_http_;
   std::shared_ptr<CatalogCollector> collector_;

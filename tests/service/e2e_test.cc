@@ -23,8 +23,10 @@
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/strip.h"
+#include "google/protobuf/descriptor.pb.h"
 #include "gpu/encoder.h"
 #include "grpc/health/v1/health.grpc.pb.h"
+#include "grpc/reflection/v1/reflection.grpc.pb.h"
 #include "grpc/reflection/v1alpha/reflection.grpc.pb.h"
 #include "grpcpp/grpcpp.h"
 #include "gtest/gtest.h"
@@ -610,6 +612,39 @@ TEST(EndToEnd, MetricsStatsAndReflectionWork) {
   while (stream->Read(&rresp)) {
   }
   EXPECT_TRUE(stream->Finish().ok());
+
+  // And v1, which current clients ask first: the services, then the file of a symbol with the
+  // files it imports, and a clear error for an unknown one.
+  {
+    namespace rv1 = grpc::reflection::v1;
+    auto v1 = rv1::ServerReflection::NewStub(server.channel());
+    grpc::ClientContext ctx;
+    auto s1 = v1->ServerReflectionInfo(&ctx);
+    rv1::ServerReflectionRequest req;
+    req.set_list_services("");
+    ASSERT_TRUE(s1->Write(req));
+    rv1::ServerReflectionResponse resp;
+    ASSERT_TRUE(s1->Read(&resp));
+    std::set<std::string> names;
+    for (const auto& svc : resp.list_services_response().service()) names.insert(svc.name());
+    EXPECT_TRUE(names.count("strata.v1.Strata")) << resp.DebugString();
+    EXPECT_TRUE(names.count("grpc.reflection.v1.ServerReflection")) << resp.DebugString();
+    req.set_file_containing_symbol("strata.v1.Strata.Search");
+    ASSERT_TRUE(s1->Write(req));
+    ASSERT_TRUE(s1->Read(&resp));
+    ASSERT_GE(resp.file_descriptor_response().file_descriptor_proto_size(), 1)
+        << resp.DebugString();
+    google::protobuf::FileDescriptorProto file;
+    ASSERT_TRUE(file.ParseFromString(resp.file_descriptor_response().file_descriptor_proto(
+        resp.file_descriptor_response().file_descriptor_proto_size() - 1)));
+    EXPECT_EQ(file.package(), "strata.v1");
+    req.set_file_containing_symbol("no.such.Symbol");
+    ASSERT_TRUE(s1->Write(req));
+    ASSERT_TRUE(s1->Read(&resp));
+    EXPECT_EQ(resp.error_response().error_code(), static_cast<int>(grpc::StatusCode::NOT_FOUND));
+    s1->WritesDone();
+    EXPECT_TRUE(s1->Finish().ok());
+  }
   EXPECT_EQ(server.Stop(), 0);
 }
 
