@@ -90,6 +90,8 @@ void BuildQueue::Run() {
             st->total = total;
           });
         });
+    // Before the state says done, so that a client who saw it sees what on_done_ changed.
+    if (on_done_) on_done_();
     Update(job.uid, id, [&](BuildStatus* st) {
       st->state = s.ok() ? BuildStatus::State::kDone : BuildStatus::State::kFailed;
       st->error = std::string(s.message());

@@ -9,6 +9,7 @@
 #include <condition_variable>
 #include <cstdint>
 #include <deque>
+#include <functional>
 #include <map>
 #include <memory>
 #include <mutex>
@@ -34,7 +35,10 @@ struct BuildStatus {
 
 class BuildQueue final {
  public:
-  BuildQueue() : thread_([this] { Run(); }) {}
+  // `on_done` (optional) runs on the build thread after each build, done or failed, before its
+  // status says so.
+  explicit BuildQueue(std::function<void()> on_done = nullptr)
+      : on_done_(std::move(on_done)), thread_([this] { Run(); }) {}
   ~BuildQueue() { Stop(); }
   BuildQueue(const BuildQueue&) = delete;
   BuildQueue& operator=(const BuildQueue&) = delete;
@@ -57,6 +61,7 @@ class BuildQueue final {
   // Updates the status of build `uid` under the lock.
   void Update(const std::string& uid, uint64_t id, const std::function<void(BuildStatus*)>& f);
 
+  const std::function<void()> on_done_;
   mutable std::mutex mu_;
   std::condition_variable cv_;
   std::deque<Job> queue_;

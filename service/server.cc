@@ -738,7 +738,7 @@ class ServerImpl final : public Server {
     }
     ASSIGN_OR_RETURN(s->catalog_, Catalog::Open(o.data_dir, {}, store_options));
     s->metrics_ = std::make_unique<Metrics>();
-    s->builds_ = std::make_unique<BuildQueue>();
+    s->builds_ = std::make_unique<BuildQueue>([raw = s.get()] { raw->UpdateDurabilityHealth(); });
     // Collections left over the build threshold by a previous run, and damaged ones (their
     // rebuild is the repair) unless the operator wants to look first.
     for (const auto& c : s->catalog_->List()) {
@@ -802,8 +802,10 @@ class ServerImpl final : public Server {
       return absl::UnavailableError(
           absl::StrCat("cannot listen on ", o.listen, " (address in use or malformed?)"));
     }
-    // Health by service name as well as the server's ("").
+    // Health by service name as well as the server's (""), and durability apart (see server.h).
     s->server_->GetHealthCheckService()->SetServingStatus(pb::Strata::service_full_name(), true);
+    s->serving_.store(true);
+    s->UpdateDurabilityHealth();
     if (!IsLoopback(o.listen)) {
       Log(LogLevel::kWarning,
           "listening on %s, which other machines may reach: Strata has no authentication or TLS "
@@ -824,9 +826,21 @@ class ServerImpl final : public Server {
 
   int port() const override { return port_; }
 
+  // kDurabilityHealth is NOT_SERVING while acknowledged writes were dropped at start (a damaged
+  // WAL opened point-in-time) or a collection is damaged; called at start and after each build.
+  void UpdateDurabilityHealth() {
+    if (!serving_.load()) return;
+    bool durable = !catalog_->store()->recovery().damaged;
+    for (const auto& c : catalog_->List()) {
+      if (c->Stats().state == CollectionStats::State::kDamaged) durable = false;
+    }
+    server_->GetHealthCheckService()->SetServingStatus(kDurabilityHealth, durable);
+  }
+
   void Shutdown(double drain_seconds) override {
     if (down_.exchange(true)) return;
     Log(LogLevel::kInfo, "shutting down: draining calls (up to %.0f s)", drain_seconds);
+    serving_.store(false);
     if (server_ != nullptr) {
       // Our own drain: gRPC's Shutdown(deadline) also waits on idle client connections (~5 s
       // with gRPC 1.51), so it is called once no call of ours is left.
@@ -859,6 +873,7 @@ class ServerImpl final : public Server {
   std::unique_ptr<MetricsHttpServer> metrics_http_;
   std::shared_ptr<CatalogCollector> collector_;
   int port_ = 0;
+  std::atomic<bool> serving_{false};  // server_ is up (the build thread may update health)
   std::atomic<bool> down_{false};
 };
 

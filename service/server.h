@@ -62,6 +62,12 @@ struct ServerOptions {
 
 [[nodiscard]] grpc::Status ToGrpcStatus(const absl::Status& s);
 
+// The grpc.health.v1 service name that reports durability apart from serving: NOT_SERVING while
+// acknowledged writes were dropped at start (--wal_recovery=point_in_time over a damaged log) or a
+// collection is damaged, so monitoring can page on it without taking the server out of rotation.
+// "" and "strata.v1.Strata" report whether the server serves.
+inline constexpr char kDurabilityHealth[] = "strata.v1.Strata/durability";
+
 class Server {
  public:
   virtual ~Server() = default;

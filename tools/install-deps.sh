@@ -5,7 +5,7 @@
 set -euo pipefail
 
 packages=(
-  build-essential cmake pkg-config ccache git
+  build-essential cmake pkg-config ccache git clang libclang-rt-14-dev libomp-14-dev
   libabsl-dev libfaiss-dev libopenblas-dev liburing-dev zlib1g-dev
   librocksdb-dev libprotobuf-dev protobuf-compiler libgrpc++-dev protobuf-compiler-grpc
   grpc-proto prometheus-cpp-dev nlohmann-json3-dev

@@ -20,7 +20,8 @@ done
 tests=(cpu_features_test crc32c_test block_reader_test posting_file_test vector_file_test metadata_store_test
        distance_test vector_rules_test spann_index_test brute_force_test collection_test
        safetensors_test wordpiece_test)
-fuzzers=(fuzz_index_open fuzz_vector_file fuzz_wal_scan fuzz_safetensors fuzz_wordpiece)
+fuzzers=(fuzz_index_open fuzz_vector_file fuzz_wal_scan fuzz_safetensors fuzz_wordpiece
+         fuzz_requests)
 
 # Warnings are the gcc build's job (-Werror there); clang under ASan cannot vectorise some
 # "omp simd" loops and says so.
@@ -44,9 +45,11 @@ for f in "${fuzzers[@]}"; do
   if [ -d "tests/fuzz/corpus/$f" ]; then cp -r "tests/fuzz/corpus/$f/." "$corpus/"; fi
   log="$work/$f.log"
   if ! "build-asan/bin/$f" -runs="$runs" -max_len=65536 -rss_limit_mb=2048 -timeout=20 \
-      -print_final_stats=1 "$corpus" >"$log" 2>&1; then
+      -print_final_stats=1 -artifact_prefix="$work/" "$corpus" >"$log" 2>&1; then
     tail -n 60 "$log"
-    echo "sanitize: fuzz target $f FAILED (its input is in the log above)"
+    mkdir -p build-asan/findings && cp "$work"/crash-* "$work"/leak-* "$work"/timeout-* \
+      "$work"/oom-* build-asan/findings/ 2>/dev/null || true
+    echo "sanitize: fuzz target $f FAILED (its input is in build-asan/findings/ and above)"
     exit 1
   fi
   execs=$(grep -o 'stat::number_of_executed_units: [0-9]*' "$log" | grep -o '[0-9]*$' || echo '?')

@@ -10,8 +10,8 @@
 extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   using namespace strata;
   if (size == 0) return 0;
-  const char* kinds[] = {".fbin", ".u8bin", ".i8bin", ".ibin", ".fvecs",
-                         ".bvecs", ".ivecs", ".npy",  ".bin"};
+  const char* kinds[] = {".fbin",  ".u8bin", ".i8bin", ".ibin", ".fvecs",
+                         ".bvecs", ".ivecs", ".npy",   ".bin"};
   const std::string ext = kinds[data[0] % (sizeof(kinds) / sizeof(kinds[0]))];
   const std::string path = fuzz::WriteScratch("input" + ext, data + 1, size - 1);
   if (ext == ".bin") {

@@ -10,6 +10,7 @@ tmp=$(mktemp -d)
 trap 'rm -rf "$tmp"' EXIT
 rm -rf "$out"
 mkdir -p "$out"/{fuzz_index_open,fuzz_vector_file,fuzz_wal_scan,fuzz_safetensors,fuzz_wordpiece}
+mkdir -p "$out"/fuzz_requests
 
 python3 - "$tmp" "$out" <<'PY'
 import json, os, struct, sys
@@ -82,4 +83,38 @@ for i in 1 2 3; do
 done
 kill -9 "$pid"; wait "$pid" 2>/dev/null || true
 for log in "$tmp"/data/meta/*.log; do cp "$log" "$out/fuzz_wal_scan/$(basename "$log")"; done
+# fuzz_requests: one valid request per method (first byte: the method's place in
+# fuzz_requests.cc's kMethods), serialised with the stubs the build generates.
+/usr/bin/python3 - "$out/fuzz_requests" build/python <<'PY'
+import os, sys
+sys.path.insert(0, sys.argv[2])
+import strata_pb2 as pb
+out = sys.argv[1]
+v = lambda *xs: pb.Vector(values=list(xs))
+reqs = [
+    (0, pb.CreateCollectionRequest(name='c', dimension=4, element_type=pb.FLOAT32, metric=pb.L2,
+                                   index=pb.IndexParams(build_threshold=20))),
+    (0, pb.CreateCollectionRequest(name='cos', dimension=4, element_type=pb.FLOAT32,
+                                   metric=pb.COSINE)),
+    (1, pb.DropCollectionRequest(name='c')),
+    (2, pb.ListCollectionsRequest()),
+    (3, pb.DescribeCollectionRequest(name='c')),
+    (4, pb.BuildIndexRequest(collection='c')),
+    (5, pb.UpsertRequest(collection='c', points=[
+        pb.Point(id=i, vector=v(i, 1, 2, 3), payload=pb.Payload(json='{"k": %d}' % i, text='t'))
+        for i in range(30)])),
+    (6, pb.DeleteRequest(collection='c', ids=[1, 2, 3])),
+    (7, pb.GetRequest(collection='c', ids=[0, 5, 99], with_vector=True, with_payload=True)),
+    (8, pb.CountRequest(collection='c')),
+    (9, pb.SearchRequest(collection='c', query=v(1, 1, 2, 3), k=5, with_payload=True,
+                         params=pb.SearchParams(max_postings=4))),
+    (10, pb.SearchBatchRequest(collection='c', queries=[v(1, 2, 3, 4), v(0, 0, 0, 1)], k=3,
+                               with_vector=True)),
+    (11, pb.StatsRequest()),
+    (12, pb.EmbedRequest(texts=['hello'])),
+]
+for i, (method, req) in enumerate(reqs):
+    with open(os.path.join(out, 'r%02d' % i), 'wb') as f:
+        f.write(bytes([method]) + req.SerializeToString())
+PY
 du -sh "$out"/*

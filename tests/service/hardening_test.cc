@@ -77,6 +77,18 @@ uint64_t CallMemoryWhenIdle(pb::Strata::Stub* stub) {
   return in_use;
 }
 
+// The health status of service `name` ("" = the server's).
+grpc::health::v1::HealthCheckResponse::ServingStatus Health(ServerProcess* server,
+                                                            const std::string& name) {
+  auto health = grpc::health::v1::Health::NewStub(server->channel());
+  grpc::health::v1::HealthCheckRequest req;
+  req.set_service(name);
+  grpc::health::v1::HealthCheckResponse resp;
+  grpc::ClientContext ctx;
+  EXPECT_TRUE(health->Check(&ctx, req, &resp).ok()) << name;
+  return resp.status();
+}
+
 void ExpectServing(ServerProcess* server) {
   auto health = grpc::health::v1::Health::NewStub(server->channel());
   grpc::health::v1::HealthCheckRequest req;
@@ -457,6 +469,9 @@ TEST(Hardening, ADamagedIndexStopsOnlyItsCollectionAndIsRepaired) {
     EXPECT_NE(info.damage().find(f.file), std::string::npos) << info.damage();
     EXPECT_EQ(info.count(), 2000u);
     EXPECT_EQ(Stats(stub).damaged_collections(), 1u);
+    EXPECT_EQ(Health(&server, "strata.v1.Strata/durability"),
+              grpc::health::v1::HealthCheckResponse::NOT_SERVING);
+    EXPECT_EQ(Health(&server, ""), grpc::health::v1::HealthCheckResponse::SERVING);
     EXPECT_NE(ReadLog(server.log()).find("is damaged"), std::string::npos);
     // Writes wait for the repair; nothing stored is lost meanwhile.
     pb::UpsertRequest up;
@@ -477,6 +492,8 @@ TEST(Hardening, ADamagedIndexStopsOnlyItsCollectionAndIsRepaired) {
     EXPECT_TRUE(SearchSelf(stub, "bad", 7).ok());
     EXPECT_TRUE(SearchSelf(stub, "bad", 1999).ok());
     EXPECT_EQ(Stats(stub).damaged_collections(), 0u);
+    EXPECT_EQ(Health(&server, "strata.v1.Strata/durability"),
+              grpc::health::v1::HealthCheckResponse::SERVING);
     EXPECT_EQ(server.Stop(), 0);
   }
 
