@@ -210,7 +210,8 @@ class CollectionImpl final : public Collection {
   bool WantsBuild() const override {
     absl::ReaderMutexLock lock(&mu_);
     if (building_ || dropped_.load() || live_ == 0) return false;
-    return !damage_.ok() || (base_ == nullptr && live_ >= config_.build_threshold);
+    return !damage_.ok() || !ReadDamage().empty() ||
+           (base_ == nullptr && live_ >= config_.build_threshold);
   }
   absl::Status BulkLoad(const VectorSet& vectors, absl::Span<const uint64_t> ids,
                         absl::Span<const std::string> payloads,
@@ -231,6 +232,20 @@ class CollectionImpl final : public Collection {
     uint8_t version;
   };
 
+  std::string ReadDamage() const {
+    absl::MutexLock lock(&read_damage_mu_);
+    return read_damage_;
+  }
+  void NoteReadDamage(const absl::Status& s) const ABSL_SHARED_LOCKS_REQUIRED(mu_) {
+    absl::MutexLock lock(&read_damage_mu_);
+    if (!read_damage_.empty()) return;
+    read_damage_ = absl::StrCat("index generation ", generation_, ": ", s.message(),
+                                " (searches reading it fail with DATA_LOSS; the rest are served)");
+    Log(LogLevel::kError,
+        "collection '%s': %s. Its vectors are safe in the metadata store; a rebuild from them "
+        "repairs it (automatic unless --auto_repair=false; `strata-cli repair %s`)",
+        config_.name, read_damage_, config_.name);
+  }
   // Opens index generation generation_ and marks its members in ids_.
   absl::Status OpenGeneration() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   // FailedPrecondition naming the damage while the index is damaged.
@@ -366,6 +381,11 @@ class CollectionImpl final : public Collection {
   bool building_ ABSL_GUARDED_BY(mu_) = false;
   // Not OK while the index generation on disk cannot be opened (Load); cleared by the rebuild.
   absl::Status damage_ ABSL_GUARDED_BY(mu_);
+  // A posting a search found failing its checksum (or unreadable): the index serves on - the
+  // searches that read that posting fail with DataLoss - but is reported damaged and wants a
+  // rebuild. Its own lock, as searches (readers of mu_) set it; cleared by Install.
+  mutable absl::Mutex read_damage_mu_ ABSL_ACQUIRED_AFTER(mu_);
+  mutable std::string read_damage_ ABSL_GUARDED_BY(read_damage_mu_);
   std::vector<VectorId> dirty_ ABSL_GUARDED_BY(mu_);  // written while building_
 };
 
@@ -734,7 +754,10 @@ absl::Status CollectionImpl::Search(VectorView query, uint32_t k, const SearchPa
   SearchStats st;
   if (base_ != nullptr) {
     SearchOverlay overlay{absl::MakeConstSpan(skip_bits_), &appendix_};
-    RETURN_IF_ERROR(base_->Search(VectorView{config_.type, q}, k, params, overlay, &result, &st));
+    absl::Status searched =
+        base_->Search(VectorView{config_.type, q}, k, params, overlay, &result, &st);
+    if (absl::IsDataLoss(searched)) NoteReadDamage(searched);
+    RETURN_IF_ERROR(searched);
     pages_read_.fetch_add(st.pages_read, std::memory_order_relaxed);
     bytes_read_.fetch_add(st.bytes_read, std::memory_order_relaxed);
   } else {
@@ -866,6 +889,13 @@ absl::Status CollectionImpl::Install(uint64_t gen, absl::Span<const VectorId> id
   if (!damage_.ok()) {
     Log(LogLevel::kInfo, "collection '%s': repaired (%s)", config_.name, damage_.message());
     damage_ = absl::OkStatus();
+  }
+  {
+    absl::MutexLock damage_lock(&read_damage_mu_);
+    if (!read_damage_.empty()) {
+      Log(LogLevel::kInfo, "collection '%s': repaired (%s)", config_.name, read_damage_);
+      read_damage_.clear();
+    }
   }
   if (old_gen != 0 && old_gen != gen) {
     std::error_code ec;
@@ -1059,11 +1089,12 @@ CollectionStats CollectionImpl::Stats() const {
   absl::ReaderMutexLock lock(&mu_);
   CollectionStats s;
   s.count = live_;
-  s.state = building_          ? CollectionStats::State::kBuilding
-            : !damage_.ok()    ? CollectionStats::State::kDamaged
-            : base_ != nullptr ? CollectionStats::State::kIndexed
-                               : CollectionStats::State::kFlat;
-  s.damage = std::string(damage_.message());
+  const std::string read_damage = ReadDamage();
+  s.state = building_                               ? CollectionStats::State::kBuilding
+            : !damage_.ok() || !read_damage.empty() ? CollectionStats::State::kDamaged
+            : base_ != nullptr                      ? CollectionStats::State::kIndexed
+                                                    : CollectionStats::State::kFlat;
+  s.damage = !damage_.ok() ? std::string(damage_.message()) : read_damage;
   s.indexed_vectors = indexed_;
   s.appended_vectors = appended_.size();
   s.generation = generation_;

@@ -3,6 +3,7 @@
 #include <atomic>
 #include <chrono>
 #include <cmath>
+#include <functional>
 #include <mutex>
 #include <optional>
 #include <thread>
@@ -106,8 +107,10 @@ void BytesToVector(absl::Span<const uint8_t> bytes, ElementType type, pb::Vector
 
 class StrataService final : public pb::Strata::Service {
  public:
+  // `on_damage` hears of a collection whose search found a damaged posting.
   StrataService(Catalog* catalog, Metrics* metrics, BuildQueue* builds, MemoryBudget* memory,
-                CallMemoryHold* hold, ServerLimits limits, gpu::EmbedBatcher* embedder)
+                CallMemoryHold* hold, ServerLimits limits, gpu::EmbedBatcher* embedder,
+                std::function<void(const std::shared_ptr<Collection>&)> on_damage)
       : catalog_(catalog),
         metrics_(metrics),
         builds_(builds),
@@ -115,6 +118,7 @@ class StrataService final : public pb::Strata::Service {
         hold_(hold),
         limits_(limits),
         embedder_(embedder),
+        on_damage_(std::move(on_damage)),
         started_(Clock::now()) {}
 
   grpc::Status CreateCollection(grpc::ServerContext* ctx, const pb::CreateCollectionRequest* req,
@@ -306,8 +310,8 @@ class StrataService final : public pb::Strata::Service {
           return absl::InvalidArgumentError(
               "no query: set 'query' (a vector) or 'text' (embedded by the server)");
         }
-        return SearchOne(*col, req->query(), req->k(), params, req->with_payload(),
-                         req->with_vector(), /*batch=*/false, &budget, resp);
+        return Damaged(col, SearchOne(*col, req->query(), req->k(), params, req->with_payload(),
+                                      req->with_vector(), /*batch=*/false, &budget, resp));
       }
       if (req->query().values_size() > 0 || !req->query().raw().empty()) {
         return absl::InvalidArgumentError("set either 'query' or 'text', not both");
@@ -315,8 +319,8 @@ class StrataService final : public pb::Strata::Service {
       const auto t0 = Clock::now();
       ASSIGN_OR_RETURN(std::vector<pb::Vector> q, EmbedQueries(*col, {req->text()}));
       const auto t1 = Clock::now();
-      RETURN_IF_ERROR(SearchOne(*col, q[0], req->k(), params, req->with_payload(),
-                                req->with_vector(), /*batch=*/false, &budget, resp));
+      RETURN_IF_ERROR(Damaged(col, SearchOne(*col, q[0], req->k(), params, req->with_payload(),
+                                             req->with_vector(), /*batch=*/false, &budget, resp)));
       AddEmbedTime(t0, t1, resp->mutable_stats());
       return absl::OkStatus();
     });
@@ -345,8 +349,8 @@ class StrataService final : public pb::Strata::Service {
         pb::SearchResponse* r = resp->add_results();
         const pb::Vector& q =
             req->texts_size() > 0 ? embedded[static_cast<size_t>(i)] : req->queries(i);
-        absl::Status s = SearchOne(*col, q, req->k(), params, req->with_payload(),
-                                   req->with_vector(), /*batch=*/true, &budget, r);
+        absl::Status s = Damaged(col, SearchOne(*col, q, req->k(), params, req->with_payload(),
+                                                req->with_vector(), /*batch=*/true, &budget, r));
         if (!s.ok()) {
           return absl::Status(s.code(), absl::StrCat("query ", i, ": ", s.message()));
         }
@@ -525,6 +529,12 @@ class StrataService final : public pb::Strata::Service {
       Log(LogLevel::kError, "%s: %s", rpc, s.ToString());
     }
     return g;
+  }
+
+  // Passes `s` on, first telling on_damage_ when it says a posting of `col` is damaged.
+  absl::Status Damaged(const std::shared_ptr<Collection>& col, absl::Status s) {
+    if (absl::IsDataLoss(s) && on_damage_) on_damage_(col);
+    return s;
   }
 
   absl::Status CheckBatch(int n, const char* what) const {
@@ -711,6 +721,7 @@ class StrataService final : public pb::Strata::Service {
   CallMemoryHold* const hold_;
   const ServerLimits limits_;
   gpu::EmbedBatcher* const embedder_;  // null: the server has no model
+  const std::function<void(const std::shared_ptr<Collection>&)> on_damage_;
   const Clock::time_point started_;
 };
 
@@ -765,9 +776,13 @@ class ServerImpl final : public Server {
     }
     s->memory_ = std::make_unique<MemoryBudget>(o.limits.memory_budget_bytes);
     s->hold_ = std::make_unique<CallMemoryHold>(s->memory_.get());
-    s->service_ = std::make_unique<StrataService>(s->catalog_.get(), s->metrics_.get(),
-                                                  s->builds_.get(), s->memory_.get(),
-                                                  s->hold_.get(), o.limits, s->embedder_.get());
+    s->service_ = std::make_unique<StrataService>(
+        s->catalog_.get(), s->metrics_.get(), s->builds_.get(), s->memory_.get(), s->hold_.get(),
+        o.limits, s->embedder_.get(),
+        [raw = s.get(), auto_repair = o.auto_repair](const std::shared_ptr<Collection>& c) {
+          raw->UpdateDurabilityHealth();
+          if (auto_repair && c->WantsBuild()) raw->builds_->Schedule(c, /*requested=*/false);
+        });
     grpc::EnableDefaultHealthCheckService(true);
     grpc::reflection::InitProtoReflectionServerBuilderPlugin();
     grpc::ServerBuilder builder;

@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # Strata under the sanitizers: builds with clang, AddressSanitizer and UBSan (build-asan/), runs
 # the storage and index test binaries there, then each libFuzzer target of tests/fuzz for a
-# bounded number of inputs, starting from its committed seed corpus (tests/fuzz/corpus/NAME).
-# Any memory error, undefined behaviour, crash or leak fails the script.
+# bounded number of inputs, starting from its committed seed corpus (tests/fuzz/corpus/NAME);
+# then ThreadSanitizer (build-tsan/) over the concurrency tests (collection, embed batcher, call
+# budget). Any memory error, undefined behaviour, data race, crash or leak fails the script.
 #
 #   tools/sanitize.sh [--runs=N]     (default 20000 inputs per fuzz target; tools/test.sh runs it)
 set -euo pipefail
@@ -55,5 +56,17 @@ for f in "${fuzzers[@]}"; do
   execs=$(grep -o 'stat::number_of_executed_units: [0-9]*' "$log" | grep -o '[0-9]*$' || echo '?')
   cov=$(grep -o 'cov: [0-9]*' "$log" | tail -n 1 | grep -o '[0-9]*$' || echo '?')
   echo "sanitize: fuzz $f: $execs inputs, coverage $cov edges, no finding"
+done
+# ThreadSanitizer over the tests whose point is concurrency. OpenMP's runtime is not instrumented,
+# so its regions run on one thread here (OMP_NUM_THREADS=1): races in Strata's own threads remain.
+tsan_tests=(collection_test embed_batcher_test call_budget_test)
+CC=clang CXX=clang++ cmake -S . -B build-tsan -DCMAKE_BUILD_TYPE=RelWithDebInfo \
+  -DSTRATA_TSAN=ON -DSTRATA_BUILD_TESTS=ON -DSTRATA_BUILD_BENCH=OFF -DSTRATA_ENABLE_CUDA=OFF \
+  -DSTRATA_WERROR=OFF >/dev/null
+cmake --build build-tsan -j"$(nproc)" --target "${tsan_tests[@]}"
+for t in "${tsan_tests[@]}"; do
+  echo "sanitize: $t (ThreadSanitizer)"
+  (cd build-tsan && OMP_NUM_THREADS=1 TSAN_OPTIONS=halt_on_error=1:second_deadlock_stack=1 \
+    "bin/$t" --gtest_brief=1) || { echo "sanitize: $t FAILED under TSan"; exit 1; }
 done
 echo "sanitize: all passed"

@@ -353,6 +353,7 @@ absl::StatusOr<std::unique_ptr<HeadGraph>> HeadGraph::Load(const std::string& pa
   const char* p = data.data() + sizeof h;
   auto take = [&p](auto* vec, size_t count) {
     vec->resize(count);
+    if (count == 0) return;  // memcpy to an empty vector's null data() is undefined
     std::memcpy(vec->data(), p, count * sizeof((*vec)[0]));
     p += count * sizeof((*vec)[0]);
   };

@@ -290,6 +290,27 @@ TEST(SpannIndex, CorruptOrMissingFilesAreRefused) {
   EXPECT_TRUE(absl::IsDataLoss(r.status())) << r.status();
 }
 
+// A handful of vectors: heads with no upper graph levels at all (found by fuzz_requests under
+// UBSan: loading such a graph copied zero bytes into a null pointer).
+TEST(SpannIndex, ATinyIndexBuildsAndReopens) {
+  TempDir dir;
+  VectorSet tiny;
+  tiny.type = ElementType::kFloat32;
+  tiny.n = 12;
+  tiny.dim = 4;
+  tiny.data.resize(tiny.n * tiny.dim * 4);
+  auto* f = reinterpret_cast<float*>(tiny.data.data());
+  for (uint64_t i = 0; i < tiny.n * tiny.dim; ++i) f[i] = static_cast<float>((i * 7919) % 13);
+  ASSERT_TRUE(SpannIndex::Build(tiny, dir.path() + "/t", {}).ok());
+  auto index = SpannIndex::Open(dir.path() + "/t");
+  ASSERT_TRUE(index.ok()) << index.status();
+  std::vector<Neighbor> out;
+  ASSERT_TRUE(
+      (*index)->Search(VectorView{tiny.type, {tiny.row(3), tiny.row_bytes()}}, 3, {}, &out).ok());
+  ASSERT_FALSE(out.empty());
+  EXPECT_EQ(out[0].distance, 0.0f);
+}
+
 TEST(SpannIndex, BuildRejectsBadInput) {
   TempDir dir;
   VectorSet empty;

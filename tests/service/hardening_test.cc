@@ -511,6 +511,35 @@ TEST(Hardening, ADamagedIndexStopsOnlyItsCollectionAndIsRepaired) {
   EXPECT_TRUE(SearchSelf(autorepair.stub(), "bad", 11).ok());
   EXPECT_NE(ReadLog(autorepair.log()).find("repaired"), std::string::npos);
   EXPECT_EQ(autorepair.Stop(), 0);
+
+  // A posting failing its checksum is found only by a search that reads it: that search gets
+  // DATA_LOSS, the collection is reported damaged and rebuilt by itself.
+  {
+    const std::string dat = GenerationDir(data, 2) + "/postings.dat";
+    std::fstream io(dat, std::ios::in | std::ios::out | std::ios::binary);
+    for (uint64_t at = 100; at < fs::file_size(dat); at += 4096) {
+      io.seekp(static_cast<std::streamoff>(at));
+      io.put('\x5a');
+    }
+  }
+  ServerProcess reads(data, tmp.File("reads.log"));
+  ASSERT_NO_FATAL_FAILURE(reads.Start());
+  EXPECT_EQ(Describe(reads.stub(), "bad").state(), pb::CollectionInfo::INDEXED);  // not seen yet
+  grpc::Status s = SearchSelf(reads.stub(), "bad", 7);
+  EXPECT_EQ(s.error_code(), grpc::StatusCode::DATA_LOSS) << s.error_message();
+  EXPECT_NE(s.error_message().find("postings.dat"), std::string::npos) << s.error_message();
+  for (int i = 0; i < 1200; ++i) {
+    info = Describe(reads.stub(), "bad");
+    if (info.state() == pb::CollectionInfo::INDEXED) break;
+    usleep(50 * 1000);
+  }
+  EXPECT_EQ(info.state(), pb::CollectionInfo::INDEXED) << info.damage();
+  EXPECT_TRUE(SearchSelf(reads.stub(), "bad", 7).ok());
+  EXPECT_NE(ReadLog(reads.log()).find("searches reading it fail with DATA_LOSS"),
+            std::string::npos);
+  EXPECT_EQ(Health(&reads, "strata.v1.Strata/durability"),
+            grpc::health::v1::HealthCheckResponse::SERVING);
+  EXPECT_EQ(reads.Stop(), 0);
 }
 
 // A loader's checkpoint belongs to one load: the same input into the same collection. Loading a
