@@ -15,6 +15,7 @@
 #include "absl/strings/str_join.h"
 #include "absl/strings/str_split.h"
 #include "absl/synchronization/mutex.h"
+#include "index/internal/ids_file.h"
 #include "index/kernels/distance.h"
 #include "index/vector_rules.h"
 #include "storage/crc32c.h"
@@ -77,52 +78,6 @@ std::string VersionValue(const IdState& s) {
 
 std::string GenerationDir(const std::string& dir, uint64_t gen) {
   return (fs::path(dir) / absl::StrCat("index-", gen)).string();
-}
-
-// ids.bin: which internal ids (and versions) an index generation holds.
-//   "STRIDS01" | u32 format 1 | u32 0 | u64 n | n * u32 id | n * u8 version | u32 crc32c
-constexpr char kIdsMagic[8] = {'S', 'T', 'R', 'I', 'D', 'S', '0', '1'};
-constexpr char kIdsFile[] = "ids.bin";
-
-absl::Status WriteIdsFile(const std::string& dir, absl::Span<const VectorId> ids,
-                          absl::Span<const uint8_t> versions) {
-  std::string out(kIdsMagic, sizeof kIdsMagic);
-  uint32_t format = 1, zero = 0;
-  uint64_t n = ids.size();
-  out.append(reinterpret_cast<const char*>(&format), 4);
-  out.append(reinterpret_cast<const char*>(&zero), 4);
-  out.append(reinterpret_cast<const char*>(&n), 8);
-  out.append(reinterpret_cast<const char*>(ids.data()), ids.size() * sizeof(VectorId));
-  out.append(reinterpret_cast<const char*>(versions.data()), versions.size());
-  uint32_t crc = crc32c::Value(out.data(), out.size());
-  out.append(reinterpret_cast<const char*>(&crc), 4);
-  return WriteFileAtomic((fs::path(dir) / kIdsFile).string(), out);
-}
-
-absl::Status ReadIdsFile(const std::string& dir, std::vector<VectorId>* ids,
-                         std::vector<uint8_t>* versions) {
-  std::string path = (fs::path(dir) / kIdsFile).string();
-  ASSIGN_OR_RETURN(std::string in, ReadWholeFile(path));
-  if (in.size() < 28 || std::memcmp(in.data(), kIdsMagic, 8) != 0) {
-    return absl::DataLossError(absl::StrCat(path, ": not a Strata id file"));
-  }
-  uint32_t format, crc;
-  uint64_t n;
-  std::memcpy(&format, in.data() + 8, 4);
-  std::memcpy(&n, in.data() + 16, 8);
-  if (format != 1) {
-    return absl::InvalidArgumentError(absl::StrCat(path, ": unsupported format ", format));
-  }
-  if (in.size() != 24 + n * 5 + 4) return absl::DataLossError(absl::StrCat(path, ": truncated"));
-  std::memcpy(&crc, in.data() + in.size() - 4, 4);
-  if (crc != crc32c::Value(in.data(), in.size() - 4)) {
-    return absl::DataLossError(absl::StrCat(path, ": checksum mismatch"));
-  }
-  ids->resize(n);
-  versions->resize(n);
-  std::memcpy(ids->data(), in.data() + 24, n * 4);
-  std::memcpy(versions->data(), in.data() + 24 + n * 4, n);
-  return absl::OkStatus();
 }
 
 // A vector of the collection's shape whose values obey index/vector_rules.h for its metric.
@@ -512,10 +467,11 @@ absl::Status CollectionImpl::OpenGeneration() {
   ASSIGN_OR_RETURN(base_, SpannIndex::Open(gdir, options_.open));
   std::vector<VectorId> ids;
   std::vector<uint8_t> versions;
-  RETURN_IF_ERROR(ReadIdsFile(gdir, &ids, &versions));
+  RETURN_IF_ERROR(internal::ReadIdsFile(gdir, &ids, &versions));
   for (size_t i = 0; i < ids.size(); ++i) {
     if (ids[i] >= ids_.size()) {
-      return absl::DataLossError(absl::StrCat(gdir, "/", kIdsFile, ": id ", ids[i], " is unknown"));
+      return absl::DataLossError(
+          absl::StrCat(gdir, "/", internal::kIdsFile, ": id ", ids[i], " is unknown"));
     }
     ids_[ids[i]].flags |= kInBase;
     ids_[ids[i]].base_version = versions[i];
@@ -762,19 +718,12 @@ absl::Status CollectionImpl::Search(VectorView query, uint32_t k, const SearchPa
     bytes_read_.fetch_add(st.bytes_read, std::memory_order_relaxed);
   } else {
     // FLAT: exact search over every live vector.
-    auto worse = [](const Neighbor& a, const Neighbor& b) { return a.distance < b.distance; };
+    TopK top;
+    top.Reset(k);
     for (const auto& [id, off] : appended_) {
-      float d = dist_(q.data(), arena_.data() + off, config_.dim);
-      if (result.size() < k) {
-        result.push_back({id, d});
-        std::push_heap(result.begin(), result.end(), worse);
-      } else if (d < result.front().distance) {
-        std::pop_heap(result.begin(), result.end(), worse);
-        result.back() = {id, d};
-        std::push_heap(result.begin(), result.end(), worse);
-      }
+      top.Push(id, dist_(q.data(), arena_.data() + off, config_.dim));
     }
-    std::sort_heap(result.begin(), result.end(), worse);
+    top.TakeSorted(&result);
     st.entries_scanned = static_cast<uint32_t>(appended_.size());
   }
   hits->reserve(result.size());
@@ -809,7 +758,7 @@ absl::Status CollectionImpl::BuildGeneration(
   // Small sets: a head share that leaves at least a few heads.
   SpannBuildStats bs;
   RETURN_IF_ERROR(SpannIndex::Build(set, tmp, bo, &bs));
-  RETURN_IF_ERROR(WriteIdsFile(tmp, ids, versions));
+  RETURN_IF_ERROR(internal::WriteIdsFile(tmp, ids, versions));
   fs::rename(tmp, final_dir, ec);
   if (ec) return absl::InternalError(absl::StrCat("rename ", tmp, ": ", ec.message()));
   RETURN_IF_ERROR(SyncDir(dir_));

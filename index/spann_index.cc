@@ -80,7 +80,7 @@ struct QueryContext {
   std::vector<float> qf;
   internal::HeadSearchScratch nav;
   std::vector<std::pair<float, uint32_t>> heads;
-  std::vector<Neighbor> heap;
+  TopK top;
 };
 
 class SpannIndexImpl final : public SpannIndex {
@@ -270,20 +270,11 @@ absl::Status SpannIndexImpl::Search(VectorView query, uint32_t k, const SearchPa
   }
 
   ctx->seen.clear();
-  auto& heap = ctx->heap;  // max-heap on distance: the current k-th best on top
-  heap.clear();
-  auto worse = [](const Neighbor& a, const Neighbor& b) { return a.distance < b.distance; };
+  TopK& top = ctx->top;
+  top.Reset(k);
   auto offer = [&](VectorId id, const uint8_t* vec, kernels::DistanceFn fn) {
     if (!ctx->seen.insert(id).second) return;  // a replica already scored
-    float dist = fn(q, vec, dim_);
-    if (heap.size() < k) {
-      heap.push_back({id, dist});
-      std::push_heap(heap.begin(), heap.end(), worse);
-    } else if (dist < heap.front().distance) {
-      std::pop_heap(heap.begin(), heap.end(), worse);
-      heap.back() = {id, dist};
-      std::push_heap(heap.begin(), heap.end(), worse);
-    }
+    top.Push(id, fn(q, vec, dim_));
   };
   const uint8_t* skip = overlay.skip_bits.data();
   const uint64_t skip_limit = uint64_t{overlay.skip_bits.size()} * 8;
@@ -327,8 +318,7 @@ absl::Status SpannIndexImpl::Search(VectorView query, uint32_t k, const SearchPa
   st.distance_us = static_cast<uint32_t>(distance_ns / 1000);
   st.io_wait_us = batch_us > st.distance_us ? batch_us - st.distance_us : 0;
 
-  std::sort_heap(heap.begin(), heap.end(), worse);
-  result->assign(heap.begin(), heap.end());
+  top.TakeSorted(result);
   if (stats != nullptr) *stats = st;
   return absl::OkStatus();
 }

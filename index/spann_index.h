@@ -29,6 +29,7 @@
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
 #include "absl/types/span.h"
+#include "index/top_k.h"
 #include "index/types.h"
 #include "storage/block_reader.h"
 #include "storage/vector_file.h"
@@ -96,11 +97,6 @@ struct SearchStats {
   uint32_t navigation_us = 0;
   uint32_t io_wait_us = 0;  // time in ReadBatch not spent computing distances
   uint32_t distance_us = 0;
-};
-
-struct Neighbor {
-  VectorId id;
-  float distance;  // squared L2, or -dot for inner product / cosine
 };
 
 // A query in the index's element type: `bytes` holds dim * ElementSize(type) bytes.

@@ -1,9 +1,8 @@
 #!/usr/bin/env bash
 # Strata under the sanitizers: builds with clang, AddressSanitizer and UBSan (build-asan/), runs
 # the storage and index test binaries there, then each libFuzzer target of tests/fuzz for a
-# bounded number of inputs, starting from its committed seed corpus (tests/fuzz/corpus/NAME);
-# then ThreadSanitizer (build-tsan/) over the concurrency tests (collection, embed batcher, call
-# budget). Any memory error, undefined behaviour, data race, crash or leak fails the script.
+# bounded number of inputs, starting from its committed seed corpus (tests/fuzz/corpus/NAME).
+# Any memory error, undefined behaviour, crash or leak fails the script.
 #
 #   tools/sanitize.sh [--runs=N]     (default 20000 inputs per fuzz target; tools/test.sh runs it)
 set -euo pipefail
@@ -21,7 +20,7 @@ done
 tests=(cpu_features_test crc32c_test block_reader_test posting_file_test vector_file_test metadata_store_test
        distance_test vector_rules_test spann_index_test brute_force_test collection_test
        safetensors_test wordpiece_test)
-fuzzers=(fuzz_index_open fuzz_vector_file fuzz_wal_scan fuzz_safetensors fuzz_wordpiece
+fuzzers=(fuzz_index_open fuzz_ids_file fuzz_vector_file fuzz_wal_scan fuzz_safetensors fuzz_wordpiece
          fuzz_requests)
 
 # Warnings are the gcc build's job (-Werror there); clang under ASan cannot vectorise some
@@ -57,16 +56,7 @@ for f in "${fuzzers[@]}"; do
   cov=$(grep -o 'cov: [0-9]*' "$log" | tail -n 1 | grep -o '[0-9]*$' || echo '?')
   echo "sanitize: fuzz $f: $execs inputs, coverage $cov edges, no finding"
 done
-# ThreadSanitizer over the tests whose point is concurrency. OpenMP's runtime is not instrumented,
-# so its regions run on one thread here (OMP_NUM_THREADS=1): races in Strata's own threads remain.
-tsan_tests=(collection_test embed_batcher_test call_budget_test)
-CC=clang CXX=clang++ cmake -S . -B build-tsan -DCMAKE_BUILD_TYPE=RelWithDebInfo \
-  -DSTRATA_TSAN=ON -DSTRATA_BUILD_TESTS=ON -DSTRATA_BUILD_BENCH=OFF -DSTRATA_ENABLE_CUDA=OFF \
-  -DSTRATA_WERROR=OFF >/dev/null
-cmake --build build-tsan -j"$(nproc)" --target "${tsan_tests[@]}"
-for t in "${tsan_tests[@]}"; do
-  echo "sanitize: $t (ThreadSanitizer)"
-  (cd build-tsan && OMP_NUM_THREADS=1 TSAN_OPTIONS=halt_on_error=1:second_deadlock_stack=1 \
-    "bin/$t" --gtest_brief=1) || { echo "sanitize: $t FAILED under TSan"; exit 1; }
-done
+# No ThreadSanitizer stage: Debian's Abseil is not built with it, so absl::Mutex (the collection's,
+# the batcher's) is invisible to TSan and every concurrent test reports false races.
+# STRATA_TSAN=ON builds with it against an Abseil that is.
 echo "sanitize: all passed"

@@ -10,7 +10,7 @@ tmp=$(mktemp -d)
 trap 'rm -rf "$tmp"' EXIT
 rm -rf "$out"
 mkdir -p "$out"/{fuzz_index_open,fuzz_vector_file,fuzz_wal_scan,fuzz_safetensors,fuzz_wordpiece}
-mkdir -p "$out"/fuzz_requests
+mkdir -p "$out"/fuzz_requests "$out"/fuzz_ids_file
 
 python3 - "$tmp" "$out" <<'PY'
 import json, os, struct, sys
@@ -71,6 +71,10 @@ with open(dest, 'wb') as f:
         f.write(struct.pack('<I', len(data)) + data)
 PY
 
+# fuzz_ids_file: the ids.bin of a collection loaded offline (its index built at once).
+"$bin/strata-load" --mode=offline --data_dir="$tmp/offline" --input="$tmp/base.fbin" \
+  --collection=x >/dev/null 2>&1
+cp "$(find "$tmp/offline" -name ids.bin | head -n 1)" "$out/fuzz_ids_file/ids.bin"
 # fuzz_wal_scan: the write-ahead log of a server that took a few writes.
 "$bin/strata-server" --data_dir="$tmp/data" --listen=127.0.0.1:0 --metrics_listen= \
   --ready_file="$tmp/ready" >/dev/null 2>&1 &
