@@ -69,10 +69,13 @@ void BuildQueue::Run() {
     }
     const uint64_t id = status.id;
     if (!status.requested && !job.collection->WantsBuild()) {
-      // Scheduled by the server, no longer needed (another build got there first).
-      std::lock_guard<std::mutex> lock(mu_);
-      auto it = latest_.find(job.uid);
-      if (it != latest_.end() && it->second.id == id) latest_.erase(it);
+      // Scheduled by the server, no longer needed (another build got there first): done, as
+      // far as a client following it is concerned.
+      Update(job.uid, id, [](BuildStatus* st) {
+        st->state = BuildStatus::State::kDone;
+        st->phase = "not needed";
+        st->started_unix_ms = st->finished_unix_ms = NowMs();
+      });
       continue;
     }
     Update(job.uid, id, [](BuildStatus* st) {

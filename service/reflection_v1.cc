@@ -32,9 +32,11 @@ grpc::Status ReflectionV1::ServerReflectionInfo(
     grpc::ServerContext*,
     grpc::ServerReaderWriter<rv1::ServerReflectionResponse, rv1::ServerReflectionRequest>* stream) {
   const gp::DescriptorPool* pool = gp::DescriptorPool::generated_pool();
-  std::set<std::string> sent;  // files this stream has had
   rv1::ServerReflectionRequest req;
   while (stream->Read(&req)) {
+    // Each answer carries the file asked for with all it imports (clients read an empty answer
+    // as "not found").
+    std::set<std::string> sent;
     rv1::ServerReflectionResponse resp;
     resp.set_valid_host(req.host());
     *resp.mutable_original_request() = req;

@@ -2,7 +2,7 @@
 // serves only v1alpha; current grpcurl and Postman ask v1 first). Answers from the process's
 // generated descriptor pool, as the plugin does: list_services, file_by_filename,
 // file_containing_symbol, file_containing_extension and all_extension_numbers_of_type; an unknown
-// name gets an error_response with NOT_FOUND. Each file goes out once per stream, with the
+// name gets an error_response with NOT_FOUND. Each answer holds the file asked for and the
 // files it imports.
 //
 // Thread-safety: any number of streams at once.

@@ -107,7 +107,8 @@ void BytesToVector(absl::Span<const uint8_t> bytes, ElementType type, pb::Vector
 
 class StrataService final : public pb::Strata::Service {
  public:
-  // `on_damage` hears of a collection whose search found a damaged posting.
+  // `on_damage` hears of a collection whose search found a damaged posting, and of a drop
+  // (with null: a dropped collection may have been the damaged one).
   StrataService(Catalog* catalog, Metrics* metrics, BuildQueue* builds, MemoryBudget* memory,
                 CallMemoryHold* hold, ServerLimits limits, gpu::EmbedBatcher* embedder,
                 std::function<void(const std::shared_ptr<Collection>&)> on_damage)
@@ -146,8 +147,11 @@ class StrataService final : public pb::Strata::Service {
 
   grpc::Status DropCollection(grpc::ServerContext* ctx, const pb::DropCollectionRequest* req,
                               pb::DropCollectionResponse*) override {
-    return Run("DropCollection", ctx, *req,
-               [&](CallBudget&) { return catalog_->Drop(req->name()); });
+    return Run("DropCollection", ctx, *req, [&](CallBudget&) -> absl::Status {
+      RETURN_IF_ERROR(catalog_->Drop(req->name()));
+      if (on_damage_) on_damage_(nullptr);  // the dropped collection may have been the damaged one
+      return absl::OkStatus();
+    });
   }
 
   grpc::Status ListCollections(grpc::ServerContext* ctx, const pb::ListCollectionsRequest* req,
@@ -304,7 +308,7 @@ class StrataService final : public pb::Strata::Service {
                       pb::SearchResponse* resp) override {
     return Run("Search", ctx, *req, [&](CallBudget& budget) -> absl::Status {
       ASSIGN_OR_RETURN(auto col, catalog_->Find(req->collection()));
-      ASSIGN_OR_RETURN(SearchParams params, Params(req->k(), req->params()));
+      ASSIGN_OR_RETURN(SearchParams params, Params(req->k(), req->params(), *col));
       if (req->text().empty()) {
         if (req->query().values_size() == 0 && req->query().raw().empty()) {
           return absl::InvalidArgumentError(
@@ -333,7 +337,7 @@ class StrataService final : public pb::Strata::Service {
       if (req->queries_size() > 0 && req->texts_size() > 0) {
         return absl::InvalidArgumentError("set either 'queries' or 'texts', not both");
       }
-      ASSIGN_OR_RETURN(SearchParams params, Params(req->k(), req->params()));
+      ASSIGN_OR_RETURN(SearchParams params, Params(req->k(), req->params(), *col));
       std::vector<pb::Vector> embedded;
       const auto t0 = Clock::now();
       auto t1 = t0;
@@ -546,13 +550,20 @@ class StrataService final : public pb::Strata::Service {
     return absl::OkStatus();
   }
 
-  absl::StatusOr<SearchParams> Params(uint32_t k, const pb::SearchParams& p) const {
+  // The search parameters of a request to `col`: the defaults where it leaves them 0, within the
+  // server's caps (an index's tuned default budget included).
+  absl::StatusOr<SearchParams> Params(uint32_t k, const pb::SearchParams& p,
+                                      const Collection& col) const {
     if (k == 0 || k > limits_.max_k) {
       return absl::InvalidArgumentError(
           absl::StrCat("k must be in [1, ", limits_.max_k, "], got ", k));
     }
     SearchParams out;
-    if (p.max_postings() != 0) out.max_postings = p.max_postings();
+    if (p.max_postings() != 0) {
+      out.max_postings = p.max_postings();
+    } else if (col.Stats().default_max_postings > limits_.max_postings) {
+      out.max_postings = limits_.max_postings;
+    }
     if (out.max_postings > limits_.max_postings) {
       return absl::InvalidArgumentError(
           absl::StrCat("max_postings must be at most ", limits_.max_postings));
@@ -753,7 +764,7 @@ class ServerImpl final : public Server {
     // Collections left over the build threshold by a previous run, and damaged ones (their
     // rebuild is the repair) unless the operator wants to look first.
     for (const auto& c : s->catalog_->List()) {
-      const bool damaged = c->Stats().state == CollectionStats::State::kDamaged;
+      const bool damaged = !c->Stats().damage.empty();
       if (c->WantsBuild() && (o.auto_repair || !damaged)) {
         s->builds_->Schedule(c, /*requested=*/false);
       }
@@ -781,7 +792,12 @@ class ServerImpl final : public Server {
         o.limits, s->embedder_.get(),
         [raw = s.get(), auto_repair = o.auto_repair](const std::shared_ptr<Collection>& c) {
           raw->UpdateDurabilityHealth();
-          if (auto_repair && c->WantsBuild()) raw->builds_->Schedule(c, /*requested=*/false);
+          if (c == nullptr || !auto_repair || !c->WantsBuild()) return;
+          // Once the server's own repair has failed, only a request (or a restart) tries again:
+          // a failing search must not start one full rebuild after another.
+          const std::optional<BuildStatus> last = raw->builds_->Latest(c->config().uid);
+          if (last && last->state == BuildStatus::State::kFailed && !last->requested) return;
+          raw->builds_->Schedule(c, /*requested=*/false);
         });
     grpc::EnableDefaultHealthCheckService(true);
     grpc::reflection::InitProtoReflectionServerBuilderPlugin();
@@ -844,10 +860,14 @@ class ServerImpl final : public Server {
   // kDurabilityHealth is NOT_SERVING while acknowledged writes were dropped at start (a damaged
   // WAL opened point-in-time) or a collection is damaged; called at start and after each build.
   void UpdateDurabilityHealth() {
+    // One update at a time, from the reading to the writing: a handler thread and the build
+    // thread must not write their readings in the wrong order.
+    absl::MutexLock lock(&health_mu_);
     if (!serving_.load()) return;
     bool durable = !catalog_->store()->recovery().damaged;
     for (const auto& c : catalog_->List()) {
-      if (c->Stats().state == CollectionStats::State::kDamaged) durable = false;
+      // `damage` stays set while a repair build runs (the state then says BUILDING).
+      if (!c->Stats().damage.empty()) durable = false;
     }
     server_->GetHealthCheckService()->SetServingStatus(kDurabilityHealth, durable);
   }
@@ -889,6 +909,7 @@ class ServerImpl final : public Server {
   std::shared_ptr<CatalogCollector> collector_;
   int port_ = 0;
   std::atomic<bool> serving_{false};  // server_ is up (the build thread may update health)
+  absl::Mutex health_mu_;
   std::atomic<bool> down_{false};
 };
 

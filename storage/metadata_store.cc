@@ -224,6 +224,7 @@ WalRecoveryReport ScanWalFiles(const std::string& path, bool* torn_tail_only) {
     auto contents = ReadWholeFile(file.string());
     if (!contents.ok()) continue;
     const WalScan scan = ScanWal(*contents);
+    if (after_damage && contents->empty()) continue;  // a log made at the last open: nothing lost
     if (after_damage) {  // recovery stops at the first damage: later logs are not replayed
       r.dropped_batches += scan.batches + scan.batches_after;
       r.dropped_bytes += contents->size();

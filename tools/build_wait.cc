@@ -20,7 +20,15 @@ grpc::Status WaitForBuild(v1::Strata::Stub* stub, const std::string& name, uint6
     grpc::Status s = stub->DescribeCollection(&ctx, req, info);
     if (!s.ok()) return s;
     const v1::IndexBuild& b = info->build();
-    if (b.id() >= build_id) {
+    if (b.id() < build_id) {
+      // Builds are numbered from 1 in each server process: ours is gone (a restart).
+      if (bar) bar->Finish();
+      return grpc::Status(grpc::StatusCode::ABORTED,
+                          "index build " + std::to_string(build_id) +
+                              " is no longer known to the server (restarted?); run the build "
+                              "again");
+    }
+    {
       if (b.state() == v1::IndexBuild::DONE) break;
       if (b.state() == v1::IndexBuild::FAILED) {
         if (bar) bar->Finish();
