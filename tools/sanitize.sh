@@ -7,6 +7,7 @@
 #   tools/sanitize.sh [--runs=N]     (default 20000 inputs per fuzz target; tools/test.sh runs it)
 set -euo pipefail
 cd "$(dirname "$0")/.."
+export CCACHE_BASEDIR="${CCACHE_BASEDIR:-$PWD}" CCACHE_NOHASHDIR=true
 
 runs=20000
 for arg in "$@"; do

@@ -6,6 +6,9 @@
 # `gpu`) skip without a device.
 set -euo pipefail
 cd "$(dirname "$0")/.."
+# ccache keys on paths relative to the checkout (and not on the build directory, even with -g),
+# so a fresh clone elsewhere - CI's - reuses what an earlier build compiled.
+export CCACHE_BASEDIR="$PWD" CCACHE_NOHASHDIR=true
 
 tools/install-deps.sh
 tools/sanitize.sh --runs="${STRATA_FUZZ_RUNS:-20000}"
