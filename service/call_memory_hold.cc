@@ -1,7 +1,11 @@
 #include "service/call_memory_hold.h"
 
+#include <malloc.h>
+
 namespace strata {
 namespace {
+
+constexpr uint64_t kTrimAfterBytes = 16u << 20;
 
 // Lives as long as its call; passes every interception point through unchanged.
 class ReleaseAtCallEnd final : public grpc::experimental::Interceptor {
@@ -48,6 +52,10 @@ void CallMemoryHold::Release(const grpc::ServerContextBase* context) {
     held_.erase(it);
   }
   budget_->Release(bytes);
+  // A large call's memory goes back to the system, not only to the allocator's free lists
+  // (glibc keeps freed memory in its arenas: a burst of big calls left the process ~3x the
+  // budget after it ended). Costly enough to do only for big calls.
+  if (bytes >= kTrimAfterBytes) malloc_trim(0);
 }
 
 std::unique_ptr<grpc::experimental::ServerInterceptorFactoryInterface>
