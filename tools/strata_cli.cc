@@ -45,7 +45,9 @@ ABSL_FLAG(std::string, text, "",
           "search: a text query, embedded by the server's model (strata-server --model_dir)");
 ABSL_FLAG(int64_t, row, -1, "search: with --query_file, only this row (default: all rows)");
 ABSL_FLAG(uint32_t, k, 10, "search: neighbours to return");
-ABSL_FLAG(uint32_t, postings, 0, "search: postings to read (0 = the collection's default, tuned when its index was built)");
+ABSL_FLAG(
+    uint32_t, postings, 0,
+    "search: postings to read (0 = the collection's default, tuned when its index was built)");
 ABSL_FLAG(bool, with_payload, false, "search/get: return payloads");
 ABSL_FLAG(bool, with_vector, false, "search/get: return vectors");
 ABSL_FLAG(int, clients, 1, "search: concurrent client threads, each on its own connection");
