@@ -1,0 +1,125 @@
+#include "index/collection_config.h"
+
+#include <cctype>
+
+#include "absl/container/flat_hash_map.h"
+#include "absl/strings/escaping.h"
+#include "absl/strings/numbers.h"
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_format.h"
+#include "absl/strings/str_split.h"
+#include "index/vector_rules.h"
+#include "storage/status_macros.h"
+
+namespace strata {
+
+std::string CollectionConfig::Serialize() const {
+  return absl::StrFormat(
+      "format=1\nname=%s\nid=%d\ndim=%d\ntype=%s\nmetric=%s\nhead_share=%.17g\nmax_replicas=%d\n"
+      "posting_page_limit=%d\nposting_encoding=%s\nbuild_threshold=%d\nindex_generation=%d\n"
+      "uid=%s\n",
+      name, id, dim, ElementTypeName(type), MetricName(metric), head_share, max_replicas,
+      posting_page_limit, PostingEncodingName(posting_encoding), build_threshold, index_generation,
+      uid);
+}
+
+absl::StatusOr<CollectionConfig> CollectionConfig::Parse(absl::string_view text) {
+  CollectionConfig c;
+  absl::flat_hash_map<std::string, std::string> kv;
+  for (absl::string_view line : absl::StrSplit(text, '\n', absl::SkipEmpty())) {
+    size_t eq = line.find('=');
+    if (eq == absl::string_view::npos) {
+      return absl::DataLossError(absl::StrCat("collection record line '", line, "' is malformed"));
+    }
+    kv[std::string(line.substr(0, eq))] = std::string(line.substr(eq + 1));
+  }
+  auto get = [&](const char* key) -> absl::StatusOr<std::string> {
+    auto it = kv.find(key);
+    if (it == kv.end()) {
+      return absl::DataLossError(absl::StrCat("collection record lacks '", key, "'"));
+    }
+    return it->second;
+  };
+  auto num = [&](const char* key, uint64_t* out) -> absl::Status {
+    ASSIGN_OR_RETURN(std::string v, get(key));
+    if (!absl::SimpleAtoi(v, out)) {
+      return absl::DataLossError(absl::StrCat("collection record: bad ", key, " '", v, "'"));
+    }
+    return absl::OkStatus();
+  };
+  ASSIGN_OR_RETURN(std::string format, get("format"));
+  if (format != "1") {
+    return absl::InvalidArgumentError(
+        absl::StrCat("collection record format ", format, " is not supported"));
+  }
+  ASSIGN_OR_RETURN(c.name, get("name"));
+  // Records written before collections had a uid lack it; the catalog gives them one at open.
+  if (auto it = kv.find("uid"); it != kv.end()) c.uid = it->second;
+  uint64_t v;
+  RETURN_IF_ERROR(num("id", &v));
+  c.id = static_cast<uint32_t>(v);
+  RETURN_IF_ERROR(num("dim", &v));
+  c.dim = static_cast<uint32_t>(v);
+  ASSIGN_OR_RETURN(std::string type, get("type"));
+  auto t = ParseElementType(type);
+  if (!t.ok()) return absl::DataLossError(t.status().message());
+  c.type = *t;
+  ASSIGN_OR_RETURN(std::string metric, get("metric"));
+  auto m = ParseMetric(metric);
+  if (!m.ok()) return absl::DataLossError(m.status().message());
+  c.metric = *m;
+  ASSIGN_OR_RETURN(std::string share, get("head_share"));
+  if (!absl::SimpleAtod(share, &c.head_share)) {
+    return absl::DataLossError("collection record: bad head_share");
+  }
+  RETURN_IF_ERROR(num("max_replicas", &v));
+  c.max_replicas = static_cast<uint32_t>(v);
+  RETURN_IF_ERROR(num("posting_page_limit", &v));
+  c.posting_page_limit = static_cast<uint32_t>(v);
+  if (kv.contains("posting_encoding")) {  // absent in records written before it existed: native
+    auto e = ParsePostingEncoding(kv["posting_encoding"]);
+    if (!e.ok()) return absl::DataLossError(e.status().message());
+    c.posting_encoding = *e;
+  }
+  RETURN_IF_ERROR(num("build_threshold", &c.build_threshold));
+  RETURN_IF_ERROR(num("index_generation", &c.index_generation));
+  return c;
+}
+
+absl::Status CollectionConfig::Validate() const {
+  if (name.empty() || name.size() > 64) {
+    return absl::InvalidArgumentError("collection name must have 1 to 64 characters");
+  }
+  for (char ch : name) {
+    if (!(std::isalnum(static_cast<unsigned char>(ch)) || ch == '_' || ch == '-')) {
+      return absl::InvalidArgumentError(
+          absl::StrCat("collection name '", absl::CHexEscape(name),
+                       "' may hold only letters, digits, '_' and '-'"));
+    }
+  }
+  if (dim == 0 || dim > kMaxDimension) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("dimension must be in [1, ", kMaxDimension, "], got ", dim));
+  }
+  if (metric == Metric::kCosine && type != ElementType::kFloat32) {
+    return absl::InvalidArgumentError("cosine needs float32 vectors");
+  }
+  if (!(head_share >= 0 && head_share <= 1)) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("head_share must be in [0, 1] (0 = default), got ", head_share));
+  }
+  if (max_replicas == 0 || max_replicas > 64) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("max_replicas must be in [1, 64], got ", max_replicas));
+  }
+  if (posting_page_limit > 1024) {
+    return absl::InvalidArgumentError("posting_page_limit must be at most 1024");
+  }
+  if (posting_encoding == PostingEncoding::kFloat16 && type != ElementType::kFloat32) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("float16 postings need float32 vectors, not ", ElementTypeName(type)));
+  }
+  return absl::OkStatus();
+}
+
+}  // namespace strata

@@ -1,0 +1,44 @@
+// A collection's configuration: what it holds (dimension, type, metric), how its index is
+// built, and where it stands (its index generation). Persisted as one text record per collection
+// in the metadata store (the catalog's family), "key=value" lines.
+#ifndef STRATA_INDEX_COLLECTION_CONFIG_H_
+#define STRATA_INDEX_COLLECTION_CONFIG_H_
+
+#include <cstdint>
+#include <string>
+
+#include "absl/status/status.h"
+#include "absl/status/statusor.h"
+#include "absl/strings/string_view.h"
+#include "index/types.h"
+#include "storage/vector_types.h"
+
+namespace strata {
+
+struct CollectionConfig {
+  std::string name;
+  uint32_t id = 0;  // key prefix in the metadata store; assigned by the catalog
+  // Unique to this collection across servers and time (128 random bits, hex), assigned by the
+  // catalog at creation: lets a client tell a collection from another of the same name (a
+  // loader's checkpoint from a collection dropped and made again, or on another server).
+  std::string uid;
+  uint32_t dim = 0;
+  ElementType type = ElementType::kFloat32;
+  Metric metric = Metric::kL2;
+  double head_share = 0;  // 0 = by element type
+  uint32_t max_replicas = 8;
+  uint32_t posting_page_limit = 0;  // 0 = by element type
+  PostingEncoding posting_encoding = PostingEncoding::kNative;
+  uint64_t build_threshold = 10000;
+  uint64_t index_generation = 0;  // 0 = no index built yet
+
+  [[nodiscard]] std::string Serialize() const;
+  // DataLoss for a malformed record.
+  [[nodiscard]] static absl::StatusOr<CollectionConfig> Parse(absl::string_view text);
+  // InvalidArgument naming the bad field.
+  [[nodiscard]] absl::Status Validate() const;
+};
+
+}  // namespace strata
+
+#endif  // STRATA_INDEX_COLLECTION_CONFIG_H_
