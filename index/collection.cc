@@ -172,6 +172,10 @@ class CollectionImpl final : public Collection {
                         absl::Span<const std::string> payloads,
                         std::function<void(const char*, uint64_t, uint64_t)> progress) override;
   CollectionStats Stats() const override;
+  uint32_t default_max_postings() const override {
+    absl::ReaderMutexLock lock(&mu_);
+    return base_ == nullptr ? 0 : base_->default_max_postings();
+  }
   void MarkDropped() override {
     // Under the writer lock: a write or a build's commit either finished before, or sees the
     // flag and stores nothing (a commit after the catalog deleted the records would resurrect

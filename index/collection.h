@@ -146,6 +146,9 @@ class Collection {
       std::function<void(const char* phase, uint64_t done, uint64_t total)> progress) = 0;
 
   [[nodiscard]] virtual CollectionStats Stats() const = 0;
+  // The index's default search budget (SearchParams::max_postings = 0); 0 without an index.
+  // Cheap, unlike Stats(): for the search path.
+  [[nodiscard]] virtual uint32_t default_max_postings() const = 0;
 
   // After the catalog dropped it: later calls fail with NotFound and the directory is removed
   // when the last reference goes.

@@ -503,7 +503,7 @@ class StrataService final : public pb::Strata::Service {
     SearchParams out;
     if (p.max_postings() != 0) {
       out.max_postings = p.max_postings();
-    } else if (col.Stats().default_max_postings > limits_.max_postings) {
+    } else if (col.default_max_postings() > limits_.max_postings) {
       out.max_postings = limits_.max_postings;
     }
     if (out.max_postings > limits_.max_postings) {
