@@ -28,12 +28,12 @@ bool MemoryBudget::TryReserve(uint64_t bytes) {
 void MemoryBudget::Release(uint64_t bytes) { used_.fetch_sub(bytes, std::memory_order_relaxed); }
 
 absl::Status CallBudget::Reserve(uint64_t bytes) {
-  if (reserved_ + bytes > pool_->capacity()) {
-    return absl::ResourceExhaustedError(absl::StrCat(
-        "this call needs more than the server's whole memory budget for calls in flight (",
-        Mib(pool_->capacity()), ", --memory_budget_mb): send a smaller request or ask for less"));
-  }
-  if (!pool_->TryReserve(bytes)) {
+  if (!pool_->TryReserve(bytes)) {  // counted as a refusal either way
+    if (reserved_ + bytes > pool_->capacity()) {
+      return absl::ResourceExhaustedError(absl::StrCat(
+          "this call needs more than the server's whole memory budget for calls in flight (",
+          Mib(pool_->capacity()), ", --memory_budget_mb): send a smaller request or ask for less"));
+    }
     return absl::ResourceExhaustedError(
         absl::StrCat("the server's memory budget for calls in flight (", Mib(pool_->capacity()),
                      ", --memory_budget_mb) cannot take this call's ", Mib(reserved_ + bytes),
