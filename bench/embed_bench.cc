@@ -22,6 +22,7 @@ ABSL_FLAG(std::string, model_dir, "models/all-minilm-l6-v2", "sentence-encoder m
 ABSL_FLAG(std::string, passages, "", "JSONL passages (a 'text' field per line)");
 ABSL_FLAG(std::string, backend, "auto", "auto, cpu or cuda");
 ABSL_FLAG(std::string, dtype, "", "activation type: f32, f16, bf16 (default: the backend's)");
+ABSL_FLAG(std::string, precision, "auto", "matmul precision on the CPU: auto, f32, bf16, int8");
 ABSL_FLAG(std::string, batch_sizes, "1,4,16,64,256", "texts per Embed call");
 ABSL_FLAG(int, texts, 256, "texts embedded per batch size (the first N passages)");
 ABSL_FLAG(int, max_batch_tokens, 16384, "tokens per forward pass");
@@ -67,6 +68,13 @@ int main(int argc, char** argv) {
   if (dt == "f16") eo.dtype = gpu::DType::kF16;
   if (dt == "bf16") eo.dtype = gpu::DType::kBF16;
   eo.max_batch_tokens = absl::GetFlag(FLAGS_max_batch_tokens);
+  auto precision = gpu::ParseMatmulPrecision(absl::GetFlag(FLAGS_precision));
+  if (!precision.ok()) {
+    std::fprintf(stderr, "strata-embed-bench: %s\n",
+                 std::string(precision.status().message()).c_str());
+    return 1;
+  }
+  eo.matmul = *precision;
   auto enc = gpu::Encoder::Open(absl::GetFlag(FLAGS_model_dir), eo);
   if (!enc.ok()) {
     std::fprintf(stderr, "strata-embed-bench: %s\n", std::string(enc.status().message()).c_str());

@@ -17,6 +17,28 @@ absl::StatusOr<BackendChoice> ParseBackendChoice(absl::string_view s) {
       absl::StrCat("unknown backend '", s, "' (expected auto, cpu or cuda)"));
 }
 
+absl::string_view MatmulPrecisionName(MatmulPrecision p) {
+  switch (p) {
+    case MatmulPrecision::kNative:
+      return "f32";
+    case MatmulPrecision::kBF16:
+      return "bf16";
+    case MatmulPrecision::kInt8:
+      return "int8";
+  }
+  return "?";
+}
+
+absl::StatusOr<std::optional<MatmulPrecision>> ParseMatmulPrecision(absl::string_view s) {
+  const std::string v = absl::AsciiStrToLower(s);
+  if (v == "auto" || v.empty()) return std::nullopt;
+  if (v == "f32" || v == "native") return MatmulPrecision::kNative;
+  if (v == "bf16") return MatmulPrecision::kBF16;
+  if (v == "int8") return MatmulPrecision::kInt8;
+  return absl::InvalidArgumentError(
+      absl::StrCat("unknown matmul precision '", s, "' (expected auto, f32, bf16 or int8)"));
+}
+
 absl::StatusOr<std::unique_ptr<Backend>> CreateBackend(BackendChoice choice, int cuda_device) {
   if (choice == BackendChoice::kCpu) {
     auto b = CreateCpuBackend();

@@ -16,6 +16,7 @@
 
 #include <cstdint>
 #include <memory>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -73,6 +74,50 @@ class Tensor final {
 };
 
 enum class Activation { kNone, kGelu, kSilu };
+
+// How a Linear layer multiplies. kNative: in the tensors' own dtype with fp32 sums (F32 on the
+// CPU; F16/BF16 on CUDA when the encoder runs in them). kBF16: inputs and weights rounded to
+// bfloat16, fp32 sums. kInt8: activations quantised per row and weights per output column to
+// int8, int32 sums, scaled back to fp32. The CPU backend runs kBF16 and kInt8 only where the CPU
+// has the instructions (AMX, AVX512-BF16, AVX512-VNNI); CUDA runs kNative only.
+enum class MatmulPrecision { kNative, kBF16, kInt8 };
+[[nodiscard]] absl::string_view MatmulPrecisionName(MatmulPrecision p);  // "f32", "bf16", "int8"
+// A command-line choice: "auto" (or empty: nullopt, the backend's default), "f32" (or "native"),
+// "bf16" or "int8"; InvalidArgument otherwise.
+[[nodiscard]] absl::StatusOr<std::optional<MatmulPrecision>> ParseMatmulPrecision(
+    absl::string_view s);
+
+// A Linear layer's weight [n, k] as a backend prepared it (Backend::PrepareLinear): packed panels
+// on the CPU, the loaded tensor on CUDA. Move-only; must not outlive its backend, and only the
+// backend that made it may use it.
+class LinearWeight final {
+ public:
+  // The backend's own form of the weight.
+  struct Data {
+    virtual ~Data() = default;
+  };
+  LinearWeight() = default;
+  LinearWeight(int64_t out_features, int64_t in_features, std::string gemm_path, Tensor tensor,
+               std::unique_ptr<Data> data)
+      : n_(out_features),
+        k_(in_features),
+        gemm_path_(std::move(gemm_path)),
+        tensor_(std::move(tensor)),
+        data_(std::move(data)) {}
+
+  [[nodiscard]] int64_t out_features() const { return n_; }
+  [[nodiscard]] int64_t in_features() const { return k_; }
+  // The kernel that multiplies by it, e.g. "bf16 amx (32x32 tiles)" or "cublas F16".
+  [[nodiscard]] const std::string& gemm_path() const { return gemm_path_; }
+  [[nodiscard]] const Tensor& tensor() const { return tensor_; }  // empty when packed
+  [[nodiscard]] const Data* data() const { return data_.get(); }
+
+ private:
+  int64_t n_ = 0, k_ = 0;
+  std::string gemm_path_;
+  Tensor tensor_;
+  std::unique_ptr<Data> data_;
+};
 enum class Pooling { kMean, kCls };
 
 class Backend {
@@ -97,10 +142,20 @@ class Backend {
   [[nodiscard]] virtual absl::Status CopyToHostFloat(const Tensor& src, size_t n, float* dst) = 0;
   [[nodiscard]] virtual absl::Status Synchronize() = 0;
 
-  // y[m, n] = act(x[m, k] · w[n, k]ᵀ + bias[n]); bias may be null. x, w, y share one dtype; the
-  // products accumulate in fp32.
-  [[nodiscard]] virtual absl::Status Linear(const Tensor& x, const Tensor& w, const Tensor* bias,
-                                            Activation act, Tensor& y) = 0;
+  // Takes a Linear weight w [n, k] (from Allocate + CopyFromHost) and prepares it for Linear() in
+  // `precision` (the CPU packs it once into its GEMM's panels and frees w). FailedPrecondition
+  // naming the reason when this backend cannot multiply in that precision on this machine.
+  [[nodiscard]] virtual absl::StatusOr<LinearWeight> PrepareLinear(Tensor w,
+                                                                   MatmulPrecision precision) = 0;
+  // Whether PrepareLinear would accept `precision` here.
+  [[nodiscard]] virtual bool SupportsMatmul(MatmulPrecision precision) const = 0;
+  // The precision an encoder uses when not told: the fastest one measured to keep the reference's
+  // embeddings (bench/RESULTS.md, issue 16).
+  [[nodiscard]] virtual MatmulPrecision DefaultMatmul() const = 0;
+  // y[m, n] = act(x[m, k] · w[n, k]ᵀ + bias[n]); bias may be null. x and y share the activations'
+  // dtype; the products accumulate in fp32 (int32 under kInt8).
+  [[nodiscard]] virtual absl::Status Linear(const Tensor& x, const LinearWeight& w,
+                                            const Tensor* bias, Activation act, Tensor& y) = 0;
   // out[t] = word[ids[t]] + position[positions[t]] + type[0] (type may be null). ids and positions
   // are int32 [T]; ids must be < rows of `word` (checked by the caller, who owns the tokenizer).
   [[nodiscard]] virtual absl::Status EmbeddingSum(const Tensor& ids, const Tensor& positions,

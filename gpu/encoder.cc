@@ -116,9 +116,12 @@ absl::StatusOr<EncoderConfig> LoadEncoderConfig(const std::string& model_dir) {
 }
 
 struct Encoder::Layer {
-  Tensor qkv_w, qkv_b;  // [3H, H], [3H]: query, key and value stacked
-  Tensor out_w, out_b, ln1_g, ln1_b;
-  Tensor ffn1_w, ffn1_b, ffn2_w, ffn2_b, ln2_g, ln2_b;
+  LinearWeight qkv_w;  // [3H, H]: query, key and value stacked
+  Tensor qkv_b;        // [3H]
+  LinearWeight out_w;
+  Tensor out_b, ln1_g, ln1_b;
+  LinearWeight ffn1_w, ffn2_w;
+  Tensor ffn1_b, ffn2_b, ln2_g, ln2_b;
 };
 
 // Per-pass buffers, grown to the largest pass seen and reused.
@@ -155,6 +158,12 @@ class WeightLoader {
   }
   absl::StatusOr<Tensor> Load(const std::string& name, std::vector<int64_t> shape) {
     return Load(std::vector<std::string>{name}, std::move(shape));
+  }
+  // A Linear layer's weight, prepared for the backend's GEMM in `precision`.
+  absl::StatusOr<LinearWeight> LoadLinear(const std::vector<std::string>& names,
+                                          std::vector<int64_t> shape, MatmulPrecision precision) {
+    ASSIGN_OR_RETURN(Tensor t, Load(names, std::move(shape)));
+    return backend_.PrepareLinear(std::move(t), precision);
   }
   [[nodiscard]] uint64_t bytes() const { return bytes_; }
 
@@ -232,6 +241,12 @@ absl::StatusOr<std::unique_ptr<Encoder>> Encoder::Open(
     return absl::InvalidArgumentError(
         absl::StrCat("the ", be.name(), " backend cannot compute in ", DTypeName(enc->dtype_)));
   }
+  enc->matmul_ = options.matmul.value_or(be.DefaultMatmul());
+  if (!be.SupportsMatmul(enc->matmul_)) {
+    return absl::FailedPreconditionError(
+        absl::StrCat("the ", be.name(), " backend cannot multiply in ",
+                     MatmulPrecisionName(enc->matmul_), " on this machine; use f32"));
+  }
 
   const std::string weights = (fs::path(model_dir) / "model.safetensors").string();
   ASSIGN_OR_RETURN(auto file, SafetensorsFile::Open(weights));
@@ -256,31 +271,37 @@ absl::StatusOr<std::unique_ptr<Encoder>> Encoder::Open(
     const std::string p = absl::StrCat("encoder.layer.", i, ".");
     Layer& l = enc->layers_[static_cast<size_t>(i)];
     const std::string a = p + "attention.";
-    ASSIGN_OR_RETURN(
-        l.qkv_w,
-        w.Load({a + "self.query.weight", a + "self.key.weight", a + "self.value.weight"}, {h, h}));
+    const MatmulPrecision mp = enc->matmul_;
+    ASSIGN_OR_RETURN(l.qkv_w, w.LoadLinear({a + "self.query.weight", a + "self.key.weight",
+                                            a + "self.value.weight"},
+                                           {h, h}, mp));
     ASSIGN_OR_RETURN(
         l.qkv_b, w.Load({a + "self.query.bias", a + "self.key.bias", a + "self.value.bias"}, {h}));
-    ASSIGN_OR_RETURN(l.out_w, w.Load(a + "output.dense.weight", {h, h}));
+    ASSIGN_OR_RETURN(l.out_w, w.LoadLinear({a + "output.dense.weight"}, {h, h}, mp));
     ASSIGN_OR_RETURN(l.out_b, w.Load(a + "output.dense.bias", {h}));
     ASSIGN_OR_RETURN(l.ln1_g, w.Load(a + "output.LayerNorm.weight", {h}));
     ASSIGN_OR_RETURN(l.ln1_b, w.Load(a + "output.LayerNorm.bias", {h}));
-    ASSIGN_OR_RETURN(l.ffn1_w, w.Load(p + "intermediate.dense.weight", {ffn, h}));
+    ASSIGN_OR_RETURN(l.ffn1_w, w.LoadLinear({p + "intermediate.dense.weight"}, {ffn, h}, mp));
     ASSIGN_OR_RETURN(l.ffn1_b, w.Load(p + "intermediate.dense.bias", {ffn}));
-    ASSIGN_OR_RETURN(l.ffn2_w, w.Load(p + "output.dense.weight", {h, ffn}));
+    ASSIGN_OR_RETURN(l.ffn2_w, w.LoadLinear({p + "output.dense.weight"}, {h, ffn}, mp));
     ASSIGN_OR_RETURN(l.ffn2_b, w.Load(p + "output.dense.bias", {h}));
     ASSIGN_OR_RETURN(l.ln2_g, w.Load(p + "output.LayerNorm.weight", {h}));
     ASSIGN_OR_RETURN(l.ln2_b, w.Load(p + "output.LayerNorm.bias", {h}));
   }
   RETURN_IF_ERROR(be.Synchronize());
+  if (!enc->layers_.empty()) enc->gemm_path_ = enc->layers_[0].qkv_w.gemm_path();
   enc->ws_ = std::make_unique<Workspace>();
   Log(LogLevel::kInfo,
       "encoder %s: %d layers, hidden %d, %d heads, %s pooling%s, max %d tokens; %.1f MB of "
-      "weights as %s on %s in %.2f s",
+      "weights as %s on %s, GEMM %s, in %.2f s",
       model_dir, c.layers, c.hidden, c.heads, c.pooling == Pooling::kCls ? "CLS" : "mean",
       c.normalize ? " + L2 norm" : "", c.max_length, w.bytes() / 1e6,
-      std::string(DTypeName(enc->dtype_)), be.name(), Since(start));
+      std::string(DTypeName(enc->dtype_)), be.name(), enc->gemm_path_, Since(start));
   return enc;
+}
+
+std::string Encoder::backend_name() const {
+  return absl::StrCat(backend_->name(), ", GEMM ", gemm_path_);
 }
 
 std::vector<int32_t> Encoder::Tokenize(absl::string_view text, bool* truncated) const {

@@ -50,6 +50,10 @@ struct EncoderOptions {
   int cuda_device = 0;
   // Activation/weight type; default: the backend's preferred one (F32 on CPU, F16 on CUDA).
   std::optional<DType> dtype;
+  // How the Linear layers multiply; default: the backend's DefaultMatmul() (bf16 on CPUs with
+  // AMX, else f32 on the CPU; the dtype's on CUDA). FailedPrecondition at Open when the backend
+  // cannot run the one asked for.
+  std::optional<MatmulPrecision> matmul;
   // Tokens per forward pass (a pass holds whole texts). At least the model's max_length.
   int max_batch_tokens = 16384;
   // Overrides of the model's own settings.
@@ -85,7 +89,11 @@ class Encoder final {
   [[nodiscard]] int max_length() const { return config_.max_length; }
   [[nodiscard]] const EncoderConfig& config() const { return config_; }
   [[nodiscard]] const WordPieceTokenizer& tokenizer() const { return *tokenizer_; }
-  [[nodiscard]] std::string backend_name() const { return backend_->name(); }
+  // The backend and the GEMM kernel of the Linear layers, e.g. "cpu (2 OpenMP threads, avx512 row
+  // kernels), GEMM bf16 amx (32x32 tiles)".
+  [[nodiscard]] std::string backend_name() const;
+  [[nodiscard]] const std::string& gemm_path() const { return gemm_path_; }
+  [[nodiscard]] MatmulPrecision matmul() const { return matmul_; }
   [[nodiscard]] BackendKind backend_kind() const { return backend_->kind(); }
   [[nodiscard]] const std::string& model_dir() const { return model_dir_; }
 
@@ -123,6 +131,8 @@ class Encoder final {
   std::unique_ptr<WordPieceTokenizer> tokenizer_;
   int max_batch_tokens_ = 0;
   DType dtype_ = DType::kF32;
+  MatmulPrecision matmul_ = MatmulPrecision::kNative;
+  std::string gemm_path_;
 
   absl::Mutex mu_;
   std::unique_ptr<Backend> backend_;  // used under mu_

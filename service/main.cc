@@ -38,6 +38,9 @@ ABSL_FLAG(std::string, model_dir, "",
           "tools/fetch-models.sh) for Embed and text search; empty = no text features");
 ABSL_FLAG(std::string, embed_backend, "auto",
           "engine backend: auto (CUDA when a device is present, else CPU), cpu or cuda");
+ABSL_FLAG(std::string, embed_precision, "auto",
+          "how the encoder's Linear layers multiply on the CPU: auto (bf16 where AMX runs it, "
+          "else f32), f32, bf16 (AMX or AVX512-BF16) or int8 (AMX or AVX512-VNNI; lower accuracy)");
 ABSL_FLAG(int64_t, embed_batch_tokens, 8192,
           "dynamic batching: most tokens embedded in one engine call");
 ABSL_FLAG(int, embed_wait_us, 2000,
@@ -107,6 +110,7 @@ int main(int argc, char** argv) {
   }
   o.embed.model_dir = absl::GetFlag(FLAGS_model_dir);
   o.embed.backend = absl::GetFlag(FLAGS_embed_backend);
+  o.embed.precision = absl::GetFlag(FLAGS_embed_precision);
   o.embed.max_batch_tokens = absl::GetFlag(FLAGS_embed_batch_tokens);
   o.embed.max_wait_us = absl::GetFlag(FLAGS_embed_wait_us);
   if (o.embed.max_batch_tokens < 1 || o.embed.max_wait_us < 0) {

@@ -715,6 +715,7 @@ class ServerImpl final : public Server {
       ASSIGN_OR_RETURN(gpu::BackendChoice backend, gpu::ParseBackendChoice(o.embed.backend));
       gpu::EncoderOptions eo;
       eo.backend = backend;
+      ASSIGN_OR_RETURN(eo.matmul, gpu::ParseMatmulPrecision(o.embed.precision));
       eo.max_batch_tokens = static_cast<int>(o.embed.max_batch_tokens);
       auto encoder = gpu::Encoder::Open(o.embed.model_dir, eo);
       if (!encoder.ok()) {

@@ -39,6 +39,7 @@ struct ServerLimits {
 struct EmbedOptions {
   std::string model_dir;
   std::string backend = "auto";     // auto | cpu | cuda
+  std::string precision = "auto";   // auto | f32 | bf16 | int8 (gpu::ParseMatmulPrecision)
   int64_t max_batch_tokens = 8192;  // dynamic batching: tokens per engine call
   int max_wait_us = 2000;           // how long a request waits for others to join its batch
 };

@@ -42,6 +42,8 @@ ABSL_FLAG(std::string, text, "",
           "other fields as the payload JSON");
 ABSL_FLAG(std::string, model_dir, "", "offline --text: the sentence-encoder model directory");
 ABSL_FLAG(std::string, embed_backend, "auto", "offline --text: engine backend (auto, cpu, cuda)");
+ABSL_FLAG(std::string, embed_precision, "auto",
+          "offline --text: matmul precision on the CPU (auto, f32, bf16, int8)");
 ABSL_FLAG(uint32_t, embed_batch, 256, "--text: texts per embedding request");
 ABSL_FLAG(std::string, ids, "",
           "optional ids, one per row (.npy int/uint 32/64-bit, or .ibin); default: the JSONL "
@@ -171,6 +173,8 @@ absl::Status EmbedLocally(Input* in) {
                    strata::gpu::ParseBackendChoice(absl::GetFlag(FLAGS_embed_backend)));
   strata::gpu::EncoderOptions eo;
   eo.backend = backend;
+  ASSIGN_OR_RETURN(eo.matmul,
+                   strata::gpu::ParseMatmulPrecision(absl::GetFlag(FLAGS_embed_precision)));
   ASSIGN_OR_RETURN(auto encoder, strata::gpu::Encoder::Open(model, eo));
   const uint64_t n = in->text.size();
   const uint32_t dim = static_cast<uint32_t>(encoder->dimension());

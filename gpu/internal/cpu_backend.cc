@@ -1,7 +1,7 @@
-// The CPU backend: float32 only, OpenBLAS SGEMM for the products, OpenMP over rows for the rest.
-// It is the reference the CUDA kernels are tested against, so it favours plain, exact loops (fp32
-// statistics, erf GELU) over approximations.
-#include <cblas.h>
+// The CPU backend: float32 activations, Strata's own GEMM for the Linear layers (weights packed
+// once; f32, bf16 or int8 products on the kernels this CPU has, gpu/internal/gemm.h), OpenMP over
+// rows for the rest. It is the reference the CUDA kernels are tested against, so it favours plain,
+// exact loops (fp32 statistics, erf GELU) over approximations.
 #include <omp.h>
 
 #include <algorithm>
@@ -14,6 +14,7 @@
 #include "absl/strings/str_cat.h"
 #include "gpu/backend.h"
 #include "gpu/internal/cpu_kernels.h"
+#include "gpu/internal/gemm.h"
 #include "storage/status_macros.h"
 
 // Refuses a tensor that is not float32 (the CPU backend's only floating type).
@@ -32,34 +33,23 @@ absl::Status NeedF32(const Tensor& t, const char* what) {
   return absl::OkStatus();
 }
 
-// OpenBLAS (Debian's pthreads build) keeps a thread pool of its own; driven from the main thread
-// between OpenMP regions, the two pools spin against each other (measured: 2-3x slower at small
-// batches on 2 cores). So the backend runs every GEMM single-threaded inside its own OpenMP
-// region, each thread taking a slice of rows. OpenBLAS's thread count is process-wide, and FAISS
-// (index builds) wants it back: this guard lowers it to 1 while any GEMM of ours runs and restores
-// it when the last one ends. A FAISS call racing with an embedding may run single-threaded for
-// that while: slower, never wrong.
-class SingleThreadedBlas {
- public:
-  SingleThreadedBlas() {
-    std::lock_guard<std::mutex> lock(mu_);
-    if (active_++ == 0) {
-      saved_ = openblas_get_num_threads();
-      openblas_set_num_threads(1);
-    }
-  }
-  ~SingleThreadedBlas() {
-    std::lock_guard<std::mutex> lock(mu_);
-    if (--active_ == 0) openblas_set_num_threads(saved_);
-  }
-  SingleThreadedBlas(const SingleThreadedBlas&) = delete;
-  SingleThreadedBlas& operator=(const SingleThreadedBlas&) = delete;
-
- private:
-  static inline std::mutex mu_;
-  static inline int active_ = 0;
-  static inline int saved_ = 1;
+// A packed weight, as the CPU backend keeps a Linear layer's weight.
+struct CpuLinearData final : LinearWeight::Data {
+  explicit CpuLinearData(cpu::PackedWeight w) : packed(std::move(w)) {}
+  cpu::PackedWeight packed;
 };
+
+cpu::GemmPrecision ToGemm(MatmulPrecision p) {
+  switch (p) {
+    case MatmulPrecision::kNative:
+      return cpu::GemmPrecision::kF32;
+    case MatmulPrecision::kBF16:
+      return cpu::GemmPrecision::kBF16;
+    case MatmulPrecision::kInt8:
+      return cpu::GemmPrecision::kInt8;
+  }
+  return cpu::GemmPrecision::kF32;
+}
 
 // A row softmax through the best kernel set, for the Softmax op.
 void SoftmaxRow(float* row, int64_t n) { cpu::BestCpuKernels().softmax_row(row, n); }
@@ -68,8 +58,8 @@ class CpuBackend final : public Backend {
  public:
   BackendKind kind() const override { return BackendKind::kCpu; }
   std::string name() const override {
-    return absl::StrCat("cpu (", omp_get_max_threads(), " OpenMP threads, OpenBLAS SGEMM, ",
-                        cpu::BestCpuKernels().name, " kernels)");
+    return absl::StrCat("cpu (", omp_get_max_threads(), " OpenMP threads, ",
+                        cpu::BestCpuKernels().name, " row kernels)");
   }
   DType preferred_dtype() const override { return DType::kF32; }
   bool Supports(DType dtype) const override { return dtype == DType::kF32 || dtype == DType::kI32; }
@@ -110,43 +100,55 @@ class CpuBackend final : public Backend {
 
   absl::Status Synchronize() override { return absl::OkStatus(); }
 
-  absl::Status Linear(const Tensor& x, const Tensor& w, const Tensor* bias, Activation act,
+  bool SupportsMatmul(MatmulPrecision precision) const override {
+    return cpu::BestGemmKernel(ToGemm(precision)) != nullptr;
+  }
+
+  // bf16 where it runs on AMX tiles (3.4-6x the f32 kernel's rate, with the reference's retrieval
+  // quality: bench/RESULTS.md); elsewhere f32, since AVX512-BF16 dot products measured slower
+  // than f32 FMAs on the one CPU we could try (a Xeon with AMX).
+  MatmulPrecision DefaultMatmul() const override {
+    const cpu::GemmKernel* bf16 = cpu::BestGemmKernel(cpu::GemmPrecision::kBF16);
+    return bf16 != nullptr && bf16->row_align > 1 ? MatmulPrecision::kBF16
+                                                  : MatmulPrecision::kNative;
+  }
+
+  absl::StatusOr<LinearWeight> PrepareLinear(Tensor w, MatmulPrecision precision) override {
+    RETURN_IF_NOT_F32(w, "Linear weight");
+    if (w.shape().size() != 2) {
+      return absl::InvalidArgumentError("cpu backend: a Linear weight is [out, in]");
+    }
+    const cpu::GemmKernel* kernel = cpu::BestGemmKernel(ToGemm(precision));
+    if (kernel == nullptr) {
+      return absl::FailedPreconditionError(
+          absl::StrCat("this CPU has no ", MatmulPrecisionName(precision), " matmul instructions (",
+                       precision == MatmulPrecision::kBF16 ? "AMX-BF16 or AVX512-BF16"
+                                                           : "AMX-INT8 or AVX512-VNNI",
+                       " at the AVX-512 level; STRATA_SIMD may have lowered it); use f32"));
+    }
+    const int64_t n = w.dim(0), k = w.dim(1);
+    ASSIGN_OR_RETURN(cpu::PackedWeight packed,
+                     cpu::PackedWeight::Pack(w.as<float>(), n, k, *kernel));
+    return LinearWeight(n, k, kernel->name, Tensor(),
+                        std::make_unique<CpuLinearData>(std::move(packed)));
+  }
+
+  absl::Status Linear(const Tensor& x, const LinearWeight& w, const Tensor* bias, Activation act,
                       Tensor& y) override {
     RETURN_IF_NOT_F32(x, "Linear input");
-    RETURN_IF_NOT_F32(w, "Linear weight");
     RETURN_IF_NOT_F32(y, "Linear output");
-    const int64_t n = w.dim(0), k = w.dim(1);
-    const int64_t m = x.numel() / k;
-    const float* b = bias != nullptr ? bias->as<float>() : nullptr;
-    float* out = y.as<float>();
-    const cpu::CpuKernels& kern = cpu::BestCpuKernels();
-    if (m <= kern.small_gemm_max_rows) {
-      // A few rows (a short text): our kernel, the weight rows split between the threads.
-#pragma omp parallel
-      {
-        const int64_t nt = omp_get_num_threads(), t = omp_get_thread_num();
-        const int64_t per = (n / nt + 3) / 4 * 4;
-        const int64_t j0 = std::min(n, t * per), j1 = t + 1 == nt ? n : std::min(n, j0 + per);
-        if (j1 > j0) kern.small_gemm(x.as<float>(), m, k, w.as<float>(), j0, j1, out, n);
-      }
-    } else {
-      SingleThreadedBlas single;
-#pragma omp parallel
-      {
-        const int64_t nt = omp_get_num_threads(), t = omp_get_thread_num();
-        const int64_t per = (m + nt - 1) / nt, r0 = std::min(m, t * per),
-                      r1 = std::min(m, r0 + per);
-        if (r1 > r0) {
-          cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, static_cast<int>(r1 - r0),
-                      static_cast<int>(n), static_cast<int>(k), 1.0f, x.as<float>() + r0 * k,
-                      static_cast<int>(k), w.as<float>(), static_cast<int>(k), 0.0f, out + r0 * n,
-                      static_cast<int>(n));
-        }
-      }
+    if (w.data() == nullptr) {
+      return absl::InvalidArgumentError("cpu backend: a Linear weight it did not prepare");
     }
-    if (bias == nullptr && act == Activation::kNone) return absl::OkStatus();
-#pragma omp parallel for schedule(static)
-    for (int64_t i = 0; i < m; ++i) kern.bias_act_row(out + i * n, b, n, static_cast<int>(act));
+    const cpu::PackedWeight& packed = static_cast<const CpuLinearData*>(w.data())->packed;
+    const int64_t m = x.numel() / packed.k();
+    if (m * packed.k() != x.numel() || y.numel() < m * packed.n()) {
+      return absl::InvalidArgumentError(absl::StrCat("cpu backend: Linear of ", x.numel(),
+                                                     " inputs by a ", packed.n(), " x ", packed.k(),
+                                                     " weight into ", y.numel()));
+    }
+    cpu::Gemm(x.as<float>(), m, packed, bias != nullptr ? bias->as<float>() : nullptr,
+              static_cast<int>(act), y.as<float>(), gemm_scratch_);
     return absl::OkStatus();
   }
 
@@ -315,6 +317,9 @@ class CpuBackend final : public Backend {
     }
     return absl::OkStatus();
   }
+
+ private:
+  cpu::GemmScratch gemm_scratch_;  // one caller at a time (backend.h)
 };
 
 }  // namespace

@@ -1,4 +1,4 @@
-// The CPU backend's row kernels (softmax, bias + activation, one attention head, a small GEMM),
+// The CPU backend's row kernels (softmax, bias + activation, one attention head),
 // compiled three times - baseline x86-64, AVX2+FMA and AVX-512 - each in its own file with its
 // own flags (cpu_kernels_*.cc include cpu_kernels.inc), and picked once at run time by what the
 // CPU supports: the project's one SIMD level (storage/cpu_features.h, STRATA_SIMD).
@@ -22,11 +22,6 @@ struct CpuKernels {
   void (*attend_head)(const float* q, int64_t len, int head_dim, int64_t stride, int64_t hidden,
                       float scale, float* keys_t, float* values, float* scores, float* out,
                       int64_t out_stride);
-  // y[i * ldy + j] = dot(x row i, w row j) for i < m and j0 <= j < j1; x is m x k and w is n x k,
-  // both row-major (a Linear layer's weight). For small m, where it beats a packing GEMM.
-  void (*small_gemm)(const float* x, int64_t m, int64_t k, const float* w, int64_t j0, int64_t j1,
-                     float* y, int64_t ldy);
-  int small_gemm_max_rows;  // Linear layers over at most this many rows use small_gemm
 };
 
 const CpuKernels& BestCpuKernels();

@@ -478,8 +478,25 @@ class CudaBackendImpl final : public Backend {
     return absl::OkStatus();
   }
 
-  absl::Status Linear(const Tensor& x, const Tensor& w, const Tensor* bias, Activation act,
-                      Tensor& y) override {
+  bool SupportsMatmul(MatmulPrecision precision) const override {
+    return precision == MatmulPrecision::kNative;
+  }
+  MatmulPrecision DefaultMatmul() const override { return MatmulPrecision::kNative; }
+
+  absl::StatusOr<LinearWeight> PrepareLinear(Tensor w, MatmulPrecision precision) override {
+    if (precision != MatmulPrecision::kNative) {
+      return absl::FailedPreconditionError(absl::StrCat(
+          "the cuda backend multiplies in the tensors' dtype (f32, f16 or bf16), not ",
+          MatmulPrecisionName(precision)));
+    }
+    const int64_t n = w.dim(0), k = w.dim(1);
+    std::string path = absl::StrCat("cublas ", DTypeName(w.dtype()));
+    return LinearWeight(n, k, std::move(path), std::move(w), nullptr);
+  }
+
+  absl::Status Linear(const Tensor& x, const LinearWeight& weight, const Tensor* bias,
+                      Activation act, Tensor& y) override {
+    const Tensor& w = weight.tensor();
     if (x.dtype() != w.dtype() || y.dtype() != w.dtype()) {
       return absl::InvalidArgumentError("Linear: x, w and y must share one dtype");
     }

@@ -120,7 +120,9 @@ absl::StatusOr<std::vector<float>> RunOp(gpu::Backend& be, gpu::DType dtype, con
   const std::string& op = c.op;
   if (op.rfind("linear", 0) == 0) {
     ASSIGN_OR_RETURN(Tensor x, upload(c.a, {c.rows, c.inner}));
-    ASSIGN_OR_RETURN(Tensor w, upload(c.b, {c.cols, c.inner}));
+    ASSIGN_OR_RETURN(Tensor w_tensor, upload(c.b, {c.cols, c.inner}));
+    ASSIGN_OR_RETURN(gpu::LinearWeight w,
+                     be.PrepareLinear(std::move(w_tensor), gpu::MatmulPrecision::kNative));
     ASSIGN_OR_RETURN(Tensor bias, upload(c.c, {c.cols}));
     ASSIGN_OR_RETURN(Tensor y, be.Allocate(dtype, {c.rows, c.cols}));
     const gpu::Activation act = op == "linear_gelu"   ? gpu::Activation::kGelu

@@ -40,6 +40,7 @@ TEST_P(TinyEncoder, CpuMatchesTheReferenceForward) {
   ASSERT_TRUE(testing::WriteTinyBert(dir.path(), spec, &weights).ok());
   EncoderOptions opts;
   opts.backend = BackendChoice::kCpu;
+  opts.matmul = MatmulPrecision::kNative;  // the reference's arithmetic, to 2e-5
   auto enc = Encoder::Open(dir.path(), opts);
   ASSERT_TRUE(enc.ok()) << enc.status();
   EXPECT_EQ((*enc)->dimension(), spec.hidden);
@@ -99,6 +100,7 @@ TEST(Encoder, TruncatesLongTextsToTheModelLength) {
   ASSERT_TRUE(testing::WriteTinyBert(dir.path(), spec, &weights).ok());
   EncoderOptions opts;
   opts.backend = BackendChoice::kCpu;
+  opts.matmul = MatmulPrecision::kNative;  // the reference's arithmetic, to 2e-5
   auto enc = Encoder::Open(dir.path(), opts);
   ASSERT_TRUE(enc.ok());
   std::string longer;
@@ -126,6 +128,7 @@ TEST(Encoder, HalfPrecisionWeightsLoad) {
   ASSERT_TRUE(testing::WriteTinyBert(dir.path(), spec, &weights).ok());
   EncoderOptions opts;
   opts.backend = BackendChoice::kCpu;
+  opts.matmul = MatmulPrecision::kNative;  // the reference's arithmetic, to 2e-5
   auto enc = Encoder::Open(dir.path(), opts);
   ASSERT_TRUE(enc.ok()) << enc.status();
   auto out = (*enc)->Embed({"the cat"});
@@ -195,33 +198,84 @@ TEST(Encoder, ForcingCudaWithoutADeviceSaysWhy) {
 }
 
 // all-minilm-l6-v2 against the package's own PyTorch code (sentence-transformers, fp32 CPU),
-// recorded by tests/gpu/make_fixtures.py: cosine >= 0.999 for every sentence.
+// recorded by tests/gpu/make_fixtures.py, in every matmul precision this CPU runs: f32 must give
+// the reference's embeddings (cosine >= 0.99999), bf16 cosine >= 0.999 (issue 16's floor), int8
+// >= 0.98 (per-row activation scales meet BERT's outlier features: 0.984 measured; reported, never
+// a default).
 TEST(Encoder, RealMiniLmMatchesTheReference) {
   const std::string model = testing::RealModelDir("all-minilm-l6-v2");
   if (model.empty()) GTEST_SKIP() << "all-minilm-l6-v2 not fetched (run tools/fetch-models.sh)";
-  EncoderOptions opts;
-  opts.backend = BackendChoice::kCpu;
-  auto enc = Encoder::Open(model, opts);
-  ASSERT_TRUE(enc.ok()) << enc.status();
-  EXPECT_EQ((*enc)->dimension(), 384);
-  EXPECT_EQ((*enc)->max_length(), 256);
   const nlohmann::json fixture =
       nlohmann::json::parse(*ReadWholeFile(testing::FixturePath("minilm_reference.json")));
   std::vector<std::string> texts;
   for (const auto& c : fixture["cases"]) texts.push_back(c["text"].get<std::string>());
   ASSERT_GE(texts.size(), 50u);
-  auto out = (*enc)->Embed(texts);
-  ASSERT_TRUE(out.ok()) << out.status();
-  double worst = 1;
-  for (size_t i = 0; i < texts.size(); ++i) {
-    const std::vector<float> want = fixture["cases"][i]["embedding"].get<std::vector<float>>();
-    const double cos = testing::Cosine(out->data() + i * 384, want.data(), 384);
-    worst = std::min(worst, cos);
-    EXPECT_GE(cos, 0.999) << texts[i];
+  const struct {
+    MatmulPrecision precision;
+    double floor;
+  } kCases[] = {{MatmulPrecision::kNative, 0.99999},
+                {MatmulPrecision::kBF16, 0.999},
+                {MatmulPrecision::kInt8, 0.98}};
+  for (const auto& c : kCases) {
+    const std::string name(MatmulPrecisionName(c.precision));
+    SCOPED_TRACE(name);
+    EncoderOptions opts;
+    opts.backend = BackendChoice::kCpu;
+    opts.matmul = c.precision;
+    auto enc = Encoder::Open(model, opts);
+    if (!enc.ok() && absl::IsFailedPrecondition(enc.status())) {
+      std::printf("%s: not on this CPU (%s)\n", name.c_str(), enc.status().ToString().c_str());
+      continue;
+    }
+    ASSERT_TRUE(enc.ok()) << enc.status();
+    EXPECT_EQ((*enc)->dimension(), 384);
+    EXPECT_EQ((*enc)->max_length(), 256);
+    auto out = (*enc)->Embed(texts);
+    ASSERT_TRUE(out.ok()) << out.status();
+    double worst = 1;
+    for (size_t i = 0; i < texts.size(); ++i) {
+      const std::vector<float> want = fixture["cases"][i]["embedding"].get<std::vector<float>>();
+      const double cos = testing::Cosine(out->data() + i * 384, want.data(), 384);
+      worst = std::min(worst, cos);
+      EXPECT_GE(cos, c.floor) << texts[i];
+    }
+    RecordProperty("worst_cosine_" + name, std::to_string(worst));
+    std::printf("%s (%s): worst cosine vs sentence-transformers over %zu sentences: %.7f\n",
+                name.c_str(), (*enc)->gemm_path().c_str(), texts.size(), worst);
   }
-  RecordProperty("worst_cosine", std::to_string(worst));
-  std::printf("worst cosine vs sentence-transformers over %zu sentences: %.7f\n", texts.size(),
-              worst);
+}
+
+// The default precision is the backend's, and an impossible one is refused at Open, by name.
+TEST(Encoder, MatmulPrecisionDefaultsToTheBackendsAndRefusesWhatTheCpuLacks) {
+  testing::TempDir dir;
+  testing::TinyBertSpec spec;
+  testing::TinyWeights weights;
+  ASSERT_TRUE(testing::WriteTinyBert(dir.path(), spec, &weights).ok());
+  EncoderOptions opts;
+  opts.backend = BackendChoice::kCpu;
+  auto enc = Encoder::Open(dir.path(), opts);
+  ASSERT_TRUE(enc.ok()) << enc.status();
+  EXPECT_EQ((*enc)->matmul(), CreateCpuBackend()->DefaultMatmul());
+  EXPECT_NE((*enc)->backend_name().find("GEMM "), std::string::npos) << (*enc)->backend_name();
+  auto cpu = CreateCpuBackend();
+  for (MatmulPrecision p : {MatmulPrecision::kBF16, MatmulPrecision::kInt8}) {
+    opts.matmul = p;
+    auto e = Encoder::Open(dir.path(), opts);
+    if (cpu->SupportsMatmul(p)) {
+      ASSERT_TRUE(e.ok()) << e.status();
+      // Same texts, lower precision: still the same embeddings to within the quantisation.
+      auto got = (*e)->Embed(kTexts);
+      ASSERT_TRUE(got.ok());
+      for (size_t i = 0; i < kTexts.size(); ++i) {
+        const auto want = testing::ReferenceEmbedding(spec, weights, (*e)->Tokenize(kTexts[i]));
+        EXPECT_GE(testing::Cosine(got->data() + i * spec.hidden, want.data(), spec.hidden), 0.99)
+            << MatmulPrecisionName(p) << " " << kTexts[i];
+      }
+    } else {
+      EXPECT_TRUE(absl::IsFailedPrecondition(e.status())) << e.status();
+      EXPECT_NE(e.status().message().find(std::string(MatmulPrecisionName(p))), std::string::npos);
+    }
+  }
 }
 
 }  // namespace
