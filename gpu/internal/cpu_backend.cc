@@ -51,8 +51,53 @@ cpu::GemmPrecision ToGemm(MatmulPrecision p) {
   return cpu::GemmPrecision::kF32;
 }
 
-// A row softmax through the best kernel set, for the Softmax op.
-void SoftmaxRow(float* row, int64_t n) { cpu::BestCpuKernels().softmax_row(row, n); }
+int64_t RoundUp(int64_t v, int64_t to) { return (v + to - 1) / to * to; }
+
+// Attention for one (sequence, head) on the f32 GEMM microkernel: scores = Q·Kᵀ in blocks of
+// kGemmRowBlock queries, a scaled softmax per row, then out = P·V. Keys and values are first
+// packed into the kernel's 32-column panels (zeros past the sequence and past head_dim).
+class HeadAttention {
+ public:
+  HeadAttention(const cpu::GemmKernel& gemm, const cpu::CpuKernels& rows)
+      : gemm_(gemm), rows_(rows) {}
+
+  // q: the head's query for token 0, rows `stride` apart, keys at +hidden, values at +2*hidden.
+  void Run(const float* q, int64_t len, int head_dim, int64_t stride, int64_t hidden, float scale,
+           float* out, int64_t out_stride) {
+    constexpr int64_t kCols = cpu::kPanelCols;
+    const int64_t lp = RoundUp(len, kCols), dp = RoundUp(head_dim, kCols);
+    keys_.assign(static_cast<size_t>(lp * head_dim), 0.0f);  // panel j: [head_dim][32 keys]
+    values_.assign(static_cast<size_t>(dp * len), 0.0f);     // panel c: [len][32 dims]
+    scores_.resize(static_cast<size_t>(cpu::kGemmRowBlock * lp));
+    for (int64_t j = 0; j < len; ++j) {
+      const float* key = q + j * stride + hidden;
+      float* panel = keys_.data() + (j / kCols) * head_dim * kCols + j % kCols;
+      for (int d = 0; d < head_dim; ++d) panel[d * kCols] = key[d];
+      const float* value = q + j * stride + 2 * hidden;
+      for (int d = 0; d < head_dim; ++d) {
+        values_[static_cast<size_t>((d / kCols) * len * kCols + j * kCols + d % kCols)] = value[d];
+      }
+    }
+    for (int64_t q0 = 0; q0 < len; q0 += cpu::kGemmRowBlock) {
+      const int64_t rows = std::min(cpu::kGemmRowBlock, len - q0);
+      for (int64_t j0 = 0; j0 < len; j0 += kCols) {
+        gemm_.f32(q + q0 * stride, stride, rows, keys_.data() + (j0 / kCols) * head_dim * kCols,
+                  head_dim, scores_.data() + j0, lp, static_cast<int>(std::min(kCols, len - j0)));
+      }
+      for (int64_t r = 0; r < rows; ++r) rows_.softmax_row(scores_.data() + r * lp, len, scale);
+      for (int64_t c0 = 0; c0 < head_dim; c0 += kCols) {
+        gemm_.f32(scores_.data(), lp, rows, values_.data() + (c0 / kCols) * len * kCols, len,
+                  out + q0 * out_stride + c0, out_stride,
+                  static_cast<int>(std::min<int64_t>(kCols, head_dim - c0)));
+      }
+    }
+  }
+
+ private:
+  const cpu::GemmKernel& gemm_;
+  const cpu::CpuKernels& rows_;
+  std::vector<float> keys_, values_, scores_;
+};
 
 class CpuBackend final : public Backend {
  public:
@@ -178,23 +223,14 @@ class CpuBackend final : public Backend {
     const float* g = gamma.as<float>();
     const float* b = beta.as<float>();
     float* o = out.as<float>();
+    const cpu::CpuKernels& k = cpu::BestCpuKernels();
 #pragma omp parallel
     {
-      std::vector<float> v(static_cast<size_t>(h));  // one row of x + residual, per thread
+      std::vector<float> scratch(static_cast<size_t>(h));  // per thread
 #pragma omp for schedule(static)
       for (int64_t r = 0; r < rows; ++r) {
-        double sum = 0;
-        for (int64_t j = 0; j < h; ++j) {
-          v[j] = in[r * h + j] + (res != nullptr ? res[r * h + j] : 0.0f);
-          sum += v[j];
-        }
-        const double mean = sum / h;
-        double var = 0;
-        for (int64_t j = 0; j < h; ++j) var += (v[j] - mean) * (v[j] - mean);
-        const float inv = static_cast<float>(1.0 / std::sqrt(var / h + eps));
-        for (int64_t j = 0; j < h; ++j) {
-          o[r * h + j] = static_cast<float>(v[j] - mean) * inv * g[j] + b[j];
-        }
+        k.layer_norm_row(in + r * h, res != nullptr ? res + r * h : nullptr, g, b, eps, h,
+                         scratch.data(), o + r * h);
       }
     }
     return absl::OkStatus();
@@ -234,7 +270,7 @@ class CpuBackend final : public Backend {
     const int64_t cols = x.shape().back(), rows = x.numel() / cols;
     float* v = x.as<float>();
 #pragma omp parallel for schedule(static)
-    for (int64_t r = 0; r < rows; ++r) SoftmaxRow(v + r * cols, cols);
+    for (int64_t r = 0; r < rows; ++r) cpu::BestCpuKernels().softmax_row(v + r * cols, cols, 1.0f);
     return absl::OkStatus();
   }
 
@@ -247,27 +283,18 @@ class CpuBackend final : public Backend {
     const float scale = 1.0f / std::sqrt(static_cast<float>(head_dim));
     const float* base = qkv.as<float>();
     float* o = out.as<float>();
-    int64_t longest = 0;
-    for (int64_t s = 0; s < seqs; ++s) {
-      longest = std::max<int64_t>(longest, host_offsets[s + 1] - host_offsets[s]);
-    }
-    // Our own loops rather than BLAS: these products are small (head_dim 32-64), and OpenBLAS's
-    // thread pool fights OpenMP's when called from inside a parallel region.
-    const cpu::CpuKernels& k = cpu::BestCpuKernels();
+    const cpu::GemmKernel& gemm = *cpu::BestGemmKernel(cpu::GemmPrecision::kF32);
+    const cpu::CpuKernels& rows = cpu::BestCpuKernels();
 #pragma omp parallel
     {
-      // Per thread, sized as cpu_kernels.h asks.
-      std::vector<float> keys_t(static_cast<size_t>((longest + 15) * head_dim));
-      std::vector<float> values(static_cast<size_t>(longest * head_dim));
-      std::vector<float> scores(static_cast<size_t>(4 * (longest + 15)));
+      HeadAttention head(gemm, rows);  // scratch per thread
 #pragma omp for schedule(dynamic)
       for (int64_t job = 0; job < seqs * heads; ++job) {
         const int64_t s = job / heads, h = job % heads;
         const int64_t begin = host_offsets[s], len = host_offsets[s + 1] - begin;
         if (len <= 0) continue;
-        k.attend_head(base + begin * stride + h * head_dim, len, head_dim, stride, hidden, scale,
-                      keys_t.data(), values.data(), scores.data(),
-                      o + begin * hidden + h * head_dim, hidden);
+        head.Run(base + begin * stride + h * head_dim, len, head_dim, stride, hidden, scale,
+                 o + begin * hidden + h * head_dim, hidden);
       }
     }
     return absl::OkStatus();

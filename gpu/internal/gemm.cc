@@ -19,47 +19,40 @@ const uint16_t* ToBf16(const float* x, int64_t m, int64_t k, int64_t kp, int64_t
                        GemmScratch& s) {
   s.a.resize(static_cast<size_t>(rows_padded * kp * 2));
   auto* a = reinterpret_cast<uint16_t*>(s.a.data());
+  const ToBf16Fn round = BestToBf16();
 #pragma omp parallel for schedule(static)
   for (int64_t r = 0; r < rows_padded; ++r) {
     uint16_t* row = a + r * kp;
     int64_t p = 0;
     if (r < m) {
-      for (; p < k; ++p) row[p] = FloatToBFloat16(x[r * k + p]);
+      round(x + r * k, k, row);
+      p = k;
     }
     std::fill(row + p, row + kp, uint16_t{0});
   }
   return a;
 }
 
-// x quantised per row: u8 = round(x / scale) + 128 with scale = max |x| / 127 (row_scales).
+// x quantised per row (BestQuantize), scales in row_scales; a row that is not finite gets a NaN
+// scale, so its outputs are NaN rather than the product of garbage.
 const uint8_t* ToInt8(const float* x, int64_t m, int64_t k, int64_t kp, int64_t rows_padded,
                       GemmScratch& s) {
   s.a.resize(static_cast<size_t>(rows_padded * kp));
   s.row_scales.resize(static_cast<size_t>(rows_padded));
   uint8_t* a = s.a.data();
+  const QuantizeFn quantize = BestQuantize();
 #pragma omp parallel for schedule(static)
   for (int64_t r = 0; r < rows_padded; ++r) {
     uint8_t* row = a + r * kp;
-    float peak = 0;
     bool finite = true;
-    for (int64_t p = 0; r < m && p < k; ++p) {
-      const float v = x[r * k + p];
-      finite = finite && std::isfinite(v);
-      peak = std::max(peak, std::fabs(v));
-    }
-    if (r >= m || !finite || peak == 0) {
+    for (int64_t p = 0; r < m && p < k; ++p) finite = finite && std::isfinite(x[r * k + p]);
+    if (r >= m || !finite) {
       std::fill(row, row + kp, uint8_t{128});
-      s.row_scales[static_cast<size_t>(r)] =
-          finite ? 0.0f : std::numeric_limits<float>::quiet_NaN();
+      s.row_scales[static_cast<size_t>(r)] = finite ? 0.0f : std::numeric_limits<float>::quiet_NaN();
       continue;
     }
-    const float inv = 127.0f / peak;
-    for (int64_t p = 0; p < k; ++p) {
-      row[p] = static_cast<uint8_t>(
-          static_cast<int>(std::clamp(std::nearbyint(x[r * k + p] * inv), -127.0f, 127.0f)) + 128);
-    }
+    s.row_scales[static_cast<size_t>(r)] = quantize(x + r * k, k, row);
     std::fill(row + k, row + kp, uint8_t{128});
-    s.row_scales[static_cast<size_t>(r)] = peak / 127.0f;
   }
   return a;
 }

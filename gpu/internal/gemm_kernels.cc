@@ -86,6 +86,20 @@ const std::vector<GemmKernel>& AvailableGemmKernels() {
   return kernels;
 }
 
+ToBf16Fn BestToBf16() {
+  static const ToBf16Fn fn = Supports(SimdLevel::kAvx512) && Cpu().avx512_bf16 &&
+                                     ProjectSimdLevel() == SimdLevel::kAvx512
+                                 ? avx512::ToBf16()
+                                 : scalar::ToBf16();
+  return fn;
+}
+
+QuantizeFn BestQuantize() {
+  static const QuantizeFn fn =
+      ProjectSimdLevel() == SimdLevel::kAvx512 ? avx512::Quantize() : scalar::Quantize();
+  return fn;
+}
+
 const GemmKernel* BestGemmKernel(GemmPrecision p) {
   static const GemmKernel* const best[3] = {
       Choose(GemmPrecision::kF32), Choose(GemmPrecision::kBF16), Choose(GemmPrecision::kInt8)};

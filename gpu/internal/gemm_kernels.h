@@ -24,7 +24,7 @@ inline constexpr int kPanelCols = 32;
 
 // c[r * ldc + j] = sum over p < k of a[r * lda + p] * panel(p, j), for r < rows and j < cols
 // (cols <= kPanelCols). Contracts common to all three:
-//  - `panel` is 64-byte aligned; `a` rows may be read up to the next multiple of `row_align` (the
+//  - `panel` is best 64-byte aligned (PackedWeight's are; any alignment works); `a` rows may be read up to the next multiple of `row_align` (the
 //    caller pads the buffer) and up to k, which the caller pads to the precision's k_align.
 //  - Single-threaded; the caller splits rows and panels between threads.
 using F32Kernel = void (*)(const float* a, int64_t lda, int64_t rows, const float* panel, int64_t k,
@@ -64,11 +64,22 @@ struct GemmKernel {
 // the precision (bf16 needs AVX512-BF16 or AMX; int8 needs AVX512-VNNI or AMX). f32 always has one.
 [[nodiscard]] const GemmKernel* BestGemmKernel(GemmPrecision p);
 
+// Rounds n floats to bfloat16 (to nearest even) for a bf16 kernel's activations.
+using ToBf16Fn = void (*)(const float* x, int64_t n, uint16_t* out);
+// Quantises n floats for an int8 kernel: out[p] = round(x[p] / scale) + 128 with
+// scale = max |x| / 127, returned (0 for an all-zero row: every byte 128). x must be finite.
+using QuantizeFn = float (*)(const float* x, int64_t n, uint8_t* out);
+// The fastest of each this CPU runs (the scalar ones otherwise).
+[[nodiscard]] ToBf16Fn BestToBf16();
+[[nodiscard]] QuantizeFn BestQuantize();
+
 // Per-ISA kernels, defined in gemm_kernels_<isa>.cc.
 namespace scalar {
 F32Kernel F32();
 Bf16Kernel Bf16();
 Int8Kernel Int8();
+ToBf16Fn ToBf16();
+QuantizeFn Quantize();
 }  // namespace scalar
 namespace avx2 {
 F32Kernel F32();
@@ -76,7 +87,9 @@ F32Kernel F32();
 namespace avx512 {
 F32Kernel F32();
 Bf16Kernel Bf16();  // AVX512-BF16
+ToBf16Fn ToBf16();  // AVX512-BF16
 Int8Kernel Int8();  // AVX512-VNNI
+QuantizeFn Quantize();  // AVX-512 F
 }  // namespace avx512
 namespace amx {
 // Asks the kernel for the AMX tile state (Linux arch_prctl); false when refused or not Linux.

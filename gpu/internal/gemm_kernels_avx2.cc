@@ -24,8 +24,8 @@ void Block(const float* a, int64_t lda, const float* panel, int64_t k, float* c,
   }
   (Rows{});
   for (int64_t p = 0; p < k; ++p) {
-    const __m256 b0 = _mm256_load_ps(panel + p * kPanelCols);
-    const __m256 b1 = _mm256_load_ps(panel + p * kPanelCols + 8);
+    const __m256 b0 = _mm256_loadu_ps(panel + p * kPanelCols);
+    const __m256 b1 = _mm256_loadu_ps(panel + p * kPanelCols + 8);
     [&]<int... I>(std::integer_sequence<int, I...>) {
       (
           [&] {

@@ -13,7 +13,7 @@ struct F32Traits {
   static constexpr int kDepth = 1;
   static Vec Zero() { return _mm512_setzero_ps(); }
   static Vec Broadcast(const float* p) { return _mm512_set1_ps(*p); }
-  static Vec Load(const float* p) { return _mm512_load_ps(p); }
+  static Vec Load(const float* p) { return _mm512_loadu_ps(p); }
   static Vec Dot(Vec acc, Vec a, Vec b) { return _mm512_fmadd_ps(a, b, acc); }
   static void Store(float* c, __mmask16 m, Vec v) { _mm512_mask_storeu_ps(c, m, v); }
 };

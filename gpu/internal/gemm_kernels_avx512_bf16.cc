@@ -20,15 +20,29 @@ struct Bf16Traits {
     std::memcpy(&pair, p, 4);
     return _mm512_set1_epi32(pair);
   }
-  static __m512i Load(const uint16_t* p) { return _mm512_load_si512(p); }
+  static __m512i Load(const uint16_t* p) { return _mm512_loadu_si512(p); }
   static Vec Dot(Vec acc, __m512i a, __m512i b) {
     return _mm512_dpbf16_ps(acc, (__m512bh)a, (__m512bh)b);
   }
   static void Store(float* c, __mmask16 m, Vec v) { _mm512_mask_storeu_ps(c, m, v); }
 };
 
+void RoundToBf16(const float* x, int64_t n, uint16_t* out) {
+  int64_t i = 0;
+  for (; i + 16 <= n; i += 16) {
+    const __m256bh v = _mm512_cvtneps_pbh(_mm512_loadu_ps(x + i));
+    _mm256_storeu_si256(reinterpret_cast<__m256i*>(out + i), (__m256i)v);
+  }
+  if (i < n) {
+    const __mmask16 m = static_cast<__mmask16>((1u << (n - i)) - 1);
+    const __m256bh v = _mm512_cvtneps_pbh(_mm512_maskz_loadu_ps(m, x + i));
+    _mm256_mask_storeu_epi16(out + i, m, (__m256i)v);
+  }
+}
+
 }  // namespace
 
 Bf16Kernel Bf16() { return &Gemm<Bf16Traits>; }
+ToBf16Fn ToBf16() { return &RoundToBf16; }
 
 }  // namespace strata::gpu::cpu::avx512

@@ -1,6 +1,7 @@
 // The GEMM microkernels in plain C++: the references every SIMD kernel is tested against, and the
 // f32 path of CPUs without AVX2 (built for baseline x86-64, so SSE at best).
 #include <algorithm>
+#include <cmath>
 #include <cstring>
 
 #include "gpu/internal/gemm_kernels.h"
@@ -51,9 +52,29 @@ void GemmInt8(const uint8_t* a, int64_t lda, int64_t rows, const int8_t* panel, 
   }
 }
 
+void RoundToBf16(const float* x, int64_t n, uint16_t* out) {
+  for (int64_t i = 0; i < n; ++i) out[i] = FloatToBFloat16(x[i]);
+}
+
+float QuantizeRow(const float* x, int64_t n, uint8_t* out) {
+  float peak = 0;
+  for (int64_t i = 0; i < n; ++i) peak = std::max(peak, std::fabs(x[i]));
+  if (peak == 0) {
+    std::fill_n(out, n, uint8_t{128});
+    return 0;
+  }
+  const float inv = 127.0f / peak;
+  for (int64_t i = 0; i < n; ++i) {
+    out[i] = static_cast<uint8_t>(static_cast<int>(std::nearbyint(x[i] * inv)) + 128);
+  }
+  return peak / 127.0f;
+}
+
 }  // namespace
 
 F32Kernel F32() { return &GemmF32; }
+ToBf16Fn ToBf16() { return &RoundToBf16; }
+QuantizeFn Quantize() { return &QuantizeRow; }
 Bf16Kernel Bf16() { return &GemmBf16; }
 Int8Kernel Int8() { return &GemmInt8; }
 
