@@ -82,13 +82,14 @@ class HeadAttention {
       const int64_t rows = std::min(cpu::kGemmRowBlock, len - q0);
       for (int64_t j0 = 0; j0 < len; j0 += kCols) {
         gemm_.f32(q + q0 * stride, stride, rows, keys_.data() + (j0 / kCols) * head_dim * kCols,
-                  head_dim, scores_.data() + j0, lp, static_cast<int>(std::min(kCols, len - j0)));
+                  head_dim, scores_.data() + j0, lp, static_cast<int>(std::min(kCols, len - j0)),
+                  /*accumulate=*/false);
       }
       for (int64_t r = 0; r < rows; ++r) rows_.softmax_row(scores_.data() + r * lp, len, scale);
       for (int64_t c0 = 0; c0 < head_dim; c0 += kCols) {
         gemm_.f32(scores_.data(), lp, rows, values_.data() + (c0 / kCols) * len * kCols, len,
                   out + q0 * out_stride + c0, out_stride,
-                  static_cast<int>(std::min<int64_t>(kCols, head_dim - c0)));
+                  static_cast<int>(std::min<int64_t>(kCols, head_dim - c0)), /*accumulate=*/false);
       }
     }
   }

@@ -48,7 +48,8 @@ const uint8_t* ToInt8(const float* x, int64_t m, int64_t k, int64_t kp, int64_t 
     for (int64_t p = 0; r < m && p < k; ++p) finite = finite && std::isfinite(x[r * k + p]);
     if (r >= m || !finite) {
       std::fill(row, row + kp, uint8_t{128});
-      s.row_scales[static_cast<size_t>(r)] = finite ? 0.0f : std::numeric_limits<float>::quiet_NaN();
+      s.row_scales[static_cast<size_t>(r)] =
+          finite ? 0.0f : std::numeric_limits<float>::quiet_NaN();
       continue;
     }
     s.row_scales[static_cast<size_t>(r)] = quantize(x + r * k, k, row);
@@ -75,7 +76,7 @@ void Gemm(const float* x, int64_t m, const PackedWeight& w, const float* bias, i
   const int64_t row_blocks = (m + kGemmRowBlock - 1) / kGemmRowBlock;
   const int64_t threads = omp_get_max_threads();
   const int64_t wanted_groups =
-      std::clamp<int64_t>((4 * threads + row_blocks - 1) / row_blocks, 1, panels);
+      std::clamp<int64_t>((16 * threads + row_blocks - 1) / row_blocks, 1, panels);
   const int64_t per_group = (panels + wanted_groups - 1) / wanted_groups;
   const int64_t groups = (panels + per_group - 1) / per_group;
   const CpuKernels& rows_kern = BestCpuKernels();
@@ -90,7 +91,12 @@ void Gemm(const float* x, int64_t m, const PackedWeight& w, const float* bias, i
       float* out = y + r0 * n + c0;
       switch (kern.precision) {
         case GemmPrecision::kF32:
-          kern.f32(x + r0 * k, k, rows, w.f32_panel(panel), k, out, n, cols);
+          // k in blocks whose panel slice (kGemmDepthBlock x 128 bytes) stays in L1 while every
+          // row of the block passes over it.
+          for (int64_t p = 0; p < k; p += kGemmDepthBlock) {
+            kern.f32(x + r0 * k + p, k, rows, w.f32_panel(panel) + p * kPanelCols,
+                     std::min(kGemmDepthBlock, k - p), out, n, cols, p > 0);
+          }
           break;
         case GemmPrecision::kBF16:
           kern.bf16(a16 + r0 * kp, kp, rows, w.bf16_panel(panel), kp, out, n, cols);

@@ -15,7 +15,8 @@
 
 namespace strata::gpu::cpu {
 
-inline constexpr int64_t kGemmRowBlock = 96;  // a multiple of every kernel's rows and row_align
+inline constexpr int64_t kGemmRowBlock = 96;     // a multiple of every kernel's rows and row_align
+inline constexpr int64_t kGemmDepthBlock = 192;  // f32: k per pass over a row block
 
 // Buffers a Gemm call reuses between calls (the bf16 or int8 copy of x and its row scales).
 struct GemmScratch {

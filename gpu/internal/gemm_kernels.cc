@@ -87,10 +87,10 @@ const std::vector<GemmKernel>& AvailableGemmKernels() {
 }
 
 ToBf16Fn BestToBf16() {
-  static const ToBf16Fn fn = Supports(SimdLevel::kAvx512) && Cpu().avx512_bf16 &&
-                                     ProjectSimdLevel() == SimdLevel::kAvx512
-                                 ? avx512::ToBf16()
-                                 : scalar::ToBf16();
+  static const ToBf16Fn fn =
+      Supports(SimdLevel::kAvx512) && Cpu().avx512_bf16 && ProjectSimdLevel() == SimdLevel::kAvx512
+          ? avx512::ToBf16()
+          : scalar::ToBf16();
   return fn;
 }
 

@@ -24,11 +24,14 @@ inline constexpr int kPanelCols = 32;
 
 // c[r * ldc + j] = sum over p < k of a[r * lda + p] * panel(p, j), for r < rows and j < cols
 // (cols <= kPanelCols). Contracts common to all three:
-//  - `panel` is best 64-byte aligned (PackedWeight's are; any alignment works); `a` rows may be read up to the next multiple of `row_align` (the
+//  - `panel` is best 64-byte aligned (PackedWeight's are; any alignment works); `a` rows may be
+//  read up to the next multiple of `row_align` (the
 //    caller pads the buffer) and up to k, which the caller pads to the precision's k_align.
 //  - Single-threaded; the caller splits rows and panels between threads.
+// f32 only: with `accumulate`, adds to c instead of overwriting it (the GEMM splits k into blocks
+// whose panel slices stay in L1).
 using F32Kernel = void (*)(const float* a, int64_t lda, int64_t rows, const float* panel, int64_t k,
-                           float* c, int64_t ldc, int cols);
+                           float* c, int64_t ldc, int cols, bool accumulate);
 // a holds bfloat16 bits; fp32 accumulation.
 using Bf16Kernel = void (*)(const uint16_t* a, int64_t lda, int64_t rows, const uint16_t* panel,
                             int64_t k, float* c, int64_t ldc, int cols);
@@ -86,9 +89,9 @@ F32Kernel F32();
 }
 namespace avx512 {
 F32Kernel F32();
-Bf16Kernel Bf16();  // AVX512-BF16
-ToBf16Fn ToBf16();  // AVX512-BF16
-Int8Kernel Int8();  // AVX512-VNNI
+Bf16Kernel Bf16();      // AVX512-BF16
+ToBf16Fn ToBf16();      // AVX512-BF16
+Int8Kernel Int8();      // AVX512-VNNI
 QuantizeFn Quantize();  // AVX-512 F
 }  // namespace avx512
 namespace amx {

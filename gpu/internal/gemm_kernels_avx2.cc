@@ -13,53 +13,56 @@ namespace {
 constexpr int kRows = 6;
 
 // Fold expressions over compile-time row indices keep the accumulators in registers (see
-// gemm_avx512_block.h).
+// gemm_avx512_block.h); so do the stores: a loop over the arrays there would make GCC keep a copy
+// of every accumulator on the stack, updated on each step of k.
 template <int R>
 void Block(const float* a, int64_t lda, const float* panel, int64_t k, float* c, int64_t ldc,
-           int cols) {
+           int cols, bool accumulate) {
   using Rows = std::make_integer_sequence<int, R>;
+  alignas(32) float tmp[R][16] = {};
+  if (accumulate) {
+    for (int r = 0; r < R; ++r) std::copy_n(c + r * ldc, cols, tmp[r]);
+  }
   __m256 acc0[R], acc1[R];
-  [&]<int... I>(std::integer_sequence<int, I...>) {
-    ((acc0[I] = _mm256_setzero_ps(), acc1[I] = _mm256_setzero_ps()), ...);
-  }
-  (Rows{});
+  const auto init = [&]<int... I>(std::integer_sequence<int, I...>) {
+    ((acc0[I] = _mm256_load_ps(tmp[I]), acc1[I] = _mm256_load_ps(tmp[I] + 8)), ...);
+  };
+  init(Rows{});
+  const auto step = [&]<int... I>(std::integer_sequence<int, I...>, int64_t p, __m256 b0,
+                                  __m256 b1) {
+    (
+        [&] {
+          const __m256 av = _mm256_broadcast_ss(a + I * lda + p);
+          acc0[I] = _mm256_fmadd_ps(av, b0, acc0[I]);
+          acc1[I] = _mm256_fmadd_ps(av, b1, acc1[I]);
+        }(),
+        ...);
+  };
   for (int64_t p = 0; p < k; ++p) {
-    const __m256 b0 = _mm256_loadu_ps(panel + p * kPanelCols);
-    const __m256 b1 = _mm256_loadu_ps(panel + p * kPanelCols + 8);
-    [&]<int... I>(std::integer_sequence<int, I...>) {
-      (
-          [&] {
-            const __m256 av = _mm256_broadcast_ss(a + I * lda + p);
-            acc0[I] = _mm256_fmadd_ps(av, b0, acc0[I]);
-            acc1[I] = _mm256_fmadd_ps(av, b1, acc1[I]);
-          }(),
-          ...);
-    }
-    (Rows{});
+    step(Rows{}, p, _mm256_loadu_ps(panel + p * kPanelCols),
+         _mm256_loadu_ps(panel + p * kPanelCols + 8));
   }
-  // Stores by compile-time index too: a loop over the arrays here would make GCC keep a copy of
-  // every accumulator on the stack, updated on each step of k.
-  alignas(32) float tmp[R][16];
-  [&]<int... I>(std::integer_sequence<int, I...>) {
+  const auto store = [&]<int... I>(std::integer_sequence<int, I...>) {
     ((_mm256_store_ps(tmp[I], acc0[I]), _mm256_store_ps(tmp[I] + 8, acc1[I])), ...);
-  }
-  (Rows{});
+  };
+  store(Rows{});
   for (int r = 0; r < R; ++r) std::copy_n(tmp[r], cols, c + r * ldc);
 }
 
-using BlockFn = void (*)(const float*, int64_t, const float*, int64_t, float*, int64_t, int);
+using BlockFn = void (*)(const float*, int64_t, const float*, int64_t, float*, int64_t, int, bool);
 constexpr BlockFn kBlocks[kRows + 1] = {nullptr,   &Block<1>, &Block<2>, &Block<3>,
                                         &Block<4>, &Block<5>, &Block<6>};
 
 // The panel's two 16-column halves are separate passes: a 16-wide half keeps 6 rows in registers,
 // where 32 columns would leave room for only 3.
 void GemmF32(const float* a, int64_t lda, int64_t rows, const float* panel, int64_t k, float* c,
-             int64_t ldc, int cols) {
+             int64_t ldc, int cols, bool accumulate) {
   for (int half = 0; half < 2 && half * 16 < cols; ++half) {
     const int width = std::min(16, cols - half * 16);
     for (int64_t r = 0; r < rows; r += kRows) {
       const int64_t n = std::min<int64_t>(kRows, rows - r);
-      kBlocks[n](a + r * lda, lda, panel + half * 16, k, c + r * ldc + half * 16, ldc, width);
+      kBlocks[n](a + r * lda, lda, panel + half * 16, k, c + r * ldc + half * 16, ldc, width,
+                 accumulate);
     }
   }
 }

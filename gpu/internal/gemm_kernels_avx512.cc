@@ -16,6 +16,7 @@ struct F32Traits {
   static Vec Load(const float* p) { return _mm512_loadu_ps(p); }
   static Vec Dot(Vec acc, Vec a, Vec b) { return _mm512_fmadd_ps(a, b, acc); }
   static void Store(float* c, __mmask16 m, Vec v) { _mm512_mask_storeu_ps(c, m, v); }
+  static Vec LoadC(const float* c, __mmask16 m) { return _mm512_maskz_loadu_ps(m, c); }
 };
 
 }  // namespace

@@ -25,6 +25,7 @@ struct Bf16Traits {
     return _mm512_dpbf16_ps(acc, (__m512bh)a, (__m512bh)b);
   }
   static void Store(float* c, __mmask16 m, Vec v) { _mm512_mask_storeu_ps(c, m, v); }
+  static Vec LoadC(const float* c, __mmask16 m) { return _mm512_maskz_loadu_ps(m, c); }
 };
 
 void RoundToBf16(const float* x, int64_t n, uint16_t* out) {
@@ -42,7 +43,7 @@ void RoundToBf16(const float* x, int64_t n, uint16_t* out) {
 
 }  // namespace
 
-Bf16Kernel Bf16() { return &Gemm<Bf16Traits>; }
+Bf16Kernel Bf16() { return &GemmOnce<Bf16Traits>; }
 ToBf16Fn ToBf16() { return &RoundToBf16; }
 
 }  // namespace strata::gpu::cpu::avx512

@@ -28,6 +28,7 @@ struct Int8Traits {
   static Vec Load(const int8_t* p) { return _mm512_loadu_si512(p); }
   static Vec Dot(Vec acc, Vec a, Vec b) { return _mm512_dpbusd_epi32(acc, a, b); }
   static void Store(int32_t* c, __mmask16 m, Vec v) { _mm512_mask_storeu_epi32(c, m, v); }
+  static Vec LoadC(const int32_t* c, __mmask16 m) { return _mm512_maskz_loadu_epi32(m, c); }
 };
 
 float QuantizeRow(const float* x, int64_t n, uint8_t* out) {
@@ -50,13 +51,14 @@ float QuantizeRow(const float* x, int64_t n, uint8_t* out) {
     _mm_storeu_si128(reinterpret_cast<__m128i*>(out + i),
                      _mm512_cvtepi32_epi8(quantize(_mm512_loadu_ps(x + i))));
   }
-  if (i < n) _mm512_mask_cvtepi32_storeu_epi8(out + i, tail, quantize(_mm512_maskz_loadu_ps(tail, x + i)));
+  if (i < n)
+    _mm512_mask_cvtepi32_storeu_epi8(out + i, tail, quantize(_mm512_maskz_loadu_ps(tail, x + i)));
   return top / 127.0f;
 }
 
 }  // namespace
 
-Int8Kernel Int8() { return &Gemm<Int8Traits>; }
+Int8Kernel Int8() { return &GemmOnce<Int8Traits>; }
 QuantizeFn Quantize() { return &QuantizeRow; }
 
 }  // namespace strata::gpu::cpu::avx512

@@ -11,9 +11,10 @@ namespace strata::gpu::cpu::scalar {
 namespace {
 
 void GemmF32(const float* a, int64_t lda, int64_t rows, const float* panel, int64_t k, float* c,
-             int64_t ldc, int cols) {
+             int64_t ldc, int cols, bool accumulate) {
   for (int64_t r = 0; r < rows; ++r) {
     float acc[kPanelCols] = {};
+    if (accumulate) std::copy_n(c + r * ldc, cols, acc);
     for (int64_t p = 0; p < k; ++p) {
       const float av = a[r * lda + p];
       const float* b = panel + p * kPanelCols;
