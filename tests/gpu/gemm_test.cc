@@ -153,6 +153,27 @@ TEST(Gemm, PackRefusesEmptyShapesAndNonFiniteInt8Weights) {
             absl::StatusCode::kInvalidArgument);
 }
 
+// The vectorised conversions give the scalar ones' bits (both round to nearest even), at every
+// length around the vector width.
+TEST(Gemm, FastConversionsMatchTheScalarOnes) {
+  std::mt19937 rng(5);
+  for (int64_t n : {1, 7, 15, 16, 17, 33, 384}) {
+    const auto x = Random(static_cast<size_t>(n), rng, 3.0f);
+    std::vector<uint16_t> want16(static_cast<size_t>(n)), got16(static_cast<size_t>(n));
+    scalar::ToBf16()(x.data(), n, want16.data());
+    BestToBf16()(x.data(), n, got16.data());
+    EXPECT_EQ(got16, want16) << n;
+    std::vector<uint8_t> want8(static_cast<size_t>(n)), got8(static_cast<size_t>(n));
+    const float want_scale = scalar::Quantize()(x.data(), n, want8.data());
+    EXPECT_EQ(BestQuantize()(x.data(), n, got8.data()), want_scale) << n;
+    EXPECT_EQ(got8, want8) << n;
+  }
+  const std::vector<float> zeros(5, 0.0f);
+  std::vector<uint8_t> q(5);
+  EXPECT_EQ(BestQuantize()(zeros.data(), 5, q.data()), 0.0f);
+  EXPECT_EQ(q, std::vector<uint8_t>(5, 128));
+}
+
 // The failure issue 16 found: a CPU with AVX2 served by generic kernels. The choice follows the
 // project's SIMD level, so unless STRATA_SIMD forces a lower one the f32 path is vectorised, and
 // bf16 / int8 have a fast path wherever the CPU has the instructions.
