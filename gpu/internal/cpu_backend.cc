@@ -54,8 +54,9 @@ cpu::GemmPrecision ToGemm(MatmulPrecision p) {
 int64_t RoundUp(int64_t v, int64_t to) { return (v + to - 1) / to * to; }
 
 // Attention for one (sequence, head) on the f32 GEMM microkernel: scores = Q·Kᵀ in blocks of
-// kGemmRowBlock queries, a scaled softmax per row, then out = P·V. Keys and values are first
-// packed into the kernel's 32-column panels (zeros past the sequence and past head_dim).
+// kGemmRowBlock queries, exp of the scaled scores per row, out = P·V, then each output row divided
+// by its row's sum (the softmax's normalisation, moved to the narrower side). Keys and values are
+// first packed into the kernel's 32-column panels (zeros past the sequence and past head_dim).
 class HeadAttention {
  public:
   HeadAttention(const cpu::GemmKernel& gemm, const cpu::CpuKernels& rows)
@@ -85,11 +86,20 @@ class HeadAttention {
                   head_dim, scores_.data() + j0, lp, static_cast<int>(std::min(kCols, len - j0)),
                   /*accumulate=*/false);
       }
-      for (int64_t r = 0; r < rows; ++r) rows_.softmax_row(scores_.data() + r * lp, len, scale);
+      for (int64_t r = 0; r < rows; ++r) {
+        inv_sums_[static_cast<size_t>(r)] =
+            1.0f / rows_.exp_row(scores_.data() + r * lp, len, scale);
+      }
       for (int64_t c0 = 0; c0 < head_dim; c0 += kCols) {
         gemm_.f32(scores_.data(), lp, rows, values_.data() + (c0 / kCols) * len * kCols, len,
                   out + q0 * out_stride + c0, out_stride,
                   static_cast<int>(std::min<int64_t>(kCols, head_dim - c0)), /*accumulate=*/false);
+      }
+      // The softmax's division, on head_dim outputs per query rather than len probabilities.
+      for (int64_t r = 0; r < rows; ++r) {
+        float* o = out + (q0 + r) * out_stride;
+        const float inv = inv_sums_[static_cast<size_t>(r)];
+        for (int d = 0; d < head_dim; ++d) o[d] *= inv;
       }
     }
   }
@@ -98,6 +108,7 @@ class HeadAttention {
   const cpu::GemmKernel& gemm_;
   const cpu::CpuKernels& rows_;
   std::vector<float> keys_, values_, scores_;
+  float inv_sums_[cpu::kGemmRowBlock];
 };
 
 class CpuBackend final : public Backend {

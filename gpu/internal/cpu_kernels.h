@@ -13,6 +13,8 @@ struct CpuKernels {
   const char* name;
   // In place: softmax of scale * row[0, n).
   void (*softmax_row)(float* row, int64_t n, float scale);
+  // In place: exp(scale * (row - max row)), unnormalised; returns the sum.
+  float (*exp_row)(float* row, int64_t n, float scale);
   // In place: y[j] = act(y[j] + b[j]) (b may be null; act as gpu::Activation: 0 none, 1 GELU,
   // 2 SiLU).
   void (*bias_act_row)(float* y, const float* b, int64_t n, int act);
