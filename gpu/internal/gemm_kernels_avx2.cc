@@ -13,19 +13,23 @@ namespace {
 constexpr int kRows = 6;
 
 // Fold expressions over compile-time row indices keep the accumulators in registers (see
-// gemm_avx512_block.h); so do the stores: a loop over the arrays there would make GCC keep a copy
-// of every accumulator on the stack, updated on each step of k.
+// gemm_avx512_block.h), and masked loads and stores handle a narrow last panel without a buffer.
 template <int R>
 void Block(const float* a, int64_t lda, const float* panel, int64_t k, float* c, int64_t ldc,
            int cols, bool accumulate) {
   using Rows = std::make_integer_sequence<int, R>;
-  alignas(32) float tmp[R][16] = {};
-  if (accumulate) {
-    for (int r = 0; r < R; ++r) std::copy_n(c + r * ldc, cols, tmp[r]);
-  }
+  const __m256i lane = _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7);
+  const __m256i m0 = _mm256_cmpgt_epi32(_mm256_set1_epi32(cols), lane);
+  const __m256i m1 = _mm256_cmpgt_epi32(_mm256_set1_epi32(cols - 8), lane);
   __m256 acc0[R], acc1[R];
   const auto init = [&]<int... I>(std::integer_sequence<int, I...>) {
-    ((acc0[I] = _mm256_load_ps(tmp[I]), acc1[I] = _mm256_load_ps(tmp[I] + 8)), ...);
+    if (accumulate) {
+      ((acc0[I] = _mm256_maskload_ps(c + I * ldc, m0),
+        acc1[I] = _mm256_maskload_ps(c + I * ldc + 8, m1)),
+       ...);
+    } else {
+      ((acc0[I] = _mm256_setzero_ps(), acc1[I] = _mm256_setzero_ps()), ...);
+    }
   };
   init(Rows{});
   const auto step = [&]<int... I>(std::integer_sequence<int, I...>, int64_t p, __m256 b0,
@@ -43,10 +47,11 @@ void Block(const float* a, int64_t lda, const float* panel, int64_t k, float* c,
          _mm256_loadu_ps(panel + p * kPanelCols + 8));
   }
   const auto store = [&]<int... I>(std::integer_sequence<int, I...>) {
-    ((_mm256_store_ps(tmp[I], acc0[I]), _mm256_store_ps(tmp[I] + 8, acc1[I])), ...);
+    ((_mm256_maskstore_ps(c + I * ldc, m0, acc0[I]),
+      _mm256_maskstore_ps(c + I * ldc + 8, m1, acc1[I])),
+     ...);
   };
   store(Rows{});
-  for (int r = 0; r < R; ++r) std::copy_n(tmp[r], cols, c + r * ldc);
 }
 
 using BlockFn = void (*)(const float*, int64_t, const float*, int64_t, float*, int64_t, int, bool);
