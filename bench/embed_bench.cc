@@ -27,6 +27,9 @@ ABSL_FLAG(std::string, batch_sizes, "1,4,16,64,256", "texts per Embed call");
 ABSL_FLAG(int, texts, 256, "texts embedded per batch size (the first N passages)");
 ABSL_FLAG(int, max_batch_tokens, 16384, "tokens per forward pass");
 ABSL_FLAG(std::string, json, "", "also write the results here as JSON lines");
+ABSL_FLAG(std::string, dump, "",
+          "also write every passage's embedding here (raw float32, passages x dimension, in "
+          "order) for bench/embed_accuracy.py");
 
 int main(int argc, char** argv) {
   strata::SetProgramUsage(
@@ -118,5 +121,15 @@ int main(int argc, char** argv) {
     std::fflush(stdout);
   }
   if (json != nullptr) std::fclose(json);
+  if (!absl::GetFlag(FLAGS_dump).empty()) {
+    auto all = (*enc)->Embed(texts);
+    std::FILE* f = all.ok() ? std::fopen(absl::GetFlag(FLAGS_dump).c_str(), "wb") : nullptr;
+    if (f == nullptr || std::fwrite(all->data(), sizeof(float), all->size(), f) != all->size() ||
+        std::fclose(f) != 0) {
+      std::fprintf(stderr, "strata-embed-bench: cannot write --dump '%s'\n",
+                   absl::GetFlag(FLAGS_dump).c_str());
+      return 1;
+    }
+  }
   return 0;
 }

@@ -2,14 +2,16 @@
 # Retrieval quality of the text path on SQuAD v1.1 dev (../shared/data, or $STRATA_SHARED_DATA):
 # starts strata-server with all-minilm-l6-v2, loads the 2,067 passages with strata-load --text,
 # asks the questions by text and reports recall@1/5/10 of the gold passage (bench/squad_retrieval.py).
-#   bench/squad_retrieval.sh [--limit=N questions]   PYTHON=... adds the sentence-transformers row
+#   bench/squad_retrieval.sh [--limit=N questions] [--precision=auto|f32|bf16|int8]
+#   PYTHON=... adds the sentence-transformers row; --precision is the server's --embed_precision
 set -euo pipefail
 cd "$(dirname "$0")/.."
-limit=0
+limit=0 precision=auto
 for a in "$@"; do
   case "$a" in
     --limit=*) limit="${a#*=}" ;;
-    -h|--help) sed -n 2,6p "$0"; exit 0 ;;
+    --precision=*) precision="${a#*=}" ;;
+    -h|--help) sed -n 2,7p "$0"; exit 0 ;;
     *) echo "squad_retrieval.sh: unknown argument $a" >&2; exit 2 ;;
   esac
 done
@@ -28,7 +30,8 @@ with open(sys.argv[2], "w") as out:
         out.write(json.dumps({"id": i, "text": p["text"], "title": p["title"], "squad_id": p["id"]}) + "\n")
 PY
 "$build/bin/strata-server" --data_dir="$work/data" --listen=127.0.0.1:0 --metrics_listen= \
-  --ready_file="$work/port" --model_dir="$model" 2>"$work/server.log" &
+  --ready_file="$work/port" --model_dir="$model" --embed_precision="$precision" \
+  2>"$work/server.log" &
 server=$!
 for _ in $(seq 100); do [ -s "$work/port" ] && break; sleep 0.1; done
 addr="127.0.0.1:$(cat "$work/port")"

@@ -15,6 +15,8 @@
 #include "gpu/backend.h"
 #include "gpu/internal/cpu_kernels.h"
 #include "gpu/internal/gemm.h"
+#include "storage/cpu_features.h"
+#include "storage/log.h"
 #include "storage/status_macros.h"
 
 // Refuses a tensor that is not float32 (the CPU backend's only floating type).
@@ -363,6 +365,22 @@ class CpuBackend final : public Backend {
 
 }  // namespace
 
-std::unique_ptr<Backend> CreateCpuBackend() { return std::make_unique<CpuBackend>(); }
+std::unique_ptr<Backend> CreateCpuBackend() {
+  // Issue 16's failure, made loud: generic kernels on a CPU that has vector units (only possible
+  // now when STRATA_SIMD asks for them).
+  static const bool warned = [] {
+    const cpu::GemmKernel* f32 = cpu::BestGemmKernel(cpu::GemmPrecision::kF32);
+    if (f32->level == SimdLevel::kScalar && Supports(SimdLevel::kAvx2)) {
+      Log(LogLevel::kWarning,
+          "the CPU backend's GEMM runs its generic kernel (%s) on a CPU with AVX2%s: embedding "
+          "runs at a fraction of its speed; unset STRATA_SIMD",
+          f32->name, Supports(SimdLevel::kAvx512) ? " and AVX-512" : "");
+      return true;
+    }
+    return false;
+  }();
+  (void)warned;
+  return std::make_unique<CpuBackend>();
+}
 
 }  // namespace strata::gpu
