@@ -485,9 +485,9 @@ class CudaBackendImpl final : public Backend {
 
   absl::StatusOr<LinearWeight> PrepareLinear(Tensor w, MatmulPrecision precision) override {
     if (precision != MatmulPrecision::kNative) {
-      return absl::FailedPreconditionError(absl::StrCat(
-          "the cuda backend multiplies in the tensors' dtype (f32, f16 or bf16), not ",
-          MatmulPrecisionName(precision)));
+      return absl::FailedPreconditionError(
+          absl::StrCat("the cuda backend multiplies in the tensors' dtype (f32, f16 or bf16), not ",
+                       MatmulPrecisionName(precision)));
     }
     const int64_t n = w.dim(0), k = w.dim(1);
     std::string path = absl::StrCat("cublas ", DTypeName(w.dtype()));

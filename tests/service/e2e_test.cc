@@ -800,16 +800,15 @@ TEST(EndToEnd, TextLoadEmbedAndSearchByText) {
   EXPECT_GE(stats.embed().texts(), texts.size());
   EXPECT_LE(stats.embed().batches(), stats.embed().requests());
   // Stats names the matmul kernel really in use (issue 16), e.g. "..., GEMM f32 avx512 (12x32)".
-  EXPECT_NE(stats.embed().backend().find(", GEMM "), std::string::npos)
-      << stats.embed().backend();
+  EXPECT_NE(stats.embed().backend().find(", GEMM "), std::string::npos) << stats.embed().backend();
   EXPECT_EQ(server.Stop(), 0);
 
   // A precision that does not exist stops the start with a message naming it.
   const std::string bad_log = tmp.File("bad_precision.log");
-  pid_t bad = Spawn({Bin("strata-server"), "--data_dir=" + tmp.File("data2"),
-                     "--listen=127.0.0.1:0", "--metrics_listen=", "--model_dir=" + model,
-                     "--embed_precision=fp8"},
-                    bad_log);
+  pid_t bad =
+      Spawn({Bin("strata-server"), "--data_dir=" + tmp.File("data2"), "--listen=127.0.0.1:0",
+             "--metrics_listen=", "--model_dir=" + model, "--embed_precision=fp8"},
+            bad_log);
   EXPECT_NE(WaitExit(bad), 0);
   EXPECT_NE(ReadLog(bad_log).find("unknown matmul precision 'fp8'"), std::string::npos)
       << ReadLog(bad_log);
