@@ -108,6 +108,7 @@ absl::StatusOr<SearchTuneResult> TuneSearch(const SpannIndex& index, const Vecto
 
   result.sample = static_cast<uint32_t>(want);
   for (uint32_t budget : kLadder) {
+    if (budget < options.min_postings && budget < index.num_heads()) continue;
     const uint32_t b = static_cast<uint32_t>(std::min<uint64_t>(budget, index.num_heads()));
     SearchParams params;
     params.max_postings = b;

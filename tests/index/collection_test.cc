@@ -140,7 +140,7 @@ TEST(Collection, DefaultSearchKeepsRecallAsTheCollectionGrows) {
     EXPECT_GE(recall, 0.90);
     const CollectionStats st = c->Stats();
     EXPECT_GE(st.tuned_recall, 0.92);
-    EXPECT_GE(st.default_max_postings, 8u);
+    EXPECT_GE(st.default_max_postings, 32u);
   }
 }
 
