@@ -5,6 +5,12 @@
 #include "storage/status_macros.h"
 
 namespace strata::gpu {
+namespace {
+
+// How often a waiting call checks whether its caller has gone.
+constexpr absl::Duration kCancelPoll = absl::Milliseconds(20);
+
+}  // namespace
 
 EmbedBatcher::EmbedBatcher(Encoder* encoder, EmbedBatcherOptions options)
     : encoder_(encoder), options_(options), worker_([this] { Run(); }) {}
@@ -23,7 +29,8 @@ EmbedBatcherStats EmbedBatcher::stats() const {
 }
 
 absl::StatusOr<std::vector<float>> EmbedBatcher::Embed(absl::Span<const std::string> texts,
-                                                       EmbedStats* stats) {
+                                                       EmbedStats* stats,
+                                                       const std::function<bool()>& cancelled) {
   int64_t truncated = 0;
   const std::vector<std::vector<int32_t>> seqs = encoder_->TokenizeAll(texts, &truncated);
   Request req;
@@ -32,6 +39,11 @@ absl::StatusOr<std::vector<float>> EmbedBatcher::Embed(absl::Span<const std::str
   if (texts.empty()) return out;
   req.sequences = seqs;
   req.out = out.data();
+  if (cancelled && cancelled()) {  // gone while its texts were tokenized
+    absl::MutexLock lock(&mu_);
+    stats_.cancelled += 1;
+    return absl::CancelledError("the embedding was abandoned by its caller");
+  }
   {
     absl::MutexLock lock(&mu_);
     if (stop_) return absl::UnavailableError("the embedding engine is shutting down");
@@ -40,7 +52,24 @@ absl::StatusOr<std::vector<float>> EmbedBatcher::Embed(absl::Span<const std::str
     last_arrival_ = req.arrived;
     queue_.push_back(&req);
     queued_tokens_ += req.tokens;
-    mu_.Await(absl::Condition(&req.done));
+    if (!cancelled) {
+      mu_.Await(absl::Condition(&req.done));
+    } else {
+      // Poll the caller's cancellation while waiting. The worker writes into req.out (this
+      // frame's buffer) while the batch runs, so a running request is only marked abandoned and
+      // waited for: the worker stops its batch at the next pass when nobody else is in it.
+      while (!mu_.AwaitWithTimeout(absl::Condition(&req.done), kCancelPoll)) {
+        if (!cancelled()) continue;
+        auto it = std::find(queue_.begin(), queue_.end(), &req);
+        if (it != queue_.end()) {
+          queue_.erase(it);
+          queued_tokens_ -= req.tokens;
+          stats_.cancelled += 1;
+          return absl::CancelledError("the embedding was abandoned by its caller");
+        }
+        if (!req.abandoned.exchange(true)) stats_.cancelled += 1;
+      }
+    }
     stats_.truncated += static_cast<uint64_t>(truncated);
   }
   RETURN_IF_ERROR(req.status);
@@ -93,16 +122,23 @@ void EmbedBatcher::Run() {
     for (Request* r : batch) all.insert(all.end(), r->sequences.begin(), r->sequences.end());
     const size_t dim = static_cast<size_t>(encoder_->dimension());
     std::vector<float> out(all.size() * dim);
-    absl::Status s = encoder_->EmbedTokens(all, out.data());
+    // Stops between passes once every request in the batch has been abandoned.
+    const auto all_abandoned = [&batch] {
+      return std::all_of(batch.begin(), batch.end(),
+                         [](const Request* r) { return r->abandoned.load(); });
+    };
+    absl::Status s = encoder_->EmbedTokens(all, out.data(), nullptr, all_abandoned);
     absl::MutexLock lock(&mu_);
     size_t row = 0;
     for (Request* r : batch) {
       r->status = s;
-      if (s.ok()) std::copy_n(out.data() + row * dim, r->sequences.size() * dim, r->out);
+      if (s.ok()) {
+        std::copy_n(out.data() + row * dim, r->sequences.size() * dim, r->out);
+        stats_.requests += 1;
+        stats_.texts += r->sequences.size();
+        stats_.tokens += static_cast<uint64_t>(r->tokens);
+      }
       row += r->sequences.size();
-      stats_.requests += 1;
-      stats_.texts += r->sequences.size();
-      stats_.tokens += static_cast<uint64_t>(r->tokens);
       r->done = true;
     }
     stats_.batches += 1;

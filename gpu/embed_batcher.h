@@ -9,7 +9,9 @@
 #define STRATA_GPU_EMBED_BATCHER_H_
 
 #include <cstdint>
+#include <atomic>
 #include <deque>
+#include <functional>
 #include <string>
 #include <thread>
 #include <vector>
@@ -31,10 +33,11 @@ struct EmbedBatcherOptions {
 struct EmbedBatcherStats {
   uint64_t batches = 0;   // encoder calls
   uint64_t held = 0;      // batches whose window was held open for company
-  uint64_t requests = 0;  // Embed calls served
+  uint64_t requests = 0;  // Embed calls served (successfully)
   uint64_t texts = 0;
   uint64_t tokens = 0;
   uint64_t truncated = 0;
+  uint64_t cancelled = 0;  // calls abandoned by their callers (queued or running)
 };
 
 class EmbedBatcher final {
@@ -47,9 +50,14 @@ class EmbedBatcher final {
   EmbedBatcher& operator=(const EmbedBatcher&) = delete;
 
   // Embeds `texts` (texts.size() * dimension floats, in order), batched with concurrent calls.
-  // Blocks until done. Thread-safe.
-  [[nodiscard]] absl::StatusOr<std::vector<float>> Embed(absl::Span<const std::string> texts,
-                                                         EmbedStats* stats = nullptr);
+  // Blocks until done. Thread-safe. `cancelled` (e.g. the RPC's IsCancelled), when given, is
+  // polled while the call waits: a cancelled call leaves the queue at once, or, when its batch
+  // already runs and holds nobody else's texts, stops it before the next forward pass (a pass is
+  // at most max_batch_tokens); either way the call returns Cancelled, so an abandoned request
+  // never holds the engine for the ones behind it.
+  [[nodiscard]] absl::StatusOr<std::vector<float>> Embed(
+      absl::Span<const std::string> texts, EmbedStats* stats = nullptr,
+      const std::function<bool()>& cancelled = {});
 
   [[nodiscard]] EmbedBatcherStats stats() const;
   [[nodiscard]] const Encoder& encoder() const { return *encoder_; }
@@ -61,6 +69,7 @@ class EmbedBatcher final {
     float* out = nullptr;
     absl::Time arrived;
     bool done = false;
+    std::atomic<bool> abandoned{false};  // set by the caller while its batch runs
     absl::Status status;
   };
   void Run();

@@ -343,7 +343,7 @@ absl::StatusOr<std::vector<float>> Encoder::Embed(absl::Span<const std::string> 
 }
 
 absl::Status Encoder::EmbedTokens(absl::Span<const std::vector<int32_t>> sequences, float* out,
-                                  EmbedStats* stats) {
+                                  EmbedStats* stats, const std::function<bool()>& stop) {
   for (size_t i = 0; i < sequences.size(); ++i) {
     const auto& s = sequences[i];
     if (s.empty() || s.size() > static_cast<size_t>(config_.max_length)) {
@@ -367,6 +367,7 @@ absl::Status Encoder::EmbedTokens(absl::Span<const std::vector<int32_t>> sequenc
   int64_t tokens = 0, passes = 0;
   size_t i = 0;
   while (i < order.size()) {
+    if (stop && stop()) return absl::CancelledError("the embedding was abandoned by its caller");
     size_t j = i;
     int64_t pass_tokens = 0;
     while (j < order.size() &&

@@ -10,6 +10,7 @@
 #define STRATA_GPU_ENCODER_H_
 
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <optional>
 #include <string>
@@ -110,9 +111,12 @@ class Encoder final {
   [[nodiscard]] absl::StatusOr<std::vector<float>> Embed(absl::Span<const std::string> texts,
                                                          EmbedStats* stats = nullptr);
   // Embeds token sequences from Tokenize() into out (size sequences.size() * dimension()).
-  // InvalidArgument for an empty or over-long sequence or an id outside the vocabulary.
+  // InvalidArgument for an empty or over-long sequence or an id outside the vocabulary. `stop`,
+  // when given, is asked before each forward pass; true ends the call with Cancelled (out then
+  // holds only some rows).
   [[nodiscard]] absl::Status EmbedTokens(absl::Span<const std::vector<int32_t>> sequences,
-                                         float* out, EmbedStats* stats = nullptr);
+                                         float* out, EmbedStats* stats = nullptr,
+                                         const std::function<bool()>& stop = {});
 
  private:
   struct Layer;

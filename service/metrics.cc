@@ -111,6 +111,8 @@ std::vector<prometheus::MetricFamily> CatalogCollector::Collect() const {
     total("strata_embed_texts_total", "texts embedded", e.texts);
     total("strata_embed_tokens_total", "tokens embedded", e.tokens);
     total("strata_embed_held_total", "batches whose window was held open for company", e.held);
+    total("strata_embed_cancelled_total", "embedding calls abandoned by their clients",
+          e.cancelled);
   }
   return out;
 }

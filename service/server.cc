@@ -263,7 +263,7 @@ class StrataService final : public pb::Strata::Service {
         return absl::InvalidArgumentError("set either 'query' or 'text', not both");
       }
       const auto t0 = Clock::now();
-      ASSIGN_OR_RETURN(std::vector<pb::Vector> q, EmbedQueries(*col, {req->text()}));
+      ASSIGN_OR_RETURN(std::vector<pb::Vector> q, EmbedQueries(ctx, *col, {req->text()}));
       const auto t1 = Clock::now();
       RETURN_IF_ERROR(Damaged(col, SearchOne(*col, q[0], req->k(), params, req->with_payload(),
                                              req->with_vector(), /*batch=*/false, &budget, resp)));
@@ -285,7 +285,7 @@ class StrataService final : public pb::Strata::Service {
       auto t1 = t0;
       if (req->texts_size() > 0) {
         std::vector<std::string> texts(req->texts().begin(), req->texts().end());
-        ASSIGN_OR_RETURN(embedded, EmbedQueries(*col, texts));
+        ASSIGN_OR_RETURN(embedded, EmbedQueries(ctx, *col, texts));
         t1 = Clock::now();
       } else {
         RETURN_IF_ERROR(CheckBatch(req->queries_size(), "queries"));
@@ -312,7 +312,7 @@ class StrataService final : public pb::Strata::Service {
       std::vector<std::string> texts(req->texts().begin(), req->texts().end());
       RETURN_IF_ERROR(CheckTexts(texts));
       gpu::EmbedStats st;
-      ASSIGN_OR_RETURN(std::vector<float> v, embedder_->Embed(texts, &st));
+      ASSIGN_OR_RETURN(std::vector<float> v, embedder_->Embed(texts, &st, Abandoned(ctx)));
       const int dim = embedder_->encoder().dimension();
       for (size_t i = 0; i < texts.size(); ++i) {
         pb::Vector* out = resp->add_vectors();
@@ -377,6 +377,7 @@ class StrataService final : public pb::Strata::Service {
         out->set_texts(e.texts);
         out->set_tokens(e.tokens);
         out->set_held(e.held);
+        out->set_cancelled(e.cancelled);
       }
       return absl::OkStatus();
     });
@@ -412,7 +413,13 @@ class StrataService final : public pb::Strata::Service {
   }
 
   // Text queries embedded for `col`, which must hold float32 vectors of the model's dimension.
-  absl::StatusOr<std::vector<pb::Vector>> EmbedQueries(const Collection& col,
+  // A call whose client has gone (cancelled, past its deadline) stops waiting for the engine.
+  static std::function<bool()> Abandoned(grpc::ServerContext* ctx) {
+    return [ctx] { return ctx->IsCancelled(); };
+  }
+
+  absl::StatusOr<std::vector<pb::Vector>> EmbedQueries(grpc::ServerContext* ctx,
+                                                       const Collection& col,
                                                        const std::vector<std::string>& texts) {
     RETURN_IF_ERROR(CheckTexts(texts));
     const CollectionConfig cfg = col.config();
@@ -422,7 +429,7 @@ class StrataService final : public pb::Strata::Service {
           "collection '", cfg.name, "' holds ", cfg.dim, "-d ", ElementTypeName(cfg.type),
           " vectors; text queries are embedded by ", ModelName(), " as ", dim, "-d float32"));
     }
-    ASSIGN_OR_RETURN(std::vector<float> v, embedder_->Embed(texts));
+    ASSIGN_OR_RETURN(std::vector<float> v, embedder_->Embed(texts, nullptr, Abandoned(ctx)));
     std::vector<pb::Vector> out(texts.size());
     for (size_t i = 0; i < texts.size(); ++i) {
       out[i].mutable_values()->Add(v.begin() + static_cast<ptrdiff_t>(i * dim),

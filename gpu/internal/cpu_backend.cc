@@ -168,7 +168,7 @@ class CpuBackend final : public Backend {
   // than f32 FMAs on the one CPU we could try (a Xeon with AMX).
   MatmulPrecision DefaultMatmul() const override {
     const cpu::GemmKernel* bf16 = cpu::BestGemmKernel(cpu::GemmPrecision::kBF16);
-    return bf16 != nullptr && bf16->row_align > 1 ? MatmulPrecision::kBF16
+    return bf16 != nullptr && bf16->tiles ? MatmulPrecision::kBF16
                                                   : MatmulPrecision::kNative;
   }
 

@@ -16,32 +16,47 @@ std::vector<GemmKernel> Detect() {
   const CpuFeatures& cpu = Cpu();
   using P = GemmPrecision;
   using L = SimdLevel;
-  k.push_back({"f32 scalar", P::kF32, L::kScalar, false, 1, scalar::F32(), nullptr, nullptr});
-  k.push_back(
-      {"bf16 scalar (reference)", P::kBF16, L::kScalar, true, 1, nullptr, scalar::Bf16(), nullptr});
-  k.push_back(
-      {"int8 scalar (reference)", P::kInt8, L::kScalar, true, 1, nullptr, nullptr, scalar::Int8()});
+  k.push_back({.name = "f32 scalar", .f32 = scalar::F32()});
+  k.push_back({.name = "bf16 scalar (reference)",
+               .precision = P::kBF16,
+               .reference_only = true,
+               .bf16 = scalar::Bf16()});
+  k.push_back({.name = "int8 scalar (reference)",
+               .precision = P::kInt8,
+               .reference_only = true,
+               .int8 = scalar::Int8()});
   if (Supports(L::kAvx2)) {
-    k.push_back({"f32 avx2 (6x16)", P::kF32, L::kAvx2, false, 1, avx2::F32(), nullptr, nullptr});
+    k.push_back({.name = "f32 avx2 (6x16)", .level = L::kAvx2, .f32 = avx2::F32()});
   }
   if (!Supports(L::kAvx512)) return k;
-  k.push_back(
-      {"f32 avx512 (12x32)", P::kF32, L::kAvx512, false, 1, avx512::F32(), nullptr, nullptr});
+  k.push_back({.name = "f32 avx512 (12x32)", .level = L::kAvx512, .f32 = avx512::F32()});
   if (cpu.avx512_bf16) {
-    k.push_back({"bf16 avx512_bf16 (12x32)", P::kBF16, L::kAvx512, false, 1, nullptr,
-                 avx512::Bf16(), nullptr});
+    k.push_back({.name = "bf16 avx512_bf16 (12x32)",
+                 .precision = P::kBF16,
+                 .level = L::kAvx512,
+                 .bf16 = avx512::Bf16()});
   }
   if (cpu.avx512_vnni) {
-    k.push_back({"int8 avx512_vnni (12x32)", P::kInt8, L::kAvx512, false, 1, nullptr, nullptr,
-                 avx512::Int8()});
+    k.push_back({.name = "int8 avx512_vnni (12x32)",
+                 .precision = P::kInt8,
+                 .level = L::kAvx512,
+                 .int8 = avx512::Int8()});
   }
   if (AmxReady(cpu.amx_bf16)) {
-    k.push_back(
-        {"bf16 amx (32x32 tiles)", P::kBF16, L::kAvx512, false, 32, nullptr, amx::Bf16(), nullptr});
+    k.push_back({.name = "bf16 amx (32x32 tiles)",
+                 .precision = P::kBF16,
+                 .level = L::kAvx512,
+                 .tiles = true,
+                 .row_align = 32,
+                 .bf16 = amx::Bf16()});
   }
   if (AmxReady(cpu.amx_int8)) {
-    k.push_back(
-        {"int8 amx (32x32 tiles)", P::kInt8, L::kAvx512, false, 32, nullptr, nullptr, amx::Int8()});
+    k.push_back({.name = "int8 amx (32x32 tiles)",
+                 .precision = P::kInt8,
+                 .level = L::kAvx512,
+                 .tiles = true,
+                 .row_align = 32,
+                 .int8 = amx::Int8()});
   }
   return k;
 }

@@ -24,9 +24,9 @@ inline constexpr int kPanelCols = 32;
 
 // c[r * ldc + j] = sum over p < k of a[r * lda + p] * panel(p, j), for r < rows and j < cols
 // (cols <= kPanelCols). Contracts common to all three:
-//  - `panel` is best 64-byte aligned (PackedWeight's are; any alignment works); `a` rows may be
-//  read up to the next multiple of `row_align` (the
-//    caller pads the buffer) and up to k, which the caller pads to the precision's k_align.
+//  - `panel` is best 64-byte aligned (PackedWeight's are; any alignment works).
+//  - `a` may be read up to the next multiple of `row_align` rows (the caller pads the buffer), and
+//    k is a multiple of the precision's KAlign (the caller pads it with zeros).
 //  - Single-threaded; the caller splits rows and panels between threads.
 // f32 only: with `accumulate`, adds to c instead of overwriting it (the GEMM splits k into blocks
 // whose panel slices stay in L1).
@@ -53,7 +53,8 @@ struct GemmKernel {
   // A plain-C++ reference for tests, never chosen to serve (bf16 and int8 without the instructions
   // would be slower than f32).
   bool reference_only = false;
-  int row_align = 1;  // see above
+  bool tiles = false;  // runs on AMX tiles
+  int row_align = 1;   // see above
   F32Kernel f32 = nullptr;
   Bf16Kernel bf16 = nullptr;
   Int8Kernel int8 = nullptr;
@@ -67,10 +68,12 @@ struct GemmKernel {
 // the precision (bf16 needs AVX512-BF16 or AMX; int8 needs AVX512-VNNI or AMX). f32 always has one.
 [[nodiscard]] const GemmKernel* BestGemmKernel(GemmPrecision p);
 
-// Rounds n floats to bfloat16 (to nearest even) for a bf16 kernel's activations.
+// Rounds n floats to bfloat16 (to nearest even; the AVX512-BF16 one reads denormal inputs as
+// zero, the scalar one keeps them) for a bf16 kernel's activations.
 using ToBf16Fn = void (*)(const float* x, int64_t n, uint16_t* out);
-// Quantises n floats for an int8 kernel: out[p] = round(x[p] / scale) + 128 with
-// scale = max |x| / 127, returned (0 for an all-zero row: every byte 128). x must be finite.
+// Quantises n floats for an int8 kernel: out[p] = round(x[p] * (127 / peak)) + 128, to nearest
+// even, with peak = max |x|; returns the scale peak / 127 (0, every byte 128, when peak is below
+// FLT_MIN). x must be finite.
 using QuantizeFn = float (*)(const float* x, int64_t n, uint8_t* out);
 // The fastest of each this CPU runs (the scalar ones otherwise).
 [[nodiscard]] ToBf16Fn BestToBf16();
@@ -92,7 +95,7 @@ F32Kernel F32();
 Bf16Kernel Bf16();      // AVX512-BF16
 ToBf16Fn ToBf16();      // AVX512-BF16
 Int8Kernel Int8();      // AVX512-VNNI
-QuantizeFn Quantize();  // AVX-512 F
+QuantizeFn Quantize();  // AVX-512 F only (in the f32 file)
 }  // namespace avx512
 namespace amx {
 // Asks the kernel for the AMX tile state (Linux arch_prctl); false when refused or not Linux.

@@ -30,9 +30,12 @@ struct alignas(64) TileConfig {
 };
 
 // Tile configuration is per thread; every tile here is 16 x 64 bytes, for both precisions, so a
-// thread configures once and keeps it.
+// thread configures once and keeps it (these kernels are the process's only AMX code). Loading the
+// configuration on every call, and releasing the tiles after it, was measured: on this VM some
+// products then ran 50-1000x slower (0.3-25 GFLOP/s instead of 400-1,700), so the state stays.
+thread_local bool configured = false;
+
 void ConfigureThread() {
-  thread_local bool configured = false;
   if (configured) return;
   TileConfig cfg;
   for (int t = 0; t < 8; ++t) {

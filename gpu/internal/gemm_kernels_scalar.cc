@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <cmath>
 #include <cstring>
+#include <limits>
 
 #include "gpu/internal/gemm_kernels.h"
 #include "storage/half.h"
@@ -60,7 +61,7 @@ void RoundToBf16(const float* x, int64_t n, uint16_t* out) {
 float QuantizeRow(const float* x, int64_t n, uint8_t* out) {
   float peak = 0;
   for (int64_t i = 0; i < n; ++i) peak = std::max(peak, std::fabs(x[i]));
-  if (peak == 0) {
+  if (peak < std::numeric_limits<float>::min()) {  // zero (or denormal: 127 / peak overflows)
     std::fill_n(out, n, uint8_t{128});
     return 0;
   }

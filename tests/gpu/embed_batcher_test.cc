@@ -1,5 +1,6 @@
 #include "gpu/embed_batcher.h"
 
+#include <atomic>
 #include <thread>
 
 #include "gtest/gtest.h"
@@ -74,6 +75,39 @@ TEST_F(Batcher, AFullBudgetGoesWithoutWaitingAndEmptyRequestsReturnAtOnce) {
   auto none = batcher.Embed({});
   ASSERT_TRUE(none.ok());
   EXPECT_TRUE(none->empty());
+}
+
+// A client that gives up (its RPC cancelled, or past its deadline) must not hold the engine: a
+// queued call leaves the queue, and a running batch that holds nobody else's texts stops before
+// its next forward pass. A is long (thousands of one-text passes), B queues behind it.
+TEST_F(Batcher, AnAbandonedCallLeavesTheQueueAndStopsItsBatch) {
+  EncoderOptions opts;
+  opts.backend = BackendChoice::kCpu;
+  opts.max_batch_tokens = spec_.max_positions;  // one long text per pass
+  auto enc = Encoder::Open(dir_.path(), opts);
+  ASSERT_TRUE(enc.ok()) << enc.status();
+  EmbedBatcher batcher(enc->get(), {/*max_batch_tokens=*/64, absl::Milliseconds(1)});
+  const std::vector<std::string> a_texts(20000, "the cat sat on the mat and the dog sat on the log");
+  std::atomic<bool> give_up_a{false};
+  absl::StatusOr<std::vector<float>> a;
+  std::thread a_thread(
+      [&] { a = batcher.Embed(a_texts, nullptr, [&] { return give_up_a.load(); }); });
+  absl::SleepFor(absl::Milliseconds(50));  // A is queued or running; either way B waits behind it
+  // B's caller leaves once B is queued (its first check, before queueing, still sees it there).
+  int checks = 0;
+  auto b = batcher.Embed({"the cat"}, nullptr, [&checks] { return ++checks > 1; });
+  EXPECT_TRUE(absl::IsCancelled(b.status())) << b.status();
+  give_up_a = true;  // A is running by now: it stops at its next pass
+  a_thread.join();
+  EXPECT_TRUE(absl::IsCancelled(a.status())) << a.status();
+  EXPECT_EQ(batcher.stats().cancelled, 2u);
+  EXPECT_EQ(batcher.stats().requests, 0u);  // neither finished
+  // The engine serves the next caller, and gives it the right answer.
+  auto c = batcher.Embed({"the cat"});
+  ASSERT_TRUE(c.ok()) << c.status();
+  auto alone = (*enc)->Embed({"the cat"});
+  ASSERT_TRUE(alone.ok());
+  for (size_t i = 0; i < alone->size(); ++i) EXPECT_NEAR((*c)[i], (*alone)[i], 1e-6);
 }
 
 }  // namespace

@@ -923,6 +923,40 @@ TEST(EndToEnd, RealModelRetrievesSquadParagraphsByText) {
   EXPECT_EQ(server.Stop(), 0);
 }
 
+// A client that gives up does not hold the engine: an Embed of 1,024 long texts (seconds of work
+// for the real model) with a 300 ms deadline ends DEADLINE_EXCEEDED, and the server drops the
+// work (counted as cancelled) instead of finishing it.
+TEST(EndToEnd, AnAbandonedEmbedIsDroppedNotFinished) {
+  const std::string model = testing::RealModelDir("all-minilm-l6-v2");
+  if (model.empty()) GTEST_SKIP() << "all-minilm-l6-v2 not fetched (run tools/fetch-models.sh)";
+  TempDir tmp;
+  ServerProcess server(tmp.File("data"), tmp.File("server.log"), {"--model_dir=" + model});
+  ASSERT_NO_FATAL_FAILURE(server.Start());
+  std::string passage;
+  for (int i = 0; i < 200; ++i) passage += "vector search engines keep posting lists on disk ";
+  pb::EmbedRequest big;
+  for (int i = 0; i < 1024; ++i) *big.add_texts() = passage + std::to_string(i);
+  pb::EmbedResponse out;
+  grpc::ClientContext ctx;
+  ctx.set_deadline(std::chrono::system_clock::now() + std::chrono::milliseconds(300));
+  grpc::Status st = server.stub()->Embed(&ctx, big, &out);
+  EXPECT_EQ(st.error_code(), grpc::StatusCode::DEADLINE_EXCEEDED) << st.error_message();
+  pb::EmbedRequest small;
+  small.add_texts("hello");
+  ASSERT_TRUE(Call(&pb::Strata::Stub::Embed, server.stub(), small, &out).ok());
+  EXPECT_EQ(out.vectors_size(), 1);
+  // The big call's handler may still be tokenizing; it notices the deadline once its texts are
+  // ready (before queueing them) or while it waits.
+  pb::StatsResponse stats;
+  for (int i = 0; i < 600 && stats.embed().cancelled() == 0; ++i) {
+    if (i > 0) absl::SleepFor(absl::Milliseconds(50));
+    ASSERT_TRUE(Call(&pb::Strata::Stub::Stats, server.stub(), pb::StatsRequest(), &stats).ok());
+  }
+  EXPECT_EQ(stats.embed().cancelled(), 1u);
+  EXPECT_EQ(stats.embed().requests(), 1u);  // only the small call was served
+  EXPECT_EQ(server.Stop(), 0);
+}
+
 TEST(EndToEnd, ConcurrentEmbedsAreBatchedTogether) {
   TempDir tmp;
   testing::TinyBertSpec spec;
