@@ -29,5 +29,6 @@ for p in ${precisions//,/ }; do
     echo "embed_accuracy.sh: no $p row (see above)" >&2
   fi
 done
+[ "${#dumps[@]}" -gt 0 ] || { echo "embed_accuracy.sh: no precision ran" >&2; exit 1; }
 "${PYTHON:-python3}" bench/embed_accuracy.py --model_dir="$model" \
   --passages="$work/passages.jsonl" "${dumps[@]}"

@@ -21,7 +21,9 @@
 ABSL_FLAG(std::string, model_dir, "models/all-minilm-l6-v2", "sentence-encoder model directory");
 ABSL_FLAG(std::string, passages, "", "JSONL passages (a 'text' field per line)");
 ABSL_FLAG(std::string, backend, "auto", "auto, cpu or cuda");
-ABSL_FLAG(std::string, dtype, "", "activation type: f32, f16, bf16 (default: the backend's)");
+ABSL_FLAG(std::string, dtype, "",
+          "activation type: f32, f16, bf16 (default: the backend's; the CPU's is f32 - for bf16 "
+          "matrix products there, use --precision)");
 ABSL_FLAG(std::string, precision, "auto", "matmul precision on the CPU: auto, f32, bf16, int8");
 ABSL_FLAG(std::string, batch_sizes, "1,4,16,64,256", "texts per Embed call");
 ABSL_FLAG(int, texts, 256, "texts embedded per batch size (the first N passages)");
@@ -70,6 +72,11 @@ int main(int argc, char** argv) {
   if (dt == "f32") eo.dtype = gpu::DType::kF32;
   if (dt == "f16") eo.dtype = gpu::DType::kF16;
   if (dt == "bf16") eo.dtype = gpu::DType::kBF16;
+  if (!dt.empty() && !eo.dtype.has_value()) {
+    std::fprintf(stderr, "strata-embed-bench: --dtype must be f32, f16 or bf16, not '%s'\n",
+                 dt.c_str());
+    return 1;
+  }
   eo.max_batch_tokens = absl::GetFlag(FLAGS_max_batch_tokens);
   auto precision = gpu::ParseMatmulPrecision(absl::GetFlag(FLAGS_precision));
   if (!precision.ok()) {

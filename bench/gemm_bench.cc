@@ -91,7 +91,7 @@ int main(int argc, char** argv) {
           budget);
       std::printf("%6ld %5s %-26s %9.1f %9s\n", static_cast<long>(m), s.name, "OpenBLAS sgemm",
                   flops / blas / 1e9, "1.00x");
-      openblas_set_num_threads(1);  // as the engine leaves it while our kernels run
+      openblas_set_num_threads(1);  // keep its idle pool off the cores while ours run
       for (const cpu::GemmKernel& kernel : cpu::AvailableGemmKernels()) {
         if (kernel.reference_only) continue;
         auto packed = cpu::PackedWeight::Pack(w.data(), s.n, s.k, kernel);

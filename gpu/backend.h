@@ -1,7 +1,7 @@
 // The engine's compute layer: one interface, two backends. The CUDA backend runs on one device
 // with one stream (cuBLAS GEMMs with fp32 accumulation, Strata's own kernels for the rest); the
-// CPU backend runs the same operations with OpenBLAS SGEMM and OpenMP loops, and is the reference
-// the CUDA kernels are tested against.
+// CPU backend runs the same operations with Strata's own GEMM (gpu/internal/gemm.h) and OpenMP
+// loops, and in f32 is the reference the CUDA kernels are tested against.
 //
 // Shapes are row-major. Token-level tensors are *packed*: the tokens of a batch's sequences lie
 // one after another with no padding, and a sequence table `offsets` (B + 1 int32, offsets[0] = 0,
@@ -124,7 +124,7 @@ class Backend {
  public:
   virtual ~Backend() = default;
   [[nodiscard]] virtual BackendKind kind() const = 0;
-  // e.g. "cpu (OpenBLAS, 2 threads)" or "cuda:0 (NVIDIA H100 80GB HBM3, sm_90)".
+  // e.g. "cpu (2 OpenMP threads, avx512 row kernels)" or "cuda:0 (NVIDIA H100 80GB HBM3, sm_90)".
   [[nodiscard]] virtual std::string name() const = 0;
   // The floating type activations should use here: F32 on the CPU, F16 on CUDA.
   [[nodiscard]] virtual DType preferred_dtype() const = 0;
@@ -147,8 +147,9 @@ class Backend {
   // naming the reason when this backend cannot multiply in that precision on this machine.
   [[nodiscard]] virtual absl::StatusOr<LinearWeight> PrepareLinear(Tensor w,
                                                                    MatmulPrecision precision) = 0;
-  // Whether PrepareLinear would accept `precision` here.
-  [[nodiscard]] virtual bool SupportsMatmul(MatmulPrecision precision) const = 0;
+  // OK when PrepareLinear would accept `precision` here; else FailedPrecondition saying why and
+  // what to do instead.
+  [[nodiscard]] virtual absl::Status CheckMatmul(MatmulPrecision precision) const = 0;
   // The precision an encoder uses when not told: the fastest one measured to keep the reference's
   // embeddings (bench/RESULTS.md, issue 16).
   [[nodiscard]] virtual MatmulPrecision DefaultMatmul() const = 0;

@@ -8,8 +8,8 @@
 #ifndef STRATA_GPU_EMBED_BATCHER_H_
 #define STRATA_GPU_EMBED_BATCHER_H_
 
-#include <cstdint>
 #include <atomic>
+#include <cstdint>
 #include <deque>
 #include <functional>
 #include <string>

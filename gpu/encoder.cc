@@ -238,14 +238,16 @@ absl::StatusOr<std::unique_ptr<Encoder>> Encoder::Open(
   Backend& be = *enc->backend_;
   enc->dtype_ = options.dtype.value_or(be.preferred_dtype());
   if (!be.Supports(enc->dtype_)) {
-    return absl::InvalidArgumentError(
-        absl::StrCat("the ", be.name(), " backend cannot compute in ", DTypeName(enc->dtype_)));
+    return absl::InvalidArgumentError(absl::StrCat(
+        "the ", be.name(), " backend cannot compute in ", DTypeName(enc->dtype_),
+        be.kind() == BackendKind::kCpu
+            ? " (its activations are F32; for bf16 or int8 matrix products set the matmul "
+              "precision instead: --embed_precision, or strata-embed-bench --precision)"
+            : ""));
   }
   enc->matmul_ = options.matmul.value_or(be.DefaultMatmul());
-  if (!be.SupportsMatmul(enc->matmul_)) {
-    return absl::FailedPreconditionError(
-        absl::StrCat("the ", be.name(), " backend cannot multiply in ",
-                     MatmulPrecisionName(enc->matmul_), " on this machine; use f32"));
+  if (absl::Status s = be.CheckMatmul(enc->matmul_); !s.ok()) {
+    return absl::Status(s.code(), absl::StrCat("the ", be.name(), " backend: ", s.message()));
   }
 
   const std::string weights = (fs::path(model_dir) / "model.safetensors").string();
@@ -293,7 +295,7 @@ absl::StatusOr<std::unique_ptr<Encoder>> Encoder::Open(
   enc->ws_ = std::make_unique<Workspace>();
   Log(LogLevel::kInfo,
       "encoder %s: %d layers, hidden %d, %d heads, %s pooling%s, max %d tokens; %.1f MB of "
-      "weights as %s on %s, GEMM %s, in %.2f s",
+      "weights read, activations %s, on %s, GEMM %s, in %.2f s",
       model_dir, c.layers, c.hidden, c.heads, c.pooling == Pooling::kCls ? "CLS" : "mean",
       c.normalize ? " + L2 norm" : "", c.max_length, w.bytes() / 1e6,
       std::string(DTypeName(enc->dtype_)), be.name(), enc->gemm_path_, Since(start));

@@ -8,6 +8,7 @@
 #include "absl/flags/flag.h"
 #include "absl/flags/parse.h"
 #include "absl/flags/usage.h"
+#include "gpu/backend.h"
 #include "index/vector_rules.h"
 #include "service/server.h"
 #include "storage/log.h"
@@ -111,6 +112,12 @@ int main(int argc, char** argv) {
   o.embed.model_dir = absl::GetFlag(FLAGS_model_dir);
   o.embed.backend = absl::GetFlag(FLAGS_embed_backend);
   o.embed.precision = absl::GetFlag(FLAGS_embed_precision);
+  // Checked before anything opens, with or without --model_dir: a typo is never silently ignored.
+  if (auto p = strata::gpu::ParseMatmulPrecision(o.embed.precision); !p.ok()) {
+    std::fprintf(stderr, "strata-server: --embed_precision: %s\n",
+                 std::string(p.status().message()).c_str());
+    return 2;
+  }
   o.embed.max_batch_tokens = absl::GetFlag(FLAGS_embed_batch_tokens);
   o.embed.max_wait_us = absl::GetFlag(FLAGS_embed_wait_us);
   if (o.embed.max_batch_tokens < 1 || o.embed.max_wait_us < 0) {

@@ -3,8 +3,9 @@
 // one connection at a time (a scraper's load).
 //
 // Why not prometheus-cpp's Exposer: it serves from civetweb threads with a small fixed stack, and
-// the engine's libraries (OpenBLAS's 60 KiB of static thread-local storage, which glibc places on
-// every thread's stack) leave those threads too little: a scrape crashed the server.
+// the libraries linked in (OpenBLAS, through FAISS: 60 KiB of static thread-local storage, which
+// glibc places on every thread's stack) leave those threads too little: a scrape crashed the
+// server.
 #ifndef STRATA_SERVICE_METRICS_HTTP_H_
 #define STRATA_SERVICE_METRICS_HTTP_H_
 

@@ -689,6 +689,12 @@ int main(int argc, char** argv) {
   if (mode != "online" && mode != "offline") {
     return Fail(absl::StrCat("--mode must be online or offline, not '", mode, "'"));
   }
+  if (mode == "online" && (absl::GetFlag(FLAGS_embed_precision) != "auto" ||
+                           absl::GetFlag(FLAGS_embed_backend) != "auto")) {
+    std::fprintf(stderr,
+                 "strata-load: warning: --embed_precision and --embed_backend apply to offline "
+                 "--text only; online, the server embeds with its own settings\n");
+  }
   auto in = ReadInput(mode == "online");
   if (!in.ok()) return Fail(std::string(in.status().message()));
   if (in->embed_online) {

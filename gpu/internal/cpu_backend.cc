@@ -1,7 +1,7 @@
 // The CPU backend: float32 activations, Strata's own GEMM for the Linear layers (weights packed
 // once; f32, bf16 or int8 products on the kernels this CPU has, gpu/internal/gemm.h), OpenMP over
-// rows for the rest. It is the reference the CUDA kernels are tested against, so it favours plain,
-// exact loops (fp32 statistics, erf GELU) over approximations.
+// rows for the rest. In f32 it is the reference the CUDA kernels are tested against, so its row
+// operations favour exact forms (fp32 statistics, erf GELU) over cheaper approximations.
 #include <omp.h>
 
 #include <algorithm>
@@ -15,6 +15,7 @@
 #include "gpu/backend.h"
 #include "gpu/internal/cpu_kernels.h"
 #include "gpu/internal/gemm.h"
+#include "gpu/internal/head_attention.h"
 #include "storage/cpu_features.h"
 #include "storage/log.h"
 #include "storage/status_macros.h"
@@ -52,66 +53,6 @@ cpu::GemmPrecision ToGemm(MatmulPrecision p) {
   }
   return cpu::GemmPrecision::kF32;
 }
-
-int64_t RoundUp(int64_t v, int64_t to) { return (v + to - 1) / to * to; }
-
-// Attention for one (sequence, head) on the f32 GEMM microkernel: scores = Q·Kᵀ in blocks of
-// kGemmRowBlock queries, exp of the scaled scores per row, out = P·V, then each output row divided
-// by its row's sum (the softmax's normalisation, moved to the narrower side). Keys and values are
-// first packed into the kernel's 32-column panels (zeros past the sequence and past head_dim).
-class HeadAttention {
- public:
-  HeadAttention(const cpu::GemmKernel& gemm, const cpu::CpuKernels& rows)
-      : gemm_(gemm), rows_(rows) {}
-
-  // q: the head's query for token 0, rows `stride` apart, keys at +hidden, values at +2*hidden.
-  void Run(const float* q, int64_t len, int head_dim, int64_t stride, int64_t hidden, float scale,
-           float* out, int64_t out_stride) {
-    constexpr int64_t kCols = cpu::kPanelCols;
-    const int64_t lp = RoundUp(len, kCols), dp = RoundUp(head_dim, kCols);
-    keys_.assign(static_cast<size_t>(lp * head_dim), 0.0f);  // panel j: [head_dim][32 keys]
-    values_.assign(static_cast<size_t>(dp * len), 0.0f);     // panel c: [len][32 dims]
-    scores_.resize(static_cast<size_t>(cpu::kGemmRowBlock * lp));
-    for (int64_t j = 0; j < len; ++j) {
-      const float* key = q + j * stride + hidden;
-      float* panel = keys_.data() + (j / kCols) * head_dim * kCols + j % kCols;
-      for (int d = 0; d < head_dim; ++d) panel[d * kCols] = key[d];
-      const float* value = q + j * stride + 2 * hidden;
-      for (int d = 0; d < head_dim; ++d) {
-        values_[static_cast<size_t>((d / kCols) * len * kCols + j * kCols + d % kCols)] = value[d];
-      }
-    }
-    for (int64_t q0 = 0; q0 < len; q0 += cpu::kGemmRowBlock) {
-      const int64_t rows = std::min(cpu::kGemmRowBlock, len - q0);
-      for (int64_t j0 = 0; j0 < len; j0 += kCols) {
-        gemm_.f32(q + q0 * stride, stride, rows, keys_.data() + (j0 / kCols) * head_dim * kCols,
-                  head_dim, scores_.data() + j0, lp, static_cast<int>(std::min(kCols, len - j0)),
-                  /*accumulate=*/false);
-      }
-      for (int64_t r = 0; r < rows; ++r) {
-        inv_sums_[static_cast<size_t>(r)] =
-            1.0f / rows_.exp_row(scores_.data() + r * lp, len, scale);
-      }
-      for (int64_t c0 = 0; c0 < head_dim; c0 += kCols) {
-        gemm_.f32(scores_.data(), lp, rows, values_.data() + (c0 / kCols) * len * kCols, len,
-                  out + q0 * out_stride + c0, out_stride,
-                  static_cast<int>(std::min<int64_t>(kCols, head_dim - c0)), /*accumulate=*/false);
-      }
-      // The softmax's division, on head_dim outputs per query rather than len probabilities.
-      for (int64_t r = 0; r < rows; ++r) {
-        float* o = out + (q0 + r) * out_stride;
-        const float inv = inv_sums_[static_cast<size_t>(r)];
-        for (int d = 0; d < head_dim; ++d) o[d] *= inv;
-      }
-    }
-  }
-
- private:
-  const cpu::GemmKernel& gemm_;
-  const cpu::CpuKernels& rows_;
-  std::vector<float> keys_, values_, scores_;
-  float inv_sums_[cpu::kGemmRowBlock];
-};
 
 class CpuBackend final : public Backend {
  public:
@@ -159,17 +100,28 @@ class CpuBackend final : public Backend {
 
   absl::Status Synchronize() override { return absl::OkStatus(); }
 
-  bool SupportsMatmul(MatmulPrecision precision) const override {
-    return cpu::BestGemmKernel(ToGemm(precision)) != nullptr;
+  absl::Status CheckMatmul(MatmulPrecision precision) const override {
+    if (cpu::BestGemmKernel(ToGemm(precision)) != nullptr) return absl::OkStatus();
+    const CpuFeatures& c = Cpu();
+    const bool bf16 = precision == MatmulPrecision::kBF16;
+    const bool has = bf16 ? (c.avx512_bf16 || c.amx_bf16) : (c.avx512_vnni || c.amx_int8);
+    if (has && ::strata::Supports(SimdLevel::kAvx512)) {
+      return absl::FailedPreconditionError(absl::StrCat(
+          MatmulPrecisionName(precision),
+          " matrix products need the AVX-512 level, which STRATA_SIMD=",
+          SimdLevelName(ProjectSimdLevel()), " turns off; unset STRATA_SIMD or use f32"));
+    }
+    return absl::FailedPreconditionError(
+        absl::StrCat("this CPU has no ", MatmulPrecisionName(precision), " matrix instructions (",
+                     bf16 ? "AMX-BF16 or AVX512-BF16" : "AMX-INT8 or AVX512-VNNI", "); use f32"));
   }
 
-  // bf16 where it runs on AMX tiles (3.4-6x the f32 kernel's rate, with the reference's retrieval
-  // quality: bench/RESULTS.md); elsewhere f32, since AVX512-BF16 dot products measured slower
-  // than f32 FMAs on the one CPU we could try (a Xeon with AMX).
+  // bf16 where it runs on AMX tiles (3-5x the f32 kernel's rate on a passage's products, with the
+  // reference's retrieval quality: bench/RESULTS.md); elsewhere f32, since AVX512-BF16 dot products
+  // measured slower than f32 FMAs on the one CPU we could try (a Xeon with AMX).
   MatmulPrecision DefaultMatmul() const override {
     const cpu::GemmKernel* bf16 = cpu::BestGemmKernel(cpu::GemmPrecision::kBF16);
-    return bf16 != nullptr && bf16->tiles ? MatmulPrecision::kBF16
-                                                  : MatmulPrecision::kNative;
+    return bf16 != nullptr && bf16->tiles ? MatmulPrecision::kBF16 : MatmulPrecision::kNative;
   }
 
   absl::StatusOr<LinearWeight> PrepareLinear(Tensor w, MatmulPrecision precision) override {
@@ -177,14 +129,8 @@ class CpuBackend final : public Backend {
     if (w.shape().size() != 2) {
       return absl::InvalidArgumentError("cpu backend: a Linear weight is [out, in]");
     }
+    RETURN_IF_ERROR(CheckMatmul(precision));
     const cpu::GemmKernel* kernel = cpu::BestGemmKernel(ToGemm(precision));
-    if (kernel == nullptr) {
-      return absl::FailedPreconditionError(
-          absl::StrCat("this CPU has no ", MatmulPrecisionName(precision), " matmul instructions (",
-                       precision == MatmulPrecision::kBF16 ? "AMX-BF16 or AVX512-BF16"
-                                                           : "AMX-INT8 or AVX512-VNNI",
-                       " at the AVX-512 level; STRATA_SIMD may have lowered it); use f32"));
-    }
     const int64_t n = w.dim(0), k = w.dim(1);
     ASSIGN_OR_RETURN(cpu::PackedWeight packed,
                      cpu::PackedWeight::Pack(w.as<float>(), n, k, *kernel));
@@ -205,6 +151,10 @@ class CpuBackend final : public Backend {
       return absl::InvalidArgumentError(absl::StrCat("cpu backend: Linear of ", x.numel(),
                                                      " inputs by a ", packed.n(), " x ", packed.k(),
                                                      " weight into ", y.numel()));
+    }
+    if (bias != nullptr && bias->numel() < packed.n()) {
+      return absl::InvalidArgumentError(
+          absl::StrCat("cpu backend: a bias of ", bias->numel(), " for ", packed.n(), " outputs"));
     }
     cpu::Gemm(x.as<float>(), m, packed, bias != nullptr ? bias->as<float>() : nullptr,
               static_cast<int>(act), y.as<float>(), gemm_scratch_);
@@ -301,7 +251,7 @@ class CpuBackend final : public Backend {
     const cpu::CpuKernels& rows = cpu::BestCpuKernels();
 #pragma omp parallel
     {
-      HeadAttention head(gemm, rows);  // scratch per thread
+      cpu::HeadAttention head(gemm, rows);  // scratch per thread
 #pragma omp for schedule(dynamic)
       for (int64_t job = 0; job < seqs * heads; ++job) {
         const int64_t s = job / heads, h = job % heads;

@@ -478,16 +478,20 @@ class CudaBackendImpl final : public Backend {
     return absl::OkStatus();
   }
 
-  bool SupportsMatmul(MatmulPrecision precision) const override {
-    return precision == MatmulPrecision::kNative;
+  absl::Status CheckMatmul(MatmulPrecision precision) const override {
+    if (precision == MatmulPrecision::kNative) return absl::OkStatus();
+    return absl::FailedPreconditionError(absl::StrCat(
+        "the cuda backend multiplies in the encoder's dtype (F16 unless set), not ",
+        MatmulPrecisionName(precision),
+        "; the matmul precision (--embed_precision) is a CPU setting: leave it at auto, or run "
+        "the CPU backend (--embed_backend=cpu)"));
   }
   MatmulPrecision DefaultMatmul() const override { return MatmulPrecision::kNative; }
 
   absl::StatusOr<LinearWeight> PrepareLinear(Tensor w, MatmulPrecision precision) override {
-    if (precision != MatmulPrecision::kNative) {
-      return absl::FailedPreconditionError(
-          absl::StrCat("the cuda backend multiplies in the tensors' dtype (f32, f16 or bf16), not ",
-                       MatmulPrecisionName(precision)));
+    RETURN_IF_ERROR(CheckMatmul(precision));
+    if (w.shape().size() != 2) {
+      return absl::InvalidArgumentError("cuda backend: a Linear weight is [out, in]");
     }
     const int64_t n = w.dim(0), k = w.dim(1);
     std::string path = absl::StrCat("cublas ", DTypeName(w.dtype()));
@@ -497,6 +501,7 @@ class CudaBackendImpl final : public Backend {
   absl::Status Linear(const Tensor& x, const LinearWeight& weight, const Tensor* bias,
                       Activation act, Tensor& y) override {
     const Tensor& w = weight.tensor();
+    if (w.empty()) return absl::InvalidArgumentError("cuda backend: a Linear weight it did not prepare");
     if (x.dtype() != w.dtype() || y.dtype() != w.dtype()) {
       return absl::InvalidArgumentError("Linear: x, w and y must share one dtype");
     }

@@ -12,8 +12,6 @@
 namespace strata::gpu::cpu {
 namespace {
 
-int64_t RoundUp(int64_t v, int64_t to) { return (v + to - 1) / to * to; }
-
 // x as bfloat16, rows of k_padded (zeros past k), m rounded up to the kernel's row_align.
 const uint16_t* ToBf16(const float* x, int64_t m, int64_t k, int64_t kp, int64_t rows_padded,
                        GemmScratch& s) {

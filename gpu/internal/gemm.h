@@ -17,6 +17,8 @@ namespace strata::gpu::cpu {
 
 inline constexpr int64_t kGemmRowBlock = 96;     // a multiple of every kernel's rows and row_align
 inline constexpr int64_t kGemmDepthBlock = 192;  // f32: k per pass over a row block
+static_assert(kGemmRowBlock % 32 == 0 && kGemmRowBlock % 12 == 0 && kGemmRowBlock % 6 == 0,
+              "a row block must hold whole AMX (32), AVX-512 (12) and AVX2 (6) row tiles");
 
 // Buffers a Gemm call reuses between calls (the bf16 or int8 copy of x and its row scales).
 struct GemmScratch {

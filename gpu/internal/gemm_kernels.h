@@ -22,6 +22,9 @@ namespace strata::gpu::cpu {
 
 inline constexpr int kPanelCols = 32;
 
+// v rounded up to a multiple of `to` (> 0).
+constexpr int64_t RoundUp(int64_t v, int64_t to) { return (v + to - 1) / to * to; }
+
 // c[r * ldc + j] = sum over p < k of a[r * lda + p] * panel(p, j), for r < rows and j < cols
 // (cols <= kPanelCols). Contracts common to all three:
 //  - `panel` is best 64-byte aligned (PackedWeight's are; any alignment works).

@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <cmath>
 #include <cstring>
+#include <limits>
 
 #include "absl/strings/str_cat.h"
 #include "storage/half.h"
@@ -20,6 +21,11 @@ absl::StatusOr<PackedWeight> PackedWeight::Pack(const float* w, int64_t n, int64
   pw.k_ = k;
   const int64_t align = KAlign(kernel.precision);
   pw.k_padded_ = (k + align - 1) / align * align;
+  if (kernel.precision == GemmPrecision::kInt8 &&
+      pw.k_padded_ * 255 * 127 > int64_t{std::numeric_limits<int32_t>::max()}) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "an int8 weight of ", k, " inputs could overflow its int32 sums (at most 66,311)"));
+  }
   const size_t elem = kernel.precision == GemmPrecision::kF32    ? 4
                       : kernel.precision == GemmPrecision::kBF16 ? 2
                                                                  : 1;

@@ -87,7 +87,8 @@ TEST_F(Batcher, AnAbandonedCallLeavesTheQueueAndStopsItsBatch) {
   auto enc = Encoder::Open(dir_.path(), opts);
   ASSERT_TRUE(enc.ok()) << enc.status();
   EmbedBatcher batcher(enc->get(), {/*max_batch_tokens=*/64, absl::Milliseconds(1)});
-  const std::vector<std::string> a_texts(20000, "the cat sat on the mat and the dog sat on the log");
+  const std::vector<std::string> a_texts(20000,
+                                         "the cat sat on the mat and the dog sat on the log");
   std::atomic<bool> give_up_a{false};
   absl::StatusOr<std::vector<float>> a;
   std::thread a_thread(

@@ -2,8 +2,13 @@
 // the choice of kernel against the CPU's features.
 #include "gpu/internal/gemm.h"
 
+#include <sys/mman.h>
+#include <unistd.h>
+
 #include <cmath>
 #include <cstdlib>
+#include <cstring>
+#include <limits>
 #include <random>
 #include <string>
 #include <vector>
@@ -20,8 +25,10 @@ struct Shape {
 };
 // Odd sizes on purpose: rows past a 12-, 32- and 96-row block, columns past a panel, k past every
 // padding.
-const Shape kShapes[] = {{1, 1, 1},     {3, 5, 7},      {13, 33, 31},   {31, 64, 65},
-                         {97, 70, 129}, {200, 96, 384}, {37, 384, 1536}};
+// k = 200 and 1000 leave a short last slice of the f32 k-blocks (kGemmDepthBlock = 192).
+const Shape kShapes[] = {{1, 1, 1},       {3, 5, 7},     {13, 33, 31},
+                         {31, 64, 65},    {97, 70, 129}, {200, 96, 384},
+                         {37, 384, 1536}, {45, 40, 200}, {33, 64, 1000}};
 
 std::vector<float> Random(size_t n, std::mt19937& rng, float scale) {
   std::normal_distribution<float> d(0.0f, scale);
@@ -123,16 +130,19 @@ TEST(Gemm, AppliesBiasAndActivationToEveryColumn) {
   const auto x = Random(static_cast<size_t>(s.m * s.k), rng, 1.0f);
   const auto w = Random(static_cast<size_t>(s.n * s.k), rng, 0.2f);
   const auto bias = Random(static_cast<size_t>(s.n), rng, 1.0f);
-  const GemmKernel& kernel = *BestGemmKernel(GemmPrecision::kF32);
-  auto packed = PackedWeight::Pack(w.data(), s.n, s.k, kernel);
-  ASSERT_TRUE(packed.ok());
-  std::vector<float> y(static_cast<size_t>(s.m * s.n));
-  GemmScratch scratch;
-  Gemm(x.data(), s.m, *packed, bias.data(), /*act=GELU*/ 1, y.data(), scratch);
-  const auto want = Reference(x, w, bias, s, false);
-  for (size_t i = 0; i < y.size(); ++i) {
-    const double g = 0.5 * want[i] * (1 + std::erf(want[i] / std::sqrt(2.0)));
-    ASSERT_NEAR(y[i], g, 1e-4) << i;
+  for (const GemmKernel& kernel : AvailableGemmKernels()) {
+    SCOPED_TRACE(kernel.name);
+    auto packed = PackedWeight::Pack(w.data(), s.n, s.k, kernel);
+    ASSERT_TRUE(packed.ok());
+    std::vector<float> y(static_cast<size_t>(s.m * s.n));
+    GemmScratch scratch;
+    Gemm(x.data(), s.m, *packed, bias.data(), /*act=GELU*/ 1, y.data(), scratch);
+    const auto want = Reference(x, w, bias, s, kernel.precision == GemmPrecision::kBF16);
+    const double tol = kernel.precision == GemmPrecision::kInt8 ? 0.1 : 1e-4;
+    for (size_t i = 0; i < y.size(); ++i) {
+      const double g = 0.5 * want[i] * (1 + std::erf(want[i] / std::sqrt(2.0)));
+      ASSERT_NEAR(y[i], g, tol) << i;
+    }
   }
 }
 
@@ -140,9 +150,88 @@ TEST(Gemm, Int8MapsANonFiniteRowToNaNOutputs) {
   const Shape s{2, 3, 4};
   std::vector<float> x = {1, 2, 3, 4, 1, NAN, 3, 4};
   const std::vector<float> w(12, 0.5f), bias(3, 0.0f);
-  const auto y = RunGemm(Reference(GemmPrecision::kInt8), x, w, bias, s);
-  EXPECT_NEAR(y[0], 5.0, 0.05);
-  EXPECT_TRUE(std::isnan(y[3]) && std::isnan(y[5]));
+  for (const GemmKernel& kernel : AvailableGemmKernels()) {
+    if (kernel.precision != GemmPrecision::kInt8) continue;
+    SCOPED_TRACE(kernel.name);
+    const auto y = RunGemm(kernel, x, w, bias, s);
+    EXPECT_NEAR(y[0], 5.0, 0.05);
+    EXPECT_TRUE(std::isnan(y[3]) && std::isnan(y[5]));
+  }
+}
+
+// The padding contract, checked against the page boundary: each kernel gets `a`, its panel and `c`
+// ending exactly where an inaccessible page begins (a rows padded only to row_align, k only to the
+// precision's alignment). A read or write past them is a crash, which ASan alone would miss
+// (AMX tile loads and masked vector loads are not instrumented).
+class GuardedBuffer {
+ public:
+  explicit GuardedBuffer(size_t bytes) {
+    page_ = static_cast<size_t>(sysconf(_SC_PAGESIZE));
+    span_ = (bytes + page_ - 1) / page_ * page_ + page_;
+    base_ = static_cast<uint8_t*>(
+        mmap(nullptr, span_, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0));
+    EXPECT_NE(base_, MAP_FAILED);
+    EXPECT_EQ(mprotect(base_ + span_ - page_, page_, PROT_NONE), 0);
+    data_ = base_ + span_ - page_ - bytes;
+    std::memset(data_, 0, bytes);
+  }
+  ~GuardedBuffer() { munmap(base_, span_); }
+  GuardedBuffer(const GuardedBuffer&) = delete;
+  GuardedBuffer& operator=(const GuardedBuffer&) = delete;
+  template <typename T>
+  T* as() {
+    return reinterpret_cast<T*>(data_);
+  }
+
+ private:
+  size_t page_ = 0, span_ = 0;
+  uint8_t* base_ = nullptr;
+  uint8_t* data_ = nullptr;
+};
+
+TEST(Gemm, KernelsReadAndWriteOnlyWhatTheContractAllows) {
+  std::mt19937 rng(9);
+  for (const GemmKernel& kernel : AvailableGemmKernels()) {
+    for (const int64_t rows : {1, 5, 13, 33}) {
+      SCOPED_TRACE(std::string(kernel.name) + " rows=" + std::to_string(rows));
+      const int64_t k = RoundUp(70, KAlign(kernel.precision));
+      const int64_t a_rows = RoundUp(rows, kernel.row_align);
+      const int cols = 19;  // a partial panel
+      const auto w = Random(static_cast<size_t>(cols * k), rng, 0.1f);
+      auto packed = PackedWeight::Pack(w.data(), cols, k, kernel);
+      ASSERT_TRUE(packed.ok());
+      const size_t elem = kernel.precision == GemmPrecision::kF32    ? 4
+                          : kernel.precision == GemmPrecision::kBF16 ? 2
+                                                                     : 1;
+      GuardedBuffer a(static_cast<size_t>(a_rows * k) * elem);
+      GuardedBuffer panel(static_cast<size_t>(k * kPanelCols) * elem);
+      std::memcpy(panel.as<void>(),
+                  kernel.precision == GemmPrecision::kF32
+                      ? static_cast<const void*>(packed->f32_panel(0))
+                  : kernel.precision == GemmPrecision::kBF16
+                      ? static_cast<const void*>(packed->bf16_panel(0))
+                      : static_cast<const void*>(packed->int8_panel(0)),
+                  static_cast<size_t>(k * kPanelCols) * elem);
+      // c: rows of ldc = cols, the last row ending at the guard page.
+      GuardedBuffer c(static_cast<size_t>(rows * cols) * 4);
+      switch (kernel.precision) {
+        case GemmPrecision::kF32:
+          kernel.f32(a.as<float>(), k, rows, panel.as<float>(), k, c.as<float>(), cols, cols,
+                     false);
+          kernel.f32(a.as<float>(), k, rows, panel.as<float>(), k, c.as<float>(), cols, cols, true);
+          break;
+        case GemmPrecision::kBF16:
+          kernel.bf16(a.as<uint16_t>(), k, rows, panel.as<uint16_t>(), k, c.as<float>(), cols,
+                      cols);
+          break;
+        case GemmPrecision::kInt8:
+          kernel.int8(a.as<uint8_t>(), k, rows, panel.as<int8_t>(), k, c.as<int32_t>(), cols, cols);
+          break;
+      }
+      // a is all zeros: every output is 0 (nothing stray was summed in).
+      for (int64_t i = 0; i < rows * cols; ++i) EXPECT_EQ(c.as<int32_t>()[i], 0) << i;
+    }
+  }
 }
 
 TEST(Gemm, PackRefusesEmptyShapesAndNonFiniteInt8Weights) {
@@ -151,6 +240,12 @@ TEST(Gemm, PackRefusesEmptyShapesAndNonFiniteInt8Weights) {
   EXPECT_TRUE(PackedWeight::Pack(w.data(), 1, 2, Reference(GemmPrecision::kF32)).ok());
   EXPECT_EQ(PackedWeight::Pack(w.data(), 1, 2, Reference(GemmPrecision::kInt8)).status().code(),
             absl::StatusCode::kInvalidArgument);
+  // int8 sums stay exact in int32 only up to 66,311 inputs.
+  const std::vector<float> wide(70000, 0.5f);
+  EXPECT_EQ(
+      PackedWeight::Pack(wide.data(), 1, 70000, Reference(GemmPrecision::kInt8)).status().code(),
+      absl::StatusCode::kInvalidArgument);
+  EXPECT_TRUE(PackedWeight::Pack(wide.data(), 1, 70000, Reference(GemmPrecision::kF32)).ok());
 }
 
 // The vectorised conversions give the scalar ones' bits (both round to nearest even), at every
@@ -168,10 +263,32 @@ TEST(Gemm, FastConversionsMatchTheScalarOnes) {
     EXPECT_EQ(BestQuantize()(x.data(), n, got8.data()), want_scale) << n;
     EXPECT_EQ(got8, want8) << n;
   }
-  const std::vector<float> zeros(5, 0.0f);
-  std::vector<uint8_t> q(5);
-  EXPECT_EQ(BestQuantize()(zeros.data(), 5, q.data()), 0.0f);
-  EXPECT_EQ(q, std::vector<uint8_t>(5, 128));
+  // Values at the edges: ties (1 + 2^-8 and 1 + 3 * 2^-8 round to even), infinities, the largest
+  // floats (round to infinity), NaN (stays a NaN). Denormals are left out on purpose: the
+  // AVX512-BF16 conversion reads them as zero (gemm_kernels.h).
+  const float big = std::numeric_limits<float>::max();
+  const std::vector<float> edge = {1.00390625f, 1.01171875f, -1.00390625f, INFINITY, -INFINITY,
+                                   big,         -big,        0.0f,         -0.0f,    NAN};
+  const int64_t ne = static_cast<int64_t>(edge.size());
+  std::vector<uint16_t> want_edge(edge.size()), got_edge(edge.size());
+  scalar::ToBf16()(edge.data(), ne, want_edge.data());
+  BestToBf16()(edge.data(), ne, got_edge.data());
+  for (size_t i = 0; i < edge.size(); ++i) {
+    if (std::isnan(edge[i])) {
+      EXPECT_TRUE(std::isnan(BFloat16ToFloat(got_edge[i])));
+    } else {
+      EXPECT_EQ(got_edge[i], want_edge[i]) << edge[i];
+    }
+  }
+  // All zero, or too small to scale (a denormal peak): every byte 128, scale 0, in both.
+  for (float v : {0.0f, 1e-40f}) {
+    const std::vector<float> tiny(5, v);
+    std::vector<uint8_t> q(5), r(5);
+    EXPECT_EQ(BestQuantize()(tiny.data(), 5, q.data()), 0.0f);
+    EXPECT_EQ(scalar::Quantize()(tiny.data(), 5, r.data()), 0.0f);
+    EXPECT_EQ(q, std::vector<uint8_t>(5, 128));
+    EXPECT_EQ(r, q);
+  }
 }
 
 // The failure issue 16 found: a CPU with AVX2 served by generic kernels. The choice follows the
