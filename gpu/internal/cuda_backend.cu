@@ -501,7 +501,8 @@ class CudaBackendImpl final : public Backend {
   absl::Status Linear(const Tensor& x, const LinearWeight& weight, const Tensor* bias,
                       Activation act, Tensor& y) override {
     const Tensor& w = weight.tensor();
-    if (w.empty()) return absl::InvalidArgumentError("cuda backend: a Linear weight it did not prepare");
+    if (w.empty())
+      return absl::InvalidArgumentError("cuda backend: a Linear weight it did not prepare");
     if (x.dtype() != w.dtype() || y.dtype() != w.dtype()) {
       return absl::InvalidArgumentError("Linear: x, w and y must share one dtype");
     }

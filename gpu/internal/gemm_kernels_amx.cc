@@ -71,48 +71,51 @@ void StoreBlock(C* c, int64_t ldc, int64_t rows, int cols) {
   }
 }
 
-void GemmBf16(const uint16_t* a, int64_t lda, int64_t rows, const uint16_t* panel, int64_t k,
-              float* c, int64_t ldc, int cols) {
+// The two precisions differ only in their element types and dot-product instruction: a tile row
+// is 64 bytes either way (32 bf16 pairs' halves or 64 int8 values of k), and a panel's columns
+// 16-31 start 64 bytes into each 128-byte row.
+struct Bf16Tiles {
+  using A = uint16_t;
+  using B = uint16_t;
+  using C = float;
+  static void Dot() {
+    _tile_dpbf16ps(0, 4, 6);
+    _tile_dpbf16ps(1, 4, 7);
+    _tile_dpbf16ps(2, 5, 6);
+    _tile_dpbf16ps(3, 5, 7);
+  }
+};
+struct Int8Tiles {
+  using A = uint8_t;
+  using B = int8_t;
+  using C = int32_t;
+  static void Dot() {
+    _tile_dpbusd(0, 4, 6);
+    _tile_dpbusd(1, 4, 7);
+    _tile_dpbusd(2, 5, 6);
+    _tile_dpbusd(3, 5, 7);
+  }
+};
+
+template <class T>
+void GemmTiles(const typename T::A* a, int64_t lda, int64_t rows, const typename T::B* panel,
+               int64_t k, typename T::C* c, int64_t ldc, int cols) {
   ConfigureThread();
-  const int64_t a_stride = lda * 2;
+  constexpr int64_t kStep = 64 / sizeof(typename T::A);  // k per tile row
+  const int64_t a_stride = lda * static_cast<int64_t>(sizeof(typename T::A));
   for (int64_t r = 0; r < rows; r += kBlock) {
     _tile_zero(0);
     _tile_zero(1);
     _tile_zero(2);
     _tile_zero(3);
-    const uint16_t* a0 = a + r * lda;
-    for (int64_t p = 0; p < k; p += 32) {  // 32 bf16 = one 64-byte tile row
+    const typename T::A* a0 = a + r * lda;
+    for (int64_t p = 0; p < k; p += kStep) {
+      const auto* b = reinterpret_cast<const char*>(panel + p * kPanelCols);
       _tile_loadd(4, a0 + p, a_stride);
       _tile_loadd(5, a0 + 16 * lda + p, a_stride);
-      _tile_loadd(6, panel + p * kPanelCols, 128);
-      _tile_loadd(7, panel + p * kPanelCols + 32, 128);
-      _tile_dpbf16ps(0, 4, 6);
-      _tile_dpbf16ps(1, 4, 7);
-      _tile_dpbf16ps(2, 5, 6);
-      _tile_dpbf16ps(3, 5, 7);
-    }
-    StoreBlock(c + r * ldc, ldc, rows - r, cols);
-  }
-}
-
-void GemmInt8(const uint8_t* a, int64_t lda, int64_t rows, const int8_t* panel, int64_t k,
-              int32_t* c, int64_t ldc, int cols) {
-  ConfigureThread();
-  for (int64_t r = 0; r < rows; r += kBlock) {
-    _tile_zero(0);
-    _tile_zero(1);
-    _tile_zero(2);
-    _tile_zero(3);
-    const uint8_t* a0 = a + r * lda;
-    for (int64_t p = 0; p < k; p += 64) {  // 64 bytes = one tile row
-      _tile_loadd(4, a0 + p, lda);
-      _tile_loadd(5, a0 + 16 * lda + p, lda);
-      _tile_loadd(6, panel + p * kPanelCols, 128);
-      _tile_loadd(7, panel + p * kPanelCols + 64, 128);
-      _tile_dpbusd(0, 4, 6);
-      _tile_dpbusd(1, 4, 7);
-      _tile_dpbusd(2, 5, 6);
-      _tile_dpbusd(3, 5, 7);
+      _tile_loadd(6, b, 128);
+      _tile_loadd(7, b + 64, 128);
+      T::Dot();
     }
     StoreBlock(c + r * ldc, ldc, rows - r, cols);
   }
@@ -132,7 +135,7 @@ bool RequestPermission() {
 #endif
 }
 
-Bf16Kernel Bf16() { return &GemmBf16; }
-Int8Kernel Int8() { return &GemmInt8; }
+Bf16Kernel Bf16() { return &GemmTiles<Bf16Tiles>; }
+Int8Kernel Int8() { return &GemmTiles<Int8Tiles>; }
 
 }  // namespace strata::gpu::cpu::amx
