@@ -9,7 +9,7 @@ packages=(
   libabsl-dev libfaiss-dev libopenblas-dev liburing-dev zlib1g-dev
   librocksdb-dev libprotobuf-dev protobuf-compiler libgrpc++-dev protobuf-compiler-grpc
   grpc-proto prometheus-cpp-dev nlohmann-json3-dev
-  libutf8proc-dev postgresql-doc-15
+  libutf8proc-dev libstemmer-dev postgresql-doc-15
   python3 python3-pip python3-numpy python3-grpcio python3-protobuf
   libgtest-dev libgmock-dev libbenchmark-dev
   gnuplot-nox

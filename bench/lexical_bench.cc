@@ -1,0 +1,170 @@
+// strata-lexical-bench: the lexical index (index/bm25_index.h) on a question-answering set in
+// JSONL: passages {"id", "title", "text"} and questions {"question", "context_id"} (SQuAD v1.1 dev
+// in ../shared/data has both). Builds BM25 over each passage's title and text, asks every
+// question, and reports the gold passage's recall at 1/5/10, MRR@10, build time, the index's
+// terms and per-query latency. With --model_dir it also embeds passages and questions with the
+// sentence encoder and reports exact dense search and two fusions of the two rankings (each side's
+// top 100): reciprocal-rank fusion (k = 60) and weighted fusion of min-max-normalised scores at
+// several dense weights. Issue 12's first measurements: the fusions here are a sweep to learn
+// from, not a tuned default (the default must come from held-out data, not from this set).
+#include <algorithm>
+#include <chrono>
+#include <cstdio>
+#include <fstream>
+#include <string>
+#include <vector>
+
+#include "absl/container/flat_hash_map.h"
+#include "absl/flags/flag.h"
+#include "absl/flags/parse.h"
+#include "absl/strings/str_replace.h"
+#include "gpu/encoder.h"
+#include "index/bm25_index.h"
+#include "index/text_analyzer.h"
+#include "nlohmann/json.hpp"
+#include "storage/program_usage.h"
+
+ABSL_FLAG(std::string, passages, "", "JSONL passages: id, title, text");
+ABSL_FLAG(std::string, questions, "", "JSONL questions: question, context_id");
+ABSL_FLAG(double, k1, 1.2, "BM25 k1");
+ABSL_FLAG(double, b, 0.75, "BM25 b");
+ABSL_FLAG(std::string, model_dir, "", "sentence encoder: adds the dense and hybrid rows");
+
+int main(int argc, char** argv) {
+  strata::SetProgramUsage(
+      "BM25 recall on a question-answering set.\n"
+      "Example: strata-lexical-bench --passages=squad-v1.1-dev-passages.jsonl "
+      "--questions=squad-v1.1-dev-questions.jsonl");
+  absl::ParseCommandLine(argc, argv);
+  using Clock = std::chrono::steady_clock;
+  auto analyzer = strata::TextAnalyzer::Create("english");
+  if (!analyzer.ok()) return 1;
+  std::ifstream pf(absl::GetFlag(FLAGS_passages)), qf(absl::GetFlag(FLAGS_questions));
+  if (!pf || !qf) {
+    std::fprintf(stderr, "strata-lexical-bench: cannot open --passages or --questions\n");
+    return 1;
+  }
+  strata::Bm25Index index({absl::GetFlag(FLAGS_k1), absl::GetFlag(FLAGS_b)});
+  absl::flat_hash_map<std::string, strata::VectorId> row_of;
+  std::string line;
+  uint64_t text_bytes = 0;
+  std::vector<std::string> passage_texts;
+  const auto t0 = Clock::now();
+  while (std::getline(pf, line)) {
+    const auto p = nlohmann::json::parse(line);
+    const std::string text =
+        absl::StrReplaceAll(p.value("title", ""), {{"_", " "}}) + "\n" + p.value("text", "");
+    text_bytes += text.size();
+    passage_texts.push_back(p.value("text", ""));
+    const auto row = static_cast<strata::VectorId>(row_of.size());
+    row_of[p["id"].get<std::string>()] = row;
+    if (!index.Add(row, (*analyzer)->Terms(text)).ok()) return 1;
+  }
+  const double build = std::chrono::duration<double>(Clock::now() - t0).count();
+  std::vector<std::string> questions;
+  std::vector<strata::VectorId> gold;
+  while (std::getline(qf, line)) {
+    const auto q = nlohmann::json::parse(line);
+    auto it = row_of.find(q["context_id"].get<std::string>());
+    if (it == row_of.end()) continue;
+    questions.push_back(q["question"].get<std::string>());
+    gold.push_back(it->second);
+  }
+  if (questions.empty()) return 1;
+  constexpr uint32_t kDepth = 100;  // each side's candidates for fusion
+  using Ranking = std::vector<strata::ScoredDoc>;
+  std::vector<Ranking> lexical(questions.size());
+  std::vector<double> micros;
+  for (size_t i = 0; i < questions.size(); ++i) {
+    const auto s0 = Clock::now();
+    lexical[i] = index.Search((*analyzer)->Terms(questions[i]), kDepth);
+    micros.push_back(std::chrono::duration<double, std::micro>(Clock::now() - s0).count());
+  }
+  std::sort(micros.begin(), micros.end());
+  std::printf("%llu passages (%.1f MB of text), %llu terms; built in %.2f s\n",
+              static_cast<unsigned long long>(index.documents()), text_bytes / 1e6,
+              static_cast<unsigned long long>(index.terms()), build);
+  std::printf("lexical query (analysis + search, one thread): p50 %.0f us, p99 %.0f us\n",
+              micros[micros.size() / 2], micros[micros.size() * 99 / 100]);
+  const auto report = [&](const char* name, const std::vector<Ranking>& rankings) {
+    double hit1 = 0, hit5 = 0, hit10 = 0, mrr = 0;
+    for (size_t i = 0; i < rankings.size(); ++i) {
+      for (size_t r = 0; r < std::min<size_t>(10, rankings[i].size()); ++r) {
+        if (rankings[i][r].id != gold[i]) continue;
+        hit1 += r < 1;
+        hit5 += r < 5;
+        hit10 += 1;
+        mrr += 1.0 / static_cast<double>(r + 1);
+        break;
+      }
+    }
+    const auto n = static_cast<double>(rankings.size());
+    std::printf("%-34s R@1 %.4f  R@5 %.4f  R@10 %.4f  MRR@10 %.4f\n", name, hit1 / n, hit5 / n,
+                hit10 / n, mrr / n);
+  };
+  std::printf("%zu questions\n", questions.size());
+  report("lexical (BM25)", lexical);
+  if (absl::GetFlag(FLAGS_model_dir).empty()) return 0;
+
+  auto encoder = strata::gpu::Encoder::Open(absl::GetFlag(FLAGS_model_dir));
+  if (!encoder.ok()) {
+    std::fprintf(stderr, "strata-lexical-bench: %s\n", encoder.status().ToString().c_str());
+    return 1;
+  }
+  auto pv = (*encoder)->Embed(passage_texts);
+  auto qv = (*encoder)->Embed(questions);
+  if (!pv.ok() || !qv.ok()) return 1;
+  const size_t dim = static_cast<size_t>((*encoder)->dimension());
+  std::vector<Ranking> dense(questions.size());
+  for (size_t i = 0; i < questions.size(); ++i) {
+    Ranking all(passage_texts.size());
+    for (size_t p = 0; p < passage_texts.size(); ++p) {
+      double dot = 0;
+      for (size_t d = 0; d < dim; ++d) dot += (*qv)[i * dim + d] * (*pv)[p * dim + d];
+      all[p] = {static_cast<strata::VectorId>(p), dot};
+    }
+    const size_t keep = std::min<size_t>(kDepth, all.size());
+    std::partial_sort(all.begin(), all.begin() + static_cast<ptrdiff_t>(keep), all.end(),
+                      [](const auto& a, const auto& b) {
+                        return a.score > b.score || (a.score == b.score && a.id < b.id);
+                      });
+    all.resize(keep);
+    dense[i] = std::move(all);
+  }
+  report("dense (exact, the encoder)", dense);
+  // Fuses the two rankings of each question by a score per (question, passage).
+  const auto fuse = [&](auto&& score_of) {
+    std::vector<Ranking> out(questions.size());
+    for (size_t i = 0; i < questions.size(); ++i) {
+      absl::flat_hash_map<strata::VectorId, double> fused;
+      score_of(dense[i], lexical[i], fused);
+      Ranking r;
+      for (const auto& [id, score] : fused) r.push_back({id, score});
+      std::sort(r.begin(), r.end(), [](const auto& a, const auto& b) {
+        return a.score > b.score || (a.score == b.score && a.id < b.id);
+      });
+      out[i] = std::move(r);
+    }
+    return out;
+  };
+  report("hybrid: reciprocal-rank fusion", fuse([](const Ranking& d, const Ranking& l, auto& f) {
+           for (size_t r = 0; r < d.size(); ++r) f[d[r].id] += 1.0 / (60.0 + r + 1);
+           for (size_t r = 0; r < l.size(); ++r) f[l[r].id] += 1.0 / (60.0 + r + 1);
+         }));
+  for (double w : {0.3, 0.4, 0.5, 0.6, 0.7}) {
+    char name[64];
+    std::snprintf(name, sizeof(name), "hybrid: normalised scores, w=%.1f", w);
+    report(name, fuse([w](const Ranking& d, const Ranking& l, auto& f) {
+             const auto add = [&f](const Ranking& r, double weight) {
+               if (r.empty()) return;
+               const double hi = r.front().score, lo = r.back().score;
+               for (const auto& h : r) {
+                 f[h.id] += weight * (hi > lo ? (h.score - lo) / (hi - lo) : 1.0);
+               }
+             };
+             add(d, w);
+             add(l, 1.0 - w);
+           }));
+  }
+  return 0;
+}

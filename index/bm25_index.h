@@ -1,0 +1,67 @@
+// An inverted index over analyzed text (index/text_analyzer.h), scored with Okapi BM25:
+//   score(q, d) = sum over distinct query terms t of idf(t) * tf(t, d) * (k1 + 1)
+//                 / (tf(t, d) + k1 * (1 - b + b * |d| / avgdl)),
+//   idf(t) = ln(1 + (N - df(t) + 0.5) / (df(t) + 0.5))   (never negative).
+//
+// Issue 12, first step: built in memory from a set of documents and searched; not yet durable,
+// not yet updated by upserts and deletes, not yet in the service (the plan: it becomes a
+// collection's lexical side, written with every write and recovered by version).
+//
+// Thread-compatible: Add from one thread; Search is const and may run concurrently once adding
+// is done.
+#ifndef STRATA_INDEX_BM25_INDEX_H_
+#define STRATA_INDEX_BM25_INDEX_H_
+
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include "absl/container/flat_hash_map.h"
+#include "absl/status/status.h"
+#include "absl/types/span.h"
+#include "index/types.h"
+
+namespace strata {
+
+struct Bm25Options {
+  double k1 = 1.2;
+  double b = 0.75;
+};
+
+struct ScoredDoc {
+  VectorId id;
+  double score;  // BM25; higher is better
+};
+
+class Bm25Index final {
+ public:
+  explicit Bm25Index(Bm25Options options = {}) : options_(options) {}
+
+  // Adds document `id` with its terms (repeats = frequency). AlreadyExists when the id was added
+  // before; InvalidArgument when k1 < 0 or b is outside [0, 1].
+  [[nodiscard]] absl::Status Add(VectorId id, absl::Span<const std::string> terms);
+
+  // The k best documents for `query` (terms; repeats count once), by score, ties by smaller id.
+  // Documents sharing no term with the query are never returned.
+  [[nodiscard]] std::vector<ScoredDoc> Search(absl::Span<const std::string> query,
+                                              uint32_t k) const;
+
+  [[nodiscard]] uint64_t documents() const { return lengths_.size(); }
+  [[nodiscard]] uint64_t terms() const { return postings_.size(); }
+
+ private:
+  struct Posting {
+    uint32_t doc;  // index into ids_ / lengths_
+    uint32_t tf;
+  };
+  Bm25Options options_;
+  absl::flat_hash_map<std::string, std::vector<Posting>> postings_;
+  absl::flat_hash_map<VectorId, uint32_t> doc_of_;
+  std::vector<VectorId> ids_;
+  std::vector<uint32_t> lengths_;
+  uint64_t total_length_ = 0;
+};
+
+}  // namespace strata
+
+#endif  // STRATA_INDEX_BM25_INDEX_H_

@@ -1,0 +1,98 @@
+// The lexical index's analysis and BM25 scoring, against scores worked out here by hand.
+#include <cmath>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "gtest/gtest.h"
+#include "index/bm25_index.h"
+#include "index/text_analyzer.h"
+
+namespace strata {
+namespace {
+
+std::unique_ptr<TextAnalyzer> English() {
+  auto a = TextAnalyzer::Create("english");
+  EXPECT_TRUE(a.ok()) << a.status();
+  return std::move(a).value();
+}
+
+TEST(TextAnalyzer, FoldsCaseAndAccentsStemsAndDropsStopWords) {
+  auto a = English();
+  EXPECT_EQ(a->Terms("The Running dogs ran!"), (std::vector<std::string>{"run", "dog", "ran"}));
+  EXPECT_EQ(a->Terms("Café CAFE cafés"), (std::vector<std::string>{"cafe", "cafe", "cafe"}));
+  // Compatibility forms fold too: full-width letters and the "ﬁ" ligature.
+  EXPECT_EQ(a->Terms("ＰｏｓｔｇｒｅＳＱＬ ﬁle"), (std::vector<std::string>{"postgresql", "file"}));
+  // Digits are words; punctuation and symbols split.
+  EXPECT_EQ(a->Terms("port 5432/tcp, v1.2"),
+            (std::vector<std::string>{"port", "5432", "tcp", "v1", "2"}));
+  // Other scripts tokenize (not stemmed by the English stemmer, but kept).
+  EXPECT_EQ(a->Terms("Москва"), (std::vector<std::string>{"москва"}));
+}
+
+TEST(TextAnalyzer, SurvivesBadInput) {
+  auto a = English();
+  EXPECT_TRUE(a->Terms("").empty());
+  EXPECT_TRUE(a->Terms("   \t\n!!!").empty());
+  // Invalid UTF-8 bytes are skipped, the words around them kept.
+  EXPECT_EQ(a->Terms(std::string("vector\xff\xfe search\xc3")),
+            (std::vector<std::string>{"vector", "search"}));
+  // A term longer than the limit is dropped.
+  EXPECT_TRUE(a->Terms(std::string(TextAnalyzer::kMaxTermBytes + 1, 'x')).empty());
+  EXPECT_EQ(a->Terms(std::string(TextAnalyzer::kMaxTermBytes, 'x')).size(), 1u);
+  EXPECT_FALSE(TextAnalyzer::Create("klingon").ok());
+}
+
+TEST(Bm25Index, ScoresAsTheFormulaSays) {
+  // Three documents; the query "cat" appears in two.
+  Bm25Index index({/*k1=*/1.2, /*b=*/0.75});
+  ASSERT_TRUE(index.Add(10, {"cat", "sat", "mat"}).ok());
+  ASSERT_TRUE(index.Add(20, {"dog", "sat"}).ok());
+  ASSERT_TRUE(index.Add(30, {"cat", "cat", "cat", "dog"}).ok());
+  const double n = 3, df = 2, avgdl = 9.0 / 3;
+  const double idf = std::log(1 + (n - df + 0.5) / (df + 0.5));
+  auto bm25 = [&](double tf, double dl) {
+    return idf * tf * 2.2 / (tf + 1.2 * (1 - 0.75 + 0.75 * dl / avgdl));
+  };
+  const auto hits = index.Search({"cat"}, 10);
+  ASSERT_EQ(hits.size(), 2u);
+  EXPECT_EQ(hits[0].id, 30u);
+  EXPECT_NEAR(hits[0].score, bm25(3, 4), 1e-12);
+  EXPECT_EQ(hits[1].id, 10u);
+  EXPECT_NEAR(hits[1].score, bm25(1, 3), 1e-12);
+  // A repeated query term counts once; an unknown term adds nothing; k cuts the list.
+  const auto again = index.Search({"cat", "cat", "zebra"}, 1);
+  ASSERT_EQ(again.size(), 1u);
+  EXPECT_EQ(again[0].id, 30u);
+  EXPECT_NEAR(again[0].score, hits[0].score, 1e-12);
+  EXPECT_TRUE(index.Search({"zebra"}, 10).empty());
+  EXPECT_TRUE(index.Search({"cat"}, 0).empty());
+}
+
+TEST(Bm25Index, RareTermsWeighMoreAndTiesGoToTheSmallerId) {
+  Bm25Index index;
+  ASSERT_TRUE(index.Add(2, {"common", "rare"}).ok());
+  ASSERT_TRUE(index.Add(1, {"common", "other"}).ok());
+  ASSERT_TRUE(index.Add(3, {"common", "other"}).ok());
+  const auto hits = index.Search({"common", "rare"}, 3);
+  ASSERT_EQ(hits.size(), 3u);
+  EXPECT_EQ(hits[0].id, 2u);  // the only one with the rare term
+  EXPECT_EQ(hits[1].id, 1u);  // 1 and 3 tie: smaller id first
+  EXPECT_EQ(hits[2].id, 3u);
+  EXPECT_DOUBLE_EQ(hits[1].score, hits[2].score);
+}
+
+TEST(Bm25Index, RefusesDuplicateIdsAndBadParameters) {
+  Bm25Index index;
+  ASSERT_TRUE(index.Add(1, {"a"}).ok());
+  EXPECT_TRUE(absl::IsAlreadyExists(index.Add(1, {"b"})));
+  EXPECT_EQ(index.documents(), 1u);
+  Bm25Index bad({/*k1=*/1.2, /*b=*/1.5});
+  EXPECT_TRUE(absl::IsInvalidArgument(bad.Add(1, {"a"})));
+  // An empty document is a document (it lowers avgdl) but matches nothing.
+  ASSERT_TRUE(index.Add(2, {}).ok());
+  EXPECT_EQ(index.Search({"a"}, 5).size(), 1u);
+}
+
+}  // namespace
+}  // namespace strata
