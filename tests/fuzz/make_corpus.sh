@@ -9,7 +9,7 @@ out=tests/fuzz/corpus
 tmp=$(mktemp -d)
 trap 'rm -rf "$tmp"' EXIT
 rm -rf "$out"
-mkdir -p "$out"/{fuzz_index_open,fuzz_vector_file,fuzz_wal_scan,fuzz_safetensors,fuzz_wordpiece}
+mkdir -p "$out"/{fuzz_index_open,fuzz_vector_file,fuzz_wal_scan,fuzz_safetensors,fuzz_wordpiece,fuzz_text_analyzer}
 mkdir -p "$out"/fuzz_requests "$out"/fuzz_ids_file
 
 python3 - "$tmp" "$out" <<'PY'
@@ -52,11 +52,12 @@ header = {"a": {"dtype": "F32", "shape": [2, 2], "data_offsets": [0, 16]},
 h = json.dumps(header).encode()
 with open(os.path.join(out, 'fuzz_safetensors', 'two'), 'wb') as f:
     f.write(struct.pack('<Q', len(h)) + h + struct.pack('<4f', 1, 2, 3, 4) + b'\x00\x3c' * 3)
-# fuzz_wordpiece: texts.
+# fuzz_wordpiece and fuzz_text_analyzer: texts.
 for i, text in enumerate(["The runner's unable to run.", "Élan, 中文 and x-rays!",
                           "\u00e9\u0301 combining", "tabs\tand\nnewlines  ", "unable" * 40]):
-    with open(os.path.join(out, 'fuzz_wordpiece', 't%d' % i), 'wb') as f:
-        f.write(text.encode())
+    for target in ('fuzz_wordpiece', 'fuzz_text_analyzer'):
+        with open(os.path.join(out, target, 't%d' % i), 'wb') as f:
+            f.write(text.encode())
 PY
 
 # fuzz_index_open: a real small index, framed as [u32 length][bytes] per file.

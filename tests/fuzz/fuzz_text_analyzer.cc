@@ -1,0 +1,40 @@
+// The lexical analysis and BM25 index on arbitrary bytes (valid UTF-8 or not): every term is
+// non-empty, within the length limit and valid UTF-8, and the index takes the terms and finds the
+// document again by its own terms.
+#include <utf8proc.h>
+
+#include <cstdint>
+#include <cstdlib>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "index/bm25_index.h"
+#include "index/text_analyzer.h"
+
+extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
+  static const std::unique_ptr<strata::TextAnalyzer> analyzer = [] {
+    auto a = strata::TextAnalyzer::Create("english");
+    if (!a.ok()) std::abort();
+    return std::move(a).value();
+  }();
+  const std::vector<std::string> terms =
+      analyzer->Terms(absl::string_view(reinterpret_cast<const char*>(data), size));
+  for (const std::string& t : terms) {
+    if (t.empty() || t.size() > strata::TextAnalyzer::kMaxTermBytes * 4) std::abort();
+    const auto* p = reinterpret_cast<const utf8proc_uint8_t*>(t.data());
+    utf8proc_ssize_t left = static_cast<utf8proc_ssize_t>(t.size());
+    while (left > 0) {
+      utf8proc_int32_t c;
+      const utf8proc_ssize_t n = utf8proc_iterate(p, left, &c);
+      if (n <= 0) std::abort();  // a term that is not valid UTF-8
+      p += n;
+      left -= n;
+    }
+  }
+  strata::Bm25Index index;
+  if (!index.Add(7, terms).ok()) std::abort();
+  const auto hits = index.Search(terms, 3);
+  if (terms.empty() ? !hits.empty() : (hits.size() != 1 || hits[0].id != 7)) std::abort();
+  return 0;
+}
