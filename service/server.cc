@@ -800,8 +800,14 @@ class ServerImpl final : public Server {
           s->metrics_http_,
           MetricsHttpServer::Start(o.metrics_listen, {s->metrics_->registry(), s->collector_}));
     }
+    // The metrics address as bound (a requested port 0 became a real one).
+    std::string metrics = "off";
+    if (s->metrics_http_ != nullptr) {
+      const std::string host = o.metrics_listen.substr(0, o.metrics_listen.rfind(':'));
+      metrics = absl::StrCat(host, ":", s->metrics_http_->port(), "/metrics");
+    }
     Log(LogLevel::kInfo, "serving Strata gRPC on port %d (data %s, metrics %s)", s->port_,
-        o.data_dir, o.metrics_listen.empty() ? "off" : o.metrics_listen + "/metrics");
+        o.data_dir, metrics);
     return std::unique_ptr<Server>(std::move(s));
   }
 

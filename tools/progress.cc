@@ -70,7 +70,11 @@ void ProgressBar::Finish() {
 void ProgressBar::Draw(uint64_t done, bool final) {
   double secs = std::chrono::duration<double>(std::chrono::steady_clock::now() - start_).count();
   double frac = total_ ? static_cast<double>(done) / static_cast<double>(total_) : 1.0;
-  double rate = secs > 0 ? static_cast<double>(done) / secs : 0;
+  // No rate (nor eta) from the first fraction of a second, except in the final line: a burst
+  // divided by microseconds reads as millions per second.
+  constexpr double kMinSecondsForRate = 0.5;
+  double rate =
+      secs >= kMinSecondsForRate || (final && secs > 0) ? static_cast<double>(done) / secs : 0;
   std::string eta =
       (rate > 0 && done < total_) ? Hms(static_cast<double>(total_ - done) / rate) : "-";
   constexpr int kWidth = 30;
