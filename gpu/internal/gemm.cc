@@ -3,6 +3,7 @@
 #include <omp.h>
 
 #include <algorithm>
+#include <cassert>
 #include <cmath>
 #include <limits>
 
@@ -61,6 +62,8 @@ const uint8_t* ToInt8(const float* x, int64_t m, int64_t k, int64_t kp, int64_t 
 void Gemm(const float* x, int64_t m, const PackedWeight& w, const float* bias, int act, float* y,
           GemmScratch& scratch) {
   if (m <= 0) return;
+  // Nested inside another parallel region the work would run on one thread (OpenMP's default).
+  assert(!omp_in_parallel() && "call Gemm from outside an OpenMP parallel region");
   const GemmKernel& kern = w.kernel();
   const int64_t n = w.n(), k = w.k(), kp = w.k_padded(), panels = w.panels();
   const int64_t rows_padded = RoundUp(m, kern.row_align);

@@ -47,6 +47,12 @@ enum class GemmPrecision { kF32, kBF16, kInt8 };
 [[nodiscard]] const char* GemmPrecisionName(GemmPrecision p);
 // Multiple k is padded to in a panel of this precision (the AMX tile depth for bf16 and int8).
 [[nodiscard]] int KAlign(GemmPrecision p);
+// Bytes of one element (4, 2, 1), which is also 4 / the k values a panel interleaves per column
+// (1 float, 2 bf16, 4 int8: one 32-bit lane).
+[[nodiscard]] constexpr int ElementBytes(GemmPrecision p) {
+  return p == GemmPrecision::kF32 ? 4 : p == GemmPrecision::kBF16 ? 2 : 1;
+}
+[[nodiscard]] constexpr int KPerLane(GemmPrecision p) { return 4 / ElementBytes(p); }
 
 struct GemmKernel {
   const char* name = nullptr;  // e.g. "f32 avx512 (12x32)", "bf16 amx (32x32 tiles)"

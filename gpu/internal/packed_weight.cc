@@ -26,9 +26,7 @@ absl::StatusOr<PackedWeight> PackedWeight::Pack(const float* w, int64_t n, int64
     return absl::InvalidArgumentError(absl::StrCat(
         "an int8 weight of ", k, " inputs could overflow its int32 sums (at most 66,311)"));
   }
-  const size_t elem = kernel.precision == GemmPrecision::kF32    ? 4
-                      : kernel.precision == GemmPrecision::kBF16 ? 2
-                                                                 : 1;
+  const auto elem = static_cast<size_t>(ElementBytes(kernel.precision));
   const size_t count = static_cast<size_t>(pw.panels() * pw.k_padded_ * kPanelCols);
   pw.bytes_ = (count * elem + 63) / 64 * 64;
   pw.data_.reset(std::aligned_alloc(64, pw.bytes_));
@@ -37,9 +35,7 @@ absl::StatusOr<PackedWeight> PackedWeight::Pack(const float* w, int64_t n, int64
         absl::StrCat("out of memory packing a ", n, " x ", k, " weight (", pw.bytes_, " bytes)"));
   }
   std::memset(pw.data_.get(), 0, pw.bytes_);
-  const int64_t depth = kernel.precision == GemmPrecision::kF32    ? 1
-                        : kernel.precision == GemmPrecision::kBF16 ? 2
-                                                                   : 4;
+  const int64_t depth = KPerLane(kernel.precision);
   // Element (column j of the panel, k index p) lies at group p / depth, lane j, slot p % depth.
   const auto at = [&](int64_t col, int64_t p) {
     const int64_t panel = col / kPanelCols, j = col % kPanelCols;

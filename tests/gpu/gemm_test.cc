@@ -200,9 +200,7 @@ TEST(Gemm, KernelsReadAndWriteOnlyWhatTheContractAllows) {
       const auto w = Random(static_cast<size_t>(cols * k), rng, 0.1f);
       auto packed = PackedWeight::Pack(w.data(), cols, k, kernel);
       ASSERT_TRUE(packed.ok());
-      const size_t elem = kernel.precision == GemmPrecision::kF32    ? 4
-                          : kernel.precision == GemmPrecision::kBF16 ? 2
-                                                                     : 1;
+      const auto elem = static_cast<size_t>(ElementBytes(kernel.precision));
       GuardedBuffer a(static_cast<size_t>(a_rows * k) * elem);
       GuardedBuffer panel(static_cast<size_t>(k * kPanelCols) * elem);
       std::memcpy(panel.as<void>(),
