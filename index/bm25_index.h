@@ -3,9 +3,11 @@
 //                 / (tf(t, d) + k1 * (1 - b + b * |d| / avgdl)),
 //   idf(t) = ln(1 + (N - df(t) + 0.5) / (df(t) + 0.5))   (never negative).
 //
-// Issue 12, first step: built in memory from a set of documents and searched; not yet durable,
-// not yet updated by upserts and deletes, not yet in the service (the plan: it becomes a
-// collection's lexical side, written with every write and recovered by version).
+// Issue 12, first step: in memory, with adds and removes (an upsert is a Remove then an Add);
+// not yet durable and not yet in the service (the plan: it becomes a collection's lexical side,
+// written with every write and recovered by version). Removed documents are skipped at once and
+// leave every statistic (N, df, average length); their postings are dropped when they reach a
+// quarter of the index.
 //
 // Thread-compatible: Add from one thread; Search is const and may run concurrently once adding
 // is done.
@@ -37,16 +39,18 @@ class Bm25Index final {
  public:
   explicit Bm25Index(Bm25Options options = {}) : options_(options) {}
 
-  // Adds document `id` with its terms (repeats = frequency). AlreadyExists when the id was added
-  // before; InvalidArgument when k1 < 0 or b is outside [0, 1].
+  // Adds document `id` with its terms (repeats = frequency). AlreadyExists when the id is in the
+  // index (Remove it first to replace it); InvalidArgument when k1 < 0 or b is outside [0, 1].
   [[nodiscard]] absl::Status Add(VectorId id, absl::Span<const std::string> terms);
+  // Removes document `id`; NotFound when it is not in the index.
+  [[nodiscard]] absl::Status Remove(VectorId id);
 
   // The k best documents for `query` (terms; repeats count once), by score, ties by smaller id.
   // Documents sharing no term with the query are never returned.
   [[nodiscard]] std::vector<ScoredDoc> Search(absl::Span<const std::string> query,
                                               uint32_t k) const;
 
-  [[nodiscard]] uint64_t documents() const { return lengths_.size(); }
+  [[nodiscard]] uint64_t documents() const { return doc_of_.size(); }
   [[nodiscard]] uint64_t terms() const { return postings_.size(); }
 
  private:
@@ -57,9 +61,14 @@ class Bm25Index final {
   Bm25Options options_;
   absl::flat_hash_map<std::string, std::vector<Posting>> postings_;
   absl::flat_hash_map<VectorId, uint32_t> doc_of_;
+  // Drops the removed documents' postings and renumbers the rest.
+  void Compact();
+
   std::vector<VectorId> ids_;
   std::vector<uint32_t> lengths_;
-  uint64_t total_length_ = 0;
+  std::vector<bool> removed_;
+  uint64_t removed_count_ = 0;
+  uint64_t total_length_ = 0;  // of the live documents
 };
 
 }  // namespace strata

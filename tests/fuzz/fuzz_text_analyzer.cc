@@ -1,6 +1,6 @@
 // The lexical analysis and BM25 index on arbitrary bytes (valid UTF-8 or not): every term is
-// non-empty, within the length limit and valid UTF-8, and the index takes the terms and finds the
-// document again by its own terms.
+// non-empty, within the length limit and valid UTF-8, and the index takes the terms, finds the
+// document again by its own terms, and finds nothing once it is removed.
 #include <utf8proc.h>
 
 #include <cstdint>
@@ -36,5 +36,6 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   if (!index.Add(7, terms).ok()) std::abort();
   const auto hits = index.Search(terms, 3);
   if (terms.empty() ? !hits.empty() : (hits.size() != 1 || hits[0].id != 7)) std::abort();
+  if (!index.Remove(7).ok() || !index.Search(terms, 3).empty()) std::abort();
   return 0;
 }

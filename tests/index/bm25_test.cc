@@ -94,5 +94,55 @@ TEST(Bm25Index, RefusesDuplicateIdsAndBadParameters) {
   EXPECT_EQ(index.Search({"a"}, 5).size(), 1u);
 }
 
+// Removing a document gives exactly the index that never had it (every statistic follows), before
+// and after the removed postings are compacted away; a removed id can come back.
+TEST(Bm25Index, RemoveIsAsIfTheDocumentWasNeverAdded) {
+  auto analyzer = English();
+  const std::vector<std::string> docs = {"the cat sat on the mat",
+                                         "dogs chase cats",
+                                         "a cat and a dog",
+                                         "vector search on disk",
+                                         "postings lists on ssd",
+                                         "cats and dogs and mats",
+                                         "the quick brown fox jumps",
+                                         "lexical search with bm25",
+                                         "dense and sparse retrieval",
+                                         "the mat was red"};
+  const std::vector<std::vector<std::string>> queries = {
+      analyzer->Terms("cat mat"), analyzer->Terms("dog"), analyzer->Terms("search disk")};
+  const auto expect_same = [&](const Bm25Index& a, const Bm25Index& b) {
+    for (const auto& q : queries) {
+      const auto x = a.Search(q, 10), y = b.Search(q, 10);
+      ASSERT_EQ(x.size(), y.size());
+      for (size_t i = 0; i < x.size(); ++i) {
+        EXPECT_EQ(x[i].id, y[i].id);
+        EXPECT_NEAR(x[i].score, y[i].score, 1e-12);
+      }
+    }
+  };
+  Bm25Index all, without;
+  for (VectorId i = 0; i < docs.size(); ++i) {
+    ASSERT_TRUE(all.Add(i, analyzer->Terms(docs[i])).ok());
+    if (i != 0 && i != 5) {
+      ASSERT_TRUE(without.Add(i, analyzer->Terms(docs[i])).ok());
+    }
+  }
+  ASSERT_TRUE(all.Remove(0).ok());  // 2 of 10 removed: kept as tombstones
+  ASSERT_TRUE(all.Remove(5).ok());
+  EXPECT_EQ(all.documents(), 8u);
+  expect_same(all, without);
+  EXPECT_TRUE(absl::IsNotFound(all.Remove(5)));
+  EXPECT_TRUE(absl::IsNotFound(all.Remove(99)));
+  // A third removal passes a quarter of the index: compacted, still the same answers.
+  ASSERT_TRUE(all.Remove(9).ok());
+  ASSERT_TRUE(without.Remove(9).ok());
+  expect_same(all, without);
+  // Back again (an upsert is a Remove and an Add).
+  ASSERT_TRUE(all.Add(5, analyzer->Terms("a new text about cats")).ok());
+  ASSERT_TRUE(without.Add(5, analyzer->Terms("a new text about cats")).ok());
+  expect_same(all, without);
+  EXPECT_TRUE(absl::IsAlreadyExists(all.Add(5, {"x"})));
+}
+
 }  // namespace
 }  // namespace strata
