@@ -28,18 +28,6 @@ namespace pb = ::strata::v1;
 namespace fs = std::filesystem;
 using testing::TempDir;
 
-void CreateFloat(pb::Strata::Stub* stub, const std::string& name, uint32_t dim,
-                 pb::Metric metric = pb::L2) {
-  pb::CreateCollectionRequest req;
-  req.set_name(name);
-  req.set_dimension(dim);
-  req.set_element_type(pb::FLOAT32);
-  req.set_metric(metric);
-  pb::CollectionInfo info;
-  grpc::Status s = Call(&pb::Strata::Stub::CreateCollection, stub, req, &info);
-  ASSERT_TRUE(s.ok()) << s.error_message();
-}
-
 // Upserts points [first, first + n) of dimension `dim` (value = id + 1 everywhere), each with a
 // payload of `payload_bytes` bytes of text.
 void UpsertPoints(pb::Strata::Stub* stub, const std::string& name, uint32_t dim, uint64_t first,
@@ -106,7 +94,7 @@ TEST(Hardening, ResponsesStopAtTheMessageLimitWhileTheyAreBuilt) {
   ASSERT_NO_FATAL_FAILURE(server.Start());
   auto* stub = server.stub();
   const uint32_t dim = 4096;  // 16 KiB a vector
-  CreateFloat(stub, "wide", dim);
+  CreateCollection(stub, "wide", dim, pb::FLOAT32);
   ASSERT_NO_FATAL_FAILURE(UpsertPoints(stub, "wide", dim, 0, 8, /*payload_bytes=*/20000));
 
   // Get: 200 copies of one id with its vector (3.2 MiB).
@@ -187,7 +175,7 @@ TEST(Hardening, TheMemoryBudgetBoundsWhatCallsHoldAtOnce) {
   ASSERT_NO_FATAL_FAILURE(server.Start());
   auto* stub = server.stub();
   const uint32_t dim = 8192;  // 32 KiB a vector
-  CreateFloat(stub, "wide", dim);
+  CreateCollection(stub, "wide", dim, pb::FLOAT32);
   ASSERT_NO_FATAL_FAILURE(UpsertPoints(stub, "wide", dim, 0, 4));
   grpc::ChannelArguments args;
   args.SetMaxReceiveMessageSize(-1);
@@ -228,7 +216,7 @@ TEST(Hardening, PayloadsOverTheLimitAreRefusedByRow) {
   ServerProcess server(tmp.File("data"), tmp.File("server.log"), {"--max_payload_bytes=1000"});
   ASSERT_NO_FATAL_FAILURE(server.Start());
   auto* stub = server.stub();
-  CreateFloat(stub, "c", 4);
+  CreateCollection(stub, "c", 4, pb::FLOAT32);
   pb::UpsertRequest req;
   req.set_collection("c");
   for (int i = 0; i < 2; ++i) {
@@ -254,8 +242,8 @@ TEST(Hardening, VectorsWithoutAFiniteDistanceAreRefused) {
   ServerProcess server(tmp.File("data"), tmp.File("server.log"));
   ASSERT_NO_FATAL_FAILURE(server.Start());
   auto* stub = server.stub();
-  CreateFloat(stub, "ip", 4, pb::INNER_PRODUCT);
-  CreateFloat(stub, "cos", 4, pb::COSINE);
+  CreateCollection(stub, "ip", 4, pb::FLOAT32, pb::INNER_PRODUCT);
+  CreateCollection(stub, "cos", 4, pb::FLOAT32, pb::COSINE);
   auto upsert = [&](const std::string& name, std::vector<float> v) {
     pb::UpsertRequest req;
     req.set_collection(name);
@@ -327,7 +315,7 @@ TEST(Hardening, ClearAnswersToOddRequests) {
         << st.error_message();
   }
   // A search with neither a vector nor a text says so.
-  CreateFloat(stub, "c", 4);
+  CreateCollection(stub, "c", 4, pb::FLOAT32);
   pb::SearchRequest search;
   search.set_collection("c");
   search.set_k(1);
@@ -419,7 +407,7 @@ TEST(Hardening, ADamagedIndexStopsOnlyItsCollectionAndIsRepaired) {
   std::mt19937 rng(5);
   std::normal_distribution<float> nd(0, 1);
   for (const std::string name : {"good", "bad"}) {
-    CreateFloat(stub, name, dim);
+    CreateCollection(stub, name, dim, pb::FLOAT32);
     pb::UpsertRequest req;
     req.set_collection(name);
     for (uint64_t i = 0; i < 2000; ++i) {
@@ -606,7 +594,7 @@ TEST(Hardening, BuildIndexReturnsAtOnceAndDescribeFollowsTheBuild) {
   ServerProcess server(tmp.File("data"), tmp.File("server.log"));
   ASSERT_NO_FATAL_FAILURE(server.Start());
   auto* stub = server.stub();
-  CreateFloat(stub, "empty", 4);
+  CreateCollection(stub, "empty", 4, pb::FLOAT32);
   pb::BuildIndexRequest req;
   req.set_collection("empty");
   pb::CollectionInfo info;
@@ -614,7 +602,7 @@ TEST(Hardening, BuildIndexReturnsAtOnceAndDescribeFollowsTheBuild) {
             grpc::StatusCode::FAILED_PRECONDITION);
 
   const uint32_t dim = 16;
-  CreateFloat(stub, "b", dim);
+  CreateCollection(stub, "b", dim, pb::FLOAT32);
   std::mt19937 rng(3);
   std::normal_distribution<float> nd(0, 1);
   pb::UpsertRequest up;

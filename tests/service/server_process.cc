@@ -119,4 +119,25 @@ void BuildAndWait(v1::Strata::Stub* stub, const std::string& name, v1::Collectio
   ASSERT_TRUE(s.ok()) << s.error_message();
 }
 
+void CreateCollection(v1::Strata::Stub* stub, const std::string& name, uint32_t dim,
+                      v1::ElementType type, v1::Metric metric) {
+  v1::CreateCollectionRequest req;
+  req.set_name(name);
+  req.set_dimension(dim);
+  req.set_element_type(type);
+  req.set_metric(metric);
+  v1::CollectionInfo info;
+  grpc::Status s = Call(&v1::Strata::Stub::CreateCollection, stub, req, &info);
+  ASSERT_TRUE(s.ok()) << s.error_message();
+}
+
+uint64_t Count(v1::Strata::Stub* stub, const std::string& name) {
+  v1::CountRequest req;
+  req.set_collection(name);
+  v1::CountResponse resp;
+  grpc::Status s = Call(&v1::Strata::Stub::Count, stub, req, &resp);
+  EXPECT_TRUE(s.ok()) << s.error_message();
+  return resp.count();
+}
+
 }  // namespace strata

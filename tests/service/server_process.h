@@ -68,6 +68,12 @@ class ServerProcess {
   std::unique_ptr<v1::Strata::Stub> stub_;
 };
 
+// Creates a collection (fails the test when the call does).
+void CreateCollection(v1::Strata::Stub* stub, const std::string& name, uint32_t dim,
+                      v1::ElementType type = v1::UINT8, v1::Metric metric = v1::L2);
+// The collection's point count (fails the test when the call does).
+uint64_t Count(v1::Strata::Stub* stub, const std::string& name);
+
 // Queues an index build of `name` and waits until it is done (fails the test if it fails).
 void BuildAndWait(v1::Strata::Stub* stub, const std::string& name, v1::CollectionInfo* info);
 
