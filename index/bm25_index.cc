@@ -68,13 +68,9 @@ void Bm25Index::Compact() {
   for (uint32_t d = 0; d < ids_.size(); ++d) doc_of_[ids_[d]] = d;
 }
 
-std::vector<ScoredDoc> Bm25Index::Search(absl::Span<const std::string> query, uint32_t k) const {
-  std::vector<ScoredDoc> out;
-  if (k == 0 || doc_of_.empty()) return out;
+std::vector<Bm25Index::QueryTerm> Bm25Index::Prepare(absl::Span<const std::string> query) const {
+  std::vector<QueryTerm> out;
   const double n = static_cast<double>(doc_of_.size());
-  const double avgdl = static_cast<double>(total_length_) / n;
-  const double k1 = options_.k1, b = options_.b;
-  absl::flat_hash_map<uint32_t, double> scores;
   absl::flat_hash_set<absl::string_view> seen;
   for (const std::string& t : query) {
     if (!seen.insert(t).second) continue;
@@ -84,12 +80,26 @@ std::vector<ScoredDoc> Bm25Index::Search(absl::Span<const std::string> query, ui
     for (const Posting& p : it->second) live += !removed_[p.doc];
     if (live == 0) continue;
     const double df = static_cast<double>(live);
-    const double idf = std::log(1.0 + (n - df + 0.5) / (df + 0.5));
-    for (const Posting& p : it->second) {
-      if (removed_[p.doc]) continue;
-      const double tf = p.tf;
-      const double norm = k1 * (1.0 - b + b * lengths_[p.doc] / std::max(avgdl, 1e-9));
-      scores[p.doc] += idf * tf * (k1 + 1.0) / (tf + norm);
+    out.push_back({&it->second, std::log(1.0 + (n - df + 0.5) / (df + 0.5))});
+  }
+  return out;
+}
+
+double Bm25Index::TermScore(const QueryTerm& t, const Posting& p, double avgdl) const {
+  const double k1 = options_.k1, b = options_.b;
+  const double tf = p.tf;
+  const double norm = k1 * (1.0 - b + b * lengths_[p.doc] / std::max(avgdl, 1e-9));
+  return t.idf * tf * (k1 + 1.0) / (tf + norm);
+}
+
+std::vector<ScoredDoc> Bm25Index::Search(absl::Span<const std::string> query, uint32_t k) const {
+  std::vector<ScoredDoc> out;
+  if (k == 0 || doc_of_.empty()) return out;
+  const double avgdl = static_cast<double>(total_length_) / static_cast<double>(doc_of_.size());
+  absl::flat_hash_map<uint32_t, double> scores;
+  for (const QueryTerm& t : Prepare(query)) {
+    for (const Posting& p : *t.postings) {
+      if (!removed_[p.doc]) scores[p.doc] += TermScore(t, p, avgdl);
     }
   }
   out.reserve(scores.size());
@@ -101,6 +111,39 @@ std::vector<ScoredDoc> Bm25Index::Search(absl::Span<const std::string> query, ui
   std::partial_sort(out.begin(), out.begin() + static_cast<ptrdiff_t>(keep), out.end(), better);
   out.resize(keep);
   return out;
+}
+
+std::vector<double> Bm25Index::Score(absl::Span<const std::string> query,
+                                     absl::Span<const VectorId> ids) const {
+  std::vector<double> out(ids.size(), 0.0);
+  if (doc_of_.empty()) return out;
+  const double avgdl = static_cast<double>(total_length_) / static_cast<double>(doc_of_.size());
+  const std::vector<QueryTerm> terms = Prepare(query);
+  for (size_t i = 0; i < ids.size(); ++i) {
+    auto d = doc_of_.find(ids[i]);
+    if (d == doc_of_.end()) continue;
+    // The summation order is Search's (terms in query order), so the scores are equal bit for bit.
+    for (const QueryTerm& t : terms) {
+      auto p = std::lower_bound(t.postings->begin(), t.postings->end(), d->second,
+                                [](const Posting& a, uint32_t doc) { return a.doc < doc; });
+      if (p != t.postings->end() && p->doc == d->second) out[i] += TermScore(t, *p, avgdl);
+    }
+  }
+  return out;
+}
+
+uint64_t Bm25Index::MemoryBytes() const {
+  // Hash tables: a slot and a control byte per capacity; strings beyond their inline buffer.
+  using Slot = std::pair<const std::string, std::vector<Posting>>;
+  uint64_t bytes = sizeof(*this) + postings_.capacity() * (sizeof(Slot) + 1);
+  for (const auto& [term, list] : postings_) {
+    if (term.capacity() > std::string().capacity()) bytes += term.capacity() + 1;
+    bytes += list.capacity() * sizeof(Posting);
+  }
+  bytes += doc_of_.capacity() * (sizeof(std::pair<const VectorId, uint32_t>) + 1);
+  bytes += ids_.capacity() * sizeof(VectorId) + lengths_.capacity() * sizeof(uint32_t) +
+           removed_.capacity() / 8;
+  return bytes;
 }
 
 }  // namespace strata

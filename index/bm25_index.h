@@ -3,11 +3,10 @@
 //                 / (tf(t, d) + k1 * (1 - b + b * |d| / avgdl)),
 //   idf(t) = ln(1 + (N - df(t) + 0.5) / (df(t) + 0.5))   (never negative).
 //
-// Issue 12, first step: in memory, with adds and removes (an upsert is a Remove then an Add);
-// not yet durable and not yet in the service (the plan: it becomes a collection's lexical side,
-// written with every write and recovered by version). Removed documents are skipped at once and
-// leave every statistic (N, df, average length); their postings are dropped when they reach a
-// quarter of the index.
+// In memory, with adds and removes (an upsert is a Remove then an Add); a collection's lexical
+// side (index/text_index.h) rebuilds it from the stored payloads when it opens. Removed documents
+// are skipped at once and leave every statistic (N, df, average length); their postings are
+// dropped when they reach a quarter of the index.
 //
 // Thread-compatible: Add from one thread; Search is const and may run concurrently once adding
 // is done.
@@ -49,15 +48,30 @@ class Bm25Index final {
   // Documents sharing no term with the query are never returned.
   [[nodiscard]] std::vector<ScoredDoc> Search(absl::Span<const std::string> query,
                                               uint32_t k) const;
+  // The score of each of `ids` for `query`, as Search would give it; 0 for an id that shares no
+  // term with the query or is not in the index.
+  [[nodiscard]] std::vector<double> Score(absl::Span<const std::string> query,
+                                          absl::Span<const VectorId> ids) const;
+
+  // Bytes held, approximately (containers' capacities and hash-table slots).
+  [[nodiscard]] uint64_t MemoryBytes() const;
 
   [[nodiscard]] uint64_t documents() const { return doc_of_.size(); }
   [[nodiscard]] uint64_t terms() const { return postings_.size(); }
 
  private:
   struct Posting {
-    uint32_t doc;  // index into ids_ / lengths_
+    uint32_t doc;  // index into ids_ / lengths_; ascending within a list
     uint32_t tf;
   };
+  // A query term's live postings and inverse document frequency.
+  struct QueryTerm {
+    const std::vector<Posting>* postings;
+    double idf;
+  };
+  std::vector<QueryTerm> Prepare(absl::Span<const std::string> query) const;
+  double TermScore(const QueryTerm& t, const Posting& p, double avgdl) const;
+
   Bm25Options options_;
   absl::flat_hash_map<std::string, std::vector<Posting>> postings_;
   absl::flat_hash_map<VectorId, uint32_t> doc_of_;

@@ -144,5 +144,33 @@ TEST(Bm25Index, RemoveIsAsIfTheDocumentWasNeverAdded) {
   EXPECT_TRUE(absl::IsAlreadyExists(all.Add(5, {"x"})));
 }
 
+// Score gives what Search gives, bit for bit (hybrid search mixes the two), for ids in the
+// index, with tombstones and after compaction; 0 for an id sharing no term or not there.
+TEST(Bm25Index, ScoreOfGivenIdsEqualsSearch) {
+  auto analyzer = English();
+  Bm25Index index;
+  const std::vector<std::string> docs = {"cats and dogs", "a cat on a mat", "dogs chase cats",
+                                         "nothing here",  "mat mat mat",    "cat food for cats"};
+  for (VectorId i = 0; i < docs.size(); ++i) {
+    ASSERT_TRUE(index.Add(i * 10, analyzer->Terms(docs[i])).ok());
+  }
+  const std::vector<std::string> q = analyzer->Terms("cat mat");
+  const auto check = [&] {
+    const auto hits = index.Search(q, 100);
+    std::vector<VectorId> ids;
+    for (const ScoredDoc& h : hits) ids.push_back(h.id);
+    const std::vector<double> scores = index.Score(q, ids);
+    for (size_t i = 0; i < hits.size(); ++i) EXPECT_EQ(scores[i], hits[i].score) << hits[i].id;
+  };
+  check();
+  ASSERT_TRUE(index.Remove(10).ok());  // a tombstone
+  check();
+  ASSERT_TRUE(index.Remove(40).ok());  // compacted (2 of 6)
+  check();
+  const std::vector<VectorId> others = {30, 10, 12345};  // no term in common, removed, unknown
+  EXPECT_EQ(index.Score(q, others), (std::vector<double>{0, 0, 0}));
+  EXPECT_GT(index.MemoryBytes(), 0u);
+}
+
 }  // namespace
 }  // namespace strata
