@@ -5,10 +5,9 @@
 // Builds BM25 over each passage's title (--title) and text, asks every question, and reports the
 // recall at 1/5/10 of a gold passage (the first one ranked), MRR@10, build time, the index's
 // terms and per-query latency. With --model_dir it also embeds passages and questions with the
-// sentence encoder and reports exact dense search and two fusions of the two rankings (each side's
-// top 100): reciprocal-rank fusion (k = 60) and weighted fusion of min-max-normalised scores at
-// several dense weights. Issue 12's first measurements: the fusions here are a sweep to learn
-// from, not a tuned default (the default must come from held-out data, not from this set).
+// sentence encoder and reports exact dense search and the service's two fusions (index/fusion.h)
+// of the two rankings: reciprocal-rank fusion and relative-score fusion at the --weights given. A
+// sweep of weights on one set is for choosing a default to report on another set.
 #include <algorithm>
 #include <chrono>
 #include <cstdio>
@@ -20,9 +19,11 @@
 #include "absl/container/flat_hash_set.h"
 #include "absl/flags/flag.h"
 #include "absl/flags/parse.h"
+#include "absl/strings/numbers.h"
 #include "absl/strings/str_replace.h"
 #include "gpu/encoder.h"
 #include "index/bm25_index.h"
+#include "index/fusion.h"
 #include "index/text_analyzer.h"
 #include "nlohmann/json.hpp"
 #include "storage/program_usage.h"
@@ -33,6 +34,8 @@ ABSL_FLAG(bool, title, true, "index each passage's title with its text");
 ABSL_FLAG(double, k1, 1.2, "BM25 k1");
 ABSL_FLAG(double, b, 0.75, "BM25 b");
 ABSL_FLAG(std::string, model_dir, "", "sentence encoder: adds the dense and hybrid rows");
+ABSL_FLAG(std::vector<std::string>, weights, std::vector<std::string>({"0.3", "0.4", "0.5", "0.6"}),
+          "dense weights of the relative-score fusion rows");
 
 int main(int argc, char** argv) {
   strata::SetProgramUsage(
@@ -86,13 +89,15 @@ int main(int argc, char** argv) {
     gold.push_back(std::move(rows));
   }
   if (questions.empty()) return 1;
-  constexpr uint32_t kDepth = 100;  // each side's candidates for fusion
+  constexpr uint32_t kDepth = strata::kFusionDepth;  // each side's candidates for fusion
   using Ranking = std::vector<strata::ScoredDoc>;
   std::vector<Ranking> lexical(questions.size());
+  std::vector<std::vector<std::string>> question_terms(questions.size());
   std::vector<double> micros;
   for (size_t i = 0; i < questions.size(); ++i) {
     const auto s0 = Clock::now();
-    lexical[i] = index.Search((*analyzer)->Terms(questions[i]), kDepth);
+    question_terms[i] = (*analyzer)->Terms(questions[i]);
+    lexical[i] = index.Search(question_terms[i], kDepth);
     micros.push_back(std::chrono::duration<double, std::micro>(Clock::now() - s0).count());
   }
   std::sort(micros.begin(), micros.end());
@@ -147,39 +152,50 @@ int main(int argc, char** argv) {
     dense[i] = std::move(all);
   }
   report("dense (exact, the encoder)", dense);
-  // Fuses the two rankings of each question by a score per (question, passage).
-  const auto fuse = [&](auto&& score_of) {
+  // Fuses each question's two rankings with the service's rule (index/fusion.h): the union of
+  // both lists, every candidate scored on both sides (exact dot product; BM25 by Score).
+  const auto fuse = [&](const strata::FusionParams& params) {
     std::vector<Ranking> out(questions.size());
     for (size_t i = 0; i < questions.size(); ++i) {
-      absl::flat_hash_map<strata::VectorId, double> fused;
-      score_of(dense[i], lexical[i], fused);
-      Ranking r;
-      for (const auto& [id, score] : fused) r.push_back({id, score});
-      std::sort(r.begin(), r.end(), [](const auto& a, const auto& b) {
-        return a.score > b.score || (a.score == b.score && a.id < b.id);
-      });
-      out[i] = std::move(r);
+      absl::flat_hash_map<strata::VectorId, strata::FusionCandidate> by_id;
+      for (size_t r = 0; r < dense[i].size(); ++r) {
+        auto& c = by_id[dense[i][r].id];
+        c.id = dense[i][r].id;
+        c.dense_rank = static_cast<uint32_t>(r + 1);
+      }
+      for (size_t r = 0; r < lexical[i].size(); ++r) {
+        auto& c = by_id[lexical[i][r].id];
+        c.id = lexical[i][r].id;
+        c.lexical_rank = static_cast<uint32_t>(r + 1);
+      }
+      std::vector<strata::FusionCandidate> candidates;
+      std::vector<strata::VectorId> ids;
+      for (auto& [id, c] : by_id) {
+        double dot = 0;
+        for (size_t d = 0; d < dim; ++d) dot += (*qv)[i * dim + d] * (*pv)[id * dim + d];
+        c.dense_distance = static_cast<float>(-dot);
+        candidates.push_back(c);
+        ids.push_back(id);
+      }
+      const std::vector<double> bm25 = index.Score(question_terms[i], ids);
+      for (size_t c = 0; c < candidates.size(); ++c) candidates[c].lexical_score = bm25[c];
+      for (const strata::FusedHit& h : strata::Fuse(candidates, params, 10)) {
+        out[i].push_back({h.candidate.id, h.score});
+      }
     }
     return out;
   };
-  report("hybrid: reciprocal-rank fusion", fuse([](const Ranking& d, const Ranking& l, auto& f) {
-           for (size_t r = 0; r < d.size(); ++r) f[d[r].id] += 1.0 / (60.0 + r + 1);
-           for (size_t r = 0; r < l.size(); ++r) f[l[r].id] += 1.0 / (60.0 + r + 1);
-         }));
-  for (double w : {0.3, 0.4, 0.5, 0.6, 0.7}) {
+  report("hybrid: reciprocal-rank fusion",
+         fuse({strata::FusionMethod::kReciprocalRank, strata::kDefaultDenseWeight}));
+  for (const std::string& text : absl::GetFlag(FLAGS_weights)) {
+    double w = 0;
+    if (!absl::SimpleAtod(text, &w)) {
+      std::fprintf(stderr, "strata-lexical-bench: --weights: '%s' is not a number\n", text.c_str());
+      return 1;
+    }
     char name[64];
-    std::snprintf(name, sizeof(name), "hybrid: normalised scores, w=%.1f", w);
-    report(name, fuse([w](const Ranking& d, const Ranking& l, auto& f) {
-             const auto add = [&f](const Ranking& r, double weight) {
-               if (r.empty()) return;
-               const double hi = r.front().score, lo = r.back().score;
-               for (const auto& h : r) {
-                 f[h.id] += weight * (hi > lo ? (h.score - lo) / (hi - lo) : 1.0);
-               }
-             };
-             add(d, w);
-             add(l, 1.0 - w);
-           }));
+    std::snprintf(name, sizeof(name), "hybrid: relative score, w=%.2f", w);
+    report(name, fuse({strata::FusionMethod::kRelativeScore, w}));
   }
   return 0;
 }
