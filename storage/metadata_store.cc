@@ -105,6 +105,29 @@ class MetadataStoreImpl final : public MetadataStore {
     return value;
   }
 
+  std::vector<absl::StatusOr<std::string>> MultiGet(
+      Cf cf, absl::Span<const std::string> keys) const override {
+    std::vector<rocksdb::Slice> slices;
+    slices.reserve(keys.size());
+    for (const std::string& k : keys) slices.emplace_back(k.data(), k.size());
+    std::vector<rocksdb::PinnableSlice> values(keys.size());
+    std::vector<rocksdb::Status> statuses(keys.size());
+    db_->MultiGet(rocksdb::ReadOptions(), handle(cf), keys.size(), slices.data(), values.data(),
+                  statuses.data());
+    std::vector<absl::StatusOr<std::string>> out;
+    out.reserve(keys.size());
+    for (size_t i = 0; i < keys.size(); ++i) {
+      if (statuses[i].IsNotFound()) {
+        out.push_back(absl::NotFoundError("no such key"));
+      } else if (!statuses[i].ok()) {
+        out.push_back(FromRocks(statuses[i], "metadata read"));
+      } else {
+        out.push_back(values[i].ToString());
+      }
+    }
+    return out;
+  }
+
   absl::Status Write(WriteBatch* batch, bool sync, bool wal) override {
     rocksdb::WriteBatch wb;
     for (const WriteBatch::Entry& e : batch->entries()) {
