@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <atomic>
+#include <chrono>
 #include <cmath>
 #include <cstring>
 #include <filesystem>
@@ -152,11 +153,17 @@ class CollectionImpl final : public Collection {
   absl::Status Upsert(absl::Span<const PointInput> points, std::vector<RowError>* errors,
                       uint64_t* upserted) override;
   absl::Status Delete(absl::Span<const uint64_t> ids, uint64_t* deleted) override;
+  absl::Status SearchText(const TextSearch& search, uint32_t k, const SearchParams& params,
+                          std::vector<ScoredHit>* hits, SearchStats* stats) const override;
   absl::Status Get(absl::Span<const uint64_t> ids, bool with_vector, bool with_payload,
                    std::vector<PointOutput>* found, std::vector<uint64_t>* missing) const override;
   uint64_t Count() const override {
     absl::ReaderMutexLock lock(&mu_);
     return live_;
+  }
+  uint64_t text_documents() const override {
+    absl::ReaderMutexLock lock(&mu_);
+    return text_.documents();
   }
   absl::Status Search(VectorView query, uint32_t k, const SearchParams& params,
                       std::vector<Hit>* hits, SearchStats* stats) const override;
@@ -291,6 +298,20 @@ class CollectionImpl final : public Collection {
     arena_ = std::move(fresh);
     arena_holes_ = 0;
   }
+  // The lexical terms of a payload ({} without a lexical index or payload).
+  std::vector<std::string> PayloadTerms(absl::string_view payload) const {
+    if (!options_.payload_text || payload.empty()) return {};
+    return AnalyzeText(options_.payload_text(payload));
+  }
+  // Checks a query vector and converts it to posting form (`q`, row_bytes_).
+  absl::Status QueryForm(VectorView query, std::vector<uint8_t>* q) const;
+  // The k nearest live points to `q` (posting form), nearest first, by internal id.
+  absl::Status DenseSearch(const uint8_t* q, uint32_t k, const SearchParams& params,
+                           std::vector<Neighbor>* result, SearchStats* st) const
+      ABSL_SHARED_LOCKS_REQUIRED(mu_);
+  // The exact distances from `q` (posting form) to live points `ids`' stored vectors.
+  absl::Status DistancesTo(const uint8_t* q, absl::Span<const VectorId> ids,
+                           std::vector<float>* out) const ABSL_SHARED_LOCKS_REQUIRED(mu_);
   absl::StatusOr<VectorId> LookupExt(uint64_t ext) const {
     auto v = store_->Get(Cf::kIdMap, ExtKey(config_.id, ext));
     if (!v.ok()) return v.status();
@@ -346,6 +367,7 @@ class CollectionImpl final : public Collection {
   mutable absl::Mutex read_damage_mu_ ABSL_ACQUIRED_AFTER(mu_);
   mutable std::string read_damage_ ABSL_GUARDED_BY(read_damage_mu_);
   std::vector<VectorId> dirty_ ABSL_GUARDED_BY(mu_);  // written while building_
+  TextIndex text_ ABSL_GUARDED_BY(mu_);               // empty unless options_.payload_text
 };
 
 void Appendix::ForEach(uint32_t posting,
@@ -393,6 +415,42 @@ absl::Status CollectionImpl::Load() {
         ext_of_[id] = ReadU64(value, 0);
         return absl::OkStatus();
       }));
+  if (options_.payload_text) {
+    // The lexical index is derived from the stored payloads (text_index.h): rebuilt here,
+    // analysed in parallel a batch at a time.
+    const auto t0 = std::chrono::steady_clock::now();
+    uint64_t text_bytes = 0;
+    std::vector<std::pair<VectorId, std::string>> batch;
+    std::vector<std::vector<std::string>> terms;
+    const auto index_batch = [&] {
+      terms.assign(batch.size(), {});
+#pragma omp parallel for schedule(dynamic, 64)
+      for (size_t i = 0; i < batch.size(); ++i) terms[i] = PayloadTerms(batch[i].second);
+      for (size_t i = 0; i < batch.size(); ++i) text_.Put(batch[i].first, terms[i]);
+      batch.clear();
+    };
+    RETURN_IF_ERROR(store_->Scan(Cf::kPayloads, CollPrefix(coll), [&](auto key, auto value) {
+      if (key.size() != 8) {
+        return absl::DataLossError(
+            absl::StrCat("collection '", config_.name, "': malformed payload record"));
+      }
+      const VectorId id = ReadU32(key, 4);
+      if (id >= ids_.size() || !(ids_[id].flags & kLive)) return absl::OkStatus();
+      text_bytes += value.size();
+      batch.emplace_back(id, std::string(value));
+      if (batch.size() == 8192) index_batch();
+      return absl::OkStatus();
+    }));
+    index_batch();
+    if (text_.documents() > 0) {
+      Log(LogLevel::kInfo,
+          "collection '%s': lexical index of %d points (%d terms, %.1f MiB) rebuilt from %.1f MiB "
+          "of payloads in %.2f s",
+          config_.name, text_.documents(), text_.terms(), text_.MemoryBytes() / 1048576.0,
+          text_bytes / 1048576.0,
+          std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count());
+    }
+  }
 
   // Leftovers of interrupted builds or drops: anything but the current generation.
   std::error_code ec;
@@ -501,12 +559,18 @@ absl::Status CollectionImpl::Upsert(absl::Span<const PointInput> points,
     last[points[i].id] = i;
     rows.push_back(i);
   }
+  // The lexical side's terms, analysed before taking the lock.
+  std::vector<std::vector<std::string>> terms(points.size());
+  for (uint32_t i : rows) {
+    if (last[points[i].id] == i) terms[i] = PayloadTerms(points[i].payload);
+  }
 
   absl::WriterMutexLock lock(&mu_);
   RETURN_IF_ERROR(CheckNotDropped());
   RETURN_IF_ERROR(CheckServing());
   struct Change {
     VectorId id;
+    uint32_t row;
     uint64_t ext;
     IdState state;
     bool is_new;
@@ -524,6 +588,7 @@ absl::Status CollectionImpl::Upsert(absl::Span<const PointInput> points,
     const PointInput& p = points[i];
     if (last[p.id] != i) continue;
     Change c;
+    c.row = i;
     c.ext = p.id;
     auto found = LookupExt(p.id);
     if (found.ok()) {
@@ -600,6 +665,7 @@ absl::Status CollectionImpl::Upsert(absl::Span<const PointInput> points,
     if (!was_live) ++live_;
     AddAppended(c.id, c.pf.data(), c.postings);
     SetSkip(c.id);
+    text_.Put(c.id, terms[c.row]);
     if (building_) dirty_.push_back(c.id);
   }
   MaybeCompactArena();
@@ -650,6 +716,7 @@ absl::Status CollectionImpl::Delete(absl::Span<const uint64_t> ids, uint64_t* de
     ids_[c.id].flags &= static_cast<uint8_t>(~kLive);
     --live_;
     SetSkip(c.id);
+    text_.Erase(c.id);
     if (building_) dirty_.push_back(c.id);
   }
   *deleted = changes.size();
@@ -694,42 +761,83 @@ absl::Status CollectionImpl::Get(absl::Span<const uint64_t> ids, bool with_vecto
   return absl::OkStatus();
 }
 
-absl::Status CollectionImpl::Search(VectorView query, uint32_t k, const SearchParams& params,
-                                    std::vector<Hit>* hits, SearchStats* stats) const {
-  RETURN_IF_ERROR(CheckNotDropped());
+absl::Status CollectionImpl::QueryForm(VectorView query, std::vector<uint8_t>* q) const {
   if (query.type != config_.type) {
     return absl::InvalidArgumentError(absl::StrCat("query is ", ElementTypeName(query.type),
                                                    ", the collection holds ",
                                                    ElementTypeName(config_.type)));
   }
   RETURN_IF_ERROR(CheckRow(config_, query.bytes));
+  q->resize(row_bytes_);
+  ToPostingForm(query.bytes.data(), q->data());
+  return absl::OkStatus();
+}
+
+absl::Status CollectionImpl::DenseSearch(const uint8_t* q, uint32_t k, const SearchParams& params,
+                                         std::vector<Neighbor>* result, SearchStats* st) const {
+  if (base_ != nullptr) {
+    SearchOverlay overlay{absl::MakeConstSpan(skip_bits_), &appendix_};
+    absl::Status searched =
+        base_->Search(VectorView{config_.type, {q, row_bytes_}}, k, params, overlay, result, st);
+    if (absl::IsDataLoss(searched)) NoteReadDamage(searched);
+    RETURN_IF_ERROR(searched);
+    pages_read_.fetch_add(st->pages_read, std::memory_order_relaxed);
+    bytes_read_.fetch_add(st->bytes_read, std::memory_order_relaxed);
+    return absl::OkStatus();
+  }
+  // FLAT: exact search over every live vector.
+  TopK top;
+  top.Reset(k);
+  for (const auto& [id, off] : appended_) top.Push(id, dist_(q, arena_.data() + off, config_.dim));
+  top.TakeSorted(result);
+  st->entries_scanned = static_cast<uint32_t>(appended_.size());
+  return absl::OkStatus();
+}
+
+absl::Status CollectionImpl::DistancesTo(const uint8_t* q, absl::Span<const VectorId> ids,
+                                         std::vector<float>* out) const {
+  out->assign(ids.size(), 0);
+  // Appended vectors are in memory; the built index's are read from the store in one batch (the
+  // index may hold them only in float16).
+  std::vector<size_t> stored;
+  std::vector<std::string> keys;
+  for (size_t i = 0; i < ids.size(); ++i) {
+    if (const uint8_t* row = AppendedRow(ids[i])) {
+      (*out)[i] = dist_(q, row, config_.dim);
+    } else {
+      stored.push_back(i);
+      keys.push_back(IdKey(config_.id, ids[i]));
+    }
+  }
+  if (keys.empty()) return absl::OkStatus();
+  std::vector<absl::StatusOr<std::string>> raw = store_->MultiGet(Cf::kVectors, keys);
+  std::vector<uint8_t> pf(row_bytes_);
+  for (size_t j = 0; j < stored.size(); ++j) {
+    const VectorId id = ids[stored[j]];
+    if (!raw[j].ok() || raw[j]->size() != row_bytes_) {
+      return absl::DataLossError(absl::StrCat("stored vector of id ",
+                                              id < ext_of_.size() ? ext_of_[id] : 0,
+                                              " is missing or malformed"));
+    }
+    ToPostingForm(reinterpret_cast<const uint8_t*>(raw[j]->data()), pf.data());
+    (*out)[stored[j]] = dist_(q, pf.data(), config_.dim);
+  }
+  return absl::OkStatus();
+}
+
+absl::Status CollectionImpl::Search(VectorView query, uint32_t k, const SearchParams& params,
+                                    std::vector<Hit>* hits, SearchStats* stats) const {
+  RETURN_IF_ERROR(CheckNotDropped());
+  std::vector<uint8_t> q;
+  RETURN_IF_ERROR(QueryForm(query, &q));
   if (k == 0) return absl::InvalidArgumentError("k must be at least 1");
-  std::vector<uint8_t> q(row_bytes_);
-  ToPostingForm(query.bytes.data(), q.data());
 
   hits->clear();
   absl::ReaderMutexLock lock(&mu_);
   RETURN_IF_ERROR(CheckServing());
   std::vector<Neighbor> result;
   SearchStats st;
-  if (base_ != nullptr) {
-    SearchOverlay overlay{absl::MakeConstSpan(skip_bits_), &appendix_};
-    absl::Status searched =
-        base_->Search(VectorView{config_.type, q}, k, params, overlay, &result, &st);
-    if (absl::IsDataLoss(searched)) NoteReadDamage(searched);
-    RETURN_IF_ERROR(searched);
-    pages_read_.fetch_add(st.pages_read, std::memory_order_relaxed);
-    bytes_read_.fetch_add(st.bytes_read, std::memory_order_relaxed);
-  } else {
-    // FLAT: exact search over every live vector.
-    TopK top;
-    top.Reset(k);
-    for (const auto& [id, off] : appended_) {
-      top.Push(id, dist_(q.data(), arena_.data() + off, config_.dim));
-    }
-    top.TakeSorted(&result);
-    st.entries_scanned = static_cast<uint32_t>(appended_.size());
-  }
+  RETURN_IF_ERROR(DenseSearch(q.data(), k, params, &result, &st));
   hits->reserve(result.size());
   for (const Neighbor& n : result) {
     if (n.id >= ext_of_.size()) {
@@ -737,6 +845,98 @@ absl::Status CollectionImpl::Search(VectorView query, uint32_t k, const SearchPa
                                               "': the index returned unknown internal id ", n.id));
     }
     hits->push_back({ext_of_[n.id], n.distance});
+  }
+  if (stats != nullptr) *stats = st;
+  return absl::OkStatus();
+}
+
+absl::Status CollectionImpl::SearchText(const TextSearch& search, uint32_t k,
+                                        const SearchParams& params, std::vector<ScoredHit>* hits,
+                                        SearchStats* stats) const {
+  RETURN_IF_ERROR(CheckNotDropped());
+  if (k == 0) return absl::InvalidArgumentError("k must be at least 1");
+  if (!options_.payload_text) {
+    return absl::FailedPreconditionError(
+        absl::StrCat("collection '", config_.name, "' has no lexical index"));
+  }
+  const bool hybrid = search.mode == SearchMode::kHybrid;
+  if (search.mode == SearchMode::kDense) {
+    return absl::InvalidArgumentError("SearchText answers lexical and hybrid searches");
+  }
+  RETURN_IF_ERROR(CheckFusionParams(search.fusion));
+  std::vector<uint8_t> q;
+  if (hybrid) RETURN_IF_ERROR(QueryForm(search.query, &q));
+  ASSIGN_OR_RETURN(std::vector<std::string> terms, AnalyzeQuery(search.text));
+
+  hits->clear();
+  absl::ReaderMutexLock lock(&mu_);
+  RETURN_IF_ERROR(CheckServing());
+  SearchStats st;
+  const auto ext = [&](VectorId id) -> absl::StatusOr<uint64_t> {
+    if (id >= ext_of_.size()) {
+      return absl::DataLossError(
+          absl::StrCat("collection '", config_.name, "': unknown internal id ", id));
+    }
+    return ext_of_[id];
+  };
+  if (!hybrid) {
+    for (const ScoredDoc& d : text_.Search(terms, k)) {
+      ASSIGN_OR_RETURN(uint64_t id, ext(d.id));
+      ScoredHit h;
+      h.id = id;
+      h.score = d.score;
+      h.has_lexical = true;
+      h.lexical_score = d.score;
+      hits->push_back(h);
+    }
+    if (stats != nullptr) *stats = st;
+    return absl::OkStatus();
+  }
+  const uint32_t depth = std::max(k, kFusionDepth);
+  std::vector<Neighbor> dense;
+  RETURN_IF_ERROR(DenseSearch(q.data(), depth, params, &dense, &st));
+  const std::vector<ScoredDoc> lexical = text_.Search(terms, depth);
+  // The union, each candidate scored on both sides.
+  absl::flat_hash_map<VectorId, uint32_t> at;
+  std::vector<FusionCandidate> candidates;
+  candidates.reserve(dense.size() + lexical.size());
+  for (size_t r = 0; r < dense.size(); ++r) {
+    at[dense[r].id] = static_cast<uint32_t>(candidates.size());
+    candidates.push_back({dense[r].id, dense[r].distance, 0, static_cast<uint32_t>(r + 1), 0});
+  }
+  std::vector<VectorId> dense_ids;
+  for (const FusionCandidate& c : candidates) dense_ids.push_back(c.id);
+  std::vector<VectorId> need_dense;
+  for (size_t r = 0; r < lexical.size(); ++r) {
+    auto [it, fresh] = at.insert({lexical[r].id, static_cast<uint32_t>(candidates.size())});
+    if (fresh) {
+      candidates.push_back({lexical[r].id, 0, 0, 0, 0});
+      need_dense.push_back(lexical[r].id);
+    }
+    candidates[it->second].lexical_score = lexical[r].score;
+    candidates[it->second].lexical_rank = static_cast<uint32_t>(r + 1);
+  }
+  // Lexical candidates outside the dense list: their exact distances.
+  std::vector<float> distances;
+  RETURN_IF_ERROR(DistancesTo(q.data(), need_dense, &distances));
+  for (size_t i = 0; i < need_dense.size(); ++i) {
+    candidates[dense_ids.size() + i].dense_distance = distances[i];
+  }
+  // Dense candidates outside the lexical list: their BM25 (0 when they share no term).
+  const std::vector<double> scores = text_.Score(terms, dense_ids);
+  for (size_t i = 0; i < dense_ids.size(); ++i) {
+    if (candidates[i].lexical_rank == 0) candidates[i].lexical_score = scores[i];
+  }
+  for (const FusedHit& f : Fuse(candidates, search.fusion, k)) {
+    ASSIGN_OR_RETURN(uint64_t id, ext(f.candidate.id));
+    ScoredHit h;
+    h.id = id;
+    h.score = f.score;
+    h.has_dense = true;
+    h.dense_distance = f.candidate.dense_distance;
+    h.has_lexical = true;
+    h.lexical_score = f.candidate.lexical_score;
+    hits->push_back(h);
   }
   if (stats != nullptr) *stats = st;
   return absl::OkStatus();
@@ -1023,6 +1223,9 @@ absl::Status CollectionImpl::BulkLoad(
     live_ = n;
     building_ = true;
     dirty_.clear();
+    for (uint64_t i = 0; i < n && !payloads.empty(); ++i) {
+      text_.Put(static_cast<VectorId>(i), PayloadTerms(payloads[i]));
+    }
   }
   std::vector<VectorId> ids(n);
   for (uint64_t i = 0; i < n; ++i) ids[i] = static_cast<VectorId>(i);
@@ -1062,6 +1265,9 @@ CollectionStats CollectionImpl::Stats() const {
   }
   s.pages_read = pages_read_.load();
   s.bytes_read = bytes_read_.load();
+  s.text_documents = text_.documents();
+  s.text_terms = text_.terms();
+  s.text_memory_bytes = text_.MemoryBytes();
   return s;
 }
 

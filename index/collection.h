@@ -18,6 +18,10 @@
 // searches and of writes; writes made during the build are carried over to the new generation in
 // its short final step.
 //
+// Text. With CollectionOptions::payload_text set, the text of each payload is also indexed
+// lexically (index/text_index.h: BM25, rebuilt from the stored payloads at open, so exactly as
+// durable as the vectors) and SearchText answers lexical and hybrid queries (index/fusion.h).
+//
 // Known limits (later issues): appended vectors are held in RAM as well as in RocksDB, and postings
 // never split, so a collection that grows far past its build should be rebuilt (BuildIndex).
 //
@@ -36,7 +40,9 @@
 #include "absl/strings/string_view.h"
 #include "absl/types/span.h"
 #include "index/collection_config.h"
+#include "index/fusion.h"
 #include "index/spann_index.h"
+#include "index/text_index.h"
 #include "index/types.h"
 #include "storage/metadata_store.h"
 #include "storage/vector_file.h"
@@ -67,6 +73,25 @@ struct Hit {
   float distance = 0;
 };
 
+// A hit of a lexical or hybrid search.
+struct ScoredHit {
+  uint64_t id = 0;
+  double score = 0;        // higher is better: the fused score (hybrid) or BM25 (lexical)
+  bool has_dense = false;  // hybrid: always (a candidate found by text alone is measured)
+  float dense_distance = 0;
+  bool has_lexical = false;
+  double lexical_score = 0;  // BM25; 0 = no query term in the point's text
+};
+
+// A text query answered by the lexical index alone (kLexical) or fused with the dense search of
+// its embedding `query` (kHybrid).
+struct TextSearch {
+  SearchMode mode = SearchMode::kHybrid;
+  absl::string_view text;
+  VectorView query;  // kHybrid: the embedded text, in the collection's type
+  FusionParams fusion;
+};
+
 struct CollectionStats {
   // kDamaged: the index on disk could not be opened (see Collection::Open).
   enum class State { kFlat, kIndexed, kBuilding, kDamaged };
@@ -85,11 +110,17 @@ struct CollectionStats {
   // 0 and -1 without an index.
   uint32_t default_max_postings = 0;
   double tuned_recall = -1;
+  // The lexical index (in memory, rebuilt at open): points with text, distinct terms, bytes.
+  uint64_t text_documents = 0;
+  uint64_t text_terms = 0;
+  uint64_t text_memory_bytes = 0;
 };
 
 struct CollectionOptions {
   SpannOpenOptions open;
   int build_threads = 0;  // 0 = all cores
+  // Extracts the text to index lexically from a stored payload; null = no lexical index.
+  PayloadTextFn payload_text;
 };
 
 class Collection {
@@ -120,12 +151,25 @@ class Collection {
                                          bool with_payload, std::vector<PointOutput>* found,
                                          std::vector<uint64_t>* missing) const = 0;
   [[nodiscard]] virtual uint64_t Count() const = 0;
+  // Live points in the lexical index (with payload text). Cheap, unlike Stats().
+  [[nodiscard]] virtual uint64_t text_documents() const = 0;
 
   // The k nearest live points, nearest first (fewer when the collection holds fewer).
   // InvalidArgument for a query of the wrong size or with NaN/Inf, or k == 0.
   [[nodiscard]] virtual absl::Status Search(VectorView query, uint32_t k,
                                             const SearchParams& params, std::vector<Hit>* hits,
                                             SearchStats* stats = nullptr) const = 0;
+
+  // The k best live points for a text query: by BM25 (kLexical), or by fusing BM25 with the dense
+  // search of `search.query` (kHybrid; each side's top max(k, kFusionDepth) candidates, every
+  // candidate scored on both sides). Best first. InvalidArgument for k == 0, a bad weight, too
+  // many query terms, or (kHybrid) a bad query vector; FailedPrecondition without a lexical
+  // index (CollectionOptions::payload_text). A text that analyses to no term finds nothing
+  // lexically (hybrid then ranks by the dense side).
+  [[nodiscard]] virtual absl::Status SearchText(const TextSearch& search, uint32_t k,
+                                                const SearchParams& params,
+                                                std::vector<ScoredHit>* hits,
+                                                SearchStats* stats = nullptr) const = 0;
 
   // Builds a new index generation from the live vectors and switches to it. One build at a time
   // (a second call waits). FailedPrecondition when the collection is empty. `progress` (optional)

@@ -1,0 +1,65 @@
+// The lexical side of a collection: a BM25 index (bm25_index.h) over the text of each point's
+// payload, analysed by text_analyzer.h.
+//
+// Durability: it keeps nothing of its own on disk. The text is part of the payload, which the
+// collection writes in the same metadata-store batch as the vector, so the collection rebuilds
+// this index from the stored payloads when it opens: after a crash or power loss the lexical
+// and vector sides agree on every acknowledged write by construction, and a newer analyser
+// re-analyses old text. The price is analysis at open (bench/RESULTS.md, "Hybrid retrieval":
+// time per MB of text).
+//
+// Thread-compatible: the owner serialises Put/Erase against searches (the collection's lock).
+// AnalyzeText is thread-safe and meant to run outside that lock.
+#ifndef STRATA_INDEX_TEXT_INDEX_H_
+#define STRATA_INDEX_TEXT_INDEX_H_
+
+#include <cstdint>
+#include <functional>
+#include <string>
+#include <vector>
+
+#include "absl/status/statusor.h"
+#include "absl/strings/string_view.h"
+#include "absl/types/span.h"
+#include "index/bm25_index.h"
+#include "index/types.h"
+
+namespace strata {
+
+// The text to index of a stored payload (whose format the service owns); empty = none.
+using PayloadTextFn = std::function<std::string(absl::string_view payload)>;
+
+// A query may hold at most this many distinct terms: each costs a pass over its posting list.
+inline constexpr size_t kMaxQueryTerms = 256;
+
+// The terms of `text` (English analysis). Thread-safe: one analyser per thread.
+[[nodiscard]] std::vector<std::string> AnalyzeText(absl::string_view text);
+// A query's terms; InvalidArgument naming the limit when it has more than kMaxQueryTerms
+// distinct terms. A text of stop words alone has none (not an error).
+[[nodiscard]] absl::StatusOr<std::vector<std::string>> AnalyzeQuery(absl::string_view text);
+
+class TextIndex final {
+ public:
+  // Makes `terms` the document of `id`, replacing any it had; no terms leaves it without one.
+  void Put(VectorId id, absl::Span<const std::string> terms);
+  void Erase(VectorId id);
+
+  [[nodiscard]] std::vector<ScoredDoc> Search(absl::Span<const std::string> query,
+                                              uint32_t k) const {
+    return bm25_.Search(query, k);
+  }
+  [[nodiscard]] std::vector<double> Score(absl::Span<const std::string> query,
+                                          absl::Span<const VectorId> ids) const {
+    return bm25_.Score(query, ids);
+  }
+  [[nodiscard]] uint64_t documents() const { return bm25_.documents(); }
+  [[nodiscard]] uint64_t terms() const { return bm25_.terms(); }
+  [[nodiscard]] uint64_t MemoryBytes() const { return bm25_.MemoryBytes(); }
+
+ private:
+  Bm25Index bm25_;
+};
+
+}  // namespace strata
+
+#endif  // STRATA_INDEX_TEXT_INDEX_H_

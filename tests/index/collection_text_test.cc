@@ -1,0 +1,225 @@
+// A collection's lexical side (index/text_index.h) and hybrid search (Collection::SearchText):
+// it follows every write, comes back identical from the stored payloads, and fuses both sides
+// with every hit scored on both.
+#include <cmath>
+#include <cstring>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "absl/strings/str_cat.h"
+#include "gtest/gtest.h"
+#include "index/catalog.h"
+#include "index/collection.h"
+#include "tests/test_util.h"
+#include "tools/synthetic.h"
+
+namespace strata {
+namespace {
+
+using testing::TempDir;
+
+// The payload is the text itself (the service stores a Payload message instead).
+CollectionOptions TextOptions() {
+  CollectionOptions o;
+  o.payload_text = [](absl::string_view payload) { return std::string(payload); };
+  return o;
+}
+
+std::shared_ptr<Collection> NewCollection(Catalog* cat, uint32_t dim, ElementType type,
+                                          uint64_t threshold = 1000000) {
+  CollectionConfig c;
+  c.name = "t";
+  c.dim = dim;
+  c.type = type;
+  c.build_threshold = threshold;
+  return *cat->Create(c);
+}
+
+std::vector<uint8_t> F32(std::vector<float> v) {
+  std::vector<uint8_t> out(v.size() * sizeof(float));
+  std::memcpy(out.data(), v.data(), out.size());
+  return out;
+}
+
+void Put(Collection* c, uint64_t id, const std::vector<uint8_t>& v, const std::string& text) {
+  std::vector<PointInput> rows = {{id, v, text}};
+  std::vector<RowError> errors;
+  uint64_t n = 0;
+  ASSERT_TRUE(c->Upsert(rows, &errors, &n).ok());
+  ASSERT_EQ(n, 1u);
+}
+
+std::vector<uint64_t> Lexical(const Collection& c, const std::string& text, uint32_t k = 10) {
+  TextSearch s;
+  s.mode = SearchMode::kLexical;
+  s.text = text;
+  std::vector<ScoredHit> hits;
+  absl::Status st = c.SearchText(s, k, {}, &hits);
+  EXPECT_TRUE(st.ok()) << st;
+  std::vector<uint64_t> ids;
+  for (const ScoredHit& h : hits) {
+    EXPECT_TRUE(h.has_lexical && !h.has_dense);
+    EXPECT_EQ(h.score, h.lexical_score);
+    ids.push_back(h.id);
+  }
+  return ids;
+}
+
+TEST(CollectionText, FollowsUpsertsReplacementsAndDeletesAndSurvivesReopen) {
+  TempDir tmp;
+  {
+    auto cat = *Catalog::Open(tmp.path(), TextOptions());
+    auto c = NewCollection(cat.get(), 2, ElementType::kFloat32);
+    Put(c.get(), 1, F32({1, 0}), "Red apples make a good pie");
+    Put(c.get(), 2, F32({0, 1}), "green apple");
+    Put(c.get(), 3, F32({1, 1}), "a blue car");
+    Put(c.get(), 4, F32({2, 2}), "");  // no text: not in the lexical index
+    EXPECT_EQ(c->text_documents(), 3u);
+    EXPECT_EQ(Lexical(*c, "apple"), (std::vector<uint64_t>{2, 1}));  // shorter text first
+    EXPECT_EQ(Lexical(*c, "CARS"), (std::vector<uint64_t>{3}));
+    EXPECT_TRUE(Lexical(*c, "the of and").empty());  // stop words only: no term, no hit
+    // Replaced text leaves the index at once; a delete too.
+    Put(c.get(), 2, F32({0, 1}), "yellow banana");
+    EXPECT_EQ(Lexical(*c, "apple"), (std::vector<uint64_t>{1}));
+    uint64_t deleted = 0;
+    std::vector<uint64_t> del = {1};
+    ASSERT_TRUE(c->Delete(del, &deleted).ok());
+    EXPECT_TRUE(Lexical(*c, "apple").empty());
+    EXPECT_EQ(Lexical(*c, "banana"), (std::vector<uint64_t>{2}));
+    EXPECT_EQ(c->text_documents(), 2u);
+  }
+  // Rebuilt from the stored payloads: the same answers.
+  auto cat = *Catalog::Open(tmp.path(), TextOptions());
+  auto c = *cat->Find("t");
+  EXPECT_EQ(c->text_documents(), 2u);
+  EXPECT_TRUE(Lexical(*c, "apple").empty());
+  EXPECT_EQ(Lexical(*c, "banana"), (std::vector<uint64_t>{2}));
+  EXPECT_EQ(Lexical(*c, "car"), (std::vector<uint64_t>{3}));
+  const CollectionStats st = c->Stats();
+  EXPECT_EQ(st.text_documents, 2u);
+  EXPECT_GT(st.text_terms, 0u);
+  EXPECT_GT(st.text_memory_bytes, 0u);
+}
+
+// Over a built index (vectors read back from the store for the lexical-only candidates) and
+// appended vectors alike, every hybrid hit carries its exact dense distance and its BM25, and the
+// weight's ends give each side's own order.
+TEST(CollectionText, HybridScoresEveryCandidateOnBothSides) {
+  TempDir tmp;
+  SyntheticOptions so;
+  so.seed = 5;
+  auto gen = SyntheticGenerator::Create(so);
+  const VectorSet base = gen->Generate(0, 3000);
+  auto cat = *Catalog::Open(tmp.path(), TextOptions());
+  auto c = NewCollection(cat.get(), base.dim, base.type);
+  std::vector<PointInput> rows;
+  std::vector<std::string> texts(base.n);
+  for (uint64_t i = 0; i < base.n; ++i) {
+    texts[i] = absl::StrCat("word", i % 40, " unique", i);
+    rows.push_back({i, {base.row(i), base.row_bytes()}, texts[i]});
+  }
+  std::vector<RowError> errors;
+  uint64_t n = 0;
+  ASSERT_TRUE(c->Upsert(rows, &errors, &n).ok());
+  ASSERT_TRUE(c->BuildIndex().ok());
+  // One more, appended after the build.
+  Put(c.get(), 5000, std::vector<uint8_t>(base.row(7), base.row(7) + base.row_bytes()),
+      "unique5000 word3");
+
+  const auto l2 = [&](uint64_t id, const uint8_t* q) {
+    const uint8_t* v = id == 5000 ? base.row(7) : base.row(id);
+    float d = 0;
+    for (uint32_t j = 0; j < base.dim; ++j) {
+      const float x = static_cast<float>(q[j]) - static_cast<float>(v[j]);
+      d += x * x;
+    }
+    return d;
+  };
+  const uint8_t* q = base.row(0);
+  TextSearch s;
+  s.mode = SearchMode::kHybrid;
+  s.text = "unique2999 unique5000 word3";
+  s.query = VectorView{base.type, {q, base.row_bytes()}};
+  std::vector<ScoredHit> hits;
+  ASSERT_TRUE(c->SearchText(s, 20, {}, &hits).ok());
+  ASSERT_EQ(hits.size(), 20u);
+  for (const ScoredHit& h : hits) {
+    ASSERT_TRUE(h.has_dense && h.has_lexical);
+    EXPECT_FLOAT_EQ(h.dense_distance, l2(h.id, q)) << h.id;
+  }
+  for (size_t i = 1; i < hits.size(); ++i) EXPECT_GE(hits[i - 1].score, hits[i].score);
+  // The lexical scores are BM25's own.
+  TextSearch lex = s;
+  lex.mode = SearchMode::kLexical;
+  std::vector<ScoredHit> lexical;
+  ASSERT_TRUE(c->SearchText(lex, 3000, {}, &lexical).ok());
+  for (const ScoredHit& h : hits) {
+    double want = 0;
+    for (const ScoredHit& l : lexical) {
+      if (l.id == h.id) want = l.lexical_score;
+    }
+    EXPECT_EQ(h.lexical_score, want) << h.id;
+  }
+  // Weight 0: lexical order (5000 has two of the terms, 2999 one rare one), each still with its
+  // exact distance (2999 is far from row 0: read back from the store); weight 1: the nearest.
+  s.fusion.dense_weight = 0;
+  ASSERT_TRUE(c->SearchText(s, 2, {}, &hits).ok());
+  EXPECT_EQ((std::vector<uint64_t>{hits[0].id, hits[1].id}), (std::vector<uint64_t>{5000, 2999}));
+  for (const ScoredHit& h : hits) EXPECT_FLOAT_EQ(h.dense_distance, l2(h.id, q)) << h.id;
+  s.fusion.dense_weight = 1;
+  ASSERT_TRUE(c->SearchText(s, 1, {}, &hits).ok());
+  EXPECT_EQ(hits[0].id, 0u);
+  EXPECT_EQ(hits[0].dense_distance, 0.0f);
+  s.fusion.method = FusionMethod::kReciprocalRank;
+  s.fusion.dense_weight = 0.5;
+  ASSERT_TRUE(c->SearchText(s, 5, {}, &hits).ok());
+  EXPECT_EQ(hits.size(), 5u);
+}
+
+TEST(CollectionText, RefusesWhatItCannotAnswer) {
+  TempDir tmp;
+  {
+    auto cat = *Catalog::Open(tmp.path());  // no payload_text: no lexical index
+    auto c = NewCollection(cat.get(), 2, ElementType::kFloat32);
+    Put(c.get(), 1, F32({1, 0}), "text");
+    EXPECT_EQ(c->text_documents(), 0u);
+    TextSearch s;
+    s.mode = SearchMode::kLexical;
+    s.text = "text";
+    std::vector<ScoredHit> hits;
+    EXPECT_TRUE(absl::IsFailedPrecondition(c->SearchText(s, 5, {}, &hits)));
+  }
+  TempDir tmp2;
+  auto cat = *Catalog::Open(tmp2.path(), TextOptions());
+  auto c = NewCollection(cat.get(), 2, ElementType::kFloat32);
+  Put(c.get(), 1, F32({1, 0}), "text");
+  TextSearch s;
+  s.mode = SearchMode::kLexical;
+  s.text = "text";
+  std::vector<ScoredHit> hits;
+  EXPECT_TRUE(absl::IsInvalidArgument(c->SearchText(s, 0, {}, &hits)));
+  s.mode = SearchMode::kDense;
+  EXPECT_TRUE(absl::IsInvalidArgument(c->SearchText(s, 5, {}, &hits)));
+  s.mode = SearchMode::kHybrid;
+  const std::vector<uint8_t> wrong = F32({1, 2, 3});
+  s.query = VectorView{ElementType::kFloat32, wrong};
+  EXPECT_TRUE(absl::IsInvalidArgument(c->SearchText(s, 5, {}, &hits)));  // wrong dimension
+  const std::vector<uint8_t> right = F32({1, 0});
+  s.query = VectorView{ElementType::kFloat32, right};
+  s.fusion.dense_weight = 2;
+  EXPECT_TRUE(absl::IsInvalidArgument(c->SearchText(s, 5, {}, &hits)));
+  s.fusion.dense_weight = 0.5;
+  std::string many;
+  for (size_t i = 0; i <= kMaxQueryTerms; ++i) absl::StrAppend(&many, "t", i, " ");
+  s.text = many;
+  absl::Status too_many = c->SearchText(s, 5, {}, &hits);
+  EXPECT_TRUE(absl::IsInvalidArgument(too_many));
+  EXPECT_NE(too_many.message().find("distinct terms"), std::string::npos) << too_many;
+  s.text = "text";
+  ASSERT_TRUE(c->SearchText(s, 5, {}, &hits).ok());
+  ASSERT_EQ(hits.size(), 1u);
+}
+
+}  // namespace
+}  // namespace strata
