@@ -28,6 +28,7 @@
 #include "service/metrics_http.h"
 #include "service/parse_error_interceptor.h"
 #include "service/reflection_v1.h"
+#include "service/search_plan.h"
 #include "service/vector_convert.h"
 #include "storage/log.h"
 #include "storage/status_macros.h"
@@ -251,23 +252,32 @@ class StrataService final : public pb::Strata::Service {
     return Run("Search", ctx, *req, [&](CallBudget& budget) -> absl::Status {
       ASSIGN_OR_RETURN(auto col, catalog_->Find(req->collection()));
       ASSIGN_OR_RETURN(SearchParams params, Params(req->k(), req->params(), *col));
-      if (req->text().empty()) {
-        if (req->query().values_size() == 0 && req->query().raw().empty()) {
-          return absl::InvalidArgumentError(
-              "no query: set 'query' (a vector) or 'text' (embedded by the server)");
-        }
-        return Damaged(col, SearchOne(*col, req->query(), req->k(), params, req->with_payload(),
-                                      req->with_vector(), /*batch=*/false, &budget, resp));
+      const bool has_vector = req->query().values_size() > 0 || !req->query().raw().empty();
+      if (req->text().empty() && !has_vector) {
+        return absl::InvalidArgumentError(
+            "no query: set 'query' (a vector) or 'text' (embedded by the server)");
       }
-      if (req->query().values_size() > 0 || !req->query().raw().empty()) {
+      if (!req->text().empty() && has_vector) {
         return absl::InvalidArgumentError("set either 'query' or 'text', not both");
       }
+      ASSIGN_OR_RETURN(
+          SearchPlan plan,
+          Plan(*col, req->mode(), req->fusion(),
+               req->has_dense_weight() ? std::optional<float>(req->dense_weight()) : std::nullopt,
+               !req->text().empty()));
+      const Emit emit{req->with_payload(), req->with_vector(), /*batch=*/false};
+      if (req->text().empty()) {
+        return Damaged(col, SearchOne(*col, req->query(), req->k(), params, emit, &budget, resp));
+      }
       const auto t0 = Clock::now();
-      ASSIGN_OR_RETURN(std::vector<pb::Vector> q, EmbedQueries(ctx, *col, {req->text()}));
+      std::vector<pb::Vector> q(1);
+      if (plan.mode != SearchMode::kLexical) {
+        ASSIGN_OR_RETURN(q, EmbedQueries(ctx, *col, {req->text()}));
+      }
       const auto t1 = Clock::now();
-      RETURN_IF_ERROR(Damaged(col, SearchOne(*col, q[0], req->k(), params, req->with_payload(),
-                                             req->with_vector(), /*batch=*/false, &budget, resp)));
-      AddEmbedTime(t0, t1, resp->mutable_stats());
+      RETURN_IF_ERROR(Damaged(col, SearchTextOne(*col, plan, req->text(), q[0], req->k(), params,
+                                                 emit, &budget, resp)));
+      if (plan.mode != SearchMode::kLexical) AddEmbedTime(t0, t1, resp->mutable_stats());
       return absl::OkStatus();
     });
   }
@@ -280,27 +290,40 @@ class StrataService final : public pb::Strata::Service {
         return absl::InvalidArgumentError("set either 'queries' or 'texts', not both");
       }
       ASSIGN_OR_RETURN(SearchParams params, Params(req->k(), req->params(), *col));
+      const bool text = req->texts_size() > 0;
+      ASSIGN_OR_RETURN(
+          SearchPlan plan,
+          Plan(*col, req->mode(), req->fusion(),
+               req->has_dense_weight() ? std::optional<float>(req->dense_weight()) : std::nullopt,
+               text));
       std::vector<pb::Vector> embedded;
       const auto t0 = Clock::now();
       auto t1 = t0;
-      if (req->texts_size() > 0) {
+      if (text) {
         std::vector<std::string> texts(req->texts().begin(), req->texts().end());
-        ASSIGN_OR_RETURN(embedded, EmbedQueries(ctx, *col, texts));
+        if (plan.mode == SearchMode::kLexical) {
+          RETURN_IF_ERROR(CheckTexts(texts, /*need_model=*/false));
+          embedded.resize(texts.size());
+        } else {
+          ASSIGN_OR_RETURN(embedded, EmbedQueries(ctx, *col, texts));
+        }
         t1 = Clock::now();
       } else {
         RETURN_IF_ERROR(CheckBatch(req->queries_size(), "queries"));
       }
-      const int n = req->texts_size() > 0 ? req->texts_size() : req->queries_size();
+      const Emit emit{req->with_payload(), req->with_vector(), /*batch=*/true};
+      const int n = text ? req->texts_size() : req->queries_size();
       for (int i = 0; i < n; ++i) {
         pb::SearchResponse* r = resp->add_results();
-        const pb::Vector& q =
-            req->texts_size() > 0 ? embedded[static_cast<size_t>(i)] : req->queries(i);
-        absl::Status s = Damaged(col, SearchOne(*col, q, req->k(), params, req->with_payload(),
-                                                req->with_vector(), /*batch=*/true, &budget, r));
+        absl::Status s =
+            text ? SearchTextOne(*col, plan, req->texts(i), embedded[static_cast<size_t>(i)],
+                                 req->k(), params, emit, &budget, r)
+                 : SearchOne(*col, req->queries(i), req->k(), params, emit, &budget, r);
+        s = Damaged(col, s);
         if (!s.ok()) {
           return absl::Status(s.code(), absl::StrCat("query ", i, ": ", s.message()));
         }
-        if (req->texts_size() > 0) AddEmbedTime(t0, t1, r->mutable_stats());
+        if (text && plan.mode != SearchMode::kLexical) AddEmbedTime(t0, t1, r->mutable_stats());
       }
       return absl::OkStatus();
     });
@@ -392,8 +415,8 @@ class StrataService final : public pb::Strata::Service {
   }
 
   // The request's texts against the limits, and the server's model present.
-  absl::Status CheckTexts(const std::vector<std::string>& texts) const {
-    if (embedder_ == nullptr) {
+  absl::Status CheckTexts(const std::vector<std::string>& texts, bool need_model = true) const {
+    if (need_model && embedder_ == nullptr) {
       return absl::FailedPreconditionError(
           "this server has no embedding model: start strata-server with --model_dir "
           "(e.g. models/all-minilm-l6-v2, fetched by tools/fetch-models.sh)");
@@ -529,11 +552,32 @@ class StrataService final : public pb::Strata::Service {
     return out;
   }
 
-  // One query's hits into `resp`, each counted against `budget` as it is added (`batch`: the
-  // query is one of a SearchBatch, which changes the advice in a refusal).
+  // What a search returns beside ids and scores (`batch`: the query is one of a SearchBatch,
+  // which changes the advice in a refusal).
+  struct Emit {
+    bool with_payload = false;
+    bool with_vector = false;
+    bool batch = false;
+  };
+
+  // The search plan of a request to `col` (search_plan.h).
+  absl::StatusOr<SearchPlan> Plan(const Collection& col, pb::SearchMode mode, pb::Fusion fusion,
+                                  std::optional<float> dense_weight, bool text_query) const {
+    SearchContext context;
+    context.text_query = text_query;
+    if (text_query) {
+      const CollectionConfig cfg = col.config();
+      context.model_fits = embedder_ != nullptr && cfg.type == ElementType::kFloat32 &&
+                           cfg.dim == static_cast<uint32_t>(embedder_->encoder().dimension());
+      context.collection_has_text = col.text_documents() > 0;
+    }
+    return PlanSearch(mode, fusion, dense_weight, context);
+  }
+
+  // One vector query's hits into `resp`.
   absl::Status SearchOne(const Collection& col, const pb::Vector& query, uint32_t k,
-                         const SearchParams& params, bool with_payload, bool with_vector,
-                         bool batch, CallBudget* budget, pb::SearchResponse* resp) {
+                         const SearchParams& params, const Emit& emit, CallBudget* budget,
+                         pb::SearchResponse* resp) {
     auto t0 = Clock::now();
     CollectionConfig cfg = col.config();
     std::vector<uint8_t> q;
@@ -541,48 +585,111 @@ class StrataService final : public pb::Strata::Service {
     std::vector<Hit> hits;
     strata::SearchStats st;
     RETURN_IF_ERROR(col.Search(VectorView{cfg.type, q}, k, params, &hits, &st));
-    const char* how = batch ? "send fewer queries per call or ask for a smaller k, or leave out "
-                              "with_vector/with_payload"
-                            : "ask for a smaller k, or leave out with_vector/with_payload";
-    for (size_t i = 0; i < hits.size(); ++i) {
-      pb::Hit* out = resp->add_hits();
-      out->set_id(hits[i].id);
-      out->set_distance(hits[i].distance);
-      RETURN_IF_ERROR(budget->AddResponse(out->ByteSizeLong(), absl::StrCat("hit ", i), how));
+    resp->set_mode(pb::DENSE);
+    RETURN_IF_ERROR(EmitHits(
+        col, hits.size(),
+        [&](size_t i, pb::Hit* out) {
+          out->set_id(hits[i].id);
+          out->set_distance(hits[i].distance);
+        },
+        emit, budget, resp));
+    SetStats(st, t0, resp->mutable_stats());
+    return absl::OkStatus();
+  }
+
+  // One text query's hits into `resp`, by `plan` (`query`: its embedding, unless LEXICAL).
+  absl::Status SearchTextOne(const Collection& col, const SearchPlan& plan, const std::string& text,
+                             const pb::Vector& query, uint32_t k, const SearchParams& params,
+                             const Emit& emit, CallBudget* budget, pb::SearchResponse* resp) {
+    if (plan.mode == SearchMode::kDense) {
+      return SearchOne(col, query, k, params, emit, budget, resp);
     }
-    if (with_payload || with_vector) {
-      std::vector<uint64_t> ids, missing;
-      ids.reserve(hits.size());
-      for (const Hit& h : hits) ids.push_back(h.id);
-      // Points come in hit order; a hit deleted between the search and the lookup keeps its id
-      // and distance only.
-      int e = 0;
-      RETURN_IF_ERROR(FetchPoints(
-          col, ids, with_vector, with_payload, &missing, [&](const PointOutput& p) -> absl::Status {
-            while (e < resp->hits_size() && resp->hits(e).id() != p.id) ++e;
-            if (e == resp->hits_size()) {
-              return absl::InternalError(
-                  absl::StrCat("point ", p.id, " came back from a lookup of hits it is not among"));
-            }
-            pb::Hit* out = resp->mutable_hits(e++);
-            const size_t bare = out->ByteSizeLong();
-            if (with_vector) BytesToVector(p.vector, cfg.type, out->mutable_vector());
-            if (with_payload && !p.payload.empty() &&
-                !out->mutable_payload()->ParseFromString(p.payload)) {
-              return absl::DataLossError(absl::StrCat("payload of id ", p.id, " is corrupt"));
-            }
-            return budget->AddResponse(out->ByteSizeLong() - bare, absl::StrCat("hit ", e - 1),
-                                       how);
-          }));
+    auto t0 = Clock::now();
+    CollectionConfig cfg = col.config();
+    if (text.size() > limits_.max_text_bytes) {
+      return absl::ResourceExhaustedError(
+          absl::StrCat("text has ", text.size(), " bytes; the limit is ", limits_.max_text_bytes));
     }
-    pb::SearchStats* s = resp->mutable_stats();
+    TextSearch search;
+    search.mode = plan.mode;
+    search.text = text;
+    search.fusion = plan.fusion;
+    std::vector<uint8_t> q;
+    if (plan.mode == SearchMode::kHybrid) {
+      RETURN_IF_ERROR(VectorBytes(query, cfg.type, cfg.dim, &q));
+      search.query = VectorView{cfg.type, q};
+    }
+    std::vector<ScoredHit> hits;
+    strata::SearchStats st;
+    RETURN_IF_ERROR(col.SearchText(search, k, params, &hits, &st));
+    resp->set_mode(ToProto(plan.mode));
+    if (plan.mode == SearchMode::kHybrid) {
+      resp->set_fusion(ToProto(plan.fusion.method));
+      resp->set_dense_weight(static_cast<float>(plan.fusion.dense_weight));
+    }
+    RETURN_IF_ERROR(EmitHits(
+        col, hits.size(),
+        [&](size_t i, pb::Hit* out) {
+          const ScoredHit& h = hits[i];
+          out->set_id(h.id);
+          out->set_distance(static_cast<float>(-h.score));
+          pb::HitScores* sc = out->mutable_scores();
+          sc->set_score(static_cast<float>(h.score));
+          if (h.has_dense) sc->set_dense_distance(h.dense_distance);
+          if (h.has_lexical) sc->set_lexical_score(static_cast<float>(h.lexical_score));
+        },
+        emit, budget, resp));
+    SetStats(st, t0, resp->mutable_stats());
+    return absl::OkStatus();
+  }
+
+  static void SetStats(const strata::SearchStats& st, Clock::time_point t0, pb::SearchStats* s) {
     s->set_postings_read(st.postings_read);
     s->set_pages_read(st.pages_read);
     s->set_bytes_read(st.bytes_read);
     s->set_entries_scanned(st.entries_scanned);
     s->set_server_micros(static_cast<uint32_t>(
         std::chrono::duration_cast<std::chrono::microseconds>(Clock::now() - t0).count()));
-    return absl::OkStatus();
+  }
+
+  // Adds `n` hits to `resp` (`fill` sets the i-th one's id and scores), each counted against
+  // `budget` as it is added, then their payloads/vectors as `emit` asks.
+  absl::Status EmitHits(const Collection& col, size_t n,
+                        absl::FunctionRef<void(size_t, pb::Hit*)> fill, const Emit& emit,
+                        CallBudget* budget, pb::SearchResponse* resp) {
+    const CollectionConfig cfg = col.config();
+    const char* how = emit.batch ? "send fewer queries per call or ask for a smaller k, or leave "
+                                   "out with_vector/with_payload"
+                                 : "ask for a smaller k, or leave out with_vector/with_payload";
+    for (size_t i = 0; i < n; ++i) {
+      pb::Hit* out = resp->add_hits();
+      fill(i, out);
+      RETURN_IF_ERROR(budget->AddResponse(out->ByteSizeLong(), absl::StrCat("hit ", i), how));
+    }
+    if (!emit.with_payload && !emit.with_vector) return absl::OkStatus();
+    std::vector<uint64_t> ids, missing;
+    ids.reserve(n);
+    for (const pb::Hit& h : resp->hits()) ids.push_back(h.id());
+    // Points come in hit order; a hit deleted between the search and the lookup keeps its id
+    // and scores only.
+    int e = 0;
+    return FetchPoints(
+        col, ids, emit.with_vector, emit.with_payload, &missing,
+        [&](const PointOutput& p) -> absl::Status {
+          while (e < resp->hits_size() && resp->hits(e).id() != p.id) ++e;
+          if (e == resp->hits_size()) {
+            return absl::InternalError(
+                absl::StrCat("point ", p.id, " came back from a lookup of hits it is not among"));
+          }
+          pb::Hit* out = resp->mutable_hits(e++);
+          const size_t bare = out->ByteSizeLong();
+          if (emit.with_vector) BytesToVector(p.vector, cfg.type, out->mutable_vector());
+          if (emit.with_payload && !p.payload.empty() &&
+              !out->mutable_payload()->ParseFromString(p.payload)) {
+            return absl::DataLossError(absl::StrCat("payload of id ", p.id, " is corrupt"));
+          }
+          return budget->AddResponse(out->ByteSizeLong() - bare, absl::StrCat("hit ", e - 1), how);
+        });
   }
 
   // Fetches the points `ids` from `col` in chunks of a few MiB at most and hands each found one
@@ -638,6 +745,9 @@ class StrataService final : public pb::Strata::Service {
     out->set_damage(s.damage);
     out->set_default_max_postings(s.default_max_postings);
     out->set_tuned_recall(s.tuned_recall);
+    out->set_text_points(s.text_documents);
+    out->set_text_terms(s.text_terms);
+    out->set_text_memory_bytes(s.text_memory_bytes);
     if (std::optional<BuildStatus> b = builds_->Latest(c.uid)) {
       pb::IndexBuild* ob = out->mutable_build();
       ob->set_id(b->id);
@@ -707,7 +817,9 @@ class ServerImpl final : public Server {
       return absl::InvalidArgumentError(absl::StrCat(
           "--wal_recovery must be strict or point_in_time, got '", o.wal_recovery, "'"));
     }
-    ASSIGN_OR_RETURN(s->catalog_, Catalog::Open(o.data_dir, {}, store_options));
+    CollectionOptions collection_options;
+    collection_options.payload_text = PayloadText;  // the lexical index reads Payload.text
+    ASSIGN_OR_RETURN(s->catalog_, Catalog::Open(o.data_dir, collection_options, store_options));
     s->metrics_ = std::make_unique<Metrics>();
     s->builds_ = std::make_unique<BuildQueue>([raw = s.get()] { raw->UpdateDurabilityHealth(); });
     // Collections left over the build threshold by a previous run, and damaged ones (their

@@ -5,6 +5,7 @@
 #include <cstdio>
 #include <fstream>
 #include <iostream>
+#include <optional>
 #include <set>
 #include <string>
 #include <thread>
@@ -14,6 +15,7 @@
 #include "absl/flags/parse.h"
 #include "absl/flags/usage.h"
 #include "absl/status/status.h"
+#include "absl/strings/ascii.h"
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
@@ -43,6 +45,14 @@ ABSL_FLAG(std::string, vector, "", "search: the query as comma-separated numbers
 ABSL_FLAG(std::string, query_file, "", "search: read queries from a vector file instead");
 ABSL_FLAG(std::string, text, "",
           "search: a text query, embedded by the server's model (strata-server --model_dir)");
+ABSL_FLAG(std::string, mode, "",
+          "search --text: dense, lexical (BM25 over the payload text) or hybrid (both, fused); "
+          "default: the server's choice (hybrid when the collection has text and the server a "
+          "model)");
+ABSL_FLAG(std::string, fusion, "",
+          "search --mode=hybrid: relative_score (default) or reciprocal_rank");
+ABSL_FLAG(std::optional<double>, dense_weight, std::nullopt,
+          "search --mode=hybrid: the dense side's weight in [0, 1] (default: the server's, 0.5)");
 ABSL_FLAG(int64_t, row, -1, "search: with --query_file, only this row (default: all rows)");
 ABSL_FLAG(uint32_t, k, 10, "search: neighbours to return");
 ABSL_FLAG(
@@ -73,6 +83,7 @@ const char kUsage[] =
     "  repair NAME                  rebuild a damaged collection's index from its stored vectors\n"
     "  count NAME\n"
     "  search NAME --vector=1,2,3 | --query_file=F [--row=I] | --text=\"a question\"\n"
+    "                [--mode=dense|lexical|hybrid --fusion=... --dense_weight=W]\n"
     "                               [--k=10] [--with_payload]\n"
     "                               with --gt=FILE: recall@k, QPS and latency over all queries\n"
     "                               (--clients=N: N concurrent connections)\n"
@@ -134,6 +145,11 @@ void PrintInfo(const pb::CollectionInfo& c) {
                 c.default_max_postings(), c.tuned_recall());
   }
   if (!c.damage().empty()) std::printf("  damage: %s\n", c.damage().c_str());
+  if (c.text_points() > 0) {
+    std::printf("  lexical index: %llu points with text, %llu terms, %.1f MiB in memory\n",
+                static_cast<unsigned long long>(c.text_points()),
+                static_cast<unsigned long long>(c.text_terms()), c.text_memory_bytes() / 1048576.0);
+  }
   std::printf("  memory %.1f MiB, disk %.1f MiB, build threshold %llu, %s postings\n",
               c.index_memory_bytes() / 1048576.0, c.index_disk_bytes() / 1048576.0,
               static_cast<unsigned long long>(c.index().build_threshold()),
@@ -396,6 +412,25 @@ int main(int argc, char** argv) {
         queries.push_back(v);
       }
     }
+    pb::SearchMode mode = pb::SEARCH_MODE_UNSPECIFIED;
+    pb::Fusion fusion = pb::FUSION_UNSPECIFIED;
+    const std::optional<double> dense_weight = absl::GetFlag(FLAGS_dense_weight);
+    if (const std::string m = absl::GetFlag(FLAGS_mode); !m.empty()) {
+      if (!pb::SearchMode_Parse(absl::AsciiStrToUpper(m), &mode) ||
+          mode == pb::SEARCH_MODE_UNSPECIFIED) {
+        return Fail("--mode must be dense, lexical or hybrid");
+      }
+    }
+    if (const std::string f = absl::GetFlag(FLAGS_fusion); !f.empty()) {
+      if (!pb::Fusion_Parse(absl::AsciiStrToUpper(f), &fusion) ||
+          fusion == pb::FUSION_UNSPECIFIED) {
+        return Fail("--fusion must be relative_score or reciprocal_rank");
+      }
+    }
+    if (question.empty() && (mode != pb::SEARCH_MODE_UNSPECIFIED ||
+                             fusion != pb::FUSION_UNSPECIFIED || dense_weight.has_value())) {
+      return Fail("--mode, --fusion and --dense_weight go with --text");
+    }
     std::string gt_path = absl::GetFlag(FLAGS_gt);
     strata::GroundTruth gt;
     const uint32_t k = absl::GetFlag(FLAGS_k);
@@ -434,6 +469,9 @@ int main(int argc, char** argv) {
           *req.mutable_query() = queries[qi];
         } else {
           req.set_text(question);
+          req.set_mode(mode);
+          req.set_fusion(fusion);
+          if (dense_weight.has_value()) req.set_dense_weight(static_cast<float>(*dense_weight));
         }
         req.set_k(k);
         req.mutable_params()->set_max_postings(absl::GetFlag(FLAGS_postings));
@@ -478,8 +516,19 @@ int main(int argc, char** argv) {
       if (queries.size() > 1) std::printf("query %zu:\n", qi);
       for (int i = 0; i < r.resp.hits_size(); ++i) {
         const pb::Hit& h = r.resp.hits(i);
-        std::printf("%3d  id %-12llu distance %-12g", i + 1,
-                    static_cast<unsigned long long>(h.id()), h.distance());
+        if (h.has_scores()) {
+          std::printf("%3d  id %-12llu score %-10.4g", i + 1,
+                      static_cast<unsigned long long>(h.id()), h.scores().score());
+          if (h.scores().has_dense_distance()) {
+            std::printf(" dense %-10.4g", h.scores().dense_distance());
+          }
+          if (h.scores().has_lexical_score()) {
+            std::printf(" bm25 %-8.4g", h.scores().lexical_score());
+          }
+        } else {
+          std::printf("%3d  id %-12llu distance %-12g", i + 1,
+                      static_cast<unsigned long long>(h.id()), h.distance());
+        }
         if (!h.payload().text().empty()) {
           std::string t = h.payload().text().substr(0, 80);
           std::printf("  \"%s\"", t.c_str());
@@ -488,7 +537,12 @@ int main(int argc, char** argv) {
         }
         std::printf("\n");
       }
-      std::printf("(%u postings, %u pages read, %u us on the server",
+      std::printf("(%s", pb::SearchMode_Name(r.resp.mode()).c_str());
+      if (r.resp.mode() == pb::HYBRID) {
+        std::printf(" by %s, dense weight %.2f", pb::Fusion_Name(r.resp.fusion()).c_str(),
+                    r.resp.dense_weight());
+      }
+      std::printf("; %u postings, %u pages read, %u us on the server",
                   r.resp.stats().postings_read(), r.resp.stats().pages_read(),
                   r.resp.stats().server_micros());
       if (r.resp.stats().embed_micros() > 0) {
