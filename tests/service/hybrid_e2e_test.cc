@@ -1,0 +1,337 @@
+// End-to-end, lexical and hybrid search through the service: the mode each text query gets and
+// says it got, both scores per hit, the request checks, lexical search on a server without a
+// model, and the lexical side agreeing with the stored points after kill -9.
+#include <atomic>
+#include <chrono>
+#include <filesystem>
+#include <fstream>
+#include <map>
+#include <mutex>
+#include <optional>
+#include <random>
+#include <set>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "absl/strings/str_cat.h"
+#include "grpcpp/grpcpp.h"
+#include "gtest/gtest.h"
+#include "nlohmann/json.hpp"
+#include "proto/strata.grpc.pb.h"
+#include "tests/gpu/tiny_model.h"
+#include "tests/service/server_process.h"
+#include "tests/test_util.h"
+
+namespace strata {
+namespace {
+
+namespace pb = ::strata::v1;
+namespace fs = std::filesystem;
+using testing::TempDir;
+
+// Passage i holds a few common words and its own number ("passage 17 ..."), which no other has.
+std::vector<std::string> Passages(int n) {
+  const std::vector<std::string> words = {"cat",   "sat",    "mat",   "data", "base",
+                                          "index", "vector", "query", "disk", "cache"};
+  std::mt19937 rng(11);
+  std::vector<std::string> out;
+  for (int i = 0; i < n; ++i) {
+    std::string t = absl::StrCat("passage ", i);
+    for (int w = 0; w < 6; ++w) absl::StrAppend(&t, " ", words[rng() % words.size()]);
+    out.push_back(t);
+  }
+  return out;
+}
+
+pb::SearchResponse SearchText(pb::Strata::Stub* stub, const std::string& collection,
+                              const std::string& text, uint32_t k, grpc::Status* st,
+                              pb::SearchMode mode = pb::SEARCH_MODE_UNSPECIFIED,
+                              pb::Fusion fusion = pb::FUSION_UNSPECIFIED,
+                              std::optional<float> dense_weight = std::nullopt) {
+  pb::SearchRequest req;
+  req.set_collection(collection);
+  req.set_text(text);
+  req.set_k(k);
+  req.set_mode(mode);
+  req.set_fusion(fusion);
+  if (dense_weight) req.set_dense_weight(*dense_weight);
+  pb::SearchResponse resp;
+  *st = Call(&pb::Strata::Stub::Search, stub, req, &resp);
+  return resp;
+}
+
+TEST(Hybrid, TextQueriesNameTheirModeAndScoreBothSides) {
+  TempDir tmp;
+  const std::string model = tmp.File("model");
+  fs::create_directories(model);
+  testing::TinyBertSpec spec;
+  testing::TinyWeights weights;
+  ASSERT_TRUE(testing::WriteTinyBert(model, spec, &weights).ok());
+  ServerProcess server(tmp.File("data"), tmp.File("server.log"), {"--model_dir=" + model});
+  ASSERT_NO_FATAL_FAILURE(server.Start());
+  const std::vector<std::string> texts = Passages(80);
+  {
+    std::ofstream f(tmp.File("passages.jsonl"));
+    for (size_t i = 0; i < texts.size(); ++i) {
+      f << nlohmann::json{{"id", i}, {"text", texts[i]}}.dump() << "\n";
+    }
+  }
+  const std::string log = tmp.File("load.log");
+  pid_t load = Spawn({Bin("strata-load"), "--text=" + tmp.File("passages.jsonl"),
+                      "--collection=docs", "--server=" + server.address()},
+                     log);
+  ASSERT_EQ(WaitExit(load), 0) << ReadLog(log);
+  pb::DescribeCollectionRequest dreq;
+  dreq.set_name("docs");
+  pb::CollectionInfo info;
+  ASSERT_TRUE(Call(&pb::Strata::Stub::DescribeCollection, server.stub(), dreq, &info).ok());
+  EXPECT_EQ(info.text_points(), texts.size());
+  EXPECT_GT(info.text_terms(), 80u);
+  EXPECT_GT(info.text_memory_bytes(), 0u);
+
+  // The default for a text query over a collection with text: hybrid, relative score, 0.5; every
+  // hit scored on both sides, distance = -score.
+  grpc::Status st;
+  pb::SearchResponse r = SearchText(server.stub(), "docs", "passage 17 cat", 10, &st);
+  ASSERT_TRUE(st.ok()) << st.error_message();
+  EXPECT_EQ(r.mode(), pb::HYBRID);
+  EXPECT_EQ(r.fusion(), pb::RELATIVE_SCORE);
+  EXPECT_FLOAT_EQ(r.dense_weight(), 0.5f);
+  ASSERT_EQ(r.hits_size(), 10);
+  for (const pb::Hit& h : r.hits()) {
+    ASSERT_TRUE(h.has_scores());
+    EXPECT_TRUE(h.scores().has_dense_distance());
+    EXPECT_TRUE(h.scores().has_lexical_score());
+    EXPECT_FLOAT_EQ(h.distance(), -h.scores().score());
+  }
+  for (int i = 1; i < r.hits_size(); ++i) {
+    EXPECT_GE(r.hits(i - 1).scores().score(), r.hits(i).scores().score());
+  }
+  EXPECT_GT(r.stats().embed_micros(), 0u);
+
+  // Lexical: the one passage with the number first, BM25 only, no embedding.
+  r = SearchText(server.stub(), "docs", "passage 17", 3, &st, pb::LEXICAL);
+  ASSERT_TRUE(st.ok()) << st.error_message();
+  EXPECT_EQ(r.mode(), pb::LEXICAL);
+  ASSERT_GE(r.hits_size(), 1);
+  EXPECT_EQ(r.hits(0).id(), 17u);
+  EXPECT_FALSE(r.hits(0).scores().has_dense_distance());
+  EXPECT_GT(r.hits(0).scores().lexical_score(), 0.0f);
+  EXPECT_EQ(r.stats().embed_micros(), 0u);
+  // With all the weight on the lexical side, hybrid ranks as lexical does.
+  pb::SearchResponse lexical_only =
+      SearchText(server.stub(), "docs", "passage 17", 1, &st, pb::HYBRID, pb::RELATIVE_SCORE, 0);
+  ASSERT_TRUE(st.ok()) << st.error_message();
+  EXPECT_EQ(lexical_only.hits(0).id(), 17u);
+  EXPECT_FLOAT_EQ(lexical_only.dense_weight(), 0.0f);
+  r = SearchText(server.stub(), "docs", "passage 17", 5, &st, pb::HYBRID, pb::RECIPROCAL_RANK);
+  ASSERT_TRUE(st.ok()) << st.error_message();
+  EXPECT_EQ(r.fusion(), pb::RECIPROCAL_RANK);
+  // Dense: distances, no scores.
+  r = SearchText(server.stub(), "docs", texts[5], 1, &st, pb::DENSE);
+  ASSERT_TRUE(st.ok()) << st.error_message();
+  EXPECT_EQ(r.mode(), pb::DENSE);
+  EXPECT_EQ(r.hits(0).id(), 5u);
+  EXPECT_FALSE(r.hits(0).has_scores());
+  EXPECT_NEAR(r.hits(0).distance(), -1.0f, 1e-3);
+  // A batch takes the mode for every text.
+  pb::SearchBatchRequest breq;
+  breq.set_collection("docs");
+  breq.add_texts("passage 3");
+  breq.add_texts("passage 4");
+  breq.set_k(1);
+  breq.set_mode(pb::LEXICAL);
+  pb::SearchBatchResponse bresp;
+  ASSERT_TRUE(Call(&pb::Strata::Stub::SearchBatch, server.stub(), breq, &bresp).ok());
+  ASSERT_EQ(bresp.results_size(), 2);
+  EXPECT_EQ(bresp.results(0).mode(), pb::LEXICAL);
+  EXPECT_EQ(bresp.results(0).hits(0).id(), 3u);
+  EXPECT_EQ(bresp.results(1).hits(0).id(), 4u);
+
+  // What does not apply is refused, naming the field.
+  SearchText(server.stub(), "docs", "cat", 3, &st, pb::DENSE, pb::FUSION_UNSPECIFIED, 0.3f);
+  EXPECT_EQ(st.error_code(), grpc::StatusCode::INVALID_ARGUMENT);
+  EXPECT_NE(st.error_message().find("dense_weight"), std::string::npos) << st.error_message();
+  SearchText(server.stub(), "docs", "cat", 3, &st, pb::HYBRID, pb::FUSION_UNSPECIFIED, 1.5f);
+  EXPECT_EQ(st.error_code(), grpc::StatusCode::INVALID_ARGUMENT);
+  SearchText(server.stub(), "docs", "cat", 3, &st, static_cast<pb::SearchMode>(9));
+  EXPECT_EQ(st.error_code(), grpc::StatusCode::INVALID_ARGUMENT);
+  SearchText(server.stub(), "docs", "cat", 3, &st, pb::HYBRID, static_cast<pb::Fusion>(9));
+  EXPECT_EQ(st.error_code(), grpc::StatusCode::INVALID_ARGUMENT);
+  pb::SearchRequest vreq;
+  vreq.set_collection("docs");
+  vreq.set_k(1);
+  vreq.set_mode(pb::LEXICAL);
+  for (int j = 0; j < spec.hidden; ++j) vreq.mutable_query()->add_values(1.0f);
+  pb::SearchResponse vresp;
+  st = Call(&pb::Strata::Stub::Search, server.stub(), vreq, &vresp);
+  EXPECT_EQ(st.error_code(), grpc::StatusCode::INVALID_ARGUMENT);
+  EXPECT_NE(st.error_message().find("needs a text query"), std::string::npos) << st.error_message();
+  std::string many;
+  for (int i = 0; i < 300; ++i) absl::StrAppend(&many, "w", i, " ");
+  SearchText(server.stub(), "docs", many, 3, &st, pb::LEXICAL);
+  EXPECT_EQ(st.error_code(), grpc::StatusCode::INVALID_ARGUMENT);
+  EXPECT_NE(st.error_message().find("distinct terms"), std::string::npos) << st.error_message();
+  EXPECT_EQ(server.Stop(), 0);
+}
+
+// Points stored with text; `texts[i]` for id i.
+void UpsertTexts(pb::Strata::Stub* stub, const std::string& collection, uint64_t first,
+                 const std::vector<std::string>& texts, grpc::Status* st) {
+  pb::UpsertRequest req;
+  req.set_collection(collection);
+  for (size_t i = 0; i < texts.size(); ++i) {
+    pb::Point* p = req.add_points();
+    p->set_id(first + i);
+    for (int j = 0; j < 4; ++j)
+      p->mutable_vector()->add_values(static_cast<float>((first + i + j) % 7));
+    p->mutable_payload()->set_text(texts[i]);
+  }
+  pb::UpsertResponse resp;
+  *st = Call(&pb::Strata::Stub::Upsert, stub, req, &resp);
+}
+
+// Without a model a text query is lexical; dense and hybrid say why they cannot answer.
+TEST(Hybrid, AServerWithoutAModelSearchesLexically) {
+  TempDir tmp;
+  ServerProcess server(tmp.File("data"), tmp.File("server.log"));
+  ASSERT_NO_FATAL_FAILURE(server.Start());
+  CreateCollection(server.stub(), "t", 4, pb::FLOAT32);
+  grpc::Status st;
+  UpsertTexts(server.stub(), "t", 0, Passages(30), &st);
+  ASSERT_TRUE(st.ok()) << st.error_message();
+  pb::SearchResponse r = SearchText(server.stub(), "t", "Passage 12!", 2, &st);
+  ASSERT_TRUE(st.ok()) << st.error_message();
+  EXPECT_EQ(r.mode(), pb::LEXICAL);
+  EXPECT_EQ(r.hits(0).id(), 12u);
+  for (pb::SearchMode m : {pb::DENSE, pb::HYBRID}) {
+    SearchText(server.stub(), "t", "passage 12", 2, &st, m);
+    EXPECT_EQ(st.error_code(), grpc::StatusCode::FAILED_PRECONDITION) << m;
+    EXPECT_NE(st.error_message().find("--model_dir"), std::string::npos) << st.error_message();
+  }
+  // A collection without text: nothing lexical to answer with, and no model either.
+  CreateCollection(server.stub(), "bare", 4, pb::FLOAT32);
+  SearchText(server.stub(), "bare", "passage", 2, &st);
+  EXPECT_EQ(st.error_code(), grpc::StatusCode::FAILED_PRECONDITION);
+  r = SearchText(server.stub(), "bare", "passage", 2, &st, pb::LEXICAL);
+  EXPECT_TRUE(st.ok()) << st.error_message();
+  EXPECT_EQ(r.hits_size(), 0);
+  EXPECT_EQ(server.Stop(), 0);
+}
+
+// The crash harness for the lexical side: writers upsert and delete texted points while the
+// server is killed with SIGKILL, three times. After each restart the lexical index agrees with
+// the stored points on every id (found by its own word if and only if Get finds it, with the
+// text Get returns), and nothing acknowledged is missing.
+TEST(Hybrid, AfterKillNineTheLexicalSideAgreesWithTheStoredPoints) {
+  TempDir tmp;
+  ServerProcess server(tmp.File("data"), tmp.File("server.log"));
+  ASSERT_NO_FATAL_FAILURE(server.Start());
+  CreateCollection(server.stub(), "k", 4, pb::FLOAT32);
+  constexpr uint64_t kIds = 400;
+  // The text of id i at version v: a word naming both ("idNvV"), so a stale version is visible.
+  const auto text_of = [](uint64_t id, int v) { return absl::StrCat("id", id, "v", v, " common"); };
+  std::mutex mu;
+  std::map<uint64_t, std::optional<std::string>> acked;  // id -> acknowledged text (none: deleted)
+  for (int round = 0; round < 3; ++round) {
+    std::set<uint64_t> uncertain;  // ids of calls that failed: applied or not, either is right
+    std::atomic<bool> stop{false};
+    std::atomic<int> calls{0};  // acknowledged this round
+    std::thread writer([&] {
+      std::mt19937 rng(static_cast<unsigned>(round));
+      auto stub = pb::Strata::NewStub(
+          grpc::CreateChannel(server.address(), grpc::InsecureChannelCredentials()));
+      for (int v = round * 1000; !stop.load(); ++v) {
+        const uint64_t first = rng() % (kIds - 8);
+        if (rng() % 4 == 0) {
+          pb::DeleteRequest req;
+          req.set_collection("k");
+          req.add_ids(first);
+          pb::DeleteResponse resp;
+          const bool ok = Call(&pb::Strata::Stub::Delete, stub.get(), req, &resp).ok();
+          std::lock_guard<std::mutex> lock(mu);
+          if (ok) {
+            ++calls;
+            acked[first] = std::nullopt;
+          } else {
+            uncertain.insert(first);
+          }
+          continue;
+        }
+        std::vector<std::string> texts;
+        for (uint64_t i = 0; i < 8; ++i) texts.push_back(text_of(first + i, v));
+        grpc::Status st;
+        UpsertTexts(stub.get(), "k", first, texts, &st);
+        std::lock_guard<std::mutex> lock(mu);
+        if (st.ok()) ++calls;
+        for (uint64_t i = 0; i < 8; ++i) {
+          if (st.ok()) {
+            acked[first + i] = texts[i];
+          } else {
+            uncertain.insert(first + i);
+          }
+        }
+      }
+    });
+    // Killed in the middle of the writes, later each round.
+    while (calls.load() < 20 + 40 * round)
+      std::this_thread::sleep_for(std::chrono::milliseconds(1));
+    server.Kill();
+    stop = true;
+    writer.join();
+    ASSERT_NO_FATAL_FAILURE(server.Start());
+
+    pb::GetRequest get;
+    get.set_collection("k");
+    get.set_with_payload(true);
+    for (uint64_t i = 0; i < kIds; ++i) get.add_ids(i);
+    pb::GetResponse got;
+    grpc::Status gs = Call(&pb::Strata::Stub::Get, server.stub(), get, &got);
+    ASSERT_TRUE(gs.ok()) << gs.error_message();
+    std::map<uint64_t, std::string> stored;
+    for (const pb::Point& p : got.points()) stored[p.id()] = p.payload().text();
+    std::lock_guard<std::mutex> lock(mu);
+    for (auto& [id, text] : acked) {
+      // The last acknowledged write of each id holds, unless a later call that got no answer
+      // (in flight at the kill) may have changed it: then what is stored is the truth from now.
+      auto it = stored.find(id);
+      if (uncertain.count(id)) {
+        text = it == stored.end() ? std::nullopt : std::optional<std::string>(it->second);
+        continue;
+      }
+      ASSERT_EQ(it != stored.end(), text.has_value()) << "id " << id;
+      if (text.has_value()) {
+        EXPECT_EQ(it->second, *text) << "id " << id;
+      }
+    }
+    for (uint64_t id = 0; id < kIds; ++id) {
+      auto it = stored.find(id);
+      if (it == stored.end()) {
+        // Absent: no lexical hit carries it.
+        grpc::Status st;
+        pb::SearchResponse r =
+            SearchText(server.stub(), "k", absl::StrCat("id", id, "v"), 5, &st, pb::LEXICAL);
+        for (const pb::Hit& h : r.hits()) EXPECT_NE(h.id(), id);
+        continue;
+      }
+      // Present: its own word (the version it holds) finds it first and only it.
+      const std::string word = it->second.substr(0, it->second.find(' '));
+      grpc::Status st;
+      pb::SearchResponse r = SearchText(server.stub(), "k", word, 5, &st, pb::LEXICAL);
+      ASSERT_TRUE(st.ok()) << st.error_message();
+      ASSERT_EQ(r.hits_size(), 1) << word;
+      EXPECT_EQ(r.hits(0).id(), id) << word;
+    }
+    pb::DescribeCollectionRequest dreq;
+    dreq.set_name("k");
+    pb::CollectionInfo info;
+    ASSERT_TRUE(Call(&pb::Strata::Stub::DescribeCollection, server.stub(), dreq, &info).ok());
+    EXPECT_EQ(info.text_points(), info.count());
+    EXPECT_EQ(info.count(), stored.size());
+  }
+  EXPECT_EQ(server.Stop(), 0);
+}
+
+}  // namespace
+}  // namespace strata
