@@ -50,8 +50,8 @@ ABSL_FLAG(std::string, ids, "",
           "'id' field when every line has one, else the row number plus --id_offset");
 ABSL_FLAG(uint64_t, id_offset, 0, "added to row numbers when ids come from them");
 ABSL_FLAG(std::string, payloads, "",
-          "optional JSONL, one JSON object per row; its 'text' field becomes the payload text, "
-          "the whole object its JSON");
+          "optional JSONL, one JSON object per row; its 'text' field becomes the payload text "
+          "(indexed lexically), the other fields its JSON");
 ABSL_FLAG(std::string, collection, "", "target collection (created when missing)");
 ABSL_FLAG(std::string, metric, "",
           "metric of a collection created here: l2, ip or cosine (default: l2 for vectors, "
@@ -228,7 +228,13 @@ absl::Status ReadPayloads(const std::string& path, uint64_t rows, Input* in, boo
     } else {
       *all_have_ids = false;
     }
-    in->json.push_back(line);
+    // The text is stored once, as the payload text (as --text does).
+    if (j.contains("text")) {
+      j.erase("text");
+      in->json.push_back(j.empty() ? std::string() : j.dump());
+    } else {
+      in->json.push_back(line);
+    }
     in->text.push_back(std::move(text));
     ++n;
   }
