@@ -117,6 +117,10 @@ reqs = [
                                with_vector=True)),
     (11, pb.StatsRequest()),
     (12, pb.EmbedRequest(texts=['hello'])),
+    (9, pb.SearchRequest(collection='c', text='t word', k=5, mode=pb.LEXICAL, with_payload=True)),
+    (9, pb.SearchRequest(collection='c', text='t', k=3, mode=pb.HYBRID, fusion=pb.RECIPROCAL_RANK,
+                         dense_weight=0.3)),
+    (10, pb.SearchBatchRequest(collection='c', texts=['t', 'other words'], k=2, mode=pb.LEXICAL)),
 ]
 for i, (method, req) in enumerate(reqs):
     with open(os.path.join(out, 'r%02d' % i), 'wb') as f:

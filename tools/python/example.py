@@ -6,7 +6,8 @@ The build generates the stubs into build/python (strata_pb2.py, strata_pb2_grpc.
 
     python3 tools/python/example.py --server=127.0.0.1:50051 --stubs=build/python
 
-With a server that has a model (--model_dir), it also embeds texts and searches by text.
+It searches by vector and lexically (BM25 over the payload text); with a server that has a model
+(--model_dir), it also embeds texts and makes a hybrid search.
 """
 import argparse
 import random
@@ -49,6 +50,12 @@ def main():
         print(f"nearest to point 123: id {h.id} distance {h.distance:.4f} text {h.payload.text!r}")
     assert res.hits[0].id == 123, res
 
+    # Lexical search (BM25 over the payload text) needs no model.
+    res = stub.Search(pb.SearchRequest(collection=args.collection, text="passage 42", k=1,
+                                       mode=pb.LEXICAL))
+    print(f"lexical 'passage 42': id {res.hits[0].id} BM25 {res.hits[0].scores.lexical_score:.3f}")
+    assert res.mode == pb.LEXICAL and res.hits[0].id == 42, res
+
     # Errors are gRPC status codes with a message naming the problem.
     try:
         stub.Search(pb.SearchRequest(collection=args.collection,
@@ -89,9 +96,16 @@ def text_example(stub, pb, grpc, name):
     stub.Upsert(pb.UpsertRequest(collection=name, points=[
         pb.Point(id=i, vector=v, payload=pb.Payload(text=t))
         for i, (v, t) in enumerate(zip(emb.vectors, passages))]))
-    res = stub.Search(pb.SearchRequest(collection=name, text="how is disk space freed?", k=1,
-                                       with_payload=True))
-    print(f"text: best match {res.hits[0].payload.text!r} ({res.stats.embed_micros} us embedding)")
+    # A text query over a collection with text is HYBRID by default: dense and BM25, fused; each
+    # hit carries both scores. mode=pb.DENSE or pb.LEXICAL asks for one side.
+    res = stub.Search(pb.SearchRequest(collection=name, text="how does VACUUM free disk space?",
+                                       k=2, with_payload=True))
+    print(f"text: {pb.SearchMode.Name(res.mode)} by {pb.Fusion.Name(res.fusion)}, "
+          f"dense weight {res.dense_weight:.2f} ({res.stats.embed_micros} us embedding)")
+    for h in res.hits:
+        print(f"  {h.payload.text!r}: score {h.scores.score:.3f}, dense distance "
+              f"{h.scores.dense_distance:.3f}, BM25 {h.scores.lexical_score:.3f}")
+    assert res.hits[0].id == 0, res
     stub.DropCollection(pb.DropCollectionRequest(name=name))
 
 
