@@ -133,7 +133,8 @@ class CollectionImpl final : public Collection {
         options_(std::move(options)),
         row_bytes_(size_t{config_.dim} * ElementSize(config_.type)),
         dist_(kernels::GetDistance(kernels::Best(), config_.type, config_.metric)),
-        appendix_(this) {}
+        appendix_(this),
+        hybrid_(config_) {}
   ~CollectionImpl() override {
     if (dropped_.load()) {
       std::error_code ec;
@@ -146,8 +147,15 @@ class CollectionImpl final : public Collection {
 
   CollectionConfig config() const override {
     absl::ReaderMutexLock lock(&mu_);
+    return Record(generation_);
+  }
+  // The collection record as it stands, at index generation `gen`.
+  CollectionConfig Record(uint64_t gen) const ABSL_SHARED_LOCKS_REQUIRED(mu_) {
     CollectionConfig c = config_;
-    c.index_generation = generation_;
+    c.index_generation = gen;
+    c.hybrid_weight = hybrid_.hybrid_weight;
+    c.hybrid_mrr = hybrid_.hybrid_mrr;
+    c.hybrid_questions = hybrid_.hybrid_questions;
     return c;
   }
   absl::Status Upsert(absl::Span<const PointInput> points, std::vector<RowError>* errors,
@@ -155,6 +163,10 @@ class CollectionImpl final : public Collection {
   absl::Status Delete(absl::Span<const uint64_t> ids, uint64_t* deleted) override;
   absl::Status SearchText(const TextSearch& search, uint32_t k, const SearchParams& params,
                           std::vector<ScoredHit>* hits, SearchStats* stats) const override;
+  absl::Status HybridCandidates(const TextSearch& search, uint32_t k, const SearchParams& params,
+                                std::vector<FusionCandidate>* candidates,
+                                SearchStats* stats) const override;
+  absl::Status SetHybridDefault(double weight, double mrr, uint32_t questions) override;
   absl::Status Get(absl::Span<const uint64_t> ids, bool with_vector, bool with_payload,
                    std::vector<PointOutput>* found, std::vector<uint64_t>* missing) const override;
   uint64_t Count() const override {
@@ -368,6 +380,7 @@ class CollectionImpl final : public Collection {
   mutable std::string read_damage_ ABSL_GUARDED_BY(read_damage_mu_);
   std::vector<VectorId> dirty_ ABSL_GUARDED_BY(mu_);  // written while building_
   TextIndex text_ ABSL_GUARDED_BY(mu_);               // empty unless options_.payload_text
+  CollectionConfig hybrid_ ABSL_GUARDED_BY(mu_);      // its hybrid_* fields: the learned default
 };
 
 void Appendix::ForEach(uint32_t posting,
@@ -853,92 +866,126 @@ absl::Status CollectionImpl::Search(VectorView query, uint32_t k, const SearchPa
 absl::Status CollectionImpl::SearchText(const TextSearch& search, uint32_t k,
                                         const SearchParams& params, std::vector<ScoredHit>* hits,
                                         SearchStats* stats) const {
+  hits->clear();
+  if (search.mode == SearchMode::kHybrid) {
+    std::vector<FusionCandidate> candidates;
+    RETURN_IF_ERROR(HybridCandidates(search, k, params, &candidates, stats));
+    for (const FusedHit& f : Fuse(candidates, search.fusion, k)) {
+      ScoredHit h;
+      h.id = f.candidate.id;
+      h.score = f.score;
+      h.has_dense = true;
+      h.dense_distance = f.candidate.dense_distance;
+      h.has_lexical = true;
+      h.lexical_score = f.candidate.lexical_score;
+      hits->push_back(h);
+    }
+    return absl::OkStatus();
+  }
+  RETURN_IF_ERROR(CheckNotDropped());
+  if (search.mode == SearchMode::kDense) {
+    return absl::InvalidArgumentError("SearchText answers lexical and hybrid searches");
+  }
+  if (k == 0) return absl::InvalidArgumentError("k must be at least 1");
+  if (!options_.payload_text) {
+    return absl::FailedPreconditionError(
+        absl::StrCat("collection '", config_.name, "' has no lexical index"));
+  }
+  ASSIGN_OR_RETURN(std::vector<std::string> terms, AnalyzeQuery(search.text));
+  absl::ReaderMutexLock lock(&mu_);
+  RETURN_IF_ERROR(CheckServing());
+  for (const ScoredDoc& d : text_.Search(terms, k)) {
+    if (d.id >= ext_of_.size()) {
+      return absl::DataLossError(
+          absl::StrCat("collection '", config_.name, "': unknown internal id ", d.id));
+    }
+    ScoredHit h;
+    h.id = ext_of_[d.id];
+    h.score = d.score;
+    h.has_lexical = true;
+    h.lexical_score = d.score;
+    hits->push_back(h);
+  }
+  if (stats != nullptr) *stats = SearchStats{};
+  return absl::OkStatus();
+}
+
+absl::Status CollectionImpl::HybridCandidates(const TextSearch& search, uint32_t k,
+                                              const SearchParams& params,
+                                              std::vector<FusionCandidate>* candidates,
+                                              SearchStats* stats) const {
   RETURN_IF_ERROR(CheckNotDropped());
   if (k == 0) return absl::InvalidArgumentError("k must be at least 1");
   if (!options_.payload_text) {
     return absl::FailedPreconditionError(
         absl::StrCat("collection '", config_.name, "' has no lexical index"));
   }
-  const bool hybrid = search.mode == SearchMode::kHybrid;
-  if (search.mode == SearchMode::kDense) {
-    return absl::InvalidArgumentError("SearchText answers lexical and hybrid searches");
-  }
   RETURN_IF_ERROR(CheckFusionParams(search.fusion));
   std::vector<uint8_t> q;
-  if (hybrid) RETURN_IF_ERROR(QueryForm(search.query, &q));
+  RETURN_IF_ERROR(QueryForm(search.query, &q));
   ASSIGN_OR_RETURN(std::vector<std::string> terms, AnalyzeQuery(search.text));
 
-  hits->clear();
+  candidates->clear();
   absl::ReaderMutexLock lock(&mu_);
   RETURN_IF_ERROR(CheckServing());
   SearchStats st;
-  const auto ext = [&](VectorId id) -> absl::StatusOr<uint64_t> {
-    if (id >= ext_of_.size()) {
-      return absl::DataLossError(
-          absl::StrCat("collection '", config_.name, "': unknown internal id ", id));
-    }
-    return ext_of_[id];
-  };
-  if (!hybrid) {
-    for (const ScoredDoc& d : text_.Search(terms, k)) {
-      ASSIGN_OR_RETURN(uint64_t id, ext(d.id));
-      ScoredHit h;
-      h.id = id;
-      h.score = d.score;
-      h.has_lexical = true;
-      h.lexical_score = d.score;
-      hits->push_back(h);
-    }
-    if (stats != nullptr) *stats = st;
-    return absl::OkStatus();
-  }
   const uint32_t depth = std::max(k, kFusionDepth);
   std::vector<Neighbor> dense;
   RETURN_IF_ERROR(DenseSearch(q.data(), depth, params, &dense, &st));
   const std::vector<ScoredDoc> lexical = text_.Search(terms, depth);
-  // The union, each candidate scored on both sides.
+  // The union (by internal id), each candidate scored on both sides.
   absl::flat_hash_map<VectorId, uint32_t> at;
-  std::vector<FusionCandidate> candidates;
-  candidates.reserve(dense.size() + lexical.size());
+  std::vector<VectorId> ids;  // internal, by candidate
   for (size_t r = 0; r < dense.size(); ++r) {
-    at[dense[r].id] = static_cast<uint32_t>(candidates.size());
-    candidates.push_back({dense[r].id, dense[r].distance, 0, static_cast<uint32_t>(r + 1), 0});
+    at[dense[r].id] = static_cast<uint32_t>(ids.size());
+    ids.push_back(dense[r].id);
+    candidates->push_back({0, dense[r].distance, 0, static_cast<uint32_t>(r + 1), 0});
   }
-  std::vector<VectorId> dense_ids;
-  for (const FusionCandidate& c : candidates) dense_ids.push_back(c.id);
-  std::vector<VectorId> need_dense;
+  const size_t n_dense = ids.size();
   for (size_t r = 0; r < lexical.size(); ++r) {
-    auto [it, fresh] = at.insert({lexical[r].id, static_cast<uint32_t>(candidates.size())});
+    auto [it, fresh] = at.insert({lexical[r].id, static_cast<uint32_t>(ids.size())});
     if (fresh) {
-      candidates.push_back({lexical[r].id, 0, 0, 0, 0});
-      need_dense.push_back(lexical[r].id);
+      ids.push_back(lexical[r].id);
+      candidates->push_back({});
     }
-    candidates[it->second].lexical_score = lexical[r].score;
-    candidates[it->second].lexical_rank = static_cast<uint32_t>(r + 1);
+    (*candidates)[it->second].lexical_score = lexical[r].score;
+    (*candidates)[it->second].lexical_rank = static_cast<uint32_t>(r + 1);
   }
   // Lexical candidates outside the dense list: their exact distances.
   std::vector<float> distances;
-  RETURN_IF_ERROR(DistancesTo(q.data(), need_dense, &distances));
-  for (size_t i = 0; i < need_dense.size(); ++i) {
-    candidates[dense_ids.size() + i].dense_distance = distances[i];
+  RETURN_IF_ERROR(DistancesTo(q.data(), absl::MakeConstSpan(ids).subspan(n_dense), &distances));
+  for (size_t i = 0; i < distances.size(); ++i) {
+    (*candidates)[n_dense + i].dense_distance = distances[i];
   }
   // Dense candidates outside the lexical list: their BM25 (0 when they share no term).
-  const std::vector<double> scores = text_.Score(terms, dense_ids);
-  for (size_t i = 0; i < dense_ids.size(); ++i) {
-    if (candidates[i].lexical_rank == 0) candidates[i].lexical_score = scores[i];
+  const std::vector<double> scores = text_.Score(terms, absl::MakeConstSpan(ids).first(n_dense));
+  for (size_t i = 0; i < n_dense; ++i) {
+    if ((*candidates)[i].lexical_rank == 0) (*candidates)[i].lexical_score = scores[i];
   }
-  for (const FusedHit& f : Fuse(candidates, search.fusion, k)) {
-    ASSIGN_OR_RETURN(uint64_t id, ext(f.candidate.id));
-    ScoredHit h;
-    h.id = id;
-    h.score = f.score;
-    h.has_dense = true;
-    h.dense_distance = f.candidate.dense_distance;
-    h.has_lexical = true;
-    h.lexical_score = f.candidate.lexical_score;
-    hits->push_back(h);
+  for (size_t i = 0; i < ids.size(); ++i) {
+    if (ids[i] >= ext_of_.size()) {
+      return absl::DataLossError(
+          absl::StrCat("collection '", config_.name, "': unknown internal id ", ids[i]));
+    }
+    (*candidates)[i].id = ext_of_[ids[i]];
   }
   if (stats != nullptr) *stats = st;
+  return absl::OkStatus();
+}
+
+absl::Status CollectionImpl::SetHybridDefault(double weight, double mrr, uint32_t questions) {
+  RETURN_IF_ERROR(CheckNotDropped());
+  RETURN_IF_ERROR(CheckFusionParams({FusionMethod::kRelativeScore, weight}));
+  absl::WriterMutexLock lock(&mu_);
+  RETURN_IF_ERROR(CheckNotDropped());
+  CollectionConfig next = Record(generation_);
+  next.hybrid_weight = weight;
+  next.hybrid_mrr = mrr;
+  next.hybrid_questions = questions;
+  WriteBatch batch;
+  batch.Put(Cf::kCollections, next.name, next.Serialize());
+  RETURN_IF_ERROR(store_->Write(&batch, /*sync=*/true));
+  hybrid_ = next;
   return absl::OkStatus();
 }
 
@@ -1017,8 +1064,7 @@ absl::Status CollectionImpl::Install(uint64_t gen, absl::Span<const VectorId> id
     for (uint32_t p : c.postings) batch.Put(Cf::kPostings, PostingKey(coll, p, id), ver);
     carried.push_back(std::move(c));
   }
-  CollectionConfig next = config_;
-  next.index_generation = gen;
+  const CollectionConfig next = Record(gen);
   batch.Put(Cf::kCollections, next.name, next.Serialize());
   RETURN_IF_ERROR(store_->Write(&batch, /*sync=*/true));
 

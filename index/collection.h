@@ -170,6 +170,17 @@ class Collection {
                                                 const SearchParams& params,
                                                 std::vector<ScoredHit>* hits,
                                                 SearchStats* stats = nullptr) const = 0;
+  // The candidates a kHybrid SearchText for k fuses (ids external), before fusion: each side's
+  // top max(k, kFusionDepth), every one scored on both sides. Fuse(candidates, fusion, k) gives
+  // SearchText's hits; a weight tuner fuses one set of candidates at many weights.
+  [[nodiscard]] virtual absl::Status HybridCandidates(const TextSearch& search, uint32_t k,
+                                                      const SearchParams& params,
+                                                      std::vector<FusionCandidate>* candidates,
+                                                      SearchStats* stats = nullptr) const = 0;
+  // Makes `weight` (in [0, 1]) the collection's default dense weight for hybrid search, durably,
+  // with the MRR@10 it reached on `questions` labelled questions (config() reports them).
+  [[nodiscard]] virtual absl::Status SetHybridDefault(double weight, double mrr,
+                                                      uint32_t questions) = 0;
 
   // Builds a new index generation from the live vectors and switches to it. One build at a time
   // (a second call waits). FailedPrecondition when the collection is empty. `progress` (optional)

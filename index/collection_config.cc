@@ -15,12 +15,17 @@ namespace strata {
 
 std::string CollectionConfig::Serialize() const {
   return absl::StrFormat(
-      "format=1\nname=%s\nid=%d\ndim=%d\ntype=%s\nmetric=%s\nhead_share=%.17g\nmax_replicas=%d\n"
-      "posting_page_limit=%d\nposting_encoding=%s\nbuild_threshold=%d\nindex_generation=%d\n"
-      "uid=%s\n",
-      name, id, dim, ElementTypeName(type), MetricName(metric), head_share, max_replicas,
-      posting_page_limit, PostingEncodingName(posting_encoding), build_threshold, index_generation,
-      uid);
+             "format=1\nname=%s\nid=%d\ndim=%d\ntype=%s\nmetric=%s\nhead_share=%.17g\nmax_replicas="
+             "%d\n"
+             "posting_page_limit=%d\nposting_encoding=%s\nbuild_threshold=%d\nindex_generation=%d\n"
+             "uid=%s\n",
+             name, id, dim, ElementTypeName(type), MetricName(metric), head_share, max_replicas,
+             posting_page_limit, PostingEncodingName(posting_encoding), build_threshold,
+             index_generation, uid) +
+         (hybrid_weight >= 0 ? absl::StrFormat("hybrid_weight=%.17g\nhybrid_mrr=%.17g\n"
+                                               "hybrid_questions=%d\n",
+                                               hybrid_weight, hybrid_mrr, hybrid_questions)
+                             : std::string());
 }
 
 absl::StatusOr<CollectionConfig> CollectionConfig::Parse(absl::string_view text) {
@@ -83,6 +88,15 @@ absl::StatusOr<CollectionConfig> CollectionConfig::Parse(absl::string_view text)
   }
   RETURN_IF_ERROR(num("build_threshold", &c.build_threshold));
   RETURN_IF_ERROR(num("index_generation", &c.index_generation));
+  if (kv.contains("hybrid_weight")) {  // only once a weight was learned
+    if (!absl::SimpleAtod(kv["hybrid_weight"], &c.hybrid_weight) ||
+        !(c.hybrid_weight >= 0 && c.hybrid_weight <= 1) ||
+        !absl::SimpleAtod(kv["hybrid_mrr"], &c.hybrid_mrr)) {
+      return absl::DataLossError("collection record: bad hybrid_weight or hybrid_mrr");
+    }
+    RETURN_IF_ERROR(num("hybrid_questions", &v));
+    c.hybrid_questions = static_cast<uint32_t>(v);
+  }
   return c;
 }
 

@@ -31,6 +31,12 @@ struct CollectionConfig {
   PostingEncoding posting_encoding = PostingEncoding::kNative;
   uint64_t build_threshold = 10000;
   uint64_t index_generation = 0;  // 0 = no index built yet
+  // Hybrid search's default dense weight, learned from labelled questions (index/hybrid_tuner.h);
+  // negative = none learned (the fusion's own default applies). With the MRR@10 it reached and
+  // on how many questions.
+  double hybrid_weight = -1;
+  double hybrid_mrr = 0;
+  uint32_t hybrid_questions = 0;
 
   [[nodiscard]] std::string Serialize() const;
   // DataLoss for a malformed record.

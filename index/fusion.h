@@ -45,7 +45,7 @@ struct FusionParams {
 [[nodiscard]] absl::Status CheckFusionParams(const FusionParams& params);
 
 struct FusionCandidate {
-  VectorId id = 0;
+  uint64_t id = 0;
   float dense_distance = 0;  // lower is nearer
   double lexical_score = 0;  // BM25; higher is better, 0 = no term in common
   uint32_t dense_rank = 0;   // 1-based place in the dense list; 0 = not in it

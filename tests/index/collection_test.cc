@@ -345,6 +345,20 @@ TEST(CollectionConfig, RoundTripsAndReadsRecordsWrittenBeforeFloat16Postings) {
   std::string bad = c.Serialize();
   bad.replace(bad.find("float16"), 7, "float99");
   EXPECT_TRUE(absl::IsDataLoss(CollectionConfig::Parse(bad).status()));
+  // A learned hybrid weight round-trips; records without one (all older ones) have none.
+  EXPECT_LT(parsed->hybrid_weight, 0);
+  c.hybrid_weight = 0.3;
+  c.hybrid_mrr = 0.875;
+  c.hybrid_questions = 1024;
+  back = CollectionConfig::Parse(c.Serialize());
+  ASSERT_TRUE(back.ok()) << back.status();
+  EXPECT_EQ(back->hybrid_weight, 0.3);
+  EXPECT_EQ(back->hybrid_mrr, 0.875);
+  EXPECT_EQ(back->hybrid_questions, 1024u);
+  std::string out_of_range = c.Serialize();
+  const size_t w = out_of_range.find("hybrid_weight=");
+  out_of_range.replace(w, out_of_range.find('\n', w) - w, "hybrid_weight=1.5");
+  EXPECT_TRUE(absl::IsDataLoss(CollectionConfig::Parse(out_of_range).status()));
 }
 
 }  // namespace

@@ -1,9 +1,11 @@
 // A collection's lexical side (index/text_index.h) and hybrid search (Collection::SearchText):
 // it follows every write, comes back identical from the stored payloads, and fuses both sides
 // with every hit scored on both.
+#include <algorithm>
 #include <cmath>
 #include <cstring>
 #include <memory>
+#include <random>
 #include <string>
 #include <vector>
 
@@ -11,6 +13,7 @@
 #include "gtest/gtest.h"
 #include "index/catalog.h"
 #include "index/collection.h"
+#include "index/hybrid_tuner.h"
 #include "tests/test_util.h"
 #include "tools/synthetic.h"
 
@@ -219,6 +222,104 @@ TEST(CollectionText, RefusesWhatItCannotAnswer) {
   s.text = "text";
   ASSERT_TRUE(c->SearchText(s, 5, {}, &hits).ok());
   ASSERT_EQ(hits.size(), 1u);
+}
+
+// The tuner learns which side carries the answer: with informative text and random vectors the
+// weight goes to the lexical side, with the reverse to the dense side; the learned weight is kept
+// durably, across a rebuild of the index and a reopen.
+TEST(CollectionText, TheHybridWeightIsLearnedFromLabelledQuestionsAndKept) {
+  TempDir tmp;
+  std::mt19937 rng(9);
+  std::normal_distribution<float> noise;
+  constexpr int kPoints = 400, kDim = 8;
+  std::vector<std::vector<float>> vecs(kPoints, std::vector<float>(kDim));
+  for (auto& v : vecs) {
+    for (float& x : v) x = noise(rng);
+  }
+  const auto text_of = [](int i) { return absl::StrCat("topic", i, " shared words here"); };
+  const auto make = [&](Collection* c, bool text_informative) {
+    std::vector<std::vector<uint8_t>> rows;
+    std::vector<std::string> texts;
+    std::vector<PointInput> in;
+    for (int i = 0; i < kPoints; ++i) {
+      rows.push_back(F32(vecs[i]));
+      texts.push_back(text_informative ? text_of(i) : "shared words here");
+    }
+    for (int i = 0; i < kPoints; ++i) in.push_back({static_cast<uint64_t>(i), rows[i], texts[i]});
+    std::vector<RowError> errors;
+    uint64_t n = 0;
+    ASSERT_TRUE(c->Upsert(in, &errors, &n).ok());
+  };
+  // Questions: the text names its point; the query vector is the point's vector plus noise
+  // (informative) or unrelated noise.
+  const auto questions = [&](bool dense_informative) {
+    std::vector<LabelledQuestion> qs;
+    for (int i = 0; i < 60; ++i) {
+      std::vector<float> q(kDim);
+      for (int d = 0; d < kDim; ++d) {
+        q[d] = dense_informative ? vecs[i * 5][d] + 0.05f * noise(rng) : noise(rng);
+      }
+      LabelledQuestion lq;
+      lq.text = text_of(i * 5);
+      lq.query = F32(q);
+      lq.relevant = {static_cast<uint64_t>(i * 5)};
+      qs.push_back(std::move(lq));
+    }
+    return qs;
+  };
+  {
+    auto cat = *Catalog::Open(tmp.path(), TextOptions());
+    CollectionConfig cfg;
+    cfg.name = "lex";
+    cfg.dim = kDim;
+    cfg.build_threshold = 1000000;
+    auto lex = *cat->Create(cfg);
+    make(lex.get(), /*text_informative=*/true);
+    // The chosen weight has the best MRR@10 of the table; among equals, the one nearest 0.5.
+    const auto check_choice = [](const HybridTuning& t) {
+      ASSERT_EQ(t.table.size(), 11u);
+      double best = 0;
+      for (const WeightScore& w : t.table) best = std::max(best, w.mrr_at_10);
+      for (const WeightScore& w : t.table) {
+        if (w.weight == t.weight) {
+          EXPECT_EQ(w.mrr_at_10, best);
+        }
+        if (w.mrr_at_10 == best) {
+          EXPECT_LE(std::abs(t.weight - 0.5), std::abs(w.weight - 0.5));
+        }
+      }
+    };
+    auto tuned = TuneHybridWeight(*lex, questions(/*dense_informative=*/false));
+    ASSERT_TRUE(tuned.ok()) << tuned.status();
+    check_choice(*tuned);
+    EXPECT_LE(tuned->weight, 0.5);
+    EXPECT_EQ(tuned->table.front().mrr_at_10, 1.0);  // lexical alone finds every one first
+    EXPECT_LT(tuned->table.back().mrr_at_10, 0.5);   // the noise vectors do not
+
+    cfg.name = "dense";
+    auto dense = *cat->Create(cfg);
+    make(dense.get(), /*text_informative=*/false);
+    tuned = TuneHybridWeight(*dense, questions(/*dense_informative=*/true));
+    ASSERT_TRUE(tuned.ok()) << tuned.status();
+    check_choice(*tuned);
+    EXPECT_GE(tuned->weight, 0.5);
+    EXPECT_GT(tuned->table.back().recall_at_1, 0.9);
+    EXPECT_LT(tuned->table.front().mrr_at_10, 0.5);  // the texts do not tell the points apart
+    ASSERT_TRUE(dense->SetHybridDefault(tuned->weight, tuned->table.back().mrr_at_10, 60).ok());
+    ASSERT_TRUE(dense->BuildIndex().ok());  // a new generation's record keeps the weight
+    EXPECT_EQ(dense->config().hybrid_weight, tuned->weight);
+    EXPECT_TRUE(absl::IsInvalidArgument(dense->SetHybridDefault(1.5, 0, 1)));
+    EXPECT_TRUE(absl::IsInvalidArgument(TuneHybridWeight(*dense, {}).status()));
+    std::vector<LabelledQuestion> unlabelled = questions(true);
+    unlabelled[3].relevant.clear();
+    EXPECT_TRUE(absl::IsInvalidArgument(TuneHybridWeight(*dense, unlabelled).status()));
+    EXPECT_LT(lex->config().hybrid_weight, 0);  // none learned
+  }
+  auto cat = *Catalog::Open(tmp.path(), TextOptions());
+  const CollectionConfig kept = (*cat->Find("dense"))->config();
+  EXPECT_GE(kept.hybrid_weight, 0.5);
+  EXPECT_EQ(kept.hybrid_questions, 60u);
+  EXPECT_GT(kept.index_generation, 0u);
 }
 
 }  // namespace
