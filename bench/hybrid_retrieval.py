@@ -53,7 +53,11 @@ def main():
             ("hybrid, relative score (default)", dict(mode=pb.HYBRID)),
             ("hybrid, reciprocal rank", dict(mode=pb.HYBRID, fusion=pb.RECIPROCAL_RANK))]
 
-    print(f"{len(texts)} questions over {len(row_of)} passages; gold passage in the top k")
+    info = stub.DescribeCollection(pb.DescribeCollectionRequest(name=args.collection))
+    how = (f"learned on {info.hybrid.questions} other questions" if info.hybrid.learned
+           else "the server's default")
+    print(f"{len(texts)} questions over {len(row_of)} passages; gold passage in the top k; "
+          f"hybrid dense weight {info.hybrid.dense_weight:.1f} ({how})")
     print(f"{'':36} {'R@1':>7} {'R@5':>7} {'R@10':>7} {'MRR@10':>7}")
     for name, extra in runs:
         ranked = []

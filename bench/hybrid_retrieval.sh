@@ -2,19 +2,22 @@
 # Hybrid retrieval through the service, one corpus per run: starts strata-server with
 # all-minilm-l6-v2, loads the passages with strata-load --text, then bench/hybrid_retrieval.py
 # reports recall@1/5/10 and MRR@10 of dense, lexical and hybrid (both fusions) and their query
-# latency (server time less the query's embedding) with 1 and 2 clients.
-#   bench/hybrid_retrieval.sh [--corpus=squad|postgres] [--latency_queries=N]
+# latency (server time less the query's embedding) with 1 and 2 clients. --tune=N: N questions,
+# drawn at random, teach the collection its hybrid weight (strata-load --questions, TuneHybrid)
+# and are left out of the measurement, which runs on the others.
+#   bench/hybrid_retrieval.sh [--corpus=squad|postgres] [--latency_queries=N] [--tune=N]
 # squad: SQuAD v1.1 dev from ../shared/data (or $STRATA_SHARED_DATA). postgres: PostgreSQL's
 # documentation, its section titles as questions (tools/make-passages.py --questions; needs
 # Debian's postgresql-doc-15).
 set -euo pipefail
 cd "$(dirname "$0")/.."
-corpus=squad latency=1000
+corpus=squad latency=1000 tune=0
 for a in "$@"; do
   case "$a" in
     --corpus=*) corpus="${a#*=}" ;;
     --latency_queries=*) latency="${a#*=}" ;;
-    -h|--help) sed -n 2,9p "$0"; exit 0 ;;
+    --tune=*) tune="${a#*=}" ;;
+    -h|--help) sed -n 2,11p "$0"; exit 0 ;;
     *) echo "hybrid_retrieval.sh: unknown argument $a" >&2; exit 2 ;;
   esac
 done
@@ -41,14 +44,32 @@ with open(sys.argv[2], "w") as out:
         p = json.loads(line)
         out.write(json.dumps({"id": i, "text": p["text"], "source_id": p["id"]}) + "\n")
 PY
+# --tune: a random sample of the questions (ids as loaded) to learn from; the rest to measure.
+python3 - "$src" "$questions" "$tune" "$work" <<'PY'
+import json, random, sys
+src, questions, tune, work = sys.argv[1], sys.argv[2], int(sys.argv[3]), sys.argv[4]
+row = {str(json.loads(l)["id"]): i for i, l in enumerate(open(src, encoding="utf-8"))}
+qs = [json.loads(l) for l in open(questions, encoding="utf-8")]
+picked = set(random.Random(7).sample(range(len(qs)), tune)) if tune else set()
+with open(work + "/tune.jsonl", "w") as t, open(work + "/measure.jsonl", "w") as m:
+    for i, q in enumerate(qs):
+        if i in picked:
+            ids = q["context_ids"] if "context_ids" in q else [q["context_id"]]
+            t.write(json.dumps({"question": q["question"],
+                                "relevant_ids": [row[str(x)] for x in ids if str(x) in row]}) + "\n")
+        else:
+            m.write(json.dumps(q) + "\n")
+PY
+learn=()
+[ "$tune" != 0 ] && learn=(--questions="$work/tune.jsonl")
 "$build/bin/strata-server" --data_dir="$work/data" --listen=127.0.0.1:0 --metrics_listen= \
   --ready_file="$work/port" --model_dir="$model" 2>"$work/server.log" &
 server=$!
 for _ in $(seq 100); do [ -s "$work/port" ] && break; sleep 0.1; done
 addr="127.0.0.1:$(cat "$work/port")"
 "$build/bin/strata-load" --server="$addr" --text="$work/passages.jsonl" --collection=passages \
-  --checkpoint="$work/ckpt" >/dev/null
+  --checkpoint="$work/ckpt" "${learn[@]}" 2>"$work/load.log" || { cat "$work/load.log" >&2; exit 1; }
 /usr/bin/python3 bench/hybrid_retrieval.py --server="$addr" --stubs="$build/python" \
-  --collection=passages --passages="$work/passages.jsonl" --questions="$questions" \
+  --collection=passages --passages="$work/passages.jsonl" --questions="$work/measure.jsonl" \
   --latency_queries="$latency"
 grep "lexical index of" "$work/server.log" || true

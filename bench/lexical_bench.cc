@@ -180,7 +180,7 @@ int main(int argc, char** argv) {
       const std::vector<double> bm25 = index.Score(question_terms[i], ids);
       for (size_t c = 0; c < candidates.size(); ++c) candidates[c].lexical_score = bm25[c];
       for (const strata::FusedHit& h : strata::Fuse(candidates, params, 10)) {
-        out[i].push_back({h.candidate.id, h.score});
+        out[i].push_back({static_cast<strata::VectorId>(h.candidate.id), h.score});
       }
     }
     return out;

@@ -59,7 +59,11 @@ absl::StatusOr<SearchPlan> PlanSearch(v1::SearchMode mode, v1::Fusion fusion,
     default:
       return absl::InvalidArgumentError(absl::StrCat("unknown fusion ", fusion));
   }
-  if (dense_weight.has_value()) plan.fusion.dense_weight = *dense_weight;
+  if (dense_weight.has_value()) {
+    plan.fusion.dense_weight = *dense_weight;
+  } else if (plan.fusion.method == FusionMethod::kRelativeScore && context.learned_weight >= 0) {
+    plan.fusion.dense_weight = context.learned_weight;
+  }
   RETURN_IF_ERROR(CheckFusionParams(plan.fusion));
   return plan;
 }

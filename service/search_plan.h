@@ -26,6 +26,8 @@ struct SearchContext {
   bool text_query = false;           // `text`/`texts` rather than vectors
   bool model_fits = false;           // the server has a model whose vectors the collection takes
   bool collection_has_text = false;  // some live point has payload text
+  // The collection's learned dense weight (TuneHybrid), for relative-score fusion; < 0 = none.
+  double learned_weight = -1;
 };
 
 // InvalidArgument naming the field for a mode, fusion or weight that does not apply (LEXICAL or

@@ -18,6 +18,7 @@
 #include "grpcpp/grpcpp.h"
 #include "grpcpp/health_check_service_interface.h"
 #include "index/catalog.h"
+#include "index/hybrid_tuner.h"
 #include "nlohmann/json.hpp"
 #include "proto/convert.h"
 #include "proto/strata.grpc.pb.h"
@@ -329,6 +330,52 @@ class StrataService final : public pb::Strata::Service {
     });
   }
 
+  grpc::Status TuneHybrid(grpc::ServerContext* ctx, const pb::TuneHybridRequest* req,
+                          pb::TuneHybridResponse* resp) override {
+    return Run("TuneHybrid", ctx, *req, [&](CallBudget&) -> absl::Status {
+      ASSIGN_OR_RETURN(auto col, catalog_->Find(req->collection()));
+      if (req->questions_size() == 0) {
+        return absl::InvalidArgumentError("no questions: TuneHybrid needs labelled questions");
+      }
+      std::vector<std::string> texts;
+      for (const pb::LabelledQuestion& q : req->questions()) texts.push_back(q.text());
+      // The model's checks (present, fitting the collection) and the text limits.
+      ASSIGN_OR_RETURN(std::vector<pb::Vector> embedded, EmbedQueries(ctx, *col, texts));
+      const CollectionConfig cfg = col->config();
+      std::vector<LabelledQuestion> questions(texts.size());
+      for (size_t i = 0; i < texts.size(); ++i) {
+        questions[i].text = texts[i];
+        RETURN_IF_ERROR(VectorBytes(embedded[i], cfg.type, cfg.dim, &questions[i].query));
+        const auto& ids = req->questions(static_cast<int>(i)).relevant_ids();
+        questions[i].relevant.insert(ids.begin(), ids.end());
+      }
+      ASSIGN_OR_RETURN(SearchParams params, Params(10, pb::SearchParams(), *col));
+      absl::StatusOr<HybridTuning> tuned = TuneHybridWeight(*col, questions, params);
+      if (!tuned.ok()) return Damaged(col, tuned.status());
+      const HybridTuning& tuning = *tuned;
+      if (!req->dry_run()) {
+        const auto& best =
+            *std::find_if(tuning.table.begin(), tuning.table.end(),
+                          [&](const WeightScore& w) { return w.weight == tuning.weight; });
+        RETURN_IF_ERROR(col->SetHybridDefault(tuning.weight, best.mrr_at_10,
+                                              static_cast<uint32_t>(questions.size())));
+        Log(LogLevel::kInfo,
+            "collection '%s': hybrid dense weight %.1f learned on %d questions (MRR@10 %.4f)",
+            cfg.name, tuning.weight, questions.size(), best.mrr_at_10);
+      }
+      resp->set_dense_weight(static_cast<float>(tuning.weight));
+      resp->set_questions(static_cast<uint32_t>(questions.size()));
+      for (const WeightScore& w : tuning.table) {
+        pb::WeightScore* out = resp->add_scores();
+        out->set_dense_weight(static_cast<float>(w.weight));
+        out->set_mrr_at_10(w.mrr_at_10);
+        out->set_recall_at_1(w.recall_at_1);
+        out->set_recall_at_10(w.recall_at_10);
+      }
+      return absl::OkStatus();
+    });
+  }
+
   grpc::Status Embed(grpc::ServerContext* ctx, const pb::EmbedRequest* req,
                      pb::EmbedResponse* resp) override {
     return Run("Embed", ctx, *req, [&](CallBudget& budget) -> absl::Status {
@@ -570,6 +617,7 @@ class StrataService final : public pb::Strata::Service {
       context.model_fits = embedder_ != nullptr && cfg.type == ElementType::kFloat32 &&
                            cfg.dim == static_cast<uint32_t>(embedder_->encoder().dimension());
       context.collection_has_text = col.text_documents() > 0;
+      context.learned_weight = cfg.hybrid_weight;
     }
     return PlanSearch(mode, fusion, dense_weight, context);
   }
@@ -748,6 +796,12 @@ class StrataService final : public pb::Strata::Service {
     out->set_text_points(s.text_documents);
     out->set_text_terms(s.text_terms);
     out->set_text_memory_bytes(s.text_memory_bytes);
+    pb::HybridDefault* hybrid = out->mutable_hybrid();
+    hybrid->set_learned(c.hybrid_weight >= 0);
+    hybrid->set_dense_weight(
+        static_cast<float>(c.hybrid_weight >= 0 ? c.hybrid_weight : kDefaultDenseWeight));
+    hybrid->set_mrr_at_10(c.hybrid_mrr);
+    hybrid->set_questions(c.hybrid_questions);
     if (std::optional<BuildStatus> b = builds_->Latest(c.uid)) {
       pb::IndexBuild* ob = out->mutable_build();
       ob->set_id(b->id);

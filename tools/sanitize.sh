@@ -20,7 +20,8 @@ done
 
 tests=(cpu_features_test crc32c_test block_reader_test posting_file_test vector_file_test metadata_store_test
        distance_test vector_rules_test spann_index_test brute_force_test collection_test
-       safetensors_test wordpiece_test gemm_test backend_test bm25_test)
+       safetensors_test wordpiece_test gemm_test backend_test bm25_test fusion_test
+       collection_text_test)
 fuzzers=(fuzz_index_open fuzz_ids_file fuzz_vector_file fuzz_wal_scan fuzz_safetensors fuzz_wordpiece
          fuzz_requests fuzz_text_analyzer)
 

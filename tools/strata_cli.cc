@@ -26,6 +26,7 @@
 #include "storage/program_usage.h"
 #include "storage/vector_file.h"
 #include "tools/build_wait.h"
+#include "tools/hybrid_tune.h"
 
 ABSL_FLAG(std::string, server, "127.0.0.1:50051", "address of strata-server");
 ABSL_FLAG(bool, wait, true,
@@ -53,6 +54,10 @@ ABSL_FLAG(std::string, fusion, "",
           "search --mode=hybrid: relative_score (default) or reciprocal_rank");
 ABSL_FLAG(std::optional<double>, dense_weight, std::nullopt,
           "search --mode=hybrid: the dense side's weight in [0, 1] (default: the server's, 0.5)");
+ABSL_FLAG(std::string, questions, "",
+          "tune: JSONL labelled questions, {\"question\": ..., \"relevant_ids\": [ids]}");
+ABSL_FLAG(size_t, max_questions, 1024, "tune: questions sent at most (the server's --max_texts)");
+ABSL_FLAG(bool, dry_run, false, "tune: report the weights without keeping the best");
 ABSL_FLAG(int64_t, row, -1, "search: with --query_file, only this row (default: all rows)");
 ABSL_FLAG(uint32_t, k, 10, "search: neighbours to return");
 ABSL_FLAG(
@@ -90,6 +95,8 @@ const char kUsage[] =
     "  get NAME ID...               [--with_vector] [--with_payload]\n"
     "  delete NAME ID...\n"
     "  embed TEXT...                embed texts with the server's model (vectors abridged)\n"
+    "  tune NAME --questions=F      learn the collection's hybrid dense weight from labelled\n"
+    "                               questions [--dry_run] [--max_questions=1024]\n"
     "  stats                        server statistics\n";
 
 int Fail(const std::string& msg) {
@@ -307,6 +314,16 @@ int main(int argc, char** argv) {
     if (!s.ok()) return RpcFail(s);
     PrintInfo(resp);
     return 0;
+  }
+  if (cmd == "tune") {
+    const std::string path = absl::GetFlag(FLAGS_questions);
+    if (path.empty()) return Fail("tune needs --questions=FILE.jsonl (labelled questions)");
+    auto req = strata::ReadLabelledQuestions(path, absl::GetFlag(FLAGS_max_questions));
+    if (!req.ok()) return Fail(std::string(req.status().message()));
+    req->set_collection(name);
+    req->set_dry_run(absl::GetFlag(FLAGS_dry_run));
+    grpc::Status s = strata::TuneHybridAndReport(stub.get(), *req);
+    return s.ok() ? 0 : RpcFail(s);
   }
   if (cmd == "describe" || cmd == "build" || cmd == "repair") {
     pb::CollectionInfo resp;

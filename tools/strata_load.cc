@@ -32,6 +32,7 @@
 #include "storage/status_macros.h"
 #include "storage/vector_file.h"
 #include "tools/build_wait.h"
+#include "tools/hybrid_tune.h"
 #include "tools/progress.h"
 
 ABSL_FLAG(std::string, input, "", "vectors: .fbin/.u8bin/.i8bin, .fvecs/.bvecs or .npy");
@@ -52,6 +53,10 @@ ABSL_FLAG(uint64_t, id_offset, 0, "added to row numbers when ids come from them"
 ABSL_FLAG(std::string, payloads, "",
           "optional JSONL, one JSON object per row; its 'text' field becomes the payload text "
           "(indexed lexically), the other fields its JSON");
+ABSL_FLAG(std::string, questions, "",
+          "online, after loading: JSONL labelled questions ({\"question\": ..., \"relevant_ids\": "
+          "[ids as loaded]}) to learn the collection's hybrid dense weight from (TuneHybrid)");
+ABSL_FLAG(size_t, max_questions, 1024, "--questions: questions sent at most");
 ABSL_FLAG(std::string, collection, "", "target collection (created when missing)");
 ABSL_FLAG(std::string, metric, "",
           "metric of a collection created here: l2, ip or cosine (default: l2 for vectors, "
@@ -601,6 +606,13 @@ int RunOnline(Input& in, const std::string& collection) {
                secs, (v.n - start) / std::max(secs, 1e-9), collection.c_str(),
                static_cast<unsigned long long>(info.count()));
   if (rejected > 0) return Fail(absl::StrCat(rejected, " rows were rejected (reasons above)"));
+  if (const std::string q = absl::GetFlag(FLAGS_questions); !q.empty()) {
+    auto req = strata::ReadLabelledQuestions(q, absl::GetFlag(FLAGS_max_questions));
+    if (!req.ok()) return Fail(std::string(req.status().message()));
+    req->set_collection(collection);
+    grpc::Status t = strata::TuneHybridAndReport(stub.get(), *req);
+    if (!t.ok()) return Fail(absl::StrCat("learning the hybrid weight: ", t.error_message()));
+  }
   return 0;
 }
 
@@ -700,6 +712,11 @@ int main(int argc, char** argv) {
     std::fprintf(stderr,
                  "strata-load: warning: --embed_precision and --embed_backend apply to offline "
                  "--text only; online, the server embeds with its own settings\n");
+  }
+  if (mode == "offline" && !absl::GetFlag(FLAGS_questions).empty()) {
+    return Fail(
+        "--questions needs an online load (the server learns the weight); "
+        "after an offline load, start the server and run strata-cli tune");
   }
   auto in = ReadInput(mode == "online");
   if (!in.ok()) return Fail(std::string(in.status().message()));

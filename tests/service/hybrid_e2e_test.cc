@@ -168,11 +168,56 @@ TEST(Hybrid, TextQueriesNameTheirModeAndScoreBothSides) {
   st = Call(&pb::Strata::Stub::Search, server.stub(), vreq, &vresp);
   EXPECT_EQ(st.error_code(), grpc::StatusCode::INVALID_ARGUMENT);
   EXPECT_NE(st.error_message().find("needs a text query"), std::string::npos) << st.error_message();
+  // TuneHybrid: a dry run reports without keeping; a real one is kept, named by Describe, used
+  // by hybrid searches that set no weight, and refuses what it cannot learn from.
+  pb::TuneHybridRequest treq;
+  treq.set_collection("docs");
+  for (int i = 0; i < 40; ++i) {
+    pb::LabelledQuestion* q = treq.add_questions();
+    q->set_text(absl::StrCat("passage ", i));
+    q->add_relevant_ids(static_cast<uint64_t>(i));
+  }
+  treq.set_dry_run(true);
+  pb::TuneHybridResponse tresp;
+  st = Call(&pb::Strata::Stub::TuneHybrid, server.stub(), treq, &tresp);
+  ASSERT_TRUE(st.ok()) << st.error_message();
+  EXPECT_EQ(tresp.questions(), 40u);
+  ASSERT_EQ(tresp.scores_size(), 11);
+  // The texts name their passages, the tiny model's vectors are noise: the lexical side wins.
+  EXPECT_LE(tresp.dense_weight(), 0.5f);
+  EXPECT_GT(tresp.scores(0).mrr_at_10(), tresp.scores(10).mrr_at_10());
+  ASSERT_TRUE(Call(&pb::Strata::Stub::DescribeCollection, server.stub(), dreq, &info).ok());
+  EXPECT_FALSE(info.hybrid().learned());
+  EXPECT_FLOAT_EQ(info.hybrid().dense_weight(), 0.5f);
+  treq.set_dry_run(false);
+  ASSERT_TRUE(Call(&pb::Strata::Stub::TuneHybrid, server.stub(), treq, &tresp).ok());
+  ASSERT_TRUE(Call(&pb::Strata::Stub::DescribeCollection, server.stub(), dreq, &info).ok());
+  EXPECT_TRUE(info.hybrid().learned());
+  EXPECT_FLOAT_EQ(info.hybrid().dense_weight(), tresp.dense_weight());
+  EXPECT_EQ(info.hybrid().questions(), 40u);
+  r = SearchText(server.stub(), "docs", "passage 17", 3, &st);
+  ASSERT_TRUE(st.ok()) << st.error_message();
+  EXPECT_FLOAT_EQ(r.dense_weight(), tresp.dense_weight());
+  r = SearchText(server.stub(), "docs", "passage 17", 3, &st, pb::HYBRID, pb::RECIPROCAL_RANK);
+  EXPECT_FLOAT_EQ(r.dense_weight(), 0.5f);  // learned for relative-score fusion only
+  treq.mutable_questions(3)->clear_relevant_ids();
+  st = Call(&pb::Strata::Stub::TuneHybrid, server.stub(), treq, &tresp);
+  EXPECT_EQ(st.error_code(), grpc::StatusCode::INVALID_ARGUMENT);
+  EXPECT_NE(st.error_message().find("question 3"), std::string::npos) << st.error_message();
+  treq.clear_questions();
+  st = Call(&pb::Strata::Stub::TuneHybrid, server.stub(), treq, &tresp);
+  EXPECT_EQ(st.error_code(), grpc::StatusCode::INVALID_ARGUMENT);
+
   std::string many;
   for (int i = 0; i < 300; ++i) absl::StrAppend(&many, "w", i, " ");
   SearchText(server.stub(), "docs", many, 3, &st, pb::LEXICAL);
   EXPECT_EQ(st.error_code(), grpc::StatusCode::INVALID_ARGUMENT);
   EXPECT_NE(st.error_message().find("distinct terms"), std::string::npos) << st.error_message();
+  EXPECT_EQ(server.Stop(), 0);
+  // The learned weight survives a restart.
+  ASSERT_NO_FATAL_FAILURE(server.Start());
+  ASSERT_TRUE(Call(&pb::Strata::Stub::DescribeCollection, server.stub(), dreq, &info).ok());
+  EXPECT_TRUE(info.hybrid().learned());
   EXPECT_EQ(server.Stop(), 0);
 }
 
@@ -210,6 +255,14 @@ TEST(Hybrid, AServerWithoutAModelSearchesLexically) {
     EXPECT_EQ(st.error_code(), grpc::StatusCode::FAILED_PRECONDITION) << m;
     EXPECT_NE(st.error_message().find("--model_dir"), std::string::npos) << st.error_message();
   }
+  pb::TuneHybridRequest treq;
+  treq.set_collection("t");
+  pb::LabelledQuestion* q = treq.add_questions();
+  q->set_text("passage 12");
+  q->add_relevant_ids(12);
+  pb::TuneHybridResponse tresp;
+  st = Call(&pb::Strata::Stub::TuneHybrid, server.stub(), treq, &tresp);
+  EXPECT_EQ(st.error_code(), grpc::StatusCode::FAILED_PRECONDITION) << st.error_message();
   // A collection without text: nothing lexical to answer with, and no model either.
   CreateCollection(server.stub(), "bare", 4, pb::FLOAT32);
   SearchText(server.stub(), "bare", "passage", 2, &st);
