@@ -313,7 +313,7 @@ class CollectionImpl final : public Collection {
   // The lexical terms of a payload ({} without a lexical index or payload).
   std::vector<std::string> PayloadTerms(absl::string_view payload) const {
     if (!options_.payload_text || payload.empty()) return {};
-    return AnalyzeText(options_.payload_text(payload));
+    return AnalyzeText(options_.payload_text(payload, config_.text_fields));
   }
   // Checks a query vector and converts it to posting form (`q`, row_bytes_).
   absl::Status QueryForm(VectorView query, std::vector<uint8_t>* q) const;

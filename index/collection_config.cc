@@ -1,5 +1,6 @@
 #include "index/collection_config.h"
 
+#include <algorithm>
 #include <cctype>
 
 #include "absl/container/flat_hash_map.h"
@@ -7,6 +8,7 @@
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
+#include "absl/strings/str_join.h"
 #include "absl/strings/str_split.h"
 #include "index/vector_rules.h"
 #include "storage/status_macros.h"
@@ -25,7 +27,10 @@ std::string CollectionConfig::Serialize() const {
          (hybrid_weight >= 0 ? absl::StrFormat("hybrid_weight=%.17g\nhybrid_mrr=%.17g\n"
                                                "hybrid_questions=%d\n",
                                                hybrid_weight, hybrid_mrr, hybrid_questions)
-                             : std::string());
+                             : std::string()) +
+         (text_fields.empty()
+              ? std::string()
+              : absl::StrCat("text_fields=", absl::StrJoin(text_fields, ","), "\n"));
 }
 
 absl::StatusOr<CollectionConfig> CollectionConfig::Parse(absl::string_view text) {
@@ -88,6 +93,9 @@ absl::StatusOr<CollectionConfig> CollectionConfig::Parse(absl::string_view text)
   }
   RETURN_IF_ERROR(num("build_threshold", &c.build_threshold));
   RETURN_IF_ERROR(num("index_generation", &c.index_generation));
+  if (kv.contains("text_fields")) {  // only when the collection has some
+    c.text_fields = absl::StrSplit(kv["text_fields"], ',', absl::SkipEmpty());
+  }
   if (kv.contains("hybrid_weight")) {  // only once a weight was learned
     if (!absl::SimpleAtod(kv["hybrid_weight"], &c.hybrid_weight) ||
         !(c.hybrid_weight >= 0 && c.hybrid_weight <= 1) ||
@@ -132,6 +140,20 @@ absl::Status CollectionConfig::Validate() const {
   if (posting_encoding == PostingEncoding::kFloat16 && type != ElementType::kFloat32) {
     return absl::InvalidArgumentError(
         absl::StrCat("float16 postings need float32 vectors, not ", ElementTypeName(type)));
+  }
+  if (text_fields.size() > kMaxTextFields) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("at most ", kMaxTextFields, " text_fields, got ", text_fields.size()));
+  }
+  for (const std::string& f : text_fields) {
+    const bool ok = !f.empty() && f.size() <= 64 && std::all_of(f.begin(), f.end(), [](char ch) {
+      return std::isalnum(static_cast<unsigned char>(ch)) || ch == '_' || ch == '-';
+    });
+    if (!ok) {
+      return absl::InvalidArgumentError(
+          absl::StrCat("text field '", absl::CHexEscape(f),
+                       "' must have 1 to 64 characters of letters, digits, '_' and '-'"));
+    }
   }
   return absl::OkStatus();
 }

@@ -6,6 +6,7 @@
 
 #include <cstdint>
 #include <string>
+#include <vector>
 
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
@@ -14,6 +15,8 @@
 #include "storage/vector_types.h"
 
 namespace strata {
+
+inline constexpr size_t kMaxTextFields = 16;
 
 struct CollectionConfig {
   std::string name;
@@ -31,6 +34,9 @@ struct CollectionConfig {
   PostingEncoding posting_encoding = PostingEncoding::kNative;
   uint64_t build_threshold = 10000;
   uint64_t index_generation = 0;  // 0 = no index built yet
+  // Top-level payload JSON fields indexed lexically beside the payload text (the service reads
+  // them: CollectionOptions::payload_text). At most kMaxTextFields names of [A-Za-z0-9_-].
+  std::vector<std::string> text_fields;
   // Hybrid search's default dense weight, learned from labelled questions (index/hybrid_tuner.h);
   // negative = none learned (the fusion's own default applies). With the MRR@10 it reached and
   // on how many questions.

@@ -26,8 +26,10 @@
 
 namespace strata {
 
-// The text to index of a stored payload (whose format the service owns); empty = none.
-using PayloadTextFn = std::function<std::string(absl::string_view payload)>;
+// The text to index of a stored payload (whose format the service owns), with the collection's
+// named payload fields (CollectionConfig::text_fields); empty = none.
+using PayloadTextFn =
+    std::function<std::string(absl::string_view payload, absl::Span<const std::string> fields)>;
 
 // A query may hold at most this many distinct terms: each costs a pass over its posting list.
 inline constexpr size_t kMaxQueryTerms = 256;

@@ -11,6 +11,7 @@
 
 #include "absl/status/statusor.h"
 #include "absl/strings/string_view.h"
+#include "absl/types/span.h"
 #include "index/fusion.h"
 #include "proto/strata.pb.h"
 
@@ -40,9 +41,12 @@ struct SearchContext {
 [[nodiscard]] v1::SearchMode ToProto(SearchMode mode);
 [[nodiscard]] v1::Fusion ToProto(FusionMethod method);
 
-// The text of a stored payload (a serialised v1::Payload): what the lexical index reads. Empty
-// for a payload that does not parse (Get reports those as DATA_LOSS).
-[[nodiscard]] std::string PayloadText(absl::string_view stored);
+// The text of a stored payload (a serialised v1::Payload) that the lexical index reads: its text,
+// then the string values (or arrays of strings) of `fields` in its JSON, a line each. Empty for a
+// payload that does not parse (Get reports those as DATA_LOSS); a field that is absent or not
+// text adds nothing.
+[[nodiscard]] std::string PayloadText(absl::string_view stored,
+                                      absl::Span<const std::string> fields);
 
 }  // namespace strata
 

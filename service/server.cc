@@ -83,6 +83,7 @@ class StrataService final : public pb::Strata::Service {
       c.posting_page_limit = req->index().posting_page_limit();
       ASSIGN_OR_RETURN(c.posting_encoding, FromProto(req->index().posting_encoding()));
       if (req->index().build_threshold() != 0) c.build_threshold = req->index().build_threshold();
+      c.text_fields.assign(req->text_fields().begin(), req->text_fields().end());
       ASSIGN_OR_RETURN(auto col, catalog_->Create(c));
       Describe(*col, resp);
       return absl::OkStatus();
@@ -796,6 +797,7 @@ class StrataService final : public pb::Strata::Service {
     out->set_text_points(s.text_documents);
     out->set_text_terms(s.text_terms);
     out->set_text_memory_bytes(s.text_memory_bytes);
+    for (const std::string& f : c.text_fields) out->add_text_fields(f);
     pb::HybridDefault* hybrid = out->mutable_hybrid();
     hybrid->set_learned(c.hybrid_weight >= 0);
     hybrid->set_dense_weight(

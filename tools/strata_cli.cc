@@ -42,6 +42,8 @@ ABSL_FLAG(std::string, posting_encoding, "native",
           "the pages each query reads, distances against float16-rounded vectors)");
 ABSL_FLAG(uint64_t, build_threshold, 0, "create: vectors before the first index build (0 = 10000)");
 // search
+ABSL_FLAG(std::vector<std::string>, text_fields, {},
+          "create: payload JSON fields indexed lexically with the payload text, e.g. title,tags");
 ABSL_FLAG(std::string, vector, "", "search: the query as comma-separated numbers");
 ABSL_FLAG(std::string, query_file, "", "search: read queries from a vector file instead");
 ABSL_FLAG(std::string, text, "",
@@ -82,6 +84,7 @@ const char kUsage[] =
     "  health                       the server's grpc.health.v1 status\n"
     "  list                         collections\n"
     "  create NAME --dim=D [--type=float32|uint8|int8] [--metric=l2|ip|cosine]\n"
+    "                [--text_fields=title,...]\n"
     "  describe NAME                counts, sizes, index state\n"
     "  drop NAME\n"
     "  build NAME                   (re)build the collection's disk index now\n"
@@ -152,6 +155,11 @@ void PrintInfo(const pb::CollectionInfo& c) {
                 c.default_max_postings(), c.tuned_recall());
   }
   if (!c.damage().empty()) std::printf("  damage: %s\n", c.damage().c_str());
+  if (c.text_fields_size() > 0) {
+    std::printf("  text fields indexed with the payload text:");
+    for (const std::string& f : c.text_fields()) std::printf(" %s", f.c_str());
+    std::printf("\n");
+  }
   if (c.text_points() > 0) {
     std::printf("  lexical index: %llu points with text, %llu terms, %.1f MiB in memory\n",
                 static_cast<unsigned long long>(c.text_points()),
@@ -308,6 +316,7 @@ int main(int argc, char** argv) {
           absl::StrCat("--posting_encoding must be native or float16, not '", encoding, "'"));
     }
     req.mutable_index()->set_build_threshold(absl::GetFlag(FLAGS_build_threshold));
+    for (const std::string& f : absl::GetFlag(FLAGS_text_fields)) req.add_text_fields(f);
     pb::CollectionInfo resp;
     auto ctx = Context();
     grpc::Status s = stub->CreateCollection(ctx.get(), req, &resp);

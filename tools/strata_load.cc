@@ -19,6 +19,7 @@
 #include "absl/strings/match.h"
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
+#include "absl/strings/str_join.h"
 #include "absl/strings/str_split.h"
 #include "gpu/encoder.h"
 #include "grpcpp/grpcpp.h"
@@ -58,6 +59,8 @@ ABSL_FLAG(std::string, questions, "",
           "[ids as loaded]}) to learn the collection's hybrid dense weight from (TuneHybrid)");
 ABSL_FLAG(size_t, max_questions, 1024, "--questions: questions sent at most");
 ABSL_FLAG(std::string, collection, "", "target collection (created when missing)");
+ABSL_FLAG(std::vector<std::string>, text_fields, {},
+          "a new collection: payload JSON fields indexed lexically with the text, e.g. title");
 ABSL_FLAG(std::string, metric, "",
           "metric of a collection created here: l2, ip or cosine (default: l2 for vectors, "
           "cosine for --text)");
@@ -466,6 +469,7 @@ int RunOnline(Input& in, const std::string& collection) {
     auto enc = PostingEncodingFlag(!absl::GetFlag(FLAGS_text).empty());
     if (!enc.ok()) return Fail(std::string(enc.status().message()));
     creq.mutable_index()->set_posting_encoding(strata::ToProto(*enc));
+    for (const std::string& f : absl::GetFlag(FLAGS_text_fields)) creq.add_text_fields(f);
     s = WithRetries("create", [&](grpc::ClientContext* ctx) {
       return stub->CreateCollection(ctx, creq, &info);
     });
@@ -490,6 +494,13 @@ int RunOnline(Input& in, const std::string& collection) {
   if (!existing.ok()) return Fail(std::string(existing.status().message()));
   if (absl::Status e = CheckExistingEncoding(collection, *existing); !e.ok()) {
     return Fail(std::string(e.message()));
+  }
+  if (const auto want = absl::GetFlag(FLAGS_text_fields);
+      !want.empty() &&
+      !std::equal(want.begin(), want.end(), info.text_fields().begin(), info.text_fields().end())) {
+    return Fail(absl::StrCat("collection '", collection, "' exists with text fields [",
+                             absl::StrJoin(info.text_fields(), ","),
+                             "]; --text_fields applies only to a new collection"));
   }
   if (info.dimension() != v.dim) {
     return Fail(absl::StrCat("collection '", collection, "' has dimension ", info.dimension(),
@@ -644,6 +655,7 @@ int RunOffline(const Input& in, const std::string& collection) {
     auto enc = PostingEncodingFlag(!absl::GetFlag(FLAGS_text).empty());
     if (!enc.ok()) return Fail(std::string(enc.status().message()));
     cfg.posting_encoding = *enc;
+    cfg.text_fields = absl::GetFlag(FLAGS_text_fields);
     auto created = (*catalog)->Create(cfg);
     if (!created.ok()) return Fail(std::string(created.status().message()));
     col = *created;

@@ -359,6 +359,18 @@ TEST(CollectionConfig, RoundTripsAndReadsRecordsWrittenBeforeFloat16Postings) {
   const size_t w = out_of_range.find("hybrid_weight=");
   out_of_range.replace(w, out_of_range.find('\n', w) - w, "hybrid_weight=1.5");
   EXPECT_TRUE(absl::IsDataLoss(CollectionConfig::Parse(out_of_range).status()));
+  // Text fields round-trip and are validated.
+  c.text_fields = {"title", "section_2"};
+  back = CollectionConfig::Parse(c.Serialize());
+  ASSERT_TRUE(back.ok()) << back.status();
+  EXPECT_EQ(back->text_fields, c.text_fields);
+  EXPECT_TRUE(c.Validate().ok());
+  c.text_fields = {"a,b"};
+  EXPECT_TRUE(absl::IsInvalidArgument(c.Validate()));
+  c.text_fields = {""};
+  EXPECT_TRUE(absl::IsInvalidArgument(c.Validate()));
+  c.text_fields.assign(kMaxTextFields + 1, "f");
+  EXPECT_TRUE(absl::IsInvalidArgument(c.Validate()));
 }
 
 }  // namespace

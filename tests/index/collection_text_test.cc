@@ -25,7 +25,12 @@ using testing::TempDir;
 // The payload is the text itself (the service stores a Payload message instead).
 CollectionOptions TextOptions() {
   CollectionOptions o;
-  o.payload_text = [](absl::string_view payload) { return std::string(payload); };
+  o.payload_text = [](absl::string_view payload, absl::Span<const std::string> fields) {
+    // Each named field stands for itself in the test: its name is indexed too.
+    std::string text(payload);
+    for (const std::string& f : fields) absl::StrAppend(&text, " ", f);
+    return text;
+  };
   return o;
 }
 
@@ -178,6 +183,27 @@ TEST(CollectionText, HybridScoresEveryCandidateOnBothSides) {
   s.fusion.dense_weight = 0.5;
   ASSERT_TRUE(c->SearchText(s, 5, {}, &hits).ok());
   EXPECT_EQ(hits.size(), 5u);
+}
+
+// The collection hands its text_fields to the payload reader, at write and at reopen alike.
+TEST(CollectionText, NamedTextFieldsAreIndexedWithTheText) {
+  TempDir tmp;
+  {
+    auto cat = *Catalog::Open(tmp.path(), TextOptions());
+    CollectionConfig cfg;
+    cfg.name = "f";
+    cfg.dim = 2;
+    cfg.text_fields = {"zebrafield"};
+    auto c = *cat->Create(cfg);
+    Put(c.get(), 1, F32({1, 0}), "alpha");
+    Put(c.get(), 2, F32({0, 1}), "beta");
+    EXPECT_EQ(Lexical(*c, "zebrafield"), (std::vector<uint64_t>{1, 2}));
+  }
+  auto cat = *Catalog::Open(tmp.path(), TextOptions());
+  auto c = *cat->Find("f");
+  EXPECT_EQ(c->config().text_fields, std::vector<std::string>{"zebrafield"});
+  EXPECT_EQ(Lexical(*c, "zebrafield"), (std::vector<uint64_t>{1, 2}));
+  EXPECT_EQ(Lexical(*c, "beta"), (std::vector<uint64_t>{2}));
 }
 
 TEST(CollectionText, RefusesWhatItCannotAnswer) {

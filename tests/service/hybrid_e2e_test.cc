@@ -263,6 +263,43 @@ TEST(Hybrid, AServerWithoutAModelSearchesLexically) {
   pb::TuneHybridResponse tresp;
   st = Call(&pb::Strata::Stub::TuneHybrid, server.stub(), treq, &tresp);
   EXPECT_EQ(st.error_code(), grpc::StatusCode::FAILED_PRECONDITION) << st.error_message();
+  // Named JSON fields are indexed with the text: a string, or an array of strings.
+  {
+    pb::CreateCollectionRequest creq;
+    creq.set_name("titled");
+    creq.set_dimension(4);
+    creq.set_element_type(pb::FLOAT32);
+    creq.set_metric(pb::L2);
+    creq.add_text_fields("title");
+    creq.add_text_fields("tags");
+    pb::CollectionInfo cinfo;
+    ASSERT_TRUE(Call(&pb::Strata::Stub::CreateCollection, server.stub(), creq, &cinfo).ok());
+    EXPECT_EQ(cinfo.text_fields_size(), 2);
+    pb::UpsertRequest ureq;
+    ureq.set_collection("titled");
+    pb::Point* p = ureq.add_points();
+    p->set_id(5);
+    for (int j = 0; j < 4; ++j) p->mutable_vector()->add_values(1.0f);
+    p->mutable_payload()->set_text("body words");
+    p->mutable_payload()->set_json(
+        R"({"title": "Aardvark facts", "tags": ["burrow", 7], "other": "ignored"})");
+    pb::UpsertResponse uresp;
+    ASSERT_TRUE(Call(&pb::Strata::Stub::Upsert, server.stub(), ureq, &uresp).ok());
+    for (const char* word : {"aardvarks", "burrow", "body"}) {
+      r = SearchText(server.stub(), "titled", word, 3, &st, pb::LEXICAL);
+      ASSERT_TRUE(st.ok()) << st.error_message();
+      ASSERT_EQ(r.hits_size(), 1) << word;
+      EXPECT_EQ(r.hits(0).id(), 5u);
+    }
+    r = SearchText(server.stub(), "titled", "ignored", 3, &st, pb::LEXICAL);
+    EXPECT_EQ(r.hits_size(), 0);
+    creq.set_name("badfields");
+    creq.clear_text_fields();
+    creq.add_text_fields("a b");
+    st = Call(&pb::Strata::Stub::CreateCollection, server.stub(), creq, &cinfo);
+    EXPECT_EQ(st.error_code(), grpc::StatusCode::INVALID_ARGUMENT);
+    EXPECT_NE(st.error_message().find("text field"), std::string::npos) << st.error_message();
+  }
   // A collection without text: nothing lexical to answer with, and no model either.
   CreateCollection(server.stub(), "bare", 4, pb::FLOAT32);
   SearchText(server.stub(), "bare", "passage", 2, &st);
