@@ -133,8 +133,9 @@ class CollectionImpl final : public Collection {
         options_(std::move(options)),
         row_bytes_(size_t{config_.dim} * ElementSize(config_.type)),
         dist_(kernels::GetDistance(kernels::Best(), config_.type, config_.metric)),
+        f16_dist_(kernels::GetFloat16Distance(kernels::Best(), config_.metric)),
         appendix_(this),
-        hybrid_(config_) {}
+        hybrid_{config_.hybrid_weight, config_.hybrid_mrr, config_.hybrid_questions} {}
   ~CollectionImpl() override {
     if (dropped_.load()) {
       std::error_code ec;
@@ -153,9 +154,9 @@ class CollectionImpl final : public Collection {
   CollectionConfig Record(uint64_t gen) const ABSL_SHARED_LOCKS_REQUIRED(mu_) {
     CollectionConfig c = config_;
     c.index_generation = gen;
-    c.hybrid_weight = hybrid_.hybrid_weight;
-    c.hybrid_mrr = hybrid_.hybrid_mrr;
-    c.hybrid_questions = hybrid_.hybrid_questions;
+    c.hybrid_weight = hybrid_.weight;
+    c.hybrid_mrr = hybrid_.mrr;
+    c.hybrid_questions = hybrid_.questions;
     return c;
   }
   absl::Status Upsert(absl::Span<const PointInput> points, std::vector<RowError>* errors,
@@ -310,6 +311,8 @@ class CollectionImpl final : public Collection {
     arena_ = std::move(fresh);
     arena_holes_ = 0;
   }
+  // Rebuilds the lexical index from the stored payloads of the live points (text_index.h).
+  absl::Status RebuildTextIndex() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   // The lexical terms of a payload ({} without a lexical index or payload).
   std::vector<std::string> PayloadTerms(absl::string_view payload) const {
     if (!options_.payload_text || payload.empty()) return {};
@@ -353,6 +356,7 @@ class CollectionImpl final : public Collection {
   const CollectionOptions options_;
   const size_t row_bytes_;
   const kernels::DistanceFn dist_;
+  const kernels::DistanceFn f16_dist_;  // float32 query vs float16 vector (float16 postings)
   const Appendix appendix_;
   std::atomic<bool> dropped_{false};
   mutable std::atomic<uint64_t> pages_read_{0}, bytes_read_{0};
@@ -380,7 +384,13 @@ class CollectionImpl final : public Collection {
   mutable std::string read_damage_ ABSL_GUARDED_BY(read_damage_mu_);
   std::vector<VectorId> dirty_ ABSL_GUARDED_BY(mu_);  // written while building_
   TextIndex text_ ABSL_GUARDED_BY(mu_);               // empty unless options_.payload_text
-  CollectionConfig hybrid_ ABSL_GUARDED_BY(mu_);      // its hybrid_* fields: the learned default
+  // The learned hybrid weight (config_'s hybrid_* as opened, then SetHybridDefault's).
+  struct HybridDefault {
+    double weight;
+    double mrr;
+    uint32_t questions;
+  };
+  HybridDefault hybrid_ ABSL_GUARDED_BY(mu_);
 };
 
 void Appendix::ForEach(uint32_t posting,
@@ -428,42 +438,7 @@ absl::Status CollectionImpl::Load() {
         ext_of_[id] = ReadU64(value, 0);
         return absl::OkStatus();
       }));
-  if (options_.payload_text) {
-    // The lexical index is derived from the stored payloads (text_index.h): rebuilt here,
-    // analysed in parallel a batch at a time.
-    const auto t0 = std::chrono::steady_clock::now();
-    uint64_t text_bytes = 0;
-    std::vector<std::pair<VectorId, std::string>> batch;
-    std::vector<std::vector<std::string>> terms;
-    const auto index_batch = [&] {
-      terms.assign(batch.size(), {});
-#pragma omp parallel for schedule(dynamic, 64)
-      for (size_t i = 0; i < batch.size(); ++i) terms[i] = PayloadTerms(batch[i].second);
-      for (size_t i = 0; i < batch.size(); ++i) text_.Put(batch[i].first, terms[i]);
-      batch.clear();
-    };
-    RETURN_IF_ERROR(store_->Scan(Cf::kPayloads, CollPrefix(coll), [&](auto key, auto value) {
-      if (key.size() != 8) {
-        return absl::DataLossError(
-            absl::StrCat("collection '", config_.name, "': malformed payload record"));
-      }
-      const VectorId id = ReadU32(key, 4);
-      if (id >= ids_.size() || !(ids_[id].flags & kLive)) return absl::OkStatus();
-      text_bytes += value.size();
-      batch.emplace_back(id, std::string(value));
-      if (batch.size() == 8192) index_batch();
-      return absl::OkStatus();
-    }));
-    index_batch();
-    if (text_.documents() > 0) {
-      Log(LogLevel::kInfo,
-          "collection '%s': lexical index of %d points (%d terms, %.1f MiB) rebuilt from %.1f MiB "
-          "of payloads in %.2f s",
-          config_.name, text_.documents(), text_.terms(), text_.MemoryBytes() / 1048576.0,
-          text_bytes / 1048576.0,
-          std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count());
-    }
-  }
+  RETURN_IF_ERROR(RebuildTextIndex());
 
   // Leftovers of interrupted builds or drops: anything but the current generation.
   std::error_code ec;
@@ -534,6 +509,53 @@ absl::Status CollectionImpl::Load() {
   RebuildSkipBits();
   Log(LogLevel::kInfo, "collection '%s': %d live vectors, %d in index generation %d, %d appended",
       config_.name, live_, indexed_, generation_, appended_.size());
+  return absl::OkStatus();
+}
+
+absl::Status CollectionImpl::RebuildTextIndex() {
+  text_ = TextIndex();
+  if (!options_.payload_text) return absl::OkStatus();
+  const uint32_t coll = config_.id;
+  // The lexical index is derived from the stored payloads (text_index.h): rebuilt here,
+  // analysed in parallel a batch at a time.
+  const auto t0 = std::chrono::steady_clock::now();
+  uint64_t text_bytes = 0;
+  // Texts to analyse, a batch of at most kBatchBytes at a time.
+  constexpr size_t kBatchBytes = 32 << 20;
+  std::vector<std::pair<VectorId, std::string>> batch;
+  size_t batch_bytes = 0;
+  std::vector<std::vector<std::string>> terms;
+  const auto index_batch = [&]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
+    terms.assign(batch.size(), {});
+#pragma omp parallel for schedule(dynamic, 64)
+    for (size_t i = 0; i < batch.size(); ++i) terms[i] = AnalyzeText(batch[i].second);
+    for (size_t i = 0; i < batch.size(); ++i) text_.Put(batch[i].first, terms[i]);
+    batch.clear();
+    batch_bytes = 0;
+  };
+  RETURN_IF_ERROR(store_->Scan(Cf::kPayloads, CollPrefix(coll), [&](auto key, auto value) {
+    if (key.size() != 8) {
+      return absl::DataLossError(
+          absl::StrCat("collection '", config_.name, "': malformed payload record"));
+    }
+    const VectorId id = ReadU32(key, 4);
+    if (id >= ids_.size() || !(ids_[id].flags & kLive)) return absl::OkStatus();
+    text_bytes += value.size();
+    std::string text = options_.payload_text(value, config_.text_fields);
+    batch_bytes += text.size();
+    batch.emplace_back(id, std::move(text));
+    if (batch_bytes >= kBatchBytes) index_batch();
+    return absl::OkStatus();
+  }));
+  index_batch();
+  if (text_.documents() > 0) {
+    Log(LogLevel::kInfo,
+        "collection '%s': lexical index of %d points (%d terms, %.1f MiB) rebuilt from %.1f MiB "
+        "of payloads in %.2f s",
+        config_.name, text_.documents(), text_.terms(), text_.MemoryBytes() / 1048576.0,
+        text_bytes / 1048576.0,
+        std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count());
+  }
   return absl::OkStatus();
 }
 
@@ -825,15 +847,25 @@ absl::Status CollectionImpl::DistancesTo(const uint8_t* q, absl::Span<const Vect
   if (keys.empty()) return absl::OkStatus();
   std::vector<absl::StatusOr<std::string>> raw = store_->MultiGet(Cf::kVectors, keys);
   std::vector<uint8_t> pf(row_bytes_);
+  std::vector<uint16_t> half;
   for (size_t j = 0; j < stored.size(); ++j) {
     const VectorId id = ids[stored[j]];
+    if (!raw[j].ok() && !absl::IsNotFound(raw[j].status())) return raw[j].status();
     if (!raw[j].ok() || raw[j]->size() != row_bytes_) {
       return absl::DataLossError(absl::StrCat("stored vector of id ",
                                               id < ext_of_.size() ? ext_of_[id] : 0,
                                               " is missing or malformed"));
     }
     ToPostingForm(reinterpret_cast<const uint8_t*>(raw[j]->data()), pf.data());
-    (*out)[stored[j]] = dist_(q, pf.data(), config_.dim);
+    if (config_.posting_encoding == PostingEncoding::kFloat16) {
+      // As the postings hold it: the float16-rounded vector.
+      const auto* f = reinterpret_cast<const float*>(pf.data());
+      half.resize(config_.dim);
+      for (uint32_t d = 0; d < config_.dim; ++d) half[d] = FloatToHalf(f[d]);
+      (*out)[stored[j]] = f16_dist_(q, half.data(), config_.dim);
+    } else {
+      (*out)[stored[j]] = dist_(q, pf.data(), config_.dim);
+    }
   }
   return absl::OkStatus();
 }
@@ -886,7 +918,10 @@ absl::Status CollectionImpl::SearchText(const TextSearch& search, uint32_t k,
   if (search.mode == SearchMode::kDense) {
     return absl::InvalidArgumentError("SearchText answers lexical and hybrid searches");
   }
-  if (k == 0) return absl::InvalidArgumentError("k must be at least 1");
+  if (k == 0 || k > kMaxTextK) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("k of a lexical or hybrid search must be in [1, ", kMaxTextK, "], got ", k));
+  }
   if (!options_.payload_text) {
     return absl::FailedPreconditionError(
         absl::StrCat("collection '", config_.name, "' has no lexical index"));
@@ -915,7 +950,10 @@ absl::Status CollectionImpl::HybridCandidates(const TextSearch& search, uint32_t
                                               std::vector<FusionCandidate>* candidates,
                                               SearchStats* stats) const {
   RETURN_IF_ERROR(CheckNotDropped());
-  if (k == 0) return absl::InvalidArgumentError("k must be at least 1");
+  if (k == 0 || k > kMaxTextK) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("k of a lexical or hybrid search must be in [1, ", kMaxTextK, "], got ", k));
+  }
   if (!options_.payload_text) {
     return absl::FailedPreconditionError(
         absl::StrCat("collection '", config_.name, "' has no lexical index"));
@@ -969,6 +1007,11 @@ absl::Status CollectionImpl::HybridCandidates(const TextSearch& search, uint32_t
     }
     (*candidates)[i].id = ext_of_[ids[i]];
   }
+  // A row stored before the vector rules (never indexed, but in the lexical index) can have a
+  // distance that is not finite; fusion needs finite scores (fusion.h).
+  std::erase_if(*candidates, [](const FusionCandidate& c) {
+    return !std::isfinite(c.dense_distance) || !std::isfinite(c.lexical_score);
+  });
   if (stats != nullptr) *stats = st;
   return absl::OkStatus();
 }
@@ -985,7 +1028,7 @@ absl::Status CollectionImpl::SetHybridDefault(double weight, double mrr, uint32_
   WriteBatch batch;
   batch.Put(Cf::kCollections, next.name, next.Serialize());
   RETURN_IF_ERROR(store_->Write(&batch, /*sync=*/true));
-  hybrid_ = next;
+  hybrid_ = {weight, mrr, questions};
   return absl::OkStatus();
 }
 
@@ -1269,8 +1312,9 @@ absl::Status CollectionImpl::BulkLoad(
     live_ = n;
     building_ = true;
     dirty_.clear();
-    for (uint64_t i = 0; i < n && !payloads.empty(); ++i) {
-      text_.Put(static_cast<VectorId>(i), PayloadTerms(payloads[i]));
+    if (absl::Status text = RebuildTextIndex(); !text.ok()) {
+      building_ = false;
+      return text;
     }
   }
   std::vector<VectorId> ids(n);

@@ -162,10 +162,14 @@ class Collection {
 
   // The k best live points for a text query: by BM25 (kLexical), or by fusing BM25 with the dense
   // search of `search.query` (kHybrid; each side's top max(k, kFusionDepth) candidates, every
-  // candidate scored on both sides). Best first. InvalidArgument for k == 0, a bad weight, too
-  // many query terms, or (kHybrid) a bad query vector; FailedPrecondition without a lexical
-  // index (CollectionOptions::payload_text). A text that analyses to no term finds nothing
-  // lexically (hybrid then ranks by the dense side).
+  // candidate scored on both sides: its dense distance as the index computes it - exact, or
+  // against the float16-rounded vector with float16 postings - and its BM25). Best first.
+  // InvalidArgument for k outside [1, kMaxTextK], a bad weight, too many query terms, or
+  // (kHybrid) a bad query vector; FailedPrecondition without a lexical index
+  // (CollectionOptions::payload_text) and, as for every search, while the index is damaged (the
+  // lexical side is intact, but one answer for both sides keeps the rule simple). A text that
+  // analyses to no term finds nothing lexically (hybrid then ranks by the dense side).
+  // Candidates whose distance is not finite (rows stored before the vector rules) are left out.
   [[nodiscard]] virtual absl::Status SearchText(const TextSearch& search, uint32_t k,
                                                 const SearchParams& params,
                                                 std::vector<ScoredHit>* hits,

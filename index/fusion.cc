@@ -46,7 +46,14 @@ std::vector<FusedHit> Fuse(const std::vector<FusionCandidate>& candidates,
     }
   }
   const auto better = [](const FusedHit& a, const FusedHit& b) {
-    return a.score > b.score || (a.score == b.score && a.candidate.id < b.candidate.id);
+    if (a.score != b.score) return a.score > b.score;
+    if (a.candidate.dense_distance != b.candidate.dense_distance) {
+      return a.candidate.dense_distance < b.candidate.dense_distance;
+    }
+    if (a.candidate.lexical_score != b.candidate.lexical_score) {
+      return a.candidate.lexical_score > b.candidate.lexical_score;
+    }
+    return a.candidate.id < b.candidate.id;
   };
   const size_t keep = std::min<size_t>(k, out.size());
   std::partial_sort(out.begin(), out.begin() + static_cast<ptrdiff_t>(keep), out.end(), better);

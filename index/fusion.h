@@ -6,12 +6,14 @@
 //    farthest = 0; lexical: best BM25 = 1, lowest = 0; a component that is equal for every
 //    candidate counts 1 when it carries evidence - any dense distance, a BM25 score above 0 - and
 //    0 otherwise), and the fused score is w * dense + (1 - w) * lexical. The callers fill in the
-//    component a candidate missed on the other side (its exact dense distance, its BM25 score),
+//    component a candidate missed on the other side (its dense distance, its BM25 score),
 //    so every candidate is scored on both.
 //  - kReciprocalRank: sum over the sides of weight / (kRrfK + rank), rank 1-based within that
 //    side's list; a side's weight is 2w (dense) or 2(1 - w) (lexical), so w = 0.5 is the
 //    classic unweighted RRF. Candidates absent from a side's list get nothing from it.
-// Ties are ordered by id, so the answer does not depend on the order of the candidates.
+// Ties are ordered by the nearer dense distance, then the higher BM25, then the smaller id, so the
+// answer does not depend on the order of the candidates and a weight of 0 or 1 still ranks by
+// the other side where its own has nothing to say. Inputs must be finite.
 //
 // The default weight, 0.5, is the best MRR@10 of a sweep on PostgreSQL's documentation (section
 // titles as questions); reported on SQuAD v1.1, which did not choose it, relative-score fusion at
@@ -35,6 +37,8 @@ enum class FusionMethod { kRelativeScore, kReciprocalRank };
 // Candidates each side contributes to a fusion (at least k).
 inline constexpr uint32_t kFusionDepth = 100;
 inline constexpr double kRrfK = 60;
+// The most hits a lexical or hybrid search returns (it bounds each side's candidates).
+inline constexpr uint32_t kMaxTextK = 1024;
 inline constexpr double kDefaultDenseWeight = 0.5;
 
 struct FusionParams {

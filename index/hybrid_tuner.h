@@ -4,15 +4,18 @@
 //
 // Every weight of a fixed grid (0, 0.1, ..., 1) is tried on every question: the hybrid candidates
 // of a question do not depend on the weight, so each question is searched once and fused at each
-// weight. The weight with the best MRR@10 wins; ties go to the one nearest kDefaultDenseWeight.
-// The questions should be a held-out sample of the questions the collection will be asked: a
-// weight is only as good as the sample it was learned on.
+// weight. The weight with the best MRR@10 wins (ties: the one nearest kDefaultDenseWeight) - if
+// it beats the default weight by more than two standard errors of the per-question difference;
+// otherwise the default stays (a sample of a few hundred questions cannot tell 0.4 from 0.5).
+// The questions should be a sample of the questions the collection will be asked: a weight is
+// only as good as the sample it was learned on.
 //
 // Thread-safe (reads the collection only).
 #ifndef STRATA_INDEX_HYBRID_TUNER_H_
 #define STRATA_INDEX_HYBRID_TUNER_H_
 
 #include <cstdint>
+#include <functional>
 #include <string>
 #include <vector>
 
@@ -38,14 +41,16 @@ struct WeightScore {
 
 struct HybridTuning {
   double weight = 0;               // the chosen one
+  double best_weight = 0;          // the best MRR@10 of the table (chosen if it clears the margin)
   std::vector<WeightScore> table;  // every weight tried, ascending
 };
 
-// InvalidArgument for no question or one without a relevant id; the collection's errors
-// (no lexical index, a damaged index, a query of the wrong size) as SearchText gives them.
+// InvalidArgument for no question or one without a relevant id; the collection's errors (no
+// lexical index, a damaged index, a query of the wrong size) as SearchText gives them, naming the
+// question; Cancelled as soon as `cancelled` (optional) says so.
 [[nodiscard]] absl::StatusOr<HybridTuning> TuneHybridWeight(
     const Collection& collection, absl::Span<const LabelledQuestion> questions,
-    const SearchParams& params = {});
+    const SearchParams& params = {}, const std::function<bool()>& cancelled = nullptr);
 
 }  // namespace strata
 

@@ -37,6 +37,10 @@ std::vector<prometheus::MetricFamily> CatalogCollector::Collect() const {
                                "RAM of the index structures by collection",
                                prometheus::MetricType::Gauge,
                                {}};
+  prometheus::MetricFamily text_ram{"strata_text_index_memory_bytes",
+                                    "RAM of the lexical (BM25) index by collection",
+                                    prometheus::MetricType::Gauge,
+                                    {}};
   prometheus::MetricFamily disk{"strata_index_disk_bytes",
                                 "posting file bytes by collection",
                                 prometheus::MetricType::Gauge,
@@ -71,12 +75,13 @@ std::vector<prometheus::MetricFamily> CatalogCollector::Collect() const {
     };
     gauge(&vectors, static_cast<double>(s.count));
     gauge(&ram, static_cast<double>(s.memory_bytes));
+    gauge(&text_ram, static_cast<double>(s.text_memory_bytes));
     gauge(&disk, static_cast<double>(s.disk_bytes));
     counter(&pages, static_cast<double>(s.pages_read));
     counter(&bytes, static_cast<double>(s.bytes_read));
     gauge(&damaged, s.state == CollectionStats::State::kDamaged ? 1 : 0);
   }
-  std::vector<prometheus::MetricFamily> out = {vectors, ram, disk, pages, bytes, damaged};
+  std::vector<prometheus::MetricFamily> out = {vectors, ram, text_ram, disk, pages, bytes, damaged};
   using prometheus::MetricType;
   auto single = [&](const char* name, const char* help, MetricType type, double v) {
     prometheus::MetricFamily f{name, help, type, {}};

@@ -1,6 +1,5 @@
 // How the service answers a search: the request's mode, fusion and weight resolved against the
-// collection and the server (the one home of the default mode), and the text collections'
-// payload text (what the lexical index reads).
+// collection and the server (the one home of the default mode).
 //
 // Thread-safe (pure functions).
 #ifndef STRATA_SERVICE_SEARCH_PLAN_H_
@@ -11,7 +10,6 @@
 
 #include "absl/status/statusor.h"
 #include "absl/strings/string_view.h"
-#include "absl/types/span.h"
 #include "index/fusion.h"
 #include "proto/strata.pb.h"
 
@@ -32,21 +30,16 @@ struct SearchContext {
 };
 
 // InvalidArgument naming the field for a mode, fusion or weight that does not apply (LEXICAL or
-// HYBRID for a vector query; fusion or dense_weight outside HYBRID), an unknown enum value, or a
-// weight outside [0, 1]. The model's absence is left to the embedding step to report.
+// HYBRID for a vector query; fusion or dense_weight with an explicit DENSE or LEXICAL), an unknown
+// enum value, or a weight outside [0, 1]. With the mode left unset, fusion and dense_weight are
+// accepted and unused when the default resolves to DENSE or LEXICAL (the response names the mode
+// that answered). The model's absence is left to the embedding step to report.
 [[nodiscard]] absl::StatusOr<SearchPlan> PlanSearch(v1::SearchMode mode, v1::Fusion fusion,
                                                     std::optional<float> dense_weight,
                                                     const SearchContext& context);
 
 [[nodiscard]] v1::SearchMode ToProto(SearchMode mode);
 [[nodiscard]] v1::Fusion ToProto(FusionMethod method);
-
-// The text of a stored payload (a serialised v1::Payload) that the lexical index reads: its text,
-// then the string values (or arrays of strings) of `fields` in its JSON, a line each. Empty for a
-// payload that does not parse (Get reports those as DATA_LOSS); a field that is absent or not
-// text adds nothing.
-[[nodiscard]] std::string PayloadText(absl::string_view stored,
-                                      absl::Span<const std::string> fields);
 
 }  // namespace strata
 

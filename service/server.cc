@@ -28,6 +28,7 @@
 #include "service/metrics.h"
 #include "service/metrics_http.h"
 #include "service/parse_error_interceptor.h"
+#include "service/payload_text.h"
 #include "service/reflection_v1.h"
 #include "service/search_plan.h"
 #include "service/vector_convert.h"
@@ -316,6 +317,7 @@ class StrataService final : public pb::Strata::Service {
       const Emit emit{req->with_payload(), req->with_vector(), /*batch=*/true};
       const int n = text ? req->texts_size() : req->queries_size();
       for (int i = 0; i < n; ++i) {
+        if (ctx->IsCancelled()) return absl::CancelledError("the client went away");
         pb::SearchResponse* r = resp->add_results();
         absl::Status s =
             text ? SearchTextOne(*col, plan, req->texts(i), embedded[static_cast<size_t>(i)],
@@ -338,6 +340,18 @@ class StrataService final : public pb::Strata::Service {
       if (req->questions_size() == 0) {
         return absl::InvalidArgumentError("no questions: TuneHybrid needs labelled questions");
       }
+      if (col->text_documents() == 0) {
+        return absl::FailedPreconditionError(absl::StrCat(
+            "collection '", req->collection(), "' has no payload text: nothing to fuse"));
+      }
+      constexpr int kMaxRelevant = 1024;
+      for (int i = 0; i < req->questions_size(); ++i) {
+        if (req->questions(i).relevant_ids_size() > kMaxRelevant) {
+          return absl::InvalidArgumentError(
+              absl::StrCat("question ", i, " names ", req->questions(i).relevant_ids_size(),
+                           " relevant ids; the limit is ", kMaxRelevant));
+        }
+      }
       std::vector<std::string> texts;
       for (const pb::LabelledQuestion& q : req->questions()) texts.push_back(q.text());
       // The model's checks (present, fitting the collection) and the text limits.
@@ -351,7 +365,8 @@ class StrataService final : public pb::Strata::Service {
         questions[i].relevant.insert(ids.begin(), ids.end());
       }
       ASSIGN_OR_RETURN(SearchParams params, Params(10, pb::SearchParams(), *col));
-      absl::StatusOr<HybridTuning> tuned = TuneHybridWeight(*col, questions, params);
+      absl::StatusOr<HybridTuning> tuned =
+          TuneHybridWeight(*col, questions, params, Abandoned(ctx));
       if (!tuned.ok()) return Damaged(col, tuned.status());
       const HybridTuning& tuning = *tuned;
       if (!req->dry_run()) {
@@ -365,6 +380,7 @@ class StrataService final : public pb::Strata::Service {
             cfg.name, tuning.weight, questions.size(), best.mrr_at_10);
       }
       resp->set_dense_weight(static_cast<float>(tuning.weight));
+      resp->set_best_weight(static_cast<float>(tuning.best_weight));
       resp->set_questions(static_cast<uint32_t>(questions.size()));
       for (const WeightScore& w : tuning.table) {
         pb::WeightScore* out = resp->add_scores();
@@ -421,7 +437,8 @@ class StrataService final : public pb::Strata::Service {
           resp->set_damaged_collections(resp->damaged_collections() + 1);
         }
         resp->set_vectors(resp->vectors() + s.count);
-        resp->set_index_memory_bytes(resp->index_memory_bytes() + s.memory_bytes);
+        resp->set_index_memory_bytes(resp->index_memory_bytes() + s.memory_bytes +
+                                     s.text_memory_bytes);
         resp->set_index_disk_bytes(resp->index_disk_bytes() + s.disk_bytes);
         resp->set_disk_pages_read(resp->disk_pages_read() + s.pages_read);
         resp->set_disk_bytes_read(resp->disk_bytes_read() + s.bytes_read);

@@ -64,6 +64,10 @@ grpc::Status TuneHybridAndReport(v1::Strata::Stub* stub, const v1::TuneHybridReq
                 w.dense_weight() == resp.dense_weight() ? " *" : "  ", w.mrr_at_10(),
                 w.recall_at_1(), w.recall_at_10());
   }
+  if (resp.best_weight() != resp.dense_weight()) {
+    std::printf("the best, %.1f, does not beat the default by more than two standard errors\n",
+                resp.best_weight());
+  }
   std::printf("%s dense weight %.1f for collection '%s'\n",
               req.dry_run() ? "would choose" : "chose (kept as the default)", resp.dense_weight(),
               req.collection().c_str());

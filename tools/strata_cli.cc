@@ -55,7 +55,8 @@ ABSL_FLAG(std::string, mode, "",
 ABSL_FLAG(std::string, fusion, "",
           "search --mode=hybrid: relative_score (default) or reciprocal_rank");
 ABSL_FLAG(std::optional<double>, dense_weight, std::nullopt,
-          "search --mode=hybrid: the dense side's weight in [0, 1] (default: the server's, 0.5)");
+          "search --mode=hybrid: the dense side's weight in [0, 1] (default: the collection's "
+          "learned weight, else 0.5)");
 ABSL_FLAG(std::string, questions, "",
           "tune: JSONL labelled questions, {\"question\": ..., \"relevant_ids\": [ids]}");
 ABSL_FLAG(size_t, max_questions, 1024, "tune: questions sent at most (the server's --max_texts)");

@@ -141,7 +141,7 @@ absl::Status ReadPassages(const std::string& path, uint64_t limit, Input* in) {
   while ((limit == 0 || n < limit) && std::getline(f, line)) {
     if (line.empty()) continue;
     const std::string where = absl::StrCat(path, ":", n + 1);
-    auto j = nlohmann::json::parse(line, nullptr, false);
+    auto j = nlohmann::ordered_json::parse(line, nullptr, false);
     if (j.is_discarded() || !j.is_object()) {
       return absl::InvalidArgumentError(absl::StrCat(where, ": not a JSON object"));
     }
@@ -219,7 +219,7 @@ absl::Status ReadPayloads(const std::string& path, uint64_t rows, Input* in, boo
   uint64_t n = 0;
   *all_have_ids = true;
   while (n < rows && std::getline(f, line)) {
-    auto j = nlohmann::json::parse(line, nullptr, false);
+    auto j = nlohmann::ordered_json::parse(line, nullptr, false);
     if (j.is_discarded() || !j.is_object()) {
       return absl::InvalidArgumentError(absl::StrCat(path, ":", n + 1, ": not a JSON object"));
     }

@@ -1,7 +1,9 @@
 // Hybrid fusion (index/fusion.h) against scores worked out by hand.
 #include "index/fusion.h"
 
+#include <algorithm>
 #include <cmath>
+#include <cstdint>
 #include <vector>
 
 #include "gtest/gtest.h"
@@ -48,14 +50,23 @@ TEST(Fusion, ReciprocalRankUsesTheListsOnly) {
 TEST(Fusion, TiesGoToTheSmallerIdAndKCuts) {
   // Identical components: every score ties, the order is by id whatever the input order.
   std::vector<FusionCandidate> same = {{5, -1, 3, 1, 1}, {2, -1, 3, 2, 2}, {4, -1, 3, 3, 3}};
-  for (FusionMethod m : {FusionMethod::kRelativeScore}) {
-    const auto hits = Fuse(same, {m, 0.5}, 2);
+  do {
+    const auto hits = Fuse(same, {FusionMethod::kRelativeScore, 0.5}, 2);
     ASSERT_EQ(hits.size(), 2u);
     EXPECT_EQ(hits[0].candidate.id, 2u);
     EXPECT_EQ(hits[1].candidate.id, 4u);
     // Equal components still count as evidence (1), not as nothing.
     EXPECT_NEAR(hits[0].score, 1.0, 1e-12);
-  }
+  } while (std::next_permutation(same.begin(), same.end(),
+                                 [](const auto& a, const auto& b) { return a.id < b.id; }));
+  // Every fused score equal (all the weight on a side with nothing to say): the other side
+  // orders them, not the ids.
+  std::vector<FusionCandidate> no_text = {
+      {1, -0.1f, 0, 3, 0}, {2, -0.9f, 0, 1, 0}, {3, -0.5f, 0, 2, 0}};
+  const auto by_dense = Fuse(no_text, {FusionMethod::kRelativeScore, 0.0}, 3);
+  EXPECT_EQ((std::vector<uint64_t>{by_dense[0].candidate.id, by_dense[1].candidate.id,
+                                   by_dense[2].candidate.id}),
+            (std::vector<uint64_t>{2, 3, 1}));
   // No lexical evidence at all (every BM25 0): the lexical side adds nothing.
   std::vector<FusionCandidate> no_terms = {{1, -0.2f, 0, 1, 0}, {2, -0.1f, 0, 2, 0}};
   const auto hits = Fuse(no_terms, {FusionMethod::kRelativeScore, 0.5}, 5);

@@ -324,6 +324,7 @@ TEST(Hybrid, AfterKillNineTheLexicalSideAgreesWithTheStoredPoints) {
   const auto text_of = [](uint64_t id, int v) { return absl::StrCat("id", id, "v", v, " common"); };
   std::mutex mu;
   std::map<uint64_t, std::optional<std::string>> acked;  // id -> acknowledged text (none: deleted)
+  std::map<uint64_t, std::set<std::string>> words;       // id -> every own word ever sent for it
   for (int round = 0; round < 3; ++round) {
     std::set<uint64_t> uncertain;  // ids of calls that failed: applied or not, either is right
     std::atomic<bool> stop{false};
@@ -350,7 +351,11 @@ TEST(Hybrid, AfterKillNineTheLexicalSideAgreesWithTheStoredPoints) {
           continue;
         }
         std::vector<std::string> texts;
-        for (uint64_t i = 0; i < 8; ++i) texts.push_back(text_of(first + i, v));
+        for (uint64_t i = 0; i < 8; ++i) {
+          texts.push_back(text_of(first + i, v));
+          std::lock_guard<std::mutex> lock(mu);
+          words[first + i].insert(texts.back().substr(0, texts.back().find(' ')));
+        }
         grpc::Status st;
         UpsertTexts(stub.get(), "k", first, texts, &st);
         std::lock_guard<std::mutex> lock(mu);
@@ -398,20 +403,29 @@ TEST(Hybrid, AfterKillNineTheLexicalSideAgreesWithTheStoredPoints) {
     for (uint64_t id = 0; id < kIds; ++id) {
       auto it = stored.find(id);
       if (it == stored.end()) {
-        // Absent: no lexical hit carries it.
-        grpc::Status st;
-        pb::SearchResponse r =
-            SearchText(server.stub(), "k", absl::StrCat("id", id, "v"), 5, &st, pb::LEXICAL);
-        for (const pb::Hit& h : r.hits()) EXPECT_NE(h.id(), id);
+        // Absent: none of the words it ever had finds it.
+        for (const std::string& word : words[id]) {
+          grpc::Status st;
+          pb::SearchResponse r = SearchText(server.stub(), "k", word, 5, &st, pb::LEXICAL);
+          ASSERT_TRUE(st.ok()) << st.error_message();
+          EXPECT_EQ(r.hits_size(), 0) << "deleted id " << id << " still found by " << word;
+        }
         continue;
       }
-      // Present: its own word (the version it holds) finds it first and only it.
+      // Present: its own word (the version it holds) finds it, and only it; its older words
+      // find nothing.
       const std::string word = it->second.substr(0, it->second.find(' '));
-      grpc::Status st;
-      pb::SearchResponse r = SearchText(server.stub(), "k", word, 5, &st, pb::LEXICAL);
-      ASSERT_TRUE(st.ok()) << st.error_message();
-      ASSERT_EQ(r.hits_size(), 1) << word;
-      EXPECT_EQ(r.hits(0).id(), id) << word;
+      for (const std::string& w : words[id]) {
+        grpc::Status st;
+        pb::SearchResponse r = SearchText(server.stub(), "k", w, 5, &st, pb::LEXICAL);
+        ASSERT_TRUE(st.ok()) << st.error_message();
+        if (w == word) {
+          ASSERT_EQ(r.hits_size(), 1) << w;
+          EXPECT_EQ(r.hits(0).id(), id) << w;
+        } else {
+          EXPECT_EQ(r.hits_size(), 0) << "id " << id << " still found by its old word " << w;
+        }
+      }
     }
     pb::DescribeCollectionRequest dreq;
     dreq.set_name("k");

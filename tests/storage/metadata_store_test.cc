@@ -3,6 +3,7 @@
 #include <filesystem>
 #include <fstream>
 #include <string>
+#include <vector>
 
 #include "absl/strings/str_cat.h"
 #include "gtest/gtest.h"
@@ -43,6 +44,26 @@ void FlipByte(const std::string& file, uint64_t at) {
   c = static_cast<char>(c ^ 0x40);
   io.seekp(static_cast<std::streamoff>(at));
   io.write(&c, 1);
+}
+
+TEST(MetadataStore, MultiGetAnswersInOrderWithNotFoundForAbsentKeys) {
+  TempDir tmp;
+  auto store = MetadataStore::Open(tmp.File("db"));
+  ASSERT_TRUE(store.ok()) << store.status();
+  WriteBatch b;
+  b.Put(Cf::kVectors, "b", "2");
+  b.Put(Cf::kVectors, "a", "1");
+  b.Put(Cf::kPayloads, "c", "not in vectors");
+  ASSERT_TRUE((*store)->Write(&b, /*sync=*/true).ok());
+  const std::vector<std::string> keys = {"b", "zz", "a", "c", "b"};
+  const auto got = (*store)->MultiGet(Cf::kVectors, keys);
+  ASSERT_EQ(got.size(), keys.size());
+  EXPECT_EQ(*got[0], "2");
+  EXPECT_TRUE(absl::IsNotFound(got[1].status()));
+  EXPECT_EQ(*got[2], "1");
+  EXPECT_TRUE(absl::IsNotFound(got[3].status()));  // another family's key
+  EXPECT_EQ(*got[4], "2");
+  EXPECT_TRUE((*store)->MultiGet(Cf::kVectors, {}).empty());
 }
 
 TEST(WalScan, CountsTheBatchesBeyondTheFirstDamagedRecord) {
