@@ -4,20 +4,23 @@
 # reports recall@1/5/10 and MRR@10 of dense, lexical and hybrid (both fusions) and their query
 # latency (server time less the query's embedding) with 1 and 2 clients. --tune=N: N questions,
 # drawn at random, teach the collection its hybrid weight (strata-load --questions, TuneHybrid)
-# and are left out of the measurement, which runs on the others.
-#   bench/hybrid_retrieval.sh [--corpus=squad|postgres] [--latency_queries=N] [--tune=N]
+# and are left out of the measurement, which runs on the others. --title: the passages' titles
+# are indexed lexically too (kept in the payload JSON, the collection made with
+# --text_fields=title).
+#   bench/hybrid_retrieval.sh [--corpus=squad|postgres] [--latency_queries=N] [--tune=N] [--title]
 # squad: SQuAD v1.1 dev from ../shared/data (or $STRATA_SHARED_DATA). postgres: PostgreSQL's
 # documentation, its section titles as questions (tools/make-passages.py --questions; needs
 # Debian's postgresql-doc-15).
 set -euo pipefail
 cd "$(dirname "$0")/.."
-corpus=squad latency=1000 tune=0
+corpus=squad latency=1000 tune=0 title=0
 for a in "$@"; do
   case "$a" in
     --corpus=*) corpus="${a#*=}" ;;
     --latency_queries=*) latency="${a#*=}" ;;
     --tune=*) tune="${a#*=}" ;;
-    -h|--help) sed -n 2,11p "$0"; exit 0 ;;
+    --title) title=1 ;;
+    -h|--help) sed -n 2,14p "$0"; exit 0 ;;
     *) echo "hybrid_retrieval.sh: unknown argument $a" >&2; exit 2 ;;
   esac
 done
@@ -37,12 +40,15 @@ case "$corpus" in
   *) echo "hybrid_retrieval.sh: --corpus must be squad or postgres" >&2; exit 2 ;;
 esac
 # Rows become ids; the corpus' own id stays in the payload as source_id.
-python3 - "$src" "$work/passages.jsonl" <<'PY'
+python3 - "$src" "$work/passages.jsonl" "$title" <<'PY'
 import json, sys
 with open(sys.argv[2], "w") as out:
     for i, line in enumerate(open(sys.argv[1], encoding="utf-8")):
         p = json.loads(line)
-        out.write(json.dumps({"id": i, "text": p["text"], "source_id": p["id"]}) + "\n")
+        row = {"id": i, "text": p["text"], "source_id": p["id"]}
+        if sys.argv[3] == "1":
+            row["title"] = p.get("title", "")
+        out.write(json.dumps(row) + "\n")
 PY
 # --tune: a random sample of the questions (ids as loaded) to learn from; the rest to measure.
 python3 - "$src" "$questions" "$tune" "$work" <<'PY'
@@ -60,15 +66,16 @@ with open(work + "/tune.jsonl", "w") as t, open(work + "/measure.jsonl", "w") as
         else:
             m.write(json.dumps(q) + "\n")
 PY
-learn=()
-[ "$tune" != 0 ] && learn=(--questions="$work/tune.jsonl")
+load_flags=()
+[ "$tune" != 0 ] && load_flags+=(--questions="$work/tune.jsonl")
+[ "$title" = 1 ] && load_flags+=(--text_fields=title)
 "$build/bin/strata-server" --data_dir="$work/data" --listen=127.0.0.1:0 --metrics_listen= \
   --ready_file="$work/port" --model_dir="$model" 2>"$work/server.log" &
 server=$!
 for _ in $(seq 100); do [ -s "$work/port" ] && break; sleep 0.1; done
 addr="127.0.0.1:$(cat "$work/port")"
 "$build/bin/strata-load" --server="$addr" --text="$work/passages.jsonl" --collection=passages \
-  --checkpoint="$work/ckpt" "${learn[@]}" 2>"$work/load.log" || { cat "$work/load.log" >&2; exit 1; }
+  --checkpoint="$work/ckpt" "${load_flags[@]}" 2>"$work/load.log" || { cat "$work/load.log" >&2; exit 1; }
 /usr/bin/python3 bench/hybrid_retrieval.py --server="$addr" --stubs="$build/python" \
   --collection=passages --passages="$work/passages.jsonl" --questions="$work/measure.jsonl" \
   --latency_queries="$latency"
