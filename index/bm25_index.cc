@@ -64,8 +64,15 @@ void Bm25Index::Compact() {
   ids_ = std::move(ids);
   lengths_ = std::move(lengths);
   removed_.assign(ids_.size(), false);
+  removed_.shrink_to_fit();
   removed_count_ = 0;
   for (uint32_t d = 0; d < ids_.size(); ++d) doc_of_[ids_[d]] = d;
+  // Give the memory of what went back: the tables shrink to their contents.
+  postings_.rehash(0);
+  doc_of_.rehash(0);
+  for (auto& [term, list] : postings_) {
+    if (list.capacity() > 2 * list.size()) list.shrink_to_fit();
+  }
 }
 
 std::vector<Bm25Index::QueryTerm> Bm25Index::Prepare(absl::Span<const std::string> query) const {

@@ -145,7 +145,13 @@ absl::Status CollectionConfig::Validate() const {
     return absl::InvalidArgumentError(
         absl::StrCat("at most ", kMaxTextFields, " text_fields, got ", text_fields.size()));
   }
-  for (const std::string& f : text_fields) {
+  for (size_t i = 0; i < text_fields.size(); ++i) {
+    const std::string& f = text_fields[i];
+    if (std::find(text_fields.begin(), text_fields.begin() + static_cast<ptrdiff_t>(i), f) !=
+        text_fields.begin() + static_cast<ptrdiff_t>(i)) {
+      return absl::InvalidArgumentError(
+          absl::StrCat("text field '", absl::CHexEscape(f), "' is named twice"));
+    }
     const bool ok = !f.empty() && f.size() <= 64 && std::all_of(f.begin(), f.end(), [](char ch) {
       return std::isalnum(static_cast<unsigned char>(ch)) || ch == '_' || ch == '-';
     });

@@ -1,5 +1,7 @@
 #include "service/server.h"
 
+#include <malloc.h>
+
 #include <atomic>
 #include <chrono>
 #include <cmath>
@@ -257,12 +259,12 @@ class StrataService final : public pb::Strata::Service {
       ASSIGN_OR_RETURN(SearchParams params, Params(req->k(), req->params(), *col));
       const bool has_vector = req->query().values_size() > 0 || !req->query().raw().empty();
       if (req->text().empty() && !has_vector) {
-        return absl::InvalidArgumentError(
-            "no query: set 'query' (a vector) or 'text' (embedded by the server)");
+        return absl::InvalidArgumentError("no query: set 'query' (a vector) or 'text'");
       }
       if (!req->text().empty() && has_vector) {
         return absl::InvalidArgumentError("set either 'query' or 'text', not both");
       }
+      if (!req->text().empty()) RETURN_IF_ERROR(CheckTexts({req->text()}, /*need_model=*/false));
       ASSIGN_OR_RETURN(
           SearchPlan plan,
           Plan(*col, req->mode(), req->fusion(),
@@ -351,6 +353,18 @@ class StrataService final : public pb::Strata::Service {
               absl::StrCat("question ", i, " names ", req->questions(i).relevant_ids_size(),
                            " relevant ids; the limit is ", kMaxRelevant));
         }
+        // Every relevant id must be a point of the collection: an unknown one (a typo, ids of
+        // another load) would teach the weight nothing and count as a miss.
+        const auto& ids = req->questions(i).relevant_ids();
+        std::vector<PointOutput> found;
+        std::vector<uint64_t> missing;
+        RETURN_IF_ERROR(
+            col->Get(ids, /*with_vector=*/false, /*with_payload=*/false, &found, &missing));
+        if (!missing.empty()) {
+          return absl::InvalidArgumentError(
+              absl::StrCat("question ", i, ": relevant id ", missing[0], " is not in collection '",
+                           req->collection(), "' (relevant ids are the points' ids as loaded)"));
+        }
       }
       std::vector<std::string> texts;
       for (const pb::LabelledQuestion& q : req->questions()) texts.push_back(q.text());
@@ -369,6 +383,12 @@ class StrataService final : public pb::Strata::Service {
           TuneHybridWeight(*col, questions, params, Abandoned(ctx));
       if (!tuned.ok()) return Damaged(col, tuned.status());
       const HybridTuning& tuning = *tuned;
+      if (std::all_of(tuning.table.begin(), tuning.table.end(),
+                      [](const WeightScore& w) { return w.mrr_at_10 == 0; })) {
+        return absl::FailedPreconditionError(
+            "no question found a relevant point in its top 10 at any weight: nothing to learn "
+            "from (are the relevant ids right?)");
+      }
       if (!req->dry_run()) {
         const auto& best =
             *std::find_if(tuning.table.begin(), tuning.table.end(),
@@ -492,6 +512,9 @@ class StrataService final : public pb::Strata::Service {
           absl::StrCat(texts.size(), " texts in one request; the limit is ", limits_.max_texts));
     }
     for (size_t i = 0; i < texts.size(); ++i) {
+      if (texts[i].empty()) {
+        return absl::InvalidArgumentError(absl::StrCat("text ", i, " is empty"));
+      }
       if (texts[i].size() > limits_.max_text_bytes) {
         return absl::ResourceExhaustedError(absl::StrCat(
             "text ", i, " has ", texts[i].size(), " bytes; the limit is ", limits_.max_text_bytes));
@@ -672,10 +695,6 @@ class StrataService final : public pb::Strata::Service {
     }
     auto t0 = Clock::now();
     CollectionConfig cfg = col.config();
-    if (text.size() > limits_.max_text_bytes) {
-      return absl::ResourceExhaustedError(
-          absl::StrCat("text has ", text.size(), " bytes; the limit is ", limits_.max_text_bytes));
-    }
     TextSearch search;
     search.mode = plan.mode;
     search.text = text;
@@ -893,6 +912,8 @@ class ServerImpl final : public Server {
     CollectionOptions collection_options;
     collection_options.payload_text = PayloadText;  // the lexical index reads Payload.text
     ASSIGN_OR_RETURN(s->catalog_, Catalog::Open(o.data_dir, collection_options, store_options));
+    // Opening rebuilt the lexical indexes through batches of payload text: give the heap back.
+    malloc_trim(0);
     s->metrics_ = std::make_unique<Metrics>();
     s->builds_ = std::make_unique<BuildQueue>([raw = s.get()] { raw->UpdateDurabilityHealth(); });
     // Collections left over the build threshold by a previous run, and damaged ones (their

@@ -47,6 +47,12 @@ absl::StatusOr<v1::TuneHybridRequest> ReadLabelledQuestions(const std::string& p
   if (req.questions_size() == 0) {
     return absl::InvalidArgumentError(absl::StrCat(path, " holds no questions"));
   }
+  size_t more = 0;
+  while (std::getline(f, line)) more += !line.empty();
+  if (more > 0) {
+    std::fprintf(stderr, "note: using the first %d of the %zu questions in %s (--max_questions)\n",
+                 req.questions_size(), req.questions_size() + more, path.c_str());
+  }
   return req;
 }
 

@@ -14,7 +14,8 @@ namespace strata {
 
 // Questions from `path`, one JSON object per line: "question" (or "text") and the ids of the
 // points that answer it as "relevant_ids", "context_ids" (lists) or "context_id" (one), integers
-// as loaded. The first `limit` lines at most. InvalidArgument naming the line for a malformed one.
+// as loaded. The first `limit` questions at most (a note on stderr says when the file holds more).
+// InvalidArgument naming the line for a malformed one.
 [[nodiscard]] absl::StatusOr<v1::TuneHybridRequest> ReadLabelledQuestions(const std::string& path,
                                                                           size_t limit);
 

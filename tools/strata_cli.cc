@@ -165,6 +165,13 @@ void PrintInfo(const pb::CollectionInfo& c) {
     std::printf("  lexical index: %llu points with text, %llu terms, %.1f MiB in memory\n",
                 static_cast<unsigned long long>(c.text_points()),
                 static_cast<unsigned long long>(c.text_terms()), c.text_memory_bytes() / 1048576.0);
+    if (c.hybrid().learned()) {
+      std::printf("  hybrid dense weight %.1f, learned on %u questions (MRR@10 %.4f)\n",
+                  c.hybrid().dense_weight(), c.hybrid().questions(), c.hybrid().mrr_at_10());
+    } else {
+      std::printf("  hybrid dense weight %.1f (the default; strata-cli tune learns one)\n",
+                  c.hybrid().dense_weight());
+    }
   }
   std::printf("  memory %.1f MiB, disk %.1f MiB, build threshold %llu, %s postings\n",
               c.index_memory_bytes() / 1048576.0, c.index_disk_bytes() / 1048576.0,

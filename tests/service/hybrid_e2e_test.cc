@@ -204,9 +204,25 @@ TEST(Hybrid, TextQueriesNameTheirModeAndScoreBothSides) {
   st = Call(&pb::Strata::Stub::TuneHybrid, server.stub(), treq, &tresp);
   EXPECT_EQ(st.error_code(), grpc::StatusCode::INVALID_ARGUMENT);
   EXPECT_NE(st.error_message().find("question 3"), std::string::npos) << st.error_message();
+  treq.mutable_questions(3)->add_relevant_ids(987654321);  // not a point of the collection
+  st = Call(&pb::Strata::Stub::TuneHybrid, server.stub(), treq, &tresp);
+  EXPECT_EQ(st.error_code(), grpc::StatusCode::INVALID_ARGUMENT);
+  EXPECT_NE(st.error_message().find("987654321"), std::string::npos) << st.error_message();
   treq.clear_questions();
   st = Call(&pb::Strata::Stub::TuneHybrid, server.stub(), treq, &tresp);
   EXPECT_EQ(st.error_code(), grpc::StatusCode::INVALID_ARGUMENT);
+  // An empty text is refused in a batch as in a single search.
+  pb::SearchBatchRequest empty;
+  empty.set_collection("docs");
+  empty.add_texts("passage 1");
+  empty.add_texts("");
+  empty.set_k(1);
+  for (pb::SearchMode m : {pb::LEXICAL, pb::HYBRID}) {
+    empty.set_mode(m);
+    st = Call(&pb::Strata::Stub::SearchBatch, server.stub(), empty, &bresp);
+    EXPECT_EQ(st.error_code(), grpc::StatusCode::INVALID_ARGUMENT) << m;
+    EXPECT_NE(st.error_message().find("text 1 is empty"), std::string::npos) << st.error_message();
+  }
 
   std::string many;
   for (int i = 0; i < 300; ++i) absl::StrAppend(&many, "w", i, " ");
@@ -294,6 +310,12 @@ TEST(Hybrid, AServerWithoutAModelSearchesLexically) {
     r = SearchText(server.stub(), "titled", "ignored", 3, &st, pb::LEXICAL);
     EXPECT_EQ(r.hits_size(), 0);
     creq.set_name("badfields");
+    creq.clear_text_fields();
+    creq.add_text_fields("title");
+    creq.add_text_fields("title");
+    st = Call(&pb::Strata::Stub::CreateCollection, server.stub(), creq, &cinfo);
+    EXPECT_EQ(st.error_code(), grpc::StatusCode::INVALID_ARGUMENT);
+    EXPECT_NE(st.error_message().find("named twice"), std::string::npos) << st.error_message();
     creq.clear_text_fields();
     creq.add_text_fields("a b");
     st = Call(&pb::Strata::Stub::CreateCollection, server.stub(), creq, &cinfo);
