@@ -89,7 +89,7 @@ int main(int argc, char** argv) {
     gold.push_back(std::move(rows));
   }
   if (questions.empty()) return 1;
-  constexpr uint32_t kDepth = strata::kFusionDepth;  // each side's candidates for fusion
+  constexpr uint32_t kDepth = strata::kDenseDepth;  // the dense side's candidates for fusion
   using Ranking = std::vector<strata::ScoredDoc>;
   std::vector<Ranking> lexical(questions.size());
   std::vector<std::vector<std::string>> question_terms(questions.size());
@@ -97,7 +97,7 @@ int main(int argc, char** argv) {
   for (size_t i = 0; i < questions.size(); ++i) {
     const auto s0 = Clock::now();
     question_terms[i] = (*analyzer)->Terms(questions[i]);
-    lexical[i] = index.Search(question_terms[i], kDepth);
+    lexical[i] = index.Search(question_terms[i], strata::kLexicalDepth);
     micros.push_back(std::chrono::duration<double, std::micro>(Clock::now() - s0).count());
   }
   std::sort(micros.begin(), micros.end());

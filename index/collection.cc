@@ -967,10 +967,9 @@ absl::Status CollectionImpl::HybridCandidates(const TextSearch& search, uint32_t
   absl::ReaderMutexLock lock(&mu_);
   RETURN_IF_ERROR(CheckServing());
   SearchStats st;
-  const uint32_t depth = std::max(k, kFusionDepth);
   std::vector<Neighbor> dense;
-  RETURN_IF_ERROR(DenseSearch(q.data(), depth, params, &dense, &st));
-  const std::vector<ScoredDoc> lexical = text_.Search(terms, depth);
+  RETURN_IF_ERROR(DenseSearch(q.data(), std::max(k, kDenseDepth), params, &dense, &st));
+  const std::vector<ScoredDoc> lexical = text_.Search(terms, std::max(k, kLexicalDepth));
   // The union (by internal id), each candidate scored on both sides.
   absl::flat_hash_map<VectorId, uint32_t> at;
   std::vector<VectorId> ids;  // internal, by candidate

@@ -161,8 +161,8 @@ class Collection {
                                             SearchStats* stats = nullptr) const = 0;
 
   // The k best live points for a text query: by BM25 (kLexical), or by fusing BM25 with the dense
-  // search of `search.query` (kHybrid; each side's top max(k, kFusionDepth) candidates, every
-  // candidate scored on both sides: its dense distance as the index computes it - exact, or
+  // search of `search.query` (kHybrid; each side's top max(k, its depth) candidates (fusion.h),
+  // every candidate scored on both sides: its dense distance as the index computes it - exact, or
   // against the float16-rounded vector with float16 postings - and its BM25). Best first.
   // InvalidArgument for k outside [1, kMaxTextK], a bad weight, too many query terms, or
   // (kHybrid) a bad query vector; FailedPrecondition without a lexical index
@@ -175,7 +175,7 @@ class Collection {
                                                 std::vector<ScoredHit>* hits,
                                                 SearchStats* stats = nullptr) const = 0;
   // The candidates a kHybrid SearchText for k fuses (ids external), before fusion: each side's
-  // top max(k, kFusionDepth), every one scored on both sides. Fuse(candidates, fusion, k) gives
+  // top max(k, its depth), every one scored on both sides. Fuse(candidates, fusion, k) gives
   // SearchText's hits; a weight tuner fuses one set of candidates at many weights.
   [[nodiscard]] virtual absl::Status HybridCandidates(const TextSearch& search, uint32_t k,
                                                       const SearchParams& params,
