@@ -4,7 +4,7 @@
 # through strata-load (online, over gRPC), searches it with strata-cli (a few queries shown, then
 # recall@10 and latency over 1,000); then the text path: PostgreSQL's documentation (Debian's
 # postgresql-doc-15) split into passages, embedded by the server's all-MiniLM-L6-v2 as strata-load
-# streams them, and questions asked as text. Prints the server's statistics and stops it cleanly.
+# streams them, and questions asked as text (hybrid: dense and BM25 fused; then lexical alone). Prints the server's statistics and stops it cleanly.
 # STRATA_DEMO_PASSAGES (default 1000; 0 = all ~6,000) sets how many passages are embedded.
 # Data goes to $STRATA_DEMO_DIR (default: strata-data/demo in the checkout); the server's data
 # directory there is recreated on every run.
@@ -58,9 +58,12 @@ build/bin/strata-load --server="$addr" --text="$passages" --collection=pgdocs \
   --checkpoint="$server_dir/text.ckpt"
 for q in "How do I reclaim disk space taken by deleted rows?" \
          "Which function converts a timestamp to a different time zone?"; do
-  echo "== question: $q"
+  echo "== question (hybrid: dense and BM25, fused): $q"
   cli search pgdocs --text="$q" --k=3 --with_payload
 done
+echo "== the same question, lexical only (BM25 over the passages' text)"
+cli search pgdocs --text="Which function converts a timestamp to a different time zone?" --k=3 \
+  --mode=lexical
 cli stats
 echo "== stopping the server (SIGTERM)"
 kill -TERM $server_pid
