@@ -70,21 +70,22 @@ void ProgressBar::Finish() {
 void ProgressBar::Draw(uint64_t done, bool final) {
   double secs = std::chrono::duration<double>(std::chrono::steady_clock::now() - start_).count();
   double frac = total_ ? static_cast<double>(done) / static_cast<double>(total_) : 1.0;
-  // No rate (nor eta) from the first fraction of a second, except in the final line: a burst
-  // divided by microseconds reads as millions per second.
+  // No rate (nor eta) from less than half a second, not even in the final line: a burst divided
+  // by microseconds reads as billions per second (a build phase followed from a client).
   constexpr double kMinSecondsForRate = 0.5;
-  double rate =
-      secs >= kMinSecondsForRate || (final && secs > 0) ? static_cast<double>(done) / secs : 0;
+  double rate = secs >= kMinSecondsForRate ? static_cast<double>(done) / secs : 0;
+  char per_second[32] = "-/s";
+  if (rate > 0) std::snprintf(per_second, sizeof(per_second), "%.0f/s", rate);
   std::string eta =
       (rate > 0 && done < total_) ? Hms(static_cast<double>(total_ - done) / rate) : "-";
   constexpr int kWidth = 30;
   int filled = static_cast<int>(frac * kWidth);
   std::string bar(static_cast<size_t>(filled), '#');
   bar.resize(kWidth, '.');
-  std::fprintf(stderr, "%s%-22s [%s] %5.1f%% %llu/%llu %s %.0f/s elapsed %s eta %s%s",
-               tty_ ? "\r" : "", label_.c_str(), bar.c_str(), 100 * frac,
-               static_cast<unsigned long long>(done), static_cast<unsigned long long>(total_),
-               unit_.c_str(), rate, Hms(secs).c_str(), eta.c_str(), (final || !tty_) ? "\n" : "");
+  std::fprintf(stderr, "%s%-22s [%s] %5.1f%% %llu/%llu %s %s elapsed %s eta %s%s", tty_ ? "\r" : "",
+               label_.c_str(), bar.c_str(), 100 * frac, static_cast<unsigned long long>(done),
+               static_cast<unsigned long long>(total_), unit_.c_str(), per_second,
+               Hms(secs).c_str(), eta.c_str(), (final || !tty_) ? "\n" : "");
   std::fflush(stderr);
 }
 
