@@ -139,6 +139,30 @@ std::vector<double> Bm25Index::Score(absl::Span<const std::string> query,
   return out;
 }
 
+std::vector<VectorId> Bm25Index::WithAll(absl::Span<const std::string> terms) const {
+  std::vector<VectorId> out;
+  std::vector<const std::vector<Posting>*> lists;
+  for (const std::string& t : terms) {
+    auto it = postings_.find(t);
+    if (it == postings_.end()) return out;  // a term no document has
+    lists.push_back(&it->second);
+  }
+  if (lists.empty()) return out;
+  // Walk the shortest list; look each document up in the others.
+  std::sort(lists.begin(), lists.end(), [](auto* a, auto* b) { return a->size() < b->size(); });
+  for (const Posting& p : *lists[0]) {
+    if (removed_[p.doc]) continue;
+    bool all = true;
+    for (size_t l = 1; l < lists.size() && all; ++l) {
+      auto q = std::lower_bound(lists[l]->begin(), lists[l]->end(), p.doc,
+                                [](const Posting& a, uint32_t doc) { return a.doc < doc; });
+      all = q != lists[l]->end() && q->doc == p.doc;
+    }
+    if (all) out.push_back(ids_[p.doc]);
+  }
+  return out;
+}
+
 uint64_t Bm25Index::MemoryBytes() const {
   // Hash tables: a slot and a control byte per capacity; strings beyond their inline buffer.
   using Slot = std::pair<const std::string, std::vector<Posting>>;

@@ -53,6 +53,10 @@ class Bm25Index final {
   [[nodiscard]] std::vector<double> Score(absl::Span<const std::string> query,
                                           absl::Span<const VectorId> ids) const;
 
+  // The live documents holding every one of `terms` (none for no term), ascending in the
+  // index's internal order.
+  [[nodiscard]] std::vector<VectorId> WithAll(absl::Span<const std::string> terms) const;
+
   // Bytes held, approximately (containers' capacities and hash-table slots).
   [[nodiscard]] uint64_t MemoryBytes() const;
 

@@ -311,6 +311,12 @@ class CollectionImpl final : public Collection {
     arena_ = std::move(fresh);
     arena_holes_ = 0;
   }
+  // The k best points for `query` by BM25, each holding the query's phrases (text_index.h).
+  absl::Status LexicalSearch(const TextQuery& query, uint32_t k, std::vector<ScoredDoc>* out) const
+      ABSL_SHARED_LOCKS_REQUIRED(mu_);
+  // Whether point `id`'s text holds every phrase of `query` (its stored text re-analysed).
+  absl::StatusOr<bool> MatchesPhrases(VectorId id, const TextQuery& query) const
+      ABSL_SHARED_LOCKS_REQUIRED(mu_);
   // Rebuilds the lexical index from the stored payloads of the live points (text_index.h).
   absl::Status RebuildTextIndex() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   // The lexical terms of a payload ({} without a lexical index or payload).
@@ -895,6 +901,49 @@ absl::Status CollectionImpl::Search(VectorView query, uint32_t k, const SearchPa
   return absl::OkStatus();
 }
 
+absl::StatusOr<bool> CollectionImpl::MatchesPhrases(VectorId id, const TextQuery& query) const {
+  if (query.phrases.empty()) return true;
+  // A point with none of the phrase terms is rejected by the postings alone; others are read.
+  std::vector<std::string> all;
+  for (const auto& phrase : query.phrases) all.insert(all.end(), phrase.begin(), phrase.end());
+  if (text_.Score(all, {&id, 1})[0] == 0 && !all.empty()) return false;
+  auto payload = store_->Get(Cf::kPayloads, IdKey(config_.id, id));
+  if (absl::IsNotFound(payload.status())) return false;
+  if (!payload.ok()) return payload.status();
+  const std::vector<std::string> terms =
+      AnalyzeText(options_.payload_text(*payload, config_.text_fields));
+  for (const auto& phrase : query.phrases) {
+    if (!ContainsPhrase(terms, phrase)) return false;
+  }
+  return true;
+}
+
+absl::Status CollectionImpl::LexicalSearch(const TextQuery& query, uint32_t k,
+                                           std::vector<ScoredDoc>* out) const {
+  out->clear();
+  if (query.phrases.empty()) {
+    *out = text_.Search(query.terms, k);
+    return absl::OkStatus();
+  }
+  // The points holding every phrase term, best BM25 first, checked for the phrases themselves
+  // until k hold them or kMaxPhraseChecks were checked.
+  std::vector<std::string> all;
+  for (const auto& phrase : query.phrases) all.insert(all.end(), phrase.begin(), phrase.end());
+  const std::vector<VectorId> ids = text_.WithAll(all);
+  const std::vector<double> scores = text_.Score(query.terms, ids);
+  std::vector<ScoredDoc> ranked;
+  ranked.reserve(ids.size());
+  for (size_t i = 0; i < ids.size(); ++i) ranked.push_back({ids[i], scores[i]});
+  std::sort(ranked.begin(), ranked.end(), [](const ScoredDoc& a, const ScoredDoc& b) {
+    return a.score > b.score || (a.score == b.score && a.id < b.id);
+  });
+  for (size_t i = 0; i < ranked.size() && i < kMaxPhraseChecks && out->size() < k; ++i) {
+    ASSIGN_OR_RETURN(bool match, MatchesPhrases(ranked[i].id, query));
+    if (match) out->push_back(ranked[i]);
+  }
+  return absl::OkStatus();
+}
+
 absl::Status CollectionImpl::SearchText(const TextSearch& search, uint32_t k,
                                         const SearchParams& params, std::vector<ScoredHit>* hits,
                                         SearchStats* stats) const {
@@ -926,10 +975,12 @@ absl::Status CollectionImpl::SearchText(const TextSearch& search, uint32_t k,
     return absl::FailedPreconditionError(
         absl::StrCat("collection '", config_.name, "' has no lexical index"));
   }
-  ASSIGN_OR_RETURN(std::vector<std::string> terms, AnalyzeQuery(search.text));
+  ASSIGN_OR_RETURN(const TextQuery query, ParseTextQuery(search.text));
   absl::ReaderMutexLock lock(&mu_);
   RETURN_IF_ERROR(CheckServing());
-  for (const ScoredDoc& d : text_.Search(terms, k)) {
+  std::vector<ScoredDoc> found;
+  RETURN_IF_ERROR(LexicalSearch(query, k, &found));
+  for (const ScoredDoc& d : found) {
     if (d.id >= ext_of_.size()) {
       return absl::DataLossError(
           absl::StrCat("collection '", config_.name, "': unknown internal id ", d.id));
@@ -961,7 +1012,8 @@ absl::Status CollectionImpl::HybridCandidates(const TextSearch& search, uint32_t
   RETURN_IF_ERROR(CheckFusionParams(search.fusion));
   std::vector<uint8_t> q;
   RETURN_IF_ERROR(QueryForm(search.query, &q));
-  ASSIGN_OR_RETURN(std::vector<std::string> terms, AnalyzeQuery(search.text));
+  ASSIGN_OR_RETURN(const TextQuery query, ParseTextQuery(search.text));
+  const std::vector<std::string>& terms = query.terms;
 
   candidates->clear();
   absl::ReaderMutexLock lock(&mu_);
@@ -969,7 +1021,16 @@ absl::Status CollectionImpl::HybridCandidates(const TextSearch& search, uint32_t
   SearchStats st;
   std::vector<Neighbor> dense;
   RETURN_IF_ERROR(DenseSearch(q.data(), std::max(k, kDenseDepth), params, &dense, &st));
-  const std::vector<ScoredDoc> lexical = text_.Search(terms, std::max(k, kLexicalDepth));
+  if (!query.phrases.empty()) {  // phrases filter both sides
+    std::vector<Neighbor> kept;
+    for (const Neighbor& n : dense) {
+      ASSIGN_OR_RETURN(bool match, MatchesPhrases(n.id, query));
+      if (match) kept.push_back(n);
+    }
+    dense = std::move(kept);
+  }
+  std::vector<ScoredDoc> lexical;
+  RETURN_IF_ERROR(LexicalSearch(query, std::max(k, kLexicalDepth), &lexical));
   // The union (by internal id), each candidate scored on both sides.
   absl::flat_hash_map<VectorId, uint32_t> at;
   std::vector<VectorId> ids;  // internal, by candidate

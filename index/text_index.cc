@@ -1,5 +1,6 @@
 #include "index/text_index.h"
 
+#include <algorithm>
 #include <cassert>
 #include <cstdlib>
 #include <memory>
@@ -32,15 +33,45 @@ std::vector<std::string> AnalyzeText(absl::string_view text) {
   return ThreadAnalyzer().Terms(text);
 }
 
-absl::StatusOr<std::vector<std::string>> AnalyzeQuery(absl::string_view text) {
-  std::vector<std::string> terms = AnalyzeText(text);
-  absl::flat_hash_set<absl::string_view> distinct(terms.begin(), terms.end());
+absl::StatusOr<TextQuery> ParseTextQuery(absl::string_view text) {
+  TextQuery q;
+  // Quoted parts are phrases; all of the text, quotes aside, gives the terms.
+  std::string unquoted;
+  unquoted.reserve(text.size());
+  size_t at = 0;
+  while (at < text.size()) {
+    const size_t open = text.find('"', at);
+    const size_t close = open == absl::string_view::npos ? open : text.find('"', open + 1);
+    if (close == absl::string_view::npos) {  // no (more) pairs: the rest is plain text
+      absl::StrAppend(&unquoted, text.substr(at));
+      break;
+    }
+    const absl::string_view inside = text.substr(open + 1, close - open - 1);
+    absl::StrAppend(&unquoted, text.substr(at, open - at), " ", inside, " ");
+    std::vector<std::string> phrase = AnalyzeText(inside);
+    if (!phrase.empty()) q.phrases.push_back(std::move(phrase));
+    at = close + 1;
+  }
+  q.terms = AnalyzeText(unquoted);
+  absl::flat_hash_set<absl::string_view> distinct(q.terms.begin(), q.terms.end());
   if (distinct.size() > kMaxQueryTerms) {
     return absl::InvalidArgumentError(absl::StrCat("the text query has ", distinct.size(),
                                                    " distinct terms; the limit is ", kMaxQueryTerms,
                                                    ": ask a shorter question"));
   }
-  return terms;
+  return q;
+}
+
+bool ContainsPhrase(absl::Span<const std::string> text_terms,
+                    absl::Span<const std::string> phrase) {
+  if (phrase.empty()) return true;
+  if (phrase.size() > text_terms.size()) return false;
+  for (size_t i = 0; i + phrase.size() <= text_terms.size(); ++i) {
+    if (std::equal(phrase.begin(), phrase.end(), text_terms.begin() + static_cast<ptrdiff_t>(i))) {
+      return true;
+    }
+  }
+  return false;
 }
 
 void TextIndex::Put(VectorId id, absl::Span<const std::string> terms) {

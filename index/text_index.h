@@ -33,12 +33,27 @@ using PayloadTextFn =
 
 // A query may hold at most this many distinct terms: each costs a pass over its posting list.
 inline constexpr size_t kMaxQueryTerms = 256;
+// A query with phrases checks at most this many points' texts for them (the ones with every
+// phrase term, best BM25 first): each check reads and re-analyses a stored text.
+inline constexpr size_t kMaxPhraseChecks = 1000;
 
 // The terms of `text` (English analysis). Thread-safe: one analyser per thread.
 [[nodiscard]] std::vector<std::string> AnalyzeText(absl::string_view text);
-// A query's terms; InvalidArgument naming the limit when it has more than kMaxQueryTerms
-// distinct terms. A text of stop words alone has none (not an error).
-[[nodiscard]] absl::StatusOr<std::vector<std::string>> AnalyzeQuery(absl::string_view text);
+
+// A lexical query: its terms (scored by BM25) and its phrases, the parts of the text between
+// double quotes, which a point's text must contain as consecutive terms ("write ahead log";
+// a quoted single word is a term the text must contain). The analysis drops stop words on both
+// sides, so "the cat" is the phrase [cat]. A quote without its pair is ignored.
+struct TextQuery {
+  std::vector<std::string> terms;  // every term of the text, phrases' included
+  std::vector<std::vector<std::string>> phrases;
+};
+// InvalidArgument naming the limit when the text has more than kMaxQueryTerms distinct terms.
+// A text of stop words alone has none (not an error).
+[[nodiscard]] absl::StatusOr<TextQuery> ParseTextQuery(absl::string_view text);
+// True when `text_terms` holds `phrase` as consecutive terms (an empty phrase: true).
+[[nodiscard]] bool ContainsPhrase(absl::Span<const std::string> text_terms,
+                                  absl::Span<const std::string> phrase);
 
 class TextIndex final {
  public:
@@ -53,6 +68,10 @@ class TextIndex final {
   [[nodiscard]] std::vector<double> Score(absl::Span<const std::string> query,
                                           absl::Span<const VectorId> ids) const {
     return bm25_.Score(query, ids);
+  }
+  // The documents holding every one of `terms`, in id order of the index (unranked).
+  [[nodiscard]] std::vector<VectorId> WithAll(absl::Span<const std::string> terms) const {
+    return bm25_.WithAll(terms);
   }
   [[nodiscard]] uint64_t documents() const { return bm25_.documents(); }
   [[nodiscard]] uint64_t terms() const { return bm25_.terms(); }

@@ -1,6 +1,7 @@
 // The lexical analysis and BM25 index on arbitrary bytes (valid UTF-8 or not): every term is
 // non-empty, within the length limit and valid UTF-8, and the index takes the terms, finds the
-// document again by its own terms, and finds nothing once it is removed.
+// document again by its own terms (and as a phrase of them), and finds nothing once it is removed;
+// the same bytes parsed as a query (phrases in quotes) never crash.
 #include <utf8proc.h>
 
 #include <cstdint>
@@ -11,6 +12,7 @@
 
 #include "index/bm25_index.h"
 #include "index/text_analyzer.h"
+#include "index/text_index.h"
 
 extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   static const std::unique_ptr<strata::TextAnalyzer> analyzer = [] {
@@ -36,6 +38,16 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   if (!index.Add(7, terms).ok()) std::abort();
   const auto hits = index.Search(terms, 3);
   if (terms.empty() ? !hits.empty() : (hits.size() != 1 || hits[0].id != 7)) std::abort();
+  // The document holds itself as a phrase and every term of it; a query parsed from the same
+  // bytes is within its limits or refused, never a crash.
+  if (!strata::ContainsPhrase(terms, terms)) std::abort();
+  if (!terms.empty() && index.WithAll(terms) != std::vector<strata::VectorId>{7}) std::abort();
+  auto query = strata::ParseTextQuery(absl::string_view(reinterpret_cast<const char*>(data), size));
+  if (query.ok()) {
+    for (const auto& phrase : query->phrases) {
+      if (phrase.empty()) std::abort();
+    }
+  }
   if (!index.Remove(7).ok() || !index.Search(terms, 3).empty()) std::abort();
   return 0;
 }

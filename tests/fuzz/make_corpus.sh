@@ -121,6 +121,7 @@ reqs = [
     (9, pb.SearchRequest(collection='c', text='t', k=3, mode=pb.HYBRID, fusion=pb.RECIPROCAL_RANK,
                          dense_weight=0.3)),
     (10, pb.SearchBatchRequest(collection='c', texts=['t', 'other words'], k=2, mode=pb.LEXICAL)),
+    (9, pb.SearchRequest(collection='c', text='"t word" other', k=3, mode=pb.LEXICAL)),
 ]
 for i, (method, req) in enumerate(reqs):
     with open(os.path.join(out, 'r%02d' % i), 'wb') as f:

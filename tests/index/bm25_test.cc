@@ -7,6 +7,7 @@
 #include "gtest/gtest.h"
 #include "index/bm25_index.h"
 #include "index/text_analyzer.h"
+#include "index/text_index.h"
 
 namespace strata {
 namespace {
@@ -142,6 +143,42 @@ TEST(Bm25Index, RemoveIsAsIfTheDocumentWasNeverAdded) {
   ASSERT_TRUE(without.Add(5, analyzer->Terms("a new text about cats")).ok());
   expect_same(all, without);
   EXPECT_TRUE(absl::IsAlreadyExists(all.Add(5, {"x"})));
+}
+
+TEST(TextQuery, QuotedPartsArePhrasesAndEveryPartGivesTerms) {
+  auto q = ParseTextQuery("\"Write-ahead logs\" and durability");
+  ASSERT_TRUE(q.ok()) << q.status();
+  ASSERT_EQ(q->phrases.size(), 1u);
+  EXPECT_EQ(q->phrases[0], (std::vector<std::string>{"write", "ahead", "log"}));
+  EXPECT_EQ(q->terms, (std::vector<std::string>{"write", "ahead", "log", "durabl"}));
+  // A quoted single word is a required term; a quoted stop word is nothing; a lone quote is text.
+  q = ParseTextQuery("\"vacuum\" \"the\" tables \"unclosed");
+  ASSERT_TRUE(q.ok());
+  ASSERT_EQ(q->phrases.size(), 1u);
+  EXPECT_EQ(q->phrases[0], std::vector<std::string>{"vacuum"});
+  EXPECT_EQ(q->terms, (std::vector<std::string>{"vacuum", "tabl", "unclos"}));
+  EXPECT_TRUE(ParseTextQuery("").ok());
+  EXPECT_TRUE(ParseTextQuery("\"\"").value().phrases.empty());
+  const std::vector<std::string> text = {"a", "b", "c", "b", "d"};
+  EXPECT_TRUE(ContainsPhrase(text, std::vector<std::string>{"b", "d"}));
+  EXPECT_TRUE(ContainsPhrase(text, std::vector<std::string>{"a", "b", "c", "b", "d"}));
+  EXPECT_FALSE(ContainsPhrase(text, std::vector<std::string>{"b", "a"}));
+  EXPECT_FALSE(ContainsPhrase(text, std::vector<std::string>{"a", "b", "c", "b", "d", "e"}));
+  EXPECT_TRUE(ContainsPhrase(text, {}));
+}
+
+TEST(Bm25Index, WithAllIsTheIntersection) {
+  Bm25Index index;
+  ASSERT_TRUE(index.Add(1, {"a", "b"}).ok());
+  ASSERT_TRUE(index.Add(2, {"b", "c"}).ok());
+  ASSERT_TRUE(index.Add(3, {"a", "b", "c"}).ok());
+  EXPECT_EQ(index.WithAll({"b"}), (std::vector<VectorId>{1, 2, 3}));
+  EXPECT_EQ(index.WithAll({"a", "b"}), (std::vector<VectorId>{1, 3}));
+  EXPECT_EQ(index.WithAll({"c", "a"}), (std::vector<VectorId>{3}));
+  EXPECT_TRUE(index.WithAll({"a", "zebra"}).empty());
+  EXPECT_TRUE(index.WithAll({}).empty());
+  ASSERT_TRUE(index.Remove(3).ok());
+  EXPECT_EQ(index.WithAll({"a", "b"}), (std::vector<VectorId>{1}));
 }
 
 // Score gives what Search gives, bit for bit (hybrid search mixes the two), for ids in the

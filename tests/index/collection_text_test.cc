@@ -186,6 +186,35 @@ TEST(CollectionText, HybridScoresEveryCandidateOnBothSides) {
   EXPECT_EQ(hits.size(), 5u);
 }
 
+// Quoted phrases must appear as consecutive terms, in lexical and hybrid searches alike.
+TEST(CollectionText, PhrasesFilterLexicalAndHybridSearches) {
+  TempDir tmp;
+  auto cat = *Catalog::Open(tmp.path(), TextOptions());
+  auto c = NewCollection(cat.get(), 2, ElementType::kFloat32);
+  Put(c.get(), 1, F32({1, 0}), "The write-ahead log makes commits durable");
+  Put(c.get(), 2, F32({0, 1}), "write a log ahead of time; write it often");
+  Put(c.get(), 3, F32({1, 1}), "ahead log write");
+  Put(c.get(), 4, F32({1, 0.1f}), "nothing relevant here");
+  // Unquoted, all three share the words; quoted, only the first holds the phrase.
+  std::vector<uint64_t> plain = Lexical(*c, "write ahead log");
+  std::sort(plain.begin(), plain.end());
+  EXPECT_EQ(plain, (std::vector<uint64_t>{1, 2, 3}));
+  EXPECT_EQ(Lexical(*c, "\"write ahead log\""), (std::vector<uint64_t>{1}));
+  EXPECT_EQ(Lexical(*c, "\"ahead log\" write"), (std::vector<uint64_t>{3, 1}));  // 3 is shorter
+  EXPECT_TRUE(Lexical(*c, "\"log write ahead\"").empty());
+  EXPECT_EQ(Lexical(*c, "\"often\" write"), (std::vector<uint64_t>{2}));  // a required term
+  // Hybrid: the dense side's nearest (4, then 1) are dropped unless they hold the phrase.
+  TextSearch s;
+  s.mode = SearchMode::kHybrid;
+  s.text = "\"write ahead log\"";
+  const std::vector<uint8_t> q = F32({1, 0.05f});
+  s.query = VectorView{ElementType::kFloat32, q};
+  std::vector<ScoredHit> hits;
+  ASSERT_TRUE(c->SearchText(s, 10, {}, &hits).ok());
+  ASSERT_EQ(hits.size(), 1u);
+  EXPECT_EQ(hits[0].id, 1u);
+}
+
 // An offline bulk load indexes the payload text as online writes do.
 TEST(CollectionText, BulkLoadIndexesTheText) {
   TempDir tmp;
