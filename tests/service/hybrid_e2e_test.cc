@@ -125,6 +125,13 @@ TEST(Hybrid, TextQueriesNameTheirModeAndScoreBothSides) {
   ASSERT_TRUE(st.ok()) << st.error_message();
   EXPECT_EQ(lexical_only.hits(0).id(), 17u);
   EXPECT_FLOAT_EQ(lexical_only.dense_weight(), 0.0f);
+  // A quoted phrase: only the passage holding it, in both modes.
+  for (pb::SearchMode m : {pb::LEXICAL, pb::HYBRID}) {
+    r = SearchText(server.stub(), "docs", "\"passage 17\" cat", 5, &st, m);
+    ASSERT_TRUE(st.ok()) << st.error_message();
+    ASSERT_EQ(r.hits_size(), 1) << m;
+    EXPECT_EQ(r.hits(0).id(), 17u);
+  }
   r = SearchText(server.stub(), "docs", "passage 17", 5, &st, pb::HYBRID, pb::RECIPROCAL_RANK);
   ASSERT_TRUE(st.ok()) << st.error_message();
   EXPECT_EQ(r.fusion(), pb::RECIPROCAL_RANK);
