@@ -311,6 +311,19 @@ class CollectionImpl final : public Collection {
     arena_ = std::move(fresh);
     arena_holes_ = 0;
   }
+  // The checks every lexical or hybrid search makes first: k in range, a lexical index.
+  absl::Status CheckTextSearch(uint32_t k) const {
+    RETURN_IF_ERROR(CheckNotDropped());
+    if (k == 0 || k > kMaxTextK) {
+      return absl::InvalidArgumentError(
+          absl::StrCat("k of a lexical or hybrid search must be in [1, ", kMaxTextK, "], got ", k));
+    }
+    if (!options_.payload_text) {
+      return absl::FailedPreconditionError(
+          absl::StrCat("collection '", config_.name, "' has no lexical index"));
+    }
+    return absl::OkStatus();
+  }
   // The k best points for `query` by BM25, each holding the query's phrases (text_index.h).
   absl::Status LexicalSearch(const TextQuery& query, uint32_t k, std::vector<ScoredDoc>* out) const
       ABSL_SHARED_LOCKS_REQUIRED(mu_);
@@ -967,14 +980,7 @@ absl::Status CollectionImpl::SearchText(const TextSearch& search, uint32_t k,
   if (search.mode == SearchMode::kDense) {
     return absl::InvalidArgumentError("SearchText answers lexical and hybrid searches");
   }
-  if (k == 0 || k > kMaxTextK) {
-    return absl::InvalidArgumentError(
-        absl::StrCat("k of a lexical or hybrid search must be in [1, ", kMaxTextK, "], got ", k));
-  }
-  if (!options_.payload_text) {
-    return absl::FailedPreconditionError(
-        absl::StrCat("collection '", config_.name, "' has no lexical index"));
-  }
+  RETURN_IF_ERROR(CheckTextSearch(k));
   ASSIGN_OR_RETURN(const TextQuery query, ParseTextQuery(search.text));
   absl::ReaderMutexLock lock(&mu_);
   RETURN_IF_ERROR(CheckServing());
@@ -1000,15 +1006,7 @@ absl::Status CollectionImpl::HybridCandidates(const TextSearch& search, uint32_t
                                               const SearchParams& params,
                                               std::vector<FusionCandidate>* candidates,
                                               SearchStats* stats) const {
-  RETURN_IF_ERROR(CheckNotDropped());
-  if (k == 0 || k > kMaxTextK) {
-    return absl::InvalidArgumentError(
-        absl::StrCat("k of a lexical or hybrid search must be in [1, ", kMaxTextK, "], got ", k));
-  }
-  if (!options_.payload_text) {
-    return absl::FailedPreconditionError(
-        absl::StrCat("collection '", config_.name, "' has no lexical index"));
-  }
+  RETURN_IF_ERROR(CheckTextSearch(k));
   RETURN_IF_ERROR(CheckFusionParams(search.fusion));
   std::vector<uint8_t> q;
   RETURN_IF_ERROR(QueryForm(search.query, &q));
