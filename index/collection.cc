@@ -324,12 +324,11 @@ class CollectionImpl final : public Collection {
     }
     return absl::OkStatus();
   }
-  // The k best points for `query` by BM25, each holding the query's phrases (text_index.h).
-  absl::Status LexicalSearch(const TextQuery& query, uint32_t k, std::vector<ScoredDoc>* out) const
-      ABSL_SHARED_LOCKS_REQUIRED(mu_);
-  // Whether point `id`'s text holds every phrase of `query` (its stored text re-analysed).
-  absl::StatusOr<bool> MatchesPhrases(VectorId id, const TextQuery& query) const
-      ABSL_SHARED_LOCKS_REQUIRED(mu_);
+  // The text of point `id` as the lexical index read it, from its stored payload (phrase checks).
+  absl::StatusOr<std::string> StoredText(VectorId id) const {
+    ASSIGN_OR_RETURN(std::string payload, store_->Get(Cf::kPayloads, IdKey(config_.id, id)));
+    return options_.payload_text(payload, config_.text_fields);
+  }
   // Rebuilds the lexical index from the stored payloads of the live points (text_index.h).
   absl::Status RebuildTextIndex() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   // The lexical terms of a payload ({} without a lexical index or payload).
@@ -914,49 +913,6 @@ absl::Status CollectionImpl::Search(VectorView query, uint32_t k, const SearchPa
   return absl::OkStatus();
 }
 
-absl::StatusOr<bool> CollectionImpl::MatchesPhrases(VectorId id, const TextQuery& query) const {
-  if (query.phrases.empty()) return true;
-  // A point with none of the phrase terms is rejected by the postings alone; others are read.
-  std::vector<std::string> all;
-  for (const auto& phrase : query.phrases) all.insert(all.end(), phrase.begin(), phrase.end());
-  if (text_.Score(all, {&id, 1})[0] == 0 && !all.empty()) return false;
-  auto payload = store_->Get(Cf::kPayloads, IdKey(config_.id, id));
-  if (absl::IsNotFound(payload.status())) return false;
-  if (!payload.ok()) return payload.status();
-  const std::vector<std::string> terms =
-      AnalyzeText(options_.payload_text(*payload, config_.text_fields));
-  for (const auto& phrase : query.phrases) {
-    if (!ContainsPhrase(terms, phrase)) return false;
-  }
-  return true;
-}
-
-absl::Status CollectionImpl::LexicalSearch(const TextQuery& query, uint32_t k,
-                                           std::vector<ScoredDoc>* out) const {
-  out->clear();
-  if (query.phrases.empty()) {
-    *out = text_.Search(query.terms, k);
-    return absl::OkStatus();
-  }
-  // The points holding every phrase term, best BM25 first, checked for the phrases themselves
-  // until k hold them or kMaxPhraseChecks were checked.
-  std::vector<std::string> all;
-  for (const auto& phrase : query.phrases) all.insert(all.end(), phrase.begin(), phrase.end());
-  const std::vector<VectorId> ids = text_.WithAll(all);
-  const std::vector<double> scores = text_.Score(query.terms, ids);
-  std::vector<ScoredDoc> ranked;
-  ranked.reserve(ids.size());
-  for (size_t i = 0; i < ids.size(); ++i) ranked.push_back({ids[i], scores[i]});
-  std::sort(ranked.begin(), ranked.end(), [](const ScoredDoc& a, const ScoredDoc& b) {
-    return a.score > b.score || (a.score == b.score && a.id < b.id);
-  });
-  for (size_t i = 0; i < ranked.size() && i < kMaxPhraseChecks && out->size() < k; ++i) {
-    ASSIGN_OR_RETURN(bool match, MatchesPhrases(ranked[i].id, query));
-    if (match) out->push_back(ranked[i]);
-  }
-  return absl::OkStatus();
-}
-
 absl::Status CollectionImpl::SearchText(const TextSearch& search, uint32_t k,
                                         const SearchParams& params, std::vector<ScoredHit>* hits,
                                         SearchStats* stats) const {
@@ -985,7 +941,8 @@ absl::Status CollectionImpl::SearchText(const TextSearch& search, uint32_t k,
   absl::ReaderMutexLock lock(&mu_);
   RETURN_IF_ERROR(CheckServing());
   std::vector<ScoredDoc> found;
-  RETURN_IF_ERROR(LexicalSearch(query, k, &found));
+  RETURN_IF_ERROR(text_.Search(
+      query, k, [this](VectorId id) { return StoredText(id); }, &found));
   for (const ScoredDoc& d : found) {
     if (d.id >= ext_of_.size()) {
       return absl::DataLossError(
@@ -1019,16 +976,17 @@ absl::Status CollectionImpl::HybridCandidates(const TextSearch& search, uint32_t
   SearchStats st;
   std::vector<Neighbor> dense;
   RETURN_IF_ERROR(DenseSearch(q.data(), std::max(k, kDenseDepth), params, &dense, &st));
+  const auto stored_text = [this](VectorId id) { return StoredText(id); };
   if (!query.phrases.empty()) {  // phrases filter both sides
     std::vector<Neighbor> kept;
     for (const Neighbor& n : dense) {
-      ASSIGN_OR_RETURN(bool match, MatchesPhrases(n.id, query));
+      ASSIGN_OR_RETURN(bool match, text_.HoldsPhrases(n.id, query, stored_text));
       if (match) kept.push_back(n);
     }
     dense = std::move(kept);
   }
   std::vector<ScoredDoc> lexical;
-  RETURN_IF_ERROR(LexicalSearch(query, std::max(k, kLexicalDepth), &lexical));
+  RETURN_IF_ERROR(text_.Search(query, std::max(k, kLexicalDepth), stored_text, &lexical));
   // The union (by internal id), each candidate scored on both sides.
   absl::flat_hash_map<VectorId, uint32_t> at;
   std::vector<VectorId> ids;  // internal, by candidate

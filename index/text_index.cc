@@ -74,6 +74,55 @@ bool ContainsPhrase(absl::Span<const std::string> text_terms,
   return false;
 }
 
+namespace {
+
+// Every phrase term of `query`, repeats kept.
+std::vector<std::string> PhraseTerms(const TextQuery& query) {
+  std::vector<std::string> all;
+  for (const auto& phrase : query.phrases) all.insert(all.end(), phrase.begin(), phrase.end());
+  return all;
+}
+
+}  // namespace
+
+absl::StatusOr<bool> TextIndex::HoldsPhrases(VectorId id, const TextQuery& query,
+                                             StoredTextFn stored_text) const {
+  if (query.phrases.empty()) return true;
+  // A document with none of the phrase terms is rejected by the postings alone.
+  if (bm25_.Score(PhraseTerms(query), {&id, 1})[0] == 0) return false;
+  absl::StatusOr<std::string> text = stored_text(id);
+  if (absl::IsNotFound(text.status())) return false;
+  if (!text.ok()) return text.status();
+  const std::vector<std::string> terms = AnalyzeText(*text);
+  for (const auto& phrase : query.phrases) {
+    if (!ContainsPhrase(terms, phrase)) return false;
+  }
+  return true;
+}
+
+absl::Status TextIndex::Search(const TextQuery& query, uint32_t k, StoredTextFn stored_text,
+                               std::vector<ScoredDoc>* out) const {
+  out->clear();
+  if (query.phrases.empty()) {
+    *out = bm25_.Search(query.terms, k);
+    return absl::OkStatus();
+  }
+  const std::vector<VectorId> ids = bm25_.WithAll(PhraseTerms(query));
+  const std::vector<double> scores = bm25_.Score(query.terms, ids);
+  std::vector<ScoredDoc> ranked;
+  ranked.reserve(ids.size());
+  for (size_t i = 0; i < ids.size(); ++i) ranked.push_back({ids[i], scores[i]});
+  std::sort(ranked.begin(), ranked.end(), [](const ScoredDoc& a, const ScoredDoc& b) {
+    return a.score > b.score || (a.score == b.score && a.id < b.id);
+  });
+  for (size_t i = 0; i < ranked.size() && i < kMaxPhraseChecks && out->size() < k; ++i) {
+    absl::StatusOr<bool> holds = HoldsPhrases(ranked[i].id, query, stored_text);
+    if (!holds.ok()) return holds.status();
+    if (*holds) out->push_back(ranked[i]);
+  }
+  return absl::OkStatus();
+}
+
 void TextIndex::Put(VectorId id, absl::Span<const std::string> terms) {
   Erase(id);
   if (terms.empty()) return;

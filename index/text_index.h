@@ -18,6 +18,7 @@
 #include <string>
 #include <vector>
 
+#include "absl/functional/function_ref.h"
 #include "absl/status/statusor.h"
 #include "absl/strings/string_view.h"
 #include "absl/types/span.h"
@@ -55,6 +56,9 @@ struct TextQuery {
 [[nodiscard]] bool ContainsPhrase(absl::Span<const std::string> text_terms,
                                   absl::Span<const std::string> phrase);
 
+// The text of a point as the index read it (for phrase checks); NotFound when it has none.
+using StoredTextFn = absl::FunctionRef<absl::StatusOr<std::string>(VectorId)>;
+
 class TextIndex final {
  public:
   // Makes `terms` the document of `id`, replacing any it had; no terms leaves it without one.
@@ -69,6 +73,14 @@ class TextIndex final {
                                           absl::Span<const VectorId> ids) const {
     return bm25_.Score(query, ids);
   }
+  // The k best documents for `query` by BM25, each holding the query's phrases: for a query with
+  // phrases, the documents with every phrase term are checked (their text from `stored_text`,
+  // re-analysed), best BM25 first, until k hold them or kMaxPhraseChecks were checked.
+  [[nodiscard]] absl::Status Search(const TextQuery& query, uint32_t k, StoredTextFn stored_text,
+                                    std::vector<ScoredDoc>* out) const;
+  // Whether document `id` holds every phrase of `query` (true without phrases).
+  [[nodiscard]] absl::StatusOr<bool> HoldsPhrases(VectorId id, const TextQuery& query,
+                                                  StoredTextFn stored_text) const;
   // The documents holding every one of `terms`, in id order of the index (unranked).
   [[nodiscard]] std::vector<VectorId> WithAll(absl::Span<const std::string> terms) const {
     return bm25_.WithAll(terms);
