@@ -74,8 +74,8 @@ absl::StatusOr<std::unique_ptr<TextAnalyzer>> TextAnalyzer::Create(absl::string_
 
 TextAnalyzer::~TextAnalyzer() { sb_stemmer_delete(stemmer_); }
 
-std::vector<std::string> TextAnalyzer::Terms(absl::string_view text) {
-  std::vector<std::string> terms;
+void TextAnalyzer::ForEachWord(absl::string_view text,
+                               absl::FunctionRef<void(const std::string&)> visit) {
   const std::string valid = ValidUtf8(text);
   utf8proc_uint8_t* folded = nullptr;
   const utf8proc_ssize_t len = utf8proc_map(
@@ -83,17 +83,10 @@ std::vector<std::string> TextAnalyzer::Terms(absl::string_view text) {
       static_cast<utf8proc_ssize_t>(valid.size()), &folded,
       static_cast<utf8proc_option_t>(UTF8PROC_COMPOSE | UTF8PROC_COMPAT | UTF8PROC_CASEFOLD |
                                      UTF8PROC_STRIPMARK | UTF8PROC_IGNORE));
-  if (len < 0) return terms;  // cannot happen on valid UTF-8 but for memory exhaustion
+  if (len < 0) return;  // cannot happen on valid UTF-8 but for memory exhaustion
   std::string word;
   const auto flush = [&] {
-    if (!word.empty() && word.size() <= kMaxTermBytes && !StopWords().contains(word)) {
-      const sb_symbol* stem = sb_stemmer_stem(
-          stemmer_, reinterpret_cast<const sb_symbol*>(word.data()), static_cast<int>(word.size()));
-      if (stem != nullptr) {
-        terms.emplace_back(reinterpret_cast<const char*>(stem),
-                           static_cast<size_t>(sb_stemmer_length(stemmer_)));
-      }
-    }
+    if (!word.empty() && word.size() <= kMaxTermBytes) visit(word);
     word.clear();
   };
   const utf8proc_uint8_t* p = folded;
@@ -112,7 +105,26 @@ std::vector<std::string> TextAnalyzer::Terms(absl::string_view text) {
   }
   flush();
   std::free(folded);
+}
+
+std::vector<std::string> TextAnalyzer::Terms(absl::string_view text) {
+  std::vector<std::string> terms;
+  ForEachWord(text, [&](const std::string& word) {
+    if (StopWords().contains(word)) return;
+    const sb_symbol* stem = sb_stemmer_stem(
+        stemmer_, reinterpret_cast<const sb_symbol*>(word.data()), static_cast<int>(word.size()));
+    if (stem != nullptr) {
+      terms.emplace_back(reinterpret_cast<const char*>(stem),
+                         static_cast<size_t>(sb_stemmer_length(stemmer_)));
+    }
+  });
   return terms;
+}
+
+std::vector<std::string> TextAnalyzer::Words(absl::string_view text) {
+  std::vector<std::string> words;
+  ForEachWord(text, [&](const std::string& word) { words.push_back(word); });
+  return words;
 }
 
 }  // namespace strata

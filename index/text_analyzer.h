@@ -15,6 +15,7 @@
 #include <string>
 #include <vector>
 
+#include "absl/functional/function_ref.h"
 #include "absl/status/statusor.h"
 #include "absl/strings/string_view.h"
 
@@ -35,9 +36,16 @@ class TextAnalyzer final {
 
   // The terms of `text` in order, repeats kept (a term's count is its frequency).
   [[nodiscard]] std::vector<std::string> Terms(absl::string_view text);
+  // The words of `text` in order as written, only folded (case, accents, compatibility forms):
+  // stop words kept, nothing stemmed, over-long words dropped. What exact phrases compare.
+  [[nodiscard]] std::vector<std::string> Words(absl::string_view text);
 
  private:
   explicit TextAnalyzer(sb_stemmer* stemmer) : stemmer_(stemmer) {}
+  // Calls `visit` with each folded word of `text` (runs of letters and digits, at most
+  // kMaxTermBytes).
+  static void ForEachWord(absl::string_view text,
+                          absl::FunctionRef<void(const std::string&)> visit);
   sb_stemmer* stemmer_;
 };
 

@@ -33,6 +33,8 @@ std::vector<std::string> AnalyzeText(absl::string_view text) {
   return ThreadAnalyzer().Terms(text);
 }
 
+std::vector<std::string> TextWords(absl::string_view text) { return ThreadAnalyzer().Words(text); }
+
 absl::StatusOr<TextQuery> ParseTextQuery(absl::string_view text) {
   TextQuery q;
   // Quoted parts are phrases; all of the text, quotes aside, gives the terms.
@@ -48,8 +50,8 @@ absl::StatusOr<TextQuery> ParseTextQuery(absl::string_view text) {
     }
     const absl::string_view inside = text.substr(open + 1, close - open - 1);
     absl::StrAppend(&unquoted, text.substr(at, open - at), " ", inside, " ");
-    std::vector<std::string> phrase = AnalyzeText(inside);
-    if (!phrase.empty()) q.phrases.push_back(std::move(phrase));
+    TextQuery::Phrase phrase{AnalyzeText(inside), TextWords(inside)};
+    if (!phrase.terms.empty()) q.phrases.push_back(std::move(phrase));
     at = close + 1;
   }
   q.terms = AnalyzeText(unquoted);
@@ -79,7 +81,9 @@ namespace {
 // Every phrase term of `query`, repeats kept.
 std::vector<std::string> PhraseTerms(const TextQuery& query) {
   std::vector<std::string> all;
-  for (const auto& phrase : query.phrases) all.insert(all.end(), phrase.begin(), phrase.end());
+  for (const auto& phrase : query.phrases) {
+    all.insert(all.end(), phrase.terms.begin(), phrase.terms.end());
+  }
   return all;
 }
 
@@ -93,9 +97,9 @@ absl::StatusOr<bool> TextIndex::HoldsPhrases(VectorId id, const TextQuery& query
   absl::StatusOr<std::string> text = stored_text(id);
   if (absl::IsNotFound(text.status())) return false;
   if (!text.ok()) return text.status();
-  const std::vector<std::string> terms = AnalyzeText(*text);
+  const std::vector<std::string> words = TextWords(*text);
   for (const auto& phrase : query.phrases) {
-    if (!ContainsPhrase(terms, phrase)) return false;
+    if (!ContainsPhrase(words, phrase.words)) return false;
   }
   return true;
 }

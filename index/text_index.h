@@ -40,19 +40,27 @@ inline constexpr size_t kMaxPhraseChecks = 1000;
 
 // The terms of `text` (English analysis). Thread-safe: one analyser per thread.
 [[nodiscard]] std::vector<std::string> AnalyzeText(absl::string_view text);
+// The words of `text`, folded but not stemmed, stop words kept (TextAnalyzer::Words).
+[[nodiscard]] std::vector<std::string> TextWords(absl::string_view text);
 
 // A lexical query: its terms (scored by BM25) and its phrases, the parts of the text between
-// double quotes, which a point's text must contain as consecutive terms ("write ahead log";
-// a quoted single word is a term the text must contain). The analysis drops stop words on both
-// sides, so "the cat" is the phrase [cat]. A quote without its pair is ignored.
+// double quotes, which a point's text must hold exactly: the same words in the same order, stop
+// words included and nothing stemmed - only case, accents and compatibility forms are folded
+// ("Write-ahead log" holds "write ahead log"; "running" does not hold "runs"). A quoted single
+// word is a word the text must hold exactly. A phrase needs one word that is not a stop word
+// (its candidates come from the postings); one without is dropped, as is a quote without its pair.
 struct TextQuery {
+  struct Phrase {
+    std::vector<std::string> terms;  // as indexed: finds the candidates
+    std::vector<std::string> words;  // as written (folded): what a text must hold
+  };
   std::vector<std::string> terms;  // every term of the text, phrases' included
-  std::vector<std::vector<std::string>> phrases;
+  std::vector<Phrase> phrases;
 };
 // InvalidArgument naming the limit when the text has more than kMaxQueryTerms distinct terms.
 // A text of stop words alone has none (not an error).
 [[nodiscard]] absl::StatusOr<TextQuery> ParseTextQuery(absl::string_view text);
-// True when `text_terms` holds `phrase` as consecutive terms (an empty phrase: true).
+// True when `text_terms` holds `phrase` as consecutive items (an empty phrase: true).
 [[nodiscard]] bool ContainsPhrase(absl::Span<const std::string> text_terms,
                                   absl::Span<const std::string> phrase);
 

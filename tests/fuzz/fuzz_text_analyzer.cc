@@ -45,7 +45,7 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   auto query = strata::ParseTextQuery(absl::string_view(reinterpret_cast<const char*>(data), size));
   if (query.ok()) {
     for (const auto& phrase : query->phrases) {
-      if (phrase.empty()) std::abort();
+      if (phrase.terms.empty() || phrase.words.size() < phrase.terms.size()) std::abort();
     }
   }
   if (!index.Remove(7).ok() || !index.Search(terms, 3).empty()) std::abort();

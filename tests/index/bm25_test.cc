@@ -149,13 +149,20 @@ TEST(TextQuery, QuotedPartsArePhrasesAndEveryPartGivesTerms) {
   auto q = ParseTextQuery("\"Write-ahead logs\" and durability");
   ASSERT_TRUE(q.ok()) << q.status();
   ASSERT_EQ(q->phrases.size(), 1u);
-  EXPECT_EQ(q->phrases[0], (std::vector<std::string>{"write", "ahead", "log"}));
+  EXPECT_EQ(q->phrases[0].terms, (std::vector<std::string>{"write", "ahead", "log"}));
+  EXPECT_EQ(q->phrases[0].words, (std::vector<std::string>{"write", "ahead", "logs"}));
   EXPECT_EQ(q->terms, (std::vector<std::string>{"write", "ahead", "log", "durabl"}));
-  // A quoted single word is a required term; a quoted stop word is nothing; a lone quote is text.
-  q = ParseTextQuery("\"vacuum\" \"the\" tables \"unclosed");
+  // A quoted single word is a required word; a quoted stop word alone is nothing (no postings
+  // to find it by); a lone quote is text. Stop words stay in a phrase's words.
+  q = ParseTextQuery("\"Vacuum\" \"the\" tables \"unclosed");
   ASSERT_TRUE(q.ok());
   ASSERT_EQ(q->phrases.size(), 1u);
-  EXPECT_EQ(q->phrases[0], std::vector<std::string>{"vacuum"});
+  EXPECT_EQ(q->phrases[0].words, std::vector<std::string>{"vacuum"});
+  q = ParseTextQuery("\"the Cat\"");
+  ASSERT_EQ(q->phrases.size(), 1u);
+  EXPECT_EQ(q->phrases[0].terms, std::vector<std::string>{"cat"});
+  EXPECT_EQ(q->phrases[0].words, (std::vector<std::string>{"the", "cat"}));
+  q = ParseTextQuery("\"Vacuum\" \"the\" tables \"unclosed");
   EXPECT_EQ(q->terms, (std::vector<std::string>{"vacuum", "tabl", "unclos"}));
   EXPECT_TRUE(ParseTextQuery("").ok());
   EXPECT_TRUE(ParseTextQuery("\"\"").value().phrases.empty());

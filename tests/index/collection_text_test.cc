@@ -202,7 +202,13 @@ TEST(CollectionText, PhrasesFilterLexicalAndHybridSearches) {
   EXPECT_EQ(Lexical(*c, "\"write ahead log\""), (std::vector<uint64_t>{1}));
   EXPECT_EQ(Lexical(*c, "\"ahead log\" write"), (std::vector<uint64_t>{3, 1}));  // 3 is shorter
   EXPECT_TRUE(Lexical(*c, "\"log write ahead\"").empty());
-  EXPECT_EQ(Lexical(*c, "\"often\" write"), (std::vector<uint64_t>{2}));  // a required term
+  EXPECT_EQ(Lexical(*c, "\"often\" write"), (std::vector<uint64_t>{2}));  // a required word
+  // Quotes are exact: no stemming ("commit" is not "commits"), stop words in place.
+  EXPECT_TRUE(Lexical(*c, "\"makes commit\"").empty());
+  EXPECT_EQ(Lexical(*c, "\"Makes COMMITS\""), (std::vector<uint64_t>{1}));
+  EXPECT_EQ(Lexical(*c, "\"write it often\""), (std::vector<uint64_t>{2}));
+  EXPECT_TRUE(Lexical(*c, "\"write often\"").empty());           // "it" stands between them
+  EXPECT_EQ(Lexical(*c, "commit"), (std::vector<uint64_t>{1}));  // unquoted: stemmed
   // Hybrid: the dense side's nearest (4, then 1) are dropped unless they hold the phrase.
   TextSearch s;
   s.mode = SearchMode::kHybrid;
