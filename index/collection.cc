@@ -932,7 +932,6 @@ absl::Status CollectionImpl::SearchText(const TextSearch& search, uint32_t k,
     }
     return absl::OkStatus();
   }
-  RETURN_IF_ERROR(CheckNotDropped());
   if (search.mode == SearchMode::kDense) {
     return absl::InvalidArgumentError("SearchText answers lexical and hybrid searches");
   }
@@ -978,8 +977,11 @@ absl::Status CollectionImpl::HybridCandidates(const TextSearch& search, uint32_t
   RETURN_IF_ERROR(DenseSearch(q.data(), std::max(k, kDenseDepth), params, &dense, &st));
   const auto stored_text = [this](VectorId id) { return StoredText(id); };
   if (!query.phrases.empty()) {  // phrases filter both sides
+    const std::vector<VectorId> with_terms = text_.PhraseCandidates(query);
+    const absl::flat_hash_set<VectorId> may_hold(with_terms.begin(), with_terms.end());
     std::vector<Neighbor> kept;
     for (const Neighbor& n : dense) {
+      if (!may_hold.contains(n.id)) continue;  // lacks a phrase term: no text to read
       ASSIGN_OR_RETURN(bool match, text_.HoldsPhrases(n.id, query, stored_text));
       if (match) kept.push_back(n);
     }

@@ -89,11 +89,13 @@ std::vector<std::string> PhraseTerms(const TextQuery& query) {
 
 }  // namespace
 
+std::vector<VectorId> TextIndex::PhraseCandidates(const TextQuery& query) const {
+  return bm25_.WithAll(PhraseTerms(query));
+}
+
 absl::StatusOr<bool> TextIndex::HoldsPhrases(VectorId id, const TextQuery& query,
                                              StoredTextFn stored_text) const {
   if (query.phrases.empty()) return true;
-  // A document with none of the phrase terms is rejected by the postings alone.
-  if (bm25_.Score(PhraseTerms(query), {&id, 1})[0] == 0) return false;
   absl::StatusOr<std::string> text = stored_text(id);
   if (absl::IsNotFound(text.status())) return false;
   if (!text.ok()) return text.status();
@@ -111,7 +113,7 @@ absl::Status TextIndex::Search(const TextQuery& query, uint32_t k, StoredTextFn 
     *out = bm25_.Search(query.terms, k);
     return absl::OkStatus();
   }
-  const std::vector<VectorId> ids = bm25_.WithAll(PhraseTerms(query));
+  const std::vector<VectorId> ids = PhraseCandidates(query);
   const std::vector<double> scores = bm25_.Score(query.terms, ids);
   std::vector<ScoredDoc> ranked;
   ranked.reserve(ids.size());

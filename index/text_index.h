@@ -86,13 +86,13 @@ class TextIndex final {
   // re-analysed), best BM25 first, until k hold them or kMaxPhraseChecks were checked.
   [[nodiscard]] absl::Status Search(const TextQuery& query, uint32_t k, StoredTextFn stored_text,
                                     std::vector<ScoredDoc>* out) const;
-  // Whether document `id` holds every phrase of `query` (true without phrases).
+  // The documents holding every term of `query`'s phrases (unranked): the only ones that can
+  // hold the phrases.
+  [[nodiscard]] std::vector<VectorId> PhraseCandidates(const TextQuery& query) const;
+  // Whether document `id`'s text holds every phrase of `query` (true without phrases). It reads
+  // the text: check PhraseCandidates first.
   [[nodiscard]] absl::StatusOr<bool> HoldsPhrases(VectorId id, const TextQuery& query,
                                                   StoredTextFn stored_text) const;
-  // The documents holding every one of `terms`, in id order of the index (unranked).
-  [[nodiscard]] std::vector<VectorId> WithAll(absl::Span<const std::string> terms) const {
-    return bm25_.WithAll(terms);
-  }
   [[nodiscard]] uint64_t documents() const { return bm25_.documents(); }
   [[nodiscard]] uint64_t terms() const { return bm25_.terms(); }
   [[nodiscard]] uint64_t MemoryBytes() const { return bm25_.MemoryBytes(); }
