@@ -22,8 +22,10 @@
 
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
+#include "absl/strings/str_cat.h"
 #include "absl/types/span.h"
 #include "gpu/dtype.h"
+#include "gpu/ggml_type.h"
 
 namespace strata::gpu {
 
@@ -119,6 +121,10 @@ class LinearWeight final {
   std::unique_ptr<Data> data_;
 };
 enum class Pooling { kMean, kCls };
+// How rotary position embedding pairs a head's dimensions: kAdjacent rotates (x[2i], x[2i+1]), as
+// llama.cpp stores Llama's Q/K weights in GGUF; kHalves rotates (x[i], x[i + d/2]), as Hugging
+// Face's checkpoints and GGUF's Qwen2 do. Pair i turns by position * theta^(-2i/d).
+enum class RopeStyle { kAdjacent, kHalves };
 
 class Backend {
  public:
@@ -187,7 +193,76 @@ class Backend {
                                           Tensor& out) = 0;
   // In place: every row scaled to unit L2 norm (a zero row stays zero).
   [[nodiscard]] virtual absl::Status L2Normalize(Tensor& x) = 0;
+
+  // ---- Decoder operations. The CPU backend runs them; the CUDA backend does not yet (each
+  // returns Unimplemented there, which the decoder reports at load). All in F32. ----
+
+  // Takes a weight of n rows of k values stored in a GGUF type (n * GgmlRowBytes(type, k) bytes
+  // at `rows`, copied) and prepares it for Linear() and GatherRows(): the CPU keeps the blocks and
+  // dequantises them on the fly inside its products (fp32 sums). InvalidArgument when k is not a
+  // whole number of the type's blocks.
+  [[nodiscard]] virtual absl::StatusOr<LinearWeight> PrepareQuantizedLinear(GgmlType type,
+                                                                            const void* rows,
+                                                                            int64_t n, int64_t k);
+  // out[t] = row ids[t] of a prepared quantised weight (token embeddings), as floats; ids int32
+  // [T] on the backend, each < table.out_features() (checked by the caller).
+  [[nodiscard]] virtual absl::Status GatherRows(const LinearWeight& table, const Tensor& ids,
+                                                Tensor& out);
+  // In place, elementwise over x's elements: x += y, or x *= y (y has at least as many).
+  [[nodiscard]] virtual absl::Status Add(Tensor& x, const Tensor& y);
+  [[nodiscard]] virtual absl::Status Multiply(Tensor& x, const Tensor& y);
+  // In place: rotary position embedding of the first `rows` rows of x [rows, heads * head_dim],
+  // row t at position first_position + t (which may be negative: rotating by -p undoes p).
+  [[nodiscard]] virtual absl::Status Rope(Tensor& x, int64_t rows, int heads, int head_dim,
+                                          int64_t first_position, float theta, RopeStyle style);
+  // Copies rows [src_row, src_row + rows) of src into dst from row dst_row; both have rows of
+  // the same width and dtype. InvalidArgument when they do not fit.
+  [[nodiscard]] virtual absl::Status CopyRows(const Tensor& src, int64_t src_row, int64_t rows,
+                                              Tensor& dst, int64_t dst_row);
+  // Causal attention of `rows` queries against a key/value cache with grouped heads: q is
+  // [rows, heads * head_dim]; k_cache and v_cache are [capacity, kv_heads * head_dim] whose first
+  // start + rows rows hold keys (already rotated) and values. Query t sees cache rows
+  // [0, start + t]; query head h reads kv head h / (heads / kv_heads). Scores are scaled by
+  // 1/sqrt(head_dim). out is [rows, heads * head_dim].
+  [[nodiscard]] virtual absl::Status CachedAttention(const Tensor& q, int64_t rows,
+                                                     const Tensor& k_cache,
+                                                     const Tensor& v_cache, int64_t start,
+                                                     int heads, int kv_heads, int head_dim,
+                                                     Tensor& out);
 };
+
+// The Unimplemented of a backend without decoder operations.
+inline absl::Status NoDecoderOp(const Backend& b, absl::string_view op) {
+  return absl::UnimplementedError(absl::StrCat(
+      b.name(), " does not run decoder operations yet (", op, "); use the CPU backend"));
+}
+inline absl::StatusOr<LinearWeight> Backend::PrepareQuantizedLinear(GgmlType /*type*/,
+                                                             const void* /*rows*/, int64_t /*n*/,
+                                                             int64_t /*k*/) {
+  return NoDecoderOp(*this, "PrepareQuantizedLinear");
+}
+inline absl::Status Backend::GatherRows(const LinearWeight& /*table*/, const Tensor& /*ids*/,
+                                 Tensor& /*out*/) {
+  return NoDecoderOp(*this, "GatherRows");
+}
+inline absl::Status Backend::Add(Tensor& /*x*/, const Tensor& /*y*/) { return NoDecoderOp(*this, "Add"); }
+inline absl::Status Backend::Multiply(Tensor& /*x*/, const Tensor& /*y*/) {
+  return NoDecoderOp(*this, "Multiply");
+}
+inline absl::Status Backend::Rope(Tensor& /*x*/, int64_t /*rows*/, int /*heads*/, int /*head_dim*/,
+                           int64_t /*first_position*/, float /*theta*/, RopeStyle /*style*/) {
+  return NoDecoderOp(*this, "Rope");
+}
+inline absl::Status Backend::CopyRows(const Tensor& /*src*/, int64_t /*src_row*/,
+                                      int64_t /*rows*/, Tensor& /*dst*/, int64_t /*dst_row*/) {
+  return NoDecoderOp(*this, "CopyRows");
+}
+inline absl::Status Backend::CachedAttention(const Tensor& /*q*/, int64_t /*rows*/,
+                                      const Tensor& /*k_cache*/, const Tensor& /*v_cache*/,
+                                      int64_t /*start*/, int /*heads*/, int /*kv_heads*/,
+                                      int /*head_dim*/, Tensor& /*out*/) {
+  return NoDecoderOp(*this, "CachedAttention");
+}
 
 // For backends: InvalidArgument when CopyFromHost's arguments do not fit `dst` (range past its
 // capacity, or an int/float mix).

@@ -16,6 +16,8 @@
 #include "gpu/internal/cpu_kernels.h"
 #include "gpu/internal/gemm.h"
 #include "gpu/internal/head_attention.h"
+#include "gpu/internal/quant_kernels.h"
+#include "gpu/internal/quant_matmul.h"
 #include "storage/cpu_features.h"
 #include "storage/log.h"
 #include "storage/status_macros.h"
@@ -40,6 +42,12 @@ absl::Status NeedF32(const Tensor& t, const char* what) {
 struct CpuLinearData final : LinearWeight::Data {
   explicit CpuLinearData(cpu::PackedWeight w) : packed(std::move(w)) {}
   cpu::PackedWeight packed;
+};
+
+// A weight kept in its GGUF block type (PrepareQuantizedLinear).
+struct CpuQuantData final : LinearWeight::Data {
+  explicit CpuQuantData(cpu::QuantMatrix m) : matrix(std::move(m)) {}
+  cpu::QuantMatrix matrix;
 };
 
 cpu::GemmPrecision ToGemm(MatmulPrecision p) {
@@ -144,6 +152,18 @@ class CpuBackend final : public Backend {
     RETURN_IF_NOT_F32(y, "Linear output");
     if (w.data() == nullptr) {
       return absl::InvalidArgumentError("cpu backend: a Linear weight it did not prepare");
+    }
+    if (const auto* q = dynamic_cast<const CpuQuantData*>(w.data())) {
+      const int64_t m = x.numel() / q->matrix.k();
+      if (m * q->matrix.k() != x.numel() || y.numel() < m * q->matrix.n() ||
+          (bias != nullptr && bias->numel() < q->matrix.n())) {
+        return absl::InvalidArgumentError(
+            absl::StrCat("cpu backend: Linear of ", x.numel(), " inputs by a ", q->matrix.n(),
+                         " x ", q->matrix.k(), " weight into ", y.numel()));
+      }
+      cpu::QuantMatmul(x.as<float>(), m, q->matrix, bias != nullptr ? bias->as<float>() : nullptr,
+                       static_cast<int>(act), y.as<float>());
+      return absl::OkStatus();
     }
     const cpu::PackedWeight& packed = static_cast<const CpuLinearData*>(w.data())->packed;
     const int64_t m = x.numel() / packed.k();
@@ -309,7 +329,140 @@ class CpuBackend final : public Backend {
     return absl::OkStatus();
   }
 
+  absl::StatusOr<LinearWeight> PrepareQuantizedLinear(GgmlType type, const void* rows, int64_t n,
+                                                      int64_t k) override {
+    ASSIGN_OR_RETURN(cpu::QuantMatrix m, cpu::QuantMatrix::Copy(type, rows, n, k));
+    return LinearWeight(n, k,
+                        absl::StrCat(GgmlTypeName(type), " blocks unpacked in the product (",
+                                     cpu::BestQuantKernels().name, ")"),
+                        Tensor(), std::make_unique<CpuQuantData>(std::move(m)));
+  }
+
+  absl::Status GatherRows(const LinearWeight& table, const Tensor& ids, Tensor& out) override {
+    RETURN_IF_NOT_F32(out, "GatherRows output");
+    const auto* q = dynamic_cast<const CpuQuantData*>(table.data());
+    if (q == nullptr || ids.dtype() != DType::kI32 ||
+        out.numel() < ids.numel() * q->matrix.k()) {
+      return absl::InvalidArgumentError("cpu backend: GatherRows needs a quantised table, int32 "
+                                        "ids and room for their rows");
+    }
+    const cpu::QuantKernels& qk = cpu::BestQuantKernels();
+    const int32_t* id = ids.as<int32_t>();
+    const int64_t k = q->matrix.k();
+    for (int64_t t = 0; t < ids.numel(); ++t) {
+      if (id[t] < 0 || id[t] >= q->matrix.n()) {
+        return absl::InvalidArgumentError(
+            absl::StrCat("cpu backend: row ", id[t], " of a ", q->matrix.n(), "-row table"));
+      }
+      qk.dequantize_row(q->matrix.type(), q->matrix.row(id[t]), k, out.as<float>() + t * k);
+    }
+    return absl::OkStatus();
+  }
+
+  absl::Status Add(Tensor& x, const Tensor& y) override { return Elementwise(x, y, false); }
+  absl::Status Multiply(Tensor& x, const Tensor& y) override { return Elementwise(x, y, true); }
+
+  absl::Status Rope(Tensor& x, int64_t rows, int heads, int head_dim, int64_t first_position,
+                    float theta, RopeStyle style) override {
+    RETURN_IF_NOT_F32(x, "Rope input");
+    const int64_t width = static_cast<int64_t>(heads) * head_dim;
+    if (head_dim % 2 != 0 || rows * width > x.numel()) {
+      return absl::InvalidArgumentError("cpu backend: Rope shape does not fit its tensor");
+    }
+    const int half = head_dim / 2;
+    // Angles in double: position * theta^(-2i/d) reaches thousands of radians, where float
+    // rounding would move the rotation by ~1e-3.
+    std::vector<double> inv_freq(static_cast<size_t>(half));
+    for (int i = 0; i < half; ++i) {
+      inv_freq[static_cast<size_t>(i)] = std::pow(static_cast<double>(theta), -2.0 * i / head_dim);
+    }
+    float* v = x.as<float>();
+#pragma omp parallel for schedule(static)
+    for (int64_t t = 0; t < rows; ++t) {
+      const double pos = static_cast<double>(first_position + t);
+      std::vector<float> c(static_cast<size_t>(half)), s(static_cast<size_t>(half));
+      for (int i = 0; i < half; ++i) {
+        const double a = pos * inv_freq[static_cast<size_t>(i)];
+        c[static_cast<size_t>(i)] = static_cast<float>(std::cos(a));
+        s[static_cast<size_t>(i)] = static_cast<float>(std::sin(a));
+      }
+      for (int h = 0; h < heads; ++h) {
+        float* r = v + t * width + static_cast<int64_t>(h) * head_dim;
+        for (int i = 0; i < half; ++i) {
+          const int a = style == RopeStyle::kAdjacent ? 2 * i : i;
+          const int b = style == RopeStyle::kAdjacent ? 2 * i + 1 : i + half;
+          const float x0 = r[a], x1 = r[b];
+          r[a] = x0 * c[static_cast<size_t>(i)] - x1 * s[static_cast<size_t>(i)];
+          r[b] = x0 * s[static_cast<size_t>(i)] + x1 * c[static_cast<size_t>(i)];
+        }
+      }
+    }
+    return absl::OkStatus();
+  }
+
+  absl::Status CopyRows(const Tensor& src, int64_t src_row, int64_t rows, Tensor& dst,
+                        int64_t dst_row) override {
+    const int64_t width = src.shape().back();
+    if (dst.shape().back() != width || src.dtype() != dst.dtype() || src_row < 0 || rows < 0 ||
+        (src_row + rows) * width > src.numel() || dst_row < 0 ||
+        (dst_row + rows) * width > dst.numel()) {
+      return absl::InvalidArgumentError("cpu backend: CopyRows does not fit its tensors");
+    }
+    std::memcpy(static_cast<char*>(dst.data()) + dst_row * width * 4,
+                static_cast<const char*>(src.data()) + src_row * width * 4,
+                static_cast<size_t>(rows * width) * 4);
+    return absl::OkStatus();
+  }
+
+  absl::Status CachedAttention(const Tensor& q, int64_t rows, const Tensor& k_cache,
+                               const Tensor& v_cache, int64_t start, int heads, int kv_heads,
+                               int head_dim, Tensor& out) override {
+    RETURN_IF_NOT_F32(q, "CachedAttention query");
+    const int64_t width = static_cast<int64_t>(heads) * head_dim;
+    const int64_t kv_width = static_cast<int64_t>(kv_heads) * head_dim;
+    if (kv_heads < 1 || heads % kv_heads != 0 || rows * width > q.numel() ||
+        rows * width > out.numel() || (start + rows) * kv_width > k_cache.numel() ||
+        (start + rows) * kv_width > v_cache.numel()) {
+      return absl::InvalidArgumentError("cpu backend: CachedAttention shapes do not fit");
+    }
+    const float scale = 1.0f / std::sqrt(static_cast<float>(head_dim));
+    const int group = heads / kv_heads;
+    const float* qv = q.as<float>();
+    const float* kv = k_cache.as<float>();
+    const float* vv = v_cache.as<float>();
+    float* o = out.as<float>();
+    const cpu::CpuKernels& kern = cpu::BestCpuKernels();
+#pragma omp parallel
+    {
+      std::vector<float> scratch(static_cast<size_t>(start + rows));
+#pragma omp for schedule(dynamic)
+      for (int64_t job = 0; job < rows * heads; ++job) {
+        const int64_t t = job / heads;
+        const int h = static_cast<int>(job % heads);
+        const int64_t kvh = h / group;
+        kern.attend_row(qv + t * width + h * head_dim, kv + kvh * head_dim, vv + kvh * head_dim,
+                        kv_width, start + t + 1, head_dim, scale, scratch.data(),
+                        o + t * width + h * head_dim);
+      }
+    }
+    return absl::OkStatus();
+  }
+
  private:
+  static absl::Status Elementwise(Tensor& x, const Tensor& y, bool multiply) {
+    RETURN_IF_NOT_F32(x, "elementwise input");
+    RETURN_IF_NOT_F32(y, "elementwise operand");
+    if (y.numel() < x.numel()) {
+      return absl::InvalidArgumentError("cpu backend: elementwise operand is smaller");
+    }
+    float* a = x.as<float>();
+    const float* b = y.as<float>();
+    const int64_t n = x.numel();
+#pragma omp parallel for schedule(static)
+    for (int64_t i = 0; i < n; ++i) a[i] = multiply ? a[i] * b[i] : a[i] + b[i];
+    return absl::OkStatus();
+  }
+
   cpu::GemmScratch gemm_scratch_;  // one caller at a time (backend.h)
 };
 

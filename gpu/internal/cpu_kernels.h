@@ -22,6 +22,10 @@ struct CpuKernels {
   // null; out may alias x), mean and variance in fp64; scratch holds n floats.
   void (*layer_norm_row)(const float* x, const float* residual, const float* gamma,
                          const float* beta, float eps, int64_t n, float* scratch, float* out);
+  // out[0, head_dim) = softmax(scale * q . k_j) . v_j over the first len rows of k and v (row j
+  // at j * stride); scratch holds len floats.
+  void (*attend_row)(const float* q, const float* k, const float* v, int64_t stride, int64_t len,
+                     int64_t head_dim, float scale, float* scratch, float* out);
 };
 
 const CpuKernels& BestCpuKernels();

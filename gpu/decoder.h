@@ -1,0 +1,132 @@
+// Llama-family decoders (llama and qwen2 layouts) from a GGUF file, on an engine backend: token
+// embeddings, then per layer RMSNorm -> Q/K/V (qwen2: with biases) -> rotary positions -> causal
+// attention with grouped KV heads over a per-sequence cache -> output projection + residual ->
+// RMSNorm -> SwiGLU feed-forward + residual; final RMSNorm and the output projection (tied to the
+// embeddings when the file has no output.weight).
+//
+// Weights stay in their GGUF types (F32, F16, BF16, Q8_0, Q4_0, Q4_1, Q4_K, Q6_K), unpacked on the
+// fly inside the products; activations and the KV cache are F32. RoPE pairs adjacent dimensions
+// for llama (llama.cpp permutes Q/K when it writes GGUF) and halves for qwen2.
+//
+// Runs on the CPU backend; the CUDA backend has no decoder operations yet (Open says so).
+#ifndef STRATA_GPU_DECODER_H_
+#define STRATA_GPU_DECODER_H_
+
+#include <algorithm>
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "absl/base/thread_annotations.h"
+#include "absl/status/statusor.h"
+#include "absl/synchronization/mutex.h"
+#include "absl/types/span.h"
+#include "gpu/backend.h"
+#include "gpu/bpe_tokenizer.h"
+#include "gpu/chat_template.h"
+#include "gpu/gguf.h"
+
+namespace strata::gpu {
+
+enum class DecoderArch { kLlama, kQwen2 };
+
+struct DecoderConfig {
+  DecoderArch arch = DecoderArch::kLlama;
+  std::string name;  // general.name, for logs
+  int vocab_size = 0;
+  int hidden = 0;
+  int layers = 0;
+  int heads = 0;
+  int kv_heads = 0;
+  int head_dim = 0;
+  int ffn = 0;
+  int context_length = 0;  // the model's trained context
+  float rms_eps = 1e-5f;
+  float rope_theta = 10000.0f;
+  RopeStyle rope_style = RopeStyle::kAdjacent;
+};
+
+// Reads the architecture's hyper-parameters from the metadata. InvalidArgument names a missing or
+// inconsistent field, or an unsupported feature (another architecture, partial or scaled RoPE).
+[[nodiscard]] absl::StatusOr<DecoderConfig> ReadDecoderConfig(const GgufFile& file);
+
+// One sequence's keys (rotated) and values, every layer, for `capacity` positions. Made by
+// Decoder::NewSequence; used by one caller at a time.
+class DecoderSequence final {
+ public:
+  [[nodiscard]] int64_t length() const { return length_; }
+  [[nodiscard]] int64_t capacity() const { return capacity_; }
+  [[nodiscard]] size_t bytes() const;
+  // Forgets positions from `length` on (e.g. to reuse a shared prefix).
+  void Truncate(int64_t length) { length_ = std::min(length_, std::max<int64_t>(0, length)); }
+
+ private:
+  friend class Decoder;
+  int64_t length_ = 0, capacity_ = 0;
+  std::vector<Tensor> k_, v_;  // per layer, [capacity, kv_heads * head_dim]
+};
+
+struct DecoderOptions {
+  BackendChoice backend = BackendChoice::kCpu;
+  int cuda_device = 0;
+};
+
+class Decoder final {
+ public:
+  // Loads the model. Errors name the file and what is wrong: a missing tensor, a shape that
+  // disagrees with the metadata, a tensor type Strata does not read, a tokenizer or chat
+  // template it cannot follow, a backend without decoder operations.
+  static absl::StatusOr<std::unique_ptr<Decoder>> Open(const std::string& path,
+                                                       const DecoderOptions& options = {});
+  Decoder(const Decoder&) = delete;
+  Decoder& operator=(const Decoder&) = delete;
+  ~Decoder();
+
+  [[nodiscard]] const DecoderConfig& config() const { return config_; }
+  [[nodiscard]] const BpeTokenizer& tokenizer() const { return *tokenizer_; }
+  [[nodiscard]] const ChatTemplate& chat() const { return *chat_; }
+  [[nodiscard]] int32_t eos_id() const { return eos_id_; }
+  [[nodiscard]] const std::string& path() const { return path_; }
+  // Bytes of the weights as held (quantised).
+  [[nodiscard]] size_t weight_bytes() const { return weight_bytes_; }
+  // e.g. "cpu (2 OpenMP threads, avx512 row kernels), weights Q4_1 blocks unpacked in the
+  // product (avx512)".
+  [[nodiscard]] std::string backend_name() const;
+
+  // A sequence with room for `capacity` positions (<= the model's context).
+  // InvalidArgument for a capacity outside [1, context]; ResourceExhausted when the cache cannot
+  // be allocated.
+  [[nodiscard]] absl::StatusOr<std::unique_ptr<DecoderSequence>> NewSequence(int64_t capacity);
+
+  // Runs `tokens` after the sequence's current positions, appending their keys and values.
+  // `logits` receives vocab_size floats for the last token, or for every token (tokens.size() *
+  // vocab_size, row t for token t) with all_logits. InvalidArgument for an empty input or an id
+  // outside the vocabulary; OutOfRange when the tokens do not fit the sequence's capacity (the
+  // sequence is then unchanged). Thread-safe: callers take turns on the backend.
+  [[nodiscard]] absl::Status Forward(absl::Span<const int32_t> tokens, DecoderSequence& seq,
+                                     std::vector<float>* logits, bool all_logits = false);
+
+ private:
+  struct Layer;
+  Decoder() = default;
+  absl::Status Load(const GgufFile& file);
+
+  std::string path_;
+  DecoderConfig config_;
+  std::unique_ptr<BpeTokenizer> tokenizer_;
+  std::unique_ptr<ChatTemplate> chat_;
+  int32_t eos_id_ = -1;
+  size_t weight_bytes_ = 0;
+  std::string weights_path_;  // the product kernels, for backend_name()
+
+  absl::Mutex mu_;
+  std::unique_ptr<Backend> backend_;  // used under mu_
+  LinearWeight embeddings_, output_;  // output_ empty when tied to the embeddings
+  Tensor output_norm_;
+  std::vector<Layer> layers_;
+};
+
+}  // namespace strata::gpu
+
+#endif  // STRATA_GPU_DECODER_H_

@@ -1,0 +1,29 @@
+// Kernels over GGUF's block-quantised rows (layouts in gpu/ggml_type.h): dequantise a row, and
+// the dot product of a quantised row with float activations, which is how the decoder's matrix
+// products read their weights (never expanded to floats in memory). Written once in
+// quant_kernels.inc and compiled per instruction set (scalar, AVX2+FMA, AVX-512) like the row
+// kernels; picked by the project's one SIMD level. The scalar build is the reference the others
+// are tested against.
+#ifndef STRATA_GPU_INTERNAL_QUANT_KERNELS_H_
+#define STRATA_GPU_INTERNAL_QUANT_KERNELS_H_
+
+#include <cstdint>
+
+#include "gpu/ggml_type.h"
+
+namespace strata::gpu::cpu {
+
+struct QuantKernels {
+  const char* name;
+  // dst[0, n) = the row's values; n a multiple of the type's block size.
+  void (*dequantize_row)(GgmlType t, const void* src, int64_t n, float* dst);
+  // sum over i < n of row[i] * x[i], in fp32, blockwise.
+  float (*dot_row)(GgmlType t, const void* row, const float* x, int64_t n);
+};
+
+[[nodiscard]] const QuantKernels& BestQuantKernels();
+[[nodiscard]] const QuantKernels& ScalarQuantKernels();
+
+}  // namespace strata::gpu::cpu
+
+#endif  // STRATA_GPU_INTERNAL_QUANT_KERNELS_H_

@@ -1,0 +1,90 @@
+#include "gpu/internal/quant_matmul.h"
+
+#include <omp.h>
+
+#include <algorithm>
+#include <cassert>
+#include <cstring>
+#include <vector>
+
+#include "absl/strings/str_cat.h"
+#include "gpu/internal/cpu_kernels.h"
+#include "gpu/internal/gemm.h"
+#include "gpu/internal/gemm_kernels.h"
+#include "gpu/internal/quant_kernels.h"
+
+namespace strata::gpu::cpu {
+
+absl::StatusOr<QuantMatrix> QuantMatrix::Copy(GgmlType type, const void* rows, int64_t n,
+                                              int64_t k) {
+  if (n < 1 || k < 1 || k % GgmlBlockValues(type) != 0) {
+    return absl::InvalidArgumentError(absl::StrCat("a ", GgmlTypeName(type), " weight of ", n,
+                                                   " rows of ", k, " values (rows must be whole ",
+                                                   GgmlBlockValues(type), "-value blocks)"));
+  }
+  QuantMatrix m;
+  m.type_ = type;
+  m.n_ = n;
+  m.k_ = k;
+  m.row_bytes_ = GgmlRowBytes(type, k);
+  const size_t bytes = (m.bytes() + 63) / 64 * 64;
+  m.data_.reset(std::aligned_alloc(64, bytes));
+  if (m.data_ == nullptr) {
+    return absl::ResourceExhaustedError(
+        absl::StrCat("out of memory for a ", bytes, "-byte ", GgmlTypeName(type), " weight"));
+  }
+  std::memcpy(m.data_.get(), rows, m.bytes());
+  return m;
+}
+
+void QuantMatmul(const float* x, int64_t m, const QuantMatrix& w, const float* bias, int act,
+                 float* y) {
+  if (m <= 0) return;
+  assert(!omp_in_parallel() && "call QuantMatmul from outside an OpenMP parallel region");
+  const int64_t n = w.n(), k = w.k();
+  const QuantKernels& qk = BestQuantKernels();
+  const CpuKernels& rows_kern = BestCpuKernels();
+  if (m <= kQuantGemvRows) {
+    // Chunks of 16 rows keep a thread's weight reads sequential.
+#pragma omp parallel for schedule(static, 16)
+    for (int64_t j = 0; j < n; ++j) {
+      for (int64_t r = 0; r < m; ++r) y[r * n + j] = qk.dot_row(w.type(), w.row(j), x + r * k, k);
+    }
+  } else {
+    const GemmKernel& kern = *BestGemmKernel(GemmPrecision::kF32);
+    const int64_t panels = (n + kPanelCols - 1) / kPanelCols;
+#pragma omp parallel
+    {
+      std::vector<float> row(static_cast<size_t>(k));
+      auto* panel = static_cast<float*>(
+          std::aligned_alloc(64, static_cast<size_t>((k * kPanelCols * 4 + 63) / 64 * 64)));
+#pragma omp for schedule(dynamic)
+      for (int64_t p = 0; p < panels; ++p) {
+        const int64_t c0 = p * kPanelCols;
+        const int cols = static_cast<int>(std::min<int64_t>(kPanelCols, n - c0));
+        for (int j = 0; j < kPanelCols; ++j) {
+          if (j < cols) {
+            qk.dequantize_row(w.type(), w.row(c0 + j), k, row.data());
+          } else {
+            std::fill(row.begin(), row.end(), 0.0f);
+          }
+          for (int64_t i = 0; i < k; ++i) panel[i * kPanelCols + j] = row[static_cast<size_t>(i)];
+        }
+        for (int64_t r0 = 0; r0 < m; r0 += kGemmRowBlock) {
+          const int64_t rows = std::min(kGemmRowBlock, m - r0);
+          for (int64_t d = 0; d < k; d += kGemmDepthBlock) {
+            kern.f32(x + r0 * k + d, k, rows, panel + d * kPanelCols,
+                     std::min(kGemmDepthBlock, k - d), y + r0 * n + c0, n, cols, d > 0);
+          }
+        }
+      }
+      std::free(panel);
+    }
+  }
+  if (bias != nullptr || act != 0) {
+#pragma omp parallel for schedule(static)
+    for (int64_t r = 0; r < m; ++r) rows_kern.bias_act_row(y + r * n, bias, n, act);
+  }
+}
+
+}  // namespace strata::gpu::cpu
