@@ -225,42 +225,44 @@ class Backend {
   // [0, start + t]; query head h reads kv head h / (heads / kv_heads). Scores are scaled by
   // 1/sqrt(head_dim). out is [rows, heads * head_dim].
   [[nodiscard]] virtual absl::Status CachedAttention(const Tensor& q, int64_t rows,
-                                                     const Tensor& k_cache,
-                                                     const Tensor& v_cache, int64_t start,
-                                                     int heads, int kv_heads, int head_dim,
-                                                     Tensor& out);
+                                                     const Tensor& k_cache, const Tensor& v_cache,
+                                                     int64_t start, int heads, int kv_heads,
+                                                     int head_dim, Tensor& out);
 };
 
 // The Unimplemented of a backend without decoder operations.
 inline absl::Status NoDecoderOp(const Backend& b, absl::string_view op) {
-  return absl::UnimplementedError(absl::StrCat(
-      b.name(), " does not run decoder operations yet (", op, "); use the CPU backend"));
+  return absl::UnimplementedError(absl::StrCat(b.name(), " does not run decoder operations yet (",
+                                               op, "); use the CPU backend"));
 }
 inline absl::StatusOr<LinearWeight> Backend::PrepareQuantizedLinear(GgmlType /*type*/,
-                                                             const void* /*rows*/, int64_t /*n*/,
-                                                             int64_t /*k*/) {
+                                                                    const void* /*rows*/,
+                                                                    int64_t /*n*/, int64_t /*k*/) {
   return NoDecoderOp(*this, "PrepareQuantizedLinear");
 }
 inline absl::Status Backend::GatherRows(const LinearWeight& /*table*/, const Tensor& /*ids*/,
-                                 Tensor& /*out*/) {
+                                        Tensor& /*out*/) {
   return NoDecoderOp(*this, "GatherRows");
 }
-inline absl::Status Backend::Add(Tensor& /*x*/, const Tensor& /*y*/) { return NoDecoderOp(*this, "Add"); }
+inline absl::Status Backend::Add(Tensor& /*x*/, const Tensor& /*y*/) {
+  return NoDecoderOp(*this, "Add");
+}
 inline absl::Status Backend::Multiply(Tensor& /*x*/, const Tensor& /*y*/) {
   return NoDecoderOp(*this, "Multiply");
 }
 inline absl::Status Backend::Rope(Tensor& /*x*/, int64_t /*rows*/, int /*heads*/, int /*head_dim*/,
-                           int64_t /*first_position*/, float /*theta*/, RopeStyle /*style*/) {
+                                  int64_t /*first_position*/, float /*theta*/,
+                                  RopeStyle /*style*/) {
   return NoDecoderOp(*this, "Rope");
 }
-inline absl::Status Backend::CopyRows(const Tensor& /*src*/, int64_t /*src_row*/,
-                                      int64_t /*rows*/, Tensor& /*dst*/, int64_t /*dst_row*/) {
+inline absl::Status Backend::CopyRows(const Tensor& /*src*/, int64_t /*src_row*/, int64_t /*rows*/,
+                                      Tensor& /*dst*/, int64_t /*dst_row*/) {
   return NoDecoderOp(*this, "CopyRows");
 }
 inline absl::Status Backend::CachedAttention(const Tensor& /*q*/, int64_t /*rows*/,
-                                      const Tensor& /*k_cache*/, const Tensor& /*v_cache*/,
-                                      int64_t /*start*/, int /*heads*/, int /*kv_heads*/,
-                                      int /*head_dim*/, Tensor& /*out*/) {
+                                             const Tensor& /*k_cache*/, const Tensor& /*v_cache*/,
+                                             int64_t /*start*/, int /*heads*/, int /*kv_heads*/,
+                                             int /*head_dim*/, Tensor& /*out*/) {
   return NoDecoderOp(*this, "CachedAttention");
 }
 

@@ -50,7 +50,8 @@ std::vector<Cp> DecodeUtf8(absl::string_view text) {
   size_t i = 0;
   while (i < text.size()) {
     utf8proc_int32_t c = -1;
-    utf8proc_ssize_t n = utf8proc_iterate(p + i, static_cast<utf8proc_ssize_t>(text.size() - i), &c);
+    utf8proc_ssize_t n =
+        utf8proc_iterate(p + i, static_cast<utf8proc_ssize_t>(text.size() - i), &c);
     if (n <= 0) {
       c = -1;
       n = 1;
@@ -65,8 +66,7 @@ bool IsSpace(int32_t c) {
   if (c < 0) return false;
   if ((c >= 9 && c <= 13) || c == 0x85) return true;
   const utf8proc_category_t cat = utf8proc_category(c);
-  return cat == UTF8PROC_CATEGORY_ZS || cat == UTF8PROC_CATEGORY_ZL ||
-         cat == UTF8PROC_CATEGORY_ZP;
+  return cat == UTF8PROC_CATEGORY_ZS || cat == UTF8PROC_CATEGORY_ZL || cat == UTF8PROC_CATEGORY_ZP;
 }
 bool IsLetter(int32_t c) {
   if (c < 0) return false;
@@ -144,8 +144,8 @@ size_t Qwen2Piece(const std::vector<Cp>& s, size_t i, size_t max_digits) {
   if (size_t n = Contraction(s, i, /*any_case=*/true)) return n;
   const int32_t c = s[i].c;
   // [^\r\n\p{L}\p{N}]?\p{L}+
-  if (IsLetter(c) || (!IsNewline(c) && !IsLetter(c) && !IsNumber(c) && i + 1 < s.size() &&
-                      IsLetter(s[i + 1].c))) {
+  if (IsLetter(c) ||
+      (!IsNewline(c) && !IsLetter(c) && !IsNumber(c) && i + 1 < s.size() && IsLetter(s[i + 1].c))) {
     size_t j = i + 1;
     while (j < s.size() && IsLetter(s[j].c)) ++j;
     return j - i;
@@ -182,8 +182,8 @@ uint64_t PairKey(int32_t a, int32_t b) {
 absl::StatusOr<std::unique_ptr<BpeTokenizer>> BpeTokenizer::FromGguf(const GgufFile& file) {
   ASSIGN_OR_RETURN(std::string model, file.GetString("tokenizer.ggml.model"));
   if (model != "gpt2") {
-    return absl::InvalidArgumentError(absl::StrCat(
-        file.path(), ": tokenizer model '", model, "'; Strata reads byte-level BPE ('gpt2')"));
+    return absl::InvalidArgumentError(absl::StrCat(file.path(), ": tokenizer model '", model,
+                                                   "'; Strata reads byte-level BPE ('gpt2')"));
   }
   std::string pre_name = "default";
   if (file.Find("tokenizer.ggml.pre") != nullptr) {
@@ -203,15 +203,19 @@ absl::StatusOr<std::unique_ptr<BpeTokenizer>> BpeTokenizer::FromGguf(const GgufF
         absl::StrCat(file.path(), ": pre-tokenizer '", pre_name,
                      "'; Strata knows gpt2, smollm, starcoder, qwen2 and llama-bpe"));
   }
-  ASSIGN_OR_RETURN(const std::vector<std::string>* tokens, file.GetStrings("tokenizer.ggml.tokens"));
-  ASSIGN_OR_RETURN(const std::vector<std::string>* merges, file.GetStrings("tokenizer.ggml.merges"));
+  ASSIGN_OR_RETURN(const std::vector<std::string>* tokens,
+                   file.GetStrings("tokenizer.ggml.tokens"));
+  ASSIGN_OR_RETURN(const std::vector<std::string>* merges,
+                   file.GetStrings("tokenizer.ggml.merges"));
   std::vector<int32_t> types;
   if (file.Find("tokenizer.ggml.token_type") != nullptr) {
     ASSIGN_OR_RETURN(const std::vector<double>* t, file.GetNumbers("tokenizer.ggml.token_type"));
     for (double v : *t) types.push_back(static_cast<int32_t>(v));
   }
   auto tok = Create(*tokens, *merges, types, pre);
-  if (!tok.ok()) return absl::Status(tok.status().code(), absl::StrCat(file.path(), ": ", tok.status().message()));
+  if (!tok.ok())
+    return absl::Status(tok.status().code(),
+                        absl::StrCat(file.path(), ": ", tok.status().message()));
   return tok;
 }
 
@@ -223,8 +227,8 @@ absl::StatusOr<std::unique_ptr<BpeTokenizer>> BpeTokenizer::Create(
         absl::StrCat("a vocabulary of ", tokens.size(), " tokens (1 to 16M expected)"));
   }
   if (!token_types.empty() && token_types.size() != tokens.size()) {
-    return absl::InvalidArgumentError(absl::StrCat(token_types.size(), " token types for ",
-                                                   tokens.size(), " tokens"));
+    return absl::InvalidArgumentError(
+        absl::StrCat(token_types.size(), " token types for ", tokens.size(), " tokens"));
   }
   auto t = std::unique_ptr<BpeTokenizer>(new BpeTokenizer());
   t->pre_ = pre;
@@ -340,9 +344,7 @@ void BpeTokenizer::EncodePiece(absl::string_view piece, std::vector<int32_t>* ou
     int32_t rank;
     int left;
     int32_t left_id, right_id;
-    bool operator>(const Cand& o) const {
-      return rank != o.rank ? rank > o.rank : left > o.left;
-    }
+    bool operator>(const Cand& o) const { return rank != o.rank ? rank > o.rank : left > o.left; }
   };
   std::priority_queue<Cand, std::vector<Cand>, std::greater<>> heap;
   auto consider = [&](int left) {

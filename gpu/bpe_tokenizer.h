@@ -11,7 +11,8 @@
 //
 // Pre-tokenizers (the regular expressions the models were trained with, written as code over
 // Unicode categories from utf8proc):
-//   gpt2, smollm (digits first split one by one), starcoder: 's 't 're 've 'm 'll 'd | ' '?letters |
+//   gpt2, smollm (digits first split one by one), starcoder: 's 't 're 've 'm 'll 'd | ' '?letters
+//   |
 //     ' '?numbers | ' '?other | spaces not before a non-space | spaces
 //   qwen2, llama-bpe (numbers in runs of up to 3): case-insensitive contractions | one
 //     non-letter/number/newline + letters | digits | ' '?other + newlines | spaces ending in a

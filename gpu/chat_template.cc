@@ -22,13 +22,15 @@ absl::StatusOr<ChatTemplate> ChatTemplate::FromGguf(const GgufFile& file,
                                                     const BpeTokenizer& tokenizer) {
   if (file.Find("tokenizer.chat_template") == nullptr) {
     return absl::InvalidArgumentError(
-        absl::StrCat(file.path(), ": no chat template (tokenizer.chat_template); Strata answers "
-                                  "with instruction-tuned models that ship one"));
+        absl::StrCat(file.path(),
+                     ": no chat template (tokenizer.chat_template); Strata answers "
+                     "with instruction-tuned models that ship one"));
   }
   ASSIGN_OR_RETURN(std::string jinja, file.GetString("tokenizer.chat_template"));
   if (jinja.find("<|im_start|>") == std::string::npos) {
-    return absl::InvalidArgumentError(absl::StrCat(
-        file.path(), ": its chat template is not ChatML (<|im_start|>), the one format Strata "
+    return absl::InvalidArgumentError(
+        absl::StrCat(file.path(),
+                     ": its chat template is not ChatML (<|im_start|>), the one format Strata "
                      "writes so far"));
   }
   // The default system message, when the template writes one: the literal after
@@ -43,7 +45,8 @@ absl::StatusOr<ChatTemplate> ChatTemplate::FromGguf(const GgufFile& file,
     }
   }
   auto t = ChatMl(tokenizer, std::move(system));
-  if (!t.ok()) return absl::InvalidArgumentError(absl::StrCat(file.path(), ": ", t.status().message()));
+  if (!t.ok())
+    return absl::InvalidArgumentError(absl::StrCat(file.path(), ": ", t.status().message()));
   return t;
 }
 

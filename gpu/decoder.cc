@@ -32,8 +32,8 @@ absl::StatusOr<DecoderConfig> ReadDecoderConfig(const GgufFile& file) {
     c.arch = DecoderArch::kQwen2;
     c.rope_style = RopeStyle::kHalves;
   } else {
-    return absl::InvalidArgumentError(absl::StrCat(
-        file.path(), ": architecture '", arch, "'; Strata decodes llama and qwen2 models"));
+    return absl::InvalidArgumentError(absl::StrCat(file.path(), ": architecture '", arch,
+                                                   "'; Strata decodes llama and qwen2 models"));
   }
   if (file.Find("general.name") != nullptr) {
     ASSIGN_OR_RETURN(c.name, file.GetString("general.name"));
@@ -69,18 +69,18 @@ absl::StatusOr<DecoderConfig> ReadDecoderConfig(const GgufFile& file) {
     int key_length = 0;
     RETURN_IF_ERROR(get_int("attention.key_length", &key_length, 1, 1 << 16));
     if (key_length != c.head_dim) {
-      return absl::InvalidArgumentError(absl::StrCat(
-          file.path(), ": head size ", key_length, " apart from hidden / heads (", c.head_dim,
-          ") is not supported"));
+      return absl::InvalidArgumentError(absl::StrCat(file.path(), ": head size ", key_length,
+                                                     " apart from hidden / heads (", c.head_dim,
+                                                     ") is not supported"));
     }
   }
   if (file.Find(absl::StrCat(arch, ".rope.dimension_count")) != nullptr) {
     int rope_dims = 0;
     RETURN_IF_ERROR(get_int("rope.dimension_count", &rope_dims, 1, 1 << 16));
     if (rope_dims != c.head_dim) {
-      return absl::InvalidArgumentError(absl::StrCat(file.path(), ": RoPE over ", rope_dims,
-                                                     " of ", c.head_dim,
-                                                     " dimensions (partial RoPE) is not supported"));
+      return absl::InvalidArgumentError(
+          absl::StrCat(file.path(), ": RoPE over ", rope_dims, " of ", c.head_dim,
+                       " dimensions (partial RoPE) is not supported"));
     }
   }
   for (const char* scaling : {"rope.scaling.type", "rope.scaling.factor"}) {
@@ -100,12 +100,12 @@ absl::StatusOr<DecoderConfig> ReadDecoderConfig(const GgufFile& file) {
     ASSIGN_OR_RETURN(double theta, file.GetFloat(absl::StrCat(arch, ".rope.freq_base")));
     c.rope_theta = static_cast<float>(theta);
   }
-  ASSIGN_OR_RETURN(double eps, file.GetFloat(absl::StrCat(arch, ".attention.layer_norm_rms_epsilon")));
+  ASSIGN_OR_RETURN(double eps,
+                   file.GetFloat(absl::StrCat(arch, ".attention.layer_norm_rms_epsilon")));
   c.rms_eps = static_cast<float>(eps);
   if (!(c.rope_theta > 1.0f) || !(c.rms_eps > 0.0f && c.rms_eps < 1.0f)) {
     return absl::InvalidArgumentError(absl::StrCat(file.path(), ": rope.freq_base ", c.rope_theta,
-                                                   " or rms epsilon ", c.rms_eps,
-                                                   " out of range"));
+                                                   " or rms epsilon ", c.rms_eps, " out of range"));
   }
   ASSIGN_OR_RETURN(const std::vector<std::string>* tokens,
                    file.GetStrings("tokenizer.ggml.tokens"));
@@ -138,8 +138,8 @@ absl::StatusOr<std::unique_ptr<Decoder>> Decoder::Open(const std::string& path,
   absl::MutexLock lock(&d->mu_);
   RETURN_IF_ERROR(d->Load(*file));
   Log(LogLevel::kInfo, "decoder %s: %s, %d layers, hidden %d, %d/%d heads, vocab %d, %.1f MB on %s",
-      path.c_str(), d->config_.name.c_str(), d->config_.layers, d->config_.hidden,
-      d->config_.heads, d->config_.kv_heads, d->config_.vocab_size, d->weight_bytes_ / 1e6,
+      path.c_str(), d->config_.name.c_str(), d->config_.layers, d->config_.hidden, d->config_.heads,
+      d->config_.kv_heads, d->config_.vocab_size, d->weight_bytes_ / 1e6,
       d->backend_name().c_str());
   return d;
 }
@@ -152,9 +152,9 @@ absl::Status Decoder::Load(const GgufFile& file) {
   auto matrix = [&](const std::string& name, int64_t n, int64_t k) -> absl::StatusOr<LinearWeight> {
     ASSIGN_OR_RETURN(GgufTensor t, file.Tensor(name));
     if (t.shape.size() != 2 || t.shape[0] != k || t.shape[1] != n) {
-      return absl::InvalidArgumentError(absl::StrCat(file.path(), ": tensor '", name,
-                                                     "' has ggml shape [", absl::StrJoin(t.shape, ", "),
-                                                     "], expected [", k, ", ", n, "]"));
+      return absl::InvalidArgumentError(
+          absl::StrCat(file.path(), ": tensor '", name, "' has ggml shape [",
+                       absl::StrJoin(t.shape, ", "), "], expected [", k, ", ", n, "]"));
     }
     ASSIGN_OR_RETURN(LinearWeight w, b.PrepareQuantizedLinear(t.type, t.data, n, k));
     weight_bytes_ += t.bytes;
@@ -237,9 +237,8 @@ absl::Status Decoder::Forward(absl::Span<const int32_t> tokens, DecoderSequence&
     }
   }
   if (seq.length_ + rows > seq.capacity_) {
-    return absl::OutOfRangeError(absl::StrCat(seq.length_, " + ", rows,
-                                              " tokens overflow a sequence of ", seq.capacity_,
-                                              " positions"));
+    return absl::OutOfRangeError(absl::StrCat(
+        seq.length_, " + ", rows, " tokens overflow a sequence of ", seq.capacity_, " positions"));
   }
   const int64_t start = seq.length_;
   const int64_t h = c.hidden, kv_width = static_cast<int64_t>(c.kv_heads) * c.head_dim;

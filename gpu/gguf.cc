@@ -177,8 +177,8 @@ absl::Status ReadValue(Cursor& c, uint32_t type, GgufValue* v, const std::string
   }
   const size_t eb = ScalarBytes(elem);
   if (eb == 0) {
-    return absl::DataLossError(absl::StrCat(what, ": an array of value type ", elem,
-                                            " (nested arrays are not read)"));
+    return absl::DataLossError(
+        absl::StrCat(what, ": an array of value type ", elem, " (nested arrays are not read)"));
   }
   RETURN_IF_ERROR(c.Need(n > c.left() / eb ? c.left() + 1 : n * eb, what));
   v->kind = GgufValue::Kind::kNumberArray;
@@ -244,8 +244,8 @@ absl::Status GgufFile::ParseAll() {
   if (magic != kMagic) return absl::DataLossError(absl::StrCat(path_, ": not a GGUF file"));
   ASSIGN_OR_RETURN(version_, c.Read<uint32_t>("the version"));
   if (version_ != 2 && version_ != 3) {
-    return absl::InvalidArgumentError(absl::StrCat(
-        path_, ": GGUF version ", version_, "; Strata reads versions 2 and 3"));
+    return absl::InvalidArgumentError(
+        absl::StrCat(path_, ": GGUF version ", version_, "; Strata reads versions 2 and 3"));
   }
   ASSIGN_OR_RETURN(uint64_t tensor_count, c.Read<uint64_t>("the tensor count"));
   ASSIGN_OR_RETURN(uint64_t kv_count, c.Read<uint64_t>("the metadata count"));
@@ -301,16 +301,15 @@ absl::Status GgufFile::ParseAll() {
     if (!tensors_.emplace(name, std::move(e)).second) return bad("named twice");
   }
   const uint64_t data_start = (c.pos() + alignment - 1) / alignment * alignment;
-  if (data_start > size_) {
+  if (data_start > size_ && !tensors_.empty()) {
     return absl::DataLossError(absl::StrCat(path_, ": the data section starts past the end"));
   }
   const uint64_t data_bytes = size_ - data_start;
   for (const auto& [name, e] : tensors_) {
     if (e.offset > data_bytes || e.bytes > data_bytes - e.offset) {
-      return absl::DataLossError(absl::StrCat(path_, ": tensor '", name, "' (", e.bytes,
-                                              " bytes at ", e.offset,
-                                              ") falls outside the data section of ", data_bytes,
-                                              " bytes (truncated file?)"));
+      return absl::DataLossError(absl::StrCat(
+          path_, ": tensor '", name, "' (", e.bytes, " bytes at ", e.offset,
+          ") falls outside the data section of ", data_bytes, " bytes (truncated file?)"));
     }
   }
   data_offset_ = data_start;
@@ -456,8 +455,8 @@ absl::Status WriteGguf(const std::string& path,
     if (t.shape.empty() || t.shape[0] % GgmlBlockValues(t.type) != 0 ||
         t.bytes.size() != GgmlRowBytes(t.type, t.shape[0]) * static_cast<size_t>(rows)) {
       return absl::InvalidArgumentError(absl::StrCat("tensor '", t.name, "': ", t.bytes.size(),
-                                                     " bytes for ", GgmlTypeName(t.type),
-                                                     " shape ", ShapeString(t.shape)));
+                                                     " bytes for ", GgmlTypeName(t.type), " shape ",
+                                                     ShapeString(t.shape)));
     }
     PutString(out, t.name);
     Put<uint32_t>(out, static_cast<uint32_t>(t.shape.size()));
@@ -465,8 +464,8 @@ absl::Status WriteGguf(const std::string& path,
     Put<uint32_t>(out, static_cast<uint32_t>(t.type));
     Put<uint64_t>(out, offset);
     offsets.push_back(offset);
-    offset = (offset + t.bytes.size() + kDefaultAlignment - 1) / kDefaultAlignment *
-             kDefaultAlignment;
+    offset =
+        (offset + t.bytes.size() + kDefaultAlignment - 1) / kDefaultAlignment * kDefaultAlignment;
   }
   out.resize((out.size() + kDefaultAlignment - 1) / kDefaultAlignment * kDefaultAlignment, '\0');
   const size_t data_start = out.size();

@@ -82,9 +82,9 @@ int main(int argc, char** argv) {
   }
   const int64_t context = absl::GetFlag(FLAGS_context);
   if (static_cast<int64_t>(tokens.size()) + max_tokens > context) {
-    return Fail(absl::InvalidArgumentError(
-        absl::StrCat("the prompt's ", tokens.size(), " tokens + --max_tokens ", max_tokens,
-                     " exceed --context ", context)));
+    return Fail(absl::InvalidArgumentError(absl::StrCat("the prompt's ", tokens.size(),
+                                                        " tokens + --max_tokens ", max_tokens,
+                                                        " exceed --context ", context)));
   }
   auto seq = d.NewSequence(context);
   if (!seq.ok()) return Fail(seq.status());

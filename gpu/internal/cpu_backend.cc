@@ -157,9 +157,9 @@ class CpuBackend final : public Backend {
       const int64_t m = x.numel() / q->matrix.k();
       if (m * q->matrix.k() != x.numel() || y.numel() < m * q->matrix.n() ||
           (bias != nullptr && bias->numel() < q->matrix.n())) {
-        return absl::InvalidArgumentError(
-            absl::StrCat("cpu backend: Linear of ", x.numel(), " inputs by a ", q->matrix.n(),
-                         " x ", q->matrix.k(), " weight into ", y.numel()));
+        return absl::InvalidArgumentError(absl::StrCat("cpu backend: Linear of ", x.numel(),
+                                                       " inputs by a ", q->matrix.n(), " x ",
+                                                       q->matrix.k(), " weight into ", y.numel()));
       }
       cpu::QuantMatmul(x.as<float>(), m, q->matrix, bias != nullptr ? bias->as<float>() : nullptr,
                        static_cast<int>(act), y.as<float>());
@@ -341,10 +341,10 @@ class CpuBackend final : public Backend {
   absl::Status GatherRows(const LinearWeight& table, const Tensor& ids, Tensor& out) override {
     RETURN_IF_NOT_F32(out, "GatherRows output");
     const auto* q = dynamic_cast<const CpuQuantData*>(table.data());
-    if (q == nullptr || ids.dtype() != DType::kI32 ||
-        out.numel() < ids.numel() * q->matrix.k()) {
-      return absl::InvalidArgumentError("cpu backend: GatherRows needs a quantised table, int32 "
-                                        "ids and room for their rows");
+    if (q == nullptr || ids.dtype() != DType::kI32 || out.numel() < ids.numel() * q->matrix.k()) {
+      return absl::InvalidArgumentError(
+          "cpu backend: GatherRows needs a quantised table, int32 "
+          "ids and room for their rows");
     }
     const cpu::QuantKernels& qk = cpu::BestQuantKernels();
     const int32_t* id = ids.as<int32_t>();

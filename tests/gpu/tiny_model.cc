@@ -236,6 +236,13 @@ std::string RealModelDir(const std::string& name) {
   return fs::exists(dir + "/model.safetensors") ? dir : std::string();
 }
 
+std::string RealModelFile(const std::string& name, const std::string& file) {
+  const char* env = std::getenv("STRATA_MODELS_DIR");
+  const std::string root = env != nullptr && *env != 0 ? env : STRATA_SOURCE_DIR "/models";
+  const std::string path = root + "/" + name + "/" + file;
+  return std::filesystem::exists(path) ? path : std::string();
+}
+
 std::string FixturePath(const std::string& name) {
   // $STRATA_SOURCE_DIR, the checkout the test was built in, or the working directory (a test
   // binary carried to another machine runs from a copy of the tree).

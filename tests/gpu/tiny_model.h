@@ -50,6 +50,9 @@ double Cosine(const float* a, const float* b, int n);
 // models/<name> in the checkout. Empty when it is not there (tests then skip, saying so).
 std::string RealModelDir(const std::string& name);
 
+// The path of a fetched real model's file, <models>/<name>/<file> as above; empty when absent.
+std::string RealModelFile(const std::string& name, const std::string& file);
+
 // A fixture file under tests/gpu/data.
 std::string FixturePath(const std::string& name);
 

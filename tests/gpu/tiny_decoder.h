@@ -1,0 +1,45 @@
+// Tiny random Llama-family decoders written on the fly as GGUF files, with weights in any of the
+// types Strata reads, and a naive double-precision reference forward to check the engine by.
+#ifndef STRATA_TESTS_GPU_TINY_DECODER_H_
+#define STRATA_TESTS_GPU_TINY_DECODER_H_
+
+#include <cstdint>
+#include <random>
+#include <string>
+#include <vector>
+
+#include "absl/status/status.h"
+#include "gpu/decoder.h"
+#include "gpu/ggml_type.h"
+
+namespace strata::testing {
+
+struct TinyDecoderSpec {
+  gpu::DecoderArch arch = gpu::DecoderArch::kLlama;
+  gpu::GgmlType matrix_type = gpu::GgmlType::kF32;     // every projection
+  gpu::GgmlType embedding_type = gpu::GgmlType::kF32;  // token_embd
+  bool tied = true;                                    // no output.weight
+  int layers = 2, hidden = 256, heads = 4, kv_heads = 2, ffn = 512;
+  uint64_t seed = 1;
+};
+
+// The tiny models' vocabulary: GPT-2's 256 byte characters, a few merges, and the ChatML control
+// tokens; 264 tokens.
+std::vector<std::string> TinyVocabulary();
+std::vector<std::string> TinyMerges();
+
+// `rows` rows of k values in `type`: random codes with scales that keep the values near
+// N(0, 0.05) (random bytes alone would make NaN scales).
+std::string RandomGgmlRows(gpu::GgmlType type, int64_t rows, int64_t k, uint64_t seed);
+
+// Writes the model to `path`.
+absl::Status WriteTinyDecoder(const TinyDecoderSpec& spec, const std::string& path);
+
+// Log-softmax logits of every position of `ids`, from the file's weights (read back and
+// dequantised with gpu::DequantizeRow), in double precision: rows of vocabulary size.
+std::vector<std::vector<double>> ReferenceLogProbs(const std::string& path,
+                                                   const std::vector<int32_t>& ids);
+
+}  // namespace strata::testing
+
+#endif  // STRATA_TESTS_GPU_TINY_DECODER_H_
