@@ -30,6 +30,10 @@ namespace {
 
 void FreeHost(void* p) { std::free(p); }
 
+// Below this many elements an elementwise loop runs on the calling thread: waking the team costs
+// more than the loop (a decode step's vectors are a few thousand values).
+constexpr int64_t kParallelElements = 1 << 16;
+
 absl::Status NeedF32(const Tensor& t, const char* what) {
   if (t.dtype() != DType::kF32) {
     return absl::InvalidArgumentError(
@@ -225,7 +229,7 @@ class CpuBackend final : public Backend {
     const float* in = x.as<float>();
     const float* g = gamma.as<float>();
     float* o = out.as<float>();
-#pragma omp parallel for schedule(static)
+#pragma omp parallel for schedule(static) if (rows > 1)
     for (int64_t r = 0; r < rows; ++r) {
       double ss = 0;
       for (int64_t j = 0; j < h; ++j) ss += static_cast<double>(in[r * h + j]) * in[r * h + j];
@@ -377,7 +381,7 @@ class CpuBackend final : public Backend {
       inv_freq[static_cast<size_t>(i)] = std::pow(static_cast<double>(theta), -2.0 * i / head_dim);
     }
     float* v = x.as<float>();
-#pragma omp parallel for schedule(static)
+#pragma omp parallel for schedule(static) if (rows > 1)
     for (int64_t t = 0; t < rows; ++t) {
       const double pos = static_cast<double>(first_position + t);
       std::vector<float> c(static_cast<size_t>(half)), s(static_cast<size_t>(half));
@@ -458,7 +462,7 @@ class CpuBackend final : public Backend {
     float* a = x.as<float>();
     const float* b = y.as<float>();
     const int64_t n = x.numel();
-#pragma omp parallel for schedule(static)
+#pragma omp parallel for schedule(static) if (n >= kParallelElements)
     for (int64_t i = 0; i < n; ++i) a[i] = multiply ? a[i] * b[i] : a[i] + b[i];
     return absl::OkStatus();
   }

@@ -45,11 +45,22 @@ void QuantMatmul(const float* x, int64_t m, const QuantMatrix& w, const float* b
   const QuantKernels& qk = BestQuantKernels();
   const CpuKernels& rows_kern = BestCpuKernels();
   if (m <= kQuantGemvRows) {
-    // Chunks of 16 rows keep a thread's weight reads sequential.
-#pragma omp parallel for schedule(static, 16)
-    for (int64_t j = 0; j < n; ++j) {
-      for (int64_t r = 0; r < m; ++r) y[r * n + j] = qk.dot_row(w.type(), w.row(j), x + r * k, k);
+    // Chunks of 64 outputs keep a thread's weight reads sequential; the bias and activation are
+    // applied to a chunk while it is in cache, in the same parallel region.
+    constexpr int64_t kChunk = 64;
+    const int64_t chunks = (n + kChunk - 1) / kChunk;
+#pragma omp parallel for schedule(static)
+    for (int64_t c = 0; c < chunks; ++c) {
+      const int64_t j0 = c * kChunk, j1 = std::min(n, j0 + kChunk);
+      for (int64_t r = 0; r < m; ++r) {
+        float* out = y + r * n;
+        qk.dot_rows(w.type(), w.row(j0), w.row_bytes(), j1 - j0, x + r * k, k, out + j0);
+        if (bias != nullptr || act != 0) {
+          rows_kern.bias_act_row(out + j0, bias != nullptr ? bias + j0 : nullptr, j1 - j0, act);
+        }
+      }
     }
+    return;
   } else {
     const GemmKernel& kern = *BestGemmKernel(GemmPrecision::kF32);
     const int64_t panels = (n + kPanelCols - 1) / kPanelCols;
