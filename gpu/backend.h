@@ -211,23 +211,28 @@ class Backend {
   // In place, elementwise over x's elements: x += y, or x *= y (y has at least as many).
   [[nodiscard]] virtual absl::Status Add(Tensor& x, const Tensor& y);
   [[nodiscard]] virtual absl::Status Multiply(Tensor& x, const Tensor& y);
-  // In place: rotary position embedding of the first `rows` rows of x [rows, heads * head_dim],
-  // row t at position first_position + t (which may be negative: rotating by -p undoes p).
-  [[nodiscard]] virtual absl::Status Rope(Tensor& x, int64_t rows, int heads, int head_dim,
-                                          int64_t first_position, float theta, RopeStyle style);
+  // In place: rotary position embedding of the first positions.size() rows of x
+  // [rows, heads * head_dim], row t at positions[t] (host memory).
+  [[nodiscard]] virtual absl::Status Rope(Tensor& x, int heads, int head_dim,
+                                          absl::Span<const int32_t> positions, float theta,
+                                          RopeStyle style);
   // Copies rows [src_row, src_row + rows) of src into dst from row dst_row; both have rows of
   // the same width and dtype. InvalidArgument when they do not fit.
   [[nodiscard]] virtual absl::Status CopyRows(const Tensor& src, int64_t src_row, int64_t rows,
                                               Tensor& dst, int64_t dst_row);
-  // Causal attention of `rows` queries against a key/value cache with grouped heads: q is
-  // [rows, heads * head_dim]; k_cache and v_cache are [capacity, kv_heads * head_dim] whose first
-  // start + rows rows hold keys (already rotated) and values. Query t sees cache rows
-  // [0, start + t]; query head h reads kv head h / (heads / kv_heads). Scores are scaled by
-  // 1/sqrt(head_dim). out is [rows, heads * head_dim].
-  [[nodiscard]] virtual absl::Status CachedAttention(const Tensor& q, int64_t rows,
-                                                     const Tensor& k_cache, const Tensor& v_cache,
-                                                     int64_t start, int heads, int kv_heads,
-                                                     int head_dim, Tensor& out);
+  // Attention of query rows against key/value caches with grouped heads: q is
+  // [rows, heads * head_dim]; query t reads the first rows[t].length rows of its own caches
+  // rows[t].k and rows[t].v ([capacity, kv_heads * head_dim], keys already rotated), so a batch
+  // may mix sequences, and causality is a length. Query head h reads kv head
+  // h / (heads / kv_heads); scores are scaled by 1/sqrt(head_dim). out is [rows, heads * head_dim].
+  struct AttentionRow {
+    const Tensor* k = nullptr;
+    const Tensor* v = nullptr;
+    int64_t length = 0;
+  };
+  [[nodiscard]] virtual absl::Status CachedAttention(const Tensor& q,
+                                                     absl::Span<const AttentionRow> rows, int heads,
+                                                     int kv_heads, int head_dim, Tensor& out);
 };
 
 // The Unimplemented of a backend without decoder operations.
@@ -235,34 +240,25 @@ inline absl::Status NoDecoderOp(const Backend& b, absl::string_view op) {
   return absl::UnimplementedError(absl::StrCat(b.name(), " does not run decoder operations yet (",
                                                op, "); use the CPU backend"));
 }
-inline absl::StatusOr<LinearWeight> Backend::PrepareQuantizedLinear(GgmlType /*type*/,
-                                                                    const void* /*rows*/,
-                                                                    int64_t /*n*/, int64_t /*k*/) {
+inline absl::StatusOr<LinearWeight> Backend::PrepareQuantizedLinear(GgmlType, const void*, int64_t,
+                                                                    int64_t) {
   return NoDecoderOp(*this, "PrepareQuantizedLinear");
 }
-inline absl::Status Backend::GatherRows(const LinearWeight& /*table*/, const Tensor& /*ids*/,
-                                        Tensor& /*out*/) {
+inline absl::Status Backend::GatherRows(const LinearWeight&, const Tensor&, Tensor&) {
   return NoDecoderOp(*this, "GatherRows");
 }
-inline absl::Status Backend::Add(Tensor& /*x*/, const Tensor& /*y*/) {
-  return NoDecoderOp(*this, "Add");
-}
-inline absl::Status Backend::Multiply(Tensor& /*x*/, const Tensor& /*y*/) {
+inline absl::Status Backend::Add(Tensor&, const Tensor&) { return NoDecoderOp(*this, "Add"); }
+inline absl::Status Backend::Multiply(Tensor&, const Tensor&) {
   return NoDecoderOp(*this, "Multiply");
 }
-inline absl::Status Backend::Rope(Tensor& /*x*/, int64_t /*rows*/, int /*heads*/, int /*head_dim*/,
-                                  int64_t /*first_position*/, float /*theta*/,
-                                  RopeStyle /*style*/) {
+inline absl::Status Backend::Rope(Tensor&, int, int, absl::Span<const int32_t>, float, RopeStyle) {
   return NoDecoderOp(*this, "Rope");
 }
-inline absl::Status Backend::CopyRows(const Tensor& /*src*/, int64_t /*src_row*/, int64_t /*rows*/,
-                                      Tensor& /*dst*/, int64_t /*dst_row*/) {
+inline absl::Status Backend::CopyRows(const Tensor&, int64_t, int64_t, Tensor&, int64_t) {
   return NoDecoderOp(*this, "CopyRows");
 }
-inline absl::Status Backend::CachedAttention(const Tensor& /*q*/, int64_t /*rows*/,
-                                             const Tensor& /*k_cache*/, const Tensor& /*v_cache*/,
-                                             int64_t /*start*/, int /*heads*/, int /*kv_heads*/,
-                                             int /*head_dim*/, Tensor& /*out*/) {
+inline absl::Status Backend::CachedAttention(const Tensor&, absl::Span<const AttentionRow>, int,
+                                             int, int, Tensor&) {
   return NoDecoderOp(*this, "CachedAttention");
 }
 

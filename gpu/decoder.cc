@@ -2,6 +2,7 @@
 
 #include <cmath>
 
+#include "absl/container/flat_hash_map.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
 #include "storage/log.h"
@@ -225,50 +226,81 @@ absl::StatusOr<std::unique_ptr<DecoderSequence>> Decoder::NewSequence(int64_t ca
   return seq;
 }
 
-absl::Status Decoder::Forward(absl::Span<const int32_t> tokens, DecoderSequence& seq,
-                              std::vector<float>* logits, bool all_logits) {
-  const DecoderConfig& c = config_;
-  const auto rows = static_cast<int64_t>(tokens.size());
-  if (rows == 0) return absl::InvalidArgumentError("no tokens to run");
+absl::Status Decoder::CheckTokens(absl::Span<const int32_t> tokens) const {
+  if (tokens.empty()) return absl::InvalidArgumentError("no tokens to run");
   for (int32_t id : tokens) {
-    if (id < 0 || id >= c.vocab_size) {
-      return absl::InvalidArgumentError(
-          absl::StrCat("token id ", id, " is outside the ", c.vocab_size, "-token vocabulary"));
+    if (id < 0 || id >= config_.vocab_size) {
+      return absl::InvalidArgumentError(absl::StrCat("token id ", id, " is outside the ",
+                                                     config_.vocab_size, "-token vocabulary"));
     }
   }
-  if (seq.length_ + rows > seq.capacity_) {
-    return absl::OutOfRangeError(absl::StrCat(
-        seq.length_, " + ", rows, " tokens overflow a sequence of ", seq.capacity_, " positions"));
-  }
-  const int64_t start = seq.length_;
-  const int64_t h = c.hidden, kv_width = static_cast<int64_t>(c.kv_heads) * c.head_dim;
-  absl::MutexLock lock(&mu_);
+  return absl::OkStatus();
+}
+
+absl::StatusOr<Tensor> Decoder::Embed(absl::Span<const int32_t> tokens) {
   Backend& b = *backend_;
+  const auto rows = static_cast<int64_t>(tokens.size());
   ASSIGN_OR_RETURN(Tensor ids, b.Allocate(DType::kI32, {rows}));
   RETURN_IF_ERROR(b.CopyFromHost(tokens.data(), DType::kI32, tokens.size(), ids, 0));
-  ASSIGN_OR_RETURN(Tensor x, b.Allocate(DType::kF32, {rows, h}));
-  ASSIGN_OR_RETURN(Tensor xn, b.Allocate(DType::kF32, {rows, h}));
-  ASSIGN_OR_RETURN(Tensor q, b.Allocate(DType::kF32, {rows, h}));
-  ASSIGN_OR_RETURN(Tensor k, b.Allocate(DType::kF32, {rows, kv_width}));
-  ASSIGN_OR_RETURN(Tensor v, b.Allocate(DType::kF32, {rows, kv_width}));
-  ASSIGN_OR_RETURN(Tensor att, b.Allocate(DType::kF32, {rows, h}));
-  ASSIGN_OR_RETURN(Tensor gate, b.Allocate(DType::kF32, {rows, c.ffn}));
-  ASSIGN_OR_RETURN(Tensor up, b.Allocate(DType::kF32, {rows, c.ffn}));
+  ASSIGN_OR_RETURN(Tensor x, b.Allocate(DType::kF32, {rows, config_.hidden}));
   RETURN_IF_ERROR(b.GatherRows(embeddings_, ids, x));
-  for (int i = 0; i < c.layers; ++i) {
+  return x;
+}
+
+absl::Status Decoder::RunLayers(int first, int end, Tensor& x, absl::Span<const Place> rows,
+                                KvCapture* capture) {
+  const DecoderConfig& c = config_;
+  Backend& b = *backend_;
+  const auto n = static_cast<int64_t>(rows.size());
+  const int64_t h = c.hidden, kv_width = static_cast<int64_t>(c.kv_heads) * c.head_dim;
+  ASSIGN_OR_RETURN(Tensor xn, b.Allocate(DType::kF32, {n, h}));
+  ASSIGN_OR_RETURN(Tensor q, b.Allocate(DType::kF32, {n, h}));
+  ASSIGN_OR_RETURN(Tensor k, b.Allocate(DType::kF32, {n, kv_width}));
+  ASSIGN_OR_RETURN(Tensor v, b.Allocate(DType::kF32, {n, kv_width}));
+  ASSIGN_OR_RETURN(Tensor att, b.Allocate(DType::kF32, {n, h}));
+  ASSIGN_OR_RETURN(Tensor gate, b.Allocate(DType::kF32, {n, c.ffn}));
+  ASSIGN_OR_RETURN(Tensor up, b.Allocate(DType::kF32, {n, c.ffn}));
+  std::vector<int32_t> positions(static_cast<size_t>(n));
+  for (int64_t r = 0; r < n; ++r)
+    positions[static_cast<size_t>(r)] = rows[static_cast<size_t>(r)].position;
+  std::vector<Backend::AttentionRow> att_rows(static_cast<size_t>(n));
+  for (int i = first; i < end; ++i) {
     Layer& l = layers_[static_cast<size_t>(i)];
-    Tensor& kc = seq.k_[static_cast<size_t>(i)];
-    Tensor& vc = seq.v_[static_cast<size_t>(i)];
     RETURN_IF_ERROR(b.RmsNorm(x, l.attn_norm, c.rms_eps, xn));
     RETURN_IF_ERROR(b.Linear(xn, l.wq, l.bq.empty() ? nullptr : &l.bq, Activation::kNone, q));
     RETURN_IF_ERROR(b.Linear(xn, l.wk, l.bk.empty() ? nullptr : &l.bk, Activation::kNone, k));
     RETURN_IF_ERROR(b.Linear(xn, l.wv, l.bv.empty() ? nullptr : &l.bv, Activation::kNone, v));
-    RETURN_IF_ERROR(b.Rope(q, rows, c.heads, c.head_dim, start, c.rope_theta, c.rope_style));
-    RETURN_IF_ERROR(b.Rope(k, rows, c.kv_heads, c.head_dim, start, c.rope_theta, c.rope_style));
-    RETURN_IF_ERROR(b.CopyRows(k, 0, rows, kc, start));
-    RETURN_IF_ERROR(b.CopyRows(v, 0, rows, vc, start));
-    RETURN_IF_ERROR(
-        b.CachedAttention(q, rows, kc, vc, start, c.heads, c.kv_heads, c.head_dim, att));
+    if (capture != nullptr) {
+      auto& ck = capture->k[static_cast<size_t>(i)];
+      auto& cv = capture->v[static_cast<size_t>(i)];
+      const size_t at = ck.size();
+      ck.resize(at + static_cast<size_t>(n * kv_width));
+      cv.resize(at + static_cast<size_t>(n * kv_width));
+      RETURN_IF_ERROR(b.CopyToHostFloat(k, static_cast<size_t>(n * kv_width), ck.data() + at));
+      RETURN_IF_ERROR(b.CopyToHostFloat(v, static_cast<size_t>(n * kv_width), cv.data() + at));
+    }
+    RETURN_IF_ERROR(b.Rope(q, c.heads, c.head_dim, positions, c.rope_theta, c.rope_style));
+    RETURN_IF_ERROR(b.Rope(k, c.kv_heads, c.head_dim, positions, c.rope_theta, c.rope_style));
+    // Keys and values into each row's sequence (runs of consecutive positions in one copy).
+    for (int64_t r = 0; r < n;) {
+      int64_t e = r + 1;
+      while (e < n && rows[static_cast<size_t>(e)].seq == rows[static_cast<size_t>(r)].seq &&
+             rows[static_cast<size_t>(e)].position ==
+                 rows[static_cast<size_t>(e - 1)].position + 1) {
+        ++e;
+      }
+      DecoderSequence* seq = rows[static_cast<size_t>(r)].seq;
+      const int64_t pos = rows[static_cast<size_t>(r)].position;
+      RETURN_IF_ERROR(b.CopyRows(k, r, e - r, seq->k_[static_cast<size_t>(i)], pos));
+      RETURN_IF_ERROR(b.CopyRows(v, r, e - r, seq->v_[static_cast<size_t>(i)], pos));
+      r = e;
+    }
+    for (int64_t r = 0; r < n; ++r) {
+      const Place& p = rows[static_cast<size_t>(r)];
+      att_rows[static_cast<size_t>(r)] = {&p.seq->k_[static_cast<size_t>(i)],
+                                          &p.seq->v_[static_cast<size_t>(i)], p.position + 1};
+    }
+    RETURN_IF_ERROR(b.CachedAttention(q, att_rows, c.heads, c.kv_heads, c.head_dim, att));
     RETURN_IF_ERROR(b.Linear(att, l.wo, nullptr, Activation::kNone, xn));
     RETURN_IF_ERROR(b.Add(x, xn));
     RETURN_IF_ERROR(b.RmsNorm(x, l.ffn_norm, c.rms_eps, xn));
@@ -278,17 +310,226 @@ absl::Status Decoder::Forward(absl::Span<const int32_t> tokens, DecoderSequence&
     RETURN_IF_ERROR(b.Linear(gate, l.down, nullptr, Activation::kNone, xn));
     RETURN_IF_ERROR(b.Add(x, xn));
   }
-  seq.length_ = start + rows;
-  if (logits == nullptr) return absl::OkStatus();
-  const int64_t out_rows = all_logits ? rows : 1;
-  ASSIGN_OR_RETURN(Tensor last, b.Allocate(DType::kF32, {out_rows, h}));
-  RETURN_IF_ERROR(b.CopyRows(x, rows - out_rows, out_rows, last, 0));
+  return absl::OkStatus();
+}
+
+absl::Status Decoder::Head(const Tensor& x, absl::Span<const int64_t> which,
+                           std::vector<float>* logits) {
+  if (which.empty() || logits == nullptr) return absl::OkStatus();
+  Backend& b = *backend_;
+  const DecoderConfig& c = config_;
+  const auto n = static_cast<int64_t>(which.size());
+  ASSIGN_OR_RETURN(Tensor last, b.Allocate(DType::kF32, {n, c.hidden}));
+  for (int64_t r = 0; r < n; ++r) {
+    RETURN_IF_ERROR(b.CopyRows(x, which[static_cast<size_t>(r)], 1, last, r));
+  }
   RETURN_IF_ERROR(b.RmsNorm(last, output_norm_, c.rms_eps, last));
-  ASSIGN_OR_RETURN(Tensor out, b.Allocate(DType::kF32, {out_rows, c.vocab_size}));
+  ASSIGN_OR_RETURN(Tensor out, b.Allocate(DType::kF32, {n, c.vocab_size}));
   const LinearWeight& proj = output_.data() != nullptr ? output_ : embeddings_;
   RETURN_IF_ERROR(b.Linear(last, proj, nullptr, Activation::kNone, out));
-  logits->resize(static_cast<size_t>(out_rows * c.vocab_size));
-  return b.CopyToHostFloat(out, logits->size(), logits->data());
+  const size_t at = logits->size();
+  logits->resize(at + static_cast<size_t>(n * c.vocab_size));
+  return b.CopyToHostFloat(out, static_cast<size_t>(n * c.vocab_size), logits->data() + at);
+}
+
+absl::Status Decoder::Forward(absl::Span<const int32_t> tokens, DecoderSequence& seq,
+                              std::vector<float>* logits, bool all_logits, KvCapture* capture) {
+  RETURN_IF_ERROR(CheckTokens(tokens));
+  const auto rows = static_cast<int64_t>(tokens.size());
+  if (seq.length_ + rows > seq.capacity_) {
+    return absl::OutOfRangeError(absl::StrCat(
+        seq.length_, " + ", rows, " tokens overflow a sequence of ", seq.capacity_, " positions"));
+  }
+  if (capture != nullptr) {
+    capture->k.assign(static_cast<size_t>(config_.layers), {});
+    capture->v.assign(static_cast<size_t>(config_.layers), {});
+  }
+  std::vector<Place> places(static_cast<size_t>(rows));
+  for (int64_t r = 0; r < rows; ++r) {
+    places[static_cast<size_t>(r)] = {&seq, static_cast<int32_t>(seq.length_ + r)};
+  }
+  absl::MutexLock lock(&mu_);
+  ASSIGN_OR_RETURN(Tensor x, Embed(tokens));
+  RETURN_IF_ERROR(RunLayers(0, config_.layers, x, places, capture));
+  seq.length_ += rows;
+  if (logits == nullptr) return absl::OkStatus();
+  logits->clear();
+  std::vector<int64_t> which;
+  for (int64_t r = all_logits ? 0 : rows - 1; r < rows; ++r) which.push_back(r);
+  return Head(x, which, logits);
+}
+
+absl::Status Decoder::Step(absl::Span<const DecoderRow> rows, std::vector<float>* logits) {
+  std::vector<int32_t> tokens;
+  for (const DecoderRow& r : rows) tokens.push_back(r.token);
+  RETURN_IF_ERROR(CheckTokens(tokens));
+  // Positions: each sequence continues from its length, in row order.
+  absl::flat_hash_map<DecoderSequence*, int64_t> next;
+  std::vector<Place> places;
+  std::vector<int64_t> which;
+  for (size_t r = 0; r < rows.size(); ++r) {
+    DecoderSequence* seq = rows[r].seq;
+    if (seq == nullptr) return absl::InvalidArgumentError("a row without a sequence");
+    auto [it, inserted] = next.try_emplace(seq, seq->length_);
+    if (it->second >= seq->capacity_) {
+      return absl::OutOfRangeError(
+          absl::StrCat("a sequence of ", seq->capacity_, " positions is full"));
+    }
+    places.push_back({seq, static_cast<int32_t>(it->second++)});
+    if (rows[r].logits) which.push_back(static_cast<int64_t>(r));
+  }
+  absl::MutexLock lock(&mu_);
+  ASSIGN_OR_RETURN(Tensor x, Embed(tokens));
+  RETURN_IF_ERROR(RunLayers(0, config_.layers, x, places, nullptr));
+  for (const auto& [seq, length] : next) seq->length_ = length;
+  if (logits != nullptr) logits->clear();
+  return Head(x, which, logits);
+}
+
+absl::Status Decoder::Assemble(absl::Span<const int32_t> tokens, absl::Span<const CachedSpan> spans,
+                               const AssembleOptions& options, DecoderSequence& seq,
+                               std::vector<float>* logits, AssembleStats* stats) {
+  const DecoderConfig& c = config_;
+  RETURN_IF_ERROR(CheckTokens(tokens));
+  const auto n = static_cast<int64_t>(tokens.size());
+  const int64_t kv_width = static_cast<int64_t>(c.kv_heads) * c.head_dim;
+  if (seq.length_ != 0 || n > seq.capacity_) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("Assemble needs an empty sequence of at least ", n, " positions"));
+  }
+  if (!(options.recompute_ratio >= 0.0f && options.recompute_ratio <= 1.0f)) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("recompute ratio ", options.recompute_ratio, " is outside [0, 1]"));
+  }
+  // Which positions are cached, and which must be computed.
+  std::vector<uint8_t> cached(static_cast<size_t>(n), 0), forced(static_cast<size_t>(n), 1);
+  int64_t prev_end = 0;
+  for (const CachedSpan& s : spans) {
+    if (s.kv == nullptr || s.position < prev_end || s.position + s.kv->tokens() > n ||
+        s.kv->layers() != c.layers || s.kv->width() != kv_width || s.recompute_first < 0) {
+      return absl::InvalidArgumentError(
+          "a cached span overlaps another, falls outside the context, or was made by another "
+          "model");
+    }
+    prev_end = s.position + s.kv->tokens();
+    for (int64_t t = s.position; t < prev_end; ++t) {
+      cached[static_cast<size_t>(t)] = 1;
+      forced[static_cast<size_t>(t)] = t - s.position < s.recompute_first ? 1 : 0;
+    }
+  }
+  if (cached[static_cast<size_t>(n - 1)]) {
+    return absl::InvalidArgumentError("the context's last token must be computed, not cached");
+  }
+  absl::MutexLock lock(&mu_);
+  Backend& b = *backend_;
+  // 1. Cached keys and values into the sequence, keys rotated to their new positions.
+  std::vector<std::vector<float>> layer1_k(spans.size()), layer1_v(spans.size());
+  for (size_t si = 0; si < spans.size(); ++si) {
+    const CachedSpan& s = spans[si];
+    const int64_t len = s.kv->tokens();
+    std::vector<float> kh(static_cast<size_t>(len * kv_width)), vh(kh.size());
+    std::vector<int32_t> pos(static_cast<size_t>(len));
+    for (int64_t t = 0; t < len; ++t)
+      pos[static_cast<size_t>(t)] = static_cast<int32_t>(s.position + t);
+    ASSIGN_OR_RETURN(Tensor kt, b.Allocate(DType::kF32, {len, kv_width}));
+    ASSIGN_OR_RETURN(Tensor vt, b.Allocate(DType::kF32, {len, kv_width}));
+    for (int l = 0; l < c.layers; ++l) {
+      s.kv->Decompress(l, kh.data(), vh.data());
+      if (l == 1 && options.recompute_ratio > 0) layer1_k[si] = kh, layer1_v[si] = vh;
+      RETURN_IF_ERROR(b.CopyFromHost(kh.data(), DType::kF32, kh.size(), kt, 0));
+      RETURN_IF_ERROR(b.CopyFromHost(vh.data(), DType::kF32, vh.size(), vt, 0));
+      RETURN_IF_ERROR(b.Rope(kt, c.kv_heads, c.head_dim, pos, c.rope_theta, c.rope_style));
+      RETURN_IF_ERROR(b.CopyRows(kt, 0, len, seq.k_[static_cast<size_t>(l)], s.position));
+      RETURN_IF_ERROR(b.CopyRows(vt, 0, len, seq.v_[static_cast<size_t>(l)], s.position));
+    }
+  }
+  AssembleStats st;
+  for (int64_t t = 0; t < n; ++t) {
+    if (cached[static_cast<size_t>(t)]) {
+      ++st.cached_tokens;
+      st.recomputed_tokens += forced[static_cast<size_t>(t)];
+    } else {
+      ++st.fresh_tokens;
+    }
+  }
+  auto places_of = [&](const std::vector<uint8_t>& chosen) {
+    std::vector<Place> p;
+    for (int64_t t = 0; t < n; ++t) {
+      if (chosen[static_cast<size_t>(t)]) p.push_back({&seq, static_cast<int32_t>(t)});
+    }
+    return p;
+  };
+  auto tokens_of = [&](const std::vector<Place>& p) {
+    std::vector<int32_t> out;
+    for (const Place& q : p) out.push_back(tokens[static_cast<size_t>(q.position)]);
+    return out;
+  };
+  std::vector<uint8_t> chosen = forced;
+  Tensor x;
+  int first_layer = 0;
+  if (options.recompute_ratio > 0 && st.cached_tokens > 0 && c.layers > 1) {
+    // 2. CacheBlend's selection: layer 0 over every token (its keys and values do not depend on
+    // the context, so cached tokens lose nothing), then layer 1's keys and values of the cached
+    // tokens from these fresh states, compared with the cached ones.
+    std::vector<uint8_t> all(static_cast<size_t>(n), 1);
+    const std::vector<Place> every = places_of(all);
+    ASSIGN_OR_RETURN(Tensor h1, Embed(tokens));
+    RETURN_IF_ERROR(RunLayers(0, 1, h1, every, nullptr));
+    const Layer& l1 = layers_[1];
+    ASSIGN_OR_RETURN(Tensor xn, b.Allocate(DType::kF32, {n, c.hidden}));
+    ASSIGN_OR_RETURN(Tensor k1, b.Allocate(DType::kF32, {n, kv_width}));
+    ASSIGN_OR_RETURN(Tensor v1, b.Allocate(DType::kF32, {n, kv_width}));
+    RETURN_IF_ERROR(b.RmsNorm(h1, l1.attn_norm, c.rms_eps, xn));
+    RETURN_IF_ERROR(b.Linear(xn, l1.wk, l1.bk.empty() ? nullptr : &l1.bk, Activation::kNone, k1));
+    RETURN_IF_ERROR(b.Linear(xn, l1.wv, l1.bv.empty() ? nullptr : &l1.bv, Activation::kNone, v1));
+    std::vector<float> fk(static_cast<size_t>(n * kv_width)), fv(fk.size());
+    RETURN_IF_ERROR(b.CopyToHostFloat(k1, fk.size(), fk.data()));
+    RETURN_IF_ERROR(b.CopyToHostFloat(v1, fv.size(), fv.data()));
+    std::vector<std::pair<double, int64_t>> deviation;
+    for (size_t si = 0; si < spans.size(); ++si) {
+      const CachedSpan& s = spans[si];
+      for (int64_t t = 0; t < s.kv->tokens(); ++t) {
+        const int64_t p = s.position + t;
+        if (forced[static_cast<size_t>(p)]) continue;
+        double d = 0;
+        for (int64_t j = 0; j < kv_width; ++j) {
+          const double dk = fk[static_cast<size_t>(p * kv_width + j)] -
+                            layer1_k[si][static_cast<size_t>(t * kv_width + j)];
+          const double dv = fv[static_cast<size_t>(p * kv_width + j)] -
+                            layer1_v[si][static_cast<size_t>(t * kv_width + j)];
+          d += dk * dk + dv * dv;
+        }
+        deviation.emplace_back(d, p);
+      }
+    }
+    const auto extra = static_cast<size_t>(
+        std::llround(options.recompute_ratio * static_cast<double>(st.cached_tokens)));
+    const size_t take = std::min(deviation.size(), extra);
+    std::partial_sort(deviation.begin(), deviation.begin() + static_cast<std::ptrdiff_t>(take),
+                      deviation.end(), [](const auto& a, const auto& b2) {
+                        return a.first != b2.first ? a.first > b2.first : a.second < b2.second;
+                      });
+    for (size_t i = 0; i < take; ++i) chosen[static_cast<size_t>(deviation[i].second)] = 1;
+    st.recomputed_tokens += static_cast<int64_t>(take);
+    // The chosen rows' states after layer 0 carry on from layer 1.
+    const std::vector<Place> rows = places_of(chosen);
+    ASSIGN_OR_RETURN(x, b.Allocate(DType::kF32, {static_cast<int64_t>(rows.size()), c.hidden}));
+    for (size_t r = 0; r < rows.size(); ++r) {
+      RETURN_IF_ERROR(b.CopyRows(h1, rows[r].position, 1, x, static_cast<int64_t>(r)));
+    }
+    first_layer = 1;
+  }
+  const std::vector<Place> rows = places_of(chosen);
+  if (first_layer == 0) {
+    ASSIGN_OR_RETURN(x, Embed(tokens_of(rows)));
+  }
+  RETURN_IF_ERROR(RunLayers(first_layer, c.layers, x, rows, nullptr));
+  seq.length_ = n;
+  if (stats != nullptr) *stats = st;
+  if (logits == nullptr) return absl::OkStatus();
+  logits->clear();
+  const std::vector<int64_t> last = {static_cast<int64_t>(rows.size()) - 1};
+  return Head(x, last, logits);
 }
 
 }  // namespace strata::gpu

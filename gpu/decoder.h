@@ -26,6 +26,7 @@
 #include "gpu/bpe_tokenizer.h"
 #include "gpu/chat_template.h"
 #include "gpu/gguf.h"
+#include "gpu/passage_kv.h"
 
 namespace strata::gpu {
 
@@ -67,6 +68,41 @@ class DecoderSequence final {
   std::vector<Tensor> k_, v_;  // per layer, [capacity, kv_heads * head_dim]
 };
 
+// Every layer's keys (before RoPE) and values for the tokens of one Forward, on the host:
+// k[layer] and v[layer] hold tokens * kv_heads * head_dim floats (PassageKv::Compress's input).
+struct KvCapture {
+  std::vector<std::vector<float>> k, v;
+};
+
+// A token to run in a batch: appended to `seq` (at its length, after the batch's earlier rows
+// for the same sequence); `logits` asks for its next-token logits.
+struct DecoderRow {
+  DecoderSequence* seq = nullptr;
+  int32_t token = 0;
+  bool logits = false;
+};
+
+// A stretch of a context whose keys and values come from a cache instead of a forward pass:
+// the passage's tokens lie at [position, position + kv->tokens()). recompute_first of them (the
+// passage's first tokens, which saw no context when cached) are recomputed.
+struct CachedSpan {
+  int64_t position = 0;
+  const PassageKv* kv = nullptr;
+  int recompute_first = 0;
+};
+
+struct AssembleOptions {
+  // Share of the cached tokens recomputed besides recompute_first: those whose keys and values
+  // deviate most from a fresh computation at layer 1 (CacheBlend's selection). 0: none.
+  float recompute_ratio = 0.0f;
+};
+
+struct AssembleStats {
+  int64_t cached_tokens = 0;      // tokens whose keys and values came from the cache
+  int64_t recomputed_tokens = 0;  // of those, recomputed (first tokens + deviating share)
+  int64_t fresh_tokens = 0;       // tokens no span covered (computed normally)
+};
+
 struct DecoderOptions {
   BackendChoice backend = BackendChoice::kCpu;
   int cuda_device = 0;
@@ -101,16 +137,49 @@ class Decoder final {
 
   // Runs `tokens` after the sequence's current positions, appending their keys and values.
   // `logits` receives vocab_size floats for the last token, or for every token (tokens.size() *
-  // vocab_size, row t for token t) with all_logits. InvalidArgument for an empty input or an id
+  // vocab_size, row t for token t) with all_logits. With `capture`, also returns every layer's
+  // keys (before RoPE) and values of these tokens. InvalidArgument for an empty input or an id
   // outside the vocabulary; OutOfRange when the tokens do not fit the sequence's capacity (the
   // sequence is then unchanged). Thread-safe: callers take turns on the backend.
   [[nodiscard]] absl::Status Forward(absl::Span<const int32_t> tokens, DecoderSequence& seq,
-                                     std::vector<float>* logits, bool all_logits = false);
+                                     std::vector<float>* logits, bool all_logits = false,
+                                     KvCapture* capture = nullptr);
+
+  // One pass over a batch that may mix sequences (continuous batching: each running generation
+  // adds its next token). `logits` receives vocab_size floats per row that asks, in row order.
+  // Errors as Forward; on error no sequence changes length.
+  [[nodiscard]] absl::Status Step(absl::Span<const DecoderRow> rows, std::vector<float>* logits);
+
+  // Fills an empty sequence with a whole context of `tokens`, where `spans` (ascending, not
+  // overlapping, each inside the context) bring cached keys and values: they are rotated to their
+  // positions, a share of them is recomputed (options, spans' recompute_first), and every other
+  // token is computed with attention over everything before it. `logits` receives the last
+  // token's. InvalidArgument for spans that do not fit the context or the model (layers, width).
+  [[nodiscard]] absl::Status Assemble(absl::Span<const int32_t> tokens,
+                                      absl::Span<const CachedSpan> spans,
+                                      const AssembleOptions& options, DecoderSequence& seq,
+                                      std::vector<float>* logits, AssembleStats* stats = nullptr);
 
  private:
   struct Layer;
+  // Where a row of a pass lies: its sequence and position.
+  struct Place {
+    DecoderSequence* seq;
+    int32_t position;
+  };
   Decoder() = default;
   absl::Status Load(const GgufFile& file);
+  absl::Status CheckTokens(absl::Span<const int32_t> tokens) const;
+  // x [rows, hidden] = the tokens' embeddings.
+  absl::StatusOr<Tensor> Embed(absl::Span<const int32_t> tokens) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // Layers [first, end) over the rows of x, in place; each row's keys and values are written to
+  // its sequence at its position before any row attends. capture (optional) gets pre-RoPE keys
+  // and values, appended per layer.
+  absl::Status RunLayers(int first, int end, Tensor& x, absl::Span<const Place> rows,
+                         KvCapture* capture) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // Logits of the given rows of x (final norm + output projection), appended to *logits.
+  absl::Status Head(const Tensor& x, absl::Span<const int64_t> which, std::vector<float>* logits)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
 
   std::string path_;
   DecoderConfig config_;

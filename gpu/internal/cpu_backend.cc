@@ -366,10 +366,11 @@ class CpuBackend final : public Backend {
   absl::Status Add(Tensor& x, const Tensor& y) override { return Elementwise(x, y, false); }
   absl::Status Multiply(Tensor& x, const Tensor& y) override { return Elementwise(x, y, true); }
 
-  absl::Status Rope(Tensor& x, int64_t rows, int heads, int head_dim, int64_t first_position,
+  absl::Status Rope(Tensor& x, int heads, int head_dim, absl::Span<const int32_t> positions,
                     float theta, RopeStyle style) override {
     RETURN_IF_NOT_F32(x, "Rope input");
     const int64_t width = static_cast<int64_t>(heads) * head_dim;
+    const auto rows = static_cast<int64_t>(positions.size());
     if (head_dim % 2 != 0 || rows * width > x.numel()) {
       return absl::InvalidArgumentError("cpu backend: Rope shape does not fit its tensor");
     }
@@ -383,7 +384,7 @@ class CpuBackend final : public Backend {
     float* v = x.as<float>();
 #pragma omp parallel for schedule(static) if (rows > 1)
     for (int64_t t = 0; t < rows; ++t) {
-      const double pos = static_cast<double>(first_position + t);
+      const double pos = positions[static_cast<size_t>(t)];
       std::vector<float> c(static_cast<size_t>(half)), s(static_cast<size_t>(half));
       for (int i = 0; i < half; ++i) {
         const double a = pos * inv_freq[static_cast<size_t>(i)];
@@ -418,35 +419,40 @@ class CpuBackend final : public Backend {
     return absl::OkStatus();
   }
 
-  absl::Status CachedAttention(const Tensor& q, int64_t rows, const Tensor& k_cache,
-                               const Tensor& v_cache, int64_t start, int heads, int kv_heads,
-                               int head_dim, Tensor& out) override {
+  absl::Status CachedAttention(const Tensor& q, absl::Span<const AttentionRow> rows, int heads,
+                               int kv_heads, int head_dim, Tensor& out) override {
     RETURN_IF_NOT_F32(q, "CachedAttention query");
     const int64_t width = static_cast<int64_t>(heads) * head_dim;
     const int64_t kv_width = static_cast<int64_t>(kv_heads) * head_dim;
-    if (kv_heads < 1 || heads % kv_heads != 0 || rows * width > q.numel() ||
-        rows * width > out.numel() || (start + rows) * kv_width > k_cache.numel() ||
-        (start + rows) * kv_width > v_cache.numel()) {
+    const auto n = static_cast<int64_t>(rows.size());
+    if (kv_heads < 1 || heads % kv_heads != 0 || n * width > q.numel() || n * width > out.numel()) {
       return absl::InvalidArgumentError("cpu backend: CachedAttention shapes do not fit");
+    }
+    int64_t longest = 0;
+    for (const AttentionRow& r : rows) {
+      if (r.k == nullptr || r.v == nullptr || r.length < 1 || r.length * kv_width > r.k->numel() ||
+          r.length * kv_width > r.v->numel()) {
+        return absl::InvalidArgumentError("cpu backend: a CachedAttention row's cache is short");
+      }
+      longest = std::max(longest, r.length);
     }
     const float scale = 1.0f / std::sqrt(static_cast<float>(head_dim));
     const int group = heads / kv_heads;
     const float* qv = q.as<float>();
-    const float* kv = k_cache.as<float>();
-    const float* vv = v_cache.as<float>();
     float* o = out.as<float>();
     const cpu::CpuKernels& kern = cpu::BestCpuKernels();
-#pragma omp parallel
+#pragma omp parallel if (n * heads > 1)
     {
-      std::vector<float> scratch(static_cast<size_t>(start + rows));
+      std::vector<float> scratch(static_cast<size_t>(longest));
 #pragma omp for schedule(dynamic)
-      for (int64_t job = 0; job < rows * heads; ++job) {
+      for (int64_t job = 0; job < n * heads; ++job) {
         const int64_t t = job / heads;
         const int h = static_cast<int>(job % heads);
         const int64_t kvh = h / group;
-        kern.attend_row(qv + t * width + h * head_dim, kv + kvh * head_dim, vv + kvh * head_dim,
-                        kv_width, start + t + 1, head_dim, scale, scratch.data(),
-                        o + t * width + h * head_dim);
+        const AttentionRow& r = rows[static_cast<size_t>(t)];
+        kern.attend_row(qv + t * width + h * head_dim, r.k->as<float>() + kvh * head_dim,
+                        r.v->as<float>() + kvh * head_dim, kv_width, r.length, head_dim, scale,
+                        scratch.data(), o + t * width + h * head_dim);
       }
     }
     return absl::OkStatus();
