@@ -1,0 +1,236 @@
+#include "gpu/passage_kv_cache.h"
+
+#include <dirent.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <vector>
+
+#include "absl/strings/escaping.h"
+#include "absl/strings/str_cat.h"
+#include "storage/log.h"
+#include "storage/scoped_fd.h"
+#include "storage/status_macros.h"
+
+namespace strata::gpu {
+namespace {
+
+constexpr char kSuffix[] = ".kv";
+
+class FileKvStore final : public KvDiskStore {
+ public:
+  explicit FileKvStore(std::string dir) : dir_(std::move(dir)) {}
+  absl::Status Put(const std::string& name, const std::string& bytes) override {
+    return WriteFileAtomic(Path(name), absl::Span<const char>(bytes.data(), bytes.size()));
+  }
+  absl::StatusOr<std::string> Get(const std::string& name) override {
+    return ReadWholeFile(Path(name));
+  }
+  void Erase(const std::string& name) override { unlink(Path(name).c_str()); }
+
+ private:
+  std::string Path(const std::string& name) const { return absl::StrCat(dir_, "/", name, kSuffix); }
+  std::string dir_;
+};
+
+}  // namespace
+
+std::string PassageKey::Encode() const {
+  // Collection names and model names may hold any byte: hex keeps the name file-safe.
+  return absl::StrCat(absl::BytesToHexString(model), "-", absl::BytesToHexString(collection), "-",
+                      id, "-", absl::Hex(version), "-", KvFormatName(format));
+}
+
+absl::StatusOr<std::unique_ptr<KvDiskStore>> OpenKvDirectory(const std::string& dir) {
+  if (mkdir(dir.c_str(), 0755) != 0 && errno != EEXIST) {
+    return ErrnoToStatus(errno, absl::StrCat("mkdir ", dir));
+  }
+  // The tier's index is in memory: files from an earlier run are unknown to it, so they go.
+  if (DIR* d = opendir(dir.c_str())) {
+    std::vector<std::string> old;
+    while (dirent* e = readdir(d)) {
+      const std::string name = e->d_name;
+      if (name.size() > 3 && name.compare(name.size() - 3, 3, kSuffix) == 0) old.push_back(name);
+    }
+    closedir(d);
+    for (const std::string& name : old) unlink(absl::StrCat(dir, "/", name).c_str());
+  } else {
+    return ErrnoToStatus(errno, absl::StrCat("opendir ", dir));
+  }
+  return std::unique_ptr<KvDiskStore>(new FileKvStore(dir));
+}
+
+PassageKvCache::PassageKvCache(PassageKvCacheOptions options)
+    : ram_budget_(options.ram_bytes),
+      disk_budget_(options.disk != nullptr ? options.disk_bytes : 0),
+      disk_(std::move(options.disk)) {}
+
+std::shared_ptr<const PassageKv> PassageKvCache::Lookup(const PassageKey& key, KvTier* tier,
+                                                        size_t* bytes_read) {
+  const std::string name = key.Encode();
+  {
+    absl::MutexLock lock(&mu_);
+    if (auto it = ram_index_.find(name); it != ram_index_.end()) {
+      ram_.splice(ram_.begin(), ram_, it->second);
+      ++stats_.ram_hits;
+      *tier = KvTier::kRam;
+      return ram_.front().kv;
+    }
+    if (!disk_index_.contains(name)) {
+      ++stats_.misses;
+      *tier = KvTier::kMiss;
+      return nullptr;
+    }
+  }
+  // On disk: read outside the lock.
+  absl::StatusOr<std::string> bytes = disk_->Get(name);
+  absl::StatusOr<PassageKv> kv =
+      bytes.ok() ? PassageKv::Parse(*bytes) : absl::StatusOr<PassageKv>(bytes.status());
+  if (!kv.ok()) {
+    Log(LogLevel::kWarning, "passage KV cache: dropping an unreadable SSD entry: %s",
+        std::string(kv.status().message()));
+    bool erase = false;
+    {
+      absl::MutexLock lock(&mu_);
+      ++stats_.disk_errors;
+      ++stats_.misses;
+      if (auto it = disk_index_.find(name); it != disk_index_.end()) {
+        DropDisk(it->second);
+        erase = true;
+      }
+    }
+    if (erase) disk_->Erase(name);
+    *tier = KvTier::kMiss;
+    return nullptr;
+  }
+  if (bytes_read != nullptr) *bytes_read += bytes->size();
+  auto shared = std::make_shared<const PassageKv>(std::move(*kv));
+  {
+    absl::MutexLock lock(&mu_);
+    ++stats_.disk_hits;
+  }
+  *tier = KvTier::kDisk;
+  Insert(key, shared);  // promoted to RAM (its disk copy stays until evicted there)
+  return shared;
+}
+
+void PassageKvCache::Insert(const PassageKey& key, std::shared_ptr<const PassageKv> kv) {
+  if (kv == nullptr || kv->bytes() > ram_budget_) return;
+  const std::string name = key.Encode();
+  std::list<RamEntry> victims;
+  {
+    absl::MutexLock lock(&mu_);
+    ++stats_.inserts;
+    if (auto it = ram_index_.find(name); it != ram_index_.end()) {
+      stats_.ram_bytes -= it->second->kv->bytes();
+      ram_.erase(it->second);
+      ram_index_.erase(it);
+    }
+    ram_.push_front({key, std::move(kv)});
+    ram_index_[name] = ram_.begin();
+    stats_.ram_bytes += ram_.front().kv->bytes();
+    EvictRamLocked(&victims);
+    stats_.ram_entries = ram_.size();
+  }
+  Spill(std::move(victims));
+}
+
+void PassageKvCache::EvictRamLocked(std::list<RamEntry>* victims) {
+  while (stats_.ram_bytes > ram_budget_ && !ram_.empty()) {
+    auto last = std::prev(ram_.end());
+    stats_.ram_bytes -= last->kv->bytes();
+    ram_index_.erase(last->key.Encode());
+    victims->splice(victims->end(), ram_, last);
+    ++stats_.ram_evictions;
+  }
+}
+
+void PassageKvCache::DropDisk(const std::list<DiskEntry>::iterator& it) {
+  stats_.disk_bytes -= it->bytes;
+  disk_index_.erase(it->key.Encode());
+  disk_lru_.erase(it);
+  stats_.disk_entries = disk_lru_.size();
+}
+
+void PassageKvCache::Spill(std::list<RamEntry> victims) {
+  if (disk_ == nullptr || disk_budget_ == 0) return;
+  for (RamEntry& v : victims) {
+    const std::string name = v.key.Encode();
+    {
+      absl::MutexLock lock(&mu_);
+      if (disk_index_.contains(name)) {  // already there (promoted earlier): refresh its place
+        disk_lru_.splice(disk_lru_.begin(), disk_lru_, disk_index_[name]);
+        continue;
+      }
+    }
+    const std::string bytes = v.kv->Serialize();
+    if (bytes.size() > disk_budget_) continue;
+    if (absl::Status s = disk_->Put(name, bytes); !s.ok()) {
+      Log(LogLevel::kWarning, "passage KV cache: SSD tier write failed (entry dropped): %s",
+          std::string(s.message()));
+      absl::MutexLock lock(&mu_);
+      ++stats_.disk_errors;
+      continue;
+    }
+    std::vector<std::string> evicted;
+    {
+      absl::MutexLock lock(&mu_);
+      disk_lru_.push_front({v.key, bytes.size()});
+      disk_index_[name] = disk_lru_.begin();
+      stats_.disk_bytes += bytes.size();
+      while (stats_.disk_bytes > disk_budget_ && disk_lru_.size() > 1) {
+        auto last = std::prev(disk_lru_.end());
+        evicted.push_back(last->key.Encode());
+        DropDisk(last);
+        ++stats_.disk_evictions;
+      }
+      stats_.disk_entries = disk_lru_.size();
+    }
+    for (const std::string& e : evicted) disk_->Erase(e);
+  }
+}
+
+template <typename Pred>
+void PassageKvCache::InvalidateIf(Pred pred) {
+  std::vector<std::string> erase;
+  {
+    absl::MutexLock lock(&mu_);
+    for (auto it = ram_.begin(); it != ram_.end();) {
+      if (pred(it->key)) {
+        stats_.ram_bytes -= it->kv->bytes();
+        ram_index_.erase(it->key.Encode());
+        it = ram_.erase(it);
+        ++stats_.invalidations;
+      } else {
+        ++it;
+      }
+    }
+    stats_.ram_entries = ram_.size();
+    for (auto it = disk_lru_.begin(); it != disk_lru_.end();) {
+      auto next = std::next(it);
+      if (pred(it->key)) {
+        erase.push_back(it->key.Encode());
+        DropDisk(it);
+        ++stats_.invalidations;
+      }
+      it = next;
+    }
+  }
+  for (const std::string& name : erase) disk_->Erase(name);
+}
+
+void PassageKvCache::Invalidate(const std::string& collection, uint64_t id) {
+  InvalidateIf([&](const PassageKey& k) { return k.id == id && k.collection == collection; });
+}
+
+void PassageKvCache::InvalidateCollection(const std::string& collection) {
+  InvalidateIf([&](const PassageKey& k) { return k.collection == collection; });
+}
+
+PassageKvCacheStats PassageKvCache::stats() const {
+  absl::MutexLock lock(&mu_);
+  return stats_;
+}
+
+}  // namespace strata::gpu

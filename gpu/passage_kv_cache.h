@@ -1,0 +1,115 @@
+// The passage KV cache: each passage's keys and values (PassageKv) computed once and kept for
+// the next question that retrieves it, in tiers
+//   host RAM   an LRU within a byte budget; what it evicts spills to
+//   SSD        one checksummed file per entry in a directory, an LRU within its own byte budget
+//              (a damaged or unreadable file is a miss, and is removed).
+// (A GPU tier sits above RAM once the CUDA backend runs decoders; on the CPU backend host RAM is
+// where the decoder reads.) Entries are keyed by (model, collection, passage id, passage
+// version, format); the version is a hash of the passage's text, so a stale entry can never be
+// served, and Invalidate() frees a passage's entries when it is upserted or deleted.
+//
+// Thread-safe. Lookups and inserts hold the lock only for the index; file reads and writes
+// happen outside it.
+#ifndef STRATA_GPU_PASSAGE_KV_CACHE_H_
+#define STRATA_GPU_PASSAGE_KV_CACHE_H_
+
+#include <cstdint>
+#include <list>
+#include <memory>
+#include <string>
+
+#include "absl/base/thread_annotations.h"
+#include "absl/container/flat_hash_map.h"
+#include "absl/status/statusor.h"
+#include "absl/synchronization/mutex.h"
+#include "gpu/passage_kv.h"
+
+namespace strata::gpu {
+
+struct PassageKey {
+  std::string model;       // the model's identity (Decoder's file name and size)
+  std::string collection;  // collection name
+  uint64_t id = 0;         // point id
+  uint64_t version = 0;    // hash of the passage text the entry was computed from
+  KvFormat format = KvFormat::kInt8;
+
+  // A file-name-safe unique string of the key.
+  [[nodiscard]] std::string Encode() const;
+};
+
+// Where a lookup found its entry.
+enum class KvTier { kMiss, kRam, kDisk };
+
+// The SSD tier's storage, behind an interface so tests can fail it. Names are PassageKey::Encode.
+class KvDiskStore {
+ public:
+  virtual ~KvDiskStore() = default;
+  [[nodiscard]] virtual absl::Status Put(const std::string& name, const std::string& bytes) = 0;
+  [[nodiscard]] virtual absl::StatusOr<std::string> Get(const std::string& name) = 0;
+  virtual void Erase(const std::string& name) = 0;
+};
+// Files in `dir` (created; entries left by an earlier run are removed at start: the index of the
+// tier lives in memory).
+[[nodiscard]] absl::StatusOr<std::unique_ptr<KvDiskStore>> OpenKvDirectory(const std::string& dir);
+
+struct PassageKvCacheOptions {
+  size_t ram_bytes = size_t{512} << 20;
+  size_t disk_bytes = 0;              // 0: no SSD tier
+  std::unique_ptr<KvDiskStore> disk;  // required when disk_bytes > 0
+};
+
+struct PassageKvCacheStats {
+  uint64_t ram_hits = 0, disk_hits = 0, misses = 0, inserts = 0;
+  uint64_t ram_evictions = 0, disk_evictions = 0, disk_errors = 0, invalidations = 0;
+  size_t ram_bytes = 0, disk_bytes = 0, ram_entries = 0, disk_entries = 0;
+};
+
+class PassageKvCache final {
+ public:
+  explicit PassageKvCache(PassageKvCacheOptions options);
+  PassageKvCache(const PassageKvCache&) = delete;
+  PassageKvCache& operator=(const PassageKvCache&) = delete;
+
+  // The entry for `key`, or null; *tier says where it was found (a disk hit is promoted to RAM).
+  // *bytes_read (when given) adds the bytes read from disk.
+  std::shared_ptr<const PassageKv> Lookup(const PassageKey& key, KvTier* tier,
+                                          size_t* bytes_read = nullptr);
+  // Keeps `kv` under `key` in RAM (an entry larger than the whole RAM budget is not kept).
+  void Insert(const PassageKey& key, std::shared_ptr<const PassageKv> kv);
+  // Drops every entry of (collection, id), any version and format, from both tiers.
+  void Invalidate(const std::string& collection, uint64_t id);
+  // Drops every entry of a collection (it was dropped).
+  void InvalidateCollection(const std::string& collection);
+
+  [[nodiscard]] PassageKvCacheStats stats() const;
+
+ private:
+  struct RamEntry {
+    PassageKey key;
+    std::shared_ptr<const PassageKv> kv;
+  };
+  struct DiskEntry {
+    PassageKey key;
+    size_t bytes;
+  };
+  // Spills `victims` (evicted from RAM) to disk, outside the lock.
+  void Spill(std::list<RamEntry> victims);
+  void EvictRamLocked(std::list<RamEntry>* victims) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  void DropDisk(const std::list<DiskEntry>::iterator& it) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  template <typename Pred>
+  void InvalidateIf(Pred pred);
+
+  const size_t ram_budget_, disk_budget_;
+  std::unique_ptr<KvDiskStore> disk_;
+
+  mutable absl::Mutex mu_;
+  std::list<RamEntry> ram_ ABSL_GUARDED_BY(mu_);  // most recent first
+  absl::flat_hash_map<std::string, std::list<RamEntry>::iterator> ram_index_ ABSL_GUARDED_BY(mu_);
+  std::list<DiskEntry> disk_lru_ ABSL_GUARDED_BY(mu_);
+  absl::flat_hash_map<std::string, std::list<DiskEntry>::iterator> disk_index_ ABSL_GUARDED_BY(mu_);
+  PassageKvCacheStats stats_ ABSL_GUARDED_BY(mu_);
+};
+
+}  // namespace strata::gpu
+
+#endif  // STRATA_GPU_PASSAGE_KV_CACHE_H_

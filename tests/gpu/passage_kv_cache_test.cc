@@ -1,0 +1,138 @@
+// The passage KV cache's tiers: RAM LRU within its budget, spill to the SSD tier and back,
+// damaged or failing disk entries as misses, invalidation, and stale versions never served.
+#include "gpu/passage_kv_cache.h"
+
+#include <gtest/gtest.h>
+
+#include <map>
+
+#include "storage/scoped_fd.h"
+#include "tests/test_util.h"
+
+namespace strata::gpu {
+namespace {
+
+std::shared_ptr<const PassageKv> Entry(int tokens, float seed) {
+  std::vector<std::vector<float>> k(2), v(2);
+  for (int l = 0; l < 2; ++l) {
+    for (int i = 0; i < tokens * 64; ++i) {
+      k[static_cast<size_t>(l)].push_back(seed + static_cast<float>(i % 7));
+      v[static_cast<size_t>(l)].push_back(seed - static_cast<float>(i % 5));
+    }
+  }
+  return std::make_shared<const PassageKv>(
+      PassageKv::Compress(KvFormat::kInt8, tokens, 1, 64, k, v));
+}
+
+PassageKey Key(uint64_t id, uint64_t version = 1, const std::string& col = "docs") {
+  return {"model", col, id, version, KvFormat::kInt8};
+}
+
+// A disk store in memory that can be told to fail or to damage what it returns.
+class FakeDisk final : public KvDiskStore {
+ public:
+  absl::Status Put(const std::string& name, const std::string& bytes) override {
+    if (fail_puts) return absl::UnavailableError("disk full");
+    files[name] = bytes;
+    return absl::OkStatus();
+  }
+  absl::StatusOr<std::string> Get(const std::string& name) override {
+    auto it = files.find(name);
+    if (it == files.end()) return absl::NotFoundError(name);
+    std::string b = it->second;
+    if (damage && b.size() > 40) b[40] ^= 1;
+    return b;
+  }
+  void Erase(const std::string& name) override { files.erase(name); }
+  std::map<std::string, std::string> files;
+  bool fail_puts = false, damage = false;
+};
+
+TEST(PassageKvCache, RamKeepsTheMostRecentWithinItsBudget) {
+  const size_t one = Entry(32, 0)->bytes();
+  PassageKvCacheOptions o;
+  o.ram_bytes = one * 3;
+  PassageKvCache cache(std::move(o));
+  for (uint64_t id = 1; id <= 3; ++id) cache.Insert(Key(id), Entry(32, static_cast<float>(id)));
+  KvTier tier;
+  ASSERT_NE(cache.Lookup(Key(1), &tier), nullptr);  // 1 is now the most recent
+  EXPECT_EQ(tier, KvTier::kRam);
+  cache.Insert(Key(4), Entry(32, 4));  // evicts 2, the least recent
+  EXPECT_EQ(cache.Lookup(Key(2), &tier), nullptr);
+  EXPECT_EQ(tier, KvTier::kMiss);
+  EXPECT_NE(cache.Lookup(Key(1), &tier), nullptr);
+  EXPECT_NE(cache.Lookup(Key(4), &tier), nullptr);
+  EXPECT_EQ(cache.Lookup(Key(1, /*version=*/2), &tier), nullptr);  // other text: never served
+  const PassageKvCacheStats s = cache.stats();
+  EXPECT_LE(s.ram_bytes, one * 3);
+  EXPECT_EQ(s.ram_evictions, 1u);
+}
+
+TEST(PassageKvCache, EvictedEntriesComeBackFromDisk) {
+  const auto e = Entry(32, 0);
+  auto disk = std::make_unique<FakeDisk>();
+  FakeDisk* d = disk.get();
+  PassageKvCacheOptions o;
+  o.ram_bytes = e->bytes() * 2;
+  o.disk_bytes = 100 * e->bytes();
+  o.disk = std::move(disk);
+  PassageKvCache cache(std::move(o));
+  for (uint64_t id = 1; id <= 5; ++id) cache.Insert(Key(id), Entry(32, static_cast<float>(id)));
+  EXPECT_EQ(d->files.size(), 3u);
+  KvTier tier;
+  size_t read = 0;
+  auto back = cache.Lookup(Key(1), &tier, &read);
+  ASSERT_NE(back, nullptr);
+  EXPECT_EQ(tier, KvTier::kDisk);
+  EXPECT_GT(read, back->bytes());
+  EXPECT_EQ(back->Serialize(), Entry(32, 1)->Serialize());
+  ASSERT_NE(cache.Lookup(Key(1), &tier), nullptr);
+  EXPECT_EQ(tier, KvTier::kRam);  // promoted
+  // A damaged file is a miss, and is dropped.
+  d->damage = true;
+  EXPECT_EQ(cache.Lookup(Key(2), &tier), nullptr);
+  EXPECT_EQ(tier, KvTier::kMiss);
+  EXPECT_EQ(d->files.count(Key(2).Encode()), 0u);
+  EXPECT_EQ(cache.stats().disk_errors, 1u);
+  // Invalidation empties both tiers of that passage.
+  d->damage = false;
+  cache.Invalidate("docs", 3);
+  EXPECT_EQ(cache.Lookup(Key(3), &tier), nullptr);
+  EXPECT_EQ(d->files.count(Key(3).Encode()), 0u);
+  cache.InvalidateCollection("docs");
+  EXPECT_EQ(cache.stats().ram_entries, 0u);
+  EXPECT_EQ(d->files.size(), 0u);
+}
+
+TEST(PassageKvCache, AFailingDiskLosesEntriesNotTheServer) {
+  auto disk = std::make_unique<FakeDisk>();
+  disk->fail_puts = true;
+  const auto e = Entry(32, 0);
+  PassageKvCacheOptions o;
+  o.ram_bytes = e->bytes();
+  o.disk_bytes = 100 * e->bytes();
+  o.disk = std::move(disk);
+  PassageKvCache cache(std::move(o));
+  for (uint64_t id = 1; id <= 4; ++id) cache.Insert(Key(id), Entry(32, static_cast<float>(id)));
+  KvTier tier;
+  EXPECT_EQ(cache.Lookup(Key(1), &tier), nullptr);
+  EXPECT_NE(cache.Lookup(Key(4), &tier), nullptr);
+  EXPECT_EQ(cache.stats().disk_errors, 3u);
+}
+
+TEST(PassageKvCache, FileTierRoundTripsAndClearsOldRuns) {
+  testing::TempDir dir;
+  const std::string kv_dir = dir.File("kv");
+  {
+    auto store = OpenKvDirectory(kv_dir);
+    ASSERT_TRUE(store.ok()) << store.status();
+    ASSERT_TRUE((*store)->Put("a", "hello").ok());
+    EXPECT_EQ(*(*store)->Get("a"), "hello");
+  }
+  auto again = OpenKvDirectory(kv_dir);  // a restart: earlier entries are gone
+  ASSERT_TRUE(again.ok());
+  EXPECT_FALSE((*again)->Get("a").ok());
+}
+
+}  // namespace
+}  // namespace strata::gpu
