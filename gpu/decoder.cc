@@ -386,6 +386,43 @@ absl::Status Decoder::Step(absl::Span<const DecoderRow> rows, std::vector<float>
   return Head(x, which, logits);
 }
 
+absl::Status Decoder::LoadSpan(const CachedSpan& s, DecoderSequence& seq,
+                               std::vector<float>* layer1_k, std::vector<float>* layer1_v) {
+  const DecoderConfig& c = config_;
+  Backend& b = *backend_;
+  const int64_t kv_width = static_cast<int64_t>(c.kv_heads) * c.head_dim;
+  const int64_t len = s.kv->tokens();
+  std::vector<float> kh(static_cast<size_t>(len * kv_width)), vh(kh.size());
+  std::vector<int32_t> pos(static_cast<size_t>(len));
+  for (int64_t t = 0; t < len; ++t)
+    pos[static_cast<size_t>(t)] = static_cast<int32_t>(s.position + t);
+  ASSIGN_OR_RETURN(Tensor kt, b.Allocate(DType::kF32, {len, kv_width}));
+  ASSIGN_OR_RETURN(Tensor vt, b.Allocate(DType::kF32, {len, kv_width}));
+  for (int l = 0; l < c.layers; ++l) {
+    s.kv->Decompress(l, kh.data(), vh.data());
+    if (l == 1 && layer1_k != nullptr) *layer1_k = kh, *layer1_v = vh;
+    RETURN_IF_ERROR(b.CopyFromHost(kh.data(), DType::kF32, kh.size(), kt, 0));
+    RETURN_IF_ERROR(b.CopyFromHost(vh.data(), DType::kF32, vh.size(), vt, 0));
+    RETURN_IF_ERROR(b.Rope(kt, c.kv_heads, c.head_dim, pos, c.rope_theta, c.rope_style));
+    RETURN_IF_ERROR(b.CopyRows(kt, 0, len, seq.k_[static_cast<size_t>(l)], s.position));
+    RETURN_IF_ERROR(b.CopyRows(vt, 0, len, seq.v_[static_cast<size_t>(l)], s.position));
+  }
+  return absl::OkStatus();
+}
+
+absl::Status Decoder::Restore(const PassageKv& kv, DecoderSequence& seq) {
+  const int64_t kv_width = static_cast<int64_t>(config_.kv_heads) * config_.head_dim;
+  if (seq.length_ != 0 || kv.tokens() > seq.capacity_ || kv.layers() != config_.layers ||
+      kv.width() != kv_width) {
+    return absl::InvalidArgumentError(
+        "Restore needs an empty sequence long enough, and an entry made by this model");
+  }
+  absl::MutexLock lock(&mu_);
+  RETURN_IF_ERROR(LoadSpan({0, &kv, 0}, seq, nullptr, nullptr));
+  seq.length_ = kv.tokens();
+  return absl::OkStatus();
+}
+
 absl::Status Decoder::Assemble(absl::Span<const int32_t> tokens, absl::Span<const CachedSpan> spans,
                                const AssembleOptions& options, DecoderSequence& seq,
                                std::vector<float>* logits, AssembleStats* stats) {
@@ -424,24 +461,10 @@ absl::Status Decoder::Assemble(absl::Span<const int32_t> tokens, absl::Span<cons
   Backend& b = *backend_;
   // 1. Cached keys and values into the sequence, keys rotated to their new positions.
   std::vector<std::vector<float>> layer1_k(spans.size()), layer1_v(spans.size());
+  const bool select = options.recompute_ratio > 0 && c.layers > 1;
   for (size_t si = 0; si < spans.size(); ++si) {
-    const CachedSpan& s = spans[si];
-    const int64_t len = s.kv->tokens();
-    std::vector<float> kh(static_cast<size_t>(len * kv_width)), vh(kh.size());
-    std::vector<int32_t> pos(static_cast<size_t>(len));
-    for (int64_t t = 0; t < len; ++t)
-      pos[static_cast<size_t>(t)] = static_cast<int32_t>(s.position + t);
-    ASSIGN_OR_RETURN(Tensor kt, b.Allocate(DType::kF32, {len, kv_width}));
-    ASSIGN_OR_RETURN(Tensor vt, b.Allocate(DType::kF32, {len, kv_width}));
-    for (int l = 0; l < c.layers; ++l) {
-      s.kv->Decompress(l, kh.data(), vh.data());
-      if (l == 1 && options.recompute_ratio > 0) layer1_k[si] = kh, layer1_v[si] = vh;
-      RETURN_IF_ERROR(b.CopyFromHost(kh.data(), DType::kF32, kh.size(), kt, 0));
-      RETURN_IF_ERROR(b.CopyFromHost(vh.data(), DType::kF32, vh.size(), vt, 0));
-      RETURN_IF_ERROR(b.Rope(kt, c.kv_heads, c.head_dim, pos, c.rope_theta, c.rope_style));
-      RETURN_IF_ERROR(b.CopyRows(kt, 0, len, seq.k_[static_cast<size_t>(l)], s.position));
-      RETURN_IF_ERROR(b.CopyRows(vt, 0, len, seq.v_[static_cast<size_t>(l)], s.position));
-    }
+    RETURN_IF_ERROR(LoadSpan(spans[si], seq, select ? &layer1_k[si] : nullptr,
+                             select ? &layer1_v[si] : nullptr));
   }
   AssembleStats st;
   for (int64_t t = 0; t < n; ++t) {

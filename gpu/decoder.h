@@ -150,6 +150,11 @@ class Decoder final {
   // Errors as Forward; on error no sequence changes length.
   [[nodiscard]] absl::Status Step(absl::Span<const DecoderRow> rows, std::vector<float>* logits);
 
+  // Fills an empty sequence's first kv.tokens() positions from cached keys and values (e.g. a
+  // shared prompt prefix computed once), keys rotated to positions 0.... InvalidArgument when the
+  // sequence is not empty or too short, or the entry was made by another model.
+  [[nodiscard]] absl::Status Restore(const PassageKv& kv, DecoderSequence& seq);
+
   // Fills an empty sequence with a whole context of `tokens`, where `spans` (ascending, not
   // overlapping, each inside the context) bring cached keys and values: they are rotated to their
   // positions, a share of them is recomputed (options, spans' recompute_first), and every other
@@ -177,6 +182,10 @@ class Decoder final {
   // and values, appended per layer.
   absl::Status RunLayers(int first, int end, Tensor& x, absl::Span<const Place> rows,
                          KvCapture* capture) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // Span s's keys (rotated to s.position) and values into seq; *layer1_k / *layer1_v (when
+  // given) receive layer 1's unrotated keys and values.
+  absl::Status LoadSpan(const CachedSpan& s, DecoderSequence& seq, std::vector<float>* layer1_k,
+                        std::vector<float>* layer1_v) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   // Logits of the given rows of x (final norm + output projection), appended to *logits.
   absl::Status Head(const Tensor& x, absl::Span<const int64_t> which, std::vector<float>* logits)
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);

@@ -1,0 +1,239 @@
+#include "gpu/generator.h"
+
+#include <algorithm>
+
+#include "absl/strings/str_cat.h"
+#include "storage/log.h"
+#include "storage/status_macros.h"
+
+namespace strata::gpu {
+namespace {
+double Seconds(std::chrono::steady_clock::duration d) {
+  return std::chrono::duration<double>(d).count();
+}
+}  // namespace
+
+Generator::Generator(Decoder* decoder, GeneratorOptions options)
+    : decoder_(decoder), options_(options), thread_([this] { Loop(); }) {}
+
+Generator::~Generator() {
+  {
+    absl::MutexLock lock(&mu_);
+    stopping_ = true;
+  }
+  thread_.join();
+}
+
+size_t Generator::SequenceBytes(int64_t positions) const {
+  const DecoderConfig& c = decoder_->config();
+  return static_cast<size_t>(positions) * static_cast<size_t>(c.layers) * 2 *
+         static_cast<size_t>(c.kv_heads) * static_cast<size_t>(c.head_dim) * sizeof(float);
+}
+
+GeneratorStats Generator::stats() const {
+  absl::MutexLock lock(&mu_);
+  GeneratorStats s = stats_;
+  s.queued = static_cast<int64_t>(queue_.size());
+  s.kv_bytes = kv_in_use_;
+  return s;
+}
+
+absl::StatusOr<std::shared_ptr<std::atomic<bool>>> Generator::Submit(GenerationRequest r) {
+  const int64_t positions = static_cast<int64_t>(r.prompt.size()) + r.max_tokens;
+  if (r.prompt.empty() || r.max_tokens < 1) {
+    return absl::InvalidArgumentError("a generation needs a prompt and max_tokens >= 1");
+  }
+  if (positions > decoder_->config().context_length) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("the prompt's ", r.prompt.size(), " tokens + max_tokens ", r.max_tokens,
+                     " exceed the model's context of ", decoder_->config().context_length));
+  }
+  RETURN_IF_ERROR(CheckSamplingParams(r.sampling));
+  auto job = std::make_unique<Job>();
+  job->kv_bytes = SequenceBytes(positions);
+  if (job->kv_bytes > options_.kv_budget_bytes) {
+    return absl::ResourceExhaustedError(absl::StrCat(
+        "this generation's KV cache (", job->kv_bytes >> 20, " MiB) exceeds the server's budget (",
+        options_.kv_budget_bytes >> 20, " MiB); ask for fewer passages or tokens"));
+  }
+  job->cancel = std::make_shared<std::atomic<bool>>(false);
+  job->submitted = Clock::now();
+  job->req = std::move(r);
+  auto cancel = job->cancel;
+  absl::MutexLock lock(&mu_);
+  if (stopping_) return absl::UnavailableError("the generator is shutting down");
+  if (static_cast<int>(queue_.size()) >= options_.max_queued) {
+    return absl::ResourceExhaustedError(
+        absl::StrCat(options_.max_queued, " generations are already waiting; try again later"));
+  }
+  queue_.push_back(std::move(job));
+  return cancel;
+}
+
+void Generator::Finish(std::unique_ptr<Job> job, const std::string& reason, absl::Status status) {
+  job->result.finish_reason = reason;
+  job->result.status = std::move(status);
+  if (job->result.generated_tokens > 0) {
+    job->result.decode_seconds = Seconds(Clock::now() - job->first_token);
+  }
+  {
+    absl::MutexLock lock(&mu_);
+    kv_in_use_ -= job->seq != nullptr ? job->kv_bytes : 0;
+    if (reason == "cancelled") {
+      ++stats_.cancelled;
+    } else if (!job->result.status.ok()) {
+      ++stats_.failed;
+    } else {
+      ++stats_.completed;
+    }
+  }
+  if (job->req.on_done) job->req.on_done(job->result);
+}
+
+bool Generator::Deliver(Job& job, int32_t token) {
+  if (job.result.generated_tokens == 0) {
+    job.first_token = Clock::now();
+    job.result.first_token_seconds = Seconds(job.first_token - job.submitted);
+  }
+  const auto& stops = job.req.stop_tokens;
+  if (std::find(stops.begin(), stops.end(), token) != stops.end()) return false;
+  ++job.result.generated_tokens;
+  job.history.push_back(token);
+  if (job.req.on_token && !job.req.on_token(token)) {
+    job.cancel->store(true);
+    return false;
+  }
+  job.next = token;
+  return job.result.generated_tokens < job.req.max_tokens;
+}
+
+bool Generator::Start(Job& job) {
+  const auto t0 = Clock::now();
+  job.result.queue_seconds = Seconds(t0 - job.submitted);
+  job.result.prompt_tokens = static_cast<int64_t>(job.req.prompt.size());
+  std::vector<float> logits;
+  absl::Status s;
+  if (job.req.spans.empty()) {
+    s = decoder_->Forward(job.req.prompt, *job.seq, &logits);
+  } else {
+    s = decoder_->Assemble(job.req.prompt, job.req.spans, job.req.assemble, *job.seq, &logits,
+                           &job.result.assemble);
+  }
+  job.result.prefill_seconds = Seconds(Clock::now() - t0);
+  if (!s.ok()) {
+    job.result.status = s;
+    return false;
+  }
+  job.sampler = std::make_unique<Sampler>(job.req.sampling);
+  job.history = job.req.prompt;
+  return Deliver(job, job.sampler->Next(absl::MakeSpan(logits), job.history));
+}
+
+void Generator::Loop() {
+  std::vector<float> logits;
+  while (true) {
+    std::unique_ptr<Job> admit;
+    {
+      absl::MutexLock lock(&mu_);
+      auto ready = [this]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
+        return stopping_ || !queue_.empty() || !running_.empty();
+      };
+      mu_.Await(absl::Condition(&ready));
+      if (stopping_) break;
+      // Admit one waiting generation per iteration when it fits.
+      if (!queue_.empty() && static_cast<int>(running_.size()) < options_.max_running &&
+          kv_in_use_ + queue_.front()->kv_bytes <= options_.kv_budget_bytes) {
+        admit = std::move(queue_.front());
+        queue_.pop_front();
+        kv_in_use_ += admit->kv_bytes;
+      }
+      stats_.running = static_cast<int64_t>(running_.size()) + (admit != nullptr ? 1 : 0);
+    }
+    if (admit != nullptr) {
+      if (admit->cancel->load()) {
+        admit->seq = nullptr;
+        {
+          absl::MutexLock lock(&mu_);
+          kv_in_use_ -= admit->kv_bytes;
+        }
+        Finish(std::move(admit), "cancelled", absl::OkStatus());
+      } else {
+        auto seq = decoder_->NewSequence(static_cast<int64_t>(admit->req.prompt.size()) +
+                                         admit->req.max_tokens);
+        if (!seq.ok()) {
+          absl::MutexLock lock(&mu_);
+          kv_in_use_ -= admit->kv_bytes;
+          admit->result.status = seq.status();
+        } else {
+          admit->seq = std::move(*seq);
+        }
+        if (admit->seq == nullptr) {
+          const absl::Status status = admit->result.status;
+          Finish(std::move(admit), "error", status);
+        } else if (Start(*admit)) {
+          running_.push_back(std::move(admit));
+        } else {
+          const absl::Status status = admit->result.status;
+          const std::string reason = !status.ok()            ? "error"
+                                     : admit->cancel->load() ? "cancelled"
+                                     : admit->result.generated_tokens >= admit->req.max_tokens
+                                         ? "length"
+                                         : "stop";
+          Finish(std::move(admit), reason, status);
+        }
+      }
+    }
+    // Cancelled ones leave before the pass.
+    for (size_t i = 0; i < running_.size();) {
+      if (running_[i]->cancel->load()) {
+        std::unique_ptr<Job> j = std::move(running_[i]);
+        running_.erase(running_.begin() + static_cast<std::ptrdiff_t>(i));
+        Finish(std::move(j), "cancelled", absl::OkStatus());
+      } else {
+        ++i;
+      }
+    }
+    if (running_.empty()) continue;
+    std::vector<DecoderRow> rows;
+    for (auto& j : running_) rows.push_back({j->seq.get(), j->next, true});
+    const absl::Status s = decoder_->Step(rows, &logits);
+    {
+      absl::MutexLock lock(&mu_);
+      ++stats_.steps;
+      stats_.batched_rows += static_cast<int64_t>(rows.size());
+    }
+    const int vocab = decoder_->config().vocab_size;
+    std::vector<std::unique_ptr<Job>> still;
+    for (size_t i = 0; i < running_.size(); ++i) {
+      std::unique_ptr<Job>& j = running_[i];
+      if (!s.ok()) {
+        Finish(std::move(j), "error", s);
+        continue;
+      }
+      const int32_t token =
+          j->sampler->Next(absl::MakeSpan(logits.data() + i * static_cast<size_t>(vocab),
+                                          static_cast<size_t>(vocab)),
+                           j->history);
+      if (Deliver(*j, token)) {
+        still.push_back(std::move(j));
+      } else {
+        const std::string reason = j->cancel->load()                                 ? "cancelled"
+                                   : j->result.generated_tokens >= j->req.max_tokens ? "length"
+                                                                                     : "stop";
+        Finish(std::move(j), reason, absl::OkStatus());
+      }
+    }
+    running_ = std::move(still);
+  }
+  // Shutting down: everyone ends cancelled.
+  for (auto& j : running_) Finish(std::move(j), "cancelled", absl::OkStatus());
+  running_.clear();
+  std::deque<std::unique_ptr<Job>> queued;
+  {
+    absl::MutexLock lock(&mu_);
+    queued.swap(queue_);
+  }
+  for (auto& j : queued) Finish(std::move(j), "cancelled", absl::OkStatus());
+}
+
+}  // namespace strata::gpu
