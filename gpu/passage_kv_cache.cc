@@ -7,6 +7,7 @@
 #include <cerrno>
 #include <vector>
 
+#include "absl/container/flat_hash_set.h"
 #include "absl/strings/escaping.h"
 #include "absl/strings/str_cat.h"
 #include "storage/log.h"
@@ -220,8 +221,10 @@ void PassageKvCache::InvalidateIf(Pred pred) {
   for (const std::string& name : erase) disk_->Erase(name);
 }
 
-void PassageKvCache::Invalidate(const std::string& collection, uint64_t id) {
-  InvalidateIf([&](const PassageKey& k) { return k.id == id && k.collection == collection; });
+void PassageKvCache::Invalidate(const std::string& collection, absl::Span<const uint64_t> ids) {
+  const absl::flat_hash_set<uint64_t> set(ids.begin(), ids.end());
+  InvalidateIf(
+      [&](const PassageKey& k) { return set.contains(k.id) && k.collection == collection; });
 }
 
 void PassageKvCache::InvalidateCollection(const std::string& collection) {

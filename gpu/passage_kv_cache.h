@@ -22,6 +22,7 @@
 #include "absl/container/flat_hash_map.h"
 #include "absl/status/statusor.h"
 #include "absl/synchronization/mutex.h"
+#include "absl/types/span.h"
 #include "gpu/passage_kv.h"
 
 namespace strata::gpu {
@@ -76,8 +77,8 @@ class PassageKvCache final {
                                           size_t* bytes_read = nullptr);
   // Keeps `kv` under `key` in RAM (an entry larger than the whole RAM budget is not kept).
   void Insert(const PassageKey& key, std::shared_ptr<const PassageKv> kv);
-  // Drops every entry of (collection, id), any version and format, from both tiers.
-  void Invalidate(const std::string& collection, uint64_t id);
+  // Drops every entry of (collection, id) for the ids, any version and format, from both tiers.
+  void Invalidate(const std::string& collection, absl::Span<const uint64_t> ids);
   // Drops every entry of a collection (it was dropped).
   void InvalidateCollection(const std::string& collection);
 

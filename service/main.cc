@@ -47,6 +47,22 @@ ABSL_FLAG(int64_t, embed_batch_tokens, 8192,
 ABSL_FLAG(int, embed_wait_us, 2000,
           "dynamic batching: how long a request waits for others to join its batch (us), when "
           "others are likely (requests queued, or arriving closer together than this)");
+ABSL_FLAG(std::string, decoder, "",
+          "GGUF decoder for the Generate RPC (RAG answers), e.g. "
+          "models/smollm2-135m-instruct/SmolLM2-135M-Instruct.Q4_1.gguf from "
+          "tools/fetch-models.sh; empty = no Generate");
+ABSL_FLAG(int, generation_max_running, 16,
+          "generations decoding at once (batched together on the decoder)");
+ABSL_FLAG(int, generation_max_queued, 64,
+          "generations waiting beyond those; more get RESOURCE_EXHAUSTED");
+ABSL_FLAG(uint64_t, generation_kv_mb, 2048,
+          "memory for the KV caches of running generations together, in MiB");
+ABSL_FLAG(
+    uint64_t, kv_cache_ram_mb, 512,
+    "passage KV cache: host RAM tier, in MiB (each passage's keys and values, computed once)");
+ABSL_FLAG(uint64_t, kv_cache_disk_mb, 4096,
+          "passage KV cache: SSD tier under data_dir/kv-cache, in MiB; 0 = none");
+ABSL_FLAG(int, max_generation_tokens, 1024, "most tokens one answer may ask for");
 ABSL_FLAG(bool, auto_repair, true,
           "at start, rebuild the index of every damaged collection from its stored vectors; "
           "false: leave them damaged (searches and writes fail) until `strata-cli repair NAME`");
@@ -71,7 +87,8 @@ void OnSignal(int sig) {
 int main(int argc, char** argv) {
   strata::SetProgramUsage(
       "Serves the Strata gRPC API (collections, upsert, search, health, reflection) over a data\n"
-      "directory; with --model_dir it also embeds text (Embed RPC, search by text).\n"
+      "directory; with --model_dir it also embeds text (Embed RPC, search by text); with\n"
+      "--decoder it answers questions from a collection's passages (Generate RPC).\n"
       "Prometheus metrics on /metrics. Options may also come from a file: --flagfile=FILE\n"
       "(one --flag=value per line). Stops cleanly on SIGTERM or SIGINT.\n"
       "Example: strata-server --data_dir=/var/lib/strata --listen=127.0.0.1:50051");
@@ -123,6 +140,20 @@ int main(int argc, char** argv) {
   if (o.embed.max_batch_tokens < 1 || o.embed.max_wait_us < 0) {
     std::fprintf(stderr,
                  "strata-server: --embed_batch_tokens must be >= 1 and --embed_wait_us >= 0\n");
+    return 2;
+  }
+  o.generate.decoder = absl::GetFlag(FLAGS_decoder);
+  o.generate.max_running = absl::GetFlag(FLAGS_generation_max_running);
+  o.generate.max_queued = absl::GetFlag(FLAGS_generation_max_queued);
+  o.generate.kv_budget_mb = absl::GetFlag(FLAGS_generation_kv_mb);
+  o.generate.kv_cache_ram_mb = absl::GetFlag(FLAGS_kv_cache_ram_mb);
+  o.generate.kv_cache_disk_mb = absl::GetFlag(FLAGS_kv_cache_disk_mb);
+  o.generate.max_tokens = absl::GetFlag(FLAGS_max_generation_tokens);
+  if (o.generate.max_running < 1 || o.generate.max_queued < 0 || o.generate.kv_budget_mb < 1 ||
+      o.generate.max_tokens < 1) {
+    std::fprintf(stderr,
+                 "strata-server: --generation_max_running, --generation_kv_mb and "
+                 "--max_generation_tokens must be >= 1, --generation_max_queued >= 0\n");
     return 2;
   }
   uint32_t mb = absl::GetFlag(FLAGS_max_message_mb);

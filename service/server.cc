@@ -27,10 +27,12 @@
 #include "service/build_queue.h"
 #include "service/call_budget.h"
 #include "service/call_memory_hold.h"
+#include "service/generate_call.h"
 #include "service/metrics.h"
 #include "service/metrics_http.h"
 #include "service/parse_error_interceptor.h"
 #include "service/payload_text.h"
+#include "service/rag_engine.h"
 #include "service/reflection_v1.h"
 #include "service/search_plan.h"
 #include "service/vector_convert.h"
@@ -58,7 +60,7 @@ class StrataService final : public pb::Strata::Service {
   // (with null: a dropped collection may have been the damaged one).
   StrataService(Catalog* catalog, Metrics* metrics, BuildQueue* builds, MemoryBudget* memory,
                 CallMemoryHold* hold, ServerLimits limits, gpu::EmbedBatcher* embedder,
-                std::function<void(const std::shared_ptr<Collection>&)> on_damage)
+                RagEngine* rag, std::function<void(const std::shared_ptr<Collection>&)> on_damage)
       : catalog_(catalog),
         metrics_(metrics),
         builds_(builds),
@@ -66,6 +68,7 @@ class StrataService final : public pb::Strata::Service {
         hold_(hold),
         limits_(limits),
         embedder_(embedder),
+        rag_(rag),
         on_damage_(std::move(on_damage)),
         started_(Clock::now()) {}
 
@@ -97,6 +100,7 @@ class StrataService final : public pb::Strata::Service {
                               pb::DropCollectionResponse*) override {
     return Run("DropCollection", ctx, *req, [&](CallBudget&) -> absl::Status {
       RETURN_IF_ERROR(catalog_->Drop(req->name()));
+      if (rag_ != nullptr) rag_->cache().InvalidateCollection(req->name());
       if (on_damage_) on_damage_(nullptr);  // the dropped collection may have been the damaged one
       return absl::OkStatus();
     });
@@ -200,6 +204,11 @@ class StrataService final : public pb::Strata::Service {
         out->set_id(e.id);
         out->set_message(e.message);
       }
+      if (rag_ != nullptr && upserted > 0) {
+        std::vector<uint64_t> ids;
+        for (const PointInput& row : rows) ids.push_back(row.id);
+        rag_->cache().Invalidate(req->collection(), ids);
+      }
       if (col->WantsBuild()) builds_->Schedule(col, /*requested=*/false);
       return absl::OkStatus();
     });
@@ -212,6 +221,10 @@ class StrataService final : public pb::Strata::Service {
       RETURN_IF_ERROR(CheckBatch(req->ids_size(), "ids"));
       uint64_t deleted = 0;
       RETURN_IF_ERROR(col->Delete(req->ids(), &deleted));
+      if (rag_ != nullptr) {
+        rag_->cache().Invalidate(req->collection(),
+                                 std::vector<uint64_t>(req->ids().begin(), req->ids().end()));
+      }
       resp->set_deleted(deleted);
       return absl::OkStatus();
     });
@@ -443,6 +456,37 @@ class StrataService final : public pb::Strata::Service {
     while (in_flight_.load() > 0 && Clock::now() < deadline) {
       std::this_thread::sleep_for(std::chrono::milliseconds(5));
     }
+  }
+
+  grpc::Status Generate(grpc::ServerContext* ctx, const pb::GenerateRequest* req,
+                        grpc::ServerWriter<pb::GenerateResponse>* writer) override {
+    return Run("Generate", ctx, *req, [&](CallBudget& budget) -> absl::Status {
+      ASSIGN_OR_RETURN(auto col, catalog_->Find(req->collection()));
+      if (!req->question().empty()) {
+        RETURN_IF_ERROR(CheckTexts({req->question()}, /*need_model=*/false));
+      }
+      // The passages: the service's own text search, with payloads.
+      auto retrieve = [&](uint32_t k) -> absl::StatusOr<Retrieved> {
+        ASSIGN_OR_RETURN(SearchPlan plan, Plan(*col, req->mode(), pb::FUSION_UNSPECIFIED,
+                                               std::nullopt, /*text_query=*/true));
+        ASSIGN_OR_RETURN(SearchParams params, Params(k, pb::SearchParams(), *col));
+        Retrieved out;
+        const auto t0 = Clock::now();
+        std::vector<pb::Vector> q(1);
+        if (plan.mode != SearchMode::kLexical) {
+          ASSIGN_OR_RETURN(q, EmbedQueries(ctx, *col, {req->question()}));
+        }
+        out.embed_seconds = std::chrono::duration<double>(Clock::now() - t0).count();
+        pb::SearchResponse found;
+        const Emit emit{/*with_payload=*/true, /*with_vector=*/false, /*batch=*/false};
+        RETURN_IF_ERROR(Damaged(col, SearchTextOne(*col, plan, req->question(), q[0], k, params,
+                                                   emit, &budget, &found)));
+        out.mode = found.mode();
+        out.hits.assign(found.hits().begin(), found.hits().end());
+        return out;
+      };
+      return ServeGenerate(*req, rag_, retrieve, ctx, writer);
+    });
   }
 
   grpc::Status Stats(grpc::ServerContext* ctx, const pb::StatsRequest* req,
@@ -883,6 +927,7 @@ class StrataService final : public pb::Strata::Service {
   CallMemoryHold* const hold_;
   const ServerLimits limits_;
   gpu::EmbedBatcher* const embedder_;  // null: the server has no model
+  RagEngine* const rag_;               // null: the server has no decoder
   const std::function<void(const std::shared_ptr<Collection>&)> on_damage_;
   const Clock::time_point started_;
 };
@@ -941,11 +986,28 @@ class ServerImpl final : public Server {
           s->encoder_.get(), gpu::EmbedBatcherOptions{o.embed.max_batch_tokens,
                                                       absl::Microseconds(o.embed.max_wait_us)});
     }
+    if (!o.generate.decoder.empty()) {
+      RagOptions ro;
+      ro.decoder_path = o.generate.decoder;
+      ro.generator.max_running = o.generate.max_running;
+      ro.generator.max_queued = o.generate.max_queued;
+      ro.generator.kv_budget_bytes = static_cast<size_t>(o.generate.kv_budget_mb) << 20;
+      ro.kv_ram_bytes = static_cast<size_t>(o.generate.kv_cache_ram_mb) << 20;
+      ro.kv_disk_bytes = static_cast<size_t>(o.generate.kv_cache_disk_mb) << 20;
+      ro.kv_dir = o.data_dir + "/kv-cache";
+      ro.max_tokens = o.generate.max_tokens;
+      auto rag = RagEngine::Open(ro);
+      if (!rag.ok()) {
+        return absl::Status(rag.status().code(),
+                            absl::StrCat("cannot load the decoder: ", rag.status().message()));
+      }
+      s->rag_ = std::move(rag).value();
+    }
     s->memory_ = std::make_unique<MemoryBudget>(o.limits.memory_budget_bytes);
     s->hold_ = std::make_unique<CallMemoryHold>(s->memory_.get());
     s->service_ = std::make_unique<StrataService>(
         s->catalog_.get(), s->metrics_.get(), s->builds_.get(), s->memory_.get(), s->hold_.get(),
-        o.limits, s->embedder_.get(),
+        o.limits, s->embedder_.get(), s->rag_.get(),
         [raw = s.get(), auto_repair = o.auto_repair](const std::shared_ptr<Collection>& c) {
           raw->UpdateDurabilityHealth();
           if (c == nullptr || !auto_repair || !c->WantsBuild()) return;
@@ -1051,6 +1113,7 @@ class ServerImpl final : public Server {
     metrics_http_.reset();
     if (builds_) builds_->Stop();
     embedder_.reset();
+    rag_.reset();      // ends running generations (their calls have drained or been cancelled)
     catalog_.reset();  // closes RocksDB: memtables are in the synced WAL already
     Log(LogLevel::kInfo, "shut down cleanly");
   }
@@ -1064,6 +1127,7 @@ class ServerImpl final : public Server {
   std::unique_ptr<BuildQueue> builds_;
   std::unique_ptr<gpu::Encoder> encoder_;
   std::unique_ptr<gpu::EmbedBatcher> embedder_;  // uses encoder_
+  std::unique_ptr<RagEngine> rag_;
   std::unique_ptr<StrataService> service_;
   std::unique_ptr<ReflectionV1> reflection_v1_;
   std::unique_ptr<grpc::Server> server_;

@@ -44,6 +44,17 @@ struct EmbedOptions {
   int max_wait_us = 2000;           // how long a request waits for others to join its batch
 };
 
+// The decoder behind Generate (none when `decoder` is empty) and its passage KV cache.
+struct GenerateOptions {
+  std::string decoder;               // a GGUF file (e.g. SmolLM2-135M-Instruct.Q4_1.gguf)
+  int max_running = 16;              // generations decoding at once (batched together)
+  int max_queued = 64;               // waiting beyond those; more get RESOURCE_EXHAUSTED
+  uint64_t kv_budget_mb = 2048;      // KV sequences of running generations together
+  uint64_t kv_cache_ram_mb = 512;    // passage KV cache, host RAM tier
+  uint64_t kv_cache_disk_mb = 4096;  // passage KV cache, SSD tier (data_dir/kv-cache); 0 = none
+  int max_tokens = 1024;             // most tokens one answer may ask for
+};
+
 struct ServerOptions {
   std::string listen = "127.0.0.1:50051";  // port 0 picks a free one (see Server::port)
   std::string data_dir = "strata-data";
@@ -53,6 +64,7 @@ struct ServerOptions {
   int threads = 0;
   ServerLimits limits;
   EmbedOptions embed;
+  GenerateOptions generate;
   // Rebuild damaged collections' indexes from their stored vectors at start (else they wait for
   // `strata-cli repair`).
   bool auto_repair = true;

@@ -69,6 +69,17 @@ ABSL_FLAG(
 ABSL_FLAG(bool, with_payload, false, "search/get: return payloads");
 ABSL_FLAG(bool, with_vector, false, "search/get: return vectors");
 ABSL_FLAG(int, clients, 1, "search: concurrent client threads, each on its own connection");
+// ask
+ABSL_FLAG(uint32_t, passages, 4, "ask: passages the model reads (1 to 16)");
+ABSL_FLAG(uint32_t, max_tokens, 256, "ask: tokens the answer may have at most");
+ABSL_FLAG(double, temperature, 0, "ask: sampling temperature (0 = greedy)");
+ABSL_FLAG(uint64_t, seed, 0, "ask: sampling seed");
+ABSL_FLAG(std::string, cache_mode, "int8",
+          "ask: how the passages' keys and values come: int8, int4 or f16 (cached, computed once "
+          "per passage), or full (every token computed for this question)");
+ABSL_FLAG(std::optional<double>, recompute_ratio, std::nullopt,
+          "ask: share of the cached passage tokens recomputed in this context (default 0.15)");
+ABSL_FLAG(bool, quiet, false, "ask: print only the answer (no sources or timings)");
 ABSL_FLAG(std::string, gt, "",
           "search: ground truth (big-ann .bin or .ivecs) for --query_file: print recall@k and "
           "latency over all queries instead of the hits");
@@ -99,6 +110,9 @@ const char kUsage[] =
     "  get NAME ID...               [--with_vector] [--with_payload]\n"
     "  delete NAME ID...\n"
     "  embed TEXT...                embed texts with the server's model (vectors abridged)\n"
+    "  ask NAME \"a question\"       answer from the collection's passages (RAG), streamed, then\n"
+    "                               the sources [--passages=4 --max_tokens=256 --temperature=0\n"
+    "                               --cache_mode=int8|int4|f16|full --recompute_ratio=0.15]\n"
     "  tune NAME --questions=F      learn the collection's hybrid dense weight from labelled\n"
     "                               questions [--dry_run] [--max_questions=1024]\n"
     "  stats                        server statistics\n";
@@ -413,6 +427,82 @@ int main(int argc, char** argv) {
       std::printf("id %llu: not found\n", static_cast<unsigned long long>(id));
     }
     return resp.missing_ids_size() == 0 ? 0 : 1;
+  }
+  if (cmd == "ask") {
+    if (args.size() < 4) return Fail("usage: strata-cli ask COLLECTION \"a question\"");
+    pb::GenerateRequest req;
+    req.set_collection(args[2]);
+    std::string question;
+    for (size_t i = 3; i < args.size(); ++i) absl::StrAppend(&question, i > 3 ? " " : "", args[i]);
+    req.set_question(question);
+    req.set_k(absl::GetFlag(FLAGS_passages));
+    req.mutable_params()->set_max_tokens(absl::GetFlag(FLAGS_max_tokens));
+    req.mutable_params()->set_temperature(static_cast<float>(absl::GetFlag(FLAGS_temperature)));
+    req.mutable_params()->set_seed(absl::GetFlag(FLAGS_seed));
+    const std::string mode = absl::AsciiStrToLower(absl::GetFlag(FLAGS_cache_mode));
+    if (mode == "int8") {
+      req.set_cache_mode(pb::CACHED_INT8);
+    } else if (mode == "int4") {
+      req.set_cache_mode(pb::CACHED_INT4);
+    } else if (mode == "f16") {
+      req.set_cache_mode(pb::CACHED_F16);
+    } else if (mode == "full") {
+      req.set_cache_mode(pb::FULL_PREFILL);
+    } else {
+      return Fail("--cache_mode must be int8, int4, f16 or full");
+    }
+    if (auto r = absl::GetFlag(FLAGS_recompute_ratio)) {
+      req.set_recompute_ratio(static_cast<float>(*r));
+    }
+    // Answers take a while on a CPU: at least ten minutes before giving up.
+    grpc::ClientContext ctx;
+    ctx.set_deadline(std::chrono::system_clock::now() +
+                     std::chrono::milliseconds(static_cast<int64_t>(
+                         std::max(600.0, absl::GetFlag(FLAGS_timeout)) * 1000)));
+    auto reader = stub->Generate(&ctx, req);
+    pb::GenerateResponse msg;
+    pb::GenerateSummary summary;
+    bool got_summary = false;
+    while (reader->Read(&msg)) {
+      if (msg.has_summary()) {
+        summary = msg.summary();
+        got_summary = true;
+      } else {
+        std::fwrite(msg.text().data(), 1, msg.text().size(), stdout);
+        std::fflush(stdout);
+      }
+    }
+    grpc::Status s = reader->Finish();
+    std::printf("\n");
+    if (!s.ok()) return RpcFail(s);
+    if (!got_summary || absl::GetFlag(FLAGS_quiet)) return 0;
+    std::printf("\nSources:\n");
+    for (const pb::Citation& c : summary.citations()) {
+      std::string text = c.payload().text();
+      for (char& ch : text) ch = ch == '\n' ? ' ' : ch;
+      if (text.size() > 90) text = absl::StrCat(text.substr(0, 87), "...");
+      std::string title;
+      if (!c.payload().json().empty()) {
+        title = absl::StrCat(" ", c.payload().json().substr(0, 80));
+      }
+      std::printf("  [%u] id %llu (score %.3f)%s\n      %s\n", c.number(),
+                  static_cast<unsigned long long>(c.id()), c.score(), title.c_str(), text.c_str());
+    }
+    const pb::GenerationUsage& u = summary.usage();
+    const pb::GenerationTimings& t = summary.timings();
+    const pb::KvCacheReport& kv = summary.cache();
+    std::fprintf(stderr,
+                 "strata-cli: %s retrieval, %u prompt tokens (%u from the passage cache, %u "
+                 "recomputed), %u generated (%s); TTFT %.0f ms (retrieval %.0f, passage KV %.0f, "
+                 "prefill %.0f), %.1f ms/token; cache %s: %u RAM + %u SSD hits, %u computed; "
+                 "model %s\n",
+                 absl::AsciiStrToLower(pb::SearchMode_Name(summary.retrieval_mode())).c_str(),
+                 u.prompt_tokens(), u.cached_tokens(), u.recomputed_tokens(), u.generated_tokens(),
+                 summary.finish_reason().c_str(), t.ttft_ms(), t.retrieval_ms(), t.kv_ms(),
+                 t.prefill_ms(), t.per_token_ms(),
+                 kv.format().empty() ? "off (full prefill)" : kv.format().c_str(), kv.ram_hits(),
+                 kv.disk_hits(), kv.misses(), summary.model().c_str());
+    return 0;
   }
   if (cmd == "search") {
     std::vector<pb::Vector> queries;

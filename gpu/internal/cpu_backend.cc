@@ -18,6 +18,7 @@
 #include "gpu/internal/head_attention.h"
 #include "gpu/internal/quant_kernels.h"
 #include "gpu/internal/quant_matmul.h"
+#include "gpu/internal/thread_pool.h"
 #include "storage/cpu_features.h"
 #include "storage/log.h"
 #include "storage/status_macros.h"
@@ -229,13 +230,15 @@ class CpuBackend final : public Backend {
     const float* in = x.as<float>();
     const float* g = gamma.as<float>();
     float* o = out.as<float>();
-#pragma omp parallel for schedule(static) if (rows > 1)
-    for (int64_t r = 0; r < rows; ++r) {
-      double ss = 0;
-      for (int64_t j = 0; j < h; ++j) ss += static_cast<double>(in[r * h + j]) * in[r * h + j];
-      const float inv = static_cast<float>(1.0 / std::sqrt(ss / h + eps));
-      for (int64_t j = 0; j < h; ++j) o[r * h + j] = in[r * h + j] * inv * g[j];
-    }
+    // A decoder operation: on the decoder's pool (thread_pool.h), one row per chunk at least.
+    cpu::Pool().ParallelFor(rows, 8, [&](int64_t r0, int64_t r1) {
+      for (int64_t r = r0; r < r1; ++r) {
+        double ss = 0;
+        for (int64_t j = 0; j < h; ++j) ss += static_cast<double>(in[r * h + j]) * in[r * h + j];
+        const float inv = static_cast<float>(1.0 / std::sqrt(ss / h + eps));
+        for (int64_t j = 0; j < h; ++j) o[r * h + j] = in[r * h + j] * inv * g[j];
+      }
+    });
     return absl::OkStatus();
   }
 
@@ -382,26 +385,27 @@ class CpuBackend final : public Backend {
       inv_freq[static_cast<size_t>(i)] = std::pow(static_cast<double>(theta), -2.0 * i / head_dim);
     }
     float* v = x.as<float>();
-#pragma omp parallel for schedule(static) if (rows > 1)
-    for (int64_t t = 0; t < rows; ++t) {
-      const double pos = positions[static_cast<size_t>(t)];
-      std::vector<float> c(static_cast<size_t>(half)), s(static_cast<size_t>(half));
-      for (int i = 0; i < half; ++i) {
-        const double a = pos * inv_freq[static_cast<size_t>(i)];
-        c[static_cast<size_t>(i)] = static_cast<float>(std::cos(a));
-        s[static_cast<size_t>(i)] = static_cast<float>(std::sin(a));
-      }
-      for (int h = 0; h < heads; ++h) {
-        float* r = v + t * width + static_cast<int64_t>(h) * head_dim;
+    cpu::Pool().ParallelFor(rows, 16, [&](int64_t t0, int64_t t1) {
+      for (int64_t t = t0; t < t1; ++t) {
+        const double pos = positions[static_cast<size_t>(t)];
+        std::vector<float> c(static_cast<size_t>(half)), s(static_cast<size_t>(half));
         for (int i = 0; i < half; ++i) {
-          const int a = style == RopeStyle::kAdjacent ? 2 * i : i;
-          const int b = style == RopeStyle::kAdjacent ? 2 * i + 1 : i + half;
-          const float x0 = r[a], x1 = r[b];
-          r[a] = x0 * c[static_cast<size_t>(i)] - x1 * s[static_cast<size_t>(i)];
-          r[b] = x0 * s[static_cast<size_t>(i)] + x1 * c[static_cast<size_t>(i)];
+          const double a = pos * inv_freq[static_cast<size_t>(i)];
+          c[static_cast<size_t>(i)] = static_cast<float>(std::cos(a));
+          s[static_cast<size_t>(i)] = static_cast<float>(std::sin(a));
+        }
+        for (int h = 0; h < heads; ++h) {
+          float* r = v + t * width + static_cast<int64_t>(h) * head_dim;
+          for (int i = 0; i < half; ++i) {
+            const int a = style == RopeStyle::kAdjacent ? 2 * i : i;
+            const int b = style == RopeStyle::kAdjacent ? 2 * i + 1 : i + half;
+            const float x0 = r[a], x1 = r[b];
+            r[a] = x0 * c[static_cast<size_t>(i)] - x1 * s[static_cast<size_t>(i)];
+            r[b] = x0 * s[static_cast<size_t>(i)] + x1 * c[static_cast<size_t>(i)];
+          }
         }
       }
-    }
+    });
     return absl::OkStatus();
   }
 
@@ -441,11 +445,9 @@ class CpuBackend final : public Backend {
     const float* qv = q.as<float>();
     float* o = out.as<float>();
     const cpu::CpuKernels& kern = cpu::BestCpuKernels();
-#pragma omp parallel if (n * heads > 1)
-    {
+    cpu::Pool().ParallelFor(n * heads, 1, [&](int64_t j0, int64_t j1) {
       std::vector<float> scratch(static_cast<size_t>(longest));
-#pragma omp for schedule(dynamic)
-      for (int64_t job = 0; job < n * heads; ++job) {
+      for (int64_t job = j0; job < j1; ++job) {
         const int64_t t = job / heads;
         const int h = static_cast<int>(job % heads);
         const int64_t kvh = h / group;
@@ -454,7 +456,7 @@ class CpuBackend final : public Backend {
                         r.v->as<float>() + kvh * head_dim, kv_width, r.length, head_dim, scale,
                         scratch.data(), o + t * width + h * head_dim);
       }
-    }
+    });
     return absl::OkStatus();
   }
 
@@ -468,8 +470,9 @@ class CpuBackend final : public Backend {
     float* a = x.as<float>();
     const float* b = y.as<float>();
     const int64_t n = x.numel();
-#pragma omp parallel for schedule(static) if (n >= kParallelElements)
-    for (int64_t i = 0; i < n; ++i) a[i] = multiply ? a[i] * b[i] : a[i] + b[i];
+    cpu::Pool().ParallelFor(n, kParallelElements, [&](int64_t i0, int64_t i1) {
+      for (int64_t i = i0; i < i1; ++i) a[i] = multiply ? a[i] * b[i] : a[i] + b[i];
+    });
     return absl::OkStatus();
   }
 

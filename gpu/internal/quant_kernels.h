@@ -19,10 +19,11 @@ struct QuantKernels {
   void (*dequantize_row)(GgmlType t, const void* src, int64_t n, float* dst);
   // sum over i < n of row[i] * x[i], in fp32, blockwise.
   float (*dot_row)(GgmlType t, const void* row, const float* x, int64_t n);
-  // out[r] = dot_row of row r, for `count` rows `stride` bytes apart (several rows per pass
-  // where the ISA has a kernel for it).
+  // out[r * ldo + j] = dot_row(row j, x row r) for `count` weight rows `stride` bytes apart and
+  // m activation rows of n (contiguous): a block unpacked once serves every activation row
+  // where the ISA has a kernel for it.
   void (*dot_rows)(GgmlType t, const void* rows, size_t stride, int64_t count, const float* x,
-                   int64_t n, float* out);
+                   int64_t m, int64_t n, float* out, int64_t ldo);
 };
 
 [[nodiscard]] const QuantKernels& BestQuantKernels();

@@ -1,7 +1,5 @@
 #include "gpu/internal/quant_matmul.h"
 
-#include <omp.h>
-
 #include <algorithm>
 #include <cassert>
 #include <cstring>
@@ -12,6 +10,7 @@
 #include "gpu/internal/gemm.h"
 #include "gpu/internal/gemm_kernels.h"
 #include "gpu/internal/quant_kernels.h"
+#include "gpu/internal/thread_pool.h"
 
 namespace strata::gpu::cpu {
 
@@ -40,62 +39,56 @@ absl::StatusOr<QuantMatrix> QuantMatrix::Copy(GgmlType type, const void* rows, i
 void QuantMatmul(const float* x, int64_t m, const QuantMatrix& w, const float* bias, int act,
                  float* y) {
   if (m <= 0) return;
-  assert(!omp_in_parallel() && "call QuantMatmul from outside an OpenMP parallel region");
   const int64_t n = w.n(), k = w.k();
   const QuantKernels& qk = BestQuantKernels();
   const CpuKernels& rows_kern = BestCpuKernels();
+  auto finish = [&](float* out, int64_t j0, int64_t j1) {
+    if (bias != nullptr || act != 0) {
+      rows_kern.bias_act_row(out + j0, bias != nullptr ? bias + j0 : nullptr, j1 - j0, act);
+    }
+  };
   if (m <= kQuantGemvRows) {
     // Chunks of 64 outputs keep a thread's weight reads sequential; the bias and activation are
-    // applied to a chunk while it is in cache, in the same parallel region.
+    // applied to a chunk while it is in cache.
     constexpr int64_t kChunk = 64;
     const int64_t chunks = (n + kChunk - 1) / kChunk;
-#pragma omp parallel for schedule(static)
-    for (int64_t c = 0; c < chunks; ++c) {
-      const int64_t j0 = c * kChunk, j1 = std::min(n, j0 + kChunk);
-      for (int64_t r = 0; r < m; ++r) {
-        float* out = y + r * n;
-        qk.dot_rows(w.type(), w.row(j0), w.row_bytes(), j1 - j0, x + r * k, k, out + j0);
-        if (bias != nullptr || act != 0) {
-          rows_kern.bias_act_row(out + j0, bias != nullptr ? bias + j0 : nullptr, j1 - j0, act);
-        }
+    Pool().ParallelFor(chunks, 1, [&](int64_t c0, int64_t c1) {
+      for (int64_t c = c0; c < c1; ++c) {
+        const int64_t j0 = c * kChunk, j1 = std::min(n, j0 + kChunk);
+        qk.dot_rows(w.type(), w.row(j0), w.row_bytes(), j1 - j0, x, m, k, y + j0, n);
+        for (int64_t r = 0; r < m; ++r) finish(y + r * n, j0, j1);
       }
-    }
+    });
     return;
-  } else {
-    const GemmKernel& kern = *BestGemmKernel(GemmPrecision::kF32);
-    const int64_t panels = (n + kPanelCols - 1) / kPanelCols;
-#pragma omp parallel
-    {
-      std::vector<float> row(static_cast<size_t>(k));
-      auto* panel = static_cast<float*>(
-          std::aligned_alloc(64, static_cast<size_t>((k * kPanelCols * 4 + 63) / 64 * 64)));
-#pragma omp for schedule(dynamic)
-      for (int64_t p = 0; p < panels; ++p) {
-        const int64_t c0 = p * kPanelCols;
-        const int cols = static_cast<int>(std::min<int64_t>(kPanelCols, n - c0));
-        for (int j = 0; j < kPanelCols; ++j) {
-          if (j < cols) {
-            qk.dequantize_row(w.type(), w.row(c0 + j), k, row.data());
-          } else {
-            std::fill(row.begin(), row.end(), 0.0f);
-          }
-          for (int64_t i = 0; i < k; ++i) panel[i * kPanelCols + j] = row[static_cast<size_t>(i)];
+  }
+  const GemmKernel& kern = *BestGemmKernel(GemmPrecision::kF32);
+  const int64_t panels = (n + kPanelCols - 1) / kPanelCols;
+  Pool().ParallelFor(panels, 1, [&](int64_t p0, int64_t p1) {
+    std::vector<float> row(static_cast<size_t>(k));
+    auto* panel = static_cast<float*>(
+        std::aligned_alloc(64, static_cast<size_t>((k * kPanelCols * 4 + 63) / 64 * 64)));
+    for (int64_t p = p0; p < p1; ++p) {
+      const int64_t c0 = p * kPanelCols;
+      const int cols = static_cast<int>(std::min<int64_t>(kPanelCols, n - c0));
+      for (int j = 0; j < kPanelCols; ++j) {
+        if (j < cols) {
+          qk.dequantize_row(w.type(), w.row(c0 + j), k, row.data());
+        } else {
+          std::fill(row.begin(), row.end(), 0.0f);
         }
-        for (int64_t r0 = 0; r0 < m; r0 += kGemmRowBlock) {
-          const int64_t rows = std::min(kGemmRowBlock, m - r0);
-          for (int64_t d = 0; d < k; d += kGemmDepthBlock) {
-            kern.f32(x + r0 * k + d, k, rows, panel + d * kPanelCols,
-                     std::min(kGemmDepthBlock, k - d), y + r0 * n + c0, n, cols, d > 0);
-          }
-        }
+        for (int64_t i = 0; i < k; ++i) panel[i * kPanelCols + j] = row[static_cast<size_t>(i)];
       }
-      std::free(panel);
+      for (int64_t r0 = 0; r0 < m; r0 += kGemmRowBlock) {
+        const int64_t rows = std::min(kGemmRowBlock, m - r0);
+        for (int64_t d = 0; d < k; d += kGemmDepthBlock) {
+          kern.f32(x + r0 * k + d, k, rows, panel + d * kPanelCols,
+                   std::min(kGemmDepthBlock, k - d), y + r0 * n + c0, n, cols, d > 0);
+        }
+        for (int64_t r = r0; r < r0 + rows; ++r) finish(y + r * n, c0, c0 + cols);
+      }
     }
-  }
-  if (bias != nullptr || act != 0) {
-#pragma omp parallel for schedule(static)
-    for (int64_t r = 0; r < m; ++r) rows_kern.bias_act_row(y + r * n, bias, n, act);
-  }
+    std::free(panel);
+  });
 }
 
 }  // namespace strata::gpu::cpu

@@ -48,10 +48,10 @@ class QuantMatrix final {
 };
 
 // Rows at or below this count take the dot-product path.
-inline constexpr int64_t kQuantGemvRows = 4;
+inline constexpr int64_t kQuantGemvRows = 8;
 
-// y[m, n] = x[m, k] · Wᵀ (+ bias, then act as gpu::Activation: 0 none, 1 GELU, 2 SiLU). Call from
-// outside an OpenMP parallel region.
+// y[m, n] = x[m, k] · Wᵀ (+ bias, then act as gpu::Activation: 0 none, 1 GELU, 2 SiLU), on the
+// decoder's thread pool (gpu/internal/thread_pool.h).
 void QuantMatmul(const float* x, int64_t m, const QuantMatrix& w, const float* bias, int act,
                  float* y);
 

@@ -77,6 +77,33 @@ TEST(GgmlType, DotProductsAgreeWithDequantisedRowsOnEveryKernel) {
   }
 }
 
+TEST(GgmlType, MultiRowProductsAgreeWithTheReference) {
+  const int64_t n = 256, rows = 7;
+  for (GgmlType t :
+       {GgmlType::kQ8_0, GgmlType::kQ4_0, GgmlType::kQ4_1, GgmlType::kQ4_K, GgmlType::kF16}) {
+    SCOPED_TRACE(std::string(GgmlTypeName(t)));
+    const std::string w = testing::RandomGgmlRows(t, rows, n, 21);
+    const size_t stride = GgmlRowBytes(t, n);
+    std::mt19937_64 rng(4);
+    std::normal_distribution<float> normal;
+    for (int64_t m = 1; m <= 9; ++m) {
+      std::vector<float> x(static_cast<size_t>(m * n));
+      for (float& v : x) v = normal(rng);
+      std::vector<float> got(static_cast<size_t>(m * 10), -1.0f);
+      cpu::BestQuantKernels().dot_rows(t, w.data(), stride, rows, x.data(), m, n, got.data(), 10);
+      for (int64_t r = 0; r < m; ++r) {
+        for (int64_t j = 0; j < rows; ++j) {
+          const float want = cpu::ScalarQuantKernels().dot_row(
+              t, w.data() + static_cast<size_t>(j) * stride, x.data() + r * n, n);
+          EXPECT_NEAR(got[static_cast<size_t>(r * 10 + j)], want, 1e-4f * (1 + std::fabs(want)))
+              << "m " << m << " row " << r << " col " << j;
+        }
+        EXPECT_EQ(got[static_cast<size_t>(r * 10 + rows)], -1.0f);  // nothing past count
+      }
+    }
+  }
+}
+
 TEST(GgmlType, KnowsOnlyTheTypesItReads) {
   EXPECT_FALSE(GgmlTypeFromCode(6).has_value());   // Q5_0
   EXPECT_FALSE(GgmlTypeFromCode(10).has_value());  // Q2_K

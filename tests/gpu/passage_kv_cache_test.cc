@@ -96,7 +96,8 @@ TEST(PassageKvCache, EvictedEntriesComeBackFromDisk) {
   EXPECT_EQ(cache.stats().disk_errors, 1u);
   // Invalidation empties both tiers of that passage.
   d->damage = false;
-  cache.Invalidate("docs", 3);
+  const uint64_t three = 3;
+  cache.Invalidate("docs", {&three, 1});
   EXPECT_EQ(cache.Lookup(Key(3), &tier), nullptr);
   EXPECT_EQ(d->files.count(Key(3).Encode()), 0u);
   cache.InvalidateCollection("docs");

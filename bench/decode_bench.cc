@@ -1,0 +1,99 @@
+// strata-decode-bench: the decoder's speed in-process, apart from the server: prefill of a
+// context of --context tokens, then --tokens decode steps, run three ways (Decoder::Forward one
+// token at a time, Decoder::Step, and the continuous-batching Generator with --concurrent
+// generations at once). Tokens are fixed ids (speed does not depend on them). Prints one line per
+// way; bench/generation.sh puts llama.cpp's decode speed on the same model beside it.
+#include <chrono>
+#include <cstdio>
+#include <string>
+#include <vector>
+
+#include "absl/flags/flag.h"
+#include "absl/flags/parse.h"
+#include "absl/synchronization/mutex.h"
+#include "gpu/decoder.h"
+#include "gpu/generator.h"
+#include "storage/program_usage.h"
+
+ABSL_FLAG(std::string, model, "models/smollm2-135m-instruct/SmolLM2-135M-Instruct.Q4_1.gguf",
+          "GGUF decoder");
+ABSL_FLAG(int, context, 32, "prompt tokens before decoding");
+ABSL_FLAG(int, tokens, 128, "tokens decoded");
+ABSL_FLAG(int, concurrent, 1, "generator: generations at once");
+ABSL_FLAG(std::string, ways, "forward,step,generator", "which ways to run");
+
+namespace {
+using Clock = std::chrono::steady_clock;
+double Since(Clock::time_point t) {
+  return std::chrono::duration<double>(Clock::now() - t).count();
+}
+}  // namespace
+
+int main(int argc, char** argv) {
+  strata::SetProgramUsage("Decoder speed in-process: prefill, then decode, three ways.");
+  absl::ParseCommandLine(argc, argv);
+  auto d = strata::gpu::Decoder::Open(absl::GetFlag(FLAGS_model));
+  if (!d.ok()) {
+    std::fprintf(stderr, "strata-decode-bench: %s\n", std::string(d.status().message()).c_str());
+    return 1;
+  }
+  const int context = absl::GetFlag(FLAGS_context), n = absl::GetFlag(FLAGS_tokens);
+  std::vector<int32_t> prompt;
+  for (int i = 0; i < context; ++i) prompt.push_back(100 + (i * 37) % 20000);
+  const std::string ways = absl::GetFlag(FLAGS_ways);
+  std::vector<float> logits;
+  for (const char* way : {"forward", "step"}) {
+    if (ways.find(way) == std::string::npos) continue;
+    auto seq = (*d)->NewSequence(context + n);
+    const auto t0 = Clock::now();
+    if (!(*d)->Forward(prompt, **seq, &logits).ok()) return 1;
+    const double prefill = Since(t0);
+    const auto t1 = Clock::now();
+    for (int i = 0; i < n; ++i) {
+      int32_t t = 200 + i;
+      strata::gpu::DecoderRow row{seq->get(), t, true};
+      const absl::Status s = std::string(way) == "forward" ? (*d)->Forward({&t, 1}, **seq, &logits)
+                                                           : (*d)->Step({&row, 1}, &logits);
+      if (!s.ok()) return 1;
+    }
+    const double decode = Since(t1);
+    std::printf("%-9s context %5d: prefill %7.1f tok/s | decode %6.1f tok/s (%.2f ms/token)\n", way,
+                context, context / prefill, n / decode, 1000 * decode / n);
+  }
+  if (ways.find("generator") != std::string::npos) {
+    strata::gpu::Generator g(d->get(), {});
+    const int c = absl::GetFlag(FLAGS_concurrent);
+    absl::Mutex mu;
+    int done = 0;
+    double first = 0, decode = 0;
+    int64_t generated = 0;
+    const auto t0 = Clock::now();
+    for (int i = 0; i < c; ++i) {
+      strata::gpu::GenerationRequest r;
+      r.prompt = prompt;
+      r.max_tokens = n;
+      r.on_done = [&](const strata::gpu::GenerationResult& res) {
+        absl::MutexLock lock(&mu);
+        ++done;
+        first += res.first_token_seconds;
+        decode = std::max(decode, res.decode_seconds);
+        generated += res.generated_tokens;
+      };
+      if (!g.Submit(std::move(r)).ok()) return 1;
+    }
+    {
+      absl::MutexLock lock(&mu);
+      auto all = [&]() { return done == c; };
+      mu.Await(absl::Condition(&all));
+    }
+    const double wall = Since(t0);
+    const strata::gpu::GeneratorStats st = g.stats();
+    std::printf(
+        "generator context %5d, %d at once: mean TTFT %.3f s | %.1f tok/s together "
+        "(%lld tokens in %.2f s), mean batch %.2f\n",
+        context, c, first / c, static_cast<double>(generated) / wall,
+        static_cast<long long>(generated), wall,
+        st.steps > 0 ? static_cast<double>(st.batched_rows) / st.steps : 0.0);
+  }
+  return 0;
+}

@@ -1,0 +1,164 @@
+#include "service/generate_call.h"
+
+#include <chrono>
+
+#include "absl/strings/str_cat.h"
+#include "nlohmann/json.hpp"
+#include "storage/status_macros.h"
+
+namespace strata {
+namespace {
+
+namespace pb = ::strata::v1;
+using Clock = std::chrono::steady_clock;
+
+double Ms(double seconds) { return seconds * 1000.0; }
+
+// The passage as the prompt shows it: its payload's "title" (when the JSON has one) on a line of
+// its own, then its text.
+std::string PassageText(const pb::Payload& p) {
+  if (p.text().empty()) return "";
+  if (!p.json().empty()) {
+    const auto j = nlohmann::json::parse(p.json(), nullptr, /*allow_exceptions=*/false);
+    if (j.is_object() && j.contains("title") && j["title"].is_string()) {
+      const std::string title = j["title"].get<std::string>();
+      if (!title.empty()) return absl::StrCat(title, "\n", p.text());
+    }
+  }
+  return p.text();
+}
+
+absl::Status ToRagRequest(const pb::GenerateRequest& req, int max_tokens, RagRequest* r) {
+  const pb::GenerationParams& g = req.params();
+  r->collection = req.collection();
+  r->question = req.question();
+  r->instructions = req.system();
+  r->max_tokens = g.max_tokens() == 0 ? kDefaultGenerateTokens : static_cast<int>(g.max_tokens());
+  if (g.max_tokens() > static_cast<uint32_t>(max_tokens)) {
+    return absl::InvalidArgumentError(absl::StrCat("params.max_tokens ", g.max_tokens(),
+                                                   " is over the server's limit of ", max_tokens,
+                                                   " (--max_generation_tokens)"));
+  }
+  r->sampling.temperature = g.temperature();
+  r->sampling.top_k = static_cast<int>(std::min<uint32_t>(g.top_k(), 1u << 20));
+  r->sampling.top_p = g.has_top_p() ? g.top_p() : 1.0f;
+  r->sampling.repetition_penalty = g.has_repetition_penalty() ? g.repetition_penalty() : 1.0f;
+  r->sampling.seed = g.seed();
+  RETURN_IF_ERROR(gpu::CheckSamplingParams(r->sampling));
+  if (g.stop_size() > kMaxStops) {
+    return absl::InvalidArgumentError(
+        absl::StrCat(g.stop_size(), " stop strings; at most ", kMaxStops));
+  }
+  for (const std::string& s : g.stop()) {
+    if (s.empty() || s.size() > kMaxStopBytes) {
+      return absl::InvalidArgumentError(
+          absl::StrCat("a stop string must have 1 to ", kMaxStopBytes, " bytes"));
+    }
+    r->stops.push_back(s);
+  }
+  switch (req.cache_mode()) {
+    case pb::FULL_PREFILL:
+      r->full_prefill = true;
+      break;
+    case pb::CACHED_F16:
+      r->format = gpu::KvFormat::kF16;
+      break;
+    case pb::CACHED_INT4:
+      r->format = gpu::KvFormat::kInt4;
+      break;
+    case pb::KV_CACHE_MODE_UNSPECIFIED:
+    case pb::CACHED_INT8:
+      r->format = gpu::KvFormat::kInt8;
+      break;
+    default:
+      return absl::InvalidArgumentError(absl::StrCat("unknown cache_mode ", req.cache_mode()));
+  }
+  if (req.has_recompute_ratio()) r->recompute_ratio = req.recompute_ratio();
+  if (req.has_recompute_first()) {
+    r->recompute_first = static_cast<int>(std::min<uint32_t>(req.recompute_first(), 1u << 20));
+  }
+  return absl::OkStatus();
+}
+
+}  // namespace
+
+absl::Status ServeGenerate(const pb::GenerateRequest& req, RagEngine* rag,
+                           const RetrieveFn& retrieve, grpc::ServerContext* ctx,
+                           grpc::ServerWriter<pb::GenerateResponse>* writer) {
+  const auto t0 = Clock::now();
+  if (rag == nullptr) {
+    return absl::FailedPreconditionError(
+        "this server has no decoder: start strata-server with --decoder=PATH.gguf "
+        "(tools/fetch-models.sh fetches SmolLM2-135M-Instruct)");
+  }
+  if (req.question().empty()) return absl::InvalidArgumentError("no question");
+  const uint32_t k = req.k() == 0 ? kDefaultGeneratePassages : req.k();
+  if (k > kMaxGeneratePassages) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("k = ", k, " passages; at most ", kMaxGeneratePassages));
+  }
+  RagRequest r;
+  RETURN_IF_ERROR(ToRagRequest(req, rag->max_tokens(), &r));
+  // Retrieval.
+  ASSIGN_OR_RETURN(Retrieved found, retrieve(k));
+  const double retrieval_s = std::chrono::duration<double>(Clock::now() - t0).count();
+  pb::GenerateResponse summary_msg;
+  pb::GenerateSummary* summary = summary_msg.mutable_summary();
+  for (const pb::Hit& h : found.hits) {
+    std::string text = PassageText(h.payload());
+    if (text.empty()) continue;  // a point without text has nothing to read
+    pb::Citation* c = summary->add_citations();
+    c->set_number(static_cast<uint32_t>(r.passages.size() + 1));
+    c->set_id(h.id());
+    c->set_score(h.has_scores() ? h.scores().score() : -h.distance());
+    *c->mutable_payload() = h.payload();
+    r.passages.push_back({h.id(), std::move(text)});
+  }
+  // Generation, streamed.
+  RagReport report;
+  const absl::Status s = rag->Answer(
+      r,
+      [writer](const std::string& text) {
+        pb::GenerateResponse m;
+        m.set_text(text);
+        return writer->Write(m);
+      },
+      [ctx] { return ctx->IsCancelled(); }, &report);
+  RETURN_IF_ERROR(s);
+  summary->set_finish_reason(report.finish_reason);
+  summary->set_retrieval_mode(found.mode);
+  summary->set_model(rag->model_name());
+  pb::GenerationUsage* u = summary->mutable_usage();
+  u->set_prompt_tokens(static_cast<uint32_t>(report.prompt_tokens));
+  u->set_cached_tokens(static_cast<uint32_t>(report.cached_tokens));
+  u->set_recomputed_tokens(static_cast<uint32_t>(report.recomputed_tokens));
+  u->set_generated_tokens(static_cast<uint32_t>(report.generated_tokens));
+  pb::GenerationTimings* t = summary->mutable_timings();
+  t->set_retrieval_ms(static_cast<float>(Ms(retrieval_s)));
+  t->set_embedding_ms(static_cast<float>(Ms(found.embed_seconds)));
+  t->set_kv_ms(static_cast<float>(Ms(report.kv_seconds)));
+  t->set_queue_ms(static_cast<float>(Ms(report.queue_seconds)));
+  t->set_prefill_ms(static_cast<float>(Ms(report.prefill_seconds)));
+  // The generator times from its queue; before it came retrieval and the passage entries.
+  t->set_ttft_ms(
+      static_cast<float>(Ms(retrieval_s + report.kv_seconds + report.first_token_seconds)));
+  if (report.generated_tokens > 1) {
+    t->set_per_token_ms(
+        static_cast<float>(Ms(report.decode_seconds / (report.generated_tokens - 1))));
+  }
+  t->set_total_ms(static_cast<float>(Ms(std::chrono::duration<double>(Clock::now() - t0).count())));
+  pb::KvCacheReport* c = summary->mutable_cache();
+  if (!r.full_prefill) c->set_format(std::string(gpu::KvFormatName(r.format)));
+  c->set_ram_hits(static_cast<uint32_t>(report.ram_hits));
+  c->set_disk_hits(static_cast<uint32_t>(report.disk_hits));
+  c->set_misses(static_cast<uint32_t>(report.misses));
+  c->set_bytes_read(report.bytes_read);
+  c->set_bytes(report.cache_bytes);
+  if (report.finish_reason == "cancelled") {
+    return absl::CancelledError("the generation was cancelled");
+  }
+  if (!writer->Write(summary_msg)) return absl::CancelledError("the client went away");
+  return absl::OkStatus();
+}
+
+}  // namespace strata

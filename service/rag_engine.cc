@@ -1,0 +1,246 @@
+#include "service/rag_engine.h"
+
+#include <sys/stat.h>
+
+#include <chrono>
+#include <deque>
+
+#include "absl/strings/str_cat.h"
+#include "absl/synchronization/notification.h"
+#include "service/text_stream.h"
+#include "storage/log.h"
+#include "storage/status_macros.h"
+
+namespace strata {
+namespace {
+
+using Clock = std::chrono::steady_clock;
+double Since(Clock::time_point t) {
+  return std::chrono::duration<double>(Clock::now() - t).count();
+}
+
+constexpr size_t kMaxCustomPrefixes = 8;
+// How often a streaming answer sends what it has (a reader sees ~30 updates a second).
+constexpr absl::Duration kStreamInterval = absl::Milliseconds(30);
+
+// FNV-1a: the passage text's version in cache keys (stable across runs, unlike absl::Hash).
+uint64_t TextVersion(absl::string_view s) {
+  uint64_t h = 1469598103934665603ull;
+  for (unsigned char c : s) h = (h ^ c) * 1099511628211ull;
+  return h;
+}
+
+}  // namespace
+
+RagEngine::~RagEngine() {
+  generator_.reset();  // ends generations before the decoder goes
+}
+
+absl::StatusOr<std::unique_ptr<RagEngine>> RagEngine::Open(const RagOptions& options) {
+  auto e = std::unique_ptr<RagEngine>(new RagEngine());
+  e->options_ = options;
+  ASSIGN_OR_RETURN(e->decoder_, gpu::Decoder::Open(options.decoder_path));
+  struct stat st;
+  const size_t size = stat(options.decoder_path.c_str(), &st) == 0 ? st.st_size : 0;
+  const size_t slash = options.decoder_path.rfind('/');
+  e->model_ = absl::StrCat(
+      slash == std::string::npos ? options.decoder_path : options.decoder_path.substr(slash + 1),
+      ":", size);
+  gpu::PassageKvCacheOptions co;
+  co.ram_bytes = options.kv_ram_bytes;
+  if (options.kv_disk_bytes > 0 && !options.kv_dir.empty()) {
+    ASSIGN_OR_RETURN(co.disk, gpu::OpenKvDirectory(options.kv_dir));
+    co.disk_bytes = options.kv_disk_bytes;
+  }
+  e->cache_ = std::make_unique<gpu::PassageKvCache>(std::move(co));
+  e->generator_ = std::make_unique<gpu::Generator>(e->decoder_.get(), options.generator);
+  ASSIGN_OR_RETURN(e->default_prefix_, e->MakePrefix(options.instructions));
+  return e;
+}
+
+absl::StatusOr<std::shared_ptr<const RagEngine::Prefix>> RagEngine::MakePrefix(
+    const std::string& instructions) {
+  auto p = std::make_shared<Prefix>();
+  p->prompt = std::make_unique<RagPrompt>(*decoder_, instructions);
+  const std::vector<int32_t>& tokens = p->prompt->prefix();
+  ASSIGN_OR_RETURN(auto seq, decoder_->NewSequence(static_cast<int64_t>(tokens.size())));
+  gpu::KvCapture cap;
+  RETURN_IF_ERROR(decoder_->Forward(tokens, *seq, nullptr, false, &cap));
+  const gpu::DecoderConfig& c = decoder_->config();
+  p->kv = std::make_shared<const gpu::PassageKv>(gpu::PassageKv::Compress(
+      gpu::KvFormat::kF32, static_cast<int>(tokens.size()), c.kv_heads, c.head_dim, cap.k, cap.v));
+  return std::shared_ptr<const Prefix>(std::move(p));
+}
+
+absl::StatusOr<std::shared_ptr<const RagEngine::Prefix>> RagEngine::PrefixFor(
+    const std::string& instructions) {
+  if (instructions.empty() || instructions == options_.instructions) return default_prefix_;
+  {
+    absl::MutexLock lock(&mu_);
+    for (auto& [text, prefix] : other_prefixes_) {
+      if (text == instructions) return prefix;
+    }
+  }
+  ASSIGN_OR_RETURN(auto prefix, MakePrefix(instructions));
+  absl::MutexLock lock(&mu_);
+  other_prefixes_.insert(other_prefixes_.begin(), {instructions, prefix});
+  if (other_prefixes_.size() > kMaxCustomPrefixes) other_prefixes_.pop_back();
+  return prefix;
+}
+
+absl::StatusOr<std::shared_ptr<const gpu::PassageKv>> RagEngine::PassageKv(
+    const std::string& collection, const RagPassage& p, const std::vector<int32_t>& tokens,
+    gpu::KvFormat format, RagReport* report) {
+  const gpu::PassageKey key{model_, collection, p.id, TextVersion(p.text), format};
+  gpu::KvTier tier;
+  std::shared_ptr<const gpu::PassageKv> kv = cache_->Lookup(key, &tier, &report->bytes_read);
+  if (kv != nullptr) {
+    (tier == gpu::KvTier::kRam ? report->ram_hits : report->disk_hits) += 1;
+    return kv;
+  }
+  ++report->misses;
+  // Prefilled once, alone, after the shared (default) prefix.
+  const gpu::PassageKv& prefix = *default_prefix_->kv;
+  ASSIGN_OR_RETURN(auto seq,
+                   decoder_->NewSequence(prefix.tokens() + static_cast<int64_t>(tokens.size())));
+  RETURN_IF_ERROR(decoder_->Restore(prefix, *seq));
+  gpu::KvCapture cap;
+  RETURN_IF_ERROR(decoder_->Forward(tokens, *seq, nullptr, false, &cap));
+  const gpu::DecoderConfig& c = decoder_->config();
+  kv = std::make_shared<const gpu::PassageKv>(gpu::PassageKv::Compress(
+      format, static_cast<int>(tokens.size()), c.kv_heads, c.head_dim, cap.k, cap.v));
+  cache_->Insert(key, kv);
+  return kv;
+}
+
+absl::Status RagEngine::Precompute(const std::string& collection,
+                                   const std::vector<RagPassage>& passages, gpu::KvFormat format,
+                                   int* computed) {
+  RagReport report;
+  for (const RagPassage& p : passages) {
+    if (p.text.empty()) continue;
+    const std::vector<int32_t> tokens = default_prefix_->prompt->PassageTokens(p.text);
+    RETURN_IF_ERROR(PassageKv(collection, p, tokens, format, &report).status());
+  }
+  if (computed != nullptr) *computed = report.misses;
+  return absl::OkStatus();
+}
+
+absl::Status RagEngine::Answer(const RagRequest& req,
+                               const std::function<bool(const std::string&)>& on_text,
+                               const std::function<bool()>& cancelled, RagReport* report) {
+  if (req.max_tokens < 1 || req.max_tokens > options_.max_tokens) {
+    return absl::InvalidArgumentError(absl::StrCat("max_tokens ", req.max_tokens,
+                                                   " is outside [1, ", options_.max_tokens,
+                                                   "] (strata-server --max_generation_tokens)"));
+  }
+  if (!(req.recompute_ratio >= 0.0f && req.recompute_ratio <= 1.0f) || req.recompute_first < 0 ||
+      req.recompute_first > kMaxPassageTokens) {
+    return absl::InvalidArgumentError(
+        "recompute_ratio must be in [0, 1] and recompute_first in "
+        "[0, 384]");
+  }
+  RETURN_IF_ERROR(gpu::CheckSamplingParams(req.sampling));
+  ASSIGN_OR_RETURN(std::shared_ptr<const Prefix> prefix, PrefixFor(req.instructions));
+  const RagPrompt& prompt = *prefix->prompt;
+  const std::vector<int32_t> question = prompt.QuestionTokens(req.question);
+  if (question.size() > static_cast<size_t>(kMaxQuestionTokens)) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("the question is ", question.size(), " tokens; at most ", kMaxQuestionTokens));
+  }
+  // Passages: tokens, then entries (cached modes).
+  const auto t_kv = Clock::now();
+  std::vector<std::vector<int32_t>> bodies;
+  for (const RagPassage& p : req.passages) {
+    bool cut = false;
+    bodies.push_back(prompt.PassageTokens(p.text, &cut));
+    report->passages_cut += cut ? 1 : 0;
+  }
+  const PromptLayout layout = prompt.Build(bodies, question);
+  gpu::GenerationRequest gen;
+  gen.prompt = layout.tokens;
+  if (!req.full_prefill) {
+    gen.spans.push_back({0, prefix->kv.get(), 0});
+    gen.keep.push_back(prefix->kv);
+    for (size_t i = 0; i < req.passages.size(); ++i) {
+      ASSIGN_OR_RETURN(auto kv,
+                       PassageKv(req.collection, req.passages[i], bodies[i], req.format, report));
+      report->cache_bytes += kv->bytes();
+      gen.spans.push_back({layout.passages[i].position, kv.get(), req.recompute_first});
+      gen.keep.push_back(std::move(kv));
+    }
+    gen.assemble.recompute_ratio = req.recompute_ratio;
+  }
+  report->kv_seconds = Since(t_kv);
+  gen.sampling = req.sampling;
+  gen.max_tokens = req.max_tokens;
+  gen.stop_tokens = {decoder_->eos_id(), decoder_->chat().end_of_turn()};
+
+  // Tokens come from the scheduler thread; this thread turns them into text and sends it.
+  struct Events {
+    absl::Mutex mu;
+    std::deque<int32_t> tokens ABSL_GUARDED_BY(mu);
+    bool done ABSL_GUARDED_BY(mu) = false;
+    gpu::GenerationResult result ABSL_GUARDED_BY(mu);
+  };
+  auto events = std::make_shared<Events>();
+  gen.on_token = [events](int32_t t) {
+    absl::MutexLock lock(&events->mu);
+    events->tokens.push_back(t);
+    return true;
+  };
+  gen.on_done = [events](const gpu::GenerationResult& r) {
+    absl::MutexLock lock(&events->mu);
+    events->result = r;
+    events->done = true;
+  };
+  ASSIGN_OR_RETURN(std::shared_ptr<std::atomic<bool>> cancel, generator_->Submit(std::move(gen)));
+  TextStream stream(req.stops);
+  bool client_gone = false;
+  gpu::GenerationResult result;
+  while (true) {
+    std::deque<int32_t> batch;
+    bool done = false;
+    {
+      absl::MutexLock lock(&events->mu);
+      // Woken by the end only; tokens are collected every kStreamInterval. Waking per token
+      // would put this thread on a core between the decoder's threads every few milliseconds,
+      // and a preempted OpenMP thread stalls the whole pass (it halved decode speed on 2 cores).
+      auto ready = [&events]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(events->mu) { return events->done; };
+      events->mu.AwaitWithTimeout(absl::Condition(&ready), kStreamInterval);
+      batch.swap(events->tokens);
+      done = events->done;
+      if (done) result = events->result;
+    }
+    std::string bytes;
+    for (int32_t t : batch) bytes += decoder_->tokenizer().Decode(t);
+    if (!stream.stopped() && !client_gone) {
+      const std::string text = stream.Push(bytes);
+      if (!text.empty() && !on_text(text)) client_gone = true;
+      if (stream.stopped()) cancel->store(true);
+    }
+    if (!client_gone && cancelled && cancelled()) client_gone = true;
+    if (client_gone) cancel->store(true);
+    if (done) break;
+  }
+  if (!client_gone && !stream.stopped()) {
+    const std::string rest = stream.Finish();
+    if (!rest.empty()) on_text(rest);
+  }
+  report->prompt_tokens = result.prompt_tokens;
+  report->cached_tokens =
+      result.assemble.cached_tokens - (req.full_prefill ? 0 : prefix->kv->tokens());
+  if (req.full_prefill) report->cached_tokens = 0;
+  report->recomputed_tokens = result.assemble.recomputed_tokens;
+  report->generated_tokens = result.generated_tokens;
+  report->queue_seconds = result.queue_seconds;
+  report->prefill_seconds = result.prefill_seconds;
+  report->first_token_seconds = result.first_token_seconds;
+  report->decode_seconds = result.decode_seconds;
+  report->finish_reason = stream.stopped() ? "stop_string"
+                          : client_gone    ? "cancelled"
+                                           : result.finish_reason;
+  return result.status;
+}
+
+}  // namespace strata

@@ -1,0 +1,117 @@
+// Retrieval-augmented generation over retrieved passages: builds the prompt (rag_prompt.h),
+// brings each passage's keys and values from the passage KV cache (computing and keeping the
+// missing ones: each passage prefilled once, alone, after the shared prefix), and runs the
+// generation on the shared decoder (continuous batching, gpu/generator.h), streaming text.
+//
+// Thread-safe: any number of Answer calls at once (they share the decoder by batching).
+#ifndef STRATA_SERVICE_RAG_ENGINE_H_
+#define STRATA_SERVICE_RAG_ENGINE_H_
+
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "absl/status/statusor.h"
+#include "absl/synchronization/mutex.h"
+#include "gpu/decoder.h"
+#include "gpu/generator.h"
+#include "gpu/passage_kv_cache.h"
+#include "service/rag_prompt.h"
+
+namespace strata {
+
+struct RagOptions {
+  std::string decoder_path;  // GGUF
+  gpu::GeneratorOptions generator;
+  size_t kv_ram_bytes = size_t{512} << 20;
+  size_t kv_disk_bytes = 0;  // 0: no SSD tier
+  std::string kv_dir;        // the SSD tier's directory (its files are removed at start)
+  std::string instructions = kDefaultRagInstructions;
+  int max_tokens = 1024;  // most tokens one answer may ask for
+};
+
+struct RagPassage {
+  uint64_t id = 0;
+  std::string text;  // as the prompt shows it
+};
+
+struct RagRequest {
+  std::string collection;
+  std::string question;
+  std::string instructions;  // empty: the engine's
+  std::vector<RagPassage> passages;
+  gpu::SamplingParams sampling;
+  int max_tokens = 256;
+  std::vector<std::string> stops;
+  bool full_prefill = false;  // else cached in `format`
+  gpu::KvFormat format = gpu::KvFormat::kInt8;
+  float recompute_ratio = 0.15f;
+  int recompute_first = 4;
+};
+
+struct RagReport {
+  int64_t prompt_tokens = 0, cached_tokens = 0, recomputed_tokens = 0, generated_tokens = 0;
+  int ram_hits = 0, disk_hits = 0, misses = 0;
+  size_t bytes_read = 0, cache_bytes = 0;
+  int passages_cut = 0;  // passages longer than kMaxPassageTokens, cut
+  double kv_seconds = 0, queue_seconds = 0, prefill_seconds = 0, first_token_seconds = 0,
+         decode_seconds = 0;
+  std::string finish_reason;  // stop | length | stop_string | cancelled
+};
+
+class RagEngine final {
+ public:
+  // Loads the decoder and computes the shared prefix. Errors name the model file's problem.
+  static absl::StatusOr<std::unique_ptr<RagEngine>> Open(const RagOptions& options);
+  ~RagEngine();
+
+  // Answers; on_text receives each piece of the answer as it is made (return false to stop:
+  // the client is gone); cancelled is asked between pieces. InvalidArgument for a question over
+  // kMaxQuestionTokens or parameters out of range; ResourceExhausted when the decoder's queue is
+  // full; the report is filled in either way as far as the call got.
+  [[nodiscard]] absl::Status Answer(const RagRequest& req,
+                                    const std::function<bool(const std::string&)>& on_text,
+                                    const std::function<bool()>& cancelled, RagReport* report);
+
+  // Computes and keeps the passages' entries in `format` (those not cached yet); *computed
+  // counts them. For loaders that warm the cache (strata-load --precompute_kv).
+  [[nodiscard]] absl::Status Precompute(const std::string& collection,
+                                        const std::vector<RagPassage>& passages,
+                                        gpu::KvFormat format, int* computed);
+
+  [[nodiscard]] gpu::PassageKvCache& cache() { return *cache_; }
+  [[nodiscard]] const gpu::Decoder& decoder() const { return *decoder_; }
+  [[nodiscard]] gpu::GeneratorStats generator_stats() const { return generator_->stats(); }
+  [[nodiscard]] const std::string& model_name() const { return model_; }
+  [[nodiscard]] int max_tokens() const { return options_.max_tokens; }
+
+ private:
+  RagEngine() = default;
+  // The entry of a passage's body tokens (from the cache, or computed and kept).
+  absl::StatusOr<std::shared_ptr<const gpu::PassageKv>> PassageKv(
+      const std::string& collection, const RagPassage& p, const std::vector<int32_t>& tokens,
+      gpu::KvFormat format, RagReport* report);
+  // The prompt (and prefix entry) for `instructions`.
+  struct Prefix {
+    std::unique_ptr<RagPrompt> prompt;
+    std::shared_ptr<const gpu::PassageKv> kv;
+  };
+  absl::StatusOr<std::shared_ptr<const Prefix>> PrefixFor(const std::string& instructions);
+  absl::StatusOr<std::shared_ptr<const Prefix>> MakePrefix(const std::string& instructions);
+
+  RagOptions options_;
+  std::string model_;
+  std::unique_ptr<gpu::Decoder> decoder_;
+  std::unique_ptr<gpu::PassageKvCache> cache_;
+  std::unique_ptr<gpu::Generator> generator_;
+  std::shared_ptr<const Prefix> default_prefix_;
+  absl::Mutex mu_;
+  std::vector<std::pair<std::string, std::shared_ptr<const Prefix>>> other_prefixes_
+      ABSL_GUARDED_BY(mu_);  // a few custom instructions, most recent first
+};
+
+}  // namespace strata
+
+#endif  // STRATA_SERVICE_RAG_ENGINE_H_
