@@ -228,9 +228,7 @@ absl::Status RagEngine::Answer(const RagRequest& req,
     if (!rest.empty()) on_text(rest);
   }
   report->prompt_tokens = result.prompt_tokens;
-  report->cached_tokens =
-      result.assemble.cached_tokens - (req.full_prefill ? 0 : prefix->kv->tokens());
-  if (req.full_prefill) report->cached_tokens = 0;
+  report->cached_tokens = result.assemble.cached_tokens;  // the instructions' and passages'
   report->recomputed_tokens = result.assemble.recomputed_tokens;
   report->generated_tokens = result.generated_tokens;
   report->queue_seconds = result.queue_seconds;

@@ -52,6 +52,7 @@ struct RagRequest {
 };
 
 struct RagReport {
+  // cached_tokens: reused keys and values (the instructions' and the passages').
   int64_t prompt_tokens = 0, cached_tokens = 0, recomputed_tokens = 0, generated_tokens = 0;
   int ram_hits = 0, disk_hits = 0, misses = 0;
   size_t bytes_read = 0, cache_bytes = 0;

@@ -135,7 +135,7 @@ absl::Status WriteTinyDecoder(const TinyDecoderSpec& s, const std::string& path)
       {arch + ".feed_forward_length", static_cast<uint32_t>(s.ffn)},
       {arch + ".attention.head_count", static_cast<uint32_t>(s.heads)},
       {arch + ".attention.head_count_kv", static_cast<uint32_t>(s.kv_heads)},
-      {arch + ".context_length", static_cast<uint32_t>(256)},
+      {arch + ".context_length", static_cast<uint32_t>(s.context)},
       {arch + ".rope.freq_base", 10000.0f},
       {arch + ".attention.layer_norm_rms_epsilon", 1e-5f},
       {"tokenizer.ggml.model", std::string("gpt2")},

@@ -20,6 +20,7 @@ struct TinyDecoderSpec {
   gpu::GgmlType embedding_type = gpu::GgmlType::kF32;  // token_embd
   bool tied = true;                                    // no output.weight
   int layers = 2, hidden = 256, heads = 4, kv_heads = 2, ffn = 512;
+  int context = 256;  // positions the model says it was trained for
   uint64_t seed = 1;
 };
 

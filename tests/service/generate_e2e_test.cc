@@ -1,0 +1,217 @@
+// End-to-end, Generate through the real server with a tiny random decoder: the stream's shape
+// (text pieces, then one summary), the passage KV cache (computed once, then hits; invalidated by
+// an upsert), cached assembly with everything recomputed answering exactly as full prefill,
+// the request checks, a client that goes away, and a server without a decoder.
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "absl/strings/str_cat.h"
+#include "grpcpp/grpcpp.h"
+#include "gtest/gtest.h"
+#include "proto/strata.grpc.pb.h"
+#include "tests/gpu/tiny_decoder.h"
+#include "tests/service/server_process.h"
+#include "tests/test_util.h"
+
+namespace strata {
+namespace {
+
+namespace pb = ::strata::v1;
+using testing::TempDir;
+
+void UpsertTexts(pb::Strata::Stub* stub, const std::string& collection,
+                 const std::vector<std::pair<uint64_t, std::string>>& points) {
+  pb::UpsertRequest req;
+  req.set_collection(collection);
+  for (const auto& [id, text] : points) {
+    pb::Point* p = req.add_points();
+    p->set_id(id);
+    for (int j = 0; j < 4; ++j) p->mutable_vector()->add_values(static_cast<float>((id + j) % 7));
+    p->mutable_payload()->set_text(text);
+    p->mutable_payload()->set_json(absl::StrCat(R"({"title":"doc )", id, R"("})"));
+  }
+  pb::UpsertResponse resp;
+  const grpc::Status st = Call(&pb::Strata::Stub::Upsert, stub, req, &resp);
+  ASSERT_TRUE(st.ok()) << st.error_message();
+}
+
+struct Answer {
+  std::string text;
+  int pieces = 0;
+  bool summary = false;
+  pb::GenerateSummary s;
+  grpc::Status status;
+};
+
+Answer Ask(pb::Strata::Stub* stub, const pb::GenerateRequest& req) {
+  grpc::ClientContext ctx;
+  ctx.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(120));
+  auto reader = stub->Generate(&ctx, req);
+  Answer a;
+  pb::GenerateResponse m;
+  while (reader->Read(&m)) {
+    EXPECT_FALSE(a.summary) << "a message after the summary";
+    if (m.has_summary()) {
+      a.summary = true;
+      a.s = m.summary();
+    } else {
+      a.text += m.text();
+      ++a.pieces;
+    }
+  }
+  a.status = reader->Finish();
+  return a;
+}
+
+pb::GenerateRequest Question(const std::string& q, pb::KvCacheMode mode) {
+  pb::GenerateRequest r;
+  r.set_collection("docs");
+  r.set_question(q);
+  r.set_k(3);
+  r.set_cache_mode(mode);
+  r.mutable_params()->set_max_tokens(12);
+  return r;
+}
+
+class GenerateTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    testing::TinyDecoderSpec spec;
+    spec.context = 4096;
+    ASSERT_TRUE(testing::WriteTinyDecoder(spec, tmp_.File("tiny.gguf")).ok());
+    server_ = std::make_unique<ServerProcess>(
+        tmp_.File("data"), tmp_.File("server.log"),
+        std::vector<std::string>{"--decoder=" + tmp_.File("tiny.gguf"), "--max_generation_tokens=64",
+                                 "--kv_cache_disk_mb=1"});
+    ASSERT_NO_FATAL_FAILURE(server_->Start());
+    CreateCollection(server_->stub(), "docs", 4, pb::FLOAT32);
+    std::vector<std::pair<uint64_t, std::string>> points;
+    for (uint64_t i = 0; i < 12; ++i) {
+      points.emplace_back(i, absl::StrCat("hello world number ", i, " tells about ",
+                                          i % 2 ? "cats and mats" : "disks and caches"));
+    }
+    ASSERT_NO_FATAL_FAILURE(UpsertTexts(server_->stub(), "docs", points));
+  }
+  TempDir tmp_;
+  std::unique_ptr<ServerProcess> server_;
+};
+
+TEST_F(GenerateTest, StreamsTextThenASummaryAndReusesPassageKv) {
+  const Answer a = Ask(server_->stub(), Question("hello world number 5?", pb::CACHED_INT8));
+  ASSERT_TRUE(a.status.ok()) << a.status.error_code() << " " << a.status.error_message();
+  ASSERT_TRUE(a.summary);
+  const pb::GenerateSummary& s = a.s;
+  EXPECT_EQ(s.retrieval_mode(), pb::LEXICAL);  // no embedding model on this server
+  ASSERT_EQ(s.citations_size(), 3);
+  EXPECT_EQ(s.citations(0).id(), 5u);  // "number 5" is only in passage 5
+  EXPECT_EQ(s.citations(0).number(), 1u);
+  EXPECT_EQ(s.citations(0).payload().json(), R"({"title":"doc 5"})");
+  EXPECT_GT(s.usage().prompt_tokens(), s.usage().cached_tokens());
+  EXPECT_GT(s.usage().cached_tokens(), 0u);
+  EXPECT_GT(s.usage().generated_tokens(), 0u);
+  EXPECT_LE(s.usage().generated_tokens(), 12u);
+  EXPECT_EQ(s.cache().format(), "int8");
+  EXPECT_EQ(s.cache().misses(), 3u);
+  EXPECT_EQ(s.cache().ram_hits(), 0u);
+  EXPECT_GT(s.timings().ttft_ms(), 0.0f);
+  EXPECT_FALSE(s.finish_reason().empty());
+  EXPECT_FALSE(s.model().empty());
+  // Text arrives as valid UTF-8 pieces (the tiny model writes arbitrary bytes).
+  EXPECT_GT(a.pieces, 0);
+
+  // The same question: the passages' entries come from RAM now, and the answer is the same.
+  const Answer b = Ask(server_->stub(), Question("hello world number 5?", pb::CACHED_INT8));
+  ASSERT_TRUE(b.status.ok()) << b.status.error_message();
+  EXPECT_EQ(b.s.cache().ram_hits(), 3u);
+  EXPECT_EQ(b.s.cache().misses(), 0u);
+  EXPECT_EQ(b.text, a.text);
+
+  // An upsert of passage 5 (new text) drops its entries: one miss again.
+  ASSERT_NO_FATAL_FAILURE(UpsertTexts(server_->stub(), "docs", {{5, "hello world number 5 anew"}}));
+  const Answer c = Ask(server_->stub(), Question("hello world number 5?", pb::CACHED_INT8));
+  ASSERT_TRUE(c.status.ok()) << c.status.error_message();
+  EXPECT_EQ(c.s.cache().misses(), 1u);
+  EXPECT_EQ(c.s.cache().ram_hits(), 2u);
+}
+
+TEST_F(GenerateTest, EverythingRecomputedAnswersExactlyAsFullPrefill) {
+  pb::GenerateRequest full = Question("tell me about cats", pb::FULL_PREFILL);
+  const Answer f = Ask(server_->stub(), full);
+  ASSERT_TRUE(f.status.ok()) << f.status.error_message();
+  EXPECT_EQ(f.s.usage().cached_tokens(), 0u);
+  EXPECT_EQ(f.s.cache().format(), "");
+  for (pb::KvCacheMode m : {pb::CACHED_F16, pb::CACHED_INT8, pb::CACHED_INT4}) {
+    pb::GenerateRequest all = Question("tell me about cats", m);
+    all.set_recompute_ratio(1.0f);
+    const Answer a = Ask(server_->stub(), all);
+    ASSERT_TRUE(a.status.ok()) << a.status.error_code() << " " << a.status.error_message();
+    EXPECT_EQ(a.text, f.text) << m;
+    EXPECT_EQ(a.s.usage().recomputed_tokens(), a.s.usage().cached_tokens() + 0u) << m;
+  }
+}
+
+TEST_F(GenerateTest, RefusesBadRequestsByName) {
+  auto code = [&](const pb::GenerateRequest& r) { return Ask(server_->stub(), r).status; };
+  pb::GenerateRequest r = Question("q", pb::CACHED_INT8);
+  r.set_k(17);
+  EXPECT_EQ(code(r).error_code(), grpc::StatusCode::INVALID_ARGUMENT);
+  r = Question("", pb::CACHED_INT8);
+  EXPECT_EQ(code(r).error_code(), grpc::StatusCode::INVALID_ARGUMENT);
+  r = Question("q", pb::CACHED_INT8);
+  r.mutable_params()->set_max_tokens(65);
+  grpc::Status s = code(r);
+  EXPECT_EQ(s.error_code(), grpc::StatusCode::INVALID_ARGUMENT);
+  EXPECT_NE(s.error_message().find("max_generation_tokens"), std::string::npos) << s.error_message();
+  r = Question("q", pb::CACHED_INT8);
+  r.mutable_params()->set_temperature(-1);
+  EXPECT_EQ(code(r).error_code(), grpc::StatusCode::INVALID_ARGUMENT);
+  r = Question("q", pb::CACHED_INT8);
+  r.set_recompute_ratio(2);
+  EXPECT_EQ(code(r).error_code(), grpc::StatusCode::INVALID_ARGUMENT);
+  r = Question("q", pb::CACHED_INT8);
+  r.mutable_params()->add_stop("");
+  EXPECT_EQ(code(r).error_code(), grpc::StatusCode::INVALID_ARGUMENT);
+  r = Question("q", static_cast<pb::KvCacheMode>(42));
+  EXPECT_EQ(code(r).error_code(), grpc::StatusCode::INVALID_ARGUMENT);
+  r = Question("q", pb::CACHED_INT8);
+  r.set_collection("nope");
+  EXPECT_EQ(code(r).error_code(), grpc::StatusCode::NOT_FOUND);
+  r = Question(std::string(2000, 'q') + " " + std::string(2000, 'z'), pb::CACHED_INT8);
+  EXPECT_EQ(code(r).error_code(), grpc::StatusCode::INVALID_ARGUMENT);  // over 256 tokens
+  // The server still answers.
+  EXPECT_TRUE(Ask(server_->stub(), Question("hello", pb::CACHED_INT8)).status.ok());
+}
+
+TEST_F(GenerateTest, AClientThatGoesAwayStopsItsGeneration) {
+  pb::GenerateRequest r = Question("hello world", pb::CACHED_INT8);
+  r.mutable_params()->set_max_tokens(64);
+  r.mutable_params()->set_temperature(1.0f);
+  {
+    grpc::ClientContext ctx;
+    auto reader = server_->stub()->Generate(&ctx, r);
+    pb::GenerateResponse m;
+    reader->Read(&m);
+    ctx.TryCancel();
+    while (reader->Read(&m)) {
+    }
+    EXPECT_EQ(reader->Finish().error_code(), grpc::StatusCode::CANCELLED);
+  }
+  for (int i = 0; i < 3; ++i) {
+    EXPECT_TRUE(Ask(server_->stub(), Question("hello", pb::CACHED_INT8)).status.ok());
+  }
+  EXPECT_EQ(server_->Stop(), 0);
+}
+
+TEST(GenerateWithoutDecoder, IsAFailedPreconditionNamingTheFlag) {
+  TempDir tmp;
+  ServerProcess server(tmp.File("data"), tmp.File("server.log"));
+  ASSERT_NO_FATAL_FAILURE(server.Start());
+  CreateCollection(server.stub(), "docs", 4, pb::FLOAT32);
+  const Answer a = Ask(server.stub(), Question("q", pb::CACHED_INT8));
+  EXPECT_EQ(a.status.error_code(), grpc::StatusCode::FAILED_PRECONDITION);
+  EXPECT_NE(a.status.error_message().find("--decoder"), std::string::npos);
+}
+
+}  // namespace
+}  // namespace strata
