@@ -13,6 +13,9 @@ absl::Status CheckSamplingParams(const SamplingParams& p) {
         absl::StrCat("temperature ", p.temperature, " is outside [0, 100]"));
   }
   if (p.top_k < 0) return absl::InvalidArgumentError(absl::StrCat("top_k ", p.top_k, " < 0"));
+  if (p.penalty_last_n < 0) {
+    return absl::InvalidArgumentError(absl::StrCat("penalty_last_n ", p.penalty_last_n, " < 0"));
+  }
   if (!(p.top_p > 0.0f && p.top_p <= 1.0f)) {
     return absl::InvalidArgumentError(absl::StrCat("top_p ", p.top_p, " is outside (0, 1]"));
   }
@@ -29,7 +32,10 @@ int32_t Sampler::Next(absl::Span<float> logits, absl::Span<const int32_t> histor
   const auto vocab = static_cast<int32_t>(logits.size());
   if (params_.repetition_penalty != 1.0f) {
     seen_.assign(logits.size(), 0);
-    for (int32_t id : history) {
+    const size_t from = history.size() > static_cast<size_t>(params_.penalty_last_n)
+                            ? history.size() - static_cast<size_t>(params_.penalty_last_n)
+                            : 0;
+    for (int32_t id : history.subspan(from)) {
       if (id < 0 || id >= vocab || seen_[id]) continue;
       seen_[id] = 1;
       float& l = logits[id];

@@ -19,6 +19,7 @@ struct SamplingParams {
   int top_k = 0;                    // 0: no limit
   float top_p = 1.0f;               // (0, 1]
   float repetition_penalty = 1.0f;  // >= 1; 1 is none (CTRL's form: positive logits divided)
+  int penalty_last_n = 64;          // the penalty looks at this many last tokens (as llama.cpp)
   uint64_t seed = 0;
 };
 

@@ -531,6 +531,26 @@ class StrataService final : public pb::Strata::Service {
         out->set_held(e.held);
         out->set_cancelled(e.cancelled);
       }
+      if (rag_ != nullptr) {
+        const gpu::GeneratorStats g = rag_->generator_stats();
+        const gpu::PassageKvCacheStats c = rag_->cache().stats();
+        pb::GenerationStats* out = resp->mutable_generation();
+        out->set_model(rag_->model_name());
+        out->set_backend(rag_->decoder().backend_name());
+        out->set_running(static_cast<uint64_t>(g.running));
+        out->set_queued(static_cast<uint64_t>(g.queued));
+        out->set_completed(static_cast<uint64_t>(g.completed));
+        out->set_cancelled(static_cast<uint64_t>(g.cancelled));
+        out->set_failed(static_cast<uint64_t>(g.failed));
+        out->set_mean_batch(g.steps > 0 ? static_cast<double>(g.batched_rows) / g.steps : 0.0);
+        out->set_kv_bytes(g.kv_bytes);
+        out->set_cache_ram_hits(c.ram_hits);
+        out->set_cache_disk_hits(c.disk_hits);
+        out->set_cache_misses(c.misses);
+        out->set_cache_ram_bytes(c.ram_bytes);
+        out->set_cache_disk_bytes(c.disk_bytes);
+        out->set_cache_entries(c.ram_entries + c.disk_entries);
+      }
       return absl::OkStatus();
     });
   }

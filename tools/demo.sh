@@ -4,8 +4,11 @@
 # through strata-load (online, over gRPC), searches it with strata-cli (a few queries shown, then
 # recall@10 and latency over 1,000); then the text path: PostgreSQL's documentation (Debian's
 # postgresql-doc-15) split into passages, embedded by the server's all-MiniLM-L6-v2 as strata-load
-# streams them, and questions asked as text (hybrid: dense and BM25 fused; then lexical alone). Prints the server's statistics and stops it cleanly.
-# STRATA_DEMO_PASSAGES (default 1000; 0 = all ~6,000) sets how many passages are embedded.
+# streams them, and questions asked as text (hybrid: dense and BM25 fused; then lexical alone);
+# then questions answered from those passages (RAG: the server's SmolLM2-135M-Instruct reads the
+# retrieved passages, whose keys and values it computes once and caches, and streams an answer with
+# its sources; asked twice, to show the cache). Prints the server's statistics and stops it cleanly.
+# STRATA_DEMO_PASSAGES (default 0 = all ~2,600 passages) sets how many passages are embedded.
 # Data goes to $STRATA_DEMO_DIR (default: strata-data/demo in the checkout); the server's data
 # directory there is recreated on every run.
 set -euo pipefail
@@ -26,8 +29,9 @@ server_dir="$demo/server"
 rm -rf "$server_dir"
 mkdir -p "$server_dir"
 model="${STRATA_MODELS_DIR:-models}/all-minilm-l6-v2"
+decoder="${STRATA_MODELS_DIR:-models}/smollm2-135m-instruct/SmolLM2-135M-Instruct.Q4_1.gguf"
 build/bin/strata-server --data_dir="$server_dir/data" --listen=127.0.0.1:0 \
-  --metrics_listen= --ready_file="$server_dir/port" --model_dir="$model" \
+  --metrics_listen= --ready_file="$server_dir/port" --model_dir="$model" --decoder="$decoder" \
   2>"$server_dir/server.log" &
 server_pid=$!
 trap 'kill -TERM $server_pid 2>/dev/null || true' EXIT
@@ -52,7 +56,7 @@ cli search sift100k --query_file="$data/query.u8bin" --gt="$data/gt.bin" --k=10 
 
 echo "== text: PostgreSQL's documentation as passages, embedded by the server as they load"
 passages="$demo/postgresql-passages.jsonl"
-n_passages="${STRATA_DEMO_PASSAGES:-1000}"
+n_passages="${STRATA_DEMO_PASSAGES:-0}"
 tools/make-passages.py --out="$passages" --limit="$n_passages"
 build/bin/strata-load --server="$addr" --text="$passages" --collection=pgdocs \
   --checkpoint="$server_dir/text.ckpt"
@@ -64,6 +68,11 @@ done
 echo "== the same question, lexical only (BM25 over the passages' text)"
 cli search pgdocs --text="Which function converts a timestamp to a different time zone?" --k=3 \
   --mode=lexical
+echo "== RAG: answered from the passages by the server's decoder, streamed, with sources"
+cli ask pgdocs "How do I reclaim disk space taken by deleted rows?" --max_tokens=120
+echo "== the same question again: the passages' keys and values come from the cache (see TTFT)"
+cli ask pgdocs "How do I reclaim disk space taken by deleted rows?" --max_tokens=120
+cli ask pgdocs "Which function converts a timestamp to a different time zone?" --max_tokens=120
 cli stats
 echo "== stopping the server (SIGTERM)"
 kill -TERM $server_pid

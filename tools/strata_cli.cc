@@ -74,6 +74,8 @@ ABSL_FLAG(uint32_t, passages, 4, "ask: passages the model reads (1 to 16)");
 ABSL_FLAG(uint32_t, max_tokens, 256, "ask: tokens the answer may have at most");
 ABSL_FLAG(double, temperature, 0, "ask: sampling temperature (0 = greedy)");
 ABSL_FLAG(uint64_t, seed, 0, "ask: sampling seed");
+ABSL_FLAG(double, repetition_penalty, 1.1,
+          "ask: penalty on tokens among the last 64 (1 = none; small models loop without one)");
 ABSL_FLAG(std::string, cache_mode, "int8",
           "ask: how the passages' keys and values come: int8, int4 or f16 (cached, computed once "
           "per passage), or full (every token computed for this question)");
@@ -278,6 +280,21 @@ int main(int argc, char** argv) {
           static_cast<unsigned long long>(e.batches()), static_cast<unsigned long long>(e.texts()),
           static_cast<unsigned long long>(e.tokens()));
     }
+    if (resp.has_generation()) {
+      const pb::GenerationStats& g = resp.generation();
+      std::printf(
+          "  generation: %s on %s: %llu done, %llu cancelled, %llu failed, %llu running, %llu "
+          "queued, mean batch %.2f; passage KV cache %llu RAM + %llu SSD hits, %llu misses, "
+          "%.1f MiB RAM, %.1f MiB SSD\n",
+          g.model().c_str(), g.backend().c_str(), static_cast<unsigned long long>(g.completed()),
+          static_cast<unsigned long long>(g.cancelled()),
+          static_cast<unsigned long long>(g.failed()), static_cast<unsigned long long>(g.running()),
+          static_cast<unsigned long long>(g.queued()), g.mean_batch(),
+          static_cast<unsigned long long>(g.cache_ram_hits()),
+          static_cast<unsigned long long>(g.cache_disk_hits()),
+          static_cast<unsigned long long>(g.cache_misses()), g.cache_ram_bytes() / 1048576.0,
+          g.cache_disk_bytes() / 1048576.0);
+    }
     return 0;
   }
   if (cmd == "embed") {
@@ -439,6 +456,8 @@ int main(int argc, char** argv) {
     req.mutable_params()->set_max_tokens(absl::GetFlag(FLAGS_max_tokens));
     req.mutable_params()->set_temperature(static_cast<float>(absl::GetFlag(FLAGS_temperature)));
     req.mutable_params()->set_seed(absl::GetFlag(FLAGS_seed));
+    req.mutable_params()->set_repetition_penalty(
+        static_cast<float>(absl::GetFlag(FLAGS_repetition_penalty)));
     const std::string mode = absl::AsciiStrToLower(absl::GetFlag(FLAGS_cache_mode));
     if (mode == "int8") {
       req.set_cache_mode(pb::CACHED_INT8);
