@@ -193,7 +193,11 @@ void Generator::Loop() {
         ++i;
       }
     }
-    if (running_.empty()) continue;
+    if (running_.empty()) {
+      absl::MutexLock lock(&mu_);
+      stats_.running = 0;
+      continue;
+    }
     std::vector<DecoderRow> rows;
     for (auto& j : running_) rows.push_back({j->seq.get(), j->next, true});
     const absl::Status s = decoder_->Step(rows, &logits);
@@ -224,6 +228,8 @@ void Generator::Loop() {
       }
     }
     running_ = std::move(still);
+    absl::MutexLock lock(&mu_);
+    stats_.running = static_cast<int64_t>(running_.size());
   }
   // Shutting down: everyone ends cancelled.
   for (auto& j : running_) Finish(std::move(j), "cancelled", absl::OkStatus());

@@ -7,7 +7,8 @@ The build generates the stubs into build/python (strata_pb2.py, strata_pb2_grpc.
     python3 tools/python/example.py --server=127.0.0.1:50051 --stubs=build/python
 
 It searches by vector and lexically (BM25 over the payload text); with a server that has a model
-(--model_dir), it also embeds texts and makes a hybrid search.
+(--model_dir), it also embeds texts and makes a hybrid search; with a decoder (--decoder), it asks a
+question and prints the streamed answer with its sources (Generate).
 """
 import argparse
 import random
@@ -106,7 +107,33 @@ def text_example(stub, pb, grpc, name):
         print(f"  {h.payload.text!r}: score {h.scores.score:.3f}, dense distance "
               f"{h.scores.dense_distance:.3f}, BM25 {h.scores.lexical_score:.3f}")
     assert res.hits[0].id == 0, res
+    rag_example(stub, pb, grpc, name)
     stub.DropCollection(pb.DropCollectionRequest(name=name))
+
+
+def rag_example(stub, pb, grpc, name):
+    """A question answered from the collection's passages, streamed (strata-server --decoder)."""
+    req = pb.GenerateRequest(collection=name, question="How does PostgreSQL free dead rows?", k=2,
+                             params=pb.GenerationParams(max_tokens=48, repetition_penalty=1.1))
+    answer = []
+    try:
+        for msg in stub.Generate(req):
+            if msg.HasField("summary"):
+                s = msg.summary
+                print(f"\nrag: {s.usage.generated_tokens} tokens ({s.finish_reason}), TTFT "
+                      f"{s.timings.ttft_ms:.0f} ms, {s.usage.cached_tokens} of "
+                      f"{s.usage.prompt_tokens} prompt tokens from the KV cache")
+                for c in s.citations:
+                    print(f"  [{c.number}] id {c.id}: {c.payload.text!r}")
+            else:
+                answer.append(msg.text)
+                print(msg.text, end="", flush=True)
+    except grpc.RpcError as e:
+        if e.code() != grpc.StatusCode.FAILED_PRECONDITION:
+            raise
+        print(f"rag: skipped ({e.details()})")
+        return
+    assert answer, "no answer text"
 
 
 if __name__ == "__main__":
