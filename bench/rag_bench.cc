@@ -1,7 +1,7 @@
 // strata-rag-bench: what caching passage KV costs in answer quality and saves in time to first
 // token, in-process, on SQuAD v1.1 dev (../shared/data). For each question: the top --k passages
-// by BM25 (the gold passage's recall is reported), the prompt Generate builds (service/rag_prompt.h),
-// then
+// by BM25 (the gold passage's recall is reported), the prompt Generate builds
+// (service/rag_prompt.h), then
 //   full prefill        every token computed; greedy answer A (the reference);
 //   each cached mode    passages' keys and values computed once after the shared prefix (as the
 //                       server's cache holds them), assembled with recompute (or plain
@@ -50,7 +50,9 @@ using strata::gpu::Decoder;
 using strata::gpu::KvFormat;
 using strata::gpu::PassageKv;
 using Clock = std::chrono::steady_clock;
-double Since(Clock::time_point t) { return std::chrono::duration<double>(Clock::now() - t).count(); }
+double Since(Clock::time_point t) {
+  return std::chrono::duration<double>(Clock::now() - t).count();
+}
 
 // SQuAD's answer normalisation: lower case, no punctuation, no articles, single spaces.
 std::string Normalize(const std::string& s) {
@@ -78,7 +80,8 @@ double F1(const std::string& pred, const std::string& gold) {
     if (counts[w] > 0) --counts[w], ++common;
   }
   if (common == 0) return 0.0;
-  const double prec = static_cast<double>(common) / p.size(), rec = static_cast<double>(common) / g.size();
+  const double prec = static_cast<double>(common) / p.size(),
+               rec = static_cast<double>(common) / g.size();
   return 2 * prec * rec / (prec + rec);
 }
 
@@ -121,8 +124,9 @@ int main(int argc, char** argv) {
       const auto j = nlohmann::json::parse(line);
       std::string title = j.value("title", "");
       std::replace(title.begin(), title.end(), '_', ' ');
-      const std::string text = title.empty() ? j["text"].get<std::string>()
-                                             : absl::StrCat(title, "\n", j["text"].get<std::string>());
+      const std::string text = title.empty()
+                                   ? j["text"].get<std::string>()
+                                   : absl::StrCat(title, "\n", j["text"].get<std::string>());
       index_of[j["id"]] = pid.size();
       if (!bm25.Add(pid.size(), strata::AnalyzeText(text)).ok()) return 1;
       pid.push_back(j["id"]);
@@ -136,7 +140,8 @@ int main(int argc, char** argv) {
     while (std::getline(in, line)) all.push_back(nlohmann::json::parse(line));
   }
   if (pid.empty() || all.empty()) {
-    std::fprintf(stderr, "strata-rag-bench: no passages or questions (see --passages/--questions)\n");
+    std::fprintf(stderr,
+                 "strata-rag-bench: no passages or questions (see --passages/--questions)\n");
     return 1;
   }
   auto opened = Decoder::Open(absl::GetFlag(FLAGS_model));
@@ -154,8 +159,9 @@ int main(int argc, char** argv) {
     auto seq = *d.NewSequence(static_cast<int64_t>(prompt.prefix().size()));
     strata::gpu::KvCapture cap;
     if (!d.Forward(prompt.prefix(), *seq, nullptr, false, &cap).ok()) return 1;
-    prefix_kv = std::make_shared<PassageKv>(PassageKv::Compress(
-        KvFormat::kF32, static_cast<int>(prompt.prefix().size()), c.kv_heads, c.head_dim, cap.k, cap.v));
+    prefix_kv = std::make_shared<PassageKv>(
+        PassageKv::Compress(KvFormat::kF32, static_cast<int>(prompt.prefix().size()), c.kv_heads,
+                            c.head_dim, cap.k, cap.v));
   }
   const float ratio = static_cast<float>(absl::GetFlag(FLAGS_recompute_ratio));
   const int first = absl::GetFlag(FLAGS_recompute_first);
@@ -270,8 +276,10 @@ int main(int argc, char** argv) {
         auto seq2 = *d.NewSequence(n + answer_tokens + 1);
         std::vector<strata::gpu::CachedSpan> spans = {{0, prefix_kv.get(), 0}};
         std::vector<std::shared_ptr<PassageKv>> keep;
-        for (size_t i = 0; i < hits.size(); ++i) keep.push_back(entry(hits[i].id, bodies[i], m.format));
-        for (size_t i = 0; i < hits.size(); ++i) spans.push_back({layout.passages[i].position, keep[i].get(), m.first});
+        for (size_t i = 0; i < hits.size(); ++i)
+          keep.push_back(entry(hits[i].id, bodies[i], m.format));
+        for (size_t i = 0; i < hits.size(); ++i)
+          spans.push_back({layout.passages[i].position, keep[i].get(), m.first});
         strata::gpu::AssembleOptions o;
         o.recompute_ratio = m.ratio;
         std::vector<float> l2;
@@ -292,13 +300,14 @@ int main(int argc, char** argv) {
   }
   std::fprintf(stderr, "\n");
   const Mode& full = modes[0];
-  std::printf("SQuAD v1.1 dev, %d questions, top-%d BM25 passages (gold passage recall %.3f), "
-              "answers <= %d tokens, recompute %.2f + first %d\n",
-              limit, k, static_cast<double>(recalled) / limit, answer_tokens, ratio, first);
+  std::printf(
+      "SQuAD v1.1 dev, %d questions, top-%d BM25 passages (gold passage recall %.3f), "
+      "answers <= %d tokens, recompute %.2f + first %d\n",
+      limit, k, static_cast<double>(recalled) / limit, answer_tokens, ratio, first);
   std::printf("passage entries computed: %d in %.1f s (%.0f ms each, then reused)\n", cache_misses,
               cache_seconds, 1000 * cache_seconds / std::max(1, cache_misses));
-  std::printf("%-20s %10s %10s %12s %8s %8s %10s %9s\n", "mode", "NLL/token", "dNLL",
-              "first tok", "EM", "F1", "TTFT ms", "speedup");
+  std::printf("%-20s %10s %10s %12s %8s %8s %10s %9s\n", "mode", "NLL/token", "dNLL", "first tok",
+              "EM", "F1", "TTFT ms", "speedup");
   nlohmann::json out = nlohmann::json::array();
   for (const Mode& m : modes) {
     const double nll_tok = m.tokens > 0 ? m.nll / m.tokens : 0;
@@ -306,15 +315,21 @@ int main(int argc, char** argv) {
     std::printf("%-20s %10.4f %9.2f%% %11.1f%% %8.3f %8.3f %10.1f %8.2fx\n", m.name.c_str(),
                 nll_tok, dnll, 100.0 * m.first_agree / limit, m.em / m.answers, m.f1 / m.answers,
                 1000 * m.ttft / limit, full.ttft / m.ttft);
-    out.push_back({{"mode", m.name}, {"nll_per_token", nll_tok}, {"dnll_percent", dnll},
+    out.push_back({{"mode", m.name},
+                   {"nll_per_token", nll_tok},
+                   {"dnll_percent", dnll},
                    {"first_token_agreement", static_cast<double>(m.first_agree) / limit},
-                   {"em", m.em / m.answers}, {"f1", m.f1 / m.answers},
-                   {"ttft_ms", 1000 * m.ttft / limit}, {"speedup", full.ttft / m.ttft}});
+                   {"em", m.em / m.answers},
+                   {"f1", m.f1 / m.answers},
+                   {"ttft_ms", 1000 * m.ttft / limit},
+                   {"speedup", full.ttft / m.ttft}});
   }
   if (!absl::GetFlag(FLAGS_json).empty()) {
-    std::ofstream(absl::GetFlag(FLAGS_json)) << nlohmann::json{{"questions", limit}, {"k", k},
-                                                               {"gold_recall", static_cast<double>(recalled) / limit},
-                                                               {"modes", out}}.dump(1);
+    std::ofstream(absl::GetFlag(FLAGS_json)) << nlohmann::json{
+        {"questions", limit},
+        {"k", k},
+        {"gold_recall", static_cast<double>(recalled) / limit},
+        {"modes", out}}.dump(1);
   }
   return 0;
 }

@@ -128,3 +128,5 @@ for i, (method, req) in enumerate(reqs):
         f.write(bytes([method]) + req.SerializeToString())
 PY
 du -sh "$out"/*
+# GGUF and BPE seeds (a minimal model file and a few texts).
+python3 tests/fuzz/gguf_bpe_seeds.py "$out"
