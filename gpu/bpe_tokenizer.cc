@@ -210,7 +210,10 @@ absl::StatusOr<std::unique_ptr<BpeTokenizer>> BpeTokenizer::FromGguf(const GgufF
   std::vector<int32_t> types;
   if (file.Find("tokenizer.ggml.token_type") != nullptr) {
     ASSIGN_OR_RETURN(const std::vector<double>* t, file.GetNumbers("tokenizer.ggml.token_type"));
-    for (double v : *t) types.push_back(static_cast<int32_t>(v));
+    for (double v : *t) {
+      // A hostile file may hold any double here: out of range is a normal token.
+      types.push_back(v >= 0 && v <= 64 ? static_cast<int32_t>(v) : 1);
+    }
   }
   auto tok = Create(*tokens, *merges, types, pre);
   if (!tok.ok())

@@ -52,7 +52,7 @@ absl::StatusOr<std::shared_ptr<std::atomic<bool>>> Generator::Submit(GenerationR
   auto job = std::make_unique<Job>();
   job->kv_bytes = SequenceBytes(positions);
   if (job->kv_bytes > options_.kv_budget_bytes) {
-    return absl::ResourceExhaustedError(absl::StrCat(
+    return absl::InvalidArgumentError(absl::StrCat(
         "this generation's KV cache (", job->kv_bytes >> 20, " MiB) exceeds the server's budget (",
         options_.kv_budget_bytes >> 20, " MiB); ask for fewer passages or tokens"));
   }
@@ -133,6 +133,7 @@ void Generator::Loop() {
   std::vector<float> logits;
   while (true) {
     std::unique_ptr<Job> admit;
+    std::vector<std::unique_ptr<Job>> cancelled_waiting;
     {
       absl::MutexLock lock(&mu_);
       auto ready = [this]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
@@ -140,6 +141,15 @@ void Generator::Loop() {
       };
       mu_.Await(absl::Condition(&ready));
       if (stopping_) break;
+      // Cancelled waiters leave the queue at once (their callers are blocked on them).
+      for (auto it = queue_.begin(); it != queue_.end();) {
+        if ((*it)->cancel->load()) {
+          cancelled_waiting.push_back(std::move(*it));
+          it = queue_.erase(it);
+        } else {
+          ++it;
+        }
+      }
       // Admit one waiting generation per iteration when it fits.
       if (!queue_.empty() && static_cast<int>(running_.size()) < options_.max_running &&
           kv_in_use_ + queue_.front()->kv_bytes <= options_.kv_budget_bytes) {
@@ -149,6 +159,7 @@ void Generator::Loop() {
       }
       stats_.running = static_cast<int64_t>(running_.size()) + (admit != nullptr ? 1 : 0);
     }
+    for (auto& j : cancelled_waiting) Finish(std::move(j), "cancelled", absl::OkStatus());
     if (admit != nullptr) {
       if (admit->cancel->load()) {
         admit->seq = nullptr;

@@ -147,7 +147,7 @@ void PassageKvCache::EvictRamLocked(std::list<RamEntry>* victims) {
   }
 }
 
-void PassageKvCache::DropDisk(const std::list<DiskEntry>::iterator& it) {
+void PassageKvCache::DropDisk(std::list<DiskEntry>::iterator it) {
   stats_.disk_bytes -= it->bytes;
   disk_index_.erase(it->key.Encode());
   disk_lru_.erase(it);
@@ -177,6 +177,7 @@ void PassageKvCache::Spill(std::list<RamEntry> victims) {
     std::vector<std::string> evicted;
     {
       absl::MutexLock lock(&mu_);
+      if (disk_index_.contains(name)) continue;  // a concurrent spill of the same entry won
       disk_lru_.push_front({v.key, bytes.size()});
       disk_index_[name] = disk_lru_.begin();
       stats_.disk_bytes += bytes.size();

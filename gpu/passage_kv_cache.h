@@ -96,7 +96,8 @@ class PassageKvCache final {
   // Spills `victims` (evicted from RAM) to disk, outside the lock.
   void Spill(std::list<RamEntry> victims);
   void EvictRamLocked(std::list<RamEntry>* victims) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
-  void DropDisk(const std::list<DiskEntry>::iterator& it) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // By value: the caller's iterator may live in the index slot this erases.
+  void DropDisk(std::list<DiskEntry>::iterator it) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   template <typename Pred>
   void InvalidateIf(Pred pred);
 

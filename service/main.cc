@@ -149,11 +149,11 @@ int main(int argc, char** argv) {
   o.generate.kv_cache_ram_mb = absl::GetFlag(FLAGS_kv_cache_ram_mb);
   o.generate.kv_cache_disk_mb = absl::GetFlag(FLAGS_kv_cache_disk_mb);
   o.generate.max_tokens = absl::GetFlag(FLAGS_max_generation_tokens);
-  if (o.generate.max_running < 1 || o.generate.max_queued < 0 || o.generate.kv_budget_mb < 1 ||
+  if (o.generate.max_running < 1 || o.generate.max_queued < 1 || o.generate.kv_budget_mb < 1 ||
       o.generate.max_tokens < 1) {
     std::fprintf(stderr,
                  "strata-server: --generation_max_running, --generation_kv_mb and "
-                 "--max_generation_tokens must be >= 1, --generation_max_queued >= 0\n");
+                 "--max_generation_tokens and --generation_max_queued must be >= 1\n");
     return 2;
   }
   uint32_t mb = absl::GetFlag(FLAGS_max_message_mb);

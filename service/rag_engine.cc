@@ -141,6 +141,11 @@ absl::Status RagEngine::Answer(const RagRequest& req,
         "[0, 384]");
   }
   RETURN_IF_ERROR(gpu::CheckSamplingParams(req.sampling));
+  if (!req.instructions.empty() && decoder_->tokenizer().Encode(req.instructions, false).size() >
+                                       static_cast<size_t>(kMaxInstructionTokens)) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("the instructions (system) exceed ", kMaxInstructionTokens, " tokens"));
+  }
   ASSIGN_OR_RETURN(std::shared_ptr<const Prefix> prefix, PrefixFor(req.instructions));
   const RagPrompt& prompt = *prefix->prompt;
   const std::vector<int32_t> question = prompt.QuestionTokens(req.question);
@@ -151,20 +156,32 @@ absl::Status RagEngine::Answer(const RagRequest& req,
   // Passages: tokens, then entries (cached modes).
   const auto t_kv = Clock::now();
   std::vector<std::vector<int32_t>> bodies;
+  std::vector<const RagPassage*> used;  // passages with at least one token
   for (const RagPassage& p : req.passages) {
     bool cut = false;
-    bodies.push_back(prompt.PassageTokens(p.text, &cut));
+    std::vector<int32_t> body = prompt.PassageTokens(p.text, &cut);
+    if (body.empty()) continue;  // e.g. only bytes the vocabulary has no token for
     report->passages_cut += cut ? 1 : 0;
+    bodies.push_back(std::move(body));
+    used.push_back(&p);
   }
   const PromptLayout layout = prompt.Build(bodies, question);
+  // Checked before any passage is computed: a context that cannot fit wastes no decoder time.
+  if (static_cast<int64_t>(layout.tokens.size()) + req.max_tokens >
+      decoder_->config().context_length) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("the prompt's ", layout.tokens.size(), " tokens + max_tokens ", req.max_tokens,
+                     " exceed the model's context of ", decoder_->config().context_length,
+                     "; ask for fewer passages or tokens"));
+  }
   gpu::GenerationRequest gen;
   gen.prompt = layout.tokens;
   if (!req.full_prefill) {
     gen.spans.push_back({0, prefix->kv.get(), 0});
     gen.keep.push_back(prefix->kv);
-    for (size_t i = 0; i < req.passages.size(); ++i) {
-      ASSIGN_OR_RETURN(auto kv,
-                       PassageKv(req.collection, req.passages[i], bodies[i], req.format, report));
+    for (size_t i = 0; i < used.size(); ++i) {
+      if (cancelled && cancelled()) return absl::CancelledError("the client went away");
+      ASSIGN_OR_RETURN(auto kv, PassageKv(req.collection, *used[i], bodies[i], req.format, report));
       report->cache_bytes += kv->bytes();
       gen.spans.push_back({layout.passages[i].position, kv.get(), req.recompute_first});
       gen.keep.push_back(std::move(kv));

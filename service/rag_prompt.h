@@ -22,8 +22,9 @@ namespace strata {
 inline constexpr char kDefaultRagInstructions[] =
     "Answer the question from the numbered passages below. Be brief and factual, and cite the "
     "passages you use like [1]. If the passages do not contain the answer, say you do not know.";
-inline constexpr int kMaxPassageTokens = 384;   // longer passages are cut (at a token)
-inline constexpr int kMaxQuestionTokens = 256;  // longer questions are refused
+inline constexpr int kMaxPassageTokens = 384;      // longer passages are cut (at a token)
+inline constexpr int kMaxQuestionTokens = 256;     // longer questions are refused
+inline constexpr int kMaxInstructionTokens = 512;  // longer instructions (system) are refused
 
 struct PromptLayout {
   std::vector<int32_t> tokens;

@@ -461,7 +461,13 @@ class StrataService final : public pb::Strata::Service {
   grpc::Status Generate(grpc::ServerContext* ctx, const pb::GenerateRequest* req,
                         grpc::ServerWriter<pb::GenerateResponse>* writer) override {
     return Run("Generate", ctx, *req, [&](CallBudget& budget) -> absl::Status {
+      if (rag_ == nullptr) return ServeGenerate(*req, nullptr, {}, ctx, writer);  // names --decoder
       ASSIGN_OR_RETURN(auto col, catalog_->Find(req->collection()));
+      if (req->system().size() > limits_.max_text_bytes) {
+        return absl::InvalidArgumentError(
+            absl::StrCat("system has ", req->system().size(), " bytes; the limit is ",
+                         limits_.max_text_bytes, " (--max_text_bytes)"));
+      }
       if (!req->question().empty()) {
         RETURN_IF_ERROR(CheckTexts({req->question()}, /*need_model=*/false));
       }
