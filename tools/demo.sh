@@ -8,7 +8,7 @@
 # then questions answered from those passages (RAG: the server's SmolLM2-135M-Instruct reads the
 # retrieved passages, whose keys and values it computes once and caches, and streams an answer with
 # its sources; asked twice, to show the cache). Prints the server's statistics and stops it cleanly.
-# STRATA_DEMO_PASSAGES (default 0 = all ~2,600 passages) sets how many passages are embedded.
+# STRATA_DEMO_PASSAGES (default 0 = all ~6,000 passages) sets how many passages are embedded.
 # Data goes to $STRATA_DEMO_DIR (default: strata-data/demo in the checkout); the server's data
 # directory there is recreated on every run.
 set -euo pipefail

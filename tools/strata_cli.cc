@@ -507,6 +507,7 @@ int main(int argc, char** argv) {
       std::printf("  [%u] id %llu (score %.3f)%s\n      %s\n", c.number(),
                   static_cast<unsigned long long>(c.id()), c.score(), title.c_str(), text.c_str());
     }
+    std::fflush(stdout);  // the sources before the figures (stderr is unbuffered)
     const pb::GenerationUsage& u = summary.usage();
     const pb::GenerationTimings& t = summary.timings();
     const pb::KvCacheReport& kv = summary.cache();
