@@ -82,8 +82,8 @@ class GenerateTest : public ::testing::Test {
     ASSERT_TRUE(testing::WriteTinyDecoder(spec, tmp_.File("tiny.gguf")).ok());
     server_ = std::make_unique<ServerProcess>(
         tmp_.File("data"), tmp_.File("server.log"),
-        std::vector<std::string>{"--decoder=" + tmp_.File("tiny.gguf"), "--max_generation_tokens=64",
-                                 "--kv_cache_disk_mb=1"});
+        std::vector<std::string>{"--decoder=" + tmp_.File("tiny.gguf"),
+                                 "--max_generation_tokens=64", "--kv_cache_disk_mb=1"});
     ASSERT_NO_FATAL_FAILURE(server_->Start());
     CreateCollection(server_->stub(), "docs", 4, pb::FLOAT32);
     std::vector<std::pair<uint64_t, std::string>> points;
@@ -162,7 +162,8 @@ TEST_F(GenerateTest, RefusesBadRequestsByName) {
   r.mutable_params()->set_max_tokens(65);
   grpc::Status s = code(r);
   EXPECT_EQ(s.error_code(), grpc::StatusCode::INVALID_ARGUMENT);
-  EXPECT_NE(s.error_message().find("max_generation_tokens"), std::string::npos) << s.error_message();
+  EXPECT_NE(s.error_message().find("max_generation_tokens"), std::string::npos)
+      << s.error_message();
   r = Question("q", pb::CACHED_INT8);
   r.mutable_params()->set_temperature(-1);
   EXPECT_EQ(code(r).error_code(), grpc::StatusCode::INVALID_ARGUMENT);
