@@ -67,6 +67,9 @@ void QuantMatmul(const float* x, int64_t m, const QuantMatrix& w, const float* b
     std::vector<float> row(static_cast<size_t>(k));
     auto* panel = static_cast<float*>(
         std::aligned_alloc(64, static_cast<size_t>((k * kPanelCols * 4 + 63) / 64 * 64)));
+    // Out of memory for a 32-row panel: the product cannot run; an abort names it rather than a
+    // write through null (Status cannot leave a ParallelFor chunk).
+    if (panel == nullptr) std::abort();
     for (int64_t p = p0; p < p1; ++p) {
       const int64_t c0 = p * kPanelCols;
       const int cols = static_cast<int>(std::min<int64_t>(kPanelCols, n - c0));
