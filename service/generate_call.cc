@@ -133,6 +133,7 @@ absl::Status ServeGenerate(const pb::GenerateRequest& req, RagEngine* rag,
   u->set_cached_tokens(static_cast<uint32_t>(report.cached_tokens));
   u->set_recomputed_tokens(static_cast<uint32_t>(report.recomputed_tokens));
   u->set_generated_tokens(static_cast<uint32_t>(report.generated_tokens));
+  u->set_passages_cut(static_cast<uint32_t>(report.passages_cut));
   pb::GenerationTimings* t = summary->mutable_timings();
   t->set_retrieval_ms(static_cast<float>(Ms(retrieval_s)));
   t->set_embedding_ms(static_cast<float>(Ms(found.embed_seconds)));

@@ -113,19 +113,6 @@ absl::StatusOr<std::shared_ptr<const gpu::PassageKv>> RagEngine::PassageKv(
   return kv;
 }
 
-absl::Status RagEngine::Precompute(const std::string& collection,
-                                   const std::vector<RagPassage>& passages, gpu::KvFormat format,
-                                   int* computed) {
-  RagReport report;
-  for (const RagPassage& p : passages) {
-    if (p.text.empty()) continue;
-    const std::vector<int32_t> tokens = default_prefix_->prompt->PassageTokens(p.text);
-    RETURN_IF_ERROR(PassageKv(collection, p, tokens, format, &report).status());
-  }
-  if (computed != nullptr) *computed = report.misses;
-  return absl::OkStatus();
-}
-
 absl::Status RagEngine::Answer(const RagRequest& req,
                                const std::function<bool(const std::string&)>& on_text,
                                const std::function<bool()>& cancelled, RagReport* report) {

@@ -76,12 +76,6 @@ class RagEngine final {
                                     const std::function<bool(const std::string&)>& on_text,
                                     const std::function<bool()>& cancelled, RagReport* report);
 
-  // Computes and keeps the passages' entries in `format` (those not cached yet); *computed
-  // counts them. For loaders that warm the cache (strata-load --precompute_kv).
-  [[nodiscard]] absl::Status Precompute(const std::string& collection,
-                                        const std::vector<RagPassage>& passages,
-                                        gpu::KvFormat format, int* computed);
-
   [[nodiscard]] gpu::PassageKvCache& cache() { return *cache_; }
   [[nodiscard]] const gpu::Decoder& decoder() const { return *decoder_; }
   [[nodiscard]] gpu::GeneratorStats generator_stats() const { return generator_->stats(); }
