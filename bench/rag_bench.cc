@@ -233,7 +233,7 @@ int main(int argc, char** argv) {
         m.tokens += static_cast<int64_t>(reference.size());
         m.first_agree += 1;
       } else {
-        std::vector<strata::gpu::CachedSpan> spans = {{0, prefix_kv.get(), 0}};
+        std::vector<strata::gpu::CachedSpan> spans = {{0, prefix_kv.get(), 0, /*exact=*/true}};
         std::vector<std::shared_ptr<PassageKv>> keep;
         for (size_t i = 0; i < hits.size(); ++i) {
           keep.push_back(entry(hits[i].id, bodies[i], m.format));
@@ -274,7 +274,7 @@ int main(int argc, char** argv) {
         own = reference;
       } else {
         auto seq2 = *d.NewSequence(n + answer_tokens + 1);
-        std::vector<strata::gpu::CachedSpan> spans = {{0, prefix_kv.get(), 0}};
+        std::vector<strata::gpu::CachedSpan> spans = {{0, prefix_kv.get(), 0, /*exact=*/true}};
         std::vector<std::shared_ptr<PassageKv>> keep;
         for (size_t i = 0; i < hits.size(); ++i)
           keep.push_back(entry(hits[i].id, bodies[i], m.format));

@@ -509,8 +509,11 @@ absl::Status Decoder::Assemble(absl::Span<const int32_t> tokens, absl::Span<cons
     RETURN_IF_ERROR(b.CopyToHostFloat(k1, fk.size(), fk.data()));
     RETURN_IF_ERROR(b.CopyToHostFloat(v1, fv.size(), fv.data()));
     std::vector<std::pair<double, int64_t>> deviation;
+    int64_t base = 0;  // cached tokens of the spans that may deviate
     for (size_t si = 0; si < spans.size(); ++si) {
       const CachedSpan& s = spans[si];
+      if (s.exact) continue;
+      base += s.kv->tokens();
       for (int64_t t = 0; t < s.kv->tokens(); ++t) {
         const int64_t p = s.position + t;
         if (forced[static_cast<size_t>(p)]) continue;
@@ -525,8 +528,8 @@ absl::Status Decoder::Assemble(absl::Span<const int32_t> tokens, absl::Span<cons
         deviation.emplace_back(d, p);
       }
     }
-    const auto extra = static_cast<size_t>(
-        std::llround(options.recompute_ratio * static_cast<double>(st.cached_tokens)));
+    const auto extra =
+        static_cast<size_t>(std::llround(options.recompute_ratio * static_cast<double>(base)));
     const size_t take = std::min(deviation.size(), extra);
     std::partial_sort(deviation.begin(), deviation.begin() + static_cast<std::ptrdiff_t>(take),
                       deviation.end(), [](const auto& a, const auto& b2) {

@@ -89,11 +89,16 @@ struct CachedSpan {
   int64_t position = 0;
   const PassageKv* kv = nullptr;
   int recompute_first = 0;
+  // The entry was computed at this very place after what precedes it here (e.g. the shared
+  // instructions at position 0): it equals a fresh computation, so the deviating share neither
+  // picks nor counts its tokens.
+  bool exact = false;
 };
 
 struct AssembleOptions {
-  // Share of the cached tokens recomputed besides recompute_first: those whose keys and values
-  // deviate most from a fresh computation at layer 1 (CacheBlend's selection). 0: none.
+  // Share of the cached tokens of spans not marked exact, recomputed besides recompute_first:
+  // those whose keys and values deviate most from a fresh computation at layer 1 (CacheBlend's
+  // selection). 0: none.
   float recompute_ratio = 0.0f;
 };
 

@@ -38,7 +38,7 @@ GeneratorStats Generator::stats() const {
   return s;
 }
 
-absl::StatusOr<std::shared_ptr<std::atomic<bool>>> Generator::Submit(GenerationRequest r) {
+absl::StatusOr<std::shared_ptr<GenerationControl>> Generator::Submit(GenerationRequest r) {
   const int64_t positions = static_cast<int64_t>(r.prompt.size()) + r.max_tokens;
   if (r.prompt.empty() || r.max_tokens < 1) {
     return absl::InvalidArgumentError("a generation needs a prompt and max_tokens >= 1");
@@ -49,6 +49,11 @@ absl::StatusOr<std::shared_ptr<std::atomic<bool>>> Generator::Submit(GenerationR
                      " exceed the model's context of ", decoder_->config().context_length));
   }
   RETURN_IF_ERROR(CheckSamplingParams(r.sampling));
+  for (const GenerationRequest::SpanSource& m : r.to_make) {
+    if (m.span >= r.spans.size() || r.spans[m.span].kv != nullptr || !m.make) {
+      return absl::InvalidArgumentError("an entry to make must name a span without an entry");
+    }
+  }
   auto job = std::make_unique<Job>();
   job->kv_bytes = SequenceBytes(positions);
   if (job->kv_bytes > options_.kv_budget_bytes) {
@@ -56,10 +61,10 @@ absl::StatusOr<std::shared_ptr<std::atomic<bool>>> Generator::Submit(GenerationR
         "this generation's KV cache (", job->kv_bytes >> 20, " MiB) exceeds the server's budget (",
         options_.kv_budget_bytes >> 20, " MiB); ask for fewer passages or tokens"));
   }
-  job->cancel = std::make_shared<std::atomic<bool>>(false);
+  job->control = std::make_shared<GenerationControl>();
   job->submitted = Clock::now();
   job->req = std::move(r);
-  auto cancel = job->cancel;
+  auto control = job->control;
   absl::MutexLock lock(&mu_);
   if (stopping_) return absl::UnavailableError("the generator is shutting down");
   if (static_cast<int>(queue_.size()) >= options_.max_queued) {
@@ -67,7 +72,7 @@ absl::StatusOr<std::shared_ptr<std::atomic<bool>>> Generator::Submit(GenerationR
         absl::StrCat(options_.max_queued, " generations are already waiting; try again later"));
   }
   queue_.push_back(std::move(job));
-  return cancel;
+  return control;
 }
 
 void Generator::Finish(std::unique_ptr<Job> job, const std::string& reason, absl::Status status) {
@@ -78,7 +83,8 @@ void Generator::Finish(std::unique_ptr<Job> job, const std::string& reason, absl
   }
   {
     absl::MutexLock lock(&mu_);
-    kv_in_use_ -= job->seq != nullptr ? job->kv_bytes : 0;
+    if (job->admitted) kv_in_use_ -= job->kv_bytes;
+    stats_.preparing = static_cast<int64_t>(preparing_.size());  // the job has left it
     if (reason == "cancelled") {
       ++stats_.cancelled;
     } else if (!job->result.status.ok()) {
@@ -100,7 +106,7 @@ bool Generator::Deliver(Job& job, int32_t token) {
   ++job.result.generated_tokens;
   job.history.push_back(token);
   if (job.req.on_token && !job.req.on_token(token)) {
-    job.cancel->store(true);
+    job.control->Cancel();
     return false;
   }
   job.next = token;
@@ -129,6 +135,80 @@ bool Generator::Start(Job& job) {
   return Deliver(job, job.sampler->Next(absl::MakeSpan(logits), job.history));
 }
 
+std::string Generator::EndReason(const Job& job) {
+  if (job.control->cancelled()) return "cancelled";
+  if (job.result.generated_tokens >= job.req.max_tokens) return "length";
+  return "stop";  // an end-of-turn token, or the caller's Stop()
+}
+
+void Generator::End(std::unique_ptr<Job> job) {
+  const std::string reason = EndReason(*job);
+  Finish(std::move(job), reason, absl::OkStatus());
+}
+
+void Generator::Admit(std::unique_ptr<Job> job) {
+  if (job->control->ended()) {
+    End(std::move(job));
+    return;
+  }
+  auto seq =
+      decoder_->NewSequence(static_cast<int64_t>(job->req.prompt.size()) + job->req.max_tokens);
+  if (!seq.ok()) {
+    Finish(std::move(job), "error", seq.status());
+    return;
+  }
+  job->seq = std::move(*seq);
+  if (job->req.to_make.empty()) {
+    Launch(std::move(job));
+  } else {
+    preparing_.push_back(std::move(job));
+  }
+}
+
+void Generator::Prepare() {
+  std::unique_ptr<Job>& job = preparing_.front();
+  if (job->control->ended()) {
+    std::unique_ptr<Job> j = std::move(job);
+    preparing_.pop_front();
+    End(std::move(j));
+    return;
+  }
+  const auto t0 = Clock::now();
+  GenerationRequest::SpanSource& source = job->req.to_make[job->made];
+  absl::StatusOr<std::shared_ptr<const PassageKv>> kv = source.make();
+  job->result.make_seconds += Seconds(Clock::now() - t0);
+  if (!kv.ok() || *kv == nullptr) {
+    std::unique_ptr<Job> j = std::move(job);
+    preparing_.pop_front();
+    Finish(std::move(j), "error",
+           kv.ok() ? absl::InternalError("an entry was made empty") : kv.status());
+    return;
+  }
+  job->req.spans[source.span].kv = kv->get();
+  job->req.keep.push_back(*std::move(kv));
+  {
+    absl::MutexLock lock(&mu_);
+    ++stats_.entries_made;
+  }
+  if (++job->made < job->req.to_make.size()) return;
+  std::unique_ptr<Job> j = std::move(job);
+  preparing_.pop_front();
+  Launch(std::move(j));
+}
+
+void Generator::Launch(std::unique_ptr<Job> job) {
+  if (Start(*job)) {
+    running_.push_back(std::move(job));
+    return;
+  }
+  const absl::Status status = job->result.status;
+  if (status.ok()) {
+    End(std::move(job));
+  } else {
+    Finish(std::move(job), "error", status);
+  }
+}
+
 void Generator::Loop() {
   std::vector<float> logits;
   while (true) {
@@ -137,13 +217,13 @@ void Generator::Loop() {
     {
       absl::MutexLock lock(&mu_);
       auto ready = [this]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
-        return stopping_ || !queue_.empty() || !running_.empty();
+        return stopping_ || !queue_.empty() || !running_.empty() || !preparing_.empty();
       };
       mu_.Await(absl::Condition(&ready));
       if (stopping_) break;
-      // Cancelled waiters leave the queue at once (their callers are blocked on them).
+      // Waiters ended by their callers leave the queue at once (their callers wait on them).
       for (auto it = queue_.begin(); it != queue_.end();) {
-        if ((*it)->cancel->load()) {
+        if ((*it)->control->ended()) {
           cancelled_waiting.push_back(std::move(*it));
           it = queue_.erase(it);
         } else {
@@ -151,55 +231,27 @@ void Generator::Loop() {
         }
       }
       // Admit one waiting generation per iteration when it fits.
-      if (!queue_.empty() && static_cast<int>(running_.size()) < options_.max_running &&
+      const size_t busy = running_.size() + preparing_.size();
+      if (!queue_.empty() && static_cast<int>(busy) < options_.max_running &&
           kv_in_use_ + queue_.front()->kv_bytes <= options_.kv_budget_bytes) {
         admit = std::move(queue_.front());
         queue_.pop_front();
         kv_in_use_ += admit->kv_bytes;
+        admit->admitted = true;
       }
-      stats_.running = static_cast<int64_t>(running_.size()) + (admit != nullptr ? 1 : 0);
+      stats_.running = static_cast<int64_t>(running_.size());
+      stats_.preparing = static_cast<int64_t>(preparing_.size()) + (admit != nullptr ? 1 : 0);
     }
-    for (auto& j : cancelled_waiting) Finish(std::move(j), "cancelled", absl::OkStatus());
-    if (admit != nullptr) {
-      if (admit->cancel->load()) {
-        admit->seq = nullptr;
-        {
-          absl::MutexLock lock(&mu_);
-          kv_in_use_ -= admit->kv_bytes;
-        }
-        Finish(std::move(admit), "cancelled", absl::OkStatus());
-      } else {
-        auto seq = decoder_->NewSequence(static_cast<int64_t>(admit->req.prompt.size()) +
-                                         admit->req.max_tokens);
-        if (!seq.ok()) {
-          absl::MutexLock lock(&mu_);
-          kv_in_use_ -= admit->kv_bytes;
-          admit->result.status = seq.status();
-        } else {
-          admit->seq = std::move(*seq);
-        }
-        if (admit->seq == nullptr) {
-          const absl::Status status = admit->result.status;
-          Finish(std::move(admit), "error", status);
-        } else if (Start(*admit)) {
-          running_.push_back(std::move(admit));
-        } else {
-          const absl::Status status = admit->result.status;
-          const std::string reason = !status.ok()            ? "error"
-                                     : admit->cancel->load() ? "cancelled"
-                                     : admit->result.generated_tokens >= admit->req.max_tokens
-                                         ? "length"
-                                         : "stop";
-          Finish(std::move(admit), reason, status);
-        }
-      }
-    }
-    // Cancelled ones leave before the pass.
+    for (auto& j : cancelled_waiting) End(std::move(j));
+    if (admit != nullptr) Admit(std::move(admit));
+    // One missing entry per iteration, between the running generations' passes.
+    if (!preparing_.empty()) Prepare();
+    // Ended ones leave before the pass.
     for (size_t i = 0; i < running_.size();) {
-      if (running_[i]->cancel->load()) {
+      if (running_[i]->control->ended()) {
         std::unique_ptr<Job> j = std::move(running_[i]);
         running_.erase(running_.begin() + static_cast<std::ptrdiff_t>(i));
-        Finish(std::move(j), "cancelled", absl::OkStatus());
+        End(std::move(j));
       } else {
         ++i;
       }
@@ -207,6 +259,7 @@ void Generator::Loop() {
     if (running_.empty()) {
       absl::MutexLock lock(&mu_);
       stats_.running = 0;
+      stats_.preparing = static_cast<int64_t>(preparing_.size());
       continue;
     }
     std::vector<DecoderRow> rows;
@@ -232,19 +285,19 @@ void Generator::Loop() {
       if (Deliver(*j, token)) {
         still.push_back(std::move(j));
       } else {
-        const std::string reason = j->cancel->load()                                 ? "cancelled"
-                                   : j->result.generated_tokens >= j->req.max_tokens ? "length"
-                                                                                     : "stop";
-        Finish(std::move(j), reason, absl::OkStatus());
+        End(std::move(j));
       }
     }
     running_ = std::move(still);
     absl::MutexLock lock(&mu_);
     stats_.running = static_cast<int64_t>(running_.size());
+    stats_.preparing = static_cast<int64_t>(preparing_.size());
   }
   // Shutting down: everyone ends cancelled.
   for (auto& j : running_) Finish(std::move(j), "cancelled", absl::OkStatus());
   running_.clear();
+  for (auto& j : preparing_) Finish(std::move(j), "cancelled", absl::OkStatus());
+  preparing_.clear();
   std::deque<std::unique_ptr<Job>> queued;
   {
     absl::MutexLock lock(&mu_);

@@ -2,7 +2,10 @@
 // thread runs one decoder pass per iteration over every running generation's next token (each
 // with its own KV sequence), samples each, hands each its token, and retires the finished; new
 // generations join between iterations, their prompts filled (full prefill, or assembly of cached
-// passage KV) one per iteration so running ones keep decoding.
+// passage KV) one per iteration so running ones keep decoding. Cached entries a generation still
+// lacks (a passage seen for the first time) are made on the scheduler thread too, one per
+// iteration, after the generation is admitted: the work and its memory are the decoder's, counted
+// and interleaved like everything else, never done on callers' threads behind the decoder's back.
 //
 // Memory: each generation's KV sequence (prompt + max_tokens positions) is counted against
 // `kv_budget_bytes`; a generation waits in the queue until it fits, and Submit refuses (with
@@ -37,6 +40,7 @@ struct GenerationResult {
   int64_t generated_tokens = 0;
   AssembleStats assemble;          // zero for a full prefill
   double queue_seconds = 0;        // submitted -> prompt started
+  double make_seconds = 0;         // making the missing cached entries (to_make)
   double prefill_seconds = 0;      // the prompt's pass (prefill or assembly)
   double first_token_seconds = 0;  // submitted -> first token handed over
   double decode_seconds = 0;       // first token -> last
@@ -48,6 +52,14 @@ struct GenerationRequest {
   // by `keep` for as long as the generation needs them.
   std::vector<CachedSpan> spans;
   std::vector<std::shared_ptr<const PassageKv>> keep;
+  // Entries to make for spans whose `kv` is still null: `make` runs on the scheduler thread once
+  // the generation is admitted (one per iteration); its entry goes into spans[span] and `keep`.
+  // An error ends the generation with it. `make` may use the decoder (it is not in a pass).
+  struct SpanSource {
+    size_t span = 0;
+    std::function<absl::StatusOr<std::shared_ptr<const PassageKv>>()> make;
+  };
+  std::vector<SpanSource> to_make;
   AssembleOptions assemble;
   SamplingParams sampling;
   int max_tokens = 256;
@@ -64,8 +76,28 @@ struct GeneratorOptions {
   size_t kv_budget_bytes = size_t{2} << 30;  // KV sequences of running generations together
 };
 
+// How a caller ends a generation early (checked before its prompt, between entries it makes and
+// between iterations). Cancel: the caller is gone (finish "cancelled"). Stop: the caller has what
+// it wanted, e.g. a stop string matched (finish "stop", counted as completed).
+class GenerationControl {
+ public:
+  void Cancel() { state_.store(kCancelled); }
+  void Stop() {
+    int running = kRunning;
+    state_.compare_exchange_strong(running, kStopped);
+  }
+  [[nodiscard]] bool ended() const { return state_.load() != kRunning; }
+  [[nodiscard]] bool cancelled() const { return state_.load() == kCancelled; }
+
+ private:
+  enum : int { kRunning, kStopped, kCancelled };
+  std::atomic<int> state_{kRunning};
+};
+
 struct GeneratorStats {
   int64_t running = 0, queued = 0, completed = 0, cancelled = 0, failed = 0;
+  int64_t preparing = 0;  // admitted, making their missing entries
+  int64_t entries_made = 0;
   int64_t steps = 0, batched_rows = 0;  // batched_rows / steps = mean batch size
   size_t kv_bytes = 0;
 };
@@ -79,9 +111,9 @@ class Generator final {
 
   // Queues a generation; its callbacks report from then on. InvalidArgument for an empty prompt
   // or max_tokens < 1, or a prompt + max_tokens beyond the model's context; ResourceExhausted
-  // when the queue is full or the generation could never fit the KV budget. The returned flag
-  // cancels it when set (checked before its prompt and between iterations).
-  [[nodiscard]] absl::StatusOr<std::shared_ptr<std::atomic<bool>>> Submit(GenerationRequest r);
+  // when the queue is full or the generation could never fit the KV budget. The returned control
+  // ends it early.
+  [[nodiscard]] absl::StatusOr<std::shared_ptr<GenerationControl>> Submit(GenerationRequest r);
 
   // Bytes of KV one generation of `positions` positions holds.
   [[nodiscard]] size_t SequenceBytes(int64_t positions) const;
@@ -91,7 +123,9 @@ class Generator final {
   using Clock = std::chrono::steady_clock;
   struct Job {
     GenerationRequest req;
-    std::shared_ptr<std::atomic<bool>> cancel;
+    std::shared_ptr<GenerationControl> control;
+    size_t made = 0;        // entries of req.to_make made so far
+    bool admitted = false;  // its kv_bytes are in kv_in_use_
     std::unique_ptr<DecoderSequence> seq;
     std::unique_ptr<Sampler> sampler;
     std::vector<int32_t> history;
@@ -101,10 +135,19 @@ class Generator final {
     Clock::time_point submitted, first_token;
   };
   void Loop();
+  // Takes the next job from the queue when it fits; it starts, or waits in preparing_.
+  void Admit(std::unique_ptr<Job> job);
+  // Makes one missing entry of the first preparing job; starts the job once it has them all.
+  void Prepare();
+  // Fills the prompt and moves the job to running_, or finishes it.
+  void Launch(std::unique_ptr<Job> job);
   // Fills a job's prompt and samples its first token; false when it ended there.
   bool Start(Job& job);
   // Hands `token` to the job, or ends it; false when it ended.
   bool Deliver(Job& job, int32_t token);
+  // The reason a job that ended without an error ends with.
+  static std::string EndReason(const Job& job);
+  void End(std::unique_ptr<Job> job);  // Finish with EndReason, no error
   void Finish(std::unique_ptr<Job> job, const std::string& reason, absl::Status status);
 
   Decoder* const decoder_;
@@ -115,7 +158,8 @@ class Generator final {
   size_t kv_in_use_ ABSL_GUARDED_BY(mu_) = 0;
   bool stopping_ ABSL_GUARDED_BY(mu_) = false;
   GeneratorStats stats_ ABSL_GUARDED_BY(mu_);
-  std::vector<std::unique_ptr<Job>> running_;  // scheduler thread only
+  std::vector<std::unique_ptr<Job>> running_;   // scheduler thread only
+  std::deque<std::unique_ptr<Job>> preparing_;  // scheduler thread only (admitted, making entries)
   std::thread thread_;
 };
 

@@ -155,6 +155,10 @@ class Cursor {
   const std::string& name_;
 };
 
+// Arrays grow past this many elements as they are read: an element in memory is up to 8x its
+// bytes in the file (a bool read as a double), so a count is not trusted for a reservation.
+constexpr uint64_t kMaxReserve = uint64_t{1} << 18;
+
 absl::Status ReadValue(Cursor& c, uint32_t type, GgufValue* v, const std::string& what) {
   if (type == kString) {
     ASSIGN_OR_RETURN(v->s, c.String(what));
@@ -168,7 +172,7 @@ absl::Status ReadValue(Cursor& c, uint32_t type, GgufValue* v, const std::string
     // Each string takes at least its 8-byte length: n beyond that cannot be in the file.
     RETURN_IF_ERROR(c.Need(n > c.left() / 8 ? c.left() + 1 : n * 8, what));
     v->kind = GgufValue::Kind::kStringArray;
-    v->strings.reserve(n);
+    v->strings.reserve(std::min<uint64_t>(n, kMaxReserve));
     for (uint64_t i = 0; i < n; ++i) {
       ASSIGN_OR_RETURN(std::string s, c.String(what));
       v->strings.push_back(std::move(s));
@@ -182,7 +186,7 @@ absl::Status ReadValue(Cursor& c, uint32_t type, GgufValue* v, const std::string
   }
   RETURN_IF_ERROR(c.Need(n > c.left() / eb ? c.left() + 1 : n * eb, what));
   v->kind = GgufValue::Kind::kNumberArray;
-  v->numbers.reserve(n);
+  v->numbers.reserve(std::min<uint64_t>(n, kMaxReserve));
   for (uint64_t i = 0; i < n; ++i) {
     GgufValue x;
     RETURN_IF_ERROR(c.Scalar(elem, &x, what));
@@ -260,7 +264,9 @@ absl::Status GgufFile::ParseAll() {
     ASSIGN_OR_RETURN(uint32_t type, c.Read<uint32_t>("a metadata type"));
     GgufValue v;
     RETURN_IF_ERROR(ReadValue(c, type, &v, absl::StrCat(path_, ": metadata '", key, "'")));
-    metadata_[key] = std::move(v);
+    if (!metadata_.emplace(key, std::move(v)).second) {
+      return absl::DataLossError(absl::StrCat(path_, ": metadata '", key, "' appears twice"));
+    }
   }
   uint64_t alignment = kDefaultAlignment;
   if (const GgufValue* a = Find("general.alignment"); a != nullptr) {

@@ -70,8 +70,10 @@ PassageKvCache::PassageKvCache(PassageKvCacheOptions options)
 std::shared_ptr<const PassageKv> PassageKvCache::Lookup(const PassageKey& key, KvTier* tier,
                                                         size_t* bytes_read) {
   const std::string name = key.Encode();
+  uint64_t seen_epoch = 0;
   {
     absl::MutexLock lock(&mu_);
+    seen_epoch = epoch_;
     if (auto it = ram_index_.find(name); it != ram_index_.end()) {
       ram_.splice(ram_.begin(), ram_, it->second);
       ++stats_.ram_hits;
@@ -112,16 +114,26 @@ std::shared_ptr<const PassageKv> PassageKvCache::Lookup(const PassageKey& key, K
     ++stats_.disk_hits;
   }
   *tier = KvTier::kDisk;
-  Insert(key, shared);  // promoted to RAM (its disk copy stays until evicted there)
+  // Promoted to RAM (its disk copy stays until evicted there), unless invalidated meanwhile.
+  Insert(key, shared, seen_epoch);
   return shared;
 }
 
-void PassageKvCache::Insert(const PassageKey& key, std::shared_ptr<const PassageKv> kv) {
+uint64_t PassageKvCache::epoch() const {
+  absl::MutexLock lock(&mu_);
+  return epoch_;
+}
+
+void PassageKvCache::Insert(const PassageKey& key, std::shared_ptr<const PassageKv> kv,
+                            uint64_t seen_epoch) {
   if (kv == nullptr || kv->bytes() > ram_budget_) return;
   const std::string name = key.Encode();
   std::list<RamEntry> victims;
+  uint64_t epoch = 0;
   {
     absl::MutexLock lock(&mu_);
+    if (seen_epoch != kAnyEpoch && seen_epoch != epoch_) return;
+    epoch = epoch_;
     ++stats_.inserts;
     if (auto it = ram_index_.find(name); it != ram_index_.end()) {
       stats_.ram_bytes -= it->second->kv->bytes();
@@ -134,7 +146,7 @@ void PassageKvCache::Insert(const PassageKey& key, std::shared_ptr<const Passage
     EvictRamLocked(&victims);
     stats_.ram_entries = ram_.size();
   }
-  Spill(std::move(victims));
+  Spill(std::move(victims), epoch);
 }
 
 void PassageKvCache::EvictRamLocked(std::list<RamEntry>* victims) {
@@ -154,7 +166,7 @@ void PassageKvCache::DropDisk(std::list<DiskEntry>::iterator it) {
   stats_.disk_entries = disk_lru_.size();
 }
 
-void PassageKvCache::Spill(std::list<RamEntry> victims) {
+void PassageKvCache::Spill(std::list<RamEntry> victims, uint64_t epoch) {
   if (disk_ == nullptr || disk_budget_ == 0) return;
   for (RamEntry& v : victims) {
     const std::string name = v.key.Encode();
@@ -178,6 +190,17 @@ void PassageKvCache::Spill(std::list<RamEntry> victims) {
     {
       absl::MutexLock lock(&mu_);
       if (disk_index_.contains(name)) continue;  // a concurrent spill of the same entry won
+      // An invalidation came while it was written: the entry may be of a replaced or deleted
+      // passage, so its file goes instead of entering the index.
+      if (epoch_ != epoch) evicted.push_back(name);
+    }
+    if (!evicted.empty()) {
+      disk_->Erase(name);
+      continue;
+    }
+    {
+      absl::MutexLock lock(&mu_);
+      if (disk_index_.contains(name)) continue;
       disk_lru_.push_front({v.key, bytes.size()});
       disk_index_[name] = disk_lru_.begin();
       stats_.disk_bytes += bytes.size();
@@ -198,6 +221,7 @@ void PassageKvCache::InvalidateIf(Pred pred) {
   std::vector<std::string> erase;
   {
     absl::MutexLock lock(&mu_);
+    ++epoch_;
     for (auto it = ram_.begin(); it != ram_.end();) {
       if (pred(it->key)) {
         stats_.ram_bytes -= it->kv->bytes();

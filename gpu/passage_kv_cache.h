@@ -75,8 +75,15 @@ class PassageKvCache final {
   // *bytes_read (when given) adds the bytes read from disk.
   std::shared_ptr<const PassageKv> Lookup(const PassageKey& key, KvTier* tier,
                                           size_t* bytes_read = nullptr);
-  // Keeps `kv` under `key` in RAM (an entry larger than the whole RAM budget is not kept).
-  void Insert(const PassageKey& key, std::shared_ptr<const PassageKv> kv);
+  // Keeps `kv` under `key` in RAM (an entry larger than the whole RAM budget is not kept). With
+  // `seen_epoch` (epoch() read before the entry was computed), it is not kept when an
+  // invalidation came in between: an entry made from a passage that was just replaced or deleted
+  // never enters the cache after its invalidation.
+  static constexpr uint64_t kAnyEpoch = ~uint64_t{0};
+  void Insert(const PassageKey& key, std::shared_ptr<const PassageKv> kv,
+              uint64_t seen_epoch = kAnyEpoch);
+  // Counts invalidations (see Insert).
+  [[nodiscard]] uint64_t epoch() const;
   // Drops every entry of (collection, id) for the ids, any version and format, from both tiers.
   void Invalidate(const std::string& collection, absl::Span<const uint64_t> ids);
   // Drops every entry of a collection (it was dropped).
@@ -93,8 +100,9 @@ class PassageKvCache final {
     PassageKey key;
     size_t bytes;
   };
-  // Spills `victims` (evicted from RAM) to disk, outside the lock.
-  void Spill(std::list<RamEntry> victims);
+  // Spills `victims` (evicted from RAM at `epoch`) to disk, outside the lock; none enters the
+  // disk index once an invalidation has come since.
+  void Spill(std::list<RamEntry> victims, uint64_t epoch);
   void EvictRamLocked(std::list<RamEntry>* victims) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   // By value: the caller's iterator may live in the index slot this erases.
   void DropDisk(std::list<DiskEntry>::iterator it) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
@@ -105,6 +113,7 @@ class PassageKvCache final {
   std::unique_ptr<KvDiskStore> disk_;
 
   mutable absl::Mutex mu_;
+  uint64_t epoch_ ABSL_GUARDED_BY(mu_) = 0;
   std::list<RamEntry> ram_ ABSL_GUARDED_BY(mu_);  // most recent first
   absl::flat_hash_map<std::string, std::list<RamEntry>::iterator> ram_index_ ABSL_GUARDED_BY(mu_);
   std::list<DiskEntry> disk_lru_ ABSL_GUARDED_BY(mu_);

@@ -140,9 +140,10 @@ absl::Status ServeGenerate(const pb::GenerateRequest& req, RagEngine* rag,
   t->set_kv_ms(static_cast<float>(Ms(report.kv_seconds)));
   t->set_queue_ms(static_cast<float>(Ms(report.queue_seconds)));
   t->set_prefill_ms(static_cast<float>(Ms(report.prefill_seconds)));
-  // The generator times from its queue; before it came retrieval and the passage entries.
+  // The generator times from its queue (entries it made included); before it came retrieval
+  // and the lookups of the passages' entries.
   t->set_ttft_ms(
-      static_cast<float>(Ms(retrieval_s + report.kv_seconds + report.first_token_seconds)));
+      static_cast<float>(Ms(retrieval_s + report.lookup_seconds + report.first_token_seconds)));
   if (report.generated_tokens > 1) {
     t->set_per_token_ms(
         static_cast<float>(Ms(report.decode_seconds / (report.generated_tokens - 1))));

@@ -88,17 +88,19 @@ absl::StatusOr<std::shared_ptr<const RagEngine::Prefix>> RagEngine::PrefixFor(
   return prefix;
 }
 
-absl::StatusOr<std::shared_ptr<const gpu::PassageKv>> RagEngine::PassageKv(
-    const std::string& collection, const RagPassage& p, const std::vector<int32_t>& tokens,
-    gpu::KvFormat format, RagReport* report) {
-  const gpu::PassageKey key{model_, collection, p.id, TextVersion(p.text), format};
+gpu::PassageKey RagEngine::Key(const std::string& collection, const RagPassage& p,
+                               gpu::KvFormat format) const {
+  return gpu::PassageKey{model_, collection, p.id, TextVersion(p.text), format};
+}
+
+absl::StatusOr<std::shared_ptr<const gpu::PassageKv>> RagEngine::MakePassageKv(
+    const gpu::PassageKey& key, const std::vector<int32_t>& tokens) {
+  // Another request may have made it since this one looked.
+  const uint64_t epoch = cache_->epoch();
   gpu::KvTier tier;
-  std::shared_ptr<const gpu::PassageKv> kv = cache_->Lookup(key, &tier, &report->bytes_read);
-  if (kv != nullptr) {
-    (tier == gpu::KvTier::kRam ? report->ram_hits : report->disk_hits) += 1;
-    return kv;
-  }
-  ++report->misses;
+  size_t unused = 0;
+  std::shared_ptr<const gpu::PassageKv> kv = cache_->Lookup(key, &tier, &unused);
+  if (kv != nullptr) return kv;
   // Prefilled once, alone, after the shared (default) prefix.
   const gpu::PassageKv& prefix = *default_prefix_->kv;
   ASSIGN_OR_RETURN(auto seq,
@@ -108,8 +110,8 @@ absl::StatusOr<std::shared_ptr<const gpu::PassageKv>> RagEngine::PassageKv(
   RETURN_IF_ERROR(decoder_->Forward(tokens, *seq, nullptr, false, &cap));
   const gpu::DecoderConfig& c = decoder_->config();
   kv = std::make_shared<const gpu::PassageKv>(gpu::PassageKv::Compress(
-      format, static_cast<int>(tokens.size()), c.kv_heads, c.head_dim, cap.k, cap.v));
-  cache_->Insert(key, kv);
+      key.format, static_cast<int>(tokens.size()), c.kv_heads, c.head_dim, cap.k, cap.v));
+  cache_->Insert(key, kv, epoch);  // not kept when the passage was invalidated meanwhile
   return kv;
 }
 
@@ -153,6 +155,7 @@ absl::Status RagEngine::Answer(const RagRequest& req,
     used.push_back(&p);
   }
   const PromptLayout layout = prompt.Build(bodies, question);
+  auto made_bytes = std::make_shared<std::atomic<size_t>>(0);  // entries the generator makes
   // Checked before any passage is computed: a context that cannot fit wastes no decoder time.
   if (static_cast<int64_t>(layout.tokens.size()) + req.max_tokens >
       decoder_->config().context_length) {
@@ -164,18 +167,34 @@ absl::Status RagEngine::Answer(const RagRequest& req,
   gpu::GenerationRequest gen;
   gen.prompt = layout.tokens;
   if (!req.full_prefill) {
-    gen.spans.push_back({0, prefix->kv.get(), 0});
+    gen.spans.push_back({0, prefix->kv.get(), 0, /*exact=*/true});
     gen.keep.push_back(prefix->kv);
     for (size_t i = 0; i < used.size(); ++i) {
       if (cancelled && cancelled()) return absl::CancelledError("the client went away");
-      ASSIGN_OR_RETURN(auto kv, PassageKv(req.collection, *used[i], bodies[i], req.format, report));
-      report->cache_bytes += kv->bytes();
+      const gpu::PassageKey key = Key(req.collection, *used[i], req.format);
+      gpu::KvTier tier;
+      std::shared_ptr<const gpu::PassageKv> kv = cache_->Lookup(key, &tier, &report->bytes_read);
       gen.spans.push_back({layout.passages[i].position, kv.get(), req.recompute_first});
-      gen.keep.push_back(std::move(kv));
+      if (kv != nullptr) {
+        (tier == gpu::KvTier::kRam ? report->ram_hits : report->disk_hits) += 1;
+        report->cache_bytes += kv->bytes();
+        gen.keep.push_back(std::move(kv));
+        continue;
+      }
+      // A miss is made by the generator once this generation is admitted (gpu/generator.h).
+      ++report->misses;
+      gen.to_make.push_back({gen.spans.size() - 1,
+                             [this, key, tokens = std::move(bodies[i]), made_bytes]()
+                                 -> absl::StatusOr<std::shared_ptr<const gpu::PassageKv>> {
+                               ASSIGN_OR_RETURN(auto made, MakePassageKv(key, tokens));
+                               made_bytes->fetch_add(made->bytes());
+                               return made;
+                             }});
     }
     gen.assemble.recompute_ratio = req.recompute_ratio;
   }
-  report->kv_seconds = Since(t_kv);
+  report->lookup_seconds = Since(t_kv);
+  report->kv_seconds = report->lookup_seconds;
   gen.sampling = req.sampling;
   gen.max_tokens = req.max_tokens;
   gen.stop_tokens = {decoder_->eos_id(), decoder_->chat().end_of_turn()};
@@ -198,7 +217,8 @@ absl::Status RagEngine::Answer(const RagRequest& req,
     events->result = r;
     events->done = true;
   };
-  ASSIGN_OR_RETURN(std::shared_ptr<std::atomic<bool>> cancel, generator_->Submit(std::move(gen)));
+  ASSIGN_OR_RETURN(std::shared_ptr<gpu::GenerationControl> control,
+                   generator_->Submit(std::move(gen)));
   TextStream stream(req.stops);
   bool client_gone = false;
   gpu::GenerationResult result;
@@ -221,10 +241,10 @@ absl::Status RagEngine::Answer(const RagRequest& req,
     if (!stream.stopped() && !client_gone) {
       const std::string text = stream.Push(bytes);
       if (!text.empty() && !on_text(text)) client_gone = true;
-      if (stream.stopped()) cancel->store(true);
+      if (stream.stopped()) control->Stop();
     }
     if (!client_gone && cancelled && cancelled()) client_gone = true;
-    if (client_gone) cancel->store(true);
+    if (client_gone) control->Cancel();
     if (done) break;
   }
   if (!client_gone && !stream.stopped()) {
@@ -236,6 +256,8 @@ absl::Status RagEngine::Answer(const RagRequest& req,
   report->recomputed_tokens = result.assemble.recomputed_tokens;
   report->generated_tokens = result.generated_tokens;
   report->queue_seconds = result.queue_seconds;
+  report->cache_bytes += made_bytes->load();
+  report->kv_seconds += result.make_seconds;
   report->prefill_seconds = result.prefill_seconds;
   report->first_token_seconds = result.first_token_seconds;
   report->decode_seconds = result.decode_seconds;

@@ -57,6 +57,8 @@ struct RagReport {
   int ram_hits = 0, disk_hits = 0, misses = 0;
   size_t bytes_read = 0, cache_bytes = 0;
   int passages_cut = 0;  // passages longer than kMaxPassageTokens, cut
+  // kv_seconds: looking passages up, and making the missing ones (on the decoder's thread).
+  double lookup_seconds = 0;  // of that, the lookups before the generator took over
   double kv_seconds = 0, queue_seconds = 0, prefill_seconds = 0, first_token_seconds = 0,
          decode_seconds = 0;
   std::string finish_reason;  // stop | length | stop_string | cancelled
@@ -84,10 +86,12 @@ class RagEngine final {
 
  private:
   RagEngine() = default;
-  // The entry of a passage's body tokens (from the cache, or computed and kept).
-  absl::StatusOr<std::shared_ptr<const gpu::PassageKv>> PassageKv(
-      const std::string& collection, const RagPassage& p, const std::vector<int32_t>& tokens,
-      gpu::KvFormat format, RagReport* report);
+  [[nodiscard]] gpu::PassageKey Key(const std::string& collection, const RagPassage& p,
+                                    gpu::KvFormat format) const;
+  // Computes (or finds, when another request made it meanwhile) the entry of a passage's body
+  // tokens and keeps it in the cache. Runs on the generator's thread (GenerationRequest::to_make).
+  absl::StatusOr<std::shared_ptr<const gpu::PassageKv>> MakePassageKv(
+      const gpu::PassageKey& key, const std::vector<int32_t>& tokens);
   // The prompt (and prefix entry) for `instructions`.
   struct Prefix {
     std::unique_ptr<RagPrompt> prompt;

@@ -10,6 +10,7 @@
 #include <optional>
 #include <thread>
 
+#include "absl/cleanup/cleanup.h"
 #include "absl/functional/function_ref.h"
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
@@ -60,7 +61,8 @@ class StrataService final : public pb::Strata::Service {
   // (with null: a dropped collection may have been the damaged one).
   StrataService(Catalog* catalog, Metrics* metrics, BuildQueue* builds, MemoryBudget* memory,
                 CallMemoryHold* hold, ServerLimits limits, gpu::EmbedBatcher* embedder,
-                RagEngine* rag, std::function<void(const std::shared_ptr<Collection>&)> on_damage)
+                RagEngine* rag, int max_generate_calls,
+                std::function<void(const std::shared_ptr<Collection>&)> on_damage)
       : catalog_(catalog),
         metrics_(metrics),
         builds_(builds),
@@ -69,6 +71,7 @@ class StrataService final : public pb::Strata::Service {
         limits_(limits),
         embedder_(embedder),
         rag_(rag),
+        max_generate_calls_(max_generate_calls),
         on_damage_(std::move(on_damage)),
         started_(Clock::now()) {}
 
@@ -462,6 +465,14 @@ class StrataService final : public pb::Strata::Service {
                         grpc::ServerWriter<pb::GenerateResponse>* writer) override {
     return Run("Generate", ctx, *req, [&](CallBudget& budget) -> absl::Status {
       if (rag_ == nullptr) return ServeGenerate(*req, nullptr, {}, ctx, writer);  // names --decoder
+      const int calls = generate_calls_.fetch_add(1) + 1;
+      absl::Cleanup leave = [this] { generate_calls_.fetch_sub(1); };
+      if (calls > max_generate_calls_) {
+        return absl::ResourceExhaustedError(absl::StrCat(
+            "the server is already serving ", max_generate_calls_,
+            " Generate calls, its limit (half of --threads, and at most --generation_max_running + "
+            "--generation_max_queued); try again later"));
+      }
       ASSIGN_OR_RETURN(auto col, catalog_->Find(req->collection()));
       if (req->system().size() > limits_.max_text_bytes) {
         return absl::InvalidArgumentError(
@@ -545,6 +556,8 @@ class StrataService final : public pb::Strata::Service {
         out->set_backend(rag_->decoder().backend_name());
         out->set_running(static_cast<uint64_t>(g.running));
         out->set_queued(static_cast<uint64_t>(g.queued));
+        out->set_preparing(static_cast<uint64_t>(g.preparing));
+        out->set_entries_made(static_cast<uint64_t>(g.entries_made));
         out->set_completed(static_cast<uint64_t>(g.completed));
         out->set_cancelled(static_cast<uint64_t>(g.cancelled));
         out->set_failed(static_cast<uint64_t>(g.failed));
@@ -954,6 +967,10 @@ class StrataService final : public pb::Strata::Service {
   const ServerLimits limits_;
   gpu::EmbedBatcher* const embedder_;  // null: the server has no model
   RagEngine* const rag_;               // null: the server has no decoder
+  // A Generate call holds one of gRPC's sync threads for its whole life (queued, then streaming):
+  // at most this many at once, so generations can never take every thread from other calls.
+  const int max_generate_calls_;
+  std::atomic<int> generate_calls_{0};
   const std::function<void(const std::shared_ptr<Collection>&)> on_damage_;
   const Clock::time_point started_;
 };
@@ -1029,11 +1046,19 @@ class ServerImpl final : public Server {
       }
       s->rag_ = std::move(rag).value();
     }
+    // Calls are served on gRPC's sync thread pool: up to `threads` at once (searches wait on the
+    // disk, so well above the core count), plus its pollers. Past that gRPC answers
+    // RESOURCE_EXHAUSTED, which bounds the threads a burst of clients can make us start.
+    const int threads =
+        o.threads > 0 ? o.threads
+                      : std::max(32, 8 * static_cast<int>(std::thread::hardware_concurrency()));
+    const int max_generate_calls =
+        std::max(1, std::min(threads / 2, o.generate.max_running + o.generate.max_queued));
     s->memory_ = std::make_unique<MemoryBudget>(o.limits.memory_budget_bytes);
     s->hold_ = std::make_unique<CallMemoryHold>(s->memory_.get());
     s->service_ = std::make_unique<StrataService>(
         s->catalog_.get(), s->metrics_.get(), s->builds_.get(), s->memory_.get(), s->hold_.get(),
-        o.limits, s->embedder_.get(), s->rag_.get(),
+        o.limits, s->embedder_.get(), s->rag_.get(), max_generate_calls,
         [raw = s.get(), auto_repair = o.auto_repair](const std::shared_ptr<Collection>& c) {
           raw->UpdateDurabilityHealth();
           if (c == nullptr || !auto_repair || !c->WantsBuild()) return;
@@ -1061,13 +1086,7 @@ class ServerImpl final : public Server {
     builder.experimental().SetInterceptorCreators(std::move(creators));
     builder.SetMaxReceiveMessageSize(static_cast<int>(o.limits.max_message_bytes));
     builder.SetMaxSendMessageSize(static_cast<int>(o.limits.max_message_bytes));
-    // Calls are served on gRPC's sync thread pool: up to `threads` at once (searches wait on the
-    // disk, so well above the core count), plus its pollers. Past that gRPC answers
-    // RESOURCE_EXHAUSTED, which bounds the threads a burst of clients can make us start.
-    int threads = o.threads > 0
-                      ? o.threads
-                      : std::max(32, 8 * static_cast<int>(std::thread::hardware_concurrency()));
-    constexpr int kPollers = 2;
+    constexpr int kPollers = 2;  // beside the `threads` above
     builder.SetSyncServerOption(grpc::ServerBuilder::SyncServerOption::MAX_POLLERS, kPollers);
     grpc::ResourceQuota quota("strata");
     quota.SetMaxThreads(threads + kPollers);

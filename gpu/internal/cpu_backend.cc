@@ -417,9 +417,10 @@ class CpuBackend final : public Backend {
         (dst_row + rows) * width > dst.numel()) {
       return absl::InvalidArgumentError("cpu backend: CopyRows does not fit its tensors");
     }
-    std::memcpy(static_cast<char*>(dst.data()) + dst_row * width * 4,
-                static_cast<const char*>(src.data()) + src_row * width * 4,
-                static_cast<size_t>(rows * width) * 4);
+    const auto row_bytes = static_cast<int64_t>(DTypeSize(src.dtype())) * width;
+    std::memcpy(static_cast<char*>(dst.data()) + dst_row * row_bytes,
+                static_cast<const char*>(src.data()) + src_row * row_bytes,
+                static_cast<size_t>(rows * row_bytes));
     return absl::OkStatus();
   }
 

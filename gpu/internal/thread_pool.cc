@@ -3,6 +3,7 @@
 #include <omp.h>
 
 #include <chrono>
+#include <exception>
 
 #if defined(__x86_64__)
 #include <immintrin.h>
@@ -36,10 +37,18 @@ ThreadPool::~ThreadPool() {
 }
 
 void ThreadPool::RunChunks() {
-  while (true) {
-    const int64_t begin = next_.fetch_add(chunk_);
-    if (begin >= n_) return;
-    (*fn_)(begin, std::min(n_, begin + chunk_));
+  try {
+    while (true) {
+      const int64_t begin = next_.fetch_add(chunk_);
+      if (begin >= n_) return;
+      (*fn_)(begin, std::min(n_, begin + chunk_));
+    }
+  } catch (...) {
+    // The first exception is rethrown on the caller once every thread has left fn; the chunks
+    // not yet taken are skipped.
+    next_.store(n_);
+    absl::MutexLock lock(&error_mu_);
+    if (error_ == nullptr) error_ = std::current_exception();
   }
 }
 
@@ -88,6 +97,12 @@ void ThreadPool::ParallelFor(int64_t n, int64_t grain,
   RunChunks();
   while (pending_.load(std::memory_order_acquire) > 0) Relax();
   fn_ = nullptr;
+  std::exception_ptr error;
+  {
+    absl::MutexLock lock(&error_mu_);
+    std::swap(error, error_);
+  }
+  if (error != nullptr) std::rethrow_exception(error);
 }
 
 ThreadPool& Pool() {

@@ -13,6 +13,7 @@
 
 #include <atomic>
 #include <cstdint>
+#include <exception>
 #include <functional>
 #include <thread>
 #include <vector>
@@ -30,7 +31,8 @@ class ThreadPool final {
 
   [[nodiscard]] int threads() const { return static_cast<int>(workers_.size()) + 1; }
   // fn(begin, end) over [0, n) in chunks of at least `grain`, spread over the workers and the
-  // caller; returns when all are done.
+  // caller; returns when all are done. An exception fn throws (on any thread) stops the chunks
+  // not yet started and is rethrown here once no thread is inside fn any more.
   void ParallelFor(int64_t n, int64_t grain, const std::function<void(int64_t, int64_t)>& fn);
 
  private:
@@ -48,6 +50,8 @@ class ThreadPool final {
   std::atomic<int> pending_{0};  // workers still inside the current loop
   std::atomic<uint64_t> epoch_{0};
   std::atomic<bool> stop_{false};
+  absl::Mutex error_mu_;
+  std::exception_ptr error_ ABSL_GUARDED_BY(error_mu_);
   absl::Mutex sleep_mu_;
   uint64_t sleep_epoch_ ABSL_GUARDED_BY(sleep_mu_) = 0;
 };

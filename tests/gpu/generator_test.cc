@@ -1,8 +1,11 @@
 // Continuous batching: generations batched together produce what each produces alone; limits,
-// cancellation and stop tokens end them with the right reason.
+// cancellation and stop tokens end them with the right reason; missing cached entries are made
+// on the scheduler's thread, between passes.
 #include "gpu/generator.h"
 
 #include <gtest/gtest.h>
+
+#include <thread>
 
 #include "absl/synchronization/notification.h"
 #include "tests/gpu/tiny_decoder.h"
@@ -59,6 +62,19 @@ class GeneratorTest : public ::testing::Test {
       run->done.Notify();
     };
     return r;
+  }
+  // The entry of `passage` computed after `prefix`, as the passage cache makes it.
+  std::shared_ptr<const PassageKv> Entry(const std::vector<int32_t>& prefix,
+                                         const std::vector<int32_t>& passage) {
+    auto seq = d_->NewSequence(256);
+    if (!prefix.empty()) {
+      EXPECT_TRUE(d_->Forward(prefix, **seq, nullptr).ok());
+    }
+    KvCapture cap;
+    EXPECT_TRUE(d_->Forward(passage, **seq, nullptr, false, &cap).ok());
+    const DecoderConfig& c = d_->config();
+    return std::make_shared<const PassageKv>(PassageKv::Compress(
+        KvFormat::kF32, static_cast<int>(passage.size()), c.kv_heads, c.head_dim, cap.k, cap.v));
   }
   testing::TempDir dir_;
   std::string path_ = dir_.File("tiny.gguf");
@@ -163,10 +179,109 @@ TEST_F(GeneratorTest, CancelFlagEndsAQueuedOrRunningGeneration) {
   Run run;
   auto cancel = g.Submit(Request(Prompt(3), 200, &run));
   ASSERT_TRUE(cancel.ok());
-  (*cancel)->store(true);
+  (*cancel)->Cancel();
   run.done.WaitForNotification();
   EXPECT_EQ(run.result.finish_reason, "cancelled");
   EXPECT_LT(run.tokens.size(), 200u);
+}
+
+TEST_F(GeneratorTest, StopEndsAsStopAndCountsAsCompleted) {
+  Generator g(d_.get(), {});
+  Run run;
+  auto control = g.Submit(Request(Prompt(3), 200, &run));
+  ASSERT_TRUE(control.ok());
+  (*control)->Stop();  // e.g. a stop string matched: the caller has its answer
+  run.done.WaitForNotification();
+  EXPECT_EQ(run.result.finish_reason, "stop");
+  EXPECT_TRUE(run.result.status.ok());
+  const GeneratorStats s = g.stats();
+  EXPECT_EQ(s.completed, 1);
+  EXPECT_EQ(s.cancelled, 0);
+}
+
+// A missing passage entry is made by the scheduler (not the caller's thread) once the generation
+// is admitted; the answer equals the one given the same entry up front.
+TEST_F(GeneratorTest, MissingEntriesAreMadeOnTheSchedulerThread) {
+  const std::vector<int32_t> prefix = Prompt(0), passage = Prompt(5), question = Prompt(2);
+  std::vector<int32_t> all = prefix;
+  all.insert(all.end(), passage.begin(), passage.end());
+  all.insert(all.end(), question.begin(), question.end());
+  const auto prefix_kv = Entry({}, prefix);
+  const auto passage_kv = Entry(prefix, passage);
+  const auto position = static_cast<int64_t>(prefix.size());
+  Generator g(d_.get(), {});
+  // Given up front.
+  Run given;
+  GenerationRequest a = Request(all, 8, &given);
+  a.spans = {{0, prefix_kv.get(), 0}, {position, passage_kv.get(), 2}};
+  a.keep = {prefix_kv, passage_kv};
+  ASSERT_TRUE(g.Submit(std::move(a)).ok());
+  given.done.WaitForNotification();
+  ASSERT_TRUE(given.result.status.ok()) << given.result.status;
+  // Made by the generator.
+  Run made;
+  std::thread::id maker;
+  GenerationRequest b = Request(all, 8, &made);
+  b.spans = {{0, prefix_kv.get(), 0}, {position, nullptr, 2}};
+  b.keep = {prefix_kv};
+  b.to_make.push_back({1, [&]() -> absl::StatusOr<std::shared_ptr<const PassageKv>> {
+                         maker = std::this_thread::get_id();
+                         return Entry(prefix, passage);
+                       }});
+  ASSERT_TRUE(g.Submit(std::move(b)).ok());
+  made.done.WaitForNotification();
+  ASSERT_TRUE(made.result.status.ok()) << made.result.status;
+  EXPECT_EQ(made.tokens, given.tokens);
+  EXPECT_NE(maker, std::this_thread::get_id());
+  EXPECT_NE(maker, std::thread::id());
+  EXPECT_GT(made.result.make_seconds, 0.0);
+  EXPECT_EQ(g.stats().entries_made, 1);
+
+  // A make that fails ends the generation with its error; the budget is given back.
+  Run failed;
+  GenerationRequest c = Request(all, 8, &failed);
+  c.spans = {{0, prefix_kv.get(), 0}, {position, nullptr, 2}};
+  c.to_make.push_back({1, []() -> absl::StatusOr<std::shared_ptr<const PassageKv>> {
+                         return absl::DataLossError("the passage is gone");
+                       }});
+  ASSERT_TRUE(g.Submit(std::move(c)).ok());
+  failed.done.WaitForNotification();
+  EXPECT_EQ(failed.result.status.code(), absl::StatusCode::kDataLoss);
+  EXPECT_EQ(failed.result.finish_reason, "error");
+  EXPECT_TRUE(failed.tokens.empty());
+
+  // Cancelled while its entries are made: the rest are not made.
+  Run gone;
+  int calls = 0;
+  std::shared_ptr<GenerationControl> control;
+  absl::Notification submitted;
+  GenerationRequest d = Request(all, 8, &gone);
+  d.spans = {{0, nullptr, 0}, {position, nullptr, 2}};
+  for (size_t span : {0, 1}) {
+    d.to_make.push_back({span, [&]() -> absl::StatusOr<std::shared_ptr<const PassageKv>> {
+                           submitted.WaitForNotification();
+                           ++calls;
+                           control->Cancel();
+                           return prefix_kv;
+                         }});
+  }
+  auto submitted_control = g.Submit(std::move(d));
+  ASSERT_TRUE(submitted_control.ok());
+  control = *submitted_control;
+  submitted.Notify();
+  gone.done.WaitForNotification();
+  EXPECT_EQ(gone.result.finish_reason, "cancelled");
+  EXPECT_EQ(calls, 1);
+  // Refused at once: an entry to make for a span that has one, or no span at all.
+  Run unused;
+  GenerationRequest e = Request(all, 8, &unused);
+  e.spans = {{0, prefix_kv.get(), 0}};
+  e.to_make.push_back(
+      {0, [&] { return absl::StatusOr<std::shared_ptr<const PassageKv>>(prefix_kv); }});
+  EXPECT_EQ(g.Submit(std::move(e)).status().code(), absl::StatusCode::kInvalidArgument);
+  const GeneratorStats s = g.stats();
+  EXPECT_EQ(s.kv_bytes, 0u);
+  EXPECT_EQ(s.preparing, 0);
 }
 
 }  // namespace

@@ -207,6 +207,12 @@ TEST_F(GgufFileTest, HugeCountsAndBadHeadersAreRefusedByName) {
   const std::string kv = u64(1) + "k" + u32(9) + u32(8) + u64(1ull << 61);
   EXPECT_EQ(parse(h + u32(3) + u64(0) + u64(1) + kv).code(), absl::StatusCode::kDataLoss);
   EXPECT_TRUE(parse(h + u32(3) + u64(0) + u64(0)).ok());
+  // A key given twice (which one would a reader believe?).
+  const std::string one = u64(1) + "k" + u32(4) + u32(7);  // k: uint32 7
+  absl::Status twice = parse(h + u32(3) + u64(0) + u64(2) + one + one);
+  EXPECT_EQ(twice.code(), absl::StatusCode::kDataLoss);
+  EXPECT_NE(twice.message().find("'k' appears twice"), std::string::npos) << twice;
+  EXPECT_TRUE(parse(h + u32(3) + u64(0) + u64(1) + one).ok());
 }
 
 TEST_F(GgufFileTest, TensorsOfOtherTypesAreListedAndRefusedByName) {

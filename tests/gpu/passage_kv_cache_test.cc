@@ -4,6 +4,7 @@
 
 #include <gtest/gtest.h>
 
+#include <functional>
 #include <map>
 
 #include "storage/scoped_fd.h"
@@ -34,6 +35,7 @@ class FakeDisk final : public KvDiskStore {
   absl::Status Put(const std::string& name, const std::string& bytes) override {
     if (fail_puts) return absl::UnavailableError("disk full");
     files[name] = bytes;
+    if (on_put) on_put();
     return absl::OkStatus();
   }
   absl::StatusOr<std::string> Get(const std::string& name) override {
@@ -46,7 +48,37 @@ class FakeDisk final : public KvDiskStore {
   void Erase(const std::string& name) override { files.erase(name); }
   std::map<std::string, std::string> files;
   bool fail_puts = false, damage = false;
+  std::function<void()> on_put;  // runs after a file is written (outside the cache's lock)
 };
+
+// An entry computed (or read from disk, or spilled) while its passage was invalidated never
+// enters the cache afterwards.
+TEST(PassageKvCache, NothingEntersAfterAnInvalidationThatCameWhileItWasMade) {
+  const size_t one = Entry(32, 0)->bytes();
+  auto disk = std::make_unique<FakeDisk>();
+  FakeDisk* d = disk.get();
+  PassageKvCacheOptions o;
+  o.ram_bytes = one;
+  o.disk = std::move(disk);
+  o.disk_bytes = one * 8;
+  PassageKvCache cache(std::move(o));
+  KvTier tier;
+  // Made while an invalidation came in: dropped; made after it: kept.
+  const uint64_t before = cache.epoch();
+  cache.Invalidate("docs", std::vector<uint64_t>{1});
+  cache.Insert(Key(1), Entry(32, 1), before);
+  EXPECT_EQ(cache.Lookup(Key(1), &tier), nullptr);
+  cache.Insert(Key(1), Entry(32, 1), cache.epoch());
+  EXPECT_NE(cache.Lookup(Key(1), &tier), nullptr);
+  // Spilled while invalidated: the file goes and the index never holds it.
+  d->on_put = [&] { cache.Invalidate("docs", std::vector<uint64_t>{1}); };
+  cache.Insert(Key(2), Entry(32, 2));  // evicts 1 to disk, invalidated during its write
+  d->on_put = nullptr;
+  EXPECT_EQ(cache.Lookup(Key(1), &tier), nullptr);
+  EXPECT_EQ(tier, KvTier::kMiss);
+  EXPECT_TRUE(d->files.empty());
+  EXPECT_EQ(cache.stats().disk_entries, 0u);
+}
 
 TEST(PassageKvCache, RamKeepsTheMostRecentWithinItsBudget) {
   const size_t one = Entry(32, 0)->bytes();

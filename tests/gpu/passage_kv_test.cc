@@ -183,6 +183,24 @@ TEST_F(AssembleTest, MovedPassagesRecomputedInFullEqualFullPrefill) {
   const double some = MaxDiff(run(0.3f, &some_st), full);
   EXPECT_EQ(some_st.recomputed_tokens, 19);  // round(0.3 * 63)
   EXPECT_LT(some, plain);
+  // The prefix cached too, where it was computed (exact): still 19 of the passages' 63 tokens,
+  // none of the prefix's, and the same logits.
+  auto seq0 = d_->NewSequence(256);
+  KvCapture cap;
+  ASSERT_TRUE(d_->Forward(prefix, **seq0, nullptr, false, &cap).ok());
+  const DecoderConfig& c = d_->config();
+  const PassageKv kv0 = PassageKv::Compress(KvFormat::kF32, static_cast<int>(prefix.size()),
+                                            c.kv_heads, c.head_dim, cap.k, cap.v);
+  const CachedSpan with_prefix[] = {{0, &kv0, 0, /*exact=*/true}, spans[0], spans[1]};
+  auto seq = d_->NewSequence(256);
+  std::vector<float> logits;
+  AssembleOptions o;
+  o.recompute_ratio = 0.3f;
+  AssembleStats st;
+  ASSERT_TRUE(d_->Assemble(all, with_prefix, o, **seq, &logits, &st).ok());
+  EXPECT_EQ(st.cached_tokens, 69);
+  EXPECT_EQ(st.recomputed_tokens, 19);
+  EXPECT_LT(MaxDiff(logits, run(0.3f, &some_st)), 1e-4);
 }
 
 TEST_F(AssembleTest, RefusesSpansThatDoNotFit) {
