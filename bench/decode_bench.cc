@@ -21,6 +21,8 @@ ABSL_FLAG(int, context, 32, "prompt tokens before decoding");
 ABSL_FLAG(int, tokens, 128, "tokens decoded");
 ABSL_FLAG(int, concurrent, 1, "generator: generations at once");
 ABSL_FLAG(std::string, ways, "forward,step,generator", "which ways to run");
+ABSL_FLAG(bool, int8_activations, true,
+          "decode with int8 activations (gpu/decoder.h DecoderOptions); false: fp32");
 
 namespace {
 using Clock = std::chrono::steady_clock;
@@ -32,7 +34,9 @@ double Since(Clock::time_point t) {
 int main(int argc, char** argv) {
   strata::SetProgramUsage("Decoder speed in-process: prefill, then decode, three ways.");
   absl::ParseCommandLine(argc, argv);
-  auto d = strata::gpu::Decoder::Open(absl::GetFlag(FLAGS_model));
+  strata::gpu::DecoderOptions options;
+  options.int8_activations = absl::GetFlag(FLAGS_int8_activations);
+  auto d = strata::gpu::Decoder::Open(absl::GetFlag(FLAGS_model), options);
   if (!d.ok()) {
     std::fprintf(stderr, "strata-decode-bench: %s\n", std::string(d.status().message()).c_str());
     return 1;

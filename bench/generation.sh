@@ -50,9 +50,12 @@ echo "== strata-server: Generate at ${levels} concurrent requests, ${requests} e
   --questions="$data/squad-v1.1-dev-questions.jsonl" --levels="$levels" --requests="$requests" \
   --k="$k" --max_tokens="$max_tokens"
 kill $server; wait $server 2>/dev/null || true; server=""
-echo "== the decoder alone, batch 1 (strata-decode-bench)"
+echo "== the decoder alone, batch 1 (strata-decode-bench): int8 activations (default), then fp32"
 for ctx in 32 1500; do
-  "$build/bin/strata-decode-bench" --model="$decoder" --context=$ctx --tokens=128 --ways=step 2>/dev/null
+  for int8 in true false; do
+    "$build/bin/strata-decode-bench" --model="$decoder" --context=$ctx --tokens=128 --ways=step \
+      --int8_activations=$int8 2>/dev/null
+  done
 done
 if [ -n "${PYTHON_LLAMACPP:-}" ]; then
   echo "== llama.cpp (xllamacpp), same file, 2 threads"

@@ -43,6 +43,7 @@ ABSL_FLAG(int, answer_tokens, 24, "tokens per answer at most");
 ABSL_FLAG(double, recompute_ratio, 0.15, "cached modes: share of passage tokens recomputed");
 ABSL_FLAG(int, recompute_first, 4, "cached modes: first tokens of each passage recomputed");
 ABSL_FLAG(std::string, json, "", "write the results here");
+ABSL_FLAG(bool, int8_activations, true, "decode with int8 activations (false: fp32)");
 
 namespace {
 
@@ -144,7 +145,8 @@ int main(int argc, char** argv) {
                  "strata-rag-bench: no passages or questions (see --passages/--questions)\n");
     return 1;
   }
-  auto opened = Decoder::Open(absl::GetFlag(FLAGS_model));
+  auto opened = Decoder::Open(absl::GetFlag(FLAGS_model),
+                              {.int8_activations = absl::GetFlag(FLAGS_int8_activations)});
   if (!opened.ok()) {
     std::fprintf(stderr, "strata-rag-bench: %s\n", std::string(opened.status().message()).c_str());
     return 1;

@@ -199,11 +199,13 @@ class Backend {
 
   // Takes a weight of n rows of k values stored in a GGUF type (n * GgmlRowBytes(type, k) bytes
   // at `rows`, copied) and prepares it for Linear() and GatherRows(): the CPU keeps the blocks and
-  // dequantises them on the fly inside its products (fp32 sums). InvalidArgument when k is not a
-  // whole number of the type's blocks.
-  [[nodiscard]] virtual absl::StatusOr<LinearWeight> PrepareQuantizedLinear(GgmlType type,
-                                                                            const void* rows,
-                                                                            int64_t n, int64_t k);
+  // dequantises them on the fly inside its products (fp32 sums). int8_activations: products
+  // of a few rows (decoding) may quantise their activations to int8 per 32 values and use
+  // integer block products, as llama.cpp does (faster, approximate; the CPU does so for Q8_0,
+  // Q4_0 and Q4_1 where it has AVX512-VNNI). InvalidArgument when k is not a whole number of the
+  // type's blocks.
+  [[nodiscard]] virtual absl::StatusOr<LinearWeight> PrepareQuantizedLinear(
+      GgmlType type, const void* rows, int64_t n, int64_t k, bool int8_activations = false);
   // out[t] = row ids[t] of a prepared quantised weight (token embeddings), as floats; ids int32
   // [T] on the backend, each < table.out_features() (checked by the caller).
   [[nodiscard]] virtual absl::Status GatherRows(const LinearWeight& table, const Tensor& ids,
@@ -241,7 +243,7 @@ inline absl::Status NoDecoderOp(const Backend& b, absl::string_view op) {
                                                op, "); use the CPU backend"));
 }
 inline absl::StatusOr<LinearWeight> Backend::PrepareQuantizedLinear(GgmlType, const void*, int64_t,
-                                                                    int64_t) {
+                                                                    int64_t, bool) {
   return NoDecoderOp(*this, "PrepareQuantizedLinear");
 }
 inline absl::Status Backend::GatherRows(const LinearWeight&, const Tensor&, Tensor&) {

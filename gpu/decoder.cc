@@ -137,7 +137,7 @@ absl::StatusOr<std::unique_ptr<Decoder>> Decoder::Open(const std::string& path,
   d->eos_id_ = static_cast<int32_t>(eos);
   ASSIGN_OR_RETURN(d->backend_, CreateBackend(options.backend, options.cuda_device));
   absl::MutexLock lock(&d->mu_);
-  RETURN_IF_ERROR(d->Load(*file));
+  RETURN_IF_ERROR(d->Load(*file, options));
   Log(LogLevel::kInfo, "decoder %s: %s, %d layers, hidden %d, %d/%d heads, vocab %d, %.1f MB on %s",
       path.c_str(), d->config_.name.c_str(), d->config_.layers, d->config_.hidden, d->config_.heads,
       d->config_.kv_heads, d->config_.vocab_size, d->weight_bytes_ / 1e6,
@@ -145,7 +145,7 @@ absl::StatusOr<std::unique_ptr<Decoder>> Decoder::Open(const std::string& path,
   return d;
 }
 
-absl::Status Decoder::Load(const GgufFile& file) {
+absl::Status Decoder::Load(const GgufFile& file, const DecoderOptions& options) {
   const DecoderConfig& c = config_;
   Backend& b = *backend_;
   std::string types;  // the weight types seen, for backend_name()
@@ -157,7 +157,8 @@ absl::Status Decoder::Load(const GgufFile& file) {
           absl::StrCat(file.path(), ": tensor '", name, "' has ggml shape [",
                        absl::StrJoin(t.shape, ", "), "], expected [", k, ", ", n, "]"));
     }
-    ASSIGN_OR_RETURN(LinearWeight w, b.PrepareQuantizedLinear(t.type, t.data, n, k));
+    ASSIGN_OR_RETURN(LinearWeight w,
+                     b.PrepareQuantizedLinear(t.type, t.data, n, k, options.int8_activations));
     weight_bytes_ += t.bytes;
     if (types.find(std::string(GgmlTypeName(t.type))) == std::string::npos) {
       absl::StrAppend(&types, types.empty() ? "" : "/", GgmlTypeName(t.type));

@@ -111,6 +111,10 @@ struct AssembleStats {
 struct DecoderOptions {
   BackendChoice backend = BackendChoice::kCpu;
   int cuda_device = 0;
+  // Decoding steps quantise the activations of Q8_0/Q4_0/Q4_1 products to int8 (llama.cpp's
+  // route: faster, approximate; Backend::PrepareQuantizedLinear). false: fp32 activations, the
+  // path checked against the float64 reference. Prompts (many rows) always use fp32.
+  bool int8_activations = true;
 };
 
 class Decoder final {
@@ -178,7 +182,7 @@ class Decoder final {
     int32_t position;
   };
   Decoder() = default;
-  absl::Status Load(const GgufFile& file);
+  absl::Status Load(const GgufFile& file, const DecoderOptions& options);
   absl::Status CheckTokens(absl::Span<const int32_t> tokens) const;
   // x [rows, hidden] = the tokens' embeddings.
   absl::StatusOr<Tensor> Embed(absl::Span<const int32_t> tokens) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);

@@ -47,6 +47,9 @@ ABSL_FLAG(int64_t, embed_batch_tokens, 8192,
 ABSL_FLAG(int, embed_wait_us, 2000,
           "dynamic batching: how long a request waits for others to join its batch (us), when "
           "others are likely (requests queued, or arriving closer together than this)");
+ABSL_FLAG(bool, decoder_int8_activations, true,
+          "decode with activations rounded to int8 per 32 values, as llama.cpp does (faster; "
+          "used where the CPU has AVX512-VNNI, for Q8_0/Q4_0/Q4_1 weights); false: fp32");
 ABSL_FLAG(std::string, decoder, "",
           "GGUF decoder for the Generate RPC (RAG answers), e.g. "
           "models/smollm2-135m-instruct/SmolLM2-135M-Instruct.Q4_1.gguf from "
@@ -143,6 +146,7 @@ int main(int argc, char** argv) {
     return 2;
   }
   o.generate.decoder = absl::GetFlag(FLAGS_decoder);
+  o.generate.int8_activations = absl::GetFlag(FLAGS_decoder_int8_activations);
   o.generate.max_running = absl::GetFlag(FLAGS_generation_max_running);
   o.generate.max_queued = absl::GetFlag(FLAGS_generation_max_queued);
   o.generate.kv_budget_mb = absl::GetFlag(FLAGS_generation_kv_mb);

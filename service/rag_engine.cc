@@ -39,7 +39,7 @@ RagEngine::~RagEngine() {
 absl::StatusOr<std::unique_ptr<RagEngine>> RagEngine::Open(const RagOptions& options) {
   auto e = std::unique_ptr<RagEngine>(new RagEngine());
   e->options_ = options;
-  ASSIGN_OR_RETURN(e->decoder_, gpu::Decoder::Open(options.decoder_path));
+  ASSIGN_OR_RETURN(e->decoder_, gpu::Decoder::Open(options.decoder_path, options.decoder));
   struct stat st;
   const size_t size = stat(options.decoder_path.c_str(), &st) == 0 ? st.st_size : 0;
   const size_t slash = options.decoder_path.rfind('/');

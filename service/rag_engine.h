@@ -24,6 +24,7 @@ namespace strata {
 
 struct RagOptions {
   std::string decoder_path;  // GGUF
+  gpu::DecoderOptions decoder;
   gpu::GeneratorOptions generator;
   size_t kv_ram_bytes = size_t{512} << 20;
   size_t kv_disk_bytes = 0;  // 0: no SSD tier

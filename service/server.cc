@@ -1032,6 +1032,7 @@ class ServerImpl final : public Server {
     if (!o.generate.decoder.empty()) {
       RagOptions ro;
       ro.decoder_path = o.generate.decoder;
+      ro.decoder.int8_activations = o.generate.int8_activations;
       ro.generator.max_running = o.generate.max_running;
       ro.generator.max_queued = o.generate.max_queued;
       ro.generator.kv_budget_bytes = static_cast<size_t>(o.generate.kv_budget_mb) << 20;

@@ -53,6 +53,7 @@ struct GenerateOptions {
   uint64_t kv_cache_ram_mb = 512;    // passage KV cache, host RAM tier
   uint64_t kv_cache_disk_mb = 4096;  // passage KV cache, SSD tier (data_dir/kv-cache); 0 = none
   int max_tokens = 1024;             // most tokens one answer may ask for
+  bool int8_activations = true;      // gpu::DecoderOptions::int8_activations
 };
 
 struct ServerOptions {

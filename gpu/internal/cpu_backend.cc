@@ -16,6 +16,7 @@
 #include "gpu/internal/cpu_kernels.h"
 #include "gpu/internal/gemm.h"
 #include "gpu/internal/head_attention.h"
+#include "gpu/internal/quant_dot_q8.h"
 #include "gpu/internal/quant_kernels.h"
 #include "gpu/internal/quant_matmul.h"
 #include "gpu/internal/thread_pool.h"
@@ -337,12 +338,17 @@ class CpuBackend final : public Backend {
   }
 
   absl::StatusOr<LinearWeight> PrepareQuantizedLinear(GgmlType type, const void* rows, int64_t n,
-                                                      int64_t k) override {
-    ASSIGN_OR_RETURN(cpu::QuantMatrix m, cpu::QuantMatrix::Copy(type, rows, n, k));
-    return LinearWeight(n, k,
-                        absl::StrCat(GgmlTypeName(type), " blocks unpacked in the product (",
-                                     cpu::BestQuantKernels().name, ")"),
-                        Tensor(), std::make_unique<CpuQuantData>(std::move(m)));
+                                                      int64_t k, bool int8_activations) override {
+    ASSIGN_OR_RETURN(cpu::QuantMatrix m,
+                     cpu::QuantMatrix::Copy(type, rows, n, k, int8_activations));
+    std::string path = absl::StrCat(GgmlTypeName(type), " blocks unpacked in the product (",
+                                    cpu::BestQuantKernels().name, ")");
+    if (m.int8_activations()) {
+      absl::StrAppend(&path, ", decoding with int8 activations (", cpu::FastQ8DotKernels()->name,
+                      ")");
+    }
+    return LinearWeight(n, k, std::move(path), Tensor(),
+                        std::make_unique<CpuQuantData>(std::move(m)));
   }
 
   absl::Status GatherRows(const LinearWeight& table, const Tensor& ids, Tensor& out) override {

@@ -9,13 +9,14 @@
 #include "gpu/internal/cpu_kernels.h"
 #include "gpu/internal/gemm.h"
 #include "gpu/internal/gemm_kernels.h"
+#include "gpu/internal/quant_dot_q8.h"
 #include "gpu/internal/quant_kernels.h"
 #include "gpu/internal/thread_pool.h"
 
 namespace strata::gpu::cpu {
 
-absl::StatusOr<QuantMatrix> QuantMatrix::Copy(GgmlType type, const void* rows, int64_t n,
-                                              int64_t k) {
+absl::StatusOr<QuantMatrix> QuantMatrix::Copy(GgmlType type, const void* rows, int64_t n, int64_t k,
+                                              bool int8_activations) {
   if (n < 1 || k < 1 || k % GgmlBlockValues(type) != 0) {
     return absl::InvalidArgumentError(absl::StrCat("a ", GgmlTypeName(type), " weight of ", n,
                                                    " rows of ", k, " values (rows must be whole ",
@@ -26,6 +27,7 @@ absl::StatusOr<QuantMatrix> QuantMatrix::Copy(GgmlType type, const void* rows, i
   m.n_ = n;
   m.k_ = k;
   m.row_bytes_ = GgmlRowBytes(type, k);
+  m.int8_activations_ = int8_activations && Q8DotSupports(type) && FastQ8DotKernels() != nullptr;
   const size_t bytes = (m.bytes() + 63) / 64 * 64;
   m.data_.reset(std::aligned_alloc(64, bytes));
   if (m.data_ == nullptr) {
@@ -47,10 +49,27 @@ void QuantMatmul(const float* x, int64_t m, const QuantMatrix& w, const float* b
       rows_kern.bias_act_row(out + j0, bias != nullptr ? bias + j0 : nullptr, j1 - j0, act);
     }
   };
+  constexpr int64_t kChunk = 64;
+  if (m <= kQuantGemvRows && w.int8_activations()) {
+    const Q8DotKernels& q8 = *FastQ8DotKernels();
+    // The caller's buffer, named by a reference: a lambda naming a thread_local would reach
+    // each worker's own (empty) instance.
+    thread_local Q8Activations buffer;
+    Q8Activations& xq = buffer;
+    QuantizeActivations(x, m, k, &xq);
+    const int64_t chunks = (n + kChunk - 1) / kChunk;
+    Pool().ParallelFor(chunks, 1, [&](int64_t c0, int64_t c1) {
+      for (int64_t c = c0; c < c1; ++c) {
+        const int64_t j0 = c * kChunk, j1 = std::min(n, j0 + kChunk);
+        q8.dot_rows(w.type(), w.row(j0), w.row_bytes(), j1 - j0, xq, y + j0, n);
+        for (int64_t r = 0; r < m; ++r) finish(y + r * n, j0, j1);
+      }
+    });
+    return;
+  }
   if (m <= kQuantGemvRows) {
     // Chunks of 64 outputs keep a thread's weight reads sequential; the bias and activation are
     // applied to a chunk while it is in cache.
-    constexpr int64_t kChunk = 64;
     const int64_t chunks = (n + kChunk - 1) / kChunk;
     Pool().ParallelFor(chunks, 1, [&](int64_t c0, int64_t c1) {
       for (int64_t c = c0; c < c1; ++c) {

@@ -9,6 +9,7 @@
 #include <fstream>
 
 #include "absl/strings/str_cat.h"
+#include "gpu/internal/quant_dot_q8.h"
 #include "gpu/sampler.h"
 #include "nlohmann/json.hpp"
 #include "storage/scoped_fd.h"
@@ -37,15 +38,19 @@ struct Case {
   DecoderArch arch;
   GgmlType matrices, embeddings;
   bool tied;
+  bool int8_activations;  // decoding products of Q8_0/Q4_0/Q4_1 weights (DecoderOptions)
 };
 
 std::string Name(const Case& c) {
   return absl::StrCat(c.arch == DecoderArch::kLlama ? "llama" : "qwen2", "_",
                       GgmlTypeName(c.matrices), "_emb", GgmlTypeName(c.embeddings),
-                      c.tied ? "_tied" : "");
+                      c.tied ? "_tied" : "", c.int8_activations ? "_int8act" : "");
 }
 
 class TinyDecoderTest : public ::testing::TestWithParam<Case> {};
+
+// Measured on these models: 0.03-0.09 (fp32 activations: ~1e-6).
+constexpr double kInt8Tolerance = 0.25;
 
 TEST_P(TinyDecoderTest, MatchesTheReferenceForward) {
   const Case& c = GetParam();
@@ -57,7 +62,9 @@ TEST_P(TinyDecoderTest, MatchesTheReferenceForward) {
   spec.tied = c.tied;
   const std::string path = dir.File("tiny.gguf");
   ASSERT_TRUE(testing::WriteTinyDecoder(spec, path).ok());
-  auto d = Decoder::Open(path);
+  DecoderOptions options;
+  options.int8_activations = c.int8_activations;
+  auto d = Decoder::Open(path, options);
   ASSERT_TRUE(d.ok()) << d.status();
   const int vocab = (*d)->config().vocab_size;
   // 12 tokens: the prompt path (more than kQuantGemvRows rows) and, below, one at a time.
@@ -86,15 +93,23 @@ TEST_P(TinyDecoderTest, MatchesTheReferenceForward) {
   const std::vector<double> inc = LogSoftmax(last.data(), vocab);
   double diff = 0;
   for (int j = 0; j < vocab; ++j) diff = std::max(diff, std::fabs(inc[j] - want.back()[j]));
-  EXPECT_LT(diff, 2e-3);
+  // int8 activations round each run of 32 to 8 bits (gpu/internal/quant_dot_q8.h), which is what
+  // llama.cpp does; the bound here was measured over these models with ~3x margin.
+  const bool int8 = c.int8_activations && cpu::FastQ8DotKernels() != nullptr;
+  EXPECT_LT(diff, int8 ? kInt8Tolerance : 2e-3) << (int8 ? "int8" : "fp32") << " activations";
 }
 
 std::vector<Case> Cases() {
   std::vector<Case> out;
   for (GgmlType t : {GgmlType::kF32, GgmlType::kF16, GgmlType::kBF16, GgmlType::kQ8_0,
                      GgmlType::kQ4_0, GgmlType::kQ4_1, GgmlType::kQ4_K, GgmlType::kQ6_K}) {
-    out.push_back({DecoderArch::kLlama, t, GgmlType::kQ8_0, true});
-    out.push_back({DecoderArch::kQwen2, t, GgmlType::kF16, false});
+    out.push_back({DecoderArch::kLlama, t, GgmlType::kQ8_0, true, false});
+    out.push_back({DecoderArch::kQwen2, t, GgmlType::kF16, false, false});
+  }
+  // The int8-activation path where it applies (Q8_0 / Q4_0 / Q4_1 matrices, a Q8_0 head).
+  for (GgmlType t : {GgmlType::kQ8_0, GgmlType::kQ4_0, GgmlType::kQ4_1}) {
+    out.push_back({DecoderArch::kLlama, t, GgmlType::kQ8_0, true, true});
+    out.push_back({DecoderArch::kQwen2, t, GgmlType::kF16, false, true});
   }
   return out;
 }
@@ -246,7 +261,8 @@ TEST(Sampler, RefusesParametersOutOfRange) {
 
 // The real model: top-1 identical at every position and top-5 log-probabilities within 0.02 nats
 // of a float64 forward over the same dequantised weights, and the prompt's ids as Hugging Face's
-// tokenizer gives them.
+// tokenizer gives them. Then token by token with int8 activations (llama.cpp's approximation, the
+// decoding default where the CPU has the kernel): top-1 at >= 97% of positions, small KL.
 TEST(SmolLm2, LogitsMatchTheNumpyReference) {
   const std::string path =
       testing::RealModelFile("smollm2-135m-instruct", "SmolLM2-135M-Instruct.Q4_1.gguf");
@@ -279,6 +295,53 @@ TEST(SmolLm2, LogitsMatchTheNumpyReference) {
   }
   EXPECT_GT(positions, 150);
   EXPECT_LT(worst, 0.02) << "largest top-5 log-probability difference over " << positions;
+  // Decoding token by token with int8 activations (the default; llama.cpp's approximation).
+  DecoderOptions int8;
+  int8.int8_activations = true;
+  auto di = Decoder::Open(path, int8);
+  ASSERT_TRUE(di.ok()) << di.status();
+  int agree = 0, steps = 0;
+  double worst_int8 = 0;
+  std::vector<double> kls, top1_diff;
+  for (const auto& c : j["cases"]) {
+    const std::vector<int32_t> ids = c["ids"];
+    auto seq = (*di)->NewSequence(static_cast<int64_t>(ids.size()));
+    ASSERT_TRUE(seq.ok());
+    std::vector<float> logits;
+    for (size_t t = 0; t < ids.size(); ++t, ++steps) {
+      ASSERT_TRUE((*di)->Forward({&ids[t], 1}, **seq, &logits).ok());
+      const std::vector<double> got = LogSoftmax(logits.data(), vocab);
+      const std::vector<int32_t> top = c["top_ids"][t];
+      const std::vector<double> lp = c["top_logprobs"][t];
+      agree += ArgMax(got) == top[0] ? 1 : 0;
+      for (size_t r = 0; r < top.size(); ++r) {
+        worst_int8 = std::max(worst_int8, std::fabs(got[static_cast<size_t>(top[r])] - lp[r]));
+      }
+      // KL(reference || ours) over the reference's top 5 (the rest of its mass is tiny).
+      double kl = 0;
+      for (size_t r = 0; r < top.size(); ++r) {
+        kl += std::exp(lp[r]) * (lp[r] - got[static_cast<size_t>(top[r])]);
+      }
+      kls.push_back(kl);
+      top1_diff.push_back(std::fabs(got[static_cast<size_t>(top[0])] - lp[0]));
+    }
+  }
+  std::sort(kls.begin(), kls.end());
+  std::sort(top1_diff.begin(), top1_diff.end());
+  double mean_kl = 0;
+  for (double k : kls) mean_kl += k / static_cast<double>(kls.size());
+  std::printf(
+      "SmolLM2 int8 activations, token by token: top-1 %d/%d, worst top-5 |d logprob| %.5f, "
+      "top-1 |d logprob| median %.5f p90 %.5f max %.5f, KL mean %.5f p90 %.5f max %.5f\n",
+      agree, steps, worst_int8, top1_diff[top1_diff.size() / 2],
+      top1_diff[top1_diff.size() * 9 / 10], top1_diff.back(), mean_kl, kls[kls.size() * 9 / 10],
+      kls.back());
+  if (cpu::FastQ8DotKernels() != nullptr) {
+    // Measured: 176/178, top-1 median 0.033 nats, KL p90 0.012, max 0.042.
+    EXPECT_GE(agree, steps * 97 / 100);
+    EXPECT_LT(top1_diff[top1_diff.size() / 2], 0.1);
+    EXPECT_LT(kls.back(), 0.15);
+  }
   std::printf(
       "SmolLM2 vs float64 reference: %d positions, top-1 identical, worst top-5 "
       "|d logprob| %.5f\n",
