@@ -36,17 +36,17 @@ void Codes(GgmlType t, const uint8_t* b, uint8_t* u, float* d, float* c) {
   *c = has_min ? F16At(b + 2) : -8.0f * *d;
 }
 
-void ScalarDotRows(GgmlType t, const uint8_t* rows, size_t stride, int64_t count,
-                   const Q8Activations& x, float* out, int64_t ldo) {
+void ScalarDotRows(GgmlType t, const uint8_t* rows, size_t stride, int64_t count, const Q8View& x,
+                   float* out, int64_t ldo) {
   const int64_t blocks = x.n / kQ8Block;
   const size_t bb = static_cast<size_t>(GgmlBlockBytes(t));
   uint8_t u[32];
   for (int64_t j = 0; j < count; ++j) {
     const uint8_t* row = rows + static_cast<size_t>(j) * stride;
     for (int64_t r = 0; r < x.rows; ++r) {
-      const int8_t* q = x.q.data() + r * x.n;
-      const float* d = x.d.data() + r * blocks;
-      const float* s = x.sum.data() + r * blocks;
+      const int8_t* q = x.q + r * x.n;
+      const float* d = x.d + r * blocks;
+      const float* s = x.sum + r * blocks;
       float acc = 0, off = 0;
       for (int64_t b = 0; b < blocks; ++b) {
         float dw, cw;

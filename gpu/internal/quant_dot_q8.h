@@ -14,6 +14,7 @@
 #ifndef STRATA_GPU_INTERNAL_QUANT_DOT_Q8_H_
 #define STRATA_GPU_INTERNAL_QUANT_DOT_Q8_H_
 
+#include <algorithm>
 #include <cstdint>
 #include <vector>
 
@@ -23,12 +24,27 @@ namespace strata::gpu::cpu {
 
 inline constexpr int kQ8Block = 32;
 
+// Rows of quantised activations as the kernels read them (into a Q8Activations).
+struct Q8View {
+  int64_t rows = 0, n = 0;
+  const int8_t* q = nullptr;   // rows * n codes
+  const float* d = nullptr;    // rows * n/32 scales
+  const float* sum = nullptr;  // rows * n/32: d * (sum of the block's codes)
+};
+
 // m rows of n activations (n a multiple of 32), quantised per 32.
 struct Q8Activations {
   int64_t rows = 0, n = 0;
-  std::vector<int8_t> q;   // rows * n codes
-  std::vector<float> d;    // rows * n/32 scales
-  std::vector<float> sum;  // rows * n/32: d * (sum of the block's codes)
+  std::vector<int8_t> q;
+  std::vector<float> d;
+  std::vector<float> sum;
+  // Rows [first, first + count) (clipped to the rows there are).
+  [[nodiscard]] Q8View Rows(int64_t first, int64_t count) const {
+    const int64_t b = n / 32;
+    return {std::min(count, rows - first), n, q.data() + first * n, d.data() + first * b,
+            sum.data() + first * b};
+  }
+  [[nodiscard]] Q8View All() const { return Rows(0, rows); }
 };
 
 // Fills `out` from x [m, n]; n must be a multiple of 32. Reuses out's memory.
@@ -40,8 +56,8 @@ struct Q8DotKernels {
   const char* name;
   // out[r * ldo + j] = row j (of `count`, `stride` bytes apart) · activation row r, for every
   // row r of x (at most 8 rows).
-  void (*dot_rows)(GgmlType t, const uint8_t* rows, size_t stride, int64_t count,
-                   const Q8Activations& x, float* out, int64_t ldo);
+  void (*dot_rows)(GgmlType t, const uint8_t* rows, size_t stride, int64_t count, const Q8View& x,
+                   float* out, int64_t ldo);
 };
 
 [[nodiscard]] const Q8DotKernels& ScalarQ8DotKernels();

@@ -51,8 +51,8 @@ inline __m256i Codes(const uint8_t* b, float* d, float* c) {
 constexpr int kPrefetchAhead = 8192;
 
 template <GgmlType T, int M>
-inline void Dot2xM(const uint8_t* p0, const uint8_t* p1, const Q8Activations& x, float* out0,
-                   int64_t ldo0, float* out1, int64_t ldo1) {
+inline void Dot2xM(const uint8_t* p0, const uint8_t* p1, const Q8View& x, float* out0, int64_t ldo0,
+                   float* out1, int64_t ldo1) {
   constexpr int kBytes = T == GgmlType::kQ8_0 ? 34 : T == GgmlType::kQ4_1 ? 20 : 18;
   const int64_t blocks = x.n / kQ8Block;
   __m256 a[M], b[M];
@@ -61,9 +61,9 @@ inline void Dot2xM(const uint8_t* p0, const uint8_t* p1, const Q8Activations& x,
     a[r] = b[r] = _mm256_setzero_ps();
     ca[r] = cb[r] = 0;
   }
-  const int8_t* q = x.q.data();
-  const float* xd = x.d.data();
-  const float* xs = x.sum.data();
+  const int8_t* q = x.q;
+  const float* xd = x.d;
+  const float* xs = x.sum;
   for (int64_t k = 0; k < blocks; ++k, p0 += kBytes, p1 += kBytes) {
     _mm_prefetch(reinterpret_cast<const char*>(p0) + kPrefetchAhead, _MM_HINT_T0);
     _mm_prefetch(reinterpret_cast<const char*>(p1) + kPrefetchAhead, _MM_HINT_T0);
@@ -89,7 +89,7 @@ inline void Dot2xM(const uint8_t* p0, const uint8_t* p1, const Q8Activations& x,
 }
 
 template <GgmlType T, int M>
-void DotRowsM(const uint8_t* p, size_t stride, int64_t count, const Q8Activations& x, float* out,
+void DotRowsM(const uint8_t* p, size_t stride, int64_t count, const Q8View& x, float* out,
               int64_t ldo) {
   int64_t j = 0;
   for (; j + 2 <= count; j += 2) {
@@ -104,7 +104,7 @@ void DotRowsM(const uint8_t* p, size_t stride, int64_t count, const Q8Activation
 }
 
 template <GgmlType T>
-void DotRowsT(const uint8_t* p, size_t stride, int64_t count, const Q8Activations& x, float* out,
+void DotRowsT(const uint8_t* p, size_t stride, int64_t count, const Q8View& x, float* out,
               int64_t ldo) {
   switch (x.rows) {
     case 1:
@@ -126,7 +126,7 @@ void DotRowsT(const uint8_t* p, size_t stride, int64_t count, const Q8Activation
   }
 }
 
-void DotRows(GgmlType t, const uint8_t* rows, size_t stride, int64_t count, const Q8Activations& x,
+void DotRows(GgmlType t, const uint8_t* rows, size_t stride, int64_t count, const Q8View& x,
              float* out, int64_t ldo) {
   switch (t) {
     case GgmlType::kQ8_0:

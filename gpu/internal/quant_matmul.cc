@@ -50,7 +50,7 @@ void QuantMatmul(const float* x, int64_t m, const QuantMatrix& w, const float* b
     }
   };
   constexpr int64_t kChunk = 64;
-  if (m <= kQuantGemvRows && w.int8_activations()) {
+  if (m <= kQuantInt8Rows && w.int8_activations()) {
     const Q8DotKernels& q8 = *FastQ8DotKernels();
     // The caller's buffer, named by a reference: a lambda naming a thread_local would reach
     // each worker's own (empty) instance.
@@ -61,7 +61,12 @@ void QuantMatmul(const float* x, int64_t m, const QuantMatrix& w, const float* b
     Pool().ParallelFor(chunks, 1, [&](int64_t c0, int64_t c1) {
       for (int64_t c = c0; c < c1; ++c) {
         const int64_t j0 = c * kChunk, j1 = std::min(n, j0 + kChunk);
-        q8.dot_rows(w.type(), w.row(j0), w.row_bytes(), j1 - j0, xq, y + j0, n);
+        // The kernel takes up to 8 activation rows; a chunk's 64 weight rows stay in cache
+        // between the groups.
+        for (int64_t r0 = 0; r0 < m; r0 += 8) {
+          q8.dot_rows(w.type(), w.row(j0), w.row_bytes(), j1 - j0, xq.Rows(r0, 8), y + r0 * n + j0,
+                      n);
+        }
         for (int64_t r = 0; r < m; ++r) finish(y + r * n, j0, j1);
       }
     });

@@ -55,6 +55,9 @@ class QuantMatrix final {
 
 // Rows at or below this count take the dot-product path.
 inline constexpr int64_t kQuantGemvRows = 8;
+// With int8 activations, rows at or below this count do (in groups of 8): a batch of 16
+// decoding sequences stays on integer block products.
+inline constexpr int64_t kQuantInt8Rows = 16;
 
 // y[m, n] = x[m, k] · Wᵀ (+ bias, then act as gpu::Activation: 0 none, 1 GELU, 2 SiLU), on the
 // decoder's thread pool (gpu/internal/thread_pool.h).

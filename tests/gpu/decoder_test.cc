@@ -67,9 +67,10 @@ TEST_P(TinyDecoderTest, MatchesTheReferenceForward) {
   auto d = Decoder::Open(path, options);
   ASSERT_TRUE(d.ok()) << d.status();
   const int vocab = (*d)->config().vocab_size;
-  // 12 tokens: the prompt path (more than kQuantGemvRows rows) and, below, one at a time.
+  // 20 tokens: the prompt path (more rows than the int8 and dot-product paths take, so fp32
+  // whatever the options) and, below, one at a time.
   std::vector<int32_t> ids;
-  for (int i = 0; i < 12; ++i) ids.push_back((i * 37 + 5) % vocab);
+  for (int i = 0; i < 20; ++i) ids.push_back((i * 37 + 5) % vocab);
   const auto want = testing::ReferenceLogProbs(path, ids);
   ASSERT_EQ(want.size(), ids.size());
   auto seq = (*d)->NewSequence(64);

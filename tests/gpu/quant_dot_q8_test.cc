@@ -10,6 +10,7 @@
 #include <random>
 
 #include "gpu/internal/quant_kernels.h"
+#include "gpu/internal/quant_matmul.h"
 #include "tests/gpu/tiny_decoder.h"
 
 namespace strata::gpu::cpu {
@@ -55,8 +56,8 @@ TEST(Q8Dot, TheReferenceIsWithinTheActivationRoundingOfTheFloatProduct) {
     Q8Activations q;
     QuantizeActivations(x.data(), 1, n, &q);
     std::vector<float> got(rows);
-    ScalarQ8DotKernels().dot_rows(t, reinterpret_cast<const uint8_t*>(w.data()), stride, rows, q,
-                                  got.data(), 1);
+    ScalarQ8DotKernels().dot_rows(t, reinterpret_cast<const uint8_t*>(w.data()), stride, rows,
+                                  q.All(), got.data(), 1);
     for (int64_t j = 0; j < rows; ++j) {
       std::vector<float> wv(static_cast<size_t>(n));
       ScalarQuantKernels().dequantize_row(t, w.data() + static_cast<size_t>(j) * stride, n,
@@ -89,8 +90,8 @@ TEST(Q8Dot, TheFastKernelEqualsTheReference) {
       Q8Activations q;
       QuantizeActivations(x.data(), m, n, &q);
       std::vector<float> want(static_cast<size_t>(m * 10), -1.0f), got = want;
-      ScalarQ8DotKernels().dot_rows(t, p, stride, rows, q, want.data(), 10);
-      fast->dot_rows(t, p, stride, rows, q, got.data(), 10);
+      ScalarQ8DotKernels().dot_rows(t, p, stride, rows, q.All(), want.data(), 10);
+      fast->dot_rows(t, p, stride, rows, q.All(), got.data(), 10);
       for (int64_t r = 0; r < m; ++r) {
         for (int64_t j = 0; j < rows; ++j) {
           const float a = want[static_cast<size_t>(r * 10 + j)];
@@ -98,6 +99,36 @@ TEST(Q8Dot, TheFastKernelEqualsTheReference) {
               << "m " << m << " row " << r << " col " << j;
         }
         EXPECT_EQ(got[static_cast<size_t>(r * 10 + rows)], -1.0f);  // nothing past count
+      }
+    }
+  }
+}
+
+// Through QuantMatmul: up to kQuantInt8Rows rows (the kernel's groups of 8), each row as the
+// reference computes it alone; a bias added after.
+TEST(Q8Dot, MatmulRowsInGroupsEqualEachRowAlone) {
+  if (FastQ8DotKernels() == nullptr) GTEST_SKIP() << "no AVX512-VNNI on this CPU";
+  const int64_t n = 70, k = 128;  // 70 outputs: a chunk of 64 and a short one
+  const std::string w = testing::RandomGgmlRows(GgmlType::kQ4_1, n, k, 8);
+  auto m = QuantMatrix::Copy(GgmlType::kQ4_1, w.data(), n, k, /*int8_activations=*/true);
+  ASSERT_TRUE(m.ok()) << m.status();
+  ASSERT_TRUE(m->int8_activations());
+  std::vector<float> bias(static_cast<size_t>(n));
+  for (int64_t j = 0; j < n; ++j) bias[static_cast<size_t>(j)] = 0.25f * static_cast<float>(j % 5);
+  for (int64_t rows : {1, 7, 8, 9, 16}) {
+    const std::vector<float> x = Normal(rows * k, static_cast<uint64_t>(rows));
+    std::vector<float> y(static_cast<size_t>(rows * n));
+    QuantMatmul(x.data(), rows, *m, bias.data(), 0, y.data());
+    for (int64_t r = 0; r < rows; ++r) {
+      Q8Activations q;
+      QuantizeActivations(x.data() + r * k, 1, k, &q);
+      std::vector<float> want(static_cast<size_t>(n));
+      ScalarQ8DotKernels().dot_rows(GgmlType::kQ4_1, m->row(0), m->row_bytes(), n, q.All(),
+                                    want.data(), 1);
+      for (int64_t j = 0; j < n; ++j) {
+        const float e = want[static_cast<size_t>(j)] + bias[static_cast<size_t>(j)];
+        EXPECT_NEAR(y[static_cast<size_t>(r * n + j)], e, 1e-4f * (1 + std::fabs(e)))
+            << rows << " rows, row " << r << " col " << j;
       }
     }
   }
