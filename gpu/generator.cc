@@ -75,6 +75,30 @@ absl::StatusOr<std::shared_ptr<GenerationControl>> Generator::Submit(GenerationR
   return control;
 }
 
+absl::Status Generator::RunTask(const std::function<absl::Status()>& task,
+                                const std::function<bool()>& cancelled) {
+  auto t = std::make_shared<Task>();
+  t->run = &task;
+  absl::MutexLock lock(&mu_);
+  if (stopping_) return absl::UnavailableError("the generator is shutting down");
+  if (static_cast<int>(tasks_.size()) >= options_.max_queued) {
+    return absl::ResourceExhaustedError(
+        absl::StrCat(options_.max_queued, " decoder tasks are already waiting; try again later"));
+  }
+  tasks_.push_back(t);
+  // Waits for the scheduler, asking `cancelled` every 50 ms.
+  auto done = [&t]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) { return t->done; };
+  while (!mu_.AwaitWithTimeout(absl::Condition(&done), absl::Milliseconds(50))) {
+    if (cancelled && cancelled() && !t->done) {
+      t->abandoned = true;  // not yet started (a running task holds the scheduler, not mu_)
+      // It may be running right now; wait for it then (it uses `task`, owned by the caller).
+      mu_.Await(absl::Condition(&done));
+      return absl::CancelledError("the caller went away");
+    }
+  }
+  return t->status;
+}
+
 void Generator::Finish(std::unique_ptr<Job> job, const std::string& reason, absl::Status status) {
   job->result.finish_reason = reason;
   job->result.status = std::move(status);
@@ -213,14 +237,17 @@ void Generator::Loop() {
   std::vector<float> logits;
   while (true) {
     std::unique_ptr<Job> admit;
+    std::shared_ptr<Task> task;
     std::vector<std::unique_ptr<Job>> cancelled_waiting;
     {
       absl::MutexLock lock(&mu_);
       auto ready = [this]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
-        return stopping_ || !queue_.empty() || !running_.empty() || !preparing_.empty();
+        return stopping_ || !queue_.empty() || !running_.empty() || !preparing_.empty() ||
+               !tasks_.empty();
       };
       mu_.Await(absl::Condition(&ready));
       if (stopping_) break;
+      if (!tasks_.empty()) task = std::move(tasks_.front()), tasks_.pop_front();
       // Waiters ended by their callers leave the queue at once (their callers wait on them).
       for (auto it = queue_.begin(); it != queue_.end();) {
         if ((*it)->control->ended()) {
@@ -244,8 +271,20 @@ void Generator::Loop() {
     }
     for (auto& j : cancelled_waiting) End(std::move(j));
     if (admit != nullptr) Admit(std::move(admit));
-    // One missing entry per iteration, between the running generations' passes.
+    // One missing entry and one task per iteration, between the running generations' passes.
     if (!preparing_.empty()) Prepare();
+    if (task != nullptr) {
+      bool skip = false;
+      {
+        absl::MutexLock lock(&mu_);
+        skip = task->abandoned;
+      }
+      absl::Status s = skip ? absl::CancelledError("abandoned") : (*task->run)();
+      absl::MutexLock lock(&mu_);
+      task->status = std::move(s);
+      task->done = true;
+      stats_.tasks_run += skip ? 0 : 1;
+    }
     // Ended ones leave before the pass.
     for (size_t i = 0; i < running_.size();) {
       if (running_[i]->control->ended()) {
@@ -304,6 +343,12 @@ void Generator::Loop() {
     queued.swap(queue_);
   }
   for (auto& j : queued) Finish(std::move(j), "cancelled", absl::OkStatus());
+  absl::MutexLock lock(&mu_);
+  for (auto& t : tasks_) {
+    t->status = absl::UnavailableError("the generator is shutting down");
+    t->done = true;
+  }
+  tasks_.clear();
 }
 
 }  // namespace strata::gpu

@@ -98,6 +98,7 @@ struct GeneratorStats {
   int64_t running = 0, queued = 0, completed = 0, cancelled = 0, failed = 0;
   int64_t preparing = 0;  // admitted, making their missing entries
   int64_t entries_made = 0;
+  int64_t tasks_run = 0;                // RunTask
   int64_t steps = 0, batched_rows = 0;  // batched_rows / steps = mean batch size
   size_t kv_bytes = 0;
 };
@@ -114,6 +115,14 @@ class Generator final {
   // when the queue is full or the generation could never fit the KV budget. The returned control
   // ends it early.
   [[nodiscard]] absl::StatusOr<std::shared_ptr<GenerationControl>> Submit(GenerationRequest r);
+
+  // Runs `task` on the scheduler thread between two iterations (as entries to make are run), and
+  // returns its status: work on the decoder that is not a generation (e.g. computing passage
+  // entries ahead of questions) takes its turn instead of stalling running generations. Waits
+  // while tasks are queued ahead; Cancelled when `cancelled` says so before the task starts,
+  // ResourceExhausted beyond max_queued waiting tasks, Unavailable once shutting down.
+  [[nodiscard]] absl::Status RunTask(const std::function<absl::Status()>& task,
+                                     const std::function<bool()>& cancelled);
 
   // Bytes of KV one generation of `positions` positions holds.
   [[nodiscard]] size_t SequenceBytes(int64_t positions) const;
@@ -155,6 +164,13 @@ class Generator final {
 
   mutable absl::Mutex mu_;
   std::deque<std::unique_ptr<Job>> queue_ ABSL_GUARDED_BY(mu_);
+  struct Task {
+    const std::function<absl::Status()>* run;
+    absl::Status status;
+    bool abandoned = false;  // the caller stopped waiting: skip it
+    bool done = false;
+  };
+  std::deque<std::shared_ptr<Task>> tasks_ ABSL_GUARDED_BY(mu_);
   size_t kv_in_use_ ABSL_GUARDED_BY(mu_) = 0;
   bool stopping_ ABSL_GUARDED_BY(mu_) = false;
   GeneratorStats stats_ ABSL_GUARDED_BY(mu_);

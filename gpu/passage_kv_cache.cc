@@ -256,6 +256,11 @@ void PassageKvCache::InvalidateCollection(const std::string& collection) {
   InvalidateIf([&](const PassageKey& k) { return k.collection == collection; });
 }
 
+uint64_t PassageKvCache::dropped() const {
+  absl::MutexLock lock(&mu_);
+  return disk_budget_ > 0 ? stats_.disk_evictions : stats_.ram_evictions;
+}
+
 PassageKvCacheStats PassageKvCache::stats() const {
   absl::MutexLock lock(&mu_);
   return stats_;

@@ -90,6 +90,11 @@ class PassageKvCache final {
   void InvalidateCollection(const std::string& collection);
 
   [[nodiscard]] PassageKvCacheStats stats() const;
+  // Entries the cache has dropped for room (not moved to another tier): disk evictions, or RAM
+  // evictions when there is no SSD tier.
+  [[nodiscard]] uint64_t dropped() const;
+  // The RAM and SSD budgets together.
+  [[nodiscard]] size_t capacity() const { return ram_budget_ + disk_budget_; }
 
  private:
   struct RamEntry {

@@ -14,9 +14,31 @@ using Clock = std::chrono::steady_clock;
 
 double Ms(double seconds) { return seconds * 1000.0; }
 
-// The passage as the prompt shows it: its payload's "title" (when the JSON has one) on a line of
-// its own, then its text.
-std::string PassageText(const pb::Payload& p) {
+absl::Status NoDecoder() {
+  return absl::FailedPreconditionError(
+      "this server has no decoder: start strata-server with --decoder=PATH.gguf "
+      "(tools/fetch-models.sh fetches SmolLM2-135M-Instruct)");
+}
+
+absl::StatusOr<gpu::KvFormat> CachedFormat(pb::KvCacheMode mode) {
+  switch (mode) {
+    case pb::CACHED_F16:
+      return gpu::KvFormat::kF16;
+    case pb::CACHED_INT4:
+      return gpu::KvFormat::kInt4;
+    case pb::KV_CACHE_MODE_UNSPECIFIED:
+    case pb::CACHED_INT8:
+      return gpu::KvFormat::kInt8;
+    case pb::FULL_PREFILL:
+      return absl::InvalidArgumentError("FULL_PREFILL caches nothing: name a CACHED_ mode");
+    default:
+      return absl::InvalidArgumentError(absl::StrCat("unknown cache_mode ", mode));
+  }
+}
+
+}  // namespace
+
+std::string RagPassageText(const pb::Payload& p) {
   if (p.text().empty()) return "";
   if (!p.json().empty()) {
     const auto j = nlohmann::json::parse(p.json(), nullptr, /*allow_exceptions=*/false);
@@ -27,6 +49,8 @@ std::string PassageText(const pb::Payload& p) {
   }
   return p.text();
 }
+
+namespace {
 
 absl::Status ToRagRequest(const pb::GenerateRequest& req, int max_tokens, RagRequest* r) {
   const pb::GenerationParams& g = req.params();
@@ -56,22 +80,10 @@ absl::Status ToRagRequest(const pb::GenerateRequest& req, int max_tokens, RagReq
     }
     r->stops.push_back(s);
   }
-  switch (req.cache_mode()) {
-    case pb::FULL_PREFILL:
-      r->full_prefill = true;
-      break;
-    case pb::CACHED_F16:
-      r->format = gpu::KvFormat::kF16;
-      break;
-    case pb::CACHED_INT4:
-      r->format = gpu::KvFormat::kInt4;
-      break;
-    case pb::KV_CACHE_MODE_UNSPECIFIED:
-    case pb::CACHED_INT8:
-      r->format = gpu::KvFormat::kInt8;
-      break;
-    default:
-      return absl::InvalidArgumentError(absl::StrCat("unknown cache_mode ", req.cache_mode()));
+  if (req.cache_mode() == pb::FULL_PREFILL) {
+    r->full_prefill = true;
+  } else {
+    ASSIGN_OR_RETURN(r->format, CachedFormat(req.cache_mode()));
   }
   if (req.has_recompute_ratio()) r->recompute_ratio = req.recompute_ratio();
   if (req.has_recompute_first()) {
@@ -82,15 +94,48 @@ absl::Status ToRagRequest(const pb::GenerateRequest& req, int max_tokens, RagReq
 
 }  // namespace
 
+absl::Status ServePrecompute(const pb::PrecomputePassageKvRequest& req, RagEngine* rag,
+                             uint32_t max_ids, const FetchFn& fetch, grpc::ServerContext* ctx,
+                             pb::PrecomputePassageKvResponse* resp) {
+  if (rag == nullptr) return NoDecoder();
+  ASSIGN_OR_RETURN(const gpu::KvFormat format, CachedFormat(req.cache_mode()));
+  if (req.ids().empty()) return absl::InvalidArgumentError("no ids");
+  if (static_cast<uint32_t>(req.ids_size()) > max_ids) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        req.ids_size(), " ids in one request; the limit is ", max_ids, " (--max_batch)"));
+  }
+  std::vector<std::pair<uint64_t, pb::Payload>> found;
+  std::vector<uint64_t> missing;
+  RETURN_IF_ERROR(fetch(&found, &missing));
+  for (uint64_t id : missing) resp->add_missing_ids(id);
+  std::vector<RagPassage> passages;
+  PrecomputeReport report;
+  for (const auto& [id, payload] : found) {
+    std::string text = RagPassageText(payload);
+    if (text.empty()) {
+      ++report.without_text;
+      continue;
+    }
+    passages.push_back({id, std::move(text)});
+  }
+  const absl::Status s = rag->Precompute(
+      req.collection(), passages, format, [ctx] { return ctx->IsCancelled(); }, &report);
+  resp->set_computed(report.computed);
+  resp->set_already_cached(report.already_cached);
+  resp->set_without_text(report.without_text);
+  resp->set_bytes(report.bytes);
+  resp->set_evictions(report.evictions);
+  const gpu::PassageKvCacheStats c = rag->cache().stats();
+  resp->set_cache_bytes(c.ram_bytes + c.disk_bytes);
+  resp->set_cache_capacity_bytes(rag->cache().capacity());
+  return s;
+}
+
 absl::Status ServeGenerate(const pb::GenerateRequest& req, RagEngine* rag,
                            const RetrieveFn& retrieve, grpc::ServerContext* ctx,
                            grpc::ServerWriter<pb::GenerateResponse>* writer) {
   const auto t0 = Clock::now();
-  if (rag == nullptr) {
-    return absl::FailedPreconditionError(
-        "this server has no decoder: start strata-server with --decoder=PATH.gguf "
-        "(tools/fetch-models.sh fetches SmolLM2-135M-Instruct)");
-  }
+  if (rag == nullptr) return NoDecoder();
   if (req.question().empty()) return absl::InvalidArgumentError("no question");
   const uint32_t k = req.k() == 0 ? kDefaultGeneratePassages : req.k();
   if (k > kMaxGeneratePassages) {
@@ -105,7 +150,7 @@ absl::Status ServeGenerate(const pb::GenerateRequest& req, RagEngine* rag,
   pb::GenerateResponse summary_msg;
   pb::GenerateSummary* summary = summary_msg.mutable_summary();
   for (const pb::Hit& h : found.hits) {
-    std::string text = PassageText(h.payload());
+    std::string text = RagPassageText(h.payload());
     if (text.empty()) continue;  // a point without text has nothing to read
     pb::Citation* c = summary->add_citations();
     c->set_number(static_cast<uint32_t>(r.passages.size() + 1));

@@ -1,6 +1,7 @@
 // One Generate call (the RPC in proto/strata.proto): validates the request, retrieves the
 // passages through the service's own search, runs the RAG engine and streams the answer and the
-// closing summary. Kept apart from server.cc, which hands it the retrieval.
+// closing summary. And PrecomputePassageKv, which makes the same passage entries ahead of
+// questions. Kept apart from server.cc, which hands them the retrieval and the points.
 #ifndef STRATA_SERVICE_GENERATE_CALL_H_
 #define STRATA_SERVICE_GENERATE_CALL_H_
 
@@ -29,6 +30,20 @@ struct Retrieved {
   double embed_seconds = 0;
 };
 using RetrieveFn = std::function<absl::StatusOr<Retrieved>(uint32_t k)>;
+
+// A point's passage as the prompt shows it: its payload's "title" (when the JSON has one) on a
+// line of its own, then its text. Empty without text.
+[[nodiscard]] std::string RagPassageText(const v1::Payload& payload);
+
+// The points of `ids` that exist, with payloads (id, payload), and the ids that do not.
+using FetchFn = std::function<absl::Status(std::vector<std::pair<uint64_t, v1::Payload>>* found,
+                                           std::vector<uint64_t>* missing)>;
+
+// Serves PrecomputePassageKv (`rag` null: FAILED_PRECONDITION); `max_ids` is --max_batch.
+[[nodiscard]] absl::Status ServePrecompute(const v1::PrecomputePassageKvRequest& req,
+                                           RagEngine* rag, uint32_t max_ids, const FetchFn& fetch,
+                                           grpc::ServerContext* ctx,
+                                           v1::PrecomputePassageKvResponse* resp);
 
 // Serves the call. `rag` null: FAILED_PRECONDITION (no decoder). Errors before the first
 // message are returned; once streaming, the summary reports how it ended (a client that goes

@@ -115,6 +115,46 @@ absl::StatusOr<std::shared_ptr<const gpu::PassageKv>> RagEngine::MakePassageKv(
   return kv;
 }
 
+absl::Status RagEngine::Precompute(const std::string& collection,
+                                   const std::vector<RagPassage>& passages, gpu::KvFormat format,
+                                   const std::function<bool()>& cancelled,
+                                   PrecomputeReport* report) {
+  if (format == gpu::KvFormat::kF32) {
+    return absl::InvalidArgumentError("passage entries are cached as f16, int8 or int4");
+  }
+  const RagPrompt& prompt = *default_prefix_->prompt;
+  const uint64_t dropped_before = cache_->dropped();
+  for (const RagPassage& p : passages) {
+    if (cancelled && cancelled()) {
+      report->evictions = cache_->dropped() - dropped_before;
+      return absl::CancelledError("the caller went away");
+    }
+    bool cut = false;
+    const std::vector<int32_t> tokens = prompt.PassageTokens(p.text, &cut);
+    if (tokens.empty()) {
+      ++report->without_text;
+      continue;
+    }
+    const gpu::PassageKey key = Key(collection, p, format);
+    gpu::KvTier tier;
+    if (cache_->Lookup(key, &tier) != nullptr) {
+      ++report->already_cached;
+      continue;
+    }
+    std::shared_ptr<const gpu::PassageKv> made;
+    RETURN_IF_ERROR(generator_->RunTask(
+        [&]() -> absl::Status {
+          ASSIGN_OR_RETURN(made, MakePassageKv(key, tokens));
+          return absl::OkStatus();
+        },
+        cancelled));
+    ++report->computed;
+    report->bytes += made->bytes();
+  }
+  report->evictions = cache_->dropped() - dropped_before;
+  return absl::OkStatus();
+}
+
 absl::Status RagEngine::Answer(const RagRequest& req,
                                const std::function<bool(const std::string&)>& on_text,
                                const std::function<bool()>& cancelled, RagReport* report) {

@@ -65,6 +65,15 @@ struct RagReport {
   std::string finish_reason;  // stop | length | stop_string | cancelled
 };
 
+// What Precompute did.
+struct PrecomputeReport {
+  uint64_t computed = 0;        // entries made now
+  uint64_t already_cached = 0;  // found in RAM or on disk
+  uint64_t without_text = 0;    // passages with no token to cache
+  uint64_t bytes = 0;           // of the entries made now
+  uint64_t evictions = 0;       // entries the cache dropped meanwhile (it is full)
+};
+
 class RagEngine final {
  public:
   // Loads the decoder and computes the shared prefix. Errors name the model file's problem.
@@ -78,6 +87,17 @@ class RagEngine final {
   [[nodiscard]] absl::Status Answer(const RagRequest& req,
                                     const std::function<bool(const std::string&)>& on_text,
                                     const std::function<bool()>& cancelled, RagReport* report);
+
+  // Makes the cache entries of `passages` (of `collection`, in `format`) that it lacks, as the
+  // first question retrieving them would, one passage per decoder turn (Generator::RunTask) so
+  // running answers keep going. Stops with Cancelled when `cancelled` says so; the report counts
+  // what was done either way. Entries beyond the cache's budgets evict older ones
+  // (report->evictions).
+  [[nodiscard]] absl::Status Precompute(const std::string& collection,
+                                        const std::vector<RagPassage>& passages,
+                                        gpu::KvFormat format,
+                                        const std::function<bool()>& cancelled,
+                                        PrecomputeReport* report);
 
   [[nodiscard]] gpu::PassageKvCache& cache() { return *cache_; }
   [[nodiscard]] const gpu::Decoder& decoder() const { return *decoder_; }

@@ -506,6 +506,31 @@ class StrataService final : public pb::Strata::Service {
     });
   }
 
+  grpc::Status PrecomputePassageKv(grpc::ServerContext* ctx,
+                                   const pb::PrecomputePassageKvRequest* req,
+                                   pb::PrecomputePassageKvResponse* resp) override {
+    return Run("PrecomputePassageKv", ctx, *req, [&](CallBudget& budget) -> absl::Status {
+      if (rag_ == nullptr) return ServePrecompute(*req, nullptr, 0, {}, ctx, resp);
+      ASSIGN_OR_RETURN(auto col, catalog_->Find(req->collection()));
+      auto fetch = [&](std::vector<std::pair<uint64_t, pb::Payload>>* found,
+                       std::vector<uint64_t>* missing) -> absl::Status {
+        return FetchPoints(
+            *col, req->ids(), /*with_vector=*/false, /*with_payload=*/true, missing,
+            [&](const PointOutput& p) -> absl::Status {
+              // The payloads are held while their entries are made.
+              RETURN_IF_ERROR(budget.Reserve(2 * p.payload.size() + CallBudget::kMessageOverhead));
+              pb::Payload payload;
+              if (!p.payload.empty() && !payload.ParseFromString(p.payload)) {
+                return absl::DataLossError(absl::StrCat("payload of id ", p.id, " is corrupt"));
+              }
+              found->emplace_back(p.id, std::move(payload));
+              return absl::OkStatus();
+            });
+      };
+      return ServePrecompute(*req, rag_, limits_.max_batch, fetch, ctx, resp);
+    });
+  }
+
   grpc::Status Stats(grpc::ServerContext* ctx, const pb::StatsRequest* req,
                      pb::StatsResponse* resp) override {
     return Run("Stats", ctx, *req, [&](CallBudget&) {

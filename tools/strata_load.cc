@@ -58,6 +58,12 @@ ABSL_FLAG(std::string, questions, "",
           "online, after loading: JSONL labelled questions ({\"question\": ..., \"relevant_ids\": "
           "[ids as loaded]}) to learn the collection's hybrid dense weight from (TuneHybrid)");
 ABSL_FLAG(size_t, max_questions, 1024, "--questions: questions sent at most");
+ABSL_FLAG(bool, precompute_kv, false,
+          "online, after loading: have the server compute each loaded passage's KV cache entry "
+          "for Generate now (PrecomputePassageKv), so first questions find them cached; needs a "
+          "server started with --decoder");
+ABSL_FLAG(std::string, kv_cache_mode, "int8",
+          "--precompute_kv: the entries' format, as Generate's cache_mode (int8, int4, f16)");
 ABSL_FLAG(std::string, collection, "", "target collection (created when missing)");
 ABSL_FLAG(std::vector<std::string>, text_fields, {},
           "a new collection: payload JSON fields indexed lexically with the text, e.g. title");
@@ -430,6 +436,62 @@ grpc::Status EmbedRows(pb::Strata::Stub& stub, const Input& in, uint64_t begin, 
   return grpc::Status::OK;
 }
 
+// The loaded points' passage KV cache entries, computed by the server in batches, with a progress
+// bar; stops (with a warning, the load itself having succeeded) once the server's cache is full.
+int PrecomputeKv(pb::Strata::Stub* stub, const Input& in, const std::string& collection) {
+  pb::KvCacheMode mode = pb::CACHED_INT8;
+  const std::string name = absl::GetFlag(FLAGS_kv_cache_mode);
+  if (name == "int4") {
+    mode = pb::CACHED_INT4;
+  } else if (name == "f16") {
+    mode = pb::CACHED_F16;
+  } else if (name != "int8") {
+    return Fail(absl::StrCat("--kv_cache_mode must be int8, int4 or f16, not '", name, "'"));
+  }
+  const uint64_t n = in.embed_online ? in.text.size() : in.vectors.n;
+  constexpr uint64_t kBatch = 16;  // a few seconds of decoder work per call
+  strata::ProgressBar bar("precomputing passage KV", n, "passages");
+  uint64_t computed = 0, cached = 0, without_text = 0, bytes = 0;
+  for (uint64_t row = 0; row < n; row += kBatch) {
+    pb::PrecomputePassageKvRequest req;
+    req.set_collection(collection);
+    req.set_cache_mode(mode);
+    for (uint64_t r = row; r < std::min(n, row + kBatch); ++r) req.add_ids(IdOf(in, r));
+    pb::PrecomputePassageKvResponse resp;
+    grpc::Status s = WithRetries("precompute", [&](grpc::ClientContext* ctx) {
+      return stub->PrecomputePassageKv(ctx, req, &resp);
+    });
+    if (!s.ok()) {
+      bar.Finish();
+      return Fail(absl::StrCat("precomputing passage KV: ", s.error_message()));
+    }
+    computed += resp.computed();
+    cached += resp.already_cached();
+    without_text += resp.without_text();
+    bytes += resp.bytes();
+    bar.Update(std::min(n, row + kBatch));
+    if (resp.evictions() > 0) {
+      bar.Finish();
+      std::fprintf(stderr,
+                   "strata-load: warning: the server's passage KV cache is full (%.0f of %.0f MB):"
+                   " stopped after %llu of %llu passages; raise strata-server's "
+                   "--kv_cache_disk_mb (or --kv_cache_ram_mb) to keep more\n",
+                   resp.cache_bytes() / 1e6, resp.cache_capacity_bytes() / 1e6,
+                   static_cast<unsigned long long>(std::min(n, row + kBatch)),
+                   static_cast<unsigned long long>(n));
+      return 0;
+    }
+  }
+  bar.Finish();
+  std::fprintf(stderr,
+               "strata-load: passage KV: %llu computed (%.1f MB), %llu already cached, %llu "
+               "without text\n",
+               static_cast<unsigned long long>(computed), bytes / 1e6,
+               static_cast<unsigned long long>(cached),
+               static_cast<unsigned long long>(without_text));
+  return 0;
+}
+
 int RunOnline(Input& in, const std::string& collection) {
   auto channel =
       grpc::CreateChannel(absl::GetFlag(FLAGS_server), grpc::InsecureChannelCredentials());
@@ -624,6 +686,7 @@ int RunOnline(Input& in, const std::string& collection) {
     grpc::Status t = strata::TuneHybridAndReport(stub.get(), *req);
     if (!t.ok()) return Fail(absl::StrCat("learning the hybrid weight: ", t.error_message()));
   }
+  if (absl::GetFlag(FLAGS_precompute_kv)) return PrecomputeKv(stub.get(), in, collection);
   return 0;
 }
 
@@ -724,6 +787,9 @@ int main(int argc, char** argv) {
     std::fprintf(stderr,
                  "strata-load: warning: --embed_precision and --embed_backend apply to offline "
                  "--text only; online, the server embeds with its own settings\n");
+  }
+  if (mode == "offline" && absl::GetFlag(FLAGS_precompute_kv)) {
+    return Fail("--precompute_kv needs an online load (the server computes and keeps the entries)");
   }
   if (mode == "offline" && !absl::GetFlag(FLAGS_questions).empty()) {
     return Fail(

@@ -284,5 +284,57 @@ TEST_F(GeneratorTest, MissingEntriesAreMadeOnTheSchedulerThread) {
   EXPECT_EQ(s.preparing, 0);
 }
 
+// Tasks run on the scheduler thread between iterations and return their status; a task whose
+// caller is gone before it starts is not run.
+TEST_F(GeneratorTest, TasksRunOnTheSchedulerThread) {
+  Generator g(d_.get(), {});
+  Run run;  // a generation running meanwhile
+  ASSERT_TRUE(g.Submit(Request(Prompt(1), 30, &run)).ok());
+  std::thread::id ran_on;
+  EXPECT_TRUE(g.RunTask(
+                   [&] {
+                     ran_on = std::this_thread::get_id();
+                     return absl::OkStatus();
+                   },
+                   nullptr)
+                  .ok());
+  EXPECT_NE(ran_on, std::this_thread::get_id());
+  EXPECT_NE(ran_on, std::thread::id());
+  EXPECT_EQ(g.RunTask([] { return absl::DataLossError("x"); }, nullptr).code(),
+            absl::StatusCode::kDataLoss);
+  run.done.WaitForNotification();
+  EXPECT_EQ(run.result.finish_reason, "length");
+  // A caller gone before the scheduler reaches the task: Cancelled, and the task never runs.
+  absl::Notification release, first_started;
+  std::thread busy([&] {
+    EXPECT_TRUE(g.RunTask(
+                     [&] {
+                       first_started.Notify();
+                       release.WaitForNotification();
+                       return absl::OkStatus();
+                     },
+                     nullptr)
+                    .ok());
+  });
+  first_started.WaitForNotification();
+  bool ran = false;
+  // The caller gives up at its first check, and only then lets the first task end: the scheduler
+  // reaches the second task after it was abandoned.
+  EXPECT_EQ(g.RunTask(
+                 [&] {
+                   ran = true;
+                   return absl::OkStatus();
+                 },
+                 [&] {
+                   release.Notify();
+                   return true;
+                 })
+                .code(),
+            absl::StatusCode::kCancelled);
+  busy.join();
+  EXPECT_FALSE(ran);
+  EXPECT_EQ(g.stats().tasks_run, 3);
+}
+
 }  // namespace
 }  // namespace strata::gpu

@@ -207,6 +207,61 @@ TEST_F(GenerateTest, AClientThatGoesAwayStopsItsGeneration) {
   EXPECT_EQ(server_->Stop(), 0);
 }
 
+// PrecomputePassageKv makes the entries Generate would, so a first question finds them all.
+TEST_F(GenerateTest, PrecomputedPassagesAreHitsOnTheFirstQuestion) {
+  pb::UpsertRequest bare;  // a point without text
+  bare.set_collection("docs");
+  pb::Point* p = bare.add_points();
+  p->set_id(50);
+  for (int j = 0; j < 4; ++j) p->mutable_vector()->add_values(1.0f + j);
+  pb::UpsertResponse upserted;
+  ASSERT_TRUE(Call(&pb::Strata::Stub::Upsert, server_->stub(), bare, &upserted).ok());
+  pb::PrecomputePassageKvRequest req;
+  req.set_collection("docs");
+  for (uint64_t id = 0; id < 12; ++id) req.add_ids(id);
+  req.add_ids(50);
+  req.add_ids(99);  // unknown
+  pb::PrecomputePassageKvResponse resp;
+  grpc::Status st = Call(&pb::Strata::Stub::PrecomputePassageKv, server_->stub(), req, &resp);
+  ASSERT_TRUE(st.ok()) << st.error_message();
+  EXPECT_EQ(resp.computed(), 12u);
+  EXPECT_EQ(resp.already_cached(), 0u);
+  EXPECT_EQ(resp.without_text(), 1u);
+  ASSERT_EQ(resp.missing_ids_size(), 1);
+  EXPECT_EQ(resp.missing_ids(0), 99u);
+  EXPECT_GT(resp.bytes(), 0u);
+  EXPECT_EQ(resp.evictions(), 0u);
+  EXPECT_GE(resp.cache_capacity_bytes(), resp.cache_bytes());
+  // Again: nothing to make.
+  ASSERT_TRUE(Call(&pb::Strata::Stub::PrecomputePassageKv, server_->stub(), req, &resp).ok());
+  EXPECT_EQ(resp.computed(), 0u);
+  EXPECT_EQ(resp.already_cached(), 12u);
+  // The first question: every passage is a hit.
+  const Answer a = Ask(server_->stub(), Question("tell me about cats", pb::CACHED_INT8));
+  ASSERT_TRUE(a.status.ok()) << a.status.error_message();
+  EXPECT_EQ(a.s.cache().misses(), 0u);
+  EXPECT_EQ(a.s.cache().ram_hits() + a.s.cache().disk_hits(),
+            static_cast<uint32_t>(a.s.citations_size()));
+  // Another format is another entry.
+  req.set_cache_mode(pb::CACHED_INT4);
+  ASSERT_TRUE(Call(&pb::Strata::Stub::PrecomputePassageKv, server_->stub(), req, &resp).ok());
+  EXPECT_EQ(resp.computed(), 12u);
+  // Refusals.
+  auto code = [&](const pb::PrecomputePassageKvRequest& r) {
+    pb::PrecomputePassageKvResponse unused;
+    return Call(&pb::Strata::Stub::PrecomputePassageKv, server_->stub(), r, &unused).error_code();
+  };
+  pb::PrecomputePassageKvRequest full = req;
+  full.set_cache_mode(pb::FULL_PREFILL);
+  EXPECT_EQ(code(full), grpc::StatusCode::INVALID_ARGUMENT);
+  pb::PrecomputePassageKvRequest none;
+  none.set_collection("docs");
+  EXPECT_EQ(code(none), grpc::StatusCode::INVALID_ARGUMENT);
+  pb::PrecomputePassageKvRequest nowhere = req;
+  nowhere.set_collection("nope");
+  EXPECT_EQ(code(nowhere), grpc::StatusCode::NOT_FOUND);
+}
+
 // A Generate call holds a call thread while it lasts: with --threads=2 only one runs at once,
 // and another gets RESOURCE_EXHAUSTED naming the limit while a search still finds a thread.
 TEST(GenerateCalls, AreBoundedBelowTheServersThreads) {
@@ -273,6 +328,13 @@ TEST(GenerateWithoutDecoder, IsAFailedPreconditionNamingTheFlag) {
   const Answer a = Ask(server.stub(), Question("q", pb::CACHED_INT8));
   EXPECT_EQ(a.status.error_code(), grpc::StatusCode::FAILED_PRECONDITION);
   EXPECT_NE(a.status.error_message().find("--decoder"), std::string::npos);
+  pb::PrecomputePassageKvRequest pre;
+  pre.set_collection("docs");
+  pre.add_ids(1);
+  pb::PrecomputePassageKvResponse unused;
+  const grpc::Status p = Call(&pb::Strata::Stub::PrecomputePassageKv, server.stub(), pre, &unused);
+  EXPECT_EQ(p.error_code(), grpc::StatusCode::FAILED_PRECONDITION);
+  EXPECT_NE(p.error_message().find("--decoder"), std::string::npos);
 }
 
 }  // namespace
