@@ -4,12 +4,17 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
+#include <tuple>
 #include <vector>
 
 #include "absl/container/flat_hash_set.h"
 #include "absl/strings/escaping.h"
+#include "absl/strings/match.h"
+#include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
+#include "absl/strings/str_split.h"
 #include "storage/log.h"
 #include "storage/scoped_fd.h"
 #include "storage/status_macros.h"
@@ -29,6 +34,24 @@ class FileKvStore final : public KvDiskStore {
     return ReadWholeFile(Path(name));
   }
   void Erase(const std::string& name) override { unlink(Path(name).c_str()); }
+  std::vector<std::pair<std::string, size_t>> List() override {
+    std::vector<std::tuple<int64_t, std::string, size_t>> found;  // (mtime ns, name, bytes)
+    if (DIR* d = opendir(dir_.c_str())) {
+      while (dirent* e = readdir(d)) {
+        const std::string file = e->d_name;
+        if (file.size() <= 3 || file.compare(file.size() - 3, 3, kSuffix) != 0) continue;
+        struct stat st;
+        if (stat(absl::StrCat(dir_, "/", file).c_str(), &st) != 0) continue;
+        found.emplace_back(int64_t{st.st_mtim.tv_sec} * 1000000000 + st.st_mtim.tv_nsec,
+                           file.substr(0, file.size() - 3), static_cast<size_t>(st.st_size));
+      }
+      closedir(d);
+    }
+    std::sort(found.begin(), found.end());
+    std::vector<std::pair<std::string, size_t>> out;
+    for (auto& [mtime, name, bytes] : found) out.emplace_back(std::move(name), bytes);
+    return out;
+  }
 
  private:
   std::string Path(const std::string& name) const { return absl::StrCat(dir_, "/", name, kSuffix); }
@@ -47,25 +70,78 @@ absl::StatusOr<std::unique_ptr<KvDiskStore>> OpenKvDirectory(const std::string& 
   if (mkdir(dir.c_str(), 0755) != 0 && errno != EEXIST) {
     return ErrnoToStatus(errno, absl::StrCat("mkdir ", dir));
   }
-  // The tier's index is in memory: files from an earlier run are unknown to it, so they go.
+  // Entries stay for the cache to index; what a crash left half-written (WriteFileAtomic's
+  // temporaries) goes.
   if (DIR* d = opendir(dir.c_str())) {
-    std::vector<std::string> old;
+    std::vector<std::string> partial;
     while (dirent* e = readdir(d)) {
       const std::string name = e->d_name;
-      if (name.size() > 3 && name.compare(name.size() - 3, 3, kSuffix) == 0) old.push_back(name);
+      if (absl::EndsWith(name, ".tmp")) partial.push_back(name);
     }
     closedir(d);
-    for (const std::string& name : old) unlink(absl::StrCat(dir, "/", name).c_str());
+    for (const std::string& name : partial) unlink(absl::StrCat(dir, "/", name).c_str());
   } else {
     return ErrnoToStatus(errno, absl::StrCat("opendir ", dir));
   }
   return std::unique_ptr<KvDiskStore>(new FileKvStore(dir));
 }
 
+std::optional<PassageKey> PassageKey::Decode(absl::string_view name) {
+  const std::vector<absl::string_view> parts = absl::StrSplit(name, '-');
+  if (parts.size() != 5) return std::nullopt;
+  PassageKey k;
+  if (!absl::SimpleAtoi(parts[2], &k.id) || !absl::SimpleHexAtoi(parts[3], &k.version)) {
+    return std::nullopt;
+  }
+  // (This Abseil's HexStringToBytes does not validate: the round trip below does.)
+  k.model = absl::HexStringToBytes(parts[0]);
+  k.collection = absl::HexStringToBytes(parts[1]);
+  bool known = false;
+  for (KvFormat f : {KvFormat::kF32, KvFormat::kF16, KvFormat::kInt8, KvFormat::kInt4}) {
+    if (parts[4] == KvFormatName(f)) {
+      k.format = f;
+      known = true;
+    }
+  }
+  if (!known || k.Encode() != name) return std::nullopt;
+  return k;
+}
+
 PassageKvCache::PassageKvCache(PassageKvCacheOptions options)
     : ram_budget_(options.ram_bytes),
       disk_budget_(options.disk != nullptr ? options.disk_bytes : 0),
-      disk_(std::move(options.disk)) {}
+      disk_(std::move(options.disk)) {
+  if (disk_ == nullptr) return;
+  // What an earlier run spilled, oldest first: this model's entries are indexed (the newest at
+  // the front of the LRU), the rest removed; then the budget is enforced.
+  std::vector<std::string> remove;
+  {
+    absl::MutexLock lock(&mu_);
+    for (auto& [name, bytes] : disk_->List()) {
+      std::optional<PassageKey> key = PassageKey::Decode(name);
+      if (!key || key->model != options.model || disk_budget_ == 0 || disk_index_.contains(name)) {
+        remove.push_back(name);
+        continue;
+      }
+      disk_lru_.push_front({*std::move(key), bytes});
+      disk_index_[name] = disk_lru_.begin();
+      stats_.disk_bytes += bytes;
+    }
+    while (stats_.disk_bytes > disk_budget_ && !disk_lru_.empty()) {
+      auto last = std::prev(disk_lru_.end());
+      remove.push_back(last->key.Encode());
+      DropDisk(last);
+    }
+    stats_.disk_entries = disk_lru_.size();
+  }
+  for (const std::string& name : remove) disk_->Erase(name);
+  if (stats().disk_entries > 0 || !remove.empty()) {
+    Log(LogLevel::kInfo,
+        "passage KV cache: %llu entries (%.1f MB) kept on disk from before, %zu removed",
+        static_cast<unsigned long long>(stats().disk_entries), stats().disk_bytes / 1e6,
+        remove.size());
+  }
+}
 
 std::shared_ptr<const PassageKv> PassageKvCache::Lookup(const PassageKey& key, KvTier* tier,
                                                         size_t* bytes_read) {

@@ -16,7 +16,10 @@
 #include <cstdint>
 #include <list>
 #include <memory>
+#include <optional>
 #include <string>
+#include <utility>
+#include <vector>
 
 #include "absl/base/thread_annotations.h"
 #include "absl/container/flat_hash_map.h"
@@ -34,8 +37,10 @@ struct PassageKey {
   uint64_t version = 0;    // hash of the passage text the entry was computed from
   KvFormat format = KvFormat::kInt8;
 
-  // A file-name-safe unique string of the key.
+  // A file-name-safe unique string of the key, and back (nullopt for a string Encode would not
+  // have made).
   [[nodiscard]] std::string Encode() const;
+  [[nodiscard]] static std::optional<PassageKey> Decode(absl::string_view name);
 };
 
 // Where a lookup found its entry.
@@ -48,12 +53,17 @@ class KvDiskStore {
   [[nodiscard]] virtual absl::Status Put(const std::string& name, const std::string& bytes) = 0;
   [[nodiscard]] virtual absl::StatusOr<std::string> Get(const std::string& name) = 0;
   virtual void Erase(const std::string& name) = 0;
+  // The entries stored now, least recently written first, with their sizes.
+  [[nodiscard]] virtual std::vector<std::pair<std::string, size_t>> List() { return {}; }
 };
-// Files in `dir` (created; entries left by an earlier run are removed at start: the index of the
-// tier lives in memory).
+// Files in `dir` (created). Entries an earlier run left are kept (PassageKvCache indexes them at
+// start); half-written files from a crash are removed.
 [[nodiscard]] absl::StatusOr<std::unique_ptr<KvDiskStore>> OpenKvDirectory(const std::string& dir);
 
 struct PassageKvCacheOptions {
+  // The model whose entries this cache holds: entries of another model (or none given) found on
+  // disk at start are removed, the others indexed (oldest evicted first) and served.
+  std::string model;
   size_t ram_bytes = size_t{512} << 20;
   size_t disk_bytes = 0;              // 0: no SSD tier
   std::unique_ptr<KvDiskStore> disk;  // required when disk_bytes > 0

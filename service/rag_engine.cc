@@ -47,6 +47,10 @@ absl::StatusOr<std::unique_ptr<RagEngine>> RagEngine::Open(const RagOptions& opt
       slash == std::string::npos ? options.decoder_path : options.decoder_path.substr(slash + 1),
       ":", size);
   gpu::PassageKvCacheOptions co;
+  // Entries depend on the model and on the instructions they were computed after; the SSD tier
+  // outlives the process, so both name the entries it may serve.
+  e->cache_model_ = absl::StrCat(e->model_, ":", absl::Hex(TextVersion(options.instructions)));
+  co.model = e->cache_model_;
   co.ram_bytes = options.kv_ram_bytes;
   if (options.kv_disk_bytes > 0 && !options.kv_dir.empty()) {
     ASSIGN_OR_RETURN(co.disk, gpu::OpenKvDirectory(options.kv_dir));
@@ -90,7 +94,7 @@ absl::StatusOr<std::shared_ptr<const RagEngine::Prefix>> RagEngine::PrefixFor(
 
 gpu::PassageKey RagEngine::Key(const std::string& collection, const RagPassage& p,
                                gpu::KvFormat format) const {
-  return gpu::PassageKey{model_, collection, p.id, TextVersion(p.text), format};
+  return gpu::PassageKey{cache_model_, collection, p.id, TextVersion(p.text), format};
 }
 
 absl::StatusOr<std::shared_ptr<const gpu::PassageKv>> RagEngine::MakePassageKv(

@@ -123,6 +123,7 @@ class RagEngine final {
 
   RagOptions options_;
   std::string model_;
+  std::string cache_model_;  // the model and the default instructions (passage cache keys)
   std::unique_ptr<gpu::Decoder> decoder_;
   std::unique_ptr<gpu::PassageKvCache> cache_;
   std::unique_ptr<gpu::Generator> generator_;

@@ -4,6 +4,7 @@
 
 #include <gtest/gtest.h>
 
+#include <fstream>
 #include <functional>
 #include <map>
 
@@ -153,18 +154,70 @@ TEST(PassageKvCache, AFailingDiskLosesEntriesNotTheServer) {
   EXPECT_EQ(cache.stats().disk_errors, 3u);
 }
 
-TEST(PassageKvCache, FileTierRoundTripsAndClearsOldRuns) {
+TEST(PassageKey, EncodesAndDecodes) {
+  const PassageKey k{"model.gguf:123", "a-b c\n", 42, 0xabcdef, KvFormat::kInt4};
+  const std::optional<PassageKey> back = PassageKey::Decode(k.Encode());
+  ASSERT_TRUE(back.has_value());
+  EXPECT_EQ(back->model, k.model);
+  EXPECT_EQ(back->collection, k.collection);
+  EXPECT_EQ(back->id, 42u);
+  EXPECT_EQ(back->version, 0xabcdefu);
+  EXPECT_EQ(back->format, KvFormat::kInt4);
+  for (const char* bad : {"", "a", "zz-00-1-2-int8", "61-62-x-2-int8", "61-62-1-2-int9",
+                          "61-62-1-2-int8-extra", "6-62-1-2-int8", "61-62-01-2-int8"}) {
+    EXPECT_FALSE(PassageKey::Decode(bad).has_value()) << bad;
+  }
+}
+
+// The SSD tier outlives the process: a restart indexes this model's entries (newest kept when
+// over budget) and serves them; other models' entries and half-written files go.
+TEST(PassageKvCache, TheFileTierIsKeptAcrossRestarts) {
   testing::TempDir dir;
   const std::string kv_dir = dir.File("kv");
-  {
+  const size_t one = Entry(32, 0)->bytes();
+  auto open = [&](const std::string& model, size_t disk_entries) {
     auto store = OpenKvDirectory(kv_dir);
-    ASSERT_TRUE(store.ok()) << store.status();
-    ASSERT_TRUE((*store)->Put("a", "hello").ok());
-    EXPECT_EQ(*(*store)->Get("a"), "hello");
+    EXPECT_TRUE(store.ok()) << store.status();
+    PassageKvCacheOptions o;
+    o.model = model;
+    o.ram_bytes = one;  // one entry in RAM: the rest spill
+    o.disk = std::move(*store);
+    o.disk_bytes = disk_entries * (one + 4096);
+    return std::make_unique<PassageKvCache>(std::move(o));
+  };
+  auto key = [](const std::string& model, uint64_t id) {
+    return PassageKey{model, "docs", id, 1, KvFormat::kInt8};
+  };
+  {
+    auto cache = open("m1", 8);
+    for (uint64_t id = 1; id <= 4; ++id) cache->Insert(key("m1", id), Entry(32, float(id)));
+    EXPECT_EQ(cache->stats().disk_entries, 3u);  // 1..3 spilled; 4 in RAM, lost at exit
   }
-  auto again = OpenKvDirectory(kv_dir);  // a restart: earlier entries are gone
-  ASSERT_TRUE(again.ok());
-  EXPECT_FALSE((*again)->Get("a").ok());
+  ASSERT_TRUE(WriteFileAtomic(kv_dir + "/junk.kv.tmp", absl::Span<const char>("x", 1)).ok());
+  {
+    auto cache = open("m1", 8);
+    EXPECT_EQ(cache->stats().disk_entries, 3u);
+    KvTier tier;
+    auto kv = cache->Lookup(key("m1", 2), &tier);
+    ASSERT_NE(kv, nullptr);
+    EXPECT_EQ(tier, KvTier::kDisk);
+    EXPECT_EQ(kv->Serialize(), Entry(32, 2)->Serialize());
+    EXPECT_EQ(cache->Lookup(key("m1", 4), &tier), nullptr);
+  }
+  EXPECT_FALSE(std::ifstream(kv_dir + "/junk.kv.tmp").good());
+  {
+    auto cache = open("m1", 2);  // a smaller budget: the oldest go
+    EXPECT_EQ(cache->stats().disk_entries, 2u);
+  }
+  {
+    auto cache = open("m2", 8);  // another model (or other instructions): nothing is served
+    EXPECT_EQ(cache->stats().disk_entries, 0u);
+    KvTier tier;
+    EXPECT_EQ(cache->Lookup(key("m1", 2), &tier), nullptr);
+  }
+  auto store = OpenKvDirectory(kv_dir);
+  ASSERT_TRUE(store.ok());
+  EXPECT_TRUE((*store)->List().empty());
 }
 
 }  // namespace
