@@ -452,18 +452,61 @@ class CpuBackend final : public Backend {
     const float* qv = q.as<float>();
     float* o = out.as<float>();
     const cpu::CpuKernels& kern = cpu::BestCpuKernels();
-    cpu::Pool().ParallelFor(n * heads, 1, [&](int64_t j0, int64_t j1) {
-      std::vector<float> scratch(static_cast<size_t>(longest));
-      for (int64_t job = j0; job < j1; ++job) {
-        const int64_t t = job / heads;
-        const int h = static_cast<int>(job % heads);
-        const int64_t kvh = h / group;
-        const AttentionRow& r = rows[static_cast<size_t>(t)];
-        kern.attend_row(qv + t * width + h * head_dim, r.k->as<float>() + kvh * head_dim,
-                        r.v->as<float>() + kvh * head_dim, kv_width, r.length, head_dim, scale,
-                        scratch.data(), o + t * width + h * head_dim);
+    // Flash-decoding: each (row, kv head) is cut into stretches of the cache, a job each: the
+    // query heads sharing a kv head read its keys and values once together, and a long cache
+    // keeps every thread busy even for one sequence. Partials are combined per query head.
+    struct Job {
+      int64_t t, kvh, begin, len;
+    };
+    std::vector<Job> jobs;
+    const int64_t pairs = n * kv_heads;
+    const int64_t want = 4 * cpu::Pool().threads();  // jobs to balance the threads
+    for (int64_t t = 0; t < n; ++t) {
+      const int64_t len = rows[static_cast<size_t>(t)].length;
+      const int64_t pieces =
+          std::max<int64_t>(1, std::min((len + 63) / 64, (want + pairs - 1) / pairs));
+      const int64_t stretch = (len + pieces - 1) / pieces;
+      for (int64_t g = 0; g < kv_heads; ++g) {
+        for (int64_t b = 0; b < len; b += stretch)
+          jobs.push_back({t, g, b, std::min(stretch, len - b)});
+      }
+    }
+    const int64_t per_job = static_cast<int64_t>(group) * (head_dim + 2);
+    std::vector<float> partial(jobs.size() * static_cast<size_t>(per_job));
+    cpu::Pool().ParallelFor(static_cast<int64_t>(jobs.size()), 1, [&](int64_t j0, int64_t j1) {
+      std::vector<float> scratch(static_cast<size_t>(group * longest));
+      for (int64_t j = j0; j < j1; ++j) {
+        const Job& job = jobs[static_cast<size_t>(j)];
+        const AttentionRow& r = rows[static_cast<size_t>(job.t)];
+        const int64_t at = job.begin * kv_width + job.kvh * head_dim;
+        float* part = partial.data() + j * per_job;  // m[group], l[group], o[group][head_dim]
+        kern.attend_partial(qv + job.t * width + job.kvh * group * head_dim, group,
+                            r.k->as<float>() + at, r.v->as<float>() + at, kv_width, job.len,
+                            head_dim, scale, scratch.data(), part, part + group, part + 2 * group);
       }
     });
+    // Combine: for each (row, kv head), its stretches are consecutive jobs.
+    for (size_t j = 0; j < jobs.size();) {
+      size_t e = j;
+      while (e < jobs.size() && jobs[e].t == jobs[j].t && jobs[e].kvh == jobs[j].kvh) ++e;
+      for (int r = 0; r < group; ++r) {
+        float mx = -INFINITY;
+        for (size_t c = j; c < e; ++c) mx = std::max(mx, partial[c * per_job + r]);
+        float* dst = o + jobs[j].t * width + (jobs[j].kvh * group + r) * head_dim;
+        double sum = 0;
+        std::fill(dst, dst + head_dim, 0.0f);
+        for (size_t c = j; c < e; ++c) {
+          const float* part = partial.data() + c * per_job;
+          const float w = std::exp(part[r] - mx);
+          sum += static_cast<double>(w) * part[group + r];
+          const float* oc = part + 2 * group + r * head_dim;
+          for (int64_t d = 0; d < head_dim; ++d) dst[d] += w * oc[d];
+        }
+        const float inv = static_cast<float>(1.0 / sum);
+        for (int64_t d = 0; d < head_dim; ++d) dst[d] *= inv;
+      }
+      j = e;
+    }
     return absl::OkStatus();
   }
 

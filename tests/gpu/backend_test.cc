@@ -1,5 +1,7 @@
 // The CPU backend against naive double-precision loops written here, op by op.
 #include <cmath>
+#include <random>
+#include <tuple>
 
 #include "gtest/gtest.h"
 #include "tests/gpu/backend_ops.h"
@@ -121,6 +123,71 @@ TEST(CpuBackend, EveryOpMatchesNaiveLoops) {
       worst = std::max(worst, std::abs(want[i] - (*got)[i]) / std::max(1.0, std::abs(want[i])));
     }
     EXPECT_LT(worst, 1e-4) << c.op;
+  }
+}
+
+// Attention of decoding rows against their own caches (grouped query heads, caches of different
+// lengths, split into stretches and recombined inside) against a double-precision loop.
+TEST(CpuBackend, CachedAttentionMatchesNaiveLoops) {
+  auto be = CreateCpuBackend();
+  std::mt19937_64 rng(5);
+  std::normal_distribution<float> normal;
+  for (const auto& [heads, kv_heads, head_dim] :
+       std::vector<std::tuple<int, int, int>>{{9, 3, 64}, {4, 4, 32}, {8, 1, 16}}) {
+    const std::vector<int64_t> lengths = {1, 7, 64, 65, 300, 1500};
+    const int64_t n = static_cast<int64_t>(lengths.size());
+    const int64_t width = int64_t{heads} * head_dim, kv_width = int64_t{kv_heads} * head_dim;
+    std::vector<float> qh(static_cast<size_t>(n * width));
+    for (float& x : qh) x = normal(rng);
+    std::vector<std::vector<float>> kh(lengths.size()), vh(lengths.size());
+    std::vector<Tensor> kt, vt;
+    for (size_t t = 0; t < lengths.size(); ++t) {
+      const int64_t cap = lengths[t] + 3;  // room past the length, never read
+      kh[t].resize(static_cast<size_t>(cap * kv_width));
+      vh[t].resize(kh[t].size());
+      for (float& x : kh[t]) x = 2 * normal(rng);
+      for (float& x : vh[t]) x = normal(rng);
+      kt.push_back(*be->Allocate(DType::kF32, {cap, kv_width}));
+      vt.push_back(*be->Allocate(DType::kF32, {cap, kv_width}));
+      ASSERT_TRUE(be->CopyFromHost(kh[t].data(), DType::kF32, kh[t].size(), kt.back(), 0).ok());
+      ASSERT_TRUE(be->CopyFromHost(vh[t].data(), DType::kF32, vh[t].size(), vt.back(), 0).ok());
+    }
+    std::vector<Backend::AttentionRow> rows;
+    for (size_t t = 0; t < lengths.size(); ++t) rows.push_back({&kt[t], &vt[t], lengths[t]});
+    Tensor q = *be->Allocate(DType::kF32, {n, width});
+    Tensor out = *be->Allocate(DType::kF32, {n, width});
+    ASSERT_TRUE(be->CopyFromHost(qh.data(), DType::kF32, qh.size(), q, 0).ok());
+    ASSERT_TRUE(be->CachedAttention(q, rows, heads, kv_heads, head_dim, out).ok());
+    std::vector<float> got(static_cast<size_t>(n * width));
+    ASSERT_TRUE(be->CopyToHostFloat(out, got.size(), got.data()).ok());
+    double worst = 0;
+    for (int64_t t = 0; t < n; ++t) {
+      for (int h = 0; h < heads; ++h) {
+        const int g = h / (heads / kv_heads);
+        std::vector<double> s(static_cast<size_t>(lengths[t]));
+        double mx = -1e300;
+        for (int64_t j = 0; j < lengths[t]; ++j) {
+          double d = 0;
+          for (int e = 0; e < head_dim; ++e) {
+            d += double(qh[t * width + h * head_dim + e]) *
+                 kh[t][static_cast<size_t>(j * kv_width + g * head_dim + e)];
+          }
+          s[static_cast<size_t>(j)] = d / std::sqrt(double(head_dim));
+          mx = std::max(mx, s[static_cast<size_t>(j)]);
+        }
+        double sum = 0;
+        for (double& x : s) sum += (x = std::exp(x - mx));
+        for (int e = 0; e < head_dim; ++e) {
+          double want = 0;
+          for (int64_t j = 0; j < lengths[t]; ++j) {
+            want += s[static_cast<size_t>(j)] / sum *
+                    vh[t][static_cast<size_t>(j * kv_width + g * head_dim + e)];
+          }
+          worst = std::max(worst, std::abs(want - got[t * width + h * head_dim + e]));
+        }
+      }
+    }
+    EXPECT_LT(worst, 1e-4) << heads << "/" << kv_heads << " heads of " << head_dim;
   }
 }
 
