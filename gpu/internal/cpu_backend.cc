@@ -439,74 +439,107 @@ class CpuBackend final : public Backend {
     if (kv_heads < 1 || heads % kv_heads != 0 || n * width > q.numel() || n * width > out.numel()) {
       return absl::InvalidArgumentError("cpu backend: CachedAttention shapes do not fit");
     }
-    int64_t longest = 0;
     for (const AttentionRow& r : rows) {
       if (r.k == nullptr || r.v == nullptr || r.length < 1 || r.length * kv_width > r.k->numel() ||
           r.length * kv_width > r.v->numel()) {
         return absl::InvalidArgumentError("cpu backend: a CachedAttention row's cache is short");
       }
-      longest = std::max(longest, r.length);
     }
     const float scale = 1.0f / std::sqrt(static_cast<float>(head_dim));
     const int group = heads / kv_heads;
     const float* qv = q.as<float>();
-    float* o = out.as<float>();
+    float* out_data = out.as<float>();
     const cpu::CpuKernels& kern = cpu::BestCpuKernels();
-    // Flash-decoding: each (row, kv head) is cut into stretches of the cache, a job each: the
-    // query heads sharing a kv head read its keys and values once together, and a long cache
-    // keeps every thread busy even for one sequence. Partials are combined per query head.
-    struct Job {
-      int64_t t, kvh, begin, len;
+    // Flash-decoding: the work is cut into pieces, each a set of query rows sharing one kv head
+    // against one stretch of its cache, so a key and value row is read once for all of them
+    // (attend_partial); the pieces' partials are combined per query row and head.
+    //  - A decoding row: its group of query heads, the cache cut into stretches so that even one
+    //    long sequence keeps every thread busy.
+    //  - A prompt (consecutive rows of one sequence whose lengths grow by one): blocks of
+    //    kPromptBlock rows share the keys before the block's first row in one piece (a block's
+    //    rows read them once between them); the triangle inside the block is a small piece per row.
+    struct Piece {
+      int64_t t0, rows;  // query rows t0 .. t0 + rows - 1 (all of them, or one)
+      int64_t kvh, begin, end;
+      size_t slot;  // its first partial (one per query row and head of the group)
     };
-    std::vector<Job> jobs;
-    const int64_t pairs = n * kv_heads;
-    const int64_t want = 4 * cpu::Pool().threads();  // jobs to balance the threads
-    for (int64_t t = 0; t < n; ++t) {
-      const int64_t len = rows[static_cast<size_t>(t)].length;
-      const int64_t pieces =
-          std::max<int64_t>(1, std::min((len + 63) / 64, (want + pairs - 1) / pairs));
-      const int64_t stretch = (len + pieces - 1) / pieces;
-      for (int64_t g = 0; g < kv_heads; ++g) {
-        for (int64_t b = 0; b < len; b += stretch)
-          jobs.push_back({t, g, b, std::min(stretch, len - b)});
+    constexpr int64_t kPromptBlock = 16;
+    constexpr int64_t kMaxStretch = 512;
+    std::vector<Piece> pieces;
+    std::vector<std::vector<size_t>> parts(static_cast<size_t>(n * heads));  // partials per (t, h)
+    size_t slots = 0;
+    auto add = [&](int64_t t0, int64_t count, int64_t kvh, int64_t begin, int64_t end) {
+      pieces.push_back({t0, count, kvh, begin, end, slots});
+      for (int64_t i = 0; i < count; ++i) {
+        for (int r = 0; r < group; ++r) {
+          parts[static_cast<size_t>((t0 + i) * heads + kvh * group + r)].push_back(slots++);
+        }
       }
+    };
+    const int64_t want = 4 * cpu::Pool().threads();
+    for (int64_t t = 0; t < n;) {
+      const AttentionRow& r0 = rows[static_cast<size_t>(t)];
+      int64_t run = 1;  // rows of one prompt from t on
+      while (t + run < n && run < kPromptBlock) {
+        const AttentionRow& rr = rows[static_cast<size_t>(t + run)];
+        if (rr.k != r0.k || rr.v != r0.v || rr.length != r0.length + run) break;
+        ++run;
+      }
+      // The keys every row of the block sees, in stretches (one row: as many as balance threads).
+      const int64_t shared = r0.length;
+      const int64_t pieces_wanted =
+          run == 1 ? std::max<int64_t>(1, std::min((shared + 63) / 64,
+                                                   (want + n * kv_heads - 1) / (n * kv_heads)))
+                   : (shared + kMaxStretch - 1) / kMaxStretch;
+      const int64_t stretch = std::max<int64_t>(1, (shared + pieces_wanted - 1) / pieces_wanted);
+      for (int64_t g = 0; g < kv_heads; ++g) {
+        for (int64_t b = 0; b < shared; b += stretch)
+          add(t, run, g, b, std::min(shared, b + stretch));
+        for (int64_t i = 1; i < run; ++i) add(t + i, 1, g, shared, shared + i);  // the triangle
+      }
+      t += run;
     }
-    const int64_t per_job = static_cast<int64_t>(group) * (head_dim + 2);
-    std::vector<float> partial(jobs.size() * static_cast<size_t>(per_job));
-    cpu::Pool().ParallelFor(static_cast<int64_t>(jobs.size()), 1, [&](int64_t j0, int64_t j1) {
-      std::vector<float> scratch(static_cast<size_t>(group * longest));
+    std::vector<float> m(slots), l(slots), o(slots * static_cast<size_t>(head_dim));
+    cpu::Pool().ParallelFor(static_cast<int64_t>(pieces.size()), 1, [&](int64_t j0, int64_t j1) {
+      std::vector<float> qbuf, scratch;
       for (int64_t j = j0; j < j1; ++j) {
-        const Job& job = jobs[static_cast<size_t>(j)];
-        const AttentionRow& r = rows[static_cast<size_t>(job.t)];
-        const int64_t at = job.begin * kv_width + job.kvh * head_dim;
-        float* part = partial.data() + j * per_job;  // m[group], l[group], o[group][head_dim]
-        kern.attend_partial(qv + job.t * width + job.kvh * group * head_dim, group,
-                            r.k->as<float>() + at, r.v->as<float>() + at, kv_width, job.len,
-                            head_dim, scale, scratch.data(), part, part + group, part + 2 * group);
+        const Piece& pc = pieces[static_cast<size_t>(j)];
+        const AttentionRow& r = rows[static_cast<size_t>(pc.t0)];
+        const int64_t qrows = pc.rows * group;
+        // The piece's query rows side by side: row i's heads of kv head kvh.
+        qbuf.resize(static_cast<size_t>(qrows * head_dim));
+        for (int64_t i = 0; i < pc.rows; ++i) {
+          std::memcpy(qbuf.data() + i * group * head_dim,
+                      qv + (pc.t0 + i) * width + pc.kvh * group * head_dim,
+                      sizeof(float) * static_cast<size_t>(group * head_dim));
+        }
+        scratch.resize(static_cast<size_t>(qrows * (pc.end - pc.begin) + 16 * head_dim));
+        const int64_t at = pc.begin * kv_width + pc.kvh * head_dim;
+        kern.attend_partial(qbuf.data(), static_cast<int>(qrows), r.k->as<float>() + at,
+                            r.v->as<float>() + at, kv_width, pc.end - pc.begin, head_dim, scale,
+                            scratch.data(), m.data() + pc.slot, l.data() + pc.slot,
+                            o.data() + pc.slot * static_cast<size_t>(head_dim));
       }
     });
-    // Combine: for each (row, kv head), its stretches are consecutive jobs.
-    for (size_t j = 0; j < jobs.size();) {
-      size_t e = j;
-      while (e < jobs.size() && jobs[e].t == jobs[j].t && jobs[e].kvh == jobs[j].kvh) ++e;
-      for (int r = 0; r < group; ++r) {
+    // Combine each query row and head's partials.
+    cpu::Pool().ParallelFor(n * heads, 16, [&](int64_t j0, int64_t j1) {
+      for (int64_t j = j0; j < j1; ++j) {
+        const std::vector<size_t>& ps = parts[static_cast<size_t>(j)];
         float mx = -INFINITY;
-        for (size_t c = j; c < e; ++c) mx = std::max(mx, partial[c * per_job + r]);
-        float* dst = o + jobs[j].t * width + (jobs[j].kvh * group + r) * head_dim;
-        double sum = 0;
+        for (size_t p : ps) mx = std::max(mx, m[p]);
+        float* dst = out_data + (j / heads) * width + (j % heads) * head_dim;
         std::fill(dst, dst + head_dim, 0.0f);
-        for (size_t c = j; c < e; ++c) {
-          const float* part = partial.data() + c * per_job;
-          const float w = std::exp(part[r] - mx);
-          sum += static_cast<double>(w) * part[group + r];
-          const float* oc = part + 2 * group + r * head_dim;
-          for (int64_t d = 0; d < head_dim; ++d) dst[d] += w * oc[d];
+        double sum = 0;
+        for (size_t p : ps) {
+          const float w = std::exp(m[p] - mx);
+          sum += static_cast<double>(w) * l[p];
+          const float* op = o.data() + p * static_cast<size_t>(head_dim);
+          for (int64_t d = 0; d < head_dim; ++d) dst[d] += w * op[d];
         }
         const float inv = static_cast<float>(1.0 / sum);
         for (int64_t d = 0; d < head_dim; ++d) dst[d] *= inv;
       }
-      j = e;
-    }
+    });
     return absl::OkStatus();
   }
 

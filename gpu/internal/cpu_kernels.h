@@ -31,7 +31,7 @@ struct CpuKernels {
   // of them: per query row r, m[r] = the largest scale * q_r . k_j, l[r] = sum_j exp(scale *
   // q_r . k_j - m[r]), o[r * head_dim + d] = sum_j exp(...) v_j[d] (unnormalised). Stretches
   // combine as in flash decoding (softmax = sum_c e^(m_c - M) o_c / sum_c e^(m_c - M) l_c).
-  // scratch holds group * len floats.
+  // scratch holds group * len + 16 * head_dim floats.
   void (*attend_partial)(const float* q, int group, const float* k, const float* v, int64_t stride,
                          int64_t len, int64_t head_dim, float scale, float* scratch, float* m,
                          float* l, float* o);

@@ -134,11 +134,9 @@ TEST(CpuBackend, CachedAttentionMatchesNaiveLoops) {
   std::normal_distribution<float> normal;
   for (const auto& [heads, kv_heads, head_dim] :
        std::vector<std::tuple<int, int, int>>{{9, 3, 64}, {4, 4, 32}, {8, 1, 16}}) {
-    const std::vector<int64_t> lengths = {1, 7, 64, 65, 300, 1500};
-    const int64_t n = static_cast<int64_t>(lengths.size());
+    std::vector<int64_t> lengths = {1, 7, 64, 65, 300, 1500};
     const int64_t width = int64_t{heads} * head_dim, kv_width = int64_t{kv_heads} * head_dim;
-    std::vector<float> qh(static_cast<size_t>(n * width));
-    for (float& x : qh) x = normal(rng);
+    std::vector<float> qh;
     std::vector<std::vector<float>> kh(lengths.size()), vh(lengths.size());
     std::vector<Tensor> kt, vt;
     for (size_t t = 0; t < lengths.size(); ++t) {
@@ -154,6 +152,17 @@ TEST(CpuBackend, CachedAttentionMatchesNaiveLoops) {
     }
     std::vector<Backend::AttentionRow> rows;
     for (size_t t = 0; t < lengths.size(); ++t) rows.push_back({&kt[t], &vt[t], lengths[t]});
+    // Then a prompt: 40 rows of the last cache with lengths 1261..1300 (blocks of rows sharing
+    // the keys before them, and the triangles inside the blocks).
+    for (int64_t i = 0; i < 40; ++i) {
+      rows.push_back({&kt.back(), &vt.back(), 1261 + i});
+      lengths.push_back(1261 + i);
+      kh.push_back(kh.back());
+      vh.push_back(vh.back());
+    }
+    const int64_t n = static_cast<int64_t>(rows.size());
+    qh.resize(static_cast<size_t>(n * width));
+    for (float& x : qh) x = normal(rng);
     Tensor q = *be->Allocate(DType::kF32, {n, width});
     Tensor out = *be->Allocate(DType::kF32, {n, width});
     ASSERT_TRUE(be->CopyFromHost(qh.data(), DType::kF32, qh.size(), q, 0).ok());
