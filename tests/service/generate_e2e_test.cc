@@ -276,10 +276,9 @@ TEST(GenerateCalls, AreBoundedBelowTheServersThreads) {
   CreateCollection(server.stub(), "docs", 4, pb::FLOAT32);
   ASSERT_NO_FATAL_FAILURE(UpsertTexts(server.stub(), "docs", {{1, "hello world"}, {2, "cats"}}));
   pb::GenerateRequest long_one = Question("hello world", pb::CACHED_INT8);
-  long_one.mutable_params()->set_max_tokens(2000);
-  long_one.mutable_params()->set_temperature(1.0f);
-  // The first call streams; a second one sent meanwhile is refused. (The first may end early
-  // at an end-of-turn token the random model samples, hence a few tries.)
+  long_one.mutable_params()->set_max_tokens(2000);  // greedy: the random model repeats a token
+  // The first call streams; a second one sent meanwhile is refused. (A few tries, should the
+  // first end before the second arrives.)
   bool refused = false;
   for (int attempt = 0; attempt < 20 && !refused; ++attempt) {
     grpc::ClientContext ctx;
