@@ -465,14 +465,8 @@ class StrataService final : public pb::Strata::Service {
                         grpc::ServerWriter<pb::GenerateResponse>* writer) override {
     return Run("Generate", ctx, *req, [&](CallBudget& budget) -> absl::Status {
       if (rag_ == nullptr) return ServeGenerate(*req, nullptr, {}, ctx, writer);  // names --decoder
-      const int calls = generate_calls_.fetch_add(1) + 1;
-      absl::Cleanup leave = [this] { generate_calls_.fetch_sub(1); };
-      if (calls > max_generate_calls_) {
-        return absl::ResourceExhaustedError(absl::StrCat(
-            "the server is already serving ", max_generate_calls_,
-            " Generate calls, its limit (half of --threads, and at most --generation_max_running + "
-            "--generation_max_queued); try again later"));
-      }
+      absl::Cleanup leave = [this] { decoder_calls_.fetch_sub(1); };
+      RETURN_IF_ERROR(EnterDecoderCall());
       ASSIGN_OR_RETURN(auto col, catalog_->Find(req->collection()));
       if (req->system().size() > limits_.max_text_bytes) {
         return absl::InvalidArgumentError(
@@ -511,6 +505,8 @@ class StrataService final : public pb::Strata::Service {
                                    pb::PrecomputePassageKvResponse* resp) override {
     return Run("PrecomputePassageKv", ctx, *req, [&](CallBudget& budget) -> absl::Status {
       if (rag_ == nullptr) return ServePrecompute(*req, nullptr, 0, {}, ctx, resp);
+      absl::Cleanup leave = [this] { decoder_calls_.fetch_sub(1); };
+      RETURN_IF_ERROR(EnterDecoderCall());
       ASSIGN_OR_RETURN(auto col, catalog_->Find(req->collection()));
       auto fetch = [&](std::vector<std::pair<uint64_t, pb::Payload>>* found,
                        std::vector<uint64_t>* missing) -> absl::Status {
@@ -992,10 +988,19 @@ class StrataService final : public pb::Strata::Service {
   const ServerLimits limits_;
   gpu::EmbedBatcher* const embedder_;  // null: the server has no model
   RagEngine* const rag_;               // null: the server has no decoder
-  // A Generate call holds one of gRPC's sync threads for its whole life (queued, then streaming):
-  // at most this many at once, so generations can never take every thread from other calls.
+  // A Generate or PrecomputePassageKv call holds one of gRPC's sync threads while it waits for
+  // the decoder (queued, then streaming): at most this many at once, so they can never take
+  // every thread from other calls. EnterDecoderCall counts one in (the caller counts it out,
+  // whatever it returns).
   const int max_generate_calls_;
-  std::atomic<int> generate_calls_{0};
+  std::atomic<int> decoder_calls_{0};
+  absl::Status EnterDecoderCall() {
+    if (decoder_calls_.fetch_add(1) + 1 <= max_generate_calls_) return absl::OkStatus();
+    return absl::ResourceExhaustedError(absl::StrCat(
+        "the server is already serving ", max_generate_calls_,
+        " Generate and PrecomputePassageKv calls, its limit (half of --threads, and at most "
+        "--generation_max_running + --generation_max_queued); try again later"));
+  }
   const std::function<void(const std::shared_ptr<Collection>&)> on_damage_;
   const Clock::time_point started_;
 };

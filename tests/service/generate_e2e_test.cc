@@ -291,7 +291,8 @@ TEST(GenerateCalls, AreBoundedBelowTheServersThreads) {
     const Answer second = Ask(server.stub(), Question("cats", pb::CACHED_INT8));
     if (second.status.error_code() == grpc::StatusCode::RESOURCE_EXHAUSTED) {
       refused = true;
-      EXPECT_NE(second.status.error_message().find("Generate calls"), std::string::npos)
+      EXPECT_NE(second.status.error_message().find("Generate and PrecomputePassageKv calls"),
+                std::string::npos)
           << second.status.error_message();
       EXPECT_NE(second.status.error_message().find("--threads"), std::string::npos);
       // Other calls still find a thread.
