@@ -111,9 +111,10 @@ struct AssembleStats {
 struct DecoderOptions {
   BackendChoice backend = BackendChoice::kCpu;
   int cuda_device = 0;
-  // Decoding steps quantise the activations of Q8_0/Q4_0/Q4_1 products to int8 (llama.cpp's
-  // route: faster, approximate; Backend::PrepareQuantizedLinear). false: fp32 activations, the
-  // path checked against the float64 reference. Prompts (many rows) always use fp32.
+  // Products of up to 16 rows (decoding steps, batched or not, and prompts that short) quantise
+  // the activations of Q8_0/Q4_0/Q4_1 weights to int8 (llama.cpp's route: faster, approximate;
+  // Backend::PrepareQuantizedLinear). false: fp32 activations, the path checked against the
+  // float64 reference. Longer prompts always use fp32.
   bool int8_activations = true;
 };
 

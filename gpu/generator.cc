@@ -49,9 +49,18 @@ absl::StatusOr<std::shared_ptr<GenerationControl>> Generator::Submit(GenerationR
                      " exceed the model's context of ", decoder_->config().context_length));
   }
   RETURN_IF_ERROR(CheckSamplingParams(r.sampling));
+  std::vector<bool> made(r.spans.size(), false);
   for (const GenerationRequest::SpanSource& m : r.to_make) {
-    if (m.span >= r.spans.size() || r.spans[m.span].kv != nullptr || !m.make) {
-      return absl::InvalidArgumentError("an entry to make must name a span without an entry");
+    if (m.span >= r.spans.size() || r.spans[m.span].kv != nullptr || !m.make || made[m.span]) {
+      return absl::InvalidArgumentError(
+          "an entry to make must name, once, a span that has no entry");
+    }
+    made[m.span] = true;
+  }
+  for (size_t i = 0; i < r.spans.size(); ++i) {
+    if (r.spans[i].kv == nullptr && !made[i]) {
+      return absl::InvalidArgumentError(
+          absl::StrCat("cached span ", i, " has no entry and none to make"));
     }
   }
   auto job = std::make_unique<Job>();
@@ -90,10 +99,11 @@ absl::Status Generator::RunTask(const std::function<absl::Status()>& task,
   auto done = [&t]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) { return t->done; };
   while (!mu_.AwaitWithTimeout(absl::Condition(&done), absl::Milliseconds(50))) {
     if (cancelled && cancelled() && !t->done) {
-      t->abandoned = true;  // not yet started (a running task holds the scheduler, not mu_)
-      // It may be running right now; wait for it then (it uses `task`, owned by the caller).
+      // Skipped if the scheduler has not taken it yet; if it is running, it ends first (it uses
+      // `task`, owned by the caller) and its own status is returned.
+      t->abandoned = true;
       mu_.Await(absl::Condition(&done));
-      return absl::CancelledError("the caller went away");
+      break;
     }
   }
   return t->status;
@@ -279,7 +289,7 @@ void Generator::Loop() {
         absl::MutexLock lock(&mu_);
         skip = task->abandoned;
       }
-      absl::Status s = skip ? absl::CancelledError("abandoned") : (*task->run)();
+      absl::Status s = skip ? absl::CancelledError("the caller went away") : (*task->run)();
       absl::MutexLock lock(&mu_);
       task->status = std::move(s);
       task->done = true;

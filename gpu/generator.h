@@ -119,8 +119,10 @@ class Generator final {
   // Runs `task` on the scheduler thread between two iterations (as entries to make are run), and
   // returns its status: work on the decoder that is not a generation (e.g. computing passage
   // entries ahead of questions) takes its turn instead of stalling running generations. Waits
-  // while tasks are queued ahead; Cancelled when `cancelled` says so before the task starts,
-  // ResourceExhausted beyond max_queued waiting tasks, Unavailable once shutting down.
+  // while tasks are queued ahead; Cancelled when `cancelled` says so before the task starts (a
+  // task already running finishes and returns its own status), ResourceExhausted beyond
+  // max_queued waiting tasks, Unavailable once shutting down. `cancelled` is asked every 50 ms
+  // with the generator's lock held: it must not call into the generator.
   [[nodiscard]] absl::Status RunTask(const std::function<absl::Status()>& task,
                                      const std::function<bool()>& cancelled);
 

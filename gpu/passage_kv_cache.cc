@@ -6,6 +6,7 @@
 
 #include <algorithm>
 #include <cerrno>
+#include <thread>
 #include <tuple>
 #include <vector>
 
@@ -141,6 +142,15 @@ PassageKvCache::PassageKvCache(PassageKvCacheOptions options)
         static_cast<unsigned long long>(stats().disk_entries), stats().disk_bytes / 1e6,
         remove.size());
   }
+  if (disk_budget_ > 0) writer_ = std::thread([this] { WriteSpills(); });
+}
+
+PassageKvCache::~PassageKvCache() {
+  {
+    absl::MutexLock lock(&mu_);
+    stopping_ = true;
+  }
+  if (writer_.joinable()) writer_.join();  // writes what is pending first
 }
 
 std::shared_ptr<const PassageKv> PassageKvCache::Lookup(const PassageKey& key, KvTier* tier,
@@ -155,6 +165,11 @@ std::shared_ptr<const PassageKv> PassageKvCache::Lookup(const PassageKey& key, K
       ++stats_.ram_hits;
       *tier = KvTier::kRam;
       return ram_.front().kv;
+    }
+    if (auto it = pending_index_.find(name); it != pending_index_.end()) {
+      ++stats_.ram_hits;  // still in memory, on its way to disk
+      *tier = KvTier::kRam;
+      return it->second;
     }
     if (!disk_index_.contains(name)) {
       ++stats_.misses;
@@ -195,44 +210,76 @@ std::shared_ptr<const PassageKv> PassageKvCache::Lookup(const PassageKey& key, K
   return shared;
 }
 
+bool PassageKvCache::Contains(const PassageKey& key) const {
+  const std::string name = key.Encode();
+  absl::MutexLock lock(&mu_);
+  return ram_index_.contains(name) || pending_index_.contains(name) || disk_index_.contains(name);
+}
+
 uint64_t PassageKvCache::epoch() const {
   absl::MutexLock lock(&mu_);
   return epoch_;
 }
 
-void PassageKvCache::Insert(const PassageKey& key, std::shared_ptr<const PassageKv> kv,
-                            uint64_t seen_epoch) {
-  if (kv == nullptr || kv->bytes() > ram_budget_) return;
-  const std::string name = key.Encode();
-  std::list<RamEntry> victims;
-  uint64_t epoch = 0;
-  {
-    absl::MutexLock lock(&mu_);
-    if (seen_epoch != kAnyEpoch && seen_epoch != epoch_) return;
-    epoch = epoch_;
-    ++stats_.inserts;
-    if (auto it = ram_index_.find(name); it != ram_index_.end()) {
-      stats_.ram_bytes -= it->second->kv->bytes();
-      ram_.erase(it->second);
-      ram_index_.erase(it);
-    }
-    ram_.push_front({key, std::move(kv)});
-    ram_index_[name] = ram_.begin();
-    stats_.ram_bytes += ram_.front().kv->bytes();
-    EvictRamLocked(&victims);
-    stats_.ram_entries = ram_.size();
+bool PassageKvCache::InvalidatedSinceLocked(const PassageKey& key, uint64_t seen) const {
+  if (seen == kAnyEpoch) return false;
+  if (seen < forgotten_before_) return true;  // the record was trimmed: assume the worst
+  if (auto it = collection_invalidated_.find(key.collection);
+      it != collection_invalidated_.end() && it->second > seen) {
+    return true;
   }
-  Spill(std::move(victims), epoch);
+  auto it = id_invalidated_.find(std::make_pair(key.collection, key.id));
+  return it != id_invalidated_.end() && it->second > seen;
 }
 
-void PassageKvCache::EvictRamLocked(std::list<RamEntry>* victims) {
+bool PassageKvCache::Insert(const PassageKey& key, std::shared_ptr<const PassageKv> kv,
+                            uint64_t seen_epoch) {
+  if (kv == nullptr || kv->bytes() > ram_budget_) return false;
+  const std::string name = key.Encode();
+  absl::MutexLock lock(&mu_);
+  if (InvalidatedSinceLocked(key, seen_epoch)) return false;
+  ++stats_.inserts;
+  if (auto it = ram_index_.find(name); it != ram_index_.end()) {
+    stats_.ram_bytes -= it->second->kv->bytes();
+    ram_.erase(it->second);
+    ram_index_.erase(it);
+  }
+  ram_.push_front({key, std::move(kv)});
+  ram_index_[name] = ram_.begin();
+  stats_.ram_bytes += ram_.front().kv->bytes();
+  // Evicted entries go to the writer thread (no file I/O on the caller's thread: it may be the
+  // decoder's scheduler).
   while (stats_.ram_bytes > ram_budget_ && !ram_.empty()) {
     auto last = std::prev(ram_.end());
     stats_.ram_bytes -= last->kv->bytes();
-    ram_index_.erase(last->key.Encode());
-    victims->splice(victims->end(), ram_, last);
+    const std::string victim = last->key.Encode();
+    ram_index_.erase(victim);
     ++stats_.ram_evictions;
+    if (disk_budget_ > 0) {
+      pending_bytes_ += last->kv->bytes();
+      pending_index_[victim] = last->kv;
+      pending_.push_back({std::move(last->key), std::move(last->kv), epoch_});
+    } else {
+      ++stats_.lost;
+    }
+    ram_.erase(last);
   }
+  stats_.ram_entries = ram_.size();
+  // Spills the writer has not reached are dropped beyond a bound (oldest first).
+  while (pending_bytes_ > kMaxPendingBytes && !pending_.empty()) {
+    DropPendingLocked(pending_.begin());
+    ++stats_.lost;
+  }
+  return true;
+}
+
+void PassageKvCache::DropPendingLocked(std::deque<Pending>::iterator it) {
+  pending_bytes_ -= it->kv->bytes();
+  const std::string name = it->key.Encode();
+  if (auto p = pending_index_.find(name); p != pending_index_.end() && p->second == it->kv) {
+    pending_index_.erase(p);
+  }
+  pending_.erase(it);
 }
 
 void PassageKvCache::DropDisk(std::list<DiskEntry>::iterator it) {
@@ -242,99 +289,143 @@ void PassageKvCache::DropDisk(std::list<DiskEntry>::iterator it) {
   stats_.disk_entries = disk_lru_.size();
 }
 
-void PassageKvCache::Spill(std::list<RamEntry> victims, uint64_t epoch) {
-  if (disk_ == nullptr || disk_budget_ == 0) return;
-  for (RamEntry& v : victims) {
-    const std::string name = v.key.Encode();
+void PassageKvCache::WriteSpills() {
+  while (true) {
+    Pending p;
     {
       absl::MutexLock lock(&mu_);
-      if (disk_index_.contains(name)) {  // already there (promoted earlier): refresh its place
-        disk_lru_.splice(disk_lru_.begin(), disk_lru_, disk_index_[name]);
+      auto ready = [this]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
+        return stopping_ || !pending_.empty();
+      };
+      mu_.Await(absl::Condition(&ready));
+      if (pending_.empty()) return;  // stopping, everything written
+      p = std::move(pending_.front());
+      pending_.pop_front();
+      pending_bytes_ -= p.kv->bytes();
+      writing_ = true;
+    }
+    const std::string name = p.key.Encode();
+    auto forget = [&]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
+      if (auto it = pending_index_.find(name); it != pending_index_.end() && it->second == p.kv) {
+        pending_index_.erase(it);
+      }
+    };
+    {
+      absl::MutexLock lock(&mu_);
+      if (auto it = disk_index_.find(name); it != disk_index_.end()) {
+        disk_lru_.splice(disk_lru_.begin(), disk_lru_, it->second);  // promoted earlier: refresh
+        forget();
+        writing_ = false;
         continue;
       }
     }
-    const std::string bytes = v.kv->Serialize();
-    if (bytes.size() > disk_budget_) continue;
-    if (absl::Status s = disk_->Put(name, bytes); !s.ok()) {
+    const std::string bytes = p.kv->Serialize();
+    absl::Status s = bytes.size() > disk_budget_
+                         ? absl::ResourceExhaustedError("larger than the SSD tier's budget")
+                         : disk_->Put(name, bytes);
+    std::vector<std::string> erase;
+    {
+      absl::MutexLock lock(&mu_);
+      forget();
+      if (!s.ok()) {
+        ++stats_.lost;
+        if (!absl::IsResourceExhausted(s)) ++stats_.disk_errors;
+      } else if (InvalidatedSinceLocked(p.key, p.epoch)) {
+        // Its passage was replaced or deleted while it was written: the file goes.
+        erase.push_back(name);
+      } else if (!disk_index_.contains(name)) {
+        disk_lru_.push_front({p.key, bytes.size()});
+        disk_index_[name] = disk_lru_.begin();
+        stats_.disk_bytes += bytes.size();
+        while (stats_.disk_bytes > disk_budget_ && disk_lru_.size() > 1) {
+          auto last = std::prev(disk_lru_.end());
+          erase.push_back(last->key.Encode());
+          DropDisk(last);
+          ++stats_.disk_evictions;
+        }
+        stats_.disk_entries = disk_lru_.size();
+      }
+    }
+    if (!s.ok() && !absl::IsResourceExhausted(s)) {
       Log(LogLevel::kWarning, "passage KV cache: SSD tier write failed (entry dropped): %s",
           std::string(s.message()));
-      absl::MutexLock lock(&mu_);
-      ++stats_.disk_errors;
-      continue;
     }
-    std::vector<std::string> evicted;
-    {
-      absl::MutexLock lock(&mu_);
-      if (disk_index_.contains(name)) continue;  // a concurrent spill of the same entry won
-      // An invalidation came while it was written: the entry may be of a replaced or deleted
-      // passage, so its file goes instead of entering the index.
-      if (epoch_ != epoch) evicted.push_back(name);
-    }
-    if (!evicted.empty()) {
-      disk_->Erase(name);
-      continue;
-    }
-    {
-      absl::MutexLock lock(&mu_);
-      if (disk_index_.contains(name)) continue;
-      disk_lru_.push_front({v.key, bytes.size()});
-      disk_index_[name] = disk_lru_.begin();
-      stats_.disk_bytes += bytes.size();
-      while (stats_.disk_bytes > disk_budget_ && disk_lru_.size() > 1) {
-        auto last = std::prev(disk_lru_.end());
-        evicted.push_back(last->key.Encode());
-        DropDisk(last);
-        ++stats_.disk_evictions;
-      }
-      stats_.disk_entries = disk_lru_.size();
-    }
-    for (const std::string& e : evicted) disk_->Erase(e);
+    for (const std::string& e : erase) disk_->Erase(e);
+    absl::MutexLock lock(&mu_);
+    writing_ = false;
   }
 }
 
+void PassageKvCache::Flush() {
+  absl::MutexLock lock(&mu_);
+  auto idle = [this]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) { return pending_.empty() && !writing_; };
+  mu_.Await(absl::Condition(&idle));
+}
+
 template <typename Pred>
-void PassageKvCache::InvalidateIf(Pred pred) {
-  std::vector<std::string> erase;
-  {
-    absl::MutexLock lock(&mu_);
-    ++epoch_;
-    for (auto it = ram_.begin(); it != ram_.end();) {
-      if (pred(it->key)) {
-        stats_.ram_bytes -= it->kv->bytes();
-        ram_index_.erase(it->key.Encode());
-        it = ram_.erase(it);
-        ++stats_.invalidations;
-      } else {
-        ++it;
-      }
-    }
-    stats_.ram_entries = ram_.size();
-    for (auto it = disk_lru_.begin(); it != disk_lru_.end();) {
-      auto next = std::next(it);
-      if (pred(it->key)) {
-        erase.push_back(it->key.Encode());
-        DropDisk(it);
-        ++stats_.invalidations;
-      }
-      it = next;
+void PassageKvCache::InvalidateIfLocked(Pred pred, std::vector<std::string>* erase) {
+  for (auto it = ram_.begin(); it != ram_.end();) {
+    if (pred(it->key)) {
+      stats_.ram_bytes -= it->kv->bytes();
+      ram_index_.erase(it->key.Encode());
+      it = ram_.erase(it);
+      ++stats_.invalidations;
+    } else {
+      ++it;
     }
   }
-  for (const std::string& name : erase) disk_->Erase(name);
+  stats_.ram_entries = ram_.size();
+  for (size_t i = 0; i < pending_.size();) {
+    if (pred(pending_[i].key)) {
+      DropPendingLocked(pending_.begin() + static_cast<std::ptrdiff_t>(i));
+      ++stats_.invalidations;
+    } else {
+      ++i;
+    }
+  }
+  for (auto it = disk_lru_.begin(); it != disk_lru_.end();) {
+    auto next = std::next(it);
+    if (pred(it->key)) {
+      erase->push_back(it->key.Encode());
+      DropDisk(it);
+      ++stats_.invalidations;
+    }
+    it = next;
+  }
 }
 
 void PassageKvCache::Invalidate(const std::string& collection, absl::Span<const uint64_t> ids) {
   const absl::flat_hash_set<uint64_t> set(ids.begin(), ids.end());
-  InvalidateIf(
-      [&](const PassageKey& k) { return set.contains(k.id) && k.collection == collection; });
+  std::vector<std::string> erase;
+  {
+    absl::MutexLock lock(&mu_);
+    ++epoch_;
+    if (id_invalidated_.size() + set.size() > kMaxInvalidationRecords) {
+      id_invalidated_.clear();
+      forgotten_before_ = epoch_;
+    }
+    for (uint64_t id : set) id_invalidated_[std::make_pair(collection, id)] = epoch_;
+    InvalidateIfLocked(
+        [&](const PassageKey& k) { return set.contains(k.id) && k.collection == collection; },
+        &erase);
+  }
+  for (const std::string& name : erase) disk_->Erase(name);
 }
 
 void PassageKvCache::InvalidateCollection(const std::string& collection) {
-  InvalidateIf([&](const PassageKey& k) { return k.collection == collection; });
+  std::vector<std::string> erase;
+  {
+    absl::MutexLock lock(&mu_);
+    ++epoch_;
+    collection_invalidated_[collection] = epoch_;
+    InvalidateIfLocked([&](const PassageKey& k) { return k.collection == collection; }, &erase);
+  }
+  for (const std::string& name : erase) disk_->Erase(name);
 }
 
 uint64_t PassageKvCache::dropped() const {
   absl::MutexLock lock(&mu_);
-  return disk_budget_ > 0 ? stats_.disk_evictions : stats_.ram_evictions;
+  return stats_.disk_evictions + stats_.lost;
 }
 
 PassageKvCacheStats PassageKvCache::stats() const {

@@ -8,16 +8,20 @@
 // version, format); the version is a hash of the passage's text, so a stale entry can never be
 // served, and Invalidate() frees a passage's entries when it is upserted or deleted.
 //
-// Thread-safe. Lookups and inserts hold the lock only for the index; file reads and writes
-// happen outside it.
+// Thread-safe. Lookups and inserts hold the lock only for the index; file reads happen outside
+// it on the caller's thread, and file writes (spills) on the cache's own writer thread, so no
+// caller - in particular the decoder's scheduler - ever waits on an fsync. An entry waiting to be
+// written is still served from memory; beyond kMaxPendingBytes waiting, the oldest are dropped.
 #ifndef STRATA_GPU_PASSAGE_KV_CACHE_H_
 #define STRATA_GPU_PASSAGE_KV_CACHE_H_
 
 #include <cstdint>
+#include <deque>
 #include <list>
 #include <memory>
 #include <optional>
 #include <string>
+#include <thread>
 #include <utility>
 #include <vector>
 
@@ -72,12 +76,15 @@ struct PassageKvCacheOptions {
 struct PassageKvCacheStats {
   uint64_t ram_hits = 0, disk_hits = 0, misses = 0, inserts = 0;
   uint64_t ram_evictions = 0, disk_evictions = 0, disk_errors = 0, invalidations = 0;
+  uint64_t lost = 0;  // evicted from RAM but not kept on disk (no SSD tier, too big, a failed
+                      // write, or too many waiting to be written)
   size_t ram_bytes = 0, disk_bytes = 0, ram_entries = 0, disk_entries = 0;
 };
 
 class PassageKvCache final {
  public:
   explicit PassageKvCache(PassageKvCacheOptions options);
+  ~PassageKvCache();  // writes the spills still waiting
   PassageKvCache(const PassageKvCache&) = delete;
   PassageKvCache& operator=(const PassageKvCache&) = delete;
 
@@ -85,24 +92,35 @@ class PassageKvCache final {
   // *bytes_read (when given) adds the bytes read from disk.
   std::shared_ptr<const PassageKv> Lookup(const PassageKey& key, KvTier* tier,
                                           size_t* bytes_read = nullptr);
-  // Keeps `kv` under `key` in RAM (an entry larger than the whole RAM budget is not kept). With
-  // `seen_epoch` (epoch() read before the entry was computed), it is not kept when an
-  // invalidation came in between: an entry made from a passage that was just replaced or deleted
-  // never enters the cache after its invalidation.
+  // Whether an entry for `key` is held (RAM, waiting to be written, or disk), without reading or
+  // promoting it.
+  [[nodiscard]] bool Contains(const PassageKey& key) const;
+  // Keeps `kv` under `key` in RAM (an entry larger than the whole RAM budget is not kept); what
+  // that evicts goes to the SSD tier by the writer thread. With `seen_epoch` (epoch() read before
+  // the entry was computed), it is not kept when its passage (collection and id) or its
+  // collection was invalidated in between: an entry made from a passage that was just replaced
+  // or deleted never enters the cache after its invalidation. True when kept.
   static constexpr uint64_t kAnyEpoch = ~uint64_t{0};
-  void Insert(const PassageKey& key, std::shared_ptr<const PassageKv> kv,
+  bool Insert(const PassageKey& key, std::shared_ptr<const PassageKv> kv,
               uint64_t seen_epoch = kAnyEpoch);
   // Counts invalidations (see Insert).
   [[nodiscard]] uint64_t epoch() const;
+  // Waits until every spill waiting to be written has been written (or dropped). For tests and
+  // benchmarks.
+  void Flush();
   // Drops every entry of (collection, id) for the ids, any version and format, from both tiers.
   void Invalidate(const std::string& collection, absl::Span<const uint64_t> ids);
   // Drops every entry of a collection (it was dropped).
   void InvalidateCollection(const std::string& collection);
 
   [[nodiscard]] PassageKvCacheStats stats() const;
-  // Entries the cache has dropped for room (not moved to another tier): disk evictions, or RAM
-  // evictions when there is no SSD tier.
+  // Entries the cache has dropped (not moved to another tier): disk evictions, and `lost`.
   [[nodiscard]] uint64_t dropped() const;
+
+  static constexpr size_t kMaxPendingBytes = size_t{64} << 20;
+  // Invalidated (collection, id) pairs remembered for Insert's check; past it the record is
+  // cleared and inserts that began before are dropped.
+  static constexpr size_t kMaxInvalidationRecords = 1 << 16;
   // The RAM and SSD budgets together.
   [[nodiscard]] size_t capacity() const { return ram_budget_ + disk_budget_; }
 
@@ -115,25 +133,46 @@ class PassageKvCache final {
     PassageKey key;
     size_t bytes;
   };
-  // Spills `victims` (evicted from RAM at `epoch`) to disk, outside the lock; none enters the
-  // disk index once an invalidation has come since.
-  void Spill(std::list<RamEntry> victims, uint64_t epoch);
-  void EvictRamLocked(std::list<RamEntry>* victims) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // An entry evicted from RAM at `epoch`, waiting for the writer.
+  struct Pending {
+    PassageKey key;
+    std::shared_ptr<const PassageKv> kv;
+    uint64_t epoch = 0;
+  };
+  // The writer thread: writes pending spills to disk, indexes them unless their passage was
+  // invalidated meanwhile (the file then goes), evicts the disk LRU over budget.
+  void WriteSpills();
+  void DropPendingLocked(std::deque<Pending>::iterator it) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  [[nodiscard]] bool InvalidatedSinceLocked(const PassageKey& key, uint64_t seen) const
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   // By value: the caller's iterator may live in the index slot this erases.
   void DropDisk(std::list<DiskEntry>::iterator it) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // Drops matching entries from every tier; disk files to erase (outside the lock) into *erase.
   template <typename Pred>
-  void InvalidateIf(Pred pred);
+  void InvalidateIfLocked(Pred pred, std::vector<std::string>* erase)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
 
   const size_t ram_budget_, disk_budget_;
   std::unique_ptr<KvDiskStore> disk_;
 
   mutable absl::Mutex mu_;
   uint64_t epoch_ ABSL_GUARDED_BY(mu_) = 0;
+  absl::flat_hash_map<std::string, uint64_t> collection_invalidated_ ABSL_GUARDED_BY(mu_);
+  absl::flat_hash_map<std::pair<std::string, uint64_t>, uint64_t> id_invalidated_
+      ABSL_GUARDED_BY(mu_);
+  uint64_t forgotten_before_ ABSL_GUARDED_BY(mu_) = 0;
+  std::deque<Pending> pending_ ABSL_GUARDED_BY(mu_);
+  absl::flat_hash_map<std::string, std::shared_ptr<const PassageKv>> pending_index_
+      ABSL_GUARDED_BY(mu_);
+  size_t pending_bytes_ ABSL_GUARDED_BY(mu_) = 0;
+  bool writing_ ABSL_GUARDED_BY(mu_) = false;  // the writer holds a spill out of pending_
+  bool stopping_ ABSL_GUARDED_BY(mu_) = false;
   std::list<RamEntry> ram_ ABSL_GUARDED_BY(mu_);  // most recent first
   absl::flat_hash_map<std::string, std::list<RamEntry>::iterator> ram_index_ ABSL_GUARDED_BY(mu_);
   std::list<DiskEntry> disk_lru_ ABSL_GUARDED_BY(mu_);
   absl::flat_hash_map<std::string, std::list<DiskEntry>::iterator> disk_index_ ABSL_GUARDED_BY(mu_);
   PassageKvCacheStats stats_ ABSL_GUARDED_BY(mu_);
+  std::thread writer_;  // with an SSD tier; started last
 };
 
 }  // namespace strata::gpu

@@ -140,8 +140,7 @@ absl::Status RagEngine::Precompute(const std::string& collection,
       continue;
     }
     const gpu::PassageKey key = Key(collection, p, format);
-    gpu::KvTier tier;
-    if (cache_->Lookup(key, &tier) != nullptr) {
+    if (cache_->Contains(key)) {  // (not read: a disk entry stays on disk)
       ++report->already_cached;
       continue;
     }

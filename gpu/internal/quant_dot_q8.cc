@@ -77,9 +77,15 @@ void QuantizeActivations(const float* x, int64_t m, int64_t n, Q8Activations* ou
       const float* v = x + r * n + b * kQ8Block;
       int8_t* q = out->q.data() + r * n + b * kQ8Block;
       float amax = 0;
-      for (int i = 0; i < kQ8Block; ++i) amax = std::max(amax, std::fabs(v[i]));
-      const float d = amax / 127.0f;
-      const float inv = d > 0 ? 1.0f / d : 0.0f;
+      bool nan = false;
+      for (int i = 0; i < kQ8Block; ++i) {
+        amax = std::max(amax, std::fabs(v[i]));
+        nan |= std::isnan(v[i]);
+      }
+      // A block too small for a normal scale is zeros (1/d would overflow); a NaN makes the
+      // block's scale NaN, so it reaches the products' results instead of vanishing.
+      const float d = nan ? NAN : amax < 1e-30f ? 0.0f : amax / 127.0f;
+      const float inv = !nan && d > 0 ? 1.0f / d : 0.0f;
       int32_t sum = 0;
       for (int i = 0; i < kQ8Block; ++i) {
         q[i] = static_cast<int8_t>(std::lrintf(v[i] * inv));

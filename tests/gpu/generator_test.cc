@@ -81,6 +81,34 @@ class GeneratorTest : public ::testing::Test {
   std::unique_ptr<Decoder> d_;
 };
 
+// Holds the generator's scheduler in a task until release() (so what is submitted meanwhile
+// waits in the queue: tests then act on it before it can run).
+class SchedulerHold {
+ public:
+  explicit SchedulerHold(Generator& g)
+      : thread_([this, &g] {
+          EXPECT_TRUE(g.RunTask(
+                           [this] {
+                             held_.Notify();
+                             release_.WaitForNotification();
+                             return absl::OkStatus();
+                           },
+                           nullptr)
+                          .ok());
+        }) {
+    held_.WaitForNotification();
+  }
+  ~SchedulerHold() { release(); }
+  void release() {
+    if (!release_.HasBeenNotified()) release_.Notify();
+    if (thread_.joinable()) thread_.join();
+  }
+
+ private:
+  absl::Notification held_, release_;
+  std::thread thread_;
+};
+
 TEST_F(GeneratorTest, BatchedGenerationsEqualEachAlone) {
   Generator g(d_.get(), {});
   Run runs[3];
@@ -177,9 +205,11 @@ TEST_F(GeneratorTest, KvBudgetAndQueueBound) {
 TEST_F(GeneratorTest, CancelFlagEndsAQueuedOrRunningGeneration) {
   Generator g(d_.get(), {});
   Run run;
+  SchedulerHold hold(g);
   auto cancel = g.Submit(Request(Prompt(3), 200, &run));
   ASSERT_TRUE(cancel.ok());
   (*cancel)->Cancel();
+  hold.release();
   run.done.WaitForNotification();
   EXPECT_EQ(run.result.finish_reason, "cancelled");
   EXPECT_LT(run.tokens.size(), 200u);
@@ -188,9 +218,11 @@ TEST_F(GeneratorTest, CancelFlagEndsAQueuedOrRunningGeneration) {
 TEST_F(GeneratorTest, StopEndsAsStopAndCountsAsCompleted) {
   Generator g(d_.get(), {});
   Run run;
+  SchedulerHold hold(g);
   auto control = g.Submit(Request(Prompt(3), 200, &run));
   ASSERT_TRUE(control.ok());
   (*control)->Stop();  // e.g. a stop string matched: the caller has its answer
+  hold.release();
   run.done.WaitForNotification();
   EXPECT_EQ(run.result.finish_reason, "stop");
   EXPECT_TRUE(run.result.status.ok());
@@ -272,6 +304,11 @@ TEST_F(GeneratorTest, MissingEntriesAreMadeOnTheSchedulerThread) {
   gone.done.WaitForNotification();
   EXPECT_EQ(gone.result.finish_reason, "cancelled");
   EXPECT_EQ(calls, 1);
+  // Refused at once: a span with no entry and none to make.
+  Run unmade;
+  GenerationRequest f = Request(all, 8, &unmade);
+  f.spans = {{0, prefix_kv.get(), 0}, {position, nullptr, 2}};
+  EXPECT_EQ(g.Submit(std::move(f)).status().code(), absl::StatusCode::kInvalidArgument);
   // Refused at once: an entry to make for a span that has one, or no span at all.
   Run unused;
   GenerationRequest e = Request(all, 8, &unused);

@@ -74,6 +74,7 @@ TEST(PassageKvCache, NothingEntersAfterAnInvalidationThatCameWhileItWasMade) {
   // Spilled while invalidated: the file goes and the index never holds it.
   d->on_put = [&] { cache.Invalidate("docs", std::vector<uint64_t>{1}); };
   cache.Insert(Key(2), Entry(32, 2));  // evicts 1 to disk, invalidated during its write
+  cache.Flush();
   d->on_put = nullptr;
   EXPECT_EQ(cache.Lookup(Key(1), &tier), nullptr);
   EXPECT_EQ(tier, KvTier::kMiss);
@@ -111,6 +112,7 @@ TEST(PassageKvCache, EvictedEntriesComeBackFromDisk) {
   o.disk = std::move(disk);
   PassageKvCache cache(std::move(o));
   for (uint64_t id = 1; id <= 5; ++id) cache.Insert(Key(id), Entry(32, static_cast<float>(id)));
+  cache.Flush();  // spills are written by the cache's own thread
   EXPECT_EQ(d->files.size(), 3u);
   KvTier tier;
   size_t read = 0;
@@ -121,6 +123,7 @@ TEST(PassageKvCache, EvictedEntriesComeBackFromDisk) {
   EXPECT_EQ(back->Serialize(), Entry(32, 1)->Serialize());
   ASSERT_NE(cache.Lookup(Key(1), &tier), nullptr);
   EXPECT_EQ(tier, KvTier::kRam);  // promoted
+  cache.Flush();
   // A damaged file is a miss, and is dropped.
   d->damage = true;
   EXPECT_EQ(cache.Lookup(Key(2), &tier), nullptr);
@@ -131,9 +134,11 @@ TEST(PassageKvCache, EvictedEntriesComeBackFromDisk) {
   d->damage = false;
   const uint64_t three = 3;
   cache.Invalidate("docs", {&three, 1});
+  cache.Flush();
   EXPECT_EQ(cache.Lookup(Key(3), &tier), nullptr);
   EXPECT_EQ(d->files.count(Key(3).Encode()), 0u);
   cache.InvalidateCollection("docs");
+  cache.Flush();
   EXPECT_EQ(cache.stats().ram_entries, 0u);
   EXPECT_EQ(d->files.size(), 0u);
 }
@@ -148,10 +153,34 @@ TEST(PassageKvCache, AFailingDiskLosesEntriesNotTheServer) {
   o.disk = std::move(disk);
   PassageKvCache cache(std::move(o));
   for (uint64_t id = 1; id <= 4; ++id) cache.Insert(Key(id), Entry(32, static_cast<float>(id)));
+  cache.Flush();
   KvTier tier;
   EXPECT_EQ(cache.Lookup(Key(1), &tier), nullptr);
   EXPECT_NE(cache.Lookup(Key(4), &tier), nullptr);
   EXPECT_EQ(cache.stats().disk_errors, 3u);
+  EXPECT_EQ(cache.stats().lost, 3u);
+  EXPECT_EQ(cache.dropped(), 3u);
+}
+
+// An invalidation of one passage does not drop entries of others being made meanwhile; one of
+// the collection drops them all; and an entry waiting to be written is served from memory.
+TEST(PassageKvCache, InvalidationsAreScopedToTheirPassages) {
+  PassageKvCacheOptions o;
+  o.ram_bytes = Entry(32, 0)->bytes() * 4;
+  PassageKvCache cache(std::move(o));
+  KvTier tier;
+  const uint64_t before = cache.epoch();
+  cache.Invalidate("docs", std::vector<uint64_t>{7});
+  cache.Invalidate("other", std::vector<uint64_t>{1});
+  EXPECT_TRUE(cache.Insert(Key(1), Entry(32, 1), before));   // other passages: kept
+  EXPECT_FALSE(cache.Insert(Key(7), Entry(32, 7), before));  // that passage: not kept
+  EXPECT_TRUE(cache.Contains(Key(1)));
+  EXPECT_FALSE(cache.Contains(Key(7)));
+  const uint64_t later = cache.epoch();
+  cache.InvalidateCollection("docs");
+  EXPECT_FALSE(cache.Insert(Key(2), Entry(32, 2), later));
+  EXPECT_FALSE(cache.Contains(Key(1)));  // the collection's entries went too
+  EXPECT_EQ(cache.Lookup(Key(2), &tier), nullptr);
 }
 
 TEST(PassageKey, EncodesAndDecodes) {
@@ -191,6 +220,7 @@ TEST(PassageKvCache, TheFileTierIsKeptAcrossRestarts) {
   {
     auto cache = open("m1", 8);
     for (uint64_t id = 1; id <= 4; ++id) cache->Insert(key("m1", id), Entry(32, float(id)));
+    cache->Flush();
     EXPECT_EQ(cache->stats().disk_entries, 3u);  // 1..3 spilled; 4 in RAM, lost at exit
   }
   ASSERT_TRUE(WriteFileAtomic(kv_dir + "/junk.kv.tmp", absl::Span<const char>("x", 1)).ok());

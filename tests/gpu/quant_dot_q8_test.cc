@@ -43,6 +43,14 @@ TEST(QuantizeActivations, CodesScalesAndSums) {
               q.d[0] / 2 * 1.0001f);
   }
   EXPECT_FLOAT_EQ(q.sum[0], q.d[0] * static_cast<float>(sum));
+  // A block of denormal-small values is zeros (no infinite 1/d); a NaN reaches the scale.
+  std::vector<float> odd(64, 1e-38f);
+  odd[40] = NAN;
+  QuantizeActivations(odd.data(), 1, 64, &q);
+  EXPECT_EQ(q.d[0], 0.0f);
+  for (int i = 0; i < 32; ++i) EXPECT_EQ(q.q[static_cast<size_t>(i)], 0);
+  EXPECT_TRUE(std::isnan(q.d[1]));
+  EXPECT_TRUE(std::isnan(q.sum[1]));
 }
 
 TEST(Q8Dot, TheReferenceIsWithinTheActivationRoundingOfTheFloatProduct) {
