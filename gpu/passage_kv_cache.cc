@@ -146,9 +146,26 @@ PassageKvCache::PassageKvCache(PassageKvCacheOptions options)
 }
 
 PassageKvCache::~PassageKvCache() {
+  size_t kept = 0;
   {
     absl::MutexLock lock(&mu_);
+    // With an SSD tier, what RAM holds is written too (the most recent last, so newest on disk),
+    // so the next start finds it; the pending bound does not apply here.
+    if (writer_.joinable()) {
+      for (auto it = ram_.rbegin(); it != ram_.rend(); ++it) {
+        const std::string name = it->key.Encode();
+        if (disk_index_.contains(name) || pending_index_.contains(name)) continue;
+        pending_bytes_ += it->kv->bytes();
+        pending_index_[name] = it->kv;
+        pending_.push_back({it->key, it->kv, epoch_});
+        ++kept;
+      }
+    }
     stopping_ = true;
+  }
+  if (kept > 0) {
+    Log(LogLevel::kInfo, "passage KV cache: writing %zu entries from RAM to disk before exit",
+        kept);
   }
   if (writer_.joinable()) writer_.join();  // writes what is pending first
 }

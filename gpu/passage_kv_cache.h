@@ -84,7 +84,9 @@ struct PassageKvCacheStats {
 class PassageKvCache final {
  public:
   explicit PassageKvCache(PassageKvCacheOptions options);
-  ~PassageKvCache();  // writes the spills still waiting
+  // With an SSD tier: writes the spills still waiting and what RAM holds (within the disk
+  // budget), so a restart finds them.
+  ~PassageKvCache();
   PassageKvCache(const PassageKvCache&) = delete;
   PassageKvCache& operator=(const PassageKvCache&) = delete;
 

@@ -154,6 +154,7 @@ absl::Status RagEngine::Precompute(const std::string& collection,
     ++report->computed;
     report->bytes += made->bytes();
   }
+  cache_->Flush();  // this call's spills written, so what the cache dropped for them is counted
   report->evictions = cache_->dropped() - dropped_before;
   return absl::OkStatus();
 }

@@ -221,23 +221,26 @@ TEST(PassageKvCache, TheFileTierIsKeptAcrossRestarts) {
     auto cache = open("m1", 8);
     for (uint64_t id = 1; id <= 4; ++id) cache->Insert(key("m1", id), Entry(32, float(id)));
     cache->Flush();
-    EXPECT_EQ(cache->stats().disk_entries, 3u);  // 1..3 spilled; 4 in RAM, lost at exit
+    EXPECT_EQ(cache->stats().disk_entries, 3u);  // 1..3 spilled; 4 in RAM, written at exit
   }
   ASSERT_TRUE(WriteFileAtomic(kv_dir + "/junk.kv.tmp", absl::Span<const char>("x", 1)).ok());
   {
     auto cache = open("m1", 8);
-    EXPECT_EQ(cache->stats().disk_entries, 3u);
+    EXPECT_EQ(cache->stats().disk_entries, 4u);
     KvTier tier;
     auto kv = cache->Lookup(key("m1", 2), &tier);
     ASSERT_NE(kv, nullptr);
     EXPECT_EQ(tier, KvTier::kDisk);
     EXPECT_EQ(kv->Serialize(), Entry(32, 2)->Serialize());
-    EXPECT_EQ(cache->Lookup(key("m1", 4), &tier), nullptr);
+    ASSERT_NE(cache->Lookup(key("m1", 4), &tier), nullptr);
+    EXPECT_EQ(tier, KvTier::kDisk);
   }
   EXPECT_FALSE(std::ifstream(kv_dir + "/junk.kv.tmp").good());
   {
     auto cache = open("m1", 2);  // a smaller budget: the oldest go
     EXPECT_EQ(cache->stats().disk_entries, 2u);
+    KvTier tier;
+    EXPECT_EQ(cache->Lookup(key("m1", 1), &tier), nullptr);
   }
   {
     auto cache = open("m2", 8);  // another model (or other instructions): nothing is served
