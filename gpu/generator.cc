@@ -66,9 +66,10 @@ absl::StatusOr<std::shared_ptr<GenerationControl>> Generator::Submit(GenerationR
   auto job = std::make_unique<Job>();
   job->kv_bytes = SequenceBytes(positions);
   if (job->kv_bytes > options_.kv_budget_bytes) {
-    return absl::InvalidArgumentError(absl::StrCat(
-        "this generation's KV cache (", job->kv_bytes >> 20, " MiB) exceeds the server's budget (",
-        options_.kv_budget_bytes >> 20, " MiB); ask for fewer passages or tokens"));
+    return absl::InvalidArgumentError(
+        absl::StrCat("this generation's KV cache (", job->kv_bytes >> 20, " MiB) exceeds ",
+                     options_.kv_budget_name, " (", options_.kv_budget_bytes >> 20,
+                     " MiB) by itself; ask for fewer passages or tokens"));
   }
   job->control = std::make_shared<GenerationControl>();
   job->submitted = Clock::now();
@@ -149,7 +150,8 @@ bool Generator::Deliver(Job& job, int32_t token) {
 
 bool Generator::Start(Job& job) {
   const auto t0 = Clock::now();
-  job.result.queue_seconds = Seconds(t0 - job.submitted);
+  // Waiting only: the entries it made (make_seconds) came between.
+  job.result.queue_seconds = std::max(0.0, Seconds(t0 - job.submitted) - job.result.make_seconds);
   job.result.prompt_tokens = static_cast<int64_t>(job.req.prompt.size());
   std::vector<float> logits;
   absl::Status s;

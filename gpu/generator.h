@@ -39,7 +39,7 @@ struct GenerationResult {
   int64_t prompt_tokens = 0;
   int64_t generated_tokens = 0;
   AssembleStats assemble;          // zero for a full prefill
-  double queue_seconds = 0;        // submitted -> prompt started
+  double queue_seconds = 0;        // submitted -> prompt started, less make_seconds
   double make_seconds = 0;         // making the missing cached entries (to_make)
   double prefill_seconds = 0;      // the prompt's pass (prefill or assembly)
   double first_token_seconds = 0;  // submitted -> first token handed over
@@ -74,6 +74,7 @@ struct GeneratorOptions {
   int max_running = 16;                      // generations decoding at once
   int max_queued = 64;                       // waiting for room beyond those
   size_t kv_budget_bytes = size_t{2} << 30;  // KV sequences of running generations together
+  std::string kv_budget_name = "the KV budget of running generations";  // as errors name it
 };
 
 // How a caller ends a generation early (checked before its prompt, between entries it makes and

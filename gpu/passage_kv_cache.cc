@@ -251,10 +251,23 @@ bool PassageKvCache::InvalidatedSinceLocked(const PassageKey& key, uint64_t seen
 
 bool PassageKvCache::Insert(const PassageKey& key, std::shared_ptr<const PassageKv> kv,
                             uint64_t seen_epoch) {
-  if (kv == nullptr || kv->bytes() > ram_budget_) return false;
+  if (kv == nullptr) return false;
   const std::string name = key.Encode();
   absl::MutexLock lock(&mu_);
   if (InvalidatedSinceLocked(key, seen_epoch)) return false;
+  if (kv->bytes() > ram_budget_) {
+    // Larger than the RAM tier: straight to the SSD tier when it can hold it.
+    if (disk_index_.contains(name) || pending_index_.contains(name)) return true;
+    if (disk_budget_ == 0 || kv->bytes() > disk_budget_) {
+      ++stats_.lost;
+      return false;
+    }
+    ++stats_.inserts;
+    pending_bytes_ += kv->bytes();
+    pending_index_[name] = kv;
+    pending_.push_back({key, std::move(kv), epoch_});
+    return true;
+  }
   ++stats_.inserts;
   if (auto it = ram_index_.find(name); it != ram_index_.end()) {
     stats_.ram_bytes -= it->second->kv->bytes();

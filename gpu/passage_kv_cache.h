@@ -97,8 +97,9 @@ class PassageKvCache final {
   // Whether an entry for `key` is held (RAM, waiting to be written, or disk), without reading or
   // promoting it.
   [[nodiscard]] bool Contains(const PassageKey& key) const;
-  // Keeps `kv` under `key` in RAM (an entry larger than the whole RAM budget is not kept); what
-  // that evicts goes to the SSD tier by the writer thread. With `seen_epoch` (epoch() read before
+  // Keeps `kv` under `key` in RAM (an entry larger than the whole RAM budget goes to the SSD tier
+  // when that can hold it, else is not kept); what that evicts goes to the SSD tier by the
+  // writer thread. With `seen_epoch` (epoch() read before
   // the entry was computed), it is not kept when its passage (collection and id) or its
   // collection was invalidated in between: an entry made from a passage that was just replaced
   // or deleted never enters the cache after its invalidation. True when kept.

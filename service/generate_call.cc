@@ -144,6 +144,7 @@ absl::Status ServeGenerate(const pb::GenerateRequest& req, RagEngine* rag,
   }
   RagRequest r;
   RETURN_IF_ERROR(ToRagRequest(req, rag->max_tokens(), &r));
+  RETURN_IF_ERROR(rag->Check(r));  // before any retrieval
   // Retrieval.
   ASSIGN_OR_RETURN(Retrieved found, retrieve(k));
   const double retrieval_s = std::chrono::duration<double>(Clock::now() - t0).count();
@@ -158,6 +159,12 @@ absl::Status ServeGenerate(const pb::GenerateRequest& req, RagEngine* rag,
     c->set_score(h.has_scores() ? h.scores().score() : -h.distance());
     *c->mutable_payload() = h.payload();
     r.passages.push_back({h.id(), std::move(text)});
+  }
+  if (r.passages.empty()) {
+    return absl::NotFoundError(absl::StrCat(
+        "retrieval (", pb::SearchMode_Name(found.mode),
+        ") found no passage for this question: nothing to answer from (a LEXICAL search needs a "
+        "word of the question in the passages)"));
   }
   // Generation, streamed.
   RagReport report;

@@ -2,6 +2,7 @@
 
 #include <sys/stat.h>
 
+#include <algorithm>
 #include <chrono>
 #include <deque>
 
@@ -98,13 +99,19 @@ gpu::PassageKey RagEngine::Key(const std::string& collection, const RagPassage& 
 }
 
 absl::StatusOr<std::shared_ptr<const gpu::PassageKv>> RagEngine::MakePassageKv(
-    const gpu::PassageKey& key, const std::vector<int32_t>& tokens) {
-  // Another request may have made it since this one looked.
+    const gpu::PassageKey& key, const std::vector<int32_t>& tokens, bool* kept) {
+  // Another request may have made it since this one looked (a Lookup only then: the miss is
+  // already counted).
   const uint64_t epoch = cache_->epoch();
-  gpu::KvTier tier;
-  size_t unused = 0;
-  std::shared_ptr<const gpu::PassageKv> kv = cache_->Lookup(key, &tier, &unused);
-  if (kv != nullptr) return kv;
+  std::shared_ptr<const gpu::PassageKv> kv;
+  if (cache_->Contains(key)) {
+    gpu::KvTier tier;
+    kv = cache_->Lookup(key, &tier);
+    if (kv != nullptr) {
+      if (kept != nullptr) *kept = true;
+      return kv;
+    }
+  }
   // Prefilled once, alone, after the shared (default) prefix.
   const gpu::PassageKv& prefix = *default_prefix_->kv;
   ASSIGN_OR_RETURN(auto seq,
@@ -115,7 +122,9 @@ absl::StatusOr<std::shared_ptr<const gpu::PassageKv>> RagEngine::MakePassageKv(
   const gpu::DecoderConfig& c = decoder_->config();
   kv = std::make_shared<const gpu::PassageKv>(gpu::PassageKv::Compress(
       key.format, static_cast<int>(tokens.size()), c.kv_heads, c.head_dim, cap.k, cap.v));
-  cache_->Insert(key, kv, epoch);  // not kept when the passage was invalidated meanwhile
+  // Not kept when the passage was invalidated meanwhile, or the cache cannot hold it.
+  const bool in_cache = cache_->Insert(key, kv, epoch);
+  if (kept != nullptr) *kept = in_cache;
   return kv;
 }
 
@@ -128,9 +137,10 @@ absl::Status RagEngine::Precompute(const std::string& collection,
   }
   const RagPrompt& prompt = *default_prefix_->prompt;
   const uint64_t dropped_before = cache_->dropped();
+  uint64_t not_kept = 0;  // made, but the cache could not keep them (too large for it)
   for (const RagPassage& p : passages) {
     if (cancelled && cancelled()) {
-      report->evictions = cache_->dropped() - dropped_before;
+      report->evictions = std::max(cache_->dropped() - dropped_before, not_kept);
       return absl::CancelledError("the caller went away");
     }
     bool cut = false;
@@ -145,33 +155,35 @@ absl::Status RagEngine::Precompute(const std::string& collection,
       continue;
     }
     std::shared_ptr<const gpu::PassageKv> made;
+    bool kept = false;
     RETURN_IF_ERROR(generator_->RunTask(
         [&]() -> absl::Status {
-          ASSIGN_OR_RETURN(made, MakePassageKv(key, tokens));
+          ASSIGN_OR_RETURN(made, MakePassageKv(key, tokens, &kept));
           return absl::OkStatus();
         },
         cancelled));
     ++report->computed;
     report->bytes += made->bytes();
+    not_kept += kept ? 0 : 1;
   }
   cache_->Flush();  // this call's spills written, so what the cache dropped for them is counted
-  report->evictions = cache_->dropped() - dropped_before;
+  report->evictions = std::max(cache_->dropped() - dropped_before, not_kept);
   return absl::OkStatus();
 }
 
-absl::Status RagEngine::Answer(const RagRequest& req,
-                               const std::function<bool(const std::string&)>& on_text,
-                               const std::function<bool()>& cancelled, RagReport* report) {
+absl::Status RagEngine::Check(const RagRequest& req) const {
   if (req.max_tokens < 1 || req.max_tokens > options_.max_tokens) {
     return absl::InvalidArgumentError(absl::StrCat("max_tokens ", req.max_tokens,
                                                    " is outside [1, ", options_.max_tokens,
                                                    "] (strata-server --max_generation_tokens)"));
   }
-  if (!(req.recompute_ratio >= 0.0f && req.recompute_ratio <= 1.0f) || req.recompute_first < 0 ||
-      req.recompute_first > kMaxPassageTokens) {
+  if (!(req.recompute_ratio >= 0.0f && req.recompute_ratio <= 1.0f)) {
     return absl::InvalidArgumentError(
-        "recompute_ratio must be in [0, 1] and recompute_first in "
-        "[0, 384]");
+        absl::StrCat("recompute_ratio ", req.recompute_ratio, " is outside [0, 1]"));
+  }
+  if (req.recompute_first < 0 || req.recompute_first > kMaxPassageTokens) {
+    return absl::InvalidArgumentError(absl::StrCat("recompute_first ", req.recompute_first,
+                                                   " is outside [0, ", kMaxPassageTokens, "]"));
   }
   RETURN_IF_ERROR(gpu::CheckSamplingParams(req.sampling));
   if (!req.instructions.empty() && decoder_->tokenizer().Encode(req.instructions, false).size() >
@@ -179,13 +191,21 @@ absl::Status RagEngine::Answer(const RagRequest& req,
     return absl::InvalidArgumentError(
         absl::StrCat("the instructions (system) exceed ", kMaxInstructionTokens, " tokens"));
   }
+  if (const size_t n = default_prefix_->prompt->QuestionTokens(req.question).size();
+      n > static_cast<size_t>(kMaxQuestionTokens)) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("the question is ", n, " tokens; at most ", kMaxQuestionTokens));
+  }
+  return absl::OkStatus();
+}
+
+absl::Status RagEngine::Answer(const RagRequest& req,
+                               const std::function<bool(const std::string&)>& on_text,
+                               const std::function<bool()>& cancelled, RagReport* report) {
+  RETURN_IF_ERROR(Check(req));
   ASSIGN_OR_RETURN(std::shared_ptr<const Prefix> prefix, PrefixFor(req.instructions));
   const RagPrompt& prompt = *prefix->prompt;
   const std::vector<int32_t> question = prompt.QuestionTokens(req.question);
-  if (question.size() > static_cast<size_t>(kMaxQuestionTokens)) {
-    return absl::InvalidArgumentError(
-        absl::StrCat("the question is ", question.size(), " tokens; at most ", kMaxQuestionTokens));
-  }
   // Passages: tokens, then entries (cached modes).
   const auto t_kv = Clock::now();
   std::vector<std::vector<int32_t>> bodies;

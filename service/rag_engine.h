@@ -84,6 +84,10 @@ class RagEngine final {
   // the client is gone); cancelled is asked between pieces. InvalidArgument for a question over
   // kMaxQuestionTokens or parameters out of range; ResourceExhausted when the decoder's queue is
   // full; the report is filled in either way as far as the call got.
+  // The request's own checks (parameters, question and instructions lengths), without its
+  // passages: callers run them before retrieving.
+  [[nodiscard]] absl::Status Check(const RagRequest& req) const;
+
   [[nodiscard]] absl::Status Answer(const RagRequest& req,
                                     const std::function<bool(const std::string&)>& on_text,
                                     const std::function<bool()>& cancelled, RagReport* report);
@@ -111,8 +115,9 @@ class RagEngine final {
                                     gpu::KvFormat format) const;
   // Computes (or finds, when another request made it meanwhile) the entry of a passage's body
   // tokens and keeps it in the cache. Runs on the generator's thread (GenerationRequest::to_make).
+  // *kept (when given): whether the cache holds it now.
   absl::StatusOr<std::shared_ptr<const gpu::PassageKv>> MakePassageKv(
-      const gpu::PassageKey& key, const std::vector<int32_t>& tokens);
+      const gpu::PassageKey& key, const std::vector<int32_t>& tokens, bool* kept = nullptr);
   // The prompt (and prefix entry) for `instructions`.
   struct Prefix {
     std::unique_ptr<RagPrompt> prompt;

@@ -468,13 +468,20 @@ class StrataService final : public pb::Strata::Service {
       absl::Cleanup leave = [this] { decoder_calls_.fetch_sub(1); };
       RETURN_IF_ERROR(EnterDecoderCall());
       ASSIGN_OR_RETURN(auto col, catalog_->Find(req->collection()));
-      if (req->system().size() > limits_.max_text_bytes) {
-        return absl::InvalidArgumentError(
-            absl::StrCat("system has ", req->system().size(), " bytes; the limit is ",
-                         limits_.max_text_bytes, " (--max_text_bytes)"));
+      for (const auto& [what, text] :
+           {std::pair<const char*, const std::string*>{"question", &req->question()},
+            {"system", &req->system()}}) {
+        if (text->size() > limits_.max_text_bytes) {
+          return absl::ResourceExhaustedError(
+              absl::StrCat(what, " has ", text->size(), " bytes; the limit is ",
+                           limits_.max_text_bytes, " (--max_text_bytes)"));
+        }
       }
-      if (!req->question().empty()) {
-        RETURN_IF_ERROR(CheckTexts({req->question()}, /*need_model=*/false));
+      if (!req->question().empty() && col->text_documents() == 0) {
+        return absl::FailedPreconditionError(absl::StrCat(
+            "collection '", req->collection(),
+            "' holds no passage text to answer from (points need payload text; strata-load "
+            "--text loads passages)"));
       }
       // The passages: the service's own text search, with payloads.
       auto retrieve = [&](uint32_t k) -> absl::StatusOr<Retrieved> {
@@ -1066,6 +1073,7 @@ class ServerImpl final : public Server {
       ro.generator.max_running = o.generate.max_running;
       ro.generator.max_queued = o.generate.max_queued;
       ro.generator.kv_budget_bytes = static_cast<size_t>(o.generate.kv_budget_mb) << 20;
+      ro.generator.kv_budget_name = "the server's KV budget for answers (--generation_kv_mb)";
       ro.kv_ram_bytes = static_cast<size_t>(o.generate.kv_cache_ram_mb) << 20;
       ro.kv_disk_bytes = static_cast<size_t>(o.generate.kv_cache_disk_mb) << 20;
       ro.kv_dir = o.data_dir + "/kv-cache";

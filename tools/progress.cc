@@ -67,6 +67,13 @@ void ProgressBar::Finish() {
   Draw(total_, true);
 }
 
+void ProgressBar::Stop(uint64_t done) {
+  std::lock_guard<std::mutex> lock(mu_);
+  if (finished_) return;
+  finished_ = true;
+  Draw(done, true);
+}
+
 void ProgressBar::Draw(uint64_t done, bool final) {
   double secs = std::chrono::duration<double>(std::chrono::steady_clock::now() - start_).count();
   double frac = total_ ? static_cast<double>(done) / static_cast<double>(total_) : 1.0;

@@ -22,6 +22,8 @@ class ProgressBar final {
   // Switches to a new phase (label and total), finishing the current line.
   void Restart(std::string label, uint64_t total);
   void Finish();
+  // Ends the line where the work stopped short of the total (an error, a limit reached).
+  void Stop(uint64_t done);
 
  private:
   void Draw(uint64_t done, bool final);

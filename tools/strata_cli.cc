@@ -452,6 +452,7 @@ int main(int argc, char** argv) {
     std::string question;
     for (size_t i = 3; i < args.size(); ++i) absl::StrAppend(&question, i > 3 ? " " : "", args[i]);
     req.set_question(question);
+    if (absl::GetFlag(FLAGS_passages) == 0) return Fail("--passages must be 1 to 16");
     req.set_k(absl::GetFlag(FLAGS_passages));
     req.mutable_params()->set_max_tokens(absl::GetFlag(FLAGS_max_tokens));
     req.mutable_params()->set_temperature(static_cast<float>(absl::GetFlag(FLAGS_temperature)));

@@ -462,16 +462,15 @@ int PrecomputeKv(pb::Strata::Stub* stub, const Input& in, const std::string& col
       return stub->PrecomputePassageKv(ctx, req, &resp);
     });
     if (!s.ok()) {
-      bar.Finish();
+      bar.Stop(row);
       return Fail(absl::StrCat("precomputing passage KV: ", s.error_message()));
     }
     computed += resp.computed();
     cached += resp.already_cached();
     without_text += resp.without_text();
     bytes += resp.bytes();
-    bar.Update(std::min(n, row + kBatch));
     if (resp.evictions() > 0) {
-      bar.Finish();
+      bar.Stop(std::min(n, row + kBatch));
       std::fprintf(stderr,
                    "strata-load: warning: the server's passage KV cache is full (%.0f of %.0f MB):"
                    " stopped after %llu of %llu passages; raise strata-server's "
@@ -481,6 +480,7 @@ int PrecomputeKv(pb::Strata::Stub* stub, const Input& in, const std::string& col
                    static_cast<unsigned long long>(n));
       return 0;
     }
+    bar.Update(std::min(n, row + kBatch));
   }
   bar.Finish();
   std::fprintf(stderr,
@@ -497,6 +497,18 @@ int RunOnline(Input& in, const std::string& collection) {
       grpc::CreateChannel(absl::GetFlag(FLAGS_server), grpc::InsecureChannelCredentials());
   auto stub = pb::Strata::NewStub(channel);
   strata::VectorSet& v = in.vectors;
+  if (absl::GetFlag(FLAGS_precompute_kv)) {  // asked before loading anything
+    pb::StatsRequest sreq;
+    pb::StatsResponse sresp;
+    grpc::Status s = WithRetries(
+        "stats", [&](grpc::ClientContext* ctx) { return stub->Stats(ctx, sreq, &sresp); });
+    if (!s.ok()) return Fail(absl::StrCat("stats: ", s.error_message()));
+    if (!sresp.has_generation()) {
+      return Fail(
+          "--precompute_kv needs a server with a decoder (strata-server --decoder=...); nothing "
+          "was loaded");
+    }
+  }
   if (in.embed_online) {  // the model's dimension, from embedding the first passage
     pb::EmbedRequest ereq;
     ereq.add_texts(in.text[0]);

@@ -134,6 +134,11 @@ TEST_F(GenerateTest, StreamsTextThenASummaryAndReusesPassageKv) {
   ASSERT_TRUE(c.status.ok()) << c.status.error_message();
   EXPECT_EQ(c.s.cache().misses(), 1u);
   EXPECT_EQ(c.s.cache().ram_hits(), 2u);
+  // Stats count each miss once, as the summaries do (3 + 0 + 1), and the entries made for them.
+  pb::StatsResponse stats;
+  ASSERT_TRUE(Call(&pb::Strata::Stub::Stats, server_->stub(), pb::StatsRequest(), &stats).ok());
+  EXPECT_EQ(stats.generation().cache_misses(), 4u);
+  EXPECT_EQ(stats.generation().entries_made(), 4u);
 }
 
 TEST_F(GenerateTest, EverythingRecomputedAnswersExactlyAsFullPrefill) {
@@ -183,6 +188,23 @@ TEST_F(GenerateTest, RefusesBadRequestsByName) {
   EXPECT_EQ(code(r).error_code(), grpc::StatusCode::NOT_FOUND);
   r = Question(std::string(2000, 'q') + " " + std::string(2000, 'z'), pb::CACHED_INT8);
   EXPECT_EQ(code(r).error_code(), grpc::StatusCode::INVALID_ARGUMENT);  // over 256 tokens
+  // Nothing to answer from: a collection without text, a search that finds no passage.
+  CreateCollection(server_->stub(), "bare", 4, pb::FLOAT32);
+  r = Question("hello", pb::CACHED_INT8);
+  r.set_collection("bare");
+  s = code(r);
+  EXPECT_EQ(s.error_code(), grpc::StatusCode::FAILED_PRECONDITION);
+  EXPECT_NE(s.error_message().find("no passage text"), std::string::npos) << s.error_message();
+  r = Question("zzyzx qwertyuiop", pb::CACHED_INT8);  // no word of it in the passages
+  r.set_mode(pb::LEXICAL);
+  s = code(r);
+  EXPECT_EQ(s.error_code(), grpc::StatusCode::NOT_FOUND);
+  EXPECT_NE(s.error_message().find("found no passage"), std::string::npos) << s.error_message();
+  r = Question(std::string(70000, 'a'), pb::CACHED_INT8);  // over --max_text_bytes
+  s = code(r);
+  EXPECT_EQ(s.error_code(), grpc::StatusCode::RESOURCE_EXHAUSTED);
+  EXPECT_NE(s.error_message().find("question has 70000 bytes"), std::string::npos)
+      << s.error_message();
   // The server still answers.
   EXPECT_TRUE(Ask(server_->stub(), Question("hello", pb::CACHED_INT8)).status.ok());
 }
