@@ -513,7 +513,7 @@ int main(int argc, char** argv) {
     const pb::GenerationTimings& t = summary.timings();
     const pb::KvCacheReport& kv = summary.cache();
     std::fprintf(stderr,
-                 "strata-cli: %s retrieval, %u prompt tokens (%u from the passage cache, %u "
+                 "strata-cli: %s retrieval, %u prompt tokens (%u from passage KV entries, %u "
                  "recomputed), %u generated (%s); TTFT %.0f ms (retrieval %.0f, passage KV %.0f, "
                  "prefill %.0f), %.1f ms/token; cache %s: %u RAM + %u SSD hits, %u computed; "
                  "model %s\n",
