@@ -78,7 +78,7 @@ absl::StatusOr<std::shared_ptr<const RagEngine::Prefix>> RagEngine::MakePrefix(
 }
 
 absl::StatusOr<std::shared_ptr<const RagEngine::Prefix>> RagEngine::PrefixFor(
-    const std::string& instructions) {
+    const std::string& instructions, const std::function<bool()>& cancelled) {
   if (instructions.empty() || instructions == options_.instructions) return default_prefix_;
   {
     absl::MutexLock lock(&mu_);
@@ -86,7 +86,14 @@ absl::StatusOr<std::shared_ptr<const RagEngine::Prefix>> RagEngine::PrefixFor(
       if (text == instructions) return prefix;
     }
   }
-  ASSIGN_OR_RETURN(auto prefix, MakePrefix(instructions));
+  // Computed on the decoder's thread, in its turn, like every other piece of decoder work.
+  std::shared_ptr<const Prefix> prefix;
+  RETURN_IF_ERROR(generator_->RunTask(
+      [&]() -> absl::Status {
+        ASSIGN_OR_RETURN(prefix, MakePrefix(instructions));
+        return absl::OkStatus();
+      },
+      cancelled));
   absl::MutexLock lock(&mu_);
   other_prefixes_.insert(other_prefixes_.begin(), {instructions, prefix});
   if (other_prefixes_.size() > kMaxCustomPrefixes) other_prefixes_.pop_back();
@@ -203,7 +210,7 @@ absl::Status RagEngine::Answer(const RagRequest& req,
                                const std::function<bool(const std::string&)>& on_text,
                                const std::function<bool()>& cancelled, RagReport* report) {
   RETURN_IF_ERROR(Check(req));
-  ASSIGN_OR_RETURN(std::shared_ptr<const Prefix> prefix, PrefixFor(req.instructions));
+  ASSIGN_OR_RETURN(std::shared_ptr<const Prefix> prefix, PrefixFor(req.instructions, cancelled));
   const RagPrompt& prompt = *prefix->prompt;
   const std::vector<int32_t> question = prompt.QuestionTokens(req.question);
   // Passages: tokens, then entries (cached modes).

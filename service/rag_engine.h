@@ -123,7 +123,10 @@ class RagEngine final {
     std::unique_ptr<RagPrompt> prompt;
     std::shared_ptr<const gpu::PassageKv> kv;
   };
-  absl::StatusOr<std::shared_ptr<const Prefix>> PrefixFor(const std::string& instructions);
+  // The default's, or one for custom instructions (made on the generator's thread, kept among
+  // the few most recent).
+  absl::StatusOr<std::shared_ptr<const Prefix>> PrefixFor(const std::string& instructions,
+                                                          const std::function<bool()>& cancelled);
   absl::StatusOr<std::shared_ptr<const Prefix>> MakePrefix(const std::string& instructions);
 
   RagOptions options_;

@@ -229,6 +229,27 @@ TEST_F(GenerateTest, AClientThatGoesAwayStopsItsGeneration) {
   EXPECT_EQ(server_->Stop(), 0);
 }
 
+// Custom instructions (`system`) get their own prefix, made once and reused: the same answer
+// twice, and passages cached either way; instructions over 512 tokens are refused.
+TEST_F(GenerateTest, CustomInstructionsAnswerAndAreReused) {
+  pb::GenerateRequest r = Question("tell me about disks", pb::CACHED_INT8);
+  r.set_system("Answer in one short sentence.");
+  const Answer a = Ask(server_->stub(), r);
+  ASSERT_TRUE(a.status.ok()) << a.status.error_message();
+  EXPECT_EQ(a.s.citations_size(), 3);
+  const Answer b = Ask(server_->stub(), r);
+  ASSERT_TRUE(b.status.ok()) << b.status.error_message();
+  EXPECT_EQ(b.text, a.text);
+  EXPECT_EQ(b.s.cache().misses(), 0u);
+  std::string longer;
+  for (int i = 0; i < 600; ++i) absl::StrAppend(&longer, "word", i, " ");
+  r.set_system(longer);
+  const Answer c = Ask(server_->stub(), r);
+  EXPECT_EQ(c.status.error_code(), grpc::StatusCode::INVALID_ARGUMENT);
+  EXPECT_NE(c.status.error_message().find("512 tokens"), std::string::npos)
+      << c.status.error_message();
+}
+
 // PrecomputePassageKv makes the entries Generate would, so a first question finds them all.
 TEST_F(GenerateTest, PrecomputedPassagesAreHitsOnTheFirstQuestion) {
   pb::UpsertRequest bare;  // a point without text
