@@ -2,6 +2,8 @@
 
 #include <chrono>
 
+#include "absl/container/flat_hash_set.h"
+#include "absl/strings/ascii.h"
 #include "absl/strings/str_cat.h"
 #include "nlohmann/json.hpp"
 #include "storage/status_macros.h"
@@ -110,7 +112,9 @@ absl::Status ServePrecompute(const pb::PrecomputePassageKvRequest& req, RagEngin
   for (uint64_t id : missing) resp->add_missing_ids(id);
   std::vector<RagPassage> passages;
   PrecomputeReport report;
+  absl::flat_hash_set<uint64_t> seen;
   for (const auto& [id, payload] : found) {
+    if (!seen.insert(id).second) continue;  // an id given twice is made once, counted once
     std::string text = RagPassageText(payload);
     if (text.empty()) {
       ++report.without_text;
@@ -136,7 +140,9 @@ absl::Status ServeGenerate(const pb::GenerateRequest& req, RagEngine* rag,
                            grpc::ServerWriter<pb::GenerateResponse>* writer) {
   const auto t0 = Clock::now();
   if (rag == nullptr) return NoDecoder();
-  if (req.question().empty()) return absl::InvalidArgumentError("no question");
+  if (absl::StripAsciiWhitespace(req.question()).empty()) {
+    return absl::InvalidArgumentError("no question (empty, or only white space)");
+  }
   const uint32_t k = req.k() == 0 ? kDefaultGeneratePassages : req.k();
   if (k > kMaxGeneratePassages) {
     return absl::InvalidArgumentError(

@@ -166,6 +166,8 @@ TEST_F(GenerateTest, RefusesBadRequestsByName) {
   EXPECT_EQ(code(r).error_code(), grpc::StatusCode::INVALID_ARGUMENT);
   r = Question("", pb::CACHED_INT8);
   EXPECT_EQ(code(r).error_code(), grpc::StatusCode::INVALID_ARGUMENT);
+  r = Question(" \t\n ", pb::CACHED_INT8);
+  EXPECT_EQ(code(r).error_code(), grpc::StatusCode::INVALID_ARGUMENT);
   r = Question("q", pb::CACHED_INT8);
   r.mutable_params()->set_max_tokens(65);
   grpc::Status s = code(r);
@@ -264,6 +266,7 @@ TEST_F(GenerateTest, PrecomputedPassagesAreHitsOnTheFirstQuestion) {
   for (uint64_t id = 0; id < 12; ++id) req.add_ids(id);
   req.add_ids(50);
   req.add_ids(99);  // unknown
+  req.add_ids(3);   // twice: made once, counted once
   pb::PrecomputePassageKvResponse resp;
   grpc::Status st = Call(&pb::Strata::Stub::PrecomputePassageKv, server_->stub(), req, &resp);
   ASSERT_TRUE(st.ok()) << st.error_message();
