@@ -466,14 +466,11 @@ class CpuBackend final : public Backend {
     constexpr int64_t kPromptBlock = 16;
     constexpr int64_t kMaxStretch = 512;
     std::vector<Piece> pieces;
-    std::vector<std::vector<size_t>> parts(static_cast<size_t>(n * heads));  // partials per (t, h)
-    size_t slots = 0;
+    std::vector<int64_t> dest;  // per partial: its query row and head, t * heads + h
     auto add = [&](int64_t t0, int64_t count, int64_t kvh, int64_t begin, int64_t end) {
-      pieces.push_back({t0, count, kvh, begin, end, slots});
+      pieces.push_back({t0, count, kvh, begin, end, dest.size()});
       for (int64_t i = 0; i < count; ++i) {
-        for (int r = 0; r < group; ++r) {
-          parts[static_cast<size_t>((t0 + i) * heads + kvh * group + r)].push_back(slots++);
-        }
+        for (int r = 0; r < group; ++r) dest.push_back((t0 + i) * heads + kvh * group + r);
       }
     };
     const int64_t want = 4 * cpu::Pool().threads();
@@ -499,7 +496,17 @@ class CpuBackend final : public Backend {
       }
       t += run;
     }
+    const size_t slots = dest.size();
     std::vector<float> m(slots), l(slots), o(slots * static_cast<size_t>(head_dim));
+    // The partials of each query row and head, grouped (a counting sort of dest): first[j] ..
+    // first[j + 1] in `order`.
+    std::vector<size_t> first(static_cast<size_t>(n * heads) + 1, 0), order(slots);
+    for (int64_t d : dest) ++first[static_cast<size_t>(d) + 1];
+    for (size_t j = 1; j < first.size(); ++j) first[j] += first[j - 1];
+    {
+      std::vector<size_t> at(first.begin(), first.end() - 1);
+      for (size_t p = 0; p < slots; ++p) order[at[static_cast<size_t>(dest[p])]++] = p;
+    }
     cpu::Pool().ParallelFor(static_cast<int64_t>(pieces.size()), 1, [&](int64_t j0, int64_t j1) {
       std::vector<float> qbuf, scratch;
       for (int64_t j = j0; j < j1; ++j) {
@@ -524,7 +531,9 @@ class CpuBackend final : public Backend {
     // Combine each query row and head's partials.
     cpu::Pool().ParallelFor(n * heads, 16, [&](int64_t j0, int64_t j1) {
       for (int64_t j = j0; j < j1; ++j) {
-        const std::vector<size_t>& ps = parts[static_cast<size_t>(j)];
+        const absl::Span<const size_t> ps(
+            order.data() + first[static_cast<size_t>(j)],
+            first[static_cast<size_t>(j) + 1] - first[static_cast<size_t>(j)]);
         float mx = -INFINITY;
         for (size_t p : ps) mx = std::max(mx, m[p]);
         float* dst = out_data + (j / heads) * width + (j % heads) * head_dim;
