@@ -97,15 +97,10 @@ absl::Status ToRagRequest(const pb::GenerateRequest& req, int max_tokens, RagReq
 }  // namespace
 
 absl::Status ServePrecompute(const pb::PrecomputePassageKvRequest& req, RagEngine* rag,
-                             uint32_t max_ids, const FetchFn& fetch, grpc::ServerContext* ctx,
+                             const FetchFn& fetch, grpc::ServerContext* ctx,
                              pb::PrecomputePassageKvResponse* resp) {
   if (rag == nullptr) return NoDecoder();
   ASSIGN_OR_RETURN(const gpu::KvFormat format, CachedFormat(req.cache_mode()));
-  if (req.ids().empty()) return absl::InvalidArgumentError("no ids");
-  if (static_cast<uint32_t>(req.ids_size()) > max_ids) {
-    return absl::InvalidArgumentError(absl::StrCat(
-        req.ids_size(), " ids in one request; the limit is ", max_ids, " (--max_batch)"));
-  }
   std::vector<std::pair<uint64_t, pb::Payload>> found;
   std::vector<uint64_t> missing;
   RETURN_IF_ERROR(fetch(&found, &missing));

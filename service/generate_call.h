@@ -39,9 +39,10 @@ using RetrieveFn = std::function<absl::StatusOr<Retrieved>(uint32_t k)>;
 using FetchFn = std::function<absl::Status(std::vector<std::pair<uint64_t, v1::Payload>>* found,
                                            std::vector<uint64_t>* missing)>;
 
-// Serves PrecomputePassageKv (`rag` null: FAILED_PRECONDITION); `max_ids` is --max_batch.
+// Serves PrecomputePassageKv (`rag` null: FAILED_PRECONDITION); the caller has checked the ids'
+// count against the server's batch limit.
 [[nodiscard]] absl::Status ServePrecompute(const v1::PrecomputePassageKvRequest& req,
-                                           RagEngine* rag, uint32_t max_ids, const FetchFn& fetch,
+                                           RagEngine* rag, const FetchFn& fetch,
                                            grpc::ServerContext* ctx,
                                            v1::PrecomputePassageKvResponse* resp);
 

@@ -511,10 +511,11 @@ class StrataService final : public pb::Strata::Service {
                                    const pb::PrecomputePassageKvRequest* req,
                                    pb::PrecomputePassageKvResponse* resp) override {
     return Run("PrecomputePassageKv", ctx, *req, [&](CallBudget& budget) -> absl::Status {
-      if (rag_ == nullptr) return ServePrecompute(*req, nullptr, 0, {}, ctx, resp);
+      if (rag_ == nullptr) return ServePrecompute(*req, nullptr, {}, ctx, resp);
       absl::Cleanup leave = [this] { decoder_calls_.fetch_sub(1); };
       RETURN_IF_ERROR(EnterDecoderCall());
       ASSIGN_OR_RETURN(auto col, catalog_->Find(req->collection()));
+      RETURN_IF_ERROR(CheckBatch(req->ids_size(), "ids"));
       auto fetch = [&](std::vector<std::pair<uint64_t, pb::Payload>>* found,
                        std::vector<uint64_t>* missing) -> absl::Status {
         return FetchPoints(
@@ -530,7 +531,7 @@ class StrataService final : public pb::Strata::Service {
               return absl::OkStatus();
             });
       };
-      return ServePrecompute(*req, rag_, limits_.max_batch, fetch, ctx, resp);
+      return ServePrecompute(*req, rag_, fetch, ctx, resp);
     });
   }
 

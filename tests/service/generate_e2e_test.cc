@@ -303,6 +303,10 @@ TEST_F(GenerateTest, PrecomputedPassagesAreHitsOnTheFirstQuestion) {
   pb::PrecomputePassageKvRequest none;
   none.set_collection("docs");
   EXPECT_EQ(code(none), grpc::StatusCode::INVALID_ARGUMENT);
+  pb::PrecomputePassageKvRequest many;
+  many.set_collection("docs");
+  for (uint64_t id = 0; id <= 16384; ++id) many.add_ids(id);  // one over --max_batch
+  EXPECT_EQ(code(many), grpc::StatusCode::RESOURCE_EXHAUSTED);
   pb::PrecomputePassageKvRequest nowhere = req;
   nowhere.set_collection("nope");
   EXPECT_EQ(code(nowhere), grpc::StatusCode::NOT_FOUND);
