@@ -10,7 +10,7 @@
 
 #include "absl/flags/flag.h"
 #include "absl/flags/parse.h"
-#include "absl/synchronization/mutex.h"
+#include "base/mutex.h"
 #include "gpu/decoder.h"
 #include "gpu/generator.h"
 #include "storage/program_usage.h"
@@ -67,7 +67,7 @@ int main(int argc, char** argv) {
   if (ways.find("generator") != std::string::npos) {
     strata::gpu::Generator g(d->get(), {});
     const int c = absl::GetFlag(FLAGS_concurrent);
-    absl::Mutex mu;
+    strata::Mutex mu;
     int done = 0;
     double first = 0, decode = 0;
     int64_t generated = 0;
@@ -77,7 +77,7 @@ int main(int argc, char** argv) {
       r.prompt = prompt;
       r.max_tokens = n;
       r.on_done = [&](const strata::gpu::GenerationResult& res) {
-        absl::MutexLock lock(&mu);
+        strata::MutexLock lock(&mu);
         ++done;
         first += res.first_token_seconds;
         decode = std::max(decode, res.decode_seconds);
@@ -86,7 +86,7 @@ int main(int argc, char** argv) {
       if (!g.Submit(std::move(r)).ok()) return 1;
     }
     {
-      absl::MutexLock lock(&mu);
+      strata::MutexLock lock(&mu);
       auto all = [&]() { return done == c; };
       mu.Await(absl::Condition(&all));
     }

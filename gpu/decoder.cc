@@ -136,7 +136,7 @@ absl::StatusOr<std::unique_ptr<Decoder>> Decoder::Open(const std::string& path,
   }
   d->eos_id_ = static_cast<int32_t>(eos);
   ASSIGN_OR_RETURN(d->backend_, CreateBackend(options.backend, options.cuda_device));
-  absl::MutexLock lock(&d->mu_);
+  MutexLock lock(&d->mu_);
   RETURN_IF_ERROR(d->Load(*file, options));
   Log(LogLevel::kInfo, "decoder %s: %s, %d layers, hidden %d, %d/%d heads, vocab %d, %.1f MB on %s",
       path.c_str(), d->config_.name.c_str(), d->config_.layers, d->config_.hidden, d->config_.heads,
@@ -217,7 +217,7 @@ absl::StatusOr<std::unique_ptr<DecoderSequence>> Decoder::NewSequence(int64_t ca
   auto seq = std::unique_ptr<DecoderSequence>(new DecoderSequence());
   seq->capacity_ = capacity;
   const int64_t kv_width = static_cast<int64_t>(config_.kv_heads) * config_.head_dim;
-  absl::MutexLock lock(&mu_);
+  MutexLock lock(&mu_);
   for (int i = 0; i < config_.layers; ++i) {
     ASSIGN_OR_RETURN(Tensor k, backend_->Allocate(DType::kF32, {capacity, kv_width}));
     ASSIGN_OR_RETURN(Tensor v, backend_->Allocate(DType::kF32, {capacity, kv_width}));
@@ -349,7 +349,7 @@ absl::Status Decoder::Forward(absl::Span<const int32_t> tokens, DecoderSequence&
   for (int64_t r = 0; r < rows; ++r) {
     places[static_cast<size_t>(r)] = {&seq, static_cast<int32_t>(seq.length_ + r)};
   }
-  absl::MutexLock lock(&mu_);
+  MutexLock lock(&mu_);
   ASSIGN_OR_RETURN(Tensor x, Embed(tokens));
   RETURN_IF_ERROR(RunLayers(0, config_.layers, x, places, capture));
   seq.length_ += rows;
@@ -379,7 +379,7 @@ absl::Status Decoder::Step(absl::Span<const DecoderRow> rows, std::vector<float>
     places.push_back({seq, static_cast<int32_t>(it->second++)});
     if (rows[r].logits) which.push_back(static_cast<int64_t>(r));
   }
-  absl::MutexLock lock(&mu_);
+  MutexLock lock(&mu_);
   ASSIGN_OR_RETURN(Tensor x, Embed(tokens));
   RETURN_IF_ERROR(RunLayers(0, config_.layers, x, places, nullptr));
   for (const auto& [seq, length] : next) seq->length_ = length;
@@ -418,7 +418,7 @@ absl::Status Decoder::Restore(const PassageKv& kv, DecoderSequence& seq) {
     return absl::InvalidArgumentError(
         "Restore needs an empty sequence long enough, and an entry made by this model");
   }
-  absl::MutexLock lock(&mu_);
+  MutexLock lock(&mu_);
   RETURN_IF_ERROR(LoadSpan({0, &kv, 0}, seq, nullptr, nullptr));
   seq.length_ = kv.tokens();
   return absl::OkStatus();
@@ -458,7 +458,7 @@ absl::Status Decoder::Assemble(absl::Span<const int32_t> tokens, absl::Span<cons
   if (cached[static_cast<size_t>(n - 1)]) {
     return absl::InvalidArgumentError("the context's last token must be computed, not cached");
   }
-  absl::MutexLock lock(&mu_);
+  MutexLock lock(&mu_);
   Backend& b = *backend_;
   // 1. Cached keys and values into the sequence, keys rotated to their new positions.
   std::vector<std::vector<float>> layer1_k(spans.size()), layer1_v(spans.size());

@@ -20,8 +20,8 @@
 
 #include "absl/base/thread_annotations.h"
 #include "absl/status/statusor.h"
-#include "absl/synchronization/mutex.h"
 #include "absl/types/span.h"
+#include "base/mutex.h"
 #include "gpu/backend.h"
 #include "gpu/bpe_tokenizer.h"
 #include "gpu/chat_template.h"
@@ -208,7 +208,7 @@ class Decoder final {
   size_t weight_bytes_ = 0;
   std::string weights_path_;  // the product kernels, for backend_name()
 
-  absl::Mutex mu_;
+  Mutex mu_;
   std::unique_ptr<Backend> backend_;  // used under mu_
   LinearWeight embeddings_, output_;  // output_ empty when tied to the embeddings
   Tensor output_norm_;

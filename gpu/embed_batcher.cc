@@ -17,14 +17,14 @@ EmbedBatcher::EmbedBatcher(Encoder* encoder, EmbedBatcherOptions options)
 
 EmbedBatcher::~EmbedBatcher() {
   {
-    absl::MutexLock lock(&mu_);
+    MutexLock lock(&mu_);
     stop_ = true;
   }
   worker_.join();
 }
 
 EmbedBatcherStats EmbedBatcher::stats() const {
-  absl::MutexLock lock(&mu_);
+  MutexLock lock(&mu_);
   return stats_;
 }
 
@@ -40,12 +40,12 @@ absl::StatusOr<std::vector<float>> EmbedBatcher::Embed(absl::Span<const std::str
   req.sequences = seqs;
   req.out = out.data();
   if (cancelled && cancelled()) {  // gone while its texts were tokenized
-    absl::MutexLock lock(&mu_);
+    MutexLock lock(&mu_);
     stats_.cancelled += 1;
     return absl::CancelledError("the embedding was abandoned by its caller");
   }
   {
-    absl::MutexLock lock(&mu_);
+    MutexLock lock(&mu_);
     if (stop_) return absl::UnavailableError("the embedding engine is shutting down");
     req.arrived = absl::Now();
     last_gap_ = req.arrived - last_arrival_;
@@ -85,7 +85,7 @@ void EmbedBatcher::Run() {
   for (;;) {
     std::vector<Request*> batch;
     {
-      absl::MutexLock lock(&mu_);
+      MutexLock lock(&mu_);
       auto has_work = [this]()
                           ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) { return stop_ || !queue_.empty(); };
       mu_.Await(absl::Condition(&has_work));
@@ -128,7 +128,7 @@ void EmbedBatcher::Run() {
                          [](const Request* r) { return r->abandoned.load(); });
     };
     absl::Status s = encoder_->EmbedTokens(all, out.data(), nullptr, all_abandoned);
-    absl::MutexLock lock(&mu_);
+    MutexLock lock(&mu_);
     size_t row = 0;
     for (Request* r : batch) {
       r->status = s;

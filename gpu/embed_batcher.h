@@ -18,9 +18,9 @@
 
 #include "absl/base/thread_annotations.h"
 #include "absl/status/statusor.h"
-#include "absl/synchronization/mutex.h"
 #include "absl/time/time.h"
 #include "absl/types/span.h"
+#include "base/mutex.h"
 #include "gpu/encoder.h"
 
 namespace strata::gpu {
@@ -76,7 +76,7 @@ class EmbedBatcher final {
 
   Encoder* const encoder_;
   const EmbedBatcherOptions options_;
-  mutable absl::Mutex mu_;
+  mutable Mutex mu_;
   std::deque<Request*> queue_ ABSL_GUARDED_BY(mu_);
   int64_t queued_tokens_ ABSL_GUARDED_BY(mu_) = 0;
   absl::Time last_arrival_ ABSL_GUARDED_BY(mu_) = absl::InfinitePast();

@@ -365,7 +365,7 @@ absl::Status Encoder::EmbedTokens(absl::Span<const std::vector<int32_t>> sequenc
   std::stable_sort(order.begin(), order.end(),
                    [&](size_t a, size_t b) { return sequences[a].size() > sequences[b].size(); });
   const auto start = Clock::now();
-  absl::MutexLock lock(&mu_);
+  MutexLock lock(&mu_);
   int64_t tokens = 0, passes = 0;
   size_t i = 0;
   while (i < order.size()) {

@@ -19,8 +19,8 @@
 #include "absl/base/thread_annotations.h"
 #include "absl/functional/function_ref.h"
 #include "absl/status/statusor.h"
-#include "absl/synchronization/mutex.h"
 #include "absl/types/span.h"
+#include "base/mutex.h"
 #include "gpu/backend.h"
 #include "gpu/wordpiece.h"
 
@@ -138,7 +138,7 @@ class Encoder final {
   MatmulPrecision matmul_ = MatmulPrecision::kNative;
   std::string gemm_path_;
 
-  absl::Mutex mu_;
+  Mutex mu_;
   std::unique_ptr<Backend> backend_;  // used under mu_
   Tensor word_, position_, type_, emb_gamma_, emb_beta_;
   std::vector<Layer> layers_;

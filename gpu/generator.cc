@@ -18,7 +18,7 @@ Generator::Generator(Decoder* decoder, GeneratorOptions options)
 
 Generator::~Generator() {
   {
-    absl::MutexLock lock(&mu_);
+    MutexLock lock(&mu_);
     stopping_ = true;
   }
   thread_.join();
@@ -31,7 +31,7 @@ size_t Generator::SequenceBytes(int64_t positions) const {
 }
 
 GeneratorStats Generator::stats() const {
-  absl::MutexLock lock(&mu_);
+  MutexLock lock(&mu_);
   GeneratorStats s = stats_;
   s.queued = static_cast<int64_t>(queue_.size());
   s.kv_bytes = kv_in_use_;
@@ -75,7 +75,7 @@ absl::StatusOr<std::shared_ptr<GenerationControl>> Generator::Submit(GenerationR
   job->submitted = Clock::now();
   job->req = std::move(r);
   auto control = job->control;
-  absl::MutexLock lock(&mu_);
+  MutexLock lock(&mu_);
   if (stopping_) return absl::UnavailableError("the generator is shutting down");
   if (static_cast<int>(queue_.size()) >= options_.max_queued) {
     return absl::ResourceExhaustedError(
@@ -89,7 +89,7 @@ absl::Status Generator::RunTask(const std::function<absl::Status()>& task,
                                 const std::function<bool()>& cancelled) {
   auto t = std::make_shared<Task>();
   t->run = &task;
-  absl::MutexLock lock(&mu_);
+  MutexLock lock(&mu_);
   if (stopping_) return absl::UnavailableError("the generator is shutting down");
   if (static_cast<int>(tasks_.size()) >= options_.max_queued) {
     return absl::ResourceExhaustedError(
@@ -117,7 +117,7 @@ void Generator::Finish(std::unique_ptr<Job> job, const std::string& reason, absl
     job->result.decode_seconds = Seconds(Clock::now() - job->first_token);
   }
   {
-    absl::MutexLock lock(&mu_);
+    MutexLock lock(&mu_);
     if (job->admitted) kv_in_use_ -= job->kv_bytes;
     stats_.preparing = static_cast<int64_t>(preparing_.size());  // the job has left it
     if (reason == "cancelled") {
@@ -223,7 +223,7 @@ void Generator::Prepare() {
   job->req.spans[source.span].kv = kv->get();
   job->req.keep.push_back(*std::move(kv));
   {
-    absl::MutexLock lock(&mu_);
+    MutexLock lock(&mu_);
     ++stats_.entries_made;
   }
   if (++job->made < job->req.to_make.size()) return;
@@ -252,7 +252,7 @@ void Generator::Loop() {
     std::shared_ptr<Task> task;
     std::vector<std::unique_ptr<Job>> cancelled_waiting;
     {
-      absl::MutexLock lock(&mu_);
+      MutexLock lock(&mu_);
       auto ready = [this]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
         return stopping_ || !queue_.empty() || !running_.empty() || !preparing_.empty() ||
                !tasks_.empty();
@@ -288,11 +288,11 @@ void Generator::Loop() {
     if (task != nullptr) {
       bool skip = false;
       {
-        absl::MutexLock lock(&mu_);
+        MutexLock lock(&mu_);
         skip = task->abandoned;
       }
       absl::Status s = skip ? absl::CancelledError("the caller went away") : (*task->run)();
-      absl::MutexLock lock(&mu_);
+      MutexLock lock(&mu_);
       task->status = std::move(s);
       task->done = true;
       stats_.tasks_run += skip ? 0 : 1;
@@ -308,7 +308,7 @@ void Generator::Loop() {
       }
     }
     if (running_.empty()) {
-      absl::MutexLock lock(&mu_);
+      MutexLock lock(&mu_);
       stats_.running = 0;
       stats_.preparing = static_cast<int64_t>(preparing_.size());
       continue;
@@ -317,7 +317,7 @@ void Generator::Loop() {
     for (auto& j : running_) rows.push_back({j->seq.get(), j->next, true});
     const absl::Status s = decoder_->Step(rows, &logits);
     {
-      absl::MutexLock lock(&mu_);
+      MutexLock lock(&mu_);
       ++stats_.steps;
       stats_.batched_rows += static_cast<int64_t>(rows.size());
     }
@@ -340,7 +340,7 @@ void Generator::Loop() {
       }
     }
     running_ = std::move(still);
-    absl::MutexLock lock(&mu_);
+    MutexLock lock(&mu_);
     stats_.running = static_cast<int64_t>(running_.size());
     stats_.preparing = static_cast<int64_t>(preparing_.size());
   }
@@ -351,11 +351,11 @@ void Generator::Loop() {
   preparing_.clear();
   std::deque<std::unique_ptr<Job>> queued;
   {
-    absl::MutexLock lock(&mu_);
+    MutexLock lock(&mu_);
     queued.swap(queue_);
   }
   for (auto& j : queued) Finish(std::move(j), "cancelled", absl::OkStatus());
-  absl::MutexLock lock(&mu_);
+  MutexLock lock(&mu_);
   for (auto& t : tasks_) {
     t->status = absl::UnavailableError("the generator is shutting down");
     t->done = true;

@@ -27,7 +27,7 @@
 
 #include "absl/base/thread_annotations.h"
 #include "absl/status/status.h"
-#include "absl/synchronization/mutex.h"
+#include "base/mutex.h"
 #include "gpu/decoder.h"
 #include "gpu/sampler.h"
 
@@ -165,7 +165,7 @@ class Generator final {
   Decoder* const decoder_;
   const GeneratorOptions options_;
 
-  mutable absl::Mutex mu_;
+  mutable Mutex mu_;
   std::deque<std::unique_ptr<Job>> queue_ ABSL_GUARDED_BY(mu_);
   struct Task {
     const std::function<absl::Status()>* run;

@@ -117,7 +117,7 @@ PassageKvCache::PassageKvCache(PassageKvCacheOptions options)
   // the front of the LRU), the rest removed; then the budget is enforced.
   std::vector<std::string> remove;
   {
-    absl::MutexLock lock(&mu_);
+    MutexLock lock(&mu_);
     for (auto& [name, bytes] : disk_->List()) {
       std::optional<PassageKey> key = PassageKey::Decode(name);
       if (!key || key->model != options.model || disk_budget_ == 0 || disk_index_.contains(name)) {
@@ -148,7 +148,7 @@ PassageKvCache::PassageKvCache(PassageKvCacheOptions options)
 PassageKvCache::~PassageKvCache() {
   size_t kept = 0;
   {
-    absl::MutexLock lock(&mu_);
+    MutexLock lock(&mu_);
     // With an SSD tier, what RAM holds is written too (the most recent last, so newest on disk),
     // so the next start finds it; the pending bound does not apply here.
     if (writer_.joinable()) {
@@ -175,7 +175,7 @@ std::shared_ptr<const PassageKv> PassageKvCache::Lookup(const PassageKey& key, K
   const std::string name = key.Encode();
   uint64_t seen_epoch = 0;
   {
-    absl::MutexLock lock(&mu_);
+    MutexLock lock(&mu_);
     seen_epoch = epoch_;
     if (auto it = ram_index_.find(name); it != ram_index_.end()) {
       ram_.splice(ram_.begin(), ram_, it->second);
@@ -203,7 +203,7 @@ std::shared_ptr<const PassageKv> PassageKvCache::Lookup(const PassageKey& key, K
         std::string(kv.status().message()));
     bool erase = false;
     {
-      absl::MutexLock lock(&mu_);
+      MutexLock lock(&mu_);
       ++stats_.disk_errors;
       ++stats_.misses;
       if (auto it = disk_index_.find(name); it != disk_index_.end()) {
@@ -218,7 +218,7 @@ std::shared_ptr<const PassageKv> PassageKvCache::Lookup(const PassageKey& key, K
   if (bytes_read != nullptr) *bytes_read += bytes->size();
   auto shared = std::make_shared<const PassageKv>(std::move(*kv));
   {
-    absl::MutexLock lock(&mu_);
+    MutexLock lock(&mu_);
     ++stats_.disk_hits;
   }
   *tier = KvTier::kDisk;
@@ -229,12 +229,12 @@ std::shared_ptr<const PassageKv> PassageKvCache::Lookup(const PassageKey& key, K
 
 bool PassageKvCache::Contains(const PassageKey& key) const {
   const std::string name = key.Encode();
-  absl::MutexLock lock(&mu_);
+  MutexLock lock(&mu_);
   return ram_index_.contains(name) || pending_index_.contains(name) || disk_index_.contains(name);
 }
 
 uint64_t PassageKvCache::epoch() const {
-  absl::MutexLock lock(&mu_);
+  MutexLock lock(&mu_);
   return epoch_;
 }
 
@@ -253,7 +253,7 @@ bool PassageKvCache::Insert(const PassageKey& key, std::shared_ptr<const Passage
                             uint64_t seen_epoch) {
   if (kv == nullptr) return false;
   const std::string name = key.Encode();
-  absl::MutexLock lock(&mu_);
+  MutexLock lock(&mu_);
   if (InvalidatedSinceLocked(key, seen_epoch)) return false;
   if (kv->bytes() > ram_budget_) {
     // Larger than the RAM tier: straight to the SSD tier when it can hold it.
@@ -323,7 +323,7 @@ void PassageKvCache::WriteSpills() {
   while (true) {
     Pending p;
     {
-      absl::MutexLock lock(&mu_);
+      MutexLock lock(&mu_);
       auto ready = [this]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
         return stopping_ || !pending_.empty();
       };
@@ -341,7 +341,7 @@ void PassageKvCache::WriteSpills() {
       }
     };
     {
-      absl::MutexLock lock(&mu_);
+      MutexLock lock(&mu_);
       if (auto it = disk_index_.find(name); it != disk_index_.end()) {
         disk_lru_.splice(disk_lru_.begin(), disk_lru_, it->second);  // promoted earlier: refresh
         forget();
@@ -355,7 +355,7 @@ void PassageKvCache::WriteSpills() {
                          : disk_->Put(name, bytes);
     std::vector<std::string> erase;
     {
-      absl::MutexLock lock(&mu_);
+      MutexLock lock(&mu_);
       forget();
       if (!s.ok()) {
         ++stats_.lost;
@@ -381,13 +381,13 @@ void PassageKvCache::WriteSpills() {
           std::string(s.message()));
     }
     for (const std::string& e : erase) disk_->Erase(e);
-    absl::MutexLock lock(&mu_);
+    MutexLock lock(&mu_);
     writing_ = false;
   }
 }
 
 void PassageKvCache::Flush() {
-  absl::MutexLock lock(&mu_);
+  MutexLock lock(&mu_);
   auto idle = [this]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) { return pending_.empty() && !writing_; };
   mu_.Await(absl::Condition(&idle));
 }
@@ -428,7 +428,7 @@ void PassageKvCache::Invalidate(const std::string& collection, absl::Span<const 
   const absl::flat_hash_set<uint64_t> set(ids.begin(), ids.end());
   std::vector<std::string> erase;
   {
-    absl::MutexLock lock(&mu_);
+    MutexLock lock(&mu_);
     ++epoch_;
     if (id_invalidated_.size() + set.size() > kMaxInvalidationRecords) {
       id_invalidated_.clear();
@@ -445,7 +445,7 @@ void PassageKvCache::Invalidate(const std::string& collection, absl::Span<const 
 void PassageKvCache::InvalidateCollection(const std::string& collection) {
   std::vector<std::string> erase;
   {
-    absl::MutexLock lock(&mu_);
+    MutexLock lock(&mu_);
     ++epoch_;
     collection_invalidated_[collection] = epoch_;
     InvalidateIfLocked([&](const PassageKey& k) { return k.collection == collection; }, &erase);
@@ -454,12 +454,12 @@ void PassageKvCache::InvalidateCollection(const std::string& collection) {
 }
 
 uint64_t PassageKvCache::dropped() const {
-  absl::MutexLock lock(&mu_);
+  MutexLock lock(&mu_);
   return stats_.disk_evictions + stats_.lost;
 }
 
 PassageKvCacheStats PassageKvCache::stats() const {
-  absl::MutexLock lock(&mu_);
+  MutexLock lock(&mu_);
   return stats_;
 }
 

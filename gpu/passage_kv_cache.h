@@ -28,8 +28,8 @@
 #include "absl/base/thread_annotations.h"
 #include "absl/container/flat_hash_map.h"
 #include "absl/status/statusor.h"
-#include "absl/synchronization/mutex.h"
 #include "absl/types/span.h"
+#include "base/mutex.h"
 #include "gpu/passage_kv.h"
 
 namespace strata::gpu {
@@ -158,7 +158,7 @@ class PassageKvCache final {
   const size_t ram_budget_, disk_budget_;
   std::unique_ptr<KvDiskStore> disk_;
 
-  mutable absl::Mutex mu_;
+  mutable Mutex mu_;
   uint64_t epoch_ ABSL_GUARDED_BY(mu_) = 0;
   absl::flat_hash_map<std::string, uint64_t> collection_invalidated_ ABSL_GUARDED_BY(mu_);
   absl::flat_hash_map<std::pair<std::string, uint64_t>, uint64_t> id_invalidated_

@@ -25,7 +25,7 @@ std::string NewUid() {
 }  // namespace
 
 Catalog::~Catalog() {
-  absl::MutexLock lock(&mu_);
+  MutexLock lock(&mu_);
   collections_.clear();
 }
 
@@ -79,7 +79,7 @@ absl::StatusOr<std::unique_ptr<Catalog>> Catalog::Open(const std::string& data_d
   }
   if (uids.count() > 0) RETURN_IF_ERROR(cat->store_->Write(&uids, /*sync=*/true));
 
-  absl::MutexLock lock(&cat->mu_);
+  MutexLock lock(&cat->mu_);
   cat->next_id_ = next_id;
   for (const CollectionConfig& c : configs) {
     auto col = Collection::Open(cat->store_.get(), cat->CollectionDir(c.id), c, options);
@@ -95,7 +95,7 @@ absl::StatusOr<std::unique_ptr<Catalog>> Catalog::Open(const std::string& data_d
 
 absl::StatusOr<std::shared_ptr<Collection>> Catalog::Create(CollectionConfig config) {
   RETURN_IF_ERROR(config.Validate());
-  absl::MutexLock lock(&mu_);
+  MutexLock lock(&mu_);
   if (collections_.count(config.name) != 0) {
     return absl::AlreadyExistsError(absl::StrCat("collection '", config.name, "' already exists"));
   }
@@ -119,7 +119,7 @@ absl::StatusOr<std::shared_ptr<Collection>> Catalog::Create(CollectionConfig con
 }
 
 absl::Status Catalog::Drop(const std::string& name) {
-  absl::MutexLock lock(&mu_);
+  MutexLock lock(&mu_);
   auto it = collections_.find(name);
   if (it == collections_.end()) {
     return absl::NotFoundError(
@@ -145,7 +145,7 @@ absl::Status Catalog::Drop(const std::string& name) {
 }
 
 absl::StatusOr<std::shared_ptr<Collection>> Catalog::Find(const std::string& name) const {
-  absl::MutexLock lock(&mu_);
+  MutexLock lock(&mu_);
   auto it = collections_.find(name);
   if (it == collections_.end()) {
     return absl::NotFoundError(
@@ -155,7 +155,7 @@ absl::StatusOr<std::shared_ptr<Collection>> Catalog::Find(const std::string& nam
 }
 
 std::vector<std::shared_ptr<Collection>> Catalog::List() const {
-  absl::MutexLock lock(&mu_);
+  MutexLock lock(&mu_);
   std::vector<std::shared_ptr<Collection>> out;
   for (const auto& [name, c] : collections_) out.push_back(c);
   return out;

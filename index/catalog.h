@@ -20,7 +20,7 @@
 #include "absl/base/thread_annotations.h"
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
-#include "absl/synchronization/mutex.h"
+#include "base/mutex.h"
 #include "index/collection.h"
 #include "storage/metadata_store.h"
 
@@ -55,7 +55,7 @@ class Catalog final {
   const std::string data_dir_;
   const CollectionOptions options_;
   std::unique_ptr<MetadataStore> store_;
-  mutable absl::Mutex mu_;
+  mutable Mutex mu_;
   std::map<std::string, std::shared_ptr<Collection>> collections_ ABSL_GUARDED_BY(mu_);
   uint32_t next_id_ ABSL_GUARDED_BY(mu_) = 1;
 };

@@ -15,7 +15,7 @@
 #include "absl/strings/str_format.h"
 #include "absl/strings/str_join.h"
 #include "absl/strings/str_split.h"
-#include "absl/synchronization/mutex.h"
+#include "base/mutex.h"
 #include "index/internal/ids_file.h"
 #include "index/kernels/distance.h"
 #include "index/vector_rules.h"
@@ -147,7 +147,7 @@ class CollectionImpl final : public Collection {
   absl::Status Load();
 
   CollectionConfig config() const override {
-    absl::ReaderMutexLock lock(&mu_);
+    ReaderMutexLock lock(&mu_);
     return Record(generation_);
   }
   // The collection record as it stands, at index generation `gen`.
@@ -171,11 +171,11 @@ class CollectionImpl final : public Collection {
   absl::Status Get(absl::Span<const uint64_t> ids, bool with_vector, bool with_payload,
                    std::vector<PointOutput>* found, std::vector<uint64_t>* missing) const override;
   uint64_t Count() const override {
-    absl::ReaderMutexLock lock(&mu_);
+    ReaderMutexLock lock(&mu_);
     return live_;
   }
   uint64_t text_documents() const override {
-    absl::ReaderMutexLock lock(&mu_);
+    ReaderMutexLock lock(&mu_);
     return text_.documents();
   }
   absl::Status Search(VectorView query, uint32_t k, const SearchParams& params,
@@ -183,7 +183,7 @@ class CollectionImpl final : public Collection {
   absl::Status BuildIndex(
       std::function<void(const char*, uint64_t, uint64_t)> progress = nullptr) override;
   bool WantsBuild() const override {
-    absl::ReaderMutexLock lock(&mu_);
+    ReaderMutexLock lock(&mu_);
     if (building_ || dropped_.load() || live_ == 0) return false;
     return !damage_.ok() || !ReadDamage().empty() ||
            (base_ == nullptr && live_ >= config_.build_threshold);
@@ -193,14 +193,14 @@ class CollectionImpl final : public Collection {
                         std::function<void(const char*, uint64_t, uint64_t)> progress) override;
   CollectionStats Stats() const override;
   uint32_t default_max_postings() const override {
-    absl::ReaderMutexLock lock(&mu_);
+    ReaderMutexLock lock(&mu_);
     return base_ == nullptr ? 0 : base_->default_max_postings();
   }
   void MarkDropped() override {
     // Under the writer lock: a write or a build's commit either finished before, or sees the
     // flag and stores nothing (a commit after the catalog deleted the records would resurrect
     // them half).
-    absl::WriterMutexLock lock(&mu_);
+    WriterMutexLock lock(&mu_);
     dropped_.store(true);
   }
 
@@ -212,11 +212,11 @@ class CollectionImpl final : public Collection {
   };
 
   std::string ReadDamage() const {
-    absl::MutexLock lock(&read_damage_mu_);
+    MutexLock lock(&read_damage_mu_);
     return read_damage_;
   }
   void NoteReadDamage(const absl::Status& s) const ABSL_SHARED_LOCKS_REQUIRED(mu_) {
-    absl::MutexLock lock(&read_damage_mu_);
+    MutexLock lock(&read_damage_mu_);
     if (!read_damage_.empty()) return;
     read_damage_ = absl::StrCat("index generation ", generation_, ": ", s.message(),
                                 " (searches reading it fail with DATA_LOSS; the rest are served)");
@@ -379,8 +379,8 @@ class CollectionImpl final : public Collection {
   std::atomic<bool> dropped_{false};
   mutable std::atomic<uint64_t> pages_read_{0}, bytes_read_{0};
 
-  absl::Mutex build_mu_ ABSL_ACQUIRED_BEFORE(mu_);  // one build at a time
-  mutable absl::Mutex mu_;
+  Mutex build_mu_ ABSL_ACQUIRED_BEFORE(mu_);  // one build at a time
+  mutable Mutex mu_;
   std::unique_ptr<SpannIndex> base_ ABSL_GUARDED_BY(mu_);
   std::vector<IdState> ids_ ABSL_GUARDED_BY(mu_);
   std::vector<uint64_t> ext_of_ ABSL_GUARDED_BY(mu_);
@@ -398,7 +398,7 @@ class CollectionImpl final : public Collection {
   // A posting a search found failing its checksum (or unreadable): the index serves on - the
   // searches that read that posting fail with DataLoss - but is reported damaged and wants a
   // rebuild. Its own lock, as searches (readers of mu_) set it; cleared by Install.
-  mutable absl::Mutex read_damage_mu_ ABSL_ACQUIRED_AFTER(mu_);
+  mutable Mutex read_damage_mu_ ABSL_ACQUIRED_AFTER(mu_);
   mutable std::string read_damage_ ABSL_GUARDED_BY(read_damage_mu_);
   std::vector<VectorId> dirty_ ABSL_GUARDED_BY(mu_);  // written while building_
   TextIndex text_ ABSL_GUARDED_BY(mu_);               // empty unless options_.payload_text
@@ -426,7 +426,7 @@ void Appendix::ForEach(uint32_t posting,
 }
 
 absl::Status CollectionImpl::Load() {
-  absl::WriterMutexLock lock(&mu_);
+  WriterMutexLock lock(&mu_);
   const uint32_t coll = config_.id;
   // Versions: one record per internal id ever used.
   RETURN_IF_ERROR(store_->Scan(Cf::kVersions, CollPrefix(coll), [&](auto key, auto value) {
@@ -618,7 +618,7 @@ absl::Status CollectionImpl::Upsert(absl::Span<const PointInput> points,
     if (last[points[i].id] == i) terms[i] = PayloadTerms(points[i].payload);
   }
 
-  absl::WriterMutexLock lock(&mu_);
+  WriterMutexLock lock(&mu_);
   RETURN_IF_ERROR(CheckNotDropped());
   RETURN_IF_ERROR(CheckServing());
   struct Change {
@@ -729,7 +729,7 @@ absl::Status CollectionImpl::Upsert(absl::Span<const PointInput> points,
 absl::Status CollectionImpl::Delete(absl::Span<const uint64_t> ids, uint64_t* deleted) {
   RETURN_IF_ERROR(CheckNotDropped());
   *deleted = 0;
-  absl::WriterMutexLock lock(&mu_);
+  WriterMutexLock lock(&mu_);
   RETURN_IF_ERROR(CheckNotDropped());
   RETURN_IF_ERROR(CheckServing());
   const uint32_t coll = config_.id;
@@ -782,7 +782,7 @@ absl::Status CollectionImpl::Get(absl::Span<const uint64_t> ids, bool with_vecto
   RETURN_IF_ERROR(CheckNotDropped());
   found->clear();
   missing->clear();
-  absl::ReaderMutexLock lock(&mu_);
+  ReaderMutexLock lock(&mu_);
   const uint32_t coll = config_.id;
   for (uint64_t ext : ids) {
     auto id = LookupExt(ext);
@@ -896,7 +896,7 @@ absl::Status CollectionImpl::Search(VectorView query, uint32_t k, const SearchPa
   if (k == 0) return absl::InvalidArgumentError("k must be at least 1");
 
   hits->clear();
-  absl::ReaderMutexLock lock(&mu_);
+  ReaderMutexLock lock(&mu_);
   RETURN_IF_ERROR(CheckServing());
   std::vector<Neighbor> result;
   SearchStats st;
@@ -937,7 +937,7 @@ absl::Status CollectionImpl::SearchText(const TextSearch& search, uint32_t k,
   }
   RETURN_IF_ERROR(CheckTextSearch(k));
   ASSIGN_OR_RETURN(const TextQuery query, ParseTextQuery(search.text));
-  absl::ReaderMutexLock lock(&mu_);
+  ReaderMutexLock lock(&mu_);
   RETURN_IF_ERROR(CheckServing());
   std::vector<ScoredDoc> found;
   RETURN_IF_ERROR(text_.Search(
@@ -970,7 +970,7 @@ absl::Status CollectionImpl::HybridCandidates(const TextSearch& search, uint32_t
   const std::vector<std::string>& terms = query.terms;
 
   candidates->clear();
-  absl::ReaderMutexLock lock(&mu_);
+  ReaderMutexLock lock(&mu_);
   RETURN_IF_ERROR(CheckServing());
   SearchStats st;
   std::vector<Neighbor> dense;
@@ -1037,7 +1037,7 @@ absl::Status CollectionImpl::HybridCandidates(const TextSearch& search, uint32_t
 absl::Status CollectionImpl::SetHybridDefault(double weight, double mrr, uint32_t questions) {
   RETURN_IF_ERROR(CheckNotDropped());
   RETURN_IF_ERROR(CheckFusionParams({FusionMethod::kRelativeScore, weight}));
-  absl::WriterMutexLock lock(&mu_);
+  WriterMutexLock lock(&mu_);
   RETURN_IF_ERROR(CheckNotDropped());
   CollectionConfig next = Record(generation_);
   next.hybrid_weight = weight;
@@ -1084,7 +1084,7 @@ absl::Status CollectionImpl::Install(uint64_t gen, absl::Span<const VectorId> id
   std::string gdir = GenerationDir(dir_, gen);
   ASSIGN_OR_RETURN(std::unique_ptr<SpannIndex> fresh, SpannIndex::Open(gdir, options_.open));
 
-  absl::WriterMutexLock lock(&mu_);
+  WriterMutexLock lock(&mu_);
   RETURN_IF_ERROR(CheckNotDropped());
   const uint32_t coll = config_.id;
   // Membership of the new generation.
@@ -1151,7 +1151,7 @@ absl::Status CollectionImpl::Install(uint64_t gen, absl::Span<const VectorId> id
     damage_ = absl::OkStatus();
   }
   {
-    absl::MutexLock damage_lock(&read_damage_mu_);
+    MutexLock damage_lock(&read_damage_mu_);
     if (!read_damage_.empty()) {
       Log(LogLevel::kInfo, "collection '%s': repaired (%s)", config_.name, read_damage_);
       read_damage_.clear();
@@ -1172,12 +1172,12 @@ absl::Status CollectionImpl::BuildIndex(
     if (progress) progress(phase, done, total);
   };
   RETURN_IF_ERROR(CheckNotDropped());
-  absl::MutexLock build_lock(&build_mu_);
+  MutexLock build_lock(&build_mu_);
   std::vector<VectorId> ids;
   std::vector<uint8_t> versions;
   uint64_t gen;
   {
-    absl::WriterMutexLock lock(&mu_);
+    WriterMutexLock lock(&mu_);
     if (live_ == 0) {
       return absl::FailedPreconditionError(
           absl::StrCat("collection '", config_.name, "' is empty: nothing to index"));
@@ -1193,7 +1193,7 @@ absl::Status CollectionImpl::BuildIndex(
     gen = generation_ + 1;
   }
   auto fail = [&](absl::Status s) {
-    absl::WriterMutexLock lock(&mu_);
+    WriterMutexLock lock(&mu_);
     building_ = false;
     dirty_.clear();
     return s;
@@ -1257,7 +1257,7 @@ absl::Status CollectionImpl::BulkLoad(
     absl::Span<const std::string> payloads,
     std::function<void(const char*, uint64_t, uint64_t)> progress) {
   RETURN_IF_ERROR(CheckNotDropped());
-  absl::MutexLock build_lock(&build_mu_);
+  MutexLock build_lock(&build_mu_);
   const uint64_t n = vectors.n;
   if (vectors.type != config_.type || vectors.dim != config_.dim) {
     return absl::InvalidArgumentError(absl::StrCat(
@@ -1274,7 +1274,7 @@ absl::Status CollectionImpl::BulkLoad(
   if (n == 0) return absl::InvalidArgumentError("no vectors to load");
   if (n >= UINT32_MAX) return absl::InvalidArgumentError("at most 2^32-2 vectors per collection");
   {
-    absl::ReaderMutexLock lock(&mu_);
+    ReaderMutexLock lock(&mu_);
     if (!ids_.empty()) {
       return absl::FailedPreconditionError(absl::StrCat(
           "collection '", config_.name,
@@ -1323,7 +1323,7 @@ absl::Status CollectionImpl::BulkLoad(
   }
   RETURN_IF_ERROR(store_->Flush());
   {
-    absl::WriterMutexLock lock(&mu_);
+    WriterMutexLock lock(&mu_);
     ids_.assign(n, live_state);
     ext_of_.resize(n);
     for (uint64_t i = 0; i < n; ++i) ext_of_[i] = ext_of(i);
@@ -1342,7 +1342,7 @@ absl::Status CollectionImpl::BulkLoad(
   absl::Status s = BuildGeneration(gen, vectors, ids, versions, progress);
   if (s.ok()) s = Install(gen, ids, versions);
   if (!s.ok()) {
-    absl::WriterMutexLock lock(&mu_);
+    WriterMutexLock lock(&mu_);
     building_ = false;
     return s;
   }
@@ -1350,7 +1350,7 @@ absl::Status CollectionImpl::BulkLoad(
 }
 
 CollectionStats CollectionImpl::Stats() const {
-  absl::ReaderMutexLock lock(&mu_);
+  ReaderMutexLock lock(&mu_);
   CollectionStats s;
   s.count = live_;
   const std::string read_damage = ReadDamage();

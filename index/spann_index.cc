@@ -13,7 +13,7 @@
 #include "absl/container/flat_hash_set.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
-#include "absl/synchronization/mutex.h"
+#include "base/mutex.h"
 #include "index/clustering.h"
 #include "index/internal/head_graph.h"
 #include "index/internal/manifest.h"
@@ -130,7 +130,7 @@ class SpannIndexImpl final : public SpannIndex {
  private:
   absl::StatusOr<std::unique_ptr<QueryContext>> Acquire() const {
     {
-      absl::MutexLock lock(&mu_);
+      MutexLock lock(&mu_);
       if (!pool_.empty()) {
         auto ctx = std::move(pool_.back());
         pool_.pop_back();
@@ -142,7 +142,7 @@ class SpannIndexImpl final : public SpannIndex {
     return ctx;
   }
   void Release(std::unique_ptr<QueryContext> ctx) const {
-    absl::MutexLock lock(&mu_);
+    MutexLock lock(&mu_);
     pool_.push_back(std::move(ctx));
   }
 
@@ -158,7 +158,7 @@ class SpannIndexImpl final : public SpannIndex {
   const double tuned_recall_;
   const kernels::DistanceFn dist_;        // query vs a vector in the index's type (heads, overlay)
   const kernels::DistanceFn entry_dist_;  // query vs a posting entry's vector on disk
-  mutable absl::Mutex mu_;
+  mutable Mutex mu_;
   mutable std::vector<std::unique_ptr<QueryContext>> pool_ ABSL_GUARDED_BY(mu_);
 };
 

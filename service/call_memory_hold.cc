@@ -38,14 +38,14 @@ class Factory final : public grpc::experimental::ServerInterceptorFactoryInterfa
 
 void CallMemoryHold::Hold(const grpc::ServerContextBase* context, uint64_t bytes) {
   if (bytes == 0) return;
-  absl::MutexLock lock(&mu_);
+  MutexLock lock(&mu_);
   held_[context] += bytes;
 }
 
 void CallMemoryHold::Release(const grpc::ServerContextBase* context) {
   uint64_t bytes = 0;
   {
-    absl::MutexLock lock(&mu_);
+    MutexLock lock(&mu_);
     auto it = held_.find(context);
     if (it == held_.end()) return;
     bytes = it->second;

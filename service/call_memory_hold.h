@@ -15,7 +15,7 @@
 
 #include "absl/base/thread_annotations.h"
 #include "absl/container/flat_hash_map.h"
-#include "absl/synchronization/mutex.h"
+#include "base/mutex.h"
 #include "grpcpp/support/server_interceptor.h"
 #include "service/call_budget.h"
 
@@ -38,7 +38,7 @@ class CallMemoryHold final {
 
  private:
   MemoryBudget* const budget_;
-  absl::Mutex mu_;
+  Mutex mu_;
   absl::flat_hash_map<const grpc::ServerContextBase*, uint64_t> held_ ABSL_GUARDED_BY(mu_);
 };
 

@@ -7,7 +7,7 @@
 #include <deque>
 
 #include "absl/strings/str_cat.h"
-#include "absl/synchronization/notification.h"
+#include "base/mutex.h"
 #include "service/text_stream.h"
 #include "storage/log.h"
 #include "storage/status_macros.h"
@@ -81,7 +81,7 @@ absl::StatusOr<std::shared_ptr<const RagEngine::Prefix>> RagEngine::PrefixFor(
     const std::string& instructions, const std::function<bool()>& cancelled) {
   if (instructions.empty() || instructions == options_.instructions) return default_prefix_;
   {
-    absl::MutexLock lock(&mu_);
+    MutexLock lock(&mu_);
     for (auto& [text, prefix] : other_prefixes_) {
       if (text == instructions) return prefix;
     }
@@ -94,7 +94,7 @@ absl::StatusOr<std::shared_ptr<const RagEngine::Prefix>> RagEngine::PrefixFor(
         return absl::OkStatus();
       },
       cancelled));
-  absl::MutexLock lock(&mu_);
+  MutexLock lock(&mu_);
   other_prefixes_.insert(other_prefixes_.begin(), {instructions, prefix});
   if (other_prefixes_.size() > kMaxCustomPrefixes) other_prefixes_.pop_back();
   return prefix;
@@ -272,19 +272,19 @@ absl::Status RagEngine::Answer(const RagRequest& req,
 
   // Tokens come from the scheduler thread; this thread turns them into text and sends it.
   struct Events {
-    absl::Mutex mu;
+    Mutex mu;
     std::deque<int32_t> tokens ABSL_GUARDED_BY(mu);
     bool done ABSL_GUARDED_BY(mu) = false;
     gpu::GenerationResult result ABSL_GUARDED_BY(mu);
   };
   auto events = std::make_shared<Events>();
   gen.on_token = [events](int32_t t) {
-    absl::MutexLock lock(&events->mu);
+    MutexLock lock(&events->mu);
     events->tokens.push_back(t);
     return true;
   };
   gen.on_done = [events](const gpu::GenerationResult& r) {
-    absl::MutexLock lock(&events->mu);
+    MutexLock lock(&events->mu);
     events->result = r;
     events->done = true;
   };
@@ -297,7 +297,7 @@ absl::Status RagEngine::Answer(const RagRequest& req,
     std::deque<int32_t> batch;
     bool done = false;
     {
-      absl::MutexLock lock(&events->mu);
+      MutexLock lock(&events->mu);
       // Woken by the end only; tokens are collected every kStreamInterval. Waking per token
       // would put this thread on a core between the decoder's threads every few milliseconds,
       // and a preempted OpenMP thread stalls the whole pass (it halved decode speed on 2 cores).

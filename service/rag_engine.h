@@ -14,7 +14,7 @@
 #include <vector>
 
 #include "absl/status/statusor.h"
-#include "absl/synchronization/mutex.h"
+#include "base/mutex.h"
 #include "gpu/decoder.h"
 #include "gpu/generator.h"
 #include "gpu/passage_kv_cache.h"
@@ -136,7 +136,7 @@ class RagEngine final {
   std::unique_ptr<gpu::PassageKvCache> cache_;
   std::unique_ptr<gpu::Generator> generator_;
   std::shared_ptr<const Prefix> default_prefix_;
-  absl::Mutex mu_;
+  Mutex mu_;
   std::vector<std::pair<std::string, std::shared_ptr<const Prefix>>> other_prefixes_
       ABSL_GUARDED_BY(mu_);  // a few custom instructions, most recent first
 };

@@ -14,7 +14,7 @@
 #include "absl/functional/function_ref.h"
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
-#include "absl/synchronization/mutex.h"
+#include "base/mutex.h"
 #include "gpu/embed_batcher.h"
 #include "gpu/encoder.h"
 #include "grpcpp/ext/proto_server_reflection_plugin.h"
@@ -1171,7 +1171,7 @@ class ServerImpl final : public Server {
   void UpdateDurabilityHealth() {
     // One update at a time, from the reading to the writing: a handler thread and the build
     // thread must not write their readings in the wrong order.
-    absl::MutexLock lock(&health_mu_);
+    MutexLock lock(&health_mu_);
     if (!serving_.load()) return;
     bool durable = !catalog_->store()->recovery().damaged;
     for (const auto& c : catalog_->List()) {
@@ -1220,7 +1220,7 @@ class ServerImpl final : public Server {
   std::shared_ptr<CatalogCollector> collector_;
   int port_ = 0;
   std::atomic<bool> serving_{false};  // server_ is up (the build thread may update health)
-  absl::Mutex health_mu_;
+  Mutex health_mu_;
   std::atomic<bool> down_{false};
 };
 

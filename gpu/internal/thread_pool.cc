@@ -30,7 +30,7 @@ ThreadPool::ThreadPool(int threads) {
 ThreadPool::~ThreadPool() {
   stop_.store(true);
   {
-    absl::MutexLock lock(&sleep_mu_);
+    MutexLock lock(&sleep_mu_);
     ++sleep_epoch_;
   }
   for (std::thread& t : workers_) t.join();
@@ -47,7 +47,7 @@ void ThreadPool::RunChunks() {
     // The first exception is rethrown on the caller once every thread has left fn; the chunks
     // not yet taken are skipped.
     next_.store(n_);
-    absl::MutexLock lock(&error_mu_);
+    MutexLock lock(&error_mu_);
     if (error_ == nullptr) error_ = std::current_exception();
   }
 }
@@ -60,7 +60,7 @@ void ThreadPool::Work(int /*index*/) {
     while (epoch_.load(std::memory_order_acquire) == seen && !stop_.load()) {
       Relax();
       if (std::chrono::steady_clock::now() > until) {
-        absl::MutexLock lock(&sleep_mu_);
+        MutexLock lock(&sleep_mu_);
         auto woken = [this, seen]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(sleep_mu_) {
           return sleep_epoch_ != seen || stop_.load();
         };
@@ -82,7 +82,7 @@ void ThreadPool::ParallelFor(int64_t n, int64_t grain,
     fn(0, n);
     return;
   }
-  absl::MutexLock call(&call_mu_);
+  MutexLock call(&call_mu_);
   fn_ = &fn;
   n_ = n;
   // About four chunks per thread: small enough to balance, large enough to stay sequential.
@@ -91,7 +91,7 @@ void ThreadPool::ParallelFor(int64_t n, int64_t grain,
   pending_.store(static_cast<int>(workers_.size()), std::memory_order_release);
   const uint64_t e = epoch_.fetch_add(1, std::memory_order_acq_rel) + 1;
   {
-    absl::MutexLock lock(&sleep_mu_);
+    MutexLock lock(&sleep_mu_);
     sleep_epoch_ = e;
   }
   RunChunks();
@@ -99,7 +99,7 @@ void ThreadPool::ParallelFor(int64_t n, int64_t grain,
   fn_ = nullptr;
   std::exception_ptr error;
   {
-    absl::MutexLock lock(&error_mu_);
+    MutexLock lock(&error_mu_);
     std::swap(error, error_);
   }
   if (error != nullptr) std::rethrow_exception(error);

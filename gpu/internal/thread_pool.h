@@ -18,7 +18,7 @@
 #include <thread>
 #include <vector>
 
-#include "absl/synchronization/mutex.h"
+#include "base/mutex.h"
 
 namespace strata::gpu::cpu {
 
@@ -41,7 +41,7 @@ class ThreadPool final {
   void RunChunks();
 
   std::vector<std::thread> workers_;
-  absl::Mutex call_mu_;  // one loop at a time
+  Mutex call_mu_;  // one loop at a time
 
   // The current loop.
   const std::function<void(int64_t, int64_t)>* fn_ = nullptr;
@@ -50,9 +50,9 @@ class ThreadPool final {
   std::atomic<int> pending_{0};  // workers still inside the current loop
   std::atomic<uint64_t> epoch_{0};
   std::atomic<bool> stop_{false};
-  absl::Mutex error_mu_;
+  Mutex error_mu_;
   std::exception_ptr error_ ABSL_GUARDED_BY(error_mu_);
-  absl::Mutex sleep_mu_;
+  Mutex sleep_mu_;
   uint64_t sleep_epoch_ ABSL_GUARDED_BY(sleep_mu_) = 0;
 };
 

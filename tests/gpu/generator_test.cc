@@ -7,7 +7,7 @@
 
 #include <thread>
 
-#include "absl/synchronization/notification.h"
+#include "base/notification.h"
 #include "tests/gpu/tiny_decoder.h"
 #include "tests/test_util.h"
 
@@ -47,7 +47,7 @@ class GeneratorTest : public ::testing::Test {
   struct Run {
     std::vector<int32_t> tokens;
     GenerationResult result;
-    absl::Notification done;
+    Notification done;
   };
   GenerationRequest Request(const std::vector<int32_t>& prompt, int max_tokens, Run* run) {
     GenerationRequest r;
@@ -105,7 +105,7 @@ class SchedulerHold {
   }
 
  private:
-  absl::Notification held_, release_;
+  Notification held_, release_;
   std::thread thread_;
 };
 
@@ -286,7 +286,7 @@ TEST_F(GeneratorTest, MissingEntriesAreMadeOnTheSchedulerThread) {
   Run gone;
   int calls = 0;
   std::shared_ptr<GenerationControl> control;
-  absl::Notification submitted;
+  Notification submitted;
   GenerationRequest d = Request(all, 8, &gone);
   d.spans = {{0, nullptr, 0}, {position, nullptr, 2}};
   for (size_t span : {0, 1}) {
@@ -342,7 +342,7 @@ TEST_F(GeneratorTest, TasksRunOnTheSchedulerThread) {
   run.done.WaitForNotification();
   EXPECT_EQ(run.result.finish_reason, "length");
   // A caller gone before the scheduler reaches the task: Cancelled, and the task never runs.
-  absl::Notification release, first_started;
+  Notification release, first_started;
   std::thread busy([&] {
     EXPECT_TRUE(g.RunTask(
                      [&] {
