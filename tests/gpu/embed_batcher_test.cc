@@ -3,6 +3,7 @@
 #include <atomic>
 #include <thread>
 
+#include "base/notification.h"
 #include "gtest/gtest.h"
 #include "tests/gpu/tiny_model.h"
 #include "tests/test_util.h"
@@ -90,10 +91,17 @@ TEST_F(Batcher, AnAbandonedCallLeavesTheQueueAndStopsItsBatch) {
   const std::vector<std::string> a_texts(20000,
                                          "the cat sat on the mat and the dog sat on the log");
   std::atomic<bool> give_up_a{false};
+  std::atomic<int> a_checks{0};
+  Notification a_queued;
   absl::StatusOr<std::vector<float>> a;
-  std::thread a_thread(
-      [&] { a = batcher.Embed(a_texts, nullptr, [&] { return give_up_a.load(); }); });
-  absl::SleepFor(absl::Milliseconds(50));  // A is queued or running; either way B waits behind it
+  std::thread a_thread([&] {
+    a = batcher.Embed(a_texts, nullptr, [&] {
+      // The first check comes before A is queued, the next ones while it waits or runs.
+      if (a_checks.fetch_add(1) == 1) a_queued.Notify();
+      return give_up_a.load();
+    });
+  });
+  a_queued.WaitForNotification();  // A is queued or running; either way B waits behind it
   // B's caller leaves once B is queued (its first check, before queueing, still sees it there).
   int checks = 0;
   auto b = batcher.Embed({"the cat"}, nullptr, [&checks] { return ++checks > 1; });
