@@ -1,6 +1,7 @@
 #include "gpu/encoder.h"
 
 #include <algorithm>
+#include <cassert>
 #include <chrono>
 #include <filesystem>
 #include <numeric>
@@ -259,7 +260,31 @@ absl::StatusOr<std::unique_ptr<Encoder>> Encoder::Open(
   }
   WeightLoader w(*file, prefix, be, enc->dtype_);
   const int64_t h = c.hidden, ffn = c.intermediate;
-  ASSIGN_OR_RETURN(enc->word_, w.Load("embeddings.word_embeddings.weight", {c.vocab_size, h}));
+  enc->word_rows_ = c.vocab_size;
+  if (!options.segment_pairs) {
+    ASSIGN_OR_RETURN(enc->word_, w.Load("embeddings.word_embeddings.weight", {c.vocab_size, h}));
+  } else {
+    if (c.type_vocab_size < 2) {
+      return absl::InvalidArgumentError(absl::StrCat(
+          model_dir, ": text pairs need two token types; the model has ", c.type_vocab_size));
+    }
+    ASSIGN_OR_RETURN(TensorView word,
+                     file->Get(prefix + "embeddings.word_embeddings.weight", {c.vocab_size, h}));
+    ASSIGN_OR_RETURN(TensorView type, file->Get(prefix + "embeddings.token_type_embeddings.weight",
+                                                {c.type_vocab_size, h}));
+    const size_t rows = static_cast<size_t>(c.vocab_size), n = rows * static_cast<size_t>(h);
+    std::vector<float> table(2 * n), types(2 * static_cast<size_t>(h));
+    ConvertToFloat(word.dtype, word.data, n, table.data());
+    ConvertToFloat(type.dtype, type.data, types.size(), types.data());
+    for (size_t r = 0; r < rows; ++r) {
+      for (size_t j = 0; j < static_cast<size_t>(h); ++j) {
+        table[n + r * h + j] = table[r * h + j] + types[h + j] - types[j];
+      }
+    }
+    ASSIGN_OR_RETURN(enc->word_, be.Allocate(enc->dtype_, {2 * c.vocab_size, h}));
+    RETURN_IF_ERROR(be.CopyFromHost(table.data(), DType::kF32, table.size(), enc->word_, 0));
+    enc->word_rows_ = 2 * c.vocab_size;
+  }
   ASSIGN_OR_RETURN(enc->position_,
                    w.Load("embeddings.position_embeddings.weight", {c.max_positions, h}));
   if (c.type_vocab_size > 0) {
@@ -316,6 +341,24 @@ std::vector<int32_t> Encoder::Tokenize(absl::string_view text, bool* truncated) 
   return ids;
 }
 
+std::vector<int32_t> Encoder::TokenizePair(absl::string_view first, absl::string_view second,
+                                           bool* truncated) const {
+  assert(word_rows_ == 2 * config_.vocab_size &&
+         "TokenizePair needs EncoderOptions::segment_pairs");
+  std::vector<int32_t> a = tokenizer_->Tokenize(first), b = tokenizer_->Tokenize(second);
+  const size_t room = static_cast<size_t>(std::max(config_.max_length - 3, 0));
+  if (truncated != nullptr) *truncated = a.size() + b.size() > room;
+  while (a.size() + b.size() > room) (a.size() > b.size() ? a : b).pop_back();
+  std::vector<int32_t> ids;
+  ids.reserve(a.size() + b.size() + 3);
+  ids.push_back(tokenizer_->cls_id());
+  ids.insert(ids.end(), a.begin(), a.end());
+  ids.push_back(tokenizer_->sep_id());
+  for (int32_t id : b) ids.push_back(id + config_.vocab_size);
+  ids.push_back(tokenizer_->sep_id() + config_.vocab_size);
+  return ids;
+}
+
 std::vector<std::vector<int32_t>> Encoder::TokenizeAll(absl::Span<const std::string> texts,
                                                        int64_t* truncated) const {
   std::vector<std::vector<int32_t>> seqs;
@@ -353,7 +396,7 @@ absl::Status Encoder::EmbedTokens(absl::Span<const std::vector<int32_t>> sequenc
           "sequence ", i, " has ", s.size(), " tokens; 1 to ", config_.max_length, " allowed"));
     }
     for (int32_t id : s) {
-      if (id < 0 || id >= config_.vocab_size) {
+      if (id < 0 || id >= word_rows_) {
         return absl::InvalidArgumentError(
             absl::StrCat("sequence ", i, " holds token id ", id, " outside the vocabulary"));
       }

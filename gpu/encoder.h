@@ -61,6 +61,11 @@ struct EncoderOptions {
   std::optional<int> max_length;
   std::optional<Pooling> pooling;
   std::optional<bool> normalize;
+  // Text pairs (a cross-encoder's question and passage, TokenizePair): the second text's tokens
+  // carry BERT's token type 1. The backends add token type 0 to every token, so the word table
+  // gets a second copy, rows [vocab, 2 * vocab), with type 1 minus type 0 folded in (twice the
+  // word table's memory). Needs a model with type_vocab_size >= 2 (InvalidArgument otherwise).
+  bool segment_pairs = false;
 };
 
 struct EmbedStats {
@@ -102,6 +107,12 @@ class Encoder final {
   // Thread-safe.
   [[nodiscard]] std::vector<int32_t> Tokenize(absl::string_view text,
                                               bool* truncated = nullptr) const;
+  // [CLS] first [SEP] second [SEP], the second text's ids (and its [SEP]) in the type-1 rows of
+  // the word table. Over max_length, tokens are cut from the end of the longer text first (as
+  // Hugging Face's "longest_first"); *truncated says whether any were. Needs segment_pairs.
+  // Thread-safe.
+  [[nodiscard]] std::vector<int32_t> TokenizePair(absl::string_view first, absl::string_view second,
+                                                  bool* truncated = nullptr) const;
   // Tokenize() of every text; *truncated (when given) counts the texts that were cut.
   [[nodiscard]] std::vector<std::vector<int32_t>> TokenizeAll(absl::Span<const std::string> texts,
                                                               int64_t* truncated) const;
@@ -134,6 +145,7 @@ class Encoder final {
   EncoderConfig config_;
   std::unique_ptr<WordPieceTokenizer> tokenizer_;
   int max_batch_tokens_ = 0;
+  int word_rows_ = 0;  // vocab_size, or twice it with segment_pairs
   DType dtype_ = DType::kF32;
   MatmulPrecision matmul_ = MatmulPrecision::kNative;
   std::string gemm_path_;

@@ -81,18 +81,20 @@ absl::Status WriteTinyBert(const std::string& dir, const TinyBertSpec& spec, Tin
   RETURN_IF_ERROR(WriteText(dir + "/vocab.txt", vocab_text));
 
   const int h = spec.hidden, v = static_cast<int>(vocab.size()), f = spec.intermediate;
-  nlohmann::json config = {{"architectures", {"BertModel"}},
-                           {"model_type", "bert"},
-                           {"hidden_act", "gelu"},
-                           {"hidden_size", h},
-                           {"intermediate_size", f},
-                           {"layer_norm_eps", 1e-12},
-                           {"max_position_embeddings", spec.max_positions},
-                           {"num_attention_heads", spec.heads},
-                           {"num_hidden_layers", spec.layers},
-                           {"type_vocab_size", 2},
-                           {"vocab_size", v},
-                           {"position_embedding_type", "absolute"}};
+  nlohmann::json config = {
+      {"architectures", {spec.classifier ? "BertForSequenceClassification" : "BertModel"}},
+      {"model_type", "bert"},
+      {"hidden_act", "gelu"},
+      {"hidden_size", h},
+      {"intermediate_size", f},
+      {"layer_norm_eps", 1e-12},
+      {"max_position_embeddings", spec.max_positions},
+      {"num_attention_heads", spec.heads},
+      {"num_hidden_layers", spec.layers},
+      {"type_vocab_size", 2},
+      {"vocab_size", v},
+      {"position_embedding_type", "absolute"}};
+  if (spec.classifier) config["id2label"] = {{"0", "LABEL_0"}};
   RETURN_IF_ERROR(WriteText(dir + "/config.json", config.dump(2)));
   fs::create_directories(dir + "/1_Pooling");
   nlohmann::json pooling = {{"word_embedding_dimension", h},
@@ -130,7 +132,11 @@ absl::Status WriteTinyBert(const std::string& dir, const TinyBertSpec& spec, Tin
     std::vector<float> vals(static_cast<size_t>(n));
     for (float& x : vals) x = Round(spec.dtype, offset + scale * normal(rng));
     (*weights)[name] = vals;
-    tensors.push_back({name, spec.dtype, std::move(shape), std::move(vals)});
+    // A classifier's checkpoint holds the body (and its pooler) under "bert.", as
+    // BertForSequenceClassification saves it.
+    const bool body = spec.classifier && name.rfind("classifier.", 0) != 0;
+    tensors.push_back(
+        {body ? "bert." + name : name, spec.dtype, std::move(shape), std::move(vals)});
   };
   add("embeddings.word_embeddings.weight", {v, h}, 0.5f, 0);
   add("embeddings.position_embeddings.weight", {spec.max_positions, h}, 0.2f, 0);
@@ -155,11 +161,20 @@ absl::Status WriteTinyBert(const std::string& dir, const TinyBertSpec& spec, Tin
     add(p + "output.LayerNorm.weight", {h}, 0.1f, 1);
     add(p + "output.LayerNorm.bias", {h}, 0.1f, 0);
   }
+  if (spec.classifier) {
+    add("pooler.dense.weight", {h, h}, ws, 0);
+    add("pooler.dense.bias", {h}, 0.1f, 0);
+    add("classifier.weight", {1, h}, 1.0f, 0);
+    add("classifier.bias", {1}, 0.1f, 0);
+  }
   return gpu::WriteSafetensors(dir + "/model.safetensors", tensors);
 }
 
-std::vector<float> ReferenceEmbedding(const TinyBertSpec& spec, const TinyWeights& w,
-                                      const std::vector<int32_t>& ids) {
+namespace {
+
+// The transformer's output [t, h] for `ids` with token types `types` (one per id).
+Mat BodyRef(const TinyBertSpec& spec, const TinyWeights& w, const std::vector<int32_t>& ids,
+            const std::vector<int>& types) {
   const int h = spec.hidden, t = static_cast<int>(ids.size()), f = spec.intermediate;
   const int heads = spec.heads, hd = h / heads;
   const double eps = 1e-12;
@@ -169,7 +184,7 @@ std::vector<float> ReferenceEmbedding(const TinyBertSpec& spec, const TinyWeight
     for (int j = 0; j < h; ++j) {
       x[i * h + j] = static_cast<double>(W("embeddings.word_embeddings.weight")[ids[i] * h + j]) +
                      W("embeddings.position_embeddings.weight")[i * h + j] +
-                     W("embeddings.token_type_embeddings.weight")[j];
+                     W("embeddings.token_type_embeddings.weight")[types[i] * h + j];
     }
   }
   LayerNormRef(x, t, h, W("embeddings.LayerNorm.weight"), W("embeddings.LayerNorm.bias"), eps);
@@ -210,6 +225,15 @@ std::vector<float> ReferenceEmbedding(const TinyBertSpec& spec, const TinyWeight
     LayerNormRef(y, t, h, W(p + "output.LayerNorm.weight"), W(p + "output.LayerNorm.bias"), eps);
     x = y;
   }
+  return x;
+}
+
+}  // namespace
+
+std::vector<float> ReferenceEmbedding(const TinyBertSpec& spec, const TinyWeights& w,
+                                      const std::vector<int32_t>& ids) {
+  const int h = spec.hidden, t = static_cast<int>(ids.size());
+  const Mat x = BodyRef(spec, w, ids, std::vector<int>(ids.size(), 0));
   std::vector<double> pooled(static_cast<size_t>(h), 0.0);
   for (int j = 0; j < h; ++j) {
     if (spec.cls_pooling) {
@@ -226,6 +250,27 @@ std::vector<float> ReferenceEmbedding(const TinyBertSpec& spec, const TinyWeight
   for (int j = 0; j < h; ++j)
     out[j] = static_cast<float>(spec.normalize ? pooled[j] / norm : pooled[j]);
   return out;
+}
+
+double ReferenceCrossScore(const TinyBertSpec& spec, const TinyWeights& w,
+                           const std::vector<int32_t>& pair_ids, int vocab_size) {
+  const int h = spec.hidden;
+  std::vector<int32_t> ids;
+  std::vector<int> types;
+  for (int32_t id : pair_ids) {
+    ids.push_back(id % vocab_size);
+    types.push_back(id >= vocab_size ? 1 : 0);
+  }
+  const Mat x = BodyRef(spec, w, ids, types);
+  const auto& pw = w.at("pooler.dense.weight");
+  const auto& pb = w.at("pooler.dense.bias");
+  double score = w.at("classifier.bias")[0];
+  for (int o = 0; o < h; ++o) {
+    double acc = pb[o];
+    for (int j = 0; j < h; ++j) acc += static_cast<double>(pw[o * h + j]) * x[j];
+    score += static_cast<double>(w.at("classifier.weight")[o]) * std::tanh(acc);
+  }
+  return score;
 }
 
 std::string RealModelDir(const std::string& name) {

@@ -24,6 +24,9 @@ struct TinyBertSpec {
   int max_positions = 64;
   bool cls_pooling = false;
   bool normalize = true;
+  // A cross-encoder: BertForSequenceClassification with one output (pooler and classifier
+  // tensors, the body under "bert.").
+  bool classifier = false;
   gpu::DType dtype = gpu::DType::kF32;  // storage type of the weights
   uint64_t seed = 7;
   // Tensors left out, or written with a wrong shape, to test the loader's errors.
@@ -42,6 +45,12 @@ absl::Status WriteTinyBert(const std::string& dir, const TinyBertSpec& spec, Tin
 // normalised, per spec) sentence embedding, computed naively in double precision.
 std::vector<float> ReferenceEmbedding(const TinyBertSpec& spec, const TinyWeights& w,
                                       const std::vector<int32_t>& ids);
+
+// Reference score of a classifier model (spec.classifier) for a pair tokenized by
+// Encoder::TokenizePair (ids >= vocab_size are the second text's, token type 1): the classifier's
+// logit over the pooler's tanh of the [CLS] output, in double precision.
+double ReferenceCrossScore(const TinyBertSpec& spec, const TinyWeights& w,
+                           const std::vector<int32_t>& pair_ids, int vocab_size);
 
 // Cosine similarity of two n-vectors, in double precision.
 double Cosine(const float* a, const float* b, int n);
