@@ -37,6 +37,10 @@ ABSL_FLAG(uint64_t, memory_budget_mb, 1024,
 ABSL_FLAG(std::string, model_dir, "",
           "sentence-encoder model directory (e.g. models/all-minilm-l6-v2 from "
           "tools/fetch-models.sh) for Embed and text search; empty = no text features");
+ABSL_FLAG(std::string, reranker_model, "",
+          "cross-encoder model directory (a BertForSequenceClassification with one output, e.g. "
+          "cross-encoder/ms-marco-MiniLM-L-6-v2 in safetensors) for Search's second stage "
+          "(SearchRequest.rerank), on --embed_backend with --embed_precision; empty = none");
 ABSL_FLAG(std::string, embed_backend, "auto",
           "engine backend: auto (CUDA when a device is present, else CPU), cpu or cuda");
 ABSL_FLAG(std::string, embed_precision, "auto",
@@ -130,6 +134,7 @@ int main(int argc, char** argv) {
     return 2;
   }
   o.embed.model_dir = absl::GetFlag(FLAGS_model_dir);
+  o.embed.reranker_model_dir = absl::GetFlag(FLAGS_reranker_model);
   o.embed.backend = absl::GetFlag(FLAGS_embed_backend);
   o.embed.precision = absl::GetFlag(FLAGS_embed_precision);
   // Checked before anything opens, with or without --model_dir: a typo is never silently ignored.

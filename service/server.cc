@@ -35,6 +35,7 @@
 #include "service/payload_text.h"
 #include "service/rag_engine.h"
 #include "service/reflection_v1.h"
+#include "service/reranker.h"
 #include "service/search_plan.h"
 #include "service/vector_convert.h"
 #include "storage/log.h"
@@ -61,7 +62,7 @@ class StrataService final : public pb::Strata::Service {
   // (with null: a dropped collection may have been the damaged one).
   StrataService(Catalog* catalog, Metrics* metrics, BuildQueue* builds, MemoryBudget* memory,
                 CallMemoryHold* hold, ServerLimits limits, gpu::EmbedBatcher* embedder,
-                RagEngine* rag, int max_generate_calls,
+                RagEngine* rag, Reranker* reranker, int max_generate_calls,
                 std::function<void(const std::shared_ptr<Collection>&)> on_damage)
       : catalog_(catalog),
         metrics_(metrics),
@@ -71,6 +72,7 @@ class StrataService final : public pb::Strata::Service {
         limits_(limits),
         embedder_(embedder),
         rag_(rag),
+        reranker_(reranker),
         max_generate_calls_(max_generate_calls),
         on_damage_(std::move(on_damage)),
         started_(Clock::now()) {}
@@ -286,7 +288,19 @@ class StrataService final : public pb::Strata::Service {
           Plan(*col, req->mode(), req->fusion(),
                req->has_dense_weight() ? std::optional<float>(req->dense_weight()) : std::nullopt,
                !req->text().empty()));
-      const Emit emit{req->with_payload(), req->with_vector(), /*batch=*/false};
+      if (req->rerank() > 0) {
+        if (reranker_ == nullptr) {
+          return absl::FailedPreconditionError(
+              "rerank needs the server's cross-encoder (strata-server --reranker_model)");
+        }
+        if (req->text().empty()) {
+          return absl::InvalidArgumentError("rerank re-scores text queries: set 'text'");
+        }
+        RETURN_IF_ERROR(Reranker::CheckDepth(req->rerank(), req->k()));
+      }
+      const bool rerank = req->rerank() > 0;
+      // Reranking reads every candidate's text: payloads come along, and go if not asked for.
+      const Emit emit{req->with_payload() || rerank, req->with_vector(), /*batch=*/false};
       if (req->text().empty()) {
         return Damaged(col, SearchOne(*col, req->query(), req->k(), params, emit, &budget, resp));
       }
@@ -296,8 +310,18 @@ class StrataService final : public pb::Strata::Service {
         ASSIGN_OR_RETURN(q, EmbedQueries(ctx, *col, {req->text()}));
       }
       const auto t1 = Clock::now();
-      RETURN_IF_ERROR(Damaged(col, SearchTextOne(*col, plan, req->text(), q[0], req->k(), params,
-                                                 emit, &budget, resp)));
+      const uint32_t depth = rerank ? req->rerank() : req->k();
+      RETURN_IF_ERROR(Damaged(
+          col, SearchTextOne(*col, plan, req->text(), q[0], depth, params, emit, &budget, resp)));
+      if (rerank) {
+        RETURN_IF_ERROR(reranker_->Rerank(
+            req->text(), req->k(), [ctx] { return ctx->IsCancelled(); }, resp));
+        if (!req->with_payload()) {
+          for (pb::Hit& h : *resp->mutable_hits()) h.clear_payload();
+        }
+        pb::SearchStats* st = resp->mutable_stats();
+        st->set_server_micros(st->server_micros() + st->rerank_micros());
+      }
       if (plan.mode != SearchMode::kLexical) AddEmbedTime(t0, t1, resp->mutable_stats());
       return absl::OkStatus();
     });
@@ -996,6 +1020,7 @@ class StrataService final : public pb::Strata::Service {
   const ServerLimits limits_;
   gpu::EmbedBatcher* const embedder_;  // null: the server has no model
   RagEngine* const rag_;               // null: the server has no decoder
+  Reranker* const reranker_;           // null: the server has no cross-encoder
   // A Generate or PrecomputePassageKv call holds one of gRPC's sync threads while it waits for
   // the decoder (queued, then streaming): at most this many at once, so they can never take
   // every thread from other calls. EnterDecoderCall counts one in (the caller counts it out,
@@ -1094,11 +1119,24 @@ class ServerImpl final : public Server {
                       : std::max(32, 8 * static_cast<int>(std::thread::hardware_concurrency()));
     const int max_generate_calls =
         std::max(1, std::min(threads / 2, o.generate.max_running + o.generate.max_queued));
+    if (!o.embed.reranker_model_dir.empty()) {
+      ASSIGN_OR_RETURN(gpu::BackendChoice backend, gpu::ParseBackendChoice(o.embed.backend));
+      gpu::EncoderOptions eo;
+      eo.backend = backend;
+      ASSIGN_OR_RETURN(eo.matmul, gpu::ParseMatmulPrecision(o.embed.precision));
+      eo.max_batch_tokens = static_cast<int>(o.embed.max_batch_tokens);
+      auto reranker = Reranker::Open(o.embed.reranker_model_dir, eo, std::max(1, threads / 4));
+      if (!reranker.ok()) {
+        return absl::Status(reranker.status().code(), absl::StrCat("cannot load the reranker: ",
+                                                                   reranker.status().message()));
+      }
+      s->reranker_ = std::move(reranker).value();
+    }
     s->memory_ = std::make_unique<MemoryBudget>(o.limits.memory_budget_bytes);
     s->hold_ = std::make_unique<CallMemoryHold>(s->memory_.get());
     s->service_ = std::make_unique<StrataService>(
         s->catalog_.get(), s->metrics_.get(), s->builds_.get(), s->memory_.get(), s->hold_.get(),
-        o.limits, s->embedder_.get(), s->rag_.get(), max_generate_calls,
+        o.limits, s->embedder_.get(), s->rag_.get(), s->reranker_.get(), max_generate_calls,
         [raw = s.get(), auto_repair = o.auto_repair](const std::shared_ptr<Collection>& c) {
           raw->UpdateDurabilityHealth();
           if (c == nullptr || !auto_repair || !c->WantsBuild()) return;
@@ -1212,6 +1250,7 @@ class ServerImpl final : public Server {
   std::unique_ptr<BuildQueue> builds_;
   std::unique_ptr<gpu::Encoder> encoder_;
   std::unique_ptr<gpu::EmbedBatcher> embedder_;  // uses encoder_
+  std::unique_ptr<Reranker> reranker_;
   std::unique_ptr<RagEngine> rag_;
   std::unique_ptr<StrataService> service_;
   std::unique_ptr<ReflectionV1> reflection_v1_;

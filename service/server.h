@@ -42,6 +42,9 @@ struct EmbedOptions {
   std::string precision = "auto";   // auto | f32 | bf16 | int8 (gpu::ParseMatmulPrecision)
   int64_t max_batch_tokens = 8192;  // dynamic batching: tokens per engine call
   int max_wait_us = 2000;           // how long a request waits for others to join its batch
+  // A cross-encoder (BertForSequenceClassification with one output) for SearchRequest.rerank, on
+  // the same backend and precision; empty = none.
+  std::string reranker_model_dir;
 };
 
 // The decoder behind Generate (none when `decoder` is empty) and its passage KV cache.

@@ -57,6 +57,9 @@ ABSL_FLAG(std::string, fusion, "",
 ABSL_FLAG(std::optional<double>, dense_weight, std::nullopt,
           "search --mode=hybrid: the dense side's weight in [0, 1] (default: the collection's "
           "learned weight, else 0.5)");
+ABSL_FLAG(uint32_t, rerank, 0,
+          "search --text: re-score this many best candidates (k to 100) with the server's "
+          "cross-encoder (strata-server --reranker_model) and show the best k; 0 = no reranking");
 ABSL_FLAG(std::string, questions, "",
           "tune: JSONL labelled questions, {\"question\": ..., \"relevant_ids\": [ids]}");
 ABSL_FLAG(size_t, max_questions, 1024, "tune: questions sent at most (the server's --max_texts)");
@@ -105,7 +108,7 @@ const char kUsage[] =
     "  repair NAME                  rebuild a damaged collection's index from its stored vectors\n"
     "  count NAME\n"
     "  search NAME --vector=1,2,3 | --query_file=F [--row=I] | --text=\"a question\"\n"
-    "                [--mode=dense|lexical|hybrid --fusion=... --dense_weight=W]\n"
+    "                [--mode=dense|lexical|hybrid --fusion=... --dense_weight=W] [--rerank=N]\n"
     "                               [--k=10] [--with_payload]\n"
     "                               with --gt=FILE: recall@k, QPS and latency over all queries\n"
     "                               (--clients=N: N concurrent connections)\n"
@@ -572,9 +575,11 @@ int main(int argc, char** argv) {
         return Fail("--fusion must be relative_score or reciprocal_rank");
       }
     }
-    if (question.empty() && (mode != pb::SEARCH_MODE_UNSPECIFIED ||
-                             fusion != pb::FUSION_UNSPECIFIED || dense_weight.has_value())) {
-      return Fail("--mode, --fusion and --dense_weight go with --text");
+    const uint32_t rerank = absl::GetFlag(FLAGS_rerank);
+    if (question.empty() &&
+        (mode != pb::SEARCH_MODE_UNSPECIFIED || fusion != pb::FUSION_UNSPECIFIED ||
+         dense_weight.has_value() || rerank > 0)) {
+      return Fail("--mode, --fusion, --dense_weight and --rerank go with --text");
     }
     std::string gt_path = absl::GetFlag(FLAGS_gt);
     strata::GroundTruth gt;
@@ -617,6 +622,7 @@ int main(int argc, char** argv) {
           req.set_mode(mode);
           req.set_fusion(fusion);
           if (dense_weight.has_value()) req.set_dense_weight(static_cast<float>(*dense_weight));
+          req.set_rerank(rerank);
         }
         req.set_k(k);
         req.mutable_params()->set_max_postings(absl::GetFlag(FLAGS_postings));
@@ -670,6 +676,9 @@ int main(int argc, char** argv) {
           if (h.scores().has_lexical_score()) {
             std::printf(" bm25 %-8.4g", h.scores().lexical_score());
           }
+          if (h.scores().has_rerank_score()) {
+            std::printf(" rerank %-8.4g", h.scores().rerank_score());
+          }
         } else {
           std::printf("%3d  id %-12llu distance %-12g", i + 1,
                       static_cast<unsigned long long>(h.id()), h.distance());
@@ -692,6 +701,10 @@ int main(int argc, char** argv) {
                   r.resp.stats().server_micros());
       if (r.resp.stats().embed_micros() > 0) {
         std::printf(", of which %u embedding the query", r.resp.stats().embed_micros());
+      }
+      if (r.resp.reranked() > 0) {
+        std::printf(", %u reranking %u candidates", r.resp.stats().rerank_micros(),
+                    r.resp.reranked());
       }
       std::printf(")\n");
     }

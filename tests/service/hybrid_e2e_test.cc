@@ -15,6 +15,7 @@
 #include <vector>
 
 #include "absl/strings/str_cat.h"
+#include "gpu/cross_encoder.h"
 #include "grpcpp/grpcpp.h"
 #include "gtest/gtest.h"
 #include "nlohmann/json.hpp"
@@ -261,6 +262,87 @@ void UpsertTexts(pb::Strata::Stub* stub, const std::string& collection, uint64_t
 }
 
 // Without a model a text query is lexical; dense and hybrid say why they cannot answer.
+// The second stage: the cross-encoder re-scores the search's best `rerank` candidates and the best
+// k by its score come back, scored as the model scores them in-process.
+TEST(Hybrid, RerankOrdersTheCandidatesByTheCrossEncoder) {
+  TempDir tmp;
+  const std::string model = tmp.File("model"), reranker = tmp.File("reranker");
+  fs::create_directories(model);
+  fs::create_directories(reranker);
+  testing::TinyBertSpec spec, cross;
+  cross.classifier = true;
+  cross.seed = 9;
+  testing::TinyWeights weights;
+  ASSERT_TRUE(testing::WriteTinyBert(model, spec, &weights).ok());
+  ASSERT_TRUE(testing::WriteTinyBert(reranker, cross, &weights).ok());
+  // f32 products on both sides, so the server's scores are the in-process model's.
+  ServerProcess server(
+      tmp.File("data"), tmp.File("server.log"),
+      {"--model_dir=" + model, "--reranker_model=" + reranker, "--embed_precision=f32"});
+  ASSERT_NO_FATAL_FAILURE(server.Start());
+  CreateCollection(server.stub(), "t", 4, pb::FLOAT32);  // lexical search: any vectors
+  grpc::Status st;
+  const std::vector<std::string> texts = Passages(40);
+  UpsertTexts(server.stub(), "t", 0, texts, &st);
+  ASSERT_TRUE(st.ok()) << st.error_message();
+
+  const std::string question = "passage 17 cat";
+  pb::SearchRequest req;
+  req.set_collection("t");
+  req.set_text(question);
+  req.set_mode(pb::LEXICAL);
+  req.set_k(20);
+  pb::SearchResponse first;  // the candidates, in the search's order
+  ASSERT_TRUE(Call(&pb::Strata::Stub::Search, server.stub(), req, &first).ok());
+  ASSERT_EQ(first.hits_size(), 20);
+  req.set_k(5);
+  req.set_rerank(20);
+  pb::SearchResponse r;
+  st = Call(&pb::Strata::Stub::Search, server.stub(), req, &r);
+  ASSERT_TRUE(st.ok()) << st.error_message();
+  EXPECT_EQ(r.reranked(), 20u);
+  ASSERT_EQ(r.hits_size(), 5);
+  EXPECT_GT(r.stats().rerank_micros(), 0u);
+
+  gpu::EncoderOptions o;
+  o.backend = gpu::BackendChoice::kCpu;
+  o.matmul = gpu::MatmulPrecision::kNative;
+  auto ce = gpu::CrossEncoder::Open(reranker, o);
+  ASSERT_TRUE(ce.ok()) << ce.status();
+  std::vector<std::string> candidates;
+  for (const pb::Hit& h : first.hits()) candidates.push_back(texts[h.id()]);
+  auto scores = (*ce)->Score(question, candidates);
+  ASSERT_TRUE(scores.ok()) << scores.status();
+  std::vector<std::pair<float, uint64_t>> want;
+  for (int i = 0; i < first.hits_size(); ++i) want.emplace_back((*scores)[i], first.hits(i).id());
+  std::stable_sort(want.begin(), want.end(),
+                   [](const auto& a, const auto& b) { return a.first > b.first; });
+  for (int i = 0; i < r.hits_size(); ++i) {
+    const pb::Hit& h = r.hits(i);
+    ASSERT_TRUE(h.scores().has_rerank_score());
+    EXPECT_NEAR(h.scores().rerank_score(), want[i].first, 1e-3) << i;
+    EXPECT_EQ(h.id(), want[i].second) << i;
+    EXPECT_FLOAT_EQ(h.distance(), -h.scores().rerank_score());
+    EXPECT_FALSE(h.has_payload()) << "payloads only when asked for";
+  }
+  req.set_with_payload(true);
+  ASSERT_TRUE(Call(&pb::Strata::Stub::Search, server.stub(), req, &r).ok());
+  EXPECT_EQ(r.hits(0).payload().text(), texts[r.hits(0).id()]);
+
+  // The depth goes from k to 100, and needs a text query.
+  for (uint32_t depth : {4u, 101u}) {
+    req.set_rerank(depth);
+    st = Call(&pb::Strata::Stub::Search, server.stub(), req, &r);
+    EXPECT_EQ(st.error_code(), grpc::StatusCode::INVALID_ARGUMENT) << depth;
+    EXPECT_NE(st.error_message().find("rerank"), std::string::npos) << st.error_message();
+  }
+  req.clear_text();
+  req.set_rerank(10);
+  for (int j = 0; j < 4; ++j) req.mutable_query()->add_values(0.5f);
+  st = Call(&pb::Strata::Stub::Search, server.stub(), req, &r);
+  EXPECT_EQ(st.error_code(), grpc::StatusCode::INVALID_ARGUMENT) << st.error_message();
+}
+
 TEST(Hybrid, AServerWithoutAModelSearchesLexically) {
   TempDir tmp;
   ServerProcess server(tmp.File("data"), tmp.File("server.log"));
@@ -277,6 +359,17 @@ TEST(Hybrid, AServerWithoutAModelSearchesLexically) {
     SearchText(server.stub(), "t", "passage 12", 2, &st, m);
     EXPECT_EQ(st.error_code(), grpc::StatusCode::FAILED_PRECONDITION) << m;
     EXPECT_NE(st.error_message().find("--model_dir"), std::string::npos) << st.error_message();
+  }
+  {  // Reranking needs the server's cross-encoder.
+    pb::SearchRequest req;
+    req.set_collection("t");
+    req.set_text("passage 12");
+    req.set_k(2);
+    req.set_rerank(10);
+    pb::SearchResponse resp;
+    st = Call(&pb::Strata::Stub::Search, server.stub(), req, &resp);
+    EXPECT_EQ(st.error_code(), grpc::StatusCode::FAILED_PRECONDITION) << st.error_message();
+    EXPECT_NE(st.error_message().find("--reranker_model"), std::string::npos) << st.error_message();
   }
   pb::TuneHybridRequest treq;
   treq.set_collection("t");
