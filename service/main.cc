@@ -3,11 +3,13 @@
 #include <unistd.h>
 
 #include <cstdio>
+#include <cstdlib>
 #include <string>
 
 #include "absl/flags/flag.h"
 #include "absl/flags/parse.h"
 #include "absl/flags/usage.h"
+#include "absl/strings/ascii.h"
 #include "gpu/backend.h"
 #include "index/vector_rules.h"
 #include "service/server.h"
@@ -37,6 +39,13 @@ ABSL_FLAG(uint64_t, memory_budget_mb, 1024,
 ABSL_FLAG(std::string, model_dir, "",
           "sentence-encoder model directory (e.g. models/all-minilm-l6-v2 from "
           "tools/fetch-models.sh) for Embed and text search; empty = no text features");
+ABSL_FLAG(std::string, admin_key_file, "",
+          "a file holding the admin API key (one line, at least 16 bytes); every call must then "
+          "carry it as metadata 'authorization: Bearer <key>'. Also from STRATA_ADMIN_KEY. Without "
+          "a key the server is open to every caller and listens on loopback only");
+ABSL_FLAG(std::string, tls_cert_file, "",
+          "PEM certificate chain for TLS on the gRPC port (with --tls_key_file)");
+ABSL_FLAG(std::string, tls_key_file, "", "PEM private key for TLS on the gRPC port");
 ABSL_FLAG(std::string, reranker_model, "",
           "cross-encoder model directory (a BertForSequenceClassification with one output, e.g. "
           "cross-encoder/ms-marco-MiniLM-L-6-v2 in safetensors) for Search's second stage "
@@ -134,6 +143,19 @@ int main(int argc, char** argv) {
     return 2;
   }
   o.embed.model_dir = absl::GetFlag(FLAGS_model_dir);
+  if (const std::string path = absl::GetFlag(FLAGS_admin_key_file); !path.empty()) {
+    auto key = strata::ReadWholeFile(path);
+    if (!key.ok()) {
+      std::fprintf(stderr, "strata-server: --admin_key_file: %s\n",
+                   std::string(key.status().message()).c_str());
+      return 2;
+    }
+    o.admin_key = std::string(absl::StripAsciiWhitespace(*key));
+  } else if (const char* env = std::getenv("STRATA_ADMIN_KEY"); env != nullptr && *env != 0) {
+    o.admin_key = std::string(absl::StripAsciiWhitespace(env));
+  }
+  o.tls_cert_file = absl::GetFlag(FLAGS_tls_cert_file);
+  o.tls_key_file = absl::GetFlag(FLAGS_tls_key_file);
   o.embed.reranker_model_dir = absl::GetFlag(FLAGS_reranker_model);
   o.embed.backend = absl::GetFlag(FLAGS_embed_backend);
   o.embed.precision = absl::GetFlag(FLAGS_embed_precision);

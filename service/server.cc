@@ -20,11 +20,13 @@
 #include "grpcpp/ext/proto_server_reflection_plugin.h"
 #include "grpcpp/grpcpp.h"
 #include "grpcpp/health_check_service_interface.h"
+#include "grpcpp/security/server_credentials.h"
 #include "index/catalog.h"
 #include "index/hybrid_tuner.h"
 #include "nlohmann/json.hpp"
 #include "proto/convert.h"
 #include "proto/strata.grpc.pb.h"
+#include "service/api_key_auth.h"
 #include "service/build_queue.h"
 #include "service/call_budget.h"
 #include "service/call_memory_hold.h"
@@ -39,6 +41,7 @@
 #include "service/search_plan.h"
 #include "service/vector_convert.h"
 #include "storage/log.h"
+#include "storage/scoped_fd.h"
 #include "storage/status_macros.h"
 
 namespace strata {
@@ -62,7 +65,7 @@ class StrataService final : public pb::Strata::Service {
   // (with null: a dropped collection may have been the damaged one).
   StrataService(Catalog* catalog, Metrics* metrics, BuildQueue* builds, MemoryBudget* memory,
                 CallMemoryHold* hold, ServerLimits limits, gpu::EmbedBatcher* embedder,
-                RagEngine* rag, Reranker* reranker, int max_generate_calls,
+                RagEngine* rag, Reranker* reranker, const ApiKeyAuth* auth, int max_generate_calls,
                 std::function<void(const std::shared_ptr<Collection>&)> on_damage)
       : catalog_(catalog),
         metrics_(metrics),
@@ -73,6 +76,7 @@ class StrataService final : public pb::Strata::Service {
         embedder_(embedder),
         rag_(rag),
         reranker_(reranker),
+        auth_(auth),
         max_generate_calls_(max_generate_calls),
         on_damage_(std::move(on_damage)),
         started_(Clock::now()) {}
@@ -711,6 +715,8 @@ class StrataService final : public pb::Strata::Service {
     try {
       if (draining_.load()) {
         s = absl::UnavailableError("the server is shutting down");
+      } else if (auth_ != nullptr && !(s = auth_->Check(*ctx)).ok()) {
+        // Refused before anything of the request is looked at.
       } else {
         s = budget.Reserve(request.ByteSizeLong());
         if (s.ok()) s = body(budget);
@@ -1021,6 +1027,7 @@ class StrataService final : public pb::Strata::Service {
   gpu::EmbedBatcher* const embedder_;  // null: the server has no model
   RagEngine* const rag_;               // null: the server has no decoder
   Reranker* const reranker_;           // null: the server has no cross-encoder
+  const ApiKeyAuth* const auth_;       // null: an open server (loopback only)
   // A Generate or PrecomputePassageKv call holds one of gRPC's sync threads while it waits for
   // the decoder (queued, then streaming): at most this many at once, so they can never take
   // every thread from other calls. EnterDecoderCall counts one in (the caller counts it out,
@@ -1045,12 +1052,50 @@ bool IsLoopback(absl::string_view listen) {
   return absl::StartsWith(host, "127.") || host == "localhost" || host == "[::1]";
 }
 
+// The gRPC port's credentials: TLS from the certificate and key files, else plain text.
+absl::StatusOr<std::shared_ptr<grpc::ServerCredentials>> Credentials(const ServerOptions& o) {
+  if (o.tls_cert_file.empty()) return grpc::InsecureServerCredentials();
+  grpc::SslServerCredentialsOptions ssl;
+  grpc::SslServerCredentialsOptions::PemKeyCertPair pair;
+  auto cert = ReadWholeFile(o.tls_cert_file);
+  if (!cert.ok())
+    return absl::Status(cert.status().code(), "--tls_cert_file: " + cert.status().ToString());
+  auto key = ReadWholeFile(o.tls_key_file);
+  if (!key.ok())
+    return absl::Status(key.status().code(), "--tls_key_file: " + key.status().ToString());
+  if (cert->find("-----BEGIN CERTIFICATE-----") == std::string::npos) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("--tls_cert_file ", o.tls_cert_file, " holds no PEM certificate"));
+  }
+  if (key->find("PRIVATE KEY-----") == std::string::npos) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("--tls_key_file ", o.tls_key_file, " holds no PEM private key"));
+  }
+  pair.cert_chain = *cert;
+  pair.private_key = *key;
+  ssl.pem_key_cert_pairs.push_back(std::move(pair));
+  return grpc::SslServerCredentials(ssl);
+}
+
 class ServerImpl final : public Server {
  public:
   ~ServerImpl() override { Shutdown(5); }
 
   static absl::StatusOr<std::unique_ptr<Server>> Start(const ServerOptions& o) {
     auto s = std::unique_ptr<ServerImpl>(new ServerImpl);
+    // Who may call, checked before anything opens.
+    if (!o.admin_key.empty()) {
+      ASSIGN_OR_RETURN(s->auth_, ApiKeyAuth::Create(o.admin_key));
+    } else if (!IsLoopback(o.listen)) {
+      return absl::FailedPreconditionError(absl::StrCat(
+          "refusing to listen on ", o.listen,
+          ", beyond loopback, without an admin key: anyone who could connect could read, change "
+          "and drop every collection. Set --admin_key_file (or STRATA_ADMIN_KEY), or listen on "
+          "127.0.0.1"));
+    }
+    if (o.tls_cert_file.empty() != o.tls_key_file.empty()) {
+      return absl::InvalidArgumentError("TLS needs both --tls_cert_file and --tls_key_file");
+    }
     MetadataStoreOptions store_options;
     if (o.wal_recovery == "strict") {
       store_options.wal_recovery = WalRecovery::kStrict;
@@ -1136,7 +1181,8 @@ class ServerImpl final : public Server {
     s->hold_ = std::make_unique<CallMemoryHold>(s->memory_.get());
     s->service_ = std::make_unique<StrataService>(
         s->catalog_.get(), s->metrics_.get(), s->builds_.get(), s->memory_.get(), s->hold_.get(),
-        o.limits, s->embedder_.get(), s->rag_.get(), s->reranker_.get(), max_generate_calls,
+        o.limits, s->embedder_.get(), s->rag_.get(), s->reranker_.get(), s->auth_.get(),
+        max_generate_calls,
         [raw = s.get(), auto_repair = o.auto_repair](const std::shared_ptr<Collection>& c) {
           raw->UpdateDurabilityHealth();
           if (c == nullptr || !auto_repair || !c->WantsBuild()) return;
@@ -1149,7 +1195,8 @@ class ServerImpl final : public Server {
     grpc::EnableDefaultHealthCheckService(true);
     grpc::reflection::InitProtoReflectionServerBuilderPlugin();
     grpc::ServerBuilder builder;
-    builder.AddListeningPort(o.listen, grpc::InsecureServerCredentials(), &s->port_);
+    ASSIGN_OR_RETURN(std::shared_ptr<grpc::ServerCredentials> credentials, Credentials(o));
+    builder.AddListeningPort(o.listen, credentials, &s->port_);
     // gRPC binds with SO_REUSEPORT by default: a second server on the same port would start and
     // silently take half of the connections. A taken port must be an error instead.
     builder.AddChannelArgument(GRPC_ARG_ALLOW_REUSEPORT, 0);
@@ -1178,11 +1225,18 @@ class ServerImpl final : public Server {
     s->server_->GetHealthCheckService()->SetServingStatus(pb::Strata::service_full_name(), true);
     s->serving_.store(true);
     s->UpdateDurabilityHealth();
-    if (!IsLoopback(o.listen)) {
-      Log(LogLevel::kWarning,
-          "listening on %s, which other machines may reach: Strata has no authentication or TLS "
-          "yet, so anyone who can connect can read, change and drop every collection",
-          o.listen);
+    if (s->auth_ == nullptr) {
+      Log(LogLevel::kInfo,
+          "open mode: no admin key, so every caller may do everything; listening on loopback "
+          "only (--admin_key_file or STRATA_ADMIN_KEY to require a key)");
+    } else {
+      Log(LogLevel::kInfo, "every call must carry the admin key (authorization: Bearer ...)");
+      if (!IsLoopback(o.listen) && o.tls_cert_file.empty()) {
+        Log(LogLevel::kWarning,
+            "listening on %s without TLS: the API key and all data travel in clear text "
+            "(--tls_cert_file, --tls_key_file)",
+            o.listen);
+      }
     }
     if (!o.metrics_listen.empty()) {
       s->collector_ = std::make_shared<CatalogCollector>(s->catalog_.get(), s->memory_.get(),
@@ -1251,6 +1305,7 @@ class ServerImpl final : public Server {
   std::unique_ptr<gpu::Encoder> encoder_;
   std::unique_ptr<gpu::EmbedBatcher> embedder_;  // uses encoder_
   std::unique_ptr<Reranker> reranker_;
+  std::unique_ptr<ApiKeyAuth> auth_;
   std::unique_ptr<RagEngine> rag_;
   std::unique_ptr<StrataService> service_;
   std::unique_ptr<ReflectionV1> reflection_v1_;

@@ -72,6 +72,12 @@ struct ServerOptions {
   // Rebuild damaged collections' indexes from their stored vectors at start (else they wait for
   // `strata-cli repair`).
   bool auto_repair = true;
+  // Callers prove who they are with this key (service/api_key_auth.h); empty = an open server,
+  // which then only listens on loopback. Held in memory as a salted hash only.
+  std::string admin_key;
+  // TLS on the gRPC port: PEM certificate chain and private key files (both or neither).
+  std::string tls_cert_file;
+  std::string tls_key_file;
   // A write-ahead log damaged before its end: refuse to start (strict), or open at the last
   // intact record, dropping the writes after it (point_in_time). storage/metadata_store.h.
   std::string wal_recovery = "strict";

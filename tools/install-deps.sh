@@ -8,7 +8,7 @@ packages=(
   build-essential cmake pkg-config ccache git clang libclang-rt-14-dev libomp-14-dev
   libabsl-dev libfaiss-dev libopenblas-dev liburing-dev zlib1g-dev
   librocksdb-dev libprotobuf-dev protobuf-compiler libgrpc++-dev protobuf-compiler-grpc
-  grpc-proto prometheus-cpp-dev nlohmann-json3-dev
+  grpc-proto prometheus-cpp-dev nlohmann-json3-dev libssl-dev openssl
   libutf8proc-dev libstemmer-dev postgresql-doc-15
   python3 python3-pip python3-numpy python3-grpcio python3-protobuf
   libgtest-dev libgmock-dev libbenchmark-dev

@@ -26,6 +26,7 @@
 #include "storage/program_usage.h"
 #include "storage/vector_file.h"
 #include "tools/build_wait.h"
+#include "tools/client_channel.h"
 #include "tools/hybrid_tune.h"
 
 ABSL_FLAG(std::string, server, "127.0.0.1:50051", "address of strata-server");
@@ -231,8 +232,9 @@ int main(int argc, char** argv) {
     return 2;
   }
   const std::string cmd = args[1];
-  auto channel =
-      grpc::CreateChannel(absl::GetFlag(FLAGS_server), grpc::InsecureChannelCredentials());
+  auto made = strata::MakeClientChannel(absl::GetFlag(FLAGS_server));
+  if (!made.ok()) return Fail(std::string(made.status().message()));
+  std::shared_ptr<grpc::Channel> channel = *made;
   auto stub = pb::Strata::NewStub(channel);
   auto need_name = [&]() -> bool { return args.size() >= 3; };
 
@@ -608,8 +610,9 @@ int main(int argc, char** argv) {
       if (c > 0) {
         grpc::ChannelArguments args;
         args.SetInt("strata.client", c);  // distinct arguments: a connection of its own
-        mine = pb::Strata::NewStub(grpc::CreateCustomChannel(
-            absl::GetFlag(FLAGS_server), grpc::InsecureChannelCredentials(), args));
+        auto own_channel = strata::MakeClientChannel(absl::GetFlag(FLAGS_server), args);
+        if (!own_channel.ok()) return;  // the first channel, made the same way, was made
+        mine = pb::Strata::NewStub(*own_channel);
         own = mine.get();
       }
       for (size_t qi = static_cast<size_t>(c); qi < queries.size(); qi += clients) {

@@ -33,6 +33,7 @@
 #include "storage/status_macros.h"
 #include "storage/vector_file.h"
 #include "tools/build_wait.h"
+#include "tools/client_channel.h"
 #include "tools/hybrid_tune.h"
 #include "tools/progress.h"
 
@@ -493,9 +494,12 @@ int PrecomputeKv(pb::Strata::Stub* stub, const Input& in, const std::string& col
 }
 
 int RunOnline(Input& in, const std::string& collection) {
-  auto channel =
-      grpc::CreateChannel(absl::GetFlag(FLAGS_server), grpc::InsecureChannelCredentials());
-  auto stub = pb::Strata::NewStub(channel);
+  auto channel = strata::MakeClientChannel(absl::GetFlag(FLAGS_server));
+  if (!channel.ok()) {
+    std::fprintf(stderr, "strata-load: %s\n", std::string(channel.status().message()).c_str());
+    return 2;
+  }
+  auto stub = pb::Strata::NewStub(*channel);
   strata::VectorSet& v = in.vectors;
   if (absl::GetFlag(FLAGS_precompute_kv)) {  // asked before loading anything
     pb::StatsRequest sreq;

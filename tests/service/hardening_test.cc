@@ -338,19 +338,27 @@ TEST(Hardening, ClearAnswersToOddRequests) {
 }
 
 // Listening beyond loopback is said loudly (there is no authentication yet).
-TEST(Hardening, ListeningBeyondLoopbackIsWarned) {
+// Beyond loopback a server needs a key (auth_e2e_test: refused without one); with a key but
+// without TLS it warns that the key travels in clear text.
+TEST(Hardening, ListeningBeyondLoopbackWithoutTlsIsWarned) {
   TempDir tmp;
   const std::string log = tmp.File("server.log");
-  pid_t pid = Spawn({Bin("strata-server"), "--data_dir=" + tmp.File("data"),
-                     absl::StrCat("--listen=0.0.0.0:", FreePort()),
-                     "--metrics_listen=", "--ready_file=" + tmp.File("ready")},
-                    log);
+  {
+    std::ofstream key(tmp.File("admin.key"));
+    key << "a-long-enough-admin-key-0123456789\n";
+  }
+  pid_t pid = Spawn(
+      {Bin("strata-server"), "--data_dir=" + tmp.File("data"),
+       absl::StrCat("--listen=0.0.0.0:", FreePort()), "--admin_key_file=" + tmp.File("admin.key"),
+       "--metrics_listen=", "--ready_file=" + tmp.File("ready")},
+      log);
   for (int i = 0; i < 600 && ReadLog(tmp.File("ready")).empty(); ++i) {
     usleep(50 * 1000);
   }
   kill(pid, SIGTERM);
   EXPECT_EQ(WaitExit(pid), 0) << ReadLog(log);
-  EXPECT_NE(ReadLog(log).find("no authentication"), std::string::npos) << ReadLog(log);
+  EXPECT_NE(ReadLog(log).find("clear text"), std::string::npos) << ReadLog(log);
+  EXPECT_EQ(ReadLog(log).find("a-long-enough-admin-key"), std::string::npos) << "key in the log";
 }
 
 // The one index generation directory of collection `id` under `data_dir`.

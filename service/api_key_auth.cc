@@ -1,0 +1,80 @@
+#include "service/api_key_auth.h"
+
+#include <openssl/crypto.h>
+#include <openssl/evp.h>
+#include <openssl/rand.h>
+
+#include "absl/strings/ascii.h"
+#include "absl/strings/match.h"
+#include "absl/strings/str_cat.h"
+#include "storage/scoped_fd.h"
+#include "storage/status_macros.h"
+
+namespace strata {
+
+absl::StatusOr<std::unique_ptr<ApiKeyAuth>> ApiKeyAuth::Create(absl::string_view admin_key) {
+  if (admin_key.size() < kMinApiKeyBytes) {
+    return absl::InvalidArgumentError(absl::StrCat("the admin key has ", admin_key.size(),
+                                                   " bytes; at least ", kMinApiKeyBytes,
+                                                   " are needed (e.g. openssl rand -hex 24)"));
+  }
+  for (char c : admin_key) {
+    if (static_cast<unsigned char>(c) <= ' ' || c == 0x7f) {
+      return absl::InvalidArgumentError(
+          "the admin key holds white space or control characters; keys are printable ASCII or "
+          "UTF-8 without spaces");
+    }
+  }
+  auto auth = std::unique_ptr<ApiKeyAuth>(new ApiKeyAuth());
+  if (RAND_bytes(auth->salt_.data(), static_cast<int>(auth->salt_.size())) != 1) {
+    return absl::InternalError("no random bytes for the key's salt (OpenSSL RAND_bytes)");
+  }
+  auth->admin_ = auth->Hash(admin_key);
+  return auth;
+}
+
+absl::StatusOr<std::unique_ptr<ApiKeyAuth>> ApiKeyAuth::FromFile(const std::string& path) {
+  ASSIGN_OR_RETURN(std::string text, ReadWholeFile(path));
+  auto auth = Create(absl::StripAsciiWhitespace(text));
+  if (!auth.ok()) {
+    return absl::Status(auth.status().code(), absl::StrCat(path, ": ", auth.status().message()));
+  }
+  return auth;
+}
+
+ApiKeyAuth::Digest ApiKeyAuth::Hash(absl::string_view key) const {
+  std::string salted(reinterpret_cast<const char*>(salt_.data()), salt_.size());
+  salted.append(key.data(), key.size());
+  Digest d{};
+  unsigned int n = 0;
+  EVP_Digest(salted.data(), salted.size(), d.data(), &n, EVP_sha256(), nullptr);
+  OPENSSL_cleanse(salted.data(), salted.size());
+  return d;
+}
+
+absl::Status ApiKeyAuth::CheckHeader(absl::string_view authorization) const {
+  constexpr absl::string_view kScheme = "bearer ";
+  if (authorization.size() <= kScheme.size() ||
+      !absl::StartsWithIgnoreCase(authorization, kScheme)) {
+    return absl::UnauthenticatedError("the authorization metadata is not 'Bearer <key>'");
+  }
+  const Digest given = Hash(absl::StripAsciiWhitespace(authorization.substr(kScheme.size())));
+  // Both sides are digests of equal length: the comparison's time tells nothing of the key.
+  if (CRYPTO_memcmp(given.data(), admin_.data(), given.size()) != 0) {
+    return absl::UnauthenticatedError("the API key is not valid");
+  }
+  return absl::OkStatus();
+}
+
+absl::Status ApiKeyAuth::Check(const grpc::ServerContextBase& ctx) const {
+  const auto& md = ctx.client_metadata();
+  auto it = md.find("authorization");
+  if (it == md.end()) {
+    return absl::UnauthenticatedError(
+        "this server needs an API key: send it as gRPC metadata 'authorization: Bearer <key>' "
+        "(strata-cli and strata-load: --api_key_file or STRATA_API_KEY)");
+  }
+  return CheckHeader(absl::string_view(it->second.data(), it->second.size()));
+}
+
+}  // namespace strata

@@ -1,0 +1,51 @@
+// Who may call: with an admin key configured (strata-server --admin_key_file, or the
+// STRATA_ADMIN_KEY environment variable), every Strata call must carry it as gRPC metadata,
+// `authorization: Bearer <key>`; a call without it, or with another key, is UNAUTHENTICATED.
+// Without a key the server is open, and only listens on loopback (service/server.cc).
+//
+// The key is held as a salted hash, compared in time that does not depend on where a wrong key
+// differs, and never logged. Tenant keys (issue: multi-tenant collections) will be checked here
+// too. Thread-safe (immutable after construction).
+#ifndef STRATA_SERVICE_API_KEY_AUTH_H_
+#define STRATA_SERVICE_API_KEY_AUTH_H_
+
+#include <array>
+#include <cstdint>
+#include <memory>
+#include <string>
+
+#include "absl/status/status.h"
+#include "absl/status/statusor.h"
+#include "absl/strings/string_view.h"
+#include "grpcpp/server_context.h"
+
+namespace strata {
+
+// Shortest admin key accepted (bytes): a key guessed online must not be practical.
+inline constexpr size_t kMinApiKeyBytes = 16;
+
+class ApiKeyAuth final {
+ public:
+  // InvalidArgument for a key shorter than kMinApiKeyBytes or holding white space or control
+  // characters (a key travels in an HTTP/2 header); the message never holds the key.
+  static absl::StatusOr<std::unique_ptr<ApiKeyAuth>> Create(absl::string_view admin_key);
+  // The key in a file (one line; surrounding white space dropped). NotFound / InvalidArgument.
+  static absl::StatusOr<std::unique_ptr<ApiKeyAuth>> FromFile(const std::string& path);
+
+  // OK when `ctx` carries the admin key; else Unauthenticated saying what is missing or wrong.
+  [[nodiscard]] absl::Status Check(const grpc::ServerContextBase& ctx) const;
+  // The same for the value of an authorization header ("Bearer <key>").
+  [[nodiscard]] absl::Status CheckHeader(absl::string_view authorization) const;
+
+ private:
+  ApiKeyAuth() = default;
+  using Digest = std::array<unsigned char, 32>;  // SHA-256
+  [[nodiscard]] Digest Hash(absl::string_view key) const;
+
+  std::array<unsigned char, 16> salt_{};  // random per process
+  Digest admin_{};
+};
+
+}  // namespace strata
+
+#endif  // STRATA_SERVICE_API_KEY_AUTH_H_

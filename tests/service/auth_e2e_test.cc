@@ -1,0 +1,145 @@
+// End-to-end, who may call: with an admin key every Strata call must carry it (UNAUTHENTICATED
+// otherwise), TLS on the port when certificate files are given, the command-line tools sending
+// both, the key never in the log, and an open server (no key) refusing to listen beyond loopback.
+#include <cstdlib>
+#include <fstream>
+#include <string>
+
+#include "absl/strings/str_cat.h"
+#include "grpc/health/v1/health.grpc.pb.h"
+#include "grpcpp/grpcpp.h"
+#include "gtest/gtest.h"
+#include "proto/strata.grpc.pb.h"
+#include "tests/service/server_process.h"
+#include "tests/test_util.h"
+
+namespace strata {
+namespace {
+
+namespace pb = ::strata::v1;
+using testing::TempDir;
+
+constexpr char kKey[] = "k3y-0f-the-4dmin-9f8e7d6c5b4a";
+
+void WriteFile(const std::string& path, const std::string& text) { std::ofstream(path) << text; }
+
+// A self-signed certificate for 127.0.0.1 and localhost, made by the openssl tool.
+bool MakeCertificate(const TempDir& tmp) {
+  const std::string cmd = absl::StrCat(
+      "openssl req -x509 -newkey rsa:2048 -nodes -days 2 -subj /CN=localhost",
+      " -addext subjectAltName=IP:127.0.0.1,DNS:localhost -keyout ", tmp.File("key.pem"), " -out ",
+      tmp.File("cert.pem"), " > ", tmp.File("openssl.log"), " 2>&1");
+  return std::system(cmd.c_str()) == 0;
+}
+
+std::unique_ptr<pb::Strata::Stub> TlsStub(const std::string& address, const std::string& ca) {
+  grpc::SslCredentialsOptions ssl;
+  ssl.pem_root_certs = ReadLog(ca);
+  return pb::Strata::NewStub(grpc::CreateChannel(address, grpc::SslCredentials(ssl)));
+}
+
+grpc::Status List(pb::Strata::Stub* stub, const std::string& key) {
+  grpc::ClientContext ctx;
+  ctx.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(10));
+  if (!key.empty()) ctx.AddMetadata("authorization", key);
+  pb::ListCollectionsRequest req;
+  pb::ListCollectionsResponse resp;
+  return stub->ListCollections(&ctx, req, &resp);
+}
+
+TEST(Auth, KeysAndTlsGuardEveryCall) {
+  TempDir tmp;
+  ASSERT_TRUE(MakeCertificate(tmp)) << ReadLog(tmp.File("openssl.log"));
+  WriteFile(tmp.File("admin.key"), std::string(kKey) + "\n");
+  ServerProcess server(
+      tmp.File("data"), tmp.File("server.log"),
+      {"--admin_key_file=" + tmp.File("admin.key"), "--tls_cert_file=" + tmp.File("cert.pem"),
+       "--tls_key_file=" + tmp.File("key.pem")});
+  ASSERT_NO_FATAL_FAILURE(server.Start());
+  auto stub = TlsStub(server.address(), tmp.File("cert.pem"));
+
+  grpc::Status s = List(stub.get(), "");
+  EXPECT_EQ(s.error_code(), grpc::StatusCode::UNAUTHENTICATED) << s.error_message();
+  EXPECT_NE(s.error_message().find("Bearer"), std::string::npos) << s.error_message();
+  s = List(stub.get(), "Bearer not-the-key-but-long-enough");
+  EXPECT_EQ(s.error_code(), grpc::StatusCode::UNAUTHENTICATED) << s.error_message();
+  EXPECT_NE(s.error_message().find("not valid"), std::string::npos) << s.error_message();
+  s = List(stub.get(), kKey);  // the scheme is part of the header
+  EXPECT_EQ(s.error_code(), grpc::StatusCode::UNAUTHENTICATED) << s.error_message();
+  s = List(stub.get(), absl::StrCat("Bearer ", kKey));
+  EXPECT_TRUE(s.ok()) << s.error_message();
+  s = List(stub.get(), absl::StrCat("bearer ", kKey));
+  EXPECT_TRUE(s.ok()) << s.error_message();
+
+  // Plain text to a TLS port gets nowhere.
+  auto plain = pb::Strata::NewStub(
+      grpc::CreateChannel(server.address(), grpc::InsecureChannelCredentials()));
+  s = List(plain.get(), absl::StrCat("Bearer ", kKey));
+  EXPECT_EQ(s.error_code(), grpc::StatusCode::UNAVAILABLE) << s.error_message();
+
+  // Health checks stay open to probes; the Strata service does not.
+  grpc::SslCredentialsOptions ssl;
+  ssl.pem_root_certs = ReadLog(tmp.File("cert.pem"));
+  auto health = grpc::health::v1::Health::NewStub(
+      grpc::CreateChannel(server.address(), grpc::SslCredentials(ssl)));
+  grpc::ClientContext hctx;
+  grpc::health::v1::HealthCheckRequest hreq;
+  grpc::health::v1::HealthCheckResponse hresp;
+  ASSERT_TRUE(health->Check(&hctx, hreq, &hresp).ok());
+  EXPECT_EQ(hresp.status(), grpc::health::v1::HealthCheckResponse::SERVING);
+
+  // The tools send what their flags (or STRATA_API_KEY) give them.
+  const std::string cli_log = tmp.File("cli.log");
+  pid_t cli = Spawn(
+      {Bin("strata-cli"), "--server=" + server.address(), "--tls_ca_file=" + tmp.File("cert.pem"),
+       "--api_key_file=" + tmp.File("admin.key"), "create", "docs", "--dim=4"},
+      cli_log);
+  EXPECT_EQ(WaitExit(cli), 0) << ReadLog(cli_log);
+  const std::string bad_log = tmp.File("cli-nokey.log");
+  cli = Spawn({Bin("strata-cli"), "--server=" + server.address(),
+               "--tls_ca_file=" + tmp.File("cert.pem"), "list"},
+              bad_log);
+  EXPECT_NE(WaitExit(cli), 0);
+  EXPECT_NE(ReadLog(bad_log).find("UNAUTHENTICATED"), std::string::npos) << ReadLog(bad_log);
+  setenv("STRATA_API_KEY", kKey, 1);
+  const std::string env_log = tmp.File("cli-env.log");
+  cli = Spawn({Bin("strata-cli"), "--server=" + server.address(),
+               "--tls_ca_file=" + tmp.File("cert.pem"), "list"},
+              env_log);
+  EXPECT_EQ(WaitExit(cli), 0) << ReadLog(env_log);
+  EXPECT_NE(ReadLog(env_log).find("docs"), std::string::npos) << ReadLog(env_log);
+  unsetenv("STRATA_API_KEY");
+
+  EXPECT_EQ(server.Stop(), 0);
+  for (const std::string& log : {server.log(), cli_log, bad_log, env_log}) {
+    EXPECT_EQ(ReadLog(log).find(kKey), std::string::npos) << "the key is in " << log;
+  }
+}
+
+TEST(Auth, AnOpenServerStaysOnLoopbackAndBadKeysAreRefused) {
+  TempDir tmp;
+  auto start = [&](const std::vector<std::string>& extra, const std::string& log) {
+    std::vector<std::string> argv = {Bin("strata-server"), "--data_dir=" + tmp.File("data"),
+                                     "--metrics_listen="};
+    argv.insert(argv.end(), extra.begin(), extra.end());
+    return WaitExit(Spawn(argv, log));
+  };
+  // No key: refused beyond loopback, saying why and what to do.
+  const std::string open_log = tmp.File("open.log");
+  EXPECT_NE(start({absl::StrCat("--listen=0.0.0.0:", FreePort())}, open_log), 0);
+  EXPECT_NE(ReadLog(open_log).find("without an admin key"), std::string::npos) << ReadLog(open_log);
+  // A short key, and TLS with half of its files.
+  WriteFile(tmp.File("short.key"), "abc\n");
+  const std::string short_log = tmp.File("short.log");
+  EXPECT_NE(start({"--admin_key_file=" + tmp.File("short.key"), "--listen=127.0.0.1:0"}, short_log),
+            0);
+  EXPECT_NE(ReadLog(short_log).find("at least 16"), std::string::npos) << ReadLog(short_log);
+  const std::string half_log = tmp.File("half.log");
+  EXPECT_NE(start({"--tls_cert_file=" + tmp.File("short.key"), "--listen=127.0.0.1:0"}, half_log),
+            0);
+  EXPECT_NE(ReadLog(half_log).find("both --tls_cert_file and --tls_key_file"), std::string::npos)
+      << ReadLog(half_log);
+}
+
+}  // namespace
+}  // namespace strata

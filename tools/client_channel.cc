@@ -1,0 +1,91 @@
+#include "tools/client_channel.h"
+
+#include <cstdlib>
+#include <utility>
+#include <vector>
+
+#include "absl/flags/flag.h"
+#include "absl/strings/ascii.h"
+#include "absl/strings/str_cat.h"
+#include "grpcpp/create_channel.h"
+#include "grpcpp/security/credentials.h"
+#include "grpcpp/support/client_interceptor.h"
+#include "storage/scoped_fd.h"
+#include "storage/status_macros.h"
+
+ABSL_FLAG(std::string, api_key_file, "",
+          "a file holding the API key the server asks for (also from STRATA_API_KEY); sent with "
+          "every call as 'authorization: Bearer <key>'");
+ABSL_FLAG(std::string, tls_ca_file, "",
+          "talk TLS to the server, trusting this PEM certificate (the server's own or its CA's)");
+ABSL_FLAG(bool, tls, false, "talk TLS to the server, trusting the system's certificate roots");
+
+namespace strata {
+namespace {
+
+// Adds the authorization metadata to every call before it is sent.
+class AddKey final : public grpc::experimental::Interceptor {
+ public:
+  explicit AddKey(const std::string* header) : header_(header) {}
+  void Intercept(grpc::experimental::InterceptorBatchMethods* methods) override {
+    if (methods->QueryInterceptionHookPoint(
+            grpc::experimental::InterceptionHookPoints::PRE_SEND_INITIAL_METADATA)) {
+      methods->GetSendInitialMetadata()->emplace("authorization", *header_);
+    }
+    methods->Proceed();
+  }
+
+ private:
+  const std::string* const header_;
+};
+
+class AddKeyFactory final : public grpc::experimental::ClientInterceptorFactoryInterface {
+ public:
+  explicit AddKeyFactory(std::string key) : header_("Bearer " + std::move(key)) {}
+  grpc::experimental::Interceptor* CreateClientInterceptor(
+      grpc::experimental::ClientRpcInfo*) override {
+    return new AddKey(&header_);
+  }
+
+ private:
+  const std::string header_;  // lives as long as the factory, which the channel owns
+};
+
+absl::StatusOr<std::string> ApiKey() {
+  if (const std::string path = absl::GetFlag(FLAGS_api_key_file); !path.empty()) {
+    auto text = ReadWholeFile(path);
+    if (!text.ok())
+      return absl::Status(text.status().code(), "--api_key_file: " + text.status().ToString());
+    std::string key(absl::StripAsciiWhitespace(*text));
+    if (key.empty())
+      return absl::InvalidArgumentError(absl::StrCat("--api_key_file ", path, " is empty"));
+    return key;
+  }
+  const char* env = std::getenv("STRATA_API_KEY");
+  return std::string(env != nullptr ? absl::StripAsciiWhitespace(env) : "");
+}
+
+}  // namespace
+
+absl::StatusOr<std::shared_ptr<grpc::Channel>> MakeClientChannel(
+    const std::string& address, const grpc::ChannelArguments& args) {
+  std::shared_ptr<grpc::ChannelCredentials> creds = grpc::InsecureChannelCredentials();
+  if (const std::string ca = absl::GetFlag(FLAGS_tls_ca_file);
+      !ca.empty() || absl::GetFlag(FLAGS_tls)) {
+    grpc::SslCredentialsOptions ssl;
+    if (!ca.empty()) {
+      auto pem = ReadWholeFile(ca);
+      if (!pem.ok())
+        return absl::Status(pem.status().code(), "--tls_ca_file: " + pem.status().ToString());
+      ssl.pem_root_certs = *pem;
+    }
+    creds = grpc::SslCredentials(ssl);
+  }
+  ASSIGN_OR_RETURN(std::string key, ApiKey());
+  std::vector<std::unique_ptr<grpc::experimental::ClientInterceptorFactoryInterface>> interceptors;
+  if (!key.empty()) interceptors.push_back(std::make_unique<AddKeyFactory>(std::move(key)));
+  return grpc::experimental::CreateCustomChannelWithInterceptors(address, creds, args,
+                                                                 std::move(interceptors));
+}
+
+}  // namespace strata
