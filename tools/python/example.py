@@ -11,8 +11,43 @@ It searches by vector and lexically (BM25 over the payload text); with a server 
 question and prints the streamed answer with its sources (Generate).
 """
 import argparse
+import collections
+import os
 import random
 import sys
+
+
+def channel(grpc, server, tls_ca_file):
+    """A channel to the server: TLS with --tls_ca_file, and the API key from STRATA_API_KEY sent
+    as 'authorization: Bearer <key>' with every call (by an interceptor, so it works on loopback
+    without TLS too, where gRPC's own call credentials are not sent)."""
+    if tls_ca_file:
+        with open(tls_ca_file, "rb") as f:
+            ch = grpc.secure_channel(server, grpc.ssl_channel_credentials(root_certificates=f.read()))
+    else:
+        ch = grpc.insecure_channel(server)
+    key = os.environ.get("STRATA_API_KEY", "").strip()
+    if not key:
+        return ch
+
+    class Details(collections.namedtuple("Details", "method timeout metadata credentials "
+                                                    "wait_for_ready compression"),
+                  grpc.ClientCallDetails):
+        pass
+
+    class AddKey(grpc.UnaryUnaryClientInterceptor, grpc.UnaryStreamClientInterceptor):
+        def _with_key(self, d):
+            md = list(d.metadata or []) + [("authorization", "Bearer " + key)]
+            return Details(d.method, d.timeout, md, d.credentials,
+                           getattr(d, "wait_for_ready", None), getattr(d, "compression", None))
+
+        def intercept_unary_unary(self, continuation, details, request):
+            return continuation(self._with_key(details), request)
+
+        def intercept_unary_stream(self, continuation, details, request):
+            return continuation(self._with_key(details), request)
+
+    return grpc.intercept_channel(ch, AddKey())
 
 
 def main():
@@ -20,13 +55,15 @@ def main():
     ap.add_argument("--server", default="127.0.0.1:50051")
     ap.add_argument("--stubs", default="build/python", help="directory of strata_pb2*.py")
     ap.add_argument("--collection", default="python_example")
+    ap.add_argument("--tls_ca_file", default="",
+                    help="talk TLS, trusting this PEM certificate (the API key: STRATA_API_KEY)")
     args = ap.parse_args()
     sys.path.insert(0, args.stubs)
     import grpc
     import strata_pb2 as pb
     import strata_pb2_grpc as rpc
 
-    stub = rpc.StrataStub(grpc.insecure_channel(args.server))
+    stub = rpc.StrataStub(channel(grpc, args.server, args.tls_ca_file))
     try:
         stub.DropCollection(pb.DropCollectionRequest(name=args.collection))
     except grpc.RpcError as e:
