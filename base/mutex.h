@@ -93,9 +93,11 @@ class ABSL_SCOPED_LOCKABLE WriterMutexLock final {
 
 inline void Mutex::Lock() { mu_.lock(); }
 inline void Mutex::Unlock() {
-  mu_.unlock();
-  // A waiter's condition may have become true under the lock just released.
+  // A waiter's condition may have become true under the lock being released. Woken before the
+  // release, not after: once released, a waiter may return and destroy this mutex (as
+  // absl::Mutex allows, and Notification relies on); the woken wait for mu_ to be free.
   changed_.notify_all();
+  mu_.unlock();
 }
 inline void Mutex::ReaderLock() { mu_.lock_shared(); }
 inline void Mutex::ReaderUnlock() { mu_.unlock_shared(); }

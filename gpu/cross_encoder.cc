@@ -81,13 +81,18 @@ absl::StatusOr<std::unique_ptr<CrossEncoder>> CrossEncoder::Open(const std::stri
 }
 
 absl::StatusOr<std::vector<float>> CrossEncoder::Score(absl::string_view question,
-                                                       absl::Span<const std::string> passages,
+                                                       absl::Span<const absl::string_view> passages,
                                                        RerankStats* stats,
                                                        const std::function<bool()>& stop) {
   std::vector<std::vector<int32_t>> pairs;
   pairs.reserve(passages.size());
   int64_t cut = 0, tokens = 0;
-  for (const std::string& p : passages) {
+  for (absl::string_view p : passages) {
+    if (p.size() > kMaxPassageBytes) {
+      size_t cut_at = kMaxPassageBytes;  // back to the start of a UTF-8 character
+      while (cut_at > 0 && (static_cast<unsigned char>(p[cut_at]) & 0xC0) == 0x80) --cut_at;
+      p = p.substr(0, cut_at);
+    }
     bool truncated = false;
     pairs.push_back(encoder_->TokenizePair(question, p, &truncated));
     cut += truncated ? 1 : 0;

@@ -264,6 +264,10 @@ absl::StatusOr<std::unique_ptr<Encoder>> Encoder::Open(
   if (!options.segment_pairs) {
     ASSIGN_OR_RETURN(enc->word_, w.Load("embeddings.word_embeddings.weight", {c.vocab_size, h}));
   } else {
+    if (c.max_length < 3) {
+      return absl::InvalidArgumentError(absl::StrCat(
+          "text pairs need max_length >= 3 ([CLS] and two [SEP]); it is ", c.max_length));
+    }
     if (c.type_vocab_size < 2) {
       return absl::InvalidArgumentError(absl::StrCat(
           model_dir, ": text pairs need two token types; the model has ", c.type_vocab_size));

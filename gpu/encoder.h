@@ -109,7 +109,8 @@ class Encoder final {
                                               bool* truncated = nullptr) const;
   // [CLS] first [SEP] second [SEP], the second text's ids (and its [SEP]) in the type-1 rows of
   // the word table. Over max_length, tokens are cut from the end of the longer text first (as
-  // Hugging Face's "longest_first"); *truncated says whether any were. Needs segment_pairs.
+  // Hugging Face's "longest_first"; of two texts of equal length the second loses the token);
+  // *truncated says whether any were. Needs segment_pairs.
   // Thread-safe.
   [[nodiscard]] std::vector<int32_t> TokenizePair(absl::string_view first, absl::string_view second,
                                                   bool* truncated = nullptr) const;

@@ -1,13 +1,16 @@
 #include "service/reranker.h"
 
 #include <algorithm>
+#include <cassert>
 #include <chrono>
+#include <cmath>
 #include <filesystem>
+#include <limits>
 #include <numeric>
 #include <vector>
 
-#include "absl/cleanup/cleanup.h"
 #include "absl/strings/str_cat.h"
+#include "storage/log.h"
 #include "storage/status_macros.h"
 
 namespace strata {
@@ -19,62 +22,74 @@ absl::StatusOr<std::unique_ptr<Reranker>> Reranker::Open(const std::string& mode
                                                          int max_calls) {
   auto r = std::unique_ptr<Reranker>(new Reranker());
   ASSIGN_OR_RETURN(r->model_, gpu::CrossEncoder::Open(model_dir, options));
-  r->model_name_ = std::filesystem::path(model_dir).filename().string();
-  if (r->model_name_.empty()) r->model_name_ = model_dir;
   r->max_calls_ = std::max(1, max_calls);
+  Log(LogLevel::kInfo, "reranker %s: a cross-encoder for SearchRequest.rerank, %d calls at once",
+      std::filesystem::path(model_dir).filename().string(), r->max_calls_);
   return r;
 }
 
-absl::Status Reranker::CheckDepth(uint32_t depth, uint32_t k) {
-  if (depth < k || depth > kMaxRerankDepth) {
+absl::Status Reranker::CheckDepth(uint32_t depth, uint32_t k, uint32_t max_k) {
+  const uint32_t most = std::min(kMaxRerankDepth, max_k);
+  if (depth < k || depth > most) {
     return absl::InvalidArgumentError(absl::StrCat("rerank is ", depth, "; it re-scores from k (",
-                                                   k, ") to ", kMaxRerankDepth, " candidates"));
+                                                   k, ") to ", most, " candidates"));
   }
   return absl::OkStatus();
 }
 
-absl::Status Reranker::Rerank(const std::string& question, uint32_t k,
-                              const std::function<bool()>& cancelled, pb::SearchResponse* resp) {
-  absl::Cleanup leave = [this] { calls_.fetch_sub(1); };
+absl::StatusOr<Reranker::Turn> Reranker::Enter() {
+  Turn turn(this);  // gives the place back if refused
   if (calls_.fetch_add(1) + 1 > max_calls_) {
     return absl::ResourceExhaustedError(absl::StrCat(
         "the server is already reranking for ", max_calls_,
         " calls, its limit (a quarter of --threads); try again later, or search without rerank"));
   }
+  return turn;
+}
+
+absl::Status Reranker::Rerank(const Turn& turn, const std::string& question, uint32_t k,
+                              const std::function<bool()>& cancelled, pb::SearchResponse* resp) {
+  assert(turn.owner_ == this && "Rerank needs this reranker's Turn");
+  (void)turn;
   const auto start = std::chrono::steady_clock::now();
-  // Only the hits with text go to the model.
+  // Only the hits with text go to the model (views of the payloads the response holds).
   std::vector<int> with_text;
-  std::vector<std::string> texts;
+  std::vector<absl::string_view> texts;
   for (int i = 0; i < resp->hits_size(); ++i) {
     const std::string& text = resp->hits(i).payload().text();
     if (text.empty()) continue;
     with_text.push_back(i);
-    texts.push_back(text);
+    texts.emplace_back(text);
   }
-  gpu::RerankStats stats;
   ASSIGN_OR_RETURN(std::vector<float> scores,
-                   model_->Score(question, texts, &stats, cancelled ? cancelled : nullptr));
-  // Order: scored hits by score (ties: search order), then the rest in search order.
-  std::vector<float> score_of(static_cast<size_t>(resp->hits_size()));
-  std::vector<bool> scored(score_of.size(), false);
+                   model_->Score(question, texts, nullptr, cancelled ? cancelled : nullptr));
+  // Order: scored hits by score (ties: search order; NaN last), then the rest in search order.
+  const size_t n = static_cast<size_t>(resp->hits_size());
+  std::vector<float> score_of(n, -std::numeric_limits<float>::infinity());
+  std::vector<bool> scored(n, false);
   for (size_t j = 0; j < with_text.size(); ++j) {
-    score_of[static_cast<size_t>(with_text[j])] = scores[j];
-    scored[static_cast<size_t>(with_text[j])] = true;
+    const size_t i = static_cast<size_t>(with_text[j]);
+    scored[i] = true;
+    if (!std::isnan(scores[j])) score_of[i] = scores[j];
   }
-  std::vector<size_t> order(score_of.size());
+  std::vector<size_t> order(n);
   std::iota(order.begin(), order.end(), size_t{0});
   std::stable_sort(order.begin(), order.end(), [&](size_t a, size_t b) {
     if (scored[a] != scored[b]) return static_cast<bool>(scored[a]);
     return scored[a] && score_of[a] > score_of[b];
   });
   order.resize(std::min<size_t>(order.size(), k));
+  const bool dense = resp->mode() == pb::DENSE || resp->mode() == pb::SEARCH_MODE_UNSPECIFIED;
   google::protobuf::RepeatedPtrField<pb::Hit> kept;
   for (size_t i : order) {
     pb::Hit* h = kept.Add();
     h->Swap(resp->mutable_hits(static_cast<int>(i)));
+    if (dense) h->mutable_scores()->set_dense_distance(h->distance());
     if (scored[i]) {
       h->mutable_scores()->set_rerank_score(score_of[i]);
       h->set_distance(-score_of[i]);
+    } else {
+      h->set_distance(std::numeric_limits<float>::infinity());
     }
   }
   resp->mutable_hits()->Swap(&kept);

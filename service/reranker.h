@@ -14,6 +14,7 @@
 #include <functional>
 #include <memory>
 #include <string>
+#include <utility>
 
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
@@ -34,26 +35,41 @@ class Reranker final {
   Reranker(const Reranker&) = delete;
   Reranker& operator=(const Reranker&) = delete;
 
-  // A request's rerank depth: InvalidArgument unless k <= depth <= kMaxRerankDepth.
-  [[nodiscard]] static absl::Status CheckDepth(uint32_t depth, uint32_t k);
+  // A request's rerank depth: InvalidArgument unless k <= depth <= min(kMaxRerankDepth, max_k).
+  [[nodiscard]] static absl::Status CheckDepth(uint32_t depth, uint32_t k, uint32_t max_k);
 
-  // Re-scores resp's hits by their payload text against `question`, keeps the best k (a hit
-  // without text after every hit with text, in its search order), and records it in resp
-  // (Hit.distance = -score, HitScores.rerank_score, reranked, stats.rerank_micros).
-  // ResourceExhausted when max_calls calls are reranking already; Cancelled when `cancelled` turns
-  // true.
-  [[nodiscard]] absl::Status Rerank(const std::string& question, uint32_t k,
+  // One call's place among the max_calls that may rerank at once; given back when destroyed.
+  class Turn final {
+   public:
+    Turn(Turn&& other) noexcept : owner_(std::exchange(other.owner_, nullptr)) {}
+    Turn& operator=(Turn&&) = delete;
+    Turn(const Turn&) = delete;
+    ~Turn() {
+      if (owner_ != nullptr) owner_->calls_.fetch_sub(1);
+    }
+
+   private:
+    friend class Reranker;
+    explicit Turn(Reranker* owner) : owner_(owner) {}
+    Reranker* owner_;
+  };
+  // Taken before the search whose hits will be reranked. ResourceExhausted when max_calls calls
+  // hold one already.
+  [[nodiscard]] absl::StatusOr<Turn> Enter();
+
+  // Re-scores resp's hits by their payload text against `question` and keeps the best k: hits
+  // with text by score (Hit.distance = -score, HitScores.rerank_score; in DENSE mode the search's
+  // distance moves to HitScores.dense_distance), then hits without text in search order with
+  // distance +infinity. Records reranked and stats.rerank_micros. Cancelled when `cancelled`
+  // turns true between the model's passes.
+  [[nodiscard]] absl::Status Rerank(const Turn& turn, const std::string& question, uint32_t k,
                                     const std::function<bool()>& cancelled,
                                     v1::SearchResponse* resp);
-
-  // The model directory's name, for logs and Stats.
-  [[nodiscard]] const std::string& model_name() const { return model_name_; }
 
  private:
   Reranker() = default;
 
   std::unique_ptr<gpu::CrossEncoder> model_;
-  std::string model_name_;
   int max_calls_ = 1;
   std::atomic<int> calls_{0};
 };

@@ -292,7 +292,10 @@ class StrataService final : public pb::Strata::Service {
           Plan(*col, req->mode(), req->fusion(),
                req->has_dense_weight() ? std::optional<float>(req->dense_weight()) : std::nullopt,
                !req->text().empty()));
-      if (req->rerank() > 0) {
+      const bool rerank = req->rerank() > 0;
+      // The reranker's turn is taken before any work, so a call over its limit costs nothing.
+      std::optional<Reranker::Turn> turn;
+      if (rerank) {
         if (reranker_ == nullptr) {
           return absl::FailedPreconditionError(
               "rerank needs the server's cross-encoder (strata-server --reranker_model)");
@@ -300,11 +303,13 @@ class StrataService final : public pb::Strata::Service {
         if (req->text().empty()) {
           return absl::InvalidArgumentError("rerank re-scores text queries: set 'text'");
         }
-        RETURN_IF_ERROR(Reranker::CheckDepth(req->rerank(), req->k()));
+        RETURN_IF_ERROR(Reranker::CheckDepth(req->rerank(), req->k(), limits_.max_k));
+        absl::StatusOr<Reranker::Turn> entered = reranker_->Enter();
+        if (!entered.ok()) return entered.status();
+        turn.emplace(std::move(entered).value());
       }
-      const bool rerank = req->rerank() > 0;
       // Reranking reads every candidate's text: payloads come along, and go if not asked for.
-      const Emit emit{req->with_payload() || rerank, req->with_vector(), /*batch=*/false};
+      const Emit emit{req->with_payload() || rerank, req->with_vector(), /*batch=*/false, rerank};
       if (req->text().empty()) {
         return Damaged(col, SearchOne(*col, req->query(), req->k(), params, emit, &budget, resp));
       }
@@ -319,7 +324,7 @@ class StrataService final : public pb::Strata::Service {
           col, SearchTextOne(*col, plan, req->text(), q[0], depth, params, emit, &budget, resp)));
       if (rerank) {
         RETURN_IF_ERROR(reranker_->Rerank(
-            req->text(), req->k(), [ctx] { return ctx->IsCancelled(); }, resp));
+            *turn, req->text(), req->k(), [ctx] { return ctx->IsCancelled(); }, resp));
         if (!req->with_payload()) {
           for (pb::Hit& h : *resp->mutable_hits()) h.clear_payload();
         }
@@ -788,6 +793,7 @@ class StrataService final : public pb::Strata::Service {
     bool with_payload = false;
     bool with_vector = false;
     bool batch = false;
+    bool rerank = false;  // the hits are a reranker's candidates (their payloads always come)
   };
 
   // The search plan of a request to `col` (search_plan.h).
@@ -885,9 +891,10 @@ class StrataService final : public pb::Strata::Service {
                         absl::FunctionRef<void(size_t, pb::Hit*)> fill, const Emit& emit,
                         CallBudget* budget, pb::SearchResponse* resp) {
     const CollectionConfig cfg = col.config();
-    const char* how = emit.batch ? "send fewer queries per call or ask for a smaller k, or leave "
-                                   "out with_vector/with_payload"
-                                 : "ask for a smaller k, or leave out with_vector/with_payload";
+    const char* how = emit.rerank  ? "ask for a smaller rerank (its candidates' payloads are read)"
+                      : emit.batch ? "send fewer queries per call or ask for a smaller k, or leave "
+                                     "out with_vector/with_payload"
+                                   : "ask for a smaller k, or leave out with_vector/with_payload";
     for (size_t i = 0; i < n; ++i) {
       pb::Hit* out = resp->add_hits();
       fill(i, out);

@@ -671,8 +671,8 @@ int main(int argc, char** argv) {
       for (int i = 0; i < r.resp.hits_size(); ++i) {
         const pb::Hit& h = r.resp.hits(i);
         if (h.has_scores()) {
-          std::printf("%3d  id %-12llu score %-10.4g", i + 1,
-                      static_cast<unsigned long long>(h.id()), h.scores().score());
+          std::printf("%3d  id %-12llu", i + 1, static_cast<unsigned long long>(h.id()));
+          if (r.resp.mode() != pb::DENSE) std::printf(" score %-10.4g", h.scores().score());
           if (h.scores().has_dense_distance()) {
             std::printf(" dense %-10.4g", h.scores().dense_distance());
           }

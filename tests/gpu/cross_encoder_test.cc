@@ -36,8 +36,8 @@ TEST_F(TinyCrossEncoder, ScoresMatchTheReferenceForward) {
   auto ce = CrossEncoder::Open(dir_.path(), Cpu());
   ASSERT_TRUE(ce.ok()) << ce.status();
   const std::string question = "where did the cat sit?";
-  const std::vector<std::string> passages = {"the cat sat on the mat.", "vector search", "",
-                                             "index the data base, query it", "unable"};
+  const std::vector<absl::string_view> passages = {"the cat sat on the mat.", "vector search", "",
+                                                   "index the data base, query it", "unable"};
   RerankStats stats;
   auto scores = (*ce)->Score(question, passages, &stats);
   ASSERT_TRUE(scores.ok()) << scores.status();
@@ -77,7 +77,7 @@ TEST_F(TinyCrossEncoder, PairsAreTheSecondTextsTypeAndCutLongestFirst) {
   EXPECT_TRUE(cut);
   EXPECT_EQ(long_ids.size(), static_cast<size_t>(enc.max_length()));
   EXPECT_EQ(long_ids[4], enc.tokenizer().sep_id());  // the question kept whole: 3 pieces
-  auto scores = (*ce)->Score("the cat sat", {long_passage});
+  auto scores = (*ce)->Score("the cat sat", {absl::string_view(long_passage)});
   ASSERT_TRUE(scores.ok()) << scores.status();
   EXPECT_NEAR((*scores)[0], testing::ReferenceCrossScore(spec_, weights_, long_ids, v), 1e-3);
 }

@@ -101,7 +101,12 @@ TEST_F(Batcher, AnAbandonedCallLeavesTheQueueAndStopsItsBatch) {
       return give_up_a.load();
     });
   });
-  a_queued.WaitForNotification();  // A is queued or running; either way B waits behind it
+  // A is queued or running; either way B waits behind it.
+  if (!a_queued.WaitForNotificationWithTimeout(absl::Seconds(60))) {
+    give_up_a = true;
+    a_thread.join();
+    FAIL() << "the first call never waited";
+  }
   // B's caller leaves once B is queued (its first check, before queueing, still sees it there).
   int checks = 0;
   auto b = batcher.Embed({"the cat"}, nullptr, [&checks] { return ++checks > 1; });

@@ -261,7 +261,6 @@ void UpsertTexts(pb::Strata::Stub* stub, const std::string& collection, uint64_t
   *st = Call(&pb::Strata::Stub::Upsert, stub, req, &resp);
 }
 
-// Without a model a text query is lexical; dense and hybrid say why they cannot answer.
 // The second stage: the cross-encoder re-scores the search's best `rerank` candidates and the best
 // k by its score come back, scored as the model scores them in-process.
 TEST(Hybrid, RerankOrdersTheCandidatesByTheCrossEncoder) {
@@ -309,7 +308,7 @@ TEST(Hybrid, RerankOrdersTheCandidatesByTheCrossEncoder) {
   o.matmul = gpu::MatmulPrecision::kNative;
   auto ce = gpu::CrossEncoder::Open(reranker, o);
   ASSERT_TRUE(ce.ok()) << ce.status();
-  std::vector<std::string> candidates;
+  std::vector<absl::string_view> candidates;
   for (const pb::Hit& h : first.hits()) candidates.push_back(texts[h.id()]);
   auto scores = (*ce)->Score(question, candidates);
   ASSERT_TRUE(scores.ok()) << scores.status();
@@ -343,6 +342,7 @@ TEST(Hybrid, RerankOrdersTheCandidatesByTheCrossEncoder) {
   EXPECT_EQ(st.error_code(), grpc::StatusCode::INVALID_ARGUMENT) << st.error_message();
 }
 
+// Without a model a text query is lexical; dense and hybrid say why they cannot answer.
 TEST(Hybrid, AServerWithoutAModelSearchesLexically) {
   TempDir tmp;
   ServerProcess server(tmp.File("data"), tmp.File("server.log"));
