@@ -2,6 +2,8 @@
 
 #include <malloc.h>
 
+#include "base/tsan.h"
+
 namespace strata {
 namespace {
 
@@ -11,8 +13,13 @@ constexpr uint64_t kTrimAfterBytes = 16u << 20;
 class ReleaseAtCallEnd final : public grpc::experimental::Interceptor {
  public:
   ReleaseAtCallEnd(CallMemoryHold* hold, const grpc::ServerContextBase* context)
-      : hold_(hold), context_(context) {}
-  ~ReleaseAtCallEnd() override { hold_->Release(context_); }
+      : hold_(hold), context_(context) {
+    TsanPublish(this);  // gRPC may run and destroy it on another thread (base/tsan.h)
+  }
+  ~ReleaseAtCallEnd() override {
+    TsanReceive(this);
+    hold_->Release(context_);
+  }
   void Intercept(grpc::experimental::InterceptorBatchMethods* methods) override {
     methods->Proceed();
   }

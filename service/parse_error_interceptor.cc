@@ -2,13 +2,19 @@
 
 #include <string>
 
+#include "base/tsan.h"
+
 namespace strata {
 namespace {
 
 class ParseErrorInterceptor final : public grpc::experimental::Interceptor {
  public:
-  explicit ParseErrorInterceptor(const char* method) : method_(method ? method : "") {}
+  explicit ParseErrorInterceptor(const char* method) : method_(method ? method : "") {
+    TsanPublish(this);  // gRPC may run and destroy it on another thread (base/tsan.h)
+  }
+  ~ParseErrorInterceptor() override { TsanReceive(this); }
   void Intercept(grpc::experimental::InterceptorBatchMethods* methods) override {
+    TsanReceive(this);
     if (methods->QueryInterceptionHookPoint(
             grpc::experimental::InterceptionHookPoints::PRE_SEND_STATUS)) {
       const grpc::Status s = methods->GetSendStatus();
