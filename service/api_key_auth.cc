@@ -13,32 +13,12 @@
 namespace strata {
 
 absl::StatusOr<std::unique_ptr<ApiKeyAuth>> ApiKeyAuth::Create(absl::string_view admin_key) {
-  if (admin_key.size() < kMinApiKeyBytes) {
-    return absl::InvalidArgumentError(absl::StrCat("the admin key has ", admin_key.size(),
-                                                   " bytes; at least ", kMinApiKeyBytes,
-                                                   " are needed (e.g. openssl rand -hex 24)"));
-  }
-  for (char c : admin_key) {
-    if (static_cast<unsigned char>(c) <= ' ' || c == 0x7f) {
-      return absl::InvalidArgumentError(
-          "the admin key holds white space or control characters; keys are printable ASCII or "
-          "UTF-8 without spaces");
-    }
-  }
+  RETURN_IF_ERROR(CheckApiKey(admin_key, "the admin key"));
   auto auth = std::unique_ptr<ApiKeyAuth>(new ApiKeyAuth());
   if (RAND_bytes(auth->salt_.data(), static_cast<int>(auth->salt_.size())) != 1) {
     return absl::InternalError("no random bytes for the key's salt (OpenSSL RAND_bytes)");
   }
   auth->admin_ = auth->Hash(admin_key);
-  return auth;
-}
-
-absl::StatusOr<std::unique_ptr<ApiKeyAuth>> ApiKeyAuth::FromFile(const std::string& path) {
-  ASSIGN_OR_RETURN(std::string text, ReadWholeFile(path));
-  auto auth = Create(absl::StripAsciiWhitespace(text));
-  if (!auth.ok()) {
-    return absl::Status(auth.status().code(), absl::StrCat(path, ": ", auth.status().message()));
-  }
   return auth;
 }
 
@@ -69,6 +49,9 @@ absl::Status ApiKeyAuth::CheckHeader(absl::string_view authorization) const {
 absl::Status ApiKeyAuth::Check(const grpc::ServerContextBase& ctx) const {
   const auto& md = ctx.client_metadata();
   auto it = md.find("authorization");
+  if (md.count("authorization") > 1) {
+    return absl::UnauthenticatedError("more than one authorization header; send one");
+  }
   if (it == md.end()) {
     return absl::UnauthenticatedError(
         "this server needs an API key: send it as gRPC metadata 'authorization: Bearer <key>' "

@@ -17,21 +17,15 @@
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
 #include "absl/strings/string_view.h"
+#include "base/api_key.h"
 #include "grpcpp/server_context.h"
 
 namespace strata {
 
-// Shortest admin key accepted (bytes): a key guessed online must not be practical.
-inline constexpr size_t kMinApiKeyBytes = 16;
-
 class ApiKeyAuth final {
  public:
-  // InvalidArgument for a key shorter than kMinApiKeyBytes or holding white space or control
-  // characters (a key travels in an HTTP/2 header); the message never holds the key.
+  // InvalidArgument for a key CheckApiKey refuses; the message never holds the key.
   static absl::StatusOr<std::unique_ptr<ApiKeyAuth>> Create(absl::string_view admin_key);
-  // The key in a file (one line; surrounding white space dropped). NotFound / InvalidArgument.
-  static absl::StatusOr<std::unique_ptr<ApiKeyAuth>> FromFile(const std::string& path);
-
   // OK when `ctx` carries the admin key; else Unauthenticated saying what is missing or wrong.
   [[nodiscard]] absl::Status Check(const grpc::ServerContextBase& ctx) const;
   // The same for the value of an authorization header ("Bearer <key>").

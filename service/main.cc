@@ -1,5 +1,6 @@
 // strata-server: serves the Strata gRPC API over a data directory.
 #include <signal.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <cstdio>
@@ -143,16 +144,42 @@ int main(int argc, char** argv) {
     return 2;
   }
   o.embed.model_dir = absl::GetFlag(FLAGS_model_dir);
-  if (const std::string path = absl::GetFlag(FLAGS_admin_key_file); !path.empty()) {
-    auto key = strata::ReadWholeFile(path);
+  // The admin key: from a file, or the environment (then removed from it, so /proc/PID/environ no
+  // longer shows it). Asked for but empty is an error, never an open server.
+  const char* env_key = std::getenv("STRATA_ADMIN_KEY");
+  const std::string key_file = absl::GetFlag(FLAGS_admin_key_file);
+  if (!key_file.empty()) {
+    auto key = strata::ReadWholeFile(key_file);
     if (!key.ok()) {
       std::fprintf(stderr, "strata-server: --admin_key_file: %s\n",
                    std::string(key.status().message()).c_str());
       return 2;
     }
     o.admin_key = std::string(absl::StripAsciiWhitespace(*key));
-  } else if (const char* env = std::getenv("STRATA_ADMIN_KEY"); env != nullptr && *env != 0) {
-    o.admin_key = std::string(absl::StripAsciiWhitespace(env));
+    if (o.admin_key.empty()) {
+      std::fprintf(stderr, "strata-server: --admin_key_file %s is empty\n", key_file.c_str());
+      return 2;
+    }
+    struct stat st {};
+    if (stat(key_file.c_str(), &st) == 0 && (st.st_mode & (S_IRGRP | S_IROTH)) != 0) {
+      strata::Log(strata::LogLevel::kWarning,
+                  "the admin key file %s is readable by other users (chmod 600 it)", key_file);
+    }
+    if (env_key != nullptr) {
+      strata::Log(strata::LogLevel::kWarning,
+                  "both --admin_key_file and STRATA_ADMIN_KEY are set: the file's key is used");
+    }
+  } else if (env_key != nullptr) {
+    o.admin_key = std::string(absl::StripAsciiWhitespace(env_key));
+    if (o.admin_key.empty()) {
+      std::fprintf(stderr, "strata-server: STRATA_ADMIN_KEY is set but empty\n");
+      return 2;
+    }
+  }
+  unsetenv("STRATA_ADMIN_KEY");
+  if (!o.admin_key.empty()) {
+    strata::Log(strata::LogLevel::kInfo, "admin key from %s",
+                key_file.empty() ? "STRATA_ADMIN_KEY" : key_file);
   }
   o.tls_cert_file = absl::GetFlag(FLAGS_tls_cert_file);
   o.tls_key_file = absl::GetFlag(FLAGS_tls_key_file);

@@ -13,6 +13,7 @@
 #include "absl/cleanup/cleanup.h"
 #include "absl/functional/function_ref.h"
 #include "absl/strings/match.h"
+#include "absl/strings/ascii.h"
 #include "absl/strings/str_cat.h"
 #include "base/mutex.h"
 #include "gpu/embed_batcher.h"
@@ -296,14 +297,15 @@ class StrataService final : public pb::Strata::Service {
       // The reranker's turn is taken before any work, so a call over its limit costs nothing.
       std::optional<Reranker::Turn> turn;
       if (rerank) {
-        if (reranker_ == nullptr) {
-          return absl::FailedPreconditionError(
-              "rerank needs the server's cross-encoder (strata-server --reranker_model)");
-        }
+        // The request's own checks first: a malformed request is malformed on every server.
         if (req->text().empty()) {
           return absl::InvalidArgumentError("rerank re-scores text queries: set 'text'");
         }
         RETURN_IF_ERROR(Reranker::CheckDepth(req->rerank(), req->k(), limits_.max_k));
+        if (reranker_ == nullptr) {
+          return absl::FailedPreconditionError(
+              "rerank needs the server's cross-encoder (strata-server --reranker_model)");
+        }
         absl::StatusOr<Reranker::Turn> entered = reranker_->Enter();
         if (!entered.ok()) return entered.status();
         turn.emplace(std::move(entered).value());
@@ -659,6 +661,9 @@ class StrataService final : public pb::Strata::Service {
     for (size_t i = 0; i < texts.size(); ++i) {
       if (texts[i].empty()) {
         return absl::InvalidArgumentError(absl::StrCat("text ", i, " is empty"));
+      }
+      if (!need_model && absl::StripAsciiWhitespace(texts[i]).empty()) {  // a search query
+        return absl::InvalidArgumentError(absl::StrCat("text ", i, " holds only white space"));
       }
       if (texts[i].size() > limits_.max_text_bytes) {
         return absl::ResourceExhaustedError(absl::StrCat(
@@ -1225,8 +1230,11 @@ class ServerImpl final : public Server {
     builder.SetResourceQuota(quota);
     s->server_ = builder.BuildAndStart();
     if (s->server_ == nullptr || s->port_ == 0) {
-      return absl::UnavailableError(
-          absl::StrCat("cannot listen on ", o.listen, " (address in use or malformed?)"));
+      return absl::UnavailableError(absl::StrCat(
+          "cannot listen on ", o.listen,
+          o.tls_cert_file.empty() ? " (address in use or malformed?)"
+                                  : " (address in use or malformed, or the TLS certificate and key "
+                                    "do not belong together?)"));
     }
     // Health by service name as well as the server's (""), and durability apart (see server.h).
     s->server_->GetHealthCheckService()->SetServingStatus(pb::Strata::service_full_name(), true);
@@ -1237,7 +1245,9 @@ class ServerImpl final : public Server {
           "open mode: no admin key, so every caller may do everything; listening on loopback "
           "only (--admin_key_file or STRATA_ADMIN_KEY to require a key)");
     } else {
-      Log(LogLevel::kInfo, "every call must carry the admin key (authorization: Bearer ...)");
+      Log(LogLevel::kInfo,
+          "every call must carry the admin key (authorization: Bearer ...); TLS %s",
+          o.tls_cert_file.empty() ? "off" : "on");
       if (!IsLoopback(o.listen) && o.tls_cert_file.empty()) {
         Log(LogLevel::kWarning,
             "listening on %s without TLS: the API key and all data travel in clear text "

@@ -7,6 +7,7 @@
 #include "absl/flags/flag.h"
 #include "absl/strings/ascii.h"
 #include "absl/strings/str_cat.h"
+#include "base/api_key.h"
 #include "grpcpp/create_channel.h"
 #include "grpcpp/security/credentials.h"
 #include "grpcpp/support/client_interceptor.h"
@@ -57,12 +58,16 @@ absl::StatusOr<std::string> ApiKey() {
     if (!text.ok())
       return absl::Status(text.status().code(), "--api_key_file: " + text.status().ToString());
     std::string key(absl::StripAsciiWhitespace(*text));
-    if (key.empty())
+    if (key.empty()) {
       return absl::InvalidArgumentError(absl::StrCat("--api_key_file ", path, " is empty"));
+    }
+    RETURN_IF_ERROR(CheckApiKey(key, absl::StrCat("the key in --api_key_file ", path)));
     return key;
   }
   const char* env = std::getenv("STRATA_API_KEY");
-  return std::string(env != nullptr ? absl::StripAsciiWhitespace(env) : "");
+  std::string key(env != nullptr ? absl::StripAsciiWhitespace(env) : "");
+  if (!key.empty()) RETURN_IF_ERROR(CheckApiKey(key, "STRATA_API_KEY"));
+  return key;
 }
 
 }  // namespace
@@ -77,6 +82,10 @@ absl::StatusOr<std::shared_ptr<grpc::Channel>> MakeClientChannel(
       auto pem = ReadWholeFile(ca);
       if (!pem.ok())
         return absl::Status(pem.status().code(), "--tls_ca_file: " + pem.status().ToString());
+      if (pem->find("-----BEGIN CERTIFICATE-----") == std::string::npos) {
+        return absl::InvalidArgumentError(
+            absl::StrCat("--tls_ca_file ", ca, " holds no PEM certificate"));
+      }
       ssl.pem_root_certs = *pem;
     }
     creds = grpc::SslCredentials(ssl);

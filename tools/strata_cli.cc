@@ -131,8 +131,8 @@ int Fail(const std::string& msg) {
 int RpcFail(const grpc::Status& s) {
   std::string msg = s.error_message();
   if (s.error_code() == grpc::StatusCode::UNAVAILABLE) {
-    msg =
-        absl::StrCat("cannot reach strata-server at ", absl::GetFlag(FLAGS_server), " (", msg, ")");
+    msg = absl::StrCat("cannot reach strata-server at ", absl::GetFlag(FLAGS_server), " (", msg,
+                       "; a server with TLS needs --tls_ca_file or --tls)");
   }
   return Fail(absl::StrCat(absl::StatusCodeToString(static_cast<absl::StatusCode>(s.error_code())),
                            ": ", msg));

@@ -70,6 +70,15 @@ TEST(Auth, KeysAndTlsGuardEveryCall) {
   EXPECT_TRUE(s.ok()) << s.error_message();
   s = List(stub.get(), absl::StrCat("bearer ", kKey));
   EXPECT_TRUE(s.ok()) << s.error_message();
+  {  // Two authorization headers are refused, whichever comes first.
+    grpc::ClientContext ctx;
+    ctx.AddMetadata("authorization", absl::StrCat("Bearer ", kKey));
+    ctx.AddMetadata("authorization", "Bearer another-key-of-enough-length");
+    pb::ListCollectionsRequest req;
+    pb::ListCollectionsResponse resp;
+    s = stub->ListCollections(&ctx, req, &resp);
+    EXPECT_EQ(s.error_code(), grpc::StatusCode::UNAUTHENTICATED) << s.error_message();
+  }
 
   // Plain text to a TLS port gets nowhere.
   auto plain = pb::Strata::NewStub(
@@ -109,6 +118,17 @@ TEST(Auth, KeysAndTlsGuardEveryCall) {
   EXPECT_EQ(WaitExit(cli), 0) << ReadLog(env_log);
   EXPECT_NE(ReadLog(env_log).find("docs"), std::string::npos) << ReadLog(env_log);
   unsetenv("STRATA_API_KEY");
+  // A key no gRPC client can send is refused by the tool, without quoting it (and without the
+  // abort gRPC makes of an invalid header value).
+  WriteFile(tmp.File("tab.key"), "secret-part-one\tsecret-part-two\n");
+  const std::string tab_log = tmp.File("cli-tab.log");
+  cli = Spawn(
+      {Bin("strata-cli"), "--server=" + server.address(), "--tls_ca_file=" + tmp.File("cert.pem"),
+       "--api_key_file=" + tmp.File("tab.key"), "list"},
+      tab_log);
+  EXPECT_EQ(WaitExit(cli), 1) << ReadLog(tab_log);
+  EXPECT_NE(ReadLog(tab_log).find("not printable ASCII"), std::string::npos) << ReadLog(tab_log);
+  EXPECT_EQ(ReadLog(tab_log).find("secret-part"), std::string::npos) << ReadLog(tab_log);
 
   EXPECT_EQ(server.Stop(), 0);
   for (const std::string& log : {server.log(), cli_log, bad_log, env_log}) {
@@ -133,7 +153,20 @@ TEST(Auth, AnOpenServerStaysOnLoopbackAndBadKeysAreRefused) {
   const std::string short_log = tmp.File("short.log");
   EXPECT_NE(start({"--admin_key_file=" + tmp.File("short.key"), "--listen=127.0.0.1:0"}, short_log),
             0);
-  EXPECT_NE(ReadLog(short_log).find("at least 16"), std::string::npos) << ReadLog(short_log);
+  EXPECT_NE(ReadLog(short_log).find("16 to 512"), std::string::npos) << ReadLog(short_log);
+  // An empty key file (or variable) is an error, never an open server; so is a non-ASCII key.
+  WriteFile(tmp.File("empty.key"), "  \n");
+  const std::string empty_log = tmp.File("empty.log");
+  EXPECT_NE(start({"--admin_key_file=" + tmp.File("empty.key"), "--listen=127.0.0.1:0"}, empty_log),
+            0);
+  EXPECT_NE(ReadLog(empty_log).find("is empty"), std::string::npos) << ReadLog(empty_log);
+  WriteFile(tmp.File("bom.key"),
+            "\xEF\xBB\xBF"
+            "a-key-that-is-long-enough\n");
+  const std::string bom_log = tmp.File("bom.log");
+  EXPECT_NE(start({"--admin_key_file=" + tmp.File("bom.key"), "--listen=127.0.0.1:0"}, bom_log), 0);
+  EXPECT_NE(ReadLog(bom_log).find("not printable ASCII"), std::string::npos) << ReadLog(bom_log);
+  EXPECT_EQ(ReadLog(bom_log).find("a-key-that"), std::string::npos) << ReadLog(bom_log);
   const std::string half_log = tmp.File("half.log");
   EXPECT_NE(start({"--tls_cert_file=" + tmp.File("short.key"), "--listen=127.0.0.1:0"}, half_log),
             0);

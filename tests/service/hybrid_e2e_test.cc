@@ -360,16 +360,25 @@ TEST(Hybrid, AServerWithoutAModelSearchesLexically) {
     EXPECT_EQ(st.error_code(), grpc::StatusCode::FAILED_PRECONDITION) << m;
     EXPECT_NE(st.error_message().find("--model_dir"), std::string::npos) << st.error_message();
   }
-  {  // Reranking needs the server's cross-encoder.
+  {  // Reranking needs the server's cross-encoder; a malformed request is malformed anyway.
     pb::SearchRequest req;
     req.set_collection("t");
     req.set_text("passage 12");
     req.set_k(2);
-    req.set_rerank(10);
+    req.set_rerank(101);
     pb::SearchResponse resp;
+    st = Call(&pb::Strata::Stub::Search, server.stub(), req, &resp);
+    EXPECT_EQ(st.error_code(), grpc::StatusCode::INVALID_ARGUMENT) << st.error_message();
+    req.set_rerank(10);
     st = Call(&pb::Strata::Stub::Search, server.stub(), req, &resp);
     EXPECT_EQ(st.error_code(), grpc::StatusCode::FAILED_PRECONDITION) << st.error_message();
     EXPECT_NE(st.error_message().find("--reranker_model"), std::string::npos) << st.error_message();
+    // A query of only white space asks nothing.
+    req.set_rerank(0);
+    req.set_text(" \t ");
+    st = Call(&pb::Strata::Stub::Search, server.stub(), req, &resp);
+    EXPECT_EQ(st.error_code(), grpc::StatusCode::INVALID_ARGUMENT) << st.error_message();
+    EXPECT_NE(st.error_message().find("white space"), std::string::npos) << st.error_message();
   }
   pb::TuneHybridRequest treq;
   treq.set_collection("t");
