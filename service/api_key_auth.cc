@@ -12,6 +12,10 @@
 
 namespace strata {
 
+constexpr char kNoKey[] =
+    "this server needs an API key: send it as gRPC metadata 'authorization: Bearer <key>' "
+    "(strata-cli and strata-load: --api_key_file or STRATA_API_KEY)";
+
 absl::StatusOr<std::unique_ptr<ApiKeyAuth>> ApiKeyAuth::Create(absl::string_view admin_key) {
   RETURN_IF_ERROR(CheckApiKey(admin_key, "the admin key"));
   auto auth = std::unique_ptr<ApiKeyAuth>(new ApiKeyAuth());
@@ -46,6 +50,43 @@ absl::Status ApiKeyAuth::CheckHeader(absl::string_view authorization) const {
   return absl::OkStatus();
 }
 
+namespace {
+
+class HeaderProcessor final : public grpc::AuthMetadataProcessor {
+ public:
+  explicit HeaderProcessor(const ApiKeyAuth* auth) : auth_(auth) {}
+  bool IsBlocking() const override { return false; }  // a hash and a comparison
+  grpc::Status Process(const InputMetadata& md, grpc::AuthContext*, OutputMetadata*,
+                       OutputMetadata*) override {
+    auto path = md.find(":path");
+    if (path == md.end() ||
+        !absl::StartsWith(absl::string_view(path->second.data(), path->second.size()),
+                          "/strata.v1.Strata/")) {
+      return grpc::Status::OK;  // health checks and reflection stay open
+    }
+    absl::Status s;
+    auto it = md.find("authorization");
+    if (md.count("authorization") > 1) {
+      s = absl::UnauthenticatedError("more than one authorization header; send one");
+    } else if (it == md.end()) {
+      s = absl::UnauthenticatedError(kNoKey);
+    } else {
+      s = auth_->CheckHeader(absl::string_view(it->second.data(), it->second.size()));
+    }
+    return s.ok() ? grpc::Status::OK
+                  : grpc::Status(grpc::StatusCode::UNAUTHENTICATED, std::string(s.message()));
+  }
+
+ private:
+  const ApiKeyAuth* const auth_;
+};
+
+}  // namespace
+
+std::shared_ptr<grpc::AuthMetadataProcessor> ApiKeyAuth::HeaderCheck() const {
+  return std::make_shared<HeaderProcessor>(this);
+}
+
 absl::Status ApiKeyAuth::Check(const grpc::ServerContextBase& ctx) const {
   const auto& md = ctx.client_metadata();
   auto it = md.find("authorization");
@@ -53,9 +94,7 @@ absl::Status ApiKeyAuth::Check(const grpc::ServerContextBase& ctx) const {
     return absl::UnauthenticatedError("more than one authorization header; send one");
   }
   if (it == md.end()) {
-    return absl::UnauthenticatedError(
-        "this server needs an API key: send it as gRPC metadata 'authorization: Bearer <key>' "
-        "(strata-cli and strata-load: --api_key_file or STRATA_API_KEY)");
+    return absl::UnauthenticatedError(kNoKey);
   }
   return CheckHeader(absl::string_view(it->second.data(), it->second.size()));
 }

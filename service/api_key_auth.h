@@ -3,7 +3,9 @@
 // `authorization: Bearer <key>`; a call without it, or with another key, is UNAUTHENTICATED.
 // Without a key the server is open, and only listens on loopback (service/server.cc).
 //
-// The key is held as a salted hash, compared in time that does not depend on where a wrong key
+// With TLS the key is checked on the call's headers, before its request is received (HeaderCheck);
+// without TLS, once gRPC has received it (Check, from every handler). The key is held as a salted
+// hash, compared in time that does not depend on where a wrong key
 // differs, and never logged. Tenant keys (issue: multi-tenant collections) will be checked here
 // too. Thread-safe (immutable after construction).
 #ifndef STRATA_SERVICE_API_KEY_AUTH_H_
@@ -18,6 +20,7 @@
 #include "absl/status/statusor.h"
 #include "absl/strings/string_view.h"
 #include "base/api_key.h"
+#include "grpcpp/security/auth_metadata_processor.h"
 #include "grpcpp/server_context.h"
 
 namespace strata {
@@ -30,6 +33,11 @@ class ApiKeyAuth final {
   [[nodiscard]] absl::Status Check(const grpc::ServerContextBase& ctx) const;
   // The same for the value of an authorization header ("Bearer <key>").
   [[nodiscard]] absl::Status CheckHeader(absl::string_view authorization) const;
+
+  // With TLS: gRPC's hook that sees a call's headers before its request is read, so a caller
+  // without the key cannot make the server receive (and hold) its request at all. Checks calls
+  // to the Strata service; health checks and reflection pass. The auth must outlive it.
+  [[nodiscard]] std::shared_ptr<grpc::AuthMetadataProcessor> HeaderCheck() const;
 
  private:
   ApiKeyAuth() = default;

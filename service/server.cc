@@ -12,8 +12,8 @@
 
 #include "absl/cleanup/cleanup.h"
 #include "absl/functional/function_ref.h"
-#include "absl/strings/match.h"
 #include "absl/strings/ascii.h"
+#include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "base/mutex.h"
 #include "gpu/embed_batcher.h"
@@ -1208,6 +1208,9 @@ class ServerImpl final : public Server {
     grpc::reflection::InitProtoReflectionServerBuilderPlugin();
     grpc::ServerBuilder builder;
     ASSIGN_OR_RETURN(std::shared_ptr<grpc::ServerCredentials> credentials, Credentials(o));
+    if (s->auth_ != nullptr && !o.tls_cert_file.empty()) {
+      credentials->SetAuthMetadataProcessor(s->auth_->HeaderCheck());
+    }
     builder.AddListeningPort(o.listen, credentials, &s->port_);
     // gRPC binds with SO_REUSEPORT by default: a second server on the same port would start and
     // silently take half of the connections. A taken port must be an error instead.
