@@ -5,7 +5,9 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
+#include <chrono>
 #include <cstring>
 #include <sstream>
 
@@ -19,7 +21,10 @@ namespace strata {
 namespace {
 
 constexpr size_t kMaxRequestBytes = 16 << 10;
-constexpr int kIoTimeoutMs = 5000;
+// A connection sends its request within this, or is closed.
+constexpr std::chrono::seconds kRequestTimeout{5};
+// Connections waiting for their request at once; one more closes the oldest.
+constexpr size_t kMaxConnections = 64;
 
 // Writes all of `data` (the socket is blocking with a send timeout).
 void SendAll(int fd, const std::string& data) {
@@ -100,28 +105,54 @@ MetricsHttpServer::~MetricsHttpServer() {
 }
 
 void MetricsHttpServer::Serve() {
+  // One thread, many connections: a client that connects and sends nothing (or half a request)
+  // holds only its own slot until its deadline, never the scrapes behind it.
+  struct Conn {
+    ScopedFd fd;
+    std::string request;
+    std::chrono::steady_clock::time_point deadline;
+  };
+  std::vector<Conn> conns;
+  std::vector<pollfd> polls;
   while (!stop_.load()) {
-    pollfd p{listener_.get(), POLLIN, 0};
-    const int ready = poll(&p, 1, 200);  // wake up to notice stop_
-    if (ready <= 0) continue;
-    ScopedFd conn(accept4(listener_.get(), nullptr, nullptr, SOCK_CLOEXEC));
-    if (!conn.valid()) continue;
-    timeval tv{kIoTimeoutMs / 1000, 0};
-    setsockopt(conn.get(), SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
-    setsockopt(conn.get(), SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof tv);
-    Handle(conn.get());
+    polls.assign(1, pollfd{listener_.get(), POLLIN, 0});
+    for (const Conn& c : conns) polls.push_back(pollfd{c.fd.get(), POLLIN, 0});
+    const int ready = poll(polls.data(), polls.size(), 200);  // wake up to notice stop_
+    const auto now = std::chrono::steady_clock::now();
+    if (ready > 0) {
+      for (size_t i = conns.size(); i-- > 0;) {  // back to front: erasing keeps indexes valid
+        if ((polls[i + 1].revents & (POLLIN | POLLHUP | POLLERR)) == 0) continue;
+        Conn& c = conns[i];
+        char buf[2048];
+        const ssize_t n = recv(c.fd.get(), buf, sizeof buf, MSG_DONTWAIT);
+        if (n < 0 && (errno == EINTR || errno == EAGAIN)) continue;
+        if (n > 0) c.request.append(buf, static_cast<size_t>(n));
+        const bool complete = c.request.find("\r\n\r\n") != std::string::npos;
+        if (complete || c.request.size() >= kMaxRequestBytes) {
+          // The answer is small (tens of KiB): sent with a short timeout, then closed.
+          timeval tv{1, 0};
+          setsockopt(c.fd.get(), SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof tv);
+          Handle(c.fd.get(), c.request);
+        }
+        if (complete || n <= 0 || c.request.size() >= kMaxRequestBytes) {
+          conns.erase(conns.begin() + static_cast<ptrdiff_t>(i));
+        }
+      }
+      if ((polls[0].revents & POLLIN) != 0) {
+        ScopedFd conn(accept4(listener_.get(), nullptr, nullptr, SOCK_CLOEXEC));
+        if (conn.valid()) {
+          if (conns.size() >= kMaxConnections) conns.erase(conns.begin());  // the oldest goes
+          conns.push_back(Conn{std::move(conn), std::string(), now + kRequestTimeout});
+        }
+      }
+    }
+    conns.erase(std::remove_if(conns.begin(), conns.end(),
+                               [now](const Conn& c) { return c.deadline <= now; }),
+                conns.end());
   }
 }
 
-void MetricsHttpServer::Handle(int fd) {
-  std::string req;
-  char buf[2048];
-  while (req.find("\r\n\r\n") == std::string::npos && req.size() < kMaxRequestBytes) {
-    const ssize_t n = recv(fd, buf, sizeof buf, 0);
-    if (n < 0 && errno == EINTR) continue;
-    if (n <= 0) return;  // closed or timed out
-    req.append(buf, static_cast<size_t>(n));
-  }
+void MetricsHttpServer::Handle(int fd, const std::string& req) {
   const size_t line_end = req.find("\r\n");
   const std::string line = req.substr(0, line_end);
   const size_t sp1 = line.find(' '), sp2 = line.find(' ', sp1 + 1);

@@ -1,6 +1,8 @@
 // A minimal HTTP endpoint for Prometheus: GET /metrics answers with the text exposition of the
-// registered collectables; any other path is 404, any other method 405. One thread of our own,
-// one connection at a time (a scraper's load).
+// registered collectables; any other path is 404, any other method 405. One thread of our own
+// polls every connection: one that sends nothing, or half a request, holds only its own slot (64
+// at most, the oldest closed for a new one; 5 s to send its request) and never the scrapes behind
+// it. An answer is sent with a 1 s timeout.
 //
 // Why not prometheus-cpp's Exposer: it serves from civetweb threads with a small fixed stack, and
 // the libraries linked in (OpenBLAS, through FAISS: 60 KiB of static thread-local storage, which
@@ -36,7 +38,8 @@ class MetricsHttpServer final {
  private:
   MetricsHttpServer() = default;
   void Serve();
-  void Handle(int fd);
+  // Answers one complete request `req` on `fd` (blocking, with a send timeout).
+  void Handle(int fd, const std::string& req);
 
   ScopedFd listener_;
   int port_ = 0;

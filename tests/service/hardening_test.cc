@@ -1,5 +1,8 @@
 // End-to-end hardening: requests that used to crash or swell the server are refused with clear
 // codes while it keeps serving (issue: no request can crash or exhaust the server).
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
 #include <unistd.h>
 
 #include <cmath>
@@ -359,6 +362,42 @@ TEST(Hardening, ListeningBeyondLoopbackWithoutTlsIsWarned) {
   EXPECT_EQ(WaitExit(pid), 0) << ReadLog(log);
   EXPECT_NE(ReadLog(log).find("clear text"), std::string::npos) << ReadLog(log);
   EXPECT_EQ(ReadLog(log).find("a-long-enough-admin-key"), std::string::npos) << "key in the log";
+}
+
+// Clients that connect to /metrics and send nothing do not hold up a scrape.
+TEST(Hardening, IdleMetricsConnectionsDoNotStallScrapes) {
+  TempDir tmp;
+  const int metrics_port = FreePort();
+  ServerProcess server(tmp.File("data"), tmp.File("server.log"),
+                       {absl::StrCat("--metrics_listen=127.0.0.1:", metrics_port)});
+  ASSERT_NO_FATAL_FAILURE(server.Start());
+  auto connect_to = [&]() {
+    const int fd = socket(AF_INET, SOCK_STREAM, 0);
+    sockaddr_in addr{};
+    addr.sin_family = AF_INET;
+    addr.sin_port = htons(static_cast<uint16_t>(metrics_port));
+    addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    EXPECT_EQ(connect(fd, reinterpret_cast<sockaddr*>(&addr), sizeof addr), 0);
+    return fd;
+  };
+  std::vector<int> idle;
+  for (int i = 0; i < 8; ++i) idle.push_back(connect_to());
+  write(idle[0], "GET /met", 8);  // half a request
+  // One connection at a time would answer this after every idle one timed out (8 x 5 s); the
+  // scrape gives up after 15 s.
+  const int fd = connect_to();
+  timeval tv{15, 0};
+  setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
+  const std::string get = "GET /metrics HTTP/1.1\r\nHost: x\r\n\r\n";
+  ASSERT_EQ(write(fd, get.data(), get.size()), static_cast<ssize_t>(get.size()));
+  std::string answer;
+  char buf[4096];
+  for (ssize_t n; (n = read(fd, buf, sizeof buf)) > 0;) answer.append(buf, static_cast<size_t>(n));
+  EXPECT_EQ(answer.rfind("HTTP/1.1 200 OK", 0), 0u) << answer.substr(0, 200);
+  EXPECT_NE(answer.find("strata_"), std::string::npos);
+  close(fd);
+  for (int i : idle) close(i);
+  EXPECT_EQ(server.Stop(), 0);
 }
 
 // The one index generation directory of collection `id` under `data_dir`.
