@@ -13,6 +13,7 @@
 #include "absl/strings/ascii.h"
 #include "gpu/backend.h"
 #include "index/vector_rules.h"
+#include "service/grpc_log.h"
 #include "service/server.h"
 #include "storage/log.h"
 #include "storage/program_usage.h"
@@ -232,6 +233,7 @@ int main(int argc, char** argv) {
   sigaction(SIGINT, &sa, nullptr);
   signal(SIGPIPE, SIG_IGN);
 
+  strata::RouteGrpcLogs();  // gRPC's lines through ours, rate-limited (service/grpc_log.h)
   auto server = strata::Server::Start(o);
   if (!server.ok()) {
     std::fprintf(stderr, "strata-server: %s\n", std::string(server.status().message()).c_str());

@@ -3,6 +3,7 @@
 // both, the key never in the log, and an open server (no key) refusing to listen beyond loopback.
 #include <cstdlib>
 #include <fstream>
+#include <sstream>
 #include <string>
 
 #include "absl/strings/str_cat.h"
@@ -36,6 +37,16 @@ std::unique_ptr<pb::Strata::Stub> TlsStub(const std::string& address, const std:
   grpc::SslCredentialsOptions ssl;
   ssl.pem_root_certs = ReadLog(ca);
   return pb::Strata::NewStub(grpc::CreateChannel(address, grpc::SslCredentials(ssl)));
+}
+
+// service/grpc_log.h's burst (the test does not link the service).
+constexpr int kGrpcLogBurstForTest = 20;
+
+// Channel arguments of their own, so each channel opens its own connection.
+grpc::ChannelArguments UniqueArgs(int i) {
+  grpc::ChannelArguments args;
+  args.SetInt("strata.test.connection", i);
+  return args;
 }
 
 grpc::Status List(pb::Strata::Stub* stub, const std::string& key) {
@@ -130,7 +141,21 @@ TEST(Auth, KeysAndTlsGuardEveryCall) {
   EXPECT_NE(ReadLog(tab_log).find("not printable ASCII"), std::string::npos) << ReadLog(tab_log);
   EXPECT_EQ(ReadLog(tab_log).find("secret-part"), std::string::npos) << ReadLog(tab_log);
 
+  // Plain text to the TLS port, again and again: gRPC logs each failed handshake, but the server's
+  // log takes at most a burst of them per window (service/grpc_log.h).
+  for (int i = 0; i < 3 * kGrpcLogBurstForTest; ++i) {
+    auto p = pb::Strata::NewStub(grpc::CreateCustomChannel(
+        server.address(), grpc::InsecureChannelCredentials(), UniqueArgs(i)));
+    List(p.get(), "");
+  }
   EXPECT_EQ(server.Stop(), 0);
+  int grpc_lines = 0;
+  {
+    std::istringstream log(ReadLog(server.log()));
+    for (std::string line; std::getline(log, line);)
+      grpc_lines += line.find("] grpc ") != std::string::npos;
+  }
+  EXPECT_LE(grpc_lines, kGrpcLogBurstForTest + 2) << ReadLog(server.log());
   for (const std::string& log : {server.log(), cli_log, bad_log, env_log}) {
     EXPECT_EQ(ReadLog(log).find(kKey), std::string::npos) << "the key is in " << log;
   }
