@@ -1064,6 +1064,15 @@ bool IsLoopback(absl::string_view listen) {
   return absl::StartsWith(host, "127.") || host == "localhost" || host == "[::1]";
 }
 
+// How the encoder and the reranker run: the engine's backend, precision and pass size.
+absl::StatusOr<gpu::EncoderOptions> EngineOptions(const EmbedOptions& e) {
+  gpu::EncoderOptions eo;
+  ASSIGN_OR_RETURN(eo.backend, gpu::ParseBackendChoice(e.backend));
+  ASSIGN_OR_RETURN(eo.matmul, gpu::ParseMatmulPrecision(e.precision));
+  eo.max_batch_tokens = static_cast<int>(e.max_batch_tokens);
+  return eo;
+}
+
 // The gRPC port's credentials: TLS from the certificate and key files, else plain text.
 absl::StatusOr<std::shared_ptr<grpc::ServerCredentials>> Credentials(const ServerOptions& o) {
   if (o.tls_cert_file.empty()) return grpc::InsecureServerCredentials();
@@ -1133,11 +1142,7 @@ class ServerImpl final : public Server {
       }
     }
     if (!o.embed.model_dir.empty()) {
-      ASSIGN_OR_RETURN(gpu::BackendChoice backend, gpu::ParseBackendChoice(o.embed.backend));
-      gpu::EncoderOptions eo;
-      eo.backend = backend;
-      ASSIGN_OR_RETURN(eo.matmul, gpu::ParseMatmulPrecision(o.embed.precision));
-      eo.max_batch_tokens = static_cast<int>(o.embed.max_batch_tokens);
+      ASSIGN_OR_RETURN(gpu::EncoderOptions eo, EngineOptions(o.embed));
       auto encoder = gpu::Encoder::Open(o.embed.model_dir, eo);
       if (!encoder.ok()) {
         return absl::Status(
@@ -1177,11 +1182,7 @@ class ServerImpl final : public Server {
     const int max_generate_calls =
         std::max(1, std::min(threads / 2, o.generate.max_running + o.generate.max_queued));
     if (!o.embed.reranker_model_dir.empty()) {
-      ASSIGN_OR_RETURN(gpu::BackendChoice backend, gpu::ParseBackendChoice(o.embed.backend));
-      gpu::EncoderOptions eo;
-      eo.backend = backend;
-      ASSIGN_OR_RETURN(eo.matmul, gpu::ParseMatmulPrecision(o.embed.precision));
-      eo.max_batch_tokens = static_cast<int>(o.embed.max_batch_tokens);
+      ASSIGN_OR_RETURN(gpu::EncoderOptions eo, EngineOptions(o.embed));
       auto reranker = Reranker::Open(o.embed.reranker_model_dir, eo, std::max(1, threads / 4));
       if (!reranker.ok()) {
         return absl::Status(reranker.status().code(), absl::StrCat("cannot load the reranker: ",
