@@ -70,6 +70,18 @@ for f in "${fuzzers[@]}"; do
   execs=$(grep -o 'stat::number_of_executed_units: [0-9]*' "$log" | grep -o '[0-9]*$' || echo '?')
   cov=$(grep -o 'cov: [0-9]*' "$log" | tail -n 1 | grep -o '[0-9]*$' || echo '?')
   echo "sanitize: fuzz $f: $execs inputs, coverage $cov edges, no finding"
+  if [ -n "$corpus_root" ]; then
+    # A kept corpus is minimised (the inputs that keep its coverage), so it does not grow for ever.
+    rm -rf "$corpus.min" && mkdir -p "$corpus.min"
+    if "build-asan/bin/$f" -merge=1 -max_len=65536 -rss_limit_mb=2048 -timeout=20 \
+        "$corpus.min" "$corpus" >"$work/$f.merge.log" 2>&1; then
+      rm -rf "$corpus" && mv "$corpus.min" "$corpus"
+    else
+      rm -rf "$corpus.min"
+      echo "sanitize: $f: minimising the corpus failed (kept whole); see below"
+      tail -n 20 "$work/$f.merge.log"
+    fi
+  fi
   table+="| $f | $execs | $cov | $(find "$corpus" -type f | wc -l) |"$'\n'
 done
 if [ "$seconds" -gt 0 ]; then
