@@ -17,14 +17,9 @@ class ParseErrorInterceptor final : public grpc::experimental::Interceptor {
     TsanReceive(this);
     if (methods->QueryInterceptionHookPoint(
             grpc::experimental::InterceptionHookPoints::PRE_SEND_STATUS)) {
-      const grpc::Status s = methods->GetSendStatus();
-      if (s.error_code() == grpc::StatusCode::INTERNAL && s.error_message().empty()) {
-        methods->ModifySendStatus(grpc::Status(
-            grpc::StatusCode::INVALID_ARGUMENT,
-            "the request could not be parsed as the message " + method_ +
-                " takes: malformed protobuf bytes, a field of the wrong type, or a string field "
-                "that is not valid UTF-8"));
-      }
+      const grpc::Status sent = methods->GetSendStatus();
+      grpc::Status clear = ClarifyGrpcStatus(sent, method_);
+      if (clear.error_message() != sent.error_message()) methods->ModifySendStatus(clear);
     }
     methods->Proceed();
   }
@@ -42,6 +37,22 @@ class Factory final : public grpc::experimental::ServerInterceptorFactoryInterfa
 };
 
 }  // namespace
+
+grpc::Status ClarifyGrpcStatus(const grpc::Status& sent, const std::string& method) {
+  if (sent.error_code() == grpc::StatusCode::INTERNAL && sent.error_message().empty()) {
+    return grpc::Status(grpc::StatusCode::INVALID_ARGUMENT,
+                        "the request could not be parsed as the message " + method +
+                            " takes: malformed protobuf bytes, a field of the wrong type, or a "
+                            "string field that is not valid UTF-8");
+  }
+  if (sent.error_code() == grpc::StatusCode::RESOURCE_EXHAUSTED &&
+      sent.error_message() == "Server Threadpool Exhausted") {
+    return grpc::Status(grpc::StatusCode::RESOURCE_EXHAUSTED,
+                        "the server is serving as many calls at once as it has threads "
+                        "(strata-server --threads); try again later");
+  }
+  return sent;
+}
 
 std::unique_ptr<grpc::experimental::ServerInterceptorFactoryInterface>
 ParseErrorInterceptorFactory() {
