@@ -23,8 +23,9 @@ absl::StatusOr<std::unique_ptr<Reranker>> Reranker::Open(const std::string& mode
   auto r = std::unique_ptr<Reranker>(new Reranker());
   ASSIGN_OR_RETURN(r->model_, gpu::CrossEncoder::Open(model_dir, options));
   r->max_calls_ = std::max(1, max_calls);
+  r->model_name_ = std::filesystem::path(model_dir).filename().string();
   Log(LogLevel::kInfo, "reranker %s: a cross-encoder for SearchRequest.rerank, %d calls at once",
-      std::filesystem::path(model_dir).filename().string(), r->max_calls_);
+      r->model_name_, r->max_calls_);
   return r;
 }
 
@@ -40,6 +41,7 @@ absl::Status Reranker::CheckDepth(uint32_t depth, uint32_t k, uint32_t max_k) {
 absl::StatusOr<Reranker::Turn> Reranker::Enter() {
   Turn turn(this);  // gives the place back if refused
   if (calls_.fetch_add(1) + 1 > max_calls_) {
+    refused_.fetch_add(1, std::memory_order_relaxed);
     return absl::ResourceExhaustedError(absl::StrCat(
         "the server is already reranking for ", max_calls_,
         " calls, its limit (a quarter of --threads); try again later, or search without rerank"));
@@ -61,8 +63,13 @@ absl::Status Reranker::Rerank(const Turn& turn, const std::string& question, uin
     with_text.push_back(i);
     texts.emplace_back(text);
   }
+  gpu::RerankStats stats;
   ASSIGN_OR_RETURN(std::vector<float> scores,
-                   model_->Score(question, texts, nullptr, cancelled ? cancelled : nullptr));
+                   model_->Score(question, texts, &stats, cancelled ? cancelled : nullptr));
+  reranked_.fetch_add(1, std::memory_order_relaxed);
+  pairs_.fetch_add(static_cast<uint64_t>(stats.pairs), std::memory_order_relaxed);
+  tokens_.fetch_add(static_cast<uint64_t>(stats.tokens), std::memory_order_relaxed);
+  truncated_.fetch_add(static_cast<uint64_t>(stats.truncated), std::memory_order_relaxed);
   // Order: scored hits by score (ties: search order; NaN last), then the rest in search order.
   const size_t n = static_cast<size_t>(resp->hits_size());
   std::vector<float> score_of(n, -std::numeric_limits<float>::infinity());
@@ -99,6 +106,16 @@ absl::Status Reranker::Rerank(const Turn& turn, const std::string& question, uin
                                 std::chrono::steady_clock::now() - start)
                                 .count()));
   return absl::OkStatus();
+}
+
+void Reranker::Report(pb::RerankStats* out) const {
+  out->set_model(model_name_);
+  out->set_backend(model_->encoder().backend_name());
+  out->set_calls(reranked_.load(std::memory_order_relaxed));
+  out->set_refused(refused_.load(std::memory_order_relaxed));
+  out->set_pairs(pairs_.load(std::memory_order_relaxed));
+  out->set_tokens(tokens_.load(std::memory_order_relaxed));
+  out->set_truncated(truncated_.load(std::memory_order_relaxed));
 }
 
 }  // namespace strata

@@ -66,12 +66,18 @@ class Reranker final {
                                     const std::function<bool()>& cancelled,
                                     v1::SearchResponse* resp);
 
+  // Totals since start, for Stats.
+  void Report(v1::RerankStats* out) const;
+
  private:
   Reranker() = default;
 
   std::unique_ptr<gpu::CrossEncoder> model_;
+  std::string model_name_;
   int max_calls_ = 1;
   std::atomic<int> calls_{0};
+  // Totals for Report.
+  std::atomic<uint64_t> reranked_{0}, refused_{0}, pairs_{0}, tokens_{0}, truncated_{0};
 };
 
 }  // namespace strata

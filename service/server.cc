@@ -612,6 +612,7 @@ class StrataService final : public pb::Strata::Service {
         out->set_held(e.held);
         out->set_cancelled(e.cancelled);
       }
+      if (reranker_ != nullptr) reranker_->Report(resp->mutable_rerank());
       if (rag_ != nullptr) {
         const gpu::GeneratorStats g = rag_->generator_stats();
         const gpu::PassageKvCacheStats c = rag_->cache().stats();

@@ -285,6 +285,14 @@ int main(int argc, char** argv) {
           static_cast<unsigned long long>(e.batches()), static_cast<unsigned long long>(e.texts()),
           static_cast<unsigned long long>(e.tokens()));
     }
+    if (resp.has_rerank()) {
+      const pb::RerankStats& r = resp.rerank();
+      std::printf(
+          "  reranking: %s on %s: %llu searches (%llu refused), %llu pairs, %llu tokens\n",
+          r.model().c_str(), r.backend().c_str(), static_cast<unsigned long long>(r.calls()),
+          static_cast<unsigned long long>(r.refused()), static_cast<unsigned long long>(r.pairs()),
+          static_cast<unsigned long long>(r.tokens()));
+    }
     if (resp.has_generation()) {
       const pb::GenerationStats& g = resp.generation();
       std::printf(

@@ -327,6 +327,14 @@ TEST(Hybrid, RerankOrdersTheCandidatesByTheCrossEncoder) {
   req.set_with_payload(true);
   ASSERT_TRUE(Call(&pb::Strata::Stub::Search, server.stub(), req, &r).ok());
   EXPECT_EQ(r.hits(0).payload().text(), texts[r.hits(0).id()]);
+  pb::StatsRequest sreq;
+  pb::StatsResponse stats;
+  ASSERT_TRUE(Call(&pb::Strata::Stub::Stats, server.stub(), sreq, &stats).ok());
+  EXPECT_EQ(stats.rerank().model(), "reranker");
+  EXPECT_EQ(stats.rerank().calls(), 2u);
+  EXPECT_EQ(stats.rerank().pairs(), 40u);
+  EXPECT_GT(stats.rerank().tokens(), 40u * 3);
+  EXPECT_EQ(stats.rerank().refused(), 0u);
 
   // The depth goes from k to 100, and needs a text query.
   for (uint32_t depth : {4u, 101u}) {
