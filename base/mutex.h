@@ -77,17 +77,8 @@ class ABSL_SCOPED_LOCKABLE ReaderMutexLock final {
   Mutex* const mu_;
 };
 
-// Exclusive lock for a scope, named where readers of the same mutex are the rule.
-class ABSL_SCOPED_LOCKABLE WriterMutexLock final {
- public:
-  explicit WriterMutexLock(Mutex* mu) ABSL_EXCLUSIVE_LOCK_FUNCTION(mu) : mu_(mu) { mu_->Lock(); }
-  ~WriterMutexLock() ABSL_UNLOCK_FUNCTION() { mu_->Unlock(); }
-  WriterMutexLock(const WriterMutexLock&) = delete;
-  WriterMutexLock& operator=(const WriterMutexLock&) = delete;
-
- private:
-  Mutex* const mu_;
-};
+// Exclusive lock for a scope, named so where readers of the same mutex are the rule.
+using WriterMutexLock = MutexLock;
 
 #ifdef STRATA_TSAN
 
