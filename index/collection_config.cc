@@ -108,17 +108,21 @@ absl::StatusOr<CollectionConfig> CollectionConfig::Parse(absl::string_view text)
   return c;
 }
 
+absl::Status CheckName(absl::string_view what, absl::string_view name) {
+  const bool ok = !name.empty() && name.size() <= kMaxNameLength &&
+                  std::all_of(name.begin(), name.end(), [](char ch) {
+                    return std::isalnum(static_cast<unsigned char>(ch)) || ch == '_' || ch == '-';
+                  });
+  if (!ok) {
+    return absl::InvalidArgumentError(absl::StrCat(what, " '", absl::CHexEscape(name),
+                                                   "' must have 1 to ", kMaxNameLength,
+                                                   " characters of letters, digits, '_' and '-'"));
+  }
+  return absl::OkStatus();
+}
+
 absl::Status CollectionConfig::Validate() const {
-  if (name.empty() || name.size() > 64) {
-    return absl::InvalidArgumentError("collection name must have 1 to 64 characters");
-  }
-  for (char ch : name) {
-    if (!(std::isalnum(static_cast<unsigned char>(ch)) || ch == '_' || ch == '-')) {
-      return absl::InvalidArgumentError(
-          absl::StrCat("collection name '", absl::CHexEscape(name),
-                       "' may hold only letters, digits, '_' and '-'"));
-    }
-  }
+  RETURN_IF_ERROR(CheckName("collection name", name));
   if (dim == 0 || dim > kMaxDimension) {
     return absl::InvalidArgumentError(
         absl::StrCat("dimension must be in [1, ", kMaxDimension, "], got ", dim));
@@ -152,14 +156,7 @@ absl::Status CollectionConfig::Validate() const {
       return absl::InvalidArgumentError(
           absl::StrCat("text field '", absl::CHexEscape(f), "' is named twice"));
     }
-    const bool ok = !f.empty() && f.size() <= 64 && std::all_of(f.begin(), f.end(), [](char ch) {
-      return std::isalnum(static_cast<unsigned char>(ch)) || ch == '_' || ch == '-';
-    });
-    if (!ok) {
-      return absl::InvalidArgumentError(
-          absl::StrCat("text field '", absl::CHexEscape(f),
-                       "' must have 1 to 64 characters of letters, digits, '_' and '-'"));
-    }
+    RETURN_IF_ERROR(CheckName("text field", f));
   }
   return absl::OkStatus();
 }

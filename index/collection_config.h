@@ -17,6 +17,11 @@
 namespace strata {
 
 inline constexpr size_t kMaxTextFields = 16;
+inline constexpr size_t kMaxNameLength = 64;
+
+// The one rule for names a user gives (collections, tenants, text fields): 1 to kMaxNameLength
+// characters of [A-Za-z0-9_-]. InvalidArgument naming `what` and the name otherwise.
+[[nodiscard]] absl::Status CheckName(absl::string_view what, absl::string_view name);
 
 struct CollectionConfig {
   std::string name;

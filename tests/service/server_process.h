@@ -27,6 +27,8 @@ pid_t Spawn(const std::vector<std::string>& argv, const std::string& log);
 int WaitExit(pid_t pid);
 // The file's text, or "" when it cannot be read.
 std::string ReadLog(const std::string& path);
+// The whole HTTP/1.0 response to GET `path` on 127.0.0.1:`port` ("" when it cannot connect).
+std::string HttpGet(int port, const std::string& path);
 
 // One strata-server process on loopback. The first start lets the server pick a free port (read
 // back from its ready file, so parallel tests cannot race for one); restarts reuse it.
