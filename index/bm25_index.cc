@@ -99,14 +99,16 @@ double Bm25Index::TermScore(const QueryTerm& t, const Posting& p, double avgdl) 
   return t.idf * tf * (k1 + 1.0) / (tf + norm);
 }
 
-std::vector<ScoredDoc> Bm25Index::Search(absl::Span<const std::string> query, uint32_t k) const {
+std::vector<ScoredDoc> Bm25Index::Search(absl::Span<const std::string> query, uint32_t k,
+                                         const IdSet* allow) const {
   std::vector<ScoredDoc> out;
   if (k == 0 || doc_of_.empty()) return out;
   const double avgdl = static_cast<double>(total_length_) / static_cast<double>(doc_of_.size());
   absl::flat_hash_map<uint32_t, double> scores;
   for (const QueryTerm& t : Prepare(query)) {
     for (const Posting& p : *t.postings) {
-      if (!removed_[p.doc]) scores[p.doc] += TermScore(t, p, avgdl);
+      if (removed_[p.doc] || (allow != nullptr && !allow->Contains(ids_[p.doc]))) continue;
+      scores[p.doc] += TermScore(t, p, avgdl);
     }
   }
   out.reserve(scores.size());

@@ -20,6 +20,7 @@
 #include "absl/container/flat_hash_map.h"
 #include "absl/status/status.h"
 #include "absl/types/span.h"
+#include "index/id_set.h"
 #include "index/types.h"
 
 namespace strata {
@@ -45,9 +46,10 @@ class Bm25Index final {
   [[nodiscard]] absl::Status Remove(VectorId id);
 
   // The k best documents for `query` (terms; repeats count once), by score, ties by smaller id.
-  // Documents sharing no term with the query are never returned.
-  [[nodiscard]] std::vector<ScoredDoc> Search(absl::Span<const std::string> query,
-                                              uint32_t k) const;
+  // Documents sharing no term with the query are never returned, nor (with `allow`) documents
+  // whose id it does not hold.
+  [[nodiscard]] std::vector<ScoredDoc> Search(absl::Span<const std::string> query, uint32_t k,
+                                              const IdSet* allow = nullptr) const;
   // The score of each of `ids` for `query`, as Search would give it; 0 for an id that shares no
   // term with the query or is not in the index.
   [[nodiscard]] std::vector<double> Score(absl::Span<const std::string> query,

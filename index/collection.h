@@ -22,6 +22,16 @@
 // lexically (index/text_index.h: BM25, rebuilt from the stored payloads at open, so exactly as
 // durable as the vectors) and SearchText answers lexical and hybrid queries (index/fusion.h).
 //
+// Tenants (index/tenant_access.h). A collection may have tenants, each allowed to see a set of
+// its points; a point may be seen by several (stored once). Calls take a Scope: the whole
+// collection (the admin's view, as before tenants existed) or one tenant's view, which never
+// returns, counts or changes a point outside it. A tenant's Search over a small view (at most
+// kExactTenantPoints points) is exact; over a larger one it searches the shared postings,
+// skipping the entries it may not see as they are read, with a search budget scaled up by how
+// small a share of the collection it sees. (The Curator tree - per-node tenant filters and
+// shortlists on disk - replaces both later; see ../docs/ARCHITECTURE.md.) Lexical scores use the
+// whole collection's term statistics.
+//
 // Known limits (later issues): appended vectors are held in RAM as well as in RocksDB, and postings
 // never split, so a collection that grows far past its build should be rebuilt (BuildIndex).
 //
@@ -42,6 +52,7 @@
 #include "index/collection_config.h"
 #include "index/fusion.h"
 #include "index/spann_index.h"
+#include "index/tenant_access.h"
 #include "index/text_index.h"
 #include "index/types.h"
 #include "storage/metadata_store.h"
@@ -54,7 +65,22 @@ struct PointInput {
   uint64_t id = 0;
   absl::Span<const uint8_t> vector;
   absl::string_view payload;  // opaque bytes; empty = none
+  // With `set_tenants`: the tenants (by name) that may see the point, replacing those it had.
+  // Without: an existing point keeps its tenants; a new one gets none (only the whole-collection
+  // view sees it) - or, in a tenant's scope, that tenant.
+  absl::Span<const std::string> tenants = {};
+  bool set_tenants = false;
 };
+
+// Whose view a call has: the whole collection (`tenant` empty: the admin's view) or the points
+// tenant `tenant` may see.
+struct Scope {
+  absl::string_view tenant;
+  [[nodiscard]] bool whole() const { return tenant.empty(); }
+};
+
+// A tenant's search over at most this many points is exact (index/collection.h, "Tenants").
+inline constexpr uint64_t kExactTenantPoints = 2048;
 
 struct RowError {
   uint32_t index = 0;
@@ -114,6 +140,8 @@ struct CollectionStats {
   uint64_t text_documents = 0;
   uint64_t text_terms = 0;
   uint64_t text_memory_bytes = 0;
+  uint64_t tenants = 0;
+  uint64_t tenant_memory_bytes = 0;  // the access sets (tenant_access.h)
 };
 
 struct CollectionOptions {
@@ -139,26 +167,50 @@ class Collection {
 
   [[nodiscard]] virtual CollectionConfig config() const = 0;
 
-  // Upserts `points`. Rows that fail validation (wrong size, NaN/Inf) are reported in `errors`
-  // by index and skipped; the rest are stored. A later row with the same id as an earlier one
-  // wins. On a non-OK return nothing was stored.
-  [[nodiscard]] virtual absl::Status Upsert(absl::Span<const PointInput> points,
+  // Upserts `points`. Rows that fail validation (wrong size, NaN/Inf, an unknown tenant) are
+  // reported in `errors` by index and skipped; the rest are stored. A later row with the same id
+  // as an earlier one wins. On a non-OK return nothing was stored. In a tenant's scope a row may
+  // name no tenant but its own, and may replace only a point the tenant sees (ids are shared by
+  // the collection's tenants): other rows are errors.
+  [[nodiscard]] virtual absl::Status Upsert(const Scope& scope, absl::Span<const PointInput> points,
                                             std::vector<RowError>* errors, uint64_t* upserted) = 0;
-  // Deletes the ids that exist; `deleted` counts them.
-  [[nodiscard]] virtual absl::Status Delete(absl::Span<const uint64_t> ids, uint64_t* deleted) = 0;
-  // The points found, in request order; absent ids in `missing`.
-  [[nodiscard]] virtual absl::Status Get(absl::Span<const uint64_t> ids, bool with_vector,
-                                         bool with_payload, std::vector<PointOutput>* found,
+  [[nodiscard]] absl::Status Upsert(absl::Span<const PointInput> points,
+                                    std::vector<RowError>* errors, uint64_t* upserted) {
+    return Upsert(Scope{}, points, errors, upserted);
+  }
+  // Deletes the ids that exist in the scope; `deleted` counts them. In a tenant's scope the
+  // tenant's access goes, and a point no other tenant sees is deleted.
+  [[nodiscard]] virtual absl::Status Delete(const Scope& scope, absl::Span<const uint64_t> ids,
+                                            uint64_t* deleted) = 0;
+  [[nodiscard]] absl::Status Delete(absl::Span<const uint64_t> ids, uint64_t* deleted) {
+    return Delete(Scope{}, ids, deleted);
+  }
+  // The points found in the scope, in request order; the others in `missing`.
+  [[nodiscard]] virtual absl::Status Get(const Scope& scope, absl::Span<const uint64_t> ids,
+                                         bool with_vector, bool with_payload,
+                                         std::vector<PointOutput>* found,
                                          std::vector<uint64_t>* missing) const = 0;
+  [[nodiscard]] absl::Status Get(absl::Span<const uint64_t> ids, bool with_vector,
+                                 bool with_payload, std::vector<PointOutput>* found,
+                                 std::vector<uint64_t>* missing) const {
+    return Get(Scope{}, ids, with_vector, with_payload, found, missing);
+  }
   [[nodiscard]] virtual uint64_t Count() const = 0;
+  // Live points in the scope; NotFound for an unknown tenant.
+  [[nodiscard]] virtual absl::StatusOr<uint64_t> Count(const Scope& scope) const = 0;
   // Live points in the lexical index (with payload text). Cheap, unlike Stats().
   [[nodiscard]] virtual uint64_t text_documents() const = 0;
 
-  // The k nearest live points, nearest first (fewer when the collection holds fewer).
-  // InvalidArgument for a query of the wrong size or with NaN/Inf, or k == 0.
-  [[nodiscard]] virtual absl::Status Search(VectorView query, uint32_t k,
+  // The k nearest live points of the scope, nearest first (fewer when it holds fewer).
+  // InvalidArgument for a query of the wrong size or with NaN/Inf, or k == 0; NotFound for an
+  // unknown tenant.
+  [[nodiscard]] virtual absl::Status Search(const Scope& scope, VectorView query, uint32_t k,
                                             const SearchParams& params, std::vector<Hit>* hits,
                                             SearchStats* stats = nullptr) const = 0;
+  [[nodiscard]] absl::Status Search(VectorView query, uint32_t k, const SearchParams& params,
+                                    std::vector<Hit>* hits, SearchStats* stats = nullptr) const {
+    return Search(Scope{}, query, k, params, hits, stats);
+  }
 
   // The k best live points for a text query: by BM25 (kLexical), or by fusing BM25 with the dense
   // search of `search.query` (kHybrid; each side's top max(k, its depth) candidates (fusion.h),
@@ -170,17 +222,45 @@ class Collection {
   // lexical side is intact, but one answer for both sides keeps the rule simple). A text that
   // analyses to no term finds nothing lexically (hybrid then ranks by the dense side).
   // Candidates whose distance is not finite (rows stored before the vector rules) are left out.
-  [[nodiscard]] virtual absl::Status SearchText(const TextSearch& search, uint32_t k,
-                                                const SearchParams& params,
+  [[nodiscard]] virtual absl::Status SearchText(const Scope& scope, const TextSearch& search,
+                                                uint32_t k, const SearchParams& params,
                                                 std::vector<ScoredHit>* hits,
                                                 SearchStats* stats = nullptr) const = 0;
+  [[nodiscard]] absl::Status SearchText(const TextSearch& search, uint32_t k,
+                                        const SearchParams& params, std::vector<ScoredHit>* hits,
+                                        SearchStats* stats = nullptr) const {
+    return SearchText(Scope{}, search, k, params, hits, stats);
+  }
   // The candidates a kHybrid SearchText for k fuses (ids external), before fusion: each side's
   // top max(k, its depth), every one scored on both sides. Fuse(candidates, fusion, k) gives
   // SearchText's hits; a weight tuner fuses one set of candidates at many weights.
-  [[nodiscard]] virtual absl::Status HybridCandidates(const TextSearch& search, uint32_t k,
-                                                      const SearchParams& params,
+  [[nodiscard]] virtual absl::Status HybridCandidates(const Scope& scope, const TextSearch& search,
+                                                      uint32_t k, const SearchParams& params,
                                                       std::vector<FusionCandidate>* candidates,
                                                       SearchStats* stats = nullptr) const = 0;
+  [[nodiscard]] absl::Status HybridCandidates(const TextSearch& search, uint32_t k,
+                                              const SearchParams& params,
+                                              std::vector<FusionCandidate>* candidates,
+                                              SearchStats* stats = nullptr) const {
+    return HybridCandidates(Scope{}, search, k, params, candidates, stats);
+  }
+
+  // --- Tenants (durable, one synced batch each; see "Tenants" above)
+  // InvalidArgument for a bad name, AlreadyExists, ResourceExhausted past kMaxTenants.
+  [[nodiscard]] virtual absl::Status CreateTenant(absl::string_view name) = 0;
+  // Drops the tenant: it sees nothing any more, and the points no other tenant sees are deleted
+  // unless `keep_points` (then only the whole-collection view sees them). `deleted` counts them.
+  [[nodiscard]] virtual absl::Status DropTenant(absl::string_view name, bool keep_points,
+                                                uint64_t* deleted) = 0;
+  [[nodiscard]] virtual std::vector<TenantInfo> ListTenants() const = 0;
+  // Lets `tenant` see the points `ids` (`changed` counts those it did not see); ids of no live
+  // point are listed in `missing`. NotFound for an unknown tenant.
+  [[nodiscard]] virtual absl::Status Grant(absl::string_view tenant, absl::Span<const uint64_t> ids,
+                                           uint64_t* changed, std::vector<uint64_t>* missing) = 0;
+  // Takes the points `ids` from `tenant`'s view (`changed` counts those it saw). A point no
+  // tenant sees any more stays, in the whole-collection view (delete it to remove it).
+  [[nodiscard]] virtual absl::Status Revoke(absl::string_view tenant,
+                                            absl::Span<const uint64_t> ids, uint64_t* changed) = 0;
   // Makes `weight` (in [0, 1]) the collection's default dense weight for hybrid search, durably,
   // with the MRR@10 it reached on `questions` labelled questions (config() reports them).
   [[nodiscard]] virtual absl::Status SetHybridDefault(double weight, double mrr,

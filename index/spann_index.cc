@@ -201,7 +201,8 @@ absl::Status SpannIndexImpl::AssignPostings(VectorView v, std::vector<uint32_t>*
 absl::Status SpannIndexImpl::Search(VectorView query, uint32_t k, const SearchParams& params,
                                     const SearchOverlay& overlay, std::vector<Neighbor>* result,
                                     SearchStats* stats) const {
-  const bool has_overlay = overlay.appended != nullptr || !overlay.skip_bits.empty();
+  const bool has_overlay =
+      overlay.appended != nullptr || !overlay.skip_bits.empty() || overlay.allow != nullptr;
   if (query.type != type_) {
     return absl::InvalidArgumentError(absl::StrCat("query is ", ElementTypeName(query.type),
                                                    " but the index holds ", ElementTypeName(type_),
@@ -277,6 +278,7 @@ absl::Status SpannIndexImpl::Search(VectorView query, uint32_t k, const SearchPa
     top.Push(id, fn(q, vec, dim_));
   };
   const uint8_t* skip = overlay.skip_bits.data();
+  const IdSet* allow = overlay.allow;
   const uint64_t skip_limit = uint64_t{overlay.skip_bits.size()} * 8;
   const size_t entry_bytes = postings_->entry_bytes();
   const size_t vec_offset = sizeof(VectorId);
@@ -292,6 +294,7 @@ absl::Status SpannIndexImpl::Search(VectorView query, uint32_t k, const SearchPa
       VectorId id;
       std::memcpy(&id, entry, sizeof id);
       if (id < skip_limit && (skip[id >> 3] >> (id & 7) & 1) != 0) continue;
+      if (allow != nullptr && !allow->Contains(id)) continue;
       offer(id, entry + vec_offset, entry_dist_);
     }
     st.entries_scanned += static_cast<uint32_t>(count);
@@ -309,7 +312,7 @@ absl::Status SpannIndexImpl::Search(VectorView query, uint32_t k, const SearchPa
     for (uint32_t i = 0; i < keep; ++i) {
       overlay.appended->ForEach(ctx->heads[i].second, [&](VectorId id, const uint8_t* vec) {
         ++st.entries_scanned;
-        offer(id, vec, dist_);
+        if (allow == nullptr || allow->Contains(id)) offer(id, vec, dist_);
       });
     }
     distance_ns += static_cast<uint64_t>(

@@ -29,6 +29,7 @@
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
 #include "absl/types/span.h"
+#include "index/id_set.h"
 #include "index/top_k.h"
 #include "index/types.h"
 #include "storage/block_reader.h"
@@ -130,6 +131,9 @@ struct SearchOverlay {
   // build). Ids past the end are kept.
   absl::Span<const uint8_t> skip_bits;
   const AppendedEntries* appended = nullptr;  // may be null
+  // Non-null: only these ids may be returned (a tenant's view, index/tenant_access.h); the
+  // others are skipped as they are read, before any distance is computed.
+  const IdSet* allow = nullptr;
 };
 
 struct SpannOpenOptions {

@@ -107,13 +107,14 @@ absl::StatusOr<bool> TextIndex::HoldsPhrases(VectorId id, const TextQuery& query
 }
 
 absl::Status TextIndex::Search(const TextQuery& query, uint32_t k, StoredTextFn stored_text,
-                               std::vector<ScoredDoc>* out) const {
+                               std::vector<ScoredDoc>* out, const IdSet* allow) const {
   out->clear();
   if (query.phrases.empty()) {
-    *out = bm25_.Search(query.terms, k);
+    *out = bm25_.Search(query.terms, k, allow);
     return absl::OkStatus();
   }
-  const std::vector<VectorId> ids = PhraseCandidates(query);
+  std::vector<VectorId> ids = PhraseCandidates(query);
+  if (allow != nullptr) std::erase_if(ids, [&](VectorId id) { return !allow->Contains(id); });
   const std::vector<double> scores = bm25_.Score(query.terms, ids);
   std::vector<ScoredDoc> ranked;
   ranked.reserve(ids.size());

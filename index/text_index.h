@@ -73,9 +73,9 @@ class TextIndex final {
   void Put(VectorId id, absl::Span<const std::string> terms);
   void Erase(VectorId id);
 
-  [[nodiscard]] std::vector<ScoredDoc> Search(absl::Span<const std::string> query,
-                                              uint32_t k) const {
-    return bm25_.Search(query, k);
+  [[nodiscard]] std::vector<ScoredDoc> Search(absl::Span<const std::string> query, uint32_t k,
+                                              const IdSet* allow = nullptr) const {
+    return bm25_.Search(query, k, allow);
   }
   [[nodiscard]] std::vector<double> Score(absl::Span<const std::string> query,
                                           absl::Span<const VectorId> ids) const {
@@ -83,9 +83,11 @@ class TextIndex final {
   }
   // The k best documents for `query` by BM25, each holding the query's phrases: for a query with
   // phrases, the documents with every phrase term are checked (their text from `stored_text`,
-  // re-analysed), best BM25 first, until k hold them or kMaxPhraseChecks were checked.
+  // re-analysed), best BM25 first, until k hold them or kMaxPhraseChecks were checked. With
+  // `allow`, only documents whose id it holds.
   [[nodiscard]] absl::Status Search(const TextQuery& query, uint32_t k, StoredTextFn stored_text,
-                                    std::vector<ScoredDoc>* out) const;
+                                    std::vector<ScoredDoc>* out,
+                                    const IdSet* allow = nullptr) const;
   // The documents holding every term of `query`'s phrases (unranked): the only ones that can
   // hold the phrases.
   [[nodiscard]] std::vector<VectorId> PhraseCandidates(const TextQuery& query) const;

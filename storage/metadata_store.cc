@@ -28,8 +28,8 @@ namespace {
     if (!_rocks_status.ok()) return FromRocks(_rocks_status, what); \
   } while (false)
 
-constexpr const char* kCfNames[kNumColumnFamilies] = {"collections", "id_map",  "versions",
-                                                      "payloads",    "vectors", "postings"};
+constexpr const char* kCfNames[kNumColumnFamilies] = {
+    "collections", "id_map", "versions", "payloads", "vectors", "postings", "tenants", "api_keys"};
 
 absl::Status FromRocks(const rocksdb::Status& s, absl::string_view what) {
   if (s.ok()) return absl::OkStatus();

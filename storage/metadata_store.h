@@ -33,8 +33,10 @@ enum class Cf : int {
   kPayloads = 3,     // coll int32 -> payload bytes
   kVectors = 4,      // coll int32 -> vector bytes (the collection's element type)
   kPostings = 5,     // coll posting32 int32 -> [version u8]: entries appended since the build
+  kTenants = 6,      // 'n' coll tenant32 -> name ; 'm' coll tenant32 int32 -> "" (may see)
+  kApiKeys = 7,      // key id -> tenant key record (service/tenant_keys.h)
 };
-inline constexpr int kNumColumnFamilies = 6;
+inline constexpr int kNumColumnFamilies = 8;
 [[nodiscard]] const char* CfName(Cf cf);
 
 // Big-endian key pieces.

@@ -1,0 +1,232 @@
+#include "index/tenant_access.h"
+
+#include <algorithm>
+
+#include "absl/strings/escaping.h"
+#include "absl/strings/str_cat.h"
+#include "base/check.h"
+#include "index/collection_config.h"
+#include "storage/status_macros.h"
+
+namespace strata {
+
+std::string TenantAccess::NameKey(Tenant t) const {
+  std::string k = "n";
+  AppendU32(&k, coll_);
+  AppendU32(&k, t);
+  return k;
+}
+
+std::string TenantAccess::MemberKey(Tenant t, VectorId id) const {
+  std::string k = "m";
+  AppendU32(&k, coll_);
+  AppendU32(&k, t);
+  AppendU32(&k, id);
+  return k;
+}
+
+void TenantAccess::Count(VectorId id, int delta) {
+  if (counts_.size() <= id) counts_.resize(id + 1 + counts_.size() / 4, 0);
+  DCHECK(delta > 0 || counts_[id] > 0);
+  counts_[id] = static_cast<uint16_t>(counts_[id] + delta);
+}
+
+absl::Status TenantAccess::Load(const MetadataStore& store, uint64_t id_count,
+                                absl::FunctionRef<bool(VectorId)> is_live) {
+  std::string prefix = "n";
+  AppendU32(&prefix, coll_);
+  RETURN_IF_ERROR(store.Scan(Cf::kTenants, prefix, [&](auto key, auto value) {
+    if (key.size() != 9 || CheckName("tenant name", value).ok() == false) {
+      return absl::DataLossError(
+          absl::StrCat("collection '", collection_name_, "': malformed tenant record"));
+    }
+    const Tenant t = ReadU32(key, 5);
+    if (t >= kMaxTenants) {
+      return absl::DataLossError(
+          absl::StrCat("collection '", collection_name_, "': tenant number ", t, " out of range"));
+    }
+    if (names_.size() <= t) {
+      names_.resize(t + 1);
+      sets_.resize(t + 1);
+    }
+    names_[t] = std::string(value);
+    sets_[t] = std::make_unique<IdSet>();
+    by_name_[names_[t]] = t;
+    return absl::OkStatus();
+  }));
+  prefix[0] = 'm';
+  std::vector<std::vector<VectorId>> members(names_.size());
+  RETURN_IF_ERROR(store.Scan(Cf::kTenants, prefix, [&](auto key, auto value) {
+    if (key.size() != 13 || !value.empty()) {
+      return absl::DataLossError(
+          absl::StrCat("collection '", collection_name_, "': malformed access record"));
+    }
+    const Tenant t = ReadU32(key, 5);
+    const VectorId id = ReadU32(key, 9);
+    if (t >= names_.size() || names_[t].empty()) {
+      return absl::DataLossError(
+          absl::StrCat("collection '", collection_name_, "': access record of unknown tenant ", t));
+    }
+    if (id >= id_count || !is_live(id)) {
+      return absl::DataLossError(absl::StrCat("collection '", collection_name_,
+                                              "': access record of tenant '", names_[t],
+                                              "' names internal id ", id, ", not a live point"));
+    }
+    members[t].push_back(id);
+    return absl::OkStatus();
+  }));
+  counts_.assign(id_count, 0);
+  for (Tenant t = 0; t < members.size(); ++t) {
+    if (members[t].empty()) continue;
+    sets_[t]->Insert(members[t]);
+    for (VectorId id : members[t]) {
+      if (counts_[id] == UINT16_MAX) {
+        return absl::DataLossError(absl::StrCat("collection '", collection_name_, "': internal id ",
+                                                id, " has too many tenants"));
+      }
+      ++counts_[id];
+    }
+  }
+  return absl::OkStatus();
+}
+
+absl::StatusOr<TenantAccess::Tenant> TenantAccess::Find(absl::string_view name) const {
+  auto it = by_name_.find(name);
+  if (it == by_name_.end()) {
+    return absl::NotFoundError(absl::StrCat("collection '", collection_name_, "' has no tenant '",
+                                            absl::CHexEscape(name), "'"));
+  }
+  return it->second;
+}
+
+std::vector<TenantAccess::Tenant> TenantAccess::TenantsOf(VectorId id) const {
+  std::vector<Tenant> out;
+  if (TenantCount(id) == 0) return out;
+  for (Tenant t = 0; t < sets_.size(); ++t) {
+    if (sets_[t] != nullptr && sets_[t]->Contains(id)) out.push_back(t);
+  }
+  DCHECK_EQ(out.size(), TenantCount(id));
+  return out;
+}
+
+std::vector<TenantInfo> TenantAccess::List() const {
+  std::vector<TenantInfo> out;
+  for (const auto& [name, t] : by_name_) {
+    out.push_back({name, sets_[t]->size(), sets_[t]->MemoryBytes()});
+  }
+  std::sort(out.begin(), out.end(),
+            [](const TenantInfo& a, const TenantInfo& b) { return a.name < b.name; });
+  return out;
+}
+
+uint64_t TenantAccess::MemoryBytes() const {
+  uint64_t bytes = sizeof(*this) + counts_.capacity() * sizeof(uint16_t);
+  for (const auto& s : sets_) {
+    if (s != nullptr) bytes += s->MemoryBytes();
+  }
+  for (const std::string& n : names_) bytes += sizeof(n) + n.capacity();
+  return bytes + by_name_.capacity() * (sizeof(std::pair<std::string, Tenant>) + 1);
+}
+
+absl::StatusOr<TenantAccess::Change> TenantAccess::PlanCreate(absl::string_view name,
+                                                              WriteBatch* batch) const {
+  RETURN_IF_ERROR(CheckName("tenant name", name));
+  if (by_name_.contains(name)) {
+    return absl::AlreadyExistsError(
+        absl::StrCat("collection '", collection_name_, "' already has a tenant '", name, "'"));
+  }
+  Tenant t = 0;
+  while (t < names_.size() && !names_[t].empty()) ++t;
+  if (t >= kMaxTenants) {
+    return absl::ResourceExhaustedError(absl::StrCat("collection '", collection_name_, "' has ",
+                                                     kMaxTenants, " tenants, the most it can"));
+  }
+  batch->Put(Cf::kTenants, NameKey(t), name);
+  return Change{Change::Kind::kCreate, t, std::string(name), {}};
+}
+
+TenantAccess::Change TenantAccess::PlanDrop(Tenant t, WriteBatch* batch,
+                                            std::vector<VectorId>* orphans) const {
+  batch->Delete(Cf::kTenants, NameKey(t));
+  std::string members = "m";
+  AppendU32(&members, coll_);
+  AppendU32(&members, t);
+  batch->DeletePrefix(Cf::kTenants, members);
+  Change change{Change::Kind::kDrop, t, {}, {}};
+  sets_[t]->ForEach([&](VectorId id) {
+    change.ids.push_back(id);
+    if (TenantCount(id) == 1) orphans->push_back(id);
+  });
+  return change;
+}
+
+TenantAccess::Change TenantAccess::PlanGrant(Tenant t, absl::Span<const VectorId> ids,
+                                             WriteBatch* batch) const {
+  Change change{Change::Kind::kGrant, t, {}, {}};
+  for (VectorId id : ids) {
+    if (sets_[t]->Contains(id)) continue;
+    change.ids.push_back(id);
+  }
+  std::sort(change.ids.begin(), change.ids.end());
+  change.ids.erase(std::unique(change.ids.begin(), change.ids.end()), change.ids.end());
+  for (VectorId id : change.ids) batch->Put(Cf::kTenants, MemberKey(t, id), "");
+  return change;
+}
+
+TenantAccess::Change TenantAccess::PlanRevoke(Tenant t, absl::Span<const VectorId> ids,
+                                              WriteBatch* batch,
+                                              std::vector<VectorId>* orphans) const {
+  Change change{Change::Kind::kRevoke, t, {}, {}};
+  for (VectorId id : ids) {
+    if (sets_[t]->Contains(id)) change.ids.push_back(id);
+  }
+  std::sort(change.ids.begin(), change.ids.end());
+  change.ids.erase(std::unique(change.ids.begin(), change.ids.end()), change.ids.end());
+  for (VectorId id : change.ids) {
+    batch->Delete(Cf::kTenants, MemberKey(t, id));
+    if (orphans != nullptr && TenantCount(id) == 1) orphans->push_back(id);
+  }
+  return change;
+}
+
+std::vector<TenantAccess::Change> TenantAccess::PlanForget(absl::Span<const VectorId> ids,
+                                                           WriteBatch* batch) const {
+  absl::flat_hash_map<Tenant, std::vector<VectorId>> by_tenant;
+  for (VectorId id : ids) {
+    for (Tenant t : TenantsOf(id)) by_tenant[t].push_back(id);
+  }
+  std::vector<Change> changes;
+  for (auto& [t, list] : by_tenant) changes.push_back(PlanRevoke(t, list, batch, nullptr));
+  return changes;
+}
+
+void TenantAccess::Apply(const Change& change) {
+  const Tenant t = change.tenant;
+  switch (change.kind) {
+    case Change::Kind::kCreate:
+      if (names_.size() <= t) {
+        names_.resize(t + 1);
+        sets_.resize(t + 1);
+      }
+      names_[t] = change.name;
+      sets_[t] = std::make_unique<IdSet>();
+      by_name_[change.name] = t;
+      return;
+    case Change::Kind::kDrop:
+      for (VectorId id : change.ids) Count(id, -1);
+      by_name_.erase(names_[t]);
+      names_[t].clear();
+      sets_[t].reset();
+      return;
+    case Change::Kind::kGrant:
+      sets_[t]->Insert(change.ids);
+      for (VectorId id : change.ids) Count(id, +1);
+      return;
+    case Change::Kind::kRevoke:
+      sets_[t]->Erase(change.ids);
+      for (VectorId id : change.ids) Count(id, -1);
+      return;
+  }
+}
+
+}  // namespace strata

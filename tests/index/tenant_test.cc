@@ -1,0 +1,455 @@
+// Tenants of a collection (index/tenant_access.h, index/collection.h "Tenants"): the id set's
+// two forms against std::set, then random tenant operations - upserts naming tenants, tenants'
+// own upserts and deletes, grants, revokes, tenant drops, rebuilds and reopenings - each followed
+// by a check of every tenant's Count, Get and Search against an exact model of who may see what.
+// Then recall@10 of tenants' searches of several sizes against brute force over their points.
+#include <algorithm>
+#include <map>
+#include <random>
+#include <set>
+
+#include "gtest/gtest.h"
+#include "index/catalog.h"
+#include "index/collection.h"
+#include "index/id_set.h"
+#include "tests/test_util.h"
+#include "tools/synthetic.h"
+
+namespace strata {
+namespace {
+
+using testing::TempDir;
+
+TEST(IdSet, MatchesStdSetThroughBothForms) {
+  std::mt19937_64 rng(5);
+  IdSet set;
+  std::set<uint32_t> model;
+  bool was_dense = false, was_sparse_again = false;
+  for (int round = 0; round < 400; ++round) {
+    // Phases: grow dense over a small range, then thin out, then sparse over a wide range.
+    const uint32_t range = round < 150 ? 8000 : round < 300 ? 8000 : 4000000;
+    const bool insert = round < 150 || (round >= 300 && rng() % 3 != 0);
+    std::vector<uint32_t> ids(1 + rng() % 200);
+    for (uint32_t& id : ids) id = static_cast<uint32_t>(rng() % range);
+    uint64_t expect = 0;
+    for (uint32_t id : ids) {
+      expect += insert ? model.insert(id).second : model.erase(id);
+    }
+    EXPECT_EQ(insert ? set.Insert(ids) : set.Erase(ids), expect);
+    ASSERT_EQ(set.size(), model.size());
+    was_dense |= set.dense();
+    was_sparse_again |= was_dense && !set.dense();
+    for (int probe = 0; probe < 50; ++probe) {
+      const uint32_t id = static_cast<uint32_t>(rng() % range);
+      ASSERT_EQ(set.Contains(id), model.count(id) == 1) << id;
+    }
+  }
+  EXPECT_TRUE(was_dense);
+  EXPECT_TRUE(was_sparse_again);
+  EXPECT_EQ(set.ToVector(), std::vector<uint32_t>(model.begin(), model.end()));
+}
+
+// --- Random operations against an exact model.
+
+constexpr uint32_t kDim = 8;
+constexpr uint64_t kIds = 600;  // ids drawn from [0, kIds)
+
+std::vector<float> VectorOf(uint64_t id, int version) {
+  std::mt19937_64 rng(id * 7919 + static_cast<uint64_t>(version));
+  std::normal_distribution<float> nd(0, 1);
+  std::vector<float> v(kDim);
+  for (float& x : v) x = nd(rng);
+  return v;
+}
+
+float L2(const std::vector<float>& a, const std::vector<float>& b) {
+  float d = 0;
+  for (uint32_t i = 0; i < kDim; ++i) d += (a[i] - b[i]) * (a[i] - b[i]);
+  return d;
+}
+
+struct Model {
+  struct Point {
+    std::vector<float> vector;
+    std::set<std::string> tenants;
+  };
+  std::map<uint64_t, Point> points;  // live
+  std::set<std::string> tenants;
+
+  std::set<uint64_t> Visible(const std::string& tenant) const {
+    std::set<uint64_t> out;
+    for (const auto& [id, p] : points) {
+      if (tenant.empty() || p.tenants.count(tenant)) out.insert(id);
+    }
+    return out;
+  }
+};
+
+class TenantOps {
+ public:
+  explicit TenantOps(std::string dir) : dir_(std::move(dir)) { Reopen(/*create=*/true); }
+
+  void Reopen(bool create = false) {
+    col_.reset();
+    cat_.reset();
+    auto cat = Catalog::Open(dir_);
+    ASSERT_TRUE(cat.ok()) << cat.status();
+    cat_ = std::move(*cat);
+    if (create) {
+      CollectionConfig c;
+      c.name = "t";
+      c.dim = kDim;
+      c.type = ElementType::kFloat32;
+      c.build_threshold = 1000000;  // built by the test, at chosen steps
+      auto made = cat_->Create(c);
+      ASSERT_TRUE(made.ok()) << made.status();
+      col_ = *made;
+    } else {
+      auto found = cat_->Find("t");
+      ASSERT_TRUE(found.ok()) << found.status();
+      col_ = *found;
+    }
+  }
+
+  // Upserts `ids` in `scope` (tenant or "" for the whole collection); `names` set: the points'
+  // tenants. Applies to the model what the collection's contract says, and checks the row errors.
+  void Upsert(const std::string& scope, const std::vector<uint64_t>& ids,
+              const std::optional<std::vector<std::string>>& names) {
+    std::vector<std::vector<float>> vectors;
+    std::vector<PointInput> rows;
+    for (uint64_t id : ids) vectors.push_back(VectorOf(id, ++version_));
+    for (size_t i = 0; i < ids.size(); ++i) {
+      PointInput p{
+          ids[i], {reinterpret_cast<const uint8_t*>(vectors[i].data()), kDim * sizeof(float)}, {}};
+      if (names.has_value()) {
+        p.tenants = *names;
+        p.set_tenants = true;
+      }
+      rows.push_back(p);
+    }
+    std::vector<RowError> errors;
+    uint64_t upserted = 0;
+    absl::Status s = col_->Upsert(Scope{scope}, rows, &errors, &upserted);
+    if (!scope.empty() && !model_.tenants.count(scope)) {
+      EXPECT_TRUE(absl::IsNotFound(s)) << s;
+      return;
+    }
+    ASSERT_TRUE(s.ok()) << s;
+    std::set<uint64_t> expect_refused;
+    uint64_t expect_upserted = 0;
+    for (size_t i = 0; i < ids.size(); ++i) {
+      const uint64_t id = ids[i];
+      const bool last =
+          std::find(ids.begin() + static_cast<ptrdiff_t>(i) + 1, ids.end(), id) == ids.end();
+      if (!last) continue;
+      auto it = model_.points.find(id);
+      const bool exists = it != model_.points.end();
+      bool refused = false;
+      std::set<std::string> next = exists ? it->second.tenants : std::set<std::string>{};
+      if (!scope.empty()) {
+        refused = (names.has_value() && *names != std::vector<std::string>{scope}) ||
+                  (exists && !it->second.tenants.count(scope));
+        if (!exists) next = {scope};
+      } else if (names.has_value()) {
+        next.clear();
+        for (const std::string& n : *names) {
+          if (!model_.tenants.count(n)) refused = true;
+          next.insert(n);
+        }
+      }
+      if (refused) {
+        expect_refused.insert(id);
+        continue;
+      }
+      model_.points[id] = {vectors[i], next};
+    }
+    for (uint64_t id : ids) expect_upserted += expect_refused.count(id) == 0;
+    std::set<uint64_t> refused;
+    for (const RowError& e : errors) refused.insert(e.id);
+    EXPECT_EQ(refused, expect_refused);
+    EXPECT_EQ(upserted, expect_upserted);
+  }
+
+  void Delete(const std::string& scope, const std::vector<uint64_t>& ids) {
+    uint64_t deleted = 0;
+    absl::Status s = col_->Delete(Scope{scope}, ids, &deleted);
+    if (!scope.empty() && !model_.tenants.count(scope)) {
+      EXPECT_TRUE(absl::IsNotFound(s)) << s;
+      return;
+    }
+    ASSERT_TRUE(s.ok()) << s;
+    uint64_t expect = 0;
+    for (uint64_t id : std::set<uint64_t>(ids.begin(), ids.end())) {
+      auto it = model_.points.find(id);
+      if (it == model_.points.end()) continue;
+      if (scope.empty()) {
+        model_.points.erase(it);
+        ++expect;
+      } else if (it->second.tenants.erase(scope)) {
+        ++expect;
+        if (it->second.tenants.empty()) model_.points.erase(it);
+      }
+    }
+    EXPECT_EQ(deleted, expect);
+  }
+
+  void Access(bool grant, const std::string& tenant, const std::vector<uint64_t>& ids) {
+    uint64_t changed = 0;
+    std::vector<uint64_t> missing;
+    absl::Status s =
+        grant ? col_->Grant(tenant, ids, &changed, &missing) : col_->Revoke(tenant, ids, &changed);
+    if (!model_.tenants.count(tenant)) {
+      EXPECT_TRUE(absl::IsNotFound(s)) << s;
+      return;
+    }
+    ASSERT_TRUE(s.ok()) << s;
+    uint64_t expect = 0;
+    std::vector<uint64_t> expect_missing;
+    for (uint64_t id : std::set<uint64_t>(ids.begin(), ids.end())) {
+      auto it = model_.points.find(id);
+      if (it == model_.points.end()) {
+        expect_missing.push_back(id);
+        continue;
+      }
+      expect += grant ? it->second.tenants.insert(tenant).second : it->second.tenants.erase(tenant);
+    }
+    EXPECT_EQ(changed, expect);
+    if (grant) {
+      std::sort(missing.begin(), missing.end());
+      EXPECT_EQ(missing, expect_missing);
+    }
+  }
+
+  void CreateTenant(const std::string& name) {
+    absl::Status s = col_->CreateTenant(name);
+    if (model_.tenants.count(name)) {
+      EXPECT_TRUE(absl::IsAlreadyExists(s)) << s;
+      return;
+    }
+    ASSERT_TRUE(s.ok()) << s;
+    model_.tenants.insert(name);
+  }
+
+  void DropTenant(const std::string& name, bool keep) {
+    uint64_t deleted = 0;
+    absl::Status s = col_->DropTenant(name, keep, &deleted);
+    if (!model_.tenants.count(name)) {
+      EXPECT_TRUE(absl::IsNotFound(s)) << s;
+      return;
+    }
+    ASSERT_TRUE(s.ok()) << s;
+    model_.tenants.erase(name);
+    uint64_t expect = 0;
+    for (auto it = model_.points.begin(); it != model_.points.end();) {
+      const bool had = it->second.tenants.erase(name) == 1;
+      if (had && it->second.tenants.empty() && !keep) {
+        it = model_.points.erase(it);
+        ++expect;
+      } else {
+        ++it;
+      }
+    }
+    EXPECT_EQ(deleted, expect);
+  }
+
+  void Build() { ASSERT_TRUE(col_->BuildIndex().ok()); }
+
+  // Every scope's Count, Get and Search against the model.
+  void Check(std::mt19937_64* rng) {
+    std::vector<std::string> scopes(model_.tenants.begin(), model_.tenants.end());
+    scopes.push_back("");
+    std::vector<uint64_t> all(kIds);
+    for (uint64_t i = 0; i < kIds; ++i) all[i] = i;
+    for (const std::string& scope : scopes) {
+      SCOPED_TRACE("scope '" + scope + "'");
+      const std::set<uint64_t> visible = model_.Visible(scope);
+      auto count = col_->Count(Scope{scope});
+      ASSERT_TRUE(count.ok()) << count.status();
+      EXPECT_EQ(*count, visible.size());
+      std::vector<PointOutput> found;
+      std::vector<uint64_t> missing;
+      ASSERT_TRUE(col_->Get(Scope{scope}, all, false, false, &found, &missing).ok());
+      std::set<uint64_t> got;
+      for (const PointOutput& p : found) got.insert(p.id);
+      EXPECT_EQ(got, visible);
+      // Search: exactly the nearest visible points (views this small are searched exactly, and
+      // the whole collection is FLAT or small enough to be found whole).
+      const std::vector<float> q = VectorOf(1000000 + (*rng)() % 1000, 0);
+      std::vector<Hit> hits;
+      ASSERT_TRUE(
+          col_->Search(Scope{scope}, VectorView::Of(absl::MakeConstSpan(q)), 10, {}, &hits).ok());
+      std::vector<std::pair<float, uint64_t>> want;
+      for (uint64_t id : visible) want.push_back({L2(q, model_.points.at(id).vector), id});
+      std::sort(want.begin(), want.end());
+      const size_t n = std::min<size_t>(10, want.size());
+      if (!scope.empty() || col_->Stats().state == CollectionStats::State::kFlat) {
+        ASSERT_EQ(hits.size(), n);
+        for (size_t i = 0; i < n; ++i) EXPECT_EQ(hits[i].id, want[i].second) << i;
+      } else {
+        for (const Hit& h : hits) EXPECT_TRUE(visible.count(h.id)) << h.id;
+      }
+    }
+    // An unknown tenant is NotFound everywhere.
+    EXPECT_TRUE(absl::IsNotFound(col_->Count(Scope{"no-such-tenant"}).status()));
+  }
+
+  Model& model() { return model_; }
+
+ private:
+  std::string dir_;
+  std::unique_ptr<Catalog> cat_;
+  std::shared_ptr<Collection> col_;
+  Model model_;
+  int version_ = 0;
+};
+
+TEST(Tenants, RandomOperationsMatchTheModelThroughRebuildsAndReopens) {
+  TempDir tmp;
+  TenantOps ops(tmp.path());
+  std::mt19937_64 rng(11);
+  const std::vector<std::string> names = {"acme", "globex", "initech", "umbrella", "hooli"};
+  for (const char* n : {"acme", "globex", "initech"}) ops.CreateTenant(n);
+  auto pick_tenant = [&] { return names[rng() % names.size()]; };
+  auto pick_ids = [&](size_t most) {
+    std::vector<uint64_t> ids(1 + rng() % most);
+    for (uint64_t& id : ids) id = rng() % kIds;
+    return ids;
+  };
+  for (int step = 0; step < 260; ++step) {
+    SCOPED_TRACE("step " + std::to_string(step));
+    switch (rng() % 12) {
+      case 0:
+      case 1: {  // admin upsert, naming tenants (sometimes one that does not exist) or not
+        std::optional<std::vector<std::string>> t;
+        if (rng() % 3 != 0) {
+          t.emplace();
+          for (size_t i = rng() % 3; i > 0; --i) t->push_back(pick_tenant());
+        }
+        ops.Upsert("", pick_ids(40), t);
+        break;
+      }
+      case 2:
+      case 3: {  // a tenant's own upsert
+        std::optional<std::vector<std::string>> t;
+        const std::string scope = pick_tenant();
+        if (rng() % 4 == 0) t = std::vector<std::string>{rng() % 2 ? scope : pick_tenant()};
+        ops.Upsert(scope, pick_ids(30), t);
+        break;
+      }
+      case 4:
+        ops.Access(/*grant=*/true, pick_tenant(), pick_ids(60));
+        break;
+      case 5:
+        ops.Access(/*grant=*/false, pick_tenant(), pick_ids(60));
+        break;
+      case 6:
+        ops.Delete("", pick_ids(10));
+        break;
+      case 7:
+        ops.Delete(pick_tenant(), pick_ids(20));
+        break;
+      case 8:
+        if (rng() % 3 == 0)
+          ops.DropTenant(pick_tenant(), /*keep=*/rng() % 2 == 0);
+        else
+          ops.CreateTenant(pick_tenant());
+        break;
+      case 9:
+        if (step % 4 == 0 && !ops.model().points.empty()) ops.Build();
+        break;
+      default:
+        if (rng() % 4 == 0) ops.Reopen();
+        break;
+    }
+    if (::testing::Test::HasFatalFailure()) return;
+    ops.Check(&rng);
+    if (::testing::Test::HasFatalFailure()) return;
+  }
+  ops.Reopen();
+  ops.Check(&rng);
+}
+
+// Recall@10 of tenants' searches on an index, by the size of the tenant's view: exact below
+// kExactTenantPoints, the shared postings with the access check above it.
+TEST(Tenants, SearchRecallHoldsForSmallMediumAndLargeTenants) {
+  TempDir tmp;
+  SyntheticOptions so;
+  so.seed = 9;
+  auto gen = SyntheticGenerator::Create(so);
+  const uint64_t n = 20000;
+  VectorSet base = gen->Generate(0, n);
+  VectorSet queries = gen->Generate(n, 100);
+  auto cat = *Catalog::Open(tmp.path());
+  CollectionConfig c;
+  c.name = "r";
+  c.dim = base.dim;
+  c.type = base.type;
+  c.build_threshold = 1000000;
+  auto col = *cat->Create(c);
+  std::mt19937_64 rng(4);
+  // Shares of the collection: 0.5% (exact), 15% and 50% (shared postings, access checked).
+  const std::vector<std::pair<std::string, double>> tenants = {
+      {"small", 0.005}, {"medium", 0.15}, {"large", 0.5}};
+  std::map<std::string, std::vector<uint64_t>> members;
+  std::vector<std::vector<std::string>> names(n);
+  for (uint64_t i = 0; i < n; ++i) {
+    for (const auto& [t, share] : tenants) {
+      if (std::uniform_real_distribution<double>(0, 1)(rng) < share) {
+        names[i].push_back(t);
+        members[t].push_back(i);
+      }
+    }
+  }
+  for (const auto& [t, share] : tenants) ASSERT_TRUE(col->CreateTenant(t).ok());
+  for (uint64_t first = 0; first < n; first += 2000) {
+    std::vector<PointInput> rows;
+    for (uint64_t i = first; i < first + 2000; ++i) {
+      PointInput p{i, {base.row(i), base.row_bytes()}, {}};
+      p.tenants = names[i];
+      p.set_tenants = true;
+      rows.push_back(p);
+    }
+    std::vector<RowError> errors;
+    uint64_t upserted = 0;
+    ASSERT_TRUE(col->Upsert(rows, &errors, &upserted).ok());
+    ASSERT_TRUE(errors.empty());
+  }
+  ASSERT_TRUE(col->BuildIndex().ok());
+  for (const auto& [t, share] : tenants) {
+    const std::vector<uint64_t>& ids = members[t];
+    double recall = 0;
+    uint64_t pages = 0;
+    for (uint64_t qi = 0; qi < queries.n; ++qi) {
+      const uint8_t* q = queries.row(qi);
+      std::vector<std::pair<float, uint64_t>> exact;
+      for (uint64_t id : ids) {
+        float d = 0;
+        for (uint32_t j = 0; j < base.dim; ++j) {
+          const float diff = static_cast<float>(q[j]) - static_cast<float>(base.row(id)[j]);
+          d += diff * diff;
+        }
+        exact.push_back({d, id});
+      }
+      std::partial_sort(exact.begin(), exact.begin() + 10, exact.end());
+      std::vector<Hit> hits;
+      SearchStats st;
+      ASSERT_TRUE(
+          col->Search(Scope{t}, VectorView{base.type, {q, base.row_bytes()}}, 10, {}, &hits, &st)
+              .ok());
+      pages += st.pages_read;
+      std::set<uint64_t> truth;
+      for (int i = 0; i < 10; ++i) truth.insert(exact[i].second);
+      for (const Hit& h : hits) {
+        ASSERT_TRUE(std::binary_search(ids.begin(), ids.end(), h.id)) << t << " sees " << h.id;
+        recall += truth.count(h.id) / 10.0;
+      }
+    }
+    recall /= static_cast<double>(queries.n);
+    std::printf("tenant %-6s %5zu points: recall@10 %.3f, %.1f pages per query\n", t.c_str(),
+                ids.size(), recall, static_cast<double>(pages) / static_cast<double>(queries.n));
+    EXPECT_GE(recall, 0.90) << t;
+  }
+}
+
+}  // namespace
+}  // namespace strata
