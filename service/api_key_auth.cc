@@ -16,9 +16,15 @@ constexpr char kNoKey[] =
     "this server needs an API key: send it as gRPC metadata 'authorization: Bearer <key>' "
     "(strata-cli and strata-load: --api_key_file or STRATA_API_KEY)";
 
-absl::StatusOr<std::unique_ptr<ApiKeyAuth>> ApiKeyAuth::Create(absl::string_view admin_key) {
+absl::StatusOr<std::unique_ptr<ApiKeyAuth>> ApiKeyAuth::Create(absl::string_view admin_key,
+                                                               const TenantKeys* tenant_keys) {
   RETURN_IF_ERROR(CheckApiKey(admin_key, "the admin key"));
+  if (TenantKeys::LooksLikeTenantKey(admin_key)) {
+    return absl::InvalidArgumentError(
+        "the admin key has the form of a tenant key (stk_...); choose another");
+  }
   auto auth = std::unique_ptr<ApiKeyAuth>(new ApiKeyAuth());
+  auth->tenant_keys_ = tenant_keys;
   if (RAND_bytes(auth->salt_.data(), static_cast<int>(auth->salt_.size())) != 1) {
     return absl::InternalError("no random bytes for the key's salt (OpenSSL RAND_bytes)");
   }
@@ -36,18 +42,24 @@ ApiKeyAuth::Digest ApiKeyAuth::Hash(absl::string_view key) const {
   return d;
 }
 
-absl::Status ApiKeyAuth::CheckHeader(absl::string_view authorization) const {
+absl::StatusOr<Caller> ApiKeyAuth::IdentifyHeader(absl::string_view authorization) const {
   constexpr absl::string_view kScheme = "bearer ";
   if (authorization.size() <= kScheme.size() ||
       !absl::StartsWithIgnoreCase(authorization, kScheme)) {
     return absl::UnauthenticatedError("the authorization metadata is not 'Bearer <key>'");
   }
-  const Digest given = Hash(absl::StripAsciiWhitespace(authorization.substr(kScheme.size())));
+  const absl::string_view key = absl::StripAsciiWhitespace(authorization.substr(kScheme.size()));
+  if (TenantKeys::LooksLikeTenantKey(key)) {
+    if (tenant_keys_ == nullptr) return absl::UnauthenticatedError("the API key is not valid");
+    ASSIGN_OR_RETURN(TenantKeyInfo info, tenant_keys_->Lookup(key));
+    return Caller{false, std::move(info)};
+  }
+  const Digest given = Hash(key);
   // Both sides are digests of equal length: the comparison's time tells nothing of the key.
   if (CRYPTO_memcmp(given.data(), admin_.data(), given.size()) != 0) {
     return absl::UnauthenticatedError("the API key is not valid");
   }
-  return absl::OkStatus();
+  return Caller{};
 }
 
 namespace {
@@ -71,7 +83,7 @@ class HeaderProcessor final : public grpc::AuthMetadataProcessor {
     } else if (it == md.end()) {
       s = absl::UnauthenticatedError(kNoKey);
     } else {
-      s = auth_->CheckHeader(absl::string_view(it->second.data(), it->second.size()));
+      s = auth_->IdentifyHeader(absl::string_view(it->second.data(), it->second.size())).status();
     }
     return s.ok() ? grpc::Status::OK
                   : grpc::Status(grpc::StatusCode::UNAUTHENTICATED, std::string(s.message()));
@@ -87,7 +99,7 @@ std::shared_ptr<grpc::AuthMetadataProcessor> ApiKeyAuth::HeaderCheck() const {
   return std::make_shared<HeaderProcessor>(this);
 }
 
-absl::Status ApiKeyAuth::Check(const grpc::ServerContextBase& ctx) const {
+absl::StatusOr<Caller> ApiKeyAuth::Identify(const grpc::ServerContextBase& ctx) const {
   const auto& md = ctx.client_metadata();
   auto it = md.find("authorization");
   if (md.count("authorization") > 1) {
@@ -96,7 +108,7 @@ absl::Status ApiKeyAuth::Check(const grpc::ServerContextBase& ctx) const {
   if (it == md.end()) {
     return absl::UnauthenticatedError(kNoKey);
   }
-  return CheckHeader(absl::string_view(it->second.data(), it->second.size()));
+  return IdentifyHeader(absl::string_view(it->second.data(), it->second.size()));
 }
 
 }  // namespace strata

@@ -6,8 +6,9 @@
 // With TLS the key is checked on the call's headers, before its request is received (HeaderCheck);
 // without TLS, once gRPC has received it (Check, from every handler). The key is held as a salted
 // hash, compared in time that does not depend on where a wrong key
-// differs, and never logged. Tenant keys (issue: multi-tenant collections) will be checked here
-// too. Thread-safe (immutable after construction).
+// differs, and never logged. Tenant keys (service/tenant_keys.h) are accepted too: a call
+// carrying one is the tenant's (Caller), which the handlers confine to its tenants.
+// Thread-safe (immutable after construction; the tenant keys are thread-safe).
 #ifndef STRATA_SERVICE_API_KEY_AUTH_H_
 #define STRATA_SERVICE_API_KEY_AUTH_H_
 
@@ -22,17 +23,27 @@
 #include "base/api_key.h"
 #include "grpcpp/security/auth_metadata_processor.h"
 #include "grpcpp/server_context.h"
+#include "service/tenant_keys.h"
 
 namespace strata {
 
+// Who a call is: the admin (the admin key, or anyone on an open server) or a tenant key's holder.
+struct Caller {
+  bool admin = true;
+  TenantKeyInfo key;  // !admin: the key's collection and tenants
+};
+
 class ApiKeyAuth final {
  public:
-  // InvalidArgument for a key CheckApiKey refuses; the message never holds the key.
-  static absl::StatusOr<std::unique_ptr<ApiKeyAuth>> Create(absl::string_view admin_key);
-  // OK when `ctx` carries the admin key; else Unauthenticated saying what is missing or wrong.
-  [[nodiscard]] absl::Status Check(const grpc::ServerContextBase& ctx) const;
+  // InvalidArgument for a key CheckApiKey refuses (or one shaped like a tenant key); the message
+  // never holds the key. `tenant_keys` (may be null) must outlive the auth.
+  static absl::StatusOr<std::unique_ptr<ApiKeyAuth>> Create(absl::string_view admin_key,
+                                                            const TenantKeys* tenant_keys);
+  // The caller when `ctx` carries the admin key or a live tenant key; else Unauthenticated
+  // saying what is missing or wrong.
+  [[nodiscard]] absl::StatusOr<Caller> Identify(const grpc::ServerContextBase& ctx) const;
   // The same for the value of an authorization header ("Bearer <key>").
-  [[nodiscard]] absl::Status CheckHeader(absl::string_view authorization) const;
+  [[nodiscard]] absl::StatusOr<Caller> IdentifyHeader(absl::string_view authorization) const;
 
   // With TLS: gRPC's hook that sees a call's headers before its request is read, so a caller
   // without the key cannot make the server receive (and hold) its request at all. Checks calls
@@ -46,6 +57,7 @@ class ApiKeyAuth final {
 
   std::array<unsigned char, 16> salt_{};  // random per process
   Digest admin_{};
+  const TenantKeys* tenant_keys_ = nullptr;
 };
 
 }  // namespace strata

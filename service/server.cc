@@ -13,8 +13,10 @@
 #include "absl/cleanup/cleanup.h"
 #include "absl/functional/function_ref.h"
 #include "absl/strings/ascii.h"
+#include "absl/strings/escaping.h"
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
+#include "absl/strings/str_join.h"
 #include "base/mutex.h"
 #include "gpu/embed_batcher.h"
 #include "gpu/encoder.h"
@@ -66,7 +68,8 @@ class StrataService final : public pb::Strata::Service {
   // (with null: a dropped collection may have been the damaged one).
   StrataService(Catalog* catalog, Metrics* metrics, BuildQueue* builds, MemoryBudget* memory,
                 CallMemoryHold* hold, ServerLimits limits, gpu::EmbedBatcher* embedder,
-                RagEngine* rag, Reranker* reranker, const ApiKeyAuth* auth, int max_generate_calls,
+                RagEngine* rag, Reranker* reranker, const ApiKeyAuth* auth, TenantKeys* keys,
+                int max_generate_calls,
                 std::function<void(const std::shared_ptr<Collection>&)> on_damage)
       : catalog_(catalog),
         metrics_(metrics),
@@ -78,6 +81,7 @@ class StrataService final : public pb::Strata::Service {
         rag_(rag),
         reranker_(reranker),
         auth_(auth),
+        keys_(keys),
         max_generate_calls_(max_generate_calls),
         on_damage_(std::move(on_damage)),
         started_(Clock::now()) {}
@@ -109,7 +113,15 @@ class StrataService final : public pb::Strata::Service {
   grpc::Status DropCollection(grpc::ServerContext* ctx, const pb::DropCollectionRequest* req,
                               pb::DropCollectionResponse*) override {
     return Run("DropCollection", ctx, *req, [&](CallBudget&) -> absl::Status {
+      ASSIGN_OR_RETURN(auto col, catalog_->Find(req->name()));
+      const std::string uid = col->config().uid;
+      col.reset();
       RETURN_IF_ERROR(catalog_->Drop(req->name()));
+      // Keys of the collection name it by uid and no longer open anything; they go too.
+      if (absl::StatusOr<uint32_t> n = keys_->RevokeCollection(uid); !n.ok()) {
+        Log(LogLevel::kWarning, "dropping collection '%s': its tenant keys stay listed: %s",
+            req->name(), n.status().ToString());
+      }
       if (rag_ != nullptr) rag_->cache().InvalidateCollection(req->name());
       if (on_damage_) on_damage_(nullptr);  // the dropped collection may have been the damaged one
       return absl::OkStatus();
@@ -153,14 +165,16 @@ class StrataService final : public pb::Strata::Service {
 
   grpc::Status Upsert(grpc::ServerContext* ctx, const pb::UpsertRequest* req,
                       pb::UpsertResponse* resp) override {
-    return Run("Upsert", ctx, *req, [&](CallBudget& budget) -> absl::Status {
-      ASSIGN_OR_RETURN(auto col, catalog_->Find(req->collection()));
+    return Run("Upsert", ctx, *req, [&](CallBudget& budget, const Caller& caller) -> absl::Status {
+      ASSIGN_OR_RETURN(Target target, FindFor(caller, req->collection(), req->tenant()));
+      const std::shared_ptr<Collection>& col = target.col;
       RETURN_IF_ERROR(CheckBatch(req->points_size(), "points"));
       // The rows are copied once more (converted vectors, serialised payloads, the write batch).
       RETURN_IF_ERROR(budget.Reserve(req->ByteSizeLong()));
       CollectionConfig cfg = col->config();
       std::vector<std::vector<uint8_t>> vectors(req->points_size());
       std::vector<std::string> payloads(req->points_size());
+      std::vector<std::vector<std::string>> tenants(req->points_size());
       std::vector<PointInput> rows;
       std::vector<uint32_t> row_index;  // rows[i] is request point row_index[i]
       std::vector<RowError> errors;
@@ -186,13 +200,19 @@ class StrataService final : public pb::Strata::Service {
         if (p.has_payload() && (!p.payload().json().empty() || !p.payload().text().empty())) {
           payloads[i] = p.payload().SerializeAsString();
         }
-        rows.push_back({p.id(), vectors[i], payloads[i]});
+        PointInput row{p.id(), vectors[i], payloads[i]};
+        if (p.has_tenants()) {
+          tenants[i].assign(p.tenants().names().begin(), p.tenants().names().end());
+          row.tenants = tenants[i];
+          row.set_tenants = true;
+        }
+        rows.push_back(row);
         row_index.push_back(static_cast<uint32_t>(i));
       }
       uint64_t upserted = 0;
       if (!rows.empty()) {
         std::vector<RowError> late;
-        RETURN_IF_ERROR(col->Upsert(rows, &late, &upserted));
+        RETURN_IF_ERROR(col->Upsert(target.scope, rows, &late, &upserted));
         for (RowError& e : late) {
           e.index = row_index[e.index];
           errors.push_back(std::move(e));
@@ -226,11 +246,11 @@ class StrataService final : public pb::Strata::Service {
 
   grpc::Status Delete(grpc::ServerContext* ctx, const pb::DeleteRequest* req,
                       pb::DeleteResponse* resp) override {
-    return Run("Delete", ctx, *req, [&](CallBudget&) -> absl::Status {
-      ASSIGN_OR_RETURN(auto col, catalog_->Find(req->collection()));
+    return Run("Delete", ctx, *req, [&](CallBudget&, const Caller& caller) -> absl::Status {
+      ASSIGN_OR_RETURN(Target target, FindFor(caller, req->collection(), req->tenant()));
       RETURN_IF_ERROR(CheckBatch(req->ids_size(), "ids"));
       uint64_t deleted = 0;
-      RETURN_IF_ERROR(col->Delete(req->ids(), &deleted));
+      RETURN_IF_ERROR(target.col->Delete(target.scope, req->ids(), &deleted));
       if (rag_ != nullptr) {
         rag_->cache().Invalidate(req->collection(),
                                  std::vector<uint64_t>(req->ids().begin(), req->ids().end()));
@@ -242,14 +262,15 @@ class StrataService final : public pb::Strata::Service {
 
   grpc::Status Get(grpc::ServerContext* ctx, const pb::GetRequest* req,
                    pb::GetResponse* resp) override {
-    return Run("Get", ctx, *req, [&](CallBudget& budget) -> absl::Status {
-      ASSIGN_OR_RETURN(auto col, catalog_->Find(req->collection()));
+    return Run("Get", ctx, *req, [&](CallBudget& budget, const Caller& caller) -> absl::Status {
+      ASSIGN_OR_RETURN(Target target, FindFor(caller, req->collection(), req->tenant()));
+      const std::shared_ptr<Collection>& col = target.col;
       RETURN_IF_ERROR(CheckBatch(req->ids_size(), "ids"));
       const ElementType type = col->config().type;
       std::vector<uint64_t> missing;
       size_t row = 0;
       RETURN_IF_ERROR(FetchPoints(
-          *col, req->ids(), req->with_vector(), req->with_payload(), &missing,
+          *col, target.scope, req->ids(), req->with_vector(), req->with_payload(), &missing,
           [&](const PointOutput& p) -> absl::Status {
             pb::Point* out = resp->add_points();
             out->set_id(p.id);
@@ -268,17 +289,19 @@ class StrataService final : public pb::Strata::Service {
 
   grpc::Status Count(grpc::ServerContext* ctx, const pb::CountRequest* req,
                      pb::CountResponse* resp) override {
-    return Run("Count", ctx, *req, [&](CallBudget&) -> absl::Status {
-      ASSIGN_OR_RETURN(auto col, catalog_->Find(req->collection()));
-      resp->set_count(col->Count());
+    return Run("Count", ctx, *req, [&](CallBudget&, const Caller& caller) -> absl::Status {
+      ASSIGN_OR_RETURN(Target target, FindFor(caller, req->collection(), req->tenant()));
+      ASSIGN_OR_RETURN(uint64_t count, target.col->Count(target.scope));
+      resp->set_count(count);
       return absl::OkStatus();
     });
   }
 
   grpc::Status Search(grpc::ServerContext* ctx, const pb::SearchRequest* req,
                       pb::SearchResponse* resp) override {
-    return Run("Search", ctx, *req, [&](CallBudget& budget) -> absl::Status {
-      ASSIGN_OR_RETURN(auto col, catalog_->Find(req->collection()));
+    return Run("Search", ctx, *req, [&](CallBudget& budget, const Caller& caller) -> absl::Status {
+      ASSIGN_OR_RETURN(Target target, FindFor(caller, req->collection(), req->tenant()));
+      const std::shared_ptr<Collection>& col = target.col;
       ASSIGN_OR_RETURN(SearchParams params, Params(req->k(), req->params(), *col));
       const bool has_vector = req->query().values_size() > 0 || !req->query().raw().empty();
       if (req->text().empty() && !has_vector) {
@@ -311,7 +334,8 @@ class StrataService final : public pb::Strata::Service {
         turn.emplace(std::move(entered).value());
       }
       // Reranking reads every candidate's text: payloads come along, and go if not asked for.
-      const Emit emit{req->with_payload() || rerank, req->with_vector(), /*batch=*/false, rerank};
+      const Emit emit{req->with_payload() || rerank, req->with_vector(), /*batch=*/false, rerank,
+                      target.scope};
       if (req->text().empty()) {
         return Damaged(col, SearchOne(*col, req->query(), req->k(), params, emit, &budget, resp));
       }
@@ -340,50 +364,53 @@ class StrataService final : public pb::Strata::Service {
 
   grpc::Status SearchBatch(grpc::ServerContext* ctx, const pb::SearchBatchRequest* req,
                            pb::SearchBatchResponse* resp) override {
-    return Run("SearchBatch", ctx, *req, [&](CallBudget& budget) -> absl::Status {
-      ASSIGN_OR_RETURN(auto col, catalog_->Find(req->collection()));
-      if (req->queries_size() > 0 && req->texts_size() > 0) {
-        return absl::InvalidArgumentError("set either 'queries' or 'texts', not both");
-      }
-      ASSIGN_OR_RETURN(SearchParams params, Params(req->k(), req->params(), *col));
-      const bool text = req->texts_size() > 0;
-      ASSIGN_OR_RETURN(
-          SearchPlan plan,
-          Plan(*col, req->mode(), req->fusion(),
-               req->has_dense_weight() ? std::optional<float>(req->dense_weight()) : std::nullopt,
-               text));
-      std::vector<pb::Vector> embedded;
-      const auto t0 = Clock::now();
-      auto t1 = t0;
-      if (text) {
-        std::vector<std::string> texts(req->texts().begin(), req->texts().end());
-        if (plan.mode == SearchMode::kLexical) {
-          RETURN_IF_ERROR(CheckTexts(texts, /*need_model=*/false));
-          embedded.resize(texts.size());
-        } else {
-          ASSIGN_OR_RETURN(embedded, EmbedQueries(ctx, *col, texts));
-        }
-        t1 = Clock::now();
-      } else {
-        RETURN_IF_ERROR(CheckBatch(req->queries_size(), "queries"));
-      }
-      const Emit emit{req->with_payload(), req->with_vector(), /*batch=*/true};
-      const int n = text ? req->texts_size() : req->queries_size();
-      for (int i = 0; i < n; ++i) {
-        if (ctx->IsCancelled()) return absl::CancelledError("the client went away");
-        pb::SearchResponse* r = resp->add_results();
-        absl::Status s =
-            text ? SearchTextOne(*col, plan, req->texts(i), embedded[static_cast<size_t>(i)],
-                                 req->k(), params, emit, &budget, r)
-                 : SearchOne(*col, req->queries(i), req->k(), params, emit, &budget, r);
-        s = Damaged(col, s);
-        if (!s.ok()) {
-          return absl::Status(s.code(), absl::StrCat("query ", i, ": ", s.message()));
-        }
-        if (text && plan.mode != SearchMode::kLexical) AddEmbedTime(t0, t1, r->mutable_stats());
-      }
-      return absl::OkStatus();
-    });
+    return Run(
+        "SearchBatch", ctx, *req, [&](CallBudget& budget, const Caller& caller) -> absl::Status {
+          ASSIGN_OR_RETURN(Target target, FindFor(caller, req->collection(), req->tenant()));
+          const std::shared_ptr<Collection>& col = target.col;
+          if (req->queries_size() > 0 && req->texts_size() > 0) {
+            return absl::InvalidArgumentError("set either 'queries' or 'texts', not both");
+          }
+          ASSIGN_OR_RETURN(SearchParams params, Params(req->k(), req->params(), *col));
+          const bool text = req->texts_size() > 0;
+          ASSIGN_OR_RETURN(SearchPlan plan,
+                           Plan(*col, req->mode(), req->fusion(),
+                                req->has_dense_weight() ? std::optional<float>(req->dense_weight())
+                                                        : std::nullopt,
+                                text));
+          std::vector<pb::Vector> embedded;
+          const auto t0 = Clock::now();
+          auto t1 = t0;
+          if (text) {
+            std::vector<std::string> texts(req->texts().begin(), req->texts().end());
+            if (plan.mode == SearchMode::kLexical) {
+              RETURN_IF_ERROR(CheckTexts(texts, /*need_model=*/false));
+              embedded.resize(texts.size());
+            } else {
+              ASSIGN_OR_RETURN(embedded, EmbedQueries(ctx, *col, texts));
+            }
+            t1 = Clock::now();
+          } else {
+            RETURN_IF_ERROR(CheckBatch(req->queries_size(), "queries"));
+          }
+          const Emit emit{req->with_payload(), req->with_vector(), /*batch=*/true, /*rerank=*/false,
+                          target.scope};
+          const int n = text ? req->texts_size() : req->queries_size();
+          for (int i = 0; i < n; ++i) {
+            if (ctx->IsCancelled()) return absl::CancelledError("the client went away");
+            pb::SearchResponse* r = resp->add_results();
+            absl::Status s =
+                text ? SearchTextOne(*col, plan, req->texts(i), embedded[static_cast<size_t>(i)],
+                                     req->k(), params, emit, &budget, r)
+                     : SearchOne(*col, req->queries(i), req->k(), params, emit, &budget, r);
+            s = Damaged(col, s);
+            if (!s.ok()) {
+              return absl::Status(s.code(), absl::StrCat("query ", i, ": ", s.message()));
+            }
+            if (text && plan.mode != SearchMode::kLexical) AddEmbedTime(t0, t1, r->mutable_stats());
+          }
+          return absl::OkStatus();
+        });
   }
 
   grpc::Status TuneHybrid(grpc::ServerContext* ctx, const pb::TuneHybridRequest* req,
@@ -466,7 +493,8 @@ class StrataService final : public pb::Strata::Service {
 
   grpc::Status Embed(grpc::ServerContext* ctx, const pb::EmbedRequest* req,
                      pb::EmbedResponse* resp) override {
-    return Run("Embed", ctx, *req, [&](CallBudget& budget) -> absl::Status {
+    // Any caller: it computes, and reads no stored data.
+    return Run("Embed", ctx, *req, [&](CallBudget& budget, const Caller&) -> absl::Status {
       std::vector<std::string> texts(req->texts().begin(), req->texts().end());
       RETURN_IF_ERROR(CheckTexts(texts));
       gpu::EmbedStats st;
@@ -498,48 +526,52 @@ class StrataService final : public pb::Strata::Service {
 
   grpc::Status Generate(grpc::ServerContext* ctx, const pb::GenerateRequest* req,
                         grpc::ServerWriter<pb::GenerateResponse>* writer) override {
-    return Run("Generate", ctx, *req, [&](CallBudget& budget) -> absl::Status {
-      if (rag_ == nullptr) return ServeGenerate(*req, nullptr, {}, ctx, writer);  // names --decoder
-      absl::Cleanup leave = [this] { decoder_calls_.fetch_sub(1); };
-      RETURN_IF_ERROR(EnterDecoderCall());
-      ASSIGN_OR_RETURN(auto col, catalog_->Find(req->collection()));
-      for (const auto& [what, text] :
-           {std::pair<const char*, const std::string*>{"question", &req->question()},
-            {"system", &req->system()}}) {
-        if (text->size() > limits_.max_text_bytes) {
-          return absl::ResourceExhaustedError(
-              absl::StrCat(what, " has ", text->size(), " bytes; the limit is ",
-                           limits_.max_text_bytes, " (--max_text_bytes)"));
-        }
-      }
-      if (!req->question().empty() && col->text_documents() == 0) {
-        return absl::FailedPreconditionError(absl::StrCat(
-            "collection '", req->collection(),
-            "' holds no passage text to answer from (points need payload text; strata-load "
-            "--text loads passages)"));
-      }
-      // The passages: the service's own text search, with payloads.
-      auto retrieve = [&](uint32_t k) -> absl::StatusOr<Retrieved> {
-        ASSIGN_OR_RETURN(SearchPlan plan, Plan(*col, req->mode(), pb::FUSION_UNSPECIFIED,
-                                               std::nullopt, /*text_query=*/true));
-        ASSIGN_OR_RETURN(SearchParams params, Params(k, pb::SearchParams(), *col));
-        Retrieved out;
-        const auto t0 = Clock::now();
-        std::vector<pb::Vector> q(1);
-        if (plan.mode != SearchMode::kLexical) {
-          ASSIGN_OR_RETURN(q, EmbedQueries(ctx, *col, {req->question()}));
-        }
-        out.embed_seconds = std::chrono::duration<double>(Clock::now() - t0).count();
-        pb::SearchResponse found;
-        const Emit emit{/*with_payload=*/true, /*with_vector=*/false, /*batch=*/false};
-        RETURN_IF_ERROR(Damaged(col, SearchTextOne(*col, plan, req->question(), q[0], k, params,
-                                                   emit, &budget, &found)));
-        out.mode = found.mode();
-        out.hits.assign(found.hits().begin(), found.hits().end());
-        return out;
-      };
-      return ServeGenerate(*req, rag_, retrieve, ctx, writer);
-    });
+    return Run(
+        "Generate", ctx, *req, [&](CallBudget& budget, const Caller& caller) -> absl::Status {
+          if (rag_ == nullptr)
+            return ServeGenerate(*req, nullptr, {}, ctx, writer);  // names --decoder
+          absl::Cleanup leave = [this] { decoder_calls_.fetch_sub(1); };
+          RETURN_IF_ERROR(EnterDecoderCall());
+          ASSIGN_OR_RETURN(Target target, FindFor(caller, req->collection(), req->tenant()));
+          const std::shared_ptr<Collection>& col = target.col;
+          for (const auto& [what, text] :
+               {std::pair<const char*, const std::string*>{"question", &req->question()},
+                {"system", &req->system()}}) {
+            if (text->size() > limits_.max_text_bytes) {
+              return absl::ResourceExhaustedError(
+                  absl::StrCat(what, " has ", text->size(), " bytes; the limit is ",
+                               limits_.max_text_bytes, " (--max_text_bytes)"));
+            }
+          }
+          if (!req->question().empty() && col->text_documents() == 0) {
+            return absl::FailedPreconditionError(absl::StrCat(
+                "collection '", req->collection(),
+                "' holds no passage text to answer from (points need payload text; strata-load "
+                "--text loads passages)"));
+          }
+          // The passages: the service's own text search, with payloads.
+          auto retrieve = [&](uint32_t k) -> absl::StatusOr<Retrieved> {
+            ASSIGN_OR_RETURN(SearchPlan plan, Plan(*col, req->mode(), pb::FUSION_UNSPECIFIED,
+                                                   std::nullopt, /*text_query=*/true));
+            ASSIGN_OR_RETURN(SearchParams params, Params(k, pb::SearchParams(), *col));
+            Retrieved out;
+            const auto t0 = Clock::now();
+            std::vector<pb::Vector> q(1);
+            if (plan.mode != SearchMode::kLexical) {
+              ASSIGN_OR_RETURN(q, EmbedQueries(ctx, *col, {req->question()}));
+            }
+            out.embed_seconds = std::chrono::duration<double>(Clock::now() - t0).count();
+            pb::SearchResponse found;
+            const Emit emit{/*with_payload=*/true, /*with_vector=*/false, /*batch=*/false,
+                            /*rerank=*/false, target.scope};
+            RETURN_IF_ERROR(Damaged(col, SearchTextOne(*col, plan, req->question(), q[0], k, params,
+                                                       emit, &budget, &found)));
+            out.mode = found.mode();
+            out.hits.assign(found.hits().begin(), found.hits().end());
+            return out;
+          };
+          return ServeGenerate(*req, rag_, retrieve, ctx, writer);
+        });
   }
 
   grpc::Status PrecomputePassageKv(grpc::ServerContext* ctx,
@@ -554,7 +586,7 @@ class StrataService final : public pb::Strata::Service {
       auto fetch = [&](std::vector<std::pair<uint64_t, pb::Payload>>* found,
                        std::vector<uint64_t>* missing) -> absl::Status {
         return FetchPoints(
-            *col, req->ids(), /*with_vector=*/false, /*with_payload=*/true, missing,
+            *col, Scope{}, req->ids(), /*with_vector=*/false, /*with_payload=*/true, missing,
             [&](const PointOutput& p) -> absl::Status {
               // The payloads are held while their entries are made.
               RETURN_IF_ERROR(budget.Reserve(2 * p.payload.size() + CallBudget::kMessageOverhead));
@@ -568,6 +600,135 @@ class StrataService final : public pb::Strata::Service {
       };
       return ServePrecompute(*req, rag_, fetch, ctx, resp);
     });
+  }
+
+  // --- Tenants and their keys: the admin's calls (Run refuses them to tenant keys).
+
+  grpc::Status CreateTenant(grpc::ServerContext* ctx, const pb::CreateTenantRequest* req,
+                            pb::TenantInfo* resp) override {
+    return Run("CreateTenant", ctx, *req, [&](CallBudget&) -> absl::Status {
+      ASSIGN_OR_RETURN(auto col, catalog_->Find(req->collection()));
+      RETURN_IF_ERROR(col->CreateTenant(req->name()));
+      resp->set_name(req->name());
+      return absl::OkStatus();
+    });
+  }
+
+  grpc::Status DropTenant(grpc::ServerContext* ctx, const pb::DropTenantRequest* req,
+                          pb::DropTenantResponse* resp) override {
+    return Run("DropTenant", ctx, *req, [&](CallBudget&) -> absl::Status {
+      ASSIGN_OR_RETURN(auto col, catalog_->Find(req->collection()));
+      RETURN_IF_ERROR(col->Count(Scope{req->name()}).status());  // NotFound naming it
+      // Its keys go first: a crash between the two leaves a tenant without keys, never a key
+      // that a tenant made again under the same name would bring back to life.
+      ASSIGN_OR_RETURN(uint32_t revoked, keys_->RevokeFor(col->config().uid, req->name()));
+      uint64_t deleted = 0;
+      RETURN_IF_ERROR(col->DropTenant(req->name(), req->keep_points(), &deleted));
+      resp->set_deleted_points(deleted);
+      resp->set_revoked_keys(revoked);
+      return absl::OkStatus();
+    });
+  }
+
+  grpc::Status ListTenants(grpc::ServerContext* ctx, const pb::ListTenantsRequest* req,
+                           pb::ListTenantsResponse* resp) override {
+    return Run("ListTenants", ctx, *req, [&](CallBudget& budget) -> absl::Status {
+      ASSIGN_OR_RETURN(auto col, catalog_->Find(req->collection()));
+      const CollectionConfig cfg = col->config();
+      const uint64_t row_bytes = uint64_t{cfg.dim} * ElementSize(cfg.type);
+      for (const TenantInfo& t : col->ListTenants()) {
+        pb::TenantInfo* out = resp->add_tenants();
+        out->set_name(t.name);
+        out->set_points(t.points);
+        out->set_vector_bytes(t.points * row_bytes);
+        RETURN_IF_ERROR(budget.AddResponse(out->ByteSizeLong(), "tenant " + t.name,
+                                           "(no smaller listing exists)"));
+      }
+      return absl::OkStatus();
+    });
+  }
+
+  grpc::Status GrantAccess(grpc::ServerContext* ctx, const pb::AccessRequest* req,
+                           pb::AccessResponse* resp) override {
+    return Run("GrantAccess", ctx, *req, [&](CallBudget&) -> absl::Status {
+      ASSIGN_OR_RETURN(auto col, catalog_->Find(req->collection()));
+      RETURN_IF_ERROR(CheckBatch(req->ids_size(), "ids"));
+      uint64_t changed = 0;
+      std::vector<uint64_t> missing;
+      RETURN_IF_ERROR(col->Grant(req->tenant(), req->ids(), &changed, &missing));
+      resp->set_changed(changed);
+      for (uint64_t id : missing) resp->add_missing_ids(id);
+      return absl::OkStatus();
+    });
+  }
+
+  grpc::Status RevokeAccess(grpc::ServerContext* ctx, const pb::AccessRequest* req,
+                            pb::AccessResponse* resp) override {
+    return Run("RevokeAccess", ctx, *req, [&](CallBudget&) -> absl::Status {
+      ASSIGN_OR_RETURN(auto col, catalog_->Find(req->collection()));
+      RETURN_IF_ERROR(CheckBatch(req->ids_size(), "ids"));
+      uint64_t changed = 0;
+      RETURN_IF_ERROR(col->Revoke(req->tenant(), req->ids(), &changed));
+      resp->set_changed(changed);
+      return absl::OkStatus();
+    });
+  }
+
+  grpc::Status CreateApiKey(grpc::ServerContext* ctx, const pb::CreateApiKeyRequest* req,
+                            pb::CreateApiKeyResponse* resp) override {
+    return Run("CreateApiKey", ctx, *req, [&](CallBudget&) -> absl::Status {
+      if (auth_ == nullptr) {
+        return absl::FailedPreconditionError(
+            "tenant keys need an admin key (strata-server --admin_key_file): on a server "
+            "without one every caller is the admin, and a tenant key would confine no one");
+      }
+      ASSIGN_OR_RETURN(auto col, catalog_->Find(req->collection()));
+      std::vector<std::string> tenants(req->tenants().begin(), req->tenants().end());
+      std::sort(tenants.begin(), tenants.end());
+      tenants.erase(std::unique(tenants.begin(), tenants.end()), tenants.end());
+      for (const std::string& t : tenants) {
+        RETURN_IF_ERROR(col->Count(Scope{t}).status());  // NotFound naming an unknown tenant
+      }
+      TenantKeyInfo info;
+      ASSIGN_OR_RETURN(std::string key,
+                       keys_->Create(req->collection(), col->config().uid, tenants, req->label(),
+                                     std::chrono::duration_cast<std::chrono::seconds>(
+                                         std::chrono::system_clock::now().time_since_epoch())
+                                         .count(),
+                                     &info));
+      resp->set_key(std::move(key));
+      KeyToProto(info, resp->mutable_info());
+      Log(LogLevel::kInfo, "tenant key %s made for collection '%s' (%s)", info.key_id,
+          info.collection, absl::StrJoin(info.tenants, ", "));
+      return absl::OkStatus();
+    });
+  }
+
+  grpc::Status RevokeApiKey(grpc::ServerContext* ctx, const pb::RevokeApiKeyRequest* req,
+                            pb::RevokeApiKeyResponse*) override {
+    return Run("RevokeApiKey", ctx, *req,
+               [&](CallBudget&) -> absl::Status { return keys_->Revoke(req->key_id()); });
+  }
+
+  grpc::Status ListApiKeys(grpc::ServerContext* ctx, const pb::ListApiKeysRequest* req,
+                           pb::ListApiKeysResponse* resp) override {
+    return Run("ListApiKeys", ctx, *req, [&](CallBudget& budget) -> absl::Status {
+      for (const TenantKeyInfo& k : keys_->List(req->collection())) {
+        pb::ApiKeyInfo* out = resp->add_keys();
+        KeyToProto(k, out);
+        RETURN_IF_ERROR(budget.AddResponse(out->ByteSizeLong(), "key " + k.key_id,
+                                           "list one collection's keys"));
+      }
+      return absl::OkStatus();
+    });
+  }
+
+  static void KeyToProto(const TenantKeyInfo& k, pb::ApiKeyInfo* out) {
+    out->set_key_id(k.key_id);
+    out->set_collection(k.collection);
+    for (const std::string& t : k.tenants) out->add_tenants(t);
+    out->set_label(k.label);
+    out->set_created_unix_seconds(k.created_unix_seconds);
   }
 
   grpc::Status Stats(grpc::ServerContext* ctx, const pb::StatsRequest* req,
@@ -724,13 +885,22 @@ class StrataService final : public pb::Strata::Service {
     CallBudget budget(memory_, limits_.max_message_bytes);
     absl::Status s;
     try {
+      absl::StatusOr<Caller> caller = Caller{};
       if (draining_.load()) {
         s = absl::UnavailableError("the server is shutting down");
-      } else if (auth_ != nullptr && !(s = auth_->Check(*ctx)).ok()) {
-        // Refused before anything of the request is looked at.
+      } else if (auth_ != nullptr && !(caller = auth_->Identify(*ctx)).ok()) {
+        s = caller.status();  // refused before anything of the request is looked at
+      } else if (s = budget.Reserve(request.ByteSizeLong()); !s.ok()) {
+      } else if constexpr (std::is_invocable_v<F, CallBudget&, const Caller&>) {
+        s = body(budget, *caller);  // the handler confines a tenant key's call itself
+      } else if (!caller->admin) {
+        // Secure by default: a handler that does not take the caller is the admin's.
+        s = absl::PermissionDeniedError(
+            absl::StrCat(rpc,
+                         " needs the admin key; a tenant key may call Upsert, Delete, Get, Count, "
+                         "Search, SearchBatch, Generate and Embed on its own tenants"));
       } else {
-        s = budget.Reserve(request.ByteSizeLong());
-        if (s.ok()) s = body(budget);
+        s = body(budget);
       }
     } catch (const std::exception& e) {
       // Nothing below is meant to throw; if something does, the caller gets INTERNAL and the
@@ -800,7 +970,52 @@ class StrataService final : public pb::Strata::Service {
     bool with_vector = false;
     bool batch = false;
     bool rerank = false;  // the hits are a reranker's candidates (their payloads always come)
+    Scope scope;          // whose view the payloads/vectors are read in (a hit revoked meanwhile
+                          // keeps its id and scores only)
   };
+
+  // A collection a call acts on and the view it acts in: `tenant` as the request names it (empty
+  // = the whole collection), as far as the caller may. A tenant key is confined to its
+  // collection (by uid: not one made again under the same name) and its tenants; it may leave
+  // `tenant` empty when it has one. The scope refers to `tenant` or to `caller`.
+  struct Target {
+    std::shared_ptr<Collection> col;
+    Scope scope;
+  };
+  absl::StatusOr<Target> FindFor(const Caller& caller, const std::string& collection,
+                                 const std::string& tenant) const {
+    if (caller.admin) {
+      ASSIGN_OR_RETURN(auto col, catalog_->Find(collection));
+      return Target{std::move(col), Scope{tenant}};
+    }
+    const TenantKeyInfo& key = caller.key;
+    if (collection != key.collection) {
+      return absl::PermissionDeniedError(absl::StrCat("this tenant key is for collection '",
+                                                      key.collection, "', not '",
+                                                      absl::CHexEscape(collection), "'"));
+    }
+    ASSIGN_OR_RETURN(auto col, catalog_->Find(collection));
+    if (col->config().uid != key.collection_uid) {
+      return absl::PermissionDeniedError(
+          absl::StrCat("this tenant key was made for an earlier collection '", collection,
+                       "', since dropped; ask the admin for a new key"));
+    }
+    Scope scope;
+    if (tenant.empty()) {
+      if (key.tenants.size() != 1) {
+        return absl::InvalidArgumentError(absl::StrCat(
+            "this tenant key is for ", key.tenants.size(), " tenants (",
+            absl::StrJoin(key.tenants, ", "), "): name one in the request's 'tenant'"));
+      }
+      scope.tenant = key.tenants[0];
+    } else if (std::find(key.tenants.begin(), key.tenants.end(), tenant) == key.tenants.end()) {
+      return absl::PermissionDeniedError(
+          absl::StrCat("this tenant key may not act for tenant '", absl::CHexEscape(tenant), "'"));
+    } else {
+      scope.tenant = tenant;
+    }
+    return Target{std::move(col), scope};
+  }
 
   // The search plan of a request to `col` (search_plan.h).
   absl::StatusOr<SearchPlan> Plan(const Collection& col, pb::SearchMode mode, pb::Fusion fusion,
@@ -827,7 +1042,7 @@ class StrataService final : public pb::Strata::Service {
     RETURN_IF_ERROR(VectorBytes(query, cfg.type, cfg.dim, &q));
     std::vector<Hit> hits;
     strata::SearchStats st;
-    RETURN_IF_ERROR(col.Search(VectorView{cfg.type, q}, k, params, &hits, &st));
+    RETURN_IF_ERROR(col.Search(emit.scope, VectorView{cfg.type, q}, k, params, &hits, &st));
     resp->set_mode(pb::DENSE);
     RETURN_IF_ERROR(EmitHits(
         col, hits.size(),
@@ -860,7 +1075,7 @@ class StrataService final : public pb::Strata::Service {
     }
     std::vector<ScoredHit> hits;
     strata::SearchStats st;
-    RETURN_IF_ERROR(col.SearchText(search, k, params, &hits, &st));
+    RETURN_IF_ERROR(col.SearchText(emit.scope, search, k, params, &hits, &st));
     resp->set_mode(ToProto(plan.mode));
     if (plan.mode == SearchMode::kHybrid) {
       resp->set_fusion(ToProto(plan.fusion.method));
@@ -914,7 +1129,7 @@ class StrataService final : public pb::Strata::Service {
     // and scores only.
     int e = 0;
     return FetchPoints(
-        col, ids, emit.with_vector, emit.with_payload, &missing,
+        col, emit.scope, ids, emit.with_vector, emit.with_payload, &missing,
         [&](const PointOutput& p) -> absl::Status {
           while (e < resp->hits_size() && resp->hits(e).id() != p.id) ++e;
           if (e == resp->hits_size()) {
@@ -935,8 +1150,9 @@ class StrataService final : public pb::Strata::Service {
   // Fetches the points `ids` from `col` in chunks of a few MiB at most and hands each found one
   // to `emit`, in request order; absent ids go to `missing`. Stops at the first error (of the
   // lookup or of `emit`), so a response that outgrows its budget stops fetching at once.
-  absl::Status FetchPoints(const Collection& col, absl::Span<const uint64_t> ids, bool with_vector,
-                           bool with_payload, std::vector<uint64_t>* missing,
+  absl::Status FetchPoints(const Collection& col, const Scope& scope,
+                           absl::Span<const uint64_t> ids, bool with_vector, bool with_payload,
+                           std::vector<uint64_t>* missing,
                            absl::FunctionRef<absl::Status(const PointOutput&)> emit) const {
     constexpr uint64_t kChunkBytes = 4u << 20;
     const CollectionConfig cfg = col.config();
@@ -947,7 +1163,8 @@ class StrataService final : public pb::Strata::Service {
     std::vector<PointOutput> found;
     std::vector<uint64_t> absent;
     for (size_t at = 0; at < ids.size(); at += chunk) {
-      RETURN_IF_ERROR(col.Get(ids.subspan(at, chunk), with_vector, with_payload, &found, &absent));
+      RETURN_IF_ERROR(
+          col.Get(scope, ids.subspan(at, chunk), with_vector, with_payload, &found, &absent));
       missing->insert(missing->end(), absent.begin(), absent.end());
       for (const PointOutput& p : found) RETURN_IF_ERROR(emit(p));
     }
@@ -1041,6 +1258,7 @@ class StrataService final : public pb::Strata::Service {
   RagEngine* const rag_;               // null: the server has no decoder
   Reranker* const reranker_;           // null: the server has no cross-encoder
   const ApiKeyAuth* const auth_;       // null: an open server (loopback only)
+  TenantKeys* const keys_;
   // A Generate or PrecomputePassageKv call holds one of gRPC's sync threads while it waits for
   // the decoder (queued, then streaming): at most this many at once, so they can never take
   // every thread from other calls. EnterDecoderCall counts one in (the caller counts it out,
@@ -1107,7 +1325,8 @@ class ServerImpl final : public Server {
     auto s = std::unique_ptr<ServerImpl>(new ServerImpl);
     // Who may call, checked before anything opens.
     if (!o.admin_key.empty()) {
-      ASSIGN_OR_RETURN(s->auth_, ApiKeyAuth::Create(o.admin_key));
+      // Checked now, made once the tenant keys are read (below).
+      RETURN_IF_ERROR(CheckApiKey(o.admin_key, "the admin key"));
     } else if (!IsLoopback(o.listen)) {
       return absl::FailedPreconditionError(absl::StrCat(
           "refusing to listen on ", o.listen,
@@ -1130,6 +1349,10 @@ class ServerImpl final : public Server {
     CollectionOptions collection_options;
     collection_options.payload_text = PayloadText;  // the lexical index reads Payload.text
     ASSIGN_OR_RETURN(s->catalog_, Catalog::Open(o.data_dir, collection_options, store_options));
+    ASSIGN_OR_RETURN(s->keys_, TenantKeys::Open(s->catalog_->store()));
+    if (!o.admin_key.empty()) {
+      ASSIGN_OR_RETURN(s->auth_, ApiKeyAuth::Create(o.admin_key, s->keys_.get()));
+    }
     // Opening rebuilt the lexical indexes through batches of payload text: give the heap back.
     malloc_trim(0);
     s->metrics_ = std::make_unique<Metrics>();
@@ -1196,7 +1419,7 @@ class ServerImpl final : public Server {
     s->service_ = std::make_unique<StrataService>(
         s->catalog_.get(), s->metrics_.get(), s->builds_.get(), s->memory_.get(), s->hold_.get(),
         o.limits, s->embedder_.get(), s->rag_.get(), s->reranker_.get(), s->auth_.get(),
-        max_generate_calls,
+        s->keys_.get(), max_generate_calls,
         [raw = s.get(), auto_repair = o.auto_repair](const std::shared_ptr<Collection>& c) {
           raw->UpdateDurabilityHealth();
           if (c == nullptr || !auto_repair || !c->WantsBuild()) return;
@@ -1327,6 +1550,7 @@ class ServerImpl final : public Server {
   std::unique_ptr<gpu::Encoder> encoder_;
   std::unique_ptr<gpu::EmbedBatcher> embedder_;  // uses encoder_
   std::unique_ptr<Reranker> reranker_;
+  std::unique_ptr<TenantKeys> keys_;
   std::unique_ptr<ApiKeyAuth> auth_;
   std::unique_ptr<RagEngine> rag_;
   std::unique_ptr<StrataService> service_;

@@ -19,6 +19,7 @@
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
+#include "absl/strings/str_join.h"
 #include "absl/strings/str_split.h"
 #include "grpc/health/v1/health.grpc.pb.h"
 #include "grpcpp/grpcpp.h"
@@ -71,6 +72,12 @@ ABSL_FLAG(
     uint32_t, postings, 0,
     "search: postings to read (0 = the collection's default, tuned when its index was built)");
 ABSL_FLAG(bool, with_payload, false, "search/get: return payloads");
+ABSL_FLAG(std::string, tenant, "",
+          "count/get/delete/search/ask: act in this tenant's view only (a tenant key with one "
+          "tenant needs no --tenant)");
+ABSL_FLAG(bool, keep_points, false,
+          "tenant drop: keep the points only this tenant could see (default: delete them)");
+ABSL_FLAG(std::string, label, "", "key create: a note shown by `key list` (who holds the key)");
 ABSL_FLAG(bool, with_vector, false, "search/get: return vectors");
 ABSL_FLAG(int, clients, 1, "search: concurrent client threads, each on its own connection");
 // ask
@@ -121,7 +128,15 @@ const char kUsage[] =
     "                               --cache_mode=int8|int4|f16|full --recompute_ratio=0.15]\n"
     "  tune NAME --questions=F      learn the collection's hybrid dense weight from labelled\n"
     "                               questions [--dry_run] [--max_questions=1024]\n"
-    "  stats                        server statistics\n";
+    "  stats                        server statistics\n"
+    "\n"
+    "  Tenants (admin key; see README, \"Tenants\"):\n"
+    "  tenant create|drop|list NAME [TENANT] [--keep_points]\n"
+    "  grant NAME TENANT ID...      let the tenant see these points\n"
+    "  revoke NAME TENANT ID...     take them from its view\n"
+    "  key create NAME TENANT[,TENANT...] [--label=TEXT]   prints the key, once\n"
+    "  key revoke KEY_ID\n"
+    "  key list [NAME]\n";
 
 int Fail(const std::string& msg) {
   std::fprintf(stderr, "strata-cli: %s\n", msg.c_str());
@@ -419,9 +434,119 @@ int main(int argc, char** argv) {
     std::printf("dropped %s\n", name.c_str());
     return 0;
   }
+  if (cmd == "tenant") {
+    if (args.size() < 4) return Fail("usage: strata-cli tenant create|drop|list NAME [TENANT]");
+    const std::string op = args[2], coll = args[3];
+    auto ctx = Context();
+    if (op == "list") {
+      pb::ListTenantsRequest req;
+      req.set_collection(coll);
+      pb::ListTenantsResponse resp;
+      grpc::Status s = stub->ListTenants(ctx.get(), req, &resp);
+      if (!s.ok()) return RpcFail(s);
+      for (const pb::TenantInfo& t : resp.tenants()) {
+        std::printf("%-24s %12llu points  %10.1f MiB of vectors\n", t.name().c_str(),
+                    static_cast<unsigned long long>(t.points()), t.vector_bytes() / 1048576.0);
+      }
+      return 0;
+    }
+    if (args.size() != 5)
+      return Fail(absl::StrCat("usage: strata-cli tenant ", op, " NAME TENANT"));
+    if (op == "create") {
+      pb::CreateTenantRequest req;
+      req.set_collection(coll);
+      req.set_name(args[4]);
+      pb::TenantInfo resp;
+      grpc::Status s = stub->CreateTenant(ctx.get(), req, &resp);
+      if (!s.ok()) return RpcFail(s);
+      std::printf("tenant '%s' of '%s' created\n", args[4], coll.c_str());
+      return 0;
+    }
+    if (op == "drop") {
+      pb::DropTenantRequest req;
+      req.set_collection(coll);
+      req.set_name(args[4]);
+      req.set_keep_points(absl::GetFlag(FLAGS_keep_points));
+      pb::DropTenantResponse resp;
+      grpc::Status s = stub->DropTenant(ctx.get(), req, &resp);
+      if (!s.ok()) return RpcFail(s);
+      std::printf("tenant '%s' dropped: %llu points only it saw %s, %u keys revoked\n", args[4],
+                  static_cast<unsigned long long>(resp.deleted_points()),
+                  req.keep_points() ? "kept" : "deleted", resp.revoked_keys());
+      return 0;
+    }
+    return Fail(absl::StrCat("unknown tenant command '", op, "' (create, drop or list)"));
+  }
+  if (cmd == "grant" || cmd == "revoke") {
+    std::vector<uint64_t> ids;
+    if (args.size() < 5 || !ParseIds(args, 4, &ids)) {
+      return Fail(absl::StrCat("usage: strata-cli ", cmd, " NAME TENANT ID..."));
+    }
+    pb::AccessRequest req;
+    req.set_collection(args[2]);
+    req.set_tenant(args[3]);
+    for (uint64_t id : ids) req.add_ids(id);
+    pb::AccessResponse resp;
+    auto ctx = Context();
+    grpc::Status s = cmd == "grant" ? stub->GrantAccess(ctx.get(), req, &resp)
+                                    : stub->RevokeAccess(ctx.get(), req, &resp);
+    if (!s.ok()) return RpcFail(s);
+    std::printf("%s: %llu of %zu ids changed", cmd.c_str(),
+                static_cast<unsigned long long>(resp.changed()), ids.size());
+    if (resp.missing_ids_size() > 0) std::printf(", %d ids of no point", resp.missing_ids_size());
+    std::printf("\n");
+    return 0;
+  }
+  if (cmd == "key") {
+    if (args.size() < 3) return Fail("usage: strata-cli key create|revoke|list ...");
+    const std::string op = args[2];
+    auto ctx = Context();
+    if (op == "create") {
+      if (args.size() != 5) return Fail("usage: strata-cli key create NAME TENANT[,TENANT...]");
+      pb::CreateApiKeyRequest req;
+      req.set_collection(args[3]);
+      for (absl::string_view t : absl::StrSplit(args[4], ',', absl::SkipEmpty())) {
+        req.add_tenants(std::string(t));
+      }
+      req.set_label(absl::GetFlag(FLAGS_label));
+      pb::CreateApiKeyResponse resp;
+      grpc::Status s = stub->CreateApiKey(ctx.get(), req, &resp);
+      if (!s.ok()) return RpcFail(s);
+      // The key alone on stdout (for a file); what it is, on stderr.
+      std::printf("%s\n", resp.key().c_str());
+      std::fprintf(stderr, "key %s for tenants %s of '%s': keep it secret, it is not shown again\n",
+                   resp.info().key_id().c_str(), absl::StrJoin(resp.info().tenants(), ",").c_str(),
+                   resp.info().collection().c_str());
+      return 0;
+    }
+    if (op == "revoke") {
+      if (args.size() != 4) return Fail("usage: strata-cli key revoke KEY_ID");
+      pb::RevokeApiKeyRequest req;
+      req.set_key_id(args[3]);
+      pb::RevokeApiKeyResponse resp;
+      grpc::Status s = stub->RevokeApiKey(ctx.get(), req, &resp);
+      if (!s.ok()) return RpcFail(s);
+      std::printf("key %s revoked\n", args[3]);
+      return 0;
+    }
+    if (op == "list") {
+      pb::ListApiKeysRequest req;
+      if (args.size() > 3) req.set_collection(args[3]);
+      pb::ListApiKeysResponse resp;
+      grpc::Status s = stub->ListApiKeys(ctx.get(), req, &resp);
+      if (!s.ok()) return RpcFail(s);
+      for (const pb::ApiKeyInfo& k : resp.keys()) {
+        std::printf("%s  %-20s %-30s %s\n", k.key_id().c_str(), k.collection().c_str(),
+                    absl::StrJoin(k.tenants(), ",").c_str(), k.label().c_str());
+      }
+      return 0;
+    }
+    return Fail(absl::StrCat("unknown key command '", op, "' (create, revoke or list)"));
+  }
   if (cmd == "count") {
     pb::CountRequest req;
     req.set_collection(name);
+    req.set_tenant(absl::GetFlag(FLAGS_tenant));
     pb::CountResponse resp;
     auto ctx = Context();
     grpc::Status s = stub->Count(ctx.get(), req, &resp);
@@ -436,6 +561,7 @@ int main(int argc, char** argv) {
     if (cmd == "delete") {
       pb::DeleteRequest req;
       req.set_collection(name);
+      req.set_tenant(absl::GetFlag(FLAGS_tenant));
       for (uint64_t id : ids) req.add_ids(id);
       pb::DeleteResponse resp;
       grpc::Status s = stub->Delete(ctx.get(), req, &resp);
@@ -446,6 +572,7 @@ int main(int argc, char** argv) {
     }
     pb::GetRequest req;
     req.set_collection(name);
+    req.set_tenant(absl::GetFlag(FLAGS_tenant));
     for (uint64_t id : ids) req.add_ids(id);
     req.set_with_vector(absl::GetFlag(FLAGS_with_vector));
     req.set_with_payload(absl::GetFlag(FLAGS_with_payload));
@@ -462,6 +589,7 @@ int main(int argc, char** argv) {
     if (args.size() < 4) return Fail("usage: strata-cli ask COLLECTION \"a question\"");
     pb::GenerateRequest req;
     req.set_collection(args[2]);
+    req.set_tenant(absl::GetFlag(FLAGS_tenant));
     std::string question;
     for (size_t i = 3; i < args.size(); ++i) absl::StrAppend(&question, i > 3 ? " " : "", args[i]);
     req.set_question(question);
@@ -626,6 +754,7 @@ int main(int argc, char** argv) {
       for (size_t qi = static_cast<size_t>(c); qi < queries.size(); qi += clients) {
         pb::SearchRequest req;
         req.set_collection(name);
+        req.set_tenant(absl::GetFlag(FLAGS_tenant));
         if (question.empty()) {
           *req.mutable_query() = queries[qi];
         } else {

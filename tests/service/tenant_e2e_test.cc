@@ -1,0 +1,406 @@
+// End-to-end, tenants over gRPC with tenant keys: the codes a key gets beyond its tenants, a
+// revoked or unknown key, key material kept out of the log and /metrics; then random tenant
+// operations with kill -9 and restarts in between, each step followed by every tenant's Search,
+// Get and Count through its own key, checked against an exact model of who may see what.
+#include <fstream>
+#include <map>
+#include <random>
+#include <set>
+#include <string>
+
+#include "absl/strings/str_cat.h"
+#include "grpcpp/grpcpp.h"
+#include "gtest/gtest.h"
+#include "proto/strata.grpc.pb.h"
+#include "tests/service/server_process.h"
+#include "tests/test_util.h"
+
+namespace strata {
+namespace {
+
+namespace pb = ::strata::v1;
+using testing::TempDir;
+
+constexpr char kAdmin[] = "admin-key-of-the-tenant-test-1234";
+constexpr uint64_t kIds = 40;
+
+// Runs one call with `key` (empty = none) as the bearer token.
+template <typename Req, typename Resp, typename Method>
+grpc::Status Call(pb::Strata::Stub* stub, Method method, const std::string& key, const Req& req,
+                  Resp* resp) {
+  grpc::ClientContext ctx;
+  ctx.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(60));
+  if (!key.empty()) ctx.AddMetadata("authorization", "Bearer " + key);
+  return (stub->*method)(&ctx, req, resp);
+}
+
+class TenantServer {
+ public:
+  explicit TenantServer(const TempDir& tmp)
+      : metrics_port_(FreePort()),
+        server_(tmp.File("data"), tmp.File("server.log"),
+                {"--admin_key_file=" + tmp.File("admin.key"),
+                 absl::StrCat("--metrics_listen=127.0.0.1:", metrics_port_)}) {
+    std::ofstream(tmp.File("admin.key")) << kAdmin << "\n";
+  }
+  void Start() { server_.Start(); }
+  void Kill() { server_.Kill(); }
+  pb::Strata::Stub* stub() { return server_.stub(); }
+  const std::string& log() const { return server_.log(); }
+  int metrics_port() const { return metrics_port_; }
+
+  std::string MakeKey(const std::vector<std::string>& tenants) {
+    pb::CreateApiKeyRequest req;
+    req.set_collection("docs");
+    for (const auto& t : tenants) req.add_tenants(t);
+    req.set_label("test");
+    pb::CreateApiKeyResponse resp;
+    grpc::Status s = Call(stub(), &pb::Strata::Stub::CreateApiKey, kAdmin, req, &resp);
+    EXPECT_TRUE(s.ok()) << s.error_message();
+    return resp.key();
+  }
+
+ private:
+  int metrics_port_;
+  ServerProcess server_;
+};
+
+pb::Point MakePoint(uint64_t id, std::mt19937_64* rng) {
+  pb::Point p;
+  p.set_id(id);
+  std::normal_distribution<float> nd(0, 1);
+  for (int j = 0; j < 4; ++j) p.mutable_vector()->add_values(nd(*rng));
+  p.mutable_payload()->set_json(absl::StrCat("{\"id\":", id, "}"));
+  return p;
+}
+
+TEST(TenantKeys, AKeyIsConfinedToItsTenantsAndNeverShown) {
+  TempDir tmp;
+  TenantServer server(tmp);
+  ASSERT_NO_FATAL_FAILURE(server.Start());
+  pb::Strata::Stub* stub = server.stub();
+  {
+    pb::CreateCollectionRequest req;
+    req.set_name("docs");
+    req.set_dimension(4);
+    req.set_element_type(pb::FLOAT32);
+    req.set_metric(pb::L2);
+    pb::CollectionInfo info;
+    grpc::Status made = Call(stub, &pb::Strata::Stub::CreateCollection, kAdmin, req, &info);
+    ASSERT_TRUE(made.ok()) << made.error_code() << " " << made.error_message();
+    req.set_name("other");
+    ASSERT_TRUE(Call(stub, &pb::Strata::Stub::CreateCollection, kAdmin, req, &info).ok());
+  }
+  for (const char* t : {"a", "b"}) {
+    pb::CreateTenantRequest req;
+    req.set_collection("docs");
+    req.set_name(t);
+    pb::TenantInfo info;
+    ASSERT_TRUE(Call(stub, &pb::Strata::Stub::CreateTenant, kAdmin, req, &info).ok());
+  }
+  const std::string ka = server.MakeKey({"a"});
+  const std::string kab = server.MakeKey({"a", "b"});
+  ASSERT_FALSE(ka.empty());
+  {  // A key for a tenant that does not exist is refused.
+    pb::CreateApiKeyRequest req;
+    req.set_collection("docs");
+    req.add_tenants("nobody");
+    pb::CreateApiKeyResponse resp;
+    EXPECT_EQ(Call(stub, &pb::Strata::Stub::CreateApiKey, kAdmin, req, &resp).error_code(),
+              grpc::StatusCode::NOT_FOUND);
+  }
+
+  pb::CountRequest count;
+  count.set_collection("docs");
+  pb::CountResponse n;
+  // Admin calls with a tenant key.
+  {
+    pb::ListCollectionsRequest req;
+    pb::ListCollectionsResponse resp;
+    EXPECT_EQ(Call(stub, &pb::Strata::Stub::ListCollections, ka, req, &resp).error_code(),
+              grpc::StatusCode::PERMISSION_DENIED);
+    pb::CreateTenantRequest ct;
+    ct.set_collection("docs");
+    ct.set_name("c");
+    pb::TenantInfo info;
+    EXPECT_EQ(Call(stub, &pb::Strata::Stub::CreateTenant, ka, ct, &info).error_code(),
+              grpc::StatusCode::PERMISSION_DENIED);
+    pb::CreateApiKeyRequest ck;
+    ck.set_collection("docs");
+    ck.add_tenants("a");
+    pb::CreateApiKeyResponse ckr;
+    EXPECT_EQ(Call(stub, &pb::Strata::Stub::CreateApiKey, ka, ck, &ckr).error_code(),
+              grpc::StatusCode::PERMISSION_DENIED);
+    pb::StatsRequest sr;
+    pb::StatsResponse srr;
+    EXPECT_EQ(Call(stub, &pb::Strata::Stub::Stats, ka, sr, &srr).error_code(),
+              grpc::StatusCode::PERMISSION_DENIED);
+  }
+  // Its own tenant, implied or named; another tenant, the whole collection, another collection.
+  EXPECT_TRUE(Call(stub, &pb::Strata::Stub::Count, ka, count, &n).ok());
+  count.set_tenant("a");
+  EXPECT_TRUE(Call(stub, &pb::Strata::Stub::Count, ka, count, &n).ok());
+  count.set_tenant("b");
+  EXPECT_EQ(Call(stub, &pb::Strata::Stub::Count, ka, count, &n).error_code(),
+            grpc::StatusCode::PERMISSION_DENIED);
+  EXPECT_TRUE(Call(stub, &pb::Strata::Stub::Count, kab, count, &n).ok());
+  count.clear_tenant();
+  EXPECT_EQ(Call(stub, &pb::Strata::Stub::Count, kab, count, &n).error_code(),
+            grpc::StatusCode::INVALID_ARGUMENT);
+  count.set_collection("other");
+  EXPECT_EQ(Call(stub, &pb::Strata::Stub::Count, ka, count, &n).error_code(),
+            grpc::StatusCode::PERMISSION_DENIED);
+  count.set_collection("docs");
+  // A tenant's upsert may not name another tenant, nor replace a point it cannot see.
+  {
+    std::mt19937_64 rng(1);
+    pb::UpsertRequest up;
+    up.set_collection("docs");
+    *up.add_points() = MakePoint(1, &rng);
+    pb::UpsertResponse ur;
+    ASSERT_TRUE(Call(stub, &pb::Strata::Stub::Upsert, kAdmin, up, &ur).ok());  // nobody's
+    EXPECT_EQ(Call(stub, &pb::Strata::Stub::Upsert, ka, up, &ur).error_code(),
+              grpc::StatusCode::INVALID_ARGUMENT);  // every row refused
+    *up.mutable_points(0) = MakePoint(2, &rng);
+    up.mutable_points(0)->mutable_tenants()->add_names("b");
+    EXPECT_EQ(Call(stub, &pb::Strata::Stub::Upsert, ka, up, &ur).error_code(),
+              grpc::StatusCode::INVALID_ARGUMENT);
+    up.mutable_points(0)->mutable_tenants()->set_names(0, "a");
+    EXPECT_TRUE(Call(stub, &pb::Strata::Stub::Upsert, ka, up, &ur).ok());
+    EXPECT_TRUE(Call(stub, &pb::Strata::Stub::Count, ka, count, &n).ok());
+    EXPECT_EQ(n.count(), 1u);
+  }
+  // No key, a wrong key of the tenant form, a revoked key.
+  EXPECT_EQ(Call(stub, &pb::Strata::Stub::Count, "", count, &n).error_code(),
+            grpc::StatusCode::UNAUTHENTICATED);
+  std::string forged = ka;
+  forged.back() = forged.back() == '0' ? '1' : '0';
+  EXPECT_EQ(Call(stub, &pb::Strata::Stub::Count, forged, count, &n).error_code(),
+            grpc::StatusCode::UNAUTHENTICATED);
+  {
+    pb::ListApiKeysRequest req;
+    pb::ListApiKeysResponse resp;
+    ASSERT_TRUE(Call(stub, &pb::Strata::Stub::ListApiKeys, kAdmin, req, &resp).ok());
+    ASSERT_EQ(resp.keys_size(), 2);
+    std::string id_a;
+    for (const auto& k : resp.keys()) {
+      if (k.tenants_size() == 1) id_a = k.key_id();
+      EXPECT_EQ(
+          ka.find(k.key_id()) != std::string::npos || kab.find(k.key_id()) != std::string::npos,
+          true);
+    }
+    pb::RevokeApiKeyRequest rv;
+    rv.set_key_id(id_a);
+    pb::RevokeApiKeyResponse rvr;
+    ASSERT_TRUE(Call(stub, &pb::Strata::Stub::RevokeApiKey, kAdmin, rv, &rvr).ok());
+    EXPECT_EQ(Call(stub, &pb::Strata::Stub::RevokeApiKey, kAdmin, rv, &rvr).error_code(),
+              grpc::StatusCode::NOT_FOUND);
+  }
+  EXPECT_EQ(Call(stub, &pb::Strata::Stub::Count, ka, count, &n).error_code(),
+            grpc::StatusCode::UNAUTHENTICATED);
+  // Dropping a tenant revokes its keys: kab names "b".
+  {
+    pb::DropTenantRequest req;
+    req.set_collection("docs");
+    req.set_name("b");
+    pb::DropTenantResponse resp;
+    ASSERT_TRUE(Call(stub, &pb::Strata::Stub::DropTenant, kAdmin, req, &resp).ok());
+    EXPECT_EQ(resp.revoked_keys(), 1u);
+    count.set_tenant("a");
+    EXPECT_EQ(Call(stub, &pb::Strata::Stub::Count, kab, count, &n).error_code(),
+              grpc::StatusCode::UNAUTHENTICATED);
+  }
+  // No secret part of any key in the log or on /metrics.
+  const std::string metrics = HttpGet(server.metrics_port(), "/metrics");
+  EXPECT_NE(metrics.find("strata_"), std::string::npos);
+  for (const std::string& key : {std::string(kAdmin), ka, kab}) {
+    const std::string secret = key.substr(key.size() - 24);
+    EXPECT_EQ(ReadLog(server.log()).find(secret), std::string::npos);
+    EXPECT_EQ(metrics.find(secret), std::string::npos);
+  }
+}
+
+// The model: who may see each live point.
+struct Model {
+  std::map<uint64_t, std::set<std::string>> points;
+  std::set<uint64_t> Visible(const std::string& t) const {
+    std::set<uint64_t> out;
+    for (const auto& [id, ts] : points) {
+      if (ts.count(t)) out.insert(id);
+    }
+    return out;
+  }
+};
+
+TEST(TenantKeys, NoTenantSeesAnotherTenantsPointsThroughCrashes) {
+  TempDir tmp;
+  TenantServer server(tmp);
+  ASSERT_NO_FATAL_FAILURE(server.Start());
+  {
+    pb::CreateCollectionRequest req;
+    req.set_name("docs");
+    req.set_dimension(4);
+    req.set_element_type(pb::FLOAT32);
+    req.set_metric(pb::L2);
+    pb::CollectionInfo info;
+    ASSERT_TRUE(Call(server.stub(), &pb::Strata::Stub::CreateCollection, kAdmin, req, &info).ok());
+  }
+  const std::vector<std::string> names = {"red", "green", "blue"};
+  std::map<std::string, std::string> keys;
+  auto create = [&](const std::string& t) {
+    pb::CreateTenantRequest req;
+    req.set_collection("docs");
+    req.set_name(t);
+    pb::TenantInfo info;
+    ASSERT_TRUE(Call(server.stub(), &pb::Strata::Stub::CreateTenant, kAdmin, req, &info).ok());
+    keys[t] = server.MakeKey({t});
+  };
+  for (const auto& t : names) create(t);
+  Model model;
+  std::mt19937_64 rng(21);
+  auto ids = [&](size_t most) {
+    std::vector<uint64_t> out(1 + rng() % most);
+    for (auto& id : out) id = rng() % kIds;
+    return out;
+  };
+  for (int step = 0; step < 60; ++step) {
+    SCOPED_TRACE("step " + std::to_string(step));
+    pb::Strata::Stub* stub = server.stub();
+    const std::string& t = names[rng() % names.size()];
+    switch (rng() % 7) {
+      case 0: {  // the admin stores points for some tenants
+        pb::UpsertRequest req;
+        req.set_collection("docs");
+        std::set<uint64_t> seen;
+        for (uint64_t id : ids(8)) {
+          if (!seen.insert(id).second) continue;
+          pb::Point* p = req.add_points();
+          *p = MakePoint(id, &rng);
+          std::set<std::string> ts;
+          for (const auto& n : names) {
+            if (rng() % 3 == 0) ts.insert(n);
+          }
+          p->mutable_tenants();  // present even when empty: the point's tenants become none
+          for (const auto& n : ts) p->mutable_tenants()->add_names(n);
+          model.points[id] = ts;
+        }
+        pb::UpsertResponse resp;
+        grpc::Status s = Call(stub, &pb::Strata::Stub::Upsert, kAdmin, req, &resp);
+        ASSERT_TRUE(s.ok()) << s.error_message();
+        break;
+      }
+      case 1: {  // a tenant stores its own points (those it cannot see are refused)
+        pb::UpsertRequest req;
+        req.set_collection("docs");
+        std::set<uint64_t> seen;
+        for (uint64_t id : ids(5)) {
+          if (!seen.insert(id).second) continue;
+          *req.add_points() = MakePoint(id, &rng);
+          auto it = model.points.find(id);
+          if (it == model.points.end()) model.points[id] = {t};
+        }
+        pb::UpsertResponse resp;
+        grpc::Status s = Call(stub, &pb::Strata::Stub::Upsert, keys[t], req, &resp);
+        ASSERT_TRUE(s.ok() || s.error_code() == grpc::StatusCode::INVALID_ARGUMENT)
+            << s.error_message();
+        break;
+      }
+      case 2:
+      case 3: {  // grant / revoke
+        pb::AccessRequest req;
+        req.set_collection("docs");
+        req.set_tenant(t);
+        const bool grant = rng() % 2 == 0;
+        for (uint64_t id : ids(10)) {
+          req.add_ids(id);
+          auto it = model.points.find(id);
+          if (it == model.points.end()) continue;
+          if (grant) {
+            it->second.insert(t);
+          } else {
+            it->second.erase(t);
+          }
+        }
+        pb::AccessResponse resp;
+        grpc::Status s =
+            Call(stub, grant ? &pb::Strata::Stub::GrantAccess : &pb::Strata::Stub::RevokeAccess,
+                 kAdmin, req, &resp);
+        ASSERT_TRUE(s.ok()) << s.error_message();
+        break;
+      }
+      case 4: {  // a tenant deletes (its access goes; points nobody else sees go)
+        pb::DeleteRequest req;
+        req.set_collection("docs");
+        for (uint64_t id : ids(6)) {
+          req.add_ids(id);
+          auto it = model.points.find(id);
+          if (it == model.points.end() || !it->second.erase(t)) continue;
+          if (it->second.empty()) model.points.erase(it);
+        }
+        pb::DeleteResponse resp;
+        grpc::Status s = Call(stub, &pb::Strata::Stub::Delete, keys[t], req, &resp);
+        ASSERT_TRUE(s.ok()) << s.error_message();
+        break;
+      }
+      case 5: {  // offboarding: drop the tenant (deleting what only it saw), then onboard again
+        pb::DropTenantRequest req;
+        req.set_collection("docs");
+        req.set_name(t);
+        pb::DropTenantResponse resp;
+        ASSERT_TRUE(Call(stub, &pb::Strata::Stub::DropTenant, kAdmin, req, &resp).ok());
+        for (auto it = model.points.begin(); it != model.points.end();) {
+          if (it->second.erase(t) && it->second.empty()) {
+            it = model.points.erase(it);
+          } else {
+            ++it;
+          }
+        }
+        // The old key died with the tenant.
+        pb::CountRequest cr;
+        cr.set_collection("docs");
+        pb::CountResponse cn;
+        EXPECT_EQ(Call(stub, &pb::Strata::Stub::Count, keys[t], cr, &cn).error_code(),
+                  grpc::StatusCode::UNAUTHENTICATED);
+        ASSERT_NO_FATAL_FAILURE(create(t));
+        break;
+      }
+      default:  // kill -9 and restart
+        server.Kill();
+        ASSERT_NO_FATAL_FAILURE(server.Start());
+        break;
+    }
+    stub = server.stub();
+    // Every tenant, through its own key: Count, Get of every id, and a search for all of them.
+    for (const auto& name : names) {
+      SCOPED_TRACE("tenant " + name);
+      const std::set<uint64_t> visible = model.Visible(name);
+      pb::CountRequest cr;
+      cr.set_collection("docs");
+      pb::CountResponse cn;
+      ASSERT_TRUE(Call(stub, &pb::Strata::Stub::Count, keys[name], cr, &cn).ok());
+      EXPECT_EQ(cn.count(), visible.size());
+      pb::GetRequest gr;
+      gr.set_collection("docs");
+      for (uint64_t id = 0; id < kIds; ++id) gr.add_ids(id);
+      pb::GetResponse gp;
+      ASSERT_TRUE(Call(stub, &pb::Strata::Stub::Get, keys[name], gr, &gp).ok());
+      std::set<uint64_t> got;
+      for (const auto& p : gp.points()) got.insert(p.id());
+      EXPECT_EQ(got, visible);
+      pb::SearchRequest sr;
+      sr.set_collection("docs");
+      sr.set_k(100);
+      for (int j = 0; j < 4; ++j) sr.mutable_query()->add_values(0.5f);
+      sr.set_with_payload(true);
+      pb::SearchResponse sp;
+      ASSERT_TRUE(Call(stub, &pb::Strata::Stub::Search, keys[name], sr, &sp).ok());
+      std::set<uint64_t> found;
+      for (const auto& h : sp.hits()) found.insert(h.id());
+      EXPECT_EQ(found, visible);
+    }
+    if (::testing::Test::HasFailure()) return;
+  }
+}
+
+}  // namespace
+}  // namespace strata
