@@ -193,7 +193,14 @@ class CollectionImpl final : public Collection {
     ASSIGN_OR_RETURN(const IdSet* view, View(scope));
     return view == nullptr ? live_ : view->size();
   }
-  absl::Status CreateTenant(absl::string_view name) override;
+  absl::Status CreateTenant(absl::string_view name, const TenantQuota& quota) override;
+  absl::Status SetTenantQuota(absl::string_view name, const TenantQuota& quota) override;
+  absl::StatusOr<TenantInfo> DescribeTenant(absl::string_view name) const override {
+    RETURN_IF_ERROR(CheckNotDropped());
+    ReaderMutexLock lock(&mu_);
+    ASSIGN_OR_RETURN(TenantAccess::Tenant t, tenants_.Find(name));
+    return tenants_.Describe(t);
+  }
   absl::Status DropTenant(absl::string_view name, bool keep_points, uint64_t* deleted) override;
   std::vector<TenantInfo> ListTenants() const override {
     ReaderMutexLock lock(&mu_);
@@ -802,7 +809,10 @@ absl::Status CollectionImpl::Upsert(const Scope& scope, absl::Span<const PointIn
   }
   if (changes.empty()) return absl::OkStatus();
   std::vector<TenantAccess::Change> access;
-  for (auto& [t, ids] : grants) access.push_back(tenants_.PlanGrant(t, ids, &batch));
+  for (auto& [t, ids] : grants) {
+    access.push_back(tenants_.PlanGrant(t, ids, &batch));
+    RETURN_IF_ERROR(tenants_.CheckPointQuota(t, access.back().ids.size()));
+  }
   for (auto& [t, ids] : revokes) access.push_back(tenants_.PlanRevoke(t, ids, &batch, nullptr));
   RETURN_IF_ERROR(store_->Write(&batch, /*sync=*/true));
 
@@ -1519,12 +1529,24 @@ absl::Status CollectionImpl::BulkLoad(
   return absl::OkStatus();
 }
 
-absl::Status CollectionImpl::CreateTenant(absl::string_view name) {
+absl::Status CollectionImpl::SetTenantQuota(absl::string_view name, const TenantQuota& quota) {
+  RETURN_IF_ERROR(CheckNotDropped());
+  WriterMutexLock lock(&mu_);
+  RETURN_IF_ERROR(CheckNotDropped());
+  ASSIGN_OR_RETURN(TenantAccess::Tenant t, tenants_.Find(name));
+  WriteBatch batch;
+  ASSIGN_OR_RETURN(TenantAccess::Change change, tenants_.PlanSetQuota(t, quota, &batch));
+  RETURN_IF_ERROR(store_->Write(&batch, /*sync=*/true));
+  tenants_.Apply(change);
+  return absl::OkStatus();
+}
+
+absl::Status CollectionImpl::CreateTenant(absl::string_view name, const TenantQuota& quota) {
   RETURN_IF_ERROR(CheckNotDropped());
   WriterMutexLock lock(&mu_);
   RETURN_IF_ERROR(CheckNotDropped());
   WriteBatch batch;
-  ASSIGN_OR_RETURN(TenantAccess::Change change, tenants_.PlanCreate(name, &batch));
+  ASSIGN_OR_RETURN(TenantAccess::Change change, tenants_.PlanCreate(name, quota, &batch));
   RETURN_IF_ERROR(store_->Write(&batch, /*sync=*/true));
   tenants_.Apply(change);
   Log(LogLevel::kInfo, "collection '%s': tenant '%s' created", config_.name, name);
@@ -1569,6 +1591,7 @@ absl::Status CollectionImpl::Grant(absl::string_view tenant, absl::Span<const ui
   WriteBatch batch;
   TenantAccess::Change change = tenants_.PlanGrant(t, live, &batch);
   if (change.ids.empty()) return absl::OkStatus();
+  RETURN_IF_ERROR(tenants_.CheckPointQuota(t, change.ids.size()));
   RETURN_IF_ERROR(store_->Write(&batch, /*sync=*/true));
   tenants_.Apply(change);
   *changed = change.ids.size();

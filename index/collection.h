@@ -169,7 +169,8 @@ class Collection {
 
   // Upserts `points`. Rows that fail validation (wrong size, NaN/Inf, an unknown tenant) are
   // reported in `errors` by index and skipped; the rest are stored. A later row with the same id
-  // as an earlier one wins. On a non-OK return nothing was stored. In a tenant's scope a row may
+  // as an earlier one wins. On a non-OK return nothing was stored: ResourceExhausted when the
+  // points would take a tenant past its max_points quota. In a tenant's scope a row may
   // name no tenant but its own, and may replace only a point the tenant sees (ids are shared by
   // the collection's tenants): other rows are errors.
   [[nodiscard]] virtual absl::Status Upsert(const Scope& scope, absl::Span<const PointInput> points,
@@ -246,15 +247,23 @@ class Collection {
   }
 
   // --- Tenants (durable, one synced batch each; see "Tenants" above)
-  // InvalidArgument for a bad name, AlreadyExists, ResourceExhausted past kMaxTenants.
-  [[nodiscard]] virtual absl::Status CreateTenant(absl::string_view name) = 0;
+  // InvalidArgument for a bad name or quota, AlreadyExists, ResourceExhausted past kMaxTenants.
+  [[nodiscard]] virtual absl::Status CreateTenant(absl::string_view name,
+                                                  const TenantQuota& quota = {}) = 0;
+  // Replaces the tenant's quota. A tenant over a lowered max_points keeps its points and is
+  // refused new ones.
+  [[nodiscard]] virtual absl::Status SetTenantQuota(absl::string_view name,
+                                                    const TenantQuota& quota) = 0;
+  // NotFound for an unknown tenant.
+  [[nodiscard]] virtual absl::StatusOr<TenantInfo> DescribeTenant(absl::string_view name) const = 0;
   // Drops the tenant: it sees nothing any more, and the points no other tenant sees are deleted
   // unless `keep_points` (then only the whole-collection view sees them). `deleted` counts them.
   [[nodiscard]] virtual absl::Status DropTenant(absl::string_view name, bool keep_points,
                                                 uint64_t* deleted) = 0;
   [[nodiscard]] virtual std::vector<TenantInfo> ListTenants() const = 0;
   // Lets `tenant` see the points `ids` (`changed` counts those it did not see); ids of no live
-  // point are listed in `missing`. NotFound for an unknown tenant.
+  // point are listed in `missing`. NotFound for an unknown tenant; ResourceExhausted past its
+  // max_points quota (nothing changes).
   [[nodiscard]] virtual absl::Status Grant(absl::string_view tenant, absl::Span<const uint64_t> ids,
                                            uint64_t* changed, std::vector<uint64_t>* missing) = 0;
   // Takes the points `ids` from `tenant`'s view (`changed` counts those it saw). A point no

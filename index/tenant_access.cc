@@ -1,6 +1,8 @@
 #include "index/tenant_access.h"
 
 #include <algorithm>
+#include <cmath>
+#include <cstring>
 
 #include "absl/strings/escaping.h"
 #include "absl/strings/str_cat.h"
@@ -16,6 +18,36 @@ std::string TenantAccess::NameKey(Tenant t) const {
   AppendU32(&k, t);
   return k;
 }
+
+std::string TenantAccess::QuotaKey(Tenant t) const {
+  std::string k = "q";
+  AppendU32(&k, coll_);
+  AppendU32(&k, t);
+  return k;
+}
+
+namespace {
+
+std::string EncodeQuota(const TenantQuota& q) {
+  std::string v;
+  AppendU64(&v, q.max_points);
+  uint64_t bits;
+  static_assert(sizeof bits == sizeof q.max_requests_per_second);
+  std::memcpy(&bits, &q.max_requests_per_second, sizeof bits);
+  AppendU64(&v, bits);
+  return v;
+}
+
+absl::Status CheckQuota(const TenantQuota& q) {
+  if (!(q.max_requests_per_second >= 0) || !std::isfinite(q.max_requests_per_second)) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("max_requests_per_second must be finite and >= 0 (0 = no limit), got ",
+                     q.max_requests_per_second));
+  }
+  return absl::OkStatus();
+}
+
+}  // namespace
 
 std::string TenantAccess::MemberKey(Tenant t, VectorId id) const {
   std::string k = "m";
@@ -48,11 +80,24 @@ absl::Status TenantAccess::Load(const MetadataStore& store, uint64_t id_count,
     if (names_.size() <= t) {
       names_.resize(t + 1);
       sets_.resize(t + 1);
+      quotas_.resize(t + 1);
     }
     names_[t] = std::string(value);
     sets_[t] = std::make_unique<IdSet>();
     by_name_[names_[t]] = t;
     return absl::OkStatus();
+  }));
+  prefix[0] = 'q';
+  RETURN_IF_ERROR(store.Scan(Cf::kTenants, prefix, [&](auto key, auto value) {
+    const Tenant t = key.size() == 9 ? ReadU32(key, 5) : kMaxTenants;
+    if (value.size() != 16 || t >= names_.size() || names_[t].empty()) {
+      return absl::DataLossError(
+          absl::StrCat("collection '", collection_name_, "': malformed tenant quota record"));
+    }
+    quotas_[t].max_points = ReadU64(value, 0);
+    const uint64_t bits = ReadU64(value, 8);
+    std::memcpy(&quotas_[t].max_requests_per_second, &bits, sizeof bits);
+    return CheckQuota(quotas_[t]);
   }));
   prefix[0] = 'm';
   std::vector<std::vector<VectorId>> members(names_.size());
@@ -111,12 +156,22 @@ std::vector<TenantAccess::Tenant> TenantAccess::TenantsOf(VectorId id) const {
 
 std::vector<TenantInfo> TenantAccess::List() const {
   std::vector<TenantInfo> out;
-  for (const auto& [name, t] : by_name_) {
-    out.push_back({name, sets_[t]->size(), sets_[t]->MemoryBytes()});
-  }
+  for (const auto& [name, t] : by_name_) out.push_back(Describe(t));
   std::sort(out.begin(), out.end(),
             [](const TenantInfo& a, const TenantInfo& b) { return a.name < b.name; });
   return out;
+}
+
+TenantInfo TenantAccess::Describe(Tenant t) const {
+  return {names_[t], sets_[t]->size(), sets_[t]->MemoryBytes(), quotas_[t]};
+}
+
+absl::Status TenantAccess::CheckPointQuota(Tenant t, uint64_t more) const {
+  const uint64_t most = quotas_[t].max_points;
+  if (most == 0 || sets_[t]->size() + more <= most) return absl::OkStatus();
+  return absl::ResourceExhaustedError(absl::StrCat(
+      "tenant '", names_[t], "' of collection '", collection_name_, "' may see at most ", most,
+      " points (its max_points quota); it sees ", sets_[t]->size(), " and this call adds ", more));
 }
 
 uint64_t TenantAccess::MemoryBytes() const {
@@ -129,8 +184,10 @@ uint64_t TenantAccess::MemoryBytes() const {
 }
 
 absl::StatusOr<TenantAccess::Change> TenantAccess::PlanCreate(absl::string_view name,
+                                                              const TenantQuota& quota,
                                                               WriteBatch* batch) const {
   RETURN_IF_ERROR(CheckName("tenant name", name));
+  RETURN_IF_ERROR(CheckQuota(quota));
   if (by_name_.contains(name)) {
     return absl::AlreadyExistsError(
         absl::StrCat("collection '", collection_name_, "' already has a tenant '", name, "'"));
@@ -142,17 +199,26 @@ absl::StatusOr<TenantAccess::Change> TenantAccess::PlanCreate(absl::string_view 
                                                      kMaxTenants, " tenants, the most it can"));
   }
   batch->Put(Cf::kTenants, NameKey(t), name);
-  return Change{Change::Kind::kCreate, t, std::string(name), {}};
+  batch->Put(Cf::kTenants, QuotaKey(t), EncodeQuota(quota));
+  return Change{Change::Kind::kCreate, t, std::string(name), quota, {}};
+}
+
+absl::StatusOr<TenantAccess::Change> TenantAccess::PlanSetQuota(Tenant t, const TenantQuota& quota,
+                                                                WriteBatch* batch) const {
+  RETURN_IF_ERROR(CheckQuota(quota));
+  batch->Put(Cf::kTenants, QuotaKey(t), EncodeQuota(quota));
+  return Change{Change::Kind::kQuota, t, {}, quota, {}};
 }
 
 TenantAccess::Change TenantAccess::PlanDrop(Tenant t, WriteBatch* batch,
                                             std::vector<VectorId>* orphans) const {
   batch->Delete(Cf::kTenants, NameKey(t));
+  batch->Delete(Cf::kTenants, QuotaKey(t));
   std::string members = "m";
   AppendU32(&members, coll_);
   AppendU32(&members, t);
   batch->DeletePrefix(Cf::kTenants, members);
-  Change change{Change::Kind::kDrop, t, {}, {}};
+  Change change{Change::Kind::kDrop, t, {}, {}, {}};
   sets_[t]->ForEach([&](VectorId id) {
     change.ids.push_back(id);
     if (TenantCount(id) == 1) orphans->push_back(id);
@@ -162,7 +228,7 @@ TenantAccess::Change TenantAccess::PlanDrop(Tenant t, WriteBatch* batch,
 
 TenantAccess::Change TenantAccess::PlanGrant(Tenant t, absl::Span<const VectorId> ids,
                                              WriteBatch* batch) const {
-  Change change{Change::Kind::kGrant, t, {}, {}};
+  Change change{Change::Kind::kGrant, t, {}, {}, {}};
   for (VectorId id : ids) {
     if (sets_[t]->Contains(id)) continue;
     change.ids.push_back(id);
@@ -176,7 +242,7 @@ TenantAccess::Change TenantAccess::PlanGrant(Tenant t, absl::Span<const VectorId
 TenantAccess::Change TenantAccess::PlanRevoke(Tenant t, absl::Span<const VectorId> ids,
                                               WriteBatch* batch,
                                               std::vector<VectorId>* orphans) const {
-  Change change{Change::Kind::kRevoke, t, {}, {}};
+  Change change{Change::Kind::kRevoke, t, {}, {}, {}};
   for (VectorId id : ids) {
     if (sets_[t]->Contains(id)) change.ids.push_back(id);
   }
@@ -207,10 +273,15 @@ void TenantAccess::Apply(const Change& change) {
       if (names_.size() <= t) {
         names_.resize(t + 1);
         sets_.resize(t + 1);
+        quotas_.resize(t + 1);
       }
       names_[t] = change.name;
       sets_[t] = std::make_unique<IdSet>();
+      quotas_[t] = change.quota;
       by_name_[change.name] = t;
+      return;
+    case Change::Kind::kQuota:
+      quotas_[t] = change.quota;
       return;
     case Change::Kind::kDrop:
       for (VectorId id : change.ids) Count(id, -1);

@@ -34,10 +34,17 @@ namespace strata {
 // Tenants per collection, and tenants that may see one point.
 inline constexpr uint32_t kMaxTenants = 65535;
 
+// A tenant's limits; 0 = none.
+struct TenantQuota {
+  uint64_t max_points = 0;             // points it may see (upserts and grants beyond: refused)
+  double max_requests_per_second = 0;  // enforced by the service, per tenant (its keys' calls)
+};
+
 struct TenantInfo {
   std::string name;
   uint64_t points = 0;        // points it may see
   uint64_t memory_bytes = 0;  // of its access set
+  TenantQuota quota;
 };
 
 class TenantAccess final {
@@ -46,9 +53,10 @@ class TenantAccess final {
 
   // A change to make in memory once its batch is durable.
   struct Change {
-    enum class Kind { kCreate, kDrop, kGrant, kRevoke } kind;
+    enum class Kind { kCreate, kDrop, kGrant, kRevoke, kQuota } kind;
     Tenant tenant = 0;
     std::string name;           // kCreate
+    TenantQuota quota;          // kCreate, kQuota
     std::vector<VectorId> ids;  // kGrant / kRevoke: ids whose access changes (no repeats)
   };
 
@@ -72,11 +80,19 @@ class TenantAccess final {
   [[nodiscard]] std::vector<Tenant> TenantsOf(VectorId id) const;
   [[nodiscard]] const std::string& Name(Tenant t) const { return names_[t]; }
   [[nodiscard]] std::vector<TenantInfo> List() const;
+  [[nodiscard]] TenantInfo Describe(Tenant t) const;
+  // ResourceExhausted naming the quota when `t` would see more than its max_points with `more`
+  // points added.
+  [[nodiscard]] absl::Status CheckPointQuota(Tenant t, uint64_t more) const;
   [[nodiscard]] size_t tenant_count() const { return by_name_.size(); }
   [[nodiscard]] uint64_t MemoryBytes() const;
 
-  // InvalidArgument for a bad name, AlreadyExists, ResourceExhausted past kMaxTenants.
-  [[nodiscard]] absl::StatusOr<Change> PlanCreate(absl::string_view name, WriteBatch* batch) const;
+  // InvalidArgument for a bad name or quota, AlreadyExists, ResourceExhausted past kMaxTenants.
+  [[nodiscard]] absl::StatusOr<Change> PlanCreate(absl::string_view name, const TenantQuota& quota,
+                                                  WriteBatch* batch) const;
+  // Replaces t's quota (InvalidArgument for a bad one).
+  [[nodiscard]] absl::StatusOr<Change> PlanSetQuota(Tenant t, const TenantQuota& quota,
+                                                    WriteBatch* batch) const;
   // Drops tenant `t`: its records go; `orphans` gets the points only it could see (the caller
   // deletes them in the same batch unless it keeps them).
   [[nodiscard]] Change PlanDrop(Tenant t, WriteBatch* batch, std::vector<VectorId>* orphans) const;
@@ -94,6 +110,7 @@ class TenantAccess final {
 
  private:
   std::string NameKey(Tenant t) const;
+  std::string QuotaKey(Tenant t) const;
   std::string MemberKey(Tenant t, VectorId id) const;
   void Count(VectorId id, int delta);
 
@@ -102,6 +119,7 @@ class TenantAccess final {
   absl::flat_hash_map<std::string, Tenant> by_name_;
   std::vector<std::string> names_;            // by tenant; empty = a free number
   std::vector<std::unique_ptr<IdSet>> sets_;  // by tenant
+  std::vector<TenantQuota> quotas_;           // by tenant
   std::vector<uint16_t> counts_;              // by internal id
 };
 

@@ -42,6 +42,7 @@
 #include "service/reflection_v1.h"
 #include "service/reranker.h"
 #include "service/search_plan.h"
+#include "service/tenant_rate_limiter.h"
 #include "service/vector_convert.h"
 #include "storage/log.h"
 #include "storage/scoped_fd.h"
@@ -608,8 +609,20 @@ class StrataService final : public pb::Strata::Service {
                             pb::TenantInfo* resp) override {
     return Run("CreateTenant", ctx, *req, [&](CallBudget&) -> absl::Status {
       ASSIGN_OR_RETURN(auto col, catalog_->Find(req->collection()));
-      RETURN_IF_ERROR(col->CreateTenant(req->name()));
-      resp->set_name(req->name());
+      RETURN_IF_ERROR(col->CreateTenant(req->name(), QuotaFromProto(req->quota())));
+      ASSIGN_OR_RETURN(TenantInfo info, col->DescribeTenant(req->name()));
+      TenantToProto(info, col->config(), resp);
+      return absl::OkStatus();
+    });
+  }
+
+  grpc::Status SetTenantQuota(grpc::ServerContext* ctx, const pb::SetTenantQuotaRequest* req,
+                              pb::TenantInfo* resp) override {
+    return Run("SetTenantQuota", ctx, *req, [&](CallBudget&) -> absl::Status {
+      ASSIGN_OR_RETURN(auto col, catalog_->Find(req->collection()));
+      RETURN_IF_ERROR(col->SetTenantQuota(req->name(), QuotaFromProto(req->quota())));
+      ASSIGN_OR_RETURN(TenantInfo info, col->DescribeTenant(req->name()));
+      TenantToProto(info, col->config(), resp);
       return absl::OkStatus();
     });
   }
@@ -635,12 +648,9 @@ class StrataService final : public pb::Strata::Service {
     return Run("ListTenants", ctx, *req, [&](CallBudget& budget) -> absl::Status {
       ASSIGN_OR_RETURN(auto col, catalog_->Find(req->collection()));
       const CollectionConfig cfg = col->config();
-      const uint64_t row_bytes = uint64_t{cfg.dim} * ElementSize(cfg.type);
       for (const TenantInfo& t : col->ListTenants()) {
         pb::TenantInfo* out = resp->add_tenants();
-        out->set_name(t.name);
-        out->set_points(t.points);
-        out->set_vector_bytes(t.points * row_bytes);
+        TenantToProto(t, cfg, out);
         RETURN_IF_ERROR(budget.AddResponse(out->ByteSizeLong(), "tenant " + t.name,
                                            "(no smaller listing exists)"));
       }
@@ -721,6 +731,17 @@ class StrataService final : public pb::Strata::Service {
       }
       return absl::OkStatus();
     });
+  }
+
+  static TenantQuota QuotaFromProto(const pb::TenantQuota& q) {
+    return {q.max_points(), q.max_requests_per_second()};
+  }
+  static void TenantToProto(const TenantInfo& t, const CollectionConfig& cfg, pb::TenantInfo* out) {
+    out->set_name(t.name);
+    out->set_points(t.points);
+    out->set_vector_bytes(t.points * cfg.dim * ElementSize(cfg.type));
+    out->mutable_quota()->set_max_points(t.quota.max_points);
+    out->mutable_quota()->set_max_requests_per_second(t.quota.max_requests_per_second);
   }
 
   static void KeyToProto(const TenantKeyInfo& k, pb::ApiKeyInfo* out) {
@@ -983,7 +1004,7 @@ class StrataService final : public pb::Strata::Service {
     Scope scope;
   };
   absl::StatusOr<Target> FindFor(const Caller& caller, const std::string& collection,
-                                 const std::string& tenant) const {
+                                 const std::string& tenant) {
     if (caller.admin) {
       ASSIGN_OR_RETURN(auto col, catalog_->Find(collection));
       return Target{std::move(col), Scope{tenant}};
@@ -1014,6 +1035,10 @@ class StrataService final : public pb::Strata::Service {
     } else {
       scope.tenant = tenant;
     }
+    // The tenant's request rate: its keys' calls only (the admin is not counted).
+    ASSIGN_OR_RETURN(TenantInfo info, col->DescribeTenant(scope.tenant));
+    RETURN_IF_ERROR(rate_limiter_.Admit(key.collection_uid, collection, scope.tenant,
+                                        info.quota.max_requests_per_second));
     return Target{std::move(col), scope};
   }
 
@@ -1259,6 +1284,7 @@ class StrataService final : public pb::Strata::Service {
   Reranker* const reranker_;           // null: the server has no cross-encoder
   const ApiKeyAuth* const auth_;       // null: an open server (loopback only)
   TenantKeys* const keys_;
+  TenantRateLimiter rate_limiter_;
   // A Generate or PrecomputePassageKv call holds one of gRPC's sync threads while it waits for
   // the decoder (queued, then streaming): at most this many at once, so they can never take
   // every thread from other calls. EnterDecoderCall counts one in (the caller counts it out,

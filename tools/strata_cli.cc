@@ -78,6 +78,9 @@ ABSL_FLAG(std::string, tenant, "",
 ABSL_FLAG(bool, keep_points, false,
           "tenant drop: keep the points only this tenant could see (default: delete them)");
 ABSL_FLAG(std::string, label, "", "key create: a note shown by `key list` (who holds the key)");
+ABSL_FLAG(uint64_t, max_points, 0, "tenant create/quota: points the tenant may see (0 = no limit)");
+ABSL_FLAG(double, max_rps, 0,
+          "tenant create/quota: calls per second the tenant's keys may make (0 = no limit)");
 ABSL_FLAG(bool, with_vector, false, "search/get: return vectors");
 ABSL_FLAG(int, clients, 1, "search: concurrent client threads, each on its own connection");
 // ask
@@ -132,6 +135,7 @@ const char kUsage[] =
     "\n"
     "  Tenants (admin key; see README, \"Tenants\"):\n"
     "  tenant create|drop|list NAME [TENANT] [--keep_points]\n"
+    "                [--max_points=N --max_rps=R]   quotas (create, or `tenant quota`)\n"
     "  grant NAME TENANT ID...      let the tenant see these points\n"
     "  revoke NAME TENANT ID...     take them from its view\n"
     "  key create NAME TENANT[,TENANT...] [--label=TEXT]   prints the key, once\n"
@@ -435,7 +439,9 @@ int main(int argc, char** argv) {
     return 0;
   }
   if (cmd == "tenant") {
-    if (args.size() < 4) return Fail("usage: strata-cli tenant create|drop|list NAME [TENANT]");
+    if (args.size() < 4) {
+      return Fail("usage: strata-cli tenant create|drop|list|quota NAME [TENANT]");
+    }
     const std::string op = args[2], coll = args[3];
     auto ctx = Context();
     if (op == "list") {
@@ -445,21 +451,45 @@ int main(int argc, char** argv) {
       grpc::Status s = stub->ListTenants(ctx.get(), req, &resp);
       if (!s.ok()) return RpcFail(s);
       for (const pb::TenantInfo& t : resp.tenants()) {
-        std::printf("%-24s %12llu points  %10.1f MiB of vectors\n", t.name().c_str(),
+        std::printf("%-24s %12llu points  %10.1f MiB of vectors", t.name().c_str(),
                     static_cast<unsigned long long>(t.points()), t.vector_bytes() / 1048576.0);
+        if (t.quota().max_points() > 0) {
+          std::printf("  max_points %llu", static_cast<unsigned long long>(t.quota().max_points()));
+        }
+        if (t.quota().max_requests_per_second() > 0) {
+          std::printf("  max_rps %g", t.quota().max_requests_per_second());
+        }
+        std::printf("\n");
       }
       return 0;
     }
     if (args.size() != 5)
       return Fail(absl::StrCat("usage: strata-cli tenant ", op, " NAME TENANT"));
+    pb::TenantQuota quota;
+    quota.set_max_points(absl::GetFlag(FLAGS_max_points));
+    quota.set_max_requests_per_second(absl::GetFlag(FLAGS_max_rps));
     if (op == "create") {
       pb::CreateTenantRequest req;
       req.set_collection(coll);
       req.set_name(args[4]);
+      *req.mutable_quota() = quota;
       pb::TenantInfo resp;
       grpc::Status s = stub->CreateTenant(ctx.get(), req, &resp);
       if (!s.ok()) return RpcFail(s);
       std::printf("tenant '%s' of '%s' created\n", args[4], coll.c_str());
+      return 0;
+    }
+    if (op == "quota") {
+      pb::SetTenantQuotaRequest req;
+      req.set_collection(coll);
+      req.set_name(args[4]);
+      *req.mutable_quota() = quota;
+      pb::TenantInfo resp;
+      grpc::Status s = stub->SetTenantQuota(ctx.get(), req, &resp);
+      if (!s.ok()) return RpcFail(s);
+      std::printf("tenant '%s': max_points %llu, max_rps %g\n", args[4],
+                  static_cast<unsigned long long>(resp.quota().max_points()),
+                  resp.quota().max_requests_per_second());
       return 0;
     }
     if (op == "drop") {
@@ -475,7 +505,7 @@ int main(int argc, char** argv) {
                   req.keep_points() ? "kept" : "deleted", resp.revoked_keys());
       return 0;
     }
-    return Fail(absl::StrCat("unknown tenant command '", op, "' (create, drop or list)"));
+    return Fail(absl::StrCat("unknown tenant command '", op, "' (create, drop, list or quota)"));
   }
   if (cmd == "grant" || cmd == "revoke") {
     std::vector<uint64_t> ids;

@@ -9,6 +9,7 @@
 #include <cstdio>
 #include <cstring>
 #include <fstream>
+#include <set>
 #include <string>
 #include <thread>
 #include <vector>
@@ -66,6 +67,11 @@ ABSL_FLAG(bool, precompute_kv, false,
 ABSL_FLAG(std::string, kv_cache_mode, "int8",
           "--precompute_kv: the entries' format, as Generate's cache_mode (int8, int4, f16)");
 ABSL_FLAG(std::string, collection, "", "target collection (created when missing)");
+ABSL_FLAG(std::string, tenants, "",
+          "online: who may see each row, one line per row: tenant names separated by commas (an "
+          "empty line: no tenant, only the admin's whole-collection view). With --text, a "
+          "JSONL 'tenants' array does the same. Missing tenants are created (README, "
+          "\"Tenants\")");
 ABSL_FLAG(std::vector<std::string>, text_fields, {},
           "a new collection: payload JSON fields indexed lexically with the text, e.g. title");
 ABSL_FLAG(std::string, metric, "",
@@ -105,7 +111,9 @@ struct Input {
   strata::VectorSet vectors;            // text mode online: n and dim only, no data
   std::vector<uint64_t> ids;            // empty = row + offset
   std::vector<std::string> json, text;  // empty = no payloads
-  bool embed_online = false;            // text mode online: vectors come from the Embed RPC
+  // Who may see each row (--tenants, or the JSONL 'tenants' field); empty = not given.
+  std::vector<std::vector<std::string>> tenants;
+  bool embed_online = false;  // text mode online: vectors come from the Embed RPC
 };
 
 std::string Metric(bool text_mode) {
@@ -171,10 +179,49 @@ absl::Status ReadPassages(const std::string& path, uint64_t limit, Input* in) {
     if (has_id) in->ids.push_back(j["id"].get<uint64_t>());
     in->text.push_back(j["text"].get<std::string>());
     j.erase("text");
+    if (j.contains("tenants")) {
+      if (!j["tenants"].is_array()) {
+        return absl::InvalidArgumentError(
+            absl::StrCat(where, ": 'tenants' must be an array of tenant names"));
+      }
+      std::vector<std::string> names;
+      for (const auto& t : j["tenants"]) {
+        if (!t.is_string()) {
+          return absl::InvalidArgumentError(absl::StrCat(where, ": 'tenants' holds a non-string"));
+        }
+        names.push_back(t.get<std::string>());
+      }
+      in->tenants.resize(n);  // rows before without 'tenants': none
+      in->tenants.push_back(std::move(names));
+      j.erase("tenants");
+    } else if (!in->tenants.empty()) {
+      in->tenants.emplace_back();
+    }
     in->json.push_back(j.dump());
     ++n;
   }
   if (n == 0) return absl::InvalidArgumentError(absl::StrCat(path, " holds no passages"));
+  if (!in->tenants.empty()) in->tenants.resize(n);
+  return absl::OkStatus();
+}
+
+// --tenants: one line per row, tenant names separated by commas.
+absl::Status ReadTenants(const std::string& path, uint64_t rows, Input* in) {
+  std::ifstream f(path);
+  if (!f) return absl::NotFoundError(absl::StrCat("cannot open --tenants file ", path));
+  in->tenants.clear();
+  std::string line;
+  while (in->tenants.size() < rows && std::getline(f, line)) {
+    std::vector<std::string> names;
+    for (absl::string_view t : absl::StrSplit(line, ',', absl::SkipWhitespace())) {
+      names.emplace_back(absl::StripAsciiWhitespace(t));
+    }
+    in->tenants.push_back(std::move(names));
+  }
+  if (in->tenants.size() != rows) {
+    return absl::InvalidArgumentError(
+        absl::StrCat(path, " has ", in->tenants.size(), " lines for ", rows, " rows"));
+  }
   return absl::OkStatus();
 }
 
@@ -273,6 +320,9 @@ absl::StatusOr<Input> ReadInput(bool online) {
           "--text carries its own ids and payloads; --payloads and --ids are for --input");
     }
     RETURN_IF_ERROR(ReadPassages(text, absl::GetFlag(FLAGS_limit), &in));
+    if (!absl::GetFlag(FLAGS_tenants).empty()) {
+      RETURN_IF_ERROR(ReadTenants(absl::GetFlag(FLAGS_tenants), in.text.size(), &in));
+    }
     if (online) {
       in.embed_online = true;  // the server embeds; its dimension is learnt from the first call
       in.vectors.type = strata::ElementType::kFloat32;
@@ -299,6 +349,9 @@ absl::StatusOr<Input> ReadInput(bool online) {
     in.ids.resize(in.vectors.n);
   } else if (all_have_ids) {
     in.ids = std::move(jsonl_ids);
+  }
+  if (!absl::GetFlag(FLAGS_tenants).empty()) {
+    RETURN_IF_ERROR(ReadTenants(absl::GetFlag(FLAGS_tenants), in.vectors.n, &in));
   }
   return in;
 }
@@ -493,6 +546,34 @@ int PrecomputeKv(pb::Strata::Stub* stub, const Input& in, const std::string& col
   return 0;
 }
 
+// Creates the tenants the rows name that the collection lacks (the admin's call).
+grpc::Status CreateMissingTenants(pb::Strata::Stub& stub, const std::string& collection,
+                                  const std::vector<std::vector<std::string>>& rows) {
+  std::set<std::string> named;
+  for (const auto& r : rows) named.insert(r.begin(), r.end());
+  pb::ListTenantsRequest lreq;
+  lreq.set_collection(collection);
+  pb::ListTenantsResponse have;
+  grpc::Status s = WithRetries(
+      "list tenants", [&](grpc::ClientContext* ctx) { return stub.ListTenants(ctx, lreq, &have); });
+  if (!s.ok()) return s;
+  for (const pb::TenantInfo& t : have.tenants()) named.erase(t.name());
+  for (const std::string& name : named) {
+    pb::CreateTenantRequest req;
+    req.set_collection(collection);
+    req.set_name(name);
+    pb::TenantInfo info;
+    s = WithRetries("create tenant",
+                    [&](grpc::ClientContext* ctx) { return stub.CreateTenant(ctx, req, &info); });
+    if (!s.ok() && s.error_code() != grpc::StatusCode::ALREADY_EXISTS) return s;
+  }
+  if (!named.empty()) {
+    std::fprintf(stderr, "strata-load: created %zu tenants of '%s'\n", named.size(),
+                 collection.c_str());
+  }
+  return grpc::Status::OK;
+}
+
 int RunOnline(Input& in, const std::string& collection) {
   auto channel = strata::MakeClientChannel(absl::GetFlag(FLAGS_server));
   if (!channel.ok()) {
@@ -586,6 +667,11 @@ int RunOnline(Input& in, const std::string& collection) {
                              v.dim));
   }
 
+  if (!in.tenants.empty()) {
+    s = CreateMissingTenants(*stub, collection, in.tenants);
+    if (!s.ok()) return Fail(absl::StrCat("tenants of '", collection, "': ", s.error_message()));
+  }
+
   const std::string ckpt = Checkpoint(collection);
   auto identity = IdentifyLoad(collection, info.uid(), v.n);
   if (!identity.ok()) return Fail(std::string(identity.status().message()));
@@ -622,6 +708,10 @@ int RunOnline(Input& in, const std::string& collection) {
         if (!in.json.empty()) {
           p->mutable_payload()->set_json(in.json[i]);
           p->mutable_payload()->set_text(in.text[i]);
+        }
+        if (!in.tenants.empty()) {
+          pb::TenantList* t = p->mutable_tenants();
+          for (const std::string& name : in.tenants[i]) t->add_names(name);
         }
       }
       if (in.embed_online) {
@@ -712,6 +802,11 @@ int RunOnline(Input& in, const std::string& collection) {
 int RunOffline(const Input& in, const std::string& collection) {
   std::string dir = absl::GetFlag(FLAGS_data_dir);
   if (dir.empty()) return Fail("offline mode needs --data_dir");
+  if (!in.tenants.empty()) {
+    // The offline bulk load writes vectors and payloads only (Collection::BulkLoad).
+    return Fail(
+        "tenants (--tenants, or 'tenants' in the JSONL) load online only, through the server");
+  }
   auto catalog = strata::Catalog::Open(dir);
   if (!catalog.ok()) return Fail(std::string(catalog.status().message()));
   auto t0 = Clock::now();

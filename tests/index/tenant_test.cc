@@ -369,6 +369,58 @@ TEST(Tenants, RandomOperationsMatchTheModelThroughRebuildsAndReopens) {
   ops.Check(&rng);
 }
 
+// A tenant's max_points quota refuses whole upserts and grants that would pass it, durably.
+TEST(Tenants, PointQuotaRefusesWritesPastIt) {
+  TempDir tmp;
+  std::vector<std::vector<float>> vectors;
+  for (uint64_t i = 0; i < 20; ++i) vectors.push_back(VectorOf(i, 0));
+  auto rows = [&](uint64_t first, uint64_t n) {
+    std::vector<PointInput> out;
+    for (uint64_t i = first; i < first + n; ++i) {
+      out.push_back(
+          {i, {reinterpret_cast<const uint8_t*>(vectors[i].data()), kDim * sizeof(float)}, {}});
+    }
+    return out;
+  };
+  {
+    auto cat = *Catalog::Open(tmp.path());
+    CollectionConfig c;
+    c.name = "q";
+    c.dim = kDim;
+    auto col = *cat->Create(c);
+    ASSERT_TRUE(col->CreateTenant("small", {5, 0}).ok());
+    std::vector<RowError> errors;
+    uint64_t upserted = 0;
+    ASSERT_TRUE(col->Upsert(Scope{"small"}, rows(0, 4), &errors, &upserted).ok());
+    absl::Status s = col->Upsert(Scope{"small"}, rows(4, 2), &errors, &upserted);
+    EXPECT_TRUE(absl::IsResourceExhausted(s)) << s;
+    EXPECT_NE(s.message().find("max_points"), absl::string_view::npos) << s;
+    EXPECT_EQ(*col->Count(Scope{"small"}), 4u);
+    EXPECT_EQ(col->Count(), 4u);  // nothing of the refused call was stored
+    ASSERT_TRUE(col->Upsert(rows(10, 5), &errors, &upserted).ok());  // the admin's, nobody's
+    uint64_t changed = 0;
+    std::vector<uint64_t> missing;
+    s = col->Grant("small", {10, 11}, &changed, &missing);
+    EXPECT_TRUE(absl::IsResourceExhausted(s)) << s;
+    ASSERT_TRUE(col->Grant("small", {10}, &changed, &missing).ok());
+    EXPECT_EQ(*col->Count(Scope{"small"}), 5u);
+    // Raised, durably.
+    ASSERT_TRUE(col->SetTenantQuota("small", {6, 2.5}).ok());
+  }
+  auto cat = *Catalog::Open(tmp.path());
+  auto col = *cat->Find("q");
+  auto info = col->DescribeTenant("small");
+  ASSERT_TRUE(info.ok()) << info.status();
+  EXPECT_EQ(info->quota.max_points, 6u);
+  EXPECT_EQ(info->quota.max_requests_per_second, 2.5);
+  EXPECT_EQ(info->points, 5u);
+  uint64_t changed = 0;
+  std::vector<uint64_t> missing;
+  EXPECT_TRUE(col->Grant("small", {11}, &changed, &missing).ok());
+  EXPECT_TRUE(absl::IsResourceExhausted(col->Grant("small", {12}, &changed, &missing)));
+  EXPECT_TRUE(absl::IsInvalidArgument(col->SetTenantQuota("small", {0, -1})));
+}
+
 // Recall@10 of tenants' searches on an index, by the size of the tenant's view: exact below
 // kExactTenantPoints, the shared postings with the access check above it.
 TEST(Tenants, SearchRecallHoldsForSmallMediumAndLargeTenants) {

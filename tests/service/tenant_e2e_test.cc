@@ -210,6 +210,26 @@ TEST(TenantKeys, AKeyIsConfinedToItsTenantsAndNeverShown) {
     EXPECT_EQ(Call(stub, &pb::Strata::Stub::Count, kab, count, &n).error_code(),
               grpc::StatusCode::UNAUTHENTICATED);
   }
+  // A request-rate quota: the tenant's key gets one call, then RESOURCE_EXHAUSTED naming it (the
+  // rate is one call per 1,000 s, so no machine is slow enough to see a second).
+  {
+    pb::CreateTenantRequest req;
+    req.set_collection("docs");
+    req.set_name("slow");
+    req.mutable_quota()->set_max_requests_per_second(0.001);
+    pb::TenantInfo info;
+    ASSERT_TRUE(Call(stub, &pb::Strata::Stub::CreateTenant, kAdmin, req, &info).ok());
+    EXPECT_EQ(info.quota().max_requests_per_second(), 0.001);
+    const std::string ks = server.MakeKey({"slow"});
+    pb::CountRequest cr;
+    cr.set_collection("docs");
+    pb::CountResponse cn;
+    EXPECT_TRUE(Call(stub, &pb::Strata::Stub::Count, ks, cr, &cn).ok());
+    grpc::Status s = Call(stub, &pb::Strata::Stub::Count, ks, cr, &cn);
+    EXPECT_EQ(s.error_code(), grpc::StatusCode::RESOURCE_EXHAUSTED) << s.error_message();
+    EXPECT_NE(s.error_message().find("max_requests_per_second"), std::string::npos);
+    EXPECT_TRUE(Call(stub, &pb::Strata::Stub::Count, kAdmin, cr, &cn).ok());  // not the admin
+  }
   // No secret part of any key in the log or on /metrics.
   const std::string metrics = HttpGet(server.metrics_port(), "/metrics");
   EXPECT_NE(metrics.find("strata_"), std::string::npos);
