@@ -20,6 +20,7 @@
 #include "base/mutex.h"
 #include "index/internal/ids_file.h"
 #include "index/kernels/distance.h"
+#include "index/tenant_extent.h"
 #include "index/vector_rules.h"
 #include "storage/crc32c.h"
 #include "storage/half.h"
@@ -134,6 +135,7 @@ class CollectionImpl final : public Collection {
         generation_(config_.index_generation),
         options_(std::move(options)),
         row_bytes_(size_t{config_.dim} * ElementSize(config_.type)),
+        extent_rows_(TenantExtentRows(row_bytes_)),
         dist_(kernels::GetDistance(kernels::Best(), config_.type, config_.metric)),
         f16_dist_(kernels::GetFloat16Distance(kernels::Best(), config_.metric)),
         appendix_(this),
@@ -190,8 +192,8 @@ class CollectionImpl final : public Collection {
   absl::StatusOr<uint64_t> Count(const Scope& scope) const override {
     RETURN_IF_ERROR(CheckNotDropped());
     ReaderMutexLock lock(&mu_);
-    ASSIGN_OR_RETURN(const IdSet* view, View(scope));
-    return view == nullptr ? live_ : view->size();
+    ASSIGN_OR_RETURN(const ViewRef view, View(scope));
+    return view.ids == nullptr ? live_ : view.ids->size();
   }
   absl::Status CreateTenant(absl::string_view name, const TenantQuota& quota) override;
   absl::Status SetTenantQuota(absl::string_view name, const TenantQuota& quota) override;
@@ -261,13 +263,36 @@ class CollectionImpl final : public Collection {
         "repairs it (automatic unless --auto_repair=false; `strata-cli repair %s`)",
         config_.name, read_damage_, config_.name);
   }
-  // The ids a scope may see: null for the whole collection, else the tenant's set (NotFound for an
-  // unknown tenant). Valid while mu_ is held.
-  absl::StatusOr<const IdSet*> View(const Scope& scope) const ABSL_SHARED_LOCKS_REQUIRED(mu_) {
-    if (scope.whole()) return nullptr;
+  // The ids a scope may see: `ids` null for the whole collection, else tenant `tenant`'s set
+  // (NotFound for an unknown tenant). Valid while mu_ is held.
+  struct ViewRef {
+    const IdSet* ids = nullptr;
+    TenantAccess::Tenant tenant = 0;
+  };
+  absl::StatusOr<ViewRef> View(const Scope& scope) const ABSL_SHARED_LOCKS_REQUIRED(mu_) {
+    if (scope.whole()) return ViewRef{};
     ASSIGN_OR_RETURN(TenantAccess::Tenant t, tenants_.Find(scope.tenant));
-    return &tenants_.Members(t);
+    return ViewRef{&tenants_.Members(t), t};
   }
+  // Rewrites into `batch` the extents (tenant_extent.h) of the tenants whose points or vectors
+  // the batch changes, or removes them: `access`, the batch's access changes; `vectors`, the
+  // stored bytes of the vectors it writes, by internal id; `touched`, tenants that see a point
+  // whose vector it replaces. Other members' vectors are read from the store.
+  absl::Status PlanExtents(absl::Span<const TenantAccess::Change> access,
+                           const absl::flat_hash_map<VectorId, const uint8_t*>& vectors,
+                           const absl::flat_hash_set<TenantAccess::Tenant>& touched,
+                           WriteBatch* batch) const ABSL_SHARED_LOCKS_REQUIRED(mu_);
+  // At open: every tenant's extent agrees with its access set, else it is rebuilt (logged).
+  absl::Status CheckExtents() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // The exact nearest of a small tenant's points, from its extent; false when it has none.
+  absl::StatusOr<bool> SearchExtent(const uint8_t* q, uint32_t k, TenantAccess::Tenant t,
+                                    std::vector<Neighbor>* result, SearchStats* st) const
+      ABSL_SHARED_LOCKS_REQUIRED(mu_);
+  // The distance from `q` (posting form) to a stored vector `raw` of point `id`, as the index
+  // computes it: exact for an appended vector, against the float16-rounded one with float16
+  // postings. `pf` and `half` are scratch.
+  float StoredDistance(const uint8_t* q, VectorId id, const uint8_t* raw, std::vector<uint8_t>* pf,
+                       std::vector<uint16_t>* half) const ABSL_SHARED_LOCKS_REQUIRED(mu_);
   // A point's deletion, planned into a batch (its tenants' records are the caller's: they differ
   // between an admin's delete, a tenant's and a tenant drop), then applied once it is durable.
   struct PointDelete {
@@ -395,10 +420,10 @@ class CollectionImpl final : public Collection {
   // Checks a query vector and converts it to posting form (`q`, row_bytes_).
   absl::Status QueryForm(VectorView query, std::vector<uint8_t>* q) const;
   // The k nearest live points to `q` (posting form), nearest first, by internal id.
-  // With `allow`, the k nearest of those points only (index/collection.h, "Tenants").
+  // In a tenant's view, the k nearest of its points only (index/collection.h, "Tenants").
   absl::Status DenseSearch(const uint8_t* q, uint32_t k, const SearchParams& params,
-                           const IdSet* allow, std::vector<Neighbor>* result, SearchStats* st) const
-      ABSL_SHARED_LOCKS_REQUIRED(mu_);
+                           const ViewRef& view, std::vector<Neighbor>* result,
+                           SearchStats* st) const ABSL_SHARED_LOCKS_REQUIRED(mu_);
   // The exact distances from `q` (posting form) to live points `ids`' stored vectors.
   absl::Status DistancesTo(const uint8_t* q, absl::Span<const VectorId> ids,
                            std::vector<float>* out) const ABSL_SHARED_LOCKS_REQUIRED(mu_);
@@ -430,6 +455,7 @@ class CollectionImpl final : public Collection {
   uint64_t generation_ ABSL_GUARDED_BY(mu_);
   const CollectionOptions options_;
   const size_t row_bytes_;
+  const size_t extent_rows_;  // tenants seeing at most this many points have an extent
   const kernels::DistanceFn dist_;
   const kernels::DistanceFn f16_dist_;  // float32 query vs float16 vector (float16 postings)
   const Appendix appendix_;
@@ -516,6 +542,7 @@ absl::Status CollectionImpl::Load() {
       }));
   RETURN_IF_ERROR(tenants_.Load(*store_, ids_.size(),
                                 [&](VectorId id) { return (ids_[id].flags & kLive) != 0; }));
+  RETURN_IF_ERROR(CheckExtents());
   RETURN_IF_ERROR(RebuildTextIndex());
 
   // Leftovers of interrupted builds or drops: anything but the current generation.
@@ -687,7 +714,8 @@ absl::Status CollectionImpl::Upsert(const Scope& scope, absl::Span<const PointIn
   }
   // Who may see each point after the batch: per tenant, the ids it gains and loses.
   absl::flat_hash_map<TenantAccess::Tenant, std::vector<VectorId>> grants, revokes;
-  absl::flat_hash_set<uint64_t> refused;  // ids whose last row failed a tenant check
+  absl::flat_hash_set<TenantAccess::Tenant> touched;  // see a point whose vector is replaced
+  absl::flat_hash_set<uint64_t> refused;              // ids whose last row failed a tenant check
   struct Change {
     VectorId id;
     uint32_t row;
@@ -719,6 +747,7 @@ absl::Status CollectionImpl::Upsert(const Scope& scope, absl::Span<const PointIn
     // Who may see the point: checked before anything of the row is written.
     std::vector<TenantAccess::Tenant> now, next;
     if (exists) now = tenants_.TenantsOf(*found);
+    touched.insert(now.begin(), now.end());
     std::string refusal;
     if (scope_tenant.has_value()) {
       if (p.set_tenants && !(p.tenants.size() == 1 && p.tenants[0] == scope.tenant)) {
@@ -814,6 +843,9 @@ absl::Status CollectionImpl::Upsert(const Scope& scope, absl::Span<const PointIn
     RETURN_IF_ERROR(tenants_.CheckPointQuota(t, access.back().ids.size()));
   }
   for (auto& [t, ids] : revokes) access.push_back(tenants_.PlanRevoke(t, ids, &batch, nullptr));
+  absl::flat_hash_map<VectorId, const uint8_t*> stored_vectors;
+  for (const Change& c : changes) stored_vectors[c.id] = points[c.row].vector.data();
+  RETURN_IF_ERROR(PlanExtents(access, stored_vectors, touched, &batch));
   RETURN_IF_ERROR(store_->Write(&batch, /*sync=*/true));
 
   // Durable: now visible.
@@ -909,6 +941,7 @@ absl::Status CollectionImpl::Delete(const Scope& scope, absl::Span<const uint64_
   std::vector<PointDelete> plans;
   for (VectorId id : gone) RETURN_IF_ERROR(PlanDelete(id, &batch, &plans));
   if (batch.count() == 0) return absl::OkStatus();
+  RETURN_IF_ERROR(PlanExtents(access, {}, {}, &batch));
   RETURN_IF_ERROR(store_->Write(&batch, /*sync=*/true));
   for (const TenantAccess::Change& c : access) tenants_.Apply(c);
   for (const PointDelete& d : plans) ApplyDelete(d);
@@ -924,13 +957,13 @@ absl::Status CollectionImpl::Get(const Scope& scope, absl::Span<const uint64_t> 
   found->clear();
   missing->clear();
   ReaderMutexLock lock(&mu_);
-  ASSIGN_OR_RETURN(const IdSet* view, View(scope));
+  ASSIGN_OR_RETURN(const ViewRef view, View(scope));
   const uint32_t coll = config_.id;
   for (uint64_t ext : ids) {
     auto id = LookupExt(ext);
     if (!id.ok() && !absl::IsNotFound(id.status())) return id.status();
     if (!id.ok() || *id >= ids_.size() || !(ids_[*id].flags & kLive) ||
-        (view != nullptr && !view->Contains(*id))) {
+        (view.ids != nullptr && !view.ids->Contains(*id))) {
       missing->push_back(ext);
       continue;
     }
@@ -970,8 +1003,17 @@ absl::Status CollectionImpl::QueryForm(VectorView query, std::vector<uint8_t>* q
 }
 
 absl::Status CollectionImpl::DenseSearch(const uint8_t* q, uint32_t k, const SearchParams& params,
-                                         const IdSet* allow, std::vector<Neighbor>* result,
+                                         const ViewRef& view, std::vector<Neighbor>* result,
                                          SearchStats* st) const {
+  const IdSet* allow = view.ids;
+  if (allow != nullptr && allow->size() <= extent_rows_) {
+    ASSIGN_OR_RETURN(bool found, SearchExtent(q, k, view.tenant, result, st));
+    if (found) return absl::OkStatus();
+    // An extent missing is a bug (CheckExtents rebuilds it at the next open); the exact search
+    // below gives the same answer, from one record per point.
+    Log(LogLevel::kError, "collection '%s': tenant '%s' has no extent; searching its points",
+        config_.name, tenants_.Name(view.tenant));
+  }
   if (allow != nullptr && (allow->size() <= kExactTenantPoints || base_ == nullptr)) {
     // A small view (or no index): exact, over the view's own vectors.
     const std::vector<VectorId> ids = allow->ToVector();
@@ -982,6 +1024,7 @@ absl::Status CollectionImpl::DenseSearch(const uint8_t* q, uint32_t k, const Sea
     for (size_t i = 0; i < ids.size(); ++i) top.Push(ids[i], distances[i]);
     top.TakeSorted(result);
     st->entries_scanned = static_cast<uint32_t>(ids.size());
+    st->bytes_read = ids.size() * row_bytes_;  // from the metadata store (or its cache)
     return absl::OkStatus();
   }
   if (base_ != nullptr) {
@@ -1023,6 +1066,146 @@ absl::Status CollectionImpl::DenseSearch(const uint8_t* q, uint32_t k, const Sea
   return absl::OkStatus();
 }
 
+float CollectionImpl::StoredDistance(const uint8_t* q, VectorId id, const uint8_t* raw,
+                                     std::vector<uint8_t>* pf, std::vector<uint16_t>* half) const {
+  if (const uint8_t* row = AppendedRow(id)) return dist_(q, row, config_.dim);
+  pf->resize(row_bytes_);
+  ToPostingForm(raw, pf->data());
+  if (config_.posting_encoding != PostingEncoding::kFloat16)
+    return dist_(q, pf->data(), config_.dim);
+  // As the postings hold it: the float16-rounded vector.
+  const auto* f = reinterpret_cast<const float*>(pf->data());
+  half->resize(config_.dim);
+  for (uint32_t d = 0; d < config_.dim; ++d) (*half)[d] = FloatToHalf(f[d]);
+  return f16_dist_(q, half->data(), config_.dim);
+}
+
+absl::StatusOr<bool> CollectionImpl::SearchExtent(const uint8_t* q, uint32_t k,
+                                                  TenantAccess::Tenant t,
+                                                  std::vector<Neighbor>* result,
+                                                  SearchStats* st) const {
+  result->clear();
+  if (tenants_.Members(t).empty()) return true;
+  absl::StatusOr<std::string> record = store_->Get(Cf::kTenants, TenantExtentKey(config_.id, t));
+  if (absl::IsNotFound(record.status())) return false;
+  if (!record.ok()) return record.status();
+  TopK top;
+  top.Reset(k);
+  std::vector<uint8_t> pf;
+  std::vector<uint16_t> half;
+  uint32_t rows = 0;
+  RETURN_IF_ERROR(DecodeTenantExtent(*record, row_bytes_, [&](VectorId id, const uint8_t* raw) {
+    top.Push(id, StoredDistance(q, id, raw, &pf, &half));
+    ++rows;
+  }));
+  top.TakeSorted(result);
+  st->entries_scanned = rows;
+  st->bytes_read = record->size();
+  st->pages_read = static_cast<uint32_t>((record->size() + 4095) / 4096);
+  return true;
+}
+
+absl::Status CollectionImpl::PlanExtents(
+    absl::Span<const TenantAccess::Change> access,
+    const absl::flat_hash_map<VectorId, const uint8_t*>& vectors,
+    const absl::flat_hash_set<TenantAccess::Tenant>& touched, WriteBatch* batch) const {
+  using Tenant = TenantAccess::Tenant;
+  absl::flat_hash_map<Tenant, std::vector<const TenantAccess::Change*>> changed;
+  absl::flat_hash_set<Tenant> dropped;
+  for (const TenantAccess::Change& c : access) {
+    if (c.kind == TenantAccess::Change::Kind::kDrop) {
+      dropped.insert(c.tenant);
+    } else if (c.kind == TenantAccess::Change::Kind::kGrant ||
+               c.kind == TenantAccess::Change::Kind::kRevoke) {
+      changed[c.tenant].push_back(&c);
+    }
+  }
+  for (Tenant t : touched) changed[t];
+  for (Tenant t : dropped) batch->Delete(Cf::kTenants, TenantExtentKey(config_.id, t));
+  for (const auto& [t, changes] : changed) {
+    if (dropped.contains(t)) continue;
+    const std::string key = TenantExtentKey(config_.id, t);
+    // The tenant's points after the batch (grants hold only new ids, revokes only held ones).
+    int64_t size = static_cast<int64_t>(tenants_.Members(t).size());
+    for (const TenantAccess::Change* c : changes) {
+      const int64_t n = static_cast<int64_t>(c->ids.size());
+      size += c->kind == TenantAccess::Change::Kind::kGrant ? n : -n;
+    }
+    DCHECK(size >= 0);
+    if (size == 0 || static_cast<uint64_t>(size) > extent_rows_) {
+      batch->Delete(Cf::kTenants, key);
+      continue;
+    }
+    std::vector<VectorId> ids = tenants_.Members(t).ToVector();
+    for (const TenantAccess::Change* c : changes) {
+      std::vector<VectorId> next;
+      if (c->kind == TenantAccess::Change::Kind::kGrant) {
+        std::set_union(ids.begin(), ids.end(), c->ids.begin(), c->ids.end(),
+                       std::back_inserter(next));
+      } else {
+        std::set_difference(ids.begin(), ids.end(), c->ids.begin(), c->ids.end(),
+                            std::back_inserter(next));
+      }
+      ids = std::move(next);
+    }
+    DCHECK_EQ(ids.size(), static_cast<size_t>(size));
+    // Vectors: the batch's own, else the stored ones.
+    std::vector<const uint8_t*> rows(ids.size(), nullptr);
+    std::vector<std::string> keys;
+    std::vector<size_t> at;
+    for (size_t i = 0; i < ids.size(); ++i) {
+      auto v = vectors.find(ids[i]);
+      if (v != vectors.end()) {
+        rows[i] = v->second;
+      } else {
+        keys.push_back(IdKey(config_.id, ids[i]));
+        at.push_back(i);
+      }
+    }
+    std::vector<absl::StatusOr<std::string>> stored = store_->MultiGet(Cf::kVectors, keys);
+    for (size_t j = 0; j < at.size(); ++j) {
+      if (!stored[j].ok() || stored[j]->size() != row_bytes_) {
+        return absl::DataLossError(absl::StrCat("collection '", config_.name,
+                                                "': stored vector of internal id ", ids[at[j]],
+                                                " is missing or malformed"));
+      }
+      rows[at[j]] = reinterpret_cast<const uint8_t*>(stored[j]->data());
+    }
+    batch->Put(Cf::kTenants, key,
+               EncodeTenantExtent(ids, row_bytes_, [&](size_t i) { return rows[i]; }));
+  }
+  return absl::OkStatus();
+}
+
+absl::Status CollectionImpl::CheckExtents() {
+  WriteBatch batch;
+  std::vector<TenantAccess::Change> none;
+  absl::flat_hash_set<TenantAccess::Tenant> rebuild;
+  for (TenantAccess::Tenant t : tenants_.Tenants()) {
+    const uint64_t size = tenants_.Members(t).size();
+    const bool wanted = size > 0 && size <= extent_rows_;
+    absl::StatusOr<std::string> record = store_->Get(Cf::kTenants, TenantExtentKey(config_.id, t));
+    if (!record.ok() && !absl::IsNotFound(record.status())) return record.status();
+    bool agrees = record.ok() == wanted;
+    if (agrees && wanted) {
+      std::vector<VectorId> ids;
+      agrees = DecodeTenantExtent(*record, row_bytes_,
+                                  [&](VectorId id, const uint8_t*) { ids.push_back(id); })
+                   .ok() &&
+               ids == tenants_.Members(t).ToVector();
+    }
+    if (agrees) continue;
+    Log(LogLevel::kWarning,
+        "collection '%s': the extent of tenant '%s' disagrees with its "
+        "access records; rebuilt",
+        config_.name, tenants_.Name(t));
+    rebuild.insert(t);
+  }
+  if (rebuild.empty()) return absl::OkStatus();
+  RETURN_IF_ERROR(PlanExtents(none, {}, rebuild, &batch));
+  return store_->Write(&batch, /*sync=*/true);
+}
+
 absl::Status CollectionImpl::DistancesTo(const uint8_t* q, absl::Span<const VectorId> ids,
                                          std::vector<float>* out) const {
   out->assign(ids.size(), 0);
@@ -1050,16 +1233,8 @@ absl::Status CollectionImpl::DistancesTo(const uint8_t* q, absl::Span<const Vect
                                               id < ext_of_.size() ? ext_of_[id] : 0,
                                               " is missing or malformed"));
     }
-    ToPostingForm(reinterpret_cast<const uint8_t*>(raw[j]->data()), pf.data());
-    if (config_.posting_encoding == PostingEncoding::kFloat16) {
-      // As the postings hold it: the float16-rounded vector.
-      const auto* f = reinterpret_cast<const float*>(pf.data());
-      half.resize(config_.dim);
-      for (uint32_t d = 0; d < config_.dim; ++d) half[d] = FloatToHalf(f[d]);
-      (*out)[stored[j]] = f16_dist_(q, half.data(), config_.dim);
-    } else {
-      (*out)[stored[j]] = dist_(q, pf.data(), config_.dim);
-    }
+    (*out)[stored[j]] =
+        StoredDistance(q, id, reinterpret_cast<const uint8_t*>(raw[j]->data()), &pf, &half);
   }
   return absl::OkStatus();
 }
@@ -1075,7 +1250,7 @@ absl::Status CollectionImpl::Search(const Scope& scope, VectorView query, uint32
   hits->clear();
   ReaderMutexLock lock(&mu_);
   RETURN_IF_ERROR(CheckServing());
-  ASSIGN_OR_RETURN(const IdSet* view, View(scope));
+  ASSIGN_OR_RETURN(const ViewRef view, View(scope));
   std::vector<Neighbor> result;
   SearchStats st;
   RETURN_IF_ERROR(DenseSearch(q.data(), k, params, view, &result, &st));
@@ -1117,10 +1292,10 @@ absl::Status CollectionImpl::SearchText(const Scope& scope, const TextSearch& se
   ASSIGN_OR_RETURN(const TextQuery query, ParseTextQuery(search.text));
   ReaderMutexLock lock(&mu_);
   RETURN_IF_ERROR(CheckServing());
-  ASSIGN_OR_RETURN(const IdSet* view, View(scope));
+  ASSIGN_OR_RETURN(const ViewRef view, View(scope));
   std::vector<ScoredDoc> found;
   RETURN_IF_ERROR(text_.Search(
-      query, k, [this](VectorId id) { return StoredText(id); }, &found, view));
+      query, k, [this](VectorId id) { return StoredText(id); }, &found, view.ids));
   for (const ScoredDoc& d : found) {
     if (d.id >= ext_of_.size()) {
       return absl::DataLossError(
@@ -1151,7 +1326,7 @@ absl::Status CollectionImpl::HybridCandidates(const Scope& scope, const TextSear
   candidates->clear();
   ReaderMutexLock lock(&mu_);
   RETURN_IF_ERROR(CheckServing());
-  ASSIGN_OR_RETURN(const IdSet* view, View(scope));
+  ASSIGN_OR_RETURN(const ViewRef view, View(scope));
   SearchStats st;
   std::vector<Neighbor> dense;
   RETURN_IF_ERROR(DenseSearch(q.data(), std::max(k, kDenseDepth), params, view, &dense, &st));
@@ -1168,7 +1343,7 @@ absl::Status CollectionImpl::HybridCandidates(const Scope& scope, const TextSear
     dense = std::move(kept);
   }
   std::vector<ScoredDoc> lexical;
-  RETURN_IF_ERROR(text_.Search(query, std::max(k, kLexicalDepth), stored_text, &lexical, view));
+  RETURN_IF_ERROR(text_.Search(query, std::max(k, kLexicalDepth), stored_text, &lexical, view.ids));
   // The union (by internal id), each candidate scored on both sides.
   absl::flat_hash_map<VectorId, uint32_t> at;
   std::vector<VectorId> ids;  // internal, by candidate
@@ -1569,6 +1744,7 @@ absl::Status CollectionImpl::DropTenant(absl::string_view name, bool keep_points
     if (!orphans.empty()) RETURN_IF_ERROR(CheckServing());
     for (VectorId id : orphans) RETURN_IF_ERROR(PlanDelete(id, &batch, &plans));
   }
+  RETURN_IF_ERROR(PlanExtents({change}, {}, {}, &batch));
   RETURN_IF_ERROR(store_->Write(&batch, /*sync=*/true));
   tenants_.Apply(change);
   for (const PointDelete& d : plans) ApplyDelete(d);
@@ -1592,6 +1768,7 @@ absl::Status CollectionImpl::Grant(absl::string_view tenant, absl::Span<const ui
   TenantAccess::Change change = tenants_.PlanGrant(t, live, &batch);
   if (change.ids.empty()) return absl::OkStatus();
   RETURN_IF_ERROR(tenants_.CheckPointQuota(t, change.ids.size()));
+  RETURN_IF_ERROR(PlanExtents({change}, {}, {}, &batch));
   RETURN_IF_ERROR(store_->Write(&batch, /*sync=*/true));
   tenants_.Apply(change);
   *changed = change.ids.size();
@@ -1610,6 +1787,7 @@ absl::Status CollectionImpl::Revoke(absl::string_view tenant, absl::Span<const u
   WriteBatch batch;
   TenantAccess::Change change = tenants_.PlanRevoke(t, live, &batch, nullptr);
   if (change.ids.empty()) return absl::OkStatus();
+  RETURN_IF_ERROR(PlanExtents({change}, {}, {}, &batch));
   RETURN_IF_ERROR(store_->Write(&batch, /*sync=*/true));
   tenants_.Apply(change);
   *changed = change.ids.size();

@@ -162,6 +162,13 @@ std::vector<TenantInfo> TenantAccess::List() const {
   return out;
 }
 
+std::vector<TenantAccess::Tenant> TenantAccess::Tenants() const {
+  std::vector<Tenant> out;
+  for (const auto& [name, t] : by_name_) out.push_back(t);
+  std::sort(out.begin(), out.end());
+  return out;
+}
+
 TenantInfo TenantAccess::Describe(Tenant t) const {
   return {names_[t], sets_[t]->size(), sets_[t]->MemoryBytes(), quotas_[t]};
 }

@@ -80,6 +80,7 @@ class TenantAccess final {
   [[nodiscard]] std::vector<Tenant> TenantsOf(VectorId id) const;
   [[nodiscard]] const std::string& Name(Tenant t) const { return names_[t]; }
   [[nodiscard]] std::vector<TenantInfo> List() const;
+  [[nodiscard]] std::vector<Tenant> Tenants() const;
   [[nodiscard]] TenantInfo Describe(Tenant t) const;
   // ResourceExhausted naming the quota when `t` would see more than its max_points with `more`
   // points added.

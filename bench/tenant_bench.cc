@@ -1,0 +1,402 @@
+// strata-tenant-bench: tenants' searches on one collection, side by side in one run, by tenant
+// size class (small / medium / large):
+//   - Strata's tenant view (Collection::Search in a tenant's Scope: exact over a small view, the
+//     shared postings with an access check above it);
+//   - the shared Strata index with post-filtering (a whole-collection search for more than k,
+//     filtered to the tenant's points);
+//   - one index per tenant in RAM (FAISS: exact below 1,000 points, IVF-Flat above).
+// Recall@10 is against brute force over the tenant's own points. Also: RAM of each layout, and the
+// time of a grant and a revoke of 1,000 ids (synced writes). Data: SIFT-like vectors with tenants
+// of Zipf-distributed sizes and a sharing knob (mean tenants per vector), or MNIST with its ten
+// digit labels as tenants (--mnist).
+#include <faiss/IndexFlat.h>
+#include <faiss/IndexIVFFlat.h>
+#include <zlib.h>
+
+#include <algorithm>
+#include <chrono>
+#include <cmath>
+#include <cstdio>
+#include <filesystem>
+#include <map>
+#include <memory>
+#include <random>
+#include <set>
+#include <string>
+#include <vector>
+
+#include "absl/flags/flag.h"
+#include "absl/flags/parse.h"
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_format.h"
+#include "index/catalog.h"
+#include "index/collection.h"
+#include "storage/log.h"
+#include "storage/program_usage.h"
+#include "storage/status_macros.h"
+#include "tools/progress.h"
+#include "tools/synthetic.h"
+
+ABSL_FLAG(uint64_t, n, 200000, "synthetic: base vectors (SIFT-like, uint8, 128-d)");
+ABSL_FLAG(uint32_t, tenants, 1000, "synthetic: tenants");
+ABSL_FLAG(double, zipf, 1.0, "synthetic: tenant sizes ~ 1 / rank^zipf");
+ABSL_FLAG(double, sharing, 1.2, "synthetic: mean tenants per vector (>= 1)");
+ABSL_FLAG(
+    std::string, mnist, "",
+    "instead: MNIST's t10k files, this prefix + -images-idx3-ubyte.gz / -labels-idx1-ubyte.gz "
+    "(tenants: the ten digits)");
+ABSL_FLAG(uint32_t, queries_per_class, 200, "queries per tenant size class");
+ABSL_FLAG(uint32_t, k, 10, "neighbours per query");
+ABSL_FLAG(uint64_t, small_max, 256, "tenants with at most this many points are 'small'");
+ABSL_FLAG(double, medium_max_share, 0.02,
+          "tenants with at most this share of the collection are 'medium'; above, 'large'");
+ABSL_FLAG(std::string, dir, "", "scratch directory (default: a new one under /tmp)");
+ABSL_FLAG(uint64_t, seed, 1, "seed of the tenant assignment and the queries");
+
+namespace strata {
+namespace {
+
+using Clock = std::chrono::steady_clock;
+double Ms(Clock::time_point a, Clock::time_point b) {
+  return std::chrono::duration<double, std::milli>(b - a).count();
+}
+
+// Reads a gzip'd IDX file (MNIST) whole.
+absl::StatusOr<std::string> ReadGz(const std::string& path) {
+  gzFile f = gzopen(path.c_str(), "rb");
+  if (f == nullptr) return absl::NotFoundError(absl::StrCat("cannot open ", path));
+  std::string out;
+  char buf[1 << 16];
+  for (int n; (n = gzread(f, buf, sizeof buf)) > 0;) out.append(buf, static_cast<size_t>(n));
+  gzclose(f);
+  return out;
+}
+
+struct Workload {
+  VectorSet base, queries;
+  std::vector<std::vector<uint32_t>> tenants_of;  // by row
+  uint32_t tenant_count = 0;
+  std::string name;
+};
+
+absl::StatusOr<Workload> Mnist(const std::string& prefix) {
+  ASSIGN_OR_RETURN(std::string images, ReadGz(prefix + "-images-idx3-ubyte.gz"));
+  ASSIGN_OR_RETURN(std::string labels, ReadGz(prefix + "-labels-idx1-ubyte.gz"));
+  if (images.size() < 16 || labels.size() < 8) return absl::DataLossError("short MNIST files");
+  const uint64_t n =
+      (uint64_t{static_cast<uint8_t>(images[6])} << 8) | static_cast<uint8_t>(images[7]);
+  const uint32_t dim = 28 * 28;
+  if (images.size() != 16 + n * dim || labels.size() != 8 + n) {
+    return absl::DataLossError("MNIST files of unexpected sizes");
+  }
+  // The last 500 images are the queries; each query searches every digit's tenant.
+  const uint64_t nq = 500, nb = n - nq;
+  Workload w;
+  w.name = "MNIST t10k (784-d uint8), tenants = the 10 digits";
+  w.base.type = w.queries.type = ElementType::kUint8;
+  w.base.dim = w.queries.dim = dim;
+  w.base.n = nb;
+  w.queries.n = nq;
+  w.base.data.assign(images.begin() + 16, images.begin() + 16 + static_cast<ptrdiff_t>(nb * dim));
+  w.queries.data.assign(images.begin() + 16 + static_cast<ptrdiff_t>(nb * dim), images.end());
+  w.tenant_count = 10;
+  for (uint64_t i = 0; i < nb; ++i) {
+    w.tenants_of.push_back({static_cast<uint32_t>(static_cast<uint8_t>(labels[8 + i]))});
+  }
+  return w;
+}
+
+Workload Synthetic() {
+  SyntheticOptions o;
+  o.seed = 7;
+  auto g = SyntheticGenerator::Create(o);
+  Workload w;
+  const uint64_t n = absl::GetFlag(FLAGS_n);
+  w.base = g->Generate(0, n);
+  w.queries = g->Generate(n, 1000);
+  w.tenant_count = absl::GetFlag(FLAGS_tenants);
+  const double sharing = std::max(1.0, absl::GetFlag(FLAGS_sharing));
+  w.name = absl::StrCat("SIFT-like ", n, " (128-d uint8), ", w.tenant_count,
+                        " tenants of Zipf sizes (s = ", absl::GetFlag(FLAGS_zipf), "), ", sharing,
+                        " tenants per vector on average");
+  std::vector<double> weight(w.tenant_count);
+  for (uint32_t t = 0; t < w.tenant_count; ++t) {
+    weight[t] = 1.0 / std::pow(t + 1.0, absl::GetFlag(FLAGS_zipf));
+  }
+  std::discrete_distribution<uint32_t> pick(weight.begin(), weight.end());
+  std::mt19937_64 rng(absl::GetFlag(FLAGS_seed));
+  std::uniform_real_distribution<double> u(0, 1);
+  const double extra = sharing - 1;
+  w.tenants_of.resize(n);
+  for (uint64_t i = 0; i < n; ++i) {
+    std::set<uint32_t> ts = {pick(rng)};
+    uint32_t more = static_cast<uint32_t>(extra) + (u(rng) < extra - std::floor(extra) ? 1 : 0);
+    for (uint32_t j = 0; j < more; ++j) ts.insert(pick(rng));
+    w.tenants_of[i].assign(ts.begin(), ts.end());
+  }
+  return w;
+}
+
+float L2(const uint8_t* a, const uint8_t* b, uint32_t dim) {
+  float d = 0;
+  for (uint32_t j = 0; j < dim; ++j) {
+    const float x = static_cast<float>(a[j]) - static_cast<float>(b[j]);
+    d += x * x;
+  }
+  return d;
+}
+
+struct Result {
+  double recall = 0, ms = 0, kib = 0;
+  uint64_t queries = 0;
+  void Add(double r, double t, double bytes) {
+    recall += r;
+    ms += t;
+    kib += bytes / 1024;
+    ++queries;
+  }
+  std::string Row() const {
+    if (queries == 0) return "— | — | —";
+    return absl::StrFormat("%.3f | %.3f | %.0f", recall / queries, ms / queries, kib / queries);
+  }
+};
+
+int Run() {
+  absl::StatusOr<Workload> loaded =
+      absl::GetFlag(FLAGS_mnist).empty() ? Synthetic() : Mnist(absl::GetFlag(FLAGS_mnist));
+  if (!loaded.ok()) {
+    std::fprintf(stderr, "strata-tenant-bench: %s\n", loaded.status().ToString().c_str());
+    return 1;
+  }
+  Workload& w = *loaded;
+  const uint64_t n = w.base.n;
+  const uint32_t dim = w.base.dim, k = absl::GetFlag(FLAGS_k);
+  std::vector<std::vector<uint64_t>> members(w.tenant_count);
+  for (uint64_t i = 0; i < n; ++i) {
+    for (uint32_t t : w.tenants_of[i]) members[t].push_back(i);
+  }
+  std::string dir = absl::GetFlag(FLAGS_dir);
+  if (dir.empty()) {
+    char tmpl[] = "/tmp/strata-tenant-bench-XXXXXX";
+    dir = mkdtemp(tmpl);
+  }
+  auto cat = Catalog::Open(dir);
+  if (!cat.ok()) {
+    std::fprintf(stderr, "strata-tenant-bench: %s\n", cat.status().ToString().c_str());
+    return 1;
+  }
+  CollectionConfig c;
+  c.name = "bench";
+  c.dim = dim;
+  c.type = ElementType::kUint8;
+  c.build_threshold = UINT64_MAX;
+  auto col = *(*cat)->Create(c);
+  std::vector<std::string> names(w.tenant_count);
+  for (uint32_t t = 0; t < w.tenant_count; ++t) {
+    names[t] = absl::StrCat("t", t);
+    if (!col->CreateTenant(names[t]).ok()) return 1;
+  }
+  const auto t_load = Clock::now();
+  {
+    ProgressBar bar("loading", n, "vectors");
+    std::vector<std::vector<std::string>> row_names;
+    for (uint64_t first = 0; first < n; first += 5000) {
+      const uint64_t end = std::min<uint64_t>(n, first + 5000);
+      row_names.assign(end - first, {});
+      std::vector<PointInput> rows;
+      for (uint64_t i = first; i < end; ++i) {
+        for (uint32_t t : w.tenants_of[i]) row_names[i - first].push_back(names[t]);
+        PointInput p{i, {w.base.row(i), w.base.row_bytes()}, {}};
+        p.tenants = row_names[i - first];
+        p.set_tenants = true;
+        rows.push_back(p);
+      }
+      std::vector<RowError> errors;
+      uint64_t upserted = 0;
+      absl::Status s = col->Upsert(rows, &errors, &upserted);
+      if (!s.ok() || !errors.empty()) {
+        std::fprintf(stderr, "upsert: %s\n", s.ToString().c_str());
+        return 1;
+      }
+      bar.Update(end);
+    }
+  }
+  const double load_s = Ms(t_load, Clock::now()) / 1000;
+  const auto t_build = Clock::now();
+  if (absl::Status s = col->BuildIndex(); !s.ok()) {
+    std::fprintf(stderr, "build: %s\n", s.ToString().c_str());
+    return 1;
+  }
+  const double build_s = Ms(t_build, Clock::now()) / 1000;
+  const CollectionStats st = col->Stats();
+
+  // Size classes, and queries: a random tenant of the class with a random query vector.
+  const uint64_t small_max = absl::GetFlag(FLAGS_small_max);
+  const double medium_max = absl::GetFlag(FLAGS_medium_max_share) * static_cast<double>(n);
+  auto class_of = [&](uint32_t t) {
+    const double s = static_cast<double>(members[t].size());
+    return s <= small_max ? 0 : s <= medium_max ? 1 : 2;
+  };
+  const char* kClassName[3] = {"small", "medium", "large"};
+  std::vector<uint32_t> by_class[3];
+  for (uint32_t t = 0; t < w.tenant_count; ++t) {
+    if (members[t].size() >= k) by_class[class_of(t)].push_back(t);
+  }
+  std::mt19937_64 rng(absl::GetFlag(FLAGS_seed) + 1);
+
+  // Per-tenant FAISS indexes, built for the tenants the queries use (RAM: of all tenants).
+  std::map<uint32_t, std::unique_ptr<faiss::Index>> per_tenant;
+  double per_tenant_bytes = 0;
+  for (uint32_t t = 0; t < w.tenant_count; ++t) {
+    const double s = static_cast<double>(members[t].size());
+    const double nlist = s < 1000 ? 0 : std::round(4 * std::sqrt(s));
+    per_tenant_bytes += s * (dim * 4.0 + 8) + nlist * dim * 4.0;
+  }
+  auto faiss_index = [&](uint32_t t) -> faiss::Index* {
+    auto it = per_tenant.find(t);
+    if (it != per_tenant.end()) return it->second.get();
+    const std::vector<uint64_t>& ids = members[t];
+    std::vector<float> x(ids.size() * dim);
+    for (size_t i = 0; i < ids.size(); ++i) {
+      for (uint32_t j = 0; j < dim; ++j) x[i * dim + j] = w.base.row(ids[i])[j];
+    }
+    std::unique_ptr<faiss::Index> index;
+    if (ids.size() < 1000) {
+      index = std::make_unique<faiss::IndexFlatL2>(dim);
+    } else {
+      const size_t nlist = static_cast<size_t>(std::round(4 * std::sqrt(ids.size())));
+      auto* quantizer = new faiss::IndexFlatL2(dim);
+      auto ivf = std::make_unique<faiss::IndexIVFFlat>(quantizer, dim, nlist);
+      ivf->own_fields = true;
+      ivf->train(static_cast<faiss::Index::idx_t>(ids.size()), x.data());
+      ivf->nprobe = std::max<size_t>(1, nlist / 8);
+      index = std::move(ivf);
+    }
+    index->add(static_cast<faiss::Index::idx_t>(ids.size()), x.data());
+    return (per_tenant[t] = std::move(index)).get();
+  };
+
+  Result strata[3], post[3], faiss_r[3];
+  const uint32_t per_class = absl::GetFlag(FLAGS_queries_per_class);
+  for (int cls = 0; cls < 3; ++cls) {
+    if (by_class[cls].empty()) continue;
+    for (uint32_t qi = 0; qi < per_class; ++qi) {
+      const uint32_t t = by_class[cls][rng() % by_class[cls].size()];
+      const uint8_t* q = w.queries.row(rng() % w.queries.n);
+      const std::vector<uint64_t>& ids = members[t];
+      std::vector<std::pair<float, uint64_t>> exact;
+      exact.reserve(ids.size());
+      for (uint64_t id : ids) exact.push_back({L2(q, w.base.row(id), dim), id});
+      std::partial_sort(exact.begin(), exact.begin() + k, exact.end());
+      std::set<uint64_t> truth;
+      for (uint32_t i = 0; i < k; ++i) truth.insert(exact[i].second);
+      auto recall = [&](const std::vector<uint64_t>& got) {
+        double r = 0;
+        for (uint64_t id : got) r += truth.count(id);
+        return r / k;
+      };
+      const VectorView view{ElementType::kUint8, {q, w.base.row_bytes()}};
+      {  // Strata, the tenant's view.
+        std::vector<Hit> hits;
+        SearchStats ss;
+        const auto t0 = Clock::now();
+        if (!col->Search(Scope{names[t]}, view, k, {}, &hits, &ss).ok()) return 1;
+        const double ms = Ms(t0, Clock::now());
+        std::vector<uint64_t> got;
+        for (const Hit& h : hits) got.push_back(h.id);
+        strata[cls].Add(recall(got), ms, ss.bytes_read);
+      }
+      {  // Shared index, post-filtered: fetch enough for k of the tenant's points on average.
+        const double share = static_cast<double>(ids.size()) / static_cast<double>(n);
+        const uint32_t fetch =
+            static_cast<uint32_t>(std::min<double>(10000, std::ceil(2.0 * k / share)));
+        std::vector<Hit> hits;
+        SearchStats ss;
+        const auto t0 = Clock::now();
+        if (!col->Search(view, std::max(fetch, k), {}, &hits, &ss).ok()) return 1;
+        std::vector<uint64_t> got;
+        for (const Hit& h : hits) {
+          if (got.size() == k) break;
+          if (std::binary_search(ids.begin(), ids.end(), h.id)) got.push_back(h.id);
+        }
+        const double ms = Ms(t0, Clock::now());
+        post[cls].Add(recall(got), ms, ss.bytes_read);
+      }
+      {  // One FAISS index per tenant.
+        faiss::Index* index = faiss_index(t);
+        std::vector<float> qf(q, q + dim);
+        std::vector<float> d(k);
+        std::vector<faiss::Index::idx_t> l(k);
+        const auto t0 = Clock::now();
+        index->search(1, qf.data(), k, d.data(), l.data());
+        const double ms = Ms(t0, Clock::now());
+        std::vector<uint64_t> got;
+        for (faiss::Index::idx_t x : l) {
+          if (x >= 0) got.push_back(ids[static_cast<size_t>(x)]);
+        }
+        faiss_r[cls].Add(recall(got), ms, 0);
+      }
+    }
+  }
+
+  // Grant and revoke 1,000 ids to the largest tenant (synced batches).
+  std::vector<uint64_t> grant_ids;
+  for (uint32_t i = 0; i < 1000; ++i) grant_ids.push_back(rng() % n);
+  uint64_t changed = 0;
+  std::vector<uint64_t> missing;
+  auto t0 = Clock::now();
+  if (!col->Grant(names[0], grant_ids, &changed, &missing).ok()) return 1;
+  const double grant_ms = Ms(t0, Clock::now());
+  const uint64_t granted = changed;
+  t0 = Clock::now();
+  if (!col->Revoke(names[0], grant_ids, &changed).ok()) return 1;
+  const double revoke_ms = Ms(t0, Clock::now());
+
+  const double shared_mb = static_cast<double>(st.memory_bytes - st.tenant_memory_bytes) / 1048576;
+  std::printf("\n%s; %llu vectors, loaded in %.1f s, index built in %.1f s\n\n", w.name.c_str(),
+              static_cast<unsigned long long>(n), load_s, build_s);
+  std::printf(
+      "Recall@%u, mean latency (ms) and KiB read per query (postings, or the stored "
+      "vectors of an exact search):\n\n",
+      k);
+  std::printf(
+      "| class | tenants | points each | Strata tenant view | ms | KiB | shared + "
+      "post-filter | ms | KiB | per-tenant FAISS | ms | KiB |\n");
+  std::printf("|---|---|---|---|---|---|---|---|---|---|---|---|\n");
+  for (int cls = 0; cls < 3; ++cls) {
+    uint64_t lo = UINT64_MAX, hi = 0;
+    for (uint32_t t : by_class[cls]) {
+      lo = std::min<uint64_t>(lo, members[t].size());
+      hi = std::max<uint64_t>(hi, members[t].size());
+    }
+    std::printf("| %s | %zu | %s | %s | %s | %s |\n", kClassName[cls], by_class[cls].size(),
+                by_class[cls].empty() ? "—" : absl::StrCat(lo, "–", hi).c_str(),
+                strata[cls].Row().c_str(), post[cls].Row().c_str(), faiss_r[cls].Row().c_str());
+  }
+  std::printf(
+      "\nRAM: shared index %.1f MiB; tenant access lists %.1f MiB (x%.3f of the shared "
+      "index); per-tenant indexes of every tenant %.1f MiB (float32 vectors, as FAISS "
+      "keeps them)\n",
+      shared_mb, st.tenant_memory_bytes / 1048576.0,
+      static_cast<double>(st.memory_bytes) / (st.memory_bytes - st.tenant_memory_bytes),
+      per_tenant_bytes / 1048576);
+  std::printf("disk: %.1f MiB of postings\n", st.disk_bytes / 1048576.0);
+  std::printf("grant of 1,000 ids to the largest tenant (%llu new): %.1f ms; revoke: %.1f ms\n",
+              static_cast<unsigned long long>(granted), grant_ms, revoke_ms);
+  std::error_code ec;
+  if (absl::GetFlag(FLAGS_dir).empty()) std::filesystem::remove_all(dir, ec);
+  return 0;
+}
+
+}  // namespace
+}  // namespace strata
+
+int main(int argc, char** argv) {
+  strata::SetProgramUsage(
+      "Tenants' searches on one collection, side by side: Strata's tenant view, the shared index "
+      "with post-filtering, and one FAISS index per tenant, by tenant size class.\n\n"
+      "  strata-tenant-bench [--n=200000 --tenants=1000 --zipf=1 --sharing=1.2]\n"
+      "  strata-tenant-bench --mnist=../shared/data/mnist-t10k\n");
+  absl::ParseCommandLine(argc, argv);
+  return strata::Run();
+}
