@@ -249,7 +249,7 @@ int Run() {
   double per_tenant_bytes = 0;
   for (uint32_t t = 0; t < w.tenant_count; ++t) {
     const double s = static_cast<double>(members[t].size());
-    const double nlist = s < 1000 ? 0 : std::round(4 * std::sqrt(s));
+    const double nlist = s < 1000 ? 0 : std::round(std::sqrt(s));
     per_tenant_bytes += s * (dim * 4.0 + 8) + nlist * dim * 4.0;
   }
   auto faiss_index = [&](uint32_t t) -> faiss::Index* {
@@ -264,7 +264,7 @@ int Run() {
     if (ids.size() < 1000) {
       index = std::make_unique<faiss::IndexFlatL2>(dim);
     } else {
-      const size_t nlist = static_cast<size_t>(std::round(4 * std::sqrt(ids.size())));
+      const size_t nlist = static_cast<size_t>(std::round(std::sqrt(ids.size())));
       auto* quantizer = new faiss::IndexFlatL2(dim);
       auto ivf = std::make_unique<faiss::IndexIVFFlat>(quantizer, dim, nlist);
       ivf->own_fields = true;

@@ -122,8 +122,7 @@ absl::Status Catalog::Drop(const std::string& name) {
   MutexLock lock(&mu_);
   auto it = collections_.find(name);
   if (it == collections_.end()) {
-    return absl::NotFoundError(
-        absl::StrCat("collection '", absl::CHexEscape(name), "' does not exist"));
+    return absl::NotFoundError(absl::StrCat("collection '", ShownName(name), "' does not exist"));
   }
   uint32_t id = it->second->config().id;
   std::string prefix;
@@ -152,8 +151,7 @@ absl::StatusOr<std::shared_ptr<Collection>> Catalog::Find(const std::string& nam
   MutexLock lock(&mu_);
   auto it = collections_.find(name);
   if (it == collections_.end()) {
-    return absl::NotFoundError(
-        absl::StrCat("collection '", absl::CHexEscape(name), "' does not exist"));
+    return absl::NotFoundError(absl::StrCat("collection '", ShownName(name), "' does not exist"));
   }
   return it->second;
 }

@@ -692,6 +692,11 @@ absl::Status CollectionImpl::Upsert(const Scope& scope, absl::Span<const PointIn
   std::vector<uint32_t> rows;
   for (uint32_t i = 0; i < points.size(); ++i) {
     absl::Status s = CheckStoredRow(config_, points[i].vector);
+    if (s.ok() && points[i].tenants.size() > kMaxPointTenants) {
+      s = absl::InvalidArgumentError(absl::StrCat("the point names ", points[i].tenants.size(),
+                                                  " tenants; an upsert may name ", kMaxPointTenants,
+                                                  " at most (GrantAccess adds more)"));
+    }
     if (!s.ok()) {
       errors->push_back({i, points[i].id, std::string(s.message())});
       continue;
@@ -750,7 +755,11 @@ absl::Status CollectionImpl::Upsert(const Scope& scope, absl::Span<const PointIn
     touched.insert(now.begin(), now.end());
     std::string refusal;
     if (scope_tenant.has_value()) {
-      if (p.set_tenants && !(p.tenants.size() == 1 && p.tenants[0] == scope.tenant)) {
+      if (p.set_tenants && p.tenants.empty()) {
+        refusal = absl::StrCat(
+            "a tenant's upsert may not take the point from its own view "
+            "(Point.tenants is empty; delete it instead)");
+      } else if (p.set_tenants && !(p.tenants.size() == 1 && p.tenants[0] == scope.tenant)) {
         refusal =
             absl::StrCat("a tenant's upsert may name no tenant but its own ('", scope.tenant, "')");
       } else if (exists && !tenants_.Sees(*scope_tenant, *found)) {
@@ -836,7 +845,20 @@ absl::Status CollectionImpl::Upsert(const Scope& scope, absl::Span<const PointIn
     for (uint32_t q : c.postings) batch.Put(Cf::kPostings, PostingKey(coll, q, c.id), ver);
     changes.push_back(std::move(c));
   }
-  if (changes.empty()) return absl::OkStatus();
+  // Earlier rows of an id whose last row was refused were not stored either: say so.
+  const auto report_superseded = [&] {
+    for (uint32_t i : rows) {
+      if (refused.contains(points[i].id) && last[points[i].id] != i) {
+        errors->push_back({i, points[i].id,
+                           absl::StrCat("not stored: a later row of id ", points[i].id, " (row ",
+                                        last[points[i].id], ") was refused")});
+      }
+    }
+  };
+  if (changes.empty()) {
+    report_superseded();
+    return absl::OkStatus();
+  }
   std::vector<TenantAccess::Change> access;
   for (auto& [t, ids] : grants) {
     access.push_back(tenants_.PlanGrant(t, ids, &batch));
@@ -868,21 +890,33 @@ absl::Status CollectionImpl::Upsert(const Scope& scope, absl::Span<const PointIn
   MaybeCompactArena();
   *upserted = static_cast<uint64_t>(std::count_if(
       rows.begin(), rows.end(), [&](uint32_t i) { return !refused.contains(points[i].id); }));
+  report_superseded();
   return absl::OkStatus();
 }
 
 absl::Status CollectionImpl::LiveIds(absl::Span<const uint64_t> ext, std::vector<VectorId>* ids,
                                      std::vector<uint64_t>* missing) const {
+  // One batched lookup of the id map (a grant of 1,000 ids is 1,000 lookups).
   absl::flat_hash_set<uint64_t> seen;
+  std::vector<uint64_t> unique;
+  std::vector<std::string> keys;
   for (uint64_t e : ext) {
     if (!seen.insert(e).second) continue;
-    auto found = LookupExt(e);
-    if (!found.ok() && !absl::IsNotFound(found.status())) return found.status();
-    if (!found.ok() || *found >= ids_.size() || !(ids_[*found].flags & kLive)) {
-      if (missing != nullptr) missing->push_back(e);
+    unique.push_back(e);
+    keys.push_back(ExtKey(config_.id, e));
+  }
+  std::vector<absl::StatusOr<std::string>> found = store_->MultiGet(Cf::kIdMap, keys);
+  for (size_t i = 0; i < unique.size(); ++i) {
+    if (!found[i].ok() && !absl::IsNotFound(found[i].status())) return found[i].status();
+    if (found[i].ok() && found[i]->size() != 4) {
+      return absl::DataLossError(absl::StrCat("id map entry of ", unique[i], " is malformed"));
+    }
+    const VectorId id = found[i].ok() ? ReadU32(*found[i], 0) : 0;
+    if (!found[i].ok() || id >= ids_.size() || !(ids_[id].flags & kLive)) {
+      if (missing != nullptr) missing->push_back(unique[i]);
       continue;
     }
-    ids->push_back(*found);
+    ids->push_back(id);
   }
   return absl::OkStatus();
 }

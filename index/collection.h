@@ -81,6 +81,8 @@ struct Scope {
 
 // A tenant's search over at most this many points is exact (index/collection.h, "Tenants").
 inline constexpr uint64_t kExactTenantPoints = 2048;
+// Tenants one upserted point may name (more by GrantAccess).
+inline constexpr size_t kMaxPointTenants = 1024;
 
 struct RowError {
   uint32_t index = 0;

@@ -108,14 +108,20 @@ absl::StatusOr<CollectionConfig> CollectionConfig::Parse(absl::string_view text)
   return c;
 }
 
+std::string ShownName(absl::string_view name) {
+  if (name.size() <= kMaxNameLength) return absl::CHexEscape(name);
+  return absl::StrCat(absl::CHexEscape(name.substr(0, kMaxNameLength)), "... (", name.size(),
+                      " bytes)");
+}
+
 absl::Status CheckName(absl::string_view what, absl::string_view name) {
   const bool ok = !name.empty() && name.size() <= kMaxNameLength &&
                   std::all_of(name.begin(), name.end(), [](char ch) {
                     return std::isalnum(static_cast<unsigned char>(ch)) || ch == '_' || ch == '-';
                   });
   if (!ok) {
-    return absl::InvalidArgumentError(absl::StrCat(what, " '", absl::CHexEscape(name),
-                                                   "' must have 1 to ", kMaxNameLength,
+    return absl::InvalidArgumentError(absl::StrCat(what, " '", ShownName(name), "' must have 1 to ",
+                                                   kMaxNameLength,
                                                    " characters of letters, digits, '_' and '-'"));
   }
   return absl::OkStatus();

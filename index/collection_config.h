@@ -22,6 +22,9 @@ inline constexpr size_t kMaxNameLength = 64;
 // The one rule for names a user gives (collections, tenants, text fields): 1 to kMaxNameLength
 // characters of [A-Za-z0-9_-]. InvalidArgument naming `what` and the name otherwise.
 [[nodiscard]] absl::Status CheckName(absl::string_view what, absl::string_view name);
+// A name as error messages show it: C-escaped, cut after kMaxNameLength bytes ("..." marks the
+// cut), so a caller cannot make the server echo megabytes back.
+[[nodiscard]] std::string ShownName(absl::string_view name);
 
 struct CollectionConfig {
   std::string name;

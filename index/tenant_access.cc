@@ -138,8 +138,9 @@ absl::Status TenantAccess::Load(const MetadataStore& store, uint64_t id_count,
 absl::StatusOr<TenantAccess::Tenant> TenantAccess::Find(absl::string_view name) const {
   auto it = by_name_.find(name);
   if (it == by_name_.end()) {
-    return absl::NotFoundError(absl::StrCat("collection '", collection_name_, "' has no tenant '",
-                                            absl::CHexEscape(name), "'"));
+    RETURN_IF_ERROR(CheckName("tenant name", name));  // a name no tenant can have
+    return absl::NotFoundError(
+        absl::StrCat("collection '", collection_name_, "' has no tenant '", name, "'"));
   }
   return it->second;
 }

@@ -1,7 +1,9 @@
 // A small tenant's points packed into one record of the metadata store (its extent): a tenant
-// that sees at most TenantExtentRows(row_bytes) points - an extent of at most 8 KiB, two pages -
-// is searched by reading that one record instead of one record per point, so its query reads one
-// or two pages however its points are spread over the collection (Curator's tenant extents).
+// that sees at most TenantExtentRows(row_bytes) points - an extent of at most 32 KiB, eight
+// pages; two pages for a tenant of at most 8 KiB of vectors (62 SIFT-like points) - is searched
+// by reading that one record instead of one record per point, however its points are spread over
+// the collection (Curator's tenant extents). The extent copies the tenant's vectors: the one
+// place a point is stored more than once, bounded by 32 KiB per tenant.
 //
 // An extent is derived data, kept exact by the collection: rewritten in the same write batch as
 // every change of the tenant's points or of their vectors, removed when the tenant grows past
@@ -23,7 +25,7 @@
 
 namespace strata {
 
-inline constexpr size_t kTenantExtentBytes = 8192;
+inline constexpr size_t kTenantExtentBytes = 32768;
 
 // Points of a tenant whose extent fits kTenantExtentBytes (at least 1).
 [[nodiscard]] inline size_t TenantExtentRows(size_t row_bytes) {

@@ -5,6 +5,7 @@
 
 #include <cstdio>
 #include <cstdlib>
+#include <cstring>
 #include <string>
 
 #include "absl/flags/flag.h"
@@ -176,6 +177,10 @@ int main(int argc, char** argv) {
       std::fprintf(stderr, "strata-server: STRATA_ADMIN_KEY is set but empty\n");
       return 2;
     }
+  }
+  if (env_key != nullptr) {
+    // unsetenv alone leaves the original bytes where /proc/PID/environ reads them: overwrite them.
+    std::memset(const_cast<char*>(env_key), 0, std::strlen(env_key));
   }
   unsetenv("STRATA_ADMIN_KEY");
   if (!o.admin_key.empty()) {

@@ -494,8 +494,10 @@ class StrataService final : public pb::Strata::Service {
 
   grpc::Status Embed(grpc::ServerContext* ctx, const pb::EmbedRequest* req,
                      pb::EmbedResponse* resp) override {
-    // Any caller: it computes, and reads no stored data.
-    return Run("Embed", ctx, *req, [&](CallBudget& budget, const Caller&) -> absl::Status {
+    // Any caller: it computes, and reads no stored data; a tenant key's call counts against its
+    // tenants' request rates.
+    return Run("Embed", ctx, *req, [&](CallBudget& budget, const Caller& caller) -> absl::Status {
+      if (!caller.admin) RETURN_IF_ERROR(AdmitKey(caller.key));
       std::vector<std::string> texts(req->texts().begin(), req->texts().end());
       RETURN_IF_ERROR(CheckTexts(texts));
       gpu::EmbedStats st;
@@ -631,7 +633,8 @@ class StrataService final : public pb::Strata::Service {
                           pb::DropTenantResponse* resp) override {
     return Run("DropTenant", ctx, *req, [&](CallBudget&) -> absl::Status {
       ASSIGN_OR_RETURN(auto col, catalog_->Find(req->collection()));
-      RETURN_IF_ERROR(col->Count(Scope{req->name()}).status());  // NotFound naming it
+      RETURN_IF_ERROR(CheckName("tenant name", req->name()));
+      RETURN_IF_ERROR(col->DescribeTenant(req->name()).status());  // NotFound naming it
       // Its keys go first: a crash between the two leaves a tenant without keys, never a key
       // that a tenant made again under the same name would bring back to life.
       ASSIGN_OR_RETURN(uint32_t revoked, keys_->RevokeFor(col->config().uid, req->name()));
@@ -697,7 +700,10 @@ class StrataService final : public pb::Strata::Service {
       std::sort(tenants.begin(), tenants.end());
       tenants.erase(std::unique(tenants.begin(), tenants.end()), tenants.end());
       for (const std::string& t : tenants) {
-        RETURN_IF_ERROR(col->Count(Scope{t}).status());  // NotFound naming an unknown tenant
+        // InvalidArgument for a name no tenant can have (the empty one included), NotFound for
+        // one the collection lacks.
+        RETURN_IF_ERROR(CheckName("tenant name", t));
+        RETURN_IF_ERROR(col->DescribeTenant(t).status());
       }
       TenantKeyInfo info;
       ASSIGN_OR_RETURN(std::string key,
@@ -723,6 +729,9 @@ class StrataService final : public pb::Strata::Service {
   grpc::Status ListApiKeys(grpc::ServerContext* ctx, const pb::ListApiKeysRequest* req,
                            pb::ListApiKeysResponse* resp) override {
     return Run("ListApiKeys", ctx, *req, [&](CallBudget& budget) -> absl::Status {
+      if (!req->collection().empty()) {
+        RETURN_IF_ERROR(catalog_->Find(req->collection()).status());  // NotFound naming it
+      }
       for (const TenantKeyInfo& k : keys_->List(req->collection())) {
         pb::ApiKeyInfo* out = resp->add_keys();
         KeyToProto(k, out);
@@ -1013,7 +1022,7 @@ class StrataService final : public pb::Strata::Service {
     if (collection != key.collection) {
       return absl::PermissionDeniedError(absl::StrCat("this tenant key is for collection '",
                                                       key.collection, "', not '",
-                                                      absl::CHexEscape(collection), "'"));
+                                                      ShownName(collection), "'"));
     }
     ASSIGN_OR_RETURN(auto col, catalog_->Find(collection));
     if (col->config().uid != key.collection_uid) {
@@ -1031,7 +1040,7 @@ class StrataService final : public pb::Strata::Service {
       scope.tenant = key.tenants[0];
     } else if (std::find(key.tenants.begin(), key.tenants.end(), tenant) == key.tenants.end()) {
       return absl::PermissionDeniedError(
-          absl::StrCat("this tenant key may not act for tenant '", absl::CHexEscape(tenant), "'"));
+          absl::StrCat("this tenant key may not act for tenant '", ShownName(tenant), "'"));
     } else {
       scope.tenant = tenant;
     }
@@ -1040,6 +1049,21 @@ class StrataService final : public pb::Strata::Service {
     RETURN_IF_ERROR(rate_limiter_.Admit(key.collection_uid, collection, scope.tenant,
                                         info.quota.max_requests_per_second));
     return Target{std::move(col), scope};
+  }
+
+  // A tenant key's call that names no collection (Embed): counted against every tenant of the
+  // key. PERMISSION_DENIED when the key's collection is gone.
+  absl::Status AdmitKey(const TenantKeyInfo& key) {
+    auto col = catalog_->Find(key.collection);
+    if (!col.ok() || (*col)->config().uid != key.collection_uid) {
+      return absl::PermissionDeniedError("this tenant key's collection was dropped");
+    }
+    for (const std::string& t : key.tenants) {
+      ASSIGN_OR_RETURN(TenantInfo info, (*col)->DescribeTenant(t));
+      RETURN_IF_ERROR(rate_limiter_.Admit(key.collection_uid, key.collection, t,
+                                          info.quota.max_requests_per_second));
+    }
+    return absl::OkStatus();
   }
 
   // The search plan of a request to `col` (search_plan.h).
@@ -1498,6 +1522,13 @@ class ServerImpl final : public Server {
       Log(LogLevel::kInfo,
           "open mode: no admin key, so every caller may do everything; listening on loopback "
           "only (--admin_key_file or STRATA_ADMIN_KEY to require a key)");
+      if (const size_t n = s->keys_->List("").size(); n > 0) {
+        Log(LogLevel::kWarning,
+            "%d tenant keys exist but confine no one without an admin key: every caller, with "
+            "or without one, is the admin. Restart with --admin_key_file (or STRATA_ADMIN_KEY) "
+            "to enforce them",
+            n);
+      }
     } else {
       Log(LogLevel::kInfo,
           "every call must carry the admin key (authorization: Bearer ...); TLS %s",

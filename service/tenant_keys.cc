@@ -9,6 +9,7 @@
 #include "absl/strings/escaping.h"
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
+#include "index/collection_config.h"
 #include "storage/log.h"
 #include "storage/status_macros.h"
 
@@ -200,8 +201,7 @@ absl::Status TenantKeys::Revoke(absl::string_view key_id) {
   ASSIGN_OR_RETURN(uint32_t n,
                    RevokeWhere([&](const TenantKeyInfo& k) { return k.key_id == key_id; }));
   if (n == 0) {
-    return absl::NotFoundError(
-        absl::StrCat("no tenant key with id '", absl::CHexEscape(key_id), "'"));
+    return absl::NotFoundError(absl::StrCat("no tenant key with id '", ShownName(key_id), "'"));
   }
   return absl::OkStatus();
 }

@@ -78,9 +78,11 @@ ABSL_FLAG(std::string, tenant, "",
 ABSL_FLAG(bool, keep_points, false,
           "tenant drop: keep the points only this tenant could see (default: delete them)");
 ABSL_FLAG(std::string, label, "", "key create: a note shown by `key list` (who holds the key)");
-ABSL_FLAG(uint64_t, max_points, 0, "tenant create/quota: points the tenant may see (0 = no limit)");
-ABSL_FLAG(double, max_rps, 0,
-          "tenant create/quota: calls per second the tenant's keys may make (0 = no limit)");
+ABSL_FLAG(std::string, max_points, "",
+          "tenant create/quota: points the tenant may see (0 = no limit; quota: unset keeps it)");
+ABSL_FLAG(std::string, max_rps, "",
+          "tenant create/quota: calls per second the tenant's keys may make (0 = no limit; "
+          "quota: unset keeps it)");
 ABSL_FLAG(bool, with_vector, false, "search/get: return vectors");
 ABSL_FLAG(int, clients, 1, "search: concurrent client threads, each on its own connection");
 // ask
@@ -465,9 +467,34 @@ int main(int argc, char** argv) {
     }
     if (args.size() != 5)
       return Fail(absl::StrCat("usage: strata-cli tenant ", op, " NAME TENANT"));
+    // The quota flags given; `tenant quota` keeps what is not given.
     pb::TenantQuota quota;
-    quota.set_max_points(absl::GetFlag(FLAGS_max_points));
-    quota.set_max_requests_per_second(absl::GetFlag(FLAGS_max_rps));
+    const std::string max_points = absl::GetFlag(FLAGS_max_points);
+    const std::string max_rps = absl::GetFlag(FLAGS_max_rps);
+    if (op == "quota") {
+      if (max_points.empty() && max_rps.empty()) {
+        return Fail("tenant quota needs --max_points and/or --max_rps");
+      }
+      pb::ListTenantsRequest lreq;
+      lreq.set_collection(coll);
+      pb::ListTenantsResponse have;
+      auto lctx = Context();
+      grpc::Status s = stub->ListTenants(lctx.get(), lreq, &have);
+      if (!s.ok()) return RpcFail(s);
+      for (const pb::TenantInfo& t : have.tenants()) {
+        if (t.name() == args[4]) quota = t.quota();
+      }
+    }
+    if (!max_points.empty()) {
+      uint64_t v;
+      if (!absl::SimpleAtoi(max_points, &v)) return Fail("--max_points must be an integer >= 0");
+      quota.set_max_points(v);
+    }
+    if (!max_rps.empty()) {
+      double v;
+      if (!absl::SimpleAtod(max_rps, &v)) return Fail("--max_rps must be a number >= 0");
+      quota.set_max_requests_per_second(v);
+    }
     if (op == "create") {
       pb::CreateTenantRequest req;
       req.set_collection(coll);

@@ -8,6 +8,7 @@
 #include <chrono>
 #include <cstdio>
 #include <cstring>
+#include <filesystem>
 #include <fstream>
 #include <set>
 #include <string>
@@ -25,6 +26,7 @@
 #include "gpu/encoder.h"
 #include "grpcpp/grpcpp.h"
 #include "index/catalog.h"
+#include "index/collection_config.h"
 #include "nlohmann/json.hpp"
 #include "proto/convert.h"
 #include "proto/strata.grpc.pb.h"
@@ -190,6 +192,9 @@ absl::Status ReadPassages(const std::string& path, uint64_t limit, Input* in) {
           return absl::InvalidArgumentError(absl::StrCat(where, ": 'tenants' holds a non-string"));
         }
         names.push_back(t.get<std::string>());
+        absl::Status valid = strata::CheckName("tenant name", names.back());
+        if (!valid.ok())
+          return absl::InvalidArgumentError(absl::StrCat(where, ": ", valid.message()));
       }
       in->tenants.resize(n);  // rows before without 'tenants': none
       in->tenants.push_back(std::move(names));
@@ -207,6 +212,10 @@ absl::Status ReadPassages(const std::string& path, uint64_t limit, Input* in) {
 
 // --tenants: one line per row, tenant names separated by commas.
 absl::Status ReadTenants(const std::string& path, uint64_t rows, Input* in) {
+  std::error_code ec;
+  if (std::filesystem::is_directory(path, ec)) {
+    return absl::InvalidArgumentError(absl::StrCat("--tenants ", path, " is a directory"));
+  }
   std::ifstream f(path);
   if (!f) return absl::NotFoundError(absl::StrCat("cannot open --tenants file ", path));
   in->tenants.clear();
@@ -215,12 +224,22 @@ absl::Status ReadTenants(const std::string& path, uint64_t rows, Input* in) {
     std::vector<std::string> names;
     for (absl::string_view t : absl::StrSplit(line, ',', absl::SkipWhitespace())) {
       names.emplace_back(absl::StripAsciiWhitespace(t));
+      // Checked here, with the line, before anything is created on the server.
+      absl::Status valid = strata::CheckName("tenant name", names.back());
+      if (!valid.ok()) {
+        return absl::InvalidArgumentError(
+            absl::StrCat(path, ":", in->tenants.size() + 1, ": ", valid.message()));
+      }
     }
     in->tenants.push_back(std::move(names));
   }
   if (in->tenants.size() != rows) {
     return absl::InvalidArgumentError(
         absl::StrCat(path, " has ", in->tenants.size(), " lines for ", rows, " rows"));
+  }
+  if (std::getline(f, line)) {
+    std::fprintf(stderr, "strata-load: warning: %s has more lines than the %llu rows loaded\n",
+                 path.c_str(), static_cast<unsigned long long>(rows));
   }
   return absl::OkStatus();
 }

@@ -29,7 +29,16 @@ const char* const kMethods[] = {"CreateCollection",
                                 "Search",
                                 "SearchBatch",
                                 "Stats",
-                                "Embed"};
+                                "Embed",
+                                "CreateTenant",
+                                "SetTenantQuota",
+                                "DropTenant",
+                                "ListTenants",
+                                "GrantAccess",
+                                "RevokeAccess",
+                                "CreateApiKey",
+                                "RevokeApiKey",
+                                "ListApiKeys"};
 
 struct Fixture {
   std::unique_ptr<strata::Server> server;

@@ -101,13 +101,24 @@ TEST(TenantKeys, AKeyIsConfinedToItsTenantsAndNeverShown) {
   const std::string ka = server.MakeKey({"a"});
   const std::string kab = server.MakeKey({"a", "b"});
   ASSERT_FALSE(ka.empty());
-  {  // A key for a tenant that does not exist is refused.
+  {  // A key for a tenant that does not exist, or for a name no tenant can have, is refused.
     pb::CreateApiKeyRequest req;
     req.set_collection("docs");
     req.add_tenants("nobody");
     pb::CreateApiKeyResponse resp;
     EXPECT_EQ(Call(stub, &pb::Strata::Stub::CreateApiKey, kAdmin, req, &resp).error_code(),
               grpc::StatusCode::NOT_FOUND);
+    req.set_tenants(0, "");
+    EXPECT_EQ(Call(stub, &pb::Strata::Stub::CreateApiKey, kAdmin, req, &resp).error_code(),
+              grpc::StatusCode::INVALID_ARGUMENT);
+    // A huge tenant name is refused, and not echoed whole.
+    pb::CountRequest cr;
+    cr.set_collection("docs");
+    cr.set_tenant(std::string(100000, 'x'));
+    pb::CountResponse cn;
+    grpc::Status s = Call(stub, &pb::Strata::Stub::Count, kAdmin, cr, &cn);
+    EXPECT_EQ(s.error_code(), grpc::StatusCode::INVALID_ARGUMENT) << s.error_message().size();
+    EXPECT_LT(s.error_message().size(), 1000u);
   }
 
   pb::CountRequest count;
@@ -229,6 +240,12 @@ TEST(TenantKeys, AKeyIsConfinedToItsTenantsAndNeverShown) {
     EXPECT_EQ(s.error_code(), grpc::StatusCode::RESOURCE_EXHAUSTED) << s.error_message();
     EXPECT_NE(s.error_message().find("max_requests_per_second"), std::string::npos);
     EXPECT_TRUE(Call(stub, &pb::Strata::Stub::Count, kAdmin, cr, &cn).ok());  // not the admin
+    // Embed names no collection, but a tenant key's call counts against its tenant.
+    pb::EmbedRequest er;
+    er.add_texts("hello");
+    pb::EmbedResponse ep;
+    s = Call(stub, &pb::Strata::Stub::Embed, ks, er, &ep);
+    EXPECT_EQ(s.error_code(), grpc::StatusCode::RESOURCE_EXHAUSTED) << s.error_message();
   }
   // No secret part of any key in the log or on /metrics.
   const std::string metrics = HttpGet(server.metrics_port(), "/metrics");
