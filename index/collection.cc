@@ -720,7 +720,8 @@ absl::Status CollectionImpl::Upsert(const Scope& scope, absl::Span<const PointIn
   // Who may see each point after the batch: per tenant, the ids it gains and loses.
   absl::flat_hash_map<TenantAccess::Tenant, std::vector<VectorId>> grants, revokes;
   absl::flat_hash_set<TenantAccess::Tenant> touched;  // see a point whose vector is replaced
-  absl::flat_hash_set<uint64_t> refused;              // ids whose last row failed a tenant check
+  absl::flat_hash_map<TenantAccess::Tenant, std::vector<VectorId>> owns, disowns;
+  absl::flat_hash_set<uint64_t> refused;  // ids whose last row failed a tenant check
   struct Change {
     VectorId id;
     uint32_t row;
@@ -762,9 +763,11 @@ absl::Status CollectionImpl::Upsert(const Scope& scope, absl::Span<const PointIn
       } else if (p.set_tenants && !(p.tenants.size() == 1 && p.tenants[0] == scope.tenant)) {
         refusal =
             absl::StrCat("a tenant's upsert may name no tenant but its own ('", scope.tenant, "')");
-      } else if (exists && !tenants_.Sees(*scope_tenant, *found)) {
-        refusal = absl::StrCat("point ", p.id, " exists and tenant '", scope.tenant,
-                               "' may not see it (ids are shared by the collection's tenants)");
+      } else if (exists && !tenants_.Owns(*scope_tenant, *found)) {
+        refusal =
+            absl::StrCat("point ", p.id, " exists and was not created by tenant '", scope.tenant,
+                         "': a tenant may replace only the points it created (ids are "
+                         "shared by the collection's tenants)");
       }
       next = exists ? now : std::vector<TenantAccess::Tenant>{*scope_tenant};
     } else if (p.set_tenants) {
@@ -780,6 +783,14 @@ absl::Status CollectionImpl::Upsert(const Scope& scope, absl::Span<const PointIn
       next.erase(std::unique(next.begin(), next.end()), next.end());
     } else {
       next = now;
+      // A tenant's point keeps its tenants only while the tenant owns it: the admin writing new
+      // content into it (an id a tenant may have claimed first) must say who sees it.
+      if (const int64_t owner = exists ? tenants_.OwnerOf(*found) : -1; owner >= 0) {
+        refusal = absl::StrCat("point ", p.id, " was created by tenant '",
+                               tenants_.Name(static_cast<TenantAccess::Tenant>(owner)),
+                               "': an admin upsert replacing it must name its tenants "
+                               "(Point.tenants), and the admin then owns it");
+      }
     }
     if (!refusal.empty()) {
       errors->push_back({i, p.id, std::move(refusal)});
@@ -800,6 +811,11 @@ absl::Status CollectionImpl::Upsert(const Scope& scope, absl::Span<const PointIn
     }
     for (TenantAccess::Tenant t : next) {
       if (!std::binary_search(now.begin(), now.end(), t)) grants[t].push_back(c.id);
+    }
+    // Ownership: a tenant's new point is its own; the admin's upsert with tenants takes it over.
+    if (scope_tenant.has_value() && !exists) owns[*scope_tenant].push_back(c.id);
+    if (!scope_tenant.has_value() && p.set_tenants) {
+      for (TenantAccess::Tenant t : now) disowns[t].push_back(c.id);
     }
     for (TenantAccess::Tenant t : now) {
       if (!std::binary_search(next.begin(), next.end(), t)) revokes[t].push_back(c.id);
@@ -865,6 +881,8 @@ absl::Status CollectionImpl::Upsert(const Scope& scope, absl::Span<const PointIn
     RETURN_IF_ERROR(tenants_.CheckPointQuota(t, access.back().ids.size()));
   }
   for (auto& [t, ids] : revokes) access.push_back(tenants_.PlanRevoke(t, ids, &batch, nullptr));
+  for (auto& [t, ids] : disowns) access.push_back(tenants_.PlanDisown(t, ids, &batch));
+  for (auto& [t, ids] : owns) access.push_back(tenants_.PlanOwn(t, ids, &batch));
   absl::flat_hash_map<VectorId, const uint8_t*> stored_vectors;
   for (const Change& c : changes) stored_vectors[c.id] = points[c.row].vector.data();
   RETURN_IF_ERROR(PlanExtents(access, stored_vectors, touched, &batch));
@@ -967,10 +985,21 @@ absl::Status CollectionImpl::Delete(const Scope& scope, absl::Span<const uint64_
     for (TenantAccess::Change& c : tenants_.PlanForget(gone, &batch))
       access.push_back(std::move(c));
   } else {
-    // A tenant's delete takes the points from its view; those no other tenant sees go.
+    // A tenant's delete: the points it owns go (from every view: it created them); those it
+    // was granted leave its view only (they are the admin's, who may still see them).
     ASSIGN_OR_RETURN(TenantAccess::Tenant t, tenants_.Find(scope.tenant));
-    access.push_back(tenants_.PlanRevoke(t, live, &batch, &gone));
-    *deleted = access.back().ids.size();
+    std::vector<VectorId> granted;
+    for (VectorId id : live) {
+      if (tenants_.Owns(t, id)) {
+        gone.push_back(id);
+      } else if (tenants_.Sees(t, id)) {
+        granted.push_back(id);
+      }
+    }
+    *deleted = gone.size() + granted.size();
+    for (TenantAccess::Change& c : tenants_.PlanForget(gone, &batch))
+      access.push_back(std::move(c));
+    if (!granted.empty()) access.push_back(tenants_.PlanRevoke(t, granted, &batch, nullptr));
   }
   std::vector<PointDelete> plans;
   for (VectorId id : gone) RETURN_IF_ERROR(PlanDelete(id, &batch, &plans));
@@ -1076,15 +1105,16 @@ absl::Status CollectionImpl::DenseSearch(const uint8_t* q, uint32_t k, const Sea
       const double scale = std::clamp(std::sqrt(1.0 / std::max(share, 1e-9)), 1.0, 16.0);
       scaled.max_postings = static_cast<uint32_t>(std::ceil(budget * scale));
     }
-    for (;;) {
+    for (int widened = 0;; ++widened) {
       absl::Status searched =
           base_->Search(VectorView{config_.type, {q, row_bytes_}}, k, scaled, overlay, result, st);
       if (absl::IsDataLoss(searched)) NoteReadDamage(searched);
       RETURN_IF_ERROR(searched);
       pages_read_.fetch_add(st->pages_read, std::memory_order_relaxed);
       bytes_read_.fetch_add(st->bytes_read, std::memory_order_relaxed);
+      // At most two widenings (16x the scaled budget): a query's cost stays bounded.
       if (allow == nullptr || result->size() >= std::min<uint64_t>(k, allow->size()) ||
-          scaled.max_postings >= base_->num_heads()) {
+          scaled.max_postings >= base_->num_heads() || widened == 2) {
         return absl::OkStatus();
       }
       scaled.max_postings = static_cast<uint32_t>(
@@ -1167,7 +1197,9 @@ absl::Status CollectionImpl::PlanExtents(
     }
     DCHECK(size >= 0);
     if (size == 0 || static_cast<uint64_t>(size) > extent_rows_) {
-      batch->Delete(Cf::kTenants, key);
+      // An extent existed only if the tenant was small before the batch.
+      const uint64_t before = tenants_.Members(t).size();
+      if (before > 0 && before <= extent_rows_) batch->Delete(Cf::kTenants, key);
       continue;
     }
     std::vector<VectorId> ids = tenants_.Members(t).ToVector();
@@ -1229,13 +1261,17 @@ absl::Status CollectionImpl::CheckExtents() {
                ids == tenants_.Members(t).ToVector();
     }
     if (agrees) continue;
+    if (!wanted) {
+      batch.Delete(Cf::kTenants, TenantExtentKey(config_.id, t));  // stale: the tenant grew
+    } else {
+      rebuild.insert(t);
+    }
     Log(LogLevel::kWarning,
         "collection '%s': the extent of tenant '%s' disagrees with its "
         "access records; rebuilt",
         config_.name, tenants_.Name(t));
-    rebuild.insert(t);
   }
-  if (rebuild.empty()) return absl::OkStatus();
+  if (batch.count() == 0 && rebuild.empty()) return absl::OkStatus();
   RETURN_IF_ERROR(PlanExtents(none, {}, rebuild, &batch));
   return store_->Write(&batch, /*sync=*/true);
 }
@@ -1772,6 +1808,8 @@ absl::Status CollectionImpl::DropTenant(absl::string_view name, bool keep_points
   std::vector<VectorId> orphans;
   WriteBatch batch;
   TenantAccess::Change change = tenants_.PlanDrop(t, &batch, &orphans);
+  // Only the points it created go with it; the admin's points it alone was granted stay.
+  std::erase_if(orphans, [&](VectorId id) { return !tenants_.Owns(t, id); });
   std::vector<PointDelete> plans;
   if (!keep_points) {
     // Deleting points needs a serving index (their appended entries are found through it).
@@ -1783,7 +1821,8 @@ absl::Status CollectionImpl::DropTenant(absl::string_view name, bool keep_points
   tenants_.Apply(change);
   for (const PointDelete& d : plans) ApplyDelete(d);
   *deleted = plans.size();
-  Log(LogLevel::kInfo, "collection '%s': tenant '%s' dropped (%d points only it saw %s)",
+  Log(LogLevel::kInfo,
+      "collection '%s': tenant '%s' dropped (%d points it created and only it saw %s)",
       config_.name, name, orphans.size(), keep_points ? "kept" : "deleted");
   return absl::OkStatus();
 }

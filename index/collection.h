@@ -170,7 +170,10 @@ class Collection {
   [[nodiscard]] virtual CollectionConfig config() const = 0;
 
   // Upserts `points`. Rows that fail validation (wrong size, NaN/Inf, an unknown tenant) are
-  // reported in `errors` by index and skipped; the rest are stored. A later row with the same id
+  // reported in `errors` by index and skipped; the rest are stored. Ownership: a tenant's upsert
+  // of a new id creates a point the tenant owns (tenant_access.h); it may replace only points it
+  // owns. An admin upsert without tenants may not replace a point a tenant owns (it names the
+  // point's tenants, and takes it over). A later row with the same id
   // as an earlier one wins. On a non-OK return nothing was stored: ResourceExhausted when the
   // points would take a tenant past its max_points quota. In a tenant's scope a row may
   // name no tenant but its own, and may replace only a point the tenant sees (ids are shared by
@@ -181,8 +184,8 @@ class Collection {
                                     std::vector<RowError>* errors, uint64_t* upserted) {
     return Upsert(Scope{}, points, errors, upserted);
   }
-  // Deletes the ids that exist in the scope; `deleted` counts them. In a tenant's scope the
-  // tenant's access goes, and a point no other tenant sees is deleted.
+  // Deletes the ids that exist in the scope; `deleted` counts them. In a tenant's scope, the points
+  // it owns are deleted (from every view) and those it was granted leave its view only.
   [[nodiscard]] virtual absl::Status Delete(const Scope& scope, absl::Span<const uint64_t> ids,
                                             uint64_t* deleted) = 0;
   [[nodiscard]] absl::Status Delete(absl::Span<const uint64_t> ids, uint64_t* deleted) {
@@ -258,8 +261,9 @@ class Collection {
                                                     const TenantQuota& quota) = 0;
   // NotFound for an unknown tenant.
   [[nodiscard]] virtual absl::StatusOr<TenantInfo> DescribeTenant(absl::string_view name) const = 0;
-  // Drops the tenant: it sees nothing any more, and the points no other tenant sees are deleted
-  // unless `keep_points` (then only the whole-collection view sees them). `deleted` counts them.
+  // Drops the tenant: it sees nothing any more, and the points it created (owns) that no other
+  // tenant sees are deleted unless `keep_points` (then, and for the points it created that others
+  // see, the admin owns them). `deleted` counts them.
   [[nodiscard]] virtual absl::Status DropTenant(absl::string_view name, bool keep_points,
                                                 uint64_t* deleted) = 0;
   [[nodiscard]] virtual std::vector<TenantInfo> ListTenants() const = 0;

@@ -49,6 +49,14 @@ absl::Status CheckQuota(const TenantQuota& q) {
 
 }  // namespace
 
+std::string TenantAccess::OwnerKey(Tenant t, VectorId id) const {
+  std::string k = "o";
+  AppendU32(&k, coll_);
+  AppendU32(&k, t);
+  AppendU32(&k, id);
+  return k;
+}
+
 std::string TenantAccess::MemberKey(Tenant t, VectorId id) const {
   std::string k = "m";
   AppendU32(&k, coll_);
@@ -81,9 +89,15 @@ absl::Status TenantAccess::Load(const MetadataStore& store, uint64_t id_count,
       names_.resize(t + 1);
       sets_.resize(t + 1);
       quotas_.resize(t + 1);
+      owned_.resize(t + 1);
+    }
+    if (by_name_.contains(value)) {
+      return absl::DataLossError(absl::StrCat("collection '", collection_name_,
+                                              "': two tenant records name '", value, "'"));
     }
     names_[t] = std::string(value);
     sets_[t] = std::make_unique<IdSet>();
+    owned_[t] = std::make_unique<IdSet>();
     by_name_[names_[t]] = t;
     return absl::OkStatus();
   }));
@@ -120,10 +134,41 @@ absl::Status TenantAccess::Load(const MetadataStore& store, uint64_t id_count,
     members[t].push_back(id);
     return absl::OkStatus();
   }));
-  counts_.assign(id_count, 0);
+  // Ownership: a subset of each tenant's points.
+  prefix[0] = 'o';
+  std::vector<std::vector<VectorId>> owned(names_.size());
+  RETURN_IF_ERROR(store.Scan(Cf::kTenants, prefix, [&](auto key, auto value) {
+    if (key.size() != 13 || !value.empty()) {
+      return absl::DataLossError(
+          absl::StrCat("collection '", collection_name_, "': malformed ownership record"));
+    }
+    const Tenant t = ReadU32(key, 5);
+    if (t >= names_.size() || names_[t].empty()) {
+      return absl::DataLossError(absl::StrCat("collection '", collection_name_,
+                                              "': ownership record of unknown tenant ", t));
+    }
+    owned[t].push_back(ReadU32(key, 9));
+    return absl::OkStatus();
+  }));
+  counts_.clear();
+  for (Tenant t = 0; t < owned.size(); ++t) {
+    if (owned[t].empty()) continue;
+    std::vector<VectorId> sorted = members[t];
+    std::sort(sorted.begin(), sorted.end());
+    for (VectorId id : owned[t]) {
+      if (!std::binary_search(sorted.begin(), sorted.end(), id)) {
+        return absl::DataLossError(absl::StrCat("collection '", collection_name_, "': tenant '",
+                                                names_[t], "' owns internal id ", id,
+                                                " without seeing it"));
+      }
+    }
+    owned_[t]->Insert(owned[t]);
+  }
+  // 2 bytes per id, allocated once some tenant sees a point.
   for (Tenant t = 0; t < members.size(); ++t) {
     if (members[t].empty()) continue;
     sets_[t]->Insert(members[t]);
+    if (counts_.empty()) counts_.assign(id_count, 0);
     for (VectorId id : members[t]) {
       if (counts_[id] == UINT16_MAX) {
         return absl::DataLossError(absl::StrCat("collection '", collection_name_, "': internal id ",
@@ -143,6 +188,13 @@ absl::StatusOr<TenantAccess::Tenant> TenantAccess::Find(absl::string_view name) 
         absl::StrCat("collection '", collection_name_, "' has no tenant '", name, "'"));
   }
   return it->second;
+}
+
+int64_t TenantAccess::OwnerOf(VectorId id) const {
+  for (Tenant t : TenantsOf(id)) {
+    if (owned_[t]->Contains(id)) return t;
+  }
+  return -1;
 }
 
 std::vector<TenantAccess::Tenant> TenantAccess::TenantsOf(VectorId id) const {
@@ -187,6 +239,9 @@ uint64_t TenantAccess::MemoryBytes() const {
   for (const auto& s : sets_) {
     if (s != nullptr) bytes += s->MemoryBytes();
   }
+  for (const auto& s : owned_) {
+    if (s != nullptr) bytes += s->MemoryBytes();
+  }
   for (const std::string& n : names_) bytes += sizeof(n) + n.capacity();
   return bytes + by_name_.capacity() * (sizeof(std::pair<std::string, Tenant>) + 1);
 }
@@ -226,6 +281,8 @@ TenantAccess::Change TenantAccess::PlanDrop(Tenant t, WriteBatch* batch,
   AppendU32(&members, coll_);
   AppendU32(&members, t);
   batch->DeletePrefix(Cf::kTenants, members);
+  members[0] = 'o';
+  batch->DeletePrefix(Cf::kTenants, members);
   Change change{Change::Kind::kDrop, t, {}, {}, {}};
   sets_[t]->ForEach([&](VectorId id) {
     change.ids.push_back(id);
@@ -258,8 +315,33 @@ TenantAccess::Change TenantAccess::PlanRevoke(Tenant t, absl::Span<const VectorI
   change.ids.erase(std::unique(change.ids.begin(), change.ids.end()), change.ids.end());
   for (VectorId id : change.ids) {
     batch->Delete(Cf::kTenants, MemberKey(t, id));
+    if (owned_[t]->Contains(id)) batch->Delete(Cf::kTenants, OwnerKey(t, id));
     if (orphans != nullptr && TenantCount(id) == 1) orphans->push_back(id);
   }
+  return change;
+}
+
+TenantAccess::Change TenantAccess::PlanOwn(Tenant t, absl::Span<const VectorId> ids,
+                                           WriteBatch* batch) const {
+  Change change{Change::Kind::kOwn, t, {}, {}, {}};
+  for (VectorId id : ids) {
+    if (!owned_[t]->Contains(id)) change.ids.push_back(id);
+  }
+  std::sort(change.ids.begin(), change.ids.end());
+  change.ids.erase(std::unique(change.ids.begin(), change.ids.end()), change.ids.end());
+  for (VectorId id : change.ids) batch->Put(Cf::kTenants, OwnerKey(t, id), "");
+  return change;
+}
+
+TenantAccess::Change TenantAccess::PlanDisown(Tenant t, absl::Span<const VectorId> ids,
+                                              WriteBatch* batch) const {
+  Change change{Change::Kind::kDisown, t, {}, {}, {}};
+  for (VectorId id : ids) {
+    if (owned_[t]->Contains(id)) change.ids.push_back(id);
+  }
+  std::sort(change.ids.begin(), change.ids.end());
+  change.ids.erase(std::unique(change.ids.begin(), change.ids.end()), change.ids.end());
+  for (VectorId id : change.ids) batch->Delete(Cf::kTenants, OwnerKey(t, id));
   return change;
 }
 
@@ -283,8 +365,10 @@ void TenantAccess::Apply(const Change& change) {
         sets_.resize(t + 1);
         quotas_.resize(t + 1);
       }
+      if (owned_.size() <= t) owned_.resize(t + 1);
       names_[t] = change.name;
       sets_[t] = std::make_unique<IdSet>();
+      owned_[t] = std::make_unique<IdSet>();
       quotas_[t] = change.quota;
       by_name_[change.name] = t;
       return;
@@ -296,12 +380,20 @@ void TenantAccess::Apply(const Change& change) {
       by_name_.erase(names_[t]);
       names_[t].clear();
       sets_[t].reset();
+      owned_[t].reset();
       return;
     case Change::Kind::kGrant:
       sets_[t]->Insert(change.ids);
       for (VectorId id : change.ids) Count(id, +1);
       return;
+    case Change::Kind::kOwn:
+      owned_[t]->Insert(change.ids);
+      return;
+    case Change::Kind::kDisown:
+      owned_[t]->Erase(change.ids);
+      return;
     case Change::Kind::kRevoke:
+      owned_[t]->Erase(change.ids);
       sets_[t]->Erase(change.ids);
       for (VectorId id : change.ids) Count(id, -1);
       return;

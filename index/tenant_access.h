@@ -53,11 +53,11 @@ class TenantAccess final {
 
   // A change to make in memory once its batch is durable.
   struct Change {
-    enum class Kind { kCreate, kDrop, kGrant, kRevoke, kQuota } kind;
+    enum class Kind { kCreate, kDrop, kGrant, kRevoke, kQuota, kOwn, kDisown } kind;
     Tenant tenant = 0;
     std::string name;           // kCreate
     TenantQuota quota;          // kCreate, kQuota
-    std::vector<VectorId> ids;  // kGrant / kRevoke: ids whose access changes (no repeats)
+    std::vector<VectorId> ids;  // kGrant / kRevoke / kOwn / kDisown: ids it changes (no repeats)
   };
 
   TenantAccess(uint32_t coll, std::string collection_name)
@@ -71,6 +71,12 @@ class TenantAccess final {
   // The tenant named `name`: NotFound naming it and the collection.
   [[nodiscard]] absl::StatusOr<Tenant> Find(absl::string_view name) const;
   [[nodiscard]] bool Sees(Tenant t, VectorId id) const { return sets_[t]->Contains(id); }
+  // Whether tenant `t` owns point `id`: it created the point (its upsert), so it may replace and
+  // delete it. A point a tenant was granted is read-only to it; a point no tenant owns is the
+  // admin's. An owner always sees its points.
+  [[nodiscard]] bool Owns(Tenant t, VectorId id) const { return owned_[t]->Contains(id); }
+  // The tenant owning `id`, or -1 when the admin does (a pass over the point's tenants).
+  [[nodiscard]] int64_t OwnerOf(VectorId id) const;
   [[nodiscard]] const IdSet& Members(Tenant t) const { return *sets_[t]; }
   // How many tenants may see `id` (0 = only the whole-collection view).
   [[nodiscard]] uint32_t TenantCount(VectorId id) const {
@@ -103,6 +109,11 @@ class TenantAccess final {
   // be null) gets the ids no tenant will see after it.
   [[nodiscard]] Change PlanRevoke(Tenant t, absl::Span<const VectorId> ids, WriteBatch* batch,
                                   std::vector<VectorId>* orphans) const;
+  // Makes `t` the owner of `ids` (points it sees once the batch is applied; the caller checks no
+  // other tenant owns them), or takes ownership away (ids it does not own are left out).
+  [[nodiscard]] Change PlanOwn(Tenant t, absl::Span<const VectorId> ids, WriteBatch* batch) const;
+  [[nodiscard]] Change PlanDisown(Tenant t, absl::Span<const VectorId> ids,
+                                  WriteBatch* batch) const;
   // Points deleted: every tenant's record of them goes (one change per tenant concerned).
   [[nodiscard]] std::vector<Change> PlanForget(absl::Span<const VectorId> ids,
                                                WriteBatch* batch) const;
@@ -112,16 +123,18 @@ class TenantAccess final {
  private:
   std::string NameKey(Tenant t) const;
   std::string QuotaKey(Tenant t) const;
+  std::string OwnerKey(Tenant t, VectorId id) const;
   std::string MemberKey(Tenant t, VectorId id) const;
   void Count(VectorId id, int delta);
 
   const uint32_t coll_;
   const std::string collection_name_;
   absl::flat_hash_map<std::string, Tenant> by_name_;
-  std::vector<std::string> names_;            // by tenant; empty = a free number
-  std::vector<std::unique_ptr<IdSet>> sets_;  // by tenant
-  std::vector<TenantQuota> quotas_;           // by tenant
-  std::vector<uint16_t> counts_;              // by internal id
+  std::vector<std::string> names_;             // by tenant; empty = a free number
+  std::vector<std::unique_ptr<IdSet>> sets_;   // by tenant
+  std::vector<TenantQuota> quotas_;            // by tenant
+  std::vector<std::unique_ptr<IdSet>> owned_;  // by tenant: the points it owns (of sets_)
+  std::vector<uint16_t> counts_;               // by internal id
 };
 
 }  // namespace strata

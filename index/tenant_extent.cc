@@ -1,10 +1,14 @@
 #include "index/tenant_extent.h"
 
+#include <bit>
 #include <cstring>
 
 #include "storage/metadata_store.h"
 
 namespace strata {
+
+// Ids are copied in the machine's order; the format says little-endian.
+static_assert(std::endian::native == std::endian::little, "tenant extents are little-endian");
 
 std::string TenantExtentKey(uint32_t coll, uint32_t tenant) {
   std::string k = "x";

@@ -236,8 +236,13 @@ class StrataService final : public pb::Strata::Service {
         out->set_message(e.message);
       }
       if (rag_ != nullptr && upserted > 0) {
+        // The rows stored only: a refused row (another tenant's id) must not evict its cache.
+        absl::flat_hash_set<uint64_t> failed;
+        for (const RowError& e : errors) failed.insert(e.id);
         std::vector<uint64_t> ids;
-        for (const PointInput& row : rows) ids.push_back(row.id);
+        for (const PointInput& row : rows) {
+          if (!failed.contains(row.id)) ids.push_back(row.id);
+        }
         rag_->cache().Invalidate(req->collection(), ids);
       }
       if (col->WantsBuild()) builds_->Schedule(col, /*requested=*/false);
@@ -634,6 +639,7 @@ class StrataService final : public pb::Strata::Service {
     return Run("DropTenant", ctx, *req, [&](CallBudget&) -> absl::Status {
       ASSIGN_OR_RETURN(auto col, catalog_->Find(req->collection()));
       RETURN_IF_ERROR(CheckName("tenant name", req->name()));
+      MutexLock admin_lock(&tenant_admin_mu_);
       RETURN_IF_ERROR(col->DescribeTenant(req->name()).status());  // NotFound naming it
       // Its keys go first: a crash between the two leaves a tenant without keys, never a key
       // that a tenant made again under the same name would bring back to life.
@@ -699,6 +705,7 @@ class StrataService final : public pb::Strata::Service {
       std::vector<std::string> tenants(req->tenants().begin(), req->tenants().end());
       std::sort(tenants.begin(), tenants.end());
       tenants.erase(std::unique(tenants.begin(), tenants.end()), tenants.end());
+      MutexLock admin_lock(&tenant_admin_mu_);
       for (const std::string& t : tenants) {
         // InvalidArgument for a name no tenant can have (the empty one included), NotFound for
         // one the collection lacks.
@@ -1044,6 +1051,10 @@ class StrataService final : public pb::Strata::Service {
     } else {
       scope.tenant = tenant;
     }
+    if (scope.whole()) {
+      // Never the whole collection for a tenant key, whatever its record holds.
+      return absl::PermissionDeniedError("this tenant key names no tenant");
+    }
     // The tenant's request rate: its keys' calls only (the admin is not counted).
     ASSIGN_OR_RETURN(TenantInfo info, col->DescribeTenant(scope.tenant));
     RETURN_IF_ERROR(rate_limiter_.Admit(key.collection_uid, collection, scope.tenant,
@@ -1309,6 +1320,9 @@ class StrataService final : public pb::Strata::Service {
   const ApiKeyAuth* const auth_;       // null: an open server (loopback only)
   TenantKeys* const keys_;
   TenantRateLimiter rate_limiter_;
+  // Serialises making keys with dropping tenants, so no key is made for a tenant being dropped
+  // (it would come back to life with a tenant made again under the same name).
+  Mutex tenant_admin_mu_;
   // A Generate or PrecomputePassageKv call holds one of gRPC's sync threads while it waits for
   // the decoder (queued, then streaming): at most this many at once, so they can never take
   // every thread from other calls. EnterDecoderCall counts one in (the caller counts it out,

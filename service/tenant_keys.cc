@@ -105,7 +105,7 @@ absl::StatusOr<TenantKeys::Record> TenantKeys::Decode(absl::string_view key_id,
   if (n == 0 || n > kMaxKeyTenants) return bad();
   r.info.tenants.resize(n);
   for (std::string& t : r.info.tenants) {
-    if (!GetString(value, &pos, &t)) return bad();
+    if (!GetString(value, &pos, &t) || !CheckName("tenant name", t).ok()) return bad();
   }
   if (pos != value.size()) return bad();
   return r;

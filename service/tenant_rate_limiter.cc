@@ -13,10 +13,12 @@ absl::Status TenantRateLimiter::Admit(absl::string_view collection_uid,
   const Clock::time_point now = now_();
   const double capacity = std::max(1.0, per_second);
   MutexLock lock(&mu_);
-  if (buckets_.size() > kMaxIdleEntries) {
+  // Idle buckets go at most once a minute (a sweep is a pass over all of them).
+  if (buckets_.size() > kMaxIdleEntries && now - last_sweep_ > std::chrono::minutes(1)) {
     absl::erase_if(buckets_, [&](const auto& entry) {
       return now - entry.second.last > std::chrono::minutes(1);
     });
+    last_sweep_ = now;
   }
   auto [it, fresh] = buckets_.try_emplace(absl::StrCat(collection_uid, "/", tenant));
   Bucket& b = it->second;

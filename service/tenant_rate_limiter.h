@@ -42,6 +42,7 @@ class TenantRateLimiter final {
   const std::function<Clock::time_point()> now_;
   Mutex mu_;
   absl::flat_hash_map<std::string, Bucket> buckets_ ABSL_GUARDED_BY(mu_);
+  Clock::time_point last_sweep_ ABSL_GUARDED_BY(mu_){};
 };
 
 }  // namespace strata

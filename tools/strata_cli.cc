@@ -76,7 +76,8 @@ ABSL_FLAG(std::string, tenant, "",
           "count/get/delete/search/ask: act in this tenant's view only (a tenant key with one "
           "tenant needs no --tenant)");
 ABSL_FLAG(bool, keep_points, false,
-          "tenant drop: keep the points only this tenant could see (default: delete them)");
+          "tenant drop: keep the points the tenant created that no other tenant sees (default: "
+          "delete them)");
 ABSL_FLAG(std::string, label, "", "key create: a note shown by `key list` (who holds the key)");
 ABSL_FLAG(std::string, max_points, "",
           "tenant create/quota: points the tenant may see (0 = no limit; quota: unset keeps it)");
@@ -527,9 +528,10 @@ int main(int argc, char** argv) {
       pb::DropTenantResponse resp;
       grpc::Status s = stub->DropTenant(ctx.get(), req, &resp);
       if (!s.ok()) return RpcFail(s);
-      std::printf("tenant '%s' dropped: %llu points only it saw %s, %u keys revoked\n", args[4],
-                  static_cast<unsigned long long>(resp.deleted_points()),
-                  req.keep_points() ? "kept" : "deleted", resp.revoked_keys());
+      std::printf(
+          "tenant '%s' dropped: %llu points it created and only it saw %s, %u keys revoked\n",
+          args[4], static_cast<unsigned long long>(resp.deleted_points()),
+          req.keep_points() ? "kept" : "deleted", resp.revoked_keys());
       return 0;
     }
     return Fail(absl::StrCat("unknown tenant command '", op, "' (create, drop, list or quota)"));

@@ -75,6 +75,7 @@ struct Model {
   struct Point {
     std::vector<float> vector;
     std::set<std::string> tenants;
+    std::string owner;  // the tenant that created it; empty: the admin
   };
   std::map<uint64_t, Point> points;  // live
   std::set<std::string> tenants;
@@ -149,22 +150,30 @@ class TenantOps {
       const bool exists = it != model_.points.end();
       bool refused = false;
       std::set<std::string> next = exists ? it->second.tenants : std::set<std::string>{};
+      std::string owner = exists ? it->second.owner : "";
       if (!scope.empty()) {
+        // A tenant names only itself, and replaces only the points it created.
         refused = (names.has_value() && *names != std::vector<std::string>{scope}) ||
-                  (exists && !it->second.tenants.count(scope));
-        if (!exists) next = {scope};
+                  (exists && it->second.owner != scope);
+        if (!exists) {
+          next = {scope};
+          owner = scope;
+        }
       } else if (names.has_value()) {
         next.clear();
         for (const std::string& n : *names) {
           if (!model_.tenants.count(n)) refused = true;
           next.insert(n);
         }
+        owner.clear();  // the admin takes the point over
+      } else {
+        refused = exists && !it->second.owner.empty();  // a tenant's point: name its tenants
       }
       if (refused) {
         expect_refused.insert(id);
         continue;
       }
-      model_.points[id] = {vectors[i], next};
+      model_.points[id] = {vectors[i], next, owner};
     }
     for (uint64_t id : ids) expect_upserted += expect_refused.count(id) == 0;
     std::set<uint64_t> refused;
@@ -185,12 +194,11 @@ class TenantOps {
     for (uint64_t id : std::set<uint64_t>(ids.begin(), ids.end())) {
       auto it = model_.points.find(id);
       if (it == model_.points.end()) continue;
-      if (scope.empty()) {
-        model_.points.erase(it);
+      if (scope.empty() || it->second.owner == scope) {
+        model_.points.erase(it);  // the admin's delete, or the owner's
         ++expect;
       } else if (it->second.tenants.erase(scope)) {
-        ++expect;
-        if (it->second.tenants.empty()) model_.points.erase(it);
+        ++expect;  // a granted point leaves the tenant's view only
       }
     }
     EXPECT_EQ(deleted, expect);
@@ -215,6 +223,7 @@ class TenantOps {
         continue;
       }
       expect += grant ? it->second.tenants.insert(tenant).second : it->second.tenants.erase(tenant);
+      if (!grant && it->second.owner == tenant) it->second.owner.clear();
     }
     EXPECT_EQ(changed, expect);
     if (grant) {
@@ -244,13 +253,16 @@ class TenantOps {
     model_.tenants.erase(name);
     uint64_t expect = 0;
     for (auto it = model_.points.begin(); it != model_.points.end();) {
-      const bool had = it->second.tenants.erase(name) == 1;
-      if (had && it->second.tenants.empty() && !keep) {
-        it = model_.points.erase(it);
-        ++expect;
-      } else {
-        ++it;
+      it->second.tenants.erase(name);
+      if (it->second.owner == name) {
+        if (it->second.tenants.empty() && !keep) {
+          it = model_.points.erase(it);
+          ++expect;
+          continue;
+        }
+        it->second.owner.clear();
       }
+      ++it;
     }
     EXPECT_EQ(deleted, expect);
   }

@@ -180,6 +180,37 @@ TEST(TenantKeys, AKeyIsConfinedToItsTenantsAndNeverShown) {
     EXPECT_TRUE(Call(stub, &pb::Strata::Stub::Upsert, ka, up, &ur).ok());
     EXPECT_TRUE(Call(stub, &pb::Strata::Stub::Count, ka, count, &n).ok());
     EXPECT_EQ(n.count(), 1u);
+    // Squatting: tenant a created id 2 first; the admin's upsert of id 2 without tenants would
+    // hand a the admin's content, so it is refused (the admin names who sees it, and owns it).
+    pb::UpsertRequest admin_up;
+    admin_up.set_collection("docs");
+    *admin_up.add_points() = MakePoint(2, &rng);
+    admin_up.mutable_points(0)->mutable_payload()->set_text("the admin's confidential text");
+    EXPECT_EQ(Call(stub, &pb::Strata::Stub::Upsert, kAdmin, admin_up, &ur).error_code(),
+              grpc::StatusCode::INVALID_ARGUMENT);
+    admin_up.mutable_points(0)->mutable_tenants()->add_names("b");
+    EXPECT_TRUE(Call(stub, &pb::Strata::Stub::Upsert, kAdmin, admin_up, &ur).ok());
+    EXPECT_TRUE(Call(stub, &pb::Strata::Stub::Count, ka, count, &n).ok());
+    EXPECT_EQ(n.count(), 0u);  // a no longer sees id 2
+    // A granted point is read-only to the tenant: its delete only takes it from its view.
+    pb::AccessRequest grant;
+    grant.set_collection("docs");
+    grant.set_tenant("a");
+    grant.add_ids(1);
+    pb::AccessResponse gr;
+    ASSERT_TRUE(Call(stub, &pb::Strata::Stub::GrantAccess, kAdmin, grant, &gr).ok());
+    *up.mutable_points(0) = MakePoint(1, &rng);
+    EXPECT_EQ(Call(stub, &pb::Strata::Stub::Upsert, ka, up, &ur).error_code(),
+              grpc::StatusCode::INVALID_ARGUMENT);
+    pb::DeleteRequest del;
+    del.set_collection("docs");
+    del.add_ids(1);
+    pb::DeleteResponse dr;
+    ASSERT_TRUE(Call(stub, &pb::Strata::Stub::Delete, ka, del, &dr).ok());
+    pb::CountRequest whole;
+    whole.set_collection("docs");
+    EXPECT_TRUE(Call(stub, &pb::Strata::Stub::Count, kAdmin, whole, &n).ok());
+    EXPECT_EQ(n.count(), 2u);  // ids 1 and 2 remain for the admin
   }
   // No key, a wrong key of the tenant form, a revoked key.
   EXPECT_EQ(Call(stub, &pb::Strata::Stub::Count, "", count, &n).error_code(),
@@ -257,13 +288,17 @@ TEST(TenantKeys, AKeyIsConfinedToItsTenantsAndNeverShown) {
   }
 }
 
-// The model: who may see each live point.
+// The model: who may see each live point, and which tenant created it (owns it; "" = the admin).
 struct Model {
-  std::map<uint64_t, std::set<std::string>> points;
+  struct Point {
+    std::set<std::string> tenants;
+    std::string owner;
+  };
+  std::map<uint64_t, Point> points;
   std::set<uint64_t> Visible(const std::string& t) const {
     std::set<uint64_t> out;
-    for (const auto& [id, ts] : points) {
-      if (ts.count(t)) out.insert(id);
+    for (const auto& [id, p] : points) {
+      if (p.tenants.count(t)) out.insert(id);
     }
     return out;
   }
@@ -319,14 +354,14 @@ TEST(TenantKeys, NoTenantSeesAnotherTenantsPointsThroughCrashes) {
           }
           p->mutable_tenants();  // present even when empty: the point's tenants become none
           for (const auto& n : ts) p->mutable_tenants()->add_names(n);
-          model.points[id] = ts;
+          model.points[id] = {ts, ""};  // the admin names the tenants, and owns the point
         }
         pb::UpsertResponse resp;
         grpc::Status s = Call(stub, &pb::Strata::Stub::Upsert, kAdmin, req, &resp);
         ASSERT_TRUE(s.ok()) << s.error_message();
         break;
       }
-      case 1: {  // a tenant stores its own points (those it cannot see are refused)
+      case 1: {  // a tenant stores its own points (others' are refused: it did not create them)
         pb::UpsertRequest req;
         req.set_collection("docs");
         std::set<uint64_t> seen;
@@ -334,7 +369,7 @@ TEST(TenantKeys, NoTenantSeesAnotherTenantsPointsThroughCrashes) {
           if (!seen.insert(id).second) continue;
           *req.add_points() = MakePoint(id, &rng);
           auto it = model.points.find(id);
-          if (it == model.points.end()) model.points[id] = {t};
+          if (it == model.points.end()) model.points[id] = {{t}, t};
         }
         pb::UpsertResponse resp;
         grpc::Status s = Call(stub, &pb::Strata::Stub::Upsert, keys[t], req, &resp);
@@ -353,9 +388,10 @@ TEST(TenantKeys, NoTenantSeesAnotherTenantsPointsThroughCrashes) {
           auto it = model.points.find(id);
           if (it == model.points.end()) continue;
           if (grant) {
-            it->second.insert(t);
+            it->second.tenants.insert(t);
           } else {
-            it->second.erase(t);
+            it->second.tenants.erase(t);
+            if (it->second.owner == t) it->second.owner.clear();
           }
         }
         pb::AccessResponse resp;
@@ -365,14 +401,18 @@ TEST(TenantKeys, NoTenantSeesAnotherTenantsPointsThroughCrashes) {
         ASSERT_TRUE(s.ok()) << s.error_message();
         break;
       }
-      case 4: {  // a tenant deletes (its access goes; points nobody else sees go)
+      case 4: {  // a tenant deletes: what it created goes, what it was granted leaves its view
         pb::DeleteRequest req;
         req.set_collection("docs");
         for (uint64_t id : ids(6)) {
           req.add_ids(id);
           auto it = model.points.find(id);
-          if (it == model.points.end() || !it->second.erase(t)) continue;
-          if (it->second.empty()) model.points.erase(it);
+          if (it == model.points.end()) continue;
+          if (it->second.owner == t) {
+            model.points.erase(it);
+          } else {
+            it->second.tenants.erase(t);
+          }
         }
         pb::DeleteResponse resp;
         grpc::Status s = Call(stub, &pb::Strata::Stub::Delete, keys[t], req, &resp);
@@ -386,11 +426,15 @@ TEST(TenantKeys, NoTenantSeesAnotherTenantsPointsThroughCrashes) {
         pb::DropTenantResponse resp;
         ASSERT_TRUE(Call(stub, &pb::Strata::Stub::DropTenant, kAdmin, req, &resp).ok());
         for (auto it = model.points.begin(); it != model.points.end();) {
-          if (it->second.erase(t) && it->second.empty()) {
-            it = model.points.erase(it);
-          } else {
-            ++it;
+          it->second.tenants.erase(t);
+          if (it->second.owner == t) {
+            if (it->second.tenants.empty()) {
+              it = model.points.erase(it);
+              continue;
+            }
+            it->second.owner.clear();
           }
+          ++it;
         }
         // The old key died with the tenant.
         pb::CountRequest cr;
