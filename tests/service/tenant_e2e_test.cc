@@ -71,6 +71,7 @@ pb::Point MakePoint(uint64_t id, std::mt19937_64* rng) {
   std::normal_distribution<float> nd(0, 1);
   for (int j = 0; j < 4; ++j) p.mutable_vector()->add_values(nd(*rng));
   p.mutable_payload()->set_json(absl::StrCat("{\"id\":", id, "}"));
+  p.mutable_payload()->set_text(absl::StrCat("passage number ", id));
   return p;
 }
 
@@ -478,6 +479,29 @@ TEST(TenantKeys, NoTenantSeesAnotherTenantsPointsThroughCrashes) {
       std::set<uint64_t> found;
       for (const auto& h : sp.hits()) found.insert(h.id());
       EXPECT_EQ(found, visible);
+      // Lexically (BM25 over the payload text), and in a batch of two queries.
+      sr.clear_query();
+      sr.set_text("passage");
+      sr.set_mode(pb::LEXICAL);
+      ASSERT_TRUE(Call(stub, &pb::Strata::Stub::Search, keys[name], sr, &sp).ok());
+      found.clear();
+      for (const auto& h : sp.hits()) found.insert(h.id());
+      EXPECT_EQ(found, visible);
+      pb::SearchBatchRequest br;
+      br.set_collection("docs");
+      br.set_k(100);
+      for (int q = 0; q < 2; ++q) {
+        pb::Vector* v = br.add_queries();
+        for (int j = 0; j < 4; ++j) v->add_values(q == 0 ? 0.5f : -0.5f);
+      }
+      pb::SearchBatchResponse bp;
+      ASSERT_TRUE(Call(stub, &pb::Strata::Stub::SearchBatch, keys[name], br, &bp).ok());
+      ASSERT_EQ(bp.results_size(), 2);
+      for (const auto& r : bp.results()) {
+        found.clear();
+        for (const auto& h : r.hits()) found.insert(h.id());
+        EXPECT_EQ(found, visible);
+      }
     }
     if (::testing::Test::HasFailure()) return;
   }
