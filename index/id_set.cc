@@ -19,7 +19,12 @@ uint64_t IdSet::Insert(absl::Span<const uint32_t> ids) {
   const uint64_t before = size_;
   if (dense_) {
     for (uint32_t id : ids) {
-      if (id / 64 >= bits_.size()) bits_.resize(id / 64 + 1 + bits_.size() / 4, 0);
+      if (id / 64 >= bits_.size()) {
+        // An eighth more than needed, allocated exactly (a vector's own growth could double it).
+        const size_t n = id / 64 + 1 + bits_.size() / 8;
+        bits_.reserve(n);
+        bits_.resize(n, 0);
+      }
       uint64_t& w = bits_[id / 64];
       const uint64_t bit = uint64_t{1} << (id % 64);
       size_ += (w & bit) == 0;

@@ -66,7 +66,12 @@ std::string TenantAccess::MemberKey(Tenant t, VectorId id) const {
 }
 
 void TenantAccess::Count(VectorId id, int delta) {
-  if (counts_.size() <= id) counts_.resize(id + 1 + counts_.size() / 4, 0);
+  if (counts_.size() <= id) {
+    // An eighth more than needed, allocated exactly (a vector's own growth could double it).
+    const size_t n = id + 1 + counts_.size() / 8;
+    counts_.reserve(n);
+    counts_.resize(n, 0);
+  }
   DCHECK(delta > 0 || counts_[id] > 0);
   counts_[id] = static_cast<uint16_t>(counts_[id] + delta);
 }
