@@ -212,6 +212,10 @@ class CollectionImpl final : public Collection {
                      std::vector<uint64_t>* missing) override;
   absl::Status Revoke(absl::string_view tenant, absl::Span<const uint64_t> ids,
                       uint64_t* changed) override;
+  // Grant (or revoke) of `ids` to `tenant`: one synced batch; ids of no live point in `missing`
+  // (may be null).
+  absl::Status ChangeAccess(bool grant, absl::string_view tenant, absl::Span<const uint64_t> ids,
+                            uint64_t* changed, std::vector<uint64_t>* missing);
   uint64_t text_documents() const override {
     ReaderMutexLock lock(&mu_);
     return text_.documents();
@@ -785,9 +789,9 @@ absl::Status CollectionImpl::Upsert(const Scope& scope, absl::Span<const PointIn
       next = now;
       // A tenant's point keeps its tenants only while the tenant owns it: the admin writing new
       // content into it (an id a tenant may have claimed first) must say who sees it.
-      if (const int64_t owner = exists ? tenants_.OwnerOf(*found) : -1; owner >= 0) {
-        refusal = absl::StrCat("point ", p.id, " was created by tenant '",
-                               tenants_.Name(static_cast<TenantAccess::Tenant>(owner)),
+      for (TenantAccess::Tenant t : now) {
+        if (!tenants_.Owns(t, *found)) continue;
+        refusal = absl::StrCat("point ", p.id, " was created by tenant '", tenants_.Name(t),
                                "': an admin upsert replacing it must name its tenants "
                                "(Point.tenants), and the admin then owns it");
       }
@@ -1230,6 +1234,7 @@ absl::Status CollectionImpl::PlanExtents(
     }
     std::vector<absl::StatusOr<std::string>> stored = store_->MultiGet(Cf::kVectors, keys);
     for (size_t j = 0; j < at.size(); ++j) {
+      if (!stored[j].ok() && !absl::IsNotFound(stored[j].status())) return stored[j].status();
       if (!stored[j].ok() || stored[j]->size() != row_bytes_) {
         return absl::DataLossError(absl::StrCat("collection '", config_.name,
                                                 "': stored vector of internal id ", ids[at[j]],
@@ -1829,37 +1834,30 @@ absl::Status CollectionImpl::DropTenant(absl::string_view name, bool keep_points
 
 absl::Status CollectionImpl::Grant(absl::string_view tenant, absl::Span<const uint64_t> ids,
                                    uint64_t* changed, std::vector<uint64_t>* missing) {
+  missing->clear();
+  return ChangeAccess(/*grant=*/true, tenant, ids, changed, missing);
+}
+
+absl::Status CollectionImpl::Revoke(absl::string_view tenant, absl::Span<const uint64_t> ids,
+                                    uint64_t* changed) {
+  return ChangeAccess(/*grant=*/false, tenant, ids, changed, nullptr);
+}
+
+absl::Status CollectionImpl::ChangeAccess(bool grant, absl::string_view tenant,
+                                          absl::Span<const uint64_t> ids, uint64_t* changed,
+                                          std::vector<uint64_t>* missing) {
   RETURN_IF_ERROR(CheckNotDropped());
   *changed = 0;
-  missing->clear();
   WriterMutexLock lock(&mu_);
   RETURN_IF_ERROR(CheckNotDropped());
   ASSIGN_OR_RETURN(TenantAccess::Tenant t, tenants_.Find(tenant));
   std::vector<VectorId> live;
   RETURN_IF_ERROR(LiveIds(ids, &live, missing));
   WriteBatch batch;
-  TenantAccess::Change change = tenants_.PlanGrant(t, live, &batch);
+  TenantAccess::Change change =
+      grant ? tenants_.PlanGrant(t, live, &batch) : tenants_.PlanRevoke(t, live, &batch, nullptr);
   if (change.ids.empty()) return absl::OkStatus();
-  RETURN_IF_ERROR(tenants_.CheckPointQuota(t, change.ids.size()));
-  RETURN_IF_ERROR(PlanExtents({change}, {}, {}, &batch));
-  RETURN_IF_ERROR(store_->Write(&batch, /*sync=*/true));
-  tenants_.Apply(change);
-  *changed = change.ids.size();
-  return absl::OkStatus();
-}
-
-absl::Status CollectionImpl::Revoke(absl::string_view tenant, absl::Span<const uint64_t> ids,
-                                    uint64_t* changed) {
-  RETURN_IF_ERROR(CheckNotDropped());
-  *changed = 0;
-  WriterMutexLock lock(&mu_);
-  RETURN_IF_ERROR(CheckNotDropped());
-  ASSIGN_OR_RETURN(TenantAccess::Tenant t, tenants_.Find(tenant));
-  std::vector<VectorId> live;
-  RETURN_IF_ERROR(LiveIds(ids, &live, nullptr));
-  WriteBatch batch;
-  TenantAccess::Change change = tenants_.PlanRevoke(t, live, &batch, nullptr);
-  if (change.ids.empty()) return absl::OkStatus();
+  if (grant) RETURN_IF_ERROR(tenants_.CheckPointQuota(t, change.ids.size()));
   RETURN_IF_ERROR(PlanExtents({change}, {}, {}, &batch));
   RETURN_IF_ERROR(store_->Write(&batch, /*sync=*/true));
   tenants_.Apply(change);

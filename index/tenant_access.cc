@@ -195,13 +195,6 @@ absl::StatusOr<TenantAccess::Tenant> TenantAccess::Find(absl::string_view name) 
   return it->second;
 }
 
-int64_t TenantAccess::OwnerOf(VectorId id) const {
-  for (Tenant t : TenantsOf(id)) {
-    if (owned_[t]->Contains(id)) return t;
-  }
-  return -1;
-}
-
 std::vector<TenantAccess::Tenant> TenantAccess::TenantsOf(VectorId id) const {
   std::vector<Tenant> out;
   if (TenantCount(id) == 0) return out;

@@ -75,8 +75,6 @@ class TenantAccess final {
   // delete it. A point a tenant was granted is read-only to it; a point no tenant owns is the
   // admin's. An owner always sees its points.
   [[nodiscard]] bool Owns(Tenant t, VectorId id) const { return owned_[t]->Contains(id); }
-  // The tenant owning `id`, or -1 when the admin does (a pass over the point's tenants).
-  [[nodiscard]] int64_t OwnerOf(VectorId id) const;
   [[nodiscard]] const IdSet& Members(Tenant t) const { return *sets_[t]; }
   // How many tenants may see `id` (0 = only the whole-collection view).
   [[nodiscard]] uint32_t TenantCount(VectorId id) const {
