@@ -24,7 +24,15 @@ struct QuantKernels {
   // where the ISA has a kernel for it.
   void (*dot_rows)(GgmlType t, const void* rows, size_t stride, int64_t count, const float* x,
                    int64_t m, int64_t n, float* out, int64_t ldo);
+  // The GEMM's packed weight panel (gpu/internal/gemm_kernels.h): panel[i * kQuantPanelCols + j]
+  // = value i of weight row j, for `cols` (<= kQuantPanelCols) rows `stride` bytes apart, and 0
+  // in the panel's other columns; n values per row, a multiple of the type's block size. Rows
+  // are unpacked a block at a time into a tile that is written out whole cache lines at a time.
+  void (*dequantize_panel)(GgmlType t, const void* rows, size_t stride, int cols, int64_t n,
+                           float* panel);
 };
+
+inline constexpr int kQuantPanelCols = 32;
 
 [[nodiscard]] const QuantKernels& BestQuantKernels();
 [[nodiscard]] const QuantKernels& ScalarQuantKernels();

@@ -87,8 +87,8 @@ void QuantMatmul(const float* x, int64_t m, const QuantMatrix& w, const float* b
   }
   const GemmKernel& kern = *BestGemmKernel(GemmPrecision::kF32);
   const int64_t panels = (n + kPanelCols - 1) / kPanelCols;
+  static_assert(kPanelCols == kQuantPanelCols, "the quantised panel is the GEMM's panel");
   Pool().ParallelFor(panels, 1, [&](int64_t p0, int64_t p1) {
-    std::vector<float> row(static_cast<size_t>(k));
     auto* panel = static_cast<float*>(
         std::aligned_alloc(64, static_cast<size_t>((k * kPanelCols * 4 + 63) / 64 * 64)));
     // Out of memory for a 32-row panel: the product cannot run; an abort names it rather than a
@@ -97,14 +97,7 @@ void QuantMatmul(const float* x, int64_t m, const QuantMatrix& w, const float* b
     for (int64_t p = p0; p < p1; ++p) {
       const int64_t c0 = p * kPanelCols;
       const int cols = static_cast<int>(std::min<int64_t>(kPanelCols, n - c0));
-      for (int j = 0; j < kPanelCols; ++j) {
-        if (j < cols) {
-          qk.dequantize_row(w.type(), w.row(c0 + j), k, row.data());
-        } else {
-          std::fill(row.begin(), row.end(), 0.0f);
-        }
-        for (int64_t i = 0; i < k; ++i) panel[i * kPanelCols + j] = row[static_cast<size_t>(i)];
-      }
+      qk.dequantize_panel(w.type(), w.row(c0), w.row_bytes(), cols, k, panel);
       for (int64_t r0 = 0; r0 < m; r0 += kGemmRowBlock) {
         const int64_t rows = std::min(kGemmRowBlock, m - r0);
         for (int64_t d = 0; d < k; d += kGemmDepthBlock) {

@@ -104,6 +104,34 @@ TEST(GgmlType, MultiRowProductsAgreeWithTheReference) {
   }
 }
 
+TEST(GgmlType, PanelsHoldTheDequantisedRowsColumnWiseOnEveryKernel) {
+  for (GgmlType t : {GgmlType::kF32, GgmlType::kF16, GgmlType::kBF16, GgmlType::kQ8_0,
+                     GgmlType::kQ4_0, GgmlType::kQ4_1, GgmlType::kQ4_K, GgmlType::kQ6_K}) {
+    SCOPED_TRACE(std::string(GgmlTypeName(t)));
+    // Plain types take any length: 520 ends in a partial tile.
+    const int64_t n = GgmlIsQuantized(t) ? 512 : 520;
+    const int rows = 29;
+    const std::string w = testing::RandomGgmlRows(t, rows, n, 31);
+    const size_t stride = GgmlRowBytes(t, n);
+    for (int cols : {1, 7, rows}) {
+      std::vector<float> want(static_cast<size_t>(n * cpu::kQuantPanelCols), 0.0f);
+      std::vector<float> row(static_cast<size_t>(n));
+      for (int j = 0; j < cols; ++j) {
+        cpu::ScalarQuantKernels().dequantize_row(t, w.data() + static_cast<size_t>(j) * stride, n,
+                                                 row.data());
+        for (int64_t i = 0; i < n; ++i) {
+          want[static_cast<size_t>(i * cpu::kQuantPanelCols + j)] = row[static_cast<size_t>(i)];
+        }
+      }
+      for (const cpu::QuantKernels* k : {&cpu::ScalarQuantKernels(), &cpu::BestQuantKernels()}) {
+        std::vector<float> got(want.size(), -1.0f);
+        k->dequantize_panel(t, w.data(), stride, cols, n, got.data());
+        ASSERT_EQ(got, want) << k->name << " cols " << cols;
+      }
+    }
+  }
+}
+
 TEST(GgmlType, KnowsOnlyTheTypesItReads) {
   EXPECT_FALSE(GgmlTypeFromCode(6).has_value());   // Q5_0
   EXPECT_FALSE(GgmlTypeFromCode(10).has_value());  // Q2_K
