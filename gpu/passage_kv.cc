@@ -191,12 +191,24 @@ void PassageKv::Decompress(int layer, float* k, float* v) const {
   }
   const uint8_t* kcodes = base;
   const uint8_t* kparams = base + CodeBytes(format_, n * w);
+  // A key group's per-channel scales and mins, converted once for its kKeyGroupTokens tokens.
+  std::vector<float> scale(w), min(w);
   for (size_t t = 0; t < n; ++t) {
-    const size_t g = t / kKeyGroupTokens;
-    for (size_t c = 0; c < w; ++c) {
-      const uint8_t* pp = kparams + (g * w + c) * 4;
-      k[t * w + c] =
-          GetHalf(pp + 2) + static_cast<float>(GetCode(kcodes, format_, t * w + c)) * GetHalf(pp);
+    if (t % kKeyGroupTokens == 0) {
+      const uint8_t* pp = kparams + (t / kKeyGroupTokens) * w * 4;
+      for (size_t c = 0; c < w; ++c) {
+        scale[c] = GetHalf(pp + c * 4);
+        min[c] = GetHalf(pp + c * 4 + 2);
+      }
+    }
+    float* row = k + t * w;
+    if (format_ == KvFormat::kInt8) {
+      const auto* codes = kcodes + t * w;
+      for (size_t c = 0; c < w; ++c) row[c] = min[c] + static_cast<float>(codes[c]) * scale[c];
+    } else {
+      for (size_t c = 0; c < w; ++c) {
+        row[c] = min[c] + static_cast<float>(GetCode(kcodes, format_, t * w + c)) * scale[c];
+      }
     }
   }
   const uint8_t* vcodes = base + kb;

@@ -384,30 +384,34 @@ class CpuBackend final : public Backend {
       return absl::InvalidArgumentError("cpu backend: Rope shape does not fit its tensor");
     }
     const int half = head_dim / 2;
-    // Angles in double: position * theta^(-2i/d) reaches thousands of radians, where float
-    // rounding would move the rotation by ~1e-3.
-    std::vector<double> inv_freq(static_cast<size_t>(half));
-    for (int i = 0; i < half; ++i) {
-      inv_freq[static_cast<size_t>(i)] = std::pow(static_cast<double>(theta), -2.0 * i / head_dim);
+    int32_t top = -1;
+    bool in_table_range = true;
+    for (int32_t p : positions) {
+      top = std::max(top, p);
+      in_table_range = in_table_range && p >= 0 && p < kRopeTablePositions;
     }
+    const float* table = in_table_range ? RopeAngles(theta, head_dim, top) : nullptr;
     float* v = x.as<float>();
     cpu::Pool().ParallelFor(rows, 16, [&](int64_t t0, int64_t t1) {
+      std::vector<float> direct;
       for (int64_t t = t0; t < t1; ++t) {
-        const double pos = positions[static_cast<size_t>(t)];
-        std::vector<float> c(static_cast<size_t>(half)), s(static_cast<size_t>(half));
-        for (int i = 0; i < half; ++i) {
-          const double a = pos * inv_freq[static_cast<size_t>(i)];
-          c[static_cast<size_t>(i)] = static_cast<float>(std::cos(a));
-          s[static_cast<size_t>(i)] = static_cast<float>(std::sin(a));
+        const int32_t pos = positions[static_cast<size_t>(t)];
+        const float* cs = nullptr;  // cos, sin of pair i at cs[2i], cs[2i + 1]
+        if (table != nullptr) {
+          cs = table + static_cast<int64_t>(pos) * head_dim;
+        } else {
+          direct.resize(static_cast<size_t>(head_dim));
+          RopeRow(theta, head_dim, pos, direct.data());
+          cs = direct.data();
         }
         for (int h = 0; h < heads; ++h) {
           float* r = v + t * width + static_cast<int64_t>(h) * head_dim;
           for (int i = 0; i < half; ++i) {
             const int a = style == RopeStyle::kAdjacent ? 2 * i : i;
             const int b = style == RopeStyle::kAdjacent ? 2 * i + 1 : i + half;
-            const float x0 = r[a], x1 = r[b];
-            r[a] = x0 * c[static_cast<size_t>(i)] - x1 * s[static_cast<size_t>(i)];
-            r[b] = x0 * s[static_cast<size_t>(i)] + x1 * c[static_cast<size_t>(i)];
+            const float x0 = r[a], x1 = r[b], c = cs[2 * i], s = cs[2 * i + 1];
+            r[a] = x0 * c - x1 * s;
+            r[b] = x0 * s + x1 * c;
           }
         }
       }
@@ -455,15 +459,18 @@ class CpuBackend final : public Backend {
     // (attend_partial); the pieces' partials are combined per query row and head.
     //  - A decoding row: its group of query heads, the cache cut into stretches so that even one
     //    long sequence keeps every thread busy.
-    //  - A prompt (consecutive rows of one sequence whose lengths grow by one): blocks of
-    //    kPromptBlock rows share the keys before the block's first row in one piece (a block's
-    //    rows read them once between them); the triangle inside the block is a small piece per row.
+    //  - A prompt (rows of one sequence whose lengths grow: consecutive tokens, or the scattered
+    //    tokens Decoder::Assemble recomputes): blocks of up to kPromptBlock rows, spread over at
+    //    most kMaxBlockSpread positions, share the keys before the block's first row in one piece
+    //    (a block's rows read them once between them); each later row's keys past those are a
+    //    small piece of its own (the triangle, for consecutive rows).
     struct Piece {
       int64_t t0, rows;  // query rows t0 .. t0 + rows - 1 (all of them, or one)
       int64_t kvh, begin, end;
       size_t slot;  // its first partial (one per query row and head of the group)
     };
     constexpr int64_t kPromptBlock = 16;
+    constexpr int64_t kMaxBlockSpread = 256;
     constexpr int64_t kMaxStretch = 512;
     std::vector<Piece> pieces;
     std::vector<int64_t> dest;  // per partial: its query row and head, t * heads + h
@@ -479,7 +486,11 @@ class CpuBackend final : public Backend {
       int64_t run = 1;  // rows of one prompt from t on
       while (t + run < n && run < kPromptBlock) {
         const AttentionRow& rr = rows[static_cast<size_t>(t + run)];
-        if (rr.k != r0.k || rr.v != r0.v || rr.length != r0.length + run) break;
+        if (rr.k != r0.k || rr.v != r0.v ||
+            rr.length <= rows[static_cast<size_t>(t + run - 1)].length ||
+            rr.length > r0.length + kMaxBlockSpread) {
+          break;
+        }
         ++run;
       }
       // The keys every row of the block sees, in stretches (one row: as many as balance threads).
@@ -492,7 +503,9 @@ class CpuBackend final : public Backend {
       for (int64_t g = 0; g < kv_heads; ++g) {
         for (int64_t b = 0; b < shared; b += stretch)
           add(t, run, g, b, std::min(shared, b + stretch));
-        for (int64_t i = 1; i < run; ++i) add(t + i, 1, g, shared, shared + i);  // the triangle
+        for (int64_t i = 1; i < run; ++i) {  // the triangle
+          add(t + i, 1, g, shared, rows[static_cast<size_t>(t + i)].length);
+        }
       }
       t += run;
     }
@@ -568,7 +581,42 @@ class CpuBackend final : public Backend {
     return absl::OkStatus();
   }
 
+  // Rotary angles: cos and sin of position * theta^(-2i/d) for the d/2 pairs of a head, at
+  // out[2i] and out[2i + 1]. Angles in double: they reach thousands of radians, where float
+  // rounding would move the rotation by ~1e-3.
+  static void RopeRow(float theta, int head_dim, int32_t position, float* out) {
+    for (int i = 0; i < head_dim / 2; ++i) {
+      const double a =
+          static_cast<double>(position) * std::pow(static_cast<double>(theta), -2.0 * i / head_dim);
+      out[2 * i] = static_cast<float>(std::cos(a));
+      out[2 * i + 1] = static_cast<float>(std::sin(a));
+    }
+  }
+  // RopeRow's values for positions [0, top], kept between calls (a prompt's every layer rotates
+  // the same positions; a decoding step the next one): grown in steps of 1,024 positions, at
+  // most kRopeTablePositions (8 MiB at head size 128); rotations past it are computed per row.
+  const float* RopeAngles(float theta, int head_dim, int32_t top) {
+    if (theta != rope_theta_ || head_dim != rope_head_dim_) {
+      rope_table_.clear();
+      rope_theta_ = theta;
+      rope_head_dim_ = head_dim;
+    }
+    const int64_t have = static_cast<int64_t>(rope_table_.size()) / head_dim;
+    if (top >= have) {
+      const int64_t want = std::min<int64_t>((top / 1024 + 1) * 1024, kRopeTablePositions);
+      rope_table_.resize(static_cast<size_t>(want * head_dim));
+      for (int64_t p = have; p < want; ++p) {
+        RopeRow(theta, head_dim, static_cast<int32_t>(p), rope_table_.data() + p * head_dim);
+      }
+    }
+    return rope_table_.data();
+  }
+  static constexpr int32_t kRopeTablePositions = 1 << 14;
+
   cpu::GemmScratch gemm_scratch_;  // one caller at a time (backend.h)
+  std::vector<float> rope_table_;  // RopeAngles'
+  float rope_theta_ = 0;
+  int rope_head_dim_ = 0;
 };
 
 }  // namespace

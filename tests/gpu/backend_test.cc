@@ -160,6 +160,14 @@ TEST(CpuBackend, CachedAttentionMatchesNaiveLoops) {
       kh.push_back(kh.back());
       vh.push_back(vh.back());
     }
+    // Then scattered rows of the same cache with growing lengths (the tokens Assemble
+    // recomputes): blocks share the keys before their first row, each row reads its own rest.
+    for (int64_t len : {3, 9, 10, 200, 260, 263, 700, 701, 1100, 1357, 1358, 1500}) {
+      rows.push_back({&kt.back(), &vt.back(), len});
+      lengths.push_back(len);
+      kh.push_back(kh.back());
+      vh.push_back(vh.back());
+    }
     const int64_t n = static_cast<int64_t>(rows.size());
     qh.resize(static_cast<size_t>(n * width));
     for (float& x : qh) x = normal(rng);
@@ -197,6 +205,46 @@ TEST(CpuBackend, CachedAttentionMatchesNaiveLoops) {
       }
     }
     EXPECT_LT(worst, 1e-4) << heads << "/" << kv_heads << " heads of " << head_dim;
+  }
+}
+
+TEST(CpuBackend, RopeMatchesDoubleAnglesWithAndWithoutItsTable) {
+  auto be = CreateCpuBackend();
+  std::mt19937_64 rng(9);
+  std::normal_distribution<float> normal;
+  const int heads = 3, head_dim = 16;
+  const float theta = 10000.0f;
+  // Positions the backend keeps a table for, then past it (computed per row), in one call and
+  // again after the table grew; both layouts.
+  const std::vector<int32_t> positions = {0, 1, 7, 1023, 1024, 16383, 16384, 100000};
+  for (RopeStyle style : {RopeStyle::kAdjacent, RopeStyle::kHalves}) {
+    for (int pass = 0; pass < 2; ++pass) {
+      const auto rows = static_cast<int64_t>(positions.size());
+      std::vector<float> xh(static_cast<size_t>(rows * heads * head_dim));
+      for (float& v : xh) v = normal(rng);
+      Tensor x = *be->Allocate(DType::kF32, {rows, heads * head_dim});
+      ASSERT_TRUE(be->CopyFromHost(xh.data(), DType::kF32, xh.size(), x, 0).ok());
+      ASSERT_TRUE(be->Rope(x, heads, head_dim, positions, theta, style).ok());
+      std::vector<float> got(xh.size());
+      ASSERT_TRUE(be->CopyToHostFloat(x, got.size(), got.data()).ok());
+      double worst = 0;
+      for (int64_t t = 0; t < rows; ++t) {
+        for (int h = 0; h < heads; ++h) {
+          const float* in = xh.data() + (t * heads + h) * head_dim;
+          const float* out = got.data() + (t * heads + h) * head_dim;
+          for (int i = 0; i < head_dim / 2; ++i) {
+            const int a = style == RopeStyle::kAdjacent ? 2 * i : i;
+            const int b = style == RopeStyle::kAdjacent ? 2 * i + 1 : i + head_dim / 2;
+            const double angle =
+                positions[static_cast<size_t>(t)] * std::pow(double(theta), -2.0 * i / head_dim);
+            const double c = std::cos(angle), s = std::sin(angle);
+            worst = std::max(worst, std::abs(out[a] - (in[a] * c - in[b] * s)));
+            worst = std::max(worst, std::abs(out[b] - (in[a] * s + in[b] * c)));
+          }
+        }
+      }
+      EXPECT_LT(worst, 1e-5) << "pass " << pass;
+    }
   }
 }
 
