@@ -141,7 +141,13 @@ class SpannIndexImpl final : public SpannIndex {
     ASSIGN_OR_RETURN(ctx->reader, postings_->block_file().NewReader());
     return ctx;
   }
+  // Pools the context, unless its reader broke: then it is dropped (the next query makes a new
+  // one), or leaked whole when the kernel may still write into its buffers.
   void Release(std::unique_ptr<QueryContext> ctx) const {
+    if (!ctx->reader->usable()) {
+      if (ctx->reader->abandoned_reads() > 0) (void)ctx.release();  // NOLINT: on purpose
+      return;
+    }
     MutexLock lock(&mu_);
     pool_.push_back(std::move(ctx));
   }

@@ -68,28 +68,47 @@ class PreadReader final : public BlockReader {
 
 // One ring per reader (per query thread): no locking on the hot path. The ring is set up once and
 // reused for every batch; ops beyond the queue depth are submitted as earlier ones complete.
+//
+// Failure paths: the kernel writes a read's data into the caller's buffer whenever the read
+// completes, so a batch may only return once every read it submitted has completed. An error
+// stops new submissions and drains the rest. A failed wait is retried (the kernel's transient
+// EINTR/EAGAIN/EBUSY) and, for any other error, the ring is drained with up to kDrainAttempts more
+// waits and the reader marked unusable; reads still in flight after that are counted in
+// abandoned_reads() so their buffers are never reused. A failed submit marks the reader unusable
+// too (the queued entries' state is unknown).
 class IoUringReader final : public BlockReader {
  public:
   static absl::StatusOr<std::unique_ptr<IoUringReader>> Create(int fd, const std::string* path,
-                                                               unsigned depth) {
-    auto r = std::unique_ptr<IoUringReader>(new IoUringReader(fd, path, depth));
+                                                               unsigned depth,
+                                                               const std::function<int()>* inject) {
+    auto r = std::unique_ptr<IoUringReader>(new IoUringReader(fd, path, depth, inject));
     int rc = io_uring_queue_init(depth, &r->ring_, 0);
     if (rc < 0) return ErrnoToStatus(-rc, "io_uring_queue_init");
     r->ring_ok_ = true;
     return r;
   }
   ~IoUringReader() override {
+    // With reads abandoned in flight, closing the ring would not stop them either; the caller
+    // leaks their buffers (abandoned_reads()).
     if (ring_ok_) io_uring_queue_exit(&ring_);
   }
   IoUringReader(const IoUringReader&) = delete;
   IoUringReader& operator=(const IoUringReader&) = delete;
 
+  bool usable() const override { return !broken_; }
+  size_t abandoned_reads() const override { return abandoned_; }
+
   absl::Status ReadBatch(absl::Span<const ReadOp> ops,
                          absl::FunctionRef<absl::Status(size_t)> on_done) override {
-    if (broken_) return absl::InternalError("io_uring reader is unusable after a failed submit");
-    size_t next = 0, inflight = 0, completed = 0;
+    if (broken_) return absl::InternalError("io_uring reader is unusable after a ring failure");
+    size_t next = 0, inflight = 0;
+    int wait_failures = 0;
     absl::Status first_error;
-    while (completed < ops.size()) {
+    auto stop = [&](absl::Status s) {
+      if (first_error.ok()) first_error = std::move(s);
+      next = ops.size();  // submit nothing more
+    };
+    while (next < ops.size() || inflight > 0) {
       // Fill the ring while there is room and no error yet.
       unsigned queued = 0;
       while (first_error.ok() && next < ops.size() && inflight < depth_) {
@@ -105,66 +124,92 @@ class IoUringReader final : public BlockReader {
       if (queued > 0) {
         int rc = io_uring_submit(&ring_);
         if (rc < 0) {
-          // The queued entries stay in the submission ring in an unknown state: retire this reader.
+          // The queued entries stay in the submission ring in an unknown state: retire this
+          // reader once what was already in flight has completed.
           broken_ = true;
           inflight -= queued;
-          if (first_error.ok()) first_error = ErrnoToStatus(-rc, "io_uring_submit");
-          completed += ops.size() - next + queued;
-          next = ops.size();
+          stop(ErrnoToStatus(-rc, "io_uring_submit"));
+        } else if (static_cast<unsigned>(rc) < queued) {
+          // Submitted in part: the rest would go with a later submit that this batch may never
+          // make. Count only what went; the reader is retired after draining.
+          broken_ = true;
+          inflight -= queued - static_cast<unsigned>(rc);
+          stop(absl::InternalError(
+              absl::StrCat("io_uring_submit took ", rc, " of ", queued, " reads of ", *path_)));
         }
       }
-      if (inflight == 0) break;  // error before anything was in flight
+      if (inflight == 0) break;  // nothing of ours left in the kernel
       io_uring_cqe* cqe = nullptr;
-      int rc = io_uring_wait_cqe(&ring_, &cqe);
-      if (rc == -EINTR) continue;
+      int rc = inject_ != nullptr && *inject_ ? (*inject_)() : 0;
+      if (rc == 0) rc = io_uring_wait_cqe(&ring_, &cqe);
+      if (rc == -EINTR || rc == -EAGAIN || rc == -EBUSY) continue;
       if (rc < 0) {
-        // The ring itself failed; in-flight buffers cannot be reclaimed safely, so drain by exit.
-        return ErrnoToStatus(-rc, "io_uring_wait_cqe");
+        broken_ = true;
+        stop(ErrnoToStatus(-rc, absl::StrCat("io_uring wait for reads of ", *path_)));
+        if (++wait_failures > kDrainAttempts) {
+          abandoned_ = inflight;
+          Log(LogLevel::kError,
+              "io_uring ring of %s failed with %zu reads in flight that could not be collected; "
+              "their buffers are leaked so no late write lands in reused memory",
+              *path_, inflight);
+          return first_error;
+        }
+        continue;
       }
-      size_t i = io_uring_cqe_get_data64(cqe);
-      int res = cqe->res;
+      const uint64_t i = io_uring_cqe_get_data64(cqe);
+      const int res = cqe->res;
       io_uring_cqe_seen(&ring_, cqe);
+      if (i >= ops.size()) {
+        // Not one of this batch's reads: the ring is not what we think it is.
+        broken_ = true;
+        stop(absl::InternalError(
+            absl::StrCat("io_uring returned an unknown completion reading ", *path_)));
+        continue;
+      }
       --inflight;
-      ++completed;
       if (!first_error.ok()) continue;  // keep draining so no kernel write lands after return
       if (res < 0) {
-        first_error = ErrnoToStatus(
-            -res, absl::StrCat("read ", *path_, " at offset ", ops[i].offset, " (io_uring)"));
+        stop(ErrnoToStatus(
+            -res, absl::StrCat("read ", *path_, " at offset ", ops[i].offset, " (io_uring)")));
       } else if (static_cast<uint32_t>(res) < ops[i].length) {
-        first_error = ShortRead(*path_, ops[i], res);
-      } else {
-        first_error = on_done(i);
+        stop(ShortRead(*path_, ops[i], res));
+      } else if (absl::Status s = on_done(i); !s.ok()) {
+        stop(std::move(s));
       }
-      if (!first_error.ok()) completed += ops.size() - next, next = ops.size();
     }
     return first_error;
   }
 
  private:
-  IoUringReader(int fd, const std::string* path, unsigned depth)
-      : fd_(fd), path_(path), depth_(depth) {}
+  static constexpr int kDrainAttempts = 64;
+  IoUringReader(int fd, const std::string* path, unsigned depth, const std::function<int()>* inject)
+      : fd_(fd), path_(path), depth_(depth), inject_(inject) {}
   int fd_;
   const std::string* path_;
   unsigned depth_;
+  const std::function<int()>* inject_;  // BlockFileOptions::inject_wait_error; may be null
   io_uring ring_{};
   bool ring_ok_ = false;
   bool broken_ = false;
+  size_t abandoned_ = 0;
 };
 
 class BlockFileImpl final : public BlockFile {
  public:
   BlockFileImpl(ScopedFd fd, std::string path, IoEngine engine, bool direct, uint64_t size,
-                unsigned depth)
+                unsigned depth, std::function<int()> inject_wait_error)
       : fd_(std::move(fd)),
         path_(std::move(path)),
         engine_(engine),
         direct_(direct),
         size_(size),
-        depth_(depth) {}
+        depth_(depth),
+        inject_wait_error_(std::move(inject_wait_error)) {}
 
   absl::StatusOr<std::unique_ptr<BlockReader>> NewReader() override {
     if (engine_ == IoEngine::kIoUring) {
-      ASSIGN_OR_RETURN(auto r, IoUringReader::Create(fd_.get(), &path_, depth_));
+      ASSIGN_OR_RETURN(auto r,
+                       IoUringReader::Create(fd_.get(), &path_, depth_, &inject_wait_error_));
       return std::unique_ptr<BlockReader>(std::move(r));
     }
     return std::unique_ptr<BlockReader>(new PreadReader(fd_.get(), &path_));
@@ -181,6 +226,7 @@ class BlockFileImpl final : public BlockFile {
   bool direct_;
   uint64_t size_;
   unsigned depth_;
+  std::function<int()> inject_wait_error_;
 };
 
 }  // namespace
@@ -225,9 +271,9 @@ absl::StatusOr<std::unique_ptr<BlockFile>> BlockFile::Open(const std::string& pa
     return absl::InvalidArgumentError(
         absl::StrCat("queue_depth must be in [1, 4096], got ", options.queue_depth));
   }
-  return std::unique_ptr<BlockFile>(new BlockFileImpl(std::move(*fd), path, engine, direct,
-                                                      static_cast<uint64_t>(st.st_size),
-                                                      options.queue_depth));
+  return std::unique_ptr<BlockFile>(
+      new BlockFileImpl(std::move(*fd), path, engine, direct, static_cast<uint64_t>(st.st_size),
+                        options.queue_depth, options.inject_wait_error));
 }
 
 }  // namespace strata

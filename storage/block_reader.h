@@ -37,6 +37,9 @@ struct BlockFileOptions {
   IoEngine engine = IoEngine::kAuto;  // kAuto: io_uring if it works here, else pread (logged once)
   bool direct = true;                 // O_DIRECT; falls back to buffered (logged) where unsupported
   unsigned queue_depth = 128;         // io_uring entries per reader
+  // Tests: called before each io_uring completion wait; a nonzero return (a negative errno)
+  // stands for the wait's result, as if the ring had failed. Null in production.
+  std::function<int()> inject_wait_error;
 };
 
 class BlockReader {
@@ -46,8 +49,17 @@ class BlockReader {
   // on the calling thread. Stops and returns the first error: an I/O error or short read (DataLoss
   // naming the offset), or a non-OK status from on_done. After an error the contents of unfinished
   // buffers are unspecified.
+  // A batch never leaves a read of its own in flight for the next one: a reader that returns
+  // has collected every completion it submitted, unless abandoned_reads() says otherwise.
   [[nodiscard]] virtual absl::Status ReadBatch(absl::Span<const ReadOp> ops,
                                                absl::FunctionRef<absl::Status(size_t)> on_done) = 0;
+  // False once the reader cannot take another batch (its io_uring ring failed): the caller drops
+  // it and takes a new one from BlockFile::NewReader instead of pooling it.
+  [[nodiscard]] virtual bool usable() const { return true; }
+  // Reads of the last batch that the kernel may still complete after ReadBatch returned: their
+  // ring failed and could not be drained. Their buffers must never be freed or reused (the
+  // caller leaks them, with the reader); 0 in every other case.
+  [[nodiscard]] virtual size_t abandoned_reads() const { return 0; }
 };
 
 class BlockFile {

@@ -44,6 +44,9 @@ class FaultInjectingReader final : public BlockReader {
     });
   }
 
+  bool usable() const override { return base_->usable(); }
+  size_t abandoned_reads() const override { return base_->abandoned_reads(); }
+
  private:
   std::unique_ptr<BlockReader> base_;
   FaultInjectingBlockFile* file_;

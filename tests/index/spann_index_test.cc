@@ -3,6 +3,7 @@
 #include <fcntl.h>
 #include <unistd.h>
 
+#include <atomic>
 #include <cmath>
 #include <filesystem>
 #include <thread>
@@ -253,6 +254,32 @@ TEST_F(SpannIndexTest, EveryInjectedDiskFaultIsACleanError) {
     EXPECT_EQ(r.size(), 1u) << "the result must be untouched on error";
     // The next query, without a fault, succeeds.
     EXPECT_TRUE((*index)->Search(Row(data_->queries, 1), 10, SearchParams{}, &r).ok());
+  }
+}
+
+// A query whose io_uring ring fails gets an error; its reader is not pooled again, so the next
+// queries (on fresh readers) answer as before.
+TEST_F(SpannIndexTest, AReaderWhoseRingFailedIsReplaced) {
+  if (!IoUringAvailable()) GTEST_SKIP() << "no io_uring here";
+  auto healthy = SpannIndex::Open(IndexDir());
+  ASSERT_TRUE(healthy.ok());
+  std::atomic<int> fail_next{0};
+  SpannOpenOptions o;
+  o.io.engine = IoEngine::kIoUring;
+  o.io.inject_wait_error = [&fail_next] { return fail_next.exchange(0) != 0 ? -EIO : 0; };
+  auto index = SpannIndex::Open(IndexDir(), o);
+  ASSERT_TRUE(index.ok());
+  std::vector<Neighbor> want, got;
+  ASSERT_TRUE((*index)->Search(Row(data_->queries, 0), 10, SearchParams{}, &got).ok());
+  fail_next = 1;
+  const absl::Status s = (*index)->Search(Row(data_->queries, 1), 10, SearchParams{}, &got);
+  EXPECT_FALSE(s.ok());
+  EXPECT_NE(s.message().find("io_uring"), std::string::npos) << s;
+  for (uint64_t q = 1; q < 6; ++q) {
+    ASSERT_TRUE((*healthy)->Search(Row(data_->queries, q), 10, SearchParams{}, &want).ok());
+    ASSERT_TRUE((*index)->Search(Row(data_->queries, q), 10, SearchParams{}, &got).ok()) << q;
+    ASSERT_EQ(want.size(), got.size());
+    for (size_t i = 0; i < want.size(); ++i) EXPECT_EQ(want[i].id, got[i].id) << q;
   }
 }
 
