@@ -42,6 +42,11 @@ ABSL_FLAG(int, k, 4, "passages per question");
 ABSL_FLAG(int, answer_tokens, 24, "tokens per answer at most");
 ABSL_FLAG(double, recompute_ratio, 0.15, "cached modes: share of passage tokens recomputed");
 ABSL_FLAG(int, recompute_first, 4, "cached modes: first tokens of each passage recomputed");
+ABSL_FLAG(std::string, selection, "deviation",
+          "cached modes: which tokens are recomputed: deviation (CacheBlend's layer-1 "
+          "deviation) or attention (what the question reads, from a draft pass)");
+ABSL_FLAG(bool, int8_only, false,
+          "run full prefill and cached int8 only (quicker sweeps of the recompute settings)");
 ABSL_FLAG(std::string, json, "", "write the results here");
 ABSL_FLAG(bool, int8_activations, true, "decode with int8 activations (false: fp32)");
 
@@ -166,12 +171,22 @@ int main(int argc, char** argv) {
                             c.head_dim, cap.k, cap.v));
   }
   const float ratio = static_cast<float>(absl::GetFlag(FLAGS_recompute_ratio));
+  const std::string selection_name = absl::GetFlag(FLAGS_selection);
+  if (selection_name != "attention" && selection_name != "deviation") {
+    std::fprintf(stderr, "strata-rag-bench: --selection is attention or deviation, not %s\n",
+                 selection_name.c_str());
+    return 1;
+  }
+  const auto selection = selection_name == "attention"
+                             ? strata::gpu::RecomputeSelection::kQuestionAttention
+                             : strata::gpu::RecomputeSelection::kKeyValueDeviation;
   const int first = absl::GetFlag(FLAGS_recompute_first);
   std::vector<Mode> modes = {{"full prefill", true, KvFormat::kF32, 0, 0},
                              {"cached f16", false, KvFormat::kF16, ratio, first},
                              {"cached int8", false, KvFormat::kInt8, ratio, first},
                              {"cached int4", false, KvFormat::kInt4, ratio, first},
                              {"int8, plain concat", false, KvFormat::kInt8, 0, 0}};
+  if (absl::GetFlag(FLAGS_int8_only)) modes = {modes[0], modes[2]};
   // Passage entries, computed once each (capture once, then every format).
   std::map<std::pair<uint64_t, int>, std::shared_ptr<PassageKv>> cache;
   double cache_seconds = 0;
@@ -245,6 +260,7 @@ int main(int argc, char** argv) {
         }
         strata::gpu::AssembleOptions o;
         o.recompute_ratio = m.ratio;
+        o.selection = selection;
         const auto t1 = Clock::now();
         if (!d.Assemble(layout.tokens, spans, o, *seq, &logits).ok()) return 1;
         m.ttft += Since(t1);
@@ -284,6 +300,7 @@ int main(int argc, char** argv) {
           spans.push_back({layout.passages[i].position, keep[i].get(), m.first});
         strata::gpu::AssembleOptions o;
         o.recompute_ratio = m.ratio;
+        o.selection = selection;
         std::vector<float> l2;
         if (!d.Assemble(layout.tokens, spans, o, *seq2, &l2).ok()) return 1;
         greedy(*seq2, l2, &own, nullptr);
@@ -304,8 +321,9 @@ int main(int argc, char** argv) {
   const Mode& full = modes[0];
   std::printf(
       "SQuAD v1.1 dev, %d questions, top-%d BM25 passages (gold passage recall %.3f), "
-      "answers <= %d tokens, recompute %.2f + first %d\n",
-      limit, k, static_cast<double>(recalled) / limit, answer_tokens, ratio, first);
+      "answers <= %d tokens, recompute %.2f (by %s) + first %d\n",
+      limit, k, static_cast<double>(recalled) / limit, answer_tokens, ratio, selection_name.c_str(),
+      first);
   std::printf("passage entries computed: %d in %.1f s (%.0f ms each, then reused)\n", cache_misses,
               cache_seconds, 1000 * cache_seconds / std::max(1, cache_misses));
   std::printf("%-20s %10s %10s %12s %8s %8s %10s %9s\n", "mode", "NLL/token", "dNLL", "first tok",

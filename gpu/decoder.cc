@@ -1,10 +1,12 @@
 #include "gpu/decoder.h"
 
+#include <algorithm>
 #include <cmath>
 
 #include "absl/container/flat_hash_map.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
+#include "gpu/attention_mass.h"
 #include "storage/log.h"
 #include "storage/status_macros.h"
 
@@ -249,7 +251,7 @@ absl::StatusOr<Tensor> Decoder::Embed(absl::Span<const int32_t> tokens) {
 }
 
 absl::Status Decoder::RunLayers(int first, int end, Tensor& x, absl::Span<const Place> rows,
-                                KvCapture* capture) {
+                                KvCapture* capture, QueryCapture* queries) {
   const DecoderConfig& c = config_;
   Backend& b = *backend_;
   const auto n = static_cast<int64_t>(rows.size());
@@ -282,6 +284,13 @@ absl::Status Decoder::RunLayers(int first, int end, Tensor& x, absl::Span<const 
     }
     RETURN_IF_ERROR(b.Rope(q, c.heads, c.head_dim, positions, c.rope_theta, c.rope_style));
     RETURN_IF_ERROR(b.Rope(k, c.kv_heads, c.head_dim, positions, c.rope_theta, c.rope_style));
+    if (queries != nullptr && i % queries->every == queries->every - 1) {
+      // The rows from first_row on: copy the whole prefix of the tensor, keep the tail.
+      std::vector<float> all(static_cast<size_t>(n * h));
+      RETURN_IF_ERROR(b.CopyToHostFloat(q, all.size(), all.data()));
+      auto& dst = queries->q[static_cast<size_t>(i / queries->every)];
+      dst.assign(all.begin() + queries->first_row * h, all.end());
+    }
     // Keys and values into each row's sequence (runs of consecutive positions in one copy).
     for (int64_t r = 0; r < n;) {
       int64_t e = r + 1;
@@ -424,6 +433,96 @@ absl::Status Decoder::Restore(const PassageKv& kv, DecoderSequence& seq) {
   return absl::OkStatus();
 }
 
+absl::StatusOr<std::vector<double>> Decoder::QuestionAttention(absl::Span<const int32_t> tokens,
+                                                               const std::vector<uint8_t>& cached,
+                                                               DecoderSequence& seq) {
+  const DecoderConfig& c = config_;
+  Backend& b = *backend_;
+  const auto n = static_cast<int64_t>(tokens.size());
+  const int64_t kv_width = static_cast<int64_t>(c.kv_heads) * c.head_dim;
+  // The draft: every computed token, over the cached keys and values as they are.
+  std::vector<Place> draft;
+  std::vector<int32_t> ids;
+  int64_t last_cached = -1;
+  for (int64_t t = 0; t < n; ++t) {
+    if (cached[static_cast<size_t>(t)]) {
+      last_cached = t;
+    } else {
+      draft.push_back({&seq, static_cast<int32_t>(t)});
+      ids.push_back(tokens[static_cast<size_t>(t)]);
+    }
+  }
+  // The rows that read: the last ones after the last cached token (the question's end).
+  auto first = static_cast<int64_t>(draft.size());
+  while (first > 0 && draft[static_cast<size_t>(first - 1)].position > last_cached) --first;
+  first = std::max<int64_t>(first, static_cast<int64_t>(draft.size()) - kAttentionSelectionRows);
+  std::vector<double> mass(static_cast<size_t>(n), 0.0);
+  if (draft.empty() || first == static_cast<int64_t>(draft.size())) return mass;
+  QueryCapture queries;
+  queries.first_row = first;
+  queries.every = std::min(kAttentionSelectionEvery, c.layers);
+  queries.q.resize(static_cast<size_t>(c.layers / queries.every));
+  ASSIGN_OR_RETURN(Tensor x, Embed(ids));
+  RETURN_IF_ERROR(RunLayers(0, c.layers, x, draft, nullptr, &queries));
+  std::vector<int32_t> positions;
+  for (size_t r = static_cast<size_t>(first); r < draft.size(); ++r) {
+    positions.push_back(draft[r].position);
+  }
+  std::vector<float> keys(static_cast<size_t>(n * kv_width));
+  for (size_t i = 0; i < queries.q.size(); ++i) {
+    const size_t layer = (i + 1) * static_cast<size_t>(queries.every) - 1;
+    RETURN_IF_ERROR(b.CopyToHostFloat(seq.k_[layer], keys.size(), keys.data()));
+    AddAttentionMass(queries.q[i].data(), positions, c.heads, c.kv_heads, c.head_dim, keys.data(),
+                     n, mass.data());
+  }
+  return mass;
+}
+
+absl::StatusOr<std::vector<double>> Decoder::KeyValueDeviation(
+    absl::Span<const int32_t> tokens, absl::Span<const CachedSpan> spans,
+    const std::vector<std::vector<float>>& layer1_k,
+    const std::vector<std::vector<float>>& layer1_v, DecoderSequence& seq, Tensor* h1) {
+  const DecoderConfig& c = config_;
+  Backend& b = *backend_;
+  const auto n = static_cast<int64_t>(tokens.size());
+  const int64_t kv_width = static_cast<int64_t>(c.kv_heads) * c.head_dim;
+  // Layer 0 over every token (its keys and values do not depend on the context, so cached
+  // tokens lose nothing), then layer 1's keys and values from these fresh states, compared with
+  // the cached ones.
+  std::vector<Place> every(static_cast<size_t>(n));
+  for (int64_t t = 0; t < n; ++t) every[static_cast<size_t>(t)] = {&seq, static_cast<int32_t>(t)};
+  ASSIGN_OR_RETURN(*h1, Embed(tokens));
+  RETURN_IF_ERROR(RunLayers(0, 1, *h1, every, nullptr));
+  const Layer& l1 = layers_[1];
+  ASSIGN_OR_RETURN(Tensor xn, b.Allocate(DType::kF32, {n, c.hidden}));
+  ASSIGN_OR_RETURN(Tensor k1, b.Allocate(DType::kF32, {n, kv_width}));
+  ASSIGN_OR_RETURN(Tensor v1, b.Allocate(DType::kF32, {n, kv_width}));
+  RETURN_IF_ERROR(b.RmsNorm(*h1, l1.attn_norm, c.rms_eps, xn));
+  RETURN_IF_ERROR(b.Linear(xn, l1.wk, l1.bk.empty() ? nullptr : &l1.bk, Activation::kNone, k1));
+  RETURN_IF_ERROR(b.Linear(xn, l1.wv, l1.bv.empty() ? nullptr : &l1.bv, Activation::kNone, v1));
+  std::vector<float> fk(static_cast<size_t>(n * kv_width)), fv(fk.size());
+  RETURN_IF_ERROR(b.CopyToHostFloat(k1, fk.size(), fk.data()));
+  RETURN_IF_ERROR(b.CopyToHostFloat(v1, fv.size(), fv.data()));
+  std::vector<double> score(static_cast<size_t>(n), 0.0);
+  for (size_t si = 0; si < spans.size(); ++si) {
+    const CachedSpan& s = spans[si];
+    if (s.exact) continue;
+    for (int64_t t = 0; t < s.kv->tokens(); ++t) {
+      const int64_t p = s.position + t;
+      double d = 0;
+      for (int64_t j = 0; j < kv_width; ++j) {
+        const double dk = fk[static_cast<size_t>(p * kv_width + j)] -
+                          layer1_k[si][static_cast<size_t>(t * kv_width + j)];
+        const double dv = fv[static_cast<size_t>(p * kv_width + j)] -
+                          layer1_v[si][static_cast<size_t>(t * kv_width + j)];
+        d += dk * dk + dv * dv;
+      }
+      score[static_cast<size_t>(p)] = d;
+    }
+  }
+  return score;
+}
+
 absl::Status Decoder::Assemble(absl::Span<const int32_t> tokens, absl::Span<const CachedSpan> spans,
                                const AssembleOptions& options, DecoderSequence& seq,
                                std::vector<float>* logits, AssembleStats* stats) {
@@ -460,12 +559,14 @@ absl::Status Decoder::Assemble(absl::Span<const int32_t> tokens, absl::Span<cons
   }
   MutexLock lock(&mu_);
   Backend& b = *backend_;
+  const bool select = options.recompute_ratio > 0;
+  const bool deviation =
+      select && options.selection == RecomputeSelection::kKeyValueDeviation && c.layers > 1;
   // 1. Cached keys and values into the sequence, keys rotated to their new positions.
   std::vector<std::vector<float>> layer1_k(spans.size()), layer1_v(spans.size());
-  const bool select = options.recompute_ratio > 0 && c.layers > 1;
   for (size_t si = 0; si < spans.size(); ++si) {
-    RETURN_IF_ERROR(LoadSpan(spans[si], seq, select ? &layer1_k[si] : nullptr,
-                             select ? &layer1_v[si] : nullptr));
+    RETURN_IF_ERROR(LoadSpan(spans[si], seq, deviation ? &layer1_k[si] : nullptr,
+                             deviation ? &layer1_v[si] : nullptr));
   }
   AssembleStats st;
   for (int64_t t = 0; t < n; ++t) {
@@ -489,62 +590,43 @@ absl::Status Decoder::Assemble(absl::Span<const int32_t> tokens, absl::Span<cons
     return out;
   };
   std::vector<uint8_t> chosen = forced;
-  Tensor x;
+  Tensor x, h1;
   int first_layer = 0;
-  if (options.recompute_ratio > 0 && st.cached_tokens > 0 && c.layers > 1) {
-    // 2. CacheBlend's selection: layer 0 over every token (its keys and values do not depend on
-    // the context, so cached tokens lose nothing), then layer 1's keys and values of the cached
-    // tokens from these fresh states, compared with the cached ones.
-    std::vector<uint8_t> all(static_cast<size_t>(n), 1);
-    const std::vector<Place> every = places_of(all);
-    ASSIGN_OR_RETURN(Tensor h1, Embed(tokens));
-    RETURN_IF_ERROR(RunLayers(0, 1, h1, every, nullptr));
-    const Layer& l1 = layers_[1];
-    ASSIGN_OR_RETURN(Tensor xn, b.Allocate(DType::kF32, {n, c.hidden}));
-    ASSIGN_OR_RETURN(Tensor k1, b.Allocate(DType::kF32, {n, kv_width}));
-    ASSIGN_OR_RETURN(Tensor v1, b.Allocate(DType::kF32, {n, kv_width}));
-    RETURN_IF_ERROR(b.RmsNorm(h1, l1.attn_norm, c.rms_eps, xn));
-    RETURN_IF_ERROR(b.Linear(xn, l1.wk, l1.bk.empty() ? nullptr : &l1.bk, Activation::kNone, k1));
-    RETURN_IF_ERROR(b.Linear(xn, l1.wv, l1.bv.empty() ? nullptr : &l1.bv, Activation::kNone, v1));
-    std::vector<float> fk(static_cast<size_t>(n * kv_width)), fv(fk.size());
-    RETURN_IF_ERROR(b.CopyToHostFloat(k1, fk.size(), fk.data()));
-    RETURN_IF_ERROR(b.CopyToHostFloat(v1, fv.size(), fv.data()));
-    std::vector<std::pair<double, int64_t>> deviation;
+  if (select && st.cached_tokens > 0) {
+    // 2. A score per cached token, then the best-scoring share of the spans that may deviate.
+    std::vector<double> score;
+    if (deviation) {
+      ASSIGN_OR_RETURN(score, KeyValueDeviation(tokens, spans, layer1_k, layer1_v, seq, &h1));
+    } else {
+      ASSIGN_OR_RETURN(score, QuestionAttention(tokens, cached, seq));
+    }
+    std::vector<std::pair<double, int64_t>> ranked;
     int64_t base = 0;  // cached tokens of the spans that may deviate
-    for (size_t si = 0; si < spans.size(); ++si) {
-      const CachedSpan& s = spans[si];
+    for (const CachedSpan& s : spans) {
       if (s.exact) continue;
       base += s.kv->tokens();
-      for (int64_t t = 0; t < s.kv->tokens(); ++t) {
-        const int64_t p = s.position + t;
-        if (forced[static_cast<size_t>(p)]) continue;
-        double d = 0;
-        for (int64_t j = 0; j < kv_width; ++j) {
-          const double dk = fk[static_cast<size_t>(p * kv_width + j)] -
-                            layer1_k[si][static_cast<size_t>(t * kv_width + j)];
-          const double dv = fv[static_cast<size_t>(p * kv_width + j)] -
-                            layer1_v[si][static_cast<size_t>(t * kv_width + j)];
-          d += dk * dk + dv * dv;
-        }
-        deviation.emplace_back(d, p);
+      for (int64_t p = s.position; p < s.position + s.kv->tokens(); ++p) {
+        if (!forced[static_cast<size_t>(p)]) ranked.emplace_back(score[static_cast<size_t>(p)], p);
       }
     }
     const auto extra =
         static_cast<size_t>(std::llround(options.recompute_ratio * static_cast<double>(base)));
-    const size_t take = std::min(deviation.size(), extra);
-    std::partial_sort(deviation.begin(), deviation.begin() + static_cast<std::ptrdiff_t>(take),
-                      deviation.end(), [](const auto& a, const auto& b2) {
+    const size_t take = std::min(ranked.size(), extra);
+    std::partial_sort(ranked.begin(), ranked.begin() + static_cast<std::ptrdiff_t>(take),
+                      ranked.end(), [](const auto& a, const auto& b2) {
                         return a.first != b2.first ? a.first > b2.first : a.second < b2.second;
                       });
-    for (size_t i = 0; i < take; ++i) chosen[static_cast<size_t>(deviation[i].second)] = 1;
+    for (size_t i = 0; i < take; ++i) chosen[static_cast<size_t>(ranked[i].second)] = 1;
     st.recomputed_tokens += static_cast<int64_t>(take);
-    // The chosen rows' states after layer 0 carry on from layer 1.
-    const std::vector<Place> rows = places_of(chosen);
-    ASSIGN_OR_RETURN(x, b.Allocate(DType::kF32, {static_cast<int64_t>(rows.size()), c.hidden}));
-    for (size_t r = 0; r < rows.size(); ++r) {
-      RETURN_IF_ERROR(b.CopyRows(h1, rows[r].position, 1, x, static_cast<int64_t>(r)));
+    if (deviation) {
+      // The chosen rows' states after layer 0 carry on from layer 1.
+      const std::vector<Place> rows = places_of(chosen);
+      ASSIGN_OR_RETURN(x, b.Allocate(DType::kF32, {static_cast<int64_t>(rows.size()), c.hidden}));
+      for (size_t r = 0; r < rows.size(); ++r) {
+        RETURN_IF_ERROR(b.CopyRows(h1, rows[r].position, 1, x, static_cast<int64_t>(r)));
+      }
+      first_layer = 1;
     }
-    first_layer = 1;
   }
   const std::vector<Place> rows = places_of(chosen);
   if (first_layer == 0) {

@@ -95,11 +95,31 @@ struct CachedSpan {
   bool exact = false;
 };
 
+// Which cached tokens Assemble recomputes (AssembleOptions::recompute_ratio of them).
+enum class RecomputeSelection {
+  // CacheBlend's: the tokens whose layer-1 keys and values deviate most from a fresh
+  // computation (layer 0 is run over every token for it; its output carries on for the chosen
+  // ones). The default: the cheaper of the two for the same answer quality (below).
+  kKeyValueDeviation,
+  // The tokens the context's computed tail (the question, after the last cached span) attends
+  // to most: a draft pass runs every computed token over the cached keys and values, and the
+  // attention its last kAttentionSelectionRows rows pay each cached token, summed over the heads
+  // of every kAttentionSelectionEvery-th layer, ranks them. Per recomputed token it restores
+  // more (SQuAD, 24 questions, SmolLM2-135M, 16 first tokens + 15%: answer NLL +4.7% against
+  // +5.6% by deviation), but on 2 CPU cores its draft (~40 rows through every layer) costs about
+  // a fifth of the assembly, so at equal time to first token deviation is level or ahead there
+  // (bench/RESULTS.md). Kept for backends where a few rows cost little against the rest.
+  kQuestionAttention,
+};
+
+inline constexpr int kAttentionSelectionRows = 16;
+inline constexpr int kAttentionSelectionEvery = 3;
+
 struct AssembleOptions {
-  // Share of the cached tokens of spans not marked exact, recomputed besides recompute_first:
-  // those whose keys and values deviate most from a fresh computation at layer 1 (CacheBlend's
-  // selection). 0: none.
+  // Share of the cached tokens of spans not marked exact, recomputed besides recompute_first,
+  // picked by `selection`. 0: none.
   float recompute_ratio = 0.0f;
+  RecomputeSelection selection = RecomputeSelection::kKeyValueDeviation;
 };
 
 struct AssembleStats {
@@ -187,11 +207,33 @@ class Decoder final {
   absl::Status CheckTokens(absl::Span<const int32_t> tokens) const;
   // x [rows, hidden] = the tokens' embeddings.
   absl::StatusOr<Tensor> Embed(absl::Span<const int32_t> tokens) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // Post-RoPE queries of rows [first_row, end) of a pass at the layers l with l % every ==
+  // every - 1: q[l / every] holds (rows - first_row) x heads x head_dim floats.
+  struct QueryCapture {
+    int64_t first_row = 0;
+    int every = 1;
+    std::vector<std::vector<float>> q;
+  };
   // Layers [first, end) over the rows of x, in place; each row's keys and values are written to
   // its sequence at its position before any row attends. capture (optional) gets pre-RoPE keys
-  // and values, appended per layer.
+  // and values, appended per layer; queries (optional) the rows' queries it asks for.
   absl::Status RunLayers(int first, int end, Tensor& x, absl::Span<const Place> rows,
-                         KvCapture* capture) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+                         KvCapture* capture, QueryCapture* queries = nullptr)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // Assemble's selections: a score per context position (higher = recompute first), meaningful
+  // at the cached positions. Both run passes over `seq`, whose cached positions are loaded.
+  // QuestionAttention writes the computed (uncached) positions' keys and values as a draft.
+  absl::StatusOr<std::vector<double>> QuestionAttention(absl::Span<const int32_t> tokens,
+                                                        const std::vector<uint8_t>& cached,
+                                                        DecoderSequence& seq)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // KeyValueDeviation leaves layer 0's output of every token in *h1 (layer 0 does not depend on
+  // the context) and writes layer 0's keys and values of every position.
+  absl::StatusOr<std::vector<double>> KeyValueDeviation(
+      absl::Span<const int32_t> tokens, absl::Span<const CachedSpan> spans,
+      const std::vector<std::vector<float>>& layer1_k,
+      const std::vector<std::vector<float>>& layer1_v, DecoderSequence& seq, Tensor* h1)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   // Span s's keys (rotated to s.position) and values into seq; *layer1_k / *layer1_v (when
   // given) receive layer 1's unrotated keys and values.
   absl::Status LoadSpan(const CachedSpan& s, DecoderSequence& seq, std::vector<float>* layer1_k,

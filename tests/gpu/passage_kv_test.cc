@@ -166,41 +166,47 @@ TEST_F(AssembleTest, MovedPassagesRecomputedInFullEqualFullPrefill) {
   all.insert(all.end(), q.begin(), q.end());
   const std::vector<float> full = Full(all);
   const CachedSpan spans[] = {{6, &kv1, 0}, {at2, &kv2, 0}};
-  auto run = [&](float ratio, AssembleStats* st) {
+  for (RecomputeSelection selection :
+       {RecomputeSelection::kQuestionAttention, RecomputeSelection::kKeyValueDeviation}) {
+    SCOPED_TRACE(static_cast<int>(selection));
+    auto run = [&](float ratio, AssembleStats* st) {
+      auto seq = d_->NewSequence(256);
+      std::vector<float> logits;
+      AssembleOptions o;
+      o.recompute_ratio = ratio;
+      o.selection = selection;
+      EXPECT_TRUE(d_->Assemble(all, spans, o, **seq, &logits, st).ok());
+      return logits;
+    };
+    AssembleStats all_st, none_st, some_st;
+    EXPECT_LT(MaxDiff(run(1.0f, &all_st), full), 1e-4);  // everything recomputed: exact
+    EXPECT_EQ(all_st.recomputed_tokens, 63);
+    const double plain = MaxDiff(run(0.0f, &none_st), full);
+    EXPECT_GT(plain, 1e-4);  // p2 never saw p1: plain concatenation differs
+    EXPECT_EQ(none_st.recomputed_tokens, 0);
+    const double some = MaxDiff(run(0.3f, &some_st), full);
+    EXPECT_EQ(some_st.recomputed_tokens, 19);  // round(0.3 * 63)
+    EXPECT_LT(some, plain);
+    // The prefix cached too, where it was computed (exact): still 19 of the passages' 63
+    // tokens, none of the prefix's, and the same logits.
+    auto seq0 = d_->NewSequence(256);
+    KvCapture cap;
+    ASSERT_TRUE(d_->Forward(prefix, **seq0, nullptr, false, &cap).ok());
+    const DecoderConfig& c = d_->config();
+    const PassageKv kv0 = PassageKv::Compress(KvFormat::kF32, static_cast<int>(prefix.size()),
+                                              c.kv_heads, c.head_dim, cap.k, cap.v);
+    const CachedSpan with_prefix[] = {{0, &kv0, 0, /*exact=*/true}, spans[0], spans[1]};
     auto seq = d_->NewSequence(256);
     std::vector<float> logits;
     AssembleOptions o;
-    o.recompute_ratio = ratio;
-    EXPECT_TRUE(d_->Assemble(all, spans, o, **seq, &logits, st).ok());
-    return logits;
-  };
-  AssembleStats all_st, none_st, some_st;
-  EXPECT_LT(MaxDiff(run(1.0f, &all_st), full), 1e-4);  // everything recomputed: exact
-  EXPECT_EQ(all_st.recomputed_tokens, 63);
-  const double plain = MaxDiff(run(0.0f, &none_st), full);
-  EXPECT_GT(plain, 1e-4);  // p2 never saw p1: plain concatenation differs
-  EXPECT_EQ(none_st.recomputed_tokens, 0);
-  const double some = MaxDiff(run(0.3f, &some_st), full);
-  EXPECT_EQ(some_st.recomputed_tokens, 19);  // round(0.3 * 63)
-  EXPECT_LT(some, plain);
-  // The prefix cached too, where it was computed (exact): still 19 of the passages' 63 tokens,
-  // none of the prefix's, and the same logits.
-  auto seq0 = d_->NewSequence(256);
-  KvCapture cap;
-  ASSERT_TRUE(d_->Forward(prefix, **seq0, nullptr, false, &cap).ok());
-  const DecoderConfig& c = d_->config();
-  const PassageKv kv0 = PassageKv::Compress(KvFormat::kF32, static_cast<int>(prefix.size()),
-                                            c.kv_heads, c.head_dim, cap.k, cap.v);
-  const CachedSpan with_prefix[] = {{0, &kv0, 0, /*exact=*/true}, spans[0], spans[1]};
-  auto seq = d_->NewSequence(256);
-  std::vector<float> logits;
-  AssembleOptions o;
-  o.recompute_ratio = 0.3f;
-  AssembleStats st;
-  ASSERT_TRUE(d_->Assemble(all, with_prefix, o, **seq, &logits, &st).ok());
-  EXPECT_EQ(st.cached_tokens, 69);
-  EXPECT_EQ(st.recomputed_tokens, 19);
-  EXPECT_LT(MaxDiff(logits, run(0.3f, &some_st)), 1e-4);
+    o.recompute_ratio = 0.3f;
+    o.selection = selection;
+    AssembleStats st;
+    ASSERT_TRUE(d_->Assemble(all, with_prefix, o, **seq, &logits, &st).ok());
+    EXPECT_EQ(st.cached_tokens, 69);
+    EXPECT_EQ(st.recomputed_tokens, 19);
+    EXPECT_LT(MaxDiff(logits, run(0.3f, &some_st)), 1e-4);
+  }
 }
 
 TEST_F(AssembleTest, RefusesSpansThatDoNotFit) {
