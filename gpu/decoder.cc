@@ -6,6 +6,7 @@
 #include "absl/container/flat_hash_map.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
+#include "base/check.h"
 #include "gpu/attention_mass.h"
 #include "storage/log.h"
 #include "storage/status_macros.h"
@@ -559,14 +560,27 @@ absl::Status Decoder::Assemble(absl::Span<const int32_t> tokens, absl::Span<cons
   }
   MutexLock lock(&mu_);
   Backend& b = *backend_;
-  const bool select = options.recompute_ratio > 0;
+  // How many cached tokens the share picks, among those of spans that may deviate and are not
+  // recomputed anyway; nothing to pick, no selection pass. A one-layer model has no layer 1 to
+  // compare: deviation picks nothing there.
+  int64_t base = 0, candidates = 0;
+  for (const CachedSpan& s : spans) {
+    if (s.exact) continue;
+    base += s.kv->tokens();
+    candidates += s.kv->tokens() - std::min<int64_t>(s.kv->tokens(), s.recompute_first);
+  }
+  const size_t take = std::min(
+      static_cast<size_t>(candidates),
+      static_cast<size_t>(std::llround(options.recompute_ratio * static_cast<double>(base))));
   const bool deviation =
-      select && options.selection == RecomputeSelection::kKeyValueDeviation && c.layers > 1;
+      options.selection == RecomputeSelection::kKeyValueDeviation && c.layers > 1;
+  const bool select =
+      take > 0 && (deviation || options.selection == RecomputeSelection::kQuestionAttention);
   // 1. Cached keys and values into the sequence, keys rotated to their new positions.
   std::vector<std::vector<float>> layer1_k(spans.size()), layer1_v(spans.size());
   for (size_t si = 0; si < spans.size(); ++si) {
-    RETURN_IF_ERROR(LoadSpan(spans[si], seq, deviation ? &layer1_k[si] : nullptr,
-                             deviation ? &layer1_v[si] : nullptr));
+    RETURN_IF_ERROR(LoadSpan(spans[si], seq, select && deviation ? &layer1_k[si] : nullptr,
+                             select && deviation ? &layer1_v[si] : nullptr));
   }
   AssembleStats st;
   for (int64_t t = 0; t < n; ++t) {
@@ -592,7 +606,7 @@ absl::Status Decoder::Assemble(absl::Span<const int32_t> tokens, absl::Span<cons
   std::vector<uint8_t> chosen = forced;
   Tensor x, h1;
   int first_layer = 0;
-  if (select && st.cached_tokens > 0) {
+  if (select) {
     // 2. A score per cached token, then the best-scoring share of the spans that may deviate.
     std::vector<double> score;
     if (deviation) {
@@ -601,24 +615,20 @@ absl::Status Decoder::Assemble(absl::Span<const int32_t> tokens, absl::Span<cons
       ASSIGN_OR_RETURN(score, QuestionAttention(tokens, cached, seq));
     }
     std::vector<std::pair<double, int64_t>> ranked;
-    int64_t base = 0;  // cached tokens of the spans that may deviate
     for (const CachedSpan& s : spans) {
       if (s.exact) continue;
-      base += s.kv->tokens();
       for (int64_t p = s.position; p < s.position + s.kv->tokens(); ++p) {
         if (!forced[static_cast<size_t>(p)]) ranked.emplace_back(score[static_cast<size_t>(p)], p);
       }
     }
-    const auto extra =
-        static_cast<size_t>(std::llround(options.recompute_ratio * static_cast<double>(base)));
-    const size_t take = std::min(ranked.size(), extra);
+    DCHECK(ranked.size() == static_cast<size_t>(candidates));
     std::partial_sort(ranked.begin(), ranked.begin() + static_cast<std::ptrdiff_t>(take),
                       ranked.end(), [](const auto& a, const auto& b2) {
                         return a.first != b2.first ? a.first > b2.first : a.second < b2.second;
                       });
     for (size_t i = 0; i < take; ++i) chosen[static_cast<size_t>(ranked[i].second)] = 1;
     st.recomputed_tokens += static_cast<int64_t>(take);
-    if (deviation) {
+    if (deviation) {  // (select implies take > 0)
       // The chosen rows' states after layer 0 carry on from layer 1.
       const std::vector<Place> rows = places_of(chosen);
       ASSIGN_OR_RETURN(x, b.Allocate(DType::kF32, {static_cast<int64_t>(rows.size()), c.hidden}));

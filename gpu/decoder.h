@@ -99,7 +99,9 @@ struct CachedSpan {
 enum class RecomputeSelection {
   // CacheBlend's: the tokens whose layer-1 keys and values deviate most from a fresh
   // computation (layer 0 is run over every token for it; its output carries on for the chosen
-  // ones). The default: the cheaper of the two for the same answer quality (below).
+  // ones). The default: on CPU at a time to first token >= 2.5x shorter than a full prefill it
+  // gives the same answer quality or better for less (below). A one-layer model has no layer 1
+  // to compare: it then recomputes only the first tokens.
   kKeyValueDeviation,
   // The tokens the context's computed tail (the question, after the last cached span) attends
   // to most: a draft pass runs every computed token over the cached keys and values, and the
@@ -108,7 +110,8 @@ enum class RecomputeSelection {
   // more (SQuAD, 24 questions, SmolLM2-135M, 16 first tokens + 15%: answer NLL +4.7% against
   // +5.6% by deviation), but on 2 CPU cores its draft (~40 rows through every layer) costs about
   // a fifth of the assembly, so at equal time to first token deviation is level or ahead there
-  // (bench/RESULTS.md). Kept for backends where a few rows cost little against the rest.
+  // down to 2.5x (bench/RESULTS.md). Kept for backends where a few rows cost little against the
+  // rest.
   kQuestionAttention,
 };
 

@@ -72,10 +72,10 @@ class PreadReader final : public BlockReader {
 // Failure paths: the kernel writes a read's data into the caller's buffer whenever the read
 // completes, so a batch may only return once every read it submitted has completed. An error
 // stops new submissions and drains the rest. A failed wait is retried (the kernel's transient
-// EINTR/EAGAIN/EBUSY) and, for any other error, the ring is drained with up to kDrainAttempts more
-// waits and the reader marked unusable; reads still in flight after that are counted in
-// abandoned_reads() so their buffers are never reused. A failed submit marks the reader unusable
-// too (the queued entries' state is unknown).
+// EINTR/EAGAIN/EBUSY, up to kTransientRetries in a row) and, for any other error, the ring is
+// drained with up to kDrainAttempts more waits and the reader marked unusable; reads still in
+// flight after that are counted in abandoned_reads() so their buffers are never reused. A failed
+// submit marks the reader unusable too (the queued entries' state is unknown).
 class IoUringReader final : public BlockReader {
  public:
   static absl::StatusOr<std::unique_ptr<IoUringReader>> Create(int fd, const std::string* path,
@@ -102,7 +102,7 @@ class IoUringReader final : public BlockReader {
                          absl::FunctionRef<absl::Status(size_t)> on_done) override {
     if (broken_) return absl::InternalError("io_uring reader is unusable after a ring failure");
     size_t next = 0, inflight = 0;
-    int wait_failures = 0;
+    int wait_failures = 0, transient = 0;
     absl::Status first_error;
     auto stop = [&](absl::Status s) {
       if (first_error.ok()) first_error = std::move(s);
@@ -141,8 +141,11 @@ class IoUringReader final : public BlockReader {
       if (inflight == 0) break;  // nothing of ours left in the kernel
       io_uring_cqe* cqe = nullptr;
       int rc = inject_ != nullptr && *inject_ ? (*inject_)() : 0;
+      if (rc > 0) rc = -EINVAL;  // the hook answers with a negative errno or 0
       if (rc == 0) rc = io_uring_wait_cqe(&ring_, &cqe);
-      if (rc == -EINTR || rc == -EAGAIN || rc == -EBUSY) continue;
+      if ((rc == -EINTR || rc == -EAGAIN || rc == -EBUSY) && ++transient < kTransientRetries) {
+        continue;
+      }
       if (rc < 0) {
         broken_ = true;
         stop(ErrnoToStatus(-rc, absl::StrCat("io_uring wait for reads of ", *path_)));
@@ -160,12 +163,19 @@ class IoUringReader final : public BlockReader {
       const int res = cqe->res;
       io_uring_cqe_seen(&ring_, cqe);
       if (i >= ops.size()) {
-        // Not one of this batch's reads: the ring is not what we think it is.
+        // Not one of this batch's reads: the ring is not what we think it is, and counting on it
+        // to return the rest could wait forever.
         broken_ = true;
+        abandoned_ = inflight;
+        Log(LogLevel::kError,
+            "io_uring ring of %s returned an unknown completion with %zu reads in flight; their "
+            "buffers are leaked so no late write lands in reused memory",
+            *path_, inflight);
         stop(absl::InternalError(
             absl::StrCat("io_uring returned an unknown completion reading ", *path_)));
-        continue;
+        return first_error;
       }
+      transient = 0;
       --inflight;
       if (!first_error.ok()) continue;  // keep draining so no kernel write lands after return
       if (res < 0) {
@@ -182,6 +192,9 @@ class IoUringReader final : public BlockReader {
 
  private:
   static constexpr int kDrainAttempts = 64;
+  // Interrupted or busy waits in a row before one counts as a failure (a signal storm, or a
+  // kernel that keeps answering EBUSY, must not spin a query thread forever).
+  static constexpr int kTransientRetries = 1 << 16;
   IoUringReader(int fd, const std::string* path, unsigned depth, const std::function<int()>* inject)
       : fd_(fd), path_(path), depth_(depth), inject_(inject) {}
   int fd_;

@@ -23,7 +23,8 @@
 namespace strata {
 
 // One read: `length` bytes at `offset` into `buf`. With O_DIRECT, offset, length and buf must be
-// 4 KiB-aligned (AlignedBuffer gives that). `buf` must stay valid until ReadBatch returns.
+// 4 KiB-aligned (AlignedBuffer gives that). `buf` must stay valid until ReadBatch returns, and
+// for good if the reader then reports abandoned_reads() > 0.
 struct ReadOp {
   uint64_t offset = 0;
   uint32_t length = 0;

@@ -390,7 +390,10 @@ class CpuBackend final : public Backend {
       top = std::max(top, p);
       in_table_range = in_table_range && p >= 0 && p < kRopeTablePositions;
     }
+    // One position outside the table sends the whole call to the per-row path.
     const float* table = in_table_range ? RopeAngles(theta, head_dim, top) : nullptr;
+    std::vector<double> inv_freq;
+    if (table == nullptr) inv_freq = RopeFrequencies(theta, head_dim);
     float* v = x.as<float>();
     cpu::Pool().ParallelFor(rows, 16, [&](int64_t t0, int64_t t1) {
       std::vector<float> direct;
@@ -401,7 +404,7 @@ class CpuBackend final : public Backend {
           cs = table + static_cast<int64_t>(pos) * head_dim;
         } else {
           direct.resize(static_cast<size_t>(head_dim));
-          RopeRow(theta, head_dim, pos, direct.data());
+          RopeRow(inv_freq, pos, direct.data());
           cs = direct.data();
         }
         for (int h = 0; h < heads; ++h) {
@@ -581,20 +584,28 @@ class CpuBackend final : public Backend {
     return absl::OkStatus();
   }
 
-  // Rotary angles: cos and sin of position * theta^(-2i/d) for the d/2 pairs of a head, at
-  // out[2i] and out[2i + 1]. Angles in double: they reach thousands of radians, where float
-  // rounding would move the rotation by ~1e-3.
-  static void RopeRow(float theta, int head_dim, int32_t position, float* out) {
+  // theta^(-2i/d) for the d/2 pairs of a head.
+  static std::vector<double> RopeFrequencies(float theta, int head_dim) {
+    std::vector<double> f(static_cast<size_t>(head_dim / 2));
     for (int i = 0; i < head_dim / 2; ++i) {
-      const double a =
-          static_cast<double>(position) * std::pow(static_cast<double>(theta), -2.0 * i / head_dim);
+      f[static_cast<size_t>(i)] = std::pow(static_cast<double>(theta), -2.0 * i / head_dim);
+    }
+    return f;
+  }
+  // Rotary angles: cos and sin of position * inv_freq[i] at out[2i] and out[2i + 1]. Angles in
+  // double: they reach thousands of radians, where float rounding would move the rotation by
+  // ~1e-3.
+  static void RopeRow(const std::vector<double>& inv_freq, int32_t position, float* out) {
+    for (size_t i = 0; i < inv_freq.size(); ++i) {
+      const double a = static_cast<double>(position) * inv_freq[i];
       out[2 * i] = static_cast<float>(std::cos(a));
       out[2 * i + 1] = static_cast<float>(std::sin(a));
     }
   }
   // RopeRow's values for positions [0, top], kept between calls (a prompt's every layer rotates
   // the same positions; a decoding step the next one): grown in steps of 1,024 positions, at
-  // most kRopeTablePositions (8 MiB at head size 128); rotations past it are computed per row.
+  // most kRopeTablePositions (8 MiB at head size 128). A call with a position past it computes
+  // every row's angles itself.
   const float* RopeAngles(float theta, int head_dim, int32_t top) {
     if (theta != rope_theta_ || head_dim != rope_head_dim_) {
       rope_table_.clear();
@@ -605,8 +616,9 @@ class CpuBackend final : public Backend {
     if (top >= have) {
       const int64_t want = std::min<int64_t>((top / 1024 + 1) * 1024, kRopeTablePositions);
       rope_table_.resize(static_cast<size_t>(want * head_dim));
+      const std::vector<double> inv_freq = RopeFrequencies(theta, head_dim);
       for (int64_t p = have; p < want; ++p) {
-        RopeRow(theta, head_dim, static_cast<int32_t>(p), rope_table_.data() + p * head_dim);
+        RopeRow(inv_freq, static_cast<int32_t>(p), rope_table_.data() + p * head_dim);
       }
     }
     return rope_table_.data();

@@ -209,19 +209,22 @@ TEST(CpuBackend, CachedAttentionMatchesNaiveLoops) {
 }
 
 TEST(CpuBackend, RopeMatchesDoubleAnglesWithAndWithoutItsTable) {
-  auto be = CreateCpuBackend();
-  std::mt19937_64 rng(9);
-  std::normal_distribution<float> normal;
   const int heads = 3, head_dim = 16;
   const float theta = 10000.0f;
-  // Positions the backend keeps a table for, then past it (computed per row), in one call and
-  // again after the table grew; both layouts.
-  const std::vector<int32_t> positions = {0, 1, 7, 1023, 1024, 16383, 16384, 100000};
+  // Calls within the backend's table (built, then grown), and one with positions past it, which
+  // computes its angles per row; the table's rotations must equal the per-row ones exactly.
+  const std::vector<std::vector<int32_t>> calls = {
+      {0, 1, 7, 1023}, {1024, 5000, 16383}, {0, 1, 7, 1023, 1024, 5000, 16383, 16384, 100000}};
   for (RopeStyle style : {RopeStyle::kAdjacent, RopeStyle::kHalves}) {
-    for (int pass = 0; pass < 2; ++pass) {
+    auto be = CreateCpuBackend();
+    std::vector<std::vector<float>> rotated;  // per call
+    std::vector<float> xh;
+    for (const std::vector<int32_t>& positions : calls) {
       const auto rows = static_cast<int64_t>(positions.size());
-      std::vector<float> xh(static_cast<size_t>(rows * heads * head_dim));
-      for (float& v : xh) v = normal(rng);
+      xh.resize(static_cast<size_t>(rows * heads * head_dim));
+      for (size_t i = 0; i < xh.size(); ++i) {
+        xh[i] = std::sin(0.37f * static_cast<float>(i % (7 * heads * head_dim)) + 1.0f);
+      }
       Tensor x = *be->Allocate(DType::kF32, {rows, heads * head_dim});
       ASSERT_TRUE(be->CopyFromHost(xh.data(), DType::kF32, xh.size(), x, 0).ok());
       ASSERT_TRUE(be->Rope(x, heads, head_dim, positions, theta, style).ok());
@@ -243,7 +246,15 @@ TEST(CpuBackend, RopeMatchesDoubleAnglesWithAndWithoutItsTable) {
           }
         }
       }
-      EXPECT_LT(worst, 1e-5) << "pass " << pass;
+      EXPECT_LT(worst, 1e-5);
+      rotated.push_back(got);
+    }
+    // The same input rows at the same positions: the last call (per row) repeats the first two
+    // (from the table) bit for bit. The input depends only on the row's index modulo 7.
+    const size_t row = static_cast<size_t>(heads * head_dim);
+    for (size_t r = 0; r < 4; ++r) {
+      EXPECT_TRUE(std::equal(rotated[0].begin() + r * row, rotated[0].begin() + (r + 1) * row,
+                             rotated[2].begin() + r * row));
     }
   }
 }

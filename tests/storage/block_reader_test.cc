@@ -180,6 +180,16 @@ TEST_F(IoUringFailureTest, AWaitThatNeverRecoversAbandonsItsReadsInsteadOfHangin
   EXPECT_EQ(reader->abandoned_reads(), 4u);
 }
 
+TEST_F(IoUringFailureTest, AnEndlessStormOfInterruptsEndsTheBatchInsteadOfSpinning) {
+  auto reader = Reader([] { return -EINTR; });
+  static AlignedBuffer* const buf = new AlignedBuffer(8 * kPageSize);  // kept: reads abandoned
+  const std::vector<ReadOp> ops = Ops(*buf, 8);
+  const absl::Status s = reader->ReadBatch(ops, [](size_t) { return absl::OkStatus(); });
+  EXPECT_FALSE(s.ok());
+  EXPECT_FALSE(reader->usable());
+  EXPECT_EQ(reader->abandoned_reads(), 4u);  // the ring's depth, none collected
+}
+
 TEST(BlockFile, MissingFileIsNotFound) {
   auto file = BlockFile::Open("/nonexistent/strata/file");
   EXPECT_TRUE(absl::IsNotFound(file.status())) << file.status();
