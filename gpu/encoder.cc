@@ -321,7 +321,10 @@ absl::StatusOr<std::unique_ptr<Encoder>> Encoder::Open(
   }
   RETURN_IF_ERROR(be.Synchronize());
   if (!enc->layers_.empty()) enc->gemm_path_ = enc->layers_[0].qkv_w.gemm_path();
-  enc->ws_ = std::make_unique<Workspace>();
+  {
+    MutexLock lock(&enc->mu_);  // not shared yet; the lock is for the analysis's sake
+    enc->ws_ = std::make_unique<Workspace>();
+  }
   Log(LogLevel::kInfo,
       "encoder %s: %d layers, hidden %d, %d heads, %s pooling%s, max %d tokens; %.1f MB of "
       "weights read, activations %s, on %s, GEMM %s, in %.2f s",

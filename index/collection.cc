@@ -501,7 +501,7 @@ class CollectionImpl final : public Collection {
 
 void Appendix::ForEach(uint32_t posting,
                        absl::FunctionRef<void(VectorId, const uint8_t*)> visit) const {
-  // Called from Search, which holds c_->mu_ shared.
+  c_->mu_.AssertReaderHeld();  // called from Search, which holds c_->mu_ shared
   auto it = c_->postings_.find(posting);
   if (it == c_->postings_.end()) return;
   for (const CollectionImpl::Entry& e : it->second) {
@@ -518,6 +518,7 @@ absl::Status CollectionImpl::Load() {
   const uint32_t coll = config_.id;
   // Versions: one record per internal id ever used.
   RETURN_IF_ERROR(store_->Scan(Cf::kVersions, CollPrefix(coll), [&](auto key, auto value) {
+    mu_.AssertHeld();  // Load's
     if (key.size() != 8 || value.size() != 2) {
       return absl::DataLossError(
           absl::StrCat("collection '", config_.name, "': malformed version record"));
@@ -532,6 +533,7 @@ absl::Status CollectionImpl::Load() {
   ext_of_.assign(ids_.size(), 0);
   RETURN_IF_ERROR(
       store_->Scan(Cf::kIdMap, absl::StrCat("i", CollPrefix(coll)), [&](auto key, auto value) {
+        mu_.AssertHeld();  // Load's
         if (key.size() != 9 || value.size() != 8) {
           return absl::DataLossError(
               absl::StrCat("collection '", config_.name, "': malformed id map record"));
@@ -544,8 +546,10 @@ absl::Status CollectionImpl::Load() {
         ext_of_[id] = ReadU64(value, 0);
         return absl::OkStatus();
       }));
-  RETURN_IF_ERROR(tenants_.Load(*store_, ids_.size(),
-                                [&](VectorId id) { return (ids_[id].flags & kLive) != 0; }));
+  RETURN_IF_ERROR(tenants_.Load(*store_, ids_.size(), [&](VectorId id) {
+    mu_.AssertHeld();  // Load's
+    return (ids_[id].flags & kLive) != 0;
+  }));
   RETURN_IF_ERROR(CheckExtents());
   RETURN_IF_ERROR(RebuildTextIndex());
 
@@ -605,6 +609,7 @@ absl::Status CollectionImpl::Load() {
   }
   if (base_ != nullptr) {
     RETURN_IF_ERROR(store_->Scan(Cf::kPostings, CollPrefix(coll), [&](auto key, auto value) {
+      mu_.AssertHeld();  // Load's
       if (key.size() != 12 || value.size() != 1) {
         return absl::DataLossError(
             absl::StrCat("collection '", config_.name, "': malformed posting record"));
@@ -643,6 +648,7 @@ absl::Status CollectionImpl::RebuildTextIndex() {
     batch_bytes = 0;
   };
   RETURN_IF_ERROR(store_->Scan(Cf::kPayloads, CollPrefix(coll), [&](auto key, auto value) {
+    mu_.AssertHeld();  // RebuildTextIndex's caller's
     if (key.size() != 8) {
       return absl::DataLossError(
           absl::StrCat("collection '", config_.name, "': malformed payload record"));
@@ -1163,6 +1169,7 @@ absl::StatusOr<bool> CollectionImpl::SearchExtent(const uint8_t* q, uint32_t k,
   std::vector<uint16_t> half;
   uint32_t rows = 0;
   RETURN_IF_ERROR(DecodeTenantExtent(*record, row_bytes_, [&](VectorId id, const uint8_t* raw) {
+    mu_.AssertReaderHeld();  // SearchExtent's
     top.Push(id, StoredDistance(q, id, raw, &pf, &half));
     ++rows;
   }));
@@ -1639,7 +1646,7 @@ absl::Status CollectionImpl::BuildIndex(
   std::vector<uint8_t> kept_versions;
   kept_ids.reserve(ids.size());
   size_t next = 0;
-  std::vector<uint64_t> refused;  // the first few external ids left out
+  std::vector<uint64_t> refused;  // the first few internal ids left out (external in the log)
   uint64_t refused_count = 0;
   absl::Status scan = store_->Scan(Cf::kVectors, CollPrefix(config_.id), [&](auto key, auto value) {
     VectorId id = ReadU32(key, 4);
@@ -1650,7 +1657,7 @@ absl::Status CollectionImpl::BuildIndex(
       if (!CheckVectorValues(config_.type, config_.metric, config_.dim,
                              reinterpret_cast<const uint8_t*>(value.data()))
                .ok()) {
-        if (refused.size() < 10) refused.push_back(ext_of_[id]);
+        if (refused.size() < 10) refused.push_back(id);
         ++refused_count;
         return absl::OkStatus();
       }
@@ -1663,6 +1670,11 @@ absl::Status CollectionImpl::BuildIndex(
   if (!scan.ok()) return fail(scan);
   report("reading vectors", ids.size(), ids.size());
   if (refused_count > 0) {
+    {
+      // The scan ran without the lock (writers go on): ext_of_ may have grown meanwhile.
+      ReaderMutexLock lock(&mu_);
+      for (uint64_t& id : refused) id = id < ext_of_.size() ? ext_of_[id] : id;
+    }
     Log(LogLevel::kWarning,
         "collection '%s': %d stored vectors break the vector rules (a zero vector under cosine, "
         "or a norm over 1e18) and are left out of the index (ids %s%s); they were stored before "
@@ -1814,7 +1826,10 @@ absl::Status CollectionImpl::DropTenant(absl::string_view name, bool keep_points
   WriteBatch batch;
   TenantAccess::Change change = tenants_.PlanDrop(t, &batch, &orphans);
   // Only the points it created go with it; the admin's points it alone was granted stay.
-  std::erase_if(orphans, [&](VectorId id) { return !tenants_.Owns(t, id); });
+  std::erase_if(orphans, [&](VectorId id) {
+    mu_.AssertHeld();  // DropTenant's
+    return !tenants_.Owns(t, id);
+  });
   std::vector<PointDelete> plans;
   if (!keep_points) {
     // Deleting points needs a serving index (their appended entries are found through it).

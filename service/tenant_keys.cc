@@ -115,6 +115,7 @@ absl::StatusOr<std::unique_ptr<TenantKeys>> TenantKeys::Open(MetadataStore* stor
   auto keys = std::unique_ptr<TenantKeys>(new TenantKeys(store));
   MutexLock lock(&keys->mu_);
   RETURN_IF_ERROR(store->Scan(Cf::kApiKeys, "", [&](auto key, auto value) -> absl::Status {
+    keys->mu_.AssertHeld();  // Open's
     ASSIGN_OR_RETURN(Record r, Decode(key, value));
     keys->keys_.emplace(r.info.key_id, std::move(r));
     return absl::OkStatus();
