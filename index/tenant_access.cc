@@ -118,43 +118,36 @@ absl::Status TenantAccess::Load(const MetadataStore& store, uint64_t id_count,
     std::memcpy(&quotas_[t].max_requests_per_second, &bits, sizeof bits);
     return CheckQuota(quotas_[t]);
   }));
-  prefix[0] = 'm';
-  std::vector<std::vector<VectorId>> members(names_.size());
-  RETURN_IF_ERROR(store.Scan(Cf::kTenants, prefix, [&](auto key, auto value) {
-    if (key.size() != 13 || !value.empty()) {
-      return absl::DataLossError(
-          absl::StrCat("collection '", collection_name_, "': malformed access record"));
-    }
-    const Tenant t = ReadU32(key, 5);
-    const VectorId id = ReadU32(key, 9);
-    if (t >= names_.size() || names_[t].empty()) {
-      return absl::DataLossError(
-          absl::StrCat("collection '", collection_name_, "': access record of unknown tenant ", t));
-    }
-    if (id >= id_count || !is_live(id)) {
-      return absl::DataLossError(absl::StrCat("collection '", collection_name_,
-                                              "': access record of tenant '", names_[t],
-                                              "' names internal id ", id, ", not a live point"));
-    }
-    members[t].push_back(id);
-    return absl::OkStatus();
-  }));
+  // Access ('m') and ownership ('o') records: one (tenant, internal id) pair per key, per
+  // tenant in `out`. Ownership is checked against access below, so liveness only here.
+  auto scan_pairs = [&](char kind, const char* what,
+                        std::vector<std::vector<VectorId>>* out) -> absl::Status {
+    prefix[0] = kind;
+    out->assign(names_.size(), {});
+    return store.Scan(Cf::kTenants, prefix, [&](auto key, auto value) {
+      if (key.size() != 13 || !value.empty()) {
+        return absl::DataLossError(
+            absl::StrCat("collection '", collection_name_, "': malformed ", what, " record"));
+      }
+      const Tenant t = ReadU32(key, 5);
+      const VectorId id = ReadU32(key, 9);
+      if (t >= names_.size() || names_[t].empty()) {
+        return absl::DataLossError(absl::StrCat("collection '", collection_name_, "': ", what,
+                                                " record of unknown tenant ", t));
+      }
+      if (kind == 'm' && (id >= id_count || !is_live(id))) {
+        return absl::DataLossError(absl::StrCat("collection '", collection_name_,
+                                                "': access record of tenant '", names_[t],
+                                                "' names internal id ", id, ", not a live point"));
+      }
+      (*out)[t].push_back(id);
+      return absl::OkStatus();
+    });
+  };
+  std::vector<std::vector<VectorId>> members, owned;
+  RETURN_IF_ERROR(scan_pairs('m', "access", &members));
   // Ownership: a subset of each tenant's points.
-  prefix[0] = 'o';
-  std::vector<std::vector<VectorId>> owned(names_.size());
-  RETURN_IF_ERROR(store.Scan(Cf::kTenants, prefix, [&](auto key, auto value) {
-    if (key.size() != 13 || !value.empty()) {
-      return absl::DataLossError(
-          absl::StrCat("collection '", collection_name_, "': malformed ownership record"));
-    }
-    const Tenant t = ReadU32(key, 5);
-    if (t >= names_.size() || names_[t].empty()) {
-      return absl::DataLossError(absl::StrCat("collection '", collection_name_,
-                                              "': ownership record of unknown tenant ", t));
-    }
-    owned[t].push_back(ReadU32(key, 9));
-    return absl::OkStatus();
-  }));
+  RETURN_IF_ERROR(scan_pairs('o', "ownership", &owned));
   counts_.clear();
   for (Tenant t = 0; t < owned.size(); ++t) {
     if (owned[t].empty()) continue;
