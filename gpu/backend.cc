@@ -17,18 +17,6 @@ absl::StatusOr<BackendChoice> ParseBackendChoice(absl::string_view s) {
       absl::StrCat("unknown backend '", s, "' (expected auto, cpu or cuda)"));
 }
 
-absl::string_view MatmulPrecisionName(MatmulPrecision p) {
-  switch (p) {
-    case MatmulPrecision::kNative:
-      return "f32";
-    case MatmulPrecision::kBF16:
-      return "bf16";
-    case MatmulPrecision::kInt8:
-      return "int8";
-  }
-  return "?";
-}
-
 absl::StatusOr<std::optional<MatmulPrecision>> ParseMatmulPrecision(absl::string_view s) {
   const std::string v = absl::AsciiStrToLower(s);
   if (v == "auto" || v.empty()) return std::nullopt;
