@@ -21,6 +21,7 @@ ABSL_FLAG(int, context, 32, "prompt tokens before decoding");
 ABSL_FLAG(int, tokens, 128, "tokens decoded");
 ABSL_FLAG(int, concurrent, 1, "generator: generations at once");
 ABSL_FLAG(std::string, ways, "forward,step,generator", "which ways to run");
+ABSL_FLAG(std::string, backend, "cpu", "decoder backend: cpu, cuda or auto");
 ABSL_FLAG(bool, int8_activations, true,
           "decode with int8 activations (gpu/decoder.h DecoderOptions); false: fp32");
 
@@ -36,6 +37,13 @@ int main(int argc, char** argv) {
   absl::ParseCommandLine(argc, argv);
   strata::gpu::DecoderOptions options;
   options.int8_activations = absl::GetFlag(FLAGS_int8_activations);
+  auto backend = strata::gpu::ParseBackendChoice(absl::GetFlag(FLAGS_backend));
+  if (!backend.ok()) {
+    std::fprintf(stderr, "strata-decode-bench: %s\n",
+                 std::string(backend.status().message()).c_str());
+    return 1;
+  }
+  options.backend = *backend;
   auto d = strata::gpu::Decoder::Open(absl::GetFlag(FLAGS_model), options);
   if (!d.ok()) {
     std::fprintf(stderr, "strata-decode-bench: %s\n", std::string(d.status().message()).c_str());

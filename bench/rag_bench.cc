@@ -48,6 +48,7 @@ ABSL_FLAG(std::string, selection, "deviation",
 ABSL_FLAG(bool, int8_only, false,
           "run full prefill and cached int8 only (quicker sweeps of the recompute settings)");
 ABSL_FLAG(std::string, json, "", "write the results here");
+ABSL_FLAG(std::string, backend, "cpu", "decoder backend: cpu, cuda or auto");
 ABSL_FLAG(bool, int8_activations, true, "decode with int8 activations (false: fp32)");
 
 namespace {
@@ -150,8 +151,14 @@ int main(int argc, char** argv) {
                  "strata-rag-bench: no passages or questions (see --passages/--questions)\n");
     return 1;
   }
-  auto opened = Decoder::Open(absl::GetFlag(FLAGS_model),
-                              {.int8_activations = absl::GetFlag(FLAGS_int8_activations)});
+  auto backend = strata::gpu::ParseBackendChoice(absl::GetFlag(FLAGS_backend));
+  if (!backend.ok()) {
+    std::fprintf(stderr, "strata-rag-bench: %s\n", std::string(backend.status().message()).c_str());
+    return 1;
+  }
+  auto opened = Decoder::Open(
+      absl::GetFlag(FLAGS_model),
+      {.backend = *backend, .int8_activations = absl::GetFlag(FLAGS_int8_activations)});
   if (!opened.ok()) {
     std::fprintf(stderr, "strata-rag-bench: %s\n", std::string(opened.status().message()).c_str());
     return 1;

@@ -125,6 +125,12 @@ std::string Decoder::backend_name() const {
 
 absl::StatusOr<std::unique_ptr<Decoder>> Decoder::Open(const std::string& path,
                                                        const DecoderOptions& options) {
+  return Open(path, options, nullptr);
+}
+
+absl::StatusOr<std::unique_ptr<Decoder>> Decoder::Open(const std::string& path,
+                                                       const DecoderOptions& options,
+                                                       std::unique_ptr<Backend> backend) {
   ASSIGN_OR_RETURN(std::unique_ptr<GgufFile> file, GgufFile::Open(path));
   auto d = std::unique_ptr<Decoder>(new Decoder());
   d->path_ = path;
@@ -138,7 +144,11 @@ absl::StatusOr<std::unique_ptr<Decoder>> Decoder::Open(const std::string& path,
                                                    d->config_.vocab_size, "-token vocabulary"));
   }
   d->eos_id_ = static_cast<int32_t>(eos);
-  ASSIGN_OR_RETURN(d->backend_, CreateBackend(options.backend, options.cuda_device));
+  if (backend != nullptr) {
+    d->backend_ = std::move(backend);
+  } else {
+    ASSIGN_OR_RETURN(d->backend_, CreateBackend(options.backend, options.cuda_device));
+  }
   MutexLock lock(&d->mu_);
   RETURN_IF_ERROR(d->Load(*file, options));
   Log(LogLevel::kInfo, "decoder %s: %s, %d layers, hidden %d, %d/%d heads, vocab %d, %.1f MB on %s",

@@ -8,7 +8,8 @@
 // fly inside the products; activations and the KV cache are F32. RoPE pairs adjacent dimensions
 // for llama (llama.cpp permutes Q/K when it writes GGUF) and halves for qwen2.
 //
-// Runs on the CPU backend; the CUDA backend has no decoder operations yet (Open says so).
+// Runs on either backend: the CPU's block kernels, or CUDA's (quantised weights kept in device
+// memory as blocks; gpu/internal/cuda_backend.cu).
 #ifndef STRATA_GPU_DECODER_H_
 #define STRATA_GPU_DECODER_H_
 
@@ -148,6 +149,10 @@ class Decoder final {
   // template it cannot follow, a backend without decoder operations.
   static absl::StatusOr<std::unique_ptr<Decoder>> Open(const std::string& path,
                                                        const DecoderOptions& options = {});
+  // The same on a backend the caller made (null: made from options.backend and cuda_device).
+  static absl::StatusOr<std::unique_ptr<Decoder>> Open(const std::string& path,
+                                                       const DecoderOptions& options,
+                                                       std::unique_ptr<Backend> backend);
   Decoder(const Decoder&) = delete;
   Decoder& operator=(const Decoder&) = delete;
   ~Decoder();

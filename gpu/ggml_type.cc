@@ -1,7 +1,5 @@
 #include "gpu/ggml_type.h"
 
-#include "gpu/internal/quant_kernels.h"
-
 namespace strata::gpu {
 
 std::optional<GgmlType> GgmlTypeFromCode(uint32_t code) {
@@ -78,10 +76,6 @@ int GgmlBlockBytes(GgmlType t) {
       return 210;
   }
   return 4;
-}
-
-void DequantizeRow(GgmlType t, const void* src, int64_t n, float* dst) {
-  cpu::BestQuantKernels().dequantize_row(t, src, n, dst);
 }
 
 }  // namespace strata::gpu

@@ -1,19 +1,23 @@
 #!/usr/bin/env bash
 # Packs what the GPU checks need onto a machine that has a GPU but not Debian's -dev libraries:
-#   gpu-bundle/bin/   gpu_cuda_test, strata-embed-bench, libstrata_cuda.so
+#   gpu-bundle/bin/   gpu_cuda_test, strata-embed-bench, strata-decode-bench, strata-rag-bench,
+#                     libstrata_cuda.so
 #   gpu-bundle/lib/   the shared libraries they use that are not part of a bare system
 #   gpu-bundle/models/all-minilm-l6-v2/   the model with its weights in fp16 (half the bytes)
 # Run there from the repository root:
 #   LD_LIBRARY_PATH=gpu-bundle/lib STRATA_MODELS_DIR=gpu-bundle/models gpu-bundle/bin/gpu_cuda_test
-# (cuBLAS and the CUDA driver come from the GPU machine itself.)
+# (cuBLAS and the CUDA driver come from the GPU machine itself.) The decoder's GGUF is not packed
+# (SmolLM2-135M-Instruct is 98 MB): copy models/smollm2-135m-instruct/ into gpu-bundle/models/
+# there for the decoder's real-model test and benches.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 build="${BUILD:-build}"
 out=gpu-bundle
 rm -rf "$out" && mkdir -p "$out/bin" "$out/lib" "$out/models"
-cmake --build "$build" -j"$(nproc)" --target gpu_cuda_test strata-embed-bench strata_cuda
-cp "$build/bin/gpu_cuda_test" "$build/bin/strata-embed-bench" "$build/bin/libstrata_cuda.so" \
-  "$out/bin/"
+cmake --build "$build" -j"$(nproc)" --target gpu_cuda_test strata-embed-bench strata-decode-bench \
+  strata-rag-bench strata_cuda
+cp "$build/bin/gpu_cuda_test" "$build/bin/strata-embed-bench" "$build/bin/strata-decode-bench" \
+  "$build/bin/strata-rag-bench" "$build/bin/libstrata_cuda.so" "$out/bin/"
 # Everything ldd resolves except glibc, the C++ runtime and CUDA's own libraries.
 for b in "$out"/bin/*; do
   ldd "$b" | awk '/=> \//{print $3}'

@@ -20,6 +20,7 @@
 #include "gpu/internal/quant_kernels.h"
 #include "gpu/internal/quant_matmul.h"
 #include "gpu/internal/thread_pool.h"
+#include "gpu/rope.h"
 #include "storage/cpu_features.h"
 #include "storage/log.h"
 #include "storage/status_macros.h"
@@ -584,24 +585,6 @@ class CpuBackend final : public Backend {
     return absl::OkStatus();
   }
 
-  // theta^(-2i/d) for the d/2 pairs of a head.
-  static std::vector<double> RopeFrequencies(float theta, int head_dim) {
-    std::vector<double> f(static_cast<size_t>(head_dim / 2));
-    for (int i = 0; i < head_dim / 2; ++i) {
-      f[static_cast<size_t>(i)] = std::pow(static_cast<double>(theta), -2.0 * i / head_dim);
-    }
-    return f;
-  }
-  // Rotary angles: cos and sin of position * inv_freq[i] at out[2i] and out[2i + 1]. Angles in
-  // double: they reach thousands of radians, where float rounding would move the rotation by
-  // ~1e-3.
-  static void RopeRow(const std::vector<double>& inv_freq, int32_t position, float* out) {
-    for (size_t i = 0; i < inv_freq.size(); ++i) {
-      const double a = static_cast<double>(position) * inv_freq[i];
-      out[2 * i] = static_cast<float>(std::cos(a));
-      out[2 * i + 1] = static_cast<float>(std::sin(a));
-    }
-  }
   // RopeRow's values for positions [0, top], kept between calls (a prompt's every layer rotates
   // the same positions; a decoding step the next one): grown in steps of 1,024 positions, at
   // most kRopeTablePositions (8 MiB at head size 128). A call with a position past it computes

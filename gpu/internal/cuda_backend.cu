@@ -1,6 +1,9 @@
 // The CUDA backend: one device, one stream, one cuBLAS handle. GEMMs go to cuBLAS (F16/BF16 or F32
 // inputs, fp32 accumulation); the rest are Strata's kernels below, templated on the element type
 // and computing in fp32. Each kernel has its reference in cpu_backend.cc, and tests compare them.
+// The decoder's operations run in F32 on weights kept in device memory in their GGUF block types:
+// products of a few rows (decoding) unpack the blocks inside the product, longer ones unpack a
+// panel of rows to F32 for cuBLAS.
 #include <cublas_v2.h>
 #include <cuda_bf16.h>
 #include <cuda_fp16.h>
@@ -9,11 +12,14 @@
 #include <algorithm>
 #include <cstdio>
 #include <cstring>
+#include <memory>
 #include <vector>
 
 #include "absl/strings/str_cat.h"
 #include "gpu/backend.h"
+#include "gpu/ggml_type.h"
 #include "gpu/internal/cuda_check.h"
+#include "gpu/rope.h"
 
 // Kernel launches and shared arrays go through these macros so that the file also
 // compiles as plain C++ under the test-only CUDA emulator (tests/gpu/cuda_emu), which defines them
@@ -357,6 +363,232 @@ __global__ void AttentionKernel(const T* qkv, const int32_t* offsets, int seqs, 
   }
 }
 
+// ---- decoder kernels (F32) --------------------------------------------------------------------
+
+// GGUF's block layouts are in gpu/ggml_type.h; gpu/internal/quant_kernels.inc is the CPU's
+// reference for each unpacking below, and the arithmetic follows it operation for operation.
+__device__ __forceinline__ float HalfAt(const uint8_t* p) {
+  return Load(reinterpret_cast<const __half*>(p), 0);  // every scale sits at an even offset
+}
+
+// Values [32 c, 32 c + 32) of a row of GGUF type `type` (its number) into y. Quantised rows hold
+// whole 32-value chunks (k is a multiple of the block); the plain types' positions past k read 0.
+__device__ void Chunk32(int type, const uint8_t* row, int64_t c, int64_t k, float* y) {
+  if (type == static_cast<int>(GgmlType::kQ8_0)) {
+    const uint8_t* b = row + 34 * c;
+    const float d = HalfAt(b);
+    const auto* q = reinterpret_cast<const int8_t*>(b + 2);
+    for (int i = 0; i < 32; ++i) y[i] = d * static_cast<float>(q[i]);
+  } else if (type == static_cast<int>(GgmlType::kQ4_0) ||
+             type == static_cast<int>(GgmlType::kQ4_1)) {
+    const bool q40 = type == static_cast<int>(GgmlType::kQ4_0);
+    const uint8_t* b = row + (q40 ? 18 : 20) * c;
+    const float d = HalfAt(b), m = q40 ? -8.0f * d : HalfAt(b + 2);
+    const uint8_t* qs = b + (q40 ? 2 : 4);
+    for (int j = 0; j < 16; ++j) {
+      y[j] = d * static_cast<float>(qs[j] & 0x0F) + m;
+      y[j + 16] = d * static_cast<float>(qs[j] >> 4) + m;
+    }
+  } else if (type == static_cast<int>(GgmlType::kQ4_K)) {
+    // Sub-block s of the 256-value block: its 6-bit scale and min, and the low (even s) or high
+    // (odd s) nibbles of the 32 bytes its chunk of 64 shares.
+    const uint8_t* b = row + 144 * (c / 8);
+    const int s = static_cast<int>(c % 8);
+    const uint8_t* sm = b + 4;
+    int sc, mn;
+    if (s < 4) {
+      sc = sm[s] & 63;
+      mn = sm[s + 4] & 63;
+    } else {
+      sc = (sm[s + 4] & 0x0F) | ((sm[s - 4] >> 6) << 4);
+      mn = (sm[s + 4] >> 4) | ((sm[s] >> 6) << 4);
+    }
+    const float d = HalfAt(b) * static_cast<float>(sc), o = HalfAt(b + 2) * static_cast<float>(mn);
+    const uint8_t* qc = b + 16 + 32 * (s / 2);
+    for (int l = 0; l < 32; ++l) {
+      y[l] = d * static_cast<float>((s & 1) != 0 ? qc[l] >> 4 : qc[l] & 0x0F) - o;
+    }
+  } else if (type == static_cast<int>(GgmlType::kQ6_K)) {
+    // Quarter i of half h: nibble (low for i < 2) of ql byte l + 32 (i & 1), bits 2i of qh byte
+    // l, minus 32, times the scale of its 16 values.
+    const uint8_t* b = row + 210 * (c / 8);
+    const int h = static_cast<int>(c % 8) / 4, i = static_cast<int>(c % 4);
+    const uint8_t* ql = b + 64 * h + 32 * (i & 1);
+    const uint8_t* qh = b + 128 + 32 * h;
+    const auto* sc = reinterpret_cast<const int8_t*>(b + 192) + 8 * h + 2 * i;
+    const float d = HalfAt(b + 208);
+    for (int l = 0; l < 32; ++l) {
+      const int lo = i < 2 ? ql[l] & 0x0F : ql[l] >> 4;
+      const int q = (lo | (((qh[l] >> (2 * i)) & 3) << 4)) - 32;
+      y[l] = d * static_cast<float>(sc[l / 16]) * static_cast<float>(q);
+    }
+  } else {  // F32, F16, BF16
+    for (int i = 0; i < 32; ++i) {
+      const int64_t at = 32 * c + i;
+      float v = 0;
+      if (at < k) {
+        if (type == static_cast<int>(GgmlType::kF32)) {
+          v = reinterpret_cast<const float*>(row)[at];
+        } else if (type == static_cast<int>(GgmlType::kF16)) {
+          v = Load(reinterpret_cast<const __half*>(row), at);
+        } else {
+          v = Load(reinterpret_cast<const __nv_bfloat16*>(row), at);
+        }
+      }
+      y[i] = v;
+    }
+  }
+}
+
+// y[r, j] = act(x[r, :] . w[j, :] + bias[j]) for up to kGemvRows rows: a warp per output j, each
+// lane unpacking every 32nd chunk of w's row and dotting it with every row of x, the lanes' sums
+// then added across the warp. Reads each weight once for all the rows (decoding is bound by
+// reading the weights).
+constexpr int kGemvRows = 8;
+constexpr int kGemvWarps = 4;  // warps per block
+
+__global__ void QuantGemvKernel(const uint8_t* w, int type, int64_t row_bytes, int64_t n, int64_t k,
+                                const float* x, int rows, const float* bias, int act, float* y) {
+  const int64_t j = static_cast<int64_t>(blockIdx.x) * kGemvWarps + threadIdx.x / 32;
+  const int lane = static_cast<int>(threadIdx.x % 32);
+  if (j >= n) return;  // the whole warp
+  const uint8_t* row = w + j * row_bytes;
+  float acc[kGemvRows];
+  for (int r = 0; r < kGemvRows; ++r) acc[r] = 0;
+  float v[32];
+  const int64_t chunks = (k + 31) / 32;
+  for (int64_t c = lane; c < chunks; c += 32) {
+    Chunk32(type, row, c, k, v);
+    const int64_t width = k - 32 * c < 32 ? k - 32 * c : 32;
+    for (int r = 0; r < rows; ++r) {
+      const float* xr = x + r * k + 32 * c;
+      float s = 0;
+      for (int i = 0; i < width; ++i) s += v[i] * xr[i];
+      acc[r] += s;
+    }
+  }
+  for (int r = 0; r < rows; ++r) {
+    float s = acc[r];
+    for (int o = 16; o > 0; o >>= 1) s += __shfl_xor_sync(0xffffffffu, s, o);
+    if (lane == 0) y[r * n + j] = Act(act, s + (bias != nullptr ? bias[j] : 0.0f));
+  }
+}
+
+// panel[r, :] = w's row first + r unpacked to floats, for `rows` rows.
+__global__ void DequantizePanelKernel(const uint8_t* w, int type, int64_t row_bytes, int64_t first,
+                                      int64_t rows, int64_t k, float* panel) {
+  const int64_t chunks = (k + 31) / 32;
+  float v[32];
+  for (int64_t i = blockIdx.x * static_cast<int64_t>(blockDim.x) + threadIdx.x; i < rows * chunks;
+       i += static_cast<int64_t>(gridDim.x) * blockDim.x) {
+    const int64_t r = i / chunks, c = i % chunks;
+    Chunk32(type, w + (first + r) * row_bytes, c, k, v);
+    const int64_t width = k - 32 * c < 32 ? k - 32 * c : 32;
+    for (int64_t t = 0; t < width; ++t) panel[r * k + 32 * c + t] = v[t];
+  }
+}
+
+// out[t, :] = row ids[t] of w, unpacked: a block per id.
+__global__ void GatherRowsKernel(const uint8_t* w, int type, int64_t row_bytes, int64_t k,
+                                 const int32_t* ids, float* out) {
+  const int64_t t = blockIdx.x;
+  const uint8_t* row = w + static_cast<int64_t>(ids[t]) * row_bytes;
+  float v[32];
+  for (int64_t c = threadIdx.x; c < (k + 31) / 32; c += blockDim.x) {
+    Chunk32(type, row, c, k, v);
+    const int64_t width = k - 32 * c < 32 ? k - 32 * c : 32;
+    for (int64_t i = 0; i < width; ++i) out[t * k + 32 * c + i] = v[i];
+  }
+}
+
+__global__ void ElementwiseKernel(float* x, const float* y, int64_t n, int multiply) {
+  for (int64_t i = blockIdx.x * static_cast<int64_t>(blockDim.x) + threadIdx.x; i < n;
+       i += static_cast<int64_t>(gridDim.x) * blockDim.x) {
+    x[i] = multiply != 0 ? x[i] * y[i] : x[i] + y[i];
+  }
+}
+
+// Rotates pair i of every head of row t by the angle whose cos and sin are at
+// angles[t * head_dim + 2i] and [+ 1] (gpu/rope.h, computed on the host).
+__global__ void RopeKernel(float* x, const float* angles, int64_t rows, int heads, int head_dim,
+                           int adjacent) {
+  const int half = head_dim / 2;
+  const int64_t total = rows * heads * half;
+  for (int64_t e = blockIdx.x * static_cast<int64_t>(blockDim.x) + threadIdx.x; e < total;
+       e += static_cast<int64_t>(gridDim.x) * blockDim.x) {
+    const int64_t t = e / (static_cast<int64_t>(heads) * half);
+    const int h = static_cast<int>(e / half % heads), i = static_cast<int>(e % half);
+    float* r = x + (t * heads + h) * head_dim;
+    const int a = adjacent != 0 ? 2 * i : i, b = adjacent != 0 ? 2 * i + 1 : i + half;
+    const float x0 = r[a], x1 = r[b];
+    const float c = angles[t * head_dim + 2 * i], s = angles[t * head_dim + 2 * i + 1];
+    r[a] = x0 * c - x1 * s;
+    r[b] = x0 * s + x1 * c;
+  }
+}
+
+// A CachedAttention row as the kernel reads it.
+struct AttentionRowDevice {
+  const float* k;
+  const float* v;
+  int64_t length;
+};
+
+// One block per (query row, head). The row's keys are walked in tiles of blockDim.x, a thread per
+// key scoring it against the query (staged in shared memory, scaled); the tile's max and sum
+// update a running softmax (m, l) and the threads, split into groups x head_dim, add the tile's
+// probabilities times the values into their partial outputs, rescaled when m grows. The groups'
+// partials are added at the end. No scores are kept, so rows have no length limit; every thread
+// runs the same number of tiles, so the barriers are uniform. Shared memory: head_dim (q) +
+// blockDim.x (a tile's probabilities) + groups * head_dim (partials) floats.
+__global__ void CachedAttentionKernel(const float* q, const AttentionRowDevice* rows, int heads,
+                                      int kv_heads, int head_dim, float scale, float* out) {
+  STRATA_DYNAMIC_SHARED(float, smem);
+  STRATA_SHARED(float, scratch, 32);
+  const int tile = static_cast<int>(blockDim.x), tid = static_cast<int>(threadIdx.x);
+  float* qs = smem;
+  float* ps = qs + head_dim;
+  float* partial = ps + tile;
+  const int64_t t = blockIdx.x;
+  const int h = static_cast<int>(blockIdx.y);
+  const AttentionRowDevice r = rows[t];
+  const int64_t width = static_cast<int64_t>(heads) * head_dim;
+  const int64_t kv_width = static_cast<int64_t>(kv_heads) * head_dim;
+  const int64_t col = static_cast<int64_t>(h / (heads / kv_heads)) * head_dim;
+  for (int d = tid; d < head_dim; d += tile) qs[d] = q[t * width + h * head_dim + d] * scale;
+  __syncthreads();
+  const int groups = tile / head_dim, g = tid / head_dim, dd = tid % head_dim;
+  float m = -INFINITY, l = 0, acc = 0;
+  for (int64_t k0 = 0; k0 < r.length; k0 += tile) {
+    const int64_t j = k0 + tid;
+    float s = -INFINITY;
+    if (j < r.length) {
+      const float* key = r.k + j * kv_width + col;
+      s = 0;
+      for (int d = 0; d < head_dim; ++d) s += qs[d] * key[d];
+    }
+    const float m_new = fmaxf(m, BlockMax(s, scratch));
+    const float rescale = expf(m - m_new);  // 0 on the first tile (m = -inf)
+    const float p = j < r.length ? expf(s - m_new) : 0.0f;
+    l = l * rescale + BlockSum(p, scratch);
+    ps[tid] = p;  // the previous tile's reads of ps ended before BlockMax's barriers
+    __syncthreads();
+    if (g < groups) {
+      acc *= rescale;
+      const int64_t n = r.length - k0 < tile ? r.length - k0 : tile;
+      for (int64_t i = g; i < n; i += groups) acc += ps[i] * r.v[(k0 + i) * kv_width + col + dd];
+    }
+    m = m_new;
+  }
+  if (g < groups) partial[g * head_dim + dd] = acc;
+  __syncthreads();
+  if (tid < head_dim) {
+    float sum = 0;
+    for (int i = 0; i < groups; ++i) sum += partial[i * head_dim + tid];
+    out[t * width + h * head_dim + tid] = sum / l;
+  }
+}
+
 // The row kernels stage a row of floats in shared memory (48 KiB without opting in to more).
 absl::Status RowFitsSharedMemory(int64_t cols, const char* op) {
   if (cols * static_cast<int64_t>(sizeof(float)) > 48 * 1024) {
@@ -401,6 +633,46 @@ absl::Status Dispatch(DType dtype, F&& f) {
           absl::StrCat("cuda backend: ", DTypeName(dtype), " is not a floating type"));
   }
 }
+
+// A weight kept in its GGUF block type in device memory (PrepareQuantizedLinear).
+struct CudaQuantData final : LinearWeight::Data {
+  CudaQuantData(GgmlType t, int64_t rows, int64_t cols, void* data)
+      : type(t),
+        n(rows),
+        k(cols),
+        row_bytes(static_cast<int64_t>(GgmlRowBytes(t, cols))),
+        blocks(data) {}
+  ~CudaQuantData() override { cudaFree(blocks); }
+  CudaQuantData(const CudaQuantData&) = delete;
+  CudaQuantData& operator=(const CudaQuantData&) = delete;
+  GgmlType type;
+  int64_t n, k, row_bytes;
+  void* blocks;
+};
+
+// Device memory that grows to the largest size asked of it (scratch between kernels of one call;
+// the stream orders its reuse).
+class DeviceScratch {
+ public:
+  DeviceScratch() = default;
+  ~DeviceScratch() { cudaFree(p_); }
+  DeviceScratch(const DeviceScratch&) = delete;
+  DeviceScratch& operator=(const DeviceScratch&) = delete;
+  absl::StatusOr<void*> Get(size_t bytes) {
+    if (bytes > bytes_) {
+      CUDA_RETURN_IF_ERROR(cudaFree(p_));  // waits for the kernels that used it
+      p_ = nullptr;
+      bytes_ = 0;
+      CUDA_RETURN_IF_ERROR(cudaMalloc(&p_, bytes));
+      bytes_ = bytes;
+    }
+    return p_;
+  }
+
+ private:
+  void* p_ = nullptr;
+  size_t bytes_ = 0;
+};
 
 class CudaBackendImpl final : public Backend {
  public:
@@ -500,6 +772,9 @@ class CudaBackendImpl final : public Backend {
 
   absl::Status Linear(const Tensor& x, const LinearWeight& weight, const Tensor* bias,
                       Activation act, Tensor& y) override {
+    if (const auto* q = dynamic_cast<const CudaQuantData*>(weight.data())) {
+      return QuantLinear(x, *q, bias, act, y);
+    }
     const Tensor& w = weight.tensor();
     if (w.empty())
       return absl::InvalidArgumentError("cuda backend: a Linear weight it did not prepare");
@@ -678,13 +953,231 @@ class CudaBackendImpl final : public Backend {
     return absl::OkStatus();
   }
 
+  // ---- decoder operations (F32) ----
+
+  absl::StatusOr<LinearWeight> PrepareQuantizedLinear(GgmlType type, const void* rows, int64_t n,
+                                                      int64_t k,
+                                                      bool /*int8_activations*/) override {
+    // The products keep fp32 activations: the CPU's int8-activation shortcut buys nothing here,
+    // where decoding is bound by reading the weights.
+    if (n < 1 || k < 1 || k % GgmlBlockValues(type) != 0) {
+      return absl::InvalidArgumentError(absl::StrCat(
+          "cuda backend: a ", n, " x ", k, " ", GgmlTypeName(type), " weight is not whole blocks"));
+    }
+    CUDA_RETURN_IF_ERROR(cudaSetDevice(device_));
+    const size_t bytes = static_cast<size_t>(n) * GgmlRowBytes(type, k);
+    void* p = nullptr;
+    CUDA_RETURN_IF_ERROR(cudaMalloc(&p, bytes));
+    auto data = std::make_unique<CudaQuantData>(type, n, k, p);
+    CUDA_RETURN_IF_ERROR(cudaMemcpyAsync(p, rows, bytes, cudaMemcpyHostToDevice, stream_));
+    CUDA_RETURN_IF_ERROR(cudaStreamSynchronize(stream_));
+    std::string path = absl::StrCat(GgmlTypeName(type),
+                                    " blocks on the device: unpacked inside the product up to ",
+                                    kGemvRows, " rows, to an f32 panel for cuBLAS beyond");
+    return LinearWeight(n, k, std::move(path), Tensor(), std::move(data));
+  }
+
+  absl::Status GatherRows(const LinearWeight& table, const Tensor& ids, Tensor& out) override {
+    const auto* q = dynamic_cast<const CudaQuantData*>(table.data());
+    const int64_t t = ids.numel();
+    if (q == nullptr || ids.dtype() != DType::kI32 || out.dtype() != DType::kF32 ||
+        out.numel() < t * q->k) {
+      return absl::InvalidArgumentError(
+          "cuda backend: GatherRows needs a table it prepared, int32 ids and F32 room for "
+          "their rows");
+    }
+    if (t == 0) return absl::OkStatus();
+    CUDA_RETURN_IF_ERROR(cudaSetDevice(device_));
+    // The ids are checked on the host: a row past the table would read outside it.
+    std::vector<int32_t> host(static_cast<size_t>(t));
+    CUDA_RETURN_IF_ERROR(cudaMemcpyAsync(host.data(), ids.data(), host.size() * sizeof(int32_t),
+                                         cudaMemcpyDeviceToHost, stream_));
+    CUDA_RETURN_IF_ERROR(cudaStreamSynchronize(stream_));
+    for (int32_t id : host) {
+      if (id < 0 || id >= q->n) {
+        return absl::InvalidArgumentError(
+            absl::StrCat("cuda backend: row ", id, " of a ", q->n, "-row table"));
+      }
+    }
+    STRATA_LAUNCH(GatherRowsKernel, static_cast<unsigned>(t), 128, 0, stream_)
+    (static_cast<const uint8_t*>(q->blocks), static_cast<int>(q->type), q->row_bytes, q->k,
+     ids.as<int32_t>(), out.as<float>());
+    CUDA_RETURN_IF_ERROR(cudaGetLastError());
+    return absl::OkStatus();
+  }
+
+  absl::Status Add(Tensor& x, const Tensor& y) override { return Elementwise(x, y, false); }
+  absl::Status Multiply(Tensor& x, const Tensor& y) override { return Elementwise(x, y, true); }
+
+  absl::Status Rope(Tensor& x, int heads, int head_dim, absl::Span<const int32_t> positions,
+                    float theta, RopeStyle style) override {
+    const int64_t width = static_cast<int64_t>(heads) * head_dim;
+    const auto rows = static_cast<int64_t>(positions.size());
+    if (x.dtype() != DType::kF32 || head_dim % 2 != 0 || rows * width > x.numel()) {
+      return absl::InvalidArgumentError("cuda backend: Rope shape does not fit its F32 tensor");
+    }
+    if (rows == 0) return absl::OkStatus();
+    CUDA_RETURN_IF_ERROR(cudaSetDevice(device_));
+    // The angles of the call's rows, computed on the host by the CPU backend's own function (so
+    // the two rotate identically) and uploaded.
+    if (theta != rope_theta_ || head_dim != rope_head_dim_) {
+      rope_freq_ = RopeFrequencies(theta, head_dim);
+      rope_theta_ = theta;
+      rope_head_dim_ = head_dim;
+    }
+    rope_host_.resize(static_cast<size_t>(rows * head_dim));
+    for (int64_t t = 0; t < rows; ++t) {
+      RopeRow(rope_freq_, positions[static_cast<size_t>(t)], rope_host_.data() + t * head_dim);
+    }
+    ASSIGN_OR_RETURN(void* angles, rope_angles_.Get(rope_host_.size() * sizeof(float)));
+    RETURN_IF_ERROR(Upload(rope_host_.data(), rope_host_.size() * sizeof(float), angles));
+    STRATA_LAUNCH(RopeKernel, GridFor(rows * heads * (head_dim / 2), 256), 256, 0, stream_)
+    (x.as<float>(), static_cast<const float*>(angles), rows, heads, head_dim,
+     style == RopeStyle::kAdjacent ? 1 : 0);
+    CUDA_RETURN_IF_ERROR(cudaGetLastError());
+    return absl::OkStatus();
+  }
+
+  absl::Status CopyRows(const Tensor& src, int64_t src_row, int64_t rows, Tensor& dst,
+                        int64_t dst_row) override {
+    const int64_t width = src.shape().back();
+    if (dst.shape().back() != width || src.dtype() != dst.dtype() || src_row < 0 || rows < 0 ||
+        (src_row + rows) * width > src.numel() || dst_row < 0 ||
+        (dst_row + rows) * width > dst.numel()) {
+      return absl::InvalidArgumentError("cuda backend: CopyRows does not fit its tensors");
+    }
+    if (rows == 0) return absl::OkStatus();
+    CUDA_RETURN_IF_ERROR(cudaSetDevice(device_));
+    const auto row_bytes = static_cast<int64_t>(DTypeSize(src.dtype())) * width;
+    CUDA_RETURN_IF_ERROR(cudaMemcpyAsync(static_cast<char*>(dst.data()) + dst_row * row_bytes,
+                                         static_cast<const char*>(src.data()) + src_row * row_bytes,
+                                         static_cast<size_t>(rows * row_bytes),
+                                         cudaMemcpyDeviceToDevice, stream_));
+    return absl::OkStatus();
+  }
+
+  absl::Status CachedAttention(const Tensor& q, absl::Span<const AttentionRow> rows, int heads,
+                               int kv_heads, int head_dim, Tensor& out) override {
+    const int64_t width = static_cast<int64_t>(heads) * head_dim;
+    const int64_t kv_width = static_cast<int64_t>(kv_heads) * head_dim;
+    const auto n = static_cast<int64_t>(rows.size());
+    if (q.dtype() != DType::kF32 || out.dtype() != DType::kF32 || kv_heads < 1 ||
+        heads % kv_heads != 0 || head_dim < 1 || head_dim > 1024 || n * width > q.numel() ||
+        n * width > out.numel()) {
+      return absl::InvalidArgumentError("cuda backend: CachedAttention shapes do not fit");
+    }
+    if (n == 0) return absl::OkStatus();
+    attention_host_.resize(static_cast<size_t>(n));
+    for (int64_t t = 0; t < n; ++t) {
+      const AttentionRow& r = rows[static_cast<size_t>(t)];
+      if (r.k == nullptr || r.v == nullptr || r.k->dtype() != DType::kF32 ||
+          r.v->dtype() != DType::kF32 || r.length < 1 || r.length * kv_width > r.k->numel() ||
+          r.length * kv_width > r.v->numel()) {
+        return absl::InvalidArgumentError("cuda backend: a CachedAttention row's cache is short");
+      }
+      attention_host_[static_cast<size_t>(t)] = {r.k->as<float>(), r.v->as<float>(), r.length};
+    }
+    CUDA_RETURN_IF_ERROR(cudaSetDevice(device_));
+    const size_t bytes = attention_host_.size() * sizeof(AttentionRowDevice);
+    ASSIGN_OR_RETURN(void* table, attention_rows_.Get(bytes));
+    RETURN_IF_ERROR(Upload(attention_host_.data(), bytes, table));
+    // A tile of at least 128 keys, and at least a thread per output dimension, in whole warps.
+    const int threads = std::max(128, (head_dim + 31) / 32 * 32);
+    const size_t smem =
+        (static_cast<size_t>(head_dim) * (1 + threads / head_dim) + threads) * sizeof(float);
+    STRATA_LAUNCH(CachedAttentionKernel,
+                  dim3(static_cast<unsigned>(n), static_cast<unsigned>(heads)), threads, smem,
+                  stream_)
+    (q.as<float>(), static_cast<const AttentionRowDevice*>(table), heads, kv_heads, head_dim,
+     1.0f / sqrtf(static_cast<float>(head_dim)), out.as<float>());
+    CUDA_RETURN_IF_ERROR(cudaGetLastError());
+    return absl::OkStatus();
+  }
+
  private:
+  // Rows of x [m, k] times a GGUF weight: the unpack-in-product kernel for up to kGemvRows rows,
+  // else panels of the weight's rows unpacked to F32 (at most kPanelFloats at a time) for cuBLAS.
+  absl::Status QuantLinear(const Tensor& x, const CudaQuantData& w, const Tensor* bias,
+                           Activation act, Tensor& y) {
+    const int64_t n = w.n, k = w.k, m = x.numel() / k;
+    if (x.dtype() != DType::kF32 || y.dtype() != DType::kF32 || m * k != x.numel() ||
+        y.numel() < m * n ||
+        (bias != nullptr && (bias->dtype() != DType::kF32 || bias->numel() < n))) {
+      return absl::InvalidArgumentError(absl::StrCat("cuda backend: Linear of ", x.numel(),
+                                                     " F32 inputs by a ", n, " x ", k,
+                                                     " weight into ", y.numel()));
+    }
+    if (m == 0) return absl::OkStatus();
+    CUDA_RETURN_IF_ERROR(cudaSetDevice(device_));
+    const auto* blocks = static_cast<const uint8_t*>(w.blocks);
+    const int type = static_cast<int>(w.type);
+    if (m <= kGemvRows) {
+      STRATA_LAUNCH(QuantGemvKernel, static_cast<unsigned>((n + kGemvWarps - 1) / kGemvWarps),
+                    32 * kGemvWarps, 0, stream_)
+      (blocks, type, w.row_bytes, n, k, x.as<float>(), static_cast<int>(m),
+       bias != nullptr ? bias->as<float>() : nullptr, static_cast<int>(act), y.as<float>());
+      CUDA_RETURN_IF_ERROR(cudaGetLastError());
+      return absl::OkStatus();
+    }
+    const int64_t panel_rows = std::max<int64_t>(1, std::min<int64_t>(n, kPanelFloats / k));
+    ASSIGN_OR_RETURN(void* p, panel_.Get(static_cast<size_t>(panel_rows * k) * sizeof(float)));
+    auto* panel = static_cast<float*>(p);
+    const float alpha = 1.0f, beta = 0.0f;
+    for (int64_t first = 0; first < n; first += panel_rows) {
+      const int64_t rows = std::min(panel_rows, n - first);
+      STRATA_LAUNCH(DequantizePanelKernel, GridFor(rows * ((k + 31) / 32), 128), 128, 0, stream_)
+      (blocks, type, w.row_bytes, first, rows, k, panel);
+      CUDA_RETURN_IF_ERROR(cudaGetLastError());
+      // Columns [first, first + rows) of y (row-major, ldc n), as Linear's GEMM above.
+      CUDA_RETURN_IF_ERROR(cublasGemmEx(
+          handle_, CUBLAS_OP_T, CUBLAS_OP_N, static_cast<int>(rows), static_cast<int>(m),
+          static_cast<int>(k), &alpha, panel, CUDA_R_32F, static_cast<int>(k), x.data(), CUDA_R_32F,
+          static_cast<int>(k), &beta, y.as<float>() + first, CUDA_R_32F, static_cast<int>(n),
+          CUBLAS_COMPUTE_32F, CUBLAS_GEMM_DEFAULT));
+    }
+    if (bias == nullptr && act == Activation::kNone) return absl::OkStatus();
+    STRATA_LAUNCH(BiasActKernel<float>, GridFor(m * n, 256), 256, 0, stream_)
+    (y.as<float>(), bias != nullptr ? bias->as<float>() : nullptr, m, n, static_cast<int>(act));
+    CUDA_RETURN_IF_ERROR(cudaGetLastError());
+    return absl::OkStatus();
+  }
+
+  absl::Status Elementwise(Tensor& x, const Tensor& y, bool multiply) {
+    if (x.dtype() != DType::kF32 || y.dtype() != DType::kF32 || y.numel() < x.numel()) {
+      return absl::InvalidArgumentError(
+          "cuda backend: elementwise operands must be F32, the second no smaller");
+    }
+    const int64_t n = x.numel();
+    if (n == 0) return absl::OkStatus();
+    CUDA_RETURN_IF_ERROR(cudaSetDevice(device_));
+    STRATA_LAUNCH(ElementwiseKernel, GridFor(n, 256), 256, 0, stream_)
+    (x.as<float>(), y.as<float>(), n, multiply ? 1 : 0);
+    CUDA_RETURN_IF_ERROR(cudaGetLastError());
+    return absl::OkStatus();
+  }
+
+  // Copies a small host array to device memory in stream order. The copy is from pageable
+  // memory, which the driver stages before cudaMemcpyAsync returns, so `src` may be reused at
+  // once; the kernels after it in the stream see the data.
+  absl::Status Upload(const void* src, size_t bytes, void* dst) {
+    CUDA_RETURN_IF_ERROR(cudaMemcpyAsync(dst, src, bytes, cudaMemcpyHostToDevice, stream_));
+    return absl::OkStatus();
+  }
+
+  static constexpr int64_t kPanelFloats = int64_t{16} << 20;  // 64 MiB of unpacked weight rows
+
   int device_;
   std::string name_;
   cudaStream_t stream_ = nullptr;
   cublasHandle_t handle_ = nullptr;
   std::vector<float> staging_f_;
   std::vector<uint8_t> staging_;
+  DeviceScratch panel_, rope_angles_, attention_rows_;
+  std::vector<double> rope_freq_;
+  float rope_theta_ = 0;
+  int rope_head_dim_ = 0;
+  std::vector<float> rope_host_;
+  std::vector<AttentionRowDevice> attention_host_;
 };
 
 }  // namespace

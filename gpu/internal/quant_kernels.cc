@@ -31,3 +31,13 @@ const QuantKernels& BestQuantKernels() {
 }
 
 }  // namespace strata::gpu::cpu
+
+namespace strata::gpu {
+
+// Declared with the type facts in gpu/ggml_type.h; defined here, beside the kernels it runs, so
+// that ggml_type.cc stays free of the CPU's kernels (the CUDA module links it).
+void DequantizeRow(GgmlType t, const void* src, int64_t n, float* dst) {
+  cpu::BestQuantKernels().dequantize_row(t, src, n, dst);
+}
+
+}  // namespace strata::gpu

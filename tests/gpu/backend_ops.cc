@@ -7,6 +7,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "storage/status_macros.h"
+#include "tests/gpu/tiny_decoder.h"
 
 namespace strata::testing {
 namespace {
@@ -85,6 +86,68 @@ std::vector<OpCase> AllOpCases(uint64_t seed) {
     c.heads = 3, c.head_dim = head_dim;
     c.rows = c.offsets.back();
     c.a = Random(rng, c.rows * 3 * c.heads * head_dim, 1.0f);
+    out.push_back(c);
+  }
+  // The decoder's operations (F32 whatever the dtype asked). Quantised products on both sides of
+  // the CUDA backend's few-row threshold, with a bias and with SiLU, in every GGUF type; a plain
+  // type with rows of a length that is no multiple of 32.
+  for (gpu::GgmlType t :
+       {gpu::GgmlType::kF32, gpu::GgmlType::kF16, gpu::GgmlType::kBF16, gpu::GgmlType::kQ8_0,
+        gpu::GgmlType::kQ4_0, gpu::GgmlType::kQ4_1, gpu::GgmlType::kQ4_K, gpu::GgmlType::kQ6_K}) {
+    for (auto [op, rows, inner] : {std::tuple<const char*, int, int>{"quant_linear", 3, 512},
+                                   {"quant_linear_silu", 21, 512},
+                                   {"quant_linear", 1, t == gpu::GgmlType::kF16 ? 50 : 256},
+                                   {"quant_linear", 12, t == gpu::GgmlType::kF16 ? 50 : 256}}) {
+      OpCase c;
+      c.op = op;
+      c.type = t;
+      c.rows = rows, c.inner = inner, c.cols = 40;
+      c.a = Random(rng, c.rows * c.inner, 1.0f);
+      c.raw = RandomGgmlRows(t, c.cols, c.inner, rng());
+      c.c = Random(rng, c.cols, 0.5f);
+      out.push_back(c);
+    }
+  }
+  for (gpu::GgmlType t : {gpu::GgmlType::kQ8_0, gpu::GgmlType::kQ6_K, gpu::GgmlType::kBF16}) {
+    OpCase c;
+    c.op = "gather_rows";
+    c.type = t;
+    c.cols = 30, c.inner = 256;  // a table of 30 rows
+    c.raw = RandomGgmlRows(t, c.cols, c.inner, rng());
+    c.ids = {0, 29, 7, 7, 3};
+    out.push_back(c);
+  }
+  for (const char* op : {"add", "multiply", "copy_rows"}) {
+    OpCase c;
+    c.op = op;
+    c.rows = 7, c.cols = 100;
+    c.a = Random(rng, c.rows * c.cols, 1.0f);
+    c.b = Random(rng, c.rows * c.cols, 1.0f);
+    out.push_back(c);
+  }
+  for (const char* op : {"rope_adjacent", "rope_halves"}) {
+    OpCase c;
+    c.op = op;
+    c.heads = 3, c.head_dim = 16;
+    c.positions = {0, 1, 7, 300, 20000};  // 20000: past the CPU's table of angles
+    c.rows = static_cast<int64_t>(c.positions.size());
+    c.a = Random(rng, c.rows * c.heads * c.head_dim, 1.0f);
+    out.push_back(c);
+  }
+  // Query rows of two sequences in one call, as a batch of generations mixes them: decoding rows
+  // and a prompt's growing rows, lengths on both sides of the CUDA kernel's tile of 128 keys.
+  for (auto [heads, kv_heads, head_dim] :
+       {std::tuple<int, int, int>{4, 2, 64}, {2, 1, 16}, {3, 3, 40}}) {
+    OpCase c;
+    c.op = "cached_attention";
+    c.heads = heads, c.kv_heads = kv_heads, c.head_dim = head_dim;
+    c.lengths = {1, 129, 130, 131, 300, 5, 40, 257};
+    c.cache_of = {0, 0, 0, 0, 0, 1, 1, 0};
+    c.rows = static_cast<int64_t>(c.lengths.size());
+    c.a = Random(rng, c.rows * heads * head_dim, 1.0f);  // queries
+    c.b = Random(rng, 300 * kv_heads * head_dim, 1.0f);  // cache 0: keys, then values
+    c.c = Random(rng, 300 * kv_heads * head_dim, 1.0f);
+    c.d = Random(rng, 2 * 40 * kv_heads * head_dim, 1.0f);  // cache 1: keys and values
     out.push_back(c);
   }
   for (const char* op : {"pool_mean", "pool_cls"}) {
@@ -172,6 +235,69 @@ absl::StatusOr<std::vector<float>> RunOp(gpu::Backend& be, gpu::DType dtype, con
     ASSIGN_OR_RETURN(Tensor offsets, upload_ints(c.offsets));
     ASSIGN_OR_RETURN(Tensor out, be.Allocate(dtype, {c.rows, hidden}));
     RETURN_IF_ERROR(be.Attention(qkv, offsets, c.offsets, c.heads, c.head_dim, out));
+    return download(out);
+  }
+  // The decoder's operations: F32 on every backend.
+  auto upload32 = [&](const std::vector<float>& v,
+                      std::vector<int64_t> shape) -> absl::StatusOr<Tensor> {
+    ASSIGN_OR_RETURN(Tensor t, be.Allocate(DType::kF32, std::move(shape)));
+    RETURN_IF_ERROR(be.CopyFromHost(v.data(), DType::kF32, v.size(), t, 0));
+    return t;
+  };
+  if (op == "quant_linear" || op == "quant_linear_silu") {
+    ASSIGN_OR_RETURN(Tensor x, upload32(c.a, {c.rows, c.inner}));
+    ASSIGN_OR_RETURN(gpu::LinearWeight w,
+                     be.PrepareQuantizedLinear(c.type, c.raw.data(), c.cols, c.inner));
+    ASSIGN_OR_RETURN(Tensor bias, upload32(c.c, {c.cols}));
+    ASSIGN_OR_RETURN(Tensor y, be.Allocate(DType::kF32, {c.rows, c.cols}));
+    const bool silu = op == "quant_linear_silu";
+    RETURN_IF_ERROR(be.Linear(x, w, silu ? &bias : nullptr,
+                              silu ? gpu::Activation::kSilu : gpu::Activation::kNone, y));
+    return download(y);
+  }
+  if (op == "gather_rows") {
+    ASSIGN_OR_RETURN(gpu::LinearWeight w,
+                     be.PrepareQuantizedLinear(c.type, c.raw.data(), c.cols, c.inner));
+    ASSIGN_OR_RETURN(Tensor ids, upload_ints(c.ids));
+    ASSIGN_OR_RETURN(Tensor out,
+                     be.Allocate(DType::kF32, {static_cast<int64_t>(c.ids.size()), c.inner}));
+    RETURN_IF_ERROR(be.GatherRows(w, ids, out));
+    return download(out);
+  }
+  if (op == "add" || op == "multiply") {
+    ASSIGN_OR_RETURN(Tensor x, upload32(c.a, {c.rows, c.cols}));
+    ASSIGN_OR_RETURN(Tensor y, upload32(c.b, {c.rows, c.cols}));
+    RETURN_IF_ERROR(op == "add" ? be.Add(x, y) : be.Multiply(x, y));
+    return download(x);
+  }
+  if (op == "copy_rows") {  // rows 2..5 of a into rows 1..4 of b
+    ASSIGN_OR_RETURN(Tensor a, upload32(c.a, {c.rows, c.cols}));
+    ASSIGN_OR_RETURN(Tensor b, upload32(c.b, {c.rows, c.cols}));
+    RETURN_IF_ERROR(be.CopyRows(a, 2, 4, b, 1));
+    return download(b);
+  }
+  if (op == "rope_adjacent" || op == "rope_halves") {
+    ASSIGN_OR_RETURN(Tensor x, upload32(c.a, {c.rows, c.heads * c.head_dim}));
+    RETURN_IF_ERROR(
+        be.Rope(x, c.heads, c.head_dim, c.positions, 10000.0f,
+                op == "rope_adjacent" ? gpu::RopeStyle::kAdjacent : gpu::RopeStyle::kHalves));
+    return download(x);
+  }
+  if (op == "cached_attention") {
+    const int64_t kv_width = static_cast<int64_t>(c.kv_heads) * c.head_dim;
+    ASSIGN_OR_RETURN(Tensor q, upload32(c.a, {c.rows, c.heads * c.head_dim}));
+    ASSIGN_OR_RETURN(Tensor k0, upload32(c.b, {300, kv_width}));
+    ASSIGN_OR_RETURN(Tensor v0, upload32(c.c, {300, kv_width}));
+    const auto half = static_cast<std::ptrdiff_t>(c.d.size() / 2);
+    ASSIGN_OR_RETURN(Tensor k1, upload32({c.d.begin(), c.d.begin() + half}, {40, kv_width}));
+    ASSIGN_OR_RETURN(Tensor v1, upload32({c.d.begin() + half, c.d.end()}, {40, kv_width}));
+    std::vector<gpu::Backend::AttentionRow> rows;
+    for (size_t t = 0; t < c.lengths.size(); ++t) {
+      rows.push_back(
+          {c.cache_of[t] == 0 ? &k0 : &k1, c.cache_of[t] == 0 ? &v0 : &v1, c.lengths[t]});
+    }
+    ASSIGN_OR_RETURN(Tensor out, be.Allocate(DType::kF32, {c.rows, c.heads * c.head_dim}));
+    RETURN_IF_ERROR(be.CachedAttention(q, rows, c.heads, c.kv_heads, c.head_dim, out));
     return download(out);
   }
   if (op == "pool_mean" || op == "pool_cls") {

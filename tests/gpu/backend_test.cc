@@ -91,6 +91,78 @@ std::vector<double> Naive(const OpCase& c) {
         }
       }
     }
+  } else if (op == "quant_linear" || op == "quant_linear_silu" || op == "gather_rows") {
+    const size_t row_bytes = GgmlRowBytes(c.type, c.inner);
+    std::vector<float> w(static_cast<size_t>(c.cols * c.inner));
+    for (int64_t j = 0; j < c.cols; ++j) {
+      DequantizeRow(c.type, c.raw.data() + j * row_bytes, c.inner, w.data() + j * c.inner);
+    }
+    if (op == "gather_rows") {
+      for (int32_t id : c.ids)
+        out.insert(out.end(), w.begin() + id * c.inner, w.begin() + (id + 1) * c.inner);
+    } else {
+      const bool silu = op == "quant_linear_silu";
+      for (int64_t i = 0; i < c.rows; ++i) {
+        for (int64_t j = 0; j < c.cols; ++j) {
+          double s = silu ? c.c[j] : 0.0;
+          for (int64_t k = 0; k < c.inner; ++k)
+            s += double(c.a[i * c.inner + k]) * w[j * c.inner + k];
+          out.push_back(silu ? SiluRef(s) : s);
+        }
+      }
+    }
+  } else if (op == "add" || op == "multiply") {
+    for (size_t i = 0; i < c.a.size(); ++i) {
+      out.push_back(op == "add" ? double(c.a[i]) + c.b[i] : double(c.a[i]) * c.b[i]);
+    }
+  } else if (op == "copy_rows") {  // rows 2..5 of a into rows 1..4 of b
+    out.assign(c.b.begin(), c.b.end());
+    for (int64_t r = 0; r < 4; ++r) {
+      for (int64_t j = 0; j < c.cols; ++j) out[(1 + r) * c.cols + j] = c.a[(2 + r) * c.cols + j];
+    }
+  } else if (op == "rope_adjacent" || op == "rope_halves") {
+    out.assign(c.a.begin(), c.a.end());
+    const int hd = c.head_dim;
+    for (int64_t t = 0; t < c.rows; ++t) {
+      for (int h = 0; h < c.heads; ++h) {
+        for (int i = 0; i < hd / 2; ++i) {
+          const double a = c.positions[t] * std::pow(10000.0, -2.0 * i / hd);
+          const int64_t base = (t * c.heads + h) * hd;
+          const int64_t x0 = base + (op == "rope_adjacent" ? 2 * i : i);
+          const int64_t x1 = base + (op == "rope_adjacent" ? 2 * i + 1 : i + hd / 2);
+          const double v0 = c.a[x0], v1 = c.a[x1];
+          out[x0] = v0 * std::cos(a) - v1 * std::sin(a);
+          out[x1] = v0 * std::sin(a) + v1 * std::cos(a);
+        }
+      }
+    }
+  } else if (op == "cached_attention") {
+    const int64_t kv_width = int64_t{c.kv_heads} * c.head_dim,
+                  width = int64_t{c.heads} * c.head_dim;
+    const size_t half = c.d.size() / 2;
+    for (int64_t t = 0; t < c.rows; ++t) {
+      const float* k = c.cache_of[t] == 0 ? c.b.data() : c.d.data();
+      const float* v = c.cache_of[t] == 0 ? c.c.data() : c.d.data() + half;
+      for (int h = 0; h < c.heads; ++h) {
+        const int64_t col = int64_t{h / (c.heads / c.kv_heads)} * c.head_dim;
+        std::vector<double> p;
+        double m = -1e300, sum = 0;
+        for (int64_t j = 0; j < c.lengths[t]; ++j) {
+          double d = 0;
+          for (int e = 0; e < c.head_dim; ++e) {
+            d += double(c.a[t * width + h * c.head_dim + e]) * k[j * kv_width + col + e];
+          }
+          p.push_back(d / std::sqrt(double(c.head_dim)));
+          m = std::max(m, p.back());
+        }
+        for (double& x : p) sum += (x = std::exp(x - m));
+        for (int e = 0; e < c.head_dim; ++e) {
+          double o = 0;
+          for (int64_t j = 0; j < c.lengths[t]; ++j) o += p[j] / sum * v[j * kv_width + col + e];
+          out.push_back(o);
+        }
+      }
+    }
   } else if (op == "pool_mean" || op == "pool_cls") {
     for (size_t s = 0; s + 1 < c.offsets.size(); ++s) {
       const int64_t begin = c.offsets[s], end = c.offsets[s + 1];

@@ -1,13 +1,18 @@
-// The CUDA backend against the CPU backend (every op, F32, F16 and BF16), and the encoder on CUDA
-// against the reference forward and the sentence-transformers fixture. Label `gpu`: skips without
+// The CUDA backend against the CPU backend (every op, F32, F16 and BF16), the encoder on CUDA
+// against the reference forward and the sentence-transformers fixture, and the decoder against
+// its references. Label `gpu`: skips without
 // a device. (tests/gpu/cuda_emu_test.cc runs the same checks on every machine through the CUDA
 // emulator.)
 #include <cstdio>
 
+#include "absl/strings/str_cat.h"
 #include "gpu/backend.h"
+#include "gpu/decoder.h"
 #include "gpu/device.h"
 #include "gtest/gtest.h"
 #include "tests/gpu/backend_ops.h"
+#include "tests/gpu/decoder_fixture.h"
+#include "tests/gpu/tiny_decoder.h"
 #include "tests/gpu/tiny_model.h"
 #include "tests/test_util.h"
 
@@ -60,6 +65,53 @@ TEST(CudaEncoder, RealMiniLmMatchesTheReference) {
     std::printf("CUDA %s: worst cosine vs sentence-transformers over the fixture: %.7f\n",
                 std::string(DTypeName(dtype)).c_str(), *worst);
   }
+}
+
+// The decoder on the device: every weight type in both layouts against the double reference
+// forward, and SmolLM2 against the float64 NumPy fixture with decoder_test's bounds.
+TEST(CudaDecoder, TinyModelsMatchTheReference) {
+  SKIP_WITHOUT_CUDA();
+  testing::TempDir dir;
+  for (GgmlType t : {GgmlType::kF32, GgmlType::kF16, GgmlType::kBF16, GgmlType::kQ8_0,
+                     GgmlType::kQ4_0, GgmlType::kQ4_1, GgmlType::kQ4_K, GgmlType::kQ6_K}) {
+    for (DecoderArch arch : {DecoderArch::kLlama, DecoderArch::kQwen2}) {
+      testing::TinyDecoderSpec spec;
+      spec.arch = arch;
+      spec.matrix_type = t;
+      spec.embedding_type = arch == DecoderArch::kLlama ? GgmlType::kQ8_0 : GgmlType::kF16;
+      spec.tied = arch == DecoderArch::kLlama;
+      auto cuda = MakeCuda();
+      ASSERT_TRUE(cuda.ok()) << cuda.status();
+      auto r = testing::CheckTinyDecoder(spec, dir.File("tiny.gguf"), {}, std::move(*cuda));
+      ASSERT_TRUE(r.ok()) << r.status();
+      const std::string name =
+          absl::StrCat(GgmlTypeName(t), arch == DecoderArch::kLlama ? " llama" : " qwen2");
+      EXPECT_EQ(r->argmax_mismatches, 0) << name;
+      EXPECT_LT(r->prompt_worst, 2e-3) << name;
+      EXPECT_LT(r->step_worst, 2e-3) << name;
+    }
+  }
+}
+
+TEST(CudaDecoder, SmolLm2MatchesTheNumpyReference) {
+  SKIP_WITHOUT_CUDA();
+  const std::string path =
+      testing::RealModelFile("smollm2-135m-instruct", "SmolLM2-135M-Instruct.Q4_1.gguf");
+  if (path.empty()) GTEST_SKIP() << "SmolLM2 not fetched (tools/fetch-models.sh)";
+  DecoderOptions options;
+  options.backend = BackendChoice::kCuda;
+  auto d = Decoder::Open(path, options);
+  ASSERT_TRUE(d.ok()) << d.status();
+  auto check = testing::CheckSmolLm2Fixture(**d);
+  ASSERT_TRUE(check.ok()) << check.status();
+  EXPECT_EQ(check->ids_mismatches, 0);
+  EXPECT_EQ(check->argmax_mismatches, 0);
+  EXPECT_GT(check->positions, 150);
+  EXPECT_LT(check->worst, 0.02);
+  std::printf(
+      "SmolLM2 on CUDA vs float64 reference: %d positions, %d top-1 mismatches, worst "
+      "top-5 |d logprob| %.5f\n",
+      check->positions, check->argmax_mismatches, check->worst);
 }
 
 }  // namespace

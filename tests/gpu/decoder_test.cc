@@ -13,6 +13,7 @@
 #include "gpu/sampler.h"
 #include "nlohmann/json.hpp"
 #include "storage/scoped_fd.h"
+#include "tests/gpu/decoder_fixture.h"
 #include "tests/gpu/tiny_decoder.h"
 #include "tests/gpu/tiny_model.h"
 #include "tests/test_util.h"
@@ -60,44 +61,21 @@ TEST_P(TinyDecoderTest, MatchesTheReferenceForward) {
   spec.matrix_type = c.matrices;
   spec.embedding_type = c.embeddings;
   spec.tied = c.tied;
-  const std::string path = dir.File("tiny.gguf");
-  ASSERT_TRUE(testing::WriteTinyDecoder(spec, path).ok());
   DecoderOptions options;
   options.int8_activations = c.int8_activations;
-  auto d = Decoder::Open(path, options);
-  ASSERT_TRUE(d.ok()) << d.status();
-  const int vocab = (*d)->config().vocab_size;
   // 20 tokens: the prompt path (more rows than the int8 and dot-product paths take, so fp32
-  // whatever the options) and, below, one at a time.
-  std::vector<int32_t> ids;
-  for (int i = 0; i < 20; ++i) ids.push_back((i * 37 + 5) % vocab);
-  const auto want = testing::ReferenceLogProbs(path, ids);
-  ASSERT_EQ(want.size(), ids.size());
-  auto seq = (*d)->NewSequence(64);
-  ASSERT_TRUE(seq.ok());
-  std::vector<float> logits;
-  ASSERT_TRUE((*d)->Forward(ids, **seq, &logits, /*all_logits=*/true).ok());
-  double worst = 0;
-  for (size_t t = 0; t < ids.size(); ++t) {
-    const std::vector<double> got = LogSoftmax(logits.data() + t * vocab, vocab);
-    EXPECT_EQ(ArgMax(got), ArgMax(want[t])) << "position " << t;
-    for (int j = 0; j < vocab; ++j) worst = std::max(worst, std::fabs(got[j] - want[t][j]));
-  }
-  EXPECT_LT(worst, 2e-3) << "largest log-probability difference";
-
-  // Token by token (the decode path) gives the same last-position logits.
-  auto step = (*d)->NewSequence(64);
-  ASSERT_TRUE(step.ok());
-  std::vector<float> last;
-  for (int32_t id : ids) ASSERT_TRUE((*d)->Forward({&id, 1}, **step, &last).ok());
-  EXPECT_EQ((*step)->length(), static_cast<int64_t>(ids.size()));
-  const std::vector<double> inc = LogSoftmax(last.data(), vocab);
-  double diff = 0;
-  for (int j = 0; j < vocab; ++j) diff = std::max(diff, std::fabs(inc[j] - want.back()[j]));
-  // int8 activations round each run of 32 to 8 bits (gpu/internal/quant_dot_q8.h), which is what
-  // llama.cpp does; the bound here was measured over these models with ~3x margin.
+  // whatever the options) and one at a time.
+  auto r = testing::CheckTinyDecoder(spec, dir.File("tiny.gguf"), options, nullptr);
+  ASSERT_TRUE(r.ok()) << r.status();
+  EXPECT_EQ(r->positions, 20);
+  EXPECT_EQ(r->argmax_mismatches, 0);
+  EXPECT_LT(r->prompt_worst, 2e-3) << "largest log-probability difference";
+  // Token by token (the decode path) gives the same last-position logits. int8 activations round
+  // each run of 32 to 8 bits (gpu/internal/quant_dot_q8.h), which is what llama.cpp does; the
+  // bound here was measured over these models with ~3x margin.
   const bool int8 = c.int8_activations && cpu::FastQ8DotKernels() != nullptr;
-  EXPECT_LT(diff, int8 ? kInt8Tolerance : 2e-3) << (int8 ? "int8" : "fp32") << " activations";
+  EXPECT_LT(r->step_worst, int8 ? kInt8Tolerance : 2e-3)
+      << (int8 ? "int8" : "fp32") << " activations";
 }
 
 std::vector<Case> Cases() {
@@ -270,32 +248,16 @@ TEST(SmolLm2, LogitsMatchTheNumpyReference) {
   if (path.empty()) GTEST_SKIP() << "SmolLM2 not fetched (tools/fetch-models.sh)";
   auto d = Decoder::Open(path);
   ASSERT_TRUE(d.ok()) << d.status();
+  auto check = testing::CheckSmolLm2Fixture(**d);
+  ASSERT_TRUE(check.ok()) << check.status();
+  EXPECT_EQ(check->ids_mismatches, 0) << "prompts tokenised unlike Hugging Face";
+  EXPECT_EQ(check->argmax_mismatches, 0);
+  EXPECT_GT(check->positions, 150);
+  EXPECT_LT(check->worst, 0.02) << "largest top-5 log-probability difference over "
+                                << check->positions;
   std::ifstream in(testing::FixturePath("smollm2_logits.json"));
   const nlohmann::json j = nlohmann::json::parse(in);
   const int vocab = (*d)->config().vocab_size;
-  double worst = 0;
-  int positions = 0;
-  for (const auto& c : j["cases"]) {
-    const std::vector<int32_t> ids = c["ids"];
-    const std::vector<int32_t> ours =
-        (*d)->chat().Encode((*d)->tokenizer(), {{"user", c["question"].get<std::string>()}}, true);
-    EXPECT_EQ(ours, ids) << c["question"];
-    auto seq = (*d)->NewSequence(static_cast<int64_t>(ids.size()));
-    ASSERT_TRUE(seq.ok());
-    std::vector<float> logits;
-    ASSERT_TRUE((*d)->Forward(ids, **seq, &logits, true).ok());
-    for (size_t t = 0; t < ids.size(); ++t, ++positions) {
-      const std::vector<double> got = LogSoftmax(logits.data() + t * vocab, vocab);
-      const std::vector<int32_t> top = c["top_ids"][t];
-      const std::vector<double> lp = c["top_logprobs"][t];
-      EXPECT_EQ(ArgMax(got), top[0]) << "position " << t;
-      for (size_t r = 0; r < top.size(); ++r) {
-        worst = std::max(worst, std::fabs(got[static_cast<size_t>(top[r])] - lp[r]));
-      }
-    }
-  }
-  EXPECT_GT(positions, 150);
-  EXPECT_LT(worst, 0.02) << "largest top-5 log-probability difference over " << positions;
   // Decoding token by token with int8 activations (the default; llama.cpp's approximation).
   DecoderOptions int8;
   int8.int8_activations = true;
@@ -346,7 +308,7 @@ TEST(SmolLm2, LogitsMatchTheNumpyReference) {
   std::printf(
       "SmolLM2 vs float64 reference: %d positions, top-1 identical, worst top-5 "
       "|d logprob| %.5f\n",
-      positions, worst);
+      check->positions, check->worst);
 }
 
 }  // namespace

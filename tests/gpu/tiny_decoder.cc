@@ -1,5 +1,6 @@
 #include "tests/gpu/tiny_decoder.h"
 
+#include <algorithm>
 #include <cmath>
 #include <cstring>
 #include <map>
@@ -8,6 +9,7 @@
 #include "absl/strings/str_cat.h"
 #include "gpu/gguf.h"
 #include "storage/half.h"
+#include "storage/status_macros.h"
 
 namespace strata::testing {
 namespace {
@@ -303,6 +305,59 @@ std::vector<std::vector<double>> ReferenceLogProbs(const std::string& path,
     for (double& v : r) v = v - mx - std::log(sum);
   }
   return logits;
+}
+
+namespace {
+std::vector<double> LogSoftmaxOf(const float* x, int n) {
+  double mx = -1e300;
+  for (int i = 0; i < n; ++i) mx = std::max(mx, static_cast<double>(x[i]));
+  double sum = 0;
+  for (int i = 0; i < n; ++i) sum += std::exp(x[i] - mx);
+  std::vector<double> out(static_cast<size_t>(n));
+  for (int i = 0; i < n; ++i) out[static_cast<size_t>(i)] = x[i] - mx - std::log(sum);
+  return out;
+}
+size_t ArgMaxOf(const std::vector<double>& v) {
+  return static_cast<size_t>(std::max_element(v.begin(), v.end()) - v.begin());
+}
+}  // namespace
+
+absl::StatusOr<TinyDecoderCheck> CheckTinyDecoder(const TinyDecoderSpec& spec,
+                                                  const std::string& path,
+                                                  const gpu::DecoderOptions& options,
+                                                  std::unique_ptr<gpu::Backend> backend) {
+  RETURN_IF_ERROR(WriteTinyDecoder(spec, path));
+  ASSIGN_OR_RETURN(std::unique_ptr<gpu::Decoder> d,
+                   gpu::Decoder::Open(path, options, std::move(backend)));
+  const int vocab = d->config().vocab_size;
+  std::vector<int32_t> ids;
+  for (int i = 0; i < 20; ++i) ids.push_back((i * 37 + 5) % vocab);
+  const auto want = ReferenceLogProbs(path, ids);
+  if (want.size() != ids.size()) return absl::InternalError("the reference forward failed");
+  TinyDecoderCheck out;
+  ASSIGN_OR_RETURN(auto seq, d->NewSequence(64));
+  std::vector<float> logits;
+  RETURN_IF_ERROR(d->Forward(ids, *seq, &logits, /*all_logits=*/true));
+  for (size_t t = 0; t < ids.size(); ++t, ++out.positions) {
+    const std::vector<double> got = LogSoftmaxOf(logits.data() + t * vocab, vocab);
+    if (ArgMaxOf(got) != ArgMaxOf(want[t])) ++out.argmax_mismatches;
+    for (int j = 0; j < vocab; ++j) {
+      out.prompt_worst = std::max(out.prompt_worst, std::fabs(got[static_cast<size_t>(j)] -
+                                                              want[t][static_cast<size_t>(j)]));
+    }
+  }
+  ASSIGN_OR_RETURN(auto step, d->NewSequence(64));
+  std::vector<float> last;
+  for (int32_t id : ids) RETURN_IF_ERROR(d->Forward({&id, 1}, *step, &last));
+  if (step->length() != static_cast<int64_t>(ids.size())) {
+    return absl::InternalError("token-by-token decoding lost a position");
+  }
+  const std::vector<double> inc = LogSoftmaxOf(last.data(), vocab);
+  for (int j = 0; j < vocab; ++j) {
+    out.step_worst = std::max(out.step_worst, std::fabs(inc[static_cast<size_t>(j)] -
+                                                        want.back()[static_cast<size_t>(j)]));
+  }
+  return out;
 }
 
 }  // namespace strata::testing

@@ -9,6 +9,7 @@
 #include <vector>
 
 #include "absl/status/status.h"
+#include "absl/status/statusor.h"
 #include "gpu/decoder.h"
 #include "gpu/ggml_type.h"
 
@@ -40,6 +41,20 @@ absl::Status WriteTinyDecoder(const TinyDecoderSpec& spec, const std::string& pa
 // dequantised with gpu::DequantizeRow), in double precision: rows of vocabulary size.
 std::vector<std::vector<double>> ReferenceLogProbs(const std::string& path,
                                                    const std::vector<int32_t>& ids);
+
+// A tiny model run by a decoder against ReferenceLogProbs: 20 tokens as one prompt (log-probs at
+// every position), then the same tokens one at a time (the decoding path; its last position).
+struct TinyDecoderCheck {
+  int positions = 0;
+  int argmax_mismatches = 0;  // prompt positions whose top-1 differs from the reference's
+  double prompt_worst = 0;    // largest |log-prob difference| over every position and token
+  double step_worst = 0;      // the same at the last position, decoded token by token
+};
+// Writes `spec` to `path` and opens it with `options` on `backend` (null: options' backend).
+absl::StatusOr<TinyDecoderCheck> CheckTinyDecoder(const TinyDecoderSpec& spec,
+                                                  const std::string& path,
+                                                  const gpu::DecoderOptions& options,
+                                                  std::unique_ptr<gpu::Backend> backend);
 
 }  // namespace strata::testing
 
