@@ -222,6 +222,16 @@ class Backend {
   // the same width and dtype. InvalidArgument when they do not fit.
   [[nodiscard]] virtual absl::Status CopyRows(const Tensor& src, int64_t src_row, int64_t rows,
                                               Tensor& dst, int64_t dst_row);
+  // Row r of src into row dests[r].row of *dests[r].dst (tensors of src's width and dtype), for
+  // every r < dests.size(): a batch's keys and values into each row's own cache. The default
+  // copies run by run of consecutive rows into one tensor through CopyRows; a backend that pays
+  // per copy does it in one go. InvalidArgument when a row does not fit.
+  struct RowDestination {
+    Tensor* dst = nullptr;
+    int64_t row = 0;
+  };
+  [[nodiscard]] virtual absl::Status ScatterRows(const Tensor& src,
+                                                 absl::Span<const RowDestination> dests);
   // Attention of query rows against key/value caches with grouped heads: q is
   // [rows, heads * head_dim]; query t reads the first rows[t].length rows of its own caches
   // rows[t].k and rows[t].v ([capacity, kv_heads * head_dim], keys already rotated), so a batch
@@ -258,6 +268,22 @@ inline absl::Status Backend::Rope(Tensor&, int, int, absl::Span<const int32_t>, 
 }
 inline absl::Status Backend::CopyRows(const Tensor&, int64_t, int64_t, Tensor&, int64_t) {
   return NoDecoderOp(*this, "CopyRows");
+}
+inline absl::Status Backend::ScatterRows(const Tensor& src,
+                                         absl::Span<const RowDestination> dests) {
+  for (size_t r = 0; r < dests.size();) {
+    size_t e = r + 1;
+    while (e < dests.size() && dests[e].dst == dests[r].dst &&
+           dests[e].row == dests[e - 1].row + 1) {
+      ++e;
+    }
+    if (dests[r].dst == nullptr) return absl::InvalidArgumentError("ScatterRows: no destination");
+    const absl::Status copied = CopyRows(src, static_cast<int64_t>(r), static_cast<int64_t>(e - r),
+                                         *dests[r].dst, dests[r].row);
+    if (!copied.ok()) return copied;
+    r = e;
+  }
+  return absl::OkStatus();
 }
 inline absl::Status Backend::CachedAttention(const Tensor&, absl::Span<const AttentionRow>, int,
                                              int, int, Tensor&) {

@@ -8,6 +8,7 @@
 #include "absl/strings/str_join.h"
 #include "base/check.h"
 #include "gpu/attention_mass.h"
+#include "gpu/internal/thread_pool.h"
 #include "storage/log.h"
 #include "storage/status_macros.h"
 
@@ -150,6 +151,10 @@ absl::StatusOr<std::unique_ptr<Decoder>> Decoder::Open(const std::string& path,
     ASSIGN_OR_RETURN(d->backend_, CreateBackend(options.backend, options.cuda_device));
   }
   MutexLock lock(&d->mu_);
+  const int64_t span_bytes = d->backend_->kind() != BackendKind::kCuda ? 0
+                             : options.device_span_bytes >= 0          ? options.device_span_bytes
+                                                                       : int64_t{1} << 30;
+  d->span_cache_ = std::make_unique<DeviceSpanCache>(static_cast<size_t>(span_bytes));
   RETURN_IF_ERROR(d->Load(*file, options));
   Log(LogLevel::kInfo, "decoder %s: %s, %d layers, hidden %d, %d/%d heads, vocab %d, %.1f MB on %s",
       path.c_str(), d->config_.name.c_str(), d->config_.layers, d->config_.hidden, d->config_.heads,
@@ -278,6 +283,8 @@ absl::Status Decoder::RunLayers(int first, int end, Tensor& x, absl::Span<const 
   for (int64_t r = 0; r < n; ++r)
     positions[static_cast<size_t>(r)] = rows[static_cast<size_t>(r)].position;
   std::vector<Backend::AttentionRow> att_rows(static_cast<size_t>(n));
+  std::vector<Backend::RowDestination> k_dests(static_cast<size_t>(n)),
+      v_dests(static_cast<size_t>(n));
   for (int i = first; i < end; ++i) {
     Layer& l = layers_[static_cast<size_t>(i)];
     RETURN_IF_ERROR(b.RmsNorm(x, l.attn_norm, c.rms_eps, xn));
@@ -302,20 +309,14 @@ absl::Status Decoder::RunLayers(int first, int end, Tensor& x, absl::Span<const 
       auto& dst = queries->q[static_cast<size_t>(i / queries->every)];
       dst.assign(all.begin() + queries->first_row * h, all.end());
     }
-    // Keys and values into each row's sequence (runs of consecutive positions in one copy).
-    for (int64_t r = 0; r < n;) {
-      int64_t e = r + 1;
-      while (e < n && rows[static_cast<size_t>(e)].seq == rows[static_cast<size_t>(r)].seq &&
-             rows[static_cast<size_t>(e)].position ==
-                 rows[static_cast<size_t>(e - 1)].position + 1) {
-        ++e;
-      }
-      DecoderSequence* seq = rows[static_cast<size_t>(r)].seq;
-      const int64_t pos = rows[static_cast<size_t>(r)].position;
-      RETURN_IF_ERROR(b.CopyRows(k, r, e - r, seq->k_[static_cast<size_t>(i)], pos));
-      RETURN_IF_ERROR(b.CopyRows(v, r, e - r, seq->v_[static_cast<size_t>(i)], pos));
-      r = e;
+    // Keys and values into each row's sequence.
+    for (int64_t r = 0; r < n; ++r) {
+      const Place& p = rows[static_cast<size_t>(r)];
+      k_dests[static_cast<size_t>(r)] = {&p.seq->k_[static_cast<size_t>(i)], p.position};
+      v_dests[static_cast<size_t>(r)] = {&p.seq->v_[static_cast<size_t>(i)], p.position};
     }
+    RETURN_IF_ERROR(b.ScatterRows(k, k_dests));
+    RETURN_IF_ERROR(b.ScatterRows(v, v_dests));
     for (int64_t r = 0; r < n; ++r) {
       const Place& p = rows[static_cast<size_t>(r)];
       att_rows[static_cast<size_t>(r)] = {&p.seq->k_[static_cast<size_t>(i)],
@@ -408,25 +409,64 @@ absl::Status Decoder::Step(absl::Span<const DecoderRow> rows, std::vector<float>
 }
 
 absl::Status Decoder::LoadSpan(const CachedSpan& s, DecoderSequence& seq,
-                               std::vector<float>* layer1_k, std::vector<float>* layer1_v) {
+                               std::vector<float>* layer1_k, std::vector<float>* layer1_v,
+                               bool* device_hit) {
   const DecoderConfig& c = config_;
   Backend& b = *backend_;
   const int64_t kv_width = static_cast<int64_t>(c.kv_heads) * c.head_dim;
-  const int64_t len = s.kv->tokens();
-  std::vector<float> kh(static_cast<size_t>(len * kv_width)), vh(kh.size());
-  std::vector<int32_t> pos(static_cast<size_t>(len));
-  for (int64_t t = 0; t < len; ++t)
-    pos[static_cast<size_t>(t)] = static_cast<int32_t>(s.position + t);
-  ASSIGN_OR_RETURN(Tensor kt, b.Allocate(DType::kF32, {len, kv_width}));
-  ASSIGN_OR_RETURN(Tensor vt, b.Allocate(DType::kF32, {len, kv_width}));
+  const int64_t len = s.kv->tokens(), layer_values = len * kv_width, rows = c.layers * len;
+  const DeviceSpanCache::Entry* kept = span_cache_->Find(s.kv->uid());
+  if (device_hit != nullptr) *device_hit = kept != nullptr;
+  DeviceSpanCache::Entry loaded;
+  if (kept == nullptr) {
+    // Every layer at once: decompressed side by side on the host (a layer per task) and copied
+    // in one go (a GPU pays per copy, not per byte, at these sizes).
+    std::vector<float> kh(static_cast<size_t>(rows * kv_width)), vh(kh.size());
+    cpu::Pool().ParallelFor(c.layers, 1, [&](int64_t l0, int64_t l1) {
+      for (int64_t l = l0; l < l1; ++l) {
+        s.kv->Decompress(static_cast<int>(l), kh.data() + l * layer_values,
+                         vh.data() + l * layer_values);
+      }
+    });
+    if (c.layers > 1) {
+      loaded.layer1_k.assign(kh.begin() + layer_values, kh.begin() + 2 * layer_values);
+      loaded.layer1_v.assign(vh.begin() + layer_values, vh.begin() + 2 * layer_values);
+    }
+    ASSIGN_OR_RETURN(loaded.k, b.Allocate(DType::kF32, {rows, kv_width}));
+    ASSIGN_OR_RETURN(loaded.v, b.Allocate(DType::kF32, {rows, kv_width}));
+    RETURN_IF_ERROR(b.CopyFromHost(kh.data(), DType::kF32, kh.size(), loaded.k, 0));
+    RETURN_IF_ERROR(b.CopyFromHost(vh.data(), DType::kF32, vh.size(), loaded.v, 0));
+    loaded.bytes = 2 * kh.size() * sizeof(float);
+  }
+  const std::vector<float>& l1k = kept != nullptr ? kept->layer1_k : loaded.layer1_k;
+  const std::vector<float>& l1v = kept != nullptr ? kept->layer1_v : loaded.layer1_v;
+  if (layer1_k != nullptr && !l1k.empty()) *layer1_k = l1k, *layer1_v = l1v;
+  // All layers' keys rotated to the span's positions in one call (on a copy when the unrotated
+  // keys stay in the device tier), then each layer's rows into the sequence's caches.
+  std::vector<int32_t> pos(static_cast<size_t>(rows));
+  for (int64_t i = 0; i < rows; ++i) {
+    pos[static_cast<size_t>(i)] = static_cast<int32_t>(s.position + i % len);
+  }
+  Tensor rotated;
+  const Tensor* values = nullptr;
+  if (kept != nullptr) {
+    ASSIGN_OR_RETURN(rotated, b.Allocate(DType::kF32, {rows, kv_width}));
+    RETURN_IF_ERROR(b.CopyRows(kept->k, 0, rows, rotated, 0));
+    values = &kept->v;
+  } else if (s.kv->uid() != 0 && loaded.bytes <= span_cache_->budget()) {  // it will be kept
+    ASSIGN_OR_RETURN(rotated, b.Allocate(DType::kF32, {rows, kv_width}));
+    RETURN_IF_ERROR(b.CopyRows(loaded.k, 0, rows, rotated, 0));
+    kept = span_cache_->Insert(s.kv->uid(), std::move(loaded));
+    DCHECK(kept != nullptr);
+    values = &kept->v;
+  } else {
+    rotated = std::move(loaded.k);
+    values = &loaded.v;
+  }
+  RETURN_IF_ERROR(b.Rope(rotated, c.kv_heads, c.head_dim, pos, c.rope_theta, c.rope_style));
   for (int l = 0; l < c.layers; ++l) {
-    s.kv->Decompress(l, kh.data(), vh.data());
-    if (l == 1 && layer1_k != nullptr) *layer1_k = kh, *layer1_v = vh;
-    RETURN_IF_ERROR(b.CopyFromHost(kh.data(), DType::kF32, kh.size(), kt, 0));
-    RETURN_IF_ERROR(b.CopyFromHost(vh.data(), DType::kF32, vh.size(), vt, 0));
-    RETURN_IF_ERROR(b.Rope(kt, c.kv_heads, c.head_dim, pos, c.rope_theta, c.rope_style));
-    RETURN_IF_ERROR(b.CopyRows(kt, 0, len, seq.k_[static_cast<size_t>(l)], s.position));
-    RETURN_IF_ERROR(b.CopyRows(vt, 0, len, seq.v_[static_cast<size_t>(l)], s.position));
+    RETURN_IF_ERROR(b.CopyRows(rotated, l * len, len, seq.k_[static_cast<size_t>(l)], s.position));
+    RETURN_IF_ERROR(b.CopyRows(*values, l * len, len, seq.v_[static_cast<size_t>(l)], s.position));
   }
   return absl::OkStatus();
 }
@@ -439,7 +479,7 @@ absl::Status Decoder::Restore(const PassageKv& kv, DecoderSequence& seq) {
         "Restore needs an empty sequence long enough, and an entry made by this model");
   }
   MutexLock lock(&mu_);
-  RETURN_IF_ERROR(LoadSpan({0, &kv, 0}, seq, nullptr, nullptr));
+  RETURN_IF_ERROR(LoadSpan({0, &kv, 0}, seq, nullptr, nullptr, nullptr));
   seq.length_ = kv.tokens();
   return absl::OkStatus();
 }
@@ -588,11 +628,13 @@ absl::Status Decoder::Assemble(absl::Span<const int32_t> tokens, absl::Span<cons
       take > 0 && (deviation || options.selection == RecomputeSelection::kQuestionAttention);
   // 1. Cached keys and values into the sequence, keys rotated to their new positions.
   std::vector<std::vector<float>> layer1_k(spans.size()), layer1_v(spans.size());
-  for (size_t si = 0; si < spans.size(); ++si) {
-    RETURN_IF_ERROR(LoadSpan(spans[si], seq, select && deviation ? &layer1_k[si] : nullptr,
-                             select && deviation ? &layer1_v[si] : nullptr));
-  }
   AssembleStats st;
+  for (size_t si = 0; si < spans.size(); ++si) {
+    bool hit = false;
+    RETURN_IF_ERROR(LoadSpan(spans[si], seq, select && deviation ? &layer1_k[si] : nullptr,
+                             select && deviation ? &layer1_v[si] : nullptr, &hit));
+    st.device_hits += hit ? 1 : 0;
+  }
   for (int64_t t = 0; t < n; ++t) {
     if (cached[static_cast<size_t>(t)]) {
       ++st.cached_tokens;

@@ -26,6 +26,7 @@
 #include "gpu/backend.h"
 #include "gpu/bpe_tokenizer.h"
 #include "gpu/chat_template.h"
+#include "gpu/device_span_cache.h"
 #include "gpu/gguf.h"
 #include "gpu/passage_kv.h"
 
@@ -130,6 +131,7 @@ struct AssembleStats {
   int64_t cached_tokens = 0;      // tokens whose keys and values came from the cache
   int64_t recomputed_tokens = 0;  // of those, recomputed (first tokens + deviating share)
   int64_t fresh_tokens = 0;       // tokens no span covered (computed normally)
+  int64_t device_hits = 0;        // spans whose entry was already in the device tier
 };
 
 struct DecoderOptions {
@@ -140,6 +142,10 @@ struct DecoderOptions {
   // Backend::PrepareQuantizedLinear). false: fp32 activations, the path checked against the
   // float64 reference. Longer prompts always use fp32.
   bool int8_activations = true;
+  // On CUDA: bytes of passage KV entries kept decompressed in GPU memory between assemblies
+  // (gpu/device_span_cache.h); -1: 1 GiB. The CPU backend keeps none (its memory is the host's,
+  // where the entries already are).
+  int64_t device_span_bytes = -1;
 };
 
 class Decoder final {
@@ -243,9 +249,11 @@ class Decoder final {
       const std::vector<std::vector<float>>& layer1_v, DecoderSequence& seq, Tensor* h1)
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   // Span s's keys (rotated to s.position) and values into seq; *layer1_k / *layer1_v (when
-  // given) receive layer 1's unrotated keys and values.
+  // given) receive layer 1's unrotated keys and values; *device_hit whether the entry came from
+  // the device tier.
   absl::Status LoadSpan(const CachedSpan& s, DecoderSequence& seq, std::vector<float>* layer1_k,
-                        std::vector<float>* layer1_v) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+                        std::vector<float>* layer1_v, bool* device_hit)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   // Logits of the given rows of x (final norm + output projection), appended to *logits.
   absl::Status Head(const Tensor& x, absl::Span<const int64_t> which, std::vector<float>* logits)
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
@@ -260,6 +268,7 @@ class Decoder final {
 
   Mutex mu_;
   std::unique_ptr<Backend> backend_;  // used under mu_
+  std::unique_ptr<DeviceSpanCache> span_cache_ ABSL_GUARDED_BY(mu_);
   LinearWeight embeddings_, output_;  // output_ empty when tied to the embeddings
   Tensor output_norm_;
   std::vector<Layer> layers_;

@@ -1,6 +1,7 @@
 #include "gpu/passage_kv.h"
 
 #include <algorithm>
+#include <atomic>
 #include <cmath>
 #include <cstring>
 
@@ -107,10 +108,18 @@ size_t PassageKv::ValueBytes() const {
   return b;
 }
 
+namespace {
+uint64_t NextUid() {
+  static std::atomic<uint64_t> next{1};
+  return next.fetch_add(1, std::memory_order_relaxed);
+}
+}  // namespace
+
 PassageKv PassageKv::Compress(KvFormat format, int tokens, int kv_heads, int head_dim,
                               const std::vector<std::vector<float>>& k,
                               const std::vector<std::vector<float>>& v) {
   PassageKv p;
+  p.uid_ = NextUid();
   p.format_ = format;
   p.tokens_ = tokens;
   p.layers_ = static_cast<int>(k.size());
@@ -253,6 +262,7 @@ absl::StatusOr<PassageKv> PassageKv::Parse(absl::string_view bytes) {
   };
   if (get32(0) != kMagic || get32(4) != kVersion) return bad("not a version-1 entry");
   PassageKv p;
+  p.uid_ = NextUid();
   if (get32(8) > 3) return bad("unknown format");
   p.format_ = static_cast<KvFormat>(get32(8));
   p.tokens_ = static_cast<int>(get32(12));

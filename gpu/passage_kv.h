@@ -42,6 +42,9 @@ class PassageKv final {
   [[nodiscard]] int width() const { return kv_heads_ * head_dim_; }
   // Bytes held (codes and scales).
   [[nodiscard]] size_t bytes() const { return data_.size(); }
+  // Names this entry's content: every Compress and Parse makes a new one and copies share it, so
+  // a backend may keep the entry decompressed under it (Decoder's device tier). 0: empty.
+  [[nodiscard]] uint64_t uid() const { return uid_; }
 
   // A self-describing, checksummed byte form (the SSD tier's file content) and back. Parse
   // returns DataLoss for anything damaged or inconsistent.
@@ -56,6 +59,7 @@ class PassageKv final {
   KvFormat format_ = KvFormat::kF16;
   int tokens_ = 0, layers_ = 0, kv_heads_ = 0, head_dim_ = 0;
   std::string data_;  // per layer: keys then values
+  uint64_t uid_ = 0;
 };
 
 }  // namespace strata::gpu

@@ -63,6 +63,11 @@ ABSL_FLAG(int64_t, embed_batch_tokens, 8192,
 ABSL_FLAG(int, embed_wait_us, 2000,
           "dynamic batching: how long a request waits for others to join its batch (us), when "
           "others are likely (requests queued, or arriving closer together than this)");
+ABSL_FLAG(std::string, decoder_backend, "cpu",
+          "where the Generate decoder runs: cpu, cuda, or auto (CUDA when a device is present)");
+ABSL_FLAG(int64_t, decoder_gpu_kv_mb, 1024,
+          "on CUDA: passage KV entries kept decompressed in GPU memory between answers (MiB; "
+          "0 = none), so a hot passage is not copied to the GPU again");
 ABSL_FLAG(bool, decoder_int8_activations, true,
           "decode with activations rounded to int8 per 32 values, as llama.cpp does (faster; "
           "used where the CPU has AVX512-VNNI, for Q8_0/Q4_0/Q4_1 weights); false: fp32");
@@ -207,6 +212,8 @@ int main(int argc, char** argv) {
   }
   o.generate.decoder = absl::GetFlag(FLAGS_decoder);
   o.generate.int8_activations = absl::GetFlag(FLAGS_decoder_int8_activations);
+  o.generate.backend = absl::GetFlag(FLAGS_decoder_backend);
+  o.generate.gpu_kv_mb = absl::GetFlag(FLAGS_decoder_gpu_kv_mb);
   o.generate.max_running = absl::GetFlag(FLAGS_generation_max_running);
   o.generate.max_queued = absl::GetFlag(FLAGS_generation_max_queued);
   o.generate.kv_budget_mb = absl::GetFlag(FLAGS_generation_kv_mb);

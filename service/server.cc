@@ -1446,6 +1446,11 @@ class ServerImpl final : public Server {
       RagOptions ro;
       ro.decoder_path = o.generate.decoder;
       ro.decoder.int8_activations = o.generate.int8_activations;
+      ASSIGN_OR_RETURN(ro.decoder.backend, gpu::ParseBackendChoice(o.generate.backend));
+      if (o.generate.gpu_kv_mb < 0) {
+        return absl::InvalidArgumentError("--decoder_gpu_kv_mb must be 0 or more");
+      }
+      ro.decoder.device_span_bytes = o.generate.gpu_kv_mb << 20;
       ro.generator.max_running = o.generate.max_running;
       ro.generator.max_queued = o.generate.max_queued;
       ro.generator.kv_budget_bytes = static_cast<size_t>(o.generate.kv_budget_mb) << 20;

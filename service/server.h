@@ -57,6 +57,8 @@ struct GenerateOptions {
   uint64_t kv_cache_disk_mb = 4096;  // passage KV cache, SSD tier (data_dir/kv-cache); 0 = none
   int max_tokens = 1024;             // most tokens one answer may ask for
   bool int8_activations = true;      // gpu::DecoderOptions::int8_activations
+  std::string backend = "cpu";       // cpu, cuda or auto (gpu::ParseBackendChoice)
+  int64_t gpu_kv_mb = 1024;          // on CUDA: gpu::DecoderOptions::device_span_bytes, in MiB
 };
 
 struct ServerOptions {

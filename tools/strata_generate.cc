@@ -26,6 +26,7 @@ ABSL_FLAG(float, repetition_penalty, 1.0f, "penalty on tokens already present (1
 ABSL_FLAG(uint64_t, seed, 0, "sampling seed");
 ABSL_FLAG(std::string, stop, "", "comma-separated strings that end the answer");
 ABSL_FLAG(int32_t, context, 2048, "positions to reserve for prompt + answer");
+ABSL_FLAG(std::string, backend, "cpu", "where the decoder runs: cpu, cuda or auto");
 ABSL_FLAG(bool, int8_activations, true,
           "decode with int8 activations, as llama.cpp does (where the CPU has AVX512-VNNI); "
           "false: fp32");
@@ -69,9 +70,12 @@ int main(int argc, char** argv) {
   }
 
   const auto t_load = Clock::now();
+  auto backend = strata::gpu::ParseBackendChoice(absl::GetFlag(FLAGS_backend));
+  if (!backend.ok()) return Fail(backend.status());
   auto decoder = strata::gpu::Decoder::Open(
       absl::GetFlag(FLAGS_model),
-      strata::gpu::DecoderOptions{.int8_activations = absl::GetFlag(FLAGS_int8_activations)});
+      strata::gpu::DecoderOptions{.backend = *backend,
+                                  .int8_activations = absl::GetFlag(FLAGS_int8_activations)});
   if (!decoder.ok()) return Fail(decoder.status());
   strata::gpu::Decoder& d = **decoder;
   std::vector<int32_t> tokens;

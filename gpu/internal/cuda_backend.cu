@@ -10,9 +10,14 @@
 #include <cuda_runtime.h>
 
 #include <algorithm>
+#include <chrono>
 #include <cstdio>
+#include <cstdlib>
 #include <cstring>
+#include <map>
 #include <memory>
+#include <mutex>
+#include <unordered_map>
 #include <vector>
 
 #include "absl/strings/str_cat.h"
@@ -509,9 +514,10 @@ __global__ void ElementwiseKernel(float* x, const float* y, int64_t n, int multi
 }
 
 // Rotates pair i of every head of row t by the angle whose cos and sin are at
-// angles[t * head_dim + 2i] and [+ 1] (gpu/rope.h, computed on the host).
-__global__ void RopeKernel(float* x, const float* angles, int64_t rows, int heads, int head_dim,
-                           int adjacent) {
+// angles[a * head_dim + 2i] and [+ 1], a = positions[t] (or first + t when positions is null):
+// rows of gpu/rope.h's RopeRow, computed on the host.
+__global__ void RopeKernel(float* x, const float* angles, const int32_t* positions, int32_t first,
+                           int64_t rows, int heads, int head_dim, int adjacent) {
   const int half = head_dim / 2;
   const int64_t total = rows * heads * half;
   for (int64_t e = blockIdx.x * static_cast<int64_t>(blockDim.x) + threadIdx.x; e < total;
@@ -521,10 +527,18 @@ __global__ void RopeKernel(float* x, const float* angles, int64_t rows, int head
     float* r = x + (t * heads + h) * head_dim;
     const int a = adjacent != 0 ? 2 * i : i, b = adjacent != 0 ? 2 * i + 1 : i + half;
     const float x0 = r[a], x1 = r[b];
-    const float c = angles[t * head_dim + 2 * i], s = angles[t * head_dim + 2 * i + 1];
+    const int64_t row = positions != nullptr ? positions[t] : first + t;
+    const float c = angles[row * head_dim + 2 * i], s = angles[row * head_dim + 2 * i + 1];
     r[a] = x0 * c - x1 * s;
     r[b] = x0 * s + x1 * c;
   }
+}
+
+// Row r of src (`words` 2- or 4-byte words) to dst[r]: a block per row.
+template <typename Word>
+__global__ void ScatterRowsKernel(const Word* src, Word* const* dst, int64_t words) {
+  const int64_t r = blockIdx.x;
+  for (int64_t i = threadIdx.x; i < words; i += blockDim.x) dst[r][i] = src[r * words + i];
 }
 
 // A CachedAttention row as the kernel reads it.
@@ -534,24 +548,38 @@ struct AttentionRowDevice {
   int64_t length;
 };
 
-// One block per (query row, head). The row's keys are walked in tiles of blockDim.x, a thread per
-// key scoring it against the query (staged in shared memory, scaled); the tile's max and sum
-// update a running softmax (m, l) and the threads, split into groups x head_dim, add the tile's
-// probabilities times the values into their partial outputs, rescaled when m grows. The groups'
-// partials are added at the end. No scores are kept, so rows have no length limit; every thread
-// runs the same number of tiles, so the barriers are uniform. Shared memory: head_dim (q) +
-// blockDim.x (a tile's probabilities) + groups * head_dim (partials) floats.
-__global__ void CachedAttentionKernel(const float* q, const AttentionRowDevice* rows, int heads,
-                                      int kv_heads, int head_dim, float scale, float* out) {
+// One block per (query row which[x], head, chunk of `chunk` keys). The chunk's keys are walked in
+// tiles of blockDim.x, a thread per key scoring it against the query (staged in shared memory,
+// scaled); the tile's max and sum update a running softmax (m, l) and the threads, split into
+// groups x head_dim, add the tile's probabilities times the values into their partial outputs,
+// rescaled when m grows; the groups' partials are added at the end. One chunk (gridDim.z == 1): out
+// gets the normalised row. Several (flash-decoding: a few long rows would otherwise leave most of
+// the GPU idle): each writes its (m, l, unnormalised output) to part_m / part_l / part_o at slot (x
+// * heads + h) * gridDim.z + chunk, and AttentionCombineKernel merges them. No scores are kept, so
+// rows have no length limit; a block's threads run the same tiles, so its barriers are uniform.
+// Shared memory: head_dim (q) + blockDim.x (a tile's probabilities) + groups * head_dim (partials)
+// floats.
+__global__ void CachedAttentionKernel(const float* q, const AttentionRowDevice* rows,
+                                      const int64_t* which, int heads, int kv_heads, int head_dim,
+                                      float scale, int64_t chunk, float* out, float* part_m,
+                                      float* part_l, float* part_o) {
   STRATA_DYNAMIC_SHARED(float, smem);
   STRATA_SHARED(float, scratch, 32);
   const int tile = static_cast<int>(blockDim.x), tid = static_cast<int>(threadIdx.x);
   float* qs = smem;
   float* ps = qs + head_dim;
   float* partial = ps + tile;
-  const int64_t t = blockIdx.x;
+  const int64_t t = which[blockIdx.x];
   const int h = static_cast<int>(blockIdx.y);
   const AttentionRowDevice r = rows[t];
+  const int64_t begin = static_cast<int64_t>(blockIdx.z) * chunk;
+  const int64_t end = r.length < begin + chunk ? r.length : begin + chunk;
+  const int64_t slot = (static_cast<int64_t>(blockIdx.x) * heads + h) * gridDim.z + blockIdx.z;
+  if (begin >= end) {  // the whole block: this row has fewer chunks
+    if (tid == 0) part_m[slot] = -INFINITY, part_l[slot] = 0;
+    for (int d = tid; d < head_dim; d += tile) part_o[slot * head_dim + d] = 0;
+    return;
+  }
   const int64_t width = static_cast<int64_t>(heads) * head_dim;
   const int64_t kv_width = static_cast<int64_t>(kv_heads) * head_dim;
   const int64_t col = static_cast<int64_t>(h / (heads / kv_heads)) * head_dim;
@@ -559,23 +587,23 @@ __global__ void CachedAttentionKernel(const float* q, const AttentionRowDevice* 
   __syncthreads();
   const int groups = tile / head_dim, g = tid / head_dim, dd = tid % head_dim;
   float m = -INFINITY, l = 0, acc = 0;
-  for (int64_t k0 = 0; k0 < r.length; k0 += tile) {
+  for (int64_t k0 = begin; k0 < end; k0 += tile) {
     const int64_t j = k0 + tid;
     float s = -INFINITY;
-    if (j < r.length) {
+    if (j < end) {
       const float* key = r.k + j * kv_width + col;
       s = 0;
       for (int d = 0; d < head_dim; ++d) s += qs[d] * key[d];
     }
     const float m_new = fmaxf(m, BlockMax(s, scratch));
     const float rescale = expf(m - m_new);  // 0 on the first tile (m = -inf)
-    const float p = j < r.length ? expf(s - m_new) : 0.0f;
+    const float p = j < end ? expf(s - m_new) : 0.0f;
     l = l * rescale + BlockSum(p, scratch);
     ps[tid] = p;  // the previous tile's reads of ps ended before BlockMax's barriers
     __syncthreads();
     if (g < groups) {
       acc *= rescale;
-      const int64_t n = r.length - k0 < tile ? r.length - k0 : tile;
+      const int64_t n = end - k0 < tile ? end - k0 : tile;
       for (int64_t i = g; i < n; i += groups) acc += ps[i] * r.v[(k0 + i) * kv_width + col + dd];
     }
     m = m_new;
@@ -585,7 +613,103 @@ __global__ void CachedAttentionKernel(const float* q, const AttentionRowDevice* 
   if (tid < head_dim) {
     float sum = 0;
     for (int i = 0; i < groups; ++i) sum += partial[i * head_dim + tid];
-    out[t * width + h * head_dim + tid] = sum / l;
+    if (gridDim.z == 1) {
+      out[t * width + h * head_dim + tid] = sum / l;
+    } else {
+      part_o[slot * head_dim + tid] = sum;
+      if (tid == 0) part_m[slot] = m, part_l[slot] = l;
+    }
+  }
+}
+
+// Up to kGroupRows query rows reading the same cache (a prompt's rows, or the scattered rows
+// Decoder::Assemble recomputes), each with its own length.
+struct AttentionGroupDevice {
+  const float* k;
+  const float* v;
+  int64_t first_row;  // rows first_row .. first_row + rows - 1 of the call
+  int64_t longest;    // their largest length
+  int rows;
+};
+constexpr int kGroupRows = 64;  // threads per block of GroupAttentionKernel
+constexpr int kMinGroupRows = 4;
+
+// CachedAttention for groups of rows, flash-style as TiledAttentionKernel: one block per (group,
+// head), a thread per query row holding its q and output in registers; the group's keys and
+// values are staged in shared memory a tile of kKeyTile at a time, read once for all its rows
+// (the per-row kernel reads them once per row), and each thread keeps an online softmax over the
+// keys below its own length.
+template <int D>
+__global__ void GroupAttentionKernel(const float* q, const AttentionRowDevice* rows,
+                                     const AttentionGroupDevice* groups, int heads, int kv_heads,
+                                     float scale, float* out) {
+  STRATA_SHARED(float, keys, kKeyTile* D);
+  STRATA_SHARED(float, values, kKeyTile* D);
+  const AttentionGroupDevice g = groups[blockIdx.x];
+  const int h = static_cast<int>(blockIdx.y);
+  const int64_t width = static_cast<int64_t>(heads) * D;
+  const int64_t kv_width = static_cast<int64_t>(kv_heads) * D;
+  const int64_t col = static_cast<int64_t>(h / (heads / kv_heads)) * D;
+  const bool active = static_cast<int>(threadIdx.x) < g.rows;
+  const int64_t t = g.first_row + threadIdx.x;
+  const int64_t length = active ? rows[t].length : 0;
+  float qv[D], o[D];
+  float m = -INFINITY, l = 0;
+  for (int d = 0; d < D; ++d) {
+    qv[d] = active ? q[t * width + h * D + d] * scale : 0.0f;
+    o[d] = 0;
+  }
+  for (int64_t k0 = 0; k0 < g.longest; k0 += kKeyTile) {
+    const int n = static_cast<int>(g.longest - k0 < kKeyTile ? g.longest - k0 : kKeyTile);
+    __syncthreads();  // every thread is done with the previous tile
+    for (int i = static_cast<int>(threadIdx.x); i < n * D; i += static_cast<int>(blockDim.x)) {
+      const int64_t at = (k0 + i / D) * kv_width + col + i % D;
+      keys[i] = g.k[at];
+      values[i] = g.v[at];
+    }
+    __syncthreads();
+    const int64_t upto = length - k0 < n ? length - k0 : n;  // <= 0 once past this row's keys
+    for (int j = 0; j < upto; ++j) {
+      float s = 0;
+      for (int d = 0; d < D; ++d) s += qv[d] * keys[j * D + d];
+      if (s > m) {  // a new max: rescale what was summed under the old one
+        const float c = expf(m - s);
+        l *= c;
+        for (int d = 0; d < D; ++d) o[d] *= c;
+        m = s;
+      }
+      const float p = expf(s - m);
+      l += p;
+      for (int d = 0; d < D; ++d) o[d] += p * values[j * D + d];
+    }
+  }
+  if (!active) return;
+  const float inv = 1.0f / l;
+  for (int d = 0; d < D; ++d) out[t * width + h * D + d] = o[d] * inv;
+}
+
+// Merges a row and head's `chunks` partials (CachedAttentionKernel): a block per (row, head), a
+// thread per output dimension.
+__global__ void AttentionCombineKernel(const float* part_m, const float* part_l,
+                                       const float* part_o, const int64_t* which, int chunks,
+                                       int heads, int head_dim, float* out) {
+  const int64_t t = which[blockIdx.x];
+  const int h = static_cast<int>(blockIdx.y);
+  const int64_t first = (static_cast<int64_t>(blockIdx.x) * heads + h) * chunks;
+  float mx = -INFINITY;
+  for (int c = 0; c < chunks; ++c) mx = fmaxf(mx, part_m[first + c]);
+  float l = 0;
+  for (int c = 0; c < chunks; ++c) {
+    if (part_l[first + c] > 0) l += part_l[first + c] * expf(part_m[first + c] - mx);
+  }
+  for (int d = static_cast<int>(threadIdx.x); d < head_dim; d += static_cast<int>(blockDim.x)) {
+    float o = 0;
+    for (int c = 0; c < chunks; ++c) {
+      if (part_l[first + c] > 0)
+        o += part_o[(first + c) * head_dim + d] * expf(part_m[first + c] - mx);
+    }
+    out[t * static_cast<int64_t>(heads) * head_dim + static_cast<int64_t>(h) * head_dim + d] =
+        o / l;
   }
 }
 
@@ -602,7 +726,103 @@ int GridFor(int64_t n, int threads) {
   return static_cast<int>(std::min<int64_t>((n + threads - 1) / threads, 65535 * 8));
 }
 
-void FreeDevice(void* p) { cudaFree(p); }
+// Device memory recycled by the backend that allocated it. cudaMalloc costs tens of microseconds
+// and cudaFree waits for the whole device, while the decoder allocates its activations for every
+// step. A tensor's block goes back to its backend's pool when the tensor dies and is handed out
+// again for a request of at least half its size. Reuse is safe in stream order: a backend runs
+// everything on its one stream, so the kernels that used a block run before any that reuse it.
+// Idle blocks are kept up to kIdleBytes; past that, and for blocks whose backend is gone, they go
+// back to CUDA.
+class BlockPool {
+ public:
+  explicit BlockPool(int device) : device_(device) {}
+  ~BlockPool() {
+    std::lock_guard<std::mutex> lock(Mu());
+    for (const auto& [bytes, p] : idle_) {
+      Owners().erase(p);
+      cudaFree(p);
+    }
+    for (auto& [p, owner] : Owners()) {
+      if (owner.pool == this) owner.pool = nullptr;  // freed when its tensor dies
+    }
+  }
+  BlockPool(const BlockPool&) = delete;
+  BlockPool& operator=(const BlockPool&) = delete;
+
+  absl::StatusOr<void*> Take(size_t bytes) {
+    bytes = std::max<size_t>(256, (bytes + 255) / 256 * 256);
+    {
+      std::lock_guard<std::mutex> lock(Mu());
+      auto it = idle_.lower_bound(bytes);
+      if (it != idle_.end() && it->first <= 2 * bytes) {
+        void* p = it->second;
+        idle_bytes_ -= it->first;
+        idle_.erase(it);
+        return p;
+      }
+    }
+    void* p = nullptr;
+    cudaError_t err = cudaMalloc(&p, bytes);
+    if (err == cudaErrorMemoryAllocation) {  // the idle blocks may be what is missing
+      (void)cudaGetLastError();
+      Trim(0);
+      err = cudaMalloc(&p, bytes);
+    }
+    CUDA_RETURN_IF_ERROR(err);
+    std::lock_guard<std::mutex> lock(Mu());
+    Owners()[p] = {this, bytes};
+    return p;
+  }
+
+  // A Tensor's Free.
+  static void Release(void* p) {
+    std::lock_guard<std::mutex> lock(Mu());
+    auto it = Owners().find(p);
+    if (it == Owners().end()) return;  // not ours (cannot happen: every block comes from Take)
+    BlockPool* pool = it->second.pool;
+    const size_t bytes = it->second.bytes;
+    if (pool != nullptr && pool->idle_bytes_ + bytes <= kIdleBytes) {
+      pool->idle_.emplace(bytes, p);
+      pool->idle_bytes_ += bytes;
+      return;
+    }
+    Owners().erase(it);
+    if (pool != nullptr) cudaSetDevice(pool->device_);
+    cudaFree(p);
+  }
+
+ private:
+  struct Owner {
+    BlockPool* pool;  // null once the pool is destroyed
+    size_t bytes;
+  };
+  static constexpr size_t kIdleBytes = size_t{1} << 30;
+  static std::mutex& Mu() {
+    static std::mutex mu;
+    return mu;
+  }
+  static std::unordered_map<void*, Owner>& Owners() {
+    static auto* owners = new std::unordered_map<void*, Owner>();
+    return *owners;
+  }
+  // Returns idle blocks to CUDA until at most `keep` bytes stay idle.
+  void Trim(size_t keep) {
+    std::lock_guard<std::mutex> lock(Mu());
+    while (idle_bytes_ > keep && !idle_.empty()) {
+      auto it = std::prev(idle_.end());
+      Owners().erase(it->second);
+      cudaFree(it->second);
+      idle_bytes_ -= it->first;
+      idle_.erase(it);
+    }
+  }
+
+  const int device_;
+  std::multimap<size_t, void*> idle_;  // by size; guarded by Mu()
+  size_t idle_bytes_ = 0;              // guarded by Mu()
+};
+
+void FreeDevice(void* p) { BlockPool::Release(p); }
 
 cudaDataType_t CudaType(DType t) {
   switch (t) {
@@ -633,6 +853,60 @@ absl::Status Dispatch(DType dtype, F&& f) {
           absl::StrCat("cuda backend: ", DTypeName(dtype), " is not a floating type"));
   }
 }
+
+// STRATA_CUDA_PROFILE set: each op waits for the device before it returns, and its wall time
+// (its host work, copies and kernels) is added up per op and printed to stderr when the backend
+// is destroyed. For finding where the time goes; it slows everything down.
+class OpProfile {
+ public:
+  OpProfile() : on_(std::getenv("STRATA_CUDA_PROFILE") != nullptr) {}
+  ~OpProfile() {
+    if (!on_ || ops_.empty()) return;
+    double total = 0;
+    for (const auto& [op, e] : ops_) total += e.seconds;
+    std::fprintf(stderr, "cuda backend profile (STRATA_CUDA_PROFILE): %.3f s in ops\n", total);
+    for (const auto& [op, e] : ops_) {
+      std::fprintf(stderr, "  %-28s %9lld calls %10.3f ms %6.1f%% %8.1f us/call\n", op.c_str(),
+                   static_cast<long long>(e.calls), e.seconds * 1e3, 100 * e.seconds / total,
+                   e.seconds * 1e6 / static_cast<double>(e.calls));
+    }
+  }
+  OpProfile(const OpProfile&) = delete;
+  OpProfile& operator=(const OpProfile&) = delete;
+  [[nodiscard]] bool on() const { return on_; }
+  void Add(const char* op, double seconds) {
+    Entry& e = ops_[op];
+    ++e.calls;
+    e.seconds += seconds;
+  }
+
+ private:
+  struct Entry {
+    int64_t calls = 0;
+    double seconds = 0;
+  };
+  const bool on_;
+  std::map<std::string, Entry> ops_;
+};
+
+class ProfileScope {
+ public:
+  ProfileScope(OpProfile& p, const char* op, cudaStream_t stream)
+      : p_(p), op_(op), stream_(stream), start_(std::chrono::steady_clock::now()) {}
+  ~ProfileScope() {
+    if (!p_.on()) return;
+    cudaStreamSynchronize(stream_);
+    p_.Add(op_, std::chrono::duration<double>(std::chrono::steady_clock::now() - start_).count());
+  }
+  ProfileScope(const ProfileScope&) = delete;
+  ProfileScope& operator=(const ProfileScope&) = delete;
+
+ private:
+  OpProfile& p_;
+  const char* op_;
+  cudaStream_t stream_;
+  std::chrono::steady_clock::time_point start_;
+};
 
 // A weight kept in its GGUF block type in device memory (PrepareQuantizedLinear).
 struct CudaQuantData final : LinearWeight::Data {
@@ -676,7 +950,8 @@ class DeviceScratch {
 
 class CudaBackendImpl final : public Backend {
  public:
-  CudaBackendImpl(int device, std::string name) : device_(device), name_(std::move(name)) {}
+  CudaBackendImpl(int device, std::string name)
+      : device_(device), name_(std::move(name)), pool_(device) {}
   ~CudaBackendImpl() override {
     cudaSetDevice(device_);
     if (handle_ != nullptr) cublasDestroy(handle_);
@@ -699,17 +974,17 @@ class CudaBackendImpl final : public Backend {
   bool Supports(DType) const override { return true; }
 
   absl::StatusOr<Tensor> Allocate(DType dtype, std::vector<int64_t> shape) override {
+    const ProfileScope profile_scope(profile_, "Allocate", stream_);
     CUDA_RETURN_IF_ERROR(cudaSetDevice(device_));
     int64_t n = 1;
     for (int64_t d : shape) n *= d;
-    void* p = nullptr;
-    CUDA_RETURN_IF_ERROR(
-        cudaMalloc(&p, std::max<size_t>(256, static_cast<size_t>(n) * DTypeSize(dtype))));
+    ASSIGN_OR_RETURN(void* p, pool_.Take(static_cast<size_t>(n) * DTypeSize(dtype)));
     return Tensor(dtype, std::move(shape), p, &FreeDevice);
   }
 
   absl::Status CopyFromHost(const void* src, DType src_dtype, size_t n, Tensor& dst,
                             size_t offset) override {
+    const ProfileScope profile_scope(profile_, "CopyFromHost", stream_);
     RETURN_IF_ERROR(CheckCopyFromHost(src_dtype, n, dst, offset));
     const bool dst_int = dst.dtype() == DType::kI32;
     CUDA_RETURN_IF_ERROR(cudaSetDevice(device_));
@@ -735,6 +1010,7 @@ class CudaBackendImpl final : public Backend {
   }
 
   absl::Status CopyToHostFloat(const Tensor& src, size_t n, float* dst) override {
+    const ProfileScope profile_scope(profile_, "CopyToHostFloat", stream_);
     CUDA_RETURN_IF_ERROR(cudaSetDevice(device_));
     staging_.resize(n * DTypeSize(src.dtype()));
     CUDA_RETURN_IF_ERROR(cudaMemcpyAsync(staging_.data(), src.data(), staging_.size(),
@@ -775,6 +1051,7 @@ class CudaBackendImpl final : public Backend {
     if (const auto* q = dynamic_cast<const CudaQuantData*>(weight.data())) {
       return QuantLinear(x, *q, bias, act, y);
     }
+    const ProfileScope profile_scope(profile_, "Linear (cuBLAS)", stream_);
     const Tensor& w = weight.tensor();
     if (w.empty())
       return absl::InvalidArgumentError("cuda backend: a Linear weight it did not prepare");
@@ -833,6 +1110,7 @@ class CudaBackendImpl final : public Backend {
   }
 
   absl::Status RmsNorm(const Tensor& x, const Tensor& gamma, float eps, Tensor& out) override {
+    const ProfileScope profile_scope(profile_, "RmsNorm", stream_);
     CUDA_RETURN_IF_ERROR(cudaSetDevice(device_));
     const int64_t h = gamma.numel(), rows = x.numel() / h;
     RETURN_IF_ERROR(RowFitsSharedMemory(h, "RmsNorm"));
@@ -848,6 +1126,7 @@ class CudaBackendImpl final : public Backend {
   }
 
   absl::Status Activate(Activation act, Tensor& x) override {
+    const ProfileScope profile_scope(profile_, "Activate", stream_);
     CUDA_RETURN_IF_ERROR(cudaSetDevice(device_));
     const int64_t n = x.numel();
     if (n == 0 || act == Activation::kNone) return absl::OkStatus();
@@ -978,6 +1257,7 @@ class CudaBackendImpl final : public Backend {
   }
 
   absl::Status GatherRows(const LinearWeight& table, const Tensor& ids, Tensor& out) override {
+    const ProfileScope profile_scope(profile_, "GatherRows", stream_);
     const auto* q = dynamic_cast<const CudaQuantData*>(table.data());
     const int64_t t = ids.numel();
     if (q == nullptr || ids.dtype() != DType::kI32 || out.dtype() != DType::kF32 ||
@@ -1011,6 +1291,7 @@ class CudaBackendImpl final : public Backend {
 
   absl::Status Rope(Tensor& x, int heads, int head_dim, absl::Span<const int32_t> positions,
                     float theta, RopeStyle style) override {
+    const ProfileScope profile_scope(profile_, "Rope", stream_);
     const int64_t width = static_cast<int64_t>(heads) * head_dim;
     const auto rows = static_cast<int64_t>(positions.size());
     if (x.dtype() != DType::kF32 || head_dim % 2 != 0 || rows * width > x.numel()) {
@@ -1018,21 +1299,61 @@ class CudaBackendImpl final : public Backend {
     }
     if (rows == 0) return absl::OkStatus();
     CUDA_RETURN_IF_ERROR(cudaSetDevice(device_));
-    // The angles of the call's rows, computed on the host by the CPU backend's own function (so
-    // the two rotate identically) and uploaded.
+    // The angles come from gpu/rope.h's RopeRow, as on the CPU, so the two rotate identically:
+    // from a device table of positions [0, kRopeTablePositions) kept between calls (the rows'
+    // positions uploaded unless they run consecutively), else computed for this call's rows.
+    int32_t top = -1;
+    bool in_table = true, consecutive = true;
+    for (int64_t t = 0; t < rows; ++t) {
+      const int32_t p = positions[static_cast<size_t>(t)];
+      top = std::max(top, p);
+      in_table = in_table && p >= 0 && p < kRopeTablePositions;
+      consecutive = consecutive && p == positions[0] + t;
+    }
     if (theta != rope_theta_ || head_dim != rope_head_dim_) {
       rope_freq_ = RopeFrequencies(theta, head_dim);
       rope_theta_ = theta;
       rope_head_dim_ = head_dim;
+      rope_table_rows_ = 0;
+      rope_host_.clear();
     }
-    rope_host_.resize(static_cast<size_t>(rows * head_dim));
-    for (int64_t t = 0; t < rows; ++t) {
-      RopeRow(rope_freq_, positions[static_cast<size_t>(t)], rope_host_.data() + t * head_dim);
+    const float* angles = nullptr;
+    const int32_t* where = nullptr;
+    int32_t first = 0;
+    if (in_table) {
+      if (top >= rope_table_rows_) {  // grow the table in steps of 1,024 positions
+        const int32_t want = std::min((top / 1024 + 1) * 1024, kRopeTablePositions);
+        rope_host_.resize(static_cast<size_t>(want) * head_dim);
+        for (int32_t p = rope_table_rows_; p < want; ++p) {
+          RopeRow(rope_freq_, p, rope_host_.data() + static_cast<int64_t>(p) * head_dim);
+        }
+        ASSIGN_OR_RETURN(void* table, rope_table_.Get(rope_host_.size() * sizeof(float)));
+        CUDA_RETURN_IF_ERROR(cudaMemcpyAsync(table, rope_host_.data(),
+                                             rope_host_.size() * sizeof(float),
+                                             cudaMemcpyHostToDevice, stream_));
+        CUDA_RETURN_IF_ERROR(cudaStreamSynchronize(stream_));  // rope_host_ may grow again
+        rope_table_rows_ = want;
+      }
+      ASSIGN_OR_RETURN(void* table, rope_table_.Get(0));
+      angles = static_cast<const float*>(table);
+      if (consecutive) {
+        first = positions[0];
+      } else {
+        ASSIGN_OR_RETURN(void* pos, rope_positions_.Get(static_cast<size_t>(rows) * 4));
+        RETURN_IF_ERROR(Upload(positions.data(), static_cast<size_t>(rows) * 4, pos));
+        where = static_cast<const int32_t*>(pos);
+      }
+    } else {
+      rope_rows_.resize(static_cast<size_t>(rows * head_dim));
+      for (int64_t t = 0; t < rows; ++t) {
+        RopeRow(rope_freq_, positions[static_cast<size_t>(t)], rope_rows_.data() + t * head_dim);
+      }
+      ASSIGN_OR_RETURN(void* a, rope_angles_.Get(rope_rows_.size() * sizeof(float)));
+      RETURN_IF_ERROR(Upload(rope_rows_.data(), rope_rows_.size() * sizeof(float), a));
+      angles = static_cast<const float*>(a);
     }
-    ASSIGN_OR_RETURN(void* angles, rope_angles_.Get(rope_host_.size() * sizeof(float)));
-    RETURN_IF_ERROR(Upload(rope_host_.data(), rope_host_.size() * sizeof(float), angles));
     STRATA_LAUNCH(RopeKernel, GridFor(rows * heads * (head_dim / 2), 256), 256, 0, stream_)
-    (x.as<float>(), static_cast<const float*>(angles), rows, heads, head_dim,
+    (x.as<float>(), angles, where, first, rows, heads, head_dim,
      style == RopeStyle::kAdjacent ? 1 : 0);
     CUDA_RETURN_IF_ERROR(cudaGetLastError());
     return absl::OkStatus();
@@ -1040,6 +1361,7 @@ class CudaBackendImpl final : public Backend {
 
   absl::Status CopyRows(const Tensor& src, int64_t src_row, int64_t rows, Tensor& dst,
                         int64_t dst_row) override {
+    const ProfileScope profile_scope(profile_, "CopyRows", stream_);
     const int64_t width = src.shape().back();
     if (dst.shape().back() != width || src.dtype() != dst.dtype() || src_row < 0 || rows < 0 ||
         (src_row + rows) * width > src.numel() || dst_row < 0 ||
@@ -1056,8 +1378,42 @@ class CudaBackendImpl final : public Backend {
     return absl::OkStatus();
   }
 
+  absl::Status ScatterRows(const Tensor& src, absl::Span<const RowDestination> dests) override {
+    const ProfileScope profile_scope(profile_, "ScatterRows", stream_);
+    const int64_t width = src.shape().back(), n = static_cast<int64_t>(dests.size());
+    if (n * width > src.numel()) {
+      return absl::InvalidArgumentError("cuda backend: ScatterRows has more rows than its source");
+    }
+    if (n == 0) return absl::OkStatus();
+    const auto row_bytes = static_cast<int64_t>(DTypeSize(src.dtype())) * width;
+    scatter_host_.resize(static_cast<size_t>(n));
+    for (int64_t r = 0; r < n; ++r) {
+      const RowDestination& d = dests[static_cast<size_t>(r)];
+      if (d.dst == nullptr || d.dst->dtype() != src.dtype() || d.dst->shape().back() != width ||
+          d.row < 0 || (d.row + 1) * width > d.dst->numel()) {
+        return absl::InvalidArgumentError("cuda backend: a ScatterRows row does not fit");
+      }
+      scatter_host_[static_cast<size_t>(r)] = static_cast<char*>(d.dst->data()) + d.row * row_bytes;
+    }
+    CUDA_RETURN_IF_ERROR(cudaSetDevice(device_));
+    ASSIGN_OR_RETURN(void* table, scatter_rows_.Get(scatter_host_.size() * sizeof(char*)));
+    RETURN_IF_ERROR(Upload(scatter_host_.data(), scatter_host_.size() * sizeof(char*), table));
+    if (row_bytes % 4 == 0) {
+      STRATA_LAUNCH(ScatterRowsKernel<uint32_t>, static_cast<unsigned>(n), 128, 0, stream_)
+      (static_cast<const uint32_t*>(src.data()), static_cast<uint32_t* const*>(table),
+       row_bytes / 4);
+    } else {
+      STRATA_LAUNCH(ScatterRowsKernel<uint16_t>, static_cast<unsigned>(n), 128, 0, stream_)
+      (static_cast<const uint16_t*>(src.data()), static_cast<uint16_t* const*>(table),
+       row_bytes / 2);
+    }
+    CUDA_RETURN_IF_ERROR(cudaGetLastError());
+    return absl::OkStatus();
+  }
+
   absl::Status CachedAttention(const Tensor& q, absl::Span<const AttentionRow> rows, int heads,
                                int kv_heads, int head_dim, Tensor& out) override {
+    const ProfileScope profile_scope(profile_, "CachedAttention", stream_);
     const int64_t width = static_cast<int64_t>(heads) * head_dim;
     const int64_t kv_width = static_cast<int64_t>(kv_heads) * head_dim;
     const auto n = static_cast<int64_t>(rows.size());
@@ -1078,19 +1434,104 @@ class CudaBackendImpl final : public Backend {
       attention_host_[static_cast<size_t>(t)] = {r.k->as<float>(), r.v->as<float>(), r.length};
     }
     CUDA_RETURN_IF_ERROR(cudaSetDevice(device_));
-    const size_t bytes = attention_host_.size() * sizeof(AttentionRowDevice);
-    ASSIGN_OR_RETURN(void* table, attention_rows_.Get(bytes));
-    RETURN_IF_ERROR(Upload(attention_host_.data(), bytes, table));
+    // Runs of at least kMinGroupRows rows reading one cache (a prompt, or Assemble's recomputed
+    // rows) go to GroupAttentionKernel, kGroupRows at a time, for the head sizes it is built for;
+    // the rest (decoding rows) to the per-row kernel, by their indices.
+    attention_groups_.clear();
+    attention_singles_.clear();
+    const bool grouped_dim = head_dim == 32 || head_dim == 64;
+    for (int64_t t = 0; t < n;) {
+      const AttentionRowDevice& first = attention_host_[static_cast<size_t>(t)];
+      int64_t e = t + 1;
+      while (e < n && e - t < kGroupRows && attention_host_[static_cast<size_t>(e)].k == first.k &&
+             attention_host_[static_cast<size_t>(e)].v == first.v) {
+        ++e;
+      }
+      if (grouped_dim && e - t >= kMinGroupRows) {
+        int64_t longest = 0;
+        for (int64_t i = t; i < e; ++i) {
+          longest = std::max(longest, attention_host_[static_cast<size_t>(i)].length);
+        }
+        attention_groups_.push_back({first.k, first.v, t, longest, static_cast<int>(e - t)});
+      } else {
+        for (int64_t i = t; i < e; ++i) attention_singles_.push_back(i);
+      }
+      t = e;
+    }
+    // One upload: the rows, the groups, the per-row kernel's row indices.
+    const size_t row_bytes = attention_host_.size() * sizeof(AttentionRowDevice);
+    const size_t group_bytes = attention_groups_.size() * sizeof(AttentionGroupDevice);
+    const size_t single_bytes = attention_singles_.size() * sizeof(int64_t);
+    attention_upload_.resize(row_bytes + group_bytes + single_bytes);
+    std::memcpy(attention_upload_.data(), attention_host_.data(), row_bytes);
+    if (group_bytes > 0) {
+      std::memcpy(attention_upload_.data() + row_bytes, attention_groups_.data(), group_bytes);
+    }
+    if (single_bytes > 0) {
+      std::memcpy(attention_upload_.data() + row_bytes + group_bytes, attention_singles_.data(),
+                  single_bytes);
+    }
+    ASSIGN_OR_RETURN(void* table, attention_rows_.Get(attention_upload_.size()));
+    RETURN_IF_ERROR(Upload(attention_upload_.data(), attention_upload_.size(), table));
+    const auto* device_rows = static_cast<const AttentionRowDevice*>(table);
+    const auto* device_groups =
+        reinterpret_cast<const AttentionGroupDevice*>(static_cast<const char*>(table) + row_bytes);
+    const auto* device_singles =
+        reinterpret_cast<const int64_t*>(static_cast<const char*>(table) + row_bytes + group_bytes);
+    const float scale = 1.0f / sqrtf(static_cast<float>(head_dim));
+    if (!attention_groups_.empty()) {
+      const dim3 grid(static_cast<unsigned>(attention_groups_.size()),
+                      static_cast<unsigned>(heads));
+      if (head_dim == 32) {
+        STRATA_LAUNCH(GroupAttentionKernel<32>, grid, kGroupRows, 0, stream_)
+        (q.as<float>(), device_rows, device_groups, heads, kv_heads, scale, out.as<float>());
+      } else {
+        STRATA_LAUNCH(GroupAttentionKernel<64>, grid, kGroupRows, 0, stream_)
+        (q.as<float>(), device_rows, device_groups, heads, kv_heads, scale, out.as<float>());
+      }
+      CUDA_RETURN_IF_ERROR(cudaGetLastError());
+    }
+    if (attention_singles_.empty()) return absl::OkStatus();
+    const auto singles = static_cast<int64_t>(attention_singles_.size());
     // A tile of at least 128 keys, and at least a thread per output dimension, in whole warps.
     const int threads = std::max(128, (head_dim + 31) / 32 * 32);
     const size_t smem =
         (static_cast<size_t>(head_dim) * (1 + threads / head_dim) + threads) * sizeof(float);
+    // Few rows with long caches (decoding) would occupy a handful of multiprocessors: their keys
+    // are cut into chunks of at least kMinChunk so that about kWantBlocks blocks run, and merged.
+    int64_t longest = 0;
+    for (int64_t i : attention_singles_) {
+      longest = std::max(longest, attention_host_[static_cast<size_t>(i)].length);
+    }
+    const int64_t blocks = singles * heads;
+    int64_t chunks = 1;
+    if (blocks < kWantBlocks && longest > kMinChunk) {
+      chunks = std::min((longest + kMinChunk - 1) / kMinChunk, (kWantBlocks + blocks - 1) / blocks);
+    }
+    const int64_t chunk = (longest + chunks - 1) / chunks;
+    float *part_m = nullptr, *part_l = nullptr, *part_o = nullptr;
+    if (chunks > 1) {
+      const size_t slots = static_cast<size_t>(blocks * chunks);
+      ASSIGN_OR_RETURN(void* parts, attention_parts_.Get(slots * (2 + head_dim) * sizeof(float)));
+      part_m = static_cast<float*>(parts);
+      part_l = part_m + slots;
+      part_o = part_l + slots;
+    }
     STRATA_LAUNCH(CachedAttentionKernel,
-                  dim3(static_cast<unsigned>(n), static_cast<unsigned>(heads)), threads, smem,
-                  stream_)
-    (q.as<float>(), static_cast<const AttentionRowDevice*>(table), heads, kv_heads, head_dim,
-     1.0f / sqrtf(static_cast<float>(head_dim)), out.as<float>());
+                  dim3(static_cast<unsigned>(singles), static_cast<unsigned>(heads),
+                       static_cast<unsigned>(chunks)),
+                  threads, smem, stream_)
+    (q.as<float>(), device_rows, device_singles, heads, kv_heads, head_dim, scale, chunk,
+     out.as<float>(), part_m, part_l, part_o);
     CUDA_RETURN_IF_ERROR(cudaGetLastError());
+    if (chunks > 1) {
+      STRATA_LAUNCH(AttentionCombineKernel,
+                    dim3(static_cast<unsigned>(singles), static_cast<unsigned>(heads)),
+                    (head_dim + 31) / 32 * 32, 0, stream_)
+      (part_m, part_l, part_o, device_singles, static_cast<int>(chunks), heads, head_dim,
+       out.as<float>());
+      CUDA_RETURN_IF_ERROR(cudaGetLastError());
+    }
     return absl::OkStatus();
   }
 
@@ -1100,6 +1541,9 @@ class CudaBackendImpl final : public Backend {
   absl::Status QuantLinear(const Tensor& x, const CudaQuantData& w, const Tensor* bias,
                            Activation act, Tensor& y) {
     const int64_t n = w.n, k = w.k, m = x.numel() / k;
+    const ProfileScope profile_scope(
+        profile_, m <= kGemvRows ? "Linear (quantised, few rows)" : "Linear (quantised, panels)",
+        stream_);
     if (x.dtype() != DType::kF32 || y.dtype() != DType::kF32 || m * k != x.numel() ||
         y.numel() < m * n ||
         (bias != nullptr && (bias->dtype() != DType::kF32 || bias->numel() < n))) {
@@ -1125,9 +1569,12 @@ class CudaBackendImpl final : public Backend {
     const float alpha = 1.0f, beta = 0.0f;
     for (int64_t first = 0; first < n; first += panel_rows) {
       const int64_t rows = std::min(panel_rows, n - first);
-      STRATA_LAUNCH(DequantizePanelKernel, GridFor(rows * ((k + 31) / 32), 128), 128, 0, stream_)
-      (blocks, type, w.row_bytes, first, rows, k, panel);
-      CUDA_RETURN_IF_ERROR(cudaGetLastError());
+      {
+        const ProfileScope unpack_scope(profile_, "  of which: panel unpacking", stream_);
+        STRATA_LAUNCH(DequantizePanelKernel, GridFor(rows * ((k + 31) / 32), 128), 128, 0, stream_)
+        (blocks, type, w.row_bytes, first, rows, k, panel);
+        CUDA_RETURN_IF_ERROR(cudaGetLastError());
+      }
       // Columns [first, first + rows) of y (row-major, ldc n), as Linear's GEMM above.
       CUDA_RETURN_IF_ERROR(cublasGemmEx(
           handle_, CUBLAS_OP_T, CUBLAS_OP_N, static_cast<int>(rows), static_cast<int>(m),
@@ -1143,6 +1590,7 @@ class CudaBackendImpl final : public Backend {
   }
 
   absl::Status Elementwise(Tensor& x, const Tensor& y, bool multiply) {
+    const ProfileScope profile_scope(profile_, "Add/Multiply", stream_);
     if (x.dtype() != DType::kF32 || y.dtype() != DType::kF32 || y.numel() < x.numel()) {
       return absl::InvalidArgumentError(
           "cuda backend: elementwise operands must be F32, the second no smaller");
@@ -1165,6 +1613,9 @@ class CudaBackendImpl final : public Backend {
   }
 
   static constexpr int64_t kPanelFloats = int64_t{16} << 20;  // 64 MiB of unpacked weight rows
+  static constexpr int32_t kRopeTablePositions = 1 << 14;     // as the CPU's table
+  static constexpr int64_t kWantBlocks = 264;                 // two per multiprocessor of an H100
+  static constexpr int64_t kMinChunk = 256;                   // keys per attention block at least
 
   int device_;
   std::string name_;
@@ -1172,12 +1623,20 @@ class CudaBackendImpl final : public Backend {
   cublasHandle_t handle_ = nullptr;
   std::vector<float> staging_f_;
   std::vector<uint8_t> staging_;
-  DeviceScratch panel_, rope_angles_, attention_rows_;
+  OpProfile profile_;  // prints when the backend is destroyed
+  BlockPool pool_;
+  DeviceScratch panel_, rope_table_, rope_positions_, rope_angles_, attention_rows_,
+      attention_parts_, scatter_rows_;
   std::vector<double> rope_freq_;
   float rope_theta_ = 0;
   int rope_head_dim_ = 0;
-  std::vector<float> rope_host_;
+  int32_t rope_table_rows_ = 0;  // positions in rope_table_ (and rope_host_, its source)
+  std::vector<float> rope_host_, rope_rows_;
   std::vector<AttentionRowDevice> attention_host_;
+  std::vector<AttentionGroupDevice> attention_groups_;
+  std::vector<int64_t> attention_singles_;
+  std::vector<char> attention_upload_;
+  std::vector<char*> scatter_host_;
 };
 
 }  // namespace

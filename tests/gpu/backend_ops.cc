@@ -117,7 +117,7 @@ std::vector<OpCase> AllOpCases(uint64_t seed) {
     c.ids = {0, 29, 7, 7, 3};
     out.push_back(c);
   }
-  for (const char* op : {"add", "multiply", "copy_rows"}) {
+  for (const char* op : {"add", "multiply", "copy_rows", "scatter_rows"}) {
     OpCase c;
     c.op = op;
     c.rows = 7, c.cols = 100;
@@ -125,19 +125,24 @@ std::vector<OpCase> AllOpCases(uint64_t seed) {
     c.b = Random(rng, c.rows * c.cols, 1.0f);
     out.push_back(c);
   }
-  for (const char* op : {"rope_adjacent", "rope_halves"}) {
-    OpCase c;
-    c.op = op;
-    c.heads = 3, c.head_dim = 16;
-    c.positions = {0, 1, 7, 300, 20000};  // 20000: past the CPU's table of angles
-    c.rows = static_cast<int64_t>(c.positions.size());
-    c.a = Random(rng, c.rows * c.heads * c.head_dim, 1.0f);
-    out.push_back(c);
+  // Positions past the backends' tables of angles (20000), scattered ones, consecutive ones.
+  for (const std::vector<int32_t>& positions :
+       {std::vector<int32_t>{0, 1, 7, 300, 20000}, std::vector<int32_t>{9, 3, 1100, 3, 0},
+        std::vector<int32_t>{40, 41, 42, 43}}) {
+    for (const char* op : {"rope_adjacent", "rope_halves"}) {
+      OpCase c;
+      c.op = op;
+      c.heads = 3, c.head_dim = 16;
+      c.positions = positions;
+      c.rows = static_cast<int64_t>(c.positions.size());
+      c.a = Random(rng, c.rows * c.heads * c.head_dim, 1.0f);
+      out.push_back(c);
+    }
   }
   // Query rows of two sequences in one call, as a batch of generations mixes them: decoding rows
   // and a prompt's growing rows, lengths on both sides of the CUDA kernel's tile of 128 keys.
   for (auto [heads, kv_heads, head_dim] :
-       {std::tuple<int, int, int>{4, 2, 64}, {2, 1, 16}, {3, 3, 40}}) {
+       {std::tuple<int, int, int>{4, 2, 64}, {2, 1, 32}, {3, 3, 40}}) {
     OpCase c;
     c.op = "cached_attention";
     c.heads = heads, c.kv_heads = kv_heads, c.head_dim = head_dim;
@@ -275,6 +280,18 @@ absl::StatusOr<std::vector<float>> RunOp(gpu::Backend& be, gpu::DType dtype, con
     ASSIGN_OR_RETURN(Tensor b, upload32(c.b, {c.rows, c.cols}));
     RETURN_IF_ERROR(be.CopyRows(a, 2, 4, b, 1));
     return download(b);
+  }
+  if (op == "scatter_rows") {  // rows 0..5 of a to rows 6, 0, 1 of b and 3, 4, 2 of a copy of b
+    ASSIGN_OR_RETURN(Tensor a, upload32(c.a, {c.rows, c.cols}));
+    ASSIGN_OR_RETURN(Tensor b, upload32(c.b, {c.rows, c.cols}));
+    ASSIGN_OR_RETURN(Tensor b2, upload32(c.b, {c.rows, c.cols}));
+    const gpu::Backend::RowDestination dests[] = {{&b, 6},  {&b, 0},  {&b, 1},
+                                                  {&b2, 3}, {&b2, 4}, {&b2, 2}};
+    RETURN_IF_ERROR(be.ScatterRows(a, dests));
+    ASSIGN_OR_RETURN(std::vector<float> out, download(b));
+    ASSIGN_OR_RETURN(std::vector<float> out2, download(b2));
+    out.insert(out.end(), out2.begin(), out2.end());
+    return out;
   }
   if (op == "rope_adjacent" || op == "rope_halves") {
     ASSIGN_OR_RETURN(Tensor x, upload32(c.a, {c.rows, c.heads * c.head_dim}));

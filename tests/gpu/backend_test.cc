@@ -120,6 +120,15 @@ std::vector<double> Naive(const OpCase& c) {
     for (int64_t r = 0; r < 4; ++r) {
       for (int64_t j = 0; j < c.cols; ++j) out[(1 + r) * c.cols + j] = c.a[(2 + r) * c.cols + j];
     }
+  } else if (op == "scatter_rows") {  // rows 0..5 of a to rows 6, 0, 1 of b; 3, 4, 2 of b's copy
+    std::vector<double> b(c.b.begin(), c.b.end()), b2 = b;
+    const int64_t to[] = {6, 0, 1, 3, 4, 2};
+    for (int64_t r = 0; r < 6; ++r) {
+      std::vector<double>& dst = r < 3 ? b : b2;
+      for (int64_t j = 0; j < c.cols; ++j) dst[to[r] * c.cols + j] = c.a[r * c.cols + j];
+    }
+    out = b;
+    out.insert(out.end(), b2.begin(), b2.end());
   } else if (op == "rope_adjacent" || op == "rope_halves") {
     out.assign(c.a.begin(), c.a.end());
     const int hd = c.head_dim;

@@ -7,12 +7,14 @@
 // no substitute for a run on a GPU (see cuda_emu.h for what it cannot tell).
 #include "tests/gpu/cuda_emu/cuda_emu.h"
 
+#include <cmath>
 #include <cstdio>
 #include <cstring>
 
 #include "absl/strings/str_cat.h"
 #include "gpu/backend.h"
 #include "gpu/decoder.h"
+#include "gpu/passage_kv.h"
 #include "gtest/gtest.h"
 #include "tests/gpu/backend_ops.h"
 #include "tests/gpu/tiny_decoder.h"
@@ -147,6 +149,79 @@ TEST(EmulatedCudaDecoder, TinyModelsMatchTheReference) {
       EXPECT_EQ(r->argmax_mismatches, 0) << name;
       EXPECT_LT(r->prompt_worst, 2e-3) << name;
       EXPECT_LT(r->step_worst, 2e-3) << name;
+    }
+  }
+}
+
+// Passage KV assembly on the emulated backend: in place equals a full prefill, moved with
+// everything recomputed equals one, and the approximate assemblies (30% recomputed by deviation or
+// question attention) agree with the CPU's.
+TEST(EmulatedCudaDecoder, AssemblyMatchesTheCpu) {
+  EmulatorScope scope;
+  testing::TempDir dir;
+  const std::string path = dir.File("tiny.gguf");
+  ASSERT_TRUE(testing::WriteTinyDecoder({}, path).ok());
+  DecoderOptions fp32;  // the CUDA backend's products keep fp32 activations
+  fp32.int8_activations = false;
+  auto cpu = Decoder::Open(path, fp32);
+  ASSERT_TRUE(cpu.ok()) << cpu.status();
+  auto backend = MakeEmulated();
+  ASSERT_TRUE(backend.ok()) << backend.status();
+  auto gpu = Decoder::Open(path, {}, std::move(*backend));
+  ASSERT_TRUE(gpu.ok()) << gpu.status();
+  auto want = testing::AssemblyLogits(**cpu);
+  ASSERT_TRUE(want.ok()) << want.status();
+  auto got = testing::AssemblyLogits(**gpu);
+  ASSERT_TRUE(got.ok()) << got.status();
+  auto diff = [](const std::vector<float>& a, const std::vector<float>& b) {
+    double d = 0;
+    for (size_t i = 0; i < a.size(); ++i) d = std::max(d, double(std::fabs(a[i] - b[i])));
+    return d;
+  };
+  EXPECT_LT(diff((*got)[1], (*got)[2]), 1e-4) << "cached in place vs full prefill";
+  EXPECT_LT(diff((*got)[3], (*got)[0]), 1e-4) << "moved, all recomputed vs full prefill";
+  for (size_t i = 0; i < got->size(); ++i) EXPECT_LT(diff((*got)[i], (*want)[i]), 1e-3) << i;
+}
+
+// The device tier: the second assembly of the same entries takes them from GPU memory and gives
+// the same logits; with the tier off, nothing is kept.
+TEST(EmulatedCudaDecoder, TheDeviceTierServesRepeatedEntriesIdentically) {
+  EmulatorScope scope;
+  testing::TempDir dir;
+  const std::string path = dir.File("tiny.gguf");
+  ASSERT_TRUE(testing::WriteTinyDecoder({}, path).ok());
+  std::vector<float> want;
+  for (int64_t budget : {int64_t{0}, int64_t{64} << 20}) {
+    auto backend = MakeEmulated();
+    ASSERT_TRUE(backend.ok()) << backend.status();
+    DecoderOptions options;
+    options.device_span_bytes = budget;
+    auto d = Decoder::Open(path, options, std::move(*backend));
+    ASSERT_TRUE(d.ok()) << d.status();
+    std::vector<int32_t> prefix, passage, all;
+    for (int i = 0; i < 36; ++i) (i < 6 ? prefix : passage).push_back((i * 31 + 3) % 256);
+    auto seq = (*d)->NewSequence(64);
+    ASSERT_TRUE(seq.ok());
+    ASSERT_TRUE((*d)->Forward(prefix, **seq, nullptr).ok());
+    KvCapture cap;
+    ASSERT_TRUE((*d)->Forward(passage, **seq, nullptr, false, &cap).ok());
+    const PassageKv kv = PassageKv::Compress(KvFormat::kInt8, 30, (*d)->config().kv_heads,
+                                             (*d)->config().head_dim, cap.k, cap.v);
+    all = prefix;
+    all.insert(all.end(), passage.begin(), passage.end());
+    for (int32_t t : {5, 9, 11, 2}) all.push_back(t);
+    const CachedSpan span{6, &kv, 2};
+    AssembleOptions o;
+    o.recompute_ratio = 0.2f;
+    for (int pass = 0; pass < 2; ++pass) {
+      auto s = (*d)->NewSequence(64);
+      ASSERT_TRUE(s.ok());
+      std::vector<float> logits;
+      AssembleStats st;
+      ASSERT_TRUE((*d)->Assemble(all, {&span, 1}, o, **s, &logits, &st).ok());
+      EXPECT_EQ(st.device_hits, budget > 0 && pass == 1 ? 1 : 0) << budget << " " << pass;
+      if (want.empty()) want = logits;
+      EXPECT_EQ(logits, want) << budget << " " << pass;
     }
   }
 }

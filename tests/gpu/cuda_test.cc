@@ -3,6 +3,7 @@
 // its references. Label `gpu`: skips without
 // a device. (tests/gpu/cuda_emu_test.cc runs the same checks on every machine through the CUDA
 // emulator.)
+#include <cmath>
 #include <cstdio>
 
 #include "absl/strings/str_cat.h"
@@ -91,6 +92,36 @@ TEST(CudaDecoder, TinyModelsMatchTheReference) {
       EXPECT_LT(r->step_worst, 2e-3) << name;
     }
   }
+}
+
+// Passage KV assembly on the device: in place equals a full prefill, moved with everything
+// recomputed equals one, and the approximate assemblies (30% recomputed by deviation or question
+// attention) agree with the CPU's.
+TEST(CudaDecoder, AssemblyMatchesTheCpu) {
+  SKIP_WITHOUT_CUDA();
+  testing::TempDir dir;
+  const std::string path = dir.File("tiny.gguf");
+  ASSERT_TRUE(testing::WriteTinyDecoder({}, path).ok());
+  DecoderOptions fp32;  // the CUDA backend's products keep fp32 activations
+  fp32.int8_activations = false;
+  auto cpu = Decoder::Open(path, fp32);
+  ASSERT_TRUE(cpu.ok()) << cpu.status();
+  auto backend = MakeCuda();
+  ASSERT_TRUE(backend.ok()) << backend.status();
+  auto gpu = Decoder::Open(path, {}, std::move(*backend));
+  ASSERT_TRUE(gpu.ok()) << gpu.status();
+  auto want = testing::AssemblyLogits(**cpu);
+  ASSERT_TRUE(want.ok()) << want.status();
+  auto got = testing::AssemblyLogits(**gpu);
+  ASSERT_TRUE(got.ok()) << got.status();
+  auto diff = [](const std::vector<float>& a, const std::vector<float>& b) {
+    double d = 0;
+    for (size_t i = 0; i < a.size(); ++i) d = std::max(d, double(std::fabs(a[i] - b[i])));
+    return d;
+  };
+  EXPECT_LT(diff((*got)[1], (*got)[2]), 1e-4) << "cached in place vs full prefill";
+  EXPECT_LT(diff((*got)[3], (*got)[0]), 1e-4) << "moved, all recomputed vs full prefill";
+  for (size_t i = 0; i < got->size(); ++i) EXPECT_LT(diff((*got)[i], (*want)[i]), 1e-3) << i;
 }
 
 TEST(CudaDecoder, SmolLm2MatchesTheNumpyReference) {

@@ -8,6 +8,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "gpu/gguf.h"
+#include "gpu/passage_kv.h"
 #include "storage/half.h"
 #include "storage/status_macros.h"
 
@@ -356,6 +357,73 @@ absl::StatusOr<TinyDecoderCheck> CheckTinyDecoder(const TinyDecoderSpec& spec,
   for (int j = 0; j < vocab; ++j) {
     out.step_worst = std::max(out.step_worst, std::fabs(inc[static_cast<size_t>(j)] -
                                                         want.back()[static_cast<size_t>(j)]));
+  }
+  return out;
+}
+
+absl::StatusOr<std::vector<std::vector<float>>> AssemblyLogits(gpu::Decoder& d) {
+  const int vocab = d.config().vocab_size;
+  auto tokens = [&](int n, int salt) {
+    std::vector<int32_t> t;
+    for (int i = 0; i < n; ++i) t.push_back((i * 31 + salt * 7 + 3) % vocab);
+    return t;
+  };
+  const auto prefix = tokens(6, 1), p1 = tokens(30, 2), p2 = tokens(33, 4), q = tokens(5, 3);
+  auto last = [&](const std::vector<float>& logits) {
+    return std::vector<float>(logits.end() - vocab, logits.end());
+  };
+  auto full = [&](const std::vector<int32_t>& all) -> absl::StatusOr<std::vector<float>> {
+    ASSIGN_OR_RETURN(auto seq, d.NewSequence(256));
+    std::vector<float> logits;
+    RETURN_IF_ERROR(d.Forward(all, *seq, &logits));
+    return last(logits);
+  };
+  auto cache = [&](const std::vector<int32_t>& passage,
+                   gpu::KvFormat f) -> absl::StatusOr<gpu::PassageKv> {
+    ASSIGN_OR_RETURN(auto seq, d.NewSequence(256));
+    RETURN_IF_ERROR(d.Forward(prefix, *seq, nullptr));
+    gpu::KvCapture cap;
+    RETURN_IF_ERROR(d.Forward(passage, *seq, nullptr, false, &cap));
+    return gpu::PassageKv::Compress(f, static_cast<int>(passage.size()), d.config().kv_heads,
+                                    d.config().head_dim, cap.k, cap.v);
+  };
+  auto assemble = [&](const std::vector<int32_t>& all, absl::Span<const gpu::CachedSpan> spans,
+                      const gpu::AssembleOptions& o) -> absl::StatusOr<std::vector<float>> {
+    ASSIGN_OR_RETURN(auto seq, d.NewSequence(256));
+    std::vector<float> logits;
+    RETURN_IF_ERROR(d.Assemble(all, spans, o, *seq, &logits));
+    return last(logits);
+  };
+  std::vector<int32_t> all = prefix;
+  all.insert(all.end(), p1.begin(), p1.end());
+  all.push_back(77 % vocab);
+  const auto at2 = static_cast<int64_t>(all.size());
+  all.insert(all.end(), p2.begin(), p2.end());
+  all.insert(all.end(), q.begin(), q.end());
+  std::vector<int32_t> one = prefix;
+  one.insert(one.end(), p1.begin(), p1.end());
+  one.insert(one.end(), q.begin(), q.end());
+  std::vector<std::vector<float>> out;
+  ASSIGN_OR_RETURN(auto f0, full(all));
+  out.push_back(std::move(f0));
+  ASSIGN_OR_RETURN(const gpu::PassageKv exact, cache(p1, gpu::KvFormat::kF32));
+  const gpu::CachedSpan in_place{static_cast<int64_t>(prefix.size()), &exact, 0};
+  ASSIGN_OR_RETURN(auto a1, assemble(one, {&in_place, 1}, {}));
+  out.push_back(std::move(a1));
+  ASSIGN_OR_RETURN(auto f2, full(one));
+  out.push_back(std::move(f2));
+  ASSIGN_OR_RETURN(const gpu::PassageKv kv1, cache(p1, gpu::KvFormat::kInt8));
+  ASSIGN_OR_RETURN(const gpu::PassageKv kv2, cache(p2, gpu::KvFormat::kInt8));
+  const gpu::CachedSpan spans[] = {{static_cast<int64_t>(prefix.size()), &kv1, 0}, {at2, &kv2, 0}};
+  for (auto [ratio, selection] : {std::pair<float, gpu::RecomputeSelection>{
+                                      1.0f, gpu::RecomputeSelection::kKeyValueDeviation},
+                                  {0.3f, gpu::RecomputeSelection::kKeyValueDeviation},
+                                  {0.3f, gpu::RecomputeSelection::kQuestionAttention}}) {
+    gpu::AssembleOptions o;
+    o.recompute_ratio = ratio;
+    o.selection = selection;
+    ASSIGN_OR_RETURN(auto a, assemble(all, spans, o));
+    out.push_back(std::move(a));
   }
   return out;
 }

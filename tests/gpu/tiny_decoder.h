@@ -56,6 +56,14 @@ absl::StatusOr<TinyDecoderCheck> CheckTinyDecoder(const TinyDecoderSpec& spec,
                                                   const gpu::DecoderOptions& options,
                                                   std::unique_ptr<gpu::Backend> backend);
 
+// Passage KV assembly on `d` (a tiny model), the last position's logits of: [0] a full prefill
+// of prefix + passage 1 + marker + passage 2 + question; [1] prefix + passage 1 + question with
+// passage 1 cached where it was computed (f32, nothing recomputed) and [2] that prompt's full
+// prefill (equal to [1]); [3] the first prompt with both passages cached after the prefix alone
+// (int8) and moved into place, everything recomputed (equal to [0]); [4] the same with 30%
+// recomputed by deviation and [5] by question attention (approximations: compare backends).
+absl::StatusOr<std::vector<std::vector<float>>> AssemblyLogits(gpu::Decoder& d);
+
 }  // namespace strata::testing
 
 #endif  // STRATA_TESTS_GPU_TINY_DECODER_H_
