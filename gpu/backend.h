@@ -194,8 +194,8 @@ class Backend {
   // In place: every row scaled to unit L2 norm (a zero row stays zero).
   [[nodiscard]] virtual absl::Status L2Normalize(Tensor& x) = 0;
 
-  // ---- Decoder operations. The CPU backend runs them; the CUDA backend does not yet (each
-  // returns Unimplemented there, which the decoder reports at load). All in F32. ----
+  // ---- Decoder operations, in F32: both backends run them (a backend without them returns
+  // Unimplemented, which the decoder reports at load). ----
 
   // Takes a weight of n rows of k values stored in a GGUF type (n * GgmlRowBytes(type, k) bytes
   // at `rows`, copied) and prepares it for Linear() and GatherRows(): the CPU keeps the blocks and
@@ -225,7 +225,8 @@ class Backend {
   // Row r of src into row dests[r].row of *dests[r].dst (tensors of src's width and dtype), for
   // every r < dests.size(): a batch's keys and values into each row's own cache. The default
   // copies run by run of consecutive rows into one tensor through CopyRows; a backend that pays
-  // per copy does it in one go. InvalidArgument when a row does not fit.
+  // per copy does it in one go. InvalidArgument, before anything is written, when a row does not
+  // fit.
   struct RowDestination {
     Tensor* dst = nullptr;
     int64_t row = 0;
@@ -271,13 +272,22 @@ inline absl::Status Backend::CopyRows(const Tensor&, int64_t, int64_t, Tensor&, 
 }
 inline absl::Status Backend::ScatterRows(const Tensor& src,
                                          absl::Span<const RowDestination> dests) {
+  const int64_t width = src.shape().empty() ? 0 : src.shape().back();
+  if (static_cast<int64_t>(dests.size()) * width > src.numel()) {
+    return absl::InvalidArgumentError("ScatterRows has more rows than its source");
+  }
+  for (const RowDestination& d : dests) {
+    if (d.dst == nullptr || d.dst->dtype() != src.dtype() || d.dst->shape().empty() ||
+        d.dst->shape().back() != width || d.row < 0 || (d.row + 1) * width > d.dst->numel()) {
+      return absl::InvalidArgumentError("a ScatterRows row does not fit its destination");
+    }
+  }
   for (size_t r = 0; r < dests.size();) {
     size_t e = r + 1;
     while (e < dests.size() && dests[e].dst == dests[r].dst &&
            dests[e].row == dests[e - 1].row + 1) {
       ++e;
     }
-    if (dests[r].dst == nullptr) return absl::InvalidArgumentError("ScatterRows: no destination");
     const absl::Status copied = CopyRows(src, static_cast<int64_t>(r), static_cast<int64_t>(e - r),
                                          *dests[r].dst, dests[r].row);
     if (!copied.ok()) return copied;

@@ -8,6 +8,7 @@
 #include "absl/strings/str_join.h"
 #include "base/check.h"
 #include "gpu/attention_mass.h"
+#include "gpu/internal/device_span_cache.h"
 #include "gpu/internal/thread_pool.h"
 #include "storage/log.h"
 #include "storage/status_macros.h"
@@ -415,12 +416,33 @@ absl::Status Decoder::LoadSpan(const CachedSpan& s, DecoderSequence& seq,
   Backend& b = *backend_;
   const int64_t kv_width = static_cast<int64_t>(c.kv_heads) * c.head_dim;
   const int64_t len = s.kv->tokens(), layer_values = len * kv_width, rows = c.layers * len;
+  if (device_hit != nullptr) *device_hit = false;
+  if (span_cache_->budget() == 0) {
+    // No device tier (the CPU): a layer at a time, so that the host holds one layer's worth.
+    std::vector<float> kh(static_cast<size_t>(layer_values)), vh(kh.size());
+    std::vector<int32_t> pos(static_cast<size_t>(len));
+    for (int64_t t = 0; t < len; ++t)
+      pos[static_cast<size_t>(t)] = static_cast<int32_t>(s.position + t);
+    ASSIGN_OR_RETURN(Tensor kt, b.Allocate(DType::kF32, {len, kv_width}));
+    ASSIGN_OR_RETURN(Tensor vt, b.Allocate(DType::kF32, {len, kv_width}));
+    for (int l = 0; l < c.layers; ++l) {
+      s.kv->Decompress(l, kh.data(), vh.data());
+      if (l == 1 && layer1_k != nullptr) *layer1_k = kh, *layer1_v = vh;
+      RETURN_IF_ERROR(b.CopyFromHost(kh.data(), DType::kF32, kh.size(), kt, 0));
+      RETURN_IF_ERROR(b.CopyFromHost(vh.data(), DType::kF32, vh.size(), vt, 0));
+      RETURN_IF_ERROR(b.Rope(kt, c.kv_heads, c.head_dim, pos, c.rope_theta, c.rope_style));
+      RETURN_IF_ERROR(b.CopyRows(kt, 0, len, seq.k_[static_cast<size_t>(l)], s.position));
+      RETURN_IF_ERROR(b.CopyRows(vt, 0, len, seq.v_[static_cast<size_t>(l)], s.position));
+    }
+    return absl::OkStatus();
+  }
+  // With a device tier (CUDA): every layer at once, and kept for the next assembly.
   const DeviceSpanCache::Entry* kept = span_cache_->Find(s.kv->uid());
   if (device_hit != nullptr) *device_hit = kept != nullptr;
   DeviceSpanCache::Entry loaded;
   if (kept == nullptr) {
-    // Every layer at once: decompressed side by side on the host (a layer per task) and copied
-    // in one go (a GPU pays per copy, not per byte, at these sizes).
+    // Decompressed side by side on the host (a layer per task) and copied in one go (a GPU pays
+    // per copy, not per byte, at these sizes).
     std::vector<float> kh(static_cast<size_t>(rows * kv_width)), vh(kh.size());
     cpu::Pool().ParallelFor(c.layers, 1, [&](int64_t l0, int64_t l1) {
       for (int64_t l = l0; l < l1; ++l) {
@@ -457,7 +479,7 @@ absl::Status Decoder::LoadSpan(const CachedSpan& s, DecoderSequence& seq,
     ASSIGN_OR_RETURN(rotated, b.Allocate(DType::kF32, {rows, kv_width}));
     RETURN_IF_ERROR(b.CopyRows(loaded.k, 0, rows, rotated, 0));
     kept = span_cache_->Insert(s.kv->uid(), std::move(loaded));
-    DCHECK(kept != nullptr);
+    if (kept == nullptr) return absl::InternalError("the device tier refused an entry that fits");
     values = &kept->v;
   } else {
     rotated = std::move(loaded.k);

@@ -26,11 +26,12 @@
 #include "gpu/backend.h"
 #include "gpu/bpe_tokenizer.h"
 #include "gpu/chat_template.h"
-#include "gpu/device_span_cache.h"
 #include "gpu/gguf.h"
 #include "gpu/passage_kv.h"
 
 namespace strata::gpu {
+
+class DeviceSpanCache;  // gpu/internal/device_span_cache.h
 
 enum class DecoderArch { kLlama, kQwen2 };
 
@@ -137,14 +138,15 @@ struct AssembleStats {
 struct DecoderOptions {
   BackendChoice backend = BackendChoice::kCpu;
   int cuda_device = 0;
-  // Products of up to 16 rows (decoding steps, batched or not, and prompts that short) quantise
-  // the activations of Q8_0/Q4_0/Q4_1 weights to int8 (llama.cpp's route: faster, approximate;
-  // Backend::PrepareQuantizedLinear). false: fp32 activations, the path checked against the
-  // float64 reference. Longer prompts always use fp32.
+  // On the CPU: products of up to 16 rows (decoding steps, batched or not, and prompts that
+  // short) quantise the activations of Q8_0/Q4_0/Q4_1 weights to int8 (llama.cpp's route: faster,
+  // approximate; Backend::PrepareQuantizedLinear). false: fp32 activations, the path checked
+  // against the float64 reference. Longer prompts always use fp32. The CUDA backend always keeps
+  // fp32.
   bool int8_activations = true;
   // On CUDA: bytes of passage KV entries kept decompressed in GPU memory between assemblies
-  // (gpu/device_span_cache.h); -1: 1 GiB. The CPU backend keeps none (its memory is the host's,
-  // where the entries already are).
+  // (gpu/internal/device_span_cache.h); -1: 1 GiB. The CPU backend keeps none (its memory is the
+  // host's, where the entries already are).
   int64_t device_span_bytes = -1;
 };
 

@@ -1,23 +1,9 @@
-// The out-of-line parts of backend.h that the CUDA module (libstrata_cuda.so) uses: Tensor's
-// members and MatmulPrecisionName, kept apart from the backends so that the module links them
-// without the rest of the engine (it is linked with --no-undefined, so a missing one fails the
-// build rather than the module's load on a GPU machine).
+// Tensor's out-of-line members: kept apart from the backends so that the CUDA module
+// (libstrata_cuda.so) links them without the rest of the engine.
 #include "absl/strings/str_cat.h"
 #include "gpu/backend.h"
 
 namespace strata::gpu {
-
-absl::string_view MatmulPrecisionName(MatmulPrecision p) {
-  switch (p) {
-    case MatmulPrecision::kNative:
-      return "f32";
-    case MatmulPrecision::kBF16:
-      return "bf16";
-    case MatmulPrecision::kInt8:
-      return "int8";
-  }
-  return "?";
-}
 
 Tensor& Tensor::operator=(Tensor&& o) noexcept {
   if (this != &o) {

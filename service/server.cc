@@ -1447,8 +1447,8 @@ class ServerImpl final : public Server {
       ro.decoder_path = o.generate.decoder;
       ro.decoder.int8_activations = o.generate.int8_activations;
       ASSIGN_OR_RETURN(ro.decoder.backend, gpu::ParseBackendChoice(o.generate.backend));
-      if (o.generate.gpu_kv_mb < 0) {
-        return absl::InvalidArgumentError("--decoder_gpu_kv_mb must be 0 or more");
+      if (o.generate.gpu_kv_mb < 0 || o.generate.gpu_kv_mb > (int64_t{1} << 30)) {
+        return absl::InvalidArgumentError("--decoder_gpu_kv_mb must be 0 to 2^30");
       }
       ro.decoder.device_span_bytes = o.generate.gpu_kv_mb << 20;
       ro.generator.max_running = o.generate.max_running;

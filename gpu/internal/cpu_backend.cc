@@ -19,8 +19,8 @@
 #include "gpu/internal/quant_dot_q8.h"
 #include "gpu/internal/quant_kernels.h"
 #include "gpu/internal/quant_matmul.h"
+#include "gpu/internal/rope.h"
 #include "gpu/internal/thread_pool.h"
-#include "gpu/rope.h"
 #include "storage/cpu_features.h"
 #include "storage/log.h"
 #include "storage/status_macros.h"
@@ -381,7 +381,7 @@ class CpuBackend final : public Backend {
     RETURN_IF_NOT_F32(x, "Rope input");
     const int64_t width = static_cast<int64_t>(heads) * head_dim;
     const auto rows = static_cast<int64_t>(positions.size());
-    if (head_dim % 2 != 0 || rows * width > x.numel()) {
+    if (heads < 1 || head_dim < 2 || head_dim % 2 != 0 || rows * width > x.numel()) {
       return absl::InvalidArgumentError("cpu backend: Rope shape does not fit its tensor");
     }
     const int half = head_dim / 2;
@@ -597,7 +597,7 @@ class CpuBackend final : public Backend {
     }
     const int64_t have = static_cast<int64_t>(rope_table_.size()) / head_dim;
     if (top >= have) {
-      const int64_t want = std::min<int64_t>((top / 1024 + 1) * 1024, kRopeTablePositions);
+      const int64_t want = RopeTableRows(top);
       rope_table_.resize(static_cast<size_t>(want * head_dim));
       const std::vector<double> inv_freq = RopeFrequencies(theta, head_dim);
       for (int64_t p = have; p < want; ++p) {
@@ -606,7 +606,6 @@ class CpuBackend final : public Backend {
     }
     return rope_table_.data();
   }
-  static constexpr int32_t kRopeTablePositions = 1 << 14;
 
   cpu::GemmScratch gemm_scratch_;  // one caller at a time (backend.h)
   std::vector<float> rope_table_;  // RopeAngles'

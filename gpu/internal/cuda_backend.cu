@@ -17,14 +17,17 @@
 #include <map>
 #include <memory>
 #include <mutex>
+#include <string>
+#include <tuple>
 #include <unordered_map>
 #include <vector>
 
 #include "absl/strings/str_cat.h"
+#include "base/mutex.h"
 #include "gpu/backend.h"
 #include "gpu/ggml_type.h"
 #include "gpu/internal/cuda_check.h"
-#include "gpu/rope.h"
+#include "gpu/internal/rope.h"
 
 // Kernel launches and shared arrays go through these macros so that the file also
 // compiles as plain C++ under the test-only CUDA emulator (tests/gpu/cuda_emu), which defines them
@@ -248,6 +251,25 @@ __global__ void PoolKernel(const T* x, const int32_t* offsets, int cls, T* out, 
   }
 }
 
+// One key of an online softmax (the flash-attention kernels' step): its score s = q . key; when
+// s is a new max, what was summed under the old one is rescaled; then exp(s - m) is added to l
+// and times value to o.
+template <int D>
+__device__ __forceinline__ void AttendKey(const float* q, const float* key, const float* value,
+                                          float& m, float& l, float* o) {
+  float s = 0;
+  for (int d = 0; d < D; ++d) s += q[d] * key[d];
+  if (s > m) {
+    const float c = expf(m - s);
+    l *= c;
+    for (int d = 0; d < D; ++d) o[d] *= c;
+    m = s;
+  }
+  const float p = expf(s - m);
+  l += p;
+  for (int d = 0; d < D; ++d) o[d] += p * value[d];
+}
+
 // Attention for the head dims the encoders use (D = 32 or 64), flash-style: one block per
 // (sequence, head, tile of blockDim.x queries), a thread per query holding its q and output rows
 // in registers. The block walks the sequence's keys in tiles of kKeyTile, staged in shared memory
@@ -286,19 +308,7 @@ __global__ void TiledAttentionKernel(const T* qkv, const int32_t* offsets, int h
     }
     __syncthreads();
     if (!active) continue;
-    for (int j = 0; j < n; ++j) {
-      float s = 0;
-      for (int d = 0; d < D; ++d) s += q[d] * keys[j * D + d];
-      if (s > m) {  // a new max: rescale what was summed under the old one
-        const float c = expf(m - s);
-        l *= c;
-        for (int d = 0; d < D; ++d) o[d] *= c;
-        m = s;
-      }
-      const float p = expf(s - m);
-      l += p;
-      for (int d = 0; d < D; ++d) o[d] += p * values[j * D + d];
-    }
+    for (int j = 0; j < n; ++j) AttendKey<D>(q, keys + j * D, values + j * D, m, l, o);
   }
   if (!active) return;
   const float inv = 1.0f / l;
@@ -515,7 +525,7 @@ __global__ void ElementwiseKernel(float* x, const float* y, int64_t n, int multi
 
 // Rotates pair i of every head of row t by the angle whose cos and sin are at
 // angles[a * head_dim + 2i] and [+ 1], a = positions[t] (or first + t when positions is null):
-// rows of gpu/rope.h's RopeRow, computed on the host.
+// rows of gpu/internal/rope.h's RopeRow, computed on the host.
 __global__ void RopeKernel(float* x, const float* angles, const int32_t* positions, int32_t first,
                            int64_t rows, int heads, int head_dim, int adjacent) {
   const int half = head_dim / 2;
@@ -554,7 +564,7 @@ struct AttentionRowDevice {
 // groups x head_dim, add the tile's probabilities times the values into their partial outputs,
 // rescaled when m grows; the groups' partials are added at the end. One chunk (gridDim.z == 1): out
 // gets the normalised row. Several (flash-decoding: a few long rows would otherwise leave most of
-// the GPU idle): each writes its (m, l, unnormalised output) to part_m / part_l / part_o at slot (x
+// the GPU idle): each writes its (m, l, unnormalised output) to part_m / part_l / part_o at slot (t
 // * heads + h) * gridDim.z + chunk, and AttentionCombineKernel merges them. No scores are kept, so
 // rows have no length limit; a block's threads run the same tiles, so its barriers are uniform.
 // Shared memory: head_dim (q) + blockDim.x (a tile's probabilities) + groups * head_dim (partials)
@@ -574,7 +584,7 @@ __global__ void CachedAttentionKernel(const float* q, const AttentionRowDevice* 
   const AttentionRowDevice r = rows[t];
   const int64_t begin = static_cast<int64_t>(blockIdx.z) * chunk;
   const int64_t end = r.length < begin + chunk ? r.length : begin + chunk;
-  const int64_t slot = (static_cast<int64_t>(blockIdx.x) * heads + h) * gridDim.z + blockIdx.z;
+  const int64_t slot = (t * heads + h) * gridDim.z + blockIdx.z;
   if (begin >= end) {  // the whole block: this row has fewer chunks
     if (tid == 0) part_m[slot] = -INFINITY, part_l[slot] = 0;
     for (int d = tid; d < head_dim; d += tile) part_o[slot * head_dim + d] = 0;
@@ -635,14 +645,17 @@ constexpr int kGroupRows = 64;  // threads per block of GroupAttentionKernel
 constexpr int kMinGroupRows = 4;
 
 // CachedAttention for groups of rows, flash-style as TiledAttentionKernel: one block per (group,
-// head), a thread per query row holding its q and output in registers; the group's keys and
-// values are staged in shared memory a tile of kKeyTile at a time, read once for all its rows
-// (the per-row kernel reads them once per row), and each thread keeps an online softmax over the
-// keys below its own length.
+// head, chunk of `chunk` keys), a thread per query row holding its q and output in registers; the
+// chunk's keys and values are staged in shared memory a tile of kKeyTile at a time, read once
+// for all the group's rows (the per-row kernel reads them once per row), and each thread keeps
+// an online softmax over the keys below its own length. One chunk: out gets the rows. Several
+// (few groups with long caches, as Assemble's recomputed rows make): partials at slot
+// (t * heads + h) * gridDim.z + chunk for AttentionCombineKernel, as CachedAttentionKernel.
 template <int D>
 __global__ void GroupAttentionKernel(const float* q, const AttentionRowDevice* rows,
                                      const AttentionGroupDevice* groups, int heads, int kv_heads,
-                                     float scale, float* out) {
+                                     float scale, int64_t chunk, float* out, float* part_m,
+                                     float* part_l, float* part_o) {
   STRATA_SHARED(float, keys, kKeyTile* D);
   STRATA_SHARED(float, values, kKeyTile* D);
   const AttentionGroupDevice g = groups[blockIdx.x];
@@ -653,14 +666,16 @@ __global__ void GroupAttentionKernel(const float* q, const AttentionRowDevice* r
   const bool active = static_cast<int>(threadIdx.x) < g.rows;
   const int64_t t = g.first_row + threadIdx.x;
   const int64_t length = active ? rows[t].length : 0;
+  const int64_t begin = static_cast<int64_t>(blockIdx.z) * chunk;
+  const int64_t end = g.longest < begin + chunk ? g.longest : begin + chunk;
   float qv[D], o[D];
   float m = -INFINITY, l = 0;
   for (int d = 0; d < D; ++d) {
     qv[d] = active ? q[t * width + h * D + d] * scale : 0.0f;
     o[d] = 0;
   }
-  for (int64_t k0 = 0; k0 < g.longest; k0 += kKeyTile) {
-    const int n = static_cast<int>(g.longest - k0 < kKeyTile ? g.longest - k0 : kKeyTile);
+  for (int64_t k0 = begin; k0 < end; k0 += kKeyTile) {  // uniform: the whole block's bounds
+    const int n = static_cast<int>(end - k0 < kKeyTile ? end - k0 : kKeyTile);
     __syncthreads();  // every thread is done with the previous tile
     for (int i = static_cast<int>(threadIdx.x); i < n * D; i += static_cast<int>(blockDim.x)) {
       const int64_t at = (k0 + i / D) * kv_width + col + i % D;
@@ -669,33 +684,28 @@ __global__ void GroupAttentionKernel(const float* q, const AttentionRowDevice* r
     }
     __syncthreads();
     const int64_t upto = length - k0 < n ? length - k0 : n;  // <= 0 once past this row's keys
-    for (int j = 0; j < upto; ++j) {
-      float s = 0;
-      for (int d = 0; d < D; ++d) s += qv[d] * keys[j * D + d];
-      if (s > m) {  // a new max: rescale what was summed under the old one
-        const float c = expf(m - s);
-        l *= c;
-        for (int d = 0; d < D; ++d) o[d] *= c;
-        m = s;
-      }
-      const float p = expf(s - m);
-      l += p;
-      for (int d = 0; d < D; ++d) o[d] += p * values[j * D + d];
-    }
+    for (int j = 0; j < upto; ++j) AttendKey<D>(qv, keys + j * D, values + j * D, m, l, o);
   }
   if (!active) return;
+  if (gridDim.z > 1) {  // this chunk's share, empty (l = 0) when the row's keys end before it
+    const int64_t slot = (t * heads + h) * gridDim.z + blockIdx.z;
+    part_m[slot] = m;
+    part_l[slot] = l;
+    for (int d = 0; d < D; ++d) part_o[slot * D + d] = o[d];
+    return;
+  }
   const float inv = 1.0f / l;
   for (int d = 0; d < D; ++d) out[t * width + h * D + d] = o[d] * inv;
 }
 
-// Merges a row and head's `chunks` partials (CachedAttentionKernel): a block per (row, head), a
-// thread per output dimension.
+// Merges the `chunks` partials of row which[x] and head y (CachedAttentionKernel,
+// GroupAttentionKernel): a block per (x, head), a thread per output dimension.
 __global__ void AttentionCombineKernel(const float* part_m, const float* part_l,
                                        const float* part_o, const int64_t* which, int chunks,
                                        int heads, int head_dim, float* out) {
   const int64_t t = which[blockIdx.x];
   const int h = static_cast<int>(blockIdx.y);
-  const int64_t first = (static_cast<int64_t>(blockIdx.x) * heads + h) * chunks;
+  const int64_t first = (t * heads + h) * chunks;
   float mx = -INFINITY;
   for (int c = 0; c < chunks; ++c) mx = fmaxf(mx, part_m[first + c]);
   float l = 0;
@@ -729,22 +739,29 @@ int GridFor(int64_t n, int threads) {
 // Device memory recycled by the backend that allocated it. cudaMalloc costs tens of microseconds
 // and cudaFree waits for the whole device, while the decoder allocates its activations for every
 // step. A tensor's block goes back to its backend's pool when the tensor dies and is handed out
-// again for a request of at least half its size. Reuse is safe in stream order: a backend runs
-// everything on its one stream, so the kernels that used a block run before any that reuse it.
-// Idle blocks are kept up to kIdleBytes; past that, and for blocks whose backend is gone, they go
-// back to CUDA.
-class BlockPool {
+// again for a request of the same size (rounded up to 256 bytes), so a reused block has the
+// bounds compute-sanitizer knows it by. Reuse is safe in stream order: a backend runs everything
+// on its one stream, so the kernels that used a block run before any that reuse it. Idle blocks
+// are kept up to kIdleBytes per pool; past that, for blocks whose backend is gone, and when
+// STRATA_CUDA_POOL=0 (every block freed at once, for memory checkers), they go back to CUDA. All
+// pools share one registry of blocks under one lock; cudaFree runs outside it.
+class BlockPool final {
  public:
   explicit BlockPool(int device) : device_(device) {}
   ~BlockPool() {
-    std::lock_guard<std::mutex> lock(Mu());
-    for (const auto& [bytes, p] : idle_) {
-      Owners().erase(p);
-      cudaFree(p);
+    std::vector<void*> idle;
+    {
+      MutexLock lock(&Mu());
+      for (const auto& [bytes, p] : idle_) {
+        Owners().erase(p);
+        idle.push_back(p);
+      }
+      idle_.clear();
+      for (auto& [p, owner] : Owners()) {
+        if (owner.pool == this) owner.pool = nullptr;  // freed when its tensor dies
+      }
     }
-    for (auto& [p, owner] : Owners()) {
-      if (owner.pool == this) owner.pool = nullptr;  // freed when its tensor dies
-    }
+    for (void* p : idle) cudaFree(p);
   }
   BlockPool(const BlockPool&) = delete;
   BlockPool& operator=(const BlockPool&) = delete;
@@ -752,9 +769,8 @@ class BlockPool {
   absl::StatusOr<void*> Take(size_t bytes) {
     bytes = std::max<size_t>(256, (bytes + 255) / 256 * 256);
     {
-      std::lock_guard<std::mutex> lock(Mu());
-      auto it = idle_.lower_bound(bytes);
-      if (it != idle_.end() && it->first <= 2 * bytes) {
+      MutexLock lock(&Mu());
+      if (auto it = idle_.find(bytes); it != idle_.end()) {
         void* p = it->second;
         idle_bytes_ -= it->first;
         idle_.erase(it);
@@ -763,31 +779,39 @@ class BlockPool {
     }
     void* p = nullptr;
     cudaError_t err = cudaMalloc(&p, bytes);
-    if (err == cudaErrorMemoryAllocation) {  // the idle blocks may be what is missing
+    if (err == cudaErrorMemoryAllocation) {  // every pool's idle blocks may be what is missing
       (void)cudaGetLastError();
-      Trim(0);
+      ReleaseAllIdle();
       err = cudaMalloc(&p, bytes);
     }
     CUDA_RETURN_IF_ERROR(err);
-    std::lock_guard<std::mutex> lock(Mu());
+    MutexLock lock(&Mu());
     Owners()[p] = {this, bytes};
     return p;
   }
 
   // A Tensor's Free.
   static void Release(void* p) {
-    std::lock_guard<std::mutex> lock(Mu());
-    auto it = Owners().find(p);
-    if (it == Owners().end()) return;  // not ours (cannot happen: every block comes from Take)
-    BlockPool* pool = it->second.pool;
-    const size_t bytes = it->second.bytes;
-    if (pool != nullptr && pool->idle_bytes_ + bytes <= kIdleBytes) {
-      pool->idle_.emplace(bytes, p);
-      pool->idle_bytes_ += bytes;
-      return;
+    static const bool reuse = [] {
+      const char* v = std::getenv("STRATA_CUDA_POOL");
+      return v == nullptr || std::string(v) != "0";
+    }();
+    int device = -1;
+    {
+      MutexLock lock(&Mu());
+      auto it = Owners().find(p);
+      if (it == Owners().end()) return;  // not ours (cannot happen: every block comes from Take)
+      BlockPool* pool = it->second.pool;
+      const size_t bytes = it->second.bytes;
+      if (reuse && pool != nullptr && pool->idle_bytes_ + bytes <= kIdleBytes) {
+        pool->idle_.emplace(bytes, p);
+        pool->idle_bytes_ += bytes;
+        return;
+      }
+      Owners().erase(it);
+      if (pool != nullptr) device = pool->device_;
     }
-    Owners().erase(it);
-    if (pool != nullptr) cudaSetDevice(pool->device_);
+    if (device >= 0) cudaSetDevice(device);
     cudaFree(p);
   }
 
@@ -797,29 +821,34 @@ class BlockPool {
     size_t bytes;
   };
   static constexpr size_t kIdleBytes = size_t{1} << 30;
-  static std::mutex& Mu() {
-    static std::mutex mu;
-    return mu;
+  static Mutex& Mu() {
+    static auto* mu = new Mutex();
+    return *mu;
   }
-  static std::unordered_map<void*, Owner>& Owners() {
+  static std::unordered_map<void*, Owner>& Owners() ABSL_EXCLUSIVE_LOCKS_REQUIRED(Mu()) {
     static auto* owners = new std::unordered_map<void*, Owner>();
     return *owners;
   }
-  // Returns idle blocks to CUDA until at most `keep` bytes stay idle.
-  void Trim(size_t keep) {
-    std::lock_guard<std::mutex> lock(Mu());
-    while (idle_bytes_ > keep && !idle_.empty()) {
-      auto it = std::prev(idle_.end());
-      Owners().erase(it->second);
-      cudaFree(it->second);
-      idle_bytes_ -= it->first;
-      idle_.erase(it);
+  // Every pool's idle blocks back to CUDA (a failed cudaMalloc's second chance).
+  static void ReleaseAllIdle() {
+    std::vector<void*> idle;
+    {
+      MutexLock lock(&Mu());
+      for (auto& [p, owner] : Owners()) {
+        if (owner.pool != nullptr && owner.pool->idle_bytes_ > 0) {
+          for (const auto& [bytes, q] : owner.pool->idle_) idle.push_back(q);
+          owner.pool->idle_.clear();
+          owner.pool->idle_bytes_ = 0;
+        }
+      }
+      for (void* p : idle) Owners().erase(p);
     }
+    for (void* p : idle) cudaFree(p);
   }
 
   const int device_;
-  std::multimap<size_t, void*> idle_;  // by size; guarded by Mu()
-  size_t idle_bytes_ = 0;              // guarded by Mu()
+  std::multimap<size_t, void*> idle_ ABSL_GUARDED_BY(Mu());  // by size
+  size_t idle_bytes_ ABSL_GUARDED_BY(Mu()) = 0;
 };
 
 void FreeDevice(void* p) { BlockPool::Release(p); }
@@ -977,7 +1006,14 @@ class CudaBackendImpl final : public Backend {
     const ProfileScope profile_scope(profile_, "Allocate", stream_);
     CUDA_RETURN_IF_ERROR(cudaSetDevice(device_));
     int64_t n = 1;
-    for (int64_t d : shape) n *= d;
+    for (int64_t d : shape) {
+      if (d < 0 || (d > 0 && n > (int64_t{1} << 50) / d)) {
+        return absl::InvalidArgumentError(
+            absl::StrCat("cuda backend: cannot allocate a tensor of dimension ", d, " (",
+                         shape.size(), "-d shape)"));
+      }
+      n *= d;
+    }
     ASSIGN_OR_RETURN(void* p, pool_.Take(static_cast<size_t>(n) * DTypeSize(dtype)));
     return Tensor(dtype, std::move(shape), p, &FreeDevice);
   }
@@ -1294,14 +1330,16 @@ class CudaBackendImpl final : public Backend {
     const ProfileScope profile_scope(profile_, "Rope", stream_);
     const int64_t width = static_cast<int64_t>(heads) * head_dim;
     const auto rows = static_cast<int64_t>(positions.size());
-    if (x.dtype() != DType::kF32 || head_dim % 2 != 0 || rows * width > x.numel()) {
+    if (x.dtype() != DType::kF32 || heads < 1 || head_dim < 2 || head_dim % 2 != 0 ||
+        rows * width > x.numel()) {
       return absl::InvalidArgumentError("cuda backend: Rope shape does not fit its F32 tensor");
     }
     if (rows == 0) return absl::OkStatus();
     CUDA_RETURN_IF_ERROR(cudaSetDevice(device_));
-    // The angles come from gpu/rope.h's RopeRow, as on the CPU, so the two rotate identically:
-    // from a device table of positions [0, kRopeTablePositions) kept between calls (the rows'
-    // positions uploaded unless they run consecutively), else computed for this call's rows.
+    // The angles come from gpu/internal/rope.h's RopeRow, as on the CPU, so the two rotate
+    // identically: from a device table of positions [0, kRopeTablePositions) kept between calls
+    // (the rows' positions uploaded unless they run consecutively), else computed for this call's
+    // rows.
     int32_t top = -1;
     bool in_table = true, consecutive = true;
     for (int64_t t = 0; t < rows; ++t) {
@@ -1322,7 +1360,7 @@ class CudaBackendImpl final : public Backend {
     int32_t first = 0;
     if (in_table) {
       if (top >= rope_table_rows_) {  // grow the table in steps of 1,024 positions
-        const int32_t want = std::min((top / 1024 + 1) * 1024, kRopeTablePositions);
+        const int32_t want = RopeTableRows(top);
         rope_host_.resize(static_cast<size_t>(want) * head_dim);
         for (int32_t p = rope_table_rows_; p < want; ++p) {
           RopeRow(rope_freq_, p, rope_host_.data() + static_cast<int64_t>(p) * head_dim);
@@ -1339,8 +1377,9 @@ class CudaBackendImpl final : public Backend {
       if (consecutive) {
         first = positions[0];
       } else {
+        rope_positions_host_.assign(positions.begin(), positions.end());  // outlives the call
         ASSIGN_OR_RETURN(void* pos, rope_positions_.Get(static_cast<size_t>(rows) * 4));
-        RETURN_IF_ERROR(Upload(positions.data(), static_cast<size_t>(rows) * 4, pos));
+        RETURN_IF_ERROR(Upload(rope_positions_host_.data(), static_cast<size_t>(rows) * 4, pos));
         where = static_cast<const int32_t*>(pos);
       }
     } else {
@@ -1439,6 +1478,7 @@ class CudaBackendImpl final : public Backend {
     // the rest (decoding rows) to the per-row kernel, by their indices.
     attention_groups_.clear();
     attention_singles_.clear();
+    attention_grouped_.clear();
     const bool grouped_dim = head_dim == 32 || head_dim == 64;
     for (int64_t t = 0; t < n;) {
       const AttentionRowDevice& first = attention_host_[static_cast<size_t>(t)];
@@ -1451,6 +1491,7 @@ class CudaBackendImpl final : public Backend {
         int64_t longest = 0;
         for (int64_t i = t; i < e; ++i) {
           longest = std::max(longest, attention_host_[static_cast<size_t>(i)].length);
+          attention_grouped_.push_back(i);
         }
         attention_groups_.push_back({first.k, first.v, t, longest, static_cast<int>(e - t)});
       } else {
@@ -1458,14 +1499,17 @@ class CudaBackendImpl final : public Backend {
       }
       t = e;
     }
-    // One upload: the rows, the groups, the per-row kernel's row indices.
+    // One upload: the rows, the groups, the per-row kernel's row indices, the grouped rows'.
     const size_t row_bytes = attention_host_.size() * sizeof(AttentionRowDevice);
     const size_t group_bytes = attention_groups_.size() * sizeof(AttentionGroupDevice);
     const size_t single_bytes = attention_singles_.size() * sizeof(int64_t);
-    attention_upload_.resize(row_bytes + group_bytes + single_bytes);
+    const size_t grouped_bytes = attention_grouped_.size() * sizeof(int64_t);
+    attention_upload_.resize(row_bytes + group_bytes + single_bytes + grouped_bytes);
     std::memcpy(attention_upload_.data(), attention_host_.data(), row_bytes);
     if (group_bytes > 0) {
       std::memcpy(attention_upload_.data() + row_bytes, attention_groups_.data(), group_bytes);
+      std::memcpy(attention_upload_.data() + row_bytes + group_bytes + single_bytes,
+                  attention_grouped_.data(), grouped_bytes);
     }
     if (single_bytes > 0) {
       std::memcpy(attention_upload_.data() + row_bytes + group_bytes, attention_singles_.data(),
@@ -1478,18 +1522,40 @@ class CudaBackendImpl final : public Backend {
         reinterpret_cast<const AttentionGroupDevice*>(static_cast<const char*>(table) + row_bytes);
     const auto* device_singles =
         reinterpret_cast<const int64_t*>(static_cast<const char*>(table) + row_bytes + group_bytes);
+    const auto* device_grouped = device_singles + attention_singles_.size();
     const float scale = 1.0f / sqrtf(static_cast<float>(head_dim));
     if (!attention_groups_.empty()) {
-      const dim3 grid(static_cast<unsigned>(attention_groups_.size()),
-                      static_cast<unsigned>(heads));
+      int64_t longest = 0;
+      for (const AttentionGroupDevice& g : attention_groups_)
+        longest = std::max(longest, g.longest);
+      const auto [chunks, chunk] =
+          KeyChunks(static_cast<int64_t>(attention_groups_.size()) * heads, longest);
+      float *part_m = nullptr, *part_l = nullptr, *part_o = nullptr;
+      if (chunks > 1) {
+        ASSIGN_OR_RETURN(std::tie(part_m, part_l, part_o),
+                         Partials(group_parts_, n * heads * chunks, head_dim));
+      }
+      const dim3 grid(static_cast<unsigned>(attention_groups_.size()), static_cast<unsigned>(heads),
+                      static_cast<unsigned>(chunks));
       if (head_dim == 32) {
         STRATA_LAUNCH(GroupAttentionKernel<32>, grid, kGroupRows, 0, stream_)
-        (q.as<float>(), device_rows, device_groups, heads, kv_heads, scale, out.as<float>());
+        (q.as<float>(), device_rows, device_groups, heads, kv_heads, scale, chunk, out.as<float>(),
+         part_m, part_l, part_o);
       } else {
         STRATA_LAUNCH(GroupAttentionKernel<64>, grid, kGroupRows, 0, stream_)
-        (q.as<float>(), device_rows, device_groups, heads, kv_heads, scale, out.as<float>());
+        (q.as<float>(), device_rows, device_groups, heads, kv_heads, scale, chunk, out.as<float>(),
+         part_m, part_l, part_o);
       }
       CUDA_RETURN_IF_ERROR(cudaGetLastError());
+      if (chunks > 1) {
+        STRATA_LAUNCH(
+            AttentionCombineKernel,
+            dim3(static_cast<unsigned>(attention_grouped_.size()), static_cast<unsigned>(heads)),
+            (head_dim + 31) / 32 * 32, 0, stream_)
+        (part_m, part_l, part_o, device_grouped, static_cast<int>(chunks), heads, head_dim,
+         out.as<float>());
+        CUDA_RETURN_IF_ERROR(cudaGetLastError());
+      }
     }
     if (attention_singles_.empty()) return absl::OkStatus();
     const auto singles = static_cast<int64_t>(attention_singles_.size());
@@ -1497,25 +1563,15 @@ class CudaBackendImpl final : public Backend {
     const int threads = std::max(128, (head_dim + 31) / 32 * 32);
     const size_t smem =
         (static_cast<size_t>(head_dim) * (1 + threads / head_dim) + threads) * sizeof(float);
-    // Few rows with long caches (decoding) would occupy a handful of multiprocessors: their keys
-    // are cut into chunks of at least kMinChunk so that about kWantBlocks blocks run, and merged.
     int64_t longest = 0;
     for (int64_t i : attention_singles_) {
       longest = std::max(longest, attention_host_[static_cast<size_t>(i)].length);
     }
-    const int64_t blocks = singles * heads;
-    int64_t chunks = 1;
-    if (blocks < kWantBlocks && longest > kMinChunk) {
-      chunks = std::min((longest + kMinChunk - 1) / kMinChunk, (kWantBlocks + blocks - 1) / blocks);
-    }
-    const int64_t chunk = (longest + chunks - 1) / chunks;
+    const auto [chunks, chunk] = KeyChunks(singles * heads, longest);
     float *part_m = nullptr, *part_l = nullptr, *part_o = nullptr;
     if (chunks > 1) {
-      const size_t slots = static_cast<size_t>(blocks * chunks);
-      ASSIGN_OR_RETURN(void* parts, attention_parts_.Get(slots * (2 + head_dim) * sizeof(float)));
-      part_m = static_cast<float*>(parts);
-      part_l = part_m + slots;
-      part_o = part_l + slots;
+      ASSIGN_OR_RETURN(std::tie(part_m, part_l, part_o),
+                       Partials(attention_parts_, n * heads * chunks, head_dim));
     }
     STRATA_LAUNCH(CachedAttentionKernel,
                   dim3(static_cast<unsigned>(singles), static_cast<unsigned>(heads),
@@ -1589,6 +1645,26 @@ class CudaBackendImpl final : public Backend {
     return absl::OkStatus();
   }
 
+  // How many chunks to cut `longest` keys into when `blocks` blocks would run otherwise: few
+  // blocks with long caches (decoding rows; a few groups of recomputed rows) would occupy a
+  // handful of multiprocessors, so their keys are cut into chunks of at least kMinChunk until
+  // about kWantBlocks blocks run. {chunks, keys per chunk}.
+  static std::pair<int64_t, int64_t> KeyChunks(int64_t blocks, int64_t longest) {
+    int64_t chunks = 1;
+    if (blocks < kWantBlocks && longest > kMinChunk) {
+      chunks = std::min((longest + kMinChunk - 1) / kMinChunk, (kWantBlocks + blocks - 1) / blocks);
+    }
+    return {chunks, (longest + chunks - 1) / chunks};
+  }
+  // Room for `slots` partial softmaxes (m, l, head_dim outputs) in `buffer`.
+  static absl::StatusOr<std::tuple<float*, float*, float*>> Partials(DeviceScratch& buffer,
+                                                                     int64_t slots, int head_dim) {
+    ASSIGN_OR_RETURN(void* p,
+                     buffer.Get(static_cast<size_t>(slots) * (2 + head_dim) * sizeof(float)));
+    auto* m = static_cast<float*>(p);
+    return std::make_tuple(m, m + slots, m + 2 * slots);
+  }
+
   absl::Status Elementwise(Tensor& x, const Tensor& y, bool multiply) {
     const ProfileScope profile_scope(profile_, "Add/Multiply", stream_);
     if (x.dtype() != DType::kF32 || y.dtype() != DType::kF32 || y.numel() < x.numel()) {
@@ -1613,7 +1689,6 @@ class CudaBackendImpl final : public Backend {
   }
 
   static constexpr int64_t kPanelFloats = int64_t{16} << 20;  // 64 MiB of unpacked weight rows
-  static constexpr int32_t kRopeTablePositions = 1 << 14;     // as the CPU's table
   static constexpr int64_t kWantBlocks = 264;                 // two per multiprocessor of an H100
   static constexpr int64_t kMinChunk = 256;                   // keys per attention block at least
 
@@ -1626,15 +1701,16 @@ class CudaBackendImpl final : public Backend {
   OpProfile profile_;  // prints when the backend is destroyed
   BlockPool pool_;
   DeviceScratch panel_, rope_table_, rope_positions_, rope_angles_, attention_rows_,
-      attention_parts_, scatter_rows_;
+      attention_parts_, group_parts_, scatter_rows_;
   std::vector<double> rope_freq_;
   float rope_theta_ = 0;
   int rope_head_dim_ = 0;
   int32_t rope_table_rows_ = 0;  // positions in rope_table_ (and rope_host_, its source)
   std::vector<float> rope_host_, rope_rows_;
+  std::vector<int32_t> rope_positions_host_;
   std::vector<AttentionRowDevice> attention_host_;
   std::vector<AttentionGroupDevice> attention_groups_;
-  std::vector<int64_t> attention_singles_;
+  std::vector<int64_t> attention_singles_, attention_grouped_;
   std::vector<char> attention_upload_;
   std::vector<char*> scatter_host_;
 };

@@ -1,10 +1,11 @@
 // The CUDA backend's source (gpu/internal/cuda_backend.cu) run on the CPU through the CUDA
 // emulator (tests/gpu/cuda_emu), checked as the `gpu`-labelled tests check it on a device: every
 // op against the CPU backend in F32, F16 and BF16, the encoder against the reference forward and
-// the sentence-transformers fixture. Also: no op's output depends on the order in which a block's
-// threads run between barriers (a missing __syncthreads would make it), no launch CUDA would
-// refuse, and the emulator itself finds the faults it claims to find. Runs on every machine; it is
-// no substitute for a run on a GPU (see cuda_emu.h for what it cannot tell).
+// the sentence-transformers fixture, the decoder against its references. Also: no op's output
+// depends on the order in which a block's threads run between barriers (a missing __syncthreads
+// would make it), no launch CUDA would refuse, and the emulator itself finds the faults it claims
+// to find. Runs on every machine; it is no substitute for a run on a GPU (see cuda_emu.h for what
+// it cannot tell).
 #include "tests/gpu/cuda_emu/cuda_emu.h"
 
 #include <cmath>
@@ -12,11 +13,13 @@
 #include <cstring>
 
 #include "absl/strings/str_cat.h"
+#include "absl/strings/str_join.h"
 #include "gpu/backend.h"
 #include "gpu/decoder.h"
 #include "gpu/passage_kv.h"
 #include "gtest/gtest.h"
 #include "tests/gpu/backend_ops.h"
+#include "tests/gpu/decoder_backend_checks.h"
 #include "tests/gpu/tiny_decoder.h"
 #include "tests/gpu/tiny_model.h"
 #include "tests/test_util.h"
@@ -125,105 +128,66 @@ TEST(EmulatedCudaEncoder, TinyModelMatchesTheReference) {
   }
 }
 
-// The decoder on the emulated backend: every weight type in both layouts against the double
-// reference forward (as decoder_test checks the CPU), as one prompt and token by token, so the
-// few-row product, the panel product, the gather, RoPE and the cached attention all run.
+// Bad arguments to the decoder's ops are refused before any launch.
+TEST(EmulatedCudaOps, DecoderOpsRefuseWhatDoesNotFit) {
+  EmulatorScope scope;
+  auto cuda = MakeEmulated();
+  ASSERT_TRUE(cuda.ok()) << cuda.status();
+  Backend& b = **cuda;
+  EXPECT_EQ(b.Allocate(DType::kF32, {4, -1}).status().code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_EQ(b.Allocate(DType::kF32, {int64_t{1} << 40, int64_t{1} << 20}).status().code(),
+            absl::StatusCode::kInvalidArgument);
+  const std::string rows = testing::RandomGgmlRows(GgmlType::kQ8_0, 3, 64, 1);
+  auto table = b.PrepareQuantizedLinear(GgmlType::kQ8_0, rows.data(), 3, 64);
+  ASSERT_TRUE(table.ok()) << table.status();
+  EXPECT_EQ(b.PrepareQuantizedLinear(GgmlType::kQ8_0, rows.data(), 3, 48).status().code(),
+            absl::StatusCode::kInvalidArgument);  // not whole blocks
+  auto ids = b.Allocate(DType::kI32, {2});
+  auto out = b.Allocate(DType::kF32, {2, 64});
+  ASSERT_TRUE(ids.ok() && out.ok());
+  const int32_t bad[] = {1, 3};
+  ASSERT_TRUE(b.CopyFromHost(bad, DType::kI32, 2, *ids, 0).ok());
+  (void)TakeReport();
+  EXPECT_EQ(b.GatherRows(*table, *ids, *out).code(), absl::StatusCode::kInvalidArgument);
+  auto q = b.Allocate(DType::kF32, {1, 64});
+  auto k = b.Allocate(DType::kF32, {8, 64});
+  ASSERT_TRUE(q.ok() && k.ok());
+  const Backend::AttentionRow too_long[] = {{&*k, &*k, 9}};
+  EXPECT_EQ(b.CachedAttention(*q, too_long, 1, 1, 64, *out).code(),
+            absl::StatusCode::kInvalidArgument);
+  const Backend::RowDestination past_the_end[] = {{&*k, 8}};
+  EXPECT_EQ(b.ScatterRows(*q, past_the_end).code(), absl::StatusCode::kInvalidArgument);
+  const int32_t positions[] = {0};
+  EXPECT_EQ(b.Rope(*q, 1, -2, positions, 10000.0f, RopeStyle::kAdjacent).code(),
+            absl::StatusCode::kInvalidArgument);
+  EXPECT_EQ(TakeReport().launches, 0);
+}
+
+// The decoder's checks (tests/gpu/decoder_backend_checks.h) on the emulated backend; cuda_test
+// runs the same on a device.
 TEST(EmulatedCudaDecoder, TinyModelsMatchTheReference) {
   EmulatorScope scope;
   testing::TempDir dir;
-  for (GgmlType t : {GgmlType::kF32, GgmlType::kF16, GgmlType::kBF16, GgmlType::kQ8_0,
-                     GgmlType::kQ4_0, GgmlType::kQ4_1, GgmlType::kQ4_K, GgmlType::kQ6_K}) {
-    for (DecoderArch arch : {DecoderArch::kLlama, DecoderArch::kQwen2}) {
-      testing::TinyDecoderSpec spec;
-      spec.arch = arch;
-      spec.matrix_type = t;
-      spec.embedding_type = arch == DecoderArch::kLlama ? GgmlType::kQ8_0 : GgmlType::kF16;
-      spec.tied = arch == DecoderArch::kLlama;
-      spec.layers = 1;  // the emulator runs every thread as a fiber: keep the model small
-      auto emulated = MakeEmulated();
-      ASSERT_TRUE(emulated.ok()) << emulated.status();
-      auto r = testing::CheckTinyDecoder(spec, dir.File("tiny.gguf"), {}, std::move(*emulated));
-      ASSERT_TRUE(r.ok()) << r.status();
-      const std::string name =
-          absl::StrCat(GgmlTypeName(t), arch == DecoderArch::kLlama ? " llama" : " qwen2");
-      EXPECT_EQ(r->argmax_mismatches, 0) << name;
-      EXPECT_LT(r->prompt_worst, 2e-3) << name;
-      EXPECT_LT(r->step_worst, 2e-3) << name;
-    }
-  }
+  // One layer each: the emulator runs every thread as a fiber.
+  auto problems = testing::TinyDecodersAgainstTheReference(&MakeEmulated, 1, dir.path());
+  ASSERT_TRUE(problems.ok()) << problems.status();
+  EXPECT_TRUE(problems->empty()) << absl::StrJoin(*problems, "\n");
 }
 
-// Passage KV assembly on the emulated backend: in place equals a full prefill, moved with
-// everything recomputed equals one, and the approximate assemblies (30% recomputed by deviation or
-// question attention) agree with the CPU's.
 TEST(EmulatedCudaDecoder, AssemblyMatchesTheCpu) {
   EmulatorScope scope;
   testing::TempDir dir;
-  const std::string path = dir.File("tiny.gguf");
-  ASSERT_TRUE(testing::WriteTinyDecoder({}, path).ok());
-  DecoderOptions fp32;  // the CUDA backend's products keep fp32 activations
-  fp32.int8_activations = false;
-  auto cpu = Decoder::Open(path, fp32);
-  ASSERT_TRUE(cpu.ok()) << cpu.status();
-  auto backend = MakeEmulated();
-  ASSERT_TRUE(backend.ok()) << backend.status();
-  auto gpu = Decoder::Open(path, {}, std::move(*backend));
-  ASSERT_TRUE(gpu.ok()) << gpu.status();
-  auto want = testing::AssemblyLogits(**cpu);
-  ASSERT_TRUE(want.ok()) << want.status();
-  auto got = testing::AssemblyLogits(**gpu);
-  ASSERT_TRUE(got.ok()) << got.status();
-  auto diff = [](const std::vector<float>& a, const std::vector<float>& b) {
-    double d = 0;
-    for (size_t i = 0; i < a.size(); ++i) d = std::max(d, double(std::fabs(a[i] - b[i])));
-    return d;
-  };
-  EXPECT_LT(diff((*got)[1], (*got)[2]), 1e-4) << "cached in place vs full prefill";
-  EXPECT_LT(diff((*got)[3], (*got)[0]), 1e-4) << "moved, all recomputed vs full prefill";
-  for (size_t i = 0; i < got->size(); ++i) EXPECT_LT(diff((*got)[i], (*want)[i]), 1e-3) << i;
+  auto problems = testing::AssemblyAgainstTheCpu(&MakeEmulated, dir.path());
+  ASSERT_TRUE(problems.ok()) << problems.status();
+  EXPECT_TRUE(problems->empty()) << absl::StrJoin(*problems, "\n");
 }
 
-// The device tier: the second assembly of the same entries takes them from GPU memory and gives
-// the same logits; with the tier off, nothing is kept.
 TEST(EmulatedCudaDecoder, TheDeviceTierServesRepeatedEntriesIdentically) {
   EmulatorScope scope;
   testing::TempDir dir;
-  const std::string path = dir.File("tiny.gguf");
-  ASSERT_TRUE(testing::WriteTinyDecoder({}, path).ok());
-  std::vector<float> want;
-  for (int64_t budget : {int64_t{0}, int64_t{64} << 20}) {
-    auto backend = MakeEmulated();
-    ASSERT_TRUE(backend.ok()) << backend.status();
-    DecoderOptions options;
-    options.device_span_bytes = budget;
-    auto d = Decoder::Open(path, options, std::move(*backend));
-    ASSERT_TRUE(d.ok()) << d.status();
-    std::vector<int32_t> prefix, passage, all;
-    for (int i = 0; i < 36; ++i) (i < 6 ? prefix : passage).push_back((i * 31 + 3) % 256);
-    auto seq = (*d)->NewSequence(64);
-    ASSERT_TRUE(seq.ok());
-    ASSERT_TRUE((*d)->Forward(prefix, **seq, nullptr).ok());
-    KvCapture cap;
-    ASSERT_TRUE((*d)->Forward(passage, **seq, nullptr, false, &cap).ok());
-    const PassageKv kv = PassageKv::Compress(KvFormat::kInt8, 30, (*d)->config().kv_heads,
-                                             (*d)->config().head_dim, cap.k, cap.v);
-    all = prefix;
-    all.insert(all.end(), passage.begin(), passage.end());
-    for (int32_t t : {5, 9, 11, 2}) all.push_back(t);
-    const CachedSpan span{6, &kv, 2};
-    AssembleOptions o;
-    o.recompute_ratio = 0.2f;
-    for (int pass = 0; pass < 2; ++pass) {
-      auto s = (*d)->NewSequence(64);
-      ASSERT_TRUE(s.ok());
-      std::vector<float> logits;
-      AssembleStats st;
-      ASSERT_TRUE((*d)->Assemble(all, {&span, 1}, o, **s, &logits, &st).ok());
-      EXPECT_EQ(st.device_hits, budget > 0 && pass == 1 ? 1 : 0) << budget << " " << pass;
-      if (want.empty()) want = logits;
-      EXPECT_EQ(logits, want) << budget << " " << pass;
-    }
-  }
+  auto problems = testing::DeviceTierRepeats(&MakeEmulated, dir.path());
+  ASSERT_TRUE(problems.ok()) << problems.status();
+  EXPECT_TRUE(problems->empty()) << absl::StrJoin(*problems, "\n");
 }
 
 TEST(EmulatedCudaEncoder, RealMiniLmMatchesTheReference) {

@@ -1,17 +1,18 @@
 // The CUDA backend against the CPU backend (every op, F32, F16 and BF16), the encoder on CUDA
 // against the reference forward and the sentence-transformers fixture, and the decoder against
-// its references. Label `gpu`: skips without
-// a device. (tests/gpu/cuda_emu_test.cc runs the same checks on every machine through the CUDA
-// emulator.)
+// its references. Label `gpu`: skips without a device. (tests/gpu/cuda_emu_test.cc runs the same
+// checks on every machine through the CUDA emulator.)
 #include <cmath>
 #include <cstdio>
 
 #include "absl/strings/str_cat.h"
+#include "absl/strings/str_join.h"
 #include "gpu/backend.h"
 #include "gpu/decoder.h"
 #include "gpu/device.h"
 #include "gtest/gtest.h"
 #include "tests/gpu/backend_ops.h"
+#include "tests/gpu/decoder_backend_checks.h"
 #include "tests/gpu/decoder_fixture.h"
 #include "tests/gpu/tiny_decoder.h"
 #include "tests/gpu/tiny_model.h"
@@ -68,60 +69,30 @@ TEST(CudaEncoder, RealMiniLmMatchesTheReference) {
   }
 }
 
-// The decoder on the device: every weight type in both layouts against the double reference
-// forward, and SmolLM2 against the float64 NumPy fixture with decoder_test's bounds.
+// The decoder's checks (tests/gpu/decoder_backend_checks.h), as cuda_emu_test runs them through
+// the emulator, and SmolLM2 against the float64 NumPy fixture with decoder_test's bounds.
 TEST(CudaDecoder, TinyModelsMatchTheReference) {
   SKIP_WITHOUT_CUDA();
   testing::TempDir dir;
-  for (GgmlType t : {GgmlType::kF32, GgmlType::kF16, GgmlType::kBF16, GgmlType::kQ8_0,
-                     GgmlType::kQ4_0, GgmlType::kQ4_1, GgmlType::kQ4_K, GgmlType::kQ6_K}) {
-    for (DecoderArch arch : {DecoderArch::kLlama, DecoderArch::kQwen2}) {
-      testing::TinyDecoderSpec spec;
-      spec.arch = arch;
-      spec.matrix_type = t;
-      spec.embedding_type = arch == DecoderArch::kLlama ? GgmlType::kQ8_0 : GgmlType::kF16;
-      spec.tied = arch == DecoderArch::kLlama;
-      auto cuda = MakeCuda();
-      ASSERT_TRUE(cuda.ok()) << cuda.status();
-      auto r = testing::CheckTinyDecoder(spec, dir.File("tiny.gguf"), {}, std::move(*cuda));
-      ASSERT_TRUE(r.ok()) << r.status();
-      const std::string name =
-          absl::StrCat(GgmlTypeName(t), arch == DecoderArch::kLlama ? " llama" : " qwen2");
-      EXPECT_EQ(r->argmax_mismatches, 0) << name;
-      EXPECT_LT(r->prompt_worst, 2e-3) << name;
-      EXPECT_LT(r->step_worst, 2e-3) << name;
-    }
-  }
+  auto problems = testing::TinyDecodersAgainstTheReference(&MakeCuda, 2, dir.path());
+  ASSERT_TRUE(problems.ok()) << problems.status();
+  EXPECT_TRUE(problems->empty()) << absl::StrJoin(*problems, "\n");
 }
 
-// Passage KV assembly on the device: in place equals a full prefill, moved with everything
-// recomputed equals one, and the approximate assemblies (30% recomputed by deviation or question
-// attention) agree with the CPU's.
 TEST(CudaDecoder, AssemblyMatchesTheCpu) {
   SKIP_WITHOUT_CUDA();
   testing::TempDir dir;
-  const std::string path = dir.File("tiny.gguf");
-  ASSERT_TRUE(testing::WriteTinyDecoder({}, path).ok());
-  DecoderOptions fp32;  // the CUDA backend's products keep fp32 activations
-  fp32.int8_activations = false;
-  auto cpu = Decoder::Open(path, fp32);
-  ASSERT_TRUE(cpu.ok()) << cpu.status();
-  auto backend = MakeCuda();
-  ASSERT_TRUE(backend.ok()) << backend.status();
-  auto gpu = Decoder::Open(path, {}, std::move(*backend));
-  ASSERT_TRUE(gpu.ok()) << gpu.status();
-  auto want = testing::AssemblyLogits(**cpu);
-  ASSERT_TRUE(want.ok()) << want.status();
-  auto got = testing::AssemblyLogits(**gpu);
-  ASSERT_TRUE(got.ok()) << got.status();
-  auto diff = [](const std::vector<float>& a, const std::vector<float>& b) {
-    double d = 0;
-    for (size_t i = 0; i < a.size(); ++i) d = std::max(d, double(std::fabs(a[i] - b[i])));
-    return d;
-  };
-  EXPECT_LT(diff((*got)[1], (*got)[2]), 1e-4) << "cached in place vs full prefill";
-  EXPECT_LT(diff((*got)[3], (*got)[0]), 1e-4) << "moved, all recomputed vs full prefill";
-  for (size_t i = 0; i < got->size(); ++i) EXPECT_LT(diff((*got)[i], (*want)[i]), 1e-3) << i;
+  auto problems = testing::AssemblyAgainstTheCpu(&MakeCuda, dir.path());
+  ASSERT_TRUE(problems.ok()) << problems.status();
+  EXPECT_TRUE(problems->empty()) << absl::StrJoin(*problems, "\n");
+}
+
+TEST(CudaDecoder, TheDeviceTierServesRepeatedEntriesIdentically) {
+  SKIP_WITHOUT_CUDA();
+  testing::TempDir dir;
+  auto problems = testing::DeviceTierRepeats(&MakeCuda, dir.path());
+  ASSERT_TRUE(problems.ok()) << problems.status();
+  EXPECT_TRUE(problems->empty()) << absl::StrJoin(*problems, "\n");
 }
 
 TEST(CudaDecoder, SmolLm2MatchesTheNumpyReference) {

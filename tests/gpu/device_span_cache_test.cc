@@ -1,5 +1,5 @@
 // The decoder's device tier of passage KV entries: LRU under a byte budget.
-#include "gpu/device_span_cache.h"
+#include "gpu/internal/device_span_cache.h"
 
 #include <gtest/gtest.h>
 

@@ -4,8 +4,8 @@
 // and the host-to-device copy. On a GPU that copy costs more than recomputing a prompt of the
 // same length; on the CPU the tier is off (its "device" memory is the host's). LRU with a byte
 // budget. Not thread-safe: the decoder uses it under its lock.
-#ifndef STRATA_GPU_DEVICE_SPAN_CACHE_H_
-#define STRATA_GPU_DEVICE_SPAN_CACHE_H_
+#ifndef STRATA_GPU_INTERNAL_DEVICE_SPAN_CACHE_H_
+#define STRATA_GPU_INTERNAL_DEVICE_SPAN_CACHE_H_
 
 #include <cstddef>
 #include <cstdint>
@@ -17,7 +17,7 @@
 
 namespace strata::gpu {
 
-class DeviceSpanCache {
+class DeviceSpanCache final {
  public:
   struct Entry {
     Tensor k, v;                            // [layers * tokens, kv_width] F32, layer after layer
@@ -34,10 +34,10 @@ class DeviceSpanCache {
   [[nodiscard]] size_t entries() const { return lru_.size(); }
 
   // The entry kept under uid (now the most recently used), or null.
-  const Entry* Find(uint64_t uid);
+  [[nodiscard]] const Entry* Find(uint64_t uid);
   // Keeps `e` under uid, evicting the least recently used until it fits; an entry larger than
   // the whole budget (or any entry when the budget is 0) is not kept: returns null then.
-  const Entry* Insert(uint64_t uid, Entry e);
+  [[nodiscard]] const Entry* Insert(uint64_t uid, Entry e);
 
  private:
   using Lru = std::list<std::pair<uint64_t, Entry>>;
@@ -49,4 +49,4 @@ class DeviceSpanCache {
 
 }  // namespace strata::gpu
 
-#endif  // STRATA_GPU_DEVICE_SPAN_CACHE_H_
+#endif  // STRATA_GPU_INTERNAL_DEVICE_SPAN_CACHE_H_

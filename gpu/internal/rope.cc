@@ -1,4 +1,4 @@
-#include "gpu/rope.h"
+#include "gpu/internal/rope.h"
 
 #include <cmath>
 

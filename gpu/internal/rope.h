@@ -1,8 +1,8 @@
 // Rotary position embedding's angles, the one definition both backends use (the CPU keeps a table
 // of them; CUDA computes a call's rows on the host and uploads them), so that the two rotate by
 // bit-identical cos/sin values.
-#ifndef STRATA_GPU_ROPE_H_
-#define STRATA_GPU_ROPE_H_
+#ifndef STRATA_GPU_INTERNAL_ROPE_H_
+#define STRATA_GPU_INTERNAL_ROPE_H_
 
 #include <cstdint>
 #include <vector>
@@ -17,6 +17,17 @@ namespace strata::gpu {
 // rounding would move the rotation by ~1e-3.
 void RopeRow(const std::vector<double>& inv_freq, int32_t position, float* out);
 
+// Both backends keep RopeRow's rows for positions [0, n) between calls (a prompt's layers rotate
+// the same positions; a decoding step the next one), n at most kRopeTablePositions (8 MiB at
+// head size 128); a call with a position past that computes its rows itself.
+inline constexpr int32_t kRopeTablePositions = 1 << 14;
+// The rows such a table grows to so that position `top` is in it: steps of 1,024 positions, at
+// most kRopeTablePositions.
+[[nodiscard]] inline int32_t RopeTableRows(int32_t top) {
+  const int32_t want = (top / 1024 + 1) * 1024;
+  return want < kRopeTablePositions ? want : kRopeTablePositions;
+}
+
 }  // namespace strata::gpu
 
-#endif  // STRATA_GPU_ROPE_H_
+#endif  // STRATA_GPU_INTERNAL_ROPE_H_

@@ -1,4 +1,4 @@
-#include "gpu/device_span_cache.h"
+#include "gpu/internal/device_span_cache.h"
 
 #include <utility>
 
@@ -12,7 +12,7 @@ const DeviceSpanCache::Entry* DeviceSpanCache::Find(uint64_t uid) {
 }
 
 const DeviceSpanCache::Entry* DeviceSpanCache::Insert(uint64_t uid, Entry e) {
-  if (e.bytes > budget_ || uid == 0) return nullptr;
+  if (budget_ == 0 || e.bytes > budget_ || uid == 0) return nullptr;
   if (auto it = index_.find(uid); it != index_.end()) {  // replaced
     bytes_ -= it->second->second.bytes;
     lru_.erase(it->second);
