@@ -9,6 +9,7 @@
 #include <filesystem>
 
 #include "absl/strings/str_cat.h"
+#include "storage/env.h"
 
 namespace strata {
 
@@ -147,18 +148,7 @@ absl::StatusOr<std::string> ReadWholeFile(const std::string& path) {
 }
 
 absl::Status WriteFileAtomic(const std::string& path, absl::Span<const char> data) {
-  std::string tmp = absl::StrCat(path, ".tmp");
-  {
-    auto fd = OpenFile(tmp, O_WRONLY | O_CREAT | O_TRUNC);
-    if (!fd.ok()) return fd.status();
-    absl::Status s = WriteFull(fd->get(), data.data(), data.size(), tmp);
-    if (s.ok()) s = SyncFd(fd->get(), tmp);
-    if (!s.ok()) return s;
-  }
-  if (::rename(tmp.c_str(), path.c_str()) != 0) {
-    return ErrnoToStatus(errno, absl::StrCat("rename ", tmp, " to ", path));
-  }
-  return SyncDir(std::filesystem::path(path).parent_path().string());
+  return WriteFileAtomic(*Env::Default(), path, data);
 }
 
 }  // namespace strata

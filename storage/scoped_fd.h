@@ -52,7 +52,8 @@ class ScopedFd final {
 
 [[nodiscard]] absl::StatusOr<uint64_t> FileSize(const std::string& path);
 [[nodiscard]] absl::StatusOr<std::string> ReadWholeFile(const std::string& path);
-// Writes `data` to `path` atomically: a temp file in the same directory, fsync, rename, dir fsync.
+// Writes `data` to `path` atomically: a temp file in the same directory, fsync, rename, dir fsync
+// (storage/env.h's WriteFileAtomic on Env::Default(), which says what a crash leaves).
 [[nodiscard]] absl::Status WriteFileAtomic(const std::string& path, absl::Span<const char> data);
 // A string literal would convert to a Span that includes its terminating NUL: pass a std::string.
 template <size_t N>

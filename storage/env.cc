@@ -1,0 +1,88 @@
+#include "storage/env.h"
+
+#include <fcntl.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstdio>
+#include <filesystem>
+
+#include "absl/strings/str_cat.h"
+#include "storage/scoped_fd.h"
+#include "storage/status_macros.h"
+
+namespace strata {
+namespace {
+
+class PosixWritableFile final : public WritableFile {
+ public:
+  PosixWritableFile(std::string path, ScopedFd fd) : path_(std::move(path)), fd_(std::move(fd)) {}
+  absl::Status Append(absl::string_view data) override {
+    if (!fd_.valid()) return absl::FailedPreconditionError(absl::StrCat(path_, " is closed"));
+    return WriteFull(fd_.get(), data.data(), data.size(), path_);
+  }
+  absl::Status Sync() override {
+    if (!fd_.valid()) return absl::FailedPreconditionError(absl::StrCat(path_, " is closed"));
+    return SyncFd(fd_.get(), path_);
+  }
+  absl::Status Close() override {
+    if (!fd_.valid()) return absl::FailedPreconditionError(absl::StrCat(path_, " is closed"));
+    const int fd = fd_.Release();
+    if (::close(fd) != 0 && errno != EINTR) {  // EINTR: Linux has closed it anyway
+      return ErrnoToStatus(errno, absl::StrCat("close ", path_));
+    }
+    return absl::OkStatus();
+  }
+
+ private:
+  const std::string path_;
+  ScopedFd fd_;
+};
+
+class PosixEnv final : public Env {
+ public:
+  absl::StatusOr<std::unique_ptr<WritableFile>> NewWritableFile(const std::string& path) override {
+    ASSIGN_OR_RETURN(ScopedFd fd, OpenFile(path, O_WRONLY | O_CREAT | O_TRUNC));
+    return std::make_unique<PosixWritableFile>(path, std::move(fd));
+  }
+  absl::Status RenameFile(const std::string& from, const std::string& to) override {
+    if (::rename(from.c_str(), to.c_str()) != 0) {
+      return ErrnoToStatus(errno, absl::StrCat("rename ", from, " to ", to));
+    }
+    return absl::OkStatus();
+  }
+  absl::Status RemoveFile(const std::string& path) override {
+    if (::unlink(path.c_str()) != 0) return ErrnoToStatus(errno, absl::StrCat("remove ", path));
+    return absl::OkStatus();
+  }
+  absl::Status SyncDir(const std::string& dir) override { return ::strata::SyncDir(dir); }
+  absl::StatusOr<std::string> ReadFile(const std::string& path) override {
+    return ReadWholeFile(path);
+  }
+  bool FileExists(const std::string& path) override {
+    struct stat st;
+    return ::stat(path.c_str(), &st) == 0;
+  }
+};
+
+}  // namespace
+
+Env* Env::Default() {
+  static Env* env = new PosixEnv();
+  return env;
+}
+
+absl::Status WriteFileAtomic(Env& env, const std::string& path, absl::Span<const char> data) {
+  const std::string tmp = absl::StrCat(path, ".tmp");
+  {
+    ASSIGN_OR_RETURN(std::unique_ptr<WritableFile> f, env.NewWritableFile(tmp));
+    RETURN_IF_ERROR(f->Append(absl::string_view(data.data(), data.size())));
+    RETURN_IF_ERROR(f->Sync());
+    RETURN_IF_ERROR(f->Close());
+  }
+  RETURN_IF_ERROR(env.RenameFile(tmp, path));
+  return env.SyncDir(std::filesystem::path(path).parent_path().string());
+}
+
+}  // namespace strata

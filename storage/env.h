@@ -1,0 +1,65 @@
+// The file operations storage/ and index/ use, behind one interface (LevelDB's Env is the model),
+// so that tests can inject write, sync and rename errors and simulate a power cut
+// (storage/fault_injection_env.h). Env::Default() is POSIX. Moving every file operation of
+// storage/ and index/ onto it is under way (issue 15): WriteFileAtomic, which writes manifests,
+// posting tables, id files and passage KV entries, goes through it today; the rest still calls
+// storage/scoped_fd.h directly.
+//
+// Thread safety: an Env and a WritableFile may be used from several threads, a WritableFile by
+// one at a time.
+#ifndef STRATA_STORAGE_ENV_H_
+#define STRATA_STORAGE_ENV_H_
+
+#include <cstddef>
+#include <memory>
+#include <string>
+
+#include "absl/status/status.h"
+#include "absl/status/statusor.h"
+#include "absl/strings/string_view.h"
+#include "absl/types/span.h"
+
+namespace strata {
+
+// A file being written from its start. Bytes appended are durable only once Sync returns OK (and
+// a newly created file's name only once its directory is synced: Env::SyncDir).
+class WritableFile {
+ public:
+  virtual ~WritableFile() = default;
+  [[nodiscard]] virtual absl::Status Append(absl::string_view data) = 0;
+  [[nodiscard]] virtual absl::Status Sync() = 0;
+  // Closes the file; later calls fail. The destructor closes it too, ignoring errors.
+  [[nodiscard]] virtual absl::Status Close() = 0;
+};
+
+class Env {
+ public:
+  virtual ~Env() = default;
+  // The POSIX environment (never deleted).
+  static Env* Default();
+
+  // Creates `path`, or truncates it if it exists. Errors name the path (NotFound for a missing
+  // directory, PermissionDenied, ResourceExhausted when the disk is full, ...).
+  [[nodiscard]] virtual absl::StatusOr<std::unique_ptr<WritableFile>> NewWritableFile(
+      const std::string& path) = 0;
+  // Renames `from` to `to`, replacing `to` atomically; durable once their directory is synced.
+  [[nodiscard]] virtual absl::Status RenameFile(const std::string& from, const std::string& to) = 0;
+  [[nodiscard]] virtual absl::Status RemoveFile(const std::string& path) = 0;
+  // Makes the directory's entries (created, renamed, removed files) durable.
+  [[nodiscard]] virtual absl::Status SyncDir(const std::string& dir) = 0;
+  [[nodiscard]] virtual absl::StatusOr<std::string> ReadFile(const std::string& path) = 0;
+  [[nodiscard]] virtual bool FileExists(const std::string& path) = 0;
+};
+
+// Writes `data` to `path` so that after a crash at any point the file holds either its previous
+// content or `data`, and `data` once this returns OK: a temporary file beside it, synced, renamed
+// over `path`, and the directory synced. On an error the previous content stays.
+[[nodiscard]] absl::Status WriteFileAtomic(Env& env, const std::string& path,
+                                           absl::Span<const char> data);
+// A string literal would convert to a Span that includes its terminating NUL: pass a std::string.
+template <size_t N>
+absl::Status WriteFileAtomic(Env& env, const std::string& path, const char (&literal)[N]) = delete;
+
+}  // namespace strata
+
+#endif  // STRATA_STORAGE_ENV_H_
