@@ -21,19 +21,8 @@
 namespace strata::gpu {
 namespace {
 
-std::vector<double> LogSoftmax(const float* x, int n) {
-  double mx = -1e300;
-  for (int i = 0; i < n; ++i) mx = std::max(mx, static_cast<double>(x[i]));
-  double sum = 0;
-  for (int i = 0; i < n; ++i) sum += std::exp(x[i] - mx);
-  std::vector<double> out(static_cast<size_t>(n));
-  for (int i = 0; i < n; ++i) out[static_cast<size_t>(i)] = x[i] - mx - std::log(sum);
-  return out;
-}
-
-int ArgMax(const std::vector<double>& v) {
-  return static_cast<int>(std::max_element(v.begin(), v.end()) - v.begin());
-}
+using testing::ArgMax;
+using testing::LogSoftmax;
 
 struct Case {
   DecoderArch arch;

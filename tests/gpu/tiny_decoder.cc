@@ -308,8 +308,7 @@ std::vector<std::vector<double>> ReferenceLogProbs(const std::string& path,
   return logits;
 }
 
-namespace {
-std::vector<double> LogSoftmaxOf(const float* x, int n) {
+std::vector<double> LogSoftmax(const float* x, int n) {
   double mx = -1e300;
   for (int i = 0; i < n; ++i) mx = std::max(mx, static_cast<double>(x[i]));
   double sum = 0;
@@ -318,10 +317,10 @@ std::vector<double> LogSoftmaxOf(const float* x, int n) {
   for (int i = 0; i < n; ++i) out[static_cast<size_t>(i)] = x[i] - mx - std::log(sum);
   return out;
 }
-size_t ArgMaxOf(const std::vector<double>& v) {
-  return static_cast<size_t>(std::max_element(v.begin(), v.end()) - v.begin());
+
+int ArgMax(const std::vector<double>& v) {
+  return static_cast<int>(std::max_element(v.begin(), v.end()) - v.begin());
 }
-}  // namespace
 
 absl::StatusOr<TinyDecoderCheck> CheckTinyDecoder(const TinyDecoderSpec& spec,
                                                   const std::string& path,
@@ -340,8 +339,8 @@ absl::StatusOr<TinyDecoderCheck> CheckTinyDecoder(const TinyDecoderSpec& spec,
   std::vector<float> logits;
   RETURN_IF_ERROR(d->Forward(ids, *seq, &logits, /*all_logits=*/true));
   for (size_t t = 0; t < ids.size(); ++t, ++out.positions) {
-    const std::vector<double> got = LogSoftmaxOf(logits.data() + t * vocab, vocab);
-    if (ArgMaxOf(got) != ArgMaxOf(want[t])) ++out.argmax_mismatches;
+    const std::vector<double> got = LogSoftmax(logits.data() + t * vocab, vocab);
+    if (ArgMax(got) != ArgMax(want[t])) ++out.argmax_mismatches;
     for (int j = 0; j < vocab; ++j) {
       out.prompt_worst = std::max(out.prompt_worst, std::fabs(got[static_cast<size_t>(j)] -
                                                               want[t][static_cast<size_t>(j)]));
@@ -353,7 +352,7 @@ absl::StatusOr<TinyDecoderCheck> CheckTinyDecoder(const TinyDecoderSpec& spec,
   if (step->length() != static_cast<int64_t>(ids.size())) {
     return absl::InternalError("token-by-token decoding lost a position");
   }
-  const std::vector<double> inc = LogSoftmaxOf(last.data(), vocab);
+  const std::vector<double> inc = LogSoftmax(last.data(), vocab);
   for (int j = 0; j < vocab; ++j) {
     out.step_worst = std::max(out.step_worst, std::fabs(inc[static_cast<size_t>(j)] -
                                                         want.back()[static_cast<size_t>(j)]));

@@ -42,6 +42,10 @@ absl::Status WriteTinyDecoder(const TinyDecoderSpec& spec, const std::string& pa
 std::vector<std::vector<double>> ReferenceLogProbs(const std::string& path,
                                                    const std::vector<int32_t>& ids);
 
+// log-softmax of n logits, in double; the index of the largest value.
+std::vector<double> LogSoftmax(const float* x, int n);
+int ArgMax(const std::vector<double>& v);
+
 // A tiny model run by a decoder against ReferenceLogProbs: 20 tokens as one prompt (log-probs at
 // every position), then the same tokens one at a time (the decoding path; its last position).
 struct TinyDecoderCheck {
