@@ -36,11 +36,20 @@ std::string Catalog::CollectionDir(uint32_t id) const {
 absl::StatusOr<std::unique_ptr<Catalog>> Catalog::Open(const std::string& data_dir,
                                                        const CollectionOptions& options,
                                                        const MetadataStoreOptions& store_options) {
-  std::error_code ec;
-  fs::create_directories(fs::path(data_dir) / "collections", ec);
-  if (ec) return absl::InternalError(absl::StrCat("create ", data_dir, ": ", ec.message()));
-  ASSIGN_OR_RETURN(auto store,
-                   MetadataStore::Open((fs::path(data_dir) / "meta").string(), store_options));
+  Env& env = options.env != nullptr ? *options.env : *Env::Default();
+  const std::string collections = (fs::path(data_dir) / "collections").string();
+  const std::string meta = (fs::path(data_dir) / "meta").string();
+  const bool fresh = !env.FileExists(collections) || !env.FileExists(meta);
+  const bool made_root = !env.FileExists(data_dir);
+  RETURN_IF_ERROR(CreateDirs(env, collections));
+  if (made_root) {
+    RETURN_IF_ERROR(env.SyncDir(fs::path(data_dir).lexically_normal().parent_path().string()));
+  }
+  MetadataStoreOptions so = store_options;
+  if (so.env == nullptr) so.env = options.env;
+  ASSIGN_OR_RETURN(auto store, MetadataStore::Open(meta, so));
+  // RocksDB syncs its own directory, not the entry naming it in `data_dir`.
+  if (fresh) RETURN_IF_ERROR(env.SyncDir(data_dir));
   std::unique_ptr<Catalog> cat(new Catalog(data_dir, options, std::move(store)));
 
   std::vector<CollectionConfig> configs;
@@ -63,11 +72,13 @@ absl::StatusOr<std::unique_ptr<Catalog>> Catalog::Open(const std::string& data_d
 
   absl::flat_hash_set<std::string> known;
   for (const CollectionConfig& c : configs) known.insert(std::to_string(c.id));
-  for (const auto& entry : fs::directory_iterator(fs::path(data_dir) / "collections", ec)) {
-    if (known.contains(entry.path().filename().string())) continue;
+  ASSIGN_OR_RETURN(std::vector<std::string> entries, env.GetChildren(collections));
+  for (const std::string& name : entries) {
+    if (known.contains(name)) continue;
+    const std::string path = (fs::path(collections) / name).string();
     Log(LogLevel::kWarning, "removing %s: no collection owns it (a drop or create cut short)",
-        entry.path().string());
-    fs::remove_all(entry.path(), ec);
+        path);
+    RETURN_IF_ERROR(env.RemoveTree(path));
   }
 
   // Collections made before uids existed get one now.

@@ -134,6 +134,7 @@ class CollectionImpl final : public Collection {
         config_(std::move(config)),
         generation_(config_.index_generation),
         options_(std::move(options)),
+        env_(options_.env != nullptr ? *options_.env : *Env::Default()),
         row_bytes_(size_t{config_.dim} * ElementSize(config_.type)),
         extent_rows_(TenantExtentRows(row_bytes_)),
         dist_(kernels::GetDistance(kernels::Best(), config_.type, config_.metric)),
@@ -143,9 +144,9 @@ class CollectionImpl final : public Collection {
         hybrid_{config_.hybrid_weight, config_.hybrid_mrr, config_.hybrid_questions} {}
   ~CollectionImpl() override {
     if (dropped_.load()) {
-      std::error_code ec;
-      fs::remove_all(dir_, ec);
-      if (ec) Log(LogLevel::kWarning, "removing dropped collection %s: %s", dir_, ec.message());
+      if (absl::Status s = env_.RemoveTree(dir_); !s.ok()) {
+        Log(LogLevel::kWarning, "removing dropped collection %s: %s", dir_, s.message());
+      }
     }
   }
 
@@ -458,6 +459,7 @@ class CollectionImpl final : public Collection {
   const CollectionConfig config_;  // as opened; its index_generation is generation_'s start
   uint64_t generation_ ABSL_GUARDED_BY(mu_);
   const CollectionOptions options_;
+  Env& env_;  // options_.env or the POSIX one
   const size_t row_bytes_;
   const size_t extent_rows_;  // tenants seeing at most this many points have an extent
   const kernels::DistanceFn dist_;
@@ -554,16 +556,19 @@ absl::Status CollectionImpl::Load() {
   RETURN_IF_ERROR(RebuildTextIndex());
 
   // Leftovers of interrupted builds or drops: anything but the current generation.
-  std::error_code ec;
-  fs::create_directories(dir_, ec);
-  if (ec) return absl::InternalError(absl::StrCat("create ", dir_, ": ", ec.message()));
+  if (!env_.FileExists(dir_)) {
+    // The directory's own name is durable once its parent is synced.
+    RETURN_IF_ERROR(CreateDirs(env_, dir_));
+    RETURN_IF_ERROR(env_.SyncDir(fs::path(dir_).parent_path().string()));
+  }
   const std::string current = absl::StrCat("index-", generation_);
-  for (const auto& entry : fs::directory_iterator(dir_, ec)) {
-    std::string name = entry.path().filename().string();
+  ASSIGN_OR_RETURN(std::vector<std::string> entries, env_.GetChildren(dir_));
+  for (const std::string& name : entries) {
     if (generation_ != 0 && name == current) continue;
+    const std::string path = (fs::path(dir_) / name).string();
     Log(LogLevel::kWarning, "collection '%s': removing leftover %s (an interrupted build)",
-        config_.name, entry.path().string());
-    fs::remove_all(entry.path(), ec);
+        config_.name, path);
+    RETURN_IF_ERROR(env_.RemoveTree(path));
   }
 
   if (generation_ != 0) {
@@ -1493,9 +1498,9 @@ absl::Status CollectionImpl::BuildGeneration(
     std::function<void(const char*, uint64_t, uint64_t)> progress) {
   std::string final_dir = GenerationDir(dir_, gen);
   std::string tmp = final_dir + ".tmp";
-  std::error_code ec;
-  fs::remove_all(tmp, ec);
+  RETURN_IF_ERROR(env_.RemoveTree(tmp));
   SpannBuildOptions bo;
+  bo.env = &env_;
   bo.metric = config_.metric;
   bo.head_share = config_.head_share;
   bo.max_replicas = config_.max_replicas;
@@ -1507,10 +1512,11 @@ absl::Status CollectionImpl::BuildGeneration(
   // Small sets: a head share that leaves at least a few heads.
   SpannBuildStats bs;
   RETURN_IF_ERROR(SpannIndex::Build(set, tmp, bo, &bs));
-  RETURN_IF_ERROR(internal::WriteIdsFile(tmp, ids, versions));
-  fs::rename(tmp, final_dir, ec);
-  if (ec) return absl::InternalError(absl::StrCat("rename ", tmp, ": ", ec.message()));
-  RETURN_IF_ERROR(SyncDir(dir_));
+  RETURN_IF_ERROR(internal::WriteIdsFile(env_, tmp, ids, versions));
+  // Every file in `tmp` is synced, and so is `tmp` (WriteFileAtomic syncs the directory it
+  // writes in); the rename is durable once `dir_` is.
+  RETURN_IF_ERROR(env_.RenameFile(tmp, final_dir));
+  RETURN_IF_ERROR(env_.SyncDir(dir_));
   Log(LogLevel::kInfo, "collection '%s': built index generation %d (%d vectors, %d heads)",
       config_.name, gen, set.n, bs.heads);
   return absl::OkStatus();
@@ -1595,8 +1601,10 @@ absl::Status CollectionImpl::Install(uint64_t gen, absl::Span<const VectorId> id
     }
   }
   if (old_gen != 0 && old_gen != gen) {
-    std::error_code ec;
-    fs::remove_all(GenerationDir(dir_, old_gen), ec);
+    if (absl::Status s = env_.RemoveTree(GenerationDir(dir_, old_gen)); !s.ok()) {
+      Log(LogLevel::kWarning, "collection '%s': removing generation %d: %s", config_.name, old_gen,
+          s.message());
+    }
   }
   Log(LogLevel::kInfo, "collection '%s': generation %d live (%d vectors, %d carried over)",
       config_.name, gen, ids.size(), carried.size());

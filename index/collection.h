@@ -151,6 +151,9 @@ struct CollectionOptions {
   int build_threads = 0;  // 0 = all cores
   // Extracts the text to index lexically from a stored payload; null = no lexical index.
   PayloadTextFn payload_text;
+  // Where the collection's index files are written (storage/env.h); null = the POSIX file
+  // system. Must outlive the collection.
+  Env* env = nullptr;
 };
 
 class Collection {

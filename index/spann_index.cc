@@ -399,9 +399,8 @@ absl::Status SpannIndex::Build(const VectorSet& vectors, const std::string& dir,
   if (std::filesystem::exists(Join(dir, internal::kManifestName))) {
     return absl::AlreadyExistsError(absl::StrCat(dir, " already holds an index"));
   }
-  std::error_code ec;
-  std::filesystem::create_directories(dir, ec);
-  if (ec) return absl::InternalError(absl::StrCat("create ", dir, ": ", ec.message()));
+  Env& env = options.env != nullptr ? *options.env : *Env::Default();
+  RETURN_IF_ERROR(CreateDirs(env, dir));
 
   SpannBuildStats stats;
   stats.vectors = n;
@@ -554,7 +553,7 @@ absl::Status SpannIndex::Build(const VectorSet& vectors, const std::string& dir,
 
   t = Clock::now();
   PostingFileParams pparams{static_cast<uint32_t>(entry_bytes), PostingTag(type, encoding)};
-  ASSIGN_OR_RETURN(auto writer, PostingFileWriter::Create(Join(dir, kPostingData),
+  ASSIGN_OR_RETURN(auto writer, PostingFileWriter::Create(env, Join(dir, kPostingData),
                                                           Join(dir, kPostingTable), pparams));
   std::vector<uint8_t> buf;
   std::vector<float> scratch(d);
@@ -596,7 +595,7 @@ absl::Status SpannIndex::Build(const VectorSet& vectors, const std::string& dir,
   }
   RETURN_IF_ERROR(writer->Finish());
   stats.posting_file_bytes = writer->bytes_written();
-  RETURN_IF_ERROR(graph->Save(Join(dir, kHeadsFile)));
+  RETURN_IF_ERROR(graph->Save(env, Join(dir, kHeadsFile)));
   stats.seconds_write = SecondsSince(t);
 
   internal::Manifest m;
@@ -618,7 +617,7 @@ absl::Status SpannIndex::Build(const VectorSet& vectors, const std::string& dir,
   m.Set("build.posting_page_limit", page_limit);
   m.Set("build.entries", stats.entries);
   m.Set("build.truncated_replicas", stats.truncated_replicas);
-  RETURN_IF_ERROR(WriteFileAtomic(Join(dir, internal::kManifestName), m.Serialize()));
+  RETURN_IF_ERROR(WriteFileAtomic(env, Join(dir, internal::kManifestName), m.Serialize()));
   if (options.tune_target_recall > 0) {
     // The default search budget, tuned on the finished index, then recorded in its manifest.
     t = Clock::now();
@@ -632,7 +631,7 @@ absl::Status SpannIndex::Build(const VectorSet& vectors, const std::string& dir,
     m.Set("search.max_postings", tuned.max_postings);
     m.Set("search.tuned_recall", absl::StrFormat("%.4f", tuned.recall));
     m.Set("search.tune_sample", tuned.sample);
-    RETURN_IF_ERROR(WriteFileAtomic(Join(dir, internal::kManifestName), m.Serialize()));
+    RETURN_IF_ERROR(WriteFileAtomic(env, Join(dir, internal::kManifestName), m.Serialize()));
     stats.default_max_postings = tuned.max_postings;
     stats.tuned_recall = tuned.recall;
     stats.seconds_tune = SecondsSince(t);

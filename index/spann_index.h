@@ -33,6 +33,7 @@
 #include "index/top_k.h"
 #include "index/types.h"
 #include "storage/block_reader.h"
+#include "storage/env.h"
 #include "storage/vector_file.h"
 
 namespace strata {
@@ -65,6 +66,10 @@ struct SpannBuildOptions {
   // there holds >= 0.90 for queries from outside);
   // 0 = no tuning, the default stays 32.
   double tune_target_recall = 0.95;
+  // Where the index's files are written (storage/env.h); null = the POSIX file system. Each file
+  // is synced, and the directory too once the manifest, written last, is in it: the index is
+  // complete and durable when Build returns OK.
+  Env* env = nullptr;
 };
 
 // What a build did, for logs and benchmarks.

@@ -26,6 +26,10 @@ class PosixWritableFile final : public WritableFile {
     if (!fd_.valid()) return absl::FailedPreconditionError(absl::StrCat(path_, " is closed"));
     return SyncFd(fd_.get(), path_);
   }
+  absl::Status WriteAt(uint64_t offset, absl::string_view data) override {
+    if (!fd_.valid()) return absl::FailedPreconditionError(absl::StrCat(path_, " is closed"));
+    return PWriteFull(fd_.get(), data.data(), data.size(), offset, path_);
+  }
   absl::Status Close() override {
     if (!fd_.valid()) return absl::FailedPreconditionError(absl::StrCat(path_, " is closed"));
     const int fd = fd_.Release();
@@ -64,6 +68,27 @@ class PosixEnv final : public Env {
     struct stat st;
     return ::stat(path.c_str(), &st) == 0;
   }
+  absl::Status CreateDir(const std::string& path) override {
+    if (::mkdir(path.c_str(), 0755) != 0 && errno != EEXIST) {
+      return ErrnoToStatus(errno, absl::StrCat("create directory ", path));
+    }
+    return absl::OkStatus();
+  }
+  absl::Status RemoveTree(const std::string& path) override {
+    std::error_code ec;
+    std::filesystem::remove_all(path, ec);
+    if (ec) return ErrnoToStatus(ec.value(), absl::StrCat("remove ", path));
+    return absl::OkStatus();
+  }
+  absl::StatusOr<std::vector<std::string>> GetChildren(const std::string& dir) override {
+    std::error_code ec;
+    std::vector<std::string> names;
+    for (const auto& entry : std::filesystem::directory_iterator(dir, ec)) {
+      names.push_back(entry.path().filename().string());
+    }
+    if (ec) return ErrnoToStatus(ec.value(), absl::StrCat("list ", dir));
+    return names;
+  }
 };
 
 }  // namespace
@@ -71,6 +96,17 @@ class PosixEnv final : public Env {
 Env* Env::Default() {
   static Env* env = new PosixEnv();
   return env;
+}
+
+absl::Status CreateDirs(Env& env, const std::string& path) {
+  std::vector<std::string> missing;
+  for (std::filesystem::path p = std::filesystem::path(path).lexically_normal();
+       !p.empty() && p != p.root_path() && !env.FileExists(p.string()); p = p.parent_path()) {
+    missing.push_back(p.string());
+    if (!p.has_parent_path()) break;
+  }
+  for (auto it = missing.rbegin(); it != missing.rend(); ++it) RETURN_IF_ERROR(env.CreateDir(*it));
+  return absl::OkStatus();
 }
 
 absl::Status WriteFileAtomic(Env& env, const std::string& path, absl::Span<const char> data) {

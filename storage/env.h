@@ -1,9 +1,10 @@
 // The file operations storage/ and index/ use, behind one interface (LevelDB's Env is the model),
 // so that tests can inject write, sync and rename errors and simulate a power cut
-// (storage/fault_injection_env.h). Env::Default() is POSIX. Moving every file operation of
-// storage/ and index/ onto it is under way (issue 15): WriteFileAtomic, which writes manifests,
-// posting tables, id files and passage KV entries, goes through it today; the rest still calls
-// storage/scoped_fd.h directly.
+// (storage/fault_injection_env.h). Env::Default() is POSIX. Every write of a
+// collection's files goes through it: index builds (posting files, head graphs, id files,
+// manifests, the generation directory's rename), the catalog's directories, and RocksDB's files
+// (through RocksDbFileSystem()). Reads on the query path (io_uring, storage/block_reader.h) and
+// the tools' dataset files (storage/vector_file.h) use file descriptors directly.
 //
 // Thread safety: an Env and a WritableFile may be used from several threads, a WritableFile by
 // one at a time.
@@ -11,13 +12,19 @@
 #define STRATA_STORAGE_ENV_H_
 
 #include <cstddef>
+#include <cstdint>
 #include <memory>
 #include <string>
+#include <vector>
 
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
 #include "absl/strings/string_view.h"
 #include "absl/types/span.h"
+
+namespace rocksdb {
+class FileSystem;
+}  // namespace rocksdb
 
 namespace strata {
 
@@ -30,6 +37,9 @@ class WritableFile {
   [[nodiscard]] virtual absl::Status Sync() = 0;
   // Closes the file; later calls fail. The destructor closes it too, ignoring errors.
   [[nodiscard]] virtual absl::Status Close() = 0;
+  // Writes `data` at `offset`, which may lie before the end (a header written last). Durable
+  // like Append, once synced.
+  [[nodiscard]] virtual absl::Status WriteAt(uint64_t offset, absl::string_view data) = 0;
 };
 
 class Env {
@@ -48,8 +58,23 @@ class Env {
   // Makes the directory's entries (created, renamed, removed files) durable.
   [[nodiscard]] virtual absl::Status SyncDir(const std::string& dir) = 0;
   [[nodiscard]] virtual absl::StatusOr<std::string> ReadFile(const std::string& path) = 0;
+  // Whether `path` exists (a file or a directory).
   [[nodiscard]] virtual bool FileExists(const std::string& path) = 0;
+  // Creates directory `path` (its parent must exist); OK when it exists already. Durable once the
+  // parent is synced.
+  [[nodiscard]] virtual absl::Status CreateDir(const std::string& path) = 0;
+  // Removes `path` and everything under it; OK when it does not exist.
+  [[nodiscard]] virtual absl::Status RemoveTree(const std::string& path) = 0;
+  // The names (not paths) of `dir`'s entries, in no particular order.
+  [[nodiscard]] virtual absl::StatusOr<std::vector<std::string>> GetChildren(
+      const std::string& dir) = 0;
+  // The file system RocksDB should use for a store kept on this Env (storage/metadata_store.h),
+  // or null for RocksDB's own POSIX one.
+  [[nodiscard]] virtual std::shared_ptr<rocksdb::FileSystem> RocksDbFileSystem() { return nullptr; }
 };
+
+// Creates `path` and every missing directory above it, through `env` (CreateDir each).
+[[nodiscard]] absl::Status CreateDirs(Env& env, const std::string& path);
 
 // Writes `data` to `path` so that after a crash at any point the file holds either its previous
 // content or `data`, and `data` once this returns OK: a temporary file beside it, synced, renamed

@@ -1,13 +1,24 @@
 // An Env for tests that fails chosen operations and simulates a power cut: what was not synced is
 // lost. LevelDB's FaultInjectionTestEnv is the model. Over a base Env (the POSIX one by default),
-// it records for each file written through it how many bytes were synced, which files were
-// created or renamed since their directory was last synced, and what a rename replaced.
-// DropUnsyncedData() then puts the disk where a power cut would leave it: each file cut back to
-// its synced length, each rename not made durable undone (the replaced file restored), each file
-// created since its directory's last sync removed.
+// it records for each file written through it how many bytes were synced, which files and
+// directories were created or renamed since their directory was last synced, and what a rename
+// replaced. DropUnsyncedData() then puts the disk where a power cut would leave it: each file cut
+// back to its synced length, each rename not made durable undone (the replaced file restored),
+// each file or directory created since its parent's last sync removed (with all it holds).
 //
-// A simplification on the cautious side: a real disk may also have kept some unsynced bytes;
-// this one keeps none. Thread-safe.
+// RocksDB's files take the same model: RocksDbFileSystem() gives RocksDB a file system whose
+// writes, syncs, renames and directory syncs are recorded here too, so one power cut hits the
+// metadata store and the index files alike.
+//
+// PowerCutAfter(n) makes the cut happen in the middle of whatever runs: from the n-th next
+// write-side call on (any Op, RocksDB's included), every such call fails and does nothing, as
+// if the machine had stopped there; the caller then closes what it has open, and
+// DropUnsyncedData() leaves the disk as the cut would.
+//
+// Simplifications: a real disk may also have kept some unsynced bytes; this one keeps none (the
+// cautious side). Removals (RemoveFile, RemoveTree, RocksDB's deletes) are taken as durable at
+// once, and a WriteAt over bytes already synced is kept by a power cut (page-sized headers
+// written before the file's first sync are what Strata writes that way). Thread-safe.
 #ifndef STRATA_STORAGE_FAULT_INJECTION_ENV_H_
 #define STRATA_STORAGE_FAULT_INJECTION_ENV_H_
 
@@ -25,17 +36,30 @@ namespace strata {
 
 class FaultInjectionEnv final : public Env {
  public:
-  enum class Op { kCreate, kAppend, kSync, kRename, kSyncDir };
+  // The write-side operations; RocksDB's calls count as the matching one (a WriteAt or a
+  // truncation as kAppend, a directory's creation as kCreate).
+  enum class Op { kCreate, kAppend, kSync, kRename, kSyncDir, kRemove };
 
   explicit FaultInjectionEnv(Env* base = Env::Default()) : base_(base) {}
+  ~FaultInjectionEnv() override;
 
   // The `nth` (from 0) next call of `op` fails, once, with an InternalError naming the injected
   // fault, as an EIO would; the operation does nothing then.
   void FailNth(Op op, int nth);
   // Calls of `op` since construction.
   [[nodiscard]] int64_t calls(Op op) const;
+  // Write-side calls of every kind since construction.
+  [[nodiscard]] int64_t write_calls() const;
 
-  // The power cut: see the file comment. Returns the first error of the base Env, if any.
+  // The power cut in the middle of things: the `n`-th (from 0) next write-side call and all later
+  // ones fail (InternalError "simulated power cut") until DropUnsyncedData(). A negative `n`
+  // disarms a cut that has not happened yet.
+  void PowerCutAfter(int64_t n);
+  // Whether a cut set by PowerCutAfter has happened.
+  [[nodiscard]] bool power_is_cut() const;
+
+  // The power cut: see the file comment. Ends a cut set by PowerCutAfter. Returns the first
+  // error of the base Env, if any.
   [[nodiscard]] absl::Status DropUnsyncedData();
 
   absl::StatusOr<std::unique_ptr<WritableFile>> NewWritableFile(const std::string& path) override;
@@ -46,21 +70,42 @@ class FaultInjectionEnv final : public Env {
     return base_->ReadFile(path);
   }
   bool FileExists(const std::string& path) override { return base_->FileExists(path); }
+  absl::Status CreateDir(const std::string& path) override;
+  absl::Status RemoveTree(const std::string& path) override;
+  absl::StatusOr<std::vector<std::string>> GetChildren(const std::string& dir) override {
+    return base_->GetChildren(dir);
+  }
+  // RocksDB's POSIX file system, seen through this Env's record (created on first use).
+  std::shared_ptr<rocksdb::FileSystem> RocksDbFileSystem() override;
 
  private:
   class File;
+  class RocksFs;
+  class RocksFile;
+  class RocksDir;
   struct State {
     uint64_t written = 0, synced = 0;
   };
   struct PendingRename {  // not yet durable: undone by a power cut
     std::string from, to;
-    std::optional<std::string> replaced;  // what `to` held before, if it existed
+    std::optional<std::string> replaced;  // what `to` held before, if it was a file
   };
 
-  // An injected failure for this call of `op`, or OK (and counts the call).
+  // An injected failure for this call of `op` (an injected fault or the power cut), or OK; counts
+  // the call.
   absl::Status Inject(Op op, const std::string& what) ABSL_LOCKS_EXCLUDED(mu_);
+  // What happened, once the base call succeeded. Paths are normalised (Norm in the .cc).
+  void Created(const std::string& path, bool existed) ABSL_LOCKS_EXCLUDED(mu_);
+  void Written(const std::string& path, uint64_t end) ABSL_LOCKS_EXCLUDED(mu_);
   void Appended(const std::string& path, uint64_t n) ABSL_LOCKS_EXCLUDED(mu_);
+  void Truncated(const std::string& path, uint64_t size) ABSL_LOCKS_EXCLUDED(mu_);
   void Synced(const std::string& path) ABSL_LOCKS_EXCLUDED(mu_);
+  void Renamed(const std::string& from, const std::string& to, std::optional<std::string> replaced)
+      ABSL_LOCKS_EXCLUDED(mu_);
+  void Removed(const std::string& path) ABSL_LOCKS_EXCLUDED(mu_);
+  void DirSynced(const std::string& dir) ABSL_LOCKS_EXCLUDED(mu_);
+  // What a rename of `to` would replace (its content when it is a regular file).
+  absl::StatusOr<std::optional<std::string>> Replaced(const std::string& to);
 
   Env* const base_;
   mutable Mutex mu_;
@@ -69,6 +114,9 @@ class FaultInjectionEnv final : public Env {
   std::vector<PendingRename> renames_ ABSL_GUARDED_BY(mu_);
   std::map<Op, int64_t> calls_ ABSL_GUARDED_BY(mu_);
   std::map<Op, int64_t> fail_at_ ABSL_GUARDED_BY(mu_);  // the call number that fails
+  int64_t cut_in_ ABSL_GUARDED_BY(mu_) = -1;            // write calls before the cut; -1 = none
+  bool cut_ ABSL_GUARDED_BY(mu_) = false;
+  std::shared_ptr<rocksdb::FileSystem> rocks_fs_ ABSL_GUARDED_BY(mu_);
 };
 
 }  // namespace strata

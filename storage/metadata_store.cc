@@ -10,6 +10,7 @@
 #include "rocksdb/cache.h"
 #include "rocksdb/db.h"
 #include "rocksdb/env.h"
+#include "rocksdb/file_system.h"
 #include "rocksdb/filter_policy.h"
 #include "rocksdb/options.h"
 #include "rocksdb/slice.h"
@@ -17,6 +18,7 @@
 #include "rocksdb/write_batch.h"
 #include "storage/log.h"
 #include "storage/scoped_fd.h"
+#include "storage/status_macros.h"
 #include "storage/wal_scan.h"
 
 namespace strata {
@@ -85,9 +87,12 @@ class ForwardingLogger final : public rocksdb::LoggerWrapper {
 
 class MetadataStoreImpl final : public MetadataStore {
  public:
-  MetadataStoreImpl(std::unique_ptr<rocksdb::DB> db,
+  MetadataStoreImpl(std::unique_ptr<rocksdb::Env> env, std::unique_ptr<rocksdb::DB> db,
                     std::vector<rocksdb::ColumnFamilyHandle*> handles, WalRecoveryReport recovery)
-      : db_(std::move(db)), handles_(std::move(handles)), recovery_(std::move(recovery)) {}
+      : env_(std::move(env)),
+        db_(std::move(db)),
+        handles_(std::move(handles)),
+        recovery_(std::move(recovery)) {}
   const WalRecoveryReport& recovery() const override { return recovery_; }
   ~MetadataStoreImpl() override {
     for (auto* h : handles_) {
@@ -200,6 +205,7 @@ class MetadataStoreImpl final : public MetadataStore {
  private:
   rocksdb::ColumnFamilyHandle* handle(Cf cf) const { return handles_[static_cast<int>(cf) + 1]; }
 
+  std::unique_ptr<rocksdb::Env> env_;  // null = RocksDB's default; outlives db_
   std::unique_ptr<rocksdb::DB> db_;
   // handles_[0] is RocksDB's default family (unused); Cf c lives at c + 1.
   std::vector<rocksdb::ColumnFamilyHandle*> handles_;
@@ -268,11 +274,19 @@ WalRecoveryReport ScanWalFiles(const std::string& path, bool* torn_tail_only) {
 
 absl::StatusOr<std::unique_ptr<MetadataStore>> MetadataStore::Open(
     const std::string& path, const MetadataStoreOptions& options) {
-  std::error_code ec;
-  if (options.create_if_missing) std::filesystem::create_directories(path, ec);
-  if (ec) return absl::InternalError(absl::StrCat("create ", path, ": ", ec.message()));
-
+  std::unique_ptr<rocksdb::Env> rocks_env;
   rocksdb::Options db_options;
+  if (options.env != nullptr) {
+    if (options.create_if_missing) RETURN_IF_ERROR(options.env->CreateDir(path));
+    if (std::shared_ptr<rocksdb::FileSystem> fs = options.env->RocksDbFileSystem()) {
+      rocks_env = rocksdb::NewCompositeEnv(fs);
+      db_options.env = rocks_env.get();
+    }
+  } else if (options.create_if_missing) {
+    std::error_code ec;
+    std::filesystem::create_directories(path, ec);
+    if (ec) return absl::InternalError(absl::StrCat("create ", path, ": ", ec.message()));
+  }
   db_options.create_if_missing = options.create_if_missing;
   db_options.create_missing_column_families = true;
   db_options.keep_log_file_num = 4;
@@ -340,8 +354,9 @@ absl::StatusOr<std::unique_ptr<MetadataStore>> MetadataStore::Open(
   if (!s.ok()) return FromRocks(s, absl::StrCat("open metadata store ", path));
   Log(LogLevel::kInfo, "metadata store %s open (WAL recovery %s)", path,
       options.wal_recovery == WalRecovery::kStrict ? "strict" : "point-in-time");
-  return std::unique_ptr<MetadataStore>(new MetadataStoreImpl(
-      std::unique_ptr<rocksdb::DB>(raw), std::move(handles), std::move(report)));
+  return std::unique_ptr<MetadataStore>(
+      new MetadataStoreImpl(std::move(rocks_env), std::unique_ptr<rocksdb::DB>(raw),
+                            std::move(handles), std::move(report)));
 }
 
 }  // namespace strata

@@ -22,6 +22,7 @@
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
 #include "absl/strings/string_view.h"
+#include "storage/env.h"
 
 namespace strata {
 
@@ -103,6 +104,9 @@ struct MetadataStoreOptions {
   bool create_if_missing = true;
   WalRecovery wal_recovery = WalRecovery::kStrict;
   size_t block_cache_bytes = 64 << 20;
+  // Where the files live (storage/env.h): null = the POSIX file system. RocksDB writes through
+  // env->RocksDbFileSystem() when that is not null. Must outlive the store.
+  Env* env = nullptr;
 };
 
 class MetadataStore {

@@ -41,28 +41,32 @@ static_assert(sizeof(TableHeader) == 32);
 
 }  // namespace
 
-PostingFileWriter::PostingFileWriter(ScopedFd fd, std::string data_path, std::string table_path,
+PostingFileWriter::PostingFileWriter(Env& env, std::unique_ptr<WritableFile> file,
+                                     std::string data_path, std::string table_path,
                                      PostingFileParams params)
-    : fd_(std::move(fd)),
+    : env_(env),
+      file_(std::move(file)),
       data_path_(std::move(data_path)),
       table_path_(std::move(table_path)),
       params_(params) {}
 
 absl::StatusOr<std::unique_ptr<PostingFileWriter>> PostingFileWriter::Create(
-    const std::string& data_path, const std::string& table_path, PostingFileParams params) {
+    Env& env, const std::string& data_path, const std::string& table_path,
+    PostingFileParams params) {
   if (params.entry_bytes == 0 || params.entry_bytes > 1 << 20) {
     return absl::InvalidArgumentError(absl::StrCat("bad entry size ", params.entry_bytes));
   }
-  ASSIGN_OR_RETURN(ScopedFd fd, OpenFile(data_path, O_WRONLY | O_CREAT | O_TRUNC));
+  ASSIGN_OR_RETURN(std::unique_ptr<WritableFile> file, env.NewWritableFile(data_path));
   return std::unique_ptr<PostingFileWriter>(
-      new PostingFileWriter(std::move(fd), data_path, table_path, params));
+      new PostingFileWriter(env, std::move(file), data_path, table_path, params));
 }
 
 absl::Status PostingFileWriter::FlushFull() {
   // Write whole pages only; keep the partial tail page in the buffer.
   size_t full = (buf_.size() / kPageSize) * kPageSize;
   if (full == 0) return absl::OkStatus();
-  RETURN_IF_ERROR(PWriteFull(fd_.get(), buf_.data(), full, buf_start_, data_path_));
+  RETURN_IF_ERROR(file_->WriteAt(
+      buf_start_, absl::string_view(reinterpret_cast<const char*>(buf_.data()), full)));
   buf_.erase(buf_.begin(), buf_.begin() + static_cast<ptrdiff_t>(full));
   buf_start_ += full;
   return absl::OkStatus();
@@ -127,7 +131,7 @@ absl::Status PostingFileWriter::Finish() {
   std::memcpy(table.data() + sizeof th, table_.data(), table_.size() * sizeof(PostingLocation));
   uint32_t table_crc = crc32c::Value(table.data(), table.size() - 4);
   std::memcpy(table.data() + table.size() - 4, &table_crc, 4);
-  RETURN_IF_ERROR(WriteFileAtomic(table_path_, table));
+  RETURN_IF_ERROR(WriteFileAtomic(env_, table_path_, table));
 
   std::vector<char> page(kPageSize, 0);
   DataHeader h{};
@@ -140,8 +144,9 @@ absl::Status PostingFileWriter::Finish() {
   h.data_pages = pos_ / kPageSize;
   h.header_crc = crc32c::Value(&h, offsetof(DataHeader, header_crc));
   std::memcpy(page.data(), &h, sizeof h);
-  RETURN_IF_ERROR(PWriteFull(fd_.get(), page.data(), page.size(), 0, data_path_));
-  return SyncFd(fd_.get(), data_path_);
+  RETURN_IF_ERROR(file_->WriteAt(0, absl::string_view(page.data(), page.size())));
+  RETURN_IF_ERROR(file_->Sync());
+  return file_->Close();
 }
 
 absl::StatusOr<std::unique_ptr<PostingFile>> PostingFile::Open(const std::string& data_path,

@@ -18,6 +18,7 @@
 #include "absl/types/span.h"
 #include "storage/aligned_buffer.h"
 #include "storage/block_reader.h"
+#include "storage/env.h"
 #include "storage/scoped_fd.h"
 
 namespace strata {
@@ -45,9 +46,13 @@ struct PostingFileParams {
 // (and readable) only after Finish() returns OK; a crash before leaves a file Open() refuses.
 class PostingFileWriter final {
  public:
-  // Creates (truncates) `data_path` and will write the table to `table_path` at Finish().
+  // Creates (truncates) `data_path` and will write the table to `table_path` at Finish(), both
+  // through `env` (which must outlive the writer). Nothing is durable before Finish() returns;
+  // the names of both files are durable once their directory is synced (WriteFileAtomic syncs
+  // it for the table).
   [[nodiscard]] static absl::StatusOr<std::unique_ptr<PostingFileWriter>> Create(
-      const std::string& data_path, const std::string& table_path, PostingFileParams params);
+      Env& env, const std::string& data_path, const std::string& table_path,
+      PostingFileParams params);
   ~PostingFileWriter() = default;
   PostingFileWriter(const PostingFileWriter&) = delete;
   PostingFileWriter& operator=(const PostingFileWriter&) = delete;
@@ -62,11 +67,12 @@ class PostingFileWriter final {
   [[nodiscard]] uint64_t bytes_written() const { return pos_; }
 
  private:
-  PostingFileWriter(ScopedFd fd, std::string data_path, std::string table_path,
-                    PostingFileParams params);
+  PostingFileWriter(Env& env, std::unique_ptr<WritableFile> file, std::string data_path,
+                    std::string table_path, PostingFileParams params);
   absl::Status FlushFull();
 
-  ScopedFd fd_;
+  Env& env_;
+  std::unique_ptr<WritableFile> file_;
   std::string data_path_;
   std::string table_path_;
   PostingFileParams params_;

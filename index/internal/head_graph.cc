@@ -294,7 +294,7 @@ absl::StatusOr<std::unique_ptr<HeadGraph>> HeadGraph::Build(ElementType type, Me
   return g;
 }
 
-absl::Status HeadGraph::Save(const std::string& path) const {
+absl::Status HeadGraph::Save(Env& env, const std::string& path) const {
   FileHeader h{};
   std::memcpy(h.magic, kMagic, 8);
   h.version = kVersion;
@@ -318,7 +318,7 @@ absl::Status HeadGraph::Save(const std::string& path) const {
   put(upper_.data(), upper_.size() * 4);
   uint32_t crc = crc32c::Value(buf.data(), buf.size());
   put(&crc, 4);
-  return WriteFileAtomic(path, buf);
+  return WriteFileAtomic(env, path, buf);
 }
 
 absl::StatusOr<std::unique_ptr<HeadGraph>> HeadGraph::Load(const std::string& path,

@@ -19,6 +19,7 @@
 #include "absl/status/statusor.h"
 #include "index/kernels/distance.h"
 #include "index/types.h"
+#include "storage/env.h"
 
 namespace strata::internal {
 
@@ -54,7 +55,7 @@ class HeadGraph final {
                                                                        ElementType type,
                                                                        Metric metric, uint32_t d);
   // Writes the graph atomically, with a crc32c over the whole file.
-  [[nodiscard]] absl::Status Save(const std::string& path) const;
+  [[nodiscard]] absl::Status Save(Env& env, const std::string& path) const;
 
   // The k nearest nodes to `query` (d elements of the graph's type), nearest first, as
   // (distance, node). `ef` (>= k) is the level-0 beam. Thread-safe with distinct scratch.

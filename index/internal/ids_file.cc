@@ -16,7 +16,7 @@ constexpr size_t kHeader = 24, kTrailer = 4;
 static_assert(sizeof(VectorId) == 4, "ids.bin stores u32 ids");
 }  // namespace
 
-absl::Status WriteIdsFile(const std::string& dir, absl::Span<const VectorId> ids,
+absl::Status WriteIdsFile(Env& env, const std::string& dir, absl::Span<const VectorId> ids,
                           absl::Span<const uint8_t> versions) {
   std::string out(kIdsMagic, sizeof kIdsMagic);
   uint32_t format = 1, zero = 0;
@@ -28,7 +28,7 @@ absl::Status WriteIdsFile(const std::string& dir, absl::Span<const VectorId> ids
   out.append(reinterpret_cast<const char*>(versions.data()), versions.size());
   uint32_t crc = crc32c::Value(out.data(), out.size());
   out.append(reinterpret_cast<const char*>(&crc), 4);
-  return WriteFileAtomic((fs::path(dir) / kIdsFile).string(), out);
+  return WriteFileAtomic(env, (fs::path(dir) / kIdsFile).string(), out);
 }
 
 absl::Status ReadIdsFile(const std::string& dir, std::vector<VectorId>* ids,

@@ -11,13 +11,15 @@
 #include "absl/status/status.h"
 #include "absl/types/span.h"
 #include "index/types.h"
+#include "storage/env.h"
 
 namespace strata::internal {
 
 inline constexpr char kIdsFile[] = "ids.bin";
 
 // Writes `dir`/ids.bin atomically; `ids` and `versions` have one entry per vector.
-[[nodiscard]] absl::Status WriteIdsFile(const std::string& dir, absl::Span<const VectorId> ids,
+[[nodiscard]] absl::Status WriteIdsFile(Env& env, const std::string& dir,
+                                        absl::Span<const VectorId> ids,
                                         absl::Span<const uint8_t> versions);
 // Reads `dir`/ids.bin. DataLoss naming the file for a wrong magic, size or checksum (a count
 // the file cannot hold included); InvalidArgument for an unknown format version.

@@ -81,6 +81,67 @@ TEST(FaultInjectionEnv, APowerCutKeepsOnlyWhatWasSynced) {
   EXPECT_EQ(*env.ReadFile(kept), "new");
 }
 
+// Directories: one created since its parent's last sync goes with everything in it, however
+// synced that is; a directory renamed without a sync of its parent goes back, files and all.
+TEST(FaultInjectionEnv, APowerCutTakesDirectoriesWhoseNamesWereNotSynced) {
+  testing::TempDir dir;
+  FaultInjectionEnv env;
+  const std::string made = dir.File("made"), tmp = dir.File("gen.tmp"), gen = dir.File("gen");
+  ASSERT_TRUE(env.CreateDir(made).ok());
+  ASSERT_TRUE(WriteAll(env, made + "/f", "synced", true).ok());
+  ASSERT_TRUE(env.SyncDir(made).ok());  // f's name is durable in `made`, `made`'s is not
+  ASSERT_TRUE(CreateDirs(env, tmp + "/a/b").ok());
+  ASSERT_TRUE(env.SyncDir(dir.path()).ok());  // gen.tmp is durable, gen.tmp/a not yet
+  ASSERT_TRUE(env.RemoveTree(made).ok());
+  ASSERT_TRUE(env.CreateDir(made).ok());
+  ASSERT_TRUE(WriteAll(env, made + "/f", "synced", true).ok());
+  ASSERT_TRUE(env.SyncDir(made).ok());
+  ASSERT_TRUE(WriteAll(env, tmp + "/m", "manifest", true).ok());
+  ASSERT_TRUE(env.SyncDir(tmp).ok());  // now m and a are; a/b is not
+  ASSERT_TRUE(env.RenameFile(tmp, gen).ok());
+  EXPECT_EQ(*env.ReadFile(gen + "/m"), "manifest");
+  auto children = env.GetChildren(dir.path());
+  ASSERT_TRUE(children.ok());
+  EXPECT_EQ(children->size(), 2u);
+  ASSERT_TRUE(env.DropUnsyncedData().ok());
+  EXPECT_FALSE(env.FileExists(made));
+  EXPECT_FALSE(env.FileExists(gen));
+  EXPECT_EQ(*env.ReadFile(tmp + "/m"), "manifest");  // back under its old name
+  EXPECT_TRUE(env.FileExists(tmp + "/a"));
+  EXPECT_FALSE(env.FileExists(tmp + "/a/b"));
+  // Synced all the way up, the rename holds.
+  ASSERT_TRUE(env.RenameFile(tmp, gen).ok());
+  ASSERT_TRUE(env.SyncDir(dir.path()).ok());
+  ASSERT_TRUE(env.DropUnsyncedData().ok());
+  EXPECT_EQ(*env.ReadFile(gen + "/m"), "manifest");
+}
+
+// PowerCutAfter(n): calls before the n-th go through, it and every later one fail and do nothing,
+// until the power cut is over (DropUnsyncedData); a header written at an offset counts as written.
+TEST(FaultInjectionEnv, APowerCutStopsEveryLaterWrite) {
+  testing::TempDir dir;
+  FaultInjectionEnv env;
+  const std::string p = dir.File("f");
+  auto f = env.NewWritableFile(p);
+  ASSERT_TRUE(f.ok());
+  env.PowerCutAfter(2);
+  ASSERT_TRUE((*f)->Append("body").ok());
+  ASSERT_TRUE((*f)->WriteAt(0, "B").ok());
+  EXPECT_FALSE(env.power_is_cut());
+  const absl::Status s = (*f)->Sync();
+  EXPECT_TRUE(env.power_is_cut());
+  EXPECT_NE(s.message().find("simulated power cut"), std::string::npos) << s;
+  EXPECT_FALSE(env.SyncDir(dir.path()).ok());
+  EXPECT_FALSE(env.CreateDir(dir.File("d")).ok());
+  EXPECT_FALSE(env.FileExists(dir.File("d")));
+  ASSERT_TRUE((*f)->Close().ok());
+  EXPECT_EQ(*env.ReadFile(p), "Body");
+  ASSERT_TRUE(env.DropUnsyncedData().ok());
+  EXPECT_FALSE(env.power_is_cut());
+  EXPECT_FALSE(env.FileExists(p));  // created, never synced, nor its name
+  EXPECT_TRUE(WriteAll(env, p, "after", true).ok());
+}
+
 TEST(FaultInjectionEnv, FailsTheChosenCallOnce) {
   testing::TempDir dir;
   FaultInjectionEnv env;
