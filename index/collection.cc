@@ -243,6 +243,7 @@ class CollectionImpl final : public Collection {
     // Under the writer lock: a write or a build's commit either finished before, or sees the
     // flag and stores nothing (a commit after the catalog deleted the records would resurrect
     // them half).
+    MutexLock write_lock(&write_mu_);
     WriterMutexLock lock(&mu_);
     dropped_.store(true);
   }
@@ -288,7 +289,7 @@ class CollectionImpl final : public Collection {
                            const absl::flat_hash_set<TenantAccess::Tenant>& touched,
                            WriteBatch* batch) const ABSL_SHARED_LOCKS_REQUIRED(mu_);
   // At open: every tenant's extent agrees with its access set, else it is rebuilt (logged).
-  absl::Status CheckExtents() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  absl::Status CheckExtents() ABSL_EXCLUSIVE_LOCKS_REQUIRED(write_mu_, mu_);
   // The exact nearest of a small tenant's points, from its extent; false when it has none.
   absl::StatusOr<bool> SearchExtent(const uint8_t* q, uint32_t k, TenantAccess::Tenant t,
                                     std::vector<Neighbor>* result, SearchStats* st) const
@@ -411,8 +412,8 @@ class CollectionImpl final : public Collection {
     return absl::OkStatus();
   }
   // The text of point `id` as the lexical index read it, from its stored payload (phrase checks).
-  absl::StatusOr<std::string> StoredText(VectorId id) const {
-    ASSIGN_OR_RETURN(std::string payload, store_->Get(Cf::kPayloads, IdKey(config_.id, id)));
+  absl::StatusOr<std::string> StoredText(VectorId id, const StoreSnapshot* at) const {
+    ASSIGN_OR_RETURN(std::string payload, store_->Get(Cf::kPayloads, IdKey(config_.id, id), at));
     return options_.payload_text(payload, config_.text_fields);
   }
   // Rebuilds the lexical index from the stored payloads of the live points (text_index.h).
@@ -432,8 +433,39 @@ class CollectionImpl final : public Collection {
   // The exact distances from `q` (posting form) to live points `ids`' stored vectors.
   absl::Status DistancesTo(const uint8_t* q, absl::Span<const VectorId> ids,
                            std::vector<float>* out) const ABSL_SHARED_LOCKS_REQUIRED(mu_);
-  absl::StatusOr<VectorId> LookupExt(uint64_t ext) const {
-    auto v = store_->Get(Cf::kIdMap, ExtKey(config_.id, ext));
+  // Makes the store's current state the one readers read (snap_): after every commit, together
+  // with the in-memory change, under both locks.
+  void Publish() ABSL_EXCLUSIVE_LOCKS_REQUIRED(write_mu_, mu_) { snap_ = store_->Snapshot(); }
+  // A synced commit of `batch`, published, holding mu_ across the sync: only at open (Load), when
+  // no reader can wait on it yet.
+  absl::Status CommitLocked(WriteBatch* batch) ABSL_EXCLUSIVE_LOCKS_REQUIRED(write_mu_, mu_) {
+    RETURN_IF_ERROR(store_->Write(batch, /*sync=*/true));
+    Publish();
+    return absl::OkStatus();
+  }
+  // Every write of the collection's state, in three steps ("Locks" in collection.h): `plan`
+  // reads the state with mu_ held shared (searches go on) and fills `batch`; a non-empty batch
+  // is committed, synced, holding no lock a reader takes; then it is published and `apply`
+  // changes the in-memory state, with mu_ held exclusively. Nothing is applied unless the commit
+  // succeeded. The caller holds write_mu_, so what `plan` read is what `apply` changes.
+  absl::Status Write(WriteBatch* batch, absl::FunctionRef<absl::Status()> plan,
+                     absl::FunctionRef<void()> apply) ABSL_EXCLUSIVE_LOCKS_REQUIRED(write_mu_)
+      ABSL_LOCKS_EXCLUDED(mu_) {
+    {
+      ReaderMutexLock lock(&mu_);
+      RETURN_IF_ERROR(plan());
+    }
+    if (batch->count() == 0) return absl::OkStatus();
+    RETURN_IF_ERROR(store_->Write(batch, /*sync=*/true));
+    if (options_.test_after_commit) options_.test_after_commit();
+    WriterMutexLock lock(&mu_);
+    Publish();
+    apply();
+    return absl::OkStatus();
+  }
+  // The internal id of `ext`, read at `at` (null = the latest state: writers, under write_mu_).
+  absl::StatusOr<VectorId> LookupExt(uint64_t ext, const StoreSnapshot* at = nullptr) const {
+    auto v = store_->Get(Cf::kIdMap, ExtKey(config_.id, ext), at);
     if (!v.ok()) return v.status();
     if (v->size() != 4) {
       return absl::DataLossError(absl::StrCat("id map entry of ", ext, " is malformed"));
@@ -468,8 +500,17 @@ class CollectionImpl final : public Collection {
   std::atomic<bool> dropped_{false};
   mutable std::atomic<uint64_t> pages_read_{0}, bytes_read_{0};
 
-  Mutex build_mu_ ABSL_ACQUIRED_BEFORE(mu_);  // one build at a time
+  Mutex build_mu_ ABSL_ACQUIRED_BEFORE(write_mu_, mu_);  // one build at a time
+  // Writers one at a time (LevelDB's writer queue, without the grouping): a write holds it from
+  // its plan (read under mu_ shared, so searches go on) through its synced commit (no mu_ at all)
+  // to its publication (mu_ exclusive, briefly). What a plan read cannot change before it is
+  // applied, since every change of the state below is made under this lock.
+  Mutex write_mu_ ABSL_ACQUIRED_BEFORE(mu_);
   mutable Mutex mu_;
+  // The metadata store as of the last publication: readers read it at this snapshot, so what
+  // they read there agrees with the state below even while a write commits (a point being
+  // deleted still has its vector; one being replaced still has its old one).
+  std::shared_ptr<const StoreSnapshot> snap_ ABSL_GUARDED_BY(mu_);
   std::unique_ptr<SpannIndex> base_ ABSL_GUARDED_BY(mu_);
   std::vector<IdState> ids_ ABSL_GUARDED_BY(mu_);
   std::vector<uint64_t> ext_of_ ABSL_GUARDED_BY(mu_);
@@ -516,7 +557,9 @@ void Appendix::ForEach(uint32_t posting,
 }
 
 absl::Status CollectionImpl::Load() {
+  MutexLock write_lock(&write_mu_);
   WriterMutexLock lock(&mu_);
+  Publish();
   const uint32_t coll = config_.id;
   // Versions: one record per internal id ever used.
   RETURN_IF_ERROR(store_->Scan(Cf::kVersions, CollPrefix(coll), [&](auto key, auto value) {
@@ -725,13 +768,9 @@ absl::Status CollectionImpl::Upsert(const Scope& scope, absl::Span<const PointIn
     if (last[points[i].id] == i) terms[i] = PayloadTerms(points[i].payload);
   }
 
-  WriterMutexLock lock(&mu_);
-  RETURN_IF_ERROR(CheckNotDropped());
-  RETURN_IF_ERROR(CheckServing());
+  // Writers one at a time; the plan reads the state under the shared lock (searches go on).
+  MutexLock write_lock(&write_mu_);
   std::optional<TenantAccess::Tenant> scope_tenant;
-  if (!scope.whole()) {
-    ASSIGN_OR_RETURN(scope_tenant, tenants_.Find(scope.tenant));
-  }
   // Who may see each point after the batch: per tenant, the ids it gains and loses.
   absl::flat_hash_map<TenantAccess::Tenant, std::vector<VectorId>> grants, revokes;
   absl::flat_hash_set<TenantAccess::Tenant> touched;  // see a point whose vector is replaced
@@ -752,130 +791,8 @@ absl::Status CollectionImpl::Upsert(const Scope& scope, absl::Span<const PointIn
   changes.reserve(last.size());
   WriteBatch batch;
   const uint32_t coll = config_.id;
-  VectorId next_id = static_cast<VectorId>(ids_.size());
-  for (uint32_t i : rows) {
-    const PointInput& p = points[i];
-    if (last[p.id] != i) continue;
-    Change c;
-    c.row = i;
-    c.ext = p.id;
-    auto found = LookupExt(p.id);
-    if (!found.ok() && !absl::IsNotFound(found.status())) return found.status();
-    if (found.ok() && *found >= ids_.size()) {
-      return absl::DataLossError(absl::StrCat("id map of ", p.id, " names unknown id ", *found));
-    }
-    const bool exists = found.ok() && (ids_[*found].flags & kLive);
-    // Who may see the point: checked before anything of the row is written.
-    std::vector<TenantAccess::Tenant> now, next;
-    if (exists) now = tenants_.TenantsOf(*found);
-    touched.insert(now.begin(), now.end());
-    std::string refusal;
-    if (scope_tenant.has_value()) {
-      if (p.set_tenants && p.tenants.empty()) {
-        refusal = absl::StrCat(
-            "a tenant's upsert may not take the point from its own view "
-            "(Point.tenants is empty; delete it instead)");
-      } else if (p.set_tenants && !(p.tenants.size() == 1 && p.tenants[0] == scope.tenant)) {
-        refusal =
-            absl::StrCat("a tenant's upsert may name no tenant but its own ('", scope.tenant, "')");
-      } else if (exists && !tenants_.Owns(*scope_tenant, *found)) {
-        refusal =
-            absl::StrCat("point ", p.id, " exists and was not created by tenant '", scope.tenant,
-                         "': a tenant may replace only the points it created (ids are "
-                         "shared by the collection's tenants)");
-      }
-      next = exists ? now : std::vector<TenantAccess::Tenant>{*scope_tenant};
-    } else if (p.set_tenants) {
-      for (const std::string& name : p.tenants) {
-        absl::StatusOr<TenantAccess::Tenant> t = tenants_.Find(name);
-        if (!t.ok()) {
-          refusal = std::string(t.status().message());
-          break;
-        }
-        next.push_back(*t);
-      }
-      std::sort(next.begin(), next.end());
-      next.erase(std::unique(next.begin(), next.end()), next.end());
-    } else {
-      next = now;
-      // A tenant's point keeps its tenants only while the tenant owns it: the admin writing new
-      // content into it (an id a tenant may have claimed first) must say who sees it.
-      for (TenantAccess::Tenant t : now) {
-        if (!tenants_.Owns(t, *found)) continue;
-        refusal = absl::StrCat("point ", p.id, " was created by tenant '", tenants_.Name(t),
-                               "': an admin upsert replacing it must name its tenants "
-                               "(Point.tenants), and the admin then owns it");
-      }
-    }
-    if (!refusal.empty()) {
-      errors->push_back({i, p.id, std::move(refusal)});
-      refused.insert(p.id);
-      continue;
-    }
-    if (found.ok()) {
-      c.id = *found;
-      c.is_new = false;
-      c.state = ids_[c.id];
-    } else {
-      if (next_id == UINT32_MAX) {
-        return absl::ResourceExhaustedError("collection holds 2^32-1 ids, the most it can");
-      }
-      c.id = next_id++;
-      c.is_new = true;
-      c.state = IdState{};
-    }
-    for (TenantAccess::Tenant t : next) {
-      if (!std::binary_search(now.begin(), now.end(), t)) grants[t].push_back(c.id);
-    }
-    // Ownership: a tenant's new point is its own; the admin's upsert with tenants takes it over.
-    if (scope_tenant.has_value() && !exists) owns[*scope_tenant].push_back(c.id);
-    if (!scope_tenant.has_value() && p.set_tenants) {
-      for (TenantAccess::Tenant t : now) disowns[t].push_back(c.id);
-    }
-    for (TenantAccess::Tenant t : now) {
-      if (!std::binary_search(next.begin(), next.end(), t)) revokes[t].push_back(c.id);
-    }
-    // Replacing: the appended entries of the old vector go (the built index's are skipped by
-    // version).
-    c.had_appended = false;
-    if (!c.is_new && (c.state.flags & kLive)) {
-      if (const uint8_t* old = AppendedRow(c.id)) {
-        c.had_appended = true;
-        RETURN_IF_ERROR(PostingsFor(old, &c.old_postings));
-        for (uint32_t q : c.old_postings) batch.Delete(Cf::kPostings, PostingKey(coll, q, c.id));
-      }
-    }
-    if (!c.is_new) {
-      uint8_t v = static_cast<uint8_t>(c.state.version + 1);
-      if ((c.state.flags & kInBase) && v == c.state.base_version) ++v;
-      c.state.version = v;
-    }
-    c.state.flags |= kLive;
-    c.pf.resize(row_bytes_);
-    ToPostingForm(p.vector.data(), c.pf.data());
-    RETURN_IF_ERROR(PostingsFor(c.pf.data(), &c.postings));
-
-    std::string vkey = IdKey(coll, c.id);
-    batch.Put(Cf::kVersions, vkey, VersionValue(c.state));
-    batch.Put(Cf::kVectors, vkey,
-              absl::string_view(reinterpret_cast<const char*>(p.vector.data()), row_bytes_));
-    if (p.payload.empty()) {
-      batch.Delete(Cf::kPayloads, vkey);
-    } else {
-      batch.Put(Cf::kPayloads, vkey, p.payload);
-    }
-    if (c.is_new) {
-      std::string idv;
-      AppendU32(&idv, c.id);
-      batch.Put(Cf::kIdMap, ExtKey(coll, p.id), idv);
-      std::string extv;
-      AppendU64(&extv, p.id);
-      batch.Put(Cf::kIdMap, IntKey(coll, c.id), extv);
-    }
-    std::string ver(1, static_cast<char>(c.state.version));
-    for (uint32_t q : c.postings) batch.Put(Cf::kPostings, PostingKey(coll, q, c.id), ver);
-    changes.push_back(std::move(c));
-  }
+  VectorId next_id = 0;
+  std::vector<TenantAccess::Change> access;
   // Earlier rows of an id whose last row was refused were not stored either: say so.
   const auto report_superseded = [&] {
     for (uint32_t i : rows) {
@@ -886,43 +803,173 @@ absl::Status CollectionImpl::Upsert(const Scope& scope, absl::Span<const PointIn
       }
     }
   };
-  if (changes.empty()) {
-    report_superseded();
-    return absl::OkStatus();
-  }
-  std::vector<TenantAccess::Change> access;
-  for (auto& [t, ids] : grants) {
-    access.push_back(tenants_.PlanGrant(t, ids, &batch));
-    RETURN_IF_ERROR(tenants_.CheckPointQuota(t, access.back().ids.size()));
-  }
-  for (auto& [t, ids] : revokes) access.push_back(tenants_.PlanRevoke(t, ids, &batch, nullptr));
-  for (auto& [t, ids] : disowns) access.push_back(tenants_.PlanDisown(t, ids, &batch));
-  for (auto& [t, ids] : owns) access.push_back(tenants_.PlanOwn(t, ids, &batch));
-  absl::flat_hash_map<VectorId, const uint8_t*> stored_vectors;
-  for (const Change& c : changes) stored_vectors[c.id] = points[c.row].vector.data();
-  RETURN_IF_ERROR(PlanExtents(access, stored_vectors, touched, &batch));
-  RETURN_IF_ERROR(store_->Write(&batch, /*sync=*/true));
+  const auto plan = [&]() ABSL_SHARED_LOCKS_REQUIRED(mu_) -> absl::Status {
+    RETURN_IF_ERROR(CheckNotDropped());
+    RETURN_IF_ERROR(CheckServing());
+    if (!scope.whole()) {
+      ASSIGN_OR_RETURN(scope_tenant, tenants_.Find(scope.tenant));
+    }
+    next_id = static_cast<VectorId>(ids_.size());
+    for (uint32_t i : rows) {
+      const PointInput& p = points[i];
+      if (last[p.id] != i) continue;
+      Change c;
+      c.row = i;
+      c.ext = p.id;
+      auto found = LookupExt(p.id);
+      if (!found.ok() && !absl::IsNotFound(found.status())) return found.status();
+      if (found.ok() && *found >= ids_.size()) {
+        return absl::DataLossError(absl::StrCat("id map of ", p.id, " names unknown id ", *found));
+      }
+      const bool exists = found.ok() && (ids_[*found].flags & kLive);
+      // Who may see the point: checked before anything of the row is written.
+      std::vector<TenantAccess::Tenant> now, next;
+      if (exists) now = tenants_.TenantsOf(*found);
+      touched.insert(now.begin(), now.end());
+      std::string refusal;
+      if (scope_tenant.has_value()) {
+        if (p.set_tenants && p.tenants.empty()) {
+          refusal = absl::StrCat(
+              "a tenant's upsert may not take the point from its own view "
+              "(Point.tenants is empty; delete it instead)");
+        } else if (p.set_tenants && !(p.tenants.size() == 1 && p.tenants[0] == scope.tenant)) {
+          refusal = absl::StrCat("a tenant's upsert may name no tenant but its own ('",
+                                 scope.tenant, "')");
+        } else if (exists && !tenants_.Owns(*scope_tenant, *found)) {
+          refusal =
+              absl::StrCat("point ", p.id, " exists and was not created by tenant '", scope.tenant,
+                           "': a tenant may replace only the points it created (ids are "
+                           "shared by the collection's tenants)");
+        }
+        next = exists ? now : std::vector<TenantAccess::Tenant>{*scope_tenant};
+      } else if (p.set_tenants) {
+        for (const std::string& name : p.tenants) {
+          absl::StatusOr<TenantAccess::Tenant> t = tenants_.Find(name);
+          if (!t.ok()) {
+            refusal = std::string(t.status().message());
+            break;
+          }
+          next.push_back(*t);
+        }
+        std::sort(next.begin(), next.end());
+        next.erase(std::unique(next.begin(), next.end()), next.end());
+      } else {
+        next = now;
+        // A tenant's point keeps its tenants only while the tenant owns it: the admin writing new
+        // content into it (an id a tenant may have claimed first) must say who sees it.
+        for (TenantAccess::Tenant t : now) {
+          if (!tenants_.Owns(t, *found)) continue;
+          refusal = absl::StrCat("point ", p.id, " was created by tenant '", tenants_.Name(t),
+                                 "': an admin upsert replacing it must name its tenants "
+                                 "(Point.tenants), and the admin then owns it");
+        }
+      }
+      if (!refusal.empty()) {
+        errors->push_back({i, p.id, std::move(refusal)});
+        refused.insert(p.id);
+        continue;
+      }
+      if (found.ok()) {
+        c.id = *found;
+        c.is_new = false;
+        c.state = ids_[c.id];
+      } else {
+        if (next_id == UINT32_MAX) {
+          return absl::ResourceExhaustedError("collection holds 2^32-1 ids, the most it can");
+        }
+        c.id = next_id++;
+        c.is_new = true;
+        c.state = IdState{};
+      }
+      for (TenantAccess::Tenant t : next) {
+        if (!std::binary_search(now.begin(), now.end(), t)) grants[t].push_back(c.id);
+      }
+      // Ownership: a tenant's new point is its own; the admin's upsert with tenants takes it over.
+      if (scope_tenant.has_value() && !exists) owns[*scope_tenant].push_back(c.id);
+      if (!scope_tenant.has_value() && p.set_tenants) {
+        for (TenantAccess::Tenant t : now) disowns[t].push_back(c.id);
+      }
+      for (TenantAccess::Tenant t : now) {
+        if (!std::binary_search(next.begin(), next.end(), t)) revokes[t].push_back(c.id);
+      }
+      // Replacing: the appended entries of the old vector go (the built index's are skipped by
+      // version).
+      c.had_appended = false;
+      if (!c.is_new && (c.state.flags & kLive)) {
+        if (const uint8_t* old = AppendedRow(c.id)) {
+          c.had_appended = true;
+          RETURN_IF_ERROR(PostingsFor(old, &c.old_postings));
+          for (uint32_t q : c.old_postings) batch.Delete(Cf::kPostings, PostingKey(coll, q, c.id));
+        }
+      }
+      if (!c.is_new) {
+        uint8_t v = static_cast<uint8_t>(c.state.version + 1);
+        if ((c.state.flags & kInBase) && v == c.state.base_version) ++v;
+        c.state.version = v;
+      }
+      c.state.flags |= kLive;
+      c.pf.resize(row_bytes_);
+      ToPostingForm(p.vector.data(), c.pf.data());
+      RETURN_IF_ERROR(PostingsFor(c.pf.data(), &c.postings));
 
-  // Durable: now visible.
-  if (next_id > ids_.size()) {
-    ids_.resize(next_id);
-    ext_of_.resize(next_id, 0);
+      std::string vkey = IdKey(coll, c.id);
+      batch.Put(Cf::kVersions, vkey, VersionValue(c.state));
+      batch.Put(Cf::kVectors, vkey,
+                absl::string_view(reinterpret_cast<const char*>(p.vector.data()), row_bytes_));
+      if (p.payload.empty()) {
+        batch.Delete(Cf::kPayloads, vkey);
+      } else {
+        batch.Put(Cf::kPayloads, vkey, p.payload);
+      }
+      if (c.is_new) {
+        std::string idv;
+        AppendU32(&idv, c.id);
+        batch.Put(Cf::kIdMap, ExtKey(coll, p.id), idv);
+        std::string extv;
+        AppendU64(&extv, p.id);
+        batch.Put(Cf::kIdMap, IntKey(coll, c.id), extv);
+      }
+      std::string ver(1, static_cast<char>(c.state.version));
+      for (uint32_t q : c.postings) batch.Put(Cf::kPostings, PostingKey(coll, q, c.id), ver);
+      changes.push_back(std::move(c));
+    }
+    if (changes.empty()) return absl::OkStatus();
+    for (auto& [t, ids] : grants) {
+      access.push_back(tenants_.PlanGrant(t, ids, &batch));
+      RETURN_IF_ERROR(tenants_.CheckPointQuota(t, access.back().ids.size()));
+    }
+    for (auto& [t, ids] : revokes) access.push_back(tenants_.PlanRevoke(t, ids, &batch, nullptr));
+    for (auto& [t, ids] : disowns) access.push_back(tenants_.PlanDisown(t, ids, &batch));
+    for (auto& [t, ids] : owns) access.push_back(tenants_.PlanOwn(t, ids, &batch));
+    absl::flat_hash_map<VectorId, const uint8_t*> stored_vectors;
+    for (const Change& c : changes) stored_vectors[c.id] = points[c.row].vector.data();
+    RETURN_IF_ERROR(PlanExtents(access, stored_vectors, touched, &batch));
+    return absl::OkStatus();
+  };
+  const auto apply = [&]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
+    if (next_id > ids_.size()) {
+      ids_.resize(next_id);
+      ext_of_.resize(next_id, 0);
+    }
+    for (Change& c : changes) {
+      bool was_live = ids_[c.id].flags & kLive;
+      if (c.had_appended) DropAppended(c.id, c.old_postings);
+      ids_[c.id] = c.state;
+      ext_of_[c.id] = c.ext;
+      if (!was_live) ++live_;
+      AddAppended(c.id, c.pf.data(), c.postings);
+      SetSkip(c.id);
+      text_.Put(c.id, terms[c.row]);
+      if (building_) dirty_.push_back(c.id);
+    }
+    for (const TenantAccess::Change& a : access) tenants_.Apply(a);
+    MaybeCompactArena();
+  };
+  RETURN_IF_ERROR(Write(&batch, plan, apply));
+  if (!changes.empty()) {
+    *upserted = static_cast<uint64_t>(std::count_if(
+        rows.begin(), rows.end(), [&](uint32_t i) { return !refused.contains(points[i].id); }));
   }
-  for (Change& c : changes) {
-    bool was_live = ids_[c.id].flags & kLive;
-    if (c.had_appended) DropAppended(c.id, c.old_postings);
-    ids_[c.id] = c.state;
-    ext_of_[c.id] = c.ext;
-    if (!was_live) ++live_;
-    AddAppended(c.id, c.pf.data(), c.postings);
-    SetSkip(c.id);
-    text_.Put(c.id, terms[c.row]);
-    if (building_) dirty_.push_back(c.id);
-  }
-  for (const TenantAccess::Change& a : access) tenants_.Apply(a);
-  MaybeCompactArena();
-  *upserted = static_cast<uint64_t>(std::count_if(
-      rows.begin(), rows.end(), [&](uint32_t i) { return !refused.contains(points[i].id); }));
   report_superseded();
   return absl::OkStatus();
 }
@@ -987,44 +1034,47 @@ absl::Status CollectionImpl::Delete(const Scope& scope, absl::Span<const uint64_
                                     uint64_t* deleted) {
   RETURN_IF_ERROR(CheckNotDropped());
   *deleted = 0;
-  WriterMutexLock lock(&mu_);
-  RETURN_IF_ERROR(CheckNotDropped());
-  RETURN_IF_ERROR(CheckServing());
-  std::vector<VectorId> live;
-  RETURN_IF_ERROR(LiveIds(ids, &live, nullptr));
+  // Writers one at a time; the plan reads the state under the shared lock (searches go on).
+  MutexLock write_lock(&write_mu_);
   WriteBatch batch;
   std::vector<TenantAccess::Change> access;
   std::vector<VectorId> gone;  // points deleted outright
-  if (scope.whole()) {
-    gone = live;
-    for (TenantAccess::Change& c : tenants_.PlanForget(gone, &batch))
-      access.push_back(std::move(c));
-  } else {
-    // A tenant's delete: the points it owns go (from every view: it created them); those it
-    // was granted leave its view only (they are the admin's, who may still see them).
-    ASSIGN_OR_RETURN(TenantAccess::Tenant t, tenants_.Find(scope.tenant));
-    std::vector<VectorId> granted;
-    for (VectorId id : live) {
-      if (tenants_.Owns(t, id)) {
-        gone.push_back(id);
-      } else if (tenants_.Sees(t, id)) {
-        granted.push_back(id);
-      }
-    }
-    *deleted = gone.size() + granted.size();
-    for (TenantAccess::Change& c : tenants_.PlanForget(gone, &batch))
-      access.push_back(std::move(c));
-    if (!granted.empty()) access.push_back(tenants_.PlanRevoke(t, granted, &batch, nullptr));
-  }
   std::vector<PointDelete> plans;
-  for (VectorId id : gone) RETURN_IF_ERROR(PlanDelete(id, &batch, &plans));
-  if (batch.count() == 0) return absl::OkStatus();
-  RETURN_IF_ERROR(PlanExtents(access, {}, {}, &batch));
-  RETURN_IF_ERROR(store_->Write(&batch, /*sync=*/true));
-  for (const TenantAccess::Change& c : access) tenants_.Apply(c);
-  for (const PointDelete& d : plans) ApplyDelete(d);
-  if (scope.whole()) *deleted = plans.size();
-  return absl::OkStatus();
+  const auto plan = [&]() ABSL_SHARED_LOCKS_REQUIRED(mu_) -> absl::Status {
+    RETURN_IF_ERROR(CheckNotDropped());
+    RETURN_IF_ERROR(CheckServing());
+    std::vector<VectorId> live;
+    RETURN_IF_ERROR(LiveIds(ids, &live, nullptr));
+    if (scope.whole()) {
+      gone = live;
+      for (TenantAccess::Change& c : tenants_.PlanForget(gone, &batch))
+        access.push_back(std::move(c));
+    } else {
+      // A tenant's delete: the points it owns go (from every view: it created them); those it
+      // was granted leave its view only (they are the admin's, who may still see them).
+      ASSIGN_OR_RETURN(TenantAccess::Tenant t, tenants_.Find(scope.tenant));
+      std::vector<VectorId> granted;
+      for (VectorId id : live) {
+        if (tenants_.Owns(t, id)) {
+          gone.push_back(id);
+        } else if (tenants_.Sees(t, id)) {
+          granted.push_back(id);
+        }
+      }
+      *deleted = gone.size() + granted.size();
+      for (TenantAccess::Change& c : tenants_.PlanForget(gone, &batch))
+        access.push_back(std::move(c));
+      if (!granted.empty()) access.push_back(tenants_.PlanRevoke(t, granted, &batch, nullptr));
+    }
+    for (VectorId id : gone) RETURN_IF_ERROR(PlanDelete(id, &batch, &plans));
+    if (batch.count() == 0) return absl::OkStatus();
+    return PlanExtents(access, {}, {}, &batch);
+  };
+  return Write(&batch, plan, [&]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
+    for (const TenantAccess::Change& c : access) tenants_.Apply(c);
+    for (const PointDelete& d : plans) ApplyDelete(d);
+    if (scope.whole()) *deleted = plans.size();
+  });
 }
 
 absl::Status CollectionImpl::Get(const Scope& scope, absl::Span<const uint64_t> ids,
@@ -1037,8 +1087,9 @@ absl::Status CollectionImpl::Get(const Scope& scope, absl::Span<const uint64_t> 
   ReaderMutexLock lock(&mu_);
   ASSIGN_OR_RETURN(const ViewRef view, View(scope));
   const uint32_t coll = config_.id;
+  const StoreSnapshot* at = snap_.get();
   for (uint64_t ext : ids) {
-    auto id = LookupExt(ext);
+    auto id = LookupExt(ext, at);
     if (!id.ok() && !absl::IsNotFound(id.status())) return id.status();
     if (!id.ok() || *id >= ids_.size() || !(ids_[*id].flags & kLive) ||
         (view.ids != nullptr && !view.ids->Contains(*id))) {
@@ -1049,14 +1100,14 @@ absl::Status CollectionImpl::Get(const Scope& scope, absl::Span<const uint64_t> 
     out.id = ext;
     std::string key = IdKey(coll, *id);
     if (with_vector) {
-      ASSIGN_OR_RETURN(std::string raw, store_->Get(Cf::kVectors, key));
+      ASSIGN_OR_RETURN(std::string raw, store_->Get(Cf::kVectors, key, at));
       if (raw.size() != row_bytes_) {
         return absl::DataLossError(absl::StrCat("stored vector of id ", ext, " is malformed"));
       }
       out.vector.assign(raw.begin(), raw.end());
     }
     if (with_payload) {
-      auto payload = store_->Get(Cf::kPayloads, key);
+      auto payload = store_->Get(Cf::kPayloads, key, at);
       if (payload.ok()) {
         out.payload = std::move(*payload);
       } else if (!absl::IsNotFound(payload.status())) {
@@ -1165,7 +1216,8 @@ absl::StatusOr<bool> CollectionImpl::SearchExtent(const uint8_t* q, uint32_t k,
                                                   SearchStats* st) const {
   result->clear();
   if (tenants_.Members(t).empty()) return true;
-  absl::StatusOr<std::string> record = store_->Get(Cf::kTenants, TenantExtentKey(config_.id, t));
+  absl::StatusOr<std::string> record =
+      store_->Get(Cf::kTenants, TenantExtentKey(config_.id, t), snap_.get());
   if (absl::IsNotFound(record.status())) return false;
   if (!record.ok()) return record.status();
   TopK top;
@@ -1290,7 +1342,7 @@ absl::Status CollectionImpl::CheckExtents() {
   }
   if (batch.count() == 0 && rebuild.empty()) return absl::OkStatus();
   RETURN_IF_ERROR(PlanExtents(none, {}, rebuild, &batch));
-  return store_->Write(&batch, /*sync=*/true);
+  return CommitLocked(&batch);
 }
 
 absl::Status CollectionImpl::DistancesTo(const uint8_t* q, absl::Span<const VectorId> ids,
@@ -1309,7 +1361,7 @@ absl::Status CollectionImpl::DistancesTo(const uint8_t* q, absl::Span<const Vect
     }
   }
   if (keys.empty()) return absl::OkStatus();
-  std::vector<absl::StatusOr<std::string>> raw = store_->MultiGet(Cf::kVectors, keys);
+  std::vector<absl::StatusOr<std::string>> raw = store_->MultiGet(Cf::kVectors, keys, snap_.get());
   std::vector<uint8_t> pf(row_bytes_);
   std::vector<uint16_t> half;
   for (size_t j = 0; j < stored.size(); ++j) {
@@ -1382,7 +1434,8 @@ absl::Status CollectionImpl::SearchText(const Scope& scope, const TextSearch& se
   ASSIGN_OR_RETURN(const ViewRef view, View(scope));
   std::vector<ScoredDoc> found;
   RETURN_IF_ERROR(text_.Search(
-      query, k, [this](VectorId id) { return StoredText(id); }, &found, view.ids));
+      query, k, [this, at = snap_.get()](VectorId id) { return StoredText(id, at); }, &found,
+      view.ids));
   for (const ScoredDoc& d : found) {
     if (d.id >= ext_of_.size()) {
       return absl::DataLossError(
@@ -1417,7 +1470,7 @@ absl::Status CollectionImpl::HybridCandidates(const Scope& scope, const TextSear
   SearchStats st;
   std::vector<Neighbor> dense;
   RETURN_IF_ERROR(DenseSearch(q.data(), std::max(k, kDenseDepth), params, view, &dense, &st));
-  const auto stored_text = [this](VectorId id) { return StoredText(id); };
+  const auto stored_text = [this, at = snap_.get()](VectorId id) { return StoredText(id, at); };
   if (!query.phrases.empty()) {  // phrases filter both sides
     const std::vector<VectorId> with_terms = text_.PhraseCandidates(query);
     const absl::flat_hash_set<VectorId> may_hold(with_terms.begin(), with_terms.end());
@@ -1479,17 +1532,20 @@ absl::Status CollectionImpl::HybridCandidates(const Scope& scope, const TextSear
 absl::Status CollectionImpl::SetHybridDefault(double weight, double mrr, uint32_t questions) {
   RETURN_IF_ERROR(CheckNotDropped());
   RETURN_IF_ERROR(CheckFusionParams({FusionMethod::kRelativeScore, weight}));
-  WriterMutexLock lock(&mu_);
-  RETURN_IF_ERROR(CheckNotDropped());
-  CollectionConfig next = Record(generation_);
-  next.hybrid_weight = weight;
-  next.hybrid_mrr = mrr;
-  next.hybrid_questions = questions;
+  MutexLock write_lock(&write_mu_);
   WriteBatch batch;
-  batch.Put(Cf::kCollections, next.name, next.Serialize());
-  RETURN_IF_ERROR(store_->Write(&batch, /*sync=*/true));
-  hybrid_ = {weight, mrr, questions};
-  return absl::OkStatus();
+  const auto plan = [&]() ABSL_SHARED_LOCKS_REQUIRED(mu_) -> absl::Status {
+    RETURN_IF_ERROR(CheckNotDropped());
+    CollectionConfig next = Record(generation_);
+    next.hybrid_weight = weight;
+    next.hybrid_mrr = mrr;
+    next.hybrid_questions = questions;
+    batch.Put(Cf::kCollections, next.name, next.Serialize());
+    return absl::OkStatus();
+  };
+  return Write(&batch, plan, [&]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
+    hybrid_ = {weight, mrr, questions};
+  });
 }
 
 absl::Status CollectionImpl::BuildGeneration(
@@ -1527,28 +1583,10 @@ absl::Status CollectionImpl::Install(uint64_t gen, absl::Span<const VectorId> id
   std::string gdir = GenerationDir(dir_, gen);
   ASSIGN_OR_RETURN(std::unique_ptr<SpannIndex> fresh, SpannIndex::Open(gdir, options_.open));
 
-  WriterMutexLock lock(&mu_);
-  RETURN_IF_ERROR(CheckNotDropped());
+  MutexLock write_lock(&write_mu_);
   const uint32_t coll = config_.id;
-  // Membership of the new generation.
-  std::vector<uint8_t> in_new(ids_.size(), 0);
-  std::vector<uint8_t> new_version(ids_.size(), 0);
-  for (size_t i = 0; i < ids.size(); ++i) {
-    in_new[ids[i]] = 1;
-    new_version[ids[i]] = versions[i];
-  }
-  // Every live vector the new generation does not hold at its current version is appended to it.
-  // Those are the writes made since the snapshot (`dirty_`); a version that cycled all the way
-  // round during one build (256 upserts of one id) would be missed, which is accepted here.
-  std::vector<VectorId> carry;
-  {
-    absl::flat_hash_set<VectorId> dirty(dirty_.begin(), dirty_.end());
-    for (VectorId id : dirty) {
-      if ((ids_[id].flags & kLive) && !(in_new[id] && new_version[id] == ids_[id].version)) {
-        carry.push_back(id);
-      }
-    }
-  }
+  // By internal id: whether the new generation holds it, and at which version.
+  std::vector<uint8_t> in_new, new_version;
   struct Carried {
     VectorId id;
     std::vector<uint8_t> pf;
@@ -1556,50 +1594,75 @@ absl::Status CollectionImpl::Install(uint64_t gen, absl::Span<const VectorId> id
   };
   std::vector<Carried> carried;
   WriteBatch batch;
-  batch.DeletePrefix(Cf::kPostings, CollPrefix(coll));
-  for (VectorId id : carry) {
-    const uint8_t* row = AppendedRow(id);
-    if (row == nullptr) {
-      return absl::InternalError(absl::StrCat("vector ", ext_of_[id], " lost during a build"));
+  uint64_t old_gen = 0;
+  const auto plan = [&]() ABSL_SHARED_LOCKS_REQUIRED(mu_) -> absl::Status {
+    RETURN_IF_ERROR(CheckNotDropped());
+    // Membership of the new generation.
+    in_new.assign(ids_.size(), 0);
+    new_version.assign(ids_.size(), 0);
+    for (size_t i = 0; i < ids.size(); ++i) {
+      in_new[ids[i]] = 1;
+      new_version[ids[i]] = versions[i];
     }
-    Carried c{id, std::vector<uint8_t>(row, row + row_bytes_), {}};
-    RETURN_IF_ERROR(fresh->AssignPostings(VectorView{config_.type, c.pf}, &c.postings));
-    std::string ver(1, static_cast<char>(ids_[id].version));
-    for (uint32_t p : c.postings) batch.Put(Cf::kPostings, PostingKey(coll, p, id), ver);
-    carried.push_back(std::move(c));
-  }
-  const CollectionConfig next = Record(gen);
-  batch.Put(Cf::kCollections, next.name, next.Serialize());
-  RETURN_IF_ERROR(store_->Write(&batch, /*sync=*/true));
-
-  // Committed: switch.
-  uint64_t old_gen = generation_;
-  generation_ = gen;
-  base_ = std::move(fresh);
-  for (VectorId id = 0; id < ids_.size(); ++id) {
-    ids_[id].flags = static_cast<uint8_t>((ids_[id].flags & kLive) | (in_new[id] ? kInBase : 0));
-    ids_[id].base_version = new_version[id];
-  }
-  indexed_ = ids.size();
-  arena_.clear();
-  arena_holes_ = 0;
-  appended_.clear();
-  postings_.clear();
-  for (const Carried& c : carried) AddAppended(c.id, c.pf.data(), c.postings);
-  RebuildSkipBits();
-  building_ = false;
-  dirty_.clear();
-  if (!damage_.ok()) {
-    Log(LogLevel::kInfo, "collection '%s': repaired (%s)", config_.name, damage_.message());
-    damage_ = absl::OkStatus();
-  }
-  {
-    MutexLock damage_lock(&read_damage_mu_);
-    if (!read_damage_.empty()) {
-      Log(LogLevel::kInfo, "collection '%s': repaired (%s)", config_.name, read_damage_);
-      read_damage_.clear();
+    // Every live vector the new generation does not hold at its current version is appended to
+    // it. Those are the writes made since the snapshot (`dirty_`); a version that cycled all the
+    // way round during one build (256 upserts of one id) would be missed, which is accepted.
+    std::vector<VectorId> carry;
+    {
+      absl::flat_hash_set<VectorId> dirty(dirty_.begin(), dirty_.end());
+      for (VectorId id : dirty) {
+        if ((ids_[id].flags & kLive) && !(in_new[id] && new_version[id] == ids_[id].version)) {
+          carry.push_back(id);
+        }
+      }
     }
-  }
+    batch.DeletePrefix(Cf::kPostings, CollPrefix(coll));
+    for (VectorId id : carry) {
+      const uint8_t* row = AppendedRow(id);
+      if (row == nullptr) {
+        return absl::InternalError(absl::StrCat("vector ", ext_of_[id], " lost during a build"));
+      }
+      Carried c{id, std::vector<uint8_t>(row, row + row_bytes_), {}};
+      RETURN_IF_ERROR(fresh->AssignPostings(VectorView{config_.type, c.pf}, &c.postings));
+      std::string ver(1, static_cast<char>(ids_[id].version));
+      for (uint32_t p : c.postings) batch.Put(Cf::kPostings, PostingKey(coll, p, id), ver);
+      carried.push_back(std::move(c));
+    }
+    const CollectionConfig next = Record(gen);
+    batch.Put(Cf::kCollections, next.name, next.Serialize());
+    return absl::OkStatus();
+  };
+  const auto apply = [&]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
+    // Committed: switch.
+    old_gen = generation_;
+    generation_ = gen;
+    base_ = std::move(fresh);
+    for (VectorId id = 0; id < ids_.size(); ++id) {
+      ids_[id].flags = static_cast<uint8_t>((ids_[id].flags & kLive) | (in_new[id] ? kInBase : 0));
+      ids_[id].base_version = new_version[id];
+    }
+    indexed_ = ids.size();
+    arena_.clear();
+    arena_holes_ = 0;
+    appended_.clear();
+    postings_.clear();
+    for (const Carried& c : carried) AddAppended(c.id, c.pf.data(), c.postings);
+    RebuildSkipBits();
+    building_ = false;
+    dirty_.clear();
+    if (!damage_.ok()) {
+      Log(LogLevel::kInfo, "collection '%s': repaired (%s)", config_.name, damage_.message());
+      damage_ = absl::OkStatus();
+    }
+    {
+      MutexLock damage_lock(&read_damage_mu_);
+      if (!read_damage_.empty()) {
+        Log(LogLevel::kInfo, "collection '%s': repaired (%s)", config_.name, read_damage_);
+        read_damage_.clear();
+      }
+    }
+  };
+  RETURN_IF_ERROR(Write(&batch, plan, apply));
   if (old_gen != 0 && old_gen != gen) {
     if (absl::Status s = env_.RemoveTree(GenerationDir(dir_, old_gen)); !s.ok()) {
       Log(LogLevel::kWarning, "collection '%s': removing generation %d: %s", config_.name, old_gen,
@@ -1622,6 +1685,7 @@ absl::Status CollectionImpl::BuildIndex(
   std::vector<uint8_t> versions;
   uint64_t gen;
   {
+    MutexLock write_lock(&write_mu_);
     WriterMutexLock lock(&mu_);
     if (live_ == 0) {
       return absl::FailedPreconditionError(
@@ -1638,6 +1702,7 @@ absl::Status CollectionImpl::BuildIndex(
     gen = generation_ + 1;
   }
   auto fail = [&](absl::Status s) {
+    MutexLock write_lock(&write_mu_);
     WriterMutexLock lock(&mu_);
     building_ = false;
     dirty_.clear();
@@ -1724,65 +1789,70 @@ absl::Status CollectionImpl::BulkLoad(
   if (n == 0) return absl::InvalidArgumentError("no vectors to load");
   if (n >= UINT32_MAX) return absl::InvalidArgumentError("at most 2^32-2 vectors per collection");
   {
-    ReaderMutexLock lock(&mu_);
-    if (!ids_.empty()) {
-      return absl::FailedPreconditionError(absl::StrCat(
-          "collection '", config_.name,
-          "' is not empty: an offline load needs a new collection (load online to add to it)"));
+    // Writers wait while the rows go in (an upsert meanwhile would take their internal ids).
+    MutexLock write_lock(&write_mu_);
+    {
+      ReaderMutexLock lock(&mu_);
+      if (!ids_.empty()) {
+        return absl::FailedPreconditionError(absl::StrCat(
+            "collection '", config_.name,
+            "' is not empty: an offline load needs a new collection (load online to add to it)"));
+      }
     }
-  }
-  auto ext_of = [&](uint64_t i) { return ext_ids.empty() ? i : ext_ids[i]; };
-  {
-    absl::flat_hash_map<uint64_t, uint64_t> seen;
-    seen.reserve(n);
+    auto ext_of = [&](uint64_t i) { return ext_ids.empty() ? i : ext_ids[i]; };
+    {
+      absl::flat_hash_map<uint64_t, uint64_t> seen;
+      seen.reserve(n);
+      for (uint64_t i = 0; i < n; ++i) {
+        auto [it, inserted] = seen.insert({ext_of(i), i});
+        if (!inserted) {
+          return absl::InvalidArgumentError(
+              absl::StrCat("id ", ext_of(i), " appears at rows ", it->second, " and ", i));
+        }
+        absl::Status row = CheckStoredRow(config_, {vectors.row(i), vectors.row_bytes()});
+        if (!row.ok()) {
+          return absl::InvalidArgumentError(
+              absl::StrCat("row ", i, " (id ", ext_of(i), "): ", row.message()));
+        }
+      }
+    }
+    // Metadata first, unlogged (a crash before the final commit leaves a collection without an
+    // index generation whose rows a re-run refuses; the loader drops and recreates it).
+    const uint32_t coll = config_.id;
+    WriteBatch batch;
+    IdState live_state{0, 0, kLive};
     for (uint64_t i = 0; i < n; ++i) {
-      auto [it, inserted] = seen.insert({ext_of(i), i});
-      if (!inserted) {
-        return absl::InvalidArgumentError(
-            absl::StrCat("id ", ext_of(i), " appears at rows ", it->second, " and ", i));
-      }
-      absl::Status row = CheckStoredRow(config_, {vectors.row(i), vectors.row_bytes()});
-      if (!row.ok()) {
-        return absl::InvalidArgumentError(
-            absl::StrCat("row ", i, " (id ", ext_of(i), "): ", row.message()));
+      auto id = static_cast<VectorId>(i);
+      std::string key = IdKey(coll, id);
+      batch.Put(Cf::kVersions, key, VersionValue(live_state));
+      batch.Put(Cf::kVectors, key,
+                absl::string_view(reinterpret_cast<const char*>(vectors.row(i)), row_bytes_));
+      if (!payloads.empty() && !payloads[i].empty()) batch.Put(Cf::kPayloads, key, payloads[i]);
+      std::string idv, extv;
+      AppendU32(&idv, id);
+      AppendU64(&extv, ext_of(i));
+      batch.Put(Cf::kIdMap, ExtKey(coll, ext_of(i)), idv);
+      batch.Put(Cf::kIdMap, IntKey(coll, id), extv);
+      if (batch.bytes() > (32u << 20) || i + 1 == n) {
+        RETURN_IF_ERROR(store_->Write(&batch, /*sync=*/false, /*wal=*/false));
+        batch.Clear();
+        if (progress) progress("storing", i + 1, n);
       }
     }
-  }
-  // Metadata first, unlogged (a crash before the final commit leaves a collection without an
-  // index generation whose rows a re-run refuses; the loader drops and recreates it).
-  const uint32_t coll = config_.id;
-  WriteBatch batch;
-  IdState live_state{0, 0, kLive};
-  for (uint64_t i = 0; i < n; ++i) {
-    auto id = static_cast<VectorId>(i);
-    std::string key = IdKey(coll, id);
-    batch.Put(Cf::kVersions, key, VersionValue(live_state));
-    batch.Put(Cf::kVectors, key,
-              absl::string_view(reinterpret_cast<const char*>(vectors.row(i)), row_bytes_));
-    if (!payloads.empty() && !payloads[i].empty()) batch.Put(Cf::kPayloads, key, payloads[i]);
-    std::string idv, extv;
-    AppendU32(&idv, id);
-    AppendU64(&extv, ext_of(i));
-    batch.Put(Cf::kIdMap, ExtKey(coll, ext_of(i)), idv);
-    batch.Put(Cf::kIdMap, IntKey(coll, id), extv);
-    if (batch.bytes() > (32u << 20) || i + 1 == n) {
-      RETURN_IF_ERROR(store_->Write(&batch, /*sync=*/false, /*wal=*/false));
-      batch.Clear();
-      if (progress) progress("storing", i + 1, n);
-    }
-  }
-  RETURN_IF_ERROR(store_->Flush());
-  {
-    WriterMutexLock lock(&mu_);
-    ids_.assign(n, live_state);
-    ext_of_.resize(n);
-    for (uint64_t i = 0; i < n; ++i) ext_of_[i] = ext_of(i);
-    live_ = n;
-    building_ = true;
-    dirty_.clear();
-    if (absl::Status text = RebuildTextIndex(); !text.ok()) {
-      building_ = false;
-      return text;
+    RETURN_IF_ERROR(store_->Flush());
+    {
+      WriterMutexLock lock(&mu_);
+      Publish();
+      ids_.assign(n, live_state);
+      ext_of_.resize(n);
+      for (uint64_t i = 0; i < n; ++i) ext_of_[i] = ext_of(i);
+      live_ = n;
+      building_ = true;
+      dirty_.clear();
+      if (absl::Status text = RebuildTextIndex(); !text.ok()) {
+        building_ = false;
+        return text;
+      }
     }
   }
   std::vector<VectorId> ids(n);
@@ -1792,6 +1862,7 @@ absl::Status CollectionImpl::BulkLoad(
   absl::Status s = BuildGeneration(gen, vectors, ids, versions, progress);
   if (s.ok()) s = Install(gen, ids, versions);
   if (!s.ok()) {
+    MutexLock write_lock(&write_mu_);
     WriterMutexLock lock(&mu_);
     building_ = false;
     return s;
@@ -1801,24 +1872,30 @@ absl::Status CollectionImpl::BulkLoad(
 
 absl::Status CollectionImpl::SetTenantQuota(absl::string_view name, const TenantQuota& quota) {
   RETURN_IF_ERROR(CheckNotDropped());
-  WriterMutexLock lock(&mu_);
-  RETURN_IF_ERROR(CheckNotDropped());
-  ASSIGN_OR_RETURN(TenantAccess::Tenant t, tenants_.Find(name));
+  MutexLock write_lock(&write_mu_);
   WriteBatch batch;
-  ASSIGN_OR_RETURN(TenantAccess::Change change, tenants_.PlanSetQuota(t, quota, &batch));
-  RETURN_IF_ERROR(store_->Write(&batch, /*sync=*/true));
-  tenants_.Apply(change);
-  return absl::OkStatus();
+  TenantAccess::Change change;
+  const auto plan = [&]() ABSL_SHARED_LOCKS_REQUIRED(mu_) -> absl::Status {
+    RETURN_IF_ERROR(CheckNotDropped());
+    ASSIGN_OR_RETURN(TenantAccess::Tenant t, tenants_.Find(name));
+    ASSIGN_OR_RETURN(change, tenants_.PlanSetQuota(t, quota, &batch));
+    return absl::OkStatus();
+  };
+  return Write(&batch, plan, [&]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) { tenants_.Apply(change); });
 }
 
 absl::Status CollectionImpl::CreateTenant(absl::string_view name, const TenantQuota& quota) {
   RETURN_IF_ERROR(CheckNotDropped());
-  WriterMutexLock lock(&mu_);
-  RETURN_IF_ERROR(CheckNotDropped());
+  MutexLock write_lock(&write_mu_);
   WriteBatch batch;
-  ASSIGN_OR_RETURN(TenantAccess::Change change, tenants_.PlanCreate(name, quota, &batch));
-  RETURN_IF_ERROR(store_->Write(&batch, /*sync=*/true));
-  tenants_.Apply(change);
+  TenantAccess::Change change;
+  const auto plan = [&]() ABSL_SHARED_LOCKS_REQUIRED(mu_) -> absl::Status {
+    RETURN_IF_ERROR(CheckNotDropped());
+    ASSIGN_OR_RETURN(change, tenants_.PlanCreate(name, quota, &batch));
+    return absl::OkStatus();
+  };
+  RETURN_IF_ERROR(
+      Write(&batch, plan, [&]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) { tenants_.Apply(change); }));
   Log(LogLevel::kInfo, "collection '%s': tenant '%s' created", config_.name, name);
   return absl::OkStatus();
 }
@@ -1827,27 +1904,31 @@ absl::Status CollectionImpl::DropTenant(absl::string_view name, bool keep_points
                                         uint64_t* deleted) {
   RETURN_IF_ERROR(CheckNotDropped());
   *deleted = 0;
-  WriterMutexLock lock(&mu_);
-  RETURN_IF_ERROR(CheckNotDropped());
-  ASSIGN_OR_RETURN(TenantAccess::Tenant t, tenants_.Find(name));
+  MutexLock write_lock(&write_mu_);
   std::vector<VectorId> orphans;
   WriteBatch batch;
-  TenantAccess::Change change = tenants_.PlanDrop(t, &batch, &orphans);
-  // Only the points it created go with it; the admin's points it alone was granted stay.
-  std::erase_if(orphans, [&](VectorId id) {
-    mu_.AssertHeld();  // DropTenant's
-    return !tenants_.Owns(t, id);
-  });
+  TenantAccess::Change change;
   std::vector<PointDelete> plans;
-  if (!keep_points) {
-    // Deleting points needs a serving index (their appended entries are found through it).
-    if (!orphans.empty()) RETURN_IF_ERROR(CheckServing());
-    for (VectorId id : orphans) RETURN_IF_ERROR(PlanDelete(id, &batch, &plans));
-  }
-  RETURN_IF_ERROR(PlanExtents({change}, {}, {}, &batch));
-  RETURN_IF_ERROR(store_->Write(&batch, /*sync=*/true));
-  tenants_.Apply(change);
-  for (const PointDelete& d : plans) ApplyDelete(d);
+  const auto plan = [&]() ABSL_SHARED_LOCKS_REQUIRED(mu_) -> absl::Status {
+    RETURN_IF_ERROR(CheckNotDropped());
+    ASSIGN_OR_RETURN(TenantAccess::Tenant t, tenants_.Find(name));
+    change = tenants_.PlanDrop(t, &batch, &orphans);
+    // Only the points it created go with it; the admin's points it alone was granted stay.
+    std::erase_if(orphans, [&](VectorId id) {
+      mu_.AssertReaderHeld();  // DropTenant's plan
+      return !tenants_.Owns(t, id);
+    });
+    if (!keep_points) {
+      // Deleting points needs a serving index (their appended entries are found through it).
+      if (!orphans.empty()) RETURN_IF_ERROR(CheckServing());
+      for (VectorId id : orphans) RETURN_IF_ERROR(PlanDelete(id, &batch, &plans));
+    }
+    return PlanExtents({change}, {}, {}, &batch);
+  };
+  RETURN_IF_ERROR(Write(&batch, plan, [&]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
+    tenants_.Apply(change);
+    for (const PointDelete& d : plans) ApplyDelete(d);
+  }));
   *deleted = plans.size();
   Log(LogLevel::kInfo,
       "collection '%s': tenant '%s' dropped (%d points it created and only it saw %s)",
@@ -1871,21 +1952,24 @@ absl::Status CollectionImpl::ChangeAccess(bool grant, absl::string_view tenant,
                                           std::vector<uint64_t>* missing) {
   RETURN_IF_ERROR(CheckNotDropped());
   *changed = 0;
-  WriterMutexLock lock(&mu_);
-  RETURN_IF_ERROR(CheckNotDropped());
-  ASSIGN_OR_RETURN(TenantAccess::Tenant t, tenants_.Find(tenant));
-  std::vector<VectorId> live;
-  RETURN_IF_ERROR(LiveIds(ids, &live, missing));
+  MutexLock write_lock(&write_mu_);
   WriteBatch batch;
-  TenantAccess::Change change =
-      grant ? tenants_.PlanGrant(t, live, &batch) : tenants_.PlanRevoke(t, live, &batch, nullptr);
-  if (change.ids.empty()) return absl::OkStatus();
-  if (grant) RETURN_IF_ERROR(tenants_.CheckPointQuota(t, change.ids.size()));
-  RETURN_IF_ERROR(PlanExtents({change}, {}, {}, &batch));
-  RETURN_IF_ERROR(store_->Write(&batch, /*sync=*/true));
-  tenants_.Apply(change);
-  *changed = change.ids.size();
-  return absl::OkStatus();
+  TenantAccess::Change change;
+  const auto plan = [&]() ABSL_SHARED_LOCKS_REQUIRED(mu_) -> absl::Status {
+    RETURN_IF_ERROR(CheckNotDropped());
+    ASSIGN_OR_RETURN(TenantAccess::Tenant t, tenants_.Find(tenant));
+    std::vector<VectorId> live;
+    RETURN_IF_ERROR(LiveIds(ids, &live, missing));
+    change =
+        grant ? tenants_.PlanGrant(t, live, &batch) : tenants_.PlanRevoke(t, live, &batch, nullptr);
+    if (change.ids.empty()) return absl::OkStatus();  // nothing to write
+    if (grant) RETURN_IF_ERROR(tenants_.CheckPointQuota(t, change.ids.size()));
+    return PlanExtents({change}, {}, {}, &batch);
+  };
+  return Write(&batch, plan, [&]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
+    tenants_.Apply(change);
+    *changed = change.ids.size();
+  });
 }
 
 CollectionStats CollectionImpl::Stats() const {

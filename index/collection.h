@@ -10,8 +10,17 @@
 // with the vector's version; the built index's own entries for that id are skipped from then on
 // (its version no longer matches the one recorded at build time). A delete is a tombstone. One
 // Upsert or Delete call is one RocksDB batch, synced before it returns; the in-memory view is
-// updated right after, under the same lock, so an acknowledged write is both durable and visible
-// to the next search (read-your-writes).
+// updated right after, so an acknowledged write is both durable and visible to the next search
+// (read-your-writes).
+//
+// Locks. Writers go one at a time (a writer lock of their own). Every write - upserts, deletes,
+// tenants and grants, a build's install, configuration - plans its batch under the collection's
+// lock held shared, so searches run beside it; commits it (the fsync) holding no lock a reader
+// takes; then shows it under the lock held exclusively, for the time of an in-memory update.
+// Readers read the metadata store at the snapshot published with the last update, so what they
+// read there agrees with the in-memory view even while a write commits. Searches still hold the
+// lock shared through their posting reads, so a slow read delays the next write's publication
+// (and the readers queued behind it): copy-on-write snapshots of the in-memory state are next.
 //
 // Before the first build (fewer than build_threshold vectors) the collection is FLAT: searched
 // exactly. BuildIndex() builds a new index generation from the live vectors in the background of
@@ -154,6 +163,9 @@ struct CollectionOptions {
   // Where the collection's index files are written (storage/env.h); null = the POSIX file
   // system. Must outlive the collection.
   Env* env = nullptr;
+  // Tests only: called by Upsert and Delete once their batch is committed and before the
+  // collection shows it (no lock readers take is held then).
+  std::function<void()> test_after_commit;
 };
 
 class Collection {

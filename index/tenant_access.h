@@ -53,7 +53,7 @@ class TenantAccess final {
 
   // A change to make in memory once its batch is durable.
   struct Change {
-    enum class Kind { kCreate, kDrop, kGrant, kRevoke, kQuota, kOwn, kDisown } kind;
+    enum class Kind { kCreate, kDrop, kGrant, kRevoke, kQuota, kOwn, kDisown } kind = Kind::kCreate;
     Tenant tenant = 0;
     std::string name;           // kCreate
     TenantQuota quota;          // kCreate, kQuota

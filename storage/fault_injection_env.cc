@@ -325,8 +325,30 @@ std::shared_ptr<rocksdb::FileSystem> FaultInjectionEnv::RocksDbFileSystem() {
   return rocks_fs_;
 }
 
+void FaultInjectionEnv::HoldSyncs() {
+  MutexLock lock(&mu_);
+  hold_syncs_ = true;
+}
+
+void FaultInjectionEnv::ReleaseSyncs() {
+  MutexLock lock(&mu_);
+  hold_syncs_ = false;
+}
+
+void FaultInjectionEnv::AwaitHeldSyncs(int n) {
+  MutexLock lock(&mu_);
+  const auto enough = [this, n]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) { return held_syncs_ >= n; };
+  mu_.Await(absl::Condition(&enough));
+}
+
 absl::Status FaultInjectionEnv::Inject(Op op, const std::string& what) {
   MutexLock lock(&mu_);
+  if (op == Op::kSync && hold_syncs_) {
+    ++held_syncs_;
+    const auto released = [this]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) { return !hold_syncs_; };
+    mu_.Await(absl::Condition(&released));
+    --held_syncs_;
+  }
   const int64_t n = calls_[op]++;
   if (cut_in_ == 0) {
     cut_ = true;

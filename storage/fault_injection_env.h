@@ -58,6 +58,13 @@ class FaultInjectionEnv final : public Env {
   // Whether a cut set by PowerCutAfter has happened.
   [[nodiscard]] bool power_is_cut() const;
 
+  // A slow disk, on demand: while held, every file sync (Op::kSync: WritableFile::Sync and
+  // RocksDB's syncs of its log and tables) waits inside the call until ReleaseSyncs().
+  // AwaitHeldSyncs(n) returns once n syncs are waiting there.
+  void HoldSyncs();
+  void ReleaseSyncs();
+  void AwaitHeldSyncs(int n);
+
   // The power cut: see the file comment. Ends a cut set by PowerCutAfter. Returns the first
   // error of the base Env, if any.
   [[nodiscard]] absl::Status DropUnsyncedData();
@@ -116,6 +123,8 @@ class FaultInjectionEnv final : public Env {
   std::map<Op, int64_t> fail_at_ ABSL_GUARDED_BY(mu_);  // the call number that fails
   int64_t cut_in_ ABSL_GUARDED_BY(mu_) = -1;            // write calls before the cut; -1 = none
   bool cut_ ABSL_GUARDED_BY(mu_) = false;
+  bool hold_syncs_ ABSL_GUARDED_BY(mu_) = false;
+  int held_syncs_ ABSL_GUARDED_BY(mu_) = 0;  // syncs waiting at the hold
   std::shared_ptr<rocksdb::FileSystem> rocks_fs_ ABSL_GUARDED_BY(mu_);
 };
 

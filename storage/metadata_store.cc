@@ -85,6 +85,23 @@ class ForwardingLogger final : public rocksdb::LoggerWrapper {
   std::shared_ptr<rocksdb::Logger> file_;  // owned here; the wrapper holds a raw pointer
 };
 
+class RocksSnapshot final : public StoreSnapshot {
+ public:
+  RocksSnapshot(rocksdb::DB* db, const rocksdb::Snapshot* snap) : db_(db), snap_(snap) {}
+  ~RocksSnapshot() override { db_->ReleaseSnapshot(snap_); }
+  const rocksdb::Snapshot* get() const { return snap_; }
+
+ private:
+  rocksdb::DB* const db_;
+  const rocksdb::Snapshot* const snap_;
+};
+
+rocksdb::ReadOptions ReadAt(const StoreSnapshot* at) {
+  rocksdb::ReadOptions options;
+  if (at != nullptr) options.snapshot = static_cast<const RocksSnapshot*>(at)->get();
+  return options;
+}
+
 class MetadataStoreImpl final : public MetadataStore {
  public:
   MetadataStoreImpl(std::unique_ptr<rocksdb::Env> env, std::unique_ptr<rocksdb::DB> db,
@@ -101,23 +118,24 @@ class MetadataStoreImpl final : public MetadataStore {
     db_->Close().PermitUncheckedError();
   }
 
-  absl::StatusOr<std::string> Get(Cf cf, absl::string_view key) const override {
+  absl::StatusOr<std::string> Get(Cf cf, absl::string_view key,
+                                  const StoreSnapshot* at) const override {
     std::string value;
-    rocksdb::Status s = db_->Get(rocksdb::ReadOptions(), handle(cf),
-                                 rocksdb::Slice(key.data(), key.size()), &value);
+    rocksdb::Status s =
+        db_->Get(ReadAt(at), handle(cf), rocksdb::Slice(key.data(), key.size()), &value);
     if (s.IsNotFound()) return absl::NotFoundError("no such key");
     RETURN_IF_ROCKS(s, "metadata read");
     return value;
   }
 
-  std::vector<absl::StatusOr<std::string>> MultiGet(
-      Cf cf, absl::Span<const std::string> keys) const override {
+  std::vector<absl::StatusOr<std::string>> MultiGet(Cf cf, absl::Span<const std::string> keys,
+                                                    const StoreSnapshot* at) const override {
     std::vector<rocksdb::Slice> slices;
     slices.reserve(keys.size());
     for (const std::string& k : keys) slices.emplace_back(k.data(), k.size());
     std::vector<rocksdb::PinnableSlice> values(keys.size());
     std::vector<rocksdb::Status> statuses(keys.size());
-    db_->MultiGet(rocksdb::ReadOptions(), handle(cf), keys.size(), slices.data(), values.data(),
+    db_->MultiGet(ReadAt(at), handle(cf), keys.size(), slices.data(), values.data(),
                   statuses.data());
     std::vector<absl::StatusOr<std::string>> out;
     out.reserve(keys.size());
@@ -131,6 +149,10 @@ class MetadataStoreImpl final : public MetadataStore {
       }
     }
     return out;
+  }
+
+  std::shared_ptr<const StoreSnapshot> Snapshot() const override {
+    return std::make_shared<RocksSnapshot>(db_.get(), db_->GetSnapshot());
   }
 
   absl::Status Write(WriteBatch* batch, bool sync, bool wal) override {

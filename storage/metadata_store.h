@@ -109,6 +109,14 @@ struct MetadataStoreOptions {
   Env* env = nullptr;
 };
 
+// A consistent view of the store at one moment (a RocksDB snapshot): reads at it see every write
+// committed before it was taken and none after. Held by shared_ptr; the view ends with its last
+// reference (the store must outlive it). While held, RocksDB keeps what it needs to answer it.
+class StoreSnapshot {
+ public:
+  virtual ~StoreSnapshot() = default;
+};
+
 class MetadataStore {
  public:
   virtual ~MetadataStore() = default;
@@ -119,11 +127,14 @@ class MetadataStore {
   [[nodiscard]] static absl::StatusOr<std::unique_ptr<MetadataStore>> Open(
       const std::string& path, const MetadataStoreOptions& options = {});
 
-  // NotFound when the key is absent.
-  [[nodiscard]] virtual absl::StatusOr<std::string> Get(Cf cf, absl::string_view key) const = 0;
+  // NotFound when the key is absent. `at`: read at that snapshot (null = the latest state).
+  [[nodiscard]] virtual absl::StatusOr<std::string> Get(
+      Cf cf, absl::string_view key, const StoreSnapshot* at = nullptr) const = 0;
   // Get of several keys in one batched lookup (cheaper per key than Get), in `keys`' order.
   [[nodiscard]] virtual std::vector<absl::StatusOr<std::string>> MultiGet(
-      Cf cf, absl::Span<const std::string> keys) const = 0;
+      Cf cf, absl::Span<const std::string> keys, const StoreSnapshot* at = nullptr) const = 0;
+  // The store as of now (every write that has returned is in it).
+  [[nodiscard]] virtual std::shared_ptr<const StoreSnapshot> Snapshot() const = 0;
   // `sync`: return only once the write-ahead log is on disk. `wal` = false skips the log (bulk
   // loads that Flush() before they report success).
   [[nodiscard]] virtual absl::Status Write(WriteBatch* batch, bool sync, bool wal = true) = 0;

@@ -1,7 +1,9 @@
 #include "index/collection.h"
 
+#include <atomic>
 #include <chrono>
 #include <filesystem>
+#include <future>
 #include <random>
 #include <set>
 #include <thread>
@@ -9,6 +11,7 @@
 #include "gtest/gtest.h"
 #include "index/brute_force.h"
 #include "index/catalog.h"
+#include "storage/fault_injection_env.h"
 #include "tests/test_util.h"
 #include "tools/synthetic.h"
 
@@ -205,6 +208,107 @@ TEST(Collection, WritesAfterTheBuildAreVisibleAndSurviveReopen) {
   EXPECT_EQ(c->Stats().appended_vectors, 0u);
   EXPECT_EQ(c->Stats().indexed_vectors, 5999u);
   EXPECT_GE(testing::RecallAtK(d.gt, SearchAll(*c, d.queries, 10), 10), 0.85);
+}
+
+// A write waiting on a slow sync stalls no reader: searches, Gets and Counts answer meanwhile,
+// from the state before the write (it is not acknowledged yet), and see it once it returns;
+// between its commit and its publication they still read the state before it.
+// Before writes committed outside the collection's lock, every reader below waited for the
+// sync. (The futures' deadline only turns a hang into a failure; nothing here is timed.)
+TEST(Collection, AWriteWaitingOnItsSyncStallsNoReader) {
+  TempDir tmp;
+  FaultInjectionEnv env;
+  CollectionOptions options;
+  options.env = &env;
+  std::atomic<bool> hook_armed = false;
+  std::function<void()> hook;
+  options.test_after_commit = [&] {
+    if (hook_armed.exchange(false)) hook();
+  };
+  Data d = Make(2000, 1);
+  auto cat = *Catalog::Open(tmp.path(), options);
+  auto c = NewCollection(cat.get(), d.base.dim, 1000000);
+  UpsertRows(c.get(), d.base, 0, 1500);
+  ASSERT_TRUE(c->BuildIndex().ok());
+  const VectorView q{d.base.type, {d.base.row(1600), d.base.row_bytes()}};
+  // Runs `reads` on another thread while the write is held; `unhold` lets the write go on.
+  const auto read_while_held = [&](std::function<void()> reads, std::function<void()> unhold) {
+    std::future<void> done = std::async(std::launch::async, reads);
+    const bool ready = done.wait_for(std::chrono::minutes(2)) == std::future_status::ready;
+    if (!ready) unhold();  // so that the readers, and the test, finish
+    done.wait();
+    EXPECT_TRUE(ready) << "a reader waited for the write";
+  };
+  const auto stored = [&](uint64_t id) -> std::vector<uint8_t> {
+    std::vector<PointOutput> found;
+    std::vector<uint64_t> missing;
+    const uint64_t ids[] = {id};
+    EXPECT_TRUE(c->Get(ids, true, false, &found, &missing).ok());
+    return found.empty() ? std::vector<uint8_t>{} : found[0].vector;
+  };
+  const std::vector<uint8_t> old_row(d.base.row(1), d.base.row(1) + d.base.row_bytes());
+  const std::vector<uint8_t> new_row(d.base.row(1600), d.base.row(1600) + d.base.row_bytes());
+
+  // An upsert replacing id 1 with the query itself and adding id 5000.
+  env.HoldSyncs();
+  std::thread writer([&] {
+    const PointInput rows[] = {{1, new_row, {}}, {5000, new_row, {}}};
+    std::vector<RowError> errors;
+    uint64_t upserted = 0;
+    EXPECT_TRUE(c->Upsert(rows, &errors, &upserted).ok());
+  });
+  env.AwaitHeldSyncs(1);
+  read_while_held(
+      [&] {
+        std::vector<Hit> hits;
+        EXPECT_TRUE(c->Search(q, 10, {}, &hits).ok());
+        for (const Hit& h : hits) EXPECT_TRUE(h.id != 1 || h.distance > 0) << "unacknowledged";
+        EXPECT_EQ(stored(1), old_row);
+        EXPECT_TRUE(stored(5000).empty());
+        EXPECT_EQ(c->Count(), 1500u);
+      },
+      [&] { env.ReleaseSyncs(); });
+  env.ReleaseSyncs();
+  writer.join();
+  EXPECT_EQ(stored(1), new_row);
+  EXPECT_EQ(c->Count(), 1501u);
+
+  // A delete of id 2, stopped after its commit and before the collection shows it: id 2 is whole
+  // to readers (its vector too: they read the published snapshot of the metadata store, where
+  // the delete is not yet).
+  const std::vector<uint8_t> row2(d.base.row(2), d.base.row(2) + d.base.row_bytes());
+  std::promise<void> committed, go_on;
+  bool released = false;
+  hook_armed = true;
+  hook = [&] {
+    committed.set_value();
+    go_on.get_future().wait();
+  };
+  std::thread deleter([&] {
+    const uint64_t ids[] = {2};
+    uint64_t deleted = 0;
+    EXPECT_TRUE(c->Delete(ids, &deleted).ok());
+    EXPECT_EQ(deleted, 1u);
+  });
+  committed.get_future().wait();
+  read_while_held(
+      [&] {
+        EXPECT_EQ(stored(2), row2);
+        EXPECT_EQ(c->Count(), 1501u);
+        std::vector<Hit> hits;
+        const VectorView q2{d.base.type, {d.base.row(2), d.base.row_bytes()}};
+        EXPECT_TRUE(c->Search(q2, 1, {}, &hits).ok());
+        ASSERT_EQ(hits.size(), 1u);
+        EXPECT_EQ(hits[0].id, 2u);
+      },
+      [&] {
+        released = true;
+        go_on.set_value();
+      });
+  if (!released) go_on.set_value();
+  deleter.join();
+  EXPECT_TRUE(stored(2).empty());
+  EXPECT_EQ(c->Count(), 1500u);
 }
 
 TEST(Collection, WritesDuringABuildAreCarriedOver) {

@@ -15,10 +15,12 @@
 #include <memory>
 #include <optional>
 #include <random>
+#include <set>
 #include <string>
 #include <vector>
 
 #include "absl/strings/str_cat.h"
+#include "absl/strings/str_join.h"
 #include "index/catalog.h"
 #include "index/collection.h"
 #include "storage/fault_injection_env.h"
@@ -202,8 +204,12 @@ TEST(PowerLoss, EveryAcknowledgedWriteSurvivesACutAtAnyPoint) {
           ++cuts_in_a_write;
         }
       }
-      // The machine stops: later calls (closing RocksDB) fail as the cut ones did.
-      if (!env.power_is_cut()) env.PowerCutAfter(0);
+      if (!env.power_is_cut()) {
+        // Every call went through: the view before the restart agrees with the model too.
+        ASSERT_EQ(Describe(Read(*c)), Describe(model));
+        // The machine stops: later calls (closing RocksDB) fail as the cut ones did.
+        env.PowerCutAfter(0);
+      }
     }
     ASSERT_TRUE(env.DropUnsyncedData().ok());
     if (interrupted.has_value()) {
@@ -235,5 +241,223 @@ TEST(PowerLoss, EveryAcknowledgedWriteSurvivesACutAtAnyPoint) {
       env.calls(Op::kRemove));
 }
 
+// The same cuts over tenants' views: admin upserts naming tenants, a tenant's own upserts,
+// grants, revokes, deletes and tenant drops (which delete the points the tenant created and
+// only it saw). After every cut each tenant's Get, Count and Search show exactly what a model
+// of the acknowledged calls says it may see - no more (a leak) and no less (a loss) - and the
+// interrupted call is there whole or not at all.
+struct TenantPoint {
+  Point point;
+  std::set<std::string> tenants;
+  std::string owner;  // "" = the admin
+  bool operator==(const TenantPoint&) const = default;
+};
+using TenantState = std::map<uint64_t, TenantPoint>;
+const std::vector<std::string> kTenants = {"a", "b", "c"};
+
+// The collection as the admin's and each tenant's calls show it; checks the views agree.
+TenantState ReadTenants(const Collection& c) {
+  TenantState out;
+  for (auto& [id, p] : Read(c)) out[id].point = std::move(p);
+  std::vector<uint64_t> ids(kIds);
+  for (uint64_t i = 0; i < kIds; ++i) ids[i] = i;
+  for (const std::string& t : kTenants) {
+    std::vector<PointOutput> found;
+    std::vector<uint64_t> missing;
+    const absl::Status got = c.Get(Scope{t}, ids, true, true, &found, &missing);
+    if (absl::IsNotFound(got)) continue;  // dropped by a cut call, not made again yet: sees nothing
+    EXPECT_TRUE(got.ok()) << got;
+    for (const PointOutput& p : found) {
+      auto it = out.find(p.id);
+      EXPECT_NE(it, out.end()) << "tenant " << t << " sees " << p.id << ", which is gone";
+      if (it == out.end()) continue;
+      EXPECT_EQ(p.vector, it->second.point.vector);
+      it->second.tenants.insert(t);
+    }
+    absl::StatusOr<uint64_t> count = c.Count(Scope{t});
+    EXPECT_TRUE(count.ok());
+    if (count.ok()) {
+      EXPECT_EQ(*count, found.size()) << "tenant " << t;
+    }
+  }
+  return out;
+}
+
+std::string DescribeTenants(const TenantState& s) {
+  std::string out = absl::StrCat(s.size(), " points:");
+  for (const auto& [id, p] : s) {
+    absl::StrAppend(&out, " ", id, "=", p.point.payload, "[", absl::StrJoin(p.tenants, ","), "]");
+  }
+  return out;
+}
+
+TEST(PowerLoss, TenantViewsHoldExactlyAcrossCuts) {
+  testing::TempDir tmp;
+  FaultInjectionEnv env;
+  CollectionOptions options;
+  options.env = &env;
+  options.build_threads = 1;
+  std::mt19937_64 rng(415);
+  TenantState model;  // tenants and owners are the model's own (Get shows only the tenants)
+  uint64_t version = 0;
+  int cuts = 0;
+  const auto visible = [](const TenantState& m) {  // what ReadTenants can compare
+    TenantState v = m;
+    for (auto& [id, p] : v) p.owner.clear();
+    return v;
+  };
+  for (int cycle = 0; cycle < 40; ++cycle) {
+    SCOPED_TRACE(absl::StrCat("cycle ", cycle));
+    std::optional<TenantState> if_whole;  // the model had the interrupted call gone through
+    {
+      absl::StatusOr<std::unique_ptr<Catalog>> cat = Catalog::Open(tmp.path(), options);
+      ASSERT_TRUE(cat.ok()) << cat.status();
+      std::shared_ptr<Collection> c;
+      if (cycle == 0) {
+        CollectionConfig cfg;
+        cfg.name = "c";
+        cfg.dim = kDim;
+        cfg.type = ElementType::kUint8;
+        cfg.build_threshold = 1000000;
+        c = *(*cat)->Create(cfg);
+        for (const std::string& t : kTenants) ASSERT_TRUE(c->CreateTenant(t).ok());
+      } else {
+        c = *(*cat)->Find("c");
+      }
+      ASSERT_EQ(DescribeTenants(ReadTenants(*c)), DescribeTenants(visible(model)));
+      for (const std::string& t : kTenants) {  // a drop whose re-creation the cut stopped
+        if (absl::IsNotFound(c->DescribeTenant(t).status())) {
+          ASSERT_TRUE(c->CreateTenant(t).ok());
+        }
+      }
+      // A tenant's search returns only what it may see.
+      std::vector<uint8_t> q(kDim);
+      for (uint8_t& x : q) x = static_cast<uint8_t>(rng());
+      for (const std::string& t : kTenants) {
+        std::vector<Hit> hits;
+        ASSERT_TRUE(c->Search(Scope{t}, VectorView{ElementType::kUint8, q}, 10, {}, &hits).ok());
+        for (const Hit& h : hits) {
+          auto it = model.find(h.id);
+          ASSERT_TRUE(it != model.end() && it->second.tenants.contains(t))
+              << "tenant " << t << " found " << h.id;
+        }
+      }
+
+      env.PowerCutAfter(static_cast<int64_t>(rng() % 2 == 0 ? rng() % 12 : rng() % 200));
+      for (int op = 0; op < 8 && !env.power_is_cut(); ++op) {
+        TenantState next = model;
+        absl::Status s;
+        const std::string& t = kTenants[rng() % kTenants.size()];
+        const uint64_t kind = rng() % 100;
+        std::vector<uint64_t> ids;
+        for (int i = 0, n = 1 + static_cast<int>(rng() % 12); i < n; ++i) {
+          ids.push_back(rng() % kIds);
+        }
+        std::sort(ids.begin(), ids.end());
+        ids.erase(std::unique(ids.begin(), ids.end()), ids.end());
+        if (kind < 30) {  // the admin upserts, naming tenants
+          std::vector<PointInput> rows;
+          std::vector<std::vector<std::string>> names(ids.size());
+          for (size_t i = 0; i < ids.size(); ++i) {
+            TenantPoint p{{std::vector<uint8_t>(kDim), absl::StrCat("v", ++version)}, {}, ""};
+            for (uint8_t& x : p.point.vector) x = static_cast<uint8_t>(rng());
+            for (const std::string& name : kTenants) {
+              if (rng() % 2 == 0) {
+                names[i].push_back(name);
+                p.tenants.insert(name);
+              }
+            }
+            next[ids[i]] = p;
+            rows.push_back({ids[i], next[ids[i]].point.vector, next[ids[i]].point.payload, names[i],
+                            /*set_tenants=*/true});
+          }
+          std::vector<RowError> errors;
+          uint64_t upserted = 0;
+          s = c->Upsert(rows, &errors, &upserted);
+          if (s.ok()) {
+            ASSERT_TRUE(errors.empty()) << errors[0].message;
+          }
+        } else if (kind < 50) {  // a tenant upserts new points and replaces its own
+          std::vector<PointInput> rows;
+          for (uint64_t id : ids) {
+            auto it = next.find(id);
+            if (it != next.end() && it->second.owner != t) continue;  // it may not
+            TenantPoint p{{std::vector<uint8_t>(kDim), absl::StrCat("v", ++version)}, {t}, t};
+            for (uint8_t& x : p.point.vector) x = static_cast<uint8_t>(rng());
+            if (it != next.end()) p.tenants = it->second.tenants;
+            next[id] = p;
+            rows.push_back({id, next[id].point.vector, next[id].point.payload});
+          }
+          std::vector<RowError> errors;
+          uint64_t upserted = 0;
+          s = c->Upsert(Scope{t}, rows, &errors, &upserted);
+          if (s.ok()) {
+            ASSERT_TRUE(errors.empty()) << errors[0].message;
+          }
+        } else if (kind < 65) {  // grant
+          for (uint64_t id : ids) {
+            if (next.contains(id)) next[id].tenants.insert(t);
+          }
+          uint64_t changed = 0;
+          std::vector<uint64_t> missing;
+          s = c->Grant(t, ids, &changed, &missing);
+        } else if (kind < 80) {  // revoke (an owner keeps its own points in view: skip those)
+          std::vector<uint64_t> revoked;
+          for (uint64_t id : ids) {
+            auto it = next.find(id);
+            if (it == next.end() || it->second.owner == t) continue;
+            it->second.tenants.erase(t);
+            revoked.push_back(id);
+          }
+          uint64_t changed = 0;
+          s = c->Revoke(t, revoked, &changed);
+        } else if (kind < 92) {  // the admin deletes
+          for (uint64_t id : ids) next.erase(id);
+          uint64_t deleted = 0;
+          s = c->Delete(ids, &deleted);
+        } else {  // the tenant is dropped (its lone points deleted) and made again
+          for (auto it = next.begin(); it != next.end();) {
+            TenantPoint& p = it->second;
+            p.tenants.erase(t);
+            if (p.owner == t) {
+              p.owner.clear();
+              if (p.tenants.empty()) {
+                it = next.erase(it);
+                continue;
+              }
+            }
+            ++it;
+          }
+          uint64_t deleted = 0;
+          s = c->DropTenant(t, /*keep_points=*/false, &deleted);
+          if (s.ok()) {
+            model = next;
+            s = c->CreateTenant(t);
+          }
+        }
+        if (s.ok()) {
+          model = std::move(next);
+        } else {
+          ASSERT_TRUE(env.power_is_cut()) << s;
+          if (kind < 92) if_whole = std::move(next);  // a drop's re-creation: nothing to model
+          ++cuts;
+        }
+      }
+      if (!env.power_is_cut()) {
+        // Every call went through: the views before the restart agree with the model too.
+        ASSERT_EQ(DescribeTenants(ReadTenants(*c)), DescribeTenants(visible(model)));
+        env.PowerCutAfter(0);
+      }
+    }
+    ASSERT_TRUE(env.DropUnsyncedData().ok());
+    if (if_whole.has_value()) {
+      auto cat = Catalog::Open(tmp.path(), options);
+      ASSERT_TRUE(cat.ok()) << cat.status();
+      if (ReadTenants(**(*cat)->Find("c")) == visible(*if_whole)) model = *if_whole;
+    }
+  }
+  EXPECT_GT(cuts, 10);
+  std::printf("tenants: %d cuts\n", cuts);
+}
 }  // namespace
 }  // namespace strata
