@@ -430,6 +430,53 @@ class CollectionImpl final : public Collection {
   absl::Status DenseSearch(const uint8_t* q, uint32_t k, const SearchParams& params,
                            const ViewRef& view, std::vector<Neighbor>* result,
                            SearchStats* st) const ABSL_SHARED_LOCKS_REQUIRED(mu_);
+  // DenseSearch over the built index (base_), reading its postings with mu_ released
+  // (SearchRelock). Aborted when an install replaced the index meanwhile.
+  absl::Status SearchIndex(const uint8_t* q, uint32_t k, const SearchParams& params,
+                           const ViewRef& view, std::vector<Neighbor>* result,
+                           SearchStats* st) const ABSL_SHARED_LOCKS_REQUIRED(mu_);
+  // The SearchLock of SearchIndex: releases mu_ (held shared) for the postings' reads, then takes
+  // it again and gives the overlay as it is then.
+  class SearchRelock final : public SearchLock {
+   public:
+    SearchRelock(const CollectionImpl* c, const ViewRef& view) ABSL_SHARED_LOCKS_REQUIRED(c->mu_)
+        : c_(c),
+          base_(c->base_.get()),
+          gen_(c->generation_),
+          tenant_(view.ids != nullptr ? c->tenants_.Name(view.tenant) : std::string()),
+          view_(view),
+          overlay_{absl::MakeConstSpan(c->skip_bits_), &c->appendix_, view.ids, this} {}
+    void Unlock() override ABSL_NO_THREAD_SAFETY_ANALYSIS { c_->mu_.ReaderUnlock(); }
+    absl::StatusOr<SearchOverlay> Relock() override ABSL_NO_THREAD_SAFETY_ANALYSIS {
+      c_->mu_.ReaderLock();
+      if (c_->base_.get() != base_ || c_->generation_ != gen_) {
+        return absl::AbortedError("the index was rebuilt during the search");
+      }
+      const IdSet* allow = nullptr;
+      if (view_.ids != nullptr) {
+        // By name: a tenant dropped meanwhile has no set any more (a new tenant of the same
+        // name, its own).
+        if (c_->tenants_.Name(view_.tenant) != tenant_) {
+          return absl::NotFoundError(
+              absl::StrCat("tenant '", tenant_, "' was dropped during the search"));
+        }
+        allow = &c_->tenants_.Members(view_.tenant);
+      }
+      overlay_ = SearchOverlay{absl::MakeConstSpan(c_->skip_bits_), &c_->appendix_, allow, this};
+      return overlay_;
+    }
+    // The overlay as the last Relock() gave it (at first, as the constructor found it).
+    const SearchOverlay& overlay() const { return overlay_; }
+
+   private:
+    const CollectionImpl* const c_;
+    const SpannIndex* const base_;
+    const uint64_t gen_;
+    const std::string tenant_;
+    const ViewRef view_;
+    SearchOverlay overlay_;
+  };
+
   // The exact distances from `q` (posting form) to live points `ids`' stored vectors.
   absl::Status DistancesTo(const uint8_t* q, absl::Span<const VectorId> ids,
                            std::vector<float>* out) const ABSL_SHARED_LOCKS_REQUIRED(mu_);
@@ -511,7 +558,9 @@ class CollectionImpl final : public Collection {
   // they read there agrees with the state below even while a write commits (a point being
   // deleted still has its vector; one being replaced still has its old one).
   std::shared_ptr<const StoreSnapshot> snap_ ABSL_GUARDED_BY(mu_);
-  std::unique_ptr<SpannIndex> base_ ABSL_GUARDED_BY(mu_);
+  // Shared with searches reading its postings with mu_ released (a build's install may replace it
+  // meanwhile; the search keeps the old one alive, then finds the generation changed and retries).
+  std::shared_ptr<SpannIndex> base_ ABSL_GUARDED_BY(mu_);
   std::vector<IdState> ids_ ABSL_GUARDED_BY(mu_);
   std::vector<uint64_t> ext_of_ ABSL_GUARDED_BY(mu_);
   std::vector<uint8_t> skip_bits_ ABSL_GUARDED_BY(mu_);
@@ -1157,34 +1206,10 @@ absl::Status CollectionImpl::DenseSearch(const uint8_t* q, uint32_t k, const Sea
     return absl::OkStatus();
   }
   if (base_ != nullptr) {
-    SearchOverlay overlay{absl::MakeConstSpan(skip_bits_), &appendix_, allow};
-    SearchParams scaled = params;
-    if (allow != nullptr) {
-      // A tenant seeing a share s of the collection finds about s of each posting's entries
-      // usable, so it reads more postings: 1/sqrt(s) times the budget, at most 16 times, and
-      // more again while fewer than k came back. (tests/index/tenant_test.cc, 20K SIFT-like: a
-      // 15% tenant at recall@10 0.994 with 1/sqrt(s), 173 pages a query; 1/s read 439 pages for
-      // 1.000.)
-      const uint32_t budget =
-          params.max_postings != 0 ? params.max_postings : base_->default_max_postings();
-      const double share = static_cast<double>(allow->size()) / static_cast<double>(live_);
-      const double scale = std::clamp(std::sqrt(1.0 / std::max(share, 1e-9)), 1.0, 16.0);
-      scaled.max_postings = static_cast<uint32_t>(std::ceil(budget * scale));
-    }
-    for (int widened = 0;; ++widened) {
-      absl::Status searched =
-          base_->Search(VectorView{config_.type, {q, row_bytes_}}, k, scaled, overlay, result, st);
-      if (absl::IsDataLoss(searched)) NoteReadDamage(searched);
-      RETURN_IF_ERROR(searched);
-      pages_read_.fetch_add(st->pages_read, std::memory_order_relaxed);
-      bytes_read_.fetch_add(st->bytes_read, std::memory_order_relaxed);
-      // At most two widenings (16x the scaled budget): a query's cost stays bounded.
-      if (allow == nullptr || result->size() >= std::min<uint64_t>(k, allow->size()) ||
-          scaled.max_postings >= base_->num_heads() || widened == 2) {
-        return absl::OkStatus();
-      }
-      scaled.max_postings = static_cast<uint32_t>(
-          std::min<uint64_t>(uint64_t{scaled.max_postings} * 4, base_->num_heads()));
+    for (int attempt = 0;; ++attempt) {
+      absl::Status s = SearchIndex(q, k, params, view, result, st);
+      // The index was rebuilt while the postings were read: again, on the new one.
+      if (!absl::IsAborted(s) || attempt == 2 || base_ == nullptr) return s;
     }
   }
   // FLAT: exact search over every live vector.
@@ -1194,6 +1219,47 @@ absl::Status CollectionImpl::DenseSearch(const uint8_t* q, uint32_t k, const Sea
   top.TakeSorted(result);
   st->entries_scanned = static_cast<uint32_t>(appended_.size());
   return absl::OkStatus();
+}
+
+absl::Status CollectionImpl::SearchIndex(const uint8_t* q, uint32_t k, const SearchParams& params,
+                                         const ViewRef& view, std::vector<Neighbor>* result,
+                                         SearchStats* st) const {
+  // Alive until the search returns, whatever an install does meanwhile.
+  const std::shared_ptr<SpannIndex> base = base_;
+  SearchRelock relock(this, view);
+  SearchOverlay overlay = relock.overlay();
+  const IdSet* allow = overlay.allow;
+  SearchParams scaled = params;
+  if (allow != nullptr) {
+    // A tenant seeing a share s of the collection finds about s of each posting's entries
+    // usable, so it reads more postings: 1/sqrt(s) times the budget, at most 16 times, and
+    // more again while fewer than k came back. (tests/index/tenant_test.cc, 20K SIFT-like: a
+    // 15% tenant at recall@10 0.994 with 1/sqrt(s), 173 pages a query; 1/s read 439 pages for
+    // 1.000.)
+    const uint32_t budget =
+        params.max_postings != 0 ? params.max_postings : base->default_max_postings();
+    const double share = static_cast<double>(allow->size()) / static_cast<double>(live_);
+    const double scale = std::clamp(std::sqrt(1.0 / std::max(share, 1e-9)), 1.0, 16.0);
+    scaled.max_postings = static_cast<uint32_t>(std::ceil(budget * scale));
+  }
+  for (int widened = 0;; ++widened) {
+    absl::Status searched =
+        base->Search(VectorView{config_.type, {q, row_bytes_}}, k, scaled, overlay, result, st);
+    if (absl::IsDataLoss(searched)) NoteReadDamage(searched);
+    RETURN_IF_ERROR(searched);
+    // The search ended holding mu_ again: the overlay as it is now.
+    overlay = relock.overlay();
+    allow = overlay.allow;
+    pages_read_.fetch_add(st->pages_read, std::memory_order_relaxed);
+    bytes_read_.fetch_add(st->bytes_read, std::memory_order_relaxed);
+    // At most two widenings (16x the scaled budget): a query's cost stays bounded.
+    if (allow == nullptr || result->size() >= std::min<uint64_t>(k, allow->size()) ||
+        scaled.max_postings >= base->num_heads() || widened == 2) {
+      return absl::OkStatus();
+    }
+    scaled.max_postings = static_cast<uint32_t>(
+        std::min<uint64_t>(uint64_t{scaled.max_postings} * 4, base->num_heads()));
+  }
 }
 
 float CollectionImpl::StoredDistance(const uint8_t* q, VectorId id, const uint8_t* raw,

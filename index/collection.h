@@ -18,9 +18,12 @@
 // lock held shared, so searches run beside it; commits it (the fsync) holding no lock a reader
 // takes; then shows it under the lock held exclusively, for the time of an in-memory update.
 // Readers read the metadata store at the snapshot published with the last update, so what they
-// read there agrees with the in-memory view even while a write commits. Searches still hold the
-// lock shared through their posting reads, so a slow read delays the next write's publication
-// (and the readers queued behind it): copy-on-write snapshots of the in-memory state are next.
+// read there agrees with the in-memory view even while a write commits. A search of the built
+// index releases the lock while its postings are read from disk (SearchLock, spann_index.h) and
+// scans them against the state as it is once it holds the lock again, so a slow disk delays no
+// write; an install of a new generation meanwhile makes it search again. Still read under the
+// lock held shared: the metadata store's records (Get, a small tenant's extent or stored vectors,
+// phrase checks), mostly from RocksDB's block cache.
 //
 // Before the first build (fewer than build_threshold vectors) the collection is FLAT: searched
 // exactly. BuildIndex() builds a new index generation from the live vectors in the background of

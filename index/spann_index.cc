@@ -81,6 +81,7 @@ struct QueryContext {
   internal::HeadSearchScratch nav;
   std::vector<std::pair<float, uint32_t>> heads;
   TopK top;
+  std::vector<absl::Span<const uint8_t>> arrived;  // postings read, scanned after a relock
 };
 
 class SpannIndexImpl final : public SpannIndex {
@@ -283,17 +284,17 @@ absl::Status SpannIndexImpl::Search(VectorView query, uint32_t k, const SearchPa
     if (!ctx->seen.insert(id).second) return;  // a replica already scored
     top.Push(id, fn(q, vec, dim_));
   };
-  const uint8_t* skip = overlay.skip_bits.data();
-  const IdSet* allow = overlay.allow;
-  const uint64_t skip_limit = uint64_t{overlay.skip_bits.size()} * 8;
+  // With a caller's lock the overlay is not read while the postings are: they are scanned once
+  // all have arrived, with the overlay as it is then. Without one, each as it arrives.
+  SearchOverlay now = overlay;
   const size_t entry_bytes = postings_->entry_bytes();
   const size_t vec_offset = sizeof(VectorId);
   uint64_t distance_ns = 0;
-  auto t_io = Clock::now();
-  absl::Status read_status = ctx->reader->ReadBatch(ctx->ops, [&](size_t i) -> absl::Status {
+  const auto scan = [&](size_t i, absl::Span<const uint8_t> entries) {
     auto td = Clock::now();
-    uint32_t posting = ctx->op_posting[i];
-    ASSIGN_OR_RETURN(absl::Span<const uint8_t> entries, postings_->View(posting, ctx->ops[i].buf));
+    const uint8_t* skip = now.skip_bits.data();
+    const uint64_t skip_limit = uint64_t{now.skip_bits.size()} * 8;
+    const IdSet* allow = now.allow;
     size_t count = entries.size() / entry_bytes;
     for (size_t e = 0; e < count; ++e) {
       const uint8_t* entry = entries.data() + e * entry_bytes;
@@ -309,14 +310,38 @@ absl::Status SpannIndexImpl::Search(VectorView query, uint32_t k, const SearchPa
     st.bytes_read += ctx->ops[i].length;
     distance_ns += static_cast<uint64_t>(
         std::chrono::duration_cast<std::chrono::nanoseconds>(Clock::now() - td).count());
-    return absl::OkStatus();
-  });
+  };
+  auto t_io = Clock::now();
+  absl::Status read_status;
+  if (overlay.lock == nullptr) {
+    read_status = ctx->reader->ReadBatch(ctx->ops, [&](size_t i) -> absl::Status {
+      ASSIGN_OR_RETURN(absl::Span<const uint8_t> entries,
+                       postings_->View(ctx->op_posting[i], ctx->ops[i].buf));
+      scan(i, entries);
+      return absl::OkStatus();
+    });
+  } else {
+    std::vector<absl::Span<const uint8_t>>& arrived = ctx->arrived;
+    arrived.assign(ctx->ops.size(), {});
+    overlay.lock->Unlock();
+    read_status = ctx->reader->ReadBatch(ctx->ops, [&](size_t i) -> absl::Status {
+      ASSIGN_OR_RETURN(arrived[i], postings_->View(ctx->op_posting[i], ctx->ops[i].buf));
+      return absl::OkStatus();
+    });
+    absl::StatusOr<SearchOverlay> relocked = overlay.lock->Relock();
+    if (read_status.ok() && !relocked.ok()) read_status = relocked.status();
+    if (read_status.ok()) {
+      now = *relocked;
+      for (size_t i = 0; i < arrived.size(); ++i) scan(i, arrived[i]);
+    }
+  }
   if (!read_status.ok()) return read_status;
   uint32_t batch_us = MicrosSince(t_io);
-  if (overlay.appended != nullptr) {
+  const IdSet* allow = now.allow;
+  if (now.appended != nullptr) {
     auto td = Clock::now();
     for (uint32_t i = 0; i < keep; ++i) {
-      overlay.appended->ForEach(ctx->heads[i].second, [&](VectorId id, const uint8_t* vec) {
+      now.appended->ForEach(ctx->heads[i].second, [&](VectorId id, const uint8_t* vec) {
         ++st.entries_scanned;
         if (allow == nullptr || allow->Contains(id)) offer(id, vec, dist_);
       });

@@ -130,6 +130,8 @@ class AppendedEntries {
                        absl::FunctionRef<void(VectorId, const uint8_t*)> visit) const = 0;
 };
 
+class SearchLock;
+
 // What a mutable collection layers over the immutable index for one search.
 struct SearchOverlay {
   // Bit `id` set: the built index's entries for `id` are skipped (deleted, or replaced since the
@@ -139,6 +141,21 @@ struct SearchOverlay {
   // Non-null: only these ids may be returned (a tenant's view, index/tenant_access.h); the
   // others are skipped as they are read, before any distance is computed.
   const IdSet* allow = nullptr;
+  // Non-null: the lock that keeps this overlay valid, held by the caller. Search releases it
+  // while it reads postings from disk and scans them with the overlay Relock() gives back.
+  SearchLock* lock = nullptr;
+};
+
+// A caller's lock over a search's overlay (a collection's lock held shared), so that no lock is
+// held across the search's disk reads: Search calls Unlock() before them and Relock() after them,
+// on the same thread, and holds the lock again whenever it returns. Relock() gives the overlay to
+// scan with (valid until Search returns), or an error Search returns (Aborted when the caller's
+// state no longer matches this index: the caller may search again).
+class SearchLock {
+ public:
+  virtual ~SearchLock() = default;
+  virtual void Unlock() = 0;
+  [[nodiscard]] virtual absl::StatusOr<SearchOverlay> Relock() = 0;
 };
 
 struct SpannOpenOptions {

@@ -8,9 +8,11 @@
 #include <set>
 #include <thread>
 
+#include "base/mutex.h"
 #include "gtest/gtest.h"
 #include "index/brute_force.h"
 #include "index/catalog.h"
+#include "storage/block_reader.h"
 #include "storage/fault_injection_env.h"
 #include "tests/test_util.h"
 #include "tools/synthetic.h"
@@ -309,6 +311,173 @@ TEST(Collection, AWriteWaitingOnItsSyncStallsNoReader) {
   deleter.join();
   EXPECT_TRUE(stored(2).empty());
   EXPECT_EQ(c->Count(), 1500u);
+}
+
+// Reads of the index's posting file that wait, while held, until released: a slow disk.
+class ReadGate {
+ public:
+  void Hold() {
+    MutexLock lock(&mu_);
+    held_ = true;
+  }
+  void Release() {
+    MutexLock lock(&mu_);
+    held_ = false;
+  }
+  void AwaitWaiting(int n) {
+    MutexLock lock(&mu_);
+    const auto enough = [this, n]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) { return waiting_ >= n; };
+    mu_.Await(absl::Condition(&enough));
+  }
+  void Pass() {
+    MutexLock lock(&mu_);
+    ++waiting_;
+    const auto open = [this]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) { return !held_; };
+    mu_.Await(absl::Condition(&open));
+    --waiting_;
+  }
+
+ private:
+  Mutex mu_;
+  bool held_ ABSL_GUARDED_BY(mu_) = false;
+  int waiting_ ABSL_GUARDED_BY(mu_) = 0;
+};
+
+class GatedBlockFile final : public BlockFile {
+ public:
+  GatedBlockFile(std::unique_ptr<BlockFile> base, ReadGate* gate)
+      : base_(std::move(base)), gate_(gate) {}
+  absl::StatusOr<std::unique_ptr<BlockReader>> NewReader() override {
+    class Reader final : public BlockReader {
+     public:
+      Reader(std::unique_ptr<BlockReader> base, ReadGate* gate)
+          : base_(std::move(base)), gate_(gate) {}
+      absl::Status ReadBatch(absl::Span<const ReadOp> ops,
+                             absl::FunctionRef<absl::Status(size_t)> on_done) override {
+        gate_->Pass();
+        return base_->ReadBatch(ops, on_done);
+      }
+
+     private:
+      std::unique_ptr<BlockReader> base_;
+      ReadGate* gate_;
+    };
+    auto reader = base_->NewReader();
+    if (!reader.ok()) return reader.status();
+    return std::unique_ptr<BlockReader>(new Reader(std::move(*reader), gate_));
+  }
+  IoEngine engine() const override { return base_->engine(); }
+  bool direct() const override { return base_->direct(); }
+  uint64_t size() const override { return base_->size(); }
+  const std::string& path() const override { return base_->path(); }
+
+ private:
+  std::unique_ptr<BlockFile> base_;
+  ReadGate* gate_;
+};
+
+// A search waiting on its posting reads stalls no writer: the collection's lock is released for
+// the reads, so a delete and an upsert made meanwhile are acknowledged (before, they waited for
+// the disk), and the search, scanning once its reads are back, sees the state after them.
+TEST(Collection, ASearchWaitingOnTheDiskStallsNoWriter) {
+  TempDir tmp;
+  ReadGate gate;
+  CollectionOptions options;
+  options.open.wrap_block_file = [&gate](std::unique_ptr<BlockFile> f) {
+    return std::unique_ptr<BlockFile>(new GatedBlockFile(std::move(f), &gate));
+  };
+  Data d = Make(2000, 1);
+  auto cat = *Catalog::Open(tmp.path(), options);
+  auto c = NewCollection(cat.get(), d.base.dim, 1000000);
+  UpsertRows(c.get(), d.base, 0, 1500);
+  ASSERT_TRUE(c->BuildIndex().ok());
+  const VectorView q{d.base.type, {d.base.row(7), d.base.row_bytes()}};
+
+  gate.Hold();
+  std::vector<Hit> hits;
+  std::thread searcher([&] { EXPECT_TRUE(c->Search(q, 5, {}, &hits).ok()); });
+  gate.AwaitWaiting(1);
+  std::future<void> writes = std::async(std::launch::async, [&] {
+    const uint64_t gone[] = {7};
+    uint64_t deleted = 0;
+    EXPECT_TRUE(c->Delete(gone, &deleted).ok());
+    const PointInput rows[] = {{5000, q.bytes, {}}};
+    std::vector<RowError> errors;
+    uint64_t upserted = 0;
+    EXPECT_TRUE(c->Upsert(rows, &errors, &upserted).ok());
+  });
+  const bool done = writes.wait_for(std::chrono::minutes(2)) == std::future_status::ready;
+  gate.Release();  // either way, so that the test ends
+  writes.wait();
+  searcher.join();
+  EXPECT_TRUE(done) << "a write waited for a search's disk reads";
+  ASSERT_FALSE(hits.empty());
+  EXPECT_EQ(hits[0].id, 5000u);  // the upsert made while the search read, at distance 0
+  EXPECT_EQ(hits[0].distance, 0.0f);
+  for (const Hit& h : hits) EXPECT_NE(h.id, 7u) << "deleted while the search read";
+}
+
+// Searches beside deletes, upserts and a rebuild (whose install makes searches that were reading
+// start again): every search answers, every hit is at its vector's true distance, and no point
+// deleted before a search began is found by it.
+TEST(Collection, SearchesBesideWritesAndARebuildSeeOnlyLivePoints) {
+  TempDir tmp;
+  Data d = Make(6000, 1);
+  auto cat = *Catalog::Open(tmp.path());
+  auto c = NewCollection(cat.get(), d.base.dim, 1000000);
+  UpsertRows(c.get(), d.base, 0, 3000);
+  ASSERT_TRUE(c->BuildIndex().ok());
+  Mutex mu;
+  std::set<uint64_t> deleted;  // acknowledged deletes
+  std::atomic<bool> stop = false;
+  std::atomic<int> searches = 0;
+  const auto search = [&](uint64_t seed) {
+    std::mt19937_64 rng(seed);
+    while (!stop.load()) {
+      const uint64_t row = rng() % 6000;
+      std::set<uint64_t> gone;
+      {
+        MutexLock lock(&mu);
+        gone = deleted;
+      }
+      std::vector<Hit> hits;
+      const absl::Status s =
+          c->Search(VectorView{d.base.type, {d.base.row(row), d.base.row_bytes()}}, 10, {}, &hits);
+      ASSERT_TRUE(s.ok()) << s;
+      for (const Hit& h : hits) {
+        ASSERT_LT(h.id, 6000u);
+        ASSERT_FALSE(gone.contains(h.id)) << "found " << h.id << ", deleted before the search";
+        float want = 0;
+        for (uint32_t j = 0; j < d.base.dim; ++j) {
+          const float x =
+              static_cast<float>(d.base.row(row)[j]) - static_cast<float>(d.base.row(h.id)[j]);
+          want += x * x;
+        }
+        ASSERT_EQ(h.distance, want) << "hit " << h.id;
+      }
+      searches.fetch_add(1);
+    }
+  };
+  std::thread s1(search, 1), s2(search, 2);
+  std::thread build;
+  for (uint64_t row = 3000; row < 6000; row += 100) {
+    UpsertRows(c.get(), d.base, row, 100);
+    std::vector<uint64_t> ids;
+    for (uint64_t i = (row - 3000) / 2; i < (row - 3000) / 2 + 50; i += 5) ids.push_back(i);
+    uint64_t n = 0;
+    ASSERT_TRUE(c->Delete(ids, &n).ok());
+    {
+      MutexLock lock(&mu);
+      deleted.insert(ids.begin(), ids.end());
+    }
+    if (row == 4500) build = std::thread([&] { EXPECT_TRUE(c->BuildIndex().ok()); });
+  }
+  build.join();
+  stop.store(true);
+  s1.join();
+  s2.join();
+  EXPECT_GT(searches.load(), 0);
+  EXPECT_EQ(c->Count(), 6000u - 300u);
 }
 
 TEST(Collection, WritesDuringABuildAreCarriedOver) {
