@@ -39,17 +39,14 @@ absl::StatusOr<std::unique_ptr<Catalog>> Catalog::Open(const std::string& data_d
   Env& env = options.env != nullptr ? *options.env : *Env::Default();
   const std::string collections = (fs::path(data_dir) / "collections").string();
   const std::string meta = (fs::path(data_dir) / "meta").string();
-  const bool fresh = !env.FileExists(collections) || !env.FileExists(meta);
-  const bool made_root = !env.FileExists(data_dir);
-  RETURN_IF_ERROR(CreateDirs(env, collections));
-  if (made_root) {
-    RETURN_IF_ERROR(env.SyncDir(fs::path(data_dir).lexically_normal().parent_path().string()));
-  }
+  RETURN_IF_ERROR(CreateDirs(env, collections));  // each new directory synced into its parent
   MetadataStoreOptions so = store_options;
   if (so.env == nullptr) so.env = options.env;
   ASSIGN_OR_RETURN(auto store, MetadataStore::Open(meta, so));
-  // RocksDB syncs its own directory, not the entry naming it in `data_dir`.
-  if (fresh) RETURN_IF_ERROR(env.SyncDir(data_dir));
+  // RocksDB syncs its own directory, not the entry naming it in `data_dir`; and a run that
+  // stopped between making a directory and syncing its parent left it unsynced: every open
+  // syncs `data_dir` (cheap).
+  RETURN_IF_ERROR(env.SyncDir(data_dir));
   std::unique_ptr<Catalog> cat(new Catalog(data_dir, options, std::move(store)));
 
   std::vector<CollectionConfig> configs;

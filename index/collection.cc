@@ -287,7 +287,8 @@ class CollectionImpl final : public Collection {
   absl::Status PlanExtents(absl::Span<const TenantAccess::Change> access,
                            const absl::flat_hash_map<VectorId, const uint8_t*>& vectors,
                            const absl::flat_hash_set<TenantAccess::Tenant>& touched,
-                           WriteBatch* batch) const ABSL_SHARED_LOCKS_REQUIRED(mu_);
+                           WriteBatch* batch) const ABSL_EXCLUSIVE_LOCKS_REQUIRED(write_mu_)
+      ABSL_SHARED_LOCKS_REQUIRED(mu_);
   // At open: every tenant's extent agrees with its access set, else it is rebuilt (logged).
   absl::Status CheckExtents() ABSL_EXCLUSIVE_LOCKS_REQUIRED(write_mu_, mu_);
   // The exact nearest of a small tenant's points, from its extent; false when it has none.
@@ -307,11 +308,14 @@ class CollectionImpl final : public Collection {
     std::vector<uint32_t> old_postings;
   };
   absl::Status PlanDelete(VectorId id, WriteBatch* batch, std::vector<PointDelete>* out) const
-      ABSL_SHARED_LOCKS_REQUIRED(mu_);
-  void ApplyDelete(const PointDelete& d) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(write_mu_) ABSL_SHARED_LOCKS_REQUIRED(mu_);
+  void ApplyDelete(const PointDelete& d) ABSL_EXCLUSIVE_LOCKS_REQUIRED(write_mu_, mu_);
   // The live internal ids of `ext` ids (repeats dropped); the others in `missing` (may be null).
+  // Reads the store's latest state: for writers (whose plan nothing can change before it is
+  // applied), hence write_mu_. Readers read at snap_ (Get, DistancesTo).
   absl::Status LiveIds(absl::Span<const uint64_t> ext, std::vector<VectorId>* ids,
-                       std::vector<uint64_t>* missing) const ABSL_SHARED_LOCKS_REQUIRED(mu_);
+                       std::vector<uint64_t>* missing) const
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(write_mu_) ABSL_SHARED_LOCKS_REQUIRED(mu_);
   // Opens index generation generation_ and marks its members in ids_.
   absl::Status OpenGeneration() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   // FailedPrecondition naming the damage while the index is damaged.
@@ -427,14 +431,15 @@ class CollectionImpl final : public Collection {
   absl::Status QueryForm(VectorView query, std::vector<uint8_t>* q) const;
   // The k nearest live points to `q` (posting form), nearest first, by internal id.
   // In a tenant's view, the k nearest of its points only (index/collection.h, "Tenants").
-  absl::Status DenseSearch(const uint8_t* q, uint32_t k, const SearchParams& params,
-                           const ViewRef& view, std::vector<Neighbor>* result,
-                           SearchStats* st) const ABSL_SHARED_LOCKS_REQUIRED(mu_);
+  // `view` is updated when the search released mu_ (SearchIndex): the caller's view after it.
+  absl::Status DenseSearch(const uint8_t* q, uint32_t k, const SearchParams& params, ViewRef* view,
+                           std::vector<Neighbor>* result, SearchStats* st) const
+      ABSL_SHARED_LOCKS_REQUIRED(mu_);
   // DenseSearch over the built index (base_), reading its postings with mu_ released
   // (SearchRelock). Aborted when an install replaced the index meanwhile.
-  absl::Status SearchIndex(const uint8_t* q, uint32_t k, const SearchParams& params,
-                           const ViewRef& view, std::vector<Neighbor>* result,
-                           SearchStats* st) const ABSL_SHARED_LOCKS_REQUIRED(mu_);
+  absl::Status SearchIndex(const uint8_t* q, uint32_t k, const SearchParams& params, ViewRef* view,
+                           std::vector<Neighbor>* result, SearchStats* st) const
+      ABSL_SHARED_LOCKS_REQUIRED(mu_);
   // The SearchLock of SearchIndex: releases mu_ (held shared) for the postings' reads, then takes
   // it again and gives the overlay as it is then.
   class SearchRelock final : public SearchLock {
@@ -449,46 +454,43 @@ class CollectionImpl final : public Collection {
     void Unlock() override ABSL_NO_THREAD_SAFETY_ANALYSIS { c_->mu_.ReaderUnlock(); }
     absl::StatusOr<SearchOverlay> Relock() override ABSL_NO_THREAD_SAFETY_ANALYSIS {
       c_->mu_.ReaderLock();
-      if (c_->base_.get() != base_ || c_->generation_ != gen_) {
-        return absl::AbortedError("the index was rebuilt during the search");
-      }
-      const IdSet* allow = nullptr;
-      if (view_.ids != nullptr) {
-        // By name: a tenant dropped meanwhile has no set any more (a new tenant of the same
-        // name, its own).
-        if (c_->tenants_.Name(view_.tenant) != tenant_) {
+      if (!tenant_.empty()) {
+        // The tenant's view again, by name: a tenant dropped meanwhile has none (its number may
+        // even be another tenant's now); one made again under the name is a new, empty view.
+        absl::StatusOr<TenantAccess::Tenant> t = c_->tenants_.Find(tenant_);
+        if (!t.ok()) {
           return absl::NotFoundError(
               absl::StrCat("tenant '", tenant_, "' was dropped during the search"));
         }
-        allow = &c_->tenants_.Members(view_.tenant);
+        view_ = ViewRef{&c_->tenants_.Members(*t), *t};
       }
-      overlay_ = SearchOverlay{absl::MakeConstSpan(c_->skip_bits_), &c_->appendix_, allow, this};
+      if (c_->base_.get() != base_ || c_->generation_ != gen_) {
+        return absl::AbortedError("the index was rebuilt during the search");
+      }
+      overlay_ =
+          SearchOverlay{absl::MakeConstSpan(c_->skip_bits_), &c_->appendix_, view_.ids, this};
       return overlay_;
     }
-    // The overlay as the last Relock() gave it (at first, as the constructor found it).
+    // The view and overlay as the last Relock() found them (at first, as given).
+    const ViewRef& view() const { return view_; }
     const SearchOverlay& overlay() const { return overlay_; }
 
    private:
     const CollectionImpl* const c_;
     const SpannIndex* const base_;
     const uint64_t gen_;
-    const std::string tenant_;
-    const ViewRef view_;
+    const std::string tenant_;  // empty: the whole collection
+    ViewRef view_;
     SearchOverlay overlay_;
   };
 
   // The exact distances from `q` (posting form) to live points `ids`' stored vectors.
   absl::Status DistancesTo(const uint8_t* q, absl::Span<const VectorId> ids,
                            std::vector<float>* out) const ABSL_SHARED_LOCKS_REQUIRED(mu_);
-  // Makes the store's current state the one readers read (snap_): after every commit, together
-  // with the in-memory change, under both locks.
-  void Publish() ABSL_EXCLUSIVE_LOCKS_REQUIRED(write_mu_, mu_) { snap_ = store_->Snapshot(); }
-  // A synced commit of `batch`, published, holding mu_ across the sync: only at open (Load), when
-  // no reader can wait on it yet.
+  // A synced commit of `batch` holding mu_ across the sync: only at open (Load), when no reader
+  // can wait on it yet.
   absl::Status CommitLocked(WriteBatch* batch) ABSL_EXCLUSIVE_LOCKS_REQUIRED(write_mu_, mu_) {
-    RETURN_IF_ERROR(store_->Write(batch, /*sync=*/true));
-    Publish();
-    return absl::OkStatus();
+    return store_->Write(batch, /*sync=*/true);
   }
   // Every write of the collection's state, in three steps ("Locks" in collection.h): `plan`
   // reads the state with mu_ held shared (searches go on) and fills `batch`; a non-empty batch
@@ -503,10 +505,16 @@ class CollectionImpl final : public Collection {
       RETURN_IF_ERROR(plan());
     }
     if (batch->count() == 0) return absl::OkStatus();
-    RETURN_IF_ERROR(store_->Write(batch, /*sync=*/true));
-    if (options_.test_after_commit) options_.test_after_commit();
+    {
+      // Until the batch is shown, readers read the store as it was before it.
+      WriterMutexLock lock(&mu_);
+      snap_ = store_->Snapshot();
+    }
+    const absl::Status committed = store_->Write(batch, /*sync=*/true);
+    if (committed.ok() && options_.test_after_commit) options_.test_after_commit();
     WriterMutexLock lock(&mu_);
-    Publish();
+    snap_.reset();  // the store and the state agree again: readers read the store's latest
+    if (!committed.ok()) return committed;
     apply();
     return absl::OkStatus();
   }
@@ -554,9 +562,10 @@ class CollectionImpl final : public Collection {
   // applied, since every change of the state below is made under this lock.
   Mutex write_mu_ ABSL_ACQUIRED_BEFORE(mu_);
   mutable Mutex mu_;
-  // The metadata store as of the last publication: readers read it at this snapshot, so what
-  // they read there agrees with the state below even while a write commits (a point being
-  // deleted still has its vector; one being replaced still has its old one).
+  // While a write commits (Write): the metadata store as it was before, which readers read so
+  // that it agrees with the state below (a point being deleted still has its vector, one being
+  // replaced its old one). Null otherwise: readers read the store's latest, and no snapshot
+  // holds back RocksDB's compactions.
   std::shared_ptr<const StoreSnapshot> snap_ ABSL_GUARDED_BY(mu_);
   // Shared with searches reading its postings with mu_ released (a build's install may replace it
   // meanwhile; the search keeps the old one alive, then finds the generation changed and retries).
@@ -608,7 +617,6 @@ void Appendix::ForEach(uint32_t posting,
 absl::Status CollectionImpl::Load() {
   MutexLock write_lock(&write_mu_);
   WriterMutexLock lock(&mu_);
-  Publish();
   const uint32_t coll = config_.id;
   // Versions: one record per internal id ever used.
   RETURN_IF_ERROR(store_->Scan(Cf::kVersions, CollPrefix(coll), [&](auto key, auto value) {
@@ -648,11 +656,10 @@ absl::Status CollectionImpl::Load() {
   RETURN_IF_ERROR(RebuildTextIndex());
 
   // Leftovers of interrupted builds or drops: anything but the current generation.
-  if (!env_.FileExists(dir_)) {
-    // The directory's own name is durable once its parent is synced.
-    RETURN_IF_ERROR(CreateDirs(env_, dir_));
-    RETURN_IF_ERROR(env_.SyncDir(fs::path(dir_).parent_path().string()));
-  }
+  // The directory's own name is durable once its parent is synced: at every open, in case an
+  // earlier run stopped between the two.
+  RETURN_IF_ERROR(CreateDirs(env_, dir_));
+  RETURN_IF_ERROR(env_.SyncDir(fs::path(dir_).parent_path().string()));
   const std::string current = absl::StrCat("index-", generation_);
   ASSIGN_OR_RETURN(std::vector<std::string> entries, env_.GetChildren(dir_));
   for (const std::string& name : entries) {
@@ -852,7 +859,8 @@ absl::Status CollectionImpl::Upsert(const Scope& scope, absl::Span<const PointIn
       }
     }
   };
-  const auto plan = [&]() ABSL_SHARED_LOCKS_REQUIRED(mu_) -> absl::Status {
+  const auto plan = [&]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(write_mu_)
+                        ABSL_SHARED_LOCKS_REQUIRED(mu_) -> absl::Status {
     RETURN_IF_ERROR(CheckNotDropped());
     RETURN_IF_ERROR(CheckServing());
     if (!scope.whole()) {
@@ -995,7 +1003,7 @@ absl::Status CollectionImpl::Upsert(const Scope& scope, absl::Span<const PointIn
     RETURN_IF_ERROR(PlanExtents(access, stored_vectors, touched, &batch));
     return absl::OkStatus();
   };
-  const auto apply = [&]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
+  const auto apply = [&]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(write_mu_, mu_) {
     if (next_id > ids_.size()) {
       ids_.resize(next_id);
       ext_of_.resize(next_id, 0);
@@ -1089,7 +1097,8 @@ absl::Status CollectionImpl::Delete(const Scope& scope, absl::Span<const uint64_
   std::vector<TenantAccess::Change> access;
   std::vector<VectorId> gone;  // points deleted outright
   std::vector<PointDelete> plans;
-  const auto plan = [&]() ABSL_SHARED_LOCKS_REQUIRED(mu_) -> absl::Status {
+  const auto plan = [&]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(write_mu_)
+                        ABSL_SHARED_LOCKS_REQUIRED(mu_) -> absl::Status {
     RETURN_IF_ERROR(CheckNotDropped());
     RETURN_IF_ERROR(CheckServing());
     std::vector<VectorId> live;
@@ -1119,7 +1128,7 @@ absl::Status CollectionImpl::Delete(const Scope& scope, absl::Span<const uint64_
     if (batch.count() == 0) return absl::OkStatus();
     return PlanExtents(access, {}, {}, &batch);
   };
-  return Write(&batch, plan, [&]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
+  return Write(&batch, plan, [&]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(write_mu_, mu_) {
     for (const TenantAccess::Change& c : access) tenants_.Apply(c);
     for (const PointDelete& d : plans) ApplyDelete(d);
     if (scope.whole()) *deleted = plans.size();
@@ -1181,52 +1190,58 @@ absl::Status CollectionImpl::QueryForm(VectorView query, std::vector<uint8_t>* q
 }
 
 absl::Status CollectionImpl::DenseSearch(const uint8_t* q, uint32_t k, const SearchParams& params,
-                                         const ViewRef& view, std::vector<Neighbor>* result,
+                                         ViewRef* view, std::vector<Neighbor>* result,
                                          SearchStats* st) const {
-  const IdSet* allow = view.ids;
-  if (allow != nullptr && allow->size() <= extent_rows_) {
-    ASSIGN_OR_RETURN(bool found, SearchExtent(q, k, view.tenant, result, st));
-    if (found) return absl::OkStatus();
-    // An extent missing is a bug (CheckExtents rebuilds it at the next open); the exact search
-    // below gives the same answer, from one record per point.
-    Log(LogLevel::kError, "collection '%s': tenant '%s' has no extent; searching its points",
-        config_.name, tenants_.Name(view.tenant));
-  }
-  if (allow != nullptr && (allow->size() <= kExactTenantPoints || base_ == nullptr)) {
-    // A small view (or no index): exact, over the view's own vectors.
-    const std::vector<VectorId> ids = allow->ToVector();
-    std::vector<float> distances;
-    RETURN_IF_ERROR(DistancesTo(q, ids, &distances));
+  for (int attempt = 0;; ++attempt) {
+    const IdSet* allow = view->ids;
+    if (allow != nullptr && allow->size() <= extent_rows_) {
+      ASSIGN_OR_RETURN(bool found, SearchExtent(q, k, view->tenant, result, st));
+      if (found) return absl::OkStatus();
+      // An extent missing is a bug (CheckExtents rebuilds it at the next open); the exact search
+      // below gives the same answer, from one record per point.
+      Log(LogLevel::kError, "collection '%s': tenant '%s' has no extent; searching its points",
+          config_.name, tenants_.Name(view->tenant));
+    }
+    if (allow != nullptr && (allow->size() <= kExactTenantPoints || base_ == nullptr)) {
+      // A small view (or no index): exact, over the view's own vectors.
+      const std::vector<VectorId> ids = allow->ToVector();
+      std::vector<float> distances;
+      RETURN_IF_ERROR(DistancesTo(q, ids, &distances));
+      TopK top;
+      top.Reset(k);
+      for (size_t i = 0; i < ids.size(); ++i) top.Push(ids[i], distances[i]);
+      top.TakeSorted(result);
+      st->entries_scanned = static_cast<uint32_t>(ids.size());
+      st->bytes_read = ids.size() * row_bytes_;  // from the metadata store (or its cache)
+      return absl::OkStatus();
+    }
+    if (base_ != nullptr) {
+      absl::Status s = SearchIndex(q, k, params, view, result, st);
+      if (!absl::IsAborted(s)) return s;
+      // The index was rebuilt while the postings were read: again, on the new one (and the view
+      // as it is now). Builds take far longer than a search: more than a few in a row is a bug.
+      if (attempt == 7) {
+        return absl::UnavailableError("the index was rebuilt 8 times during one search; retry");
+      }
+      continue;
+    }
+    // FLAT: exact search over every live vector.
     TopK top;
     top.Reset(k);
-    for (size_t i = 0; i < ids.size(); ++i) top.Push(ids[i], distances[i]);
+    for (const auto& [id, off] : appended_)
+      top.Push(id, dist_(q, arena_.data() + off, config_.dim));
     top.TakeSorted(result);
-    st->entries_scanned = static_cast<uint32_t>(ids.size());
-    st->bytes_read = ids.size() * row_bytes_;  // from the metadata store (or its cache)
+    st->entries_scanned = static_cast<uint32_t>(appended_.size());
     return absl::OkStatus();
   }
-  if (base_ != nullptr) {
-    for (int attempt = 0;; ++attempt) {
-      absl::Status s = SearchIndex(q, k, params, view, result, st);
-      // The index was rebuilt while the postings were read: again, on the new one.
-      if (!absl::IsAborted(s) || attempt == 2 || base_ == nullptr) return s;
-    }
-  }
-  // FLAT: exact search over every live vector.
-  TopK top;
-  top.Reset(k);
-  for (const auto& [id, off] : appended_) top.Push(id, dist_(q, arena_.data() + off, config_.dim));
-  top.TakeSorted(result);
-  st->entries_scanned = static_cast<uint32_t>(appended_.size());
-  return absl::OkStatus();
 }
 
 absl::Status CollectionImpl::SearchIndex(const uint8_t* q, uint32_t k, const SearchParams& params,
-                                         const ViewRef& view, std::vector<Neighbor>* result,
+                                         ViewRef* view, std::vector<Neighbor>* result,
                                          SearchStats* st) const {
   // Alive until the search returns, whatever an install does meanwhile.
   const std::shared_ptr<SpannIndex> base = base_;
-  SearchRelock relock(this, view);
+  SearchRelock relock(this, *view);
   SearchOverlay overlay = relock.overlay();
   const IdSet* allow = overlay.allow;
   SearchParams scaled = params;
@@ -1245,11 +1260,12 @@ absl::Status CollectionImpl::SearchIndex(const uint8_t* q, uint32_t k, const Sea
   for (int widened = 0;; ++widened) {
     absl::Status searched =
         base->Search(VectorView{config_.type, {q, row_bytes_}}, k, scaled, overlay, result, st);
-    if (absl::IsDataLoss(searched)) NoteReadDamage(searched);
-    RETURN_IF_ERROR(searched);
-    // The search ended holding mu_ again: the overlay as it is now.
+    // The search ended holding mu_ again: the view and overlay as they are now.
+    *view = relock.view();
     overlay = relock.overlay();
     allow = overlay.allow;
+    if (absl::IsDataLoss(searched)) NoteReadDamage(searched);
+    RETURN_IF_ERROR(searched);
     pages_read_.fetch_add(st->pages_read, std::memory_order_relaxed);
     bytes_read_.fetch_add(st->bytes_read, std::memory_order_relaxed);
     // At most two widenings (16x the scaled budget): a query's cost stays bounded.
@@ -1455,10 +1471,10 @@ absl::Status CollectionImpl::Search(const Scope& scope, VectorView query, uint32
   hits->clear();
   ReaderMutexLock lock(&mu_);
   RETURN_IF_ERROR(CheckServing());
-  ASSIGN_OR_RETURN(const ViewRef view, View(scope));
+  ASSIGN_OR_RETURN(ViewRef view, View(scope));
   std::vector<Neighbor> result;
   SearchStats st;
-  RETURN_IF_ERROR(DenseSearch(q.data(), k, params, view, &result, &st));
+  RETURN_IF_ERROR(DenseSearch(q.data(), k, params, &view, &result, &st));
   hits->reserve(result.size());
   for (const Neighbor& n : result) {
     if (n.id >= ext_of_.size()) {
@@ -1532,10 +1548,11 @@ absl::Status CollectionImpl::HybridCandidates(const Scope& scope, const TextSear
   candidates->clear();
   ReaderMutexLock lock(&mu_);
   RETURN_IF_ERROR(CheckServing());
-  ASSIGN_OR_RETURN(const ViewRef view, View(scope));
+  ASSIGN_OR_RETURN(ViewRef view, View(scope));
   SearchStats st;
   std::vector<Neighbor> dense;
-  RETURN_IF_ERROR(DenseSearch(q.data(), std::max(k, kDenseDepth), params, view, &dense, &st));
+  // `view` as it is after the search (which may release mu_ while reading: SearchIndex).
+  RETURN_IF_ERROR(DenseSearch(q.data(), std::max(k, kDenseDepth), params, &view, &dense, &st));
   const auto stored_text = [this, at = snap_.get()](VectorId id) { return StoredText(id, at); };
   if (!query.phrases.empty()) {  // phrases filter both sides
     const std::vector<VectorId> with_terms = text_.PhraseCandidates(query);
@@ -1600,7 +1617,8 @@ absl::Status CollectionImpl::SetHybridDefault(double weight, double mrr, uint32_
   RETURN_IF_ERROR(CheckFusionParams({FusionMethod::kRelativeScore, weight}));
   MutexLock write_lock(&write_mu_);
   WriteBatch batch;
-  const auto plan = [&]() ABSL_SHARED_LOCKS_REQUIRED(mu_) -> absl::Status {
+  const auto plan = [&]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(write_mu_)
+                        ABSL_SHARED_LOCKS_REQUIRED(mu_) -> absl::Status {
     RETURN_IF_ERROR(CheckNotDropped());
     CollectionConfig next = Record(generation_);
     next.hybrid_weight = weight;
@@ -1609,7 +1627,7 @@ absl::Status CollectionImpl::SetHybridDefault(double weight, double mrr, uint32_
     batch.Put(Cf::kCollections, next.name, next.Serialize());
     return absl::OkStatus();
   };
-  return Write(&batch, plan, [&]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
+  return Write(&batch, plan, [&]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(write_mu_, mu_) {
     hybrid_ = {weight, mrr, questions};
   });
 }
@@ -1661,7 +1679,8 @@ absl::Status CollectionImpl::Install(uint64_t gen, absl::Span<const VectorId> id
   std::vector<Carried> carried;
   WriteBatch batch;
   uint64_t old_gen = 0;
-  const auto plan = [&]() ABSL_SHARED_LOCKS_REQUIRED(mu_) -> absl::Status {
+  const auto plan = [&]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(write_mu_)
+                        ABSL_SHARED_LOCKS_REQUIRED(mu_) -> absl::Status {
     RETURN_IF_ERROR(CheckNotDropped());
     // Membership of the new generation.
     in_new.assign(ids_.size(), 0);
@@ -1698,7 +1717,7 @@ absl::Status CollectionImpl::Install(uint64_t gen, absl::Span<const VectorId> id
     batch.Put(Cf::kCollections, next.name, next.Serialize());
     return absl::OkStatus();
   };
-  const auto apply = [&]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
+  const auto apply = [&]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(write_mu_, mu_) {
     // Committed: switch.
     old_gen = generation_;
     generation_ = gen;
@@ -1908,7 +1927,6 @@ absl::Status CollectionImpl::BulkLoad(
     RETURN_IF_ERROR(store_->Flush());
     {
       WriterMutexLock lock(&mu_);
-      Publish();
       ids_.assign(n, live_state);
       ext_of_.resize(n);
       for (uint64_t i = 0; i < n; ++i) ext_of_[i] = ext_of(i);
@@ -1941,13 +1959,15 @@ absl::Status CollectionImpl::SetTenantQuota(absl::string_view name, const Tenant
   MutexLock write_lock(&write_mu_);
   WriteBatch batch;
   TenantAccess::Change change;
-  const auto plan = [&]() ABSL_SHARED_LOCKS_REQUIRED(mu_) -> absl::Status {
+  const auto plan = [&]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(write_mu_)
+                        ABSL_SHARED_LOCKS_REQUIRED(mu_) -> absl::Status {
     RETURN_IF_ERROR(CheckNotDropped());
     ASSIGN_OR_RETURN(TenantAccess::Tenant t, tenants_.Find(name));
     ASSIGN_OR_RETURN(change, tenants_.PlanSetQuota(t, quota, &batch));
     return absl::OkStatus();
   };
-  return Write(&batch, plan, [&]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) { tenants_.Apply(change); });
+  return Write(&batch, plan,
+               [&]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(write_mu_, mu_) { tenants_.Apply(change); });
 }
 
 absl::Status CollectionImpl::CreateTenant(absl::string_view name, const TenantQuota& quota) {
@@ -1955,13 +1975,15 @@ absl::Status CollectionImpl::CreateTenant(absl::string_view name, const TenantQu
   MutexLock write_lock(&write_mu_);
   WriteBatch batch;
   TenantAccess::Change change;
-  const auto plan = [&]() ABSL_SHARED_LOCKS_REQUIRED(mu_) -> absl::Status {
+  const auto plan = [&]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(write_mu_)
+                        ABSL_SHARED_LOCKS_REQUIRED(mu_) -> absl::Status {
     RETURN_IF_ERROR(CheckNotDropped());
     ASSIGN_OR_RETURN(change, tenants_.PlanCreate(name, quota, &batch));
     return absl::OkStatus();
   };
-  RETURN_IF_ERROR(
-      Write(&batch, plan, [&]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) { tenants_.Apply(change); }));
+  RETURN_IF_ERROR(Write(&batch, plan, [&]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(write_mu_, mu_) {
+    tenants_.Apply(change);
+  }));
   Log(LogLevel::kInfo, "collection '%s': tenant '%s' created", config_.name, name);
   return absl::OkStatus();
 }
@@ -1975,7 +1997,8 @@ absl::Status CollectionImpl::DropTenant(absl::string_view name, bool keep_points
   WriteBatch batch;
   TenantAccess::Change change;
   std::vector<PointDelete> plans;
-  const auto plan = [&]() ABSL_SHARED_LOCKS_REQUIRED(mu_) -> absl::Status {
+  const auto plan = [&]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(write_mu_)
+                        ABSL_SHARED_LOCKS_REQUIRED(mu_) -> absl::Status {
     RETURN_IF_ERROR(CheckNotDropped());
     ASSIGN_OR_RETURN(TenantAccess::Tenant t, tenants_.Find(name));
     change = tenants_.PlanDrop(t, &batch, &orphans);
@@ -1991,7 +2014,7 @@ absl::Status CollectionImpl::DropTenant(absl::string_view name, bool keep_points
     }
     return PlanExtents({change}, {}, {}, &batch);
   };
-  RETURN_IF_ERROR(Write(&batch, plan, [&]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
+  RETURN_IF_ERROR(Write(&batch, plan, [&]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(write_mu_, mu_) {
     tenants_.Apply(change);
     for (const PointDelete& d : plans) ApplyDelete(d);
   }));
@@ -2021,7 +2044,8 @@ absl::Status CollectionImpl::ChangeAccess(bool grant, absl::string_view tenant,
   MutexLock write_lock(&write_mu_);
   WriteBatch batch;
   TenantAccess::Change change;
-  const auto plan = [&]() ABSL_SHARED_LOCKS_REQUIRED(mu_) -> absl::Status {
+  const auto plan = [&]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(write_mu_)
+                        ABSL_SHARED_LOCKS_REQUIRED(mu_) -> absl::Status {
     RETURN_IF_ERROR(CheckNotDropped());
     ASSIGN_OR_RETURN(TenantAccess::Tenant t, tenants_.Find(tenant));
     std::vector<VectorId> live;
@@ -2032,7 +2056,7 @@ absl::Status CollectionImpl::ChangeAccess(bool grant, absl::string_view tenant,
     if (grant) RETURN_IF_ERROR(tenants_.CheckPointQuota(t, change.ids.size()));
     return PlanExtents({change}, {}, {}, &batch);
   };
-  return Write(&batch, plan, [&]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
+  return Write(&batch, plan, [&]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(write_mu_, mu_) {
     tenants_.Apply(change);
     *changed = change.ids.size();
   });

@@ -17,8 +17,9 @@
 // tenants and grants, a build's install, configuration - plans its batch under the collection's
 // lock held shared, so searches run beside it; commits it (the fsync) holding no lock a reader
 // takes; then shows it under the lock held exclusively, for the time of an in-memory update.
-// Readers read the metadata store at the snapshot published with the last update, so what they
-// read there agrees with the in-memory view even while a write commits. A search of the built
+// While a write commits, readers read the metadata store at a snapshot taken just before it, so
+// what they read there agrees with the in-memory view; otherwise its latest state (no snapshot
+// is held between writes, which would keep RocksDB from compacting). A search of the built
 // index releases the lock while its postings are read from disk (SearchLock, spann_index.h) and
 // scans them against the state as it is once it holds the lock again, so a slow disk delays no
 // write; an install of a new generation meanwhile makes it search again. Still read under the
@@ -166,8 +167,8 @@ struct CollectionOptions {
   // Where the collection's index files are written (storage/env.h); null = the POSIX file
   // system. Must outlive the collection.
   Env* env = nullptr;
-  // Tests only: called by Upsert and Delete once their batch is committed and before the
-  // collection shows it (no lock readers take is held then).
+  // Tests only: called by every write (upserts, deletes, tenant changes, a build's install) once
+  // its batch is committed and before the collection shows it (no lock readers take is held).
   std::function<void()> test_after_commit;
 };
 
@@ -227,7 +228,8 @@ class Collection {
 
   // The k nearest live points of the scope, nearest first (fewer when it holds fewer).
   // InvalidArgument for a query of the wrong size or with NaN/Inf, or k == 0; NotFound for an
-  // unknown tenant.
+  // unknown tenant (or one dropped during the search); Unavailable, to retry, in the unlikely
+  // case that builds replace the index again and again while it reads ("Locks" above).
   [[nodiscard]] virtual absl::Status Search(const Scope& scope, VectorView query, uint32_t k,
                                             const SearchParams& params, std::vector<Hit>* hits,
                                             SearchStats* stats = nullptr) const = 0;

@@ -329,7 +329,9 @@ absl::Status SpannIndexImpl::Search(VectorView query, uint32_t k, const SearchPa
       return absl::OkStatus();
     });
     absl::StatusOr<SearchOverlay> relocked = overlay.lock->Relock();
-    if (read_status.ok() && !relocked.ok()) read_status = relocked.status();
+    // The caller's state changed meanwhile (Aborted: the index was replaced): that, not a read
+    // error of an index no longer in use, is the answer.
+    if (!relocked.ok()) read_status = relocked.status();
     if (read_status.ok()) {
       now = *relocked;
       for (size_t i = 0; i < arrived.size(); ++i) scan(i, arrived[i]);

@@ -105,7 +105,11 @@ absl::Status CreateDirs(Env& env, const std::string& path) {
     missing.push_back(p.string());
     if (!p.has_parent_path()) break;
   }
-  for (auto it = missing.rbegin(); it != missing.rend(); ++it) RETURN_IF_ERROR(env.CreateDir(*it));
+  for (auto it = missing.rbegin(); it != missing.rend(); ++it) {
+    RETURN_IF_ERROR(env.CreateDir(*it));
+    const std::string parent = std::filesystem::path(*it).parent_path().string();
+    RETURN_IF_ERROR(env.SyncDir(parent.empty() ? "." : parent));
+  }
   return absl::OkStatus();
 }
 

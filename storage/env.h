@@ -73,7 +73,8 @@ class Env {
   [[nodiscard]] virtual std::shared_ptr<rocksdb::FileSystem> RocksDbFileSystem() { return nullptr; }
 };
 
-// Creates `path` and every missing directory above it, through `env` (CreateDir each).
+// Creates `path` and every missing directory above it, through `env` (CreateDir each), each made
+// durable by a sync of its parent.
 [[nodiscard]] absl::Status CreateDirs(Env& env, const std::string& path);
 
 // Writes `data` to `path` so that after a crash at any point the file holds either its previous

@@ -4,6 +4,7 @@
 #include <filesystem>
 #include <utility>
 
+#include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "rocksdb/file_system.h"
 #include "storage/status_macros.h"
@@ -235,6 +236,7 @@ class FaultInjectionEnv::RocksFs final : public rocksdb::FileSystemWrapper {
     std::unique_ptr<rocksdb::FSWritableFile> file;
     rocksdb::IOStatus s = target()->ReopenWritableFile(fname, options, &file, dbg);
     if (!s.ok()) return s;
+    env_->Reopened(path);
     *result = std::make_unique<RocksFile>(env_, path, std::move(file));
     return s;
   }
@@ -325,9 +327,10 @@ std::shared_ptr<rocksdb::FileSystem> FaultInjectionEnv::RocksDbFileSystem() {
   return rocks_fs_;
 }
 
-void FaultInjectionEnv::HoldSyncs() {
+void FaultInjectionEnv::HoldSyncs(std::string suffix) {
   MutexLock lock(&mu_);
   hold_syncs_ = true;
+  hold_suffix_ = std::move(suffix);
 }
 
 void FaultInjectionEnv::ReleaseSyncs() {
@@ -343,7 +346,7 @@ void FaultInjectionEnv::AwaitHeldSyncs(int n) {
 
 absl::Status FaultInjectionEnv::Inject(Op op, const std::string& what) {
   MutexLock lock(&mu_);
-  if (op == Op::kSync && hold_syncs_) {
+  if (op == Op::kSync && hold_syncs_ && absl::EndsWith(what, hold_suffix_)) {
     ++held_syncs_;
     const auto released = [this]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) { return !hold_syncs_; };
     mu_.Await(absl::Condition(&released));
@@ -370,6 +373,14 @@ void FaultInjectionEnv::Created(const std::string& path, bool existed) {
   MutexLock lock(&mu_);
   files_[path] = State{};  // truncated (or a directory): nothing of it is durable until synced
   if (!existed) created_.push_back(path);
+}
+
+void FaultInjectionEnv::Reopened(const std::string& path) {
+  std::error_code ec;
+  const uint64_t size = std::filesystem::file_size(path, ec);
+  MutexLock lock(&mu_);
+  if (ec || files_.contains(path)) return;
+  files_[path] = State{size, size};
 }
 
 void FaultInjectionEnv::Written(const std::string& path, uint64_t end) {

@@ -58,10 +58,11 @@ class FaultInjectionEnv final : public Env {
   // Whether a cut set by PowerCutAfter has happened.
   [[nodiscard]] bool power_is_cut() const;
 
-  // A slow disk, on demand: while held, every file sync (Op::kSync: WritableFile::Sync and
-  // RocksDB's syncs of its log and tables) waits inside the call until ReleaseSyncs().
-  // AwaitHeldSyncs(n) returns once n syncs are waiting there.
-  void HoldSyncs();
+  // A slow disk, on demand: while held, every sync (Op::kSync: WritableFile::Sync and RocksDB's
+  // syncs) of a file whose path ends with `suffix` (e.g. ".log": RocksDB's write-ahead logs)
+  // waits inside the call until ReleaseSyncs(). AwaitHeldSyncs(n) returns once n syncs are
+  // waiting there.
+  void HoldSyncs(std::string suffix = "");
   void ReleaseSyncs();
   void AwaitHeldSyncs(int n);
 
@@ -103,6 +104,8 @@ class FaultInjectionEnv final : public Env {
   absl::Status Inject(Op op, const std::string& what) ABSL_LOCKS_EXCLUDED(mu_);
   // What happened, once the base call succeeded. Paths are normalised (Norm in the .cc).
   void Created(const std::string& path, bool existed) ABSL_LOCKS_EXCLUDED(mu_);
+  // A file opened again for appending: what it holds already counts as durable unless recorded.
+  void Reopened(const std::string& path) ABSL_LOCKS_EXCLUDED(mu_);
   void Written(const std::string& path, uint64_t end) ABSL_LOCKS_EXCLUDED(mu_);
   void Appended(const std::string& path, uint64_t n) ABSL_LOCKS_EXCLUDED(mu_);
   void Truncated(const std::string& path, uint64_t size) ABSL_LOCKS_EXCLUDED(mu_);
@@ -124,6 +127,7 @@ class FaultInjectionEnv final : public Env {
   int64_t cut_in_ ABSL_GUARDED_BY(mu_) = -1;            // write calls before the cut; -1 = none
   bool cut_ ABSL_GUARDED_BY(mu_) = false;
   bool hold_syncs_ ABSL_GUARDED_BY(mu_) = false;
+  std::string hold_suffix_ ABSL_GUARDED_BY(mu_);
   int held_syncs_ ABSL_GUARDED_BY(mu_) = 0;  // syncs waiting at the hold
   std::shared_ptr<rocksdb::FileSystem> rocks_fs_ ABSL_GUARDED_BY(mu_);
 };

@@ -298,16 +298,11 @@ absl::StatusOr<std::unique_ptr<MetadataStore>> MetadataStore::Open(
     const std::string& path, const MetadataStoreOptions& options) {
   std::unique_ptr<rocksdb::Env> rocks_env;
   rocksdb::Options db_options;
-  if (options.env != nullptr) {
-    if (options.create_if_missing) RETURN_IF_ERROR(options.env->CreateDir(path));
-    if (std::shared_ptr<rocksdb::FileSystem> fs = options.env->RocksDbFileSystem()) {
-      rocks_env = rocksdb::NewCompositeEnv(fs);
-      db_options.env = rocks_env.get();
-    }
-  } else if (options.create_if_missing) {
-    std::error_code ec;
-    std::filesystem::create_directories(path, ec);
-    if (ec) return absl::InternalError(absl::StrCat("create ", path, ": ", ec.message()));
+  Env& env = options.env != nullptr ? *options.env : *Env::Default();
+  if (options.create_if_missing) RETURN_IF_ERROR(CreateDirs(env, path));
+  if (std::shared_ptr<rocksdb::FileSystem> fs = env.RocksDbFileSystem()) {
+    rocks_env = rocksdb::NewCompositeEnv(fs);
+    db_options.env = rocks_env.get();
   }
   db_options.create_if_missing = options.create_if_missing;
   db_options.create_missing_column_families = true;

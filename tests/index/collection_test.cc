@@ -251,8 +251,9 @@ TEST(Collection, AWriteWaitingOnItsSyncStallsNoReader) {
   const std::vector<uint8_t> old_row(d.base.row(1), d.base.row(1) + d.base.row_bytes());
   const std::vector<uint8_t> new_row(d.base.row(1600), d.base.row(1600) + d.base.row_bytes());
 
-  // An upsert replacing id 1 with the query itself and adding id 5000.
-  env.HoldSyncs();
+  // An upsert replacing id 1 with the query itself and adding id 5000 (held in its sync of the
+  // write-ahead log).
+  env.HoldSyncs(".log");
   std::thread writer([&] {
     const PointInput rows[] = {{1, new_row, {}}, {5000, new_row, {}}};
     std::vector<RowError> errors;
@@ -281,11 +282,11 @@ TEST(Collection, AWriteWaitingOnItsSyncStallsNoReader) {
   const std::vector<uint8_t> row2(d.base.row(2), d.base.row(2) + d.base.row_bytes());
   std::promise<void> committed, go_on;
   bool released = false;
-  hook_armed = true;
   hook = [&] {
     committed.set_value();
     go_on.get_future().wait();
   };
+  hook_armed = true;
   std::thread deleter([&] {
     const uint64_t ids[] = {2};
     uint64_t deleted = 0;
@@ -415,6 +416,71 @@ TEST(Collection, ASearchWaitingOnTheDiskStallsNoWriter) {
   EXPECT_EQ(hits[0].id, 5000u);  // the upsert made while the search read, at distance 0
   EXPECT_EQ(hits[0].distance, 0.0f);
   for (const Hit& h : hits) EXPECT_NE(h.id, 7u) << "deleted while the search read";
+}
+
+// A tenant dropped while its search reads postings (the lock released): the search says so
+// (NotFound) even when another tenant took the dropped one's number and the index was rebuilt
+// meanwhile; a tenant made again under the same name is a new, empty view - nothing of the old
+// one's, nor another tenant's, comes back.
+TEST(Collection, ATenantDroppedWhileItsSearchReadsSeesNothing) {
+  TempDir tmp;
+  ReadGate gate;
+  CollectionOptions options;
+  options.open.wrap_block_file = [&gate](std::unique_ptr<BlockFile> f) {
+    return std::unique_ptr<BlockFile>(new GatedBlockFile(std::move(f), &gate));
+  };
+  Data d = Make(3000, 1);
+  auto cat = *Catalog::Open(tmp.path(), options);
+  auto c = NewCollection(cat.get(), d.base.dim, 1000000);
+  UpsertRows(c.get(), d.base, 0, 3000);
+  ASSERT_TRUE(c->BuildIndex().ok());
+  std::vector<uint64_t> all(3000);
+  for (uint64_t i = 0; i < 3000; ++i) all[i] = i;
+  const VectorView q{d.base.type, {d.base.row(7), d.base.row_bytes()}};
+  // Reads `tenant`'s search while `meanwhile` runs with its postings' reads held.
+  const auto search_during = [&](const std::string& tenant, std::function<void()> meanwhile,
+                                 std::vector<Hit>* hits) {
+    absl::Status status;
+    gate.Hold();
+    std::thread searcher([&] { status = c->Search(Scope{tenant}, q, 10, {}, hits); });
+    gate.AwaitWaiting(1);
+    std::future<void> writes = std::async(std::launch::async, meanwhile);
+    const bool done = writes.wait_for(std::chrono::minutes(2)) == std::future_status::ready;
+    gate.Release();
+    writes.wait();
+    searcher.join();
+    EXPECT_TRUE(done) << "a write waited for a search's disk reads";
+    return status;
+  };
+  for (const char* t : {"a", "b"}) ASSERT_TRUE(c->CreateTenant(t).ok());
+  uint64_t changed = 0;
+  std::vector<uint64_t> missing;
+  ASSERT_TRUE(c->Grant("a", all, &changed, &missing).ok());  // past the exact search: postings
+  std::vector<Hit> hits;
+  absl::Status s = search_during(
+      "a",
+      [&] {
+        uint64_t deleted = 0;
+        EXPECT_TRUE(c->DropTenant("a", /*keep_points=*/true, &deleted).ok());
+        EXPECT_TRUE(c->CreateTenant("c").ok());  // may take a's number
+        const uint64_t few[] = {7, 8, 9};
+        EXPECT_TRUE(c->Grant("c", few, &changed, &missing).ok());
+        EXPECT_TRUE(c->BuildIndex().ok());
+      },
+      &hits);
+  EXPECT_TRUE(absl::IsNotFound(s)) << s;
+  ASSERT_TRUE(c->Grant("b", all, &changed, &missing).ok());
+  s = search_during(
+      "b",
+      [&] {
+        uint64_t deleted = 0;
+        EXPECT_TRUE(c->DropTenant("b", /*keep_points=*/true, &deleted).ok());
+        EXPECT_TRUE(c->CreateTenant("b").ok());
+      },
+      &hits);
+  EXPECT_TRUE(s.ok()) << s;
+  EXPECT_TRUE(hits.empty()) << hits.size() << " hits for a tenant that sees nothing, first "
+                            << hits[0].id;
 }
 
 // Searches beside deletes, upserts and a rebuild (whose install makes searches that were reading

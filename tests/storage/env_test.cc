@@ -90,7 +90,9 @@ TEST(FaultInjectionEnv, APowerCutTakesDirectoriesWhoseNamesWereNotSynced) {
   ASSERT_TRUE(env.CreateDir(made).ok());
   ASSERT_TRUE(WriteAll(env, made + "/f", "synced", true).ok());
   ASSERT_TRUE(env.SyncDir(made).ok());  // f's name is durable in `made`, `made`'s is not
-  ASSERT_TRUE(CreateDirs(env, tmp + "/a/b").ok());
+  ASSERT_TRUE(env.CreateDir(tmp).ok());
+  ASSERT_TRUE(env.CreateDir(tmp + "/a").ok());
+  ASSERT_TRUE(env.CreateDir(tmp + "/a/b").ok());
   ASSERT_TRUE(env.SyncDir(dir.path()).ok());  // gen.tmp is durable, gen.tmp/a not yet
   ASSERT_TRUE(env.RemoveTree(made).ok());
   ASSERT_TRUE(env.CreateDir(made).ok());
@@ -109,11 +111,14 @@ TEST(FaultInjectionEnv, APowerCutTakesDirectoriesWhoseNamesWereNotSynced) {
   EXPECT_EQ(*env.ReadFile(tmp + "/m"), "manifest");  // back under its old name
   EXPECT_TRUE(env.FileExists(tmp + "/a"));
   EXPECT_FALSE(env.FileExists(tmp + "/a/b"));
+  // CreateDirs syncs each directory it makes into its parent: all of them stay.
+  ASSERT_TRUE(CreateDirs(env, dir.File("x/y/z")).ok());
   // Synced all the way up, the rename holds.
   ASSERT_TRUE(env.RenameFile(tmp, gen).ok());
   ASSERT_TRUE(env.SyncDir(dir.path()).ok());
   ASSERT_TRUE(env.DropUnsyncedData().ok());
   EXPECT_EQ(*env.ReadFile(gen + "/m"), "manifest");
+  EXPECT_TRUE(env.FileExists(dir.File("x/y/z")));
 }
 
 // PowerCutAfter(n): calls before the n-th go through, it and every later one fail and do nothing,
