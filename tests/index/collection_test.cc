@@ -377,40 +377,58 @@ class GatedBlockFile final : public BlockFile {
   ReadGate* gate_;
 };
 
+// An indexed collection of `n` SIFT-like rows whose posting reads pass `gate`.
+struct GatedCollection {
+  explicit GatedCollection(uint64_t n) : d(Make(n, 1)) {
+    CollectionOptions options;
+    options.open.wrap_block_file = [this](std::unique_ptr<BlockFile> f) {
+      return std::unique_ptr<BlockFile>(new GatedBlockFile(std::move(f), &gate));
+    };
+    cat = *Catalog::Open(tmp.path(), options);
+    c = NewCollection(cat.get(), d.base.dim, 1000000);
+    UpsertRows(c.get(), d.base, 0, n);
+    EXPECT_TRUE(c->BuildIndex().ok());
+  }
+  // Runs `search` on a thread with its postings' reads held, and `meanwhile` beside it, then lets
+  // the reads go. False when `meanwhile` did not finish while they were held (it waited for
+  // them; the deadline only turns a hang into a failure).
+  bool WhileASearchReads(std::function<void()> search, std::function<void()> meanwhile) {
+    gate.Hold();
+    std::thread searcher(search);
+    gate.AwaitWaiting(1);
+    std::future<void> writes = std::async(std::launch::async, meanwhile);
+    const bool done = writes.wait_for(std::chrono::minutes(2)) == std::future_status::ready;
+    gate.Release();  // either way, so that the test ends
+    writes.wait();
+    searcher.join();
+    return done;
+  }
+
+  TempDir tmp;
+  ReadGate gate;
+  Data d;
+  std::unique_ptr<Catalog> cat;
+  std::shared_ptr<Collection> c;
+};
+
 // A search waiting on its posting reads stalls no writer: the collection's lock is released for
 // the reads, so a delete and an upsert made meanwhile are acknowledged (before, they waited for
 // the disk), and the search, scanning once its reads are back, sees the state after them.
 TEST(Collection, ASearchWaitingOnTheDiskStallsNoWriter) {
-  TempDir tmp;
-  ReadGate gate;
-  CollectionOptions options;
-  options.open.wrap_block_file = [&gate](std::unique_ptr<BlockFile> f) {
-    return std::unique_ptr<BlockFile>(new GatedBlockFile(std::move(f), &gate));
-  };
-  Data d = Make(2000, 1);
-  auto cat = *Catalog::Open(tmp.path(), options);
-  auto c = NewCollection(cat.get(), d.base.dim, 1000000);
-  UpsertRows(c.get(), d.base, 0, 1500);
-  ASSERT_TRUE(c->BuildIndex().ok());
-  const VectorView q{d.base.type, {d.base.row(7), d.base.row_bytes()}};
-
-  gate.Hold();
+  GatedCollection g(1500);
+  Collection* c = g.c.get();
+  const VectorView q{g.d.base.type, {g.d.base.row(7), g.d.base.row_bytes()}};
   std::vector<Hit> hits;
-  std::thread searcher([&] { EXPECT_TRUE(c->Search(q, 5, {}, &hits).ok()); });
-  gate.AwaitWaiting(1);
-  std::future<void> writes = std::async(std::launch::async, [&] {
-    const uint64_t gone[] = {7};
-    uint64_t deleted = 0;
-    EXPECT_TRUE(c->Delete(gone, &deleted).ok());
-    const PointInput rows[] = {{5000, q.bytes, {}}};
-    std::vector<RowError> errors;
-    uint64_t upserted = 0;
-    EXPECT_TRUE(c->Upsert(rows, &errors, &upserted).ok());
-  });
-  const bool done = writes.wait_for(std::chrono::minutes(2)) == std::future_status::ready;
-  gate.Release();  // either way, so that the test ends
-  writes.wait();
-  searcher.join();
+  const bool done = g.WhileASearchReads([&] { EXPECT_TRUE(c->Search(q, 5, {}, &hits).ok()); },
+                                        [&] {
+                                          const uint64_t gone[] = {7};
+                                          uint64_t deleted = 0;
+                                          EXPECT_TRUE(c->Delete(gone, &deleted).ok());
+                                          const PointInput rows[] = {{5000, q.bytes, {}}};
+                                          std::vector<RowError> errors;
+                                          uint64_t upserted = 0;
+                                          EXPECT_TRUE(c->Upsert(rows, &errors, &upserted).ok());
+                                        });
   EXPECT_TRUE(done) << "a write waited for a search's disk reads";
   ASSERT_FALSE(hits.empty());
   EXPECT_EQ(hits[0].id, 5000u);  // the upsert made while the search read, at distance 0
@@ -423,61 +441,34 @@ TEST(Collection, ASearchWaitingOnTheDiskStallsNoWriter) {
 // meanwhile; a tenant made again under the same name is a new, empty view - nothing of the old
 // one's, nor another tenant's, comes back.
 TEST(Collection, ATenantDroppedWhileItsSearchReadsSeesNothing) {
-  TempDir tmp;
-  ReadGate gate;
-  CollectionOptions options;
-  options.open.wrap_block_file = [&gate](std::unique_ptr<BlockFile> f) {
-    return std::unique_ptr<BlockFile>(new GatedBlockFile(std::move(f), &gate));
-  };
-  Data d = Make(3000, 1);
-  auto cat = *Catalog::Open(tmp.path(), options);
-  auto c = NewCollection(cat.get(), d.base.dim, 1000000);
-  UpsertRows(c.get(), d.base, 0, 3000);
-  ASSERT_TRUE(c->BuildIndex().ok());
+  GatedCollection g(3000);
+  Collection* c = g.c.get();
   std::vector<uint64_t> all(3000);
   for (uint64_t i = 0; i < 3000; ++i) all[i] = i;
-  const VectorView q{d.base.type, {d.base.row(7), d.base.row_bytes()}};
-  // Reads `tenant`'s search while `meanwhile` runs with its postings' reads held.
-  const auto search_during = [&](const std::string& tenant, std::function<void()> meanwhile,
-                                 std::vector<Hit>* hits) {
-    absl::Status status;
-    gate.Hold();
-    std::thread searcher([&] { status = c->Search(Scope{tenant}, q, 10, {}, hits); });
-    gate.AwaitWaiting(1);
-    std::future<void> writes = std::async(std::launch::async, meanwhile);
-    const bool done = writes.wait_for(std::chrono::minutes(2)) == std::future_status::ready;
-    gate.Release();
-    writes.wait();
-    searcher.join();
-    EXPECT_TRUE(done) << "a write waited for a search's disk reads";
-    return status;
-  };
+  const VectorView q{g.d.base.type, {g.d.base.row(7), g.d.base.row_bytes()}};
   for (const char* t : {"a", "b"}) ASSERT_TRUE(c->CreateTenant(t).ok());
   uint64_t changed = 0;
   std::vector<uint64_t> missing;
   ASSERT_TRUE(c->Grant("a", all, &changed, &missing).ok());  // past the exact search: postings
   std::vector<Hit> hits;
-  absl::Status s = search_during(
-      "a",
-      [&] {
-        uint64_t deleted = 0;
-        EXPECT_TRUE(c->DropTenant("a", /*keep_points=*/true, &deleted).ok());
-        EXPECT_TRUE(c->CreateTenant("c").ok());  // may take a's number
-        const uint64_t few[] = {7, 8, 9};
-        EXPECT_TRUE(c->Grant("c", few, &changed, &missing).ok());
-        EXPECT_TRUE(c->BuildIndex().ok());
-      },
-      &hits);
+  absl::Status s;
+  EXPECT_TRUE(g.WhileASearchReads([&] { s = c->Search(Scope{"a"}, q, 10, {}, &hits); },
+                                  [&] {
+                                    uint64_t deleted = 0;
+                                    EXPECT_TRUE(c->DropTenant("a", true, &deleted).ok());
+                                    EXPECT_TRUE(c->CreateTenant("c").ok());  // a's number?
+                                    const uint64_t few[] = {7, 8, 9};
+                                    EXPECT_TRUE(c->Grant("c", few, &changed, &missing).ok());
+                                    EXPECT_TRUE(c->BuildIndex().ok());
+                                  }));
   EXPECT_TRUE(absl::IsNotFound(s)) << s;
   ASSERT_TRUE(c->Grant("b", all, &changed, &missing).ok());
-  s = search_during(
-      "b",
-      [&] {
-        uint64_t deleted = 0;
-        EXPECT_TRUE(c->DropTenant("b", /*keep_points=*/true, &deleted).ok());
-        EXPECT_TRUE(c->CreateTenant("b").ok());
-      },
-      &hits);
+  EXPECT_TRUE(g.WhileASearchReads([&] { s = c->Search(Scope{"b"}, q, 10, {}, &hits); },
+                                  [&] {
+                                    uint64_t deleted = 0;
+                                    EXPECT_TRUE(c->DropTenant("b", true, &deleted).ok());
+                                    EXPECT_TRUE(c->CreateTenant("b").ok());
+                                  }));
   EXPECT_TRUE(s.ok()) << s;
   EXPECT_TRUE(hits.empty()) << hits.size() << " hits for a tenant that sees nothing, first "
                             << hits[0].id;

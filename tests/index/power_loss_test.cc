@@ -81,6 +81,17 @@ float L2(const std::vector<uint8_t>& a, const std::vector<uint8_t>& b) {
   return d;
 }
 
+// The test's collection "c" (16-d uint8, L2): made in the first cycle, found in the others.
+absl::StatusOr<std::shared_ptr<Collection>> TheCollection(Catalog& cat, bool make) {
+  if (!make) return cat.Find("c");
+  CollectionConfig cfg;
+  cfg.name = "c";
+  cfg.dim = kDim;
+  cfg.type = ElementType::kUint8;
+  cfg.build_threshold = 1000000;
+  return cat.Create(cfg);
+}
+
 TEST(PowerLoss, EveryAcknowledgedWriteSurvivesACutAtAnyPoint) {
   testing::TempDir tmp;
   FaultInjectionEnv env;
@@ -116,20 +127,9 @@ TEST(PowerLoss, EveryAcknowledgedWriteSurvivesACutAtAnyPoint) {
       absl::StatusOr<std::unique_ptr<Catalog>> cat = Catalog::Open(tmp.path(), options);
       ASSERT_TRUE(cat.ok()) << cat.status();
       std::shared_ptr<Collection> c;
-      if (cycle == 0) {
-        CollectionConfig cfg;
-        cfg.name = "c";
-        cfg.dim = kDim;
-        cfg.type = ElementType::kUint8;
-        cfg.build_threshold = 1000000;
-        auto made = (*cat)->Create(cfg);
-        ASSERT_TRUE(made.ok()) << made.status();
-        c = *made;
-      } else {
-        auto found = (*cat)->Find("c");
-        ASSERT_TRUE(found.ok()) << found.status();
-        c = *found;
-      }
+      absl::StatusOr<std::shared_ptr<Collection>> opened = TheCollection(**cat, cycle == 0);
+      ASSERT_TRUE(opened.ok()) << opened.status();
+      c = *opened;
       const CollectionStats stats = c->Stats();
       ASSERT_NE(stats.state, CollectionStats::State::kDamaged) << stats.damage;
       if (built) {
@@ -318,16 +318,11 @@ TEST(PowerLoss, TenantViewsHoldExactlyAcrossCuts) {
       absl::StatusOr<std::unique_ptr<Catalog>> cat = Catalog::Open(tmp.path(), options);
       ASSERT_TRUE(cat.ok()) << cat.status();
       std::shared_ptr<Collection> c;
+      absl::StatusOr<std::shared_ptr<Collection>> opened = TheCollection(**cat, cycle == 0);
+      ASSERT_TRUE(opened.ok()) << opened.status();
+      c = *opened;
       if (cycle == 0) {
-        CollectionConfig cfg;
-        cfg.name = "c";
-        cfg.dim = kDim;
-        cfg.type = ElementType::kUint8;
-        cfg.build_threshold = 1000000;
-        c = *(*cat)->Create(cfg);
         for (const std::string& t : kTenants) ASSERT_TRUE(c->CreateTenant(t).ok());
-      } else {
-        c = *(*cat)->Find("c");
       }
       ASSERT_EQ(DescribeTenants(ReadTenants(*c)), DescribeTenants(visible(model)));
       for (const std::string& t : kTenants) {  // a drop whose re-creation the cut stopped

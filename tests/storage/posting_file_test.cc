@@ -28,7 +28,8 @@ std::vector<std::vector<uint8_t>> MakePostings(int count, uint64_t seed) {
 }
 
 absl::Status Write(const testing::TempDir& dir, const std::vector<std::vector<uint8_t>>& postings) {
-  auto w = PostingFileWriter::Create(*Env::Default(), dir.File("p.dat"), dir.File("p.tbl"), {kEntry, 2});
+  auto w =
+      PostingFileWriter::Create(*Env::Default(), dir.File("p.dat"), dir.File("p.tbl"), {kEntry, 2});
   if (!w.ok()) return w.status();
   for (const auto& p : postings) {
     if (auto s = (*w)->Append(p); !s.ok()) return s;
@@ -152,7 +153,8 @@ TEST(PostingFile, UnknownVersionIsRefusedClearly) {
 
 TEST(PostingFileWriter, RejectsPartialEntries) {
   testing::TempDir dir;
-  auto w = PostingFileWriter::Create(*Env::Default(), dir.File("p.dat"), dir.File("p.tbl"), {kEntry, 2});
+  auto w =
+      PostingFileWriter::Create(*Env::Default(), dir.File("p.dat"), dir.File("p.tbl"), {kEntry, 2});
   ASSERT_TRUE(w.ok());
   std::vector<uint8_t> bad(kEntry + 1);
   EXPECT_TRUE(absl::IsInvalidArgument((*w)->Append(bad)));
