@@ -18,6 +18,8 @@
 #include "absl/strings/str_split.h"
 #include "base/check.h"
 #include "base/mutex.h"
+#include "index/internal/appended_vectors.h"
+#include "index/internal/id_state.h"
 #include "index/internal/ids_file.h"
 #include "index/kernels/distance.h"
 #include "index/tenant_extent.h"
@@ -64,14 +66,9 @@ std::string PostingKey(uint32_t coll, uint32_t posting, VectorId id) {
   return k;
 }
 
-constexpr uint8_t kLive = 1;    // persisted flag
-constexpr uint8_t kInBase = 2;  // in-memory only: the built index holds this id
-
-struct IdState {
-  uint8_t version = 0;
-  uint8_t base_version = 0;  // version the built index holds (valid with kInBase)
-  uint8_t flags = 0;
-};
+using internal::IdState;
+using internal::kInBase;
+using internal::kLive;
 
 std::string VersionValue(const IdState& s) {
   std::string v(2, '\0');
@@ -111,20 +108,6 @@ absl::Status CheckStoredRow(const CollectionConfig& c, absl::Span<const uint8_t>
   return absl::OkStatus();
 }
 
-class CollectionImpl;
-
-// The postings' appended entries, as SpannIndex::Search sees them. Read under the collection's
-// reader lock.
-class Appendix final : public AppendedEntries {
- public:
-  explicit Appendix(const CollectionImpl* c) : c_(c) {}
-  void ForEach(uint32_t posting,
-               absl::FunctionRef<void(VectorId, const uint8_t*)> visit) const override;
-
- private:
-  const CollectionImpl* c_;
-};
-
 class CollectionImpl final : public Collection {
  public:
   CollectionImpl(MetadataStore* store, std::string dir, CollectionConfig config,
@@ -139,7 +122,7 @@ class CollectionImpl final : public Collection {
         extent_rows_(TenantExtentRows(row_bytes_)),
         dist_(kernels::GetDistance(kernels::Best(), config_.type, config_.metric)),
         f16_dist_(kernels::GetFloat16Distance(kernels::Best(), config_.metric)),
-        appendix_(this),
+        appended_(row_bytes_, &ids_),
         tenants_(config_.id, config_.name),
         hybrid_{config_.hybrid_weight, config_.hybrid_mrr, config_.hybrid_questions} {}
   ~CollectionImpl() override {
@@ -249,12 +232,6 @@ class CollectionImpl final : public Collection {
   }
 
  private:
-  friend class Appendix;
-  struct Entry {
-    VectorId id;
-    uint8_t version;
-  };
-
   std::string ReadDamage() const {
     MutexLock lock(&read_damage_mu_);
     return read_damage_;
@@ -341,8 +318,7 @@ class CollectionImpl final : public Collection {
     }
   }
   const uint8_t* AppendedRow(VectorId id) const ABSL_SHARED_LOCKS_REQUIRED(mu_) {
-    auto it = appended_.find(id);
-    return it == appended_.end() ? nullptr : arena_.data() + it->second;
+    return appended_.Row(id);
   }
   bool BaseEntryLive(VectorId id) const ABSL_SHARED_LOCKS_REQUIRED(mu_) {
     const IdState& s = ids_[id];
@@ -368,39 +344,11 @@ class CollectionImpl final : public Collection {
   // Removes id's appended entries from memory (the caller deletes their keys).
   void DropAppended(VectorId id, absl::Span<const uint32_t> postings)
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
-    for (uint32_t p : postings) {
-      auto it = postings_.find(p);
-      if (it == postings_.end()) continue;
-      auto& v = it->second;
-      v.erase(std::remove_if(v.begin(), v.end(), [&](const Entry& e) { return e.id == id; }),
-              v.end());
-      if (v.empty()) postings_.erase(it);
-    }
-    if (appended_.erase(id) != 0) arena_holes_ += row_bytes_;
+    appended_.Drop(id, postings);
   }
   void AddAppended(VectorId id, const uint8_t* pf, absl::Span<const uint32_t> postings)
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
-    uint64_t off = arena_.size();
-    arena_.insert(arena_.end(), pf, pf + row_bytes_);
-    auto [it, inserted] = appended_.insert({id, off});
-    if (!inserted) {
-      it->second = off;
-      arena_holes_ += row_bytes_;
-    }
-    for (uint32_t p : postings) postings_[p].push_back({id, ids_[id].version});
-  }
-  void MaybeCompactArena() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
-    if (arena_holes_ < (64u << 20) || arena_holes_ * 2 < arena_.size()) return;
-    std::vector<uint8_t> fresh;
-    fresh.reserve(appended_.size() * row_bytes_);
-    for (auto& [id, off] : appended_) {
-      uint64_t n = fresh.size();
-      fresh.insert(fresh.end(), arena_.begin() + static_cast<ptrdiff_t>(off),
-                   arena_.begin() + static_cast<ptrdiff_t>(off + row_bytes_));
-      off = n;
-    }
-    arena_ = std::move(fresh);
-    arena_holes_ = 0;
+    appended_.Add(id, pf, postings, ids_[id].version);
   }
   // The checks every lexical or hybrid search makes first: k in range, a lexical index.
   absl::Status CheckTextSearch(uint32_t k) const {
@@ -450,7 +398,7 @@ class CollectionImpl final : public Collection {
           gen_(c->generation_),
           tenant_(view.ids != nullptr ? c->tenants_.Name(view.tenant) : std::string()),
           view_(view),
-          overlay_{absl::MakeConstSpan(c->skip_bits_), &c->appendix_, view.ids, this} {}
+          overlay_{absl::MakeConstSpan(c->skip_bits_), &c->appended_, view.ids, this} {}
     void Unlock() override ABSL_NO_THREAD_SAFETY_ANALYSIS { c_->mu_.ReaderUnlock(); }
     absl::StatusOr<SearchOverlay> Relock() override ABSL_NO_THREAD_SAFETY_ANALYSIS {
       c_->mu_.ReaderLock();
@@ -468,7 +416,7 @@ class CollectionImpl final : public Collection {
         return absl::AbortedError("the index was rebuilt during the search");
       }
       overlay_ =
-          SearchOverlay{absl::MakeConstSpan(c_->skip_bits_), &c_->appendix_, view_.ids, this};
+          SearchOverlay{absl::MakeConstSpan(c_->skip_bits_), &c_->appended_, view_.ids, this};
       return overlay_;
     }
     // The view and overlay as the last Relock() found them (at first, as given).
@@ -551,7 +499,6 @@ class CollectionImpl final : public Collection {
   const size_t extent_rows_;  // tenants seeing at most this many points have an extent
   const kernels::DistanceFn dist_;
   const kernels::DistanceFn f16_dist_;  // float32 query vs float16 vector (float16 postings)
-  const Appendix appendix_;
   std::atomic<bool> dropped_{false};
   mutable std::atomic<uint64_t> pages_read_{0}, bytes_read_{0};
 
@@ -576,10 +523,9 @@ class CollectionImpl final : public Collection {
   uint64_t live_ ABSL_GUARDED_BY(mu_) = 0;
   uint64_t indexed_ ABSL_GUARDED_BY(mu_) = 0;
   // Vectors not served by the built index (all of them while FLAT), in posting form.
-  std::vector<uint8_t> arena_ ABSL_GUARDED_BY(mu_);
-  uint64_t arena_holes_ ABSL_GUARDED_BY(mu_) = 0;
-  absl::flat_hash_map<VectorId, uint64_t> appended_ ABSL_GUARDED_BY(mu_);
-  absl::flat_hash_map<uint32_t, std::vector<Entry>> postings_ ABSL_GUARDED_BY(mu_);
+  // Vectors written since the build, and their postings' entries (the search reads them under
+  // mu_ held shared, through the overlay).
+  internal::AppendedVectors appended_ ABSL_GUARDED_BY(mu_);
   bool building_ ABSL_GUARDED_BY(mu_) = false;
   // Not OK while the index generation on disk cannot be opened (Load); cleared by the rebuild.
   absl::Status damage_ ABSL_GUARDED_BY(mu_);
@@ -599,20 +545,6 @@ class CollectionImpl final : public Collection {
   };
   HybridDefault hybrid_ ABSL_GUARDED_BY(mu_);
 };
-
-void Appendix::ForEach(uint32_t posting,
-                       absl::FunctionRef<void(VectorId, const uint8_t*)> visit) const {
-  c_->mu_.AssertReaderHeld();  // called from Search, which holds c_->mu_ shared
-  auto it = c_->postings_.find(posting);
-  if (it == c_->postings_.end()) return;
-  for (const CollectionImpl::Entry& e : it->second) {
-    const IdState& s = c_->ids_[e.id];
-    if (!(s.flags & kLive) || s.version != e.version) continue;  // stale replica
-    auto a = c_->appended_.find(e.id);
-    if (a == c_->appended_.end()) continue;
-    visit(e.id, c_->arena_.data() + a->second);
-  }
-}
 
 absl::Status CollectionImpl::Load() {
   MutexLock write_lock(&write_mu_);
@@ -699,6 +631,7 @@ absl::Status CollectionImpl::Load() {
     }
   }
   // Vectors the built index does not serve.
+  std::vector<uint8_t> pf;
   for (VectorId id = 0; id < ids_.size(); ++id) {
     if (!(ids_[id].flags & kLive) || BaseEntryLive(id)) continue;
     auto raw = store_->Get(Cf::kVectors, IdKey(coll, id));
@@ -706,10 +639,9 @@ absl::Status CollectionImpl::Load() {
       return absl::DataLossError(absl::StrCat("collection '", config_.name, "': vector of id ",
                                               ext_of_[id], " is missing or malformed"));
     }
-    uint64_t off = arena_.size();
-    arena_.resize(off + row_bytes_);
-    ToPostingForm(reinterpret_cast<const uint8_t*>(raw->data()), arena_.data() + off);
-    appended_[id] = off;
+    pf.resize(row_bytes_);
+    ToPostingForm(reinterpret_cast<const uint8_t*>(raw->data()), pf.data());
+    appended_.PutRow(id, pf.data());
   }
   if (base_ != nullptr) {
     RETURN_IF_ERROR(store_->Scan(Cf::kPostings, CollPrefix(coll), [&](auto key, auto value) {
@@ -720,7 +652,7 @@ absl::Status CollectionImpl::Load() {
       }
       uint32_t posting = ReadU32(key, 4);
       VectorId id = ReadU32(key, 8);
-      if (id < ids_.size()) postings_[posting].push_back({id, static_cast<uint8_t>(value[0])});
+      if (id < ids_.size()) appended_.AddEntry(posting, id, static_cast<uint8_t>(value[0]));
       return absl::OkStatus();
     }));
   }
@@ -1020,7 +952,7 @@ absl::Status CollectionImpl::Upsert(const Scope& scope, absl::Span<const PointIn
       if (building_) dirty_.push_back(c.id);
     }
     for (const TenantAccess::Change& a : access) tenants_.Apply(a);
-    MaybeCompactArena();
+    appended_.MaybeCompact();
   };
   RETURN_IF_ERROR(Write(&batch, plan, apply));
   if (!changes.empty()) {
@@ -1228,8 +1160,8 @@ absl::Status CollectionImpl::DenseSearch(const uint8_t* q, uint32_t k, const Sea
     // FLAT: exact search over every live vector.
     TopK top;
     top.Reset(k);
-    for (const auto& [id, off] : appended_)
-      top.Push(id, dist_(q, arena_.data() + off, config_.dim));
+    appended_.ForEachRow(
+        [&](VectorId id, const uint8_t* row) { top.Push(id, dist_(q, row, config_.dim)); });
     top.TakeSorted(result);
     st->entries_scanned = static_cast<uint32_t>(appended_.size());
     return absl::OkStatus();
@@ -1727,10 +1659,7 @@ absl::Status CollectionImpl::Install(uint64_t gen, absl::Span<const VectorId> id
       ids_[id].base_version = new_version[id];
     }
     indexed_ = ids.size();
-    arena_.clear();
-    arena_holes_ = 0;
-    appended_.clear();
-    postings_.clear();
+    appended_.Clear();
     for (const Carried& c : carried) AddAppended(c.id, c.pf.data(), c.postings);
     RebuildSkipBits();
     building_ = false;
@@ -2075,8 +2004,8 @@ CollectionStats CollectionImpl::Stats() const {
   s.indexed_vectors = indexed_;
   s.appended_vectors = appended_.size();
   s.generation = generation_;
-  s.memory_bytes = arena_.size() + ids_.size() * (sizeof(IdState) + sizeof(uint64_t)) +
-                   skip_bits_.size() + appended_.size() * 16;
+  s.memory_bytes = appended_.MemoryBytes() + ids_.size() * (sizeof(IdState) + sizeof(uint64_t)) +
+                   skip_bits_.size();
   if (base_ != nullptr) {
     s.heads = base_->num_heads();
     s.default_max_postings = base_->default_max_postings();

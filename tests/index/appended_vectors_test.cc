@@ -1,0 +1,73 @@
+// The vectors a collection took since its build (index/internal/appended_vectors.h): rows
+// replaced and dropped, entries skipped once their id's version moves on or the id dies, and a
+// compaction that keeps every row.
+#include "index/internal/appended_vectors.h"
+
+#include <gtest/gtest.h>
+
+#include <map>
+#include <vector>
+
+namespace strata::internal {
+namespace {
+
+std::vector<uint8_t> Row(uint8_t fill) { return std::vector<uint8_t>(4, fill); }
+
+std::map<VectorId, uint8_t> Seen(const AppendedVectors& a, uint32_t posting) {
+  std::map<VectorId, uint8_t> out;
+  a.ForEach(posting, [&](VectorId id, const uint8_t* row) { out[id] = row[0]; });
+  return out;
+}
+
+TEST(AppendedVectors, ServesLiveCurrentEntriesOnly) {
+  std::vector<IdState> ids(3, IdState{0, 0, kLive});
+  AppendedVectors a(4, &ids);
+  const uint32_t postings_0[] = {7, 9}, postings_1[] = {7};
+  a.Add(0, Row(10).data(), postings_0, 0);
+  a.Add(1, Row(11).data(), postings_1, 0);
+  EXPECT_EQ((Seen(a, 7)), (std::map<VectorId, uint8_t>{{0, 10}, {1, 11}}));
+  EXPECT_EQ((Seen(a, 9)), (std::map<VectorId, uint8_t>{{0, 10}}));
+  EXPECT_TRUE(Seen(a, 8).empty());
+  // Id 0 replaced: version 1, row 20, now only in posting 9; its old entry in 7 is stale.
+  ids[0].version = 1;
+  const uint32_t postings_0b[] = {9};
+  a.Add(0, Row(20).data(), postings_0b, 1);
+  EXPECT_EQ((Seen(a, 7)), (std::map<VectorId, uint8_t>{{1, 11}}));
+  EXPECT_EQ((Seen(a, 9)), (std::map<VectorId, uint8_t>{{0, 20}}));
+  EXPECT_EQ(a.Row(0)[0], 20);
+  // Id 1 deleted: not served, even before its entries are dropped.
+  ids[1].flags = 0;
+  EXPECT_TRUE(Seen(a, 7).empty());
+  a.Drop(1, postings_1);
+  EXPECT_EQ(a.Row(1), nullptr);
+  EXPECT_EQ(a.size(), 1u);
+  a.Clear();
+  EXPECT_EQ(a.size(), 0u);
+  EXPECT_TRUE(Seen(a, 9).empty());
+}
+
+TEST(AppendedVectors, CompactionReclaimsHolesAndKeepsEveryRow) {
+  std::vector<IdState> ids(100, IdState{0, 0, kLive});
+  AppendedVectors a(4, &ids, /*compact_bytes=*/64);
+  const uint32_t posting[] = {1};
+  for (VectorId id = 0; id < 100; ++id) a.Add(id, Row(static_cast<uint8_t>(id)).data(), posting, 0);
+  for (VectorId id = 0; id < 100; id += 2) {  // replace the even ones: 200 bytes of holes
+    a.Add(id, Row(static_cast<uint8_t>(id + 100)).data(), {}, 0);
+  }
+  EXPECT_EQ(a.arena_bytes(), 600u);
+  a.MaybeCompact();  // holes 200 < half of 600: kept
+  EXPECT_EQ(a.arena_bytes(), 600u);
+  for (VectorId id = 1; id < 100; id += 2) a.Drop(id, posting);  // 400 bytes of holes
+  a.MaybeCompact();
+  EXPECT_EQ(a.arena_bytes(), 200u);
+  EXPECT_EQ(a.size(), 50u);
+  for (VectorId id = 0; id < 100; id += 2) {
+    ASSERT_NE(a.Row(id), nullptr);
+    EXPECT_EQ(a.Row(id)[0], id + 100);
+    EXPECT_EQ(a.Row(id)[3], id + 100);
+  }
+  EXPECT_EQ(Seen(a, 1).size(), 50u);
+}
+
+}  // namespace
+}  // namespace strata::internal
