@@ -137,7 +137,7 @@ absl::Status Catalog::Drop(const std::string& name) {
   AppendU32(&prefix, id);
   WriteBatch batch;
   batch.Delete(Cf::kCollections, name);
-  for (Cf cf : {Cf::kVersions, Cf::kPayloads, Cf::kVectors, Cf::kPostings}) {
+  for (Cf cf : {Cf::kVersions, Cf::kPayloads, Cf::kVectors, Cf::kPostings, Cf::kHeads}) {
     batch.DeletePrefix(cf, prefix);
   }
   batch.DeletePrefix(Cf::kIdMap, absl::StrCat("e", prefix));

@@ -7,6 +7,7 @@
 #include <cstring>
 #include <filesystem>
 #include <optional>
+#include <thread>
 
 #include "absl/container/flat_hash_map.h"
 #include "absl/container/flat_hash_set.h"
@@ -19,8 +20,10 @@
 #include "base/check.h"
 #include "base/mutex.h"
 #include "index/internal/appended_vectors.h"
+#include "index/internal/head_overlay.h"
 #include "index/internal/id_state.h"
 #include "index/internal/ids_file.h"
+#include "index/internal/posting_split.h"
 #include "index/kernels/distance.h"
 #include "index/tenant_extent.h"
 #include "index/vector_rules.h"
@@ -59,6 +62,12 @@ std::string IntKey(uint32_t coll, VectorId id) {
   AppendU32(&k, id);
   return k;
 }
+std::string HeadKey(uint32_t coll, uint32_t head) {
+  std::string k = CollPrefix(coll);
+  AppendU32(&k, head);
+  return k;
+}
+
 std::string PostingKey(uint32_t coll, uint32_t posting, VectorId id) {
   std::string k = CollPrefix(coll);
   AppendU32(&k, posting);
@@ -123,9 +132,11 @@ class CollectionImpl final : public Collection {
         dist_(kernels::GetDistance(kernels::Best(), config_.type, config_.metric)),
         f16_dist_(kernels::GetFloat16Distance(kernels::Best(), config_.metric)),
         appended_(row_bytes_, &ids_),
+        heads_overlay_(config_.type, config_.metric, config_.dim, 0),
         tenants_(config_.id, config_.name),
         hybrid_{config_.hybrid_weight, config_.hybrid_mrr, config_.hybrid_questions} {}
   ~CollectionImpl() override {
+    StopMaintainer();
     if (dropped_.load()) {
       if (absl::Status s = env_.RemoveTree(dir_); !s.ok()) {
         Log(LogLevel::kWarning, "removing dropped collection %s: %s", dir_, s.message());
@@ -134,6 +145,15 @@ class CollectionImpl final : public Collection {
   }
 
   absl::Status Load();
+  // Starts the background maintenance thread (CollectionOptions::background_maintenance).
+  void StartMaintainer();
+  absl::Status RunMaintenance() override;
+  std::vector<uint32_t> PostingLengths() const override {
+    ReaderMutexLock lock(&mu_);
+    std::vector<uint32_t> out = ServingHeads();
+    for (uint32_t& h : out) h = static_cast<uint32_t>(PostingEntries(h));
+    return out;
+  }
 
   CollectionConfig config() const override {
     ReaderMutexLock lock(&mu_);
@@ -295,6 +315,8 @@ class CollectionImpl final : public Collection {
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(write_mu_) ABSL_SHARED_LOCKS_REQUIRED(mu_);
   // Opens index generation generation_ and marks its members in ids_.
   absl::Status OpenGeneration() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // Loads the heads posting maintenance added and retired (the `heads` family) over base_.
+  absl::Status LoadHeads() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   // FailedPrecondition naming the damage while the index is damaged.
   absl::Status CheckServing() const ABSL_SHARED_LOCKS_REQUIRED(mu_) {
     if (damage_.ok()) return absl::OkStatus();
@@ -339,13 +361,50 @@ class CollectionImpl final : public Collection {
       ABSL_SHARED_LOCKS_REQUIRED(mu_) {
     out->clear();
     if (base_ == nullptr) return absl::OkStatus();
-    return base_->AssignPostings(VectorView{config_.type, {pf, row_bytes_}}, out);
+    return base_->AssignPostings(VectorView{config_.type, {pf, row_bytes_}}, &heads_overlay_, out);
   }
-  // Removes id's appended entries from memory (the caller deletes their keys).
-  void DropAppended(VectorId id, absl::Span<const uint32_t> postings)
-      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
-    appended_.Drop(id, postings);
+  // Removes id's row and appended entries from memory (the caller deletes their keys).
+  void DropAppended(VectorId id) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) { appended_.Drop(id); }
+  // Whether `id` has a row or appended entries; if so, deletes its entries' keys in `batch` and
+  // lists their postings in `postings`.
+  bool PlanDropAppended(VectorId id, WriteBatch* batch, std::vector<uint32_t>* postings) const
+      ABSL_SHARED_LOCKS_REQUIRED(mu_) {
+    const absl::Span<const uint32_t> old = appended_.PostingsOf(id);
+    postings->assign(old.begin(), old.end());
+    for (uint32_t q : old) batch->Delete(Cf::kPostings, PostingKey(config_.id, q, id));
+    return !old.empty() || appended_.HasRow(id);
   }
+  // Posting maintenance ("Posting maintenance" in collection.h).
+  // Live entries past which a posting is split.
+  uint32_t PostingLimit() const ABSL_SHARED_LOCKS_REQUIRED(mu_) {
+    if (options_.posting_limit != 0) return options_.posting_limit;
+    return base_ == nullptr ? 0 : base_->entry_limit();
+  }
+  // Entries a search of `posting` scans, dead ones included.
+  uint64_t PostingEntries(uint32_t posting) const ABSL_SHARED_LOCKS_REQUIRED(mu_) {
+    uint64_t n = appended_.EntryCount(posting);
+    if (base_ != nullptr && posting < heads_overlay_.built_heads() &&
+        !heads_overlay_.IsRetired(posting)) {
+      n += base_->posting_entries(posting);
+    }
+    return n;
+  }
+  // The heads whose postings searches read: the built ones not retired, and the added ones.
+  std::vector<uint32_t> ServingHeads() const ABSL_SHARED_LOCKS_REQUIRED(mu_) {
+    std::vector<uint32_t> out;
+    if (base_ == nullptr) return out;
+    for (uint32_t h = 0; h < heads_overlay_.built_heads(); ++h) {
+      if (!heads_overlay_.IsRetired(h)) out.push_back(h);
+    }
+    heads_overlay_.ForEachAdded([&](uint32_t h, const uint8_t*) { out.push_back(h); });
+    return out;
+  }
+  // Queues for maintenance those of `postings` that are too long (or, `shrunk`, too short).
+  void NotePostings(absl::Span<const uint32_t> postings, bool shrunk)
+      ABSL_SHARED_LOCKS_REQUIRED(mu_);
+  // Splits, merges or rewrites `posting` if it calls for it.
+  absl::Status MaintainPosting(uint32_t posting) ABSL_LOCKS_EXCLUDED(write_mu_, mu_);
+  void StopMaintainer() ABSL_LOCKS_EXCLUDED(pending_mu_);
   void AddAppended(VectorId id, const uint8_t* pf, absl::Span<const uint32_t> postings)
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
     appended_.Add(id, pf, postings, ids_[id].version);
@@ -396,9 +455,11 @@ class CollectionImpl final : public Collection {
         : c_(c),
           base_(c->base_.get()),
           gen_(c->generation_),
+          layout_(c->layout_),
           tenant_(view.ids != nullptr ? c->tenants_.Name(view.tenant) : std::string()),
           view_(view),
-          overlay_{absl::MakeConstSpan(c->skip_bits_), &c->appended_, view.ids, this} {}
+          overlay_{absl::MakeConstSpan(c->skip_bits_), &c->appended_, view.ids, &c->heads_overlay_,
+                   this} {}
     void Unlock() override ABSL_NO_THREAD_SAFETY_ANALYSIS { c_->mu_.ReaderUnlock(); }
     absl::StatusOr<SearchOverlay> Relock() override ABSL_NO_THREAD_SAFETY_ANALYSIS {
       c_->mu_.ReaderLock();
@@ -415,8 +476,12 @@ class CollectionImpl final : public Collection {
       if (c_->base_.get() != base_ || c_->generation_ != gen_) {
         return absl::AbortedError("the index was rebuilt during the search");
       }
-      overlay_ =
-          SearchOverlay{absl::MakeConstSpan(c_->skip_bits_), &c_->appended_, view_.ids, this};
+      // Posting maintenance moved vectors between the postings read and others.
+      if (c_->layout_ != layout_) {
+        return absl::AbortedError("postings were split or merged during the search");
+      }
+      overlay_ = SearchOverlay{absl::MakeConstSpan(c_->skip_bits_), &c_->appended_, view_.ids,
+                               &c_->heads_overlay_, this};
       return overlay_;
     }
     // The view and overlay as the last Relock() found them (at first, as given).
@@ -427,6 +492,7 @@ class CollectionImpl final : public Collection {
     const CollectionImpl* const c_;
     const SpannIndex* const base_;
     const uint64_t gen_;
+    const uint64_t layout_;
     const std::string tenant_;  // empty: the whole collection
     ViewRef view_;
     SearchOverlay overlay_;
@@ -526,6 +592,20 @@ class CollectionImpl final : public Collection {
   // Vectors written since the build, and their postings' entries (the search reads them under
   // mu_ held shared, through the overlay).
   internal::AppendedVectors appended_ ABSL_GUARDED_BY(mu_);
+  // Heads posting maintenance added and retired since the generation was built.
+  internal::HeadOverlay heads_overlay_ ABSL_GUARDED_BY(mu_);
+  // Bumped by each maintenance step: a search whose postings were read across one starts again.
+  uint64_t layout_ ABSL_GUARDED_BY(mu_) = 0;
+  struct MaintenanceCounts {
+    uint64_t splits = 0, merges = 0, rewrites = 0, reassigned = 0;
+  };
+  MaintenanceCounts maintained_ ABSL_GUARDED_BY(mu_);
+  // Postings to look at, queued by writes (under mu_) and taken by maintenance; and the
+  // background thread's stop flag.
+  mutable Mutex pending_mu_ ABSL_ACQUIRED_AFTER(mu_);
+  absl::flat_hash_set<uint32_t> pending_ ABSL_GUARDED_BY(pending_mu_);
+  bool stop_ ABSL_GUARDED_BY(pending_mu_) = false;
+  std::thread maintainer_;
   bool building_ ABSL_GUARDED_BY(mu_) = false;
   // Not OK while the index generation on disk cannot be opened (Load); cleared by the rebuild.
   absl::Status damage_ ABSL_GUARDED_BY(mu_);
@@ -644,6 +724,7 @@ absl::Status CollectionImpl::Load() {
     appended_.PutRow(id, pf.data());
   }
   if (base_ != nullptr) {
+    RETURN_IF_ERROR(LoadHeads());
     RETURN_IF_ERROR(store_->Scan(Cf::kPostings, CollPrefix(coll), [&](auto key, auto value) {
       mu_.AssertHeld();  // Load's
       if (key.size() != 12 || value.size() != 1) {
@@ -655,10 +736,32 @@ absl::Status CollectionImpl::Load() {
       if (id < ids_.size()) appended_.AddEntry(posting, id, static_cast<uint8_t>(value[0]));
       return absl::OkStatus();
     }));
+    // Built vectors a split gave an entry in a new posting: their rows too.
+    for (VectorId id = 0; id < ids_.size(); ++id) {
+      if (!(ids_[id].flags & kLive) || appended_.HasRow(id) || appended_.PostingsOf(id).empty()) {
+        continue;
+      }
+      auto raw = store_->Get(Cf::kVectors, IdKey(coll, id));
+      if (!raw.ok() || raw->size() != row_bytes_) {
+        return absl::DataLossError(absl::StrCat("collection '", config_.name, "': vector of id ",
+                                                ext_of_[id], " is missing or malformed"));
+      }
+      pf.resize(row_bytes_);
+      ToPostingForm(reinterpret_cast<const uint8_t*>(raw->data()), pf.data());
+      appended_.PutRow(id, pf.data());
+    }
   }
   RebuildSkipBits();
-  Log(LogLevel::kInfo, "collection '%s': %d live vectors, %d in index generation %d, %d appended",
-      config_.name, live_, indexed_, generation_, appended_.size());
+  if (base_ != nullptr) {
+    // What maintenance was queued is not stored: the postings that call for it are found again
+    // (a step a crash cut short was rolled back whole, and is done again).
+    NotePostings(ServingHeads(), /*shrunk=*/true);
+  }
+  Log(LogLevel::kInfo,
+      "collection '%s': %d live vectors, %d in index generation %d, %d appended, %d heads added "
+      "and %d retired by posting maintenance",
+      config_.name, live_, indexed_, generation_, appended_.size(), heads_overlay_.added(),
+      heads_overlay_.retired());
   return absl::OkStatus();
 }
 
@@ -885,17 +988,9 @@ absl::Status CollectionImpl::Upsert(const Scope& scope, absl::Span<const PointIn
       // version).
       c.had_appended = false;
       if (!c.is_new && (c.state.flags & kLive)) {
-        if (const uint8_t* old = AppendedRow(c.id)) {
-          c.had_appended = true;
-          RETURN_IF_ERROR(PostingsFor(old, &c.old_postings));
-          for (uint32_t q : c.old_postings) batch.Delete(Cf::kPostings, PostingKey(coll, q, c.id));
-        }
+        c.had_appended = PlanDropAppended(c.id, &batch, &c.old_postings);
       }
-      if (!c.is_new) {
-        uint8_t v = static_cast<uint8_t>(c.state.version + 1);
-        if ((c.state.flags & kInBase) && v == c.state.base_version) ++v;
-        c.state.version = v;
-      }
+      if (!c.is_new) c.state.version = internal::NextVersion(c.state);
       c.state.flags |= kLive;
       c.pf.resize(row_bytes_);
       ToPostingForm(p.vector.data(), c.pf.data());
@@ -942,11 +1037,12 @@ absl::Status CollectionImpl::Upsert(const Scope& scope, absl::Span<const PointIn
     }
     for (Change& c : changes) {
       bool was_live = ids_[c.id].flags & kLive;
-      if (c.had_appended) DropAppended(c.id, c.old_postings);
+      if (c.had_appended) DropAppended(c.id);
       ids_[c.id] = c.state;
       ext_of_[c.id] = c.ext;
       if (!was_live) ++live_;
       AddAppended(c.id, c.pf.data(), c.postings);
+      NotePostings(c.postings, /*shrunk=*/false);
       SetSkip(c.id);
       text_.Put(c.id, terms[c.row]);
       if (building_) dirty_.push_back(c.id);
@@ -994,11 +1090,7 @@ absl::Status CollectionImpl::PlanDelete(VectorId id, WriteBatch* batch,
                                         std::vector<PointDelete>* out) const {
   const uint32_t coll = config_.id;
   PointDelete d{id, false, {}};
-  if (const uint8_t* old = AppendedRow(id)) {
-    d.had_appended = true;
-    RETURN_IF_ERROR(PostingsFor(old, &d.old_postings));
-    for (uint32_t q : d.old_postings) batch->Delete(Cf::kPostings, PostingKey(coll, q, id));
-  }
+  d.had_appended = PlanDropAppended(id, batch, &d.old_postings);
   IdState s = ids_[id];
   s.flags &= static_cast<uint8_t>(~kLive);
   std::string key = IdKey(coll, id);
@@ -1011,7 +1103,10 @@ absl::Status CollectionImpl::PlanDelete(VectorId id, WriteBatch* batch,
 
 void CollectionImpl::ApplyDelete(const PointDelete& d) {
   DCHECK(tenants_.TenantCount(d.id) == 0);
-  if (d.had_appended) DropAppended(d.id, d.old_postings);
+  if (d.had_appended) {
+    DropAppended(d.id);
+    NotePostings(d.old_postings, /*shrunk=*/true);
+  }
   ids_[d.id].flags &= static_cast<uint8_t>(~kLive);
   --live_;
   SetSkip(d.id);
@@ -1150,10 +1245,12 @@ absl::Status CollectionImpl::DenseSearch(const uint8_t* q, uint32_t k, const Sea
     if (base_ != nullptr) {
       absl::Status s = SearchIndex(q, k, params, view, result, st);
       if (!absl::IsAborted(s)) return s;
-      // The index was rebuilt while the postings were read: again, on the new one (and the view
-      // as it is now). Builds take far longer than a search: more than a few in a row is a bug.
+      // The index was rebuilt, or postings split, while the postings were read: again, on the
+      // index as it is now (and the view). Either takes far longer than a search: more than a
+      // few in a row is a bug.
       if (attempt == 7) {
-        return absl::UnavailableError("the index was rebuilt 8 times during one search; retry");
+        return absl::UnavailableError(
+            "the index was rebuilt or reorganised 8 times during one search; retry");
       }
       continue;
     }
@@ -1634,6 +1731,7 @@ absl::Status CollectionImpl::Install(uint64_t gen, absl::Span<const VectorId> id
       }
     }
     batch.DeletePrefix(Cf::kPostings, CollPrefix(coll));
+    batch.DeletePrefix(Cf::kHeads, CollPrefix(coll));
     for (VectorId id : carry) {
       const uint8_t* row = AppendedRow(id);
       if (row == nullptr) {
@@ -1660,6 +1758,12 @@ absl::Status CollectionImpl::Install(uint64_t gen, absl::Span<const VectorId> id
     }
     indexed_ = ids.size();
     appended_.Clear();
+    heads_overlay_.Clear(static_cast<uint32_t>(base_->num_heads()));
+    ++layout_;
+    {
+      MutexLock pending_lock(&pending_mu_);
+      pending_.clear();
+    }
     for (const Carried& c : carried) AddAppended(c.id, c.pf.data(), c.postings);
     RebuildSkipBits();
     building_ = false;
@@ -2005,7 +2109,13 @@ CollectionStats CollectionImpl::Stats() const {
   s.appended_vectors = appended_.size();
   s.generation = generation_;
   s.memory_bytes = appended_.MemoryBytes() + ids_.size() * (sizeof(IdState) + sizeof(uint64_t)) +
-                   skip_bits_.size();
+                   skip_bits_.size() + heads_overlay_.MemoryBytes();
+  s.added_heads = heads_overlay_.added();
+  s.retired_heads = heads_overlay_.retired();
+  s.splits = maintained_.splits;
+  s.merges = maintained_.merges;
+  s.rewrites = maintained_.rewrites;
+  s.reassigned = maintained_.reassigned;
   if (base_ != nullptr) {
     s.heads = base_->num_heads();
     s.default_max_postings = base_->default_max_postings();
@@ -2028,12 +2138,383 @@ CollectionStats CollectionImpl::Stats() const {
 
 // --- CollectionConfig ----------------------------------------------------------------------------
 
+absl::Status CollectionImpl::LoadHeads() {
+  heads_overlay_.Clear(static_cast<uint32_t>(base_->num_heads()));
+  return store_->Scan(Cf::kHeads, CollPrefix(config_.id), [&](auto key, auto value) {
+    mu_.AssertHeld();  // Load's
+    if (key.size() != 8 || (!value.empty() && value.size() != row_bytes_)) {
+      return absl::DataLossError(
+          absl::StrCat("collection '", config_.name, "': malformed head record"));
+    }
+    const uint32_t head = ReadU32(key, 4);
+    const uint32_t built = heads_overlay_.built_heads();
+    if (value.empty() ? head >= built : head < built || heads_overlay_.IsAdded(head)) {
+      return absl::DataLossError(absl::StrCat("collection '", config_.name, "': head record ", head,
+                                              " does not fit index generation ", generation_, " (",
+                                              built, " heads)"));
+    }
+    if (value.empty()) {
+      heads_overlay_.Retire(head);
+    } else {
+      heads_overlay_.Add(head, reinterpret_cast<const uint8_t*>(value.data()));
+    }
+    return absl::OkStatus();
+  });
+}
+
+namespace {
+// A posting is looked at once its entries pass 1.5x the limit (it is split when its live ones pass
+// the limit), and merged away under 1/8 of it.
+uint64_t LookAtAbove(uint32_t limit) { return uint64_t{limit} + limit / 2; }
+size_t MergeBelow(uint32_t limit) { return std::max<size_t>(1, limit / 8); }
+// Neighbouring postings whose vectors a split checks (SPFresh's second condition).
+constexpr uint32_t kSplitNeighbours = 64;
+}  // namespace
+
+void CollectionImpl::NotePostings(absl::Span<const uint32_t> postings, bool shrunk) {
+  if (base_ == nullptr || building_ || postings.empty()) return;
+  const uint32_t limit = PostingLimit();
+  MutexLock lock(&pending_mu_);
+  for (uint32_t p : postings) {
+    const uint64_t n = PostingEntries(p);
+    if (n > LookAtAbove(limit) ||
+        (shrunk && p >= heads_overlay_.built_heads() && n < MergeBelow(limit))) {
+      pending_.insert(p);
+    }
+  }
+}
+
+void CollectionImpl::StartMaintainer() {
+  if (!options_.background_maintenance) return;
+  maintainer_ = std::thread([this] {
+    for (;;) {
+      {
+        MutexLock lock(&pending_mu_);
+        pending_mu_.Await(absl::Condition(
+            +[](CollectionImpl* c)
+                 ABSL_NO_THREAD_SAFETY_ANALYSIS { return c->stop_ || !c->pending_.empty(); },
+            this));
+        if (stop_) return;
+      }
+      if (absl::Status s = RunMaintenance(); !s.ok() && !absl::IsNotFound(s)) {
+        Log(LogLevel::kWarning, "collection '%s': posting maintenance: %s", config_.name,
+            s.message());
+      }
+    }
+  });
+}
+
+void CollectionImpl::StopMaintainer() {
+  {
+    MutexLock lock(&pending_mu_);
+    stop_ = true;
+  }
+  if (maintainer_.joinable()) maintainer_.join();
+}
+
+absl::Status CollectionImpl::RunMaintenance() {
+  absl::Status first;
+  for (;;) {
+    uint32_t p;
+    {
+      MutexLock lock(&pending_mu_);
+      if (pending_.empty() || stop_) return first;
+      p = *pending_.begin();
+      pending_.erase(pending_.begin());
+    }
+    // A posting that fails stays as it is (queued again by the next write that touches it).
+    absl::Status s = MaintainPosting(p);
+    if (!s.ok() && first.ok()) first = s;
+  }
+}
+
+absl::Status CollectionImpl::MaintainPosting(uint32_t p) {
+  RETURN_IF_ERROR(CheckNotDropped());
+  MutexLock write_lock(&write_mu_);
+  // Every change of the state takes write_mu_: what is read below under mu_ (shared) stays true
+  // across the reads made holding no lock readers take.
+  const uint32_t coll = config_.id;
+  std::shared_ptr<SpannIndex> base;
+  uint32_t limit = 0, built_heads = 0;
+  uint64_t heads_now = 0;
+  std::vector<uint8_t> old_head;
+  std::vector<VectorId> keys_in_p;  // every appended entry of p: their keys go
+  // Vectors and their rows (posting form): the posting's live members, then the neighbours'
+  // vectors that may move.
+  std::vector<uint8_t> rows;
+  absl::flat_hash_map<VectorId, size_t> row_at;
+  const auto add_row = [&](VectorId id, const uint8_t* row) {
+    row_at[id] = rows.size();
+    rows.insert(rows.end(), row, row + row_bytes_);
+  };
+  const auto row_of = [&](VectorId id) { return rows.data() + row_at.at(id); };
+  std::vector<VectorId> members;
+  std::vector<VectorId> need;  // built vectors whose exact rows are read from the store
+  std::vector<HeadHit> hits;
+  std::vector<uint32_t> neighbours;
+  {
+    ReaderMutexLock lock(&mu_);
+    if (base_ == nullptr || building_ || !damage_.ok()) return absl::OkStatus();
+    base = base_;
+    built_heads = heads_overlay_.built_heads();
+    const uint8_t* h = p < built_heads
+                           ? (heads_overlay_.IsRetired(p) ? nullptr : base->head_vector(p))
+                           : heads_overlay_.Row(p);
+    if (h == nullptr) return absl::OkStatus();  // gone since it was queued
+    old_head.assign(h, h + row_bytes_);
+    limit = PostingLimit();
+    heads_now = built_heads - heads_overlay_.retired() + heads_overlay_.added();
+    appended_.ForEachEntry(p, [&](VectorId id, uint8_t version) {
+      mu_.AssertReaderHeld();
+      keys_in_p.push_back(id);
+      const IdState& st = ids_[id];
+      if ((st.flags & kLive) && st.version == version && !row_at.contains(id)) {
+        DCHECK(appended_.Row(id) != nullptr);
+        members.push_back(id);
+        add_row(id, appended_.Row(id));
+      }
+    });
+    RETURN_IF_ERROR(
+        base->NearestHeads(old_head.data(), kSplitNeighbours + 1, &heads_overlay_, &hits));
+    for (const HeadHit& hit : hits) {
+      if (hit.second != p && neighbours.size() < kSplitNeighbours) neighbours.push_back(hit.second);
+    }
+  }
+  // The built posting, from disk.
+  std::vector<VectorId> built_ids;
+  std::vector<uint8_t> built_rows;
+  if (p < built_heads) RETURN_IF_ERROR(base->ReadPosting(p, &built_ids, &built_rows));
+  {
+    ReaderMutexLock lock(&mu_);
+    for (VectorId id : built_ids) {
+      if (id >= ids_.size() || !BaseEntryLive(id) || row_at.contains(id)) continue;
+      members.push_back(id);
+      if (const uint8_t* r = appended_.Row(id)) {
+        add_row(id, r);
+      } else {
+        need.push_back(id);
+      }
+    }
+  }
+  // Exact rows of built vectors (a float16 posting holds rounded ones), from the store.
+  const auto read_exact = [&](std::vector<VectorId>* ids) -> absl::Status {
+    std::vector<std::string> keys;
+    for (VectorId id : *ids) keys.push_back(IdKey(coll, id));
+    std::vector<absl::StatusOr<std::string>> got = store_->MultiGet(Cf::kVectors, keys);
+    std::vector<uint8_t> pf(row_bytes_);
+    for (size_t i = 0; i < ids->size(); ++i) {
+      if (!got[i].ok() || got[i]->size() != row_bytes_) {
+        return absl::DataLossError(absl::StrCat("collection '", config_.name,
+                                                "': the stored vector of internal id ", (*ids)[i],
+                                                " is missing or malformed"));
+      }
+      ToPostingForm(reinterpret_cast<const uint8_t*>(got[i]->data()), pf.data());
+      add_row((*ids)[i], pf.data());
+    }
+    ids->clear();
+    return absl::OkStatus();
+  };
+  RETURN_IF_ERROR(read_exact(&need));
+
+  // What the posting calls for.
+  const size_t live = members.size();
+  const uint64_t entries = (p < built_heads ? base->posting_entries(p) : 0) + keys_in_p.size();
+  enum class Step { kSplit, kMerge, kRewrite } step;
+  internal::TwoWaySplit halves;
+  std::vector<uint8_t> member_rows;
+  if (live > limit) {
+    member_rows.reserve(live * row_bytes_);
+    for (VectorId id : members)
+      member_rows.insert(member_rows.end(), row_of(id), row_of(id) + row_bytes_);
+    if (!internal::SplitInTwo(config_.type, config_.dim, member_rows.data(), live, p, &halves)) {
+      return absl::OkStatus();  // all one vector: nothing to split
+    }
+    step = Step::kSplit;
+  } else if (live < MergeBelow(limit) && heads_now > 1) {
+    step = Step::kMerge;
+  } else if (p < built_heads && entries > 2 * uint64_t{live}) {
+    step = Step::kRewrite;  // mostly dead entries
+  } else {
+    return absl::OkStatus();
+  }
+
+  // SPFresh's second condition: vectors of the neighbouring postings nearer a new head than their
+  // own posting's are reassigned (that posting is no longer their nearest).
+  std::vector<VectorId> candidates;
+  if (step == Step::kSplit) {
+    const uint8_t* h0 = member_rows.data() + halves.head[0] * row_bytes_;
+    const uint8_t* h1 = member_rows.data() + halves.head[1] * row_bytes_;
+    const size_t most = 2 * size_t{limit};
+    for (uint32_t q : neighbours) {
+      if (candidates.size() >= most) break;
+      std::vector<VectorId> ids;
+      std::vector<uint8_t> qrows;
+      std::vector<uint8_t> qhead;
+      {
+        ReaderMutexLock lock(&mu_);
+        const uint8_t* hq = q < built_heads ? base->head_vector(q) : heads_overlay_.Row(q);
+        if (hq == nullptr) continue;
+        qhead.assign(hq, hq + row_bytes_);
+        appended_.ForEach(q, [&](VectorId id, const uint8_t* row) {
+          ids.push_back(id);
+          qrows.insert(qrows.end(), row, row + row_bytes_);
+        });
+      }
+      const size_t appended_in_q = ids.size();
+      if (q < built_heads) RETURN_IF_ERROR(base->ReadPosting(q, &ids, &qrows));
+      ReaderMutexLock lock(&mu_);
+      for (size_t i = 0; i < ids.size() && candidates.size() < most; ++i) {
+        const VectorId id = ids[i];
+        if (row_at.contains(id)) continue;  // a member, or already a candidate
+        if (i >= appended_in_q && (id >= ids_.size() || !BaseEntryLive(id))) continue;
+        const uint8_t* r = qrows.data() + i * row_bytes_;
+        const float to_new = std::min(dist_(r, h0, config_.dim), dist_(r, h1, config_.dim));
+        if (to_new >= dist_(r, qhead.data(), config_.dim)) continue;
+        candidates.push_back(id);
+        if (const uint8_t* exact = appended_.Row(id)) {
+          add_row(id, exact);
+        } else {
+          need.push_back(id);
+        }
+      }
+    }
+    RETURN_IF_ERROR(read_exact(&need));
+  }
+
+  // The plan: new heads, each member's move, the reassignments.
+  WriteBatch batch;
+  std::optional<internal::HeadOverlay> next;
+  uint32_t new_heads[2] = {0, 0};
+  int added = 0;
+  std::vector<std::pair<VectorId, uint32_t>> moves;  // a member's one entry, in a new head
+  struct Reassigned {
+    VectorId id;
+    IdState state;
+    std::vector<uint32_t> postings;
+  };
+  std::vector<Reassigned> reassigned;
+  const auto plan = [&]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(write_mu_)
+                        ABSL_SHARED_LOCKS_REQUIRED(mu_) -> absl::Status {
+    RETURN_IF_ERROR(CheckNotDropped());
+    next.emplace(heads_overlay_);
+    next->Retire(p);
+    if (p < built_heads) {
+      batch.Put(Cf::kHeads, HeadKey(coll, p), "");  // retired
+    } else {
+      batch.Delete(Cf::kHeads, HeadKey(coll, p));
+    }
+    const auto add_head = [&](const uint8_t* row) {
+      const uint32_t h = next->next_head();
+      next->Add(h, row);
+      batch.Put(Cf::kHeads, HeadKey(coll, h),
+                absl::string_view(reinterpret_cast<const char*>(row), row_bytes_));
+      new_heads[added++] = h;
+    };
+    if (step == Step::kSplit) {
+      add_head(member_rows.data() + halves.head[0] * row_bytes_);
+      add_head(member_rows.data() + halves.head[1] * row_bytes_);
+    } else if (step == Step::kRewrite) {
+      add_head(old_head.data());
+    }
+    for (VectorId id : keys_in_p) batch.Delete(Cf::kPostings, PostingKey(coll, p, id));
+    const auto is_new = [&](uint32_t h) {
+      return (added > 0 && h == new_heads[0]) || (added > 1 && h == new_heads[1]);
+    };
+    const auto nearest_is_new = [&](const uint8_t* row) -> absl::StatusOr<bool> {
+      RETURN_IF_ERROR(base->NearestHeads(row, 1, &*next, &hits));
+      return !hits.empty() && is_new(hits[0].second);
+    };
+    const auto reassign = [&](VectorId id) -> absl::Status {
+      mu_.AssertReaderHeld();  // plan's
+      Reassigned r{id, ids_[id], {}};
+      r.state.version = internal::NextVersion(r.state);
+      RETURN_IF_ERROR(base->AssignPostings(VectorView{config_.type, {row_of(id), row_bytes_}},
+                                           &*next, &r.postings));
+      batch.Put(Cf::kVersions, IdKey(coll, id), VersionValue(r.state));
+      for (uint32_t q : appended_.PostingsOf(id))
+        batch.Delete(Cf::kPostings, PostingKey(coll, q, id));
+      const std::string ver(1, static_cast<char>(r.state.version));
+      for (uint32_t q : r.postings) batch.Put(Cf::kPostings, PostingKey(coll, q, id), ver);
+      reassigned.push_back(std::move(r));
+      return absl::OkStatus();
+    };
+    for (VectorId id : members) {
+      const uint8_t* row = row_of(id);
+      if (step == Step::kMerge) {
+        RETURN_IF_ERROR(reassign(id));
+        continue;
+      }
+      uint32_t to = new_heads[0];
+      if (step == Step::kSplit) {
+        const float d0 = next->Distance(row, new_heads[0]);
+        const float d1 = next->Distance(row, new_heads[1]);
+        if (d1 < d0) to = new_heads[1];
+        // SPFresh's first condition: a vector no nearer a new head than it was to the old one
+        // may now be nearest another head.
+        if (dist_(row, old_head.data(), config_.dim) <= std::min(d0, d1)) {
+          ASSIGN_OR_RETURN(bool stays, nearest_is_new(row));
+          if (!stays) {
+            RETURN_IF_ERROR(reassign(id));
+            continue;
+          }
+        }
+      }
+      moves.emplace_back(id, to);
+      batch.Put(Cf::kPostings, PostingKey(coll, to, id),
+                std::string(1, static_cast<char>(ids_[id].version)));
+    }
+    for (VectorId id : candidates) RETURN_IF_ERROR(reassign(id));
+    return absl::OkStatus();
+  };
+  const auto apply = [&]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(write_mu_, mu_) {
+    heads_overlay_ = std::move(*next);
+    (void)appended_.TakePosting(p);
+    std::vector<uint32_t> touched(new_heads, new_heads + added);
+    for (const auto& [id, to] : moves) {
+      if (!appended_.HasRow(id)) appended_.PutRow(id, row_of(id));
+      appended_.AddEntry(to, id, ids_[id].version);
+    }
+    for (const Reassigned& r : reassigned) {
+      DropAppended(r.id);
+      ids_[r.id] = r.state;
+      AddAppended(r.id, row_of(r.id), r.postings);
+      SetSkip(r.id);
+      touched.insert(touched.end(), r.postings.begin(), r.postings.end());
+    }
+    ++layout_;
+    maintained_.reassigned += reassigned.size();
+    switch (step) {
+      case Step::kSplit:
+        ++maintained_.splits;
+        break;
+      case Step::kMerge:
+        ++maintained_.merges;
+        break;
+      case Step::kRewrite:
+        ++maintained_.rewrites;
+        break;
+    }
+    std::sort(touched.begin(), touched.end());
+    touched.erase(std::unique(touched.begin(), touched.end()), touched.end());
+    NotePostings(touched, /*shrunk=*/false);
+    appended_.MaybeCompact();
+  };
+  RETURN_IF_ERROR(Write(&batch, plan, apply));
+  Log(LogLevel::kDebug, "collection '%s': posting %d (%d live of %d entries) %s", config_.name, p,
+      live, entries,
+      step == Step::kSplit   ? absl::StrCat("split into ", new_heads[0], " and ", new_heads[1])
+      : step == Step::kMerge ? std::string("merged away")
+                             : absl::StrCat("rewritten as ", new_heads[0]));
+  return absl::OkStatus();
+}
+
 absl::StatusOr<std::unique_ptr<Collection>> Collection::Open(MetadataStore* store,
                                                              const std::string& dir,
                                                              const CollectionConfig& config,
                                                              const CollectionOptions& options) {
   auto c = std::make_unique<CollectionImpl>(store, dir, config, options);
   RETURN_IF_ERROR(c->Load());
+  c->StartMaintainer();
   return std::unique_ptr<Collection>(std::move(c));
 }
 

@@ -5,10 +5,10 @@
 // for its whole life (a deleted id that comes back reuses it). Every internal id carries a version
 // byte, bumped by each upsert.
 //
-// Writes (SPFresh's insert path, without its splits yet): a new or replaced vector is appended to
-// the postings the build's replica rule picks for it (nearest heads, RNG rule), each entry tagged
-// with the vector's version; the built index's own entries for that id are skipped from then on
-// (its version no longer matches the one recorded at build time). A delete is a tombstone. One
+// Writes (SPFresh's insert path): a new or replaced vector is appended to the postings the build's
+// replica rule picks for it (nearest heads, RNG rule), each entry tagged with the vector's
+// version; the built index's own entries for that id are skipped from then on (its version no
+// longer matches the one recorded at build time). A delete is a tombstone. One
 // Upsert or Delete call is one RocksDB batch, synced before it returns; the in-memory view is
 // updated right after, so an acknowledged write is both durable and visible to the next search
 // (read-your-writes).
@@ -45,8 +45,20 @@
 // shortlists on disk - replaces both later; see ../docs/ARCHITECTURE.md.) Lexical scores use the
 // whole collection's term statistics.
 //
-// Known limits (later issues): appended vectors are held in RAM as well as in RocksDB, and postings
-// never split, so a collection that grows far past its build should be rebuilt (BuildIndex).
+// Posting maintenance (SPFresh's LIRE, "Maintenance" in ../docs/ARCHITECTURE.md): a posting that
+// writes push past its limit (the build's entry cap) is split in two by 2-means; the two halves'
+// heads join the index's heads (internal/head_overlay.h) and the old head retires. Each vector of
+// the split posting moves to the nearer half, unless a head elsewhere is now nearest to it
+// (SPFresh's first condition): then, like the vectors of the neighbouring postings now nearest a
+// new head (its second), it is reassigned by the replica rule. A posting left nearly empty by
+// deletes is merged away (its vectors reassigned), and a built posting mostly of dead entries is
+// rewritten without them. One posting at a time, each one synced batch (so a crash or power cut
+// leaves it whole or not begun), under the writer lock (writes wait for it; searches do not:
+// a search that spans one starts again, as over an install).
+//
+// Known limits (later issues): the vectors written or moved since the build are held in RAM as
+// well as in RocksDB, and added heads are searched exhaustively; a collection that grows far past
+// its build is best rebuilt (BuildIndex), which folds both back into the disk index.
 //
 // Thread-safety: all methods may be called concurrently.
 #ifndef STRATA_INDEX_COLLECTION_H_
@@ -157,6 +169,12 @@ struct CollectionStats {
   uint64_t text_memory_bytes = 0;
   uint64_t tenants = 0;
   uint64_t tenant_memory_bytes = 0;  // the access sets (tenant_access.h)
+  // Posting maintenance since the generation was built (collection.h, "Posting maintenance").
+  uint64_t added_heads = 0;    // heads split and rewritten postings gained
+  uint64_t retired_heads = 0;  // built heads whose postings were split, merged or rewritten
+  // Since the collection was opened:
+  uint64_t splits = 0, merges = 0, rewrites = 0;
+  uint64_t reassigned = 0;  // vectors given new postings by the replica rule
 };
 
 struct CollectionOptions {
@@ -170,6 +188,13 @@ struct CollectionOptions {
   // Tests only: called by every write (upserts, deletes, tenant changes, a build's install) once
   // its batch is committed and before the collection shows it (no lock readers take is held).
   std::function<void()> test_after_commit;
+  // Posting maintenance on a thread of the collection's own, as writes call for it; false: only
+  // when RunMaintenance() is called (tests, tools).
+  bool background_maintenance = true;
+  // Live entries past which a posting is split; 0 = the index's entry cap (its build's
+  // posting_page_limit). A posting is looked at once its entries, dead ones included, pass twice
+  // that.
+  uint32_t posting_limit = 0;
 };
 
 class Collection {
@@ -320,6 +345,13 @@ class Collection {
       std::function<void(const char* phase, uint64_t done, uint64_t total)> progress) = 0;
 
   [[nodiscard]] virtual CollectionStats Stats() const = 0;
+  // Entries per posting a search may read (dead ones included), one per serving head; empty
+  // without an index. For tests and benchmarks: O(heads).
+  [[nodiscard]] virtual std::vector<uint32_t> PostingLengths() const = 0;
+  // Splits, merges and rewrites the postings writes have pushed past their limits until none is
+  // left ("Posting maintenance"): what the background thread does. The first error (the posting
+  // stays as it was).
+  [[nodiscard]] virtual absl::Status RunMaintenance() = 0;
   // The index's default search budget (SearchParams::max_postings = 0); 0 without an index.
   // Cheap, unlike Stats(): for the search path.
   [[nodiscard]] virtual uint32_t default_max_postings() const = 0;

@@ -13,9 +13,11 @@
 #include "absl/container/flat_hash_set.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
+#include "base/check.h"
 #include "base/mutex.h"
 #include "index/clustering.h"
 #include "index/internal/head_graph.h"
+#include "index/internal/head_overlay.h"
 #include "index/internal/manifest.h"
 #include "index/kernels/distance.h"
 #include "index/search_tuner.h"
@@ -94,7 +96,7 @@ class SpannIndexImpl final : public SpannIndex {
   SpannIndexImpl(ElementType type, PostingEncoding encoding, Metric metric, uint32_t dim,
                  uint64_t n, std::unique_ptr<internal::HeadGraph> heads,
                  std::unique_ptr<PostingFile> postings, ReplicaRule rule,
-                 uint32_t default_max_postings, double tuned_recall)
+                 uint32_t default_max_postings, double tuned_recall, uint32_t entry_limit)
       : type_(type),
         encoding_(encoding),
         metric_(metric),
@@ -105,6 +107,7 @@ class SpannIndexImpl final : public SpannIndex {
         rule_(rule),
         default_max_postings_(default_max_postings),
         tuned_recall_(tuned_recall),
+        entry_limit_(entry_limit),
         dist_(kernels::GetDistance(kernels::Best(), type, metric)),
         entry_dist_(encoding == PostingEncoding::kFloat16
                         ? kernels::GetFloat16Distance(kernels::Best(), metric)
@@ -114,7 +117,18 @@ class SpannIndexImpl final : public SpannIndex {
   absl::Status Search(VectorView query, uint32_t k, const SearchParams& params,
                       const SearchOverlay& overlay, std::vector<Neighbor>* result,
                       SearchStats* stats) const override;
-  absl::Status AssignPostings(VectorView v, std::vector<uint32_t>* postings) const override;
+  using SpannIndex::AssignPostings;
+  absl::Status AssignPostings(VectorView v, const internal::HeadOverlay* heads,
+                              std::vector<uint32_t>* postings) const override;
+  absl::Status NearestHeads(const uint8_t* v, uint32_t k, const internal::HeadOverlay* heads,
+                            std::vector<HeadHit>* out) const override;
+  const uint8_t* head_vector(uint32_t head) const override { return heads_->vector(head); }
+  absl::Status ReadPosting(uint32_t posting, std::vector<VectorId>* ids,
+                           std::vector<uint8_t>* rows) const override;
+  uint32_t posting_entries(uint32_t posting) const override {
+    return posting < postings_->postings() ? postings_->location(posting).count : 0;
+  }
+  uint32_t entry_limit() const override { return entry_limit_; }
 
   ElementType element_type() const override { return type_; }
   PostingEncoding posting_encoding() const override { return encoding_; }
@@ -129,6 +143,16 @@ class SpannIndexImpl final : public SpannIndex {
   IoEngine io_engine() const override { return postings_->block_file().engine(); }
 
  private:
+  // The `k` heads nearest `q` (posting form; normalised for cosine), nearest first: the graph's,
+  // less the retired ones, with the added ones of `heads` (may be null). `ef` is the graph's beam.
+  void Navigate(const void* q, uint32_t k, uint32_t ef, const internal::HeadOverlay* heads,
+                QueryContext* ctx, std::vector<HeadHit>* out) const;
+  // Head `head`'s vector: built, or added by `heads`.
+  const uint8_t* HeadRow(uint32_t head, const internal::HeadOverlay* heads) const {
+    if (head < heads_->size()) return heads_->vector(head);
+    DCHECK(heads != nullptr && heads->Row(head) != nullptr);
+    return heads->Row(head);
+  }
   absl::StatusOr<std::unique_ptr<QueryContext>> Acquire() const {
     {
       MutexLock lock(&mu_);
@@ -163,6 +187,7 @@ class SpannIndexImpl final : public SpannIndex {
   const ReplicaRule rule_;
   const uint32_t default_max_postings_;
   const double tuned_recall_;
+  const uint32_t entry_limit_;
   const kernels::DistanceFn dist_;        // query vs a vector in the index's type (heads, overlay)
   const kernels::DistanceFn entry_dist_;  // query vs a posting entry's vector on disk
   mutable Mutex mu_;
@@ -182,11 +207,89 @@ absl::Status CheckQuery(VectorView query, ElementType type, Metric metric, uint3
   return CheckValues(type, metric, dim, query.bytes.data(), "vector");
 }
 
-absl::Status SpannIndexImpl::AssignPostings(VectorView v, std::vector<uint32_t>* postings) const {
+void SpannIndexImpl::Navigate(const void* q, uint32_t k, uint32_t ef,
+                              const internal::HeadOverlay* heads, QueryContext* ctx,
+                              std::vector<HeadHit>* out) const {
+  // Retired heads still guide the graph's walk; enough more are asked for that, past them, about
+  // k remain.
+  uint64_t want = k;
+  if (heads != nullptr) want += std::min<uint64_t>(heads->retired(), 2 * uint64_t{k});
+  want = std::min<uint64_t>(want, heads_->size());
+  const auto w = static_cast<uint32_t>(want);
+  heads_->Search(q, w, std::max(ef, w), &ctx->nav, out);
+  if (heads == nullptr || (heads->retired() == 0 && heads->added() == 0)) return;
+  if (heads->retired() > 0) {
+    out->erase(std::remove_if(out->begin(), out->end(),
+                              [&](const HeadHit& h) { return heads->IsRetired(h.second); }),
+               out->end());
+  }
+  heads->Nearest(q, k, out);
+  std::sort(out->begin(), out->end());
+  if (out->size() > k) out->resize(k);
+}
+
+absl::Status SpannIndexImpl::NearestHeads(const uint8_t* v, uint32_t k,
+                                          const internal::HeadOverlay* heads,
+                                          std::vector<HeadHit>* out) const {
+  ASSIGN_OR_RETURN(std::unique_ptr<QueryContext> ctx, Acquire());
+  Navigate(v, k, std::max(2 * k, 64u), heads, ctx.get(), out);
+  Release(std::move(ctx));
+  return absl::OkStatus();
+}
+
+absl::Status SpannIndexImpl::ReadPosting(uint32_t posting, std::vector<VectorId>* ids,
+                                         std::vector<uint8_t>* rows) const {
+  if (posting >= postings_->postings()) {
+    return absl::InvalidArgumentError(absl::StrCat("no built posting ", posting));
+  }
+  const PostingLocation& loc = postings_->location(posting);
+  if (loc.count == 0) return absl::OkStatus();
+  ASSIGN_OR_RETURN(std::unique_ptr<QueryContext> ctx, Acquire());
+  struct Returner {
+    const SpannIndexImpl* self;
+    std::unique_ptr<QueryContext>* ctx;
+    ~Returner() { self->Release(std::move(*ctx)); }
+  } returner{this, &ctx};
+  ctx->buf.Resize(size_t{loc.page_count} * kPageSize);
+  ctx->ops.assign(1, postings_->ReadFor(posting, ctx->buf.data()));
+  absl::Span<const uint8_t> entries;
+  RETURN_IF_ERROR(ctx->reader->ReadBatch(ctx->ops, [&](size_t) -> absl::Status {
+    ASSIGN_OR_RETURN(entries, postings_->View(posting, ctx->ops[0].buf));
+    return absl::OkStatus();
+  }));
+  const size_t entry_bytes = postings_->entry_bytes();
+  const size_t row_bytes = size_t{dim_} * ElementSize(type_);
+  const size_t count = entries.size() / entry_bytes;
+  const size_t first = rows->size();
+  rows->resize(first + count * row_bytes);
+  for (size_t e = 0; e < count; ++e) {
+    const uint8_t* entry = entries.data() + e * entry_bytes;
+    VectorId id;
+    std::memcpy(&id, entry, sizeof id);
+    ids->push_back(id);
+    uint8_t* out = rows->data() + first + e * row_bytes;
+    if (encoding_ == PostingEncoding::kFloat16) {
+      for (uint32_t j = 0; j < dim_; ++j) {
+        uint16_t h;
+        std::memcpy(&h, entry + sizeof id + 2 * j, 2);
+        const float f = HalfToFloat(h);
+        std::memcpy(out + 4 * j, &f, 4);
+      }
+    } else {
+      std::memcpy(out, entry + sizeof id, row_bytes);
+    }
+  }
+  return absl::OkStatus();
+}
+
+absl::Status SpannIndexImpl::AssignPostings(VectorView v, const internal::HeadOverlay* heads,
+                                            std::vector<uint32_t>* postings) const {
   RETURN_IF_ERROR(CheckQuery(v, type_, metric_, dim_));
   ASSIGN_OR_RETURN(std::unique_ptr<QueryContext> ctx, Acquire());
-  uint32_t cand = static_cast<uint32_t>(std::min<uint64_t>(rule_.candidates, heads_->size()));
-  heads_->Search(v.bytes.data(), cand, std::max(2 * cand, 128u), &ctx->nav, &ctx->heads);
+  const uint64_t total =
+      heads_->size() + (heads != nullptr ? heads->added() - heads->retired() : 0);
+  uint32_t cand = static_cast<uint32_t>(std::min<uint64_t>(rule_.candidates, total));
+  Navigate(v.bytes.data(), cand, std::max(2 * cand, 128u), heads, ctx.get(), &ctx->heads);
   std::vector<int64_t> ids(ctx->heads.size());
   std::vector<float> dists(ctx->heads.size());
   for (size_t j = 0; j < ctx->heads.size(); ++j) {
@@ -194,7 +297,8 @@ absl::Status SpannIndexImpl::AssignPostings(VectorView v, std::vector<uint32_t>*
     ids[j] = ctx->heads[j].second;
   }
   auto head_dist = [&](int64_t a, int64_t b) {
-    return heads_->Distance(heads_->vector(static_cast<uint32_t>(a)), static_cast<uint32_t>(b));
+    return dist_(HeadRow(static_cast<uint32_t>(a), heads), HeadRow(static_cast<uint32_t>(b), heads),
+                 dim_);
   };
   std::vector<uint32_t> chosen =
       SelectReplicas(ids, dists, rule_.max_replicas, rule_.rng_factor, head_dist);
@@ -208,8 +312,8 @@ absl::Status SpannIndexImpl::AssignPostings(VectorView v, std::vector<uint32_t>*
 absl::Status SpannIndexImpl::Search(VectorView query, uint32_t k, const SearchParams& params,
                                     const SearchOverlay& overlay, std::vector<Neighbor>* result,
                                     SearchStats* stats) const {
-  const bool has_overlay =
-      overlay.appended != nullptr || !overlay.skip_bits.empty() || overlay.allow != nullptr;
+  const bool has_overlay = overlay.appended != nullptr || !overlay.skip_bits.empty() ||
+                           overlay.allow != nullptr || overlay.heads != nullptr;
   if (query.type != type_) {
     return absl::InvalidArgumentError(absl::StrCat("query is ", ElementTypeName(query.type),
                                                    " but the index holds ", ElementTypeName(type_),
@@ -244,9 +348,10 @@ absl::Status SpannIndexImpl::Search(VectorView query, uint32_t k, const SearchPa
   }
 
   const uint32_t budget = params.max_postings != 0 ? params.max_postings : default_max_postings_;
-  uint32_t nprobe = static_cast<uint32_t>(std::min<uint64_t>(budget, heads_->size()));
+  uint32_t nprobe = static_cast<uint32_t>(std::min<uint64_t>(
+      budget, heads_->size() + (overlay.heads != nullptr ? overlay.heads->added() : 0)));
   uint32_t ef = params.ef_search ? params.ef_search : std::max(64u, 2 * nprobe);
-  heads_->Search(q, nprobe, ef, &ctx->nav, &ctx->heads);
+  Navigate(q, nprobe, ef, overlay.heads, ctx.get(), &ctx->heads);
   st.navigation_us = MicrosSince(t0);
 
   // Query-aware pruning: postings far beyond the nearest head rarely hold a top-k neighbour.
@@ -262,14 +367,18 @@ absl::Status SpannIndexImpl::Search(VectorView query, uint32_t k, const SearchPa
 
   // One batch: every surviving posting, each into its own page-aligned slice of the buffer.
   size_t total_pages = 0;
-  for (uint32_t i = 0; i < keep; ++i)
-    total_pages += postings_->location(ctx->heads[i].second).page_count;
+  const uint32_t built = static_cast<uint32_t>(postings_->postings());
+  for (uint32_t i = 0; i < keep; ++i) {
+    const uint32_t p = ctx->heads[i].second;
+    if (p < built) total_pages += postings_->location(p).page_count;
+  }
   ctx->buf.Resize(std::max<size_t>(total_pages, 1) * kPageSize);
   ctx->ops.clear();
   ctx->op_posting.clear();
   size_t page = 0;
   for (uint32_t i = 0; i < keep; ++i) {
     uint32_t p = ctx->heads[i].second;
+    if (p >= built) continue;  // an added head: appended entries only
     const PostingLocation& loc = postings_->location(p);
     if (loc.page_count == 0) continue;
     ctx->ops.push_back(postings_->ReadFor(p, ctx->buf.data() + page * kPageSize));
@@ -744,6 +853,14 @@ absl::StatusOr<std::unique_ptr<SpannIndex>> SpannIndex::Open(const std::string& 
     }
     rule = {static_cast<uint32_t>(r), static_cast<uint32_t>(c), static_cast<float>(factor)};
   }
+  uint64_t page_limit = DefaultPageLimit(*type, encoding);
+  if (m.Has("build.posting_page_limit")) {
+    ASSIGN_OR_RETURN(page_limit, m.GetU64("build.posting_page_limit"));
+    if (page_limit == 0 || page_limit > 65535) {
+      return absl::DataLossError(absl::StrCat(mpath, ": bad build.posting_page_limit"));
+    }
+  }
+  const uint64_t entry_limit = std::max<uint64_t>(1, page_limit * kPageSize / entry_bytes);
   uint64_t default_max_postings = 32;  // indexes built before tuning existed
   double tuned_recall = -1;
   if (m.Has("search.max_postings")) {
@@ -755,7 +872,8 @@ absl::StatusOr<std::unique_ptr<SpannIndex>> SpannIndex::Open(const std::string& 
   }
   return std::unique_ptr<SpannIndex>(new SpannIndexImpl(
       *type, encoding, *metric, static_cast<uint32_t>(dim), n, std::move(head_index),
-      std::move(postings), rule, static_cast<uint32_t>(default_max_postings), tuned_recall));
+      std::move(postings), rule, static_cast<uint32_t>(default_max_postings), tuned_recall,
+      static_cast<uint32_t>(entry_limit)));
 }
 
 }  // namespace strata

@@ -23,6 +23,7 @@
 #include <functional>
 #include <memory>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "absl/functional/function_ref.h"
@@ -131,6 +132,12 @@ class AppendedEntries {
 };
 
 class SearchLock;
+namespace internal {
+class HeadOverlay;
+}
+
+// One head and its distance from a query.
+using HeadHit = std::pair<float, uint32_t>;
 
 // What a mutable collection layers over the immutable index for one search.
 struct SearchOverlay {
@@ -141,6 +148,9 @@ struct SearchOverlay {
   // Non-null: only these ids may be returned (a tenant's view, index/tenant_access.h); the
   // others are skipped as they are read, before any distance is computed.
   const IdSet* allow = nullptr;
+  // Non-null: heads added and retired since the build (index/internal/head_overlay.h). A retired
+  // head's posting is not read; an added head's posting holds appended entries only.
+  const internal::HeadOverlay* heads = nullptr;
   // Non-null: the lock that keeps this overlay valid, held by the caller. Search releases it
   // while it reads postings from disk and scans them with the overlay Relock() gives back.
   SearchLock* lock = nullptr;
@@ -197,10 +207,31 @@ class SpannIndex {
                                             SearchStats* stats = nullptr) const = 0;
 
   // The postings a new vector joins: the build's replica rule (its `replica_candidates` nearest
-  // heads, the RNG rule, at most `max_replicas`), nearest first. `v` in posting form.
-  // InvalidArgument for a vector of the wrong type or dimension.
+  // heads, the RNG rule, at most `max_replicas`), nearest first, over the built heads changed by
+  // `heads` (may be null). `v` in posting form. InvalidArgument for a vector of the wrong type or
+  // dimension.
   [[nodiscard]] virtual absl::Status AssignPostings(VectorView v,
+                                                    const internal::HeadOverlay* heads,
                                                     std::vector<uint32_t>* postings) const = 0;
+  [[nodiscard]] absl::Status AssignPostings(VectorView v, std::vector<uint32_t>* postings) const {
+    return AssignPostings(v, nullptr, postings);
+  }
+  // The `k` heads nearest `v` (posting form, unchecked), nearest first, over the built heads
+  // changed by `heads` (may be null).
+  [[nodiscard]] virtual absl::Status NearestHeads(const uint8_t* v, uint32_t k,
+                                                  const internal::HeadOverlay* heads,
+                                                  std::vector<HeadHit>* out) const = 0;
+  // Built head `head`'s vector (posting form).
+  [[nodiscard]] virtual const uint8_t* head_vector(uint32_t head) const = 0;
+  // Reads built posting `posting` from disk: its entries' ids, and their vectors in posting form
+  // (float16 entries widened to float32) appended to `rows`. DataLoss naming the posting when it
+  // fails its checksum; errors from the disk as they come. Thread-safe.
+  [[nodiscard]] virtual absl::Status ReadPosting(uint32_t posting, std::vector<VectorId>* ids,
+                                                 std::vector<uint8_t>* rows) const = 0;
+  // Entries built posting `posting` holds, live or not.
+  [[nodiscard]] virtual uint32_t posting_entries(uint32_t posting) const = 0;
+  // The build's cap on a posting's entries (posting_page_limit pages' worth).
+  [[nodiscard]] virtual uint32_t entry_limit() const = 0;
 
   [[nodiscard]] virtual ElementType element_type() const = 0;
   [[nodiscard]] virtual PostingEncoding posting_encoding() const = 0;

@@ -30,8 +30,9 @@ namespace {
     if (!_rocks_status.ok()) return FromRocks(_rocks_status, what); \
   } while (false)
 
-constexpr const char* kCfNames[kNumColumnFamilies] = {
-    "collections", "id_map", "versions", "payloads", "vectors", "postings", "tenants", "api_keys"};
+constexpr const char* kCfNames[kNumColumnFamilies] = {"collections", "id_map",   "versions",
+                                                      "payloads",    "vectors",  "postings",
+                                                      "tenants",     "api_keys", "heads"};
 
 absl::Status FromRocks(const rocksdb::Status& s, absl::string_view what) {
   if (s.ok()) return absl::OkStatus();

@@ -36,8 +36,9 @@ enum class Cf : int {
   kPostings = 5,     // coll posting32 int32 -> [version u8]: entries appended since the build
   kTenants = 6,      // 'n' coll tenant32 -> name ; 'm' coll tenant32 int32 -> "" (may see)
   kApiKeys = 7,      // key id -> tenant key record (service/tenant_keys.h)
+  kHeads = 8,        // coll head32 -> an added head's vector, or "" for a retired built head
 };
-inline constexpr int kNumColumnFamilies = 8;
+inline constexpr int kNumColumnFamilies = 9;
 [[nodiscard]] const char* CfName(Cf cf);
 
 // Big-endian key pieces.

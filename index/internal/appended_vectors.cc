@@ -3,6 +3,8 @@
 #include <algorithm>
 #include <utility>
 
+#include "base/check.h"
+
 namespace strata::internal {
 
 void AppendedVectors::PutRow(VectorId id, const uint8_t* row) {
@@ -17,20 +19,53 @@ void AppendedVectors::PutRow(VectorId id, const uint8_t* row) {
 
 void AppendedVectors::Add(VectorId id, const uint8_t* row, absl::Span<const uint32_t> postings,
                           uint8_t version) {
+  DCHECK(PostingsOf(id).empty());
   PutRow(id, row);
-  for (uint32_t p : postings) entries_[p].push_back({id, version});
+  for (uint32_t p : postings) AddEntry(p, id, version);
 }
 
-void AppendedVectors::Drop(VectorId id, absl::Span<const uint32_t> postings) {
-  for (uint32_t p : postings) {
-    auto it = entries_.find(p);
-    if (it == entries_.end()) continue;
-    std::vector<Entry>& v = it->second;
-    v.erase(std::remove_if(v.begin(), v.end(), [&](const Entry& e) { return e.id == id; }),
-            v.end());
-    if (v.empty()) entries_.erase(it);
+void AppendedVectors::AddEntry(uint32_t posting, VectorId id, uint8_t version) {
+  entries_[posting].push_back({id, version});
+  postings_of_[id].push_back(posting);
+}
+
+void AppendedVectors::Drop(VectorId id) {
+  auto of = postings_of_.find(id);
+  if (of != postings_of_.end()) {
+    for (uint32_t p : of->second) {
+      auto it = entries_.find(p);
+      if (it == entries_.end()) continue;
+      std::vector<Entry>& v = it->second;
+      v.erase(std::remove_if(v.begin(), v.end(), [&](const Entry& e) { return e.id == id; }),
+              v.end());
+      if (v.empty()) entries_.erase(it);
+    }
+    postings_of_.erase(of);
   }
   if (rows_.erase(id) != 0) holes_ += row_bytes_;
+}
+
+absl::Span<const uint32_t> AppendedVectors::PostingsOf(VectorId id) const {
+  auto it = postings_of_.find(id);
+  if (it == postings_of_.end()) return {};
+  return it->second;
+}
+
+std::vector<VectorId> AppendedVectors::TakePosting(uint32_t posting) {
+  std::vector<VectorId> live;
+  auto it = entries_.find(posting);
+  if (it == entries_.end()) return live;
+  for (const Entry& e : it->second) {
+    const IdState& s = (*ids_)[e.id];
+    if ((s.flags & kLive) && s.version == e.version) live.push_back(e.id);
+    auto of = postings_of_.find(e.id);
+    if (of == postings_of_.end()) continue;
+    std::vector<uint32_t>& ps = of->second;
+    ps.erase(std::remove(ps.begin(), ps.end(), posting), ps.end());
+    if (ps.empty()) postings_of_.erase(of);
+  }
+  entries_.erase(it);
+  return live;
 }
 
 void AppendedVectors::MaybeCompact() {
@@ -52,6 +87,7 @@ void AppendedVectors::Clear() {
   holes_ = 0;
   rows_.clear();
   entries_.clear();
+  postings_of_.clear();
 }
 
 void AppendedVectors::ForEachRow(absl::FunctionRef<void(VectorId, const uint8_t*)> visit) const {

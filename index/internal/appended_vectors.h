@@ -1,8 +1,10 @@
 // The vectors a collection took since its index was built, in RAM (index/collection.h, "Writes"):
 // each one's row in posting form, and per posting the (id, version) entries appended to it by the
-// replica rule. SpannIndex::Search reads them through AppendedEntries, beside the posting file's
+// replica rule or by posting maintenance (a split moves a built vector's entry into a new posting:
+// such a vector has a row and appended entries while the built index still serves its other
+// replicas). SpannIndex::Search reads them through AppendedEntries, beside the posting file's
 // entries; an entry whose id is no longer live at that version (replaced or deleted since) is
-// skipped, so replacing a vector never rewrites other postings' lists.
+// skipped. Each vector's appended postings are kept beside it, so that dropping it finds them.
 //
 // Rows live in one arena; a replaced or dropped row leaves a hole, reclaimed by MaybeCompact()
 // once holes pass both `compact_bytes` (64 MiB by default) and half the arena.
@@ -36,15 +38,33 @@ class AppendedVectors final : public AppendedEntries {
     auto it = rows_.find(id);
     return it == rows_.end() ? nullptr : arena_.data() + it->second;
   }
-  // Stores `id`'s row (replacing an earlier one) and appends (id, version) to `postings`.
+  // Stores `id`'s row (replacing an earlier one) and appends (id, version) to `postings`. `id`
+  // must have no appended entries (Drop them first).
   void Add(VectorId id, const uint8_t* row, absl::Span<const uint32_t> postings, uint8_t version);
-  // Stores `id`'s row only (the entries come from AddEntry: a collection's open).
+  // Stores `id`'s row only (the entries come from AddEntry).
   void PutRow(VectorId id, const uint8_t* row);
-  void AddEntry(uint32_t posting, VectorId id, uint8_t version) {
-    entries_[posting].push_back({id, version});
+  [[nodiscard]] bool HasRow(VectorId id) const { return rows_.contains(id); }
+  // Appends (id, version) to `posting`; the row comes from Add or PutRow.
+  void AddEntry(uint32_t posting, VectorId id, uint8_t version);
+  // Removes `id`'s row and all its appended entries.
+  void Drop(VectorId id);
+  // The postings `id` has appended entries in (empty when none).
+  [[nodiscard]] absl::Span<const uint32_t> PostingsOf(VectorId id) const;
+  // Appended entries in `posting`, live or not.
+  [[nodiscard]] size_t EntryCount(uint32_t posting) const {
+    auto it = entries_.find(posting);
+    return it == entries_.end() ? 0 : it->second.size();
   }
-  // Removes `id`'s row and its entries in `postings`.
-  void Drop(VectorId id, absl::Span<const uint32_t> postings);
+  // Calls visit(id, version) for every entry of `posting`, live or not.
+  template <typename F>
+  void ForEachEntry(uint32_t posting, F&& visit) const {
+    auto it = entries_.find(posting);
+    if (it == entries_.end()) return;
+    for (const Entry& e : it->second) visit(e.id, e.version);
+  }
+  // Removes `posting`'s entries (rows stay, and the vectors' other entries) and returns the ids
+  // that were live in it.
+  std::vector<VectorId> TakePosting(uint32_t posting);
   // Rewrites the arena without its holes when they are worth it (see above).
   void MaybeCompact();
   void Clear();
@@ -71,6 +91,7 @@ class AppendedVectors final : public AppendedEntries {
   uint64_t holes_ = 0;                            // bytes of the arena no row uses
   absl::flat_hash_map<VectorId, uint64_t> rows_;  // id -> its row's offset in the arena
   absl::flat_hash_map<uint32_t, std::vector<Entry>> entries_;  // by posting
+  absl::flat_hash_map<VectorId, std::vector<uint32_t>> postings_of_;
 };
 
 }  // namespace strata::internal

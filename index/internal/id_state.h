@@ -18,6 +18,14 @@ struct IdState {
   uint8_t flags = 0;
 };
 
+// The version a replaced (or reassigned) vector takes: the next one, never the one the built
+// index holds (whose entries must stay skipped).
+inline uint8_t NextVersion(const IdState& s) {
+  auto v = static_cast<uint8_t>(s.version + 1);
+  if ((s.flags & kInBase) && v == s.base_version) ++v;
+  return v;
+}
+
 }  // namespace strata::internal
 
 #endif  // STRATA_INDEX_INTERNAL_ID_STATE_H_

@@ -5,6 +5,7 @@
 
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <map>
 #include <vector>
 
@@ -28,17 +29,24 @@ TEST(AppendedVectors, ServesLiveCurrentEntriesOnly) {
   EXPECT_EQ((Seen(a, 7)), (std::map<VectorId, uint8_t>{{0, 10}, {1, 11}}));
   EXPECT_EQ((Seen(a, 9)), (std::map<VectorId, uint8_t>{{0, 10}}));
   EXPECT_TRUE(Seen(a, 8).empty());
-  // Id 0 replaced: version 1, row 20, now only in posting 9; its old entry in 7 is stale.
+  // Id 0 replaced: version 1. Its entries are stale before they are dropped; then it has row 20,
+  // only in posting 9.
   ids[0].version = 1;
+  EXPECT_EQ((Seen(a, 7)), (std::map<VectorId, uint8_t>{{1, 11}}));
+  EXPECT_TRUE(Seen(a, 9).empty());
+  a.Drop(0);
+  EXPECT_TRUE(a.PostingsOf(0).empty());
   const uint32_t postings_0b[] = {9};
   a.Add(0, Row(20).data(), postings_0b, 1);
+  EXPECT_EQ(std::vector<uint32_t>(a.PostingsOf(0).begin(), a.PostingsOf(0).end()),
+            std::vector<uint32_t>{9});
   EXPECT_EQ((Seen(a, 7)), (std::map<VectorId, uint8_t>{{1, 11}}));
   EXPECT_EQ((Seen(a, 9)), (std::map<VectorId, uint8_t>{{0, 20}}));
   EXPECT_EQ(a.Row(0)[0], 20);
   // Id 1 deleted: not served, even before its entries are dropped.
   ids[1].flags = 0;
   EXPECT_TRUE(Seen(a, 7).empty());
-  a.Drop(1, postings_1);
+  a.Drop(1);
   EXPECT_EQ(a.Row(1), nullptr);
   EXPECT_EQ(a.size(), 1u);
   a.Clear();
@@ -52,12 +60,12 @@ TEST(AppendedVectors, CompactionReclaimsHolesAndKeepsEveryRow) {
   const uint32_t posting[] = {1};
   for (VectorId id = 0; id < 100; ++id) a.Add(id, Row(static_cast<uint8_t>(id)).data(), posting, 0);
   for (VectorId id = 0; id < 100; id += 2) {  // replace the even ones: 200 bytes of holes
-    a.Add(id, Row(static_cast<uint8_t>(id + 100)).data(), {}, 0);
+    a.PutRow(id, Row(static_cast<uint8_t>(id + 100)).data());
   }
   EXPECT_EQ(a.arena_bytes(), 600u);
   a.MaybeCompact();  // holes 200 < half of 600: kept
   EXPECT_EQ(a.arena_bytes(), 600u);
-  for (VectorId id = 1; id < 100; id += 2) a.Drop(id, posting);  // 400 bytes of holes
+  for (VectorId id = 1; id < 100; id += 2) a.Drop(id);  // 400 bytes of holes
   a.MaybeCompact();
   EXPECT_EQ(a.arena_bytes(), 200u);
   EXPECT_EQ(a.size(), 50u);
@@ -67,6 +75,36 @@ TEST(AppendedVectors, CompactionReclaimsHolesAndKeepsEveryRow) {
     EXPECT_EQ(a.Row(id)[3], id + 100);
   }
   EXPECT_EQ(Seen(a, 1).size(), 50u);
+}
+
+// Posting maintenance takes a posting's entries away (a split or merge) and gives its vectors
+// entries elsewhere; a built vector can hold appended entries beside its built ones.
+TEST(AppendedVectors, TakingAPostingLeavesRowsAndOtherEntries) {
+  std::vector<IdState> ids(4, IdState{0, 0, kLive});
+  AppendedVectors a(4, &ids);
+  const uint32_t p_0[] = {3, 5}, p_1[] = {3};
+  a.Add(0, Row(10).data(), p_0, 0);
+  a.Add(1, Row(11).data(), p_1, 0);
+  a.PutRow(2, Row(12).data());  // a built vector given an entry by a split
+  a.AddEntry(3, 2, 0);
+  ids[1].flags = 0;  // deleted: not among the live ones taken
+  EXPECT_EQ(a.EntryCount(3), 3u);
+  std::vector<VectorId> taken = a.TakePosting(3);
+  std::sort(taken.begin(), taken.end());
+  EXPECT_EQ(taken, (std::vector<VectorId>{0, 2}));
+  EXPECT_EQ(a.EntryCount(3), 0u);
+  EXPECT_TRUE(Seen(a, 3).empty());
+  EXPECT_EQ((Seen(a, 5)), (std::map<VectorId, uint8_t>{{0, 10}}));
+  EXPECT_EQ(std::vector<uint32_t>(a.PostingsOf(0).begin(), a.PostingsOf(0).end()),
+            std::vector<uint32_t>{5});
+  EXPECT_TRUE(a.PostingsOf(2).empty());
+  ASSERT_TRUE(a.HasRow(2));
+  a.AddEntry(8, 2, 0);
+  a.AddEntry(8, 0, 0);
+  EXPECT_EQ((Seen(a, 8)), (std::map<VectorId, uint8_t>{{0, 10}, {2, 12}}));
+  a.Drop(0);
+  EXPECT_EQ((Seen(a, 8)), (std::map<VectorId, uint8_t>{{2, 12}}));
+  EXPECT_TRUE(Seen(a, 5).empty());
 }
 
 }  // namespace

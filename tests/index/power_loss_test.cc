@@ -98,11 +98,16 @@ TEST(PowerLoss, EveryAcknowledgedWriteSurvivesACutAtAnyPoint) {
   CollectionOptions options;
   options.env = &env;
   options.build_threads = 1;
+  // Posting maintenance when the test says, over postings short enough to split often.
+  options.background_maintenance = false;
+  options.posting_limit = 6;
   std::mt19937_64 rng(20261204);
   State model;           // what was acknowledged
   bool built = false;    // an acknowledged build happened
   uint64_t version = 0;  // makes every written value distinct
   int cuts_in_a_build = 0, cuts_in_a_write = 0, cuts_in_open = 0, whole = 0, none = 0;
+  int cuts_in_maintenance = 0;
+  uint64_t splits = 0, merges = 0;
   constexpr int kCycles = 60;
   for (int cycle = 0; cycle < kCycles; ++cycle) {
     SCOPED_TRACE(absl::StrCat("cycle ", cycle));
@@ -137,16 +142,28 @@ TEST(PowerLoss, EveryAcknowledgedWriteSurvivesACutAtAnyPoint) {
       }
       // No cut yet in this cycle: what the last cycle's cut left.
       ASSERT_EQ(Describe(Read(*c)), Describe(model));
-      // Searches answer with live points at their true distances.
+      // Searches answer with live points at their true distances (with a budget that reads
+      // enough of the postings maintenance keeps short here to find 10).
       std::vector<uint8_t> q(kDim);
       for (uint8_t& x : q) x = static_cast<uint8_t>(rng());
       std::vector<Hit> hits;
-      ASSERT_TRUE(c->Search(VectorView{ElementType::kUint8, q}, 10, {}, &hits).ok());
+      SearchParams wide;
+      wide.max_postings = 256;
+      ASSERT_TRUE(c->Search(VectorView{ElementType::kUint8, q}, 10, wide, &hits).ok());
       EXPECT_EQ(hits.size(), std::min<size_t>(10, model.size()));
       for (const Hit& h : hits) {
         auto it = model.find(h.id);
         ASSERT_NE(it, model.end()) << "hit " << h.id << " is not a live point";
         EXPECT_FLOAT_EQ(h.distance, L2(q, it->second.vector)) << "hit " << h.id;
+      }
+      // Every live point is in a posting a search reads: found by itself over every posting.
+      SearchParams every;
+      every.max_postings = 1000000;
+      every.prune_ratio = 0;
+      for (const auto& [id, p] : model) {
+        ASSERT_TRUE(c->Search(VectorView{ElementType::kUint8, p.vector}, 1, every, &hits).ok());
+        ASSERT_FALSE(hits.empty());
+        ASSERT_EQ(hits[0].distance, 0.0f) << "point " << id << " is in no posting";
       }
 
       // The cut: somewhere in this cycle's writes, or (when they take fewer calls) after them.
@@ -164,10 +181,24 @@ TEST(PowerLoss, EveryAcknowledgedWriteSurvivesACutAtAnyPoint) {
           }
           continue;
         }
+        if (kind < 27) {
+          // Splits, merges and rewrites of the postings the writes made too long or short; a
+          // cut leaves each whole or not begun, and changes no point.
+          const CollectionStats before = c->Stats();
+          const absl::Status s = c->RunMaintenance();
+          if (!s.ok()) {
+            ASSERT_TRUE(env.power_is_cut()) << s;
+            ++cuts_in_maintenance;
+          }
+          const CollectionStats after = c->Stats();
+          splits += after.splits - before.splits;
+          merges += after.merges - before.merges;
+          continue;
+        }
         Change change;
         std::vector<PointInput> rows;
         std::vector<uint64_t> gone;
-        const bool upsert = kind < 75 || model.empty();
+        const bool upsert = kind < 80 || model.empty();
         const int n = 1 + static_cast<int>(rng() % (upsert ? 24 : 8));
         for (int i = 0; i < n; ++i) {
           const uint64_t id = rng() % kIds;
@@ -235,15 +266,18 @@ TEST(PowerLoss, EveryAcknowledgedWriteSurvivesACutAtAnyPoint) {
   EXPECT_GT(cuts_in_a_write, 5);
   EXPECT_GT(cuts_in_a_build, 3);
   EXPECT_GT(cuts_in_open, 3);
+  EXPECT_GT(cuts_in_maintenance, 1);
+  EXPECT_GT(splits, 10u);
   EXPECT_TRUE(built);
   using Op = FaultInjectionEnv::Op;
   std::printf(
-      "cuts: %d in writes (%d kept whole, %d dropped whole), %d in builds, %d in opens; calls: "
-      "%ld creates, "
-      "%ld appends, %ld syncs, %ld renames, %ld directory syncs, %ld removes\n",
-      cuts_in_a_write, whole, none, cuts_in_a_build, cuts_in_open, env.calls(Op::kCreate),
-      env.calls(Op::kAppend), env.calls(Op::kSync), env.calls(Op::kRename), env.calls(Op::kSyncDir),
-      env.calls(Op::kRemove));
+      "cuts: %d in writes (%d kept whole, %d dropped whole), %d in builds, %d in opens, %d in "
+      "posting maintenance (%lu splits, %lu merges done); calls: %ld creates, %ld appends, %ld "
+      "syncs, %ld renames, %ld directory syncs, %ld removes\n",
+      cuts_in_a_write, whole, none, cuts_in_a_build, cuts_in_open, cuts_in_maintenance,
+      static_cast<unsigned long>(splits), static_cast<unsigned long>(merges),
+      env.calls(Op::kCreate), env.calls(Op::kAppend), env.calls(Op::kSync), env.calls(Op::kRename),
+      env.calls(Op::kSyncDir), env.calls(Op::kRemove));
 }
 
 // The same cuts over tenants' views: admin upserts naming tenants, a tenant's own upserts,

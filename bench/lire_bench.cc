@@ -1,0 +1,283 @@
+// strata-lire-bench: SPFresh's experiment (issue 15). Builds an index on n SIFT-like vectors, then
+// runs rounds: each deletes `round_share` of n (the oldest) and upserts as many new vectors from a
+// drifted distribution (a second generator seed), with a searcher thread running throughout, and
+// lets posting maintenance finish. After each round it reports, at fixed search settings (the
+// build's default budget): recall@10 against brute force over the live vectors, quiet search
+// latency p50/p99, the posting length distribution, RAM and disk, and the round's update
+// throughput. Two collections run the same rounds side by side: one with posting maintenance
+// (LIRE) and one append-only (maintenance off: the path before it). Every `rebuild_every` rounds a
+// third collection is built fresh from the live vectors, for the same measurements.
+#include <algorithm>
+#include <atomic>
+#include <chrono>
+#include <cstdio>
+#include <filesystem>
+#include <random>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "absl/flags/flag.h"
+#include "absl/flags/parse.h"
+#include "index/brute_force.h"
+#include "index/catalog.h"
+#include "index/collection.h"
+#include "storage/program_usage.h"
+#include "tools/synthetic.h"
+
+ABSL_FLAG(uint64_t, n, 200000, "base vectors (SIFT-like, uint8, 128-d)");
+ABSL_FLAG(double, round_share, 0.01, "share of n deleted and inserted per round");
+ABSL_FLAG(int, rounds, 50, "rounds");
+ABSL_FLAG(int, rebuild_every, 10, "build a fresh index every this many rounds (0 = never)");
+ABSL_FLAG(uint64_t, batch, 100, "vectors per write call (each call one synced batch)");
+ABSL_FLAG(uint32_t, latency_searches, 2000, "quiet searches timed after each round");
+ABSL_FLAG(uint32_t, recall_queries, 200, "queries of the recall measurement (half drifted)");
+ABSL_FLAG(bool, append_only, true, "run the append-only collection beside (doubles the time)");
+ABSL_FLAG(std::string, dir, "", "scratch directory (default: a new one under /tmp)");
+
+namespace strata {
+namespace {
+
+using Clock = std::chrono::steady_clock;
+
+double Quantile(std::vector<double> v, double q) {
+  if (v.empty()) return 0;
+  const size_t i = std::min(v.size() - 1, static_cast<size_t>(q * static_cast<double>(v.size())));
+  std::nth_element(v.begin(), v.begin() + static_cast<ptrdiff_t>(i), v.end());
+  return v[i];
+}
+
+struct Measure {
+  double recall = 0, p50_us = 0, p99_us = 0;
+  uint32_t posting_p50 = 0, posting_p99 = 0, posting_max = 0;
+  uint64_t heads = 0, memory = 0, disk = 0;
+};
+
+// The measurements of one collection over `live` (row numbers of `rows`, ids = row numbers).
+Measure MeasureOf(const Collection& c, const VectorSet& rows, const std::vector<uint64_t>& live,
+                  const VectorSet& queries, const GroundTruth& gt) {
+  Measure m;
+  uint64_t found = 0;
+  for (uint64_t q = 0; q < queries.n; ++q) {
+    std::vector<Hit> hits;
+    if (!c.Search(VectorView{queries.type, {queries.row(q), queries.row_bytes()}}, 10, {}, &hits)
+             .ok()) {
+      continue;
+    }
+    for (const Hit& h : hits) {
+      for (uint32_t j = 0; j < 10; ++j)
+        found += live[static_cast<size_t>(gt.ids[q * 10 + j])] == h.id;
+    }
+  }
+  m.recall = static_cast<double>(found) / static_cast<double>(queries.n * 10);
+  std::vector<double> us;
+  std::mt19937_64 rng(7);
+  for (uint32_t i = 0; i < absl::GetFlag(FLAGS_latency_searches); ++i) {
+    const uint64_t q = rng() % queries.n;
+    std::vector<Hit> hits;
+    const auto t0 = Clock::now();
+    (void)c.Search(VectorView{queries.type, {queries.row(q), queries.row_bytes()}}, 10, {}, &hits);
+    us.push_back(std::chrono::duration<double, std::micro>(Clock::now() - t0).count());
+  }
+  m.p50_us = Quantile(us, 0.5);
+  m.p99_us = Quantile(us, 0.99);
+  std::vector<uint32_t> lengths = c.PostingLengths();
+  std::sort(lengths.begin(), lengths.end());
+  if (!lengths.empty()) {
+    m.posting_p50 = lengths[lengths.size() / 2];
+    m.posting_p99 = lengths[lengths.size() * 99 / 100];
+    m.posting_max = lengths.back();
+  }
+  const CollectionStats st = c.Stats();
+  m.heads = lengths.size();
+  m.memory = st.memory_bytes;
+  m.disk = st.disk_bytes;
+  (void)rows;
+  return m;
+}
+
+void Print(const char* what, int round, const Measure& m, double vectors_per_s) {
+  std::printf("| %d | %s | %.4f | %.0f | %.0f | %u / %u / %u | %lu | %.1f | %.1f | %s |\n", round,
+              what, m.recall, m.p50_us, m.p99_us, m.posting_p50, m.posting_p99, m.posting_max,
+              static_cast<unsigned long>(m.heads), m.memory / 1048576.0, m.disk / 1048576.0,
+              vectors_per_s > 0 ? std::to_string(static_cast<int>(vectors_per_s)).c_str() : "");
+  std::fflush(stdout);
+}
+
+absl::Status Load(Collection* c, const VectorSet& rows, const std::vector<uint64_t>& ids) {
+  for (size_t first = 0; first < ids.size(); first += 5000) {
+    std::vector<PointInput> points;
+    for (size_t i = first; i < std::min(ids.size(), first + 5000); ++i) {
+      points.push_back({ids[i], {rows.row(ids[i]), rows.row_bytes()}, {}});
+    }
+    std::vector<RowError> errors;
+    uint64_t upserted = 0;
+    if (absl::Status s = c->Upsert(points, &errors, &upserted); !s.ok()) return s;
+  }
+  return absl::OkStatus();
+}
+
+int Run() {
+  const uint64_t n = absl::GetFlag(FLAGS_n), batch = absl::GetFlag(FLAGS_batch);
+  const uint64_t per_round = static_cast<uint64_t>(absl::GetFlag(FLAGS_round_share) * n);
+  const int rounds = absl::GetFlag(FLAGS_rounds);
+  SyntheticOptions o;
+  o.seed = 1;
+  SyntheticOptions drifted = o;
+  drifted.seed = 2;
+  auto gen = SyntheticGenerator::Create(o);
+  auto gen2 = SyntheticGenerator::Create(drifted);
+  if (!gen.ok() || !gen2.ok() || per_round == 0 || per_round % batch != 0) {
+    std::fprintf(stderr,
+                 "strata-lire-bench: bad options (round_share * n must be a multiple of "
+                 "--batch)\n");
+    return 2;
+  }
+  // Rows [0, n): the base; [n, n + rounds * per_round): the inserts, in order.
+  const uint64_t inserted_max = static_cast<uint64_t>(rounds) * per_round;
+  VectorSet rows = gen->Generate(0, n);
+  const VectorSet later = gen2->Generate(0, inserted_max);
+  rows.data.insert(rows.data.end(), later.data.begin(), later.data.end());
+  rows.n += later.n;
+  VectorSet queries = gen->Generate(10 * n, absl::GetFlag(FLAGS_recall_queries) / 2);
+  const VectorSet q2 = gen2->Generate(10 * n, absl::GetFlag(FLAGS_recall_queries) / 2);
+  queries.data.insert(queries.data.end(), q2.data.begin(), q2.data.end());
+  queries.n += q2.n;
+
+  std::string dir = absl::GetFlag(FLAGS_dir);
+  if (dir.empty()) {
+    char tmpl[] = "/tmp/strata-lire-bench-XXXXXX";
+    dir = mkdtemp(tmpl);
+  }
+  CollectionOptions lire_options;  // background maintenance, the default
+  CollectionOptions append_options;
+  append_options.background_maintenance = false;
+  auto lire_cat = Catalog::Open(dir + "/lire", lire_options);
+  auto append_cat = Catalog::Open(dir + "/append", append_options);
+  if (!lire_cat.ok() || !append_cat.ok()) return 1;
+  CollectionConfig cfg;
+  cfg.name = "bench";
+  cfg.dim = rows.dim;
+  cfg.type = rows.type;
+  cfg.build_threshold = UINT64_MAX;
+  std::vector<uint64_t> live(n);
+  for (uint64_t i = 0; i < n; ++i) live[i] = i;
+  const bool with_append = absl::GetFlag(FLAGS_append_only);
+  std::shared_ptr<Collection> lire = *(*lire_cat)->Create(cfg);
+  std::shared_ptr<Collection> append = with_append ? *(*append_cat)->Create(cfg) : nullptr;
+  for (Collection* c : {lire.get(), append.get()}) {
+    if (c == nullptr) continue;
+    if (!Load(c, rows, live).ok() || !c->BuildIndex().ok()) return 1;
+  }
+  const auto truth = [&]() {
+    VectorSet base;
+    base.type = rows.type;
+    base.dim = rows.dim;
+    base.n = live.size();
+    base.data.resize(live.size() * rows.row_bytes());
+    for (size_t i = 0; i < live.size(); ++i) {
+      std::copy_n(rows.row(live[i]), rows.row_bytes(), base.data.data() + i * rows.row_bytes());
+    }
+    return *ExactKnn(base, queries, Metric::kL2, 10);
+  };
+  std::printf(
+      "strata-lire-bench: n=%lu, %d rounds of %lu deletes + %lu drifted inserts, batches of %lu\n"
+      "| round | index | recall@10 | p50 us | p99 us | posting entries p50 / p99 / max | heads | "
+      "RAM MiB | disk MiB | updates/s |\n|---|---|---|---|---|---|---|---|---|---|\n",
+      n, rounds, per_round, per_round, batch);
+  {
+    const GroundTruth gt = truth();
+    Print("built", 0, MeasureOf(*lire, rows, live, queries, gt), 0);
+  }
+  uint64_t deleted_upto = 0, inserted = 0;
+  for (int round = 1; round <= rounds; ++round) {
+    // The round's writes, on each collection, with a searcher running.
+    double rate[2] = {0, 0};
+    for (int which = 0; which < 2; ++which) {
+      Collection* c = which == 0 ? lire.get() : append.get();
+      if (c == nullptr) continue;
+      std::atomic<bool> stop = false;
+      std::thread searcher([&] {
+        std::mt19937_64 rng(round);
+        while (!stop.load()) {
+          const uint64_t q = rng() % queries.n;
+          std::vector<Hit> hits;
+          (void)c->Search(VectorView{queries.type, {queries.row(q), queries.row_bytes()}}, 10, {},
+                          &hits);
+        }
+      });
+      const auto t0 = Clock::now();
+      for (uint64_t done = 0; done < per_round; done += batch) {
+        std::vector<uint64_t> gone;
+        std::vector<PointInput> points;
+        for (uint64_t i = 0; i < batch; ++i) {
+          gone.push_back(deleted_upto + done + i);
+          const uint64_t row = n + inserted + done + i;
+          points.push_back({row, {rows.row(row), rows.row_bytes()}, {}});
+        }
+        uint64_t deleted = 0, upserted = 0;
+        std::vector<RowError> errors;
+        if (!c->Delete(gone, &deleted).ok() || !c->Upsert(points, &errors, &upserted).ok()) {
+          return 1;
+        }
+      }
+      // Posting maintenance the round called for, finished (the background thread runs beside).
+      if (which == 0 && !c->RunMaintenance().ok()) return 1;
+      rate[which] = 2.0 * static_cast<double>(per_round) /
+                    std::chrono::duration<double>(Clock::now() - t0).count();
+      stop.store(true);
+      searcher.join();
+    }
+    deleted_upto += per_round;
+    inserted += per_round;
+    live.clear();
+    for (uint64_t i = deleted_upto; i < n; ++i) live.push_back(i);
+    for (uint64_t i = 0; i < inserted; ++i) live.push_back(n + i);
+    const GroundTruth gt = truth();
+    Print("LIRE", round, MeasureOf(*lire, rows, live, queries, gt), rate[0]);
+    if (append != nullptr) {
+      Print("append-only", round, MeasureOf(*append, rows, live, queries, gt), rate[1]);
+    }
+    const int every = absl::GetFlag(FLAGS_rebuild_every);
+    if (every > 0 && round % every == 0) {
+      auto fresh_cat = Catalog::Open(dir + "/fresh-" + std::to_string(round), append_options);
+      if (!fresh_cat.ok()) return 1;
+      std::shared_ptr<Collection> fresh = *(*fresh_cat)->Create(cfg);
+      const auto t0 = Clock::now();
+      if (!Load(fresh.get(), rows, live).ok() || !fresh->BuildIndex().ok()) return 1;
+      const double build_s = std::chrono::duration<double>(Clock::now() - t0).count();
+      Print("rebuilt", round, MeasureOf(*fresh, rows, live, queries, gt), 0);
+      std::printf("|  | (rebuild took %.0f s) | | | | | | | | |\n", build_s);
+      fresh.reset();
+      fresh_cat->reset();
+      std::error_code ec;
+      std::filesystem::remove_all(dir + "/fresh-" + std::to_string(round), ec);
+    }
+  }
+  const CollectionStats st = lire->Stats();
+  std::printf(
+      "LIRE: %lu splits, %lu merges, %lu rewrites, %lu vectors reassigned; %lu heads added, "
+      "%lu retired\n",
+      static_cast<unsigned long>(st.splits), static_cast<unsigned long>(st.merges),
+      static_cast<unsigned long>(st.rewrites), static_cast<unsigned long>(st.reassigned),
+      static_cast<unsigned long>(st.added_heads), static_cast<unsigned long>(st.retired_heads));
+  lire.reset();
+  append.reset();
+  lire_cat->reset();
+  append_cat->reset();
+  std::error_code ec;
+  if (absl::GetFlag(FLAGS_dir).empty()) std::filesystem::remove_all(dir, ec);
+  return 0;
+}
+
+}  // namespace
+}  // namespace strata
+
+int main(int argc, char** argv) {
+  strata::SetProgramUsage(
+      "SPFresh's experiment: rounds of deletes and drifted inserts, with and without posting "
+      "maintenance, beside fresh rebuilds.\n\n"
+      "  strata-lire-bench [--n=200000 --round_share=0.01 --rounds=50 --rebuild_every=10]\n");
+  absl::ParseCommandLine(argc, argv);
+  return strata::Run();
+}
