@@ -33,6 +33,8 @@ ABSL_FLAG(uint64_t, batch, 100, "vectors per write call (each call one synced ba
 ABSL_FLAG(uint32_t, latency_searches, 2000, "quiet searches timed after each round");
 ABSL_FLAG(uint32_t, recall_queries, 200, "queries of the recall measurement (half drifted)");
 ABSL_FLAG(bool, append_only, true, "run the append-only collection beside (doubles the time)");
+ABSL_FLAG(uint32_t, posting_limit, 0,
+          "live entries past which a posting splits (0 = the build's cap on a posting)");
 ABSL_FLAG(std::string, dir, "", "scratch directory (default: a new one under /tmp)");
 
 namespace strata {
@@ -55,12 +57,13 @@ struct Measure {
 
 // The measurements of one collection over `live` (row numbers of `rows`, ids = row numbers).
 Measure MeasureOf(const Collection& c, const VectorSet& rows, const std::vector<uint64_t>& live,
-                  const VectorSet& queries, const GroundTruth& gt) {
+                  const VectorSet& queries, const GroundTruth& gt, const SearchParams& params) {
   Measure m;
   uint64_t found = 0;
   for (uint64_t q = 0; q < queries.n; ++q) {
     std::vector<Hit> hits;
-    if (!c.Search(VectorView{queries.type, {queries.row(q), queries.row_bytes()}}, 10, {}, &hits)
+    if (!c.Search(VectorView{queries.type, {queries.row(q), queries.row_bytes()}}, 10, params,
+                  &hits)
              .ok()) {
       continue;
     }
@@ -76,7 +79,8 @@ Measure MeasureOf(const Collection& c, const VectorSet& rows, const std::vector<
     const uint64_t q = rng() % queries.n;
     std::vector<Hit> hits;
     const auto t0 = Clock::now();
-    (void)c.Search(VectorView{queries.type, {queries.row(q), queries.row_bytes()}}, 10, {}, &hits);
+    (void)c.Search(VectorView{queries.type, {queries.row(q), queries.row_bytes()}}, 10, params,
+                   &hits);
     us.push_back(std::chrono::duration<double, std::micro>(Clock::now() - t0).count());
   }
   m.p50_us = Quantile(us, 0.5);
@@ -150,6 +154,7 @@ int Run() {
     dir = mkdtemp(tmpl);
   }
   CollectionOptions lire_options;  // background maintenance, the default
+  lire_options.posting_limit = absl::GetFlag(FLAGS_posting_limit);
   CollectionOptions append_options;
   append_options.background_maintenance = false;
   auto lire_cat = Catalog::Open(dir + "/lire", lire_options);
@@ -169,6 +174,9 @@ int Run() {
     if (c == nullptr) continue;
     if (!Load(c, rows, live).ok() || !c->BuildIndex().ok()) return 1;
   }
+  // Every measurement at the first build's default budget (a rebuild tunes its own).
+  SearchParams fixed;
+  fixed.max_postings = lire->default_max_postings();
   const auto truth = [&]() {
     VectorSet base;
     base.type = rows.type;
@@ -181,13 +189,14 @@ int Run() {
     return *ExactKnn(base, queries, Metric::kL2, 10);
   };
   std::printf(
-      "strata-lire-bench: n=%lu, %d rounds of %lu deletes + %lu drifted inserts, batches of %lu\n"
+      "strata-lire-bench: n=%lu, %d rounds of %lu deletes + %lu drifted inserts, batches of %lu; "
+      "searches read %u postings\n"
       "| round | index | recall@10 | p50 us | p99 us | posting entries p50 / p99 / max | heads | "
       "RAM MiB | disk MiB | updates/s |\n|---|---|---|---|---|---|---|---|---|---|\n",
-      n, rounds, per_round, per_round, batch);
+      n, rounds, per_round, per_round, batch, fixed.max_postings);
   {
     const GroundTruth gt = truth();
-    Print("built", 0, MeasureOf(*lire, rows, live, queries, gt), 0);
+    Print("built", 0, MeasureOf(*lire, rows, live, queries, gt, fixed), 0);
   }
   uint64_t deleted_upto = 0, inserted = 0;
   for (int round = 1; round <= rounds; ++round) {
@@ -202,8 +211,8 @@ int Run() {
         while (!stop.load()) {
           const uint64_t q = rng() % queries.n;
           std::vector<Hit> hits;
-          (void)c->Search(VectorView{queries.type, {queries.row(q), queries.row_bytes()}}, 10, {},
-                          &hits);
+          (void)c->Search(VectorView{queries.type, {queries.row(q), queries.row_bytes()}}, 10,
+                          fixed, &hits);
         }
       });
       const auto t0 = Clock::now();
@@ -234,9 +243,9 @@ int Run() {
     for (uint64_t i = deleted_upto; i < n; ++i) live.push_back(i);
     for (uint64_t i = 0; i < inserted; ++i) live.push_back(n + i);
     const GroundTruth gt = truth();
-    Print("LIRE", round, MeasureOf(*lire, rows, live, queries, gt), rate[0]);
+    Print("LIRE", round, MeasureOf(*lire, rows, live, queries, gt, fixed), rate[0]);
     if (append != nullptr) {
-      Print("append-only", round, MeasureOf(*append, rows, live, queries, gt), rate[1]);
+      Print("append-only", round, MeasureOf(*append, rows, live, queries, gt, fixed), rate[1]);
     }
     const int every = absl::GetFlag(FLAGS_rebuild_every);
     if (every > 0 && round % every == 0) {
@@ -246,7 +255,7 @@ int Run() {
       const auto t0 = Clock::now();
       if (!Load(fresh.get(), rows, live).ok() || !fresh->BuildIndex().ok()) return 1;
       const double build_s = std::chrono::duration<double>(Clock::now() - t0).count();
-      Print("rebuilt", round, MeasureOf(*fresh, rows, live, queries, gt), 0);
+      Print("rebuilt", round, MeasureOf(*fresh, rows, live, queries, gt, fixed), 0);
       std::printf("|  | (rebuild took %.0f s) | | | | | | | | |\n", build_s);
       fresh.reset();
       fresh_cat->reset();

@@ -148,6 +148,7 @@ class CollectionImpl final : public Collection {
   // Starts the background maintenance thread (CollectionOptions::background_maintenance).
   void StartMaintainer();
   absl::Status RunMaintenance() override;
+  void StopMaintenance() override { StopMaintainer(); }
   std::vector<uint32_t> PostingLengths() const override {
     ReaderMutexLock lock(&mu_);
     std::vector<uint32_t> out = ServingHeads();
@@ -231,8 +232,13 @@ class CollectionImpl final : public Collection {
   bool WantsBuild() const override {
     ReaderMutexLock lock(&mu_);
     if (building_ || dropped_.load() || live_ == 0) return false;
-    return !damage_.ok() || !ReadDamage().empty() ||
-           (base_ == nullptr && live_ >= config_.build_threshold);
+    if (!damage_.ok() || !ReadDamage().empty()) return true;
+    if (base_ == nullptr) return live_ >= config_.build_threshold;
+    // Grown well past its index: more vectors held in RAM (written or moved since the build) than
+    // half the built ones, or more heads added than half the built ones (each search scans the
+    // added heads). A rebuild puts both back on disk and in the graph.
+    return appended_.size() > std::max<uint64_t>(indexed_ / 2, config_.build_threshold) ||
+           heads_overlay_.added() > std::max<uint64_t>(base_->num_heads() / 2, 1024);
   }
   absl::Status BulkLoad(const VectorSet& vectors, absl::Span<const uint64_t> ids,
                         absl::Span<const std::string> payloads,
@@ -342,6 +348,23 @@ class CollectionImpl final : public Collection {
   const uint8_t* AppendedRow(VectorId id) const ABSL_SHARED_LOCKS_REQUIRED(mu_) {
     return appended_.Row(id);
   }
+  // `id`'s row as written (posting form), when memory holds it so: an appended vector's, or a
+  // built one's with native postings (with float16 postings memory holds a built vector's
+  // rounded row). Null: read it from the store.
+  const uint8_t* ExactRow(VectorId id) const ABSL_SHARED_LOCKS_REQUIRED(mu_) {
+    if (config_.posting_encoding == PostingEncoding::kFloat16 && BaseEntryLive(id)) return nullptr;
+    return appended_.Row(id);
+  }
+  // `pf` (posting form) as the built index scores it: rounded to float16 with float16 postings
+  // (in `scratch`), else `pf` itself.
+  const uint8_t* BuiltForm(const uint8_t* pf, std::vector<uint8_t>* scratch) const {
+    if (config_.posting_encoding != PostingEncoding::kFloat16) return pf;
+    scratch->resize(row_bytes_);
+    const auto* f = reinterpret_cast<const float*>(pf);
+    auto* out = reinterpret_cast<float*>(scratch->data());
+    for (uint32_t d = 0; d < config_.dim; ++d) out[d] = HalfToFloat(FloatToHalf(f[d]));
+    return scratch->data();
+  }
   bool BaseEntryLive(VectorId id) const ABSL_SHARED_LOCKS_REQUIRED(mu_) {
     const IdState& s = ids_[id];
     return (s.flags & kLive) && (s.flags & kInBase) && s.version == s.base_version;
@@ -405,6 +428,12 @@ class CollectionImpl final : public Collection {
   // Splits, merges or rewrites `posting` if it calls for it.
   absl::Status MaintainPosting(uint32_t posting) ABSL_LOCKS_EXCLUDED(write_mu_, mu_);
   void StopMaintainer() ABSL_LOCKS_EXCLUDED(pending_mu_);
+  // Sets building_; maintenance pauses while a build runs (the install starts the queue over).
+  void SetBuilding(bool building) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
+    building_ = building;
+    MutexLock lock(&pending_mu_);
+    paused_ = building;
+  }
   void AddAppended(VectorId id, const uint8_t* pf, absl::Span<const uint32_t> postings)
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
     appended_.Add(id, pf, postings, ids_[id].version);
@@ -455,7 +484,6 @@ class CollectionImpl final : public Collection {
         : c_(c),
           base_(c->base_.get()),
           gen_(c->generation_),
-          layout_(c->layout_),
           tenant_(view.ids != nullptr ? c->tenants_.Name(view.tenant) : std::string()),
           view_(view),
           overlay_{absl::MakeConstSpan(c->skip_bits_), &c->appended_, view.ids, &c->heads_overlay_,
@@ -476,10 +504,6 @@ class CollectionImpl final : public Collection {
       if (c_->base_.get() != base_ || c_->generation_ != gen_) {
         return absl::AbortedError("the index was rebuilt during the search");
       }
-      // Posting maintenance moved vectors between the postings read and others.
-      if (c_->layout_ != layout_) {
-        return absl::AbortedError("postings were split or merged during the search");
-      }
       overlay_ = SearchOverlay{absl::MakeConstSpan(c_->skip_bits_), &c_->appended_, view_.ids,
                                &c_->heads_overlay_, this};
       return overlay_;
@@ -492,7 +516,6 @@ class CollectionImpl final : public Collection {
     const CollectionImpl* const c_;
     const SpannIndex* const base_;
     const uint64_t gen_;
-    const uint64_t layout_;
     const std::string tenant_;  // empty: the whole collection
     ViewRef view_;
     SearchOverlay overlay_;
@@ -574,6 +597,8 @@ class CollectionImpl final : public Collection {
   // to its publication (mu_ exclusive, briefly). What a plan read cannot change before it is
   // applied, since every change of the state below is made under this lock.
   Mutex write_mu_ ABSL_ACQUIRED_BEFORE(mu_);
+  // One posting maintenance step at a time (MaintainPosting), taken before write_mu_.
+  Mutex maint_mu_ ABSL_ACQUIRED_BEFORE(write_mu_);
   mutable Mutex mu_;
   // While a write commits (Write): the metadata store as it was before, which readers read so
   // that it agrees with the state below (a point being deleted still has its vector, one being
@@ -594,8 +619,6 @@ class CollectionImpl final : public Collection {
   internal::AppendedVectors appended_ ABSL_GUARDED_BY(mu_);
   // Heads posting maintenance added and retired since the generation was built.
   internal::HeadOverlay heads_overlay_ ABSL_GUARDED_BY(mu_);
-  // Bumped by each maintenance step: a search whose postings were read across one starts again.
-  uint64_t layout_ ABSL_GUARDED_BY(mu_) = 0;
   struct MaintenanceCounts {
     uint64_t splits = 0, merges = 0, rewrites = 0, reassigned = 0;
   };
@@ -605,6 +628,7 @@ class CollectionImpl final : public Collection {
   mutable Mutex pending_mu_ ABSL_ACQUIRED_AFTER(mu_);
   absl::flat_hash_set<uint32_t> pending_ ABSL_GUARDED_BY(pending_mu_);
   bool stop_ ABSL_GUARDED_BY(pending_mu_) = false;
+  bool paused_ ABSL_GUARDED_BY(pending_mu_) = false;  // building_: maintenance waits for it
   std::thread maintainer_;
   bool building_ ABSL_GUARDED_BY(mu_) = false;
   // Not OK while the index generation on disk cannot be opened (Load); cleared by the rebuild.
@@ -1037,7 +1061,10 @@ absl::Status CollectionImpl::Upsert(const Scope& scope, absl::Span<const PointIn
     }
     for (Change& c : changes) {
       bool was_live = ids_[c.id].flags & kLive;
-      if (c.had_appended) DropAppended(c.id);
+      if (c.had_appended) {
+        DropAppended(c.id);
+        NotePostings(c.old_postings, /*shrunk=*/true);
+      }
       ids_[c.id] = c.state;
       ext_of_[c.id] = c.ext;
       if (!was_live) ++live_;
@@ -1298,18 +1325,19 @@ absl::Status CollectionImpl::SearchIndex(const uint8_t* q, uint32_t k, const Sea
     pages_read_.fetch_add(st->pages_read, std::memory_order_relaxed);
     bytes_read_.fetch_add(st->bytes_read, std::memory_order_relaxed);
     // At most two widenings (16x the scaled budget): a query's cost stays bounded.
+    const uint64_t heads = base->num_heads() + heads_overlay_.added();
     if (allow == nullptr || result->size() >= std::min<uint64_t>(k, allow->size()) ||
-        scaled.max_postings >= base->num_heads() || widened == 2) {
+        scaled.max_postings >= heads || widened == 2) {
       return absl::OkStatus();
     }
-    scaled.max_postings = static_cast<uint32_t>(
-        std::min<uint64_t>(uint64_t{scaled.max_postings} * 4, base->num_heads()));
+    scaled.max_postings =
+        static_cast<uint32_t>(std::min<uint64_t>(uint64_t{scaled.max_postings} * 4, heads));
   }
 }
 
 float CollectionImpl::StoredDistance(const uint8_t* q, VectorId id, const uint8_t* raw,
                                      std::vector<uint8_t>* pf, std::vector<uint16_t>* half) const {
-  if (const uint8_t* row = AppendedRow(id)) return dist_(q, row, config_.dim);
+  if (const uint8_t* row = ExactRow(id)) return dist_(q, row, config_.dim);
   pf->resize(row_bytes_);
   ToPostingForm(raw, pf->data());
   if (config_.posting_encoding != PostingEncoding::kFloat16)
@@ -1464,7 +1492,7 @@ absl::Status CollectionImpl::DistancesTo(const uint8_t* q, absl::Span<const Vect
   std::vector<size_t> stored;
   std::vector<std::string> keys;
   for (size_t i = 0; i < ids.size(); ++i) {
-    if (const uint8_t* row = AppendedRow(ids[i])) {
+    if (const uint8_t* row = ExactRow(ids[i])) {
       (*out)[i] = dist_(q, row, config_.dim);
     } else {
       stored.push_back(i);
@@ -1759,14 +1787,13 @@ absl::Status CollectionImpl::Install(uint64_t gen, absl::Span<const VectorId> id
     indexed_ = ids.size();
     appended_.Clear();
     heads_overlay_.Clear(static_cast<uint32_t>(base_->num_heads()));
-    ++layout_;
     {
       MutexLock pending_lock(&pending_mu_);
       pending_.clear();
     }
     for (const Carried& c : carried) AddAppended(c.id, c.pf.data(), c.postings);
     RebuildSkipBits();
-    building_ = false;
+    SetBuilding(false);
     dirty_.clear();
     if (!damage_.ok()) {
       Log(LogLevel::kInfo, "collection '%s': repaired (%s)", config_.name, damage_.message());
@@ -1809,7 +1836,7 @@ absl::Status CollectionImpl::BuildIndex(
       return absl::FailedPreconditionError(
           absl::StrCat("collection '", config_.name, "' is empty: nothing to index"));
     }
-    building_ = true;
+    SetBuilding(true);
     dirty_.clear();
     for (VectorId id = 0; id < ids_.size(); ++id) {
       if (ids_[id].flags & kLive) {
@@ -1822,7 +1849,7 @@ absl::Status CollectionImpl::BuildIndex(
   auto fail = [&](absl::Status s) {
     MutexLock write_lock(&write_mu_);
     WriterMutexLock lock(&mu_);
-    building_ = false;
+    SetBuilding(false);
     dirty_.clear();
     return s;
   };
@@ -1964,10 +1991,10 @@ absl::Status CollectionImpl::BulkLoad(
       ext_of_.resize(n);
       for (uint64_t i = 0; i < n; ++i) ext_of_[i] = ext_of(i);
       live_ = n;
-      building_ = true;
+      SetBuilding(true);
       dirty_.clear();
       if (absl::Status text = RebuildTextIndex(); !text.ok()) {
-        building_ = false;
+        SetBuilding(false);
         return text;
       }
     }
@@ -1981,7 +2008,7 @@ absl::Status CollectionImpl::BulkLoad(
   if (!s.ok()) {
     MutexLock write_lock(&write_mu_);
     WriterMutexLock lock(&mu_);
-    building_ = false;
+    SetBuilding(false);
     return s;
   }
   return absl::OkStatus();
@@ -2172,7 +2199,7 @@ constexpr uint32_t kSplitNeighbours = 64;
 }  // namespace
 
 void CollectionImpl::NotePostings(absl::Span<const uint32_t> postings, bool shrunk) {
-  if (base_ == nullptr || building_ || postings.empty()) return;
+  if (base_ == nullptr || postings.empty()) return;
   const uint32_t limit = PostingLimit();
   MutexLock lock(&pending_mu_);
   for (uint32_t p : postings) {
@@ -2191,8 +2218,9 @@ void CollectionImpl::StartMaintainer() {
       {
         MutexLock lock(&pending_mu_);
         pending_mu_.Await(absl::Condition(
-            +[](CollectionImpl* c)
-                 ABSL_NO_THREAD_SAFETY_ANALYSIS { return c->stop_ || !c->pending_.empty(); },
+            +[](CollectionImpl* c) ABSL_NO_THREAD_SAFETY_ANALYSIS {
+              return c->stop_ || (!c->paused_ && !c->pending_.empty());
+            },
             this));
         if (stop_) return;
       }
@@ -2218,7 +2246,7 @@ absl::Status CollectionImpl::RunMaintenance() {
     uint32_t p;
     {
       MutexLock lock(&pending_mu_);
-      if (pending_.empty() || stop_) return first;
+      if (pending_.empty() || stop_ || paused_) return first;
       p = *pending_.begin();
       pending_.erase(pending_.begin());
     }
@@ -2230,11 +2258,15 @@ absl::Status CollectionImpl::RunMaintenance() {
 
 absl::Status CollectionImpl::MaintainPosting(uint32_t p) {
   RETURN_IF_ERROR(CheckNotDropped());
-  MutexLock write_lock(&write_mu_);
-  // Every change of the state takes write_mu_: what is read below under mu_ (shared) stays true
-  // across the reads made holding no lock readers take.
+  // One step at a time, and only maintenance changes the heads (an install aside): the overlay
+  // read below is the one the commit replaces. Everything up to the commit runs beside writers
+  // (reading the state under mu_ shared, piece by piece); the commit's plan, under write_mu_,
+  // keeps only the moves whose vectors did not change meanwhile, and takes care of vectors
+  // appended to the posting meanwhile.
+  MutexLock maint_lock(&maint_mu_);
   const uint32_t coll = config_.id;
   std::shared_ptr<SpannIndex> base;
+  uint64_t generation = 0;
   uint32_t limit = 0, built_heads = 0;
   uint64_t heads_now = 0;
   std::vector<uint8_t> old_head;
@@ -2248,14 +2280,23 @@ absl::Status CollectionImpl::MaintainPosting(uint32_t p) {
     rows.insert(rows.end(), row, row + row_bytes_);
   };
   const auto row_of = [&](VectorId id) { return rows.data() + row_at.at(id); };
+  // The versions the vectors had when read: a plan for a vector changed since is dropped.
+  absl::flat_hash_map<VectorId, uint8_t> version_at;
   std::vector<VectorId> members;
   std::vector<VectorId> need;  // built vectors whose exact rows are read from the store
   std::vector<HeadHit> hits;
   std::vector<uint32_t> neighbours;
   {
     ReaderMutexLock lock(&mu_);
-    if (base_ == nullptr || building_ || !damage_.ok()) return absl::OkStatus();
+    if (building_) {
+      // A build began since p was taken: p waits for it (the install empties the queue).
+      MutexLock pending_lock(&pending_mu_);
+      pending_.insert(p);
+      return absl::OkStatus();
+    }
+    if (base_ == nullptr || !damage_.ok()) return absl::OkStatus();
     base = base_;
+    generation = generation_;
     built_heads = heads_overlay_.built_heads();
     const uint8_t* h = p < built_heads
                            ? (heads_overlay_.IsRetired(p) ? nullptr : base->head_vector(p))
@@ -2271,6 +2312,7 @@ absl::Status CollectionImpl::MaintainPosting(uint32_t p) {
       if ((st.flags & kLive) && st.version == version && !row_at.contains(id)) {
         DCHECK(appended_.Row(id) != nullptr);
         members.push_back(id);
+        version_at[id] = version;
         add_row(id, appended_.Row(id));
       }
     });
@@ -2283,13 +2325,24 @@ absl::Status CollectionImpl::MaintainPosting(uint32_t p) {
   // The built posting, from disk.
   std::vector<VectorId> built_ids;
   std::vector<uint8_t> built_rows;
-  if (p < built_heads) RETURN_IF_ERROR(base->ReadPosting(p, &built_ids, &built_rows));
+  // A posting failing its checksum is damage, reported as a search's would be.
+  const auto read_posting = [&](uint32_t q, std::vector<VectorId>* ids,
+                                std::vector<uint8_t>* out) -> absl::Status {
+    absl::Status s = base->ReadPosting(q, ids, out);
+    if (absl::IsDataLoss(s)) {
+      ReaderMutexLock lock(&mu_);
+      NoteReadDamage(s);
+    }
+    return s;
+  };
+  if (p < built_heads) RETURN_IF_ERROR(read_posting(p, &built_ids, &built_rows));
   {
     ReaderMutexLock lock(&mu_);
     for (VectorId id : built_ids) {
-      if (id >= ids_.size() || !BaseEntryLive(id) || row_at.contains(id)) continue;
+      if (id >= ids_.size() || !BaseEntryLive(id) || version_at.contains(id)) continue;
       members.push_back(id);
-      if (const uint8_t* r = appended_.Row(id)) {
+      version_at[id] = ids_[id].version;
+      if (const uint8_t* r = ExactRow(id)) {
         add_row(id, r);
       } else {
         need.push_back(id);
@@ -2327,7 +2380,7 @@ absl::Status CollectionImpl::MaintainPosting(uint32_t p) {
     for (VectorId id : members)
       member_rows.insert(member_rows.end(), row_of(id), row_of(id) + row_bytes_);
     if (!internal::SplitInTwo(config_.type, config_.dim, member_rows.data(), live, p, &halves)) {
-      return absl::OkStatus();  // all one vector: nothing to split
+      return absl::OkStatus();  // fewer than two rows: cannot be, as live > limit >= 1
     }
     step = Step::kSplit;
   } else if (live < MergeBelow(limit) && heads_now > 1) {
@@ -2338,8 +2391,26 @@ absl::Status CollectionImpl::MaintainPosting(uint32_t p) {
     return absl::OkStatus();
   }
 
-  // SPFresh's second condition: vectors of the neighbouring postings nearer a new head than their
-  // own posting's are reassigned (that posting is no longer their nearest).
+  // SPFresh's second condition: a vector of a neighbouring posting that is nearer a new head than
+  // its own posting's is reassigned when no other neighbouring head is nearer still (its nearest
+  // head, as far as the neighbourhood tells, is now a new one).
+  std::vector<uint8_t> nheads;  // the neighbours' head rows
+  {
+    ReaderMutexLock lock(&mu_);
+    for (uint32_t q : neighbours) {
+      const uint8_t* hq = q < built_heads ? base->head_vector(q) : heads_overlay_.Row(q);
+      if (hq != nullptr) nheads.insert(nheads.end(), hq, hq + row_bytes_);
+    }
+  }
+  const size_t nn = nheads.size() / row_bytes_;
+  // Whether no neighbouring head is nearer `r` than `d`: as far as the neighbourhood tells, a
+  // head at distance d is r's nearest.
+  const auto nearest_at = [&](const uint8_t* r, float d) {
+    for (size_t i = 0; i < nn; ++i) {
+      if (dist_(r, nheads.data() + i * row_bytes_, config_.dim) < d) return false;
+    }
+    return true;
+  };
   std::vector<VectorId> candidates;
   if (step == Step::kSplit) {
     const uint8_t* h0 = member_rows.data() + halves.head[0] * row_bytes_;
@@ -2361,17 +2432,18 @@ absl::Status CollectionImpl::MaintainPosting(uint32_t p) {
         });
       }
       const size_t appended_in_q = ids.size();
-      if (q < built_heads) RETURN_IF_ERROR(base->ReadPosting(q, &ids, &qrows));
+      if (q < built_heads) RETURN_IF_ERROR(read_posting(q, &ids, &qrows));
       ReaderMutexLock lock(&mu_);
       for (size_t i = 0; i < ids.size() && candidates.size() < most; ++i) {
         const VectorId id = ids[i];
-        if (row_at.contains(id)) continue;  // a member, or already a candidate
+        if (version_at.contains(id)) continue;  // a member, or already a candidate
         if (i >= appended_in_q && (id >= ids_.size() || !BaseEntryLive(id))) continue;
         const uint8_t* r = qrows.data() + i * row_bytes_;
         const float to_new = std::min(dist_(r, h0, config_.dim), dist_(r, h1, config_.dim));
-        if (to_new >= dist_(r, qhead.data(), config_.dim)) continue;
+        if (to_new >= dist_(r, qhead.data(), config_.dim) || !nearest_at(r, to_new)) continue;
         candidates.push_back(id);
-        if (const uint8_t* exact = appended_.Row(id)) {
+        version_at[id] = ids_[id].version;
+        if (const uint8_t* exact = ExactRow(id)) {
           add_row(id, exact);
         } else {
           need.push_back(id);
@@ -2381,107 +2453,175 @@ absl::Status CollectionImpl::MaintainPosting(uint32_t p) {
     RETURN_IF_ERROR(read_exact(&need));
   }
 
-  // The plan: new heads, each member's move, the reassignments.
-  WriteBatch batch;
+  // The step, worked out beside the writers: the heads after it, each member's move, the
+  // reassignments (the replica rule over the heads after it).
   std::optional<internal::HeadOverlay> next;
+  {
+    ReaderMutexLock lock(&mu_);
+    if (generation_ != generation) return absl::OkStatus();  // an install: p is gone
+    next.emplace(heads_overlay_);
+  }
+  next->Retire(p);
   uint32_t new_heads[2] = {0, 0};
   int added = 0;
-  std::vector<std::pair<VectorId, uint32_t>> moves;  // a member's one entry, in a new head
+  const auto add_head = [&](const uint8_t* row) {
+    const uint32_t h = next->next_head();
+    next->Add(h, row);
+    new_heads[added++] = h;
+  };
+  if (step == Step::kSplit) {
+    add_head(member_rows.data() + halves.head[0] * row_bytes_);
+    add_head(member_rows.data() + halves.head[1] * row_bytes_);
+  } else if (step == Step::kRewrite) {
+    add_head(old_head.data());
+  }
+  // The new head nearer `row` (a split or rewrite).
+  const auto nearer_new = [&](const uint8_t* row) {
+    if (added < 2) return new_heads[0];
+    return next->Distance(row, new_heads[1]) < next->Distance(row, new_heads[0]) ? new_heads[1]
+                                                                                 : new_heads[0];
+  };
+  std::vector<std::pair<VectorId, uint32_t>> moves;                   // one entry, in a new head
+  std::vector<std::pair<VectorId, std::vector<uint32_t>>> reassigns;  // the postings it joins
+  const auto reassign = [&](VectorId id, const uint8_t* row) -> absl::Status {
+    std::vector<uint32_t> postings;
+    RETURN_IF_ERROR(
+        base->AssignPostings(VectorView{config_.type, {row, row_bytes_}}, &*next, &postings));
+    reassigns.emplace_back(id, std::move(postings));
+    return absl::OkStatus();
+  };
+  for (VectorId id : members) {
+    const uint8_t* row = row_of(id);
+    if (step == Step::kMerge) {
+      RETURN_IF_ERROR(reassign(id, row));
+      continue;
+    }
+    const uint32_t to = nearer_new(row);
+    // SPFresh's first condition: a vector whose nearest head was the old one, and which is no
+    // nearer a new head than it was to the old one, may now be nearest another head: then it is
+    // reassigned. (One that was here as a further replica, nearer another head all along, stays a
+    // replica here, in the nearer half.)
+    if (step == Step::kSplit) {
+      const float d_old = dist_(row, old_head.data(), config_.dim);
+      const float d_new = next->Distance(row, to);
+      if (d_old <= d_new && nearest_at(row, d_old) && !nearest_at(row, d_new)) {
+        RETURN_IF_ERROR(reassign(id, row));
+        continue;
+      }
+    }
+    moves.emplace_back(id, to);
+  }
+  for (VectorId id : candidates) RETURN_IF_ERROR(reassign(id, row_of(id)));
+
+  // The commit: what still holds of the step, and the vectors appended to p meanwhile.
+  WriteBatch batch;
   struct Reassigned {
     VectorId id;
     IdState state;
+    const uint8_t* row;
     std::vector<uint32_t> postings;
   };
   std::vector<Reassigned> reassigned;
+  std::vector<std::pair<VectorId, uint32_t>> moved;
+  std::vector<uint8_t> late_rows;  // rows of vectors appended to p meanwhile
+  std::vector<std::pair<VectorId, size_t>> late_row_at;
   const auto plan = [&]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(write_mu_)
                         ABSL_SHARED_LOCKS_REQUIRED(mu_) -> absl::Status {
     RETURN_IF_ERROR(CheckNotDropped());
-    next.emplace(heads_overlay_);
-    next->Retire(p);
+    if (generation_ != generation || building_) return absl::OkStatus();  // nothing to commit
+    const auto unchanged = [&](VectorId id) {
+      mu_.AssertReaderHeld();  // plan's
+      const IdState& st = ids_[id];
+      return (st.flags & kLive) && st.version == version_at.at(id);
+    };
+    absl::flat_hash_set<VectorId> planned;
+    const auto plan_reassign = [&](VectorId id, const uint8_t* row,
+                                   std::vector<uint32_t> postings) {
+      mu_.AssertReaderHeld();  // plan's
+      Reassigned r{id, ids_[id], row, std::move(postings)};
+      r.state.version = internal::NextVersion(r.state);
+      batch.Put(Cf::kVersions, IdKey(coll, id), VersionValue(r.state));
+      for (uint32_t q : appended_.PostingsOf(id)) {
+        batch.Delete(Cf::kPostings, PostingKey(coll, q, id));
+      }
+      const std::string ver(1, static_cast<char>(r.state.version));
+      for (uint32_t q : r.postings) batch.Put(Cf::kPostings, PostingKey(coll, q, id), ver);
+      planned.insert(id);
+      reassigned.push_back(std::move(r));
+    };
+    const auto plan_move = [&](VectorId id, uint32_t to) {
+      mu_.AssertReaderHeld();  // plan's
+      batch.Put(Cf::kPostings, PostingKey(coll, to, id),
+                std::string(1, static_cast<char>(ids_[id].version)));
+      planned.insert(id);
+      moved.emplace_back(id, to);
+    };
+    for (auto& [id, postings] : reassigns) {
+      if (unchanged(id)) plan_reassign(id, row_of(id), std::move(postings));
+    }
+    for (const auto& [id, to] : moves) {
+      if (unchanged(id)) plan_move(id, to);
+    }
+    // p's entries now: all their keys go; a live one no plan covers was appended meanwhile.
+    std::vector<VectorId> late;
+    appended_.ForEachEntry(p, [&](VectorId id, uint8_t version) {
+      mu_.AssertReaderHeld();  // plan's
+      batch.Delete(Cf::kPostings, PostingKey(coll, p, id));
+      const IdState& st = ids_[id];
+      if ((st.flags & kLive) && st.version == version && !planned.contains(id)) late.push_back(id);
+    });
+    for (VectorId id : late) {
+      const uint8_t* row = appended_.Row(id);
+      late_row_at.emplace_back(id, late_rows.size());
+      late_rows.insert(late_rows.end(), row, row + row_bytes_);
+      if (added > 0) {
+        plan_move(id, nearer_new(row));
+      } else {
+        std::vector<uint32_t> postings;
+        RETURN_IF_ERROR(
+            base->AssignPostings(VectorView{config_.type, {row, row_bytes_}}, &*next, &postings));
+        plan_reassign(id, nullptr, std::move(postings));
+      }
+    }
     if (p < built_heads) {
       batch.Put(Cf::kHeads, HeadKey(coll, p), "");  // retired
     } else {
       batch.Delete(Cf::kHeads, HeadKey(coll, p));
     }
-    const auto add_head = [&](const uint8_t* row) {
-      const uint32_t h = next->next_head();
-      next->Add(h, row);
-      batch.Put(Cf::kHeads, HeadKey(coll, h),
-                absl::string_view(reinterpret_cast<const char*>(row), row_bytes_));
-      new_heads[added++] = h;
-    };
-    if (step == Step::kSplit) {
-      add_head(member_rows.data() + halves.head[0] * row_bytes_);
-      add_head(member_rows.data() + halves.head[1] * row_bytes_);
-    } else if (step == Step::kRewrite) {
-      add_head(old_head.data());
+    for (int i = 0; i < added; ++i) {
+      batch.Put(
+          Cf::kHeads, HeadKey(coll, new_heads[i]),
+          absl::string_view(reinterpret_cast<const char*>(next->Row(new_heads[i])), row_bytes_));
     }
-    for (VectorId id : keys_in_p) batch.Delete(Cf::kPostings, PostingKey(coll, p, id));
-    const auto is_new = [&](uint32_t h) {
-      return (added > 0 && h == new_heads[0]) || (added > 1 && h == new_heads[1]);
-    };
-    const auto nearest_is_new = [&](const uint8_t* row) -> absl::StatusOr<bool> {
-      RETURN_IF_ERROR(base->NearestHeads(row, 1, &*next, &hits));
-      return !hits.empty() && is_new(hits[0].second);
-    };
-    const auto reassign = [&](VectorId id) -> absl::Status {
-      mu_.AssertReaderHeld();  // plan's
-      Reassigned r{id, ids_[id], {}};
-      r.state.version = internal::NextVersion(r.state);
-      RETURN_IF_ERROR(base->AssignPostings(VectorView{config_.type, {row_of(id), row_bytes_}},
-                                           &*next, &r.postings));
-      batch.Put(Cf::kVersions, IdKey(coll, id), VersionValue(r.state));
-      for (uint32_t q : appended_.PostingsOf(id))
-        batch.Delete(Cf::kPostings, PostingKey(coll, q, id));
-      const std::string ver(1, static_cast<char>(r.state.version));
-      for (uint32_t q : r.postings) batch.Put(Cf::kPostings, PostingKey(coll, q, id), ver);
-      reassigned.push_back(std::move(r));
-      return absl::OkStatus();
-    };
-    for (VectorId id : members) {
-      const uint8_t* row = row_of(id);
-      if (step == Step::kMerge) {
-        RETURN_IF_ERROR(reassign(id));
-        continue;
-      }
-      uint32_t to = new_heads[0];
-      if (step == Step::kSplit) {
-        const float d0 = next->Distance(row, new_heads[0]);
-        const float d1 = next->Distance(row, new_heads[1]);
-        if (d1 < d0) to = new_heads[1];
-        // SPFresh's first condition: a vector no nearer a new head than it was to the old one
-        // may now be nearest another head.
-        if (dist_(row, old_head.data(), config_.dim) <= std::min(d0, d1)) {
-          ASSIGN_OR_RETURN(bool stays, nearest_is_new(row));
-          if (!stays) {
-            RETURN_IF_ERROR(reassign(id));
-            continue;
-          }
-        }
-      }
-      moves.emplace_back(id, to);
-      batch.Put(Cf::kPostings, PostingKey(coll, to, id),
-                std::string(1, static_cast<char>(ids_[id].version)));
-    }
-    for (VectorId id : candidates) RETURN_IF_ERROR(reassign(id));
     return absl::OkStatus();
   };
   const auto apply = [&]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(write_mu_, mu_) {
     heads_overlay_ = std::move(*next);
     (void)appended_.TakePosting(p);
     std::vector<uint32_t> touched(new_heads, new_heads + added);
-    for (const auto& [id, to] : moves) {
-      if (!appended_.HasRow(id)) appended_.PutRow(id, row_of(id));
+    std::vector<uint8_t> rounded;
+    const auto row_now = [&](VectorId id) -> const uint8_t* {
+      for (const auto& [late_id, at] : late_row_at) {
+        if (late_id == id) return late_rows.data() + at;
+      }
+      return row_of(id);
+    };
+    for (const auto& [id, to] : moved) {
+      if (!appended_.HasRow(id)) {
+        // A built vector: scored everywhere as its built replicas are (float16-rounded).
+        appended_.PutRow(id, BuiltForm(row_of(id), &rounded));
+      }
       appended_.AddEntry(to, id, ids_[id].version);
     }
     for (const Reassigned& r : reassigned) {
+      const uint8_t* row = r.row != nullptr ? r.row : row_now(r.id);
+      std::vector<uint8_t> copy(row, row + row_bytes_);  // the arena may hold it: Drop frees it
       DropAppended(r.id);
       ids_[r.id] = r.state;
-      AddAppended(r.id, row_of(r.id), r.postings);
+      AddAppended(r.id, copy.data(), r.postings);
       SetSkip(r.id);
       touched.insert(touched.end(), r.postings.begin(), r.postings.end());
     }
-    ++layout_;
     maintained_.reassigned += reassigned.size();
     switch (step) {
       case Step::kSplit:
@@ -2499,7 +2639,10 @@ absl::Status CollectionImpl::MaintainPosting(uint32_t p) {
     NotePostings(touched, /*shrunk=*/false);
     appended_.MaybeCompact();
   };
-  RETURN_IF_ERROR(Write(&batch, plan, apply));
+  {
+    MutexLock write_lock(&write_mu_);
+    RETURN_IF_ERROR(Write(&batch, plan, apply));
+  }
   Log(LogLevel::kDebug, "collection '%s': posting %d (%d live of %d entries) %s", config_.name, p,
       live, entries,
       step == Step::kSplit   ? absl::StrCat("split into ", new_heads[0], " and ", new_heads[1])

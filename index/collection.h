@@ -48,13 +48,15 @@
 // Posting maintenance (SPFresh's LIRE, "Maintenance" in ../docs/ARCHITECTURE.md): a posting that
 // writes push past its limit (the build's entry cap) is split in two by 2-means; the two halves'
 // heads join the index's heads (internal/head_overlay.h) and the old head retires. Each vector of
-// the split posting moves to the nearer half, unless a head elsewhere is now nearest to it
-// (SPFresh's first condition): then, like the vectors of the neighbouring postings now nearest a
-// new head (its second), it is reassigned by the replica rule. A posting left nearly empty by
-// deletes is merged away (its vectors reassigned), and a built posting mostly of dead entries is
-// rewritten without them. One posting at a time, each one synced batch (so a crash or power cut
-// leaves it whole or not begun), under the writer lock (writes wait for it; searches do not:
-// a search that spans one starts again, as over an install).
+// the split posting moves to the nearer half, unless its nearest head was the old one and is now
+// neither half (SPFresh's first condition): then, like the vectors of the 64 neighbouring
+// postings now nearest a new head (its second), it is reassigned by the replica rule. A posting
+// left nearly empty by deletes is merged away (its vectors reassigned), and a built posting
+// mostly of dead entries is rewritten without them. One posting at a time, on a background
+// thread: the step is worked out beside writes and searches, then committed as one synced batch
+// (so a crash or power cut leaves it whole or not begun) whose plan, under the writer lock,
+// drops the moves of vectors written meanwhile and moves the vectors appended to the posting
+// meanwhile. A search that read a posting whose head retired meanwhile starts again.
 //
 // Known limits (later issues): the vectors written or moved since the build are held in RAM as
 // well as in RocksDB, and added heads are searched exhaustively; a collection that grows far past
@@ -332,8 +334,11 @@ class Collection {
   // units done and total, from the calling thread or the build's.
   [[nodiscard]] virtual absl::Status BuildIndex(
       std::function<void(const char* phase, uint64_t done, uint64_t total)> progress = nullptr) = 0;
-  // True when no index exists yet and the live count has reached build_threshold, or the index
-  // is damaged (a rebuild repairs it).
+  // True when no index exists yet and the live count has reached build_threshold, the index is
+  // damaged (a rebuild repairs it), or the collection has grown well past its index: more
+  // vectors held in RAM (written or moved by posting maintenance since the build) than
+  // max(half the built vectors, build_threshold), or more added heads than max(half the built
+  // heads, 1024).
   [[nodiscard]] virtual bool WantsBuild() const = 0;
 
   // Offline bulk load into an empty collection: stores the rows (unlogged batches, then a flush)
@@ -352,6 +357,10 @@ class Collection {
   // left ("Posting maintenance"): what the background thread does. The first error (the posting
   // stays as it was).
   [[nodiscard]] virtual absl::Status RunMaintenance() = 0;
+  // Stops the background maintenance thread and waits for its step in progress (the catalog
+  // calls it as it closes: the collection must not act on the metadata store after that).
+  // RunMaintenance does nothing after it.
+  virtual void StopMaintenance() = 0;
   // The index's default search budget (SearchParams::max_postings = 0); 0 without an index.
   // Cheap, unlike Stats(): for the search path.
   [[nodiscard]] virtual uint32_t default_max_postings() const = 0;

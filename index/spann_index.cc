@@ -210,21 +210,26 @@ absl::Status CheckQuery(VectorView query, ElementType type, Metric metric, uint3
 void SpannIndexImpl::Navigate(const void* q, uint32_t k, uint32_t ef,
                               const internal::HeadOverlay* heads, QueryContext* ctx,
                               std::vector<HeadHit>* out) const {
-  // Retired heads still guide the graph's walk; enough more are asked for that, past them, about
-  // k remain.
-  uint64_t want = k;
-  if (heads != nullptr) want += std::min<uint64_t>(heads->retired(), 2 * uint64_t{k});
-  want = std::min<uint64_t>(want, heads_->size());
-  const auto w = static_cast<uint32_t>(want);
-  heads_->Search(q, w, std::max(ef, w), &ctx->nav, out);
-  if (heads == nullptr || (heads->retired() == 0 && heads->added() == 0)) return;
-  if (heads->retired() > 0) {
+  // Retired heads still guide the graph's walk; more are asked for so that, past them, k remain
+  // (the walk again with a wider beam when too many of the nearest are retired).
+  const uint64_t retired = heads != nullptr ? heads->retired() : 0;
+  uint64_t want = k + std::min<uint64_t>(retired, std::max<uint64_t>(8, k / 8));
+  for (;;) {
+    want = std::min<uint64_t>(want, heads_->size());
+    const auto w = static_cast<uint32_t>(want);
+    heads_->Search(q, w, std::max(ef, w), &ctx->nav, out);
+    if (retired == 0) break;
     out->erase(std::remove_if(out->begin(), out->end(),
                               [&](const HeadHit& h) { return heads->IsRetired(h.second); }),
                out->end());
+    if (out->size() >= k || want == heads_->size()) break;
+    want *= 4;
   }
-  heads->Nearest(q, k, out);
-  std::sort(out->begin(), out->end());
+  if (heads == nullptr) return;
+  if (heads->added() > 0) {
+    heads->Nearest(q, k, out);
+    std::sort(out->begin(), out->end());
+  }
   if (out->size() > k) out->resize(k);
 }
 
@@ -443,6 +448,17 @@ absl::Status SpannIndexImpl::Search(VectorView query, uint32_t k, const SearchPa
     if (!relocked.ok()) read_status = relocked.status();
     if (read_status.ok()) {
       now = *relocked;
+      // A posting read while unlocked whose head retired meanwhile (split or merged): its
+      // vectors went elsewhere, so this search starts again on the new layout.
+      for (uint32_t i = 0; i < keep && now.heads != nullptr; ++i) {
+        const uint32_t h = ctx->heads[i].second;
+        if (h < built ? now.heads->IsRetired(h) : !now.heads->IsAdded(h)) {
+          read_status = absl::AbortedError("a posting it read was split or merged meanwhile");
+          break;
+        }
+      }
+    }
+    if (read_status.ok()) {
       for (size_t i = 0; i < arrived.size(); ++i) scan(i, arrived[i]);
     }
   }

@@ -160,7 +160,8 @@ struct SearchOverlay {
 // held across the search's disk reads: Search calls Unlock() before them and Relock() after them,
 // on the same thread, and holds the lock again whenever it returns. Relock() gives the overlay to
 // scan with (valid until Search returns), or an error Search returns (Aborted when the caller's
-// state no longer matches this index: the caller may search again).
+// state no longer matches this index: the caller may search again). Search itself returns Aborted
+// when a head whose posting it read retired meanwhile (overlay.heads).
 class SearchLock {
  public:
   virtual ~SearchLock() = default;

@@ -2,7 +2,8 @@
 # Strata under ThreadSanitizer: builds with clang and -DSTRATA_TSAN=ON (build-tsan/), then runs
 # the tests that exercise Strata's threads - the thread pool, the embedding batcher, the
 # generator, the passage KV cache and its writer thread, the collection (searches and writes
-# beside a build) - and the end-to-end tests whose strata-server runs under TSan too.
+# beside a build and beside posting maintenance) - and the end-to-end tests whose strata-server
+# runs under TSan too.
 # Any data race (or lock-order inversion) reported by any process fails the script.
 #
 # What TSan can and cannot see here: Strata's own code is instrumented and its mutexes are
@@ -17,7 +18,7 @@ export CCACHE_BASEDIR="${CCACHE_BASEDIR:-$PWD}" CCACHE_NOHASHDIR=true
 
 tests=(thread_pool_test embed_batcher_test generator_test passage_kv_cache_test collection_test
        collection_text_test hardening_test e2e_test generate_e2e_test hybrid_e2e_test auth_e2e_test
-       tenant_test tenant_e2e_test tenant_rate_limiter_test)
+       tenant_test tenant_e2e_test tenant_rate_limiter_test posting_maintenance_test)
 for arg in "$@"; do
   case "$arg" in
     -h|--help) sed -n '2,13p' "$0"; exit 0 ;;

@@ -70,7 +70,14 @@ class AppendedVectors final : public AppendedEntries {
   void Clear();
 
   [[nodiscard]] size_t size() const { return rows_.size(); }
-  [[nodiscard]] uint64_t MemoryBytes() const { return arena_.size() + rows_.size() * 16; }
+  // RAM held: the arena, and per vector and per entry their maps' share (estimated: slots at
+  // the tables' load, a heap block per vector's posting list).
+  [[nodiscard]] uint64_t MemoryBytes() const {
+    uint64_t entries = 0;
+    for (const auto& [p, list] : entries_) entries += list.capacity();
+    return arena_.capacity() + rows_.size() * 20 + postings_of_.size() * (40 + 16) +
+           entries * (sizeof(Entry) + sizeof(uint32_t)) + entries_.size() * (40 + 16);
+  }
   [[nodiscard]] uint64_t arena_bytes() const { return arena_.size(); }
   // Calls visit(id, row) for every stored row, in no particular order.
   void ForEachRow(absl::FunctionRef<void(VectorId, const uint8_t*)> visit) const;

@@ -39,7 +39,14 @@ bool SplitInTwo(ElementType type, uint32_t dim, const uint8_t* rows, size_t n, u
       far = i;
     }
   }
-  if (far_d == 0) return false;  // every row is the same
+  if (far_d == 0) {
+    // Every row is the same: halves by position, so that the posting still shrinks.
+    out->side.assign(n, 0);
+    for (size_t i = 1; i < n; i += 2) out->side[i] = 1;
+    out->head[0] = 0;
+    out->head[1] = 1;
+    return true;
+  }
   std::copy(x + first * dim, x + (first + 1) * dim, c.begin());
   std::copy(x + far * dim, x + (far + 1) * dim, c.begin() + dim);
   out->side.assign(n, 0);

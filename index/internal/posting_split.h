@@ -18,8 +18,8 @@ struct TwoWaySplit {
 };
 
 // Splits `n` rows (posting form: `type`, `dim`, normalised for cosine) in two by Lloyd's
-// iterations from a seeded start (a row, then the row farthest from it). False when they cannot
-// be split: fewer than two distinct rows.
+// iterations from a seeded start (a row, then the row farthest from it); rows all alike are split
+// by position. False for fewer than two rows.
 [[nodiscard]] bool SplitInTwo(ElementType type, uint32_t dim, const uint8_t* rows, size_t n,
                               uint64_t seed, TwoWaySplit* out);
 

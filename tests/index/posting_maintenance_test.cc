@@ -216,6 +216,35 @@ TEST(PostingMaintenance, DeletesMergeEmptiedPostingsAway) {
   }
 }
 
+// A collection grown far past its index (more vectors in RAM than half the built ones) asks for
+// a rebuild, which folds the added heads and moved vectors back into the disk index.
+TEST(PostingMaintenance, ACollectionGrownFarPastItsIndexWantsARebuild) {
+  TempDir tmp;
+  const VectorSet base = Gen(1, 0, 3000), drift = Gen(2, 0, 3000);
+  auto cat = *Catalog::Open(tmp.path(), Options());
+  CollectionConfig cfg;
+  cfg.name = "c";
+  cfg.dim = base.dim;
+  cfg.type = base.type;
+  cfg.build_threshold = 1000;
+  auto c = *cat->Create(cfg);
+  Upsert(c.get(), base, 0);
+  ASSERT_TRUE(c->BuildIndex().ok());
+  EXPECT_FALSE(c->WantsBuild());
+  Upsert(c.get(), drift, 10000);
+  ASSERT_TRUE(c->RunMaintenance().ok());
+  const CollectionStats grown = c->Stats();
+  EXPECT_GT(grown.appended_vectors, 1500u);
+  EXPECT_TRUE(c->WantsBuild());
+  ASSERT_TRUE(c->BuildIndex().ok());
+  const CollectionStats rebuilt = c->Stats();
+  EXPECT_FALSE(c->WantsBuild());
+  EXPECT_EQ(rebuilt.added_heads, 0u);
+  EXPECT_EQ(rebuilt.retired_heads, 0u);
+  EXPECT_EQ(rebuilt.appended_vectors, 0u);
+  EXPECT_EQ(rebuilt.indexed_vectors, 6000u);
+}
+
 // With the background thread on, writers and searchers run beside the maintenance it does: every
 // hit is a live point at its true distance, and the counts add up.
 TEST(PostingMaintenance, RunsInTheBackgroundBesideSearchesAndWrites) {
