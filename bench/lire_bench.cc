@@ -263,6 +263,33 @@ int Run() {
       std::filesystem::remove_all(dir + "/fresh-" + std::to_string(round), ec);
     }
   }
+  // Every acknowledged write, counted against what Count and Get return.
+  for (Collection* c : {lire.get(), append.get()}) {
+    if (c == nullptr) continue;
+    std::vector<uint64_t> want(live.begin(), live.end()), gone;
+    for (uint64_t i = 0; i < deleted_upto; ++i) gone.push_back(i);
+    std::vector<PointOutput> found;
+    std::vector<uint64_t> missing;
+    if (!c->Get(want, true, false, &found, &missing).ok()) return 1;
+    size_t exact = 0;
+    for (const PointOutput& p : found) {
+      exact += std::equal(p.vector.begin(), p.vector.end(), rows.row(p.id));
+    }
+    std::vector<PointOutput> back;
+    std::vector<uint64_t> absent;
+    if (!c->Get(gone, false, false, &back, &absent).ok()) return 1;
+    std::printf(
+        "%s: Count %lu (want %lu); Get: %zu of %zu live points, %zu byte-exact; %zu of %lu "
+        "deleted points found\n",
+        c == lire.get() ? "LIRE" : "append-only", static_cast<unsigned long>(c->Count()),
+        static_cast<unsigned long>(live.size()), found.size(), want.size(), exact, back.size(),
+        static_cast<unsigned long>(gone.size()));
+    if (c->Count() != live.size() || found.size() != want.size() || exact != want.size() ||
+        !back.empty()) {
+      std::fprintf(stderr, "strata-lire-bench: the collection disagrees with the writes\n");
+      return 1;
+    }
+  }
   const CollectionStats st = lire->Stats();
   std::printf(
       "LIRE: %lu splits, %lu merges, %lu rewrites, %lu vectors reassigned; %lu heads added, "

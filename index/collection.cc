@@ -2639,6 +2639,7 @@ absl::Status CollectionImpl::MaintainPosting(uint32_t p) {
     NotePostings(touched, /*shrunk=*/false);
     appended_.MaybeCompact();
   };
+  if (options_.test_before_maintenance_commit) options_.test_before_maintenance_commit(old_head);
   {
     MutexLock write_lock(&write_mu_);
     RETURN_IF_ERROR(Write(&batch, plan, apply));

@@ -190,6 +190,10 @@ struct CollectionOptions {
   // Tests only: called by every write (upserts, deletes, tenant changes, a build's install) once
   // its batch is committed and before the collection shows it (no lock readers take is held).
   std::function<void()> test_after_commit;
+  // Tests only: called by a posting maintenance step once it is worked out and before it takes
+  // the writer lock to commit (writes made here are ones the step must take into account), with
+  // the vector of the head whose posting it splits, merges or rewrites (posting form).
+  std::function<void(absl::Span<const uint8_t> head)> test_before_maintenance_commit;
   // Posting maintenance on a thread of the collection's own, as writes call for it; false: only
   // when RunMaintenance() is called (tests, tools).
   bool background_maintenance = true;

@@ -83,11 +83,13 @@ void AppendedVectors::MaybeCompact() {
 }
 
 void AppendedVectors::Clear() {
-  arena_.clear();
+  // The memory goes back too (a FLAT collection's rows, once its first build holds them).
+  // (Assigning {} would keep the capacity: it is an initializer list.)
+  std::vector<uint8_t>().swap(arena_);
   holes_ = 0;
-  rows_.clear();
-  entries_.clear();
-  postings_of_.clear();
+  decltype(rows_)().swap(rows_);
+  decltype(entries_)().swap(entries_);
+  decltype(postings_of_)().swap(postings_of_);
 }
 
 void AppendedVectors::ForEachRow(absl::FunctionRef<void(VectorId, const uint8_t*)> visit) const {

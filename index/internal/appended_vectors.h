@@ -67,6 +67,7 @@ class AppendedVectors final : public AppendedEntries {
   std::vector<VectorId> TakePosting(uint32_t posting);
   // Rewrites the arena without its holes when they are worth it (see above).
   void MaybeCompact();
+  // Drops everything and frees its memory.
   void Clear();
 
   [[nodiscard]] size_t size() const { return rows_.size(); }

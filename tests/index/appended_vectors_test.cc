@@ -51,6 +51,7 @@ TEST(AppendedVectors, ServesLiveCurrentEntriesOnly) {
   EXPECT_EQ(a.size(), 1u);
   a.Clear();
   EXPECT_EQ(a.size(), 0u);
+  EXPECT_EQ(a.MemoryBytes(), 0u);  // freed, not only emptied
   EXPECT_TRUE(Seen(a, 9).empty());
 }
 

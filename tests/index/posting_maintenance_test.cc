@@ -245,6 +245,72 @@ TEST(PostingMaintenance, ACollectionGrownFarPastItsIndexWantsARebuild) {
   EXPECT_EQ(rebuilt.indexed_vectors, 6000u);
 }
 
+// Writes made while a step is worked out (before it commits) are taken into account: a vector
+// appended to the posting meanwhile moves with it (one equal to the posting's head joins that
+// posting alone: the replica rule blocks every other), and vectors deleted or replaced meanwhile
+// keep what their write gave them.
+TEST(PostingMaintenance, WritesDuringAStepAreKeptByIt) {
+  TempDir tmp;
+  const VectorSet base = Gen(1, 0, 3000), drift = Gen(2, 0, 3000);
+  CollectionOptions options = Options();
+  std::shared_ptr<Collection> c;
+  int hooked = 0;
+  std::map<uint64_t, const uint8_t*> live;
+  std::vector<uint64_t> gone;
+  // At each of the first 40 steps: a vector equal to the step's head, one earlier drifted
+  // vector deleted, one replaced by another's vector.
+  std::vector<std::vector<uint8_t>> heads;  // the vectors upserted equal to a step's head
+  heads.reserve(40);
+  options.test_before_maintenance_commit = [&](absl::Span<const uint8_t> head) {
+    if (hooked >= 40) return;
+    heads.emplace_back(head.begin(), head.end());
+    const uint64_t i = 2000 + static_cast<uint64_t>(hooked);
+    std::vector<PointInput> rows = {{10000 + i, {heads.back().data(), heads.back().size()}, {}},
+                                    {10000 + 3 * static_cast<uint64_t>(hooked) + 1,
+                                     {drift.row(2500 + hooked), drift.row_bytes()},
+                                     {}}};
+    std::vector<RowError> errors;
+    uint64_t n = 0;
+    ASSERT_TRUE(c->Upsert(rows, &errors, &n).ok());
+    live[10000 + i] = heads.back().data();
+    live[10000 + 3 * static_cast<uint64_t>(hooked) + 1] = drift.row(2500 + hooked);
+    const uint64_t del = 10000 + 3 * static_cast<uint64_t>(hooked);
+    ASSERT_TRUE(c->Delete(std::vector<uint64_t>{del}, &n).ok());
+    live.erase(del);
+    gone.push_back(del);
+    ++hooked;
+  };
+  auto cat = *Catalog::Open(tmp.path(), options);
+  c = Create(cat.get(), base);
+  Upsert(c.get(), base, 0);
+  ASSERT_TRUE(c->BuildIndex().ok());
+  VectorSet first = drift;
+  first.n = 2000;
+  first.data.resize(2000 * drift.row_bytes());
+  Upsert(c.get(), first, 10000);
+  for (uint64_t i = 0; i < base.n; ++i) live[i] = base.row(i);
+  for (uint64_t i = 0; i < 2000; ++i) live.emplace(10000 + i, drift.row(i));
+  ASSERT_TRUE(c->RunMaintenance().ok());
+  ASSERT_EQ(hooked, 40);
+  EXPECT_EQ(c->Count(), live.size());
+  ExpectAllReachable(*c, live, base);
+  for (uint64_t id : gone) {
+    std::vector<PointOutput> found;
+    std::vector<uint64_t> missing;
+    ASSERT_TRUE(c->Get(std::vector<uint64_t>{id}, false, false, &found, &missing).ok());
+    EXPECT_TRUE(found.empty()) << id;
+  }
+  SearchParams every;
+  every.max_postings = 1000000;
+  every.prune_ratio = 0;
+  for (uint64_t id : gone) {
+    std::vector<Hit> hits;
+    const uint8_t* row = drift.row(id - 10000);
+    ASSERT_TRUE(c->Search(VectorView{drift.type, {row, drift.row_bytes()}}, 5, every, &hits).ok());
+    for (const Hit& h : hits) EXPECT_NE(h.id, id) << "a vector deleted during a step came back";
+  }
+}
+
 // With the background thread on, writers and searchers run beside the maintenance it does: every
 // hit is a live point at its true distance, and the counts add up.
 TEST(PostingMaintenance, RunsInTheBackgroundBesideSearchesAndWrites) {
