@@ -6,9 +6,9 @@
 //     synced batch), for the same number of searches.
 // Reports search latency (p50 / p99 / p99.9) of both phases and their ratios, the writer's
 // throughput (vectors/s), and recall@10 at fixed search settings against brute force over the
-// live vectors, before and after. The issue-15 experiment (rounds up to 50% replaced, posting
-// splits beside the append-only path and a rebuild) grows from this; today it measures the
-// append-only path and whether a write stalls the searches.
+// live vectors, before and after: whether a write stalls the searches. (Posting maintenance runs
+// as configured by default, in the background; SPFresh's rounds experiment, beside the
+// append-only path and rebuilds, is strata-lire-bench.)
 #include <algorithm>
 #include <atomic>
 #include <chrono>

@@ -760,7 +760,9 @@ absl::Status CollectionImpl::Load() {
       if (id < ids_.size()) appended_.AddEntry(posting, id, static_cast<uint8_t>(value[0]));
       return absl::OkStatus();
     }));
-    // Built vectors a split gave an entry in a new posting: their rows too.
+    // Built vectors a split gave an entry in a new posting: their rows too, as the built index
+    // scores them (BuiltForm).
+    std::vector<uint8_t> rounded;
     for (VectorId id = 0; id < ids_.size(); ++id) {
       if (!(ids_[id].flags & kLive) || appended_.HasRow(id) || appended_.PostingsOf(id).empty()) {
         continue;
@@ -772,7 +774,7 @@ absl::Status CollectionImpl::Load() {
       }
       pf.resize(row_bytes_);
       ToPostingForm(reinterpret_cast<const uint8_t*>(raw->data()), pf.data());
-      appended_.PutRow(id, pf.data());
+      appended_.PutRow(id, BaseEntryLive(id) ? BuiltForm(pf.data(), &rounded) : pf.data());
     }
   }
   RebuildSkipBits();
@@ -2313,7 +2315,11 @@ absl::Status CollectionImpl::MaintainPosting(uint32_t p) {
         DCHECK(appended_.Row(id) != nullptr);
         members.push_back(id);
         version_at[id] = version;
-        add_row(id, appended_.Row(id));
+        if (const uint8_t* r = ExactRow(id)) {
+          add_row(id, r);
+        } else {
+          need.push_back(id);  // a built vector moved here before (memory holds it rounded)
+        }
       }
     });
     RETURN_IF_ERROR(
@@ -2331,7 +2337,7 @@ absl::Status CollectionImpl::MaintainPosting(uint32_t p) {
     absl::Status s = base->ReadPosting(q, ids, out);
     if (absl::IsDataLoss(s)) {
       ReaderMutexLock lock(&mu_);
-      NoteReadDamage(s);
+      if (generation_ == generation) NoteReadDamage(s);
     }
     return s;
   };
@@ -2350,24 +2356,39 @@ absl::Status CollectionImpl::MaintainPosting(uint32_t p) {
     }
   }
   // Exact rows of built vectors (a float16 posting holds rounded ones), from the store.
+  // A vector deleted or replaced since it was read goes into `changed` (its step leaves it be).
+  absl::flat_hash_set<VectorId> changed;
   const auto read_exact = [&](std::vector<VectorId>* ids) -> absl::Status {
     std::vector<std::string> keys;
     for (VectorId id : *ids) keys.push_back(IdKey(coll, id));
     std::vector<absl::StatusOr<std::string>> got = store_->MultiGet(Cf::kVectors, keys);
     std::vector<uint8_t> pf(row_bytes_);
     for (size_t i = 0; i < ids->size(); ++i) {
+      const VectorId id = (*ids)[i];
       if (!got[i].ok() || got[i]->size() != row_bytes_) {
+        ReaderMutexLock lock(&mu_);
+        const IdState& st = ids_[id];
+        if (absl::IsNotFound(got[i].status()) &&
+            (!(st.flags & kLive) || st.version != version_at.at(id))) {
+          changed.insert(id);  // deleted (or replaced) since: no longer this step's
+          continue;
+        }
         return absl::DataLossError(absl::StrCat("collection '", config_.name,
-                                                "': the stored vector of internal id ", (*ids)[i],
+                                                "': the stored vector of internal id ", id,
                                                 " is missing or malformed"));
       }
       ToPostingForm(reinterpret_cast<const uint8_t*>(got[i]->data()), pf.data());
-      add_row((*ids)[i], pf.data());
+      add_row(id, pf.data());
     }
     ids->clear();
     return absl::OkStatus();
   };
   RETURN_IF_ERROR(read_exact(&need));
+  if (!changed.empty()) {
+    members.erase(std::remove_if(members.begin(), members.end(),
+                                 [&](VectorId id) { return changed.contains(id); }),
+                  members.end());
+  }
 
   // What the posting calls for.
   const size_t live = members.size();
@@ -2437,7 +2458,10 @@ absl::Status CollectionImpl::MaintainPosting(uint32_t p) {
       for (size_t i = 0; i < ids.size() && candidates.size() < most; ++i) {
         const VectorId id = ids[i];
         if (version_at.contains(id)) continue;  // a member, or already a candidate
-        if (i >= appended_in_q && (id >= ids_.size() || !BaseEntryLive(id))) continue;
+        if (i >= appended_in_q ? id >= ids_.size() || !BaseEntryLive(id)
+                               : !(ids_[id].flags & kLive)) {
+          continue;  // dead, or deleted since it was read
+        }
         const uint8_t* r = qrows.data() + i * row_bytes_;
         const float to_new = std::min(dist_(r, h0, config_.dim), dist_(r, h1, config_.dim));
         if (to_new >= dist_(r, qhead.data(), config_.dim) || !nearest_at(r, to_new)) continue;
@@ -2451,6 +2475,11 @@ absl::Status CollectionImpl::MaintainPosting(uint32_t p) {
       }
     }
     RETURN_IF_ERROR(read_exact(&need));
+    if (!changed.empty()) {
+      candidates.erase(std::remove_if(candidates.begin(), candidates.end(),
+                                      [&](VectorId id) { return changed.contains(id); }),
+                       candidates.end());
+    }
   }
 
   // The step, worked out beside the writers: the heads after it, each member's move, the
@@ -2528,7 +2557,14 @@ absl::Status CollectionImpl::MaintainPosting(uint32_t p) {
   const auto plan = [&]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(write_mu_)
                         ABSL_SHARED_LOCKS_REQUIRED(mu_) -> absl::Status {
     RETURN_IF_ERROR(CheckNotDropped());
-    if (generation_ != generation || building_) return absl::OkStatus();  // nothing to commit
+    if (generation_ != generation) return absl::OkStatus();  // an install: p is gone
+    if (building_) {
+      // A build began: nothing is committed, and p waits for the build (the install starts
+      // the queue over; a failed build leaves p queued).
+      MutexLock pending_lock(&pending_mu_);
+      pending_.insert(p);
+      return absl::OkStatus();
+    }
     const auto unchanged = [&](VectorId id) {
       mu_.AssertReaderHeld();  // plan's
       const IdState& st = ids_[id];
@@ -2557,7 +2593,11 @@ absl::Status CollectionImpl::MaintainPosting(uint32_t p) {
       moved.emplace_back(id, to);
     };
     for (auto& [id, postings] : reassigns) {
-      if (unchanged(id)) plan_reassign(id, row_of(id), std::move(postings));
+      // (The row too: a version byte could come round to the same value meanwhile.)
+      const uint8_t* now = ExactRow(id);
+      if (unchanged(id) && (now == nullptr || std::memcmp(now, row_of(id), row_bytes_) == 0)) {
+        plan_reassign(id, row_of(id), std::move(postings));
+      }
     }
     for (const auto& [id, to] : moves) {
       if (unchanged(id)) plan_move(id, to);
@@ -2595,7 +2635,9 @@ absl::Status CollectionImpl::MaintainPosting(uint32_t p) {
     }
     return absl::OkStatus();
   };
+  bool committed = false;
   const auto apply = [&]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(write_mu_, mu_) {
+    committed = true;
     heads_overlay_ = std::move(*next);
     (void)appended_.TakePosting(p);
     std::vector<uint32_t> touched(new_heads, new_heads + added);
@@ -2615,10 +2657,11 @@ absl::Status CollectionImpl::MaintainPosting(uint32_t p) {
     }
     for (const Reassigned& r : reassigned) {
       const uint8_t* row = r.row != nullptr ? r.row : row_now(r.id);
-      std::vector<uint8_t> copy(row, row + row_bytes_);  // the arena may hold it: Drop frees it
+      const absl::Span<const uint32_t> left = appended_.PostingsOf(r.id);
+      touched.insert(touched.end(), left.begin(), left.end());  // shorter now: merge them?
       DropAppended(r.id);
       ids_[r.id] = r.state;
-      AddAppended(r.id, copy.data(), r.postings);
+      AddAppended(r.id, row, r.postings);
       SetSkip(r.id);
       touched.insert(touched.end(), r.postings.begin(), r.postings.end());
     }
@@ -2636,7 +2679,7 @@ absl::Status CollectionImpl::MaintainPosting(uint32_t p) {
     }
     std::sort(touched.begin(), touched.end());
     touched.erase(std::unique(touched.begin(), touched.end()), touched.end());
-    NotePostings(touched, /*shrunk=*/false);
+    NotePostings(touched, /*shrunk=*/true);
     appended_.MaybeCompact();
   };
   if (options_.test_before_maintenance_commit) options_.test_before_maintenance_commit(old_head);
@@ -2644,6 +2687,7 @@ absl::Status CollectionImpl::MaintainPosting(uint32_t p) {
     MutexLock write_lock(&write_mu_);
     RETURN_IF_ERROR(Write(&batch, plan, apply));
   }
+  if (!committed) return absl::OkStatus();
   Log(LogLevel::kDebug, "collection '%s': posting %d (%d live of %d entries) %s", config_.name, p,
       live, entries,
       step == Step::kSplit   ? absl::StrCat("split into ", new_heads[0], " and ", new_heads[1])

@@ -192,7 +192,8 @@ struct CollectionOptions {
   std::function<void()> test_after_commit;
   // Tests only: called by a posting maintenance step once it is worked out and before it takes
   // the writer lock to commit (writes made here are ones the step must take into account), with
-  // the vector of the head whose posting it splits, merges or rewrites (posting form).
+  // the vector of the head whose posting it splits, merges or rewrites (posting form). It may
+  // write to the collection, not call RunMaintenance (the step holds the maintenance lock).
   std::function<void(absl::Span<const uint8_t> head)> test_before_maintenance_commit;
   // Posting maintenance on a thread of the collection's own, as writes call for it; false: only
   // when RunMaintenance() is called (tests, tools).
@@ -362,8 +363,8 @@ class Collection {
   // stays as it was).
   [[nodiscard]] virtual absl::Status RunMaintenance() = 0;
   // Stops the background maintenance thread and waits for its step in progress (the catalog
-  // calls it as it closes: the collection must not act on the metadata store after that).
-  // RunMaintenance does nothing after it.
+  // calls it as it closes, so that no thread of the collection's own acts on the metadata store
+  // after it; the caller's own calls are the caller's). RunMaintenance does nothing after it.
   virtual void StopMaintenance() = 0;
   // The index's default search budget (SearchParams::max_postings = 0); 0 without an index.
   // Cheap, unlike Stats(): for the search path.

@@ -222,7 +222,11 @@ void SpannIndexImpl::Navigate(const void* q, uint32_t k, uint32_t ef,
     out->erase(std::remove_if(out->begin(), out->end(),
                               [&](const HeadHit& h) { return heads->IsRetired(h.second); }),
                out->end());
-    if (out->size() >= k || want == heads_->size()) break;
+    // (At most the built heads still serving can be found.)
+    if (out->size() >= std::min<uint64_t>(k, heads_->size() - std::min(retired, heads_->size())) ||
+        want == heads_->size()) {
+      break;
+    }
     want *= 4;
   }
   if (heads == nullptr) return;
