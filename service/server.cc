@@ -1304,6 +1304,13 @@ class StrataService final : public pb::Strata::Service {
     out->set_index_memory_bytes(s.memory_bytes);
     out->set_index_disk_bytes(s.disk_bytes);
     out->set_index_generation(s.generation);
+    pb::PostingMaintenance* m = out->mutable_maintenance();
+    m->set_added_heads(s.added_heads);
+    m->set_retired_heads(s.retired_heads);
+    m->set_splits(s.splits);
+    m->set_merges(s.merges);
+    m->set_rewrites(s.rewrites);
+    m->set_reassigned(s.reassigned);
   }
 
   std::atomic<bool> draining_{false};

@@ -197,6 +197,17 @@ void PrintInfo(const pb::CollectionInfo& c) {
     std::printf("  default search: %u postings (tuned to recall@10 %.3f on its own vectors)\n",
                 c.default_max_postings(), c.tuned_recall());
   }
+  const pb::PostingMaintenance& m = c.maintenance();
+  if (m.added_heads() + m.retired_heads() + m.splits() + m.merges() > 0) {
+    std::printf(
+        "  posting maintenance: %llu heads added and %llu retired since the build; %llu splits, "
+        "%llu merges, %llu rewrites, %llu vectors reassigned since the server started\n",
+        static_cast<unsigned long long>(m.added_heads()),
+        static_cast<unsigned long long>(m.retired_heads()),
+        static_cast<unsigned long long>(m.splits()), static_cast<unsigned long long>(m.merges()),
+        static_cast<unsigned long long>(m.rewrites()),
+        static_cast<unsigned long long>(m.reassigned()));
+  }
   if (!c.damage().empty()) std::printf("  damage: %s\n", c.damage().c_str());
   if (c.text_fields_size() > 0) {
     std::printf("  text fields indexed with the payload text:");
