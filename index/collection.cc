@@ -2400,7 +2400,8 @@ absl::Status CollectionImpl::MaintainPosting(uint32_t p) {
     member_rows.reserve(live * row_bytes_);
     for (VectorId id : members)
       member_rows.insert(member_rows.end(), row_of(id), row_of(id) + row_bytes_);
-    if (!internal::SplitInTwo(config_.type, config_.dim, member_rows.data(), live, p, &halves)) {
+    if (!internal::SplitInTwo(config_.type, config_.dim, member_rows.data(), live, p,
+                              /*min_side=*/live / 8 + 1, &halves)) {
       return absl::OkStatus();  // fewer than two rows: cannot be, as live > limit >= 1
     }
     step = Step::kSplit;
@@ -2640,7 +2641,9 @@ absl::Status CollectionImpl::MaintainPosting(uint32_t p) {
     committed = true;
     heads_overlay_ = std::move(*next);
     (void)appended_.TakePosting(p);
-    std::vector<uint32_t> touched(new_heads, new_heads + added);
+    // Postings to look at next: those that grew (a split's halves are never too short:
+    // SplitInTwo keeps each at least an eighth) and those that shrank.
+    std::vector<uint32_t> touched(new_heads, new_heads + added), shrunk;
     std::vector<uint8_t> rounded;
     const auto row_now = [&](VectorId id) -> const uint8_t* {
       for (const auto& [late_id, at] : late_row_at) {
@@ -2658,7 +2661,7 @@ absl::Status CollectionImpl::MaintainPosting(uint32_t p) {
     for (const Reassigned& r : reassigned) {
       const uint8_t* row = r.row != nullptr ? r.row : row_now(r.id);
       const absl::Span<const uint32_t> left = appended_.PostingsOf(r.id);
-      touched.insert(touched.end(), left.begin(), left.end());  // shorter now: merge them?
+      shrunk.insert(shrunk.end(), left.begin(), left.end());
       DropAppended(r.id);
       ids_[r.id] = r.state;
       AddAppended(r.id, row, r.postings);
@@ -2679,7 +2682,10 @@ absl::Status CollectionImpl::MaintainPosting(uint32_t p) {
     }
     std::sort(touched.begin(), touched.end());
     touched.erase(std::unique(touched.begin(), touched.end()), touched.end());
-    NotePostings(touched, /*shrunk=*/true);
+    NotePostings(touched, /*shrunk=*/false);
+    std::sort(shrunk.begin(), shrunk.end());
+    shrunk.erase(std::unique(shrunk.begin(), shrunk.end()), shrunk.end());
+    NotePostings(shrunk, /*shrunk=*/true);
     appended_.MaybeCompact();
   };
   if (options_.test_before_maintenance_commit) options_.test_before_maintenance_commit(old_head);

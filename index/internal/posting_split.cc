@@ -1,6 +1,8 @@
 #include "index/internal/posting_split.h"
 
+#include <algorithm>
 #include <limits>
+#include <utility>
 
 #include "index/clustering.h"
 
@@ -19,7 +21,7 @@ float SquaredL2(const float* a, const float* b, uint32_t d) {
 }  // namespace
 
 bool SplitInTwo(ElementType type, uint32_t dim, const uint8_t* rows, size_t n, uint64_t seed,
-                TwoWaySplit* out) {
+                size_t min_side, TwoWaySplit* out) {
   if (n < 2) return false;
   const size_t row_bytes = size_t{dim} * ElementSize(type);
   std::vector<float> f(n * dim);
@@ -70,6 +72,37 @@ bool SplitInTwo(ElementType type, uint32_t dim, const uint8_t* rows, size_t n, u
       }
     }
     if (!changed && iter > 0) break;
+  }
+  // Too uneven: the rows of the big half nearest the boundary cross over until the small one has
+  // min_side, and the centroids follow.
+  min_side = std::min(min_side, n / 2);
+  size_t count[2] = {0, 0};
+  for (uint8_t s : out->side) ++count[s];
+  const int small = count[0] < count[1] ? 0 : 1;
+  if (count[small] < min_side) {
+    std::vector<std::pair<float, size_t>> margin;  // how much nearer the big half's centroid
+    for (size_t i = 0; i < n; ++i) {
+      if (out->side[i] == small) continue;
+      const float* r = x + i * dim;
+      margin.emplace_back(
+          SquaredL2(r, &c[small * dim], dim) - SquaredL2(r, &c[(1 - small) * dim], dim), i);
+    }
+    std::sort(margin.begin(), margin.end());
+    for (size_t j = 0; j < min_side - count[small]; ++j) {
+      out->side[margin[j].second] = static_cast<uint8_t>(small);
+    }
+    for (int s = 0; s < 2; ++s) {
+      std::fill(sum.begin() + s * dim, sum.begin() + (s + 1) * dim, 0.0);
+      size_t k = 0;
+      for (size_t i = 0; i < n; ++i) {
+        if (out->side[i] != s) continue;
+        ++k;
+        for (uint32_t j = 0; j < dim; ++j) sum[s * dim + j] += x[i * dim + j];
+      }
+      for (uint32_t j = 0; j < dim; ++j) {
+        c[s * dim + j] = static_cast<float>(sum[s * dim + j] / static_cast<double>(k));
+      }
+    }
   }
   // Each half's head: its member nearest its centroid.
   for (int s = 0; s < 2; ++s) {

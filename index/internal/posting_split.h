@@ -18,10 +18,13 @@ struct TwoWaySplit {
 };
 
 // Splits `n` rows (posting form: `type`, `dim`, normalised for cosine) in two by Lloyd's
-// iterations from a seeded start (a row, then the row farthest from it); rows all alike are split
-// by position. False for fewer than two rows.
+// iterations from a seeded start (a row, then the row farthest from it). A half smaller than
+// `min_side` (<= n / 2) is filled up with the rows of the other half nearest the boundary (by
+// their difference of distances to the two centroids), so that no split leaves a posting small
+// enough to merge away at once; rows all alike are split by position. False for fewer than two
+// rows.
 [[nodiscard]] bool SplitInTwo(ElementType type, uint32_t dim, const uint8_t* rows, size_t n,
-                              uint64_t seed, TwoWaySplit* out);
+                              uint64_t seed, size_t min_side, TwoWaySplit* out);
 
 }  // namespace strata::internal
 

@@ -13,6 +13,7 @@
 #include "index/brute_force.h"
 #include "index/catalog.h"
 #include "index/collection.h"
+#include "index/internal/posting_split.h"
 #include "tests/test_util.h"
 #include "tools/synthetic.h"
 
@@ -115,6 +116,31 @@ double Recall(const Collection& c, const std::map<uint64_t, const uint8_t*>& liv
 uint32_t Longest(const Collection& c) {
   std::vector<uint32_t> lengths = c.PostingLengths();
   return lengths.empty() ? 0 : *std::max_element(lengths.begin(), lengths.end());
+}
+
+// A split of a posting with one far outlier is not 1 against the rest: the small half is filled
+// up to min_side with the rows nearest the boundary, so a split never leaves a posting small
+// enough to be merged straight back (a split-merge cycle).
+TEST(PostingSplit, AnUnevenSplitIsEvenedOut) {
+  constexpr uint32_t kDim = 4;
+  std::vector<uint8_t> rows;
+  for (int i = 0; i < 99; ++i) {
+    for (uint32_t j = 0; j < kDim; ++j) rows.push_back(static_cast<uint8_t>(10 + (i + j) % 5));
+  }
+  for (uint32_t j = 0; j < kDim; ++j) rows.push_back(250);  // the outlier, row 99
+  internal::TwoWaySplit halves;
+  ASSERT_TRUE(internal::SplitInTwo(ElementType::kUint8, kDim, rows.data(), 100, /*seed=*/99,
+                                   /*min_side=*/13, &halves));
+  size_t count[2] = {0, 0};
+  for (uint8_t s : halves.side) ++count[s];
+  EXPECT_GE(std::min(count[0], count[1]), 13u);
+  EXPECT_EQ(count[0] + count[1], 100u);
+  EXPECT_EQ(halves.side[halves.head[0]], 0);
+  EXPECT_EQ(halves.side[halves.head[1]], 1);
+  // Rows all alike split by position.
+  std::vector<uint8_t> same(50 * kDim, 7);
+  ASSERT_TRUE(internal::SplitInTwo(ElementType::kUint8, kDim, same.data(), 50, 0, 7, &halves));
+  EXPECT_EQ(std::count(halves.side.begin(), halves.side.end(), 1), 25);
 }
 
 TEST(PostingMaintenance, SplitsKeepRecallUnderDriftAndSurviveAReopen) {
