@@ -734,10 +734,11 @@ absl::Status CollectionImpl::Load() {
       return absl::OkStatus();
     }
   }
-  // Vectors the built index does not serve.
-  std::vector<uint8_t> pf;
-  for (VectorId id = 0; id < ids_.size(); ++id) {
-    if (!(ids_[id].flags & kLive) || BaseEntryLive(id)) continue;
+  // A vector's row in memory, from the store: as written, or for a vector the built index
+  // serves, as the built index scores it (BuiltForm).
+  std::vector<uint8_t> pf, rounded;
+  const auto load_row = [&](VectorId id) -> absl::Status {
+    mu_.AssertHeld();  // Load's
     auto raw = store_->Get(Cf::kVectors, IdKey(coll, id));
     if (!raw.ok() || raw->size() != row_bytes_) {
       return absl::DataLossError(absl::StrCat("collection '", config_.name, "': vector of id ",
@@ -745,7 +746,12 @@ absl::Status CollectionImpl::Load() {
     }
     pf.resize(row_bytes_);
     ToPostingForm(reinterpret_cast<const uint8_t*>(raw->data()), pf.data());
-    appended_.PutRow(id, pf.data());
+    appended_.PutRow(id, BaseEntryLive(id) ? BuiltForm(pf.data(), &rounded) : pf.data());
+    return absl::OkStatus();
+  };
+  // Vectors the built index does not serve.
+  for (VectorId id = 0; id < ids_.size(); ++id) {
+    if ((ids_[id].flags & kLive) && !BaseEntryLive(id)) RETURN_IF_ERROR(load_row(id));
   }
   if (base_ != nullptr) {
     RETURN_IF_ERROR(LoadHeads());
@@ -760,21 +766,11 @@ absl::Status CollectionImpl::Load() {
       if (id < ids_.size()) appended_.AddEntry(posting, id, static_cast<uint8_t>(value[0]));
       return absl::OkStatus();
     }));
-    // Built vectors a split gave an entry in a new posting: their rows too, as the built index
-    // scores them (BuiltForm).
-    std::vector<uint8_t> rounded;
+    // Built vectors a split gave an entry in a new posting: their rows too.
     for (VectorId id = 0; id < ids_.size(); ++id) {
-      if (!(ids_[id].flags & kLive) || appended_.HasRow(id) || appended_.PostingsOf(id).empty()) {
-        continue;
+      if ((ids_[id].flags & kLive) && !appended_.HasRow(id) && !appended_.PostingsOf(id).empty()) {
+        RETURN_IF_ERROR(load_row(id));
       }
-      auto raw = store_->Get(Cf::kVectors, IdKey(coll, id));
-      if (!raw.ok() || raw->size() != row_bytes_) {
-        return absl::DataLossError(absl::StrCat("collection '", config_.name, "': vector of id ",
-                                                ext_of_[id], " is missing or malformed"));
-      }
-      pf.resize(row_bytes_);
-      ToPostingForm(reinterpret_cast<const uint8_t*>(raw->data()), pf.data());
-      appended_.PutRow(id, BaseEntryLive(id) ? BuiltForm(pf.data(), &rounded) : pf.data());
     }
   }
   RebuildSkipBits();
