@@ -166,6 +166,12 @@ class SpannIndexImpl final : public SpannIndex {
     ASSIGN_OR_RETURN(ctx->reader, postings_->block_file().NewReader());
     return ctx;
   }
+  // Gives an acquired context back (Release) when the scope it was acquired in ends.
+  struct Lease {
+    const SpannIndexImpl* self;
+    std::unique_ptr<QueryContext>* ctx;
+    ~Lease() { self->Release(std::move(*ctx)); }
+  };
   // Pools the context, unless its reader broke: then it is dropped (the next query makes a new
   // one), or leaked whole when the kernel may still write into its buffers.
   void Release(std::unique_ptr<QueryContext> ctx) const {
@@ -254,11 +260,7 @@ absl::Status SpannIndexImpl::ReadPosting(uint32_t posting, std::vector<VectorId>
   const PostingLocation& loc = postings_->location(posting);
   if (loc.count == 0) return absl::OkStatus();
   ASSIGN_OR_RETURN(std::unique_ptr<QueryContext> ctx, Acquire());
-  struct Returner {
-    const SpannIndexImpl* self;
-    std::unique_ptr<QueryContext>* ctx;
-    ~Returner() { self->Release(std::move(*ctx)); }
-  } returner{this, &ctx};
+  const Lease lease{this, &ctx};
   ctx->buf.Resize(size_t{loc.page_count} * kPageSize);
   ctx->ops.assign(1, postings_->ReadFor(posting, ctx->buf.data()));
   absl::Span<const uint8_t> entries;
@@ -340,11 +342,7 @@ absl::Status SpannIndexImpl::Search(VectorView query, uint32_t k, const SearchPa
     return absl::InvalidArgumentError("prune_ratio must be finite");
   }
   ASSIGN_OR_RETURN(std::unique_ptr<QueryContext> ctx, Acquire());
-  struct Returner {
-    const SpannIndexImpl* self;
-    std::unique_ptr<QueryContext>* ctx;
-    ~Returner() { self->Release(std::move(*ctx)); }
-  } returner{this, &ctx};
+  const Lease lease{this, &ctx};
 
   SearchStats st;
   auto t0 = Clock::now();
