@@ -237,7 +237,7 @@ void SpannIndexImpl::Navigate(const void* q, uint32_t k, uint32_t ef,
   }
   if (heads == nullptr) return;
   if (heads->added() > 0) {
-    heads->Nearest(q, k, out);
+    heads->Nearest(q, k, ef, out);
     std::sort(out->begin(), out->end());
   }
   if (out->size() > k) out->resize(k);

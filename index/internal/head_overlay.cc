@@ -9,17 +9,18 @@ namespace strata::internal {
 
 HeadOverlay::HeadOverlay(ElementType type, Metric metric, uint32_t dim, uint32_t built_heads)
     : dim_(dim),
-      row_bytes_(size_t{dim} * ElementSize(type)),
       dist_(kernels::GetDistance(kernels::Best(), type, metric)),
       built_heads_(built_heads),
-      next_head_(built_heads) {}
+      next_head_(built_heads),
+      graph_(type, metric, dim) {}
 
 void HeadOverlay::Add(uint32_t head, const uint8_t* row) {
   DCHECK(head >= built_heads_);
   DCHECK(!slot_.contains(head));
-  slot_[head] = heads_.size();
-  heads_.push_back(head);
-  rows_.insert(rows_.end(), row, row + row_bytes_);
+  const uint32_t node = graph_.Add(row);
+  DCHECK(node == node_head_.size());
+  node_head_.push_back(head);
+  slot_[head] = node;
   next_head_ = std::max(next_head_, head + 1);
 }
 
@@ -30,44 +31,42 @@ void HeadOverlay::Retire(uint32_t head) {
   }
   auto it = slot_.find(head);
   if (it == slot_.end()) return;
-  const size_t i = it->second;
-  const size_t last = heads_.size() - 1;
+  graph_.Kill(it->second);
   slot_.erase(it);
-  if (i != last) {
-    heads_[i] = heads_[last];
-    std::memcpy(rows_.data() + i * row_bytes_, rows_.data() + last * row_bytes_, row_bytes_);
-    slot_[heads_[i]] = i;
+  // Once the dead outnumber the live (and are more than a small graph), the graph is rebuilt
+  // over the live ones: walks stay short, and memory tracks the added heads.
+  const size_t dead = graph_.size() - graph_.live();
+  if (dead > std::max(graph_.live(), kCompactAbove)) {
+    const std::vector<uint32_t> renumbered = graph_.Compact();
+    std::vector<uint32_t> heads(graph_.size());
+    for (uint32_t v = 0; v < renumbered.size(); ++v) {
+      if (renumbered[v] == ~0u) continue;
+      heads[renumbered[v]] = node_head_[v];
+      slot_[node_head_[v]] = renumbered[v];
+    }
+    node_head_ = std::move(heads);
   }
-  heads_.pop_back();
-  rows_.resize(heads_.size() * row_bytes_);
 }
 
 void HeadOverlay::Clear(uint32_t built_heads) {
   built_heads_ = built_heads;
   next_head_ = built_heads;
-  heads_.clear();
-  rows_.clear();
+  graph_.Clear();
+  node_head_.clear();
   slot_.clear();
   retired_.clear();
 }
 
 const uint8_t* HeadOverlay::Row(uint32_t head) const {
   auto it = slot_.find(head);
-  return it == slot_.end() ? nullptr : rows_.data() + it->second * row_bytes_;
+  return it == slot_.end() ? nullptr : graph_.row(it->second);
 }
 
-void HeadOverlay::Nearest(const void* q, uint32_t k,
+void HeadOverlay::Nearest(const void* q, uint32_t k, uint32_t ef,
                           std::vector<std::pair<float, uint32_t>>* out) const {
-  if (k == 0 || heads_.empty()) return;
   const size_t start = out->size();
-  for (size_t i = 0; i < heads_.size(); ++i) {
-    out->emplace_back(dist_(q, rows_.data() + i * row_bytes_, dim_), heads_[i]);
-  }
-  if (out->size() - start > k) {
-    auto first = out->begin() + static_cast<ptrdiff_t>(start);
-    std::nth_element(first, first + k, out->end());
-    out->resize(start + k);
-  }
+  graph_.Search(q, k, ef, out);
+  for (size_t i = start; i < out->size(); ++i) (*out)[i].second = node_head_[(*out)[i].second];
 }
 
 }  // namespace strata::internal
