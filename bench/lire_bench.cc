@@ -50,7 +50,7 @@ double Quantile(std::vector<double> v, double q) {
 }
 
 struct Measure {
-  double recall = 0, p50_us = 0, p99_us = 0;
+  double recall = 0, recall_base = 0, recall_drifted = 0, p50_us = 0, p99_us = 0;
   uint32_t posting_p50 = 0, posting_p99 = 0, posting_max = 0;
   uint64_t heads = 0, memory = 0, disk = 0;
 };
@@ -59,7 +59,7 @@ struct Measure {
 Measure MeasureOf(const Collection& c, const VectorSet& rows, const std::vector<uint64_t>& live,
                   const VectorSet& queries, const GroundTruth& gt, const SearchParams& params) {
   Measure m;
-  uint64_t found = 0;
+  uint64_t found = 0, found_drifted = 0;  // (the second half of the queries is drifted)
   for (uint64_t q = 0; q < queries.n; ++q) {
     std::vector<Hit> hits;
     if (!c.Search(VectorView{queries.type, {queries.row(q), queries.row_bytes()}}, 10, params,
@@ -68,11 +68,17 @@ Measure MeasureOf(const Collection& c, const VectorSet& rows, const std::vector<
       continue;
     }
     for (const Hit& h : hits) {
-      for (uint32_t j = 0; j < 10; ++j)
-        found += live[static_cast<size_t>(gt.ids[q * 10 + j])] == h.id;
+      for (uint32_t j = 0; j < 10; ++j) {
+        const bool hit = live[static_cast<size_t>(gt.ids[q * 10 + j])] == h.id;
+        found += hit;
+        if (q >= queries.n / 2) found_drifted += hit;
+      }
     }
   }
   m.recall = static_cast<double>(found) / static_cast<double>(queries.n * 10);
+  const uint64_t half = queries.n / 2, rest = queries.n - half;
+  m.recall_base = static_cast<double>(found - found_drifted) / static_cast<double>(half * 10);
+  m.recall_drifted = static_cast<double>(found_drifted) / static_cast<double>(rest * 10);
   std::vector<double> us;
   std::mt19937_64 rng(7);
   for (uint32_t i = 0; i < absl::GetFlag(FLAGS_latency_searches); ++i) {
@@ -101,10 +107,12 @@ Measure MeasureOf(const Collection& c, const VectorSet& rows, const std::vector<
 }
 
 void Print(const char* what, int round, const Measure& m, double vectors_per_s) {
-  std::printf("| %d | %s | %.4f | %.0f | %.0f | %u / %u / %u | %lu | %.1f | %.1f | %s |\n", round,
-              what, m.recall, m.p50_us, m.p99_us, m.posting_p50, m.posting_p99, m.posting_max,
-              static_cast<unsigned long>(m.heads), m.memory / 1048576.0, m.disk / 1048576.0,
-              vectors_per_s > 0 ? std::to_string(static_cast<int>(vectors_per_s)).c_str() : "");
+  std::printf(
+      "| %d | %s | %.4f | %.3f / %.3f | %.0f | %.0f | %u / %u / %u | %lu | %.1f | %.1f | %s |\n",
+      round, what, m.recall, m.recall_base, m.recall_drifted, m.p50_us, m.p99_us, m.posting_p50,
+      m.posting_p99, m.posting_max, static_cast<unsigned long>(m.heads), m.memory / 1048576.0,
+      m.disk / 1048576.0,
+      vectors_per_s > 0 ? std::to_string(static_cast<int>(vectors_per_s)).c_str() : "");
   std::fflush(stdout);
 }
 
@@ -191,8 +199,10 @@ int Run() {
   std::printf(
       "strata-lire-bench: n=%lu, %d rounds of %lu deletes + %lu drifted inserts, batches of %lu; "
       "searches read %u postings\n"
-      "| round | index | recall@10 | p50 us | p99 us | posting entries p50 / p99 / max | heads | "
-      "RAM MiB | disk MiB | updates/s |\n|---|---|---|---|---|---|---|---|---|---|\n",
+      "| round | index | recall@10 | base / drifted queries | p50 us | p99 us | posting entries "
+      "p50 / "
+      "p99 / max | heads | RAM MiB | disk MiB | updates/s |\n"
+      "|---|---|---|---|---|---|---|---|---|---|---|\n",
       n, rounds, per_round, per_round, batch, fixed.max_postings);
   {
     const GroundTruth gt = truth();

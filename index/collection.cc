@@ -1,5 +1,7 @@
 #include "index/collection.h"
 
+#include <pthread.h>
+
 #include <algorithm>
 #include <atomic>
 #include <chrono>
@@ -531,23 +533,37 @@ class CollectionImpl final : public Collection {
   }
   // Every write of the collection's state, in three steps ("Locks" in collection.h): `plan`
   // reads the state with mu_ held shared (searches go on) and fills `batch`; a non-empty batch
-  // is committed, synced, holding no lock a reader takes; then it is published and `apply`
-  // changes the in-memory state, with mu_ held exclusively. Nothing is applied unless the commit
-  // succeeded. The caller holds write_mu_, so what `plan` read is what `apply` changes.
+  // is committed, holding no lock a reader takes; then it is published and `apply` changes the
+  // in-memory state, with mu_ held exclusively. Nothing is applied unless the commit succeeded.
+  // The caller holds write_mu_, so what `plan` read is what `apply` changes.
+  //
+  // `commit`: kAcknowledged is synced before it is applied, and until then readers read the store
+  // as it was before it. kMaintenance is for a write that acknowledges nothing to a caller and
+  // writes only families no reader reads from the store (versions, postings, heads: posting
+  // maintenance). It is not synced: the write-ahead log keeps batches in order and a sync covers
+  // every batch before it, so it is durable once any later synced write is, and a power cut
+  // before then rolls it back whole, with nothing written after it. Nor does it need the snapshot
+  // for readers, which saves waiting twice for the searches under way.
+  enum class Commit { kAcknowledged, kMaintenance };
   absl::Status Write(WriteBatch* batch, absl::FunctionRef<absl::Status()> plan,
-                     absl::FunctionRef<void()> apply) ABSL_EXCLUSIVE_LOCKS_REQUIRED(write_mu_)
-      ABSL_LOCKS_EXCLUDED(mu_) {
+                     absl::FunctionRef<void()> apply, Commit commit = Commit::kAcknowledged)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(write_mu_) ABSL_LOCKS_EXCLUDED(mu_) {
     {
       ReaderMutexLock lock(&mu_);
       RETURN_IF_ERROR(plan());
     }
     if (batch->count() == 0) return absl::OkStatus();
-    {
+    const bool acknowledged = commit == Commit::kAcknowledged;
+    if (acknowledged) {
       // Until the batch is shown, readers read the store as it was before it.
       WriterMutexLock lock(&mu_);
       snap_ = store_->Snapshot();
+    } else {
+      for (const WriteBatch::Entry& e : batch->entries()) {
+        DCHECK(e.cf == Cf::kVersions || e.cf == Cf::kPostings || e.cf == Cf::kHeads);
+      }
     }
-    const absl::Status committed = store_->Write(batch, /*sync=*/true);
+    const absl::Status committed = store_->Write(batch, /*sync=*/acknowledged);
     if (committed.ok() && options_.test_after_commit) options_.test_after_commit();
     WriterMutexLock lock(&mu_);
     snap_.reset();  // the store and the state agree again: readers read the store's latest
@@ -2219,6 +2235,8 @@ void CollectionImpl::NotePostings(absl::Span<const uint32_t> postings, bool shru
 void CollectionImpl::StartMaintainer() {
   if (!options_.background_maintenance) return;
   maintainer_ = std::thread([this] {
+    // Named for `top -H`, perf and debuggers (at most 15 characters).
+    pthread_setname_np(pthread_self(), "strata-maint");
     for (;;) {
       {
         MutexLock lock(&pending_mu_);
@@ -2335,16 +2353,17 @@ absl::Status CollectionImpl::MaintainPosting(uint32_t p) {
   std::vector<VectorId> built_ids;
   std::vector<uint8_t> built_rows;
   // A posting failing its checksum is damage, reported as a search's would be.
-  const auto read_posting = [&](uint32_t q, std::vector<VectorId>* ids,
-                                std::vector<uint8_t>* out) -> absl::Status {
-    absl::Status s = base->ReadPosting(q, ids, out);
+  const auto read_postings = [&](absl::Span<const uint32_t> qs, std::vector<VectorId>* ids,
+                                 std::vector<uint8_t>* out,
+                                 std::vector<size_t>* ends) -> absl::Status {
+    absl::Status s = base->ReadPostings(qs, ids, out, ends);
     if (absl::IsDataLoss(s)) {
       ReaderMutexLock lock(&mu_);
       if (generation_ == generation) NoteReadDamage(s);
     }
     return s;
   };
-  if (p < built_heads) RETURN_IF_ERROR(read_posting(p, &built_ids, &built_rows));
+  if (p < built_heads) RETURN_IF_ERROR(read_postings({p}, &built_ids, &built_rows, nullptr));
   {
     ReaderMutexLock lock(&mu_);
     for (VectorId id : built_ids) {
@@ -2441,34 +2460,60 @@ absl::Status CollectionImpl::MaintainPosting(uint32_t p) {
     const uint8_t* h0 = member_rows.data() + halves.head[0] * row_bytes_;
     const uint8_t* h1 = member_rows.data() + halves.head[1] * row_bytes_;
     const size_t most = 2 * size_t{limit};
-    for (uint32_t q : neighbours) {
-      if (candidates.size() >= most) break;
-      std::vector<VectorId> ids;
-      std::vector<uint8_t> qrows;
-      std::vector<uint8_t> qhead;
-      {
-        ReaderMutexLock lock(&mu_);
+    // The neighbours' heads and appended entries, then their built postings in one batch of reads.
+    struct Neighbour {
+      std::vector<uint8_t> head;
+      std::vector<VectorId> ids;  // appended entries, then built ones
+      std::vector<uint8_t> rows;
+      size_t appended = 0;
+    };
+    std::vector<Neighbour> around;
+    std::vector<uint32_t> built_around;  // built neighbours, and where they are in `around`
+    std::vector<size_t> built_at;
+    {
+      ReaderMutexLock lock(&mu_);
+      for (uint32_t q : neighbours) {
         const uint8_t* hq = q < built_heads ? base->head_vector(q) : heads_overlay_.Row(q);
         if (hq == nullptr) continue;
-        qhead.assign(hq, hq + row_bytes_);
+        Neighbour& nb = around.emplace_back();
+        nb.head.assign(hq, hq + row_bytes_);
         appended_.ForEach(q, [&](VectorId id, const uint8_t* row) {
-          ids.push_back(id);
-          qrows.insert(qrows.end(), row, row + row_bytes_);
+          nb.ids.push_back(id);
+          nb.rows.insert(nb.rows.end(), row, row + row_bytes_);
         });
+        nb.appended = nb.ids.size();
+        if (q < built_heads) {
+          built_around.push_back(q);
+          built_at.push_back(around.size() - 1);
+        }
       }
-      const size_t appended_in_q = ids.size();
-      if (q < built_heads) RETURN_IF_ERROR(read_posting(q, &ids, &qrows));
-      ReaderMutexLock lock(&mu_);
-      for (size_t i = 0; i < ids.size() && candidates.size() < most; ++i) {
-        const VectorId id = ids[i];
+    }
+    {
+      std::vector<VectorId> ids;
+      std::vector<uint8_t> qrows;
+      std::vector<size_t> ends;
+      RETURN_IF_ERROR(read_postings(built_around, &ids, &qrows, &ends));
+      size_t from = 0;
+      for (size_t j = 0; j < built_around.size(); ++j) {
+        Neighbour& nb = around[built_at[j]];
+        nb.ids.insert(nb.ids.end(), ids.begin() + from, ids.begin() + ends[j]);
+        nb.rows.insert(nb.rows.end(), qrows.begin() + from * row_bytes_,
+                       qrows.begin() + ends[j] * row_bytes_);
+        from = ends[j];
+      }
+    }
+    for (const Neighbour& nb : around) {
+      ReaderMutexLock lock(&mu_);  // (a neighbour at a time: writers go on between)
+      for (size_t i = 0; i < nb.ids.size() && candidates.size() < most; ++i) {
+        const VectorId id = nb.ids[i];
         if (version_at.contains(id)) continue;  // a member, or already a candidate
-        if (i >= appended_in_q ? id >= ids_.size() || !BaseEntryLive(id)
-                               : !(ids_[id].flags & kLive)) {
+        if (i >= nb.appended ? id >= ids_.size() || !BaseEntryLive(id)
+                             : !(ids_[id].flags & kLive)) {
           continue;  // dead, or deleted since it was read
         }
-        const uint8_t* r = qrows.data() + i * row_bytes_;
+        const uint8_t* r = nb.rows.data() + i * row_bytes_;
         const float to_new = std::min(dist_(r, h0, config_.dim), dist_(r, h1, config_.dim));
-        if (to_new >= dist_(r, qhead.data(), config_.dim) || !nearest_at(r, to_new)) continue;
+        if (to_new >= dist_(r, nb.head.data(), config_.dim) || !nearest_at(r, to_new)) continue;
         candidates.push_back(id);
         version_at[id] = ids_[id].version;
         if (const uint8_t* exact = ExactRow(id)) {
@@ -2694,7 +2739,7 @@ absl::Status CollectionImpl::MaintainPosting(uint32_t p) {
   if (options_.test_before_maintenance_commit) options_.test_before_maintenance_commit(old_head);
   {
     MutexLock write_lock(&write_mu_);
-    RETURN_IF_ERROR(Write(&batch, plan, apply));
+    RETURN_IF_ERROR(Write(&batch, plan, apply, Commit::kMaintenance));
   }
   if (!committed) return absl::OkStatus();
   Log(LogLevel::kDebug, "collection '%s': posting %d (%d live of %d entries) %s", config_.name, p,

@@ -123,8 +123,8 @@ class SpannIndexImpl final : public SpannIndex {
   absl::Status NearestHeads(const uint8_t* v, uint32_t k, const internal::HeadOverlay* heads,
                             std::vector<HeadHit>* out) const override;
   const uint8_t* head_vector(uint32_t head) const override { return heads_->vector(head); }
-  absl::Status ReadPosting(uint32_t posting, std::vector<VectorId>* ids,
-                           std::vector<uint8_t>* rows) const override;
+  absl::Status ReadPostings(absl::Span<const uint32_t> postings, std::vector<VectorId>* ids,
+                            std::vector<uint8_t>* rows, std::vector<size_t>* ends) const override;
   uint32_t posting_entries(uint32_t posting) const override {
     return posting < postings_->postings() ? postings_->location(posting).count : 0;
   }
@@ -252,43 +252,64 @@ absl::Status SpannIndexImpl::NearestHeads(const uint8_t* v, uint32_t k,
   return absl::OkStatus();
 }
 
-absl::Status SpannIndexImpl::ReadPosting(uint32_t posting, std::vector<VectorId>* ids,
-                                         std::vector<uint8_t>* rows) const {
-  if (posting >= postings_->postings()) {
-    return absl::InvalidArgumentError(absl::StrCat("no built posting ", posting));
+absl::Status SpannIndexImpl::ReadPostings(absl::Span<const uint32_t> postings,
+                                          std::vector<VectorId>* ids, std::vector<uint8_t>* rows,
+                                          std::vector<size_t>* ends) const {
+  size_t total_pages = 0;
+  for (uint32_t p : postings) {
+    if (p >= postings_->postings()) {
+      return absl::InvalidArgumentError(absl::StrCat("no built posting ", p));
+    }
+    total_pages += postings_->location(p).page_count;
   }
-  const PostingLocation& loc = postings_->location(posting);
-  if (loc.count == 0) return absl::OkStatus();
   ASSIGN_OR_RETURN(std::unique_ptr<QueryContext> ctx, Acquire());
   const Lease lease{this, &ctx};
-  ctx->buf.Resize(size_t{loc.page_count} * kPageSize);
-  ctx->ops.assign(1, postings_->ReadFor(posting, ctx->buf.data()));
-  absl::Span<const uint8_t> entries;
-  RETURN_IF_ERROR(ctx->reader->ReadBatch(ctx->ops, [&](size_t) -> absl::Status {
-    ASSIGN_OR_RETURN(entries, postings_->View(posting, ctx->ops[0].buf));
+  ctx->buf.Resize(std::max<size_t>(total_pages, 1) * kPageSize);
+  ctx->ops.clear();
+  ctx->op_posting.clear();
+  size_t page = 0;
+  for (uint32_t p : postings) {
+    const PostingLocation& loc = postings_->location(p);
+    if (loc.count == 0) continue;
+    ctx->ops.push_back(postings_->ReadFor(p, ctx->buf.data() + page * kPageSize));
+    ctx->op_posting.push_back(p);
+    page += loc.page_count;
+  }
+  // Entries of each op, in the order of `postings` (reads complete in any order).
+  std::vector<absl::Span<const uint8_t>>& arrived = ctx->arrived;
+  arrived.assign(ctx->ops.size(), {});
+  RETURN_IF_ERROR(ctx->reader->ReadBatch(ctx->ops, [&](size_t i) -> absl::Status {
+    ASSIGN_OR_RETURN(arrived[i], postings_->View(ctx->op_posting[i], ctx->ops[i].buf));
     return absl::OkStatus();
   }));
   const size_t entry_bytes = postings_->entry_bytes();
   const size_t row_bytes = size_t{dim_} * ElementSize(type_);
-  const size_t count = entries.size() / entry_bytes;
-  const size_t first = rows->size();
-  rows->resize(first + count * row_bytes);
-  for (size_t e = 0; e < count; ++e) {
-    const uint8_t* entry = entries.data() + e * entry_bytes;
-    VectorId id;
-    std::memcpy(&id, entry, sizeof id);
-    ids->push_back(id);
-    uint8_t* out = rows->data() + first + e * row_bytes;
-    if (encoding_ == PostingEncoding::kFloat16) {
-      for (uint32_t j = 0; j < dim_; ++j) {
-        uint16_t h;
-        std::memcpy(&h, entry + sizeof id + 2 * j, 2);
-        const float f = HalfToFloat(h);
-        std::memcpy(out + 4 * j, &f, 4);
+  size_t op = 0;
+  for (uint32_t p : postings) {
+    if (postings_->location(p).count != 0) {
+      const absl::Span<const uint8_t> entries = arrived[op++];
+      const size_t count = entries.size() / entry_bytes;
+      const size_t first = rows->size();
+      rows->resize(first + count * row_bytes);
+      for (size_t e = 0; e < count; ++e) {
+        const uint8_t* entry = entries.data() + e * entry_bytes;
+        VectorId id;
+        std::memcpy(&id, entry, sizeof id);
+        ids->push_back(id);
+        uint8_t* out = rows->data() + first + e * row_bytes;
+        if (encoding_ == PostingEncoding::kFloat16) {
+          for (uint32_t j = 0; j < dim_; ++j) {
+            uint16_t h;
+            std::memcpy(&h, entry + sizeof id + 2 * j, 2);
+            const float f = HalfToFloat(h);
+            std::memcpy(out + 4 * j, &f, 4);
+          }
+        } else {
+          std::memcpy(out, entry + sizeof id, row_bytes);
+        }
       }
-    } else {
-      std::memcpy(out, entry + sizeof id, row_bytes);
     }
+    if (ends != nullptr) ends->push_back(ids->size());
   }
   return absl::OkStatus();
 }
@@ -300,7 +321,11 @@ absl::Status SpannIndexImpl::AssignPostings(VectorView v, const internal::HeadOv
   const uint64_t total =
       heads_->size() + (heads != nullptr ? heads->added() - heads->retired() : 0);
   uint32_t cand = static_cast<uint32_t>(std::min<uint64_t>(rule_.candidates, total));
-  Navigate(v.bytes.data(), cand, std::max(2 * cand, 128u), heads, ctx.get(), &ctx->heads);
+  // A narrower beam than the build's (2 * cand, at least 128): the replicas come from the nearest
+  // few of the candidates, which a beam of cand still finds, and every write and posting
+  // maintenance's every reassignment pays this search (at 100K vectors under drifting updates,
+  // the beam of 128 halved the update rate for no measurable recall; bench/RESULTS.md).
+  Navigate(v.bytes.data(), cand, std::max(cand, 64u), heads, ctx.get(), &ctx->heads);
   std::vector<int64_t> ids(ctx->heads.size());
   std::vector<float> dists(ctx->heads.size());
   for (size_t j = 0; j < ctx->heads.size(); ++j) {

@@ -224,11 +224,15 @@ class SpannIndex {
                                                   std::vector<HeadHit>* out) const = 0;
   // Built head `head`'s vector (posting form).
   [[nodiscard]] virtual const uint8_t* head_vector(uint32_t head) const = 0;
-  // Reads built posting `posting` from disk: its entries' ids, and their vectors in posting form
-  // (float16 entries widened to float32) appended to `rows`. DataLoss naming the posting when it
+  // Reads built postings `postings` from disk in one batch of reads: each one's entries' ids are
+  // appended to `ids` and their vectors in posting form (float16 entries widened to float32) to
+  // `rows`, posting after posting in the order given; `ends` (may be null) gets ids->size() after
+  // each. InvalidArgument for a posting the build has not; DataLoss naming the posting when it
   // fails its checksum; errors from the disk as they come. Thread-safe.
-  [[nodiscard]] virtual absl::Status ReadPosting(uint32_t posting, std::vector<VectorId>* ids,
-                                                 std::vector<uint8_t>* rows) const = 0;
+  [[nodiscard]] virtual absl::Status ReadPostings(absl::Span<const uint32_t> postings,
+                                                  std::vector<VectorId>* ids,
+                                                  std::vector<uint8_t>* rows,
+                                                  std::vector<size_t>* ends) const = 0;
   // Entries built posting `posting` holds, live or not.
   [[nodiscard]] virtual uint32_t posting_entries(uint32_t posting) const = 0;
   // The build's cap on a posting's entries (posting_page_limit pages' worth).
