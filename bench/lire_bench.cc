@@ -76,7 +76,7 @@ Measure MeasureOf(const Collection& c, const VectorSet& rows, const std::vector<
     }
   }
   m.recall = static_cast<double>(found) / static_cast<double>(queries.n * 10);
-  const uint64_t half = queries.n / 2, rest = queries.n - half;
+  const uint64_t half = std::max<uint64_t>(queries.n / 2, 1), rest = queries.n - queries.n / 2;
   m.recall_base = static_cast<double>(found - found_drifted) / static_cast<double>(half * 10);
   m.recall_drifted = static_cast<double>(found_drifted) / static_cast<double>(rest * 10);
   std::vector<double> us;

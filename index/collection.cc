@@ -540,10 +540,10 @@ class CollectionImpl final : public Collection {
   // `commit`: kAcknowledged is synced before it is applied, and until then readers read the store
   // as it was before it. kMaintenance is for a write that acknowledges nothing to a caller and
   // writes only families no reader reads from the store (versions, postings, heads: posting
-  // maintenance). It is not synced: the write-ahead log keeps batches in order and a sync covers
-  // every batch before it, so it is durable once any later synced write is, and a power cut
-  // before then rolls it back whole, with nothing written after it. Nor does it need the snapshot
-  // for readers, which saves waiting twice for the searches under way.
+  // maintenance): it is written to the log unsynced, and the caller syncs the log (SyncWal) once
+  // it has released write_mu_, so no writer waits for that fsync. Until then a power cut rolls it
+  // back whole (a later client's synced write would have synced it too: the log keeps order). It
+  // needs no snapshot for readers either, which saves waiting twice for the searches under way.
   enum class Commit { kAcknowledged, kMaintenance };
   absl::Status Write(WriteBatch* batch, absl::FunctionRef<absl::Status()> plan,
                      absl::FunctionRef<void()> apply, Commit commit = Commit::kAcknowledged)
@@ -2742,6 +2742,9 @@ absl::Status CollectionImpl::MaintainPosting(uint32_t p) {
     RETURN_IF_ERROR(Write(&batch, plan, apply, Commit::kMaintenance));
   }
   if (!committed) return absl::OkStatus();
+  // The step on disk before the next one: at most one step is ever in the log unsynced, so a
+  // power cut can tear no more than the log's last records (what recovery drops as a torn tail).
+  RETURN_IF_ERROR(store_->SyncWal());
   Log(LogLevel::kDebug, "collection '%s': posting %d (%d live of %d entries) %s", config_.name, p,
       live, entries,
       step == Step::kSplit   ? absl::StrCat("split into ", new_heads[0], " and ", new_heads[1])

@@ -14,17 +14,19 @@
 // (read-your-writes).
 //
 // Locks. Writers go one at a time (a writer lock of their own). Every write - upserts, deletes,
-// tenants and grants, a build's install, configuration - plans its batch under the collection's
-// lock held shared, so searches run beside it; commits it (the fsync) holding no lock a reader
-// takes; then shows it under the lock held exclusively, for the time of an in-memory update.
-// While a write commits, readers read the metadata store at a snapshot taken just before it, so
-// what they read there agrees with the in-memory view; otherwise its latest state (no snapshot
-// is held between writes, which would keep RocksDB from compacting). A search of the built
-// index releases the lock while its postings are read from disk (SearchLock, spann_index.h) and
-// scans them against the state as it is once it holds the lock again, so a slow disk delays no
-// write; an install of a new generation meanwhile makes it search again. Still read under the
-// lock held shared: the metadata store's records (Get, a small tenant's extent or stored vectors,
-// phrase checks), mostly from RocksDB's block cache.
+// tenants and grants, a build's install, configuration, a posting maintenance step - plans its
+// batch under the collection's lock held shared, so searches run beside it; commits it (a
+// client's write with its fsync) holding no lock a reader takes; then shows it under the lock
+// held exclusively, for the time of an in-memory update. While a client's write commits, readers
+// read the metadata store at a snapshot taken just before it, so what they read there agrees with
+// the in-memory view; otherwise its latest state (no snapshot is held between writes, which would
+// keep RocksDB from compacting). A maintenance step's batch writes nothing readers read from the
+// store, so it needs no snapshot, and it is synced after the writer lock is released. A search of
+// the built index releases the lock while its postings are read from disk (SearchLock,
+// spann_index.h) and scans them against the state as it is once it holds the lock again, so a slow
+// disk delays no write; an install of a new generation meanwhile makes it search again. Still read
+// under the lock held shared: the metadata store's records (Get, a small tenant's extent or stored
+// vectors, phrase checks), mostly from RocksDB's block cache.
 //
 // Before the first build (fewer than build_threshold vectors) the collection is FLAT: searched
 // exactly. BuildIndex() builds a new index generation from the live vectors in the background of
@@ -53,14 +55,16 @@
 // postings now nearest a new head (its second), it is reassigned by the replica rule. A posting
 // left nearly empty by deletes is merged away (its vectors reassigned), and a built posting
 // mostly of dead entries is rewritten without them. One posting at a time, on a background
-// thread: the step is worked out beside writes and searches, then committed as one synced batch
-// (so a crash or power cut leaves it whole or not begun) whose plan, under the writer lock,
-// drops the moves of vectors written meanwhile and moves the vectors appended to the posting
-// meanwhile. A search that read a posting whose head retired meanwhile starts again.
+// thread: the step is worked out beside writes and searches, then committed as one batch (so a
+// crash or power cut leaves it whole or not begun) whose plan, under the writer lock, drops the
+// moves of vectors written meanwhile and moves the vectors appended to the posting meanwhile; the
+// maintenance thread then syncs the log itself, holding no lock. Added heads are found through a
+// graph of their own (internal/growing_graph.h). A search that read a posting whose head retired
+// meanwhile starts again.
 //
 // Known limits (later issues): the vectors written or moved since the build are held in RAM as
-// well as in RocksDB, and added heads are searched exhaustively; a collection that grows far past
-// its build is best rebuilt (BuildIndex), which folds both back into the disk index.
+// well as in RocksDB; a collection that grows far past its build is best rebuilt (BuildIndex),
+// which folds them, and the added heads, back into the disk index.
 //
 // Thread-safety: all methods may be called concurrently.
 #ifndef STRATA_INDEX_COLLECTION_H_

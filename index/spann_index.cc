@@ -255,6 +255,7 @@ absl::Status SpannIndexImpl::NearestHeads(const uint8_t* v, uint32_t k,
 absl::Status SpannIndexImpl::ReadPostings(absl::Span<const uint32_t> postings,
                                           std::vector<VectorId>* ids, std::vector<uint8_t>* rows,
                                           std::vector<size_t>* ends) const {
+  if (postings.empty()) return absl::OkStatus();
   size_t total_pages = 0;
   for (uint32_t p : postings) {
     if (p >= postings_->postings()) {
@@ -321,10 +322,11 @@ absl::Status SpannIndexImpl::AssignPostings(VectorView v, const internal::HeadOv
   const uint64_t total =
       heads_->size() + (heads != nullptr ? heads->added() - heads->retired() : 0);
   uint32_t cand = static_cast<uint32_t>(std::min<uint64_t>(rule_.candidates, total));
-  // A narrower beam than the build's (2 * cand, at least 128): the replicas come from the nearest
-  // few of the candidates, which a beam of cand still finds, and every write and posting
-  // maintenance's every reassignment pays this search (at 100K vectors under drifting updates,
-  // the beam of 128 halved the update rate for no measurable recall; bench/RESULTS.md).
+  // A narrower beam than the build's (2 * cand, at least 128): every write and each of posting
+  // maintenance's reassignments pays this search. The replicas come from the nearest candidates
+  // (the RNG rule rarely keeps far ones), the ones a narrower beam finds as well. Measured at 100K
+  // vectors under drifting updates (bench/RESULTS.md, "Posting maintenance"): the beam of 128 cost
+  // about half the update rate, for recall within the runs' noise.
   Navigate(v.bytes.data(), cand, std::max(cand, 64u), heads, ctx.get(), &ctx->heads);
   std::vector<int64_t> ids(ctx->heads.size());
   std::vector<float> dists(ctx->heads.size());

@@ -213,6 +213,11 @@ class MetadataStoreImpl final : public MetadataStore {
     return absl::OkStatus();
   }
 
+  absl::Status SyncWal() override {
+    RETURN_IF_ROCKS(db_->SyncWAL(), "metadata store: sync of the write-ahead log");
+    return absl::OkStatus();
+  }
+
   uint64_t ApproximateBytes(Cf cf, absl::string_view prefix) const override {
     std::string end = PrefixEnd(prefix);
     if (end.empty()) end = std::string(16, '\xff');

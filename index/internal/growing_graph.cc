@@ -82,18 +82,17 @@ void GrowingGraph::Search(const void* q, uint32_t k, uint32_t ef, std::vector<Pa
     SearchExhaustive(q, k, out);
     return;
   }
-  // Dead nodes take places in the beam: widen it by their share (at most 2x: Compact() runs once
-  // they outnumber the live).
-  const size_t base = std::max(ef, k);
-  const auto wide = static_cast<uint32_t>(std::min(2 * base, base * size() / live_));
   std::vector<Pair> found;
-  Walk(q, wide, &found);
-  uint32_t taken = 0;
+  Walk(q, Widened(std::max(ef, k)), &found);
+  const size_t start = out->size();
   for (const Pair& f : found) {
-    if (taken == k) break;
-    if (!alive_[f.second]) continue;
-    out->push_back(f);
-    ++taken;
+    if (out->size() - start == k) break;
+    if (alive_[f.second]) out->push_back(f);
+  }
+  // A walk whose beam the dead nodes filled: the pass over every node answers instead.
+  if (out->size() - start < std::min<size_t>(k, live_)) {
+    out->resize(start);
+    SearchExhaustive(q, k, out);
   }
 }
 
@@ -152,7 +151,7 @@ uint32_t GrowingGraph::Add(const uint8_t* row_in) {
     std::sort(cand.begin(), cand.end());
     if (cand.size() > kAddBeam) cand.resize(kAddBeam);
   } else {
-    Walk(row_in, kAddBeam, &cand);
+    Walk(row_in, Widened(kAddBeam), &cand);
     cand.erase(
         std::remove_if(cand.begin(), cand.end(), [&](const Pair& c) { return !alive_[c.second]; }),
         cand.end());

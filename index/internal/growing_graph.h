@@ -5,11 +5,12 @@
 //
 // One layer (a navigable small world): a node added is linked to the nodes the HNSW heuristic
 // keeps among the nearest a beam search finds, and they to it (their lists pruned the same way
-// when full). A search starts from a fixed spread of nodes, every (size / kEntries)-th, and
-// walks the beam from the nearest of them.
+// when full). A search puts a fixed spread of nodes in its beam first, every (size /
+// kEntries)-th, and walks from there.
 //
 // Nodes are never unlinked: a dead one (its head retired) still guides the walk but is never
-// returned. Once the dead outnumber the live, Compact() rebuilds the graph from the live ones.
+// returned, and the beam widens by the dead nodes' share. Compact() rebuilds the graph from the
+// live ones (the owner decides when: HeadOverlay, once the dead outnumber the live).
 // A graph small for the beam asked (up to kExhaustivePerBeam nodes per place in it) is searched
 // exhaustively instead, which is exact and, there, no slower.
 //
@@ -77,6 +78,10 @@ class GrowingGraph final {
 
  private:
   using Pair = std::pair<float, uint32_t>;
+  // Beam `ef` widened by the dead nodes' share, so that about ef of the nodes it holds are live.
+  [[nodiscard]] uint32_t Widened(size_t ef) const {
+    return static_cast<uint32_t>(live_ == 0 ? ef : (ef * size() + live_ - 1) / live_);
+  }
   // The walk over every node, live or dead: the `ef` nearest found, nearest first.
   void Walk(const void* q, uint32_t ef, std::vector<Pair>* found) const;
   // Links `node` to the nearest of `cand` (sorted nearest first) that the heuristic keeps, and
