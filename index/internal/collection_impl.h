@@ -1,0 +1,637 @@
+// CollectionImpl: the class behind Collection (index/collection.h), defined here so that the
+// files implementing its concepts share it: collection.cc (ids, writes, searches, builds and
+// their install, tenants, text) and posting_maintenance.cc (SPFresh's splits, merges and
+// reassignment, and the thread that runs them). Also the metadata store's key layout
+// (storage/FORMAT.md, "Metadata store"), which both write. Private to index/.
+//
+// Thread-safety: as Collection's (every public method may be called concurrently); the locks and
+// what each guards are stated at the members below and in collection.h, "Locks".
+#ifndef STRATA_INDEX_INTERNAL_COLLECTION_IMPL_H_
+#define STRATA_INDEX_INTERNAL_COLLECTION_IMPL_H_
+
+#include <algorithm>
+#include <atomic>
+#include <chrono>
+#include <cmath>
+#include <cstring>
+#include <optional>
+#include <thread>
+
+#include "absl/container/flat_hash_map.h"
+#include "absl/container/flat_hash_set.h"
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_format.h"
+#include "base/check.h"
+#include "base/mutex.h"
+#include "index/collection.h"
+#include "index/internal/appended_vectors.h"
+#include "index/internal/head_overlay.h"
+#include "index/internal/id_state.h"
+#include "index/internal/ids_file.h"
+#include "index/kernels/distance.h"
+#include "index/tenant_extent.h"
+#include "index/vector_rules.h"
+#include "storage/crc32c.h"
+#include "storage/half.h"
+#include "storage/log.h"
+#include "storage/status_macros.h"
+
+namespace strata::collection_internal {
+
+// --- Keys (storage/FORMAT.md, "Metadata store") ------------------------------------------------
+inline std::string CollPrefix(uint32_t coll) {
+  std::string k;
+  AppendU32(&k, coll);
+  return k;
+}
+inline std::string IdKey(uint32_t coll, VectorId id) {
+  std::string k = CollPrefix(coll);
+  AppendU32(&k, id);
+  return k;
+}
+inline std::string ExtKey(uint32_t coll, uint64_t ext) {
+  std::string k = "e";
+  AppendU32(&k, coll);
+  AppendU64(&k, ext);
+  return k;
+}
+inline std::string IntKey(uint32_t coll, VectorId id) {
+  std::string k = "i";
+  AppendU32(&k, coll);
+  AppendU32(&k, id);
+  return k;
+}
+inline std::string HeadKey(uint32_t coll, uint32_t head) {
+  std::string k = CollPrefix(coll);
+  AppendU32(&k, head);
+  return k;
+}
+
+inline std::string PostingKey(uint32_t coll, uint32_t posting, VectorId id) {
+  std::string k = CollPrefix(coll);
+  AppendU32(&k, posting);
+  AppendU32(&k, id);
+  return k;
+}
+
+using internal::IdState;
+using internal::kInBase;
+using internal::kLive;
+
+inline std::string VersionValue(const IdState& s) {
+  std::string v(2, '\0');
+  v[0] = static_cast<char>(s.version);
+  v[1] = static_cast<char>(s.flags & kLive);
+  return v;
+}
+
+class CollectionImpl final : public Collection {
+ public:
+  CollectionImpl(MetadataStore* store, std::string dir, CollectionConfig config,
+                 CollectionOptions options)
+      : store_(store),
+        dir_(std::move(dir)),
+        config_(std::move(config)),
+        generation_(config_.index_generation),
+        options_(std::move(options)),
+        env_(options_.env != nullptr ? *options_.env : *Env::Default()),
+        row_bytes_(size_t{config_.dim} * ElementSize(config_.type)),
+        extent_rows_(TenantExtentRows(row_bytes_)),
+        dist_(kernels::GetDistance(kernels::Best(), config_.type, config_.metric)),
+        f16_dist_(kernels::GetFloat16Distance(kernels::Best(), config_.metric)),
+        appended_(row_bytes_, &ids_),
+        heads_overlay_(config_.type, config_.metric, config_.dim, 0),
+        tenants_(config_.id, config_.name),
+        hybrid_{config_.hybrid_weight, config_.hybrid_mrr, config_.hybrid_questions} {}
+  ~CollectionImpl() override {
+    StopMaintainer();
+    if (dropped_.load()) {
+      if (absl::Status s = env_.RemoveTree(dir_); !s.ok()) {
+        Log(LogLevel::kWarning, "removing dropped collection %s: %s", dir_, s.message());
+      }
+    }
+  }
+
+  absl::Status Load();
+  // Starts the background maintenance thread (CollectionOptions::background_maintenance).
+  void StartMaintainer();
+  absl::Status RunMaintenance() override;
+  void StopMaintenance() override { StopMaintainer(); }
+  std::vector<uint32_t> PostingLengths() const override {
+    ReaderMutexLock lock(&mu_);
+    std::vector<uint32_t> out = ServingHeads();
+    for (uint32_t& h : out) h = static_cast<uint32_t>(PostingEntries(h));
+    return out;
+  }
+
+  CollectionConfig config() const override {
+    ReaderMutexLock lock(&mu_);
+    return Record(generation_);
+  }
+  // The collection record as it stands, at index generation `gen`.
+  CollectionConfig Record(uint64_t gen) const ABSL_SHARED_LOCKS_REQUIRED(mu_) {
+    CollectionConfig c = config_;
+    c.index_generation = gen;
+    c.hybrid_weight = hybrid_.weight;
+    c.hybrid_mrr = hybrid_.mrr;
+    c.hybrid_questions = hybrid_.questions;
+    return c;
+  }
+  using Collection::Delete;
+  using Collection::Get;
+  using Collection::HybridCandidates;
+  using Collection::Search;
+  using Collection::SearchText;
+  using Collection::Upsert;
+  absl::Status Upsert(const Scope& scope, absl::Span<const PointInput> points,
+                      std::vector<RowError>* errors, uint64_t* upserted) override;
+  absl::Status Delete(const Scope& scope, absl::Span<const uint64_t> ids,
+                      uint64_t* deleted) override;
+  absl::Status SearchText(const Scope& scope, const TextSearch& search, uint32_t k,
+                          const SearchParams& params, std::vector<ScoredHit>* hits,
+                          SearchStats* stats) const override;
+  absl::Status HybridCandidates(const Scope& scope, const TextSearch& search, uint32_t k,
+                                const SearchParams& params,
+                                std::vector<FusionCandidate>* candidates,
+                                SearchStats* stats) const override;
+  absl::Status SetHybridDefault(double weight, double mrr, uint32_t questions) override;
+  absl::Status Get(const Scope& scope, absl::Span<const uint64_t> ids, bool with_vector,
+                   bool with_payload, std::vector<PointOutput>* found,
+                   std::vector<uint64_t>* missing) const override;
+  uint64_t Count() const override {
+    ReaderMutexLock lock(&mu_);
+    return live_;
+  }
+  absl::StatusOr<uint64_t> Count(const Scope& scope) const override {
+    RETURN_IF_ERROR(CheckNotDropped());
+    ReaderMutexLock lock(&mu_);
+    ASSIGN_OR_RETURN(const ViewRef view, View(scope));
+    return view.ids == nullptr ? live_ : view.ids->size();
+  }
+  absl::Status CreateTenant(absl::string_view name, const TenantQuota& quota) override;
+  absl::Status SetTenantQuota(absl::string_view name, const TenantQuota& quota) override;
+  absl::StatusOr<TenantInfo> DescribeTenant(absl::string_view name) const override {
+    RETURN_IF_ERROR(CheckNotDropped());
+    ReaderMutexLock lock(&mu_);
+    ASSIGN_OR_RETURN(TenantAccess::Tenant t, tenants_.Find(name));
+    return tenants_.Describe(t);
+  }
+  absl::Status DropTenant(absl::string_view name, bool keep_points, uint64_t* deleted) override;
+  std::vector<TenantInfo> ListTenants() const override {
+    ReaderMutexLock lock(&mu_);
+    return tenants_.List();
+  }
+  absl::Status Grant(absl::string_view tenant, absl::Span<const uint64_t> ids, uint64_t* changed,
+                     std::vector<uint64_t>* missing) override;
+  absl::Status Revoke(absl::string_view tenant, absl::Span<const uint64_t> ids,
+                      uint64_t* changed) override;
+  // Grant (or revoke) of `ids` to `tenant`: one synced batch; ids of no live point in `missing`
+  // (may be null).
+  absl::Status ChangeAccess(bool grant, absl::string_view tenant, absl::Span<const uint64_t> ids,
+                            uint64_t* changed, std::vector<uint64_t>* missing);
+  uint64_t text_documents() const override {
+    ReaderMutexLock lock(&mu_);
+    return text_.documents();
+  }
+  absl::Status Search(const Scope& scope, VectorView query, uint32_t k, const SearchParams& params,
+                      std::vector<Hit>* hits, SearchStats* stats) const override;
+  absl::Status BuildIndex(
+      std::function<void(const char*, uint64_t, uint64_t)> progress = nullptr) override;
+  bool WantsBuild() const override {
+    ReaderMutexLock lock(&mu_);
+    if (building_ || dropped_.load() || live_ == 0) return false;
+    if (!damage_.ok() || !ReadDamage().empty()) return true;
+    if (base_ == nullptr) return live_ >= config_.build_threshold;
+    // Grown well past its index: more vectors held in RAM (written or moved since the build) than
+    // half the built ones, or more heads added than half the built ones (each search scans the
+    // added heads). A rebuild puts both back on disk and in the graph.
+    return appended_.size() > std::max<uint64_t>(indexed_ / 2, config_.build_threshold) ||
+           heads_overlay_.added() > std::max<uint64_t>(base_->num_heads() / 2, 1024);
+  }
+  absl::Status BulkLoad(const VectorSet& vectors, absl::Span<const uint64_t> ids,
+                        absl::Span<const std::string> payloads,
+                        std::function<void(const char*, uint64_t, uint64_t)> progress) override;
+  CollectionStats Stats() const override;
+  uint32_t default_max_postings() const override {
+    ReaderMutexLock lock(&mu_);
+    return base_ == nullptr ? 0 : base_->default_max_postings();
+  }
+  void MarkDropped() override {
+    // Under the writer lock: a write or a build's commit either finished before, or sees the
+    // flag and stores nothing (a commit after the catalog deleted the records would resurrect
+    // them half).
+    MutexLock write_lock(&write_mu_);
+    WriterMutexLock lock(&mu_);
+    dropped_.store(true);
+  }
+
+ private:
+  std::string ReadDamage() const {
+    MutexLock lock(&read_damage_mu_);
+    return read_damage_;
+  }
+  void NoteReadDamage(const absl::Status& s) const ABSL_SHARED_LOCKS_REQUIRED(mu_) {
+    MutexLock lock(&read_damage_mu_);
+    if (!read_damage_.empty()) return;
+    read_damage_ = absl::StrCat("index generation ", generation_, ": ", s.message(),
+                                " (searches reading it fail with DATA_LOSS; the rest are served)");
+    Log(LogLevel::kError,
+        "collection '%s': %s. Its vectors are safe in the metadata store; a rebuild from them "
+        "repairs it (automatic unless --auto_repair=false; `strata-cli repair %s`)",
+        config_.name, read_damage_, config_.name);
+  }
+  // The ids a scope may see: `ids` null for the whole collection, else tenant `tenant`'s set
+  // (NotFound for an unknown tenant). Valid while mu_ is held.
+  struct ViewRef {
+    const IdSet* ids = nullptr;
+    TenantAccess::Tenant tenant = 0;
+  };
+  absl::StatusOr<ViewRef> View(const Scope& scope) const ABSL_SHARED_LOCKS_REQUIRED(mu_) {
+    if (scope.whole()) return ViewRef{};
+    ASSIGN_OR_RETURN(TenantAccess::Tenant t, tenants_.Find(scope.tenant));
+    return ViewRef{&tenants_.Members(t), t};
+  }
+  // Rewrites into `batch` the extents (tenant_extent.h) of the tenants whose points or vectors
+  // the batch changes, or removes them: `access`, the batch's access changes; `vectors`, the
+  // stored bytes of the vectors it writes, by internal id; `touched`, tenants that see a point
+  // whose vector it replaces. Other members' vectors are read from the store.
+  absl::Status PlanExtents(absl::Span<const TenantAccess::Change> access,
+                           const absl::flat_hash_map<VectorId, const uint8_t*>& vectors,
+                           const absl::flat_hash_set<TenantAccess::Tenant>& touched,
+                           WriteBatch* batch) const ABSL_EXCLUSIVE_LOCKS_REQUIRED(write_mu_)
+      ABSL_SHARED_LOCKS_REQUIRED(mu_);
+  // At open: every tenant's extent agrees with its access set, else it is rebuilt (logged).
+  absl::Status CheckExtents() ABSL_EXCLUSIVE_LOCKS_REQUIRED(write_mu_, mu_);
+  // The exact nearest of a small tenant's points, from its extent; false when it has none.
+  absl::StatusOr<bool> SearchExtent(const uint8_t* q, uint32_t k, TenantAccess::Tenant t,
+                                    std::vector<Neighbor>* result, SearchStats* st) const
+      ABSL_SHARED_LOCKS_REQUIRED(mu_);
+  // The distance from `q` (posting form) to a stored vector `raw` of point `id`, as the index
+  // computes it: exact for an appended vector, against the float16-rounded one with float16
+  // postings. `pf` and `half` are scratch.
+  float StoredDistance(const uint8_t* q, VectorId id, const uint8_t* raw, std::vector<uint8_t>* pf,
+                       std::vector<uint16_t>* half) const ABSL_SHARED_LOCKS_REQUIRED(mu_);
+  // A point's deletion, planned into a batch (its tenants' records are the caller's: they differ
+  // between an admin's delete, a tenant's and a tenant drop), then applied once it is durable.
+  struct PointDelete {
+    VectorId id;
+    bool had_appended;
+    std::vector<uint32_t> old_postings;
+  };
+  absl::Status PlanDelete(VectorId id, WriteBatch* batch, std::vector<PointDelete>* out) const
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(write_mu_) ABSL_SHARED_LOCKS_REQUIRED(mu_);
+  void ApplyDelete(const PointDelete& d) ABSL_EXCLUSIVE_LOCKS_REQUIRED(write_mu_, mu_);
+  // The live internal ids of `ext` ids (repeats dropped); the others in `missing` (may be null).
+  // Reads the store's latest state: for writers (whose plan nothing can change before it is
+  // applied), hence write_mu_. Readers read at snap_ (Get, DistancesTo).
+  absl::Status LiveIds(absl::Span<const uint64_t> ext, std::vector<VectorId>* ids,
+                       std::vector<uint64_t>* missing) const
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(write_mu_) ABSL_SHARED_LOCKS_REQUIRED(mu_);
+  // Opens index generation generation_ and marks its members in ids_.
+  absl::Status OpenGeneration() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // Loads the heads posting maintenance added and retired (the `heads` family) over base_.
+  absl::Status LoadHeads() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // FailedPrecondition naming the damage while the index is damaged.
+  absl::Status CheckServing() const ABSL_SHARED_LOCKS_REQUIRED(mu_) {
+    if (damage_.ok()) return absl::OkStatus();
+    return absl::FailedPreconditionError(
+        absl::StrCat("collection '", config_.name, "' is damaged (", damage_.message(), ")",
+                     building_ ? "; it is being rebuilt from its stored vectors"
+                               : "; rebuild it from its stored vectors with `strata-cli repair " +
+                                     config_.name + "` (the BuildIndex call)"));
+  }
+  absl::Status CheckNotDropped() const {
+    if (dropped_.load()) {
+      return absl::NotFoundError(absl::StrCat("collection '", config_.name, "' was dropped"));
+    }
+    return absl::OkStatus();
+  }
+  // Posting form: the stored bytes, normalised for cosine.
+  void ToPostingForm(const uint8_t* raw, uint8_t* out) const {
+    std::memcpy(out, raw, row_bytes_);
+    if (config_.metric == Metric::kCosine) {
+      NormalizeInPlace(reinterpret_cast<float*>(out), config_.dim);
+    }
+  }
+  const uint8_t* AppendedRow(VectorId id) const ABSL_SHARED_LOCKS_REQUIRED(mu_) {
+    return appended_.Row(id);
+  }
+  // `id`'s row as written (posting form), when memory holds it so: an appended vector's, or a
+  // built one's with native postings (with float16 postings memory holds a built vector's
+  // rounded row). Null: read it from the store.
+  const uint8_t* ExactRow(VectorId id) const ABSL_SHARED_LOCKS_REQUIRED(mu_) {
+    if (config_.posting_encoding == PostingEncoding::kFloat16 && BaseEntryLive(id)) return nullptr;
+    return appended_.Row(id);
+  }
+  // `pf` (posting form) as the built index scores it: rounded to float16 with float16 postings
+  // (in `scratch`), else `pf` itself.
+  const uint8_t* BuiltForm(const uint8_t* pf, std::vector<uint8_t>* scratch) const {
+    if (config_.posting_encoding != PostingEncoding::kFloat16) return pf;
+    scratch->resize(row_bytes_);
+    const auto* f = reinterpret_cast<const float*>(pf);
+    auto* out = reinterpret_cast<float*>(scratch->data());
+    for (uint32_t d = 0; d < config_.dim; ++d) out[d] = HalfToFloat(FloatToHalf(f[d]));
+    return scratch->data();
+  }
+  bool BaseEntryLive(VectorId id) const ABSL_SHARED_LOCKS_REQUIRED(mu_) {
+    const IdState& s = ids_[id];
+    return (s.flags & kLive) && (s.flags & kInBase) && s.version == s.base_version;
+  }
+  void SetSkip(VectorId id) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
+    if (skip_bits_.size() * 8 <= id) skip_bits_.resize(id / 8 + 1 + skip_bits_.size() / 2, 0);
+    bool skip = !BaseEntryLive(id);
+    uint8_t bit = static_cast<uint8_t>(1u << (id & 7));
+    if (skip) {
+      skip_bits_[id >> 3] |= bit;
+    } else {
+      skip_bits_[id >> 3] &= static_cast<uint8_t>(~bit);
+    }
+  }
+  // The postings a vector in posting form is appended to (empty when no index exists).
+  absl::Status PostingsFor(const uint8_t* pf, std::vector<uint32_t>* out) const
+      ABSL_SHARED_LOCKS_REQUIRED(mu_) {
+    out->clear();
+    if (base_ == nullptr) return absl::OkStatus();
+    return base_->AssignPostings(VectorView{config_.type, {pf, row_bytes_}}, &heads_overlay_, out);
+  }
+  // Removes id's row and appended entries from memory (the caller deletes their keys).
+  void DropAppended(VectorId id) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) { appended_.Drop(id); }
+  // Whether `id` has a row or appended entries; if so, deletes its entries' keys in `batch` and
+  // lists their postings in `postings`.
+  bool PlanDropAppended(VectorId id, WriteBatch* batch, std::vector<uint32_t>* postings) const
+      ABSL_SHARED_LOCKS_REQUIRED(mu_) {
+    const absl::Span<const uint32_t> old = appended_.PostingsOf(id);
+    postings->assign(old.begin(), old.end());
+    for (uint32_t q : old) batch->Delete(Cf::kPostings, PostingKey(config_.id, q, id));
+    return !old.empty() || appended_.HasRow(id);
+  }
+  // Posting maintenance ("Posting maintenance" in collection.h).
+  // Live entries past which a posting is split.
+  uint32_t PostingLimit() const ABSL_SHARED_LOCKS_REQUIRED(mu_) {
+    if (options_.posting_limit != 0) return options_.posting_limit;
+    return base_ == nullptr ? 0 : base_->entry_limit();
+  }
+  // Entries a search of `posting` scans, dead ones included.
+  uint64_t PostingEntries(uint32_t posting) const ABSL_SHARED_LOCKS_REQUIRED(mu_) {
+    uint64_t n = appended_.EntryCount(posting);
+    if (base_ != nullptr && posting < heads_overlay_.built_heads() &&
+        !heads_overlay_.IsRetired(posting)) {
+      n += base_->posting_entries(posting);
+    }
+    return n;
+  }
+  // The heads whose postings searches read: the built ones not retired, and the added ones.
+  std::vector<uint32_t> ServingHeads() const ABSL_SHARED_LOCKS_REQUIRED(mu_) {
+    std::vector<uint32_t> out;
+    if (base_ == nullptr) return out;
+    for (uint32_t h = 0; h < heads_overlay_.built_heads(); ++h) {
+      if (!heads_overlay_.IsRetired(h)) out.push_back(h);
+    }
+    heads_overlay_.ForEachAdded([&](uint32_t h, const uint8_t*) { out.push_back(h); });
+    return out;
+  }
+  // Queues for maintenance those of `postings` that are too long (or, `shrunk`, too short).
+  void NotePostings(absl::Span<const uint32_t> postings, bool shrunk)
+      ABSL_SHARED_LOCKS_REQUIRED(mu_);
+  // Splits, merges or rewrites `posting` if it calls for it.
+  absl::Status MaintainPosting(uint32_t posting) ABSL_LOCKS_EXCLUDED(write_mu_, mu_);
+  void StopMaintainer() ABSL_LOCKS_EXCLUDED(pending_mu_);
+  // Sets building_; maintenance pauses while a build runs (the install starts the queue over).
+  void SetBuilding(bool building) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
+    building_ = building;
+    MutexLock lock(&pending_mu_);
+    paused_ = building;
+  }
+  void AddAppended(VectorId id, const uint8_t* pf, absl::Span<const uint32_t> postings)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
+    appended_.Add(id, pf, postings, ids_[id].version);
+  }
+  // The checks every lexical or hybrid search makes first: k in range, a lexical index.
+  absl::Status CheckTextSearch(uint32_t k) const {
+    RETURN_IF_ERROR(CheckNotDropped());
+    if (k == 0 || k > kMaxTextK) {
+      return absl::InvalidArgumentError(
+          absl::StrCat("k of a lexical or hybrid search must be in [1, ", kMaxTextK, "], got ", k));
+    }
+    if (!options_.payload_text) {
+      return absl::FailedPreconditionError(
+          absl::StrCat("collection '", config_.name, "' has no lexical index"));
+    }
+    return absl::OkStatus();
+  }
+  // The text of point `id` as the lexical index read it, from its stored payload (phrase checks).
+  absl::StatusOr<std::string> StoredText(VectorId id, const StoreSnapshot* at) const {
+    ASSIGN_OR_RETURN(std::string payload, store_->Get(Cf::kPayloads, IdKey(config_.id, id), at));
+    return options_.payload_text(payload, config_.text_fields);
+  }
+  // Rebuilds the lexical index from the stored payloads of the live points (text_index.h).
+  absl::Status RebuildTextIndex() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // The lexical terms of a payload ({} without a lexical index or payload).
+  std::vector<std::string> PayloadTerms(absl::string_view payload) const {
+    if (!options_.payload_text || payload.empty()) return {};
+    return AnalyzeText(options_.payload_text(payload, config_.text_fields));
+  }
+  // Checks a query vector and converts it to posting form (`q`, row_bytes_).
+  absl::Status QueryForm(VectorView query, std::vector<uint8_t>* q) const;
+  // The k nearest live points to `q` (posting form), nearest first, by internal id.
+  // In a tenant's view, the k nearest of its points only (index/collection.h, "Tenants").
+  // `view` is updated when the search released mu_ (SearchIndex): the caller's view after it.
+  absl::Status DenseSearch(const uint8_t* q, uint32_t k, const SearchParams& params, ViewRef* view,
+                           std::vector<Neighbor>* result, SearchStats* st) const
+      ABSL_SHARED_LOCKS_REQUIRED(mu_);
+  // DenseSearch over the built index (base_), reading its postings with mu_ released
+  // (SearchRelock). Aborted when an install replaced the index meanwhile.
+  absl::Status SearchIndex(const uint8_t* q, uint32_t k, const SearchParams& params, ViewRef* view,
+                           std::vector<Neighbor>* result, SearchStats* st) const
+      ABSL_SHARED_LOCKS_REQUIRED(mu_);
+  // The SearchLock of SearchIndex: releases mu_ (held shared) for the postings' reads, then takes
+  // it again and gives the overlay as it is then.
+  class SearchRelock final : public SearchLock {
+   public:
+    SearchRelock(const CollectionImpl* c, const ViewRef& view) ABSL_SHARED_LOCKS_REQUIRED(c->mu_)
+        : c_(c),
+          base_(c->base_.get()),
+          gen_(c->generation_),
+          tenant_(view.ids != nullptr ? c->tenants_.Name(view.tenant) : std::string()),
+          view_(view),
+          overlay_{absl::MakeConstSpan(c->skip_bits_), &c->appended_, view.ids, &c->heads_overlay_,
+                   this} {}
+    void Unlock() override ABSL_NO_THREAD_SAFETY_ANALYSIS { c_->mu_.ReaderUnlock(); }
+    absl::StatusOr<SearchOverlay> Relock() override ABSL_NO_THREAD_SAFETY_ANALYSIS {
+      c_->mu_.ReaderLock();
+      if (!tenant_.empty()) {
+        // The tenant's view again, by name: a tenant dropped meanwhile has none (its number may
+        // even be another tenant's now); one made again under the name is a new, empty view.
+        absl::StatusOr<TenantAccess::Tenant> t = c_->tenants_.Find(tenant_);
+        if (!t.ok()) {
+          return absl::NotFoundError(
+              absl::StrCat("tenant '", tenant_, "' was dropped during the search"));
+        }
+        view_ = ViewRef{&c_->tenants_.Members(*t), *t};
+      }
+      if (c_->base_.get() != base_ || c_->generation_ != gen_) {
+        return absl::AbortedError("the index was rebuilt during the search");
+      }
+      overlay_ = SearchOverlay{absl::MakeConstSpan(c_->skip_bits_), &c_->appended_, view_.ids,
+                               &c_->heads_overlay_, this};
+      return overlay_;
+    }
+    // The view and overlay as the last Relock() found them (at first, as given).
+    const ViewRef& view() const { return view_; }
+    const SearchOverlay& overlay() const { return overlay_; }
+
+   private:
+    const CollectionImpl* const c_;
+    const SpannIndex* const base_;
+    const uint64_t gen_;
+    const std::string tenant_;  // empty: the whole collection
+    ViewRef view_;
+    SearchOverlay overlay_;
+  };
+
+  // The exact distances from `q` (posting form) to live points `ids`' stored vectors.
+  absl::Status DistancesTo(const uint8_t* q, absl::Span<const VectorId> ids,
+                           std::vector<float>* out) const ABSL_SHARED_LOCKS_REQUIRED(mu_);
+  // A synced commit of `batch` holding mu_ across the sync: only at open (Load), when no reader
+  // can wait on it yet.
+  absl::Status CommitLocked(WriteBatch* batch) ABSL_EXCLUSIVE_LOCKS_REQUIRED(write_mu_, mu_) {
+    return store_->Write(batch, /*sync=*/true);
+  }
+  // Every write of the collection's state, in three steps ("Locks" in collection.h): `plan`
+  // reads the state with mu_ held shared (searches go on) and fills `batch`; a non-empty batch
+  // is committed, holding no lock a reader takes; then it is published and `apply` changes the
+  // in-memory state, with mu_ held exclusively. Nothing is applied unless the commit succeeded.
+  // The caller holds write_mu_, so what `plan` read is what `apply` changes.
+  //
+  // `commit`: kAcknowledged is synced before it is applied, and until then readers read the store
+  // as it was before it. kMaintenance is for a write that acknowledges nothing to a caller and
+  // writes only families no reader reads from the store (versions, postings, heads: posting
+  // maintenance): it is written to the log unsynced, and the caller syncs the log (SyncWal) once
+  // it has released write_mu_, so no writer waits for that fsync. Until then a power cut rolls it
+  // back whole (a later client's synced write would have synced it too: the log keeps order). It
+  // needs no snapshot for readers either, which saves waiting twice for the searches under way.
+  enum class Commit { kAcknowledged, kMaintenance };
+  absl::Status Write(WriteBatch* batch, absl::FunctionRef<absl::Status()> plan,
+                     absl::FunctionRef<void()> apply, Commit commit = Commit::kAcknowledged)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(write_mu_) ABSL_LOCKS_EXCLUDED(mu_) {
+    {
+      ReaderMutexLock lock(&mu_);
+      RETURN_IF_ERROR(plan());
+    }
+    if (batch->count() == 0) return absl::OkStatus();
+    const bool acknowledged = commit == Commit::kAcknowledged;
+    if (acknowledged) {
+      // Until the batch is shown, readers read the store as it was before it.
+      WriterMutexLock lock(&mu_);
+      snap_ = store_->Snapshot();
+    } else {
+      for (const WriteBatch::Entry& e : batch->entries()) {
+        DCHECK(e.cf == Cf::kVersions || e.cf == Cf::kPostings || e.cf == Cf::kHeads);
+      }
+    }
+    const absl::Status committed = store_->Write(batch, /*sync=*/acknowledged);
+    if (committed.ok() && options_.test_after_commit) options_.test_after_commit();
+    WriterMutexLock lock(&mu_);
+    snap_.reset();  // the store and the state agree again: readers read the store's latest
+    if (!committed.ok()) return committed;
+    apply();
+    return absl::OkStatus();
+  }
+  // The internal id of `ext`, read at `at` (null = the latest state: writers, under write_mu_).
+  absl::StatusOr<VectorId> LookupExt(uint64_t ext, const StoreSnapshot* at = nullptr) const {
+    auto v = store_->Get(Cf::kIdMap, ExtKey(config_.id, ext), at);
+    if (!v.ok()) return v.status();
+    if (v->size() != 4) {
+      return absl::DataLossError(absl::StrCat("id map entry of ", ext, " is malformed"));
+    }
+    return ReadU32(*v, 0);
+  }
+  // Builds generation `gen` of the index from `set` (rows carry internal ids `ids` at
+  // `versions`) into its directory, atomically (a .tmp directory renamed when complete).
+  absl::Status BuildGeneration(uint64_t gen, const VectorSet& set, absl::Span<const VectorId> ids,
+                               absl::Span<const uint8_t> versions,
+                               std::function<void(const char*, uint64_t, uint64_t)> progress);
+  // Switches to generation `gen`: carries over the writes made since its snapshot, commits, and
+  // drops the previous generation.
+  absl::Status Install(uint64_t gen, absl::Span<const VectorId> ids,
+                       absl::Span<const uint8_t> versions);
+  void RebuildSkipBits() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
+    skip_bits_.assign(ids_.size() / 8 + 1, 0);
+    for (VectorId id = 0; id < ids_.size(); ++id) SetSkip(id);
+  }
+
+  MetadataStore* const store_;
+  const std::string dir_;
+  const CollectionConfig config_;  // as opened; its index_generation is generation_'s start
+  uint64_t generation_ ABSL_GUARDED_BY(mu_);
+  const CollectionOptions options_;
+  Env& env_;  // options_.env or the POSIX one
+  const size_t row_bytes_;
+  const size_t extent_rows_;  // tenants seeing at most this many points have an extent
+  const kernels::DistanceFn dist_;
+  const kernels::DistanceFn f16_dist_;  // float32 query vs float16 vector (float16 postings)
+  std::atomic<bool> dropped_{false};
+  mutable std::atomic<uint64_t> pages_read_{0}, bytes_read_{0};
+
+  Mutex build_mu_ ABSL_ACQUIRED_BEFORE(write_mu_, mu_);  // one build at a time
+  // Writers one at a time (LevelDB's writer queue, without the grouping): a write holds it from
+  // its plan (read under mu_ shared, so searches go on) through its synced commit (no mu_ at all)
+  // to its publication (mu_ exclusive, briefly). What a plan read cannot change before it is
+  // applied, since every change of the state below is made under this lock.
+  Mutex write_mu_ ABSL_ACQUIRED_BEFORE(mu_);
+  // One posting maintenance step at a time (MaintainPosting), taken before write_mu_.
+  Mutex maint_mu_ ABSL_ACQUIRED_BEFORE(write_mu_);
+  mutable Mutex mu_;
+  // While a write commits (Write): the metadata store as it was before, which readers read so
+  // that it agrees with the state below (a point being deleted still has its vector, one being
+  // replaced its old one). Null otherwise: readers read the store's latest, and no snapshot
+  // holds back RocksDB's compactions.
+  std::shared_ptr<const StoreSnapshot> snap_ ABSL_GUARDED_BY(mu_);
+  // Shared with searches reading its postings with mu_ released (a build's install may replace it
+  // meanwhile; the search keeps the old one alive, then finds the generation changed and retries).
+  std::shared_ptr<SpannIndex> base_ ABSL_GUARDED_BY(mu_);
+  std::vector<IdState> ids_ ABSL_GUARDED_BY(mu_);
+  std::vector<uint64_t> ext_of_ ABSL_GUARDED_BY(mu_);
+  std::vector<uint8_t> skip_bits_ ABSL_GUARDED_BY(mu_);
+  uint64_t live_ ABSL_GUARDED_BY(mu_) = 0;
+  uint64_t indexed_ ABSL_GUARDED_BY(mu_) = 0;
+  // Vectors not served by the built index (all of them while FLAT), in posting form.
+  // Vectors written since the build, and their postings' entries (the search reads them under
+  // mu_ held shared, through the overlay).
+  internal::AppendedVectors appended_ ABSL_GUARDED_BY(mu_);
+  // Heads posting maintenance added and retired since the generation was built.
+  internal::HeadOverlay heads_overlay_ ABSL_GUARDED_BY(mu_);
+  struct MaintenanceCounts {
+    uint64_t splits = 0, merges = 0, rewrites = 0, reassigned = 0;
+  };
+  MaintenanceCounts maintained_ ABSL_GUARDED_BY(mu_);
+  // Postings to look at, queued by writes (under mu_) and taken by maintenance; and the
+  // background thread's stop flag.
+  mutable Mutex pending_mu_ ABSL_ACQUIRED_AFTER(mu_);
+  absl::flat_hash_set<uint32_t> pending_ ABSL_GUARDED_BY(pending_mu_);
+  bool stop_ ABSL_GUARDED_BY(pending_mu_) = false;
+  bool paused_ ABSL_GUARDED_BY(pending_mu_) = false;  // building_: maintenance waits for it
+  std::thread maintainer_;
+  bool building_ ABSL_GUARDED_BY(mu_) = false;
+  // Not OK while the index generation on disk cannot be opened (Load); cleared by the rebuild.
+  absl::Status damage_ ABSL_GUARDED_BY(mu_);
+  // A posting a search found failing its checksum (or unreadable): the index serves on - the
+  // searches that read that posting fail with DataLoss - but is reported damaged and wants a
+  // rebuild. Its own lock, as searches (readers of mu_) set it; cleared by Install.
+  mutable Mutex read_damage_mu_ ABSL_ACQUIRED_AFTER(mu_);
+  mutable std::string read_damage_ ABSL_GUARDED_BY(read_damage_mu_);
+  std::vector<VectorId> dirty_ ABSL_GUARDED_BY(mu_);  // written while building_
+  TextIndex text_ ABSL_GUARDED_BY(mu_);               // empty unless options_.payload_text
+  TenantAccess tenants_ ABSL_GUARDED_BY(mu_);
+  // The learned hybrid weight (config_'s hybrid_* as opened, then SetHybridDefault's).
+  struct HybridDefault {
+    double weight;
+    double mrr;
+    uint32_t questions;
+  };
+  HybridDefault hybrid_ ABSL_GUARDED_BY(mu_);
+};
+
+}  // namespace strata::collection_internal
+
+#endif  // STRATA_INDEX_INTERNAL_COLLECTION_IMPL_H_

@@ -1,0 +1,564 @@
+// Posting maintenance (SPFresh's LIRE): CollectionImpl's splits, merges and rewrites of postings,
+// the reassignment they call for, and the background thread that runs them ("Posting
+// maintenance" in index/collection.h; "Maintenance" in docs/ARCHITECTURE.md).
+#include <pthread.h>
+
+#include <algorithm>
+#include <cmath>
+#include <cstring>
+#include <optional>
+#include <thread>
+
+#include "absl/container/flat_hash_map.h"
+#include "absl/container/flat_hash_set.h"
+#include "absl/strings/str_cat.h"
+#include "index/internal/collection_impl.h"
+#include "index/internal/posting_split.h"
+#include "storage/log.h"
+#include "storage/status_macros.h"
+
+namespace strata::collection_internal {
+namespace {
+// A posting is looked at once its entries pass 1.5x the limit (it is split when its live ones pass
+// the limit), and merged away under 1/8 of it.
+uint64_t LookAtAbove(uint32_t limit) { return uint64_t{limit} + limit / 2; }
+size_t MergeBelow(uint32_t limit) { return std::max<size_t>(1, limit / 8); }
+// Neighbouring postings whose vectors a split checks (SPFresh's second condition).
+constexpr uint32_t kSplitNeighbours = 64;
+}  // namespace
+
+void CollectionImpl::NotePostings(absl::Span<const uint32_t> postings, bool shrunk) {
+  if (base_ == nullptr || postings.empty()) return;
+  const uint32_t limit = PostingLimit();
+  MutexLock lock(&pending_mu_);
+  for (uint32_t p : postings) {
+    const uint64_t n = PostingEntries(p);
+    if (n > LookAtAbove(limit) ||
+        (shrunk && p >= heads_overlay_.built_heads() && n < MergeBelow(limit))) {
+      pending_.insert(p);
+    }
+  }
+}
+
+void CollectionImpl::StartMaintainer() {
+  if (!options_.background_maintenance) return;
+  maintainer_ = std::thread([this] {
+    // Named for `top -H`, perf and debuggers (at most 15 characters).
+    pthread_setname_np(pthread_self(), "strata-maint");
+    for (;;) {
+      {
+        MutexLock lock(&pending_mu_);
+        pending_mu_.Await(absl::Condition(
+            +[](CollectionImpl* c) ABSL_NO_THREAD_SAFETY_ANALYSIS {
+              return c->stop_ || (!c->paused_ && !c->pending_.empty());
+            },
+            this));
+        if (stop_) return;
+      }
+      if (absl::Status s = RunMaintenance(); !s.ok() && !absl::IsNotFound(s)) {
+        Log(LogLevel::kWarning, "collection '%s': posting maintenance: %s", config_.name,
+            s.message());
+      }
+    }
+  });
+}
+
+void CollectionImpl::StopMaintainer() {
+  {
+    MutexLock lock(&pending_mu_);
+    stop_ = true;
+  }
+  if (maintainer_.joinable()) maintainer_.join();
+}
+
+absl::Status CollectionImpl::RunMaintenance() {
+  absl::Status first;
+  for (;;) {
+    uint32_t p;
+    {
+      MutexLock lock(&pending_mu_);
+      if (pending_.empty() || stop_ || paused_) return first;
+      p = *pending_.begin();
+      pending_.erase(pending_.begin());
+    }
+    // A posting that fails stays as it is (queued again by the next write that touches it).
+    absl::Status s = MaintainPosting(p);
+    if (!s.ok() && first.ok()) first = s;
+  }
+}
+
+absl::Status CollectionImpl::MaintainPosting(uint32_t p) {
+  RETURN_IF_ERROR(CheckNotDropped());
+  // One step at a time, and only maintenance changes the heads (an install aside): the overlay
+  // read below is the one the commit replaces. Everything up to the commit runs beside writers
+  // (reading the state under mu_ shared, piece by piece); the commit's plan, under write_mu_,
+  // keeps only the moves whose vectors did not change meanwhile, and takes care of vectors
+  // appended to the posting meanwhile.
+  MutexLock maint_lock(&maint_mu_);
+  const uint32_t coll = config_.id;
+  std::shared_ptr<SpannIndex> base;
+  uint64_t generation = 0;
+  uint32_t limit = 0, built_heads = 0;
+  uint64_t heads_now = 0;
+  std::vector<uint8_t> old_head;
+  std::vector<VectorId> keys_in_p;  // every appended entry of p: their keys go
+  // Vectors and their rows (posting form): the posting's live members, then the neighbours'
+  // vectors that may move.
+  std::vector<uint8_t> rows;
+  absl::flat_hash_map<VectorId, size_t> row_at;
+  const auto add_row = [&](VectorId id, const uint8_t* row) {
+    row_at[id] = rows.size();
+    rows.insert(rows.end(), row, row + row_bytes_);
+  };
+  const auto row_of = [&](VectorId id) { return rows.data() + row_at.at(id); };
+  // The versions the vectors had when read: a plan for a vector changed since is dropped.
+  absl::flat_hash_map<VectorId, uint8_t> version_at;
+  std::vector<VectorId> members;
+  std::vector<VectorId> need;  // built vectors whose exact rows are read from the store
+  std::vector<HeadHit> hits;
+  std::vector<uint32_t> neighbours;
+  {
+    ReaderMutexLock lock(&mu_);
+    if (building_) {
+      // A build began since p was taken: p waits for it (the install empties the queue).
+      MutexLock pending_lock(&pending_mu_);
+      pending_.insert(p);
+      return absl::OkStatus();
+    }
+    if (base_ == nullptr || !damage_.ok()) return absl::OkStatus();
+    base = base_;
+    generation = generation_;
+    built_heads = heads_overlay_.built_heads();
+    const uint8_t* h = p < built_heads
+                           ? (heads_overlay_.IsRetired(p) ? nullptr : base->head_vector(p))
+                           : heads_overlay_.Row(p);
+    if (h == nullptr) return absl::OkStatus();  // gone since it was queued
+    old_head.assign(h, h + row_bytes_);
+    limit = PostingLimit();
+    heads_now = built_heads - heads_overlay_.retired() + heads_overlay_.added();
+    appended_.ForEachEntry(p, [&](VectorId id, uint8_t version) {
+      mu_.AssertReaderHeld();
+      keys_in_p.push_back(id);
+      const IdState& st = ids_[id];
+      if ((st.flags & kLive) && st.version == version && !row_at.contains(id)) {
+        DCHECK(appended_.Row(id) != nullptr);
+        members.push_back(id);
+        version_at[id] = version;
+        if (const uint8_t* r = ExactRow(id)) {
+          add_row(id, r);
+        } else {
+          need.push_back(id);  // a built vector moved here before (memory holds it rounded)
+        }
+      }
+    });
+    RETURN_IF_ERROR(
+        base->NearestHeads(old_head.data(), kSplitNeighbours + 1, &heads_overlay_, &hits));
+    for (const HeadHit& hit : hits) {
+      if (hit.second != p && neighbours.size() < kSplitNeighbours) neighbours.push_back(hit.second);
+    }
+  }
+  // The built posting, from disk.
+  std::vector<VectorId> built_ids;
+  std::vector<uint8_t> built_rows;
+  // A posting failing its checksum is damage, reported as a search's would be.
+  const auto read_postings = [&](absl::Span<const uint32_t> qs, std::vector<VectorId>* ids,
+                                 std::vector<uint8_t>* out,
+                                 std::vector<size_t>* ends) -> absl::Status {
+    absl::Status s = base->ReadPostings(qs, ids, out, ends);
+    if (absl::IsDataLoss(s)) {
+      ReaderMutexLock lock(&mu_);
+      if (generation_ == generation) NoteReadDamage(s);
+    }
+    return s;
+  };
+  if (p < built_heads) RETURN_IF_ERROR(read_postings({p}, &built_ids, &built_rows, nullptr));
+  {
+    ReaderMutexLock lock(&mu_);
+    for (VectorId id : built_ids) {
+      if (id >= ids_.size() || !BaseEntryLive(id) || version_at.contains(id)) continue;
+      members.push_back(id);
+      version_at[id] = ids_[id].version;
+      if (const uint8_t* r = ExactRow(id)) {
+        add_row(id, r);
+      } else {
+        need.push_back(id);
+      }
+    }
+  }
+  // Exact rows of built vectors (a float16 posting holds rounded ones), from the store.
+  // A vector deleted or replaced since it was read goes into `changed` (its step leaves it be).
+  absl::flat_hash_set<VectorId> changed;
+  const auto read_exact = [&](std::vector<VectorId>* ids) -> absl::Status {
+    std::vector<std::string> keys;
+    for (VectorId id : *ids) keys.push_back(IdKey(coll, id));
+    std::vector<absl::StatusOr<std::string>> got = store_->MultiGet(Cf::kVectors, keys);
+    std::vector<uint8_t> pf(row_bytes_);
+    for (size_t i = 0; i < ids->size(); ++i) {
+      const VectorId id = (*ids)[i];
+      if (!got[i].ok() || got[i]->size() != row_bytes_) {
+        ReaderMutexLock lock(&mu_);
+        const IdState& st = ids_[id];
+        if (absl::IsNotFound(got[i].status()) &&
+            (!(st.flags & kLive) || st.version != version_at.at(id))) {
+          changed.insert(id);  // deleted (or replaced) since: no longer this step's
+          continue;
+        }
+        return absl::DataLossError(absl::StrCat("collection '", config_.name,
+                                                "': the stored vector of internal id ", id,
+                                                " is missing or malformed"));
+      }
+      ToPostingForm(reinterpret_cast<const uint8_t*>(got[i]->data()), pf.data());
+      add_row(id, pf.data());
+    }
+    ids->clear();
+    return absl::OkStatus();
+  };
+  RETURN_IF_ERROR(read_exact(&need));
+  if (!changed.empty()) {
+    members.erase(std::remove_if(members.begin(), members.end(),
+                                 [&](VectorId id) { return changed.contains(id); }),
+                  members.end());
+  }
+
+  // What the posting calls for.
+  const size_t live = members.size();
+  const uint64_t entries = (p < built_heads ? base->posting_entries(p) : 0) + keys_in_p.size();
+  enum class Step { kSplit, kMerge, kRewrite } step;
+  internal::TwoWaySplit halves;
+  std::vector<uint8_t> member_rows;
+  if (live > limit) {
+    member_rows.reserve(live * row_bytes_);
+    for (VectorId id : members)
+      member_rows.insert(member_rows.end(), row_of(id), row_of(id) + row_bytes_);
+    if (!internal::SplitInTwo(config_.type, config_.dim, member_rows.data(), live, p,
+                              /*min_side=*/live / 8 + 1, &halves)) {
+      return absl::OkStatus();  // fewer than two rows: cannot be, as live > limit >= 1
+    }
+    step = Step::kSplit;
+  } else if (live < MergeBelow(limit) && heads_now > 1) {
+    step = Step::kMerge;
+  } else if (p < built_heads && entries > 2 * uint64_t{live}) {
+    step = Step::kRewrite;  // mostly dead entries
+  } else {
+    return absl::OkStatus();
+  }
+
+  // SPFresh's second condition: a vector of a neighbouring posting that is nearer a new head than
+  // its own posting's is reassigned when no other neighbouring head is nearer still (its nearest
+  // head, as far as the neighbourhood tells, is now a new one).
+  std::vector<uint8_t> nheads;  // the neighbours' head rows
+  {
+    ReaderMutexLock lock(&mu_);
+    for (uint32_t q : neighbours) {
+      const uint8_t* hq = q < built_heads ? base->head_vector(q) : heads_overlay_.Row(q);
+      if (hq != nullptr) nheads.insert(nheads.end(), hq, hq + row_bytes_);
+    }
+  }
+  const size_t nn = nheads.size() / row_bytes_;
+  // Whether no neighbouring head is nearer `r` than `d`: as far as the neighbourhood tells, a
+  // head at distance d is r's nearest.
+  const auto nearest_at = [&](const uint8_t* r, float d) {
+    for (size_t i = 0; i < nn; ++i) {
+      if (dist_(r, nheads.data() + i * row_bytes_, config_.dim) < d) return false;
+    }
+    return true;
+  };
+  std::vector<VectorId> candidates;
+  if (step == Step::kSplit) {
+    const uint8_t* h0 = member_rows.data() + halves.head[0] * row_bytes_;
+    const uint8_t* h1 = member_rows.data() + halves.head[1] * row_bytes_;
+    const size_t most = 2 * size_t{limit};
+    // The neighbours' heads and appended entries, then their built postings in one batch of reads.
+    struct Neighbour {
+      std::vector<uint8_t> head;
+      std::vector<VectorId> ids;  // appended entries, then built ones
+      std::vector<uint8_t> rows;
+      size_t appended = 0;
+    };
+    std::vector<Neighbour> around;
+    std::vector<uint32_t> built_around;  // built neighbours, and where they are in `around`
+    std::vector<size_t> built_at;
+    {
+      ReaderMutexLock lock(&mu_);
+      for (uint32_t q : neighbours) {
+        const uint8_t* hq = q < built_heads ? base->head_vector(q) : heads_overlay_.Row(q);
+        if (hq == nullptr) continue;
+        Neighbour& nb = around.emplace_back();
+        nb.head.assign(hq, hq + row_bytes_);
+        appended_.ForEach(q, [&](VectorId id, const uint8_t* row) {
+          nb.ids.push_back(id);
+          nb.rows.insert(nb.rows.end(), row, row + row_bytes_);
+        });
+        nb.appended = nb.ids.size();
+        if (q < built_heads) {
+          built_around.push_back(q);
+          built_at.push_back(around.size() - 1);
+        }
+      }
+    }
+    {
+      std::vector<VectorId> ids;
+      std::vector<uint8_t> qrows;
+      std::vector<size_t> ends;
+      RETURN_IF_ERROR(read_postings(built_around, &ids, &qrows, &ends));
+      size_t from = 0;
+      for (size_t j = 0; j < built_around.size(); ++j) {
+        Neighbour& nb = around[built_at[j]];
+        nb.ids.insert(nb.ids.end(), ids.begin() + from, ids.begin() + ends[j]);
+        nb.rows.insert(nb.rows.end(), qrows.begin() + from * row_bytes_,
+                       qrows.begin() + ends[j] * row_bytes_);
+        from = ends[j];
+      }
+    }
+    for (const Neighbour& nb : around) {
+      ReaderMutexLock lock(&mu_);  // (a neighbour at a time: writers go on between)
+      for (size_t i = 0; i < nb.ids.size() && candidates.size() < most; ++i) {
+        const VectorId id = nb.ids[i];
+        if (version_at.contains(id)) continue;  // a member, or already a candidate
+        if (i >= nb.appended ? id >= ids_.size() || !BaseEntryLive(id)
+                             : !(ids_[id].flags & kLive)) {
+          continue;  // dead, or deleted since it was read
+        }
+        const uint8_t* r = nb.rows.data() + i * row_bytes_;
+        const float to_new = std::min(dist_(r, h0, config_.dim), dist_(r, h1, config_.dim));
+        if (to_new >= dist_(r, nb.head.data(), config_.dim) || !nearest_at(r, to_new)) continue;
+        candidates.push_back(id);
+        version_at[id] = ids_[id].version;
+        if (const uint8_t* exact = ExactRow(id)) {
+          add_row(id, exact);
+        } else {
+          need.push_back(id);
+        }
+      }
+    }
+    RETURN_IF_ERROR(read_exact(&need));
+    if (!changed.empty()) {
+      candidates.erase(std::remove_if(candidates.begin(), candidates.end(),
+                                      [&](VectorId id) { return changed.contains(id); }),
+                       candidates.end());
+    }
+  }
+
+  // The step, worked out beside the writers: the heads after it, each member's move, the
+  // reassignments (the replica rule over the heads after it).
+  std::optional<internal::HeadOverlay> next;
+  {
+    ReaderMutexLock lock(&mu_);
+    if (generation_ != generation) return absl::OkStatus();  // an install: p is gone
+    next.emplace(heads_overlay_);
+  }
+  next->Retire(p);
+  uint32_t new_heads[2] = {0, 0};
+  int added = 0;
+  const auto add_head = [&](const uint8_t* row) {
+    const uint32_t h = next->next_head();
+    next->Add(h, row);
+    new_heads[added++] = h;
+  };
+  if (step == Step::kSplit) {
+    add_head(member_rows.data() + halves.head[0] * row_bytes_);
+    add_head(member_rows.data() + halves.head[1] * row_bytes_);
+  } else if (step == Step::kRewrite) {
+    add_head(old_head.data());
+  }
+  // The new head nearer `row` (a split or rewrite).
+  const auto nearer_new = [&](const uint8_t* row) {
+    if (added < 2) return new_heads[0];
+    return next->Distance(row, new_heads[1]) < next->Distance(row, new_heads[0]) ? new_heads[1]
+                                                                                 : new_heads[0];
+  };
+  std::vector<std::pair<VectorId, uint32_t>> moves;                   // one entry, in a new head
+  std::vector<std::pair<VectorId, std::vector<uint32_t>>> reassigns;  // the postings it joins
+  const auto reassign = [&](VectorId id, const uint8_t* row) -> absl::Status {
+    std::vector<uint32_t> postings;
+    RETURN_IF_ERROR(
+        base->AssignPostings(VectorView{config_.type, {row, row_bytes_}}, &*next, &postings));
+    reassigns.emplace_back(id, std::move(postings));
+    return absl::OkStatus();
+  };
+  for (VectorId id : members) {
+    const uint8_t* row = row_of(id);
+    if (step == Step::kMerge) {
+      RETURN_IF_ERROR(reassign(id, row));
+      continue;
+    }
+    const uint32_t to = nearer_new(row);
+    // SPFresh's first condition: a vector whose nearest head was the old one, and which is no
+    // nearer a new head than it was to the old one, may now be nearest another head: then it is
+    // reassigned. (One that was here as a further replica, nearer another head all along, stays a
+    // replica here, in the nearer half.)
+    if (step == Step::kSplit) {
+      const float d_old = dist_(row, old_head.data(), config_.dim);
+      const float d_new = next->Distance(row, to);
+      if (d_old <= d_new && nearest_at(row, d_old) && !nearest_at(row, d_new)) {
+        RETURN_IF_ERROR(reassign(id, row));
+        continue;
+      }
+    }
+    moves.emplace_back(id, to);
+  }
+  for (VectorId id : candidates) RETURN_IF_ERROR(reassign(id, row_of(id)));
+
+  // The commit: what still holds of the step, and the vectors appended to p meanwhile.
+  WriteBatch batch;
+  struct Reassigned {
+    VectorId id;
+    IdState state;
+    const uint8_t* row;
+    std::vector<uint32_t> postings;
+  };
+  std::vector<Reassigned> reassigned;
+  std::vector<std::pair<VectorId, uint32_t>> moved;
+  std::vector<uint8_t> late_rows;  // rows of vectors appended to p meanwhile
+  std::vector<std::pair<VectorId, size_t>> late_row_at;
+  const auto plan = [&]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(write_mu_)
+                        ABSL_SHARED_LOCKS_REQUIRED(mu_) -> absl::Status {
+    RETURN_IF_ERROR(CheckNotDropped());
+    if (generation_ != generation) return absl::OkStatus();  // an install: p is gone
+    if (building_) {
+      // A build began: nothing is committed, and p waits for the build (the install starts
+      // the queue over; a failed build leaves p queued).
+      MutexLock pending_lock(&pending_mu_);
+      pending_.insert(p);
+      return absl::OkStatus();
+    }
+    const auto unchanged = [&](VectorId id) {
+      mu_.AssertReaderHeld();  // plan's
+      const IdState& st = ids_[id];
+      return (st.flags & kLive) && st.version == version_at.at(id);
+    };
+    absl::flat_hash_set<VectorId> planned;
+    const auto plan_reassign = [&](VectorId id, const uint8_t* row,
+                                   std::vector<uint32_t> postings) {
+      mu_.AssertReaderHeld();  // plan's
+      Reassigned r{id, ids_[id], row, std::move(postings)};
+      r.state.version = internal::NextVersion(r.state);
+      batch.Put(Cf::kVersions, IdKey(coll, id), VersionValue(r.state));
+      for (uint32_t q : appended_.PostingsOf(id)) {
+        batch.Delete(Cf::kPostings, PostingKey(coll, q, id));
+      }
+      const std::string ver(1, static_cast<char>(r.state.version));
+      for (uint32_t q : r.postings) batch.Put(Cf::kPostings, PostingKey(coll, q, id), ver);
+      planned.insert(id);
+      reassigned.push_back(std::move(r));
+    };
+    const auto plan_move = [&](VectorId id, uint32_t to) {
+      mu_.AssertReaderHeld();  // plan's
+      batch.Put(Cf::kPostings, PostingKey(coll, to, id),
+                std::string(1, static_cast<char>(ids_[id].version)));
+      planned.insert(id);
+      moved.emplace_back(id, to);
+    };
+    for (auto& [id, postings] : reassigns) {
+      // (The row too: a version byte could come round to the same value meanwhile.)
+      const uint8_t* now = ExactRow(id);
+      if (unchanged(id) && (now == nullptr || std::memcmp(now, row_of(id), row_bytes_) == 0)) {
+        plan_reassign(id, row_of(id), std::move(postings));
+      }
+    }
+    for (const auto& [id, to] : moves) {
+      if (unchanged(id)) plan_move(id, to);
+    }
+    // p's entries now: all their keys go; a live one no plan covers was appended meanwhile.
+    std::vector<VectorId> late;
+    appended_.ForEachEntry(p, [&](VectorId id, uint8_t version) {
+      mu_.AssertReaderHeld();  // plan's
+      batch.Delete(Cf::kPostings, PostingKey(coll, p, id));
+      const IdState& st = ids_[id];
+      if ((st.flags & kLive) && st.version == version && !planned.contains(id)) late.push_back(id);
+    });
+    for (VectorId id : late) {
+      const uint8_t* row = appended_.Row(id);
+      late_row_at.emplace_back(id, late_rows.size());
+      late_rows.insert(late_rows.end(), row, row + row_bytes_);
+      if (added > 0) {
+        plan_move(id, nearer_new(row));
+      } else {
+        std::vector<uint32_t> postings;
+        RETURN_IF_ERROR(
+            base->AssignPostings(VectorView{config_.type, {row, row_bytes_}}, &*next, &postings));
+        plan_reassign(id, nullptr, std::move(postings));
+      }
+    }
+    if (p < built_heads) {
+      batch.Put(Cf::kHeads, HeadKey(coll, p), "");  // retired
+    } else {
+      batch.Delete(Cf::kHeads, HeadKey(coll, p));
+    }
+    for (int i = 0; i < added; ++i) {
+      batch.Put(
+          Cf::kHeads, HeadKey(coll, new_heads[i]),
+          absl::string_view(reinterpret_cast<const char*>(next->Row(new_heads[i])), row_bytes_));
+    }
+    return absl::OkStatus();
+  };
+  bool committed = false;
+  const auto apply = [&]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(write_mu_, mu_) {
+    committed = true;
+    heads_overlay_ = std::move(*next);
+    (void)appended_.TakePosting(p);
+    // Postings to look at next: those that grew (a split's halves are never too short:
+    // SplitInTwo keeps each at least an eighth) and those that shrank.
+    std::vector<uint32_t> touched(new_heads, new_heads + added), shrunk;
+    std::vector<uint8_t> rounded;
+    const auto row_now = [&](VectorId id) -> const uint8_t* {
+      for (const auto& [late_id, at] : late_row_at) {
+        if (late_id == id) return late_rows.data() + at;
+      }
+      return row_of(id);
+    };
+    for (const auto& [id, to] : moved) {
+      if (!appended_.HasRow(id)) {
+        // A built vector: scored everywhere as its built replicas are (float16-rounded).
+        appended_.PutRow(id, BuiltForm(row_of(id), &rounded));
+      }
+      appended_.AddEntry(to, id, ids_[id].version);
+    }
+    for (const Reassigned& r : reassigned) {
+      const uint8_t* row = r.row != nullptr ? r.row : row_now(r.id);
+      const absl::Span<const uint32_t> left = appended_.PostingsOf(r.id);
+      shrunk.insert(shrunk.end(), left.begin(), left.end());
+      DropAppended(r.id);
+      ids_[r.id] = r.state;
+      AddAppended(r.id, row, r.postings);
+      SetSkip(r.id);
+      touched.insert(touched.end(), r.postings.begin(), r.postings.end());
+    }
+    maintained_.reassigned += reassigned.size();
+    switch (step) {
+      case Step::kSplit:
+        ++maintained_.splits;
+        break;
+      case Step::kMerge:
+        ++maintained_.merges;
+        break;
+      case Step::kRewrite:
+        ++maintained_.rewrites;
+        break;
+    }
+    std::sort(touched.begin(), touched.end());
+    touched.erase(std::unique(touched.begin(), touched.end()), touched.end());
+    NotePostings(touched, /*shrunk=*/false);
+    std::sort(shrunk.begin(), shrunk.end());
+    shrunk.erase(std::unique(shrunk.begin(), shrunk.end()), shrunk.end());
+    NotePostings(shrunk, /*shrunk=*/true);
+    appended_.MaybeCompact();
+  };
+  if (options_.test_before_maintenance_commit) options_.test_before_maintenance_commit(old_head);
+  {
+    MutexLock write_lock(&write_mu_);
+    RETURN_IF_ERROR(Write(&batch, plan, apply, Commit::kMaintenance));
+  }
+  if (!committed) return absl::OkStatus();
+  // The step on disk before the next one: at most one step is ever in the log unsynced, so a
+  // power cut can tear no more than the log's last records (what recovery drops as a torn tail).
+  RETURN_IF_ERROR(store_->SyncWal());
+  Log(LogLevel::kDebug, "collection '%s': posting %d (%d live of %d entries) %s", config_.name, p,
+      live, entries,
+      step == Step::kSplit   ? absl::StrCat("split into ", new_heads[0], " and ", new_heads[1])
+      : step == Step::kMerge ? std::string("merged away")
+                             : absl::StrCat("rewritten as ", new_heads[0]));
+  return absl::OkStatus();
+}
+
+}  // namespace strata::collection_internal
