@@ -1,22 +1,16 @@
 #include "index/collection.h"
 
 #include <algorithm>
-#include <atomic>
 #include <chrono>
 #include <cmath>
 #include <cstring>
 #include <filesystem>
 #include <optional>
-#include <thread>
 
 #include "absl/container/flat_hash_map.h"
 #include "absl/container/flat_hash_set.h"
-#include "absl/strings/escaping.h"
-#include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
-#include "absl/strings/str_format.h"
 #include "absl/strings/str_join.h"
-#include "absl/strings/str_split.h"
 #include "base/check.h"
 #include "base/mutex.h"
 #include "index/internal/appended_vectors.h"
@@ -27,10 +21,8 @@
 #include "index/kernels/distance.h"
 #include "index/tenant_extent.h"
 #include "index/vector_rules.h"
-#include "storage/crc32c.h"
 #include "storage/half.h"
 #include "storage/log.h"
-#include "storage/scoped_fd.h"
 #include "storage/status_macros.h"
 
 namespace strata::collection_internal {

@@ -51,14 +51,15 @@
 // writes push past its limit (the build's entry cap) is split in two by 2-means; the two halves'
 // heads join the index's heads (internal/head_overlay.h) and the old head retires. Each vector of
 // the split posting moves to the nearer half, unless its nearest head was the old one and is now
-// neither half (SPFresh's first condition): then, like the vectors of the 64 neighbouring
+// neither half (SPFresh's first condition): then, like the vectors of the 128 neighbouring
 // postings now nearest a new head (its second), it is reassigned by the replica rule. A posting
 // left nearly empty by deletes is merged away (its vectors reassigned), and a built posting
 // mostly of dead entries is rewritten without them. One posting at a time, on a background
 // thread: the step is worked out beside writes and searches, then committed as one batch (so a
 // crash or power cut leaves it whole or not begun) whose plan, under the writer lock, drops the
 // moves of vectors written meanwhile and moves the vectors appended to the posting meanwhile; the
-// maintenance thread then syncs the log itself, holding no lock. Added heads are found through a
+// thread that ran the step then syncs the log itself, with the writer lock free again. Added
+// heads are found through a
 // graph of their own (internal/growing_graph.h). A search that read a posting whose head retired
 // meanwhile starts again.
 //

@@ -147,7 +147,8 @@ class MetadataStore {
       const = 0;
   // Writes memtables to SST files (after unlogged writes).
   [[nodiscard]] virtual absl::Status Flush() = 0;
-  // Syncs the write-ahead log: every write made so far is on disk when it returns.
+  // Syncs the write-ahead log: every write made so far through the log is on disk when it
+  // returns (writes without it are made durable by Flush).
   [[nodiscard]] virtual absl::Status SyncWal() = 0;
   // Approximate bytes on disk under `prefix`.
   [[nodiscard]] virtual uint64_t ApproximateBytes(Cf cf, absl::string_view prefix) const = 0;

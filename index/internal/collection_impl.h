@@ -11,27 +11,24 @@
 
 #include <algorithm>
 #include <atomic>
-#include <chrono>
-#include <cmath>
 #include <cstring>
-#include <optional>
+#include <functional>
+#include <memory>
 #include <thread>
 
 #include "absl/container/flat_hash_map.h"
 #include "absl/container/flat_hash_set.h"
+#include "absl/functional/function_ref.h"
 #include "absl/strings/str_cat.h"
-#include "absl/strings/str_format.h"
 #include "base/check.h"
 #include "base/mutex.h"
 #include "index/collection.h"
 #include "index/internal/appended_vectors.h"
 #include "index/internal/head_overlay.h"
 #include "index/internal/id_state.h"
-#include "index/internal/ids_file.h"
 #include "index/kernels/distance.h"
 #include "index/tenant_extent.h"
 #include "index/vector_rules.h"
-#include "storage/crc32c.h"
 #include "storage/half.h"
 #include "storage/log.h"
 #include "storage/status_macros.h"
@@ -507,9 +504,11 @@ class CollectionImpl final : public Collection {
   // as it was before it. kMaintenance is for a write that acknowledges nothing to a caller and
   // writes only families no reader reads from the store (versions, postings, heads: posting
   // maintenance): it is written to the log unsynced, and the caller syncs the log (SyncWal) once
-  // it has released write_mu_, so no writer waits for that fsync. Until then a power cut rolls it
-  // back whole (a later client's synced write would have synced it too: the log keeps order). It
-  // needs no snapshot for readers either, which saves waiting twice for the searches under way.
+  // it has released write_mu_, so no writer waits for that fsync under write_mu_ (a client's
+  // synced write that reaches RocksDB during it still waits for it there). Until then a power cut
+  // rolls it back whole (a later client's synced write would have synced it too: the log keeps
+  // order). It needs no snapshot for readers either, which saves waiting twice for the searches
+  // under way.
   enum class Commit { kAcknowledged, kMaintenance };
   absl::Status Write(WriteBatch* batch, absl::FunctionRef<absl::Status()> plan,
                      absl::FunctionRef<void()> apply, Commit commit = Commit::kAcknowledged)

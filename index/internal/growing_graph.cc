@@ -155,6 +155,11 @@ uint32_t GrowingGraph::Add(const uint8_t* row_in) {
     cand.erase(
         std::remove_if(cand.begin(), cand.end(), [&](const Pair& c) { return !alive_[c.second]; }),
         cand.end());
+    if (cand.empty() && live_ > 0) {
+      // The dead filled the beam: link to the nearest live nodes a pass over all finds.
+      SearchExhaustive(row_in, kAddBeam, &cand);
+      std::sort(cand.begin(), cand.end());
+    }
   }
   const auto node = static_cast<uint32_t>(size());
   rows_.insert(rows_.end(), row_in, row_in + row_bytes_);
