@@ -23,8 +23,9 @@ namespace {
 uint64_t LookAtAbove(uint32_t limit) { return uint64_t{limit} + limit / 2; }
 size_t MergeBelow(uint32_t limit) { return std::max<size_t>(1, limit / 8); }
 // Neighbouring postings whose vectors a split checks (SPFresh's second condition). At 200K
-// vectors under drifting updates (bench/RESULTS.md), 128 against 64 reassigned 12% fewer vectors
-// over the run (fewer splits followed) for ~0.003 more recall; 32 lost 0.008, 256 gained no more.
+// vectors under drifting updates (bench/RESULTS.md, single runs), 128 against 64 reassigned 12%
+// fewer vectors over the run (fewer splits followed) for ~0.003 more recall; 32 lost ~0.008; 256
+// was ahead of 128 in recall mid-run but not at the end, and slower early.
 constexpr uint32_t kSplitNeighbours = 128;
 }  // namespace
 
