@@ -117,6 +117,17 @@ absl::Status CollectionImpl::MaintainPosting(uint32_t p) {
   absl::flat_hash_map<VectorId, uint8_t> version_at;
   std::vector<VectorId> members;
   std::vector<VectorId> need;  // built vectors whose exact rows are read from the store
+  // Takes vector `id` into the step, with mu_ held: the version it has now, and its row (from
+  // memory, or later from the store when memory holds it rounded).
+  const auto take = [&](VectorId id) {
+    mu_.AssertReaderHeld();
+    version_at[id] = ids_[id].version;
+    if (const uint8_t* r = ExactRow(id)) {
+      add_row(id, r);
+    } else {
+      need.push_back(id);  // a built vector moved here before (memory holds it rounded)
+    }
+  };
   std::vector<HeadHit> hits;
   std::vector<uint32_t> neighbours;
   {
@@ -145,12 +156,7 @@ absl::Status CollectionImpl::MaintainPosting(uint32_t p) {
       if ((st.flags & kLive) && st.version == version && !row_at.contains(id)) {
         DCHECK(appended_.Row(id) != nullptr);
         members.push_back(id);
-        version_at[id] = version;
-        if (const uint8_t* r = ExactRow(id)) {
-          add_row(id, r);
-        } else {
-          need.push_back(id);  // a built vector moved here before (memory holds it rounded)
-        }
+        take(id);
       }
     });
     RETURN_IF_ERROR(
@@ -179,12 +185,7 @@ absl::Status CollectionImpl::MaintainPosting(uint32_t p) {
     for (VectorId id : built_ids) {
       if (id >= ids_.size() || !BaseEntryLive(id) || version_at.contains(id)) continue;
       members.push_back(id);
-      version_at[id] = ids_[id].version;
-      if (const uint8_t* r = ExactRow(id)) {
-        add_row(id, r);
-      } else {
-        need.push_back(id);
-      }
+      take(id);
     }
   }
   // Exact rows of built vectors (a float16 posting holds rounded ones), from the store.
@@ -325,12 +326,7 @@ absl::Status CollectionImpl::MaintainPosting(uint32_t p) {
         const float to_new = std::min(dist_(r, h0, config_.dim), dist_(r, h1, config_.dim));
         if (to_new >= dist_(r, nb.head.data(), config_.dim) || !nearest_at(r, to_new)) continue;
         candidates.push_back(id);
-        version_at[id] = ids_[id].version;
-        if (const uint8_t* exact = ExactRow(id)) {
-          add_row(id, exact);
-        } else {
-          need.push_back(id);
-        }
+        take(id);
       }
     }
     RETURN_IF_ERROR(read_exact(&need));
