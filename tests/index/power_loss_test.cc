@@ -92,15 +92,21 @@ absl::StatusOr<std::shared_ptr<Collection>> TheCollection(Catalog& cat, bool mak
   return cat.Create(cfg);
 }
 
+// Collections on the power-cut simulator `env`, one build thread, and posting maintenance when
+// the test says, over postings short enough to split often.
+CollectionOptions OnTheSimulator(FaultInjectionEnv* env) {
+  CollectionOptions options;
+  options.env = env;
+  options.build_threads = 1;
+  options.background_maintenance = false;
+  options.posting_limit = 6;
+  return options;
+}
+
 TEST(PowerLoss, EveryAcknowledgedWriteSurvivesACutAtAnyPoint) {
   testing::TempDir tmp;
   FaultInjectionEnv env;
-  CollectionOptions options;
-  options.env = &env;
-  options.build_threads = 1;
-  // Posting maintenance when the test says, over postings short enough to split often.
-  options.background_maintenance = false;
-  options.posting_limit = 6;
+  const CollectionOptions options = OnTheSimulator(&env);
   std::mt19937_64 rng(20261204);
   State model;           // what was acknowledged
   bool built = false;    // an acknowledged build happened
@@ -336,11 +342,7 @@ std::string DescribeTenants(const TenantState& s) {
 TEST(PowerLoss, FinishedMaintenanceStepsSurviveACutWithNoWriteAfterThem) {
   testing::TempDir tmp;
   FaultInjectionEnv env;
-  CollectionOptions options;
-  options.env = &env;
-  options.build_threads = 1;
-  options.background_maintenance = false;
-  options.posting_limit = 6;
+  const CollectionOptions options = OnTheSimulator(&env);
   std::mt19937_64 rng(5);
   const auto row = [&](uint8_t centre) {
     std::vector<uint8_t> v(kDim);
