@@ -5,6 +5,7 @@
 #include <cmath>
 #include <cstring>
 #include <filesystem>
+#include <limits>
 #include <optional>
 
 #include "absl/container/flat_hash_map.h"
@@ -185,6 +186,25 @@ absl::Status CollectionImpl::Load() {
         RETURN_IF_ERROR(load_row(id));
       }
     }
+    // Each appended vector's primary: the posting of the nearest head it has an entry in.
+    appended_.ForEachRow([&](VectorId id, const uint8_t* row) {
+      mu_.AssertHeld();  // Load's
+      uint32_t primary = 0;
+      float best = std::numeric_limits<float>::infinity();
+      for (uint32_t q : appended_.PostingsOf(id)) {
+        const uint8_t* head = HeadRow(q);
+        if (head == nullptr) continue;
+        const float d = dist_(row, head, config_.dim);
+        if (d < best) {
+          best = d;
+          primary = q;
+        }
+      }
+      if (best < std::numeric_limits<float>::infinity()) {
+        appended_.MakePrimary(id, primary);  // (the store lists a vector's postings by number)
+        GrowRadius(primary, row);
+      }
+    });
   }
   RebuildSkipBits();
   if (base_ != nullptr) {
@@ -1205,6 +1225,7 @@ absl::Status CollectionImpl::Install(uint64_t gen, absl::Span<const VectorId> id
     indexed_ = ids.size();
     appended_.Clear();
     heads_overlay_.Clear(static_cast<uint32_t>(base_->num_heads()));
+    appended_radius_.Clear();
     {
       MutexLock pending_lock(&pending_mu_);
       pending_.clear();
@@ -1554,7 +1575,8 @@ CollectionStats CollectionImpl::Stats() const {
   s.appended_vectors = appended_.size();
   s.generation = generation_;
   s.memory_bytes = appended_.MemoryBytes() + ids_.size() * (sizeof(IdState) + sizeof(uint64_t)) +
-                   skip_bits_.size() + heads_overlay_.MemoryBytes();
+                   skip_bits_.size() + heads_overlay_.MemoryBytes() +
+                   appended_radius_.MemoryBytes();
   s.added_heads = heads_overlay_.added();
   s.retired_heads = heads_overlay_.retired();
   s.splits = maintained_.splits;

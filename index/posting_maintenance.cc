@@ -4,6 +4,7 @@
 #include <pthread.h>
 
 #include <algorithm>
+#include <cmath>
 #include <cstring>
 #include <optional>
 #include <thread>
@@ -27,6 +28,12 @@ size_t MergeBelow(uint32_t limit) { return std::max<size_t>(1, limit / 8); }
 // fewer vectors over the run (fewer splits followed) for ~0.003 more recall; 32 lost ~0.008; 256
 // was ahead of 128 in recall mid-run but not at the end, and slower early.
 constexpr uint32_t kSplitNeighbours = 128;
+// Postings beyond the neighbourhood whose vectors a split checks too, the widest first
+// (posting_radii.h): at most this many, which bounds a step's cost. At 200K vectors under
+// drifting updates (bench/RESULTS.md; single runs of 20 rounds, so +-0.005 of recall), at most
+// 64 / 256 / any number of them gave recall@10 at 10% replaced of 0.967 / 0.972 / 0.971 against
+// 0.962 with none, and updates/s over rounds 11-20 of 2,834 / 2,088 / 1,262 against 2,876.
+constexpr size_t kFarPostings = 128;
 }  // namespace
 
 void CollectionImpl::NotePostings(absl::Span<const uint32_t> postings, bool shrunk) {
@@ -267,6 +274,12 @@ absl::Status CollectionImpl::MaintainPosting(uint32_t p) {
     return true;
   };
   std::vector<VectorId> candidates;
+  struct Remeasured {
+    uint32_t posting;
+    uint64_t stamp;
+    float radius;
+  };
+  std::vector<Remeasured> remeasured;  // far postings' radii, measured again
   if (step == Step::kSplit) {
     const uint8_t* h0 = member_rows.data() + halves.head[0] * row_bytes_;
     const uint8_t* h1 = member_rows.data() + halves.head[1] * row_bytes_;
@@ -279,8 +292,23 @@ absl::Status CollectionImpl::MaintainPosting(uint32_t p) {
       size_t appended = 0;
     };
     std::vector<Neighbour> around;
+    std::vector<uint32_t> far;  // postings beyond the neighbourhood, their appended entries only
     std::vector<uint32_t> built_around;  // built neighbours, and where they are in `around`
     std::vector<size_t> built_at;
+    const bool euclidean = config_.metric != Metric::kInnerProduct;
+    // A head's Euclidean distance to the nearer new head.
+    const auto to_new_head = [&](const uint8_t* hq) {
+      return std::min(kernels::EuclideanOf(config_.metric, dist_(hq, h0, config_.dim)),
+                      kernels::EuclideanOf(config_.metric, dist_(hq, h1, config_.dim)));
+    };
+    float far_from = -1;  // < 0: every head is a neighbour, or no bound (inner product)
+    if (euclidean && hits.size() >= kSplitNeighbours + 1) {
+      const float spread =
+          std::max(kernels::EuclideanOf(config_.metric, dist_(old_head.data(), h0, config_.dim)),
+                   kernels::EuclideanOf(config_.metric, dist_(old_head.data(), h1, config_.dim)));
+      far_from =
+          std::max(0.0f, (kernels::EuclideanOf(config_.metric, hits.back().first) - spread) / 2);
+    }
     {
       ReaderMutexLock lock(&mu_);
       for (uint32_t q : neighbours) {
@@ -297,6 +325,21 @@ absl::Status CollectionImpl::MaintainPosting(uint32_t p) {
           built_around.push_back(q);
           built_at.push_back(around.size() - 1);
         }
+      }
+      // Postings beyond the neighbourhood whose appended primaries may reach a new head. One
+      // beyond it has its head at least r_far - spread from a new head (r_far: the farthest
+      // neighbour's distance from the old head; spread: the new heads' own), so only radii over
+      // half of that can reach (as far as the graph's walk found the neighbourhood exactly).
+      if (far_from >= 0) {
+        const absl::flat_hash_set<uint32_t> near_set(neighbours.begin(), neighbours.end());
+        size_t visited = 0;  // (bounded too: the lock is held)
+        appended_radius_.ForEachWiderThan(far_from, [&](uint32_t q, float r) {
+          mu_.AssertReaderHeld();
+          if (q == p || near_set.contains(q)) return true;
+          const uint8_t* hq = HeadRow(q);
+          if (hq != nullptr && to_new_head(hq) < 2.0f * r) far.push_back(q);
+          return far.size() < kFarPostings && ++visited < 8 * kFarPostings;
+        });
       }
     }
     {
@@ -328,6 +371,31 @@ absl::Status CollectionImpl::MaintainPosting(uint32_t p) {
         candidates.push_back(id);
         take(id);
       }
+    }
+    // The far postings' entries, in memory: as above, for the entries far enough from their
+    // head to be nearer a new head (|v - h| < |v - hq| needs |v - hq| > |hq - h| / 2). Each far
+    // posting's radius is measured again over its primaries on the way: the commit narrows the
+    // recorded one to it, unless it grew meanwhile (so the widest are not the same ones always).
+    for (uint32_t q : far) {
+      ReaderMutexLock lock(&mu_);
+      const uint8_t* hq = HeadRow(q);
+      if (hq == nullptr) continue;
+      const float half_way = to_new_head(hq) / 2;
+      float radius = 0;
+      appended_.ForEach(q, [&](VectorId id, const uint8_t* r) {
+        mu_.AssertReaderHeld();
+        const float own = dist_(r, hq, config_.dim);
+        if (appended_.PostingsOf(id).front() == q) {
+          radius = std::max(radius, kernels::EuclideanOf(config_.metric, own));
+        }
+        if (candidates.size() >= most || version_at.contains(id)) return;
+        if (!(kernels::EuclideanOf(config_.metric, own) > half_way)) return;
+        const float to_new = std::min(dist_(r, h0, config_.dim), dist_(r, h1, config_.dim));
+        if (to_new >= own || !nearest_at(r, to_new)) return;
+        candidates.push_back(id);
+        take(id);
+      });
+      remeasured.push_back({q, appended_radius_.Stamp(q), radius});
     }
     RETURN_IF_ERROR(read_exact(&need));
     if (!changed.empty()) {
@@ -447,10 +515,19 @@ absl::Status CollectionImpl::MaintainPosting(uint32_t p) {
       planned.insert(id);
       moved.emplace_back(id, to);
     };
+    // A reassignment that would give a vector the postings it has, primary first, is left out.
+    const auto has_already = [&](VectorId id, const std::vector<uint32_t>& postings) {
+      mu_.AssertReaderHeld();               // plan's
+      if (BaseEntryLive(id)) return false;  // (it would leave the built postings)
+      const absl::Span<const uint32_t> now = appended_.PostingsOf(id);
+      return now.size() == postings.size() && !now.empty() && now[0] == postings[0] &&
+             std::is_permutation(now.begin(), now.end(), postings.begin());
+    };
     for (auto& [id, postings] : reassigns) {
       // (The row too: a version byte could come round to the same value meanwhile.)
       const uint8_t* now = ExactRow(id);
-      if (unchanged(id) && (now == nullptr || std::memcmp(now, row_of(id), row_bytes_) == 0)) {
+      if (unchanged(id) && (now == nullptr || std::memcmp(now, row_of(id), row_bytes_) == 0) &&
+          !has_already(id, postings)) {
         plan_reassign(id, row_of(id), std::move(postings));
       }
     }
@@ -494,7 +571,8 @@ absl::Status CollectionImpl::MaintainPosting(uint32_t p) {
   const auto apply = [&]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(write_mu_, mu_) {
     committed = true;
     heads_overlay_ = std::move(*next);
-    (void)appended_.TakePosting(p);
+    appended_radius_.Erase(p);
+    for (const Remeasured& m : remeasured) appended_radius_.Narrow(m.posting, m.stamp, m.radius);
     // Postings to look at next: those that grew (a split's halves are never too short:
     // SplitInTwo keeps each at least an eighth) and those that shrank.
     std::vector<uint32_t> touched(new_heads, new_heads + added), shrunk;
@@ -510,8 +588,10 @@ absl::Status CollectionImpl::MaintainPosting(uint32_t p) {
         // A built vector: scored everywhere as its built replicas are (float16-rounded).
         appended_.PutRow(id, BuiltForm(row_of(id), &rounded));
       }
-      appended_.AddEntry(to, id, ids_[id].version);
+      appended_.AddEntry(to, id, ids_[id].version, /*in_place_of=*/p);
+      if (appended_.PostingsOf(id).front() == to) GrowRadius(to, appended_.Row(id));
     }
+    (void)appended_.TakePosting(p);  // (after the moves, which take p's place in their lists)
     for (const Reassigned& r : reassigned) {
       const uint8_t* row = r.row != nullptr ? r.row : row_now(r.id);
       const absl::Span<const uint32_t> left = appended_.PostingsOf(r.id);

@@ -24,9 +24,20 @@ void AppendedVectors::Add(VectorId id, const uint8_t* row, absl::Span<const uint
   for (uint32_t p : postings) AddEntry(p, id, version);
 }
 
-void AppendedVectors::AddEntry(uint32_t posting, VectorId id, uint8_t version) {
+void AppendedVectors::AddEntry(uint32_t posting, VectorId id, uint8_t version,
+                               uint32_t in_place_of) {
   entries_[posting].push_back({id, version});
-  postings_of_[id].push_back(posting);
+  std::vector<uint32_t>& of = postings_of_[id];
+  auto at = std::find(of.begin(), of.end(), in_place_of);
+  of.insert(at, posting);  // (before the one it replaces; at the end when that is not listed)
+}
+
+void AppendedVectors::MakePrimary(VectorId id, uint32_t posting) {
+  auto of = postings_of_.find(id);
+  if (of == postings_of_.end()) return;
+  std::vector<uint32_t>& ps = of->second;
+  auto at = std::find(ps.begin(), ps.end(), posting);
+  if (at != ps.end()) std::rotate(ps.begin(), at, at + 1);
 }
 
 void AppendedVectors::Drop(VectorId id) {

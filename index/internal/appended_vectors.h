@@ -44,11 +44,18 @@ class AppendedVectors final : public AppendedEntries {
   // Stores `id`'s row only (the entries come from AddEntry).
   void PutRow(VectorId id, const uint8_t* row);
   [[nodiscard]] bool HasRow(VectorId id) const { return rows_.contains(id); }
-  // Appends (id, version) to `posting`; the row comes from Add or PutRow.
-  void AddEntry(uint32_t posting, VectorId id, uint8_t version);
+  // Appends (id, version) to `posting`; the row comes from Add or PutRow. `id`'s posting list
+  // (PostingsOf) gets `posting` in the place of `in_place_of` when it lists that one (a move out
+  // of a posting about to go), at its end otherwise.
+  void AddEntry(uint32_t posting, VectorId id, uint8_t version, uint32_t in_place_of = UINT32_MAX);
+  // Puts `posting` first in `id`'s posting list (a no-op when it is not listed).
+  void MakePrimary(VectorId id, uint32_t posting);
   // Removes `id`'s row and all its appended entries.
   void Drop(VectorId id);
-  // The postings `id` has appended entries in (empty when none).
+  // The postings `id` has appended entries in (empty when none). The first is the vector's
+  // primary (posting_radii.h): the nearest head when it was placed (Add gets the replica rule's
+  // order, nearest first), or the posting a split moved it to out of its primary; the open puts
+  // the nearest first again. The others follow in no order that matters.
   [[nodiscard]] absl::Span<const uint32_t> PostingsOf(VectorId id) const;
   // Appended entries in `posting`, live or not.
   [[nodiscard]] size_t EntryCount(uint32_t posting) const {

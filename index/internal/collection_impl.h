@@ -26,6 +26,7 @@
 #include "index/internal/appended_vectors.h"
 #include "index/internal/head_overlay.h"
 #include "index/internal/id_state.h"
+#include "index/internal/posting_radii.h"
 #include "index/kernels/distance.h"
 #include "index/tenant_extent.h"
 #include "index/vector_rules.h"
@@ -402,6 +403,19 @@ class CollectionImpl final : public Collection {
   void AddAppended(VectorId id, const uint8_t* pf, absl::Span<const uint32_t> postings)
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
     appended_.Add(id, pf, postings, ids_[id].version);
+    if (!postings.empty()) GrowRadius(postings[0], pf);  // (nearest first: the primary)
+  }
+  // Serving head `q`'s row (posting form); null for a head neither built and serving nor added.
+  const uint8_t* HeadRow(uint32_t q) const ABSL_SHARED_LOCKS_REQUIRED(mu_) {
+    if (q >= heads_overlay_.built_heads()) return heads_overlay_.Row(q);
+    return heads_overlay_.IsRetired(q) ? nullptr : base_->head_vector(q);
+  }
+  // Widens posting q's radius to reach `pf` (posting form), a vector that joined it.
+  void GrowRadius(uint32_t q, const uint8_t* pf) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
+    if (config_.metric == Metric::kInnerProduct || base_ == nullptr) return;
+    const uint8_t* head = HeadRow(q);
+    if (head == nullptr) return;
+    appended_radius_.Grow(q, kernels::EuclideanOf(config_.metric, dist_(pf, head, config_.dim)));
   }
   // The checks every lexical or hybrid search makes first: k in range, a lexical index.
   absl::Status CheckTextSearch(uint32_t k) const {
@@ -604,6 +618,10 @@ class CollectionImpl final : public Collection {
     uint64_t splits = 0, merges = 0, rewrites = 0, reassigned = 0;
   };
   MaintenanceCounts maintained_ ABSL_GUARDED_BY(mu_);
+  // How far each posting's appended primaries lie from its head (posting_radii.h): a split
+  // checks, beside its neighbouring postings, the farther ones wide enough to reach a new head.
+  // Not kept under the inner product.
+  internal::PostingRadii appended_radius_ ABSL_GUARDED_BY(mu_);
   // Postings to look at, queued by writes (under mu_) and taken by maintenance; and the
   // background thread's stop flag.
   mutable Mutex pending_mu_ ABSL_ACQUIRED_AFTER(mu_);

@@ -11,6 +11,8 @@
 #ifndef STRATA_INDEX_KERNELS_DISTANCE_H_
 #define STRATA_INDEX_KERNELS_DISTANCE_H_
 
+#include <algorithm>
+#include <cmath>
 #include <cstddef>
 #include <cstdint>
 
@@ -57,6 +59,20 @@ struct KernelTable {
 }
 [[nodiscard]] inline DistanceBatchFn GetBatch(const KernelTable& t, ElementType e, Metric m) {
   return t.batch[TypeSlot(e)][MetricSlot(m)];
+}
+// The Euclidean distance |a - b| that a kernel's distance `d` stands for under metric `m`, for
+// bounds by the triangle inequality; -1 under kInnerProduct, which has none. (kCosine's inputs are
+// unit vectors: |a - b|^2 = 2 + 2 d.)
+[[nodiscard]] inline float EuclideanOf(Metric m, float d) {
+  switch (m) {
+    case Metric::kL2:
+      return std::sqrt(std::max(d, 0.0f));
+    case Metric::kCosine:
+      return std::sqrt(std::max(2.0f + 2.0f * d, 0.0f));
+    case Metric::kInnerProduct:
+      break;
+  }
+  return -1;
 }
 
 }  // namespace strata::kernels

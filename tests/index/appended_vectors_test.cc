@@ -55,6 +55,33 @@ TEST(AppendedVectors, ServesLiveCurrentEntriesOnly) {
   EXPECT_TRUE(Seen(a, 9).empty());
 }
 
+// A vector's postings are listed as given, nearest head first (its primary); a move out of a
+// posting that is about to go takes that posting's place in the list, so a moved primary stays
+// first; and the open, which reads postings by number, can put the primary first again.
+TEST(AppendedVectors, KeepsTheirPrimaryFirst) {
+  std::vector<IdState> ids(2, IdState{0, 0, kLive});
+  AppendedVectors a(4, &ids);
+  const auto of = [&](VectorId id) {
+    return std::vector<uint32_t>(a.PostingsOf(id).begin(), a.PostingsOf(id).end());
+  };
+  const uint32_t postings[] = {9, 4, 6};
+  a.Add(0, Row(1).data(), postings, 0);
+  EXPECT_EQ(of(0), (std::vector<uint32_t>{9, 4, 6}));
+  a.AddEntry(12, 0, 0, /*in_place_of=*/9);  // posting 9 splits; 0 moves to 12
+  (void)a.TakePosting(9);
+  EXPECT_EQ(of(0), (std::vector<uint32_t>{12, 4, 6}));
+  a.AddEntry(13, 0, 0, /*in_place_of=*/99);  // not listed: at the end
+  EXPECT_EQ(of(0), (std::vector<uint32_t>{12, 4, 6, 13}));
+  a.MakePrimary(0, 6);
+  EXPECT_EQ(of(0), (std::vector<uint32_t>{6, 12, 4, 13}));
+  a.MakePrimary(0, 77);  // not listed: a no-op
+  a.MakePrimary(1, 6);   // no entries: a no-op
+  EXPECT_EQ(of(0), (std::vector<uint32_t>{6, 12, 4, 13}));
+  EXPECT_TRUE(of(1).empty());
+  EXPECT_EQ(Seen(a, 12).size(), 1u);
+  EXPECT_TRUE(Seen(a, 9).empty());
+}
+
 TEST(AppendedVectors, CompactionReclaimsHolesAndKeepsEveryRow) {
   std::vector<IdState> ids(100, IdState{0, 0, kLive});
   AppendedVectors a(4, &ids, /*compact_bytes=*/64);

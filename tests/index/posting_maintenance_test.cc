@@ -4,6 +4,7 @@
 // surviving a reopen.
 #include <algorithm>
 #include <atomic>
+#include <cmath>
 #include <map>
 #include <random>
 #include <thread>
@@ -204,6 +205,73 @@ TEST(PostingMaintenance, SplitsKeepRecallUnderDriftAndSurviveAReopen) {
     }
   }
   ExpectAllReachable(*c, live, base);
+}
+
+void WritePoint(Collection* c, uint64_t id, float x, float y) {
+  const float v[2] = {x, y};
+  std::vector<PointInput> rows = {{id, VectorView::Of(absl::MakeConstSpan(v)).bytes, {}}};
+  std::vector<RowError> errors;
+  uint64_t upserted = 0;
+  ASSERT_TRUE(c->Upsert(rows, &errors, &upserted).ok());
+  ASSERT_EQ(upserted, 1u);
+}
+
+// A vector written while no head is near it joins the nearest there is, far away; a split of a
+// posting elsewhere that later brings a head near it moves it there, though its posting is not
+// among that posting's neighbours (also when the collection was reopened in between: the open
+// measures the postings' radii again). The built vectors lie on a circle of radius 100; the
+// vector is at its centre (nearest the head at angle 0), and a cluster half way to the head at
+// angle 180 (nearest that head) splits that head's posting. The posting at angle 0 is opposite:
+// not one of the 128 heads nearest the split's.
+TEST(PostingMaintenance, AVectorFarFromEveryHeadJoinsTheHeadASplitBringsNearIt) {
+  for (const bool reopen : {false, true}) {
+    SCOPED_TRACE(reopen ? "reopened in between" : "not reopened");
+    TempDir tmp;
+    constexpr int kCircle = 2000;
+    VectorSet circle;
+    circle.type = ElementType::kFloat32;
+    circle.dim = 2;
+    std::vector<float> xy;
+    for (int i = 0; i < kCircle; ++i) {
+      const double angle = 2 * M_PI * i / kCircle;
+      xy.push_back(static_cast<float>(100 * std::cos(angle)));
+      xy.push_back(static_cast<float>(100 * std::sin(angle)));
+    }
+    circle.data.assign(reinterpret_cast<const uint8_t*>(xy.data()),
+                       reinterpret_cast<const uint8_t*>(xy.data() + xy.size()));
+    circle.n = kCircle;
+    auto cat = *Catalog::Open(tmp.path(), Options());
+    auto c = Create(cat.get(), circle);
+    Upsert(c.get(), circle, 0);
+    ASSERT_TRUE(c->BuildIndex().ok());
+    ASSERT_GT(c->Stats().heads, 2 * 128u + 2);  // (so that the two sides are not neighbours)
+    // The far vector: ~99 from every head, nearest the one at angle 0.
+    ASSERT_NO_FATAL_FAILURE(WritePoint(c.get(), 100000, 1, 0));
+    ASSERT_TRUE(c->RunMaintenance().ok());
+    if (reopen) {
+      c.reset();
+      cat.reset();
+      cat = *Catalog::Open(tmp.path(), Options());
+      c = *cat->Find("c");
+    }
+    for (int i = 0; i < 3 * static_cast<int>(kLimit); ++i) {  // the cluster, 50 from the centre
+      ASSERT_NO_FATAL_FAILURE(WritePoint(c.get(), 200000 + i,
+                                         -50 + 0.01f * static_cast<float>(i % 11),
+                                         0.01f * static_cast<float>(i / 11)));
+    }
+    ASSERT_TRUE(c->RunMaintenance().ok());
+    EXPECT_GT(c->Stats().splits, 0u);
+    // Its nearest head is now in the cluster (~50 away): a search reading that head's posting
+    // alone finds it.
+    const float v[2] = {1, 0};
+    SearchParams one;
+    one.max_postings = 1;
+    std::vector<Hit> hits;
+    ASSERT_TRUE(c->Search(VectorView::Of(absl::MakeConstSpan(v)), 1, one, &hits).ok());
+    ASSERT_EQ(hits.size(), 1u);
+    EXPECT_EQ(hits[0].id, 100000u);
+    EXPECT_EQ(hits[0].distance, 0.0f);
+  }
 }
 
 // Deleting what drifted in empties the postings its splits made: they are merged away, and no
