@@ -3,10 +3,13 @@
 // drifted distribution (a second generator seed), with a searcher thread running throughout, and
 // lets posting maintenance finish. After each round it reports, at fixed search settings (the
 // build's default budget): recall@10 against brute force over the live vectors, quiet search
-// latency p50/p99, the posting length distribution, RAM and disk, and the round's update
-// throughput. Two collections run the same rounds side by side: one with posting maintenance
-// (LIRE) and one append-only (maintenance off: the path before it). Every `rebuild_every` rounds a
-// third collection is built fresh from the live vectors, for the same measurements.
+// latency p50/p99, the posting length distribution, RAM and disk, the round's update
+// throughput, and a check of the partition: the share of sampled live vectors (base and drifted
+// apart) in their nearest head's posting, found by a search that reads one posting (a build puts
+// nearly every vector there). Two collections run the same rounds side by side: one with
+// posting maintenance (LIRE) and one append-only (maintenance off: the path before it). Every
+// `rebuild_every` rounds a third collection is built fresh from the live vectors, for the same
+// measurements.
 #include <algorithm>
 #include <atomic>
 #include <chrono>
@@ -51,6 +54,11 @@ double Quantile(std::vector<double> v, double q) {
 
 struct Measure {
   double recall = 0, recall_base = 0, recall_drifted = 0, p50_us = 0, p99_us = 0;
+  // Shares of sampled live vectors that a search reading one posting finds (the vector is in its
+  // nearest head's posting, as a build puts nearly every vector): base rows and drifted rows;
+  // -1 when none was sampled. Necessary for a good partition, not sufficient: the append-only
+  // path, whose heads never change, keeps it at 1.
+  double own_base = -1, own_drifted = -1;
   uint32_t posting_p50 = 0, posting_p99 = 0, posting_max = 0;
   uint64_t heads = 0, memory = 0, disk = 0;
 };
@@ -98,21 +106,52 @@ Measure MeasureOf(const Collection& c, const VectorSet& rows, const std::vector<
     m.posting_p99 = lengths[lengths.size() * 99 / 100];
     m.posting_max = lengths.back();
   }
+  {
+    SearchParams one = params;
+    one.max_postings = 1;
+    const uint64_t base_rows = absl::GetFlag(FLAGS_n);
+    uint64_t found_in[2] = {0, 0}, sampled[2] = {0, 0};
+    for (size_t i = 0; i < live.size(); i += 97) {
+      const uint64_t r = live[i];
+      const int drifted = r >= base_rows ? 1 : 0;
+      std::vector<Hit> hits;
+      if (!c.Search(VectorView{rows.type, {rows.row(r), rows.row_bytes()}}, 1, one, &hits).ok()) {
+        continue;
+      }
+      ++sampled[drifted];
+      found_in[drifted] += !hits.empty() && hits[0].distance == 0;
+    }
+    const auto share = [&](int k) {
+      return sampled[k] == 0 ? -1.0
+                             : static_cast<double>(found_in[k]) / static_cast<double>(sampled[k]);
+    };
+    m.own_base = share(0);
+    m.own_drifted = share(1);
+  }
   const CollectionStats st = c.Stats();
   m.heads = lengths.size();
   m.memory = st.memory_bytes;
   m.disk = st.disk_bytes;
-  (void)rows;
   return m;
+}
+
+// A share with three decimals, or "-" for none (-1).
+std::string Share(double share) {
+  if (share < 0) return "-";
+  char buf[16];
+  std::snprintf(buf, sizeof buf, "%.3f", share);
+  return buf;
 }
 
 void Print(const char* what, int round, const Measure& m, double vectors_per_s) {
   std::printf(
-      "| %d | %s | %.4f | %.3f / %.3f | %.0f | %.0f | %u / %u / %u | %lu | %.1f | %.1f | %s |\n",
+      "| %d | %s | %.4f | %.3f / %.3f | %.0f | %.0f | %u / %u / %u | %lu | %.1f | %.1f | %s | "
+      "%s / %s |\n",
       round, what, m.recall, m.recall_base, m.recall_drifted, m.p50_us, m.p99_us, m.posting_p50,
       m.posting_p99, m.posting_max, static_cast<unsigned long>(m.heads), m.memory / 1048576.0,
       m.disk / 1048576.0,
-      vectors_per_s > 0 ? std::to_string(static_cast<int>(vectors_per_s)).c_str() : "");
+      vectors_per_s > 0 ? std::to_string(static_cast<int>(vectors_per_s)).c_str() : "",
+      Share(m.own_base).c_str(), Share(m.own_drifted).c_str());
   std::fflush(stdout);
 }
 
@@ -201,8 +240,9 @@ int Run() {
       "searches read %u postings\n"
       "| round | index | recall@10 | base / drifted queries | p50 us | p99 us | posting entries "
       "p50 / "
-      "p99 / max | heads | RAM MiB | disk MiB | updates/s |\n"
-      "|---|---|---|---|---|---|---|---|---|---|---|\n",
+      "p99 / max | heads | RAM MiB | disk MiB | updates/s | in nearest posting, base / drifted "
+      "|\n"
+      "|---|---|---|---|---|---|---|---|---|---|---|---|\n",
       n, rounds, per_round, per_round, batch, fixed.max_postings);
   {
     const GroundTruth gt = truth();
