@@ -59,11 +59,8 @@ inline std::string IntKey(uint32_t coll, VectorId id) {
   AppendU32(&k, id);
   return k;
 }
-inline std::string HeadKey(uint32_t coll, uint32_t head) {
-  std::string k = CollPrefix(coll);
-  AppendU32(&k, head);
-  return k;
-}
+// (Laid out as IdKey, in the heads family.)
+inline std::string HeadKey(uint32_t coll, uint32_t head) { return IdKey(coll, head); }
 
 inline std::string PostingKey(uint32_t coll, uint32_t posting, VectorId id) {
   std::string k = CollPrefix(coll);

@@ -31,7 +31,7 @@ class PostingRadii final {
   void Grow(uint32_t posting, float radius) {
     auto [it, fresh] = radius_.try_emplace(posting, Record{radius, 0});
     Record& r = it->second;
-    ++r.grows;
+    r.stamp = ++stamps_;
     if (fresh) {
       by_radius_.insert({radius, posting});
       return;
@@ -44,13 +44,13 @@ class PostingRadii final {
   // What Narrow needs to know that nothing joined posting `posting` since (0: nothing recorded).
   [[nodiscard]] uint64_t Stamp(uint32_t posting) const {
     auto it = radius_.find(posting);
-    return it == radius_.end() ? 0 : it->second.grows;
+    return it == radius_.end() ? 0 : it->second.stamp;
   }
   // Sets posting `posting`'s radius to `radius` (0: forgets it), measured when Stamp gave
   // `stamp`: a no-op when a vector joined it since (or it went), or when `radius` is no lower.
   void Narrow(uint32_t posting, uint64_t stamp, float radius) {
     auto it = radius_.find(posting);
-    if (it == radius_.end() || it->second.grows != stamp || radius >= it->second.radius) return;
+    if (it == radius_.end() || it->second.stamp != stamp || radius >= it->second.radius) return;
     by_radius_.erase({it->second.radius, posting});
     if (radius <= 0) {
       radius_.erase(it);
@@ -91,8 +91,9 @@ class PostingRadii final {
  private:
   struct Record {
     float radius;
-    uint64_t grows;  // Grow calls so far (Narrow's check that nothing joined meanwhile)
+    uint64_t stamp;  // the last Grow's (Narrow's check that nothing joined meanwhile)
   };
+  uint64_t stamps_ = 0;  // Grow calls so far, over all postings: a stamp is never given twice
   absl::flat_hash_map<uint32_t, Record> radius_;
   std::set<std::pair<float, uint32_t>> by_radius_;
 };
