@@ -336,6 +336,7 @@ absl::Status CollectionImpl::Upsert(const Scope& scope, absl::Span<const PointIn
   std::vector<Change> changes;
   changes.reserve(last.size());
   WriteBatch batch;
+  std::vector<TenantExtents::Change> extent_changes;
   const uint32_t coll = config_.id;
   VectorId next_id = 0;
   std::vector<TenantAccess::Change> access;
@@ -482,7 +483,7 @@ absl::Status CollectionImpl::Upsert(const Scope& scope, absl::Span<const PointIn
     for (auto& [t, ids] : owns) access.push_back(tenants_.PlanOwn(t, ids, &batch));
     absl::flat_hash_map<VectorId, const uint8_t*> stored_vectors;
     for (const Change& c : changes) stored_vectors[c.id] = points[c.row].vector.data();
-    RETURN_IF_ERROR(PlanExtents(access, stored_vectors, touched, &batch));
+    RETURN_IF_ERROR(PlanExtents(access, stored_vectors, touched, &batch, &extent_changes));
     return absl::OkStatus();
   };
   const auto apply = [&]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(write_mu_, mu_) {
@@ -506,6 +507,7 @@ absl::Status CollectionImpl::Upsert(const Scope& scope, absl::Span<const PointIn
       if (building_) dirty_.push_back(c.id);
     }
     for (const TenantAccess::Change& a : access) tenants_.Apply(a);
+    for (const TenantExtents::Change& e : extent_changes) extents_.Apply(e);
     appended_.MaybeCompact();
   };
   RETURN_IF_ERROR(Write(&batch, plan, apply));
@@ -579,6 +581,7 @@ absl::Status CollectionImpl::Delete(const Scope& scope, absl::Span<const uint64_
   // Writers one at a time; the plan reads the state under the shared lock (searches go on).
   MutexLock write_lock(&write_mu_);
   WriteBatch batch;
+  std::vector<TenantExtents::Change> extent_changes;
   std::vector<TenantAccess::Change> access;
   std::vector<VectorId> gone;  // points deleted outright
   std::vector<PointDelete> plans;
@@ -611,10 +614,11 @@ absl::Status CollectionImpl::Delete(const Scope& scope, absl::Span<const uint64_
     }
     for (VectorId id : gone) RETURN_IF_ERROR(PlanDelete(id, &batch, &plans));
     if (batch.count() == 0) return absl::OkStatus();
-    return PlanExtents(access, {}, {}, &batch);
+    return PlanExtents(access, {}, {}, &batch, &extent_changes);
   };
   return Write(&batch, plan, [&]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(write_mu_, mu_) {
     for (const TenantAccess::Change& c : access) tenants_.Apply(c);
+    for (const TenantExtents::Change& e : extent_changes) extents_.Apply(e);
     for (const PointDelete& d : plans) ApplyDelete(d);
     if (scope.whole()) *deleted = plans.size();
   });
@@ -679,7 +683,7 @@ absl::Status CollectionImpl::DenseSearch(const uint8_t* q, uint32_t k, const Sea
                                          SearchStats* st) const {
   for (int attempt = 0;; ++attempt) {
     const IdSet* allow = view->ids;
-    if (allow != nullptr && allow->size() <= extent_rows_) {
+    if (allow != nullptr && allow->size() <= extents_.max_rows()) {
       ASSIGN_OR_RETURN(bool found, SearchExtent(q, k, view->tenant, result, st));
       if (found) return absl::OkStatus();
       // An extent missing is a bug (CheckExtents rebuilds it at the next open); the exact search
@@ -786,32 +790,35 @@ absl::StatusOr<bool> CollectionImpl::SearchExtent(const uint8_t* q, uint32_t k,
                                                   SearchStats* st) const {
   result->clear();
   if (tenants_.Members(t).empty()) return true;
-  absl::StatusOr<std::string> record =
-      store_->Get(Cf::kTenants, TenantExtentKey(config_.id, t), snap_.get());
-  if (absl::IsNotFound(record.status())) return false;
-  if (!record.ok()) return record.status();
   TopK top;
   top.Reset(k);
   std::vector<uint8_t> pf;
   std::vector<uint16_t> half;
   uint32_t rows = 0;
-  RETURN_IF_ERROR(DecodeTenantExtent(*record, row_bytes_, [&](VectorId id, const uint8_t* raw) {
-    mu_.AssertReaderHeld();  // SearchExtent's
-    top.Push(id, StoredDistance(q, id, raw, &pf, &half));
-    ++rows;
-  }));
+  uint64_t bytes = 0;
+  ASSIGN_OR_RETURN(bool found, extents_.Read(
+                                   *store_, t, snap_.get(),
+                                   [&](VectorId id, const uint8_t* raw) {
+                                     mu_.AssertReaderHeld();  // SearchExtent's
+                                     top.Push(id, StoredDistance(q, id, raw, &pf, &half));
+                                     ++rows;
+                                   },
+                                   &bytes));
+  if (!found) return false;
   top.TakeSorted(result);
   st->entries_scanned = rows;
-  st->bytes_read = record->size();
-  st->pages_read = static_cast<uint32_t>((record->size() + 4095) / 4096);
+  st->bytes_read = bytes;
+  st->pages_read = static_cast<uint32_t>((bytes + 4095) / 4096);
   return true;
 }
 
 absl::Status CollectionImpl::PlanExtents(
     absl::Span<const TenantAccess::Change> access,
     const absl::flat_hash_map<VectorId, const uint8_t*>& vectors,
-    const absl::flat_hash_set<TenantAccess::Tenant>& touched, WriteBatch* batch) const {
+    const absl::flat_hash_set<TenantAccess::Tenant>& touched, WriteBatch* batch,
+    std::vector<TenantExtents::Change>* changes) const {
   using Tenant = TenantAccess::Tenant;
+  changes->clear();
   absl::flat_hash_map<Tenant, std::vector<const TenantAccess::Change*>> changed;
   absl::flat_hash_set<Tenant> dropped;
   for (const TenantAccess::Change& c : access) {
@@ -823,96 +830,87 @@ absl::Status CollectionImpl::PlanExtents(
     }
   }
   for (Tenant t : touched) changed[t];
-  for (Tenant t : dropped) batch->Delete(Cf::kTenants, TenantExtentKey(config_.id, t));
-  for (const auto& [t, changes] : changed) {
-    if (dropped.contains(t)) continue;
-    const std::string key = TenantExtentKey(config_.id, t);
-    // The tenant's points after the batch (grants hold only new ids, revokes only held ones).
-    int64_t size = static_cast<int64_t>(tenants_.Members(t).size());
-    for (const TenantAccess::Change* c : changes) {
-      const int64_t n = static_cast<int64_t>(c->ids.size());
-      size += c->kind == TenantAccess::Change::Kind::kGrant ? n : -n;
-    }
-    DCHECK(size >= 0);
-    if (size == 0 || static_cast<uint64_t>(size) > extent_rows_) {
-      // An extent existed only if the tenant was small before the batch.
-      const uint64_t before = tenants_.Members(t).size();
-      if (before > 0 && before <= extent_rows_) batch->Delete(Cf::kTenants, key);
-      continue;
-    }
-    std::vector<VectorId> ids = tenants_.Members(t).ToVector();
-    for (const TenantAccess::Change* c : changes) {
-      std::vector<VectorId> next;
-      if (c->kind == TenantAccess::Change::Kind::kGrant) {
-        std::set_union(ids.begin(), ids.end(), c->ids.begin(), c->ids.end(),
-                       std::back_inserter(next));
-      } else {
-        std::set_difference(ids.begin(), ids.end(), c->ids.begin(), c->ids.end(),
-                            std::back_inserter(next));
-      }
-      ids = std::move(next);
-    }
-    DCHECK_EQ(ids.size(), static_cast<size_t>(size));
-    // Vectors: the batch's own, else the stored ones.
-    std::vector<const uint8_t*> rows(ids.size(), nullptr);
+  for (Tenant t : dropped) changed[t];
+  const auto fresh = [&](VectorId id) -> const uint8_t* {
+    auto v = vectors.find(id);
+    return v == vectors.end() ? nullptr : v->second;
+  };
+  const auto read_vectors = [&](absl::Span<const VectorId> ids,
+                                std::vector<std::string>* out) -> absl::Status {
     std::vector<std::string> keys;
-    std::vector<size_t> at;
-    for (size_t i = 0; i < ids.size(); ++i) {
-      auto v = vectors.find(ids[i]);
-      if (v != vectors.end()) {
-        rows[i] = v->second;
-      } else {
-        keys.push_back(IdKey(config_.id, ids[i]));
-        at.push_back(i);
-      }
-    }
+    for (VectorId id : ids) keys.push_back(IdKey(config_.id, id));
     std::vector<absl::StatusOr<std::string>> stored = store_->MultiGet(Cf::kVectors, keys);
-    for (size_t j = 0; j < at.size(); ++j) {
-      if (!stored[j].ok() && !absl::IsNotFound(stored[j].status())) return stored[j].status();
-      if (!stored[j].ok() || stored[j]->size() != row_bytes_) {
+    out->clear();
+    for (size_t i = 0; i < ids.size(); ++i) {
+      if (!stored[i].ok() && !absl::IsNotFound(stored[i].status())) return stored[i].status();
+      if (!stored[i].ok()) {
         return absl::DataLossError(absl::StrCat("collection '", config_.name,
-                                                "': stored vector of internal id ", ids[at[j]],
-                                                " is missing or malformed"));
+                                                "': stored vector of internal id ", ids[i],
+                                                " is missing"));
       }
-      rows[at[j]] = reinterpret_cast<const uint8_t*>(stored[j]->data());
+      out->push_back(std::move(*stored[i]));
     }
-    batch->Put(Cf::kTenants, key,
-               EncodeTenantExtent(ids, row_bytes_, [&](size_t i) { return rows[i]; }));
+    return absl::OkStatus();
+  };
+  for (const auto& [t, list] : changed) {
+    // The tenant's points after the batch (grants hold only new ids, revokes only held ones).
+    std::vector<VectorId> ids;
+    if (!dropped.contains(t)) {
+      int64_t size = static_cast<int64_t>(tenants_.Members(t).size());
+      for (const TenantAccess::Change* c : list) {
+        const int64_t n = static_cast<int64_t>(c->ids.size());
+        size += c->kind == TenantAccess::Change::Kind::kGrant ? n : -n;
+      }
+      DCHECK(size >= 0);
+      // (A tenant past the extent's size has none: its id list is not needed.)
+      if (static_cast<uint64_t>(size) <= extents_.max_rows()) {
+        ids = tenants_.Members(t).ToVector();
+        for (const TenantAccess::Change* c : list) {
+          std::vector<VectorId> next;
+          if (c->kind == TenantAccess::Change::Kind::kGrant) {
+            std::set_union(ids.begin(), ids.end(), c->ids.begin(), c->ids.end(),
+                           std::back_inserter(next));
+          } else {
+            std::set_difference(ids.begin(), ids.end(), c->ids.begin(), c->ids.end(),
+                                std::back_inserter(next));
+          }
+          ids = std::move(next);
+        }
+        DCHECK_EQ(ids.size(), static_cast<size_t>(size));
+      }
+    }
+    if (ids.empty() && extents_.chunks(t) == 0) continue;  // none before, none after
+    ASSIGN_OR_RETURN(TenantExtents::Change c,
+                     extents_.Plan(*store_, t, ids, fresh, read_vectors, batch));
+    changes->push_back(std::move(c));
   }
   return absl::OkStatus();
 }
 
 absl::Status CollectionImpl::CheckExtents() {
   WriteBatch batch;
-  std::vector<TenantAccess::Change> none;
-  absl::flat_hash_set<TenantAccess::Tenant> rebuild;
-  for (TenantAccess::Tenant t : tenants_.Tenants()) {
-    const uint64_t size = tenants_.Members(t).size();
-    const bool wanted = size > 0 && size <= extent_rows_;
-    absl::StatusOr<std::string> record = store_->Get(Cf::kTenants, TenantExtentKey(config_.id, t));
-    if (!record.ok() && !absl::IsNotFound(record.status())) return record.status();
-    bool agrees = record.ok() == wanted;
-    if (agrees && wanted) {
-      std::vector<VectorId> ids;
-      agrees = DecodeTenantExtent(*record, row_bytes_,
-                                  [&](VectorId id, const uint8_t*) { ids.push_back(id); })
-                   .ok() &&
-               ids == tenants_.Members(t).ToVector();
-    }
-    if (agrees) continue;
-    if (!wanted) {
-      batch.Delete(Cf::kTenants, TenantExtentKey(config_.id, t));  // stale: the tenant grew
-    } else {
-      rebuild.insert(t);
-    }
+  std::vector<TenantAccess::Tenant> rebuild;
+  const std::vector<TenantAccess::Tenant> tenants = tenants_.Tenants();
+  RETURN_IF_ERROR(extents_.Load(
+      *store_, tenants,
+      [&](TenantAccess::Tenant t) {
+        mu_.AssertHeld();  // CheckExtents'
+        return tenants_.Members(t).ToVector();
+      },
+      &batch, &rebuild));
+  for (TenantAccess::Tenant t : rebuild) {
     Log(LogLevel::kWarning,
-        "collection '%s': the extent of tenant '%s' disagrees with its "
-        "access records; rebuilt",
+        "collection '%s': the extent of tenant '%s' disagrees with its access records (or is "
+        "of an older format); rebuilt",
         config_.name, tenants_.Name(t));
   }
-  if (batch.count() == 0 && rebuild.empty()) return absl::OkStatus();
-  RETURN_IF_ERROR(PlanExtents(none, {}, rebuild, &batch));
-  return CommitLocked(&batch);
+  std::vector<TenantExtents::Change> changes;
+  const absl::flat_hash_set<TenantAccess::Tenant> touched(rebuild.begin(), rebuild.end());
+  RETURN_IF_ERROR(PlanExtents({}, {}, touched, &batch, &changes));
+  if (batch.count() == 0) return absl::OkStatus();
+  RETURN_IF_ERROR(CommitLocked(&batch));
+  for (const TenantExtents::Change& c : changes) extents_.Apply(c);
+  return absl::OkStatus();
 }
 
 absl::Status CollectionImpl::DistancesTo(const uint8_t* q, absl::Span<const VectorId> ids,
@@ -1494,6 +1492,7 @@ absl::Status CollectionImpl::DropTenant(absl::string_view name, bool keep_points
   MutexLock write_lock(&write_mu_);
   std::vector<VectorId> orphans;
   WriteBatch batch;
+  std::vector<TenantExtents::Change> extent_changes;
   TenantAccess::Change change;
   std::vector<PointDelete> plans;
   const auto plan = [&]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(write_mu_)
@@ -1511,10 +1510,11 @@ absl::Status CollectionImpl::DropTenant(absl::string_view name, bool keep_points
       if (!orphans.empty()) RETURN_IF_ERROR(CheckServing());
       for (VectorId id : orphans) RETURN_IF_ERROR(PlanDelete(id, &batch, &plans));
     }
-    return PlanExtents({change}, {}, {}, &batch);
+    return PlanExtents({change}, {}, {}, &batch, &extent_changes);
   };
   RETURN_IF_ERROR(Write(&batch, plan, [&]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(write_mu_, mu_) {
     tenants_.Apply(change);
+    for (const TenantExtents::Change& e : extent_changes) extents_.Apply(e);
     for (const PointDelete& d : plans) ApplyDelete(d);
   }));
   *deleted = plans.size();
@@ -1542,6 +1542,7 @@ absl::Status CollectionImpl::ChangeAccess(bool grant, absl::string_view tenant,
   *changed = 0;
   MutexLock write_lock(&write_mu_);
   WriteBatch batch;
+  std::vector<TenantExtents::Change> extent_changes;
   TenantAccess::Change change;
   const auto plan = [&]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(write_mu_)
                         ABSL_SHARED_LOCKS_REQUIRED(mu_) -> absl::Status {
@@ -1553,10 +1554,11 @@ absl::Status CollectionImpl::ChangeAccess(bool grant, absl::string_view tenant,
         grant ? tenants_.PlanGrant(t, live, &batch) : tenants_.PlanRevoke(t, live, &batch, nullptr);
     if (change.ids.empty()) return absl::OkStatus();  // nothing to write
     if (grant) RETURN_IF_ERROR(tenants_.CheckPointQuota(t, change.ids.size()));
-    return PlanExtents({change}, {}, {}, &batch);
+    return PlanExtents({change}, {}, {}, &batch, &extent_changes);
   };
   return Write(&batch, plan, [&]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(write_mu_, mu_) {
     tenants_.Apply(change);
+    for (const TenantExtents::Change& e : extent_changes) extents_.Apply(e);
     *changed = change.ids.size();
   });
 }
@@ -1596,7 +1598,7 @@ CollectionStats CollectionImpl::Stats() const {
   s.text_terms = text_.terms();
   s.text_memory_bytes = text_.MemoryBytes();
   s.tenants = tenants_.tenant_count();
-  s.tenant_memory_bytes = tenants_.MemoryBytes();
+  s.tenant_memory_bytes = tenants_.MemoryBytes() + extents_.MemoryBytes();
   s.memory_bytes += s.tenant_memory_bytes;
   return s;
 }

@@ -40,8 +40,10 @@
 // Tenants (index/tenant_access.h). A collection may have tenants, each allowed to see a set of
 // its points; a point may be seen by several (stored once). Calls take a Scope: the whole
 // collection (the admin's view, as before tenants existed) or one tenant's view, which never
-// returns, counts or changes a point outside it. A tenant's Search over a small view (at most
-// kExactTenantPoints points) is exact; over a larger one it searches the shared postings,
+// returns, counts or changes a point outside it. A tenant's Search over a small view is exact:
+// from its extent (index/tenant_extent.h: its vectors packed together, up to
+// CollectionOptions::tenant_extent_bytes), else over its stored vectors (at most
+// kExactTenantPoints points); over a larger one it searches the shared postings,
 // skipping the entries it may not see as they are read, with a search budget scaled up by how
 // small a share of the collection it sees. (The Curator tree - per-node tenant filters and
 // shortlists on disk - replaces both later; see ../docs/ARCHITECTURE.md.) Lexical scores use the
@@ -85,6 +87,7 @@
 #include "index/fusion.h"
 #include "index/spann_index.h"
 #include "index/tenant_access.h"
+#include "index/tenant_extent.h"
 #include "index/text_index.h"
 #include "index/types.h"
 #include "storage/metadata_store.h"
@@ -175,7 +178,7 @@ struct CollectionStats {
   uint64_t text_terms = 0;
   uint64_t text_memory_bytes = 0;
   uint64_t tenants = 0;
-  uint64_t tenant_memory_bytes = 0;  // the access sets (tenant_access.h)
+  uint64_t tenant_memory_bytes = 0;  // the access sets and extents' chunk bounds
   // Posting maintenance since the generation was built (collection.h, "Posting maintenance").
   uint64_t added_heads = 0;    // heads split and rewritten postings gained
   uint64_t retired_heads = 0;  // built heads whose postings were split, merged or rewritten
@@ -207,6 +210,9 @@ struct CollectionOptions {
   // posting_page_limit). A posting is looked at once its entries, dead ones included, pass twice
   // that.
   uint32_t posting_limit = 0;
+  // Bytes of [id][vector] rows a tenant's extent (index/tenant_extent.h) may copy: tenants that
+  // see at most that many points' worth are searched exactly from it, in one batch of reads.
+  size_t tenant_extent_bytes = kTenantExtentBytes;
 };
 
 class Collection {

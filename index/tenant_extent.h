@@ -1,46 +1,120 @@
-// A small tenant's points packed into one record of the metadata store (its extent): a tenant
-// that sees at most TenantExtentRows(row_bytes) points - an extent of at most 32 KiB, eight
-// pages; two pages for a tenant of at most 8 KiB of vectors (62 SIFT-like points) - is searched
-// by reading that one record instead of one record per point, however its points are spread over
-// the collection (Curator's tenant extents). The extent copies the tenant's vectors: the one
-// place a point is stored more than once, bounded by 32 KiB per tenant.
+// A small tenant's points packed beside each other in the metadata store (its extent): a tenant
+// that sees at most max_rows() points - at most `extent_bytes` (kTenantExtentBytes, 256 KiB, by
+// default) of [id][vector] rows; 1,985 SIFT-like points, 1,008 of 64-d float32 - is searched
+// exactly by reading its extent's few records in one batch, instead of one record per point
+// however its points are spread over the collection (Curator's tenant extents). A tenant of at
+// most 8 KiB of rows (62 SIFT-like points) reads two pages.
 //
-// An extent is derived data, kept exact by the collection: rewritten in the same write batch as
-// every change of the tenant's points or of their vectors, removed when the tenant grows past
-// the limit, and checked against the access sets when the collection opens (rebuilt if it
-// disagrees). Format (storage/FORMAT.md): rows of [u32 internal id][the stored vector bytes],
-// ascending by id.
+// The extent copies the tenant's vectors: the one place a point is stored more than once, at most
+// extent_bytes per tenant (a point seen by several small tenants is in each one's extent).
+//
+// An extent is a run of chunks of at most kTenantExtentChunkBytes (32 KiB; an eighth of a
+// smaller extent) each, keyed by the lowest id the chunk may hold: chunk i holds the tenant's
+// points with ids in [bound_i, bound_i+1), ascending, and bound_0 = 0. A change rewrites only the
+// chunks whose rows it changes; a new point takes the next internal id, so it lands in the last
+// chunk, and a tenant's writes rewrite about one chunk per batch however large its extent is. A
+// chunk that outgrows its size is cut into full chunks and a remainder (ids come mostly in
+// ascending order), an empty one goes, and two neighbours that fit in half a chunk together are
+// merged.
+//
+// An extent is derived data, kept exact by the collection: planned into the same write batch as
+// every change of the tenant's points or of their vectors (dropped when the tenant grows past
+// max_rows()), and checked against the access sets when the collection opens (rebuilt if it
+// disagrees; extents of the one-record format before chunks are rebuilt so). Format
+// (storage/FORMAT.md): a chunk is rows of [u32 internal id][the stored vector bytes], ascending.
+//
+// Thread-compatible: the collection serialises writers against readers (its lock); Read and Plan
+// read the store, Apply changes memory once the batch is durable.
 #ifndef STRATA_INDEX_TENANT_EXTENT_H_
 #define STRATA_INDEX_TENANT_EXTENT_H_
 
 #include <cstddef>
 #include <cstdint>
 #include <string>
+#include <vector>
 
+#include "absl/container/flat_hash_map.h"
 #include "absl/functional/function_ref.h"
 #include "absl/status/status.h"
+#include "absl/status/statusor.h"
 #include "absl/strings/string_view.h"
 #include "absl/types/span.h"
 #include "index/types.h"
+#include "storage/metadata_store.h"
 
 namespace strata {
 
-inline constexpr size_t kTenantExtentBytes = 32768;
+inline constexpr size_t kTenantExtentBytes = 262144;
+inline constexpr size_t kTenantExtentChunkBytes = 32768;
 
-// Points of a tenant whose extent fits kTenantExtentBytes (at least 1).
-[[nodiscard]] inline size_t TenantExtentRows(size_t row_bytes) {
-  const size_t rows = kTenantExtentBytes / (sizeof(VectorId) + row_bytes);
-  return rows == 0 ? 1 : rows;
-}
+class TenantExtents final {
+ public:
+  using Tenant = uint32_t;
 
-// The extent record's key in the tenants family: 'x' coll tenant.
-[[nodiscard]] std::string TenantExtentKey(uint32_t coll, uint32_t tenant);
+  // A tenant's extent after a batch: its chunks' bounds, ascending (empty: it has none).
+  struct Change {
+    Tenant tenant = 0;
+    std::vector<VectorId> bounds;
+  };
 
-// `ids` ascending; row(i) gives ids[i]'s stored vector (row_bytes bytes).
+  // Extents of collection `coll`, whose stored vectors are `row_bytes` each, of at most
+  // `extent_bytes` of rows.
+  TenantExtents(uint32_t coll, size_t row_bytes, size_t extent_bytes);
+
+  // Tenants seeing 1 to max_rows() points have an extent (at least 1).
+  [[nodiscard]] size_t max_rows() const { return max_rows_; }
+  // Rows of one chunk at most (at least 1).
+  [[nodiscard]] size_t chunk_rows() const { return chunk_rows_; }
+  // Chunks of t's extent (0: none).
+  [[nodiscard]] size_t chunks(Tenant t) const;
+
+  // Calls visit(id, stored vector) for each row of t's extent, ascending, read at `at` in one
+  // batch; `bytes` gets the bytes read. False when t has no extent, or one of its chunks is
+  // missing (a bug: the caller searches otherwise). DataLoss for a malformed chunk.
+  [[nodiscard]] absl::StatusOr<bool> Read(const MetadataStore& store, Tenant t,
+                                          const StoreSnapshot* at,
+                                          absl::FunctionRef<void(VectorId, const uint8_t*)> visit,
+                                          uint64_t* bytes) const;
+
+  // Plans t's extent for its points after a batch, `ids` (ascending; none or more than
+  // max_rows(): no extent), into `batch`. `fresh(id)`: the stored bytes of a vector the batch
+  // writes (null: unchanged by it). Chunks whose rows do not change are left as they are; rows
+  // the extent lacks are read by `read_vectors(ids, out)` (their stored bytes, in ids' order).
+  [[nodiscard]] absl::StatusOr<Change> Plan(
+      const MetadataStore& store, Tenant t, absl::Span<const VectorId> ids,
+      absl::FunctionRef<const uint8_t*(VectorId)> fresh,
+      absl::FunctionRef<absl::Status(absl::Span<const VectorId>, std::vector<std::string>*)>
+          read_vectors,
+      WriteBatch* batch) const;
+
+  // At open: reads every extent of the collection and keeps those that hold exactly the points
+  // `members(t)` gives (ascending; an empty result for a tenant that does not exist), in chunks
+  // as this format makes them. The others are deleted in `batch`, and `rebuild` gets the
+  // tenants among them that want an extent (the caller plans them after this batch's deletes).
+  [[nodiscard]] absl::Status Load(const MetadataStore& store, absl::Span<const Tenant> tenants,
+                                  absl::FunctionRef<std::vector<VectorId>(Tenant)> members,
+                                  WriteBatch* batch, std::vector<Tenant>* rebuild);
+
+  void Apply(const Change& change);
+
+  [[nodiscard]] uint64_t MemoryBytes() const;
+
+  // A chunk's key in the tenants family: 'x' coll tenant bound (big-endian).
+  [[nodiscard]] static std::string Key(uint32_t coll, Tenant t, VectorId bound);
+
+ private:
+  const uint32_t coll_;
+  const size_t row_bytes_;
+  const size_t max_rows_;
+  const size_t chunk_rows_;
+  absl::flat_hash_map<Tenant, std::vector<VectorId>> bounds_;  // tenants with an extent
+};
+
+// A chunk: `ids` ascending; row(i) gives ids[i]'s stored vector (row_bytes bytes).
 [[nodiscard]] std::string EncodeTenantExtent(absl::Span<const VectorId> ids, size_t row_bytes,
                                              absl::FunctionRef<const uint8_t*(size_t)> row);
-// Calls visit(id, vector) for each row. DataLoss for a record that is not whole rows of
-// ascending ids.
+// Calls visit(id, vector) for each row of a chunk. DataLoss for a record that is not whole rows
+// of ascending ids.
 [[nodiscard]] absl::Status DecodeTenantExtent(
     absl::string_view record, size_t row_bytes,
     absl::FunctionRef<void(VectorId, const uint8_t*)> visit);

@@ -91,7 +91,7 @@ class CollectionImpl final : public Collection {
         options_(std::move(options)),
         env_(options_.env != nullptr ? *options_.env : *Env::Default()),
         row_bytes_(size_t{config_.dim} * ElementSize(config_.type)),
-        extent_rows_(TenantExtentRows(row_bytes_)),
+        extents_(config_.id, row_bytes_, options_.tenant_extent_bytes),
         dist_(kernels::GetDistance(kernels::Best(), config_.type, config_.metric)),
         f16_dist_(kernels::GetFloat16Distance(kernels::Best(), config_.metric)),
         appended_(row_bytes_, &ids_),
@@ -246,15 +246,15 @@ class CollectionImpl final : public Collection {
     ASSIGN_OR_RETURN(TenantAccess::Tenant t, tenants_.Find(scope.tenant));
     return ViewRef{&tenants_.Members(t), t};
   }
-  // Rewrites into `batch` the extents (tenant_extent.h) of the tenants whose points or vectors
-  // the batch changes, or removes them: `access`, the batch's access changes; `vectors`, the
-  // stored bytes of the vectors it writes, by internal id; `touched`, tenants that see a point
-  // whose vector it replaces. Other members' vectors are read from the store.
+  // Plans into `batch` the extents (tenant_extent.h) of the tenants whose points or vectors the
+  // batch changes, or their removal: `access`, the batch's access changes; `vectors`, the stored
+  // bytes of the vectors it writes, by internal id; `touched`, tenants that see a point whose
+  // vector it replaces. `changes` gets what to apply once the batch is durable.
   absl::Status PlanExtents(absl::Span<const TenantAccess::Change> access,
                            const absl::flat_hash_map<VectorId, const uint8_t*>& vectors,
                            const absl::flat_hash_set<TenantAccess::Tenant>& touched,
-                           WriteBatch* batch) const ABSL_EXCLUSIVE_LOCKS_REQUIRED(write_mu_)
-      ABSL_SHARED_LOCKS_REQUIRED(mu_);
+                           WriteBatch* batch, std::vector<TenantExtents::Change>* changes) const
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(write_mu_) ABSL_SHARED_LOCKS_REQUIRED(mu_);
   // At open: every tenant's extent agrees with its access set, else it is rebuilt (logged).
   absl::Status CheckExtents() ABSL_EXCLUSIVE_LOCKS_REQUIRED(write_mu_, mu_);
   // The exact nearest of a small tenant's points, from its extent; false when it has none.
@@ -577,7 +577,8 @@ class CollectionImpl final : public Collection {
   const CollectionOptions options_;
   Env& env_;  // options_.env or the POSIX one
   const size_t row_bytes_;
-  const size_t extent_rows_;  // tenants seeing at most this many points have an extent
+  // The small tenants' extents (tenant_extent.h): which chunks each has.
+  TenantExtents extents_ ABSL_GUARDED_BY(mu_);
   const kernels::DistanceFn dist_;
   const kernels::DistanceFn f16_dist_;  // float32 query vs float16 vector (float16 postings)
   std::atomic<bool> dropped_{false};
