@@ -303,6 +303,10 @@ int Run() {
   };
 
   Result strata[3], post[3], faiss_r[3], own_r[3];
+  // Strata's queries again, by whether the tenant is small enough for an extent (searched exactly
+  // from it) or not (its stored vectors, or the shared postings).
+  const size_t extent_rows = TenantExtents(0, w.base.row_bytes(), kTenantExtentBytes).max_rows();
+  Result with_extent[3], without_extent[3];
   const uint32_t per_class = absl::GetFlag(FLAGS_queries_per_class);
   for (int cls = 0; cls < 3; ++cls) {
     if (by_class[cls].empty()) continue;
@@ -331,6 +335,8 @@ int Run() {
         std::vector<uint64_t> got;
         for (const Hit& h : hits) got.push_back(h.id);
         strata[cls].Add(recall(got), ms, ss.bytes_read);
+        (ids.size() <= extent_rows ? with_extent : without_extent)[cls].Add(recall(got), ms,
+                                                                            ss.bytes_read);
       }
       {  // Shared index, post-filtered: fetch enough for k of the tenant's points on average.
         const double share = static_cast<double>(ids.size()) / static_cast<double>(n);
@@ -423,6 +429,16 @@ int Run() {
       static_cast<double>(st.memory_bytes) / (st.memory_bytes - st.tenant_memory_bytes),
       per_tenant_bytes / 1048576);
   std::printf("disk: %.1f MiB of postings\n", st.disk_bytes / 1048576.0);
+  for (int cls = 0; cls < 3; ++cls) {
+    if (with_extent[cls].queries == 0 || without_extent[cls].queries == 0) continue;
+    std::printf(
+        "%s: tenants of at most %zu points (from their extents): recall | ms | KiB %s over %llu "
+        "queries; larger ones %s over %llu\n",
+        kClassName[cls], extent_rows, with_extent[cls].Row().c_str(),
+        static_cast<unsigned long long>(with_extent[cls].queries),
+        without_extent[cls].Row().c_str(),
+        static_cast<unsigned long long>(without_extent[cls].queries));
+  }
   {
     // The extents' copies: every tenant small enough for one holds its rows there.
     const TenantExtents extents(0, w.base.row_bytes(), kTenantExtentBytes);

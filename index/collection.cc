@@ -855,6 +855,9 @@ absl::Status CollectionImpl::PlanExtents(
   for (const auto& [t, list] : changed) {
     // The tenant's points after the batch (grants hold only new ids, revokes only held ones).
     std::vector<VectorId> ids;
+    // (Its extent, if it has one, holds its points before the batch.)
+    const std::vector<VectorId> before =
+        extents_.chunks(t) > 0 ? tenants_.Members(t).ToVector() : std::vector<VectorId>{};
     if (!dropped.contains(t)) {
       int64_t size = static_cast<int64_t>(tenants_.Members(t).size());
       for (const TenantAccess::Change* c : list) {
@@ -864,7 +867,7 @@ absl::Status CollectionImpl::PlanExtents(
       DCHECK(size >= 0);
       // (A tenant past the extent's size has none: its id list is not needed.)
       if (static_cast<uint64_t>(size) <= extents_.max_rows()) {
-        ids = tenants_.Members(t).ToVector();
+        ids = extents_.chunks(t) > 0 ? before : tenants_.Members(t).ToVector();
         for (const TenantAccess::Change* c : list) {
           std::vector<VectorId> next;
           if (c->kind == TenantAccess::Change::Kind::kGrant) {
@@ -881,7 +884,7 @@ absl::Status CollectionImpl::PlanExtents(
     }
     if (ids.empty() && extents_.chunks(t) == 0) continue;  // none before, none after
     ASSIGN_OR_RETURN(TenantExtents::Change c,
-                     extents_.Plan(*store_, t, ids, fresh, read_vectors, batch));
+                     extents_.Plan(*store_, t, before, ids, fresh, read_vectors, batch));
     changes->push_back(std::move(c));
   }
   return absl::OkStatus();

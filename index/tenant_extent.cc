@@ -40,9 +40,39 @@ std::string TenantExtents::Key(uint32_t coll, Tenant t, VectorId bound) {
   return k;
 }
 
+std::string TenantExtents::LayoutKey(uint32_t coll, Tenant t) {
+  std::string k = "X";
+  AppendU32(&k, coll);
+  AppendU32(&k, t);
+  return k;
+}
+
+std::string TenantExtents::EncodeLayout(absl::Span<const VectorId> bounds,
+                                        absl::Span<const uint32_t> rows) {
+  std::string v;
+  for (size_t i = 0; i < bounds.size(); ++i) {
+    AppendU32(&v, bounds[i]);
+    AppendU32(&v, rows[i]);
+  }
+  return v;
+}
+
+bool TenantExtents::WellFormed(const Layout& layout, size_t points) const {
+  if (layout.bounds.empty() || layout.bounds[0] != 0 || points == 0 || points > max_rows_) {
+    return false;
+  }
+  uint64_t total = 0;
+  for (size_t i = 0; i < layout.bounds.size(); ++i) {
+    if (i > 0 && layout.bounds[i] <= layout.bounds[i - 1]) return false;
+    if (layout.rows[i] == 0 || layout.rows[i] > chunk_rows_) return false;
+    total += layout.rows[i];
+  }
+  return total == points;
+}
+
 size_t TenantExtents::chunks(Tenant t) const {
-  auto it = bounds_.find(t);
-  return it == bounds_.end() ? 0 : it->second.size();
+  auto it = layouts_.find(t);
+  return it == layouts_.end() ? 0 : it->second.bounds.size();
 }
 
 absl::StatusOr<bool> TenantExtents::Read(const MetadataStore& store, Tenant t,
@@ -50,14 +80,17 @@ absl::StatusOr<bool> TenantExtents::Read(const MetadataStore& store, Tenant t,
                                          absl::FunctionRef<void(VectorId, const uint8_t*)> visit,
                                          uint64_t* bytes) const {
   *bytes = 0;
-  auto it = bounds_.find(t);
-  if (it == bounds_.end()) return false;
+  auto it = layouts_.find(t);
+  if (it == layouts_.end()) return false;
+  const Layout& layout = it->second;
   std::vector<std::string> keys;
-  for (VectorId b : it->second) keys.push_back(Key(coll_, t, b));
+  for (VectorId b : layout.bounds) keys.push_back(Key(coll_, t, b));
   std::vector<absl::StatusOr<std::string>> got = store.MultiGet(Cf::kTenants, keys, at);
-  for (const absl::StatusOr<std::string>& g : got) {
-    if (absl::IsNotFound(g.status())) return false;
-    if (!g.ok()) return g.status();
+  const size_t stride = sizeof(VectorId) + row_bytes_;
+  for (size_t i = 0; i < got.size(); ++i) {
+    if (absl::IsNotFound(got[i].status())) return false;
+    if (!got[i].ok()) return got[i].status();
+    if (got[i]->size() != layout.rows[i] * stride) return false;
   }
   for (const absl::StatusOr<std::string>& g : got) {
     RETURN_IF_ERROR(DecodeTenantExtent(*g, row_bytes_, visit));
@@ -67,67 +100,32 @@ absl::StatusOr<bool> TenantExtents::Read(const MetadataStore& store, Tenant t,
 }
 
 absl::StatusOr<TenantExtents::Change> TenantExtents::Plan(
-    const MetadataStore& store, Tenant t, absl::Span<const VectorId> ids,
-    absl::FunctionRef<const uint8_t*(VectorId)> fresh,
+    const MetadataStore& store, Tenant t, absl::Span<const VectorId> before,
+    absl::Span<const VectorId> ids, absl::FunctionRef<const uint8_t*(VectorId)> fresh,
     absl::FunctionRef<absl::Status(absl::Span<const VectorId>, std::vector<std::string>*)>
         read_vectors,
     WriteBatch* batch) const {
-  Change change{t, {}};
-  auto it = bounds_.find(t);
+  Change change{t, {}, {}};
+  auto it = layouts_.find(t);
   const std::vector<VectorId> old_bounds =
-      it == bounds_.end() ? std::vector<VectorId>{} : it->second;
+      it == layouts_.end() ? std::vector<VectorId>{} : it->second.bounds;
   if (ids.empty() || ids.size() > max_rows_) {
     for (VectorId b : old_bounds) batch->Delete(Cf::kTenants, Key(coll_, t, b));
+    if (!old_bounds.empty()) batch->Delete(Cf::kTenants, LayoutKey(coll_, t));
     return change;
   }
-  // The rows the extent holds now, by chunk. A chunk missing or malformed (damage to derived
-  // data) counts as empty: its rows are read from the vectors again and it is rewritten.
-  absl::flat_hash_map<VectorId, const uint8_t*> row_of;
-  std::vector<std::vector<VectorId>> old_ids(old_bounds.size());
-  std::vector<std::string> records(old_bounds.size());  // (not moved once rows point into them)
-  if (!old_bounds.empty()) {
-    std::vector<std::string> keys;
-    for (VectorId b : old_bounds) keys.push_back(Key(coll_, t, b));
-    std::vector<absl::StatusOr<std::string>> got = store.MultiGet(Cf::kTenants, keys);
-    for (size_t i = 0; i < got.size(); ++i) {
-      if (absl::IsNotFound(got[i].status())) continue;
-      if (!got[i].ok()) return got[i].status();
-      records[i] = std::move(*got[i]);
-    }
-    for (size_t i = 0; i < records.size(); ++i) {
-      std::vector<std::pair<VectorId, const uint8_t*>> rows;
-      if (DecodeTenantExtent(records[i], row_bytes_, [&](VectorId id, const uint8_t* row) {
-            rows.emplace_back(id, row);
-          }).ok()) {
-        for (const auto& [id, row] : rows) {
-          row_of[id] = row;
-          old_ids[i].push_back(id);
-        }
-      }
-    }
-  }
-  // Rows it lacks, from the stored vectors.
-  std::vector<VectorId> need;
-  for (VectorId id : ids) {
-    if (fresh(id) == nullptr && !row_of.contains(id)) need.push_back(id);
-  }
-  std::vector<std::string> fetched;
-  if (!need.empty()) {
-    RETURN_IF_ERROR(read_vectors(need, &fetched));
-    for (size_t i = 0; i < need.size(); ++i) {
-      if (fetched[i].size() != row_bytes_) {
-        return absl::DataLossError(
-            absl::StrCat("the stored vector of internal id ", need[i], " is malformed"));
-      }
-      row_of[need[i]] = reinterpret_cast<const uint8_t*>(fetched[i].data());
-    }
-  }
-  const auto row = [&](VectorId id) {
-    const uint8_t* f = fresh(id);
-    return f != nullptr ? f : row_of.at(id);
+  // The chunk of `bounds` an id falls in.
+  const auto chunk_of = [](const std::vector<VectorId>& bounds, VectorId id) {
+    return static_cast<size_t>(std::upper_bound(bounds.begin(), bounds.end(), id) -
+                               bounds.begin()) -
+           1;
   };
-
-  // The points by chunk of the bounds as they are (one chunk from 0 for a new extent).
+  // What each chunk holds now (the points before the batch), and where the points go after it
+  // (one chunk from 0 for a new extent).
+  std::vector<std::vector<VectorId>> old_ids(old_bounds.size());
+  if (!old_bounds.empty()) {
+    for (VectorId id : before) old_ids[chunk_of(old_bounds, id)].push_back(id);
+  }
   struct Chunk {
     VectorId bound;
     std::vector<VectorId> ids;
@@ -135,11 +133,7 @@ absl::StatusOr<TenantExtents::Change> TenantExtents::Plan(
   const std::vector<VectorId> bounds = old_bounds.empty() ? std::vector<VectorId>{0} : old_bounds;
   std::vector<Chunk> placed;
   for (VectorId b : bounds) placed.push_back({b, {}});
-  size_t c = 0;
-  for (VectorId id : ids) {
-    while (c + 1 < bounds.size() && bounds[c + 1] <= id) ++c;
-    placed[c].ids.push_back(id);
-  }
+  for (VectorId id : ids) placed[chunk_of(bounds, id)].ids.push_back(id);
   // An overfull chunk is cut into full ones and a remainder; an empty chunk's range joins the one
   // before it, and so do a chunk's rows when the two fit in half a chunk (the first chunk, left
   // empty, takes the next one's rows: bound 0 stays).
@@ -160,22 +154,94 @@ absl::StatusOr<TenantExtents::Change> TenantExtents::Plan(
     }
     chunks.push_back(std::move(ch));
   }
-  // Written: the chunks whose rows changed, or whose vectors the batch writes.
+  // Rewritten: the chunks whose points change, or whose vectors the batch writes.
   absl::flat_hash_map<VectorId, size_t> old_at;
   for (size_t i = 0; i < old_bounds.size(); ++i) old_at[old_bounds[i]] = i;
+  std::vector<const Chunk*> rewrite;
   for (const Chunk& ch : chunks) {
     change.bounds.push_back(ch.bound);
+    change.rows.push_back(static_cast<uint32_t>(ch.ids.size()));
     auto o = old_at.find(ch.bound);
     bool same = o != old_at.end() && old_ids[o->second] == ch.ids;
     for (size_t i = 0; same && i < ch.ids.size(); ++i) same = fresh(ch.ids[i]) == nullptr;
-    if (same) continue;
-    batch->Put(Cf::kTenants, Key(coll_, t, ch.bound),
-               EncodeTenantExtent(ch.ids, row_bytes_, [&](size_t i) { return row(ch.ids[i]); }));
+    if (!same) rewrite.push_back(&ch);
+  }
+  // Their rows: from the old chunks that hold them (only those are read), else the stored
+  // vectors. A chunk missing or malformed (damage to derived data) counts as empty.
+  std::vector<bool> wanted(old_bounds.size(), false);
+  std::vector<VectorId> need;
+  for (const Chunk* ch : rewrite) {
+    for (VectorId id : ch->ids) {
+      if (fresh(id) != nullptr) continue;
+      if (!old_bounds.empty() && std::binary_search(before.begin(), before.end(), id)) {
+        wanted[chunk_of(old_bounds, id)] = true;
+      } else {
+        need.push_back(id);
+      }
+    }
+  }
+  absl::flat_hash_map<VectorId, const uint8_t*> row_of;
+  std::vector<size_t> read;
+  std::vector<std::string> keys;
+  for (size_t i = 0; i < old_bounds.size(); ++i) {
+    if (!wanted[i]) continue;
+    read.push_back(i);
+    keys.push_back(Key(coll_, t, old_bounds[i]));
+  }
+  std::vector<std::string> records(read.size());  // (not moved once rows point into them)
+  if (!keys.empty()) {
+    std::vector<absl::StatusOr<std::string>> got = store.MultiGet(Cf::kTenants, keys);
+    for (size_t i = 0; i < got.size(); ++i) {
+      if (absl::IsNotFound(got[i].status())) continue;
+      if (!got[i].ok()) return got[i].status();
+      records[i] = std::move(*got[i]);
+    }
+    for (const std::string& record : records) {
+      std::vector<std::pair<VectorId, const uint8_t*>> rows;
+      if (DecodeTenantExtent(record, row_bytes_, [&](VectorId id, const uint8_t* row) {
+            rows.emplace_back(id, row);
+          }).ok()) {
+        for (const auto& [id, row] : rows) row_of[id] = row;
+      }
+    }
+    // Rows the old chunks should have held and did not.
+    for (const Chunk* ch : rewrite) {
+      for (VectorId id : ch->ids) {
+        if (fresh(id) == nullptr && !row_of.contains(id) &&
+            std::binary_search(before.begin(), before.end(), id)) {
+          need.push_back(id);
+        }
+      }
+    }
+  }
+  std::sort(need.begin(), need.end());
+  need.erase(std::unique(need.begin(), need.end()), need.end());
+  std::vector<std::string> fetched;
+  if (!need.empty()) {
+    RETURN_IF_ERROR(read_vectors(need, &fetched));
+    for (size_t i = 0; i < need.size(); ++i) {
+      if (fetched[i].size() != row_bytes_) {
+        return absl::DataLossError(
+            absl::StrCat("the stored vector of internal id ", need[i], " is malformed"));
+      }
+      row_of[need[i]] = reinterpret_cast<const uint8_t*>(fetched[i].data());
+    }
+  }
+  for (const Chunk* ch : rewrite) {
+    batch->Put(Cf::kTenants, Key(coll_, t, ch->bound),
+               EncodeTenantExtent(ch->ids, row_bytes_, [&](size_t i) {
+                 const uint8_t* f = fresh(ch->ids[i]);
+                 return f != nullptr ? f : row_of.at(ch->ids[i]);
+               }));
   }
   for (VectorId b : old_bounds) {
     if (!std::binary_search(change.bounds.begin(), change.bounds.end(), b)) {
       batch->Delete(Cf::kTenants, Key(coll_, t, b));
     }
+  }
+  if (it == layouts_.end() || it->second.bounds != change.bounds ||
+      it->second.rows != change.rows) {
+    batch->Put(Cf::kTenants, LayoutKey(coll_, t), EncodeLayout(change.bounds, change.rows));
   }
   return change;
 }
@@ -183,73 +249,75 @@ absl::StatusOr<TenantExtents::Change> TenantExtents::Plan(
 absl::Status TenantExtents::Load(const MetadataStore& store, absl::Span<const Tenant> tenants,
                                  absl::FunctionRef<std::vector<VectorId>(Tenant)> members,
                                  WriteBatch* batch, std::vector<Tenant>* rebuild) {
-  bounds_.clear();
+  layouts_.clear();
   struct Found {
-    std::vector<std::string> keys;
-    std::vector<VectorId> bounds, ids;
+    Layout layout;
     bool ok = true;
   };
   absl::flat_hash_map<Tenant, Found> found;
-  const std::string prefix = ExtentPrefix(coll_);
+  std::string prefix = "X";
+  AppendU32(&prefix, coll_);
   RETURN_IF_ERROR(store.Scan(Cf::kTenants, prefix, [&](auto key, auto value) {
-    if (key.size() < 9) return absl::OkStatus();  // not an extent's (none are this short)
+    if (key.size() != 9) return absl::OkStatus();  // not a layout (none are of another size)
     Found& f = found[ReadU32(key, 5)];
-    f.keys.emplace_back(key);
-    // A key without a bound is the one-record format before chunks: rebuilt.
-    if (key.size() != 13) {
+    if (value.size() % 8 != 0) {
       f.ok = false;
       return absl::OkStatus();
     }
-    const VectorId bound = ReadU32(key, 9);
-    if ((f.bounds.empty() && bound != 0) || (!f.ids.empty() && f.ids.back() >= bound)) {
-      f.ok = false;
+    for (size_t at = 0; at < value.size(); at += 8) {
+      f.layout.bounds.push_back(ReadU32(value, at));
+      f.layout.rows.push_back(ReadU32(value, at + 4));
     }
-    f.bounds.push_back(bound);
-    size_t rows = 0;
-    const absl::Status s = DecodeTenantExtent(value, row_bytes_, [&](VectorId id, const uint8_t*) {
-      if (id < bound) f.ok = false;
-      f.ids.push_back(id);
-      ++rows;
-    });
-    if (!s.ok() || rows == 0 || rows > chunk_rows_) f.ok = false;
     return absl::OkStatus();
   }));
+  // Removes a tenant's extent: the chunks its layout names, or (no layout: an extent of an older
+  // format, or none) whatever is under its prefix.
+  const auto remove = [&](Tenant t, const Found* f) -> absl::Status {
+    if (f != nullptr && f->ok) {
+      for (VectorId b : f->layout.bounds) batch->Delete(Cf::kTenants, Key(coll_, t, b));
+    } else {
+      std::string under = ExtentPrefix(coll_);
+      AppendU32(&under, t);
+      RETURN_IF_ERROR(store.Scan(Cf::kTenants, under, [&](auto key, auto) {
+        batch->Delete(Cf::kTenants, key);
+        return absl::OkStatus();
+      }));
+    }
+    if (f != nullptr) batch->Delete(Cf::kTenants, LayoutKey(coll_, t));
+    return absl::OkStatus();
+  };
   for (Tenant t : tenants) {
     const std::vector<VectorId> want = members(t);
     const bool wanted = !want.empty() && want.size() <= max_rows_;
     auto it = found.find(t);
-    if (it == found.end()) {
-      if (wanted) rebuild->push_back(t);
-      continue;
-    }
-    Found& f = it->second;
-    if (wanted && f.ok && f.ids == want) {
-      bounds_[t] = std::move(f.bounds);
+    const Found* f = it == found.end() ? nullptr : &it->second;
+    if (wanted && f != nullptr && f->ok && WellFormed(f->layout, want.size())) {
+      layouts_[t] = f->layout;
     } else {
-      for (const std::string& k : f.keys) batch->Delete(Cf::kTenants, k);
+      // (A tenant without an extent, that wants none, has nothing to remove.)
+      if (f != nullptr || wanted) RETURN_IF_ERROR(remove(t, f));
       if (wanted) rebuild->push_back(t);
     }
-    found.erase(it);
+    if (it != found.end()) found.erase(it);
   }
   // Extents of tenants that are no more.
-  for (const auto& [t, f] : found) {
-    for (const std::string& k : f.keys) batch->Delete(Cf::kTenants, k);
-  }
+  for (const auto& [t, f] : found) RETURN_IF_ERROR(remove(t, &f));
   return absl::OkStatus();
 }
 
 void TenantExtents::Apply(const Change& change) {
   if (change.bounds.empty()) {
-    bounds_.erase(change.tenant);
+    layouts_.erase(change.tenant);
   } else {
-    bounds_[change.tenant] = change.bounds;
+    layouts_[change.tenant] = Layout{change.bounds, change.rows};
   }
 }
 
 uint64_t TenantExtents::MemoryBytes() const {
-  uint64_t bytes =
-      sizeof(*this) + bounds_.capacity() * (sizeof(Tenant) + sizeof(bounds_.begin()->second));
-  for (const auto& [t, b] : bounds_) bytes += b.capacity() * sizeof(VectorId);
+  uint64_t bytes = sizeof(*this) + layouts_.capacity() * (sizeof(Tenant) + sizeof(Layout));
+  for (const auto& [t, l] : layouts_) {
+    bytes += l.bounds.capacity() * sizeof(VectorId) + l.rows.capacity() * sizeof(uint32_t);
+  }
   return bytes;
 }
 

@@ -1,12 +1,16 @@
 // A small tenant's points packed beside each other in the metadata store (its extent): a tenant
-// that sees at most max_rows() points - at most `extent_bytes` (kTenantExtentBytes, 256 KiB, by
-// default) of [id][vector] rows; 1,985 SIFT-like points, 1,008 of 64-d float32 - is searched
-// exactly by reading its extent's few records in one batch, instead of one record per point
-// however its points are spread over the collection (Curator's tenant extents). A tenant of at
-// most 8 KiB of rows (62 SIFT-like points) reads two pages.
+// that sees at most max_rows() points - at most `extent_bytes` (kTenantExtentBytes, 1 MiB, by
+// default) of [id][vector] rows; 7,943 SIFT-like points, 4,032 of 64-d float32, 340 of 768-d -
+// is searched exactly by reading its extent's chunks in one batch, instead of one record per
+// point however its points are spread over the collection (Curator's tenant extents). A tenant of
+// at most 8 KiB of rows (62 SIFT-like points) reads two pages. Past the extent a tenant's search
+// reads the shared postings at up to 16 times the budget (bench/RESULTS.md "Tenants": 1M
+// SIFT-like, a tenant of 7,943 points read ~1 MiB from its extent where the postings path read
+// ~3 MiB, in a twentieth of the time).
 //
 // The extent copies the tenant's vectors: the one place a point is stored more than once, at most
-// extent_bytes per tenant (a point seen by several small tenants is in each one's extent).
+// extent_bytes per tenant (a point seen by several small tenants is in each one's extent; 78 MiB
+// beside 729 MiB of postings in that 1M run).
 //
 // An extent is a run of chunks of at most kTenantExtentChunkBytes (32 KiB; an eighth of a
 // smaller extent) each, keyed by the lowest id the chunk may hold: chunk i holds the tenant's
@@ -19,9 +23,11 @@
 //
 // An extent is derived data, kept exact by the collection: planned into the same write batch as
 // every change of the tenant's points or of their vectors (dropped when the tenant grows past
-// max_rows()), and checked against the access sets when the collection opens (rebuilt if it
-// disagrees; extents of the one-record format before chunks are rebuilt so). Format
-// (storage/FORMAT.md): a chunk is rows of [u32 internal id][the stored vector bytes], ascending.
+// max_rows()). Its layout - each chunk's bound and row count - is a small record of its own, read
+// at open (the chunks are not: opening costs nothing per copied vector) and checked against the
+// access sets there (an extent that disagrees, or has no layout record - the formats before it -
+// is rebuilt); a search checks each chunk's rows against it. Format (storage/FORMAT.md): a chunk
+// is rows of [u32 internal id][the stored vector bytes], ascending.
 //
 // Thread-compatible: the collection serialises writers against readers (its lock); Read and Plan
 // read the store, Apply changes memory once the batch is durable.
@@ -44,17 +50,19 @@
 
 namespace strata {
 
-inline constexpr size_t kTenantExtentBytes = 262144;
+inline constexpr size_t kTenantExtentBytes = 1 << 20;
 inline constexpr size_t kTenantExtentChunkBytes = 32768;
 
 class TenantExtents final {
  public:
   using Tenant = uint32_t;
 
-  // A tenant's extent after a batch: its chunks' bounds, ascending (empty: it has none).
+  // A tenant's extent after a batch: its chunks' bounds, ascending, and rows (empty: it has
+  // none).
   struct Change {
     Tenant tenant = 0;
     std::vector<VectorId> bounds;
+    std::vector<uint32_t> rows;
   };
 
   // Extents of collection `coll`, whose stored vectors are `row_bytes` each, of at most
@@ -69,28 +77,31 @@ class TenantExtents final {
   [[nodiscard]] size_t chunks(Tenant t) const;
 
   // Calls visit(id, stored vector) for each row of t's extent, ascending, read at `at` in one
-  // batch; `bytes` gets the bytes read. False when t has no extent, or one of its chunks is
-  // missing (a bug: the caller searches otherwise). DataLoss for a malformed chunk.
+  // batch; `bytes` gets the bytes read. False when t has no extent, or a chunk is missing or
+  // holds other than its layout's rows (a bug: the caller searches otherwise; nothing was
+  // visited). DataLoss for a malformed chunk.
   [[nodiscard]] absl::StatusOr<bool> Read(const MetadataStore& store, Tenant t,
                                           const StoreSnapshot* at,
                                           absl::FunctionRef<void(VectorId, const uint8_t*)> visit,
                                           uint64_t* bytes) const;
 
   // Plans t's extent for its points after a batch, `ids` (ascending; none or more than
-  // max_rows(): no extent), into `batch`. `fresh(id)`: the stored bytes of a vector the batch
-  // writes (null: unchanged by it). Chunks whose rows do not change are left as they are; rows
-  // the extent lacks are read by `read_vectors(ids, out)` (their stored bytes, in ids' order).
+  // max_rows(): no extent), into `batch`; `before`: its points before it (ascending), which its
+  // extent holds. `fresh(id)`: the stored bytes of a vector the batch writes (null: unchanged by
+  // it). Only the chunks it rewrites are read; rows they lack are read by
+  // `read_vectors(ids, out)` (their stored bytes, in ids' order).
   [[nodiscard]] absl::StatusOr<Change> Plan(
-      const MetadataStore& store, Tenant t, absl::Span<const VectorId> ids,
-      absl::FunctionRef<const uint8_t*(VectorId)> fresh,
+      const MetadataStore& store, Tenant t, absl::Span<const VectorId> before,
+      absl::Span<const VectorId> ids, absl::FunctionRef<const uint8_t*(VectorId)> fresh,
       absl::FunctionRef<absl::Status(absl::Span<const VectorId>, std::vector<std::string>*)>
           read_vectors,
       WriteBatch* batch) const;
 
-  // At open: reads every extent of the collection and keeps those that hold exactly the points
-  // `members(t)` gives (ascending; an empty result for a tenant that does not exist), in chunks
-  // as this format makes them. The others are deleted in `batch`, and `rebuild` gets the
-  // tenants among them that want an extent (the caller plans them after this batch's deletes).
+  // At open: reads the layouts of the collection's extents (not their chunks) and keeps those
+  // whose rows add up to the points `members(t)` gives (ascending), in chunks as this format
+  // makes them. The others are deleted in `batch` (with their chunks; for a tenant without a
+  // layout record, whatever chunks are under its prefix), and `rebuild` gets the tenants among
+  // them that want an extent (the caller plans them after this batch's deletes).
   [[nodiscard]] absl::Status Load(const MetadataStore& store, absl::Span<const Tenant> tenants,
                                   absl::FunctionRef<std::vector<VectorId>(Tenant)> members,
                                   WriteBatch* batch, std::vector<Tenant>* rebuild);
@@ -101,13 +112,24 @@ class TenantExtents final {
 
   // A chunk's key in the tenants family: 'x' coll tenant bound (big-endian).
   [[nodiscard]] static std::string Key(uint32_t coll, Tenant t, VectorId bound);
+  // The layout record's key: 'X' coll tenant; its value, [u32 bound][u32 rows] per chunk.
+  [[nodiscard]] static std::string LayoutKey(uint32_t coll, Tenant t);
+  [[nodiscard]] static std::string EncodeLayout(absl::Span<const VectorId> bounds,
+                                                absl::Span<const uint32_t> rows);
 
  private:
+  struct Layout {
+    std::vector<VectorId> bounds;
+    std::vector<uint32_t> rows;
+  };
+  // Whether `layout` is one this format makes, for `points` points.
+  bool WellFormed(const Layout& layout, size_t points) const;
+
   const uint32_t coll_;
   const size_t row_bytes_;
   const size_t max_rows_;
   const size_t chunk_rows_;
-  absl::flat_hash_map<Tenant, std::vector<VectorId>> bounds_;  // tenants with an extent
+  absl::flat_hash_map<Tenant, Layout> layouts_;  // tenants with an extent
 };
 
 // A chunk: `ids` ascending; row(i) gives ids[i]'s stored vector (row_bytes bytes).

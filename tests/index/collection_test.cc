@@ -384,6 +384,8 @@ struct GatedCollection {
     options.open.wrap_block_file = [this](std::unique_ptr<BlockFile> f) {
       return std::unique_ptr<BlockFile>(new GatedBlockFile(std::move(f), &gate));
     };
+    // Tenants of a few thousand points search the postings (not an extent), whose reads wait.
+    options.tenant_extent_bytes = 32768;
     cat = *Catalog::Open(tmp.path(), options);
     c = NewCollection(cat.get(), d.base.dim, 1000000);
     UpsertRows(c.get(), d.base, 0, n);

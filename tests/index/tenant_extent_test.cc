@@ -30,6 +30,42 @@ std::string RowOf(VectorId id, int version) {
   return row;
 }
 
+// A store that counts the keys read from the tenants family.
+class CountingStore final : public MetadataStore {
+ public:
+  explicit CountingStore(std::unique_ptr<MetadataStore> store) : store_(std::move(store)) {}
+  absl::StatusOr<std::string> Get(Cf cf, absl::string_view key,
+                                  const StoreSnapshot* at) const override {
+    tenant_reads_ += cf == Cf::kTenants;
+    return store_->Get(cf, key, at);
+  }
+  std::vector<absl::StatusOr<std::string>> MultiGet(Cf cf, absl::Span<const std::string> keys,
+                                                    const StoreSnapshot* at) const override {
+    if (cf == Cf::kTenants) tenant_reads_ += keys.size();
+    return store_->MultiGet(cf, keys, at);
+  }
+  std::shared_ptr<const StoreSnapshot> Snapshot() const override { return store_->Snapshot(); }
+  absl::Status Write(WriteBatch* batch, bool sync, bool wal = true) override {
+    return store_->Write(batch, sync, wal);
+  }
+  absl::Status Scan(
+      Cf cf, absl::string_view prefix,
+      absl::FunctionRef<absl::Status(absl::string_view, absl::string_view)> visit) const override {
+    return store_->Scan(cf, prefix, visit);
+  }
+  absl::Status Flush() override { return store_->Flush(); }
+  absl::Status SyncWal() override { return store_->SyncWal(); }
+  uint64_t ApproximateBytes(Cf cf, absl::string_view prefix) const override {
+    return store_->ApproximateBytes(cf, prefix);
+  }
+  const WalRecoveryReport& recovery() const override { return store_->recovery(); }
+
+  mutable uint64_t tenant_reads_ = 0;
+
+ private:
+  std::unique_ptr<MetadataStore> store_;
+};
+
 // One collection's extents over a real store, with the stored vectors it reads kept in a map.
 class Extents {
  public:
@@ -37,17 +73,17 @@ class Extents {
       : extents_(kColl, kRowBytes, extent_bytes) {
     auto store = MetadataStore::Open(dir);
     EXPECT_TRUE(store.ok()) << store.status();
-    store_ = std::move(*store);
+    store_ = std::make_unique<CountingStore>(std::move(*store));
   }
 
   // The tenant's points become `ids` (ascending); `written` are the ids whose vectors the batch
-  // writes (at their next version). Returns the batch's puts.
+  // writes (at their next version). Returns the chunks the batch writes.
   size_t Set(const std::vector<VectorId>& ids, const std::vector<VectorId>& written = {}) {
     std::map<VectorId, std::string> fresh;
     for (VectorId id : written) fresh[id] = RowOf(id, ++version_[id]);
     WriteBatch batch;
     auto change = extents_.Plan(
-        *store_, kTenant, ids,
+        *store_, kTenant, points_, ids,
         [&](VectorId id) -> const uint8_t* {
           auto f = fresh.find(id);
           return f == fresh.end() ? nullptr : reinterpret_cast<const uint8_t*>(f->second.data());
@@ -61,9 +97,10 @@ class Extents {
         &batch);
     EXPECT_TRUE(change.ok()) << change.status();
     size_t puts = 0;
-    for (const auto& e : batch.entries()) puts += e.op == WriteBatch::Op::kPut;
+    for (const auto& e : batch.entries()) puts += e.op == WriteBatch::Op::kPut && e.key[0] == 'x';
     EXPECT_TRUE(store_->Write(&batch, /*sync=*/false).ok());
     extents_.Apply(*change);
+    points_ = ids;
     return puts;
   }
 
@@ -87,10 +124,10 @@ class Extents {
     return got == ids && rows_right;
   }
 
-  // Keys of the tenants family under the collection's extents.
-  std::vector<std::string> Keys() const {
+  // Keys of the tenants family under the collection's extents' chunks ('x') or layouts ('X').
+  std::vector<std::string> Keys(char kind = 'x') const {
     std::vector<std::string> keys;
-    std::string prefix = "x";
+    std::string prefix(1, kind);
     AppendU32(&prefix, kColl);
     EXPECT_TRUE(store_
                     ->Scan(Cf::kTenants, prefix,
@@ -103,7 +140,8 @@ class Extents {
   }
 
   TenantExtents extents_;
-  std::unique_ptr<MetadataStore> store_;
+  std::unique_ptr<CountingStore> store_;
+  std::vector<VectorId> points_;  // the tenant's points, as the last Set left them
   std::map<VectorId, int> version_;
   int vector_reads_ = 0;
 };
@@ -130,8 +168,10 @@ TEST(TenantExtents, AGrowingTenantRewritesOneChunkPerAppend) {
   std::vector<VectorId> ids;
   for (VectorId id = 0; id < 700; ++id) {
     ids.push_back(id * 3 + 1);  // new points take higher ids
+    const uint64_t reads = x.store_->tenant_reads_;
     const size_t puts = x.Set(ids, {ids.back()});
     ASSERT_EQ(puts, 1u) << "one append rewrites one chunk (point " << id << ")";
+    ASSERT_LE(x.store_->tenant_reads_ - reads, 1u) << "and reads that chunk alone";
   }
   EXPECT_TRUE(x.ReadsExactly(ids));
   // Cut as they fill: full chunks and the last one.
@@ -188,7 +228,7 @@ TEST(TenantExtents, ATenantPastItsSizeHasNone) {
   EXPECT_TRUE(x.Keys().empty());
 }
 
-TEST(TenantExtents, AMissingChunkIsReportedAndTheNextChangeMakesItAgain) {
+TEST(TenantExtents, AMissingChunkIsReportedAndAChangeOfItsPointsMakesItAgain) {
   TempDir dir;
   Extents x(dir.path());
   std::vector<VectorId> ids = Range(0, 300);
@@ -198,9 +238,14 @@ TEST(TenantExtents, AMissingChunkIsReportedAndTheNextChangeMakesItAgain) {
   lose.Delete(Cf::kTenants, x.Keys()[1]);
   ASSERT_TRUE(x.store_->Write(&lose, false).ok());
   EXPECT_FALSE(x.ReadsExactly(ids)) << "a chunk missing: the caller searches otherwise";
+  // A change elsewhere leaves it be (only the chunks a change rewrites are read).
   x.vector_reads_ = 0;
   ids.push_back(300);
   x.Set(ids, {300});
+  EXPECT_EQ(x.vector_reads_, 0);
+  EXPECT_FALSE(x.ReadsExactly(ids));
+  // A change of one of its points makes it again, from the stored vectors.
+  x.Set(ids, {200});
   EXPECT_EQ(x.vector_reads_, 1) << "the lost chunk's rows are read from the stored vectors";
   EXPECT_TRUE(x.ReadsExactly(ids));
 }
@@ -208,52 +253,56 @@ TEST(TenantExtents, AMissingChunkIsReportedAndTheNextChangeMakesItAgain) {
 TEST(TenantExtents, LoadKeepsWhatAgreesAndRebuildsTheRest) {
   TempDir dir;
   std::vector<VectorId> ids = Range(0, 300);
+  const auto chunk_of = [](const std::vector<VectorId>& rows) {
+    return EncodeTenantExtent(rows, kRowBytes, [&](size_t i) {
+      static std::string row;
+      row = RowOf(rows[i], 0);
+      return reinterpret_cast<const uint8_t*>(row.data());
+    });
+  };
   {
     Extents x(dir.path());
     x.Set(ids);
-    // Another tenant's extent in the one-record format of before chunks, and one of a tenant
-    // that no longer exists.
     WriteBatch b;
+    // Tenant 4: its points in the chunks of the format before layouts (no layout record).
+    b.Put(Cf::kTenants, TenantExtents::Key(kColl, 4, 0), chunk_of(Range(0, 100)));
+    b.Put(Cf::kTenants, TenantExtents::Key(kColl, 4, 100), chunk_of(Range(100, 200)));
+    // Tenant 5: the one-record format before chunks.
     std::string old = "x";
     AppendU32(&old, kColl);
     AppendU32(&old, 5);
-    b.Put(Cf::kTenants, old, std::string(4 + kRowBytes, '\0'));
-    b.Put(Cf::kTenants, TenantExtents::Key(kColl, 9, 0), std::string(4 + kRowBytes, '\0'));
-    // And tenant 4's points, right, but in one chunk of more rows than a chunk holds.
-    const std::vector<VectorId> four = Range(0, 200);
-    b.Put(Cf::kTenants, TenantExtents::Key(kColl, 4, 0),
-          EncodeTenantExtent(four, kRowBytes, [&](size_t i) {
-            static std::string row;
-            row = RowOf(four[i], 0);
-            return reinterpret_cast<const uint8_t*>(row.data());
-          }));
+    b.Put(Cf::kTenants, old, chunk_of({0}));
+    // Tenant 7: a layout of one chunk of more rows than a chunk holds.
+    b.Put(Cf::kTenants, TenantExtents::Key(kColl, 7, 0), chunk_of(Range(0, 200)));
+    b.Put(Cf::kTenants, TenantExtents::LayoutKey(kColl, 7),
+          TenantExtents::EncodeLayout({0}, {200}));
+    // Tenant 9, which no longer exists.
+    b.Put(Cf::kTenants, TenantExtents::Key(kColl, 9, 0), chunk_of({0}));
+    b.Put(Cf::kTenants, TenantExtents::LayoutKey(kColl, 9), TenantExtents::EncodeLayout({0}, {1}));
     ASSERT_TRUE(x.store_->Write(&b, false).ok());
   }
   Extents x(dir.path());
+  const uint64_t reads = x.store_->tenant_reads_;
   WriteBatch batch;
   std::vector<TenantExtents::Tenant> rebuild;
-  const std::vector<TenantExtents::Tenant> tenants = {kTenant, 4, 5, 6};
-  ASSERT_TRUE(x.extents_
-                  .Load(
-                      *x.store_, tenants,
-                      [&](TenantExtents::Tenant t) {
-                        return t == kTenant ? ids
-                               : t == 4     ? Range(0, 200)
-                               : t == 5     ? Range(0, 1)
-                                            : Range(0, 2);
-                      },
-                      &batch, &rebuild)
-                  .ok());
+  const std::vector<TenantExtents::Tenant> tenants = {kTenant, 4, 5, 6, 7};
+  const auto members = [&](TenantExtents::Tenant t) {
+    return t == kTenant ? ids : t == 5 ? Range(0, 1) : t == 6 ? Range(0, 2) : Range(0, 200);
+  };
+  ASSERT_TRUE(x.extents_.Load(*x.store_, tenants, members, &batch, &rebuild).ok());
+  EXPECT_EQ(x.store_->tenant_reads_, reads) << "no chunk read (Load scans layouts)";
   EXPECT_EQ(x.extents_.chunks(kTenant), 3u);
-  // Tenant 4's chunk is too long, tenant 5's record is of the old format, tenant 6 has none:
-  // all wanted, all rebuilt; tenant 4's and 5's records and tenant 9's go.
-  EXPECT_EQ(rebuild, (std::vector<TenantExtents::Tenant>{4, 5, 6}));
-  EXPECT_EQ(batch.count(), 3u);
+  // All but kTenant's want an extent and are rebuilt; tenant 4's two chunks, tenant 5's record,
+  // tenant 7's chunk and layout, and tenant 9's chunk and layout go.
+  EXPECT_EQ(rebuild, (std::vector<TenantExtents::Tenant>{4, 5, 6, 7}));
+  EXPECT_EQ(batch.count(), 7u);
   ASSERT_TRUE(x.store_->Write(&batch, false).ok());
   EXPECT_EQ(x.Keys().size(), 3u);
+  EXPECT_EQ(x.Keys('X').size(), 1u);
+  x.points_ = ids;
   EXPECT_TRUE(x.ReadsExactly(ids));
 
-  // The same extent checked against other members: dropped and rebuilt.
+  // The same layout checked against another point count: dropped, to be rebuilt.
   WriteBatch again;
   rebuild.clear();
   ids.pop_back();
@@ -264,7 +313,29 @@ TEST(TenantExtents, LoadKeepsWhatAgreesAndRebuildsTheRest) {
           .ok());
   EXPECT_EQ(rebuild, (std::vector<TenantExtents::Tenant>{kTenant}));
   EXPECT_EQ(x.extents_.chunks(kTenant), 0u);
-  EXPECT_EQ(again.count(), 3u);
+  EXPECT_EQ(again.count(), 4u);  // three chunks and the layout
+}
+
+TEST(TenantExtents, ASearchRefusesAChunkThatDisagreesWithTheLayout) {
+  TempDir dir;
+  Extents x(dir.path());
+  std::vector<VectorId> ids = Range(0, 200);
+  x.Set(ids);
+  ASSERT_TRUE(x.ReadsExactly(ids));
+  WriteBatch b;
+  b.Put(Cf::kTenants, TenantExtents::Key(kColl, kTenant, 128),
+        EncodeTenantExtent({128}, kRowBytes, [&](size_t) {
+          static const std::string row = RowOf(128, 0);
+          return reinterpret_cast<const uint8_t*>(row.data());
+        }));
+  ASSERT_TRUE(x.store_->Write(&b, false).ok());
+  uint64_t bytes = 0;
+  int visited = 0;
+  auto found = x.extents_.Read(
+      *x.store_, kTenant, nullptr, [&](VectorId, const uint8_t*) { ++visited; }, &bytes);
+  ASSERT_TRUE(found.ok());
+  EXPECT_FALSE(*found);
+  EXPECT_EQ(visited, 0);
 }
 
 }  // namespace

@@ -440,8 +440,8 @@ TEST(Tenants, PointQuotaRefusesWritesPastIt) {
   EXPECT_TRUE(absl::IsInvalidArgument(col->SetTenantQuota("small", {0, -1})));
 }
 
-// Recall@10 of tenants' searches on an index, by the size of the tenant's view: exact below
-// kExactTenantPoints, the shared postings with the access check above it.
+// Recall@10 of tenants' searches on an index, by the size of the tenant's view: exact from its
+// extent up to 1 MiB of vectors, the shared postings with the access check above it.
 TEST(Tenants, SearchRecallHoldsForSmallMediumAndLargeTenants) {
   TempDir tmp;
   SyntheticOptions so;
@@ -458,8 +458,8 @@ TEST(Tenants, SearchRecallHoldsForSmallMediumAndLargeTenants) {
   c.build_threshold = 1000000;
   auto col = *cat->Create(c);
   std::mt19937_64 rng(4);
-  // Shares of the collection: 0.2%, 0.5% and 5% (from their extents: ~40 points in 2 pages,
-  // ~100 in 4, ~1,000 in 33), 15% and 50% (shared postings, access checked).
+  // Shares of the collection: 0.2%, 0.5%, 5% and 15% (from their extents: ~40 points in 2 pages,
+  // ~100 in 4, ~1,000 in 33, ~3,000 in 99), and 50% (shared postings, access checked).
   const std::vector<std::pair<std::string, double>> tenants = {
       {"tiny", 0.002}, {"small", 0.005}, {"exact", 0.05}, {"medium", 0.15}, {"large", 0.5}};
   std::map<std::string, std::vector<uint64_t>> members;
