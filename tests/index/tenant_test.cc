@@ -388,6 +388,71 @@ TEST(Tenants, RandomOperationsMatchTheModelThroughRebuildsAndReopens) {
   ops.Check(&rng);
 }
 
+// A tenant's extent follows the collection's extent size across opens: one that no longer fits
+// goes (the tenant is searched over its stored vectors), and it comes back at a larger size; the
+// answers stay exact throughout.
+TEST(Tenants, ExtentsFollowTheExtentSizeAcrossOpens) {
+  TempDir tmp;
+  constexpr uint64_t kPoints = 500;  // 130 KiB of [id][64-d float32] rows
+  const auto open = [&](size_t extent_bytes) {
+    CollectionOptions options;
+    options.tenant_extent_bytes = extent_bytes;
+    auto cat = Catalog::Open(tmp.path(), options);
+    EXPECT_TRUE(cat.ok()) << cat.status();
+    return std::move(*cat);
+  };
+  std::vector<std::vector<float>> vectors;
+  for (uint64_t i = 0; i < kPoints; ++i) vectors.push_back(VectorOf(i, 0));
+  const std::vector<float> q = VectorOf(999999, 0);
+  std::vector<std::pair<float, uint64_t>> want;
+  for (uint64_t i = 0; i < kPoints; ++i) want.push_back({L2(q, vectors[i]), i});
+  std::sort(want.begin(), want.end());
+  // The tenant's search: exact, and the bytes it read.
+  const auto search = [&](Catalog* cat) -> uint64_t {
+    auto c = cat->Find("e");
+    EXPECT_TRUE(c.ok()) << c.status();
+    std::vector<Hit> hits;
+    SearchStats st;
+    EXPECT_TRUE(
+        (*c)->Search(Scope{"t"}, VectorView::Of(absl::MakeConstSpan(q)), 10, {}, &hits, &st).ok());
+    EXPECT_EQ(hits.size(), 10u);
+    for (size_t i = 0; i < hits.size(); ++i) EXPECT_EQ(hits[i].id, want[i].second) << i;
+    return st.bytes_read;
+  };
+  const uint64_t extent_bytes = kPoints * (4 + kDim * sizeof(float));
+  {
+    auto cat = open(kTenantExtentBytes);
+    CollectionConfig c;
+    c.name = "e";
+    c.dim = kDim;
+    c.type = ElementType::kFloat32;
+    c.build_threshold = 1000000;
+    auto col = *cat->Create(c);
+    ASSERT_TRUE(col->CreateTenant("t").ok());
+    std::vector<PointInput> rows;
+    const std::vector<std::string> tenants = {"t"};
+    for (uint64_t i = 0; i < kPoints; ++i) {
+      PointInput p{
+          i, {reinterpret_cast<const uint8_t*>(vectors[i].data()), kDim * sizeof(float)}, {}};
+      p.tenants = tenants;
+      p.set_tenants = true;
+      rows.push_back(p);
+    }
+    std::vector<RowError> errors;
+    uint64_t upserted = 0;
+    ASSERT_TRUE(col->Upsert(rows, &errors, &upserted).ok());
+    EXPECT_EQ(search(cat.get()), extent_bytes) << "from its extent";
+  }
+  {
+    auto cat = open(32768);  // 126 points
+    EXPECT_EQ(search(cat.get()), kPoints * kDim * sizeof(float)) << "over its stored vectors";
+  }
+  {
+    auto cat = open(kTenantExtentBytes);
+    EXPECT_EQ(search(cat.get()), extent_bytes) << "from its extent, made again";
+  }
+}
+
 // A tenant's max_points quota refuses whole upserts and grants that would pass it, durably.
 TEST(Tenants, PointQuotaRefusesWritesPastIt) {
   TempDir tmp;
