@@ -111,7 +111,15 @@ class SpannIndexImpl final : public SpannIndex {
         dist_(kernels::GetDistance(kernels::Best(), type, metric)),
         entry_dist_(encoding == PostingEncoding::kFloat16
                         ? kernels::GetFloat16Distance(kernels::Best(), metric)
-                        : dist_) {}
+                        : dist_) {
+    uint64_t entries = 0;
+    for (uint32_t p = 0; p < postings_->postings(); ++p) entries += postings_->location(p).count;
+    if (postings_->postings() > 0 && n_ > 0) {
+      mean_posting_entries_ =
+          static_cast<double>(entries) / static_cast<double>(postings_->postings());
+      entries_per_vector_ = static_cast<double>(entries) / static_cast<double>(n_);
+    }
+  }
 
   using SpannIndex::Search;
   absl::Status Search(VectorView query, uint32_t k, const SearchParams& params,
@@ -196,6 +204,8 @@ class SpannIndexImpl final : public SpannIndex {
   const uint32_t entry_limit_;
   const kernels::DistanceFn dist_;        // query vs a vector in the index's type (heads, overlay)
   const kernels::DistanceFn entry_dist_;  // query vs a posting entry's vector on disk
+  double mean_posting_entries_ = 0;       // entries of a built posting, on average
+  double entries_per_vector_ = 1;         // replicas of a built vector, on average
   mutable Mutex mu_;
   mutable std::vector<std::unique_ptr<QueryContext>> pool_ ABSL_GUARDED_BY(mu_);
 };
@@ -381,21 +391,42 @@ absl::Status SpannIndexImpl::Search(VectorView query, uint32_t k, const SearchPa
     q = ctx->qf.data();
   }
 
-  const uint32_t budget = params.max_postings != 0 ? params.max_postings : default_max_postings_;
-  uint32_t nprobe = static_cast<uint32_t>(std::min<uint64_t>(
-      budget, heads_->size() + (overlay.heads != nullptr ? overlay.heads->added() : 0)));
+  // Entries the postings read must hold for k answers: 2k vectors' replicas, over the share of
+  // the index the caller's allow set admits. A budget whose postings hold fewer on average (a
+  // large k) is widened to them, and pruning keeps postings until they hold that many, so that a
+  // query lying on top of one head does not stop at its posting alone.
+  const uint64_t heads_now =
+      heads_->size() + (overlay.heads != nullptr ? overlay.heads->added() : 0);
+  double wanted_entries = 2.0 * k * entries_per_vector_;
+  if (overlay.allow != nullptr) {
+    wanted_entries *=
+        static_cast<double>(n_) / static_cast<double>(std::max<uint64_t>(overlay.allow->size(), 1));
+  }
+  const double mean_entries = mean_posting_entries_;
+  uint32_t budget = params.max_postings != 0 ? params.max_postings : default_max_postings_;
+  if (params.max_postings == 0 && overlay.allow == nullptr && mean_entries > 0) {
+    // (A k of thousands reads its thousands of vectors; the service bounds k.)
+    const double for_k = std::ceil(wanted_entries / mean_entries);
+    budget = static_cast<uint32_t>(
+        std::min<double>(std::max<double>(budget, for_k), static_cast<double>(heads_now)));
+  }
+  uint32_t nprobe = static_cast<uint32_t>(std::min<uint64_t>(budget, heads_now));
   uint32_t ef = params.ef_search ? params.ef_search : std::max(64u, 2 * nprobe);
   Navigate(q, nprobe, ef, overlay.heads, ctx.get(), &ctx->heads);
   st.navigation_us = MicrosSince(t0);
 
-  // Query-aware pruning: postings far beyond the nearest head rarely hold a top-k neighbour.
+  // Query-aware pruning: postings far beyond the nearest head rarely hold a top-k neighbour; but
+  // not before the postings kept hold the entries k answers want.
   uint32_t keep = 0;
   float base = -1;
+  double kept_entries = 0;
+  const uint32_t built_postings = static_cast<uint32_t>(postings_->postings());
   for (const auto& [dist, head] : ctx->heads) {
     if (metric_ == Metric::kL2 && params.prune_ratio > 0) {
       if (base <= 0) base = dist;  // the first non-zero distance anchors the ratio
-      if (base > 0 && dist > params.prune_ratio * base) break;
+      if (base > 0 && dist > params.prune_ratio * base && kept_entries >= wanted_entries) break;
     }
+    if (head < built_postings) kept_entries += postings_->location(head).count;
     ++keep;
   }
 

@@ -12,9 +12,11 @@
 //   4. postings are written to the posting file (storage/posting_file.h), the head graph saved, and
 //      the MANIFEST written last: a directory without a valid MANIFEST is not an index.
 //
-// Search(q, k): the `max_postings` nearest heads, pruned by the distance ratio d(q, c_i) >
-// prune_ratio * d(q, c_1) (L2 only), one batched read, distances as postings arrive (exact, or
-// against float16-rounded vectors for a float16 posting encoding), replicas de-duplicated, top k.
+// Search(q, k): the `max_postings` nearest heads (by default, at least as many as hold 2k vectors
+// on average), pruned by the distance ratio d(q, c_i) > prune_ratio * d(q, c_1) (L2 only) once
+// the postings kept hold 2k vectors' entries (over the share an allow set admits), one batched
+// read, distances as postings arrive (exact, or against float16-rounded vectors for a float16
+// posting encoding), replicas de-duplicated, top k.
 // Thread-safe: any number of concurrent Search calls.
 #ifndef STRATA_INDEX_SPANN_INDEX_H_
 #define STRATA_INDEX_SPANN_INDEX_H_
@@ -90,10 +92,12 @@ struct SpannBuildStats {
 
 struct SearchParams {
   // Nearest heads whose postings are read; 0 = the index's default, tuned at build time
-  // (SpannIndex::default_max_postings).
+  // (SpannIndex::default_max_postings), or more for a k larger than its postings hold.
   uint32_t max_postings = 0;
-  float prune_ratio = 8.0f;  // skip posting i when d(q,c_i) > ratio * d(q,c_1); <= 0 disables
-  uint32_t ef_search = 0;    // HNSW beam over the heads; 0 = max(64, 2 * max_postings)
+  // Skip posting i when d(q,c_i) > ratio * d(q,c_1), once those kept hold 2k vectors' entries
+  // (L2); <= 0 disables.
+  float prune_ratio = 8.0f;
+  uint32_t ef_search = 0;  // HNSW beam over the heads; 0 = max(64, 2 * max_postings)
 };
 
 struct SearchStats {

@@ -6,6 +6,7 @@
 #include <atomic>
 #include <cmath>
 #include <filesystem>
+#include <random>
 #include <thread>
 
 #include "gtest/gtest.h"
@@ -173,6 +174,78 @@ TEST_F(SpannIndexTest, PruningReadsFewerPostings) {
     b += s2.postings_read;
   }
   EXPECT_LT(b, a);
+}
+
+// A query on top of a head, in tight clusters: every other head lies beyond the prune ratio, and
+// that head's posting alone holds fewer than k vectors. Pruning still keeps the postings k answers
+// need.
+TEST(SpannIndex, PruningKeepsThePostingsKAnswersNeed) {
+  TempDir dir;
+  VectorSet base;
+  base.type = ElementType::kFloat32;
+  base.dim = 16;
+  base.n = 40 * 250;  // 40 clusters of 250, far apart, each of spread 1
+  std::mt19937_64 rng(7);
+  std::uniform_real_distribution<float> far(0, 1000);
+  std::normal_distribution<float> near(0, 1);
+  std::vector<float> v(base.n * base.dim);
+  for (uint64_t c = 0; c < 40; ++c) {
+    std::vector<float> centre(base.dim);
+    for (float& x : centre) x = far(rng);
+    for (uint64_t i = 0; i < 250; ++i) {
+      for (uint32_t j = 0; j < base.dim; ++j)
+        v[(c * 250 + i) * base.dim + j] = centre[j] + near(rng);
+    }
+  }
+  base.data.assign(reinterpret_cast<const uint8_t*>(v.data()),
+                   reinterpret_cast<const uint8_t*>(v.data() + v.size()));
+  ASSERT_TRUE(SpannIndex::Build(base, dir.path() + "/c", {}).ok());
+  auto index = SpannIndex::Open(dir.path() + "/c");
+  ASSERT_TRUE(index.ok()) << index.status();
+  const uint32_t k = 100;  // more than a posting holds here
+  VectorSet queries;
+  queries.type = base.type;
+  queries.dim = base.dim;
+  for (uint32_t h = 0; h < 20; ++h) {
+    const auto* head = reinterpret_cast<const float*>((*index)->head_vector(h * 37));
+    for (uint32_t j = 0; j < base.dim; ++j) {
+      const float x = head[j] + 1e-4f;
+      const auto* b = reinterpret_cast<const uint8_t*>(&x);
+      queries.data.insert(queries.data.end(), b, b + sizeof x);
+    }
+    ++queries.n;
+  }
+  auto gt = ExactKnn(base, queries, Metric::kL2, k);
+  ASSERT_TRUE(gt.ok()) << gt.status();
+  std::vector<std::vector<uint32_t>> results;
+  uint32_t short_answers = 0;
+  for (uint64_t i = 0; i < queries.n; ++i) {
+    std::vector<Neighbor> res;
+    ASSERT_TRUE((*index)->Search(Row(queries, i), k, {}, &res).ok());
+    short_answers += res.size() < k;
+    std::vector<uint32_t> ids;
+    for (const Neighbor& n : res) ids.push_back(n.id);
+    results.push_back(ids);
+  }
+  EXPECT_EQ(short_answers, 0u);
+  EXPECT_GE(testing::RecallAtK(*gt, results, k), 0.9);
+}
+
+// A k larger than the default budget's postings hold: the budget grows to it.
+TEST_F(SpannIndexTest, ALargeKReadsThePostingsItNeeds) {
+  auto index = SpannIndex::Open(IndexDir());
+  ASSERT_TRUE(index.ok());
+  const uint32_t k = 2000;  // the default 32 postings hold ~320 vectors
+  std::vector<Neighbor> res;
+  SearchStats st;
+  ASSERT_TRUE((*index)->Search(Row(data_->queries, 0), k, {}, &res, &st).ok());
+  EXPECT_EQ(res.size(), k);
+  EXPECT_GT(st.postings_read, (*index)->default_max_postings());
+  // An explicit budget is the caller's.
+  SearchParams p;
+  p.max_postings = 32;
+  ASSERT_TRUE((*index)->Search(Row(data_->queries, 0), k, p, &res, &st).ok());
+  EXPECT_LE(st.postings_read, 32u);
 }
 
 TEST_F(SpannIndexTest, ConcurrentSearchesAgreeWithSerial) {
