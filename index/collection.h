@@ -210,8 +210,10 @@ struct CollectionOptions {
   // posting_page_limit). A posting is looked at once its entries, dead ones included, pass twice
   // that.
   uint32_t posting_limit = 0;
-  // Bytes of [id][vector] rows a tenant's extent (index/tenant_extent.h) may copy: tenants that
-  // see at most that many points' worth are searched exactly from it, in one batch of reads.
+  // Tests only: bytes of [id][vector] rows a tenant's extent (index/tenant_extent.h) may copy
+  // (tenants that see at most that many points' worth are searched exactly from it). Every
+  // program opening a data directory must use the same size: an extent that does not fit the
+  // size it is opened with is dropped, or made again, at open.
   size_t tenant_extent_bytes = kTenantExtentBytes;
 };
 

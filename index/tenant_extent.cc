@@ -57,7 +57,7 @@ std::string TenantExtents::EncodeLayout(absl::Span<const VectorId> bounds,
   return v;
 }
 
-bool TenantExtents::WellFormed(const Layout& layout, size_t points) const {
+bool TenantExtents::WellFormed(const Layout& layout, uint64_t points) const {
   if (layout.bounds.empty() || layout.bounds[0] != 0 || points == 0 || points > max_rows_) {
     return false;
   }
@@ -78,10 +78,15 @@ size_t TenantExtents::chunks(Tenant t) const {
 absl::StatusOr<bool> TenantExtents::Read(const MetadataStore& store, Tenant t,
                                          const StoreSnapshot* at,
                                          absl::FunctionRef<void(VectorId, const uint8_t*)> visit,
-                                         uint64_t* bytes) const {
+                                         uint64_t* bytes, uint64_t* pages) const {
   *bytes = 0;
+  *pages = 0;
   auto it = layouts_.find(t);
   if (it == layouts_.end()) return false;
+  {
+    MutexLock lock(&broken_mu_);
+    if (broken_.contains(t)) return false;
+  }
   const Layout& layout = it->second;
   std::vector<std::string> keys;
   for (VectorId b : layout.bounds) keys.push_back(Key(coll_, t, b));
@@ -95,8 +100,14 @@ absl::StatusOr<bool> TenantExtents::Read(const MetadataStore& store, Tenant t,
   for (const absl::StatusOr<std::string>& g : got) {
     RETURN_IF_ERROR(DecodeTenantExtent(*g, row_bytes_, visit));
     *bytes += g->size();
+    *pages += (g->size() + 4095) / 4096;
   }
   return true;
+}
+
+bool TenantExtents::MarkBroken(Tenant t) const {
+  MutexLock lock(&broken_mu_);
+  return broken_.insert(t).second;
 }
 
 absl::StatusOr<TenantExtents::Change> TenantExtents::Plan(
@@ -106,6 +117,11 @@ absl::StatusOr<TenantExtents::Change> TenantExtents::Plan(
         read_vectors,
     WriteBatch* batch) const {
   Change change{t, {}, {}};
+  bool broken;
+  {
+    MutexLock lock(&broken_mu_);
+    broken = broken_.contains(t);
+  }
   auto it = layouts_.find(t);
   const std::vector<VectorId> old_bounds =
       it == layouts_.end() ? std::vector<VectorId>{} : it->second.bounds;
@@ -122,8 +138,10 @@ absl::StatusOr<TenantExtents::Change> TenantExtents::Plan(
   };
   // What each chunk holds now (the points before the batch), and where the points go after it
   // (one chunk from 0 for a new extent).
+  // (Of an extent marked broken nothing is trusted: every chunk is written again, every row read
+  // from the stored vectors.)
   std::vector<std::vector<VectorId>> old_ids(old_bounds.size());
-  if (!old_bounds.empty()) {
+  if (!old_bounds.empty() && !broken) {
     for (VectorId id : before) old_ids[chunk_of(old_bounds, id)].push_back(id);
   }
   struct Chunk {
@@ -156,7 +174,7 @@ absl::StatusOr<TenantExtents::Change> TenantExtents::Plan(
   }
   // Rewritten: the chunks whose points change, or whose vectors the batch writes.
   absl::flat_hash_map<VectorId, size_t> old_at;
-  for (size_t i = 0; i < old_bounds.size(); ++i) old_at[old_bounds[i]] = i;
+  for (size_t i = 0; i < old_bounds.size() && !broken; ++i) old_at[old_bounds[i]] = i;
   std::vector<const Chunk*> rewrite;
   for (const Chunk& ch : chunks) {
     change.bounds.push_back(ch.bound);
@@ -173,7 +191,7 @@ absl::StatusOr<TenantExtents::Change> TenantExtents::Plan(
   for (const Chunk* ch : rewrite) {
     for (VectorId id : ch->ids) {
       if (fresh(id) != nullptr) continue;
-      if (!old_bounds.empty() && std::binary_search(before.begin(), before.end(), id)) {
+      if (!old_bounds.empty() && !broken && std::binary_search(before.begin(), before.end(), id)) {
         wanted[chunk_of(old_bounds, id)] = true;
       } else {
         need.push_back(id);
@@ -239,7 +257,7 @@ absl::StatusOr<TenantExtents::Change> TenantExtents::Plan(
       batch->Delete(Cf::kTenants, Key(coll_, t, b));
     }
   }
-  if (it == layouts_.end() || it->second.bounds != change.bounds ||
+  if (it == layouts_.end() || broken || it->second.bounds != change.bounds ||
       it->second.rows != change.rows) {
     batch->Put(Cf::kTenants, LayoutKey(coll_, t), EncodeLayout(change.bounds, change.rows));
   }
@@ -247,9 +265,13 @@ absl::StatusOr<TenantExtents::Change> TenantExtents::Plan(
 }
 
 absl::Status TenantExtents::Load(const MetadataStore& store, absl::Span<const Tenant> tenants,
-                                 absl::FunctionRef<std::vector<VectorId>(Tenant)> members,
-                                 WriteBatch* batch, std::vector<Tenant>* rebuild) {
+                                 absl::FunctionRef<uint64_t(Tenant)> points, WriteBatch* batch,
+                                 std::vector<Tenant>* rebuild) {
   layouts_.clear();
+  {
+    MutexLock lock(&broken_mu_);
+    broken_.clear();
+  }
   struct Found {
     Layout layout;
     bool ok = true;
@@ -270,42 +292,41 @@ absl::Status TenantExtents::Load(const MetadataStore& store, absl::Span<const Te
     }
     return absl::OkStatus();
   }));
-  // Removes a tenant's extent: the chunks its layout names, or (no layout: an extent of an older
-  // format, or none) whatever is under its prefix.
-  const auto remove = [&](Tenant t, const Found* f) -> absl::Status {
-    if (f != nullptr && f->ok) {
-      for (VectorId b : f->layout.bounds) batch->Delete(Cf::kTenants, Key(coll_, t, b));
-    } else {
-      std::string under = ExtentPrefix(coll_);
-      AppendU32(&under, t);
-      RETURN_IF_ERROR(store.Scan(Cf::kTenants, under, [&](auto key, auto) {
-        batch->Delete(Cf::kTenants, key);
-        return absl::OkStatus();
-      }));
-    }
-    if (f != nullptr) batch->Delete(Cf::kTenants, LayoutKey(coll_, t));
+  // Removes a tenant's extent: its layout, and whatever is under its chunks' prefix (an extent
+  // of an older format too; a seek for a tenant that has none).
+  const auto remove = [&](Tenant t, bool has_layout) -> absl::Status {
+    std::string under = ExtentPrefix(coll_);
+    AppendU32(&under, t);
+    RETURN_IF_ERROR(store.Scan(Cf::kTenants, under, [&](auto key, auto) {
+      batch->Delete(Cf::kTenants, key);
+      return absl::OkStatus();
+    }));
+    if (has_layout) batch->Delete(Cf::kTenants, LayoutKey(coll_, t));
     return absl::OkStatus();
   };
   for (Tenant t : tenants) {
-    const std::vector<VectorId> want = members(t);
-    const bool wanted = !want.empty() && want.size() <= max_rows_;
+    const uint64_t n = points(t);
+    const bool wanted = n > 0 && n <= max_rows_;
     auto it = found.find(t);
     const Found* f = it == found.end() ? nullptr : &it->second;
-    if (wanted && f != nullptr && f->ok && WellFormed(f->layout, want.size())) {
+    if (wanted && f != nullptr && f->ok && WellFormed(f->layout, n)) {
       layouts_[t] = f->layout;
     } else {
-      // (A tenant without an extent, that wants none, has nothing to remove.)
-      if (f != nullptr || wanted) RETURN_IF_ERROR(remove(t, f));
+      RETURN_IF_ERROR(remove(t, f != nullptr));
       if (wanted) rebuild->push_back(t);
     }
     if (it != found.end()) found.erase(it);
   }
   // Extents of tenants that are no more.
-  for (const auto& [t, f] : found) RETURN_IF_ERROR(remove(t, &f));
+  for (const auto& [t, f] : found) RETURN_IF_ERROR(remove(t, true));
   return absl::OkStatus();
 }
 
 void TenantExtents::Apply(const Change& change) {
+  {
+    MutexLock lock(&broken_mu_);
+    broken_.erase(change.tenant);
+  }
   if (change.bounds.empty()) {
     layouts_.erase(change.tenant);
   } else {

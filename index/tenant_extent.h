@@ -3,10 +3,10 @@
 // default) of [id][vector] rows; 7,943 SIFT-like points, 4,032 of 64-d float32, 340 of 768-d -
 // is searched exactly by reading its extent's chunks in one batch, instead of one record per
 // point however its points are spread over the collection (Curator's tenant extents). A tenant of
-// at most 8 KiB of rows (62 SIFT-like points) reads two pages. Past the extent a tenant's search
-// reads the shared postings at up to 16 times the budget (bench/RESULTS.md "Tenants": 1M
-// SIFT-like, a tenant of 7,943 points read ~1 MiB from its extent where the postings path read
-// ~3 MiB, in a twentieth of the time).
+// at most 8 KiB of rows (62 SIFT-like points) reads two pages. Past the extent a tenant is
+// searched over its stored vectors, one record each (up to 2,048 points), else over the shared
+// postings at up to 16 times the budget (bench/RESULTS.md "Tenants": at 1M SIFT-like, tenants
+// with extents answered in 0.2 ms reading 117 KiB, those just past them in 7 ms reading 3 MiB).
 //
 // The extent copies the tenant's vectors: the one place a point is stored more than once, at most
 // extent_bytes per tenant (a point seen by several small tenants is in each one's extent; 78 MiB
@@ -25,9 +25,12 @@
 // every change of the tenant's points or of their vectors (dropped when the tenant grows past
 // max_rows()). Its layout - each chunk's bound and row count - is a small record of its own, read
 // at open (the chunks are not: opening costs nothing per copied vector) and checked against the
-// access sets there (an extent that disagrees, or has no layout record - the formats before it -
-// is rebuilt); a search checks each chunk's rows against it. Format (storage/FORMAT.md): a chunk
-// is rows of [u32 internal id][the stored vector bytes], ascending.
+// tenants' point counts there (an extent that disagrees, or has no layout record - the formats
+// before it - is rebuilt). A search checks each chunk's size against the layout, and the
+// collection checks the rows against the tenant's points (index/collection.cc, SearchExtent): an
+// extent found wrong is marked broken (MarkBroken), searched around, and made again whole by the
+// tenant's next change. Format (storage/FORMAT.md): a chunk is rows of [u32 internal id][the
+// stored vector bytes], ascending.
 //
 // Thread-compatible: the collection serialises writers against readers (its lock); Read and Plan
 // read the store, Apply changes memory once the batch is durable.
@@ -40,11 +43,13 @@
 #include <vector>
 
 #include "absl/container/flat_hash_map.h"
+#include "absl/container/flat_hash_set.h"
 #include "absl/functional/function_ref.h"
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
 #include "absl/strings/string_view.h"
 #include "absl/types/span.h"
+#include "base/mutex.h"
 #include "index/types.h"
 #include "storage/metadata_store.h"
 
@@ -76,20 +81,26 @@ class TenantExtents final {
   // Chunks of t's extent (0: none).
   [[nodiscard]] size_t chunks(Tenant t) const;
 
-  // Calls visit(id, stored vector) for each row of t's extent, ascending, read at `at` in one
-  // batch; `bytes` gets the bytes read. False when t has no extent, or a chunk is missing or
-  // holds other than its layout's rows (a bug: the caller searches otherwise; nothing was
-  // visited). DataLoss for a malformed chunk.
+  // Calls visit(id, stored vector) for each row of t's extent, chunk after chunk (ascending),
+  // read at `at` in one batch; `bytes` and `pages` get what was read (pages: 4 KiB per chunk
+  // begun). False when t has no extent, or it is marked broken, or a chunk is missing or of
+  // another size than its layout says (nothing was visited). DataLoss for a malformed chunk (the
+  // rows of the chunks before it were visited).
   [[nodiscard]] absl::StatusOr<bool> Read(const MetadataStore& store, Tenant t,
                                           const StoreSnapshot* at,
                                           absl::FunctionRef<void(VectorId, const uint8_t*)> visit,
-                                          uint64_t* bytes) const;
+                                          uint64_t* bytes, uint64_t* pages) const;
+  // Marks t's extent wrong (a caller of Read found rows other than the tenant's points): Read
+  // refuses it until the next Plan of t, which makes it again whole. True the first time.
+  // Thread-safe (searches call it holding the collection's lock shared).
+  bool MarkBroken(Tenant t) const;
 
   // Plans t's extent for its points after a batch, `ids` (ascending; none or more than
   // max_rows(): no extent), into `batch`; `before`: its points before it (ascending), which its
-  // extent holds. `fresh(id)`: the stored bytes of a vector the batch writes (null: unchanged by
-  // it). Only the chunks it rewrites are read; rows they lack are read by
-  // `read_vectors(ids, out)` (their stored bytes, in ids' order).
+  // extent holds (unless it is marked broken: then it is made again whole). `fresh(id)`: the
+  // stored bytes of a vector the batch writes (null: unchanged by it). Only the chunks it
+  // rewrites or merges away are read; rows they lack are read by `read_vectors(ids, out)` (their
+  // stored bytes, in ids' order).
   [[nodiscard]] absl::StatusOr<Change> Plan(
       const MetadataStore& store, Tenant t, absl::Span<const VectorId> before,
       absl::Span<const VectorId> ids, absl::FunctionRef<const uint8_t*(VectorId)> fresh,
@@ -98,13 +109,14 @@ class TenantExtents final {
       WriteBatch* batch) const;
 
   // At open: reads the layouts of the collection's extents (not their chunks) and keeps those
-  // whose rows add up to the points `members(t)` gives (ascending), in chunks as this format
-  // makes them. The others are deleted in `batch` (with their chunks; for a tenant without a
-  // layout record, whatever chunks are under its prefix), and `rebuild` gets the tenants among
-  // them that want an extent (the caller plans them after this batch's deletes).
+  // whose rows add up to `points(t)` (the tenant's point count), in chunks as this format makes
+  // them. The others are deleted in `batch` with whatever chunks are under the tenant's prefix
+  // (so are any under the prefix of a tenant without a layout: the formats before it), and
+  // `rebuild` gets the tenants among them that want an extent (the caller plans them after this
+  // batch's deletes).
   [[nodiscard]] absl::Status Load(const MetadataStore& store, absl::Span<const Tenant> tenants,
-                                  absl::FunctionRef<std::vector<VectorId>(Tenant)> members,
-                                  WriteBatch* batch, std::vector<Tenant>* rebuild);
+                                  absl::FunctionRef<uint64_t(Tenant)> points, WriteBatch* batch,
+                                  std::vector<Tenant>* rebuild);
 
   void Apply(const Change& change);
 
@@ -123,13 +135,15 @@ class TenantExtents final {
     std::vector<uint32_t> rows;
   };
   // Whether `layout` is one this format makes, for `points` points.
-  bool WellFormed(const Layout& layout, size_t points) const;
+  bool WellFormed(const Layout& layout, uint64_t points) const;
 
   const uint32_t coll_;
   const size_t row_bytes_;
   const size_t max_rows_;
   const size_t chunk_rows_;
   absl::flat_hash_map<Tenant, Layout> layouts_;  // tenants with an extent
+  mutable Mutex broken_mu_;
+  mutable absl::flat_hash_set<Tenant> broken_ ABSL_GUARDED_BY(broken_mu_);
 };
 
 // A chunk: `ids` ascending; row(i) gives ids[i]'s stored vector (row_bytes bytes).

@@ -95,10 +95,6 @@ ABSL_FLAG(std::string, wal_recovery, "strict",
           "start, naming how many acknowledged write batches lie beyond the damage; "
           "point_in_time = open at the last intact record, dropping them (loudly: log, Stats, "
           "/metrics)");
-ABSL_FLAG(uint32_t, tenant_extent_kb, 1024,
-          "KiB of vectors a tenant's extent may copy: a tenant that sees at most that much is "
-          "searched exactly from its extent in one batch of reads (4 to 65536; a change takes "
-          "effect at the next start)");
 ABSL_FLAG(double, drain_seconds, 10, "on SIGTERM/SIGINT: how long in-flight calls may finish");
 ABSL_FLAG(std::string, ready_file, "",
           "once serving, write the bound port to this file (for scripts and tests)");
@@ -129,7 +125,6 @@ int main(int argc, char** argv) {
   o.threads = absl::GetFlag(FLAGS_threads);
   o.auto_repair = absl::GetFlag(FLAGS_auto_repair);
   o.wal_recovery = absl::GetFlag(FLAGS_wal_recovery);
-  o.tenant_extent_kb = absl::GetFlag(FLAGS_tenant_extent_kb);
   o.limits.max_k = absl::GetFlag(FLAGS_max_k);
   o.limits.max_batch = absl::GetFlag(FLAGS_max_batch);
   o.limits.max_dimension = absl::GetFlag(FLAGS_max_dimension);

@@ -1417,13 +1417,8 @@ class ServerImpl final : public Server {
       return absl::InvalidArgumentError(absl::StrCat(
           "--wal_recovery must be strict or point_in_time, got '", o.wal_recovery, "'"));
     }
-    if (o.tenant_extent_kb < 4 || o.tenant_extent_kb > 65536) {
-      return absl::InvalidArgumentError(
-          absl::StrCat("--tenant_extent_kb must be 4 to 65536, got ", o.tenant_extent_kb));
-    }
     CollectionOptions collection_options;
     collection_options.payload_text = PayloadText;  // the lexical index reads Payload.text
-    collection_options.tenant_extent_bytes = size_t{o.tenant_extent_kb} << 10;
     ASSIGN_OR_RETURN(s->catalog_, Catalog::Open(o.data_dir, collection_options, store_options));
     ASSIGN_OR_RETURN(s->keys_, TenantKeys::Open(s->catalog_->store()));
     if (!o.admin_key.empty()) {

@@ -83,9 +83,6 @@ struct ServerOptions {
   // A write-ahead log damaged before its end: refuse to start (strict), or open at the last
   // intact record, dropping the writes after it (point_in_time). storage/metadata_store.h.
   std::string wal_recovery = "strict";
-  // KiB of vectors a small tenant's extent may copy (index/tenant_extent.h): tenants that see at
-  // most that much are searched exactly from it. 4 to 65536.
-  uint32_t tenant_extent_kb = 1024;
 };
 
 [[nodiscard]] grpc::Status ToGrpcStatus(const absl::Status& s);

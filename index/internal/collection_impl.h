@@ -255,9 +255,11 @@ class CollectionImpl final : public Collection {
                            const absl::flat_hash_set<TenantAccess::Tenant>& touched,
                            WriteBatch* batch, std::vector<TenantExtents::Change>* changes) const
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(write_mu_) ABSL_SHARED_LOCKS_REQUIRED(mu_);
-  // At open: every tenant's extent agrees with its access set, else it is rebuilt (logged).
+  // At open: every tenant's extent layout agrees with its point count, else the extent is
+  // rebuilt (logged).
   absl::Status CheckExtents() ABSL_EXCLUSIVE_LOCKS_REQUIRED(write_mu_, mu_);
-  // The exact nearest of a small tenant's points, from its extent; false when it has none.
+  // The exact nearest of a small tenant's points, from its extent; false when it has none, or
+  // its rows are not exactly the tenant's points (then it is marked broken, logged once).
   absl::StatusOr<bool> SearchExtent(const uint8_t* q, uint32_t k, TenantAccess::Tenant t,
                                     std::vector<Neighbor>* result, SearchStats* st) const
       ABSL_SHARED_LOCKS_REQUIRED(mu_);

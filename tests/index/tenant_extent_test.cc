@@ -51,7 +51,10 @@ class CountingStore final : public MetadataStore {
   absl::Status Scan(
       Cf cf, absl::string_view prefix,
       absl::FunctionRef<absl::Status(absl::string_view, absl::string_view)> visit) const override {
-    return store_->Scan(cf, prefix, visit);
+    return store_->Scan(cf, prefix, [&](absl::string_view key, absl::string_view value) {
+      chunks_scanned_ += cf == Cf::kTenants && key[0] == 'x';
+      return visit(key, value);
+    });
   }
   absl::Status Flush() override { return store_->Flush(); }
   absl::Status SyncWal() override { return store_->SyncWal(); }
@@ -60,7 +63,8 @@ class CountingStore final : public MetadataStore {
   }
   const WalRecoveryReport& recovery() const override { return store_->recovery(); }
 
-  mutable uint64_t tenant_reads_ = 0;
+  mutable uint64_t tenant_reads_ = 0;    // keys read by Get and MultiGet
+  mutable uint64_t chunks_scanned_ = 0;  // extent chunks visited by Scan
 
  private:
   std::unique_ptr<MetadataStore> store_;
@@ -108,7 +112,7 @@ class Extents {
   bool ReadsExactly(const std::vector<VectorId>& ids) {
     std::vector<VectorId> got;
     bool rows_right = true;
-    uint64_t bytes = 0;
+    uint64_t bytes = 0, pages = 0;
     auto found = extents_.Read(
         *store_, kTenant, nullptr,
         [&](VectorId id, const uint8_t* row) {
@@ -116,11 +120,14 @@ class Extents {
           rows_right &=
               std::string(reinterpret_cast<const char*>(row), kRowBytes) == RowOf(id, version_[id]);
         },
-        &bytes);
+        &bytes, &pages);
     EXPECT_TRUE(found.ok()) << found.status();
     if (!found.ok() || !*found) return false;
     EXPECT_TRUE(rows_right);
     EXPECT_EQ(bytes, ids.size() * (4 + kRowBytes));
+    // Pages: 4 KiB per chunk begun.
+    EXPECT_GE(pages, (bytes + 4095) / 4096);
+    EXPECT_LE(pages, (bytes + 4095) / 4096 + extents_.chunks(kTenant) - 1);
     return got == ids && rows_right;
   }
 
@@ -286,11 +293,12 @@ TEST(TenantExtents, LoadKeepsWhatAgreesAndRebuildsTheRest) {
   WriteBatch batch;
   std::vector<TenantExtents::Tenant> rebuild;
   const std::vector<TenantExtents::Tenant> tenants = {kTenant, 4, 5, 6, 7};
-  const auto members = [&](TenantExtents::Tenant t) {
-    return t == kTenant ? ids : t == 5 ? Range(0, 1) : t == 6 ? Range(0, 2) : Range(0, 200);
+  const auto points = [&](TenantExtents::Tenant t) -> uint64_t {
+    return t == kTenant ? ids.size() : t == 5 ? 1 : t == 6 ? 2 : 200;
   };
-  ASSERT_TRUE(x.extents_.Load(*x.store_, tenants, members, &batch, &rebuild).ok());
-  EXPECT_EQ(x.store_->tenant_reads_, reads) << "no chunk read (Load scans layouts)";
+  ASSERT_TRUE(x.extents_.Load(*x.store_, tenants, points, &batch, &rebuild).ok());
+  EXPECT_EQ(x.store_->tenant_reads_, reads);
+  EXPECT_EQ(x.store_->chunks_scanned_, 5u) << "only the chunks removed are read: kTenant's are not";
   EXPECT_EQ(x.extents_.chunks(kTenant), 3u);
   // All but kTenant's want an extent and are rebuilt; tenant 4's two chunks, tenant 5's record,
   // tenant 7's chunk and layout, and tenant 9's chunk and layout go.
@@ -306,11 +314,12 @@ TEST(TenantExtents, LoadKeepsWhatAgreesAndRebuildsTheRest) {
   WriteBatch again;
   rebuild.clear();
   ids.pop_back();
-  ASSERT_TRUE(
-      x.extents_
-          .Load(
-              *x.store_, {kTenant}, [&](TenantExtents::Tenant) { return ids; }, &again, &rebuild)
-          .ok());
+  ASSERT_TRUE(x.extents_
+                  .Load(
+                      *x.store_, {kTenant},
+                      [&](TenantExtents::Tenant) -> uint64_t { return ids.size(); }, &again,
+                      &rebuild)
+                  .ok());
   EXPECT_EQ(rebuild, (std::vector<TenantExtents::Tenant>{kTenant}));
   EXPECT_EQ(x.extents_.chunks(kTenant), 0u);
   EXPECT_EQ(again.count(), 4u);  // three chunks and the layout
@@ -329,13 +338,31 @@ TEST(TenantExtents, ASearchRefusesAChunkThatDisagreesWithTheLayout) {
           return reinterpret_cast<const uint8_t*>(row.data());
         }));
   ASSERT_TRUE(x.store_->Write(&b, false).ok());
-  uint64_t bytes = 0;
+  uint64_t bytes = 0, pages = 0;
   int visited = 0;
   auto found = x.extents_.Read(
-      *x.store_, kTenant, nullptr, [&](VectorId, const uint8_t*) { ++visited; }, &bytes);
+      *x.store_, kTenant, nullptr, [&](VectorId, const uint8_t*) { ++visited; }, &bytes, &pages);
   ASSERT_TRUE(found.ok());
   EXPECT_FALSE(*found);
   EXPECT_EQ(visited, 0);
+}
+
+TEST(TenantExtents, AnExtentMarkedBrokenIsRefusedThenMadeAgainWhole) {
+  TempDir dir;
+  Extents x(dir.path());
+  std::vector<VectorId> ids = Range(0, 300);
+  x.Set(ids);
+  ASSERT_TRUE(x.ReadsExactly(ids));
+  EXPECT_TRUE(x.extents_.MarkBroken(kTenant));
+  EXPECT_FALSE(x.extents_.MarkBroken(kTenant)) << "true the first time only";
+  EXPECT_FALSE(x.ReadsExactly(ids));
+  // The same points: every chunk written again, every row from the stored vectors.
+  x.vector_reads_ = 0;
+  const uint64_t reads = x.store_->tenant_reads_;
+  EXPECT_EQ(x.Set(ids), 3u);
+  EXPECT_EQ(x.vector_reads_, 1);
+  EXPECT_EQ(x.store_->tenant_reads_, reads) << "no chunk of a broken extent is trusted";
+  EXPECT_TRUE(x.ReadsExactly(ids));
 }
 
 }  // namespace

@@ -295,8 +295,16 @@ class TenantOps {
       // the whole collection is FLAT or small enough to be found whole).
       const std::vector<float> q = VectorOf(1000000 + (*rng)() % 1000, 0);
       std::vector<Hit> hits;
+      SearchStats st;
       ASSERT_TRUE(
-          col_->Search(Scope{scope}, VectorView::Of(absl::MakeConstSpan(q)), 10, {}, &hits).ok());
+          col_->Search(Scope{scope}, VectorView::Of(absl::MakeConstSpan(q)), 10, {}, &hits, &st)
+              .ok());
+      // A tenant small enough for an extent is searched from it (an extent refused as wrong
+      // would be searched around, exactly: only what it read tells).
+      const size_t extent_rows = TenantExtents(0, kDim * sizeof(float), kExtentBytes).max_rows();
+      if (!scope.empty() && !visible.empty() && visible.size() <= extent_rows) {
+        EXPECT_EQ(st.bytes_read, visible.size() * (4 + kDim * sizeof(float)));
+      }
       std::vector<std::pair<float, uint64_t>> want;
       for (uint64_t id : visible) want.push_back({L2(q, model_.points.at(id).vector), id});
       std::sort(want.begin(), want.end());
@@ -451,6 +459,93 @@ TEST(Tenants, ExtentsFollowTheExtentSizeAcrossOpens) {
     auto cat = open(kTenantExtentBytes);
     EXPECT_EQ(search(cat.get()), extent_bytes) << "from its extent, made again";
   }
+}
+
+// An extent found holding other rows than its tenant's points (damage, or a bug) is never served:
+// the search goes around it, exactly, and the tenant's next write makes it again. Dropping the
+// collection leaves none of its tenant records behind.
+TEST(Tenants, AWrongExtentIsSearchedAroundAndMadeAgainByTheNextWrite) {
+  TempDir tmp;
+  auto cat = *Catalog::Open(tmp.path());
+  CollectionConfig c;
+  c.name = "w";
+  c.dim = kDim;
+  c.type = ElementType::kFloat32;
+  c.build_threshold = 1000000;
+  auto col = *cat->Create(c);
+  const uint32_t coll = col->config().id;
+  ASSERT_TRUE(col->CreateTenant("t").ok());
+  std::vector<std::vector<float>> vectors;
+  std::vector<PointInput> rows;
+  const std::vector<std::string> tenants = {"t"};
+  for (uint64_t i = 0; i < 40; ++i) {
+    vectors.push_back(VectorOf(i, 0));
+    PointInput p{
+        i, {reinterpret_cast<const uint8_t*>(vectors[i].data()), kDim * sizeof(float)}, {}};
+    if (i < 20) {  // the tenant sees the first 20
+      p.tenants = tenants;
+      p.set_tenants = true;
+    }
+    rows.push_back(p);
+  }
+  std::vector<RowError> errors;
+  uint64_t upserted = 0;
+  ASSERT_TRUE(col->Upsert(rows, &errors, &upserted).ok());
+  // The extent's one chunk, rewritten behind the collection's back to hold point 30 (which the
+  // tenant may not see) in place of point 0: the same size, so only its rows tell.
+  std::vector<VectorId> ids = {30};
+  for (VectorId i = 1; i < 20; ++i) ids.push_back(i);
+  std::sort(ids.begin(), ids.end());
+  WriteBatch b;
+  b.Put(Cf::kTenants, TenantExtents::Key(coll, 0, 0),
+        EncodeTenantExtent(ids, kDim * sizeof(float), [&](size_t i) {
+          return reinterpret_cast<const uint8_t*>(vectors[ids[i]].data());
+        }));
+  ASSERT_TRUE(cat->store()->Write(&b, true).ok());
+  // A query at point 30 itself: the tenant's answer is its own 10 nearest, from its stored
+  // vectors.
+  const auto search = [&](uint64_t* bytes) {
+    std::vector<Hit> hits;
+    SearchStats st;
+    EXPECT_TRUE(col->Search(Scope{"t"}, VectorView::Of(absl::MakeConstSpan(vectors[30])), 10, {},
+                            &hits, &st)
+                    .ok());
+    std::vector<std::pair<float, uint64_t>> want;
+    for (uint64_t i = 0; i < 20; ++i) want.push_back({L2(vectors[30], vectors[i]), i});
+    std::sort(want.begin(), want.end());
+    EXPECT_EQ(hits.size(), 10u);
+    for (size_t i = 0; i < hits.size(); ++i) EXPECT_EQ(hits[i].id, want[i].second) << i;
+    *bytes = st.bytes_read;
+  };
+  uint64_t bytes = 0;
+  search(&bytes);
+  EXPECT_EQ(bytes, 20 * kDim * sizeof(float)) << "over its stored vectors";
+  search(&bytes);
+  EXPECT_EQ(bytes, 20 * kDim * sizeof(float)) << "still: the extent is marked broken";
+  // The tenant's next write (a vector of its replaced) makes the extent again, whole.
+  vectors[5] = VectorOf(5, 1);
+  std::vector<PointInput> again = {
+      {5, {reinterpret_cast<const uint8_t*>(vectors[5].data()), kDim * sizeof(float)}, {}}};
+  ASSERT_TRUE(col->Upsert(again, &errors, &upserted).ok());
+  search(&bytes);
+  EXPECT_EQ(bytes, 20 * (4 + kDim * sizeof(float))) << "from the extent made again";
+
+  // Dropped: no record of its tenants stays.
+  col.reset();
+  ASSERT_TRUE(cat->Drop("w").ok());
+  int left = 0;
+  for (const char* kind : {"n", "m", "q", "x", "X", "o"}) {
+    std::string prefix = kind;
+    AppendU32(&prefix, coll);
+    ASSERT_TRUE(cat->store()
+                    ->Scan(Cf::kTenants, prefix,
+                           [&](auto, auto) {
+                             ++left;
+                             return absl::OkStatus();
+                           })
+                    .ok());
+  }
+  EXPECT_EQ(left, 0);
 }
 
 // A tenant's max_points quota refuses whole upserts and grants that would pass it, durably.

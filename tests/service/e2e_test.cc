@@ -413,17 +413,6 @@ TEST(EndToEnd, ASecondServerOnATakenPortRefusesToStart) {
   EXPECT_EQ(first.Stop(), 0);
 }
 
-TEST(EndToEnd, AnExtentSizeOutOfRangeRefusesToStart) {
-  TempDir tmp;
-  std::string log = tmp.File("server.log");
-  pid_t server = Spawn({Bin("strata-server"), "--data_dir=" + tmp.File("data"),
-                        "--listen=127.0.0.1:0", "--metrics_listen=", "--tenant_extent_kb=2"},
-                       log);
-  EXPECT_EQ(WaitExit(server), 1);
-  EXPECT_NE(ReadLog(log).find("--tenant_extent_kb must be 4 to 65536, got 2"), std::string::npos)
-      << ReadLog(log);
-}
-
 TEST(EndToEnd, ConcurrentClientsAreAllServed) {
   TempDir tmp;
   ServerProcess server(tmp.File("data"), tmp.File("server.log"));
