@@ -396,6 +396,36 @@ TEST(Tenants, RandomOperationsMatchTheModelThroughRebuildsAndReopens) {
   ops.Check(&rng);
 }
 
+// A FLAT collection `name` of 64-d float32 with a tenant "t", holding `vectors` (ids 0..), the
+// first `seen` of them seen by "t".
+std::shared_ptr<Collection> FloatCollectionWithTenant(
+    Catalog* cat, const std::string& name, const std::vector<std::vector<float>>& vectors,
+    size_t seen) {
+  CollectionConfig c;
+  c.name = name;
+  c.dim = kDim;
+  c.type = ElementType::kFloat32;
+  c.build_threshold = 1000000;
+  auto col = cat->Create(c);
+  EXPECT_TRUE(col.ok()) << col.status();
+  EXPECT_TRUE((*col)->CreateTenant("t").ok());
+  std::vector<PointInput> rows;
+  const std::vector<std::string> tenants = {"t"};
+  for (uint64_t i = 0; i < vectors.size(); ++i) {
+    PointInput p{
+        i, {reinterpret_cast<const uint8_t*>(vectors[i].data()), kDim * sizeof(float)}, {}};
+    if (i < seen) {
+      p.tenants = tenants;
+      p.set_tenants = true;
+    }
+    rows.push_back(p);
+  }
+  std::vector<RowError> errors;
+  uint64_t upserted = 0;
+  EXPECT_TRUE((*col)->Upsert(rows, &errors, &upserted).ok());
+  return *col;
+}
+
 // A tenant's extent follows the collection's extent size across opens: one that no longer fits
 // goes (the tenant is searched over its stored vectors), and it comes back at a larger size; the
 // answers stay exact throughout.
@@ -430,25 +460,7 @@ TEST(Tenants, ExtentsFollowTheExtentSizeAcrossOpens) {
   const uint64_t extent_bytes = kPoints * (4 + kDim * sizeof(float));
   {
     auto cat = open(kTenantExtentBytes);
-    CollectionConfig c;
-    c.name = "e";
-    c.dim = kDim;
-    c.type = ElementType::kFloat32;
-    c.build_threshold = 1000000;
-    auto col = *cat->Create(c);
-    ASSERT_TRUE(col->CreateTenant("t").ok());
-    std::vector<PointInput> rows;
-    const std::vector<std::string> tenants = {"t"};
-    for (uint64_t i = 0; i < kPoints; ++i) {
-      PointInput p{
-          i, {reinterpret_cast<const uint8_t*>(vectors[i].data()), kDim * sizeof(float)}, {}};
-      p.tenants = tenants;
-      p.set_tenants = true;
-      rows.push_back(p);
-    }
-    std::vector<RowError> errors;
-    uint64_t upserted = 0;
-    ASSERT_TRUE(col->Upsert(rows, &errors, &upserted).ok());
+    FloatCollectionWithTenant(cat.get(), "e", vectors, kPoints);
     EXPECT_EQ(search(cat.get()), extent_bytes) << "from its extent";
   }
   {
@@ -467,30 +479,12 @@ TEST(Tenants, ExtentsFollowTheExtentSizeAcrossOpens) {
 TEST(Tenants, AWrongExtentIsSearchedAroundAndMadeAgainByTheNextWrite) {
   TempDir tmp;
   auto cat = *Catalog::Open(tmp.path());
-  CollectionConfig c;
-  c.name = "w";
-  c.dim = kDim;
-  c.type = ElementType::kFloat32;
-  c.build_threshold = 1000000;
-  auto col = *cat->Create(c);
-  const uint32_t coll = col->config().id;
-  ASSERT_TRUE(col->CreateTenant("t").ok());
   std::vector<std::vector<float>> vectors;
-  std::vector<PointInput> rows;
-  const std::vector<std::string> tenants = {"t"};
-  for (uint64_t i = 0; i < 40; ++i) {
-    vectors.push_back(VectorOf(i, 0));
-    PointInput p{
-        i, {reinterpret_cast<const uint8_t*>(vectors[i].data()), kDim * sizeof(float)}, {}};
-    if (i < 20) {  // the tenant sees the first 20
-      p.tenants = tenants;
-      p.set_tenants = true;
-    }
-    rows.push_back(p);
-  }
+  for (uint64_t i = 0; i < 40; ++i) vectors.push_back(VectorOf(i, 0));
+  auto col = FloatCollectionWithTenant(cat.get(), "w", vectors, 20);  // "t" sees the first 20
+  const uint32_t coll = col->config().id;
   std::vector<RowError> errors;
   uint64_t upserted = 0;
-  ASSERT_TRUE(col->Upsert(rows, &errors, &upserted).ok());
   // The extent's one chunk, rewritten behind the collection's back to hold point 30 (which the
   // tenant may not see) in place of point 0: the same size, so only its rows tell.
   std::vector<VectorId> ids = {30};
