@@ -799,18 +799,19 @@ absl::StatusOr<bool> CollectionImpl::SearchExtent(const uint8_t* q, uint32_t k,
   // each one of its points, as many as it has. Derived data found otherwise is never served.
   bool exact = true;
   VectorId last = 0;
-  ASSIGN_OR_RETURN(bool found, extents_.Read(
-                                   *store_, t, snap_.get(),
-                                   [&](VectorId id, const uint8_t* raw) {
-                                     mu_.AssertReaderHeld();  // SearchExtent's
-                                     exact &= (rows == 0 || id > last) && members.Contains(id);
-                                     last = id;
-                                     ++rows;
-                                     if (exact)
-                                       top.Push(id, StoredDistance(q, id, raw, &pf, &half));
-                                   },
-                                   &bytes, &pages));
-  if (found && exact && rows == members.size()) {
+  const absl::StatusOr<bool> found = extents_.Read(
+      *store_, t, snap_.get(),
+      [&](VectorId id, const uint8_t* raw) {
+        mu_.AssertReaderHeld();  // SearchExtent's
+        exact &= (rows == 0 || id > last) && members.Contains(id);
+        last = id;
+        ++rows;
+        if (exact) top.Push(id, StoredDistance(q, id, raw, &pf, &half));
+      },
+      &bytes, &pages);
+  // (A malformed chunk is damage to derived data: searched around like a wrong one.)
+  if (!found.ok() && !absl::IsDataLoss(found.status())) return found.status();
+  if (found.ok() && *found && exact && rows == members.size()) {
     top.TakeSorted(result);
     st->entries_scanned = static_cast<uint32_t>(rows);
     st->bytes_read = bytes;
@@ -819,11 +820,13 @@ absl::StatusOr<bool> CollectionImpl::SearchExtent(const uint8_t* q, uint32_t k,
   }
   // A bug, or damage: the search goes on without it (exactly, over the tenant's stored vectors),
   // and the tenant's next change makes it again whole.
-  if (extents_.chunks(t) > 0 && extents_.MarkBroken(t)) {
+  if (extents_.MarkBroken(t)) {
     Log(LogLevel::kError,
-        "collection '%s': the extent of tenant '%s' is missing a chunk or holds other rows than "
-        "the tenant's points; searching its stored vectors until its next write makes it again",
-        config_.name, tenants_.Name(t));
+        "collection '%s': the extent of tenant '%s' is missing, malformed or holds other rows "
+        "than the tenant's points (%s); searching its stored vectors until its next write makes "
+        "it again",
+        config_.name, tenants_.Name(t),
+        found.ok() ? "read whole" : std::string(found.status().message()));
   }
   return false;
 }

@@ -42,8 +42,9 @@
 // collection (the admin's view, as before tenants existed) or one tenant's view, which never
 // returns, counts or changes a point outside it. A tenant's Search over a small view is exact:
 // from its extent (index/tenant_extent.h: its vectors packed together, up to
-// CollectionOptions::tenant_extent_bytes), else over its stored vectors (at most
-// kExactTenantPoints points); over a larger one it searches the shared postings,
+// CollectionOptions::tenant_extent_bytes), else over its stored vectors (a view of at most
+// kExactTenantPoints points, or one whose extent was found wrong); over a larger one it searches
+// the shared postings,
 // skipping the entries it may not see as they are read, with a search budget scaled up by how
 // small a share of the collection it sees. (The Curator tree - per-node tenant filters and
 // shortlists on disk - replaces both later; see ../docs/ARCHITECTURE.md.) Lexical scores use the
@@ -114,7 +115,8 @@ struct Scope {
   [[nodiscard]] bool whole() const { return tenant.empty(); }
 };
 
-// A tenant's search over at most this many points is exact (index/collection.h, "Tenants").
+// A tenant's search over at most this many points (or as many as its extent holds, if more) is
+// exact (index/collection.h, "Tenants").
 inline constexpr uint64_t kExactTenantPoints = 2048;
 // Tenants one upserted point may name (more by GrantAccess).
 inline constexpr size_t kMaxPointTenants = 1024;

@@ -405,10 +405,11 @@ absl::Status SpannIndexImpl::Search(VectorView query, uint32_t k, const SearchPa
   const double mean_entries = mean_posting_entries_;
   uint32_t budget = params.max_postings != 0 ? params.max_postings : default_max_postings_;
   if (params.max_postings == 0 && overlay.allow == nullptr && mean_entries > 0) {
-    // (A k of thousands reads its thousands of vectors; the service bounds k.)
+    // At most 16 times the default, which bounds a query's reads and its buffer (a larger k
+    // comes back short unless the caller's max_postings asks for more).
     const double for_k = std::ceil(wanted_entries / mean_entries);
     budget = static_cast<uint32_t>(
-        std::min<double>(std::max<double>(budget, for_k), static_cast<double>(heads_now)));
+        std::min<double>(std::max<double>(budget, for_k), 16.0 * default_max_postings_));
   }
   uint32_t nprobe = static_cast<uint32_t>(std::min<uint64_t>(budget, heads_now));
   uint32_t ef = params.ef_search ? params.ef_search : std::max(64u, 2 * nprobe);

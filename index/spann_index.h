@@ -13,10 +13,10 @@
 //      the MANIFEST written last: a directory without a valid MANIFEST is not an index.
 //
 // Search(q, k): the `max_postings` nearest heads (by default, at least as many as hold 2k vectors
-// on average), pruned by the distance ratio d(q, c_i) > prune_ratio * d(q, c_1) (L2 only) once
-// the postings kept hold 2k vectors' entries (over the share an allow set admits), one batched
-// read, distances as postings arrive (exact, or against float16-rounded vectors for a float16
-// posting encoding), replicas de-duplicated, top k.
+// on average, up to 16 times the default budget), pruned by the distance ratio d(q, c_i) >
+// prune_ratio * d(q, c_1) (L2 only) once the postings kept hold 2k vectors' entries (over the share
+// an allow set admits), one batched read, distances as postings arrive (exact, or against
+// float16-rounded vectors for a float16 posting encoding), replicas de-duplicated, top k.
 // Thread-safe: any number of concurrent Search calls.
 #ifndef STRATA_INDEX_SPANN_INDEX_H_
 #define STRATA_INDEX_SPANN_INDEX_H_
@@ -92,7 +92,8 @@ struct SpannBuildStats {
 
 struct SearchParams {
   // Nearest heads whose postings are read; 0 = the index's default, tuned at build time
-  // (SpannIndex::default_max_postings), or more for a k larger than its postings hold.
+  // (SpannIndex::default_max_postings), or more - up to 16 times - for a k larger than its
+  // postings hold.
   uint32_t max_postings = 0;
   // Skip posting i when d(q,c_i) > ratio * d(q,c_1), once those kept hold 2k vectors' entries
   // (L2); <= 0 disables.

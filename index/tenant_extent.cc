@@ -116,7 +116,7 @@ absl::StatusOr<TenantExtents::Change> TenantExtents::Plan(
     absl::FunctionRef<absl::Status(absl::Span<const VectorId>, std::vector<std::string>*)>
         read_vectors,
     WriteBatch* batch) const {
-  Change change{t, {}, {}};
+  Change change{t, {}, {}, false};
   bool broken;
   {
     MutexLock lock(&broken_mu_);
@@ -128,6 +128,7 @@ absl::StatusOr<TenantExtents::Change> TenantExtents::Plan(
   if (ids.empty() || ids.size() > max_rows_) {
     for (VectorId b : old_bounds) batch->Delete(Cf::kTenants, Key(coll_, t, b));
     if (!old_bounds.empty()) batch->Delete(Cf::kTenants, LayoutKey(coll_, t));
+    change.whole = true;
     return change;
   }
   // The chunk of `bounds` an id falls in.
@@ -245,6 +246,7 @@ absl::StatusOr<TenantExtents::Change> TenantExtents::Plan(
       row_of[need[i]] = reinterpret_cast<const uint8_t*>(fetched[i].data());
     }
   }
+  change.whole = rewrite.size() == chunks.size();
   for (const Chunk* ch : rewrite) {
     batch->Put(Cf::kTenants, Key(coll_, t, ch->bound),
                EncodeTenantExtent(ch->ids, row_bytes_, [&](size_t i) {
@@ -323,7 +325,7 @@ absl::Status TenantExtents::Load(const MetadataStore& store, absl::Span<const Te
 }
 
 void TenantExtents::Apply(const Change& change) {
-  {
+  if (change.whole) {
     MutexLock lock(&broken_mu_);
     broken_.erase(change.tenant);
   }

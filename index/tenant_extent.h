@@ -4,9 +4,10 @@
 // is searched exactly by reading its extent's chunks in one batch, instead of one record per
 // point however its points are spread over the collection (Curator's tenant extents). A tenant of
 // at most 8 KiB of rows (62 SIFT-like points) reads two pages. Past the extent a tenant is
-// searched over its stored vectors, one record each (up to 2,048 points), else over the shared
-// postings at up to 16 times the budget (bench/RESULTS.md "Tenants": at 1M SIFT-like, tenants
-// with extents answered in 0.2 ms reading 117 KiB, those just past them in 7 ms reading 3 MiB).
+// searched over its stored vectors, one record each (while it sees at most 2,048 points: for rows
+// of over 512 bytes), else over the shared postings at up to 16 times the budget (bench/RESULTS.md
+// "Tenants": at 1M SIFT-like, tenants with extents answered in 0.2 ms reading 117 KiB, those just
+// past them in 7 ms reading 3 MiB).
 //
 // The extent copies the tenant's vectors: the one place a point is stored more than once, at most
 // extent_bytes per tenant (a point seen by several small tenants is in each one's extent; 78 MiB
@@ -32,8 +33,10 @@
 // tenant's next change. Format (storage/FORMAT.md): a chunk is rows of [u32 internal id][the
 // stored vector bytes], ascending.
 //
-// Thread-compatible: the collection serialises writers against readers (its lock); Read and Plan
-// read the store, Apply changes memory once the batch is durable.
+// Thread safety: the collection serialises writers against readers (its lock): Read, Plan and
+// MarkBroken under it shared, Apply and Load exclusive. MarkBroken may run concurrently with Read
+// and Plan (its set has a mutex of its own). Read and Plan read the store; Apply changes memory
+// once the batch is durable.
 #ifndef STRATA_INDEX_TENANT_EXTENT_H_
 #define STRATA_INDEX_TENANT_EXTENT_H_
 
@@ -68,6 +71,7 @@ class TenantExtents final {
     Tenant tenant = 0;
     std::vector<VectorId> bounds;
     std::vector<uint32_t> rows;
+    bool whole = false;  // every chunk written (or none left): a broken mark is cleared
   };
 
   // Extents of collection `coll`, whose stored vectors are `row_bytes` each, of at most
@@ -90,9 +94,9 @@ class TenantExtents final {
                                           const StoreSnapshot* at,
                                           absl::FunctionRef<void(VectorId, const uint8_t*)> visit,
                                           uint64_t* bytes, uint64_t* pages) const;
-  // Marks t's extent wrong (a caller of Read found rows other than the tenant's points): Read
-  // refuses it until the next Plan of t, which makes it again whole. True the first time.
-  // Thread-safe (searches call it holding the collection's lock shared).
+  // Marks t's extent wrong (a caller of Read found rows other than the tenant's points, or none
+  // where there should be): Read refuses it until a Plan of t makes it again whole. True the
+  // first time.
   bool MarkBroken(Tenant t) const;
 
   // Plans t's extent for its points after a batch, `ids` (ascending; none or more than

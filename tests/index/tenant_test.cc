@@ -523,6 +523,17 @@ TEST(Tenants, AWrongExtentIsSearchedAroundAndMadeAgainByTheNextWrite) {
   ASSERT_TRUE(col->Upsert(again, &errors, &upserted).ok());
   search(&bytes);
   EXPECT_EQ(bytes, 20 * (4 + kDim * sizeof(float))) << "from the extent made again";
+  // A malformed chunk (its ids not ascending, the size right) is searched around the same way.
+  std::vector<VectorId> down(20);
+  for (VectorId i = 0; i < 20; ++i) down[i] = 19 - i;
+  WriteBatch bad;
+  bad.Put(Cf::kTenants, TenantExtents::Key(coll, 0, 0),
+          EncodeTenantExtent(down, kDim * sizeof(float), [&](size_t i) {
+            return reinterpret_cast<const uint8_t*>(vectors[down[i]].data());
+          }));
+  ASSERT_TRUE(cat->store()->Write(&bad, true).ok());
+  search(&bytes);
+  EXPECT_EQ(bytes, 20 * kDim * sizeof(float)) << "over its stored vectors";
 
   // Dropped: no record of its tenants stays.
   col.reset();
