@@ -402,12 +402,11 @@ absl::Status SpannIndexImpl::Search(VectorView query, uint32_t k, const SearchPa
     wanted_entries *=
         static_cast<double>(n_) / static_cast<double>(std::max<uint64_t>(overlay.allow->size(), 1));
   }
-  const double mean_entries = mean_posting_entries_;
   uint32_t budget = params.max_postings != 0 ? params.max_postings : default_max_postings_;
-  if (params.max_postings == 0 && overlay.allow == nullptr && mean_entries > 0) {
+  if (params.max_postings == 0 && overlay.allow == nullptr && mean_posting_entries_ > 0) {
     // At most 16 times the default, which bounds a query's reads and its buffer (a larger k
     // comes back short unless the caller's max_postings asks for more).
-    const double for_k = std::ceil(wanted_entries / mean_entries);
+    const double for_k = std::ceil(wanted_entries / mean_posting_entries_);
     budget = static_cast<uint32_t>(
         std::min<double>(std::max<double>(budget, for_k), 16.0 * default_max_postings_));
   }
@@ -421,19 +420,18 @@ absl::Status SpannIndexImpl::Search(VectorView query, uint32_t k, const SearchPa
   uint32_t keep = 0;
   float base = -1;
   double kept_entries = 0;
-  const uint32_t built_postings = static_cast<uint32_t>(postings_->postings());
+  const uint32_t built = static_cast<uint32_t>(postings_->postings());
   for (const auto& [dist, head] : ctx->heads) {
     if (metric_ == Metric::kL2 && params.prune_ratio > 0) {
       if (base <= 0) base = dist;  // the first non-zero distance anchors the ratio
       if (base > 0 && dist > params.prune_ratio * base && kept_entries >= wanted_entries) break;
     }
-    if (head < built_postings) kept_entries += postings_->location(head).count;
+    if (head < built) kept_entries += postings_->location(head).count;
     ++keep;
   }
 
   // One batch: every surviving posting, each into its own page-aligned slice of the buffer.
   size_t total_pages = 0;
-  const uint32_t built = static_cast<uint32_t>(postings_->postings());
   for (uint32_t i = 0; i < keep; ++i) {
     const uint32_t p = ctx->heads[i].second;
     if (p < built) total_pages += postings_->location(p).page_count;

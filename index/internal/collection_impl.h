@@ -1,7 +1,8 @@
 // CollectionImpl: the class behind Collection (index/collection.h), defined here so that the
 // files implementing its concepts share it: collection.cc (ids, writes, searches, builds and
-// their install, tenants, text) and posting_maintenance.cc (SPFresh's splits, merges and
-// reassignment, and the thread that runs them). Also the metadata store's key layout
+// their install, text), collection_tenants.cc (tenant calls and the small tenants' extents) and
+// posting_maintenance.cc (SPFresh's splits, merges and reassignment, and the thread that runs
+// them). Also the metadata store's key layout
 // (storage/FORMAT.md, "Metadata store"), which both write. Private to index/.
 //
 // Thread-safety: as Collection's (every public method may be called concurrently); the locks and
