@@ -30,16 +30,28 @@ absl::StatusOr<bool> CollectionImpl::SearchExtent(const uint8_t* q, uint32_t k,
   uint64_t rows = 0, bytes = 0, pages = 0;
   // The rows must be exactly the tenant's points: ascending across the chunks (so no repeats),
   // each one of its points, as many as it has. Derived data found otherwise is never served.
+  // (A sparse set is walked beside the rows: row i must be its i-th member.)
   bool exact = true;
   VectorId last = 0;
+  const absl::Span<const uint32_t> sparse = members.SparseIds();
+  // Where the posting form is the stored bytes (no cosine normalisation, no float16 rounding),
+  // a row is scored as it is: the value StoredDistance gives, without its copies.
+  const bool as_stored =
+      config_.metric != Metric::kCosine && config_.posting_encoding != PostingEncoding::kFloat16;
   const absl::StatusOr<bool> found = extents_.Read(
       *store_, t, snap_.get(),
       [&](VectorId id, const uint8_t* raw) {
         mu_.AssertReaderHeld();  // SearchExtent's
-        exact &= (rows == 0 || id > last) && members.Contains(id);
+        if (!sparse.empty()) {
+          exact &= rows < sparse.size() && sparse[rows] == id;
+        } else {
+          exact &= (rows == 0 || id > last) && members.Contains(id);
+        }
         last = id;
         ++rows;
-        if (exact) top.Push(id, StoredDistance(q, id, raw, &pf, &half));
+        if (!exact) return;
+        top.Push(id,
+                 as_stored ? dist_(q, raw, config_.dim) : StoredDistance(q, id, raw, &pf, &half));
       },
       &bytes, &pages);
   // (A malformed chunk is damage to derived data: searched around like a wrong one.)

@@ -43,6 +43,11 @@ class IdSet final {
            bits_.capacity() * sizeof(uint64_t);
   }
   [[nodiscard]] bool dense() const { return dense_; }
+  // The members ascending while the set is sparse (!dense()); empty once it is a bitmap. For a
+  // caller that walks the members in order beside another ascending sequence.
+  [[nodiscard]] absl::Span<const uint32_t> SparseIds() const {
+    return dense_ ? absl::Span<const uint32_t>() : absl::Span<const uint32_t>(sorted_);
+  }
 
  private:
   // Switches form when the other is smaller by a margin (the margin keeps a set near the
