@@ -303,10 +303,16 @@ int Run() {
   };
 
   Result strata[3], post[3], faiss_r[3], own_r[3];
-  // Strata's queries again, by whether the tenant is small enough for an extent (searched exactly
-  // from it) or not (its stored vectors, or the shared postings).
+  // Strata's queries again, by the tenant's path: a flat extent (searched exactly from it), a cell
+  // extent (the cells nearest the query), or neither (the shared postings).
   const size_t extent_rows = TenantExtents(0, w.base.row_bytes(), kTenantExtentBytes).max_rows();
-  Result with_extent[3], without_extent[3];
+  const size_t cell_rows =
+      CellExtents(0, w.base.row_bytes(), extent_rows, kCellExtentBytes).max_rows();
+  // [path][class]: flat extent, cell extent, shared postings.
+  Result by_path[3][3];
+  const auto path_of = [&](size_t points) {
+    return points <= extent_rows ? 0 : points <= cell_rows ? 1 : 2;
+  };
   const uint32_t per_class = absl::GetFlag(FLAGS_queries_per_class);
   for (int cls = 0; cls < 3; ++cls) {
     if (by_class[cls].empty()) continue;
@@ -340,8 +346,7 @@ int Run() {
           std::vector<uint64_t> got;
           for (const Hit& h : hits) got.push_back(h.id);
           strata[cls].Add(recall(got), ms, ss.bytes_read);
-          (ids.size() <= extent_rows ? with_extent : without_extent)[cls].Add(recall(got), ms,
-                                                                              ss.bytes_read);
+          by_path[path_of(ids.size())][cls].Add(recall(got), ms, ss.bytes_read);
         }
         if (way == 1) {  // Shared index, post-filtered: fetch enough for k of the tenant's points
                          // on average.
@@ -436,28 +441,37 @@ int Run() {
       static_cast<double>(st.memory_bytes) / (st.memory_bytes - st.tenant_memory_bytes),
       per_tenant_bytes / 1048576);
   std::printf("disk: %.1f MiB of postings\n", st.disk_bytes / 1048576.0);
+  static constexpr const char* kPathName[3] = {"flat extents", "cell extents", "shared postings"};
   for (int cls = 0; cls < 3; ++cls) {
-    if (with_extent[cls].queries == 0 || without_extent[cls].queries == 0) continue;
-    std::printf(
-        "%s: tenants of at most %zu points (from their extents): recall | ms | KiB %s over %llu "
-        "queries; larger ones %s over %llu\n",
-        kClassName[cls], extent_rows, with_extent[cls].Row().c_str(),
-        static_cast<unsigned long long>(with_extent[cls].queries),
-        without_extent[cls].Row().c_str(),
-        static_cast<unsigned long long>(without_extent[cls].queries));
+    int paths = 0;
+    for (int p = 0; p < 3; ++p) paths += by_path[p][cls].queries > 0;
+    if (paths < 2) continue;
+    std::printf("%s by path (recall | ms | KiB):", kClassName[cls]);
+    for (int p = 0; p < 3; ++p) {
+      if (by_path[p][cls].queries == 0) continue;
+      std::printf(" %s %s over %llu queries;", kPathName[p], by_path[p][cls].Row().c_str(),
+                  static_cast<unsigned long long>(by_path[p][cls].queries));
+    }
+    std::printf("\n");
   }
   {
-    // The extents' copies: every tenant small enough for one holds its rows there.
-    const TenantExtents extents(0, w.base.row_bytes(), kTenantExtentBytes);
-    uint64_t with = 0, rows = 0;
+    // The copies: every tenant small enough for a flat extent holds its rows there; the next,
+    // up to the cell extents' size, in a cell extent.
+    uint64_t tenants[2] = {0, 0}, rows[2] = {0, 0};
     for (const std::vector<uint64_t>& m : members) {
-      if (m.empty() || m.size() > extents.max_rows()) continue;
-      ++with;
-      rows += m.size();
+      if (m.empty()) continue;
+      const int p = path_of(m.size());
+      if (p == 2) continue;
+      ++tenants[p];
+      rows[p] += m.size();
     }
-    std::printf("extents: %llu tenants of at most %zu points, %.1f MiB of copied vectors\n",
-                static_cast<unsigned long long>(with), extents.max_rows(),
-                static_cast<double>(rows * (4 + w.base.row_bytes())) / 1048576);
+    std::printf(
+        "copies: flat extents of %llu tenants of at most %zu points, %.1f MiB; cell extents of "
+        "%llu tenants of at most %zu points, %.1f MiB\n",
+        static_cast<unsigned long long>(tenants[0]), extent_rows,
+        static_cast<double>(rows[0] * (4 + w.base.row_bytes())) / 1048576,
+        static_cast<unsigned long long>(tenants[1]), cell_rows,
+        static_cast<double>(rows[1] * (4 + w.base.row_bytes())) / 1048576);
   }
   std::printf("grant of 1,000 ids to the largest tenant (%llu new): %.1f ms; revoke: %.1f ms\n",
               static_cast<unsigned long long>(granted), grant_ms, revoke_ms);

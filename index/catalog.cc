@@ -149,6 +149,9 @@ absl::Status Catalog::Drop(const std::string& name) {
   batch.DeletePrefix(Cf::kTenants, absl::StrCat("q", prefix));
   batch.DeletePrefix(Cf::kTenants, absl::StrCat("x", prefix));
   batch.DeletePrefix(Cf::kTenants, absl::StrCat("X", prefix));
+  batch.DeletePrefix(Cf::kTenants, absl::StrCat("y", prefix));
+  batch.DeletePrefix(Cf::kTenants, absl::StrCat("Y", prefix));
+  batch.Delete(Cf::kTenants, absl::StrCat("C", prefix));
   batch.DeletePrefix(Cf::kTenants, absl::StrCat("o", prefix));
   // Marked first, so that no write or build of the collection commits after its records go. If
   // the delete then fails the collection stays listed but refuses calls until a restart.

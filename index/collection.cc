@@ -336,7 +336,7 @@ absl::Status CollectionImpl::Upsert(const Scope& scope, absl::Span<const PointIn
   std::vector<Change> changes;
   changes.reserve(last.size());
   WriteBatch batch;
-  std::vector<TenantExtents::Change> extent_changes;
+  ExtentPlan extent_plan;
   const uint32_t coll = config_.id;
   VectorId next_id = 0;
   std::vector<TenantAccess::Change> access;
@@ -483,7 +483,7 @@ absl::Status CollectionImpl::Upsert(const Scope& scope, absl::Span<const PointIn
     for (auto& [t, ids] : owns) access.push_back(tenants_.PlanOwn(t, ids, &batch));
     absl::flat_hash_map<VectorId, const uint8_t*> stored_vectors;
     for (const Change& c : changes) stored_vectors[c.id] = points[c.row].vector.data();
-    RETURN_IF_ERROR(PlanExtents(access, stored_vectors, touched, &batch, &extent_changes));
+    RETURN_IF_ERROR(PlanExtents(access, stored_vectors, touched, &batch, &extent_plan));
     return absl::OkStatus();
   };
   const auto apply = [&]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(write_mu_, mu_) {
@@ -507,7 +507,7 @@ absl::Status CollectionImpl::Upsert(const Scope& scope, absl::Span<const PointIn
       if (building_) dirty_.push_back(c.id);
     }
     for (const TenantAccess::Change& a : access) tenants_.Apply(a);
-    for (const TenantExtents::Change& e : extent_changes) extents_.Apply(e);
+    ApplyExtents(extent_plan);
     appended_.MaybeCompact();
   };
   RETURN_IF_ERROR(Write(&batch, plan, apply));
@@ -581,7 +581,7 @@ absl::Status CollectionImpl::Delete(const Scope& scope, absl::Span<const uint64_
   // Writers one at a time; the plan reads the state under the shared lock (searches go on).
   MutexLock write_lock(&write_mu_);
   WriteBatch batch;
-  std::vector<TenantExtents::Change> extent_changes;
+  ExtentPlan extent_plan;
   std::vector<TenantAccess::Change> access;
   std::vector<VectorId> gone;  // points deleted outright
   std::vector<PointDelete> plans;
@@ -614,11 +614,11 @@ absl::Status CollectionImpl::Delete(const Scope& scope, absl::Span<const uint64_
     }
     for (VectorId id : gone) RETURN_IF_ERROR(PlanDelete(id, &batch, &plans));
     if (batch.count() == 0) return absl::OkStatus();
-    return PlanExtents(access, {}, {}, &batch, &extent_changes);
+    return PlanExtents(access, {}, {}, &batch, &extent_plan);
   };
   return Write(&batch, plan, [&]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(write_mu_, mu_) {
     for (const TenantAccess::Change& c : access) tenants_.Apply(c);
-    for (const TenantExtents::Change& e : extent_changes) extents_.Apply(e);
+    ApplyExtents(extent_plan);
     for (const PointDelete& d : plans) ApplyDelete(d);
     if (scope.whole()) *deleted = plans.size();
   });
@@ -687,6 +687,11 @@ absl::Status CollectionImpl::DenseSearch(const uint8_t* q, uint32_t k, const Sea
       ASSIGN_OR_RETURN(bool found, SearchExtent(q, k, view->tenant, result, st));
       if (found) return absl::OkStatus();
       // (An extent found wrong: the same answer, exact, from one record per point.)
+    }
+    if (allow != nullptr && allow->size() > extents_.max_rows()) {
+      ASSIGN_OR_RETURN(bool found, SearchCells(q, k, params, view->tenant, result, st));
+      if (found) return absl::OkStatus();
+      // (None, or one found wrong: the paths below.)
     }
     if (allow != nullptr &&
         (allow->size() <= std::max<uint64_t>(kExactTenantPoints, extents_.max_rows()) ||
@@ -1356,7 +1361,9 @@ CollectionStats CollectionImpl::Stats() const {
   s.text_terms = text_.terms();
   s.text_memory_bytes = text_.MemoryBytes();
   s.tenants = tenants_.tenant_count();
-  s.tenant_memory_bytes = tenants_.MemoryBytes() + extents_.MemoryBytes();
+  s.tenant_memory_bytes = tenants_.MemoryBytes() + extents_.MemoryBytes() +
+                          cell_extents_.MemoryBytes() +
+                          (cells_ != nullptr ? cells_->MemoryBytes() : 0);
   s.memory_bytes += s.tenant_memory_bytes;
   return s;
 }

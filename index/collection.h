@@ -42,12 +42,12 @@
 // collection (the admin's view, as before tenants existed) or one tenant's view, which never
 // returns, counts or changes a point outside it. A tenant's Search over a small view is exact:
 // from its extent (index/tenant_extent.h: its vectors packed together, up to
-// CollectionOptions::tenant_extent_bytes), else over its stored vectors (a view of at most
-// kExactTenantPoints points, or one whose extent was found wrong); over a larger one it searches
-// the shared postings,
-// skipping the entries it may not see as they are read, with a search budget scaled up by how
-// small a share of the collection it sees. (The Curator tree - per-node tenant filters and
-// shortlists on disk - replaces both later; see ../docs/ARCHITECTURE.md.) Lexical scores use the
+// CollectionOptions::tenant_extent_bytes). A larger view reads the cells nearest the query of its
+// cell extent (index/cell_extent.h: its vectors filed by the collection's cells, up to
+// CollectionOptions::cell_extent_bytes). Without either (or with one found wrong) a view of at
+// most kExactTenantPoints points is searched exactly over its stored vectors, and a larger one
+// searches the shared postings, skipping the entries it may not see as they are read, with a
+// search budget scaled up by how small a share of the collection it sees. Lexical scores use the
 // whole collection's term statistics.
 //
 // Posting maintenance (SPFresh's LIRE, "Maintenance" in ../docs/ARCHITECTURE.md): a posting that
@@ -84,6 +84,7 @@
 #include "absl/status/statusor.h"
 #include "absl/strings/string_view.h"
 #include "absl/types/span.h"
+#include "index/cell_extent.h"
 #include "index/collection_config.h"
 #include "index/fusion.h"
 #include "index/spann_index.h"
@@ -217,6 +218,11 @@ struct CollectionOptions {
   // program opening a data directory must use the same size: an extent that does not fit the
   // size it is opened with is dropped, or made again, at open.
   size_t tenant_extent_bytes = kTenantExtentBytes;
+  // Tests only: bytes of rows a tenant past the flat extent may copy into a cell extent
+  // (index/cell_extent.h); larger tenants search the shared postings. The same rule as above.
+  size_t cell_extent_bytes = kCellExtentBytes;
+  // Tests only: cells a collection makes for its cell extents (index/tenant_cells.h).
+  uint32_t tenant_cells = 256;
 };
 
 class Collection {

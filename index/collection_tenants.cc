@@ -8,6 +8,8 @@
 #include "absl/container/flat_hash_map.h"
 #include "absl/container/flat_hash_set.h"
 #include "absl/strings/str_cat.h"
+#include "absl/time/clock.h"
+#include "absl/time/time.h"
 #include "base/check.h"
 #include "index/internal/collection_impl.h"
 #include "index/top_k.h"
@@ -76,82 +78,320 @@ absl::StatusOr<bool> CollectionImpl::SearchExtent(const uint8_t* q, uint32_t k,
   return false;
 }
 
+absl::StatusOr<bool> CollectionImpl::SearchCells(const uint8_t* q, uint32_t k,
+                                                 const SearchParams& params, TenantAccess::Tenant t,
+                                                 std::vector<Neighbor>* result,
+                                                 SearchStats* st) const {
+  result->clear();
+  if (cells_ == nullptr || !cell_extents_.Has(t) || cell_extents_.Broken(t)) return false;
+  const IdSet& members = tenants_.Members(t);
+  std::vector<uint32_t> ranked;
+  cells_->Rank(q, &ranked);
+  // A budget asked for beyond the index's default reads cells in proportion.
+  uint32_t probe = CellExtents::kProbeCells;
+  if (params.max_postings > 0 && base_ != nullptr && base_->default_max_postings() > 0) {
+    probe = static_cast<uint32_t>(std::max<uint64_t>(
+        1, uint64_t{probe} * params.max_postings / base_->default_max_postings()));
+  }
+  TopK top;
+  top.Reset(k);
+  std::vector<uint8_t> pf;
+  std::vector<uint16_t> half;
+  const bool as_stored =
+      config_.metric != Metric::kCosine && config_.posting_encoding != PostingEncoding::kFloat16;
+  // Every row must be one of the tenant's points, and the chunks must hold as many as it has
+  // (checked against the layout in memory; what is read, row by row).
+  bool exact = cell_extents_.Rows(t) == members.size();
+  uint64_t rows = 0, bytes = 0, pages = 0;
+  uint32_t cells_read = 0;
+  const absl::StatusOr<bool> found = cell_extents_.Read(
+      *store_, t, snap_.get(), ranked, probe, uint64_t{CellExtents::kProbeRowsPerK} * k,
+      [&](VectorId id, const uint8_t* raw) {
+        mu_.AssertReaderHeld();  // SearchCells'
+        exact &= members.Contains(id);
+        ++rows;
+        if (!exact) return;
+        top.Push(id,
+                 as_stored ? dist_(q, raw, config_.dim) : StoredDistance(q, id, raw, &pf, &half));
+      },
+      &bytes, &pages, &cells_read);
+  if (!found.ok() && !absl::IsDataLoss(found.status())) return found.status();
+  if (found.ok() && *found && exact) {
+    top.TakeSorted(result);
+    st->entries_scanned = static_cast<uint32_t>(rows);
+    st->bytes_read = bytes;
+    st->pages_read = static_cast<uint32_t>(pages);
+    st->postings_read = cells_read;
+    return true;
+  }
+  if (cell_extents_.MarkBroken(t)) {
+    Log(LogLevel::kError,
+        "collection '%s': the cell extent of tenant '%s' is missing, malformed or holds other "
+        "rows than the tenant's points (%s); searching around it until its next write makes it "
+        "again",
+        config_.name, tenants_.Name(t),
+        found.ok() ? "read whole" : std::string(found.status().message()));
+  }
+  return false;
+}
+
 absl::Status CollectionImpl::PlanExtents(
     absl::Span<const TenantAccess::Change> access,
     const absl::flat_hash_map<VectorId, const uint8_t*>& vectors,
     const absl::flat_hash_set<TenantAccess::Tenant>& touched, WriteBatch* batch,
-    std::vector<TenantExtents::Change>* changes) const {
+    ExtentPlan* plan) const {
   using Tenant = TenantAccess::Tenant;
-  changes->clear();
+  using Kind = TenantAccess::Change::Kind;
+  *plan = ExtentPlan{};
   absl::flat_hash_map<Tenant, std::vector<const TenantAccess::Change*>> changed;
   absl::flat_hash_set<Tenant> dropped;
   for (const TenantAccess::Change& c : access) {
-    if (c.kind == TenantAccess::Change::Kind::kDrop) {
+    if (c.kind == Kind::kDrop) {
       dropped.insert(c.tenant);
-    } else if (c.kind == TenantAccess::Change::Kind::kGrant ||
-               c.kind == TenantAccess::Change::Kind::kRevoke) {
+    } else if (c.kind == Kind::kGrant || c.kind == Kind::kRevoke) {
       changed[c.tenant].push_back(&c);
     }
   }
   for (Tenant t : touched) changed[t];
   for (Tenant t : dropped) changed[t];
+  // Each changed tenant's point count after the batch (grants hold only new ids, revokes only
+  // held ones).
+  const auto size_after = [&](Tenant t, const std::vector<const TenantAccess::Change*>& list) {
+    mu_.AssertReaderHeld();  // PlanExtents'
+    if (dropped.contains(t)) return uint64_t{0};
+    int64_t size = static_cast<int64_t>(tenants_.Members(t).size());
+    for (const TenantAccess::Change* c : list) {
+      const int64_t n = static_cast<int64_t>(c->ids.size());
+      size += c->kind == Kind::kGrant ? n : -n;
+    }
+    DCHECK(size >= 0);
+    return static_cast<uint64_t>(size);
+  };
+  // The collection's cells, made by the first batch that leaves a tenant wanting a cell extent;
+  // then every tenant that wants one gets it.
+  std::shared_ptr<const TenantCells> cells = cells_;
+  if (cells == nullptr) {
+    bool wanted = false;
+    for (const auto& [t, list] : changed) wanted |= cell_extents_.Wants(size_after(t, list));
+    if (wanted) {
+      ASSIGN_OR_RETURN(cells, MakeCells(vectors));
+      if (cells != nullptr) {
+        plan->new_cells = cells;
+        batch->Put(Cf::kTenants, TenantCells::Key(config_.id), cells->Encode());
+        for (Tenant t : tenants_.Tenants()) {
+          if (cell_extents_.Wants(tenants_.Members(t).size())) changed[t];
+        }
+      }
+    }
+  }
   const auto fresh = [&](VectorId id) -> const uint8_t* {
     auto v = vectors.find(id);
     return v == vectors.end() ? nullptr : v->second;
   };
   const auto read_vectors = [&](absl::Span<const VectorId> ids,
                                 std::vector<std::string>* out) -> absl::Status {
-    std::vector<std::string> keys;
-    for (VectorId id : ids) keys.push_back(IdKey(config_.id, id));
-    std::vector<absl::StatusOr<std::string>> stored = store_->MultiGet(Cf::kVectors, keys);
-    out->clear();
-    for (size_t i = 0; i < ids.size(); ++i) {
-      if (!stored[i].ok() && !absl::IsNotFound(stored[i].status())) return stored[i].status();
-      if (!stored[i].ok()) {
-        return absl::DataLossError(absl::StrCat("collection '", config_.name,
-                                                "': stored vector of internal id ", ids[i],
-                                                " is missing"));
-      }
-      out->push_back(std::move(*stored[i]));
-    }
-    return absl::OkStatus();
+    return ReadStoredVectors(ids, out);
   };
   for (const auto& [t, list] : changed) {
-    // The tenant's points after the batch (grants hold only new ids, revokes only held ones).
+    const uint64_t size = size_after(t, list);
+    // The tenant's points after the batch.
     std::vector<VectorId> ids;
     // (Its extent, if it has one, holds its points before the batch.)
     const std::vector<VectorId> before =
         extents_.chunks(t) > 0 ? tenants_.Members(t).ToVector() : std::vector<VectorId>{};
-    if (!dropped.contains(t)) {
-      int64_t size = static_cast<int64_t>(tenants_.Members(t).size());
+    // (A tenant past the extent's size has none: its id list is not needed.)
+    if (size > 0 && size <= extents_.max_rows()) {
+      ids = extents_.chunks(t) > 0 ? before : tenants_.Members(t).ToVector();
       for (const TenantAccess::Change* c : list) {
-        const int64_t n = static_cast<int64_t>(c->ids.size());
-        size += c->kind == TenantAccess::Change::Kind::kGrant ? n : -n;
-      }
-      DCHECK(size >= 0);
-      // (A tenant past the extent's size has none: its id list is not needed.)
-      if (static_cast<uint64_t>(size) <= extents_.max_rows()) {
-        ids = extents_.chunks(t) > 0 ? before : tenants_.Members(t).ToVector();
-        for (const TenantAccess::Change* c : list) {
-          std::vector<VectorId> next;
-          if (c->kind == TenantAccess::Change::Kind::kGrant) {
-            std::set_union(ids.begin(), ids.end(), c->ids.begin(), c->ids.end(),
-                           std::back_inserter(next));
-          } else {
-            std::set_difference(ids.begin(), ids.end(), c->ids.begin(), c->ids.end(),
-                                std::back_inserter(next));
-          }
-          ids = std::move(next);
+        std::vector<VectorId> next;
+        if (c->kind == Kind::kGrant) {
+          std::set_union(ids.begin(), ids.end(), c->ids.begin(), c->ids.end(),
+                         std::back_inserter(next));
+        } else {
+          std::set_difference(ids.begin(), ids.end(), c->ids.begin(), c->ids.end(),
+                              std::back_inserter(next));
         }
-        DCHECK_EQ(ids.size(), static_cast<size_t>(size));
+        ids = std::move(next);
+      }
+      DCHECK_EQ(ids.size(), static_cast<size_t>(size));
+    }
+    if (!ids.empty() || extents_.chunks(t) > 0) {
+      ASSIGN_OR_RETURN(TenantExtents::Change c,
+                       extents_.Plan(*store_, t, before, ids, fresh, read_vectors, batch));
+      plan->flat.push_back(std::move(c));
+    }
+    if (cells == nullptr) continue;
+    // The ids the batch may change of t: whether t sees each before and after it.
+    absl::flat_hash_map<VectorId, std::pair<bool, bool>> state;
+    const IdSet& members = tenants_.Members(t);
+    if (cell_extents_.Wants(size) || cell_extents_.Has(t)) {
+      for (const TenantAccess::Change* c : list) {
+        for (VectorId id : c->ids) {
+          auto [at, fresh_entry] =
+              state.try_emplace(id, members.Contains(id), members.Contains(id));
+          at->second.second = c->kind == Kind::kGrant;
+        }
+      }
+      if (touched.contains(t)) {
+        for (const auto& [id, v] : vectors) {
+          if (members.Contains(id)) state.try_emplace(id, true, true);
+        }
       }
     }
-    if (ids.empty() && extents_.chunks(t) == 0) continue;  // none before, none after
-    ASSIGN_OR_RETURN(TenantExtents::Change c,
-                     extents_.Plan(*store_, t, before, ids, fresh, read_vectors, batch));
-    changes->push_back(std::move(c));
+    RETURN_IF_ERROR(PlanCellExtent(t, size, state, vectors, *cells, batch, plan));
   }
   return absl::OkStatus();
+}
+
+absl::Status CollectionImpl::ReadStoredVectors(absl::Span<const VectorId> ids,
+                                               std::vector<std::string>* out) const {
+  out->clear();
+  out->reserve(ids.size());
+  // In batches, so that a large tenant's read holds one batch of keys at a time.
+  constexpr size_t kBatch = 4096;
+  for (size_t from = 0; from < ids.size(); from += kBatch) {
+    const size_t to = std::min(ids.size(), from + kBatch);
+    std::vector<std::string> keys;
+    keys.reserve(to - from);
+    for (size_t i = from; i < to; ++i) keys.push_back(IdKey(config_.id, ids[i]));
+    std::vector<absl::StatusOr<std::string>> stored = store_->MultiGet(Cf::kVectors, keys);
+    for (size_t i = 0; i < stored.size(); ++i) {
+      if (!stored[i].ok() && !absl::IsNotFound(stored[i].status())) return stored[i].status();
+      if (!stored[i].ok() || stored[i]->size() != row_bytes_) {
+        return absl::DataLossError(absl::StrCat("collection '", config_.name,
+                                                "': stored vector of internal id ", ids[from + i],
+                                                " is missing or of the wrong size"));
+      }
+      out->push_back(std::move(*stored[i]));
+    }
+  }
+  return absl::OkStatus();
+}
+
+absl::Status CollectionImpl::PlanCellExtent(
+    TenantAccess::Tenant t, uint64_t size,
+    const absl::flat_hash_map<VectorId, std::pair<bool, bool>>& state,
+    const absl::flat_hash_map<VectorId, const uint8_t*>& vectors, const TenantCells& cells,
+    WriteBatch* batch, ExtentPlan* plan) const {
+  if (!cell_extents_.Wants(size)) {
+    if (cell_extents_.Has(t)) plan->cells.push_back(cell_extents_.PlanDrop(t, batch));
+    return absl::OkStatus();
+  }
+  std::vector<uint8_t> pf(row_bytes_);
+  const auto cell_of = [&](const uint8_t* raw) {
+    ToPostingForm(raw, pf.data());
+    return cells.CellOf(pf.data());
+  };
+  const auto fresh = [&](VectorId id) -> const uint8_t* {
+    auto v = vectors.find(id);
+    return v == vectors.end() ? nullptr : v->second;
+  };
+  if (cell_extents_.Has(t) && !cell_extents_.Broken(t)) {
+    // Out: what t no longer sees, and what it sees with a new vector (filed under the cell of
+    // the stored vector, the one the batch replaces). In: what it sees anew, and the new vectors.
+    std::vector<VectorId> out_ids, read_in;
+    std::vector<CellExtents::Row> additions;
+    for (const auto& [id, s] : state) {
+      const uint8_t* f = fresh(id);
+      if (s.first && (!s.second || f != nullptr)) out_ids.push_back(id);
+      if (s.second && (!s.first || f != nullptr)) {
+        if (f != nullptr) {
+          additions.push_back({id, cell_of(f), f});
+        } else {
+          read_in.push_back(id);
+        }
+      }
+    }
+    std::vector<std::string> old_rows, in_rows;
+    RETURN_IF_ERROR(ReadStoredVectors(out_ids, &old_rows));
+    RETURN_IF_ERROR(ReadStoredVectors(read_in, &in_rows));
+    std::vector<CellExtents::Removal> removals;
+    for (size_t i = 0; i < out_ids.size(); ++i) {
+      removals.push_back(
+          {out_ids[i], cell_of(reinterpret_cast<const uint8_t*>(old_rows[i].data()))});
+    }
+    for (size_t i = 0; i < read_in.size(); ++i) {
+      const auto* raw = reinterpret_cast<const uint8_t*>(in_rows[i].data());
+      additions.push_back({read_in[i], cell_of(raw), raw});
+    }
+    absl::StatusOr<CellExtents::Change> c = cell_extents_.Plan(t, removals, additions, batch);
+    if (c.ok()) {
+      plan->cells.push_back(*std::move(c));
+      return absl::OkStatus();
+    }
+    if (!absl::IsDataLoss(c.status())) return c.status();
+    Log(LogLevel::kError,
+        "collection '%s': the cell extent of tenant '%s' disagrees with its points (%s); made "
+        "again whole",
+        config_.name, tenants_.Name(t), c.status().message());
+  }
+  // Whole: every point t sees after the batch.
+  std::vector<VectorId> ids;
+  tenants_.Members(t).ForEach([&](VectorId id) {
+    auto s = state.find(id);
+    if (s == state.end() || s->second.second) ids.push_back(id);
+  });
+  for (const auto& [id, s] : state) {
+    if (s.second && !s.first) ids.push_back(id);
+  }
+  DCHECK_EQ(ids.size(), static_cast<size_t>(size));
+  std::vector<VectorId> stored_ids;
+  for (VectorId id : ids) {
+    if (fresh(id) == nullptr) stored_ids.push_back(id);
+  }
+  std::vector<std::string> stored;
+  RETURN_IF_ERROR(ReadStoredVectors(stored_ids, &stored));
+  std::vector<CellExtents::Row> rows;
+  rows.reserve(ids.size());
+  size_t next = 0;
+  for (VectorId id : ids) {
+    const uint8_t* raw = fresh(id);
+    if (raw == nullptr) raw = reinterpret_cast<const uint8_t*>(stored[next++].data());
+    rows.push_back({id, cell_of(raw), raw});
+  }
+  plan->cells.push_back(cell_extents_.PlanWhole(t, rows, batch));
+  return absl::OkStatus();
+}
+
+absl::StatusOr<std::shared_ptr<const TenantCells>> CollectionImpl::MakeCells(
+    const absl::flat_hash_map<VectorId, const uint8_t*>& vectors) const {
+  const uint32_t k = options_.tenant_cells;
+  if (k == 0 || live_ + vectors.size() < TenantCells::kMinPointsPerCell * k) return nullptr;
+  const uint64_t sample_size = TenantCells::kSamplePerCell * k;
+  // An even sample: the batch's vectors, and stored live ones at a stride.
+  std::vector<uint8_t> rows;
+  size_t n = 0;
+  const auto add = [&](const uint8_t* raw) {
+    rows.resize((n + 1) * row_bytes_);
+    ToPostingForm(raw, rows.data() + n * row_bytes_);
+    ++n;
+  };
+  const size_t from_batch = std::min<size_t>(
+      vectors.size(), sample_size * vectors.size() / std::max<uint64_t>(1, live_ + vectors.size()));
+  for (const auto& [id, v] : vectors) {
+    if (n >= from_batch) break;
+    add(v);
+  }
+  std::vector<VectorId> sample;
+  const uint64_t want = sample_size - n;
+  const uint64_t stride = std::max<uint64_t>(1, live_ / std::max<uint64_t>(1, want));
+  uint64_t seen = 0;
+  for (VectorId id = 0; id < ids_.size() && sample.size() < want; ++id) {
+    if ((ids_[id].flags & kLive) == 0 || vectors.contains(id)) continue;
+    if (seen++ % stride == 0) sample.push_back(id);
+  }
+  std::vector<std::string> stored;
+  RETURN_IF_ERROR(ReadStoredVectors(sample, &stored));
+  for (const std::string& s : stored) add(reinterpret_cast<const uint8_t*>(s.data()));
+  if (n < k) return nullptr;
+  const absl::Time start = absl::Now();
+  ASSIGN_OR_RETURN(
+      std::shared_ptr<const TenantCells> cells,
+      TenantCells::Make(rows.data(), n, config_.type, config_.dim, config_.metric, dist_, k));
+  Log(LogLevel::kInfo,
+      "collection '%s': %d cells for the tenants' cell extents made from %d vectors in %.1f s",
+      config_.name, cells->size(), n, absl::ToDoubleSeconds(absl::Now() - start));
+  return cells;
 }
 
 absl::Status CollectionImpl::CheckExtents() {
@@ -171,12 +411,49 @@ absl::Status CollectionImpl::CheckExtents() {
         "of an older format); rebuilt",
         config_.name, tenants_.Name(t));
   }
-  std::vector<TenantExtents::Change> changes;
-  const absl::flat_hash_set<TenantAccess::Tenant> touched(rebuild.begin(), rebuild.end());
-  RETURN_IF_ERROR(PlanExtents({}, {}, touched, &batch, &changes));
+  // The cells, and the cell extents (made for tenants that want one and have none: a cell
+  // extent found wrong, or a data directory from before them, whose cells are made here).
+  cells_ = nullptr;
+  absl::StatusOr<std::string> record =
+      store_->Get(Cf::kTenants, TenantCells::Key(config_.id), /*at=*/nullptr);
+  if (record.ok()) {
+    absl::StatusOr<std::shared_ptr<const TenantCells>> cells =
+        TenantCells::Decode(*record, config_.type, config_.dim, dist_);
+    if (cells.ok()) {
+      cells_ = *std::move(cells);
+    } else {
+      // Every cell extent is made again over new cells (the batch below).
+      Log(LogLevel::kError, "collection '%s': %s; the tenants' cell extents are made again",
+          config_.name, cells.status().message());
+      batch.Delete(Cf::kTenants, TenantCells::Key(config_.id));
+    }
+  } else if (!absl::IsNotFound(record.status())) {
+    return record.status();
+  }
+  std::vector<TenantAccess::Tenant> remake;
+  RETURN_IF_ERROR(cell_extents_.Load(
+      *store_, tenants,
+      [&](TenantAccess::Tenant t) {
+        mu_.AssertHeld();  // CheckExtents'
+        return tenants_.Members(t).size();
+      },
+      cells_ != nullptr, &batch, &remake));
+  absl::flat_hash_set<TenantAccess::Tenant> touched(rebuild.begin(), rebuild.end());
+  touched.insert(remake.begin(), remake.end());
+  if (cells_ == nullptr) {
+    for (TenantAccess::Tenant t : tenants) {
+      if (cell_extents_.Wants(tenants_.Members(t).size())) touched.insert(t);
+    }
+  }
+  if (!remake.empty()) {
+    Log(LogLevel::kWarning, "collection '%s': making the cell extents of %d tenants", config_.name,
+        remake.size());
+  }
+  ExtentPlan plan;
+  RETURN_IF_ERROR(PlanExtents({}, {}, touched, &batch, &plan));
   if (batch.count() == 0) return absl::OkStatus();
   RETURN_IF_ERROR(CommitLocked(&batch));
-  for (const TenantExtents::Change& c : changes) extents_.Apply(c);
+  ApplyExtents(plan);
   return absl::OkStatus();
 }
 
@@ -221,7 +498,7 @@ absl::Status CollectionImpl::DropTenant(absl::string_view name, bool keep_points
   MutexLock write_lock(&write_mu_);
   std::vector<VectorId> orphans;
   WriteBatch batch;
-  std::vector<TenantExtents::Change> extent_changes;
+  ExtentPlan extent_plan;
   TenantAccess::Change change;
   std::vector<PointDelete> plans;
   const auto plan = [&]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(write_mu_)
@@ -239,11 +516,11 @@ absl::Status CollectionImpl::DropTenant(absl::string_view name, bool keep_points
       if (!orphans.empty()) RETURN_IF_ERROR(CheckServing());
       for (VectorId id : orphans) RETURN_IF_ERROR(PlanDelete(id, &batch, &plans));
     }
-    return PlanExtents({change}, {}, {}, &batch, &extent_changes);
+    return PlanExtents({change}, {}, {}, &batch, &extent_plan);
   };
   RETURN_IF_ERROR(Write(&batch, plan, [&]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(write_mu_, mu_) {
     tenants_.Apply(change);
-    for (const TenantExtents::Change& e : extent_changes) extents_.Apply(e);
+    ApplyExtents(extent_plan);
     for (const PointDelete& d : plans) ApplyDelete(d);
   }));
   *deleted = plans.size();
@@ -271,7 +548,7 @@ absl::Status CollectionImpl::ChangeAccess(bool grant, absl::string_view tenant,
   *changed = 0;
   MutexLock write_lock(&write_mu_);
   WriteBatch batch;
-  std::vector<TenantExtents::Change> extent_changes;
+  ExtentPlan extent_plan;
   TenantAccess::Change change;
   const auto plan = [&]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(write_mu_)
                         ABSL_SHARED_LOCKS_REQUIRED(mu_) -> absl::Status {
@@ -283,11 +560,11 @@ absl::Status CollectionImpl::ChangeAccess(bool grant, absl::string_view tenant,
         grant ? tenants_.PlanGrant(t, live, &batch) : tenants_.PlanRevoke(t, live, &batch, nullptr);
     if (change.ids.empty()) return absl::OkStatus();  // nothing to write
     if (grant) RETURN_IF_ERROR(tenants_.CheckPointQuota(t, change.ids.size()));
-    return PlanExtents({change}, {}, {}, &batch, &extent_changes);
+    return PlanExtents({change}, {}, {}, &batch, &extent_plan);
   };
   return Write(&batch, plan, [&]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(write_mu_, mu_) {
     tenants_.Apply(change);
-    for (const TenantExtents::Change& e : extent_changes) extents_.Apply(e);
+    ApplyExtents(extent_plan);
     *changed = change.ids.size();
   });
 }

@@ -3,15 +3,15 @@
 // default) of [id][vector] rows; 7,943 SIFT-like points, 4,032 of 64-d float32, 340 of 768-d -
 // is searched exactly by reading its extent's chunks in one batch, instead of one record per
 // point however its points are spread over the collection (Curator's tenant extents). A tenant of
-// at most 8 KiB of rows (62 SIFT-like points) reads two pages. Past the extent a tenant is
-// searched over its stored vectors, one record each (while it sees at most 2,048 points: for rows
-// of over 512 bytes), else over the shared postings at up to 16 times the budget (bench/RESULTS.md
-// "Tenants": at 1M SIFT-like, tenants with extents answered in 0.2 ms reading 117 KiB, those just
-// past them in 7 ms reading 3 MiB).
+// at most 8 KiB of rows (62 SIFT-like points) reads two pages. Past the extent a tenant has a cell
+// extent (index/cell_extent.h: its rows filed by the collection's cells, the nearest cells read),
+// up to 32 MiB of rows; without one (before the collection has cells, or past that size) it is
+// searched over its stored vectors, one record each (while it sees at most 2,048 points), else
+// over the shared postings at up to 16 times the budget (bench/RESULTS.md "Tenants").
 //
-// The extent copies the tenant's vectors: the one place a point is stored more than once, at most
-// extent_bytes per tenant (a point seen by several small tenants is in each one's extent; 78 MiB
-// beside 729 MiB of postings in that 1M run).
+// The extent copies the tenant's vectors (as a cell extent does): at most extent_bytes per
+// tenant (a point seen by several small tenants is in each one's extent; 78 MiB beside 729 MiB of
+// postings for 1,000 Zipf-sized tenants over 1M SIFT-like vectors).
 //
 // An extent is a run of chunks of at most kTenantExtentChunkBytes (32 KiB; an eighth of a
 // smaller extent) each, keyed by the lowest id the chunk may hold: chunk i holds the tenant's

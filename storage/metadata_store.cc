@@ -186,10 +186,10 @@ class MetadataStoreImpl final : public MetadataStore {
     return absl::OkStatus();
   }
 
-  absl::Status Scan(
-      Cf cf, absl::string_view prefix,
-      absl::FunctionRef<absl::Status(absl::string_view, absl::string_view)> visit) const override {
-    rocksdb::ReadOptions ro;
+  absl::Status Scan(Cf cf, absl::string_view prefix,
+                    absl::FunctionRef<absl::Status(absl::string_view, absl::string_view)> visit,
+                    const StoreSnapshot* at) const override {
+    rocksdb::ReadOptions ro = ReadAt(at);
     std::string end = PrefixEnd(prefix);
     rocksdb::Slice upper(end);
     if (!end.empty()) ro.iterate_upper_bound = &upper;
@@ -202,6 +202,26 @@ class MetadataStoreImpl final : public MetadataStore {
       if (!s.ok()) return s;
     }
     RETURN_IF_ROCKS(it->status(), "metadata scan");
+    return absl::OkStatus();
+  }
+
+  absl::Status ScanEach(
+      Cf cf, absl::Span<const std::string> prefixes,
+      absl::FunctionRef<absl::Status(size_t, absl::string_view, absl::string_view)> visit,
+      const StoreSnapshot* at) const override {
+    if (prefixes.empty()) return absl::OkStatus();
+    rocksdb::ReadOptions ro = ReadAt(at);
+    std::unique_ptr<rocksdb::Iterator> it(db_->NewIterator(ro, handle(cf)));
+    for (size_t i = 0; i < prefixes.size(); ++i) {
+      const rocksdb::Slice prefix(prefixes[i].data(), prefixes[i].size());
+      for (it->Seek(prefix); it->Valid() && it->key().starts_with(prefix); it->Next()) {
+        rocksdb::Slice k = it->key();
+        rocksdb::Slice v = it->value();
+        RETURN_IF_ERROR(
+            visit(i, absl::string_view(k.data(), k.size()), absl::string_view(v.data(), v.size())));
+      }
+      RETURN_IF_ROCKS(it->status(), "metadata scan");
+    }
     return absl::OkStatus();
   }
 
@@ -329,9 +349,12 @@ absl::StatusOr<std::unique_ptr<MetadataStore>> MetadataStore::Open(
   families.emplace_back(rocksdb::kDefaultColumnFamilyName, cf_options);
   for (int i = 0; i < kNumColumnFamilies; ++i) {
     rocksdb::ColumnFamilyOptions o = cf_options;
-    // The tenants' extents (copies of vectors a tenant's search reads whole) gain little from
-    // compression and pay for it on every block a search reads that the block cache misses.
-    if (static_cast<Cf>(i) == Cf::kTenants) o.compression = rocksdb::kNoCompression;
+    if (static_cast<Cf>(i) == Cf::kTenants) {
+      // The tenants' extents (copies of vectors a tenant's search reads whole, in runs of keys)
+      // gain little from compression and pay for it on every block a search reads that the
+      // block cache misses.
+      o.compression = rocksdb::kNoCompression;
+    }
     families.emplace_back(kCfNames[i], o);
   }
   std::vector<rocksdb::ColumnFamilyHandle*> handles;

@@ -23,12 +23,14 @@
 #include "absl/strings/str_cat.h"
 #include "base/check.h"
 #include "base/mutex.h"
+#include "index/cell_extent.h"
 #include "index/collection.h"
 #include "index/internal/appended_vectors.h"
 #include "index/internal/head_overlay.h"
 #include "index/internal/id_state.h"
 #include "index/internal/posting_radii.h"
 #include "index/kernels/distance.h"
+#include "index/tenant_cells.h"
 #include "index/tenant_extent.h"
 #include "index/vector_rules.h"
 #include "storage/half.h"
@@ -93,6 +95,7 @@ class CollectionImpl final : public Collection {
         env_(options_.env != nullptr ? *options_.env : *Env::Default()),
         row_bytes_(size_t{config_.dim} * ElementSize(config_.type)),
         extents_(config_.id, row_bytes_, options_.tenant_extent_bytes),
+        cell_extents_(config_.id, row_bytes_, extents_.max_rows(), options_.cell_extent_bytes),
         dist_(kernels::GetDistance(kernels::Best(), config_.type, config_.metric)),
         f16_dist_(kernels::GetFloat16Distance(kernels::Best(), config_.metric)),
         appended_(row_bytes_, &ids_),
@@ -247,18 +250,51 @@ class CollectionImpl final : public Collection {
     ASSIGN_OR_RETURN(TenantAccess::Tenant t, tenants_.Find(scope.tenant));
     return ViewRef{&tenants_.Members(t), t};
   }
-  // Plans into `batch` the extents (tenant_extent.h) of the tenants whose points or vectors the
-  // batch changes, or their removal: `access`, the batch's access changes; `vectors`, the stored
-  // bytes of the vectors it writes, by internal id; `touched`, tenants that see a point whose
-  // vector it replaces. `changes` gets what to apply once the batch is durable.
+  // What a batch changes of the tenants' extents, applied once it is durable (ApplyExtents).
+  struct ExtentPlan {
+    std::vector<TenantExtents::Change> flat;
+    std::vector<CellExtents::Change> cells;
+    std::shared_ptr<const TenantCells> new_cells;  // the collection's cells, made by the batch
+  };
+  // Plans into `batch` the extents (tenant_extent.h, cell_extent.h) of the tenants whose points
+  // or vectors the batch changes, or their removal: `access`, the batch's access changes;
+  // `vectors`, the stored bytes of the vectors it writes, by internal id; `touched`, tenants
+  // that see a point whose vector it replaces. Makes the collection's cells (tenant_cells.h)
+  // when a tenant first needs them.
   absl::Status PlanExtents(absl::Span<const TenantAccess::Change> access,
                            const absl::flat_hash_map<VectorId, const uint8_t*>& vectors,
                            const absl::flat_hash_set<TenantAccess::Tenant>& touched,
-                           WriteBatch* batch, std::vector<TenantExtents::Change>* changes) const
+                           WriteBatch* batch, ExtentPlan* plan) const
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(write_mu_) ABSL_SHARED_LOCKS_REQUIRED(mu_);
+  // The cell-extent part of PlanExtents for tenant t: `after`, whether it sees `size` points
+  // after the batch; `state`, for each id the batch may change of t, whether t sees it before
+  // and after; `fresh`, the batch's vectors.
+  absl::Status PlanCellExtent(TenantAccess::Tenant t, uint64_t size,
+                              const absl::flat_hash_map<VectorId, std::pair<bool, bool>>& state,
+                              const absl::flat_hash_map<VectorId, const uint8_t*>& vectors,
+                              const TenantCells& cells, WriteBatch* batch, ExtentPlan* plan) const
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(write_mu_) ABSL_SHARED_LOCKS_REQUIRED(mu_);
+  // The stored vectors of `ids` (in their order), read in batches; DataLoss for a missing one.
+  absl::Status ReadStoredVectors(absl::Span<const VectorId> ids,
+                                 std::vector<std::string>* out) const;
+  // The collection's cells made from a sample of its live vectors (and the batch's); null when
+  // it has fewer than TenantCells::kMinPoints.
+  absl::StatusOr<std::shared_ptr<const TenantCells>> MakeCells(
+      const absl::flat_hash_map<VectorId, const uint8_t*>& vectors) const
+      ABSL_SHARED_LOCKS_REQUIRED(mu_);
+  void ApplyExtents(const ExtentPlan& plan) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
+    for (const TenantExtents::Change& c : plan.flat) extents_.Apply(c);
+    for (const CellExtents::Change& c : plan.cells) cell_extents_.Apply(c);
+    if (plan.new_cells != nullptr) cells_ = plan.new_cells;
+  }
   // At open: every tenant's extent layout agrees with its point count, else the extent is
   // rebuilt (logged).
   absl::Status CheckExtents() ABSL_EXCLUSIVE_LOCKS_REQUIRED(write_mu_, mu_);
+  // The nearest of a tenant's points in the cells nearest q, from its cell extent; false when it
+  // has none, or its rows are not the tenant's points (then it is marked broken, logged once).
+  absl::StatusOr<bool> SearchCells(const uint8_t* q, uint32_t k, const SearchParams& params,
+                                   TenantAccess::Tenant t, std::vector<Neighbor>* result,
+                                   SearchStats* st) const ABSL_SHARED_LOCKS_REQUIRED(mu_);
   // The exact nearest of a small tenant's points, from its extent; false when it has none, or
   // its rows are not exactly the tenant's points (then it is marked broken, logged once).
   absl::StatusOr<bool> SearchExtent(const uint8_t* q, uint32_t k, TenantAccess::Tenant t,
@@ -582,6 +618,10 @@ class CollectionImpl final : public Collection {
   const size_t row_bytes_;
   // The small tenants' extents (tenant_extent.h): which chunks each has.
   TenantExtents extents_ ABSL_GUARDED_BY(mu_);
+  // Larger tenants' rows grouped by the collection's cells (cell_extent.h, tenant_cells.h); the
+  // cells are null until a tenant first needs them.
+  CellExtents cell_extents_ ABSL_GUARDED_BY(mu_);
+  std::shared_ptr<const TenantCells> cells_ ABSL_GUARDED_BY(mu_);
   const kernels::DistanceFn dist_;
   const kernels::DistanceFn f16_dist_;  // float32 query vs float16 vector (float16 postings)
   std::atomic<bool> dropped_{false};

@@ -4,6 +4,7 @@
 // by a check of every tenant's Count, Get and Search against an exact model of who may see what.
 // Then recall@10 of tenants' searches of several sizes against brute force over their points.
 #include <algorithm>
+#include <cstring>
 #include <map>
 #include <random>
 #include <set>
@@ -91,15 +92,25 @@ struct Model {
   }
 };
 
+// With `cells`: flat extents of 31 points at most, cell extents (4 cells, made once the
+// collection has 64 points) up to 252, so that most tenants have one; all 4 cells are read (fewer
+// than CellExtents::kProbeCells), so those searches are exact too.
 class TenantOps {
  public:
-  explicit TenantOps(std::string dir) : dir_(std::move(dir)) { Reopen(/*create=*/true); }
+  explicit TenantOps(std::string dir, bool cells = false) : dir_(std::move(dir)), cells_(cells) {
+    Reopen(/*create=*/true);
+  }
 
   void Reopen(bool create = false) {
     col_.reset();
     cat_.reset();
     CollectionOptions options;
     options.tenant_extent_bytes = kExtentBytes;
+    if (cells_) {
+      options.tenant_extent_bytes = 8192;
+      options.cell_extent_bytes = kExtentBytes;
+      options.tenant_cells = 4;
+    }
     auto cat = Catalog::Open(dir_, options);
     ASSERT_TRUE(cat.ok()) << cat.status();
     cat_ = std::move(*cat);
@@ -301,10 +312,14 @@ class TenantOps {
               .ok());
       // A tenant small enough for an extent is searched from it (an extent refused as wrong
       // would be searched around, exactly: only what it read tells).
-      const size_t extent_rows = TenantExtents(0, kDim * sizeof(float), kExtentBytes).max_rows();
+      const size_t extent_rows =
+          TenantExtents(0, kDim * sizeof(float), cells_ ? 8192 : kExtentBytes).max_rows();
       if (!scope.empty() && !visible.empty() && visible.size() <= extent_rows) {
         EXPECT_EQ(st.bytes_read, visible.size() * (4 + kDim * sizeof(float)));
       }
+      // (A cell extent read whole: every cell.)
+      served_by_cells_ += cells_ && !scope.empty() && visible.size() > extent_rows &&
+                          st.bytes_read == visible.size() * (4 + kDim * sizeof(float));
       std::vector<std::pair<float, uint64_t>> want;
       for (uint64_t id : visible) want.push_back({L2(q, model_.points.at(id).vector), id});
       std::sort(want.begin(), want.end());
@@ -321,18 +336,24 @@ class TenantOps {
   }
 
   Model& model() { return model_; }
+  // Tenant searches answered from a cell extent.
+  uint64_t served_by_cells() const { return served_by_cells_; }
 
  private:
   std::string dir_;
+  bool cells_ = false;
+  uint64_t served_by_cells_ = 0;
   std::unique_ptr<Catalog> cat_;
   std::shared_ptr<Collection> col_;
   Model model_;
   int version_ = 0;
 };
 
-TEST(Tenants, RandomOperationsMatchTheModelThroughRebuildsAndReopens) {
+// Random tenant operations against an exact model of who sees what; with `cells`, most tenants
+// have cell extents.
+void RandomOperations(bool cells) {
   TempDir tmp;
-  TenantOps ops(tmp.path());
+  TenantOps ops(tmp.path(), cells);
   std::mt19937_64 rng(11);
   const std::vector<std::string> names = {"acme", "globex", "initech", "umbrella", "hooli"};
   for (const char* n : {"acme", "globex", "initech"}) ops.CreateTenant(n);
@@ -394,7 +415,14 @@ TEST(Tenants, RandomOperationsMatchTheModelThroughRebuildsAndReopens) {
   }
   ops.Reopen();
   ops.Check(&rng);
+  if (cells) {
+    EXPECT_GT(ops.served_by_cells(), 100u);
+  }
 }
+
+TEST(Tenants, RandomOperationsMatchTheModelThroughRebuildsAndReopens) { RandomOperations(false); }
+
+TEST(Tenants, RandomOperationsMatchTheModelWithCellExtents) { RandomOperations(true); }
 
 // A FLAT collection `name` of 64-d float32 with a tenant "t", holding `vectors` (ids 0..), the
 // first `seen` of them seen by "t".
@@ -553,6 +581,99 @@ TEST(Tenants, AWrongExtentIsSearchedAroundAndMadeAgainByTheNextWrite) {
   EXPECT_EQ(left, 0);
 }
 
+// A cell extent found holding a point its tenant may not see is never served: the search goes
+// around it, and the tenant's next write makes it again whole. Dropping the collection leaves
+// none of its cell records behind.
+TEST(Tenants, AWrongCellExtentIsSearchedAroundAndMadeAgainByTheNextWrite) {
+  TempDir tmp;
+  CollectionOptions options;
+  options.tenant_extent_bytes = 8192;  // 31 points
+  options.cell_extent_bytes = 65536;
+  options.tenant_cells = 4;
+  auto cat = *Catalog::Open(tmp.path(), options);
+  constexpr uint64_t kPoints = 200, kSeen = 100;
+  std::vector<std::vector<float>> vectors;
+  for (uint64_t i = 0; i < kPoints; ++i) vectors.push_back(VectorOf(i, 0));
+  auto col = FloatCollectionWithTenant(cat.get(), "w", vectors, kSeen);
+  const uint32_t coll = col->config().id;
+  const size_t row = kDim * sizeof(float);
+  const auto search = [&](uint64_t* bytes) {
+    std::vector<Hit> hits;
+    SearchStats st;
+    EXPECT_TRUE(col->Search(Scope{"t"}, VectorView::Of(absl::MakeConstSpan(vectors[150])), 10, {},
+                            &hits, &st)
+                    .ok());
+    std::vector<std::pair<float, uint64_t>> want;
+    for (uint64_t i = 0; i < kSeen; ++i) want.push_back({L2(vectors[150], vectors[i]), i});
+    std::sort(want.begin(), want.end());
+    EXPECT_EQ(hits.size(), 10u);
+    for (size_t i = 0; i < hits.size(); ++i) EXPECT_EQ(hits[i].id, want[i].second) << i;
+    *bytes = st.bytes_read;
+  };
+  uint64_t bytes = 0;
+  search(&bytes);
+  EXPECT_EQ(bytes, kSeen * (4 + row)) << "from its cell extent, every one of its 4 cells";
+  // A row moved behind the collection's back: filed as point 150 (which the tenant may not see),
+  // the counts unchanged.
+  std::string prefix = "y";
+  AppendU32(&prefix, coll);
+  std::string key, value;
+  ASSERT_TRUE(cat->store()
+                  ->Scan(Cf::kTenants, prefix,
+                         [&](absl::string_view k, absl::string_view v) {
+                           if (key.empty()) {
+                             key = std::string(k);
+                             value = std::string(v);
+                           }
+                           return absl::OkStatus();
+                         })
+                  .ok());
+  ASSERT_EQ(key.size(), 17u);
+  ASSERT_EQ(value.size(), row);
+  std::string moved = key.substr(0, 13);
+  AppendU32(&moved, 150);
+  WriteBatch b;
+  b.Delete(Cf::kTenants, key);
+  b.Put(Cf::kTenants, moved, value);
+  ASSERT_TRUE(cat->store()->Write(&b, true).ok());
+  search(&bytes);
+  EXPECT_EQ(bytes, kSeen * row) << "over its stored vectors";
+  search(&bytes);
+  EXPECT_EQ(bytes, kSeen * row) << "still: the cell extent is marked broken";
+  // The tenant's next write (a vector of its replaced) makes the cell extent again, whole.
+  std::vector<RowError> errors;
+  uint64_t upserted = 0;
+  vectors[5] = VectorOf(5, 1);
+  std::vector<PointInput> again = {
+      {5, {reinterpret_cast<const uint8_t*>(vectors[5].data()), row}, {}}};
+  ASSERT_TRUE(col->Upsert(again, &errors, &upserted).ok());
+  search(&bytes);
+  EXPECT_EQ(bytes, kSeen * (4 + row)) << "from the cell extent made again";
+  // Reopened: the cells and the cell extent are read back, not made again.
+  col.reset();
+  cat.reset();
+  cat = *Catalog::Open(tmp.path(), options);
+  col = *cat->Find("w");
+  search(&bytes);
+  EXPECT_EQ(bytes, kSeen * (4 + row)) << "from the cell extent, after a reopen";
+
+  col.reset();
+  ASSERT_TRUE(cat->Drop("w").ok());
+  int left = 0;
+  for (const char* kind : {"y", "Y", "C"}) {
+    std::string p = kind;
+    AppendU32(&p, coll);
+    ASSERT_TRUE(cat->store()
+                    ->Scan(Cf::kTenants, p,
+                           [&](auto, auto) {
+                             ++left;
+                             return absl::OkStatus();
+                           })
+                    .ok());
+  }
+  EXPECT_EQ(left, 0);
+}
+
 // A tenant's max_points quota refuses whole upserts and grants that would pass it, durably.
 TEST(Tenants, PointQuotaRefusesWritesPastIt) {
   TempDir tmp;
@@ -607,7 +728,9 @@ TEST(Tenants, PointQuotaRefusesWritesPastIt) {
 
 // Recall@10 of tenants' searches on an index, by the size of the tenant's view: exact from its
 // extent up to 1 MiB of vectors, the shared postings with the access check above it.
-TEST(Tenants, SearchRecallHoldsForSmallMediumAndLargeTenants) {
+// Recall per tenant size on 20K SIFT-like; with `extent_bytes` of 16 KiB, the tenants past 124
+// points are searched from cell extents (the cells nearest the query only).
+void SearchRecall(size_t extent_bytes) {
   TempDir tmp;
   SyntheticOptions so;
   so.seed = 9;
@@ -615,7 +738,9 @@ TEST(Tenants, SearchRecallHoldsForSmallMediumAndLargeTenants) {
   const uint64_t n = 20000;
   VectorSet base = gen->Generate(0, n);
   VectorSet queries = gen->Generate(n, 100);
-  auto cat = *Catalog::Open(tmp.path());
+  CollectionOptions options;
+  options.tenant_extent_bytes = extent_bytes;
+  auto cat = *Catalog::Open(tmp.path(), options);
   CollectionConfig c;
   c.name = "r";
   c.dim = base.dim;
@@ -655,7 +780,7 @@ TEST(Tenants, SearchRecallHoldsForSmallMediumAndLargeTenants) {
   for (const auto& [t, share] : tenants) {
     const std::vector<uint64_t>& ids = members[t];
     double recall = 0;
-    uint64_t pages = 0;
+    uint64_t pages = 0, bytes = 0;
     for (uint64_t qi = 0; qi < queries.n; ++qi) {
       const uint8_t* q = queries.row(qi);
       std::vector<std::pair<float, uint64_t>> exact;
@@ -674,6 +799,7 @@ TEST(Tenants, SearchRecallHoldsForSmallMediumAndLargeTenants) {
           col->Search(Scope{t}, VectorView{base.type, {q, base.row_bytes()}}, 10, {}, &hits, &st)
               .ok());
       pages += st.pages_read;
+      bytes += st.bytes_read;
       std::set<uint64_t> truth;
       for (int i = 0; i < 10; ++i) truth.insert(exact[i].second);
       for (const Hit& h : hits) {
@@ -685,7 +811,15 @@ TEST(Tenants, SearchRecallHoldsForSmallMediumAndLargeTenants) {
     std::printf("tenant %-6s %5zu points: recall@10 %.3f, %.1f pages per query\n", t.c_str(),
                 ids.size(), recall, static_cast<double>(pages) / static_cast<double>(queries.n));
     EXPECT_GE(recall, 0.90) << t;
-    if (t == "tiny") {
+    const size_t row = 4 + base.row_bytes();
+    if (extent_bytes < kTenantExtentBytes && ids.size() * row > extent_bytes &&
+        ids.size() > 2 * 10 * CellExtents::kProbeRowsPerK) {
+      // From the cell extent: the near cells, under half of the tenant's rows (a search reads
+      // kProbeRowsPerK rows a neighbour asked at least).
+      EXPECT_LT(bytes / queries.n, ids.size() * row / 2) << t;
+      EXPECT_EQ(bytes % row, 0u) << t << ": rows of a cell extent";
+    }
+    if (t == "tiny" && extent_bytes == kTenantExtentBytes) {
       ASSERT_LE(ids.size() * (4 + base.row_bytes()), kTenantExtentChunkBytes);
       EXPECT_GT(pages, 0u);
       // 32 points of 132 bytes: within 8 KiB, two pages.
@@ -693,6 +827,10 @@ TEST(Tenants, SearchRecallHoldsForSmallMediumAndLargeTenants) {
     }
   }
 }
+
+TEST(Tenants, SearchRecallHoldsForSmallMediumAndLargeTenants) { SearchRecall(kTenantExtentBytes); }
+
+TEST(Tenants, SearchRecallHoldsFromCellExtents) { SearchRecall(16384); }
 
 }  // namespace
 }  // namespace strata

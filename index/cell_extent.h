@@ -1,0 +1,154 @@
+// The copied rows of a tenant too large for a flat extent (index/tenant_extent.h), filed by the
+// collection's cells (index/tenant_cells.h): its cell extent. A search ranks the cells by their
+// distance to the query and reads the tenant's rows in the nearest ones only - at least
+// kProbeCells cells and kProbeRowsPerK rows a neighbour asked - each cell's rows one range of
+// keys: per-tenant IVF lists over shared cells (Curator's per-node shortlists, packed on disk).
+// At 1M SIFT-like, a tenant of 8,000-18,000 points reads ~170 KiB where the shared postings made
+// it read 3 MiB, mostly other tenants' entries (bench/RESULTS.md). Approximate, as an IVF is: a
+// neighbour in a cell not read is missed.
+//
+// A tenant has one while it sees more than the flat extent's rows and at most max_rows()
+// (cell_extent_bytes of rows: 32 MiB by default, 254,200 SIFT-like points, 10,900 of 768-d
+// float32); larger tenants search the shared postings with the access check, where most of what
+// is read is theirs anyway. Like the flat extent it copies the tenant's vectors (on disk; memory
+// holds each cell's row count).
+//
+// Each row is a key of its own, 'y' coll tenant cell id -> the stored vector (ascending ids within
+// a cell, one range per (tenant, cell)): a grant, revoke or new vector writes or deletes only the
+// rows it changes (a grant of 1,000 ids writes 1,000 rows; chunks of rows would have to be read
+// and rewritten, one per id). The per-cell row counts are one record per tenant, 'Y' coll tenant
+// -> [u32 cell][u32 rows] per cell with rows (storage/FORMAT.md), read at open and checked
+// against the tenant's point count.
+//
+// Derived data, kept exact by the collection in the same write batch as every change of the
+// tenant's points or their vectors. A search checks that every row read is the tenant's and that
+// the counts add up to its points (CollectionImpl::SearchCells); a cell extent found wrong is
+// marked broken, searched around, and made again whole by the tenant's next change.
+//
+// Thread safety: as TenantExtents (the collection's lock serialises writers against readers: Read,
+// Plan and MarkBroken under it shared, Apply and Load exclusive; MarkBroken has its own mutex).
+#ifndef STRATA_INDEX_CELL_EXTENT_H_
+#define STRATA_INDEX_CELL_EXTENT_H_
+
+#include <cstddef>
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include "absl/container/flat_hash_map.h"
+#include "absl/container/flat_hash_set.h"
+#include "absl/functional/function_ref.h"
+#include "absl/status/status.h"
+#include "absl/status/statusor.h"
+#include "absl/types/span.h"
+#include "base/mutex.h"
+#include "index/types.h"
+#include "storage/metadata_store.h"
+
+namespace strata {
+
+inline constexpr size_t kCellExtentBytes = size_t{32} << 20;
+
+class CellExtents final {
+ public:
+  using Tenant = uint32_t;
+
+  // What a search reads at least: the nearest kProbeCells cells (of the collection's, whether
+  // the tenant has rows there or not), and cells until kProbeRowsPerK * k of its rows.
+  static constexpr uint32_t kProbeCells = 16;
+  static constexpr uint32_t kProbeRowsPerK = 128;
+
+  // Rows per cell, by cell.
+  using Counts = absl::flat_hash_map<uint32_t, uint32_t>;
+  // A tenant's cell extent after a batch (counts empty: it has none).
+  struct Change {
+    Tenant tenant = 0;
+    Counts counts;
+    bool whole = false;  // every row written (or none left): a broken mark is cleared
+  };
+  // A row to file: its id, cell and stored bytes.
+  struct Row {
+    VectorId id = 0;
+    uint32_t cell = 0;
+    const uint8_t* bytes = nullptr;
+  };
+  // A row to take out: its id and the cell it was filed under.
+  struct Removal {
+    VectorId id = 0;
+    uint32_t cell = 0;
+  };
+
+  // Cell extents of collection `coll` (stored vectors of `row_bytes`), for tenants of more than
+  // `min_rows` points (the flat extent's) and at most `extent_bytes` of rows.
+  CellExtents(uint32_t coll, size_t row_bytes, size_t min_rows, size_t extent_bytes);
+
+  // Whether a tenant of `points` points has a cell extent (when the collection has cells).
+  [[nodiscard]] bool Wants(uint64_t points) const {
+    return points > min_rows_ && points <= max_rows_;
+  }
+  [[nodiscard]] size_t max_rows() const { return max_rows_; }
+  [[nodiscard]] bool Has(Tenant t) const { return layouts_.contains(t); }
+  [[nodiscard]] bool Broken(Tenant t) const;
+  // Rows of t's cell extent (0: none).
+  [[nodiscard]] uint64_t Rows(Tenant t) const;
+
+  // Reads t's rows in the cells of `ranked` (every cell, nearest first), from the first, until
+  // at least `probe_cells` cells and `min_rows` rows, at `at`; visit(id, stored vector) per row,
+  // cell after cell, ascending ids within each. `bytes`, `pages` (4 KiB a cell begun) and `cells`
+  // get what was read. False: t has none, or it is marked broken, or a cell held another number
+  // of rows than its count (nothing more visited). DataLoss for a malformed row.
+  [[nodiscard]] absl::StatusOr<bool> Read(const MetadataStore& store, Tenant t,
+                                          const StoreSnapshot* at,
+                                          absl::Span<const uint32_t> ranked, uint32_t probe_cells,
+                                          uint64_t min_rows,
+                                          absl::FunctionRef<void(VectorId, const uint8_t*)> visit,
+                                          uint64_t* bytes, uint64_t* pages, uint32_t* cells) const;
+  bool MarkBroken(Tenant t) const;
+
+  // Plans t's cell extent made whole from `rows` (all of its points, any order; none: it has
+  // none), whatever it held deleted.
+  [[nodiscard]] Change PlanWhole(Tenant t, absl::Span<const Row> rows, WriteBatch* batch) const;
+  // Plans a change of t's existing cell extent: `removals` taken out, then `additions` filed.
+  // DataLoss (nothing planned; the caller makes the extent whole) when a removal's cell holds
+  // fewer rows than are taken out of it.
+  [[nodiscard]] absl::StatusOr<Change> Plan(Tenant t, absl::Span<const Removal> removals,
+                                            absl::Span<const Row> additions,
+                                            WriteBatch* batch) const;
+  // Plans t's cell extent deleted.
+  [[nodiscard]] Change PlanDrop(Tenant t, WriteBatch* batch) const;
+
+  // At open: reads the counts and keeps those of tenants in `tenants` that want one (Wants of
+  // points(t)) whose rows add up to points(t), when `have_cells`. The others are deleted in
+  // `batch` (counts and rows); `rebuild` gets the tenants that want one and have none now (when
+  // `have_cells`).
+  [[nodiscard]] absl::Status Load(const MetadataStore& store, absl::Span<const Tenant> tenants,
+                                  absl::FunctionRef<uint64_t(Tenant)> points, bool have_cells,
+                                  WriteBatch* batch, std::vector<Tenant>* rebuild);
+
+  void Apply(const Change& change);
+  [[nodiscard]] uint64_t MemoryBytes() const;
+  // Copied bytes over every tenant.
+  [[nodiscard]] uint64_t CopiedBytes() const;
+
+  [[nodiscard]] static std::string Key(uint32_t coll, Tenant t, uint32_t cell, VectorId id);
+  [[nodiscard]] static std::string LayoutKey(uint32_t coll, Tenant t);
+
+ private:
+  struct Layout {
+    Counts counts;
+    uint64_t rows = 0;
+  };
+  static std::string EncodeCounts(const Counts& counts);
+
+  const uint32_t coll_;
+  const size_t row_bytes_;
+  const size_t min_rows_;
+  const size_t max_rows_;
+  absl::flat_hash_map<Tenant, Layout> layouts_;
+  mutable Mutex broken_mu_;
+  mutable absl::flat_hash_set<Tenant> broken_ ABSL_GUARDED_BY(broken_mu_);
+};
+
+}  // namespace strata
+
+#endif  // STRATA_INDEX_CELL_EXTENT_H_

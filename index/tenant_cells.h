@@ -1,0 +1,78 @@
+// The collection's coarse cells: kCells centroids (balanced k-means over a sample of its vectors)
+// by which a tenant too large for a flat extent has its copied rows grouped on disk
+// (index/cell_extent.h), so that its search reads the rows of the cells nearest the query and
+// not all of them - an IVF list per (tenant, cell), the cells shared by every tenant, as
+// Curator's tree shares its nodes. A point's cell is a function of its vector alone: every
+// tenant that sees it files it under the same cell.
+//
+// The cells are made once, from a sample of the collection's vectors (kSamplePerCell a cell) when a
+// tenant first needs them and the collection has kMinPointsPerCell a cell, and kept for the
+// collection's life: they only group rows, so a drift of the data afterwards makes cells less even
+// (more rows read per query), never an answer wrong. Format (storage/FORMAT.md): one record 'C'
+// coll in the tenants family, [u32 1][u32 cells][u32 row bytes] then each centroid in the posting
+// form.
+//
+// Immutable once made: safe to share between threads.
+#ifndef STRATA_INDEX_TENANT_CELLS_H_
+#define STRATA_INDEX_TENANT_CELLS_H_
+
+#include <cstddef>
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "absl/status/statusor.h"
+#include "absl/strings/string_view.h"
+#include "index/kernels/distance.h"
+#include "index/types.h"
+
+namespace strata {
+
+class TenantCells final {
+ public:
+  static constexpr uint32_t kCells = 256;
+  // Points a cell stands for before cells are made (16 a cell): fewer, and the cells would be a
+  // poor partition of what the collection grows into.
+  static constexpr uint64_t kMinPointsPerCell = 16;
+  // Points the cells are trained on (at most, a cell).
+  static constexpr uint64_t kSamplePerCell = 32;
+
+  // `cells` cells of `n` rows in the posting form (`dim` elements of `type`, unit length under
+  // cosine), scored by `dist` (the collection's distance on that form). n >= cells.
+  [[nodiscard]] static absl::StatusOr<std::shared_ptr<const TenantCells>> Make(
+      const uint8_t* rows, size_t n, ElementType type, uint32_t dim, Metric metric,
+      kernels::DistanceFn dist, uint32_t cells = kCells);
+  // The record's cells; InvalidArgument / DataLoss for a record of another shape.
+  [[nodiscard]] static absl::StatusOr<std::shared_ptr<const TenantCells>> Decode(
+      absl::string_view record, ElementType type, uint32_t dim, kernels::DistanceFn dist);
+  [[nodiscard]] std::string Encode() const;
+  [[nodiscard]] static std::string Key(uint32_t coll);
+
+  [[nodiscard]] uint32_t size() const { return cells_; }
+  // The cell of a vector in the posting form: the nearest centroid (the lowest index on a tie).
+  [[nodiscard]] uint32_t CellOf(const uint8_t* pf) const;
+  // Every cell, nearest `q` (posting form) first.
+  void Rank(const uint8_t* q, std::vector<uint32_t>* order) const;
+
+  [[nodiscard]] uint64_t MemoryBytes() const { return sizeof(*this) + centroids_.capacity(); }
+
+ private:
+  TenantCells(uint32_t cells, size_t row_bytes, uint32_t dim, kernels::DistanceFn dist,
+              std::vector<uint8_t> centroids)
+      : cells_(cells),
+        row_bytes_(row_bytes),
+        dim_(dim),
+        dist_(dist),
+        centroids_(std::move(centroids)) {}
+
+  const uint32_t cells_;
+  const size_t row_bytes_;
+  const uint32_t dim_;
+  const kernels::DistanceFn dist_;
+  const std::vector<uint8_t> centroids_;  // cells_ rows of row_bytes_
+};
+
+}  // namespace strata
+
+#endif  // STRATA_INDEX_TENANT_CELLS_H_
