@@ -82,9 +82,14 @@ class CellExtents final {
   // `min_rows` points (the flat extent's) and at most `extent_bytes` of rows.
   CellExtents(uint32_t coll, size_t row_bytes, size_t min_rows, size_t extent_bytes);
 
-  // Whether a tenant of `points` points has a cell extent (when the collection has cells).
+  // Whether a tenant of `points` points without a cell extent gets one (when the collection has
+  // cells), and whether one that has it keeps it: a quarter's slack on both sides, so that a
+  // tenant going back and forth over a bound does not make its extent again at each crossing.
   [[nodiscard]] bool Wants(uint64_t points) const {
     return points > min_rows_ && points <= max_rows_;
+  }
+  [[nodiscard]] bool Keeps(uint64_t points) const {
+    return points > min_rows_ * 3 / 4 && points <= max_rows_ + max_rows_ / 4;
   }
   [[nodiscard]] size_t max_rows() const { return max_rows_; }
   [[nodiscard]] bool Has(Tenant t) const { return layouts_.contains(t); }
@@ -106,29 +111,30 @@ class CellExtents final {
   bool MarkBroken(Tenant t) const;
 
   // Plans t's cell extent made whole from `rows` (all of its points, any order; none: it has
-  // none), whatever it held deleted.
-  [[nodiscard]] Change PlanWhole(Tenant t, absl::Span<const Row> rows, WriteBatch* batch) const;
+  // none), whatever it held deleted (found by a scan of its rows' keys).
+  [[nodiscard]] absl::StatusOr<Change> PlanWhole(const MetadataStore& store, Tenant t,
+                                                 absl::Span<const Row> rows,
+                                                 WriteBatch* batch) const;
   // Plans a change of t's existing cell extent: `removals` taken out, then `additions` filed.
   // DataLoss (nothing planned; the caller makes the extent whole) when a removal's cell holds
   // fewer rows than are taken out of it.
   [[nodiscard]] absl::StatusOr<Change> Plan(Tenant t, absl::Span<const Removal> removals,
                                             absl::Span<const Row> additions,
                                             WriteBatch* batch) const;
-  // Plans t's cell extent deleted.
-  [[nodiscard]] Change PlanDrop(Tenant t, WriteBatch* batch) const;
+  // Plans t's cell extent deleted (a scan of its rows' keys).
+  [[nodiscard]] absl::StatusOr<Change> PlanDrop(const MetadataStore& store, Tenant t,
+                                                WriteBatch* batch) const;
 
-  // At open: reads the counts and keeps those of tenants in `tenants` that want one (Wants of
-  // points(t)) whose rows add up to points(t), when `have_cells`. The others are deleted in
-  // `batch` (counts and rows); `rebuild` gets the tenants that want one and have none now (when
-  // `have_cells`).
+  // At open, with the collection's `cells` (0: it has none): reads the counts and keeps those of
+  // tenants in `tenants` that keep one (Keeps of points(t)) whose rows add up to points(t), in
+  // cells below `cells`. The others are deleted in `batch` (counts and rows; with no cells,
+  // every row of the collection's); `rebuild` gets the tenants that want one and have none now.
   [[nodiscard]] absl::Status Load(const MetadataStore& store, absl::Span<const Tenant> tenants,
-                                  absl::FunctionRef<uint64_t(Tenant)> points, bool have_cells,
+                                  absl::FunctionRef<uint64_t(Tenant)> points, uint32_t cells,
                                   WriteBatch* batch, std::vector<Tenant>* rebuild);
 
   void Apply(const Change& change);
   [[nodiscard]] uint64_t MemoryBytes() const;
-  // Copied bytes over every tenant.
-  [[nodiscard]] uint64_t CopiedBytes() const;
 
   [[nodiscard]] static std::string Key(uint32_t coll, Tenant t, uint32_t cell, VectorId id);
   [[nodiscard]] static std::string LayoutKey(uint32_t coll, Tenant t);
@@ -139,6 +145,9 @@ class CellExtents final {
     uint64_t rows = 0;
   };
   static std::string EncodeCounts(const Counts& counts);
+  // Deletes every key under `prefix` in the tenants family, one by one.
+  static absl::Status DeleteUnder(const MetadataStore& store, absl::string_view prefix,
+                                  WriteBatch* batch);
 
   const uint32_t coll_;
   const size_t row_bytes_;

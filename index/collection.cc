@@ -688,7 +688,7 @@ absl::Status CollectionImpl::DenseSearch(const uint8_t* q, uint32_t k, const Sea
       if (found) return absl::OkStatus();
       // (An extent found wrong: the same answer, exact, from one record per point.)
     }
-    if (allow != nullptr && allow->size() > extents_.max_rows()) {
+    if (allow != nullptr && cell_extents_.Has(view->tenant)) {
       ASSIGN_OR_RETURN(bool found, SearchCells(q, k, params, view->tenant, result, st));
       if (found) return absl::OkStatus();
       // (None, or one found wrong: the paths below.)
@@ -1216,12 +1216,34 @@ absl::Status CollectionImpl::BuildIndex(
   if (set.n == 0) return fail(absl::FailedPreconditionError("no vectors left to index"));
   absl::Status s = BuildGeneration(gen, set, kept_ids, kept_versions, progress);
   if (!s.ok()) return fail(s);
+  // The tenants' cells, the first time (tenant_cells.h): from the vectors at hand.
+  std::shared_ptr<const TenantCells> cells;
+  bool have_cells;
+  {
+    ReaderMutexLock lock(&mu_);
+    have_cells = cells_ != nullptr;
+  }
+  if (!have_cells) {
+    absl::StatusOr<std::shared_ptr<const TenantCells>> made = MakeCells(set);
+    if (!made.ok()) return fail(made.status());
+    cells = *std::move(made);
+  }
   set = {};
   report("installing", 0, 1);
   s = Install(gen, kept_ids, kept_versions);
   if (!s.ok()) return fail(s);
   report("installing", 1, 1);
-  return absl::OkStatus();
+  return InstallCellsAfterBuild(std::move(cells));
+}
+
+absl::Status CollectionImpl::InstallCellsAfterBuild(std::shared_ptr<const TenantCells> cells) {
+  if (cells == nullptr) return absl::OkStatus();
+  absl::Status s = InstallCells(std::move(cells));
+  if (s.ok()) return s;
+  return absl::Status(s.code(),
+                      absl::StrCat("the index was built and installed; the tenants' cells or cell "
+                                   "extents were not (the next build makes them): ",
+                                   s.message()));
 }
 
 absl::Status CollectionImpl::BulkLoad(
@@ -1316,6 +1338,11 @@ absl::Status CollectionImpl::BulkLoad(
   std::vector<uint8_t> versions(n, 0);
   uint64_t gen = 1;
   absl::Status s = BuildGeneration(gen, vectors, ids, versions, progress);
+  absl::StatusOr<std::shared_ptr<const TenantCells>> cells = nullptr;
+  if (s.ok()) {
+    cells = MakeCells(vectors);
+    s = cells.status();
+  }
   if (s.ok()) s = Install(gen, ids, versions);
   if (!s.ok()) {
     MutexLock write_lock(&write_mu_);
@@ -1323,7 +1350,7 @@ absl::Status CollectionImpl::BulkLoad(
     SetBuilding(false);
     return s;
   }
-  return absl::OkStatus();
+  return InstallCellsAfterBuild(*std::move(cells));
 }
 
 CollectionStats CollectionImpl::Stats() const {

@@ -36,10 +36,7 @@ absl::StatusOr<bool> CollectionImpl::SearchExtent(const uint8_t* q, uint32_t k,
   bool exact = true;
   VectorId last = 0;
   const absl::Span<const uint32_t> sparse = members.SparseIds();
-  // Where the posting form is the stored bytes (no cosine normalisation, no float16 rounding),
-  // a row is scored as it is: the value StoredDistance gives, without its copies.
-  const bool as_stored =
-      config_.metric != Metric::kCosine && config_.posting_encoding != PostingEncoding::kFloat16;
+  const bool as_stored = ScoresAsStored();
   const absl::StatusOr<bool> found = extents_.Read(
       *store_, t, snap_.get(),
       [&](VectorId id, const uint8_t* raw) {
@@ -90,17 +87,16 @@ absl::StatusOr<bool> CollectionImpl::SearchCells(const uint8_t* q, uint32_t k,
   // A budget asked for beyond the index's default reads cells in proportion.
   uint32_t probe = CellExtents::kProbeCells;
   if (params.max_postings > 0 && base_ != nullptr && base_->default_max_postings() > 0) {
-    probe = static_cast<uint32_t>(std::max<uint64_t>(
-        1, uint64_t{probe} * params.max_postings / base_->default_max_postings()));
+    probe = static_cast<uint32_t>(std::clamp<uint64_t>(
+        uint64_t{probe} * params.max_postings / base_->default_max_postings(), 1, cells_->size()));
   }
   TopK top;
   top.Reset(k);
   std::vector<uint8_t> pf;
   std::vector<uint16_t> half;
-  const bool as_stored =
-      config_.metric != Metric::kCosine && config_.posting_encoding != PostingEncoding::kFloat16;
-  // Every row must be one of the tenant's points, and the chunks must hold as many as it has
-  // (checked against the layout in memory; what is read, row by row).
+  const bool as_stored = ScoresAsStored();
+  // Every row must be one of the tenant's points, and the cells' counts must add up to as many
+  // as it has (checked in memory; each cell read holds its count: CellExtents::Read).
   bool exact = cell_extents_.Rows(t) == members.size();
   uint64_t rows = 0, bytes = 0, pages = 0;
   uint32_t cells_read = 0;
@@ -167,29 +163,16 @@ absl::Status CollectionImpl::PlanExtents(
     DCHECK(size >= 0);
     return static_cast<uint64_t>(size);
   };
-  // The collection's cells, made by the first batch that leaves a tenant wanting a cell extent;
-  // then every tenant that wants one gets it.
-  std::shared_ptr<const TenantCells> cells = cells_;
-  if (cells == nullptr) {
-    bool wanted = false;
-    for (const auto& [t, list] : changed) wanted |= cell_extents_.Wants(size_after(t, list));
-    if (wanted) {
-      ASSIGN_OR_RETURN(cells, MakeCells(vectors));
-      if (cells != nullptr) {
-        plan->new_cells = cells;
-        batch->Put(Cf::kTenants, TenantCells::Key(config_.id), cells->Encode());
-        for (Tenant t : tenants_.Tenants()) {
-          if (cell_extents_.Wants(tenants_.Members(t).size())) changed[t];
-        }
-      }
-    }
-  }
+  // (No cells, no cell extents: a build makes the cells, and the cell extents of the tenants
+  // that want them, InstallCells.)
+  const TenantCells* cells = cells_.get();
   const auto fresh = [&](VectorId id) -> const uint8_t* {
     auto v = vectors.find(id);
     return v == vectors.end() ? nullptr : v->second;
   };
   const auto read_vectors = [&](absl::Span<const VectorId> ids,
                                 std::vector<std::string>* out) -> absl::Status {
+    write_mu_.AssertHeld();  // PlanExtents'
     return ReadStoredVectors(ids, out);
   };
   for (const auto& [t, list] : changed) {
@@ -224,7 +207,7 @@ absl::Status CollectionImpl::PlanExtents(
     // The ids the batch may change of t: whether t sees each before and after it.
     absl::flat_hash_map<VectorId, std::pair<bool, bool>> state;
     const IdSet& members = tenants_.Members(t);
-    if (cell_extents_.Wants(size) || cell_extents_.Has(t)) {
+    if (cell_extents_.Has(t)) {
       for (const TenantAccess::Change* c : list) {
         for (VectorId id : c->ids) {
           auto [at, fresh_entry] =
@@ -273,8 +256,11 @@ absl::Status CollectionImpl::PlanCellExtent(
     const absl::flat_hash_map<VectorId, std::pair<bool, bool>>& state,
     const absl::flat_hash_map<VectorId, const uint8_t*>& vectors, const TenantCells& cells,
     WriteBatch* batch, ExtentPlan* plan) const {
-  if (!cell_extents_.Wants(size)) {
-    if (cell_extents_.Has(t)) plan->cells.push_back(cell_extents_.PlanDrop(t, batch));
+  if (cell_extents_.Has(t) ? !cell_extents_.Keeps(size) : !cell_extents_.Wants(size)) {
+    if (cell_extents_.Has(t)) {
+      ASSIGN_OR_RETURN(CellExtents::Change c, cell_extents_.PlanDrop(*store_, t, batch));
+      plan->cells.push_back(std::move(c));
+    }
     return absl::OkStatus();
   }
   std::vector<uint8_t> pf(row_bytes_);
@@ -349,41 +335,21 @@ absl::Status CollectionImpl::PlanCellExtent(
     if (raw == nullptr) raw = reinterpret_cast<const uint8_t*>(stored[next++].data());
     rows.push_back({id, cell_of(raw), raw});
   }
-  plan->cells.push_back(cell_extents_.PlanWhole(t, rows, batch));
+  ASSIGN_OR_RETURN(CellExtents::Change c, cell_extents_.PlanWhole(*store_, t, rows, batch));
+  plan->cells.push_back(std::move(c));
   return absl::OkStatus();
 }
 
 absl::StatusOr<std::shared_ptr<const TenantCells>> CollectionImpl::MakeCells(
-    const absl::flat_hash_map<VectorId, const uint8_t*>& vectors) const {
+    const VectorSet& set) const {
   const uint32_t k = options_.tenant_cells;
-  if (k == 0 || live_ + vectors.size() < TenantCells::kMinPointsPerCell * k) return nullptr;
-  const uint64_t sample_size = TenantCells::kSamplePerCell * k;
-  // An even sample: the batch's vectors, and stored live ones at a stride.
-  std::vector<uint8_t> rows;
-  size_t n = 0;
-  const auto add = [&](const uint8_t* raw) {
-    rows.resize((n + 1) * row_bytes_);
-    ToPostingForm(raw, rows.data() + n * row_bytes_);
-    ++n;
-  };
-  const size_t from_batch = std::min<size_t>(
-      vectors.size(), sample_size * vectors.size() / std::max<uint64_t>(1, live_ + vectors.size()));
-  for (const auto& [id, v] : vectors) {
-    if (n >= from_batch) break;
-    add(v);
+  if (k == 0 || set.n < TenantCells::kMinPointsPerCell * k) return nullptr;
+  // An even sample, in the posting form.
+  const uint64_t n = std::min<uint64_t>(set.n, TenantCells::kSamplePerCell * k);
+  std::vector<uint8_t> rows(n * row_bytes_);
+  for (uint64_t i = 0; i < n; ++i) {
+    ToPostingForm(set.row(i * set.n / n), rows.data() + i * row_bytes_);
   }
-  std::vector<VectorId> sample;
-  const uint64_t want = sample_size - n;
-  const uint64_t stride = std::max<uint64_t>(1, live_ / std::max<uint64_t>(1, want));
-  uint64_t seen = 0;
-  for (VectorId id = 0; id < ids_.size() && sample.size() < want; ++id) {
-    if ((ids_[id].flags & kLive) == 0 || vectors.contains(id)) continue;
-    if (seen++ % stride == 0) sample.push_back(id);
-  }
-  std::vector<std::string> stored;
-  RETURN_IF_ERROR(ReadStoredVectors(sample, &stored));
-  for (const std::string& s : stored) add(reinterpret_cast<const uint8_t*>(s.data()));
-  if (n < k) return nullptr;
   const absl::Time start = absl::Now();
   ASSIGN_OR_RETURN(
       std::shared_ptr<const TenantCells> cells,
@@ -392,6 +358,60 @@ absl::StatusOr<std::shared_ptr<const TenantCells>> CollectionImpl::MakeCells(
       "collection '%s': %d cells for the tenants' cell extents made from %d vectors in %.1f s",
       config_.name, cells->size(), n, absl::ToDoubleSeconds(absl::Now() - start));
   return cells;
+}
+
+absl::Status CollectionImpl::InstallCells(std::shared_ptr<const TenantCells> cells) {
+  {
+    MutexLock write_lock(&write_mu_);
+    WriteBatch batch;
+    bool made = false;
+    RETURN_IF_ERROR(Write(
+        &batch,
+        [&]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(write_mu_) ABSL_SHARED_LOCKS_REQUIRED(mu_) {
+          RETURN_IF_ERROR(CheckNotDropped());
+          if (cells_ != nullptr) return absl::OkStatus();  // (made meanwhile: kept)
+          batch.Put(Cf::kTenants, TenantCells::Key(config_.id), cells->Encode());
+          made = true;
+          return absl::OkStatus();
+        },
+        [&]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(write_mu_, mu_) {
+          if (made) cells_ = cells;
+        }));
+  }
+  // Each tenant's cell extent in a batch of its own (at most cell_extent_bytes of rows), the
+  // writer lock let go in between.
+  std::vector<TenantAccess::Tenant> tenants;
+  {
+    ReaderMutexLock lock(&mu_);
+    for (TenantAccess::Tenant t : tenants_.Tenants()) {
+      if (!cell_extents_.Has(t) && cell_extents_.Wants(tenants_.Members(t).size())) {
+        tenants.push_back(t);
+      }
+    }
+  }
+  for (TenantAccess::Tenant t : tenants) {
+    MutexLock write_lock(&write_mu_);
+    WriteBatch batch;
+    ExtentPlan plan;
+    RETURN_IF_ERROR(Write(
+        &batch,
+        [&]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(write_mu_) ABSL_SHARED_LOCKS_REQUIRED(mu_) {
+          RETURN_IF_ERROR(CheckNotDropped());
+          // (Dropped, given one, or grown past it meanwhile: nothing to do.)
+          const std::vector<TenantAccess::Tenant> now = tenants_.Tenants();
+          if (std::find(now.begin(), now.end(), t) == now.end() || cell_extents_.Has(t) ||
+              cells_ == nullptr) {
+            return absl::OkStatus();
+          }
+          return PlanCellExtent(t, tenants_.Members(t).size(), {}, {}, *cells_, &batch, &plan);
+        },
+        [&]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(write_mu_, mu_) { ApplyExtents(plan); }));
+  }
+  if (!tenants.empty()) {
+    Log(LogLevel::kInfo, "collection '%s': cell extents made for %d tenants", config_.name,
+        tenants.size());
+  }
+  return absl::OkStatus();
 }
 
 absl::Status CollectionImpl::CheckExtents() {
@@ -411,8 +431,8 @@ absl::Status CollectionImpl::CheckExtents() {
         "of an older format); rebuilt",
         config_.name, tenants_.Name(t));
   }
-  // The cells, and the cell extents (made for tenants that want one and have none: a cell
-  // extent found wrong, or a data directory from before them, whose cells are made here).
+  // The cells (made by a build), and the cell extents: made again for tenants that want one and
+  // have none (one found wrong, or a crash between a build's cells and its cell extents).
   cells_ = nullptr;
   absl::StatusOr<std::string> record =
       store_->Get(Cf::kTenants, TenantCells::Key(config_.id), /*at=*/nullptr);
@@ -422,8 +442,9 @@ absl::Status CollectionImpl::CheckExtents() {
     if (cells.ok()) {
       cells_ = *std::move(cells);
     } else {
-      // Every cell extent is made again over new cells (the batch below).
-      Log(LogLevel::kError, "collection '%s': %s; the tenants' cell extents are made again",
+      // Every cell extent goes (the batch below), until the next build makes new cells.
+      Log(LogLevel::kError,
+          "collection '%s': %s; the tenants' cell extents are dropped until the next build",
           config_.name, cells.status().message());
       batch.Delete(Cf::kTenants, TenantCells::Key(config_.id));
     }
@@ -437,23 +458,28 @@ absl::Status CollectionImpl::CheckExtents() {
         mu_.AssertHeld();  // CheckExtents'
         return tenants_.Members(t).size();
       },
-      cells_ != nullptr, &batch, &remake));
-  absl::flat_hash_set<TenantAccess::Tenant> touched(rebuild.begin(), rebuild.end());
-  touched.insert(remake.begin(), remake.end());
-  if (cells_ == nullptr) {
-    for (TenantAccess::Tenant t : tenants) {
-      if (cell_extents_.Wants(tenants_.Members(t).size())) touched.insert(t);
-    }
+      cells_ != nullptr ? cells_->size() : 0, &batch, &remake));
+  // (Flat extents are rebuilt here, in one batch: at most 1 MiB each.)
+  const absl::flat_hash_set<TenantAccess::Tenant> touched(rebuild.begin(), rebuild.end());
+  ExtentPlan plan;
+  RETURN_IF_ERROR(PlanExtents({}, {}, touched, &batch, &plan));
+  if (batch.count() > 0) {
+    RETURN_IF_ERROR(CommitLocked(&batch));
+    ApplyExtents(plan);
   }
+  // A cell extent (up to cell_extent_bytes) in a batch of its own.
   if (!remake.empty()) {
     Log(LogLevel::kWarning, "collection '%s': making the cell extents of %d tenants", config_.name,
         remake.size());
   }
-  ExtentPlan plan;
-  RETURN_IF_ERROR(PlanExtents({}, {}, touched, &batch, &plan));
-  if (batch.count() == 0) return absl::OkStatus();
-  RETURN_IF_ERROR(CommitLocked(&batch));
-  ApplyExtents(plan);
+  for (TenantAccess::Tenant t : remake) {
+    WriteBatch one;
+    ExtentPlan made;
+    RETURN_IF_ERROR(PlanCellExtent(t, tenants_.Members(t).size(), {}, {}, *cells_, &one, &made));
+    if (one.count() == 0) continue;
+    RETURN_IF_ERROR(CommitLocked(&one));
+    ApplyExtents(made);
+  }
   return absl::OkStatus();
 }
 

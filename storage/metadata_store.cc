@@ -186,10 +186,10 @@ class MetadataStoreImpl final : public MetadataStore {
     return absl::OkStatus();
   }
 
-  absl::Status Scan(Cf cf, absl::string_view prefix,
-                    absl::FunctionRef<absl::Status(absl::string_view, absl::string_view)> visit,
-                    const StoreSnapshot* at) const override {
-    rocksdb::ReadOptions ro = ReadAt(at);
+  absl::Status Scan(
+      Cf cf, absl::string_view prefix,
+      absl::FunctionRef<absl::Status(absl::string_view, absl::string_view)> visit) const override {
+    rocksdb::ReadOptions ro;
     std::string end = PrefixEnd(prefix);
     rocksdb::Slice upper(end);
     if (!end.empty()) ro.iterate_upper_bound = &upper;

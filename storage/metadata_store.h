@@ -75,12 +75,6 @@ class WriteBatch final {
     bytes_ += prefix.size();
     entries_.push_back({Op::kDeletePrefix, cf, std::string(prefix), {}});
   }
-  // Appends `other`'s writes after these (and empties it).
-  void Append(WriteBatch* other) {
-    for (Entry& e : other->entries_) entries_.push_back(std::move(e));
-    bytes_ += other->bytes_;
-    other->Clear();
-  }
   void Clear() {
     entries_.clear();
     bytes_ = 0;
@@ -146,13 +140,14 @@ class MetadataStore {
   // loads that Flush() before they report success).
   [[nodiscard]] virtual absl::Status Write(WriteBatch* batch, bool sync, bool wal = true) = 0;
   // Calls visit(key, value) for every key with `prefix`, in key order, until visit returns
-  // non-OK (which is returned). `at`: as Get's.
+  // non-OK (which is returned).
   [[nodiscard]] virtual absl::Status Scan(
       Cf cf, absl::string_view prefix,
-      absl::FunctionRef<absl::Status(absl::string_view key, absl::string_view value)> visit,
-      const StoreSnapshot* at = nullptr) const = 0;
-  // Scan of each of `prefixes` (distinct, none a prefix of another) in turn, with one iterator:
-  // visit(i, key, value) for every key with prefixes[i]. Cheaper than a Scan per prefix.
+      absl::FunctionRef<absl::Status(absl::string_view key, absl::string_view value)> visit)
+      const = 0;
+  // Scan of each of `prefixes` (distinct, none a prefix of another) in turn, with one iterator,
+  // at `at` (as Get's): visit(i, key, value) for every key with prefixes[i]. Cheaper than a Scan
+  // per prefix.
   [[nodiscard]] virtual absl::Status ScanEach(
       Cf cf, absl::Span<const std::string> prefixes,
       absl::FunctionRef<absl::Status(size_t i, absl::string_view key, absl::string_view value)>

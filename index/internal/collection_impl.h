@@ -254,38 +254,48 @@ class CollectionImpl final : public Collection {
   struct ExtentPlan {
     std::vector<TenantExtents::Change> flat;
     std::vector<CellExtents::Change> cells;
-    std::shared_ptr<const TenantCells> new_cells;  // the collection's cells, made by the batch
   };
   // Plans into `batch` the extents (tenant_extent.h, cell_extent.h) of the tenants whose points
   // or vectors the batch changes, or their removal: `access`, the batch's access changes;
   // `vectors`, the stored bytes of the vectors it writes, by internal id; `touched`, tenants
-  // that see a point whose vector it replaces. Makes the collection's cells (tenant_cells.h)
-  // when a tenant first needs them.
+  // that see a point whose vector it replaces. (A tenant that comes to want a cell extent gets it
+  // whole in the batch: at most cell_extent_bytes.)
   absl::Status PlanExtents(absl::Span<const TenantAccess::Change> access,
                            const absl::flat_hash_map<VectorId, const uint8_t*>& vectors,
                            const absl::flat_hash_set<TenantAccess::Tenant>& touched,
                            WriteBatch* batch, ExtentPlan* plan) const
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(write_mu_) ABSL_SHARED_LOCKS_REQUIRED(mu_);
-  // The cell-extent part of PlanExtents for tenant t: `after`, whether it sees `size` points
-  // after the batch; `state`, for each id the batch may change of t, whether t sees it before
-  // and after; `fresh`, the batch's vectors.
+  // The cell-extent part of PlanExtents for tenant t, which sees `size` points after the batch:
+  // `state`, for each id the batch may change of t, whether t sees it before and after;
+  // `vectors`, the batch's vectors. With no state and no cell extent: made whole.
   absl::Status PlanCellExtent(TenantAccess::Tenant t, uint64_t size,
                               const absl::flat_hash_map<VectorId, std::pair<bool, bool>>& state,
                               const absl::flat_hash_map<VectorId, const uint8_t*>& vectors,
                               const TenantCells& cells, WriteBatch* batch, ExtentPlan* plan) const
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(write_mu_) ABSL_SHARED_LOCKS_REQUIRED(mu_);
-  // The stored vectors of `ids` (in their order), read in batches; DataLoss for a missing one.
+  // The stored vectors of `ids` (in their order), read in batches at the store's latest state
+  // (a writer's view); DataLoss for a missing one.
   absl::Status ReadStoredVectors(absl::Span<const VectorId> ids,
-                                 std::vector<std::string>* out) const;
-  // The collection's cells made from a sample of its live vectors (and the batch's); null when
-  // it has fewer than TenantCells::kMinPoints.
-  absl::StatusOr<std::shared_ptr<const TenantCells>> MakeCells(
-      const absl::flat_hash_map<VectorId, const uint8_t*>& vectors) const
-      ABSL_SHARED_LOCKS_REQUIRED(mu_);
+                                 std::vector<std::string>* out) const
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(write_mu_);
+  // The collection's cells (tenant_cells.h) from a sample of a build's vectors; null when they are
+  // fewer than TenantCells::kMinPointsPerCell a cell. Runs the k-means: no lock held.
+  absl::StatusOr<std::shared_ptr<const TenantCells>> MakeCells(const VectorSet& set) const;
+  // After a build that made the collection's cells: commits them, then the cell extent of each
+  // tenant that wants one, each in a batch of its own (writers go on in between).
+  absl::Status InstallCells(std::shared_ptr<const TenantCells> cells) ABSL_LOCKS_EXCLUDED(mu_);
+  // InstallCells, when a build made `cells` (else nothing), its error naming the build's success.
+  absl::Status InstallCellsAfterBuild(std::shared_ptr<const TenantCells> cells)
+      ABSL_LOCKS_EXCLUDED(mu_);
   void ApplyExtents(const ExtentPlan& plan) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
     for (const TenantExtents::Change& c : plan.flat) extents_.Apply(c);
     for (const CellExtents::Change& c : plan.cells) cell_extents_.Apply(c);
-    if (plan.new_cells != nullptr) cells_ = plan.new_cells;
+  }
+  // Whether a stored row's distance is the index's as it is (the posting form is the stored
+  // bytes: no cosine normalisation, no float16 rounding), without StoredDistance's copies.
+  bool ScoresAsStored() const {
+    return config_.metric != Metric::kCosine &&
+           config_.posting_encoding != PostingEncoding::kFloat16;
   }
   // At open: every tenant's extent layout agrees with its point count, else the extent is
   // rebuilt (logged).

@@ -114,9 +114,10 @@ class Cells {
   }
   void Whole(const std::vector<CellExtents::Row>& rows) {
     WriteBatch batch;
-    CellExtents::Change change = extents_.PlanWhole(kTenant, rows, &batch);
+    absl::StatusOr<CellExtents::Change> change = extents_.PlanWhole(*store_, kTenant, rows, &batch);
+    ASSERT_TRUE(change.ok()) << change.status();
     EXPECT_TRUE(store_->Write(&batch, false).ok());
-    extents_.Apply(change);
+    extents_.Apply(*change);
     model_.clear();
     for (const auto& r : rows)
       model_[r.id] = {r.cell, std::string(reinterpret_cast<const char*>(r.bytes), kRowBytes)};
@@ -210,11 +211,10 @@ TEST(CellExtents, RandomChangesReadBackExactlyAndReopen) {
     CellExtents again(kColl, kRowBytes, 0, 1 << 20);
     WriteBatch batch;
     std::vector<uint32_t> rebuild;
-    ASSERT_TRUE(
-        again
-            .Load(
-                *cells.store(), {kTenant}, [&](uint32_t) { return n; }, true, &batch, &rebuild)
-            .ok());
+    ASSERT_TRUE(again
+                    .Load(
+                        *cells.store(), {kTenant}, [&](uint32_t) { return n; }, 8, &batch, &rebuild)
+                    .ok());
     EXPECT_TRUE(rebuild.empty());
     EXPECT_EQ(batch.count(), 0u);
     EXPECT_EQ(again.Rows(kTenant), n);
@@ -222,12 +222,38 @@ TEST(CellExtents, RandomChangesReadBackExactlyAndReopen) {
     ASSERT_TRUE(
         wrong
             .Load(
-                *cells.store(), {kTenant}, [&](uint32_t) { return n + 1; }, true, &batch, &rebuild)
+                *cells.store(), {kTenant}, [&](uint32_t) { return n + 1; }, 8, &batch, &rebuild)
             .ok());
     EXPECT_EQ(rebuild, std::vector<uint32_t>{kTenant});
     EXPECT_FALSE(wrong.Has(kTenant));
     EXPECT_GT(batch.count(), 0u);  // its rows and counts deleted
+    // Counts in a cell the collection does not have (4 cells here): refused the same way.
+    CellExtents fewer(kColl, kRowBytes, 0, 1 << 20);
+    std::vector<uint32_t> remake;
+    WriteBatch deletes;
+    ASSERT_TRUE(
+        fewer
+            .Load(
+                *cells.store(), {kTenant}, [&](uint32_t) { return n; }, 4, &deletes, &remake)
+            .ok());
+    EXPECT_FALSE(fewer.Has(kTenant));
+    EXPECT_EQ(remake, std::vector<uint32_t>{kTenant});
   }
+}
+
+// A tenant gets a cell extent past the flat extent's rows and up to the cell extent's, and keeps
+// it within a quarter beyond either bound.
+TEST(CellExtents, AQuarterOfSlackAtBothBounds) {
+  const CellExtents e(kColl, kRowBytes, /*min_rows=*/1000, /*extent_bytes=*/12 * 8000);
+  ASSERT_EQ(e.max_rows(), 8000u);
+  EXPECT_FALSE(e.Wants(1000));
+  EXPECT_TRUE(e.Wants(1001));
+  EXPECT_TRUE(e.Wants(8000));
+  EXPECT_FALSE(e.Wants(8001));
+  EXPECT_FALSE(e.Keeps(750));
+  EXPECT_TRUE(e.Keeps(751));
+  EXPECT_TRUE(e.Keeps(10000));
+  EXPECT_FALSE(e.Keeps(10001));
 }
 
 TEST(CellExtents, ReadsTheNearestCellsUntilBothFloors) {

@@ -48,16 +48,13 @@ class CountingStore final : public MetadataStore {
   absl::Status Write(WriteBatch* batch, bool sync, bool wal = true) override {
     return store_->Write(batch, sync, wal);
   }
-  absl::Status Scan(Cf cf, absl::string_view prefix,
-                    absl::FunctionRef<absl::Status(absl::string_view, absl::string_view)> visit,
-                    const StoreSnapshot* at = nullptr) const override {
-    return store_->Scan(
-        cf, prefix,
-        [&](absl::string_view key, absl::string_view value) {
-          chunks_scanned_ += cf == Cf::kTenants && key[0] == 'x';
-          return visit(key, value);
-        },
-        at);
+  absl::Status Scan(
+      Cf cf, absl::string_view prefix,
+      absl::FunctionRef<absl::Status(absl::string_view, absl::string_view)> visit) const override {
+    return store_->Scan(cf, prefix, [&](absl::string_view key, absl::string_view value) {
+      chunks_scanned_ += cf == Cf::kTenants && key[0] == 'x';
+      return visit(key, value);
+    });
   }
   absl::Status ScanEach(
       Cf cf, absl::Span<const std::string> prefixes,

@@ -409,6 +409,8 @@ void RandomOperations(bool cells) {
         if (rng() % 4 == 0) ops.Reopen();
         break;
     }
+    // (Builds make the cells, and the cell extents of the tenants that want one.)
+    if (cells && step % 50 == 49 && !ops.model().points.empty()) ops.Build();
     if (::testing::Test::HasFatalFailure()) return;
     ops.Check(&rng);
     if (::testing::Test::HasFatalFailure()) return;
@@ -595,6 +597,7 @@ TEST(Tenants, AWrongCellExtentIsSearchedAroundAndMadeAgainByTheNextWrite) {
   std::vector<std::vector<float>> vectors;
   for (uint64_t i = 0; i < kPoints; ++i) vectors.push_back(VectorOf(i, 0));
   auto col = FloatCollectionWithTenant(cat.get(), "w", vectors, kSeen);
+  ASSERT_TRUE(col->BuildIndex().ok());  // makes the cells, and the tenant's cell extent
   const uint32_t coll = col->config().id;
   const size_t row = kDim * sizeof(float);
   const auto search = [&](uint64_t* bytes) {
