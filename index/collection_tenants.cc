@@ -207,7 +207,8 @@ absl::Status CollectionImpl::PlanExtents(
     // The ids the batch may change of t: whether t sees each before and after it.
     absl::flat_hash_map<VectorId, std::pair<bool, bool>> state;
     const IdSet& members = tenants_.Members(t);
-    if (cell_extents_.Has(t)) {
+    // (Also for a tenant that comes to want one: its extent is made whole from the state.)
+    if (cell_extents_.Has(t) || cell_extents_.Wants(size)) {
       for (const TenantAccess::Change* c : list) {
         for (VectorId id : c->ids) {
           auto [at, fresh_entry] =
