@@ -1,7 +1,8 @@
 // The copied rows of a tenant too large for a flat extent (index/tenant_extent.h), filed by the
 // collection's cells (index/tenant_cells.h): its cell extent. A search ranks the cells by their
-// distance to the query and reads the tenant's rows in the nearest ones only - at least
-// kProbeCells cells and kProbeRowsPerK rows a neighbour asked - each cell's rows one range of
+// distance to the query and reads the tenant's rows in the nearest ones only - at least the cells'
+// probe_cells() (tuned when the cells were made: 16-20 of 256 on SIFT-like data) and
+// kProbeRowsPerK rows a neighbour asked - each cell's rows one range of
 // keys: per-tenant IVF lists over shared cells (Curator's per-node shortlists, packed on disk).
 // At 1M SIFT-like, a tenant of 8,000-18,000 points reads ~170 KiB where the shared postings made
 // it read 3 MiB, mostly other tenants' entries (bench/RESULTS.md). Approximate, as an IVF is: a
@@ -53,9 +54,8 @@ class CellExtents final {
  public:
   using Tenant = uint32_t;
 
-  // What a search reads at least: the nearest kProbeCells cells (of the collection's, whether
-  // the tenant has rows there or not), and cells until kProbeRowsPerK * k of its rows.
-  static constexpr uint32_t kProbeCells = 16;
+  // What a search reads at least, beside the cells' probe_cells() nearest (of the collection's,
+  // whether the tenant has rows there or not): cells until kProbeRowsPerK * k of its rows.
   static constexpr uint32_t kProbeRowsPerK = 128;
 
   // Rows per cell, by cell.

@@ -85,7 +85,7 @@ absl::StatusOr<bool> CollectionImpl::SearchCells(const uint8_t* q, uint32_t k,
   std::vector<uint32_t> ranked;
   cells_->Rank(q, &ranked);
   // A budget asked for beyond the index's default reads cells in proportion.
-  uint32_t probe = CellExtents::kProbeCells;
+  uint32_t probe = cells_->probe_cells();
   if (params.max_postings > 0 && base_ != nullptr && base_->default_max_postings() > 0) {
     probe = static_cast<uint32_t>(std::clamp<uint64_t>(
         uint64_t{probe} * params.max_postings / base_->default_max_postings(), 1, cells_->size()));
@@ -356,8 +356,10 @@ absl::StatusOr<std::shared_ptr<const TenantCells>> CollectionImpl::MakeCells(
       std::shared_ptr<const TenantCells> cells,
       TenantCells::Make(rows.data(), n, config_.type, config_.dim, config_.metric, dist_, k));
   Log(LogLevel::kInfo,
-      "collection '%s': %d cells for the tenants' cell extents made from %d vectors in %.1f s",
-      config_.name, cells->size(), n, absl::ToDoubleSeconds(absl::Now() - start));
+      "collection '%s': %d cells for the tenants' cell extents made from %d vectors in %.1f s "
+      "(a search reads the nearest %d at least)",
+      config_.name, cells->size(), n, absl::ToDoubleSeconds(absl::Now() - start),
+      cells->probe_cells());
   return cells;
 }
 

@@ -73,8 +73,41 @@ absl::StatusOr<std::shared_ptr<const TenantCells>> TenantCells::Make(const uint8
     ToForm(centroids.data() + size_t{c} * dim, type, dim, metric == Metric::kCosine,
            form.data() + c * row_bytes);
   }
+  const TenantCells made(cells, row_bytes, dim, dist, form, cells);
+  const uint32_t probe = made.TuneProbe(rows, n);
   return std::shared_ptr<const TenantCells>(
-      new TenantCells(cells, row_bytes, dim, dist, std::move(form)));
+      new TenantCells(cells, row_bytes, dim, dist, std::move(form), probe));
+}
+
+uint32_t TenantCells::TuneProbe(const uint8_t* rows, size_t n) const {
+  // Queries: rows of the sample, each against the others (the sample is as sparse in the
+  // collection as a tenant of its size is).
+  const size_t queries = std::min<size_t>(kTuneQueries, n / 2);
+  const size_t k = std::min<size_t>(10, n - 1);
+  std::vector<uint32_t> cell_of(n);
+  for (size_t i = 0; i < n; ++i) cell_of[i] = CellOf(rows + i * row_bytes_);
+  // For each true neighbour, the rank of its cell among the query's: it is read when more cells
+  // than that are.
+  std::vector<uint32_t> ranks;
+  std::vector<uint32_t> order, rank_of(cells_);
+  std::vector<std::pair<float, size_t>> by;
+  for (size_t qi = 0; qi < queries; ++qi) {
+    const size_t q = qi * n / queries;
+    const uint8_t* qv = rows + q * row_bytes_;
+    by.clear();
+    for (size_t i = 0; i < n; ++i) {
+      if (i != q) by.emplace_back(dist_(qv, rows + i * row_bytes_, dim_), i);
+    }
+    std::partial_sort(by.begin(), by.begin() + static_cast<ptrdiff_t>(k), by.end());
+    Rank(qv, &order);
+    for (uint32_t r = 0; r < cells_; ++r) rank_of[order[r]] = r;
+    for (size_t j = 0; j < k; ++j) ranks.push_back(rank_of[cell_of[by[j].second]]);
+  }
+  if (ranks.empty()) return cells_;
+  std::sort(ranks.begin(), ranks.end());
+  const size_t at = static_cast<size_t>(kTuneRecall * static_cast<double>(ranks.size()));
+  const uint32_t probe = ranks[std::min(at, ranks.size() - 1)] + 1;
+  return std::clamp<uint32_t>(probe, std::min(kMinProbe, cells_), cells_);
 }
 
 absl::StatusOr<std::shared_ptr<const TenantCells>> TenantCells::Decode(absl::string_view record,
@@ -82,19 +115,20 @@ absl::StatusOr<std::shared_ptr<const TenantCells>> TenantCells::Decode(absl::str
                                                                        uint32_t dim,
                                                                        kernels::DistanceFn dist) {
   const size_t row_bytes = size_t{dim} * ElementSize(type);
-  if (record.size() < 12 || ReadU32(record, 0) != kFormat) {
+  if (record.size() < 16 || ReadU32(record, 0) != kFormat) {
     return absl::DataLossError("the tenant cells record is malformed or of an unknown format");
   }
   const uint32_t cells = ReadU32(record, 4);
-  if (ReadU32(record, 8) != row_bytes || cells == 0 ||
-      record.size() != 12 + size_t{cells} * row_bytes) {
+  const uint32_t probe = ReadU32(record, 12);
+  if (ReadU32(record, 8) != row_bytes || cells == 0 || probe == 0 || probe > cells ||
+      record.size() != 16 + size_t{cells} * row_bytes) {
     return absl::DataLossError(absl::StrCat(
         "the tenant cells record holds ", cells, " cells of ", ReadU32(record, 8),
         " bytes in a record of ", record.size(), " bytes; this collection's rows are ", row_bytes));
   }
-  std::vector<uint8_t> centroids(record.begin() + 12, record.end());
+  std::vector<uint8_t> centroids(record.begin() + 16, record.end());
   return std::shared_ptr<const TenantCells>(
-      new TenantCells(cells, row_bytes, dim, dist, std::move(centroids)));
+      new TenantCells(cells, row_bytes, dim, dist, std::move(centroids), probe));
 }
 
 std::string TenantCells::Encode() const {
@@ -102,6 +136,7 @@ std::string TenantCells::Encode() const {
   AppendU32(&out, kFormat);
   AppendU32(&out, cells_);
   AppendU32(&out, static_cast<uint32_t>(row_bytes_));
+  AppendU32(&out, probe_cells_);
   out.append(reinterpret_cast<const char*>(centroids_.data()), centroids_.size());
   return out;
 }

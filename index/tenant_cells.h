@@ -5,12 +5,12 @@
 // Curator's tree shares its nodes. A point's cell is a function of its vector alone: every
 // tenant that sees it files it under the same cell.
 //
-// The cells are made once, from a sample of the collection's vectors (kSamplePerCell a cell) when a
-// tenant first needs them and the collection has kMinPointsPerCell a cell, and kept for the
-// collection's life: they only group rows, so a drift of the data afterwards makes cells less even
-// (more rows read per query), never an answer wrong. Format (storage/FORMAT.md): one record 'C'
-// coll in the tenants family, [u32 1][u32 cells][u32 row bytes] then each centroid in the posting
-// form.
+// The cells are made once, by the first index build (or offline load) of a collection of at least
+// kMinPointsPerCell points a cell, from a sample of its vectors (kSamplePerCell a cell), and kept
+// for the collection's life: they only group rows, so a drift of the data afterwards makes cells
+// less even (more rows read per query), never an answer wrong. Format (storage/FORMAT.md): one
+// record 'C' coll in the tenants family, [u32 1][u32 cells][u32 row bytes][u32 probe cells] then
+// each centroid in the posting form.
 //
 // Immutable once made: safe to share between threads.
 #ifndef STRATA_INDEX_TENANT_CELLS_H_
@@ -50,6 +50,13 @@ class TenantCells final {
   [[nodiscard]] static std::string Key(uint32_t coll);
 
   [[nodiscard]] uint32_t size() const { return cells_; }
+  // Cells a tenant's search reads at least: the fewest whose rows hold kTuneRecall of the nearest
+  // 10 of kTuneQueries of the sample's rows among the others (at least kMinProbe), found when
+  // the cells were made. A sample of 8,192 rows stands for a tenant of that many points.
+  [[nodiscard]] uint32_t probe_cells() const { return probe_cells_; }
+  static constexpr uint32_t kMinProbe = 8;
+  static constexpr size_t kTuneQueries = 200;
+  static constexpr double kTuneRecall = 0.97;
   // The cell of a vector in the posting form: the nearest centroid (the lowest index on a tie).
   [[nodiscard]] uint32_t CellOf(const uint8_t* pf) const;
   // Every cell, nearest `q` (posting form) first.
@@ -59,18 +66,22 @@ class TenantCells final {
 
  private:
   TenantCells(uint32_t cells, size_t row_bytes, uint32_t dim, kernels::DistanceFn dist,
-              std::vector<uint8_t> centroids)
+              std::vector<uint8_t> centroids, uint32_t probe_cells)
       : cells_(cells),
         row_bytes_(row_bytes),
         dim_(dim),
         dist_(dist),
-        centroids_(std::move(centroids)) {}
+        centroids_(std::move(centroids)),
+        probe_cells_(probe_cells) {}
+  // probe_cells() for these cells, from the `n` rows they were made from.
+  uint32_t TuneProbe(const uint8_t* rows, size_t n) const;
 
   const uint32_t cells_;
   const size_t row_bytes_;
   const uint32_t dim_;
   const kernels::DistanceFn dist_;
   const std::vector<uint8_t> centroids_;  // cells_ rows of row_bytes_
+  const uint32_t probe_cells_;
 };
 
 }  // namespace strata

@@ -67,11 +67,15 @@ TEST(TenantCells, FileEachPointUnderItsNearestCellAndRoundTrip) {
   ASSERT_EQ(order.size(), 16u);
   EXPECT_EQ(order[0], (*cells)->CellOf(rows.data() + 5 * kDim));
   EXPECT_EQ(std::set<uint32_t>(order.begin(), order.end()).size(), 16u);
+  // The cells a search reads: tuned on the sample, within [kMinProbe, cells]; sixteen clusters
+  // far apart need their own cell only, so the floor.
+  EXPECT_EQ((*cells)->probe_cells(), TenantCells::kMinProbe);
   // The record round-trips; other shapes are refused.
   const std::string record = (*cells)->Encode();
   auto back = TenantCells::Decode(record, ElementType::kUint8, kDim, L2U8());
   ASSERT_TRUE(back.ok()) << back.status();
   EXPECT_EQ((*back)->Encode(), record);
+  EXPECT_EQ((*back)->probe_cells(), (*cells)->probe_cells());
   for (size_t i = 0; i < 4096; i += 97) {
     EXPECT_EQ((*back)->CellOf(rows.data() + i * kDim), (*cells)->CellOf(rows.data() + i * kDim));
   }

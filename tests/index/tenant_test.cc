@@ -94,7 +94,7 @@ struct Model {
 
 // With `cells`: flat extents of 31 points at most, cell extents (4 cells, made once the
 // collection has 64 points) up to 252, so that most tenants have one; all 4 cells are read (fewer
-// than CellExtents::kProbeCells), so those searches are exact too.
+// than TenantCells::kMinProbe), so those searches are exact too.
 class TenantOps {
  public:
   explicit TenantOps(std::string dir, bool cells = false) : dir_(std::move(dir)), cells_(cells) {
