@@ -147,6 +147,15 @@ absl::Status CheckExistingEncoding(const std::string& collection, strata::Postin
                    " postings; --posting_encoding=", e, " applies only to a new collection"));
 }
 
+// A row's tenants against the server's limit per point (index/collection.h), before anything is
+// created on the server.
+absl::Status CheckRowTenants(absl::string_view where, size_t count) {
+  if (count <= strata::kMaxPointTenants) return absl::OkStatus();
+  return absl::InvalidArgumentError(
+      absl::StrCat(where, ": ", count, " tenants on one row; a point takes at most ",
+                   strata::kMaxPointTenants, " (strata-cli grant adds more after the load)"));
+}
+
 // --text: passages from JSONL. The payload JSON keeps every field but 'text', which is stored as
 // the payload text.
 absl::Status ReadPassages(const std::string& path, uint64_t limit, Input* in) {
@@ -196,6 +205,7 @@ absl::Status ReadPassages(const std::string& path, uint64_t limit, Input* in) {
         if (!valid.ok())
           return absl::InvalidArgumentError(absl::StrCat(where, ": ", valid.message()));
       }
+      RETURN_IF_ERROR(CheckRowTenants(where, names.size()));
       in->tenants.resize(n);  // rows before without 'tenants': none
       in->tenants.push_back(std::move(names));
       j.erase("tenants");
@@ -231,6 +241,7 @@ absl::Status ReadTenants(const std::string& path, uint64_t rows, Input* in) {
             absl::StrCat(path, ":", in->tenants.size() + 1, ": ", valid.message()));
       }
     }
+    RETURN_IF_ERROR(CheckRowTenants(absl::StrCat(path, ":", in->tenants.size() + 1), names.size()));
     in->tenants.push_back(std::move(names));
   }
   if (in->tenants.size() != rows) {
@@ -801,7 +812,7 @@ int RunOnline(Input& in, const std::string& collection) {
                "strata-load: %llu vectors stored, %llu rejected, in %.1f s (%.0f vectors/s); "
                "collection '%s' holds %llu\n",
                static_cast<unsigned long long>(stored), static_cast<unsigned long long>(rejected),
-               secs, (v.n - start) / std::max(secs, 1e-9), collection.c_str(),
+               secs, static_cast<double>(stored) / std::max(secs, 1e-9), collection.c_str(),
                static_cast<unsigned long long>(info.count()));
   if (rejected > 0) return Fail(absl::StrCat(rejected, " rows were rejected (reasons above)"));
   if (const std::string q = absl::GetFlag(FLAGS_questions); !q.empty()) {

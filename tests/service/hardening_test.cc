@@ -635,6 +635,38 @@ TEST(Hardening, AStrataLoadCheckpointOnlyResumesItsOwnLoad) {
   EXPECT_EQ(second.Stop(), 0);
 }
 
+// A --tenants row naming more tenants than a point takes is refused before the load creates
+// anything on the server (before, it created every tenant named, then every row was refused).
+TEST(Hardening, StrataLoadRefusesARowOfTooManyTenantsUpFront) {
+  TempDir tmp;
+  const std::string input = tmp.File("base.fbin");
+  VectorSet set;
+  set.type = ElementType::kFloat32;
+  set.n = 2;
+  set.dim = 4;
+  set.data.assign(set.n * set.dim * 4, 0);
+  reinterpret_cast<float*>(set.data.data())[0] = 1;
+  ASSERT_TRUE(WriteVectors(input, set).ok());
+  {
+    std::ofstream t(tmp.File("tenants.txt"));
+    for (int i = 0; i < 1025; ++i) t << (i > 0 ? "," : "") << "t" << i;
+    t << "\na\n";
+  }
+  ServerProcess server(tmp.File("data"), tmp.File("server.log"));
+  ASSERT_NO_FATAL_FAILURE(server.Start());
+  EXPECT_NE(WaitExit(Spawn({Bin("strata-load"), "--input=" + input, "--collection=pts",
+                            "--tenants=" + tmp.File("tenants.txt"), "--server=" + server.address()},
+                           tmp.File("load.log"))),
+            0);
+  EXPECT_NE(ReadLog(tmp.File("load.log")).find("1025 tenants on one row"), std::string::npos)
+      << ReadLog(tmp.File("load.log"));
+  pb::ListCollectionsRequest list;
+  pb::ListCollectionsResponse listed;
+  ASSERT_TRUE(Call(&pb::Strata::Stub::ListCollections, server.stub(), list, &listed).ok());
+  EXPECT_EQ(listed.collections_size(), 0) << "nothing created";
+  EXPECT_EQ(server.Stop(), 0);
+}
+
 // BuildIndex returns at once with a build id; DescribeCollection follows the build to its end.
 TEST(Hardening, BuildIndexReturnsAtOnceAndDescribeFollowsTheBuild) {
   TempDir tmp;
