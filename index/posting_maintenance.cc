@@ -442,13 +442,24 @@ absl::Status CollectionImpl::MaintainPosting(uint32_t p) {
     reassigns.emplace_back(id, std::move(postings));
     return absl::OkStatus();
   };
-  for (VectorId id : members) {
+  // A split's members go to the nearer new head, unless that leaves a half under an eighth of
+  // them (rows all alike, or nearly: both heads at the same distance from most): then to the
+  // halves SplitInTwo balanced. Either way both halves shrink, so splits cannot go on forever.
+  bool by_side = false;
+  if (step == Step::kSplit) {
+    size_t second = 0;
+    for (VectorId id : members) second += nearer_new(row_of(id)) == new_heads[1];
+    const size_t least = std::min(live / 8 + 1, live / 2);
+    by_side = std::min(second, live - second) < least;
+  }
+  for (size_t i = 0; i < members.size(); ++i) {
+    const VectorId id = members[i];
     const uint8_t* row = row_of(id);
     if (step == Step::kMerge) {
       RETURN_IF_ERROR(reassign(id, row));
       continue;
     }
-    const uint32_t to = nearer_new(row);
+    const uint32_t to = by_side ? new_heads[halves.side[i]] : nearer_new(row);
     // SPFresh's first condition: a vector whose nearest head was the old one, and which is no
     // nearer a new head than it was to the old one, may now be nearest another head: then it is
     // reassigned. (One that was here as a further replica, nearer another head all along, stays a
@@ -573,8 +584,8 @@ absl::Status CollectionImpl::MaintainPosting(uint32_t p) {
     heads_overlay_ = std::move(*next);
     appended_radius_.Erase(p);
     for (const Remeasured& m : remeasured) appended_radius_.Narrow(m.posting, m.stamp, m.radius);
-    // Postings to look at next: those that grew (a split's halves are never too short:
-    // SplitInTwo keeps each at least an eighth) and those that shrank.
+    // Postings to look at next: those that grew (a split's halves are never too short: each
+    // holds at least an eighth of the members, above) and those that shrank.
     std::vector<uint32_t> touched(new_heads, new_heads + added), shrunk;
     std::vector<uint8_t> rounded;
     const auto row_now = [&](VectorId id) -> const uint8_t* {

@@ -310,6 +310,53 @@ TEST(PostingMaintenance, DeletesMergeEmptiedPostingsAway) {
   }
 }
 
+// A posting of many equal vectors splits into halves that both shrink (SplitInTwo halves them by
+// position; moving each to the "nearer" of two equal heads would send them all to one, and the
+// posting would split again for ever). The hook stops a runaway by dropping the collection, which
+// ends the run: steps fail from then on and nothing is queued again.
+TEST(PostingMaintenance, EqualVectorsSplitWithoutEnd) {
+  TempDir tmp;
+  const VectorSet base = Gen(1, 0, 3000);
+  CollectionOptions options = Options();
+  size_t steps = 0;
+  Catalog* catalog = nullptr;
+  options.test_before_maintenance_commit = [&](absl::Span<const uint8_t>) {
+    if (++steps == 400) {
+      ASSERT_TRUE(catalog->Drop("c").ok());
+    }
+  };
+  auto cat = *Catalog::Open(tmp.path(), options);
+  catalog = cat.get();
+  auto c = Create(cat.get(), base);
+  Upsert(c.get(), base, 0);
+  ASSERT_TRUE(c->BuildIndex().ok());
+  const uint32_t built_longest = Longest(*c);
+  VectorSet same = base;
+  same.n = 10 * kLimit;
+  same.data.clear();
+  for (uint64_t i = 0; i < same.n; ++i) {
+    same.data.insert(same.data.end(), base.row(7), base.row(7) + base.row_bytes());
+  }
+  Upsert(c.get(), same, 10000);
+  const absl::Status run = c->RunMaintenance();
+  ASSERT_LT(steps, 400u) << "splits of equal vectors did not end";
+  ASSERT_TRUE(run.ok()) << run;
+  EXPECT_LE(Longest(*c), std::max(built_longest, kLimit + kLimit / 2));
+  std::map<uint64_t, const uint8_t*> live;
+  for (uint64_t i = 0; i < base.n; ++i) live[i] = base.row(i);
+  for (uint64_t i = 0; i < same.n; ++i) live[10000 + i] = same.row(i);
+  EXPECT_EQ(c->Count(), live.size());
+  SearchParams every;
+  every.max_postings = 1000000;
+  every.prune_ratio = 0;
+  std::vector<Hit> hits;
+  ASSERT_TRUE(c->Search(VectorView{base.type, {base.row(7), base.row_bytes()}},
+                        static_cast<uint32_t>(same.n + 1), every, &hits)
+                  .ok());
+  EXPECT_EQ(hits.size(), same.n + 1);
+  for (const Hit& h : hits) EXPECT_EQ(h.distance, 0) << h.id;
+}
+
 // A collection grown far past its index (more vectors in RAM than half the built ones) asks for
 // a rebuild, which folds the added heads and moved vectors back into the disk index.
 TEST(PostingMaintenance, ACollectionGrownFarPastItsIndexWantsARebuild) {
