@@ -14,12 +14,17 @@
 // is read is theirs anyway. Like the flat extent it copies the tenant's vectors (on disk; memory
 // holds each cell's row count).
 //
-// Each row is a key of its own, 'y' coll tenant cell id -> the stored vector (ascending ids within
-// a cell, one range per (tenant, cell)): a grant, revoke or new vector writes or deletes only the
-// rows it changes (a grant of 1,000 ids writes 1,000 rows; chunks of rows would have to be read
-// and rewritten, one per id). The per-cell row counts are one record per tenant, 'Y' coll tenant
-// -> [u32 cell][u32 rows] per cell with rows (storage/FORMAT.md), read at open and checked
-// against the tenant's point count.
+// Storage, per (tenant, cell): a block, 'y' coll tenant cell 0xFF*5 -> [u32 id][stored vector]
+// per row, ascending ids, read as one value; and changes since the block was written, one key
+// each, 'y' coll tenant cell id -> the vector (the point filed, or filed anew) or "" (the block's
+// row of that id no longer counts). A change (grant, revoke, new vector) writes only its rows'
+// keys: a grant of 1,000 ids writes 1,000 keys, where rewriting blocks would write about one block
+// per id. A cell whose change keys outgrow FoldAbove(its rows) is folded into its block by a later
+// change (at most kFoldsPerWrite cells a write, the fullest first): a search reads a block at
+// ~0.02 us a row where iterating keys costs ~0.25 us a row (bench/RESULTS.md). The per-cell row
+// counts, with each cell's change keys (an upper bound: a removal's key may replace an addition's),
+// are one record per tenant, 'Y' coll tenant (storage/FORMAT.md), read at open and checked against
+// the tenant's point count.
 //
 // Derived data, kept exact by the collection in the same write batch as every change of the
 // tenant's points or their vectors. A search checks that every row read is the tenant's and that
@@ -57,14 +62,23 @@ class CellExtents final {
   // What a search reads at least, beside the cells' probe_cells() nearest (of the collection's,
   // whether the tenant has rows there or not): cells until kProbeRowsPerK * k of its rows.
   static constexpr uint32_t kProbeRowsPerK = 128;
+  // Cells folded at most by one write.
+  static constexpr size_t kFoldsPerWrite = 8;
+  // A cell of `rows` rows is folded once it has more change keys than this.
+  [[nodiscard]] static constexpr uint64_t FoldAbove(uint64_t rows) { return 32 + rows / 8; }
 
-  // Rows per cell, by cell.
-  using Counts = absl::flat_hash_map<uint32_t, uint32_t>;
+  // Per cell: its rows, and the change keys beside its block.
+  struct CellCount {
+    uint32_t rows = 0;
+    uint32_t changes = 0;
+  };
+  using Counts = absl::flat_hash_map<uint32_t, CellCount>;
   // A tenant's cell extent after a batch (counts empty: it has none).
   struct Change {
     Tenant tenant = 0;
     Counts counts;
-    bool whole = false;  // every row written (or none left): a broken mark is cleared
+    bool whole = false;   // every row written (or none left): a broken mark is cleared
+    uint32_t folded = 0;  // cells folded into their blocks
   };
   // A row to file: its id, cell and stored bytes.
   struct Row {
@@ -99,9 +113,10 @@ class CellExtents final {
 
   // Reads t's rows in the cells of `ranked` (every cell, nearest first), from the first, until
   // at least `probe_cells` cells and `min_rows` rows, at `at`; visit(id, stored vector) per row,
-  // cell after cell, ascending ids within each. `bytes`, `pages` (4 KiB a cell begun) and `cells`
-  // get what was read. False: t has none, or it is marked broken, or a cell held another number
-  // of rows than its count (nothing more visited). DataLoss for a malformed row.
+  // cell after cell (within a cell, the changed rows, then the block's). `bytes`, `pages` (4 KiB
+  // a cell begun) and `cells` get what was read. False: t has none, or it is marked broken, or a
+  // cell held another number of rows than its count (nothing more visited). DataLoss for a
+  // malformed row or block.
   [[nodiscard]] absl::StatusOr<bool> Read(const MetadataStore& store, Tenant t,
                                           const StoreSnapshot* at,
                                           absl::Span<const uint32_t> ranked, uint32_t probe_cells,
@@ -115,10 +130,12 @@ class CellExtents final {
   [[nodiscard]] absl::StatusOr<Change> PlanWhole(const MetadataStore& store, Tenant t,
                                                  absl::Span<const Row> rows,
                                                  WriteBatch* batch) const;
-  // Plans a change of t's existing cell extent: `removals` taken out, then `additions` filed.
-  // DataLoss (nothing planned; the caller makes the extent whole) when a removal's cell holds
-  // fewer rows than are taken out of it.
-  [[nodiscard]] absl::StatusOr<Change> Plan(Tenant t, absl::Span<const Removal> removals,
+  // Plans a change of t's existing cell extent: `removals` taken out, then `additions` filed,
+  // and the cells that call for it folded (read from `store` at its latest: the caller
+  // serialises writers). DataLoss (the caller makes the extent whole) when a removal's cell
+  // holds fewer rows than are taken out of it, or a cell folded holds other rows than counted.
+  [[nodiscard]] absl::StatusOr<Change> Plan(const MetadataStore& store, Tenant t,
+                                            absl::Span<const Removal> removals,
                                             absl::Span<const Row> additions,
                                             WriteBatch* batch) const;
   // Plans t's cell extent deleted (a scan of its rows' keys).
@@ -137,6 +154,7 @@ class CellExtents final {
   [[nodiscard]] uint64_t MemoryBytes() const;
 
   [[nodiscard]] static std::string Key(uint32_t coll, Tenant t, uint32_t cell, VectorId id);
+  [[nodiscard]] static std::string BlockKey(uint32_t coll, Tenant t, uint32_t cell);
   [[nodiscard]] static std::string LayoutKey(uint32_t coll, Tenant t);
 
  private:
@@ -145,6 +163,20 @@ class CellExtents final {
     uint64_t rows = 0;
   };
   static std::string EncodeCounts(const Counts& counts);
+  // Reads the cells `prefixes` (each 'y' coll tenant cell) at `at`: visit(i, id, row) per row of
+  // prefixes[i], its changed rows first, then its block's. seen[i] gets the rows of prefixes[i];
+  // keys (when not null) the change keys of each; `bytes` what was read.
+  absl::Status ReadCells(const MetadataStore& store, absl::Span<const std::string> prefixes,
+                         const StoreSnapshot* at,
+                         absl::FunctionRef<void(size_t, VectorId, const uint8_t*)> visit,
+                         std::vector<uint32_t>* seen, std::vector<std::vector<std::string>>* keys,
+                         uint64_t* bytes) const;
+  // Plans `cell` of t folded: its rows now (the store's latest), less `out`, with `in`, written
+  // as its block (deleted when none are left), and its change keys deleted. DataLoss when it
+  // then holds other than `rows` rows, or `out` names a row it does not hold.
+  absl::Status PlanFold(const MetadataStore& store, Tenant t, uint32_t cell,
+                        absl::Span<const VectorId> out, absl::Span<const Row> in, uint32_t rows,
+                        WriteBatch* batch) const;
   // Deletes every key under `prefix` in the tenants family, one by one.
   static absl::Status DeleteUnder(const MetadataStore& store, absl::string_view prefix,
                                   WriteBatch* batch);

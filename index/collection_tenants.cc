@@ -301,7 +301,7 @@ absl::Status CollectionImpl::PlanCellExtent(
       const auto* raw = reinterpret_cast<const uint8_t*>(in_rows[i].data());
       additions.push_back({read_in[i], cell_of(raw), raw});
     }
-    absl::StatusOr<CellExtents::Change> c = cell_extents_.Plan(t, removals, additions, batch);
+    absl::StatusOr<CellExtents::Change> c = cell_extents_.Plan(*store_, t, removals, additions, batch);
     if (c.ok()) {
       plan->cells.push_back(*std::move(c));
       return absl::OkStatus();
