@@ -90,19 +90,27 @@ absl::StatusOr<bool> TenantExtents::Read(const MetadataStore& store, Tenant t,
   const Layout& layout = it->second;
   std::vector<std::string> keys;
   for (VectorId b : layout.bounds) keys.push_back(Key(coll_, t, b));
-  std::vector<absl::StatusOr<std::string>> got = store.MultiGet(Cf::kTenants, keys, at);
   const size_t stride = sizeof(VectorId) + row_bytes_;
-  for (size_t i = 0; i < got.size(); ++i) {
-    if (absl::IsNotFound(got[i].status())) return false;
-    if (!got[i].ok()) return got[i].status();
-    if (got[i]->size() != layout.rows[i] * stride) return false;
-  }
-  for (const absl::StatusOr<std::string>& g : got) {
-    RETURN_IF_ERROR(DecodeTenantExtent(*g, row_bytes_, visit));
-    *bytes += g->size();
-    *pages += (g->size() + 4095) / 4096;
-  }
-  return true;
+  bool whole = true;
+  // (The chunks are decoded where the store holds them: no copy of each.)
+  RETURN_IF_ERROR(store.MultiGetLent(
+      Cf::kTenants, keys, at,
+      [&](absl::Span<const absl::StatusOr<absl::string_view>> got) -> absl::Status {
+        for (size_t i = 0; i < got.size(); ++i) {
+          if (!got[i].ok() && !absl::IsNotFound(got[i].status())) return got[i].status();
+          if (!got[i].ok() || got[i]->size() != layout.rows[i] * stride) {
+            whole = false;
+            return absl::OkStatus();
+          }
+        }
+        for (const absl::StatusOr<absl::string_view>& g : got) {
+          RETURN_IF_ERROR(DecodeTenantExtent(*g, row_bytes_, visit));
+          *bytes += g->size();
+          *pages += (g->size() + 4095) / 4096;
+        }
+        return absl::OkStatus();
+      }));
+  return whole;
 }
 
 bool TenantExtents::MarkBroken(Tenant t) const {

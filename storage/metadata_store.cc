@@ -1,9 +1,11 @@
 #include "storage/metadata_store.h"
 
 #include <algorithm>
+#include <chrono>
 #include <cstdarg>
 #include <cstdio>
 #include <filesystem>
+#include <thread>
 
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
@@ -153,6 +155,31 @@ class MetadataStoreImpl final : public MetadataStore {
     return out;
   }
 
+  absl::Status MultiGetLent(
+      Cf cf, absl::Span<const std::string> keys, const StoreSnapshot* at,
+      absl::FunctionRef<absl::Status(absl::Span<const absl::StatusOr<absl::string_view>>)> use)
+      const override {
+    std::vector<rocksdb::Slice> slices;
+    slices.reserve(keys.size());
+    for (const std::string& k : keys) slices.emplace_back(k.data(), k.size());
+    std::vector<rocksdb::PinnableSlice> pinned(keys.size());
+    std::vector<rocksdb::Status> statuses(keys.size());
+    db_->MultiGet(ReadAt(at), handle(cf), keys.size(), slices.data(), pinned.data(),
+                  statuses.data());
+    std::vector<absl::StatusOr<absl::string_view>> values;
+    values.reserve(keys.size());
+    for (size_t i = 0; i < keys.size(); ++i) {
+      if (statuses[i].IsNotFound()) {
+        values.push_back(absl::NotFoundError("no such key"));
+      } else if (!statuses[i].ok()) {
+        values.push_back(FromRocks(statuses[i], "metadata read"));
+      } else {
+        values.push_back(absl::string_view(pinned[i].data(), pinned[i].size()));
+      }
+    }
+    return use(values);
+  }
+
   std::shared_ptr<const StoreSnapshot> Snapshot() const override {
     return std::make_shared<RocksSnapshot>(db_.get(), db_->GetSnapshot());
   }
@@ -237,6 +264,20 @@ class MetadataStoreImpl final : public MetadataStore {
   absl::Status SyncWal() override {
     RETURN_IF_ROCKS(db_->SyncWAL(), "metadata store: sync of the write-ahead log");
     return absl::OkStatus();
+  }
+
+  absl::Status Settle() override {
+    RETURN_IF_ERROR(Flush());
+    for (;;) {
+      uint64_t busy = 0, n = 0;
+      if (db_->GetAggregatedIntProperty("rocksdb.num-running-compactions", &n)) busy += n;
+      if (db_->GetAggregatedIntProperty("rocksdb.num-running-flushes", &n)) busy += n;
+      for (rocksdb::ColumnFamilyHandle* h : handles_) {
+        if (db_->GetIntProperty(h, rocksdb::DB::Properties::kCompactionPending, &n)) busy += n;
+      }
+      if (busy == 0) return absl::OkStatus();
+      std::this_thread::sleep_for(std::chrono::milliseconds(20));
+    }
   }
 
   uint64_t ApproximateBytes(Cf cf, absl::string_view prefix) const override {

@@ -134,6 +134,12 @@ class MetadataStore {
   // Get of several keys in one batched lookup (cheaper per key than Get), in `keys`' order.
   [[nodiscard]] virtual std::vector<absl::StatusOr<std::string>> MultiGet(
       Cf cf, absl::Span<const std::string> keys, const StoreSnapshot* at = nullptr) const = 0;
+  // MultiGet whose values are lent to `use`, valid during the call, not copied (reads of large
+  // values): values[i] is the value of keys[i], NotFound, or the error. Returns what `use` does.
+  [[nodiscard]] virtual absl::Status MultiGetLent(
+      Cf cf, absl::Span<const std::string> keys, const StoreSnapshot* at,
+      absl::FunctionRef<absl::Status(absl::Span<const absl::StatusOr<absl::string_view>> values)>
+          use) const = 0;
   // The store as of now (every write that has returned is in it).
   [[nodiscard]] virtual std::shared_ptr<const StoreSnapshot> Snapshot() const = 0;
   // `sync`: return only once the write-ahead log is on disk. `wal` = false skips the log (bulk
@@ -158,6 +164,9 @@ class MetadataStore {
   // Syncs the write-ahead log: every write made so far through the log is on disk when it
   // returns (writes without it are made durable by Flush).
   [[nodiscard]] virtual absl::Status SyncWal() = 0;
+  // Flushes the memtables, then waits until no flush or compaction is running or pending, polling
+  // (benchmarks: timings without the store's background work beside them).
+  [[nodiscard]] virtual absl::Status Settle() = 0;
   // Approximate bytes on disk under `prefix`.
   [[nodiscard]] virtual uint64_t ApproximateBytes(Cf cf, absl::string_view prefix) const = 0;
   // What recovery found when the store was opened.

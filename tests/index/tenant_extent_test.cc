@@ -44,6 +44,13 @@ class CountingStore final : public MetadataStore {
     if (cf == Cf::kTenants) tenant_reads_ += keys.size();
     return store_->MultiGet(cf, keys, at);
   }
+  absl::Status MultiGetLent(
+      Cf cf, absl::Span<const std::string> keys, const StoreSnapshot* at,
+      absl::FunctionRef<absl::Status(absl::Span<const absl::StatusOr<absl::string_view>>)> use)
+      const override {
+    if (cf == Cf::kTenants) tenant_reads_ += keys.size();
+    return store_->MultiGetLent(cf, keys, at, use);
+  }
   std::shared_ptr<const StoreSnapshot> Snapshot() const override { return store_->Snapshot(); }
   absl::Status Write(WriteBatch* batch, bool sync, bool wal = true) override {
     return store_->Write(batch, sync, wal);
@@ -63,13 +70,14 @@ class CountingStore final : public MetadataStore {
     return store_->ScanEach(cf, prefixes, visit, at);
   }
   absl::Status Flush() override { return store_->Flush(); }
+  absl::Status Settle() override { return store_->Settle(); }
   absl::Status SyncWal() override { return store_->SyncWal(); }
   uint64_t ApproximateBytes(Cf cf, absl::string_view prefix) const override {
     return store_->ApproximateBytes(cf, prefix);
   }
   const WalRecoveryReport& recovery() const override { return store_->recovery(); }
 
-  mutable uint64_t tenant_reads_ = 0;    // keys read by Get and MultiGet
+  mutable uint64_t tenant_reads_ = 0;    // keys read by Get, MultiGet and MultiGetLent
   mutable uint64_t chunks_scanned_ = 0;  // extent chunks visited by Scan
 
  private:
