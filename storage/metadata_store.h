@@ -151,9 +151,8 @@ class MetadataStore {
       Cf cf, absl::string_view prefix,
       absl::FunctionRef<absl::Status(absl::string_view key, absl::string_view value)> visit)
       const = 0;
-  // Scan of each of `prefixes` (distinct, none a prefix of another) in turn, with one iterator,
-  // at `at` (as Get's): visit(i, key, value) for every key with prefixes[i]. Cheaper than a Scan
-  // per prefix.
+  // Scan of each of `prefixes` (distinct, none a prefix of another) in turn, at `at` (as Get's):
+  // visit(i, key, value) for every key with prefixes[i]. No block past a prefix's keys is read.
   [[nodiscard]] virtual absl::Status ScanEach(
       Cf cf, absl::Span<const std::string> prefixes,
       absl::FunctionRef<absl::Status(size_t i, absl::string_view key, absl::string_view value)>

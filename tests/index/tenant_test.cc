@@ -629,8 +629,8 @@ TEST(Tenants, AWrongCellExtentIsSearchedAroundAndMadeAgainByTheNextWrite) {
   uint64_t bytes = 0;
   search(&bytes);
   EXPECT_EQ(bytes, kSeen * (4 + row)) << "from its cell extent, every one of its 4 cells";
-  // A row changed behind the collection's back: filed as point 150 (which the tenant may not
-  // see), the counts unchanged.
+  // A row changed behind the collection's back: point 150 (which the tenant may not see), with
+  // its vector, the counts unchanged. The search for its vector would return it.
   std::string prefix = "y";
   AppendU32(&prefix, coll);
   std::string key, value;
@@ -654,6 +654,8 @@ TEST(Tenants, AWrongCellExtentIsSearchedAroundAndMadeAgainByTheNextWrite) {
   std::string id150;
   AppendU32(&id150, 150);
   moved.replace(last, 4, id150);
+  moved.replace(last + 4, row,
+                std::string(reinterpret_cast<const char*>(vectors[150].data()), row));
   WriteBatch b;
   b.Put(Cf::kTenants, key, moved);
   ASSERT_TRUE(cat->store()->Write(&b, true).ok());
