@@ -388,10 +388,17 @@ TEST(PowerLoss, TenantViewsHoldExactlyAcrossCuts) {
   CollectionOptions options;
   options.env = &env;
   options.build_threads = 1;
+  // Flat extents up to 16 points, cell extents (over 4 cells, once a build made them) up to 400:
+  // most tenants here have cell extents after the build, made once the collection holds 150
+  // points.
+  options.tenant_extent_bytes = 16 * (4 + kDim);
+  options.cell_extent_bytes = 400 * (4 + kDim);
+  options.tenant_cells = 4;
   std::mt19937_64 rng(415);
   TenantState model;  // tenants and owners are the model's own (Get shows only the tenants)
   uint64_t version = 0;
   int cuts = 0;
+  bool built = false;
   const auto visible = [](const TenantState& m) {  // what ReadTenants can compare
     TenantState v = m;
     for (auto& [id, p] : v) p.owner.clear();
@@ -429,6 +436,10 @@ TEST(PowerLoss, TenantViewsHoldExactlyAcrossCuts) {
         }
       }
 
+      if (!built && c->Count() >= 150) {
+        ASSERT_TRUE(c->BuildIndex().ok());  // the cells, and the cell extents
+        built = true;
+      }
       env.PowerCutAfter(static_cast<int64_t>(rng() % 2 == 0 ? rng() % 12 : rng() % 200));
       for (int op = 0; op < 8 && !env.power_is_cut(); ++op) {
         TenantState next = model;
