@@ -236,7 +236,8 @@ absl::StatusOr<CellExtents::Change> CellExtents::PlanWhole(const MetadataStore& 
 
 absl::Status CellExtents::PlanFold(const MetadataStore& store, Tenant t, uint32_t cell,
                                    absl::Span<const VectorId> out, absl::Span<const Row> in,
-                                   uint32_t rows, WriteBatch* batch) const {
+                                   uint32_t rows, absl::FunctionRef<bool(VectorId)> sees,
+                                   WriteBatch* batch) const {
   std::string prefix = RowPrefix(coll_, t);
   AppendU32(&prefix, cell);
   std::map<VectorId, std::string> now;
@@ -260,6 +261,12 @@ absl::Status CellExtents::PlanFold(const MetadataStore& store, Tenant t, uint32_
     return absl::DataLossError(absl::StrCat("cell extent: cell ", cell, " holds ", now.size(),
                                             " rows where ", rows, " are counted"));
   }
+  for (const auto& [id, row] : now) {
+    if (!sees(id)) {
+      return absl::DataLossError(absl::StrCat("cell extent: cell ", cell, " holds a row of point ",
+                                              id, " which the tenant does not see"));
+    }
+  }
   for (const std::string& key : keys[0]) batch->Delete(Cf::kTenants, key);
   if (now.empty()) {
     batch->Delete(Cf::kTenants, BlockKey(coll_, t, cell));
@@ -278,6 +285,7 @@ absl::Status CellExtents::PlanFold(const MetadataStore& store, Tenant t, uint32_
 absl::StatusOr<CellExtents::Change> CellExtents::Plan(const MetadataStore& store, Tenant t,
                                                       absl::Span<const Removal> removals,
                                                       absl::Span<const Row> additions,
+                                                      absl::FunctionRef<bool(VectorId)> sees,
                                                       WriteBatch* batch) const {
   auto it = layouts_.find(t);
   if (it == layouts_.end()) {
@@ -322,7 +330,7 @@ absl::StatusOr<CellExtents::Change> CellExtents::Plan(const MetadataStore& store
       if (r.cell == cell) in.push_back(r);
     }
     CellCount& c = change.counts[cell];
-    RETURN_IF_ERROR(PlanFold(store, t, cell, out, in, c.rows, &folds));
+    RETURN_IF_ERROR(PlanFold(store, t, cell, out, in, c.rows, sees, &folds));
     c.changes = 0;
     ++change.folded;
     if (c.rows == 0) change.counts.erase(cell);
@@ -347,7 +355,7 @@ absl::StatusOr<CellExtents::Change> CellExtents::Plan(const MetadataStore& store
   }
   if (change.counts.empty()) {
     batch->Delete(Cf::kTenants, LayoutKey(coll_, t));
-  } else if (!removals.empty() || !additions.empty()) {
+  } else if (!removals.empty() || !additions.empty() || change.folded > 0) {
     batch->Put(Cf::kTenants, LayoutKey(coll_, t), EncodeCounts(change.counts));
   }
   return change;

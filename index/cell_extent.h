@@ -116,9 +116,9 @@ class CellExtents final {
   // Reads t's rows in the cells of `ranked` (every cell, nearest first), from the first, until
   // at least `probe_cells` cells and `min_rows` rows, at `at`; visit(id, stored vector) per row,
   // cell after cell (within a cell, the changed rows, then the block's). `bytes`, `pages` (4 KiB
-  // a cell begun) and `cells` get what was read. False: t has none, or it is marked broken, or a
-  // cell held another number of rows than its count (nothing more visited). DataLoss for a
-  // malformed row or block.
+  // pages of the bytes, at least one a cell read) and `cells` get what was read. False: t has none,
+  // or it is marked broken, or a cell held another number of rows than its count (nothing more
+  // visited). DataLoss for a malformed row or block.
   [[nodiscard]] absl::StatusOr<bool> Read(const MetadataStore& store, Tenant t,
                                           const StoreSnapshot* at,
                                           absl::Span<const uint32_t> ranked, uint32_t probe_cells,
@@ -135,10 +135,13 @@ class CellExtents final {
   // Plans a change of t's existing cell extent: `removals` taken out, then `additions` filed,
   // and the cells that call for it folded (read from `store` at its latest: the caller
   // serialises writers). DataLoss (the caller makes the extent whole) when a removal's cell
-  // holds fewer rows than are taken out of it, or a cell folded holds other rows than counted.
+  // holds fewer rows than are taken out of it, or a cell folded holds other rows than counted
+  // or a row of a point t does not see after the change (`sees`): a fold checks every row, so
+  // damage a search cannot see (it checks the rows it returns) is not carried on.
   [[nodiscard]] absl::StatusOr<Change> Plan(const MetadataStore& store, Tenant t,
                                             absl::Span<const Removal> removals,
                                             absl::Span<const Row> additions,
+                                            absl::FunctionRef<bool(VectorId)> sees,
                                             WriteBatch* batch) const;
   // Plans t's cell extent deleted (a scan of its rows' keys).
   [[nodiscard]] absl::StatusOr<Change> PlanDrop(const MetadataStore& store, Tenant t,
@@ -175,10 +178,11 @@ class CellExtents final {
                          uint64_t* bytes) const;
   // Plans `cell` of t folded: its rows now (the store's latest), less `out`, with `in`, written
   // as its block (deleted when none are left), and its change keys deleted. DataLoss when it
-  // then holds other than `rows` rows, or `out` names a row it does not hold.
+  // then holds other than `rows` rows, a row of a point `sees` refuses, or `out` names a row it
+  // does not hold.
   absl::Status PlanFold(const MetadataStore& store, Tenant t, uint32_t cell,
                         absl::Span<const VectorId> out, absl::Span<const Row> in, uint32_t rows,
-                        WriteBatch* batch) const;
+                        absl::FunctionRef<bool(VectorId)> sees, WriteBatch* batch) const;
   // Deletes every key under `prefix` in the tenants family, one by one.
   static absl::Status DeleteUnder(const MetadataStore& store, absl::string_view prefix,
                                   WriteBatch* batch);

@@ -1216,14 +1216,16 @@ absl::Status CollectionImpl::BuildIndex(
   if (set.n == 0) return fail(absl::FailedPreconditionError("no vectors left to index"));
   absl::Status s = BuildGeneration(gen, set, kept_ids, kept_versions, progress);
   if (!s.ok()) return fail(s);
-  // The tenants' cells, the first time (tenant_cells.h): from the vectors at hand.
+  // The tenants' cells (tenant_cells.h): from the vectors at hand, the first time, and again once
+  // the collection has grown into twice as many.
   std::shared_ptr<const TenantCells> cells;
-  bool have_cells;
+  uint32_t have_cells;
   {
     ReaderMutexLock lock(&mu_);
-    have_cells = cells_ != nullptr;
+    have_cells = cells_ != nullptr ? cells_->size() : 0;
   }
-  if (!have_cells) {
+  if (have_cells == 0 ||
+      TenantCells::CellsFor(set.n, options_.tenant_cells) >= uint64_t{2} * have_cells) {
     absl::StatusOr<std::shared_ptr<const TenantCells>> made = MakeCells(set);
     if (!made.ok()) return fail(made.status());
     cells = *std::move(made);

@@ -106,7 +106,11 @@ absl::StatusOr<bool> CollectionImpl::SearchCells(const uint8_t* q, uint32_t k,
   const absl::StatusOr<bool> found = cell_extents_.Read(
       *store_, t, snap_.get(), ranked, probe, uint64_t{CellExtents::kProbeRowsPerK} * k,
       [&](VectorId id, const uint8_t* raw) {
+        mu_.AssertReaderHeld();  // SearchCells'
         ++rows;
+        // (An id past the collection's is damage: StoredDistance would look it up.)
+        if (id >= ids_.size()) exact = false;
+        if (!exact) return;
         top.Push(id,
                  as_stored ? dist_(q, raw, config_.dim) : StoredDistance(q, id, raw, &pf, &half));
       },
@@ -308,8 +312,15 @@ absl::Status CollectionImpl::PlanCellExtent(
       const auto* raw = reinterpret_cast<const uint8_t*>(in_rows[i].data());
       additions.push_back({read_in[i], cell_of(raw), raw});
     }
+    // Whether t sees a point after the batch (a fold checks its cells' rows against it).
+    const IdSet& members = tenants_.Members(t);
+    const auto sees = [&](VectorId id) {
+      mu_.AssertReaderHeld();  // PlanCellExtent's
+      auto s = state.find(id);
+      return s != state.end() ? s->second.second : members.Contains(id);
+    };
     absl::StatusOr<CellExtents::Change> c =
-        cell_extents_.Plan(*store_, t, removals, additions, batch);
+        cell_extents_.Plan(*store_, t, removals, additions, sees, batch);
     if (c.ok()) {
       plan->cells.push_back(*std::move(c));
       return absl::OkStatus();
@@ -351,8 +362,10 @@ absl::Status CollectionImpl::PlanCellExtent(
 
 absl::StatusOr<std::shared_ptr<const TenantCells>> CollectionImpl::MakeCells(
     const VectorSet& set) const {
-  const uint32_t k = options_.tenant_cells;
-  if (k == 0 || set.n < TenantCells::kMinPointsPerCell * k) return nullptr;
+  // (None for a collection under kMinPointsPerCell points a cell of the most it may have: too
+  // small for a tenant past its flat extent to matter.)
+  const uint32_t k = TenantCells::CellsFor(set.n, options_.tenant_cells);
+  if (k == 0 || set.n < TenantCells::kMinPointsPerCell * options_.tenant_cells) return nullptr;
   // An even sample, in the posting form.
   const uint64_t n = std::min<uint64_t>(set.n, TenantCells::kSamplePerCell * k);
   std::vector<uint8_t> rows(n * row_bytes_);
@@ -376,17 +389,28 @@ absl::Status CollectionImpl::InstallCells(std::shared_ptr<const TenantCells> cel
     MutexLock write_lock(&write_mu_);
     WriteBatch batch;
     bool made = false;
+    ExtentPlan dropped;
     RETURN_IF_ERROR(Write(
         &batch,
         [&]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(write_mu_) ABSL_SHARED_LOCKS_REQUIRED(mu_) {
           RETURN_IF_ERROR(CheckNotDropped());
-          if (cells_ != nullptr) return absl::OkStatus();  // (made meanwhile: kept)
+          // (Made meanwhile, or as many already: kept.)
+          if (cells_ != nullptr && cells_->size() >= cells->size()) return absl::OkStatus();
           batch.Put(Cf::kTenants, TenantCells::Key(config_.id), cells->Encode());
+          // Cells made again (the collection outgrew them): the cell extents filed under the
+          // old ones go in the same batch, and are made again below.
+          for (TenantAccess::Tenant t : tenants_.Tenants()) {
+            if (!cell_extents_.Has(t)) continue;
+            ASSIGN_OR_RETURN(CellExtents::Change c, cell_extents_.PlanDrop(*store_, t, &batch));
+            dropped.cells.push_back(std::move(c));
+          }
           made = true;
           return absl::OkStatus();
         },
         [&]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(write_mu_, mu_) {
-          if (made) cells_ = cells;
+          if (!made) return;
+          cells_ = cells;
+          ApplyExtents(dropped);
         }));
   }
   // Each tenant's cell extent in a batch of its own (at most cell_extent_bytes of rows), the

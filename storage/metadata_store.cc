@@ -272,8 +272,15 @@ class MetadataStoreImpl final : public MetadataStore {
 
   absl::Status Settle() override {
     RETURN_IF_ERROR(Flush());
+    const auto deadline = std::chrono::steady_clock::now() + std::chrono::minutes(30);
     for (;;) {
       uint64_t busy = 0, n = 0;
+      if (db_->GetAggregatedIntProperty("rocksdb.background-errors", &n) && n > 0) {
+        return absl::InternalError("metadata store: background work failed; it will not settle");
+      }
+      if (std::chrono::steady_clock::now() > deadline) {
+        return absl::DeadlineExceededError("metadata store: still compacting after 30 minutes");
+      }
       if (db_->GetAggregatedIntProperty("rocksdb.num-running-compactions", &n)) busy += n;
       if (db_->GetAggregatedIntProperty("rocksdb.num-running-flushes", &n)) busy += n;
       for (rocksdb::ColumnFamilyHandle* h : handles_) {

@@ -164,7 +164,8 @@ class MetadataStore {
   // returns (writes without it are made durable by Flush).
   [[nodiscard]] virtual absl::Status SyncWal() = 0;
   // Flushes the memtables, then waits until no flush or compaction is running or pending, polling
-  // (benchmarks: timings without the store's background work beside them).
+  // (benchmarks: timings without the store's background work beside them). Internal when the
+  // store's background work has failed, DeadlineExceeded after 30 minutes.
   [[nodiscard]] virtual absl::Status Settle() = 0;
   // Approximate bytes on disk under `prefix`.
   [[nodiscard]] virtual uint64_t ApproximateBytes(Cf cf, absl::string_view prefix) const = 0;

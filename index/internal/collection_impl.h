@@ -279,9 +279,11 @@ class CollectionImpl final : public Collection {
                                  std::vector<std::string>* out) const
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(write_mu_);
   // The collection's cells (tenant_cells.h) from a sample of a build's vectors; null when they are
-  // fewer than TenantCells::kMinPointsPerCell a cell. Runs the k-means: no lock held.
+  // fewer than TenantCells::kMinPointsPerCell a cell of the most CollectionOptions::tenant_cells
+  // allows. Runs the k-means: no lock held.
   absl::StatusOr<std::shared_ptr<const TenantCells>> MakeCells(const VectorSet& set) const;
-  // After a build that made the collection's cells: commits them, then the cell extent of each
+  // After a build that made the collection's cells: commits them (cells made again: with every
+  // cell extent filed under the old ones dropped in the same batch), then the cell extent of each
   // tenant that wants one, each in a batch of its own (writers go on in between).
   absl::Status InstallCells(std::shared_ptr<const TenantCells> cells) ABSL_LOCKS_EXCLUDED(mu_);
   // InstallCells, when a build made `cells` (else nothing), its error naming the build's success.

@@ -103,7 +103,17 @@ class Cells {
   bool Change(const std::vector<CellExtents::Removal>& out,
               const std::vector<CellExtents::Row>& in) {
     WriteBatch batch;
-    auto change = extents_.Plan(*store_, kTenant, out, in, &batch);
+    auto change = extents_.Plan(
+        *store_, kTenant, out, in,
+        [&](VectorId id) {
+          for (const auto& r : out) {
+            if (r.id == id)
+              return std::any_of(in.begin(), in.end(), [&](const auto& a) { return a.id == id; });
+          }
+          return model_.contains(id) ||
+                 std::any_of(in.begin(), in.end(), [&](const auto& a) { return a.id == id; });
+        },
+        &batch);
     if (!change.ok()) {
       EXPECT_TRUE(absl::IsDataLoss(change.status())) << change.status();
       EXPECT_EQ(batch.count(), 0u);
@@ -313,9 +323,10 @@ TEST(CellExtents, TheFirstFormatLoadsAndIsFolded) {
   // folded into blocks (a write folds whichever of the tenant's cells are due).
   WriteBatch batch;
   const std::string fresh = Row(1005, 1);
-  auto change =
-      cells.extents().Plan(*cells.store(), kTenant, {{1005, 1}},
-                           {{1005, 1, reinterpret_cast<const uint8_t*>(fresh.data())}}, &batch);
+  auto change = cells.extents().Plan(
+      *cells.store(), kTenant, {{1005, 1}},
+      {{1005, 1, reinterpret_cast<const uint8_t*>(fresh.data())}}, [](VectorId) { return true; },
+      &batch);
   ASSERT_TRUE(change.ok()) << change.status();
   EXPECT_EQ(change->folded, 2u);
   ASSERT_TRUE(cells.store()->Write(&batch, false).ok());
@@ -332,6 +343,63 @@ TEST(CellExtents, TheFirstFormatLoadsAndIsFolded) {
       &bytes, &pages, &read);
   ASSERT_TRUE(found.ok() && *found);
   EXPECT_EQ(rows, 200u);
+}
+
+// Folds: at most kFoldsPerWrite cells a write (the rest by later ones), every row checked against
+// the tenant's points (a row it does not see is damage: DataLoss, nothing planned), and a cell
+// left empty folded away, so that the counts read back at open.
+TEST(CellExtents, FoldsAreCappedCheckTheirRowsAndEmptyCellsGo) {
+  TempDir tmp;
+  Cells cells(tmp.path());
+  std::vector<std::string> keep;
+  keep.reserve(4000);
+  const auto row = [&](VectorId id, uint32_t cell) {
+    keep.push_back(Row(id, 0));
+    return CellExtents::Row{id, cell, reinterpret_cast<const uint8_t*>(keep.back().data())};
+  };
+  std::vector<CellExtents::Row> first;
+  for (uint32_t cell = 0; cell < 12; ++cell) {
+    for (VectorId i = 0; i < 10; ++i) first.push_back(row(cell * 1000 + i, cell));
+  }
+  cells.Whole(first);
+  // 50 rows more in each of the 12 cells: all past FoldAbove, 8 folded.
+  std::vector<CellExtents::Row> more;
+  for (uint32_t cell = 0; cell < 12; ++cell) {
+    for (VectorId i = 10; i < 60; ++i) more.push_back(row(cell * 1000 + i, cell));
+  }
+  ASSERT_GT(50u, CellExtents::FoldAbove(10));
+  const uint64_t before = cells.folded();
+  ASSERT_TRUE(cells.Change({}, more));
+  EXPECT_EQ(cells.folded() - before, CellExtents::kFoldsPerWrite);
+  ASSERT_TRUE(cells.Change({}, {row(500, 0)}));
+  EXPECT_EQ(cells.folded() - before, 12u) << "the other 4 by the next write";
+  // A fold that meets a row of a point the tenant does not see refuses the change.
+  std::vector<CellExtents::Row> due;
+  for (VectorId i = 100; i < 160; ++i) due.push_back(row(11 * 1000 + i, 11));
+  WriteBatch refused;
+  auto change = cells.extents().Plan(
+      *cells.store(), kTenant, {}, due, [](VectorId id) { return id != 11 * 1000 + 3; }, &refused);
+  ASSERT_FALSE(change.ok());
+  EXPECT_TRUE(absl::IsDataLoss(change.status())) << change.status();
+  EXPECT_EQ(refused.count(), 0u);
+  // Cell 5 emptied: folded away, and the counts load back as they are.
+  std::vector<CellExtents::Removal> out;
+  for (const auto& [id, m] : cells.model()) {
+    if (m.first == 5) out.push_back({id, 5});
+  }
+  ASSERT_TRUE(cells.Change(out, {}));
+  const uint64_t n = cells.model().size();
+  CellExtents again(kColl, kRowBytes, 0, 1 << 20);
+  WriteBatch deletes;
+  std::vector<uint32_t> rebuild;
+  ASSERT_TRUE(
+      again
+          .Load(
+              *cells.store(), {kTenant}, [&](uint32_t) { return n; }, 12, &deletes, &rebuild)
+          .ok());
+  EXPECT_TRUE(rebuild.empty());
+  EXPECT_EQ(deletes.count(), 0u);
+  EXPECT_EQ(again.Rows(kTenant), n);
 }
 
 // A tenant gets a cell extent past the flat extent's rows and up to the cell extent's, and keeps

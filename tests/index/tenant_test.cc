@@ -13,6 +13,7 @@
 #include "index/catalog.h"
 #include "index/collection.h"
 #include "index/id_set.h"
+#include "index/tenant_cells.h"
 #include "index/tenant_extent.h"
 #include "tests/test_util.h"
 #include "tools/synthetic.h"
@@ -753,7 +754,10 @@ TEST(Tenants, PointQuotaRefusesWritesPastIt) {
 // extent up to 1 MiB of vectors, the shared postings with the access check above it.
 // Recall per tenant size on 20K SIFT-like; with `extent_bytes` of 16 KiB, the tenants past 124
 // points are searched from cell extents (the cells nearest the query only).
-void SearchRecall(size_t extent_bytes) {
+// `first_build` > 0: a build once that many points are in (its cells fit them), and another at
+// the end, which makes the cells again for the collection it has grown into, and the cell
+// extents with them.
+void SearchRecall(size_t extent_bytes, uint64_t first_build = 0) {
   TempDir tmp;
   SyntheticOptions so;
   so.seed = 9;
@@ -786,9 +790,9 @@ void SearchRecall(size_t extent_bytes) {
     }
   }
   for (const auto& [t, share] : tenants) ASSERT_TRUE(col->CreateTenant(t).ok());
-  for (uint64_t first = 0; first < n; first += 2000) {
+  for (uint64_t first = 0; first < n; first += 500) {
     std::vector<PointInput> rows;
-    for (uint64_t i = first; i < first + 2000; ++i) {
+    for (uint64_t i = first; i < first + 500; ++i) {
       PointInput p{i, {base.row(i), base.row_bytes()}, {}};
       p.tenants = names[i];
       p.set_tenants = true;
@@ -798,8 +802,21 @@ void SearchRecall(size_t extent_bytes) {
     uint64_t upserted = 0;
     ASSERT_TRUE(col->Upsert(rows, &errors, &upserted).ok());
     ASSERT_TRUE(errors.empty());
+    if (first + 500 == first_build) {
+      ASSERT_TRUE(col->BuildIndex().ok());
+    }
   }
+  const auto cells = [&]() -> uint32_t {
+    auto record = cat->store()->Get(Cf::kTenants, TenantCells::Key(col->config().id));
+    return record.ok() && record->size() >= 8 ? ReadU32(*record, 4) : 0;
+  };
+  const uint32_t cells_before = cells();
   ASSERT_TRUE(col->BuildIndex().ok());
+  if (first_build > 0) {
+    EXPECT_EQ(cells_before, TenantCells::CellsFor(first_build, TenantCells::kCells));
+    EXPECT_EQ(cells(), TenantCells::CellsFor(n, TenantCells::kCells));
+    EXPECT_GE(cells(), 2 * cells_before);
+  }
   for (const auto& [t, share] : tenants) {
     const std::vector<uint64_t>& ids = members[t];
     double recall = 0;
@@ -854,6 +871,8 @@ void SearchRecall(size_t extent_bytes) {
 TEST(Tenants, SearchRecallHoldsForSmallMediumAndLargeTenants) { SearchRecall(kTenantExtentBytes); }
 
 TEST(Tenants, SearchRecallHoldsFromCellExtents) { SearchRecall(16384); }
+
+TEST(Tenants, SearchRecallHoldsFromCellsMadeAgainForAGrownCollection) { SearchRecall(16384, 4500); }
 
 }  // namespace
 }  // namespace strata
