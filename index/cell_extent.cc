@@ -28,11 +28,13 @@ std::string RowPrefix(uint32_t coll, uint32_t t) {
 
 }  // namespace
 
-CellExtents::CellExtents(uint32_t coll, size_t row_bytes, size_t min_rows, size_t extent_bytes)
+CellExtents::CellExtents(uint32_t coll, size_t row_bytes, size_t min_rows, size_t extent_bytes,
+                         size_t fold_bytes)
     : coll_(coll),
       row_bytes_(row_bytes),
       min_rows_(min_rows),
-      max_rows_(extent_bytes / (sizeof(VectorId) + row_bytes)) {}
+      max_rows_(extent_bytes / (sizeof(VectorId) + row_bytes)),
+      fold_bytes_(fold_bytes) {}
 
 std::string CellExtents::Key(uint32_t coll, Tenant t, uint32_t cell, VectorId id) {
   std::string k = RowPrefix(coll, t);
@@ -317,7 +319,11 @@ absl::StatusOr<CellExtents::Change> CellExtents::Plan(const MetadataStore& store
     }
   }
   std::sort(due.rbegin(), due.rend());
-  for (size_t i = 0; i < due.size() && i < kFoldsPerWrite; ++i) fold.insert(due[i].second);
+  size_t folding = 0;
+  for (size_t i = 0; i < due.size() && (i == 0 || folding < fold_bytes_); ++i) {
+    fold.insert(due[i].second);
+    folding += size_t{change.counts[due[i].second].rows} * (sizeof(VectorId) + row_bytes_);
+  }
   // The folds first, into a batch of their own: a fold refused leaves `batch` as it was.
   WriteBatch folds;
   for (uint32_t cell : fold) {

@@ -93,7 +93,8 @@ TEST(TenantCells, FileEachPointUnderItsNearestCellAndRoundTrip) {
 // A tenant's cell extent over a real store, against a model of its rows.
 class Cells {
  public:
-  explicit Cells(const std::string& dir) : extents_(kColl, kRowBytes, 0, 1 << 20) {
+  explicit Cells(const std::string& dir, size_t fold_bytes = CellExtents::kFoldBytesPerWrite)
+      : extents_(kColl, kRowBytes, 0, 1 << 20, fold_bytes) {
     auto store = MetadataStore::Open(dir);
     EXPECT_TRUE(store.ok()) << store.status();
     store_ = std::move(*store);
@@ -345,12 +346,13 @@ TEST(CellExtents, TheFirstFormatLoadsAndIsFolded) {
   EXPECT_EQ(rows, 200u);
 }
 
-// Folds: at most kFoldsPerWrite cells a write (the rest by later ones), every row checked against
+// Folds: at most fold_bytes of blocks a write (the rest by later ones), every row checked against
 // the tenant's points (a row it does not see is damage: DataLoss, nothing planned), and a cell
 // left empty folded away, so that the counts read back at open.
 TEST(CellExtents, FoldsAreCappedCheckTheirRowsAndEmptyCellsGo) {
   TempDir tmp;
-  Cells cells(tmp.path());
+  // Blocks of 8 cells of 60 rows a write.
+  Cells cells(tmp.path(), 8 * 60 * (4 + kRowBytes));
   std::vector<std::string> keep;
   keep.reserve(4000);
   const auto row = [&](VectorId id, uint32_t cell) {
@@ -362,7 +364,7 @@ TEST(CellExtents, FoldsAreCappedCheckTheirRowsAndEmptyCellsGo) {
     for (VectorId i = 0; i < 10; ++i) first.push_back(row(cell * 1000 + i, cell));
   }
   cells.Whole(first);
-  // 50 rows more in each of the 12 cells: all past FoldAbove, 8 folded.
+  // 50 rows more in each of the 12 cells: all past FoldAbove, 8 folded (the budget's).
   std::vector<CellExtents::Row> more;
   for (uint32_t cell = 0; cell < 12; ++cell) {
     for (VectorId i = 10; i < 60; ++i) more.push_back(row(cell * 1000 + i, cell));
@@ -370,7 +372,7 @@ TEST(CellExtents, FoldsAreCappedCheckTheirRowsAndEmptyCellsGo) {
   ASSERT_GT(50u, CellExtents::FoldAbove(10));
   const uint64_t before = cells.folded();
   ASSERT_TRUE(cells.Change({}, more));
-  EXPECT_EQ(cells.folded() - before, CellExtents::kFoldsPerWrite);
+  EXPECT_EQ(cells.folded() - before, 8u);
   ASSERT_TRUE(cells.Change({}, {row(500, 0)}));
   EXPECT_EQ(cells.folded() - before, 12u) << "the other 4 by the next write";
   // A fold that meets a row of a point the tenant does not see refuses the change.
