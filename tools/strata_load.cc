@@ -793,6 +793,13 @@ int RunOnline(Input& in, const std::string& collection) {
   s = WithRetries("describe", [&](grpc::ClientContext* ctx) {
     return stub->DescribeCollection(ctx, dreq_end, &info);
   });
+  if (absl::GetFlag(FLAGS_build) && s.ok() && info.state() == pb::CollectionInfo::BUILDING) {
+    // A build under way (the server's own, started as the load passed the build threshold): it
+    // holds the vectors it began with, so the load waits for it, then looks again.
+    std::fprintf(stderr, "strata-load: waiting for the index build under way...\n");
+    s = strata::WaitForBuild(stub.get(), collection, info.build().id(), &info);
+    if (!s.ok()) return Fail(absl::StrCat("index build under way: ", s.error_message()));
+  }
   if (absl::GetFlag(FLAGS_build)) {
     // No index yet, or one that most vectors were appended to after it was built: (re)build.
     bool stale = info.state() == pb::CollectionInfo::INDEXED &&
