@@ -134,24 +134,18 @@ class MetadataStoreImpl final : public MetadataStore {
 
   std::vector<absl::StatusOr<std::string>> MultiGet(Cf cf, absl::Span<const std::string> keys,
                                                     const StoreSnapshot* at) const override {
-    std::vector<rocksdb::Slice> slices;
-    slices.reserve(keys.size());
-    for (const std::string& k : keys) slices.emplace_back(k.data(), k.size());
-    std::vector<rocksdb::PinnableSlice> values(keys.size());
-    std::vector<rocksdb::Status> statuses(keys.size());
-    db_->MultiGet(ReadAt(at), handle(cf), keys.size(), slices.data(), values.data(),
-                  statuses.data());
     std::vector<absl::StatusOr<std::string>> out;
     out.reserve(keys.size());
-    for (size_t i = 0; i < keys.size(); ++i) {
-      if (statuses[i].IsNotFound()) {
-        out.push_back(absl::NotFoundError("no such key"));
-      } else if (!statuses[i].ok()) {
-        out.push_back(FromRocks(statuses[i], "metadata read"));
-      } else {
-        out.push_back(values[i].ToString());
+    MultiGetLent(cf, keys, at, [&](absl::Span<const absl::StatusOr<absl::string_view>> values) {
+      for (const absl::StatusOr<absl::string_view>& v : values) {
+        if (v.ok()) {
+          out.emplace_back(std::string(*v));
+        } else {
+          out.emplace_back(v.status());
+        }
       }
-    }
+      return absl::OkStatus();
+    }).IgnoreError();  // (the callback never fails)
     return out;
   }
 
