@@ -30,8 +30,9 @@
 // tenant's points or their vectors. A search checks that the counts add up to its points, that
 // each cell read holds its count, and that every row it returns is one of the tenant's points,
 // once (CollectionImpl::SearchCells; not every row read: a sparse set's binary search per row cost
-// more than the distances, and a row not returned shows nothing of its point); a cell extent
-// found wrong is marked broken, searched around, and made again whole by the tenant's next change.
+// more than the distances, and a row not returned shows nothing of its point), and a fold checks
+// every row of its cell; a cell extent found wrong is marked broken, searched around, and made
+// again whole by the tenant's next change.
 //
 // Thread safety: as TenantExtents (the collection's lock serialises writers against readers: Read,
 // Plan and MarkBroken under it shared, Apply and Load exclusive; MarkBroken has its own mutex).
