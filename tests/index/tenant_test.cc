@@ -698,6 +698,66 @@ TEST(Tenants, AWrongCellExtentIsSearchedAroundAndMadeAgainByTheNextWrite) {
   EXPECT_EQ(left, 0);
 }
 
+// A cell extent holding one point twice (in two cells, the counts unchanged) is never served:
+// the search would return the point twice; it goes around the extent instead.
+TEST(Tenants, ACellExtentHoldingAPointTwiceIsSearchedAround) {
+  TempDir tmp;
+  CollectionOptions options;
+  options.tenant_extent_bytes = 8192;  // 31 points
+  options.cell_extent_bytes = 65536;
+  options.tenant_cells = 4;
+  auto cat = *Catalog::Open(tmp.path(), options);
+  constexpr uint64_t kPoints = 200, kSeen = 100;
+  std::vector<std::vector<float>> vectors;
+  for (uint64_t i = 0; i < kPoints; ++i) vectors.push_back(VectorOf(i, 0));
+  auto col = FloatCollectionWithTenant(cat.get(), "w", vectors, kSeen);
+  ASSERT_TRUE(col->BuildIndex().ok());
+  const size_t row = kDim * sizeof(float), stride = 4 + row;
+  std::string prefix = "y";
+  AppendU32(&prefix, col->config().id);
+  std::vector<std::pair<std::string, std::string>> blocks;
+  ASSERT_TRUE(cat->store()
+                  ->Scan(Cf::kTenants, prefix,
+                         [&](absl::string_view k, absl::string_view v) {
+                           if (k.size() == 18) blocks.emplace_back(std::string(k), std::string(v));
+                           return absl::OkStatus();
+                         })
+                  .ok());
+  ASSERT_GE(blocks.size(), 2u);
+  // The highest id of one block, over the last row of another whose row before it is lower.
+  std::string* into = nullptr;
+  std::string copied;
+  uint32_t id = 0;
+  for (auto& [ka, a] : blocks) {
+    for (auto& [kb, b] : blocks) {
+      if (&a == &b || b.size() < 2 * stride) continue;
+      const uint32_t top = ReadU32(a, a.size() - stride);
+      if (top > ReadU32(b, b.size() - 2 * stride) && into == nullptr) {
+        into = &b;
+        id = top;
+        copied = a.substr(a.size() - stride);
+      }
+    }
+  }
+  ASSERT_NE(into, nullptr);
+  into->replace(into->size() - stride, stride, copied);
+  WriteBatch b;
+  for (const auto& [k, v] : blocks) b.Put(Cf::kTenants, k, v);
+  ASSERT_TRUE(cat->store()->Write(&b, true).ok());
+  // Its vector's search would find it twice at distance 0.
+  std::vector<Hit> hits;
+  SearchStats st;
+  ASSERT_TRUE(
+      col->Search(Scope{"t"}, VectorView::Of(absl::MakeConstSpan(vectors[id])), 10, {}, &hits, &st)
+          .ok());
+  std::vector<std::pair<float, uint64_t>> want;
+  for (uint64_t i = 0; i < kSeen; ++i) want.push_back({L2(vectors[id], vectors[i]), i});
+  std::sort(want.begin(), want.end());
+  ASSERT_EQ(hits.size(), 10u);
+  for (size_t i = 0; i < hits.size(); ++i) EXPECT_EQ(hits[i].id, want[i].second) << i;
+  EXPECT_EQ(st.bytes_read, kSeen * row) << "over its stored vectors, not the cell extent";
+}
+
 // A tenant's max_points quota refuses whole upserts and grants that would pass it, durably.
 TEST(Tenants, PointQuotaRefusesWritesPastIt) {
   TempDir tmp;
