@@ -597,19 +597,31 @@ TEST(Tenants, AWrongExtentIsSearchedAroundAndMadeAgainByTheNextWrite) {
   EXPECT_EQ(left, 0);
 }
 
+// Options under which a tenant of more than 31 points (and up to 496) has a cell extent over 4
+// cells, once a build made them.
+CollectionOptions SmallCellExtents() {
+  CollectionOptions options;
+  options.tenant_extent_bytes = 8192;  // 31 points
+  options.cell_extent_bytes = 65536;
+  options.tenant_cells = 4;
+  return options;
+}
+
+std::vector<std::vector<float>> Vectors(uint64_t n) {
+  std::vector<std::vector<float>> vectors;
+  for (uint64_t i = 0; i < n; ++i) vectors.push_back(VectorOf(i, 0));
+  return vectors;
+}
+
 // A cell extent found holding a point its tenant may not see is never served: the search goes
 // around it, and the tenant's next write makes it again whole. Dropping the collection leaves
 // none of its cell records behind.
 TEST(Tenants, AWrongCellExtentIsSearchedAroundAndMadeAgainByTheNextWrite) {
   TempDir tmp;
-  CollectionOptions options;
-  options.tenant_extent_bytes = 8192;  // 31 points
-  options.cell_extent_bytes = 65536;
-  options.tenant_cells = 4;
+  const CollectionOptions options = SmallCellExtents();
   auto cat = *Catalog::Open(tmp.path(), options);
   constexpr uint64_t kPoints = 200, kSeen = 100;
-  std::vector<std::vector<float>> vectors;
-  for (uint64_t i = 0; i < kPoints; ++i) vectors.push_back(VectorOf(i, 0));
+  std::vector<std::vector<float>> vectors = Vectors(kPoints);
   auto col = FloatCollectionWithTenant(cat.get(), "w", vectors, kSeen);
   ASSERT_TRUE(col->BuildIndex().ok());  // makes the cells, and the tenant's cell extent
   const uint32_t coll = col->config().id;
@@ -702,14 +714,10 @@ TEST(Tenants, AWrongCellExtentIsSearchedAroundAndMadeAgainByTheNextWrite) {
 // the search would return the point twice; it goes around the extent instead.
 TEST(Tenants, ACellExtentHoldingAPointTwiceIsSearchedAround) {
   TempDir tmp;
-  CollectionOptions options;
-  options.tenant_extent_bytes = 8192;  // 31 points
-  options.cell_extent_bytes = 65536;
-  options.tenant_cells = 4;
+  const CollectionOptions options = SmallCellExtents();
   auto cat = *Catalog::Open(tmp.path(), options);
   constexpr uint64_t kPoints = 200, kSeen = 100;
-  std::vector<std::vector<float>> vectors;
-  for (uint64_t i = 0; i < kPoints; ++i) vectors.push_back(VectorOf(i, 0));
+  std::vector<std::vector<float>> vectors = Vectors(kPoints);
   auto col = FloatCollectionWithTenant(cat.get(), "w", vectors, kSeen);
   ASSERT_TRUE(col->BuildIndex().ok());
   const size_t row = kDim * sizeof(float), stride = 4 + row;
