@@ -50,6 +50,10 @@ class PosixEnv final : public Env {
     ASSIGN_OR_RETURN(ScopedFd fd, OpenFile(path, O_WRONLY | O_CREAT | O_TRUNC));
     return std::make_unique<PosixWritableFile>(path, std::move(fd));
   }
+  absl::StatusOr<std::unique_ptr<WritableFile>> OpenWritableFile(const std::string& path) override {
+    ASSIGN_OR_RETURN(ScopedFd fd, OpenFile(path, O_WRONLY | O_CREAT));
+    return std::make_unique<PosixWritableFile>(path, std::move(fd));
+  }
   absl::Status RenameFile(const std::string& from, const std::string& to) override {
     if (::rename(from.c_str(), to.c_str()) != 0) {
       return ErrnoToStatus(errno, absl::StrCat("rename ", from, " to ", to));

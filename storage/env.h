@@ -3,8 +3,9 @@
 // (storage/fault_injection_env.h). Env::Default() is POSIX. Every write of a
 // collection's files goes through it: index builds (posting files, head graphs, id files,
 // manifests, the generation directory's rename), the catalog's directories, and RocksDB's files
-// (through RocksDbFileSystem()). Reads on the query path (io_uring, storage/block_reader.h) and
-// the tools' dataset files (storage/vector_file.h) use file descriptors directly.
+// (through RocksDbFileSystem()), and blob files' appends (storage/blob_file.h). Reads on the
+// query path (io_uring, storage/block_reader.h; blob files' preads) and the tools' dataset files
+// (storage/vector_file.h) use file descriptors directly.
 //
 // Thread safety: an Env and a WritableFile may be used from several threads, a WritableFile by
 // one at a time.
@@ -51,6 +52,10 @@ class Env {
   // Creates `path`, or truncates it if it exists. Errors name the path (NotFound for a missing
   // directory, PermissionDenied, ResourceExhausted when the disk is full, ...).
   [[nodiscard]] virtual absl::StatusOr<std::unique_ptr<WritableFile>> NewWritableFile(
+      const std::string& path) = 0;
+  // Opens `path` for writing without truncating it (creating it when missing): what it holds
+  // already stays (and counts as durable), and writes go where WriteAt puts them.
+  [[nodiscard]] virtual absl::StatusOr<std::unique_ptr<WritableFile>> OpenWritableFile(
       const std::string& path) = 0;
   // Renames `from` to `to`, replacing `to` atomically; durable once their directory is synced.
   [[nodiscard]] virtual absl::Status RenameFile(const std::string& from, const std::string& to) = 0;

@@ -448,6 +448,20 @@ absl::StatusOr<std::optional<std::string>> FaultInjectionEnv::Replaced(const std
   return std::optional<std::string>(std::move(data));
 }
 
+absl::StatusOr<std::unique_ptr<WritableFile>> FaultInjectionEnv::OpenWritableFile(
+    const std::string& path) {
+  const std::string p = Norm(path);
+  RETURN_IF_ERROR(Inject(Op::kCreate, p));
+  const bool existed = base_->FileExists(p);
+  ASSIGN_OR_RETURN(std::unique_ptr<WritableFile> f, base_->OpenWritableFile(path));
+  if (existed) {
+    Reopened(p);
+  } else {
+    Created(p, existed);
+  }
+  return std::make_unique<File>(this, p, std::move(f));
+}
+
 absl::StatusOr<std::unique_ptr<WritableFile>> FaultInjectionEnv::NewWritableFile(
     const std::string& path) {
   const std::string p = Norm(path);

@@ -71,6 +71,7 @@ class FaultInjectionEnv final : public Env {
   [[nodiscard]] absl::Status DropUnsyncedData();
 
   absl::StatusOr<std::unique_ptr<WritableFile>> NewWritableFile(const std::string& path) override;
+  absl::StatusOr<std::unique_ptr<WritableFile>> OpenWritableFile(const std::string& path) override;
   absl::Status RenameFile(const std::string& from, const std::string& to) override;
   absl::Status RemoveFile(const std::string& path) override;
   absl::Status SyncDir(const std::string& dir) override;

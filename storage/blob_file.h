@@ -1,0 +1,89 @@
+// An append-only file of blobs (byte strings), each found again by its BlobLocation: where it
+// starts, its length and its crc32c. The owner keeps the locations (in records of its own, made
+// durable after the blobs they point to) and decides when the file holds so many blobs it no
+// longer points to that the live ones are worth copying into a new file; this file knows nothing
+// of which blobs are live. Format: storage/FORMAT.md ("Blob files"): the blobs back to back, no
+// header, no framing - a location is the only way in.
+//
+// Durability: a blob is durable once a Sync() after its Append returns OK. A power cut keeps a
+// prefix of the file at least up to the last successful sync. A failed Sync poisons the file
+// (later Appends and Syncs fail): after a failed fsync Linux may have dropped the dirty pages and
+// reports that once, so what was appended before can no longer be trusted; the owner moves to a
+// new file. A failed Append leaves no hole: the next one writes over what it may have written.
+//
+// Reads go through the page cache with pread (a blob is read whole; several adjacent blobs in one
+// call), checking each blob's length and crc: a read of damaged or missing bytes is DataLoss,
+// never wrong data.
+//
+// Thread safety: Append and Sync by one thread at a time (the owner's writer); Read concurrently
+// with them and with each other, for blobs whose Append returned (their bytes are in the file).
+#ifndef STRATA_STORAGE_BLOB_FILE_H_
+#define STRATA_STORAGE_BLOB_FILE_H_
+
+#include <atomic>
+#include <cstdint>
+#include <memory>
+#include <string>
+
+#include "absl/status/status.h"
+#include "absl/status/statusor.h"
+#include "absl/strings/string_view.h"
+#include "absl/types/span.h"
+#include "storage/env.h"
+#include "storage/scoped_fd.h"
+
+namespace strata {
+
+// Where one blob lives. 16 bytes.
+struct BlobLocation {
+  uint64_t offset = 0;
+  uint32_t size = 0;
+  uint32_t crc = 0;  // crc32c of the blob's bytes
+  friend bool operator==(const BlobLocation&, const BlobLocation&) = default;
+};
+static_assert(sizeof(BlobLocation) == 16);
+
+class BlobFile final {
+ public:
+  // Opens `path` through `env`, creating it when missing; blobs are appended after what it holds.
+  // The file's name is durable once its directory is synced (the caller's: Env::SyncDir).
+  [[nodiscard]] static absl::StatusOr<std::unique_ptr<BlobFile>> Open(Env& env, std::string path);
+  BlobFile(const BlobFile&) = delete;
+  BlobFile& operator=(const BlobFile&) = delete;
+
+  // Appends `blob` (up to 4 GiB - 1) and returns its location. Not durable until Sync(). A blob
+  // never spans more 4 KiB pages than its size needs: one that would starts at the next page
+  // (the skipped bytes are a hole, never written).
+  [[nodiscard]] absl::StatusOr<BlobLocation> Append(absl::string_view blob);
+  // Makes every blob appended so far durable (a no-op when none was appended since the last).
+  [[nodiscard]] absl::Status Sync();
+
+  // Reads the blobs at `locs` (ascending, none overlapping the next) with one pread of the bytes
+  // from the first one's start to the last one's end (SpanBytes: what lies between is read too,
+  // so callers group blobs that lie close) into `out`, each blob at out + (its offset - the first
+  // one's), and checks each one's crc. DataLoss naming the file when the bytes are not all there
+  // or a crc disagrees; InvalidArgument when `locs` are out of order.
+  [[nodiscard]] absl::Status Read(absl::Span<const BlobLocation> locs, uint8_t* out) const;
+  // The bytes Read(locs) reads: from the first blob's start to the last one's end.
+  [[nodiscard]] static uint64_t SpanBytes(absl::Span<const BlobLocation> locs) {
+    return locs.empty() ? 0 : locs.back().offset + locs.back().size - locs.front().offset;
+  }
+
+  // Bytes appended (and not failed): the next blob's offset.
+  [[nodiscard]] uint64_t size() const { return size_.load(std::memory_order_acquire); }
+  [[nodiscard]] const std::string& path() const { return path_; }
+
+ private:
+  BlobFile(std::string path, std::unique_ptr<WritableFile> writer, ScopedFd reader, uint64_t size);
+
+  const std::string path_;
+  std::unique_ptr<WritableFile> writer_;
+  ScopedFd reader_;
+  std::atomic<uint64_t> size_;
+  bool unsynced_ = false;
+  bool poisoned_ = false;  // a Sync failed
+};
+
+}  // namespace strata
+
+#endif  // STRATA_STORAGE_BLOB_FILE_H_

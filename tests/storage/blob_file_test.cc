@@ -1,0 +1,147 @@
+// BlobFile (storage/blob_file.h): blobs read back as appended, checked on every read; the page
+// rule; what a failed append, a failed sync and a power cut leave.
+#include "storage/blob_file.h"
+
+#include <gtest/gtest.h>
+
+#include <fstream>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "storage/fault_injection_env.h"
+#include "tests/test_util.h"
+
+namespace strata {
+namespace {
+
+std::string Blob(size_t n, char seed) {
+  std::string b(n, '\0');
+  for (size_t i = 0; i < n; ++i) b[i] = static_cast<char>(seed + i * 7);
+  return b;
+}
+
+std::string ReadBack(const BlobFile& f, const std::vector<BlobLocation>& locs, absl::Status* s) {
+  std::string out(BlobFile::SpanBytes(locs), '\0');
+  *s = f.Read(locs, reinterpret_cast<uint8_t*>(out.data()));
+  return out;
+}
+
+TEST(BlobFile, BlobsReadBackAsAppendedAloneOrTogether) {
+  testing::TempDir dir;
+  auto f = BlobFile::Open(*Env::Default(), dir.File("b"));
+  ASSERT_TRUE(f.ok()) << f.status();
+  std::vector<BlobLocation> locs;
+  std::vector<std::string> blobs;
+  for (size_t n : {100, 5000, 1, 4096, 300}) {
+    blobs.push_back(Blob(n, static_cast<char>(n)));
+    auto loc = (*f)->Append(blobs.back());
+    ASSERT_TRUE(loc.ok()) << loc.status();
+    locs.push_back(*loc);
+  }
+  ASSERT_TRUE((*f)->Sync().ok());
+  for (size_t i = 0; i < locs.size(); ++i) {
+    absl::Status s;
+    EXPECT_EQ(ReadBack(**f, {locs[i]}, &s), blobs[i]);
+    EXPECT_TRUE(s.ok()) << s;
+  }
+  // Together: each blob where its offset says within what was read.
+  absl::Status s;
+  const std::string all = ReadBack(**f, locs, &s);
+  ASSERT_TRUE(s.ok()) << s;
+  for (size_t i = 0; i < locs.size(); ++i) {
+    EXPECT_EQ(all.substr(locs[i].offset - locs[0].offset, locs[i].size), blobs[i]);
+  }
+  // Out of order, or overlapping: refused (before anything is read).
+  uint8_t unused[1];
+  EXPECT_TRUE(absl::IsInvalidArgument((*f)->Read(std::vector{locs[1], locs[0]}, unused)));
+  EXPECT_TRUE(absl::IsInvalidArgument((*f)->Read(std::vector{locs[1], locs[1]}, unused)));
+}
+
+// A blob spans no more 4 KiB pages than its size needs, wherever the file ended.
+TEST(BlobFile, NoBlobSpansMorePagesThanItNeeds) {
+  testing::TempDir dir;
+  auto f = BlobFile::Open(*Env::Default(), dir.File("b"));
+  ASSERT_TRUE(f.ok());
+  for (size_t n : {1000, 4000, 3000, 8192, 5000, 4096, 100, 12000}) {
+    auto loc = (*f)->Append(Blob(n, 1));
+    ASSERT_TRUE(loc.ok());
+    const uint64_t pages = (loc->offset + n - 1) / 4096 - loc->offset / 4096 + 1;
+    EXPECT_EQ(pages, (n + 4095) / 4096) << n << " bytes at " << loc->offset;
+  }
+}
+
+TEST(BlobFile, DamageAndShortFilesAreDataLoss) {
+  testing::TempDir dir;
+  const std::string path = dir.File("b");
+  auto f = BlobFile::Open(*Env::Default(), path);
+  ASSERT_TRUE(f.ok());
+  auto a = (*f)->Append(Blob(2000, 3));
+  ASSERT_TRUE(a.ok() && (*f)->Sync().ok());
+  {
+    std::fstream io(path, std::ios::in | std::ios::out | std::ios::binary);
+    io.seekp(1500);
+    io.put('\x7f');
+  }
+  absl::Status s;
+  ReadBack(**f, {*a}, &s);
+  EXPECT_TRUE(absl::IsDataLoss(s)) << s;
+  EXPECT_NE(std::string(s.message()).find(path), std::string::npos) << "names the file";
+  // A location past what the file holds.
+  ReadBack(**f, {BlobLocation{a->offset + 4096, 100, 0}}, &s);
+  EXPECT_TRUE(absl::IsDataLoss(s)) << s;
+}
+
+TEST(BlobFile, AFailedAppendLeavesNoHoleAndAFailedSyncRefusesMoreWrites) {
+  testing::TempDir dir;
+  FaultInjectionEnv env;
+  auto f = BlobFile::Open(env, dir.File("b"));
+  ASSERT_TRUE(f.ok());
+  auto a = (*f)->Append(Blob(100, 1));
+  ASSERT_TRUE(a.ok());
+  env.FailNth(FaultInjectionEnv::Op::kAppend, 0);
+  EXPECT_FALSE((*f)->Append(Blob(100, 2)).ok());
+  auto b = (*f)->Append(Blob(100, 3));
+  ASSERT_TRUE(b.ok());
+  EXPECT_EQ(b->offset, a->offset + a->size) << "the failed one's place is taken";
+  ASSERT_TRUE((*f)->Sync().ok());
+  EXPECT_TRUE((*f)->Sync().ok()) << "nothing appended since: a no-op";
+  ASSERT_TRUE((*f)->Append(Blob(10, 4)).ok());
+  env.FailNth(FaultInjectionEnv::Op::kSync, 0);
+  EXPECT_FALSE((*f)->Sync().ok());
+  EXPECT_TRUE(absl::IsFailedPrecondition((*f)->Sync()));
+  EXPECT_TRUE(absl::IsFailedPrecondition((*f)->Append(Blob(10, 5)).status()));
+  // What was synced reads back still.
+  absl::Status s;
+  EXPECT_EQ(ReadBack(**f, {*b}, &s), Blob(100, 3));
+  EXPECT_TRUE(s.ok()) << s;
+}
+
+TEST(BlobFile, APowerCutKeepsWhatWasSyncedAndAReopenAppendsAfterIt) {
+  testing::TempDir dir;
+  FaultInjectionEnv env;
+  const std::string path = dir.File("b");
+  BlobLocation kept;
+  {
+    auto f = BlobFile::Open(env, path);
+    ASSERT_TRUE(f.ok());
+    ASSERT_TRUE(env.SyncDir(dir.path()).ok());
+    kept = *(*f)->Append(Blob(3000, 6));
+    ASSERT_TRUE((*f)->Sync().ok());
+    ASSERT_TRUE((*f)->Append(Blob(3000, 7)).ok());  // never synced
+  }
+  ASSERT_TRUE(env.DropUnsyncedData().ok());
+  auto f = BlobFile::Open(env, path);
+  ASSERT_TRUE(f.ok());
+  EXPECT_EQ((*f)->size(), kept.offset + kept.size);
+  absl::Status s;
+  EXPECT_EQ(ReadBack(**f, {kept}, &s), Blob(3000, 6));
+  EXPECT_TRUE(s.ok()) << s;
+  auto next = (*f)->Append(Blob(500, 8));
+  ASSERT_TRUE(next.ok());
+  EXPECT_GE(next->offset, kept.offset + kept.size);
+  EXPECT_EQ(ReadBack(**f, {*next}, &s), Blob(500, 8));
+}
+
+}  // namespace
+}  // namespace strata
