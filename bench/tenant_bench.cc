@@ -151,11 +151,20 @@ float L2(const uint8_t* a, const uint8_t* b, uint32_t dim) {
 struct Result {
   double recall = 0, ms = 0, kib = 0;
   uint64_t queries = 0;
+  std::vector<double> times;  // ms, one per query
   void Add(double r, double t, double bytes) {
     recall += r;
     ms += t;
     kib += bytes / 1024;
     ++queries;
+    times.push_back(t);
+  }
+  // The latency a share `q` of the queries stayed within (0.5: the median).
+  double Quantile(double q) const {
+    if (times.empty()) return 0;
+    std::vector<double> sorted = times;
+    std::sort(sorted.begin(), sorted.end());
+    return sorted[std::min(sorted.size() - 1, static_cast<size_t>(q * sorted.size()))];
   }
   std::string Row() const {
     if (queries == 0) return "— | — | —";
@@ -311,7 +320,7 @@ int Run() {
   Result strata[3], post[3], faiss_r[3], own_r[3];
   // Strata's queries again, by the tenant's path: a flat extent (searched exactly from it), a cell
   // extent (the cells nearest the query), or neither (the shared postings).
-  const size_t extent_rows = TenantExtents(0, w.base.row_bytes(), kTenantExtentBytes).max_rows();
+  const size_t extent_rows = TenantExtents::MaxRows(w.base.row_bytes(), kTenantExtentBytes);
   const size_t cell_rows =
       CellExtents(0, w.base.row_bytes(), extent_rows, kCellExtentBytes).max_rows();
   // [path][class]: flat extent, cell extent, shared postings.
@@ -473,6 +482,19 @@ int Run() {
                 by_class[cls].empty() ? "—" : absl::StrCat(lo, "–", hi).c_str(),
                 strata[cls].Row().c_str(), post[cls].Row().c_str(), faiss_r[cls].Row().c_str(),
                 own_r[cls].Row().c_str());
+  }
+  // The mean hides what kind of slow a way is: a few queries that wait on the disk (a page the
+  // page cache let go) or on the machine, or all of them.
+  std::printf("\nmedian / p90 ms: ");
+  for (int cls = 0; cls < 3; ++cls) {
+    if (by_class[cls].empty()) continue;
+    std::printf(
+        "%s: Strata %.3f / %.3f, post-filter %.3f / %.3f, FAISS %.3f / %.3f, per-tenant "
+        "Strata %.3f / %.3f;%s",
+        kClassName[cls], strata[cls].Quantile(0.5), strata[cls].Quantile(0.9),
+        post[cls].Quantile(0.5), post[cls].Quantile(0.9), faiss_r[cls].Quantile(0.5),
+        faiss_r[cls].Quantile(0.9), own_r[cls].Quantile(0.5), own_r[cls].Quantile(0.9),
+        cls < 2 ? " " : "\n");
   }
   std::printf(
       "\nRAM: shared index %.1f MiB; tenant access lists %.1f MiB (x%.3f of the shared "

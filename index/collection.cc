@@ -105,7 +105,8 @@ absl::Status CollectionImpl::Load() {
   RETURN_IF_ERROR(CheckExtents());
   RETURN_IF_ERROR(RebuildTextIndex());
 
-  // Leftovers of interrupted builds or drops: anything but the current generation.
+  // Leftovers of interrupted builds or drops: anything but the current generation (and the
+  // tenants' extents' files, which CheckExtents has kept or removed).
   // The directory's own name is durable once its parent is synced: at every open, in case an
   // earlier run stopped between the two.
   RETURN_IF_ERROR(CreateDirs(env_, dir_));
@@ -113,7 +114,7 @@ absl::Status CollectionImpl::Load() {
   const std::string current = absl::StrCat("index-", generation_);
   ASSIGN_OR_RETURN(std::vector<std::string> entries, env_.GetChildren(dir_));
   for (const std::string& name : entries) {
-    if (generation_ != 0 && name == current) continue;
+    if ((generation_ != 0 && name == current) || TenantExtents::IsFileName(name)) continue;
     const std::string path = (fs::path(dir_) / name).string();
     Log(LogLevel::kWarning, "collection '%s': removing leftover %s (an interrupted build)",
         config_.name, path);
@@ -1394,6 +1395,7 @@ CollectionStats CollectionImpl::Stats() const {
                           cell_extents_.MemoryBytes() +
                           (cells_ != nullptr ? cells_->MemoryBytes() : 0);
   s.memory_bytes += s.tenant_memory_bytes;
+  s.extents_found_wrong = extents_found_wrong_.load();
   return s;
 }
 

@@ -188,6 +188,11 @@ struct CollectionStats {
   // Since the collection was opened:
   uint64_t splits = 0, merges = 0, rewrites = 0;
   uint64_t reassigned = 0;  // vectors given new postings by the replica rule
+  // Tenants' extents found wrong (derived data that disagreed with the access records, failed
+  // its checks or could not be read): flat extents rebuilt at open, and extents of either kind a
+  // search refused (searched around until the tenant's next change). 0 unless the disk or a bug
+  // damaged one.
+  uint64_t extents_found_wrong = 0;
 };
 
 struct CollectionOptions {
@@ -218,6 +223,9 @@ struct CollectionOptions {
   // program opening a data directory must use the same size: an extent that does not fit the
   // size it is opened with is dropped, or made again, at open.
   size_t tenant_extent_bytes = kTenantExtentBytes;
+  // Tests only: garbage the tenants' extents' file may hold beyond the live chunks' bytes before
+  // a write compacts it (TenantExtents::WantsCompaction).
+  uint64_t tenant_extent_compaction_slack_bytes = TenantExtents::kCompactionSlackBytes;
   // Tests only: bytes of rows a tenant past the flat extent may copy into a cell extent
   // (index/cell_extent.h); larger tenants search the shared postings. The same rule as above.
   size_t cell_extent_bytes = kCellExtentBytes;

@@ -38,7 +38,7 @@ absl::StatusOr<bool> CollectionImpl::SearchExtent(const uint8_t* q, uint32_t k,
   const absl::Span<const uint32_t> sparse = members.SparseIds();
   const bool as_stored = ScoresAsStored();
   const absl::StatusOr<bool> found = extents_.Read(
-      *store_, t, snap_.get(),
+      t,
       [&](VectorId id, const uint8_t* raw) {
         mu_.AssertReaderHeld();  // SearchExtent's
         if (!sparse.empty()) {
@@ -65,6 +65,7 @@ absl::StatusOr<bool> CollectionImpl::SearchExtent(const uint8_t* q, uint32_t k,
   // A bug, or damage: the search goes on without it (exactly, over the tenant's stored vectors),
   // and the tenant's next change makes it again whole.
   if (extents_.MarkBroken(t)) {
+    extents_found_wrong_.fetch_add(1);
     Log(LogLevel::kError,
         "collection '%s': the extent of tenant '%s' is missing, malformed or holds other rows "
         "than the tenant's points (%s); searching its stored vectors until its next write makes "
@@ -131,6 +132,7 @@ absl::StatusOr<bool> CollectionImpl::SearchCells(const uint8_t* q, uint32_t k,
     return true;
   }
   if (cell_extents_.MarkBroken(t)) {
+    extents_found_wrong_.fetch_add(1);
     Log(LogLevel::kError,
         "collection '%s': the cell extent of tenant '%s' is missing, malformed or holds other "
         "rows than the tenant's points (%s); searching around it until its next write makes it "
@@ -211,7 +213,7 @@ absl::Status CollectionImpl::PlanExtents(
     }
     if (!ids.empty() || extents_.chunks(t) > 0) {
       ASSIGN_OR_RETURN(TenantExtents::Change c,
-                       extents_.Plan(*store_, t, before, ids, fresh, read_vectors, batch));
+                       extents_.Plan(t, before, ids, fresh, read_vectors, batch));
       plan->flat.push_back(std::move(c));
     }
     if (cells == nullptr) continue;
@@ -449,6 +451,54 @@ absl::Status CollectionImpl::InstallCells(std::shared_ptr<const TenantCells> cel
   return absl::OkStatus();
 }
 
+void CollectionImpl::MaybeCompactExtents() {
+  {
+    ReaderMutexLock lock(&mu_);
+    if (!extents_.WantsCompaction()) return;
+  }
+  const absl::Time start = absl::Now();
+  WriteBatch batch;
+  TenantExtents::Compaction compaction;
+  uint64_t live = 0, before = 0;
+  std::string old;
+  const absl::Status s = Write(
+      &batch,
+      [&]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(write_mu_) ABSL_SHARED_LOCKS_REQUIRED(mu_) {
+        live = extents_.live_bytes();
+        before = extents_.file_bytes();
+        ASSIGN_OR_RETURN(compaction, extents_.PlanCompaction(&batch));
+        return absl::OkStatus();
+      },
+      [&]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(write_mu_, mu_) {
+        for (TenantAccess::Tenant t : compaction.dropped) {
+          Log(LogLevel::kError,
+              "collection '%s': the extent of tenant '%s' could not be read to be compacted; "
+              "dropped until its next change makes it again",
+              config_.name, tenants_.Name(t));
+        }
+        old = extents_.ApplyCompaction(std::move(compaction));
+      });
+  if (!s.ok()) {
+    Log(LogLevel::kWarning, "collection '%s': compacting the tenants' extents: %s", config_.name,
+        s.message());
+    // (The copy no layout points to; what a failed removal leaves goes at the next open.)
+    if (compaction.file != nullptr) env_.RemoveFile(compaction.file->path()).IgnoreError();
+    return;
+  }
+  // (No reader reads the old file now: they read under mu_, and Apply replaced it under it.)
+  if (!old.empty()) {
+    if (absl::Status r = env_.RemoveFile(old); !r.ok()) {
+      Log(LogLevel::kWarning, "collection '%s': %s (removed at the next open)", config_.name,
+          r.message());
+    }
+  }
+  Log(LogLevel::kInfo,
+      "collection '%s': tenants' extents compacted: %.1f MiB of chunks copied out of a %.1f MiB "
+      "file in %.2f s",
+      config_.name, live / 1048576.0, before / 1048576.0,
+      absl::ToDoubleSeconds(absl::Now() - start));
+}
+
 absl::Status CollectionImpl::CheckExtents() {
   WriteBatch batch;
   std::vector<TenantAccess::Tenant> rebuild;
@@ -460,11 +510,18 @@ absl::Status CollectionImpl::CheckExtents() {
         return tenants_.Members(t).size();
       },
       &batch, &rebuild));
-  for (TenantAccess::Tenant t : rebuild) {
+  extents_found_wrong_.fetch_add(rebuild.size());
+  if (!rebuild.empty()) {
+    // (One line, however many: an open after a format change rebuilds every extent.)
+    std::string names;
+    for (size_t i = 0; i < rebuild.size() && i < 3; ++i) {
+      absl::StrAppend(&names, i > 0 ? ", '" : "'", tenants_.Name(rebuild[i]), "'");
+    }
+    if (rebuild.size() > 3) absl::StrAppend(&names, " and ", rebuild.size() - 3, " more");
     Log(LogLevel::kWarning,
-        "collection '%s': the extent of tenant '%s' disagrees with its access records (or is "
-        "of an older format); rebuilt",
-        config_.name, tenants_.Name(t));
+        "collection '%s': the extents of %d tenants (%s) are missing, disagree with their access "
+        "records or are of an older format; rebuilt",
+        config_.name, rebuild.size(), names);
   }
   // The cells (made by a build), and the cell extents: made again for tenants that want one and
   // have none (one found wrong, or a crash between a build's cells and its cell extents).

@@ -94,7 +94,8 @@ class CollectionImpl final : public Collection {
         options_(std::move(options)),
         env_(options_.env != nullptr ? *options_.env : *Env::Default()),
         row_bytes_(size_t{config_.dim} * ElementSize(config_.type)),
-        extents_(config_.id, row_bytes_, options_.tenant_extent_bytes),
+        extents_(env_, dir_, config_.id, row_bytes_, options_.tenant_extent_bytes,
+                 options_.tenant_extent_compaction_slack_bytes),
         cell_extents_(config_.id, row_bytes_, extents_.max_rows(), options_.cell_extent_bytes),
         dist_(kernels::GetDistance(kernels::Best(), config_.type, config_.metric)),
         f16_dist_(kernels::GetFloat16Distance(kernels::Best(), config_.metric)),
@@ -554,8 +555,21 @@ class CollectionImpl final : public Collection {
   // A synced commit of `batch` holding mu_ across the sync: only at open (Load), when no reader
   // can wait on it yet.
   absl::Status CommitLocked(WriteBatch* batch) ABSL_EXCLUSIVE_LOCKS_REQUIRED(write_mu_, mu_) {
+    RETURN_IF_ERROR(extents_.Sync());
     return store_->Write(batch, /*sync=*/true);
   }
+  // Makes durable the extent chunks a plan appended to the extents' file, before the batch that
+  // points to them commits. The file is the writer's (write_mu_: plans append to it, this syncs
+  // it); mu_ guards the extents' layouts, which this does not touch, so it is not held across
+  // the fsync.
+  absl::Status SyncExtents() const
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(write_mu_) ABSL_NO_THREAD_SAFETY_ANALYSIS {
+    return extents_.Sync();
+  }
+  // Copies the live extent chunks into a new file when the extents' file holds more garbage
+  // than they (TenantExtents::WantsCompaction); after a write, under write_mu_ only. A failure
+  // is logged (the next write tries again): the write that came before it is done.
+  void MaybeCompactExtents() ABSL_EXCLUSIVE_LOCKS_REQUIRED(write_mu_) ABSL_LOCKS_EXCLUDED(mu_);
   // Every write of the collection's state, in three steps ("Locks" in collection.h): `plan`
   // reads the state with mu_ held shared (searches go on) and fills `batch`; a non-empty batch
   // is committed, holding no lock a reader takes; then it is published and `apply` changes the
@@ -590,12 +604,16 @@ class CollectionImpl final : public Collection {
         DCHECK(e.cf == Cf::kVersions || e.cf == Cf::kPostings || e.cf == Cf::kHeads);
       }
     }
-    const absl::Status committed = store_->Write(batch, /*sync=*/acknowledged);
+    absl::Status committed = SyncExtents();
+    if (committed.ok()) committed = store_->Write(batch, /*sync=*/acknowledged);
     if (committed.ok() && options_.test_after_commit) options_.test_after_commit();
-    WriterMutexLock lock(&mu_);
-    snap_.reset();  // the store and the state agree again: readers read the store's latest
-    if (!committed.ok()) return committed;
-    apply();
+    {
+      WriterMutexLock lock(&mu_);
+      snap_.reset();  // the store and the state agree again: readers read the store's latest
+      if (!committed.ok()) return committed;
+      apply();
+    }
+    if (acknowledged) MaybeCompactExtents();
     return absl::OkStatus();
   }
   // The internal id of `ext`, read at `at` (null = the latest state: writers, under write_mu_).
@@ -630,6 +648,7 @@ class CollectionImpl final : public Collection {
   const size_t row_bytes_;
   // The small tenants' extents (tenant_extent.h): which chunks each has.
   TenantExtents extents_ ABSL_GUARDED_BY(mu_);
+  mutable std::atomic<uint64_t> extents_found_wrong_{0};  // CollectionStats::extents_found_wrong
   // Larger tenants' rows grouped by the collection's cells (cell_extent.h, tenant_cells.h); the
   // cells are null until a tenant first needs them.
   CellExtents cell_extents_ ABSL_GUARDED_BY(mu_);

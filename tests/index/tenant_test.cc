@@ -5,6 +5,7 @@
 // Then recall@10 of tenants' searches of several sizes against brute force over their points.
 #include <algorithm>
 #include <cstring>
+#include <fstream>
 #include <map>
 #include <random>
 #include <set>
@@ -15,6 +16,7 @@
 #include "index/id_set.h"
 #include "index/tenant_cells.h"
 #include "index/tenant_extent.h"
+#include "storage/crc32c.h"
 #include "tests/test_util.h"
 #include "tools/synthetic.h"
 
@@ -318,7 +320,7 @@ class TenantOps {
       // A tenant small enough for an extent is searched from it (an extent refused as wrong
       // would be searched around, exactly: only what it read tells).
       const size_t extent_rows =
-          TenantExtents(0, kDim * sizeof(float), cells_ ? 8192 : kExtentBytes).max_rows();
+          TenantExtents::MaxRows(kDim * sizeof(float), cells_ ? 8192 : kExtentBytes);
       if (!scope.empty() && !visible.empty() && visible.size() <= extent_rows) {
         EXPECT_EQ(st.bytes_read, visible.size() * (4 + kDim * sizeof(float)));
       }
@@ -534,12 +536,34 @@ TEST(Tenants, AWrongExtentIsSearchedAroundAndMadeAgainByTheNextWrite) {
   std::vector<VectorId> ids = {30};
   for (VectorId i = 1; i < 20; ++i) ids.push_back(i);
   std::sort(ids.begin(), ids.end());
-  WriteBatch b;
-  b.Put(Cf::kTenants, TenantExtents::Key(coll, 0, 0),
-        EncodeTenantExtent(ids, kDim * sizeof(float), [&](size_t i) {
-          return reinterpret_cast<const uint8_t*>(vectors[ids[i]].data());
-        }));
-  ASSERT_TRUE(cat->store()->Write(&b, true).ok());
+  // (The layout's crc made to match, read by the next open.)
+  const auto rewrite = [&](const std::string& chunk) {
+    auto layout = cat->store()->Get(Cf::kTenants, TenantExtents::LayoutKey(coll, 0), nullptr);
+    ASSERT_TRUE(layout.ok()) << layout.status();
+    ASSERT_EQ(layout->size(), 32u) << "one chunk";
+    const uint64_t file = ReadU64(*layout, 4), offset = ReadU64(*layout, 20);
+    {
+      std::fstream f(
+          TenantExtents::FilePath(tmp.path() + "/collections/" + std::to_string(coll), file),
+          std::ios::in | std::ios::out | std::ios::binary);
+      ASSERT_TRUE(f.good());
+      f.seekp(static_cast<std::streamoff>(offset));
+      f.write(chunk.data(), static_cast<std::streamsize>(chunk.size()));
+    }
+    WriteBatch b;
+    b.Put(Cf::kTenants, TenantExtents::LayoutKey(coll, 0),
+          TenantExtents::EncodeLayout(file, {0}, {20},
+                                      {BlobLocation{offset, static_cast<uint32_t>(chunk.size()),
+                                                    crc32c::Value(chunk.data(), chunk.size())}}));
+    ASSERT_TRUE(cat->store()->Write(&b, true).ok());
+    col.reset();
+    cat.reset();
+    cat = *Catalog::Open(tmp.path());
+    col = *cat->Find("w");
+  };
+  rewrite(EncodeTenantExtent(ids, kDim * sizeof(float), [&](size_t i) {
+    return reinterpret_cast<const uint8_t*>(vectors[ids[i]].data());
+  }));
   // A query at point 30 itself: the tenant's answer is its own 10 nearest, from its stored
   // vectors.
   const auto search = [&](uint64_t* bytes) {
@@ -570,12 +594,9 @@ TEST(Tenants, AWrongExtentIsSearchedAroundAndMadeAgainByTheNextWrite) {
   // A malformed chunk (its ids not ascending, the size right) is searched around the same way.
   std::vector<VectorId> down(20);
   for (VectorId i = 0; i < 20; ++i) down[i] = 19 - i;
-  WriteBatch bad;
-  bad.Put(Cf::kTenants, TenantExtents::Key(coll, 0, 0),
-          EncodeTenantExtent(down, kDim * sizeof(float), [&](size_t i) {
-            return reinterpret_cast<const uint8_t*>(vectors[down[i]].data());
-          }));
-  ASSERT_TRUE(cat->store()->Write(&bad, true).ok());
+  rewrite(EncodeTenantExtent(down, kDim * sizeof(float), [&](size_t i) {
+    return reinterpret_cast<const uint8_t*>(vectors[down[i]].data());
+  }));
   search(&bytes);
   EXPECT_EQ(bytes, 20 * kDim * sizeof(float)) << "over its stored vectors";
 
