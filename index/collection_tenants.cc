@@ -453,8 +453,20 @@ absl::Status CollectionImpl::InstallCells(std::shared_ptr<const TenantCells> cel
 
 void CollectionImpl::MaybeCompactExtents() {
   {
-    ReaderMutexLock lock(&mu_);
-    if (!extents_.WantsCompaction()) return;
+    std::string unused;
+    {
+      WriterMutexLock lock(&mu_);
+      if (!extents_.WantsCompaction()) return;
+      // No extent left: nothing to copy, the file goes.
+      unused = extents_.DropFileIfEmpty();
+    }
+    if (!unused.empty()) {
+      if (absl::Status r = env_.RemoveFile(unused); !r.ok()) {
+        Log(LogLevel::kWarning, "collection '%s': %s (removed at the next open)", config_.name,
+            r.message());
+      }
+      return;
+    }
   }
   const absl::Time start = absl::Now();
   WriteBatch batch;
@@ -470,6 +482,7 @@ void CollectionImpl::MaybeCompactExtents() {
         return absl::OkStatus();
       },
       [&]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(write_mu_, mu_) {
+        extents_found_wrong_.fetch_add(compaction.dropped.size());
         for (TenantAccess::Tenant t : compaction.dropped) {
           Log(LogLevel::kError,
               "collection '%s': the extent of tenant '%s' could not be read to be compacted; "
@@ -479,10 +492,14 @@ void CollectionImpl::MaybeCompactExtents() {
         old = extents_.ApplyCompaction(std::move(compaction));
       });
   if (!s.ok()) {
-    Log(LogLevel::kWarning, "collection '%s': compacting the tenants' extents: %s", config_.name,
-        s.message());
-    // (The copy no layout points to; what a failed removal leaves goes at the next open.)
-    if (compaction.file != nullptr) env_.RemoveFile(compaction.file->path()).IgnoreError();
+    // (The copy is left: a commit that failed may have reached the log all the same, so layouts
+    // may point to it after a restart. The next open keeps whichever file the layouts point to.)
+    Log(LogLevel::kWarning,
+        "collection '%s': compacting the tenants' extents: %s (tried again once the file has "
+        "grown by %d MiB)",
+        config_.name, s.message(), options_.tenant_extent_compaction_slack_bytes >> 20);
+    WriterMutexLock lock(&mu_);
+    extents_.CompactionFailed();
     return;
   }
   // (No reader reads the old file now: they read under mu_, and Apply replaced it under it.)

@@ -85,8 +85,10 @@ std::string TenantExtents::FilePath(const std::string& dir, uint64_t number) {
 
 bool TenantExtents::IsFileName(absl::string_view name, uint64_t* number) {
   uint64_t n = 0;
+  // (Only the names FilePath makes: "+7" or "07" would parse, and name another file.)
   if (!absl::StartsWith(name, kFilePrefix) ||
-      !absl::SimpleAtoi(name.substr(kFilePrefix.size()), &n)) {
+      !absl::SimpleAtoi(name.substr(kFilePrefix.size()), &n) ||
+      name != absl::StrCat(kFilePrefix, n)) {
     return false;
   }
   if (number != nullptr) *number = n;
@@ -403,6 +405,7 @@ absl::Status TenantExtents::Load(const MetadataStore& store, absl::Span<const Te
   file_.reset();
   file_number_ = 0;
   highest_number_ = 0;
+  failed_at_bytes_ = 0;
   {
     MutexLock lock(&broken_mu_);
     broken_.clear();
@@ -445,6 +448,7 @@ absl::Status TenantExtents::Load(const MetadataStore& store, absl::Span<const Te
   size_t most = 0;
   for (const auto& [n, count] : files) {
     if (count > most) number = n, most = count;
+    highest_number_ = std::max(highest_number_, n);  // (never made again: another's layouts)
   }
   ASSIGN_OR_RETURN(std::vector<std::string> names,
                    env_.FileExists(dir_) ? env_.GetChildren(dir_) : std::vector<std::string>{});
@@ -459,7 +463,6 @@ absl::Status TenantExtents::Load(const MetadataStore& store, absl::Span<const Te
       RETURN_IF_ERROR(env_.RemoveFile(FilePath(dir_, n)));
     }
   }
-  highest_number_ = std::max(highest_number_, number);
   if (present) {
     ASSIGN_OR_RETURN(std::unique_ptr<BlobFile> file, BlobFile::Open(env_, FilePath(dir_, number)));
     file_ = std::move(file);
@@ -515,7 +518,18 @@ void TenantExtents::Apply(const Change& change) {
 }
 
 bool TenantExtents::WantsCompaction() const {
-  return file_ != nullptr && file_->size() > 2 * live_bytes_ + compaction_slack_bytes_;
+  return file_ != nullptr && file_->size() > 2 * live_bytes_ + compaction_slack_bytes_ &&
+         file_->size() > failed_at_bytes_ + compaction_slack_bytes_;
+}
+
+void TenantExtents::CompactionFailed() { failed_at_bytes_ = file_ != nullptr ? file_->size() : 0; }
+
+std::string TenantExtents::DropFileIfEmpty() {
+  if (!layouts_.empty() || file_ == nullptr) return {};
+  std::string path = file_->path();
+  file_.reset();
+  failed_at_bytes_ = 0;
+  return path;
 }
 
 absl::StatusOr<TenantExtents::Compaction> TenantExtents::PlanCompaction(WriteBatch* batch) const {
@@ -584,6 +598,7 @@ std::string TenantExtents::ApplyCompaction(Compaction compaction) {
   std::string old = file_ != nullptr ? file_->path() : std::string();
   file_ = std::move(compaction.file);
   file_number_ = compaction.number;
+  failed_at_bytes_ = 0;
   return old;
 }
 

@@ -150,9 +150,15 @@ class TenantExtents final {
 
   void Apply(const Change& change);
 
-  // Whether the file holds so much garbage that a compaction is due (more than twice the live
-  // chunks' bytes and the compaction slack more).
+  // Whether the file holds so much garbage that a compaction is due: the file is larger than
+  // twice the live chunks' bytes plus the compaction slack (and than it was at a compaction that
+  // failed, plus the slack, if one did).
   [[nodiscard]] bool WantsCompaction() const;
+  // A compaction failed: the next waits until the file has grown by the slack again.
+  void CompactionFailed();
+  // When no extent is left: forgets the file (the next chunk starts a new one) and returns its
+  // path, for the caller to remove outside its lock (no layout points to it); else empty.
+  [[nodiscard]] std::string DropFileIfEmpty();
   // Every live chunk copied into a new file (each extent's chunks back to back), synced, with the
   // layouts that point there put in `batch`; an extent whose chunks fail to read is dropped (its
   // layout deleted; `dropped` names it, to be rebuilt by its tenant's next change).
@@ -220,11 +226,13 @@ class TenantExtents final {
   const uint64_t compaction_slack_bytes_;
   absl::flat_hash_map<Tenant, Layout> layouts_;  // tenants with an extent
   uint64_t live_bytes_ = 0;                      // of their chunks
-  // The file the layouts point to, and its number (the writer makes it when first needed: no
-  // layout points to it before; a compaction's Apply replaces it).
+  // The file the layouts point to, and its number. The writer makes it when first needed, when
+  // no layout points to it yet, so no reader reads it then (Read touches it only for a tenant
+  // with a layout); ApplyCompaction and DropFileIfEmpty replace it, exclusively.
   mutable std::shared_ptr<BlobFile> file_;
   mutable uint64_t file_number_ = 0;
   mutable uint64_t highest_number_ = 0;  // of any file made, or seen in the directory at Load
+  uint64_t failed_at_bytes_ = 0;         // the file's size when a compaction last failed
   mutable Mutex broken_mu_;
   mutable absl::flat_hash_set<Tenant> broken_ ABSL_GUARDED_BY(broken_mu_);
 };

@@ -21,10 +21,6 @@ absl::StatusOr<std::unique_ptr<BlobFile>> BlobFile::Open(Env& env, std::string p
 }
 
 absl::StatusOr<BlobLocation> BlobFile::Append(absl::string_view blob) {
-  if (poisoned_) {
-    return absl::FailedPreconditionError(
-        absl::StrCat(path_, ": a sync of this file failed earlier; it takes no more writes"));
-  }
   if (blob.size() > UINT32_MAX) {
     return absl::InvalidArgumentError(
         absl::StrCat("a blob of ", blob.size(), " bytes for ", path_));
@@ -43,15 +39,8 @@ absl::StatusOr<BlobLocation> BlobFile::Append(absl::string_view blob) {
 }
 
 absl::Status BlobFile::Sync() {
-  if (poisoned_) {
-    return absl::FailedPreconditionError(
-        absl::StrCat(path_, ": a sync of this file failed earlier; it takes no more writes"));
-  }
   if (!unsynced_) return absl::OkStatus();
-  if (absl::Status s = writer_->Sync(); !s.ok()) {
-    poisoned_ = true;
-    return s;
-  }
+  RETURN_IF_ERROR(writer_->Sync());  // (on an error unsynced_ stays: the next Sync tries again)
   unsynced_ = false;
   return absl::OkStatus();
 }

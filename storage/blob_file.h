@@ -6,10 +6,11 @@
 // header, no framing - a location is the only way in.
 //
 // Durability: a blob is durable once a Sync() after its Append returns OK. A power cut keeps a
-// prefix of the file at least up to the last successful sync. A failed Sync poisons the file
-// (later Appends and Syncs fail): after a failed fsync Linux may have dropped the dirty pages and
-// reports that once, so what was appended before can no longer be trusted; the owner moves to a
-// new file. A failed Append leaves no hole: the next one writes over what it may have written.
+// prefix of the file at least up to the last successful sync. A failed Sync leaves the blobs
+// appended since the last successful one untrusted (Linux may have dropped their dirty pages and
+// reports that once): the owner must not point to them - it commits nothing that does when the
+// Sync fails - and later appends and syncs go on after them (the next Sync syncs again). A failed
+// Append leaves no hole: the next one writes over what it may have written.
 //
 // Reads go through the page cache with pread (a blob is read whole; several adjacent blobs in one
 // call), checking each blob's length and crc: a read of damaged or missing bytes is DataLoss,
@@ -55,7 +56,8 @@ class BlobFile final {
   // never spans more 4 KiB pages than its size needs: one that would starts at the next page
   // (the skipped bytes are a hole, never written).
   [[nodiscard]] absl::StatusOr<BlobLocation> Append(absl::string_view blob);
-  // Makes every blob appended so far durable (a no-op when none was appended since the last).
+  // Makes every blob appended so far durable (a no-op when none was appended since the last
+  // successful one).
   [[nodiscard]] absl::Status Sync();
 
   // Reads the blobs at `locs` (ascending, none overlapping the next) with one pread of the bytes
@@ -80,8 +82,7 @@ class BlobFile final {
   std::unique_ptr<WritableFile> writer_;
   ScopedFd reader_;
   std::atomic<uint64_t> size_;
-  bool unsynced_ = false;
-  bool poisoned_ = false;  // a Sync failed
+  bool unsynced_ = false;  // blobs appended since the last successful Sync
 };
 
 }  // namespace strata

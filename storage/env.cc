@@ -52,6 +52,10 @@ class PosixEnv final : public Env {
   }
   absl::StatusOr<std::unique_ptr<WritableFile>> OpenWritableFile(const std::string& path) override {
     ASSIGN_OR_RETURN(ScopedFd fd, OpenFile(path, O_WRONLY | O_CREAT));
+    // Append goes on at the end (not O_APPEND: Linux's pwrite would ignore WriteAt's offset).
+    if (::lseek(fd.get(), 0, SEEK_END) < 0) {
+      return ErrnoToStatus(errno, absl::StrCat("seek to the end of ", path));
+    }
     return std::make_unique<PosixWritableFile>(path, std::move(fd));
   }
   absl::Status RenameFile(const std::string& from, const std::string& to) override {

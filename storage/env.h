@@ -29,8 +29,9 @@ class FileSystem;
 
 namespace strata {
 
-// A file being written from its start. Bytes appended are durable only once Sync returns OK (and
-// a newly created file's name only once its directory is synced: Env::SyncDir).
+// A file being written: from its start (NewWritableFile) or its end (OpenWritableFile). Bytes
+// written are durable only once Sync returns OK (and a newly created file's name only once its
+// directory is synced: Env::SyncDir).
 class WritableFile {
  public:
   virtual ~WritableFile() = default;
@@ -54,7 +55,7 @@ class Env {
   [[nodiscard]] virtual absl::StatusOr<std::unique_ptr<WritableFile>> NewWritableFile(
       const std::string& path) = 0;
   // Opens `path` for writing without truncating it (creating it when missing): what it holds
-  // already stays (and counts as durable), and writes go where WriteAt puts them.
+  // already stays (and counts as durable); Append writes after it, WriteAt where it says.
   [[nodiscard]] virtual absl::StatusOr<std::unique_ptr<WritableFile>> OpenWritableFile(
       const std::string& path) = 0;
   // Renames `from` to `to`, replacing `to` atomically; durable once their directory is synced.

@@ -566,9 +566,11 @@ class CollectionImpl final : public Collection {
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(write_mu_) ABSL_NO_THREAD_SAFETY_ANALYSIS {
     return extents_.Sync();
   }
-  // Copies the live extent chunks into a new file when the extents' file holds more garbage
-  // than they (TenantExtents::WantsCompaction); after a write, under write_mu_ only. A failure
-  // is logged (the next write tries again): the write that came before it is done.
+  // Copies the live extent chunks into a new file when the extents' file has grown past twice
+  // their bytes and the slack (TenantExtents::WantsCompaction); after an acknowledged write,
+  // under write_mu_ only (the write that crossed the threshold waits for the copy: ~0.15 s for
+  // 78 MiB). A failure is logged, and tried again once the file has grown by the slack: the
+  // write that came before it is done.
   void MaybeCompactExtents() ABSL_EXCLUSIVE_LOCKS_REQUIRED(write_mu_) ABSL_LOCKS_EXCLUDED(mu_);
   // Every write of the collection's state, in three steps ("Locks" in collection.h): `plan`
   // reads the state with mu_ held shared (searches go on) and fills `batch`; a non-empty batch

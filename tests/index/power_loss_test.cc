@@ -394,8 +394,8 @@ TEST(PowerLoss, TenantViewsHoldExactlyAcrossCuts) {
   options.tenant_extent_bytes = 16 * (4 + kDim);
   options.cell_extent_bytes = 400 * (4 + kDim);
   options.tenant_cells = 4;
-  // The flat extents' file compacted whenever it holds more garbage than twice its live chunks:
-  // cuts fall in compactions too.
+  // The flat extents' file compacted whenever it is larger than twice its live chunks: cuts
+  // fall in compactions too.
   options.tenant_extent_compaction_slack_bytes = 0;
   std::mt19937_64 rng(415);
   TenantState model;  // tenants and owners are the model's own (Get shows only the tenants)

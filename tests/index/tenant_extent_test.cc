@@ -92,8 +92,8 @@ class CountingStore final : public MetadataStore {
 class Extents {
  public:
   explicit Extents(const std::string& dir, size_t extent_bytes = kTenantExtentBytes,
-                   Env* env = Env::Default())
-      : dir_(dir + "/collection"), extents_(*env, dir_, kColl, kRowBytes, extent_bytes) {
+                   Env* env = Env::Default(), uint64_t slack = TenantExtents::kCompactionSlackBytes)
+      : dir_(dir + "/collection"), extents_(*env, dir_, kColl, kRowBytes, extent_bytes, slack) {
     MetadataStoreOptions options;
     options.env = env;
     auto store = MetadataStore::Open(dir + "/meta", options);
@@ -435,6 +435,9 @@ TEST(TenantExtents, LoadKeepsWhatAgreesAndRebuildsTheRest) {
     // Tenant 8: a layout pointing past the file's end.
     b.Put(Cf::kTenants, TenantExtents::LayoutKey(kColl, 8),
           TenantExtents::EncodeLayout(file, {0}, {100}, {BlobLocation{1 << 30, 100 * 256, 0}}));
+    // Tenant 10: a layout pointing into another file than the others' (within its size).
+    b.Put(Cf::kTenants, TenantExtents::LayoutKey(kColl, 10),
+          TenantExtents::EncodeLayout(file + 3, {0}, {100}, {BlobLocation{0, 100 * 256, 0}}));
     // Tenant 9, which no longer exists.
     b.Put(Cf::kTenants, TenantExtents::LayoutKey(kColl, 9),
           TenantExtents::EncodeLayout(file, {0}, {1}, {BlobLocation{0, 256, 0}}));
@@ -447,7 +450,7 @@ TEST(TenantExtents, LoadKeepsWhatAgreesAndRebuildsTheRest) {
   const uint64_t reads = x.store_->tenant_reads_;
   WriteBatch batch;
   std::vector<TenantExtents::Tenant> rebuild;
-  const std::vector<TenantExtents::Tenant> tenants = {kTenant, 4, 5, 6, 7, 8};
+  const std::vector<TenantExtents::Tenant> tenants = {kTenant, 4, 5, 6, 7, 8, 10};
   const auto points = [&](TenantExtents::Tenant t) -> uint64_t {
     return t == kTenant ? ids.size() : t == 5 ? 1 : t == 6 ? 2 : 100;
   };
@@ -457,9 +460,9 @@ TEST(TenantExtents, LoadKeepsWhatAgreesAndRebuildsTheRest) {
   EXPECT_EQ(x.extents_.chunks(kTenant), 3u);
   EXPECT_EQ(x.extents_.live_bytes(), ids.size() * 256);
   // All but kTenant's want an extent and are rebuilt; tenant 4's two chunks, tenant 5's record,
-  // tenant 7's chunk and layout, tenant 8's layout and tenant 9's layout go.
-  EXPECT_EQ(rebuild, (std::vector<TenantExtents::Tenant>{4, 5, 6, 7, 8}));
-  EXPECT_EQ(batch.count(), 7u);
+  // tenant 7's chunk and layout, and the layouts of tenants 8, 9 and 10 go.
+  EXPECT_EQ(rebuild, (std::vector<TenantExtents::Tenant>{4, 5, 6, 7, 8, 10}));
+  EXPECT_EQ(batch.count(), 8u);
   ASSERT_TRUE(x.store_->Write(&batch, false).ok());
   EXPECT_EQ(x.Keys('x').size(), 0u);
   EXPECT_EQ(x.Keys('X').size(), 1u);
@@ -495,20 +498,21 @@ TEST(TenantExtents, AnExtentMarkedBrokenIsRefusedThenMadeAgainWhole) {
 TEST(TenantExtents, ACompactionKeepsEveryRowAndFreesTheGarbage) {
   TempDir dir;
   std::vector<VectorId> ids = Range(0, 1000);
+  constexpr uint64_t kSlack = 64 << 10;
   {
-    Extents x(dir.path());
+    Extents x(dir.path(), kTenantExtentBytes, Env::Default(), kSlack);
     x.Set(ids);
+    const uint64_t live = ids.size() * 256;
     for (int round = 0; round < 40; ++round) {
+      EXPECT_EQ(x.extents_.WantsCompaction(), x.extents_.file_bytes() > 2 * live + kSlack) << round;
       std::vector<VectorId> written;
       for (VectorId id = static_cast<VectorId>(round); id < 1000; id += 97) written.push_back(id);
       x.Set(ids, written);  // a point in most chunks: most are rewritten
     }
     ASSERT_TRUE(x.ReadsExactly(ids));
-    const uint64_t live = x.extents_.live_bytes();
-    EXPECT_EQ(live, ids.size() * 256);
+    EXPECT_EQ(x.extents_.live_bytes(), live);
     EXPECT_GT(x.extents_.file_bytes(), 20 * live);
-    EXPECT_EQ(x.extents_.WantsCompaction(),
-              x.extents_.file_bytes() > 2 * live + TenantExtents::kCompactionSlackBytes);
+    EXPECT_TRUE(x.extents_.WantsCompaction());
     const std::vector<std::string> before = x.Files();
     EXPECT_TRUE(x.Compact().empty());
     EXPECT_NE(x.Files(), before) << "the old file goes, the new one stays";
@@ -574,6 +578,76 @@ TEST(TenantExtents, APowerCutBeforeTheCommitKeepsTheExtentBefore) {
   x.Set(ids, {300});
   EXPECT_TRUE(x.ReadsExactly(ids));
   EXPECT_TRUE(x.Load(ids).empty());
+  EXPECT_TRUE(x.ReadsExactly(ids));
+}
+
+// A file with no extent left goes whole; the next chunk starts the next file.
+TEST(TenantExtents, AFileWithNoExtentLeftIsDroppedWithoutACopy) {
+  TempDir dir;
+  Extents x(dir.path(), kTenantExtentBytes, Env::Default(), /*slack=*/0);
+  x.Set(Range(0, 300));
+  const std::vector<std::string> first = x.Files();
+  ASSERT_EQ(first.size(), 1u);
+  EXPECT_TRUE(x.extents_.DropFileIfEmpty().empty()) << "an extent lives there";
+  x.Set({});
+  EXPECT_TRUE(x.extents_.WantsCompaction());
+  const std::string path = x.extents_.DropFileIfEmpty();
+  EXPECT_EQ(path, TenantExtents::FilePath(x.dir_, 1));
+  EXPECT_FALSE(x.extents_.WantsCompaction());
+  EXPECT_EQ(x.extents_.file_bytes(), 0u);
+  std::filesystem::remove(path);
+  x.Set(Range(0, 10));
+  EXPECT_TRUE(x.ReadsExactly(Range(0, 10)));
+  EXPECT_EQ(x.Files(), (std::vector<std::string>{"tenant-extents-2"}));
+}
+
+// A compaction that fails part way leaves the extents where they were (its file gone) and is
+// tried again only once the file has grown by the slack.
+TEST(TenantExtents, AFailedCompactionLeavesTheExtentsAndWaits) {
+  TempDir dir;
+  FaultInjectionEnv env;
+  constexpr uint64_t kSlack = 64 << 10;
+  Extents x(dir.path(), kTenantExtentBytes, &env, kSlack);
+  std::vector<VectorId> ids = Range(0, 500);
+  x.Set(ids);
+  for (int round = 0; !x.extents_.WantsCompaction(); ++round) {
+    ASSERT_LT(round, 100);
+    x.Set(ids, {static_cast<VectorId>(round % 500)});
+  }
+  const std::vector<std::string> before = x.Files();
+  env.FailNth(FaultInjectionEnv::Op::kAppend, 2);  // the third chunk copied
+  WriteBatch batch;
+  auto c = x.extents_.PlanCompaction(&batch);
+  EXPECT_FALSE(c.ok());
+  EXPECT_EQ(x.Files(), before) << "the copy's file is removed";
+  x.extents_.CompactionFailed();
+  EXPECT_FALSE(x.extents_.WantsCompaction());
+  EXPECT_TRUE(x.ReadsExactly(ids));
+  // Grown by the slack: due again, and it goes through (into a file of a new number).
+  while (!x.extents_.WantsCompaction()) x.Set(ids, {7});
+  EXPECT_TRUE(x.Compact().empty());
+  EXPECT_TRUE(x.ReadsExactly(ids));
+  ASSERT_EQ(x.Files().size(), 1u);
+  EXPECT_NE(x.Files(), before);
+  EXPECT_TRUE(x.Load(ids).empty());
+  EXPECT_TRUE(x.ReadsExactly(ids));
+}
+
+// An extent whose chunks a compaction cannot read is dropped from it (its layout deleted), the
+// others moved.
+TEST(TenantExtents, ACompactionDropsAnExtentItCannotRead) {
+  TempDir dir;
+  Extents x(dir.path(), kTenantExtentBytes, Env::Default(), /*slack=*/0);
+  std::vector<VectorId> ids = Range(0, 300);
+  x.Set(ids);
+  x.Damage(x.ChunkAt(1).offset + 10, 1);
+  EXPECT_EQ(x.Compact(), (std::vector<TenantExtents::Tenant>{kTenant}));
+  EXPECT_EQ(x.extents_.chunks(kTenant), 0u);
+  EXPECT_EQ(x.extents_.live_bytes(), 0u);
+  EXPECT_TRUE(x.Keys('X').empty());
+  x.vector_reads_ = 0;
+  x.Set(ids, {5});  // made again whole, from the stored vectors
+  EXPECT_EQ(x.vector_reads_, 1);
   EXPECT_TRUE(x.ReadsExactly(ids));
 }
 
