@@ -9,6 +9,7 @@
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "base/check.h"
+#include "storage/log.h"
 #include "storage/status_macros.h"
 
 namespace strata {
@@ -459,14 +460,24 @@ absl::Status TenantExtents::Load(const MetadataStore& store, absl::Span<const Te
     highest_number_ = std::max(highest_number_, n);
     if (most > 0 && n == number) {
       present = true;
-    } else {
-      RETURN_IF_ERROR(env_.RemoveFile(FilePath(dir_, n)));
+    } else if (absl::Status s = env_.RemoveFile(FilePath(dir_, n)); !s.ok()) {
+      // (Garbage: what stays costs disk only; the next open tries again.)
+      Log(LogLevel::kWarning, "tenant extents: %s", s.message());
     }
   }
   if (present) {
-    ASSIGN_OR_RETURN(std::unique_ptr<BlobFile> file, BlobFile::Open(env_, FilePath(dir_, number)));
-    file_ = std::move(file);
-    file_number_ = number;
+    // A file that cannot be opened (its permissions, a directory in its place) is derived data
+    // lost: the layouts pointing to it are rebuilt below, in a new file, and the collection opens.
+    absl::StatusOr<std::unique_ptr<BlobFile>> file = BlobFile::Open(env_, FilePath(dir_, number));
+    if (file.ok()) {
+      file_ = *std::move(file);
+      file_number_ = number;
+    } else {
+      Log(LogLevel::kError,
+          "tenant extents: %s; the extents it holds are rebuilt in a new file (remove it once "
+          "it is no longer needed)",
+          file.status().message());
+    }
   }
   // Removes a tenant's extent: its layout, and whatever is under its chunks' prefix in the store
   // (an extent of a format before the file; a seek for a tenant that has none).

@@ -605,9 +605,23 @@ int main(int argc, char** argv) {
       pb::ListApiKeysResponse resp;
       grpc::Status s = stub->ListApiKeys(ctx.get(), req, &resp);
       if (!s.ok()) return RpcFail(s);
+      // A label is the admin's free text: control characters (a newline, a terminal's escape
+      // sequence) are shown as \xNN, not sent to the terminal.
+      const auto printable = [](const std::string& text) {
+        std::string out;
+        for (char c : text) {
+          const auto u = static_cast<unsigned char>(c);
+          if (u < 0x20 || u == 0x7F) {
+            absl::StrAppendFormat(&out, "\\x%02x", u);
+          } else {
+            out.push_back(c);
+          }
+        }
+        return out;
+      };
       for (const pb::ApiKeyInfo& k : resp.keys()) {
         std::printf("%s  %-20s %-30s %s\n", k.key_id().c_str(), k.collection().c_str(),
-                    absl::StrJoin(k.tenants(), ",").c_str(), k.label().c_str());
+                    absl::StrJoin(k.tenants(), ",").c_str(), printable(k.label()).c_str());
       }
       return 0;
     }

@@ -651,5 +651,27 @@ TEST(TenantExtents, ACompactionDropsAnExtentItCannotRead) {
   EXPECT_TRUE(x.ReadsExactly(ids));
 }
 
+// A file the layouts point to that cannot be opened (a directory in its place) is lost derived
+// data: the open goes on, the extents are rebuilt in a new file.
+TEST(TenantExtents, AFileThatCannotBeOpenedIsRebuiltAround) {
+  TempDir dir;
+  std::vector<VectorId> ids = Range(0, 300);
+  uint64_t file = 0;
+  {
+    Extents x(dir.path());
+    x.Set(ids);
+    x.ChunkAt(0, &file);
+  }
+  const std::string path = TenantExtents::FilePath(dir.path() + "/collection", file);
+  std::filesystem::remove(path);
+  std::filesystem::create_directory(path);
+  Extents x(dir.path());
+  EXPECT_EQ(x.Load(ids), (std::vector<TenantExtents::Tenant>{kTenant}));
+  x.Set(ids);
+  EXPECT_TRUE(x.ReadsExactly(ids));
+  EXPECT_TRUE(x.Load(ids).empty());
+  EXPECT_TRUE(x.ReadsExactly(ids));
+}
+
 }  // namespace
 }  // namespace strata
