@@ -1396,6 +1396,11 @@ CollectionStats CollectionImpl::Stats() const {
                           (cells_ != nullptr ? cells_->MemoryBytes() : 0);
   s.memory_bytes += s.tenant_memory_bytes;
   s.extents_found_wrong = extents_found_wrong_.load();
+  s.tenant_extent_bytes = extents_.live_bytes();
+  s.tenant_extent_file_bytes = extents_.file_bytes();
+  for (TenantAccess::Tenant t : tenants_.Tenants()) {
+    if (cell_extents_.Has(t)) s.cell_extent_bytes += cell_extents_.Rows(t) * (4 + row_bytes_);
+  }
   return s;
 }
 

@@ -193,6 +193,11 @@ struct CollectionStats {
   // search refused (searched around until the tenant's next change). 0 unless the disk or a bug
   // damaged one.
   uint64_t extents_found_wrong = 0;
+  // Bytes of the tenants' copies: flat extents (live chunks), the file holding them, and cell
+  // extents' rows.
+  uint64_t tenant_extent_bytes = 0;
+  uint64_t tenant_extent_file_bytes = 0;
+  uint64_t cell_extent_bytes = 0;
 };
 
 struct CollectionOptions {

@@ -1311,6 +1311,11 @@ class StrataService final : public pb::Strata::Service {
     m->set_merges(s.merges);
     m->set_rewrites(s.rewrites);
     m->set_reassigned(s.reassigned);
+    pb::TenantExtentStats* e = out->mutable_tenant_extents();
+    e->set_flat_bytes(s.tenant_extent_bytes);
+    e->set_flat_file_bytes(s.tenant_extent_file_bytes);
+    e->set_cell_bytes(s.cell_extent_bytes);
+    e->set_found_wrong(s.extents_found_wrong);
   }
 
   std::atomic<bool> draining_{false};

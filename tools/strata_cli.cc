@@ -208,6 +208,14 @@ void PrintInfo(const pb::CollectionInfo& c) {
         static_cast<unsigned long long>(m.rewrites()),
         static_cast<unsigned long long>(m.reassigned()));
   }
+  const pb::TenantExtentStats& e = c.tenant_extents();
+  if (e.flat_file_bytes() + e.cell_bytes() + e.found_wrong() > 0) {
+    std::printf(
+        "  tenants' extents: %.1f MiB flat (in a %.1f MiB file), %.1f MiB in cells; %llu found "
+        "wrong since the server started\n",
+        e.flat_bytes() / 1048576.0, e.flat_file_bytes() / 1048576.0, e.cell_bytes() / 1048576.0,
+        static_cast<unsigned long long>(e.found_wrong()));
+  }
   if (!c.damage().empty()) std::printf("  damage: %s\n", c.damage().c_str());
   if (c.text_fields_size() > 0) {
     std::printf("  text fields indexed with the payload text:");

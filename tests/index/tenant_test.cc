@@ -529,6 +529,8 @@ TEST(Tenants, AWrongExtentIsSearchedAroundAndMadeAgainByTheNextWrite) {
   for (uint64_t i = 0; i < 40; ++i) vectors.push_back(VectorOf(i, 0));
   auto col = FloatCollectionWithTenant(cat.get(), "w", vectors, 20);  // "t" sees the first 20
   const uint32_t coll = col->config().id;
+  EXPECT_EQ(col->Stats().tenant_extent_bytes, 20 * (4 + kDim * sizeof(float)));
+  EXPECT_GE(col->Stats().tenant_extent_file_bytes, col->Stats().tenant_extent_bytes);
   std::vector<RowError> errors;
   uint64_t upserted = 0;
   // The extent's one chunk, rewritten behind the collection's back to hold point 30 (which the
@@ -584,6 +586,7 @@ TEST(Tenants, AWrongExtentIsSearchedAroundAndMadeAgainByTheNextWrite) {
   EXPECT_EQ(bytes, 20 * kDim * sizeof(float)) << "over its stored vectors";
   search(&bytes);
   EXPECT_EQ(bytes, 20 * kDim * sizeof(float)) << "still: the extent is marked broken";
+  EXPECT_EQ(col->Stats().extents_found_wrong, 1u) << "counted once";
   // The tenant's next write (a vector of its replaced) makes the extent again, whole.
   vectors[5] = VectorOf(5, 1);
   std::vector<PointInput> again = {
