@@ -455,8 +455,8 @@ void CollectionImpl::MaybeCompactExtents() {
   {
     std::string unused;
     {
+      // (Write saw the compaction due under mu_; write_mu_ held since, nothing changed it.)
       WriterMutexLock lock(&mu_);
-      if (!extents_.WantsCompaction()) return;
       // No extent left: nothing to copy, the file goes.
       unused = extents_.DropFileIfEmpty();
     }

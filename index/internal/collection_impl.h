@@ -566,8 +566,8 @@ class CollectionImpl final : public Collection {
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(write_mu_) ABSL_NO_THREAD_SAFETY_ANALYSIS {
     return extents_.Sync();
   }
-  // Copies the live extent chunks into a new file when the extents' file has grown past twice
-  // their bytes and the slack (TenantExtents::WantsCompaction); after an acknowledged write,
+  // Copies the live extent chunks into a new file, called when the extents' file has grown past
+  // twice their bytes and the slack (TenantExtents::WantsCompaction); after an acknowledged write,
   // under write_mu_ only (the write that crossed the threshold waits for the copy: ~0.15 s for
   // 78 MiB). A failure is logged, and tried again once the file has grown by the slack: the
   // write that came before it is done.
@@ -609,13 +609,15 @@ class CollectionImpl final : public Collection {
     absl::Status committed = SyncExtents();
     if (committed.ok()) committed = store_->Write(batch, /*sync=*/acknowledged);
     if (committed.ok() && options_.test_after_commit) options_.test_after_commit();
+    bool compact = false;
     {
       WriterMutexLock lock(&mu_);
       snap_.reset();  // the store and the state agree again: readers read the store's latest
       if (!committed.ok()) return committed;
       apply();
+      compact = acknowledged && extents_.WantsCompaction();
     }
-    if (acknowledged) MaybeCompactExtents();
+    if (compact) MaybeCompactExtents();
     return absl::OkStatus();
   }
   // The internal id of `ext`, read at `at` (null = the latest state: writers, under write_mu_).
