@@ -105,8 +105,8 @@ bool TenantExtents::WellFormed(const Layout& layout, uint64_t points, uint64_t f
     if (i > 0 && layout.bounds[i] <= layout.bounds[i - 1]) return false;
     if (layout.rows[i] == 0 || layout.rows[i] > chunk_rows_) return false;
     const BlobLocation& loc = layout.locs[i];
-    if (loc.size != layout.rows[i] * (sizeof(VectorId) + row_bytes_) ||
-        loc.offset + loc.size > file_bytes) {
+    if (loc.size != layout.rows[i] * (sizeof(VectorId) + row_bytes_) || loc.offset > file_bytes ||
+        loc.size > file_bytes - loc.offset) {  // (no wrap)
       return false;
     }
     total += layout.rows[i];

@@ -54,7 +54,8 @@ absl::Status BlobFile::Read(absl::Span<const BlobLocation> locs, uint8_t* out) c
     }
   }
   const uint64_t first = locs.front().offset, total = SpanBytes(locs);
-  if (first + total > size()) {
+  // (Written so that a damaged offset near 2^64 cannot wrap past it.)
+  if (first > size() || total > size() - first) {
     return absl::DataLossError(
         absl::StrCat(path_, " ends before the blobs at ", first, " (", total, " bytes)"));
   }

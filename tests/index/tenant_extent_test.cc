@@ -435,6 +435,10 @@ TEST(TenantExtents, LoadKeepsWhatAgreesAndRebuildsTheRest) {
     // Tenant 8: a layout pointing past the file's end.
     b.Put(Cf::kTenants, TenantExtents::LayoutKey(kColl, 8),
           TenantExtents::EncodeLayout(file, {0}, {100}, {BlobLocation{1 << 30, 100 * 256, 0}}));
+    // Tenant 11: a layout whose offset, damaged, would wrap past the file's end.
+    b.Put(Cf::kTenants, TenantExtents::LayoutKey(kColl, 11),
+          TenantExtents::EncodeLayout(file, {0}, {100},
+                                      {BlobLocation{UINT64_MAX - 100, 100 * 256, 0}}));
     // Tenant 10: a layout pointing into another file than the others' (within its size).
     b.Put(Cf::kTenants, TenantExtents::LayoutKey(kColl, 10),
           TenantExtents::EncodeLayout(file + 3, {0}, {100}, {BlobLocation{0, 100 * 256, 0}}));
@@ -450,7 +454,7 @@ TEST(TenantExtents, LoadKeepsWhatAgreesAndRebuildsTheRest) {
   const uint64_t reads = x.store_->tenant_reads_;
   WriteBatch batch;
   std::vector<TenantExtents::Tenant> rebuild;
-  const std::vector<TenantExtents::Tenant> tenants = {kTenant, 4, 5, 6, 7, 8, 10};
+  const std::vector<TenantExtents::Tenant> tenants = {kTenant, 4, 5, 6, 7, 8, 10, 11};
   const auto points = [&](TenantExtents::Tenant t) -> uint64_t {
     return t == kTenant ? ids.size() : t == 5 ? 1 : t == 6 ? 2 : 100;
   };
@@ -460,9 +464,9 @@ TEST(TenantExtents, LoadKeepsWhatAgreesAndRebuildsTheRest) {
   EXPECT_EQ(x.extents_.chunks(kTenant), 3u);
   EXPECT_EQ(x.extents_.live_bytes(), ids.size() * 256);
   // All but kTenant's want an extent and are rebuilt; tenant 4's two chunks, tenant 5's record,
-  // tenant 7's chunk and layout, and the layouts of tenants 8, 9 and 10 go.
-  EXPECT_EQ(rebuild, (std::vector<TenantExtents::Tenant>{4, 5, 6, 7, 8, 10}));
-  EXPECT_EQ(batch.count(), 8u);
+  // tenant 7's chunk and layout, and the layouts of tenants 8, 9, 10 and 11 go.
+  EXPECT_EQ(rebuild, (std::vector<TenantExtents::Tenant>{4, 5, 6, 7, 8, 10, 11}));
+  EXPECT_EQ(batch.count(), 9u);
   ASSERT_TRUE(x.store_->Write(&batch, false).ok());
   EXPECT_EQ(x.Keys('x').size(), 0u);
   EXPECT_EQ(x.Keys('X').size(), 1u);

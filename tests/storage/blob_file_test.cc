@@ -90,6 +90,9 @@ TEST(BlobFile, DamageAndShortFilesAreDataLoss) {
   // A location past what the file holds.
   ReadBack(**f, {BlobLocation{a->offset + 4096, 100, 0}}, &s);
   EXPECT_TRUE(absl::IsDataLoss(s)) << s;
+  // One whose offset, damaged, would wrap past the file's end.
+  ReadBack(**f, {BlobLocation{UINT64_MAX - 50, 100, 0}}, &s);
+  EXPECT_TRUE(absl::IsDataLoss(s)) << s;
 }
 
 TEST(BlobFile, AFailedAppendLeavesNoHoleAndAFailedSyncIsTriedAgain) {
