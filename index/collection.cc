@@ -114,12 +114,17 @@ absl::Status CollectionImpl::Load() {
   const std::string current = absl::StrCat("index-", generation_);
   ASSIGN_OR_RETURN(std::vector<std::string> entries, env_.GetChildren(dir_));
   for (const std::string& name : entries) {
-    if ((generation_ != 0 && name == current) || TenantExtents::IsFileName(name)) continue;
+    if ((generation_ != 0 && name == current) || TenantExtents::IsFileName(name) ||
+        name == kAppendedRowsFile) {
+      continue;
+    }
     const std::string path = (fs::path(dir_) / name).string();
     Log(LogLevel::kWarning, "collection '%s': removing leftover %s (an interrupted build)",
         config_.name, path);
     RETURN_IF_ERROR(env_.RemoveTree(path));
   }
+  // (Made again: what an earlier run left there is replaced.)
+  RETURN_IF_ERROR(appended_.Open(env_, (fs::path(dir_) / kAppendedRowsFile).string()));
 
   if (generation_ != 0) {
     absl::Status opened = OpenGeneration();
@@ -161,6 +166,7 @@ absl::Status CollectionImpl::Load() {
     }
     pf.resize(row_bytes_);
     ToPostingForm(reinterpret_cast<const uint8_t*>(raw->data()), pf.data());
+    RETURN_IF_ERROR(appended_.Reserve(1));
     appended_.PutRow(id, BaseEntryLive(id) ? BuiltForm(pf.data(), &rounded) : pf.data());
     return absl::OkStatus();
   };
@@ -475,6 +481,7 @@ absl::Status CollectionImpl::Upsert(const Scope& scope, absl::Span<const PointIn
       changes.push_back(std::move(c));
     }
     if (changes.empty()) return absl::OkStatus();
+    rows_wanted_ = changes.size();
     for (auto& [t, ids] : grants) {
       access.push_back(tenants_.PlanGrant(t, ids, &batch));
       RETURN_IF_ERROR(tenants_.CheckPointQuota(t, access.back().ids.size()));
@@ -509,7 +516,6 @@ absl::Status CollectionImpl::Upsert(const Scope& scope, absl::Span<const PointIn
     }
     for (const TenantAccess::Change& a : access) tenants_.Apply(a);
     ApplyExtents(extent_plan);
-    appended_.MaybeCompact();
   };
   RETURN_IF_ERROR(Write(&batch, plan, apply));
   if (!changes.empty()) {
@@ -1097,7 +1103,7 @@ absl::Status CollectionImpl::Install(uint64_t gen, absl::Span<const VectorId> id
       ids_[id].base_version = new_version[id];
     }
     indexed_ = ids.size();
-    appended_.Clear();
+    appended_.Clear(/*keep_rows=*/carried.size());  // (room they had, as rows of their own)
     heads_overlay_.Clear(static_cast<uint32_t>(base_->num_heads()));
     appended_radius_.Clear();
     {
@@ -1385,6 +1391,8 @@ CollectionStats CollectionImpl::Stats() const {
     s.memory_bytes += base_->MemoryBytes();
     s.disk_bytes = base_->DiskBytes();
   }
+  s.appended_file_bytes = appended_.file_bytes();
+  s.disk_bytes += s.appended_file_bytes;
   s.pages_read = pages_read_.load();
   s.bytes_read = bytes_read_.load();
   s.text_documents = text_.documents();

@@ -167,7 +167,9 @@ struct CollectionStats {
   uint64_t appended_vectors = 0;
   uint64_t heads = 0;
   uint64_t memory_bytes = 0;
-  uint64_t disk_bytes = 0;
+  uint64_t disk_bytes = 0;  // the index's files: the built index's, and appended_file_bytes
+  // The file holding the rows of appended_vectors (mapped, not in RAM; made again at every open).
+  uint64_t appended_file_bytes = 0;
   uint64_t generation = 0;
   uint64_t pages_read = 0;  // cumulative, by searches
   uint64_t bytes_read = 0;

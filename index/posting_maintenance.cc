@@ -576,6 +576,7 @@ absl::Status CollectionImpl::MaintainPosting(uint32_t p) {
           Cf::kHeads, HeadKey(coll, new_heads[i]),
           absl::string_view(reinterpret_cast<const char*>(next->Row(new_heads[i])), row_bytes_));
     }
+    rows_wanted_ = moved.size() + reassigned.size();  // (a reassigned vector's row: its own slot)
     return absl::OkStatus();
   };
   bool committed = false;
@@ -631,7 +632,6 @@ absl::Status CollectionImpl::MaintainPosting(uint32_t p) {
     std::sort(shrunk.begin(), shrunk.end());
     shrunk.erase(std::unique(shrunk.begin(), shrunk.end()), shrunk.end());
     NotePostings(shrunk, /*shrunk=*/true);
-    appended_.MaybeCompact();
   };
   if (options_.test_before_maintenance_commit) options_.test_before_maintenance_commit(old_head);
   {

@@ -131,7 +131,9 @@ struct VectorView {
 class AppendedEntries {
  public:
   virtual ~AppendedEntries() = default;
-  // Calls visit(id, vector) for every entry appended to `posting`. Must not block.
+  // Calls visit(id, vector) for every entry appended to `posting`. Waits on no lock and no I/O
+  // it starts itself (the collection's rows are mapped file pages: one the kernel evicted is
+  // read back from the disk on the way).
   virtual void ForEach(uint32_t posting,
                        absl::FunctionRef<void(VectorId, const uint8_t*)> visit) const = 0;
 };

@@ -30,6 +30,14 @@ class PosixWritableFile final : public WritableFile {
     if (!fd_.valid()) return absl::FailedPreconditionError(absl::StrCat(path_, " is closed"));
     return PWriteFull(fd_.get(), data.data(), data.size(), offset, path_);
   }
+  absl::Status Allocate(uint64_t size) override {
+    if (!fd_.valid()) return absl::FailedPreconditionError(absl::StrCat(path_, " is closed"));
+    // (posix_fallocate writes the blocks where the file system cannot allocate them.)
+    const int err = ::posix_fallocate(fd_.get(), 0, static_cast<off_t>(size));
+    if (err != 0)
+      return ErrnoToStatus(err, absl::StrCat("allocating ", size, " bytes for ", path_));
+    return absl::OkStatus();
+  }
   absl::Status Close() override {
     if (!fd_.valid()) return absl::FailedPreconditionError(absl::StrCat(path_, " is closed"));
     const int fd = fd_.Release();

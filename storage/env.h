@@ -4,8 +4,9 @@
 // collection's files goes through it: index builds (posting files, head graphs, id files,
 // manifests, the generation directory's rename), the catalog's directories, and RocksDB's files
 // (through RocksDbFileSystem()), and blob files' appends (storage/blob_file.h). Reads on the
-// query path (io_uring, storage/block_reader.h; blob files' preads) and the tools' dataset files
-// (storage/vector_file.h) use file descriptors directly.
+// query path (io_uring, storage/block_reader.h; blob files' preads), the tools' dataset files
+// (storage/vector_file.h) and the sizing and mapping of scratch files (storage/mapped_arena.h,
+// created and removed through the Env) use file descriptors directly.
 //
 // Thread safety: an Env and a WritableFile may be used from several threads, a WritableFile by
 // one at a time.
@@ -42,6 +43,10 @@ class WritableFile {
   // Writes `data` at `offset`, which may lie before the end (a header written last). Durable
   // like Append, once synced.
   [[nodiscard]] virtual absl::Status WriteAt(uint64_t offset, absl::string_view data) = 0;
+  // Makes the file at least `size` bytes long with disk space allocated for all of them
+  // (fallocate): ResourceExhausted when the disk is full. The bytes it adds read as zeros; they
+  // are not data written (nothing of them needs a sync).
+  [[nodiscard]] virtual absl::Status Allocate(uint64_t size) = 0;
 };
 
 class Env {

@@ -72,6 +72,10 @@ class FaultInjectionEnv::File final : public WritableFile {
     env_->Appended(path_, data.size());
     return absl::OkStatus();
   }
+  absl::Status Allocate(uint64_t size) override {
+    RETURN_IF_ERROR(env_->Inject(Op::kAppend, path_));
+    return base_->Allocate(size);
+  }
   absl::Status WriteAt(uint64_t offset, absl::string_view data) override {
     RETURN_IF_ERROR(env_->Inject(Op::kAppend, path_));
     RETURN_IF_ERROR(base_->WriteAt(offset, data));

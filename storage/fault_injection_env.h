@@ -36,8 +36,8 @@ namespace strata {
 
 class FaultInjectionEnv final : public Env {
  public:
-  // The write-side operations; RocksDB's calls count as the matching one (a WriteAt or a
-  // truncation as kAppend, a directory's creation as kCreate).
+  // The write-side operations; RocksDB's calls count as the matching one (a WriteAt, an
+  // Allocate or a truncation as kAppend, a directory's creation as kCreate).
   enum class Op { kCreate, kAppend, kSync, kRename, kSyncDir, kRemove };
 
   explicit FaultInjectionEnv(Env* base = Env::Default()) : base_(base) {}

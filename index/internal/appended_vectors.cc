@@ -1,20 +1,48 @@
 #include "index/internal/appended_vectors.h"
 
 #include <algorithm>
+#include <cstring>
 #include <utility>
 
 #include "base/check.h"
+#include "storage/status_macros.h"
 
 namespace strata::internal {
 
-void AppendedVectors::PutRow(VectorId id, const uint8_t* row) {
-  const uint64_t off = arena_.size();
-  arena_.insert(arena_.end(), row, row + row_bytes_);
-  auto [it, inserted] = rows_.insert({id, off});
-  if (!inserted) {
-    it->second = off;
-    holes_ += row_bytes_;
+absl::Status AppendedVectors::Open(Env& env, const std::string& path) {
+  DCHECK(arena_ == nullptr);
+  ASSIGN_OR_RETURN(arena_, MappedArena::Create(env, path));
+  return absl::OkStatus();
+}
+
+absl::Status AppendedVectors::AllocateRoom(uint64_t rows) {
+  if (HasRoom(rows)) return absl::OkStatus();
+  if (arena_ == nullptr) return absl::FailedPreconditionError("the rows' file is not open");
+  const uint64_t slots = uint64_t{used_} + rows - free_.size();
+  if (slots > UINT32_MAX) {
+    return absl::ResourceExhaustedError("more than 2^32 vectors written since the last build");
   }
+  return arena_->Allocate(slots * row_bytes_);
+}
+
+absl::Status AppendedVectors::Reserve(uint64_t rows) {
+  RETURN_IF_ERROR(AllocateRoom(rows));
+  return arena_ == nullptr ? absl::OkStatus() : arena_->Map();
+}
+
+void AppendedVectors::PutRow(VectorId id, const uint8_t* row) {
+  auto [it, inserted] = rows_.insert({id, 0});
+  if (inserted) {
+    DCHECK(HasRoom(1));
+    if (!free_.empty()) {
+      it->second = free_.back();
+      free_.pop_back();
+    } else {
+      it->second = used_++;
+    }
+  }
+  // (memmove: a vector dropped and added again may be given its own row, from its own slot.)
+  std::memmove(arena_->data() + uint64_t{it->second} * row_bytes_, row, row_bytes_);
 }
 
 void AppendedVectors::Add(VectorId id, const uint8_t* row, absl::Span<const uint32_t> postings,
@@ -53,7 +81,11 @@ void AppendedVectors::Drop(VectorId id) {
     }
     postings_of_.erase(of);
   }
-  if (rows_.erase(id) != 0) holes_ += row_bytes_;
+  auto row = rows_.find(id);
+  if (row != rows_.end()) {
+    free_.push_back(row->second);
+    rows_.erase(row);
+  }
 }
 
 absl::Span<const uint32_t> AppendedVectors::PostingsOf(VectorId id) const {
@@ -79,32 +111,19 @@ std::vector<VectorId> AppendedVectors::TakePosting(uint32_t posting) {
   return live;
 }
 
-void AppendedVectors::MaybeCompact() {
-  if (holes_ < compact_bytes_ || holes_ * 2 < arena_.size()) return;
-  std::vector<uint8_t> fresh;
-  fresh.reserve(rows_.size() * row_bytes_);
-  for (auto& [id, off] : rows_) {
-    const uint64_t n = fresh.size();
-    fresh.insert(fresh.end(), arena_.begin() + static_cast<ptrdiff_t>(off),
-                 arena_.begin() + static_cast<ptrdiff_t>(off + row_bytes_));
-    off = n;
-  }
-  arena_ = std::move(fresh);
-  holes_ = 0;
-}
-
-void AppendedVectors::Clear() {
+void AppendedVectors::Clear(uint64_t keep_rows) {
   // The memory goes back too (a FLAT collection's rows, once its first build holds them).
-  // (Assigning {} would keep the capacity: it is an initializer list.)
-  std::vector<uint8_t>().swap(arena_);
-  holes_ = 0;
+  used_ = 0;
+  decltype(free_)().swap(free_);
   decltype(rows_)().swap(rows_);
   decltype(entries_)().swap(entries_);
   decltype(postings_of_)().swap(postings_of_);
+  if (arena_ != nullptr) arena_->ShrinkTo(keep_rows * row_bytes_);
+  DCHECK(HasRoom(keep_rows));
 }
 
 void AppendedVectors::ForEachRow(absl::FunctionRef<void(VectorId, const uint8_t*)> visit) const {
-  for (const auto& [id, off] : rows_) visit(id, arena_.data() + off);
+  for (const auto& [id, off] : rows_) visit(id, SlotRow(off));
 }
 
 void AppendedVectors::ForEach(uint32_t posting,
@@ -116,7 +135,7 @@ void AppendedVectors::ForEach(uint32_t posting,
     if (!(s.flags & kLive) || s.version != e.version) continue;  // a stale replica
     auto row = rows_.find(e.id);
     if (row == rows_.end()) continue;
-    visit(e.id, arena_.data() + row->second);
+    visit(e.id, SlotRow(row->second));
   }
 }
 

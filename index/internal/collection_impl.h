@@ -72,6 +72,10 @@ inline std::string PostingKey(uint32_t coll, uint32_t posting, VectorId id) {
   return k;
 }
 
+// The rows' file of internal::AppendedVectors in the collection's directory: scratch, made again
+// at every open.
+inline constexpr char kAppendedRowsFile[] = "appended-rows";
+
 using internal::IdState;
 using internal::kInBase;
 using internal::kLive;
@@ -591,17 +595,29 @@ class CollectionImpl final : public Collection {
   absl::Status Write(WriteBatch* batch, absl::FunctionRef<absl::Status()> plan,
                      absl::FunctionRef<void()> apply, Commit commit = Commit::kAcknowledged)
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(write_mu_) ABSL_LOCKS_EXCLUDED(mu_) {
+    rows_wanted_ = 0;
     {
       ReaderMutexLock lock(&mu_);
       RETURN_IF_ERROR(plan());
     }
     if (batch->count() == 0) return absl::OkStatus();
     const bool acknowledged = commit == Commit::kAcknowledged;
-    if (acknowledged) {
-      // Until the batch is shown, readers read the store as it was before it.
+    // Room for the rows `apply` will store, made before the commit so that it cannot fail after:
+    // the disk space with no lock a reader takes, then its mapping (which may move the rows)
+    // with mu_ held exclusively.
+    bool remap = false;
+    if (rows_wanted_ > 0) {
+      RETURN_IF_ERROR(AllocateAppendedRoom(rows_wanted_));
+      ReaderMutexLock lock(&mu_);
+      remap = !appended_.HasRoom(rows_wanted_);
+    }
+    if (acknowledged || remap) {
       WriterMutexLock lock(&mu_);
-      snap_ = store_->Snapshot();
-    } else {
+      RETURN_IF_ERROR(appended_.Reserve(rows_wanted_));
+      // Until the batch is shown, readers read the store as it was before it.
+      if (acknowledged) snap_ = store_->Snapshot();
+    }
+    if (!acknowledged) {
       for (const WriteBatch::Entry& e : batch->entries()) {
         DCHECK(e.cf == Cf::kVersions || e.cf == Cf::kPostings || e.cf == Cf::kHeads);
       }
@@ -619,6 +635,12 @@ class CollectionImpl final : public Collection {
     }
     if (compact) MaybeCompactExtents();
     return absl::OkStatus();
+  }
+  // AppendedVectors::AllocateRoom under write_mu_ alone: only writers change the rows' file, and
+  // the allocation leaves the mapping that searches read (under mu_) as it is.
+  absl::Status AllocateAppendedRoom(uint64_t rows)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(write_mu_) ABSL_NO_THREAD_SAFETY_ANALYSIS {
+    return appended_.AllocateRoom(rows);
   }
   // The internal id of `ext`, read at `at` (null = the latest state: writers, under write_mu_).
   absl::StatusOr<VectorId> LookupExt(uint64_t ext, const StoreSnapshot* at = nullptr) const {
@@ -671,6 +693,8 @@ class CollectionImpl final : public Collection {
   // One posting maintenance step at a time (MaintainPosting), taken before write_mu_.
   Mutex maint_mu_ ABSL_ACQUIRED_BEFORE(write_mu_);
   mutable Mutex mu_;
+  // Rows a write's `plan` says its `apply` may store at most (Write makes room for them first).
+  uint64_t rows_wanted_ ABSL_GUARDED_BY(write_mu_) = 0;
   // While a write commits (Write): the metadata store as it was before, which readers read so
   // that it agrees with the state below (a point being deleted still has its vector, one being
   // replaced its old one). Null otherwise: readers read the store's latest, and no snapshot
@@ -684,9 +708,10 @@ class CollectionImpl final : public Collection {
   std::vector<uint8_t> skip_bits_ ABSL_GUARDED_BY(mu_);
   uint64_t live_ ABSL_GUARDED_BY(mu_) = 0;
   uint64_t indexed_ ABSL_GUARDED_BY(mu_) = 0;
-  // Vectors not served by the built index (all of them while FLAT), in posting form.
-  // Vectors written since the build, and their postings' entries (the search reads them under
-  // mu_ held shared, through the overlay).
+  // Vectors not served by the built index (all of them while FLAT), in posting form: those
+  // written since the build, and their postings' entries (the search reads them under mu_ held
+  // shared, through the overlay). Their rows lie in a mapped scratch file (kAppendedRowsFile),
+  // filled again at every open.
   internal::AppendedVectors appended_ ABSL_GUARDED_BY(mu_);
   // Heads posting maintenance added and retired since the generation was built.
   internal::HeadOverlay heads_overlay_ ABSL_GUARDED_BY(mu_);

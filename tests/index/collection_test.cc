@@ -212,6 +212,70 @@ TEST(Collection, WritesAfterTheBuildAreVisibleAndSurviveReopen) {
   EXPECT_GE(testing::RecallAtK(d.gt, SearchAll(*c, d.queries, 10), 10), 0.85);
 }
 
+// The rows of written vectors live in a scratch file whose disk space a write allocates before
+// it commits: a full disk then fails the write, whole, with the file named, and the collection
+// goes on (the next write, a restart) as if it had not been tried. Before a build and after one.
+TEST(Collection, AWriteThatFindsNoDiskForItsRowsFailsWhole) {
+  TempDir tmp;
+  FaultInjectionEnv env;
+  CollectionOptions options;
+  options.env = &env;
+  options.background_maintenance = false;
+  Data d = Make(3000, 1);
+  {
+    auto cat = *Catalog::Open(tmp.path(), options);
+    auto c = NewCollection(cat.get(), d.base.dim, 1000000);
+    for (const bool built : {false, true}) {
+      const uint64_t first = built ? 2000 : 0;
+      if (built) {
+        UpsertRows(c.get(), d.base, 0, 1000);
+        ASSERT_TRUE(c->BuildIndex().ok());
+        ASSERT_EQ(c->Stats().appended_file_bytes, 0u);  // the build took the rows
+      }
+      // The first write of rows since the file was made (or emptied) must allocate it; nothing
+      // before it in that write appends to a file.
+      env.FailNth(FaultInjectionEnv::Op::kAppend, 0);
+      std::vector<PointInput> rows;
+      for (uint64_t i = first; i < first + 10; ++i) {
+        rows.push_back({i, {d.base.row(i), d.base.row_bytes()}, {}});
+      }
+      std::vector<RowError> errors;
+      uint64_t upserted = 0;
+      const uint64_t before = c->Count();
+      const absl::Status s = c->Upsert(rows, &errors, &upserted);
+      ASSERT_FALSE(s.ok());
+      EXPECT_NE(s.message().find("appended-rows"), std::string::npos) << s;
+      EXPECT_EQ(c->Count(), before);
+      std::vector<PointOutput> found;
+      std::vector<uint64_t> missing;
+      const uint64_t ids[] = {first, first + 9};
+      ASSERT_TRUE(c->Get(ids, false, false, &found, &missing).ok());
+      EXPECT_TRUE(found.empty());
+      ASSERT_TRUE(c->Upsert(rows, &errors, &upserted).ok());
+      EXPECT_EQ(c->Count(), before + 10);
+      EXPECT_GT(c->Stats().appended_file_bytes, 0u);
+      std::vector<Hit> hits;
+      ASSERT_TRUE(c->Search(VectorView{d.base.type, rows[3].vector}, 1, {}, &hits).ok());
+      ASSERT_EQ(hits.size(), 1u);
+      EXPECT_EQ(hits[0].id, first + 3);
+    }
+  }
+  // Reopened: the rows' file is filled again from the metadata store.
+  auto cat = *Catalog::Open(tmp.path(), options);
+  auto c = *cat->Find("c");
+  EXPECT_EQ(c->Count(), 1010u);
+  EXPECT_EQ(c->Stats().appended_vectors, 10u);
+  for (uint64_t id : {0u, 2005u}) {
+    std::vector<Hit> hits;
+    ASSERT_TRUE(
+        c->Search(VectorView{d.base.type, {d.base.row(id), d.base.row_bytes()}}, 3, {}, &hits)
+            .ok());
+    EXPECT_TRUE(std::any_of(hits.begin(), hits.end(), [&](const Hit& h) {
+      return h.id == id && h.distance == 0;
+    })) << id;
+  }
+}
+
 // A write waiting on a slow sync stalls no reader: searches, Gets and Counts answer meanwhile,
 // from the state before the write (it is not acknowledged yet), and see it once it returns;
 // between its commit and its publication they still read the state before it.

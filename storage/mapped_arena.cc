@@ -1,0 +1,96 @@
+#include "storage/mapped_arena.h"
+
+#include <fcntl.h>
+#include <sys/mman.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <cerrno>
+#include <cstring>
+#include <utility>
+
+#include "absl/strings/str_cat.h"
+#include "storage/log.h"
+#include "storage/status_macros.h"
+
+namespace strata {
+namespace {
+
+constexpr uint64_t kPage = 4096;
+constexpr uint64_t kMinBytes = 64 * 1024;
+
+uint64_t WholePages(uint64_t bytes) { return (bytes + kPage - 1) / kPage * kPage; }
+
+}  // namespace
+
+absl::StatusOr<std::unique_ptr<MappedArena>> MappedArena::Create(Env& env, std::string path) {
+  ASSIGN_OR_RETURN(std::unique_ptr<WritableFile> file, env.NewWritableFile(path));
+  ASSIGN_OR_RETURN(ScopedFd fd, OpenFile(path, O_RDWR));
+  return std::unique_ptr<MappedArena>(
+      new MappedArena(env, std::move(path), std::move(file), std::move(fd)));
+}
+
+MappedArena::~MappedArena() {
+  if (map_ != nullptr) ::munmap(map_, mapped_);
+  fd_.Reset();
+  (void)file_->Close();  // (nothing of it is kept)
+  // (NotFound: the directory went first, as when its collection was dropped.)
+  if (absl::Status s = env_.RemoveFile(path_); !s.ok() && !absl::IsNotFound(s)) {
+    Log(LogLevel::kWarning, "removing %s: %s", path_, s.message());
+  }
+}
+
+absl::Status MappedArena::Allocate(uint64_t bytes) {
+  if (bytes <= allocated_) return absl::OkStatus();
+  const uint64_t want = WholePages(std::max({bytes, 2 * allocated_, kMinBytes}));
+  // The blocks are reserved: a store through the mapping never meets a full disk.
+  RETURN_IF_ERROR(file_->Allocate(want));
+  allocated_ = want;
+  return absl::OkStatus();
+}
+
+absl::Status MappedArena::Map() {
+  if (allocated_ == mapped_) return absl::OkStatus();
+  void* at;
+  if (map_ == nullptr) {
+    at = ::mmap(nullptr, allocated_, PROT_READ | PROT_WRITE, MAP_SHARED, fd_.get(), 0);
+  } else {
+    at = ::mremap(map_, mapped_, allocated_, MREMAP_MAYMOVE);
+  }
+  if (at == MAP_FAILED) return ErrnoToStatus(errno, absl::StrCat("mapping ", path_));
+  map_ = at;
+  mapped_ = allocated_;
+  return absl::OkStatus();
+}
+
+absl::Status MappedArena::Reserve(uint64_t bytes) {
+  RETURN_IF_ERROR(Allocate(bytes));
+  return Map();
+}
+
+void MappedArena::ShrinkTo(uint64_t bytes) {
+  bytes = WholePages(bytes);
+  if (bytes >= allocated_) return;
+  if (map_ != nullptr && bytes < mapped_) {
+    if (bytes == 0) {
+      ::munmap(map_, mapped_);
+      map_ = nullptr;
+      mapped_ = 0;
+    } else {
+      // Shrinking in place never moves the bytes kept.
+      void* at = ::mremap(map_, mapped_, bytes, 0);
+      if (at == MAP_FAILED) {
+        Log(LogLevel::kWarning, "shrinking the mapping of %s: %s", path_, std::strerror(errno));
+        return;
+      }
+      mapped_ = bytes;
+    }
+  }
+  if (::ftruncate(fd_.get(), static_cast<off_t>(bytes)) != 0) {
+    Log(LogLevel::kWarning, "shrinking %s: %s", path_, std::strerror(errno));
+    return;
+  }
+  allocated_ = bytes;
+}
+
+}  // namespace strata

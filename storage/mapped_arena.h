@@ -1,0 +1,79 @@
+// A growable byte array kept in a file and mapped shared into the process: its pages are page
+// cache, which the kernel writes back and evicts as it sees fit, not anonymous memory. For bytes
+// that are a copy of data kept durably elsewhere and that the owner rebuilds at every open (the
+// rows a collection writes between two builds: index/internal/appended_vectors.h). Nothing in it
+// is durable: it is never synced, and the file is removed when the arena goes.
+//
+// Disk space is allocated (fallocate) before any byte of it is reachable through the mapping, so
+// a full disk is an error from Allocate, never a SIGBUS at a store. (A read error of the disk,
+// for a page the kernel evicted earlier, is a SIGBUS, as for any mapped file.)
+//
+// The file is created, allocated and removed through an Env (tests fail those calls); its mapping
+// and shrinking use a descriptor of its own: nothing about them is durable, so there is nothing
+// for a power-cut model to record.
+//
+// Thread safety: Map and ShrinkTo may move or unmap the bytes (data() changes): the caller holds
+// a lock that excludes every reader of them. Allocate does not touch the mapping and may run
+// beside readers (one Allocate at a time). Stores into distinct bytes may run concurrently.
+#ifndef STRATA_STORAGE_MAPPED_ARENA_H_
+#define STRATA_STORAGE_MAPPED_ARENA_H_
+
+#include <cstddef>
+#include <cstdint>
+#include <memory>
+#include <string>
+
+#include "absl/status/status.h"
+#include "absl/status/statusor.h"
+#include "storage/env.h"
+#include "storage/scoped_fd.h"
+
+namespace strata {
+
+class MappedArena final {
+ public:
+  // Creates `path` (replacing what is there) through `env`, empty: capacity() 0, no mapping.
+  static absl::StatusOr<std::unique_ptr<MappedArena>> Create(Env& env, std::string path);
+  // Unmaps, closes and removes the file (a removal that fails is logged).
+  ~MappedArena();
+  MappedArena(const MappedArena&) = delete;
+  MappedArena& operator=(const MappedArena&) = delete;
+
+  // The bytes [0, capacity()); null while capacity() is 0.
+  [[nodiscard]] uint8_t* data() { return static_cast<uint8_t*>(map_); }
+  [[nodiscard]] const uint8_t* data() const { return static_cast<const uint8_t*>(map_); }
+  // Bytes usable at data(): the mapped share of the file.
+  [[nodiscard]] uint64_t capacity() const { return mapped_; }
+  // Bytes the file holds on disk (at least capacity(); more between Allocate and Map).
+  [[nodiscard]] uint64_t file_bytes() const { return allocated_; }
+  [[nodiscard]] const std::string& path() const { return path_; }
+
+  // Makes the file hold at least `bytes` with their disk space allocated, growing it to at least
+  // twice its size (whole pages): ResourceExhausted naming the file when the disk is full. The
+  // mapping is left as it is.
+  [[nodiscard]] absl::Status Allocate(uint64_t bytes);
+  // Maps all the file holds (after Allocate): data() may move. An error leaves the mapping as it
+  // was.
+  [[nodiscard]] absl::Status Map();
+  // Allocate, then Map.
+  [[nodiscard]] absl::Status Reserve(uint64_t bytes);
+  // Shrinks mapping and file to `bytes` (whole pages; no-op when not smaller), giving the disk
+  // space back. The bytes kept do not move. A failure is logged and leaves the file larger.
+  void ShrinkTo(uint64_t bytes);
+
+ private:
+  MappedArena(Env& env, std::string path, std::unique_ptr<WritableFile> file, ScopedFd fd)
+      : env_(env), path_(std::move(path)), file_(std::move(file)), fd_(std::move(fd)) {}
+
+  Env& env_;
+  const std::string path_;
+  std::unique_ptr<WritableFile> file_;  // (Allocate)
+  ScopedFd fd_;                         // (the mapping)
+  void* map_ = nullptr;
+  uint64_t mapped_ = 0;
+  uint64_t allocated_ = 0;
+};
+
+}  // namespace strata
+
+#endif  // STRATA_STORAGE_MAPPED_ARENA_H_
