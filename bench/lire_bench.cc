@@ -347,6 +347,11 @@ int Run() {
       static_cast<unsigned long>(st.splits), static_cast<unsigned long>(st.merges),
       static_cast<unsigned long>(st.rewrites), static_cast<unsigned long>(st.reassigned),
       static_cast<unsigned long>(st.added_heads), static_cast<unsigned long>(st.retired_heads));
+  std::printf(
+      "LIRE: %lu of %lu vectors appended or moved since the build (their rows: %.1f MiB of file), "
+      "RAM %.1f MiB\n",
+      static_cast<unsigned long>(st.appended_vectors), static_cast<unsigned long>(st.count),
+      st.appended_file_bytes / 1048576.0, st.memory_bytes / 1048576.0);
   lire.reset();
   append.reset();
   lire_cat->reset();

@@ -66,9 +66,11 @@
 // graph of their own (internal/growing_graph.h). A search that read a posting whose head retired
 // meanwhile starts again.
 //
-// Known limits (later issues): the vectors written or moved since the build are held in RAM as
-// well as in RocksDB; a collection that grows far past its build is best rebuilt (BuildIndex),
-// which folds them, and the added heads, back into the disk index.
+// The vectors written or moved since the build keep their rows in a mapped scratch file beside
+// RocksDB (internal/appended_vectors.h), and their posting entries in RAM. Known limits (later
+// issues): those rows lie by vector, not by posting, so a search of postings the page cache let
+// go reads a page per row; a collection that grows far past its build is best rebuilt
+// (BuildIndex), which folds them, and the added heads, back into the disk index.
 //
 // Thread-safety: all methods may be called concurrently.
 #ifndef STRATA_INDEX_COLLECTION_H_
@@ -377,7 +379,7 @@ class Collection {
       std::function<void(const char* phase, uint64_t done, uint64_t total)> progress = nullptr) = 0;
   // True when no index exists yet and the live count has reached build_threshold, the index is
   // damaged (a rebuild repairs it), or the collection has grown well past its index: more
-  // vectors held in RAM (written or moved by posting maintenance since the build) than
+  // vectors appended (written, or moved by posting maintenance, since the build) than
   // max(half the built vectors, build_threshold), or more added heads than max(half the built
   // heads, 1024).
   [[nodiscard]] virtual bool WantsBuild() const = 0;

@@ -206,9 +206,9 @@ class CollectionImpl final : public Collection {
     if (building_ || dropped_.load() || live_ == 0) return false;
     if (!damage_.ok() || !ReadDamage().empty()) return true;
     if (base_ == nullptr) return live_ >= config_.build_threshold;
-    // Grown well past its index: more vectors held in RAM (written or moved since the build) than
-    // half the built ones, or more heads added than half the built ones (each search scans the
-    // added heads). A rebuild puts both back on disk and in the graph.
+    // Grown well past its index: more vectors appended (written or moved since the build, their
+    // rows in the scratch file, their entries in RAM) than half the built ones, or more heads
+    // added than half the built ones. A rebuild puts both back into postings and the graph.
     return appended_.size() > std::max<uint64_t>(indexed_ / 2, config_.build_threshold) ||
            heads_overlay_.added() > std::max<uint64_t>(base_->num_heads() / 2, 1024);
   }
