@@ -34,6 +34,8 @@ ABSL_FLAG(int, rounds, 50, "rounds");
 ABSL_FLAG(int, rebuild_every, 10, "build a fresh index every this many rounds (0 = never)");
 ABSL_FLAG(uint64_t, batch, 100, "vectors per write call (each call one synced batch)");
 ABSL_FLAG(uint32_t, latency_searches, 2000, "quiet searches timed after each round");
+ABSL_FLAG(uint32_t, paired_searches, 5000,
+          "searches of each index in the paired latency measurement at rebuild rounds");
 ABSL_FLAG(uint32_t, recall_queries, 200, "queries of the recall measurement (half drifted)");
 ABSL_FLAG(bool, append_only, true, "run the append-only collection beside (doubles the time)");
 ABSL_FLAG(uint32_t, posting_limit, 0,
@@ -133,6 +135,34 @@ Measure MeasureOf(const Collection& c, const VectorSet& rows, const std::vector<
   m.memory = st.memory_bytes;
   m.disk = st.disk_bytes;
   return m;
+}
+
+// Latency of `a` beside `b`, their searches in alternating blocks so that both meet the same
+// moments of a shared, noisy machine: p50 and p99 of each, in us.
+struct Paired {
+  double a_p50 = 0, a_p99 = 0, b_p50 = 0, b_p99 = 0;
+};
+Paired PairedLatency(const Collection& a, const Collection& b, const VectorSet& queries,
+                     const SearchParams& params, uint32_t searches) {
+  constexpr uint32_t kBlock = 100;
+  std::vector<double> us[2];
+  std::mt19937_64 rng(11);
+  for (uint32_t done = 0; done < searches; done += kBlock) {
+    const uint64_t seed = rng();
+    for (int which = 0; which < 2; ++which) {
+      const Collection& c = which == 0 ? a : b;
+      std::mt19937_64 block_rng(seed);  // (the same queries for both)
+      for (uint32_t i = 0; i < kBlock; ++i) {
+        const uint64_t q = block_rng() % queries.n;
+        std::vector<Hit> hits;
+        const auto t0 = Clock::now();
+        (void)c.Search(VectorView{queries.type, {queries.row(q), queries.row_bytes()}}, 10, params,
+                       &hits);
+        us[which].push_back(std::chrono::duration<double, std::micro>(Clock::now() - t0).count());
+      }
+    }
+  }
+  return {Quantile(us[0], 0.5), Quantile(us[0], 0.99), Quantile(us[1], 0.5), Quantile(us[1], 0.99)};
 }
 
 // A share with three decimals, or "-" for none (-1).
@@ -307,6 +337,12 @@ int Run() {
       const double build_s = std::chrono::duration<double>(Clock::now() - t0).count();
       Print("rebuilt", round, MeasureOf(*fresh, rows, live, queries, gt, fixed), 0);
       std::printf("|  | (rebuild took %.0f s) | | | | | | | | |\n", build_s);
+      const Paired paired =
+          PairedLatency(*lire, *fresh, queries, fixed, absl::GetFlag(FLAGS_paired_searches));
+      std::printf(
+          "|  | (paired, alternating blocks of 100 searches: LIRE p50 / p99 %.0f / %.0f us, "
+          "rebuilt %.0f / %.0f us; p99 ratio %.2f) | | | | | | | | |\n",
+          paired.a_p50, paired.a_p99, paired.b_p50, paired.b_p99, paired.a_p99 / paired.b_p99);
       fresh.reset();
       fresh_cat->reset();
       std::error_code ec;

@@ -26,7 +26,12 @@
 // spann_index.h) and scans them against the state as it is once it holds the lock again, so a slow
 // disk delays no write; an install of a new generation meanwhile makes it search again. Still read
 // under the lock held shared: the metadata store's records (Get, a small tenant's extent or stored
-// vectors, phrase checks), mostly from RocksDB's block cache.
+// vectors, phrase checks), mostly from RocksDB's block cache, and the appended vectors' rows
+// (mapped file pages: one the kernel evicted is read back from the disk meanwhile). The in-memory
+// update stores those rows into mapped pages too (a page fault there waits under the exclusive
+// lock, as a store into page cache can); the disk space they need is allocated before, with no
+// lock a reader takes, and the mapping grown under the exclusive lock only when it must (a
+// remap, no I/O).
 //
 // Before the first build (fewer than build_threshold vectors) the collection is FLAT: searched
 // exactly. BuildIndex() builds a new index generation from the live vectors in the background of

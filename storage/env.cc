@@ -32,10 +32,17 @@ class PosixWritableFile final : public WritableFile {
   }
   absl::Status Allocate(uint64_t size) override {
     if (!fd_.valid()) return absl::FailedPreconditionError(absl::StrCat(path_, " is closed"));
-    // (posix_fallocate writes the blocks where the file system cannot allocate them.)
-    const int err = ::posix_fallocate(fd_.get(), 0, static_cast<off_t>(size));
-    if (err != 0)
+    struct stat st;
+    if (::fstat(fd_.get(), &st) != 0) return ErrnoToStatus(errno, absl::StrCat("stat ", path_));
+    const auto had = static_cast<uint64_t>(st.st_size);
+    if (size <= had) return absl::OkStatus();
+    // Only the bytes past the end: where the file system cannot allocate, glibc writes the blocks
+    // itself, and it reads those below the end first, which this write-only descriptor cannot.
+    const int err =
+        ::posix_fallocate(fd_.get(), static_cast<off_t>(had), static_cast<off_t>(size - had));
+    if (err != 0) {
       return ErrnoToStatus(err, absl::StrCat("allocating ", size, " bytes for ", path_));
+    }
     return absl::OkStatus();
   }
   absl::Status Close() override {

@@ -43,9 +43,9 @@ class WritableFile {
   // Writes `data` at `offset`, which may lie before the end (a header written last). Durable
   // like Append, once synced.
   [[nodiscard]] virtual absl::Status WriteAt(uint64_t offset, absl::string_view data) = 0;
-  // Makes the file at least `size` bytes long with disk space allocated for all of them
-  // (fallocate): ResourceExhausted when the disk is full. The bytes it adds read as zeros; they
-  // are not data written (nothing of them needs a sync).
+  // Makes the file at least `size` bytes long, with disk space allocated for the bytes it adds
+  // (fallocate; those below the end stay as they were): ResourceExhausted when the disk is full.
+  // The bytes it adds read as zeros; they are not data written (nothing of them needs a sync).
   [[nodiscard]] virtual absl::Status Allocate(uint64_t size) = 0;
 };
 

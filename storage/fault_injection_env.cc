@@ -297,9 +297,9 @@ class FaultInjectionEnv::RocksFs final : public rocksdb::FileSystemWrapper {
 
 FaultInjectionEnv::~FaultInjectionEnv() = default;
 
-void FaultInjectionEnv::FailNth(Op op, int nth) {
+void FaultInjectionEnv::FailNth(Op op, int nth, int count) {
   MutexLock lock(&mu_);
-  fail_at_[op] = calls_[op] + nth;
+  fail_at_[op] = {calls_[op] + nth, count};
 }
 
 int64_t FaultInjectionEnv::calls(Op op) const {
@@ -368,8 +368,8 @@ absl::Status FaultInjectionEnv::Inject(Op op, const std::string& what) {
         absl::StrCat("simulated power cut: ", OpName(op), " of ", what, " not done"));
   }
   auto it = fail_at_.find(op);
-  if (it == fail_at_.end() || it->second != n) return absl::OkStatus();
-  fail_at_.erase(it);
+  if (it == fail_at_.end() || n < it->second.first) return absl::OkStatus();
+  if (n + 1 >= it->second.first + it->second.second) fail_at_.erase(it);
   return absl::InternalError(absl::StrCat("injected ", OpName(op), " fault (EIO) on ", what));
 }
 

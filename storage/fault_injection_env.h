@@ -43,9 +43,10 @@ class FaultInjectionEnv final : public Env {
   explicit FaultInjectionEnv(Env* base = Env::Default()) : base_(base) {}
   ~FaultInjectionEnv() override;
 
-  // The `nth` (from 0) next call of `op` fails, once, with an InternalError naming the injected
-  // fault, as an EIO would; the operation does nothing then.
-  void FailNth(Op op, int nth);
+  // The `nth` (from 0) next call of `op` fails, and the `count` - 1 calls of `op` after it,
+  // each with an InternalError naming the injected fault, as an EIO would; the operation does
+  // nothing then.
+  void FailNth(Op op, int nth, int count = 1);
   // Calls of `op` since construction.
   [[nodiscard]] int64_t calls(Op op) const;
   // Write-side calls of every kind since construction.
@@ -124,7 +125,8 @@ class FaultInjectionEnv final : public Env {
   std::vector<std::string> created_ ABSL_GUARDED_BY(mu_);  // since their directory's last sync
   std::vector<PendingRename> renames_ ABSL_GUARDED_BY(mu_);
   std::map<Op, int64_t> calls_ ABSL_GUARDED_BY(mu_);
-  std::map<Op, int64_t> fail_at_ ABSL_GUARDED_BY(mu_);  // the call number that fails
+  // The first call number that fails, and how many in a row do.
+  std::map<Op, std::pair<int64_t, int>> fail_at_ ABSL_GUARDED_BY(mu_);
   int64_t cut_in_ ABSL_GUARDED_BY(mu_) = -1;            // write calls before the cut; -1 = none
   bool cut_ ABSL_GUARDED_BY(mu_) = false;
   bool hold_syncs_ ABSL_GUARDED_BY(mu_) = false;

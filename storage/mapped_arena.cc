@@ -18,6 +18,7 @@ namespace {
 
 constexpr uint64_t kPage = 4096;
 constexpr uint64_t kMinBytes = 64 * 1024;
+constexpr uint64_t kMaxStep = uint64_t{256} << 20;
 
 uint64_t WholePages(uint64_t bytes) { return (bytes + kPage - 1) / kPage * kPage; }
 
@@ -41,25 +42,41 @@ MappedArena::~MappedArena() {
 }
 
 absl::Status MappedArena::Allocate(uint64_t bytes) {
-  if (bytes <= allocated_) return absl::OkStatus();
-  const uint64_t want = WholePages(std::max({bytes, 2 * allocated_, kMinBytes}));
-  // The blocks are reserved: a store through the mapping never meets a full disk.
-  RETURN_IF_ERROR(file_->Allocate(want));
-  allocated_ = want;
-  return absl::OkStatus();
+  const uint64_t had = allocated_.load(std::memory_order_relaxed);
+  if (bytes <= had) return absl::OkStatus();
+  // Doubling, by at most kMaxStep at a time (a scratch copy must not take the disk from the
+  // durable store beside it); the exact size when that much cannot be had.
+  const uint64_t step = std::min(std::max(had, kMinBytes), kMaxStep);
+  absl::Status s;
+  for (const uint64_t want : {WholePages(std::max(bytes, had + step)), WholePages(bytes)}) {
+    // The blocks are reserved: a store through the mapping never meets a full disk.
+    s = file_->Allocate(want);
+    if (s.ok()) {
+      allocated_.store(want, std::memory_order_relaxed);
+      return absl::OkStatus();
+    }
+    // A file system may keep what it allocated before it failed: given back, the file is as it
+    // was (the mapping never reaches past `had`).
+    if (::ftruncate(fd_.get(), static_cast<off_t>(had)) != 0) {
+      Log(LogLevel::kWarning, "cutting %s back to %d bytes: %s", path_, had, std::strerror(errno));
+    }
+    if (want == WholePages(bytes)) break;
+  }
+  return s;
 }
 
 absl::Status MappedArena::Map() {
-  if (allocated_ == mapped_) return absl::OkStatus();
+  const uint64_t allocated = allocated_.load(std::memory_order_relaxed);
+  if (allocated == mapped_) return absl::OkStatus();
   void* at;
   if (map_ == nullptr) {
-    at = ::mmap(nullptr, allocated_, PROT_READ | PROT_WRITE, MAP_SHARED, fd_.get(), 0);
+    at = ::mmap(nullptr, allocated, PROT_READ | PROT_WRITE, MAP_SHARED, fd_.get(), 0);
   } else {
-    at = ::mremap(map_, mapped_, allocated_, MREMAP_MAYMOVE);
+    at = ::mremap(map_, mapped_, allocated, MREMAP_MAYMOVE);
   }
   if (at == MAP_FAILED) return ErrnoToStatus(errno, absl::StrCat("mapping ", path_));
   map_ = at;
-  mapped_ = allocated_;
+  mapped_ = allocated;
   return absl::OkStatus();
 }
 
@@ -70,27 +87,30 @@ absl::Status MappedArena::Reserve(uint64_t bytes) {
 
 void MappedArena::ShrinkTo(uint64_t bytes) {
   bytes = WholePages(bytes);
-  if (bytes >= allocated_) return;
-  if (map_ != nullptr && bytes < mapped_) {
-    if (bytes == 0) {
-      ::munmap(map_, mapped_);
-      map_ = nullptr;
-      mapped_ = 0;
-    } else {
-      // Shrinking in place never moves the bytes kept.
-      void* at = ::mremap(map_, mapped_, bytes, 0);
-      if (at == MAP_FAILED) {
-        Log(LogLevel::kWarning, "shrinking the mapping of %s: %s", path_, std::strerror(errno));
-        return;
-      }
-      mapped_ = bytes;
-    }
+  if (map_ == nullptr || bytes >= mapped_) return;
+  if (bytes == 0) {
+    ::munmap(map_, mapped_);
+    map_ = nullptr;
+    mapped_ = 0;
+    return;
   }
-  if (::ftruncate(fd_.get(), static_cast<off_t>(bytes)) != 0) {
+  // Shrinking in place never moves the bytes kept.
+  void* at = ::mremap(map_, mapped_, bytes, 0);
+  if (at == MAP_FAILED) {
+    Log(LogLevel::kWarning, "shrinking the mapping of %s: %s", path_, std::strerror(errno));
+    return;
+  }
+  mapped_ = bytes;
+}
+
+void MappedArena::Trim() {
+  const uint64_t allocated = allocated_.load(std::memory_order_relaxed);
+  if (allocated <= mapped_) return;
+  if (::ftruncate(fd_.get(), static_cast<off_t>(mapped_)) != 0) {
     Log(LogLevel::kWarning, "shrinking %s: %s", path_, std::strerror(errno));
     return;
   }
-  allocated_ = bytes;
+  allocated_.store(mapped_, std::memory_order_relaxed);
 }
 
 }  // namespace strata

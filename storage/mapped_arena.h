@@ -13,11 +13,16 @@
 // for a power-cut model to record.
 //
 // Thread safety: Map and ShrinkTo may move or unmap the bytes (data() changes): the caller holds
-// a lock that excludes every reader of them. Allocate does not touch the mapping and may run
-// beside readers (one Allocate at a time). Stores into distinct bytes may run concurrently.
+// a lock that excludes every reader of them. Allocate and Trim do not touch the mapping and may
+// run beside readers (one of them at a time, and not beside Map or ShrinkTo). Stores into
+// distinct bytes may run concurrently.
+//
+// Copy-on-write file systems (btrfs, ZFS, bcachefs) do not keep a fallocate's blocks for the
+// rewrite of a page: there a full disk can still end a store through the mapping with SIGBUS.
 #ifndef STRATA_STORAGE_MAPPED_ARENA_H_
 #define STRATA_STORAGE_MAPPED_ARENA_H_
 
+#include <atomic>
 #include <cstddef>
 #include <cstdint>
 #include <memory>
@@ -44,22 +49,29 @@ class MappedArena final {
   [[nodiscard]] const uint8_t* data() const { return static_cast<const uint8_t*>(map_); }
   // Bytes usable at data(): the mapped share of the file.
   [[nodiscard]] uint64_t capacity() const { return mapped_; }
-  // Bytes the file holds on disk (at least capacity(); more between Allocate and Map).
-  [[nodiscard]] uint64_t file_bytes() const { return allocated_; }
+  // Bytes the file holds on disk (at least capacity(); more between Allocate and Map, and between
+  // ShrinkTo and Trim). May be read beside Allocate and Trim.
+  [[nodiscard]] uint64_t file_bytes() const { return allocated_.load(std::memory_order_relaxed); }
   [[nodiscard]] const std::string& path() const { return path_; }
 
-  // Makes the file hold at least `bytes` with their disk space allocated, growing it to at least
-  // twice its size (whole pages): ResourceExhausted naming the file when the disk is full. The
-  // mapping is left as it is.
+  // Makes the file hold at least `bytes` with their disk space allocated, growing it to twice its
+  // size, or by 256 MiB when it is larger than that, or, when the disk cannot give that much,
+  // to just `bytes` (whole pages): ResourceExhausted naming the file when even that fails, the
+  // file then cut back to what it was (a file system may keep blocks of a failed fallocate).
+  // The mapping is left as it is.
   [[nodiscard]] absl::Status Allocate(uint64_t bytes);
   // Maps all the file holds (after Allocate): data() may move. An error leaves the mapping as it
   // was.
   [[nodiscard]] absl::Status Map();
   // Allocate, then Map.
   [[nodiscard]] absl::Status Reserve(uint64_t bytes);
-  // Shrinks mapping and file to `bytes` (whole pages; no-op when not smaller), giving the disk
-  // space back. The bytes kept do not move. A failure is logged and leaves the file larger.
+  // Shrinks the mapping to `bytes` (whole pages; no-op when not smaller): capacity() is then
+  // that. The bytes kept do not move. A failure is logged and leaves the mapping larger.
   void ShrinkTo(uint64_t bytes);
+  // Gives the disk space past capacity() back (after ShrinkTo), cutting the file. Touches no
+  // mapped byte: may run beside readers, like Allocate. A failure is logged and leaves the file
+  // larger.
+  void Trim();
 
  private:
   MappedArena(Env& env, std::string path, std::unique_ptr<WritableFile> file, ScopedFd fd)
@@ -71,7 +83,7 @@ class MappedArena final {
   ScopedFd fd_;                         // (the mapping)
   void* map_ = nullptr;
   uint64_t mapped_ = 0;
-  uint64_t allocated_ = 0;
+  std::atomic<uint64_t> allocated_{0};
 };
 
 }  // namespace strata

@@ -33,7 +33,8 @@ absl::Status AppendedVectors::Reserve(uint64_t rows) {
 void AppendedVectors::PutRow(VectorId id, const uint8_t* row) {
   auto [it, inserted] = rows_.insert({id, 0});
   if (inserted) {
-    DCHECK(HasRoom(1));
+    // Checked in every build: a row stored without room would land past the mapping.
+    if (!HasRoom(1)) internal::DcheckFailed("HasRoom(1) (Reserve first)", __FILE__, __LINE__);
     if (!free_.empty()) {
       it->second = free_.back();
       free_.pop_back();
@@ -118,7 +119,7 @@ void AppendedVectors::Clear(uint64_t keep_rows) {
   decltype(rows_)().swap(rows_);
   decltype(entries_)().swap(entries_);
   decltype(postings_of_)().swap(postings_of_);
-  if (arena_ != nullptr) arena_->ShrinkTo(keep_rows * row_bytes_);
+  if (arena_ != nullptr) arena_->ShrinkTo(keep_rows * row_bytes_);  // (Trim gives the disk back)
   DCHECK(HasRoom(keep_rows));
 }
 

@@ -16,7 +16,7 @@
 // metadata store has committed: the collection reserves before it commits a write.
 //
 // Thread-compatible: the collection's lock guards it, with the id states it reads (`ids`);
-// Reserve's disk allocation may run beside readers (see Reserve).
+// AllocateRoom and Trim may run beside readers (see there).
 #ifndef STRATA_INDEX_INTERNAL_APPENDED_VECTORS_H_
 #define STRATA_INDEX_INTERNAL_APPENDED_VECTORS_H_
 
@@ -97,9 +97,14 @@ class AppendedVectors final : public AppendedEntries {
   // Removes `posting`'s entries (rows stay, and the vectors' other entries) and returns the ids
   // that were live in it.
   std::vector<VectorId> TakePosting(uint32_t posting);
-  // Drops everything and frees its memory, keeping room for `keep_rows` rows (the file shrinks
-  // to that).
+  // Drops everything and frees its memory, keeping room for `keep_rows` rows (the mapping
+  // shrinks to that; the file once Trim runs).
   void Clear(uint64_t keep_rows = 0);
+  // Gives back the disk space Clear no longer maps. Touches no row: may run with only the
+  // collection's writers excluded, like AllocateRoom.
+  void Trim() {
+    if (arena_ != nullptr) arena_->Trim();
+  }
 
   [[nodiscard]] size_t size() const { return rows_.size(); }
   // RAM held: per vector and per entry their maps' share (estimated: slots at the tables' load,

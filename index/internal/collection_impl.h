@@ -613,7 +613,7 @@ class CollectionImpl final : public Collection {
     }
     if (acknowledged || remap) {
       WriterMutexLock lock(&mu_);
-      RETURN_IF_ERROR(appended_.Reserve(rows_wanted_));
+      if (remap) RETURN_IF_ERROR(appended_.Reserve(rows_wanted_));
       // Until the batch is shown, readers read the store as it was before it.
       if (acknowledged) snap_ = store_->Snapshot();
     }
@@ -633,6 +633,7 @@ class CollectionImpl final : public Collection {
       apply();
       compact = acknowledged && extents_.WantsCompaction();
     }
+    TrimAppendedRows();  // (what a build's apply stopped mapping)
     if (compact) MaybeCompactExtents();
     return absl::OkStatus();
   }
@@ -641,6 +642,10 @@ class CollectionImpl final : public Collection {
   absl::Status AllocateAppendedRoom(uint64_t rows)
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(write_mu_) ABSL_NO_THREAD_SAFETY_ANALYSIS {
     return appended_.AllocateRoom(rows);
+  }
+  // AppendedVectors::Trim, likewise under write_mu_ alone.
+  void TrimAppendedRows() ABSL_EXCLUSIVE_LOCKS_REQUIRED(write_mu_) ABSL_NO_THREAD_SAFETY_ANALYSIS {
+    appended_.Trim();
   }
   // The internal id of `ext`, read at `at` (null = the latest state: writers, under write_mu_).
   absl::StatusOr<VectorId> LookupExt(uint64_t ext, const StoreSnapshot* at = nullptr) const {

@@ -18,7 +18,8 @@ namespace {
 // `rows` rows.
 class Appended {
  public:
-  explicit Appended(const std::vector<IdState>* ids, uint64_t rows = 16) : a_(4, ids) {
+  explicit Appended(const std::vector<IdState>* ids, uint64_t rows = 16, size_t row_bytes = 4)
+      : a_(row_bytes, ids) {
     EXPECT_TRUE(a_.Open(*Env::Default(), dir_.File("rows")).ok());
     EXPECT_TRUE(a_.Reserve(rows).ok());
   }
@@ -70,6 +71,7 @@ TEST(AppendedVectors, ServesLiveCurrentEntriesOnly) {
   EXPECT_EQ(a->Row(1), nullptr);
   EXPECT_EQ(a->size(), 1u);
   a->Clear();
+  a->Trim();
   EXPECT_EQ(a->size(), 0u);
   EXPECT_EQ(a->MemoryBytes(), 0u);  // freed, not only emptied
   EXPECT_EQ(a->file_bytes(), 0u);
@@ -104,50 +106,68 @@ TEST(AppendedVectors, KeepsTheirPrimaryFirst) {
 }
 
 // Rows live in a file's slots: a dropped row's slot is the next new row's, a replaced row keeps
-// its own, growing the file (which may move the mapping) keeps every row, and nothing of them is
-// counted as memory.
+// its own, growing the file (remapping it, which may move the rows) keeps every row, and nothing
+// of them is counted as memory.
 TEST(AppendedVectors, RowsLiveInReusedSlotsOfAFile) {
-  std::vector<IdState> ids(5000, IdState{0, 0, kLive});
-  Appended a(&ids, /*rows=*/0);
+  constexpr size_t kRowBytes = 512;
+  constexpr VectorId kRows = 5000;  // 2.5 MB: the file grows from 64 KiB several times
+  std::vector<IdState> ids(kRows, IdState{0, 0, kLive});
+  Appended a(&ids, /*rows=*/0, kRowBytes);
   EXPECT_FALSE(a->HasRoom(1));
   const uint32_t posting[] = {1};
+  const auto row = [&](uint8_t fill) {
+    std::vector<uint8_t> r(kRowBytes, fill);
+    r[kRowBytes - 1] = static_cast<uint8_t>(fill ^ 0xff);
+    return r;
+  };
   const auto fill = [](VectorId id) { return static_cast<uint8_t>(id * 7 + 3); };
-  for (VectorId id = 0; id < 5000; ++id) {
+  const auto holds = [&](VectorId id, uint8_t f) {
+    const uint8_t* r = a->Row(id);
+    return r != nullptr && r[0] == f && r[kRowBytes / 2] == f &&
+           r[kRowBytes - 1] == static_cast<uint8_t>(f ^ 0xff);
+  };
+  int grew = 0;
+  for (VectorId id = 0; id < kRows; ++id) {
     if (!a->HasRoom(1)) {
       ASSERT_TRUE(a->Reserve(1).ok());
+      ++grew;
     }
-    a->Add(id, Row(fill(id)).data(), posting, 0);
+    a->Add(id, row(fill(id)).data(), posting, 0);
   }
+  EXPECT_GE(grew, 5);
   const uint64_t file = a->file_bytes();
-  EXPECT_GE(file, 5000u * 4);
-  EXPECT_LT(a->MemoryBytes(), 5000u * 4 * 100);  // maps, not a copy of the rows
-  for (VectorId id = 0; id < 5000; ++id) {
-    ASSERT_NE(a->Row(id), nullptr);
-    ASSERT_EQ(a->Row(id)[0], fill(id)) << id;
-    ASSERT_EQ(a->Row(id)[3], fill(id)) << id;
+  EXPECT_GE(file, uint64_t{kRows} * kRowBytes);
+  EXPECT_LT(a->MemoryBytes(), uint64_t{kRows} * kRowBytes / 4);  // maps, not the rows
+  for (VectorId id = 0; id < kRows; ++id) ASSERT_TRUE(holds(id, fill(id))) << id;
+  // Half dropped, then as many new rows and a replacement: no room made, the file as it was.
+  for (VectorId id = 0; id < kRows; id += 2) a->Drop(id);
+  const uint64_t free_room = file / kRowBytes - kRows + kRows / 2;
+  EXPECT_TRUE(a->HasRoom(free_room));
+  EXPECT_FALSE(a->HasRoom(free_room + 1));
+  for (VectorId id = 0; id < kRows; id += 2) {
+    a->PutRow(id, row(static_cast<uint8_t>(fill(id) + 1)).data());
   }
-  // Half dropped, then as many new rows: the file does not grow.
-  for (VectorId id = 0; id < 5000; id += 2) a->Drop(id);
-  EXPECT_TRUE(a->HasRoom(2500));
-  for (VectorId id = 0; id < 5000; id += 2) {
-    a->PutRow(id, Row(static_cast<uint8_t>(fill(id) + 1)).data());
-  }
-  a->PutRow(1, Row(99).data());  // replaced in place
+  a->PutRow(1, row(99).data());  // replaced in place
   EXPECT_EQ(a->file_bytes(), file);
-  EXPECT_EQ(a->size(), 5000u);
-  for (VectorId id = 0; id < 5000; ++id) {
+  EXPECT_TRUE(a->HasRoom(free_room - kRows / 2));
+  EXPECT_FALSE(a->HasRoom(free_room - kRows / 2 + 1));
+  EXPECT_EQ(a->size(), kRows);
+  for (VectorId id = 0; id < kRows; ++id) {
     const uint8_t want = id == 1 ? 99 : id % 2 == 0 ? static_cast<uint8_t>(fill(id) + 1) : fill(id);
-    ASSERT_EQ(a->Row(id)[2], want) << id;
+    ASSERT_TRUE(holds(id, want)) << id;
   }
   // The bytes are the file's.
   absl::StatusOr<std::string> bytes = Env::Default()->ReadFile(a.file());
   ASSERT_TRUE(bytes.ok());
   EXPECT_EQ(bytes->size(), file);
-  EXPECT_NE(bytes->find(std::string(4, static_cast<char>(99))), std::string::npos);
-  // Clear keeps room for what it is told, and the file shrinks to it.
+  EXPECT_NE(bytes->find(std::string(kRowBytes - 1, static_cast<char>(99))), std::string::npos);
+  // Clear keeps room for what it is told; the file shrinks to it once trimmed.
   a->Clear(/*keep_rows=*/10);
   EXPECT_TRUE(a->HasRoom(10));
+  EXPECT_EQ(a->file_bytes(), file);
+  a->Trim();
   EXPECT_LT(a->file_bytes(), file);
+  EXPECT_GE(a->file_bytes(), 10 * kRowBytes);
 }
 
 // Posting maintenance takes a posting's entries away (a split or merge) and gives its vectors

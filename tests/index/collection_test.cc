@@ -232,9 +232,10 @@ TEST(Collection, AWriteThatFindsNoDiskForItsRowsFailsWhole) {
         ASSERT_TRUE(c->BuildIndex().ok());
         ASSERT_EQ(c->Stats().appended_file_bytes, 0u);  // the build took the rows
       }
-      // The first write of rows since the file was made (or emptied) must allocate it; nothing
-      // before it in that write appends to a file.
-      env.FailNth(FaultInjectionEnv::Op::kAppend, 0);
+      // The first write of rows since the file was made (or emptied) must allocate it (tried
+      // at twice the size, then at the size it needs); nothing before it in that write appends
+      // to a file.
+      env.FailNth(FaultInjectionEnv::Op::kAppend, 0, /*count=*/2);
       std::vector<PointInput> rows;
       for (uint64_t i = first; i < first + 10; ++i) {
         rows.push_back({i, {d.base.row(i), d.base.row_bytes()}, {}});

@@ -9,6 +9,7 @@
 #include <cstring>
 
 #include "storage/fault_injection_env.h"
+#include "storage/status_macros.h"
 #include "tests/test_util.h"
 
 namespace strata {
@@ -33,7 +34,8 @@ TEST(MappedArena, KeepsItsBytesAsItGrowsAndShrinks) {
     EXPECT_GE(a.file_bytes(), 2 * filled);
     ASSERT_TRUE(a.Map().ok());
     EXPECT_EQ(a.capacity(), a.file_bytes());
-    // Many doublings, each a remap: the first bytes are kept, the new ones read as zeros.
+    // A larger mapping (mremap, which may move it): the first bytes are kept, the new ones read
+    // as zeros.
     ASSERT_TRUE(a.Reserve(uint64_t{32} << 20).ok());
     for (uint64_t i = 0; i < filled; ++i) ASSERT_EQ(a.data()[i], 0x5a) << i;
     EXPECT_EQ(a.data()[filled], 0);
@@ -50,12 +52,16 @@ TEST(MappedArena, KeepsItsBytesAsItGrowsAndShrinks) {
     }
     EXPECT_EQ(head, std::string(16, '\x5a'));
     const uint8_t* before = a.data();
+    const uint64_t big = a.file_bytes();
     a.ShrinkTo(filled);
     EXPECT_EQ(a.data(), before);  // kept in place
     EXPECT_EQ(a.capacity(), filled);
+    EXPECT_EQ(a.file_bytes(), big);  // until Trim
+    a.Trim();
     EXPECT_EQ(a.file_bytes(), filled);
     EXPECT_EQ(a.data()[filled - 1], 0x5a);
     a.ShrinkTo(0);
+    a.Trim();
     EXPECT_EQ(a.capacity(), 0u);
     EXPECT_EQ(a.file_bytes(), 0u);
     ASSERT_TRUE(a.Reserve(10).ok());
@@ -83,8 +89,80 @@ TEST(MappedArena, ReplacesALeftoverAndReportsAFailedCreation) {
   EXPECT_NE(failed.status().message().find("injected"), std::string::npos) << failed.status();
 }
 
-// An allocation the disk refuses (a full disk, here injected) leaves the arena as it was.
-TEST(MappedArena, AFailedAllocationChangesNothing) {
+// A disk with room for the exact size but not for the doubling gets the exact size; one with no
+// room fails, and the file is cut back to what it was even where the file system kept blocks of
+// the failed allocation (ext4 does).
+class ShortDiskEnv final : public Env {
+ public:
+  uint64_t room = 0;  // bytes the "disk" can give a file
+
+  class File final : public WritableFile {
+   public:
+    File(ShortDiskEnv* env, std::unique_ptr<WritableFile> base, int fd)
+        : env_(env), base_(std::move(base)), fd_(fd) {}
+    absl::Status Append(absl::string_view d) override { return base_->Append(d); }
+    absl::Status Sync() override { return base_->Sync(); }
+    absl::Status Close() override { return base_->Close(); }
+    absl::Status WriteAt(uint64_t o, absl::string_view d) override { return base_->WriteAt(o, d); }
+    absl::Status Allocate(uint64_t size) override {
+      if (size <= env_->room) return base_->Allocate(size);
+      // What a full disk does: part allocated, then ENOSPC.
+      (void)base_->Allocate(env_->room + 4096);
+      return absl::ResourceExhaustedError("No space left on device (short disk)");
+    }
+
+   private:
+    ShortDiskEnv* env_;
+    std::unique_ptr<WritableFile> base_;
+    int fd_;
+  };
+  absl::StatusOr<std::unique_ptr<WritableFile>> NewWritableFile(const std::string& p) override {
+    ASSIGN_OR_RETURN(std::unique_ptr<WritableFile> f, Env::Default()->NewWritableFile(p));
+    return std::unique_ptr<WritableFile>(new File(this, std::move(f), -1));
+  }
+  absl::StatusOr<std::unique_ptr<WritableFile>> OpenWritableFile(const std::string& p) override {
+    return Env::Default()->OpenWritableFile(p);
+  }
+  absl::Status RenameFile(const std::string& a, const std::string& b) override {
+    return Env::Default()->RenameFile(a, b);
+  }
+  absl::Status RemoveFile(const std::string& p) override { return Env::Default()->RemoveFile(p); }
+  absl::Status SyncDir(const std::string& d) override { return Env::Default()->SyncDir(d); }
+  absl::StatusOr<std::string> ReadFile(const std::string& p) override {
+    return Env::Default()->ReadFile(p);
+  }
+  bool FileExists(const std::string& p) override { return Env::Default()->FileExists(p); }
+  absl::Status CreateDir(const std::string& p) override { return Env::Default()->CreateDir(p); }
+  absl::Status RemoveTree(const std::string& p) override { return Env::Default()->RemoveTree(p); }
+  absl::StatusOr<std::vector<std::string>> GetChildren(const std::string& d) override {
+    return Env::Default()->GetChildren(d);
+  }
+};
+
+TEST(MappedArena, ADiskShortOfTheDoublingGetsTheExactSizeOrNothing) {
+  testing::TempDir dir;
+  ShortDiskEnv env;
+  env.room = 1 << 20;
+  const std::string path = dir.File("arena");
+  absl::StatusOr<std::unique_ptr<MappedArena>> made = MappedArena::Create(env, path);
+  ASSERT_TRUE(made.ok()) << made.status();
+  MappedArena& a = **made;
+  ASSERT_TRUE(a.Reserve(600 << 10).ok());  // 600 KiB: the doubling would be 1.2 MiB
+  EXPECT_EQ(a.file_bytes(), uint64_t{600} << 10);
+  a.data()[1000] = 9;
+  const absl::Status s = a.Reserve((1 << 20) + 1);
+  EXPECT_TRUE(absl::IsResourceExhausted(s)) << s;
+  EXPECT_EQ(a.file_bytes(), uint64_t{600} << 10);
+  absl::StatusOr<uint64_t> size = FileSize(path);
+  ASSERT_TRUE(size.ok());
+  EXPECT_EQ(*size, uint64_t{600} << 10);  // cut back: the failed try's blocks given back
+  EXPECT_EQ(a.capacity(), uint64_t{600} << 10);
+  EXPECT_EQ(a.data()[1000], 9);
+}
+
+// An allocation that fails (an EIO, here injected) is tried again at the exact size; a failed
+// creation is reported.
+TEST(MappedArena, AFailedDoublingFallsBackToTheExactSize) {
   testing::TempDir dir;
   FaultInjectionEnv env;
   absl::StatusOr<std::unique_ptr<MappedArena>> made = MappedArena::Create(env, dir.File("arena"));
@@ -94,12 +172,8 @@ TEST(MappedArena, AFailedAllocationChangesNothing) {
   a.data()[4999] = 42;
   const uint64_t capacity = a.capacity();
   env.FailNth(FaultInjectionEnv::Op::kAppend, 0);
-  EXPECT_FALSE(a.Reserve(capacity + 1).ok());
-  EXPECT_EQ(a.capacity(), capacity);
-  EXPECT_EQ(a.file_bytes(), capacity);
-  EXPECT_EQ(a.data()[4999], 42);
   ASSERT_TRUE(a.Reserve(capacity + 1).ok());
-  EXPECT_GT(a.capacity(), capacity);
+  EXPECT_EQ(a.capacity(), capacity + 4096);  // not 2 x capacity
   EXPECT_EQ(a.data()[4999], 42);
 }
 
