@@ -481,7 +481,12 @@ absl::Status CollectionImpl::Upsert(const Scope& scope, absl::Span<const PointIn
       changes.push_back(std::move(c));
     }
     if (changes.empty()) return absl::OkStatus();
-    rows_wanted_ = changes.size();
+    // (A vector with a row keeps its slot: replaced in place, or dropped and added again.)
+    rows_wanted_ =
+        static_cast<uint64_t>(std::count_if(changes.begin(), changes.end(), [&](const Change& c) {
+          mu_.AssertReaderHeld();  // plan's
+          return !appended_.HasRow(c.id);
+        }));
     for (auto& [t, ids] : grants) {
       access.push_back(tenants_.PlanGrant(t, ids, &batch));
       RETURN_IF_ERROR(tenants_.CheckPointQuota(t, access.back().ids.size()));

@@ -576,7 +576,10 @@ absl::Status CollectionImpl::MaintainPosting(uint32_t p) {
           Cf::kHeads, HeadKey(coll, new_heads[i]),
           absl::string_view(reinterpret_cast<const char*>(next->Row(new_heads[i])), row_bytes_));
     }
-    rows_wanted_ = moved.size() + reassigned.size();  // (a reassigned vector's row: its own slot)
+    // (A vector with a row keeps its slot.)
+    rows_wanted_ = 0;
+    for (const auto& [id, to] : moved) rows_wanted_ += !appended_.HasRow(id);
+    for (const Reassigned& r : reassigned) rows_wanted_ += !appended_.HasRow(r.id);
     return absl::OkStatus();
   };
   bool committed = false;
