@@ -114,16 +114,16 @@ absl::Status CollectionImpl::Load() {
   const std::string current = absl::StrCat("index-", generation_);
   ASSIGN_OR_RETURN(std::vector<std::string> entries, env_.GetChildren(dir_));
   for (const std::string& name : entries) {
-    if ((generation_ != 0 && name == current) || TenantExtents::IsFileName(name) ||
-        name == kAppendedRowsFile) {
-      continue;
-    }
+    if ((generation_ != 0 && name == current) || TenantExtents::IsFileName(name)) continue;
     const std::string path = (fs::path(dir_) / name).string();
-    Log(LogLevel::kWarning, "collection '%s': removing leftover %s (an interrupted build)",
-        config_.name, path);
+    // (The rows' file is scratch, made again below: whatever an earlier run left under its name,
+    // a file, a link (the link goes, not what it names) or a directory, is removed first.)
+    if (name != kAppendedRowsFile) {
+      Log(LogLevel::kWarning, "collection '%s': removing leftover %s (an interrupted build)",
+          config_.name, path);
+    }
     RETURN_IF_ERROR(env_.RemoveTree(path));
   }
-  // (Made again: what an earlier run left there is replaced.)
   RETURN_IF_ERROR(appended_.Open(env_, (fs::path(dir_) / kAppendedRowsFile).string()));
 
   if (generation_ != 0) {

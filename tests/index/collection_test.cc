@@ -1,5 +1,7 @@
 #include "index/collection.h"
 
+#include <sys/stat.h>
+
 #include <atomic>
 #include <chrono>
 #include <filesystem>
@@ -275,6 +277,54 @@ TEST(Collection, AWriteThatFindsNoDiskForItsRowsFailsWhole) {
       return h.id == id && h.distance == 0;
     })) << id;
   }
+}
+
+// Whatever a crash or a hand left under the rows' file's name - a file, a directory, a link to
+// another file, a FIFO - the open replaces it, without touching what a link named.
+TEST(Collection, TheRowsFileIsMadeAgainWhateverLiesThere) {
+  TempDir tmp;
+  CollectionOptions options;
+  options.background_maintenance = false;
+  Data d = Make(1500, 1);
+  {
+    auto cat = *Catalog::Open(tmp.path(), options);
+    auto c = NewCollection(cat.get(), d.base.dim, 1000);
+    UpsertRows(c.get(), d.base, 0, 1000);
+    ASSERT_TRUE(c->BuildIndex().ok());
+    UpsertRows(c.get(), d.base, 1000, 500);
+  }
+  namespace fs = std::filesystem;
+  const fs::path rows = fs::path(tmp.path()) / "collections" / "1" / "appended-rows";
+  const fs::path victim = fs::path(tmp.path()) / "victim";
+  ASSERT_TRUE(WriteFileAtomic(*Env::Default(), victim.string(), std::string("keep me")).ok());
+  for (int what = 0; what < 4; ++what) {
+    std::error_code ec;
+    fs::remove_all(rows, ec);
+    if (what == 0) {
+      ASSERT_TRUE(WriteFileAtomic(*Env::Default(), rows.string(), std::string(100, 'x')).ok());
+    } else if (what == 1) {
+      fs::create_directories(rows / "inside");
+    } else if (what == 2) {
+      fs::create_symlink(victim, rows);
+    } else {
+      ASSERT_EQ(::mkfifo(rows.c_str(), 0644), 0);
+    }
+    auto cat = *Catalog::Open(tmp.path(), options);
+    auto c = *cat->Find("c");
+    EXPECT_EQ(c->Count(), 1500u) << what;
+    EXPECT_EQ(c->Stats().appended_vectors, 500u) << what;
+    std::vector<Hit> hits;
+    ASSERT_TRUE(
+        c->Search(VectorView{d.base.type, {d.base.row(1200), d.base.row_bytes()}}, 3, {}, &hits)
+            .ok());
+    EXPECT_TRUE(std::any_of(hits.begin(), hits.end(), [](const Hit& h) {
+      return h.id == 1200 && h.distance == 0;
+    })) << what;
+    EXPECT_TRUE(fs::is_regular_file(fs::symlink_status(rows))) << what;
+  }
+  absl::StatusOr<std::string> kept = Env::Default()->ReadFile(victim.string());
+  ASSERT_TRUE(kept.ok());
+  EXPECT_EQ(*kept, "keep me");
 }
 
 // A write waiting on a slow sync stalls no reader: searches, Gets and Counts answer meanwhile,
