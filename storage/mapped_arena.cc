@@ -2,6 +2,7 @@
 
 #include <fcntl.h>
 #include <sys/mman.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -26,19 +27,24 @@ uint64_t WholePages(uint64_t bytes) { return (bytes + kPage - 1) / kPage * kPage
 
 absl::StatusOr<std::unique_ptr<MappedArena>> MappedArena::Create(Env& env, std::string path) {
   ASSIGN_OR_RETURN(std::unique_ptr<WritableFile> file, env.NewWritableFile(path));
-  ASSIGN_OR_RETURN(ScopedFd fd, OpenFile(path, O_RDWR));
+  absl::StatusOr<ScopedFd> fd = OpenFile(path, O_RDWR);
+  absl::Status removed = env.RemoveFile(path);  // (the descriptors keep the file)
+  if (!fd.ok()) return fd.status();
+  RETURN_IF_ERROR(removed);
   return std::unique_ptr<MappedArena>(
-      new MappedArena(env, std::move(path), std::move(file), std::move(fd)));
+      new MappedArena(std::move(path), std::move(file), *std::move(fd)));
 }
 
 MappedArena::~MappedArena() {
   if (map_ != nullptr) ::munmap(map_, mapped_);
   fd_.Reset();
-  (void)file_->Close();  // (nothing of it is kept)
-  // (NotFound: the directory went first, as when its collection was dropped.)
-  if (absl::Status s = env_.RemoveFile(path_); !s.ok() && !absl::IsNotFound(s)) {
-    Log(LogLevel::kWarning, "removing %s: %s", path_, s.message());
-  }
+  (void)file_->Close();  // (nothing of it is kept: the last descriptor gone, so is the file)
+}
+
+absl::StatusOr<uint64_t> MappedArena::SizeOnDisk() const {
+  struct stat st;
+  if (::fstat(fd_.get(), &st) != 0) return ErrnoToStatus(errno, absl::StrCat("stat ", path_));
+  return static_cast<uint64_t>(st.st_size);
 }
 
 absl::Status MappedArena::Allocate(uint64_t bytes) {

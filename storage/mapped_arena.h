@@ -2,15 +2,17 @@
 // cache, which the kernel writes back and evicts as it sees fit, not anonymous memory. For bytes
 // that are a copy of data kept durably elsewhere and that the owner rebuilds at every open (the
 // rows a collection writes between two builds: index/internal/appended_vectors.h). Nothing in it
-// is durable: it is never synced, and the file is removed when the arena goes.
+// is durable: it is never synced, and its name is removed as soon as it is made, so nothing else
+// can open, truncate or replace it (a truncated mapped file is a SIGBUS), and its disk space goes
+// back when the arena goes or the process ends, however it ends.
 //
 // Disk space is allocated (fallocate) before any byte of it is reachable through the mapping, so
 // a full disk is an error from Allocate, never a SIGBUS at a store. (A read error of the disk,
 // for a page the kernel evicted earlier, is a SIGBUS, as for any mapped file.)
 //
-// The file is created, allocated and removed through an Env (tests fail those calls); its mapping
-// and shrinking use a descriptor of its own: nothing about them is durable, so there is nothing
-// for a power-cut model to record.
+// The file is created, removed and allocated through an Env (tests fail those calls); its
+// mapping and shrinking use a descriptor of its own: nothing about them is durable, so there is
+// nothing for a power-cut model to record. Two descriptors per arena.
 //
 // Thread safety: Map and ShrinkTo may move or unmap the bytes (data() changes): the caller holds
 // a lock that excludes every reader of them. Allocate and Trim do not touch the mapping and may
@@ -37,9 +39,10 @@ namespace strata {
 
 class MappedArena final {
  public:
-  // Creates `path` (replacing what is there) through `env`, empty: capacity() 0, no mapping.
+  // Creates `path` (replacing a file there) through `env`, empty, and removes the name:
+  // capacity() 0, no mapping.
   static absl::StatusOr<std::unique_ptr<MappedArena>> Create(Env& env, std::string path);
-  // Unmaps, closes and removes the file (a removal that fails is logged).
+  // Unmaps and closes: the file is gone.
   ~MappedArena();
   MappedArena(const MappedArena&) = delete;
   MappedArena& operator=(const MappedArena&) = delete;
@@ -52,6 +55,9 @@ class MappedArena final {
   // Bytes the file holds on disk (at least capacity(); more between Allocate and Map, and between
   // ShrinkTo and Trim). May be read beside Allocate and Trim.
   [[nodiscard]] uint64_t file_bytes() const { return allocated_.load(std::memory_order_relaxed); }
+  // The file's size as the file system has it (fstat).
+  [[nodiscard]] absl::StatusOr<uint64_t> SizeOnDisk() const;
+  // The name it was made under (no longer in its directory).
   [[nodiscard]] const std::string& path() const { return path_; }
 
   // Makes the file hold at least `bytes` with their disk space allocated, growing it to twice its
@@ -74,10 +80,9 @@ class MappedArena final {
   void Trim();
 
  private:
-  MappedArena(Env& env, std::string path, std::unique_ptr<WritableFile> file, ScopedFd fd)
-      : env_(env), path_(std::move(path)), file_(std::move(file)), fd_(std::move(fd)) {}
+  MappedArena(std::string path, std::unique_ptr<WritableFile> file, ScopedFd fd)
+      : path_(std::move(path)), file_(std::move(file)), fd_(std::move(fd)) {}
 
-  Env& env_;
   const std::string path_;
   std::unique_ptr<WritableFile> file_;  // (Allocate)
   ScopedFd fd_;                         // (the mapping)

@@ -72,8 +72,8 @@ inline std::string PostingKey(uint32_t coll, uint32_t posting, VectorId id) {
   return k;
 }
 
-// The rows' file of internal::AppendedVectors in the collection's directory: scratch, made again
-// at every open.
+// The rows' file of internal::AppendedVectors in the collection's directory: scratch, made at
+// every open, its name removed at once (storage/mapped_arena.h).
 inline constexpr char kAppendedRowsFile[] = "appended-rows";
 
 using internal::IdState;
