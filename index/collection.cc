@@ -1024,8 +1024,16 @@ absl::Status CollectionImpl::BuildGeneration(
   bo.progress = std::move(progress);
   // Small sets: a head share that leaves at least a few heads.
   SpannBuildStats bs;
-  RETURN_IF_ERROR(SpannIndex::Build(set, tmp, bo, &bs));
-  RETURN_IF_ERROR(internal::WriteIdsFile(env_, tmp, ids, versions));
+  absl::Status built = SpannIndex::Build(set, tmp, bo, &bs);
+  if (built.ok()) built = internal::WriteIdsFile(env_, tmp, ids, versions);
+  if (!built.ok()) {
+    // What it wrote goes now, not at the next open: a build that ran out of disk must not keep
+    // the disk full.
+    if (absl::Status s = env_.RemoveTree(tmp); !s.ok()) {
+      Log(LogLevel::kWarning, "collection '%s': removing %s: %s", config_.name, tmp, s.message());
+    }
+    return built;
+  }
   // Every file in `tmp` is synced, and so is `tmp` (WriteFileAtomic syncs the directory it
   // writes in); the rename is durable once `dir_` is.
   RETURN_IF_ERROR(env_.RenameFile(tmp, final_dir));

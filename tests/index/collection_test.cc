@@ -327,6 +327,33 @@ TEST(Collection, TheRowsFileIsMadeAgainWhateverLiesThere) {
   EXPECT_EQ(*kept, "keep me");
 }
 
+// A build that fails (here a write of its posting file: a full disk, say) removes what it wrote
+// at once, and the next build goes on.
+TEST(Collection, AFailedBuildLeavesNothingOnTheDisk) {
+  TempDir tmp;
+  FaultInjectionEnv env;
+  CollectionOptions options;
+  options.env = &env;
+  options.background_maintenance = false;
+  Data d = Make(2000, 1);
+  auto cat = *Catalog::Open(tmp.path(), options);
+  auto c = NewCollection(cat.get(), d.base.dim, 1000000);
+  UpsertRows(c.get(), d.base, 0, 2000);
+  namespace fs = std::filesystem;
+  const fs::path dir = fs::path(tmp.path()) / "collections" / "1";
+  const auto entries = [&] {
+    std::set<std::string> names;
+    for (const auto& e : fs::directory_iterator(dir)) names.insert(e.path().filename().string());
+    return names;
+  };
+  const std::set<std::string> before = entries();
+  env.FailNth(FaultInjectionEnv::Op::kAppend, 3);
+  ASSERT_FALSE(c->BuildIndex().ok());
+  EXPECT_EQ(entries(), before);
+  ASSERT_TRUE(c->BuildIndex().ok());
+  EXPECT_EQ(c->Stats().indexed_vectors, 2000u);
+}
+
 // A write waiting on a slow sync stalls no reader: searches, Gets and Counts answer meanwhile,
 // from the state before the write (it is not acknowledged yet), and see it once it returns;
 // between its commit and its publication they still read the state before it.
