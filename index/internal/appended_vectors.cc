@@ -33,13 +33,26 @@ absl::Status AppendedVectors::Reserve(uint64_t rows) {
 void AppendedVectors::PutRow(VectorId id, const uint8_t* row) {
   auto [it, inserted] = rows_.insert({id, 0});
   if (inserted) {
+    const auto note_slot = [&](uint32_t slot) {
+      it->second = slot;
+      // Entries that came first (the open adds a moved built vector's entries, then its row).
+      auto of = postings_of_.find(id);
+      if (of == postings_of_.end()) return;
+      for (uint32_t p : of->second) {
+        auto list = entries_.find(p);
+        if (list == entries_.end()) continue;
+        for (Entry& e : list->second) {
+          if (e.id == id) e.slot = slot;
+        }
+      }
+    };
     // Checked in every build: a row stored without room would land past the mapping.
     if (!HasRoom(1)) internal::DcheckFailed("HasRoom(1) (Reserve first)", __FILE__, __LINE__);
     if (!free_.empty()) {
-      it->second = free_.back();
+      note_slot(free_.back());
       free_.pop_back();
     } else {
-      it->second = used_++;
+      note_slot(used_++);
     }
   }
   // (memmove: a vector dropped and added again may be given its own row, from its own slot.)
@@ -55,7 +68,8 @@ void AppendedVectors::Add(VectorId id, const uint8_t* row, absl::Span<const uint
 
 void AppendedVectors::AddEntry(uint32_t posting, VectorId id, uint8_t version,
                                uint32_t in_place_of) {
-  entries_[posting].push_back({id, version});
+  auto row = rows_.find(id);
+  entries_[posting].push_back({id, row == rows_.end() ? kNoSlot : row->second, version});
   std::vector<uint32_t>& of = postings_of_[id];
   auto at = std::find(of.begin(), of.end(), in_place_of);
   of.insert(at, posting);  // (before the one it replaces; at the end when that is not listed)
@@ -131,12 +145,24 @@ void AppendedVectors::ForEach(uint32_t posting,
                               absl::FunctionRef<void(VectorId, const uint8_t*)> visit) const {
   auto it = entries_.find(posting);
   if (it == entries_.end()) return;
-  for (const Entry& e : it->second) {
+  const std::vector<Entry>& entries = it->second;
+  // Each entry's id state and row lie anywhere in memory: the ones a few entries ahead are asked
+  // for while this one is scored.
+  constexpr size_t kAhead = 4;
+  const auto prefetch = [&](size_t i) {
+    if (i >= entries.size()) return;
+    __builtin_prefetch(&(*ids_)[entries[i].id]);
+    if (entries[i].slot != kNoSlot) __builtin_prefetch(SlotRow(entries[i].slot));
+  };
+  for (size_t i = 0; i < kAhead; ++i) prefetch(i);
+  for (size_t i = 0; i < entries.size(); ++i) {
+    prefetch(i + kAhead);
+    const Entry& e = entries[i];
     const IdState& s = (*ids_)[e.id];
     if (!(s.flags & kLive) || s.version != e.version) continue;  // a stale replica
-    auto row = rows_.find(e.id);
-    if (row == rows_.end()) continue;
-    visit(e.id, SlotRow(row->second));
+    if (e.slot == kNoSlot) continue;
+    DCHECK(rows_.at(e.id) == e.slot);
+    visit(e.id, SlotRow(e.slot));
   }
 }
 

@@ -125,8 +125,10 @@ class AppendedVectors final : public AppendedEntries {
                absl::FunctionRef<void(VectorId, const uint8_t*)> visit) const override;
 
  private:
+  static constexpr uint32_t kNoSlot = UINT32_MAX;
   struct Entry {
     VectorId id;
+    uint32_t slot;  // its row's (ForEach reads it without a lookup); kNoSlot while it has none
     uint8_t version;
   };
 

@@ -189,8 +189,15 @@ TEST(AppendedVectors, TakingAPostingLeavesRowsAndOtherEntries) {
   a->AddEntry(8, 2, 0);
   a->AddEntry(8, 0, 0);
   EXPECT_EQ((Seen(a, 8)), (std::map<VectorId, uint8_t>{{0, 10}, {2, 12}}));
+  // Entries before their row (as the open adds a moved built vector's): served once it comes.
+  a->AddEntry(8, 3, 0);
+  a->AddEntry(9, 3, 0);
+  EXPECT_EQ((Seen(a, 8)), (std::map<VectorId, uint8_t>{{0, 10}, {2, 12}}));
+  a->PutRow(3, Row(13).data());
+  EXPECT_EQ((Seen(a, 8)), (std::map<VectorId, uint8_t>{{0, 10}, {2, 12}, {3, 13}}));
+  EXPECT_EQ((Seen(a, 9)), (std::map<VectorId, uint8_t>{{3, 13}}));
   a->Drop(0);
-  EXPECT_EQ((Seen(a, 8)), (std::map<VectorId, uint8_t>{{2, 12}}));
+  EXPECT_EQ((Seen(a, 8)), (std::map<VectorId, uint8_t>{{2, 12}, {3, 13}}));
   EXPECT_TRUE(Seen(a, 5).empty());
 }
 
