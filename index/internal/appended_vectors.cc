@@ -31,8 +31,9 @@ absl::Status AppendedVectors::Reserve(uint64_t rows) {
 }
 
 void AppendedVectors::PutRow(VectorId id, const uint8_t* row) {
-  auto [it, inserted] = rows_.insert({id, 0});
-  if (inserted) {
+  const auto inserted = rows_.insert({id, 0});
+  const auto it = inserted.first;  // (not a structured binding: the lambda below captures it)
+  if (inserted.second) {
     const auto note_slot = [&](uint32_t slot) {
       it->second = slot;
       // Entries that came first (the open adds a moved built vector's entries, then its row).
