@@ -1035,7 +1035,10 @@ absl::Status CollectionImpl::BuildGeneration(
     return built;
   }
   // Every file in `tmp` is synced, and so is `tmp` (WriteFileAtomic syncs the directory it
-  // writes in); the rename is durable once `dir_` is.
+  // writes in); the rename is durable once `dir_` is. A directory of this generation already
+  // there is an earlier build's whose install failed (never the live one: gen is past it), which
+  // would make the rename fail.
+  RETURN_IF_ERROR(env_.RemoveTree(final_dir));
   RETURN_IF_ERROR(env_.RenameFile(tmp, final_dir));
   RETURN_IF_ERROR(env_.SyncDir(dir_));
   Log(LogLevel::kInfo, "collection '%s': built index generation %d (%d vectors, %d heads)",

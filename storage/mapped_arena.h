@@ -55,7 +55,7 @@ class MappedArena final {
   // Bytes the file holds on disk (at least capacity(); more between Allocate and Map, and between
   // ShrinkTo and Trim). May be read beside Allocate and Trim.
   [[nodiscard]] uint64_t file_bytes() const { return allocated_.load(std::memory_order_relaxed); }
-  // The file's size as the file system has it (fstat).
+  // The file's size as the file system has it (fstat's st_size; its blocks are allocated).
   [[nodiscard]] absl::StatusOr<uint64_t> SizeOnDisk() const;
   // The name it was made under (no longer in its directory).
   [[nodiscard]] const std::string& path() const { return path_; }

@@ -350,8 +350,12 @@ TEST(Collection, AFailedBuildLeavesNothingOnTheDisk) {
   env.FailNth(FaultInjectionEnv::Op::kAppend, 3);
   ASSERT_FALSE(c->BuildIndex().ok());
   EXPECT_EQ(entries(), before);
+  // A build that got as far as its generation's directory and then failed (its install did)
+  // leaves that directory: the next build of that generation replaces it.
+  fs::create_directories(dir / "index-1" / "left");
   ASSERT_TRUE(c->BuildIndex().ok());
   EXPECT_EQ(c->Stats().indexed_vectors, 2000u);
+  EXPECT_FALSE(fs::exists(dir / "index-1" / "left"));
 }
 
 // A write waiting on a slow sync stalls no reader: searches, Gets and Counts answer meanwhile,
