@@ -127,7 +127,7 @@ class FaultInjectionEnv final : public Env {
   std::map<Op, int64_t> calls_ ABSL_GUARDED_BY(mu_);
   // The first call number that fails, and how many in a row do.
   std::map<Op, std::pair<int64_t, int>> fail_at_ ABSL_GUARDED_BY(mu_);
-  int64_t cut_in_ ABSL_GUARDED_BY(mu_) = -1;            // write calls before the cut; -1 = none
+  int64_t cut_in_ ABSL_GUARDED_BY(mu_) = -1;  // write calls before the cut; -1 = none
   bool cut_ ABSL_GUARDED_BY(mu_) = false;
   bool hold_syncs_ ABSL_GUARDED_BY(mu_) = false;
   std::string hold_suffix_ ABSL_GUARDED_BY(mu_);
