@@ -214,15 +214,22 @@ TEST(Collection, WritesAfterTheBuildAreVisibleAndSurviveReopen) {
   EXPECT_GE(testing::RecallAtK(d.gt, SearchAll(*c, d.queries, 10), 10), 0.85);
 }
 
+// Options of a collection on `env` (null: the POSIX one) whose postings are maintained only when
+// a test calls RunMaintenance.
+CollectionOptions OnEnvWithoutMaintenance(Env* env) {
+  CollectionOptions options;
+  options.env = env;
+  options.background_maintenance = false;
+  return options;
+}
+
 // The rows of written vectors live in a scratch file whose disk space a write allocates before
 // it commits: a full disk then fails the write, whole, with the file named, and the collection
 // goes on (the next write, a restart) as if it had not been tried. Before a build and after one.
 TEST(Collection, AWriteThatFindsNoDiskForItsRowsFailsWhole) {
   TempDir tmp;
   FaultInjectionEnv env;
-  CollectionOptions options;
-  options.env = &env;
-  options.background_maintenance = false;
+  const CollectionOptions options = OnEnvWithoutMaintenance(&env);
   Data d = Make(3000, 1);
   {
     auto cat = *Catalog::Open(tmp.path(), options);
@@ -283,8 +290,7 @@ TEST(Collection, AWriteThatFindsNoDiskForItsRowsFailsWhole) {
 // link to another file, a FIFO - the open removes, without touching what a link named.
 TEST(Collection, TheRowsFileIsMadeAgainWhateverLiesThere) {
   TempDir tmp;
-  CollectionOptions options;
-  options.background_maintenance = false;
+  const CollectionOptions options = OnEnvWithoutMaintenance(nullptr);
   Data d = Make(1500, 1);
   {
     auto cat = *Catalog::Open(tmp.path(), options);
@@ -332,9 +338,7 @@ TEST(Collection, TheRowsFileIsMadeAgainWhateverLiesThere) {
 TEST(Collection, AFailedBuildLeavesNothingOnTheDisk) {
   TempDir tmp;
   FaultInjectionEnv env;
-  CollectionOptions options;
-  options.env = &env;
-  options.background_maintenance = false;
+  const CollectionOptions options = OnEnvWithoutMaintenance(&env);
   Data d = Make(2000, 1);
   auto cat = *Catalog::Open(tmp.path(), options);
   auto c = NewCollection(cat.get(), d.base.dim, 1000000);
