@@ -10,6 +10,8 @@
 // posting maintenance (LIRE) and one append-only (maintenance off: the path before it). Every
 // `rebuild_every` rounds a third collection is built fresh from the live vectors, for the same
 // measurements.
+#include <pthread.h>
+
 #include <algorithm>
 #include <atomic>
 #include <chrono>
@@ -38,6 +40,9 @@ ABSL_FLAG(uint32_t, paired_searches, 5000,
           "searches of each index in the paired latency measurement at rebuild rounds");
 ABSL_FLAG(uint32_t, recall_queries, 200, "queries of the recall measurement (half drifted)");
 ABSL_FLAG(bool, append_only, true, "run the append-only collection beside (doubles the time)");
+ABSL_FLAG(bool, seed, true,
+          "posting maintenance gives vectors written far from every head heads of their own "
+          "(false: they wait for splits)");
 ABSL_FLAG(uint32_t, posting_limit, 0,
           "live entries past which a posting splits (0 = the build's cap on a posting)");
 ABSL_FLAG(std::string, dir, "", "scratch directory (default: a new one under /tmp)");
@@ -232,6 +237,7 @@ int Run() {
   }
   CollectionOptions lire_options;  // background maintenance, the default
   lire_options.posting_limit = absl::GetFlag(FLAGS_posting_limit);
+  lire_options.seed_far_vectors = absl::GetFlag(FLAGS_seed);
   CollectionOptions append_options;
   append_options.background_maintenance = false;
   auto lire_cat = Catalog::Open(dir + "/lire", lire_options);
@@ -287,6 +293,7 @@ int Run() {
       if (c == nullptr) continue;
       std::atomic<bool> stop = false;
       std::thread searcher([&] {
+        pthread_setname_np(pthread_self(), "searcher");  // (apart in perf and top -H)
         std::mt19937_64 rng(round);
         while (!stop.load()) {
           const uint64_t q = rng() % queries.n;
@@ -378,11 +385,12 @@ int Run() {
   }
   const CollectionStats st = lire->Stats();
   std::printf(
-      "LIRE: %lu splits, %lu merges, %lu rewrites, %lu vectors reassigned; %lu heads added, "
-      "%lu retired\n",
+      "LIRE: %lu splits, %lu merges, %lu rewrites, %lu heads seeded, %lu vectors reassigned; %lu "
+      "heads added, %lu retired\n",
       static_cast<unsigned long>(st.splits), static_cast<unsigned long>(st.merges),
-      static_cast<unsigned long>(st.rewrites), static_cast<unsigned long>(st.reassigned),
-      static_cast<unsigned long>(st.added_heads), static_cast<unsigned long>(st.retired_heads));
+      static_cast<unsigned long>(st.rewrites), static_cast<unsigned long>(st.seeds),
+      static_cast<unsigned long>(st.reassigned), static_cast<unsigned long>(st.added_heads),
+      static_cast<unsigned long>(st.retired_heads));
   std::printf(
       "LIRE: %lu of %lu vectors appended or moved since the build (their rows: %.1f MiB of file), "
       "RAM %.1f MiB\n",

@@ -278,6 +278,7 @@ absl::Status CollectionImpl::RebuildTextIndex() {
 absl::Status CollectionImpl::OpenGeneration() {
   std::string gdir = GenerationDir(dir_, generation_);
   ASSIGN_OR_RETURN(base_, SpannIndex::Open(gdir, options_.open));
+  ASSIGN_OR_RETURN(seed_radius_, SeedRadiusOf(*base_));
   std::vector<VectorId> ids;
   std::vector<uint8_t> versions;
   RETURN_IF_ERROR(internal::ReadIdsFile(gdir, &ids, &versions));
@@ -1050,6 +1051,7 @@ absl::Status CollectionImpl::Install(uint64_t gen, absl::Span<const VectorId> id
                                      absl::Span<const uint8_t> versions) {
   std::string gdir = GenerationDir(dir_, gen);
   ASSIGN_OR_RETURN(std::unique_ptr<SpannIndex> fresh, SpannIndex::Open(gdir, options_.open));
+  ASSIGN_OR_RETURN(const float seed_radius, SeedRadiusOf(*fresh));
 
   MutexLock write_lock(&write_mu_);
   const uint32_t coll = config_.id;
@@ -1114,6 +1116,7 @@ absl::Status CollectionImpl::Install(uint64_t gen, absl::Span<const VectorId> id
     old_gen = generation_;
     generation_ = gen;
     base_ = std::move(fresh);
+    seed_radius_ = seed_radius;
     for (VectorId id = 0; id < ids_.size(); ++id) {
       ids_[id].flags = static_cast<uint8_t>((ids_[id].flags & kLive) | (in_new[id] ? kInBase : 0));
       ids_[id].base_version = new_version[id];
@@ -1399,6 +1402,7 @@ CollectionStats CollectionImpl::Stats() const {
   s.splits = maintained_.splits;
   s.merges = maintained_.merges;
   s.rewrites = maintained_.rewrites;
+  s.seeds = maintained_.seeds;
   s.reassigned = maintained_.reassigned;
   if (base_ != nullptr) {
     s.heads = base_->num_heads();

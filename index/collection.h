@@ -71,6 +71,13 @@
 // graph of their own (internal/growing_graph.h). A search that read a posting whose head retired
 // meanwhile starts again.
 //
+// Seeding: a vector written farther from every head than 1.5x the built heads' median spacing
+// (a new region of the space) queues its posting, and that posting's step reassigns its far
+// vectors in turn, each one still that far from every head becoming a head of its own (so later
+// far vectors near it join it), instead of waiting for the far posting to fill up and split. A
+// merge keeps a posting whose vectors no other head lies near. CollectionOptions::
+// seed_far_vectors turns it off (benchmarks).
+//
 // The vectors written or moved since the build keep their rows in a mapped scratch file beside
 // RocksDB (internal/appended_vectors.h), and their posting entries in RAM. Known limits (later
 // issues): those rows lie by vector, not by posting, so a search of postings the page cache let
@@ -192,10 +199,12 @@ struct CollectionStats {
   uint64_t tenants = 0;
   uint64_t tenant_memory_bytes = 0;  // the access sets and extents' chunk bounds
   // Posting maintenance since the generation was built (collection.h, "Posting maintenance").
-  uint64_t added_heads = 0;    // heads split and rewritten postings gained
+  uint64_t added_heads = 0;    // heads split, rewritten and seeded postings gained
   uint64_t retired_heads = 0;  // built heads whose postings were split, merged or rewritten
   // Since the collection was opened:
   uint64_t splits = 0, merges = 0, rewrites = 0;
+  uint64_t seeds = 0;  // heads given to vectors written far from every head ("Seeding")
+
   uint64_t reassigned = 0;  // vectors given new postings by the replica rule
   // Tenants' extents found wrong (derived data that disagreed with the access records, failed
   // its checks or could not be read): flat extents rebuilt at open, and extents of either kind a
@@ -229,9 +238,12 @@ struct CollectionOptions {
   // when RunMaintenance() is called (tests, tools).
   bool background_maintenance = true;
   // Live entries past which a posting is split; 0 = the index's entry cap (its build's
-  // posting_page_limit). A posting is looked at once its entries, dead ones included, pass twice
-  // that.
+  // posting_page_limit). A posting is looked at once its entries, dead ones included, pass one and
+  // a half times that.
   uint32_t posting_limit = 0;
+  // Posting maintenance gives vectors written far from every head heads of their own ("Seeding"
+  // above); false: they wait for splits to bring heads near (benchmarks compare the two).
+  bool seed_far_vectors = true;
   // Tests only: bytes of [id][vector] rows a tenant's extent (index/tenant_extent.h) may copy
   // (tenants that see at most that many points' worth are searched exactly from it). Every
   // program opening a data directory must use the same size: an extent that does not fit the

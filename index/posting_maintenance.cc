@@ -13,6 +13,7 @@
 #include "absl/container/flat_hash_set.h"
 #include "absl/strings/str_cat.h"
 #include "index/internal/collection_impl.h"
+#include "index/internal/head_spacing.h"
 #include "index/internal/posting_split.h"
 #include "storage/log.h"
 #include "storage/status_macros.h"
@@ -34,7 +35,21 @@ constexpr uint32_t kSplitNeighbours = 128;
 // 64 / 256 / any number of them gave recall@10 at 10% replaced of 0.967 / 0.972 / 0.971 against
 // 0.962 with none, and updates/s over rounds 11-20 of 2,834 / 2,088 / 1,262 against 2,876.
 constexpr size_t kFarPostings = 128;
+// A vector is far from every head past this many times the built heads' median spacing. Measured
+// on 200K SIFT-like vectors (bench/RESULTS.md, "Seeding"): a new vector of the build's own
+// distribution lies 1.04x the median spacing from its nearest head at the median, 1.34x at the
+// 99th percentile and 1.48x at the 99.9th; one of the drifted distribution 1.36x at the 10th
+// percentile and 1.56x at the median.
+constexpr float kSeedSpacings = 1.5f;
+// Heads sampled to measure the spacing.
+constexpr uint32_t kSpacingSample = 1000;
 }  // namespace
+
+absl::StatusOr<float> CollectionImpl::SeedRadiusOf(const SpannIndex& index) const {
+  if (!options_.seed_far_vectors) return 0.0f;
+  ASSIGN_OR_RETURN(const float spacing, internal::MedianHeadSpacing(index, kSpacingSample));
+  return kSeedSpacings * spacing;
+}
 
 void CollectionImpl::NotePostings(absl::Span<const uint32_t> postings, bool shrunk) {
   if (base_ == nullptr || postings.empty()) return;
@@ -43,7 +58,8 @@ void CollectionImpl::NotePostings(absl::Span<const uint32_t> postings, bool shru
   for (uint32_t p : postings) {
     const uint64_t n = PostingEntries(p);
     if (n > LookAtAbove(limit) ||
-        (shrunk && p >= heads_overlay_.built_heads() && n < MergeBelow(limit))) {
+        (shrunk && p >= heads_overlay_.built_heads() && n < MergeBelow(limit)) ||
+        (seed_radius_ > 0 && appended_radius_.Of(p) > seed_radius_)) {
       pending_.insert(p);
     }
   }
@@ -123,6 +139,11 @@ absl::Status CollectionImpl::MaintainPosting(uint32_t p) {
   // The versions the vectors had when read: a plan for a vector changed since is dropped.
   absl::flat_hash_map<VectorId, uint8_t> version_at;
   std::vector<VectorId> members;
+  // Appended members whose primary is p and which lie past seed_radius from its head (a seed
+  // step gives them heads), and how far the other primaries lie (p's radius after it).
+  std::vector<VectorId> far;
+  float seed_radius = 0, kept_radius = 0;
+  uint64_t radius_stamp = 0;
   std::vector<VectorId> need;  // built vectors whose exact rows are read from the store
   // Takes vector `id` into the step, with mu_ held: the version it has now, and its row (from
   // memory, or later from the store when memory holds it rounded).
@@ -156,6 +177,8 @@ absl::Status CollectionImpl::MaintainPosting(uint32_t p) {
     old_head.assign(h, h + row_bytes_);
     limit = PostingLimit();
     heads_now = built_heads - heads_overlay_.retired() + heads_overlay_.added();
+    seed_radius = seed_radius_;
+    radius_stamp = appended_radius_.Stamp(p);
     appended_.ForEachEntry(p, [&](VectorId id, uint8_t version) {
       mu_.AssertReaderHeld();
       keys_in_p.push_back(id);
@@ -164,13 +187,17 @@ absl::Status CollectionImpl::MaintainPosting(uint32_t p) {
         DCHECK(appended_.Row(id) != nullptr);
         members.push_back(id);
         take(id);
+        if (seed_radius > 0 && appended_.PostingsOf(id).front() == p) {
+          const float d = kernels::EuclideanOf(
+              config_.metric, dist_(appended_.Row(id), old_head.data(), config_.dim));
+          if (d > seed_radius) {
+            far.push_back(id);
+          } else {
+            kept_radius = std::max(kept_radius, d);
+          }
+        }
       }
     });
-    RETURN_IF_ERROR(
-        base->NearestHeads(old_head.data(), kSplitNeighbours + 1, &heads_overlay_, &hits));
-    for (const HeadHit& hit : hits) {
-      if (hit.second != p && neighbours.size() < kSplitNeighbours) neighbours.push_back(hit.second);
-    }
   }
   // The built posting, from disk.
   std::vector<VectorId> built_ids;
@@ -223,34 +250,67 @@ absl::Status CollectionImpl::MaintainPosting(uint32_t p) {
     ids->clear();
     return absl::OkStatus();
   };
+  // What the posting calls for, by its live members as read (the exact rows, read next, leave out
+  // those deleted or replaced meanwhile).
+  const uint64_t entries = (p < built_heads ? base->posting_entries(p) : 0) + keys_in_p.size();
+  enum class Step { kSplit, kMerge, kRewrite, kSeed } step;
+  if (members.size() > limit) {
+    step = Step::kSplit;
+  } else if (members.size() < MergeBelow(limit) && heads_now > 1) {
+    step = Step::kMerge;
+  } else if (p < built_heads && entries > 2 * uint64_t{members.size()}) {
+    step = Step::kRewrite;  // mostly dead entries
+  } else if (!far.empty()) {
+    step = Step::kSeed;  // vectors written far from every head
+  } else {
+    return absl::OkStatus();
+  }
+  if (step == Step::kMerge && seed_radius > 0 && !members.empty()) {
+    // A posting whose head no other lies near (a seed's, while few vectors joined it) keeps its
+    // vectors: merged away, they would be far from every head and seeded again.
+    ReaderMutexLock lock(&mu_);
+    RETURN_IF_ERROR(base->NearestHeads(old_head.data(), 2, &heads_overlay_, &hits));
+    for (const HeadHit& hit : hits) {
+      if (hit.second != p && kernels::EuclideanOf(config_.metric, hit.first) > seed_radius) {
+        return absl::OkStatus();
+      }
+    }
+  }
+  if (step == Step::kSeed) {
+    // Only the far vectors move: no other member's exact row is needed.
+    const absl::flat_hash_set<VectorId> far_set(far.begin(), far.end());
+    need.erase(std::remove_if(need.begin(), need.end(),
+                              [&](VectorId id) { return !far_set.contains(id); }),
+               need.end());
+  }
   RETURN_IF_ERROR(read_exact(&need));
   if (!changed.empty()) {
     members.erase(std::remove_if(members.begin(), members.end(),
                                  [&](VectorId id) { return changed.contains(id); }),
                   members.end());
+    far.erase(
+        std::remove_if(far.begin(), far.end(), [&](VectorId id) { return changed.contains(id); }),
+        far.end());
   }
-
-  // What the posting calls for.
   const size_t live = members.size();
-  const uint64_t entries = (p < built_heads ? base->posting_entries(p) : 0) + keys_in_p.size();
-  enum class Step { kSplit, kMerge, kRewrite } step;
   internal::TwoWaySplit halves;
   std::vector<uint8_t> member_rows;
-  if (live > limit) {
+  if (step == Step::kSplit) {
     member_rows.reserve(live * row_bytes_);
     for (VectorId id : members)
       member_rows.insert(member_rows.end(), row_of(id), row_of(id) + row_bytes_);
     if (!internal::SplitInTwo(config_.type, config_.dim, member_rows.data(), live, p,
                               /*min_side=*/live / 8 + 1, &halves)) {
-      return absl::OkStatus();  // fewer than two rows: cannot be, as live > limit >= 1
+      return absl::OkStatus();  // fewer than two rows left: deleted meanwhile
     }
-    step = Step::kSplit;
-  } else if (live < MergeBelow(limit) && heads_now > 1) {
-    step = Step::kMerge;
-  } else if (p < built_heads && entries > 2 * uint64_t{live}) {
-    step = Step::kRewrite;  // mostly dead entries
-  } else {
-    return absl::OkStatus();
+    // The neighbouring postings (SPFresh's second condition, below).
+    ReaderMutexLock lock(&mu_);
+    if (generation_ != generation) return absl::OkStatus();  // an install: p is gone
+    RETURN_IF_ERROR(
+        base->NearestHeads(old_head.data(), kSplitNeighbours + 1, &heads_overlay_, &hits));
+    for (const HeadHit& hit : hits) {
+      if (hit.second != p && neighbours.size() < kSplitNeighbours) neighbours.push_back(hit.second);
+    }
   }
 
   // SPFresh's second condition: a vector of a neighbouring posting that is nearer a new head than
@@ -413,13 +473,12 @@ absl::Status CollectionImpl::MaintainPosting(uint32_t p) {
     if (generation_ != generation) return absl::OkStatus();  // an install: p is gone
     next.emplace(heads_overlay_);
   }
-  next->Retire(p);
-  uint32_t new_heads[2] = {0, 0};
-  int added = 0;
+  if (step != Step::kSeed) next->Retire(p);
+  std::vector<uint32_t> new_heads;
   const auto add_head = [&](const uint8_t* row) {
     const uint32_t h = next->next_head();
     next->Add(h, row);
-    new_heads[added++] = h;
+    new_heads.push_back(h);
   };
   if (step == Step::kSplit) {
     add_head(member_rows.data() + halves.head[0] * row_bytes_);
@@ -429,7 +488,7 @@ absl::Status CollectionImpl::MaintainPosting(uint32_t p) {
   }
   // The new head nearer `row` (a split or rewrite).
   const auto nearer_new = [&](const uint8_t* row) {
-    if (added < 2) return new_heads[0];
+    if (new_heads.size() < 2) return new_heads[0];
     return next->Distance(row, new_heads[1]) < next->Distance(row, new_heads[0]) ? new_heads[1]
                                                                                  : new_heads[0];
   };
@@ -452,11 +511,37 @@ absl::Status CollectionImpl::MaintainPosting(uint32_t p) {
     const size_t least = std::min(live / 8 + 1, live / 2);
     by_side = std::min(second, live - second) < least;
   }
-  for (size_t i = 0; i < members.size(); ++i) {
+  // A seed step: each far vector in turn is reassigned over the heads so far (those the step adds
+  // included, so that a far vector near an earlier one joins it); one whose nearest head is still
+  // past seed_radius becomes a head instead, its posting its own alone (the replica rule keeps no
+  // other: every other head is as near the new head as the vector). p stays, with its other
+  // members.
+  if (step == Step::kSeed) {
+    for (VectorId id : far) {
+      const uint8_t* row = row_of(id);
+      RETURN_IF_ERROR(reassign(id, row));
+      std::vector<uint32_t>& postings = reassigns.back().second;
+      const uint32_t primary = postings.front();
+      const uint8_t* head = primary < built_heads ? base->head_vector(primary) : next->Row(primary);
+      if (kernels::EuclideanOf(config_.metric, dist_(row, head, config_.dim)) > seed_radius) {
+        add_head(row);
+        postings.assign(1, new_heads.back());
+      }
+    }
+  }
+  for (size_t i = 0; i < members.size() && step != Step::kSeed; ++i) {
     const VectorId id = members[i];
     const uint8_t* row = row_of(id);
     if (step == Step::kMerge) {
       RETURN_IF_ERROR(reassign(id, row));
+      // A posting whose vectors no other head lies near (a seed's, while few vectors joined it)
+      // stays: merged, they would be far from every head and seeded again.
+      const uint32_t primary = reassigns.back().second.front();
+      const uint8_t* head = primary < built_heads ? base->head_vector(primary) : next->Row(primary);
+      if (seed_radius > 0 &&
+          kernels::EuclideanOf(config_.metric, dist_(row, head, config_.dim)) > seed_radius) {
+        return absl::OkStatus();
+      }
       continue;
     }
     const uint32_t to = by_side ? new_heads[halves.side[i]] : nearer_new(row);
@@ -545,19 +630,33 @@ absl::Status CollectionImpl::MaintainPosting(uint32_t p) {
     for (const auto& [id, to] : moves) {
       if (unchanged(id)) plan_move(id, to);
     }
-    // p's entries now: all their keys go; a live one no plan covers was appended meanwhile.
+    if (step == Step::kSeed) {
+      // A new head no planned reassignment joins (its vectors changed meanwhile) is not added.
+      absl::flat_hash_set<uint32_t> joined;
+      for (const Reassigned& r : reassigned) joined.insert(r.postings.begin(), r.postings.end());
+      const auto unjoined = [&](uint32_t h) { return !joined.contains(h); };
+      for (uint32_t h : new_heads) {
+        if (unjoined(h)) next->Retire(h);
+      }
+      new_heads.erase(std::remove_if(new_heads.begin(), new_heads.end(), unjoined),
+                      new_heads.end());
+    }
+    // p's entries now: all their keys go; a live one no plan covers was appended meanwhile. (A
+    // seed step leaves p and the rest of its entries be.)
     std::vector<VectorId> late;
-    appended_.ForEachEntry(p, [&](VectorId id, uint8_t version) {
-      mu_.AssertReaderHeld();  // plan's
-      batch.Delete(Cf::kPostings, PostingKey(coll, p, id));
-      const IdState& st = ids_[id];
-      if ((st.flags & kLive) && st.version == version && !planned.contains(id)) late.push_back(id);
-    });
+    if (step != Step::kSeed)
+      appended_.ForEachEntry(p, [&](VectorId id, uint8_t version) {
+        mu_.AssertReaderHeld();  // plan's
+        batch.Delete(Cf::kPostings, PostingKey(coll, p, id));
+        const IdState& st = ids_[id];
+        if ((st.flags & kLive) && st.version == version && !planned.contains(id))
+          late.push_back(id);
+      });
     for (VectorId id : late) {
       const uint8_t* row = appended_.Row(id);
       late_row_at.emplace_back(id, late_rows.size());
       late_rows.insert(late_rows.end(), row, row + row_bytes_);
-      if (added > 0) {
+      if (!new_heads.empty()) {
         plan_move(id, nearer_new(row));
       } else {
         std::vector<uint32_t> postings;
@@ -566,15 +665,16 @@ absl::Status CollectionImpl::MaintainPosting(uint32_t p) {
         plan_reassign(id, nullptr, std::move(postings));
       }
     }
-    if (p < built_heads) {
+    if (step == Step::kSeed) {
+      // p stays.
+    } else if (p < built_heads) {
       batch.Put(Cf::kHeads, HeadKey(coll, p), "");  // retired
     } else {
       batch.Delete(Cf::kHeads, HeadKey(coll, p));
     }
-    for (int i = 0; i < added; ++i) {
-      batch.Put(
-          Cf::kHeads, HeadKey(coll, new_heads[i]),
-          absl::string_view(reinterpret_cast<const char*>(next->Row(new_heads[i])), row_bytes_));
+    for (uint32_t h : new_heads) {
+      batch.Put(Cf::kHeads, HeadKey(coll, h),
+                absl::string_view(reinterpret_cast<const char*>(next->Row(h)), row_bytes_));
     }
     // (A vector with a row keeps its slot.)
     rows_wanted_ = 0;
@@ -586,11 +686,15 @@ absl::Status CollectionImpl::MaintainPosting(uint32_t p) {
   const auto apply = [&]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(write_mu_, mu_) {
     committed = true;
     heads_overlay_ = std::move(*next);
-    appended_radius_.Erase(p);
+    if (step == Step::kSeed) {
+      appended_radius_.Narrow(p, radius_stamp, kept_radius);  // (its far primaries leave it)
+    } else {
+      appended_radius_.Erase(p);
+    }
     for (const Remeasured& m : remeasured) appended_radius_.Narrow(m.posting, m.stamp, m.radius);
     // Postings to look at next: those that grew (a split's halves are never too short: each
     // holds at least an eighth of the members, above) and those that shrank.
-    std::vector<uint32_t> touched(new_heads, new_heads + added), shrunk;
+    std::vector<uint32_t> touched(new_heads.begin(), new_heads.end()), shrunk;
     std::vector<uint8_t> rounded;
     const auto row_now = [&](VectorId id) -> const uint8_t* {
       for (const auto& [late_id, at] : late_row_at) {
@@ -606,7 +710,8 @@ absl::Status CollectionImpl::MaintainPosting(uint32_t p) {
       appended_.AddEntry(to, id, ids_[id].version, /*in_place_of=*/p);
       if (appended_.PostingsOf(id).front() == to) GrowRadius(to, appended_.Row(id));
     }
-    (void)appended_.TakePosting(p);  // (after the moves, which take p's place in their lists)
+    // (After the moves, which take p's place in their lists.)
+    if (step != Step::kSeed) (void)appended_.TakePosting(p);
     for (const Reassigned& r : reassigned) {
       const uint8_t* row = r.row != nullptr ? r.row : row_now(r.id);
       const absl::Span<const uint32_t> left = appended_.PostingsOf(r.id);
@@ -627,6 +732,9 @@ absl::Status CollectionImpl::MaintainPosting(uint32_t p) {
         break;
       case Step::kRewrite:
         ++maintained_.rewrites;
+        break;
+      case Step::kSeed:
+        maintained_.seeds += new_heads.size();
         break;
     }
     std::sort(touched.begin(), touched.end());
@@ -651,7 +759,9 @@ absl::Status CollectionImpl::MaintainPosting(uint32_t p) {
       live, entries,
       step == Step::kSplit   ? absl::StrCat("split into ", new_heads[0], " and ", new_heads[1])
       : step == Step::kMerge ? std::string("merged away")
-                             : absl::StrCat("rewritten as ", new_heads[0]));
+      : step == Step::kSeed
+          ? absl::StrCat(far.size(), " far vectors given ", new_heads.size(), " new heads")
+          : absl::StrCat("rewritten as ", new_heads[0]));
   return absl::OkStatus();
 }
 

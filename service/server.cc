@@ -1310,6 +1310,7 @@ class StrataService final : public pb::Strata::Service {
     m->set_splits(s.splits);
     m->set_merges(s.merges);
     m->set_rewrites(s.rewrites);
+    m->set_seeds(s.seeds);
     m->set_reassigned(s.reassigned);
     pb::TenantExtentStats* e = out->mutable_tenant_extents();
     e->set_flat_bytes(s.tenant_extent_bytes);

@@ -201,11 +201,12 @@ void PrintInfo(const pb::CollectionInfo& c) {
   if (m.added_heads() + m.retired_heads() + m.splits() + m.merges() > 0) {
     std::printf(
         "  posting maintenance: %llu heads added and %llu retired since the build; %llu splits, "
-        "%llu merges, %llu rewrites, %llu vectors reassigned since the server started\n",
+        "%llu merges, %llu rewrites, %llu heads for far vectors, %llu vectors reassigned since "
+        "the server started\n",
         static_cast<unsigned long long>(m.added_heads()),
         static_cast<unsigned long long>(m.retired_heads()),
         static_cast<unsigned long long>(m.splits()), static_cast<unsigned long long>(m.merges()),
-        static_cast<unsigned long long>(m.rewrites()),
+        static_cast<unsigned long long>(m.rewrites()), static_cast<unsigned long long>(m.seeds()),
         static_cast<unsigned long long>(m.reassigned()));
   }
   const pb::TenantExtentStats& e = c.tenant_extents();

@@ -441,10 +441,13 @@ class CollectionImpl final : public Collection {
     heads_overlay_.ForEachAdded([&](uint32_t h, const uint8_t*) { out.push_back(h); });
     return out;
   }
-  // Queues for maintenance those of `postings` that are too long (or, `shrunk`, too short).
+  // Queues for maintenance those of `postings` that are too long (or, `shrunk`, too short), or
+  // whose appended primaries reach past seed_radius_.
   void NotePostings(absl::Span<const uint32_t> postings, bool shrunk)
       ABSL_SHARED_LOCKS_REQUIRED(mu_);
-  // Splits, merges or rewrites `posting` if it calls for it.
+  // The distance past which a vector is far from every head of `index` (seed_radius_).
+  absl::StatusOr<float> SeedRadiusOf(const SpannIndex& index) const;
+  // Splits, merges, rewrites or seeds `posting` if it calls for it.
   absl::Status MaintainPosting(uint32_t posting) ABSL_LOCKS_EXCLUDED(write_mu_, mu_);
   void StopMaintainer() ABSL_LOCKS_EXCLUDED(pending_mu_);
   // Sets building_; maintenance pauses while a build runs (the install starts the queue over).
@@ -721,13 +724,18 @@ class CollectionImpl final : public Collection {
   // Heads posting maintenance added and retired since the generation was built.
   internal::HeadOverlay heads_overlay_ ABSL_GUARDED_BY(mu_);
   struct MaintenanceCounts {
-    uint64_t splits = 0, merges = 0, rewrites = 0, reassigned = 0;
+    uint64_t splits = 0, merges = 0, rewrites = 0, seeds = 0, reassigned = 0;
   };
   MaintenanceCounts maintained_ ABSL_GUARDED_BY(mu_);
   // How far each posting's appended primaries lie from its head (posting_radii.h): a split
   // checks, beside its neighbouring postings, the farther ones wide enough to reach a new head.
   // Not kept under the inner product.
   internal::PostingRadii appended_radius_ ABSL_GUARDED_BY(mu_);
+  // The Euclidean distance past which a vector is far from every head (kSeedSpacings times the
+  // built heads' median spacing, measured when the generation opens); a posting whose appended
+  // primaries reach past it is queued, and its step gives those vectors heads of their own
+  // ("Seeding" in index/collection.h). 0: never (inner product, or too few heads).
+  float seed_radius_ ABSL_GUARDED_BY(mu_) = 0;
   // Postings to look at, queued by writes (under mu_) and taken by maintenance; and the
   // background thread's stop flag.
   mutable Mutex pending_mu_ ABSL_ACQUIRED_AFTER(mu_);

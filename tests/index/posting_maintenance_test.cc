@@ -274,6 +274,84 @@ TEST(PostingMaintenance, AVectorFarFromEveryHeadJoinsTheHeadASplitBringsNearIt) 
   }
 }
 
+// Vectors written far from every head (here all 32 values near 250, where the SIFT-like build put
+// no head) get heads of their own without waiting for a posting to outgrow its limit: fewer heads
+// than vectors (one near an earlier one joins it), each vector found by a search reading its
+// nearest postings, the same after a reopen, and maintenance run again changes nothing. Deleting
+// them empties those postings, which are merged away again.
+TEST(PostingMaintenance, VectorsFarFromEveryHeadGetHeadsOfTheirOwn) {
+  TempDir tmp;
+  const VectorSet base = Gen(1, 0, 3000);
+  VectorSet far;
+  far.type = base.type;
+  far.dim = base.dim;
+  far.n = 30;  // under the limit: no posting is split for them
+  for (uint64_t i = 0; i < far.n; ++i) {
+    for (uint32_t j = 0; j < far.dim; ++j) {
+      // (Distinct vectors: the first value differs.)
+      far.data.push_back(static_cast<uint8_t>(j == 0 ? 220 + i : 245 + (i * 7 + j * 3) % 10));
+    }
+  }
+  const auto expect_found = [&](const Collection& c) {
+    SearchParams near;
+    near.max_postings = 2;
+    for (uint64_t i = 0; i < far.n; ++i) {
+      std::vector<Hit> hits;
+      ASSERT_TRUE(
+          c.Search(VectorView{far.type, {far.row(i), far.row_bytes()}}, 1, near, &hits).ok());
+      ASSERT_EQ(hits.size(), 1u);
+      EXPECT_EQ(hits[0].id, 100000 + i);
+      EXPECT_EQ(hits[0].distance, 0.0f);
+    }
+  };
+  // The build's own cap on a posting: no built posting is over it (no split happens).
+  CollectionOptions options = Options();
+  options.posting_limit = 0;
+  CollectionStats seeded;
+  {
+    auto cat = *Catalog::Open(tmp.path(), options);
+    auto c = Create(cat.get(), base);
+    Upsert(c.get(), base, 0);
+    ASSERT_TRUE(c->BuildIndex().ok());
+    const CollectionStats settled = c->Stats();
+    Upsert(c.get(), far, 100000);
+    ASSERT_TRUE(c->RunMaintenance().ok());
+    seeded = c->Stats();
+    std::printf("%lu heads for %lu far vectors\n",
+                static_cast<unsigned long>(seeded.seeds - settled.seeds),
+                static_cast<unsigned long>(far.n));
+    EXPECT_GE(seeded.seeds - settled.seeds, 1u);
+    EXPECT_LT(seeded.seeds - settled.seeds, far.n / 2);
+    EXPECT_EQ(seeded.splits, settled.splits);
+    EXPECT_EQ(seeded.added_heads - settled.added_heads, seeded.seeds - settled.seeds);
+    EXPECT_EQ(seeded.count, base.n + far.n);
+    ASSERT_NO_FATAL_FAILURE(expect_found(*c));
+    ASSERT_TRUE(c->RunMaintenance().ok());
+    EXPECT_EQ(c->Stats().seeds, seeded.seeds);
+    EXPECT_EQ(c->Stats().reassigned, seeded.reassigned);
+  }
+  auto cat = *Catalog::Open(tmp.path(), options);
+  auto c = *cat->Find("c");
+  EXPECT_EQ(c->Stats().added_heads, seeded.added_heads);
+  ASSERT_NO_FATAL_FAILURE(expect_found(*c));
+  // The open queues every posting again: none calls for another step.
+  ASSERT_TRUE(c->RunMaintenance().ok());
+  EXPECT_EQ(c->Stats().seeds, 0u);  // (counted since the open)
+  EXPECT_EQ(c->Stats().added_heads, seeded.added_heads);
+  const uint64_t far_heads = seeded.seeds;
+  std::vector<uint64_t> gone;
+  for (uint64_t i = 0; i < far.n; ++i) gone.push_back(100000 + i);
+  uint64_t deleted = 0;
+  ASSERT_TRUE(c->Delete(gone, &deleted).ok());
+  ASSERT_EQ(deleted, far.n);
+  ASSERT_TRUE(c->RunMaintenance().ok());
+  EXPECT_LE(c->Stats().added_heads, seeded.added_heads - far_heads);
+  EXPECT_EQ(c->Stats().count, base.n);
+  std::map<uint64_t, const uint8_t*> live;
+  for (uint64_t i = 0; i < base.n; ++i) live[i] = base.row(i);
+  ExpectAllReachable(*c, live, base);
+}
+
 // Deleting what drifted in empties the postings its splits made: they are merged away, and no
 // deleted vector comes back.
 TEST(PostingMaintenance, DeletesMergeEmptiedPostingsAway) {
