@@ -278,7 +278,7 @@ absl::Status CollectionImpl::RebuildTextIndex() {
 absl::Status CollectionImpl::OpenGeneration() {
   std::string gdir = GenerationDir(dir_, generation_);
   ASSIGN_OR_RETURN(base_, SpannIndex::Open(gdir, options_.open));
-  ASSIGN_OR_RETURN(seed_radius_, SeedRadiusOf(*base_));
+  seed_radius_ = SeedRadiusOf(*base_);
   std::vector<VectorId> ids;
   std::vector<uint8_t> versions;
   RETURN_IF_ERROR(internal::ReadIdsFile(gdir, &ids, &versions));
@@ -1051,7 +1051,7 @@ absl::Status CollectionImpl::Install(uint64_t gen, absl::Span<const VectorId> id
                                      absl::Span<const uint8_t> versions) {
   std::string gdir = GenerationDir(dir_, gen);
   ASSIGN_OR_RETURN(std::unique_ptr<SpannIndex> fresh, SpannIndex::Open(gdir, options_.open));
-  ASSIGN_OR_RETURN(const float seed_radius, SeedRadiusOf(*fresh));
+  const float seed_radius = SeedRadiusOf(*fresh);
 
   MutexLock write_lock(&write_mu_);
   const uint32_t coll = config_.id;
@@ -1130,6 +1130,8 @@ absl::Status CollectionImpl::Install(uint64_t gen, absl::Span<const VectorId> id
       pending_.clear();
     }
     for (const Carried& c : carried) AddAppended(c.id, c.pf.data(), c.postings);
+    // (Postings the carried vectors made long, or reach far in, are queued.)
+    for (const Carried& c : carried) NotePostings(c.postings, /*shrunk=*/false);
     RebuildSkipBits();
     SetBuilding(false);
     dirty_.clear();

@@ -9,6 +9,7 @@
 #include <optional>
 #include <thread>
 
+#include "absl/cleanup/cleanup.h"
 #include "absl/container/flat_hash_map.h"
 #include "absl/container/flat_hash_set.h"
 #include "absl/strings/str_cat.h"
@@ -43,12 +44,20 @@ constexpr size_t kFarPostings = 128;
 constexpr float kSeedSpacings = 1.5f;
 // Heads sampled to measure the spacing.
 constexpr uint32_t kSpacingSample = 1000;
+// Postings a seed step takes the far vectors of at most (one commit and one sync for them all).
+constexpr size_t kSeedBatch = 64;
 }  // namespace
 
-absl::StatusOr<float> CollectionImpl::SeedRadiusOf(const SpannIndex& index) const {
-  if (!options_.seed_far_vectors) return 0.0f;
-  ASSIGN_OR_RETURN(const float spacing, internal::MedianHeadSpacing(index, kSpacingSample));
-  return kSeedSpacings * spacing;
+float CollectionImpl::SeedRadiusOf(const SpannIndex& index) const {
+  if (!options_.seed_far_vectors) return 0;
+  absl::StatusOr<float> spacing = internal::MedianHeadSpacing(index, kSpacingSample);
+  if (!spacing.ok()) {
+    // A measurement, not the index: the collection goes on without seeding.
+    Log(LogLevel::kWarning, "collection '%s': measuring its heads' spacing: %s (no seeding)",
+        config_.name, spacing.status().message());
+    return 0;
+  }
+  return kSeedSpacings * *spacing;
 }
 
 void CollectionImpl::NotePostings(absl::Span<const uint32_t> postings, bool shrunk) {
@@ -254,26 +263,94 @@ absl::Status CollectionImpl::MaintainPosting(uint32_t p) {
   // those deleted or replaced meanwhile).
   const uint64_t entries = (p < built_heads ? base->posting_entries(p) : 0) + keys_in_p.size();
   enum class Step { kSplit, kMerge, kRewrite, kSeed } step;
+  // With no far vector left in p, its recorded radius comes down to what it measured (else the
+  // radius would queue p again at every write that touches it).
+  const auto narrow_radius = [&] {
+    if (seed_radius <= 0 || !far.empty()) return;
+    WriterMutexLock lock(&mu_);
+    appended_radius_.Narrow(p, radius_stamp, kept_radius);
+  };
   if (members.size() > limit) {
     step = Step::kSplit;
+  } else if (!far.empty()) {
+    step = Step::kSeed;  // vectors written far from every head
   } else if (members.size() < MergeBelow(limit) && heads_now > 1) {
     step = Step::kMerge;
   } else if (p < built_heads && entries > 2 * uint64_t{members.size()}) {
     step = Step::kRewrite;  // mostly dead entries
-  } else if (!far.empty()) {
-    step = Step::kSeed;  // vectors written far from every head
   } else {
+    narrow_radius();
     return absl::OkStatus();
   }
   if (step == Step::kMerge && seed_radius > 0 && !members.empty()) {
     // A posting whose head no other lies near (a seed's, while few vectors joined it) keeps its
     // vectors: merged away, they would be far from every head and seeded again.
-    ReaderMutexLock lock(&mu_);
-    RETURN_IF_ERROR(base->NearestHeads(old_head.data(), 2, &heads_overlay_, &hits));
-    for (const HeadHit& hit : hits) {
-      if (hit.second != p && kernels::EuclideanOf(config_.metric, hit.first) > seed_radius) {
-        return absl::OkStatus();
+    bool alone = false;
+    {
+      ReaderMutexLock lock(&mu_);
+      RETURN_IF_ERROR(base->NearestHeads(old_head.data(), 2, &heads_overlay_, &hits));
+      for (const HeadHit& hit : hits) {
+        if (hit.second == p) continue;
+        alone = kernels::EuclideanOf(config_.metric, hit.first) > seed_radius;
+        break;
       }
+    }
+    if (alone) {
+      narrow_radius();
+      return absl::OkStatus();
+    }
+  }
+  // A seed step takes the far vectors of other postings queued for them too (up to kSeedBatch
+  // postings): one commit, and one sync, for them all. They stay, like p, with their other
+  // vectors; each one's radius comes down to what its other primaries measure.
+  struct Seeded {
+    uint32_t posting;
+    uint64_t stamp;
+    float kept_radius;
+  };
+  std::vector<Seeded> also_seeded;
+  bool committed = false;
+  // (Taken off the queue: queued again unless the step commits.)
+  const auto requeue = absl::MakeCleanup([&] {
+    if (committed || also_seeded.empty()) return;
+    MutexLock pending_lock(&pending_mu_);
+    for (const Seeded& s : also_seeded) pending_.insert(s.posting);
+  });
+  if (step == Step::kSeed) {
+    ReaderMutexLock lock(&mu_);
+    if (generation_ != generation) return absl::OkStatus();  // an install: p is gone
+    std::vector<uint32_t> more;
+    {
+      MutexLock pending_lock(&pending_mu_);
+      for (auto it = pending_.begin(); it != pending_.end() && more.size() < kSeedBatch;) {
+        if (appended_radius_.Of(*it) > seed_radius) {
+          more.push_back(*it);
+          pending_.erase(it++);
+        } else {
+          ++it;
+        }
+      }
+    }
+    for (uint32_t q : more) {
+      const uint8_t* hq = HeadRow(q);
+      if (hq == nullptr) continue;  // (retired since it was queued)
+      Seeded& s = also_seeded.emplace_back(Seeded{q, appended_radius_.Stamp(q), 0});
+      appended_.ForEachEntry(q, [&](VectorId id, uint8_t version) {
+        mu_.AssertReaderHeld();
+        const IdState& st = ids_[id];
+        if (!(st.flags & kLive) || st.version != version || version_at.contains(id) ||
+            appended_.PostingsOf(id).front() != q) {
+          return;
+        }
+        const float d =
+            kernels::EuclideanOf(config_.metric, dist_(appended_.Row(id), hq, config_.dim));
+        if (d > seed_radius) {
+          far.push_back(id);
+          take(id);
+        } else {
+          s.kept_radius = std::max(s.kept_radius, d);
+        }
+      });
     }
   }
   if (step == Step::kSeed) {
@@ -293,6 +370,7 @@ absl::Status CollectionImpl::MaintainPosting(uint32_t p) {
         far.end());
   }
   const size_t live = members.size();
+  if (step == Step::kSplit && live <= limit) return absl::OkStatus();  // deleted meanwhile
   internal::TwoWaySplit halves;
   std::vector<uint8_t> member_rows;
   if (step == Step::kSplit) {
@@ -682,12 +760,15 @@ absl::Status CollectionImpl::MaintainPosting(uint32_t p) {
     for (const Reassigned& r : reassigned) rows_wanted_ += !appended_.HasRow(r.id);
     return absl::OkStatus();
   };
-  bool committed = false;
   const auto apply = [&]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(write_mu_, mu_) {
     committed = true;
     heads_overlay_ = std::move(*next);
     if (step == Step::kSeed) {
-      appended_radius_.Narrow(p, radius_stamp, kept_radius);  // (its far primaries leave it)
+      // (Their far primaries leave them.)
+      appended_radius_.Narrow(p, radius_stamp, kept_radius);
+      for (const Seeded& s : also_seeded) {
+        appended_radius_.Narrow(s.posting, s.stamp, s.kept_radius);
+      }
     } else {
       appended_radius_.Erase(p);
     }

@@ -446,7 +446,8 @@ class CollectionImpl final : public Collection {
   void NotePostings(absl::Span<const uint32_t> postings, bool shrunk)
       ABSL_SHARED_LOCKS_REQUIRED(mu_);
   // The distance past which a vector is far from every head of `index` (seed_radius_).
-  absl::StatusOr<float> SeedRadiusOf(const SpannIndex& index) const;
+  // (0 when seeding is off, or when the spacing could not be measured: logged.)
+  float SeedRadiusOf(const SpannIndex& index) const;
   // Splits, merges, rewrites or seeds `posting` if it calls for it.
   absl::Status MaintainPosting(uint32_t posting) ABSL_LOCKS_EXCLUDED(write_mu_, mu_);
   void StopMaintainer() ABSL_LOCKS_EXCLUDED(pending_mu_);

@@ -11,7 +11,7 @@ namespace strata::internal {
 absl::StatusOr<float> MedianHeadSpacing(const SpannIndex& index, uint32_t sample) {
   const uint64_t heads = index.num_heads();
   if (index.metric() == Metric::kInnerProduct || heads < 2 || sample == 0) return 0.0f;
-  const uint64_t step = std::max<uint64_t>(1, heads / sample);
+  const uint64_t step = (heads + sample - 1) / sample;  // (at most `sample` heads)
   std::vector<float> spacing;
   std::vector<HeadHit> hits;
   for (uint64_t h = 0; h < heads; h += step) {

@@ -286,21 +286,31 @@ TEST(PostingMaintenance, VectorsFarFromEveryHeadGetHeadsOfTheirOwn) {
   far.type = base.type;
   far.dim = base.dim;
   far.n = 30;  // under the limit: no posting is split for them
+  // A second cluster written later, as far from the first as from the build's heads: its
+  // nearest head is the first cluster's, whose posting is small (under the merge threshold).
+  VectorSet later = far;
+  later.n = 10;
+  later.data.clear();
   for (uint64_t i = 0; i < far.n; ++i) {
     for (uint32_t j = 0; j < far.dim; ++j) {
       // (Distinct vectors: the first value differs.)
       far.data.push_back(static_cast<uint8_t>(j == 0 ? 220 + i : 245 + (i * 7 + j * 3) % 10));
     }
   }
-  const auto expect_found = [&](const Collection& c) {
+  for (uint64_t i = 0; i < later.n; ++i) {
+    for (uint32_t j = 0; j < later.dim; ++j) {
+      later.data.push_back(static_cast<uint8_t>(j < 12 ? 3 * i + j : 245 + (i * 5 + j) % 10));
+    }
+  }
+  const auto expect_found = [&](const Collection& c, const VectorSet& set, uint64_t first_id) {
     SearchParams near;
     near.max_postings = 2;
-    for (uint64_t i = 0; i < far.n; ++i) {
+    for (uint64_t i = 0; i < set.n; ++i) {
       std::vector<Hit> hits;
       ASSERT_TRUE(
-          c.Search(VectorView{far.type, {far.row(i), far.row_bytes()}}, 1, near, &hits).ok());
+          c.Search(VectorView{set.type, {set.row(i), set.row_bytes()}}, 1, near, &hits).ok());
       ASSERT_EQ(hits.size(), 1u);
-      EXPECT_EQ(hits[0].id, 100000 + i);
+      EXPECT_EQ(hits[0].id, first_id + i);
       EXPECT_EQ(hits[0].distance, 0.0f);
     }
   };
@@ -324,8 +334,17 @@ TEST(PostingMaintenance, VectorsFarFromEveryHeadGetHeadsOfTheirOwn) {
     EXPECT_LT(seeded.seeds - settled.seeds, far.n / 2);
     EXPECT_EQ(seeded.splits, settled.splits);
     EXPECT_EQ(seeded.added_heads - settled.added_heads, seeded.seeds - settled.seeds);
-    EXPECT_EQ(seeded.count, base.n + far.n);
-    ASSERT_NO_FATAL_FAILURE(expect_found(*c));
+    EXPECT_EQ(seeded.count, base.n + far.n);  // (the later cluster is written below)
+    ASSERT_NO_FATAL_FAILURE(expect_found(*c, far, 100000));
+    // The later cluster gets heads of its own too (its posting, a seed's, is not merge-guarded
+    // into keeping it).
+    Upsert(c.get(), later, 200000);
+    ASSERT_TRUE(c->RunMaintenance().ok());
+    const uint64_t first_heads = seeded.seeds - settled.seeds;
+    seeded = c->Stats();
+    EXPECT_GT(seeded.seeds - settled.seeds, first_heads);
+    ASSERT_NO_FATAL_FAILURE(expect_found(*c, far, 100000));
+    ASSERT_NO_FATAL_FAILURE(expect_found(*c, later, 200000));
     ASSERT_TRUE(c->RunMaintenance().ok());
     EXPECT_EQ(c->Stats().seeds, seeded.seeds);
     EXPECT_EQ(c->Stats().reassigned, seeded.reassigned);
@@ -333,7 +352,8 @@ TEST(PostingMaintenance, VectorsFarFromEveryHeadGetHeadsOfTheirOwn) {
   auto cat = *Catalog::Open(tmp.path(), options);
   auto c = *cat->Find("c");
   EXPECT_EQ(c->Stats().added_heads, seeded.added_heads);
-  ASSERT_NO_FATAL_FAILURE(expect_found(*c));
+  ASSERT_NO_FATAL_FAILURE(expect_found(*c, far, 100000));
+  ASSERT_NO_FATAL_FAILURE(expect_found(*c, later, 200000));
   // The open queues every posting again: none calls for another step.
   ASSERT_TRUE(c->RunMaintenance().ok());
   EXPECT_EQ(c->Stats().seeds, 0u);  // (counted since the open)
@@ -341,9 +361,10 @@ TEST(PostingMaintenance, VectorsFarFromEveryHeadGetHeadsOfTheirOwn) {
   const uint64_t far_heads = seeded.seeds;
   std::vector<uint64_t> gone;
   for (uint64_t i = 0; i < far.n; ++i) gone.push_back(100000 + i);
+  for (uint64_t i = 0; i < later.n; ++i) gone.push_back(200000 + i);
   uint64_t deleted = 0;
   ASSERT_TRUE(c->Delete(gone, &deleted).ok());
-  ASSERT_EQ(deleted, far.n);
+  ASSERT_EQ(deleted, far.n + later.n);
   ASSERT_TRUE(c->RunMaintenance().ok());
   EXPECT_LE(c->Stats().added_heads, seeded.added_heads - far_heads);
   EXPECT_EQ(c->Stats().count, base.n);
