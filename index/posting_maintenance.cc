@@ -151,7 +151,7 @@ absl::Status CollectionImpl::MaintainPosting(uint32_t p) {
   // Appended members whose primary is p and which lie past seed_radius from its head (a seed
   // step gives them heads), and how far the other primaries lie (p's radius after it).
   std::vector<VectorId> far;
-  float seed_radius = 0, kept_radius = 0;
+  float seed_radius = 0, kept_radius = 0, radius_was = 0;
   uint64_t radius_stamp = 0;
   std::vector<VectorId> need;  // built vectors whose exact rows are read from the store
   // Takes vector `id` into the step, with mu_ held: the version it has now, and its row (from
@@ -188,6 +188,7 @@ absl::Status CollectionImpl::MaintainPosting(uint32_t p) {
     heads_now = built_heads - heads_overlay_.retired() + heads_overlay_.added();
     seed_radius = seed_radius_;
     radius_stamp = appended_radius_.Stamp(p);
+    radius_was = appended_radius_.Of(p);
     appended_.ForEachEntry(p, [&](VectorId id, uint8_t version) {
       mu_.AssertReaderHeld();
       keys_in_p.push_back(id);
@@ -266,7 +267,7 @@ absl::Status CollectionImpl::MaintainPosting(uint32_t p) {
   // With no far vector left in p, its recorded radius comes down to what it measured (else the
   // radius would queue p again at every write that touches it).
   const auto narrow_radius = [&] {
-    if (seed_radius <= 0 || !far.empty()) return;
+    if (seed_radius <= 0 || !far.empty() || radius_was <= seed_radius) return;
     WriterMutexLock lock(&mu_);
     appended_radius_.Narrow(p, radius_stamp, kept_radius);
   };
