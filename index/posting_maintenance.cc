@@ -46,6 +46,8 @@ constexpr float kSeedSpacings = 1.5f;
 constexpr uint32_t kSpacingSample = 1000;
 // Postings a seed step takes the far vectors of at most (one commit and one sync for them all).
 constexpr size_t kSeedBatch = 64;
+// ... and stops taking more once it holds this many far vectors (a step's size is bounded).
+constexpr size_t kSeedMostVectors = 512;
 }  // namespace
 
 float CollectionImpl::SeedRadiusOf(const SpannIndex& index) const {
@@ -289,6 +291,7 @@ absl::Status CollectionImpl::MaintainPosting(uint32_t p) {
     bool alone = false;
     {
       ReaderMutexLock lock(&mu_);
+      if (generation_ != generation) return absl::OkStatus();  // an install: p is gone
       RETURN_IF_ERROR(base->NearestHeads(old_head.data(), 2, &heads_overlay_, &hits));
       for (const HeadHit& hit : hits) {
         if (hit.second == p) continue;
@@ -314,6 +317,8 @@ absl::Status CollectionImpl::MaintainPosting(uint32_t p) {
   // (Taken off the queue: queued again unless the step commits.)
   const auto requeue = absl::MakeCleanup([&] {
     if (committed || also_seeded.empty()) return;
+    ReaderMutexLock lock(&mu_);
+    if (generation_ != generation) return;  // an install started the queue over
     MutexLock pending_lock(&pending_mu_);
     for (const Seeded& s : also_seeded) pending_.insert(s.posting);
   });
@@ -324,7 +329,8 @@ absl::Status CollectionImpl::MaintainPosting(uint32_t p) {
     {
       MutexLock pending_lock(&pending_mu_);
       for (auto it = pending_.begin(); it != pending_.end() && more.size() < kSeedBatch;) {
-        if (appended_radius_.Of(*it) > seed_radius) {
+        // (p itself, queued again by a write meanwhile, stays queued: its next step sees those.)
+        if (*it != p && appended_radius_.Of(*it) > seed_radius) {
           more.push_back(*it);
           pending_.erase(it++);
         } else {
@@ -332,26 +338,40 @@ absl::Status CollectionImpl::MaintainPosting(uint32_t p) {
         }
       }
     }
+    std::vector<uint32_t> left;  // taken off the queue, not looked at: queued again
     for (uint32_t q : more) {
       const uint8_t* hq = HeadRow(q);
       if (hq == nullptr) continue;  // (retired since it was queued)
+      if (far.size() >= kSeedMostVectors) {
+        left.push_back(q);
+        continue;
+      }
       Seeded& s = also_seeded.emplace_back(Seeded{q, appended_radius_.Stamp(q), 0});
+      // Every live primary of q counts: a far one is taken (if p's read took it already, at this
+      // version, as a replica of p's, it is far here all the same), any other one keeps q's
+      // radius, so that it stays an upper bound.
       appended_.ForEachEntry(q, [&](VectorId id, uint8_t version) {
         mu_.AssertReaderHeld();
         const IdState& st = ids_[id];
-        if (!(st.flags & kLive) || st.version != version || version_at.contains(id) ||
-            appended_.PostingsOf(id).front() != q) {
+        if (!(st.flags & kLive) || st.version != version || appended_.PostingsOf(id).front() != q) {
           return;
         }
         const float d =
             kernels::EuclideanOf(config_.metric, dist_(appended_.Row(id), hq, config_.dim));
-        if (d > seed_radius) {
+        const auto taken = version_at.find(id);
+        if (d > seed_radius && taken == version_at.end()) {
           far.push_back(id);
           take(id);
+        } else if (d > seed_radius && taken->second == version) {
+          far.push_back(id);
         } else {
           s.kept_radius = std::max(s.kept_radius, d);
         }
       });
+    }
+    if (!left.empty()) {
+      MutexLock pending_lock(&pending_mu_);
+      pending_.insert(left.begin(), left.end());
     }
   }
   if (step == Step::kSeed) {
@@ -371,7 +391,14 @@ absl::Status CollectionImpl::MaintainPosting(uint32_t p) {
         far.end());
   }
   const size_t live = members.size();
-  if (step == Step::kSplit && live <= limit) return absl::OkStatus();  // deleted meanwhile
+  if (step == Step::kSplit && live <= limit) {
+    // Deleted meanwhile: p waits for its next write, unless far vectors call for a seed step.
+    if (!far.empty()) {
+      MutexLock pending_lock(&pending_mu_);
+      pending_.insert(p);
+    }
+    return absl::OkStatus();
+  }
   internal::TwoWaySplit halves;
   std::vector<uint8_t> member_rows;
   if (step == Step::kSplit) {
@@ -619,6 +646,7 @@ absl::Status CollectionImpl::MaintainPosting(uint32_t p) {
       const uint8_t* head = primary < built_heads ? base->head_vector(primary) : next->Row(primary);
       if (seed_radius > 0 &&
           kernels::EuclideanOf(config_.metric, dist_(row, head, config_.dim)) > seed_radius) {
+        narrow_radius();
         return absl::OkStatus();
       }
       continue;
@@ -770,6 +798,10 @@ absl::Status CollectionImpl::MaintainPosting(uint32_t p) {
       for (const Seeded& s : also_seeded) {
         appended_radius_.Narrow(s.posting, s.stamp, s.kept_radius);
       }
+      // Queued again if they call for anything still (too long, or far vectors left).
+      std::vector<uint32_t> batch_postings;
+      for (const Seeded& s : also_seeded) batch_postings.push_back(s.posting);
+      NotePostings(batch_postings, /*shrunk=*/true);
     } else {
       appended_radius_.Erase(p);
     }
