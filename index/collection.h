@@ -413,9 +413,9 @@ class Collection {
   // Entries per posting a search may read (dead ones included), one per serving head; empty
   // without an index. For tests and benchmarks: O(heads).
   [[nodiscard]] virtual std::vector<uint32_t> PostingLengths() const = 0;
-  // Splits, merges and rewrites the postings writes have pushed past their limits until none is
-  // left ("Posting maintenance"): what the background thread does. The first error (the posting
-  // stays as it was).
+  // Splits, merges, rewrites and seeds the postings writes have pushed past their limits until
+  // none is left and no step is running (the background thread's included): what the background
+  // thread does. The first error (the posting stays as it was).
   [[nodiscard]] virtual absl::Status RunMaintenance() = 0;
   // Stops the background maintenance thread and waits for its step in progress (the catalog
   // calls it as it closes, so that no thread of the collection's own acts on the metadata store

@@ -110,15 +110,25 @@ void CollectionImpl::StopMaintainer() {
 absl::Status CollectionImpl::RunMaintenance() {
   absl::Status first;
   for (;;) {
-    uint32_t p;
+    std::optional<uint32_t> p;
     {
       MutexLock lock(&pending_mu_);
+      if (stop_ || paused_) return first;
+      if (!pending_.empty()) {
+        p = *pending_.begin();
+        pending_.erase(pending_.begin());
+      }
+    }
+    if (!p.has_value()) {
+      // Done once no step is running either: the other thread's step (the background one's, or
+      // another caller's) may still be at work, and queue more.
+      MutexLock maint_lock(&maint_mu_);
+      MutexLock lock(&pending_mu_);
       if (pending_.empty() || stop_ || paused_) return first;
-      p = *pending_.begin();
-      pending_.erase(pending_.begin());
+      continue;
     }
     // A posting that fails stays as it is (queued again by the next write that touches it).
-    absl::Status s = MaintainPosting(p);
+    absl::Status s = MaintainPosting(*p);
     if (!s.ok() && first.ok()) first = s;
   }
 }
