@@ -468,7 +468,7 @@ absl::Status CollectionImpl::MaintainPosting(uint32_t p) {
       size_t appended = 0;
     };
     std::vector<Neighbour> around;
-    std::vector<uint32_t> far;  // postings beyond the neighbourhood, their appended entries only
+    std::vector<uint32_t> far_postings;  // beyond the neighbourhood: their appended entries only
     std::vector<uint32_t> built_around;  // built neighbours, and where they are in `around`
     std::vector<size_t> built_at;
     const bool euclidean = config_.metric != Metric::kInnerProduct;
@@ -513,8 +513,8 @@ absl::Status CollectionImpl::MaintainPosting(uint32_t p) {
           mu_.AssertReaderHeld();
           if (q == p || near_set.contains(q)) return true;
           const uint8_t* hq = HeadRow(q);
-          if (hq != nullptr && to_new_head(hq) < 2.0f * r) far.push_back(q);
-          return far.size() < kFarPostings && ++visited < 8 * kFarPostings;
+          if (hq != nullptr && to_new_head(hq) < 2.0f * r) far_postings.push_back(q);
+          return far_postings.size() < kFarPostings && ++visited < 8 * kFarPostings;
         });
       }
     }
@@ -552,7 +552,7 @@ absl::Status CollectionImpl::MaintainPosting(uint32_t p) {
     // head to be nearer a new head (|v - h| < |v - hq| needs |v - hq| > |hq - h| / 2). Each far
     // posting's radius is measured again over its primaries on the way: the commit narrows the
     // recorded one to it, unless it grew meanwhile (so the widest are not the same ones always).
-    for (uint32_t q : far) {
+    for (uint32_t q : far_postings) {
       ReaderMutexLock lock(&mu_);
       const uint8_t* hq = HeadRow(q);
       if (hq == nullptr) continue;
@@ -632,14 +632,19 @@ absl::Status CollectionImpl::MaintainPosting(uint32_t p) {
   // past seed_radius becomes a head instead, its posting its own alone (the replica rule keeps no
   // other: every other head is as near the new head as the vector). p stays, with its other
   // members.
+  // Whether `row`, just reassigned, is still past seed_radius from its primary (the nearest head).
+  const auto still_far = [&](const uint8_t* row) {
+    const uint32_t primary = reassigns.back().second.front();
+    const uint8_t* head = primary < built_heads ? base->head_vector(primary) : next->Row(primary);
+    return seed_radius > 0 &&
+           kernels::EuclideanOf(config_.metric, dist_(row, head, config_.dim)) > seed_radius;
+  };
   if (step == Step::kSeed) {
     for (VectorId id : far) {
       const uint8_t* row = row_of(id);
       RETURN_IF_ERROR(reassign(id, row));
       std::vector<uint32_t>& postings = reassigns.back().second;
-      const uint32_t primary = postings.front();
-      const uint8_t* head = primary < built_heads ? base->head_vector(primary) : next->Row(primary);
-      if (kernels::EuclideanOf(config_.metric, dist_(row, head, config_.dim)) > seed_radius) {
+      if (still_far(row)) {
         add_head(row);
         postings.assign(1, new_heads.back());
       }
@@ -652,10 +657,7 @@ absl::Status CollectionImpl::MaintainPosting(uint32_t p) {
       RETURN_IF_ERROR(reassign(id, row));
       // A posting whose vectors no other head lies near (a seed's, while few vectors joined it)
       // stays: merged, they would be far from every head and seeded again.
-      const uint32_t primary = reassigns.back().second.front();
-      const uint8_t* head = primary < built_heads ? base->head_vector(primary) : next->Row(primary);
-      if (seed_radius > 0 &&
-          kernels::EuclideanOf(config_.metric, dist_(row, head, config_.dim)) > seed_radius) {
+      if (still_far(row)) {
         narrow_radius();
         return absl::OkStatus();
       }
