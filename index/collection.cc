@@ -1123,7 +1123,7 @@ absl::Status CollectionImpl::Install(uint64_t gen, absl::Span<const VectorId> id
     }
     indexed_ = ids.size();
     appended_.Clear(/*keep_rows=*/carried.size());  // (room they had, as rows of their own)
-    heads_overlay_.Clear(static_cast<uint32_t>(base_->num_heads()));
+    heads_overlay_.Clear(base_->head_graph());
     appended_radius_.Clear();
     {
       MutexLock pending_lock(&pending_mu_);
@@ -1437,7 +1437,7 @@ CollectionStats CollectionImpl::Stats() const {
 // --- CollectionConfig ----------------------------------------------------------------------------
 
 absl::Status CollectionImpl::LoadHeads() {
-  heads_overlay_.Clear(static_cast<uint32_t>(base_->num_heads()));
+  heads_overlay_.Clear(base_->head_graph());
   return store_->Scan(Cf::kHeads, CollPrefix(config_.id), [&](auto key, auto value) {
     mu_.AssertHeld();  // Load's
     if (key.size() != 8 || (!value.empty() && value.size() != row_bytes_)) {

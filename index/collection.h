@@ -67,9 +67,8 @@
 // crash or power cut leaves it whole or not begun) whose plan, under the writer lock, drops the
 // moves of vectors written meanwhile and moves the vectors appended to the posting meanwhile; the
 // thread that ran the step then syncs the log itself, with the writer lock free again. Added
-// heads are found through a
-// graph of their own (internal/growing_graph.h). A search that read a posting whose head retired
-// meanwhile starts again.
+// heads join the built heads' graph (internal/growing_graph.h), so one walk finds both. A search
+// that read a posting whose head retired meanwhile starts again.
 //
 // Seeding: a vector written farther from every head than 1.5x the built heads' median spacing
 // (a new region of the space) queues its posting, and that posting's step reassigns its far

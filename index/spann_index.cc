@@ -131,6 +131,7 @@ class SpannIndexImpl final : public SpannIndex {
   absl::Status NearestHeads(const uint8_t* v, uint32_t k, const internal::HeadOverlay* heads,
                             std::vector<HeadHit>* out) const override;
   const uint8_t* head_vector(uint32_t head) const override { return heads_->vector(head); }
+  const internal::HeadGraph* head_graph() const override { return heads_.get(); }
   absl::Status ReadPostings(absl::Span<const uint32_t> postings, std::vector<VectorId>* ids,
                             std::vector<uint8_t>* rows, std::vector<size_t>* ends) const override;
   uint32_t posting_entries(uint32_t posting) const override {
@@ -226,31 +227,15 @@ absl::Status CheckQuery(VectorView query, ElementType type, Metric metric, uint3
 void SpannIndexImpl::Navigate(const void* q, uint32_t k, uint32_t ef,
                               const internal::HeadOverlay* heads, QueryContext* ctx,
                               std::vector<HeadHit>* out) const {
-  // Retired heads still guide the graph's walk; more are asked for so that, past them, k remain
-  // (the walk again with a wider beam when too many of the nearest are retired).
-  const uint64_t retired = heads != nullptr ? heads->retired() : 0;
-  uint64_t want = k + std::min<uint64_t>(retired, std::max<uint64_t>(8, k / 8));
-  for (;;) {
-    want = std::min<uint64_t>(want, heads_->size());
-    const auto w = static_cast<uint32_t>(want);
-    heads_->Search(q, w, std::max(ef, w), &ctx->nav, out);
-    if (retired == 0) break;
-    out->erase(std::remove_if(out->begin(), out->end(),
-                              [&](const HeadHit& h) { return heads->IsRetired(h.second); }),
-               out->end());
-    // (At most the built heads still serving can be found.)
-    if (out->size() >= std::min<uint64_t>(k, heads_->size() - std::min(retired, heads_->size())) ||
-        want == heads_->size()) {
-      break;
-    }
-    want *= 4;
+  if (heads == nullptr) {
+    heads_->Search(q, k, ef, &ctx->nav, out);
+    return;
   }
-  if (heads == nullptr) return;
-  if (heads->added() > 0) {
-    heads->Nearest(q, k, ef, out);
-    std::sort(out->begin(), out->end());
-  }
-  if (out->size() > k) out->resize(k);
+  // One walk over the built graph with the added heads joined to it, past the retired ones.
+  // (The collection clears its overlay onto each generation it installs: one of another would
+  // number the heads otherwise.)
+  DCHECK(heads->built_graph() == heads_.get());
+  heads->Nearest(q, k, ef, &ctx->nav, out);
 }
 
 absl::Status SpannIndexImpl::NearestHeads(const uint8_t* v, uint32_t k,

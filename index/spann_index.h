@@ -140,6 +140,7 @@ class AppendedEntries {
 
 class SearchLock;
 namespace internal {
+class HeadGraph;
 class HeadOverlay;
 }
 
@@ -231,6 +232,8 @@ class SpannIndex {
                                                   std::vector<HeadHit>* out) const = 0;
   // Built head `head`'s vector (posting form).
   [[nodiscard]] virtual const uint8_t* head_vector(uint32_t head) const = 0;
+  // The built heads' graph: an overlay's added heads join it (internal::HeadOverlay::Clear).
+  [[nodiscard]] virtual const internal::HeadGraph* head_graph() const = 0;
   // Reads built postings `postings` from disk in one batch of reads: each one's entries' ids are
   // appended to `ids` and their vectors in posting form (float16 entries widened to float32) to
   // `rows`, posting after posting in the order given; `ends` (may be null) gets ids->size() after

@@ -104,7 +104,7 @@ class CollectionImpl final : public Collection {
         dist_(kernels::GetDistance(kernels::Best(), config_.type, config_.metric)),
         f16_dist_(kernels::GetFloat16Distance(kernels::Best(), config_.metric)),
         appended_(row_bytes_, &ids_),
-        heads_overlay_(config_.type, config_.metric, config_.dim, 0),
+        heads_overlay_(config_.type, config_.metric, config_.dim),
         tenants_(config_.id, config_.name),
         hybrid_{config_.hybrid_weight, config_.hybrid_mrr, config_.hybrid_questions} {}
   ~CollectionImpl() override {

@@ -1,108 +1,129 @@
-// A navigable graph that grows one node at a time: the navigation over the heads posting
-// maintenance adds between rebuilds (index/internal/head_overlay.h). The built heads have their
-// HNSW graph (head_graph.h), immutable once built; heads added by splits join this one instead,
-// so finding the nearest of them costs a beam search, not a pass over all of them.
+// The heads posting maintenance adds between rebuilds (index/internal/head_overlay.h), joined to
+// the built heads' HNSW graph (head_graph.h), so that one walk finds the nearest heads of both.
 //
-// One layer (a navigable small world): a node added is linked to the nodes the HNSW heuristic
-// keeps among the nearest a beam search finds, and they to it (their lists pruned the same way
-// when full). A search puts a fixed spread of nodes in its beam first, every (size /
-// kEntries)-th, and walks from there.
+// The built graph is immutable. A joined node is linked, on the bottom level only, to the nodes
+// the HNSW heuristic keeps among the nearest a walk finds (built or joined), and they to it: a
+// joined node in its own link list, a built one in a list of bridges kept here (both pruned by
+// the same heuristic when full). A walk descends the built graph's upper levels as before and
+// crosses between built and joined nodes on the bottom one; a region where only joined nodes
+// serve is reached through the bridges of the built nodes around it. (Before, the joined nodes
+// had a graph of their own, walked beside the built one: every search paid two walks, and the
+// second, over a graph of a few thousand nodes, cost as much as the first.)
 //
-// Nodes are never unlinked: a dead one (its head retired) still guides the walk but is never
-// returned, and the beam widens by the dead nodes' share. Compact() rebuilds the graph from the
-// live ones (the owner decides when: HeadOverlay, once the dead outnumber the live).
-// A graph small for the beam asked (up to kExhaustivePerBeam nodes per place in it) is searched
-// exhaustively instead, which is exact and, there, no slower.
+// Nodes are numbered as the walk sees them: built ones [0, first()), joined ones from first() up,
+// in the order added. Nodes are never unlinked: a dead one (a retired head, built or joined)
+// still guides walks but is never returned nor linked to.
+// Compact() rebuilds the joined part from its live nodes (the owner decides when: HeadOverlay,
+// once the dead outnumber the live).
 //
 // Thread-compatible: const calls may run concurrently (each search has its own scratch);
 // anything else needs the caller's exclusive lock (the collection's).
 #ifndef STRATA_INDEX_INTERNAL_GROWING_GRAPH_H_
 #define STRATA_INDEX_INTERNAL_GROWING_GRAPH_H_
 
+#include <array>
 #include <cstddef>
 #include <cstdint>
 #include <utility>
 #include <vector>
 
-#include "index/kernels/distance.h"
-#include "index/types.h"
+#include "absl/container/flat_hash_map.h"
+#include "index/internal/head_graph.h"
 
 namespace strata::internal {
 
-class GrowingGraph final {
+class GrowingGraph final : public GraphExtension {
  public:
-  // Links per node.
+  // Links per joined node (as the built graph's bottom level has).
   static constexpr uint32_t kDegree = 32;
+  // Bridges per built node, at most.
+  static constexpr uint32_t kBridges = 16;
   // Beam while adding a node.
   static constexpr uint32_t kAddBeam = 96;
-  // Nodes a search starts from.
-  static constexpr uint32_t kEntries = 32;
-  // A walk with beam ef costs about what a pass over 30 ef nodes does (128-d uint8 rows, 2,000 to
-  // 16,000 nodes, AVX-512): graphs up to this many nodes per place in the beam are searched
-  // exhaustively.
-  static constexpr uint32_t kExhaustivePerBeam = 24;
 
-  // `metric` as the rows are compared (rows in posting form: cosine ones normalised).
-  GrowingGraph(ElementType type, Metric metric, uint32_t dim);
+  // Joined to `built`, which outlives the graph (null: a graph that is not joined yet, which
+  // takes no nodes). Rows are in `built`'s form.
+  explicit GrowingGraph(const HeadGraph* built);
 
-  // Adds a live node holding `row`; returns its number (nodes are numbered 0, 1, ... in order).
+  // Adds a live node holding `row`; returns its number (first(), first() + 1, ... in order).
   uint32_t Add(const uint8_t* row);
-  // Marks `node` dead: it still guides searches but is never returned.
+  // Marks `node` (built or joined) dead: it still guides walks but is never returned.
   void Kill(uint32_t node);
-  // Rebuilds the graph from the live nodes alone, keeping their order; returns each old node's
-  // new number (~0u for the dead ones).
+  // Rebuilds the joined part from its live nodes alone, keeping their order; returns each old
+  // joined node's new number, at [old - first()] (~0u for the dead ones).
   std::vector<uint32_t> Compact();
-  // Drops every node, and the memory they held.
-  void Clear();
 
-  [[nodiscard]] size_t size() const { return alive_.size(); }  // nodes, dead ones included
+  [[nodiscard]] const HeadGraph* built() const { return built_; }
+  // The first joined node's number: the built graph's size.
+  [[nodiscard]] uint32_t first() const { return first_; }
+  // Joined nodes, dead ones included, and the live ones among them.
+  [[nodiscard]] size_t size() const { return alive_.size(); }
   [[nodiscard]] size_t live() const { return live_; }
-  [[nodiscard]] bool alive(uint32_t node) const { return alive_[node] != 0; }
-  [[nodiscard]] const uint8_t* row(uint32_t node) const {
-    return rows_.data() + size_t{node} * row_bytes_;
+  // Dead built nodes.
+  [[nodiscard]] size_t dead_built() const { return dead_built_; }
+  [[nodiscard]] bool alive(uint32_t node) const {
+    return node < first_ ? (built_dead_[node / 64] >> (node % 64) & 1) == 0
+                         : alive_[node - first_] != 0;
   }
-  [[nodiscard]] float Distance(const void* q, uint32_t node) const {
-    return dist_(q, row(node), dim_);
+  [[nodiscard]] const uint8_t* row(uint32_t node) const {
+    return node < first_ ? built_->vector(node) : joined_row(node);
   }
   [[nodiscard]] uint64_t MemoryBytes() const {
-    return rows_.capacity() + links_.capacity() * 4 + alive_.capacity();
+    return rows_.capacity() + links_.capacity() * 4 + alive_.capacity() +
+           bridges_.capacity() * (sizeof(uint32_t) + sizeof(Bridges)) +
+           built_dead_.capacity() * sizeof(uint64_t);
   }
 
-  // Appends to `out` the (distance, node) of the `k` live nodes nearest `q` (posting form), as far
-  // as a walk with beam `ef` (>= k) finds them (exactly, for small graphs), in no particular order.
-  void Search(const void* q, uint32_t k, uint32_t ef,
+  // The (distance, node) of the `k` live nodes, built and joined, nearest `q`, as far as a walk
+  // with beam `ef` (>= k) finds them; nearest first.
+  void Search(const void* q, uint32_t k, uint32_t ef, HeadSearchScratch* scratch,
               std::vector<std::pair<float, uint32_t>>* out) const;
   // The same, by looking at every live node: the reference the walk is tested against.
   void SearchExhaustive(const void* q, uint32_t k,
                         std::vector<std::pair<float, uint32_t>>* out) const;
 
+  // GraphExtension.
+  [[nodiscard]] size_t joined() const override { return size(); }
+  [[nodiscard]] const uint8_t* joined_row(uint32_t node) const override {
+    return rows_.data() + size_t{node - first_} * row_bytes_;
+  }
+  [[nodiscard]] const uint32_t* joined_links(uint32_t node) const override {
+    return &links_[size_t{node - first_} * (1 + kDegree)];
+  }
+  [[nodiscard]] const uint32_t* bridges(uint32_t node) const override {
+    const auto it = bridges_.find(node);
+    return it == bridges_.end() ? nullptr : it->second.data();
+  }
+  [[nodiscard]] bool serving(uint32_t node) const override { return alive(node); }
+
  private:
   using Pair = std::pair<float, uint32_t>;
-  // Beam `ef` widened by the dead nodes' share, so that about ef of the nodes it holds are live.
-  [[nodiscard]] uint32_t Widened(size_t ef) const {
-    return static_cast<uint32_t>(live_ == 0 ? ef : (ef * size() + live_ - 1) / live_);
+  using Bridges = std::array<uint32_t, 1 + kBridges>;  // [count, joined nodes]
+
+  [[nodiscard]] float Between(uint32_t a, uint32_t b) const {
+    return built_->Compare(row(a), row(b));
   }
-  // The walk over every node, live or dead: the `ef` nearest found, nearest first.
-  void Walk(const void* q, uint32_t ef, std::vector<Pair>* found) const;
-  // Links `node` to the nearest of `cand` (sorted nearest first) that the heuristic keeps, and
-  // them back to it.
+  // Links joined `node` to the nearest of `cand` (sorted nearest first) that the heuristic keeps,
+  // and them back to it.
   void Link(uint32_t node, std::vector<Pair> cand);
-  // Prunes `cand` (sorted nearest first) to at most kDegree by the HNSW heuristic.
-  void Select(std::vector<Pair>* cand) const;
-  [[nodiscard]] uint32_t* links(uint32_t node) { return &links_[size_t{node} * (1 + kDegree)]; }
-  [[nodiscard]] const uint32_t* links(uint32_t node) const {
-    return &links_[size_t{node} * (1 + kDegree)];
+  // Adds `node` to the list `l` of `owner` (capacity `most`), pruned by the heuristic when full.
+  void LinkBack(uint32_t owner, uint32_t* l, uint32_t most, float d, uint32_t node);
+  // Prunes `cand` (sorted nearest first) to at most `most` by the HNSW heuristic.
+  void Select(std::vector<Pair>* cand, uint32_t most) const;
+  [[nodiscard]] uint32_t* links(uint32_t node) {
+    return &links_[size_t{node - first_} * (1 + kDegree)];
   }
 
-  ElementType type_;
-  Metric metric_;
-  uint32_t dim_;
+  const HeadGraph* built_;
+  uint32_t first_;
   size_t row_bytes_;
-  kernels::DistanceFn dist_;
   std::vector<uint8_t> rows_;    // size() rows
-  std::vector<uint32_t> links_;  // per node: [count, kDegree ids]
-  std::vector<uint8_t> alive_;   // per node
+  std::vector<uint32_t> links_;  // per joined node: [count, kDegree nodes]
+  std::vector<uint8_t> alive_;   // per joined node
   size_t live_ = 0;
+  absl::flat_hash_map<uint32_t, Bridges> bridges_;  // built node -> its bridges
+  std::vector<uint64_t> built_dead_;                // a bit per built node
+  size_t dead_built_ = 0;
 };
 
 }  // namespace strata::internal

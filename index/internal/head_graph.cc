@@ -175,6 +175,72 @@ void HeadGraph::Search(const void* query, uint32_t k, uint32_t ef, HeadSearchScr
               scratch->results.begin() + std::min<size_t>(k, scratch->results.size()));
 }
 
+void HeadGraph::Walk(const void* query, uint32_t ef, const GraphExtension* joined,
+                     HeadSearchScratch* s, std::vector<Pair>* out) const {
+  out->clear();
+  if (n_ == 0 || ef == 0) return;
+  uint32_t cur = entry_;
+  float cur_d = Distance(query, cur);
+  GreedyDescend(*this, query, max_level_, 0, &cur, &cur_d,
+                [this](uint32_t node, int level) { return Links(node, level); });
+  // The bottom level's beam search, as SearchLevel's, over built and joined nodes; a dead node
+  // enters the candidates (it guides) but not the results.
+  const size_t total = n_ + (joined != nullptr ? joined->joined() : 0);
+  if (s->visited.size() < total) s->visited.resize(total, 0);
+  if (++s->stamp == 0) {
+    std::fill(s->visited.begin(), s->visited.end(), 0);
+    s->stamp = 1;
+  }
+  const auto row = [&](uint32_t node) {
+    return node < n_ ? vector(node) : joined->joined_row(node);
+  };
+  const auto serving = [&](uint32_t node) { return joined == nullptr || joined->serving(node); };
+  auto& cand = s->candidates;  // min-heap by distance (via greater)
+  auto& res = s->results;      // max-heap by distance
+  cand.clear();
+  res.clear();
+  cand.push_back({cur_d, cur});
+  if (serving(cur)) res.push_back({cur_d, cur});
+  s->visited[cur] = s->stamp;
+  const auto visit = [&](const uint32_t* l) {
+    if (l == nullptr) return;
+    for (uint32_t i = 1; i <= l[0]; ++i) {
+      if (s->visited[l[i]] != s->stamp) __builtin_prefetch(row(l[i]));
+    }
+    for (uint32_t i = 1; i <= l[0]; ++i) {
+      const uint32_t nb = l[i];
+      if (s->visited[nb] == s->stamp) continue;
+      s->visited[nb] = s->stamp;
+      const float dist = dist_(query, row(nb), d_);
+      if (res.size() < ef || dist < res.front().first) {
+        cand.push_back({dist, nb});
+        std::push_heap(cand.begin(), cand.end(), std::greater<>());
+        if (!serving(nb)) continue;
+        res.push_back({dist, nb});
+        std::push_heap(res.begin(), res.end());
+        if (res.size() > ef) {
+          std::pop_heap(res.begin(), res.end());
+          res.pop_back();
+        }
+      }
+    }
+  };
+  while (!cand.empty()) {
+    std::pop_heap(cand.begin(), cand.end(), std::greater<>());
+    const Pair c = cand.back();
+    cand.pop_back();
+    if (res.size() >= ef && c.first > res.front().first) break;
+    if (c.second < n_) {
+      visit(Links(c.second, 0));
+      if (joined != nullptr) visit(joined->bridges(c.second));
+    } else {
+      visit(joined->joined_links(c.second));
+    }
+  }
+  std::sort(res.begin(), res.end());
+  out->assign(res.begin(), res.end());
+}
+
 absl::StatusOr<std::unique_ptr<HeadGraph>> HeadGraph::Build(ElementType type, Metric metric,
                                                             uint32_t d, const uint8_t* vectors,
                                                             uint64_t n,

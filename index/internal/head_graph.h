@@ -39,6 +39,26 @@ struct HeadSearchScratch {
   std::vector<uint32_t> link_copy;  // build only: a locked snapshot of one link list
 };
 
+// Nodes joined to a built graph's bottom level after its build (the heads posting maintenance
+// adds: growing_graph.h), so that one walk covers both. They are numbered from the built graph's
+// size() up; each has links of its own (to built or joined nodes), and a built node may have
+// links to joined ones ("bridges"), since its own links are immutable. Link lists are
+// [count, ids...].
+class GraphExtension {
+ public:
+  virtual ~GraphExtension() = default;
+  // Joined nodes, numbered [built size, built size + joined()).
+  [[nodiscard]] virtual size_t joined() const = 0;
+  // The row of joined node `node`.
+  [[nodiscard]] virtual const uint8_t* joined_row(uint32_t node) const = 0;
+  // The links of joined node `node`.
+  [[nodiscard]] virtual const uint32_t* joined_links(uint32_t node) const = 0;
+  // The bridges of built node `node`, or null for none.
+  [[nodiscard]] virtual const uint32_t* bridges(uint32_t node) const = 0;
+  // Whether node `node` (built or joined) may be returned: a dead one only guides walks.
+  [[nodiscard]] virtual bool serving(uint32_t node) const = 0;
+};
+
 class HeadGraph final {
  public:
   HeadGraph(const HeadGraph&) = delete;
@@ -62,7 +82,18 @@ class HeadGraph final {
   void Search(const void* query, uint32_t k, uint32_t ef, HeadSearchScratch* scratch,
               std::vector<std::pair<float, uint32_t>>* out) const;
 
+  // The `ef` nearest serving nodes to `query` a walk over this graph joined with `joined` (null:
+  // none) finds, nearest first: built nodes and joined ones (numbered from size() up) alike. Dead
+  // nodes are walked through but take no place in the beam (hnswlib's way with deleted ones), so
+  // a region crowded with them costs a longer walk, not a shorter answer.
+  // Thread-safe with distinct scratch (and `joined` not changing meanwhile).
+  void Walk(const void* query, uint32_t ef, const GraphExtension* joined,
+            HeadSearchScratch* scratch, std::vector<std::pair<float, uint32_t>>* out) const;
+
   [[nodiscard]] uint64_t size() const { return n_; }
+  [[nodiscard]] size_t row_bytes() const { return row_bytes_; }
+  // The distance between two rows in the graph's form (as Distance() measures).
+  [[nodiscard]] float Compare(const void* a, const void* b) const { return dist_(a, b, d_); }
   [[nodiscard]] const uint8_t* vector(uint32_t node) const {
     return vectors_.data() + size_t{node} * row_bytes_;
   }

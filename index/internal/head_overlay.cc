@@ -7,18 +7,18 @@
 
 namespace strata::internal {
 
-HeadOverlay::HeadOverlay(ElementType type, Metric metric, uint32_t dim, uint32_t built_heads)
+HeadOverlay::HeadOverlay(ElementType type, Metric metric, uint32_t dim)
     : dim_(dim),
       dist_(kernels::GetDistance(kernels::Best(), type, metric)),
-      built_heads_(built_heads),
-      next_head_(built_heads),
-      graph_(type, metric, dim) {}
+      built_heads_(0),
+      next_head_(0),
+      graph_(nullptr) {}
 
 void HeadOverlay::Add(uint32_t head, const uint8_t* row) {
   DCHECK(head >= built_heads_);
   DCHECK(!slot_.contains(head));
   const uint32_t node = graph_.Add(row);
-  DCHECK(node == node_head_.size());
+  DCHECK(node - graph_.first() == node_head_.size());
   node_head_.push_back(head);
   slot_[head] = node;
   next_head_ = std::max(next_head_, head + 1);
@@ -26,35 +26,34 @@ void HeadOverlay::Add(uint32_t head, const uint8_t* row) {
 
 void HeadOverlay::Retire(uint32_t head) {
   if (head < built_heads_) {
-    retired_.insert(head);
+    graph_.Kill(head);
     return;
   }
   auto it = slot_.find(head);
   if (it == slot_.end()) return;
   graph_.Kill(it->second);
   slot_.erase(it);
-  // Once the dead outnumber the live (and are more than a small graph), the graph is rebuilt
-  // over the live ones: walks stay short, and memory tracks the added heads.
+  // Once the dead outnumber the live (and are more than a few), the joined nodes are linked
+  // again from the live ones: walks stay short, and memory tracks the added heads.
   const size_t dead = graph_.size() - graph_.live();
   if (dead > std::max(graph_.live(), kCompactAbove)) {
     const std::vector<uint32_t> renumbered = graph_.Compact();
     std::vector<uint32_t> heads(graph_.size());
     for (uint32_t v = 0; v < renumbered.size(); ++v) {
       if (renumbered[v] == ~0u) continue;
-      heads[renumbered[v]] = node_head_[v];
+      heads[renumbered[v] - graph_.first()] = node_head_[v];
       slot_[node_head_[v]] = renumbered[v];
     }
     node_head_ = std::move(heads);
   }
 }
 
-void HeadOverlay::Clear(uint32_t built_heads) {
-  built_heads_ = built_heads;
-  next_head_ = built_heads;
-  graph_.Clear();
+void HeadOverlay::Clear(const HeadGraph* built) {
+  built_heads_ = built != nullptr ? static_cast<uint32_t>(built->size()) : 0;
+  next_head_ = built_heads_;
+  graph_ = GrowingGraph(built);
   node_head_.clear();
   slot_.clear();
-  retired_.clear();
 }
 
 const uint8_t* HeadOverlay::Row(uint32_t head) const {
@@ -62,11 +61,12 @@ const uint8_t* HeadOverlay::Row(uint32_t head) const {
   return it == slot_.end() ? nullptr : graph_.row(it->second);
 }
 
-void HeadOverlay::Nearest(const void* q, uint32_t k, uint32_t ef,
+void HeadOverlay::Nearest(const void* q, uint32_t k, uint32_t ef, HeadSearchScratch* scratch,
                           std::vector<std::pair<float, uint32_t>>* out) const {
-  const size_t start = out->size();
-  graph_.Search(q, k, ef, out);
-  for (size_t i = start; i < out->size(); ++i) (*out)[i].second = node_head_[(*out)[i].second];
+  graph_.Search(q, k, ef, scratch, out);
+  for (auto& [d, node] : *out) {
+    if (node >= built_heads_) node = node_head_[node - built_heads_];
+  }
 }
 
 }  // namespace strata::internal
