@@ -1087,15 +1087,18 @@ absl::Status CollectionImpl::Install(uint64_t gen, absl::Span<const VectorId> id
         }
       }
     }
-    batch.DeletePrefix(Cf::kPostings, CollPrefix(coll));
-    // The head records go one by one, not as a range: a range deletion over a family that holds
-    // little else leaves compactions whose output is the range tombstone alone, on which Debian's
-    // RocksDB 7.8 asserts (CompactionJob stats take the smallest key of an empty output; seen
-    // under power_loss_test).
-    RETURN_IF_ERROR(store_->Scan(Cf::kHeads, CollPrefix(coll), [&](auto key, auto) {
-      batch.Delete(Cf::kHeads, std::string(key));
-      return absl::OkStatus();
-    }));
+    // The posting entries and head records go one by one, not as a range: a range deletion over a
+    // family that holds little else leaves compactions whose output is the range tombstone alone,
+    // on which Debian's RocksDB 7.8 asserts (CompactionJob stats take the smallest key of an empty
+    // output; seen under power_loss_test, the posting entries' range once a build's first
+    // install wrote it over an empty family). They are as many as the entries appended since the
+    // last build.
+    for (Cf cf : {Cf::kPostings, Cf::kHeads}) {
+      RETURN_IF_ERROR(store_->Scan(cf, CollPrefix(coll), [&](auto key, auto) {
+        batch.Delete(cf, std::string(key));
+        return absl::OkStatus();
+      }));
+    }
     for (VectorId id : carry) {
       const uint8_t* row = AppendedRow(id);
       if (row == nullptr) {
