@@ -176,17 +176,57 @@ absl::Status CollectionImpl::Load() {
   }
   if (base_ != nullptr) {
     RETURN_IF_ERROR(LoadHeads());
+    // Entries as stores before the per-vector records held them (one key per entry): read, then
+    // rewritten as records below.
+    struct LegacyEntry {
+      VectorId id;
+      uint32_t posting;
+      uint8_t version;
+    };
+    std::vector<LegacyEntry> legacy;
+    std::vector<std::string> legacy_keys;
     RETURN_IF_ERROR(store_->Scan(Cf::kPostings, CollPrefix(coll), [&](auto key, auto value) {
       mu_.AssertHeld();  // Load's
-      if (key.size() != 12 || value.size() != 1) {
+      if (key.size() == kLegacyPostingKeyBytes && value.size() == 1) {
+        const VectorId id = ReadU32(key, 8);
+        const uint32_t posting = ReadU32(key, 4);
+        const auto version = static_cast<uint8_t>(value[0]);
+        if (id < ids_.size()) appended_.AddEntry(posting, id, version);
+        legacy.push_back({id, posting, version});
+        legacy_keys.emplace_back(key);
+        return absl::OkStatus();
+      }
+      if (key.size() != 8 || value.empty() || (value.size() - 1) % 4 != 0) {
         return absl::DataLossError(
             absl::StrCat("collection '", config_.name, "': malformed posting record"));
       }
-      uint32_t posting = ReadU32(key, 4);
-      VectorId id = ReadU32(key, 8);
-      if (id < ids_.size()) appended_.AddEntry(posting, id, static_cast<uint8_t>(value[0]));
+      const VectorId id = ReadU32(key, 4);
+      if (id >= ids_.size()) return absl::OkStatus();
+      const auto version = static_cast<uint8_t>(value[0]);
+      for (size_t at = 1; at < value.size(); at += 4) {
+        appended_.AddEntry(ReadU32(value, at), id, version);
+      }
       return absl::OkStatus();
     }));
+    if (!legacy.empty()) {
+      // One record per live vector, of its entries at its version (the others were stale).
+      WriteBatch batch;
+      for (const std::string& k : legacy_keys) batch.Delete(Cf::kPostings, k);
+      absl::flat_hash_map<VectorId, std::vector<uint32_t>> current;
+      for (const LegacyEntry& e : legacy) {
+        if (e.id < ids_.size() && (ids_[e.id].flags & kLive) && ids_[e.id].version == e.version) {
+          current[e.id].push_back(e.posting);
+        }
+      }
+      for (const auto& [id, postings] : current) {
+        batch.Put(Cf::kPostings, IdKey(coll, id), PostingsValue(ids_[id].version, postings));
+      }
+      RETURN_IF_ERROR(store_->Write(&batch, /*sync=*/true));
+      Log(LogLevel::kInfo,
+          "collection '%s': %d posting entries stored one key each rewritten as %d per-vector "
+          "records",
+          config_.name, legacy.size(), current.size());
+    }
     // Built vectors a split gave an entry in a new posting: their rows too.
     for (VectorId id = 0; id < ids_.size(); ++id) {
       if ((ids_[id].flags & kLive) && !appended_.HasRow(id) && !appended_.PostingsOf(id).empty()) {
@@ -477,8 +517,9 @@ absl::Status CollectionImpl::Upsert(const Scope& scope, absl::Span<const PointIn
         AppendU64(&extv, p.id);
         batch.Put(Cf::kIdMap, IntKey(coll, c.id), extv);
       }
-      std::string ver(1, static_cast<char>(c.state.version));
-      for (uint32_t q : c.postings) batch.Put(Cf::kPostings, PostingKey(coll, q, c.id), ver);
+      if (!c.postings.empty()) {
+        batch.Put(Cf::kPostings, vkey, PostingsValue(c.state.version, c.postings));
+      }
       changes.push_back(std::move(c));
     }
     if (changes.empty()) return absl::OkStatus();
@@ -1106,8 +1147,7 @@ absl::Status CollectionImpl::Install(uint64_t gen, absl::Span<const VectorId> id
       }
       Carried c{id, std::vector<uint8_t>(row, row + row_bytes_), {}};
       RETURN_IF_ERROR(fresh->AssignPostings(VectorView{config_.type, c.pf}, &c.postings));
-      std::string ver(1, static_cast<char>(ids_[id].version));
-      for (uint32_t p : c.postings) batch.Put(Cf::kPostings, PostingKey(coll, p, id), ver);
+      batch.Put(Cf::kPostings, IdKey(coll, id), PostingsValue(ids_[id].version, c.postings));
       carried.push_back(std::move(c));
     }
     const CollectionConfig next = Record(gen);

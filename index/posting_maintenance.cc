@@ -715,18 +715,22 @@ absl::Status CollectionImpl::MaintainPosting(uint32_t p) {
       Reassigned r{id, ids_[id], row, std::move(postings)};
       r.state.version = internal::NextVersion(r.state);
       batch.Put(Cf::kVersions, IdKey(coll, id), VersionValue(r.state));
-      for (uint32_t q : appended_.PostingsOf(id)) {
-        batch.Delete(Cf::kPostings, PostingKey(coll, q, id));
-      }
-      const std::string ver(1, static_cast<char>(r.state.version));
-      for (uint32_t q : r.postings) batch.Put(Cf::kPostings, PostingKey(coll, q, id), ver);
+      batch.Put(Cf::kPostings, IdKey(coll, id), PostingsValue(r.state.version, r.postings));
       planned.insert(id);
       reassigned.push_back(std::move(r));
     };
     const auto plan_move = [&](VectorId id, uint32_t to) {
       mu_.AssertReaderHeld();  // plan's
-      batch.Put(Cf::kPostings, PostingKey(coll, to, id),
-                std::string(1, static_cast<char>(ids_[id].version)));
+      // Its postings after the step: `to` in p's place (apply's AddEntry and TakePosting), or
+      // added (a built vector's first appended entry).
+      const absl::Span<const uint32_t> now = appended_.PostingsOf(id);
+      std::vector<uint32_t> after(now.begin(), now.end());
+      if (auto at = std::find(after.begin(), after.end(), p); at != after.end()) {
+        *at = to;
+      } else {
+        after.push_back(to);
+      }
+      batch.Put(Cf::kPostings, IdKey(coll, id), PostingsValue(ids_[id].version, after));
       planned.insert(id);
       moved.emplace_back(id, to);
     };
@@ -760,13 +764,13 @@ absl::Status CollectionImpl::MaintainPosting(uint32_t p) {
       new_heads.erase(std::remove_if(new_heads.begin(), new_heads.end(), unjoined),
                       new_heads.end());
     }
-    // p's entries now: all their keys go; a live one no plan covers was appended meanwhile. (A
+    // p's entries now: a live one no plan covers was appended meanwhile. (The others' records
+    // no longer list p: a dead vector's record went with it, a replaced one's was rewritten. A
     // seed step leaves p and the rest of its entries be.)
     std::vector<VectorId> late;
     if (step != Step::kSeed)
       appended_.ForEachEntry(p, [&](VectorId id, uint8_t version) {
         mu_.AssertReaderHeld();  // plan's
-        batch.Delete(Cf::kPostings, PostingKey(coll, p, id));
         const IdState& st = ids_[id];
         if ((st.flags & kLive) && st.version == version && !planned.contains(id))
           late.push_back(id);

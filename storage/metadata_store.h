@@ -33,7 +33,7 @@ enum class Cf : int {
   kVersions = 2,     // coll int32 -> [version u8][flags u8]
   kPayloads = 3,     // coll int32 -> payload bytes
   kVectors = 4,      // coll int32 -> vector bytes (the collection's element type)
-  kPostings = 5,     // coll posting32 int32 -> [version u8]: entries appended since the build
+  kPostings = 5,     // coll int32 -> [version u8][posting32]...: a vector's appended entries
   kTenants = 6,      // 'n' coll tenant32 -> name ; 'm' coll tenant32 int32 -> "" (may see)
   kApiKeys = 7,      // key id -> tenant key record (service/tenant_keys.h)
   kHeads = 8,        // coll head32 -> an added head's vector, or "" for a retired built head

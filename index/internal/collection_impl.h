@@ -65,12 +65,17 @@ inline std::string IntKey(uint32_t coll, VectorId id) {
 // (Laid out as IdKey, in the heads family.)
 inline std::string HeadKey(uint32_t coll, uint32_t head) { return IdKey(coll, head); }
 
-inline std::string PostingKey(uint32_t coll, uint32_t posting, VectorId id) {
-  std::string k = CollPrefix(coll);
-  AppendU32(&k, posting);
-  AppendU32(&k, id);
-  return k;
+// A vector's appended entries, as the postings family holds them under its IdKey: its version
+// then the postings, primary first (storage/FORMAT.md). One record a vector, so moving or
+// reassigning a vector writes one key, not one per posting left and joined.
+inline std::string PostingsValue(uint8_t version, absl::Span<const uint32_t> postings) {
+  std::string v(1, static_cast<char>(version));
+  for (uint32_t p : postings) AppendU32(&v, p);
+  return v;
 }
+// The key of one entry in the postings family as stores before the per-vector records held it
+// (read, and rewritten as records, at open).
+inline constexpr size_t kLegacyPostingKeyBytes = 12;
 
 // The rows' file of internal::AppendedVectors in the collection's directory: scratch, made at
 // every open, its name removed at once (storage/mapped_arena.h).
@@ -407,13 +412,13 @@ class CollectionImpl final : public Collection {
   }
   // Removes id's row and appended entries from memory (the caller deletes their keys).
   void DropAppended(VectorId id) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) { appended_.Drop(id); }
-  // Whether `id` has a row or appended entries; if so, deletes its entries' keys in `batch` and
-  // lists their postings in `postings`.
+  // Whether `id` has a row or appended entries; if so, deletes its entries' record in `batch`
+  // and lists their postings in `postings`.
   bool PlanDropAppended(VectorId id, WriteBatch* batch, std::vector<uint32_t>* postings) const
       ABSL_SHARED_LOCKS_REQUIRED(mu_) {
     const absl::Span<const uint32_t> old = appended_.PostingsOf(id);
     postings->assign(old.begin(), old.end());
-    for (uint32_t q : old) batch->Delete(Cf::kPostings, PostingKey(config_.id, q, id));
+    if (!old.empty()) batch->Delete(Cf::kPostings, IdKey(config_.id, id));
     return !old.empty() || appended_.HasRow(id);
   }
   // Posting maintenance ("Posting maintenance" in collection.h).

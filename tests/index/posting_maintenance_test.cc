@@ -15,6 +15,7 @@
 #include "index/catalog.h"
 #include "index/collection.h"
 #include "index/internal/posting_split.h"
+#include "storage/metadata_store.h"
 #include "tests/test_util.h"
 #include "tools/synthetic.h"
 
@@ -205,6 +206,93 @@ TEST(PostingMaintenance, SplitsKeepRecallUnderDriftAndSurviveAReopen) {
     }
   }
   ExpectAllReachable(*c, live, base);
+}
+
+// A store written before the postings family held one record per vector held one key per entry
+// (coll posting int -> [version]): an open reads those, serves the same answers, and rewrites
+// them as records (a stale entry - at a version the vector no longer has - dropped).
+TEST(PostingMaintenance, PostingEntriesStoredOneKeyEachAreRewrittenAsRecords) {
+  TempDir tmp;
+  const VectorSet base = Gen(1, 0, 2000), drift = Gen(2, 0, 2000), queries = Gen(2, 3000, 50);
+  std::vector<std::vector<Hit>> before;
+  const auto search_all = [&](const Collection& c, std::vector<std::vector<Hit>>* out) {
+    for (uint64_t q = 0; q < queries.n; ++q) {
+      std::vector<Hit> hits;
+      ASSERT_TRUE(
+          c.Search(VectorView{queries.type, {queries.row(q), queries.row_bytes()}}, 10, {}, &hits)
+              .ok());
+      out->push_back(hits);
+    }
+  };
+  {
+    auto cat = *Catalog::Open(tmp.path(), Options());
+    auto c = Create(cat.get(), base);
+    Upsert(c.get(), base, 0);
+    ASSERT_TRUE(c->BuildIndex().ok());
+    Upsert(c.get(), drift, 10000);
+    ASSERT_TRUE(c->RunMaintenance().ok());
+    ASSERT_GT(c->Stats().splits, 0u);
+    search_all(*c, &before);
+  }
+  // The records, taken apart into one key per entry as the old stores held them.
+  size_t records = 0, entries = 0;
+  {
+    auto store = MetadataStore::Open(tmp.path() + "/meta");
+    ASSERT_TRUE(store.ok()) << store.status();
+    WriteBatch batch;
+    std::string stale;
+    ASSERT_TRUE((*store)
+                    ->Scan(Cf::kPostings, "",
+                           [&](absl::string_view key, absl::string_view value) {
+                             EXPECT_EQ(key.size(), 8u);
+                             EXPECT_EQ((value.size() - 1) % 4, 0u);
+                             ++records;
+                             batch.Delete(Cf::kPostings, key);
+                             for (size_t at = 1; at < value.size(); at += 4, ++entries) {
+                               std::string k(key.substr(0, 4));
+                               AppendU32(&k, ReadU32(value, at));
+                               AppendU32(&k, ReadU32(key, 4));
+                               batch.Put(Cf::kPostings, k, value.substr(0, 1));
+                               if (stale.empty()) {  // (an entry in another posting, a version ago)
+                                 stale = k;
+                                 stale[7] = static_cast<char>(stale[7] ^ 1);
+                                 batch.Put(Cf::kPostings, stale,
+                                           std::string(1, static_cast<char>(value[0] - 1)));
+                               }
+                             }
+                             return absl::OkStatus();
+                           })
+                    .ok());
+    ASSERT_GT(records, 100u);
+    ASSERT_GT(entries, records);
+    ASSERT_TRUE((*store)->Write(&batch, /*sync=*/true).ok());
+  }
+  {
+    auto cat = *Catalog::Open(tmp.path(), Options());
+    auto c = *cat->Find("c");
+    std::vector<std::vector<Hit>> after;
+    search_all(*c, &after);
+    ASSERT_EQ(after.size(), before.size());
+    for (size_t q = 0; q < before.size(); ++q) {
+      ASSERT_EQ(after[q].size(), before[q].size());
+      for (size_t j = 0; j < after[q].size(); ++j) EXPECT_EQ(after[q][j].id, before[q][j].id);
+    }
+    EXPECT_EQ(c->Count(), 4000u);
+  }
+  auto store = MetadataStore::Open(tmp.path() + "/meta");
+  ASSERT_TRUE(store.ok()) << store.status();
+  size_t records_now = 0, entries_now = 0;
+  ASSERT_TRUE((*store)
+                  ->Scan(Cf::kPostings, "",
+                         [&](absl::string_view key, absl::string_view value) {
+                           EXPECT_EQ(key.size(), 8u);
+                           ++records_now;
+                           entries_now += (value.size() - 1) / 4;
+                           return absl::OkStatus();
+                         })
+                  .ok());
+  EXPECT_EQ(records_now, records);
+  EXPECT_EQ(entries_now, entries);  // (not the stale one)
 }
 
 void WritePoint(Collection* c, uint64_t id, float x, float y) {
