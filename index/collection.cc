@@ -184,15 +184,16 @@ absl::Status CollectionImpl::Load() {
       uint8_t version;
     };
     std::vector<LegacyEntry> legacy;
-    std::vector<std::string> legacy_keys;
+    std::vector<std::string> legacy_keys, stale_keys;
+    // Whether entries of `id` at `version` serve: the vector is live at that version.
+    const auto current = [&](VectorId id, uint8_t version) {
+      mu_.AssertHeld();  // Load's
+      return id < ids_.size() && (ids_[id].flags & kLive) && ids_[id].version == version;
+    };
     RETURN_IF_ERROR(store_->Scan(Cf::kPostings, CollPrefix(coll), [&](auto key, auto value) {
       mu_.AssertHeld();  // Load's
       if (key.size() == kLegacyPostingKeyBytes && value.size() == 1) {
-        const VectorId id = ReadU32(key, 8);
-        const uint32_t posting = ReadU32(key, 4);
-        const auto version = static_cast<uint8_t>(value[0]);
-        if (id < ids_.size()) appended_.AddEntry(posting, id, version);
-        legacy.push_back({id, posting, version});
+        legacy.push_back({ReadU32(key, 8), ReadU32(key, 4), static_cast<uint8_t>(value[0])});
         legacy_keys.emplace_back(key);
         return absl::OkStatus();
       }
@@ -201,31 +202,36 @@ absl::Status CollectionImpl::Load() {
             absl::StrCat("collection '", config_.name, "': malformed posting record"));
       }
       const VectorId id = ReadU32(key, 4);
-      if (id >= ids_.size()) return absl::OkStatus();
       const auto version = static_cast<uint8_t>(value[0]);
+      if (!current(id, version)) {
+        stale_keys.emplace_back(key);  // (none is written; gone if found)
+        return absl::OkStatus();
+      }
       for (size_t at = 1; at < value.size(); at += 4) {
         appended_.AddEntry(ReadU32(value, at), id, version);
       }
       return absl::OkStatus();
     }));
-    if (!legacy.empty()) {
-      // One record per live vector, of its entries at its version (the others were stale).
+    if (!legacy.empty() || !stale_keys.empty()) {
+      // One record per live vector, of its entries at its version (the others were stale, and
+      // stay out of memory too: a record rewritten from memory would bring them back).
       WriteBatch batch;
       for (const std::string& k : legacy_keys) batch.Delete(Cf::kPostings, k);
-      absl::flat_hash_map<VectorId, std::vector<uint32_t>> current;
+      for (const std::string& k : stale_keys) batch.Delete(Cf::kPostings, k);
+      absl::flat_hash_map<VectorId, std::vector<uint32_t>> records;
       for (const LegacyEntry& e : legacy) {
-        if (e.id < ids_.size() && (ids_[e.id].flags & kLive) && ids_[e.id].version == e.version) {
-          current[e.id].push_back(e.posting);
-        }
+        if (!current(e.id, e.version)) continue;
+        appended_.AddEntry(e.posting, e.id, e.version);
+        records[e.id].push_back(e.posting);
       }
-      for (const auto& [id, postings] : current) {
+      for (const auto& [id, postings] : records) {
         batch.Put(Cf::kPostings, IdKey(coll, id), PostingsValue(ids_[id].version, postings));
       }
       RETURN_IF_ERROR(store_->Write(&batch, /*sync=*/true));
       Log(LogLevel::kInfo,
           "collection '%s': %d posting entries stored one key each rewritten as %d per-vector "
-          "records",
-          config_.name, legacy.size(), current.size());
+          "records (%d stale records deleted)",
+          config_.name, legacy.size(), records.size(), stale_keys.size());
     }
     // Built vectors a split gave an entry in a new posting: their rows too.
     for (VectorId id = 0; id < ids_.size(); ++id) {

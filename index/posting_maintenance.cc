@@ -147,7 +147,7 @@ absl::Status CollectionImpl::MaintainPosting(uint32_t p) {
   uint32_t limit = 0, built_heads = 0;
   uint64_t heads_now = 0;
   std::vector<uint8_t> old_head;
-  std::vector<VectorId> keys_in_p;  // every appended entry of p: their keys go
+  std::vector<VectorId> keys_in_p;  // every appended entry of p
   // Vectors and their rows (posting form): the posting's live members, then the neighbours'
   // vectors that may move.
   std::vector<uint8_t> rows;
