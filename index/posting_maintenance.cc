@@ -7,6 +7,7 @@
 #include <cmath>
 #include <cstring>
 #include <optional>
+#include <system_error>
 #include <thread>
 
 #include "absl/cleanup/cleanup.h"
@@ -48,6 +49,8 @@ constexpr uint32_t kSpacingSample = 1000;
 constexpr size_t kSeedBatch = 64;
 // ... and stops taking more once it holds this many far vectors (a step's size is bounded).
 constexpr size_t kSeedMostVectors = 512;
+// Reassignments a step walks on two threads from (a thread's start costs ~50 us; a walk ~50).
+constexpr size_t kParallelWalksFrom = 16;
 }  // namespace
 
 float CollectionImpl::SeedRadiusOf(const SpannIndex& index) const {
@@ -617,6 +620,35 @@ absl::Status CollectionImpl::MaintainPosting(uint32_t p) {
     reassigns.emplace_back(id, std::move(postings));
     return absl::OkStatus();
   };
+  // reassign() of each of `ids` in turn, the walks on two threads when there are enough of them
+  // (the walks only read `next` and the index; each takes a query context of its own).
+  const auto reassign_all = [&](const std::vector<VectorId>& ids) -> absl::Status {
+    std::vector<std::vector<uint32_t>> postings(ids.size());
+    absl::Status status[2];
+    const auto walk = [&](size_t first, size_t stride, absl::Status* s) {
+      for (size_t i = first; i < ids.size() && s->ok(); i += stride) {
+        *s = base->AssignPostings(VectorView{config_.type, {row_of(ids[i]), row_bytes_}}, &*next,
+                                  &postings[i]);
+      }
+    };
+    std::thread helper;
+    if (ids.size() >= kParallelWalksFrom) {
+      try {
+        helper = std::thread([&] {
+          pthread_setname_np(pthread_self(), "strata-maint-w");  // (apart in perf and top -H)
+          walk(1, 2, &status[1]);
+        });
+      } catch (const std::system_error&) {
+        // No thread to be had: this one walks them all.
+      }
+    }
+    walk(0, helper.joinable() ? 2 : 1, &status[0]);
+    if (helper.joinable()) helper.join();
+    RETURN_IF_ERROR(status[0]);
+    RETURN_IF_ERROR(status[1]);
+    for (size_t i = 0; i < ids.size(); ++i) reassigns.emplace_back(ids[i], std::move(postings[i]));
+    return absl::OkStatus();
+  };
   // A split's members go to the nearer new head, unless that leaves a half under an eighth of
   // them (rows all alike, or nearly: both heads at the same distance from most): then to the
   // halves SplitInTwo balanced. Either way both halves shrink, so splits cannot go on forever.
@@ -632,9 +664,10 @@ absl::Status CollectionImpl::MaintainPosting(uint32_t p) {
   // past seed_radius becomes a head instead, its posting its own alone (the replica rule keeps no
   // other: every other head is as near the new head as the vector). p stays, with its other
   // members.
-  // Whether `row`, just reassigned, is still past seed_radius from its primary (the nearest head).
-  const auto still_far = [&](const uint8_t* row) {
-    const uint32_t primary = reassigns.back().second.front();
+  // Whether `row`, reassigned to `postings`, is still past seed_radius from its primary (the
+  // nearest head).
+  const auto still_far = [&](const uint8_t* row, const std::vector<uint32_t>& postings) {
+    const uint32_t primary = postings.front();
     const uint8_t* head = primary < built_heads ? base->head_vector(primary) : next->Row(primary);
     return seed_radius > 0 &&
            kernels::EuclideanOf(config_.metric, dist_(row, head, config_.dim)) > seed_radius;
@@ -644,23 +677,20 @@ absl::Status CollectionImpl::MaintainPosting(uint32_t p) {
       const uint8_t* row = row_of(id);
       RETURN_IF_ERROR(reassign(id, row));
       std::vector<uint32_t>& postings = reassigns.back().second;
-      if (still_far(row)) {
+      if (still_far(row, postings)) {
         add_head(row);
         postings.assign(1, new_heads.back());
       }
     }
   }
+  // The reassignments of a split, merge or rewrite, walked after the loop below (on two threads:
+  // they are most of a step's work, and independent).
+  std::vector<VectorId> to_walk;
   for (size_t i = 0; i < members.size() && step != Step::kSeed; ++i) {
     const VectorId id = members[i];
     const uint8_t* row = row_of(id);
     if (step == Step::kMerge) {
-      RETURN_IF_ERROR(reassign(id, row));
-      // A posting whose vectors no other head lies near (a seed's, while few vectors joined it)
-      // stays: merged, they would be far from every head and seeded again.
-      if (still_far(row)) {
-        narrow_radius();
-        return absl::OkStatus();
-      }
+      to_walk.push_back(id);
       continue;
     }
     const uint32_t to = by_side ? new_heads[halves.side[i]] : nearer_new(row);
@@ -672,13 +702,24 @@ absl::Status CollectionImpl::MaintainPosting(uint32_t p) {
       const float d_old = dist_(row, old_head.data(), config_.dim);
       const float d_new = next->Distance(row, to);
       if (d_old <= d_new && nearest_at(row, d_old) && !nearest_at(row, d_new)) {
-        RETURN_IF_ERROR(reassign(id, row));
+        to_walk.push_back(id);
         continue;
       }
     }
     moves.emplace_back(id, to);
   }
-  for (VectorId id : candidates) RETURN_IF_ERROR(reassign(id, row_of(id)));
+  to_walk.insert(to_walk.end(), candidates.begin(), candidates.end());
+  RETURN_IF_ERROR(reassign_all(to_walk));
+  if (step == Step::kMerge) {
+    // A posting whose vectors no other head lies near (a seed's, while few vectors joined it)
+    // stays: merged, they would be far from every head and seeded again.
+    for (const auto& [id, postings] : reassigns) {
+      if (still_far(row_of(id), postings)) {
+        narrow_radius();
+        return absl::OkStatus();
+      }
+    }
+  }
 
   // The commit: what still holds of the step, and the vectors appended to p meanwhile.
   WriteBatch batch;
