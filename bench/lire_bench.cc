@@ -1,7 +1,8 @@
 // strata-lire-bench: SPFresh's experiment (issue 15). Builds an index on n SIFT-like vectors, then
 // runs rounds: each deletes `round_share` of n (the oldest) and upserts as many new vectors from a
-// drifted distribution (a second generator seed), with a searcher thread running throughout, and
-// lets posting maintenance finish. After each round it reports, at fixed search settings (the
+// drifted distribution (a second generator seed), with a searcher thread running throughout (back
+// to back by default, so that it takes one of the cores; or paced, --search_qps), and lets posting
+// maintenance finish. After each round it reports, at fixed search settings (the
 // build's default budget): recall@10 against brute force over the live vectors, quiet search
 // latency p50/p99, the posting length distribution, RAM and disk, the round's update
 // throughput, and a check of the partition: the share of sampled live vectors (base and drifted
@@ -39,6 +40,9 @@ ABSL_FLAG(uint32_t, latency_searches, 2000, "quiet searches timed after each rou
 ABSL_FLAG(uint32_t, paired_searches, 5000,
           "searches of each index in the paired latency measurement at rebuild rounds");
 ABSL_FLAG(uint32_t, recall_queries, 200, "queries of the recall measurement (half drifted)");
+ABSL_FLAG(double, search_qps, 0,
+          "searches a second the searcher thread runs during the writes (0: back to back, as "
+          "fast as it can: one core)");
 ABSL_FLAG(bool, append_only, true, "run the append-only collection beside (doubles the time)");
 ABSL_FLAG(bool, seed, true,
           "posting maintenance gives vectors written far from every head heads of their own "
@@ -273,13 +277,17 @@ int Run() {
   };
   std::printf(
       "strata-lire-bench: n=%lu, %d rounds of %lu deletes + %lu drifted inserts, batches of %lu; "
-      "searches read %u postings\n"
+      "searches read %u postings; the searcher during the writes: %s\n"
       "| round | index | recall@10 | base / drifted queries | p50 us | p99 us | posting entries "
       "p50 / "
       "p99 / max | heads | RAM MiB | disk MiB | updates/s | in nearest posting, base / drifted "
       "|\n"
       "|---|---|---|---|---|---|---|---|---|---|---|---|\n",
-      n, rounds, per_round, per_round, batch, fixed.max_postings);
+      n, rounds, per_round, per_round, batch, fixed.max_postings,
+      absl::GetFlag(FLAGS_search_qps) > 0
+          ? (std::to_string(static_cast<int>(absl::GetFlag(FLAGS_search_qps))) + " searches/s")
+                .c_str()
+          : "back to back");
   {
     const GroundTruth gt = truth();
     Print("built", 0, MeasureOf(*lire, rows, live, queries, gt, fixed), 0);
@@ -295,7 +303,15 @@ int Run() {
       std::thread searcher([&] {
         pthread_setname_np(pthread_self(), "searcher");  // (apart in perf and top -H)
         std::mt19937_64 rng(round);
+        const double qps = absl::GetFlag(FLAGS_search_qps);
+        auto next = Clock::now();
         while (!stop.load()) {
+          if (qps > 0) {  // (paced: the next search at its time, none skipped to catch up)
+            next = std::max(next + std::chrono::duration_cast<Clock::duration>(
+                                       std::chrono::duration<double>(1.0 / qps)),
+                            Clock::now());
+            std::this_thread::sleep_until(next);
+          }
           const uint64_t q = rng() % queries.n;
           std::vector<Hit> hits;
           (void)c->Search(VectorView{queries.type, {queries.row(q), queries.row_bytes()}}, 10,
