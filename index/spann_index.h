@@ -142,7 +142,7 @@ class SearchLock;
 namespace internal {
 class HeadGraph;
 class HeadOverlay;
-}
+}  // namespace internal
 
 // One head and its distance from a query.
 using HeadHit = std::pair<float, uint32_t>;
