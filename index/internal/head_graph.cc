@@ -170,16 +170,9 @@ static void GreedyDescend(const HeadGraph& g, const void* q, int from, int to, u
 
 void HeadGraph::Search(const void* query, uint32_t k, uint32_t ef, HeadSearchScratch* scratch,
                        std::vector<Pair>* out) const {
-  out->clear();
-  if (n_ == 0) return;
-  ef = std::max(ef, k);
-  uint32_t cur = entry_;
-  float cur_d = Distance(query, cur);
-  auto links = [this](uint32_t node, int level) { return Links(node, level); };
-  GreedyDescend(*this, query, max_level_, 0, &cur, &cur_d, links);
-  SearchLevel<false>(*this, query, cur, cur_d, 0, ef, scratch, nullptr, links, Capacity(0));
-  out->assign(scratch->results.begin(),
-              scratch->results.begin() + std::min<size_t>(k, scratch->results.size()));
+  // (The walk with nothing joined: one home for the bottom level's beam search.)
+  Walk(query, std::max(ef, k), nullptr, scratch, out);
+  if (out->size() > k) out->resize(k);
 }
 
 void HeadGraph::Walk(const void* query, uint32_t ef, const GraphExtension* joined,
