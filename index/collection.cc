@@ -1173,10 +1173,12 @@ absl::Status CollectionImpl::Install(uint64_t gen, absl::Span<const VectorId> id
     indexed_ = ids.size();
     appended_.Clear(/*keep_rows=*/carried.size());  // (room they had, as rows of their own)
     heads_overlay_.Clear(base_->head_graph());
+    ++heads_version_;
     appended_radius_.Clear();
     {
       MutexLock pending_lock(&pending_mu_);
       pending_.clear();
+      next_added_head_ = 0;  // (numbered from the new index's heads up)
     }
     for (const Carried& c : carried) AddAppended(c.id, c.pf.data(), c.postings);
     // (Postings the carried vectors made long, or reach far in, are queued.)

@@ -62,11 +62,13 @@
 // neither half (SPFresh's first condition): then, like the vectors of the 128 neighbouring
 // postings now nearest a new head (its second), it is reassigned by the replica rule. A posting
 // left nearly empty by deletes is merged away (its vectors reassigned), and a built posting
-// mostly of dead entries is rewritten without them. One posting at a time, on a background
-// thread: the step is worked out beside writes and searches, then committed as one batch (so a
-// crash or power cut leaves it whole or not begun) whose plan, under the writer lock, drops the
-// moves of vectors written meanwhile and moves the vectors appended to the posting meanwhile; the
-// thread that ran the step then syncs the log itself, with the writer lock free again. Added
+// mostly of dead entries is rewritten without them. Steps run on background threads
+// (CollectionOptions::maintenance_threads), each on a posting no other step holds: a step is
+// worked out beside writes, searches and other steps, then committed as one batch (so a crash or
+// power cut leaves it whole or not begun) whose plan, under the writer lock, drops the moves of
+// vectors changed meanwhile, moves the vectors that joined the posting meanwhile, and makes its
+// head changes over those other steps committed meanwhile; the thread that ran the step then
+// syncs the log itself, with the writer lock free again. Added
 // heads join the built heads' graph (internal/growing_graph.h), so one walk finds both. A search
 // that read a posting whose head retired meanwhile starts again.
 //
@@ -231,11 +233,16 @@ struct CollectionOptions {
   // Tests only: called by a posting maintenance step once it is worked out and before it takes
   // the writer lock to commit (writes made here are ones the step must take into account), with
   // the vector of the head whose posting it splits, merges or rewrites (posting form). It may
-  // write to the collection, not call RunMaintenance (the step holds the maintenance lock).
+  // write to the collection, or wait for another thread's steps; not call RunMaintenance itself
+  // (which waits for this step).
   std::function<void(absl::Span<const uint8_t> head)> test_before_maintenance_commit;
-  // Posting maintenance on a thread of the collection's own, as writes call for it; false: only
+  // Posting maintenance on threads of the collection's own, as writes call for it; false: only
   // when RunMaintenance() is called (tests, tools).
   bool background_maintenance = true;
+  // Background maintenance threads, each running a step at a time beside the others (on different
+  // postings). Two: a step waits on the disk for part of its time (its neighbours' postings, its
+  // log sync), and searches do too.
+  int maintenance_threads = 2;
   // Live entries past which a posting is split; 0 = the index's entry cap (its build's
   // posting_page_limit). A posting is looked at once its entries, dead ones included, pass one and
   // a half times that.

@@ -81,25 +81,27 @@ void CollectionImpl::NotePostings(absl::Span<const uint32_t> postings, bool shru
 
 void CollectionImpl::StartMaintainer() {
   if (!options_.background_maintenance) return;
-  maintainer_ = std::thread([this] {
-    // Named for `top -H`, perf and debuggers (at most 15 characters).
-    pthread_setname_np(pthread_self(), "strata-maint");
-    for (;;) {
-      {
-        MutexLock lock(&pending_mu_);
-        pending_mu_.Await(absl::Condition(
-            +[](CollectionImpl* c) ABSL_NO_THREAD_SAFETY_ANALYSIS {
-              return c->stop_ || (!c->paused_ && !c->pending_.empty());
-            },
-            this));
-        if (stop_) return;
+  for (int t = 0; t < std::max(1, options_.maintenance_threads); ++t) {
+    maintainers_.emplace_back([this] {
+      // Named for `top -H`, perf and debuggers (at most 15 characters).
+      pthread_setname_np(pthread_self(), "strata-maint");
+      for (;;) {
+        {
+          MutexLock lock(&pending_mu_);
+          pending_mu_.Await(absl::Condition(
+              +[](CollectionImpl* c) ABSL_NO_THREAD_SAFETY_ANALYSIS {
+                return c->stop_ || (!c->paused_ && c->HasFreePending());
+              },
+              this));
+          if (stop_) return;
+        }
+        if (absl::Status s = RunMaintenance(); !s.ok() && !absl::IsNotFound(s)) {
+          Log(LogLevel::kWarning, "collection '%s': posting maintenance: %s", config_.name,
+              s.message());
+        }
       }
-      if (absl::Status s = RunMaintenance(); !s.ok() && !absl::IsNotFound(s)) {
-        Log(LogLevel::kWarning, "collection '%s': posting maintenance: %s", config_.name,
-            s.message());
-      }
-    }
-  });
+    });
+  }
 }
 
 void CollectionImpl::StopMaintainer() {
@@ -107,7 +109,35 @@ void CollectionImpl::StopMaintainer() {
     MutexLock lock(&pending_mu_);
     stop_ = true;
   }
-  if (maintainer_.joinable()) maintainer_.join();
+  for (std::thread& t : maintainers_) {
+    if (t.joinable()) t.join();
+  }
+}
+
+bool CollectionImpl::HasFreePending() const {
+  // (Stops at the first posting no step works on: it looks past at most in_step_.size() others.)
+  for (uint32_t p : pending_) {
+    if (!in_step_.contains(p)) return true;
+  }
+  return false;
+}
+
+std::optional<uint32_t> CollectionImpl::TakePending() {
+  for (auto it = pending_.begin(); it != pending_.end(); ++it) {
+    const uint32_t p = *it;
+    if (in_step_.contains(p)) continue;
+    pending_.erase(it);
+    in_step_.insert(p);
+    return p;
+  }
+  return std::nullopt;
+}
+
+uint32_t CollectionImpl::NewHeadNumber(const internal::HeadOverlay& heads) {
+  MutexLock lock(&pending_mu_);
+  const uint32_t h = std::max(next_added_head_, heads.next_head());
+  next_added_head_ = h + 1;
+  return h;
 }
 
 absl::Status CollectionImpl::RunMaintenance() {
@@ -116,34 +146,37 @@ absl::Status CollectionImpl::RunMaintenance() {
     std::optional<uint32_t> p;
     {
       MutexLock lock(&pending_mu_);
+      // A posting no step works on, or else the end: nothing queued and no step under way (a
+      // step under way may queue more).
+      pending_mu_.Await(absl::Condition(
+          +[](CollectionImpl* c) ABSL_NO_THREAD_SAFETY_ANALYSIS {
+            return c->stop_ || c->paused_ || c->steps_ == 0 || c->HasFreePending();
+          },
+          this));
       if (stop_ || paused_) return first;
-      if (!pending_.empty()) {
-        p = *pending_.begin();
-        pending_.erase(pending_.begin());
-      }
-    }
-    if (!p.has_value()) {
-      // Done once no step is running either: the other thread's step (the background one's, or
-      // another caller's) may still be at work, and queue more.
-      MutexLock maint_lock(&maint_mu_);
-      MutexLock lock(&pending_mu_);
-      if (pending_.empty() || stop_ || paused_) return first;
-      continue;
+      p = TakePending();
+      if (!p.has_value()) return first;  // (steps_ == 0: nothing is queued)
+      ++steps_;
     }
     // A posting that fails stays as it is (queued again by the next write that touches it).
     absl::Status s = MaintainPosting(*p);
+    {
+      MutexLock lock(&pending_mu_);
+      in_step_.erase(*p);
+      --steps_;
+    }
     if (!s.ok() && first.ok()) first = s;
   }
 }
 
 absl::Status CollectionImpl::MaintainPosting(uint32_t p) {
   RETURN_IF_ERROR(CheckNotDropped());
-  // One step at a time, and only maintenance changes the heads (an install aside): the overlay
-  // read below is the one the commit replaces. Everything up to the commit runs beside writers
-  // (reading the state under mu_ shared, piece by piece); the commit's plan, under write_mu_,
-  // keeps only the moves whose vectors did not change meanwhile, and takes care of vectors
-  // appended to the posting meanwhile.
-  MutexLock maint_lock(&maint_mu_);
+  // Everything up to the commit runs beside writers and other steps (on other postings), reading
+  // the state under mu_ shared, piece by piece. The commit's plan, under write_mu_, keeps only
+  // the moves and reassignments whose vectors did not change meanwhile, moves the vectors that
+  // joined p meanwhile, and when other steps changed the heads meanwhile, makes this step's own
+  // head changes again over the heads as they are and leaves retired heads out of the
+  // reassignments.
   const uint32_t coll = config_.id;
   std::shared_ptr<SpannIndex> base;
   uint64_t generation = 0;
@@ -326,6 +359,12 @@ absl::Status CollectionImpl::MaintainPosting(uint32_t p) {
     float kept_radius;
   };
   std::vector<Seeded> also_seeded;
+  std::vector<uint32_t> taken_too;  // the other postings taken off the queue into in_step_
+  const auto release = absl::MakeCleanup([&] {
+    if (taken_too.empty()) return;
+    MutexLock pending_lock(&pending_mu_);
+    for (uint32_t q : taken_too) in_step_.erase(q);
+  });
   bool committed = false;
   // (Taken off the queue: queued again unless the step commits.)
   const auto requeue = absl::MakeCleanup([&] {
@@ -342,9 +381,12 @@ absl::Status CollectionImpl::MaintainPosting(uint32_t p) {
     {
       MutexLock pending_lock(&pending_mu_);
       for (auto it = pending_.begin(); it != pending_.end() && more.size() < kSeedBatch;) {
-        // (p itself, queued again by a write meanwhile, stays queued: its next step sees those.)
-        if (*it != p && appended_radius_.Of(*it) > seed_radius) {
+        // (p itself, queued again by a write meanwhile, stays queued: its next step sees those.
+        // So do postings another step works on.)
+        if (*it != p && !in_step_.contains(*it) && appended_radius_.Of(*it) > seed_radius) {
           more.push_back(*it);
+          taken_too.push_back(*it);
+          in_step_.insert(*it);
           pending_.erase(it++);
         } else {
           ++it;
@@ -587,15 +629,17 @@ absl::Status CollectionImpl::MaintainPosting(uint32_t p) {
   // The step, worked out beside the writers: the heads after it, each member's move, the
   // reassignments (the replica rule over the heads after it).
   std::optional<internal::HeadOverlay> next;
+  uint64_t heads_version = 0;  // heads_version_ as `next` copied the heads
   {
     ReaderMutexLock lock(&mu_);
     if (generation_ != generation) return absl::OkStatus();  // an install: p is gone
     next.emplace(heads_overlay_);
+    heads_version = heads_version_;
   }
   if (step != Step::kSeed) next->Retire(p);
   std::vector<uint32_t> new_heads;
   const auto add_head = [&](const uint8_t* row) {
-    const uint32_t h = next->next_head();
+    const uint32_t h = NewHeadNumber(*next);
     next->Add(h, row);
     new_heads.push_back(h);
   };
@@ -723,6 +767,7 @@ absl::Status CollectionImpl::MaintainPosting(uint32_t p) {
 
   // The commit: what still holds of the step, and the vectors appended to p meanwhile.
   WriteBatch batch;
+  bool heads_moved = false;  // (plan's: other steps changed the heads since `next` copied them)
   struct Reassigned {
     VectorId id;
     IdState state;
@@ -749,6 +794,46 @@ absl::Status CollectionImpl::MaintainPosting(uint32_t p) {
       const IdState& st = ids_[id];
       return (st.flags & kLive) && st.version == version_at.at(id);
     };
+    // Other steps changed the heads since `next` copied them: the apply makes this step's head
+    // changes over the heads as they are then (no other step retires p: it is this step's), and
+    // the reassignments leave out the heads retired meanwhile. (A vector that lay nearest a head
+    // another step split meanwhile is kept in its other postings; that step's own reassignments
+    // looked at it if it lay near its new heads.)
+    heads_moved = heads_version_ != heads_version;
+    const auto now_retired = [&](uint32_t h) {
+      mu_.AssertReaderHeld();  // plan's
+      if (h == p && step != Step::kSeed) return true;
+      if (std::find(new_heads.begin(), new_heads.end(), h) != new_heads.end()) return false;
+      return h < heads_overlay_.built_heads() ? heads_overlay_.IsRetired(h)
+                                              : !heads_overlay_.IsAdded(h);
+    };
+    // The replica rule for a vector written to p meanwhile, or left with no posting above, over
+    // the heads after the step: a split's or rewrite's nearer new head; else a walk (of a merge:
+    // over the heads as they are now, p left out).
+    const auto assign_now = [&](const uint8_t* row,
+                                std::vector<uint32_t>* postings) -> absl::Status {
+      mu_.AssertReaderHeld();  // plan's
+      if (!new_heads.empty() && step != Step::kSeed) {
+        postings->assign(1, nearer_new(row));
+        return absl::OkStatus();
+      }
+      const VectorView v{config_.type, {row, row_bytes_}};
+      if (!heads_moved) return base->AssignPostings(v, &*next, postings);
+      RETURN_IF_ERROR(base->AssignPostings(v, &heads_overlay_, postings));
+      postings->erase(std::remove_if(postings->begin(), postings->end(), now_retired),
+                      postings->end());
+      if (postings->empty()) {
+        return absl::AbortedError("no head left to reassign a vector to (p the only one near)");
+      }
+      return absl::OkStatus();
+    };
+    if (heads_moved) {
+      for (auto& [id, postings] : reassigns) {
+        postings.erase(std::remove_if(postings.begin(), postings.end(), now_retired),
+                       postings.end());
+        if (postings.empty()) RETURN_IF_ERROR(assign_now(row_of(id), &postings));
+      }
+    }
     absl::flat_hash_set<VectorId> planned;
     const auto plan_reassign = [&](VectorId id, const uint8_t* row,
                                    std::vector<uint32_t> postings) {
@@ -824,8 +909,7 @@ absl::Status CollectionImpl::MaintainPosting(uint32_t p) {
         plan_move(id, nearer_new(row));
       } else {
         std::vector<uint32_t> postings;
-        RETURN_IF_ERROR(
-            base->AssignPostings(VectorView{config_.type, {row, row_bytes_}}, &*next, &postings));
+        RETURN_IF_ERROR(assign_now(row, &postings));
         plan_reassign(id, nullptr, std::move(postings));
       }
     }
@@ -848,7 +932,13 @@ absl::Status CollectionImpl::MaintainPosting(uint32_t p) {
   };
   const auto apply = [&]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(write_mu_, mu_) {
     committed = true;
-    heads_overlay_ = std::move(*next);
+    if (!heads_moved) {
+      heads_overlay_ = std::move(*next);
+    } else {
+      if (step != Step::kSeed) heads_overlay_.Retire(p);
+      for (uint32_t h : new_heads) heads_overlay_.Add(h, next->Row(h));
+    }
+    ++heads_version_;
     if (step == Step::kSeed) {
       // (Their far primaries leave them.)
       appended_radius_.Narrow(p, radius_stamp, kept_radius);
@@ -921,10 +1011,10 @@ absl::Status CollectionImpl::MaintainPosting(uint32_t p) {
     RETURN_IF_ERROR(Write(&batch, plan, apply, Commit::kMaintenance));
   }
   if (!committed) return absl::OkStatus();
-  // The step on disk before this thread takes the next one: at most one step per collection is
-  // ever in the log unsynced (the collection's writer lock is free meanwhile; a client's synced
-  // write that comes during this sync still waits for it inside RocksDB, which syncs its log one
-  // sync at a time).
+  // The step on disk before this thread takes the next one: at most one step per thread running
+  // steps is ever in the log unsynced (the collection's writer lock is free meanwhile; a client's
+  // synced write that comes during this sync still waits for it inside RocksDB, which syncs its
+  // log one sync at a time).
   RETURN_IF_ERROR(store_->SyncWal());
   Log(LogLevel::kDebug, "collection '%s': posting %d (%d live of %d entries) %s", config_.name, p,
       live, entries,

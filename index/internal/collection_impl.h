@@ -15,6 +15,7 @@
 #include <cstring>
 #include <functional>
 #include <memory>
+#include <optional>
 #include <thread>
 
 #include "absl/container/flat_hash_map.h"
@@ -122,7 +123,7 @@ class CollectionImpl final : public Collection {
   }
 
   absl::Status Load();
-  // Starts the background maintenance thread (CollectionOptions::background_maintenance).
+  // Starts the background maintenance threads (CollectionOptions::background_maintenance).
   void StartMaintainer();
   absl::Status RunMaintenance() override;
   void StopMaintenance() override { StopMaintainer(); }
@@ -453,8 +454,14 @@ class CollectionImpl final : public Collection {
   // The distance past which a vector is far from every head of `index` (seed_radius_).
   // (0 when seeding is off, or when the spacing could not be measured: logged.)
   float SeedRadiusOf(const SpannIndex& index) const;
-  // Splits, merges, rewrites or seeds `posting` if it calls for it.
+  // Splits, merges, rewrites or seeds `posting` if it calls for it. The caller took `posting` off
+  // the queue into in_step_ (TakePending).
   absl::Status MaintainPosting(uint32_t posting) ABSL_LOCKS_EXCLUDED(write_mu_, mu_);
+  // A queued posting no step works on, moved into in_step_; none when there is none.
+  std::optional<uint32_t> TakePending() ABSL_EXCLUSIVE_LOCKS_REQUIRED(pending_mu_);
+  bool HasFreePending() const ABSL_EXCLUSIVE_LOCKS_REQUIRED(pending_mu_);
+  // A number for a head a step adds, past every other step's and every head of `heads`.
+  uint32_t NewHeadNumber(const internal::HeadOverlay& heads) ABSL_LOCKS_EXCLUDED(pending_mu_);
   void StopMaintainer() ABSL_LOCKS_EXCLUDED(pending_mu_);
   // Sets building_; maintenance pauses while a build runs (the install starts the queue over).
   void SetBuilding(bool building) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
@@ -704,8 +711,6 @@ class CollectionImpl final : public Collection {
   // to its publication (mu_ exclusive, briefly). What a plan read cannot change before it is
   // applied, since every change of the state below is made under this lock.
   Mutex write_mu_ ABSL_ACQUIRED_BEFORE(mu_);
-  // One posting maintenance step at a time (MaintainPosting), taken before write_mu_.
-  Mutex maint_mu_ ABSL_ACQUIRED_BEFORE(write_mu_);
   mutable Mutex mu_;
   // Rows a write's `plan` says its `apply` may store at most (Write makes room for them first).
   uint64_t rows_wanted_ ABSL_GUARDED_BY(write_mu_) = 0;
@@ -727,8 +732,11 @@ class CollectionImpl final : public Collection {
   // shared, through the overlay). Their rows lie in a mapped scratch file (kAppendedRowsFile),
   // filled again at every open.
   internal::AppendedVectors appended_ ABSL_GUARDED_BY(mu_);
-  // Heads posting maintenance added and retired since the generation was built.
+  // Heads posting maintenance added and retired since the generation was built, and how many
+  // times they changed (a step that finds them changed since it read them makes its own changes
+  // again over them as they are).
   internal::HeadOverlay heads_overlay_ ABSL_GUARDED_BY(mu_);
+  uint64_t heads_version_ ABSL_GUARDED_BY(mu_) = 0;
   struct MaintenanceCounts {
     uint64_t splits = 0, merges = 0, rewrites = 0, seeds = 0, reassigned = 0;
   };
@@ -742,13 +750,19 @@ class CollectionImpl final : public Collection {
   // primaries reach past it is queued, and its step gives those vectors heads of their own
   // ("Seeding" in index/collection.h). 0: never (inner product, or too few heads).
   float seed_radius_ ABSL_GUARDED_BY(mu_) = 0;
-  // Postings to look at, queued by writes (under mu_) and taken by maintenance; and the
-  // background thread's stop flag.
+  // Postings to look at, queued by writes (under mu_) and taken by maintenance; the postings
+  // the steps under way work on (no other step takes them meanwhile) and how many steps are under
+  // way; and the background threads' stop flag.
   mutable Mutex pending_mu_ ABSL_ACQUIRED_AFTER(mu_);
   absl::flat_hash_set<uint32_t> pending_ ABSL_GUARDED_BY(pending_mu_);
+  absl::flat_hash_set<uint32_t> in_step_ ABSL_GUARDED_BY(pending_mu_);
+  size_t steps_ ABSL_GUARDED_BY(pending_mu_) = 0;
   bool stop_ ABSL_GUARDED_BY(pending_mu_) = false;
   bool paused_ ABSL_GUARDED_BY(pending_mu_) = false;  // building_: maintenance waits for it
-  std::thread maintainer_;
+  // The number the next head a step adds gets, at least (steps side by side number theirs apart;
+  // 0 after an install: from the overlay's next_head()).
+  uint32_t next_added_head_ ABSL_GUARDED_BY(pending_mu_) = 0;
+  std::vector<std::thread> maintainers_;
   bool building_ ABSL_GUARDED_BY(mu_) = false;
   // Not OK while the index generation on disk cannot be opened (Load); cleared by the rebuild.
   absl::Status damage_ ABSL_GUARDED_BY(mu_);

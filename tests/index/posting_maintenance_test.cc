@@ -4,12 +4,16 @@
 // surviving a reopen.
 #include <algorithm>
 #include <atomic>
+#include <chrono>
 #include <cmath>
+#include <condition_variable>
 #include <map>
+#include <mutex>
 #include <random>
 #include <thread>
 #include <vector>
 
+#include "absl/container/flat_hash_set.h"
 #include "gtest/gtest.h"
 #include "index/brute_force.h"
 #include "index/catalog.h"
@@ -648,6 +652,89 @@ TEST(PostingMaintenance, WritesDuringAStepAreKeptByIt) {
     ASSERT_TRUE(c->Search(VectorView{drift.type, {row, drift.row_bytes()}}, 5, every, &hits).ok());
     for (const Hit& h : hits) EXPECT_NE(h.id, id) << "a vector deleted during a step came back";
   }
+}
+
+// Steps run side by side, on two threads here. One thread's first steps each wait, before they
+// commit, for a step of the other thread to commit: they then make their head changes over the
+// heads as the other left them (not over the copy they started from, which would drop the
+// other's new heads and strand the vectors moved to them), and leave the heads retired meanwhile
+// out of their reassignments (no stored record lists a head that is not serving).
+TEST(PostingMaintenance, StepsSideBySideMakeTheirHeadChangesOverEachOthers) {
+  TempDir tmp;
+  const VectorSet base = Gen(1, 0, 3000), drift = Gen(2, 0, 3000);
+  CollectionOptions options = Options();
+  std::mutex mu;
+  std::condition_variable committed;
+  int commits = 0;  // under mu
+  options.test_after_commit = [&] {
+    std::lock_guard<std::mutex> lock(mu);
+    ++commits;
+    committed.notify_all();
+  };
+  std::thread::id waiting_thread;
+  int waited = 0, overlapped = 0;  // the waiting thread's own
+  options.test_before_maintenance_commit = [&](absl::Span<const uint8_t>) {
+    if (std::this_thread::get_id() != waiting_thread || waited >= 20) return;
+    ++waited;
+    std::unique_lock<std::mutex> lock(mu);
+    const int at = commits;
+    // (The bound only matters when the other thread has no step left to run.)
+    overlapped += committed.wait_for(lock, std::chrono::seconds(60), [&] { return commits > at; });
+  };
+  auto cat = *Catalog::Open(tmp.path(), options);
+  auto c = Create(cat.get(), base);
+  Upsert(c.get(), base, 0);
+  ASSERT_TRUE(c->BuildIndex().ok());
+  const uint64_t built_heads = c->Stats().heads;
+  Upsert(c.get(), drift, 10000);
+  waiting_thread = std::this_thread::get_id();
+  absl::Status other_status;
+  std::thread other([&] { other_status = c->RunMaintenance(); });
+  const absl::Status status = c->RunMaintenance();
+  other.join();
+  ASSERT_TRUE(status.ok()) << status;
+  ASSERT_TRUE(other_status.ok()) << other_status;
+  EXPECT_EQ(waited, 20);
+  EXPECT_GE(overlapped, 10);
+  EXPECT_GT(c->Stats().splits, 40u);
+  std::map<uint64_t, const uint8_t*> live;
+  for (uint64_t i = 0; i < base.n; ++i) live[i] = base.row(i);
+  for (uint64_t i = 0; i < drift.n; ++i) live[10000 + i] = drift.row(i);
+  EXPECT_EQ(c->Count(), live.size());
+  ExpectAllReachable(*c, live, base);
+  c.reset();
+  cat.reset();
+  {
+    auto store = MetadataStore::Open(tmp.path() + "/meta");
+    ASSERT_TRUE(store.ok()) << store.status();
+    absl::flat_hash_set<uint32_t> retired, added;
+    ASSERT_TRUE((*store)
+                    ->Scan(Cf::kHeads, "",
+                           [&](absl::string_view key, absl::string_view value) {
+                             (value.empty() ? retired : added).insert(ReadU32(key, 4));
+                             return absl::OkStatus();
+                           })
+                    .ok());
+    ASSERT_GT(added.size(), 40u);
+    size_t listed = 0, not_serving = 0;
+    ASSERT_TRUE((*store)
+                    ->Scan(Cf::kPostings, "",
+                           [&](absl::string_view, absl::string_view value) {
+                             for (size_t at = 1; at < value.size(); at += 4, ++listed) {
+                               const uint32_t h = ReadU32(value, at);
+                               not_serving +=
+                                   h < built_heads ? retired.contains(h) : !added.contains(h);
+                             }
+                             return absl::OkStatus();
+                           })
+                    .ok());
+    EXPECT_GT(listed, drift.n);
+    EXPECT_EQ(not_serving, 0u) << "of " << listed << " entries";
+  }
+  cat = *Catalog::Open(tmp.path(), Options());
+  c = *cat->Find("c");
+  EXPECT_EQ(c->Count(), live.size());
+  ExpectAllReachable(*c, live, base);
 }
 
 // With the background thread on, writers and searchers run beside the maintenance it does: every
