@@ -49,8 +49,6 @@ constexpr uint32_t kSpacingSample = 1000;
 constexpr size_t kSeedBatch = 64;
 // ... and stops taking more once it holds this many far vectors (a step's size is bounded).
 constexpr size_t kSeedMostVectors = 512;
-// Reassignments a step walks on two threads from (a thread's start costs ~50 us; a walk ~50).
-constexpr size_t kParallelWalksFrom = 16;
 }  // namespace
 
 float CollectionImpl::SeedRadiusOf(const SpannIndex& index) const {
@@ -81,26 +79,35 @@ void CollectionImpl::NotePostings(absl::Span<const uint32_t> postings, bool shru
 
 void CollectionImpl::StartMaintainer() {
   if (!options_.background_maintenance) return;
-  for (int t = 0; t < std::max(1, options_.maintenance_threads); ++t) {
-    maintainers_.emplace_back([this] {
-      // Named for `top -H`, perf and debuggers (at most 15 characters).
-      pthread_setname_np(pthread_self(), "strata-maint");
-      for (;;) {
-        {
-          MutexLock lock(&pending_mu_);
-          pending_mu_.Await(absl::Condition(
-              +[](CollectionImpl* c) ABSL_NO_THREAD_SAFETY_ANALYSIS {
-                return c->stop_ || (!c->paused_ && c->HasFreePending());
-              },
-              this));
-          if (stop_) return;
-        }
-        if (absl::Status s = RunMaintenance(); !s.ok() && !absl::IsNotFound(s)) {
-          Log(LogLevel::kWarning, "collection '%s': posting maintenance: %s", config_.name,
-              s.message());
-        }
+  const auto run = [this] {
+    // Named for `top -H`, perf and debuggers (at most 15 characters).
+    pthread_setname_np(pthread_self(), "strata-maint");
+    for (;;) {
+      {
+        MutexLock lock(&pending_mu_);
+        pending_mu_.Await(absl::Condition(
+            +[](CollectionImpl* c) ABSL_NO_THREAD_SAFETY_ANALYSIS {
+              return c->stop_ || (!c->paused_ && c->HasFreePending());
+            },
+            this));
+        if (stop_) return;
       }
-    });
+      if (absl::Status s = RunMaintenance(); !s.ok() && !absl::IsNotFound(s)) {
+        Log(LogLevel::kWarning, "collection '%s': posting maintenance: %s", config_.name,
+            s.message());
+      }
+    }
+  };
+  const int threads = std::max(1, options_.maintenance_threads);
+  for (int t = 0; t < threads; ++t) {
+    try {
+      maintainers_.emplace_back(run);
+    } catch (const std::system_error& e) {
+      // Fewer threads than asked for (none: maintenance runs when RunMaintenance is called).
+      Log(LogLevel::kWarning, "collection '%s': %d of %d posting maintenance threads started: %s",
+          config_.name, t, threads, e.what());
+      break;
+    }
   }
 }
 
@@ -112,6 +119,15 @@ void CollectionImpl::StopMaintainer() {
   for (std::thread& t : maintainers_) {
     if (t.joinable()) t.join();
   }
+}
+
+absl::Status CollectionImpl::SyncMaintenance() {
+  // Under the writer lock, as a client's synced write is (no step commits meanwhile).
+  MutexLock write_lock(&write_mu_);
+  if (unsynced_steps_ == 0) return absl::OkStatus();
+  RETURN_IF_ERROR(store_->SyncWal());
+  unsynced_steps_ = 0;
+  return absl::OkStatus();
 }
 
 bool CollectionImpl::HasFreePending() const {
@@ -155,8 +171,12 @@ absl::Status CollectionImpl::RunMaintenance() {
           this));
       if (stop_ || paused_) return first;
       p = TakePending();
-      if (!p.has_value()) return first;  // (steps_ == 0: nothing is queued)
-      ++steps_;
+      if (p.has_value()) ++steps_;
+    }
+    if (!p.has_value()) {
+      // (steps_ == 0: nothing is queued.) The steps on disk before returning.
+      absl::Status synced = SyncMaintenance();
+      return first.ok() ? synced : first;
     }
     // A posting that fails stays as it is (queued again by the next write that touches it).
     absl::Status s = MaintainPosting(*p);
@@ -193,8 +213,10 @@ absl::Status CollectionImpl::MaintainPosting(uint32_t p) {
     rows.insert(rows.end(), row, row + row_bytes_);
   };
   const auto row_of = [&](VectorId id) { return rows.data() + row_at.at(id); };
-  // The versions the vectors had when read: a plan for a vector changed since is dropped.
+  // The versions the vectors had when read: a plan for a vector changed since is dropped. And
+  // their appended postings then: another step's move changes those, not the version.
   absl::flat_hash_map<VectorId, uint8_t> version_at;
+  absl::flat_hash_map<VectorId, std::vector<uint32_t>> postings_at;
   std::vector<VectorId> members;
   // Appended members whose primary is p and which lie past seed_radius from its head (a seed
   // step gives them heads), and how far the other primaries lie (p's radius after it).
@@ -207,6 +229,8 @@ absl::Status CollectionImpl::MaintainPosting(uint32_t p) {
   const auto take = [&](VectorId id) {
     mu_.AssertReaderHeld();
     version_at[id] = ids_[id].version;
+    const absl::Span<const uint32_t> postings = appended_.PostingsOf(id);
+    postings_at[id].assign(postings.begin(), postings.end());
     if (const uint8_t* r = ExactRow(id)) {
       add_row(id, r);
     } else {
@@ -664,35 +688,6 @@ absl::Status CollectionImpl::MaintainPosting(uint32_t p) {
     reassigns.emplace_back(id, std::move(postings));
     return absl::OkStatus();
   };
-  // reassign() of each of `ids` in turn, the walks on two threads when there are enough of them
-  // (the walks only read `next` and the index; each takes a query context of its own).
-  const auto reassign_all = [&](const std::vector<VectorId>& ids) -> absl::Status {
-    std::vector<std::vector<uint32_t>> postings(ids.size());
-    absl::Status status[2];
-    const auto walk = [&](size_t first, size_t stride, absl::Status* s) {
-      for (size_t i = first; i < ids.size() && s->ok(); i += stride) {
-        *s = base->AssignPostings(VectorView{config_.type, {row_of(ids[i]), row_bytes_}}, &*next,
-                                  &postings[i]);
-      }
-    };
-    std::thread helper;
-    if (ids.size() >= kParallelWalksFrom) {
-      try {
-        helper = std::thread([&] {
-          pthread_setname_np(pthread_self(), "strata-maint-w");  // (apart in perf and top -H)
-          walk(1, 2, &status[1]);
-        });
-      } catch (const std::system_error&) {
-        // No thread to be had: this one walks them all.
-      }
-    }
-    walk(0, helper.joinable() ? 2 : 1, &status[0]);
-    if (helper.joinable()) helper.join();
-    RETURN_IF_ERROR(status[0]);
-    RETURN_IF_ERROR(status[1]);
-    for (size_t i = 0; i < ids.size(); ++i) reassigns.emplace_back(ids[i], std::move(postings[i]));
-    return absl::OkStatus();
-  };
   // A split's members go to the nearer new head, unless that leaves a half under an eighth of
   // them (rows all alike, or nearly: both heads at the same distance from most): then to the
   // halves SplitInTwo balanced. Either way both halves shrink, so splits cannot go on forever.
@@ -727,8 +722,7 @@ absl::Status CollectionImpl::MaintainPosting(uint32_t p) {
       }
     }
   }
-  // The reassignments of a split, merge or rewrite, walked after the loop below (on two threads:
-  // they are most of a step's work, and independent).
+  // The reassignments of a split, merge or rewrite, walked after the loop below.
   std::vector<VectorId> to_walk;
   for (size_t i = 0; i < members.size() && step != Step::kSeed; ++i) {
     const VectorId id = members[i];
@@ -753,7 +747,7 @@ absl::Status CollectionImpl::MaintainPosting(uint32_t p) {
     moves.emplace_back(id, to);
   }
   to_walk.insert(to_walk.end(), candidates.begin(), candidates.end());
-  RETURN_IF_ERROR(reassign_all(to_walk));
+  for (VectorId id : to_walk) RETURN_IF_ERROR(reassign(id, row_of(id)));
   if (step == Step::kMerge) {
     // A posting whose vectors no other head lies near (a seed's, while few vectors joined it)
     // stays: merged, they would be far from every head and seeded again.
@@ -767,7 +761,6 @@ absl::Status CollectionImpl::MaintainPosting(uint32_t p) {
 
   // The commit: what still holds of the step, and the vectors appended to p meanwhile.
   WriteBatch batch;
-  bool heads_moved = false;  // (plan's: other steps changed the heads since `next` copied them)
   struct Reassigned {
     VectorId id;
     IdState state;
@@ -794,44 +787,28 @@ absl::Status CollectionImpl::MaintainPosting(uint32_t p) {
       const IdState& st = ids_[id];
       return (st.flags & kLive) && st.version == version_at.at(id);
     };
-    // Other steps changed the heads since `next` copied them: the apply makes this step's head
-    // changes over the heads as they are then (no other step retires p: it is this step's), and
-    // the reassignments leave out the heads retired meanwhile. (A vector that lay nearest a head
-    // another step split meanwhile is kept in its other postings; that step's own reassignments
-    // looked at it if it lay near its new heads.)
-    heads_moved = heads_version_ != heads_version;
-    const auto now_retired = [&](uint32_t h) {
-      mu_.AssertReaderHeld();  // plan's
-      if (h == p && step != Step::kSeed) return true;
-      if (std::find(new_heads.begin(), new_heads.end(), h) != new_heads.end()) return false;
-      return h < heads_overlay_.built_heads() ? heads_overlay_.IsRetired(h)
-                                              : !heads_overlay_.IsAdded(h);
-    };
-    // The replica rule for a vector written to p meanwhile, or left with no posting above, over
-    // the heads after the step: a split's or rewrite's nearer new head; else a walk (of a merge:
-    // over the heads as they are now, p left out).
-    const auto assign_now = [&](const uint8_t* row,
-                                std::vector<uint32_t>* postings) -> absl::Status {
-      mu_.AssertReaderHeld();  // plan's
-      if (!new_heads.empty() && step != Step::kSeed) {
-        postings->assign(1, nearer_new(row));
-        return absl::OkStatus();
-      }
-      const VectorView v{config_.type, {row, row_bytes_}};
-      if (!heads_moved) return base->AssignPostings(v, &*next, postings);
-      RETURN_IF_ERROR(base->AssignPostings(v, &heads_overlay_, postings));
-      postings->erase(std::remove_if(postings->begin(), postings->end(), now_retired),
-                      postings->end());
-      if (postings->empty()) {
-        return absl::AbortedError("no head left to reassign a vector to (p the only one near)");
-      }
-      return absl::OkStatus();
-    };
-    if (heads_moved) {
+    // Other steps changed the heads since `next` copied them: this step's head changes again,
+    // over the heads as they are now (no other step retires p: it is this step's), and the
+    // reassignments walked again over those that lost a head retired meanwhile or whose vector
+    // another step moved meanwhile (a move keeps the version).
+    if (heads_version_ != heads_version) {
+      std::vector<std::vector<uint8_t>> rows;
+      for (uint32_t h : new_heads) rows.emplace_back(next->Row(h), next->Row(h) + row_bytes_);
+      next.emplace(heads_overlay_);
+      if (step != Step::kSeed) next->Retire(p);
+      for (size_t i = 0; i < new_heads.size(); ++i) next->Add(new_heads[i], rows[i].data());
+      const auto retired = [&](uint32_t h) {
+        return h < next->built_heads() ? next->IsRetired(h) : !next->IsAdded(h);
+      };
       for (auto& [id, postings] : reassigns) {
-        postings.erase(std::remove_if(postings.begin(), postings.end(), now_retired),
-                       postings.end());
-        if (postings.empty()) RETURN_IF_ERROR(assign_now(row_of(id), &postings));
+        const absl::Span<const uint32_t> now = appended_.PostingsOf(id);
+        const std::vector<uint32_t>& then = postings_at.at(id);
+        if (std::none_of(postings.begin(), postings.end(), retired) &&
+            std::equal(now.begin(), now.end(), then.begin(), then.end())) {
+          continue;
+        }
+        RETURN_IF_ERROR(base->AssignPostings(VectorView{config_.type, {row_of(id), row_bytes_}},
+                                             &*next, &postings));
       }
     }
     absl::flat_hash_set<VectorId> planned;
@@ -909,7 +886,8 @@ absl::Status CollectionImpl::MaintainPosting(uint32_t p) {
         plan_move(id, nearer_new(row));
       } else {
         std::vector<uint32_t> postings;
-        RETURN_IF_ERROR(assign_now(row, &postings));
+        RETURN_IF_ERROR(
+            base->AssignPostings(VectorView{config_.type, {row, row_bytes_}}, &*next, &postings));
         plan_reassign(id, nullptr, std::move(postings));
       }
     }
@@ -932,13 +910,10 @@ absl::Status CollectionImpl::MaintainPosting(uint32_t p) {
   };
   const auto apply = [&]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(write_mu_, mu_) {
     committed = true;
-    if (!heads_moved) {
+    if (step != Step::kSeed || !new_heads.empty()) {
       heads_overlay_ = std::move(*next);
-    } else {
-      if (step != Step::kSeed) heads_overlay_.Retire(p);
-      for (uint32_t h : new_heads) heads_overlay_.Add(h, next->Row(h));
+      ++heads_version_;
     }
-    ++heads_version_;
     if (step == Step::kSeed) {
       // (Their far primaries leave them.)
       appended_radius_.Narrow(p, radius_stamp, kept_radius);
@@ -1011,11 +986,6 @@ absl::Status CollectionImpl::MaintainPosting(uint32_t p) {
     RETURN_IF_ERROR(Write(&batch, plan, apply, Commit::kMaintenance));
   }
   if (!committed) return absl::OkStatus();
-  // The step on disk before this thread takes the next one: at most one step per thread running
-  // steps is ever in the log unsynced (the collection's writer lock is free meanwhile; a client's
-  // synced write that comes during this sync still waits for it inside RocksDB, which syncs its
-  // log one sync at a time).
-  RETURN_IF_ERROR(store_->SyncWal());
   Log(LogLevel::kDebug, "collection '%s': posting %d (%d live of %d entries) %s", config_.name, p,
       live, entries,
       step == Step::kSplit   ? absl::StrCat("split into ", new_heads[0], " and ", new_heads[1])

@@ -168,8 +168,11 @@ TEST(Collection, WritesAfterTheBuildAreVisibleAndSurviveReopen) {
   TempDir tmp;
   Data d = Make(6000, 50);
   std::vector<std::vector<uint32_t>> before;
+  // (No posting maintenance: the searches after the reopen are to equal those before it.)
+  CollectionOptions options;
+  options.background_maintenance = false;
   {
-    auto cat = *Catalog::Open(tmp.path());
+    auto cat = *Catalog::Open(tmp.path(), options);
     auto c = NewCollection(cat.get(), d.base.dim, 1000000);
     UpsertRows(c.get(), d.base, 0, 4000);
     ASSERT_TRUE(c->BuildIndex().ok());
@@ -195,7 +198,7 @@ TEST(Collection, WritesAfterTheBuildAreVisibleAndSurviveReopen) {
     for (const Hit& h : hits) EXPECT_NE(h.id, 1u);
     EXPECT_NE(hits[0].id, 0u);
   }
-  auto cat = *Catalog::Open(tmp.path());
+  auto cat = *Catalog::Open(tmp.path(), options);
   auto c = *cat->Find("c");
   EXPECT_EQ(c->Count(), 5999u);
   EXPECT_EQ(SearchAll(*c, d.queries, 10), before);
@@ -767,8 +770,11 @@ TEST(Collection, Float16PostingsAreKeptAndRowsBeyondTheirRangeRefused) {
   Data d{g->Generate(0, 6000), g->Generate(6000, 50), {}};
   d.gt = *ExactKnn(d.base, d.queries, Metric::kL2, 10);
   std::vector<std::vector<uint32_t>> before;
+  // (No posting maintenance: the searches after the reopen are to equal those before it.)
+  CollectionOptions options;
+  options.background_maintenance = false;
   {
-    auto cat = *Catalog::Open(tmp.path());
+    auto cat = *Catalog::Open(tmp.path(), options);
     CollectionConfig cfg;
     cfg.name = "h";
     cfg.dim = d.base.dim;
@@ -794,7 +800,7 @@ TEST(Collection, Float16PostingsAreKeptAndRowsBeyondTheirRangeRefused) {
     EXPECT_NE(errors[0].message.find("float16"), std::string::npos) << errors[0].message;
     EXPECT_EQ(c->Count(), 6000u);
   }
-  auto cat = *Catalog::Open(tmp.path());
+  auto cat = *Catalog::Open(tmp.path(), options);
   auto c = *cat->Find("h");
   EXPECT_EQ(c->config().posting_encoding, PostingEncoding::kFloat16);
   EXPECT_EQ(SearchAll(*c, d.queries, 10), before);
