@@ -169,12 +169,12 @@ absl::Status CollectionImpl::RunMaintenance() {
             return c->stop_ || c->paused_ || c->steps_ == 0 || c->HasFreePending();
           },
           this));
-      if (stop_ || paused_) return first;
-      p = TakePending();
+      if (!stop_ && !paused_) p = TakePending();
       if (p.has_value()) ++steps_;
     }
     if (!p.has_value()) {
-      // (steps_ == 0: nothing is queued.) The steps on disk before returning.
+      // Stopped, paused for a build, or done (steps_ == 0: nothing is queued). The steps on disk
+      // before returning.
       absl::Status synced = SyncMaintenance();
       return first.ok() ? synced : first;
     }
