@@ -67,8 +67,8 @@
 // worked out beside writes, searches and other steps, then committed as one batch (so a crash or
 // power cut leaves it whole or not begun) whose plan, under the writer lock, drops the moves of
 // vectors changed meanwhile, moves the vectors that joined the posting meanwhile, and makes its
-// head changes over those other steps committed meanwhile; the next synced write syncs it (at
-// most 16 steps are unsynced; RunMaintenance syncs before it returns). Added
+// head changes over those other steps committed meanwhile, and is synced, like a client's write,
+// before it shows. Added
 // heads join the built heads' graph (internal/growing_graph.h), so one walk finds both. A search
 // that read a posting whose head retired meanwhile starts again.
 //
@@ -420,9 +420,8 @@ class Collection {
   // without an index. For tests and benchmarks: O(heads).
   [[nodiscard]] virtual std::vector<uint32_t> PostingLengths() const = 0;
   // Splits, merges, rewrites and seeds the postings writes have pushed past their limits until
-  // none is left and no step is running (the background threads' included), then syncs the log
-  // (the steps are on disk when it returns, also when a build or the close stopped it first):
-  // what the background threads do. The first error (the posting stays as it was).
+  // none is left and no step is running (the background threads' included): what the background
+  // threads do. The first error (the posting stays as it was).
   [[nodiscard]] virtual absl::Status RunMaintenance() = 0;
   // Stops the background maintenance threads and waits for their steps in progress (the catalog
   // calls it as it closes, so that no thread of the collection's own acts on the metadata store

@@ -121,15 +121,6 @@ void CollectionImpl::StopMaintainer() {
   }
 }
 
-absl::Status CollectionImpl::SyncMaintenance() {
-  // Under the writer lock, as a client's synced write is (no step commits meanwhile).
-  MutexLock write_lock(&write_mu_);
-  if (unsynced_steps_ == 0) return absl::OkStatus();
-  RETURN_IF_ERROR(store_->SyncWal());
-  unsynced_steps_ = 0;
-  return absl::OkStatus();
-}
-
 bool CollectionImpl::HasFreePending() const {
   // (Stops at the first posting no step works on: it looks past at most in_step_.size() others.)
   for (uint32_t p : pending_) {
@@ -169,14 +160,10 @@ absl::Status CollectionImpl::RunMaintenance() {
             return c->stop_ || c->paused_ || c->steps_ == 0 || c->HasFreePending();
           },
           this));
-      if (!stop_ && !paused_) p = TakePending();
-      if (p.has_value()) ++steps_;
-    }
-    if (!p.has_value()) {
-      // Stopped, paused for a build, or done (steps_ == 0: nothing is queued). The steps on disk
-      // before returning.
-      absl::Status synced = SyncMaintenance();
-      return first.ok() ? synced : first;
+      if (stop_ || paused_) return first;
+      p = TakePending();
+      if (!p.has_value()) return first;  // (steps_ == 0: nothing is queued)
+      ++steps_;
     }
     // A posting that fails stays as it is (queued again by the next write that touches it).
     absl::Status s = MaintainPosting(*p);
@@ -195,8 +182,8 @@ absl::Status CollectionImpl::MaintainPosting(uint32_t p) {
   // the state under mu_ shared, piece by piece. The commit's plan, under write_mu_, keeps only
   // the moves and reassignments whose vectors did not change meanwhile, moves the vectors that
   // joined p meanwhile, and when other steps changed the heads meanwhile, makes this step's own
-  // head changes again over the heads as they are and leaves retired heads out of the
-  // reassignments.
+  // head changes again over the heads as they are and walks again the reassignments those
+  // changes touch.
   const uint32_t coll = config_.id;
   std::shared_ptr<SpannIndex> base;
   uint64_t generation = 0;
@@ -792,11 +779,11 @@ absl::Status CollectionImpl::MaintainPosting(uint32_t p) {
     // reassignments walked again over those that lost a head retired meanwhile or whose vector
     // another step moved meanwhile (a move keeps the version).
     if (heads_version_ != heads_version) {
-      std::vector<std::vector<uint8_t>> rows;
-      for (uint32_t h : new_heads) rows.emplace_back(next->Row(h), next->Row(h) + row_bytes_);
+      std::vector<std::vector<uint8_t>> head_rows;
+      for (uint32_t h : new_heads) head_rows.emplace_back(next->Row(h), next->Row(h) + row_bytes_);
       next.emplace(heads_overlay_);
       if (step != Step::kSeed) next->Retire(p);
-      for (size_t i = 0; i < new_heads.size(); ++i) next->Add(new_heads[i], rows[i].data());
+      for (size_t i = 0; i < new_heads.size(); ++i) next->Add(new_heads[i], head_rows[i].data());
       const auto retired = [&](uint32_t h) {
         return h < next->built_heads() ? next->IsRetired(h) : !next->IsAdded(h);
       };

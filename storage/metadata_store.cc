@@ -206,9 +206,13 @@ class MetadataStoreImpl final : public MetadataStore {
     rocksdb::WriteOptions wo;
     wo.sync = sync && wal;
     wo.disableWAL = !wal;
+    if (!wal) {  // (no log: nothing SyncWal could meet)
+      RETURN_IF_ROCKS(db_->Write(wo, &wb), "metadata write");
+      return absl::OkStatus();
+    }
     ReaderMutexLock lock(&wal_mu_);
     const rocksdb::Status s = db_->Write(wo, &wb);
-    if (wal) log_failed_.store(!s.ok());
+    if (s.IsIOError()) log_failed_.store(true);  // (for good: RocksDB stops writing after it)
     RETURN_IF_ROCKS(s, "metadata write");
     return absl::OkStatus();
   }
@@ -268,7 +272,7 @@ class MetadataStoreImpl final : public MetadataStore {
     WriterMutexLock lock(&wal_mu_);
     if (log_failed_.load()) {
       return absl::InternalError(
-          "metadata store: sync of the write-ahead log: the last write to the log failed");
+          "metadata store: sync of the write-ahead log: a write to the log failed before it");
     }
     RETURN_IF_ROCKS(db_->SyncWAL(), "metadata store: sync of the write-ahead log");
     return absl::OkStatus();
@@ -315,9 +319,9 @@ class MetadataStoreImpl final : public MetadataStore {
   // RocksDB 7.8 (Debian 12's) aborts on an assertion in its log writer when SyncWAL runs after a
   // write to the log failed (an I/O error: the writer keeps the error) or beside one failing
   // (PowerLoss.EveryAcknowledgedWriteSurvivesACutAtAnyPoint, with two threads running posting
-  // maintenance, hit both). So SyncWal runs alone (writes take wal_mu_ shared, SyncWal
-  // exclusively; a synced write waits for a SyncWAL under way inside RocksDB anyway), and fails
-  // instead while the last write to the log failed.
+  // maintenance when each step called SyncWal, hit both). So SyncWal runs alone (logged writes
+  // take wal_mu_ shared, SyncWal exclusively; a synced write waits for a SyncWAL under way inside
+  // RocksDB anyway), and fails instead once a write to the log has failed with an I/O error.
   Mutex wal_mu_;
   std::atomic<bool> log_failed_{false};
   // handles_[0] is RocksDB's default family (unused); Cf c lives at c + 1.

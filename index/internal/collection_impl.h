@@ -457,9 +457,6 @@ class CollectionImpl final : public Collection {
   // Splits, merges, rewrites or seeds `posting` if it calls for it. The caller took `posting` off
   // the queue into in_step_ (TakePending).
   absl::Status MaintainPosting(uint32_t posting) ABSL_LOCKS_EXCLUDED(write_mu_, mu_);
-  // Syncs the log when maintenance steps are unsynced in it (RunMaintenance, once no step is left
-  // to run).
-  absl::Status SyncMaintenance() ABSL_LOCKS_EXCLUDED(write_mu_);
   // A queued posting no step works on, moved into in_step_; none when there is none.
   std::optional<uint32_t> TakePending() ABSL_EXCLUSIVE_LOCKS_REQUIRED(pending_mu_);
   bool HasFreePending() const ABSL_EXCLUSIVE_LOCKS_REQUIRED(pending_mu_);
@@ -601,14 +598,14 @@ class CollectionImpl final : public Collection {
   // in-memory state, with mu_ held exclusively. Nothing is applied unless the commit succeeded.
   // The caller holds write_mu_, so what `plan` read is what `apply` changes.
   //
-  // `commit`: kAcknowledged is synced before it is applied, and until then readers read the store
-  // as it was before it. kMaintenance is for a write that acknowledges nothing to a caller and
-  // writes only families no reader reads from the store (versions, postings, heads: posting
-  // maintenance): it is written to the log unsynced, unless kMostUnsyncedSteps - 1 are unsynced
-  // before it; the next synced write syncs it (the log keeps order: a client's, or
-  // SyncMaintenance's once maintenance has no step left to run). Until then a power cut rolls it
-  // back whole, and nothing acknowledged depends on it. It needs no snapshot for readers either,
-  // which saves waiting twice for the searches under way.
+  // Every batch is synced before it is applied (under write_mu_, as LevelDB's writer at the front
+  // of its queue syncs its group: readers go on). `commit`: kAcknowledged's readers read the store
+  // as it was before it until then. kMaintenance is for a write that acknowledges nothing to a
+  // caller and writes only families no reader reads from the store (versions, postings, heads:
+  // posting maintenance): it needs no snapshot for readers, which saves waiting twice for the
+  // searches under way. (Steps once went to the log unsynced, synced by their thread with the lock
+  // free; a sync per step measured no slower with two threads running steps, and it keeps every
+  // record before the log's end synced, which the strict WAL recovery counts on.)
   enum class Commit { kAcknowledged, kMaintenance };
   absl::Status Write(WriteBatch* batch, absl::FunctionRef<absl::Status()> plan,
                      absl::FunctionRef<void()> apply, Commit commit = Commit::kAcknowledged)
@@ -641,10 +638,7 @@ class CollectionImpl final : public Collection {
       }
     }
     absl::Status committed = SyncExtents();
-    // (A synced write syncs the maintenance steps before it in the log too.)
-    const bool sync = acknowledged || unsynced_steps_ + 1 >= kMostUnsyncedSteps;
-    if (committed.ok()) committed = store_->Write(batch, sync);
-    if (committed.ok()) unsynced_steps_ = sync ? 0 : unsynced_steps_ + 1;
+    if (committed.ok()) committed = store_->Write(batch, /*sync=*/true);
     if (committed.ok() && options_.test_after_commit) options_.test_after_commit();
     bool compact = false;
     {
@@ -719,10 +713,6 @@ class CollectionImpl final : public Collection {
   mutable Mutex mu_;
   // Rows a write's `plan` says its `apply` may store at most (Write makes room for them first).
   uint64_t rows_wanted_ ABSL_GUARDED_BY(write_mu_) = 0;
-  // Maintenance steps in the log since its last sync (Write), at most kMostUnsyncedSteps: what a
-  // power cut may roll back (whole steps; nothing acknowledged).
-  static constexpr uint32_t kMostUnsyncedSteps = 16;
-  uint32_t unsynced_steps_ ABSL_GUARDED_BY(write_mu_) = 0;
   // While a write commits (Write): the metadata store as it was before, which readers read so
   // that it agrees with the state below (a point being deleted still has its vector, one being
   // replaced its old one). Null otherwise: readers read the store's latest, and no snapshot
