@@ -26,7 +26,7 @@ std::string NewUid() {
 
 Catalog::~Catalog() {
   MutexLock lock(&mu_);
-  // A collection may outlive the catalog (a caller holding it): its background thread must not.
+  // A collection may outlive the catalog (a caller holding it): its background threads must not.
   for (auto& [name, c] : collections_) c->StopMaintenance();
   collections_.clear();
 }

@@ -21,7 +21,7 @@
 // read the metadata store at a snapshot taken just before it, so what they read there agrees with
 // the in-memory view; otherwise its latest state (no snapshot is held between writes, which would
 // keep RocksDB from compacting). A maintenance step's batch writes nothing readers read from the
-// store, so it needs no snapshot, and it is synced after the writer lock is released. A search of
+// store, so it needs no snapshot (it is synced in its commit, as a client's write is). A search of
 // the built index releases the lock while its postings are read from disk (SearchLock,
 // spann_index.h) and scans them against the state as it is once it holds the lock again, so a slow
 // disk delays no write; an install of a new generation meanwhile makes it search again. Still read

@@ -1,5 +1,5 @@
 // Posting maintenance (SPFresh's LIRE): CollectionImpl's splits, merges and rewrites of postings,
-// the reassignment they call for, and the background thread that runs them ("Posting
+// the reassignment they call for, and the background threads that run them ("Posting
 // maintenance" in index/collection.h; "Maintenance" in docs/ARCHITECTURE.md).
 #include <pthread.h>
 
