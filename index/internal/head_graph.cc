@@ -88,6 +88,25 @@ uint64_t HeadGraph::MemoryBytes() const {
          upper_.size() * 4;
 }
 
+// A (distance, node) pair as one integer whose order is the pair's: the distance's bits mapped
+// to an unsigned key that orders as the float does (negative ones too: inner products), above the
+// node.
+static uint64_t PackHit(float d, uint32_t node) {
+  uint32_t u;
+  std::memcpy(&u, &d, sizeof u);
+  u = (u & 0x80000000u) != 0 ? ~u : (u | 0x80000000u);
+  return (uint64_t{u} << 32) | node;
+}
+static uint32_t HitKey(uint64_t hit) { return static_cast<uint32_t>(hit >> 32); }
+static uint32_t HitNode(uint64_t hit) { return static_cast<uint32_t>(hit); }
+static float HitDistance(uint64_t hit) {
+  uint32_t u = HitKey(hit);
+  u = (u & 0x80000000u) != 0 ? (u & 0x7fffffffu) : ~u;
+  float d;
+  std::memcpy(&d, &u, sizeof d);
+  return d;
+}
+
 // Beam search on one level. `locks` (build only) guards link lists being rewritten concurrently.
 template <bool kLocked, typename LinksFn>
 static void SearchLevel(const HeadGraph& g, const void* q, uint32_t entry, float entry_dist,
@@ -195,12 +214,14 @@ void HeadGraph::Walk(const void* query, uint32_t ef, const GraphExtension* joine
     return node < n_ ? vector(node) : joined->joined_row(node);
   };
   const auto serving = [&](uint32_t node) { return joined == nullptr || joined->serving(node); };
-  auto& cand = s->candidates;  // min-heap by distance (via greater)
-  auto& res = s->results;      // max-heap by distance
+  // The beam's heaps hold packed hits: one integer comparison each, where a pair's costs a
+  // float comparison and a branch on the node (the heaps were most of a walk's time).
+  auto& cand = s->walk_candidates;  // min-heap (via greater)
+  auto& res = s->walk_results;      // max-heap
   cand.clear();
   res.clear();
-  cand.push_back({cur_d, cur});
-  if (serving(cur)) res.push_back({cur_d, cur});
+  cand.push_back(PackHit(cur_d, cur));
+  if (serving(cur)) res.push_back(PackHit(cur_d, cur));
   s->visited[cur] = s->stamp;
   const auto visit = [&](const uint32_t* l) {
     if (l == nullptr) return;
@@ -218,12 +239,12 @@ void HeadGraph::Walk(const void* query, uint32_t ef, const GraphExtension* joine
     }
     for (uint32_t i = 0; i < n; ++i) {
       const uint32_t nb = fresh[i];
-      const float dist = dist_(query, row(nb), d_);
-      if (res.size() < ef || dist < res.front().first) {
-        cand.push_back({dist, nb});
+      const uint64_t hit = PackHit(dist_(query, row(nb), d_), nb);
+      if (res.size() < ef || HitKey(hit) < HitKey(res.front())) {
+        cand.push_back(hit);
         std::push_heap(cand.begin(), cand.end(), std::greater<>());
         if (!serving(nb)) continue;
-        res.push_back({dist, nb});
+        res.push_back(hit);
         std::push_heap(res.begin(), res.end());
         if (res.size() > ef) {
           std::pop_heap(res.begin(), res.end());
@@ -234,21 +255,23 @@ void HeadGraph::Walk(const void* query, uint32_t ef, const GraphExtension* joine
   };
   while (!cand.empty()) {
     std::pop_heap(cand.begin(), cand.end(), std::greater<>());
-    const Pair c = cand.back();
+    const uint64_t c = cand.back();
     cand.pop_back();
-    if (res.size() >= ef && c.first > res.front().first) break;
-    if (!cand.empty() && cand.front().second < n_) {
-      __builtin_prefetch(Links(cand.front().second, 0));  // (likely the next one expanded)
+    if (res.size() >= ef && HitKey(c) > HitKey(res.front())) break;
+    if (!cand.empty() && HitNode(cand.front()) < n_) {
+      __builtin_prefetch(Links(HitNode(cand.front()), 0));  // (likely the next one expanded)
     }
-    if (c.second < n_) {
-      visit(Links(c.second, 0));
-      if (joined != nullptr) visit(joined->bridges(c.second));
+    const uint32_t node = HitNode(c);
+    if (node < n_) {
+      visit(Links(node, 0));
+      if (joined != nullptr) visit(joined->bridges(node));
     } else {
-      visit(joined->joined_links(c.second));
+      visit(joined->joined_links(node));
     }
   }
   std::sort(res.begin(), res.end());
-  out->assign(res.begin(), res.end());
+  out->resize(res.size());
+  for (size_t i = 0; i < res.size(); ++i) (*out)[i] = {HitDistance(res[i]), HitNode(res[i])};
 }
 
 absl::StatusOr<std::unique_ptr<HeadGraph>> HeadGraph::Build(ElementType type, Metric metric,

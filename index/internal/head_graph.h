@@ -36,6 +36,7 @@ struct HeadSearchScratch {
   std::vector<uint32_t> visited;  // generation stamps, one per node
   uint32_t stamp = 0;
   std::vector<std::pair<float, uint32_t>> candidates, results;
+  std::vector<uint64_t> walk_candidates, walk_results;  // Walk's beam, packed (head_graph.cc)
   std::vector<uint32_t> link_copy;  // build only: a locked snapshot of one link list
 };
 
