@@ -5,6 +5,7 @@
 
 #include "absl/container/flat_hash_set.h"
 #include "absl/strings/escaping.h"
+#include "absl/strings/match.h"
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "storage/log.h"
@@ -13,8 +14,61 @@
 namespace strata {
 namespace {
 namespace fs = std::filesystem;
-// The catalog's own record in the collections family; collection names cannot start with '\0'.
+// The catalog's own records in the collections family (collection names start with neither
+// '\0' nor '\x01'): the next collection id, and a dropped collection's id while its records are
+// still being deleted (written with the drop, deleted once they all are: Open finishes a purge a
+// crash cut short; ids are never reused, so leftovers are never read meanwhile).
 constexpr char kNextIdKey[] = "\x01next_collection_id";
+constexpr absl::string_view kPurgePrefix = "\x01purge/";
+// Deletes a purge writes per batch: memory stays bounded however large the collection.
+constexpr size_t kPurgeBatchKeys = 4096;
+
+std::string PurgeKey(uint32_t id) {
+  std::string key(kPurgePrefix);
+  AppendU32(&key, id);
+  return key;
+}
+
+// The key prefixes of every record of collection `id`, by family.
+std::vector<std::pair<Cf, std::string>> RecordPrefixes(uint32_t id) {
+  std::string coll;
+  AppendU32(&coll, id);
+  std::vector<std::pair<Cf, std::string>> out;
+  for (Cf cf : {Cf::kVersions, Cf::kPayloads, Cf::kVectors, Cf::kPostings, Cf::kHeads}) {
+    out.emplace_back(cf, coll);
+  }
+  for (const char* kind : {"e", "i"}) out.emplace_back(Cf::kIdMap, absl::StrCat(kind, coll));
+  for (const char* kind : {"n", "m", "q", "x", "X", "y", "Y", "C", "o"}) {
+    out.emplace_back(Cf::kTenants, absl::StrCat(kind, coll));
+  }
+  return out;
+}
+
+// Deletes every record of dropped collection `id`, key by key in synced batches (RocksDB 7.8's
+// range deletes abort its compactions after an I/O error or a power cut:
+// PowerLoss.CollectionDropsAreWholeAcrossCuts), then its purge record.
+absl::Status PurgeRecords(MetadataStore* store, uint32_t id) {
+  WriteBatch batch;
+  const auto write = [&]() -> absl::Status {
+    if (batch.count() == 0) return absl::OkStatus();
+    absl::Status s = store->Write(&batch, /*sync=*/true);
+    batch.Clear();
+    return s;
+  };
+  uint64_t deleted = 0;
+  for (const auto& [cf, prefix] : RecordPrefixes(id)) {
+    RETURN_IF_ERROR(store->Scan(cf, prefix, [&](absl::string_view key, absl::string_view) {
+      batch.Delete(cf, key);
+      ++deleted;
+      return batch.count() >= kPurgeBatchKeys ? write() : absl::OkStatus();
+    }));
+  }
+  RETURN_IF_ERROR(write());
+  batch.Delete(Cf::kCollections, PurgeKey(id));
+  RETURN_IF_ERROR(write());
+  Log(LogLevel::kInfo, "catalog: deleted the %d records of dropped collection id %d", deleted, id);
+  return absl::OkStatus();
+}
 // 128 random bits as 32 hex digits.
 std::string NewUid() {
   std::random_device rd;
@@ -52,11 +106,20 @@ absl::StatusOr<std::unique_ptr<Catalog>> Catalog::Open(const std::string& data_d
   std::unique_ptr<Catalog> cat(new Catalog(data_dir, options, std::move(store)));
 
   std::vector<CollectionConfig> configs;
+  std::vector<uint32_t> purges;  // dropped collections whose records are not all deleted yet
   uint32_t next_id = 1;
   RETURN_IF_ERROR(cat->store_->Scan(Cf::kCollections, "", [&](auto key, auto value) {
     if (key == kNextIdKey) {
       if (value.size() != 4) return absl::DataLossError("catalog: malformed next id");
       next_id = std::max(next_id, ReadU32(value, 0));
+      return absl::OkStatus();
+    }
+    if (absl::StartsWith(key, kPurgePrefix)) {
+      if (key.size() != kPurgePrefix.size() + 4) {
+        return absl::DataLossError("catalog: malformed purge record");
+      }
+      purges.push_back(ReadU32(key, kPurgePrefix.size()));
+      next_id = std::max(next_id, purges.back() + 1);
       return absl::OkStatus();
     }
     auto c = CollectionConfig::Parse(value);
@@ -71,6 +134,14 @@ absl::StatusOr<std::unique_ptr<Catalog>> Catalog::Open(const std::string& data_d
 
   absl::flat_hash_set<std::string> known;
   for (const CollectionConfig& c : configs) known.insert(std::to_string(c.id));
+  for (uint32_t id : purges) {
+    if (known.contains(std::to_string(id))) {
+      return absl::DataLossError(
+          absl::StrCat("catalog: collection id ", id, " is both listed and being dropped"));
+    }
+    Log(LogLevel::kWarning, "catalog: finishing the drop of collection id %d (cut short)", id);
+    RETURN_IF_ERROR(PurgeRecords(cat->store_.get(), id));
+  }
   ASSIGN_OR_RETURN(std::vector<std::string> entries, env.GetChildren(collections));
   for (const std::string& name : entries) {
     if (known.contains(name)) continue;
@@ -129,36 +200,32 @@ absl::StatusOr<std::shared_ptr<Collection>> Catalog::Create(CollectionConfig con
 }
 
 absl::Status Catalog::Drop(const std::string& name) {
-  MutexLock lock(&mu_);
-  auto it = collections_.find(name);
-  if (it == collections_.end()) {
-    return absl::NotFoundError(absl::StrCat("collection '", ShownName(name), "' does not exist"));
+  uint32_t id = 0;
+  {
+    MutexLock lock(&mu_);
+    auto it = collections_.find(name);
+    if (it == collections_.end()) {
+      return absl::NotFoundError(absl::StrCat("collection '", ShownName(name), "' does not exist"));
+    }
+    id = it->second->config().id;
+    // The drop itself: the collection's record goes and its purge record comes, in one synced
+    // write. Marked first, so that no write or build of the collection commits after it. If the
+    // write fails the collection stays listed but refuses calls until a restart.
+    WriteBatch batch;
+    batch.Delete(Cf::kCollections, name);
+    batch.Put(Cf::kCollections, PurgeKey(id), "");
+    it->second->MarkDropped();
+    RETURN_IF_ERROR(store_->Write(&batch, /*sync=*/true));
+    collections_.erase(it);
   }
-  uint32_t id = it->second->config().id;
-  std::string prefix;
-  AppendU32(&prefix, id);
-  WriteBatch batch;
-  batch.Delete(Cf::kCollections, name);
-  for (Cf cf : {Cf::kVersions, Cf::kPayloads, Cf::kVectors, Cf::kPostings, Cf::kHeads}) {
-    batch.DeletePrefix(cf, prefix);
-  }
-  batch.DeletePrefix(Cf::kIdMap, absl::StrCat("e", prefix));
-  batch.DeletePrefix(Cf::kIdMap, absl::StrCat("i", prefix));
-  batch.DeletePrefix(Cf::kTenants, absl::StrCat("n", prefix));
-  batch.DeletePrefix(Cf::kTenants, absl::StrCat("m", prefix));
-  batch.DeletePrefix(Cf::kTenants, absl::StrCat("q", prefix));
-  batch.DeletePrefix(Cf::kTenants, absl::StrCat("x", prefix));
-  batch.DeletePrefix(Cf::kTenants, absl::StrCat("X", prefix));
-  batch.DeletePrefix(Cf::kTenants, absl::StrCat("y", prefix));
-  batch.DeletePrefix(Cf::kTenants, absl::StrCat("Y", prefix));
-  batch.Delete(Cf::kTenants, absl::StrCat("C", prefix));
-  batch.DeletePrefix(Cf::kTenants, absl::StrCat("o", prefix));
-  // Marked first, so that no write or build of the collection commits after its records go. If
-  // the delete then fails the collection stays listed but refuses calls until a restart.
-  it->second->MarkDropped();
-  RETURN_IF_ERROR(store_->Write(&batch, /*sync=*/true));
-  collections_.erase(it);
   Log(LogLevel::kInfo, "dropped collection '%s'", name);
+  // Its records go after, outside the catalog's lock (the other collections' calls go on). The
+  // drop is done either way: what a failure leaves, the next Open deletes.
+  if (absl::Status s = PurgeRecords(store_.get(), id); !s.ok()) {
+    Log(LogLevel::kError,
+        "dropped collection '%s': deleting its records failed (%s); the next start finishes it",
+        name, s.message());
+  }
   return absl::OkStatus();
 }
 

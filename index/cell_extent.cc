@@ -184,9 +184,7 @@ absl::StatusOr<bool> CellExtents::Read(const MetadataStore& store, Tenant t,
 
 absl::Status CellExtents::DeleteUnder(const MetadataStore& store, absl::string_view prefix,
                                       WriteBatch* batch) {
-  // Key by key: RocksDB's range deletes (DeletePrefix) made it abort after simulated power cuts
-  // in tests/index/power_loss_test.cc (an assertion in ExtractUserKey), so none are written
-  // here.
+  // Key by key, as every delete of the store (no range deletes: storage/metadata_store.h).
   return store.Scan(Cf::kTenants, prefix, [&](absl::string_view key, auto) {
     batch->Delete(Cf::kTenants, key);
     return absl::OkStatus();
@@ -342,7 +340,6 @@ absl::StatusOr<CellExtents::Change> CellExtents::Plan(const MetadataStore& store
     if (c.rows == 0) change.counts.erase(cell);
   }
   for (const WriteBatch::Entry& e : folds.entries()) {
-    DCHECK(e.op != WriteBatch::Op::kDeletePrefix);
     if (e.op == WriteBatch::Op::kPut) {
       batch->Put(e.cf, e.key, e.value);
     } else {

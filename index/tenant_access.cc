@@ -268,17 +268,14 @@ TenantAccess::Change TenantAccess::PlanDrop(Tenant t, WriteBatch* batch,
                                             std::vector<VectorId>* orphans) const {
   batch->Delete(Cf::kTenants, NameKey(t));
   batch->Delete(Cf::kTenants, QuotaKey(t));
-  std::string members = "m";
-  AppendU32(&members, coll_);
-  AppendU32(&members, t);
-  batch->DeletePrefix(Cf::kTenants, members);
-  members[0] = 'o';
-  batch->DeletePrefix(Cf::kTenants, members);
+  // Key by key, as every delete of the store (no range deletes: storage/metadata_store.h).
   Change change{Change::Kind::kDrop, t, {}, {}, {}};
   sets_[t]->ForEach([&](VectorId id) {
+    batch->Delete(Cf::kTenants, MemberKey(t, id));
     change.ids.push_back(id);
     if (TenantCount(id) == 1) orphans->push_back(id);
   });
+  owned_[t]->ForEach([&](VectorId id) { batch->Delete(Cf::kTenants, OwnerKey(t, id)); });
   return change;
 }
 

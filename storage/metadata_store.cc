@@ -192,14 +192,6 @@ class MetadataStoreImpl final : public MetadataStore {
         case WriteBatch::Op::kDelete:
           s = wb.Delete(handle(e.cf), key);
           break;
-        case WriteBatch::Op::kDeletePrefix: {
-          std::string end = PrefixEnd(e.key);
-          if (e.key.empty() || end.empty()) {
-            return absl::InvalidArgumentError("DeletePrefix needs a prefix with a successor");
-          }
-          s = wb.DeleteRange(handle(e.cf), key, end);
-          break;
-        }
       }
       RETURN_IF_ROCKS(s, "metadata batch");
     }
