@@ -63,8 +63,7 @@ absl::Status PurgeRecords(MetadataStore* store, uint32_t id) {
       return batch.count() >= kPurgeBatchKeys ? write() : absl::OkStatus();
     }));
   }
-  RETURN_IF_ERROR(write());
-  batch.Delete(Cf::kCollections, PurgeKey(id));
+  batch.Delete(Cf::kCollections, PurgeKey(id));  // (with the last deletes: durable with them)
   RETURN_IF_ERROR(write());
   Log(LogLevel::kInfo, "catalog: deleted the %d records of dropped collection id %d", deleted, id);
   return absl::OkStatus();
@@ -140,7 +139,12 @@ absl::StatusOr<std::unique_ptr<Catalog>> Catalog::Open(const std::string& data_d
           absl::StrCat("catalog: collection id ", id, " is both listed and being dropped"));
     }
     Log(LogLevel::kWarning, "catalog: finishing the drop of collection id %d (cut short)", id);
-    RETURN_IF_ERROR(PurgeRecords(cat->store_.get(), id));
+    // Records no collection reads: a failure here (a full disk) leaves them and the purge record
+    // for the next start, and opens the rest.
+    if (absl::Status s = PurgeRecords(cat->store_.get(), id); !s.ok()) {
+      Log(LogLevel::kError, "catalog: deleting the records of dropped collection id %d: %s", id,
+          s.message());
+    }
   }
   ASSIGN_OR_RETURN(std::vector<std::string> entries, env.GetChildren(collections));
   for (const std::string& name : entries) {

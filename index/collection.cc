@@ -692,6 +692,9 @@ absl::Status CollectionImpl::Get(const Scope& scope, absl::Span<const uint64_t> 
   found->clear();
   missing->clear();
   ReaderMutexLock lock(&mu_);
+  // Again under the lock (a drop marks the collection under it, and deletes its records after):
+  // a Get that began before a drop reads no half-deleted records.
+  RETURN_IF_ERROR(CheckNotDropped());
   ASSIGN_OR_RETURN(const ViewRef view, View(scope));
   const uint32_t coll = config_.id;
   const StoreSnapshot* at = snap_.get();
@@ -891,6 +894,7 @@ absl::Status CollectionImpl::Search(const Scope& scope, VectorView query, uint32
 
   hits->clear();
   ReaderMutexLock lock(&mu_);
+  RETURN_IF_ERROR(CheckNotDropped());  // (again under the lock, as Get's)
   RETURN_IF_ERROR(CheckServing());
   ASSIGN_OR_RETURN(ViewRef view, View(scope));
   std::vector<Neighbor> result;

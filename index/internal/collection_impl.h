@@ -539,6 +539,7 @@ class CollectionImpl final : public Collection {
     void Unlock() override ABSL_NO_THREAD_SAFETY_ANALYSIS { c_->mu_.ReaderUnlock(); }
     absl::StatusOr<SearchOverlay> Relock() override ABSL_NO_THREAD_SAFETY_ANALYSIS {
       c_->mu_.ReaderLock();
+      RETURN_IF_ERROR(c_->CheckNotDropped());  // (its records go after: catalog.h, Drop)
       if (!tenant_.empty()) {
         // The tenant's view again, by name: a tenant dropped meanwhile has none (its number may
         // even be another tenant's now); one made again under the name is a new, empty view.

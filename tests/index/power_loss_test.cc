@@ -302,7 +302,10 @@ TEST(PowerLoss, CollectionDropsAreWholeAcrossCuts) {
   const CollectionOptions options = OnTheSimulator(&env);
   std::mt19937_64 rng(20261206);
   std::map<std::string, State> model;  // acknowledged
-  int next_name = 0, drops = 0, cut_drops = 0, cut_creates = 0, cut_writes = 0;
+  std::set<std::string> with_tenant;   // collections whose tenant "t" was acknowledged
+  const std::vector<std::string> tenant_t = {"t"};
+  int next_name = 0, drops = 0, cut_drops = 0, cut_purges = 0, cut_creates = 0, cut_writes = 0;
+  int cuts_in_open = 0, tenant_drops = 0;
   uint64_t version = 0;
   const auto listed = [](const Catalog& cat) {
     std::set<std::string> out;
@@ -324,6 +327,21 @@ TEST(PowerLoss, CollectionDropsAreWholeAcrossCuts) {
   for (int cycle = 0; cycle < kCycles; ++cycle) {
     SCOPED_TRACE(absl::StrCat("cycle ", cycle));
     std::optional<Interrupted> interrupted;
+    if (cycle > 0 && rng() % 4 == 0) {
+      // A cut while the catalog opens (a purge a cut left is finished there).
+      env.PowerCutAfter(static_cast<int64_t>(rng() % 40));
+      {
+        absl::StatusOr<std::unique_ptr<Catalog>> cut = Catalog::Open(tmp.path(), options);
+        if (!cut.ok()) {
+          ASSERT_TRUE(env.power_is_cut()) << cut.status();
+        }
+      }
+      if (env.power_is_cut()) {
+        ++cuts_in_open;
+        ASSERT_TRUE(env.DropUnsyncedData().ok());
+      }
+      env.PowerCutAfter(-1);
+    }
     {
       absl::StatusOr<std::unique_ptr<Catalog>> cat = Catalog::Open(tmp.path(), options);
       ASSERT_TRUE(cat.ok()) << cat.status();
@@ -345,6 +363,15 @@ TEST(PowerLoss, CollectionDropsAreWholeAcrossCuts) {
           const absl::StatusOr<std::shared_ptr<Collection>> made = (*cat)->Create(cfg);
           if (made.ok()) {
             model[cfg.name] = {};
+            // Most get a tenant, so that drops meet the tenants family's records too.
+            if (rng() % 4 != 0) {
+              const absl::Status t = (*made)->CreateTenant("t");
+              if (t.ok()) {
+                with_tenant.insert(cfg.name);
+              } else {
+                ASSERT_TRUE(env.power_is_cut()) << t;
+              }
+            }
           } else {
             ASSERT_TRUE(env.power_is_cut()) << made.status();
             interrupted = Interrupted{Interrupted::Kind::kCreate, cfg.name, {}};
@@ -357,10 +384,15 @@ TEST(PowerLoss, CollectionDropsAreWholeAcrossCuts) {
         const std::string name = it->first;
         std::shared_ptr<Collection> c = *(*cat)->Find(name);
         if (kind < 35) {
+          // A third of the drops are cut within their first calls (the drop's write, or the
+          // purge's batches).
+          if (rng() % 3 == 0) env.PowerCutAfter(static_cast<int64_t>(rng() % 5));
           const absl::Status s = (*cat)->Drop(name);
           if (s.ok()) {
             model.erase(name);
             ++drops;
+            tenant_drops += with_tenant.contains(name);
+            cut_purges += env.power_is_cut();  // (acknowledged; the next open finishes it)
           } else {
             ASSERT_TRUE(env.power_is_cut()) << s;
             interrupted = Interrupted{Interrupted::Kind::kDrop, name, {}};
@@ -388,7 +420,13 @@ TEST(PowerLoss, CollectionDropsAreWholeAcrossCuts) {
           for (uint8_t& x : p.vector) x = static_cast<uint8_t>(rng());
           change[id] = std::move(p);
         }
-        for (const auto& [id, p] : change) rows.push_back({id, p->vector, p->payload});
+        for (const auto& [id, p] : change) {
+          rows.push_back({id, p->vector, p->payload});
+          if (with_tenant.contains(name) && rng() % 2 == 0) {
+            rows.back().tenants = tenant_t;
+            rows.back().set_tenants = true;
+          }
+        }
         std::vector<RowError> errors;
         uint64_t upserted = 0;
         const absl::Status s = c->Upsert(rows, &errors, &upserted);
@@ -427,33 +465,51 @@ TEST(PowerLoss, CollectionDropsAreWholeAcrossCuts) {
     }
   }
   {
-    // No record of a dropped collection is left: every vector-keyed record (keys start with the
-    // collection's id) belongs to a listed collection.
+    // No record of a dropped collection is left: every record keyed by a collection id (first,
+    // or after a kind letter) belongs to a listed collection, and no purge is left unfinished.
     absl::StatusOr<std::unique_ptr<Catalog>> cat = Catalog::Open(tmp.path(), options);
     ASSERT_TRUE(cat.ok()) << cat.status();
     ASSERT_EQ(listed(**cat), expected());
     std::set<uint32_t> ids;
     for (const auto& c : (*cat)->List()) ids.insert(c->config().id);
-    size_t records = 0;
-    for (Cf cf : {Cf::kVersions, Cf::kPayloads, Cf::kVectors, Cf::kPostings}) {
+    std::map<Cf, size_t> records;
+    for (Cf cf : {Cf::kVersions, Cf::kPayloads, Cf::kVectors, Cf::kPostings, Cf::kHeads, Cf::kIdMap,
+                  Cf::kTenants}) {
+      const size_t at = cf == Cf::kIdMap || cf == Cf::kTenants ? 1 : 0;
       ASSERT_TRUE((*cat)
                       ->store()
                       ->Scan(cf, "",
                              [&](absl::string_view key, absl::string_view) {
-                               ++records;
-                               EXPECT_TRUE(ids.contains(ReadU32(key, 0)))
-                                   << "a record of dropped collection id " << ReadU32(key, 0);
+                               ++records[cf];
+                               EXPECT_TRUE(ids.contains(ReadU32(key, at)))
+                                   << "a record of dropped collection id " << ReadU32(key, at)
+                                   << " in family " << CfName(cf);
                                return absl::OkStatus();
                              })
                       .ok());
     }
-    EXPECT_GT(records, 0u);
+    size_t points = 0;
+    for (const auto& [name, state] : model) points += state.size();
+    EXPECT_EQ(records[Cf::kVectors], points);
+    ASSERT_TRUE((*cat)
+                    ->store()
+                    ->Scan(Cf::kCollections, "\x01purge/",
+                           [&](absl::string_view, absl::string_view) {
+                             ADD_FAILURE() << "a purge left unfinished";
+                             return absl::OkStatus();
+                           })
+                    .ok());
   }
   // The cuts fell in drops and creates (the seed is fixed: these only guard the test's reach).
   EXPECT_GT(drops, 5);
-  EXPECT_GT(cut_drops + cut_creates, 3);
-  std::printf("%d collections made, %d drops, cuts: %d in a drop, %d in a create, %d in a write\n",
-              next_name, drops, cut_drops, cut_creates, cut_writes);
+  EXPECT_GT(cut_drops + cut_purges, 3);
+  EXPECT_GT(cut_creates + cut_writes, 3);
+  EXPECT_GT(cuts_in_open, 3);
+  EXPECT_GT(tenant_drops, 3);  // (collections with tenants' records)
+  std::printf(
+      "%d collections made, %d drops, cuts: %d in a drop, %d in a drop's purge, %d in a create, "
+      "%d in a write, %d in an open\n",
+      next_name, drops, cut_drops, cut_purges, cut_creates, cut_writes, cuts_in_open);
 }
 
 // The same cuts over tenants' views: admin upserts naming tenants, a tenant's own upserts,
