@@ -104,6 +104,24 @@ CollectionOptions OnTheSimulator(FaultInjectionEnv* env) {
   return options;
 }
 
+// A cut while the catalog opens (RocksDB's recovery writes, leftovers removed), after `calls`
+// write-side calls: the next open must still find everything. Counts a cut that fell in it.
+void CutWhileOpening(FaultInjectionEnv* env, const std::string& dir,
+                     const CollectionOptions& options, uint64_t calls, int* cuts) {
+  env->PowerCutAfter(static_cast<int64_t>(calls));
+  {
+    absl::StatusOr<std::unique_ptr<Catalog>> cut = Catalog::Open(dir, options);
+    if (!cut.ok()) {
+      ASSERT_TRUE(env->power_is_cut()) << cut.status();
+    }
+  }
+  if (env->power_is_cut()) {
+    ++*cuts;
+    ASSERT_TRUE(env->DropUnsyncedData().ok());
+  }
+  env->PowerCutAfter(-1);
+}
+
 TEST(PowerLoss, EveryAcknowledgedWriteSurvivesACutAtAnyPoint) {
   testing::TempDir tmp;
   FaultInjectionEnv env;
@@ -120,20 +138,8 @@ TEST(PowerLoss, EveryAcknowledgedWriteSurvivesACutAtAnyPoint) {
     SCOPED_TRACE(absl::StrCat("cycle ", cycle));
     std::optional<Change> interrupted;  // the write the cut hit, if it was a write
     if (cycle > 0 && rng() % 4 == 0) {
-      // A cut while the catalog opens (RocksDB's recovery writes, leftovers removed): the next
-      // open must still find everything.
-      env.PowerCutAfter(static_cast<int64_t>(rng() % 24));
-      {
-        absl::StatusOr<std::unique_ptr<Catalog>> cut = Catalog::Open(tmp.path(), options);
-        if (!cut.ok()) {
-          ASSERT_TRUE(env.power_is_cut()) << cut.status();
-        }
-      }
-      if (env.power_is_cut()) {
-        ++cuts_in_open;
-        ASSERT_TRUE(env.DropUnsyncedData().ok());
-      }
-      env.PowerCutAfter(-1);
+      ASSERT_NO_FATAL_FAILURE(
+          CutWhileOpening(&env, tmp.path(), options, rng() % 24, &cuts_in_open));
     }
     {
       absl::StatusOr<std::unique_ptr<Catalog>> cat = Catalog::Open(tmp.path(), options);
@@ -327,20 +333,9 @@ TEST(PowerLoss, CollectionDropsAreWholeAcrossCuts) {
   for (int cycle = 0; cycle < kCycles; ++cycle) {
     SCOPED_TRACE(absl::StrCat("cycle ", cycle));
     std::optional<Interrupted> interrupted;
-    if (cycle > 0 && rng() % 4 == 0) {
-      // A cut while the catalog opens (a purge a cut left is finished there).
-      env.PowerCutAfter(static_cast<int64_t>(rng() % 40));
-      {
-        absl::StatusOr<std::unique_ptr<Catalog>> cut = Catalog::Open(tmp.path(), options);
-        if (!cut.ok()) {
-          ASSERT_TRUE(env.power_is_cut()) << cut.status();
-        }
-      }
-      if (env.power_is_cut()) {
-        ++cuts_in_open;
-        ASSERT_TRUE(env.DropUnsyncedData().ok());
-      }
-      env.PowerCutAfter(-1);
+    if (cycle > 0 && rng() % 4 == 0) {  // (a purge a cut left is finished there)
+      ASSERT_NO_FATAL_FAILURE(
+          CutWhileOpening(&env, tmp.path(), options, rng() % 40, &cuts_in_open));
     }
     {
       absl::StatusOr<std::unique_ptr<Catalog>> cat = Catalog::Open(tmp.path(), options);
