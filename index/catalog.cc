@@ -220,6 +220,7 @@ absl::Status Catalog::Drop(const std::string& name) {
     batch.Put(Cf::kCollections, PurgeKey(id), "");
     it->second->MarkDropped();
     RETURN_IF_ERROR(store_->Write(&batch, /*sync=*/true));
+    it->second->DropCommitted();
     collections_.erase(it);
   }
   Log(LogLevel::kInfo, "dropped collection '%s'", name);

@@ -1355,6 +1355,9 @@ absl::Status CollectionImpl::BulkLoad(
   {
     // Writers wait while the rows go in (an upsert meanwhile would take their internal ids).
     MutexLock write_lock(&write_mu_);
+    // Again under the writer lock, which a drop marks the collection under: rows written after
+    // a drop's purge began would be left behind it.
+    RETURN_IF_ERROR(CheckNotDropped());
     {
       ReaderMutexLock lock(&mu_);
       if (!ids_.empty()) {

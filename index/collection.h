@@ -431,9 +431,11 @@ class Collection {
   // Cheap, unlike Stats(): for the search path.
   [[nodiscard]] virtual uint32_t default_max_postings() const = 0;
 
-  // After the catalog dropped it: later calls fail with NotFound and the directory is removed
-  // when the last reference goes.
+  // As the catalog drops it, before its write: later calls fail with NotFound.
   virtual void MarkDropped() = 0;
+  // Once the catalog's drop is durable: the directory is removed when the last reference goes (a
+  // drop whose write failed leaves the files to the collection a restart lists again).
+  virtual void DropCommitted() = 0;
 };
 
 }  // namespace strata

@@ -115,7 +115,7 @@ class CollectionImpl final : public Collection {
         hybrid_{config_.hybrid_weight, config_.hybrid_mrr, config_.hybrid_questions} {}
   ~CollectionImpl() override {
     StopMaintainer();
-    if (dropped_.load()) {
+    if (drop_committed_.load()) {
       if (absl::Status s = env_.RemoveTree(dir_); !s.ok()) {
         Log(LogLevel::kWarning, "removing dropped collection %s: %s", dir_, s.message());
       }
@@ -226,6 +226,7 @@ class CollectionImpl final : public Collection {
     ReaderMutexLock lock(&mu_);
     return base_ == nullptr ? 0 : base_->default_max_postings();
   }
+  void DropCommitted() override { drop_committed_.store(true); }
   void MarkDropped() override {
     // Under the writer lock: a write or a build's commit either finished before, or sees the
     // flag and stores nothing (a commit after the catalog deleted the records would resurrect
@@ -703,6 +704,7 @@ class CollectionImpl final : public Collection {
   const kernels::DistanceFn dist_;
   const kernels::DistanceFn f16_dist_;  // float32 query vs float16 vector (float16 postings)
   std::atomic<bool> dropped_{false};
+  std::atomic<bool> drop_committed_{false};  // the catalog's drop is durable: the files go
   mutable std::atomic<uint64_t> pages_read_{0}, bytes_read_{0};
 
   Mutex build_mu_ ABSL_ACQUIRED_BEFORE(write_mu_, mu_);  // one build at a time

@@ -557,6 +557,43 @@ std::string DescribeTenants(const TenantState& s) {
   return out;
 }
 
+// A drop whose write fails (an EIO on the log's append) leaves the collection listed at the next
+// start with its files: the collection released meanwhile removes its directory only once a drop
+// is durable.
+TEST(PowerLoss, ADropWhoseWriteFailsKeepsTheCollectionsFiles) {
+  testing::TempDir tmp;
+  FaultInjectionEnv env;
+  const CollectionOptions options = OnTheSimulator(&env);
+  State model;
+  {
+    std::unique_ptr<Catalog> cat = *Catalog::Open(tmp.path(), options);
+    std::shared_ptr<Collection> c = *TheCollection(*cat, /*make=*/true);
+    std::mt19937_64 rng(7);
+    std::vector<PointInput> rows;
+    for (uint64_t id = 0; id < 200; ++id) {
+      Point p{std::vector<uint8_t>(kDim), absl::StrCat("v", id)};
+      for (uint8_t& x : p.vector) x = static_cast<uint8_t>(rng());
+      model[id] = std::move(p);
+    }
+    for (const auto& [id, p] : model) rows.push_back({id, p.vector, p.payload});
+    std::vector<RowError> errors;
+    uint64_t upserted = 0;
+    ASSERT_TRUE(c->Upsert(rows, &errors, &upserted).ok());
+    ASSERT_TRUE(c->BuildIndex().ok());
+    ASSERT_TRUE(cat->store()->Settle().ok());
+    c.reset();
+    env.FailNth(FaultInjectionEnv::Op::kAppend, 0, 1000000);  // (RocksDB then refuses writes)
+    EXPECT_FALSE(cat->Drop("c").ok());
+  }
+  env.FailNth(FaultInjectionEnv::Op::kAppend, 0, 0);
+  std::unique_ptr<Catalog> cat = *Catalog::Open(tmp.path(), options);
+  absl::StatusOr<std::shared_ptr<Collection>> c = cat->Find("c");
+  ASSERT_TRUE(c.ok()) << c.status();
+  const CollectionStats stats = (*c)->Stats();
+  EXPECT_EQ(stats.state, CollectionStats::State::kIndexed) << stats.damage;
+  EXPECT_EQ(Describe(Read(**c)), Describe(model));
+}
+
 // A maintenance step's batch is synced in its commit, as a client's write is: once RunMaintenance
 // returns, the steps are on disk, so a power cut right after (no client write to carry them)
 // loses none of the heads they added or retired.
