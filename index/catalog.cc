@@ -56,12 +56,14 @@ absl::Status PurgeRecords(MetadataStore* store, uint32_t id) {
     return s;
   };
   uint64_t deleted = 0;
-  for (const auto& [cf, prefix] : RecordPrefixes(id)) {
-    RETURN_IF_ERROR(store->Scan(cf, prefix, [&](absl::string_view key, absl::string_view) {
-      batch.Delete(cf, key);
-      ++deleted;
-      return batch.count() >= kPurgeBatchKeys ? write() : absl::OkStatus();
-    }));
+  for (const auto& family_prefix : RecordPrefixes(id)) {
+    const Cf cf = family_prefix.first;  // (no structured binding: lambdas capture it)
+    RETURN_IF_ERROR(
+        store->Scan(cf, family_prefix.second, [&](absl::string_view key, absl::string_view) {
+          batch.Delete(cf, key);
+          ++deleted;
+          return batch.count() >= kPurgeBatchKeys ? write() : absl::OkStatus();
+        }));
   }
   batch.Delete(Cf::kCollections, PurgeKey(id));  // (with the last deletes: durable with them)
   RETURN_IF_ERROR(write());
