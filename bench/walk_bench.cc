@@ -104,10 +104,11 @@ int Run() {
   });
   std::vector<float> dist(ef);
   std::vector<faiss::Index::idx_t> ids(ef);
-  for (auto [name, index] :
+  for (const auto& way :
        {std::pair<const char*, faiss::IndexHNSW*>{"FAISS HNSW flat (float32)", &flat},
         {"FAISS HNSW SQ8", &sq}}) {
-    time_way(name, [&](uint64_t q, std::vector<int64_t>* found) {
+    faiss::IndexHNSW* const index = way.second;  // (no structured binding: the lambda captures it)
+    time_way(way.first, [&](uint64_t q, std::vector<int64_t>* found) {
       index->search(1, queries_f.data() + q * heads.dim, ef, dist.data(), ids.data());
       found->assign(ids.begin(), ids.end());
     });
