@@ -11,6 +11,8 @@
 #include <thread>
 
 #include "absl/cleanup/cleanup.h"
+#include "absl/container/flat_hash_map.h"
+#include "absl/container/flat_hash_set.h"
 #include "absl/functional/function_ref.h"
 #include "absl/strings/ascii.h"
 #include "absl/strings/escaping.h"
@@ -1427,6 +1429,22 @@ class ServerImpl final : public Server {
     collection_options.payload_text = PayloadText;  // the lexical index reads Payload.text
     ASSIGN_OR_RETURN(s->catalog_, Catalog::Open(o.data_dir, collection_options, store_options));
     ASSIGN_OR_RETURN(s->keys_, TenantKeys::Open(s->catalog_->store()));
+    // Keys of a collection no longer listed: its drop was committed, and the run stopped before
+    // it revoked them (DropCollection revokes after the drop, whose records' deletion can take
+    // seconds). They open nothing; they go now.
+    {
+      absl::flat_hash_set<std::string> uids;
+      for (const auto& c : s->catalog_->List()) uids.insert(c->config().uid);
+      absl::flat_hash_map<std::string, std::string> gone;  // uid -> the collection's name
+      for (const TenantKeyInfo& k : s->keys_->List("")) {
+        if (!uids.contains(k.collection_uid)) gone.emplace(k.collection_uid, k.collection);
+      }
+      for (const auto& [uid, name] : gone) {
+        ASSIGN_OR_RETURN(const uint32_t n, s->keys_->RevokeCollection(uid));
+        Log(LogLevel::kWarning,
+            "revoked %d tenant keys of dropped collection '%s' (its drop was cut short)", n, name);
+      }
+    }
     if (!o.admin_key.empty()) {
       ASSIGN_OR_RETURN(s->auth_, ApiKeyAuth::Create(o.admin_key, s->keys_.get()));
     }

@@ -11,6 +11,7 @@
 #include "absl/strings/str_cat.h"
 #include "grpcpp/grpcpp.h"
 #include "gtest/gtest.h"
+#include "index/catalog.h"
 #include "proto/strata.grpc.pb.h"
 #include "tests/service/server_process.h"
 #include "tests/test_util.h"
@@ -73,6 +74,49 @@ pb::Point MakePoint(uint64_t id, std::mt19937_64* rng) {
   p.mutable_payload()->set_json(absl::StrCat("{\"id\":", id, "}"));
   p.mutable_payload()->set_text(absl::StrCat("passage number ", id));
   return p;
+}
+
+// A drop is committed before its records are deleted and its keys revoked: a run stopped in
+// between (here the drop is made offline, as such a run leaves it) has its keys revoked at the
+// next start, so they neither open anything nor outlive the collection in the key list.
+TEST(TenantKeys, KeysOfADropCutShortAreRevokedAtTheNextStart) {
+  TempDir tmp;
+  TenantServer server(tmp);
+  ASSERT_NO_FATAL_FAILURE(server.Start());
+  {
+    pb::CreateCollectionRequest req;
+    req.set_name("docs");
+    req.set_dimension(4);
+    req.set_element_type(pb::FLOAT32);
+    req.set_metric(pb::L2);
+    pb::CollectionInfo info;
+    ASSERT_TRUE(Call(server.stub(), &pb::Strata::Stub::CreateCollection, kAdmin, req, &info).ok());
+    pb::CreateTenantRequest tenant;
+    tenant.set_collection("docs");
+    tenant.set_name("a");
+    pb::TenantInfo tinfo;
+    ASSERT_TRUE(Call(server.stub(), &pb::Strata::Stub::CreateTenant, kAdmin, tenant, &tinfo).ok());
+  }
+  const std::string key = server.MakeKey({"a"});
+  ASSERT_FALSE(key.empty());
+  server.Kill();
+  {
+    absl::StatusOr<std::unique_ptr<Catalog>> cat = Catalog::Open(tmp.File("data"));
+    ASSERT_TRUE(cat.ok()) << cat.status();
+    ASSERT_TRUE((*cat)->Drop("docs").ok());
+  }
+  ASSERT_NO_FATAL_FAILURE(server.Start());
+  pb::ListApiKeysRequest list;
+  pb::ListApiKeysResponse keys;
+  ASSERT_TRUE(Call(server.stub(), &pb::Strata::Stub::ListApiKeys, kAdmin, list, &keys).ok());
+  EXPECT_EQ(keys.keys_size(), 0);
+  pb::ListCollectionsRequest req;
+  pb::ListCollectionsResponse resp;
+  EXPECT_EQ(Call(server.stub(), &pb::Strata::Stub::ListCollections, key, req, &resp).error_code(),
+            grpc::StatusCode::UNAUTHENTICATED);
+  EXPECT_NE(ReadLog(server.log()).find("revoked 1 tenant keys of dropped collection 'docs'"),
+            std::string::npos)
+      << ReadLog(server.log());
 }
 
 TEST(TenantKeys, AKeyIsConfinedToItsTenantsAndNeverShown) {
