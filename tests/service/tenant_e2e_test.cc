@@ -50,6 +50,26 @@ class TenantServer {
   const std::string& log() const { return server_.log(); }
   int metrics_port() const { return metrics_port_; }
 
+  // Collection `name` (4-d float32, L2), as the admin.
+  void MakeCollection(const std::string& name) {
+    pb::CreateCollectionRequest req;
+    req.set_name(name);
+    req.set_dimension(4);
+    req.set_element_type(pb::FLOAT32);
+    req.set_metric(pb::L2);
+    pb::CollectionInfo info;
+    const grpc::Status s = Call(stub(), &pb::Strata::Stub::CreateCollection, kAdmin, req, &info);
+    EXPECT_TRUE(s.ok()) << s.error_message();
+  }
+  // Tenant `name` of "docs", as the admin.
+  void MakeTenant(const std::string& name) {
+    pb::CreateTenantRequest req;
+    req.set_collection("docs");
+    req.set_name(name);
+    pb::TenantInfo info;
+    const grpc::Status s = Call(stub(), &pb::Strata::Stub::CreateTenant, kAdmin, req, &info);
+    EXPECT_TRUE(s.ok()) << s.error_message();
+  }
   std::string MakeKey(const std::vector<std::string>& tenants) {
     pb::CreateApiKeyRequest req;
     req.set_collection("docs");
@@ -83,20 +103,8 @@ TEST(TenantKeys, KeysOfADropCutShortAreRevokedAtTheNextStart) {
   TempDir tmp;
   TenantServer server(tmp);
   ASSERT_NO_FATAL_FAILURE(server.Start());
-  {
-    pb::CreateCollectionRequest req;
-    req.set_name("docs");
-    req.set_dimension(4);
-    req.set_element_type(pb::FLOAT32);
-    req.set_metric(pb::L2);
-    pb::CollectionInfo info;
-    ASSERT_TRUE(Call(server.stub(), &pb::Strata::Stub::CreateCollection, kAdmin, req, &info).ok());
-    pb::CreateTenantRequest tenant;
-    tenant.set_collection("docs");
-    tenant.set_name("a");
-    pb::TenantInfo tinfo;
-    ASSERT_TRUE(Call(server.stub(), &pb::Strata::Stub::CreateTenant, kAdmin, tenant, &tinfo).ok());
-  }
+  server.MakeCollection("docs");
+  server.MakeTenant("a");
   const std::string key = server.MakeKey({"a"});
   ASSERT_FALSE(key.empty());
   server.Kill();
@@ -353,15 +361,7 @@ TEST(TenantKeys, NoTenantSeesAnotherTenantsPointsThroughCrashes) {
   TempDir tmp;
   TenantServer server(tmp);
   ASSERT_NO_FATAL_FAILURE(server.Start());
-  {
-    pb::CreateCollectionRequest req;
-    req.set_name("docs");
-    req.set_dimension(4);
-    req.set_element_type(pb::FLOAT32);
-    req.set_metric(pb::L2);
-    pb::CollectionInfo info;
-    ASSERT_TRUE(Call(server.stub(), &pb::Strata::Stub::CreateCollection, kAdmin, req, &info).ok());
-  }
+  ASSERT_NO_FATAL_FAILURE(server.MakeCollection("docs"));
   const std::vector<std::string> names = {"red", "green", "blue"};
   std::map<std::string, std::string> keys;
   auto create = [&](const std::string& t) {
