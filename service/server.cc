@@ -11,7 +11,6 @@
 #include <thread>
 
 #include "absl/cleanup/cleanup.h"
-#include "absl/container/flat_hash_map.h"
 #include "absl/container/flat_hash_set.h"
 #include "absl/functional/function_ref.h"
 #include "absl/strings/ascii.h"
@@ -1435,14 +1434,10 @@ class ServerImpl final : public Server {
     {
       absl::flat_hash_set<std::string> uids;
       for (const auto& c : s->catalog_->List()) uids.insert(c->config().uid);
-      absl::flat_hash_map<std::string, std::string> gone;  // uid -> the collection's name
-      for (const TenantKeyInfo& k : s->keys_->List("")) {
-        if (!uids.contains(k.collection_uid)) gone.emplace(k.collection_uid, k.collection);
-      }
-      for (const auto& [uid, name] : gone) {
-        ASSIGN_OR_RETURN(const uint32_t n, s->keys_->RevokeCollection(uid));
+      ASSIGN_OR_RETURN(const uint32_t revoked, s->keys_->RevokeUnlisted(uids));
+      if (revoked > 0) {
         Log(LogLevel::kWarning,
-            "revoked %d tenant keys of dropped collection '%s' (its drop was cut short)", n, name);
+            "revoked %d tenant keys of collections no longer listed (a drop cut short)", revoked);
       }
     }
     if (!o.admin_key.empty()) {

@@ -218,6 +218,11 @@ absl::StatusOr<uint32_t> TenantKeys::RevokeCollection(absl::string_view uid) {
   return RevokeWhere([&](const TenantKeyInfo& k) { return k.collection_uid == uid; });
 }
 
+absl::StatusOr<uint32_t> TenantKeys::RevokeUnlisted(
+    const absl::flat_hash_set<std::string>& listed) {
+  return RevokeWhere([&](const TenantKeyInfo& k) { return !listed.contains(k.collection_uid); });
+}
+
 std::vector<TenantKeyInfo> TenantKeys::List(absl::string_view collection) const {
   std::vector<TenantKeyInfo> out;
   {

@@ -16,6 +16,7 @@
 #include <vector>
 
 #include "absl/container/flat_hash_map.h"
+#include "absl/container/flat_hash_set.h"
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
 #include "absl/strings/string_view.h"
@@ -58,6 +59,10 @@ class TenantKeys final {
   [[nodiscard]] absl::StatusOr<uint32_t> RevokeFor(absl::string_view uid, absl::string_view tenant);
   // Revokes every key of collection `uid` (it was dropped); returns how many.
   [[nodiscard]] absl::StatusOr<uint32_t> RevokeCollection(absl::string_view uid);
+  // Revokes every key of a collection whose uid is not in `listed` (a drop that stopped before
+  // it revoked them); returns how many. Each is logged, naming its collection.
+  [[nodiscard]] absl::StatusOr<uint32_t> RevokeUnlisted(
+      const absl::flat_hash_set<std::string>& listed);
   // Keys of `collection` (empty = all), by key id.
   [[nodiscard]] std::vector<TenantKeyInfo> List(absl::string_view collection) const;
 

@@ -1,7 +1,6 @@
 #include "storage/metadata_store.h"
 
 #include <algorithm>
-#include <atomic>
 #include <chrono>
 #include <cstdarg>
 #include <cstdio>
@@ -10,7 +9,6 @@
 
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
-#include "base/mutex.h"
 #include "rocksdb/cache.h"
 #include "rocksdb/db.h"
 #include "rocksdb/env.h"
@@ -198,14 +196,7 @@ class MetadataStoreImpl final : public MetadataStore {
     rocksdb::WriteOptions wo;
     wo.sync = sync && wal;
     wo.disableWAL = !wal;
-    if (!wal) {  // (no log: nothing SyncWal could meet)
-      RETURN_IF_ROCKS(db_->Write(wo, &wb), "metadata write");
-      return absl::OkStatus();
-    }
-    ReaderMutexLock lock(&wal_mu_);
-    const rocksdb::Status s = db_->Write(wo, &wb);
-    if (s.IsIOError()) log_failed_.store(true);  // (for good: RocksDB stops writing after it)
-    RETURN_IF_ROCKS(s, "metadata write");
+    RETURN_IF_ROCKS(db_->Write(wo, &wb), "metadata write");
     return absl::OkStatus();
   }
 
@@ -260,16 +251,6 @@ class MetadataStoreImpl final : public MetadataStore {
     return absl::OkStatus();
   }
 
-  absl::Status SyncWal() override {
-    WriterMutexLock lock(&wal_mu_);
-    if (log_failed_.load()) {
-      return absl::InternalError(
-          "metadata store: sync of the write-ahead log: a write to the log failed before it");
-    }
-    RETURN_IF_ROCKS(db_->SyncWAL(), "metadata store: sync of the write-ahead log");
-    return absl::OkStatus();
-  }
-
   absl::Status Settle() override {
     RETURN_IF_ERROR(Flush());
     const auto deadline = std::chrono::steady_clock::now() + std::chrono::minutes(30);
@@ -308,14 +289,6 @@ class MetadataStoreImpl final : public MetadataStore {
 
   std::unique_ptr<rocksdb::Env> env_;  // null = RocksDB's default; outlives db_
   std::unique_ptr<rocksdb::DB> db_;
-  // RocksDB 7.8 (Debian 12's) aborts on an assertion in its log writer when SyncWAL runs after a
-  // write to the log failed (an I/O error: the writer keeps the error) or beside one failing
-  // (PowerLoss.EveryAcknowledgedWriteSurvivesACutAtAnyPoint, with two threads running posting
-  // maintenance when each step called SyncWal, hit both). So SyncWal runs alone (logged writes
-  // take wal_mu_ shared, SyncWal exclusively; a synced write waits for a SyncWAL under way inside
-  // RocksDB anyway), and fails instead once a write to the log has failed with an I/O error.
-  Mutex wal_mu_;
-  std::atomic<bool> log_failed_{false};
   // handles_[0] is RocksDB's default family (unused); Cf c lives at c + 1.
   std::vector<rocksdb::ColumnFamilyHandle*> handles_;
   const WalRecoveryReport recovery_;

@@ -158,9 +158,8 @@ class MetadataStore {
       const StoreSnapshot* at = nullptr) const = 0;
   // Writes memtables to SST files (after unlogged writes).
   [[nodiscard]] virtual absl::Status Flush() = 0;
-  // Syncs the write-ahead log: every write made so far through the log is on disk when it
-  // returns (writes without it are made durable by Flush).
-  [[nodiscard]] virtual absl::Status SyncWal() = 0;
+  // (No call syncs the log after the fact: a write that must be durable is written with `sync`.
+  // RocksDB 7.8's SyncWAL aborts on an assertion after, or beside, a log write that failed.)
   // Flushes the memtables, then waits until no flush or compaction is running or pending, polling
   // (benchmarks: timings without the store's background work beside them). Internal when the
   // store's background work has failed, DeadlineExceeded after 30 minutes.

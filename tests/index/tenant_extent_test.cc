@@ -75,7 +75,6 @@ class CountingStore final : public MetadataStore {
   }
   absl::Status Flush() override { return store_->Flush(); }
   absl::Status Settle() override { return store_->Settle(); }
-  absl::Status SyncWal() override { return store_->SyncWal(); }
   uint64_t ApproximateBytes(Cf cf, absl::string_view prefix) const override {
     return store_->ApproximateBytes(cf, prefix);
   }

@@ -122,7 +122,9 @@ TEST(TenantKeys, KeysOfADropCutShortAreRevokedAtTheNextStart) {
   pb::ListCollectionsResponse resp;
   EXPECT_EQ(Call(server.stub(), &pb::Strata::Stub::ListCollections, key, req, &resp).error_code(),
             grpc::StatusCode::UNAUTHENTICATED);
-  EXPECT_NE(ReadLog(server.log()).find("revoked 1 tenant keys of dropped collection 'docs'"),
+  EXPECT_NE(ReadLog(server.log()).find("(collection 'docs') revoked"), std::string::npos)
+      << ReadLog(server.log());
+  EXPECT_NE(ReadLog(server.log()).find("revoked 1 tenant keys of collections no longer listed"),
             std::string::npos)
       << ReadLog(server.log());
 }

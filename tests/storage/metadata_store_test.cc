@@ -7,7 +7,6 @@
 
 #include "absl/strings/str_cat.h"
 #include "gtest/gtest.h"
-#include "storage/fault_injection_env.h"
 #include "storage/scoped_fd.h"
 #include "storage/wal_scan.h"
 #include "tests/test_util.h"
@@ -65,60 +64,6 @@ TEST(MetadataStore, MultiGetAnswersInOrderWithNotFoundForAbsentKeys) {
   EXPECT_TRUE(absl::IsNotFound(got[3].status()));  // another family's key
   EXPECT_EQ(*got[4], "2");
   EXPECT_TRUE((*store)->MultiGet(Cf::kVectors, {}).empty());
-}
-
-// A write to the log that failed (here, a power cut) makes the next SyncWal an error, not an
-// abort: RocksDB 7.8's log writer asserts when it is synced after a failed append.
-TEST(MetadataStore, SyncWalAfterAFailedLogWriteIsAnError) {
-  TempDir tmp;
-  FaultInjectionEnv env;
-  MetadataStoreOptions options;
-  options.env = &env;
-  auto store = MetadataStore::Open(tmp.path() + "/meta", options);
-  ASSERT_TRUE(store.ok()) << store.status();
-  WriteBatch first, second;
-  first.Put(Cf::kPayloads, "a", "1");
-  ASSERT_TRUE((*store)->Write(&first, /*sync=*/false).ok());
-  ASSERT_TRUE((*store)->SyncWal().ok());
-  env.PowerCutAfter(0);
-  second.Put(Cf::kPayloads, "b", "2");
-  EXPECT_FALSE((*store)->Write(&second, /*sync=*/false).ok());
-  const absl::Status synced = (*store)->SyncWal();
-  EXPECT_FALSE(synced.ok());
-  EXPECT_NE(synced.message().find("write-ahead log"), std::string::npos) << synced;
-}
-
-// SyncWal makes the writes before it durable, through the store's Env: after a power cut (the
-// fault-injection Env drops every byte not synced) an unsynced write made before it survives and
-// one made after it is lost.
-TEST(MetadataStore, SyncWalMakesEarlierUnsyncedWritesSurviveAPowerCut) {
-  TempDir tmp;
-  FaultInjectionEnv env;
-  MetadataStoreOptions options;
-  options.env = &env;
-  const std::string path = tmp.path() + "/meta";
-  {
-    auto store = MetadataStore::Open(path, options);
-    ASSERT_TRUE(store.ok()) << store.status();
-    WriteBatch before, after;
-    before.Put(Cf::kPayloads, "before", "kept");
-    ASSERT_TRUE((*store)->Write(&before, /*sync=*/false).ok());
-    ASSERT_TRUE((*store)->SyncWal().ok());
-    after.Put(Cf::kPayloads, "after", "lost");
-    ASSERT_TRUE((*store)->Write(&after, /*sync=*/false).ok());
-    absl::StatusOr<std::string> after_read = (*store)->Get(Cf::kPayloads, "after");
-    ASSERT_TRUE(after_read.ok()) << after_read.status();
-    EXPECT_EQ(*after_read, "lost");
-    env.PowerCutAfter(0);  // nothing more reaches the disk, not even the close's writes
-  }
-  ASSERT_TRUE(env.DropUnsyncedData().ok());
-  env.PowerCutAfter(-1);
-  auto store = MetadataStore::Open(path, options);
-  ASSERT_TRUE(store.ok()) << store.status();
-  absl::StatusOr<std::string> before = (*store)->Get(Cf::kPayloads, "before");
-  ASSERT_TRUE(before.ok()) << before.status();
-  EXPECT_EQ(*before, "kept");
-  EXPECT_TRUE(absl::IsNotFound((*store)->Get(Cf::kPayloads, "after").status()));
 }
 
 TEST(WalScan, CountsTheBatchesBeyondTheFirstDamagedRecord) {
