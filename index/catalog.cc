@@ -23,6 +23,12 @@ constexpr absl::string_view kPurgePrefix = "\x01purge/";
 // Deletes a purge writes per batch: memory stays bounded however large the collection.
 constexpr size_t kPurgeBatchKeys = 4096;
 
+// The answer for a name no collection has: a name no collection could have says why.
+absl::Status Missing(const std::string& name) {
+  RETURN_IF_ERROR(CheckName("collection name", name));
+  return absl::NotFoundError(absl::StrCat("collection '", ShownName(name), "' does not exist"));
+}
+
 std::string PurgeKey(uint32_t id) {
   std::string key(kPurgePrefix);
   AppendU32(&key, id);
@@ -211,7 +217,7 @@ absl::Status Catalog::Drop(const std::string& name) {
     MutexLock lock(&mu_);
     auto it = collections_.find(name);
     if (it == collections_.end()) {
-      return absl::NotFoundError(absl::StrCat("collection '", ShownName(name), "' does not exist"));
+      return Missing(name);
     }
     id = it->second->config().id;
     // The drop itself: the collection's record goes and its purge record comes, in one synced
@@ -240,7 +246,7 @@ absl::StatusOr<std::shared_ptr<Collection>> Catalog::Find(const std::string& nam
   MutexLock lock(&mu_);
   auto it = collections_.find(name);
   if (it == collections_.end()) {
-    return absl::NotFoundError(absl::StrCat("collection '", ShownName(name), "' does not exist"));
+    return Missing(name);
   }
   return it->second;
 }

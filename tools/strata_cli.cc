@@ -255,6 +255,24 @@ void PrintPoint(const pb::Point& p) {
   std::printf("\n");
 }
 
+// The most words a command takes after its own (nullopt: a list of any length, or words the
+// command checks itself). A word past them is a mistake to say, not to drop: `drop a b` must not
+// drop only `a`.
+std::optional<size_t> MaxWords(absl::string_view cmd, const std::vector<char*>& args) {
+  static constexpr std::pair<absl::string_view, size_t> kFixed[] = {
+      {"health", 0}, {"list", 0}, {"stats", 0}, {"create", 1}, {"describe", 1}, {"build", 1},
+      {"repair", 1}, {"drop", 1}, {"count", 1}, {"search", 1}, {"tune", 1}};
+  for (const auto& [name, most] : kFixed) {
+    if (cmd == name) return most;
+  }
+  if (args.size() > 2) {
+    const absl::string_view op = args[2];
+    if (cmd == "tenant" && op == "list") return 2;  // tenant list NAME
+    if (cmd == "key" && op == "list") return 2;     // key list [NAME]
+  }
+  return std::nullopt;
+}
+
 bool ParseIds(const std::vector<char*>& args, size_t from, std::vector<uint64_t>* ids) {
   for (size_t i = from; i < args.size(); ++i) {
     uint64_t v;
@@ -274,6 +292,11 @@ int main(int argc, char** argv) {
     return 2;
   }
   const std::string cmd = args[1];
+  if (std::optional<size_t> most = MaxWords(cmd, args); most && args.size() > 2 + *most) {
+    return Fail(absl::StrCat("'", cmd, "' takes at most ", *most, " argument",
+                             *most == 1 ? "" : "s", "; unexpected '", args[2 + *most],
+                             "'; see --help"));
+  }
   auto made = strata::MakeClientChannel(absl::GetFlag(FLAGS_server));
   if (!made.ok()) return Fail(std::string(made.status().message()));
   std::shared_ptr<grpc::Channel> channel = *made;

@@ -293,14 +293,24 @@ TEST(Hardening, ClearAnswersToOddRequests) {
     ASSERT_TRUE(s.ok()) << "'" << service << "': " << s.error_message();
     EXPECT_EQ(resp.status(), grpc::health::v1::HealthCheckResponse::SERVING) << service;
   }
-  // A name with a NUL byte is echoed escaped.
+  // A name no collection could have is INVALID_ARGUMENT in every call, as Create says it, and
+  // echoed escaped; a valid name that is not there is NOT_FOUND.
   pb::CountRequest count;
   count.set_collection(std::string("a\0b", 3));
   pb::CountResponse n;
   grpc::Status s = Call(&pb::Strata::Stub::Count, stub, count, &n);
-  EXPECT_EQ(s.error_code(), grpc::StatusCode::NOT_FOUND);
+  EXPECT_EQ(s.error_code(), grpc::StatusCode::INVALID_ARGUMENT);
   EXPECT_EQ(s.error_message().find('\0'), std::string::npos);
   EXPECT_NE(s.error_message().find("a\\x00"), std::string::npos) << s.error_message();
+  pb::DropCollectionRequest drop;
+  drop.set_name("no such/name");
+  pb::DropCollectionResponse dropped;
+  s = Call(&pb::Strata::Stub::DropCollection, stub, drop, &dropped);
+  EXPECT_EQ(s.error_code(), grpc::StatusCode::INVALID_ARGUMENT) << s.error_message();
+  EXPECT_NE(s.error_message().find("collection name"), std::string::npos) << s.error_message();
+  drop.set_name("absent");
+  s = Call(&pb::Strata::Stub::DropCollection, stub, drop, &dropped);
+  EXPECT_EQ(s.error_code(), grpc::StatusCode::NOT_FOUND) << s.error_message();
   // Bytes that are no protobuf of the method's type, and a string field that is not UTF-8:
   // INVALID_ARGUMENT naming the method (gRPC alone answers INTERNAL with no message).
   for (const std::string& body :
@@ -319,6 +329,7 @@ TEST(Hardening, ClearAnswersToOddRequests) {
   }
   // A search with neither a vector nor a text says so.
   CreateCollection(stub, "c", 4, pb::FLOAT32);
+  CreateCollection(stub, "d", 4, pb::FLOAT32);
   pb::SearchRequest search;
   search.set_collection("c");
   search.set_k(1);
@@ -326,6 +337,17 @@ TEST(Hardening, ClearAnswersToOddRequests) {
   s = Call(&pb::Strata::Stub::Search, stub, search, &hits);
   EXPECT_EQ(s.error_code(), grpc::StatusCode::INVALID_ARGUMENT);
   EXPECT_NE(s.error_message().find("'text'"), std::string::npos) << s.error_message();
+  // strata-cli refuses words past what a command takes, and does nothing: `drop c d` drops
+  // neither (before, it dropped c and ignored d).
+  const std::string cli_log = tmp.File("cli.log");
+  EXPECT_NE(WaitExit(Spawn({Bin("strata-cli"), "--server=" + server.address(), "drop", "c", "d"},
+                           cli_log)),
+            0);
+  EXPECT_NE(ReadLog(cli_log).find("unexpected 'd'"), std::string::npos) << ReadLog(cli_log);
+  pb::ListCollectionsResponse listed;
+  ASSERT_TRUE(
+      Call(&pb::Strata::Stub::ListCollections, stub, pb::ListCollectionsRequest(), &listed).ok());
+  EXPECT_EQ(listed.collections_size(), 2);
   EXPECT_EQ(server.Stop(), 0);
 
   // --help shows each program's own flags.
