@@ -1,8 +1,9 @@
 // CollectionImpl: the class behind Collection (index/collection.h), defined here so that the
 // files implementing its concepts share it: collection.cc (ids, writes, searches, builds and
-// their install, text), collection_tenants.cc (tenant calls and the small tenants' extents) and
-// posting_maintenance.cc (SPFresh's splits, merges and reassignment, and the thread that runs
-// them). Also the metadata store's key layout
+// their install, text), collection_tenants.cc (tenant calls and the small tenants' extents),
+// posting_maintenance.cc (SPFresh's queue of postings to maintain, and the threads that run the
+// steps) and maintenance_step.cc (one step: a split, merge, rewrite or seed, and the
+// reassignment it calls for). Also the metadata store's key layout
 // (storage/FORMAT.md, "Metadata store"), which both write. Private to index/.
 //
 // Thread-safety: as Collection's (every public method may be called concurrently); the locks and
@@ -455,9 +456,14 @@ class CollectionImpl final : public Collection {
   // The distance past which a vector is far from every head of `index` (seed_radius_).
   // (0 when seeding is off, or when the spacing could not be measured: logged.)
   float SeedRadiusOf(const SpannIndex& index) const;
-  // Splits, merges, rewrites or seeds `posting` if it calls for it. The caller took `posting` off
-  // the queue into in_step_ (TakePending).
+  // Splits, merges, rewrites or seeds `posting` if it calls for it (one MaintenanceStep). The
+  // caller took `posting` off the queue into in_step_ (TakePending).
   absl::Status MaintainPosting(uint32_t posting) ABSL_LOCKS_EXCLUDED(write_mu_, mu_);
+  class MaintenanceStep;  // index/maintenance_step.cc
+  // A posting is looked at once its entries pass 1.5x the limit (it is split when its live ones
+  // pass the limit), and merged away under 1/8 of it.
+  static uint64_t LookAtAbove(uint32_t limit) { return uint64_t{limit} + limit / 2; }
+  static size_t MergeBelow(uint32_t limit) { return std::max<size_t>(1, limit / 8); }
   // A queued posting no step works on, moved into in_step_; none when there is none.
   std::optional<uint32_t> TakePending() ABSL_EXCLUSIVE_LOCKS_REQUIRED(pending_mu_);
   bool HasFreePending() const ABSL_EXCLUSIVE_LOCKS_REQUIRED(pending_mu_);

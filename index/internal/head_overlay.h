@@ -1,5 +1,5 @@
 // The heads a collection's posting maintenance changed since its index was built
-// (index/posting_maintenance.cc): heads added by splits and rewrites, each serving a
+// (index/maintenance_step.cc): heads added by splits and rewrites, each serving a
 // posting made only of appended entries, and built heads retired (their posting's vectors moved to
 // other heads, so searches no longer read it). SpannIndex navigates over the built heads minus
 // the retired ones plus the added ones.
