@@ -16,66 +16,15 @@ namespace {
 namespace fs = std::filesystem;
 // The catalog's own records in the collections family (collection names start with neither
 // '\0' nor '\x01'): the next collection id, and a dropped collection's id while its records are
-// still being deleted (written with the drop, deleted once they all are: Open finishes a purge a
-// crash cut short; ids are never reused, so leftovers are never read meanwhile).
+// still being deleted (RecordPurger::PurgeKey: written with the drop, deleted once they all are;
+// ids are never reused, so leftovers are never read meanwhile).
 constexpr char kNextIdKey[] = "\x01next_collection_id";
-constexpr absl::string_view kPurgePrefix = "\x01purge/";
-// Deletes a purge writes per batch: memory stays bounded however large the collection.
-constexpr size_t kPurgeBatchKeys = 4096;
-
 // The answer for a name no collection has: a name no collection could have says why.
 absl::Status Missing(const std::string& name) {
   RETURN_IF_ERROR(CheckName("collection name", name));
   return absl::NotFoundError(absl::StrCat("collection '", ShownName(name), "' does not exist"));
 }
 
-std::string PurgeKey(uint32_t id) {
-  std::string key(kPurgePrefix);
-  AppendU32(&key, id);
-  return key;
-}
-
-// The key prefixes of every record of collection `id`, by family.
-std::vector<std::pair<Cf, std::string>> RecordPrefixes(uint32_t id) {
-  std::string coll;
-  AppendU32(&coll, id);
-  std::vector<std::pair<Cf, std::string>> out;
-  for (Cf cf : {Cf::kVersions, Cf::kPayloads, Cf::kVectors, Cf::kPostings, Cf::kHeads}) {
-    out.emplace_back(cf, coll);
-  }
-  for (const char* kind : {"e", "i"}) out.emplace_back(Cf::kIdMap, absl::StrCat(kind, coll));
-  for (const char* kind : {"n", "m", "q", "x", "X", "y", "Y", "C", "o"}) {
-    out.emplace_back(Cf::kTenants, absl::StrCat(kind, coll));
-  }
-  return out;
-}
-
-// Deletes every record of dropped collection `id`, key by key in synced batches (RocksDB 7.8's
-// range deletes abort its compactions after an I/O error or a power cut:
-// PowerLoss.CollectionDropsAreWholeAcrossCuts), then its purge record.
-absl::Status PurgeRecords(MetadataStore* store, uint32_t id) {
-  WriteBatch batch;
-  const auto write = [&]() -> absl::Status {
-    if (batch.count() == 0) return absl::OkStatus();
-    absl::Status s = store->Write(&batch, /*sync=*/true);
-    batch.Clear();
-    return s;
-  };
-  uint64_t deleted = 0;
-  for (const auto& family_prefix : RecordPrefixes(id)) {
-    const Cf cf = family_prefix.first;  // (no structured binding: lambdas capture it)
-    RETURN_IF_ERROR(
-        store->Scan(cf, family_prefix.second, [&](absl::string_view key, absl::string_view) {
-          batch.Delete(cf, key);
-          ++deleted;
-          return batch.count() >= kPurgeBatchKeys ? write() : absl::OkStatus();
-        }));
-  }
-  batch.Delete(Cf::kCollections, PurgeKey(id));  // (with the last deletes: durable with them)
-  RETURN_IF_ERROR(write());
-  Log(LogLevel::kInfo, "catalog: deleted the %d records of dropped collection id %d", deleted, id);
-  return absl::OkStatus();
-}
 // 128 random bits as 32 hex digits.
 std::string NewUid() {
   std::random_device rd;
@@ -86,6 +35,7 @@ std::string NewUid() {
 }  // namespace
 
 Catalog::~Catalog() {
+  purger_.reset();  // (between two batches: the next start goes on)
   MutexLock lock(&mu_);
   // A collection may outlive the catalog (a caller holding it): its background threads must not.
   for (auto& [name, c] : collections_) c->StopMaintenance();
@@ -121,12 +71,10 @@ absl::StatusOr<std::unique_ptr<Catalog>> Catalog::Open(const std::string& data_d
       next_id = std::max(next_id, ReadU32(value, 0));
       return absl::OkStatus();
     }
-    if (absl::StartsWith(key, kPurgePrefix)) {
-      if (key.size() != kPurgePrefix.size() + 4) {
-        return absl::DataLossError("catalog: malformed purge record");
-      }
-      purges.push_back(ReadU32(key, kPurgePrefix.size()));
-      next_id = std::max(next_id, purges.back() + 1);
+    ASSIGN_OR_RETURN(std::optional<uint32_t> purge, RecordPurger::ParsePurgeKey(key));
+    if (purge.has_value()) {
+      purges.push_back(*purge);
+      next_id = std::max(next_id, *purge + 1);
       return absl::OkStatus();
     }
     auto c = CollectionConfig::Parse(value);
@@ -146,13 +94,9 @@ absl::StatusOr<std::unique_ptr<Catalog>> Catalog::Open(const std::string& data_d
       return absl::DataLossError(
           absl::StrCat("catalog: collection id ", id, " is both listed and being dropped"));
     }
+    // Records no collection reads: deleted beside the calls the catalog serves from now on.
     Log(LogLevel::kWarning, "catalog: finishing the drop of collection id %d (cut short)", id);
-    // Records no collection reads: a failure here (a full disk) leaves them and the purge record
-    // for the next start, and opens the rest.
-    if (absl::Status s = PurgeRecords(cat->store_.get(), id); !s.ok()) {
-      Log(LogLevel::kError, "catalog: deleting the records of dropped collection id %d: %s", id,
-          s.message());
-    }
+    cat->purger_->Enqueue(id);
   }
   ASSIGN_OR_RETURN(std::vector<std::string> entries, env.GetChildren(collections));
   for (const std::string& name : entries) {
@@ -225,20 +169,15 @@ absl::Status Catalog::Drop(const std::string& name) {
     // write fails the collection stays listed but refuses calls until a restart.
     WriteBatch batch;
     batch.Delete(Cf::kCollections, name);
-    batch.Put(Cf::kCollections, PurgeKey(id), "");
+    batch.Put(Cf::kCollections, RecordPurger::PurgeKey(id), "");
     it->second->MarkDropped();
     RETURN_IF_ERROR(store_->Write(&batch, /*sync=*/true));
     it->second->DropCommitted();
     collections_.erase(it);
   }
-  Log(LogLevel::kInfo, "dropped collection '%s'", name);
-  // Its records go after, outside the catalog's lock (the other collections' calls go on). The
-  // drop is done either way: what a failure leaves, the next Open deletes.
-  if (absl::Status s = PurgeRecords(store_.get(), id); !s.ok()) {
-    Log(LogLevel::kError,
-        "dropped collection '%s': deleting its records failed (%s); the next start finishes it",
-        name, s.message());
-  }
+  Log(LogLevel::kInfo, "dropped collection '%s' (id %d; its records are deleted in the background)",
+      name, id);
+  purger_->Enqueue(id);
   return absl::OkStatus();
 }
 

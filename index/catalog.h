@@ -5,8 +5,8 @@
 //
 // Open() recovers from any crash: RocksDB replays its log (a torn tail is cut), directories no
 // committed record names (a build or drop cut short) are removed, and the records of a dropped
-// collection a crash left are deleted, each logged. Only one
-// process may open a data directory at a time (RocksDB's lock): a second gets Unavailable.
+// collection a crash left are deleted in the background (index/record_purger.h), each logged. Only
+// one process may open a data directory at a time (RocksDB's lock): a second gets Unavailable.
 //
 // Thread-safe. Collections are shared: a dropped collection stays usable by calls already
 // holding it (they then fail with NotFound) and its files go with the last reference.
@@ -23,6 +23,7 @@
 #include "absl/status/statusor.h"
 #include "base/mutex.h"
 #include "index/collection.h"
+#include "index/record_purger.h"
 #include "storage/metadata_store.h"
 
 namespace strata {
@@ -41,11 +42,13 @@ class Catalog final {
 
   // AlreadyExists when the name is taken; InvalidArgument for a bad configuration.
   [[nodiscard]] absl::StatusOr<std::shared_ptr<Collection>> Create(CollectionConfig config);
-  // NotFound when absent. The collection is gone (one synced write) before its records are
-  // deleted, key by key, outside the catalog's lock: a large collection's drop returns after
-  // that (measured: 800,001 records of a
-  // 200K-vector collection in 2.2 s); if it fails there, the next Open finishes it.
+  // NotFound when absent (InvalidArgument for a name no collection could have). The collection
+  // is gone once Drop returns (one synced write); its records are deleted after, in the
+  // background (index/record_purger.h), and a start finishes what a stop left.
   [[nodiscard]] absl::Status Drop(const std::string& name);
+  // Returns once the records of every collection dropped so far are deleted (or their purge
+  // failed, logged): tests and tools.
+  void WaitForPurges() { purger_->WaitIdle(); }
   [[nodiscard]] absl::StatusOr<std::shared_ptr<Collection>> Find(const std::string& name) const;
   [[nodiscard]] std::vector<std::shared_ptr<Collection>> List() const;
 
@@ -53,12 +56,16 @@ class Catalog final {
 
  private:
   Catalog(std::string data_dir, CollectionOptions options, std::unique_ptr<MetadataStore> store)
-      : data_dir_(std::move(data_dir)), options_(std::move(options)), store_(std::move(store)) {}
+      : data_dir_(std::move(data_dir)),
+        options_(std::move(options)),
+        store_(std::move(store)),
+        purger_(std::make_unique<RecordPurger>(store_.get(), options_.test_before_purge_batch)) {}
   [[nodiscard]] std::string CollectionDir(uint32_t id) const;
 
   const std::string data_dir_;
   const CollectionOptions options_;
   std::unique_ptr<MetadataStore> store_;
+  std::unique_ptr<RecordPurger> purger_;  // (after store_: stopped before it closes)
   mutable Mutex mu_;
   std::map<std::string, std::shared_ptr<Collection>> collections_ ABSL_GUARDED_BY(mu_);
   uint32_t next_id_ ABSL_GUARDED_BY(mu_) = 1;

@@ -236,6 +236,9 @@ struct CollectionOptions {
   // write to the collection, or wait for another thread's steps; not call RunMaintenance itself
   // (which waits for this step).
   std::function<void(absl::Span<const uint8_t> head)> test_before_maintenance_commit;
+  // Tests only: called by the catalog's purger (index/record_purger.h) before each batch of a
+  // dropped collection's records it deletes, with the collection's id.
+  std::function<void(uint32_t id)> test_before_purge_batch;
   // Posting maintenance on threads of the collection's own, as writes call for it; false: only
   // when RunMaintenance() is called (tests, tools).
   bool background_maintenance = true;

@@ -606,6 +606,7 @@ TEST(Tenants, AWrongExtentIsSearchedAroundAndMadeAgainByTheNextWrite) {
   // Dropped: no record of its tenants stays.
   col.reset();
   ASSERT_TRUE(cat->Drop("w").ok());
+  cat->WaitForPurges();
   int left = 0;
   for (const char* kind : {"n", "m", "q", "x", "X", "o"}) {
     std::string prefix = kind;
@@ -719,6 +720,7 @@ TEST(Tenants, AWrongCellExtentIsSearchedAroundAndMadeAgainByTheNextWrite) {
 
   col.reset();
   ASSERT_TRUE(cat->Drop("w").ok());
+  cat->WaitForPurges();
   int left = 0;
   for (const char* kind : {"y", "Y", "C"}) {
     std::string p = kind;
