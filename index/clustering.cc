@@ -220,13 +220,16 @@ absl::StatusOr<ClusteringResult> BalancedHierarchicalClustering(const FloatRows&
   // Leaves found on each level, in node order, so the output is deterministic.
   std::vector<std::vector<VectorId>> leaves;
   uint64_t level_index = 0;
+  const auto cancelled = [&] { return options.cancelled && options.cancelled(); };
   while (!level.empty()) {
+    if (cancelled()) return absl::CancelledError("the clustering was cancelled");
     ++result.depth;
     std::vector<std::vector<Node>> children(level.size());
     std::vector<uint8_t> is_leaf(level.size(), 0);
 #pragma omp parallel for schedule(dynamic, 1) \
     num_threads(threads) if (level.size() >= 2 * size_t(threads))
     for (size_t ni = 0; ni < level.size(); ++ni) {
+      if (cancelled()) continue;  // (the level's end returns)
       const auto& ids = level[ni].ids;
       double ratio = static_cast<double>(ids.size()) / options.leaf_size;
       // Near the bottom, split into round(size / leaf) parts so leaves average leaf_size.

@@ -7,6 +7,7 @@
 #define STRATA_INDEX_CLUSTERING_H_
 
 #include <cstdint>
+#include <functional>
 #include <vector>
 
 #include "absl/status/statusor.h"
@@ -22,6 +23,9 @@ struct ClusteringOptions {
   double balance = 1.0;  // beta in lambda = beta * mean_assign_dist / (n / k); 0 = plain k-means
   uint64_t seed = 42;
   int threads = 0;  // 0 = all cores
+  // Checked between nodes, on any thread (may be null): once true, the clustering stops and
+  // returns Cancelled.
+  std::function<bool()> cancelled;
 };
 
 // n rows of d elements of one type (float32, uint8 or int8), read as float32 - normalised to unit

@@ -1074,6 +1074,8 @@ absl::Status CollectionImpl::BuildGeneration(
   bo.threads = options_.build_threads;
   bo.ids = ids;
   bo.progress = std::move(progress);
+  // A drop, or a server stopping, stops the build within about one piece of work per thread.
+  bo.cancelled = [this] { return dropped_.load() || builds_stopped_.load(); };
   // Small sets: a head share that leaves at least a few heads.
   SpannBuildStats bs;
   absl::Status built = SpannIndex::Build(set, tmp, bo, &bs);
@@ -1083,6 +1085,11 @@ absl::Status CollectionImpl::BuildGeneration(
     // the disk full.
     if (absl::Status s = env_.RemoveTree(tmp); !s.ok()) {
       Log(LogLevel::kWarning, "collection '%s': removing %s: %s", config_.name, tmp, s.message());
+    }
+    if (absl::IsCancelled(built)) {
+      RETURN_IF_ERROR(CheckNotDropped());
+      return absl::CancelledError(absl::StrCat("the build of collection '", config_.name,
+                                               "' was stopped (the server is stopping)"));
     }
     return built;
   }

@@ -434,8 +434,14 @@ class Collection {
   // Cheap, unlike Stats(): for the search path.
   [[nodiscard]] virtual uint32_t default_max_postings() const = 0;
 
-  // As the catalog drops it, before its write: later calls fail with NotFound.
+  // As the catalog drops it, before its write: later calls fail with NotFound, and a build under
+  // way stops within about one piece of its work per thread (a clustering node, a head, a vector
+  // assigned, a posting written) and returns NotFound.
   virtual void MarkDropped() = 0;
+  // A build under way, and any later one, stops as for a drop and returns Cancelled, its files
+  // removed (a server stopping: it need not wait out a long build). The collection is otherwise
+  // as it was.
+  virtual void StopBuilds() = 0;
   // Once the catalog's drop is durable: the directory is removed when the last reference goes (a
   // drop whose write failed leaves the files to the collection a restart lists again).
   virtual void DropCommitted() = 0;

@@ -603,6 +603,8 @@ absl::Status SpannIndex::Build(const VectorSet& vectors, const std::string& dir,
   auto progress = [&](const char* phase, uint64_t done, uint64_t total) {
     if (options.progress) options.progress(phase, done, total);
   };
+  const auto cancelled = [&] { return options.cancelled && options.cancelled(); };
+  const auto stopped = [] { return absl::CancelledError("the build was cancelled"); };
   int threads = options.threads > 0 ? options.threads : omp_get_max_threads();
   const bool cosine = options.metric == Metric::kCosine;
 
@@ -638,6 +640,7 @@ absl::Status SpannIndex::Build(const VectorSet& vectors, const std::string& dir,
   copt.balance = options.balance;
   copt.seed = options.seed;
   copt.threads = threads;
+  copt.cancelled = options.cancelled;
   ASSIGN_OR_RETURN(ClusteringResult clusters, BalancedHierarchicalClustering(frows, n, copt));
   const uint64_t H = clusters.heads.size();
   stats.heads = H;
@@ -667,6 +670,7 @@ absl::Status SpannIndex::Build(const VectorSet& vectors, const std::string& dir,
   gopt.seed = options.seed;
   gopt.threads = threads;
   gopt.progress = [&](uint64_t done, uint64_t total) { progress("head graph", done, total); };
+  gopt.cancelled = options.cancelled;
   ASSIGN_OR_RETURN(auto graph,
                    internal::HeadGraph::Build(type, options.metric, d, head_rows.data(), H, gopt));
   head_rows = {};
@@ -691,6 +695,7 @@ absl::Status SpannIndex::Build(const VectorSet& vectors, const std::string& dir,
     std::vector<float> row(d);
 #pragma omp for schedule(dynamic, 1024)
     for (uint64_t i = 0; i < n; ++i) {
+      if (cancelled()) continue;  // (checked after the loop)
       graph->Search(row_of(i, row.data()), cand, std::max(2 * cand, 128u), &scratch, &found);
       ids.assign(cand, -1);
       for (size_t j = 0; j < found.size(); ++j) {
@@ -710,6 +715,7 @@ absl::Status SpannIndex::Build(const VectorSet& vectors, const std::string& dir,
       if ((done & 8191) == 0 && omp_get_thread_num() == 0) progress("assigning", done, n);
     }
   }
+  if (cancelled()) return stopped();
   progress("assigning", n, n);
   for (uint64_t i = 0; i < n; ++i) {
     if (rep_count[i] == 0) {
@@ -754,6 +760,7 @@ absl::Status SpannIndex::Build(const VectorSet& vectors, const std::string& dir,
   std::vector<uint8_t> buf;
   std::vector<float> scratch(d);
   for (uint64_t h = 0; h < H; ++h) {
+    if (cancelled()) return stopped();
     auto first = items.begin() + static_cast<ptrdiff_t>(start[h]);
     auto last = items.begin() + static_cast<ptrdiff_t>(start[h + 1]);
     // Primaries first (never dropped), then replicas by distance; keep up to the cap.
@@ -793,6 +800,7 @@ absl::Status SpannIndex::Build(const VectorSet& vectors, const std::string& dir,
   stats.posting_file_bytes = writer->bytes_written();
   RETURN_IF_ERROR(graph->Save(env, Join(dir, kHeadsFile)));
   stats.seconds_write = SecondsSince(t);
+  if (cancelled()) return stopped();  // (before the manifest: a cancelled index never opens)
 
   internal::Manifest m;
   m.Set("element_type", ElementTypeName(type));

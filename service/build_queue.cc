@@ -50,6 +50,7 @@ void BuildQueue::Stop() {
     if (stopping_) return;
     stopping_ = true;
     queue_.clear();
+    if (running_ != nullptr) running_->StopBuilds();
     cv_.notify_one();
   }
   thread_.join();
@@ -82,6 +83,12 @@ void BuildQueue::Run() {
       st->state = BuildStatus::State::kRunning;
       st->started_unix_ms = NowMs();
     });
+    {
+      // (A Stop since the job was taken stops it at once.)
+      std::lock_guard<std::mutex> lock(mu_);
+      running_ = job.collection;
+      if (stopping_) running_->StopBuilds();
+    }
     const std::string name = job.collection->config().name;
     Log(LogLevel::kInfo, "collection '%s': build %d started (%s)", name, id,
         status.requested ? "requested" : "automatic");
@@ -93,6 +100,10 @@ void BuildQueue::Run() {
             st->total = total;
           });
         });
+    {
+      std::lock_guard<std::mutex> lock(mu_);
+      running_.reset();
+    }
     // Before the state says done, so that a client who saw it sees what on_done_ changed.
     if (on_done_) on_done_();
     Update(job.uid, id, [&](BuildStatus* st) {
@@ -102,6 +113,8 @@ void BuildQueue::Run() {
     });
     if (s.ok()) {
       Log(LogLevel::kInfo, "collection '%s': build %d done", name, id);
+    } else if (absl::IsCancelled(s) || absl::IsNotFound(s)) {
+      Log(LogLevel::kInfo, "collection '%s': build %d stopped: %s", name, id, s.message());
     } else {
       Log(LogLevel::kError, "collection '%s': build %d failed: %s", name, id, s.ToString());
     }

@@ -49,7 +49,9 @@ class BuildQueue final {
   uint64_t Schedule(std::shared_ptr<Collection> c, bool requested);
   // The latest build of the collection with uid `uid` since the server started, if any.
   [[nodiscard]] std::optional<BuildStatus> Latest(const std::string& uid) const;
-  // Waits for the build in progress; drops the queued ones.
+  // Stops the build in progress (Collection::StopBuilds: within about one piece of its work per
+  // thread) and waits for it; drops the queued ones. A collection that still wants a build gets
+  // one at the next start.
   void Stop();
 
  private:
@@ -65,6 +67,7 @@ class BuildQueue final {
   mutable std::mutex mu_;
   std::condition_variable cv_;
   std::deque<Job> queue_;
+  std::shared_ptr<Collection> running_;        // the collection whose build runs, if any
   std::map<std::string, BuildStatus> latest_;  // by collection uid
   uint64_t next_id_ = 1;
   bool stopping_ = false;

@@ -228,6 +228,7 @@ class CollectionImpl final : public Collection {
     return base_ == nullptr ? 0 : base_->default_max_postings();
   }
   void DropCommitted() override { drop_committed_.store(true); }
+  void StopBuilds() override { builds_stopped_.store(true); }
   void MarkDropped() override {
     // Under the writer lock: a write or a build's commit either finished before, or sees the
     // flag and stores nothing (a commit after the catalog deleted the records would resurrect
@@ -710,6 +711,7 @@ class CollectionImpl final : public Collection {
   const kernels::DistanceFn dist_;
   const kernels::DistanceFn f16_dist_;  // float32 query vs float16 vector (float16 postings)
   std::atomic<bool> dropped_{false};
+  std::atomic<bool> builds_stopped_{false};  // StopBuilds()
   std::atomic<bool> drop_committed_{false};  // the catalog's drop is durable: the files go
   mutable std::atomic<uint64_t> pages_read_{0}, bytes_read_{0};
 

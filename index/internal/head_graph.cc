@@ -382,12 +382,16 @@ absl::StatusOr<std::unique_ptr<HeadGraph>> HeadGraph::Build(ElementType type, Me
     HeadSearchScratch scratch;
 #pragma omp for schedule(dynamic, 64)
     for (uint64_t i = 1; i < n; ++i) {
+      if (options.cancelled && options.cancelled()) continue;
       insert(static_cast<uint32_t>(i), &scratch);
       uint64_t now = done.fetch_add(1) + 1;
       if (options.progress && (now & 1023) == 0 && omp_get_thread_num() == 0) {
         options.progress(now, n);
       }
     }
+  }
+  if (options.cancelled && options.cancelled()) {
+    return absl::CancelledError("the head graph's build was cancelled");
   }
   if (options.progress) options.progress(n, n);
   return g;

@@ -29,6 +29,9 @@ struct HeadGraphOptions {
   uint64_t seed = 7;
   int threads = 0;  // 0 = all cores
   std::function<void(uint64_t done, uint64_t total)> progress;
+  // Checked before each insertion, on any thread (may be null): once true, Build stops and
+  // returns Cancelled.
+  std::function<bool()> cancelled;
 };
 
 // Per-thread search scratch; reuse it across queries (no allocation after warm-up).

@@ -365,6 +365,51 @@ TEST(Collection, AFailedBuildLeavesNothingOnTheDisk) {
   EXPECT_FALSE(fs::exists(dir / "index-1" / "left"));
 }
 
+// A build stops early when its collection is dropped (NotFound) or its builds are stopped (a
+// server stopping: Cancelled): no phase begins after, nothing of it stays on the disk, and a
+// stopped collection still answers from what it had.
+TEST(Collection, ADropOrAStopEndsABuildEarly) {
+  TempDir tmp;
+  Data d = Make(6000, 1);
+  namespace fs = std::filesystem;
+  auto cat = *Catalog::Open(tmp.path());
+  for (const bool drop : {true, false}) {
+    SCOPED_TRACE(drop ? "drop" : "stop");
+    auto c = NewCollection(cat.get(), d.base.dim, 1000000);
+    UpsertRows(c.get(), d.base, 0, 6000);
+    const fs::path dir = fs::path(tmp.path()) / "collections" / std::to_string(c->config().id);
+    std::vector<std::string> phases;
+    const absl::Status s = c->BuildIndex([&](const char* phase, uint64_t, uint64_t) {
+      if (phases.empty() || phases.back() != phase) phases.push_back(phase);
+      if (phases.back() == "head graph" && phases.size() == 3) {  // (after "reading", "clustering")
+        if (drop) {
+          ASSERT_TRUE(cat->Drop("c").ok());
+        } else {
+          c->StopBuilds();
+        }
+      }
+    });
+    EXPECT_EQ(phases.back(), "head graph");
+    if (drop) {
+      EXPECT_TRUE(absl::IsNotFound(s)) << s;
+      continue;
+    }
+    EXPECT_TRUE(absl::IsCancelled(s)) << s;
+    EXPECT_NE(s.message().find("stopping"), std::string::npos) << s;
+    EXPECT_FALSE(fs::exists(dir / "index-1.tmp"));
+    EXPECT_FALSE(fs::exists(dir / "index-1"));
+    EXPECT_EQ(c->Stats().state, CollectionStats::State::kFlat);
+    std::vector<Hit> hits;
+    ASSERT_TRUE(c->Search(VectorView{d.base.type, {d.base.row(7), d.base.row_bytes()}}, 1,
+                          SearchParams{}, &hits)
+                    .ok());
+    ASSERT_EQ(hits.size(), 1u);
+    EXPECT_EQ(hits[0].id, 7u);
+    // Stopped for good (the server is going): a later build stops at once.
+    EXPECT_TRUE(absl::IsCancelled(c->BuildIndex()));
+  }
+}
+
 // A write waiting on a slow sync stalls no reader: searches, Gets and Counts answer meanwhile,
 // from the state before the write (it is not acknowledged yet), and see it once it returns;
 // between its commit and its publication they still read the state before it.

@@ -6,6 +6,8 @@
 #include <atomic>
 #include <cmath>
 #include <filesystem>
+#include <map>
+#include <mutex>
 #include <random>
 #include <thread>
 
@@ -410,6 +412,59 @@ TEST(SpannIndex, ATinyIndexBuildsAndReopens) {
       (*index)->Search(VectorView{tiny.type, {tiny.row(3), tiny.row_bytes()}}, 3, {}, &out).ok());
   ASSERT_FALSE(out.empty());
   EXPECT_EQ(out[0].distance, 0.0f);
+}
+
+// A build cancelled at any check - in the clustering, the head graph, the assignment, the
+// postings' writing, before tuning - returns Cancelled (never a half-built index that opens); the
+// phase it was in is the last it reports.
+TEST(SpannIndex, ACancelledBuildStopsInEveryPhase) {
+  TempDir dir;
+  const VectorSet base = Make(SyntheticKind::kSiftLike, 6000, 1).base;
+  // Checks a whole build makes, by phase.
+  std::map<std::string, uint64_t> checks_in;
+  uint64_t total = 0;
+  {
+    std::string phase = "start";
+    SpannBuildOptions o;
+    o.threads = 1;
+    o.progress = [&](const char* p, uint64_t, uint64_t) { phase = p; };
+    o.cancelled = [&] {
+      ++checks_in[phase];
+      ++total;
+      return false;
+    };
+    ASSERT_TRUE(SpannIndex::Build(base, dir.path() + "/whole", o).ok());
+  }
+  for (const char* phase : {"clustering", "head graph", "assigning", "writing"}) {
+    EXPECT_GT(checks_in[phase], 0u) << phase;
+  }
+  int case_no = 0;
+  for (const uint64_t at :
+       {uint64_t{0}, checks_in["clustering"] / 2,
+        checks_in["clustering"] + checks_in["head graph"] / 2, total / 2, total - 2, total - 1}) {
+    SCOPED_TRACE(at);
+    std::atomic<uint64_t> seen{0};
+    std::mutex mu;
+    std::string phase = "start", phase_at_cancel;
+    SpannBuildOptions o;
+    o.threads = 2;
+    o.progress = [&](const char* p, uint64_t, uint64_t) {
+      std::lock_guard<std::mutex> lock(mu);
+      phase = p;
+    };
+    o.cancelled = [&] {
+      if (seen.fetch_add(1) < at) return false;
+      std::lock_guard<std::mutex> lock(mu);
+      if (phase_at_cancel.empty()) phase_at_cancel = phase;
+      return true;
+    };
+    const std::string path = dir.path() + "/cut" + std::to_string(case_no++);
+    const absl::Status s = SpannIndex::Build(base, path, o);
+    EXPECT_TRUE(absl::IsCancelled(s)) << s;
+    // No phase began after the cancel (the loops skip their remaining pieces).
+    EXPECT_EQ(phase, phase_at_cancel);
+    EXPECT_FALSE(SpannIndex::Open(path).ok());
+  }
 }
 
 TEST(SpannIndex, BuildRejectsBadInput) {
