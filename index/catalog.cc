@@ -94,9 +94,6 @@ absl::StatusOr<std::unique_ptr<Catalog>> Catalog::Open(const std::string& data_d
       return absl::DataLossError(
           absl::StrCat("catalog: collection id ", id, " is both listed and being dropped"));
     }
-    // Records no collection reads: deleted beside the calls the catalog serves from now on.
-    Log(LogLevel::kWarning, "catalog: finishing the drop of collection id %d (cut short)", id);
-    cat->purger_->Enqueue(id);
   }
   ASSIGN_OR_RETURN(std::vector<std::string> entries, env.GetChildren(collections));
   for (const std::string& name : entries) {
@@ -127,6 +124,12 @@ absl::StatusOr<std::unique_ptr<Catalog>> Catalog::Open(const std::string& data_d
     cat->collections_[c.name] = std::shared_ptr<Collection>(std::move(*col));
   }
   Log(LogLevel::kInfo, "catalog %s: %d collections", data_dir, configs.size());
+  // Records no collection reads: deleted beside the calls the catalog serves from now on (once
+  // the collections are open, so that the purge's writes never come between Open's own).
+  for (uint32_t id : purges) {
+    Log(LogLevel::kWarning, "catalog: finishing the drop of collection id %d (cut short)", id);
+    cat->purger_->Enqueue(id);
+  }
   return cat;
 }
 

@@ -229,7 +229,7 @@ absl::StatusOr<ClusteringResult> BalancedHierarchicalClustering(const FloatRows&
 #pragma omp parallel for schedule(dynamic, 1) \
     num_threads(threads) if (level.size() >= 2 * size_t(threads))
     for (size_t ni = 0; ni < level.size(); ++ni) {
-      if (cancelled()) continue;  // (the level's end returns)
+      if (cancelled()) continue;  // (checked after the loop)
       const auto& ids = level[ni].ids;
       double ratio = static_cast<double>(ids.size()) / options.leaf_size;
       // Near the bottom, split into round(size / leaf) parts so leaves average leaf_size.
@@ -253,6 +253,8 @@ absl::StatusOr<ClusteringResult> BalancedHierarchicalClustering(const FloatRows&
       }
       children[ni] = std::move(kids);
     }
+    // (Nodes skipped above have neither children nor a leaf: the level is not whole.)
+    if (cancelled()) return absl::CancelledError("the clustering was cancelled");
     std::vector<Node> next;
     for (size_t ni = 0; ni < level.size(); ++ni) {
       if (is_leaf[ni]) {

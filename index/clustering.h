@@ -23,8 +23,8 @@ struct ClusteringOptions {
   double balance = 1.0;  // beta in lambda = beta * mean_assign_dist / (n / k); 0 = plain k-means
   uint64_t seed = 42;
   int threads = 0;  // 0 = all cores
-  // Checked between nodes, on any thread (may be null): once true, the clustering stops and
-  // returns Cancelled.
+  // Checked between nodes, on any thread (may be null): once true (it must stay true), the
+  // clustering stops and returns Cancelled.
   std::function<bool()> cancelled;
 };
 

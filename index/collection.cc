@@ -1086,11 +1086,7 @@ absl::Status CollectionImpl::BuildGeneration(
     if (absl::Status s = env_.RemoveTree(tmp); !s.ok()) {
       Log(LogLevel::kWarning, "collection '%s': removing %s: %s", config_.name, tmp, s.message());
     }
-    if (absl::IsCancelled(built)) {
-      RETURN_IF_ERROR(CheckNotDropped());
-      return absl::CancelledError(absl::StrCat("the build of collection '", config_.name,
-                                               "' was stopped (the server is stopping)"));
-    }
+    if (absl::IsCancelled(built)) RETURN_IF_ERROR(CheckBuildGoesOn());
     return built;
   }
   // Every file in `tmp` is synced, and so is `tmp` (WriteFileAtomic syncs the directory it
@@ -1226,7 +1222,7 @@ absl::Status CollectionImpl::BuildIndex(
   auto report = [&](const char* phase, uint64_t done, uint64_t total) {
     if (progress) progress(phase, done, total);
   };
-  RETURN_IF_ERROR(CheckNotDropped());
+  RETURN_IF_ERROR(CheckBuildGoesOn());
   MutexLock build_lock(&build_mu_);
   std::vector<VectorId> ids;
   std::vector<uint8_t> versions;
@@ -1269,6 +1265,7 @@ absl::Status CollectionImpl::BuildIndex(
   std::vector<uint64_t> refused;  // the first few internal ids left out (external in the log)
   uint64_t refused_count = 0;
   absl::Status scan = store_->Scan(Cf::kVectors, CollPrefix(config_.id), [&](auto key, auto value) {
+    RETURN_IF_ERROR(CheckBuildGoesOn());  // (two atomic loads a row)
     VectorId id = ReadU32(key, 4);
     while (next < ids.size() && ids[next] < id) ++next;
     if (next < ids.size() && ids[next] == id && value.size() == row_bytes_) {
@@ -1314,6 +1311,7 @@ absl::Status CollectionImpl::BuildIndex(
     ReaderMutexLock lock(&mu_);
     have_cells = cells_ != nullptr ? cells_->size() : 0;
   }
+  if (absl::Status go = CheckBuildGoesOn(); !go.ok()) return fail(go);
   if (have_cells == 0 ||
       TenantCells::CellsFor(set.n, options_.tenant_cells) >= uint64_t{2} * have_cells) {
     absl::StatusOr<std::shared_ptr<const TenantCells>> made = MakeCells(set);

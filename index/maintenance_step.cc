@@ -128,7 +128,7 @@ class CollectionImpl::MaintenanceStep {
 
   // Read first.
   std::shared_ptr<SpannIndex> base_;
-  uint64_t generation_ = 0;
+  uint64_t generation_read_ = 0;
   uint32_t limit_ = 0, built_heads_ = 0;
   uint64_t heads_now_ = 0;
   uint64_t entries_ = 0;  // p's entries, dead ones included
@@ -147,7 +147,7 @@ class CollectionImpl::MaintenanceStep {
   // Appended members whose primary is p and which lie past the seed radius from its head (a seed
   // step gives them heads), and how far the other primaries lie (p's radius after it).
   std::vector<VectorId> far_;
-  float seed_radius_ = 0, kept_radius_ = 0, radius_was_ = 0;
+  float seed_radius_read_ = 0, kept_radius_ = 0, radius_was_ = 0;
   uint64_t radius_stamp_ = 0;
   std::vector<VectorId> need_;             // taken vectors whose exact rows the store holds
   absl::flat_hash_set<VectorId> changed_;  // taken, then deleted or replaced meanwhile
@@ -168,7 +168,7 @@ class CollectionImpl::MaintenanceStep {
 
   // Worked out: the heads after the step, each member's move, the reassignments.
   std::optional<internal::HeadOverlay> next_;
-  uint64_t heads_version_ = 0;  // heads_version_ as next_ copied the heads
+  uint64_t heads_version_copied_ = 0;  // the collection's heads_version_ as next_ copied them
   std::vector<uint32_t> new_heads_;
   std::vector<std::pair<VectorId, uint32_t>> moves_;                   // one entry, in a new head
   std::vector<std::pair<VectorId, std::vector<uint32_t>>> reassigns_;  // the postings it joins
@@ -183,7 +183,7 @@ class CollectionImpl::MaintenanceStep {
 CollectionImpl::MaintenanceStep::~MaintenanceStep() {
   if (!committed_ && !also_seeded_.empty()) {
     ReaderMutexLock lock(&c_.mu_);
-    if (c_.generation_ == generation_) {  // (else an install started the queue over)
+    if (c_.generation_ == generation_read_) {  // (else an install started the queue over)
       MutexLock pending_lock(&c_.pending_mu_);
       for (const Seeded& s : also_seeded_) c_.pending_.insert(s.posting);
     }
@@ -237,7 +237,7 @@ absl::Status CollectionImpl::MaintenanceStep::ReadPostings(absl::Span<const uint
   absl::Status s = base_->ReadPostings(qs, ids, rows, ends);
   if (absl::IsDataLoss(s)) {
     ReaderMutexLock lock(&c_.mu_);
-    if (c_.generation_ == generation_) c_.NoteReadDamage(s);
+    if (c_.generation_ == generation_read_) c_.NoteReadDamage(s);
   }
   return s;
 }
@@ -274,7 +274,7 @@ absl::Status CollectionImpl::MaintenanceStep::ReadExact(std::vector<VectorId>* f
 }
 
 void CollectionImpl::MaintenanceStep::NarrowRadius() {
-  if (seed_radius_ <= 0 || !far_.empty() || radius_was_ <= seed_radius_) return;
+  if (seed_radius_read_ <= 0 || !far_.empty() || radius_was_ <= seed_radius_read_) return;
   WriterMutexLock lock(&c_.mu_);
   c_.appended_radius_.Narrow(p_, radius_stamp_, kept_radius_);
 }
@@ -297,9 +297,9 @@ bool CollectionImpl::MaintenanceStep::StillFar(const uint8_t* row,
                                                const std::vector<uint32_t>& postings) const {
   const uint32_t primary = postings.front();
   const uint8_t* head = primary < built_heads_ ? base_->head_vector(primary) : next_->Row(primary);
-  return seed_radius_ > 0 &&
+  return seed_radius_read_ > 0 &&
          kernels::EuclideanOf(c_.config_.metric, c_.dist_(row, head, c_.config_.dim)) >
-             seed_radius_;
+             seed_radius_read_;
 }
 
 void CollectionImpl::MaintenanceStep::AddHead(const uint8_t* row) {
@@ -319,7 +319,7 @@ absl::StatusOr<bool> CollectionImpl::MaintenanceStep::ReadAppendedMembers() {
   }
   if (c_.base_ == nullptr || !c_.damage_.ok()) return false;
   base_ = c_.base_;
-  generation_ = c_.generation_;
+  generation_read_ = c_.generation_;
   built_heads_ = c_.heads_overlay_.built_heads();
   const uint8_t* h = p_ < built_heads_
                          ? (c_.heads_overlay_.IsRetired(p_) ? nullptr : base_->head_vector(p_))
@@ -328,7 +328,7 @@ absl::StatusOr<bool> CollectionImpl::MaintenanceStep::ReadAppendedMembers() {
   old_head_.assign(h, h + c_.row_bytes_);
   limit_ = c_.PostingLimit();
   heads_now_ = built_heads_ - c_.heads_overlay_.retired() + c_.heads_overlay_.added();
-  seed_radius_ = c_.seed_radius_;
+  seed_radius_read_ = c_.seed_radius_;
   radius_stamp_ = c_.appended_radius_.Stamp(p_);
   radius_was_ = c_.appended_radius_.Of(p_);
   c_.appended_.ForEachEntry(p_, [&](VectorId id, uint8_t version) {
@@ -339,10 +339,10 @@ absl::StatusOr<bool> CollectionImpl::MaintenanceStep::ReadAppendedMembers() {
       DCHECK(c_.appended_.Row(id) != nullptr);
       members_.push_back(id);
       Take(id);
-      if (seed_radius_ > 0 && c_.appended_.PostingsOf(id).front() == p_) {
+      if (seed_radius_read_ > 0 && c_.appended_.PostingsOf(id).front() == p_) {
         const float d = kernels::EuclideanOf(
             c_.config_.metric, c_.dist_(c_.appended_.Row(id), old_head_.data(), c_.config_.dim));
-        if (d > seed_radius_) {
+        if (d > seed_radius_read_) {
           far_.push_back(id);
         } else {
           kept_radius_ = std::max(kept_radius_, d);
@@ -389,15 +389,15 @@ bool CollectionImpl::MaintenanceStep::Decide() {
 // A posting whose head no other lies near (a seed's, while few vectors joined it) keeps its
 // vectors: merged away, they would be far from every head and seeded again.
 absl::StatusOr<bool> CollectionImpl::MaintenanceStep::MergeCanGo() {
-  if (seed_radius_ <= 0 || members_.empty()) return true;
+  if (seed_radius_read_ <= 0 || members_.empty()) return true;
   bool alone = false;
   {
     ReaderMutexLock lock(&c_.mu_);
-    if (c_.generation_ != generation_) return false;  // an install: p is gone
+    if (c_.generation_ != generation_read_) return false;  // an install: p is gone
     RETURN_IF_ERROR(base_->NearestHeads(old_head_.data(), 2, &c_.heads_overlay_, &hits_));
     for (const HeadHit& hit : hits_) {
       if (hit.second == p_) continue;
-      alone = kernels::EuclideanOf(c_.config_.metric, hit.first) > seed_radius_;
+      alone = kernels::EuclideanOf(c_.config_.metric, hit.first) > seed_radius_read_;
       break;
     }
   }
@@ -410,14 +410,15 @@ absl::StatusOr<bool> CollectionImpl::MaintenanceStep::MergeCanGo() {
 // each one's radius comes down to what its other primaries measure.
 bool CollectionImpl::MaintenanceStep::TakeOtherSeeds() {
   ReaderMutexLock lock(&c_.mu_);
-  if (c_.generation_ != generation_) return false;  // an install: p is gone
+  if (c_.generation_ != generation_read_) return false;  // an install: p is gone
   std::vector<uint32_t> more;
   {
     MutexLock pending_lock(&c_.pending_mu_);
     for (auto it = c_.pending_.begin(); it != c_.pending_.end() && more.size() < kSeedBatch;) {
       // (p itself, queued again by a write meanwhile, stays queued: its next step sees those.
       // So do postings another step works on.)
-      if (*it != p_ && !c_.in_step_.contains(*it) && c_.appended_radius_.Of(*it) > seed_radius_) {
+      if (*it != p_ && !c_.in_step_.contains(*it) &&
+          c_.appended_radius_.Of(*it) > seed_radius_read_) {
         more.push_back(*it);
         taken_too_.push_back(*it);
         c_.in_step_.insert(*it);
@@ -449,10 +450,10 @@ bool CollectionImpl::MaintenanceStep::TakeOtherSeeds() {
       const float d = kernels::EuclideanOf(c_.config_.metric,
                                            c_.dist_(c_.appended_.Row(id), hq, c_.config_.dim));
       const auto taken = version_at_.find(id);
-      if (d > seed_radius_ && taken == version_at_.end()) {
+      if (d > seed_radius_read_ && taken == version_at_.end()) {
         far_.push_back(id);
         Take(id);
-      } else if (d > seed_radius_ && taken->second == version) {
+      } else if (d > seed_radius_read_ && taken->second == version) {
         far_.push_back(id);
       } else {
         s.kept_radius = std::max(s.kept_radius, d);
@@ -503,7 +504,7 @@ absl::StatusOr<bool> CollectionImpl::MaintenanceStep::SplitAndFindNeighbours() {
     return false;  // fewer than two rows left: deleted meanwhile
   }
   ReaderMutexLock lock(&c_.mu_);
-  if (c_.generation_ != generation_) return false;  // an install: p is gone
+  if (c_.generation_ != generation_read_) return false;  // an install: p is gone
   RETURN_IF_ERROR(
       base_->NearestHeads(old_head_.data(), kSplitNeighbours + 1, &c_.heads_overlay_, &hits_));
   for (const HeadHit& hit : hits_) {
@@ -648,9 +649,9 @@ absl::Status CollectionImpl::MaintenanceStep::FindCandidates() {
 absl::StatusOr<bool> CollectionImpl::MaintenanceStep::WorkOut() {
   {
     ReaderMutexLock lock(&c_.mu_);
-    if (c_.generation_ != generation_) return false;  // an install: p is gone
+    if (c_.generation_ != generation_read_) return false;  // an install: p is gone
     next_.emplace(c_.heads_overlay_);
-    heads_version_ = c_.heads_version_;
+    heads_version_copied_ = c_.heads_version_;
   }
   if (kind_ != Kind::kSeed) next_->Retire(p_);
   if (kind_ == Kind::kSplit) {
@@ -747,7 +748,7 @@ absl::Status CollectionImpl::MaintenanceStep::CommitStep() {
 absl::Status CollectionImpl::MaintenanceStep::Plan(WriteBatch* batch) {
   const uint32_t coll = c_.config_.id;
   RETURN_IF_ERROR(c_.CheckNotDropped());
-  if (c_.generation_ != generation_) return absl::OkStatus();  // an install: p is gone
+  if (c_.generation_ != generation_read_) return absl::OkStatus();  // an install: p is gone
   if (c_.building_) {
     // A build began: nothing is committed, and p waits for the build (the install starts the
     // queue over; a failed build leaves p queued).
@@ -764,7 +765,7 @@ absl::Status CollectionImpl::MaintenanceStep::Plan(WriteBatch* batch) {
   // the heads as they are now (no other step retires p: it is this step's), and the
   // reassignments walked again over those that lost a head retired meanwhile or whose vector
   // another step moved meanwhile (a move keeps the version).
-  if (c_.heads_version_ != heads_version_) {
+  if (c_.heads_version_ != heads_version_copied_) {
     std::vector<std::vector<uint8_t>> head_rows;
     for (uint32_t h : new_heads_) {
       head_rows.emplace_back(next_->Row(h), next_->Row(h) + c_.row_bytes_);

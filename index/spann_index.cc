@@ -603,7 +603,15 @@ absl::Status SpannIndex::Build(const VectorSet& vectors, const std::string& dir,
   auto progress = [&](const char* phase, uint64_t done, uint64_t total) {
     if (options.progress) options.progress(phase, done, total);
   };
-  const auto cancelled = [&] { return options.cancelled && options.cancelled(); };
+  // Once true, true for the rest of the build (each loop's check after it relies on it), whatever
+  // the caller's function does next.
+  std::atomic<bool> cancel_seen{false};
+  const std::function<bool()> cancelled = [&] {
+    if (cancel_seen.load(std::memory_order_relaxed)) return true;
+    if (!options.cancelled || !options.cancelled()) return false;
+    cancel_seen.store(true, std::memory_order_relaxed);
+    return true;
+  };
   const auto stopped = [] { return absl::CancelledError("the build was cancelled"); };
   int threads = options.threads > 0 ? options.threads : omp_get_max_threads();
   const bool cosine = options.metric == Metric::kCosine;
@@ -640,7 +648,7 @@ absl::Status SpannIndex::Build(const VectorSet& vectors, const std::string& dir,
   copt.balance = options.balance;
   copt.seed = options.seed;
   copt.threads = threads;
-  copt.cancelled = options.cancelled;
+  copt.cancelled = cancelled;
   ASSIGN_OR_RETURN(ClusteringResult clusters, BalancedHierarchicalClustering(frows, n, copt));
   const uint64_t H = clusters.heads.size();
   stats.heads = H;
@@ -670,7 +678,8 @@ absl::Status SpannIndex::Build(const VectorSet& vectors, const std::string& dir,
   gopt.seed = options.seed;
   gopt.threads = threads;
   gopt.progress = [&](uint64_t done, uint64_t total) { progress("head graph", done, total); };
-  gopt.cancelled = options.cancelled;
+  gopt.cancelled = cancelled;
+  progress("head graph", 0, H);
   ASSIGN_OR_RETURN(auto graph,
                    internal::HeadGraph::Build(type, options.metric, d, head_rows.data(), H, gopt));
   head_rows = {};
@@ -686,6 +695,7 @@ absl::Status SpannIndex::Build(const VectorSet& vectors, const std::string& dir,
   std::vector<float> rep_dist(n * R);
   std::vector<uint8_t> rep_count(n);
   std::atomic<uint64_t> assigned{0};
+  progress("assigning", 0, n);
 #pragma omp parallel num_threads(threads)
   {
     internal::HeadSearchScratch scratch;
@@ -759,6 +769,7 @@ absl::Status SpannIndex::Build(const VectorSet& vectors, const std::string& dir,
                                                           Join(dir, kPostingTable), pparams));
   std::vector<uint8_t> buf;
   std::vector<float> scratch(d);
+  progress("writing", 0, H);
   for (uint64_t h = 0; h < H; ++h) {
     if (cancelled()) return stopped();
     auto first = items.begin() + static_cast<ptrdiff_t>(start[h]);
@@ -832,6 +843,11 @@ absl::Status SpannIndex::Build(const VectorSet& vectors, const std::string& dir,
     to.threads = threads;
     ASSIGN_OR_RETURN(SearchTuneResult tuned, TuneSearch(*built, vectors, options.ids, to));
     built.reset();
+    if (cancelled()) {
+      // (Its manifest goes: a cancelled index never opens.)
+      RETURN_IF_ERROR(env.RemoveFile(Join(dir, internal::kManifestName)));
+      return stopped();
+    }
     m.Set("search.max_postings", tuned.max_postings);
     m.Set("search.tuned_recall", absl::StrFormat("%.4f", tuned.recall));
     m.Set("search.tune_sample", tuned.sample);

@@ -65,9 +65,10 @@ struct SpannBuildOptions {
   // Called with (phase, done, total) as the build progresses; may be null.
   std::function<void(const char* phase, uint64_t done, uint64_t total)> progress;
   // Checked between pieces of work (a clustering node, a head inserted, a vector assigned, a
-  // posting written), on any of the build's threads; may be null. Once it returns true the build
-  // stops within about one piece per thread and returns Cancelled, leaving what it wrote for the
-  // caller to remove (as for any failure).
+  // posting written, and after tuning), on any of the build's threads; may be null. Once it
+  // returns true (the build takes it as true from then on) the build stops within about one piece
+  // per thread and returns Cancelled, with no manifest written: what it wrote never opens as an
+  // index, and is the caller's to remove (as for any failure).
   std::function<bool()> cancelled;
   // The default search budget (SearchParams::max_postings = 0) is tuned at the end of the build
   // to reach this recall@10 on a sample of the index's own vectors (index/search_tuner.h: ~0.95

@@ -1429,8 +1429,8 @@ class ServerImpl final : public Server {
     ASSIGN_OR_RETURN(s->catalog_, Catalog::Open(o.data_dir, collection_options, store_options));
     ASSIGN_OR_RETURN(s->keys_, TenantKeys::Open(s->catalog_->store()));
     // Keys of a collection no longer listed: its drop was committed, and the run stopped before
-    // it revoked them (DropCollection revokes after the drop, whose records' deletion can take
-    // seconds). They open nothing; they go now.
+    // it revoked them (DropCollection revokes them just after the drop's commit). They open
+    // nothing; they go now.
     {
       absl::flat_hash_set<std::string> uids;
       for (const auto& c : s->catalog_->List()) uids.insert(c->config().uid);

@@ -366,6 +366,15 @@ class CollectionImpl final : public Collection {
     }
     return absl::OkStatus();
   }
+  // Whether a build may go on: NotFound once dropped, Cancelled once StopBuilds was called.
+  absl::Status CheckBuildGoesOn() const {
+    RETURN_IF_ERROR(CheckNotDropped());
+    if (builds_stopped_.load()) {
+      return absl::CancelledError(absl::StrCat("the build of collection '", config_.name,
+                                               "' was stopped (the server is stopping)"));
+    }
+    return absl::OkStatus();
+  }
   // Posting form: the stored bytes, normalised for cosine.
   void ToPostingForm(const uint8_t* raw, uint8_t* out) const {
     std::memcpy(out, raw, row_bytes_);

@@ -29,8 +29,8 @@ struct HeadGraphOptions {
   uint64_t seed = 7;
   int threads = 0;  // 0 = all cores
   std::function<void(uint64_t done, uint64_t total)> progress;
-  // Checked before each insertion, on any thread (may be null): once true, Build stops and
-  // returns Cancelled.
+  // Checked before each insertion, on any thread (may be null): once true (it must stay true),
+  // Build stops and returns Cancelled.
   std::function<bool()> cancelled;
 };
 

@@ -11,6 +11,7 @@
 #include <random>
 #include <thread>
 
+#include "absl/strings/str_cat.h"
 #include "gtest/gtest.h"
 #include "index/brute_force.h"
 #include "storage/fault_injection.h"
@@ -414,55 +415,61 @@ TEST(SpannIndex, ATinyIndexBuildsAndReopens) {
   EXPECT_EQ(out[0].distance, 0.0f);
 }
 
-// A build cancelled at any check - in the clustering, the head graph, the assignment, the
-// postings' writing, before tuning - returns Cancelled (never a half-built index that opens); the
-// phase it was in is the last it reports.
+// A build cancelled at any check - in the clustering (its first node included), the head graph,
+// the assignment, the postings' writing, after tuning - returns Cancelled from that phase (no
+// later phase begins) and never leaves an index that opens.
 TEST(SpannIndex, ACancelledBuildStopsInEveryPhase) {
   TempDir dir;
   const VectorSet base = Make(SyntheticKind::kSiftLike, 6000, 1).base;
-  // Checks a whole build makes, by phase.
-  std::map<std::string, uint64_t> checks_in;
-  uint64_t total = 0;
+  // The phase of each check a whole build makes (each phase reports its start).
+  std::vector<std::string> check_phase;
   {
     std::string phase = "start";
     SpannBuildOptions o;
     o.threads = 1;
     o.progress = [&](const char* p, uint64_t, uint64_t) { phase = p; };
     o.cancelled = [&] {
-      ++checks_in[phase];
-      ++total;
+      check_phase.push_back(phase);
       return false;
     };
     ASSERT_TRUE(SpannIndex::Build(base, dir.path() + "/whole", o).ok());
   }
-  for (const char* phase : {"clustering", "head graph", "assigning", "writing"}) {
-    EXPECT_GT(checks_in[phase], 0u) << phase;
+  std::map<std::string, std::pair<uint64_t, uint64_t>> span;  // phase: first check, count
+  for (uint64_t i = 0; i < check_phase.size(); ++i) {
+    auto [it, fresh] = span.try_emplace(check_phase[i], i, 0);
+    ++it->second.second;
+  }
+  const std::map<std::string, std::string> message = {
+      {"clustering", "the clustering was cancelled"},
+      {"head graph", "the head graph's build was cancelled"},
+      {"assigning", "the build was cancelled"},
+      {"writing", "the build was cancelled"},
+      {"tuning search", "the build was cancelled"}};
+  std::vector<uint64_t> cuts = {0, 1, check_phase.size() - 1};
+  for (const auto& [phase, first_count] : message) {
+    ASSERT_TRUE(span.contains(phase)) << phase;
+    cuts.push_back(span[phase].first + span[phase].second / 2);
   }
   int case_no = 0;
-  for (const uint64_t at :
-       {uint64_t{0}, checks_in["clustering"] / 2,
-        checks_in["clustering"] + checks_in["head graph"] / 2, total / 2, total - 2, total - 1}) {
-    SCOPED_TRACE(at);
+  for (const uint64_t at : cuts) {
+    const std::string want = check_phase[at];
+    SCOPED_TRACE(absl::StrCat("check ", at, " of ", check_phase.size(), ", in ", want));
     std::atomic<uint64_t> seen{0};
     std::mutex mu;
-    std::string phase = "start", phase_at_cancel;
+    std::string phase = "start";
     SpannBuildOptions o;
     o.threads = 2;
     o.progress = [&](const char* p, uint64_t, uint64_t) {
       std::lock_guard<std::mutex> lock(mu);
       phase = p;
     };
-    o.cancelled = [&] {
-      if (seen.fetch_add(1) < at) return false;
-      std::lock_guard<std::mutex> lock(mu);
-      if (phase_at_cancel.empty()) phase_at_cancel = phase;
-      return true;
-    };
+    // True once, at check `at` (the build must take it as true from then on).
+    o.cancelled = [&] { return seen.fetch_add(1) == at; };
     const std::string path = dir.path() + "/cut" + std::to_string(case_no++);
     const absl::Status s = SpannIndex::Build(base, path, o);
     EXPECT_TRUE(absl::IsCancelled(s)) << s;
-    // No phase began after the cancel (the loops skip their remaining pieces).
-    EXPECT_EQ(phase, phase_at_cancel);
+    EXPECT_EQ(s.message(), message.at(want));
+    EXPECT_EQ(phase, want) << "a later phase began";
     EXPECT_FALSE(SpannIndex::Open(path).ok());
   }
 }
