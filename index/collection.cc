@@ -1264,26 +1264,28 @@ absl::Status CollectionImpl::BuildIndex(
   size_t next = 0;
   std::vector<uint64_t> refused;  // the first few internal ids left out (external in the log)
   uint64_t refused_count = 0;
-  absl::Status scan = store_->Scan(Cf::kVectors, CollPrefix(config_.id), [&](auto key, auto value) {
-    RETURN_IF_ERROR(CheckBuildGoesOn());  // (two atomic loads a row)
-    VectorId id = ReadU32(key, 4);
-    while (next < ids.size() && ids[next] < id) ++next;
-    if (next < ids.size() && ids[next] == id && value.size() == row_bytes_) {
-      // Rows stored before index/vector_rules.h refused them (a zero vector under cosine, a
-      // norm whose distances overflow) stay stored but are left out of the index.
-      if (!CheckVectorValues(config_.type, config_.metric, config_.dim,
-                             reinterpret_cast<const uint8_t*>(value.data()))
-               .ok()) {
-        if (refused.size() < 10) refused.push_back(id);
-        ++refused_count;
+  // (A sweep: a pass over every vector must not evict what searches keep in the block cache.)
+  absl::Status scan =
+      store_->Sweep(Cf::kVectors, CollPrefix(config_.id), [&](auto key, auto value) {
+        RETURN_IF_ERROR(CheckBuildGoesOn());  // (two atomic loads a row)
+        VectorId id = ReadU32(key, 4);
+        while (next < ids.size() && ids[next] < id) ++next;
+        if (next < ids.size() && ids[next] == id && value.size() == row_bytes_) {
+          // Rows stored before index/vector_rules.h refused them (a zero vector under cosine, a
+          // norm whose distances overflow) stay stored but are left out of the index.
+          if (!CheckVectorValues(config_.type, config_.metric, config_.dim,
+                                 reinterpret_cast<const uint8_t*>(value.data()))
+                   .ok()) {
+            if (refused.size() < 10) refused.push_back(id);
+            ++refused_count;
+            return absl::OkStatus();
+          }
+          set.data.insert(set.data.end(), value.begin(), value.end());
+          kept_ids.push_back(id);
+          kept_versions.push_back(versions[next]);
+        }
         return absl::OkStatus();
-      }
-      set.data.insert(set.data.end(), value.begin(), value.end());
-      kept_ids.push_back(id);
-      kept_versions.push_back(versions[next]);
-    }
-    return absl::OkStatus();
-  });
+      });
   if (!scan.ok()) return fail(scan);
   report("reading vectors", ids.size(), ids.size());
   if (refused_count > 0) {

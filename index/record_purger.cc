@@ -135,7 +135,7 @@ absl::Status RecordPurger::Purge(uint32_t id) {
   for (const auto& family_prefix : RecordPrefixes(id)) {
     const Cf cf = family_prefix.first;  // (no structured binding: lambdas capture it)
     RETURN_IF_ERROR(
-        store_->Scan(cf, family_prefix.second, [&](absl::string_view key, absl::string_view) {
+        store_->Sweep(cf, family_prefix.second, [&](absl::string_view key, absl::string_view) {
           batch.Delete(cf, key);
           ++deleted;
           return batch.count() >= kPurgeBatchKeys ? write() : absl::OkStatus();

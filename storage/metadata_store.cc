@@ -203,7 +203,26 @@ class MetadataStoreImpl final : public MetadataStore {
   absl::Status Scan(
       Cf cf, absl::string_view prefix,
       absl::FunctionRef<absl::Status(absl::string_view, absl::string_view)> visit) const override {
+    return ScanWith(cf, prefix, visit, /*fill_cache=*/true);
+  }
+  absl::Status Sweep(
+      Cf cf, absl::string_view prefix,
+      absl::FunctionRef<absl::Status(absl::string_view, absl::string_view)> visit) const override {
+    return ScanWith(cf, prefix, visit, /*fill_cache=*/false);
+  }
+  uint64_t BlockCacheUsage() const override {
+    uint64_t bytes = 0;  // (one cache for every family)
+    if (!db_->GetIntProperty(handle(Cf::kPayloads), rocksdb::DB::Properties::kBlockCacheUsage,
+                             &bytes)) {
+      return 0;
+    }
+    return bytes;
+  }
+  absl::Status ScanWith(Cf cf, absl::string_view prefix,
+                        absl::FunctionRef<absl::Status(absl::string_view, absl::string_view)> visit,
+                        bool fill_cache) const {
     rocksdb::ReadOptions ro;
+    ro.fill_cache = fill_cache;
     std::string end = PrefixEnd(prefix);
     rocksdb::Slice upper(end);
     if (!end.empty()) ro.iterate_upper_bound = &upper;

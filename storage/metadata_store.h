@@ -149,6 +149,15 @@ class MetadataStore {
       Cf cf, absl::string_view prefix,
       absl::FunctionRef<absl::Status(absl::string_view key, absl::string_view value)> visit)
       const = 0;
+  // As Scan, for a one-off pass over many records (a dropped collection's purge, a build's read of
+  // every vector): the blocks it reads stay out of the block cache, so the pass does not evict
+  // what searches keep there.
+  [[nodiscard]] virtual absl::Status Sweep(
+      Cf cf, absl::string_view prefix,
+      absl::FunctionRef<absl::Status(absl::string_view key, absl::string_view value)> visit)
+      const = 0;
+  // Bytes the block cache holds now (tests, metrics).
+  [[nodiscard]] virtual uint64_t BlockCacheUsage() const = 0;
   // Scan of each of `prefixes` (distinct, none a prefix of another) in turn, at `at` (as Get's):
   // visit(i, key, value) for every key with prefixes[i]. No block past a prefix's keys is read.
   [[nodiscard]] virtual absl::Status ScanEach(

@@ -67,6 +67,12 @@ class CountingStore final : public MetadataStore {
       return visit(key, value);
     });
   }
+  absl::Status Sweep(
+      Cf cf, absl::string_view prefix,
+      absl::FunctionRef<absl::Status(absl::string_view, absl::string_view)> visit) const override {
+    return store_->Sweep(cf, prefix, visit);
+  }
+  uint64_t BlockCacheUsage() const override { return store_->BlockCacheUsage(); }
   absl::Status ScanEach(
       Cf cf, absl::Span<const std::string> prefixes,
       absl::FunctionRef<absl::Status(size_t, absl::string_view, absl::string_view)> visit,

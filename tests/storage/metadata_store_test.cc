@@ -66,6 +66,44 @@ TEST(MetadataStore, MultiGetAnswersInOrderWithNotFoundForAbsentKeys) {
   EXPECT_TRUE((*store)->MultiGet(Cf::kVectors, {}).empty());
 }
 
+// A sweep visits what a scan visits, and leaves the block cache as it was; a scan fills it.
+TEST(MetadataStore, ASweepLeavesTheBlockCacheAsItWas) {
+  TempDir tmp;
+  const std::string path = tmp.File("meta");
+  {
+    auto store = *MetadataStore::Open(path);
+    for (int b = 0; b < 8; ++b) {
+      WriteBatch batch;
+      for (int i = 0; i < 1000; ++i) {
+        batch.Put(Cf::kVectors, absl::StrCat("p", b * 1000 + i + 100000), std::string(1000, 'v'));
+      }
+      ASSERT_TRUE(store->Write(&batch, /*sync=*/false).ok());
+    }
+    ASSERT_TRUE(store->Flush().ok());  // (reads come from table files, through the cache)
+  }
+  auto store = *MetadataStore::Open(path);
+  const uint64_t before = store->BlockCacheUsage();
+  int swept = 0, scanned = 0;
+  ASSERT_TRUE(store
+                  ->Sweep(Cf::kVectors, "p",
+                          [&](absl::string_view, absl::string_view v) {
+                            swept += v.size() == 1000;
+                            return absl::OkStatus();
+                          })
+                  .ok());
+  EXPECT_EQ(swept, 8000);
+  EXPECT_LT(store->BlockCacheUsage(), before + (64 << 10)) << "8 MB swept into the cache";
+  ASSERT_TRUE(store
+                  ->Scan(Cf::kVectors, "p",
+                         [&](absl::string_view, absl::string_view v) {
+                           scanned += v.size() == 1000;
+                           return absl::OkStatus();
+                         })
+                  .ok());
+  EXPECT_EQ(scanned, 8000);
+  EXPECT_GT(store->BlockCacheUsage(), before + (4 << 20));
+}
+
 TEST(WalScan, CountsTheBatchesBeyondTheFirstDamagedRecord) {
   TempDir dir;
   WriteBatches(dir.File("db"), 200);
