@@ -14,27 +14,16 @@
 #include "storage/status_macros.h"
 
 namespace strata::collection_internal {
-namespace {
-// A vector is far from every head past this many times the built heads' median spacing. Measured
-// on 200K SIFT-like vectors (bench/RESULTS.md, "Seeding"): a new vector of the build's own
-// distribution lies 1.04x the median spacing from its nearest head at the median, 1.34x at the
-// 99th percentile and 1.48x at the 99.9th; one of the drifted distribution 1.36x at the 10th
-// percentile and 1.56x at the median.
-constexpr float kSeedSpacings = 1.5f;
-// Heads sampled to measure the spacing.
-constexpr uint32_t kSpacingSample = 1000;
-}  // namespace
-
 float CollectionImpl::SeedRadiusOf(const SpannIndex& index) const {
   if (!options_.seed_far_vectors) return 0;
-  absl::StatusOr<float> spacing = internal::MedianHeadSpacing(index, kSpacingSample);
+  absl::StatusOr<float> spacing = internal::MedianHeadSpacing(index, internal::kSpacingSample);
   if (!spacing.ok()) {
     // A measurement, not the index: the collection goes on without seeding.
     Log(LogLevel::kWarning, "collection '%s': measuring its heads' spacing: %s (no seeding)",
         config_.name, spacing.status().message());
     return 0;
   }
-  return kSeedSpacings * *spacing;
+  return internal::kFarSpacings * *spacing;
 }
 
 void CollectionImpl::NotePostings(absl::Span<const uint32_t> postings, bool shrunk) {

@@ -18,6 +18,7 @@
 #include "index/clustering.h"
 #include "index/internal/head_graph.h"
 #include "index/internal/head_overlay.h"
+#include "index/internal/head_spacing.h"
 #include "index/internal/manifest.h"
 #include "index/kernels/distance.h"
 #include "index/search_tuner.h"
@@ -650,7 +651,7 @@ absl::Status SpannIndex::Build(const VectorSet& vectors, const std::string& dir,
   copt.threads = threads;
   copt.cancelled = cancelled;
   ASSIGN_OR_RETURN(ClusteringResult clusters, BalancedHierarchicalClustering(frows, n, copt));
-  const uint64_t H = clusters.heads.size();
+  uint64_t H = clusters.heads.size();  // (grows by the outliers' heads, step 3b)
   stats.heads = H;
   stats.seconds_clustering = SecondsSince(t);
   progress("clustering", 1, 1);
@@ -683,9 +684,22 @@ absl::Status SpannIndex::Build(const VectorSet& vectors, const std::string& dir,
   ASSIGN_OR_RETURN(auto graph,
                    internal::HeadGraph::Build(type, options.metric, d, head_rows.data(), H, gopt));
   head_rows = {};
+  // Outliers: far from every other head past kOutlierSpacings times the heads' median spacing
+  // (none under inner product: no distance to bound with). Heads no walk reaches are measured by
+  // every walk (FindIsolated); vectors get heads of their own (3b).
+  const float outlier_radius =
+      internal::kOutlierSpacings *
+      internal::MedianHeadSpacing(*graph, options.metric, internal::kSpacingSample);
+  const auto outlying = [&](float distance) {
+    return outlier_radius > 0 && kernels::EuclideanOf(options.metric, distance) > outlier_radius;
+  };
+  graph->FindIsolated(threads, cancelled, outlying);
+  if (cancelled()) return stopped();
   stats.seconds_head_index = SecondsSince(t);
-  Log(LogLevel::kInfo, "build: head graph (HNSW M=%d) in %.1f s, %.1f MiB", gopt.m,
-      stats.seconds_head_index, graph->MemoryBytes() / 1048576.0);
+  Log(LogLevel::kInfo,
+      "build: head graph (HNSW M=%d) in %.1f s, %.1f MiB; %d heads no walk reaches, measured by "
+      "every walk",
+      gopt.m, stats.seconds_head_index, graph->MemoryBytes() / 1048576.0, graph->isolated());
 
   // 3. Replicas: nearest heads of every vector, then the RNG rule.
   t = Clock::now();
@@ -730,6 +744,60 @@ absl::Status SpannIndex::Build(const VectorSet& vectors, const std::string& dir,
   for (uint64_t i = 0; i < n; ++i) {
     if (rep_count[i] == 0) {
       return absl::InternalError(absl::StrCat("vector ", i, " found no head"));
+    }
+  }
+
+  // 3b. Outliers. A vector far out from every head (past kOutlierSpacings times the heads' median
+  // spacing) lies where every head is about as far as every other: walks stop among equals, and
+  // its query need not meet the posting its own walk chose (a stranger's exact-match query for
+  // such a vector missed it at the default budget). It gets a head of its own - or joins one an
+  // earlier outlier got, within the same distance - which every walk measures directly
+  // (HeadGraph::AppendIsolated). At most max(16, 0.1% of the heads): each costs every walk a
+  // distance (~2 us a walk for 100 heads of 128 bytes, against ~30 us for the walk).
+  {
+    std::vector<uint8_t> outlier_rows;  // (the graph's form)
+    uint64_t outliers = 0, joined = 0, left = 0;
+    const uint64_t most = std::max<uint64_t>(16, H / 1000);
+    std::vector<float> scratch(d);
+    for (uint64_t i = 0; i < n && outlier_radius > 0; ++i) {
+      if (!outlying(rep_dist[i * R])) continue;
+      const uint8_t* row = row_of(i, scratch.data());
+      float nearest = std::numeric_limits<float>::infinity();
+      uint64_t at = 0;
+      for (uint64_t j = 0; j < outliers; ++j) {
+        const float dj = graph->Compare(row, &outlier_rows[j * row_bytes]);
+        if (dj < nearest) {
+          nearest = dj;
+          at = j;
+        }
+      }
+      if (outliers > 0 && !outlying(nearest)) {
+        ++joined;
+      } else if (outliers < most) {
+        outlier_rows.insert(outlier_rows.end(), row, row + row_bytes);
+        nearest = graph->Compare(row, row);
+        at = outliers++;
+      } else {
+        ++left;  // (stays where its walk put it)
+        continue;
+      }
+      rep_head[i * R] = static_cast<uint32_t>(H + at);
+      rep_dist[i * R] = nearest;
+      rep_count[i] = 1;
+    }
+    if (outliers > 0) {
+      graph->AppendIsolated(outlier_rows.data(), outliers);
+      H += outliers;
+      stats.heads = H;
+      stats.outlier_heads = outliers;
+    }
+    if (outliers + left > 0) {
+      Log(LogLevel::kInfo,
+          "build: %d outliers (past %.1f, %.1fx the heads' median spacing) got %d heads of their "
+          "own%s",
+          outliers + joined + left, outlier_radius, internal::kOutlierSpacings, outliers,
+          left > 0 ? absl::StrCat("; ", left, " past the most such heads stay in walked postings")
+                   : std::string());
     }
   }
 

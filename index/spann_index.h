@@ -88,6 +88,7 @@ struct SpannBuildStats {
   uint64_t entries = 0;              // posting entries written (vectors * average replicas)
   uint64_t truncated_replicas = 0;   // replicas dropped by the posting length cap
   uint64_t over_limit_postings = 0;  // postings whose primaries alone exceed the cap
+  uint64_t outlier_heads = 0;        // heads of their own for outliers (among `heads`)
   uint32_t max_posting_entries = 0;
   uint64_t posting_file_bytes = 0;
   double seconds_clustering = 0, seconds_head_index = 0, seconds_assign = 0, seconds_write = 0;

@@ -25,6 +25,9 @@ constexpr uint32_t kNoUpper = ~0u;
 // The longest link list a walk meets: a bottom-level node's 2m links, m at most 256 (Build and
 // Load refuse more); an extension's lists are shorter.
 constexpr uint32_t kMaxWalkLinks = 512;
+// The beam a node's own row is walked with to tell whether walks reach it: the narrowest a search
+// uses (SpannIndex's ef is at least 64).
+constexpr uint32_t kIsolationBeam = 64;
 
 struct FileHeader {
   char magic[8];
@@ -36,7 +39,7 @@ struct FileHeader {
   uint32_t m;
   uint32_t entry;
   int32_t max_level;
-  uint32_t reserved;
+  uint32_t isolated;  // ids stored after the upper levels (0 in files from before the list)
   uint64_t upper_size;
 };
 static_assert(sizeof(FileHeader) == 56);
@@ -85,7 +88,7 @@ uint32_t* HeadGraph::MutableLinks(uint32_t node, int level) {
 
 uint64_t HeadGraph::MemoryBytes() const {
   return vectors_.size() + levels_.size() + level0_.size() * 4 + upper_offset_.size() * 4 +
-         upper_.size() * 4;
+         upper_.size() * 4 + isolated_.size() * 4;
 }
 
 // A (distance, node) pair as one integer whose order is the pair's: the distance's bits mapped
@@ -269,9 +272,64 @@ void HeadGraph::Walk(const void* query, uint32_t ef, const GraphExtension* joine
       visit(joined->joined_links(node));
     }
   }
+  // The nodes walks do not reach (FindIsolated), each measured (the walk above may have met some).
+  for (const uint32_t node : isolated_) {
+    if (s->visited[node] == s->stamp || !serving(node)) continue;
+    const uint64_t hit = PackHit(dist_(query, row(node), d_), node);
+    if (res.size() < ef || HitKey(hit) < HitKey(res.front())) {
+      res.push_back(hit);
+      std::push_heap(res.begin(), res.end());
+      if (res.size() > ef) {
+        std::pop_heap(res.begin(), res.end());
+        res.pop_back();
+      }
+    }
+  }
   std::sort(res.begin(), res.end());
   out->resize(res.size());
   for (size_t i = 0; i < res.size(); ++i) (*out)[i] = {HitDistance(res[i]), HitNode(res[i])};
+}
+
+void HeadGraph::AppendIsolated(const uint8_t* rows, size_t count) {
+  for (size_t i = 0; i < count; ++i) {
+    vectors_.insert(vectors_.end(), rows + i * row_bytes_, rows + (i + 1) * row_bytes_);
+    levels_.push_back(0);
+    upper_offset_.push_back(kNoUpper);
+    level0_.insert(level0_.end(), 1 + 2 * size_t{m_}, 0);  // (an empty list)
+    isolated_.push_back(static_cast<uint32_t>(n_++));
+  }
+}
+
+void HeadGraph::FindIsolated(int threads, const std::function<bool()>& cancelled,
+                             const std::function<bool(float)>& far) {
+  std::vector<uint8_t> alone(n_, 0);
+#pragma omp parallel num_threads(threads)
+  {
+    HeadSearchScratch scratch;
+    std::vector<Pair> hits;
+#pragma omp for schedule(dynamic, 256)
+    for (uint64_t i = 0; i < n_; ++i) {
+      const auto node = static_cast<uint32_t>(i);
+      const uint8_t* row = vector(node);
+      // Near another node (as near as its links or its walk found one): an ordinary node, which a
+      // walk misses now and then like any other. Measuring those in every walk would cost every
+      // walk a distance per miss (~0.4% of 100K heads of 1M SIFT-like vectors, built on two
+      // threads).
+      const uint32_t* l = Links(node, 0);
+      float nearest = std::numeric_limits<float>::infinity();
+      for (uint32_t j = 1; j <= l[0]; ++j) nearest = std::min(nearest, Distance(row, l[j]));
+      if (!far(nearest) || (cancelled && cancelled())) continue;  // (a walk each from here)
+      Walk(row, kIsolationBeam, nullptr, &scratch, &hits);
+      // Reached: the walk returns it, or a node as near its row as it is (a duplicate row).
+      if (!hits.empty() && hits[0].first <= Distance(row, node)) continue;
+      if (!hits.empty() && !far(hits[0].first)) continue;  // (the walk found a near one)
+      alone[i] = 1;
+    }
+  }
+  isolated_.clear();
+  for (uint32_t i = 0; i < n_; ++i) {
+    if (alone[i]) isolated_.push_back(i);
+  }
 }
 
 absl::StatusOr<std::unique_ptr<HeadGraph>> HeadGraph::Build(ElementType type, Metric metric,
@@ -408,6 +466,7 @@ absl::Status HeadGraph::Save(Env& env, const std::string& path) const {
   h.m = m_;
   h.entry = entry_;
   h.max_level = max_level_;
+  h.isolated = static_cast<uint32_t>(isolated_.size());
   h.upper_size = upper_.size();
   std::vector<char> buf;
   auto put = [&buf](const void* p, size_t bytes) {
@@ -419,6 +478,7 @@ absl::Status HeadGraph::Save(Env& env, const std::string& path) const {
   put(level0_.data(), level0_.size() * 4);
   put(upper_offset_.data(), upper_offset_.size() * 4);
   put(upper_.data(), upper_.size() * 4);
+  put(isolated_.data(), isolated_.size() * 4);
   uint32_t crc = crc32c::Value(buf.data(), buf.size());
   put(&crc, 4);
   return WriteFileAtomic(env, path, buf);
@@ -449,7 +509,7 @@ absl::StatusOr<std::unique_ptr<HeadGraph>> HeadGraph::Load(const std::string& pa
   }
   auto g = std::unique_ptr<HeadGraph>(new HeadGraph(type, metric, d, h.n, static_cast<int>(h.m)));
   const uint64_t need = sizeof h + h.n * g->row_bytes_ + h.n + h.n * (1 + 2 * h.m) * 4 + h.n * 4 +
-                        h.upper_size * 4 + 4;
+                        h.upper_size * 4 + uint64_t{h.isolated} * 4 + 4;
   if (data.size() != need) {
     return absl::DataLossError(absl::StrCat(path, ": size ", data.size(), ", expected ", need));
   }
@@ -465,6 +525,10 @@ absl::StatusOr<std::unique_ptr<HeadGraph>> HeadGraph::Load(const std::string& pa
   take(&g->level0_, h.n * (1 + 2 * h.m));
   take(&g->upper_offset_, h.n);
   take(&g->upper_, h.upper_size);
+  take(&g->isolated_, h.isolated);
+  for (uint32_t node : g->isolated_) {
+    if (node >= h.n) return absl::DataLossError(absl::StrCat(path, ": bad isolated node"));
+  }
   g->entry_ = h.entry;
   g->max_level_ = h.max_level;
   // Structural checks, so a crafted file cannot send a search out of bounds.

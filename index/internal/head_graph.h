@@ -78,6 +78,21 @@ class HeadGraph final {
   [[nodiscard]] static absl::StatusOr<std::unique_ptr<HeadGraph>> Load(const std::string& path,
                                                                        ElementType type,
                                                                        Metric metric, uint32_t d);
+  // Adds `count` rows (the graph's form) as nodes numbered from size() up, with no links, which
+  // every walk measures directly (as isolated() ones): the build's heads for outliers, far from
+  // every other head (kOutlierSpacings in head_spacing.h), few. Not thread-safe (before any walk).
+  void AppendIsolated(const uint8_t* rows, size_t count);
+  // Lists as isolated() the nodes `far` from every other (far(distance to the nearest one found):
+  // an outlier) which a walk for their own row (beam 64) does not return; every walk measures
+  // them directly from then on. HNSW's neighbour selection can leave an outlier no walk reaches:
+  // its neighbours' lists keep nearer nodes, and a query far from every node meets a flat
+  // landscape where the greedy walk stops among equals. Then no query found its posting, and no
+  // vector - the outlier itself included - was assigned to it (a stranger's exact-match query
+  // for an outlier, uint8 all 97s among 20K SIFT-like vectors, missed it at the default budget).
+  // Walks `threads` at once, one per far node; stops early once `cancelled` (may be null) is
+  // true. Not thread-safe (before any walk).
+  void FindIsolated(int threads, const std::function<bool()>& cancelled,
+                    const std::function<bool(float distance)>& far);
   // Writes the graph atomically, with a crc32c over the whole file.
   [[nodiscard]] absl::Status Save(Env& env, const std::string& path) const;
 
@@ -89,7 +104,8 @@ class HeadGraph final {
   // The `ef` nearest serving nodes to `query` a walk over this graph joined with `joined` (null:
   // none) finds, nearest first: built nodes and joined ones (numbered from size() up) alike. Dead
   // nodes are walked through but take no place in the beam (hnswlib's way with deleted ones), so
-  // a region crowded with them costs a longer walk, not a shorter answer.
+  // a region crowded with them costs a longer walk, not a shorter answer. The nodes no walk
+  // reaches by links (isolated()) are measured by every walk.
   // Thread-safe with distinct scratch (and `joined` not changing meanwhile).
   void Walk(const void* query, uint32_t ef, const GraphExtension* joined,
             HeadSearchScratch* scratch, std::vector<std::pair<float, uint32_t>>* out) const;
@@ -106,6 +122,8 @@ class HeadGraph final {
   }
   // Bytes held: vectors, links, level table.
   [[nodiscard]] uint64_t MemoryBytes() const;
+  // Nodes walks do not reach by their links, which every walk measures directly.
+  [[nodiscard]] size_t isolated() const { return isolated_.size(); }
 
  private:
   HeadGraph(ElementType type, Metric metric, uint32_t d, uint64_t n, int m);
@@ -128,6 +146,7 @@ class HeadGraph final {
   std::vector<uint32_t> level0_;        // n * (1 + 2m)
   std::vector<uint32_t> upper_offset_;  // per node: offset into upper_ (levels 1..top), or ~0u
   std::vector<uint32_t> upper_;         // per upper level: [count, m ids]
+  std::vector<uint32_t> isolated_;      // nodes walks do not reach (FindIsolated), ascending
   uint32_t entry_ = 0;
   int max_level_ = 0;
 };

@@ -7,6 +7,7 @@
 #include <gtest/gtest.h>
 
 #include <algorithm>
+#include <cmath>
 #include <cstring>
 #include <map>
 #include <memory>
@@ -16,6 +17,7 @@
 
 #include "index/internal/head_graph.h"
 #include "index/internal/head_overlay.h"
+#include "index/internal/head_spacing.h"
 #include "tools/synthetic.h"
 
 namespace strata::internal {
@@ -33,6 +35,44 @@ std::set<uint32_t> Ids(const Hits& h) {
   std::set<uint32_t> out;
   for (const auto& [d, id] : h) out.insert(id);
   return out;
+}
+
+// An outlier among the nodes - far from every other, where the greedy walk stops among equals -
+// is found by a walk for its own row: walks measure the nodes their links do not reach
+// (FindIsolated), and only those (an ordinary miss stays a miss: few nodes are measured). A
+// stranger's exact-match query for an outlier (uint8, all 97s, among SIFT-like rows) missed it:
+// it was a head no walk reached.
+TEST(HeadGraph, OutliersAreFoundByTheirOwnRows) {
+  for (const uint64_t seed : {1, 2, 3}) {
+    SCOPED_TRACE(seed);
+    VectorSet rows = Rows(0, 2000, seed);
+    for (const uint8_t value : {97, 0, 255}) {
+      rows.data.insert(rows.data.end(), rows.dim, value);
+      ++rows.n;
+    }
+    for (const int threads : {1, 2}) {
+      HeadGraphOptions options;
+      options.threads = threads;
+      auto g =
+          *HeadGraph::Build(rows.type, Metric::kL2, rows.dim, rows.data.data(), rows.n, options);
+      // As SpannIndex::Build finds them.
+      const float radius = kOutlierSpacings * MedianHeadSpacing(*g, Metric::kL2, kSpacingSample);
+      g->FindIsolated(threads, nullptr, [&](float d) { return std::sqrt(d) > radius; });
+      EXPECT_LE(g->isolated(), 3u);
+      HeadSearchScratch scratch;
+      Hits hits;
+      int found = 0;
+      for (uint32_t i = 0; i < rows.n; ++i) {
+        g->Search(rows.row(i), 1, 64, &scratch, &hits);
+        const bool self = !hits.empty() && hits[0].first == 0;
+        found += self;
+        if (i >= 2000) {
+          EXPECT_TRUE(self) << "outlier row " << i << ", threads " << threads;
+        }
+      }
+      EXPECT_GE(found, static_cast<int>(rows.n) * 99 / 100);
+    }
+  }
 }
 
 // The built heads' graph over `rows`.
