@@ -14,8 +14,10 @@
 #include "absl/strings/match.h"
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
+#include "base/host_port.h"
 #include "prometheus/text_serializer.h"
 #include "storage/log.h"
+#include "storage/status_macros.h"
 
 namespace strata {
 namespace {
@@ -47,17 +49,10 @@ std::string Response(int code, const char* reason, const std::string& type,
 
 absl::StatusOr<std::unique_ptr<MetricsHttpServer>> MetricsHttpServer::Start(
     const std::string& address, std::vector<std::shared_ptr<prometheus::Collectable>> sources) {
-  const size_t colon = address.rfind(':');
-  uint32_t port = 0;
-  if (colon == std::string::npos || !absl::SimpleAtoi(address.substr(colon + 1), &port) ||
-      port > 65535) {
-    return absl::InvalidArgumentError(
-        absl::StrCat("metrics address '", address, "' is not host:port"));
-  }
-  std::string host = address.substr(0, colon);
-  if (host.size() >= 2 && host.front() == '[' && host.back() == ']') {
-    host = host.substr(1, host.size() - 2);
-  }
+  ASSIGN_OR_RETURN(const HostPort parsed,
+                   ParseHostPort("metrics address", address, /*port_zero_ok=*/true));
+  const std::string& host = parsed.host;
+  const uint32_t port = parsed.port;
   addrinfo hints{};
   hints.ai_family = AF_UNSPEC;
   hints.ai_socktype = SOCK_STREAM;

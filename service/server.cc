@@ -18,6 +18,7 @@
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
+#include "base/host_port.h"
 #include "base/mutex.h"
 #include "gpu/embed_batcher.h"
 #include "gpu/encoder.h"
@@ -1401,7 +1402,9 @@ class ServerImpl final : public Server {
 
   static absl::StatusOr<std::unique_ptr<Server>> Start(const ServerOptions& o) {
     auto s = std::unique_ptr<ServerImpl>(new ServerImpl);
-    // Who may call, checked before anything opens.
+    // Where, checked before anything opens (gRPC would take a port past 65535 modulo 65536).
+    RETURN_IF_ERROR(ParseHostPort("--listen", o.listen, /*port_zero_ok=*/true).status());
+    // Who may call.
     if (!o.admin_key.empty()) {
       // Checked now, made once the tenant keys are read (below).
       RETURN_IF_ERROR(CheckApiKey(o.admin_key, "the admin key"));

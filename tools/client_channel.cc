@@ -6,8 +6,10 @@
 
 #include "absl/flags/flag.h"
 #include "absl/strings/ascii.h"
+#include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "base/api_key.h"
+#include "base/host_port.h"
 #include "grpcpp/create_channel.h"
 #include "grpcpp/security/credentials.h"
 #include "grpcpp/support/client_interceptor.h"
@@ -74,6 +76,11 @@ absl::StatusOr<std::string> ApiKey() {
 
 absl::StatusOr<std::shared_ptr<grpc::Channel>> MakeClientChannel(
     const std::string& address, const grpc::ChannelArguments& args) {
+  // A gRPC target with a scheme (unix:/path, dns:///host:port, ...) is gRPC's to check; a plain
+  // HOST:PORT is checked here (gRPC would take a port past 65535 modulo 65536).
+  if (absl::StrContains(address, "://") == false && !absl::StartsWith(address, "unix:")) {
+    RETURN_IF_ERROR(ParseHostPort("--server", address, /*port_zero_ok=*/false).status());
+  }
   std::shared_ptr<grpc::ChannelCredentials> creds = grpc::InsecureChannelCredentials();
   if (const std::string ca = absl::GetFlag(FLAGS_tls_ca_file);
       !ca.empty() || absl::GetFlag(FLAGS_tls)) {

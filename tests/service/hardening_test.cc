@@ -348,7 +348,38 @@ TEST(Hardening, ClearAnswersToOddRequests) {
   ASSERT_TRUE(
       Call(&pb::Strata::Stub::ListCollections, stub, pb::ListCollectionsRequest(), &listed).ok());
   EXPECT_EQ(listed.collections_size(), 2);
+  // A port past 65535 is refused, not taken modulo 65536 (where it reached this server's port,
+  // or another's): by the clients, and by the server.
+  const std::string port = server.address().substr(server.address().rfind(':') + 1);
+  const std::string wrapped = absl::StrCat("127.0.0.1:", std::stoul(port) + 65536);
+  for (const std::string& program : {std::string("strata-cli"), std::string("strata-load")}) {
+    const std::string log = tmp.File(program + ".port");
+    std::vector<std::string> argv = {Bin(program), "--server=" + wrapped};
+    if (program == "strata-cli") {
+      argv.push_back("list");
+    } else {
+      VectorSet one;
+      one.type = ElementType::kFloat32;
+      one.n = 1;
+      one.dim = 4;
+      one.data.assign(16, 0);
+      ASSERT_TRUE(WriteVectors(tmp.File("one.fbin"), one).ok());
+      argv.push_back("--input=" + tmp.File("one.fbin"));
+      argv.push_back("--collection=c");
+    }
+    EXPECT_NE(WaitExit(Spawn(argv, log)), 0) << program;
+    EXPECT_NE(ReadLog(log).find("is not HOST:PORT"), std::string::npos) << ReadLog(log);
+  }
   EXPECT_EQ(server.Stop(), 0);
+  {
+    const std::string log = tmp.File("server.port");
+    EXPECT_NE(WaitExit(Spawn({Bin("strata-server"), "--data_dir=" + tmp.File("other"),
+                              "--listen=127.0.0.1:70000", "--metrics_listen="},
+                             log)),
+              0);
+    EXPECT_NE(ReadLog(log).find("--listen '127.0.0.1:70000' is not HOST:PORT"), std::string::npos)
+        << ReadLog(log);
+  }
 
   // --help shows each program's own flags.
   const std::vector<std::pair<std::string, std::string>> programs = {
