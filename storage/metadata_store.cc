@@ -291,6 +291,16 @@ class MetadataStoreImpl final : public MetadataStore {
     }
   }
 
+  absl::Status CompactPrefix(Cf cf, absl::string_view prefix) override {
+    const std::string end = PrefixEnd(prefix);
+    const rocksdb::Slice begin(prefix.data(), prefix.size()), limit(end);
+    rocksdb::CompactRangeOptions options;
+    // (Files of the bottom level too: that is where a large collection's records lie.)
+    options.bottommost_level_compaction = rocksdb::BottommostLevelCompaction::kForceOptimized;
+    RETURN_IF_ROCKS(db_->CompactRange(options, handle(cf), &begin, end.empty() ? nullptr : &limit),
+                    "metadata compaction");
+    return absl::OkStatus();
+  }
   uint64_t ApproximateBytes(Cf cf, absl::string_view prefix) const override {
     std::string end = PrefixEnd(prefix);
     if (end.empty()) end = std::string(16, '\xff');

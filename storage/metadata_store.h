@@ -173,6 +173,10 @@ class MetadataStore {
   // (benchmarks: timings without the store's background work beside them). Internal when the
   // store's background work has failed, DeadlineExceeded after 30 minutes.
   [[nodiscard]] virtual absl::Status Settle() = 0;
+  // Compacts the keys under `prefix` (every level), so that the disk space of records deleted there
+  // is given back now rather than when RocksDB's own compactions get to them. Blocks until done;
+  // other calls go on meanwhile.
+  [[nodiscard]] virtual absl::Status CompactPrefix(Cf cf, absl::string_view prefix) = 0;
   // Approximate bytes on disk under `prefix`.
   [[nodiscard]] virtual uint64_t ApproximateBytes(Cf cf, absl::string_view prefix) const = 0;
   // What recovery found when the store was opened.

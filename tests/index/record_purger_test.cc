@@ -26,7 +26,7 @@ void WriteCollectionRecords(MetadataStore* store, uint32_t id, int per_family) {
     std::string row = coll;
     AppendU32(&row, static_cast<uint32_t>(i));
     for (Cf cf : {Cf::kVersions, Cf::kPayloads, Cf::kVectors, Cf::kPostings, Cf::kHeads}) {
-      batch.Put(cf, row, "v");
+      batch.Put(cf, row, std::string(64, 'v'));
     }
     batch.Put(Cf::kIdMap, "e" + row, "v");
     batch.Put(Cf::kIdMap, "i" + row, "v");
@@ -68,6 +68,11 @@ TEST(RecordPurger, DeletesEveryRecordOfTheCollectionAndNoOther) {
   WriteBatch keep;
   keep.Delete(Cf::kCollections, RecordPurger::PurgeKey(6));  // 6 is a listed collection
   ASSERT_TRUE(store->Write(&keep, true).ok());
+  ASSERT_TRUE(store->Flush().ok());  // (on disk, as a large collection's records are)
+  std::string coll5;
+  AppendU32(&coll5, 5);
+  const uint64_t before = store->ApproximateBytes(Cf::kVectors, coll5);
+  EXPECT_GT(before, 10000u);
   std::atomic<int> batches{0};
   {
     RecordPurger purger(store.get(), [&](uint32_t id) {
@@ -78,6 +83,8 @@ TEST(RecordPurger, DeletesEveryRecordOfTheCollectionAndNoOther) {
     purger.WaitIdle();
   }
   EXPECT_EQ(batches.load(), 3);  // 9,000 deletes and the purge record, 4,096 a batch
+  // Their disk space is given back (compacted), not left to RocksDB's own compactions.
+  EXPECT_LT(store->ApproximateBytes(Cf::kVectors, coll5), before / 10);
   const std::map<std::string, int> left = Census(*store);
   for (const auto& [what, n] : left) {
     EXPECT_EQ(what.find("/5"), std::string::npos) << what << ": " << n << " left";

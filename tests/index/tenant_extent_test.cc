@@ -73,6 +73,9 @@ class CountingStore final : public MetadataStore {
     return store_->Sweep(cf, prefix, visit);
   }
   uint64_t BlockCacheUsage() const override { return store_->BlockCacheUsage(); }
+  absl::Status CompactPrefix(Cf cf, absl::string_view prefix) override {
+    return store_->CompactPrefix(cf, prefix);
+  }
   absl::Status ScanEach(
       Cf cf, absl::Span<const std::string> prefixes,
       absl::FunctionRef<absl::Status(size_t, absl::string_view, absl::string_view)> visit,
