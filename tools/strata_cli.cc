@@ -292,6 +292,13 @@ int main(int argc, char** argv) {
     return 2;
   }
   const std::string cmd = args[1];
+  static constexpr absl::string_view kCommands[] = {
+      "health", "list",   "stats",  "create", "describe", "build", "repair",
+      "drop",   "count",  "search", "get",    "delete",   "embed", "ask",
+      "tune",   "tenant", "grant",  "revoke", "key"};
+  if (std::find(std::begin(kCommands), std::end(kCommands), cmd) == std::end(kCommands)) {
+    return Fail(absl::StrCat("unknown command '", cmd, "'; see --help"));
+  }
   if (std::optional<size_t> most = MaxWords(cmd, args); most && args.size() > 2 + *most) {
     return Fail(absl::StrCat("'", cmd, "' takes at most ", *most, " argument",
                              *most == 1 ? "" : "s", "; unexpected '", args[2 + *most],

@@ -135,16 +135,27 @@ absl::StatusOr<strata::PostingEncoding> PostingEncodingFlag(bool text_mode) {
   return *parsed;
 }
 
-// An existing collection keeps its encoding: an explicit --posting_encoding that differs is an
-// error rather than silently ignored.
-absl::Status CheckExistingEncoding(const std::string& collection, strata::PostingEncoding has) {
+// An existing collection keeps its metric and encoding: an explicit --metric or
+// --posting_encoding that differs (or names none) is an error rather than silently ignored.
+absl::Status CheckExistingCollection(const std::string& collection, strata::Metric metric,
+                                     strata::PostingEncoding encoding) {
+  if (const std::string m = absl::GetFlag(FLAGS_metric); !m.empty()) {
+    absl::StatusOr<strata::Metric> want = strata::ParseMetric(m);
+    if (!want.ok())
+      return absl::InvalidArgumentError(absl::StrCat("--metric: ", want.status().message()));
+    if (*want != metric) {
+      return absl::InvalidArgumentError(absl::StrCat(
+          "collection '", collection, "' exists with metric ", strata::MetricName(metric),
+          "; --metric=", m, " applies only to a new collection"));
+    }
+  }
   const std::string e = absl::GetFlag(FLAGS_posting_encoding);
   if (e.empty()) return absl::OkStatus();
   ASSIGN_OR_RETURN(strata::PostingEncoding want, PostingEncodingFlag(false));
-  if (want == has) return absl::OkStatus();
-  return absl::InvalidArgumentError(
-      absl::StrCat("collection '", collection, "' exists with ", strata::PostingEncodingName(has),
-                   " postings; --posting_encoding=", e, " applies only to a new collection"));
+  if (want == encoding) return absl::OkStatus();
+  return absl::InvalidArgumentError(absl::StrCat(
+      "collection '", collection, "' exists with ", strata::PostingEncodingName(encoding),
+      " postings; --posting_encoding=", e, " applies only to a new collection"));
 }
 
 // A row's tenants against the server's limit per point (index/collection.h), before anything is
@@ -429,8 +440,9 @@ std::string Checkpoint(const std::string& collection) {
   return c.empty() ? absl::StrCat(InputPath(), ".", collection, ".ckpt") : c;
 }
 
-// What a checkpoint is bound to: the input file (path, size, modification time) and the
-// collection (name and the uid the server gave it at creation). Rows count only for the same load.
+// What a checkpoint is bound to: the input file (path, size, modification time), the collection
+// (name and the uid the server gave it at creation) and the ids the rows get (--id_offset). Rows
+// count only for the same load.
 struct LoadIdentity {
   std::string input;
   uint64_t input_size = 0;
@@ -438,11 +450,13 @@ struct LoadIdentity {
   std::string collection;
   std::string collection_uid;
   uint64_t total = 0;
+  uint64_t id_offset = 0;
 
   std::string Serialize() const {
     return absl::StrCat("input=", input, "\ninput_size=", input_size,
                         "\ninput_mtime_ns=", input_mtime_ns, "\ncollection=", collection,
-                        "\ncollection_uid=", collection_uid, "\ntotal=", total, "\n");
+                        "\ncollection_uid=", collection_uid, "\ntotal=", total,
+                        "\nid_offset=", id_offset, "\n");
   }
 };
 
@@ -459,6 +473,7 @@ absl::StatusOr<LoadIdentity> IdentifyLoad(const std::string& collection, const s
   id.collection = collection;
   id.collection_uid = uid;
   id.total = total;
+  id.id_offset = absl::GetFlag(FLAGS_id_offset);
   return id;
 }
 
@@ -681,7 +696,9 @@ int RunOnline(Input& in, const std::string& collection) {
   }
   auto existing = strata::FromProto(info.index().posting_encoding());
   if (!existing.ok()) return Fail(std::string(existing.status().message()));
-  if (absl::Status e = CheckExistingEncoding(collection, *existing); !e.ok()) {
+  auto existing_metric = strata::FromProto(info.metric());
+  if (!existing_metric.ok()) return Fail(std::string(existing_metric.status().message()));
+  if (absl::Status e = CheckExistingCollection(collection, *existing_metric, *existing); !e.ok()) {
     return Fail(std::string(e.message()));
   }
   if (const auto want = absl::GetFlag(FLAGS_text_fields);
@@ -851,7 +868,8 @@ int RunOffline(const Input& in, const std::string& collection) {
   auto found = (*catalog)->Find(collection);
   if (found.ok()) {
     col = *found;
-    if (absl::Status e = CheckExistingEncoding(collection, col->config().posting_encoding);
+    if (absl::Status e = CheckExistingCollection(collection, col->config().metric,
+                                                 col->config().posting_encoding);
         !e.ok()) {
       return Fail(std::string(e.message()));
     }
@@ -926,6 +944,8 @@ int main(int argc, char** argv) {
   absl::ParseCommandLine(argc, argv);
   std::string collection = absl::GetFlag(FLAGS_collection);
   if (collection.empty()) return Fail("--collection is required (see --help)");
+  if (absl::GetFlag(FLAGS_batch) == 0) return Fail("--batch must be at least 1");
+  if (absl::GetFlag(FLAGS_embed_batch) == 0) return Fail("--embed_batch must be at least 1");
   std::string mode = absl::GetFlag(FLAGS_mode);
   if (mode != "online" && mode != "offline") {
     return Fail(absl::StrCat("--mode must be online or offline, not '", mode, "'"));

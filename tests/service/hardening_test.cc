@@ -344,6 +344,11 @@ TEST(Hardening, ClearAnswersToOddRequests) {
                            cli_log)),
             0);
   EXPECT_NE(ReadLog(cli_log).find("unexpected 'd'"), std::string::npos) << ReadLog(cli_log);
+  EXPECT_NE(
+      WaitExit(Spawn({Bin("strata-cli"), "--server=" + server.address(), "nosuchcmd"}, cli_log)),
+      0);
+  EXPECT_NE(ReadLog(cli_log).find("unknown command 'nosuchcmd'"), std::string::npos)
+      << ReadLog(cli_log);
   pb::ListCollectionsResponse listed;
   ASSERT_TRUE(
       Call(&pb::Strata::Stub::ListCollections, stub, pb::ListCollectionsRequest(), &listed).ok());
@@ -685,6 +690,32 @@ TEST(Hardening, AStrataLoadCheckpointOnlyResumesItsOwnLoad) {
       << ReadLog(tmp.File("load4.log"));
   ASSERT_TRUE(Call(&pb::Strata::Stub::Count, second.stub(), count, &n).ok());
   EXPECT_EQ(n.count(), 3100u);
+  // Other ids (--id_offset) are another load: its rows go in too (the checkpoint ignored). Before,
+  // the checkpoint said they were loaded already and none was.
+  const auto load_with = [&](const std::vector<std::string>& flags, const std::string& log) {
+    std::vector<std::string> argv = {Bin("strata-load"), "--input=" + input, "--collection=pts",
+                                     "--server=" + second.address()};
+    argv.insert(argv.end(), flags.begin(), flags.end());
+    return WaitExit(Spawn(argv, log));
+  };
+  ASSERT_EQ(load_with({"--id_offset=100000"}, tmp.File("load5.log")), 0)
+      << ReadLog(tmp.File("load5.log"));
+  EXPECT_NE(ReadLog(tmp.File("load5.log")).find("its id_offset differs"), std::string::npos)
+      << ReadLog(tmp.File("load5.log"));
+  ASSERT_TRUE(Call(&pb::Strata::Stub::Count, second.stub(), count, &n).ok());
+  EXPECT_EQ(n.count(), 6200u);
+  // Flags that apply only to a new collection are refused when they differ, or name nothing;
+  // so is a batch of 0.
+  for (const auto& [flag, says] : std::vector<std::pair<std::string, std::string>>{
+           {"--metric=ip", "exists with metric l2"},
+           {"--metric=bogus", "--metric"},
+           {"--batch=0", "--batch must be at least 1"}}) {
+    const std::string log = tmp.File("load-refused.log");
+    EXPECT_NE(load_with({flag, "--restart"}, log), 0) << flag;
+    EXPECT_NE(ReadLog(log).find(says), std::string::npos) << flag << ": " << ReadLog(log);
+  }
+  ASSERT_TRUE(Call(&pb::Strata::Stub::Count, second.stub(), count, &n).ok());
+  EXPECT_EQ(n.count(), 6200u);
   EXPECT_EQ(second.Stop(), 0);
 }
 
