@@ -83,24 +83,17 @@ TEST(MetadataStore, ASweepLeavesTheBlockCacheAsItWas) {
   }
   auto store = *MetadataStore::Open(path);
   const uint64_t before = store->BlockCacheUsage();
-  int swept = 0, scanned = 0;
-  ASSERT_TRUE(store
-                  ->Sweep(Cf::kVectors, "p",
-                          [&](absl::string_view, absl::string_view v) {
-                            swept += v.size() == 1000;
-                            return absl::OkStatus();
-                          })
-                  .ok());
-  EXPECT_EQ(swept, 8000);
+  int rows = 0;
+  const auto count = [&](absl::string_view, absl::string_view v) {
+    rows += v.size() == 1000;
+    return absl::OkStatus();
+  };
+  ASSERT_TRUE(store->Sweep(Cf::kVectors, "p", count).ok());
+  EXPECT_EQ(rows, 8000);
   EXPECT_LT(store->BlockCacheUsage(), before + (64 << 10)) << "8 MB swept into the cache";
-  ASSERT_TRUE(store
-                  ->Scan(Cf::kVectors, "p",
-                         [&](absl::string_view, absl::string_view v) {
-                           scanned += v.size() == 1000;
-                           return absl::OkStatus();
-                         })
-                  .ok());
-  EXPECT_EQ(scanned, 8000);
+  rows = 0;
+  ASSERT_TRUE(store->Scan(Cf::kVectors, "p", count).ok());
+  EXPECT_EQ(rows, 8000);
   EXPECT_GT(store->BlockCacheUsage(), before + (4 << 20));
 }
 
