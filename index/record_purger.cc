@@ -16,6 +16,10 @@ namespace {
 constexpr absl::string_view kPurgePrefix = "\x01purge/";
 // Deletes a purge writes per batch: memory stays bounded however large the collection.
 constexpr size_t kPurgeBatchKeys = 4096;
+// A purge of at least this many records flushes and compacts what it deleted (each flush and
+// manual compaction has a fixed cost: a workload making and dropping small collections would pile
+// up small table files); smaller ones leave it to RocksDB's own compactions.
+constexpr uint64_t kCompactFromRecords = 100000;
 
 // The key prefixes of every record of collection `id`, by family (storage/FORMAT.md).
 std::vector<std::pair<Cf, std::string>> RecordPrefixes(uint32_t id) {
@@ -44,6 +48,7 @@ RecordPurger::~RecordPurger() {
 void RecordPurger::Stop() {
   MutexLock lock(&mu_);
   stop_ = true;
+  stopping_.store(true);  // (a compaction under way reads it)
   queue_.clear();
 }
 
@@ -148,12 +153,17 @@ absl::Status RecordPurger::Purge(uint32_t id) {
   // And the write-ahead logs that held them go once every family's memtable is flushed (else a
   // family with a few unflushed writes keeps a log of the whole load: 67 MB of 69 after a
   // 200K-vector collection's drop).
+  if (deleted < kCompactFromRecords) {
+    Log(LogLevel::kInfo, "catalog: deleted the %d records of dropped collection id %d", deleted,
+        id);
+    return absl::OkStatus();
+  }
   absl::Status compacted = store_->Flush();
   for (const auto& [cf, prefix] : RecordPrefixes(id)) {
     if (!compacted.ok() || Stopping()) break;  // (what is left, RocksDB gives back in time)
-    compacted = store_->CompactPrefix(cf, prefix);
+    compacted = store_->CompactPrefix(cf, prefix, &stopping_);
   }
-  if (!compacted.ok()) {
+  if (!compacted.ok() && !absl::IsCancelled(compacted)) {
     Log(LogLevel::kWarning, "catalog: compacting dropped collection id %d's records: %s", id,
         compacted.message());
   }

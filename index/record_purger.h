@@ -17,6 +17,7 @@
 #ifndef STRATA_INDEX_RECORD_PURGER_H_
 #define STRATA_INDEX_RECORD_PURGER_H_
 
+#include <atomic>
 #include <cstdint>
 #include <deque>
 #include <functional>
@@ -55,8 +56,9 @@ class RecordPurger final {
   void Enqueue(uint32_t id) ABSL_LOCKS_EXCLUDED(mu_);
   // Returns once every purge queued so far is done, has failed or was stopped (tests, tools).
   void WaitIdle() ABSL_LOCKS_EXCLUDED(mu_);
-  // Stops after the batch under way and drops the queue; later Enqueues do nothing. What is left
-  // keeps its purge record, for the next start. Does not wait.
+  // Stops after the batch under way (or cancels the compaction under way) and drops the queue;
+  // later Enqueues do nothing. What is left keeps its purge record, for the next start. Does not
+  // wait.
   void Stop() ABSL_LOCKS_EXCLUDED(mu_);
 
  private:
@@ -71,7 +73,8 @@ class RecordPurger final {
   std::deque<uint32_t> queue_ ABSL_GUARDED_BY(mu_);
   bool busy_ ABSL_GUARDED_BY(mu_) = false;  // a purge is under way
   bool stop_ ABSL_GUARDED_BY(mu_) = false;
-  std::thread thread_;  // started by the first Enqueue
+  std::atomic<bool> stopping_{false};  // stop_, for RocksDB's compaction to read
+  std::thread thread_;                 // started by the first Enqueue
 };
 
 }  // namespace strata

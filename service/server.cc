@@ -1403,7 +1403,13 @@ class ServerImpl final : public Server {
   static absl::StatusOr<std::unique_ptr<Server>> Start(const ServerOptions& o) {
     auto s = std::unique_ptr<ServerImpl>(new ServerImpl);
     // Where, checked before anything opens (gRPC would take a port past 65535 modulo 65536).
-    RETURN_IF_ERROR(ParseHostPort("--listen", o.listen, /*port_zero_ok=*/true).status());
+    if (!IsGrpcSchemeTarget(o.listen)) {
+      RETURN_IF_ERROR(ParseHostPort("--listen", o.listen, /*port_zero_ok=*/true).status());
+    }
+    if (!o.metrics_listen.empty()) {
+      RETURN_IF_ERROR(
+          ParseHostPort("--metrics_listen", o.metrics_listen, /*port_zero_ok=*/true).status());
+    }
     // Who may call.
     if (!o.admin_key.empty()) {
       // Checked now, made once the tenant keys are read (below).

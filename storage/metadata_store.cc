@@ -291,14 +291,21 @@ class MetadataStoreImpl final : public MetadataStore {
     }
   }
 
-  absl::Status CompactPrefix(Cf cf, absl::string_view prefix) override {
+  absl::Status CompactPrefix(Cf cf, absl::string_view prefix,
+                             const std::atomic<bool>* cancel) override {
     const std::string end = PrefixEnd(prefix);
     const rocksdb::Slice begin(prefix.data(), prefix.size()), limit(end);
     rocksdb::CompactRangeOptions options;
+    // (RocksDB reads the flag; it never writes it.)
+    options.canceled = const_cast<std::atomic<bool>*>(cancel);
     // (Files of the bottom level too: that is where a large collection's records lie.)
     options.bottommost_level_compaction = rocksdb::BottommostLevelCompaction::kForceOptimized;
-    RETURN_IF_ROCKS(db_->CompactRange(options, handle(cf), &begin, end.empty() ? nullptr : &limit),
-                    "metadata compaction");
+    const rocksdb::Status s =
+        db_->CompactRange(options, handle(cf), &begin, end.empty() ? nullptr : &limit);
+    if (cancel != nullptr && cancel->load() && !s.ok()) {
+      return absl::CancelledError("metadata compaction cancelled");
+    }
+    RETURN_IF_ROCKS(s, "metadata compaction");
     return absl::OkStatus();
   }
   uint64_t ApproximateBytes(Cf cf, absl::string_view prefix) const override {

@@ -13,6 +13,7 @@
 #ifndef STRATA_STORAGE_METADATA_STORE_H_
 #define STRATA_STORAGE_METADATA_STORE_H_
 
+#include <atomic>
 #include <cstdint>
 #include <memory>
 #include <string>
@@ -174,9 +175,11 @@ class MetadataStore {
   // store's background work has failed, DeadlineExceeded after 30 minutes.
   [[nodiscard]] virtual absl::Status Settle() = 0;
   // Compacts the keys under `prefix` (every level), so that the disk space of records deleted there
-  // is given back now rather than when RocksDB's own compactions get to them. Blocks until done;
-  // other calls go on meanwhile.
-  [[nodiscard]] virtual absl::Status CompactPrefix(Cf cf, absl::string_view prefix) = 0;
+  // is given back now rather than when RocksDB's own compactions get to them. Blocks until done,
+  // or until `*cancel` (may be null) turns true: then Cancelled, soon. Other calls go on
+  // meanwhile.
+  [[nodiscard]] virtual absl::Status CompactPrefix(Cf cf, absl::string_view prefix,
+                                                   const std::atomic<bool>* cancel) = 0;
   // Approximate bytes on disk under `prefix`.
   [[nodiscard]] virtual uint64_t ApproximateBytes(Cf cf, absl::string_view prefix) const = 0;
   // What recovery found when the store was opened.

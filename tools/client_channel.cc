@@ -78,7 +78,7 @@ absl::StatusOr<std::shared_ptr<grpc::Channel>> MakeClientChannel(
     const std::string& address, const grpc::ChannelArguments& args) {
   // A gRPC target with a scheme (unix:/path, dns:///host:port, ...) is gRPC's to check; a plain
   // HOST:PORT is checked here (gRPC would take a port past 65535 modulo 65536).
-  if (absl::StrContains(address, "://") == false && !absl::StartsWith(address, "unix:")) {
+  if (!IsGrpcSchemeTarget(address)) {
     RETURN_IF_ERROR(ParseHostPort("--server", address, /*port_zero_ok=*/false).status());
   }
   std::shared_ptr<grpc::ChannelCredentials> creds = grpc::InsecureChannelCredentials();

@@ -440,9 +440,9 @@ std::string Checkpoint(const std::string& collection) {
   return c.empty() ? absl::StrCat(InputPath(), ".", collection, ".ckpt") : c;
 }
 
-// What a checkpoint is bound to: the input file (path, size, modification time), the collection
-// (name and the uid the server gave it at creation) and the ids the rows get (--id_offset). Rows
-// count only for the same load.
+// What a checkpoint is bound to: the input file (path, size, modification time), the files beside
+// it (--ids, --payloads, --tenants: the same), the collection (name and the uid the server gave
+// it at creation) and the ids the rows get (--id_offset). Rows count only for the same load.
 struct LoadIdentity {
   std::string input;
   uint64_t input_size = 0;
@@ -451,22 +451,34 @@ struct LoadIdentity {
   std::string collection_uid;
   uint64_t total = 0;
   uint64_t id_offset = 0;
+  std::string side_files;  // "--flag path size mtime_ns" lines
 
   std::string Serialize() const {
     return absl::StrCat("input=", input, "\ninput_size=", input_size,
                         "\ninput_mtime_ns=", input_mtime_ns, "\ncollection=", collection,
                         "\ncollection_uid=", collection_uid, "\ntotal=", total,
-                        "\nid_offset=", id_offset, "\n");
+                        "\nid_offset=", id_offset, "\n", side_files);
   }
 };
 
 absl::StatusOr<LoadIdentity> IdentifyLoad(const std::string& collection, const std::string& uid,
                                           uint64_t total) {
   struct stat st {};
+  LoadIdentity id;
+  for (const auto& [flag, path] :
+       {std::pair<const char*, std::string>{"ids", absl::GetFlag(FLAGS_ids)},
+        {"payloads", absl::GetFlag(FLAGS_payloads)},
+        {"tenants", absl::GetFlag(FLAGS_tenants)}}) {
+    if (path.empty()) continue;
+    if (stat(path.c_str(), &st) != 0) {
+      return absl::NotFoundError(absl::StrCat(path, ": ", std::strerror(errno)));
+    }
+    absl::StrAppend(&id.side_files, "input_", flag, "=", path, " ", st.st_size, " ",
+                    int64_t{st.st_mtim.tv_sec} * 1000000000 + st.st_mtim.tv_nsec, "\n");
+  }
   if (stat(InputPath().c_str(), &st) != 0) {
     return absl::NotFoundError(absl::StrCat(InputPath(), ": ", std::strerror(errno)));
   }
-  LoadIdentity id;
   id.input = InputPath();
   id.input_size = static_cast<uint64_t>(st.st_size);
   id.input_mtime_ns = int64_t{st.st_mtim.tv_sec} * 1000000000 + st.st_mtim.tv_nsec;
@@ -490,6 +502,12 @@ uint64_t ReadCheckpoint(const std::string& path, const LoadIdentity& want) {
     } else {
       absl::StrAppend(&body, line, "\n");
     }
+  }
+  // (A checkpoint from before id_offset was bound to it: written by a load at the default.)
+  if (!absl::StrContains(body, "\nid_offset=")) {
+    const size_t at = body.find("\ntotal=");
+    const size_t end = at == std::string::npos ? at : body.find('\n', at + 1);
+    if (end != std::string::npos) body.insert(end + 1, "id_offset=0\n");
   }
   const std::string expected = want.Serialize();
   if (body == expected && rows <= want.total) return rows;

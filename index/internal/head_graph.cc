@@ -20,13 +20,15 @@ namespace strata::internal {
 namespace {
 
 constexpr char kMagic[8] = {'S', 'T', 'R', 'A', 'T', 'A', 'H', 'G'};
-constexpr uint32_t kVersion = 1;
+// Version 2: the file lists isolated nodes (written only when there are some, so that a graph
+// without them stays readable by a Strata from before them).
+constexpr uint32_t kVersion = 2;
 constexpr uint32_t kNoUpper = ~0u;
 // The longest link list a walk meets: a bottom-level node's 2m links, m at most 256 (Build and
 // Load refuse more); an extension's lists are shorter.
 constexpr uint32_t kMaxWalkLinks = 512;
-// The beam a node's own row is walked with to tell whether walks reach it: the narrowest a search
-// uses (SpannIndex's ef is at least 64).
+// The beam a node's own row is walked with to tell whether walks reach it: the default search's
+// narrowest (SpannIndex's ef is max(64, 2 x postings) unless a caller asks for less).
 constexpr uint32_t kIsolationBeam = 64;
 
 struct FileHeader {
@@ -226,6 +228,23 @@ void HeadGraph::Walk(const void* query, uint32_t ef, const GraphExtension* joine
   cand.push_back(PackHit(cur_d, cur));
   if (serving(cur)) res.push_back(PackHit(cur_d, cur));
   s->visited[cur] = s->stamp;
+  // The nodes walks do not reach by links (isolated()) start beside it: measured, and expanded
+  // like any candidate, so that their links and bridges (the heads a split of one's posting
+  // adds) are walked too.
+  for (const uint32_t node : isolated_) {
+    if (s->visited[node] == s->stamp) continue;
+    s->visited[node] = s->stamp;
+    const uint64_t hit = PackHit(dist_(query, vector(node), d_), node);
+    cand.push_back(hit);
+    std::push_heap(cand.begin(), cand.end(), std::greater<>());
+    if (!serving(node)) continue;
+    res.push_back(hit);
+    std::push_heap(res.begin(), res.end());
+    if (res.size() > ef) {
+      std::pop_heap(res.begin(), res.end());
+      res.pop_back();
+    }
+  }
   const auto visit = [&](const uint32_t* l) {
     if (l == nullptr) return;
     // The unvisited neighbours' rows, every cache line of them, fetched before the first is
@@ -272,19 +291,6 @@ void HeadGraph::Walk(const void* query, uint32_t ef, const GraphExtension* joine
       visit(joined->joined_links(node));
     }
   }
-  // The nodes walks do not reach (FindIsolated), each measured (the walk above may have met some).
-  for (const uint32_t node : isolated_) {
-    if (s->visited[node] == s->stamp || !serving(node)) continue;
-    const uint64_t hit = PackHit(dist_(query, row(node), d_), node);
-    if (res.size() < ef || HitKey(hit) < HitKey(res.front())) {
-      res.push_back(hit);
-      std::push_heap(res.begin(), res.end());
-      if (res.size() > ef) {
-        std::pop_heap(res.begin(), res.end());
-        res.pop_back();
-      }
-    }
-  }
   std::sort(res.begin(), res.end());
   out->resize(res.size());
   for (size_t i = 0; i < res.size(); ++i) (*out)[i] = {HitDistance(res[i]), HitNode(res[i])};
@@ -301,8 +307,9 @@ void HeadGraph::AppendIsolated(const uint8_t* rows, size_t count) {
 }
 
 void HeadGraph::FindIsolated(int threads, const std::function<bool()>& cancelled,
-                             const std::function<bool(float)>& far) {
-  std::vector<uint8_t> alone(n_, 0);
+                             const std::function<bool(float)>& far, size_t most) {
+  // Per node: the distance to the nearest node found when it is alone, else -infinity.
+  std::vector<float> alone(n_, -std::numeric_limits<float>::infinity());
 #pragma omp parallel num_threads(threads)
   {
     HeadSearchScratch scratch;
@@ -323,13 +330,22 @@ void HeadGraph::FindIsolated(int threads, const std::function<bool()>& cancelled
       // Reached: the walk returns it, or a node as near its row as it is (a duplicate row).
       if (!hits.empty() && hits[0].first <= Distance(row, node)) continue;
       if (!hits.empty() && !far(hits[0].first)) continue;  // (the walk found a near one)
-      alone[i] = 1;
+      alone[i] = hits.empty() ? nearest : std::min(nearest, hits[0].first);
     }
   }
-  isolated_.clear();
+  // The farthest `most` of them (every walk measures each).
+  std::vector<std::pair<float, uint32_t>> found;
   for (uint32_t i = 0; i < n_; ++i) {
-    if (alone[i]) isolated_.push_back(i);
+    if (alone[i] != -std::numeric_limits<float>::infinity()) found.emplace_back(alone[i], i);
   }
+  if (found.size() > most) {
+    std::nth_element(found.begin(), found.begin() + static_cast<ptrdiff_t>(most), found.end(),
+                     std::greater<>());
+    found.resize(most);
+  }
+  isolated_.clear();
+  for (const auto& [d, node] : found) isolated_.push_back(node);
+  std::sort(isolated_.begin(), isolated_.end());
 }
 
 absl::StatusOr<std::unique_ptr<HeadGraph>> HeadGraph::Build(ElementType type, Metric metric,
@@ -458,7 +474,7 @@ absl::StatusOr<std::unique_ptr<HeadGraph>> HeadGraph::Build(ElementType type, Me
 absl::Status HeadGraph::Save(Env& env, const std::string& path) const {
   FileHeader h{};
   std::memcpy(h.magic, kMagic, 8);
-  h.version = kVersion;
+  h.version = isolated_.empty() ? 1 : kVersion;
   h.type = static_cast<uint32_t>(type_);
   h.metric = static_cast<uint32_t>(metric_);
   h.dim = d_;
@@ -498,7 +514,7 @@ absl::StatusOr<std::unique_ptr<HeadGraph>> HeadGraph::Load(const std::string& pa
   }
   FileHeader h;
   std::memcpy(&h, data.data(), sizeof h);
-  if (h.version != kVersion) {
+  if (h.version < 1 || h.version > kVersion || (h.version == 1 && h.isolated != 0)) {
     return absl::InvalidArgumentError(
         absl::StrCat(path, ": head graph version ", h.version, " is not supported"));
   }
@@ -526,8 +542,10 @@ absl::StatusOr<std::unique_ptr<HeadGraph>> HeadGraph::Load(const std::string& pa
   take(&g->upper_offset_, h.n);
   take(&g->upper_, h.upper_size);
   take(&g->isolated_, h.isolated);
-  for (uint32_t node : g->isolated_) {
-    if (node >= h.n) return absl::DataLossError(absl::StrCat(path, ": bad isolated node"));
+  for (size_t i = 0; i < g->isolated_.size(); ++i) {
+    if (g->isolated_[i] >= h.n || (i > 0 && g->isolated_[i] <= g->isolated_[i - 1])) {
+      return absl::DataLossError(absl::StrCat(path, ": bad isolated node list"));
+    }
   }
   g->entry_ = h.entry;
   g->max_level_ = h.max_level;

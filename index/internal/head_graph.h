@@ -80,7 +80,8 @@ class HeadGraph final {
                                                                        Metric metric, uint32_t d);
   // Adds `count` rows (the graph's form) as nodes numbered from size() up, with no links, which
   // every walk measures directly (as isolated() ones): the build's heads for outliers, far from
-  // every other head (kOutlierSpacings in head_spacing.h), few. Not thread-safe (before any walk).
+  // every other head (kOutlierSpacings in head_spacing.h), few. Not thread-safe (before any walk;
+  // after FindIsolated, whose nodes it keeps).
   void AppendIsolated(const uint8_t* rows, size_t count);
   // Lists as isolated() the nodes `far` from every other (far(distance to the nearest one found):
   // an outlier) which a walk for their own row (beam 64) does not return; every walk measures
@@ -89,10 +90,10 @@ class HeadGraph final {
   // landscape where the greedy walk stops among equals. Then no query found its posting, and no
   // vector - the outlier itself included - was assigned to it (a stranger's exact-match query
   // for an outlier, uint8 all 97s among 20K SIFT-like vectors, missed it at the default budget).
-  // Walks `threads` at once, one per far node; stops early once `cancelled` (may be null) is
-  // true. Not thread-safe (before any walk).
+  // At most `most` (the farthest). Walks `threads` at once, one per far node; stops early once
+  // `cancelled` (may be null) is true. Not thread-safe (before any walk).
   void FindIsolated(int threads, const std::function<bool()>& cancelled,
-                    const std::function<bool(float distance)>& far);
+                    const std::function<bool(float distance)>& far, size_t most);
   // Writes the graph atomically, with a crc32c over the whole file.
   [[nodiscard]] absl::Status Save(Env& env, const std::string& path) const;
 

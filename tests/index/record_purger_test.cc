@@ -63,7 +63,8 @@ std::map<std::string, int> Census(const MetadataStore& store) {
 TEST(RecordPurger, DeletesEveryRecordOfTheCollectionAndNoOther) {
   TempDir tmp;
   auto store = *MetadataStore::Open(tmp.File("meta"));
-  ASSERT_NO_FATAL_FAILURE(WriteCollectionRecords(store.get(), 5, 1000));  // 9,000 records
+  // 108,000 records: past the size from which a purge compacts what it deleted.
+  ASSERT_NO_FATAL_FAILURE(WriteCollectionRecords(store.get(), 5, 12000));
   ASSERT_NO_FATAL_FAILURE(WriteCollectionRecords(store.get(), 6, 10));
   WriteBatch keep;
   keep.Delete(Cf::kCollections, RecordPurger::PurgeKey(6));  // 6 is a listed collection
@@ -82,7 +83,7 @@ TEST(RecordPurger, DeletesEveryRecordOfTheCollectionAndNoOther) {
     purger.Enqueue(5);
     purger.WaitIdle();
   }
-  EXPECT_EQ(batches.load(), 3);  // 9,000 deletes and the purge record, 4,096 a batch
+  EXPECT_EQ(batches.load(), 27);  // 108,000 deletes and the purge record, 4,096 a batch
   // Their disk space is given back (compacted), not left to RocksDB's own compactions.
   EXPECT_LT(store->ApproximateBytes(Cf::kVectors, coll5), before / 10);
   const std::map<std::string, int> left = Census(*store);

@@ -73,8 +73,9 @@ class CountingStore final : public MetadataStore {
     return store_->Sweep(cf, prefix, visit);
   }
   uint64_t BlockCacheUsage() const override { return store_->BlockCacheUsage(); }
-  absl::Status CompactPrefix(Cf cf, absl::string_view prefix) override {
-    return store_->CompactPrefix(cf, prefix);
+  absl::Status CompactPrefix(Cf cf, absl::string_view prefix,
+                             const std::atomic<bool>* cancel) override {
+    return store_->CompactPrefix(cf, prefix, cancel);
   }
   absl::Status ScanEach(
       Cf cf, absl::Span<const std::string> prefixes,

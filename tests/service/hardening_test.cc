@@ -6,6 +6,7 @@
 #include <unistd.h>
 
 #include <cmath>
+#include <cstring>
 #include <filesystem>
 #include <fstream>
 #include <future>
@@ -19,6 +20,7 @@
 #include "grpcpp/generic/generic_stub.h"
 #include "gtest/gtest.h"
 #include "proto/strata.grpc.pb.h"
+#include "storage/env.h"
 #include "storage/vector_file.h"
 #include "tests/service/server_process.h"
 #include "tests/test_util.h"
@@ -704,6 +706,28 @@ TEST(Hardening, AStrataLoadCheckpointOnlyResumesItsOwnLoad) {
       << ReadLog(tmp.File("load5.log"));
   ASSERT_TRUE(Call(&pb::Strata::Stub::Count, second.stub(), count, &n).ok());
   EXPECT_EQ(n.count(), 6200u);
+  // So is another --ids file (.ibin: u32 rows, u32 1, then one int32 id a row), once loaded.
+  const auto write_ids = [&](int32_t first) {
+    std::string ibin(8 + 4 * set.n, '\0');
+    const uint32_t header[2] = {static_cast<uint32_t>(set.n), 1};
+    std::memcpy(ibin.data(), header, 8);
+    for (uint64_t i = 0; i < set.n; ++i) {
+      const int32_t id = first + static_cast<int32_t>(i);
+      std::memcpy(ibin.data() + 8 + 4 * i, &id, 4);
+    }
+    ASSERT_TRUE(WriteFileAtomic(*Env::Default(), tmp.File("ids.ibin"), ibin).ok());
+  };
+  ASSERT_NO_FATAL_FAILURE(write_ids(200000));
+  ASSERT_EQ(load_with({"--ids=" + tmp.File("ids.ibin")}, tmp.File("load6.log")), 0)
+      << ReadLog(tmp.File("load6.log"));
+  ASSERT_NO_FATAL_FAILURE(write_ids(300000));
+  ASSERT_EQ(load_with({"--ids=" + tmp.File("ids.ibin")}, tmp.File("load7.log")), 0)
+      << ReadLog(tmp.File("load7.log"));
+  EXPECT_NE(ReadLog(tmp.File("load7.log")).find("the input changed since (input_ids)"),
+            std::string::npos)
+      << ReadLog(tmp.File("load7.log"));
+  ASSERT_TRUE(Call(&pb::Strata::Stub::Count, second.stub(), count, &n).ok());
+  EXPECT_EQ(n.count(), 6200u + 2 * 3100u);
   // Flags that apply only to a new collection are refused when they differ, or name nothing;
   // so is a batch of 0.
   for (const auto& [flag, says] : std::vector<std::pair<std::string, std::string>>{
@@ -715,7 +739,7 @@ TEST(Hardening, AStrataLoadCheckpointOnlyResumesItsOwnLoad) {
     EXPECT_NE(ReadLog(log).find(says), std::string::npos) << flag << ": " << ReadLog(log);
   }
   ASSERT_TRUE(Call(&pb::Strata::Stub::Count, second.stub(), count, &n).ok());
-  EXPECT_EQ(n.count(), 6200u);
+  EXPECT_EQ(n.count(), 6200u + 2 * 3100u);
   EXPECT_EQ(second.Stop(), 0);
 }
 
