@@ -291,6 +291,7 @@ int main(int argc, char** argv) {
     std::fprintf(stderr, "%s", kUsage);
     return 2;
   }
+  if (!(absl::GetFlag(FLAGS_timeout) > 0)) return Fail("--timeout must be more than 0 seconds");
   const std::string cmd = args[1];
   static constexpr absl::string_view kCommands[] = {
       "health", "list",   "stats",  "create", "describe", "build", "repair",
@@ -793,14 +794,14 @@ int main(int argc, char** argv) {
     std::vector<pb::Vector> queries;
     std::string text = absl::GetFlag(FLAGS_vector), file = absl::GetFlag(FLAGS_query_file);
     const std::string question = absl::GetFlag(FLAGS_text);
-    if (int(!text.empty()) + int(!file.empty()) + int(!question.empty()) != 1) {
-      return Fail("search needs one of --vector, --query_file or --text");
-    }
+    const int given = int(!text.empty()) + int(!file.empty()) + int(!question.empty());
+    if (given == 0) return Fail("search needs one of --vector, --query_file or --text");
+    if (given > 1) return Fail("search takes only one of --vector, --query_file and --text");
     if (!question.empty()) {
       queries.emplace_back();  // a placeholder: the request carries the text
     } else if (!text.empty()) {
       pb::Vector v;
-      for (absl::string_view part : absl::StrSplit(text, ',', absl::SkipWhitespace())) {
+      for (absl::string_view part : absl::StrSplit(text, ',')) {
         float f;
         if (!absl::SimpleAtof(absl::StripAsciiWhitespace(part), &f)) {
           return Fail(absl::StrCat("--vector: '", part, "' is not a number"));
@@ -812,6 +813,8 @@ int main(int argc, char** argv) {
       auto set = strata::ReadVectors(file);
       if (!set.ok()) return Fail(std::string(set.status().message()));
       int64_t row = absl::GetFlag(FLAGS_row);
+      if (row < -1)
+        return Fail(absl::StrCat("--row must be a row number, or -1 for all, not ", row));
       if (row >= static_cast<int64_t>(set->n)) {
         return Fail(absl::StrCat("--row ", row, " is past the file's ", set->n, " rows"));
       }

@@ -351,6 +351,17 @@ TEST(Hardening, ClearAnswersToOddRequests) {
       0);
   EXPECT_NE(ReadLog(cli_log).find("unknown command 'nosuchcmd'"), std::string::npos)
       << ReadLog(cli_log);
+  // Flags that cannot mean what they say are refused, not read another way.
+  for (const auto& [flags, says] : std::vector<std::pair<std::vector<std::string>, std::string>>{
+           {{"--vector=1,,2,3"}, "'' is not a number"},
+           {{"--vector=1,2,3,4", "--text=x"}, "only one of"},
+           {{"--timeout=0", "--vector=1,2,3,4"}, "--timeout must be"}}) {
+    std::vector<std::string> argv = {Bin("strata-cli"), "--server=" + server.address(), "search",
+                                     "c"};
+    argv.insert(argv.end(), flags.begin(), flags.end());
+    EXPECT_NE(WaitExit(Spawn(argv, cli_log)), 0) << flags[0];
+    EXPECT_NE(ReadLog(cli_log).find(says), std::string::npos) << ReadLog(cli_log);
+  }
   pb::ListCollectionsResponse listed;
   ASSERT_TRUE(
       Call(&pb::Strata::Stub::ListCollections, stub, pb::ListCollectionsRequest(), &listed).ok());
