@@ -228,22 +228,26 @@ void HeadGraph::Walk(const void* query, uint32_t ef, const GraphExtension* joine
   cand.push_back(PackHit(cur_d, cur));
   if (serving(cur)) res.push_back(PackHit(cur_d, cur));
   s->visited[cur] = s->stamp;
-  // The nodes walks do not reach by links (isolated()) start beside it: measured, and expanded
-  // like any candidate, so that their links and bridges (the heads a split of one's posting
-  // adds) are walked too.
-  for (const uint32_t node : isolated_) {
-    if (s->visited[node] == s->stamp) continue;
-    s->visited[node] = s->stamp;
-    const uint64_t hit = PackHit(dist_(query, vector(node), d_), node);
+  // A measured node joins the candidates, and the results if it serves (the farthest of ef + 1
+  // leaving).
+  const auto offer = [&](uint64_t hit, uint32_t node) {
     cand.push_back(hit);
     std::push_heap(cand.begin(), cand.end(), std::greater<>());
-    if (!serving(node)) continue;
+    if (!serving(node)) return;
     res.push_back(hit);
     std::push_heap(res.begin(), res.end());
     if (res.size() > ef) {
       std::pop_heap(res.begin(), res.end());
       res.pop_back();
     }
+  };
+  // The nodes walks do not reach by links (isolated()) start beside it: measured, and expanded
+  // like any candidate, so that their links and bridges (the heads a split of one's posting
+  // adds) are walked too.
+  for (const uint32_t node : isolated_) {
+    if (s->visited[node] == s->stamp) continue;
+    s->visited[node] = s->stamp;
+    offer(PackHit(dist_(query, vector(node), d_), node), node);
   }
   const auto visit = [&](const uint32_t* l) {
     if (l == nullptr) return;
@@ -262,17 +266,7 @@ void HeadGraph::Walk(const void* query, uint32_t ef, const GraphExtension* joine
     for (uint32_t i = 0; i < n; ++i) {
       const uint32_t nb = fresh[i];
       const uint64_t hit = PackHit(dist_(query, row(nb), d_), nb);
-      if (res.size() < ef || HitKey(hit) < HitKey(res.front())) {
-        cand.push_back(hit);
-        std::push_heap(cand.begin(), cand.end(), std::greater<>());
-        if (!serving(nb)) continue;
-        res.push_back(hit);
-        std::push_heap(res.begin(), res.end());
-        if (res.size() > ef) {
-          std::pop_heap(res.begin(), res.end());
-          res.pop_back();
-        }
-      }
+      if (res.size() < ef || HitKey(hit) < HitKey(res.front())) offer(hit, nb);
     }
   };
   while (!cand.empty()) {
