@@ -1180,6 +1180,7 @@ absl::Status CollectionImpl::Install(uint64_t gen, absl::Span<const VectorId> id
     indexed_ = ids.size();
     appended_.Clear(/*keep_rows=*/carried.size());  // (room they had, as rows of their own)
     heads_overlay_.Clear(base_->head_graph());
+    heads_overlay_.Freeze();  // (steps copy it)
     ++heads_version_;
     appended_radius_.Clear();
     {
@@ -1503,7 +1504,7 @@ CollectionStats CollectionImpl::Stats() const {
 
 absl::Status CollectionImpl::LoadHeads() {
   heads_overlay_.Clear(base_->head_graph());
-  return store_->Scan(Cf::kHeads, CollPrefix(config_.id), [&](auto key, auto value) {
+  absl::Status read = store_->Scan(Cf::kHeads, CollPrefix(config_.id), [&](auto key, auto value) {
     mu_.AssertHeld();  // Load's
     if (key.size() != 8 || (!value.empty() && value.size() != row_bytes_)) {
       return absl::DataLossError(
@@ -1511,7 +1512,10 @@ absl::Status CollectionImpl::LoadHeads() {
     }
     const uint32_t head = ReadU32(key, 4);
     const uint32_t built = heads_overlay_.built_heads();
-    if (value.empty() ? head >= built : head < built || heads_overlay_.IsAdded(head)) {
+    // (Added heads are numbered from `built` up, one number per head a step adds: past 2^31 is
+    // no number a collection hands out, and the overlay keeps a slot per number.)
+    if (value.empty() ? head >= built
+                      : head < built || head >= (1u << 31) || heads_overlay_.IsAdded(head)) {
       return absl::DataLossError(absl::StrCat("collection '", config_.name, "': head record ", head,
                                               " does not fit index generation ", generation_, " (",
                                               built, " heads)"));
@@ -1523,6 +1527,8 @@ absl::Status CollectionImpl::LoadHeads() {
     }
     return absl::OkStatus();
   });
+  heads_overlay_.Freeze();  // (steps copy it)
+  return read;
 }
 
 }  // namespace strata::collection_internal

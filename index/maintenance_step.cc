@@ -889,6 +889,7 @@ void CollectionImpl::MaintenanceStep::Apply() {
   committed_ = true;
   if (kind_ != Kind::kSeed || !new_heads_.empty()) {
     c_.heads_overlay_ = std::move(*next_);
+    c_.heads_overlay_.Freeze();  // (other steps copy it)
     ++c_.heads_version_;
   }
   if (kind_ == Kind::kSeed) {

@@ -1,6 +1,7 @@
 #include "index/internal/growing_graph.h"
 
 #include <algorithm>
+#include <cstring>
 
 #include "base/check.h"
 
@@ -10,7 +11,13 @@ GrowingGraph::GrowingGraph(const HeadGraph* built)
     : built_(built),
       first_(built != nullptr ? static_cast<uint32_t>(built->size()) : 0),
       row_bytes_(built != nullptr ? built->row_bytes() : 0),
-      built_dead_((first_ + 63) / 64, 0) {}
+      rows_(std::max<size_t>(row_bytes_, 1), kRowsPerChunk),
+      links_(1 + kDegree, kLinksPerChunk),
+      bridge_slot_(1, kSlotsPerChunk),
+      bridge_lists_(1 + kBridges, kLinksPerChunk),
+      built_dead_((first_ + 63) / 64, 0) {
+  bridge_slot_.Resize(first_);
+}
 
 void GrowingGraph::Search(const void* q, uint32_t k, uint32_t ef, HeadSearchScratch* scratch,
                           std::vector<Pair>* out) const {
@@ -80,18 +87,26 @@ void GrowingGraph::LinkBack(uint32_t owner, uint32_t* l, uint32_t most, float d,
   for (const Pair& a : again) l[1 + l[0]++] = a.second;
 }
 
+uint32_t* GrowingGraph::MutableList(uint32_t node) {
+  if (node >= first_) return links_.Mutable(node - first_);
+  uint32_t slot = *bridge_slot_.Get(node);
+  if (slot == 0) {
+    bridge_lists_.Append();  // (zeroed: no bridges yet)
+    slot = static_cast<uint32_t>(bridge_lists_.size());
+    *bridge_slot_.Mutable(node) = slot;
+  }
+  return bridge_lists_.Mutable(slot - 1);
+}
+
 void GrowingGraph::Link(uint32_t node, std::vector<Pair> cand) {
   Select(&cand, kDegree);
-  uint32_t* mine = links(node);
+  uint32_t* mine = links_.Mutable(node - first_);
   mine[0] = 0;
   for (const Pair& c : cand) mine[1 + mine[0]++] = c.second;
+  // (`mine` is not used past here: the calls below may clone its chunk.)
   for (const Pair& c : cand) {
-    if (c.second < first_) {
-      Bridges& b = bridges_[c.second];  // (zeroed when new)
-      LinkBack(c.second, b.data(), kBridges, c.first, node);
-    } else {
-      LinkBack(c.second, links(c.second), kDegree, c.first, node);
-    }
+    LinkBack(c.second, MutableList(c.second), c.second < first_ ? kBridges : kDegree, c.first,
+             node);
   }
 }
 
@@ -102,8 +117,8 @@ uint32_t GrowingGraph::Add(const uint8_t* row_in) {
   std::vector<Pair> cand;
   built_->Walk(row_in, kAddBeam, this, &scratch, &cand);
   const auto node = static_cast<uint32_t>(first_ + size());
-  rows_.insert(rows_.end(), row_in, row_in + row_bytes_);
-  links_.resize(links_.size() + 1 + kDegree, 0);
+  std::memcpy(rows_.Append(), row_in, row_bytes_);
+  links_.Append();  // (zeroed: no links yet)
   alive_.push_back(1);
   ++live_;
   Link(node, std::move(cand));

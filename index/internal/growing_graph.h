@@ -16,19 +16,23 @@
 // Compact() rebuilds the joined part from its live nodes (the owner decides when: HeadOverlay,
 // once the dead outnumber the live).
 //
-// Thread-compatible: const calls may run concurrently (each search has its own scratch);
-// anything else needs the caller's exclusive lock (the collection's).
+// The joined nodes' rows and links and the bridges are kept in chunks that copies share
+// (shared_chunks.h): a copy costs a pointer per chunk, and the copy's changes clone only the
+// chunks they touch. Copies are taken of frozen graphs only (Freeze()).
+//
+// Thread-compatible: const calls may run concurrently (each search has its own scratch), and so
+// may copies of a frozen graph; anything else needs the caller's exclusive lock (the
+// collection's).
 #ifndef STRATA_INDEX_INTERNAL_GROWING_GRAPH_H_
 #define STRATA_INDEX_INTERNAL_GROWING_GRAPH_H_
 
-#include <array>
 #include <cstddef>
 #include <cstdint>
 #include <utility>
 #include <vector>
 
-#include "absl/container/flat_hash_map.h"
 #include "index/internal/head_graph.h"
+#include "index/internal/shared_chunks.h"
 
 namespace strata::internal {
 
@@ -68,10 +72,18 @@ class GrowingGraph final : public GraphExtension {
   [[nodiscard]] const uint8_t* row(uint32_t node) const {
     return node < first_ ? built_->vector(node) : joined_row(node);
   }
+  // Bytes held (chunks shared with copies counted here too).
   [[nodiscard]] uint64_t MemoryBytes() const {
-    return rows_.capacity() + links_.capacity() * 4 + alive_.capacity() +
-           bridges_.capacity() * (sizeof(uint32_t) + sizeof(Bridges)) +
+    return rows_.MemoryBytes() + links_.MemoryBytes() + alive_.capacity() +
+           bridge_slot_.MemoryBytes() + bridge_lists_.MemoryBytes() +
            built_dead_.capacity() * sizeof(uint64_t);
+  }
+  // Makes the graph's chunks shared: copies may be taken from now on (see the file comment).
+  void Freeze() {
+    rows_.Freeze();
+    links_.Freeze();
+    bridge_slot_.Freeze();
+    bridge_lists_.Freeze();
   }
 
   // The (distance, node) of the `k` live nodes, built and joined, nearest `q`, as far as a walk
@@ -85,20 +97,24 @@ class GrowingGraph final : public GraphExtension {
   // GraphExtension.
   [[nodiscard]] size_t joined() const override { return size(); }
   [[nodiscard]] const uint8_t* joined_row(uint32_t node) const override {
-    return rows_.data() + size_t{node - first_} * row_bytes_;
+    return rows_.Get(node - first_);
   }
   [[nodiscard]] const uint32_t* joined_links(uint32_t node) const override {
-    return &links_[size_t{node - first_} * (1 + kDegree)];
+    return links_.Get(node - first_);
   }
   [[nodiscard]] const uint32_t* bridges(uint32_t node) const override {
-    const auto it = bridges_.find(node);
-    return it == bridges_.end() ? nullptr : it->second.data();
+    const uint32_t slot = *bridge_slot_.Get(node);
+    return slot == 0 ? nullptr : bridge_lists_.Get(slot - 1);
   }
   [[nodiscard]] bool serving(uint32_t node) const override { return alive(node); }
 
  private:
   using Pair = std::pair<float, uint32_t>;
-  using Bridges = std::array<uint32_t, 1 + kBridges>;  // [count, joined nodes]
+  // Records per chunk: a step's changes clone the chunks they touch (links and bridges are
+  // changed at random places, rows and slots only appended to).
+  static constexpr size_t kRowsPerChunk = 64;
+  static constexpr size_t kLinksPerChunk = 32;
+  static constexpr size_t kSlotsPerChunk = 4096;
 
   [[nodiscard]] float Between(uint32_t a, uint32_t b) const {
     return built_->Compare(row(a), row(b));
@@ -110,19 +126,20 @@ class GrowingGraph final : public GraphExtension {
   void LinkBack(uint32_t owner, uint32_t* l, uint32_t most, float d, uint32_t node);
   // Prunes `cand` (sorted nearest first) to at most `most` by the HNSW heuristic.
   void Select(std::vector<Pair>* cand, uint32_t most) const;
-  [[nodiscard]] uint32_t* links(uint32_t node) {
-    return &links_[size_t{node - first_} * (1 + kDegree)];
-  }
+  // Node `node`'s link list ([count, nodes]) to change: a joined node's links, or a built
+  // node's bridges (given one first if it has none).
+  [[nodiscard]] uint32_t* MutableList(uint32_t node);
 
   const HeadGraph* built_;
   uint32_t first_;
   size_t row_bytes_;
-  std::vector<uint8_t> rows_;    // size() rows
-  std::vector<uint32_t> links_;  // per joined node: [count, kDegree nodes]
-  std::vector<uint8_t> alive_;   // per joined node
+  SharedChunks<uint8_t> rows_;    // per joined node: its row
+  SharedChunks<uint32_t> links_;  // per joined node: [count, kDegree nodes]
+  std::vector<uint8_t> alive_;    // per joined node
   size_t live_ = 0;
-  absl::flat_hash_map<uint32_t, Bridges> bridges_;  // built node -> its bridges
-  std::vector<uint64_t> built_dead_;                // a bit per built node
+  SharedChunks<uint32_t> bridge_slot_;   // per built node: 1 + its bridge list's number, or 0
+  SharedChunks<uint32_t> bridge_lists_;  // [count, kBridges joined nodes] each
+  std::vector<uint64_t> built_dead_;     // a bit per built node
   size_t dead_built_ = 0;
 };
 

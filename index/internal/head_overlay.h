@@ -7,7 +7,12 @@
 // The added heads join the built heads' HNSW graph (growing_graph.h), so one walk finds the
 // nearest of both; a rebuild makes one graph of them all again.
 //
-// Thread-compatible: the collection's lock guards it.
+// Copies are cheap: they share the graph's chunks (growing_graph.h), and each copy's changes
+// clone only the chunks they touch. A copy is taken of a frozen overlay only (Freeze()): the
+// collection freezes its own after each change, and a maintenance step works on a copy.
+//
+// Thread-compatible: the collection's lock guards it; copies of a frozen overlay may be taken
+// under the lock shared.
 #ifndef STRATA_INDEX_INTERNAL_HEAD_OVERLAY_H_
 #define STRATA_INDEX_INTERNAL_HEAD_OVERLAY_H_
 
@@ -16,8 +21,8 @@
 #include <utility>
 #include <vector>
 
-#include "absl/container/flat_hash_map.h"
 #include "index/internal/growing_graph.h"
+#include "index/internal/shared_chunks.h"
 #include "index/kernels/distance.h"
 #include "index/types.h"
 
@@ -42,26 +47,33 @@ class HeadOverlay final {
   [[nodiscard]] bool IsRetired(uint32_t head) const {
     return head < built_heads_ && !graph_.alive(head);
   }
-  [[nodiscard]] bool IsAdded(uint32_t head) const { return slot_.contains(head); }
+  [[nodiscard]] bool IsAdded(uint32_t head) const { return NodeOf(head) != ~0u; }
   // An added head's row, or null.
   [[nodiscard]] const uint8_t* Row(uint32_t head) const;
   [[nodiscard]] uint32_t built_heads() const { return built_heads_; }
   // The number the next added head gets (past every head added so far).
   [[nodiscard]] uint32_t next_head() const { return next_head_; }
-  [[nodiscard]] size_t added() const { return slot_.size(); }
+  [[nodiscard]] size_t added() const { return graph_.live(); }
   [[nodiscard]] size_t retired() const { return graph_.dead_built(); }
   // Joined nodes of the graph, retired added heads among them: at most twice the added heads, or
   // kCompactAbove more (then the graph is compacted).
   [[nodiscard]] size_t graph_nodes() const { return graph_.size(); }
   [[nodiscard]] uint64_t MemoryBytes() const {
-    return graph_.MemoryBytes() + node_head_.capacity() * 4 + slot_.size() * 16;
+    return graph_.MemoryBytes() + node_head_.MemoryBytes() + slot_.MemoryBytes();
+  }
+  // Makes the overlay's chunks shared: copies may be taken from now on, and this overlay's next
+  // changes clone what they touch.
+  void Freeze() {
+    graph_.Freeze();
+    node_head_.Freeze();
+    slot_.Freeze();
   }
   // Calls visit(head, row) for every added head.
   template <typename F>
   void ForEachAdded(F&& visit) const {
     for (uint32_t v = 0; v < graph_.size(); ++v) {
       const uint32_t node = graph_.first() + v;
-      if (graph_.alive(node)) visit(node_head_[v], graph_.row(node));
+      if (graph_.alive(node)) visit(*node_head_.Get(v), graph_.row(node));
     }
   }
 
@@ -78,14 +90,22 @@ class HeadOverlay final {
   [[nodiscard]] const HeadGraph* built_graph() const { return graph_.built(); }
 
  private:
+  static constexpr size_t kPerChunk = 4096;
+
+  // Added head `head`'s joined node, or ~0u.
+  [[nodiscard]] uint32_t NodeOf(uint32_t head) const {
+    if (head < built_heads_ || head - built_heads_ >= slot_.size()) return ~0u;
+    return *slot_.Get(head - built_heads_) - 1;
+  }
+
   uint32_t dim_;
   kernels::DistanceFn dist_;
   uint32_t built_heads_;
   uint32_t next_head_;
   // The built heads (retired ones dead), and the added ones joined (retired ones dead).
   GrowingGraph graph_;
-  std::vector<uint32_t> node_head_;               // joined node - first() -> its head
-  absl::flat_hash_map<uint32_t, uint32_t> slot_;  // added head -> its joined node
+  SharedChunks<uint32_t> node_head_;  // joined node - first() -> its head
+  SharedChunks<uint32_t> slot_;       // added head - built_heads_ -> 1 + its joined node, or 0
 };
 
 }  // namespace strata::internal

@@ -313,6 +313,7 @@ TEST(HeadOverlay, AddedHeadsSurviveRetirementsAndCompactions) {
     }
   }
   // A copy (what a maintenance step works on) answers the same, and changes on its own.
+  o.Freeze();
   HeadOverlay copy = o;
   const uint32_t some = live.begin()->first;
   copy.Retire(some);
@@ -321,6 +322,93 @@ TEST(HeadOverlay, AddedHeadsSurviveRetirementsAndCompactions) {
   o.Clear(built.get());
   EXPECT_EQ(o.added(), 0u);
   EXPECT_EQ(o.retired(), 0u);
+}
+
+// Copies share their chunks until they write (shared_chunks.h): what one copy, or the frozen
+// source, changes afterwards - heads added, retired, links and bridges rewired, the graph
+// compacted - is never seen by another. Each of three overlays churns on its own and must answer
+// by its own model: its rows, its live heads, and its own heads as its nearest.
+TEST(HeadOverlay, CopiesChangeOnTheirOwn) {
+  const VectorSet rows = Rows(0, 6'000);
+  constexpr uint32_t kBuilt = 200;
+  const std::unique_ptr<HeadGraph> built = Built(Rows(0, kBuilt, /*seed=*/3));
+  ASSERT_NE(built, nullptr);
+  struct Model {
+    std::map<uint32_t, uint64_t> live;  // added head -> its row in `rows`
+    std::set<uint32_t> retired_built;
+  };
+  const auto churn = [&](HeadOverlay* o, Model* m, uint64_t* next_row, uint64_t seed, int steps) {
+    std::mt19937_64 rng(seed);
+    for (int step = 0; step < steps && *next_row < rows.n; ++step) {
+      const uint64_t r = rng() % 8;
+      if (r < 3 && !m->live.empty()) {
+        auto it = m->live.begin();
+        std::advance(it, static_cast<ptrdiff_t>(rng() % m->live.size()));
+        o->Retire(it->first);
+        m->live.erase(it);
+      } else if (r == 3) {
+        const auto h = static_cast<uint32_t>(rng() % kBuilt);
+        o->Retire(h);
+        m->retired_built.insert(h);
+      } else {
+        const uint32_t head = o->next_head();
+        o->Add(head, rows.row(*next_row));
+        m->live[head] = (*next_row)++;
+      }
+    }
+  };
+  const auto check = [&](const HeadOverlay& o, const Model& m) {
+    ASSERT_EQ(o.added(), m.live.size());
+    EXPECT_EQ(o.retired(), m.retired_built.size());
+    for (uint32_t h = 0; h < kBuilt; ++h) EXPECT_EQ(o.IsRetired(h), m.retired_built.contains(h));
+    size_t visited = 0;
+    o.ForEachAdded([&](uint32_t head, const uint8_t* row) {
+      ASSERT_TRUE(m.live.contains(head)) << head;
+      EXPECT_EQ(std::memcmp(row, rows.row(m.live.at(head)), rows.row_bytes()), 0);
+      ++visited;
+    });
+    EXPECT_EQ(visited, m.live.size());
+    HeadSearchScratch scratch;
+    Hits h;
+    size_t found = 0;
+    for (const auto& [head, row] : m.live) {
+      ASSERT_NE(o.Row(head), nullptr) << head;
+      EXPECT_EQ(std::memcmp(o.Row(head), rows.row(row), rows.row_bytes()), 0);
+      o.Nearest(rows.row(row), 8, 64, &scratch, &h);
+      found += !h.empty() && h[0].first == 0.0f;
+      for (const auto& [d, hit] : h) {
+        EXPECT_TRUE(hit < kBuilt ? !m.retired_built.contains(hit) : m.live.contains(hit)) << hit;
+      }
+    }
+    EXPECT_GE(found, m.live.size() * 99 / 100);  // (a walk, not a pass over every head)
+  };
+
+  HeadOverlay o(rows.type, Metric::kL2, rows.dim);
+  o.Clear(built.get());
+  Model mo;
+  uint64_t next_row = 0;
+  churn(&o, &mo, &next_row, 1, 1'500);  // several chunks of every kind
+  o.Freeze();
+  HeadOverlay a = o;
+  HeadOverlay b = o;
+  Model ma = mo, mb = mo;
+  const HeadOverlay untouched = o;
+  const Model mu = mo;
+  // Far more than kCompactAbove retirements in each: each compacts on its own too.
+  churn(&a, &ma, &next_row, 2, 1'500);
+  churn(&b, &mb, &next_row, 3, 1'500);
+  churn(&o, &mo, &next_row, 4, 1'500);
+  check(untouched, mu);
+  check(a, ma);
+  check(b, mb);
+  check(o, mo);
+  // A copy of a copy, after that copy froze: the same.
+  a.Freeze();
+  HeadOverlay aa = a;
+  Model maa = ma;
+  churn(&aa, &maa, &next_row, 5, 500);
+  check(a, ma);
+  check(aa, maa);
 }
 
 }  // namespace
