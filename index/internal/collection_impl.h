@@ -371,7 +371,7 @@ class CollectionImpl final : public Collection {
     RETURN_IF_ERROR(CheckNotDropped());
     if (builds_stopped_.load()) {
       return absl::CancelledError(absl::StrCat("the build of collection '", config_.name,
-                                               "' was stopped (the server is stopping)"));
+                                               "' was stopped before it finished"));
     }
     return absl::OkStatus();
   }
