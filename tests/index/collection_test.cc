@@ -395,7 +395,7 @@ TEST(Collection, ADropOrAStopEndsABuildEarly) {
       continue;
     }
     EXPECT_TRUE(absl::IsCancelled(s)) << s;
-    EXPECT_NE(s.message().find("stopping"), std::string::npos) << s;
+    EXPECT_NE(s.message().find("was stopped"), std::string::npos) << s;
     EXPECT_FALSE(fs::exists(dir / "index-1.tmp"));
     EXPECT_FALSE(fs::exists(dir / "index-1"));
     EXPECT_EQ(c->Stats().state, CollectionStats::State::kFlat);

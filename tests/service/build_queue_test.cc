@@ -55,7 +55,7 @@ TEST(BuildQueue, StopEndsTheBuildUnderWay) {
   const std::optional<BuildStatus> st = queue.Latest(c->config().uid);
   ASSERT_TRUE(st.has_value());
   EXPECT_EQ(st->state, BuildStatus::State::kFailed);
-  EXPECT_NE(st->error.find("stopping"), std::string::npos) << st->error;
+  EXPECT_NE(st->error.find("was stopped"), std::string::npos) << st->error;
   EXPECT_EQ(c->Stats().state, CollectionStats::State::kFlat);
   EXPECT_EQ(c->Stats().indexed_vectors, 0u);
 }
