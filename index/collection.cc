@@ -1512,8 +1512,9 @@ absl::Status CollectionImpl::LoadHeads() {
     }
     const uint32_t head = ReadU32(key, 4);
     const uint32_t built = heads_overlay_.built_heads();
-    // (Added heads are numbered from `built` up, one number per head a step adds: past 2^31 is
-    // no number a collection hands out, and the overlay keeps a slot per number.)
+    // (Added heads are numbered from `built` up, a number per head a step adds: one past 2^31
+    // would take billions of steps, and is refused as corrupt, since the overlay keeps a slot
+    // per number.)
     if (value.empty() ? head >= built
                       : head < built || head >= (1u << 31) || heads_overlay_.IsAdded(head)) {
       return absl::DataLossError(absl::StrCat("collection '", config_.name, "': head record ", head,

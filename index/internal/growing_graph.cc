@@ -15,9 +15,7 @@ GrowingGraph::GrowingGraph(const HeadGraph* built)
       links_(1 + kDegree, kLinksPerChunk),
       bridge_slot_(1, kSlotsPerChunk),
       bridge_lists_(1 + kBridges, kLinksPerChunk),
-      built_dead_((first_ + 63) / 64, 0) {
-  bridge_slot_.Resize(first_);
-}
+      built_dead_((first_ + 63) / 64, 0) {}
 
 void GrowingGraph::Search(const void* q, uint32_t k, uint32_t ef, HeadSearchScratch* scratch,
                           std::vector<Pair>* out) const {
@@ -89,6 +87,7 @@ void GrowingGraph::LinkBack(uint32_t owner, uint32_t* l, uint32_t most, float d,
 
 uint32_t* GrowingGraph::MutableList(uint32_t node) {
   if (node >= first_) return links_.Mutable(node - first_);
+  if (node >= bridge_slot_.size()) bridge_slot_.Resize(node + 1);
   uint32_t slot = *bridge_slot_.Get(node);
   if (slot == 0) {
     bridge_lists_.Append();  // (zeroed: no bridges yet)

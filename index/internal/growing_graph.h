@@ -103,6 +103,7 @@ class GrowingGraph final : public GraphExtension {
     return links_.Get(node - first_);
   }
   [[nodiscard]] const uint32_t* bridges(uint32_t node) const override {
+    if (node >= bridge_slot_.size()) return nullptr;
     const uint32_t slot = *bridge_slot_.Get(node);
     return slot == 0 ? nullptr : bridge_lists_.Get(slot - 1);
   }
@@ -137,7 +138,9 @@ class GrowingGraph final : public GraphExtension {
   SharedChunks<uint32_t> links_;  // per joined node: [count, kDegree nodes]
   std::vector<uint8_t> alive_;    // per joined node
   size_t live_ = 0;
-  SharedChunks<uint32_t> bridge_slot_;   // per built node: 1 + its bridge list's number, or 0
+  // Per built node up to the last one with bridges (none before the first update): 1 + its
+  // bridge list's number, or 0.
+  SharedChunks<uint32_t> bridge_slot_;
   SharedChunks<uint32_t> bridge_lists_;  // [count, kBridges joined nodes] each
   std::vector<uint64_t> built_dead_;     // a bit per built node
   size_t dead_built_ = 0;

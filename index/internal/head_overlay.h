@@ -36,7 +36,8 @@ class HeadOverlay final {
   // An overlay of no index yet (Clear() gives it one).
   HeadOverlay(ElementType type, Metric metric, uint32_t dim);
 
-  // Adds head `head` (>= built_heads, not present) with `row` (posting form).
+  // Adds head `head` (>= built_heads, not present) with `row` (posting form; not a row of this
+  // overlay's, which the add may move).
   void Add(uint32_t head, const uint8_t* row);
   // Retires `head`: a built one is marked, an added one removed.
   void Retire(uint32_t head);
@@ -105,7 +106,9 @@ class HeadOverlay final {
   // The built heads (retired ones dead), and the added ones joined (retired ones dead).
   GrowingGraph graph_;
   SharedChunks<uint32_t> node_head_;  // joined node - first() -> its head
-  SharedChunks<uint32_t> slot_;       // added head - built_heads_ -> 1 + its joined node, or 0
+  // Added head - built_heads_ -> 1 + its joined node, or 0: 4 bytes per number handed out since
+  // Clear(), retired heads' included (not given back before the next Clear()).
+  SharedChunks<uint32_t> slot_;
 };
 
 }  // namespace strata::internal

@@ -6,8 +6,10 @@
 // few dozen records of them. Copied whole, the overlay cost ~10 MB of copying and page faults
 // per step at 1M vectors past 20% replaced: a third of the maintenance threads' time.
 //
-// Ownership: a chunk this array made, or cloned since its last copy was taken, is its own and is
-// written in place; any other chunk is shared and is cloned on its first write. A copy owns
+// Ownership: a chunk this array cloned since it was last frozen is its own and is written in
+// place; any other chunk is shared and is cloned on its first write. Records that were never
+// written share one zero chunk (so growing the array by n records costs a pointer per chunk, not
+// n records of memory, until they are written). A copy owns
 // nothing. The source of a copy must not write in place what the copy now shares, so a copy may
 // only be taken of a frozen array (Freeze(): nothing owned any more; DCHECKed). An array is
 // frozen when it is published for others to copy (the collection's overlay, after each change).
@@ -25,6 +27,7 @@
 #include <cstring>
 #include <memory>
 #include <type_traits>
+#include <utility>
 #include <vector>
 
 #include "base/check.h"
@@ -45,15 +48,28 @@ class SharedChunks final {
         per_chunk_(other.per_chunk_),
         size_(other.size_),
         chunks_(other.chunks_),
-        owned_(other.chunks_.size(), 0) {
+        owned_(other.chunks_.size(), 0),
+        zero_(other.zero_) {
     DCHECK(other.owned_count_ == 0);  // copies are taken of frozen arrays only
   }
   SharedChunks& operator=(const SharedChunks& other) {
     if (this != &other) *this = SharedChunks(other);
     return *this;
   }
-  SharedChunks(SharedChunks&&) noexcept = default;
-  SharedChunks& operator=(SharedChunks&&) noexcept = default;
+  // (A moved-from array is empty.)
+  SharedChunks(SharedChunks&& other) noexcept { *this = std::move(other); }
+  SharedChunks& operator=(SharedChunks&& other) noexcept {
+    width_ = other.width_;
+    per_chunk_ = other.per_chunk_;
+    size_ = std::exchange(other.size_, 0);
+    chunks_ = std::move(other.chunks_);
+    owned_ = std::move(other.owned_);
+    owned_count_ = std::exchange(other.owned_count_, 0);
+    zero_ = std::move(other.zero_);
+    other.chunks_.clear();
+    other.owned_.clear();
+    return *this;
+  }
 
   [[nodiscard]] size_t size() const { return size_; }
   [[nodiscard]] size_t width() const { return width_; }
@@ -81,11 +97,13 @@ class SharedChunks final {
   void Resize(size_t n) {
     DCHECK(n >= size_);
     // Records past size_ in the last chunk are zero still: only Resize and Append reach them, and
-    // they are zeroed when their chunk is made (a clone copies them as they are).
+    // every chunk starts as the zero chunk (a clone copies them as they are).
+    if (chunks_.size() * per_chunk_ < n && zero_ == nullptr) {
+      zero_ = std::make_shared<T[]>(per_chunk_ * width_);  // zeroed; never written
+    }
     while (chunks_.size() * per_chunk_ < n) {
-      chunks_.push_back(std::make_shared<T[]>(per_chunk_ * width_));  // zeroed
-      owned_.push_back(1);
-      ++owned_count_;
+      chunks_.push_back(zero_);
+      owned_.push_back(0);
     }
     size_ = n;
   }
@@ -101,9 +119,12 @@ class SharedChunks final {
     owned_count_ = 0;
   }
   [[nodiscard]] bool frozen() const { return owned_count_ == 0; }
-  // Bytes of the chunks held (shared ones counted by each array holding them) and the table.
+  // Bytes of the chunks held (shared ones counted by each array holding them; the zero chunk
+  // once) and the table.
   [[nodiscard]] uint64_t MemoryBytes() const {
-    return chunks_.size() * (per_chunk_ * width_ * sizeof(T) + sizeof(chunks_[0]) + 1);
+    uint64_t bytes = chunks_.size() * (sizeof(chunks_[0]) + 1);
+    for (const auto& c : chunks_) bytes += c == zero_ ? 0 : per_chunk_ * width_ * sizeof(T);
+    return bytes + (zero_ != nullptr ? per_chunk_ * width_ * sizeof(T) : 0);
   }
 
  private:
@@ -113,6 +134,7 @@ class SharedChunks final {
   std::vector<std::shared_ptr<T[]>> chunks_;
   std::vector<uint8_t> owned_;  // per chunk: this array's own (written in place)
   size_t owned_count_ = 0;
+  std::shared_ptr<T[]> zero_;  // the chunk of records never written (shared, never owned)
 };
 
 }  // namespace strata::internal

@@ -258,6 +258,54 @@ TEST(GrowingGraph, JoinedNodesServeWhenEveryBuiltNodeIsDead) {
   EXPECT_GE(Recall(g, queries, 16, 64), 0.99);
 }
 
+// What copies of a frozen graph share is never written in place: after the source and another
+// copy each add, kill and compact on their own (linking back into the shared nodes and bridges),
+// a copy taken before still has every link, bridge, row and mark it had.
+TEST(GrowingGraph, ACopyKeepsItsLinksAndBridges) {
+  const VectorSet rows = Rows(0, 2'400);
+  const std::unique_ptr<HeadGraph> built = Built(Rows(0, 200, /*seed=*/3));
+  ASSERT_NE(built, nullptr);
+  struct Snapshot {
+    std::vector<std::vector<uint32_t>> lists;  // per node: its bridges (built) or links (joined)
+    std::vector<std::vector<uint8_t>> rows;    // per joined node
+    std::vector<bool> alive;                   // per node
+    bool operator==(const Snapshot&) const = default;
+  };
+  const auto snapshot = [&](const GrowingGraph& g) {
+    Snapshot s;
+    for (uint32_t v = 0; v < g.first() + g.size(); ++v) {
+      const uint32_t* l = v < g.first() ? g.bridges(v) : g.joined_links(v);
+      s.lists.emplace_back(l == nullptr ? std::vector<uint32_t>{}
+                                        : std::vector<uint32_t>(l + 1, l + 1 + l[0]));
+      if (v >= g.first()) s.rows.emplace_back(g.row(v), g.row(v) + rows.row_bytes());
+      s.alive.push_back(g.alive(v));
+    }
+    return s;
+  };
+  GrowingGraph g(built.get());
+  for (uint64_t r = 0; r < 800; ++r) g.Add(rows.row(r));
+  for (uint32_t v = 0; v < 300; v += 3) g.Kill(g.first() + v);
+  g.Kill(5);
+  g.Freeze();
+  const GrowingGraph kept = g;
+  const Snapshot before = snapshot(kept);
+  size_t bridged = 0;
+  for (uint32_t v = 0; v < g.first(); ++v) bridged += g.bridges(v) != nullptr;
+  EXPECT_GT(bridged, 100u);  // (the churn below rewires bridges too)
+  GrowingGraph other = g;
+  for (uint64_t r = 800; r < 1'600; ++r) g.Add(rows.row(r));
+  for (uint64_t r = 1'600; r < 2'400; ++r) other.Add(rows.row(r));
+  for (uint32_t v = 1; v < 800; v += 2) {
+    g.Kill(g.first() + v);
+    other.Kill(other.first() + v + 1);
+  }
+  for (uint32_t v = 10; v < 40; ++v) other.Kill(v);
+  EXPECT_NE(snapshot(g), before);
+  EXPECT_NE(snapshot(other), before);
+  g.Compact();
+  EXPECT_TRUE(snapshot(kept) == before);
+}
+
 // Heads added and retired as splits do, many times over: the overlay's answers are always its
 // live added heads, with their rows, through every compaction of the graph.
 TEST(HeadOverlay, AddedHeadsSurviveRetirementsAndCompactions) {

@@ -7,6 +7,7 @@
 
 #include <cstdint>
 #include <random>
+#include <utility>
 #include <vector>
 
 namespace strata::internal {
@@ -99,6 +100,27 @@ TEST(SharedChunks, AWriteClonesOneChunk) {
   *a.Mutable(40) = 7;
   EXPECT_EQ(*b.Get(40), 0u);
   EXPECT_EQ(*a.Get(40), 7u);
+}
+
+// Records never written share one zero chunk: growing the array costs a pointer per chunk, so a
+// table sized by a large number (the heads' slots, by head number) holds memory only where written.
+TEST(SharedChunks, RecordsNeverWrittenTakeNoMemory) {
+  SharedChunks<uint32_t> a(1, 4096);
+  a.Resize(size_t{1} << 24);  // 4,096 chunks of 16 KiB, were they made
+  const uint64_t empty = a.MemoryBytes();
+  EXPECT_LT(empty, 200'000u);
+  EXPECT_EQ(*a.Get(12'345'678), 0u);
+  *a.Mutable(12'345'678) = 9;
+  EXPECT_EQ(a.MemoryBytes(), empty + 4096 * sizeof(uint32_t));
+  EXPECT_EQ(*a.Get(12'345'678), 9u);
+  EXPECT_EQ(*a.Get(12'345'679), 0u);
+  EXPECT_EQ(*a.Get(0), 0u);
+  // A move leaves an empty array behind.
+  SharedChunks<uint32_t> b = std::move(a);
+  EXPECT_EQ(b.size(), size_t{1} << 24);
+  EXPECT_EQ(*b.Get(12'345'678), 9u);
+  EXPECT_EQ(a.size(), 0u);  // NOLINT(bugprone-use-after-move): what a move leaves is the contract
+  EXPECT_TRUE(a.frozen());
 }
 
 }  // namespace
