@@ -118,8 +118,22 @@ absl::StatusOr<std::unique_ptr<Catalog>> Catalog::Open(const std::string& data_d
   for (const CollectionConfig& c : configs) {
     auto col = Collection::Open(cat->store_.get(), cat->CollectionDir(c.id), c, options);
     if (!col.ok()) {
-      return absl::Status(col.status().code(),
-                          absl::StrCat("collection '", c.name, "': ", col.status().message()));
+      const std::string named = absl::StrCat("collection '", c.name, "'");
+      const absl::string_view message = col.status().message();
+      const std::string why = absl::StartsWith(message, named) ? std::string(message)
+                                                               : absl::StrCat(named, ": ", message);
+      // (Anything else - an I/O error, memory - is the machine's, not the collection's: the
+      // start fails.)
+      if (!absl::IsDataLoss(col.status())) return absl::Status(col.status().code(), why);
+      Log(LogLevel::kError,
+          "%s could not be opened (%s); it is left as it is and the other collections open. "
+          "Dropping it deletes it and frees its name",
+          named, why);
+      cat->unopened_[c.name] =
+          Unopened{c, absl::DataLossError(absl::StrCat(why,
+                                                       " (it could not be opened at start; "
+                                                       "dropping it deletes it)"))};
+      continue;
     }
     cat->collections_[c.name] = std::shared_ptr<Collection>(std::move(*col));
   }
@@ -138,6 +152,11 @@ absl::StatusOr<std::shared_ptr<Collection>> Catalog::Create(CollectionConfig con
   MutexLock lock(&mu_);
   if (collections_.count(config.name) != 0) {
     return absl::AlreadyExistsError(absl::StrCat("collection '", config.name, "' already exists"));
+  }
+  if (auto u = unopened_.find(config.name); u != unopened_.end()) {
+    return absl::AlreadyExistsError(
+        absl::StrCat("collection '", config.name,
+                     "' already exists, and could not be opened: ", u->second.why.message()));
   }
   config.id = next_id_;
   config.uid = NewUid();
@@ -158,25 +177,48 @@ absl::StatusOr<std::shared_ptr<Collection>> Catalog::Create(CollectionConfig con
   return shared;
 }
 
-absl::Status Catalog::Drop(const std::string& name) {
+absl::Status Catalog::Drop(const std::string& name, std::string* uid) {
   uint32_t id = 0;
+  bool unopened = false;
   {
     MutexLock lock(&mu_);
     auto it = collections_.find(name);
-    if (it == collections_.end()) {
+    if (auto u = unopened_.find(name); it == collections_.end() && u != unopened_.end()) {
+      // Nothing of it is open: its record goes, and its records and files after.
+      id = u->second.config.id;
+      if (uid != nullptr) *uid = u->second.config.uid;
+      WriteBatch batch;
+      batch.Delete(Cf::kCollections, name);
+      batch.Put(Cf::kCollections, RecordPurger::PurgeKey(id), "");
+      RETURN_IF_ERROR(store_->Write(&batch, /*sync=*/true));
+      unopened_.erase(u);
+      unopened = true;
+    } else if (it == collections_.end()) {
       return Missing(name);
+    } else {
+      id = it->second->config().id;
+      if (uid != nullptr) *uid = it->second->config().uid;
+      // The drop itself: the collection's record goes and its purge record comes, in one synced
+      // write. Marked first, so that no write or build of the collection commits after it. If the
+      // write fails the collection stays listed but refuses calls until a restart.
+      WriteBatch batch;
+      batch.Delete(Cf::kCollections, name);
+      batch.Put(Cf::kCollections, RecordPurger::PurgeKey(id), "");
+      it->second->MarkDropped();
+      RETURN_IF_ERROR(store_->Write(&batch, /*sync=*/true));
+      it->second->DropCommitted();
+      collections_.erase(it);
     }
-    id = it->second->config().id;
-    // The drop itself: the collection's record goes and its purge record comes, in one synced
-    // write. Marked first, so that no write or build of the collection commits after it. If the
-    // write fails the collection stays listed but refuses calls until a restart.
-    WriteBatch batch;
-    batch.Delete(Cf::kCollections, name);
-    batch.Put(Cf::kCollections, RecordPurger::PurgeKey(id), "");
-    it->second->MarkDropped();
-    RETURN_IF_ERROR(store_->Write(&batch, /*sync=*/true));
-    it->second->DropCommitted();
-    collections_.erase(it);
+  }
+  if (unopened) {
+    // (An open collection's files go with its last reference. If this fails, the next start
+    // removes the directory: no collection owns it.)
+    Env& env = options_.env != nullptr ? *options_.env : *Env::Default();
+    const absl::Status removed = env.RemoveTree(CollectionDir(id));
+    if (!removed.ok()) {
+      Log(LogLevel::kWarning, "dropped collection '%s': its directory stays until a restart: %s",
+          name, removed.message());
+    }
   }
   Log(LogLevel::kInfo, "dropped collection '%s' (id %d; its records are deleted in the background)",
       name, id);
@@ -188,9 +230,17 @@ absl::StatusOr<std::shared_ptr<Collection>> Catalog::Find(const std::string& nam
   MutexLock lock(&mu_);
   auto it = collections_.find(name);
   if (it == collections_.end()) {
+    if (auto u = unopened_.find(name); u != unopened_.end()) return u->second.why;
     return Missing(name);
   }
   return it->second;
+}
+
+std::vector<Catalog::Unopened> Catalog::ListUnopened() const {
+  MutexLock lock(&mu_);
+  std::vector<Unopened> out;
+  for (const auto& [name, u] : unopened_) out.push_back(u);
+  return out;
 }
 
 std::vector<std::shared_ptr<Collection>> Catalog::List() const {

@@ -44,13 +44,24 @@ class Catalog final {
   [[nodiscard]] absl::StatusOr<std::shared_ptr<Collection>> Create(CollectionConfig config);
   // NotFound when absent (InvalidArgument for a name no collection could have). The collection
   // is gone once Drop returns (one synced write); its records are deleted after, in the
-  // background (index/record_purger.h), and a start finishes what a stop left.
-  [[nodiscard]] absl::Status Drop(const std::string& name);
+  // background (index/record_purger.h), and a start finishes what a stop left. `uid` (may be
+  // null) receives the dropped collection's uid.
+  [[nodiscard]] absl::Status Drop(const std::string& name, std::string* uid = nullptr);
   // Returns once the records of every collection dropped so far are deleted (or their purge
   // failed, logged): tests and tools.
   void WaitForPurges() { purger_->WaitIdle(); }
   [[nodiscard]] absl::StatusOr<std::shared_ptr<Collection>> Find(const std::string& name) const;
   [[nodiscard]] std::vector<std::shared_ptr<Collection>> List() const;
+
+  // A collection whose records Open could not read (DataLoss: records damaged, or not of any
+  // collection Strata writes). One such collection does not keep the others from opening: it is
+  // left out of List(), its data is left as it is, Find and Create answer with its damage
+  // (DataLoss, AlreadyExists), and Drop removes it, so that its name can be used again.
+  struct Unopened {
+    CollectionConfig config;
+    absl::Status why;  // DataLoss, naming the collection and the damage
+  };
+  [[nodiscard]] std::vector<Unopened> ListUnopened() const;
 
   [[nodiscard]] MetadataStore* store() const { return store_.get(); }
 
@@ -68,6 +79,7 @@ class Catalog final {
   std::unique_ptr<RecordPurger> purger_;  // (after store_: stopped before it closes)
   mutable Mutex mu_;
   std::map<std::string, std::shared_ptr<Collection>> collections_ ABSL_GUARDED_BY(mu_);
+  std::map<std::string, Unopened> unopened_ ABSL_GUARDED_BY(mu_);
   uint32_t next_id_ ABSL_GUARDED_BY(mu_) = 1;
 };
 

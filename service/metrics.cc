@@ -81,6 +81,12 @@ std::vector<prometheus::MetricFamily> CatalogCollector::Collect() const {
     counter(&bytes, static_cast<double>(s.bytes_read));
     gauge(&damaged, s.state == CollectionStats::State::kDamaged ? 1 : 0);
   }
+  for (const Catalog::Unopened& u : catalog_->ListUnopened()) {  // (could not be opened)
+    prometheus::ClientMetric m;
+    m.label = {{"collection", u.config.name}};
+    m.gauge.value = 1;
+    damaged.metric.push_back(m);
+  }
   std::vector<prometheus::MetricFamily> out = {vectors, ram, text_ram, disk, pages, bytes, damaged};
   using prometheus::MetricType;
   auto single = [&](const char* name, const char* help, MetricType type, double v) {

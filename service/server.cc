@@ -116,10 +116,8 @@ class StrataService final : public pb::Strata::Service {
   grpc::Status DropCollection(grpc::ServerContext* ctx, const pb::DropCollectionRequest* req,
                               pb::DropCollectionResponse*) override {
     return Run("DropCollection", ctx, *req, [&](CallBudget&) -> absl::Status {
-      ASSIGN_OR_RETURN(auto col, catalog_->Find(req->name()));
-      const std::string uid = col->config().uid;
-      col.reset();
-      RETURN_IF_ERROR(catalog_->Drop(req->name()));
+      std::string uid;
+      RETURN_IF_ERROR(catalog_->Drop(req->name(), &uid));
       // Keys of the collection name it by uid and no longer open anything; they go too.
       if (absl::StatusOr<uint32_t> n = keys_->RevokeCollection(uid); !n.ok()) {
         Log(LogLevel::kWarning, "dropping collection '%s': its tenant keys stay listed: %s",
@@ -135,6 +133,9 @@ class StrataService final : public pb::Strata::Service {
                                pb::ListCollectionsResponse* resp) override {
     return Run("ListCollections", ctx, *req, [&](CallBudget&) {
       for (const auto& c : catalog_->List()) Describe(*c, resp->add_collections());
+      for (const Catalog::Unopened& u : catalog_->ListUnopened()) {
+        DescribeUnopened(u, resp->add_collections());
+      }
       return absl::OkStatus();
     });
   }
@@ -788,6 +789,9 @@ class StrataService final : public pb::Strata::Service {
         resp->set_disk_pages_read(resp->disk_pages_read() + s.pages_read);
         resp->set_disk_bytes_read(resp->disk_bytes_read() + s.bytes_read);
       }
+      const size_t unopened = catalog_->ListUnopened().size();
+      resp->set_collections(resp->collections() + unopened);
+      resp->set_damaged_collections(resp->damaged_collections() + unopened);
       metrics_->Fill(resp);
       const WalRecoveryReport& wal = catalog_->store()->recovery();
       resp->mutable_wal_recovery()->set_damaged(wal.damaged);
@@ -1233,6 +1237,18 @@ class StrataService final : public pb::Strata::Service {
     return absl::OkStatus();
   }
 
+  // A collection whose records could not be read at start (Catalog::Unopened): DAMAGED, with
+  // what its record says and the damage; Drop is all it takes.
+  static void DescribeUnopened(const Catalog::Unopened& u, pb::CollectionInfo* out) {
+    out->set_name(u.config.name);
+    out->set_uid(u.config.uid);
+    out->set_dimension(u.config.dim);
+    out->set_element_type(ToProto(u.config.type));
+    out->set_metric(ToProto(u.config.metric));
+    out->set_state(pb::CollectionInfo::DAMAGED);
+    out->set_damage(std::string(u.why.message()));
+  }
+
   void Describe(const Collection& col, pb::CollectionInfo* out) const {
     CollectionConfig c = col.config();
     CollectionStats s = col.Stats();
@@ -1443,6 +1459,8 @@ class ServerImpl final : public Server {
     {
       absl::flat_hash_set<std::string> uids;
       for (const auto& c : s->catalog_->List()) uids.insert(c->config().uid);
+      // (A collection that could not be opened is still listed: its keys stay.)
+      for (const Catalog::Unopened& u : s->catalog_->ListUnopened()) uids.insert(u.config.uid);
       ASSIGN_OR_RETURN(const uint32_t revoked, s->keys_->RevokeUnlisted(uids));
       if (revoked > 0) {
         Log(LogLevel::kWarning,
@@ -1621,7 +1639,7 @@ class ServerImpl final : public Server {
     // thread must not write their readings in the wrong order.
     MutexLock lock(&health_mu_);
     if (!serving_.load()) return;
-    bool durable = !catalog_->store()->recovery().damaged;
+    bool durable = !catalog_->store()->recovery().damaged && catalog_->ListUnopened().empty();
     for (const auto& c : catalog_->List()) {
       // `damage` stays set while a repair build runs (the state then says BUILDING).
       if (!c->Stats().damage.empty()) durable = false;

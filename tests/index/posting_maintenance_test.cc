@@ -212,6 +212,89 @@ TEST(PostingMaintenance, SplitsKeepRecallUnderDriftAndSurviveAReopen) {
   ExpectAllReachable(*c, live, base);
 }
 
+// A head record numbered past any head a collection hands out (2^31 and up: damage, or a crafted
+// store) is refused as malformed, rather than sizing the heads' tables by it (a slot per number:
+// 8 GiB). The collection is not opened; the catalog opens, and another collection in it serves;
+// dropping the damaged one frees its name.
+TEST(PostingMaintenance, AHeadRecordNumberedPastAnyHeadIsRefusedAndStopsOnlyItsCollection) {
+  TempDir tmp;
+  const VectorSet base = Gen(1, 0, 3000), drift = Gen(2, 0, 3000);
+  std::string record_key;
+  uint32_t row_bytes = 0;
+  {
+    auto cat = *Catalog::Open(tmp.path(), Options());
+    auto c = Create(cat.get(), base);
+    Upsert(c.get(), base, 0);
+    ASSERT_TRUE(c->BuildIndex().ok());
+    Upsert(c.get(), drift, 10000);
+    ASSERT_TRUE(c->RunMaintenance().ok());
+    ASSERT_GT(c->Stats().added_heads, 0u);
+    ASSERT_TRUE(cat->store()
+                    ->Scan(Cf::kHeads, "",
+                           [&](absl::string_view key, absl::string_view value) {
+                             if (!value.empty()) {
+                               record_key = std::string(key);
+                               row_bytes = static_cast<uint32_t>(value.size());
+                             }
+                             return absl::OkStatus();
+                           })
+                    .ok());
+    ASSERT_EQ(record_key.size(), 8u);
+    // An added head numbered 2^31, with a row of the right size.
+    std::string far_key = record_key.substr(0, 4);
+    AppendU32(&far_key, 1u << 31);
+    WriteBatch batch;
+    batch.Put(Cf::kHeads, far_key, std::string(row_bytes, '\1'));
+    ASSERT_TRUE(cat->store()->Write(&batch, /*sync=*/true).ok());
+  }
+  {
+    auto cat = Catalog::Open(tmp.path(), Options());
+    ASSERT_TRUE(cat.ok()) << cat.status();
+    CollectionConfig other;
+    other.name = "other";
+    other.dim = base.dim;
+    other.type = base.type;
+    auto o = (*cat)->Create(other);
+    ASSERT_TRUE(o.ok()) << o.status();
+    Upsert(o->get(), base, 0);
+  }
+  auto cat = Catalog::Open(tmp.path(), Options());
+  ASSERT_TRUE(cat.ok()) << cat.status();
+  const auto found = (*cat)->Find("c");
+  ASSERT_TRUE(absl::IsDataLoss(found.status())) << found.status();
+  EXPECT_NE(found.status().message().find("head record 2147483648"), std::string::npos)
+      << found.status();
+  ASSERT_EQ((*cat)->ListUnopened().size(), 1u);
+  EXPECT_EQ((*cat)->ListUnopened()[0].config.name, "c");
+  ASSERT_EQ((*cat)->List().size(), 1u);
+  auto o = (*cat)->Find("other");
+  ASSERT_TRUE(o.ok()) << o.status();
+  EXPECT_EQ((*o)->Count(), base.n);
+  std::vector<Hit> hits;
+  ASSERT_TRUE(
+      (*o)->Search(VectorView{base.type, {base.row(7), base.row_bytes()}}, 1, {}, &hits).ok());
+  ASSERT_EQ(hits.size(), 1u);
+  EXPECT_EQ(hits[0].id, 7u);
+  CollectionConfig again;
+  again.name = "c";
+  again.dim = base.dim;
+  again.type = base.type;
+  EXPECT_TRUE(absl::IsAlreadyExists((*cat)->Create(again).status()));
+  std::string uid;
+  ASSERT_TRUE((*cat)->Drop("c", &uid).ok());
+  EXPECT_EQ(uid.size(), 32u);
+  EXPECT_TRUE((*cat)->ListUnopened().empty());
+  EXPECT_TRUE(absl::IsNotFound((*cat)->Find("c").status()));
+  ASSERT_TRUE((*cat)->Create(again).ok());
+  (*cat)->WaitForPurges();
+  cat->reset();
+  // Nothing of the damaged collection is left to stop the next start.
+  auto reopened = Catalog::Open(tmp.path(), Options());
+  ASSERT_TRUE(reopened.ok()) << reopened.status();
+  EXPECT_TRUE((*reopened)->ListUnopened().empty());
+  EXPECT_EQ((*reopened)->List().size(), 2u);
+}
+
 // A store written before the postings family held one record per vector held one key per entry
 // (coll posting int -> [version]): an open reads those, serves the same answers, and rewrites
 // them as records (a stale entry - at a version the vector no longer has - dropped).

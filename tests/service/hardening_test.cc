@@ -19,8 +19,10 @@
 #include "grpc/health/v1/health.grpc.pb.h"
 #include "grpcpp/generic/generic_stub.h"
 #include "gtest/gtest.h"
+#include "index/collection_config.h"
 #include "proto/strata.grpc.pb.h"
 #include "storage/env.h"
+#include "storage/metadata_store.h"
 #include "storage/vector_file.h"
 #include "tests/service/server_process.h"
 #include "tests/test_util.h"
@@ -651,6 +653,64 @@ TEST(Hardening, ADamagedIndexStopsOnlyItsCollectionAndIsRepaired) {
   EXPECT_EQ(Health(&reads, "strata.v1.Strata/durability"),
             grpc::health::v1::HealthCheckResponse::SERVING);
   EXPECT_EQ(reads.Stop(), 0);
+
+  // A record of the collection's in the metadata store that cannot be read (here a malformed
+  // head record) keeps only that collection from opening: the server starts and serves the
+  // others, lists it DAMAGED naming the record, answers DATA_LOSS for it, and lets it be dropped
+  // (it had stopped the whole server from starting).
+  {
+    auto store = MetadataStore::Open(data + "/meta");
+    ASSERT_TRUE(store.ok()) << store.status();
+    uint32_t bad_id = 0;
+    ASSERT_TRUE((*store)
+                    ->Scan(Cf::kCollections, "",
+                           [&](absl::string_view key, absl::string_view value) {
+                             if (key == "bad") bad_id = CollectionConfig::Parse(value)->id;
+                             return absl::OkStatus();
+                           })
+                    .ok());
+    ASSERT_NE(bad_id, 0u);
+    std::string key;
+    AppendU32(&key, bad_id);
+    AppendU32(&key, 5);
+    WriteBatch batch;
+    batch.Put(Cf::kHeads, key, "xyz");  // (a head's row is 64 bytes)
+    ASSERT_TRUE((*store)->Write(&batch, /*sync=*/true).ok());
+  }
+  ServerProcess unopened(data, tmp.File("unopened.log"), {"--auto_repair=false"});
+  ASSERT_NO_FATAL_FAILURE(unopened.Start());
+  stub = unopened.stub();
+  EXPECT_TRUE(SearchSelf(stub, "good", 7).ok());
+  s = SearchSelf(stub, "bad", 7);
+  EXPECT_EQ(s.error_code(), grpc::StatusCode::DATA_LOSS) << s.error_message();
+  EXPECT_NE(s.error_message().find("malformed head record"), std::string::npos)
+      << s.error_message();
+  pb::ListCollectionsResponse listed;
+  ASSERT_TRUE(
+      Call(&pb::Strata::Stub::ListCollections, stub, pb::ListCollectionsRequest(), &listed).ok());
+  ASSERT_EQ(listed.collections_size(), 2);
+  bool bad_listed = false;
+  for (const pb::CollectionInfo& c : listed.collections()) {
+    if (c.name() != "bad") continue;
+    bad_listed = true;
+    EXPECT_EQ(c.state(), pb::CollectionInfo::DAMAGED);
+    EXPECT_EQ(c.dimension(), dim);
+    EXPECT_NE(c.damage().find("malformed head record"), std::string::npos) << c.damage();
+  }
+  EXPECT_TRUE(bad_listed);
+  EXPECT_EQ(Stats(stub).damaged_collections(), 1u);
+  EXPECT_EQ(Health(&unopened, "strata.v1.Strata/durability"),
+            grpc::health::v1::HealthCheckResponse::NOT_SERVING);
+  pb::DropCollectionRequest drop;
+  drop.set_name("bad");
+  pb::DropCollectionResponse dropped;
+  s = Call(&pb::Strata::Stub::DropCollection, stub, drop, &dropped);
+  EXPECT_TRUE(s.ok()) << s.error_message();
+  CreateCollection(stub, "bad", dim, pb::FLOAT32);
+  EXPECT_EQ(Stats(stub).damaged_collections(), 0u);
+  EXPECT_EQ(Health(&unopened, "strata.v1.Strata/durability"),
+            grpc::health::v1::HealthCheckResponse::SERVING);
+  EXPECT_EQ(unopened.Stop(), 0);
 }
 
 // A loader's checkpoint belongs to one load: the same input into the same collection. Loading a
