@@ -122,17 +122,22 @@ absl::StatusOr<std::unique_ptr<Catalog>> Catalog::Open(const std::string& data_d
       const absl::string_view message = col.status().message();
       const std::string why = absl::StartsWith(message, named) ? std::string(message)
                                                                : absl::StrCat(named, ": ", message);
-      // (Anything else - an I/O error, memory - is the machine's, not the collection's: the
-      // start fails.)
-      if (!absl::IsDataLoss(col.status())) return absl::Status(col.status().code(), why);
+      // A record of its own that cannot be read, or holds a value no check lets by, is the
+      // collection's damage; anything else (an I/O error, memory) is the machine's: the start
+      // fails.
+      if (!absl::IsDataLoss(col.status()) && !absl::IsInvalidArgument(col.status())) {
+        return absl::Status(col.status().code(), why);
+      }
       Log(LogLevel::kError,
           "%s could not be opened (%s); it is left as it is and the other collections open. "
           "Dropping it deletes it and frees its name",
           named, why);
       cat->unopened_[c.name] =
-          Unopened{c, absl::DataLossError(absl::StrCat(why,
-                                                       " (it could not be opened at start; "
-                                                       "dropping it deletes it)"))};
+          Unopened{c, absl::DataLossError(absl::StrCat(
+                          why,
+                          " (it could not be opened at start, and its data is left as it "
+                          "is: a restore of the data directory may bring it back; "
+                          "dropping it deletes it)"))};
       continue;
     }
     cat->collections_[c.name] = std::shared_ptr<Collection>(std::move(*col));

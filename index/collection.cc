@@ -68,7 +68,10 @@ absl::Status CollectionImpl::Load() {
   MutexLock write_lock(&write_mu_);
   WriterMutexLock lock(&mu_);
   const uint32_t coll = config_.id;
-  // Versions: one record per internal id ever used.
+  // Versions: one record per internal id ever used. Ids are handed out in order, so the records
+  // are nearly dense (a write that failed leaves its ids unused); an id far past the records
+  // read is damage, refused before the tables are sized by it.
+  uint64_t versions_read = 0;
   RETURN_IF_ERROR(store_->Scan(Cf::kVersions, CollPrefix(coll), [&](auto key, auto value) {
     mu_.AssertHeld();  // Load's
     if (key.size() != 8 || value.size() != 2) {
@@ -76,7 +79,13 @@ absl::Status CollectionImpl::Load() {
           absl::StrCat("collection '", config_.name, "': malformed version record"));
     }
     VectorId id = ReadU32(key, 4);
-    if (ids_.size() <= id) ids_.resize(id + 1);
+    if (id >= 2 * versions_read + kMostIdsSkipped) {
+      return absl::DataLossError(absl::StrCat("collection '", config_.name,
+                                              "': version record of internal id ", id, " after ",
+                                              versions_read, " records"));
+    }
+    ++versions_read;
+    if (ids_.size() <= id) ids_.resize(size_t{id} + 1);
     ids_[id].version = static_cast<uint8_t>(value[0]);
     ids_[id].flags = static_cast<uint8_t>(value[1]) & kLive;
     if (ids_[id].flags & kLive) ++live_;
@@ -175,6 +184,50 @@ absl::Status CollectionImpl::Load() {
     if ((ids_[id].flags & kLive) && !BaseEntryLive(id)) RETURN_IF_ERROR(load_row(id));
   }
   if (base_ != nullptr) {
+    // What posting maintenance stored (heads, posting entries) is derived from the vectors: a
+    // record of it that cannot be read damages the index, which a rebuild replaces (its install
+    // deletes every such record), as a damaged index file does.
+    const absl::Status maintained = LoadMaintenance(load_row);
+    if (absl::IsDataLoss(maintained)) {
+      base_.reset();
+      for (IdState& st : ids_) st.flags &= kLive;
+      indexed_ = 0;
+      heads_overlay_.Clear(nullptr);
+      heads_overlay_.Freeze();
+      appended_radius_.Clear();
+      appended_.Clear();
+      damage_ = absl::DataLossError(
+          absl::StrCat("index generation ", generation_, " is damaged: ", maintained.message()));
+      Log(LogLevel::kError,
+          "collection '%s': %s. Its vectors are safe in the metadata store; searches and writes "
+          "fail until the index is rebuilt from them (automatic unless --auto_repair=false; "
+          "`strata-cli repair %s`)",
+          config_.name, damage_.message(), config_.name);
+      for (VectorId id = 0; id < ids_.size(); ++id) {
+        if (ids_[id].flags & kLive) RETURN_IF_ERROR(load_row(id));
+      }
+    } else {
+      RETURN_IF_ERROR(maintained);
+    }
+  }
+  RebuildSkipBits();
+  if (base_ != nullptr) {
+    // What maintenance was queued is not stored: the postings that call for it are found again
+    // (a step a crash cut short was rolled back whole, and is done again).
+    NotePostings(ServingHeads(), /*shrunk=*/true);
+  }
+  Log(LogLevel::kInfo,
+      "collection '%s': %d live vectors, %d in index generation %d, %d appended, %d heads added "
+      "and %d retired by posting maintenance",
+      config_.name, live_, indexed_, generation_, appended_.size(), heads_overlay_.added(),
+      heads_overlay_.retired());
+  return absl::OkStatus();
+}
+
+absl::Status CollectionImpl::LoadMaintenance(
+    const std::function<absl::Status(VectorId)>& load_row) {
+  const uint32_t coll = config_.id;
+  {
     RETURN_IF_ERROR(LoadHeads());
     // Entries as stores before the per-vector records held them (one key per entry): read, then
     // rewritten as records below.
@@ -259,17 +312,6 @@ absl::Status CollectionImpl::Load() {
       }
     });
   }
-  RebuildSkipBits();
-  if (base_ != nullptr) {
-    // What maintenance was queued is not stored: the postings that call for it are found again
-    // (a step a crash cut short was rolled back whole, and is done again).
-    NotePostings(ServingHeads(), /*shrunk=*/true);
-  }
-  Log(LogLevel::kInfo,
-      "collection '%s': %d live vectors, %d in index generation %d, %d appended, %d heads added "
-      "and %d retired by posting maintenance",
-      config_.name, live_, indexed_, generation_, appended_.size(), heads_overlay_.added(),
-      heads_overlay_.retired());
   return absl::OkStatus();
 }
 

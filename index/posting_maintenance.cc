@@ -106,6 +106,8 @@ std::optional<uint32_t> CollectionImpl::TakePending() {
 uint32_t CollectionImpl::NewHeadNumber(const internal::HeadOverlay& heads) {
   MutexLock lock(&pending_mu_);
   const uint32_t h = std::max(next_added_head_, heads.next_head());
+  // (LoadHeads refuses numbers from 2^31 up as damage: billions of steps from here.)
+  DCHECK(h < (1u << 31));
   next_added_head_ = h + 1;
   return h;
 }

@@ -55,7 +55,8 @@ std::vector<prometheus::MetricFamily> CatalogCollector::Collect() const {
                                  {}};
   prometheus::MetricFamily damaged{
       "strata_collection_damaged",
-      "1 while the collection's index is damaged (searches and writes fail until it is rebuilt)",
+      "1 while the collection's index is damaged (searches and writes fail until it is rebuilt), "
+      "or its records could not be read at start (every call fails until it is dropped)",
       prometheus::MetricType::Gauge,
       {}};
   for (const auto& c : catalog_->List()) {

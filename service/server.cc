@@ -1237,15 +1237,23 @@ class StrataService final : public pb::Strata::Service {
     return absl::OkStatus();
   }
 
-  // A collection whose records could not be read at start (Catalog::Unopened): DAMAGED, with
-  // what its record says and the damage; Drop is all it takes.
+  // A collection whose records could not be read at start (Catalog::Unopened): UNREADABLE,
+  // with what its catalog record says and the damage.
   static void DescribeUnopened(const Catalog::Unopened& u, pb::CollectionInfo* out) {
-    out->set_name(u.config.name);
-    out->set_uid(u.config.uid);
-    out->set_dimension(u.config.dim);
-    out->set_element_type(ToProto(u.config.type));
-    out->set_metric(ToProto(u.config.metric));
-    out->set_state(pb::CollectionInfo::DAMAGED);
+    const CollectionConfig& c = u.config;
+    out->set_name(c.name);
+    out->set_uid(c.uid);
+    out->set_dimension(c.dim);
+    out->set_element_type(ToProto(c.type));
+    out->set_metric(ToProto(c.metric));
+    out->mutable_index()->set_head_share(c.head_share);
+    out->mutable_index()->set_max_replicas(c.max_replicas);
+    out->mutable_index()->set_posting_page_limit(c.posting_page_limit);
+    out->mutable_index()->set_posting_encoding(ToProto(c.posting_encoding));
+    out->mutable_index()->set_build_threshold(c.build_threshold);
+    out->set_index_generation(c.index_generation);
+    for (const std::string& f : c.text_fields) out->add_text_fields(f);
+    out->set_state(pb::CollectionInfo::UNREADABLE);
     out->set_damage(std::string(u.why.message()));
   }
 

@@ -178,6 +178,9 @@ const char* StateName(pb::CollectionInfo::IndexState s) {
       return "building";
     case pb::CollectionInfo::DAMAGED:
       return "DAMAGED (searches and writes fail until it is rebuilt: strata-cli repair NAME)";
+    case pb::CollectionInfo::UNREADABLE:
+      return "UNREADABLE (its records could not be read at start: every call fails; its data is "
+             "left as it is; strata-cli drop NAME deletes it)";
     default:
       return "unknown";
   }

@@ -78,6 +78,9 @@ inline std::string PostingsValue(uint8_t version, absl::Span<const uint32_t> pos
 // The key of one entry in the postings family as stores before the per-vector records held it
 // (read, and rewritten as records, at open).
 inline constexpr size_t kLegacyPostingKeyBytes = 12;
+// Load's bound on a collection's internal ids: at most this many more than twice the version
+// records read before (ids are handed out in order; only writes that failed leave gaps).
+inline constexpr uint64_t kMostIdsSkipped = uint64_t{1} << 24;
 
 // The rows' file of internal::AppendedVectors in the collection's directory: scratch, made at
 // every open, its name removed at once (storage/mapped_arena.h).
@@ -351,6 +354,12 @@ class CollectionImpl final : public Collection {
   absl::Status OpenGeneration() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   // Loads the heads posting maintenance added and retired (the `heads` family) over base_.
   absl::Status LoadHeads() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // Loads what posting maintenance stored over base_ (heads, posting entries, the rows and
+  // primaries of the vectors they name; `load_row` puts a stored vector's row in memory).
+  // DataLoss for a record that cannot be read: Load then opens the collection with its index
+  // damaged.
+  absl::Status LoadMaintenance(const std::function<absl::Status(VectorId)>& load_row)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   // FailedPrecondition naming the damage while the index is damaged.
   absl::Status CheckServing() const ABSL_SHARED_LOCKS_REQUIRED(mu_) {
     if (damage_.ok()) return absl::OkStatus();

@@ -59,6 +59,7 @@ class SharedChunks final {
   // (A moved-from array is empty.)
   SharedChunks(SharedChunks&& other) noexcept { *this = std::move(other); }
   SharedChunks& operator=(SharedChunks&& other) noexcept {
+    if (this == &other) return *this;
     width_ = other.width_;
     per_chunk_ = other.per_chunk_;
     size_ = std::exchange(other.size_, 0);
@@ -109,7 +110,14 @@ class SharedChunks final {
   }
   // Appends a zeroed record and returns it to write (valid until the next non-const call).
   T* Append() {
-    Resize(size_ + 1);
+    if (size_ == chunks_.size() * per_chunk_) {
+      // (A chunk of its own at once: appending writes it next, and an array only appended to
+      // never needs the zero chunk.)
+      chunks_.push_back(std::make_shared<T[]>(per_chunk_ * width_));  // zeroed
+      owned_.push_back(1);
+      ++owned_count_;
+    }
+    ++size_;
     return Mutable(size_ - 1);
   }
   // From now on every chunk is shared: copies may be taken, and this array's next write to any

@@ -16,6 +16,7 @@
 #include "index/catalog.h"
 #include "storage/block_reader.h"
 #include "storage/fault_injection_env.h"
+#include "storage/metadata_store.h"
 #include "tests/test_util.h"
 #include "tools/synthetic.h"
 
@@ -856,6 +857,94 @@ TEST(Collection, Float16PostingsAreKeptAndRowsBeyondTheirRangeRefused) {
   bytes.type = ElementType::kUint8;
   bytes.posting_encoding = PostingEncoding::kFloat16;
   EXPECT_TRUE(absl::IsInvalidArgument(cat->Create(bytes).status()));
+}
+
+// A collection whose own records cannot be read (a malformed version record; a version record of
+// an internal id far past the others, which would have sized the id tables by it: 4 billion ids,
+// or a write out of bounds at 0xFFFFFFFF) does not keep the catalog, nor the other collections,
+// from opening: it stays apart, its data as it was, Find says why, its name stays taken, and
+// Drop deletes it (its records and directory) and frees the name.
+TEST(Catalog, ACollectionWhoseRecordsCannotBeReadStaysApartUntilDropped) {
+  namespace fs = std::filesystem;
+  const Data d = Make(500, 1);
+  for (const uint32_t bad_id : {0xFFFFFFFFu, 1u << 26, ~0u - 5}) {
+    for (const bool malformed : {false, true}) {
+      if (malformed && bad_id != 0xFFFFFFFFu) continue;
+      SCOPED_TRACE(::testing::Message() << bad_id << (malformed ? " malformed" : ""));
+      TempDir tmp;
+      uint32_t id = 0;
+      {
+        auto cat = *Catalog::Open(tmp.path());
+        auto c = NewCollection(cat.get(), d.base.dim, 1000000);
+        UpsertRows(c.get(), d.base, 0, d.base.n);
+        id = c->config().id;
+        CollectionConfig other;
+        other.name = "other";
+        other.dim = d.base.dim;
+        other.type = d.base.type;
+        auto o = cat->Create(other);
+        ASSERT_TRUE(o.ok()) << o.status();
+        UpsertRows(o->get(), d.base, 0, 100);
+        std::string key;
+        AppendU32(&key, id);
+        AppendU32(&key, bad_id);
+        WriteBatch batch;
+        batch.Put(Cf::kVersions, key, malformed ? std::string("xyz") : std::string("\1\1", 2));
+        ASSERT_TRUE(cat->store()->Write(&batch, /*sync=*/true).ok());
+      }
+      const fs::path dir = fs::path(tmp.path()) / "collections" / std::to_string(id);
+      ASSERT_TRUE(fs::exists(dir));
+      auto cat = Catalog::Open(tmp.path());
+      ASSERT_TRUE(cat.ok()) << cat.status();
+      const auto found = (*cat)->Find("c");
+      ASSERT_TRUE(absl::IsDataLoss(found.status())) << found.status();
+      EXPECT_NE(found.status().message().find("version record"), std::string::npos)
+          << found.status();
+      ASSERT_EQ((*cat)->ListUnopened().size(), 1u);
+      EXPECT_EQ((*cat)->ListUnopened()[0].config.name, "c");
+      ASSERT_EQ((*cat)->List().size(), 1u);
+      auto o = (*cat)->Find("other");
+      ASSERT_TRUE(o.ok()) << o.status();
+      EXPECT_EQ((*o)->Count(), 100u);
+      CollectionConfig again;
+      again.name = "c";
+      again.dim = d.base.dim;
+      again.type = d.base.type;
+      EXPECT_TRUE(absl::IsAlreadyExists((*cat)->Create(again).status()));
+      // Left as it was: the next start finds it the same.
+      cat->reset();
+      cat = Catalog::Open(tmp.path());
+      ASSERT_TRUE(cat.ok()) << cat.status();
+      ASSERT_EQ((*cat)->ListUnopened().size(), 1u);
+      std::string uid;
+      ASSERT_TRUE((*cat)->Drop("c", &uid).ok());
+      EXPECT_EQ(uid.size(), 32u);
+      EXPECT_TRUE((*cat)->ListUnopened().empty());
+      EXPECT_TRUE(absl::IsNotFound((*cat)->Find("c").status()));
+      EXPECT_FALSE(fs::exists(dir));
+      (*cat)->WaitForPurges();
+      size_t left = 0;
+      std::string prefix;
+      AppendU32(&prefix, id);
+      for (Cf cf : {Cf::kVersions, Cf::kVectors, Cf::kPostings, Cf::kHeads}) {
+        ASSERT_TRUE((*cat)
+                        ->store()
+                        ->Scan(cf, prefix,
+                               [&](auto, auto) {
+                                 ++left;
+                                 return absl::OkStatus();
+                               })
+                        .ok());
+      }
+      EXPECT_EQ(left, 0u);
+      ASSERT_TRUE((*cat)->Create(again).ok());
+      cat->reset();
+      auto reopened = Catalog::Open(tmp.path());
+      ASSERT_TRUE(reopened.ok()) << reopened.status();
+      EXPECT_TRUE((*reopened)->ListUnopened().empty());
+      EXPECT_EQ((*reopened)->List().size(), 2u);
+    }
+  }
 }
 
 TEST(CollectionConfig, RoundTripsAndReadsRecordsWrittenBeforeFloat16Postings) {

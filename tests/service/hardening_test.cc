@@ -654,10 +654,10 @@ TEST(Hardening, ADamagedIndexStopsOnlyItsCollectionAndIsRepaired) {
             grpc::health::v1::HealthCheckResponse::SERVING);
   EXPECT_EQ(reads.Stop(), 0);
 
-  // A record of the collection's in the metadata store that cannot be read (here a malformed
-  // head record) keeps only that collection from opening: the server starts and serves the
-  // others, lists it DAMAGED naming the record, answers DATA_LOSS for it, and lets it be dropped
-  // (it had stopped the whole server from starting).
+  // A record of the collection's own in the metadata store that cannot be read (here a
+  // malformed version record) keeps only that collection from opening: the server starts and
+  // serves the others, lists it UNREADABLE naming the record, answers DATA_LOSS for it, and lets
+  // it be dropped (it had stopped the whole server from starting).
   {
     auto store = MetadataStore::Open(data + "/meta");
     ASSERT_TRUE(store.ok()) << store.status();
@@ -674,7 +674,7 @@ TEST(Hardening, ADamagedIndexStopsOnlyItsCollectionAndIsRepaired) {
     AppendU32(&key, bad_id);
     AppendU32(&key, 5);
     WriteBatch batch;
-    batch.Put(Cf::kHeads, key, "xyz");  // (a head's row is 64 bytes)
+    batch.Put(Cf::kVersions, key, "xyz");  // (a version record is 2 bytes)
     ASSERT_TRUE((*store)->Write(&batch, /*sync=*/true).ok());
   }
   ServerProcess unopened(data, tmp.File("unopened.log"), {"--auto_repair=false"});
@@ -683,7 +683,7 @@ TEST(Hardening, ADamagedIndexStopsOnlyItsCollectionAndIsRepaired) {
   EXPECT_TRUE(SearchSelf(stub, "good", 7).ok());
   s = SearchSelf(stub, "bad", 7);
   EXPECT_EQ(s.error_code(), grpc::StatusCode::DATA_LOSS) << s.error_message();
-  EXPECT_NE(s.error_message().find("malformed head record"), std::string::npos)
+  EXPECT_NE(s.error_message().find("malformed version record"), std::string::npos)
       << s.error_message();
   pb::ListCollectionsResponse listed;
   ASSERT_TRUE(
@@ -693,14 +693,23 @@ TEST(Hardening, ADamagedIndexStopsOnlyItsCollectionAndIsRepaired) {
   for (const pb::CollectionInfo& c : listed.collections()) {
     if (c.name() != "bad") continue;
     bad_listed = true;
-    EXPECT_EQ(c.state(), pb::CollectionInfo::DAMAGED);
+    EXPECT_EQ(c.state(), pb::CollectionInfo::UNREADABLE);
     EXPECT_EQ(c.dimension(), dim);
-    EXPECT_NE(c.damage().find("malformed head record"), std::string::npos) << c.damage();
+    EXPECT_NE(c.damage().find("malformed version record"), std::string::npos) << c.damage();
   }
   EXPECT_TRUE(bad_listed);
   EXPECT_EQ(Stats(stub).damaged_collections(), 1u);
   EXPECT_EQ(Health(&unopened, "strata.v1.Strata/durability"),
             grpc::health::v1::HealthCheckResponse::NOT_SERVING);
+  EXPECT_NE(ReadLog(unopened.log()).find("could not be opened"), std::string::npos);
+  pb::CreateCollectionRequest create;
+  create.set_name("bad");
+  create.set_dimension(dim);
+  create.set_element_type(pb::FLOAT32);
+  create.set_metric(pb::L2);
+  pb::CollectionInfo created;
+  EXPECT_EQ(Call(&pb::Strata::Stub::CreateCollection, stub, create, &created).error_code(),
+            grpc::StatusCode::ALREADY_EXISTS);
   pb::DropCollectionRequest drop;
   drop.set_name("bad");
   pb::DropCollectionResponse dropped;
