@@ -2,6 +2,9 @@
 // every write and each of posting maintenance's reassignments pays, beside FAISS's HNSW search
 // on the same heads (float32 rows, and 8-bit scalar-quantised ones), one thread each, in one
 // run: microseconds per walk and recall@10 of the walk's nearest heads against exact search.
+// Also the same heads as posting maintenance leaves them: a graph built over 80% of them with the
+// other 20% joined one by one (growing_graph.h: links, and bridges from built nodes), which is
+// what walks cross between rebuilds.
 // A kernel benchmark: it reads the index's internal graph API on purpose.
 #include <omp.h>
 
@@ -14,6 +17,7 @@
 #include "absl/flags/parse.h"
 #include "faiss/IndexHNSW.h"
 #include "index/brute_force.h"
+#include "index/internal/growing_graph.h"
 #include "index/internal/head_graph.h"
 #include "storage/program_usage.h"
 #include "tools/synthetic.h"
@@ -22,6 +26,7 @@ ABSL_FLAG(uint64_t, heads, 25000, "heads in the graph (SIFT-like, uint8, 128-d)"
 ABSL_FLAG(uint64_t, queries, 20000, "walks timed per way");
 ABSL_FLAG(uint32_t, ef, 64, "beam (the writes' and reassignments' beam is 64)");
 ABSL_FLAG(int, repeats, 3, "timed passes per way (the best is shown)");
+ABSL_FLAG(bool, faiss, true, "time FAISS's HNSW beside (its builds take most of the run)");
 
 namespace strata {
 namespace {
@@ -62,12 +67,23 @@ int Run() {
     std::fprintf(stderr, "strata-walk-bench: %s\n", std::string(graph.status().message()).c_str());
     return 1;
   }
+  // The same heads, 80% built and 20% joined (numbered as the heads are: built first).
+  const uint64_t built_n = n - n / 5;
+  auto part = internal::HeadGraph::Build(ElementType::kUint8, Metric::kL2, heads.dim,
+                                         heads.data.data(), built_n, go);
+  if (!part.ok()) return 1;
+  internal::GrowingGraph grown(part->get());
+  const auto add0 = Clock::now();
+  for (uint64_t i = built_n; i < n; ++i) grown.Add(heads.row(i));
+  const double add_us = std::chrono::duration<double, std::micro>(Clock::now() - add0).count() /
+                        static_cast<double>(std::max<uint64_t>(n - built_n, 1));
   std::vector<float> heads_f(heads.data.begin(), heads.data.end());
   std::vector<float> queries_f(queries.data.begin(), queries.data.end());
   faiss::IndexHNSWFlat flat(static_cast<int>(heads.dim), 16);
   faiss::IndexHNSWSQ sq(static_cast<int>(heads.dim), faiss::ScalarQuantizer::QT_8bit, 16);
   for (faiss::IndexHNSW* f :
        {static_cast<faiss::IndexHNSW*>(&flat), static_cast<faiss::IndexHNSW*>(&sq)}) {
+    if (!absl::GetFlag(FLAGS_faiss)) break;
     f->hnsw.efConstruction = 100;  // (as the head graph's build)
     if (!f->is_trained) f->train(static_cast<faiss::Index::idx_t>(n), heads_f.data());
     f->add(static_cast<faiss::Index::idx_t>(n), heads_f.data());
@@ -102,6 +118,15 @@ int Run() {
     found->clear();
     for (const auto& [d, node] : out) found->push_back(node);
   });
+  time_way("Strata, 80% built + 20% joined", [&](uint64_t q, std::vector<int64_t>* found) {
+    grown.Search(queries.row(q), ef, ef, &scratch, &out);
+    found->clear();
+    for (const auto& [d, node] : out) found->push_back(node);
+  });
+  if (!absl::GetFlag(FLAGS_faiss)) {
+    std::printf("\n(joining a node took %.1f us)\n", add_us);
+    return 0;
+  }
   std::vector<float> dist(ef);
   std::vector<faiss::Index::idx_t> ids(ef);
   for (const auto& way :
@@ -136,6 +161,7 @@ int Run() {
     std::printf("| %s | %.1f | %.4f | %.2fx |\n", name, best, recall / static_cast<double>(nq),
                 best / strata_us);
   }
+  std::printf("\n(joining a node took %.1f us)\n", add_us);
   return 0;
 }
 
@@ -145,7 +171,7 @@ int Run() {
 int main(int argc, char** argv) {
   strata::SetProgramUsage(
       "The head graph's walk beside FAISS's HNSW search on the same heads, one thread.\n\n"
-      "  strata-walk-bench [--heads=25000 --queries=20000 --ef=64]\n");
+      "  strata-walk-bench [--heads=25000 --queries=20000 --ef=64 --faiss=true]\n");
   absl::ParseCommandLine(argc, argv);
   return strata::Run();
 }

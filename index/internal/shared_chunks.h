@@ -22,6 +22,7 @@
 #define STRATA_INDEX_INTERNAL_SHARED_CHUNKS_H_
 
 #include <algorithm>
+#include <bit>
 #include <cstddef>
 #include <cstdint>
 #include <cstring>
@@ -39,13 +40,16 @@ class SharedChunks final {
   static_assert(std::is_trivially_copyable_v<T>, "records are copied bytewise");
 
  public:
-  // Records of `width` T's, `per_chunk` records to a chunk (both > 0).
-  SharedChunks(size_t width, size_t per_chunk) : width_(width), per_chunk_(per_chunk) {
-    DCHECK(width > 0 && per_chunk > 0);
+  // Records of `width` T's (> 0), `per_chunk` records to a chunk (a power of two: walks find a
+  // record by a shift and a mask, not a division).
+  SharedChunks(size_t width, size_t per_chunk)
+      : width_(width), per_chunk_(per_chunk), shift_(std::countr_zero(per_chunk)) {
+    DCHECK(width > 0 && std::has_single_bit(per_chunk));
   }
   SharedChunks(const SharedChunks& other)
       : width_(other.width_),
         per_chunk_(other.per_chunk_),
+        shift_(other.shift_),
         size_(other.size_),
         chunks_(other.chunks_),
         owned_(other.chunks_.size(), 0),
@@ -62,6 +66,7 @@ class SharedChunks final {
     if (this == &other) return *this;
     width_ = other.width_;
     per_chunk_ = other.per_chunk_;
+    shift_ = other.shift_;
     size_ = std::exchange(other.size_, 0);
     chunks_ = std::move(other.chunks_);
     owned_ = std::move(other.owned_);
@@ -78,13 +83,13 @@ class SharedChunks final {
   // Record i (< size()): width() T's, valid until this array writes or drops its chunk.
   [[nodiscard]] const T* Get(size_t i) const {
     DCHECK(i < size_);
-    return chunks_[i / per_chunk_].get() + (i % per_chunk_) * width_;
+    return chunks_[i >> shift_].get() + (i & (per_chunk_ - 1)) * width_;
   }
   // Record i (< size()) to write: its chunk cloned first unless it is this array's own. The
   // pointer is valid until the next non-const call.
   [[nodiscard]] T* Mutable(size_t i) {
     DCHECK(i < size_);
-    const size_t c = i / per_chunk_;
+    const size_t c = i >> shift_;
     if (!owned_[c]) {
       std::shared_ptr<T[]> copy = std::make_shared_for_overwrite<T[]>(per_chunk_ * width_);
       std::memcpy(copy.get(), chunks_[c].get(), per_chunk_ * width_ * sizeof(T));
@@ -92,7 +97,7 @@ class SharedChunks final {
       owned_[c] = 1;
       ++owned_count_;
     }
-    return chunks_[c].get() + (i % per_chunk_) * width_;
+    return chunks_[c].get() + (i & (per_chunk_ - 1)) * width_;
   }
   // Grows the array to n records (>= size()), the new ones zeroed.
   void Resize(size_t n) {
@@ -138,6 +143,7 @@ class SharedChunks final {
  private:
   size_t width_;
   size_t per_chunk_;
+  int shift_;  // log2(per_chunk_)
   size_t size_ = 0;
   std::vector<std::shared_ptr<T[]>> chunks_;
   std::vector<uint8_t> owned_;  // per chunk: this array's own (written in place)
