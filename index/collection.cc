@@ -148,18 +148,7 @@ absl::Status CollectionImpl::Load() {
       for (IdState& st : ids_) st.flags &= kLive;
       indexed_ = 0;
     } else if (!opened.ok()) {
-      // One damaged index must not take the catalog down: the collection stays, refusing
-      // searches and writes, until a rebuild from its stored vectors replaces the index.
-      base_.reset();
-      for (IdState& st : ids_) st.flags &= kLive;
-      indexed_ = 0;
-      damage_ = absl::DataLossError(
-          absl::StrCat("index generation ", generation_, " is damaged: ", opened.message()));
-      Log(LogLevel::kError,
-          "collection '%s': %s. Its vectors are safe in the metadata store; searches and writes "
-          "fail until the index is rebuilt from them (automatic unless --auto_repair=false; "
-          "`strata-cli repair %s`)",
-          config_.name, damage_.message(), config_.name);
+      MarkIndexDamaged(opened.message());
       return absl::OkStatus();
     }
   }
@@ -189,26 +178,10 @@ absl::Status CollectionImpl::Load() {
     // deletes every such record), as a damaged index file does.
     const absl::Status maintained = LoadMaintenance(load_row);
     if (absl::IsDataLoss(maintained)) {
-      base_.reset();
-      for (IdState& st : ids_) st.flags &= kLive;
-      indexed_ = 0;
-      heads_overlay_.Clear(nullptr);
-      heads_overlay_.Freeze();
-      appended_radius_.Clear();
-      appended_.Clear();
-      damage_ = absl::DataLossError(
-          absl::StrCat("index generation ", generation_, " is damaged: ", maintained.message()));
-      Log(LogLevel::kError,
-          "collection '%s': %s. Its vectors are safe in the metadata store; searches and writes "
-          "fail until the index is rebuilt from them (automatic unless --auto_repair=false; "
-          "`strata-cli repair %s`)",
-          config_.name, damage_.message(), config_.name);
-      for (VectorId id = 0; id < ids_.size(); ++id) {
-        if (ids_[id].flags & kLive) RETURN_IF_ERROR(load_row(id));
-      }
-    } else {
-      RETURN_IF_ERROR(maintained);
+      MarkIndexDamaged(maintained.message());
+      return absl::OkStatus();
     }
+    RETURN_IF_ERROR(maintained);
   }
   RebuildSkipBits();
   if (base_ != nullptr) {
@@ -222,6 +195,23 @@ absl::Status CollectionImpl::Load() {
       config_.name, live_, indexed_, generation_, appended_.size(), heads_overlay_.added(),
       heads_overlay_.retired());
   return absl::OkStatus();
+}
+
+void CollectionImpl::MarkIndexDamaged(absl::string_view why) {
+  base_.reset();
+  for (IdState& st : ids_) st.flags &= kLive;
+  indexed_ = 0;
+  heads_overlay_.Clear(nullptr);
+  heads_overlay_.Freeze();
+  appended_radius_.Clear();
+  appended_.Clear();
+  damage_ =
+      absl::DataLossError(absl::StrCat("index generation ", generation_, " is damaged: ", why));
+  Log(LogLevel::kError,
+      "collection '%s': %s. Its vectors are safe in the metadata store; searches and writes "
+      "fail until the index is rebuilt from them (automatic unless --auto_repair=false; "
+      "`strata-cli repair %s`)",
+      config_.name, damage_.message(), config_.name);
 }
 
 absl::Status CollectionImpl::LoadMaintenance(

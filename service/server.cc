@@ -1240,7 +1240,14 @@ class StrataService final : public pb::Strata::Service {
   // A collection whose records could not be read at start (Catalog::Unopened): UNREADABLE,
   // with what its catalog record says and the damage.
   static void DescribeUnopened(const Catalog::Unopened& u, pb::CollectionInfo* out) {
-    const CollectionConfig& c = u.config;
+    DescribeConfig(u.config, out);
+    out->set_index_generation(u.config.index_generation);
+    out->set_state(pb::CollectionInfo::UNREADABLE);
+    out->set_damage(std::string(u.why.message()));
+  }
+
+  // What a collection's configuration says of it.
+  static void DescribeConfig(const CollectionConfig& c, pb::CollectionInfo* out) {
     out->set_name(c.name);
     out->set_uid(c.uid);
     out->set_dimension(c.dim);
@@ -1251,25 +1258,13 @@ class StrataService final : public pb::Strata::Service {
     out->mutable_index()->set_posting_page_limit(c.posting_page_limit);
     out->mutable_index()->set_posting_encoding(ToProto(c.posting_encoding));
     out->mutable_index()->set_build_threshold(c.build_threshold);
-    out->set_index_generation(c.index_generation);
     for (const std::string& f : c.text_fields) out->add_text_fields(f);
-    out->set_state(pb::CollectionInfo::UNREADABLE);
-    out->set_damage(std::string(u.why.message()));
   }
 
   void Describe(const Collection& col, pb::CollectionInfo* out) const {
     CollectionConfig c = col.config();
     CollectionStats s = col.Stats();
-    out->set_name(c.name);
-    out->set_uid(c.uid);
-    out->set_dimension(c.dim);
-    out->set_element_type(ToProto(c.type));
-    out->set_metric(ToProto(c.metric));
-    out->mutable_index()->set_head_share(c.head_share);
-    out->mutable_index()->set_max_replicas(c.max_replicas);
-    out->mutable_index()->set_posting_page_limit(c.posting_page_limit);
-    out->mutable_index()->set_posting_encoding(ToProto(c.posting_encoding));
-    out->mutable_index()->set_build_threshold(c.build_threshold);
+    DescribeConfig(c, out);
     out->set_count(s.count);
     switch (s.state) {
       case CollectionStats::State::kFlat:
@@ -1291,7 +1286,6 @@ class StrataService final : public pb::Strata::Service {
     out->set_text_points(s.text_documents);
     out->set_text_terms(s.text_terms);
     out->set_text_memory_bytes(s.text_memory_bytes);
-    for (const std::string& f : c.text_fields) out->add_text_fields(f);
     pb::HybridDefault* hybrid = out->mutable_hybrid();
     hybrid->set_learned(c.hybrid_weight >= 0);
     hybrid->set_dense_weight(

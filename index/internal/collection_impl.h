@@ -354,6 +354,11 @@ class CollectionImpl final : public Collection {
   absl::Status OpenGeneration() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   // Loads the heads posting maintenance added and retired (the `heads` family) over base_.
   absl::Status LoadHeads() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // Load's way out when the index cannot serve (a file of its generation, or a record posting
+  // maintenance stored, is damaged): the collection opens without it, refusing searches and
+  // writes with `why` until a rebuild from its stored vectors replaces it (nothing of the
+  // vectors is lost: they are in the store).
+  void MarkIndexDamaged(absl::string_view why) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   // Loads what posting maintenance stored over base_ (heads, posting entries, the rows and
   // primaries of the vectors they name; `load_row` puts a stored vector's row in memory).
   // DataLoss for a record that cannot be read: Load then opens the collection with its index
