@@ -1,6 +1,7 @@
 // CollectionImpl: the class behind Collection (index/collection.h), defined here so that the
 // files implementing its concepts share it: collection.cc (ids, writes, searches, builds and
-// their install, text), collection_tenants.cc (tenant calls and the small tenants' extents),
+// their install, text), collection_open.cc (the open: records, generation, maintenance state,
+// and damage), collection_tenants.cc (tenant calls and the small tenants' extents),
 // posting_maintenance.cc (SPFresh's queue of postings to maintain, and the threads that run the
 // steps) and maintenance_step.cc (one step: a split, merge, rewrite or seed, and the
 // reassignment it calls for). Also the metadata store's key layout
@@ -14,6 +15,7 @@
 #include <algorithm>
 #include <atomic>
 #include <cstring>
+#include <filesystem>
 #include <functional>
 #include <memory>
 #include <optional>
@@ -40,6 +42,11 @@
 #include "storage/status_macros.h"
 
 namespace strata::collection_internal {
+
+// The directory of index generation `gen` in collection directory `dir`.
+inline std::string GenerationDir(const std::string& dir, uint64_t gen) {
+  return (std::filesystem::path(dir) / absl::StrCat("index-", gen)).string();
+}
 
 // --- Keys (storage/FORMAT.md, "Metadata store") ------------------------------------------------
 inline std::string CollPrefix(uint32_t coll) {
