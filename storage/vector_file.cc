@@ -310,6 +310,10 @@ absl::StatusOr<std::vector<uint64_t>> ReadIds(const std::string& path) {
 }
 
 absl::StatusOr<VectorSet> ReadVectors(const std::string& path, uint64_t max_rows) {
+  // (A missing file is named as missing, before its name's extension is judged.)
+  if (std::error_code ec; !std::filesystem::exists(path, ec)) {
+    return absl::NotFoundError(absl::StrCat(path, ": no such file"));
+  }
   if (absl::AsciiStrToLower(std::filesystem::path(path).extension().string()) == ".npy") {
     ASSIGN_OR_RETURN(NpyArray a, ReadNpy(path, max_rows));
     VectorSet set;

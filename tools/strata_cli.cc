@@ -191,7 +191,8 @@ void PrintInfo(const pb::CollectionInfo& c) {
               static_cast<unsigned long long>(c.count()), c.dimension(),
               pb::ElementType_Name(c.element_type()).c_str(), pb::Metric_Name(c.metric()).c_str());
   std::printf(
-      "  index: %s, generation %llu, %llu vectors indexed, %llu appended since, %llu heads\n",
+      "  index: %s, generation %llu, %llu vectors indexed (live or not), %llu written or moved "
+      "since, %llu heads\n",
       StateName(c.state()), static_cast<unsigned long long>(c.index_generation()),
       static_cast<unsigned long long>(c.indexed_vectors()),
       static_cast<unsigned long long>(c.appended_vectors()),

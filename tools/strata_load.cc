@@ -409,8 +409,8 @@ bool Retryable(grpc::StatusCode c) {
          c == grpc::StatusCode::ABORTED || c == grpc::StatusCode::CANCELLED;
 }
 
-// Calls `rpc` until it succeeds, fails for good, or --retry_seconds pass; backs off from 100 ms
-// to 5 s between tries.
+// Calls `rpc` until it succeeds, fails for good, or --retry_seconds pass (the last try at the
+// limit); backs off from 100 ms to 5 s between tries.
 template <typename F>
 grpc::Status WithRetries(const char* what, F&& rpc) {
   auto start = Clock::now();
@@ -420,13 +420,24 @@ grpc::Status WithRetries(const char* what, F&& rpc) {
     ctx.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(120));
     grpc::Status s = rpc(&ctx);
     if (s.ok() || !Retryable(s.error_code())) return s;
-    double elapsed = std::chrono::duration<double>(Clock::now() - start).count();
-    if (elapsed + wait > absl::GetFlag(FLAGS_retry_seconds)) return s;
+    const double left = absl::GetFlag(FLAGS_retry_seconds) -
+                        std::chrono::duration<double>(Clock::now() - start).count();
+    if (left <= 0) return s;
+    const double nap = std::min(wait, left);
     strata::Log(strata::LogLevel::kWarning, "%s: %s; retry %d in %.1f s", what, s.error_message(),
-                attempt, wait);
-    std::this_thread::sleep_for(std::chrono::duration<double>(wait));
+                attempt, nap);
+    std::this_thread::sleep_for(std::chrono::duration<double>(nap));
     wait = std::min(wait * 2, 5.0);
   }
+}
+
+// The end-of-load build failed after every row was stored: what is stored, what is not.
+std::string BuildFailed(uint64_t stored, const char* what, const grpc::Status& s) {
+  return absl::StrCat("every row is stored (", stored, " in this run), but ", what,
+                      " failed: ", s.error_message(),
+                      ". The vectors are searchable without it; a rerun of this command builds "
+                      "the index (the checkpoint skips the stored rows), as does `strata-cli "
+                      "build`, and a server restart builds a collection past its threshold");
 }
 
 // The file being loaded (--input or --text).
@@ -742,10 +753,11 @@ int RunOnline(Input& in, const std::string& collection) {
   if (!identity.ok()) return Fail(std::string(identity.status().message()));
   uint64_t start = absl::GetFlag(FLAGS_restart) ? 0 : ReadCheckpoint(ckpt, *identity);
   if (start == v.n) {
+    // (On to the end of the load: an index build the last run could not finish is made now.)
     std::fprintf(stderr,
-                 "strata-load: %s says all %llu rows are loaded already; --restart loads again\n",
+                 "strata-load: %s says all %llu rows are loaded already (--restart loads them "
+                 "again); checking the index\n",
                  ckpt.c_str(), static_cast<unsigned long long>(v.n));
-    return 0;
   }
   if (start > 0) {
     std::fprintf(stderr, "strata-load: resuming at row %llu of %llu (checkpoint %s)\n",
@@ -833,7 +845,7 @@ int RunOnline(Input& in, const std::string& collection) {
     // holds the vectors it began with, so the load waits for it, then looks again.
     std::fprintf(stderr, "strata-load: waiting for the index build under way...\n");
     s = strata::WaitForBuild(stub.get(), collection, info.build().id(), &info);
-    if (!s.ok()) return Fail(absl::StrCat("index build under way: ", s.error_message()));
+    if (!s.ok()) return Fail(BuildFailed(stored, "waiting for the index build under way", s));
   }
   if (absl::GetFlag(FLAGS_build)) {
     // No index yet, or one that most vectors were appended to after it was built: (re)build.
@@ -847,7 +859,7 @@ int RunOnline(Input& in, const std::string& collection) {
       grpc::ClientContext ctx;
       s = stub->BuildIndex(&ctx, breq, &info);
       if (s.ok()) s = strata::WaitForBuild(stub.get(), collection, info.build().id(), &info);
-      if (!s.ok()) return Fail(absl::StrCat("index build: ", s.error_message()));
+      if (!s.ok()) return Fail(BuildFailed(stored, "the index build", s));
     }
   }
   std::fprintf(stderr,

@@ -3,6 +3,7 @@
 #include <unistd.h>
 
 #include <cstring>
+#include <fstream>
 #include <random>
 
 #include "gtest/gtest.h"
@@ -70,6 +71,7 @@ TEST(VectorFile, TruncatedFilesAreDataLoss) {
 
 TEST(VectorFile, UnknownExtensionAndWrongTypeAreInvalidArgument) {
   testing::TempDir dir;
+  std::ofstream(dir.File("x.csv")) << "1,2,3\n";
   EXPECT_TRUE(absl::IsInvalidArgument(ReadVectors(dir.File("x.csv")).status()));
   EXPECT_TRUE(absl::IsInvalidArgument(
       WriteVectors(dir.File("x.u8bin"), Random(ElementType::kFloat32, 2, 2, 3))));
