@@ -8,6 +8,7 @@
 #include <cmath>
 #include <cstring>
 #include <mutex>
+#include <numeric>
 #include <random>
 
 #include "absl/strings/str_cat.h"
@@ -445,13 +446,22 @@ absl::StatusOr<std::unique_ptr<HeadGraph>> HeadGraph::Build(ElementType type, Me
 
   int threads = options.threads > 0 ? options.threads : omp_get_max_threads();
   std::atomic<uint64_t> done{1};
+  // Nodes go in in a random order. In the input's order, rows written together (near each
+  // other, as a clustering emits its heads or a user loads a category) were inserted at once by
+  // different threads, each blind to the other's, and their region came out weakly linked: on
+  // 2,002 SIFT-like rows built on two threads, up to 4.4% of the nodes were not found by a walk
+  // for their own row (HeadGraph.OutliersAreFoundByTheirOwnRows, 3 of ~140 runs under load),
+  // against none in 120 runs shuffled.
+  std::vector<uint32_t> order(n > 0 ? n - 1 : 0);
+  std::iota(order.begin(), order.end(), 1u);
+  std::shuffle(order.begin(), order.end(), std::mt19937_64(options.seed + 1));
 #pragma omp parallel num_threads(threads)
   {
     HeadSearchScratch scratch;
 #pragma omp for schedule(dynamic, 64)
-    for (uint64_t i = 1; i < n; ++i) {
+    for (uint64_t i = 0; i < order.size(); ++i) {
       if (options.cancelled && options.cancelled()) continue;
-      insert(static_cast<uint32_t>(i), &scratch);
+      insert(order[i], &scratch);
       uint64_t now = done.fetch_add(1) + 1;
       if (options.progress && (now & 1023) == 0 && omp_get_thread_num() == 0) {
         options.progress(now, n);

@@ -55,6 +55,7 @@ TEST(HeadGraph, OutliersAreFoundByTheirOwnRows) {
       ++rows.n;
     }
     for (const int threads : {1, 2}) {
+      SCOPED_TRACE(threads);
       HeadGraphOptions options;
       options.threads = threads;
       auto g =
