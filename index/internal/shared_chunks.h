@@ -6,13 +6,13 @@
 // few dozen records of them. Copied whole, the overlay cost ~10 MB of copying and page faults
 // per step at 1M vectors past 20% replaced: a third of the maintenance threads' time.
 //
-// Ownership: a chunk this array cloned since it was last frozen is its own and is written in
-// place; any other chunk is shared and is cloned on its first write. Records that were never
-// written share one zero chunk (so growing the array by n records costs a pointer per chunk, not
-// n records of memory, until they are written). A copy owns
-// nothing. The source of a copy must not write in place what the copy now shares, so a copy may
-// only be taken of a frozen array (Freeze(): nothing owned any more; DCHECKed). An array is
-// frozen when it is published for others to copy (the collection's overlay, after each change).
+// Ownership: a chunk this array made or cloned since it was last frozen is its own and is
+// written in place; any other chunk is shared and is cloned on its first write. Records that were
+// never written share one zero chunk (growing the array by n records costs a pointer per chunk,
+// not n records of memory, until they are written). A copy owns nothing. The source of a copy
+// must not write in place what the copy now shares, so a copy may only be taken of a frozen array
+// (Freeze(): nothing owned any more; DCHECKed). An array is frozen when it is published for others
+// to copy (the collection's overlay, after each change).
 //
 // Thread-compatible: const calls may run concurrently; copies of one frozen array may be taken
 // concurrently (they touch only the chunks' atomic reference counts), and each copy then belongs
