@@ -113,6 +113,7 @@ absl::StatusOr<std::unique_ptr<Catalog>> Catalog::Open(const std::string& data_d
   }
   if (uids.count() > 0) RETURN_IF_ERROR(cat->store_->Write(&uids, /*sync=*/true));
 
+  MutexLock change_lock(&cat->change_mu_);
   MutexLock lock(&cat->mu_);
   cat->next_id_ = next_id;
   for (const CollectionConfig& c : configs) {
@@ -154,14 +155,18 @@ absl::StatusOr<std::unique_ptr<Catalog>> Catalog::Open(const std::string& data_d
 
 absl::StatusOr<std::shared_ptr<Collection>> Catalog::Create(CollectionConfig config) {
   RETURN_IF_ERROR(config.Validate());
-  MutexLock lock(&mu_);
-  if (collections_.count(config.name) != 0) {
-    return absl::AlreadyExistsError(absl::StrCat("collection '", config.name, "' already exists"));
-  }
-  if (auto u = unopened_.find(config.name); u != unopened_.end()) {
-    return absl::AlreadyExistsError(
-        absl::StrCat("collection '", config.name,
-                     "' already exists, and could not be opened: ", u->second.why.message()));
+  MutexLock change_lock(&change_mu_);
+  {
+    MutexLock lock(&mu_);
+    if (collections_.count(config.name) != 0) {
+      return absl::AlreadyExistsError(
+          absl::StrCat("collection '", config.name, "' already exists"));
+    }
+    if (auto u = unopened_.find(config.name); u != unopened_.end()) {
+      return absl::AlreadyExistsError(
+          absl::StrCat("collection '", config.name,
+                       "' already exists, and could not be opened: ", u->second.why.message()));
+    }
   }
   config.id = next_id_;
   config.uid = NewUid();
@@ -176,45 +181,48 @@ absl::StatusOr<std::shared_ptr<Collection>> Catalog::Create(CollectionConfig con
   ASSIGN_OR_RETURN(auto col,
                    Collection::Open(store_.get(), CollectionDir(config.id), config, options_));
   std::shared_ptr<Collection> shared(std::move(col));
-  collections_[config.name] = shared;
+  {
+    MutexLock lock(&mu_);
+    collections_[config.name] = shared;
+  }
   Log(LogLevel::kInfo, "created collection '%s' (%s, dim %d, %s)", config.name,
       ElementTypeName(config.type), config.dim, MetricName(config.metric));
   return shared;
 }
 
 absl::Status Catalog::Drop(const std::string& name, std::string* uid) {
+  MutexLock change_lock(&change_mu_);
   uint32_t id = 0;
-  bool unopened = false;
+  std::shared_ptr<Collection> open;
   {
     MutexLock lock(&mu_);
-    auto it = collections_.find(name);
-    if (auto u = unopened_.find(name); it == collections_.end() && u != unopened_.end()) {
-      // Nothing of it is open: its record goes, and its records and files after.
+    if (auto it = collections_.find(name); it != collections_.end()) {
+      open = it->second;
+      id = open->config().id;
+      if (uid != nullptr) *uid = open->config().uid;
+    } else if (auto u = unopened_.find(name); u != unopened_.end()) {
       id = u->second.config.id;
       if (uid != nullptr) *uid = u->second.config.uid;
-      WriteBatch batch;
-      batch.Delete(Cf::kCollections, name);
-      batch.Put(Cf::kCollections, RecordPurger::PurgeKey(id), "");
-      RETURN_IF_ERROR(store_->Write(&batch, /*sync=*/true));
-      unopened_.erase(u);
-      unopened = true;
-    } else if (it == collections_.end()) {
-      return Missing(name);
     } else {
-      id = it->second->config().id;
-      if (uid != nullptr) *uid = it->second->config().uid;
-      // The drop itself: the collection's record goes and its purge record comes, in one synced
-      // write. Marked first, so that no write or build of the collection commits after it. If the
-      // write fails the collection stays listed but refuses calls until a restart.
-      WriteBatch batch;
-      batch.Delete(Cf::kCollections, name);
-      batch.Put(Cf::kCollections, RecordPurger::PurgeKey(id), "");
-      it->second->MarkDropped();
-      RETURN_IF_ERROR(store_->Write(&batch, /*sync=*/true));
-      it->second->DropCommitted();
-      collections_.erase(it);
+      return Missing(name);
     }
   }
+  // The drop itself: the collection's record goes and its purge record comes, in one synced
+  // write. An open collection is marked first (which waits out a write or a build's commit under
+  // way), so that nothing of it commits after. If the write fails it stays listed but refuses
+  // calls until a restart.
+  if (open != nullptr) open->MarkDropped();
+  WriteBatch batch;
+  batch.Delete(Cf::kCollections, name);
+  batch.Put(Cf::kCollections, RecordPurger::PurgeKey(id), "");
+  RETURN_IF_ERROR(store_->Write(&batch, /*sync=*/true));
+  if (open != nullptr) open->DropCommitted();
+  {
+    MutexLock lock(&mu_);
+    collections_.erase(name);
+    unopened_.erase(name);
+  }
+  const bool unopened = open == nullptr;
   if (unopened) {
     // (An open collection's files go with its last reference. If this fails, the next start
     // removes the directory: no collection owns it.)

@@ -9,7 +9,8 @@
 // one process may open a data directory at a time (RocksDB's lock): a second gets Unavailable.
 //
 // Thread-safe. Collections are shared: a dropped collection stays usable by calls already
-// holding it (they then fail with NotFound) and its files go with the last reference.
+// holding it (they then fail with NotFound) and its files go with the last reference. Creates
+// and drops run one at a time; Find and List never wait for their synced writes.
 #ifndef STRATA_INDEX_CATALOG_H_
 #define STRATA_INDEX_CATALOG_H_
 
@@ -77,10 +78,13 @@ class Catalog final {
   const CollectionOptions options_;
   std::unique_ptr<MetadataStore> store_;
   std::unique_ptr<RecordPurger> purger_;  // (after store_: stopped before it closes)
+  // Creates and drops, one at a time: held across their synced writes, which mu_ never is (so
+  // that Find, on every call's path, never waits for a disk).
+  Mutex change_mu_ ABSL_ACQUIRED_BEFORE(mu_);
   mutable Mutex mu_;
   std::map<std::string, std::shared_ptr<Collection>> collections_ ABSL_GUARDED_BY(mu_);
   std::map<std::string, Unopened> unopened_ ABSL_GUARDED_BY(mu_);
-  uint32_t next_id_ ABSL_GUARDED_BY(mu_) = 1;
+  uint32_t next_id_ ABSL_GUARDED_BY(change_mu_) = 1;
 };
 
 }  // namespace strata

@@ -39,9 +39,10 @@ Data Make(uint64_t n, uint64_t nq) {
   return d;
 }
 
-std::shared_ptr<Collection> NewCollection(Catalog* cat, uint32_t dim, uint64_t threshold) {
+std::shared_ptr<Collection> NewCollection(Catalog* cat, uint32_t dim, uint64_t threshold,
+                                          const std::string& name = "c") {
   CollectionConfig c;
-  c.name = "c";
+  c.name = name;
   c.dim = dim;
   c.type = ElementType::kUint8;
   c.build_threshold = threshold;
@@ -857,6 +858,75 @@ TEST(Collection, Float16PostingsAreKeptAndRowsBeyondTheirRangeRefused) {
   bytes.type = ElementType::kUint8;
   bytes.posting_encoding = PostingEncoding::kFloat16;
   EXPECT_TRUE(absl::IsInvalidArgument(cat->Create(bytes).status()));
+}
+
+// A create or a drop waiting on its synced write stalls no call on the other collections: Find
+// and List answer meanwhile (before, the catalog's lock was held across the write, and every
+// call's Find waited for the disk). The collection being created is not listed before its
+// write returns; the one being dropped refuses calls from the start of its drop. (The futures'
+// deadline only turns a hang into a failure; nothing here is timed.)
+TEST(Catalog, ACreateOrDropWaitingOnItsSyncStallsNoOtherCall) {
+  TempDir tmp;
+  FaultInjectionEnv env;
+  CollectionOptions options;
+  options.env = &env;
+  Data d = Make(200, 1);
+  auto cat = *Catalog::Open(tmp.path(), options);
+  auto kept = NewCollection(cat.get(), d.base.dim, 1000000, "kept");
+  auto doomed = NewCollection(cat.get(), d.base.dim, 1000000, "doomed");
+  UpsertRows(kept.get(), d.base, 0, 100);
+  const auto answers_while_held = [&](std::function<void()> calls) {
+    std::future<void> done = std::async(std::launch::async, calls);
+    const bool ready = done.wait_for(std::chrono::minutes(2)) == std::future_status::ready;
+    if (!ready) env.ReleaseSyncs();  // so that the calls, and the test, finish
+    done.wait();
+    EXPECT_TRUE(ready) << "a call waited for the catalog's write";
+  };
+  const auto uses_kept = [&] {
+    auto found = cat->Find("kept");
+    ASSERT_TRUE(found.ok()) << found.status();
+    EXPECT_EQ((*found)->Count(), 100u);
+    std::vector<Hit> hits;
+    EXPECT_TRUE(
+        (*found)
+            ->Search(VectorView{d.base.type, {d.base.row(3), d.base.row_bytes()}}, 1, {}, &hits)
+            .ok());
+    ASSERT_EQ(hits.size(), 1u);
+    EXPECT_EQ(hits[0].id, 3u);
+  };
+
+  env.HoldSyncs(".log");
+  std::thread creator([&] {
+    CollectionConfig config;
+    config.name = "new";
+    config.dim = d.base.dim;
+    config.type = ElementType::kUint8;
+    EXPECT_TRUE(cat->Create(config).ok());
+  });
+  env.AwaitHeldSyncs(1);
+  answers_while_held([&] {
+    uses_kept();
+    EXPECT_TRUE(absl::IsNotFound(cat->Find("new").status()));
+    EXPECT_EQ(cat->List().size(), 2u);
+  });
+  env.ReleaseSyncs();
+  creator.join();
+  EXPECT_TRUE(cat->Find("new").ok());
+
+  env.HoldSyncs(".log");
+  std::thread dropper([&] { EXPECT_TRUE(cat->Drop("doomed").ok()); });
+  env.AwaitHeldSyncs(1);
+  answers_while_held([&] {
+    uses_kept();
+    const PointInput row[] = {{7, {d.base.row(7), d.base.row_bytes()}, {}}};
+    std::vector<RowError> errors;
+    uint64_t upserted = 0;
+    EXPECT_TRUE(absl::IsNotFound(doomed->Upsert(row, &errors, &upserted)));
+  });
+  env.ReleaseSyncs();
+  dropper.join();
+  EXPECT_TRUE(absl::IsNotFound(cat->Find("doomed").status()));
+  EXPECT_EQ(cat->List().size(), 2u);
 }
 
 // A collection whose own records cannot be read (a malformed version record; a version record of
