@@ -1451,6 +1451,9 @@ class ServerImpl final : public Server {
       return absl::InvalidArgumentError(absl::StrCat(
           "--wal_recovery must be strict or point_in_time, got '", o.wal_recovery, "'"));
     }
+    // A supervisor's restart right after a kill -9 can find the old process still holding the
+    // directory's lock while the kernel tears it down (seen: ~0.5 s for a large one).
+    store_options.lock_wait = std::chrono::seconds(10);
     CollectionOptions collection_options;
     collection_options.payload_text = PayloadText;  // the lexical index reads Payload.text
     ASSIGN_OR_RETURN(s->catalog_, Catalog::Open(o.data_dir, collection_options, store_options));

@@ -1,6 +1,7 @@
 #include "storage/metadata_store.h"
 
 #include <algorithm>
+#include <atomic>
 #include <chrono>
 #include <cstdarg>
 #include <cstdio>
@@ -37,13 +38,18 @@ constexpr const char* kCfNames[kNumColumnFamilies] = {"collections", "id_map",  
                                                       "payloads",    "vectors",  "postings",
                                                       "tenants",     "api_keys", "heads"};
 
+// Whether an open failed because another process holds the database's lock.
+bool LockHeld(const rocksdb::Status& s) {
+  return s.IsIOError() && s.ToString().find("lock") != std::string::npos;
+}
+
 absl::Status FromRocks(const rocksdb::Status& s, absl::string_view what) {
   if (s.ok()) return absl::OkStatus();
   std::string msg = absl::StrCat(what, ": ", s.ToString());
   if (s.IsNotFound()) return absl::NotFoundError(msg);
   if (s.IsCorruption()) return absl::DataLossError(msg);
   if (s.IsInvalidArgument()) return absl::InvalidArgumentError(msg);
-  if (s.IsIOError() && s.ToString().find("lock") != std::string::npos) {
+  if (LockHeld(s)) {
     return absl::UnavailableError(
         absl::StrCat(msg, " (is another strata process using this data directory?)"));
   }
@@ -72,8 +78,11 @@ class ForwardingLogger final : public rocksdb::LoggerWrapper {
   explicit ForwardingLogger(std::shared_ptr<rocksdb::Logger> file)
       : rocksdb::LoggerWrapper(file.get()), file_(std::move(file)) {}
   using rocksdb::LoggerWrapper::Logv;
+  // While false, warnings stay in RocksDB's own file (Open's retries while it waits for the
+  // lock: each failed try would say the same).
+  void set_forwarding(bool on) { forwarding_.store(on); }
   void Logv(const rocksdb::InfoLogLevel level, const char* format, va_list ap) override {
-    if (level >= rocksdb::InfoLogLevel::WARN_LEVEL) {
+    if (level >= rocksdb::InfoLogLevel::WARN_LEVEL && forwarding_.load()) {
       va_list copy;
       va_copy(copy, ap);
       char buf[1024];
@@ -87,6 +96,7 @@ class ForwardingLogger final : public rocksdb::LoggerWrapper {
 
  private:
   std::shared_ptr<rocksdb::Logger> file_;  // owned here; the wrapper holds a raw pointer
+  std::atomic<bool> forwarding_{true};
 };
 
 class RocksSnapshot final : public StoreSnapshot {
@@ -404,8 +414,10 @@ absl::StatusOr<std::unique_ptr<MetadataStore>> MetadataStore::Open(
   db_options.create_missing_column_families = true;
   db_options.keep_log_file_num = 4;
   std::shared_ptr<rocksdb::Logger> file_logger;
+  std::shared_ptr<ForwardingLogger> forwarding;
   if (rocksdb::CreateLoggerFromOptions(path, db_options, &file_logger).ok()) {
-    db_options.info_log = std::make_shared<ForwardingLogger>(std::move(file_logger));
+    forwarding = std::make_shared<ForwardingLogger>(std::move(file_logger));
+    db_options.info_log = forwarding;
   }
   db_options.max_background_jobs = 2;
 
@@ -444,8 +456,23 @@ absl::StatusOr<std::unique_ptr<MetadataStore>> MetadataStore::Open(
   db_options.wal_recovery_mode = rocksdb::WALRecoveryMode::kTolerateCorruptedTailRecords;
   // Strata's own look at the logs first, so that what recovery drops is said and counted.
   bool torn_tail_only = false;
-  const WalRecoveryReport scanned = ScanWalFiles(path, &torn_tail_only);
+  WalRecoveryReport scanned = ScanWalFiles(path, &torn_tail_only);
   rocksdb::Status s = rocksdb::DB::Open(db_options, path, families, &handles, &raw);
+  if (LockHeld(s) && options.lock_wait.count() > 0) {
+    Log(LogLevel::kWarning,
+        "metadata store %s is locked by another process; waiting up to %d ms for it (a process "
+        "killed just before holds it until the kernel has torn it down)",
+        path, options.lock_wait.count());
+    const auto deadline = std::chrono::steady_clock::now() + options.lock_wait;
+    if (forwarding != nullptr) forwarding->set_forwarding(false);
+    while (LockHeld(s) && std::chrono::steady_clock::now() < deadline) {
+      std::this_thread::sleep_for(std::chrono::milliseconds(200));
+      // (The logs again: the holder may have written them until it let go.)
+      scanned = ScanWalFiles(path, &torn_tail_only);
+      s = rocksdb::DB::Open(db_options, path, families, &handles, &raw);
+    }
+    if (forwarding != nullptr) forwarding->set_forwarding(true);
+  }
   WalRecoveryReport report;
   if (!scanned.detail.empty() && torn_tail_only && (s.ok() || s.IsCorruption())) {
     // The last record of the last log is cut short or fails its checksum, and nothing follows

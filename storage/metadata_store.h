@@ -14,6 +14,7 @@
 #define STRATA_STORAGE_METADATA_STORE_H_
 
 #include <atomic>
+#include <chrono>
 #include <cstdint>
 #include <memory>
 #include <string>
@@ -107,6 +108,10 @@ struct MetadataStoreOptions {
   // Where the files live (storage/env.h): null = the POSIX file system. RocksDB writes through
   // env->RocksDbFileSystem() when that is not null. Must outlive the store.
   Env* env = nullptr;
+  // How long Open waits for the directory's lock while another process holds it, trying again
+  // every 200 ms (0: it fails at once). A process killed just before holds it until the kernel
+  // has torn it down, which takes a while for a large one: a supervisor's restart waits.
+  std::chrono::milliseconds lock_wait{0};
 };
 
 // A consistent view of the store at one moment (a RocksDB snapshot): reads at it see every write

@@ -1,12 +1,16 @@
 #include "storage/metadata_store.h"
 
+#include <chrono>
 #include <filesystem>
 #include <fstream>
+#include <future>
 #include <string>
+#include <thread>
 #include <vector>
 
 #include "absl/strings/str_cat.h"
 #include "gtest/gtest.h"
+#include "storage/fault_injection_env.h"
 #include "storage/scoped_fd.h"
 #include "storage/wal_scan.h"
 #include "tests/test_util.h"
@@ -95,6 +99,43 @@ TEST(MetadataStore, ASweepLeavesTheBlockCacheAsItWas) {
   ASSERT_TRUE(store->Scan(Cf::kVectors, "p", count).ok());
   EXPECT_EQ(rows, 8000);
   EXPECT_GT(store->BlockCacheUsage(), before + (4 << 20));
+}
+
+// A store whose lock another holder keeps: Open fails at once (Unavailable, naming the likely
+// cause) without a lock wait, and with one it tries again until the holder lets go (a process
+// killed just before, torn down by the kernel), keeping what the holder wrote. The attempts are
+// counted through the Env (each open creates the directory if missing); nothing here is timed.
+TEST(MetadataStore, OpenWaitsForALockHeldElsewhereWhenAsked) {
+  TempDir tmp;
+  FaultInjectionEnv env;
+  MetadataStoreOptions options;
+  options.env = &env;
+  auto holder = MetadataStore::Open(tmp.path(), options);
+  ASSERT_TRUE(holder.ok()) << holder.status();
+  WriteBatch b;
+  b.Put(Cf::kPayloads, "k", "written by the holder");
+  ASSERT_TRUE((*holder)->Write(&b, /*sync=*/true).ok());
+
+  auto refused = MetadataStore::Open(tmp.path(), options);
+  ASSERT_TRUE(absl::IsUnavailable(refused.status())) << refused.status();
+  EXPECT_NE(refused.status().message().find("another strata process"), std::string::npos);
+
+  MetadataStoreOptions waiting = options;
+  waiting.lock_wait = std::chrono::minutes(5);
+  const int64_t before = env.calls(FaultInjectionEnv::Op::kCreate);
+  std::future<absl::StatusOr<std::unique_ptr<MetadataStore>>> opened =
+      std::async(std::launch::async, [&] { return MetadataStore::Open(tmp.path(), waiting); });
+  // Two attempts made: the second one was a retry.
+  while (env.calls(FaultInjectionEnv::Op::kCreate) < before + 2 &&
+         opened.wait_for(std::chrono::seconds(0)) != std::future_status::ready) {
+    std::this_thread::yield();
+  }
+  ASSERT_NE(opened.wait_for(std::chrono::seconds(0)), std::future_status::ready)
+      << "Open gave up: " << opened.get().status();
+  holder->reset();  // the holder goes
+  auto store = opened.get();
+  ASSERT_TRUE(store.ok()) << store.status();
+  EXPECT_EQ(*(*store)->Get(Cf::kPayloads, "k"), "written by the holder");
 }
 
 TEST(WalScan, CountsTheBatchesBeyondTheFirstDamagedRecord) {
