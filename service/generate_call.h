@@ -1,7 +1,7 @@
 // One Generate call (the RPC in proto/strata.proto): validates the request, retrieves the
 // passages through the service's own search, runs the RAG engine and streams the answer and the
 // closing summary. And PrecomputePassageKv, which makes the same passage entries ahead of
-// questions. Kept apart from server.cc, which hands them the retrieval and the points.
+// questions. Kept apart from generate_rpcs.cc, which hands them the retrieval and the points.
 #ifndef STRATA_SERVICE_GENERATE_CALL_H_
 #define STRATA_SERVICE_GENERATE_CALL_H_
 
