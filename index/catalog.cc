@@ -35,7 +35,8 @@ std::string NewUid() {
 }  // namespace
 
 Catalog::~Catalog() {
-  purger_.reset();  // (between two batches: the next start goes on)
+  purger_.reset();                     // (between two batches: the next start goes on)
+  MutexLock change_lock(&change_mu_);  // (a create in flight puts its collection in first)
   MutexLock lock(&mu_);
   // A collection may outlive the catalog (a caller holding it): its background threads must not.
   for (auto& [name, c] : collections_) c->StopMaintenance();
@@ -191,38 +192,39 @@ absl::StatusOr<std::shared_ptr<Collection>> Catalog::Create(CollectionConfig con
 }
 
 absl::Status Catalog::Drop(const std::string& name, std::string* uid) {
-  MutexLock change_lock(&change_mu_);
   uint32_t id = 0;
-  std::shared_ptr<Collection> open;
+  bool unopened = false;
   {
-    MutexLock lock(&mu_);
-    if (auto it = collections_.find(name); it != collections_.end()) {
-      open = it->second;
-      id = open->config().id;
-      if (uid != nullptr) *uid = open->config().uid;
-    } else if (auto u = unopened_.find(name); u != unopened_.end()) {
-      id = u->second.config.id;
-      if (uid != nullptr) *uid = u->second.config.uid;
-    } else {
-      return Missing(name);
+    MutexLock change_lock(&change_mu_);
+    std::shared_ptr<Collection> open;
+    {
+      MutexLock lock(&mu_);
+      if (auto it = collections_.find(name); it != collections_.end()) {
+        open = it->second;
+        id = open->config().id;
+        if (uid != nullptr) *uid = open->config().uid;
+      } else if (auto u = unopened_.find(name); u != unopened_.end()) {
+        id = u->second.config.id;
+        if (uid != nullptr) *uid = u->second.config.uid;
+      } else {
+        return Missing(name);
+      }
     }
-  }
-  // The drop itself: the collection's record goes and its purge record comes, in one synced
-  // write. An open collection is marked first (which waits out a write or a build's commit under
-  // way), so that nothing of it commits after. If the write fails it stays listed but refuses
-  // calls until a restart.
-  if (open != nullptr) open->MarkDropped();
-  WriteBatch batch;
-  batch.Delete(Cf::kCollections, name);
-  batch.Put(Cf::kCollections, RecordPurger::PurgeKey(id), "");
-  RETURN_IF_ERROR(store_->Write(&batch, /*sync=*/true));
-  if (open != nullptr) open->DropCommitted();
-  {
+    // The drop itself: the collection's record goes and its purge record comes, in one synced
+    // write. An open collection is marked first (which waits out a write or a build's commit
+    // under way), so that nothing of it commits after. If the write fails it stays listed but
+    // refuses calls until a restart.
+    if (open != nullptr) open->MarkDropped();
+    WriteBatch batch;
+    batch.Delete(Cf::kCollections, name);
+    batch.Put(Cf::kCollections, RecordPurger::PurgeKey(id), "");
+    RETURN_IF_ERROR(store_->Write(&batch, /*sync=*/true));
+    if (open != nullptr) open->DropCommitted();
     MutexLock lock(&mu_);
     collections_.erase(name);
     unopened_.erase(name);
+    unopened = open == nullptr;
   }
-  const bool unopened = open == nullptr;
   if (unopened) {
     // (An open collection's files go with its last reference. If this fails, the next start
     // removes the directory: no collection owns it.)

@@ -1,7 +1,6 @@
 #include "storage/metadata_store.h"
 
 #include <algorithm>
-#include <atomic>
 #include <chrono>
 #include <cstdarg>
 #include <cstdio>
@@ -38,9 +37,43 @@ constexpr const char* kCfNames[kNumColumnFamilies] = {"collections", "id_map",  
                                                       "payloads",    "vectors",  "postings",
                                                       "tenants",     "api_keys", "heads"};
 
-// Whether an open failed because another process holds the database's lock.
+// Whether an operation failed because another holder has the database's lock: another process
+// (fcntl's "While lock file: ...") or this one ("lock hold by current process"). Not a failure
+// to open the LOCK file itself.
 bool LockHeld(const rocksdb::Status& s) {
-  return s.IsIOError() && s.ToString().find("lock") != std::string::npos;
+  if (!s.IsIOError()) return false;
+  const std::string text = s.ToString();
+  return text.find("While lock file") != std::string::npos ||
+         text.find("lock hold by current process") != std::string::npos;
+}
+
+// Waits, up to `options.lock_wait`, until no one else holds the lock of the database in `path`,
+// by taking it and letting it go again (then the write-ahead log is read, and the database
+// opened, after the holder let go: nothing it wrote after is missed).
+void AwaitLock(rocksdb::Env* env, const std::string& path, const MetadataStoreOptions& options) {
+  if (options.lock_wait.count() <= 0) return;
+  const std::string lock_file = path + "/LOCK";
+  const auto deadline = std::chrono::steady_clock::now() + options.lock_wait;
+  bool said = false;
+  for (;;) {
+    rocksdb::FileLock* lock = nullptr;
+    const rocksdb::Status s = env->LockFile(lock_file, &lock);
+    if (s.ok()) {
+      env->UnlockFile(lock).PermitUncheckedError();
+      return;
+    }
+    // (Any other failure is Open's to report.)
+    if (!LockHeld(s) || std::chrono::steady_clock::now() >= deadline) return;
+    if (!said) {
+      Log(LogLevel::kWarning,
+          "metadata store %s is locked by another process; waiting up to %d ms for it (a "
+          "process killed just before holds it until the kernel has torn it down)",
+          path, options.lock_wait.count());
+      if (options.test_lock_wait_started) options.test_lock_wait_started();
+      said = true;
+    }
+    std::this_thread::sleep_for(std::chrono::milliseconds(200));
+  }
 }
 
 absl::Status FromRocks(const rocksdb::Status& s, absl::string_view what) {
@@ -78,11 +111,8 @@ class ForwardingLogger final : public rocksdb::LoggerWrapper {
   explicit ForwardingLogger(std::shared_ptr<rocksdb::Logger> file)
       : rocksdb::LoggerWrapper(file.get()), file_(std::move(file)) {}
   using rocksdb::LoggerWrapper::Logv;
-  // While false, warnings stay in RocksDB's own file (Open's retries while it waits for the
-  // lock: each failed try would say the same).
-  void set_forwarding(bool on) { forwarding_.store(on); }
   void Logv(const rocksdb::InfoLogLevel level, const char* format, va_list ap) override {
-    if (level >= rocksdb::InfoLogLevel::WARN_LEVEL && forwarding_.load()) {
+    if (level >= rocksdb::InfoLogLevel::WARN_LEVEL) {
       va_list copy;
       va_copy(copy, ap);
       char buf[1024];
@@ -96,7 +126,6 @@ class ForwardingLogger final : public rocksdb::LoggerWrapper {
 
  private:
   std::shared_ptr<rocksdb::Logger> file_;  // owned here; the wrapper holds a raw pointer
-  std::atomic<bool> forwarding_{true};
 };
 
 class RocksSnapshot final : public StoreSnapshot {
@@ -414,10 +443,8 @@ absl::StatusOr<std::unique_ptr<MetadataStore>> MetadataStore::Open(
   db_options.create_missing_column_families = true;
   db_options.keep_log_file_num = 4;
   std::shared_ptr<rocksdb::Logger> file_logger;
-  std::shared_ptr<ForwardingLogger> forwarding;
   if (rocksdb::CreateLoggerFromOptions(path, db_options, &file_logger).ok()) {
-    forwarding = std::make_shared<ForwardingLogger>(std::move(file_logger));
-    db_options.info_log = forwarding;
+    db_options.info_log = std::make_shared<ForwardingLogger>(std::move(file_logger));
   }
   db_options.max_background_jobs = 2;
 
@@ -455,24 +482,10 @@ absl::StatusOr<std::unique_ptr<MetadataStore>> MetadataStore::Open(
   // First as strictly as a crash allows: a last record cut short is fine, damage before it is not.
   db_options.wal_recovery_mode = rocksdb::WALRecoveryMode::kTolerateCorruptedTailRecords;
   // Strata's own look at the logs first, so that what recovery drops is said and counted.
+  AwaitLock(db_options.env != nullptr ? db_options.env : rocksdb::Env::Default(), path, options);
   bool torn_tail_only = false;
-  WalRecoveryReport scanned = ScanWalFiles(path, &torn_tail_only);
+  const WalRecoveryReport scanned = ScanWalFiles(path, &torn_tail_only);
   rocksdb::Status s = rocksdb::DB::Open(db_options, path, families, &handles, &raw);
-  if (LockHeld(s) && options.lock_wait.count() > 0) {
-    Log(LogLevel::kWarning,
-        "metadata store %s is locked by another process; waiting up to %d ms for it (a process "
-        "killed just before holds it until the kernel has torn it down)",
-        path, options.lock_wait.count());
-    const auto deadline = std::chrono::steady_clock::now() + options.lock_wait;
-    if (forwarding != nullptr) forwarding->set_forwarding(false);
-    while (LockHeld(s) && std::chrono::steady_clock::now() < deadline) {
-      std::this_thread::sleep_for(std::chrono::milliseconds(200));
-      // (The logs again: the holder may have written them until it let go.)
-      scanned = ScanWalFiles(path, &torn_tail_only);
-      s = rocksdb::DB::Open(db_options, path, families, &handles, &raw);
-    }
-    if (forwarding != nullptr) forwarding->set_forwarding(true);
-  }
   WalRecoveryReport report;
   if (!scanned.detail.empty() && torn_tail_only && (s.ok() || s.IsCorruption())) {
     // The last record of the last log is cut short or fails its checksum, and nothing follows

@@ -16,6 +16,7 @@
 #include <atomic>
 #include <chrono>
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <string>
 #include <vector>
@@ -112,6 +113,8 @@ struct MetadataStoreOptions {
   // every 200 ms (0: it fails at once). A process killed just before holds it until the kernel
   // has torn it down, which takes a while for a large one: a supervisor's restart waits.
   std::chrono::milliseconds lock_wait{0};
+  // Tests: called once Open starts waiting for the lock (may be null).
+  std::function<void()> test_lock_wait_started;
 };
 
 // A consistent view of the store at one moment (a RocksDB snapshot): reads at it see every write

@@ -5,12 +5,10 @@
 #include <fstream>
 #include <future>
 #include <string>
-#include <thread>
 #include <vector>
 
 #include "absl/strings/str_cat.h"
 #include "gtest/gtest.h"
-#include "storage/fault_injection_env.h"
 #include "storage/scoped_fd.h"
 #include "storage/wal_scan.h"
 #include "tests/test_util.h"
@@ -102,36 +100,35 @@ TEST(MetadataStore, ASweepLeavesTheBlockCacheAsItWas) {
 }
 
 // A store whose lock another holder keeps: Open fails at once (Unavailable, naming the likely
-// cause) without a lock wait, and with one it tries again until the holder lets go (a process
-// killed just before, torn down by the kernel), keeping what the holder wrote. The attempts are
-// counted through the Env (each open creates the directory if missing); nothing here is timed.
+// cause) without a lock wait; with one, it waits until the holder lets go (a process killed just
+// before, torn down by the kernel), then opens with what the holder wrote. Nothing is timed: the
+// test lets the holder go once Open says it waits.
 TEST(MetadataStore, OpenWaitsForALockHeldElsewhereWhenAsked) {
   TempDir tmp;
-  FaultInjectionEnv env;
-  MetadataStoreOptions options;
-  options.env = &env;
-  auto holder = MetadataStore::Open(tmp.path(), options);
+  auto holder = MetadataStore::Open(tmp.path());
   ASSERT_TRUE(holder.ok()) << holder.status();
   WriteBatch b;
   b.Put(Cf::kPayloads, "k", "written by the holder");
   ASSERT_TRUE((*holder)->Write(&b, /*sync=*/true).ok());
 
-  auto refused = MetadataStore::Open(tmp.path(), options);
+  auto refused = MetadataStore::Open(tmp.path());
   ASSERT_TRUE(absl::IsUnavailable(refused.status())) << refused.status();
   EXPECT_NE(refused.status().message().find("another strata process"), std::string::npos);
 
-  MetadataStoreOptions waiting = options;
+  MetadataStoreOptions waiting;
   waiting.lock_wait = std::chrono::minutes(5);
-  const int64_t before = env.calls(FaultInjectionEnv::Op::kCreate);
+  std::promise<void> started;
+  waiting.test_lock_wait_started = [&] { started.set_value(); };
+  std::future<void> wait_started = started.get_future();
   std::future<absl::StatusOr<std::unique_ptr<MetadataStore>>> opened =
       std::async(std::launch::async, [&] { return MetadataStore::Open(tmp.path(), waiting); });
-  // Two attempts made: the second one was a retry.
-  while (env.calls(FaultInjectionEnv::Op::kCreate) < before + 2 &&
-         opened.wait_for(std::chrono::seconds(0)) != std::future_status::ready) {
-    std::this_thread::yield();
+  // Whichever comes first: Open waiting, or Open done (it gave up: the failure below).
+  const auto ready = [](auto& f) {
+    return f.wait_for(std::chrono::milliseconds(10)) == std::future_status::ready;
+  };
+  while (!ready(wait_started) && !ready(opened)) {
   }
-  ASSERT_NE(opened.wait_for(std::chrono::seconds(0)), std::future_status::ready)
-      << "Open gave up: " << opened.get().status();
+  ASSERT_TRUE(ready(wait_started)) << "Open did not wait: " << opened.get().status();
   holder->reset();  // the holder goes
   auto store = opened.get();
   ASSERT_TRUE(store.ok()) << store.status();
