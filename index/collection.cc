@@ -777,6 +777,27 @@ absl::Status CollectionImpl::SetHybridDefault(double weight, double mrr, uint32_
   });
 }
 
+absl::Status CollectionImpl::RequestBuild() { return SetBuildRequested(true); }
+
+absl::Status CollectionImpl::SetBuildRequested(bool requested) {
+  RETURN_IF_ERROR(CheckNotDropped());
+  MutexLock write_lock(&write_mu_);
+  WriteBatch batch;
+  const auto plan = [&]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(write_mu_)
+                        ABSL_SHARED_LOCKS_REQUIRED(mu_) -> absl::Status {
+    RETURN_IF_ERROR(CheckNotDropped());
+    if (build_requested_ == requested) return absl::OkStatus();
+    CollectionConfig next = Record(generation_);
+    next.build_requested = requested;
+    batch.Put(Cf::kCollections, next.name, next.Serialize());
+    return absl::OkStatus();
+  };
+  if (BuildRequested() == requested) return absl::OkStatus();
+  return Write(&batch, plan, [&]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(write_mu_, mu_) {
+    build_requested_ = requested;
+  });
+}
+
 absl::Status CollectionImpl::BuildGeneration(
     uint64_t gen, const VectorSet& set, absl::Span<const VectorId> ids,
     absl::Span<const uint8_t> versions,
@@ -883,13 +904,15 @@ absl::Status CollectionImpl::Install(uint64_t gen, absl::Span<const VectorId> id
       batch.Put(Cf::kPostings, IdKey(coll, id), PostingsValue(ids_[id].version, c.postings));
       carried.push_back(std::move(c));
     }
-    const CollectionConfig next = Record(gen);
+    CollectionConfig next = Record(gen);
+    next.build_requested = false;  // (done)
     batch.Put(Cf::kCollections, next.name, next.Serialize());
     return absl::OkStatus();
   };
   const auto apply = [&]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(write_mu_, mu_) {
     // Committed: switch.
     old_gen = generation_;
+    build_requested_ = false;
     generation_ = gen;
     base_ = std::move(fresh);
     seed_radius_ = seed_radius;
@@ -947,23 +970,30 @@ absl::Status CollectionImpl::BuildIndex(
   MutexLock build_lock(&build_mu_);
   std::vector<VectorId> ids;
   std::vector<uint8_t> versions;
-  uint64_t gen;
+  uint64_t gen = 0;
   {
     MutexLock write_lock(&write_mu_);
     WriterMutexLock lock(&mu_);
-    if (live_ == 0) {
-      return absl::FailedPreconditionError(
-          absl::StrCat("collection '", config_.name, "' is empty: nothing to index"));
-    }
-    SetBuilding(true);
-    dirty_.clear();
-    for (VectorId id = 0; id < ids_.size(); ++id) {
-      if (ids_[id].flags & kLive) {
-        ids.push_back(id);
-        versions.push_back(ids_[id].version);
+    if (live_ != 0) {
+      SetBuilding(true);
+      dirty_.clear();
+      for (VectorId id = 0; id < ids_.size(); ++id) {
+        if (ids_[id].flags & kLive) {
+          ids.push_back(id);
+          versions.push_back(ids_[id].version);
+        }
       }
+      gen = generation_ + 1;
     }
-    gen = generation_ + 1;
+  }
+  if (gen == 0) {
+    // A build asked for is done with: a retry at the next start would find nothing either.
+    if (absl::Status s = SetBuildRequested(false); !s.ok()) {
+      Log(LogLevel::kWarning, "collection '%s': its build request stays recorded: %s", config_.name,
+          s.message());
+    }
+    return absl::FailedPreconditionError(
+        absl::StrCat("collection '", config_.name, "' is empty: nothing to index"));
   }
   auto fail = [&](absl::Status s) {
     MutexLock write_lock(&write_mu_);

@@ -409,6 +409,12 @@ class Collection {
   // max(half the built vectors, build_threshold), or more added heads than max(half the built
   // heads, 1024).
   [[nodiscard]] virtual bool WantsBuild() const = 0;
+  // Records, durably (one synced write), that a build was asked for, so that a build a stop cut
+  // short, or never started, is not forgotten: BuildRequested() stays true across restarts until
+  // a build installs (or finds nothing to index). The caller schedules the build itself.
+  // NotFound once dropped.
+  [[nodiscard]] virtual absl::Status RequestBuild() = 0;
+  [[nodiscard]] virtual bool BuildRequested() const = 0;
 
   // Offline bulk load into an empty collection: stores the rows (unlogged batches, then a flush)
   // and builds the index. `ids` (one per row) and `payloads` (empty, or one per row) are optional.

@@ -30,7 +30,8 @@ std::string CollectionConfig::Serialize() const {
                              : std::string()) +
          (text_fields.empty()
               ? std::string()
-              : absl::StrCat("text_fields=", absl::StrJoin(text_fields, ","), "\n"));
+              : absl::StrCat("text_fields=", absl::StrJoin(text_fields, ","), "\n")) +
+         (build_requested ? "build_requested=1\n" : "");
 }
 
 absl::StatusOr<CollectionConfig> CollectionConfig::Parse(absl::string_view text) {
@@ -93,6 +94,12 @@ absl::StatusOr<CollectionConfig> CollectionConfig::Parse(absl::string_view text)
   }
   RETURN_IF_ERROR(num("build_threshold", &c.build_threshold));
   RETURN_IF_ERROR(num("index_generation", &c.index_generation));
+  if (kv.contains("build_requested")) {  // only while a requested build is to come
+    if (kv["build_requested"] != "1") {
+      return absl::DataLossError("collection record: bad build_requested");
+    }
+    c.build_requested = true;
+  }
   if (kv.contains("text_fields")) {  // only when the collection has some
     c.text_fields = absl::StrSplit(kv["text_fields"], ',', absl::SkipEmpty());
   }

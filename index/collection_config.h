@@ -51,6 +51,9 @@ struct CollectionConfig {
   double hybrid_weight = -1;
   double hybrid_mrr = 0;
   uint32_t hybrid_questions = 0;
+  // A build was asked for (Collection::RequestBuild) and no build has installed since: a start
+  // that finds it schedules the build again (one cut short by a stop is not forgotten).
+  bool build_requested = false;
 
   [[nodiscard]] std::string Serialize() const;
   // DataLoss for a malformed record.

@@ -50,8 +50,9 @@ class BuildQueue final {
   // The latest build of the collection with uid `uid` since the server started, if any.
   [[nodiscard]] std::optional<BuildStatus> Latest(const std::string& uid) const;
   // Stops the build in progress (Collection::StopBuilds: within about one piece of its work per
-  // thread) and waits for it; drops the queued ones. A collection that still wants a build gets
-  // one at the next start.
+  // thread) and waits for it; drops the queued ones. A collection that still wants a build, or
+  // whose requested build did not install (Collection::BuildRequested), gets one at the next
+  // start.
   void Stop();
 
  private:

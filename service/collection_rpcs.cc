@@ -93,8 +93,11 @@ grpc::Status StrataService::BuildIndex(grpc::ServerContext* ctx, const pb::Build
       return absl::FailedPreconditionError(
           absl::StrCat("collection '", req->collection(), "' is empty: nothing to index"));
     }
+    // Recorded first: a stop before the build is done leaves it to the next start.
+    RETURN_IF_ERROR(col->RequestBuild());
     if (builds_->Schedule(col, /*requested=*/true) == 0) {
-      return absl::UnavailableError("the server is shutting down");
+      return absl::UnavailableError(
+          "the server is shutting down (the build is recorded: the next start runs it)");
     }
     Describe(*col, resp);
     return absl::OkStatus();

@@ -155,11 +155,16 @@ class ServerImpl final : public Server {
     malloc_trim(0);
     s->metrics_ = std::make_unique<Metrics>();
     s->builds_ = std::make_unique<BuildQueue>([raw = s.get()] { raw->UpdateDurabilityHealth(); });
-    // Collections left over the build threshold by a previous run, and damaged ones (their
-    // rebuild is the repair) unless the operator wants to look first.
+    // Builds asked for that a previous run did not finish, collections left over the build
+    // threshold, and damaged ones (their rebuild is the repair) unless the operator wants to
+    // look first.
     for (const auto& c : s->catalog_->List()) {
       const bool damaged = !c->Stats().damage.empty();
-      if (c->WantsBuild() && (o.auto_repair || !damaged)) {
+      if (c->BuildRequested()) {
+        Log(LogLevel::kInfo, "collection '%s': the build asked for before the stop is queued",
+            c->config().name);
+        s->builds_->Schedule(c, /*requested=*/true);
+      } else if (c->WantsBuild() && (o.auto_repair || !damaged)) {
         s->builds_->Schedule(c, /*requested=*/false);
       }
     }

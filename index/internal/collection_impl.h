@@ -123,7 +123,8 @@ class CollectionImpl final : public Collection {
         appended_(row_bytes_, &ids_),
         heads_overlay_(config_.type, config_.metric, config_.dim),
         tenants_(config_.id, config_.name),
-        hybrid_{config_.hybrid_weight, config_.hybrid_mrr, config_.hybrid_questions} {}
+        hybrid_{config_.hybrid_weight, config_.hybrid_mrr, config_.hybrid_questions},
+        build_requested_(config_.build_requested) {}
   ~CollectionImpl() override {
     StopMaintainer();
     if (drop_committed_.load()) {
@@ -156,7 +157,13 @@ class CollectionImpl final : public Collection {
     c.hybrid_weight = hybrid_.weight;
     c.hybrid_mrr = hybrid_.mrr;
     c.hybrid_questions = hybrid_.questions;
+    c.build_requested = build_requested_;
     return c;
+  }
+  absl::Status RequestBuild() override;
+  bool BuildRequested() const override {
+    ReaderMutexLock lock(&mu_);
+    return build_requested_;
   }
   using Collection::Delete;
   using Collection::Get;
@@ -392,7 +399,8 @@ class CollectionImpl final : public Collection {
     RETURN_IF_ERROR(CheckNotDropped());
     if (builds_stopped_.load()) {
       return absl::CancelledError(absl::StrCat("the build of collection '", config_.name,
-                                               "' was stopped before it finished"));
+                                               "' was stopped before it finished (a server "
+                                               "runs it again at its next start)"));
     }
     return absl::OkStatus();
   }
@@ -821,6 +829,11 @@ class CollectionImpl final : public Collection {
     uint32_t questions;
   };
   HybridDefault hybrid_ ABSL_GUARDED_BY(mu_);
+  // As the collection record says (RequestBuild sets it, an install clears it).
+  bool build_requested_ ABSL_GUARDED_BY(mu_);
+  // Writes the collection record with build_requested = `requested` (nothing when it says so
+  // already).
+  absl::Status SetBuildRequested(bool requested);
 };
 
 }  // namespace strata::collection_internal

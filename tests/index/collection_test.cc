@@ -860,6 +860,42 @@ TEST(Collection, Float16PostingsAreKeptAndRowsBeyondTheirRangeRefused) {
   EXPECT_TRUE(absl::IsInvalidArgument(cat->Create(bytes).status()));
 }
 
+// A build asked for is recorded in the collection record until a build installs: a stop that
+// cut it short, or came before it started, leaves it to the next start (the server queues it).
+// A build that finds nothing to index is done with it too; a dropped collection takes none.
+TEST(Collection, ARequestedBuildIsRecordedUntilABuildInstalls) {
+  TempDir tmp;
+  Data d = Make(600, 1);
+  {
+    auto cat = *Catalog::Open(tmp.path());
+    auto c = NewCollection(cat.get(), d.base.dim, 1000000);
+    UpsertRows(c.get(), d.base, 0, 500);
+    auto e = NewCollection(cat.get(), d.base.dim, 1000000, "empty");
+    EXPECT_FALSE(c->BuildRequested());
+    ASSERT_TRUE(c->RequestBuild().ok());
+    ASSERT_TRUE(c->RequestBuild().ok());  // (twice: one record)
+    EXPECT_TRUE(c->BuildRequested());
+    ASSERT_TRUE(e->RequestBuild().ok());
+    EXPECT_TRUE(absl::IsFailedPrecondition(e->BuildIndex()));
+    EXPECT_FALSE(e->BuildRequested());
+  }
+  {
+    auto cat = *Catalog::Open(tmp.path());
+    auto c = *cat->Find("c");
+    EXPECT_TRUE(c->BuildRequested());  // the stop came first
+    EXPECT_FALSE((*cat->Find("empty"))->BuildRequested());
+    ASSERT_TRUE(c->BuildIndex().ok());
+    EXPECT_FALSE(c->BuildRequested());
+    ASSERT_TRUE(cat->Drop("empty").ok());
+  }
+  auto cat = *Catalog::Open(tmp.path());
+  auto c = *cat->Find("c");
+  EXPECT_FALSE(c->BuildRequested());
+  EXPECT_EQ(c->Stats().indexed_vectors, 500u);
+  ASSERT_TRUE(cat->Drop("c").ok());
+  EXPECT_TRUE(absl::IsNotFound(c->RequestBuild()));
+}
+
 // A create or a drop waiting on its synced write stalls no call on the other collections: Find
 // and List answer meanwhile (before, the catalog's lock was held across the write, and every
 // call's Find waited for the disk). The collection being created is not listed before its

@@ -38,6 +38,7 @@
 #include "tests/gpu/tiny_model.h"
 #include "tests/service/server_process.h"
 #include "tests/test_util.h"
+#include "tools/build_wait.h"
 #include "tools/synthetic.h"
 
 namespace strata {
@@ -518,6 +519,43 @@ TEST(EndToEnd, RestartAfterTornLogTailAndLeftoverFilesSucceeds) {
   EXPECT_NE(ReadLog(server.log()).find("removing"), std::string::npos);
   // The cut tail is reported in the server's own log.
   EXPECT_NE(ReadLog(server.log()).find("dropping"), std::string::npos) << ReadLog(server.log());
+  EXPECT_EQ(server.Stop(), 0);
+}
+
+// A build asked for and cut short by a kill -9 (the server dies as BuildIndex returns) runs at
+// the next start: the request was recorded before BuildIndex answered. (Before, only builds past
+// the collection's threshold were queued at start, and the request was lost.)
+TEST(EndToEnd, ARequestedBuildCutShortRunsAtTheNextStart) {
+  TempDir tmp;
+  ServerProcess server(tmp.File("data"), tmp.File("server.log"));
+  ASSERT_NO_FATAL_FAILURE(server.Start());
+  CreateCollection(server.stub(), "b", 8, pb::FLOAT32);
+  pb::UpsertRequest req;
+  req.set_collection("b");
+  for (uint64_t i = 0; i < 4000; ++i) {
+    pb::Point* p = req.add_points();
+    p->set_id(i);
+    for (int j = 0; j < 8; ++j)
+      p->mutable_vector()->add_values(static_cast<float>((i * 7 + j * 13) % 101));
+  }
+  pb::UpsertResponse ur;
+  ASSERT_TRUE(Call(&pb::Strata::Stub::Upsert, server.stub(), req, &ur).ok());
+  pb::BuildIndexRequest build;
+  build.set_collection("b");
+  pb::CollectionInfo info;
+  ASSERT_TRUE(Call(&pb::Strata::Stub::BuildIndex, server.stub(), build, &info).ok());
+  server.Kill();
+
+  ASSERT_NO_FATAL_FAILURE(server.Start());
+  pb::DescribeCollectionRequest describe;
+  describe.set_name("b");
+  ASSERT_TRUE(Call(&pb::Strata::Stub::DescribeCollection, server.stub(), describe, &info).ok());
+  if (info.state() != pb::CollectionInfo::INDEXED) {  // (else the build beat the kill)
+    ASSERT_GT(info.build().id(), 0u) << "no build queued at start: " << info.DebugString();
+    ASSERT_TRUE(WaitForBuild(server.stub(), "b", info.build().id(), &info).ok());
+  }
+  EXPECT_EQ(info.state(), pb::CollectionInfo::INDEXED);
+  EXPECT_EQ(info.indexed_vectors(), 4000u);
   EXPECT_EQ(server.Stop(), 0);
 }
 
