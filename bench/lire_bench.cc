@@ -50,6 +50,8 @@ ABSL_FLAG(bool, seed, true,
 ABSL_FLAG(uint32_t, posting_limit, 0,
           "live entries past which a posting splits (0 = the build's cap on a posting)");
 ABSL_FLAG(std::string, dir, "", "scratch directory (default: a new one under /tmp)");
+ABSL_FLAG(double, prune_ratio, strata::SearchParams{}.prune_ratio,
+          "the searches' query-aware pruning ratio (SearchParams::prune_ratio; 0 = off)");
 
 namespace strata {
 namespace {
@@ -264,6 +266,7 @@ int Run() {
   // Every measurement at the first build's default budget (a rebuild tunes its own).
   SearchParams fixed;
   fixed.max_postings = lire->default_max_postings();
+  fixed.prune_ratio = static_cast<float>(absl::GetFlag(FLAGS_prune_ratio));
   const auto truth = [&]() {
     VectorSet base;
     base.type = rows.type;
