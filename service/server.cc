@@ -118,6 +118,10 @@ class ServerImpl final : public Server {
     if (o.tls_cert_file.empty() != o.tls_key_file.empty()) {
       return absl::InvalidArgumentError("TLS needs both --tls_cert_file and --tls_key_file");
     }
+    if (o.threads < 0) {
+      return absl::InvalidArgumentError(
+          absl::StrCat("--threads must be 0 (by the cores) or more, got ", o.threads));
+    }
     MetadataStoreOptions store_options;
     if (o.wal_recovery == "strict") {
       store_options.wal_recovery = WalRecovery::kStrict;

@@ -66,8 +66,9 @@ void AwaitLock(rocksdb::Env* env, const std::string& path, const MetadataStoreOp
     if (!LockHeld(s) || std::chrono::steady_clock::now() >= deadline) return;
     if (!said) {
       Log(LogLevel::kWarning,
-          "metadata store %s is locked by another process; waiting up to %d ms for it (a "
-          "process killed just before holds it until the kernel has torn it down)",
+          "metadata store %s is locked by another process; waiting up to %d ms for it to be let "
+          "go (a process killed just before keeps it until the kernel has torn it down; a "
+          "server still running keeps it)",
           path, options.lock_wait.count());
       if (options.test_lock_wait_started) options.test_lock_wait_started();
       said = true;

@@ -12,9 +12,13 @@
 namespace strata {
 
 // Polls collection `name` until build `build_id` (or a later one, which includes it) is DONE or
-// FAILED, drawing a progress bar on stderr; `info` gets the collection as it is then. OK when the
-// build is done; FAILED_PRECONDITION with the build's error when it failed; the RPC's status
-// when describing fails.
+// FAILED, drawing a progress bar on stderr; `info` comes in as the collection was when the build
+// was asked for (its uid tells a collection dropped and made again) and gets the collection as it
+// is then. While the server does not answer it waits up to a minute for it, and after a restart
+// it follows the build the start queued (a requested build is run again). OK when the build is
+// done; FAILED_PRECONDITION with the build's error when it failed; NOT_FOUND when the collection
+// was dropped meanwhile; ABORTED when a restarted server has no build of it; the RPC's status when
+// describing fails.
 [[nodiscard]] grpc::Status WaitForBuild(v1::Strata::Stub* stub, const std::string& name,
                                         uint64_t build_id, v1::CollectionInfo* info);
 

@@ -74,6 +74,10 @@ absl::StatusOr<std::string> ApiKey() {
 
 }  // namespace
 
+bool ClientUsesTls() {
+  return absl::GetFlag(FLAGS_tls) || !absl::GetFlag(FLAGS_tls_ca_file).empty();
+}
+
 absl::StatusOr<std::shared_ptr<grpc::Channel>> MakeClientChannel(
     const std::string& address, const grpc::ChannelArguments& args) {
   // A gRPC target with a scheme (unix:/path, dns:///host:port, ...) is gRPC's to check; a plain
@@ -82,8 +86,7 @@ absl::StatusOr<std::shared_ptr<grpc::Channel>> MakeClientChannel(
     RETURN_IF_ERROR(ParseHostPort("--server", address, /*port_zero_ok=*/false).status());
   }
   std::shared_ptr<grpc::ChannelCredentials> creds = grpc::InsecureChannelCredentials();
-  if (const std::string ca = absl::GetFlag(FLAGS_tls_ca_file);
-      !ca.empty() || absl::GetFlag(FLAGS_tls)) {
+  if (const std::string ca = absl::GetFlag(FLAGS_tls_ca_file); ClientUsesTls()) {
     grpc::SslCredentialsOptions ssl;
     if (!ca.empty()) {
       auto pem = ReadWholeFile(ca);
@@ -104,6 +107,12 @@ absl::StatusOr<std::shared_ptr<grpc::Channel>> MakeClientChannel(
   // sends, where gRPC's default would stop at 4 MiB (a `get` of 10,000 128-d rows with vectors).
   grpc::ChannelArguments unbounded = args;
   unbounded.SetMaxReceiveMessageSize(-1);
+  // A server restarted comes back within a second or two: the channel tries again at least every
+  // second (gRPC's own back-off grows to two minutes, and a loader resumed ~12 s after the
+  // server was back).
+  unbounded.SetInt(GRPC_ARG_INITIAL_RECONNECT_BACKOFF_MS, 100);
+  unbounded.SetInt(GRPC_ARG_MIN_RECONNECT_BACKOFF_MS, 100);
+  unbounded.SetInt(GRPC_ARG_MAX_RECONNECT_BACKOFF_MS, 1000);
   return grpc::experimental::CreateCustomChannelWithInterceptors(address, creds, unbounded,
                                                                  std::move(interceptors));
 }

@@ -19,6 +19,8 @@ namespace strata {
 // cannot be read or holds no key.
 [[nodiscard]] absl::StatusOr<std::shared_ptr<grpc::Channel>> MakeClientChannel(
     const std::string& address, const grpc::ChannelArguments& args = {});
+// Whether the flags ask for TLS.
+[[nodiscard]] bool ClientUsesTls();
 
 }  // namespace strata
 

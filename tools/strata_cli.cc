@@ -152,9 +152,14 @@ int Fail(const std::string& msg) {
 
 int RpcFail(const grpc::Status& s) {
   std::string msg = s.error_message();
-  if (s.error_code() == grpc::StatusCode::UNAVAILABLE) {
+  if (s.error_code() == grpc::StatusCode::UNAVAILABLE && !absl::StrContains(msg, "shutting down")) {
+    // A plaintext call to a TLS server ends as a closed socket, not a refused connection or a
+    // name that does not resolve: only then is TLS the likely cause.
+    const bool may_be_tls = !strata::ClientUsesTls() &&
+                            !absl::StrContains(msg, "Connection refused") &&
+                            !absl::StrContains(msg, "DNS resolution failed");
     msg = absl::StrCat("cannot reach strata-server at ", absl::GetFlag(FLAGS_server), " (", msg,
-                       "; a server with TLS needs --tls_ca_file or --tls)");
+                       may_be_tls ? "; a server with TLS needs --tls_ca_file or --tls)" : ")");
   }
   return Fail(absl::StrCat(absl::StatusCodeToString(static_cast<absl::StatusCode>(s.error_code())),
                            ": ", msg));
@@ -220,6 +225,21 @@ void PrintInfo(const pb::CollectionInfo& c) {
         "wrong since the server started\n",
         e.flat_bytes() / 1048576.0, e.flat_file_bytes() / 1048576.0, e.cell_bytes() / 1048576.0,
         static_cast<unsigned long long>(e.found_wrong()));
+  }
+  if (const pb::IndexBuild& b = c.build(); b.id() > 0) {
+    std::printf("  build %llu (%s): %s",
+                static_cast<unsigned long long>(b.id()),
+                b.requested() ? "asked for" : "the server's own",
+                absl::AsciiStrToLower(pb::IndexBuild::State_Name(b.state())).c_str());
+    if (b.state() == pb::IndexBuild::RUNNING && !b.phase().empty()) {
+      std::printf(", %s", b.phase().c_str());
+      if (b.total() > 0) {
+        std::printf(" %llu of %llu", static_cast<unsigned long long>(b.done()),
+                    static_cast<unsigned long long>(b.total()));
+      }
+    }
+    if (b.state() == pb::IndexBuild::FAILED) std::printf(": %s", b.error().c_str());
+    std::printf("\n");
   }
   if (!c.damage().empty()) std::printf("  damage: %s\n", c.damage().c_str());
   if (c.text_fields_size() > 0) {
