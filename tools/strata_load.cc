@@ -118,6 +118,21 @@ struct Input {
   bool embed_online = false;  // text mode online: vectors come from the Embed RPC
 };
 
+// An Upsert request's bytes, at most: what the loader bounds a batch by, beside --batch (a
+// quarter of the server's default message limit).
+constexpr uint64_t kRequestBytes = 16 << 20;
+
+// Row `i`'s bytes in an Upsert request, about: its vector (or the embedding the loader adds), its
+// payload and its tenant names.
+uint64_t RequestRowBytes(const Input& in, const strata::VectorSet& v, uint64_t i) {
+  uint64_t n = 32 + (in.embed_online ? uint64_t{v.dim} * sizeof(float) : v.row_bytes());
+  if (!in.json.empty()) n += in.json[i].size() + in.text[i].size();
+  if (!in.tenants.empty()) {
+    for (const std::string& t : in.tenants[i]) n += t.size() + 4;
+  }
+  return n;
+}
+
 std::string Metric(bool text_mode) {
   std::string m = absl::GetFlag(FLAGS_metric);
   return m.empty() ? (text_mode ? "cosine" : "l2") : m;
@@ -771,8 +786,16 @@ int RunOnline(Input& in, const std::string& collection) {
   {
     strata::ProgressBar bar("loading", v.n, "vectors");
     bar.Update(start);
-    for (uint64_t row = start; row < v.n; row += batch) {
-      uint64_t end = std::min<uint64_t>(v.n, row + batch);
+    for (uint64_t row = start, end = start; row < v.n; row = end) {
+      // At most --batch rows, and at most kRequestBytes of them (one row at least): a server's
+      // request limit is in bytes too (64 MiB by default), and 1,000 rows of 32K float32 values
+      // are 131 MB.
+      uint64_t bytes = 0;
+      for (end = row; end < v.n && end - row < batch; ++end) {
+        const uint64_t one = RequestRowBytes(in, v, end);
+        if (end > row && bytes + one > kRequestBytes) break;
+        bytes += one;
+      }
       pb::UpsertRequest req;
       req.set_collection(collection);
       for (uint64_t i = row; i < end; ++i) {
@@ -804,6 +827,16 @@ int RunOnline(Input& in, const std::string& collection) {
         resp.Clear();
         return stub->Upsert(ctx, req, &resp);
       });
+      if (s.error_code() == grpc::StatusCode::RESOURCE_EXHAUSTED &&
+          (absl::StrContains(s.error_message(), "in one request") ||
+           absl::StrContains(s.error_message(), "larger than max"))) {
+        // The request itself is over a limit of the server's: a rerun would send it again.
+        bar.Finish();
+        return Fail(absl::StrCat("rows ", row, "-", end - 1, " (", end - row, " rows, ",
+                                 req.ByteSizeLong(), " bytes in one request): ", s.error_message(),
+                                 "; rerun with a smaller --batch (it resumes from the checkpoint ",
+                                 ckpt, ")"));
+      }
       if (!s.ok() && s.error_code() != grpc::StatusCode::INVALID_ARGUMENT) {
         bar.Finish();
         return Fail(absl::StrCat("rows ", row, "-", end - 1, ": ", s.error_message(),

@@ -11,6 +11,7 @@
 #include <atomic>
 #include <chrono>
 #include <cmath>
+#include <cstring>
 #include <filesystem>
 #include <fstream>
 #include <future>
@@ -184,6 +185,40 @@ TEST(EndToEnd, LoadSearchGetDeleteAndRestartGivesIdenticalResults) {
   EXPECT_EQ(Count(server.stub(), "sift"), 10000u - deleted.size());
   auto restarted = SearchAll(server.stub(), "sift", d.queries, 10);
   EXPECT_EQ(restarted, after) << "results differ after a restart";
+}
+
+// A request over the server's message limit is the request's, not the load's: strata-load says
+// to lower --batch (a rerun as it was would fail the same way), and resumes with a smaller one.
+TEST(EndToEnd, ALoadWhoseRequestsPassTheMessageLimitSaysToLowerTheBatch) {
+  TempDir tmp;
+  VectorSet wide;
+  wide.type = ElementType::kFloat32;
+  wide.dim = 4096;
+  wide.n = 200;
+  wide.data.resize(wide.n * wide.row_bytes());
+  std::mt19937 rng(5);
+  std::uniform_real_distribution<float> u(-1, 1);
+  for (uint64_t i = 0; i < wide.n * wide.dim; ++i) {
+    const float x = u(rng);
+    std::memcpy(wide.data.data() + i * sizeof(float), &x, sizeof(float));
+  }
+  const std::string input = tmp.File("wide.fbin");
+  ASSERT_TRUE(WriteVectors(input, wide).ok());
+  // 1 MiB requests: 200 rows of 16 KiB (3.2 MiB) do not fit one.
+  ServerProcess server(tmp.File("data"), tmp.File("server.log"), {"--max_message_mb=1"});
+  ASSERT_NO_FATAL_FAILURE(server.Start());
+  const auto load = [&](const std::string& batch, const std::string& log) {
+    return WaitExit(Spawn({Bin("strata-load"), "--input=" + input, "--collection=wide",
+                           "--server=" + server.address(), "--build=false", "--batch=" + batch},
+                          log));
+  };
+  const std::string first = tmp.File("load1.log");
+  EXPECT_EQ(load("1000", first), 1);
+  EXPECT_NE(ReadLog(first).find("smaller --batch"), std::string::npos) << ReadLog(first);
+  const std::string second = tmp.File("load2.log");
+  EXPECT_EQ(load("50", second), 0) << ReadLog(second);
+  EXPECT_EQ(Count(server.stub(), "wide"), 200u);
+  EXPECT_EQ(server.Stop(), 0);
 }
 
 TEST(EndToEnd, KillNineDuringOnlineLoadLosesNothingAcknowledged) {
