@@ -1,5 +1,6 @@
 #include "index/catalog.h"
 
+#include <algorithm>
 #include <filesystem>
 #include <random>
 
@@ -8,6 +9,8 @@
 #include "absl/strings/match.h"
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
+#include "absl/strings/str_split.h"
+#include "absl/strings/strip.h"
 #include "storage/log.h"
 #include "storage/status_macros.h"
 
@@ -31,6 +34,16 @@ std::string NewUid() {
   std::string out;
   for (int i = 0; i < 4; ++i) absl::StrAppend(&out, absl::Hex(rd(), absl::kZeroPad8));
   return out;
+}
+// The id a collection record that does not parse still says ("id=N" on a line of its own), or 0.
+uint32_t IdInRecord(absl::string_view record) {
+  for (absl::string_view line : absl::StrSplit(record, '\n')) {
+    uint32_t id = 0;
+    if (absl::ConsumePrefix(&line, "id=") && absl::SimpleAtoi(line, &id) && id < (1u << 31)) {
+      return id;
+    }
+  }
+  return 0;
 }
 }  // namespace
 
@@ -64,7 +77,8 @@ absl::StatusOr<std::unique_ptr<Catalog>> Catalog::Open(const std::string& data_d
   std::unique_ptr<Catalog> cat(new Catalog(data_dir, options, std::move(store)));
 
   std::vector<CollectionConfig> configs;
-  std::vector<uint32_t> purges;  // dropped collections whose records are not all deleted yet
+  std::vector<Unopened> unparsed;  // collection records that do not parse
+  std::vector<uint32_t> purges;    // dropped collections whose records are not all deleted yet
   uint32_t next_id = 1;
   RETURN_IF_ERROR(cat->store_->Scan(Cf::kCollections, "", [&](auto key, auto value) {
     if (key == kNextIdKey) {
@@ -80,8 +94,18 @@ absl::StatusOr<std::unique_ptr<Catalog>> Catalog::Open(const std::string& data_d
     }
     auto c = CollectionConfig::Parse(value);
     if (!c.ok()) {
-      return absl::DataLossError(
-          absl::StrCat("catalog: record of collection '", key, "': ", c.status().message()));
+      // One collection's record, damaged: that collection is kept apart (as one whose records
+      // cannot be read), not the whole catalog. Its id, when the record still says it, keeps
+      // its directory and lets a drop delete its records.
+      CollectionConfig partial;
+      partial.name = std::string(key);
+      partial.id = IdInRecord(value);
+      next_id = std::max(next_id, partial.id + 1);
+      unparsed.push_back(
+          {partial, absl::DataLossError(absl::StrCat("collection '", ShownName(key),
+                                                     "': its catalog record cannot be read (",
+                                                     c.status().message(), ")"))});
+      return absl::OkStatus();
     }
     configs.push_back(*c);
     next_id = std::max(next_id, c->id + 1);
@@ -90,6 +114,9 @@ absl::StatusOr<std::unique_ptr<Catalog>> Catalog::Open(const std::string& data_d
 
   absl::flat_hash_set<std::string> known;
   for (const CollectionConfig& c : configs) known.insert(std::to_string(c.id));
+  for (const Unopened& u : unparsed) {
+    if (u.config.id != 0) known.insert(std::to_string(u.config.id));
+  }
   for (uint32_t id : purges) {
     if (known.contains(std::to_string(id))) {
       return absl::DataLossError(
@@ -97,9 +124,17 @@ absl::StatusOr<std::unique_ptr<Catalog>> Catalog::Open(const std::string& data_d
     }
   }
   ASSIGN_OR_RETURN(std::vector<std::string> entries, env.GetChildren(collections));
+  // (A record that does not say its id may own any of them: none is removed then.)
+  const bool owners_known = std::none_of(unparsed.begin(), unparsed.end(),
+                                         [](const Unopened& u) { return u.config.id == 0; });
   for (const std::string& name : entries) {
     if (known.contains(name)) continue;
     const std::string path = (fs::path(collections) / name).string();
+    if (!owners_known) {
+      Log(LogLevel::kWarning, "keeping %s: a collection record that cannot be read may own it",
+          path);
+      continue;
+    }
     Log(LogLevel::kWarning, "removing %s: no collection owns it (a drop or create cut short)",
         path);
     RETURN_IF_ERROR(env.RemoveTree(path));
@@ -117,6 +152,17 @@ absl::StatusOr<std::unique_ptr<Catalog>> Catalog::Open(const std::string& data_d
   MutexLock change_lock(&cat->change_mu_);
   MutexLock lock(&cat->mu_);
   cat->next_id_ = next_id;
+  for (Unopened& u : unparsed) {
+    Log(LogLevel::kError,
+        "%s; it is left as it is and the other collections open. Dropping it deletes it and "
+        "frees its name",
+        u.why.message());
+    u.why = absl::DataLossError(absl::StrCat(
+        u.why.message(),
+        " (it could not be opened at start, and its data is left as it is: a restore of the data "
+        "directory may bring it back; dropping it deletes it)"));
+    cat->unopened_[u.config.name] = std::move(u);
+  }
   for (const CollectionConfig& c : configs) {
     auto col = Collection::Open(cat->store_.get(), cat->CollectionDir(c.id), c, options);
     if (!col.ok()) {
@@ -217,13 +263,18 @@ absl::Status Catalog::Drop(const std::string& name, std::string* uid) {
     if (open != nullptr) open->MarkDropped();
     WriteBatch batch;
     batch.Delete(Cf::kCollections, name);
-    batch.Put(Cf::kCollections, RecordPurger::PurgeKey(id), "");
+    // (Id 0: a record too damaged to say its id; collections are numbered from 1.)
+    if (id != 0) batch.Put(Cf::kCollections, RecordPurger::PurgeKey(id), "");
     RETURN_IF_ERROR(store_->Write(&batch, /*sync=*/true));
     if (open != nullptr) open->DropCommitted();
     MutexLock lock(&mu_);
     collections_.erase(name);
     unopened_.erase(name);
     unopened = open == nullptr;
+  }
+  if (id == 0) {
+    Log(LogLevel::kInfo, "dropped collection '%s' (its record did not say its id)", name);
+    return absl::OkStatus();
   }
   if (unopened) {
     // (An open collection's files go with its last reference. If this fails, the next start

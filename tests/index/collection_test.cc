@@ -970,6 +970,63 @@ TEST(Catalog, ACreateOrDropWaitingOnItsSyncStallsNoOtherCall) {
 // or a write out of bounds at 0xFFFFFFFF) does not keep the catalog, nor the other collections,
 // from opening: it stays apart, its data as it was, Find says why, its name stays taken, and
 // Drop deletes it (its records and directory) and frees the name.
+// A collection whose catalog record itself cannot be read (damaged: a line missing, or nothing
+// left of it) is kept apart the same way: the catalog and the other collections open, Find says
+// why, the name stays taken, and Drop deletes it (with its records and directory when the record
+// still says its id) and frees the name.
+TEST(Catalog, ACollectionWhoseCatalogRecordCannotBeReadStaysApartUntilDropped) {
+  namespace fs = std::filesystem;
+  const Data d = Make(300, 1);
+  for (const bool says_id : {true, false}) {
+    SCOPED_TRACE(says_id ? "the record says its id" : "nothing left of the record");
+    TempDir tmp;
+    uint32_t id = 0;
+    {
+      auto cat = *Catalog::Open(tmp.path());
+      auto bad = NewCollection(cat.get(), d.base.dim, 1000000, "bad");
+      UpsertRows(bad.get(), d.base, 0, 200);
+      id = bad->config().id;
+      auto good = NewCollection(cat.get(), d.base.dim, 1000000, "good");
+      UpsertRows(good.get(), d.base, 0, 100);
+      WriteBatch batch;
+      batch.Put(Cf::kCollections, "bad",
+                says_id ? absl::StrCat("format=1\nname=bad\nid=", id, "\ndim=") : "\x01\x02");
+      ASSERT_TRUE(cat->store()->Write(&batch, /*sync=*/true).ok());
+    }
+    const fs::path dir = fs::path(tmp.path()) / "collections" / std::to_string(id);
+    auto cat = Catalog::Open(tmp.path());
+    ASSERT_TRUE(cat.ok()) << cat.status();
+    const auto found = (*cat)->Find("bad");
+    ASSERT_TRUE(absl::IsDataLoss(found.status())) << found.status();
+    EXPECT_NE(found.status().message().find("catalog record"), std::string::npos) << found.status();
+    ASSERT_EQ((*cat)->ListUnopened().size(), 1u);
+    auto good = (*cat)->Find("good");
+    ASSERT_TRUE(good.ok()) << good.status();
+    EXPECT_EQ((*good)->Count(), 100u);
+    EXPECT_TRUE(fs::exists(dir));  // (left for a restore)
+    CollectionConfig again;
+    again.name = "bad";
+    again.dim = d.base.dim;
+    again.type = ElementType::kUint8;
+    EXPECT_TRUE(absl::IsAlreadyExists((*cat)->Create(again).status()));
+    ASSERT_TRUE((*cat)->Drop("bad").ok());
+    // (Without its id the drop cannot tell its directory: the next start removes it, owned by
+    // none.)
+    EXPECT_EQ(fs::exists(dir), !says_id);
+    (*cat)->WaitForPurges();
+    auto made = (*cat)->Create(again);
+    ASSERT_TRUE(made.ok()) << made.status();
+    EXPECT_NE((*made)->config().id, id);
+    EXPECT_EQ((*made)->Count(), 0u);
+    cat->reset();
+    cat = Catalog::Open(tmp.path());
+    ASSERT_TRUE(cat.ok()) << cat.status();
+    EXPECT_TRUE((*cat)->ListUnopened().empty());
+    EXPECT_EQ((*cat)->List().size(), 2u);
+    EXPECT_FALSE(fs::exists(dir));
+  }
+}
+
 TEST(Catalog, ACollectionWhoseRecordsCannotBeReadStaysApartUntilDropped) {
   namespace fs = std::filesystem;
   const Data d = Make(500, 1);
