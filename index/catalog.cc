@@ -35,21 +35,27 @@ std::string NewUid() {
   for (int i = 0; i < 4; ++i) absl::StrAppend(&out, absl::Hex(rd(), absl::kZeroPad8));
   return out;
 }
-// The id a collection record that does not parse still says ("id=N" on a line of its own), or 0.
-uint32_t IdInRecord(absl::string_view record) {
+// What a collection record that does not parse still says of `field` ("field=value" on a line of
+// its own), or "".
+std::string FieldInRecord(absl::string_view record, absl::string_view field) {
   for (absl::string_view line : absl::StrSplit(record, '\n')) {
-    uint32_t id = 0;
-    if (absl::ConsumePrefix(&line, "id=") && absl::SimpleAtoi(line, &id) && id < (1u << 31)) {
-      return id;
+    if (absl::ConsumePrefix(&line, field) && absl::ConsumePrefix(&line, "=")) {
+      return std::string(line);
     }
   }
-  return 0;
+  return "";
+}
+
+// `text` as an id (below 2^31), or `otherwise`.
+uint32_t ParsedOr(const std::string& text, uint32_t otherwise) {
+  uint32_t id = 0;
+  return absl::SimpleAtoi(text, &id) && id < (1u << 31) ? id : otherwise;
 }
 }  // namespace
 
 Catalog::~Catalog() {
+  MutexLock change_lock(&change_mu_);  // (a create or drop in flight finishes first)
   purger_.reset();                     // (between two batches: the next start goes on)
-  MutexLock change_lock(&change_mu_);  // (a create in flight puts its collection in first)
   MutexLock lock(&mu_);
   // A collection may outlive the catalog (a caller holding it): its background threads must not.
   for (auto& [name, c] : collections_) c->StopMaintenance();
@@ -93,19 +99,26 @@ absl::StatusOr<std::unique_ptr<Catalog>> Catalog::Open(const std::string& data_d
       return absl::OkStatus();
     }
     auto c = CollectionConfig::Parse(value);
-    if (!c.ok()) {
+    if (absl::IsDataLoss(c.status())) {
       // One collection's record, damaged: that collection is kept apart (as one whose records
-      // cannot be read), not the whole catalog. Its id, when the record still says it, keeps
-      // its directory and lets a drop delete its records.
+      // cannot be read), not the whole catalog. Its id and uid, where the record still says
+      // them, keep its directory and its tenant keys, and let a drop delete its records. (A
+      // record of a format this Strata does not know - a newer one's - still fails the open:
+      // it is not damage, and nothing of it may be dropped.)
       CollectionConfig partial;
       partial.name = std::string(key);
-      partial.id = IdInRecord(value);
+      partial.id = ParsedOr(FieldInRecord(value, "id"), 0u);
+      partial.uid = FieldInRecord(value, "uid");
       next_id = std::max(next_id, partial.id + 1);
       unparsed.push_back(
           {partial, absl::DataLossError(absl::StrCat("collection '", ShownName(key),
                                                      "': its catalog record cannot be read (",
                                                      c.status().message(), ")"))});
       return absl::OkStatus();
+    }
+    if (!c.ok()) {
+      return absl::Status(c.status().code(), absl::StrCat("catalog: record of collection '", key,
+                                                          "': ", c.status().message()));
     }
     configs.push_back(*c);
     next_id = std::max(next_id, c->id + 1);
@@ -114,6 +127,14 @@ absl::StatusOr<std::unique_ptr<Catalog>> Catalog::Open(const std::string& data_d
 
   absl::flat_hash_set<std::string> known;
   for (const CollectionConfig& c : configs) known.insert(std::to_string(c.id));
+  // A damaged record's id that another collection, or a drop under way, has is not trusted (a
+  // drop of it would delete that one's files and records): unknown.
+  for (Unopened& u : unparsed) {
+    if (known.contains(std::to_string(u.config.id)) ||
+        std::find(purges.begin(), purges.end(), u.config.id) != purges.end()) {
+      u.config.id = 0;
+    }
+  }
   for (const Unopened& u : unparsed) {
     if (u.config.id != 0) known.insert(std::to_string(u.config.id));
   }
@@ -267,13 +288,20 @@ absl::Status Catalog::Drop(const std::string& name, std::string* uid) {
     if (id != 0) batch.Put(Cf::kCollections, RecordPurger::PurgeKey(id), "");
     RETURN_IF_ERROR(store_->Write(&batch, /*sync=*/true));
     if (open != nullptr) open->DropCommitted();
-    MutexLock lock(&mu_);
-    collections_.erase(name);
-    unopened_.erase(name);
+    {
+      MutexLock lock(&mu_);
+      collections_.erase(name);
+      unopened_.erase(name);
+    }
     unopened = open == nullptr;
+    // (Queued under the lock: a catalog closing waits for it, then stops the purger.)
+    if (id != 0) purger_->Enqueue(id);
   }
   if (id == 0) {
-    Log(LogLevel::kInfo, "dropped collection '%s' (its record did not say its id)", name);
+    Log(LogLevel::kWarning,
+        "dropped collection '%s'; its record did not say its id, so its vectors and payloads in "
+        "the metadata store are not deleted (they are no collection's and take only disk)",
+        name);
     return absl::OkStatus();
   }
   if (unopened) {
@@ -288,7 +316,6 @@ absl::Status Catalog::Drop(const std::string& name, std::string* uid) {
   }
   Log(LogLevel::kInfo, "dropped collection '%s' (id %d; its records are deleted in the background)",
       name, id);
-  purger_->Enqueue(id);
   return absl::OkStatus();
 }
 

@@ -144,9 +144,15 @@ class ServerImpl final : public Server {
     {
       absl::flat_hash_set<std::string> uids;
       for (const auto& c : s->catalog_->List()) uids.insert(c->config().uid);
-      // (A collection that could not be opened is still listed: its keys stay.)
-      for (const Catalog::Unopened& u : s->catalog_->ListUnopened()) uids.insert(u.config.uid);
-      ASSIGN_OR_RETURN(const uint32_t revoked, s->keys_->RevokeUnlisted(uids));
+      // (A collection that could not be opened is still listed: its keys stay. One whose damaged
+      // record no longer says its uid might own any key: none goes this time.)
+      bool owners_known = true;
+      for (const Catalog::Unopened& u : s->catalog_->ListUnopened()) {
+        uids.insert(u.config.uid);
+        owners_known = owners_known && !u.config.uid.empty();
+      }
+      ASSIGN_OR_RETURN(const uint32_t revoked,
+                       owners_known ? s->keys_->RevokeUnlisted(uids) : absl::StatusOr<uint32_t>(0));
       if (revoked > 0) {
         Log(LogLevel::kWarning,
             "revoked %d tenant keys of collections no longer listed (a drop cut short)", revoked);

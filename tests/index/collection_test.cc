@@ -977,20 +977,30 @@ TEST(Catalog, ACreateOrDropWaitingOnItsSyncStallsNoOtherCall) {
 TEST(Catalog, ACollectionWhoseCatalogRecordCannotBeReadStaysApartUntilDropped) {
   namespace fs = std::filesystem;
   const Data d = Make(300, 1);
-  for (const bool says_id : {true, false}) {
-    SCOPED_TRACE(says_id ? "the record says its id" : "nothing left of the record");
+  // What is left of the record: its id and uid; nothing; or another collection's id, which is
+  // not trusted (a drop would delete that one's files).
+  enum class Left { kIdAndUid, kNothing, kOthersId };
+  for (const Left left : {Left::kIdAndUid, Left::kNothing, Left::kOthersId}) {
+    SCOPED_TRACE(static_cast<int>(left));
+    const bool says_id = left == Left::kIdAndUid;
     TempDir tmp;
-    uint32_t id = 0;
+    uint32_t id = 0, good_id = 0;
+    std::string uid;
     {
       auto cat = *Catalog::Open(tmp.path());
       auto bad = NewCollection(cat.get(), d.base.dim, 1000000, "bad");
       UpsertRows(bad.get(), d.base, 0, 200);
       id = bad->config().id;
+      uid = bad->config().uid;
       auto good = NewCollection(cat.get(), d.base.dim, 1000000, "good");
       UpsertRows(good.get(), d.base, 0, 100);
+      good_id = good->config().id;
       WriteBatch batch;
       batch.Put(Cf::kCollections, "bad",
-                says_id ? absl::StrCat("format=1\nname=bad\nid=", id, "\ndim=") : "\x01\x02");
+                left == Left::kNothing
+                    ? std::string("\x01\x02")
+                    : absl::StrCat("format=1\nname=bad\nid=", says_id ? id : good_id, "\nuid=", uid,
+                                   "\ndim="));
       ASSERT_TRUE(cat->store()->Write(&batch, /*sync=*/true).ok());
     }
     const fs::path dir = fs::path(tmp.path()) / "collections" / std::to_string(id);
@@ -1000,6 +1010,8 @@ TEST(Catalog, ACollectionWhoseCatalogRecordCannotBeReadStaysApartUntilDropped) {
     ASSERT_TRUE(absl::IsDataLoss(found.status())) << found.status();
     EXPECT_NE(found.status().message().find("catalog record"), std::string::npos) << found.status();
     ASSERT_EQ((*cat)->ListUnopened().size(), 1u);
+    EXPECT_EQ((*cat)->ListUnopened()[0].config.uid, left == Left::kNothing ? "" : uid);
+    EXPECT_EQ((*cat)->ListUnopened()[0].config.id, says_id ? id : 0u);
     auto good = (*cat)->Find("good");
     ASSERT_TRUE(good.ok()) << good.status();
     EXPECT_EQ((*good)->Count(), 100u);
@@ -1024,6 +1036,10 @@ TEST(Catalog, ACollectionWhoseCatalogRecordCannotBeReadStaysApartUntilDropped) {
     EXPECT_TRUE((*cat)->ListUnopened().empty());
     EXPECT_EQ((*cat)->List().size(), 2u);
     EXPECT_FALSE(fs::exists(dir));
+    auto kept = (*cat)->Find("good");
+    ASSERT_TRUE(kept.ok()) << kept.status();
+    EXPECT_EQ((*kept)->Count(), 100u);
+    EXPECT_TRUE(fs::exists(fs::path(tmp.path()) / "collections" / std::to_string(good_id)));
   }
 }
 
