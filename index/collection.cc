@@ -777,11 +777,28 @@ absl::Status CollectionImpl::SetHybridDefault(double weight, double mrr, uint32_
   });
 }
 
-absl::Status CollectionImpl::RequestBuild() { return SetBuildRequested(true); }
+absl::Status CollectionImpl::RequestBuild() {
+  RETURN_IF_ERROR(CheckNotDropped());
+  {
+    MutexLock write_lock(&write_mu_);  // (as a clear checks the count: SetBuildRequested)
+    WriterMutexLock lock(&mu_);
+    // (Counted even when one is recorded already: a build whose snapshot came before this request
+    // leaves it recorded, for the build the request queues.)
+    ++build_requests_;
+  }
+  return SetBuildRequested(true, std::nullopt);
+}
 
-absl::Status CollectionImpl::SetBuildRequested(bool requested) {
+absl::Status CollectionImpl::SetBuildRequested(bool requested,
+                                               std::optional<uint64_t> unless_requested_since) {
   RETURN_IF_ERROR(CheckNotDropped());
   MutexLock write_lock(&write_mu_);
+  {
+    ReaderMutexLock lock(&mu_);
+    if (unless_requested_since.has_value() && build_requests_ != *unless_requested_since) {
+      return absl::OkStatus();  // asked for again since: it stays
+    }
+  }
   WriteBatch batch;
   const auto plan = [&]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(write_mu_)
                         ABSL_SHARED_LOCKS_REQUIRED(mu_) -> absl::Status {
@@ -843,7 +860,7 @@ absl::Status CollectionImpl::BuildGeneration(
 }
 
 absl::Status CollectionImpl::Install(uint64_t gen, absl::Span<const VectorId> ids,
-                                     absl::Span<const uint8_t> versions) {
+                                     absl::Span<const uint8_t> versions, uint64_t requests_seen) {
   std::string gdir = GenerationDir(dir_, gen);
   ASSIGN_OR_RETURN(std::unique_ptr<SpannIndex> fresh, SpannIndex::Open(gdir, options_.open));
   const float seed_radius = SeedRadiusOf(*fresh);
@@ -905,14 +922,15 @@ absl::Status CollectionImpl::Install(uint64_t gen, absl::Span<const VectorId> id
       carried.push_back(std::move(c));
     }
     CollectionConfig next = Record(gen);
-    next.build_requested = false;  // (done)
+    // Done, unless asked for again after this build's snapshot (that build is still to come).
+    next.build_requested = build_requested_ && build_requests_ != requests_seen;
     batch.Put(Cf::kCollections, next.name, next.Serialize());
     return absl::OkStatus();
   };
   const auto apply = [&]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(write_mu_, mu_) {
     // Committed: switch.
     old_gen = generation_;
-    build_requested_ = false;
+    build_requested_ = build_requested_ && build_requests_ != requests_seen;
     generation_ = gen;
     base_ = std::move(fresh);
     seed_radius_ = seed_radius;
@@ -971,9 +989,11 @@ absl::Status CollectionImpl::BuildIndex(
   std::vector<VectorId> ids;
   std::vector<uint8_t> versions;
   uint64_t gen = 0;
+  uint64_t requests_seen = 0;  // build requests made before this build's snapshot
   {
     MutexLock write_lock(&write_mu_);
     WriterMutexLock lock(&mu_);
+    requests_seen = build_requests_;
     if (live_ != 0) {
       SetBuilding(true);
       dirty_.clear();
@@ -988,7 +1008,7 @@ absl::Status CollectionImpl::BuildIndex(
   }
   if (gen == 0) {
     // A build asked for is done with: a retry at the next start would find nothing either.
-    if (absl::Status s = SetBuildRequested(false); !s.ok()) {
+    if (absl::Status s = SetBuildRequested(false, requests_seen); !s.ok()) {
       Log(LogLevel::kWarning, "collection '%s': its build request stays recorded: %s", config_.name,
           s.message());
     }
@@ -1053,7 +1073,10 @@ absl::Status CollectionImpl::BuildIndex(
         refused_count > refused.size() ? ", ..." : "");
   }
   set.n = kept_ids.size();
-  if (set.n == 0) return fail(absl::FailedPreconditionError("no vectors left to index"));
+  if (set.n == 0) {
+    (void)SetBuildRequested(false, requests_seen);  // (as for an empty collection, above)
+    return fail(absl::FailedPreconditionError("no vectors left to index"));
+  }
   absl::Status s = BuildGeneration(gen, set, kept_ids, kept_versions, progress);
   if (!s.ok()) return fail(s);
   // The tenants' cells (tenant_cells.h): from the vectors at hand, the first time, and again once
@@ -1073,7 +1096,7 @@ absl::Status CollectionImpl::BuildIndex(
   }
   set = {};
   report("installing", 0, 1);
-  s = Install(gen, kept_ids, kept_versions);
+  s = Install(gen, kept_ids, kept_versions, requests_seen);
   if (!s.ok()) return fail(s);
   report("installing", 1, 1);
   return InstallCellsAfterBuild(std::move(cells));
@@ -1189,7 +1212,7 @@ absl::Status CollectionImpl::BulkLoad(
     cells = MakeCells(vectors);
     s = cells.status();
   }
-  if (s.ok()) s = Install(gen, ids, versions);
+  if (s.ok()) s = Install(gen, ids, versions, /*requests_seen=*/BuildRequestsSoFar());
   if (!s.ok()) {
     MutexLock write_lock(&write_mu_);
     WriterMutexLock lock(&mu_);

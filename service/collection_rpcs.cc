@@ -94,7 +94,12 @@ grpc::Status StrataService::BuildIndex(grpc::ServerContext* ctx, const pb::Build
           absl::StrCat("collection '", req->collection(), "' is empty: nothing to index"));
     }
     // Recorded first: a stop before the build is done leaves it to the next start.
-    RETURN_IF_ERROR(col->RequestBuild());
+    if (absl::Status recorded = col->RequestBuild(); !recorded.ok()) {
+      return absl::Status(recorded.code(),
+                          absl::StrCat("the build request could not be recorded, and no build was "
+                                       "queued: ",
+                                       recorded.message()));
+    }
     if (builds_->Schedule(col, /*requested=*/true) == 0) {
       return absl::UnavailableError(
           "the server is shutting down (the build is recorded: the next start runs it)");

@@ -829,13 +829,18 @@ int RunOnline(Input& in, const std::string& collection) {
       });
       if (s.error_code() == grpc::StatusCode::RESOURCE_EXHAUSTED &&
           (absl::StrContains(s.error_message(), "in one request") ||
-           absl::StrContains(s.error_message(), "larger than max"))) {
+           absl::StrContains(s.error_message(), "larger than max") ||
+           absl::StrContains(s.error_message(), "whole memory budget"))) {
         // The request itself is over a limit of the server's: a rerun would send it again.
         bar.Finish();
         return Fail(absl::StrCat("rows ", row, "-", end - 1, " (", end - row, " rows, ",
                                  req.ByteSizeLong(), " bytes in one request): ", s.error_message(),
-                                 "; rerun with a smaller --batch (it resumes from the checkpoint ",
-                                 ckpt, ")"));
+                                 end - row > 1
+                                     ? absl::StrCat("; rerun with a smaller --batch (it resumes "
+                                                    "from the checkpoint ",
+                                                    ckpt, ")")
+                                     : std::string("; one row is over the server's limit: raise "
+                                                   "its --max_message_mb or shorten the row")));
       }
       if (!s.ok() && s.error_code() != grpc::StatusCode::INVALID_ARGUMENT) {
         bar.Finish();

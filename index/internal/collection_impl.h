@@ -725,8 +725,10 @@ class CollectionImpl final : public Collection {
                                std::function<void(const char*, uint64_t, uint64_t)> progress);
   // Switches to generation `gen`: carries over the writes made since its snapshot, commits, and
   // drops the previous generation.
+  // `requests_seen`: the build requests (RequestBuild) made before the snapshot; a request made
+  // after it stays recorded.
   absl::Status Install(uint64_t gen, absl::Span<const VectorId> ids,
-                       absl::Span<const uint8_t> versions);
+                       absl::Span<const uint8_t> versions, uint64_t requests_seen);
   void RebuildSkipBits() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
     skip_bits_.assign(ids_.size() / 8 + 1, 0);
     for (VectorId id = 0; id < ids_.size(); ++id) SetSkip(id);
@@ -831,9 +833,16 @@ class CollectionImpl final : public Collection {
   HybridDefault hybrid_ ABSL_GUARDED_BY(mu_);
   // As the collection record says (RequestBuild sets it, an install clears it).
   bool build_requested_ ABSL_GUARDED_BY(mu_);
+  // RequestBuild calls since the collection opened (changed under write_mu_ too).
+  uint64_t build_requests_ ABSL_GUARDED_BY(mu_) = 0;
+  uint64_t BuildRequestsSoFar() const {
+    ReaderMutexLock lock(&mu_);
+    return build_requests_;
+  }
   // Writes the collection record with build_requested = `requested` (nothing when it says so
-  // already).
-  absl::Status SetBuildRequested(bool requested);
+  // already), unless `unless_requested_since` is given and RequestBuild was called since that
+  // count (a clear then leaves the newer request recorded).
+  absl::Status SetBuildRequested(bool requested, std::optional<uint64_t> unless_requested_since);
 };
 
 }  // namespace strata::collection_internal

@@ -892,6 +892,18 @@ TEST(Collection, ARequestedBuildIsRecordedUntilABuildInstalls) {
   auto c = *cat->Find("c");
   EXPECT_FALSE(c->BuildRequested());
   EXPECT_EQ(c->Stats().indexed_vectors, 500u);
+  // A request made while a build runs (after its snapshot) is for the build it queues: the
+  // running one's install leaves it recorded.
+  bool asked = false;
+  ASSERT_TRUE(c->BuildIndex([&](const char*, uint64_t, uint64_t) {
+                 if (!asked) {
+                   EXPECT_TRUE(c->RequestBuild().ok());
+                 }
+                 asked = true;
+               }).ok());
+  EXPECT_TRUE(c->BuildRequested());
+  ASSERT_TRUE(c->BuildIndex().ok());
+  EXPECT_FALSE(c->BuildRequested());
   ASSERT_TRUE(cat->Drop("c").ok());
   EXPECT_TRUE(absl::IsNotFound(c->RequestBuild()));
 }

@@ -219,6 +219,30 @@ TEST(EndToEnd, ALoadWhoseRequestsPassTheMessageLimitSaysToLowerTheBatch) {
   EXPECT_EQ(load("50", second), 0) << ReadLog(second);
   EXPECT_EQ(Count(server.stub(), "wide"), 200u);
   EXPECT_EQ(server.Stop(), 0);
+
+  // Rows of 128 KiB (32K float32 values): 200 of them, 25.6 MB, pass a 20 MiB limit at the
+  // default --batch (1,000 rows), but strata-load's requests are bounded by bytes too.
+  VectorSet wider;
+  wider.type = ElementType::kFloat32;
+  wider.dim = 32768;
+  wider.n = 200;
+  wider.data.assign(wider.n * wider.row_bytes(), 0);
+  for (uint64_t i = 0; i < wider.n; ++i) {
+    const float x = static_cast<float>(i + 1);
+    std::memcpy(wider.data.data() + i * wider.row_bytes(), &x, sizeof(float));
+  }
+  const std::string wider_input = tmp.File("wider.fbin");
+  ASSERT_TRUE(WriteVectors(wider_input, wider).ok());
+  ServerProcess roomier(tmp.File("data2"), tmp.File("server2.log"), {"--max_message_mb=20"});
+  ASSERT_NO_FATAL_FAILURE(roomier.Start());
+  const std::string third = tmp.File("load3.log");
+  EXPECT_EQ(WaitExit(Spawn({Bin("strata-load"), "--input=" + wider_input, "--collection=wider",
+                            "--server=" + roomier.address(), "--build=false"},
+                           third)),
+            0)
+      << ReadLog(third);
+  EXPECT_EQ(Count(roomier.stub(), "wider"), 200u);
+  EXPECT_EQ(roomier.Stop(), 0);
 }
 
 TEST(EndToEnd, KillNineDuringOnlineLoadLosesNothingAcknowledged) {
@@ -584,9 +608,14 @@ TEST(EndToEnd, ARequestedBuildCutShortRunsAtTheNextStart) {
 
   // A client waiting on the build (strata-cli build, strata-load) waits for the server to come
   // back and follows the build its start queued.
-  // (A channel of its own: Start makes the test's stub anew.)
+  // (A channel of its own: Start makes the test's stub anew. It reconnects at least every second,
+  // as the tools' channel does, where gRPC's default back-off grows past the wait's minute.)
+  grpc::ChannelArguments args;
+  args.SetInt(GRPC_ARG_INITIAL_RECONNECT_BACKOFF_MS, 100);
+  args.SetInt(GRPC_ARG_MIN_RECONNECT_BACKOFF_MS, 100);
+  args.SetInt(GRPC_ARG_MAX_RECONNECT_BACKOFF_MS, 1000);
   auto waiter = pb::Strata::NewStub(
-      grpc::CreateChannel(server.address(), grpc::InsecureChannelCredentials()));
+      grpc::CreateCustomChannel(server.address(), grpc::InsecureChannelCredentials(), args));
   pb::CollectionInfo after = info;
   const uint64_t asked = info.build().id();
   std::future<grpc::Status> waited = std::async(
