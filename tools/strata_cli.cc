@@ -227,8 +227,7 @@ void PrintInfo(const pb::CollectionInfo& c) {
         static_cast<unsigned long long>(e.found_wrong()));
   }
   if (const pb::IndexBuild& b = c.build(); b.id() > 0) {
-    std::printf("  build %llu (%s): %s",
-                static_cast<unsigned long long>(b.id()),
+    std::printf("  build %llu (%s): %s", static_cast<unsigned long long>(b.id()),
                 b.requested() ? "asked for" : "the server's own",
                 absl::AsciiStrToLower(pb::IndexBuild::State_Name(b.state())).c_str());
     if (b.state() == pb::IndexBuild::RUNNING && !b.phase().empty()) {
