@@ -86,7 +86,7 @@ ABSL_FLAG(std::string, posting_encoding, "",
           "otherwise");
 ABSL_FLAG(std::string, mode, "online", "online (stream to --server) or offline (--data_dir)");
 ABSL_FLAG(std::string, server, "127.0.0.1:50051", "online: address of strata-server");
-ABSL_FLAG(uint32_t, batch, 1000, "online: points per Upsert request");
+ABSL_FLAG(uint32_t, batch, 1000, "online: points per Upsert request (at most 16 MiB of them)");
 ABSL_FLAG(double, retry_seconds, 120,
           "online: how long one batch is retried (with back-off) while the server is unreachable");
 ABSL_FLAG(std::string, checkpoint, "",
