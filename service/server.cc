@@ -345,9 +345,9 @@ class ServerImpl final : public Server {
 
   void Shutdown(double drain_seconds) override {
     if (down_.exchange(true)) return;
-    Log(LogLevel::kInfo, "shutting down: draining calls (up to %.0f s)", drain_seconds);
     serving_.store(false);
-    if (server_ != nullptr) {
+    if (server_ != nullptr) {  // (null: a start that failed before serving; nothing to drain)
+      Log(LogLevel::kInfo, "shutting down: draining calls (up to %.0f s)", drain_seconds);
       // Our own drain: gRPC's Shutdown(deadline) also waits on idle client connections (~5 s
       // with gRPC 1.51), so it is called once no call of ours is left.
       server_->GetHealthCheckService()->SetServingStatus(false);
