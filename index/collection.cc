@@ -792,9 +792,11 @@ absl::Status CollectionImpl::RequestBuild() {
 absl::Status CollectionImpl::SetBuildRequested(bool requested,
                                                std::optional<uint64_t> unless_requested_since) {
   RETURN_IF_ERROR(CheckNotDropped());
+  // (Both fields change only under write_mu_, held from here to the commit.)
   MutexLock write_lock(&write_mu_);
   {
     ReaderMutexLock lock(&mu_);
+    if (build_requested_ == requested) return absl::OkStatus();
     if (unless_requested_since.has_value() && build_requests_ != *unless_requested_since) {
       return absl::OkStatus();  // asked for again since: it stays
     }
@@ -803,13 +805,11 @@ absl::Status CollectionImpl::SetBuildRequested(bool requested,
   const auto plan = [&]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(write_mu_)
                         ABSL_SHARED_LOCKS_REQUIRED(mu_) -> absl::Status {
     RETURN_IF_ERROR(CheckNotDropped());
-    if (build_requested_ == requested) return absl::OkStatus();
     CollectionConfig next = Record(generation_);
     next.build_requested = requested;
     batch.Put(Cf::kCollections, next.name, next.Serialize());
     return absl::OkStatus();
   };
-  if (BuildRequested() == requested) return absl::OkStatus();
   return Write(&batch, plan, [&]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(write_mu_, mu_) {
     build_requested_ = requested;
   });
@@ -877,6 +877,7 @@ absl::Status CollectionImpl::Install(uint64_t gen, absl::Span<const VectorId> id
   std::vector<Carried> carried;
   WriteBatch batch;
   uint64_t old_gen = 0;
+  bool keep_request = false;  // a build request made after the snapshot
   const auto plan = [&]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(write_mu_)
                         ABSL_SHARED_LOCKS_REQUIRED(mu_) -> absl::Status {
     RETURN_IF_ERROR(CheckNotDropped());
@@ -923,14 +924,15 @@ absl::Status CollectionImpl::Install(uint64_t gen, absl::Span<const VectorId> id
     }
     CollectionConfig next = Record(gen);
     // Done, unless asked for again after this build's snapshot (that build is still to come).
-    next.build_requested = build_requested_ && build_requests_ != requests_seen;
+    keep_request = build_requested_ && build_requests_ != requests_seen;
+    next.build_requested = keep_request;
     batch.Put(Cf::kCollections, next.name, next.Serialize());
     return absl::OkStatus();
   };
   const auto apply = [&]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(write_mu_, mu_) {
     // Committed: switch.
     old_gen = generation_;
-    build_requested_ = build_requested_ && build_requests_ != requests_seen;
+    build_requested_ = keep_request;
     generation_ = gen;
     base_ = std::move(fresh);
     seed_radius_ = seed_radius;
