@@ -412,7 +412,8 @@ absl::Status SpannIndexImpl::Search(VectorView query, uint32_t k, const SearchPa
       if (base <= 0) base = dist;  // the first non-zero distance anchors the ratio
       if (base > 0 && dist > params.prune_ratio * base && kept_entries >= wanted_entries) break;
     }
-    if (head < built) kept_entries += postings_->location(head).count;
+    if (head < built) kept_entries += overlay.built_live_share * postings_->location(head).count;
+    if (overlay.appended != nullptr) kept_entries += overlay.appended->EntryCount(head);
     ++keep;
   }
 

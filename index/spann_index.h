@@ -14,9 +14,10 @@
 //
 // Search(q, k): the `max_postings` nearest heads (by default, at least as many as hold 2k vectors
 // on average, up to 16 times the default budget), pruned by the distance ratio d(q, c_i) >
-// prune_ratio * d(q, c_1) (L2 only) once the postings kept hold 2k vectors' entries (over the share
-// an allow set admits), one batched read, distances as postings arrive (exact, or against
-// float16-rounded vectors for a float16 posting encoding), replicas de-duplicated, top k.
+// prune_ratio * d(q, c_1) (L2 only) once the postings kept hold 2k vectors' live entries (over the
+// share an allow set admits; a built posting's dead entries, and a collection's appended ones, are
+// counted by SearchOverlay's estimates), one batched read, distances as postings arrive (exact, or
+// against float16-rounded vectors for a float16 posting encoding), replicas de-duplicated, top k.
 // Thread-safe: any number of concurrent Search calls.
 #ifndef STRATA_INDEX_SPANN_INDEX_H_
 #define STRATA_INDEX_SPANN_INDEX_H_
@@ -143,6 +144,8 @@ class AppendedEntries {
   // read back from the disk on the way).
   virtual void ForEach(uint32_t posting,
                        absl::FunctionRef<void(VectorId, const uint8_t*)> visit) const = 0;
+  // Entries appended to `posting`, live or not (what pruning counts toward a query's entries).
+  [[nodiscard]] virtual size_t EntryCount(uint32_t posting) const = 0;
 };
 
 class SearchLock;
@@ -169,6 +172,10 @@ struct SearchOverlay {
   // Non-null: the lock that keeps this overlay valid, held by the caller. Search releases it
   // while it reads postings from disk and scans them with the overlay Relock() gives back.
   SearchLock* lock = nullptr;
+  // The share of the built index's vectors whose built entries are still served (not skipped):
+  // pruning counts a built posting's entries at this share, since deletes and moves leave dead
+  // entries in the posting file until a rebuild.
+  float built_live_share = 1;
 };
 
 // A caller's lock over a search's overlay (a collection's lock held shared), so that no lock is

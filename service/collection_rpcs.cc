@@ -207,6 +207,7 @@ grpc::Status StrataService::Delete(grpc::ServerContext* ctx, const pb::DeleteReq
                                std::vector<uint64_t>(req->ids().begin(), req->ids().end()));
     }
     resp->set_deleted(deleted);
+    if (deleted > 0 && target.col->WantsBuild()) builds_->Schedule(target.col, /*requested=*/false);
     return absl::OkStatus();
   });
 }

@@ -82,8 +82,8 @@ class AppendedVectors final : public AppendedEntries {
   // order, nearest first), or the posting a split moved it to out of its primary; the open puts
   // the nearest first again. The others follow in no order that matters.
   [[nodiscard]] absl::Span<const uint32_t> PostingsOf(VectorId id) const;
-  // Appended entries in `posting`, live or not.
-  [[nodiscard]] size_t EntryCount(uint32_t posting) const {
+  // AppendedEntries: appended entries in `posting`, live or not.
+  [[nodiscard]] size_t EntryCount(uint32_t posting) const override {
     auto it = entries_.find(posting);
     return it == entries_.end() ? 0 : it->second.size();
   }

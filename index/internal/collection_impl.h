@@ -232,9 +232,13 @@ class CollectionImpl final : public Collection {
     if (base_ == nullptr) return live_ >= config_.build_threshold;
     // Grown well past its index: more vectors appended (written or moved since the build, their
     // rows in the scratch file, their entries in RAM) than half the built ones, or more heads
-    // added than half the built ones. A rebuild puts both back into postings and the graph.
+    // added than half the built ones. A rebuild puts both back into postings and the graph. Or
+    // more than half the built vectors' entries dead (deleted, replaced or moved since): the
+    // built postings then serve under half what they hold, and a search at a given budget finds
+    // fewer live neighbours than a rebuild's would (bench/RESULTS.md, "Dead entries").
     return appended_.size() > std::max<uint64_t>(indexed_ / 2, config_.build_threshold) ||
-           heads_overlay_.added() > std::max<uint64_t>(base_->num_heads() / 2, 1024);
+           heads_overlay_.added() > std::max<uint64_t>(base_->num_heads() / 2, 1024) ||
+           skipped_in_base_ > indexed_ / 2;
   }
   absl::Status BulkLoad(const VectorSet& vectors, absl::Span<const uint64_t> ids,
                         absl::Span<const std::string> payloads,
@@ -439,6 +443,10 @@ class CollectionImpl final : public Collection {
     if (skip_bits_.size() * 8 <= id) skip_bits_.resize(id / 8 + 1 + skip_bits_.size() / 2, 0);
     bool skip = !BaseEntryLive(id);
     uint8_t bit = static_cast<uint8_t>(1u << (id & 7));
+    if (ids_[id].flags & kInBase) {  // (fixed within a generation: RebuildSkipBits recounts)
+      const bool was = (skip_bits_[id >> 3] & bit) != 0;
+      if (skip != was) skipped_in_base_ += skip ? 1 : -1;
+    }
     if (skip) {
       skip_bits_[id >> 3] |= bit;
     } else {
@@ -580,8 +588,12 @@ class CollectionImpl final : public Collection {
           gen_(c->generation_),
           tenant_(view.ids != nullptr ? c->tenants_.Name(view.tenant) : std::string()),
           view_(view),
-          overlay_{absl::MakeConstSpan(c->skip_bits_), &c->appended_, view.ids, &c->heads_overlay_,
-                   this} {}
+          overlay_{absl::MakeConstSpan(c->skip_bits_),
+                   &c->appended_,
+                   view.ids,
+                   &c->heads_overlay_,
+                   this,
+                   c->BuiltLiveShare()} {}
     void Unlock() override ABSL_NO_THREAD_SAFETY_ANALYSIS { c_->mu_.ReaderUnlock(); }
     absl::StatusOr<SearchOverlay> Relock() override ABSL_NO_THREAD_SAFETY_ANALYSIS {
       c_->mu_.ReaderLock();
@@ -599,8 +611,12 @@ class CollectionImpl final : public Collection {
       if (c_->base_.get() != base_ || c_->generation_ != gen_) {
         return absl::AbortedError("the index was rebuilt during the search");
       }
-      overlay_ = SearchOverlay{absl::MakeConstSpan(c_->skip_bits_), &c_->appended_, view_.ids,
-                               &c_->heads_overlay_, this};
+      overlay_ = SearchOverlay{absl::MakeConstSpan(c_->skip_bits_),
+                               &c_->appended_,
+                               view_.ids,
+                               &c_->heads_overlay_,
+                               this,
+                               c_->BuiltLiveShare()};
       return overlay_;
     }
     // The view and overlay as the last Relock() found them (at first, as given).
@@ -731,7 +747,15 @@ class CollectionImpl final : public Collection {
                        absl::Span<const uint8_t> versions, uint64_t requests_seen);
   void RebuildSkipBits() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
     skip_bits_.assign(ids_.size() / 8 + 1, 0);
+    skipped_in_base_ = 0;
     for (VectorId id = 0; id < ids_.size(); ++id) SetSkip(id);
+  }
+  // The share of the built index's vectors whose built entries are served (SearchOverlay).
+  float BuiltLiveShare() const ABSL_SHARED_LOCKS_REQUIRED(mu_) {
+    const uint64_t built = base_ == nullptr ? 0 : base_->size();
+    if (built == 0) return 1;
+    return static_cast<float>(built - std::min<uint64_t>(skipped_in_base_, built)) /
+           static_cast<float>(built);
   }
 
   MetadataStore* const store_;
@@ -775,6 +799,8 @@ class CollectionImpl final : public Collection {
   std::vector<IdState> ids_ ABSL_GUARDED_BY(mu_);
   std::vector<uint64_t> ext_of_ ABSL_GUARDED_BY(mu_);
   std::vector<uint8_t> skip_bits_ ABSL_GUARDED_BY(mu_);
+  // Ids of the built index whose skip bit is set (SetSkip keeps the count).
+  uint64_t skipped_in_base_ ABSL_GUARDED_BY(mu_) = 0;
   uint64_t live_ ABSL_GUARDED_BY(mu_) = 0;
   uint64_t indexed_ ABSL_GUARDED_BY(mu_) = 0;
   // Vectors not served by the built index (all of them while FLAT), in posting form: those

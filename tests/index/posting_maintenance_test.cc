@@ -596,6 +596,53 @@ TEST(PostingMaintenance, DeletesMergeEmptiedPostingsAway) {
   }
 }
 
+// Query-aware pruning stops once the postings kept hold the entries k answers want, counted live:
+// a built posting's entries left dead by deletes count at the share still served, and entries
+// appended since the build count too. (Counting every built entry and no appended one, a search
+// after deletes stopped as early as before them, with fewer live vectors in hand.)
+TEST(PostingMaintenance, PruningCountsLiveEntries) {
+  TempDir tmp;
+  const VectorSet base = Gen(1, 0, 4000), more = Gen(1, 4000, 4000), queries = Gen(1, 9000, 50);
+  auto cat = *Catalog::Open(tmp.path(), Options());
+  auto c = Create(cat.get(), base);
+  Upsert(c.get(), base, 0);
+  ASSERT_TRUE(c->BuildIndex().ok());
+  SearchParams pruned;
+  pruned.max_postings = 64;
+  pruned.prune_ratio = 1.1f;  // (tight: the entries wanted, not the ratio, end most searches)
+  const auto postings_read = [&](const SearchParams& params) {
+    uint64_t read = 0;
+    for (uint64_t q = 0; q < queries.n; ++q) {
+      std::vector<Hit> hits;
+      SearchStats st;
+      EXPECT_TRUE(c->Search(VectorView{queries.type, {queries.row(q), queries.row_bytes()}}, 10,
+                            params, &hits, &st)
+                      .ok());
+      read += st.postings_read;
+    }
+    return read;
+  };
+  const uint64_t built = postings_read(pruned);
+  ASSERT_LT(built, 64u * queries.n) << "pruning never stopped a search: the test shows nothing";
+  // Three in four built vectors deleted (no maintenance runs: the postings keep their entries).
+  std::vector<uint64_t> gone;
+  for (uint64_t i = 0; i < base.n; ++i) {
+    if (i % 4 != 0) gone.push_back(i);
+  }
+  uint64_t deleted = 0;
+  ASSERT_TRUE(c->Delete(gone, &deleted).ok());
+  const uint64_t after_deletes = postings_read(pruned);
+  EXPECT_GT(after_deletes, built * 3 / 2);
+  // As many vectors again, appended to the built postings: the searches stop earlier again.
+  Upsert(c.get(), more, 10000);
+  const uint64_t after_appends = postings_read(pruned);
+  EXPECT_LT(after_appends, after_deletes * 3 / 4);
+  std::printf(
+      "built postings read by %lu searches: %lu built, %lu after deletes, %lu after appends\n",
+      static_cast<unsigned long>(queries.n), static_cast<unsigned long>(built),
+      static_cast<unsigned long>(after_deletes), static_cast<unsigned long>(after_appends));
+}
+
 // A posting of many equal vectors splits into halves that both shrink (SplitInTwo halves them by
 // position; moving each to the "nearer" of two equal heads would send them all to one, and the
 // posting would split again for ever). The hook stops a runaway by dropping the collection, which
@@ -644,7 +691,8 @@ TEST(PostingMaintenance, EqualVectorsSplitWithoutEnd) {
 }
 
 // A collection grown far past its index (more vectors in RAM than half the built ones) asks for
-// a rebuild, which folds the added heads and moved vectors back into the disk index.
+// a rebuild, which folds the added heads and moved vectors back into the disk index; so does one
+// that lost more than half its built vectors.
 TEST(PostingMaintenance, ACollectionGrownFarPastItsIndexWantsARebuild) {
   TempDir tmp;
   const VectorSet base = Gen(1, 0, 3000), drift = Gen(2, 0, 3000);
@@ -670,6 +718,16 @@ TEST(PostingMaintenance, ACollectionGrownFarPastItsIndexWantsARebuild) {
   EXPECT_EQ(rebuilt.retired_heads, 0u);
   EXPECT_EQ(rebuilt.appended_vectors, 0u);
   EXPECT_EQ(rebuilt.indexed_vectors, 6000u);
+  // Shrunk well past its index: more than half the built vectors deleted.
+  std::vector<uint64_t> gone;
+  for (uint64_t i = 0; i < 3000; ++i) gone.push_back(i);
+  uint64_t deleted = 0;
+  ASSERT_TRUE(c->Delete(gone, &deleted).ok());
+  ASSERT_EQ(deleted, 3000u);
+  EXPECT_FALSE(c->WantsBuild());  // (half exactly)
+  ASSERT_TRUE(c->Delete(std::vector<uint64_t>{10000}, &deleted).ok());
+  ASSERT_EQ(deleted, 1u);
+  EXPECT_TRUE(c->WantsBuild());
 }
 
 // Writes made while a step is worked out (before it commits) are taken into account: a vector
