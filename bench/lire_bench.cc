@@ -25,6 +25,7 @@
 
 #include "absl/flags/flag.h"
 #include "absl/flags/parse.h"
+#include "absl/strings/numbers.h"
 #include "index/brute_force.h"
 #include "index/catalog.h"
 #include "index/collection.h"
@@ -39,7 +40,7 @@ ABSL_FLAG(uint64_t, batch, 100, "vectors per write call (each call one synced ba
 ABSL_FLAG(uint32_t, latency_searches, 2000, "quiet searches timed after each round");
 ABSL_FLAG(uint32_t, paired_searches, 5000,
           "searches of each index in the paired latency measurement at rebuild rounds");
-ABSL_FLAG(uint32_t, recall_queries, 200, "queries of the recall measurement (half drifted)");
+ABSL_FLAG(uint32_t, recall_queries, 1000, "queries of the recall measurement (half drifted)");
 ABSL_FLAG(double, search_qps, 0,
           "searches a second the searcher thread runs during the writes (0: back to back, as "
           "fast as it can: one core)");
@@ -50,6 +51,13 @@ ABSL_FLAG(bool, seed, true,
 ABSL_FLAG(uint32_t, posting_limit, 0,
           "live entries past which a posting splits (0 = the build's cap on a posting)");
 ABSL_FLAG(std::string, dir, "", "scratch directory (default: a new one under /tmp)");
+ABSL_FLAG(std::vector<std::string>, sweep_postings, {},
+          "at each rebuild, recall of both indexes at these search budgets too (postings read "
+          "per query; e.g. 16,32,48,64), with the entries and postings a search read");
+ABSL_FLAG(bool, default_budget, false,
+          "search every index at its own default budget (max_postings 0: a rebuild's tuned one; "
+          "under updates, widened by the share of built entries that died) in place of the first "
+          "build's, fixed");
 ABSL_FLAG(double, prune_ratio, strata::SearchParams{}.prune_ratio,
           "the searches' query-aware pruning ratio (SearchParams::prune_ratio; 0 = off)");
 
@@ -146,6 +154,36 @@ Measure MeasureOf(const Collection& c, const VectorSet& rows, const std::vector<
   m.memory = st.memory_bytes;
   m.disk = st.disk_bytes;
   return m;
+}
+
+// Recall@10 of `c` over `queries` at `params`, with the mean entries and postings a search read.
+struct Coverage {
+  double recall = 0, entries = 0, postings = 0;
+};
+Coverage CoverageOf(const Collection& c, const std::vector<uint64_t>& live,
+                    const VectorSet& queries, const GroundTruth& gt, const SearchParams& params) {
+  Coverage out;
+  uint64_t found = 0, entries = 0, postings = 0;
+  for (uint64_t q = 0; q < queries.n; ++q) {
+    std::vector<Hit> hits;
+    SearchStats st;
+    if (!c.Search(VectorView{queries.type, {queries.row(q), queries.row_bytes()}}, 10, params,
+                  &hits, &st)
+             .ok()) {
+      continue;
+    }
+    entries += st.entries_scanned;
+    postings += st.postings_read;
+    for (const Hit& h : hits) {
+      for (uint32_t j = 0; j < 10; ++j)
+        found += live[static_cast<size_t>(gt.ids[q * 10 + j])] == h.id;
+    }
+  }
+  const double nq = static_cast<double>(std::max<uint64_t>(queries.n, 1));
+  out.recall = static_cast<double>(found) / (nq * 10);
+  out.entries = static_cast<double>(entries) / nq;
+  out.postings = static_cast<double>(postings) / nq;
+  return out;
 }
 
 // Latency of `a` beside `b`, their searches in alternating blocks so that both meet the same
@@ -263,9 +301,10 @@ int Run() {
     if (c == nullptr) continue;
     if (!Load(c, rows, live).ok() || !c->BuildIndex().ok()) return 1;
   }
-  // Every measurement at the first build's default budget (a rebuild tunes its own).
+  // Every measurement at the first build's default budget (a rebuild tunes its own), or with
+  // --default_budget at each index's default (SearchParams::max_postings = 0).
   SearchParams fixed;
-  fixed.max_postings = lire->default_max_postings();
+  fixed.max_postings = absl::GetFlag(FLAGS_default_budget) ? 0 : lire->default_max_postings();
   fixed.prune_ratio = static_cast<float>(absl::GetFlag(FLAGS_prune_ratio));
   const auto truth = [&]() {
     VectorSet base;
@@ -280,7 +319,7 @@ int Run() {
   };
   std::printf(
       "strata-lire-bench: n=%lu, %d rounds of %lu deletes + %lu drifted inserts, batches of %lu; "
-      "searches read %u postings; the searcher during the writes: %s\n"
+      "searches read %u postings (0: each index's default); the searcher during the writes: %s\n"
       "| round | index | recall@10 | base / drifted queries | p50 us | p99 us | posting entries "
       "p50 / "
       "p99 / max | heads | RAM MiB | disk MiB | updates/s | in nearest posting, base / drifted "
@@ -363,6 +402,16 @@ int Run() {
       const double build_s = std::chrono::duration<double>(Clock::now() - t0).count();
       Print("rebuilt", round, MeasureOf(*fresh, rows, live, queries, gt, fixed), 0);
       std::printf("|  | (rebuild took %.0f s) | | | | | | | | |\n", build_s);
+      for (const std::string& s : absl::GetFlag(FLAGS_sweep_postings)) {
+        SearchParams at = fixed;
+        if (!absl::SimpleAtoi(s, &at.max_postings)) return 2;
+        const Coverage a = CoverageOf(*lire, live, queries, gt, at);
+        const Coverage b = CoverageOf(*fresh, live, queries, gt, at);
+        std::printf(
+            "|  | (budget %u: recall LIRE %.4f / rebuilt %.4f; entries scanned %.0f / %.0f; built "
+            "postings read %.1f / %.1f) | | | | | | | | |\n",
+            at.max_postings, a.recall, b.recall, a.entries, b.entries, a.postings, b.postings);
+      }
       const Paired paired =
           PairedLatency(*lire, *fresh, queries, fixed, absl::GetFlag(FLAGS_paired_searches));
       std::printf(
