@@ -55,9 +55,8 @@ ABSL_FLAG(std::vector<std::string>, sweep_postings, {},
           "at each rebuild, recall of both indexes at these search budgets too (postings read "
           "per query; e.g. 16,32,48,64), with the entries and postings a search read");
 ABSL_FLAG(bool, default_budget, false,
-          "search every index at its own default budget (max_postings 0: a rebuild's tuned one; "
-          "under updates, widened by the share of built entries that died) in place of the first "
-          "build's, fixed");
+          "search every index at its own default budget (max_postings 0: a rebuild's tuned one) "
+          "in place of the first build's, fixed");
 ABSL_FLAG(double, prune_ratio, strata::SearchParams{}.prune_ratio,
           "the searches' query-aware pruning ratio (SearchParams::prune_ratio; 0 = off)");
 
@@ -335,6 +334,7 @@ int Run() {
     Print("built", 0, MeasureOf(*lire, rows, live, queries, gt, fixed), 0);
   }
   uint64_t deleted_upto = 0, inserted = 0;
+  bool wants_build = false;
   for (int round = 1; round <= rounds; ++round) {
     // The round's writes, on each collection, with a searcher running.
     double rate[2] = {0, 0};
@@ -389,6 +389,11 @@ int Run() {
     for (uint64_t i = 0; i < inserted; ++i) live.push_back(n + i);
     const GroundTruth gt = truth();
     Print("LIRE", round, MeasureOf(*lire, rows, live, queries, gt, fixed), rate[0]);
+    if (!wants_build && lire->WantsBuild()) {  // (a server would schedule a rebuild from here)
+      wants_build = true;
+      std::printf(
+          "|  | (LIRE asks for a rebuild from this round on: WantsBuild) | | | | | | | | |\n");
+    }
     if (append != nullptr) {
       Print("append-only", round, MeasureOf(*append, rows, live, queries, gt, fixed), rate[1]);
     }

@@ -406,13 +406,16 @@ absl::Status SpannIndexImpl::Search(VectorView query, uint32_t k, const SearchPa
   uint32_t keep = 0;
   float base = -1;
   double kept_entries = 0;
+  // A built posting's entries count at the share still served; with an allow set, the entries
+  // wanted are scaled by the share it admits already (dead ids are in no allow set).
+  const double built_share = overlay.allow != nullptr ? 1.0 : overlay.built_live_share;
   const uint32_t built = static_cast<uint32_t>(postings_->postings());
   for (const auto& [dist, head] : ctx->heads) {
     if (metric_ == Metric::kL2 && params.prune_ratio > 0) {
       if (base <= 0) base = dist;  // the first non-zero distance anchors the ratio
       if (base > 0 && dist > params.prune_ratio * base && kept_entries >= wanted_entries) break;
     }
-    if (head < built) kept_entries += overlay.built_live_share * postings_->location(head).count;
+    if (head < built) kept_entries += built_share * postings_->location(head).count;
     if (overlay.appended != nullptr) kept_entries += overlay.appended->EntryCount(head);
     ++keep;
   }

@@ -173,8 +173,9 @@ struct SearchOverlay {
   // while it reads postings from disk and scans them with the overlay Relock() gives back.
   SearchLock* lock = nullptr;
   // The share of the built index's vectors whose built entries are still served (not skipped):
-  // pruning counts a built posting's entries at this share, since deletes and moves leave dead
-  // entries in the posting file until a rebuild.
+  // pruning counts a built posting's entries at this share (without an allow set, whose own share
+  // stands in for it), since deletes, replacements and reassignments leave dead entries in the
+  // posting file until a rebuild.
   float built_live_share = 1;
 };
 

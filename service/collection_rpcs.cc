@@ -190,7 +190,7 @@ grpc::Status StrataService::Upsert(grpc::ServerContext* ctx, const pb::UpsertReq
       }
       rag_->cache().Invalidate(req->collection(), ids);
     }
-    if (col->WantsBuild()) builds_->Schedule(col, /*requested=*/false);
+    ScheduleWantedBuild(col);
     return absl::OkStatus();
   });
 }
@@ -207,7 +207,7 @@ grpc::Status StrataService::Delete(grpc::ServerContext* ctx, const pb::DeleteReq
                                std::vector<uint64_t>(req->ids().begin(), req->ids().end()));
     }
     resp->set_deleted(deleted);
-    if (deleted > 0 && target.col->WantsBuild()) builds_->Schedule(target.col, /*requested=*/false);
+    if (deleted > 0) ScheduleWantedBuild(target.col);
     return absl::OkStatus();
   });
 }

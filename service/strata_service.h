@@ -13,6 +13,7 @@
 #include <chrono>
 #include <functional>
 #include <memory>
+#include <optional>
 #include <string>
 #include <thread>
 #include <vector>
@@ -344,6 +345,18 @@ class StrataService final : public pb::Strata::Service {
   }
   const std::function<void(const std::shared_ptr<Collection>&)> on_damage_;
   const Clock::time_point started_;
+
+  // After a write that may have left `col` grown or thinned well past its index
+  // (Collection::WantsBuild): the server's own build. Not a repair (a damaged collection's
+  // rebuild is on_damage_'s, which --auto_repair governs), and not again once the server's own
+  // build of it failed (a request or a restart tries again), so that writes cannot start one
+  // full rebuild after another.
+  void ScheduleWantedBuild(const std::shared_ptr<Collection>& col) {
+    if (!col->WantsBuild() || !col->Stats().damage.empty()) return;
+    const std::optional<BuildStatus> last = builds_->Latest(col->config().uid);
+    if (last && last->state == BuildStatus::State::kFailed && !last->requested) return;
+    builds_->Schedule(col, /*requested=*/false);
+  }
 };
 
 }  // namespace strata::service_internal

@@ -52,6 +52,7 @@ grpc::Status StrataService::DropTenant(grpc::ServerContext* ctx, const pb::DropT
     ASSIGN_OR_RETURN(uint32_t revoked, keys_->RevokeFor(col->config().uid, req->name()));
     uint64_t deleted = 0;
     RETURN_IF_ERROR(col->DropTenant(req->name(), req->keep_points(), &deleted));
+    if (deleted > 0) ScheduleWantedBuild(col);
     resp->set_deleted_points(deleted);
     resp->set_revoked_keys(revoked);
     return absl::OkStatus();

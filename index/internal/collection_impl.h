@@ -233,12 +233,10 @@ class CollectionImpl final : public Collection {
     // Grown well past its index: more vectors appended (written or moved since the build, their
     // rows in the scratch file, their entries in RAM) than half the built ones, or more heads
     // added than half the built ones. A rebuild puts both back into postings and the graph. Or
-    // more than half the built vectors' entries dead (deleted, replaced or moved since): the
-    // built postings then serve under half what they hold, and a search at a given budget finds
-    // fewer live neighbours than a rebuild's would (bench/RESULTS.md, "Dead entries").
+    // thinned well past it: more than half the built vectors' entries dead (MostlyDead).
     return appended_.size() > std::max<uint64_t>(indexed_ / 2, config_.build_threshold) ||
            heads_overlay_.added() > std::max<uint64_t>(base_->num_heads() / 2, 1024) ||
-           skipped_in_base_ > indexed_ / 2;
+           MostlyDead();
   }
   absl::Status BulkLoad(const VectorSet& vectors, absl::Span<const uint64_t> ids,
                         absl::Span<const std::string> payloads,
@@ -752,10 +750,16 @@ class CollectionImpl final : public Collection {
   }
   // The share of the built index's vectors whose built entries are served (SearchOverlay).
   float BuiltLiveShare() const ABSL_SHARED_LOCKS_REQUIRED(mu_) {
-    const uint64_t built = base_ == nullptr ? 0 : base_->size();
-    if (built == 0) return 1;
-    return static_cast<float>(built - std::min<uint64_t>(skipped_in_base_, built)) /
-           static_cast<float>(built);
+    if (indexed_ == 0) return 1;
+    DCHECK(skipped_in_base_ <= indexed_);
+    return static_cast<float>(indexed_ - skipped_in_base_) / static_cast<float>(indexed_);
+  }
+  // More than half the built vectors' entries dead (deleted, replaced or reassigned since the
+  // build; a split's move keeps a vector's other built entries served): the built postings then
+  // serve under half what they hold, a search at a given budget finds fewer live neighbours
+  // than a rebuild's would (bench/RESULTS.md, "Dead entries"), and a rebuild is wanted.
+  bool MostlyDead() const ABSL_SHARED_LOCKS_REQUIRED(mu_) {
+    return skipped_in_base_ > indexed_ / 2;
   }
 
   MetadataStore* const store_;
@@ -799,7 +803,7 @@ class CollectionImpl final : public Collection {
   std::vector<IdState> ids_ ABSL_GUARDED_BY(mu_);
   std::vector<uint64_t> ext_of_ ABSL_GUARDED_BY(mu_);
   std::vector<uint8_t> skip_bits_ ABSL_GUARDED_BY(mu_);
-  // Ids of the built index whose skip bit is set (SetSkip keeps the count).
+  // Ids of the built index (indexed_ of them) whose skip bit is set (SetSkip keeps the count).
   uint64_t skipped_in_base_ ABSL_GUARDED_BY(mu_) = 0;
   uint64_t live_ ABSL_GUARDED_BY(mu_) = 0;
   uint64_t indexed_ ABSL_GUARDED_BY(mu_) = 0;

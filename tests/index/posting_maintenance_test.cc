@@ -728,6 +728,15 @@ TEST(PostingMaintenance, ACollectionGrownFarPastItsIndexWantsARebuild) {
   ASSERT_TRUE(c->Delete(std::vector<uint64_t>{10000}, &deleted).ok());
   ASSERT_EQ(deleted, 1u);
   EXPECT_TRUE(c->WantsBuild());
+  // The count is made again at an open, and a rebuild over the survivors starts it over.
+  c.reset();
+  cat.reset();
+  cat = *Catalog::Open(tmp.path(), Options());
+  c = *cat->Find("c");
+  EXPECT_TRUE(c->WantsBuild());
+  ASSERT_TRUE(c->BuildIndex().ok());
+  EXPECT_FALSE(c->WantsBuild());
+  EXPECT_EQ(c->Stats().indexed_vectors, 2999u);
 }
 
 // Writes made while a step is worked out (before it commits) are taken into account: a vector

@@ -635,6 +635,55 @@ TEST(EndToEnd, ARequestedBuildCutShortRunsAtTheNextStart) {
   EXPECT_EQ(server.Stop(), 0);
 }
 
+// A collection that deletes thinned past its index (more than half its built vectors gone) is
+// rebuilt by the server on its own, as one grown past it is: the Delete call schedules it.
+TEST(EndToEnd, ACollectionThinnedByDeletesIsRebuiltByTheServer) {
+  TempDir tmp;
+  ServerProcess server(tmp.File("data"), tmp.File("server.log"));
+  ASSERT_NO_FATAL_FAILURE(server.Start());
+  CreateCollection(server.stub(), "d", 8, pb::FLOAT32);
+  pb::UpsertRequest req;
+  req.set_collection("d");
+  for (uint64_t i = 0; i < 4000; ++i) {
+    pb::Point* p = req.add_points();
+    p->set_id(i);
+    for (int j = 0; j < 8; ++j)
+      p->mutable_vector()->add_values(static_cast<float>((i * 7 + j * 13) % 101));
+  }
+  pb::UpsertResponse ur;
+  ASSERT_TRUE(Call(&pb::Strata::Stub::Upsert, server.stub(), req, &ur).ok());
+  pb::BuildIndexRequest build;
+  build.set_collection("d");
+  pb::CollectionInfo info;
+  ASSERT_TRUE(Call(&pb::Strata::Stub::BuildIndex, server.stub(), build, &info).ok());
+  grpc::Status s = WaitForBuild(server.stub(), "d", info.build().id(), &info);
+  ASSERT_TRUE(s.ok()) << s.error_message();
+  ASSERT_EQ(info.indexed_vectors(), 4000u);
+  const uint64_t first = info.build().id();
+  const auto remove = [&](uint64_t from, uint64_t to) {
+    pb::DeleteRequest del;
+    del.set_collection("d");
+    for (uint64_t i = from; i < to; ++i) del.add_ids(i);
+    pb::DeleteResponse dr;
+    const grpc::Status st = Call(&pb::Strata::Stub::Delete, server.stub(), del, &dr);
+    ASSERT_TRUE(st.ok()) << st.error_message();
+    ASSERT_EQ(dr.deleted(), to - from);
+  };
+  pb::DescribeCollectionRequest describe;
+  describe.set_name("d");
+  ASSERT_NO_FATAL_FAILURE(remove(0, 2000));  // half exactly: no build
+  ASSERT_TRUE(Call(&pb::Strata::Stub::DescribeCollection, server.stub(), describe, &info).ok());
+  EXPECT_EQ(info.build().id(), first);
+  ASSERT_NO_FATAL_FAILURE(remove(2000, 2001));
+  ASSERT_TRUE(Call(&pb::Strata::Stub::DescribeCollection, server.stub(), describe, &info).ok());
+  ASSERT_GT(info.build().id(), first) << "no build after the deletes: " << info.DebugString();
+  s = WaitForBuild(server.stub(), "d", info.build().id(), &info);
+  ASSERT_TRUE(s.ok()) << s.error_message();
+  EXPECT_EQ(info.state(), pb::CollectionInfo::INDEXED);
+  EXPECT_EQ(info.indexed_vectors(), 1999u);
+  EXPECT_EQ(server.Stop(), 0);
+}
+
 TEST(EndToEnd, MetricsStatsAndReflectionWork) {
   TempDir tmp;
   int metrics_port = FreePort();
