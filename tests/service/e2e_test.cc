@@ -582,6 +582,21 @@ TEST(EndToEnd, RestartAfterTornLogTailAndLeftoverFilesSucceeds) {
   EXPECT_EQ(server.Stop(), 0);
 }
 
+// Upserts `n` points of 8 float32 dimensions (ids 0..n-1, values on a small grid) into `name`.
+void UpsertGrid(pb::Strata::Stub* stub, const std::string& name, uint64_t n) {
+  pb::UpsertRequest req;
+  req.set_collection(name);
+  for (uint64_t i = 0; i < n; ++i) {
+    pb::Point* p = req.add_points();
+    p->set_id(i);
+    for (int j = 0; j < 8; ++j)
+      p->mutable_vector()->add_values(static_cast<float>((i * 7 + j * 13) % 101));
+  }
+  pb::UpsertResponse ur;
+  const grpc::Status s = Call(&pb::Strata::Stub::Upsert, stub, req, &ur);
+  ASSERT_TRUE(s.ok()) << s.error_message();
+}
+
 // A build asked for and cut short by a kill -9 (the server dies as BuildIndex returns) runs at
 // the next start: the request was recorded before BuildIndex answered. (Before, only builds past
 // the collection's threshold were queued at start, and the request was lost.)
@@ -590,16 +605,7 @@ TEST(EndToEnd, ARequestedBuildCutShortRunsAtTheNextStart) {
   ServerProcess server(tmp.File("data"), tmp.File("server.log"));
   ASSERT_NO_FATAL_FAILURE(server.Start());
   CreateCollection(server.stub(), "b", 8, pb::FLOAT32);
-  pb::UpsertRequest req;
-  req.set_collection("b");
-  for (uint64_t i = 0; i < 4000; ++i) {
-    pb::Point* p = req.add_points();
-    p->set_id(i);
-    for (int j = 0; j < 8; ++j)
-      p->mutable_vector()->add_values(static_cast<float>((i * 7 + j * 13) % 101));
-  }
-  pb::UpsertResponse ur;
-  ASSERT_TRUE(Call(&pb::Strata::Stub::Upsert, server.stub(), req, &ur).ok());
+  ASSERT_NO_FATAL_FAILURE(UpsertGrid(server.stub(), "b", 4000));
   pb::BuildIndexRequest build;
   build.set_collection("b");
   pb::CollectionInfo info;
@@ -642,16 +648,7 @@ TEST(EndToEnd, ACollectionThinnedByDeletesIsRebuiltByTheServer) {
   ServerProcess server(tmp.File("data"), tmp.File("server.log"));
   ASSERT_NO_FATAL_FAILURE(server.Start());
   CreateCollection(server.stub(), "d", 8, pb::FLOAT32);
-  pb::UpsertRequest req;
-  req.set_collection("d");
-  for (uint64_t i = 0; i < 4000; ++i) {
-    pb::Point* p = req.add_points();
-    p->set_id(i);
-    for (int j = 0; j < 8; ++j)
-      p->mutable_vector()->add_values(static_cast<float>((i * 7 + j * 13) % 101));
-  }
-  pb::UpsertResponse ur;
-  ASSERT_TRUE(Call(&pb::Strata::Stub::Upsert, server.stub(), req, &ur).ok());
+  ASSERT_NO_FATAL_FAILURE(UpsertGrid(server.stub(), "d", 4000));
   pb::BuildIndexRequest build;
   build.set_collection("d");
   pb::CollectionInfo info;
