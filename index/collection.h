@@ -407,8 +407,11 @@ class Collection {
   // damaged (a rebuild repairs it), or the collection has grown well past its index: more
   // vectors appended (written, or moved by posting maintenance, since the build) than
   // max(half the built vectors, build_threshold), or more added heads than max(half the built
-  // heads, 1024).
+  // heads, 1024), or more than half the built vectors deleted, replaced or reassigned since.
   [[nodiscard]] virtual bool WantsBuild() const = 0;
+  // Whether the index is damaged (at open, or a posting a read found corrupt): Stats().damage
+  // without the rest of Stats.
+  [[nodiscard]] virtual bool Damaged() const = 0;
   // Records, durably (one synced write), that a build was asked for, so that a build a stop cut
   // short, or never started, is not forgotten: BuildRequested() stays true across restarts until
   // a build installs (or finds nothing to index). The caller schedules the build itself.

@@ -169,7 +169,7 @@ class ServerImpl final : public Server {
     // threshold, and damaged ones (their rebuild is the repair) unless the operator wants to
     // look first.
     for (const auto& c : s->catalog_->List()) {
-      const bool damaged = !c->Stats().damage.empty();
+      const bool damaged = c->Damaged();
       if (c->BuildRequested()) {
         Log(LogLevel::kInfo, "collection '%s': the build asked for before the stop is queued",
             c->config().name);
@@ -338,7 +338,7 @@ class ServerImpl final : public Server {
     bool durable = !catalog_->store()->recovery().damaged && catalog_->ListUnopened().empty();
     for (const auto& c : catalog_->List()) {
       // `damage` stays set while a repair build runs (the state then says BUILDING).
-      if (!c->Stats().damage.empty()) durable = false;
+      if (c->Damaged()) durable = false;
     }
     server_->GetHealthCheckService()->SetServingStatus(kDurabilityHealth, durable);
   }

@@ -352,7 +352,7 @@ class StrataService final : public pb::Strata::Service {
   // build of it failed (a request or a restart tries again), so that writes cannot start one
   // full rebuild after another.
   void ScheduleWantedBuild(const std::shared_ptr<Collection>& col) {
-    if (!col->WantsBuild() || !col->Stats().damage.empty()) return;
+    if (!col->WantsBuild() || col->Damaged()) return;
     const std::optional<BuildStatus> last = builds_->Latest(col->config().uid);
     if (last && last->state == BuildStatus::State::kFailed && !last->requested) return;
     builds_->Schedule(col, /*requested=*/false);

@@ -225,6 +225,10 @@ class CollectionImpl final : public Collection {
                       std::vector<Hit>* hits, SearchStats* stats) const override;
   absl::Status BuildIndex(
       std::function<void(const char*, uint64_t, uint64_t)> progress = nullptr) override;
+  bool Damaged() const override {
+    ReaderMutexLock lock(&mu_);
+    return !damage_.ok() || !ReadDamage().empty();
+  }
   bool WantsBuild() const override {
     ReaderMutexLock lock(&mu_);
     if (building_ || dropped_.load() || live_ == 0) return false;
