@@ -124,42 +124,33 @@ absl::Status TenantExtents::ReadChunks(
     absl::FunctionRef<absl::Status(size_t, absl::string_view)> use, uint64_t* bytes,
     uint64_t* pages) const {
   constexpr uint64_t kPage = 4096;
-  // Runs of chunks ascending in the file, each within a page of the one before: one pread each.
+  // Runs of chunks ascending in the file, each within a page of the one before: one read each.
   absl::InlinedVector<size_t, 8> order(which.begin(), which.end());
   std::sort(order.begin(), order.end(),
             [&](size_t a, size_t b) { return layout.locs[a].offset < layout.locs[b].offset; });
   absl::InlinedVector<BlobLocation, 8> run;
   absl::InlinedVector<size_t, 8> run_chunks;
-  // One buffer per thread, kept from read to read (a fresh one of a medium extent's size costs
-  // page faults, or an mmap past malloc's threshold, every query); one of more than 4 MiB is let
-  // go after use.
-  thread_local std::unique_ptr<uint8_t[]> buffer;
-  thread_local size_t capacity = 0;
+  // Chunks are read in place from the file's mapping; where they cannot be, into one buffer per
+  // thread, kept from read to read (a fresh one of a medium extent's size costs page faults, or
+  // an mmap past malloc's threshold, every query); one of more than 4 MiB is let go after use.
+  thread_local std::string scratch;
   constexpr size_t kKeptBytes = size_t{4} << 20;
   struct Release {
     ~Release() {
-      if (capacity > kKeptBytes) {
-        buffer.reset();
-        capacity = 0;
-      }
+      if (scratch.capacity() > kKeptBytes) std::string().swap(scratch);
     }
   } release;
   const auto flush = [&]() -> absl::Status {
     if (run.empty()) return absl::OkStatus();
     const uint64_t span = BlobFile::SpanBytes(run);
-    if (span > capacity) {
-      buffer = std::make_unique_for_overwrite<uint8_t[]>(span);
-      capacity = span;
-    }
-    RETURN_IF_ERROR(file.Read(run, buffer.get()));
+    ASSIGN_OR_RETURN(const uint8_t* at, file.ReadInPlace(run, &scratch));
     const uint64_t first = run.front().offset;
     for (const BlobLocation& loc : run) *bytes += loc.size;
     *pages += (first + span - 1) / kPage - first / kPage + 1;
     for (size_t i = 0; i < run.size(); ++i) {
-      RETURN_IF_ERROR(use(
-          run_chunks[i],
-          absl::string_view(reinterpret_cast<const char*>(buffer.get()) + (run[i].offset - first),
-                            run[i].size)));
+      RETURN_IF_ERROR(use(run_chunks[i], absl::string_view(reinterpret_cast<const char*>(at) +
+                                                               (run[i].offset - first),
+                                                           run[i].size)));
     }
     run.clear();
     run_chunks.clear();

@@ -1,9 +1,9 @@
 // A small tenant's points packed beside each other in a file (its extent): a tenant that sees at
 // most max_rows() points - at most `extent_bytes` (kTenantExtentBytes, 1 MiB, by default) of
 // [id][vector] rows; 7,943 SIFT-like points, 4,032 of 64-d float32, 340 of 768-d - is searched
-// exactly by reading its extent's chunks with a pread or a few, instead of one record per point
-// however its points are spread over the collection (Curator's tenant extents). A tenant of at
-// most 8 KiB of rows (62 SIFT-like points) reads two pages. Past the extent a tenant has a cell
+// exactly by reading its extent's chunks in place (storage/blob_file.h), instead of one record per
+// point however its points are spread over the collection (Curator's tenant extents). A tenant of
+// at most 8 KiB of rows (62 SIFT-like points) reads two pages. Past the extent a tenant has a cell
 // extent (index/cell_extent.h: its rows filed by the collection's cells, the nearest cells read),
 // up to 32 MiB of rows; without one (before the collection has cells, or past that size) it is
 // searched over its stored vectors, one record each (while it sees at most 2,048 points), else
@@ -24,12 +24,12 @@
 //
 // Where the bytes live: the chunks are blobs of one append-only file per collection
 // (storage/blob_file.h: `tenant-extents-<n>` in the collection's directory), read through the
-// page cache, not records of the metadata store - a cold read of a 26 KiB extent from RocksDB
-// took ~40 us of index, filter and block-cache lookups beside ~10 us for the bytes
-// (bench/RESULTS.md "Extents in a file of their own"). A rewritten chunk is appended and the old
-// one becomes garbage; once the file holds more than twice the live chunks' bytes and 16 MiB more,
-// a compaction copies the live chunks into the next file, each extent's chunks back to back, and
-// the old file goes.
+// page cache in place from the file's mapping (BlobFile::ReadInPlace), not records of the metadata
+// store - a cold read of a 26 KiB extent from RocksDB took ~40 us of index, filter and block-cache
+// lookups beside ~10 us for the bytes (bench/RESULTS.md "Extents in a file of their own"). A
+// rewritten chunk is appended and the old one becomes garbage; once the file holds more than twice
+// the live chunks' bytes and 16 MiB more, a compaction copies the live chunks into the next file,
+// each extent's chunks back to back, and the old file goes.
 //
 // An extent is derived data, kept exact by the collection: planned with every change of the
 // tenant's points or of their vectors (dropped when the tenant grows past max_rows()). Its layout
@@ -108,7 +108,7 @@ class TenantExtents final {
   [[nodiscard]] size_t chunks(Tenant t) const;
 
   // Calls visit(id, stored vector) for each row of t's extent, chunk after chunk (ascending);
-  // chunks that lie within a page of each other in the file are read with one pread. `bytes`
+  // chunks that lie within a page of each other in the file are read together. `bytes`
   // gets the chunks' bytes, `pages` the 4 KiB pages of the file the reads touched. False when t
   // has no extent, or it is marked broken (nothing was visited). DataLoss for a chunk whose bytes
   // are missing, fail their crc or are malformed (the rows of the chunks before it may have been
@@ -206,7 +206,7 @@ class TenantExtents final {
   // `file_bytes`.
   bool WellFormed(const Layout& layout, uint64_t points, uint64_t file_bytes) const;
   // Calls use(i, bytes) for each chunk `which` (ascending indices into layout's chunks), reading
-  // chunks within a page of each other with one pread; adds what it read to bytes and pages.
+  // chunks within a page of each other together; adds what it read to bytes and pages.
   absl::Status ReadChunks(const BlobFile& file, const Layout& layout,
                           absl::Span<const size_t> which,
                           absl::FunctionRef<absl::Status(size_t, absl::string_view)> use,

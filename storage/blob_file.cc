@@ -1,23 +1,55 @@
 #include "storage/blob_file.h"
 
 #include <fcntl.h>
+#include <sys/mman.h>
+
+#include <algorithm>
+#include <cerrno>
+#include <cstring>
 
 #include "absl/strings/str_cat.h"
 #include "storage/crc32c.h"
 #include "storage/status_macros.h"
 
+#ifndef MADV_POPULATE_READ
+#define MADV_POPULATE_READ 22  // Linux 5.14; older C libraries lack the name
+#endif
+
 namespace strata {
 
-BlobFile::BlobFile(std::string path, std::unique_ptr<WritableFile> writer, ScopedFd reader,
-                   uint64_t size)
-    : path_(std::move(path)), writer_(std::move(writer)), reader_(std::move(reader)), size_(size) {}
+namespace {
 
-absl::StatusOr<std::unique_ptr<BlobFile>> BlobFile::Open(Env& env, std::string path) {
+constexpr uint64_t kPage = 4096;
+
+// Address space reserved for a file's mapping: at least 64 GiB (no memory: pages are mapped as
+// they are read), and four times the file's size at open for larger ones.
+uint64_t MapBytes(uint64_t size) {
+  return std::max(uint64_t{64} << 30, (size * 4 + kPage - 1) / kPage * kPage);
+}
+
+}  // namespace
+
+BlobFile::BlobFile(std::string path, std::unique_ptr<WritableFile> writer, ScopedFd reader,
+                   uint64_t size, bool mapped)
+    : path_(std::move(path)), writer_(std::move(writer)), reader_(std::move(reader)), size_(size) {
+  if (!mapped) return;
+  const uint64_t bytes = MapBytes(size);
+  void* map = mmap(nullptr, bytes, PROT_READ, MAP_SHARED | MAP_NORESERVE, reader_.get(), 0);
+  if (map == MAP_FAILED) return;  // (reads copy)
+  map_ = map;
+  map_bytes_ = bytes;
+}
+
+BlobFile::~BlobFile() {
+  if (map_ != nullptr) munmap(map_, map_bytes_);
+}
+
+absl::StatusOr<std::unique_ptr<BlobFile>> BlobFile::Open(Env& env, std::string path, bool mapped) {
   ASSIGN_OR_RETURN(std::unique_ptr<WritableFile> writer, env.OpenWritableFile(path));
   ASSIGN_OR_RETURN(ScopedFd reader, OpenFile(path, O_RDONLY | O_CLOEXEC));
   ASSIGN_OR_RETURN(uint64_t size, FileSize(path));
   return std::unique_ptr<BlobFile>(
-      new BlobFile(std::move(path), std::move(writer), std::move(reader), size));
+      new BlobFile(std::move(path), std::move(writer), std::move(reader), size, mapped));
 }
 
 absl::StatusOr<BlobLocation> BlobFile::Append(absl::string_view blob) {
@@ -25,7 +57,6 @@ absl::StatusOr<BlobLocation> BlobFile::Append(absl::string_view blob) {
     return absl::InvalidArgumentError(
         absl::StrCat("a blob of ", blob.size(), " bytes for ", path_));
   }
-  constexpr uint64_t kPage = 4096;
   uint64_t at = size();
   const uint64_t pages = (blob.size() + kPage - 1) / kPage;
   if (!blob.empty() && (at + blob.size() - 1) / kPage - at / kPage + 1 > pages) {
@@ -45,8 +76,7 @@ absl::Status BlobFile::Sync() {
   return absl::OkStatus();
 }
 
-absl::Status BlobFile::Read(absl::Span<const BlobLocation> locs, uint8_t* out) const {
-  if (locs.empty()) return absl::OkStatus();
+absl::Status BlobFile::CheckSpan(absl::Span<const BlobLocation> locs) const {
   for (size_t i = 1; i < locs.size(); ++i) {
     if (locs[i].offset < locs[i - 1].offset + locs[i - 1].size) {
       return absl::InvalidArgumentError(
@@ -59,14 +89,48 @@ absl::Status BlobFile::Read(absl::Span<const BlobLocation> locs, uint8_t* out) c
     return absl::DataLossError(
         absl::StrCat(path_, " ends before the blobs at ", first, " (", total, " bytes)"));
   }
-  RETURN_IF_ERROR(PReadFull(reader_.get(), out, total, first, path_));
+  return absl::OkStatus();
+}
+
+absl::Status BlobFile::CheckCrcs(absl::Span<const BlobLocation> locs, const uint8_t* at) const {
+  const uint64_t first = locs.front().offset;
   for (const BlobLocation& loc : locs) {
-    if (crc32c::Value(out + (loc.offset - first), loc.size) != loc.crc) {
+    if (crc32c::Value(at + (loc.offset - first), loc.size) != loc.crc) {
       return absl::DataLossError(
           absl::StrCat(path_, ": the blob at offset ", loc.offset, " fails its checksum"));
     }
   }
   return absl::OkStatus();
+}
+
+absl::Status BlobFile::Read(absl::Span<const BlobLocation> locs, uint8_t* out) const {
+  if (locs.empty()) return absl::OkStatus();
+  RETURN_IF_ERROR(CheckSpan(locs));
+  RETURN_IF_ERROR(PReadFull(reader_.get(), out, SpanBytes(locs), locs.front().offset, path_));
+  return CheckCrcs(locs, out);
+}
+
+absl::StatusOr<const uint8_t*> BlobFile::ReadInPlace(absl::Span<const BlobLocation> locs,
+                                                     std::string* scratch) const {
+  if (locs.empty()) return reinterpret_cast<const uint8_t*>(scratch->data());
+  RETURN_IF_ERROR(CheckSpan(locs));
+  const uint64_t first = locs.front().offset, total = SpanBytes(locs);
+  if (mapped() && first + total <= map_bytes_) {
+    uint8_t* const base = static_cast<uint8_t*>(map_);
+    const uint64_t lo = first / kPage * kPage;
+    const uint64_t hi = (first + total + kPage - 1) / kPage * kPage;
+    if (madvise(base + lo, hi - lo, MADV_POPULATE_READ) == 0) {
+      RETURN_IF_ERROR(CheckCrcs(locs, base + first));
+      return base + first;
+    }
+    // EINVAL: a kernel without the call. Otherwise (EFAULT: past the file's end; EIO, EHWPOISON:
+    // the disk; ENOMEM, EINTR) the copy below reads again and says what it finds.
+    if (errno == EINVAL) map_usable_.store(false);
+  }
+  if (scratch->size() < total) scratch->resize(total);  // (never shrunk: no zeroing per read)
+  uint8_t* const out = reinterpret_cast<uint8_t*>(scratch->data());
+  RETURN_IF_ERROR(Read(locs, out));
+  return out;
 }
 
 }  // namespace strata

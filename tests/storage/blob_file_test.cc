@@ -1,9 +1,10 @@
-// BlobFile (storage/blob_file.h): blobs read back as appended, checked on every read; the page
-// rule; what a failed append, a failed sync and a power cut leave.
+// BlobFile (storage/blob_file.h): blobs read back as appended, checked on every read, copied or
+// in place; the page rule; what a failed append, a failed sync and a power cut leave.
 #include "storage/blob_file.h"
 
 #include <gtest/gtest.h>
 
+#include <filesystem>
 #include <fstream>
 #include <memory>
 #include <string>
@@ -93,6 +94,85 @@ TEST(BlobFile, DamageAndShortFilesAreDataLoss) {
   // One whose offset, damaged, would wrap past the file's end.
   ReadBack(**f, {BlobLocation{UINT64_MAX - 50, 100, 0}}, &s);
   EXPECT_TRUE(absl::IsDataLoss(s)) << s;
+}
+
+// ReadInPlace: the same bytes and checks as Read, from the file's mapping (blobs appended after
+// the open too), or copied into the caller's buffer when the file is opened unmapped.
+TEST(BlobFile, ReadInPlaceReadsWhatReadReads) {
+  testing::TempDir dir;
+  for (bool mapped : {true, false}) {
+    SCOPED_TRACE(mapped ? "mapped" : "unmapped");
+    const std::string path = dir.File(mapped ? "m" : "u");
+    std::vector<BlobLocation> locs;
+    std::vector<std::string> blobs;
+    {
+      auto f = BlobFile::Open(*Env::Default(), path, mapped);
+      ASSERT_TRUE(f.ok()) << f.status();
+      blobs.push_back(Blob(3000, 1));
+      locs.push_back(*(*f)->Append(blobs.back()));
+      ASSERT_TRUE((*f)->Sync().ok());
+    }
+    auto f = BlobFile::Open(*Env::Default(), path, mapped);
+    ASSERT_TRUE(f.ok()) << f.status();
+    for (size_t n : {5000, 1, 70000}) {
+      blobs.push_back(Blob(n, static_cast<char>(n)));
+      locs.push_back(*(*f)->Append(blobs.back()));
+    }
+    std::string scratch;
+    for (size_t i = 0; i < locs.size(); ++i) {
+      auto at = (*f)->ReadInPlace({locs[i]}, &scratch);
+      ASSERT_TRUE(at.ok()) << at.status();
+      EXPECT_EQ(std::string(reinterpret_cast<const char*>(*at), locs[i].size), blobs[i]);
+      EXPECT_EQ(*at == reinterpret_cast<const uint8_t*>(scratch.data()), !(*f)->mapped());
+    }
+    auto at = (*f)->ReadInPlace(locs, &scratch);
+    ASSERT_TRUE(at.ok()) << at.status();
+    for (size_t i = 0; i < locs.size(); ++i) {
+      EXPECT_EQ(std::string(reinterpret_cast<const char*>(*at) + (locs[i].offset - locs[0].offset),
+                            locs[i].size),
+                blobs[i]);
+    }
+    EXPECT_TRUE(absl::IsInvalidArgument(
+        (*f)->ReadInPlace(std::vector{locs[1], locs[0]}, &scratch).status()));
+    if (!mapped) {
+      EXPECT_FALSE((*f)->mapped());
+    }
+  }
+}
+
+// What Read finds damaged or missing, ReadInPlace finds too: a changed byte fails the crc, and
+// bytes gone from under a mapping (the file cut short by something else) are DataLoss, not a
+// SIGBUS that ends the process.
+TEST(BlobFile, ReadInPlaceFindsDamageAndBytesGoneFromUnderItsMapping) {
+  testing::TempDir dir;
+  const std::string path = dir.File("b");
+  auto f = BlobFile::Open(*Env::Default(), path);
+  ASSERT_TRUE(f.ok());
+  auto a = (*f)->Append(Blob(2000, 3));
+  auto b = (*f)->Append(Blob(20000, 4));
+  ASSERT_TRUE(a.ok() && b.ok() && (*f)->Sync().ok());
+  std::string scratch;
+  ASSERT_TRUE((*f)->ReadInPlace({*a}, &scratch).ok());
+  ASSERT_TRUE((*f)->ReadInPlace({*b}, &scratch).ok());  // its pages mapped
+  {
+    std::fstream io(path, std::ios::in | std::ios::out | std::ios::binary);
+    io.seekp(1500);
+    io.put('\x7f');
+  }
+  auto got = (*f)->ReadInPlace({*a}, &scratch);
+  EXPECT_TRUE(absl::IsDataLoss(got.status())) << got.status();
+  EXPECT_NE(std::string(got.status().message()).find(path), std::string::npos);
+  // Cut to a few bytes into b: its later pages are past the file's end.
+  std::filesystem::resize_file(path, b->offset + 100);
+  got = (*f)->ReadInPlace({*b}, &scratch);
+  EXPECT_TRUE(absl::IsDataLoss(got.status())) << got.status();
+  got = (*f)->ReadInPlace({BlobLocation{b->offset + 8192, 100, 0}}, &scratch);
+  EXPECT_TRUE(absl::IsDataLoss(got.status())) << got.status();
+  // A location past what was appended, or one that would wrap: refused before any read.
+  got = (*f)->ReadInPlace({BlobLocation{b->offset + b->size, 1, 0}}, &scratch);
+  EXPECT_TRUE(absl::IsDataLoss(got.status())) << got.status();
+  got = (*f)->ReadInPlace({BlobLocation{UINT64_MAX - 50, 100, 0}}, &scratch);
+  EXPECT_TRUE(absl::IsDataLoss(got.status())) << got.status();
 }
 
 TEST(BlobFile, AFailedAppendLeavesNoHoleAndAFailedSyncIsTriedAgain) {
