@@ -8,14 +8,18 @@
 //   - one Strata collection per tenant (searched exactly below 10,000 points, its disk index
 //     above), built for the tenants the queries use.
 // Recall@10 is against brute force over the tenant's own points. Also: RAM of each layout, and the
-// time of a grant and a revoke of 1,000 ids (synced writes). Data: SIFT-like vectors with tenants
-// of Zipf-distributed sizes and a sharing knob (mean tenants per vector), or MNIST with its ten
-// digit labels as tenants (--mnist).
+// time of grants and revokes of 1,000 ids (synced writes, five of each). Data: SIFT-like vectors
+// with tenants of Zipf-distributed sizes and a sharing knob (mean tenants per vector), or MNIST
+// with its ten digit labels as tenants (--mnist).
 #include <faiss/IndexFlat.h>
 #include <faiss/IndexIVFFlat.h>
+#include <fcntl.h>
+#include <sys/mman.h>
+#include <unistd.h>
 #include <zlib.h>
 
 #include <algorithm>
+#include <array>
 #include <chrono>
 #include <cmath>
 #include <cstdio>
@@ -54,6 +58,9 @@ ABSL_FLAG(double, medium_max_share, 0.02,
           "tenants with at most this share of the collection are 'medium'; above, 'large'");
 ABSL_FLAG(std::string, dir, "", "scratch directory (default: a new one under /tmp)");
 ABSL_FLAG(uint64_t, seed, 1, "seed of the tenant assignment and the queries");
+ABSL_FLAG(uint32_t, passes, 1,
+          "times the same queries run (every way alike); the tables are the last pass's, and a "
+          "line per pass gives each pass's small and medium figures");
 
 namespace strata {
 namespace {
@@ -137,6 +144,34 @@ Workload Synthetic() {
     w.tenants_of[i].assign(ts.begin(), ts.end());
   }
   return w;
+}
+
+// The share of the tenant extents' files under `dir` that is in the page cache (mincore): the
+// first pass's reads of pages the kernel let go since the load wrote them go to the disk.
+double ExtentsResident(const std::string& dir) {
+  uint64_t pages = 0, resident = 0;
+  std::error_code ec;
+  for (const auto& e : std::filesystem::recursive_directory_iterator(dir, ec)) {
+    if (!e.is_regular_file() || !e.path().filename().string().starts_with("tenant-extents-")) {
+      continue;
+    }
+    const int fd = open(e.path().c_str(), O_RDONLY | O_CLOEXEC);
+    if (fd < 0) continue;
+    const uint64_t size = e.file_size();
+    if (size > 0) {
+      void* m = mmap(nullptr, size, PROT_READ, MAP_SHARED, fd, 0);
+      if (m != MAP_FAILED) {
+        std::vector<unsigned char> in((size + 4095) / 4096);
+        if (mincore(m, size, in.data()) == 0) {
+          pages += in.size();
+          for (unsigned char c : in) resident += c & 1;
+        }
+        munmap(m, size);
+      }
+    }
+    close(fd);
+  }
+  return pages == 0 ? 0 : static_cast<double>(resident) / static_cast<double>(pages);
 }
 
 float L2(const uint8_t* a, const uint8_t* b, uint32_t dim) {
@@ -318,6 +353,8 @@ int Run() {
   };
 
   Result strata[3], post[3], faiss_r[3], own_r[3];
+  // Each pass's figures, per class: Strata, per-tenant FAISS, per-tenant Strata.
+  std::vector<std::array<std::array<Result, 3>, 3>> pass_results;
   // Strata's queries again, by the tenant's path: a flat extent (searched exactly from it), a cell
   // extent (the cells nearest the query), or neither (the shared postings).
   const size_t extent_rows = TenantExtents::MaxRows(w.base.row_bytes(), kTenantExtentBytes);
@@ -361,105 +398,128 @@ int Run() {
   // way's reads (the post-filter's thousands of postings) do not empty the caches the next one
   // reads from query by query, while the machine's noise (these machines are shared) spreads
   // over every way alike rather than falling on the one it happens to meet.
+  // A later pass finds in the page cache and the CPU caches what the first one read: it tells a
+  // way's cost on data it reads often from its cost on data it has not read for a while.
   constexpr uint32_t kBlock = 20;
+  std::vector<std::pair<uint32_t, const uint8_t*>> queries_of[3];  // tenant, vector
   for (int cls = 0; cls < 3; ++cls) {
     if (by_class[cls].empty()) continue;
-    std::vector<std::pair<uint32_t, const uint8_t*>> queries;  // tenant, vector
     for (uint32_t qi = 0; qi < per_class; ++qi) {
       const uint32_t t = by_class[cls][rng() % by_class[cls].size()];
-      queries.emplace_back(t, w.queries.row(rng() % w.queries.n));
+      queries_of[cls].emplace_back(t, w.queries.row(rng() % w.queries.n));
     }
-    for (uint32_t first = 0; first < per_class; first += kBlock) {
-      for (int way = 0; way < 4; ++way) {
-        for (uint32_t qi = first; qi < std::min(per_class, first + kBlock); ++qi) {
-          const auto [t, q] = queries[qi];
-          const std::vector<uint64_t>& ids = members[t];
-          std::vector<std::pair<float, uint64_t>> exact;
-          exact.reserve(ids.size());
-          for (uint64_t id : ids) exact.push_back({L2(q, w.base.row(id), dim), id});
-          std::partial_sort(exact.begin(), exact.begin() + k, exact.end());
-          std::set<uint64_t> truth;
-          for (uint32_t i = 0; i < k; ++i) truth.insert(exact[i].second);
-          auto recall = [&](const std::vector<uint64_t>& got) {
-            double r = 0;
-            for (uint64_t id : got) r += truth.count(id);
-            return r / k;
-          };
-          const VectorView view{ElementType::kUint8, {q, w.base.row_bytes()}};
-          if (way == 0) {  // Strata, the tenant's view.
-            std::vector<Hit> hits;
-            SearchStats ss;
-            const auto t0 = Clock::now();
-            if (!col->Search(Scope{names[t]}, view, k, {}, &hits, &ss).ok()) return 1;
-            const double ms = Ms(t0, Clock::now());
-            std::vector<uint64_t> got;
-            for (const Hit& h : hits) got.push_back(h.id);
-            strata[cls].Add(recall(got), ms, ss.bytes_read);
-            by_path[path_of(ids.size())][cls].Add(recall(got), ms, ss.bytes_read);
-          }
-          if (way == 1) {  // Shared index, post-filtered: fetch enough for k of the tenant's points
-                           // on average.
-            const double share = static_cast<double>(ids.size()) / static_cast<double>(n);
-            const uint32_t fetch =
-                static_cast<uint32_t>(std::min<double>(10000, std::ceil(2.0 * k / share)));
-            std::vector<Hit> hits;
-            SearchStats ss;
-            const auto t0 = Clock::now();
-            if (!col->Search(view, std::max(fetch, k), {}, &hits, &ss).ok()) return 1;
-            std::vector<uint64_t> got;
-            for (const Hit& h : hits) {
-              if (got.size() == k) break;
-              if (std::binary_search(ids.begin(), ids.end(), h.id)) got.push_back(h.id);
+  }
+  const uint32_t passes = std::max<uint32_t>(1, absl::GetFlag(FLAGS_passes));
+  std::vector<double> resident_before;  // per pass
+  for (uint32_t pass = 0; pass < passes; ++pass) {
+    resident_before.push_back(ExtentsResident(dir + "/collections"));
+    for (Result* r : {strata, post, faiss_r, own_r}) std::fill(r, r + 3, Result{});
+    for (Result(&r)[3] : by_path) std::fill(r, r + 3, Result{});
+    for (int cls = 0; cls < 3; ++cls) {
+      if (by_class[cls].empty()) continue;
+      const std::vector<std::pair<uint32_t, const uint8_t*>>& queries = queries_of[cls];
+      for (uint32_t first = 0; first < per_class; first += kBlock) {
+        for (int way = 0; way < 4; ++way) {
+          for (uint32_t qi = first; qi < std::min(per_class, first + kBlock); ++qi) {
+            const auto [t, q] = queries[qi];
+            const std::vector<uint64_t>& ids = members[t];
+            std::vector<std::pair<float, uint64_t>> exact;
+            exact.reserve(ids.size());
+            for (uint64_t id : ids) exact.push_back({L2(q, w.base.row(id), dim), id});
+            std::partial_sort(exact.begin(), exact.begin() + k, exact.end());
+            std::set<uint64_t> truth;
+            for (uint32_t i = 0; i < k; ++i) truth.insert(exact[i].second);
+            auto recall = [&](const std::vector<uint64_t>& got) {
+              double r = 0;
+              for (uint64_t id : got) r += truth.count(id);
+              return r / k;
+            };
+            const VectorView view{ElementType::kUint8, {q, w.base.row_bytes()}};
+            if (way == 0) {  // Strata, the tenant's view.
+              std::vector<Hit> hits;
+              SearchStats ss;
+              const auto t0 = Clock::now();
+              if (!col->Search(Scope{names[t]}, view, k, {}, &hits, &ss).ok()) return 1;
+              const double ms = Ms(t0, Clock::now());
+              std::vector<uint64_t> got;
+              for (const Hit& h : hits) got.push_back(h.id);
+              strata[cls].Add(recall(got), ms, ss.bytes_read);
+              by_path[path_of(ids.size())][cls].Add(recall(got), ms, ss.bytes_read);
             }
-            const double ms = Ms(t0, Clock::now());
-            post[cls].Add(recall(got), ms, ss.bytes_read);
-          }
-          if (way == 2) {  // One FAISS index per tenant.
-            faiss::Index* index = faiss_index(t);
-            std::vector<float> qf(q, q + dim);
-            std::vector<float> d(k);
-            std::vector<faiss::Index::idx_t> l(k);
-            const auto t0 = Clock::now();
-            index->search(1, qf.data(), k, d.data(), l.data());
-            const double ms = Ms(t0, Clock::now());
-            std::vector<uint64_t> got;
-            for (faiss::Index::idx_t x : l) {
-              if (x >= 0) got.push_back(ids[static_cast<size_t>(x)]);
+            if (way == 1) {  // Shared index, post-filtered: fetch enough for k of the tenant's
+                             // points on average.
+              const double share = static_cast<double>(ids.size()) / static_cast<double>(n);
+              const uint32_t fetch =
+                  static_cast<uint32_t>(std::min<double>(10000, std::ceil(2.0 * k / share)));
+              std::vector<Hit> hits;
+              SearchStats ss;
+              const auto t0 = Clock::now();
+              if (!col->Search(view, std::max(fetch, k), {}, &hits, &ss).ok()) return 1;
+              std::vector<uint64_t> got;
+              for (const Hit& h : hits) {
+                if (got.size() == k) break;
+                if (std::binary_search(ids.begin(), ids.end(), h.id)) got.push_back(h.id);
+              }
+              const double ms = Ms(t0, Clock::now());
+              post[cls].Add(recall(got), ms, ss.bytes_read);
             }
-            faiss_r[cls].Add(recall(got), ms, 0);
-          }
-          if (way == 3) {  // The tenant's own Strata collection.
-            absl::StatusOr<Collection*> oc = own_collection(t);
-            if (!oc.ok()) {
-              std::fprintf(stderr, "per-tenant collection: %s\n", oc.status().ToString().c_str());
-              return 1;
+            if (way == 2) {  // One FAISS index per tenant.
+              faiss::Index* index = faiss_index(t);
+              std::vector<float> qf(q, q + dim);
+              std::vector<float> d(k);
+              std::vector<faiss::Index::idx_t> l(k);
+              const auto t0 = Clock::now();
+              index->search(1, qf.data(), k, d.data(), l.data());
+              const double ms = Ms(t0, Clock::now());
+              std::vector<uint64_t> got;
+              for (faiss::Index::idx_t x : l) {
+                if (x >= 0) got.push_back(ids[static_cast<size_t>(x)]);
+              }
+              faiss_r[cls].Add(recall(got), ms, 0);
             }
-            std::vector<Hit> hits;
-            SearchStats ss;
-            const auto t0 = Clock::now();
-            if (!(*oc)->Search(view, k, {}, &hits, &ss).ok()) return 1;
-            const double ms = Ms(t0, Clock::now());
-            std::vector<uint64_t> got;
-            for (const Hit& h : hits) got.push_back(h.id);
-            own_r[cls].Add(recall(got), ms, ss.bytes_read);
+            if (way == 3) {  // The tenant's own Strata collection.
+              absl::StatusOr<Collection*> oc = own_collection(t);
+              if (!oc.ok()) {
+                std::fprintf(stderr, "per-tenant collection: %s\n", oc.status().ToString().c_str());
+                return 1;
+              }
+              std::vector<Hit> hits;
+              SearchStats ss;
+              const auto t0 = Clock::now();
+              if (!(*oc)->Search(view, k, {}, &hits, &ss).ok()) return 1;
+              const double ms = Ms(t0, Clock::now());
+              std::vector<uint64_t> got;
+              for (const Hit& h : hits) got.push_back(h.id);
+              own_r[cls].Add(recall(got), ms, ss.bytes_read);
+            }
           }
         }
       }
     }
+    pass_results.push_back({});
+    for (int cls = 0; cls < 3; ++cls) {
+      pass_results.back()[cls] = {strata[cls], faiss_r[cls], own_r[cls]};
+    }
   }
 
-  // Grant and revoke 1,000 ids to the largest tenant (synced batches).
-  std::vector<uint64_t> grant_ids;
-  for (uint32_t i = 0; i < 1000; ++i) grant_ids.push_back(rng() % n);
-  uint64_t changed = 0;
-  std::vector<uint64_t> missing;
-  auto t0 = Clock::now();
-  if (!col->Grant(names[0], grant_ids, &changed, &missing).ok()) return 1;
-  const double grant_ms = Ms(t0, Clock::now());
-  const uint64_t granted = changed;
-  t0 = Clock::now();
-  if (!col->Revoke(names[0], grant_ids, &changed).ok()) return 1;
-  const double revoke_ms = Ms(t0, Clock::now());
+  // Grant and revoke 1,000 random ids to the largest tenant (synced batches), a few times: one
+  // synced write's time is as noisy as the disk's flushes.
+  constexpr int kGrantRounds = 5;
+  Result grants, revokes;
+  uint64_t granted = 0;
+  for (int round = 0; round < kGrantRounds; ++round) {
+    std::vector<uint64_t> grant_ids;
+    for (uint32_t i = 0; i < 1000; ++i) grant_ids.push_back(rng() % n);
+    uint64_t changed = 0;
+    std::vector<uint64_t> missing;
+    auto t0 = Clock::now();
+    if (!col->Grant(names[0], grant_ids, &changed, &missing).ok()) return 1;
+    grants.Add(0, Ms(t0, Clock::now()), 0);
+    granted += changed;
+    t0 = Clock::now();
+    if (!col->Revoke(names[0], grant_ids, &changed).ok()) return 1;
+    revokes.Add(0, Ms(t0, Clock::now()), 0);
+  }
 
   const double shared_mb = static_cast<double>(st.memory_bytes - st.tenant_memory_bytes) / 1048576;
   std::printf("\n%s; %llu vectors, loaded in %.1f s, index built in %.1f s\n\n", w.name.c_str(),
@@ -495,6 +555,24 @@ int Run() {
         post[cls].Quantile(0.5), post[cls].Quantile(0.9), faiss_r[cls].Quantile(0.5),
         faiss_r[cls].Quantile(0.9), own_r[cls].Quantile(0.5), own_r[cls].Quantile(0.9),
         cls < 2 ? " " : "\n");
+  }
+  if (passes > 1) {
+    std::printf(
+        "\nby pass, mean / median / p90 ms (Strata | per-tenant FAISS | per-tenant Strata):\n");
+    for (size_t p = 0; p < pass_results.size(); ++p) {
+      std::printf("pass %zu (%.1f%% of the extents' file in the page cache before it):", p + 1,
+                  100 * resident_before[p]);
+      for (int cls = 0; cls < 2; ++cls) {
+        if (by_class[cls].empty()) continue;
+        std::printf(" %s", kClassName[cls]);
+        for (const Result& r : pass_results[p][cls]) {
+          std::printf(" %s %.3f / %.3f / %.3f", &r == &pass_results[p][cls][0] ? "" : "|",
+                      r.queries == 0 ? 0.0 : r.ms / r.queries, r.Quantile(0.5), r.Quantile(0.9));
+        }
+        std::printf(";");
+      }
+      std::printf("\n");
+    }
   }
   std::printf(
       "\nRAM: shared index %.1f MiB; tenant access lists %.1f MiB (x%.3f of the shared "
@@ -536,8 +614,11 @@ int Run() {
         static_cast<unsigned long long>(tenants[1]), cell_rows,
         static_cast<double>(rows[1] * (4 + w.base.row_bytes())) / 1048576);
   }
-  std::printf("grant of 1,000 ids to the largest tenant (%llu new): %.1f ms; revoke: %.1f ms\n",
-              static_cast<unsigned long long>(granted), grant_ms, revoke_ms);
+  std::printf(
+      "grant of 1,000 ids to the largest tenant (%llu new on average), %d rounds: median %.1f ms, "
+      "max %.1f; revoke: median %.1f ms, max %.1f\n",
+      static_cast<unsigned long long>(granted / kGrantRounds), kGrantRounds, grants.Quantile(0.5),
+      grants.Quantile(1.0), revokes.Quantile(0.5), revokes.Quantile(1.0));
   std::error_code ec;
   if (absl::GetFlag(FLAGS_dir).empty()) std::filesystem::remove_all(dir, ec);
   return 0;
