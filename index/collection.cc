@@ -567,7 +567,7 @@ float CollectionImpl::StoredDistance(const uint8_t* q, VectorId id, const uint8_
   // As the postings hold it: the float16-rounded vector.
   const auto* f = reinterpret_cast<const float*>(pf->data());
   half->resize(config_.dim);
-  for (uint32_t d = 0; d < config_.dim; ++d) (*half)[d] = FloatToHalf(f[d]);
+  to_half_(f, half->data(), config_.dim);
   return f16_dist_(q, half->data(), config_.dim);
 }
 

@@ -120,6 +120,7 @@ class CollectionImpl final : public Collection {
         cell_extents_(config_.id, row_bytes_, extents_.max_rows(), options_.cell_extent_bytes),
         dist_(kernels::GetDistance(kernels::Best(), config_.type, config_.metric)),
         f16_dist_(kernels::GetFloat16Distance(kernels::Best(), config_.metric)),
+        to_half_(kernels::Best().to_half),
         appended_(row_bytes_, &ids_),
         heads_overlay_(config_.type, config_.metric, config_.dim),
         tenants_(config_.id, config_.name),
@@ -782,6 +783,7 @@ class CollectionImpl final : public Collection {
   std::shared_ptr<const TenantCells> cells_ ABSL_GUARDED_BY(mu_);
   const kernels::DistanceFn dist_;
   const kernels::DistanceFn f16_dist_;  // float32 query vs float16 vector (float16 postings)
+  const kernels::ToHalfFn to_half_;     // float32 -> float16, as float16 postings store them
   std::atomic<bool> dropped_{false};
   std::atomic<bool> builds_stopped_{false};  // StopBuilds()
   std::atomic<bool> drop_committed_{false};  // the catalog's drop is durable: the files go

@@ -31,6 +31,9 @@ using DistanceFn = float (*)(const void* a, const void* b, size_t d);
 // A query against n vectors laid out `stride` bytes apart starting at `base`; out has n floats.
 using DistanceBatchFn = void (*)(const void* query, const void* base, size_t stride, size_t n,
                                  size_t d, float* out);
+// float32 -> float16, rounded to nearest even: FloatToHalf's (storage/half.h) results, bit for
+// bit, for every value but NaN (a NaN stays a NaN).
+using ToHalfFn = void (*)(const float* in, uint16_t* out, size_t n);
 
 // The kernels of one SIMD level. Index by [type][metric] with the helpers below.
 struct KernelTable {
@@ -38,6 +41,7 @@ struct KernelTable {
   DistanceFn one[3][2];  // [f32, u8, i8][l2, ip]
   DistanceBatchFn batch[3][2];
   DistanceFn f16[2];  // a float32 query (a) against a float16 vector (b): [l2, ip]
+  ToHalfFn to_half;
 };
 
 // The table for `level`, or nullptr when this CPU (or this build) lacks it.

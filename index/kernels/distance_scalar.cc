@@ -29,8 +29,9 @@ float IPI(const void* a, const void* b, size_t d) {
       DotIntScalar(static_cast<const int8_t*>(a), static_cast<const int8_t*>(b), d));
 }
 
-constexpr KernelTable kTable = MakeTable<L2Float<float>, IPFloat<float>, L2U, IPU, L2I, IPI,
-                                         L2Float<uint16_t>, IPFloat<uint16_t>>(SimdLevel::kScalar);
+constexpr KernelTable kTable =
+    MakeTable<L2Float<float>, IPFloat<float>, L2U, IPU, L2I, IPI, L2Float<uint16_t>,
+              IPFloat<uint16_t>, ToHalfScalar>(SimdLevel::kScalar);
 
 }  // namespace
 

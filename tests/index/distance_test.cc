@@ -1,6 +1,7 @@
 #include "index/kernels/distance.h"
 
 #include <cmath>
+#include <limits>
 #include <random>
 #include <vector>
 
@@ -102,6 +103,50 @@ TEST_P(DistanceVariantTest, BatchMatchesOneByOne) {
     EXPECT_EQ(out[i], GetDistance(*t, ElementType::kUint8, Metric::kL2)(
                           q.data(), base.data() + i * stride + 4, d));
   }
+}
+
+// The float16 conversion gives FloatToHalf's bits for every value but NaN, in every variant:
+// normals of every magnitude, halfway cases (ties to even), subnormals, the edge of overflow,
+// zeros and infinities, at every tail length.
+TEST_P(DistanceVariantTest, ToHalfMatchesFloatToHalfBitForBit) {
+  const KernelTable* t = TableFor(GetParam());
+  if (t == nullptr) GTEST_SKIP() << "unsupported";
+  std::vector<float> in;
+  std::mt19937 rng(11);
+  std::uniform_real_distribution<float> mant(1.0f, 2.0f);
+  std::uniform_int_distribution<int> exp(-30, 17);
+  for (int i = 0; i < 20000; ++i) {
+    const float x = std::ldexp(mant(rng), exp(rng));
+    in.push_back(i % 2 ? -x : x);
+  }
+  // Exactly halfway between two halves (the 13 dropped bits 0x1000), each parity; subnormal
+  // halves and their halfway points; overflow's edge; zeros and infinities.
+  for (uint32_t h = 0x0001; h < 0x7c00; h += 97) {
+    const float lo = HalfToFloat(static_cast<uint16_t>(h)), hi = HalfToFloat(h + 1);
+    in.push_back(lo);
+    in.push_back((lo + hi) / 2);
+    in.push_back(-(lo + hi) / 2);
+  }
+  for (float x :
+       {0.0f, -0.0f, 65504.0f, 65519.0f, 65520.0f, 65536.0f, 1e30f, 5.96e-8f, 2.98e-8f, 2.99e-8f,
+        1e-30f, std::numeric_limits<float>::infinity(), -std::numeric_limits<float>::infinity()}) {
+    in.push_back(x);
+  }
+  std::vector<uint16_t> got(in.size());
+  t->to_half(in.data(), got.data(), in.size());
+  for (size_t i = 0; i < in.size(); ++i) {
+    ASSERT_EQ(got[i], FloatToHalf(in[i])) << "value " << in[i] << " at " << i;
+  }
+  for (size_t n = 0; n <= 40; ++n) {  // every tail length, from an odd start
+    std::vector<uint16_t> part(n + 1, 0xabcd);
+    t->to_half(in.data() + 3, part.data(), n);
+    for (size_t i = 0; i < n; ++i) EXPECT_EQ(part[i], FloatToHalf(in[3 + i])) << n;
+    EXPECT_EQ(part[n], 0xabcd) << "wrote past " << n;
+  }
+  const float nan = std::numeric_limits<float>::quiet_NaN();
+  uint16_t h = 0;
+  t->to_half(&nan, &h, 1);
+  EXPECT_TRUE(std::isnan(HalfToFloat(h)));
 }
 
 INSTANTIATE_TEST_SUITE_P(Variants, DistanceVariantTest,

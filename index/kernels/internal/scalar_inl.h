@@ -45,6 +45,10 @@ inline int32_t DotIntScalar(const T* a, const T* b, size_t d) {
   return s;
 }
 
+inline void ToHalfScalar(const float* in, uint16_t* out, size_t n) {
+  for (size_t i = 0; i < n; ++i) out[i] = FloatToHalf(in[i]);
+}
+
 // Builds a batch function from a one-vector kernel (inlined into the loop).
 template <float (*Fn)(const void*, const void*, size_t)>
 void BatchOf(const void* q, const void* base, size_t stride, size_t n, size_t d, float* out) {
@@ -52,18 +56,21 @@ void BatchOf(const void* q, const void* base, size_t stride, size_t n, size_t d,
   for (size_t i = 0; i < n; ++i) out[i] = Fn(q, p + i * stride, d);
 }
 
-// Fills a KernelTable from eight one-vector kernels (the last two: float32 query, float16 vector).
+// Fills a KernelTable from eight one-vector kernels (the last two: float32 query, float16 vector)
+// and a float16 conversion.
 template <
     float (*L2F)(const void*, const void*, size_t), float (*IPF)(const void*, const void*, size_t),
     float (*L2U)(const void*, const void*, size_t), float (*IPU)(const void*, const void*, size_t),
     float (*L2I)(const void*, const void*, size_t), float (*IPI)(const void*, const void*, size_t),
-    float (*L2H)(const void*, const void*, size_t), float (*IPH)(const void*, const void*, size_t)>
+    float (*L2H)(const void*, const void*, size_t), float (*IPH)(const void*, const void*, size_t),
+    void (*TOH)(const float*, uint16_t*, size_t)>
 constexpr KernelTable MakeTable(SimdLevel level) {
   return KernelTable{
       level,
       {{L2F, IPF}, {L2U, IPU}, {L2I, IPI}},
       {{BatchOf<L2F>, BatchOf<IPF>}, {BatchOf<L2U>, BatchOf<IPU>}, {BatchOf<L2I>, BatchOf<IPI>}},
-      {L2H, IPH}};
+      {L2H, IPH},
+      TOH};
 }
 
 }  // namespace strata::kernels::internal
