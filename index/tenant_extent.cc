@@ -503,6 +503,8 @@ absl::Status TenantExtents::Load(const MetadataStore& store, absl::Span<const Te
 }
 
 void TenantExtents::Apply(const Change& change) {
+  // (Exclusive: no read holds a pointer into the mapping.)
+  if (file_ != nullptr) file_->GrowMapping();
   if (change.whole) {
     MutexLock lock(&broken_mu_);
     broken_.erase(change.tenant);
@@ -599,6 +601,7 @@ std::string TenantExtents::ApplyCompaction(Compaction compaction) {
   }
   std::string old = file_ != nullptr ? file_->path() : std::string();
   file_ = std::move(compaction.file);
+  file_->GrowMapping();  // (it was mapped empty)
   file_number_ = compaction.number;
   failed_at_bytes_ = 0;
   return old;

@@ -21,19 +21,19 @@ namespace {
 
 constexpr uint64_t kPage = 4096;
 
-// Address space reserved for a file's mapping: at least 64 GiB (no memory: pages are mapped as
-// they are read), and four times the file's size at open for larger ones.
-uint64_t MapBytes(uint64_t size) {
-  return std::max(uint64_t{64} << 30, (size * 4 + kPage - 1) / kPage * kPage);
+// Address space for a mapping of a file of `size` bytes: twice its size, at least `least` (no
+// memory: pages are mapped as they are read).
+uint64_t MapBytes(uint64_t size, uint64_t least) {
+  return std::max(least, (size * 2 + kPage - 1) / kPage * kPage);
 }
 
 }  // namespace
 
 BlobFile::BlobFile(std::string path, std::unique_ptr<WritableFile> writer, ScopedFd reader,
-                   uint64_t size, bool mapped)
+                   uint64_t size, uint64_t min_map_bytes)
     : path_(std::move(path)), writer_(std::move(writer)), reader_(std::move(reader)), size_(size) {
-  if (!mapped) return;
-  const uint64_t bytes = MapBytes(size);
+  if (min_map_bytes == 0) return;
+  const uint64_t bytes = MapBytes(size, min_map_bytes);
   void* map = mmap(nullptr, bytes, PROT_READ, MAP_SHARED | MAP_NORESERVE, reader_.get(), 0);
   if (map == MAP_FAILED) return;  // (reads copy)
   map_ = map;
@@ -44,12 +44,22 @@ BlobFile::~BlobFile() {
   if (map_ != nullptr) munmap(map_, map_bytes_);
 }
 
-absl::StatusOr<std::unique_ptr<BlobFile>> BlobFile::Open(Env& env, std::string path, bool mapped) {
+absl::StatusOr<std::unique_ptr<BlobFile>> BlobFile::Open(Env& env, std::string path,
+                                                         uint64_t min_map_bytes) {
   ASSIGN_OR_RETURN(std::unique_ptr<WritableFile> writer, env.OpenWritableFile(path));
   ASSIGN_OR_RETURN(ScopedFd reader, OpenFile(path, O_RDONLY | O_CLOEXEC));
   ASSIGN_OR_RETURN(uint64_t size, FileSize(path));
   return std::unique_ptr<BlobFile>(
-      new BlobFile(std::move(path), std::move(writer), std::move(reader), size, mapped));
+      new BlobFile(std::move(path), std::move(writer), std::move(reader), size, min_map_bytes));
+}
+
+void BlobFile::GrowMapping() {
+  if (map_ == nullptr || size() <= map_bytes_ / 2) return;
+  const uint64_t bytes = MapBytes(size(), map_bytes_);
+  void* map = mremap(map_, map_bytes_, bytes, MREMAP_MAYMOVE);
+  if (map == MAP_FAILED) return;  // (the old mapping stays; reads past it copy)
+  map_ = map;
+  map_bytes_ = bytes;
 }
 
 absl::StatusOr<BlobLocation> BlobFile::Append(absl::string_view blob) {
@@ -77,17 +87,19 @@ absl::Status BlobFile::Sync() {
 }
 
 absl::Status BlobFile::CheckSpan(absl::Span<const BlobLocation> locs) const {
+  // Each within the file first (written so that a damaged offset near 2^64 cannot wrap past
+  // it): then neither the order test nor SpanBytes can wrap.
+  for (const BlobLocation& loc : locs) {
+    if (loc.offset > size() || loc.size > size() - loc.offset) {
+      return absl::DataLossError(
+          absl::StrCat(path_, " ends before the blob at ", loc.offset, " (", loc.size, " bytes)"));
+    }
+  }
   for (size_t i = 1; i < locs.size(); ++i) {
     if (locs[i].offset < locs[i - 1].offset + locs[i - 1].size) {
       return absl::InvalidArgumentError(
           absl::StrCat("blobs read together from ", path_, " must be ascending and apart"));
     }
-  }
-  const uint64_t first = locs.front().offset, total = SpanBytes(locs);
-  // (Written so that a damaged offset near 2^64 cannot wrap past it.)
-  if (first > size() || total > size() - first) {
-    return absl::DataLossError(
-        absl::StrCat(path_, " ends before the blobs at ", first, " (", total, " bytes)"));
   }
   return absl::OkStatus();
 }
@@ -123,9 +135,10 @@ absl::StatusOr<const uint8_t*> BlobFile::ReadInPlace(absl::Span<const BlobLocati
       RETURN_IF_ERROR(CheckCrcs(locs, base + first));
       return base + first;
     }
-    // EINVAL: a kernel without the call. Otherwise (EFAULT: past the file's end; EIO, EHWPOISON:
-    // the disk; ENOMEM, EINTR) the copy below reads again and says what it finds.
-    if (errno == EINVAL) map_usable_.store(false);
+    // EINVAL, ENOSYS, EPERM: a kernel without the call, or a sandbox that refuses it: copy from
+    // now on. Otherwise (EFAULT: a read error of the disk, or bytes past the file's end;
+    // EHWPOISON; ENOMEM; EINTR) the copy below reads again and says what it finds.
+    if (errno == EINVAL || errno == ENOSYS || errno == EPERM) map_usable_.store(false);
   }
   if (scratch->size() < total) scratch->resize(total);  // (never shrunk: no zeroing per read)
   uint8_t* const out = reinterpret_cast<uint8_t*>(scratch->data());

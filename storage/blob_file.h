@@ -22,8 +22,12 @@
 // present (MADV_POPULATE_READ, Linux 5.14): a disk error, or bytes gone from the file, fails that
 // call instead, and the bytes are read again by pread, which reports what it finds as Read does.
 // The window left: a page the kernel evicts after that call, while its bytes are checked and used
-// (microseconds), and then fails to read back. Where the kernel lacks the call, or the mapping
-// could not be made, ReadInPlace copies as Read does.
+// (microseconds), and then fails to read back. The crc is checked on the mapped bytes and the
+// caller reads them again after: a process that rewrote the file in between (nothing does: it is
+// append-only, its blobs never rewritten) could have unchecked bytes read. Where the kernel (or a
+// sandbox) refuses the call, or the mapping could not be made, ReadInPlace copies as Read does.
+// The mapping reserves address space, not memory: at least kMinMapBytes and twice the file's size
+// (GrowMapping doubles it as the file grows); bytes past it are copied.
 //
 // Thread safety: Append and Sync by one thread at a time (the owner's writer); Read concurrently
 // with them and with each other, for blobs whose Append returned (their bytes are in the file).
@@ -57,9 +61,11 @@ class BlobFile final {
  public:
   // Opens `path` through `env`, creating it when missing; blobs are appended after what it holds.
   // The file's name is durable once its directory is synced (the caller's: Env::SyncDir).
-  // `mapped`: whether ReadInPlace may read through a mapping (false: it copies, as Read).
-  [[nodiscard]] static absl::StatusOr<std::unique_ptr<BlobFile>> Open(Env& env, std::string path,
-                                                                      bool mapped = true);
+  // `min_map_bytes`: the least address space ReadInPlace's mapping reserves (0: no mapping; it
+  // copies, as Read).
+  [[nodiscard]] static absl::StatusOr<std::unique_ptr<BlobFile>> Open(
+      Env& env, std::string path, uint64_t min_map_bytes = kMinMapBytes);
+  static constexpr uint64_t kMinMapBytes = uint64_t{256} << 20;
   ~BlobFile();
   BlobFile(const BlobFile&) = delete;
   BlobFile& operator=(const BlobFile&) = delete;
@@ -83,8 +89,13 @@ class BlobFile final {
   // in `scratch` (grown to at least SpanBytes(locs); valid until its next use).
   [[nodiscard]] absl::StatusOr<const uint8_t*> ReadInPlace(absl::Span<const BlobLocation> locs,
                                                            std::string* scratch) const;
-  // Whether ReadInPlace reads through a mapping (for the tests).
+  // Whether ReadInPlace reads through a mapping (for the tests), and the bytes it maps.
   [[nodiscard]] bool mapped() const { return map_ != nullptr && map_usable_.load(); }
+  [[nodiscard]] uint64_t map_bytes() const { return map_bytes_; }
+  // Once the file is larger than half its mapping, maps it again at twice its size (a no-op
+  // otherwise, or when that fails: reads past the mapping copy). The caller makes sure no
+  // ReadInPlace runs and no pointer one returned is used: the mapping may move.
+  void GrowMapping();
   // The bytes Read(locs) reads: from the first blob's start to the last one's end.
   [[nodiscard]] static uint64_t SpanBytes(absl::Span<const BlobLocation> locs) {
     return locs.empty() ? 0 : locs.back().offset + locs.back().size - locs.front().offset;
@@ -96,7 +107,7 @@ class BlobFile final {
 
  private:
   BlobFile(std::string path, std::unique_ptr<WritableFile> writer, ScopedFd reader, uint64_t size,
-           bool mapped);
+           uint64_t min_map_bytes);
   // InvalidArgument for blobs out of order or overlapping, DataLoss for blobs past the file's end.
   [[nodiscard]] absl::Status CheckSpan(absl::Span<const BlobLocation> locs) const;
   // The blobs' crcs, the first blob's bytes at `at`.
@@ -113,7 +124,8 @@ class BlobFile final {
   // when none could be made. Reads past map_bytes_ copy.
   void* map_ = nullptr;
   uint64_t map_bytes_ = 0;
-  // False once the kernel refused MADV_POPULATE_READ as unknown: every read copies from then on.
+  // False once the kernel refused MADV_POPULATE_READ (unknown, or not permitted): every read
+  // copies from then on.
   mutable std::atomic<bool> map_usable_{true};
 };
 

@@ -3,6 +3,7 @@
 #include "storage/blob_file.h"
 
 #include <gtest/gtest.h>
+#include <sys/mman.h>
 
 #include <filesystem>
 #include <fstream>
@@ -20,6 +21,15 @@ std::string Blob(size_t n, char seed) {
   std::string b(n, '\0');
   for (size_t i = 0; i < n; ++i) b[i] = static_cast<char>(seed + i * 7);
   return b;
+}
+
+// Whether this kernel has MADV_POPULATE_READ (Linux 5.14).
+bool KernelPopulatesMappings() {
+  void* m = mmap(nullptr, 4096, PROT_READ, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+  if (m == MAP_FAILED) return false;
+  const bool ok = madvise(m, 4096, MADV_POPULATE_READ) == 0;
+  munmap(m, 4096);
+  return ok;
 }
 
 std::string ReadBack(const BlobFile& f, const std::vector<BlobLocation>& locs, absl::Status* s) {
@@ -106,14 +116,16 @@ TEST(BlobFile, ReadInPlaceReadsWhatReadReads) {
     std::vector<BlobLocation> locs;
     std::vector<std::string> blobs;
     {
-      auto f = BlobFile::Open(*Env::Default(), path, mapped);
+      auto f = BlobFile::Open(*Env::Default(), path, mapped ? BlobFile::kMinMapBytes : 0);
       ASSERT_TRUE(f.ok()) << f.status();
       blobs.push_back(Blob(3000, 1));
       locs.push_back(*(*f)->Append(blobs.back()));
       ASSERT_TRUE((*f)->Sync().ok());
     }
-    auto f = BlobFile::Open(*Env::Default(), path, mapped);
+    auto f = BlobFile::Open(*Env::Default(), path, mapped ? BlobFile::kMinMapBytes : 0);
     ASSERT_TRUE(f.ok()) << f.status();
+    // Where the kernel can populate a mapping, a mapped file reads in place.
+    EXPECT_EQ((*f)->mapped(), mapped && KernelPopulatesMappings());
     for (size_t n : {5000, 1, 70000}) {
       blobs.push_back(Blob(n, static_cast<char>(n)));
       locs.push_back(*(*f)->Append(blobs.back()));
@@ -168,11 +180,46 @@ TEST(BlobFile, ReadInPlaceFindsDamageAndBytesGoneFromUnderItsMapping) {
   EXPECT_TRUE(absl::IsDataLoss(got.status())) << got.status();
   got = (*f)->ReadInPlace({BlobLocation{b->offset + 8192, 100, 0}}, &scratch);
   EXPECT_TRUE(absl::IsDataLoss(got.status())) << got.status();
+  // Two locations in order whose span would wrap past 2^64: refused, by both reads.
+  const std::vector<BlobLocation> wrap = {{0, 10, 0}, {UINT64_MAX - 5, 100, 0}};
+  EXPECT_TRUE(absl::IsDataLoss((*f)->ReadInPlace(wrap, &scratch).status()));
+  uint8_t small[16];
+  EXPECT_TRUE(absl::IsDataLoss((*f)->Read(wrap, small)));
   // A location past what was appended, or one that would wrap: refused before any read.
   got = (*f)->ReadInPlace({BlobLocation{b->offset + b->size, 1, 0}}, &scratch);
   EXPECT_TRUE(absl::IsDataLoss(got.status())) << got.status();
   got = (*f)->ReadInPlace({BlobLocation{UINT64_MAX - 50, 100, 0}}, &scratch);
   EXPECT_TRUE(absl::IsDataLoss(got.status())) << got.status();
+}
+
+// Blobs past the mapping are copied; once the file has grown past half of it, GrowMapping maps
+// it again, larger, and they read in place.
+TEST(BlobFile, BlobsPastTheMappingAreCopiedUntilItGrows) {
+  if (!KernelPopulatesMappings()) GTEST_SKIP() << "no MADV_POPULATE_READ: every read copies";
+  testing::TempDir dir;
+  auto f = BlobFile::Open(*Env::Default(), dir.File("b"), 8192);
+  ASSERT_TRUE(f.ok());
+  EXPECT_EQ((*f)->map_bytes(), 8192u);
+  auto a = (*f)->Append(Blob(3000, 1));
+  auto b = (*f)->Append(Blob(9000, 2));  // past the 8 KiB mapped
+  ASSERT_TRUE(a.ok() && b.ok());
+  std::string scratch;
+  auto at = (*f)->ReadInPlace({*a}, &scratch);
+  ASSERT_TRUE(at.ok());
+  EXPECT_NE(*at, reinterpret_cast<const uint8_t*>(scratch.data())) << "in place";
+  at = (*f)->ReadInPlace({*b}, &scratch);
+  ASSERT_TRUE(at.ok());
+  EXPECT_EQ(*at, reinterpret_cast<const uint8_t*>(scratch.data())) << "copied";
+  EXPECT_EQ(std::string(reinterpret_cast<const char*>(*at), b->size), Blob(9000, 2));
+  (*f)->GrowMapping();
+  EXPECT_GE((*f)->map_bytes(), 2 * (*f)->size());
+  at = (*f)->ReadInPlace({*b}, &scratch);
+  ASSERT_TRUE(at.ok());
+  EXPECT_NE(*at, reinterpret_cast<const uint8_t*>(scratch.data())) << "in place";
+  EXPECT_EQ(std::string(reinterpret_cast<const char*>(*at), b->size), Blob(9000, 2));
+  const uint64_t grown = (*f)->map_bytes();
+  (*f)->GrowMapping();
+  EXPECT_EQ((*f)->map_bytes(), grown) << "not past half: no change";
 }
 
 TEST(BlobFile, AFailedAppendLeavesNoHoleAndAFailedSyncIsTriedAgain) {
