@@ -9,8 +9,10 @@
 //     above), built for the tenants the queries use.
 // Recall@10 is against brute force over the tenant's own points. Also: RAM of each layout, and the
 // time of grants and revokes of 1,000 ids (synced writes, five of each). Data: SIFT-like vectors
-// with tenants of Zipf-distributed sizes and a sharing knob (mean tenants per vector), or MNIST
-// with its ten digit labels as tenants (--mnist).
+// with tenants of Zipf-distributed sizes and a sharing knob (mean tenants per vector), MNIST
+// with its ten digit labels as tenants (--mnist), or SQuAD v1.1 dev's passages embedded by the
+// sentence encoder with their Wikipedia article as the tenant (--squad: 48 tenants; each
+// question asked in its own passage's article).
 #include <faiss/IndexFlat.h>
 #include <faiss/IndexIVFFlat.h>
 #include <fcntl.h>
@@ -23,7 +25,9 @@
 #include <chrono>
 #include <cmath>
 #include <cstdio>
+#include <cstring>
 #include <filesystem>
+#include <fstream>
 #include <map>
 #include <memory>
 #include <random>
@@ -31,12 +35,16 @@
 #include <string>
 #include <vector>
 
+#include "absl/container/flat_hash_map.h"
+#include "absl/container/flat_hash_set.h"
 #include "absl/flags/flag.h"
 #include "absl/flags/parse.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
+#include "gpu/encoder.h"
 #include "index/catalog.h"
 #include "index/collection.h"
+#include "nlohmann/json.hpp"
 #include "storage/log.h"
 #include "storage/program_usage.h"
 #include "storage/status_macros.h"
@@ -51,6 +59,11 @@ ABSL_FLAG(
     std::string, mnist, "",
     "instead: MNIST's t10k files, this prefix + -images-idx3-ubyte.gz / -labels-idx1-ubyte.gz "
     "(tenants: the ten digits)");
+ABSL_FLAG(std::string, squad, "",
+          "instead: SQuAD's files, this prefix + -passages.jsonl / -questions.jsonl (tenants: the "
+          "48 articles; embedded with --model_dir)");
+ABSL_FLAG(std::string, model_dir, "models/all-minilm-l6-v2",
+          "sentence encoder for --squad (its passages and questions)");
 ABSL_FLAG(uint32_t, queries_per_class, 200, "queries per tenant size class");
 ABSL_FLAG(uint32_t, k, 10, "neighbours per query");
 ABSL_FLAG(uint64_t, small_max, 256, "tenants with at most this many points are 'small'");
@@ -86,7 +99,56 @@ struct Workload {
   std::vector<std::vector<uint32_t>> tenants_of;  // by row
   uint32_t tenant_count = 0;
   std::string name;
+  // The tenant each query is asked in (empty: any tenant, drawn at random).
+  std::vector<uint32_t> query_tenant;
 };
+
+// SQuAD v1.1 dev: each passage is a row, tenant = its article (the "AA" of squad11dev-AA-PPP);
+// the first question of each passage is a query, asked in that passage's article.
+absl::StatusOr<Workload> Squad(const std::string& prefix, const std::string& model_dir) {
+  std::ifstream pf(prefix + "-passages.jsonl"), qf(prefix + "-questions.jsonl");
+  if (!pf || !qf) return absl::NotFoundError(absl::StrCat("cannot open ", prefix, "-*.jsonl"));
+  Workload w;
+  std::vector<std::string> passages, questions;
+  absl::flat_hash_map<std::string, uint32_t> row_of, tenant_of_title;
+  std::string line;
+  while (std::getline(pf, line)) {
+    const auto p = nlohmann::json::parse(line);
+    const std::string title = p.value("title", "");
+    auto [it, added] = tenant_of_title.try_emplace(title, tenant_of_title.size());
+    row_of[p.value("id", "")] = static_cast<uint32_t>(passages.size());
+    passages.push_back(p.value("text", ""));
+    w.tenants_of.push_back({it->second});
+  }
+  absl::flat_hash_set<std::string> asked;
+  while (std::getline(qf, line)) {
+    const auto q = nlohmann::json::parse(line);
+    const std::string context = q.value("context_id", "");
+    auto it = row_of.find(context);
+    if (it == row_of.end() || !asked.insert(context).second) continue;
+    questions.push_back(q.value("question", ""));
+    w.query_tenant.push_back(w.tenants_of[it->second][0]);
+  }
+  if (passages.empty() || questions.empty()) return absl::DataLossError("empty SQuAD files");
+  ASSIGN_OR_RETURN(std::unique_ptr<gpu::Encoder> encoder, gpu::Encoder::Open(model_dir));
+  std::fprintf(stderr, "embedding %zu passages and %zu questions (%s)\n", passages.size(),
+               questions.size(), encoder->backend_name().c_str());
+  ASSIGN_OR_RETURN(std::vector<float> pv, encoder->Embed(passages));
+  ASSIGN_OR_RETURN(std::vector<float> qv, encoder->Embed(questions));
+  const auto fill = [&](VectorSet& set, const std::vector<float>& v, uint64_t n) {
+    set.type = ElementType::kFloat32;
+    set.dim = static_cast<uint32_t>(encoder->dimension());
+    set.n = n;
+    set.data.resize(v.size() * sizeof(float));
+    std::memcpy(set.data.data(), v.data(), set.data.size());
+  };
+  fill(w.base, pv, passages.size());
+  fill(w.queries, qv, questions.size());
+  w.tenant_count = static_cast<uint32_t>(tenant_of_title.size());
+  w.name = absl::StrCat("SQuAD v1.1 dev passages (", w.base.dim, "-d float32, ",
+                        encoder->backend_name(), "), tenants = the ", w.tenant_count, " articles");
+  return w;
+}
 
 absl::StatusOr<Workload> Mnist(const std::string& prefix) {
   ASSIGN_OR_RETURN(std::string images, ReadGz(prefix + "-images-idx3-ubyte.gz"));
@@ -151,13 +213,18 @@ Workload Synthetic() {
 double ExtentsResident(const std::string& dir) {
   uint64_t pages = 0, resident = 0;
   std::error_code ec;
-  for (const auto& e : std::filesystem::recursive_directory_iterator(dir, ec)) {
-    if (!e.is_regular_file() || !e.path().filename().string().starts_with("tenant-extents-")) {
+  std::filesystem::recursive_directory_iterator it(dir, ec), end;
+  for (; !ec && it != end; it.increment(ec)) {
+    const std::filesystem::directory_entry& e = *it;
+    std::error_code file_ec;
+    if (!e.is_regular_file(file_ec) ||
+        !e.path().filename().string().starts_with("tenant-extents-")) {
       continue;
     }
+    const uint64_t size = e.file_size(file_ec);
+    if (file_ec) continue;  // (gone since: a compaction's old file)
     const int fd = open(e.path().c_str(), O_RDONLY | O_CLOEXEC);
     if (fd < 0) continue;
-    const uint64_t size = e.file_size();
     if (size > 0) {
       void* m = mmap(nullptr, size, PROT_READ, MAP_SHARED, fd, 0);
       if (m != MAP_FAILED) {
@@ -174,10 +241,18 @@ double ExtentsResident(const std::string& dir) {
   return pages == 0 ? 0 : static_cast<double>(resident) / static_cast<double>(pages);
 }
 
-float L2(const uint8_t* a, const uint8_t* b, uint32_t dim) {
+// Component j of a stored row of `type` (uint8 or float32).
+float At(ElementType type, const uint8_t* row, uint32_t j) {
+  if (type == ElementType::kUint8) return static_cast<float>(row[j]);
+  float x;
+  std::memcpy(&x, row + j * sizeof(float), sizeof x);
+  return x;
+}
+
+float L2(ElementType type, const uint8_t* a, const uint8_t* b, uint32_t dim) {
   float d = 0;
   for (uint32_t j = 0; j < dim; ++j) {
-    const float x = static_cast<float>(a[j]) - static_cast<float>(b[j]);
+    const float x = At(type, a, j) - At(type, b, j);
     d += x * x;
   }
   return d;
@@ -209,7 +284,10 @@ struct Result {
 
 int Run() {
   absl::StatusOr<Workload> loaded =
-      absl::GetFlag(FLAGS_mnist).empty() ? Synthetic() : Mnist(absl::GetFlag(FLAGS_mnist));
+      !absl::GetFlag(FLAGS_squad).empty()
+          ? Squad(absl::GetFlag(FLAGS_squad), absl::GetFlag(FLAGS_model_dir))
+      : !absl::GetFlag(FLAGS_mnist).empty() ? Mnist(absl::GetFlag(FLAGS_mnist))
+                                            : Synthetic();
   if (!loaded.ok()) {
     std::fprintf(stderr, "strata-tenant-bench: %s\n", loaded.status().ToString().c_str());
     return 1;
@@ -234,7 +312,7 @@ int Run() {
   CollectionConfig c;
   c.name = "bench";
   c.dim = dim;
-  c.type = ElementType::kUint8;
+  c.type = w.base.type;
   c.build_threshold = UINT64_MAX;
   auto col = *(*cat)->Create(c);
   std::vector<std::string> names(w.tenant_count);
@@ -304,7 +382,7 @@ int Run() {
     const std::vector<uint64_t>& ids = members[t];
     std::vector<float> x(ids.size() * dim);
     for (size_t i = 0; i < ids.size(); ++i) {
-      for (uint32_t j = 0; j < dim; ++j) x[i * dim + j] = w.base.row(ids[i])[j];
+      for (uint32_t j = 0; j < dim; ++j) x[i * dim + j] = At(w.base.type, w.base.row(ids[i]), j);
     }
     std::unique_ptr<faiss::Index> index;
     if (ids.size() < 1000) {
@@ -336,7 +414,7 @@ int Run() {
     CollectionConfig oc;
     oc.name = absl::StrCat("own", t);
     oc.dim = dim;
-    oc.type = ElementType::kUint8;
+    oc.type = w.base.type;
     ASSIGN_OR_RETURN(std::shared_ptr<Collection> made, (*own_cat)->Create(oc));
     const std::vector<uint64_t>& ids = members[t];
     for (size_t first = 0; first < ids.size(); first += 5000) {
@@ -366,19 +444,36 @@ int Run() {
     return points <= extent_rows ? 0 : points <= cell_rows ? 1 : 2;
   };
   const uint32_t per_class = absl::GetFlag(FLAGS_queries_per_class);
+  // The queries of each class: a random tenant of the class and a random query vector, or (where
+  // the workload pairs them) a random query of a tenant of the class, in its tenant.
+  std::vector<std::pair<uint32_t, const uint8_t*>> queries_of[3];  // tenant, vector
+  for (int cls = 0; cls < 3; ++cls) {
+    if (by_class[cls].empty()) continue;
+    std::vector<uint64_t> paired;  // queries asked in a tenant of the class
+    for (uint64_t qi = 0; qi < w.query_tenant.size(); ++qi) {
+      const uint32_t t = w.query_tenant[qi];
+      if (members[t].size() >= k && class_of(t) == cls) paired.push_back(qi);
+    }
+    if (!w.query_tenant.empty() && paired.empty()) continue;
+    for (uint32_t qi = 0; qi < per_class; ++qi) {
+      if (w.query_tenant.empty()) {
+        const uint32_t t = by_class[cls][rng() % by_class[cls].size()];
+        queries_of[cls].emplace_back(t, w.queries.row(rng() % w.queries.n));
+      } else {
+        const uint64_t q = paired[rng() % paired.size()];
+        queries_of[cls].emplace_back(w.query_tenant[q], w.queries.row(q));
+      }
+    }
+  }
   {
-    // Every peer the queries use is made first (the same draws as the queries below), then both
-    // metadata stores settle: no way is timed beside another's loading, flushes or compactions.
-    std::mt19937_64 draws = rng;
+    // Every peer the queries use is made first, then both metadata stores settle: no way is timed
+    // beside another's loading, flushes or compactions.
     size_t made = 0;
     int classes = 0;
-    for (int cls = 0; cls < 3; ++cls) classes += !by_class[cls].empty();
+    for (int cls = 0; cls < 3; ++cls) classes += !queries_of[cls].empty();
     ProgressBar bar("per-tenant indexes", uint64_t{per_class} * classes, "queries' tenants");
     for (int cls = 0; cls < 3; ++cls) {
-      if (by_class[cls].empty()) continue;
-      for (uint32_t qi = 0; qi < per_class; ++qi) {
-        const uint32_t t = by_class[cls][draws() % by_class[cls].size()];
-        (void)draws();  // the query vector's draw
+      for (const auto& [t, q] : queries_of[cls]) {
         faiss_index(t);
         if (absl::StatusOr<Collection*> oc = own_collection(t); !oc.ok()) {
           std::fprintf(stderr, "per-tenant collection: %s\n", oc.status().ToString().c_str());
@@ -401,14 +496,6 @@ int Run() {
   // A later pass finds in the page cache and the CPU caches what the first one read: it tells a
   // way's cost on data it reads often from its cost on data it has not read for a while.
   constexpr uint32_t kBlock = 20;
-  std::vector<std::pair<uint32_t, const uint8_t*>> queries_of[3];  // tenant, vector
-  for (int cls = 0; cls < 3; ++cls) {
-    if (by_class[cls].empty()) continue;
-    for (uint32_t qi = 0; qi < per_class; ++qi) {
-      const uint32_t t = by_class[cls][rng() % by_class[cls].size()];
-      queries_of[cls].emplace_back(t, w.queries.row(rng() % w.queries.n));
-    }
-  }
   const uint32_t passes = std::max<uint32_t>(1, absl::GetFlag(FLAGS_passes));
   std::vector<double> resident_before;  // per pass
   for (uint32_t pass = 0; pass < passes; ++pass) {
@@ -416,7 +503,7 @@ int Run() {
     for (Result* r : {strata, post, faiss_r, own_r}) std::fill(r, r + 3, Result{});
     for (Result(&r)[3] : by_path) std::fill(r, r + 3, Result{});
     for (int cls = 0; cls < 3; ++cls) {
-      if (by_class[cls].empty()) continue;
+      if (queries_of[cls].empty()) continue;
       const std::vector<std::pair<uint32_t, const uint8_t*>>& queries = queries_of[cls];
       for (uint32_t first = 0; first < per_class; first += kBlock) {
         for (int way = 0; way < 4; ++way) {
@@ -425,7 +512,9 @@ int Run() {
             const std::vector<uint64_t>& ids = members[t];
             std::vector<std::pair<float, uint64_t>> exact;
             exact.reserve(ids.size());
-            for (uint64_t id : ids) exact.push_back({L2(q, w.base.row(id), dim), id});
+            for (uint64_t id : ids) {
+              exact.push_back({L2(w.base.type, q, w.base.row(id), dim), id});
+            }
             std::partial_sort(exact.begin(), exact.begin() + k, exact.end());
             std::set<uint64_t> truth;
             for (uint32_t i = 0; i < k; ++i) truth.insert(exact[i].second);
@@ -434,7 +523,7 @@ int Run() {
               for (uint64_t id : got) r += truth.count(id);
               return r / k;
             };
-            const VectorView view{ElementType::kUint8, {q, w.base.row_bytes()}};
+            const VectorView view{w.base.type, {q, w.base.row_bytes()}};
             if (way == 0) {  // Strata, the tenant's view.
               std::vector<Hit> hits;
               SearchStats ss;
@@ -465,7 +554,8 @@ int Run() {
             }
             if (way == 2) {  // One FAISS index per tenant.
               faiss::Index* index = faiss_index(t);
-              std::vector<float> qf(q, q + dim);
+              std::vector<float> qf(dim);
+              for (uint32_t j = 0; j < dim; ++j) qf[j] = At(w.base.type, q, j);
               std::vector<float> d(k);
               std::vector<faiss::Index::idx_t> l(k);
               const auto t0 = Clock::now();
@@ -502,14 +592,20 @@ int Run() {
     }
   }
 
-  // Grant and revoke 1,000 random ids to the largest tenant (synced batches), a few times: one
-  // synced write's time is as noisy as the disk's flushes.
+  // Grant 1,000 random ids to the largest tenant and revoke those the grant added (synced
+  // batches), a few times, each round leaving the tenant as it found it: one synced write's time
+  // is as noisy as the disk's flushes.
   constexpr int kGrantRounds = 5;
   Result grants, revokes;
   uint64_t granted = 0;
   for (int round = 0; round < kGrantRounds; ++round) {
-    std::vector<uint64_t> grant_ids;
-    for (uint32_t i = 0; i < 1000; ++i) grant_ids.push_back(rng() % n);
+    std::vector<uint64_t> grant_ids, added;
+    for (uint32_t i = 0; i < 1000; ++i) {
+      grant_ids.push_back(rng() % n);
+      if (!std::binary_search(members[0].begin(), members[0].end(), grant_ids.back())) {
+        added.push_back(grant_ids.back());
+      }
+    }
     uint64_t changed = 0;
     std::vector<uint64_t> missing;
     auto t0 = Clock::now();
@@ -517,7 +613,7 @@ int Run() {
     grants.Add(0, Ms(t0, Clock::now()), 0);
     granted += changed;
     t0 = Clock::now();
-    if (!col->Revoke(names[0], grant_ids, &changed).ok()) return 1;
+    if (!col->Revoke(names[0], added, &changed).ok()) return 1;
     revokes.Add(0, Ms(t0, Clock::now()), 0);
   }
 
@@ -564,9 +660,9 @@ int Run() {
                   100 * resident_before[p]);
       for (int cls = 0; cls < 2; ++cls) {
         if (by_class[cls].empty()) continue;
-        std::printf(" %s", kClassName[cls]);
+        std::printf(" %s:", kClassName[cls]);
         for (const Result& r : pass_results[p][cls]) {
-          std::printf(" %s %.3f / %.3f / %.3f", &r == &pass_results[p][cls][0] ? "" : "|",
+          std::printf("%s %.3f / %.3f / %.3f", &r == &pass_results[p][cls][0] ? "" : " |",
                       r.queries == 0 ? 0.0 : r.ms / r.queries, r.Quantile(0.5), r.Quantile(0.9));
         }
         std::printf(";");
@@ -616,7 +712,7 @@ int Run() {
   }
   std::printf(
       "grant of 1,000 ids to the largest tenant (%llu new on average), %d rounds: median %.1f ms, "
-      "max %.1f; revoke: median %.1f ms, max %.1f\n",
+      "max %.1f; revoke of the ids it added: median %.1f ms, max %.1f\n",
       static_cast<unsigned long long>(granted / kGrantRounds), kGrantRounds, grants.Quantile(0.5),
       grants.Quantile(1.0), revokes.Quantile(0.5), revokes.Quantile(1.0));
   std::error_code ec;
