@@ -26,6 +26,7 @@ CpuFeatures Detect() {
   uint32_t a, b, c, d;
   if (!__get_cpuid(1, &a, &b, &c, &d)) return f;
   f.sse42 = Bit(c, 20);
+  f.pclmul = Bit(c, 1);
   const uint64_t xcr0 = Xcr0(Bit(c, 27));
   const bool ymm = (xcr0 & 0x6) == 0x6;            // SSE and AVX state
   const bool zmm = (xcr0 & 0xe6) == 0xe6;          // plus opmask and the upper ZMM state
@@ -40,6 +41,7 @@ CpuFeatures Detect() {
   f.avx512bw = zmm && Bit(b, 30);
   f.avx512vl = zmm && Bit(b, 31);
   f.avx512_vnni = zmm && Bit(c, 11);
+  f.vpclmulqdq = zmm && Bit(c, 10);
   f.amx_bf16 = tiles && Bit(d, 22);
   f.amx_tile = tiles && Bit(d, 24);
   f.amx_int8 = tiles && Bit(d, 25);

@@ -16,6 +16,7 @@ struct CpuFeatures {
   bool avx512f = false, avx512bw = false, avx512vl = false, avx512dq = false;
   bool avx512_bf16 = false, avx512_vnni = false;
   bool amx_tile = false, amx_bf16 = false, amx_int8 = false;
+  bool pclmul = false, vpclmulqdq = false;  // carry-less multiplication (vpclmulqdq: on zmm)
 };
 
 // This CPU's features, as the OS lets programs use them.
