@@ -73,7 +73,7 @@ ABSL_FLAG(std::string, dir, "", "scratch directory (default: a new one under /tm
 ABSL_FLAG(uint64_t, seed, 1, "seed of the tenant assignment and the queries");
 ABSL_FLAG(uint32_t, passes, 1,
           "times the same queries run (every way alike); the tables are the last pass's, and a "
-          "line per pass gives each pass's small and medium figures");
+          "line per pass gives each pass's figures");
 
 namespace strata {
 namespace {
@@ -658,8 +658,8 @@ int Run() {
     for (size_t p = 0; p < pass_results.size(); ++p) {
       std::printf("pass %zu (%.1f%% of the extents' file in the page cache before it):", p + 1,
                   100 * resident_before[p]);
-      for (int cls = 0; cls < 2; ++cls) {
-        if (by_class[cls].empty()) continue;
+      for (int cls = 0; cls < 3; ++cls) {
+        if (queries_of[cls].empty()) continue;
         std::printf(" %s:", kClassName[cls]);
         for (const Result& r : pass_results[p][cls]) {
           std::printf("%s %.3f / %.3f / %.3f", &r == &pass_results[p][cls][0] ? "" : " |",
