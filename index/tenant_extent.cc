@@ -601,7 +601,7 @@ std::string TenantExtents::ApplyCompaction(Compaction compaction) {
   }
   std::string old = file_ != nullptr ? file_->path() : std::string();
   file_ = std::move(compaction.file);
-  file_->GrowMapping();  // (it was mapped empty)
+  if (file_ != nullptr) file_->GrowMapping();  // (it was mapped empty)
   file_number_ = compaction.number;
   failed_at_bytes_ = 0;
   return old;

@@ -128,8 +128,9 @@ TEST_P(DistanceVariantTest, ToHalfMatchesFloatToHalfBitForBit) {
     in.push_back(-(lo + hi) / 2);
   }
   for (float x :
-       {0.0f, -0.0f, 65504.0f, 65519.0f, 65520.0f, 65536.0f, 1e30f, 5.96e-8f, 2.98e-8f, 2.99e-8f,
-        1e-30f, std::numeric_limits<float>::infinity(), -std::numeric_limits<float>::infinity()}) {
+       {std::numeric_limits<float>::denorm_min(), -1e-40f, 1e-39f, 0.0f, -0.0f, 65504.0f, 65519.0f,
+        65520.0f, 65536.0f, 1e30f, 5.96e-8f, 2.98e-8f, 2.99e-8f, 1e-30f,
+        std::numeric_limits<float>::infinity(), -std::numeric_limits<float>::infinity()}) {
     in.push_back(x);
   }
   std::vector<uint16_t> got(in.size());
