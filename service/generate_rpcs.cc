@@ -20,10 +20,11 @@ namespace strata::service_internal {
 grpc::Status StrataService::Generate(grpc::ServerContext* ctx, const pb::GenerateRequest* req,
                                      grpc::ServerWriter<pb::GenerateResponse>* writer) {
   return Run("Generate", ctx, *req, [&](CallBudget& budget, const Caller& caller) -> absl::Status {
+    // Who calls, first: a key confined to other tenants learns nothing else of this server.
+    ASSIGN_OR_RETURN(Target target, FindFor(caller, req->collection(), req->tenant()));
     if (rag_ == nullptr) return ServeGenerate(*req, nullptr, {}, ctx, writer);  // names --decoder
     absl::Cleanup leave = [this] { decoder_calls_.fetch_sub(1); };
     RETURN_IF_ERROR(EnterDecoderCall());
-    ASSIGN_OR_RETURN(Target target, FindFor(caller, req->collection(), req->tenant()));
     const std::shared_ptr<Collection>& col = target.col;
     for (const auto& [what, text] :
          {std::pair<const char*, const std::string*>{"question", &req->question()},

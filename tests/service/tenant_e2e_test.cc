@@ -217,6 +217,26 @@ TEST(TenantKeys, AKeyIsConfinedToItsTenantsAndNeverShown) {
   EXPECT_EQ(Call(stub, &pb::Strata::Stub::Count, ka, count, &n).error_code(),
             grpc::StatusCode::PERMISSION_DENIED);
   count.set_collection("docs");
+  {  // Generate asks who calls before anything else (this server has no decoder).
+    const auto generate = [&](const std::string& key, const std::string& collection,
+                              const std::string& tenant) {
+      pb::GenerateRequest req;
+      req.set_collection(collection);
+      req.set_tenant(tenant);
+      req.set_question("q");
+      grpc::ClientContext ctx;
+      ctx.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(60));
+      ctx.AddMetadata("authorization", "Bearer " + key);
+      auto reader = stub->Generate(&ctx, req);
+      pb::GenerateResponse resp;
+      while (reader->Read(&resp)) {
+      }
+      return reader->Finish().error_code();
+    };
+    EXPECT_EQ(generate(ka, "docs", "b"), grpc::StatusCode::PERMISSION_DENIED);
+    EXPECT_EQ(generate(ka, "other", ""), grpc::StatusCode::PERMISSION_DENIED);
+    EXPECT_EQ(generate(ka, "docs", "a"), grpc::StatusCode::FAILED_PRECONDITION);
+  }
   // A tenant's upsert may not name another tenant, nor replace a point it cannot see.
   {
     std::mt19937_64 rng(1);
