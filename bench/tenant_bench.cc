@@ -71,6 +71,9 @@ ABSL_FLAG(double, medium_max_share, 0.02,
           "tenants with at most this share of the collection are 'medium'; above, 'large'");
 ABSL_FLAG(std::string, dir, "", "scratch directory (default: a new one under /tmp)");
 ABSL_FLAG(uint64_t, seed, 1, "seed of the tenant assignment and the queries");
+ABSL_FLAG(bool, peers_first, false,
+          "make the per-tenant peers before loading the shared collection (default: after), so "
+          "the first pass finds the shared collection's files the younger ones");
 ABSL_FLAG(uint32_t, passes, 1,
           "times the same queries run (every way alike); the tables are the last pass's, and a "
           "line per pass gives each pass's figures");
@@ -322,8 +325,12 @@ int Run() {
     names[t] = absl::StrCat("t", t);
     if (!col->CreateTenant(names[t]).ok()) return 1;
   }
-  const auto t_load = Clock::now();
-  {
+  // The shared collection: loaded and built here, or (--peers_first) after the peers are made, so
+  // that its files are the younger ones when the first pass starts.
+  double load_s = 0, build_s = 0;
+  CollectionStats st;
+  const auto load_shared = [&]() -> absl::Status {
+    const auto t_load = Clock::now();
     ProgressBar bar("loading", n, "vectors");
     std::vector<std::vector<std::string>> row_names;
     for (uint64_t first = 0; first < n; first += 5000) {
@@ -339,22 +346,25 @@ int Run() {
       }
       std::vector<RowError> errors;
       uint64_t upserted = 0;
-      absl::Status s = col->Upsert(rows, &errors, &upserted);
-      if (!s.ok() || !errors.empty()) {
-        std::fprintf(stderr, "upsert: %s\n", s.ToString().c_str());
-        return 1;
-      }
+      RETURN_IF_ERROR(col->Upsert(rows, &errors, &upserted));
+      if (!errors.empty()) return absl::InternalError(errors[0].message);
       bar.Update(end);
     }
+    load_s = Ms(t_load, Clock::now()) / 1000;
+    const auto t_build = Clock::now();
+    RETURN_IF_ERROR(col->BuildIndex());
+    build_s = Ms(t_build, Clock::now()) / 1000;
+    st = col->Stats();
+    return absl::OkStatus();
+  };
+  const bool peers_first = absl::GetFlag(FLAGS_peers_first);
+  if (!peers_first) {
+    if (absl::Status s = load_shared(); !s.ok()) {
+      std::fprintf(stderr, "strata-tenant-bench: loading the shared collection: %s\n",
+                   s.ToString().c_str());
+      return 1;
+    }
   }
-  const double load_s = Ms(t_load, Clock::now()) / 1000;
-  const auto t_build = Clock::now();
-  if (absl::Status s = col->BuildIndex(); !s.ok()) {
-    std::fprintf(stderr, "build: %s\n", s.ToString().c_str());
-    return 1;
-  }
-  const double build_s = Ms(t_build, Clock::now()) / 1000;
-  const CollectionStats st = col->Stats();
 
   // Size classes, and queries: a random tenant of the class with a random query vector.
   const uint64_t small_max = absl::GetFlag(FLAGS_small_max);
@@ -482,6 +492,13 @@ int Run() {
           return 1;
         }
         bar.Update(++made);
+      }
+    }
+    if (peers_first) {
+      if (absl::Status s = load_shared(); !s.ok()) {
+        std::fprintf(stderr, "strata-tenant-bench: loading the shared collection: %s\n",
+                     s.ToString().c_str());
+        return 1;
       }
     }
     for (Catalog* c : {cat->get(), own_cat->get()}) {
