@@ -218,7 +218,7 @@ absl::StatusOr<BlobFile*> TenantExtents::Writable() const {
     if (env_.FileExists(path)) RETURN_IF_ERROR(env_.RemoveFile(path));
     ASSIGN_OR_RETURN(std::unique_ptr<BlobFile> file, BlobFile::Open(env_, path));
     RETURN_IF_ERROR(env_.SyncDir(dir_));  // its name, before a layout points to it
-    file_ = std::move(file);
+    SetFile(std::move(file));
     file_number_ = number;
     highest_number_ = number;
   }
@@ -394,7 +394,7 @@ absl::Status TenantExtents::Load(const MetadataStore& store, absl::Span<const Te
                                  std::vector<Tenant>* rebuild) {
   layouts_.clear();
   live_bytes_ = 0;
-  file_.reset();
+  SetFile(nullptr);
   file_number_ = 0;
   highest_number_ = 0;
   failed_at_bytes_ = 0;
@@ -461,7 +461,7 @@ absl::Status TenantExtents::Load(const MetadataStore& store, absl::Span<const Te
     // lost: the layouts pointing to it are rebuilt below, in a new file, and the collection opens.
     absl::StatusOr<std::unique_ptr<BlobFile>> file = BlobFile::Open(env_, FilePath(dir_, number));
     if (file.ok()) {
-      file_ = *std::move(file);
+      SetFile(*std::move(file));
       file_number_ = number;
     } else {
       Log(LogLevel::kError,
@@ -531,7 +531,7 @@ void TenantExtents::CompactionFailed() { failed_at_bytes_ = file_ != nullptr ? f
 std::string TenantExtents::DropFileIfEmpty() {
   if (!layouts_.empty() || file_ == nullptr) return {};
   std::string path = file_->path();
-  file_.reset();
+  SetFile(nullptr);
   failed_at_bytes_ = 0;
   return path;
 }
@@ -600,7 +600,7 @@ std::string TenantExtents::ApplyCompaction(Compaction compaction) {
     for (const BlobLocation& loc : layout.locs) live_bytes_ += loc.size;
   }
   std::string old = file_ != nullptr ? file_->path() : std::string();
-  file_ = std::move(compaction.file);
+  SetFile(std::move(compaction.file));
   if (file_ != nullptr) file_->GrowMapping();  // (it was mapped empty)
   file_number_ = compaction.number;
   failed_at_bytes_ = 0;

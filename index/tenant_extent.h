@@ -53,6 +53,7 @@
 #ifndef STRATA_INDEX_TENANT_EXTENT_H_
 #define STRATA_INDEX_TENANT_EXTENT_H_
 
+#include <atomic>
 #include <cstddef>
 #include <cstdint>
 #include <memory>
@@ -176,7 +177,12 @@ class TenantExtents final {
   [[nodiscard]] uint64_t MemoryBytes() const;
   // Bytes of the live chunks, and of the file (live, garbage and holes).
   [[nodiscard]] uint64_t live_bytes() const { return live_bytes_; }
-  [[nodiscard]] uint64_t file_bytes() const { return file_ == nullptr ? 0 : file_->size(); }
+  // (Through `published_`: the writer may make the file while a reader of the stats holds the
+  // collection's lock shared, as it does.)
+  [[nodiscard]] uint64_t file_bytes() const {
+    const BlobFile* f = published_.load(std::memory_order_acquire);
+    return f == nullptr ? 0 : f->size();
+  }
 
   static constexpr uint64_t kCompactionSlackBytes = uint64_t{16} << 20;
 
@@ -230,6 +236,13 @@ class TenantExtents final {
   // no layout points to it yet, so no reader reads it then (Read touches it only for a tenant
   // with a layout); ApplyCompaction and DropFileIfEmpty replace it, exclusively.
   mutable std::shared_ptr<BlobFile> file_;
+  // file_.get(), for file_bytes(): set wherever file_ changes (SetFile). The file it points to
+  // goes only under the collection's exclusive lock, which no reader of the stats holds.
+  mutable std::atomic<const BlobFile*> published_{nullptr};
+  void SetFile(std::shared_ptr<BlobFile> file) const {
+    file_ = std::move(file);
+    published_.store(file_.get(), std::memory_order_release);
+  }
   mutable uint64_t file_number_ = 0;
   mutable uint64_t highest_number_ = 0;  // of any file made, or seen in the directory at Load
   uint64_t failed_at_bytes_ = 0;         // the file's size when a compaction last failed

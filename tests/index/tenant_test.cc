@@ -4,11 +4,13 @@
 // by a check of every tenant's Count, Get and Search against an exact model of who may see what.
 // Then recall@10 of tenants' searches of several sizes against brute force over their points.
 #include <algorithm>
+#include <atomic>
 #include <cstring>
 #include <fstream>
 #include <map>
 #include <random>
 #include <set>
+#include <thread>
 
 #include "gtest/gtest.h"
 #include "index/catalog.h"
@@ -470,6 +472,40 @@ std::shared_ptr<Collection> FloatCollectionWithTenant(
   uint64_t upserted = 0;
   EXPECT_TRUE((*col)->Upsert(rows, &errors, &upserted).ok());
   return *col;
+}
+
+// Stats beside the writes that make the extents' file (the first tenant with an extent) and
+// compact it: the file's size is read while the writer makes the file under the shared lock, so
+// it is read through a pointer published for it (ThreadSanitizer runs this test).
+TEST(Tenants, StatsReadBesideTheWriteThatMakesTheExtentsFile) {
+  TempDir tmp;
+  CollectionOptions options;
+  options.tenant_extent_compaction_slack_bytes = 4096;  // compactions too
+  auto cat = Catalog::Open(tmp.path(), options);
+  ASSERT_TRUE(cat.ok()) << cat.status();
+  auto col = FloatCollectionWithTenant(cat->get(), "s", {}, 0);
+  std::atomic<bool> done{false};
+  std::thread stats([&] {
+    while (!done.load()) {
+      const CollectionStats st = col->Stats();
+      EXPECT_GE(st.tenant_extent_file_bytes, st.tenant_extent_bytes);
+    }
+  });
+  const std::vector<std::string> tenants = {"t"};
+  for (uint64_t i = 0; i < 60; ++i) {
+    const std::vector<float> v = VectorOf(i, 0);
+    PointInput p{i, {reinterpret_cast<const uint8_t*>(v.data()), kDim * sizeof(float)}, {}};
+    p.tenants = tenants;
+    p.set_tenants = true;
+    std::vector<RowError> errors;
+    uint64_t upserted = 0;
+    ASSERT_TRUE(col->Upsert({p}, &errors, &upserted).ok());
+  }
+  done = true;
+  stats.join();
+  const CollectionStats st = col->Stats();
+  EXPECT_EQ(st.tenant_extent_bytes, 60 * (4 + kDim * sizeof(float)));
+  EXPECT_GE(st.tenant_extent_file_bytes, st.tenant_extent_bytes);
 }
 
 // A tenant's extent follows the collection's extent size across opens: one that no longer fits
