@@ -17,17 +17,17 @@
 // data. Read copies with pread. ReadInPlace reads through a read-only shared mapping of the file:
 // no copy and no page-cache lookups once the pages are mapped (strata-tenant-bench at 1M, data in
 // the page cache: a small tenant's extent search 0.032 -> 0.015-0.019 ms mean, p90 0.046 ->
-// 0.020-0.028; bench/RESULTS.md, "Extents read in place"). A read of a mapped file that fails
-// raises SIGBUS, so before it touches the bytes ReadInPlace asks the kernel to make their pages
-// present (MADV_POPULATE_READ, Linux 5.14): a disk error, or bytes gone from the file, fails that
-// call instead, and the bytes are read again by pread, which reports what it finds as Read does.
-// The window left: a page the kernel evicts after that call, while its bytes are checked and used
-// (microseconds), and then fails to read back. The crc is checked on the mapped bytes and the
-// caller reads them again after: a process that rewrote the file in between (nothing does: it is
-// append-only, its blobs never rewritten) could have unchecked bytes read. Where the kernel (or a
-// sandbox) refuses the call, or the mapping could not be made, ReadInPlace copies as Read does.
-// The mapping reserves address space, not memory: at least kMinMapBytes and twice the file's size
-// (GrowMapping doubles it as the file grows); bytes past it are copied.
+// 0.020-0.028; bench/RESULTS.md, "Extents read in place, a faster crc, a real workload"). A read of
+// a mapped file that fails raises SIGBUS, so before it touches the bytes ReadInPlace asks the
+// kernel to make their pages present (MADV_POPULATE_READ, Linux 5.14): a disk error, or bytes gone
+// from the file, fails that call instead, and the bytes are read again by pread, which reports what
+// it finds as Read does. The window left: a page the kernel evicts after that call, while its bytes
+// are checked and used (microseconds), and then fails to read back. The crc is checked on the
+// mapped bytes and the caller reads them again after: a process that rewrote the file in between
+// (nothing does: it is append-only, its blobs never rewritten) could have unchecked bytes read.
+// Where the kernel (or a sandbox) refuses the call, or the mapping could not be made, ReadInPlace
+// copies as Read does. The mapping reserves address space, not memory: at least kMinMapBytes and
+// twice the file's size (GrowMapping doubles it as the file grows); bytes past it are copied.
 //
 // Thread safety: Append and Sync by one thread at a time (the owner's writer); Read concurrently
 // with them and with each other, for blobs whose Append returned (their bytes are in the file).
