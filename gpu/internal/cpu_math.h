@@ -9,6 +9,9 @@
 #include <cstring>
 
 namespace strata::gpu::cpu {
+// Private to each file that includes it (the kernel files, one per instruction set): see
+// index/kernels/internal/scalar_inl.h for why.
+namespace {
 
 inline float FastExp(float x) {
   x = x < -87.0f ? -87.0f : (x > 88.0f ? 88.0f : x);
@@ -48,6 +51,7 @@ inline float FastErf(float x) {
 inline float Gelu(float x) { return 0.5f * x * (1.0f + FastErf(x * 0.70710678118654752f)); }
 inline float Silu(float x) { return x / (1.0f + FastExp(-x)); }
 
+}  // namespace
 }  // namespace strata::gpu::cpu
 
 #endif  // STRATA_GPU_INTERNAL_CPU_MATH_H_

@@ -9,6 +9,12 @@
 #include "storage/half.h"
 
 namespace strata::kernels::internal {
+// Everything here is private to each file that includes it: every variant's file is compiled with
+// its own instruction set, and a definition with external linkage that the compiler leaves out of
+// line (unoptimised or instrumented builds) would be one weak symbol for the linker to pick from
+// any of them - an AVX-512 copy for every caller, on any CPU. (Checked by the test
+// IsaKernels.DefineNoWeakFunctions, tests/CMakeLists.txt.)
+namespace {
 
 // Float kernels take the query as float32 and the stored vector as float32 or float16 (`B`).
 inline float ToFloat(float x) { return x; }
@@ -73,6 +79,7 @@ constexpr KernelTable MakeTable(SimdLevel level) {
       TOH};
 }
 
+}  // namespace
 }  // namespace strata::kernels::internal
 
 #endif  // STRATA_INDEX_KERNELS_INTERNAL_SCALAR_INL_H_
