@@ -738,6 +738,11 @@ int Run() {
       "max %.1f; revoke of the ids it added: median %.1f ms, max %.1f\n",
       static_cast<unsigned long long>(granted / kGrantRounds), kGrantRounds, grants.Quantile(0.5),
       grants.Quantile(1.0), revokes.Quantile(0.5), revokes.Quantile(1.0));
+  // Closed before their files go: a metadata store removed under it fails its background work.
+  own.clear();
+  col.reset();
+  own_cat->reset();
+  cat->reset();
   std::error_code ec;
   if (absl::GetFlag(FLAGS_dir).empty()) std::filesystem::remove_all(dir, ec);
   return 0;

@@ -208,6 +208,9 @@ int Run() {
       write_seconds > 0 ? 2.0 * static_cast<double>(replaced) / write_seconds : 0.0);
   std::printf("recall@10 (default search budget): %.4f before, %.4f after %.1f%% replaced\n",
               recall_before, recall_after, 100.0 * static_cast<double>(replaced) / n);
+  // Closed before their files go: a metadata store removed under it fails its background work.
+  c.reset();
+  cat->reset();
   std::error_code ec;
   if (absl::GetFlag(FLAGS_dir).empty()) std::filesystem::remove_all(dir, ec);
   return 0;
