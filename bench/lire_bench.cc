@@ -54,6 +54,9 @@ ABSL_FLAG(std::string, dir, "", "scratch directory (default: a new one under /tm
 ABSL_FLAG(std::vector<std::string>, sweep_postings, {},
           "at each rebuild, recall of both indexes at these search budgets too (postings read "
           "per query; e.g. 16,32,48,64), with the entries and postings a search read");
+ABSL_FLAG(std::vector<std::string>, sweep_ef, {},
+          "at each rebuild, recall of both indexes at these head-walk widths too (ef_search; the "
+          "fixed budget otherwise): whether a gap is the walk's or the postings'");
 ABSL_FLAG(bool, default_budget, false,
           "search every index at its own default budget (max_postings 0: a rebuild's tuned one) "
           "in place of the first build's, fixed");
@@ -416,6 +419,16 @@ int Run() {
             "|  | (budget %u: recall LIRE %.4f / rebuilt %.4f; entries scanned %.0f / %.0f; built "
             "postings read %.1f / %.1f) | | | | | | | | |\n",
             at.max_postings, a.recall, b.recall, a.entries, b.entries, a.postings, b.postings);
+      }
+      for (const std::string& s : absl::GetFlag(FLAGS_sweep_ef)) {
+        SearchParams at = fixed;
+        if (!absl::SimpleAtoi(s, &at.ef_search)) return 2;
+        const Coverage a = CoverageOf(*lire, live, queries, gt, at);
+        const Coverage b = CoverageOf(*fresh, live, queries, gt, at);
+        std::printf(
+            "|  | (ef_search %u: recall LIRE %.4f / rebuilt %.4f; entries scanned %.0f / %.0f; "
+            "built postings read %.1f / %.1f) | | | | | | | | |\n",
+            at.ef_search, a.recall, b.recall, a.entries, b.entries, a.postings, b.postings);
       }
       const Paired paired =
           PairedLatency(*lire, *fresh, queries, fixed, absl::GetFlag(FLAGS_paired_searches));
