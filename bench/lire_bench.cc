@@ -250,6 +250,20 @@ absl::Status Load(Collection* c, const VectorSet& rows, const std::vector<uint64
 }
 
 int Run() {
+  // The sweeps' lists, checked before the hour of work whose rebuilds they are measured at.
+  const std::pair<const char*, std::vector<std::string>> sweeps[] = {
+      {"sweep_postings", absl::GetFlag(FLAGS_sweep_postings)},
+      {"sweep_ef", absl::GetFlag(FLAGS_sweep_ef)}};
+  for (const auto& [name, values] : sweeps) {
+    for (const std::string& s : values) {
+      uint32_t v = 0;
+      if (!absl::SimpleAtoi(s, &v) || v == 0) {
+        std::fprintf(stderr, "strata-lire-bench: --%s: '%s' is not a positive whole number\n", name,
+                     s.c_str());
+        return 2;
+      }
+    }
+  }
   const uint64_t n = absl::GetFlag(FLAGS_n), batch = absl::GetFlag(FLAGS_batch);
   const uint64_t per_round = static_cast<uint64_t>(absl::GetFlag(FLAGS_round_share) * n);
   const int rounds = absl::GetFlag(FLAGS_rounds);

@@ -617,14 +617,14 @@ int Run() {
   // Grant 1,000 random ids to the largest tenant and revoke those the grant added (synced
   // batches), a few times, each round leaving the tenant as it found it: one synced write's time
   // is as noisy as the disk's flushes.
-  const int kGrantRounds = std::max(1, absl::GetFlag(FLAGS_grant_rounds));
+  const int grant_rounds = std::max(1, absl::GetFlag(FLAGS_grant_rounds));
   const uint32_t largest = static_cast<uint32_t>(
       std::max_element(members.begin(), members.end(),
                        [](const auto& a, const auto& b) { return a.size() < b.size(); }) -
       members.begin());
   Result grants, revokes;
   uint64_t granted = 0;
-  for (int round = 0; round < kGrantRounds; ++round) {
+  for (int round = 0; round < grant_rounds; ++round) {
     std::vector<uint64_t> grant_ids, added;
     for (uint32_t i = 0; i < 1000; ++i) {
       grant_ids.push_back(rng() % n);
@@ -739,7 +739,7 @@ int Run() {
   std::printf(
       "grant of 1,000 ids to the largest tenant (%llu new on average), %d rounds: median %.1f ms, "
       "p90 %.1f, max %.1f; revoke of the ids it added: median %.1f ms, p90 %.1f, max %.1f\n",
-      static_cast<unsigned long long>(granted / kGrantRounds), kGrantRounds, grants.Quantile(0.5),
+      static_cast<unsigned long long>(granted / grant_rounds), grant_rounds, grants.Quantile(0.5),
       grants.Quantile(0.9), grants.Quantile(1.0), revokes.Quantile(0.5), revokes.Quantile(0.9),
       revokes.Quantile(1.0));
   // Closed before their files go: a metadata store removed under it fails its background work.

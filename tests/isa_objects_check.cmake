@@ -3,7 +3,10 @@
 # an inline function left out of line in an AVX-512 file could serve every caller, and a CPU
 # without AVX-512 would die of SIGILL in code that never asked for it. Run by ctest as
 #   cmake -DNM=<nm> -DOBJECTS=<a|b|...> -P isa_objects_check.cmake
-if(NOT NM OR NOT OBJECTS)
+if(NOT NM)
+  message(FATAL_ERROR "no nm program (CMAKE_NM) was found at configure time: install binutils")
+endif()
+if(NOT OBJECTS)
   message(FATAL_ERROR "usage: cmake -DNM=<nm> -DOBJECTS=<object|object|...> -P ${CMAKE_SCRIPT_MODE_FILE}")
 endif()
 string(REPLACE "|" ";" objects "${OBJECTS}")
