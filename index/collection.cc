@@ -466,18 +466,20 @@ absl::Status CollectionImpl::DenseSearch(const uint8_t* q, uint32_t k, const Sea
                                          SearchStats* st) const {
   for (int attempt = 0;; ++attempt) {
     const IdSet* allow = view->ids;
-    if (allow != nullptr && allow->size() <= extents_.max_rows()) {
+    const bool shortcuts = params.use_tenant_extents;
+    if (allow != nullptr && shortcuts && allow->size() <= extents_.max_rows()) {
       ASSIGN_OR_RETURN(bool found, SearchExtent(q, k, view->tenant, result, st));
       if (found) return absl::OkStatus();
       // (An extent found wrong: the same answer, exact, from one record per point.)
     }
-    if (allow != nullptr && cell_extents_.Has(view->tenant)) {
+    if (allow != nullptr && shortcuts && cell_extents_.Has(view->tenant)) {
       ASSIGN_OR_RETURN(bool found, SearchCells(q, k, params, view->tenant, result, st));
       if (found) return absl::OkStatus();
       // (None, or one found wrong: the paths below.)
     }
     if (allow != nullptr &&
-        (allow->size() <= std::max<uint64_t>(kExactTenantPoints, extents_.max_rows()) ||
+        ((shortcuts &&
+          allow->size() <= std::max<uint64_t>(kExactTenantPoints, extents_.max_rows())) ||
          base_ == nullptr)) {
       // A small view (or no index): exact, over the view's own vectors.
       const std::vector<VectorId> ids = allow->ToVector();

@@ -107,6 +107,10 @@ struct SearchParams {
   // (L2); <= 0 disables.
   float prune_ratio = 8.0f;
   uint32_t ef_search = 0;  // HNSW beam over the heads; 0 = max(64, 2 * max_postings)
+  // A tenant's search (index/collection.h, "Tenants"): true reads the tenant's extents, or its
+  // stored vectors exactly for a small view, where it has them; false always searches the shared
+  // postings with the tenant's access check inside the scan (benchmarks compare the two).
+  bool use_tenant_extents = true;
 };
 
 struct SearchStats {
