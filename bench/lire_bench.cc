@@ -424,26 +424,23 @@ int Run() {
       const double build_s = std::chrono::duration<double>(Clock::now() - t0).count();
       Print("rebuilt", round, MeasureOf(*fresh, rows, live, queries, gt, fixed), 0);
       std::printf("|  | (rebuild took %.0f s) | | | | | | | | |\n", build_s);
-      for (const std::string& s : absl::GetFlag(FLAGS_sweep_postings)) {
-        SearchParams at = fixed;
-        if (!absl::SimpleAtoi(s, &at.max_postings)) return 2;
-        const Coverage a = CoverageOf(*lire, live, queries, gt, at);
-        const Coverage b = CoverageOf(*fresh, live, queries, gt, at);
-        std::printf(
-            "|  | (budget %u: recall LIRE %.4f / rebuilt %.4f; entries scanned %.0f / %.0f; built "
-            "postings read %.1f / %.1f) | | | | | | | | |\n",
-            at.max_postings, a.recall, b.recall, a.entries, b.entries, a.postings, b.postings);
-      }
-      for (const std::string& s : absl::GetFlag(FLAGS_sweep_ef)) {
-        SearchParams at = fixed;
-        if (!absl::SimpleAtoi(s, &at.ef_search)) return 2;
-        const Coverage a = CoverageOf(*lire, live, queries, gt, at);
-        const Coverage b = CoverageOf(*fresh, live, queries, gt, at);
-        std::printf(
-            "|  | (ef_search %u: recall LIRE %.4f / rebuilt %.4f; entries scanned %.0f / %.0f; "
-            "built postings read %.1f / %.1f) | | | | | | | | |\n",
-            at.ef_search, a.recall, b.recall, a.entries, b.entries, a.postings, b.postings);
-      }
+      // Both indexes at each search budget and head-walk width asked for (the lists were
+      // checked at start): recall, and what a search read.
+      const auto sweep = [&](const char* knob, uint32_t SearchParams::*field,
+                             const std::vector<std::string>& values) {
+        for (const std::string& s : values) {
+          SearchParams at = fixed;
+          (void)absl::SimpleAtoi(s, &(at.*field));
+          const Coverage a = CoverageOf(*lire, live, queries, gt, at);
+          const Coverage b = CoverageOf(*fresh, live, queries, gt, at);
+          std::printf(
+              "|  | (%s %u: recall LIRE %.4f / rebuilt %.4f; entries scanned %.0f / %.0f; built "
+              "postings read %.1f / %.1f) | | | | | | | | |\n",
+              knob, at.*field, a.recall, b.recall, a.entries, b.entries, a.postings, b.postings);
+        }
+      };
+      sweep("budget", &SearchParams::max_postings, absl::GetFlag(FLAGS_sweep_postings));
+      sweep("ef_search", &SearchParams::ef_search, absl::GetFlag(FLAGS_sweep_ef));
       const Paired paired =
           PairedLatency(*lire, *fresh, queries, fixed, absl::GetFlag(FLAGS_paired_searches));
       std::printf(
