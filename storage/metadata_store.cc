@@ -22,6 +22,7 @@
 #include "storage/log.h"
 #include "storage/scoped_fd.h"
 #include "storage/status_macros.h"
+#include "storage/uring_file_system.h"
 #include "storage/wal_scan.h"
 
 namespace strata {
@@ -436,10 +437,12 @@ absl::StatusOr<std::unique_ptr<MetadataStore>> MetadataStore::Open(
   rocksdb::Options db_options;
   Env& env = options.env != nullptr ? *options.env : *Env::Default();
   if (options.create_if_missing) RETURN_IF_ERROR(CreateDirs(env, path));
-  if (std::shared_ptr<rocksdb::FileSystem> fs = env.RocksDbFileSystem()) {
-    rocks_env = rocksdb::NewCompositeEnv(fs);
-    db_options.env = rocks_env.get();
-  }
+  std::shared_ptr<rocksdb::FileSystem> fs = env.RocksDbFileSystem();
+  if (fs == nullptr) fs = rocksdb::FileSystem::Default();
+  // MultiGet's block reads in one io_uring batch (storage/uring_file_system.h).
+  auto uring_fs = std::make_shared<UringMultiReadFileSystem>(std::move(fs));
+  rocks_env = rocksdb::NewCompositeEnv(uring_fs);
+  db_options.env = rocks_env.get();
   db_options.create_if_missing = options.create_if_missing;
   db_options.create_missing_column_families = true;
   db_options.keep_log_file_num = 4;

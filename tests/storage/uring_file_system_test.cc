@@ -1,0 +1,179 @@
+#include "storage/uring_file_system.h"
+
+#include <algorithm>
+#include <atomic>
+#include <memory>
+#include <random>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "absl/strings/str_cat.h"
+#include "gtest/gtest.h"
+#include "rocksdb/db.h"
+#include "rocksdb/env.h"
+#include "rocksdb/options.h"
+#include "rocksdb/table.h"
+#include "storage/block_reader.h"
+#include "storage/scoped_fd.h"
+#include "tests/test_util.h"
+
+namespace strata {
+namespace {
+
+std::string Bytes(size_t n, uint32_t seed) {
+  std::mt19937 rng(seed);
+  std::string s(n, '\0');
+  for (char& c : s) c = static_cast<char>(rng());
+  return s;
+}
+
+std::unique_ptr<rocksdb::FSRandomAccessFile> OpenFile(rocksdb::FileSystem& fs,
+                                                      const std::string& path) {
+  std::unique_ptr<rocksdb::FSRandomAccessFile> file;
+  rocksdb::IOStatus s = fs.NewRandomAccessFile(path, rocksdb::FileOptions(), &file, nullptr);
+  EXPECT_TRUE(s.ok()) << s.ToString();
+  return file;
+}
+
+TEST(UringFileSystem, MultiReadReturnsTheBytesOfEveryRequest) {
+  testing::TempDir dir;
+  const std::string path = dir.File("table.sst");
+  const std::string data = Bytes(1 << 20, 7);
+  ASSERT_TRUE(WriteFileAtomic(path, std::vector<char>(data.begin(), data.end())).ok());
+  UringMultiReadFileSystem fs(rocksdb::FileSystem::Default());
+  std::unique_ptr<rocksdb::FSRandomAccessFile> file = OpenFile(fs, path);
+  ASSERT_NE(file, nullptr);
+
+  // More requests than the ring's depth, of odd lengths and offsets, one overlapping another.
+  std::mt19937 rng(11);
+  std::vector<rocksdb::FSReadRequest> reqs(45);
+  std::vector<std::string> scratch(reqs.size());
+  for (size_t i = 0; i < reqs.size(); ++i) {
+    reqs[i].len = 1 + rng() % 9000;
+    reqs[i].offset = rng() % (data.size() - reqs[i].len);
+    scratch[i].assign(reqs[i].len, '\0');
+    reqs[i].scratch = scratch[i].data();
+  }
+  reqs[7].offset = std::min<uint64_t>(reqs[6].offset + 1, data.size() - reqs[7].len);
+  ASSERT_TRUE(file->MultiRead(reqs.data(), reqs.size(), rocksdb::IOOptions(), nullptr).ok());
+  for (size_t i = 0; i < reqs.size(); ++i) {
+    ASSERT_TRUE(reqs[i].status.ok()) << i << ": " << reqs[i].status.ToString();
+    EXPECT_EQ(reqs[i].result.ToString(), data.substr(reqs[i].offset, reqs[i].len)) << i;
+  }
+  if (!IoUringAvailable()) GTEST_SKIP() << "no io_uring here: the base file answered";
+  EXPECT_EQ(fs.stats().ring_batches.load(), 1u);
+  EXPECT_EQ(fs.stats().ring_reads.load(), reqs.size());
+  EXPECT_EQ(fs.stats().fallback_batches.load(), 0u);
+}
+
+TEST(UringFileSystem, ARequestPastTheEndGetsTheBaseFilesAnswer) {
+  testing::TempDir dir;
+  const std::string path = dir.File("table.sst");
+  const std::string data = Bytes(10000, 3);
+  ASSERT_TRUE(WriteFileAtomic(path, std::vector<char>(data.begin(), data.end())).ok());
+  UringMultiReadFileSystem fs(rocksdb::FileSystem::Default());
+  std::unique_ptr<rocksdb::FSRandomAccessFile> file = OpenFile(fs, path);
+  ASSERT_NE(file, nullptr);
+  std::vector<rocksdb::FSReadRequest> reqs(3);
+  std::vector<std::string> scratch(3, std::string(4096, '\0'));
+  const uint64_t offsets[] = {0, 9000, 20000};  // whole, cut short by the end, past the end
+  for (size_t i = 0; i < 3; ++i) {
+    reqs[i].offset = offsets[i];
+    reqs[i].len = 4096;
+    reqs[i].scratch = scratch[i].data();
+  }
+  ASSERT_TRUE(file->MultiRead(reqs.data(), reqs.size(), rocksdb::IOOptions(), nullptr).ok());
+  // POSIX answers: the bytes there are, OK.
+  EXPECT_EQ(reqs[0].result.ToString(), data.substr(0, 4096));
+  EXPECT_EQ(reqs[1].result.ToString(), data.substr(9000));
+  EXPECT_TRUE(reqs[2].result.empty());
+  for (const auto& r : reqs) EXPECT_TRUE(r.status.ok()) << r.status.ToString();
+  EXPECT_EQ(fs.stats().ring_batches.load(), 0u);
+  EXPECT_EQ(fs.stats().fallback_batches.load(), 1u);
+}
+
+// RocksDB reads a table from many threads at once: one takes the file's ring, the others its
+// base reads, and every request gets its bytes.
+TEST(UringFileSystem, ThreadsReadingOneFileAllGetTheirBytes) {
+  testing::TempDir dir;
+  const std::string path = dir.File("table.sst");
+  const std::string data = Bytes(1 << 18, 5);
+  ASSERT_TRUE(WriteFileAtomic(path, std::vector<char>(data.begin(), data.end())).ok());
+  UringMultiReadFileSystem fs(rocksdb::FileSystem::Default());
+  std::unique_ptr<rocksdb::FSRandomAccessFile> file = OpenFile(fs, path);
+  ASSERT_NE(file, nullptr);
+  constexpr int kThreads = 4, kCalls = 100;
+  std::vector<std::thread> threads;
+  std::atomic<int> wrong{0};
+  for (int t = 0; t < kThreads; ++t) {
+    threads.emplace_back([&, t] {
+      std::mt19937 rng(t);
+      for (int call = 0; call < kCalls; ++call) {
+        std::vector<rocksdb::FSReadRequest> reqs(8);
+        std::vector<std::string> scratch(reqs.size(), std::string(4096, '\0'));
+        for (size_t i = 0; i < reqs.size(); ++i) {
+          reqs[i].len = 1 + rng() % 4096;
+          reqs[i].offset = rng() % (data.size() - reqs[i].len);
+          reqs[i].scratch = scratch[i].data();
+        }
+        if (!file->MultiRead(reqs.data(), reqs.size(), rocksdb::IOOptions(), nullptr).ok()) {
+          ++wrong;
+          continue;
+        }
+        for (const auto& r : reqs) {
+          if (!r.status.ok() || r.result.ToString() != data.substr(r.offset, r.len)) ++wrong;
+        }
+      }
+    });
+  }
+  for (std::thread& t : threads) t.join();
+  EXPECT_EQ(wrong.load(), 0);
+  EXPECT_EQ(fs.stats().ring_batches.load() + fs.stats().fallback_batches.load(),
+            uint64_t{kThreads * kCalls});
+}
+
+// RocksDB's MultiGet of keys spread over a table's blocks, with no block cache: every block is a
+// MultiRead request, and each value comes back whole.
+TEST(UringFileSystem, MultiGetReadsTableBlocksThroughTheRing) {
+  testing::TempDir dir;
+  auto fs = std::make_shared<UringMultiReadFileSystem>(rocksdb::FileSystem::Default());
+  std::unique_ptr<rocksdb::Env> env = rocksdb::NewCompositeEnv(fs);
+  rocksdb::Options options;
+  options.env = env.get();
+  options.create_if_missing = true;
+  options.compression = rocksdb::kNoCompression;
+  rocksdb::BlockBasedTableOptions table;
+  table.no_block_cache = true;
+  options.table_factory.reset(rocksdb::NewBlockBasedTableFactory(table));
+  rocksdb::DB* raw = nullptr;
+  ASSERT_TRUE(rocksdb::DB::Open(options, dir.File("db"), &raw).ok());
+  std::unique_ptr<rocksdb::DB> db(raw);
+
+  constexpr int kKeys = 4000;
+  auto key = [](int i) { return absl::StrCat("k", 100000 + i); };
+  for (int i = 0; i < kKeys; ++i) {
+    ASSERT_TRUE(db->Put(rocksdb::WriteOptions(), key(i), Bytes(300, i)).ok());
+  }
+  ASSERT_TRUE(db->Flush(rocksdb::FlushOptions()).ok());
+
+  std::vector<std::string> keys;
+  for (int i = 0; i < kKeys; i += 37) keys.push_back(key(i));
+  keys.push_back("k-absent");
+  std::vector<rocksdb::Slice> slices(keys.begin(), keys.end());
+  std::vector<rocksdb::PinnableSlice> values(keys.size());
+  std::vector<rocksdb::Status> statuses(keys.size());
+  db->MultiGet(rocksdb::ReadOptions(), db->DefaultColumnFamily(), keys.size(), slices.data(),
+               values.data(), statuses.data());
+  for (size_t j = 0; j + 1 < keys.size(); ++j) {
+    ASSERT_TRUE(statuses[j].ok()) << keys[j] << ": " << statuses[j].ToString();
+    EXPECT_EQ(values[j].ToString(), Bytes(300, static_cast<uint32_t>(j * 37))) << keys[j];
+  }
+  EXPECT_TRUE(statuses.back().IsNotFound());
+  if (!IoUringAvailable()) GTEST_SKIP() << "no io_uring here: the base file answered";
+  EXPECT_GT(fs->stats().ring_batches.load(), 0u);
+  EXPECT_GE(fs->stats().ring_reads.load(), keys.size() - 1);
+}
+
+}  // namespace
+}  // namespace strata
