@@ -80,9 +80,10 @@ ABSL_FLAG(bool, peers_first, false,
 ABSL_FLAG(int, grant_rounds, 5,
           "rounds of the grant / revoke measurement (1,000 ids granted to the largest tenant, "
           "then those it added revoked)");
-ABSL_FLAG(bool, cold_grants, false,
-          "before each grant, drop the shared collection's RocksDB table files from the page "
-          "cache (every stored vector the grant copies is read from the disk)");
+ABSL_FLAG(
+    bool, cold_grants, false,
+    "before each grant, drop the table files of the shared catalog's metadata store (DIR/meta) "
+    "from the page cache (every stored vector the grant copies is read from the disk)");
 ABSL_FLAG(uint32_t, passes, 1,
           "times the same queries run (every way alike); the tables are the last pass's, and a "
           "line per pass gives each pass's figures");

@@ -109,9 +109,6 @@ void OnSignal(int sig) {
   ssize_t ignored = write(g_signal_pipe[1], &c, 1);
   (void)ignored;
 }
-}  // namespace
-
-namespace {
 
 // RocksDB keeps every table file open, and a file that served a batched read holds two more
 // descriptors (storage/uring_file_system.h): a large store outgrows the usual soft limit of

@@ -272,6 +272,9 @@ absl::StatusOr<std::unique_ptr<BlockFile>> BlockFile::Open(const std::string& pa
     fd = OpenFile(path, O_RDONLY);
   }
   if (!fd.ok()) return fd.status();
+  if (options.random_access && !direct) {
+    (void)posix_fadvise(fd->get(), 0, 0, POSIX_FADV_RANDOM);  // advice: nothing to do on failure
+  }
   struct stat st;
   if (::fstat(fd->get(), &st) != 0) return ErrnoToStatus(errno, absl::StrCat("stat ", path));
   IoEngine engine = options.engine;

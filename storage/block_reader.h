@@ -38,6 +38,9 @@ struct BlockFileOptions {
   IoEngine engine = IoEngine::kAuto;  // kAuto: io_uring if it works here, else pread (logged once)
   bool direct = true;                 // O_DIRECT; falls back to buffered (logged) where unsupported
   unsigned queue_depth = 128;         // io_uring entries per reader
+  // Buffered reads only: no readahead on this descriptor (POSIX_FADV_RANDOM), for reads of
+  // scattered blocks where pages read ahead would be wasted.
+  bool random_access = false;
   // Tests: called before each io_uring completion wait; a nonzero return (a negative errno)
   // stands for the wait's result, as if the ring had failed. Null in production.
   std::function<int()> inject_wait_error;

@@ -4,7 +4,8 @@
 // collection's files goes through it: index builds (posting files, head graphs, id files,
 // manifests, the generation directory's rename), the catalog's directories, and RocksDB's files
 // (through RocksDbFileSystem()), and blob files' appends (storage/blob_file.h). Reads on the
-// query path (io_uring, storage/block_reader.h; blob files' preads and read-only mappings), the
+// query path (io_uring, storage/block_reader.h; blob files' preads and read-only mappings;
+// RocksDB's batched table reads, storage/uring_file_system.h), the
 // tools' dataset files (storage/vector_file.h) and the sizing and mapping of scratch files
 // (storage/mapped_arena.h, created and removed through the Env) use file descriptors directly.
 //

@@ -149,13 +149,19 @@ rocksdb::ReadOptions ReadAt(const StoreSnapshot* at) {
 
 class MetadataStoreImpl final : public MetadataStore {
  public:
-  MetadataStoreImpl(std::unique_ptr<rocksdb::Env> env, std::unique_ptr<rocksdb::DB> db,
+  MetadataStoreImpl(std::shared_ptr<const UringMultiReadFileSystem> fs,
+                    std::unique_ptr<rocksdb::Env> env, std::unique_ptr<rocksdb::DB> db,
                     std::vector<rocksdb::ColumnFamilyHandle*> handles, WalRecoveryReport recovery)
-      : env_(std::move(env)),
+      : fs_(std::move(fs)),
+        env_(std::move(env)),
         db_(std::move(db)),
         handles_(std::move(handles)),
         recovery_(std::move(recovery)) {}
   const WalRecoveryReport& recovery() const override { return recovery_; }
+  BatchedReads batched_reads() const override {
+    const UringMultiReadStats& s = fs_->stats();
+    return {s.ring_batches.load(), s.ring_reads.load(), s.fallback_batches.load()};
+  }
   ~MetadataStoreImpl() override {
     for (auto* h : handles_) {
       if (h != nullptr) db_->DestroyColumnFamilyHandle(h).PermitUncheckedError();
@@ -364,7 +370,8 @@ class MetadataStoreImpl final : public MetadataStore {
  private:
   rocksdb::ColumnFamilyHandle* handle(Cf cf) const { return handles_[static_cast<int>(cf) + 1]; }
 
-  std::unique_ptr<rocksdb::Env> env_;  // null = RocksDB's default; outlives db_
+  std::shared_ptr<const UringMultiReadFileSystem> fs_;  // env_'s file system
+  std::unique_ptr<rocksdb::Env> env_;                   // outlives db_
   std::unique_ptr<rocksdb::DB> db_;
   // handles_[0] is RocksDB's default family (unused); Cf c lives at c + 1.
   std::vector<rocksdb::ColumnFamilyHandle*> handles_;
@@ -486,7 +493,7 @@ absl::StatusOr<std::unique_ptr<MetadataStore>> MetadataStore::Open(
   // First as strictly as a crash allows: a last record cut short is fine, damage before it is not.
   db_options.wal_recovery_mode = rocksdb::WALRecoveryMode::kTolerateCorruptedTailRecords;
   // Strata's own look at the logs first, so that what recovery drops is said and counted.
-  AwaitLock(db_options.env != nullptr ? db_options.env : rocksdb::Env::Default(), path, options);
+  AwaitLock(db_options.env, path, options);
   bool torn_tail_only = false;
   const WalRecoveryReport scanned = ScanWalFiles(path, &torn_tail_only);
   rocksdb::Status s = rocksdb::DB::Open(db_options, path, families, &handles, &raw);
@@ -531,9 +538,9 @@ absl::StatusOr<std::unique_ptr<MetadataStore>> MetadataStore::Open(
   if (!s.ok()) return FromRocks(s, absl::StrCat("open metadata store ", path));
   Log(LogLevel::kInfo, "metadata store %s open (WAL recovery %s)", path,
       options.wal_recovery == WalRecovery::kStrict ? "strict" : "point-in-time");
-  return std::unique_ptr<MetadataStore>(
-      new MetadataStoreImpl(std::move(rocks_env), std::unique_ptr<rocksdb::DB>(raw),
-                            std::move(handles), std::move(report)));
+  return std::unique_ptr<MetadataStore>(new MetadataStoreImpl(
+      std::move(uring_fs), std::move(rocks_env), std::unique_ptr<rocksdb::DB>(raw),
+      std::move(handles), std::move(report)));
 }
 
 }  // namespace strata

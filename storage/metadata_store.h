@@ -107,7 +107,8 @@ struct MetadataStoreOptions {
   WalRecovery wal_recovery = WalRecovery::kStrict;
   size_t block_cache_bytes = 64 << 20;
   // Where the files live (storage/env.h): null = the POSIX file system. RocksDB writes through
-  // env->RocksDbFileSystem() when that is not null. Must outlive the store.
+  // env->RocksDbFileSystem() when that is not null (else RocksDB's own), and its MultiGets read
+  // table files through storage/uring_file_system.h over either. Must outlive the store.
   Env* env = nullptr;
   // How long Open waits for the directory's lock while another process holds it, trying again
   // every 200 ms (0: it fails at once). A process killed just before holds it until the kernel
@@ -167,6 +168,14 @@ class MetadataStore {
       const = 0;
   // Bytes the block cache holds now (tests, metrics).
   [[nodiscard]] virtual uint64_t BlockCacheUsage() const = 0;
+  // Table-file reads a MultiGet batched (storage/uring_file_system.h): MultiReads served by one
+  // io_uring batch, the blocks in them, and MultiReads handed to RocksDB's own reads.
+  struct BatchedReads {
+    uint64_t ring_batches = 0;
+    uint64_t ring_reads = 0;
+    uint64_t fallback_batches = 0;
+  };
+  [[nodiscard]] virtual BatchedReads batched_reads() const = 0;
   // Scan of each of `prefixes` (distinct, none a prefix of another) in turn, at `at` (as Get's):
   // visit(i, key, value) for every key with prefixes[i]. No block past a prefix's keys is read.
   [[nodiscard]] virtual absl::Status ScanEach(

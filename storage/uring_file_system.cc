@@ -1,5 +1,6 @@
 #include "storage/uring_file_system.h"
 
+#include <atomic>
 #include <cstring>
 #include <utility>
 #include <vector>
@@ -18,10 +19,11 @@ constexpr unsigned kRingDepth = 32;
 class UringMultiReadFile final : public rocksdb::FSRandomAccessFileOwnerWrapper {
  public:
   UringMultiReadFile(std::unique_ptr<rocksdb::FSRandomAccessFile> base, std::string path,
-                     std::shared_ptr<UringMultiReadStats> stats)
+                     std::shared_ptr<UringMultiReadStats> stats, const BlockFileWrapper& wrap)
       : FSRandomAccessFileOwnerWrapper(std::move(base)),
         path_(std::move(path)),
-        stats_(std::move(stats)) {}
+        stats_(std::move(stats)),
+        wrap_(wrap) {}
   UringMultiReadFile(const UringMultiReadFile&) = delete;
   UringMultiReadFile& operator=(const UringMultiReadFile&) = delete;
 
@@ -70,18 +72,24 @@ class UringMultiReadFile final : public rocksdb::FSRandomAccessFileOwnerWrapper 
       BlockFileOptions options;
       options.engine = IoEngine::kAuto;
       options.direct = false;
+      options.random_access = true;
       options.queue_depth = kRingDepth;
       absl::StatusOr<std::unique_ptr<BlockFile>> file = BlockFile::Open(path_, options);
-      if (!file.ok() || (*file)->engine() != IoEngine::kIoUring) {
-        // Without io_uring (already logged once by BlockFile) the base file's reads are as good.
-        if (!file.ok()) {
-          Log(LogLevel::kWarning, "table file %s: batched reads use pread (%s)", path_,
+      if (!file.ok()) {
+        // E.g. out of descriptors: tried again at the next MultiRead. Said once per process.
+        static std::atomic<bool> said{false};
+        if (!said.exchange(true)) {
+          Log(LogLevel::kWarning, "table file %s: batched reads go one at a time (%s)", path_,
               file.status().ToString());
         }
+        return false;
+      }
+      if ((*file)->engine() != IoEngine::kIoUring) {
+        // No io_uring in this process (BlockFile said so once): the base file's reads are as good.
         disabled_ = true;
         return false;
       }
-      file_ = std::move(*file);
+      file_ = wrap_ ? wrap_(std::move(*file)) : std::move(*file);
     }
     if (reader_ == nullptr) {
       absl::StatusOr<std::unique_ptr<BlockReader>> reader = file_->NewReader();
@@ -89,7 +97,7 @@ class UringMultiReadFile final : public rocksdb::FSRandomAccessFileOwnerWrapper 
       reader_ = std::move(*reader);
     }
     if (total > buffer_bytes_) {
-      buffer_ = std::make_unique<char[]>(total);
+      buffer_.reset(new char[total]);  // (not zeroed: every byte used is read first)
       buffer_bytes_ = total;
     }
     std::vector<ReadOp> ops(num_reqs);
@@ -112,13 +120,18 @@ class UringMultiReadFile final : public rocksdb::FSRandomAccessFileOwnerWrapper 
       reqs[i].result = rocksdb::Slice(reqs[i].scratch, reqs[i].len);
       reqs[i].status = rocksdb::IOStatus::OK();
     }
+    if (buffer_bytes_ > UringMultiReadFileSystem::kKeptBufferBytes) {
+      buffer_.reset();
+      buffer_bytes_ = 0;
+    }
     return true;
   }
 
   const std::string path_;
   const std::shared_ptr<UringMultiReadStats> stats_;
+  const BlockFileWrapper wrap_;
+  // A try-lock (strata::Mutex has none): the members below belong to whichever thread set it.
   std::atomic<bool> busy_{false};
-  // Owned by whichever thread set busy_.
   std::unique_ptr<BlockFile> file_;
   std::unique_ptr<BlockReader> reader_;
   std::unique_ptr<char[]> buffer_;
@@ -129,8 +142,11 @@ class UringMultiReadFile final : public rocksdb::FSRandomAccessFileOwnerWrapper 
 
 }  // namespace
 
-UringMultiReadFileSystem::UringMultiReadFileSystem(std::shared_ptr<rocksdb::FileSystem> base)
-    : FileSystemWrapper(base), stats_(std::make_shared<UringMultiReadStats>()) {}
+UringMultiReadFileSystem::UringMultiReadFileSystem(std::shared_ptr<rocksdb::FileSystem> base,
+                                                   BlockFileWrapper wrap_for_test)
+    : FileSystemWrapper(base),
+      stats_(std::make_shared<UringMultiReadStats>()),
+      wrap_for_test_(std::move(wrap_for_test)) {}
 
 rocksdb::IOStatus UringMultiReadFileSystem::NewRandomAccessFile(
     const std::string& path, const rocksdb::FileOptions& options,
@@ -141,7 +157,7 @@ rocksdb::IOStatus UringMultiReadFileSystem::NewRandomAccessFile(
     *result = std::move(base);
     return s;
   }
-  *result = std::make_unique<UringMultiReadFile>(std::move(base), path, stats_);
+  *result = std::make_unique<UringMultiReadFile>(std::move(base), path, stats_, wrap_for_test_);
   return s;
 }
 

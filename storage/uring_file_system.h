@@ -3,10 +3,15 @@
 // RocksDB's MultiGet gathers the data blocks it misses in its block cache, up to 32 per table file,
 // and asks the file for them in one MultiRead. Debian's RocksDB is built without liburing, so its
 // POSIX file reads them one pread after another: a grant of 1,000 ids whose stored vectors are out
-// of the page cache waited on ~840 reads in a row (bench/RESULTS.md: 0.8-1.5 s against 58-77 ms
-// through the ring, on a slow moment of a VM's disk).
-// This wrapper submits a MultiRead's requests together (storage/block_reader.h's io_uring reader,
-// buffered), so the disk serves them in parallel; everything else goes to the base file system.
+// of the page cache waited on ~840 reads in a row (bench/RESULTS.md: about half the time through
+// the ring). This wrapper submits a MultiRead's requests together (storage/block_reader.h's
+// io_uring reader, buffered, no readahead), so the disk serves them in parallel; everything else
+// goes to the base file system.
+//
+// The wrapper opens the table files again by path: it assumes a base file system whose files are
+// the POSIX files of that name (RocksDB's own, or storage/fault_injection_env.h's, which passes
+// reads through). One that changed what reads return (encryption, injected read faults) would be
+// bypassed by the ring.
 //
 // A file opens its own descriptor and ring lazily, at its first MultiRead, and keeps them until
 // RocksDB closes it: two descriptors per table file that served a MultiRead, beside RocksDB's
@@ -27,10 +32,11 @@
 #include <string>
 
 #include "rocksdb/file_system.h"
+#include "storage/block_reader.h"
 
 namespace strata {
 
-// What the wrapper did, for tests and logs. Counts only grow.
+// What the wrapper did (tests read it). Counts only grow.
 struct UringMultiReadStats {
   std::atomic<uint64_t> ring_batches{0};      // MultiReads served by io_uring
   std::atomic<uint64_t> ring_reads{0};        // requests in them
@@ -39,11 +45,18 @@ struct UringMultiReadStats {
 
 class UringMultiReadFileSystem final : public rocksdb::FileSystemWrapper {
  public:
-  // Requests past this many bytes in one MultiRead go to the base file (the ring's buffer is
-  // kept between calls; MultiGet asks for at most 32 blocks).
+  // Requests past this many bytes in one MultiRead go to the base file (MultiGet asks for at most
+  // 32 blocks).
   static constexpr size_t kMaxBatchBytes = size_t{4} << 20;
+  // A file keeps its ring's buffer between calls up to this size; a larger one is freed after
+  // its call.
+  static constexpr size_t kKeptBufferBytes = size_t{256} << 10;
 
-  explicit UringMultiReadFileSystem(std::shared_ptr<rocksdb::FileSystem> base);
+  // `wrap_for_test`, when set, wraps each file's BlockFile (storage/fault_injection.h).
+  explicit UringMultiReadFileSystem(std::shared_ptr<rocksdb::FileSystem> base,
+                                    BlockFileWrapper wrap_for_test = nullptr);
+  UringMultiReadFileSystem(const UringMultiReadFileSystem&) = delete;
+  UringMultiReadFileSystem& operator=(const UringMultiReadFileSystem&) = delete;
 
   static const char* kClassName() { return "StrataUringMultiReadFileSystem"; }
   const char* Name() const override { return kClassName(); }
@@ -59,6 +72,7 @@ class UringMultiReadFileSystem final : public rocksdb::FileSystemWrapper {
  private:
   // Shared with the files, which may outlive this object inside RocksDB's table cache.
   std::shared_ptr<UringMultiReadStats> stats_;
+  BlockFileWrapper wrap_for_test_;
 };
 
 }  // namespace strata

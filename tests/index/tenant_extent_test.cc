@@ -73,6 +73,7 @@ class CountingStore final : public MetadataStore {
     return store_->Sweep(cf, prefix, visit);
   }
   uint64_t BlockCacheUsage() const override { return store_->BlockCacheUsage(); }
+  BatchedReads batched_reads() const override { return store_->batched_reads(); }
   absl::Status CompactPrefix(Cf cf, absl::string_view prefix,
                              const std::atomic<bool>* cancel) override {
     return store_->CompactPrefix(cf, prefix, cancel);

@@ -9,6 +9,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "gtest/gtest.h"
+#include "storage/block_reader.h"
 #include "storage/scoped_fd.h"
 #include "storage/wal_scan.h"
 #include "tests/test_util.h"
@@ -66,6 +67,34 @@ TEST(MetadataStore, MultiGetAnswersInOrderWithNotFoundForAbsentKeys) {
   EXPECT_TRUE(absl::IsNotFound(got[3].status()));  // another family's key
   EXPECT_EQ(*got[4], "2");
   EXPECT_TRUE((*store)->MultiGet(Cf::kVectors, {}).empty());
+}
+
+// A MultiGet of keys in many blocks of a table file reads them through one io_uring batch
+// (storage/uring_file_system.h) and returns every value.
+TEST(MetadataStore, MultiGetReadsTableBlocksInBatches) {
+  TempDir tmp;
+  const std::string path = tmp.File("meta");
+  {
+    auto store = *MetadataStore::Open(path);
+    WriteBatch batch;
+    for (int i = 0; i < 4000; ++i) {
+      batch.Put(Cf::kVectors, absl::StrCat("v", 100000 + i), std::string(500, 'a' + i % 26));
+    }
+    ASSERT_TRUE(store->Write(&batch, /*sync=*/false).ok());
+    ASSERT_TRUE(store->Flush().ok());
+  }
+  auto store = *MetadataStore::Open(path);  // (an empty block cache)
+  std::vector<std::string> keys;
+  for (int i = 0; i < 4000; i += 50) keys.push_back(absl::StrCat("v", 100000 + i));
+  const auto got = store->MultiGet(Cf::kVectors, keys);
+  ASSERT_EQ(got.size(), keys.size());
+  for (size_t j = 0; j < keys.size(); ++j) {
+    ASSERT_TRUE(got[j].ok()) << keys[j] << ": " << got[j].status();
+    EXPECT_EQ(*got[j], std::string(500, 'a' + (j * 50) % 26)) << keys[j];
+  }
+  if (!IoUringAvailable()) GTEST_SKIP() << "no io_uring here: RocksDB's own reads answered";
+  EXPECT_GT(store->batched_reads().ring_batches, 0u);
+  EXPECT_GE(store->batched_reads().ring_reads, keys.size());
 }
 
 // A sweep visits what a scan visits, and leaves the block cache as it was; a scan fills it.

@@ -15,6 +15,7 @@
 #include "rocksdb/options.h"
 #include "rocksdb/table.h"
 #include "storage/block_reader.h"
+#include "storage/fault_injection.h"
 #include "storage/scoped_fd.h"
 #include "tests/test_util.h"
 
@@ -36,7 +37,7 @@ std::unique_ptr<rocksdb::FSRandomAccessFile> OpenFile(rocksdb::FileSystem& fs,
   return file;
 }
 
-TEST(UringFileSystem, MultiReadReturnsTheBytesOfEveryRequest) {
+TEST(UringMultiReadFileSystem, MultiReadReturnsTheBytesOfEveryRequest) {
   testing::TempDir dir;
   const std::string path = dir.File("table.sst");
   const std::string data = Bytes(1 << 20, 7);
@@ -45,7 +46,8 @@ TEST(UringFileSystem, MultiReadReturnsTheBytesOfEveryRequest) {
   std::unique_ptr<rocksdb::FSRandomAccessFile> file = OpenFile(fs, path);
   ASSERT_NE(file, nullptr);
 
-  // More requests than the ring's depth, of odd lengths and offsets, one overlapping another.
+  // More requests than the ring's depth, of odd lengths and offsets, one overlapping another
+  // (stricter than RocksDB, whose requests never overlap).
   std::mt19937 rng(11);
   std::vector<rocksdb::FSReadRequest> reqs(45);
   std::vector<std::string> scratch(reqs.size());
@@ -67,7 +69,7 @@ TEST(UringFileSystem, MultiReadReturnsTheBytesOfEveryRequest) {
   EXPECT_EQ(fs.stats().fallback_batches.load(), 0u);
 }
 
-TEST(UringFileSystem, ARequestPastTheEndGetsTheBaseFilesAnswer) {
+TEST(UringMultiReadFileSystem, ARequestPastTheEndGetsTheBaseFilesAnswer) {
   testing::TempDir dir;
   const std::string path = dir.File("table.sst");
   const std::string data = Bytes(10000, 3);
@@ -93,9 +95,52 @@ TEST(UringFileSystem, ARequestPastTheEndGetsTheBaseFilesAnswer) {
   EXPECT_EQ(fs.stats().fallback_batches.load(), 1u);
 }
 
+// A read error, or a read cut short, in the ring's batch: the base file's reads answer, each
+// request with its bytes.
+TEST(UringMultiReadFileSystem, ARingReadErrorGoesToTheBaseFile) {
+  if (!IoUringAvailable()) GTEST_SKIP() << "no io_uring here";
+  testing::TempDir dir;
+  const std::string path = dir.File("table.sst");
+  const std::string data = Bytes(1 << 16, 9);
+  ASSERT_TRUE(WriteFileAtomic(path, std::vector<char>(data.begin(), data.end())).ok());
+  for (FaultKind kind : {FaultKind::kFailRead, FaultKind::kShortRead}) {
+    std::vector<FaultInjectingBlockFile*> faulty;
+    UringMultiReadFileSystem fs(
+        rocksdb::FileSystem::Default(), [&](std::unique_ptr<BlockFile> base) {
+          FaultPlan plan;
+          plan.kind = kind;
+          plan.first_op = 2;  // the third read of the first batch
+          auto f = std::make_unique<FaultInjectingBlockFile>(std::move(base), plan);
+          faulty.push_back(f.get());
+          return std::unique_ptr<BlockFile>(std::move(f));
+        });
+    std::unique_ptr<rocksdb::FSRandomAccessFile> file = OpenFile(fs, path);
+    ASSERT_NE(file, nullptr);
+    for (int call = 0; call < 2; ++call) {
+      std::vector<rocksdb::FSReadRequest> reqs(6);
+      std::vector<std::string> scratch(reqs.size(), std::string(3000, '\0'));
+      for (size_t i = 0; i < reqs.size(); ++i) {
+        reqs[i].offset = 9000 * i + 17 * call;
+        reqs[i].len = 3000;
+        reqs[i].scratch = scratch[i].data();
+      }
+      ASSERT_TRUE(file->MultiRead(reqs.data(), reqs.size(), rocksdb::IOOptions(), nullptr).ok());
+      for (const auto& r : reqs) {
+        ASSERT_TRUE(r.status.ok()) << r.status.ToString();
+        EXPECT_EQ(r.result.ToString(), data.substr(r.offset, r.len));
+      }
+    }
+    ASSERT_EQ(faulty.size(), 1u);
+    EXPECT_EQ(faulty[0]->injected(), 1u);
+    // The first call fell back; the second went through the ring again.
+    EXPECT_EQ(fs.stats().fallback_batches.load(), 1u);
+    EXPECT_EQ(fs.stats().ring_batches.load(), 1u);
+  }
+}
+
 // RocksDB reads a table from many threads at once: one takes the file's ring, the others its
 // base reads, and every request gets its bytes.
-TEST(UringFileSystem, ThreadsReadingOneFileAllGetTheirBytes) {
+TEST(UringMultiReadFileSystem, ThreadsReadingOneFileAllGetTheirBytes) {
   testing::TempDir dir;
   const std::string path = dir.File("table.sst");
   const std::string data = Bytes(1 << 18, 5);
@@ -129,13 +174,13 @@ TEST(UringFileSystem, ThreadsReadingOneFileAllGetTheirBytes) {
   }
   for (std::thread& t : threads) t.join();
   EXPECT_EQ(wrong.load(), 0);
-  EXPECT_EQ(fs.stats().ring_batches.load() + fs.stats().fallback_batches.load(),
-            uint64_t{kThreads * kCalls});
+  if (!IoUringAvailable()) return;
+  EXPECT_GT(fs.stats().ring_batches.load(), 0u);
 }
 
 // RocksDB's MultiGet of keys spread over a table's blocks, with no block cache: every block is a
 // MultiRead request, and each value comes back whole.
-TEST(UringFileSystem, MultiGetReadsTableBlocksThroughTheRing) {
+TEST(UringMultiReadFileSystem, MultiGetReadsTableBlocksThroughTheRing) {
   testing::TempDir dir;
   auto fs = std::make_shared<UringMultiReadFileSystem>(rocksdb::FileSystem::Default());
   std::unique_ptr<rocksdb::Env> env = rocksdb::NewCompositeEnv(fs);
