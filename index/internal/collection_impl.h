@@ -1,10 +1,10 @@
 // CollectionImpl: the class behind Collection (index/collection.h), defined here so that the
-// files implementing its concepts share it: collection.cc (ids, writes, searches, builds and
-// their install, text), collection_open.cc (the open: records, generation, maintenance state,
-// and damage), collection_tenants.cc (tenant calls and the small tenants' extents),
-// posting_maintenance.cc (SPFresh's queue of postings to maintain, and the threads that run the
-// steps) and maintenance_step.cc (one step: a split, merge, rewrite or seed, and the
-// reassignment it calls for). Also the metadata store's key layout
+// files implementing its concepts share it: collection.cc (ids, writes, searches, text, bulk
+// loads), collection_build.cc (index builds and their install), collection_open.cc (the open:
+// records, generation, maintenance state, and damage), collection_tenants.cc (tenant calls and
+// the small tenants' extents), posting_maintenance.cc (SPFresh's queue of postings to maintain,
+// and the threads that run the steps) and maintenance_step.cc (one step: a split, merge, rewrite
+// or seed, and the reassignment it calls for). Also the metadata store's key layout
 // (storage/FORMAT.md, "Metadata store"), which both write. Private to index/.
 //
 // Thread-safety: as Collection's (every public method may be called concurrently); the locks and
