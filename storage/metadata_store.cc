@@ -20,6 +20,7 @@
 #include "rocksdb/utilities/table_properties_collectors.h"
 #include "rocksdb/write_batch.h"
 #include "storage/log.h"
+#include "storage/read_fanout.h"
 #include "storage/scoped_fd.h"
 #include "storage/status_macros.h"
 #include "storage/uring_file_system.h"
@@ -27,6 +28,12 @@
 
 namespace strata {
 namespace {
+
+// A MultiGet of at least two runs of kKeysPerRun keys is split into up to kMaxRuns runs, looked up
+// on as many threads (storage/read_fanout.h). A run is four of MultiGet's batches of block reads
+// (32 per table file): fewer would spend a thread's hand-off on a lookup the caller does as fast.
+constexpr size_t kKeysPerRun = 128;
+constexpr size_t kMaxRuns = 4;
 
 #define RETURN_IF_ROCKS(expr, what)                                 \
   do {                                                              \
@@ -200,22 +207,42 @@ class MetadataStoreImpl final : public MetadataStore {
       Cf cf, absl::Span<const std::string> keys, const StoreSnapshot* at,
       absl::FunctionRef<absl::Status(absl::Span<const absl::StatusOr<absl::string_view>>)> use)
       const override {
+    const size_t n = keys.size();
+    // The keys in order (a run of them is a range of the table files), looked up in runs of at
+    // least kKeysPerRun on the read fan-out's threads: each run's MultiGet has its own batches of
+    // block reads in flight (storage/read_fanout.h).
+    std::vector<size_t> order(n);
+    for (size_t i = 0; i < n; ++i) order[i] = i;
+    const size_t runs = std::min(kMaxRuns, n / kKeysPerRun);
+    if (runs > 1) {
+      std::sort(order.begin(), order.end(), [&](size_t a, size_t b) { return keys[a] < keys[b]; });
+    }
     std::vector<rocksdb::Slice> slices;
-    slices.reserve(keys.size());
-    for (const std::string& k : keys) slices.emplace_back(k.data(), k.size());
-    std::vector<rocksdb::PinnableSlice> pinned(keys.size());
-    std::vector<rocksdb::Status> statuses(keys.size());
-    db_->MultiGet(ReadAt(at), handle(cf), keys.size(), slices.data(), pinned.data(),
-                  statuses.data());
-    std::vector<absl::StatusOr<absl::string_view>> values;
-    values.reserve(keys.size());
-    for (size_t i = 0; i < keys.size(); ++i) {
-      if (statuses[i].IsNotFound()) {
-        values.push_back(absl::NotFoundError("no such key"));
-      } else if (!statuses[i].ok()) {
-        values.push_back(FromRocks(statuses[i], "metadata read"));
+    slices.reserve(n);
+    for (size_t i : order) slices.emplace_back(keys[i].data(), keys[i].size());
+    std::vector<rocksdb::PinnableSlice> pinned(n);
+    std::vector<rocksdb::Status> statuses(n);
+    const rocksdb::ReadOptions read = ReadAt(at);
+    const auto lookup = [&](size_t run) {
+      const size_t from = run * n / std::max<size_t>(runs, 1);
+      const size_t to = (run + 1) * n / std::max<size_t>(runs, 1);
+      db_->MultiGet(read, handle(cf), to - from, slices.data() + from, pinned.data() + from,
+                    statuses.data() + from, /*sorted_input=*/runs > 1);
+    };
+    if (runs > 1) {
+      ReadFanout::ForReads().Run(runs, lookup);
+    } else {
+      lookup(0);
+    }
+    std::vector<absl::StatusOr<absl::string_view>> values(n, absl::UnknownError(""));
+    for (size_t j = 0; j < n; ++j) {
+      absl::StatusOr<absl::string_view>& v = values[order[j]];
+      if (statuses[j].IsNotFound()) {
+        v = absl::NotFoundError("no such key");
+      } else if (!statuses[j].ok()) {
+        v = FromRocks(statuses[j], "metadata read");
       } else {
-        values.push_back(absl::string_view(pinned[i].data(), pinned[i].size()));
+        v = absl::string_view(pinned[j].data(), pinned[j].size());
       }
     }
     return use(values);

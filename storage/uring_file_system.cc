@@ -1,11 +1,13 @@
 #include "storage/uring_file_system.h"
 
+#include <array>
 #include <atomic>
 #include <cstring>
 #include <utility>
 #include <vector>
 
 #include "absl/status/status.h"
+#include "base/mutex.h"
 #include "storage/block_reader.h"
 #include "storage/log.h"
 
@@ -28,10 +30,13 @@ class UringMultiReadFile final : public rocksdb::FSRandomAccessFileOwnerWrapper 
   UringMultiReadFile& operator=(const UringMultiReadFile&) = delete;
 
   ~UringMultiReadFile() override {
-    if (abandoned_) {
-      // The kernel may still write into the buffer: it goes with the ring, never back to the heap.
-      (void)reader_.release();
-      (void)buffer_.release();
+    for (Ring& ring : rings_) {
+      if (ring.abandoned) {
+        // The kernel may still write into the buffer: it goes with the ring, never back to the
+        // heap.
+        (void)ring.reader.release();
+        (void)ring.buffer.release();
+      }
     }
   }
 
@@ -50,8 +55,17 @@ class UringMultiReadFile final : public rocksdb::FSRandomAccessFileOwnerWrapper 
   }
 
  private:
-  // Reads every request through the ring and fills its result; false (nothing of `reqs` changed)
-  // when the base file must answer instead.
+  struct Ring {
+    // A try-lock (strata::Mutex has none): the members below belong to whichever thread set it.
+    std::atomic<bool> busy{false};
+    std::unique_ptr<BlockReader> reader;
+    std::unique_ptr<char[]> buffer;
+    size_t buffer_bytes = 0;
+    bool abandoned = false;  // it failed with reads in flight: never used again
+  };
+
+  // Reads every request through a free ring and fills its result; false (nothing of `reqs`
+  // changed) when the base file must answer instead.
   bool ReadWithRing(rocksdb::FSReadRequest* reqs, size_t num_reqs) {
     size_t total = 0;
     for (size_t i = 0; i < num_reqs; ++i) {
@@ -59,59 +73,73 @@ class UringMultiReadFile final : public rocksdb::FSRandomAccessFileOwnerWrapper 
       total += reqs[i].len;
     }
     if (total == 0 || total > UringMultiReadFileSystem::kMaxBatchBytes) return false;
-    // One ring per file: a second thread reading the same file meanwhile takes the base path.
-    if (busy_.exchange(true, std::memory_order_acquire)) return false;
-    const bool ok = ReadWithRingHeld(reqs, num_reqs, total);
-    busy_.store(false, std::memory_order_release);
-    return ok;
+    if (disabled_.load(std::memory_order_acquire)) return false;
+    for (Ring& ring : rings_) {
+      if (ring.busy.exchange(true, std::memory_order_acquire)) continue;
+      const bool ok = ReadWithRingHeld(&ring, reqs, num_reqs, total);
+      ring.busy.store(false, std::memory_order_release);
+      return ok;
+    }
+    return false;  // every ring busy
   }
 
-  bool ReadWithRingHeld(rocksdb::FSReadRequest* reqs, size_t num_reqs, size_t total) {
-    if (disabled_ || abandoned_) return false;
-    if (file_ == nullptr) {
-      BlockFileOptions options;
-      options.engine = IoEngine::kAuto;
-      options.direct = false;
-      options.random_access = true;
-      options.queue_depth = kRingDepth;
-      absl::StatusOr<std::unique_ptr<BlockFile>> file = BlockFile::Open(path_, options);
-      if (!file.ok()) {
-        // E.g. out of descriptors: tried again at the next MultiRead. Said once per process.
-        static std::atomic<bool> said{false};
-        if (!said.exchange(true)) {
-          Log(LogLevel::kWarning, "table file %s: batched reads go one at a time (%s)", path_,
-              file.status().ToString());
-        }
-        return false;
-      }
-      if ((*file)->engine() != IoEngine::kIoUring) {
-        // No io_uring in this process (BlockFile said so once): the base file's reads are as good.
-        disabled_ = true;
-        return false;
-      }
-      file_ = wrap_ ? wrap_(std::move(*file)) : std::move(*file);
+  // The file's own descriptor, opened at its first MultiRead; null when the base file must answer.
+  BlockFile* File() {
+    {
+      MutexLock lock(&file_mu_);
+      if (file_ != nullptr) return file_.get();
     }
-    if (reader_ == nullptr) {
-      absl::StatusOr<std::unique_ptr<BlockReader>> reader = file_->NewReader();
+    BlockFileOptions options;
+    options.engine = IoEngine::kAuto;
+    options.direct = false;
+    options.random_access = true;
+    options.queue_depth = kRingDepth;
+    absl::StatusOr<std::unique_ptr<BlockFile>> file = BlockFile::Open(path_, options);
+    if (!file.ok()) {
+      // E.g. out of descriptors: tried again at the next MultiRead. Said once per process.
+      static std::atomic<bool> said{false};
+      if (!said.exchange(true)) {
+        Log(LogLevel::kWarning, "table file %s: batched reads go one at a time (%s)", path_,
+            file.status().ToString());
+      }
+      return nullptr;
+    }
+    if ((*file)->engine() != IoEngine::kIoUring) {
+      // No io_uring in this process (BlockFile said so once): the base file's reads are as good.
+      disabled_.store(true, std::memory_order_release);
+      return nullptr;
+    }
+    std::unique_ptr<BlockFile> opened = wrap_ ? wrap_(std::move(*file)) : std::move(*file);
+    MutexLock lock(&file_mu_);
+    if (file_ == nullptr) file_ = std::move(opened);  // (else another thread's came first)
+    return file_.get();
+  }
+
+  bool ReadWithRingHeld(Ring* ring, rocksdb::FSReadRequest* reqs, size_t num_reqs, size_t total) {
+    if (ring->abandoned) return false;
+    if (ring->reader == nullptr) {
+      BlockFile* file = File();
+      if (file == nullptr) return false;
+      absl::StatusOr<std::unique_ptr<BlockReader>> reader = file->NewReader();
       if (!reader.ok()) return false;  // e.g. out of locked memory for now; try again next time
-      reader_ = std::move(*reader);
+      ring->reader = std::move(*reader);
     }
-    if (total > buffer_bytes_) {
-      buffer_.reset(new char[total]);  // (not zeroed: every byte used is read first)
-      buffer_bytes_ = total;
+    if (total > ring->buffer_bytes) {
+      ring->buffer.reset(new char[total]);  // (not zeroed: every byte used is read first)
+      ring->buffer_bytes = total;
     }
     std::vector<ReadOp> ops(num_reqs);
     size_t at = 0;
     for (size_t i = 0; i < num_reqs; ++i) {
-      ops[i] = {reqs[i].offset, static_cast<uint32_t>(reqs[i].len), buffer_.get() + at};
+      ops[i] = {reqs[i].offset, static_cast<uint32_t>(reqs[i].len), ring->buffer.get() + at};
       at += reqs[i].len;
     }
-    const absl::Status read = reader_->ReadBatch(ops, [](size_t) { return absl::OkStatus(); });
-    if (reader_->abandoned_reads() > 0) {
-      abandoned_ = true;  // the destructor leaks the ring and the buffer
+    const absl::Status read = ring->reader->ReadBatch(ops, [](size_t) { return absl::OkStatus(); });
+    if (ring->reader->abandoned_reads() > 0) {
+      ring->abandoned = true;  // the destructor leaks the ring and the buffer
       return false;
     }
-    if (!reader_->usable()) reader_.reset();
+    if (!ring->reader->usable()) ring->reader.reset();
     // A short read (a request past the end of the file) or an error: the base file gives each
     // request its own result and status.
     if (!read.ok()) return false;
@@ -120,9 +148,9 @@ class UringMultiReadFile final : public rocksdb::FSRandomAccessFileOwnerWrapper 
       reqs[i].result = rocksdb::Slice(reqs[i].scratch, reqs[i].len);
       reqs[i].status = rocksdb::IOStatus::OK();
     }
-    if (buffer_bytes_ > UringMultiReadFileSystem::kKeptBufferBytes) {
-      buffer_.reset();
-      buffer_bytes_ = 0;
+    if (ring->buffer_bytes > UringMultiReadFileSystem::kKeptBufferBytes) {
+      ring->buffer.reset();
+      ring->buffer_bytes = 0;
     }
     return true;
   }
@@ -130,14 +158,12 @@ class UringMultiReadFile final : public rocksdb::FSRandomAccessFileOwnerWrapper 
   const std::string path_;
   const std::shared_ptr<UringMultiReadStats> stats_;
   const BlockFileWrapper wrap_;
-  // A try-lock (strata::Mutex has none): the members below belong to whichever thread set it.
-  std::atomic<bool> busy_{false};
-  std::unique_ptr<BlockFile> file_;
-  std::unique_ptr<BlockReader> reader_;
-  std::unique_ptr<char[]> buffer_;
-  size_t buffer_bytes_ = 0;
-  bool disabled_ = false;   // no io_uring for this file
-  bool abandoned_ = false;  // the ring failed with reads in flight
+  std::atomic<bool> disabled_{false};  // no io_uring for this file
+  Mutex file_mu_;
+  // Set once, kept until the file closes (a ring abandoned with reads in flight keeps the kernel's
+  // own reference to it).
+  std::unique_ptr<BlockFile> file_ ABSL_GUARDED_BY(file_mu_);
+  std::array<Ring, UringMultiReadFileSystem::kRingsPerFile> rings_;
 };
 
 }  // namespace

@@ -15,10 +15,12 @@
 //
 // A file opens its own descriptor and ring lazily, at its first MultiRead, and keeps them until
 // RocksDB closes it: two descriptors per table file that served a MultiRead, beside RocksDB's
-// own one (a store of thousands of table files needs a descriptor limit to match). One ring: a
-// MultiRead that finds it busy (another thread on the same file), a kernel without io_uring, a
-// failed ring, a short read (end of file) or any read error hands the whole request list to the
-// base file's MultiRead, which then decides every request's result and status as before. The
+// own one, and one more per further ring (a store of thousands of table files needs a descriptor
+// limit to match). Up to kRingsPerFile rings, one per thread reading the file at once, made as
+// threads come to need them (a large MultiGet's runs, storage/read_fanout.h, often read one file
+// together). A MultiRead that finds every ring busy, a kernel without io_uring, a failed ring, a
+// short read (end of file) or any read error hands the whole request list to the base file's
+// MultiRead, which then decides every request's result and status as before. The
 // kernel reads into the ring's own buffer, copied to the caller's scratch once every read is in:
 // a ring that fails with reads in flight is leaked with its buffer, never the caller's memory.
 //
@@ -51,6 +53,8 @@ class UringMultiReadFileSystem final : public rocksdb::FileSystemWrapper {
   // A file keeps its ring's buffer between calls up to this size; a larger one is freed after
   // its call.
   static constexpr size_t kKeptBufferBytes = size_t{256} << 10;
+  // Rings a table file may open, each for one thread's MultiRead at a time.
+  static constexpr size_t kRingsPerFile = 4;
 
   // `wrap_for_test`, when set, wraps each file's BlockFile (storage/fault_injection.h).
   explicit UringMultiReadFileSystem(std::shared_ptr<rocksdb::FileSystem> base,

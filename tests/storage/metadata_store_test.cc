@@ -1,9 +1,11 @@
 #include "storage/metadata_store.h"
 
+#include <algorithm>
 #include <chrono>
 #include <filesystem>
 #include <fstream>
 #include <future>
+#include <random>
 #include <string>
 #include <vector>
 
@@ -95,6 +97,47 @@ TEST(MetadataStore, MultiGetReadsTableBlocksInBatches) {
   if (!IoUringAvailable()) GTEST_SKIP() << "no io_uring here: RocksDB's own reads answered";
   EXPECT_GT(store->batched_reads().ring_batches, 0u);
   EXPECT_GE(store->batched_reads().ring_reads, keys.size());
+}
+
+// A MultiGet of many keys is looked up in sorted runs on several threads (storage/read_fanout.h):
+// each answer still lands at its key's place, for keys in any order, repeated or absent, with
+// bytes above 0x7f (sorted as RocksDB sorts them, unsigned), in table files and in the memtable.
+TEST(MetadataStore, AMultiGetOfManyKeysAnswersEachAtItsPlace) {
+  TempDir tmp;
+  auto store = *MetadataStore::Open(tmp.File("meta"));
+  const auto key = [](int i) {
+    std::string k = absl::StrCat("v", 100000 + i);
+    k[0] = static_cast<char>(i % 3 == 0 ? 0xe1 : (i % 3 == 1 ? 0x41 : 0x07));
+    return k;
+  };
+  const auto value = [](int i) { return absl::StrCat("value of ", i, std::string(i % 200, 'x')); };
+  for (int part = 0; part < 2; ++part) {  // half in a table file, half in the memtable
+    WriteBatch batch;
+    for (int i = part; i < 3000; i += 2) batch.Put(Cf::kVectors, key(i), value(i));
+    ASSERT_TRUE(store->Write(&batch, /*sync=*/false).ok());
+    if (part == 0) {
+      ASSERT_TRUE(store->Flush().ok());
+    }
+  }
+  std::vector<int> asked;
+  for (int i = 0; i < 3000; i += 2) asked.push_back(i);
+  for (int i = 3000; i < 3200; ++i) asked.push_back(i);  // absent
+  for (int i = 1; i < 3000; i += 2) asked.push_back(i);
+  for (int i = 0; i < 300; ++i) asked.push_back(i * 7);  // again
+  std::mt19937 rng(11);
+  std::shuffle(asked.begin(), asked.end(), rng);
+  std::vector<std::string> keys;
+  for (int i : asked) keys.push_back(key(i));
+  const auto got = store->MultiGet(Cf::kVectors, keys);
+  ASSERT_EQ(got.size(), keys.size());
+  for (size_t j = 0; j < keys.size(); ++j) {
+    if (asked[j] >= 3000) {
+      EXPECT_TRUE(absl::IsNotFound(got[j].status())) << asked[j];
+    } else {
+      ASSERT_TRUE(got[j].ok()) << asked[j] << ": " << got[j].status();
+      EXPECT_EQ(*got[j], value(asked[j]));
+    }
+  }
 }
 
 // A sweep visits what a scan visits, and leaves the block cache as it was; a scan fills it.

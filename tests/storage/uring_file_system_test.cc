@@ -9,6 +9,9 @@
 #include <vector>
 
 #include "absl/strings/str_cat.h"
+#include "absl/synchronization/notification.h"
+#include "absl/time/time.h"
+#include "base/mutex.h"
 #include "gtest/gtest.h"
 #include "rocksdb/db.h"
 #include "rocksdb/env.h"
@@ -176,6 +179,100 @@ TEST(UringMultiReadFileSystem, ThreadsReadingOneFileAllGetTheirBytes) {
   EXPECT_EQ(wrong.load(), 0);
   if (!IoUringAvailable()) return;
   EXPECT_GT(fs.stats().ring_batches.load(), 0u);
+}
+
+// Readers whose batches wait at a gate until it opens, counting those inside.
+class GatedBlockFile final : public BlockFile {
+ public:
+  struct Gate {
+    Mutex mu;
+    int inside ABSL_GUARDED_BY(mu) = 0;
+    absl::Notification open;
+  };
+  GatedBlockFile(std::unique_ptr<BlockFile> base, Gate* gate)
+      : base_(std::move(base)), gate_(gate) {}
+  absl::StatusOr<std::unique_ptr<BlockReader>> NewReader() override {
+    absl::StatusOr<std::unique_ptr<BlockReader>> reader = base_->NewReader();
+    if (!reader.ok()) return reader.status();
+    return std::unique_ptr<BlockReader>(new GatedReader(std::move(*reader), gate_));
+  }
+  IoEngine engine() const override { return base_->engine(); }
+  bool direct() const override { return base_->direct(); }
+  uint64_t size() const override { return base_->size(); }
+  const std::string& path() const override { return base_->path(); }
+
+ private:
+  class GatedReader final : public BlockReader {
+   public:
+    GatedReader(std::unique_ptr<BlockReader> base, Gate* gate)
+        : base_(std::move(base)), gate_(gate) {}
+    absl::Status ReadBatch(absl::Span<const ReadOp> ops,
+                           absl::FunctionRef<absl::Status(size_t)> on_done) override {
+      {
+        MutexLock lock(&gate_->mu);
+        ++gate_->inside;
+      }
+      gate_->open.WaitForNotification();
+      return base_->ReadBatch(ops, on_done);
+    }
+    bool usable() const override { return base_->usable(); }
+    size_t abandoned_reads() const override { return base_->abandoned_reads(); }
+
+   private:
+    std::unique_ptr<BlockReader> base_;
+    Gate* gate_;
+  };
+  std::unique_ptr<BlockFile> base_;
+  Gate* gate_;
+};
+
+// Threads reading one file at once each get a ring of their own, up to kRingsPerFile; one more
+// takes the base file's reads.
+TEST(UringMultiReadFileSystem, ThreadsReadingOneFileAtOnceEachGetARing) {
+  if (!IoUringAvailable()) GTEST_SKIP() << "no io_uring here";
+  testing::TempDir dir;
+  const std::string path = dir.File("table.sst");
+  const std::string data = Bytes(1 << 16, 3);
+  ASSERT_TRUE(WriteFileAtomic(path, std::vector<char>(data.begin(), data.end())).ok());
+  GatedBlockFile::Gate gate;
+  UringMultiReadFileSystem fs(rocksdb::FileSystem::Default(), [&](std::unique_ptr<BlockFile> b) {
+    return std::unique_ptr<BlockFile>(new GatedBlockFile(std::move(b), &gate));
+  });
+  std::unique_ptr<rocksdb::FSRandomAccessFile> file = OpenFile(fs, path);
+  ASSERT_NE(file, nullptr);
+  const auto read_and_check = [&](uint64_t at) {
+    std::vector<rocksdb::FSReadRequest> reqs(4);
+    std::vector<std::string> scratch(reqs.size(), std::string(1000, '\0'));
+    for (size_t i = 0; i < reqs.size(); ++i) {
+      reqs[i].offset = at + 5000 * i;
+      reqs[i].len = 1000;
+      reqs[i].scratch = scratch[i].data();
+    }
+    ASSERT_TRUE(file->MultiRead(reqs.data(), reqs.size(), rocksdb::IOOptions(), nullptr).ok());
+    for (const auto& r : reqs) {
+      ASSERT_TRUE(r.status.ok()) << r.status.ToString();
+      EXPECT_EQ(r.result.ToString(), data.substr(r.offset, r.len));
+    }
+  };
+  constexpr size_t kRings = UringMultiReadFileSystem::kRingsPerFile;
+  std::vector<std::thread> threads;
+  for (size_t t = 0; t < kRings; ++t) threads.emplace_back([&, t] { read_and_check(100 * t); });
+  {
+    MutexLock lock(&gate.mu);
+    const bool all_inside =
+        gate.mu.AwaitWithTimeout(absl::Condition(
+                                     +[](GatedBlockFile::Gate* g) ABSL_NO_THREAD_SAFETY_ANALYSIS {
+                                       return g->inside == static_cast<int>(kRings);
+                                     },
+                                     &gate),
+                                 absl::Seconds(30));
+    EXPECT_TRUE(all_inside) << gate.inside << " of " << kRings << " threads in a ring";
+  }
+  read_and_check(7);  // every ring busy: the base file answers at once
+  EXPECT_EQ(fs.stats().fallback_batches.load(), 1u);
+  gate.open.Notify();
+  for (std::thread& t : threads) t.join();
+  EXPECT_EQ(fs.stats().ring_batches.load(), kRings);
 }
 
 // RocksDB's MultiGet of keys spread over a table's blocks, with no block cache: every block is a
