@@ -3,9 +3,11 @@
 #include <algorithm>
 #include <map>
 #include <utility>
+#include <vector>
 
 #include "absl/strings/str_cat.h"
 #include "base/check.h"
+#include "storage/read_fanout.h"
 #include "storage/status_macros.h"
 
 namespace strata {
@@ -322,9 +324,14 @@ absl::StatusOr<CellExtents::Change> CellExtents::Plan(const MetadataStore& store
     fold.insert(due[i].second);
     folding += size_t{change.counts[due[i].second].rows} * (sizeof(VectorId) + row_bytes_);
   }
-  // The folds first, into a batch of their own: a fold refused leaves `batch` as it was.
-  WriteBatch folds;
-  for (uint32_t cell : fold) {
+  // The folds first, each into a batch of its own (a fold refused leaves `batch` as it was), their
+  // cells read at once: out of the page cache, a fold's reads are the write's longest wait.
+  const std::vector<uint32_t> folded(fold.begin(), fold.end());
+  std::vector<WriteBatch> folds(folded.size());
+  std::vector<absl::Status> planned(folded.size());
+  const Counts& counts = change.counts;
+  ReadFanout::ForReads().Run(folded.size(), [&](size_t i) {
+    const uint32_t cell = folded[i];
     std::vector<VectorId> out;
     std::vector<Row> in;
     for (const Removal& r : removals) {
@@ -333,17 +340,20 @@ absl::StatusOr<CellExtents::Change> CellExtents::Plan(const MetadataStore& store
     for (const Row& r : additions) {
       if (r.cell == cell) in.push_back(r);
     }
-    CellCount& c = change.counts[cell];
-    RETURN_IF_ERROR(PlanFold(store, t, cell, out, in, c.rows, sees, &folds));
+    planned[i] = PlanFold(store, t, cell, out, in, counts.at(cell).rows, sees, &folds[i]);
+  });
+  for (const absl::Status& s : planned) RETURN_IF_ERROR(s);
+  for (size_t i = 0; i < folded.size(); ++i) {
+    CellCount& c = change.counts[folded[i]];
     c.changes = 0;
     ++change.folded;
-    if (c.rows == 0) change.counts.erase(cell);
-  }
-  for (const WriteBatch::Entry& e : folds.entries()) {
-    if (e.op == WriteBatch::Op::kPut) {
-      batch->Put(e.cf, e.key, e.value);
-    } else {
-      batch->Delete(e.cf, e.key);
+    if (c.rows == 0) change.counts.erase(folded[i]);
+    for (const WriteBatch::Entry& e : folds[i].entries()) {
+      if (e.op == WriteBatch::Op::kPut) {
+        batch->Put(e.cf, e.key, e.value);
+      } else {
+        batch->Delete(e.cf, e.key);
+      }
     }
   }
   // The other cells get a key per change: removals first, so that a row filed anew in its cell

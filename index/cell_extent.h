@@ -141,7 +141,8 @@ class CellExtents final {
   // serialises writers). DataLoss (the caller makes the extent whole) when a removal's cell
   // holds fewer rows than are taken out of it, or a cell folded holds other rows than counted
   // or a row of a point t does not see after the change (`sees`): a fold checks every row, so
-  // damage a search cannot see (it checks the rows it returns) is not carried on.
+  // damage a search cannot see (it checks the rows it returns) is not carried on. The folds'
+  // cells are read at once (storage/read_fanout.h): `sees` is called from several threads.
   [[nodiscard]] absl::StatusOr<Change> Plan(const MetadataStore& store, Tenant t,
                                             absl::Span<const Removal> removals,
                                             absl::Span<const Row> additions,

@@ -13,8 +13,8 @@
 // started. A call never waits behind another call's work: with every helper busy, the caller runs
 // all of its parts itself, as it would without this class.
 //
-// Thread safety: Run may be called from any number of threads at once. fn must not throw, and must
-// not call Run of the same object (a helper running it could wait on itself).
+// Thread safety: Run may be called from any number of threads at once, fn included (a caller only
+// ever waits on parts already running, never on queued ones). fn must not throw.
 #ifndef STRATA_STORAGE_READ_FANOUT_H_
 #define STRATA_STORAGE_READ_FANOUT_H_
 

@@ -20,7 +20,7 @@ tests=(thread_pool_test embed_batcher_test generator_test passage_kv_cache_test 
        collection_text_test hardening_test e2e_test generate_e2e_test hybrid_e2e_test auth_e2e_test
        tenant_test tenant_e2e_test tenant_rate_limiter_test posting_maintenance_test
        record_purger_test build_queue_test uring_file_system_test read_fanout_test
-       metadata_store_test
+       metadata_store_test cell_extent_test
        client_channel_test)
 for arg in "$@"; do
   case "$arg" in

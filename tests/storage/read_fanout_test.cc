@@ -68,6 +68,14 @@ TEST(ReadFanout, ACallNeverWaitsBehindAnotherCallsParts) {
   first.join();
 }
 
+// A part may fan out in turn: nobody waits on a part that has not started.
+TEST(ReadFanout, APartMayRunPartsOfItsOwn) {
+  ReadFanout fanout(3);
+  std::vector<std::atomic<int>> runs(4 * 5);
+  fanout.Run(4, [&](size_t i) { fanout.Run(5, [&](size_t j) { runs[i * 5 + j].fetch_add(1); }); });
+  for (const auto& r : runs) EXPECT_EQ(r.load(), 1);
+}
+
 TEST(ReadFanout, WithoutHelpersTheCallerRunsEveryPart) {
   ReadFanout fanout(0);
   std::vector<int> runs(7, 0);
