@@ -316,6 +316,8 @@ absl::Status CollectionImpl::PlanCellExtent(
     }
     // Whether t sees a point after the batch (a fold checks its cells' rows against it).
     const IdSet& members = tenants_.Members(t);
+    // (Called from the read fan-out's threads too: this thread's reader lock covers them, as
+    // Plan returns only once they are done.)
     const auto sees = [&](VectorId id) {
       mu_.AssertReaderHeld();  // PlanCellExtent's
       auto s = state.find(id);

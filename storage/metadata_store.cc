@@ -215,14 +215,25 @@ class MetadataStoreImpl final : public MetadataStore {
     for (size_t i = 0; i < n; ++i) order[i] = i;
     const size_t runs = std::min(kMaxRuns, n / kKeysPerRun);
     if (runs > 1) {
-      std::sort(order.begin(), order.end(), [&](size_t a, size_t b) { return keys[a] < keys[b]; });
+      const rocksdb::Comparator* cmp = handle(cf)->GetComparator();
+      std::sort(order.begin(), order.end(), [&](size_t a, size_t b) {
+        return cmp->Compare(rocksdb::Slice(keys[a].data(), keys[a].size()),
+                            rocksdb::Slice(keys[b].data(), keys[b].size())) < 0;
+      });
     }
     std::vector<rocksdb::Slice> slices;
     slices.reserve(n);
     for (size_t i : order) slices.emplace_back(keys[i].data(), keys[i].size());
     std::vector<rocksdb::PinnableSlice> pinned(n);
     std::vector<rocksdb::Status> statuses(n);
-    const rocksdb::ReadOptions read = ReadAt(at);
+    rocksdb::ReadOptions read = ReadAt(at);
+    // The runs read one state of the store, as one MultiGet would: the caller's snapshot, or one
+    // taken for the call.
+    std::shared_ptr<const StoreSnapshot> own;
+    if (runs > 1 && at == nullptr) {
+      own = Snapshot();
+      read = ReadAt(own.get());
+    }
     const auto lookup = [&](size_t run) {
       const size_t from = run * n / std::max<size_t>(runs, 1);
       const size_t to = (run + 1) * n / std::max<size_t>(runs, 1);

@@ -1,10 +1,10 @@
 #include "storage/read_fanout.h"
 
 #include <algorithm>
-#include <atomic>
 #include <utility>
 
 #include "absl/synchronization/mutex.h"
+#include "base/check.h"
 
 namespace strata {
 
@@ -12,11 +12,11 @@ struct ReadFanout::Call {
   Call(size_t parts, absl::FunctionRef<void(size_t)> f) : n(parts), fn(f) {}
   const size_t n;
   // Valid while the caller is inside Run: called only for a part claimed below n, and the caller
-  // returns only once every claimed part is done.
+  // returns (or unwinds) only once no claimed part is running.
   const absl::FunctionRef<void(size_t)> fn;
-  std::atomic<size_t> next{0};  // the next part to claim
   Mutex mu;
-  size_t done ABSL_GUARDED_BY(mu) = 0;
+  size_t next ABSL_GUARDED_BY(mu) = 0;     // the next part to claim (n: none left)
+  size_t running ABSL_GUARDED_BY(mu) = 0;  // parts claimed and not yet returned
 };
 
 ReadFanout::ReadFanout(int helpers) {
@@ -39,11 +39,17 @@ ReadFanout& ReadFanout::ForReads() {
 
 void ReadFanout::RunParts(Call* call) {
   for (;;) {
-    const size_t i = call->next.fetch_add(1, std::memory_order_relaxed);
-    if (i >= call->n) return;
+    size_t i;
+    {
+      MutexLock lock(&call->mu);
+      if (call->next >= call->n) return;
+      i = call->next++;
+      ++call->running;
+    }
     call->fn(i);
     MutexLock lock(&call->mu);
-    ++call->done;
+    DCHECK(call->running > 0);
+    --call->running;
   }
 }
 
@@ -55,15 +61,40 @@ void ReadFanout::Run(size_t n, absl::FunctionRef<void(size_t)> fn) {
   }
   auto call = std::make_shared<Call>(n, fn);
   {
+    MutexLock lock(&call->mu);  // part 0 is the caller's
+    call->next = 1;
+    call->running = 1;
+  }
+  {
     MutexLock lock(&mu_);
     const size_t asked = std::min(n - 1, threads_.size());
     for (size_t i = 0; i < asked; ++i) queue_.push_back(call);
   }
-  RunParts(call.get());
-  // Every part is claimed now; wait for the ones helpers are still running.
-  MutexLock lock(&call->mu);
-  call->mu.Await(absl::Condition(
-      +[](Call* c) ABSL_NO_THREAD_SAFETY_ANALYSIS { return c->done == c->n; }, call.get()));
+  // Every part is claimed once this returns; then wait for the ones helpers are still running.
+  // (Should fn throw here, no part is claimed any more and the helpers' parts are waited for all
+  // the same: they use the caller's frame.)
+  const auto wait_for_helpers = [&call] {
+    MutexLock lock(&call->mu);
+    call->mu.Await(absl::Condition(
+        +[](Call* c) ABSL_NO_THREAD_SAFETY_ANALYSIS { return c->running == 0; }, call.get()));
+  };
+  try {
+    fn(0);
+    {
+      MutexLock lock(&call->mu);
+      --call->running;
+    }
+    RunParts(call.get());
+  } catch (...) {
+    {
+      MutexLock lock(&call->mu);
+      call->next = call->n;
+      --call->running;  // the part that threw
+    }
+    wait_for_helpers();
+    throw;
+  }
+  wait_for_helpers();
 }
 
 void ReadFanout::Help() {

@@ -7,14 +7,16 @@
 // that several batches are in flight together. The helpers add reads in flight, not computation:
 // they spend their time blocked on the disk.
 //
-// Run(n, fn) calls fn(i) once for each i in [0, n), on the calling thread and on whichever helpers
-// are free, and returns when every call has returned. Parts are claimed one at a time by whoever
-// comes first; the caller, once out of parts to claim, waits only for parts a helper has already
-// started. A call never waits behind another call's work: with every helper busy, the caller runs
-// all of its parts itself, as it would without this class.
+// Run(n, fn) calls fn(i) once for each i in [0, n), on the calling thread (part 0 always) and on
+// whichever helpers are free, and returns when every call has returned. Parts are claimed one at a
+// time by whoever comes first; the caller, once out of parts to claim, waits only for parts a
+// helper has already started. A call never waits behind another call's work: with every helper
+// busy, the caller runs all of its parts itself, as it would without this class.
 //
 // Thread safety: Run may be called from any number of threads at once, fn included (a caller only
-// ever waits on parts already running, never on queued ones). fn must not throw.
+// ever waits on parts already running, never on queued ones). fn should not throw: an exception on
+// the caller's thread is rethrown once the helpers' parts are done, the parts not yet started
+// skipped; one on a helper's thread ends the process (std::terminate).
 #ifndef STRATA_STORAGE_READ_FANOUT_H_
 #define STRATA_STORAGE_READ_FANOUT_H_
 

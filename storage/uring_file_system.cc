@@ -74,13 +74,19 @@ class UringMultiReadFile final : public rocksdb::FSRandomAccessFileOwnerWrapper 
     }
     if (total == 0 || total > UringMultiReadFileSystem::kMaxBatchBytes) return false;
     if (disabled_.load(std::memory_order_acquire)) return false;
-    for (Ring& ring : rings_) {
+    for (size_t r = 0; r < rings_.size(); ++r) {
+      Ring& ring = rings_[r];
       if (ring.busy.exchange(true, std::memory_order_acquire)) continue;
-      const bool ok = ReadWithRingHeld(&ring, reqs, num_reqs, total);
+      if (ring.abandoned) {  // (never used again: the next one may do)
+        ring.busy.store(false, std::memory_order_release);
+        continue;
+      }
+      const bool ok = ReadWithRingHeld(&ring, reqs, num_reqs, total,
+                                       r == 0 ? UringMultiReadFileSystem::kKeptBufferBytes : 0);
       ring.busy.store(false, std::memory_order_release);
       return ok;
     }
-    return false;  // every ring busy
+    return false;  // every ring busy (or abandoned)
   }
 
   // The file's own descriptor, opened at its first MultiRead; null when the base file must answer.
@@ -109,14 +115,16 @@ class UringMultiReadFile final : public rocksdb::FSRandomAccessFileOwnerWrapper 
       disabled_.store(true, std::memory_order_release);
       return nullptr;
     }
+    // (Threads that found no descriptor at once may each open one here: the first kept wins.)
     std::unique_ptr<BlockFile> opened = wrap_ ? wrap_(std::move(*file)) : std::move(*file);
     MutexLock lock(&file_mu_);
     if (file_ == nullptr) file_ = std::move(opened);  // (else another thread's came first)
     return file_.get();
   }
 
-  bool ReadWithRingHeld(Ring* ring, rocksdb::FSReadRequest* reqs, size_t num_reqs, size_t total) {
-    if (ring->abandoned) return false;
+  // `keep`: the most buffer bytes the ring keeps after the call.
+  bool ReadWithRingHeld(Ring* ring, rocksdb::FSReadRequest* reqs, size_t num_reqs, size_t total,
+                        size_t keep) {
     if (ring->reader == nullptr) {
       BlockFile* file = File();
       if (file == nullptr) return false;
@@ -148,7 +156,7 @@ class UringMultiReadFile final : public rocksdb::FSRandomAccessFileOwnerWrapper 
       reqs[i].result = rocksdb::Slice(reqs[i].scratch, reqs[i].len);
       reqs[i].status = rocksdb::IOStatus::OK();
     }
-    if (ring->buffer_bytes > UringMultiReadFileSystem::kKeptBufferBytes) {
+    if (ring->buffer_bytes > keep) {
       ring->buffer.reset();
       ring->buffer_bytes = 0;
     }

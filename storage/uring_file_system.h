@@ -50,8 +50,8 @@ class UringMultiReadFileSystem final : public rocksdb::FileSystemWrapper {
   // Requests past this many bytes in one MultiRead go to the base file (MultiGet asks for at most
   // 32 blocks).
   static constexpr size_t kMaxBatchBytes = size_t{4} << 20;
-  // A file keeps its ring's buffer between calls up to this size; a larger one is freed after
-  // its call.
+  // A file's first ring keeps its buffer between calls up to this size (a larger one is freed
+  // after its call); the others free theirs after every call.
   static constexpr size_t kKeptBufferBytes = size_t{256} << 10;
   // Rings a table file may open, each for one thread's MultiRead at a time.
   static constexpr size_t kRingsPerFile = 4;

@@ -2,8 +2,9 @@
 # Strata under ThreadSanitizer: builds with clang and -DSTRATA_TSAN=ON (build-tsan/), then runs
 # the tests that exercise Strata's threads - the thread pool, the embedding batcher, the
 # generator, the passage KV cache and its writer thread, the collection (searches and writes
-# beside a build and beside posting maintenance) - and the end-to-end tests whose strata-server
-# runs under TSan too.
+# beside a build and beside posting maintenance), the store's reads on the read fan-out and the
+# io_uring rings of its table files - and the end-to-end tests whose strata-server runs under
+# TSan too.
 # Any data race (or lock-order inversion) reported by any process fails the script.
 #
 # What TSan can and cannot see here: Strata's own code is instrumented and its mutexes are

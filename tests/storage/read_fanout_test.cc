@@ -1,6 +1,10 @@
 #include "storage/read_fanout.h"
 
 #include <atomic>
+#include <cstdio>
+#include <cstdlib>
+#include <functional>
+#include <stdexcept>
 #include <thread>
 #include <vector>
 
@@ -10,6 +14,21 @@
 
 namespace strata {
 namespace {
+
+// Runs `fn` on a thread of its own and waits for it: a call that never returns (the bug these
+// tests look for) ends the test binary with a message instead of hanging it.
+void WithinDeadline(const std::function<void()>& fn) {
+  absl::Notification done;
+  std::thread t([&] {
+    fn();
+    done.Notify();
+  });
+  if (!done.WaitForNotificationWithTimeout(absl::Seconds(20))) {
+    std::fprintf(stderr, "ReadFanout test: a Run did not return within 20 s\n");
+    std::abort();
+  }
+  t.join();
+}
 
 TEST(ReadFanout, RunsEveryPartOnceFromManyCallersAtOnce) {
   ReadFanout fanout(3);
@@ -40,7 +59,7 @@ TEST(ReadFanout, HelpersTakePartsWhileTheCallerWaitsOnOne) {
     ran_on[i] = std::this_thread::get_id();
     if (started.fetch_add(1) + 1 == 4) all_started.Notify();
     // Each part waits for the others to start: four parts in flight at once, or none finishes.
-    EXPECT_TRUE(all_started.WaitForNotificationWithTimeout(absl::Seconds(30)));
+    EXPECT_TRUE(all_started.WaitForNotificationWithTimeout(absl::Seconds(5)));
   });
   EXPECT_EQ(started.load(), 4);
   for (size_t i = 0; i < ran_on.size(); ++i) {
@@ -62,8 +81,12 @@ TEST(ReadFanout, ACallNeverWaitsBehindAnotherCallsParts) {
   ASSERT_TRUE(helpers_held.WaitForNotificationWithTimeout(absl::Seconds(30)));
   // Both helpers and the first caller are blocked: this call's parts all run here.
   std::vector<std::thread::id> ran_on(5);
-  fanout.Run(5, [&](size_t i) { ran_on[i] = std::this_thread::get_id(); });
-  for (const std::thread::id& id : ran_on) EXPECT_EQ(id, std::this_thread::get_id());
+  std::thread::id caller;
+  WithinDeadline([&] {
+    caller = std::this_thread::get_id();
+    fanout.Run(5, [&](size_t i) { ran_on[i] = std::this_thread::get_id(); });
+  });
+  for (const std::thread::id& id : ran_on) EXPECT_EQ(id, caller);
   release.Notify();
   first.join();
 }
@@ -72,8 +95,43 @@ TEST(ReadFanout, ACallNeverWaitsBehindAnotherCallsParts) {
 TEST(ReadFanout, APartMayRunPartsOfItsOwn) {
   ReadFanout fanout(3);
   std::vector<std::atomic<int>> runs(4 * 5);
-  fanout.Run(4, [&](size_t i) { fanout.Run(5, [&](size_t j) { runs[i * 5 + j].fetch_add(1); }); });
+  WithinDeadline([&] {
+    fanout.Run(4,
+               [&](size_t i) { fanout.Run(5, [&](size_t j) { runs[i * 5 + j].fetch_add(1); }); });
+  });
   for (const auto& r : runs) EXPECT_EQ(r.load(), 1);
+}
+
+// An exception on the caller's thread (part 0 is always the caller's) waits for the parts helpers
+// are running (they use the caller's frame) and skips the parts nobody started.
+TEST(ReadFanout, AThrowingPartLeavesNoHelperInsideTheCall) {
+  ReadFanout fanout(3);
+  for (int round = 0; round < 20; ++round) {
+    std::atomic<int> inside{0}, ran{0}, busy{0};
+    std::atomic<bool> threw{false}, first{false};
+    absl::Notification helper_started;
+    bool caught = false;
+    try {
+      fanout.Run(64, [&](size_t i) {
+        ++ran;
+        if (i == 0) {
+          EXPECT_TRUE(helper_started.WaitForNotificationWithTimeout(absl::Seconds(5)));
+          threw = true;
+          throw std::runtime_error("part failed");
+        }
+        ++inside;
+        if (!first.exchange(true)) helper_started.Notify();
+        while (!threw) busy.fetch_add(1, std::memory_order_relaxed);
+        for (int spin = 0; spin < 200000; ++spin) busy.fetch_add(1, std::memory_order_relaxed);
+        --inside;
+      });
+    } catch (const std::runtime_error&) {
+      caught = true;
+    }
+    EXPECT_TRUE(caught);
+    EXPECT_EQ(inside.load(), 0) << "a helper still inside the call after it returned";
+    EXPECT_LE(ran.load(), 4) << "parts started after the throw";
+  }
 }
 
 TEST(ReadFanout, WithoutHelpersTheCallerRunsEveryPart) {
