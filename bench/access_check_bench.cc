@@ -80,8 +80,9 @@ int Run() {
       np, pe, dim, n, tenants, sharing, SimdLevelName(table.level));
   std::printf(
       "| tenant's share | id set form | admin (no check) ns/search | id set ns/search | "
-      "lists ns/search | id set ns/entry over admin | lists ns/entry over admin | bytes "
-      "per entry, plain / listed |\n|---|---|---|---|---|---|---|---|\n");
+      "lists ns/search | id set ns/entry over admin | lists ns/entry over admin | id set by "
+      "plain binary search, ns/entry over admin | bytes per entry, plain / listed "
+      "|\n|---|---|---|---|---|---|---|---|---|\n");
   for (double share : shares) {
     // The tenant's points, and each point's list (the tenant when it sees the point, others to
     // make the mean length `sharing`).
@@ -131,8 +132,9 @@ int Run() {
     std::vector<uint32_t> picks(uint64_t{searches} * kPostingsPerSearch);
     for (uint32_t& p : picks) p = static_cast<uint32_t>(rng() % np);
 
-    // way 0: no check; 1: the id set; 2: the lists. Returns ns per search; `sum` keeps the
-    // distances alive.
+    // way 0: no check; 1: the id set; 2: the lists; 3: the id set by a plain binary search of its
+    // array (IdSet::ContainsReference; a bitmap's test either way). Returns ns per search; `sum`
+    // keeps the distances alive.
     double sum = 0;
     const auto time_way = [&](int way) {
       const auto start = Clock::now();
@@ -162,6 +164,7 @@ int Run() {
             }
             if ((dead[id >> 3] >> (id & 7) & 1) != 0) continue;
             if (way == 1) ok = allow.Contains(id);
+            if (way == 3) ok = allow.ContainsReference(id);
             if (!ok) continue;
             best = std::min(best, dist(query.data(), vec, dim));
           }
@@ -171,14 +174,14 @@ int Run() {
       return std::chrono::duration<double, std::nano>(Clock::now() - start).count() / searches;
     };
     time_way(0);  // warm-up
-    double ns[3] = {1e300, 1e300, 1e300};
+    double ns[4] = {1e300, 1e300, 1e300, 1e300};
     for (int pass = 0; pass < 3; ++pass) {  // the best of three, interleaved
-      for (int way = 0; way < 3; ++way) ns[way] = std::min(ns[way], time_way(way));
+      for (int way = 0; way < 4; ++way) ns[way] = std::min(ns[way], time_way(way));
     }
     const double entries = static_cast<double>(kPostingsPerSearch) * pe;
-    std::printf("| %.2f | %s | %.0f | %.0f | %.0f | %+.2f | %+.2f | %.1f / %.1f |\n", share,
+    std::printf("| %.2f | %s | %.0f | %.0f | %.0f | %+.2f | %+.2f | %+.2f | %.1f / %.1f |\n", share,
                 allow.dense() ? "bitmap" : "sorted array", ns[0], ns[1], ns[2],
-                (ns[1] - ns[0]) / entries, (ns[2] - ns[0]) / entries,
+                (ns[1] - ns[0]) / entries, (ns[2] - ns[0]) / entries, (ns[3] - ns[0]) / entries,
                 static_cast<double>(plain_bytes) / (static_cast<double>(np) * pe),
                 static_cast<double>(listed_bytes) / (static_cast<double>(np) * pe));
     if (sum == 0) std::printf("(sum %f)\n", sum);

@@ -40,6 +40,7 @@ uint64_t IdSet::Insert(absl::Span<const uint32_t> ids) {
     size_ = sorted_.size();
   }
   Reshape();
+  Refence();
   return size_ - before;
 }
 
@@ -64,6 +65,7 @@ uint64_t IdSet::Erase(absl::Span<const uint32_t> ids) {
     size_ = sorted_.size();
   }
   Reshape();
+  Refence();
   return before - size_;
 }
 
@@ -71,6 +73,7 @@ void IdSet::Clear() {
   dense_ = false;
   size_ = 0;
   sorted_ = {};
+  fences_ = {};
   bits_ = {};
 }
 
@@ -115,6 +118,18 @@ void IdSet::Reshape() {
   sorted_ = std::move(sorted);
   bits_ = {};
   dense_ = false;
+}
+
+void IdSet::Refence() {
+  fences_.clear();
+  if (dense_) {
+    fences_.shrink_to_fit();
+    return;
+  }
+  const size_t n = (sorted_.size() + kFenceStride - 1) / kFenceStride;
+  if (fences_.capacity() > 2 * n) fences_.shrink_to_fit();
+  fences_.reserve(n);
+  for (size_t i = 0; i < sorted_.size(); i += kFenceStride) fences_.push_back(sorted_[i]);
 }
 
 }  // namespace strata

@@ -50,6 +50,15 @@ TEST(IdSet, MatchesStdSetThroughBothForms) {
       const uint32_t id = static_cast<uint32_t>(rng() % range);
       ASSERT_EQ(set.Contains(id), model.count(id) == 1) << id;
     }
+    // Every member and its neighbours (the fences' block edges among them), against the plain
+    // binary search too.
+    for (uint32_t m : model) {
+      for (uint32_t id : {m - 1, m, m + 1}) {
+        ASSERT_EQ(set.Contains(id), model.count(id) == 1) << id;
+        ASSERT_EQ(set.ContainsReference(id), model.count(id) == 1) << id;
+      }
+    }
+    ASSERT_FALSE(set.Contains(UINT32_MAX));
   }
   EXPECT_TRUE(was_dense);
   EXPECT_TRUE(was_sparse_again);
