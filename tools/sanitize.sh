@@ -35,7 +35,7 @@ tests=(cpu_features_test crc32c_test env_test block_reader_test posting_file_tes
        passage_kv_cache_test generator_test thread_pool_test quant_dot_q8_test tenant_test
        power_loss_test appended_vectors_test mapped_arena_test posting_maintenance_test
        record_purger_test growing_graph_test shared_chunks_test
-       uring_file_system_test read_fanout_test cell_extent_test)
+       uring_file_system_test read_fanout_test cell_extent_test id_set_test)
 fuzzers=(fuzz_index_open fuzz_ids_file fuzz_vector_file fuzz_wal_scan fuzz_safetensors fuzz_wordpiece
          fuzz_requests fuzz_text_analyzer fuzz_gguf fuzz_bpe)
 
