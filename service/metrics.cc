@@ -105,6 +105,16 @@ std::vector<prometheus::MetricFamily> CatalogCollector::Collect() const {
          "acknowledged write batches dropped at start (damaged write-ahead log, "
          "--wal_recovery=point_in_time)",
          MetricType::Gauge, static_cast<double>(catalog_->store()->recovery().dropped_batches));
+  const MetadataStore::BatchedReads reads = catalog_->store()->batched_reads();
+  single("strata_store_ring_batches_total",
+         "metadata store table-file batches read through io_uring (storage/uring_file_system.h)",
+         MetricType::Counter, static_cast<double>(reads.ring_batches));
+  single("strata_store_ring_reads_total", "blocks in those batches", MetricType::Counter,
+         static_cast<double>(reads.ring_reads));
+  single("strata_store_fallback_batches_total",
+         "metadata store table-file batches read one block at a time (no free ring, no io_uring, "
+         "a read error or a short read)",
+         MetricType::Counter, static_cast<double>(reads.fallback_batches));
   single("strata_call_memory_budget_bytes", "memory budget of the calls in flight (bytes)",
          MetricType::Gauge, static_cast<double>(memory_->capacity()));
   single("strata_call_memory_bytes", "memory reserved by the calls in flight (bytes)",
