@@ -29,8 +29,9 @@
 // Derived data, kept exact by the collection in the same write batch as every change of the
 // tenant's points or their vectors. A search checks that the counts add up to its points, that
 // each cell read holds its count, and that every row it returns is one of the tenant's points,
-// once (CollectionImpl::SearchCells; not every row read: a sparse set's binary search per row cost
-// more than the distances, and a row not returned shows nothing of its point), and a fold checks
+// once (CollectionImpl::SearchCells; not every row read: a sparse set's plain binary search per
+// row cost more than the distances, as measured then, and a row not returned shows nothing of its
+// point), and a fold checks
 // every row of its cell; a cell extent found wrong is marked broken, searched around, and made
 // again whole by the tenant's next change.
 //

@@ -98,9 +98,9 @@ absl::StatusOr<bool> CollectionImpl::SearchCells(const uint8_t* q, uint32_t k,
   const bool as_stored = ScoresAsStored();
   // The cells' counts must add up to as many points as the tenant has (checked in memory; each
   // cell read holds its count: CellExtents::Read), and every row returned must be one of them,
-  // once. (Only those returned: a membership test per row read - a binary search of a sparse
-  // set - took more time than the distances. A row of another point that is not returned shows
-  // nothing of it.)
+  // once. (Only those returned: a membership test per row read - a plain binary search of a
+  // sparse set, when this was measured - took more time than the distances. A row of another
+  // point that is not returned shows nothing of it.)
   bool exact = cell_extents_.Rows(t) == members.size();
   uint64_t rows = 0, bytes = 0, pages = 0;
   uint32_t cells_read = 0;

@@ -27,8 +27,8 @@ class IdSet final {
     }
     // The last fence at or below id, found without a data-dependent branch (a binary search's
     // branch is a coin toss at every level, and a mispredicted one costs more than the level's
-    // load), then its block of kFenceStride members compared whole: a loop the compiler
-    // vectorises (bench/RESULTS.md, strata-access-check-bench).
+    // load), then its block of kFenceStride members halved the same way (bench/RESULTS.md,
+    // strata-access-check-bench).
     if (fences_.empty() || id < fences_[0]) return false;
     const uint32_t* fence = fences_.data();
     for (size_t len = fences_.size(); len > 1;) {

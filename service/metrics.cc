@@ -109,11 +109,12 @@ std::vector<prometheus::MetricFamily> CatalogCollector::Collect() const {
   single("strata_store_ring_batches_total",
          "metadata store table-file batches read through io_uring (storage/uring_file_system.h)",
          MetricType::Counter, static_cast<double>(reads.ring_batches));
-  single("strata_store_ring_reads_total", "blocks in those batches", MetricType::Counter,
+  single("strata_store_ring_blocks_total",
+         "table-file blocks read in the metadata store's io_uring batches", MetricType::Counter,
          static_cast<double>(reads.ring_reads));
   single("strata_store_fallback_batches_total",
-         "metadata store table-file batches read one block at a time (no free ring, no io_uring, "
-         "a read error or a short read)",
+         "metadata store table-file batches read one block at a time (io_uring unavailable or "
+         "every ring busy, the batch too large, or the ring's read failed or came up short)",
          MetricType::Counter, static_cast<double>(reads.fallback_batches));
   single("strata_call_memory_budget_bytes", "memory budget of the calls in flight (bytes)",
          MetricType::Gauge, static_cast<double>(memory_->capacity()));

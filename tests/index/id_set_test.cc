@@ -49,5 +49,41 @@ TEST(IdSet, MatchesStdSetThroughBothForms) {
   EXPECT_EQ(set.ToVector(), std::vector<uint32_t>(model.begin(), model.end()));
 }
 
+// Sizes around the fences' block of 64 members (the last block short or whole), with 0 and
+// UINT32_MAX among the members, then emptied by Erase and by Clear.
+TEST(IdSet, SparseSetsOfEveryBlockEdgeAnswerExactly) {
+  for (size_t n : {0, 1, 2, 63, 64, 65, 127, 128, 129, 1000}) {
+    std::vector<uint32_t> ids;
+    for (size_t i = 0; i < n; ++i) ids.push_back(static_cast<uint32_t>(i * 1000003 % 4000037));
+    if (n >= 2) {
+      ids[0] = 0;
+      ids[1] = UINT32_MAX;
+    }
+    IdSet set;
+    set.Insert(ids);
+    ASSERT_FALSE(set.dense()) << n;
+    const std::set<uint32_t> model(ids.begin(), ids.end());
+    ASSERT_EQ(set.size(), model.size());
+    const auto check = [&](uint32_t id) {
+      ASSERT_EQ(set.Contains(id), model.count(id) == 1) << n << " members, id " << id;
+    };
+    for (uint32_t m : model) {
+      check(m - 1);
+      check(m);
+      check(m + 1);
+    }
+    check(0);
+    check(1);
+    check(UINT32_MAX);
+    check(UINT32_MAX - 1);
+    set.Erase(ids);
+    EXPECT_EQ(set.size(), 0u);
+    for (uint32_t m : model) EXPECT_FALSE(set.Contains(m)) << m;
+    set.Insert(ids);
+    set.Clear();
+    for (uint32_t m : model) EXPECT_FALSE(set.Contains(m)) << m;
+  }
+}
+
 }  // namespace
 }  // namespace strata

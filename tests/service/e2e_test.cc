@@ -703,7 +703,7 @@ TEST(EndToEnd, MetricsStatsAndReflectionWork) {
   EXPECT_NE(body.find("code=\"NOT_FOUND\",method=\"Count\""), std::string::npos) << body;
   EXPECT_NE(body.find("strata_request_duration_seconds_bucket"), std::string::npos);
   EXPECT_NE(body.find("strata_vectors{collection=\"m\"} 0"), std::string::npos) << body;
-  for (const char* name : {"strata_store_ring_batches_total", "strata_store_ring_reads_total",
+  for (const char* name : {"strata_store_ring_batches_total", "strata_store_ring_blocks_total",
                            "strata_store_fallback_batches_total"}) {
     EXPECT_NE(body.find(absl::StrCat("\n", name, " ")), std::string::npos) << name;
   }
