@@ -32,6 +32,13 @@ std::string Bytes(size_t n, uint32_t seed) {
   return s;
 }
 
+// Writes `n` random bytes (seed) to `path` and returns them.
+std::string WriteTable(const std::string& path, size_t n, uint32_t seed) {
+  const std::string data = Bytes(n, seed);
+  EXPECT_TRUE(WriteFileAtomic(path, std::vector<char>(data.begin(), data.end())).ok());
+  return data;
+}
+
 std::unique_ptr<rocksdb::FSRandomAccessFile> OpenFile(rocksdb::FileSystem& fs,
                                                       const std::string& path) {
   std::unique_ptr<rocksdb::FSRandomAccessFile> file;
@@ -43,8 +50,7 @@ std::unique_ptr<rocksdb::FSRandomAccessFile> OpenFile(rocksdb::FileSystem& fs,
 TEST(UringMultiReadFileSystem, MultiReadReturnsTheBytesOfEveryRequest) {
   testing::TempDir dir;
   const std::string path = dir.File("table.sst");
-  const std::string data = Bytes(1 << 20, 7);
-  ASSERT_TRUE(WriteFileAtomic(path, std::vector<char>(data.begin(), data.end())).ok());
+  const std::string data = WriteTable(path, 1 << 20, 7);
   UringMultiReadFileSystem fs(rocksdb::FileSystem::Default());
   std::unique_ptr<rocksdb::FSRandomAccessFile> file = OpenFile(fs, path);
   ASSERT_NE(file, nullptr);
@@ -75,8 +81,7 @@ TEST(UringMultiReadFileSystem, MultiReadReturnsTheBytesOfEveryRequest) {
 TEST(UringMultiReadFileSystem, ARequestPastTheEndGetsTheBaseFilesAnswer) {
   testing::TempDir dir;
   const std::string path = dir.File("table.sst");
-  const std::string data = Bytes(10000, 3);
-  ASSERT_TRUE(WriteFileAtomic(path, std::vector<char>(data.begin(), data.end())).ok());
+  const std::string data = WriteTable(path, 10000, 3);
   UringMultiReadFileSystem fs(rocksdb::FileSystem::Default());
   std::unique_ptr<rocksdb::FSRandomAccessFile> file = OpenFile(fs, path);
   ASSERT_NE(file, nullptr);
@@ -104,8 +109,7 @@ TEST(UringMultiReadFileSystem, ARingReadErrorGoesToTheBaseFile) {
   if (!IoUringAvailable()) GTEST_SKIP() << "no io_uring here";
   testing::TempDir dir;
   const std::string path = dir.File("table.sst");
-  const std::string data = Bytes(1 << 16, 9);
-  ASSERT_TRUE(WriteFileAtomic(path, std::vector<char>(data.begin(), data.end())).ok());
+  const std::string data = WriteTable(path, 1 << 16, 9);
   for (FaultKind kind : {FaultKind::kFailRead, FaultKind::kShortRead}) {
     std::vector<FaultInjectingBlockFile*> faulty;
     UringMultiReadFileSystem fs(
@@ -141,13 +145,12 @@ TEST(UringMultiReadFileSystem, ARingReadErrorGoesToTheBaseFile) {
   }
 }
 
-// RocksDB reads a table from many threads at once: one takes the file's ring, the others its
-// base reads, and every request gets its bytes.
+// RocksDB reads a table from many threads at once: each takes a free ring of the file or, with
+// none free, its base reads, and every request gets its bytes.
 TEST(UringMultiReadFileSystem, ThreadsReadingOneFileAllGetTheirBytes) {
   testing::TempDir dir;
   const std::string path = dir.File("table.sst");
-  const std::string data = Bytes(1 << 18, 5);
-  ASSERT_TRUE(WriteFileAtomic(path, std::vector<char>(data.begin(), data.end())).ok());
+  const std::string data = WriteTable(path, 1 << 18, 5);
   UringMultiReadFileSystem fs(rocksdb::FileSystem::Default());
   std::unique_ptr<rocksdb::FSRandomAccessFile> file = OpenFile(fs, path);
   ASSERT_NE(file, nullptr);
@@ -232,8 +235,7 @@ TEST(UringMultiReadFileSystem, ThreadsReadingOneFileAtOnceEachGetARing) {
   if (!IoUringAvailable()) GTEST_SKIP() << "no io_uring here";
   testing::TempDir dir;
   const std::string path = dir.File("table.sst");
-  const std::string data = Bytes(1 << 16, 3);
-  ASSERT_TRUE(WriteFileAtomic(path, std::vector<char>(data.begin(), data.end())).ok());
+  const std::string data = WriteTable(path, 1 << 16, 3);
   GatedBlockFile::Gate gate;
   UringMultiReadFileSystem fs(rocksdb::FileSystem::Default(), [&](std::unique_ptr<BlockFile> b) {
     return std::unique_ptr<BlockFile>(new GatedBlockFile(std::move(b), &gate));
