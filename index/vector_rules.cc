@@ -36,6 +36,13 @@ absl::Status CheckVectorValues(ElementType type, Metric metric, uint32_t dim, co
   return absl::OkStatus();
 }
 
+absl::Status CheckVectorValues(ElementType type, Metric metric, uint32_t dim, const uint8_t* v,
+                               absl::string_view what) {
+  absl::Status s = CheckVectorValues(type, metric, dim, v);
+  if (s.ok()) return s;
+  return absl::InvalidArgumentError(absl::StrCat(what, ": ", s.message()));
+}
+
 void NormalizeInPlace(float* v, uint32_t d) {
   double sum_sq = 0;
   for (uint32_t j = 0; j < d; ++j) sum_sq += double{v[j]} * v[j];

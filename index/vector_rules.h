@@ -18,6 +18,7 @@
 #include <cstdint>
 
 #include "absl/status/status.h"
+#include "absl/strings/string_view.h"
 #include "index/types.h"
 #include "storage/vector_types.h"
 
@@ -33,6 +34,10 @@ inline constexpr double kMaxVectorNorm = 1e18;
 // caller checks the size of `v` and may prefix the message with the row or query it names.
 [[nodiscard]] absl::Status CheckVectorValues(ElementType type, Metric metric, uint32_t dim,
                                              const uint8_t* v);
+// The same, with the message prefixed by what the vector is ("vector 17: vector has a non-finite
+// value at dimension 3").
+[[nodiscard]] absl::Status CheckVectorValues(ElementType type, Metric metric, uint32_t dim,
+                                             const uint8_t* v, absl::string_view what);
 
 // Scales the `d` floats at `v` to unit L2 norm, computing the norm and the quotients in double
 // precision (so neither a huge nor a subnormal vector overflows). A zero vector stays zero; the
