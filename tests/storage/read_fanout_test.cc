@@ -9,6 +9,7 @@
 #include <vector>
 
 #include "absl/synchronization/notification.h"
+#include "absl/time/clock.h"
 #include "absl/time/time.h"
 #include "gtest/gtest.h"
 
@@ -122,7 +123,8 @@ TEST(ReadFanout, AThrowingPartLeavesNoHelperInsideTheCall) {
         ++inside;
         if (!first.exchange(true)) helper_started.Notify();
         while (!threw) busy.fetch_add(1, std::memory_order_relaxed);
-        for (int spin = 0; spin < 200000; ++spin) busy.fetch_add(1, std::memory_order_relaxed);
+        // Still inside when the caller unwinds, whatever the scheduler does meanwhile.
+        absl::SleepFor(absl::Milliseconds(25));
         --inside;
       });
     } catch (const std::runtime_error&) {
@@ -130,7 +132,10 @@ TEST(ReadFanout, AThrowingPartLeavesNoHelperInsideTheCall) {
     }
     EXPECT_TRUE(caught);
     EXPECT_EQ(inside.load(), 0) << "a helper still inside the call after it returned";
-    EXPECT_LE(ran.load(), 4) << "parts started after the throw";
+    // Part 0 and one part per helper run before the throw; a helper may start one more part for
+    // each 25 ms the unwinding caller waits for a core before it stops the claims. Without the
+    // stop every one of the 64 parts runs.
+    EXPECT_LT(ran.load(), 32) << "parts went on being started after the throw";
   }
 }
 
