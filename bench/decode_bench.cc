@@ -2,7 +2,12 @@
 // context of --context tokens, then --tokens decode steps, run three ways (Decoder::Forward one
 // token at a time, Decoder::Step, and the continuous-batching Generator with --concurrent
 // generations at once). Tokens are fixed ids (speed does not depend on them). Prints one line per
-// way; bench/generation.sh puts llama.cpp's decode speed on the same model beside it.
+// way; bench/generation.sh puts llama.cpp's decode speed on the same model beside it. A fourth way,
+// "arrivals", measures what a running generation feels when others arrive: one generation of a
+// short prompt decodes while --arrivals generations of --context prompt tokens are submitted one
+// after another, and it reports the running one's gaps between tokens and the newcomers' time to
+// first token, with the whole prompt filled in one iteration and in stretches of --fill_rows.
+#include <algorithm>
 #include <chrono>
 #include <cstdio>
 #include <string>
@@ -10,7 +15,9 @@
 
 #include "absl/flags/flag.h"
 #include "absl/flags/parse.h"
+#include "absl/strings/str_cat.h"
 #include "base/mutex.h"
+#include "base/notification.h"
 #include "gpu/decoder.h"
 #include "gpu/generator.h"
 #include "storage/program_usage.h"
@@ -20,7 +27,12 @@ ABSL_FLAG(std::string, model, "models/smollm2-135m-instruct/SmolLM2-135M-Instruc
 ABSL_FLAG(int, context, 32, "prompt tokens before decoding");
 ABSL_FLAG(int, tokens, 128, "tokens decoded");
 ABSL_FLAG(int, concurrent, 1, "generator: generations at once");
-ABSL_FLAG(std::string, ways, "forward,step,generator", "which ways to run");
+ABSL_FLAG(std::string, ways, "forward,step,generator",
+          "which ways to run (forward, step, generator, arrivals)");
+ABSL_FLAG(int, arrivals, 8, "arrivals: generations submitted, one after another");
+ABSL_FLAG(int64_t, fill_rows, strata::gpu::GeneratorOptions{}.fill_rows,
+          "arrivals: rows of a prompt per iteration beside running generations (compared with "
+          "the whole prompt at once)");
 ABSL_FLAG(std::string, backend, "cpu", "decoder backend: cpu, cuda or auto");
 ABSL_FLAG(bool, int8_activations, true,
           "decode with int8 activations (gpu/decoder.h DecoderOptions); false: fp32");
@@ -113,6 +125,67 @@ int main(int argc, char** argv) {
         context, c, first / c, static_cast<double>(generated) / wall,
         static_cast<long long>(generated), wall,
         st.steps > 0 ? static_cast<double>(st.batched_rows) / st.steps : 0.0);
+  }
+  if (ways.find("arrivals") != std::string::npos) {
+    const int arrivals = absl::GetFlag(FLAGS_arrivals);
+    for (const int64_t rows : {int64_t{0}, absl::GetFlag(FLAGS_fill_rows)}) {
+      strata::gpu::GeneratorOptions o;
+      o.fill_rows = rows;
+      strata::gpu::Generator g(d->get(), o);
+      strata::Mutex mu;
+      std::vector<Clock::time_point> times;  // the running one's tokens
+      bool stop = false;
+      strata::Notification started, ended;
+      strata::gpu::GenerationRequest run;
+      run.prompt.assign(prompt.begin(), prompt.begin() + std::min<size_t>(32, prompt.size()));
+      run.max_tokens = 100000;
+      run.on_token = [&](int32_t) {
+        strata::MutexLock lock(&mu);
+        times.push_back(Clock::now());
+        if (times.size() == 4) started.Notify();
+        return !stop;
+      };
+      run.on_done = [&](const strata::gpu::GenerationResult&) { ended.Notify(); };
+      run.max_tokens = std::min(run.max_tokens, (*d)->config().context_length - 32);
+      if (!g.Submit(std::move(run)).ok()) return 1;
+      started.WaitForNotification();
+      size_t first = 0;
+      {
+        strata::MutexLock lock(&mu);
+        first = times.size();
+      }
+      double ttft = 0;
+      for (int i = 0; i < arrivals; ++i) {
+        strata::Notification done;
+        strata::gpu::GenerationRequest r;
+        r.prompt = prompt;
+        r.max_tokens = 1;
+        r.on_done = [&](const strata::gpu::GenerationResult& res) {
+          ttft += res.first_token_seconds;
+          done.Notify();
+        };
+        if (!g.Submit(std::move(r)).ok()) return 1;
+        done.WaitForNotification();
+      }
+      {
+        strata::MutexLock lock(&mu);
+        stop = true;
+      }
+      ended.WaitForNotification();
+      std::vector<double> gaps;
+      for (size_t i = first + 1; i < times.size(); ++i) {
+        gaps.push_back(std::chrono::duration<double>(times[i] - times[i - 1]).count());
+      }
+      if (gaps.empty()) return 1;
+      std::sort(gaps.begin(), gaps.end());
+      const double span = std::chrono::duration<double>(times.back() - times[first]).count();
+      std::printf(
+          "arrivals  context %5d, fill %s: newcomers' mean TTFT %.3f s | the running one: "
+          "%.1f tok/s, gap between tokens median %.1f ms, p99 %.1f ms, max %.1f ms\n",
+          context, rows == 0 ? "whole prompt" : absl::StrCat(rows, " rows").c_str(),
+          ttft / arrivals, static_cast<double>(gaps.size()) / span, 1000 * gaps[gaps.size() / 2],
+          1000 * gaps[std::min(gaps.size() - 1, gaps.size() * 99 / 100)], 1000 * gaps.back());
+    }
   }
   return 0;
 }

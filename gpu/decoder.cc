@@ -599,6 +599,77 @@ absl::StatusOr<std::vector<double>> Decoder::KeyValueDeviation(
 absl::Status Decoder::Assemble(absl::Span<const int32_t> tokens, absl::Span<const CachedSpan> spans,
                                const AssembleOptions& options, DecoderSequence& seq,
                                std::vector<float>* logits, AssembleStats* stats) {
+  ASSIGN_OR_RETURN(std::unique_ptr<PromptFill> fill,
+                   BeginAssembly(tokens, spans, options, seq, stats));
+  return FillSome(*fill, 0, logits);
+}
+
+absl::StatusOr<std::unique_ptr<PromptFill>> Decoder::BeginFill(absl::Span<const int32_t> tokens,
+                                                               absl::Span<const CachedSpan> spans,
+                                                               const AssembleOptions& options,
+                                                               DecoderSequence& seq,
+                                                               AssembleStats* stats) {
+  if (!spans.empty()) return BeginAssembly(tokens, spans, options, seq, stats);
+  // A prefill: Forward's checks, once for the whole prompt.
+  RETURN_IF_ERROR(CheckTokens(tokens));
+  if (seq.length_ + static_cast<int64_t>(tokens.size()) > seq.capacity_) {
+    return absl::OutOfRangeError(absl::StrCat(tokens.size(), " tokens do not fit a sequence of ",
+                                              seq.capacity_, " positions holding ", seq.length_));
+  }
+  if (stats != nullptr) *stats = AssembleStats{};
+  auto fill = std::unique_ptr<PromptFill>(new PromptFill());
+  fill->seq_ = &seq;
+  fill->tokens_.assign(tokens.begin(), tokens.end());
+  fill->rows_ = static_cast<int64_t>(tokens.size());
+  return fill;
+}
+
+absl::Status Decoder::FillSome(PromptFill& fill, int64_t max_rows, std::vector<float>* logits) {
+  if (fill.done()) return absl::FailedPreconditionError("the prompt is filled already");
+  const int64_t m =
+      max_rows <= 0 ? fill.rows_left() : std::min<int64_t>(max_rows, fill.rows_left());
+  const int64_t first = fill.next_;
+  const bool last = first + m == fill.rows_;
+  if (!fill.assembly_) {
+    fill.next_ = fill.rows_;  // (a failed pass ends the fill)
+    RETURN_IF_ERROR(Forward(absl::MakeConstSpan(fill.tokens_)
+                                .subspan(static_cast<size_t>(first), static_cast<size_t>(m)),
+                            *fill.seq_, last ? logits : nullptr));
+    fill.next_ = first + m;
+    return absl::OkStatus();
+  }
+  MutexLock lock(&mu_);
+  Backend& b = *backend_;
+  fill.next_ = fill.rows_;  // (a failed pass ends the fill)
+  std::vector<Place> places;
+  places.reserve(static_cast<size_t>(m));
+  for (int64_t r = first; r < first + m; ++r) {
+    places.push_back({fill.seq_, fill.positions_[static_cast<size_t>(r)]});
+  }
+  Tensor part;
+  Tensor* x = &fill.x_;
+  if (m < fill.rows_) {  // a stretch: its rows of the states
+    ASSIGN_OR_RETURN(part, b.Allocate(DType::kF32, {m, config_.hidden}));
+    RETURN_IF_ERROR(b.CopyRows(fill.x_, first, m, part, 0));
+    x = &part;
+  }
+  RETURN_IF_ERROR(RunLayers(fill.first_layer_, config_.layers, *x, places, nullptr));
+  fill.next_ = first + m;
+  if (!last) return absl::OkStatus();
+  fill.seq_->length_ = fill.length_;
+  absl::Status s;
+  if (logits != nullptr) {
+    logits->clear();
+    const std::vector<int64_t> row = {m - 1};
+    s = Head(*x, row, logits);
+  }
+  fill.x_ = Tensor();  // (done: the states are not needed any more)
+  return s;
+}
+
+absl::StatusOr<std::unique_ptr<PromptFill>> Decoder::BeginAssembly(
+    absl::Span<const int32_t> tokens, absl::Span<const CachedSpan> spans,
+    const AssembleOptions& options, DecoderSequence& seq, AssembleStats* stats) {
   const DecoderConfig& c = config_;
   RETURN_IF_ERROR(CheckTokens(tokens));
   const auto n = static_cast<int64_t>(tokens.size());
@@ -716,13 +787,16 @@ absl::Status Decoder::Assemble(absl::Span<const int32_t> tokens, absl::Span<cons
   if (first_layer == 0) {
     ASSIGN_OR_RETURN(x, Embed(tokens_of(rows)));
   }
-  RETURN_IF_ERROR(RunLayers(first_layer, c.layers, x, rows, nullptr));
-  seq.length_ = n;
   if (stats != nullptr) *stats = st;
-  if (logits == nullptr) return absl::OkStatus();
-  logits->clear();
-  const std::vector<int64_t> last = {static_cast<int64_t>(rows.size()) - 1};
-  return Head(x, last, logits);
+  auto fill = std::unique_ptr<PromptFill>(new PromptFill());
+  fill->seq_ = &seq;
+  fill->assembly_ = true;
+  for (const Place& p : rows) fill->positions_.push_back(p.position);
+  fill->x_ = std::move(x);
+  fill->first_layer_ = first_layer;
+  fill->length_ = n;
+  fill->rows_ = static_cast<int64_t>(rows.size());
+  return fill;
 }
 
 }  // namespace strata::gpu

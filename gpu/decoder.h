@@ -150,6 +150,34 @@ struct DecoderOptions {
   int64_t device_span_bytes = -1;
 };
 
+// A prompt filled a stretch of rows at a time (Decoder::BeginFill, then Decoder::FillSome until
+// done()): a scheduler runs the stretches between other sequences' passes, so those keep decoding
+// beside a long prompt. The result is the one pass's (Forward, or Assemble): the rows to compute
+// run in position order, and a row attends only to positions before it, all of them filled by
+// then (cached, or computed in this stretch or an earlier one). Holds the computed rows' states
+// between stretches (rows x hidden floats for an assembly). Used by one caller at a time, with
+// the sequence it was begun on, which nothing else may touch until it is done.
+class PromptFill final {
+ public:
+  PromptFill(const PromptFill&) = delete;
+  PromptFill& operator=(const PromptFill&) = delete;
+  [[nodiscard]] bool done() const { return next_ >= rows_; }
+  // Rows of the prompt still to run through the layers.
+  [[nodiscard]] int64_t rows_left() const { return rows_ - next_; }
+
+ private:
+  friend class Decoder;
+  PromptFill() = default;
+  DecoderSequence* seq_ = nullptr;
+  bool assembly_ = false;
+  std::vector<int32_t> tokens_;     // a prefill: the prompt
+  std::vector<int32_t> positions_;  // an assembly: the rows to compute, ascending
+  Tensor x_;                        // an assembly: their states entering layer first_layer_
+  int first_layer_ = 0;
+  int64_t length_ = 0;  // an assembly: the sequence's length once done
+  int64_t rows_ = 0, next_ = 0;
+};
+
 class Decoder final {
  public:
   // Loads the model. Errors name the file and what is wrong: a missing tensor, a shape that
@@ -211,6 +239,18 @@ class Decoder final {
                                       const AssembleOptions& options, DecoderSequence& seq,
                                       std::vector<float>* logits, AssembleStats* stats = nullptr);
 
+  // Assemble (spans not empty) or Forward (spans empty) a stretch at a time. BeginFill checks the
+  // request as they do (the same errors) and, for an assembly, loads the cached spans and chooses
+  // the rows to recompute (*stats is then final); FillSome runs up to `max_rows` more rows (0:
+  // every row left) through every layer, and once the last has run, `logits` receives the last
+  // token's (as Forward's and Assemble's do). An error of FillSome leaves the sequence unusable
+  // for this prompt (as a failed Assemble does); the fill is then done with.
+  [[nodiscard]] absl::StatusOr<std::unique_ptr<PromptFill>> BeginFill(
+      absl::Span<const int32_t> tokens, absl::Span<const CachedSpan> spans,
+      const AssembleOptions& options, DecoderSequence& seq, AssembleStats* stats = nullptr);
+  [[nodiscard]] absl::Status FillSome(PromptFill& fill, int64_t max_rows,
+                                      std::vector<float>* logits);
+
  private:
   struct Layer;
   // Where a row of a pass lies: its sequence and position.
@@ -220,6 +260,13 @@ class Decoder final {
   };
   Decoder() = default;
   absl::Status Load(const GgufFile& file, const DecoderOptions& options);
+  // BeginFill of spans (even none): Assemble's checks, the cached spans loaded, the rows to
+  // compute chosen, and their states entering the first layer they run.
+  absl::StatusOr<std::unique_ptr<PromptFill>> BeginAssembly(absl::Span<const int32_t> tokens,
+                                                            absl::Span<const CachedSpan> spans,
+                                                            const AssembleOptions& options,
+                                                            DecoderSequence& seq,
+                                                            AssembleStats* stats);
   absl::Status CheckTokens(absl::Span<const int32_t> tokens) const;
   // x [rows, hidden] = the tokens' embeddings.
   absl::StatusOr<Tensor> Embed(absl::Span<const int32_t> tokens) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);

@@ -119,7 +119,8 @@ void Generator::Finish(std::unique_ptr<Job> job, const std::string& reason, absl
   {
     MutexLock lock(&mu_);
     if (job->admitted) kv_in_use_ -= job->kv_bytes;
-    stats_.preparing = static_cast<int64_t>(preparing_.size());  // the job has left it
+    // (the job has left them)
+    stats_.preparing = static_cast<int64_t>(preparing_.size() + filling_.size());
     if (reason == "cancelled") {
       ++stats_.cancelled;
     } else if (!job->result.status.ok()) {
@@ -146,29 +147,6 @@ bool Generator::Deliver(Job& job, int32_t token) {
   }
   job.next = token;
   return job.result.generated_tokens < job.req.max_tokens;
-}
-
-bool Generator::Start(Job& job) {
-  const auto t0 = Clock::now();
-  // Waiting only: the entries it made (make_seconds) came between.
-  job.result.queue_seconds = std::max(0.0, Seconds(t0 - job.submitted) - job.result.make_seconds);
-  job.result.prompt_tokens = static_cast<int64_t>(job.req.prompt.size());
-  std::vector<float> logits;
-  absl::Status s;
-  if (job.req.spans.empty()) {
-    s = decoder_->Forward(job.req.prompt, *job.seq, &logits);
-  } else {
-    s = decoder_->Assemble(job.req.prompt, job.req.spans, job.req.assemble, *job.seq, &logits,
-                           &job.result.assemble);
-  }
-  job.result.prefill_seconds = Seconds(Clock::now() - t0);
-  if (!s.ok()) {
-    job.result.status = s;
-    return false;
-  }
-  job.sampler = std::make_unique<Sampler>(job.req.sampling);
-  job.history = job.req.prompt;
-  return Deliver(job, job.sampler->Next(absl::MakeSpan(logits), job.history));
 }
 
 std::string Generator::EndReason(const Job& job) {
@@ -233,15 +211,55 @@ void Generator::Prepare() {
 }
 
 void Generator::Launch(std::unique_ptr<Job> job) {
-  if (Start(*job)) {
-    running_.push_back(std::move(job));
+  const auto t0 = Clock::now();
+  // Waiting only: the entries it made (make_seconds) came between.
+  job->result.queue_seconds =
+      std::max(0.0, Seconds(t0 - job->submitted) - job->result.make_seconds);
+  job->result.prompt_tokens = static_cast<int64_t>(job->req.prompt.size());
+  absl::StatusOr<std::unique_ptr<PromptFill>> fill = decoder_->BeginFill(
+      job->req.prompt, job->req.spans, job->req.assemble, *job->seq, &job->result.assemble);
+  job->result.prefill_seconds += Seconds(Clock::now() - t0);
+  if (!fill.ok()) {
+    Finish(std::move(job), "error", fill.status());
     return;
   }
-  const absl::Status status = job->result.status;
-  if (status.ok()) {
-    End(std::move(job));
+  job->fill = *std::move(fill);
+  filling_.push_back(std::move(job));
+}
+
+void Generator::Fill() {
+  // Ended ones leave first, wherever they wait (their KV budget goes back at once).
+  for (auto it = filling_.begin(); it != filling_.end();) {
+    if ((*it)->control->ended()) {
+      std::unique_ptr<Job> j = std::move(*it);
+      it = filling_.erase(it);
+      End(std::move(j));
+    } else {
+      ++it;
+    }
+  }
+  if (filling_.empty()) return;
+  std::unique_ptr<Job>& front = filling_.front();
+  Job& job = *front;
+  const auto t0 = Clock::now();
+  std::vector<float> logits;
+  const absl::Status s =
+      decoder_->FillSome(*job.fill, running_.empty() ? 0 : options_.fill_rows, &logits);
+  job.result.prefill_seconds += Seconds(Clock::now() - t0);
+  if (s.ok() && !job.fill->done()) return;
+  std::unique_ptr<Job> j = std::move(front);
+  filling_.pop_front();
+  j->fill.reset();
+  if (!s.ok()) {
+    Finish(std::move(j), "error", s);
+    return;
+  }
+  j->sampler = std::make_unique<Sampler>(j->req.sampling);
+  j->history = j->req.prompt;
+  if (Deliver(*j, j->sampler->Next(absl::MakeSpan(logits), j->history))) {
+    running_.push_back(std::move(j));
   } else {
-    Finish(std::move(job), "error", status);
+    End(std::move(j));
   }
 }
 
@@ -255,7 +273,7 @@ void Generator::Loop() {
       MutexLock lock(&mu_);
       auto ready = [this]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
         return stopping_ || !queue_.empty() || !running_.empty() || !preparing_.empty() ||
-               !tasks_.empty();
+               !filling_.empty() || !tasks_.empty();
       };
       mu_.Await(absl::Condition(&ready));
       if (stopping_) break;
@@ -270,7 +288,7 @@ void Generator::Loop() {
         }
       }
       // Admit one waiting generation per iteration when it fits.
-      const size_t busy = running_.size() + preparing_.size();
+      const size_t busy = running_.size() + preparing_.size() + filling_.size();
       if (!queue_.empty() && static_cast<int>(busy) < options_.max_running &&
           kv_in_use_ + queue_.front()->kv_bytes <= options_.kv_budget_bytes) {
         admit = std::move(queue_.front());
@@ -279,7 +297,8 @@ void Generator::Loop() {
         admit->admitted = true;
       }
       stats_.running = static_cast<int64_t>(running_.size());
-      stats_.preparing = static_cast<int64_t>(preparing_.size()) + (admit != nullptr ? 1 : 0);
+      stats_.preparing =
+          static_cast<int64_t>(preparing_.size() + filling_.size()) + (admit != nullptr ? 1 : 0);
     }
     for (auto& j : cancelled_waiting) End(std::move(j));
     if (admit != nullptr) Admit(std::move(admit));
@@ -297,6 +316,8 @@ void Generator::Loop() {
       task->done = true;
       stats_.tasks_run += skip ? 0 : 1;
     }
+    // A stretch of a prompt, between the running generations' passes.
+    if (!filling_.empty()) Fill();
     // Ended ones leave before the pass.
     for (size_t i = 0; i < running_.size();) {
       if (running_[i]->control->ended()) {
@@ -310,7 +331,7 @@ void Generator::Loop() {
     if (running_.empty()) {
       MutexLock lock(&mu_);
       stats_.running = 0;
-      stats_.preparing = static_cast<int64_t>(preparing_.size());
+      stats_.preparing = static_cast<int64_t>(preparing_.size() + filling_.size());
       continue;
     }
     std::vector<DecoderRow> rows;
@@ -342,13 +363,15 @@ void Generator::Loop() {
     running_ = std::move(still);
     MutexLock lock(&mu_);
     stats_.running = static_cast<int64_t>(running_.size());
-    stats_.preparing = static_cast<int64_t>(preparing_.size());
+    stats_.preparing = static_cast<int64_t>(preparing_.size() + filling_.size());
   }
   // Shutting down: everyone ends cancelled.
   for (auto& j : running_) Finish(std::move(j), "cancelled", absl::OkStatus());
   running_.clear();
   for (auto& j : preparing_) Finish(std::move(j), "cancelled", absl::OkStatus());
   preparing_.clear();
+  for (auto& j : filling_) Finish(std::move(j), "cancelled", absl::OkStatus());
+  filling_.clear();
   std::deque<std::unique_ptr<Job>> queued;
   {
     MutexLock lock(&mu_);

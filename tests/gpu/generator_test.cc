@@ -5,6 +5,7 @@
 
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <thread>
 
 #include "base/notification.h"
@@ -319,6 +320,63 @@ TEST_F(GeneratorTest, MissingEntriesAreMadeOnTheSchedulerThread) {
   const GeneratorStats s = g.stats();
   EXPECT_EQ(s.kv_bytes, 0u);
   EXPECT_EQ(s.preparing, 0);
+}
+
+// A long prompt is filled a stretch per iteration while another generation runs: the running one
+// gets a token after every stretch instead of waiting for the whole prompt, and the newcomer's
+// tokens are the ones it makes alone.
+TEST_F(GeneratorTest, ALongPromptIsFilledBesideARunningGeneration) {
+  for (const int64_t fill_rows : {int64_t{4}, int64_t{0}}) {
+    SCOPED_TRACE(fill_rows);
+    GeneratorOptions options;
+    options.fill_rows = fill_rows;
+    Generator g(d_.get(), options);
+    Mutex mu;
+    std::vector<char> events;  // 'a': a token of the running one, 'B': B submitted, 'b': B's
+    Notification running;
+    Run a, b;
+    GenerationRequest ra = Request(Prompt(1), 150, &a);
+    ra.on_token = [&](int32_t t) {
+      a.tokens.push_back(t);
+      MutexLock lock(&mu);
+      events.push_back('a');
+      if (a.tokens.size() == 2) running.Notify();
+      return !b.done.HasBeenNotified();  // ends once B is done
+    };
+    ASSERT_TRUE(g.Submit(std::move(ra)).ok());
+    running.WaitForNotification();
+    std::vector<int32_t> long_prompt;
+    for (int i = 0; i < 60; ++i) long_prompt.push_back((i * 17 + 5) % 256);
+    GenerationRequest rb = Request(long_prompt, 4, &b);
+    rb.on_token = [&](int32_t t) {
+      b.tokens.push_back(t);
+      MutexLock lock(&mu);
+      events.push_back('b');
+      return true;
+    };
+    {
+      MutexLock lock(&mu);
+      events.push_back('B');
+      ASSERT_TRUE(g.Submit(std::move(rb)).ok());
+    }
+    b.done.WaitForNotification();
+    a.done.WaitForNotification();
+    ASSERT_TRUE(b.result.status.ok()) << b.result.status;
+    EXPECT_EQ(b.tokens, Alone(long_prompt, 4));
+    EXPECT_EQ(b.result.prompt_tokens, 60);
+    EXPECT_GT(b.result.prefill_seconds, 0.0);
+    // The running one's tokens between B's submission and B's first token.
+    MutexLock lock(&mu);
+    const auto from = std::find(events.begin(), events.end(), 'B');
+    const auto to = std::find(from, events.end(), 'b');
+    ASSERT_NE(to, events.end());
+    const auto between = std::count(from, to, 'a');
+    if (fill_rows == 4) {
+      EXPECT_GE(between, 60 / 4 - 1) << "the running one waited for the whole prompt";
+    } else {
+      EXPECT_LE(between, 2);  // the whole prompt in one iteration
+    }
+  }
 }
 
 // Tasks run on the scheduler thread between iterations and return their status; a task whose

@@ -209,6 +209,79 @@ TEST_F(AssembleTest, MovedPassagesRecomputedInFullEqualFullPrefill) {
   }
 }
 
+// A prompt filled a stretch at a time (BeginFill / FillSome, as the generator runs it beside
+// other generations) gives what the one pass gives: logits, stats, and a sequence that decodes on
+// alike; for a prefill (no span) and an assembly with each selection.
+TEST_F(AssembleTest, AFillInStretchesEqualsTheOnePass) {
+  const auto prefix = Tokens(6, 1), p1 = Tokens(30, 2), p2 = Tokens(33, 4), q = Tokens(5, 3);
+  const PassageKv kv1 = Cache(prefix, p1, KvFormat::kF32), kv2 = Cache(prefix, p2, KvFormat::kF32);
+  std::vector<int32_t> all = prefix;
+  all.insert(all.end(), p1.begin(), p1.end());
+  all.push_back(77);
+  const auto at2 = static_cast<int64_t>(all.size());
+  all.insert(all.end(), p2.begin(), p2.end());
+  all.insert(all.end(), q.begin(), q.end());
+  const CachedSpan two[] = {{6, &kv1, 2}, {at2, &kv2, 0}};
+  const std::vector<int32_t> next = {9};
+  struct Case {
+    absl::Span<const CachedSpan> spans;
+    RecomputeSelection selection;
+  };
+  for (const Case& k : {Case{{}, RecomputeSelection::kKeyValueDeviation},
+                        Case{two, RecomputeSelection::kKeyValueDeviation},
+                        Case{two, RecomputeSelection::kQuestionAttention}}) {
+    SCOPED_TRACE(::testing::Message()
+                 << k.spans.size() << " spans, selection " << static_cast<int>(k.selection));
+    AssembleOptions o;
+    o.recompute_ratio = 0.3f;
+    o.selection = k.selection;
+    // The one pass, and the token after it.
+    auto one = d_->NewSequence(256);
+    std::vector<float> want, want_next;
+    AssembleStats want_st;
+    if (k.spans.empty()) {
+      ASSERT_TRUE(d_->Forward(all, **one, &want).ok());
+    } else {
+      ASSERT_TRUE(d_->Assemble(all, k.spans, o, **one, &want, &want_st).ok());
+    }
+    ASSERT_TRUE(d_->Forward(next, **one, &want_next).ok());
+    for (int64_t stretch : {1, 7, 0}) {
+      SCOPED_TRACE(stretch);
+      auto seq = d_->NewSequence(256);
+      AssembleStats st;
+      auto fill = d_->BeginFill(all, k.spans, o, **seq, &st);
+      ASSERT_TRUE(fill.ok()) << fill.status();
+      EXPECT_EQ(st.recomputed_tokens, want_st.recomputed_tokens);
+      const int64_t rows = (*fill)->rows_left();
+      EXPECT_EQ(rows, k.spans.empty() ? static_cast<int64_t>(all.size())
+                                      : want_st.fresh_tokens + want_st.recomputed_tokens);
+      std::vector<float> logits;
+      int passes = 0;
+      while (!(*fill)->done()) {
+        EXPECT_TRUE(logits.empty());  // only the last stretch gives the logits
+        ASSERT_TRUE(d_->FillSome(**fill, stretch, &logits).ok());
+        ++passes;
+      }
+      EXPECT_EQ(passes, stretch == 0 ? 1 : (rows + stretch - 1) / stretch);
+      EXPECT_LT(MaxDiff(logits, want), 1e-4);
+      EXPECT_EQ((*seq)->length(), static_cast<int64_t>(all.size()));
+      std::vector<float> after;
+      ASSERT_TRUE(d_->Forward(next, **seq, &after).ok());
+      EXPECT_LT(MaxDiff(after, want_next), 1e-4);
+      EXPECT_EQ(d_->FillSome(**fill, 1, &logits).code(), absl::StatusCode::kFailedPrecondition);
+    }
+  }
+  // BeginFill refuses what Forward and Assemble refuse.
+  auto seq = d_->NewSequence(16);
+  EXPECT_EQ(d_->BeginFill(all, {}, {}, **seq).status().code(), absl::StatusCode::kOutOfRange);
+  auto big = d_->NewSequence(256);
+  const std::vector<int32_t> bad = {1, 100000};
+  EXPECT_EQ(d_->BeginFill(bad, {}, {}, **big).status().code(), absl::StatusCode::kInvalidArgument);
+  const CachedSpan at_end{static_cast<int64_t>(all.size()) - 33, &kv2, 0};
+  EXPECT_EQ(d_->BeginFill(all, {&at_end, 1}, {}, **big).status().code(),
+            absl::StatusCode::kInvalidArgument);
+}
+
 TEST_F(AssembleTest, RefusesSpansThatDoNotFit) {
   const auto prefix = Tokens(6, 1), passage = Tokens(20, 2);
   const PassageKv kv = Cache(prefix, passage, KvFormat::kInt8);
