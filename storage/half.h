@@ -8,11 +8,16 @@
 
 namespace strata {
 
+// The converters have internal linkage (static): the instruction-set kernel files include this
+// header, and an out-of-line copy of a function with external linkage compiled there (at -O0, or
+// by a sanitizer build) would be a weak symbol the linker may pick for every caller, AVX-512
+// instructions included, on a CPU without them (tests/isa_objects_check.cmake).
+
 // Largest finite half; values beyond it round to infinity.
 inline constexpr float kHalfMax = 65504.0f;
 
 // Round to nearest even; NaN stays NaN, overflow becomes Inf, subnormals are kept.
-inline float HalfToFloat(uint16_t h) {
+static inline float HalfToFloat(uint16_t h) {
   const uint32_t sign = static_cast<uint32_t>(h & 0x8000) << 16;
   uint32_t exp = (h >> 10) & 0x1f;
   uint32_t mant = h & 0x3ff;
@@ -38,7 +43,7 @@ inline float HalfToFloat(uint16_t h) {
   return f;
 }
 
-inline uint16_t FloatToHalf(float f) {
+static inline uint16_t FloatToHalf(float f) {
   uint32_t x;
   std::memcpy(&x, &f, 4);
   const uint16_t sign = static_cast<uint16_t>((x >> 16) & 0x8000);
@@ -64,7 +69,7 @@ inline uint16_t FloatToHalf(float f) {
   return sign | static_cast<uint16_t>(h);
 }
 
-inline uint16_t FloatToBFloat16(float f) {
+static inline uint16_t FloatToBFloat16(float f) {
   uint32_t x;
   std::memcpy(&x, &f, 4);
   if ((x & 0x7fffffffu) > 0x7f800000u) return static_cast<uint16_t>((x >> 16) | 0x40);  // NaN
@@ -72,7 +77,7 @@ inline uint16_t FloatToBFloat16(float f) {
   return static_cast<uint16_t>((x + rounding) >> 16);
 }
 
-inline float BFloat16ToFloat(uint16_t b) {
+static inline float BFloat16ToFloat(uint16_t b) {
   uint32_t bits = static_cast<uint32_t>(b) << 16;
   float f;
   std::memcpy(&f, &bits, 4);
