@@ -106,6 +106,17 @@ struct MetadataStoreOptions {
   bool create_if_missing = true;
   WalRecovery wal_recovery = WalRecovery::kStrict;
   size_t block_cache_bytes = 64 << 20;
+  // Bounds on what writes leave unflushed, in bytes. Past `max_wal_bytes` of live write-ahead
+  // log, the column families holding the oldest log's records are flushed, so that it can go
+  // (without it a family written once pins every log after it: RocksDB's default bound is four
+  // times the families' memtables, ~5 GB here, and a restart replays all of it); past
+  // `max_memtable_bytes` of memtables in all families together, the largest is flushed.
+  size_t max_wal_bytes = size_t{256} << 20;
+  size_t max_memtable_bytes = size_t{256} << 20;
+  // Closing flushes every family, so that the next open applies nothing from the log (it still
+  // reads the logs a family left empty since its last flush pins: at most max_wal_bytes). false:
+  // close as a crash leaves the store (tests of log recovery).
+  bool flush_at_close = true;
   // Where the files live (storage/env.h): null = the POSIX file system. RocksDB writes through
   // env->RocksDbFileSystem() when that is not null (else RocksDB's own), and its MultiGets read
   // table files through storage/uring_file_system.h over either. Must outlive the store.

@@ -22,9 +22,12 @@ namespace {
 namespace fs = std::filesystem;
 using testing::TempDir;
 
-// Writes `n` synced one-key batches (k000..), each ~1 KiB, and closes the store.
+// Writes `n` synced one-key batches (k000..), each ~1 KiB, and closes the store as a crash
+// leaves it (its log not flushed).
 void WriteBatches(const std::string& path, int n) {
-  auto store = MetadataStore::Open(path);
+  MetadataStoreOptions options;
+  options.flush_at_close = false;
+  auto store = MetadataStore::Open(path, options);
   ASSERT_TRUE(store.ok()) << store.status();
   for (int i = 0; i < n; ++i) {
     WriteBatch b;
@@ -39,6 +42,18 @@ std::string TheLog(const std::string& path) {
     if (e.path().extension() == ".log" && fs::file_size(e.path()) > 0) return e.path().string();
   }
   return "";
+}
+
+// Bytes of the write-ahead log's files in `path`.
+uint64_t LogBytes(const std::string& path) {
+  uint64_t bytes = 0;
+  std::error_code ignored;
+  for (const auto& e : fs::directory_iterator(path, ignored)) {
+    std::error_code gone;  // (RocksDB may remove it meanwhile)
+    const uintmax_t size = fs::file_size(e.path(), gone);
+    if (e.path().extension() == ".log" && !gone) bytes += size;
+  }
+  return bytes;
 }
 
 void FlipByte(const std::string& file, uint64_t at) {
@@ -205,6 +220,35 @@ TEST(MetadataStore, OpenWaitsForALockHeldElsewhereWhenAsked) {
   auto store = opened.get();
   ASSERT_TRUE(store.ok()) << store.status();
   EXPECT_EQ(*(*store)->Get(Cf::kPayloads, "k"), "written by the holder");
+}
+
+// Writes that overwrite the same keys again and again, beside a family written once, keep the
+// log near max_wal_bytes (the family written once would otherwise pin every log after it, and a
+// restart would read them all), and the next open finds every value.
+TEST(MetadataStore, TheLogStaysBoundedWhateverIsOverwritten) {
+  TempDir tmp;
+  const std::string path = tmp.File("meta");
+  MetadataStoreOptions options;
+  options.max_wal_bytes = size_t{4} << 20;
+  uint64_t most = 0;
+  {
+    auto store = *MetadataStore::Open(path, options);
+    WriteBatch once;
+    once.Put(Cf::kTenants, "t", "written once");
+    ASSERT_TRUE(store->Write(&once, /*sync=*/true).ok());
+    for (int round = 0; round < 200; ++round) {  // 50 MiB over four keys
+      WriteBatch b;
+      for (int k = 0; k < 4; ++k) {
+        b.Put(Cf::kVectors, absl::StrCat("v", k), std::string(64 << 10, static_cast<char>(round)));
+      }
+      ASSERT_TRUE(store->Write(&b, /*sync=*/false).ok());
+      most = std::max(most, LogBytes(path));
+    }
+  }
+  EXPECT_LT(most, uint64_t{16} << 20) << "the log grew with the bytes written";
+  auto store = *MetadataStore::Open(path, options);
+  EXPECT_EQ(*store->Get(Cf::kTenants, "t"), "written once");
+  EXPECT_EQ(*store->Get(Cf::kVectors, "v3"), std::string(64 << 10, static_cast<char>(199)));
 }
 
 TEST(WalScan, CountsTheBatchesBeyondTheFirstDamagedRecord) {
