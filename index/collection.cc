@@ -658,6 +658,12 @@ absl::Status CollectionImpl::SearchText(const Scope& scope, const TextSearch& se
   }
   RETURN_IF_ERROR(CheckTextSearch(k));
   ASSIGN_OR_RETURN(const TextQuery query, ParseTextQuery(search.text));
+  if (!query.phrases.empty() && !HasPhraseTerms(query) && query.terms.empty()) {
+    return absl::InvalidArgumentError(
+        "the query's phrases are stop words alone, which the lexical index does not hold, and it "
+        "has no other word to find candidates by: add a word that is not a stop word, or search "
+        "in HYBRID mode (its dense candidates are checked for the phrases)");
+  }
   ReaderMutexLock lock(&mu_);
   RETURN_IF_ERROR(CheckServing());
   ASSIGN_OR_RETURN(const ViewRef view, View(scope));
@@ -702,11 +708,14 @@ absl::Status CollectionImpl::HybridCandidates(const Scope& scope, const TextSear
   RETURN_IF_ERROR(DenseSearch(q.data(), std::max(k, kDenseDepth), params, &view, &dense, &st));
   const auto stored_text = [this, at = snap_.get()](VectorId id) { return StoredText(id, at); };
   if (!query.phrases.empty()) {  // phrases filter both sides
-    const std::vector<VectorId> with_terms = text_.PhraseCandidates(query);
+    // Phrases with a word that is not a stop word: only documents with their terms may hold them.
+    const bool prefilter = HasPhraseTerms(query);
+    const std::vector<VectorId> with_terms =
+        prefilter ? text_.PhraseCandidates(query) : std::vector<VectorId>{};
     const absl::flat_hash_set<VectorId> may_hold(with_terms.begin(), with_terms.end());
     std::vector<Neighbor> kept;
     for (const Neighbor& n : dense) {
-      if (!may_hold.contains(n.id)) continue;  // lacks a phrase term: no text to read
+      if (prefilter && !may_hold.contains(n.id)) continue;  // lacks a phrase term: no text read
       ASSIGN_OR_RETURN(bool match, text_.HoldsPhrases(n.id, query, stored_text));
       if (match) kept.push_back(n);
     }

@@ -51,7 +51,7 @@ absl::StatusOr<TextQuery> ParseTextQuery(absl::string_view text) {
     const absl::string_view inside = text.substr(open + 1, close - open - 1);
     absl::StrAppend(&unquoted, text.substr(at, open - at), " ", inside, " ");
     TextQuery::Phrase phrase{AnalyzeText(inside), TextWords(inside)};
-    if (!phrase.terms.empty()) q.phrases.push_back(std::move(phrase));
+    if (!phrase.words.empty()) q.phrases.push_back(std::move(phrase));
     at = close + 1;
   }
   q.terms = AnalyzeText(unquoted);
@@ -89,6 +89,11 @@ std::vector<std::string> PhraseTerms(const TextQuery& query) {
 
 }  // namespace
 
+bool HasPhraseTerms(const TextQuery& query) {
+  return std::any_of(query.phrases.begin(), query.phrases.end(),
+                     [](const TextQuery::Phrase& p) { return !p.terms.empty(); });
+}
+
 std::vector<VectorId> TextIndex::PhraseCandidates(const TextQuery& query) const {
   return bm25_.WithAll(PhraseTerms(query));
 }
@@ -113,7 +118,14 @@ absl::Status TextIndex::Search(const TextQuery& query, uint32_t k, StoredTextFn 
     *out = bm25_.Search(query.terms, k, allow);
     return absl::OkStatus();
   }
-  std::vector<VectorId> ids = PhraseCandidates(query);
+  std::vector<VectorId> ids;
+  if (HasPhraseTerms(query)) {
+    ids = PhraseCandidates(query);
+  } else {  // phrases of stop words alone: the best documents for the other terms, if any
+    for (const ScoredDoc& d : bm25_.Search(query.terms, kMaxPhraseChecks, allow)) {
+      ids.push_back(d.id);
+    }
+  }
   if (allow != nullptr) std::erase_if(ids, [&](VectorId id) { return !allow->Contains(id); });
   const std::vector<double> scores = bm25_.Score(query.terms, ids);
   std::vector<ScoredDoc> ranked;

@@ -47,8 +47,11 @@ inline constexpr size_t kMaxPhraseChecks = 1000;
 // double quotes, which a point's text must hold exactly: the same words in the same order, stop
 // words included and nothing stemmed - only case, accents and compatibility forms are folded
 // ("Write-ahead log" holds "write ahead log"; "running" does not hold "runs"). A quoted single
-// word is a word the text must hold exactly. A phrase needs one word that is not a stop word
-// (its candidates come from the postings); one without is dropped, as is a quote without its pair.
+// word is a word the text must hold exactly. A phrase's candidates come from the postings of its
+// words that are not stop words; a phrase of stop words alone has none there, and is checked on
+// the candidates the rest of the query finds (a lexical search with nothing else to find them by
+// is refused by the collection, a hybrid one checks its dense candidates). Empty quotes are
+// nothing, and a quote without its pair is text.
 struct TextQuery {
   struct Phrase {
     std::vector<std::string> terms;  // as indexed: finds the candidates
@@ -60,6 +63,10 @@ struct TextQuery {
 // InvalidArgument naming the limit when the text has more than kMaxQueryTerms distinct terms.
 // A text of stop words alone has none (not an error).
 [[nodiscard]] absl::StatusOr<TextQuery> ParseTextQuery(absl::string_view text);
+// True when a phrase of `query` has a word that is not a stop word (TextIndex::PhraseCandidates
+// can then list the documents that may hold the phrases).
+[[nodiscard]] bool HasPhraseTerms(const TextQuery& query);
+
 // True when `text_terms` holds `phrase` as consecutive items (an empty phrase: true).
 [[nodiscard]] bool ContainsPhrase(absl::Span<const std::string> text_terms,
                                   absl::Span<const std::string> phrase);
@@ -89,7 +96,7 @@ class TextIndex final {
                                     std::vector<ScoredDoc>* out,
                                     const IdSet* allow = nullptr) const;
   // The documents holding every term of `query`'s phrases (unranked): the only ones that can
-  // hold the phrases.
+  // hold the phrases. Meaningful only when HasPhraseTerms(query).
   [[nodiscard]] std::vector<VectorId> PhraseCandidates(const TextQuery& query) const;
   // Whether document `id`'s text holds every phrase of `query` (true without phrases). It reads
   // the text: check PhraseCandidates first.

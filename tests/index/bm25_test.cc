@@ -152,12 +152,20 @@ TEST(TextQuery, QuotedPartsArePhrasesAndEveryPartGivesTerms) {
   EXPECT_EQ(q->phrases[0].terms, (std::vector<std::string>{"write", "ahead", "log"}));
   EXPECT_EQ(q->phrases[0].words, (std::vector<std::string>{"write", "ahead", "logs"}));
   EXPECT_EQ(q->terms, (std::vector<std::string>{"write", "ahead", "log", "durabl"}));
-  // A quoted single word is a required word; a quoted stop word alone is nothing (no postings
-  // to find it by); a lone quote is text. Stop words stay in a phrase's words.
+  // A quoted single word is a required word; a quoted stop word is a phrase with no term (no
+  // postings to find it by: the other words find its candidates); a lone quote is text. Stop
+  // words stay in a phrase's words.
   q = ParseTextQuery("\"Vacuum\" \"the\" tables \"unclosed");
   ASSERT_TRUE(q.ok());
-  ASSERT_EQ(q->phrases.size(), 1u);
+  ASSERT_EQ(q->phrases.size(), 2u);
   EXPECT_EQ(q->phrases[0].words, std::vector<std::string>{"vacuum"});
+  EXPECT_TRUE(q->phrases[1].terms.empty());
+  EXPECT_EQ(q->phrases[1].words, std::vector<std::string>{"the"});
+  EXPECT_TRUE(HasPhraseTerms(*q));
+  q = ParseTextQuery("\"of the\" write");
+  ASSERT_EQ(q->phrases.size(), 1u);
+  EXPECT_FALSE(HasPhraseTerms(*q));
+  EXPECT_EQ(q->terms, std::vector<std::string>{"write"});
   q = ParseTextQuery("\"the Cat\"");
   ASSERT_EQ(q->phrases.size(), 1u);
   EXPECT_EQ(q->phrases[0].terms, std::vector<std::string>{"cat"});

@@ -219,6 +219,25 @@ TEST(CollectionText, PhrasesFilterLexicalAndHybridSearches) {
   ASSERT_TRUE(c->SearchText(s, 10, {}, &hits).ok());
   ASSERT_EQ(hits.size(), 1u);
   EXPECT_EQ(hits[0].id, 1u);
+  // Phrases of stop words alone filter too: on the candidates the other words find (lexical),
+  // on the dense candidates (hybrid); a lexical search with nothing else to find them by is
+  // refused with a message, never answered as if the quotes were not there.
+  EXPECT_EQ(Lexical(*c, "\"of time\" write"), (std::vector<uint64_t>{2}));
+  EXPECT_EQ(Lexical(*c, "\"a log\" write"), (std::vector<uint64_t>{2}));
+  EXPECT_TRUE(Lexical(*c, "\"it a\" write").empty());
+  TextSearch lex;
+  lex.mode = SearchMode::kLexical;
+  lex.text = "\"of the\"";
+  const absl::Status refused = c->SearchText(lex, 10, {}, &hits);
+  EXPECT_EQ(refused.code(), absl::StatusCode::kInvalidArgument) << refused;
+  EXPECT_NE(refused.message().find("stop words"), std::string::npos) << refused;
+  s.text = "\"of time\"";
+  ASSERT_TRUE(c->SearchText(s, 10, {}, &hits).ok());
+  ASSERT_EQ(hits.size(), 1u);
+  EXPECT_EQ(hits[0].id, 2u);
+  s.text = "\"the the the\"";
+  ASSERT_TRUE(c->SearchText(s, 10, {}, &hits).ok());
+  EXPECT_TRUE(hits.empty());
 }
 
 // An offline bulk load indexes the payload text as online writes do.
