@@ -20,6 +20,19 @@
 #include "storage/status_macros.h"
 
 namespace strata::service_internal {
+namespace {
+
+// Why `json` does not parse, in the parser's words (where and what).
+std::string JsonParseError(const std::string& json) {
+  try {
+    const nlohmann::json parsed = nlohmann::json::parse(json);
+    return parsed.is_discarded() ? "discarded" : "it parses";
+  } catch (const nlohmann::json::exception& e) {
+    return e.what();
+  }
+}
+
+}  // namespace
 
 grpc::Status StrataService::CreateCollection(grpc::ServerContext* ctx,
                                              const pb::CreateCollectionRequest* req,
@@ -135,8 +148,12 @@ grpc::Status StrataService::Upsert(grpc::ServerContext* ctx, const pb::UpsertReq
       if (s.ok() && !p.payload().json().empty()) {
         auto parsed = nlohmann::json::parse(p.payload().json(), nullptr, /*allow_exceptions=*/
                                             false);
-        if (parsed.is_discarded() || !parsed.is_object()) {
-          s = absl::InvalidArgumentError("payload json is not a JSON object");
+        if (parsed.is_discarded()) {
+          s = absl::InvalidArgumentError(
+              absl::StrCat("payload json does not parse: ", JsonParseError(p.payload().json())));
+        } else if (!parsed.is_object()) {
+          s = absl::InvalidArgumentError(
+              absl::StrCat("payload json is ", parsed.type_name(), ", not a JSON object"));
         }
       }
       if (!s.ok()) {

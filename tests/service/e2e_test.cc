@@ -374,8 +374,15 @@ TEST(EndToEnd, MalformedRequestsGetTheRightCodesAndTheServerStaysUp) {
     pb::Point* p = req.add_points();
     for (float f : {1.f, 2.f, 3.f, 4.f}) p->mutable_vector()->add_values(f);
     p->mutable_payload()->set_json("{not json");
-    EXPECT_EQ(Call(&pb::Strata::Stub::Upsert, stub, req, &ur).error_code(),
-              grpc::StatusCode::INVALID_ARGUMENT);
+    const grpc::Status bad = Call(&pb::Strata::Stub::Upsert, stub, req, &ur);
+    EXPECT_EQ(bad.error_code(), grpc::StatusCode::INVALID_ARGUMENT);
+    // The message says why: where it does not parse, or what it is instead of an object.
+    EXPECT_NE(bad.error_message().find("does not parse"), std::string::npos) << bad.error_message();
+    EXPECT_NE(bad.error_message().find("column 3"), std::string::npos) << bad.error_message();
+    p->mutable_payload()->set_json("[1, 2]");
+    const grpc::Status array = Call(&pb::Strata::Stub::Upsert, stub, req, &ur);
+    EXPECT_NE(array.error_message().find("is array, not a JSON object"), std::string::npos)
+        << array.error_message();
   }
   // Searches.
   auto search = [&](std::vector<float> q, uint32_t k, const std::string& name = "c") {
