@@ -55,6 +55,13 @@ absl::StatusOr<TextQuery> ParseTextQuery(absl::string_view text) {
     at = close + 1;
   }
   q.terms = AnalyzeText(unquoted);
+  size_t phrase_words = 0;
+  for (const TextQuery::Phrase& p : q.phrases) phrase_words += p.words.size();
+  if (phrase_words > kMaxQueryTerms) {
+    return absl::InvalidArgumentError(absl::StrCat("the text query's phrases have ", phrase_words,
+                                                   " words; the limit is ", kMaxQueryTerms,
+                                                   ": quote shorter phrases"));
+  }
   absl::flat_hash_set<absl::string_view> distinct(q.terms.begin(), q.terms.end());
   if (distinct.size() > kMaxQueryTerms) {
     return absl::InvalidArgumentError(absl::StrCat("the text query has ", distinct.size(),
@@ -68,10 +75,18 @@ bool ContainsPhrase(absl::Span<const std::string> text_terms,
                     absl::Span<const std::string> phrase) {
   if (phrase.empty()) return true;
   if (phrase.size() > text_terms.size()) return false;
-  for (size_t i = 0; i + phrase.size() <= text_terms.size(); ++i) {
-    if (std::equal(phrase.begin(), phrase.end(), text_terms.begin() + static_cast<ptrdiff_t>(i))) {
-      return true;
-    }
+  // Knuth-Morris-Pratt over words: each text word is compared a bounded number of times, so a
+  // text and a phrase of one repeated word ("the the ... the") cost their lengths, not their
+  // product. border[i]: the longest proper prefix of phrase[0..i] that is also its suffix.
+  std::vector<size_t> border(phrase.size(), 0);
+  for (size_t i = 1, b = 0; i < phrase.size(); ++i) {
+    while (b > 0 && phrase[i] != phrase[b]) b = border[b - 1];
+    if (phrase[i] == phrase[b]) ++b;
+    border[i] = b;
+  }
+  for (size_t i = 0, matched = 0; i < text_terms.size(); ++i) {
+    while (matched > 0 && text_terms[i] != phrase[matched]) matched = border[matched - 1];
+    if (text_terms[i] == phrase[matched] && ++matched == phrase.size()) return true;
   }
   return false;
 }

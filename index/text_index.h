@@ -60,7 +60,8 @@ struct TextQuery {
   std::vector<std::string> terms;  // every term of the text, phrases' included
   std::vector<Phrase> phrases;
 };
-// InvalidArgument naming the limit when the text has more than kMaxQueryTerms distinct terms.
+// InvalidArgument naming the limit when the text has more than kMaxQueryTerms distinct terms, or
+// its phrases more than kMaxQueryTerms words together.
 // A text of stop words alone has none (not an error).
 [[nodiscard]] absl::StatusOr<TextQuery> ParseTextQuery(absl::string_view text);
 // True when a phrase of `query` has a word that is not a stop word (TextIndex::PhraseCandidates

@@ -1,9 +1,11 @@
 // The lexical index's analysis and BM25 scoring, against scores worked out here by hand.
 #include <cmath>
 #include <memory>
+#include <random>
 #include <string>
 #include <vector>
 
+#include "absl/strings/str_join.h"
 #include "gtest/gtest.h"
 #include "index/bm25_index.h"
 #include "index/text_analyzer.h"
@@ -180,6 +182,40 @@ TEST(TextQuery, QuotedPartsArePhrasesAndEveryPartGivesTerms) {
   EXPECT_FALSE(ContainsPhrase(text, std::vector<std::string>{"b", "a"}));
   EXPECT_FALSE(ContainsPhrase(text, std::vector<std::string>{"a", "b", "c", "b", "d", "e"}));
   EXPECT_TRUE(ContainsPhrase(text, {}));
+}
+
+// ContainsPhrase (linear in the text and the phrase) agrees with the plain search at every
+// offset, on small alphabets where partial matches and self-overlapping phrases abound.
+TEST(TextQuery, ContainsPhraseAgreesWithTheSearchAtEveryOffset) {
+  const auto reference = [](const std::vector<std::string>& text,
+                            const std::vector<std::string>& phrase) {
+    if (phrase.empty()) return true;
+    for (size_t i = 0; i + phrase.size() <= text.size(); ++i) {
+      if (std::equal(phrase.begin(), phrase.end(), text.begin() + static_cast<ptrdiff_t>(i))) {
+        return true;
+      }
+    }
+    return false;
+  };
+  std::mt19937 rng(7);
+  int found = 0;
+  for (int trial = 0; trial < 20000; ++trial) {
+    const int letters = 1 + static_cast<int>(rng() % 3);
+    std::vector<std::string> text(rng() % 24), phrase(rng() % 7);
+    for (auto& w : text) w = std::string(1, static_cast<char>('a' + rng() % letters));
+    for (auto& w : phrase) w = std::string(1, static_cast<char>('a' + rng() % letters));
+    const bool want = reference(text, phrase);
+    found += want ? 1 : 0;
+    ASSERT_EQ(ContainsPhrase(text, phrase), want)
+        << "text " << absl::StrJoin(text, " ") << ", phrase " << absl::StrJoin(phrase, " ");
+  }
+  EXPECT_GT(found, 2000);  // both answers well represented
+  EXPECT_LT(found, 18000);
+  // A phrase of many repeated words is refused past the limit, not checked at its cost.
+  std::string many = "\"";
+  for (size_t i = 0; i <= kMaxQueryTerms; ++i) many += "the ";
+  many += "\" write";
+  EXPECT_EQ(ParseTextQuery(many).status().code(), absl::StatusCode::kInvalidArgument);
 }
 
 TEST(Bm25Index, WithAllIsTheIntersection) {
