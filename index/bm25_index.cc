@@ -24,7 +24,15 @@ absl::Status Bm25Index::Add(VectorId id, absl::Span<const std::string> terms) {
   total_length_ += terms.size();
   absl::flat_hash_map<absl::string_view, uint32_t> tf;
   for (const std::string& t : terms) ++tf[t];
-  for (const auto& [term, count] : tf) postings_[term].push_back({doc, count});
+  for (const auto& [term, count] : tf) {
+    auto [it, fresh] = postings_.try_emplace(std::string(term));
+    if (fresh && it->first.capacity() > std::string().capacity()) {
+      term_bytes_ += it->first.capacity() + 1;
+    }
+    const size_t before = it->second.capacity();
+    it->second.push_back({doc, count});
+    term_bytes_ += (it->second.capacity() - before) * sizeof(Posting);
+  }
   return absl::OkStatus();
 }
 
@@ -73,6 +81,7 @@ void Bm25Index::Compact() {
   for (auto& [term, list] : postings_) {
     if (list.capacity() > 2 * list.size()) list.shrink_to_fit();
   }
+  term_bytes_ = CountMemoryBytes() - FixedBytes();
 }
 
 std::vector<Bm25Index::QueryTerm> Bm25Index::Prepare(absl::Span<const std::string> query) const {
@@ -165,17 +174,66 @@ std::vector<VectorId> Bm25Index::WithAll(absl::Span<const std::string> terms) co
   return out;
 }
 
-uint64_t Bm25Index::MemoryBytes() const {
-  // Hash tables: a slot and a control byte per capacity; strings beyond their inline buffer.
+uint64_t Bm25Index::FixedBytes() const {
+  // Hash tables: a slot and a control byte per capacity.
   using Slot = std::pair<const std::string, std::vector<Posting>>;
   uint64_t bytes = sizeof(*this) + postings_.capacity() * (sizeof(Slot) + 1);
+  bytes += doc_of_.capacity() * (sizeof(std::pair<const VectorId, uint32_t>) + 1);
+  bytes += ids_.capacity() * sizeof(VectorId) + lengths_.capacity() * sizeof(uint32_t) +
+           removed_.capacity() / 8;
+  return bytes;
+}
+
+uint64_t Bm25Index::MemoryBytes() const { return FixedBytes() + term_bytes_; }
+
+uint64_t Bm25Index::CountMemoryBytes() const {
+  uint64_t bytes = FixedBytes();
   for (const auto& [term, list] : postings_) {
     if (term.capacity() > std::string().capacity()) bytes += term.capacity() + 1;
     bytes += list.capacity() * sizeof(Posting);
   }
-  bytes += doc_of_.capacity() * (sizeof(std::pair<const VectorId, uint32_t>) + 1);
-  bytes += ids_.capacity() * sizeof(VectorId) + lengths_.capacity() * sizeof(uint32_t) +
-           removed_.capacity() / 8;
+  return bytes;
+}
+
+uint64_t Bm25Index::BytesToAdd(absl::Span<const absl::Span<const std::string>> docs) const {
+  using Slot = std::pair<const std::string, std::vector<Posting>>;
+  using DocSlot = std::pair<const VectorId, uint32_t>;
+  // Postings each term gains: one per document holding it.
+  absl::flat_hash_map<absl::string_view, uint64_t> gains;
+  for (absl::Span<const std::string> doc : docs) {
+    absl::flat_hash_set<absl::string_view> distinct(doc.begin(), doc.end());
+    for (absl::string_view t : distinct) ++gains[t];
+  }
+  // push_back doubles a full vector's capacity (from 1; libstdc++ and libc++), `more` times.
+  const auto vector_growth = [](uint64_t size, uint64_t capacity, uint64_t more) -> uint64_t {
+    uint64_t grown = capacity;
+    while (grown < size + more) grown = grown == 0 ? 1 : 2 * grown;
+    return grown - capacity;
+  };
+  uint64_t bytes = 0, new_terms = 0;
+  for (const auto& [term, more] : gains) {
+    auto it = postings_.find(term);
+    if (it == postings_.end()) {
+      ++new_terms;
+      if (term.size() > std::string().capacity()) bytes += term.size() + 1;
+      bytes += vector_growth(0, 0, more) * sizeof(Posting);
+    } else {
+      bytes += vector_growth(it->second.size(), it->second.capacity(), more) * sizeof(Posting);
+    }
+  }
+  // A table grows (doubling) once it is 7/8 full; count every slot the growth would make.
+  const auto table_growth = [](uint64_t size, uint64_t capacity, uint64_t more, uint64_t slot) {
+    uint64_t grown = std::max<uint64_t>(capacity, 1);
+    while (size + more > grown - grown / 8) grown = grown * 2 + 1;
+    return (grown - capacity) * (slot + 1);
+  };
+  bytes += table_growth(postings_.size(), postings_.capacity(), new_terms, sizeof(Slot));
+  // (doc_of_ keeps a tombstone per removed document until the next compaction: ids_ counts them)
+  bytes += table_growth(ids_.size(), doc_of_.capacity(), docs.size(), sizeof(DocSlot));
+  bytes += vector_growth(ids_.size(), ids_.capacity(), docs.size()) * sizeof(VectorId);
+  bytes += vector_growth(lengths_.size(), lengths_.capacity(), docs.size()) * sizeof(uint32_t);
+  // (vector<bool> holds 64-bit words: a word at least)
+  bytes += (vector_growth(removed_.size(), removed_.capacity(), docs.size()) + 64 + 7) / 8;
   return bytes;
 }
 

@@ -59,8 +59,15 @@ class Bm25Index final {
   // index's internal order.
   [[nodiscard]] std::vector<VectorId> WithAll(absl::Span<const std::string> terms) const;
 
-  // Bytes held, approximately (containers' capacities and hash-table slots).
+  // Bytes held, approximately (containers' capacities and hash-table slots). Constant time: the
+  // terms' part is kept up to date by Add and counted again by compactions.
   [[nodiscard]] uint64_t MemoryBytes() const;
+  // The same, counted over every term (O(terms)): what MemoryBytes keeps up to date (tests).
+  [[nodiscard]] uint64_t CountMemoryBytes() const;
+  // At most how many bytes Adding documents of these terms takes, as MemoryBytes counts them: the
+  // new terms' slots and strings, each posting list's growth (a full one doubles), and the growth
+  // of the tables and per-document arrays.
+  [[nodiscard]] uint64_t BytesToAdd(absl::Span<const absl::Span<const std::string>> docs) const;
 
   [[nodiscard]] uint64_t documents() const { return doc_of_.size(); }
   [[nodiscard]] uint64_t terms() const { return postings_.size(); }
@@ -89,6 +96,10 @@ class Bm25Index final {
   std::vector<bool> removed_;
   uint64_t removed_count_ = 0;
   uint64_t total_length_ = 0;  // of the live documents
+  // Of the terms' strings beyond their inline buffers and of their posting lists' capacities.
+  uint64_t term_bytes_ = 0;
+  // The part of MemoryBytes that is not term_bytes_ (tables, per-document arrays).
+  uint64_t FixedBytes() const;
 };
 
 }  // namespace strata

@@ -249,6 +249,13 @@ absl::Status CollectionImpl::Upsert(const Scope& scope, absl::Span<const PointIn
       changes.push_back(std::move(c));
     }
     if (changes.empty()) return absl::OkStatus();
+    if (options_.max_text_index_bytes > 0) {
+      std::vector<absl::Span<const std::string>> texts;
+      for (const Change& c : changes) {
+        if (!terms[c.row].empty()) texts.emplace_back(terms[c.row]);
+      }
+      if (!texts.empty()) RETURN_IF_ERROR(CheckTextRoom(text_.BytesToAdd(texts)));
+    }
     // (A vector with a row keeps its slot: replaced in place, or dropped and added again.)
     rows_wanted_ =
         static_cast<uint64_t>(std::count_if(changes.begin(), changes.end(), [&](const Change& c) {

@@ -224,6 +224,11 @@ struct CollectionOptions {
   int build_threads = 0;  // 0 = all cores
   // Extracts the text to index lexically from a stored payload; null = no lexical index.
   PayloadTextFn payload_text;
+  // Bytes the lexical index may hold (Bm25Index::MemoryBytes): an upsert whose texts could take
+  // it past them is refused whole with RESOURCE_EXHAUSTED, nothing written (texts of mostly
+  // distinct words cost up to ~10x their size). 0 = no limit. Opening indexes every stored text
+  // whatever this says (a lowered limit refuses only new texts; the open logs it).
+  uint64_t max_text_index_bytes = 0;
   // Where the collection's index files are written (storage/env.h); null = the POSIX file
   // system. Must outlive the collection.
   Env* env = nullptr;

@@ -307,6 +307,13 @@ absl::Status CollectionImpl::RebuildTextIndex() {
         text_bytes / 1048576.0,
         std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count());
   }
+  if (options_.max_text_index_bytes > 0 && text_.MemoryBytes() > options_.max_text_index_bytes) {
+    Log(LogLevel::kWarning,
+        "collection '%s': its lexical index holds %.1f MiB, past its limit of %.1f MiB "
+        "(--max_text_index_mb): every stored text is indexed, and upserts with text are refused "
+        "until it is under the limit",
+        config_.name, text_.MemoryBytes() / 1048576.0, options_.max_text_index_bytes / 1048576.0);
+  }
   return absl::OkStatus();
 }
 

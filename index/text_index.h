@@ -106,6 +106,10 @@ class TextIndex final {
   [[nodiscard]] uint64_t documents() const { return bm25_.documents(); }
   [[nodiscard]] uint64_t terms() const { return bm25_.terms(); }
   [[nodiscard]] uint64_t MemoryBytes() const { return bm25_.MemoryBytes(); }
+  // At most how many bytes Putting documents of these terms adds (Bm25Index::BytesToAdd).
+  [[nodiscard]] uint64_t BytesToAdd(absl::Span<const absl::Span<const std::string>> docs) const {
+    return bm25_.BytesToAdd(docs);
+  }
 
  private:
   Bm25Index bm25_;

@@ -39,6 +39,9 @@ ABSL_FLAG(uint32_t, max_texts, 1024, "most texts in one Embed call or text-query
 ABSL_FLAG(uint32_t, max_text_bytes, 65536, "largest text, in bytes");
 ABSL_FLAG(uint32_t, max_payload_bytes, 256u << 10,
           "largest payload of a point (its JSON and text as stored), in bytes");
+ABSL_FLAG(uint64_t, max_text_index_mb, 2048,
+          "memory a collection's lexical index may hold, in MiB; an upsert whose texts could pass "
+          "it gets RESOURCE_EXHAUSTED (0: no limit)");
 ABSL_FLAG(uint64_t, memory_budget_mb, 1024,
           "memory for all calls in flight together (requests, copies, responses being built), in "
           "MiB; a call that would pass it gets RESOURCE_EXHAUSTED");
@@ -159,6 +162,7 @@ int main(int argc, char** argv) {
   o.limits.max_texts = absl::GetFlag(FLAGS_max_texts);
   o.limits.max_text_bytes = absl::GetFlag(FLAGS_max_text_bytes);
   o.limits.max_payload_bytes = absl::GetFlag(FLAGS_max_payload_bytes);
+  o.limits.max_text_index_bytes = absl::GetFlag(FLAGS_max_text_index_mb) << 20;
   if (o.limits.max_dimension == 0 || o.limits.max_dimension > strata::kMaxDimension) {
     std::fprintf(stderr, "strata-server: --max_dimension must be in [1, %u]\n",
                  strata::kMaxDimension);

@@ -136,6 +136,7 @@ class ServerImpl final : public Server {
     store_options.lock_wait = std::chrono::seconds(10);
     CollectionOptions collection_options;
     collection_options.payload_text = PayloadText;  // the lexical index reads Payload.text
+    collection_options.max_text_index_bytes = o.limits.max_text_index_bytes;
     ASSIGN_OR_RETURN(s->catalog_, Catalog::Open(o.data_dir, collection_options, store_options));
     ASSIGN_OR_RETURN(s->keys_, TenantKeys::Open(s->catalog_->store()));
     // Keys of a collection no longer listed: its drop was committed, and the run stopped before

@@ -33,6 +33,8 @@ struct ServerLimits {
   // Memory of all calls in flight together: requests, the rows they copy, responses being built
   // (service/call_budget.h). A call that would pass it gets RESOURCE_EXHAUSTED.
   uint64_t memory_budget_bytes = uint64_t{1} << 30;
+  // Bytes a collection's lexical index may hold (CollectionOptions::max_text_index_bytes).
+  uint64_t max_text_index_bytes = uint64_t{2} << 30;
 };
 
 // The sentence encoder behind Embed and text search (none when model_dir is empty).

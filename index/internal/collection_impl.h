@@ -25,6 +25,7 @@
 #include "absl/container/flat_hash_set.h"
 #include "absl/functional/function_ref.h"
 #include "absl/strings/str_cat.h"
+#include "absl/strings/str_format.h"
 #include "base/check.h"
 #include "base/mutex.h"
 #include "index/cell_extent.h"
@@ -387,6 +388,18 @@ class CollectionImpl final : public Collection {
   absl::Status LoadMaintenance(const std::function<absl::Status(VectorId)>& load_row)
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   // FailedPrecondition naming the damage while the index is damaged.
+  // ResourceExhausted when `adding` bytes could take the lexical index past
+  // CollectionOptions::max_text_index_bytes.
+  absl::Status CheckTextRoom(uint64_t adding) const ABSL_SHARED_LOCKS_REQUIRED(mu_) {
+    const uint64_t held = text_.MemoryBytes(), limit = options_.max_text_index_bytes;
+    if (limit == 0 || held + adding <= limit) return absl::OkStatus();
+    return absl::ResourceExhaustedError(absl::StrFormat(
+        "collection '%s': its lexical index holds %.1f MiB and these texts could add up to %.1f "
+        "MiB, past its limit of %.1f MiB (--max_text_index_mb): nothing was written. Texts of "
+        "mostly distinct words (identifiers, hashes) cost up to ~10x their size; index fewer "
+        "fields, or raise the limit",
+        config_.name, held / 1048576.0, adding / 1048576.0, limit / 1048576.0));
+  }
   absl::Status CheckServing() const ABSL_SHARED_LOCKS_REQUIRED(mu_) {
     if (damage_.ok()) return absl::OkStatus();
     return absl::FailedPreconditionError(

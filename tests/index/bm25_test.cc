@@ -5,6 +5,7 @@
 #include <string>
 #include <vector>
 
+#include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
 #include "gtest/gtest.h"
 #include "index/bm25_index.h"
@@ -216,6 +217,33 @@ TEST(TextQuery, ContainsPhraseAgreesWithTheSearchAtEveryOffset) {
   for (size_t i = 0; i <= kMaxQueryTerms; ++i) many += "the ";
   many += "\" write";
   EXPECT_EQ(ParseTextQuery(many).status().code(), absl::StatusCode::kInvalidArgument);
+}
+
+// MemoryBytes, kept up to date by Add and recounted by compactions, is what counting every
+// term gives; BytesToAdd bounds what Adds take, table growth included.
+TEST(Bm25Index, MemoryBytesIsKeptAsCountedAndBytesToAddBoundsIt) {
+  Bm25Index index;
+  std::mt19937 rng(5);
+  for (int round = 0; round < 300; ++round) {
+    std::vector<std::vector<std::string>> docs(1 + rng() % 4);
+    for (auto& d : docs) {
+      const int words = static_cast<int>(rng() % 40);
+      for (int w = 0; w < words; ++w) {
+        // Some short, some past the inline buffer; some shared, many new.
+        d.push_back(absl::StrCat(rng() % 3 == 0 ? "averyveryverylongword" : "w", rng() % 5000));
+      }
+    }
+    std::vector<absl::Span<const std::string>> spans(docs.begin(), docs.end());
+    const uint64_t bound = index.BytesToAdd(spans), before = index.MemoryBytes();
+    for (size_t i = 0; i < docs.size(); ++i) {
+      ASSERT_TRUE(index.Add(static_cast<VectorId>(round * 10 + i), docs[i]).ok());
+    }
+    EXPECT_LE(index.MemoryBytes() - before, bound) << round;
+    if (round % 7 == 3) {  // removes, and the compactions they bring
+      for (int r = 0; r < round; r += 3) (void)index.Remove(static_cast<VectorId>(r * 10));
+    }
+    ASSERT_EQ(index.MemoryBytes(), index.CountMemoryBytes()) << round;
+  }
 }
 
 TEST(Bm25Index, WithAllIsTheIntersection) {

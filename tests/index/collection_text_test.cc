@@ -240,6 +240,53 @@ TEST(CollectionText, PhrasesFilterLexicalAndHybridSearches) {
   EXPECT_TRUE(hits.empty());
 }
 
+// A lexical index past its byte limit takes no more text: the upsert that could pass it is
+// refused whole (RESOURCE_EXHAUSTED naming the flag, nothing written), the index never passes the
+// limit, writes without text and deletes go on, and a reopen indexes everything stored.
+TEST(CollectionText, TheLexicalIndexStaysWithinItsByteLimit) {
+  TempDir tmp;
+  CollectionOptions options = TextOptions();
+  options.max_text_index_bytes = 2 << 20;
+  auto cat = *Catalog::Open(tmp.path(), options);
+  auto c = NewCollection(cat.get(), 2, ElementType::kFloat32);
+  const std::vector<uint8_t> v = F32({1, 2});
+  std::mt19937 rng(3);
+  absl::Status refused;
+  uint64_t stored = 0;
+  for (int call = 0; call < 200 && refused.ok(); ++call) {
+    std::vector<std::string> texts(20);
+    std::vector<PointInput> rows;
+    for (int r = 0; r < 20; ++r) {
+      for (int w = 0; w < 60; ++w) absl::StrAppend(&texts[r], "w", rng() % 100000000, " ");
+      rows.push_back({stored + static_cast<uint64_t>(r), v, texts[r]});
+    }
+    const uint64_t before = c->Count();
+    std::vector<RowError> errors;
+    uint64_t n = 0;
+    refused = c->Upsert(rows, &errors, &n);
+    if (refused.ok()) {
+      stored += n;
+    } else {
+      EXPECT_EQ(c->Count(), before);  // nothing of the refused call was written
+    }
+    EXPECT_LE(c->Stats().text_memory_bytes, options.max_text_index_bytes);
+  }
+  ASSERT_EQ(refused.code(), absl::StatusCode::kResourceExhausted) << refused;
+  EXPECT_NE(refused.message().find("--max_text_index_mb"), std::string::npos) << refused;
+  EXPECT_GT(stored, 200u);
+  // Without text, and deletes: not the index's growth.
+  Put(c.get(), 900000, v, "");
+  std::vector<RowError> errors;
+  uint64_t n = 0;
+  const std::vector<uint64_t> gone = {0, 1};
+  ASSERT_TRUE(c->Delete(gone, &n).ok());
+  // Reopened with no limit, every stored text is indexed again.
+  c.reset();
+  cat.reset();
+  cat = *Catalog::Open(tmp.path(), TextOptions());
+  EXPECT_EQ((*cat->Find("t"))->text_documents(), stored - 2);
+}
+
 // An offline bulk load indexes the payload text as online writes do.
 TEST(CollectionText, BulkLoadIndexesTheText) {
   TempDir tmp;
