@@ -131,11 +131,12 @@ int main(int argc, char** argv) {
     for (const int64_t rows : {int64_t{0}, absl::GetFlag(FLAGS_fill_rows)}) {
       strata::gpu::GeneratorOptions o;
       o.fill_rows = rows;
-      strata::gpu::Generator g(d->get(), o);
       strata::Mutex mu;
       std::vector<Clock::time_point> times;  // the running one's tokens
       bool stop = false;
       strata::Notification started, ended;
+      // (after what its callbacks use: on an early return it ends them first)
+      strata::gpu::Generator g(d->get(), o);
       strata::gpu::GenerationRequest run;
       run.prompt.assign(prompt.begin(), prompt.begin() + std::min<size_t>(32, prompt.size()));
       run.max_tokens = 100000;

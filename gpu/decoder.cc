@@ -9,6 +9,7 @@
 #include "base/check.h"
 #include "gpu/attention_mass.h"
 #include "gpu/internal/device_span_cache.h"
+#include "gpu/internal/quant_matmul.h"
 #include "gpu/internal/thread_pool.h"
 #include "storage/log.h"
 #include "storage/status_macros.h"
@@ -626,8 +627,13 @@ absl::StatusOr<std::unique_ptr<PromptFill>> Decoder::BeginFill(absl::Span<const 
 
 absl::Status Decoder::FillSome(PromptFill& fill, int64_t max_rows, std::vector<float>* logits) {
   if (fill.done()) return absl::FailedPreconditionError("the prompt is filled already");
-  const int64_t m =
-      max_rows <= 0 ? fill.rows_left() : std::min<int64_t>(max_rows, fill.rows_left());
+  // A stretch of at most kQuantInt8Rows rows takes the decode-size product paths (int8
+  // activations, GEMV), which round differently from the panel product the one pass takes: a tail
+  // that small goes with the stretch before it, so that stretches of more rows than that give
+  // the one pass's logits on the CPU. (Smaller stretches, and CUDA's choices between its GEMV and
+  // cuBLAS, agree up to that rounding.)
+  int64_t m = max_rows <= 0 ? fill.rows_left() : std::min<int64_t>(max_rows, fill.rows_left());
+  if (fill.rows_left() - m <= cpu::kQuantInt8Rows) m = fill.rows_left();
   const int64_t first = fill.next_;
   const bool last = first + m == fill.rows_;
   if (!fill.assembly_) {

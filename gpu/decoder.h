@@ -152,9 +152,10 @@ struct DecoderOptions {
 
 // A prompt filled a stretch of rows at a time (Decoder::BeginFill, then Decoder::FillSome until
 // done()): a scheduler runs the stretches between other sequences' passes, so those keep decoding
-// beside a long prompt. The result is the one pass's (Forward, or Assemble): the rows to compute
-// run in position order, and a row attends only to positions before it, all of them filled by
-// then (cached, or computed in this stretch or an earlier one). Holds the computed rows' states
+// beside a long prompt. The result is the one pass's (Forward, or Assemble), up to the rounding
+// of the products a stretch's row count picks (FillSome): the rows to compute run in position
+// order, and a row attends only to positions before it, all of them filled by then (cached, or
+// computed in this stretch or an earlier one). Holds the computed rows' states
 // between stretches (rows x hidden floats for an assembly). Used by one caller at a time, with
 // the sequence it was begun on, which nothing else may touch until it is done.
 class PromptFill final {
@@ -242,9 +243,12 @@ class Decoder final {
   // Assemble (spans not empty) or Forward (spans empty) a stretch at a time. BeginFill checks the
   // request as they do (the same errors) and, for an assembly, loads the cached spans and chooses
   // the rows to recompute (*stats is then final); FillSome runs up to `max_rows` more rows (0:
-  // every row left) through every layer, and once the last has run, `logits` receives the last
-  // token's (as Forward's and Assemble's do). An error of FillSome leaves the sequence unusable
-  // for this prompt (as a failed Assemble does); the fill is then done with.
+  // every row left; a tail of 16 rows or fewer goes with the stretch before it) through every
+  // layer, and once the last has run, `logits` receives the last token's (as Forward's and
+  // Assemble's do). Stretches of more than 16 rows give the one pass's logits on the CPU;
+  // smaller ones agree up to the rounding of the decode-size products they take. An error of
+  // FillSome leaves the sequence unusable for this prompt (as a failed Assemble does); the fill is
+  // then done with.
   [[nodiscard]] absl::StatusOr<std::unique_ptr<PromptFill>> BeginFill(
       absl::Span<const int32_t> tokens, absl::Span<const CachedSpan> spans,
       const AssembleOptions& options, DecoderSequence& seq, AssembleStats* stats = nullptr);

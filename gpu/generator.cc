@@ -211,19 +211,7 @@ void Generator::Prepare() {
 }
 
 void Generator::Launch(std::unique_ptr<Job> job) {
-  const auto t0 = Clock::now();
-  // Waiting only: the entries it made (make_seconds) came between.
-  job->result.queue_seconds =
-      std::max(0.0, Seconds(t0 - job->submitted) - job->result.make_seconds);
   job->result.prompt_tokens = static_cast<int64_t>(job->req.prompt.size());
-  absl::StatusOr<std::unique_ptr<PromptFill>> fill = decoder_->BeginFill(
-      job->req.prompt, job->req.spans, job->req.assemble, *job->seq, &job->result.assemble);
-  job->result.prefill_seconds += Seconds(Clock::now() - t0);
-  if (!fill.ok()) {
-    Finish(std::move(job), "error", fill.status());
-    return;
-  }
-  job->fill = *std::move(fill);
   filling_.push_back(std::move(job));
 }
 
@@ -242,6 +230,24 @@ void Generator::Fill() {
   std::unique_ptr<Job>& front = filling_.front();
   Job& job = *front;
   const auto t0 = Clock::now();
+  if (job.fill == nullptr) {
+    // Its turn: the prompt begins (an assembly loads its entries and picks its rows here, one
+    // job at a time, so a waiting job holds no states), and this iteration's work is that.
+    // Waiting only: the entries it made (make_seconds) came between.
+    job.result.queue_seconds = std::max(0.0, Seconds(t0 - job.submitted) - job.result.make_seconds);
+    absl::StatusOr<std::unique_ptr<PromptFill>> fill = decoder_->BeginFill(
+        job.req.prompt, job.req.spans, job.req.assemble, *job.seq, &job.result.assemble);
+    job.result.prefill_seconds += Seconds(Clock::now() - t0);
+    if (!fill.ok()) {
+      std::unique_ptr<Job> j = std::move(front);
+      filling_.pop_front();
+      Finish(std::move(j), "error", fill.status());
+      return;
+    }
+    job.fill = *std::move(fill);
+    // A prefill's begin does no pass: its first stretch runs now.
+    if (!job.req.spans.empty()) return;
+  }
   std::vector<float> logits;
   const absl::Status s =
       decoder_->FillSome(*job.fill, running_.empty() ? 0 : options_.fill_rows, &logits);

@@ -40,10 +40,12 @@ struct GenerationResult {
   std::string finish_reason;  // "stop" (end of turn), "length", "cancelled", "error"
   int64_t prompt_tokens = 0;
   int64_t generated_tokens = 0;
-  AssembleStats assemble;          // zero for a full prefill
-  double queue_seconds = 0;        // submitted -> prompt started, less make_seconds
-  double make_seconds = 0;         // making the missing cached entries (to_make)
-  double prefill_seconds = 0;      // the prompt's passes (prefill or assembly), their own time
+  AssembleStats assemble;    // zero for a full prefill
+  double queue_seconds = 0;  // submitted -> its prompt's turn to fill, less make_seconds
+  double make_seconds = 0;   // making the missing cached entries (to_make)
+  // The prompt's passes (prefill or assembly), their own time: filled in stretches between other
+  // generations' steps, it takes longer from its turn to its first token.
+  double prefill_seconds = 0;
   double first_token_seconds = 0;  // submitted -> first token handed over
   double decode_seconds = 0;       // first token -> last
 };
@@ -77,7 +79,7 @@ struct GeneratorOptions {
   int max_queued = 64;                       // waiting for room beyond those
   size_t kv_budget_bytes = size_t{2} << 30;  // KV sequences of running generations together
   // Rows of a prompt run per iteration while other generations are running (0: the whole
-  // prompt at once); with none running, the whole prompt. ~0.1-0.2 s of SmolLM2-135M on 2 cores.
+  // prompt at once); with none running, the whole prompt. ~0.3 s of SmolLM2-135M on 2 cores.
   int64_t fill_rows = 128;
   std::string kv_budget_name = "the KV budget of running generations";  // as errors name it
 };
@@ -157,10 +159,10 @@ class Generator final {
   void Admit(std::unique_ptr<Job> job);
   // Makes one missing entry of the first preparing job; starts the job once it has them all.
   void Prepare();
-  // Begins filling the prompt (filling_), or finishes the job.
+  // Queues the job's prompt to be filled (filling_).
   void Launch(std::unique_ptr<Job> job);
-  // Runs a stretch of the first filling job's prompt; once it is filled, samples its first token
-  // and moves it to running_, or finishes it.
+  // Begins the first filling job's prompt, or runs a stretch of it; once it is filled, samples
+  // its first token and moves it to running_, or finishes it.
   void Fill();
   // Hands `token` to the job, or ends it; false when it ended.
   bool Deliver(Job& job, int32_t token);

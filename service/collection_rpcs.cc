@@ -22,13 +22,16 @@
 namespace strata::service_internal {
 namespace {
 
-// Why `json` does not parse, in the parser's words (where and what).
+// Where `json` stops parsing. Not the parser's own message: it quotes the bytes it last read,
+// which may cut a UTF-8 character in two, and a row's message is a proto string (UTF-8 only).
 std::string JsonParseError(const std::string& json) {
   try {
     const nlohmann::json parsed = nlohmann::json::parse(json);
     return parsed.is_discarded() ? "discarded" : "it parses";
+  } catch (const nlohmann::json::parse_error& e) {
+    return absl::StrCat("a syntax error at byte ", e.byte, " of ", json.size());
   } catch (const nlohmann::json::exception& e) {
-    return e.what();
+    return absl::StrCat("error ", e.id);
   }
 }
 

@@ -1,5 +1,6 @@
 // StrataService's RAG calls: Generate and PrecomputePassageKv (strata_service.h).
 
+#include <algorithm>
 #include <chrono>
 #include <functional>
 #include <optional>
@@ -56,8 +57,12 @@ grpc::Status StrataService::Generate(grpc::ServerContext* ctx, const pb::Generat
       pb::SearchResponse found;
       const Emit emit{/*with_payload=*/true, /*with_vector=*/false, /*batch=*/false,
                       /*rerank=*/false, target.scope};
-      RETURN_IF_ERROR(Damaged(
-          col, SearchTextOne(*col, plan, req->question(), q[0], k, params, emit, &budget, &found)));
+      // A question is plain text: its double quotes are not the search's phrase syntax (a
+      // quoted saying of stop words would otherwise filter every passage away).
+      std::string text = req->question();
+      std::replace(text.begin(), text.end(), '"', ' ');
+      RETURN_IF_ERROR(
+          Damaged(col, SearchTextOne(*col, plan, text, q[0], k, params, emit, &budget, &found)));
       out.mode = found.mode();
       out.hits.assign(found.hits().begin(), found.hits().end());
       return out;

@@ -110,7 +110,7 @@ struct MetadataStoreOptions {
   // log, the column families holding the oldest log's records are flushed, so that it can go
   // (without it a family written once pins every log after it: RocksDB's default bound is four
   // times the families' memtables, ~5 GB here, and a restart replays all of it); past
-  // `max_memtable_bytes` of memtables in all families together, the largest is flushed.
+  // `max_memtable_bytes` of memtables in all families together, a family is flushed.
   size_t max_wal_bytes = size_t{256} << 20;
   size_t max_memtable_bytes = size_t{256} << 20;
   // Closing flushes every family, so that the next open applies nothing from the log (it still

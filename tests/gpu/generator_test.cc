@@ -333,20 +333,25 @@ TEST_F(GeneratorTest, ALongPromptIsFilledBesideARunningGeneration) {
     Generator g(d_.get(), options);
     Mutex mu;
     std::vector<char> events;  // 'a': a token of the running one, 'B': B submitted, 'b': B's
-    Notification running;
+    Notification running, b_submitted;
     Run a, b;
-    GenerationRequest ra = Request(Prompt(1), 150, &a);
+    GenerationRequest ra = Request(Prompt(1), 200, &a);
     ra.on_token = [&](int32_t t) {
       a.tokens.push_back(t);
+      if (a.tokens.size() == 2) {
+        running.Notify();
+        // Held here (on the scheduler's thread) until B is queued: A cannot run out of tokens
+        // before B arrives, however slowly this test's thread wakes.
+        b_submitted.WaitForNotification();
+      }
       MutexLock lock(&mu);
       events.push_back('a');
-      if (a.tokens.size() == 2) running.Notify();
       return !b.done.HasBeenNotified();  // ends once B is done
     };
     ASSERT_TRUE(g.Submit(std::move(ra)).ok());
     running.WaitForNotification();
     std::vector<int32_t> long_prompt;
-    for (int i = 0; i < 60; ++i) long_prompt.push_back((i * 17 + 5) % 256);
+    for (int i = 0; i < 100; ++i) long_prompt.push_back((i * 17 + 5) % 256);
     GenerationRequest rb = Request(long_prompt, 4, &b);
     rb.on_token = [&](int32_t t) {
       b.tokens.push_back(t);
@@ -359,11 +364,12 @@ TEST_F(GeneratorTest, ALongPromptIsFilledBesideARunningGeneration) {
       events.push_back('B');
       ASSERT_TRUE(g.Submit(std::move(rb)).ok());
     }
+    b_submitted.Notify();
     b.done.WaitForNotification();
     a.done.WaitForNotification();
     ASSERT_TRUE(b.result.status.ok()) << b.result.status;
     EXPECT_EQ(b.tokens, Alone(long_prompt, 4));
-    EXPECT_EQ(b.result.prompt_tokens, 60);
+    EXPECT_EQ(b.result.prompt_tokens, 100);
     EXPECT_GT(b.result.prefill_seconds, 0.0);
     // The running one's tokens between B's submission and B's first token.
     MutexLock lock(&mu);
@@ -372,7 +378,9 @@ TEST_F(GeneratorTest, ALongPromptIsFilledBesideARunningGeneration) {
     ASSERT_NE(to, events.end());
     const auto between = std::count(from, to, 'a');
     if (fill_rows == 4) {
-      EXPECT_GE(between, 60 / 4 - 1) << "the running one waited for the whole prompt";
+      // 21 stretches (the last takes a tail of 16 rows with it): a token of A after each but the
+      // one that gives B its first.
+      EXPECT_GE(between, 20) << "the running one waited for the whole prompt";
     } else {
       EXPECT_LE(between, 2);  // the whole prompt in one iteration
     }

@@ -223,8 +223,9 @@ TEST(MetadataStore, OpenWaitsForALockHeldElsewhereWhenAsked) {
 }
 
 // Writes that overwrite the same keys again and again, beside a family written once, keep the
-// log near max_wal_bytes (the family written once would otherwise pin every log after it, and a
-// restart would read them all), and the next open finds every value.
+// log near max_wal_bytes (without the bound the log grows with every byte written until a
+// memtable fills, and a family written once then pins the logs after it), and the next open
+// finds every value.
 TEST(MetadataStore, TheLogStaysBoundedWhateverIsOverwritten) {
   TempDir tmp;
   const std::string path = tmp.File("meta");
