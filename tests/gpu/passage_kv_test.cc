@@ -116,6 +116,25 @@ class AssembleTest : public ::testing::Test {
     EXPECT_TRUE(d_->Forward(tokens, **seq, &logits).ok());
     return logits;
   }
+  // Two passages, both cached right after a 6-token prefix; in the context p2 lands 31 positions
+  // later, behind p1 and a one-token marker (its keys must be rotated to where it lands), and a
+  // question follows.
+  struct TwoPassages {
+    std::vector<int32_t> prefix, all;
+    PassageKv kv1, kv2;
+    int64_t at2 = 0;
+  };
+  TwoPassages MakeTwoPassages() {
+    const auto prefix = Tokens(6, 1), p1 = Tokens(30, 2), p2 = Tokens(33, 4), q = Tokens(5, 3);
+    TwoPassages t{prefix, prefix, Cache(prefix, p1, KvFormat::kF32),
+                  Cache(prefix, p2, KvFormat::kF32)};
+    t.all.insert(t.all.end(), p1.begin(), p1.end());
+    t.all.push_back(77);
+    t.at2 = static_cast<int64_t>(t.all.size());
+    t.all.insert(t.all.end(), p2.begin(), p2.end());
+    t.all.insert(t.all.end(), q.begin(), q.end());
+    return t;
+  }
   static double MaxDiff(const std::vector<float>& a, const std::vector<float>& b) {
     double d = 0;
     for (size_t i = 0; i < a.size(); ++i)
@@ -154,16 +173,11 @@ TEST_F(AssembleTest, OnePassageWhereItWasCachedEqualsFullPrefill) {
 }
 
 TEST_F(AssembleTest, MovedPassagesRecomputedInFullEqualFullPrefill) {
-  const auto prefix = Tokens(6, 1), p1 = Tokens(30, 2), p2 = Tokens(33, 4), q = Tokens(5, 3);
-  // Both cached right after the prefix; in the context p2 lands 31 positions later, behind p1
-  // and a one-token marker: its keys must be rotated to where it lands.
-  const PassageKv kv1 = Cache(prefix, p1, KvFormat::kF32), kv2 = Cache(prefix, p2, KvFormat::kF32);
-  std::vector<int32_t> all = prefix;
-  all.insert(all.end(), p1.begin(), p1.end());
-  all.push_back(77);
-  const auto at2 = static_cast<int64_t>(all.size());
-  all.insert(all.end(), p2.begin(), p2.end());
-  all.insert(all.end(), q.begin(), q.end());
+  const TwoPassages t = MakeTwoPassages();
+  const std::vector<int32_t>& prefix = t.prefix;
+  const std::vector<int32_t>& all = t.all;
+  const PassageKv &kv1 = t.kv1, &kv2 = t.kv2;
+  const int64_t at2 = t.at2;
   const std::vector<float> full = Full(all);
   const CachedSpan spans[] = {{6, &kv1, 0}, {at2, &kv2, 0}};
   for (RecomputeSelection selection :
@@ -213,15 +227,9 @@ TEST_F(AssembleTest, MovedPassagesRecomputedInFullEqualFullPrefill) {
 // other generations) gives what the one pass gives: logits, stats, and a sequence that decodes on
 // alike; for a prefill (no span) and an assembly with each selection.
 TEST_F(AssembleTest, AFillInStretchesEqualsTheOnePass) {
-  const auto prefix = Tokens(6, 1), p1 = Tokens(30, 2), p2 = Tokens(33, 4), q = Tokens(5, 3);
-  const PassageKv kv1 = Cache(prefix, p1, KvFormat::kF32), kv2 = Cache(prefix, p2, KvFormat::kF32);
-  std::vector<int32_t> all = prefix;
-  all.insert(all.end(), p1.begin(), p1.end());
-  all.push_back(77);
-  const auto at2 = static_cast<int64_t>(all.size());
-  all.insert(all.end(), p2.begin(), p2.end());
-  all.insert(all.end(), q.begin(), q.end());
-  const CachedSpan two[] = {{6, &kv1, 2}, {at2, &kv2, 0}};
+  const TwoPassages t = MakeTwoPassages();
+  const std::vector<int32_t>& all = t.all;
+  const CachedSpan two[] = {{6, &t.kv1, 2}, {t.at2, &t.kv2, 0}};
   const std::vector<int32_t> next = {9};
   struct Case {
     absl::Span<const CachedSpan> spans;
@@ -283,7 +291,7 @@ TEST_F(AssembleTest, AFillInStretchesEqualsTheOnePass) {
   auto big = d_->NewSequence(256);
   const std::vector<int32_t> bad = {1, 100000};
   EXPECT_EQ(d_->BeginFill(bad, {}, {}, **big).status().code(), absl::StatusCode::kInvalidArgument);
-  const CachedSpan at_end{static_cast<int64_t>(all.size()) - 33, &kv2, 0};
+  const CachedSpan at_end{static_cast<int64_t>(all.size()) - 33, &t.kv2, 0};
   EXPECT_EQ(d_->BeginFill(all, {&at_end, 1}, {}, **big).status().code(),
             absl::StatusCode::kInvalidArgument);
 }
