@@ -249,9 +249,10 @@ void Generator::Fill() {
     if (!job.req.spans.empty()) return;
   }
   std::vector<float> logits;
+  const auto t1 = Clock::now();
   const absl::Status s =
       decoder_->FillSome(*job.fill, running_.empty() ? 0 : options_.fill_rows, &logits);
-  job.result.prefill_seconds += Seconds(Clock::now() - t0);
+  job.result.prefill_seconds += Seconds(Clock::now() - t1);
   if (s.ok() && !job.fill->done()) return;
   std::unique_ptr<Job> j = std::move(front);
   filling_.pop_front();
