@@ -35,7 +35,11 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
     }
   }
   strata::Bm25Index index;
+  const std::vector<absl::Span<const std::string>> docs = {terms};
+  const uint64_t bound = index.BytesToAdd(docs), before = index.MemoryBytes();
   if (!index.Add(7, terms).ok()) std::abort();
+  if (index.MemoryBytes() != index.CountMemoryBytes()) std::abort();
+  if (index.MemoryBytes() - before > bound) std::abort();
   const auto hits = index.Search(terms, 3);
   if (terms.empty() ? !hits.empty() : (hits.size() != 1 || hits[0].id != 7)) std::abort();
   // The document holds itself as a phrase and every term of it; a query parsed from the same
@@ -45,7 +49,8 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   auto query = strata::ParseTextQuery(absl::string_view(reinterpret_cast<const char*>(data), size));
   if (query.ok()) {
     for (const auto& phrase : query->phrases) {
-      if (phrase.terms.empty() || phrase.words.size() < phrase.terms.size()) std::abort();
+      // (a phrase of stop words alone has words and no terms)
+      if (phrase.words.empty() || phrase.words.size() < phrase.terms.size()) std::abort();
     }
   }
   if (!index.Remove(7).ok() || !index.Search(terms, 3).empty()) std::abort();
