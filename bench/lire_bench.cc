@@ -12,6 +12,7 @@
 // `rebuild_every` rounds a third collection is built fresh from the live vectors, for the same
 // measurements.
 #include <pthread.h>
+#include <sys/resource.h>
 
 #include <algorithm>
 #include <atomic>
@@ -249,6 +250,14 @@ absl::Status Load(Collection* c, const VectorSet& rows, const std::vector<uint64
   return absl::OkStatus();
 }
 
+// User and system CPU time of the whole process so far.
+double ProcessCpuSeconds() {
+  rusage u{};
+  getrusage(RUSAGE_SELF, &u);
+  return static_cast<double>(u.ru_utime.tv_sec + u.ru_stime.tv_sec) +
+         static_cast<double>(u.ru_utime.tv_usec + u.ru_stime.tv_usec) / 1e6;
+}
+
 int Run() {
   // The sweeps' lists, checked before the hour of work whose rebuilds they are measured at.
   const std::pair<const char*, std::vector<std::string>> sweeps[] = {
@@ -352,6 +361,7 @@ int Run() {
   }
   uint64_t deleted_upto = 0, inserted = 0;
   bool wants_build = false;
+  CollectionStats last = lire->Stats();
   for (int round = 1; round <= rounds; ++round) {
     // The round's writes, on each collection, with a searcher running.
     double rate[2] = {0, 0};
@@ -378,6 +388,7 @@ int Run() {
         }
       });
       const auto t0 = Clock::now();
+      const double cpu0 = ProcessCpuSeconds();
       for (uint64_t done = 0; done < per_round; done += batch) {
         std::vector<uint64_t> gone;
         std::vector<PointInput> points;
@@ -393,9 +404,25 @@ int Run() {
         }
       }
       // Posting maintenance the round called for, finished (the background thread runs beside).
+      const auto t1 = Clock::now();
       if (which == 0 && !c->RunMaintenance().ok()) return 1;
-      rate[which] = 2.0 * static_cast<double>(per_round) /
-                    std::chrono::duration<double>(Clock::now() - t0).count();
+      const auto t2 = Clock::now();
+      rate[which] =
+          2.0 * static_cast<double>(per_round) / std::chrono::duration<double>(t2 - t0).count();
+      if (which == 0) {  // where the round's time went, on stderr beside the table
+        const CollectionStats st = c->Stats();
+        std::fprintf(stderr,
+                     "round %d: writes %.2f s, then maintenance %.2f s (%.2f cores busy); since "
+                     "the last round %lu splits, %lu merges, %lu seeds, %lu reassigned\n",
+                     round, std::chrono::duration<double>(t1 - t0).count(),
+                     std::chrono::duration<double>(t2 - t1).count(),
+                     (ProcessCpuSeconds() - cpu0) / std::chrono::duration<double>(t2 - t0).count(),
+                     static_cast<unsigned long>(st.splits - last.splits),
+                     static_cast<unsigned long>(st.merges - last.merges),
+                     static_cast<unsigned long>(st.seeds - last.seeds),
+                     static_cast<unsigned long>(st.reassigned - last.reassigned));
+        last = st;
+      }
       stop.store(true);
       searcher.join();
     }
