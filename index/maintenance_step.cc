@@ -601,6 +601,9 @@ absl::Status CollectionImpl::MaintenanceStep::FindCandidates() {
     }
   }
   for (const Neighbour& nb : around) {
+    // An entry within half the way from its head to the nearer new head is nearer its own head
+    // (the far postings' test below): one distance for it, where the test itself takes three.
+    const float half_way = euclidean ? to_new_head(nb.head.data()) / 2 : -1;
     ReaderMutexLock lock(&c_.mu_);  // (a neighbour at a time: writers go on between)
     for (size_t i = 0; i < nb.ids.size() && candidates_.size() < most; ++i) {
       const VectorId id = nb.ids[i];
@@ -610,8 +613,10 @@ absl::Status CollectionImpl::MaintenanceStep::FindCandidates() {
         continue;  // dead, or deleted since it was read
       }
       const uint8_t* r = nb.rows.data() + i * row_bytes;
+      const float own = c_.dist_(r, nb.head.data(), dim);
+      if (euclidean && !(kernels::EuclideanOf(metric, own) > half_way)) continue;
       const float to_new = std::min(c_.dist_(r, h0, dim), c_.dist_(r, h1, dim));
-      if (to_new >= c_.dist_(r, nb.head.data(), dim) || !NearestAt(r, to_new)) continue;
+      if (to_new >= own || !NearestAt(r, to_new)) continue;
       candidates_.push_back(id);
       Take(id);
     }

@@ -399,6 +399,65 @@ void WritePoint(Collection* c, uint64_t id, float x, float y) {
   ASSERT_EQ(upserted, 1u);
 }
 
+// 2,000 points on a circle of radius 100 around the origin, in two dimensions.
+VectorSet Circle() {
+  constexpr int kCircle = 2000;
+  VectorSet circle;
+  circle.type = ElementType::kFloat32;
+  circle.dim = 2;
+  std::vector<float> xy;
+  for (int i = 0; i < kCircle; ++i) {
+    const double angle = 2 * M_PI * i / kCircle;
+    xy.push_back(static_cast<float>(100 * std::cos(angle)));
+    xy.push_back(static_cast<float>(100 * std::sin(angle)));
+  }
+  circle.data.assign(reinterpret_cast<const uint8_t*>(xy.data()),
+                     reinterpret_cast<const uint8_t*>(xy.data() + xy.size()));
+  circle.n = kCircle;
+  return circle;
+}
+
+// Whether a search reading only the posting nearest (x, y) finds point `id` there.
+bool InNearestPosting(const Collection& c, uint64_t id, float x, float y) {
+  const float v[2] = {x, y};
+  SearchParams one;
+  one.max_postings = 1;
+  std::vector<Hit> hits;
+  EXPECT_TRUE(c.Search(VectorView::Of(absl::MakeConstSpan(v)), 1, one, &hits).ok());
+  return hits.size() == 1 && hits[0].id == id && hits[0].distance == 0.0f;
+}
+
+// SPFresh's second condition: a vector of a posting beside a split one, which a new head lies
+// nearer than its own, moves to the new head. The vector lies 12 inside the circle at angle 182
+// degrees (its head's posting its only one: the heads beside it are nearer that head than it);
+// a cluster 20 inside the circle at angle 180 (nearest the head there, 8.5 from the vector)
+// splits that head's posting, and the vector's posting is among the split's neighbours.
+TEST(PostingMaintenance, AVectorBesideASplitMovesToTheNewHeadNearerIt) {
+  TempDir tmp;
+  CollectionOptions options = Options();
+  options.seed_far_vectors = false;  // (the vector would be given a head of its own)
+  auto cat = *Catalog::Open(tmp.path(), options);
+  auto c = Create(cat.get(), Circle());
+  Upsert(c.get(), Circle(), 0);
+  ASSERT_TRUE(c->BuildIndex().ok());
+  const double angle = 182 * M_PI / 180;
+  const auto vx = static_cast<float>(88 * std::cos(angle));
+  const auto vy = static_cast<float>(88 * std::sin(angle));
+  ASSERT_NO_FATAL_FAILURE(WritePoint(c.get(), 100000, vx, vy));
+  ASSERT_TRUE(c->RunMaintenance().ok());
+  ASSERT_TRUE(InNearestPosting(*c, 100000, vx, vy));  // (its own head's, on the circle)
+  for (int i = 0; i < 3 * static_cast<int>(kLimit); ++i) {
+    ASSERT_NO_FATAL_FAILURE(WritePoint(c.get(), 200000 + i,
+                                       -80 + 0.01f * static_cast<float>(i % 11),
+                                       0.01f * static_cast<float>(i / 11)));
+  }
+  ASSERT_TRUE(c->RunMaintenance().ok());
+  EXPECT_GT(c->Stats().splits, 0u);
+  EXPECT_EQ(c->Stats().seeds, 0u);
+  // Its nearest head is now one of the cluster's, whose posting holds it.
+  EXPECT_TRUE(InNearestPosting(*c, 100000, vx, vy));
+}
+
 // A vector written while no head is near it joins the nearest there is, far away; a split of a
 // posting elsewhere that later brings a head near it moves it there, though its posting is not
 // among that posting's neighbours (also when the collection was reopened in between: the open
@@ -413,19 +472,7 @@ TEST(PostingMaintenance, AVectorFarFromEveryHeadJoinsTheHeadASplitBringsNearIt) 
   for (const bool reopen : {false, true}) {
     SCOPED_TRACE(reopen ? "reopened in between" : "not reopened");
     TempDir tmp;
-    constexpr int kCircle = 2000;
-    VectorSet circle;
-    circle.type = ElementType::kFloat32;
-    circle.dim = 2;
-    std::vector<float> xy;
-    for (int i = 0; i < kCircle; ++i) {
-      const double angle = 2 * M_PI * i / kCircle;
-      xy.push_back(static_cast<float>(100 * std::cos(angle)));
-      xy.push_back(static_cast<float>(100 * std::sin(angle)));
-    }
-    circle.data.assign(reinterpret_cast<const uint8_t*>(xy.data()),
-                       reinterpret_cast<const uint8_t*>(xy.data() + xy.size()));
-    circle.n = kCircle;
+    const VectorSet circle = Circle();
     auto cat = *Catalog::Open(tmp.path(), options);
     auto c = Create(cat.get(), circle);
     Upsert(c.get(), circle, 0);
@@ -450,14 +497,7 @@ TEST(PostingMaintenance, AVectorFarFromEveryHeadJoinsTheHeadASplitBringsNearIt) 
     EXPECT_EQ(c->Stats().seeds, 0u);
     // Its nearest head is now in the cluster (~50 away): a search reading that head's posting
     // alone finds it.
-    const float v[2] = {1, 0};
-    SearchParams one;
-    one.max_postings = 1;
-    std::vector<Hit> hits;
-    ASSERT_TRUE(c->Search(VectorView::Of(absl::MakeConstSpan(v)), 1, one, &hits).ok());
-    ASSERT_EQ(hits.size(), 1u);
-    EXPECT_EQ(hits[0].id, 100000u);
-    EXPECT_EQ(hits[0].distance, 0.0f);
+    EXPECT_TRUE(InNearestPosting(*c, 100000, 1, 0));
   }
 }
 
