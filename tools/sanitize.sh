@@ -30,6 +30,7 @@ if [ "$seconds" -gt 0 ]; then limit=(-max_total_time="$seconds"); else limit=(-r
 
 tests=(cpu_features_test crc32c_test env_test block_reader_test posting_file_test vector_file_test metadata_store_test
        distance_test vector_rules_test spann_index_test brute_force_test collection_test
+       collection_stall_test catalog_test
        safetensors_test wordpiece_test gemm_test backend_test bm25_test fusion_test
        collection_text_test gguf_test bpe_tokenizer_test decoder_test passage_kv_test
        passage_kv_cache_test generator_test thread_pool_test quant_dot_q8_test tenant_test

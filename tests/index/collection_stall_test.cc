@@ -1,0 +1,291 @@
+// A collection's readers and writers do not wait for each other's disk: a write waiting on its
+// sync stalls no search, a search waiting on its reads stalls no write.
+#include <atomic>
+#include <chrono>
+#include <future>
+#include <thread>
+
+#include "base/mutex.h"
+#include "gtest/gtest.h"
+#include "index/catalog.h"
+#include "index/collection.h"
+#include "storage/block_reader.h"
+#include "storage/fault_injection_env.h"
+#include "tests/index/collection_test_util.h"
+#include "tests/test_util.h"
+
+namespace strata {
+namespace {
+
+using collection_testing::Data;
+using collection_testing::Make;
+using collection_testing::NewCollection;
+using collection_testing::UpsertRows;
+using testing::TempDir;
+
+// A write waiting on a slow sync stalls no reader: searches, Gets and Counts answer meanwhile,
+// from the state before the write (it is not acknowledged yet), and see it once it returns;
+// between its commit and its publication they still read the state before it.
+// Before writes committed outside the collection's lock, every reader below waited for the
+// sync. (The futures' deadline only turns a hang into a failure; nothing here is timed.)
+TEST(Collection, AWriteWaitingOnItsSyncStallsNoReader) {
+  TempDir tmp;
+  FaultInjectionEnv env;
+  CollectionOptions options;
+  options.env = &env;
+  std::atomic<bool> hook_armed = false;
+  std::function<void()> hook;
+  options.test_after_commit = [&] {
+    if (hook_armed.exchange(false)) hook();
+  };
+  Data d = Make(2000, 1);
+  auto cat = *Catalog::Open(tmp.path(), options);
+  auto c = NewCollection(cat.get(), d.base.dim, 1000000);
+  UpsertRows(c.get(), d.base, 0, 1500);
+  ASSERT_TRUE(c->BuildIndex().ok());
+  const VectorView q{d.base.type, {d.base.row(1600), d.base.row_bytes()}};
+  // Runs `reads` on another thread while the write is held; `unhold` lets the write go on.
+  const auto read_while_held = [&](std::function<void()> reads, std::function<void()> unhold) {
+    std::future<void> done = std::async(std::launch::async, reads);
+    const bool ready = done.wait_for(std::chrono::minutes(2)) == std::future_status::ready;
+    if (!ready) unhold();  // so that the readers, and the test, finish
+    done.wait();
+    EXPECT_TRUE(ready) << "a reader waited for the write";
+  };
+  const auto stored = [&](uint64_t id) -> std::vector<uint8_t> {
+    std::vector<PointOutput> found;
+    std::vector<uint64_t> missing;
+    const uint64_t ids[] = {id};
+    EXPECT_TRUE(c->Get(ids, true, false, &found, &missing).ok());
+    return found.empty() ? std::vector<uint8_t>{} : found[0].vector;
+  };
+  const std::vector<uint8_t> old_row(d.base.row(1), d.base.row(1) + d.base.row_bytes());
+  const std::vector<uint8_t> new_row(d.base.row(1600), d.base.row(1600) + d.base.row_bytes());
+
+  // An upsert replacing id 1 with the query itself and adding id 5000 (held in its sync of the
+  // write-ahead log).
+  env.HoldSyncs(".log");
+  std::thread writer([&] {
+    const PointInput rows[] = {{1, new_row, {}}, {5000, new_row, {}}};
+    std::vector<RowError> errors;
+    uint64_t upserted = 0;
+    EXPECT_TRUE(c->Upsert(rows, &errors, &upserted).ok());
+  });
+  env.AwaitHeldSyncs(1);
+  read_while_held(
+      [&] {
+        std::vector<Hit> hits;
+        EXPECT_TRUE(c->Search(q, 10, {}, &hits).ok());
+        for (const Hit& h : hits) EXPECT_TRUE(h.id != 1 || h.distance > 0) << "unacknowledged";
+        EXPECT_EQ(stored(1), old_row);
+        EXPECT_TRUE(stored(5000).empty());
+        EXPECT_EQ(c->Count(), 1500u);
+      },
+      [&] { env.ReleaseSyncs(); });
+  env.ReleaseSyncs();
+  writer.join();
+  EXPECT_EQ(stored(1), new_row);
+  EXPECT_EQ(c->Count(), 1501u);
+
+  // A delete of id 2, stopped after its commit and before the collection shows it: id 2 is whole
+  // to readers (its vector too: they read the published snapshot of the metadata store, where
+  // the delete is not yet).
+  const std::vector<uint8_t> row2(d.base.row(2), d.base.row(2) + d.base.row_bytes());
+  std::promise<void> committed, go_on;
+  bool released = false;
+  hook = [&] {
+    committed.set_value();
+    go_on.get_future().wait();
+  };
+  hook_armed = true;
+  std::thread deleter([&] {
+    const uint64_t ids[] = {2};
+    uint64_t deleted = 0;
+    EXPECT_TRUE(c->Delete(ids, &deleted).ok());
+    EXPECT_EQ(deleted, 1u);
+  });
+  committed.get_future().wait();
+  read_while_held(
+      [&] {
+        EXPECT_EQ(stored(2), row2);
+        EXPECT_EQ(c->Count(), 1501u);
+        std::vector<Hit> hits;
+        const VectorView q2{d.base.type, {d.base.row(2), d.base.row_bytes()}};
+        EXPECT_TRUE(c->Search(q2, 1, {}, &hits).ok());
+        ASSERT_EQ(hits.size(), 1u);
+        EXPECT_EQ(hits[0].id, 2u);
+      },
+      [&] {
+        released = true;
+        go_on.set_value();
+      });
+  if (!released) go_on.set_value();
+  deleter.join();
+  EXPECT_TRUE(stored(2).empty());
+  EXPECT_EQ(c->Count(), 1500u);
+}
+
+// Reads of the index's posting file that wait, while held, until released: a slow disk.
+class ReadGate {
+ public:
+  void Hold() {
+    MutexLock lock(&mu_);
+    held_ = true;
+  }
+  void Release() {
+    MutexLock lock(&mu_);
+    held_ = false;
+  }
+  void AwaitWaiting(int n) {
+    MutexLock lock(&mu_);
+    const auto enough = [this, n]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) { return waiting_ >= n; };
+    mu_.Await(absl::Condition(&enough));
+  }
+  void Pass() {
+    MutexLock lock(&mu_);
+    ++waiting_;
+    const auto open = [this]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) { return !held_; };
+    mu_.Await(absl::Condition(&open));
+    --waiting_;
+  }
+
+ private:
+  Mutex mu_;
+  bool held_ ABSL_GUARDED_BY(mu_) = false;
+  int waiting_ ABSL_GUARDED_BY(mu_) = 0;
+};
+
+class GatedBlockFile final : public BlockFile {
+ public:
+  GatedBlockFile(std::unique_ptr<BlockFile> base, ReadGate* gate)
+      : base_(std::move(base)), gate_(gate) {}
+  absl::StatusOr<std::unique_ptr<BlockReader>> NewReader() override {
+    class Reader final : public BlockReader {
+     public:
+      Reader(std::unique_ptr<BlockReader> base, ReadGate* gate)
+          : base_(std::move(base)), gate_(gate) {}
+      absl::Status ReadBatch(absl::Span<const ReadOp> ops,
+                             absl::FunctionRef<absl::Status(size_t)> on_done) override {
+        gate_->Pass();
+        return base_->ReadBatch(ops, on_done);
+      }
+
+     private:
+      std::unique_ptr<BlockReader> base_;
+      ReadGate* gate_;
+    };
+    auto reader = base_->NewReader();
+    if (!reader.ok()) return reader.status();
+    return std::unique_ptr<BlockReader>(new Reader(std::move(*reader), gate_));
+  }
+  IoEngine engine() const override { return base_->engine(); }
+  bool direct() const override { return base_->direct(); }
+  uint64_t size() const override { return base_->size(); }
+  const std::string& path() const override { return base_->path(); }
+
+ private:
+  std::unique_ptr<BlockFile> base_;
+  ReadGate* gate_;
+};
+
+// An indexed collection of `n` SIFT-like rows whose posting reads pass `gate`.
+struct GatedCollection {
+  explicit GatedCollection(uint64_t n) : d(Make(n, 1)) {
+    CollectionOptions options;
+    options.open.wrap_block_file = [this](std::unique_ptr<BlockFile> f) {
+      return std::unique_ptr<BlockFile>(new GatedBlockFile(std::move(f), &gate));
+    };
+    // Tenants of a few thousand points search the postings (not an extent), whose reads wait.
+    options.tenant_extent_bytes = 32768;
+    cat = *Catalog::Open(tmp.path(), options);
+    c = NewCollection(cat.get(), d.base.dim, 1000000);
+    UpsertRows(c.get(), d.base, 0, n);
+    EXPECT_TRUE(c->BuildIndex().ok());
+  }
+  // Runs `search` on a thread with its postings' reads held, and `meanwhile` beside it, then lets
+  // the reads go. False when `meanwhile` did not finish while they were held (it waited for
+  // them; the deadline only turns a hang into a failure).
+  bool WhileASearchReads(std::function<void()> search, std::function<void()> meanwhile) {
+    gate.Hold();
+    std::thread searcher(search);
+    gate.AwaitWaiting(1);
+    std::future<void> writes = std::async(std::launch::async, meanwhile);
+    const bool done = writes.wait_for(std::chrono::minutes(2)) == std::future_status::ready;
+    gate.Release();  // either way, so that the test ends
+    writes.wait();
+    searcher.join();
+    return done;
+  }
+
+  TempDir tmp;
+  ReadGate gate;
+  Data d;
+  std::unique_ptr<Catalog> cat;
+  std::shared_ptr<Collection> c;
+};
+
+// A search waiting on its posting reads stalls no writer: the collection's lock is released for
+// the reads, so a delete and an upsert made meanwhile are acknowledged (before, they waited for
+// the disk), and the search, scanning once its reads are back, sees the state after them.
+TEST(Collection, ASearchWaitingOnTheDiskStallsNoWriter) {
+  GatedCollection g(1500);
+  Collection* c = g.c.get();
+  const VectorView q{g.d.base.type, {g.d.base.row(7), g.d.base.row_bytes()}};
+  std::vector<Hit> hits;
+  const bool done = g.WhileASearchReads([&] { EXPECT_TRUE(c->Search(q, 5, {}, &hits).ok()); },
+                                        [&] {
+                                          const uint64_t gone[] = {7};
+                                          uint64_t deleted = 0;
+                                          EXPECT_TRUE(c->Delete(gone, &deleted).ok());
+                                          const PointInput rows[] = {{5000, q.bytes, {}}};
+                                          std::vector<RowError> errors;
+                                          uint64_t upserted = 0;
+                                          EXPECT_TRUE(c->Upsert(rows, &errors, &upserted).ok());
+                                        });
+  EXPECT_TRUE(done) << "a write waited for a search's disk reads";
+  ASSERT_FALSE(hits.empty());
+  EXPECT_EQ(hits[0].id, 5000u);  // the upsert made while the search read, at distance 0
+  EXPECT_EQ(hits[0].distance, 0.0f);
+  for (const Hit& h : hits) EXPECT_NE(h.id, 7u) << "deleted while the search read";
+}
+
+// A tenant dropped while its search reads postings (the lock released): the search says so
+// (NotFound) even when another tenant took the dropped one's number and the index was rebuilt
+// meanwhile; a tenant made again under the same name is a new, empty view - nothing of the old
+// one's, nor another tenant's, comes back.
+TEST(Collection, ATenantDroppedWhileItsSearchReadsSeesNothing) {
+  GatedCollection g(3000);
+  Collection* c = g.c.get();
+  std::vector<uint64_t> all(3000);
+  for (uint64_t i = 0; i < 3000; ++i) all[i] = i;
+  const VectorView q{g.d.base.type, {g.d.base.row(7), g.d.base.row_bytes()}};
+  for (const char* t : {"a", "b"}) ASSERT_TRUE(c->CreateTenant(t).ok());
+  uint64_t changed = 0;
+  std::vector<uint64_t> missing;
+  ASSERT_TRUE(c->Grant("a", all, &changed, &missing).ok());  // past the exact search: postings
+  std::vector<Hit> hits;
+  absl::Status s;
+  EXPECT_TRUE(g.WhileASearchReads([&] { s = c->Search(Scope{"a"}, q, 10, {}, &hits); },
+                                  [&] {
+                                    uint64_t deleted = 0;
+                                    EXPECT_TRUE(c->DropTenant("a", true, &deleted).ok());
+                                    EXPECT_TRUE(c->CreateTenant("c").ok());  // a's number?
+                                    const uint64_t few[] = {7, 8, 9};
+                                    EXPECT_TRUE(c->Grant("c", few, &changed, &missing).ok());
+                                    EXPECT_TRUE(c->BuildIndex().ok());
+                                  }));
+  EXPECT_TRUE(absl::IsNotFound(s)) << s;
+  ASSERT_TRUE(c->Grant("b", all, &changed, &missing).ok());
+  EXPECT_TRUE(g.WhileASearchReads([&] { s = c->Search(Scope{"b"}, q, 10, {}, &hits); },
+                                  [&] {
+                                    uint64_t deleted = 0;
+                                    EXPECT_TRUE(c->DropTenant("b", true, &deleted).ok());
+                                    EXPECT_TRUE(c->CreateTenant("b").ok());
+                                  }));
+  EXPECT_TRUE(s.ok()) << s;
+  EXPECT_TRUE(hits.empty()) << hits.size() << " hits for a tenant that sees nothing, first "
+                            << hits[0].id;
+}
+
+}  // namespace
+}  // namespace strata
