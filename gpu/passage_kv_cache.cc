@@ -453,6 +453,15 @@ void PassageKvCache::InvalidateCollection(const std::string& collection) {
   for (const std::string& name : erase) disk_->Erase(name);
 }
 
+std::vector<std::pair<std::string, uint64_t>> PassageKvCache::Passages() const {
+  absl::flat_hash_set<std::pair<std::string, uint64_t>> seen;
+  MutexLock lock(&mu_);
+  for (const RamEntry& e : ram_) seen.emplace(e.key.collection, e.key.id);
+  for (const Pending& p : pending_) seen.emplace(p.key.collection, p.key.id);
+  for (const DiskEntry& e : disk_lru_) seen.emplace(e.key.collection, e.key.id);
+  return {seen.begin(), seen.end()};
+}
+
 uint64_t PassageKvCache::dropped() const {
   MutexLock lock(&mu_);
   return stats_.disk_evictions + stats_.lost;

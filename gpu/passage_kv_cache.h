@@ -115,6 +115,10 @@ class PassageKvCache final {
   void Invalidate(const std::string& collection, absl::Span<const uint64_t> ids);
   // Drops every entry of a collection (it was dropped).
   void InvalidateCollection(const std::string& collection);
+  // The (collection, passage id) of every entry held, in any tier, each once: for a caller that
+  // checks them against what exists (the server at start, for entries a crash or an earlier
+  // version left behind).
+  [[nodiscard]] std::vector<std::pair<std::string, uint64_t>> Passages() const;
 
   [[nodiscard]] PassageKvCacheStats stats() const;
   // Entries the cache has dropped (not moved to another tier): disk evictions, and `lost`.

@@ -629,9 +629,9 @@ absl::Status CollectionImpl::CreateTenant(absl::string_view name, const TenantQu
 }
 
 absl::Status CollectionImpl::DropTenant(absl::string_view name, bool keep_points,
-                                        uint64_t* deleted) {
+                                        std::vector<uint64_t>* deleted) {
   RETURN_IF_ERROR(CheckNotDropped());
-  *deleted = 0;
+  deleted->clear();
   MutexLock write_lock(&write_mu_);
   std::vector<VectorId> orphans;
   WriteBatch batch;
@@ -652,6 +652,8 @@ absl::Status CollectionImpl::DropTenant(absl::string_view name, bool keep_points
       // Deleting points needs a serving index (their appended entries are found through it).
       if (!orphans.empty()) RETURN_IF_ERROR(CheckServing());
       for (VectorId id : orphans) RETURN_IF_ERROR(PlanDelete(id, &batch, &plans));
+      deleted->clear();  // (a plan may run more than once)
+      for (VectorId id : orphans) deleted->push_back(ext_of_[id]);
     }
     return PlanExtents({change}, {}, {}, &batch, &extent_plan);
   };
@@ -660,7 +662,7 @@ absl::Status CollectionImpl::DropTenant(absl::string_view name, bool keep_points
     ApplyExtents(extent_plan);
     for (const PointDelete& d : plans) ApplyDelete(d);
   }));
-  *deleted = plans.size();
+  DCHECK(deleted->size() == plans.size());
   Log(LogLevel::kInfo,
       "collection '%s': tenant '%s' dropped (%d points it created and only it saw %s)",
       config_.name, name, orphans.size(), keep_points ? "kept" : "deleted");

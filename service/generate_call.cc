@@ -101,6 +101,8 @@ absl::Status ServePrecompute(const pb::PrecomputePassageKvRequest& req, RagEngin
                              pb::PrecomputePassageKvResponse* resp) {
   if (rag == nullptr) return NoDecoder();
   ASSIGN_OR_RETURN(const gpu::KvFormat format, CachedFormat(req.cache_mode()));
+  // Before the passages are read: what is deleted or dropped after is not kept.
+  const uint64_t cache_epoch = rag->cache().epoch();
   std::vector<std::pair<uint64_t, pb::Payload>> found;
   std::vector<uint64_t> missing;
   RETURN_IF_ERROR(fetch(&found, &missing));
@@ -118,7 +120,8 @@ absl::Status ServePrecompute(const pb::PrecomputePassageKvRequest& req, RagEngin
     passages.push_back({id, std::move(text)});
   }
   const absl::Status s = rag->Precompute(
-      req.collection(), passages, format, [ctx] { return ctx->IsCancelled(); }, &report);
+      req.collection(), passages, format, cache_epoch, [ctx] { return ctx->IsCancelled(); },
+      &report);
   resp->set_computed(report.computed);
   resp->set_already_cached(report.already_cached);
   resp->set_without_text(report.without_text);
@@ -146,7 +149,8 @@ absl::Status ServeGenerate(const pb::GenerateRequest& req, RagEngine* rag,
   RagRequest r;
   RETURN_IF_ERROR(ToRagRequest(req, rag->max_tokens(), &r));
   RETURN_IF_ERROR(rag->Check(r));  // before any retrieval
-  // Retrieval.
+  // Retrieval, with the cache's epoch read before it (RagRequest::cache_epoch).
+  r.cache_epoch = rag->cache().epoch();
   ASSIGN_OR_RETURN(Retrieved found, retrieve(k));
   const double retrieval_s = std::chrono::duration<double>(Clock::now() - t0).count();
   pb::GenerateResponse summary_msg;

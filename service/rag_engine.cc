@@ -106,10 +106,11 @@ gpu::PassageKey RagEngine::Key(const std::string& collection, const RagPassage& 
 }
 
 absl::StatusOr<std::shared_ptr<const gpu::PassageKv>> RagEngine::MakePassageKv(
-    const gpu::PassageKey& key, const std::vector<int32_t>& tokens, bool* kept) {
+    const gpu::PassageKey& key, const std::vector<int32_t>& tokens, uint64_t cache_epoch,
+    bool* kept) {
+  const uint64_t epoch = std::min(cache_epoch, cache_->epoch());
   // Another request may have made it since this one looked (a Lookup only then: the miss is
   // already counted).
-  const uint64_t epoch = cache_->epoch();
   std::shared_ptr<const gpu::PassageKv> kv;
   if (cache_->Contains(key)) {
     gpu::KvTier tier;
@@ -137,7 +138,7 @@ absl::StatusOr<std::shared_ptr<const gpu::PassageKv>> RagEngine::MakePassageKv(
 
 absl::Status RagEngine::Precompute(const std::string& collection,
                                    const std::vector<RagPassage>& passages, gpu::KvFormat format,
-                                   const std::function<bool()>& cancelled,
+                                   uint64_t cache_epoch, const std::function<bool()>& cancelled,
                                    PrecomputeReport* report) {
   if (format == gpu::KvFormat::kF32) {
     return absl::InvalidArgumentError("passage entries are cached as f16, int8 or int4");
@@ -165,7 +166,7 @@ absl::Status RagEngine::Precompute(const std::string& collection,
     bool kept = false;
     RETURN_IF_ERROR(generator_->RunTask(
         [&]() -> absl::Status {
-          ASSIGN_OR_RETURN(made, MakePassageKv(key, tokens, &kept));
+          ASSIGN_OR_RETURN(made, MakePassageKv(key, tokens, cache_epoch, &kept));
           return absl::OkStatus();
         },
         cancelled));
@@ -254,13 +255,14 @@ absl::Status RagEngine::Answer(const RagRequest& req,
       }
       // A miss is made by the generator once this generation is admitted (gpu/generator.h).
       ++report->misses;
-      gen.to_make.push_back({gen.spans.size() - 1,
-                             [this, key, tokens = std::move(bodies[i]), made_bytes]()
-                                 -> absl::StatusOr<std::shared_ptr<const gpu::PassageKv>> {
-                               ASSIGN_OR_RETURN(auto made, MakePassageKv(key, tokens));
-                               made_bytes->fetch_add(made->bytes());
-                               return made;
-                             }});
+      gen.to_make.push_back(
+          {gen.spans.size() - 1,
+           [this, key, tokens = std::move(bodies[i]), made_bytes,
+            epoch = req.cache_epoch]() -> absl::StatusOr<std::shared_ptr<const gpu::PassageKv>> {
+             ASSIGN_OR_RETURN(auto made, MakePassageKv(key, tokens, epoch));
+             made_bytes->fetch_add(made->bytes());
+             return made;
+           }});
     }
     gen.assemble.recompute_ratio = req.recompute_ratio;
   }

@@ -50,6 +50,10 @@ struct RagRequest {
   gpu::KvFormat format = gpu::KvFormat::kInt8;
   float recompute_ratio = 0.15f;
   int recompute_first = 4;
+  // The passage cache's epoch() read before the passages were read from the collection: an
+  // entry made from one that was deleted, replaced or dropped since is not kept (else a drop
+  // while an answer is made would leave entries of text that no longer exists, on disk too).
+  uint64_t cache_epoch = gpu::PassageKvCache::kAnyEpoch;
 };
 
 struct RagReport {
@@ -96,10 +100,10 @@ class RagEngine final {
   // first question retrieving them would, one passage per decoder turn (Generator::RunTask) so
   // running answers keep going. Stops with Cancelled when `cancelled` says so; the report counts
   // what was done either way. Entries beyond the cache's budgets evict older ones
-  // (report->evictions).
+  // (report->evictions). `cache_epoch`: as RagRequest's, read before the passages were.
   [[nodiscard]] absl::Status Precompute(const std::string& collection,
                                         const std::vector<RagPassage>& passages,
-                                        gpu::KvFormat format,
+                                        gpu::KvFormat format, uint64_t cache_epoch,
                                         const std::function<bool()>& cancelled,
                                         PrecomputeReport* report);
 
@@ -114,10 +118,12 @@ class RagEngine final {
   [[nodiscard]] gpu::PassageKey Key(const std::string& collection, const RagPassage& p,
                                     gpu::KvFormat format) const;
   // Computes (or finds, when another request made it meanwhile) the entry of a passage's body
-  // tokens and keeps it in the cache. Runs on the generator's thread (GenerationRequest::to_make).
-  // *kept (when given): whether the cache holds it now.
+  // tokens and keeps it in the cache unless its passage was invalidated after `cache_epoch` (see
+  // RagRequest). Runs on the generator's thread (GenerationRequest::to_make). *kept (when
+  // given): whether the cache holds it now.
   absl::StatusOr<std::shared_ptr<const gpu::PassageKv>> MakePassageKv(
-      const gpu::PassageKey& key, const std::vector<int32_t>& tokens, bool* kept = nullptr);
+      const gpu::PassageKey& key, const std::vector<int32_t>& tokens, uint64_t cache_epoch,
+      bool* kept = nullptr);
   // The prompt (and prefix entry) for `instructions`.
   struct Prefix {
     std::unique_ptr<RagPrompt> prompt;

@@ -7,6 +7,7 @@
 #include <optional>
 #include <thread>
 
+#include "absl/container/flat_hash_map.h"
 #include "absl/container/flat_hash_set.h"
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
@@ -57,6 +58,41 @@ bool IsLoopback(absl::string_view listen) {
 }
 
 // How the encoder and the reranker run: the engine's backend, precision and pass size.
+// Removes the cached passage entries whose collection or point no longer exists: a crash
+// between a delete or a drop and the cache's invalidation, or an earlier version, can leave them
+// on disk, where they would hold the text's keys and values, and disk budget, until evicted.
+// A collection that cannot answer (damaged) keeps its entries: this never stops the start.
+void DropCachedPassagesGone(const Catalog& catalog, gpu::PassageKvCache* cache) {
+  absl::flat_hash_map<std::string, std::vector<uint64_t>> ids_of;
+  for (auto& [collection, id] : cache->Passages()) ids_of[collection].push_back(id);
+  size_t gone = 0;
+  for (auto& [name, ids] : ids_of) {
+    absl::StatusOr<std::shared_ptr<Collection>> col = catalog.Find(name);
+    if (!col.ok()) {
+      if (!absl::IsNotFound(col.status())) continue;
+      cache->InvalidateCollection(name);
+      gone += ids.size();
+      continue;
+    }
+    std::vector<PointOutput> found;
+    std::vector<uint64_t> missing;
+    const absl::Status s =
+        (*col)->Get(ids, /*with_vector=*/false, /*with_payload=*/false, &found, &missing);
+    if (!s.ok()) {
+      Log(LogLevel::kWarning, "passage KV cache: the entries of collection '%s' stay unchecked: %s",
+          name, s.ToString());
+      continue;
+    }
+    cache->Invalidate(name, missing);
+    gone += missing.size();
+  }
+  if (gone > 0) {
+    Log(LogLevel::kInfo,
+        "passage KV cache: the entries of %zu passages whose point or collection is gone removed",
+        gone);
+  }
+}
+
 absl::StatusOr<gpu::EncoderOptions> EngineOptions(const EmbedOptions& e) {
   gpu::EncoderOptions eo;
   ASSIGN_OR_RETURN(eo.backend, gpu::ParseBackendChoice(e.backend));
@@ -215,6 +251,7 @@ class ServerImpl final : public Server {
                             absl::StrCat("cannot load the decoder: ", rag.status().message()));
       }
       s->rag_ = std::move(rag).value();
+      DropCachedPassagesGone(*s->catalog_, &s->rag_->cache());
     }
     // Calls are served on gRPC's sync thread pool: up to `threads` at once (searches wait on the
     // disk, so well above the core count), plus its pollers. Past that gRPC answers

@@ -50,10 +50,13 @@ grpc::Status StrataService::DropTenant(grpc::ServerContext* ctx, const pb::DropT
     // Its keys go first: a crash between the two leaves a tenant without keys, never a key
     // that a tenant made again under the same name would bring back to life.
     ASSIGN_OR_RETURN(uint32_t revoked, keys_->RevokeFor(col->config().uid, req->name()));
-    uint64_t deleted = 0;
+    std::vector<uint64_t> deleted;
     RETURN_IF_ERROR(col->DropTenant(req->name(), req->keep_points(), &deleted));
-    if (deleted > 0) ScheduleWantedBuild(col);
-    resp->set_deleted_points(deleted);
+    if (!deleted.empty()) {
+      if (rag_ != nullptr) rag_->cache().Invalidate(req->collection(), deleted);
+      ScheduleWantedBuild(col);
+    }
+    resp->set_deleted_points(deleted.size());
     resp->set_revoked_keys(revoked);
     return absl::OkStatus();
   });

@@ -206,7 +206,8 @@ class CollectionImpl final : public Collection {
     ASSIGN_OR_RETURN(TenantAccess::Tenant t, tenants_.Find(name));
     return tenants_.Describe(t);
   }
-  absl::Status DropTenant(absl::string_view name, bool keep_points, uint64_t* deleted) override;
+  absl::Status DropTenant(absl::string_view name, bool keep_points,
+                          std::vector<uint64_t>* deleted) override;
   std::vector<TenantInfo> ListTenants() const override {
     ReaderMutexLock lock(&mu_);
     return tenants_.List();

@@ -267,7 +267,7 @@ TEST(Collection, ATenantDroppedWhileItsSearchReadsSeesNothing) {
   absl::Status s;
   EXPECT_TRUE(g.WhileASearchReads([&] { s = c->Search(Scope{"a"}, q, 10, {}, &hits); },
                                   [&] {
-                                    uint64_t deleted = 0;
+                                    std::vector<uint64_t> deleted;
                                     EXPECT_TRUE(c->DropTenant("a", true, &deleted).ok());
                                     EXPECT_TRUE(c->CreateTenant("c").ok());  // a's number?
                                     const uint64_t few[] = {7, 8, 9};
@@ -278,7 +278,7 @@ TEST(Collection, ATenantDroppedWhileItsSearchReadsSeesNothing) {
   ASSERT_TRUE(c->Grant("b", all, &changed, &missing).ok());
   EXPECT_TRUE(g.WhileASearchReads([&] { s = c->Search(Scope{"b"}, q, 10, {}, &hits); },
                                   [&] {
-                                    uint64_t deleted = 0;
+                                    std::vector<uint64_t> deleted;
                                     EXPECT_TRUE(c->DropTenant("b", true, &deleted).ok());
                                     EXPECT_TRUE(c->CreateTenant("b").ok());
                                   }));

@@ -795,7 +795,7 @@ TEST(PowerLoss, TenantViewsHoldExactlyAcrossCuts) {
             }
             ++it;
           }
-          uint64_t deleted = 0;
+          std::vector<uint64_t> deleted;
           s = c->DropTenant(t, /*keep_points=*/false, &deleted);
           if (s.ok()) {
             model = next;

@@ -233,7 +233,7 @@ class TenantOps {
   }
 
   void DropTenant(const std::string& name, bool keep) {
-    uint64_t deleted = 0;
+    std::vector<uint64_t> deleted;
     absl::Status s = col_->DropTenant(name, keep, &deleted);
     if (!model_.tenants.count(name)) {
       EXPECT_TRUE(absl::IsNotFound(s)) << s;
@@ -241,20 +241,21 @@ class TenantOps {
     }
     ASSERT_TRUE(s.ok()) << s;
     model_.tenants.erase(name);
-    uint64_t expect = 0;
+    std::vector<uint64_t> expect;
     for (auto it = model_.points.begin(); it != model_.points.end();) {
       it->second.tenants.erase(name);
       if (it->second.owner == name) {
         if (it->second.tenants.empty() && !keep) {
+          expect.push_back(it->first);
           it = model_.points.erase(it);
-          ++expect;
           continue;
         }
         it->second.owner.clear();
       }
       ++it;
     }
-    EXPECT_EQ(deleted, expect);
+    std::sort(deleted.begin(), deleted.end());
+    EXPECT_EQ(deleted, expect);  // (the model's points are ordered by id)
   }
 
   void Build() {

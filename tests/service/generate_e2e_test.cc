@@ -3,10 +3,12 @@
 // an upsert), cached assembly with everything recomputed answering exactly as full prefill,
 // the request checks, a client that goes away, the bound on Generate calls, and a server without
 // a decoder.
+#include <filesystem>
 #include <string>
 #include <thread>
 #include <vector>
 
+#include "absl/strings/escaping.h"
 #include "absl/strings/str_cat.h"
 #include "grpcpp/grpcpp.h"
 #include "gtest/gtest.h"
@@ -310,6 +312,88 @@ TEST_F(GenerateTest, PrecomputedPassagesAreHitsOnTheFirstQuestion) {
   pb::PrecomputePassageKvRequest nowhere = req;
   nowhere.set_collection("nope");
   EXPECT_EQ(code(nowhere), grpc::StatusCode::NOT_FOUND);
+}
+
+// Dropping a tenant deletes the points it created, and their cached passage entries go with
+// them (nothing derived from their text is kept, in RAM or on disk).
+TEST_F(GenerateTest, ATenantsDeletedPointsLeaveNoCachedEntries) {
+  auto entries = [&] {
+    pb::StatsResponse stats;
+    EXPECT_TRUE(Call(&pb::Strata::Stub::Stats, server_->stub(), pb::StatsRequest{}, &stats).ok());
+    return stats.generation().cache_entries();
+  };
+  pb::CreateTenantRequest create;
+  create.set_collection("docs");
+  create.set_name("t");
+  pb::TenantInfo created;
+  ASSERT_TRUE(Call(&pb::Strata::Stub::CreateTenant, server_->stub(), create, &created).ok());
+  pb::UpsertRequest up;
+  up.set_collection("docs");
+  up.set_tenant("t");
+  pb::PrecomputePassageKvRequest pre;
+  pre.set_collection("docs");
+  for (uint64_t id = 100; id < 104; ++id) {
+    pb::Point* p = up.add_points();
+    p->set_id(id);
+    for (int j = 0; j < 4; ++j) p->mutable_vector()->add_values(static_cast<float>(id % 5 + j));
+    p->mutable_payload()->set_text(absl::StrCat("the tenant's own passage ", id));
+    pre.add_ids(id);
+  }
+  pb::UpsertResponse upserted;
+  ASSERT_TRUE(Call(&pb::Strata::Stub::Upsert, server_->stub(), up, &upserted).ok());
+  ASSERT_EQ(upserted.upserted(), 4u);
+  const uint64_t before = entries();
+  pb::PrecomputePassageKvResponse made;
+  ASSERT_TRUE(Call(&pb::Strata::Stub::PrecomputePassageKv, server_->stub(), pre, &made).ok());
+  ASSERT_EQ(made.computed(), 4u);
+  ASSERT_EQ(entries(), before + 4);
+  pb::DropTenantRequest drop;
+  drop.set_collection("docs");
+  drop.set_name("t");
+  pb::DropTenantResponse dropped;
+  ASSERT_TRUE(Call(&pb::Strata::Stub::DropTenant, server_->stub(), drop, &dropped).ok());
+  EXPECT_EQ(dropped.deleted_points(), 4u);
+  EXPECT_EQ(entries(), before);
+}
+
+// Entries on disk whose collection or point no longer exists (left by a crash between a drop or
+// a delete and the cache's invalidation, or an earlier version) are removed when the server
+// starts. Here two entry files are renamed to stand for such passages while the server is down.
+TEST_F(GenerateTest, EntriesOfPassagesGoneAreRemovedAtStart) {
+  auto entries = [&] {
+    pb::StatsResponse stats;
+    EXPECT_TRUE(Call(&pb::Strata::Stub::Stats, server_->stub(), pb::StatsRequest{}, &stats).ok());
+    return stats.generation().cache_entries();
+  };
+  pb::PrecomputePassageKvRequest pre;
+  pre.set_collection("docs");
+  for (uint64_t id = 0; id < 12; ++id) pre.add_ids(id);
+  pb::PrecomputePassageKvResponse made;
+  ASSERT_TRUE(Call(&pb::Strata::Stub::PrecomputePassageKv, server_->stub(), pre, &made).ok());
+  ASSERT_EQ(made.computed(), 12u);
+  ASSERT_EQ(server_->Stop(), 0);  // (what RAM holds is written to disk)
+  const std::string dir = tmp_.File("data") + "/kv-cache";
+  std::vector<std::string> names;
+  for (const auto& e : std::filesystem::directory_iterator(dir)) {
+    names.push_back(e.path().filename().string());
+  }
+  ASSERT_EQ(names.size(), 12u);
+  // <model>-<collection>-<id>-<version>-<format>: one of collection "gone", one of point 999.
+  const std::string docs = absl::StrCat("-", absl::BytesToHexString("docs"), "-");
+  const std::string gone = absl::StrCat("-", absl::BytesToHexString("gone"), "-");
+  const size_t at = names[0].find(docs);
+  ASSERT_NE(at, std::string::npos);
+  std::filesystem::rename(dir + "/" + names[0], dir + "/" + names[0].substr(0, at) + gone +
+                                                    names[0].substr(at + docs.size()));
+  const size_t id_at = names[1].find(docs) + docs.size();
+  const size_t id_end = names[1].find('-', id_at);
+  std::filesystem::rename(dir + "/" + names[1],
+                          dir + "/" + names[1].substr(0, id_at) + "999" + names[1].substr(id_end));
+  ASSERT_NO_FATAL_FAILURE(server_->Start());
+  EXPECT_EQ(entries(), 10u);
+  size_t files = 0;
+  for (const auto& e : std::filesystem::directory_iterator(dir)) files += e.is_regular_file();
+  EXPECT_EQ(files, 10u);
 }
 
 // A Generate call holds a call thread while it lasts: with --threads=2 only one runs at once,
