@@ -841,9 +841,12 @@ int main(int argc, char** argv) {
       if (row >= static_cast<int64_t>(set->n)) {
         return Fail(absl::StrCat("--row ", row, " is past the file's ", set->n, " rows"));
       }
+      // As numbers, not the file's bytes: the server checks them against the collection's
+      // dimension and element type (a uint8 file's rows search a float32 collection; bytes
+      // would be read in the collection's type, whatever the file's).
       for (uint64_t i = row < 0 ? 0 : row; i < (row < 0 ? set->n : row + 1); ++i) {
         pb::Vector v;
-        v.set_raw(std::string(reinterpret_cast<const char*>(set->row(i)), set->row_bytes()));
+        for (float x : strata::RowsAsFloat(*set, i, 1)) v.add_values(x);
         queries.push_back(v);
       }
     }

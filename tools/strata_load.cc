@@ -757,6 +757,14 @@ int RunOnline(Input& in, const std::string& collection) {
                              in.embed_online ? ", the server's model embeds to " : ", the file ",
                              v.dim));
   }
+  if (!in.embed_online && info.element_type() != strata::ToProto(v.type)) {
+    // (Rows go as the file's bytes, which the server reads in the collection's type.)
+    auto held = strata::FromProto(info.element_type());
+    return Fail(absl::StrCat("collection '", collection, "' holds ",
+                             held.ok() ? strata::ElementTypeName(*held) : "unknown", " vectors, ",
+                             InputPath(), " ", strata::ElementTypeName(v.type),
+                             " ones: load a file of its type, or into another collection"));
+  }
 
   if (!in.tenants.empty()) {
     s = CreateMissingTenants(*stub, collection, in.tenants);

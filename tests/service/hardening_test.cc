@@ -863,6 +863,48 @@ TEST(Hardening, StrataLoadRefusesARowOfTooManyTenantsUpFront) {
   EXPECT_EQ(server.Stop(), 0);
 }
 
+// A vector file of another element type than the collection's: strata-load refuses it up front
+// (its rows would go as bytes, read in the collection's type), and strata-cli search sends its
+// rows as numbers (a uint8 query file searches a float32 collection).
+TEST(Hardening, AVectorFileOfAnotherTypeIsNeverReadAsTheCollectionsBytes) {
+  TempDir tmp;
+  VectorSet floats;
+  floats.type = ElementType::kFloat32;
+  floats.n = 2;
+  floats.dim = 4;
+  const float rows[8] = {1, 0, 0, 0, 0, 7, 0, 0};
+  floats.data.assign(reinterpret_cast<const uint8_t*>(rows),
+                     reinterpret_cast<const uint8_t*>(rows + 8));
+  ASSERT_TRUE(WriteVectors(tmp.File("base.fbin"), floats).ok());
+  VectorSet bytes;
+  bytes.type = ElementType::kUint8;
+  bytes.n = 2;
+  bytes.dim = 4;
+  bytes.data = {1, 0, 0, 0, 0, 7, 0, 0};
+  ASSERT_TRUE(WriteVectors(tmp.File("q.u8bin"), bytes).ok());
+  ServerProcess server(tmp.File("data"), tmp.File("server.log"));
+  ASSERT_NO_FATAL_FAILURE(server.Start());
+  const std::string log = tmp.File("tool.log");
+  ASSERT_EQ(WaitExit(Spawn({Bin("strata-load"), "--input=" + tmp.File("base.fbin"),
+                            "--collection=f", "--server=" + server.address()},
+                           log)),
+            0)
+      << ReadLog(log);
+  EXPECT_NE(WaitExit(Spawn({Bin("strata-load"), "--input=" + tmp.File("q.u8bin"), "--collection=f",
+                            "--server=" + server.address()},
+                           log)),
+            0);
+  EXPECT_NE(ReadLog(log).find("holds float32 vectors"), std::string::npos) << ReadLog(log);
+  ASSERT_EQ(WaitExit(Spawn({Bin("strata-cli"), "--server=" + server.address(), "search", "f",
+                            "--query_file=" + tmp.File("q.u8bin"), "--row=1", "--k=1"},
+                           log)),
+            0)
+      << ReadLog(log);
+  EXPECT_NE(ReadLog(log).find("id 1 "), std::string::npos) << ReadLog(log);
+  EXPECT_NE(ReadLog(log).find("distance 0 "), std::string::npos) << ReadLog(log);
+  EXPECT_EQ(server.Stop(), 0);
+}
+
 // BuildIndex returns at once with a build id; DescribeCollection follows the build to its end.
 TEST(Hardening, BuildIndexReturnsAtOnceAndDescribeFollowsTheBuild) {
   TempDir tmp;
