@@ -88,9 +88,7 @@ absl::Status ToRagRequest(const pb::GenerateRequest& req, int max_tokens, RagReq
     ASSIGN_OR_RETURN(r->format, CachedFormat(req.cache_mode()));
   }
   if (req.has_recompute_ratio()) r->recompute_ratio = req.recompute_ratio();
-  if (req.has_recompute_first()) {
-    r->recompute_first = static_cast<int>(std::min<uint32_t>(req.recompute_first(), 1u << 20));
-  }
+  if (req.has_recompute_first()) r->recompute_first = req.recompute_first();
   return absl::OkStatus();
 }
 

@@ -246,7 +246,8 @@ absl::Status RagEngine::Answer(const RagRequest& req,
       const gpu::PassageKey key = Key(req.collection, *used[i], req.format);
       gpu::KvTier tier;
       std::shared_ptr<const gpu::PassageKv> kv = cache_->Lookup(key, &tier, &report->bytes_read);
-      gen.spans.push_back({layout.passages[i].position, kv.get(), req.recompute_first});
+      gen.spans.push_back({layout.passages[i].position, kv.get(),
+                           static_cast<int>(req.recompute_first)});  // (checked)
       if (kv != nullptr) {
         (tier == gpu::KvTier::kRam ? report->ram_hits : report->disk_hits) += 1;
         report->cache_bytes += kv->bytes();

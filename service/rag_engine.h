@@ -49,7 +49,7 @@ struct RagRequest {
   bool full_prefill = false;  // else cached in `format`
   gpu::KvFormat format = gpu::KvFormat::kInt8;
   float recompute_ratio = 0.15f;
-  int recompute_first = 4;
+  int64_t recompute_first = 4;  // (wide enough for any value a request sends: Check names it)
   // The passage cache's epoch() read before the passages were read from the collection: an
   // entry made from one that was deleted, replaced or dropped since is not kept (else a drop
   // while an answer is made would leave entries of text that no longer exists, on disk too).

@@ -100,9 +100,11 @@ absl::StatusOr<RawMatrix> ReadRaw(const std::string& path, const FormatInfo& f, 
     uint32_t hdr[2];
     RETURN_IF_ERROR(PReadFull(fd.get(), hdr, 8, 0, path));
     uint64_t need = 8 + uint64_t{hdr[0]} * hdr[1] * f.elem_size;
-    if (hdr[1] == 0 || hdr[1] > 65536) {
-      return absl::DataLossError(absl::StrCat(path, ": implausible dimension ", hdr[1]));
+    if (hdr[1] == 0 || hdr[1] > 65536) {  // (the header's fields are int32: -5 says -5)
+      return absl::DataLossError(
+          absl::StrCat(path, ": implausible dimension ", static_cast<int32_t>(hdr[1])));
     }
+
     if (size != need) {
       return absl::DataLossError(absl::StrCat(path, ": header says ", hdr[0], " x ", hdr[1], " (",
                                               need, " bytes) but the file has ", size,

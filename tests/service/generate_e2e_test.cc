@@ -183,6 +183,12 @@ TEST_F(GenerateTest, RefusesBadRequestsByName) {
   r.set_recompute_ratio(2);
   EXPECT_EQ(code(r).error_code(), grpc::StatusCode::INVALID_ARGUMENT);
   r = Question("q", pb::CACHED_INT8);
+  r.set_recompute_first(4294967295u);  // named as sent
+  s = code(r);
+  EXPECT_EQ(s.error_code(), grpc::StatusCode::INVALID_ARGUMENT);
+  EXPECT_NE(s.error_message().find("recompute_first 4294967295 "), std::string::npos)
+      << s.error_message();
+  r = Question("q", pb::CACHED_INT8);
   r.mutable_params()->add_stop("");
   EXPECT_EQ(code(r).error_code(), grpc::StatusCode::INVALID_ARGUMENT);
   r = Question("q", static_cast<pb::KvCacheMode>(42));

@@ -69,6 +69,19 @@ TEST(VectorFile, TruncatedFilesAreDataLoss) {
   }
 }
 
+// A header's dimension is an int32: a negative one is named as such.
+TEST(VectorFile, ANegativeDimensionIsNamedAsWritten) {
+  testing::TempDir dir;
+  {
+    std::ofstream f(dir.File("neg.fbin"), std::ios::binary);
+    const int32_t hdr[2] = {1, -5};
+    f.write(reinterpret_cast<const char*>(hdr), sizeof(hdr));
+  }
+  auto r = ReadVectors(dir.File("neg.fbin"));
+  EXPECT_TRUE(absl::IsDataLoss(r.status())) << r.status();
+  EXPECT_NE(r.status().message().find("implausible dimension -5"), std::string::npos) << r.status();
+}
+
 TEST(VectorFile, UnknownExtensionAndWrongTypeAreInvalidArgument) {
   testing::TempDir dir;
   std::ofstream(dir.File("x.csv")) << "1,2,3\n";
