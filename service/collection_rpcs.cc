@@ -6,6 +6,7 @@
 #include "absl/container/flat_hash_set.h"
 #include "absl/functional/function_ref.h"
 #include "absl/strings/str_cat.h"
+#include "base/json_error.h"
 #include "grpcpp/grpcpp.h"
 #include "index/catalog.h"
 #include "nlohmann/json.hpp"
@@ -20,22 +21,7 @@
 #include "storage/status_macros.h"
 
 namespace strata::service_internal {
-namespace {
-
-// Where `json` stops parsing. Not the parser's own message: it quotes the bytes it last read,
-// which may cut a UTF-8 character in two, and a row's message is a proto string (UTF-8 only).
-std::string JsonParseError(const std::string& json) {
-  try {
-    const nlohmann::json parsed = nlohmann::json::parse(json);
-    return parsed.is_discarded() ? "discarded" : "it parses";
-  } catch (const nlohmann::json::parse_error& e) {
-    return absl::StrCat("a syntax error at byte ", e.byte, " of ", json.size());
-  } catch (const nlohmann::json::exception& e) {
-    return absl::StrCat("error ", e.id);
-  }
-}
-
-}  // namespace
+namespace {}  // namespace
 
 grpc::Status StrataService::CreateCollection(grpc::ServerContext* ctx,
                                              const pb::CreateCollectionRequest* req,
@@ -153,7 +139,7 @@ grpc::Status StrataService::Upsert(grpc::ServerContext* ctx, const pb::UpsertReq
                                             false);
         if (parsed.is_discarded()) {
           s = absl::InvalidArgumentError(
-              absl::StrCat("payload json does not parse: ", JsonParseError(p.payload().json())));
+              absl::StrCat("payload json does not parse: ", JsonSyntaxError(p.payload().json())));
         } else if (!parsed.is_object()) {
           s = absl::InvalidArgumentError(
               absl::StrCat("payload json is ", parsed.type_name(), ", not a JSON object"));

@@ -5,6 +5,7 @@
 #include <fstream>
 
 #include "absl/strings/str_cat.h"
+#include "base/json_error.h"
 #include "nlohmann/json.hpp"
 
 namespace strata {
@@ -19,7 +20,11 @@ absl::StatusOr<v1::TuneHybridRequest> ReadLabelledQuestions(const std::string& p
     if (line.empty()) continue;
     const std::string where = absl::StrCat(path, ":", n);
     const auto j = nlohmann::json::parse(line, nullptr, /*allow_exceptions=*/false);
-    if (j.is_discarded() || !j.is_object()) {
+    if (j.is_discarded()) {
+      return absl::InvalidArgumentError(
+          absl::StrCat(where, ": not JSON (", JsonSyntaxError(line), ")"));
+    }
+    if (!j.is_object()) {
       return absl::InvalidArgumentError(absl::StrCat(where, ": not a JSON object"));
     }
     v1::LabelledQuestion* q = req.add_questions();

@@ -23,6 +23,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
 #include "absl/strings/str_split.h"
+#include "base/json_error.h"
 #include "gpu/encoder.h"
 #include "grpcpp/grpcpp.h"
 #include "index/catalog.h"
@@ -194,7 +195,11 @@ absl::Status ReadPassages(const std::string& path, uint64_t limit, Input* in) {
     if (line.empty()) continue;
     const std::string where = absl::StrCat(path, ":", n + 1);
     auto j = nlohmann::ordered_json::parse(line, nullptr, false);
-    if (j.is_discarded() || !j.is_object()) {
+    if (j.is_discarded()) {
+      return absl::InvalidArgumentError(
+          absl::StrCat(where, ": not JSON (", strata::JsonSyntaxError(line), ")"));
+    }
+    if (!j.is_object()) {
       return absl::InvalidArgumentError(absl::StrCat(where, ": not a JSON object"));
     }
     if (!j.contains("text") || !j["text"].is_string()) {
@@ -330,7 +335,11 @@ absl::Status ReadPayloads(const std::string& path, uint64_t rows, Input* in, boo
   *all_have_ids = true;
   while (n < rows && std::getline(f, line)) {
     auto j = nlohmann::ordered_json::parse(line, nullptr, false);
-    if (j.is_discarded() || !j.is_object()) {
+    if (j.is_discarded()) {
+      return absl::InvalidArgumentError(
+          absl::StrCat(path, ":", n + 1, ": not JSON (", strata::JsonSyntaxError(line), ")"));
+    }
+    if (!j.is_object()) {
       return absl::InvalidArgumentError(absl::StrCat(path, ":", n + 1, ": not a JSON object"));
     }
     std::string text;

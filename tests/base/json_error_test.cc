@@ -1,0 +1,19 @@
+#include "base/json_error.h"
+
+#include "gtest/gtest.h"
+
+namespace strata {
+namespace {
+
+TEST(JsonSyntaxError, SaysWhereAndWhyWithoutQuotingTheText) {
+  EXPECT_EQ(JsonSyntaxError("{not json"), "a syntax error at byte 3 of 9");  // (1-based)
+  // An invalid UTF-8 byte in a string: named as such, and never quoted.
+  const std::string bad = "{\"text\":\"a\xff\xfe b\"}";
+  const std::string why = JsonSyntaxError(bad);
+  EXPECT_EQ(why.rfind("bytes that are not UTF-8 at byte ", 0), 0u) << why;
+  EXPECT_EQ(why.find('\xff'), std::string::npos);
+  EXPECT_EQ(JsonSyntaxError("[1, 2]"), "it parses");
+}
+
+}  // namespace
+}  // namespace strata
