@@ -259,7 +259,8 @@ absl::Status StrataService::CheckTexts(const std::vector<std::string>& texts,
   if (texts.empty()) return absl::InvalidArgumentError("empty batch: no texts");
   if (texts.size() > limits_.max_texts) {
     return absl::ResourceExhaustedError(
-        absl::StrCat(texts.size(), " texts in one request; the limit is ", limits_.max_texts));
+        absl::StrCat(texts.size(), " texts in one request; the limit is ", limits_.max_texts,
+                     " (strata-server --max_texts): send them in several requests"));
   }
   for (size_t i = 0; i < texts.size(); ++i) {
     if (texts[i].empty()) {

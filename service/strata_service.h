@@ -238,7 +238,8 @@ class StrataService final : public pb::Strata::Service {
     if (n == 0) return absl::InvalidArgumentError(absl::StrCat("empty batch: no ", what));
     if (static_cast<uint32_t>(n) > limits_.max_batch) {
       return absl::ResourceExhaustedError(
-          absl::StrCat(n, " ", what, " in one request; the limit is ", limits_.max_batch));
+          absl::StrCat(n, " ", what, " in one request; the limit is ", limits_.max_batch,
+                       " (strata-server --max_batch): send them in several requests"));
     }
     return absl::OkStatus();
   }

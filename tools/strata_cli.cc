@@ -770,7 +770,7 @@ int main(int argc, char** argv) {
     auto reader = stub->Generate(&ctx, req);
     pb::GenerateResponse msg;
     pb::GenerateSummary summary;
-    bool got_summary = false;
+    bool got_summary = false, wrote = false;
     while (reader->Read(&msg)) {
       if (msg.has_summary()) {
         summary = msg.summary();
@@ -778,10 +778,11 @@ int main(int argc, char** argv) {
       } else {
         std::fwrite(msg.text().data(), 1, msg.text().size(), stdout);
         std::fflush(stdout);
+        wrote = true;
       }
     }
     grpc::Status s = reader->Finish();
-    std::printf("\n");
+    if (wrote) std::printf("\n");  // (the answer's line ends; a refused call printed none)
     if (!s.ok()) return RpcFail(s);
     if (!got_summary || absl::GetFlag(FLAGS_quiet)) return 0;
     std::printf("\nSources:\n");
@@ -891,7 +892,8 @@ int main(int argc, char** argv) {
       double ms = 0;
     };
     std::vector<Result> results(queries.size());
-    const int clients = std::max(1, absl::GetFlag(FLAGS_clients));
+    const int clients = absl::GetFlag(FLAGS_clients);
+    if (clients < 1) return Fail(absl::StrCat("--clients must be 1 or more, not ", clients));
     auto worker = [&](int c) {
       std::unique_ptr<pb::Strata::Stub> mine;
       pb::Strata::Stub* own = stub.get();

@@ -1,7 +1,9 @@
 // strata-load: the bulk loader. Reads vectors (and optional ids and JSONL payloads) and either
 // streams them to a running server (online) or builds a collection straight into a data directory
 // (offline, for very large sets; the server must not be running on that directory).
+#include <signal.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
 #include <algorithm>
 #include <cerrno>
@@ -562,6 +564,26 @@ uint64_t ReadCheckpoint(const std::string& path, const LoadIdentity& want) {
   return 0;
 }
 
+// Ctrl-C during an online load: says how to go on (the checkpoint is replaced atomically, so it
+// holds the rows acknowledged before the signal) and exits 130, as the shell's default would.
+char interrupt_message[1024];
+size_t interrupt_length = 0;
+extern "C" void OnInterrupt(int) {
+  (void)!write(STDERR_FILENO, interrupt_message, interrupt_length);
+  _exit(130);
+}
+void SayHowToResumeOnInterrupt(const std::string& checkpoint) {
+  const int n = std::snprintf(interrupt_message, sizeof(interrupt_message),
+                              "\nstrata-load: interrupted; the same command resumes the load "
+                              "after the rows %s holds\n",
+                              checkpoint.c_str());
+  interrupt_length = n > 0 ? std::min<size_t>(n, sizeof(interrupt_message) - 1) : 0;
+  struct sigaction sa {};
+  sa.sa_handler = OnInterrupt;
+  sigemptyset(&sa.sa_mask);
+  sigaction(SIGINT, &sa, nullptr);
+}
+
 absl::Status WriteCheckpoint(const std::string& path, const LoadIdentity& id, uint64_t rows) {
   return strata::WriteFileAtomic(path, absl::StrCat(id.Serialize(), "rows=", rows, "\n"));
 }
@@ -784,6 +806,7 @@ int RunOnline(Input& in, const std::string& collection) {
   auto identity = IdentifyLoad(collection, info.uid(), v.n);
   if (!identity.ok()) return Fail(std::string(identity.status().message()));
   uint64_t start = absl::GetFlag(FLAGS_restart) ? 0 : ReadCheckpoint(ckpt, *identity);
+  SayHowToResumeOnInterrupt(ckpt);
   if (start == v.n) {
     // (On to the end of the load: an index build the last run could not finish is made now.)
     std::fprintf(stderr,
