@@ -412,7 +412,8 @@ int Run() {
       if (which == 0) {  // where the round's time went, on stderr beside the table
         const CollectionStats st = c->Stats();
         std::fprintf(stderr,
-                     "round %d: writes %.2f s, then maintenance %.2f s (%.2f cores busy); since "
+                     "round %d: writes %.2f s, then maintenance %.2f s (the process, searcher "
+                     "included, kept %.2f cores busy); since "
                      "the last round %lu splits, %lu merges, %lu seeds, %lu reassigned\n",
                      round, std::chrono::duration<double>(t1 - t0).count(),
                      std::chrono::duration<double>(t2 - t1).count(),

@@ -250,11 +250,15 @@ bool PassageKvCache::InvalidatedSinceLocked(const PassageKey& key, uint64_t seen
 }
 
 bool PassageKvCache::Insert(const PassageKey& key, std::shared_ptr<const PassageKv> kv,
-                            uint64_t seen_epoch) {
+                            uint64_t seen_epoch, bool* stale) {
+  if (stale != nullptr) *stale = false;
   if (kv == nullptr) return false;
   const std::string name = key.Encode();
   MutexLock lock(&mu_);
-  if (InvalidatedSinceLocked(key, seen_epoch)) return false;
+  if (InvalidatedSinceLocked(key, seen_epoch)) {
+    if (stale != nullptr) *stale = true;
+    return false;
+  }
   if (kv->bytes() > ram_budget_) {
     // Larger than the RAM tier: straight to the SSD tier when it can hold it.
     if (disk_index_.contains(name) || pending_index_.contains(name)) return true;
@@ -430,16 +434,33 @@ void PassageKvCache::Invalidate(const std::string& collection, absl::Span<const 
   {
     MutexLock lock(&mu_);
     ++epoch_;
-    if (id_invalidated_.size() + set.size() > kMaxInvalidationRecords) {
-      id_invalidated_.clear();
-      forgotten_before_ = epoch_;
+    if (set.size() > kMaxInvalidationRecords / 2) {
+      forgotten_before_ = epoch_;  // (a tenant's drop: millions of ids would be held here)
+    } else {
+      if (id_invalidated_.size() + set.size() > kMaxInvalidationRecords) {
+        ForgetOlderInvalidationsLocked();
+      }
+      for (uint64_t id : set) id_invalidated_[std::make_pair(collection, id)] = epoch_;
     }
-    for (uint64_t id : set) id_invalidated_[std::make_pair(collection, id)] = epoch_;
     InvalidateIfLocked(
         [&](const PassageKey& k) { return set.contains(k.id) && k.collection == collection; },
         &erase);
   }
   for (const std::string& name : erase) disk_->Erase(name);
+}
+
+void PassageKvCache::ForgetOlderInvalidationsLocked() {
+  std::vector<uint64_t> epochs;
+  epochs.reserve(id_invalidated_.size());
+  for (const auto& [passage, epoch] : id_invalidated_) epochs.push_back(epoch);
+  if (epochs.empty()) return;
+  auto mid = epochs.begin() + static_cast<std::ptrdiff_t>(epochs.size() / 2);
+  std::nth_element(epochs.begin(), mid, epochs.end());
+  const uint64_t median = *mid;
+  // A forgotten record of epoch e refused inserts begun before e <= median: those begun before
+  // the median are refused from now on; later ones no forgotten record concerned.
+  absl::erase_if(id_invalidated_, [&](const auto& record) { return record.second <= median; });
+  forgotten_before_ = std::max(forgotten_before_, median);
 }
 
 void PassageKvCache::InvalidateCollection(const std::string& collection) {

@@ -102,10 +102,11 @@ class PassageKvCache final {
   // writer thread. With `seen_epoch` (epoch() read before
   // the entry was computed), it is not kept when its passage (collection and id) or its
   // collection was invalidated in between: an entry made from a passage that was just replaced
-  // or deleted never enters the cache after its invalidation. True when kept.
+  // or deleted never enters the cache after its invalidation. True when kept; `stale` (when
+  // given) says whether a refusal was for that reason (else the cache had no room for it).
   static constexpr uint64_t kAnyEpoch = ~uint64_t{0};
   bool Insert(const PassageKey& key, std::shared_ptr<const PassageKv> kv,
-              uint64_t seen_epoch = kAnyEpoch);
+              uint64_t seen_epoch = kAnyEpoch, bool* stale = nullptr);
   // Counts invalidations (see Insert).
   [[nodiscard]] uint64_t epoch() const;
   // Waits until every spill waiting to be written has been written (or dropped). For tests and
@@ -125,8 +126,9 @@ class PassageKvCache final {
   [[nodiscard]] uint64_t dropped() const;
 
   static constexpr size_t kMaxPendingBytes = size_t{64} << 20;
-  // Invalidated (collection, id) pairs remembered for Insert's check; past it the record is
-  // cleared and inserts that began before are dropped.
+  // Invalidated (collection, id) pairs remembered for Insert's check; past it the older half is
+  // forgotten and inserts that began before the newest forgotten one are refused. One call
+  // invalidating more than half of it records nothing: every insert begun before it is refused.
   static constexpr size_t kMaxInvalidationRecords = 1 << 16;
   // The RAM and SSD budgets together.
   [[nodiscard]] size_t capacity() const { return ram_budget_ + disk_budget_; }
@@ -152,6 +154,8 @@ class PassageKvCache final {
   void DropPendingLocked(std::deque<Pending>::iterator it) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   [[nodiscard]] bool InvalidatedSinceLocked(const PassageKey& key, uint64_t seen) const
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // Forgets the older half of id_invalidated_ (forgotten_before_ moves up to cover it).
+  void ForgetOlderInvalidationsLocked() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   // By value: the caller's iterator may live in the index slot this erases.
   void DropDisk(std::list<DiskEntry>::iterator it) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   // Drops matching entries from every tier; disk files to erase (outside the lock) into *erase.

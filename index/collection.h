@@ -384,8 +384,8 @@ class Collection {
   [[nodiscard]] virtual absl::StatusOr<TenantInfo> DescribeTenant(absl::string_view name) const = 0;
   // Drops the tenant: it sees nothing any more, and the points it created (owns) that no other
   // tenant sees are deleted unless `keep_points` (then, and for the points it created that others
-  // see, the admin owns them). `deleted` gets their ids (what was derived from them, e.g. cached
-  // passage entries, goes too).
+  // see, the admin owns them). `deleted` gets their ids (for the caller to drop what it derived
+  // from them, e.g. cached passage entries).
   [[nodiscard]] virtual absl::Status DropTenant(absl::string_view name, bool keep_points,
                                                 std::vector<uint64_t>* deleted) = 0;
   [[nodiscard]] virtual std::vector<TenantInfo> ListTenants() const = 0;

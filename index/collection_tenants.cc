@@ -652,7 +652,6 @@ absl::Status CollectionImpl::DropTenant(absl::string_view name, bool keep_points
       // Deleting points needs a serving index (their appended entries are found through it).
       if (!orphans.empty()) RETURN_IF_ERROR(CheckServing());
       for (VectorId id : orphans) RETURN_IF_ERROR(PlanDelete(id, &batch, &plans));
-      deleted->clear();  // (a plan may run more than once)
       for (VectorId id : orphans) deleted->push_back(ext_of_[id]);
     }
     return PlanExtents({change}, {}, {}, &batch, &extent_plan);

@@ -21,8 +21,6 @@
 #include "storage/status_macros.h"
 
 namespace strata::service_internal {
-namespace {}  // namespace
-
 grpc::Status StrataService::CreateCollection(grpc::ServerContext* ctx,
                                              const pb::CreateCollectionRequest* req,
                                              pb::CollectionInfo* resp) {

@@ -107,7 +107,7 @@ gpu::PassageKey RagEngine::Key(const std::string& collection, const RagPassage& 
 
 absl::StatusOr<std::shared_ptr<const gpu::PassageKv>> RagEngine::MakePassageKv(
     const gpu::PassageKey& key, const std::vector<int32_t>& tokens, uint64_t cache_epoch,
-    bool* kept) {
+    bool* no_room) {
   const uint64_t epoch = std::min(cache_epoch, cache_->epoch());
   // Another request may have made it since this one looked (a Lookup only then: the miss is
   // already counted).
@@ -116,7 +116,7 @@ absl::StatusOr<std::shared_ptr<const gpu::PassageKv>> RagEngine::MakePassageKv(
     gpu::KvTier tier;
     kv = cache_->Lookup(key, &tier);
     if (kv != nullptr) {
-      if (kept != nullptr) *kept = true;
+      if (no_room != nullptr) *no_room = false;
       return kv;
     }
   }
@@ -131,8 +131,9 @@ absl::StatusOr<std::shared_ptr<const gpu::PassageKv>> RagEngine::MakePassageKv(
   kv = std::make_shared<const gpu::PassageKv>(gpu::PassageKv::Compress(
       key.format, static_cast<int>(tokens.size()), c.kv_heads, c.head_dim, cap.k, cap.v));
   // Not kept when the passage was invalidated meanwhile, or the cache cannot hold it.
-  const bool in_cache = cache_->Insert(key, kv, epoch);
-  if (kept != nullptr) *kept = in_cache;
+  bool stale = false;
+  const bool in_cache = cache_->Insert(key, kv, epoch, &stale);
+  if (no_room != nullptr) *no_room = !in_cache && !stale;
   return kv;
 }
 
@@ -163,16 +164,16 @@ absl::Status RagEngine::Precompute(const std::string& collection,
       continue;
     }
     std::shared_ptr<const gpu::PassageKv> made;
-    bool kept = false;
+    bool no_room = false;
     RETURN_IF_ERROR(generator_->RunTask(
         [&]() -> absl::Status {
-          ASSIGN_OR_RETURN(made, MakePassageKv(key, tokens, cache_epoch, &kept));
+          ASSIGN_OR_RETURN(made, MakePassageKv(key, tokens, cache_epoch, &no_room));
           return absl::OkStatus();
         },
         cancelled));
     ++report->computed;
     report->bytes += made->bytes();
-    not_kept += kept ? 0 : 1;
+    not_kept += no_room ? 1 : 0;
   }
   cache_->Flush();  // this call's spills written, so what the cache dropped for them is counted
   report->evictions = std::max(cache_->dropped() - dropped_before, not_kept);

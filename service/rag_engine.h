@@ -119,11 +119,12 @@ class RagEngine final {
                                     gpu::KvFormat format) const;
   // Computes (or finds, when another request made it meanwhile) the entry of a passage's body
   // tokens and keeps it in the cache unless its passage was invalidated after `cache_epoch` (see
-  // RagRequest). Runs on the generator's thread (GenerationRequest::to_make). *kept (when
-  // given): whether the cache holds it now.
+  // RagRequest). Runs on the generator's thread (GenerationRequest::to_make). *no_room (when
+  // given): the cache could not keep it (too large for it), as opposed to kept or refused as
+  // stale.
   absl::StatusOr<std::shared_ptr<const gpu::PassageKv>> MakePassageKv(
       const gpu::PassageKey& key, const std::vector<int32_t>& tokens, uint64_t cache_epoch,
-      bool* kept = nullptr);
+      bool* no_room = nullptr);
   // The prompt (and prefix entry) for `instructions`.
   struct Prefix {
     std::unique_ptr<RagPrompt> prompt;

@@ -57,7 +57,6 @@ bool IsLoopback(absl::string_view listen) {
   return absl::StartsWith(host, "127.") || host == "localhost" || host == "[::1]";
 }
 
-// How the encoder and the reranker run: the engine's backend, precision and pass size.
 // Removes the cached passage entries whose collection or point no longer exists: a crash
 // between a delete or a drop and the cache's invalidation, or an earlier version, can leave them
 // on disk, where they would hold the text's keys and values, and disk budget, until evicted.
@@ -69,22 +68,30 @@ void DropCachedPassagesGone(const Catalog& catalog, gpu::PassageKvCache* cache) 
   for (auto& [name, ids] : ids_of) {
     absl::StatusOr<std::shared_ptr<Collection>> col = catalog.Find(name);
     if (!col.ok()) {
-      if (!absl::IsNotFound(col.status())) continue;
+      // NotFound, or a name no collection can have (InvalidArgument).
+      if (!absl::IsNotFound(col.status()) && !absl::IsInvalidArgument(col.status())) continue;
       cache->InvalidateCollection(name);
       gone += ids.size();
       continue;
     }
-    std::vector<PointOutput> found;
-    std::vector<uint64_t> missing;
-    const absl::Status s =
-        (*col)->Get(ids, /*with_vector=*/false, /*with_payload=*/false, &found, &missing);
-    if (!s.ok()) {
-      Log(LogLevel::kWarning, "passage KV cache: the entries of collection '%s' stay unchecked: %s",
-          name, s.ToString());
-      continue;
+    // A few thousand ids a lookup: the collection's lock is not held across them all.
+    constexpr size_t kChunk = 4096;
+    for (size_t at = 0; at < ids.size(); at += kChunk) {
+      const absl::Span<const uint64_t> chunk =
+          absl::MakeConstSpan(ids).subspan(at, std::min(kChunk, ids.size() - at));
+      std::vector<PointOutput> found;
+      std::vector<uint64_t> missing;
+      const absl::Status s =
+          (*col)->Get(chunk, /*with_vector=*/false, /*with_payload=*/false, &found, &missing);
+      if (!s.ok()) {
+        Log(LogLevel::kWarning,
+            "passage KV cache: the entries of collection '%s' stay unchecked: %s", name,
+            s.ToString());
+        break;
+      }
+      cache->Invalidate(name, missing);
+      gone += missing.size();
     }
-    cache->Invalidate(name, missing);
-    gone += missing.size();
   }
   if (gone > 0) {
     Log(LogLevel::kInfo,
@@ -93,6 +100,7 @@ void DropCachedPassagesGone(const Catalog& catalog, gpu::PassageKvCache* cache) 
   }
 }
 
+// How the encoder and the reranker run: the engine's backend, precision and pass size.
 absl::StatusOr<gpu::EncoderOptions> EngineOptions(const EmbedOptions& e) {
   gpu::EncoderOptions eo;
   ASSIGN_OR_RETURN(eo.backend, gpu::ParseBackendChoice(e.backend));

@@ -45,14 +45,18 @@ grpc::Status StrataService::DropTenant(grpc::ServerContext* ctx, const pb::DropT
   return Run("DropTenant", ctx, *req, [&](CallBudget&) -> absl::Status {
     ASSIGN_OR_RETURN(auto col, catalog_->Find(req->collection()));
     RETURN_IF_ERROR(CheckName("tenant name", req->name()));
-    MutexLock admin_lock(&tenant_admin_mu_);
-    RETURN_IF_ERROR(col->DescribeTenant(req->name()).status());  // NotFound naming it
-    // Its keys go first: a crash between the two leaves a tenant without keys, never a key
-    // that a tenant made again under the same name would bring back to life.
-    ASSIGN_OR_RETURN(uint32_t revoked, keys_->RevokeFor(col->config().uid, req->name()));
     std::vector<uint64_t> deleted;
-    RETURN_IF_ERROR(col->DropTenant(req->name(), req->keep_points(), &deleted));
+    uint32_t revoked = 0;
+    {
+      MutexLock admin_lock(&tenant_admin_mu_);
+      RETURN_IF_ERROR(col->DescribeTenant(req->name()).status());  // NotFound naming it
+      // Its keys go first: a crash between the two leaves a tenant without keys, never a key
+      // that a tenant made again under the same name would bring back to life.
+      ASSIGN_OR_RETURN(revoked, keys_->RevokeFor(col->config().uid, req->name()));
+      RETURN_IF_ERROR(col->DropTenant(req->name(), req->keep_points(), &deleted));
+    }
     if (!deleted.empty()) {
+      // (Outside the lock: the cache erases the entries' files.)
       if (rag_ != nullptr) rag_->cache().Invalidate(req->collection(), deleted);
       ScheduleWantedBuild(col);
     }

@@ -86,6 +86,7 @@ ABSL_FLAG(std::string, max_rps, "",
           "quota: unset keeps it)");
 ABSL_FLAG(bool, with_vector, false, "search/get: return vectors");
 ABSL_FLAG(int, clients, 1, "search: concurrent client threads, each on its own connection");
+constexpr int kMostClients = 256;  // (a thread and a connection each)
 // ask
 ABSL_FLAG(uint32_t, passages, 4, "ask: passages the model reads (1 to 16)");
 ABSL_FLAG(uint32_t, max_tokens, 256, "ask: tokens the answer may have at most");
@@ -815,6 +816,9 @@ int main(int argc, char** argv) {
     return 0;
   }
   if (cmd == "search") {
+    if (const int c = absl::GetFlag(FLAGS_clients); c < 1 || c > kMostClients) {
+      return Fail(absl::StrCat("--clients must be 1 to ", kMostClients, ", not ", c));
+    }
     std::vector<pb::Vector> queries;
     std::string text = absl::GetFlag(FLAGS_vector), file = absl::GetFlag(FLAGS_query_file);
     const std::string question = absl::GetFlag(FLAGS_text);
@@ -893,7 +897,6 @@ int main(int argc, char** argv) {
     };
     std::vector<Result> results(queries.size());
     const int clients = absl::GetFlag(FLAGS_clients);
-    if (clients < 1) return Fail(absl::StrCat("--clients must be 1 or more, not ", clients));
     auto worker = [&](int c) {
       std::unique_ptr<pb::Strata::Stub> mine;
       pb::Strata::Stub* own = stub.get();

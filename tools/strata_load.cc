@@ -565,19 +565,22 @@ uint64_t ReadCheckpoint(const std::string& path, const LoadIdentity& want) {
 }
 
 // Ctrl-C during an online load: says how to go on (the checkpoint is replaced atomically, so it
-// holds the rows acknowledged before the signal) and exits 130, as the shell's default would.
+// holds the rows acknowledged before the signal), then dies of the signal.
 char interrupt_message[1024];
 size_t interrupt_length = 0;
 extern "C" void OnInterrupt(int) {
   (void)!write(STDERR_FILENO, interrupt_message, interrupt_length);
-  _exit(130);
+  // Dies of the signal, as without the handler: a shell script running the load stops too.
+  signal(SIGINT, SIG_DFL);
+  raise(SIGINT);
 }
 void SayHowToResumeOnInterrupt(const std::string& checkpoint) {
-  const int n = std::snprintf(interrupt_message, sizeof(interrupt_message),
-                              "\nstrata-load: interrupted; the same command resumes the load "
-                              "after the rows %s holds\n",
-                              checkpoint.c_str());
-  interrupt_length = n > 0 ? std::min<size_t>(n, sizeof(interrupt_message) - 1) : 0;
+  const std::string message =
+      absl::StrCat("\nstrata-load: interrupted; the same command",
+                   absl::GetFlag(FLAGS_restart) ? " without --restart" : "",
+                   " resumes the load after the rows ", checkpoint, " holds\n");
+  interrupt_length = std::min(message.size(), sizeof(interrupt_message));
+  std::memcpy(interrupt_message, message.data(), interrupt_length);
   struct sigaction sa {};
   sa.sa_handler = OnInterrupt;
   sigemptyset(&sa.sa_mask);

@@ -183,6 +183,41 @@ TEST(PassageKvCache, InvalidationsAreScopedToTheirPassages) {
   EXPECT_EQ(cache.Lookup(Key(2), &tier), nullptr);
 }
 
+// The record of invalidated ids is bounded: past it the older half is forgotten, and only inserts
+// begun before what was forgotten are refused (all of them, whatever their passage); an insert
+// begun since, of a passage no invalidation concerns, is kept. One invalidation of more ids than
+// half the record records none and refuses every insert begun before it.
+TEST(PassageKvCache, ABoundedInvalidationRecordRefusesOnlyInsertsBegunBeforeWhatItForgot) {
+  PassageKvCacheOptions o;
+  o.ram_bytes = Entry(32, 0)->bytes() * 8;
+  PassageKvCache cache(std::move(o));
+  bool stale = false;
+  const uint64_t oldest = cache.epoch();
+  constexpr uint64_t kPer = PassageKvCache::kMaxInvalidationRecords / 8;
+  for (uint64_t round = 0; round < 5; ++round) {  // 5/8 of the record, ids 1000000 and up
+    std::vector<uint64_t> ids(kPer);
+    for (uint64_t i = 0; i < kPer; ++i) ids[i] = 1000000 + round * kPer + i;
+    cache.Invalidate("docs", ids);
+  }
+  const uint64_t recent = cache.epoch();
+  for (uint64_t round = 5; round < 9; ++round) {  // past the record: the older half goes
+    std::vector<uint64_t> ids(kPer);
+    for (uint64_t i = 0; i < kPer; ++i) ids[i] = 1000000 + round * kPer + i;
+    cache.Invalidate("docs", ids);
+  }
+  EXPECT_FALSE(cache.Insert(Key(1), Entry(32, 1), oldest, &stale));  // begun before: refused
+  EXPECT_TRUE(stale);
+  EXPECT_TRUE(cache.Insert(Key(2), Entry(32, 2), recent, &stale));  // begun since: kept
+  EXPECT_FALSE(stale);
+  EXPECT_FALSE(cache.Insert(Key(1000000 + 8 * kPer), Entry(32, 3), recent));  // still recorded
+  const uint64_t before_many = cache.epoch();
+  std::vector<uint64_t> many(PassageKvCache::kMaxInvalidationRecords);
+  for (uint64_t i = 0; i < many.size(); ++i) many[i] = 5000000 + i;
+  cache.Invalidate("docs", many);
+  EXPECT_FALSE(cache.Insert(Key(3), Entry(32, 3), before_many));
+  EXPECT_TRUE(cache.Insert(Key(3), Entry(32, 3), cache.epoch()));
+}
+
 TEST(PassageKey, EncodesAndDecodes) {
   const PassageKey k{"model.gguf:123", "a-b c\n", 42, 0xabcdef, KvFormat::kInt4};
   const std::optional<PassageKey> back = PassageKey::Decode(k.Encode());

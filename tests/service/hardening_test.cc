@@ -366,7 +366,7 @@ TEST(Hardening, ClearAnswersToOddRequests) {
            {{"--vector=1,,2,3"}, "'' is not a number"},
            {{"--vector=1,2,3,4", "--text=x"}, "only one of"},
            {{"--timeout=0", "--vector=1,2,3,4"}, "--timeout must be"},
-           {{"--clients=0", "--vector=1,2,3,4"}, "--clients must be 1 or more"}}) {
+           {{"--clients=0", "--vector=1,2,3,4"}, "--clients must be 1 to"}}) {
     std::vector<std::string> argv = {Bin("strata-cli"), "--server=" + server.address(), "search",
                                      "c"};
     argv.insert(argv.end(), flags.begin(), flags.end());

@@ -77,6 +77,7 @@ TEST_F(RagEngineTest, PrecomputedPassagesGoneSinceTheyWereReadAreNotKept) {
                       gpu::KvFormat::kInt8, before, [] { return false; }, &report)
                   .ok());
   EXPECT_EQ(report.computed, 2u);
+  EXPECT_EQ(report.evictions, 0u);  // (refused as stale: not a full cache)
   EXPECT_EQ(engine_->cache().stats().ram_entries, 1u);
 }
 
