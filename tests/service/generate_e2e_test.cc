@@ -96,6 +96,12 @@ class GenerateTest : public ::testing::Test {
     }
     ASSERT_NO_FATAL_FAILURE(UpsertTexts(server_->stub(), "docs", points));
   }
+  // The passage KV cache's entries, in RAM and on disk (Stats).
+  uint64_t CacheEntries() {
+    pb::StatsResponse stats;
+    EXPECT_TRUE(Call(&pb::Strata::Stub::Stats, server_->stub(), pb::StatsRequest{}, &stats).ok());
+    return stats.generation().cache_entries();
+  }
   TempDir tmp_;
   std::unique_ptr<ServerProcess> server_;
 };
@@ -323,11 +329,6 @@ TEST_F(GenerateTest, PrecomputedPassagesAreHitsOnTheFirstQuestion) {
 // Dropping a tenant deletes the points it created, and their cached passage entries go with
 // them (nothing derived from their text is kept, in RAM or on disk).
 TEST_F(GenerateTest, ATenantsDeletedPointsLeaveNoCachedEntries) {
-  auto entries = [&] {
-    pb::StatsResponse stats;
-    EXPECT_TRUE(Call(&pb::Strata::Stub::Stats, server_->stub(), pb::StatsRequest{}, &stats).ok());
-    return stats.generation().cache_entries();
-  };
   pb::CreateTenantRequest create;
   create.set_collection("docs");
   create.set_name("t");
@@ -348,29 +349,24 @@ TEST_F(GenerateTest, ATenantsDeletedPointsLeaveNoCachedEntries) {
   pb::UpsertResponse upserted;
   ASSERT_TRUE(Call(&pb::Strata::Stub::Upsert, server_->stub(), up, &upserted).ok());
   ASSERT_EQ(upserted.upserted(), 4u);
-  const uint64_t before = entries();
+  const uint64_t before = CacheEntries();
   pb::PrecomputePassageKvResponse made;
   ASSERT_TRUE(Call(&pb::Strata::Stub::PrecomputePassageKv, server_->stub(), pre, &made).ok());
   ASSERT_EQ(made.computed(), 4u);
-  ASSERT_EQ(entries(), before + 4);
+  ASSERT_EQ(CacheEntries(), before + 4);
   pb::DropTenantRequest drop;
   drop.set_collection("docs");
   drop.set_name("t");
   pb::DropTenantResponse dropped;
   ASSERT_TRUE(Call(&pb::Strata::Stub::DropTenant, server_->stub(), drop, &dropped).ok());
   EXPECT_EQ(dropped.deleted_points(), 4u);
-  EXPECT_EQ(entries(), before);
+  EXPECT_EQ(CacheEntries(), before);
 }
 
 // Entries on disk whose collection or point no longer exists (left by a crash between a drop or
 // a delete and the cache's invalidation, or an earlier version) are removed when the server
 // starts. Here two entry files are renamed to stand for such passages while the server is down.
 TEST_F(GenerateTest, EntriesOfPassagesGoneAreRemovedAtStart) {
-  auto entries = [&] {
-    pb::StatsResponse stats;
-    EXPECT_TRUE(Call(&pb::Strata::Stub::Stats, server_->stub(), pb::StatsRequest{}, &stats).ok());
-    return stats.generation().cache_entries();
-  };
   pb::PrecomputePassageKvRequest pre;
   pre.set_collection("docs");
   for (uint64_t id = 0; id < 12; ++id) pre.add_ids(id);
@@ -396,7 +392,7 @@ TEST_F(GenerateTest, EntriesOfPassagesGoneAreRemovedAtStart) {
   std::filesystem::rename(dir + "/" + names[1],
                           dir + "/" + names[1].substr(0, id_at) + "999" + names[1].substr(id_end));
   ASSERT_NO_FATAL_FAILURE(server_->Start());
-  EXPECT_EQ(entries(), 10u);
+  EXPECT_EQ(CacheEntries(), 10u);
   size_t files = 0;
   for (const auto& e : std::filesystem::directory_iterator(dir)) files += e.is_regular_file();
   EXPECT_EQ(files, 10u);
