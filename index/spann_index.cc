@@ -348,10 +348,15 @@ absl::Status SpannIndexImpl::Search(VectorView query, uint32_t k, const SearchPa
   uint32_t budget = params.max_postings != 0 ? params.max_postings : default_max_postings_;
   if (params.max_postings == 0 && overlay.allow == nullptr && mean_posting_entries_ > 0) {
     // At most 16 times the default, which bounds a query's reads and its buffer (a larger k
-    // comes back short unless the caller's max_postings asks for more).
+    // comes back short unless the caller's max_postings asks for more) - except where that
+    // covers half the postings or more (a small collection): then every posting, so that a k as
+    // large as the collection finds all of it.
     const double for_k = std::ceil(wanted_entries / mean_posting_entries_);
-    budget = static_cast<uint32_t>(
-        std::min<double>(std::max<double>(budget, for_k), 16.0 * default_max_postings_));
+    double cap = 16.0 * default_max_postings_;
+    if (for_k > cap && 2 * cap >= static_cast<double>(heads_now)) {
+      cap = static_cast<double>(heads_now);
+    }
+    budget = static_cast<uint32_t>(std::min<double>(std::max<double>(budget, for_k), cap));
   }
   uint32_t nprobe = static_cast<uint32_t>(std::min<uint64_t>(budget, heads_now));
   uint32_t ef = params.ef_search ? params.ef_search : std::max(64u, 2 * nprobe);

@@ -13,7 +13,8 @@
 //      the MANIFEST written last: a directory without a valid MANIFEST is not an index.
 //
 // Search(q, k): the `max_postings` nearest heads (by default, at least as many as hold 2k vectors
-// on average, up to 16 times the default budget), pruned by the distance ratio d(q, c_i) >
+// on average, up to 16 times the default budget, or every head where that is half of them or
+// more), pruned by the distance ratio d(q, c_i) >
 // prune_ratio * d(q, c_1) (L2 only) once the postings kept hold 2k vectors' live entries (over the
 // share an allow set admits; a built posting's dead entries, and a collection's appended ones, are
 // counted by SearchOverlay's estimates), one batched read, distances as postings arrive (exact, or

@@ -251,6 +251,22 @@ TEST_F(SpannIndexTest, ALargeKReadsThePostingsItNeeds) {
   EXPECT_LE(st.postings_read, 32u);
 }
 
+// A k as large as a small collection: the budget's cap (16 times the default) would leave some
+// of its postings unread, so the search reads them all and finds every vector.
+TEST(SpannIndex, AKAsLargeAsASmallCollectionFindsEveryVector) {
+  TempDir dir;
+  const Data d = Make(SyntheticKind::kSiftLike, 8000, 1);
+  ASSERT_TRUE(SpannIndex::Build(d.base, dir.path() + "/i", {}).ok());
+  auto index = SpannIndex::Open(dir.path() + "/i");
+  ASSERT_TRUE(index.ok()) << index.status();
+  ASSERT_GT((*index)->num_heads(), 16u * (*index)->default_max_postings());  // (the cap's case)
+  std::vector<Neighbor> res;
+  SearchStats st;
+  ASSERT_TRUE((*index)->Search(Row(d.queries, 0), 8000, {}, &res, &st).ok());
+  EXPECT_EQ(res.size(), 8000u);
+  EXPECT_GT(st.postings_read, 16u * (*index)->default_max_postings());
+}
+
 TEST_F(SpannIndexTest, ConcurrentSearchesAgreeWithSerial) {
   auto index = SpannIndex::Open(IndexDir());
   ASSERT_TRUE(index.ok());
