@@ -417,6 +417,15 @@ VectorSet Circle() {
   return circle;
 }
 
+// Three postings' worth of points (ids 200000 and up) packed near (x, 0): they split the posting
+// of the head nearest them, and the postings their heads get.
+void WriteCluster(Collection* c, float x) {
+  for (int i = 0; i < 3 * static_cast<int>(kLimit); ++i) {
+    ASSERT_NO_FATAL_FAILURE(WritePoint(c, 200000 + i, x + 0.01f * static_cast<float>(i % 11),
+                                       0.01f * static_cast<float>(i / 11)));
+  }
+}
+
 // Whether a search reading only the posting nearest (x, y) finds point `id` there.
 bool InNearestPosting(const Collection& c, uint64_t id, float x, float y) {
   const float v[2] = {x, y};
@@ -446,11 +455,7 @@ TEST(PostingMaintenance, AVectorBesideASplitMovesToTheNewHeadNearerIt) {
   ASSERT_NO_FATAL_FAILURE(WritePoint(c.get(), 100000, vx, vy));
   ASSERT_TRUE(c->RunMaintenance().ok());
   ASSERT_TRUE(InNearestPosting(*c, 100000, vx, vy));  // (its own head's, on the circle)
-  for (int i = 0; i < 3 * static_cast<int>(kLimit); ++i) {
-    ASSERT_NO_FATAL_FAILURE(WritePoint(c.get(), 200000 + i,
-                                       -80 + 0.01f * static_cast<float>(i % 11),
-                                       0.01f * static_cast<float>(i / 11)));
-  }
+  ASSERT_NO_FATAL_FAILURE(WriteCluster(c.get(), -80));
   ASSERT_TRUE(c->RunMaintenance().ok());
   EXPECT_GT(c->Stats().splits, 0u);
   EXPECT_EQ(c->Stats().seeds, 0u);
@@ -487,11 +492,7 @@ TEST(PostingMaintenance, AVectorFarFromEveryHeadJoinsTheHeadASplitBringsNearIt) 
       cat = *Catalog::Open(tmp.path(), options);
       c = *cat->Find("c");
     }
-    for (int i = 0; i < 3 * static_cast<int>(kLimit); ++i) {  // the cluster, 50 from the centre
-      ASSERT_NO_FATAL_FAILURE(WritePoint(c.get(), 200000 + i,
-                                         -50 + 0.01f * static_cast<float>(i % 11),
-                                         0.01f * static_cast<float>(i / 11)));
-    }
+    ASSERT_NO_FATAL_FAILURE(WriteCluster(c.get(), -50));  // the cluster, 50 from the centre
     ASSERT_TRUE(c->RunMaintenance().ok());
     EXPECT_GT(c->Stats().splits, 0u);
     EXPECT_EQ(c->Stats().seeds, 0u);
