@@ -57,6 +57,7 @@ class ServerProcess {
     pid_ = -1;
   }
   std::string address() const { return absl::StrCat("127.0.0.1:", port_); }
+  pid_t pid() const { return pid_; }
   v1::Strata::Stub* stub() { return stub_.get(); }
   std::shared_ptr<grpc::Channel> channel() { return channel_; }
   const std::string& log() const { return log_; }
