@@ -7,6 +7,11 @@ namespace strata {
 namespace {
 
 std::string Mib(uint64_t bytes) { return absl::StrFormat("%.0f MiB", bytes / 1048576.0); }
+// A size of any magnitude: KiB under 1 MiB, else MiB with a tenth.
+std::string Size(uint64_t bytes) {
+  return bytes < (uint64_t{1} << 20) ? absl::StrFormat("%.0f KiB", bytes / 1024.0)
+                                     : absl::StrFormat("%.1f MiB", bytes / 1048576.0);
+}
 
 }  // namespace
 
@@ -41,6 +46,19 @@ absl::Status CallBudget::Reserve(uint64_t bytes) {
   }
   reserved_ += bytes;
   return absl::OkStatus();
+}
+
+absl::Status CallBudget::CheckProjected(uint64_t done, uint64_t total, absl::string_view parts,
+                                        absl::string_view how_to_page) const {
+  if (done < kPartsToProject || done >= total) return absl::OkStatus();
+  const double projected =
+      static_cast<double>(response_bytes_) * static_cast<double>(total) / static_cast<double>(done);
+  if (projected < 1.25 * static_cast<double>(max_response_bytes_)) return absl::OkStatus();
+  return absl::ResourceExhaustedError(
+      absl::StrCat("the response would exceed the ", Mib(max_response_bytes_),
+                   " message limit (--max_message_mb): the first ", done, " ", parts, " came to ",
+                   Size(response_bytes_), ", so ", total, " need about ",
+                   Size(static_cast<uint64_t>(projected)), "; ", how_to_page));
 }
 
 absl::Status CallBudget::AddResponse(uint64_t wire_bytes, absl::string_view where,

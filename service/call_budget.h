@@ -76,6 +76,15 @@ class CallBudget final {
   [[nodiscard]] absl::Status AddResponse(uint64_t wire_bytes, absl::string_view where,
                                          absl::string_view how_to_page);
 
+  // For a response of `total` like parts (a batch's queries, all alike in k and in what their
+  // hits carry) of which `done` are counted: ResourceExhausted, before the rest is worked out,
+  // once `done` >= kPartsToProject and the parts so far say the whole would pass the message
+  // limit by a quarter or more ("... <how_to_page>"). Below that margin the response is built
+  // and stopped at the limit as AddResponse does.
+  static constexpr uint64_t kPartsToProject = 32;
+  [[nodiscard]] absl::Status CheckProjected(uint64_t done, uint64_t total, absl::string_view parts,
+                                            absl::string_view how_to_page) const;
+
   // Hands the reservation over (to be released by the caller later, see call_memory_hold.h):
   // returns its bytes and leaves the call budget holding none.
   [[nodiscard]] uint64_t TakeReserved() {

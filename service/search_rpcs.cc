@@ -134,6 +134,14 @@ grpc::Status StrataService::SearchBatch(grpc::ServerContext* ctx, const pb::Sear
             return absl::Status(s.code(), absl::StrCat("query ", i, ": ", s.message()));
           }
           if (text && plan.mode != SearchMode::kLexical) AddEmbedTime(t0, t1, r->mutable_stats());
+          // Dense queries without payloads answer alike (k hits of one size each): the first
+          // ones tell whether the whole batch can fit. (A lexical query's hits and a payload's
+          // bytes vary too much to tell.)
+          if (!text && !req->with_payload()) {
+            RETURN_IF_ERROR(budget.CheckProjected(
+                static_cast<uint64_t>(i) + 1, static_cast<uint64_t>(n), "queries' hits",
+                "send fewer queries per call or ask for a smaller k, or leave out with_vector"));
+          }
         }
         return absl::OkStatus();
       });

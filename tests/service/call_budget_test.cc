@@ -37,6 +37,31 @@ TEST(CallBudget, AResponseStopsAtTheMessageLimitAndEverythingIsReleased) {
   EXPECT_EQ(pool.used(), 0u);
 }
 
+// A batch of like parts is refused once its first kPartsToProject parts say the whole would pass
+// the limit by a quarter; one that would pass it by less is built until it stops at the limit.
+TEST(CallBudget, ABatchThatCannotFitIsRefusedFromItsFirstParts) {
+  MemoryBudget pool(1 << 20);
+  CallBudget call(&pool, 100000);
+  const uint64_t parts = CallBudget::kPartsToProject;
+  for (uint64_t i = 0; i < parts; ++i) {
+    ASSERT_TRUE(call.AddResponse(1000, "hit", "ask for less").ok());
+    // Too few parts yet to tell (and a finished batch has nothing left to refuse).
+    if (i + 1 < parts) {
+      EXPECT_TRUE(call.CheckProjected(i + 1, 1000, "queries", "less").ok());
+    }
+  }
+  EXPECT_TRUE(call.CheckProjected(parts, parts, "queries", "less").ok());
+  // 32 parts of 1,000 bytes: 124 parts would come to 124,000 bytes, under 1.25 x 100,000.
+  EXPECT_TRUE(call.CheckProjected(parts, 124, "queries", "less").ok());
+  const absl::Status s = call.CheckProjected(parts, 126, "queries' hits", "ask for less");
+  EXPECT_TRUE(absl::IsResourceExhausted(s)) << s;
+  EXPECT_NE(
+      s.message().find("the first 32 queries' hits came to 31 KiB, so 126 need about 123 KiB; "
+                       "ask for less"),
+      std::string::npos)
+      << s;
+}
+
 // Calls at once share the budget: the one that does not fit is refused ("retry later"); one
 // that could never fit says so instead.
 TEST(CallBudget, CallsShareTheServersBudget) {

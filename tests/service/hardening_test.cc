@@ -143,6 +143,28 @@ TEST(Hardening, ResponsesStopAtTheMessageLimitWhileTheyAreBuilt) {
   ASSERT_EQ(results.results_size(), 40);
   EXPECT_EQ(results.results(39).hits_size(), 8);
 
+  // A batch whose first queries show the whole cannot fit is refused before the rest are
+  // searched: 2,000 points of 4 floats, 300 queries of k = 1000 (~3 MiB of hits).
+  CreateCollection(stub, "many", 4, pb::FLOAT32);
+  ASSERT_NO_FATAL_FAILURE(UpsertPoints(stub, "many", 4, 0, 2000));
+  pb::SearchBatchRequest dense;
+  dense.set_collection("many");
+  dense.set_k(1000);
+  for (int q = 0; q < 300; ++q) {
+    pb::Vector* v = dense.add_queries();
+    for (int j = 0; j < 4; ++j) v->add_values(static_cast<float>(q + j));
+  }
+  s = Call(&pb::Strata::Stub::SearchBatch, stub, dense, &results);
+  EXPECT_EQ(s.error_code(), grpc::StatusCode::RESOURCE_EXHAUSTED) << s.error_message();
+  EXPECT_NE(s.error_message().find("the first 32 queries' hits came to"), std::string::npos)
+      << s.error_message();
+  // A batch that fits is answered whole.
+  dense.mutable_queries()->DeleteSubrange(50, 250);
+  s = Call(&pb::Strata::Stub::SearchBatch, stub, dense, &results);
+  ASSERT_TRUE(s.ok()) << s.error_message();
+  ASSERT_EQ(results.results_size(), 50);
+  EXPECT_EQ(results.results(49).hits_size(), 1000);
+
   // A single search with payloads stops at the limit too.
   pb::SearchRequest one;
   one.set_collection("wide");
