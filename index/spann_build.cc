@@ -184,9 +184,10 @@ absl::Status SpannIndex::Build(const VectorSet& vectors, const std::string& dir,
   if (cancelled()) return absl::CancelledError("the head graph's build was cancelled");
   stats.seconds_head_index = SecondsSince(t);
   Log(LogLevel::kInfo,
-      "build: head graph (HNSW M=%d) in %.1f s, %.1f MiB; %d heads no walk reaches, measured by "
-      "every walk",
-      gopt.m, stats.seconds_head_index, graph->MemoryBytes() / 1048576.0, graph->isolated());
+      "build: head graph (HNSW M=%d) in %.1f s, %.1f MiB; %d heads no link reached, linked "
+      "from their nearest; %d heads no walk reaches, measured by every walk",
+      gopt.m, stats.seconds_head_index, graph->MemoryBytes() / 1048576.0, graph->relinked(),
+      graph->isolated());
 
   // 3. Replicas: nearest heads of every vector, then the RNG rule.
   t = Clock::now();

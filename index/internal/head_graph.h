@@ -103,7 +103,8 @@ class HeadGraph final {
               std::vector<std::pair<float, uint32_t>>* out) const;
 
   // The `ef` nearest serving nodes to `query` a walk over this graph joined with `joined` (null:
-  // none) finds, nearest first: built nodes and joined ones (numbered from size() up) alike. Dead
+  // none) finds, nearest first: built nodes and joined ones (numbered from size() up) alike. An
+  // `ef` of every node or more measures each instead of walking (exact, and cheaper). Dead
   // nodes are walked through but take no place in the beam (hnswlib's way with deleted ones), so
   // a region crowded with them costs a longer walk, not a shorter answer. The nodes no walk
   // reaches by links (isolated()) are measured by every walk.
@@ -125,6 +126,11 @@ class HeadGraph final {
   [[nodiscard]] uint64_t MemoryBytes() const;
   // Nodes walks do not reach by their links, which every walk measures directly.
   [[nodiscard]] size_t isolated() const { return isolated_.size(); }
+  // Nodes the build found no bottom-level link path to from the entry point, each then linked
+  // from its nearest reached node (LinkUnreached); 0 for a loaded graph.
+  [[nodiscard]] size_t relinked() const { return relinked_; }
+  // Nodes no bottom-level link path from the entry point reaches now (0 after a build).
+  [[nodiscard]] size_t Unreached() const;
 
  private:
   HeadGraph(ElementType type, Metric metric, uint32_t d, uint64_t n, int m);
@@ -134,6 +140,12 @@ class HeadGraph final {
   [[nodiscard]] const uint32_t* Links(uint32_t node, int level) const;
   [[nodiscard]] uint32_t* MutableLinks(uint32_t node, int level);
   [[nodiscard]] uint32_t Capacity(int level) const { return level == 0 ? 2 * m_ : m_; }
+  // After the build: links every node no bottom-level path from the entry point reaches from its
+  // nearest reached node. Returns how many it linked.
+  size_t LinkUnreached();
+  // Marks in `reached` (one byte per node) every node a bottom-level link path from `start`
+  // reaches, past those already marked.
+  void MarkReached(uint32_t start, std::vector<uint8_t>* reached) const;
 
   ElementType type_;
   Metric metric_;
@@ -150,6 +162,7 @@ class HeadGraph final {
   std::vector<uint32_t> isolated_;      // nodes walks do not reach (FindIsolated), ascending
   uint32_t entry_ = 0;
   int max_level_ = 0;
+  size_t relinked_ = 0;
 };
 
 }  // namespace strata::internal
