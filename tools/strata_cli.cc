@@ -24,6 +24,7 @@
 #include "grpc/health/v1/health.grpc.pb.h"
 #include "grpcpp/grpcpp.h"
 #include "proto/strata.grpc.pb.h"
+#include "service/server.h"
 #include "storage/program_usage.h"
 #include "storage/vector_file.h"
 #include "tools/build_wait.h"
@@ -616,18 +617,33 @@ int main(int argc, char** argv) {
     if (args.size() < 5 || !ParseIds(args, 4, &ids)) {
       return Fail(absl::StrCat("usage: strata-cli ", cmd, " NAME TENANT ID..."));
     }
-    pb::AccessRequest req;
-    req.set_collection(args[2]);
-    req.set_tenant(args[3]);
-    for (uint64_t id : ids) req.add_ids(id);
-    pb::AccessResponse resp;
-    auto ctx = Context();
-    grpc::Status s = cmd == "grant" ? stub->GrantAccess(ctx.get(), req, &resp)
-                                    : stub->RevokeAccess(ctx.get(), req, &resp);
-    if (!s.ok()) return RpcFail(s);
+    // In requests of the server's default batch limit: each is one write, so a failure leaves
+    // the requests before it done (and says how far it got).
+    const size_t per_request = strata::ServerLimits().max_batch;
+    uint64_t changed = 0;
+    size_t missing = 0;
+    for (size_t at = 0; at < ids.size(); at += per_request) {
+      pb::AccessRequest req;
+      req.set_collection(args[2]);
+      req.set_tenant(args[3]);
+      for (size_t i = at; i < std::min(ids.size(), at + per_request); ++i) req.add_ids(ids[i]);
+      pb::AccessResponse resp;
+      auto ctx = Context();
+      grpc::Status s = cmd == "grant" ? stub->GrantAccess(ctx.get(), req, &resp)
+                                      : stub->RevokeAccess(ctx.get(), req, &resp);
+      if (!s.ok()) {
+        if (at > 0) {
+          std::fprintf(stderr, "%s: the first %zu of %zu ids were done (%llu changed)\n",
+                       cmd.c_str(), at, ids.size(), static_cast<unsigned long long>(changed));
+        }
+        return RpcFail(s);
+      }
+      changed += resp.changed();
+      missing += static_cast<size_t>(resp.missing_ids_size());
+    }
     std::printf("%s: %llu of %zu ids changed", cmd.c_str(),
-                static_cast<unsigned long long>(resp.changed()), ids.size());
-    if (resp.missing_ids_size() > 0) std::printf(", %d ids of no point", resp.missing_ids_size());
+                static_cast<unsigned long long>(changed), ids.size());
+    if (missing > 0) std::printf(", %zu ids of no point", missing);
     std::printf("\n");
     return 0;
   }

@@ -322,6 +322,40 @@ TEST(Hardening, RequestsBeingReceivedOverManyConnectionsStayWithinABound) {
   EXPECT_EQ(server.Stop(), 0);
 }
 
+// strata-cli grant and revoke take more ids than one request may carry (the server's batch
+// limit, 16,384): they go in several requests, and the counts add up.
+TEST(Hardening, TheCliGrantsMoreIdsThanOneRequestCarries) {
+  TempDir tmp;
+  ServerProcess server(tmp.File("data"), tmp.File("server.log"));
+  ASSERT_NO_FATAL_FAILURE(server.Start());
+  auto* stub = server.stub();
+  CreateCollection(stub, "c", 4, pb::FLOAT32);
+  for (uint64_t first = 0; first < 20000; first += 10000) {
+    ASSERT_NO_FATAL_FAILURE(UpsertPoints(stub, "c", 4, first, 10000));
+  }
+  pb::CreateTenantRequest tenant;
+  tenant.set_collection("c");
+  tenant.set_name("t");
+  pb::TenantInfo info;
+  ASSERT_TRUE(Call(&pb::Strata::Stub::CreateTenant, stub, tenant, &info).ok());
+  const std::string out = tmp.File("cli.out");
+  for (const std::string op : {"grant", "revoke"}) {
+    std::vector<std::string> argv = {Bin("strata-cli"), "--server=" + server.address(), op, "c",
+                                     "t"};
+    for (int id = 0; id < 20001; ++id) argv.push_back(std::to_string(id));  // 20000: no point
+    ASSERT_EQ(WaitExit(Spawn(argv, out)), 0) << ReadLog(out);
+    EXPECT_NE(ReadLog(out).find(op + ": 20000 of 20001 ids changed"), std::string::npos)
+        << ReadLog(out);
+    pb::CountRequest count;
+    count.set_collection("c");
+    count.set_tenant("t");
+    pb::CountResponse counted;
+    ASSERT_TRUE(Call(&pb::Strata::Stub::Count, stub, count, &counted).ok());
+    EXPECT_EQ(counted.count(), op == "grant" ? 20000u : 0u);
+  }
+  EXPECT_EQ(server.Stop(), 0);
+}
+
 TEST(Hardening, PayloadsOverTheLimitAreRefusedByRow) {
   TempDir tmp;
   ServerProcess server(tmp.File("data"), tmp.File("server.log"), {"--max_payload_bytes=1000"});
