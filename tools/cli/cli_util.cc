@@ -1,0 +1,60 @@
+#include "tools/cli/cli_util.h"
+
+#include <chrono>
+#include <cstdio>
+
+#include "absl/flags/flag.h"
+#include "absl/status/status.h"
+#include "absl/strings/match.h"
+#include "absl/strings/numbers.h"
+#include "absl/strings/str_cat.h"
+#include "tools/client_channel.h"
+
+ABSL_FLAG(std::string, server, "127.0.0.1:50051", "address of strata-server");
+ABSL_FLAG(double, timeout, 30, "seconds before a call gives up");
+ABSL_FLAG(std::string, tenant, "",
+          "count/get/delete/search/ask: act in this tenant's view only (a tenant key with one "
+          "tenant needs no --tenant)");
+ABSL_FLAG(bool, with_payload, false, "search/get: return payloads");
+ABSL_FLAG(bool, with_vector, false, "search/get: return vectors");
+
+namespace strata::cli {
+
+int Fail(const std::string& msg) {
+  std::fprintf(stderr, "strata-cli: %s\n", msg.c_str());
+  return 1;
+}
+
+int RpcFail(const grpc::Status& s) {
+  std::string msg = s.error_message();
+  if (s.error_code() == grpc::StatusCode::UNAVAILABLE && !absl::StrContains(msg, "shutting down")) {
+    // A plaintext call to a TLS server ends as a closed socket, not a refused connection or a
+    // name that does not resolve: only then is TLS the likely cause.
+    const bool may_be_tls = !strata::ClientUsesTls() &&
+                            !absl::StrContains(msg, "Connection refused") &&
+                            !absl::StrContains(msg, "DNS resolution failed");
+    msg = absl::StrCat("cannot reach strata-server at ", absl::GetFlag(FLAGS_server), " (", msg,
+                       may_be_tls ? "; a server with TLS needs --tls_ca_file or --tls)" : ")");
+  }
+  return Fail(absl::StrCat(absl::StatusCodeToString(static_cast<absl::StatusCode>(s.error_code())),
+                           ": ", msg));
+}
+
+std::unique_ptr<grpc::ClientContext> Context() {
+  auto ctx = std::make_unique<grpc::ClientContext>();
+  ctx->set_deadline(
+      std::chrono::system_clock::now() +
+      std::chrono::milliseconds(static_cast<int64_t>(absl::GetFlag(FLAGS_timeout) * 1000)));
+  return ctx;
+}
+
+bool ParseIds(const std::vector<char*>& args, size_t from, std::vector<uint64_t>* ids) {
+  for (size_t i = from; i < args.size(); ++i) {
+    uint64_t v;
+    if (!absl::SimpleAtoi(args[i], &v)) return false;
+    ids->push_back(v);
+  }
+  return !ids->empty();
+}
+
+}  // namespace strata::cli

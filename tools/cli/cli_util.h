@@ -1,0 +1,33 @@
+// What strata-cli's commands (tools/cli/commands.h) share: the flags more than one of them reads,
+// the call deadline, and how a failure is printed (a message on stderr and exit code 1).
+#ifndef STRATA_TOOLS_CLI_CLI_UTIL_H_
+#define STRATA_TOOLS_CLI_CLI_UTIL_H_
+
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "absl/flags/declare.h"
+#include "grpcpp/grpcpp.h"
+
+ABSL_DECLARE_FLAG(std::string, server);
+ABSL_DECLARE_FLAG(double, timeout);
+ABSL_DECLARE_FLAG(std::string, tenant);
+ABSL_DECLARE_FLAG(bool, with_payload);
+ABSL_DECLARE_FLAG(bool, with_vector);
+
+namespace strata::cli {
+
+// Prints "strata-cli: <msg>" on stderr; returns 1 (the exit code).
+int Fail(const std::string& msg);
+// Fail() with the status's code and message, and a hint where the server was not reached.
+int RpcFail(const grpc::Status& s);
+// A client context whose deadline is --timeout from now.
+std::unique_ptr<grpc::ClientContext> Context();
+// args[from..] as unsigned ids; false when one is not (or there are none).
+bool ParseIds(const std::vector<char*>& args, size_t from, std::vector<uint64_t>* ids);
+
+}  // namespace strata::cli
+
+#endif  // STRATA_TOOLS_CLI_CLI_UTIL_H_
