@@ -19,7 +19,7 @@ export CCACHE_BASEDIR="${CCACHE_BASEDIR:-$PWD}" CCACHE_NOHASHDIR=true
 
 tests=(thread_pool_test embed_batcher_test generator_test passage_kv_cache_test collection_test
        collection_stall_test catalog_test
-       collection_text_test hardening_test e2e_test generate_e2e_test hybrid_e2e_test auth_e2e_test
+       collection_text_test hardening_test memory_limits_test e2e_test generate_e2e_test hybrid_e2e_test auth_e2e_test
        tenant_test tenant_e2e_test tenant_rate_limiter_test posting_maintenance_test
        record_purger_test build_queue_test uring_file_system_test read_fanout_test
        metadata_store_test cell_extent_test

@@ -17,6 +17,7 @@
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/strip.h"
+#include "grpc/health/v1/health.grpc.pb.h"
 #include "gtest/gtest.h"
 #include "storage/scoped_fd.h"
 #include "tools/build_wait.h"
@@ -157,6 +158,38 @@ std::string HttpGet(int port, const std::string& path) {
   for (ssize_t n; (n = read(fd, buf, sizeof buf)) > 0;) out.append(buf, static_cast<size_t>(n));
   close(fd);
   return out;
+}
+
+void UpsertPoints(v1::Strata::Stub* stub, const std::string& name, uint32_t dim, uint64_t first,
+                  uint64_t n, size_t payload_bytes) {
+  v1::UpsertRequest req;
+  req.set_collection(name);
+  for (uint64_t i = first; i < first + n; ++i) {
+    v1::Point* p = req.add_points();
+    p->set_id(i);
+    for (uint32_t j = 0; j < dim; ++j) p->mutable_vector()->add_values(static_cast<float>(i + 1));
+    if (payload_bytes > 0) p->mutable_payload()->set_text(std::string(payload_bytes, 'p'));
+  }
+  v1::UpsertResponse resp;
+  grpc::Status s = Call(&v1::Strata::Stub::Upsert, stub, req, &resp);
+  ASSERT_TRUE(s.ok()) << s.error_message();
+  ASSERT_EQ(resp.upserted(), n);
+}
+
+v1::StatsResponse Stats(v1::Strata::Stub* stub) {
+  v1::StatsRequest req;
+  v1::StatsResponse resp;
+  EXPECT_TRUE(Call(&v1::Strata::Stub::Stats, stub, req, &resp).ok());
+  return resp;
+}
+
+void ExpectServing(ServerProcess* server) {
+  auto health = grpc::health::v1::Health::NewStub(server->channel());
+  grpc::health::v1::HealthCheckRequest req;
+  grpc::health::v1::HealthCheckResponse resp;
+  grpc::ClientContext ctx;
+  ASSERT_TRUE(health->Check(&ctx, req, &resp).ok());
+  EXPECT_EQ(resp.status(), grpc::health::v1::HealthCheckResponse::SERVING);
 }
 
 }  // namespace strata

@@ -77,6 +77,15 @@ void CreateCollection(v1::Strata::Stub* stub, const std::string& name, uint32_t 
 // The collection's point count (fails the test when the call does).
 uint64_t Count(v1::Strata::Stub* stub, const std::string& name);
 
+// Upserts points [first, first + n) of dimension `dim` (value = id + 1 everywhere), each with a
+// payload of `payload_bytes` bytes of text (fails the test when the call does).
+void UpsertPoints(v1::Strata::Stub* stub, const std::string& name, uint32_t dim, uint64_t first,
+                  uint64_t n, size_t payload_bytes = 0);
+// The server's Stats (a failed call fails the test and gives an empty response).
+v1::StatsResponse Stats(v1::Strata::Stub* stub);
+// Expects the server to answer its health check SERVING.
+void ExpectServing(ServerProcess* server);
+
 // Queues an index build of `name` and waits until it is done (fails the test if it fails).
 void BuildAndWait(v1::Strata::Stub* stub, const std::string& name, v1::CollectionInfo* info);
 
