@@ -185,9 +185,9 @@ absl::Status SpannIndex::Build(const VectorSet& vectors, const std::string& dir,
   stats.seconds_head_index = SecondsSince(t);
   Log(LogLevel::kInfo,
       "build: head graph (HNSW M=%d) in %.1f s, %.1f MiB; %d heads no link reached, linked "
-      "from their nearest; %d heads no walk reaches, measured by every walk",
+      "from their nearest (%d left); %d heads no walk reaches, measured by every walk",
       gopt.m, stats.seconds_head_index, graph->MemoryBytes() / 1048576.0, graph->relinked(),
-      graph->isolated());
+      graph->Unreached(), graph->isolated());
 
   // 3. Replicas: nearest heads of every vector, then the RNG rule.
   t = Clock::now();

@@ -204,12 +204,6 @@ void HeadGraph::Walk(const void* query, uint32_t ef, const GraphExtension* joine
                      HeadSearchScratch* s, std::vector<Pair>* out) const {
   out->clear();
   if (n_ == 0 || ef == 0) return;
-  uint32_t cur = entry_;
-  float cur_d = Distance(query, cur);
-  GreedyDescend(*this, query, max_level_, 0, &cur, &cur_d,
-                [this](uint32_t node, int level) { return Links(node, level); });
-  // The bottom level's beam search, as SearchLevel's, over built and joined nodes; a dead node
-  // enters the candidates (it guides) but not the results.
   const size_t total = n_ + (joined != nullptr ? joined->joined() : 0);
   const auto row = [&](uint32_t node) {
     return node < n_ ? vector(node) : joined->joined_row(node);
@@ -222,6 +216,12 @@ void HeadGraph::Walk(const void* query, uint32_t ef, const GraphExtension* joine
     std::sort(out->begin(), out->end());
     return;
   }
+  uint32_t cur = entry_;
+  float cur_d = Distance(query, cur);
+  GreedyDescend(*this, query, max_level_, 0, &cur, &cur_d,
+                [this](uint32_t node, int level) { return Links(node, level); });
+  // The bottom level's beam search, as SearchLevel's, over built and joined nodes; a dead node
+  // enters the candidates (it guides) but not the results.
   if (s->visited.size() < total) s->visited.resize(total, 0);
   if (++s->stamp == 0) {
     std::fill(s->visited.begin(), s->visited.end(), 0);
@@ -489,11 +489,6 @@ size_t HeadGraph::LinkUnreached() {
   // and no query reads its posting. 803 heads of 8,000 SIFT-like vectors built on two busy cores
   // left up to 24 so (SpannIndex.AKAsLargeAsASmallCollectionFindsEveryVector).
   const uint32_t cap = Capacity(0);
-  std::vector<uint32_t> in(n_, 0);  // bottom-level links into each node
-  for (uint32_t v = 0; v < n_; ++v) {
-    const uint32_t* l = Links(v, 0);
-    for (uint32_t i = 1; i <= l[0]; ++i) ++in[l[i]];
-  }
   std::vector<uint8_t> reached(n_, 0);
   MarkReached(entry_, &reached);
   size_t linked = 0;
@@ -501,8 +496,9 @@ size_t HeadGraph::LinkUnreached() {
   std::vector<Pair> hits;
   for (uint32_t u = 0; u < n_; ++u) {
     if (reached[u]) continue;
-    // From the nearest reached node with room in its list; where all are full, in place of the
-    // nearest one's farthest link to a node that other lists also hold (so none is cut off).
+    // From the nearest reached node with room in its list. Where every list is full: in place of
+    // the nearest one's farthest link to a node u links to itself, which then stays reached
+    // through u (a link dropped otherwise could cut off the node it led to).
     Walk(vector(u), kIsolationBeam, nullptr, &scratch, &hits);
     uint32_t from = ~0u;
     for (const auto& [d, v] : hits) {
@@ -515,27 +511,30 @@ size_t HeadGraph::LinkUnreached() {
       uint32_t* l = MutableLinks(from, 0);
       l[++l[0]] = u;
     } else {
+      const uint32_t* mine = Links(u, 0);
+      const auto linked_from_u = [&](uint32_t w) {
+        return std::find(mine + 1, mine + 1 + mine[0], w) != mine + 1 + mine[0];
+      };
       for (const auto& [d, v] : hits) {
         if (!reached[v] || v == u) continue;
         uint32_t* l = MutableLinks(v, 0);
         uint32_t drop = 0;
         float farthest = -1;
         for (uint32_t i = 1; i <= l[0]; ++i) {
+          if (!linked_from_u(l[i])) continue;
           const float dl = Distance(vector(v), l[i]);
-          if (in[l[i]] >= 2 && dl > farthest) {
+          if (dl > farthest) {
             farthest = dl;
             drop = i;
           }
         }
         if (drop == 0) continue;
-        --in[l[drop]];
         l[drop] = u;
         from = v;
         break;
       }
     }
-    if (from == ~0u) continue;  // (no reached node found near it: left as it was)
-    ++in[u];
+    if (from == ~0u) continue;  // (no safe place near it: left, and counted by Unreached())
     ++linked;
     MarkReached(u, &reached);
   }

@@ -129,7 +129,8 @@ class HeadGraph final {
   // Nodes the build found no bottom-level link path to from the entry point, each then linked
   // from its nearest reached node (LinkUnreached); 0 for a loaded graph.
   [[nodiscard]] size_t relinked() const { return relinked_; }
-  // Nodes no bottom-level link path from the entry point reaches now (0 after a build).
+  // Nodes no bottom-level link path from the entry point reaches now: after a build, those
+  // LinkUnreached found no safe place to link from (none seen so far).
   [[nodiscard]] size_t Unreached() const;
 
  private:
@@ -141,7 +142,7 @@ class HeadGraph final {
   [[nodiscard]] uint32_t* MutableLinks(uint32_t node, int level);
   [[nodiscard]] uint32_t Capacity(int level) const { return level == 0 ? 2 * m_ : m_; }
   // After the build: links every node no bottom-level path from the entry point reaches from its
-  // nearest reached node. Returns how many it linked.
+  // nearest reached node, where that cuts no other node off. Returns how many it linked.
   size_t LinkUnreached();
   // Marks in `reached` (one byte per node) every node a bottom-level link path from `start`
   // reaches, past those already marked.
