@@ -48,17 +48,23 @@ absl::Status CallBudget::Reserve(uint64_t bytes) {
   return absl::OkStatus();
 }
 
-absl::Status CallBudget::CheckProjected(uint64_t done, uint64_t total, absl::string_view parts,
-                                        absl::string_view how_to_page) const {
+absl::Status CallBudget::CheckFloor(uint64_t done, uint64_t total, uint64_t floor_per_part,
+                                    absl::string_view parts, absl::string_view how_to_page) const {
   if (done < kPartsToProject || done >= total) return absl::OkStatus();
-  const double projected =
-      static_cast<double>(response_bytes_) * static_cast<double>(total) / static_cast<double>(done);
-  if (projected < 1.25 * static_cast<double>(max_response_bytes_)) return absl::OkStatus();
-  return absl::ResourceExhaustedError(
-      absl::StrCat("the response would exceed the ", Mib(max_response_bytes_),
-                   " message limit (--max_message_mb): the first ", done, " ", parts, " came to ",
-                   Size(response_bytes_), ", so ", total, " need about ",
-                   Size(static_cast<uint64_t>(projected)), "; ", how_to_page));
+  const double least = static_cast<double>(response_bytes_) +
+                       static_cast<double>(total - done) * static_cast<double>(floor_per_part);
+  if (least <= static_cast<double>(max_response_bytes_)) return absl::OkStatus();
+  return absl::ResourceExhaustedError(absl::StrCat(
+      "the response would exceed the ", Mib(max_response_bytes_),
+      " message limit (--max_message_mb): the first ", done, " ", parts, " came to ",
+      Size(response_bytes_), ", and the other ", total - done, " need at least ", floor_per_part,
+      " bytes each, at least ", Size(static_cast<uint64_t>(least)), " in all; ", how_to_page));
+}
+
+uint64_t CallBudget::EmbeddedBytes(uint64_t body) {
+  uint64_t length_bytes = 1;
+  for (uint64_t v = body; v >= 0x80; v >>= 7) ++length_bytes;
+  return 1 + length_bytes + body;
 }
 
 absl::Status CallBudget::AddResponse(uint64_t wire_bytes, absl::string_view where,

@@ -69,21 +69,27 @@ class CallBudget final {
   // rows). ResourceExhausted when the server's budget cannot take them.
   [[nodiscard]] absl::Status Reserve(uint64_t bytes);
 
-  // Counts one more response message of `wire_bytes`, reserving its memory twice over (the
+  // Counts one more response message of `wire_bytes` (as it goes on the wire, framing included:
+  // EmbeddedBytes), reserving its memory twice over (the
   // message object, and the serialised copy gRPC makes of the response). ResourceExhausted
   // when the response would pass the message limit ("... at <where>; <how_to_page>") or the
   // server's budget is spent.
   [[nodiscard]] absl::Status AddResponse(uint64_t wire_bytes, absl::string_view where,
                                          absl::string_view how_to_page);
 
-  // For a response of `total` like parts (a batch's queries, all alike in k and in what their
-  // hits carry) of which `done` are counted: ResourceExhausted, before the rest is worked out,
-  // once `done` >= kPartsToProject and the parts so far say the whole would pass the message
-  // limit by a quarter or more ("... <how_to_page>"). Below that margin the response is built
-  // and stopped at the limit as AddResponse does.
+  // For a response of `total` parts of which `done` are counted, each of the rest known to take
+  // at least `floor_per_part` bytes: ResourceExhausted, before the rest is worked out, once
+  // `done` >= kPartsToProject and what is counted plus that floor would pass the message limit
+  // ("... <how_to_page>"). Otherwise the response is built and stopped at the limit as
+  // AddResponse does.
   static constexpr uint64_t kPartsToProject = 32;
-  [[nodiscard]] absl::Status CheckProjected(uint64_t done, uint64_t total, absl::string_view parts,
-                                            absl::string_view how_to_page) const;
+  [[nodiscard]] absl::Status CheckFloor(uint64_t done, uint64_t total, uint64_t floor_per_part,
+                                        absl::string_view parts,
+                                        absl::string_view how_to_page) const;
+
+  // The wire bytes of a message of `body` bytes as a field of another (field numbers up to 15):
+  // its tag, its length and itself.
+  [[nodiscard]] static uint64_t EmbeddedBytes(uint64_t body);
 
   // Hands the reservation over (to be released by the caller later, see call_memory_hold.h):
   // returns its bytes and leaves the call budget holding none.

@@ -235,7 +235,8 @@ grpc::Status StrataService::Get(grpc::ServerContext* ctx, const pb::GetRequest* 
             return absl::DataLossError(absl::StrCat("payload of id ", p.id, " is corrupt"));
           }
           return budget.AddResponse(
-              out->ByteSizeLong(), absl::StrCat("point ", row++, " (id ", p.id, ")"),
+              CallBudget::EmbeddedBytes(out->ByteSizeLong()),
+              absl::StrCat("point ", row++, " (id ", p.id, ")"),
               "get fewer ids per call, or leave out with_vector/with_payload");
         }));
     for (uint64_t id : missing) resp->add_missing_ids(id);

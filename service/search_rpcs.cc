@@ -22,6 +22,24 @@
 #include "storage/status_macros.h"
 
 namespace strata::service_internal {
+namespace {
+
+// The fewest wire bytes `hits` hits of one query can take: each a field of its response (tag and
+// length, 2 bytes), holding its id's tag and varint - the ids are distinct, so one may be 0 (no
+// bytes), 127 take one varint byte and the rest two or more - and nothing else (a distance of
+// 0 takes none).
+uint64_t FewestHitBytes(uint64_t hits) {
+  if (hits == 0) return 0;
+  const uint64_t one_byte = std::min<uint64_t>(hits - 1, 127);
+  return 2 * hits + 2 * one_byte + 3 * (hits - 1 - one_byte);
+}
+
+// The most wire bytes a SearchResponse takes beside its hits, as a field of a batch's response:
+// its stats (six uint32 fields and a uint64, with tags: 47 bytes and 2 of framing), mode and
+// fusion (2 each), dense_weight (5), reranked (6), and its own tag and length (6).
+constexpr uint64_t kMostSearchResponseBytes = 49 + 2 + 2 + 5 + 6 + 6;
+
+}  // namespace
 
 grpc::Status StrataService::Search(grpc::ServerContext* ctx, const pb::SearchRequest* req,
                                    pb::SearchResponse* resp) {
@@ -122,6 +140,7 @@ grpc::Status StrataService::SearchBatch(grpc::ServerContext* ctx, const pb::Sear
         const Emit emit{req->with_payload(), req->with_vector(), /*batch=*/true, /*rerank=*/false,
                         target.scope};
         const int n = text ? req->texts_size() : req->queries_size();
+        uint64_t fewest_hits = UINT64_MAX;
         for (int i = 0; i < n; ++i) {
           if (ctx->IsCancelled()) return absl::CancelledError("the client went away");
           pb::SearchResponse* r = resp->add_results();
@@ -134,13 +153,16 @@ grpc::Status StrataService::SearchBatch(grpc::ServerContext* ctx, const pb::Sear
             return absl::Status(s.code(), absl::StrCat("query ", i, ": ", s.message()));
           }
           if (text && plan.mode != SearchMode::kLexical) AddEmbedTime(t0, t1, r->mutable_stats());
-          // Dense queries without payloads answer alike (k hits of one size each): the first
-          // ones tell whether the whole batch can fit. (A lexical query's hits and a payload's
-          // bytes vary too much to tell.)
-          if (!text && !req->with_payload()) {
-            RETURN_IF_ERROR(budget.CheckProjected(
-                static_cast<uint64_t>(i) + 1, static_cast<uint64_t>(n), "queries' hits",
-                "send fewer queries per call or ask for a smaller k, or leave out with_vector"));
+          // Vector queries over one scope come back with as many hits each, min(k, what the
+          // scope holds), short only where the index's widened budget still reads fewer (a
+          // tenant's view, deletes under way): the fewest hits of the first ones, at the fewest
+          // bytes such hits can take, tell early that the batch cannot fit. (A lexical query's
+          // hits go from none to k.)
+          if (!text) {
+            fewest_hits = std::min<uint64_t>(fewest_hits, static_cast<uint64_t>(r->hits_size()));
+            RETURN_IF_ERROR(budget.CheckFloor(
+                static_cast<uint64_t>(i) + 1, static_cast<uint64_t>(n), FewestHitBytes(fewest_hits),
+                "queries' answers", "send fewer queries per call or ask for a smaller k"));
           }
         }
         return absl::OkStatus();
@@ -239,8 +261,8 @@ grpc::Status StrataService::Embed(grpc::ServerContext* ctx, const pb::EmbedReque
       pb::Vector* out = resp->add_vectors();
       out->mutable_values()->Add(v.begin() + static_cast<ptrdiff_t>(i * dim),
                                  v.begin() + static_cast<ptrdiff_t>((i + 1) * dim));
-      RETURN_IF_ERROR(budget.AddResponse(out->ByteSizeLong(), absl::StrCat("text ", i),
-                                         "send fewer texts per call"));
+      RETURN_IF_ERROR(budget.AddResponse(CallBudget::EmbeddedBytes(out->ByteSizeLong()),
+                                         absl::StrCat("text ", i), "send fewer texts per call"));
     }
     resp->set_model(ModelName());
     resp->set_dimension(static_cast<uint32_t>(dim));
@@ -438,10 +460,12 @@ absl::Status StrataService::EmitHits(const Collection& col, size_t n,
                     : emit.batch ? "send fewer queries per call or ask for a smaller k, or leave "
                                    "out with_vector/with_payload"
                                  : "ask for a smaller k, or leave out with_vector/with_payload";
+  RETURN_IF_ERROR(budget->AddResponse(kMostSearchResponseBytes, "the answer's statistics", how));
   for (size_t i = 0; i < n; ++i) {
     pb::Hit* out = resp->add_hits();
     fill(i, out);
-    RETURN_IF_ERROR(budget->AddResponse(out->ByteSizeLong(), absl::StrCat("hit ", i), how));
+    RETURN_IF_ERROR(budget->AddResponse(CallBudget::EmbeddedBytes(out->ByteSizeLong()),
+                                        absl::StrCat("hit ", i), how));
   }
   if (!emit.with_payload && !emit.with_vector) return absl::OkStatus();
   std::vector<uint64_t> ids, missing;
@@ -459,13 +483,14 @@ absl::Status StrataService::EmitHits(const Collection& col, size_t n,
               absl::StrCat("point ", p.id, " came back from a lookup of hits it is not among"));
         }
         pb::Hit* out = resp->mutable_hits(e++);
-        const size_t bare = out->ByteSizeLong();
+        const uint64_t bare = CallBudget::EmbeddedBytes(out->ByteSizeLong());
         if (emit.with_vector) BytesToVector(p.vector, cfg.type, out->mutable_vector());
         if (emit.with_payload && !p.payload.empty() &&
             !out->mutable_payload()->ParseFromString(p.payload)) {
           return absl::DataLossError(absl::StrCat("payload of id ", p.id, " is corrupt"));
         }
-        return budget->AddResponse(out->ByteSizeLong() - bare, absl::StrCat("hit ", e - 1), how);
+        return budget->AddResponse(CallBudget::EmbeddedBytes(out->ByteSizeLong()) - bare,
+                                   absl::StrCat("hit ", e - 1), how);
       });
 }
 

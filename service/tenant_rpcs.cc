@@ -74,8 +74,8 @@ grpc::Status StrataService::ListTenants(grpc::ServerContext* ctx, const pb::List
     for (const TenantInfo& t : col->ListTenants()) {
       pb::TenantInfo* out = resp->add_tenants();
       TenantToProto(t, cfg, out);
-      RETURN_IF_ERROR(budget.AddResponse(out->ByteSizeLong(), "tenant " + t.name,
-                                         "(no smaller listing exists)"));
+      RETURN_IF_ERROR(budget.AddResponse(CallBudget::EmbeddedBytes(out->ByteSizeLong()),
+                                         "tenant " + t.name, "(no smaller listing exists)"));
     }
     return absl::OkStatus();
   });
@@ -158,8 +158,8 @@ grpc::Status StrataService::ListApiKeys(grpc::ServerContext* ctx, const pb::List
     for (const TenantKeyInfo& k : keys_->List(req->collection())) {
       pb::ApiKeyInfo* out = resp->add_keys();
       KeyToProto(k, out);
-      RETURN_IF_ERROR(
-          budget.AddResponse(out->ByteSizeLong(), "key " + k.key_id, "list one collection's keys"));
+      RETURN_IF_ERROR(budget.AddResponse(CallBudget::EmbeddedBytes(out->ByteSizeLong()),
+                                         "key " + k.key_id, "list one collection's keys"));
     }
     return absl::OkStatus();
   });

@@ -37,8 +37,8 @@ TEST(CallBudget, AResponseStopsAtTheMessageLimitAndEverythingIsReleased) {
   EXPECT_EQ(pool.used(), 0u);
 }
 
-// A batch of like parts is refused once its first kPartsToProject parts say the whole would pass
-// the limit by a quarter; one that would pass it by less is built until it stops at the limit.
+// A batch is refused once its first kPartsToProject parts, with the least each other part must
+// take, pass the limit; one they do not pass is built until it stops at the limit.
 TEST(CallBudget, ABatchThatCannotFitIsRefusedFromItsFirstParts) {
   MemoryBudget pool(1 << 20);
   CallBudget call(&pool, 100000);
@@ -47,19 +47,27 @@ TEST(CallBudget, ABatchThatCannotFitIsRefusedFromItsFirstParts) {
     ASSERT_TRUE(call.AddResponse(1000, "hit", "ask for less").ok());
     // Too few parts yet to tell (and a finished batch has nothing left to refuse).
     if (i + 1 < parts) {
-      EXPECT_TRUE(call.CheckProjected(i + 1, 1000, "queries", "less").ok());
+      EXPECT_TRUE(call.CheckFloor(i + 1, 1000, 1000, "queries", "less").ok());
     }
   }
-  EXPECT_TRUE(call.CheckProjected(parts, parts, "queries", "less").ok());
-  // 32 parts of 1,000 bytes: 124 parts would come to 124,000 bytes, under 1.25 x 100,000.
-  EXPECT_TRUE(call.CheckProjected(parts, 124, "queries", "less").ok());
-  const absl::Status s = call.CheckProjected(parts, 126, "queries' hits", "ask for less");
+  EXPECT_TRUE(call.CheckFloor(parts, parts, 1000000, "queries", "less").ok());
+  // 32,000 bytes so far; 68 more parts of at least 1,000 bytes come to 100,000: not past it.
+  EXPECT_TRUE(call.CheckFloor(parts, 100, 1000, "queries", "less").ok());
+  const absl::Status s = call.CheckFloor(parts, 101, 1000, "queries' answers", "ask for less");
   EXPECT_TRUE(absl::IsResourceExhausted(s)) << s;
-  EXPECT_NE(
-      s.message().find("the first 32 queries' hits came to 31 KiB, so 126 need about 123 KiB; "
-                       "ask for less"),
-      std::string::npos)
+  EXPECT_NE(s.message().find("the first 32 queries' answers came to 31 KiB, and the other 69 need "
+                             "at least 1000 bytes each, at least 99 KiB in all; ask for less"),
+            std::string::npos)
       << s;
+}
+
+// A message's bytes as a field of another: tag, length (a varint), body.
+TEST(CallBudget, EmbeddedBytesCountTheTagAndTheLength) {
+  EXPECT_EQ(CallBudget::EmbeddedBytes(0), 2u);
+  EXPECT_EQ(CallBudget::EmbeddedBytes(127), 129u);
+  EXPECT_EQ(CallBudget::EmbeddedBytes(128), 131u);
+  EXPECT_EQ(CallBudget::EmbeddedBytes(16383), 16386u);
+  EXPECT_EQ(CallBudget::EmbeddedBytes(16384), 16388u);
 }
 
 // Calls at once share the budget: the one that does not fit is refused ("retry later"); one

@@ -110,14 +110,54 @@ TEST(Hardening, ResponsesStopAtTheMessageLimitWhileTheyAreBuilt) {
   }
   s = Call(&pb::Strata::Stub::SearchBatch, stub, dense, &results);
   EXPECT_EQ(s.error_code(), grpc::StatusCode::RESOURCE_EXHAUSTED) << s.error_message();
-  EXPECT_NE(s.error_message().find("the first 32 queries' hits came to"), std::string::npos)
+  EXPECT_NE(s.error_message().find("the first 32 queries' answers came to"), std::string::npos)
+      << s.error_message();
+  // One the first queries cannot rule out, but which passes the limit, stops with the server's
+  // message (its hits' framing counted), not at gRPC's send: ~1.1 MiB.
+  dense.mutable_queries()->DeleteSubrange(110, 190);
+  s = Call(&pb::Strata::Stub::SearchBatch, stub, dense, &results);
+  EXPECT_EQ(s.error_code(), grpc::StatusCode::RESOURCE_EXHAUSTED) << s.error_message();
+  EXPECT_NE(s.error_message().find("message limit (--max_message_mb)"), std::string::npos)
       << s.error_message();
   // A batch that fits is answered whole.
-  dense.mutable_queries()->DeleteSubrange(50, 250);
+  dense.mutable_queries()->DeleteSubrange(50, 60);
   s = Call(&pb::Strata::Stub::SearchBatch, stub, dense, &results);
   ASSERT_TRUE(s.ok()) << s.error_message();
   ASSERT_EQ(results.results_size(), 50);
   EXPECT_EQ(results.results(49).hits_size(), 1000);
+
+  // The first queries' hits may be the largest there are (ids of 64 bits, 10-byte varints) and
+  // the rest small: only the fewest bytes hits can take tell that a batch cannot fit. 1,000
+  // points with ids past 2^63 near (1, 1, 1, 1), 1,000 with small ids near (-1, -1, -1, -1);
+  // 250 queries of k = 300 (~780 KiB), 32 of them the large ids' (17 bytes a hit, against 9),
+  // first or last: both answered whole.
+  CreateCollection(stub, "ids", 4, pb::FLOAT32);
+  pb::UpsertRequest mixed;
+  mixed.set_collection("ids");
+  for (uint64_t i = 0; i < 2000; ++i) {
+    pb::Point* p = mixed.add_points();
+    const bool large = i < 1000;
+    p->set_id(large ? (uint64_t{1} << 63) + i : i);
+    for (int j = 0; j < 4; ++j) {
+      p->mutable_vector()->add_values((large ? 1.0f : -1.0f) + static_cast<float>(i % 1000) / 1e4f);
+    }
+  }
+  pb::UpsertResponse upserted;
+  ASSERT_TRUE(Call(&pb::Strata::Stub::Upsert, stub, mixed, &upserted).ok());
+  for (const bool large_first : {true, false}) {
+    pb::SearchBatchRequest by_ids;
+    by_ids.set_collection("ids");
+    by_ids.set_k(300);
+    for (int q = 0; q < 250; ++q) {
+      const bool large = large_first ? q < 32 : q >= 218;
+      pb::Vector* v = by_ids.add_queries();
+      for (int j = 0; j < 4; ++j) v->add_values(large ? 1.0f : -1.0f);
+    }
+    s = Call(&pb::Strata::Stub::SearchBatch, stub, by_ids, &results);
+    ASSERT_TRUE(s.ok()) << large_first << ": " << s.error_message();
+    ASSERT_EQ(results.results_size(), 250);
+    EXPECT_GT(results.ByteSizeLong(), 700u << 10);
+  }
 
   // A single search with payloads stops at the limit too.
   pb::SearchRequest one;
