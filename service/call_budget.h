@@ -13,8 +13,8 @@
 // Sizes are estimates: a response row counts twice its wire bytes (the message object and the
 // serialised copy gRPC sends) plus a fixed overhead for the object; a request counts its wire
 // bytes. A request being received by gRPC, before its handler runs, is outside the budget: gRPC's
-// resource quota, sized to the budget (service/server.cc), bounds those bytes instead, and up to
-// --threads requests being parsed into messages come on top.
+// resource quota, sized to the budget (service/server.cc), bounds those bytes instead (loosely:
+// it reclaims after allocating), and up to --threads requests being parsed come on top.
 //
 // Thread-safety: MemoryBudget may be used by any number of threads; a CallBudget by one.
 #ifndef STRATA_SERVICE_CALL_BUDGET_H_

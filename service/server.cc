@@ -320,9 +320,10 @@ class ServerImpl final : public Server {
     grpc::ResourceQuota quota("strata");
     quota.SetMaxThreads(threads + kPollers);
     // gRPC's own buffers (requests being received before a handler runs, which the call budget
-    // cannot see) get a bound of the same size: under it gRPC resets streams and closes
-    // connections instead of reading more. Without it a flood over many connections was
-    // buffered whole (192 x 15 MiB: 2.1-2.4 GiB; hardening_test).
+    // cannot see) get a bound of the same size. A loose one: gRPC allocates, then reclaims what
+    // is over it by closing idle connections and resetting streams of its choosing (possibly a
+    // call whose handler already ran). Without it a flood over many connections was buffered
+    // whole (192 x 15 MiB: 2.1-2.4 GiB; memory_limits_test).
     quota.Resize(o.limits.memory_budget_bytes);
     builder.SetResourceQuota(quota);
     s->server_ = builder.BuildAndStart();
