@@ -31,18 +31,23 @@ ABSL_FLAG(std::string, metrics_listen, "127.0.0.1:9464",
 ABSL_FLAG(int, threads, 0,
           "calls served at once; more concurrent calls get RESOURCE_EXHAUSTED (0 = max(32, 8 x "
           "cores))");
-ABSL_FLAG(uint32_t, max_k, 16384, "largest k a search may ask for");
-ABSL_FLAG(uint32_t, max_batch, 16384, "most points / ids / queries in one request");
-ABSL_FLAG(uint32_t, max_dimension, 32768, "largest vector dimension of a collection");
-ABSL_FLAG(uint32_t, max_message_mb, 64, "largest request or response, in MiB");
-ABSL_FLAG(uint32_t, max_texts, 1024, "most texts in one Embed call or text-query batch");
-ABSL_FLAG(uint32_t, max_text_bytes, 65536, "largest text, in bytes");
-ABSL_FLAG(uint32_t, max_payload_bytes, 256u << 10,
+ABSL_FLAG(uint32_t, max_k, strata::ServerLimits().max_k, "largest k a search may ask for");
+ABSL_FLAG(uint32_t, max_batch, strata::ServerLimits().max_batch,
+          "most points / ids / queries in one request");
+ABSL_FLAG(uint32_t, max_dimension, strata::ServerLimits().max_dimension,
+          "largest vector dimension of a collection");
+ABSL_FLAG(uint32_t, max_message_mb, strata::ServerLimits().max_message_bytes >> 20,
+          "largest request or response, in MiB");
+ABSL_FLAG(uint32_t, max_texts, strata::ServerLimits().max_texts,
+          "most texts in one Embed call or text-query batch");
+ABSL_FLAG(uint32_t, max_text_bytes, strata::ServerLimits().max_text_bytes,
+          "largest text, in bytes");
+ABSL_FLAG(uint32_t, max_payload_bytes, strata::ServerLimits().max_payload_bytes,
           "largest payload of a point (its JSON and text as stored), in bytes");
-ABSL_FLAG(uint64_t, max_text_index_mb, 2048,
+ABSL_FLAG(uint64_t, max_text_index_mb, strata::ServerLimits().max_text_index_bytes >> 20,
           "memory a collection's lexical index may hold, in MiB; an upsert whose texts could pass "
           "it gets RESOURCE_EXHAUSTED (0: no limit)");
-ABSL_FLAG(uint64_t, memory_budget_mb, 1024,
+ABSL_FLAG(uint64_t, memory_budget_mb, strata::ServerLimits().memory_budget_bytes >> 20,
           "memory for all calls in flight together (requests, copies, responses being built), in "
           "MiB; a call that would pass it gets RESOURCE_EXHAUSTED");
 ABSL_FLAG(std::string, model_dir, "",

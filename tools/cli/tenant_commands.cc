@@ -135,8 +135,10 @@ int GrantOrRevoke(const std::string& cmd, const std::vector<char*>& args, pb::St
   if (args.size() < 5 || !ParseIds(args, 4, &ids)) {
     return Fail(absl::StrCat("usage: strata-cli ", cmd, " NAME TENANT ID..."));
   }
-  // In requests of the server's default batch limit: each is one write, so a failure leaves
-  // the requests before it done (and says how far it got).
+  // In requests of the server's default batch limit (a server started with a lower --max_batch
+  // refuses them, naming the flag): each is one write, so a failure leaves the requests before
+  // it done, and says how far it got. A grant or revoke done again changes nothing, so the whole
+  // command may simply be run again.
   const size_t per_request = strata::ServerLimits().max_batch;
   uint64_t changed = 0;
   size_t missing = 0;
@@ -151,8 +153,10 @@ int GrantOrRevoke(const std::string& cmd, const std::vector<char*>& args, pb::St
                                     : stub->RevokeAccess(ctx.get(), req, &resp);
     if (!s.ok()) {
       if (at > 0) {
-        std::fprintf(stderr, "%s: the first %zu of %zu ids were done (%llu changed)\n", cmd.c_str(),
-                     at, ids.size(), static_cast<unsigned long long>(changed));
+        std::fprintf(stderr,
+                     "%s: the first %zu of %zu ids were done (%llu changed); running the same "
+                     "command again is safe\n",
+                     cmd.c_str(), at, ids.size(), static_cast<unsigned long long>(changed));
       }
       return RpcFail(s);
     }
