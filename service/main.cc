@@ -18,6 +18,7 @@
 #include "gpu/backend.h"
 #include "index/vector_rules.h"
 #include "service/grpc_log.h"
+#include "service/limits.h"
 #include "service/server.h"
 #include "storage/log.h"
 #include "storage/program_usage.h"

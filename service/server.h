@@ -13,29 +13,9 @@
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
 #include "grpcpp/support/status.h"
+#include "service/limits.h"
 
 namespace strata {
-
-// Limits of one request, as users know them from other vector databases (Milvus: top-k and batch
-// 16,384, dimension 32,768, request 64 MB).
-struct ServerLimits {
-  uint32_t max_k = 16384;
-  uint32_t max_batch = 16384;  // points per upsert, ids per get/delete, queries per batch
-  uint32_t max_dimension = 32768;
-  uint32_t max_message_bytes = 64u << 20;
-  uint32_t max_postings = 4096;  // search parameter caps
-  uint32_t max_ef_search = 16384;
-  uint32_t max_texts = 1024;        // texts per Embed call / text queries per batch
-  uint32_t max_text_bytes = 65536;  // bytes per text
-  // Bytes of one point's payload (JSON and text, as stored). Above max_text_bytes, so a passage
-  // at the text limit fits with its metadata.
-  uint32_t max_payload_bytes = 256u << 10;
-  // Memory of all calls in flight together: requests, the rows they copy, responses being built
-  // (service/call_budget.h). A call that would pass it gets RESOURCE_EXHAUSTED.
-  uint64_t memory_budget_bytes = uint64_t{1} << 30;
-  // Bytes a collection's lexical index may hold (CollectionOptions::max_text_index_bytes).
-  uint64_t max_text_index_bytes = uint64_t{2} << 30;
-};
 
 // The sentence encoder behind Embed and text search (none when model_dir is empty).
 struct EmbedOptions {

@@ -17,7 +17,7 @@
 #include "absl/strings/str_split.h"
 #include "grpc/health/v1/health.grpc.pb.h"
 #include "proto/strata.grpc.pb.h"
-#include "service/server.h"
+#include "service/limits.h"
 #include "tools/cli/cli_util.h"
 #include "tools/cli/commands.h"
 
