@@ -1,8 +1,9 @@
-// gRPC's own log lines (a failed TLS handshake, a connection reset, ...) go through Strata's log,
-// at most kGrpcLogBurst of them per kGrpcLogWindow: each is caused by a remote peer, so without a
-// limit anyone who can connect could fill the server's disk with them (one line per plaintext
-// connection to a TLS port). Lines over the limit are counted and the count is logged when the
-// next window opens. Assertion failures (gRPC logs them just before it aborts) always pass.
+// gRPC's and protobuf's own log lines (a failed TLS handshake, a connection reset, a request's
+// string that is not UTF-8, ...) go through Strata's log, at most kGrpcLogBurst of them per
+// kGrpcLogWindow: each is caused by a remote peer, so without a limit anyone who can connect
+// could fill the server's disk with them (one line per plaintext connection to a TLS port, one
+// per malformed request). Lines over the limit are counted and the count is logged when the
+// next window opens. Assertion failures (logged just before the library aborts) always pass.
 #ifndef STRATA_SERVICE_GRPC_LOG_H_
 #define STRATA_SERVICE_GRPC_LOG_H_
 
@@ -36,8 +37,8 @@ class LogRateLimiter final {
   uint64_t dropped_ ABSL_GUARDED_BY(mu_) = 0;
 };
 
-// Routes gRPC's log through Strata's (storage/log.h), rate-limited as above. Call once, before
-// gRPC is used.
+// Routes gRPC's and protobuf's logs through Strata's (storage/log.h), rate-limited as above.
+// Call once, before gRPC or protobuf is used (protobuf's handler is not thread-safe to set).
 void RouteGrpcLogs();
 
 }  // namespace strata

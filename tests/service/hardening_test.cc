@@ -21,6 +21,7 @@
 #include "gtest/gtest.h"
 #include "index/collection_config.h"
 #include "proto/strata.grpc.pb.h"
+#include "service/grpc_log.h"
 #include "storage/env.h"
 #include "storage/metadata_store.h"
 #include "storage/vector_file.h"
@@ -258,6 +259,40 @@ TEST(Hardening, ClearAnswersToOddRequests) {
     EXPECT_EQ(text.find("No flags matched"), std::string::npos) << program << ":\n" << text;
     EXPECT_NE(text.find(flag.substr(2)), std::string::npos) << program << ":\n" << text;
   }
+}
+
+// Requests protobuf logs a line for (a string field that is not UTF-8) cannot fill the server's
+// log: protobuf's lines pass the same limit as gRPC's (service/grpc_log.h), where they were
+// written one per call, before any key is checked on a plaintext port.
+TEST(Hardening, MalformedRequestsCannotFloodTheLog) {
+  TempDir tmp;
+  ServerProcess server(tmp.File("data"), tmp.File("server.log"));
+  ASSERT_NO_FATAL_FAILURE(server.Start());
+  grpc::GenericStub generic(server.channel());
+  const std::string body("\x0a\x03\xff\xfe\xfd", 5);  // a collection name of 3 bytes, not UTF-8
+  for (int i = 0; i < 100; ++i) {  // one after another: more at once than --threads are refused
+    grpc::Slice slice(body);
+    grpc::ByteBuffer request(&slice, 1), response;
+    grpc::ClientContext ctx;
+    grpc::CompletionQueue cq;
+    std::unique_ptr<grpc::GenericClientAsyncResponseReader> call =
+        generic.PrepareUnaryCall(&ctx, "/strata.v1.Strata/Search", request, &cq);
+    call->StartCall();
+    grpc::Status st;
+    call->Finish(&response, &st, &cq);
+    void* tag = nullptr;
+    bool ok = false;
+    ASSERT_TRUE(cq.Next(&tag, &ok));
+    EXPECT_EQ(st.error_code(), grpc::StatusCode::INVALID_ARGUMENT) << st.error_message();
+  }
+  EXPECT_EQ(server.Stop(), 0);
+  const std::string log = ReadLog(server.log());
+  int lines = 0;
+  for (size_t at = log.find("UTF-8"); at != std::string::npos; at = log.find("UTF-8", at + 1)) {
+    ++lines;
+  }
+  EXPECT_GE(lines, 1);
+  EXPECT_LE(lines, kGrpcLogBurst) << log.substr(0, 2000);
 }
 
 // Listening beyond loopback is said loudly (there is no authentication yet).
