@@ -10,6 +10,7 @@
 #include <cstdlib>
 #include <cstring>
 #include <string>
+#include <utility>
 
 #include "absl/flags/flag.h"
 #include "absl/flags/parse.h"
@@ -169,6 +170,21 @@ int main(int argc, char** argv) {
   o.limits.max_text_bytes = absl::GetFlag(FLAGS_max_text_bytes);
   o.limits.max_payload_bytes = absl::GetFlag(FLAGS_max_payload_bytes);
   o.limits.max_text_index_bytes = absl::GetFlag(FLAGS_max_text_index_mb) << 20;
+  // Limits of 0 would refuse every call of their kind (a k of 1 over --max_k=0): refused here.
+  for (const auto& [flag, value] : {std::pair<const char*, uint64_t>{"max_k", o.limits.max_k},
+                                    {"max_batch", o.limits.max_batch},
+                                    {"max_texts", o.limits.max_texts},
+                                    {"max_text_bytes", o.limits.max_text_bytes},
+                                    {"max_payload_bytes", o.limits.max_payload_bytes}}) {
+    if (value == 0) {
+      std::fprintf(stderr, "strata-server: --%s must be at least 1\n", flag);
+      return 2;
+    }
+  }
+  if (const double drain = absl::GetFlag(FLAGS_drain_seconds); !(drain >= 0)) {
+    std::fprintf(stderr, "strata-server: --drain_seconds must be 0 or more\n");
+    return 2;
+  }
   if (o.limits.max_dimension == 0 || o.limits.max_dimension > strata::kMaxDimension) {
     std::fprintf(stderr, "strata-server: --max_dimension must be in [1, %u]\n",
                  strata::kMaxDimension);

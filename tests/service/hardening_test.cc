@@ -248,6 +248,18 @@ TEST(Hardening, ClearAnswersToOddRequests) {
     EXPECT_NE(ReadLog(log).find("--listen '127.0.0.1:70000' is not HOST:PORT"), std::string::npos)
         << ReadLog(log);
   }
+  // Limits that would refuse every call of their kind are refused at start.
+  for (const std::string flag :
+       {"--max_k=0", "--max_batch=0", "--max_texts=0", "--max_text_bytes=0",
+        "--max_payload_bytes=0", "--drain_seconds=-1"}) {
+    const std::string log = tmp.File("server.limit");
+    EXPECT_EQ(WaitExit(Spawn({Bin("strata-server"), "--data_dir=" + tmp.File("other"), flag,
+                              "--metrics_listen="},
+                             log)),
+              2)
+        << flag;
+    EXPECT_NE(ReadLog(log).find(flag.substr(0, flag.find('='))), std::string::npos) << ReadLog(log);
+  }
 
   // --help shows each program's own flags.
   const std::vector<std::pair<std::string, std::string>> programs = {
