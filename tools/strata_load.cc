@@ -33,6 +33,7 @@
 #include "nlohmann/json.hpp"
 #include "proto/convert.h"
 #include "proto/strata.grpc.pb.h"
+#include "storage/env.h"
 #include "storage/log.h"
 #include "storage/program_usage.h"
 #include "storage/scoped_fd.h"
@@ -705,6 +706,20 @@ int RunOnline(Input& in, const std::string& collection) {
   }
   auto stub = pb::Strata::NewStub(*channel);
   strata::VectorSet& v = in.vectors;
+  {
+    // The checkpoint goes beside the input unless --checkpoint says otherwise: a place where it
+    // cannot be written (a read-only data folder) is said before anything is loaded.
+    strata::Env& env = *strata::Env::Default();
+    const std::string probe = Checkpoint(collection) + ".probe";
+    auto file = env.NewWritableFile(probe);
+    if (!file.ok()) {
+      return Fail(
+          absl::StrCat("cannot write the load's checkpoint (", file.status().message(),
+                       "): name a writable place with --checkpoint=FILE; nothing was loaded"));
+    }
+    (void)(*file)->Close();
+    (void)env.RemoveFile(probe);
+  }
   if (absl::GetFlag(FLAGS_precompute_kv)) {  // asked before loading anything
     pb::StatsRequest sreq;
     pb::StatsResponse sresp;
