@@ -672,7 +672,10 @@ absl::Status CollectionImpl::BulkLoad(
       if (!ids_.empty()) {
         return absl::FailedPreconditionError(absl::StrCat(
             "collection '", config_.name,
-            "' is not empty: an offline load needs a new collection (load online to add to it)"));
+            "' is not empty: an offline load needs a new collection (load online to add to "
+            "it; a load cut short before its index was written left its rows: build the index "
+            "with strata-cli build on a server over this data directory, or drop the collection "
+            "and load again)"));
       }
     }
     auto ext_of = [&](uint64_t i) { return ext_ids.empty() ? i : ext_ids[i]; };
