@@ -3,7 +3,7 @@
 
 Each line: {"id": N, "text": "...", "title": "<page title>", "page": "<file name>"}.
 The navigation header/footer divs are dropped; the page text is split at paragraph boundaries into
-passages of about --words words (150-250 by default). Deterministic: the same input gives the same
+passages of --min-words to --max-words words (150-250 by default). Deterministic: the same input gives the same
 ids. Usage:
   tools/make-passages.py [--docs DIR] [--out passages.jsonl] [--limit N]
 

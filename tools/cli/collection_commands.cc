@@ -146,7 +146,11 @@ void PrintPoint(const pb::Point& p) {
     std::printf("]");
   }
   if (!p.payload().json().empty()) std::printf("  json %s", p.payload().json().c_str());
-  if (!p.payload().text().empty()) std::printf("  text \"%s\"", p.payload().text().c_str());
+  if (!p.payload().text().empty()) {  // (whole: a text may hold NUL bytes, which %s stops at)
+    std::printf("  text \"");
+    std::fwrite(p.payload().text().data(), 1, p.payload().text().size(), stdout);
+    std::printf("\"");
+  }
   std::printf("\n");
 }
 
