@@ -19,9 +19,13 @@ inline std::string JsonSyntaxError(const std::string& json) {
     const nlohmann::json parsed = nlohmann::json::parse(json);
     return parsed.is_discarded() ? "discarded" : "it parses";
   } catch (const nlohmann::json::parse_error& e) {
-    const char* what =
-        absl::StrContains(e.what(), "UTF-8") ? "bytes that are not UTF-8" : "a syntax error";
+    const char* what = absl::StrContains(e.what(), "UTF-8")       ? "bytes that are not UTF-8"
+                       : absl::StrContains(e.what(), "surrogate") ? "half of a \\u surrogate pair"
+                                                                  : "a syntax error";
     return absl::StrCat(what, " at byte ", e.byte, " of ", json.size());
+  } catch (const nlohmann::json::out_of_range& e) {
+    // (406: a number past a double's range, such as 1e999.)
+    return e.id == 406 ? "a number too large for a double" : absl::StrCat("error ", e.id);
   } catch (const nlohmann::json::exception& e) {
     return absl::StrCat("error ", e.id);
   }

@@ -13,6 +13,10 @@ TEST(JsonSyntaxError, SaysWhereAndWhyWithoutQuotingTheText) {
   EXPECT_EQ(why.rfind("bytes that are not UTF-8 at byte ", 0), 0u) << why;
   EXPECT_EQ(why.find('\xff'), std::string::npos);
   EXPECT_EQ(JsonSyntaxError("[1, 2]"), "it parses");
+  // What a stranger sent: a number past a double, and a lone escaped surrogate.
+  EXPECT_EQ(JsonSyntaxError("{\"a\":1e999}"), "a number too large for a double");
+  const std::string lone = JsonSyntaxError("{\"a\":\"\\ud800\"}");
+  EXPECT_EQ(lone.rfind("half of a \\u surrogate pair at byte ", 0), 0u) << lone;
 }
 
 }  // namespace
