@@ -96,6 +96,11 @@ absl::Status FromRocks(const rocksdb::Status& s, absl::string_view what) {
         absl::StrCat(msg, " (is another strata process using this data directory?)"));
   }
   if (s.IsBusy() || s.IsTimedOut() || s.IsTryAgain()) return absl::UnavailableError(msg);
+  // A full disk, as the rest of the server says it (storage/env.h): RocksDB then refuses writes
+  // until space is freed and it resumes.
+  if (s.IsNoSpace() || s.subcode() == rocksdb::Status::kNoSpace) {
+    return absl::ResourceExhaustedError(msg);
+  }
   return absl::InternalError(msg);
 }
 
