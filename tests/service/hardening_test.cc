@@ -48,6 +48,28 @@ grpc::health::v1::HealthCheckResponse::ServingStatus Health(ServerProcess* serve
   return resp.status();
 }
 
+// `body`, as it is, to `method` ("/strata.v1.Strata/Count"): the call's status. (On a completion
+// queue: gRPC 1.51's callback form of the generic call races with its own completion thread
+// when the answer comes at once, as ThreadSanitizer reported.)
+grpc::Status RawCall(ServerProcess* server, const std::string& method, const std::string& body) {
+  grpc::GenericStub generic(server->channel());
+  grpc::Slice slice(body);
+  grpc::ByteBuffer request(&slice, 1), response;
+  grpc::ClientContext ctx;
+  grpc::CompletionQueue cq;
+  std::unique_ptr<grpc::GenericClientAsyncResponseReader> call =
+      generic.PrepareUnaryCall(&ctx, method, request, &cq);
+  call->StartCall();
+  grpc::Status st;
+  call->Finish(&response, &st, &cq);
+  void* tag = nullptr;
+  bool ok = false;
+  EXPECT_TRUE(cq.Next(&tag, &ok));
+  EXPECT_EQ(tag, &cq);
+  EXPECT_TRUE(ok);
+  return st;
+}
+
 // strata-cli grant and revoke take more ids than one request may carry (the server's batch
 // limit, 16,384): they go in several requests, and the counts add up.
 TEST(Hardening, TheCliGrantsMoreIdsThanOneRequestCarries) {
@@ -157,23 +179,7 @@ TEST(Hardening, ClearAnswersToOddRequests) {
   // INVALID_ARGUMENT naming the method (gRPC alone answers INTERNAL with no message).
   for (const std::string& body :
        {std::string("\xff\xff\xff\xff", 4), std::string("\x0a\x02\xff\xfe", 4)}) {
-    grpc::GenericStub generic(server.channel());
-    grpc::Slice slice(body);
-    grpc::ByteBuffer request(&slice, 1), response;
-    grpc::ClientContext ctx;
-    // (On a completion queue: gRPC 1.51's callback form of the generic call races with its own
-    // completion thread when the answer comes at once, as ThreadSanitizer reported.)
-    grpc::CompletionQueue cq;
-    std::unique_ptr<grpc::GenericClientAsyncResponseReader> call =
-        generic.PrepareUnaryCall(&ctx, "/strata.v1.Strata/Count", request, &cq);
-    call->StartCall();
-    grpc::Status st;
-    call->Finish(&response, &st, &cq);
-    void* tag = nullptr;
-    bool ok = false;
-    ASSERT_TRUE(cq.Next(&tag, &ok));
-    EXPECT_EQ(tag, &cq);
-    EXPECT_TRUE(ok);
+    const grpc::Status st = RawCall(&server, "/strata.v1.Strata/Count", body);
     EXPECT_EQ(st.error_code(), grpc::StatusCode::INVALID_ARGUMENT) << st.error_message();
     EXPECT_NE(st.error_message().find("/strata.v1.Strata/Count"), std::string::npos)
         << st.error_message();
@@ -280,21 +286,9 @@ TEST(Hardening, MalformedRequestsCannotFloodTheLog) {
   TempDir tmp;
   ServerProcess server(tmp.File("data"), tmp.File("server.log"));
   ASSERT_NO_FATAL_FAILURE(server.Start());
-  grpc::GenericStub generic(server.channel());
   const std::string body("\x0a\x03\xff\xfe\xfd", 5);  // a collection name of 3 bytes, not UTF-8
   for (int i = 0; i < 100; ++i) {  // one after another: more at once than --threads are refused
-    grpc::Slice slice(body);
-    grpc::ByteBuffer request(&slice, 1), response;
-    grpc::ClientContext ctx;
-    grpc::CompletionQueue cq;
-    std::unique_ptr<grpc::GenericClientAsyncResponseReader> call =
-        generic.PrepareUnaryCall(&ctx, "/strata.v1.Strata/Search", request, &cq);
-    call->StartCall();
-    grpc::Status st;
-    call->Finish(&response, &st, &cq);
-    void* tag = nullptr;
-    bool ok = false;
-    ASSERT_TRUE(cq.Next(&tag, &ok));
+    const grpc::Status st = RawCall(&server, "/strata.v1.Strata/Search", body);
     EXPECT_EQ(st.error_code(), grpc::StatusCode::INVALID_ARGUMENT) << st.error_message();
   }
   EXPECT_EQ(server.Stop(), 0);
