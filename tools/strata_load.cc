@@ -20,6 +20,7 @@
 #include "absl/flags/flag.h"
 #include "absl/flags/parse.h"
 #include "absl/flags/usage.h"
+#include "absl/strings/ascii.h"
 #include "absl/strings/match.h"
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
@@ -207,6 +208,10 @@ absl::Status ReadPassages(const std::string& path, uint64_t limit, Input* in) {
     }
     if (!j.contains("text") || !j["text"].is_string()) {
       return absl::InvalidArgumentError(absl::StrCat(where, ": needs a string 'text' field"));
+    }
+    if (absl::StripAsciiWhitespace(j["text"].get_ref<const std::string&>()).empty()) {
+      return absl::InvalidArgumentError(
+          absl::StrCat(where, ": 'text' holds no words (a passage is found by its words)"));
     }
     const bool has_id = j.contains("id");
     if (has_id && !j["id"].is_number_unsigned()) {

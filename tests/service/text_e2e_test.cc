@@ -444,6 +444,21 @@ TEST(EndToEnd, TextRequestsAreValidated) {
   EXPECT_NE(ReadLog(log).find("bad.jsonl:2: needs a string 'text' field"), std::string::npos)
       << ReadLog(log);
   EXPECT_EQ(Count(server.stub(), "vecs"), 0u);
+  // A passage of no words is named where it is, not by the server's "text 0 is empty".
+  {
+    std::ofstream f(bad);
+    f << R"({"id": 1, "text": "fine"})"
+      << "\n"
+      << R"({"id": 2, "text": " "})"
+      << "\n";
+  }
+  load = Spawn(
+      {Bin("strata-load"), "--text=" + bad, "--collection=vecs", "--server=" + server.address()},
+      log);
+  EXPECT_EQ(WaitExit(load), 1);
+  EXPECT_NE(ReadLog(log).find("bad.jsonl:2: 'text' holds no words"), std::string::npos)
+      << ReadLog(log);
+  EXPECT_EQ(Count(server.stub(), "vecs"), 0u);
 
   // Still serving.
   auto health = grpc::health::v1::Health::NewStub(server.channel());
