@@ -1,0 +1,26 @@
+// strata-load's online mode: the rows streamed to a running server in Upsert batches, retried
+// with back-off while the server is unreachable or busy, each acknowledged batch recorded in the
+// checkpoint; then the index built, and on request the hybrid weight learnt and the passages'
+// KV cache entries computed.
+#ifndef STRATA_TOOLS_LOAD_ONLINE_LOAD_H_
+#define STRATA_TOOLS_LOAD_ONLINE_LOAD_H_
+
+#include <cstddef>
+#include <cstdint>
+#include <string>
+
+#include "absl/flags/declare.h"
+#include "tools/load/input.h"
+
+ABSL_DECLARE_FLAG(uint32_t, batch);
+ABSL_DECLARE_FLAG(std::string, questions);
+ABSL_DECLARE_FLAG(bool, precompute_kv);
+
+namespace strata::load {
+
+// Loads `in` into `collection` on --server (created when missing); returns the exit code.
+int RunOnline(Input& in, const std::string& collection);
+
+}  // namespace strata::load
+
+#endif  // STRATA_TOOLS_LOAD_ONLINE_LOAD_H_
