@@ -7,6 +7,7 @@
 #include "absl/functional/function_ref.h"
 #include "absl/strings/str_cat.h"
 #include "base/json_error.h"
+#include "google/protobuf/io/coded_stream.h"
 #include "grpcpp/grpcpp.h"
 #include "index/catalog.h"
 #include "nlohmann/json.hpp"
@@ -239,7 +240,15 @@ grpc::Status StrataService::Get(grpc::ServerContext* ctx, const pb::GetRequest* 
               absl::StrCat("point ", row++, " (id ", p.id, ")"),
               "get fewer ids per call, or leave out with_vector/with_payload");
         }));
-    for (uint64_t id : missing) resp->add_missing_ids(id);
+    uint64_t missing_bytes = 0;
+    for (uint64_t id : missing) {
+      resp->add_missing_ids(id);
+      missing_bytes += google::protobuf::io::CodedOutputStream::VarintSize64(id);
+    }
+    if (!missing.empty()) {  // a packed field: one tag and length for them all
+      RETURN_IF_ERROR(budget.AddResponse(CallBudget::EmbeddedBytes(missing_bytes),
+                                         "the ids not found", "get fewer ids per call"));
+    }
     return absl::OkStatus();
   });
 }

@@ -73,6 +73,23 @@ TEST(Hardening, ResponsesStopAtTheMessageLimitWhileTheyAreBuilt) {
   s = Call(&pb::Strata::Stub::Get, stub, get, &got);
   ASSERT_TRUE(s.ok()) << s.error_message();
   EXPECT_EQ(got.points_size(), 20);
+  // Ids not found count too: 62 vectors (~1,016,000 bytes) fit, 16,000 missing 9-byte ids more
+  // (~144 KB) do not, and the server says so rather than gRPC's send.
+  get.mutable_ids()->Truncate(0);
+  for (int i = 0; i < 62; ++i) get.add_ids(0);
+  for (uint64_t i = 0; i < 16000; ++i) get.add_ids((uint64_t{1} << 60) + i);
+  s = Call(&pb::Strata::Stub::Get, stub, get, &got);
+  EXPECT_EQ(s.error_code(), grpc::StatusCode::RESOURCE_EXHAUSTED) << s.error_message();
+  EXPECT_NE(s.error_message().find("message limit (--max_message_mb) at the ids not found"),
+            std::string::npos)
+      << s.error_message();
+  get.clear_ids();  // 40 vectors and 4,000 missing ids (~690 KB) fit
+  for (int i = 0; i < 40; ++i) get.add_ids(0);
+  for (uint64_t i = 0; i < 4000; ++i) get.add_ids((uint64_t{1} << 60) + i);
+  s = Call(&pb::Strata::Stub::Get, stub, get, &got);
+  ASSERT_TRUE(s.ok()) << s.error_message();
+  EXPECT_EQ(got.points_size(), 40);
+  EXPECT_EQ(got.missing_ids_size(), 4000);
 
   // SearchBatch: 40 queries x 8 hits with vectors and payloads (~11 MiB).
   pb::SearchBatchRequest batch;
