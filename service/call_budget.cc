@@ -2,6 +2,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
+#include "service/limits.h"
 
 namespace strata {
 namespace {
@@ -42,7 +43,7 @@ absl::Status CallBudget::Reserve(uint64_t bytes) {
     return absl::ResourceExhaustedError(
         absl::StrCat("the server's memory budget for calls in flight (", Mib(pool_->capacity()),
                      ", --memory_budget_mb) cannot take this call's ", Mib(reserved_ + bytes),
-                     " now; retry later or send smaller requests"));
+                     " now; ", kRetryLater, " or send smaller requests"));
   }
   reserved_ += bytes;
   return absl::OkStatus();

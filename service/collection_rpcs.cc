@@ -22,6 +22,24 @@
 #include "storage/status_macros.h"
 
 namespace strata::service_internal {
+namespace {
+
+pb::CollectionInfo::IndexState StateOf(CollectionStats::State state) {
+  switch (state) {
+    case CollectionStats::State::kFlat:
+      return pb::CollectionInfo::FLAT;
+    case CollectionStats::State::kIndexed:
+      return pb::CollectionInfo::INDEXED;
+    case CollectionStats::State::kBuilding:
+      return pb::CollectionInfo::BUILDING;
+    case CollectionStats::State::kDamaged:
+      return pb::CollectionInfo::DAMAGED;
+  }
+  return pb::CollectionInfo::INDEX_STATE_UNSPECIFIED;
+}
+
+}  // namespace
+
 grpc::Status StrataService::CreateCollection(grpc::ServerContext* ctx,
                                              const pb::CreateCollectionRequest* req,
                                              pb::CollectionInfo* resp) {
@@ -79,11 +97,19 @@ grpc::Status StrataService::ListCollections(grpc::ServerContext* ctx,
 grpc::Status StrataService::DescribeCollection(grpc::ServerContext* ctx,
                                                const pb::DescribeCollectionRequest* req,
                                                pb::CollectionInfo* resp) {
-  return Run("DescribeCollection", ctx, *req, [&](CallBudget&) -> absl::Status {
-    ASSIGN_OR_RETURN(auto col, catalog_->Find(req->name()));
-    Describe(*col, resp);
-    return absl::OkStatus();
-  });
+  return Run("DescribeCollection", ctx, *req,
+             [&](CallBudget&, const Caller& caller) -> absl::Status {
+               ASSIGN_OR_RETURN(Target target, FindFor(caller, req->name(), req->tenant()));
+               if (target.scope.whole()) {
+                 Describe(*target.col, resp);
+                 return absl::OkStatus();
+               }
+               // A tenant's view: what its writes must match, and what it sees.
+               DescribeConfig(target.col->config(), resp);
+               ASSIGN_OR_RETURN(const uint64_t count, target.col->Count(target.scope));
+               resp->set_count(count);
+               return absl::OkStatus();
+             });
 }
 
 grpc::Status StrataService::BuildIndex(grpc::ServerContext* ctx, const pb::BuildIndexRequest* req,
@@ -310,20 +336,7 @@ void StrataService::Describe(const Collection& col, pb::CollectionInfo* out) con
   CollectionStats s = col.Stats();
   DescribeConfig(c, out);
   out->set_count(s.count);
-  switch (s.state) {
-    case CollectionStats::State::kFlat:
-      out->set_state(pb::CollectionInfo::FLAT);
-      break;
-    case CollectionStats::State::kIndexed:
-      out->set_state(pb::CollectionInfo::INDEXED);
-      break;
-    case CollectionStats::State::kBuilding:
-      out->set_state(pb::CollectionInfo::BUILDING);
-      break;
-    case CollectionStats::State::kDamaged:
-      out->set_state(pb::CollectionInfo::DAMAGED);
-      break;
-  }
+  out->set_state(StateOf(s.state));
   out->set_damage(s.damage);
   out->set_default_max_postings(s.default_max_postings);
   out->set_tuned_recall(s.tuned_recall);

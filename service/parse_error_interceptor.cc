@@ -3,6 +3,7 @@
 #include <string>
 
 #include "base/tsan.h"
+#include "service/limits.h"
 
 namespace strata {
 namespace {
@@ -48,8 +49,9 @@ grpc::Status ClarifyGrpcStatus(const grpc::Status& sent, const std::string& meth
   if (sent.error_code() == grpc::StatusCode::RESOURCE_EXHAUSTED &&
       sent.error_message() == "Server Threadpool Exhausted") {
     return grpc::Status(grpc::StatusCode::RESOURCE_EXHAUSTED,
-                        "the server is serving as many calls at once as it has threads "
-                        "(strata-server --threads); try again later");
+                        std::string("the server is serving as many calls at once as it has "
+                                    "threads (strata-server --threads); ") +
+                            kRetryLater);
   }
   return sent;
 }

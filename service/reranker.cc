@@ -10,6 +10,7 @@
 #include <vector>
 
 #include "absl/strings/str_cat.h"
+#include "service/limits.h"
 #include "storage/log.h"
 #include "storage/status_macros.h"
 
@@ -44,7 +45,7 @@ absl::StatusOr<Reranker::Turn> Reranker::Enter() {
     refused_.fetch_add(1, std::memory_order_relaxed);
     return absl::ResourceExhaustedError(absl::StrCat(
         "the server is already reranking for ", max_calls_,
-        " calls, its limit (a quarter of --threads); try again later, or search without rerank"));
+        " calls, its limit (a quarter of --threads); ", kRetryLater, ", or search without rerank"));
   }
   return turn;
 }

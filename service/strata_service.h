@@ -30,6 +30,7 @@
 #include "service/build_queue.h"
 #include "service/call_budget.h"
 #include "service/call_memory_hold.h"
+#include "service/limits.h"
 #include "service/metrics.h"
 #include "service/rag_engine.h"
 #include "service/reranker.h"
@@ -208,7 +209,8 @@ class StrataService final : public pb::Strata::Service {
         s = absl::PermissionDeniedError(
             absl::StrCat(rpc,
                          " needs the admin key; a tenant key may call Upsert, Delete, Get, Count, "
-                         "Search, SearchBatch, Generate and Embed on its own tenants"));
+                         "Search, SearchBatch, Generate, DescribeCollection and Embed on its own "
+                         "tenants"));
       } else {
         s = body(budget);
       }
@@ -342,7 +344,8 @@ class StrataService final : public pb::Strata::Service {
     return absl::ResourceExhaustedError(absl::StrCat(
         "the server is already serving ", max_generate_calls_,
         " Generate and PrecomputePassageKv calls, its limit (half of --threads, and at most "
-        "--generation_max_running + --generation_max_queued); try again later"));
+        "--generation_max_running + --generation_max_queued); ",
+        kRetryLater));
   }
   const std::function<void(const std::shared_ptr<Collection>&)> on_damage_;
   const Clock::time_point started_;

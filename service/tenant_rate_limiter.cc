@@ -3,6 +3,7 @@
 #include <algorithm>
 
 #include "absl/strings/str_cat.h"
+#include "service/limits.h"
 
 namespace strata {
 
@@ -32,7 +33,7 @@ absl::Status TenantRateLimiter::Admit(absl::string_view collection_uid,
   if (b.tokens < 1) {
     return absl::ResourceExhaustedError(
         absl::StrCat("tenant '", tenant, "' of collection '", collection, "' is over its quota of ",
-                     per_second, " requests per second (max_requests_per_second); retry later"));
+                     per_second, " requests per second (max_requests_per_second); ", kRetryLater));
   }
   b.tokens -= 1;
   return absl::OkStatus();

@@ -2,6 +2,7 @@
 // revoked or unknown key, key material kept out of the log and /metrics; then random tenant
 // operations with kill -9 and restarts in between, each step followed by every tenant's Search,
 // Get and Count through its own key, checked against an exact model of who may see what.
+#include <cstring>
 #include <fstream>
 #include <map>
 #include <random>
@@ -13,6 +14,7 @@
 #include "gtest/gtest.h"
 #include "index/catalog.h"
 #include "proto/strata.grpc.pb.h"
+#include "storage/vector_file.h"
 #include "tests/service/server_process.h"
 #include "tests/test_util.h"
 
@@ -47,6 +49,7 @@ class TenantServer {
   void Start() { server_.Start(); }
   void Kill() { server_.Kill(); }
   pb::Strata::Stub* stub() { return server_.stub(); }
+  std::string address() const { return server_.address(); }
   const std::string& log() const { return server_.log(); }
   int metrics_port() const { return metrics_port_; }
 
@@ -255,6 +258,32 @@ TEST(TenantKeys, AKeyIsConfinedToItsTenantsAndNeverShown) {
     EXPECT_TRUE(Call(stub, &pb::Strata::Stub::Upsert, ka, up, &ur).ok());
     EXPECT_TRUE(Call(stub, &pb::Strata::Stub::Count, ka, count, &n).ok());
     EXPECT_EQ(n.count(), 1u);
+    // Its collection described: the configuration its writes must match, and its own count;
+    // none of the whole collection's figures (it holds 2 points).
+    pb::DescribeCollectionRequest dreq;
+    dreq.set_name("docs");
+    pb::CollectionInfo seen;
+    ASSERT_TRUE(Call(stub, &pb::Strata::Stub::DescribeCollection, ka, dreq, &seen).ok());
+    EXPECT_EQ(seen.dimension(), 4u);
+    EXPECT_EQ(seen.metric(), pb::L2);
+    EXPECT_EQ(seen.count(), 1u);
+    EXPECT_EQ(seen.state(), pb::CollectionInfo::INDEX_STATE_UNSPECIFIED);
+    EXPECT_EQ(seen.appended_vectors(), 0u);
+    EXPECT_EQ(seen.text_points(), 0u);
+    EXPECT_TRUE(Call(stub, &pb::Strata::Stub::DescribeCollection, kAdmin, dreq, &seen).ok());
+    EXPECT_EQ(seen.count(), 2u);
+    EXPECT_EQ(seen.state(), pb::CollectionInfo::FLAT);
+    EXPECT_EQ(seen.text_points(), 2u);
+    dreq.set_tenant("a");  // the admin, in a's view
+    EXPECT_TRUE(Call(stub, &pb::Strata::Stub::DescribeCollection, kAdmin, dreq, &seen).ok());
+    EXPECT_EQ(seen.count(), 1u);
+    dreq.set_tenant("b");
+    EXPECT_EQ(Call(stub, &pb::Strata::Stub::DescribeCollection, ka, dreq, &seen).error_code(),
+              grpc::StatusCode::PERMISSION_DENIED);
+    dreq.clear_tenant();
+    dreq.set_name("other");
+    EXPECT_EQ(Call(stub, &pb::Strata::Stub::DescribeCollection, ka, dreq, &seen).error_code(),
+              grpc::StatusCode::PERMISSION_DENIED);
     // Squatting: tenant a created id 2 first; the admin's upsert of id 2 without tenants would
     // hand a the admin's content, so it is refused (the admin names who sees it, and owns it).
     pb::UpsertRequest admin_up;
@@ -361,6 +390,49 @@ TEST(TenantKeys, AKeyIsConfinedToItsTenantsAndNeverShown) {
     EXPECT_EQ(ReadLog(server.log()).find(secret), std::string::npos);
     EXPECT_EQ(metrics.find(secret), std::string::npos);
   }
+}
+
+// A load with a tenant's key at its request-rate quota: the refusals say "retry later", and
+// strata-load waits them out instead of stopping at the first (it retried only an unreachable
+// server before). 4 calls a second against ~15 upserts and the load's other calls.
+TEST(TenantKeys, ALoadAtATenantsRateQuotaWaitsAndFinishes) {
+  TempDir tmp;
+  TenantServer server(tmp);
+  ASSERT_NO_FATAL_FAILURE(server.Start());
+  server.MakeCollection("docs");
+  pb::CreateTenantRequest req;
+  req.set_collection("docs");
+  req.set_name("paced");
+  req.mutable_quota()->set_max_requests_per_second(4);
+  pb::TenantInfo info;
+  ASSERT_TRUE(Call(server.stub(), &pb::Strata::Stub::CreateTenant, kAdmin, req, &info).ok());
+  std::ofstream(tmp.File("tenant.key")) << server.MakeKey({"paced"}) << "\n";
+  VectorSet rows;
+  rows.type = ElementType::kFloat32;
+  rows.dim = 4;
+  rows.n = 60;
+  rows.data.resize(rows.n * rows.row_bytes());
+  for (uint64_t i = 0; i < rows.n * rows.dim; ++i) {
+    const float x = static_cast<float>(i % 97);
+    std::memcpy(rows.data.data() + i * sizeof(float), &x, sizeof(float));
+  }
+  const std::string input = tmp.File("rows.fbin");
+  ASSERT_TRUE(WriteVectors(input, rows).ok());
+  const std::string log = tmp.File("load.log");
+  EXPECT_EQ(
+      WaitExit(Spawn({Bin("strata-load"), "--input=" + input, "--collection=docs",
+                      "--server=" + server.address(), "--api_key_file=" + tmp.File("tenant.key"),
+                      "--batch=4", "--build=false"},
+                     log)),
+      0)
+      << ReadLog(log);
+  EXPECT_NE(ReadLog(log).find("max_requests_per_second"), std::string::npos) << ReadLog(log);
+  pb::CountRequest cr;
+  cr.set_collection("docs");
+  cr.set_tenant("paced");
+  pb::CountResponse n;
+  ASSERT_TRUE(Call(server.stub(), &pb::Strata::Stub::Count, kAdmin, cr, &n).ok());
+  EXPECT_EQ(n.count(), 60u);
 }
 
 // The model: who may see each live point, and which tenant created it (owns it; "" = the admin).

@@ -12,9 +12,10 @@
 
 ABSL_FLAG(std::string, server, "127.0.0.1:50051", "address of strata-server");
 ABSL_FLAG(double, timeout, 30, "seconds before a call gives up");
-ABSL_FLAG(std::string, tenant, "",
-          "count/get/delete/search/ask: act in this tenant's view only (a tenant key with one "
-          "tenant needs no --tenant)");
+ABSL_FLAG(
+    std::string, tenant, "",
+    "count/get/delete/search/ask/describe: act in this tenant's view only (a tenant key with one "
+    "tenant needs no --tenant)");
 ABSL_FLAG(bool, with_payload, false, "search/get: return payloads");
 ABSL_FLAG(bool, with_vector, false, "search/get: return vectors");
 

@@ -67,6 +67,10 @@ void PrintInfo(const pb::CollectionInfo& c) {
   std::printf("%s: %llu vectors, dim %u, %s, %s\n", c.name().c_str(),
               static_cast<unsigned long long>(c.count()), c.dimension(),
               pb::ElementType_Name(c.element_type()).c_str(), pb::Metric_Name(c.metric()).c_str());
+  if (c.state() == pb::CollectionInfo::INDEX_STATE_UNSPECIFIED) {
+    std::printf("  (a tenant's view: its own points; the collection's index is the admin's)\n");
+    return;
+  }
   std::printf(
       "  index: %s, generation %llu, %llu vectors indexed (live or not), %llu written or moved "
       "since, %llu heads\n",
@@ -314,6 +318,7 @@ int DescribeOrBuild(const std::string& cmd, const std::vector<char*>& args,
   if (cmd == "describe") {
     pb::DescribeCollectionRequest req;
     req.set_name(name);
+    req.set_tenant(absl::GetFlag(FLAGS_tenant));
     s = stub->DescribeCollection(ctx.get(), req, &resp);
   } else {
     pb::BuildIndexRequest req;

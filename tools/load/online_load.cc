@@ -18,6 +18,7 @@
 #include "grpcpp/grpcpp.h"
 #include "proto/convert.h"
 #include "proto/strata.grpc.pb.h"
+#include "service/limits.h"
 #include "storage/env.h"
 #include "storage/log.h"
 #include "storage/status_macros.h"
@@ -30,9 +31,13 @@
 #include "tools/progress.h"
 
 ABSL_FLAG(std::string, server, "127.0.0.1:50051", "online: address of strata-server");
+ABSL_FLAG(std::string, tenant, "",
+          "online: load in this tenant's view (the points become the tenant's); with a tenant's "
+          "key it is implied, and needed only when the key is for several tenants");
 ABSL_FLAG(uint32_t, batch, 1000, "online: points per Upsert request (at most 16 MiB of them)");
 ABSL_FLAG(double, retry_seconds, 120,
-          "online: how long one batch is retried (with back-off) while the server is unreachable");
+          "online: how long one batch is retried (with back-off) while the server is unreachable "
+          "or asks to retry later (its memory budget in use, a tenant's request-rate quota)");
 ABSL_FLAG(bool, build, true,
           "online: at the end, build the collection's index if it has none, or rebuild it when "
           "more vectors were appended since its build than it holds");
@@ -53,6 +58,9 @@ namespace {
 namespace pb = ::strata::v1;
 using Clock = std::chrono::steady_clock;
 
+// The server unreachable or busy: the same call may succeed later. A RESOURCE_EXHAUSTED is
+// retried only when the server says it passes (its memory budget in use, its calls at once, a
+// tenant's rate quota: service/limits.h); a request over a limit would fail the same way again.
 bool Retryable(const grpc::Status& s) {
   switch (s.error_code()) {
     case grpc::StatusCode::UNAVAILABLE:
@@ -60,6 +68,8 @@ bool Retryable(const grpc::Status& s) {
     case grpc::StatusCode::ABORTED:
     case grpc::StatusCode::CANCELLED:
       return true;
+    case grpc::StatusCode::RESOURCE_EXHAUSTED:
+      return absl::StrContains(s.error_message(), strata::kRetryLater);
     default:
       return false;
   }
@@ -296,6 +306,7 @@ absl::Status OnlineLoad::PrepareCollection() {
   // The collection: described, or created to match the file.
   pb::DescribeCollectionRequest dreq;
   dreq.set_name(collection_);
+  dreq.set_tenant(absl::GetFlag(FLAGS_tenant));
   grpc::Status s = WithRetries("describe", [&](grpc::ClientContext* ctx) {
     return stub_->DescribeCollection(ctx, dreq, &info_);
   });
@@ -416,6 +427,7 @@ absl::Status OnlineLoad::SendRows() {
 absl::Status OnlineLoad::SendBatch(uint64_t row, uint64_t end, ProgressBar& bar) {
   pb::UpsertRequest req;
   req.set_collection(collection_);
+  req.set_tenant(absl::GetFlag(FLAGS_tenant));
   for (uint64_t i = row; i < end; ++i) {
     pb::Point* p = req.add_points();
     p->set_id(IdOf(in_, i));
@@ -483,9 +495,11 @@ absl::Status OnlineLoad::SendBatch(uint64_t row, uint64_t end, ProgressBar& bar)
 }
 
 absl::Status OnlineLoad::FinishLoad() {
-  // The collection as it is now (for the summary, and to decide on a build).
+  // The collection as it is now (for the summary, and to decide on a build). A tenant's view
+  // shows no index state: a load for a tenant leaves the build to the admin and the server.
   pb::DescribeCollectionRequest dreq_end;
   dreq_end.set_name(collection_);
+  dreq_end.set_tenant(absl::GetFlag(FLAGS_tenant));
   grpc::Status s = WithRetries("describe", [&](grpc::ClientContext* ctx) {
     return stub_->DescribeCollection(ctx, dreq_end, &info_);
   });
@@ -511,12 +525,14 @@ absl::Status OnlineLoad::FinishLoad() {
       if (!s.ok()) return Stopped(BuildFailed(stored_, "the index build", s));
     }
   }
-  std::fprintf(stderr,
-               "strata-load: %llu vectors stored, %llu rejected, in %.1f s (%.0f vectors/s); "
-               "collection '%s' holds %llu\n",
-               static_cast<unsigned long long>(stored_), static_cast<unsigned long long>(rejected_),
-               seconds_, static_cast<double>(stored_) / std::max(seconds_, 1e-9),
-               collection_.c_str(), static_cast<unsigned long long>(info_.count()));
+  std::fprintf(
+      stderr,
+      "strata-load: %llu vectors stored, %llu rejected, in %.1f s (%.0f vectors/s); "
+      "collection '%s' holds %llu%s\n",
+      static_cast<unsigned long long>(stored_), static_cast<unsigned long long>(rejected_),
+      seconds_, static_cast<double>(stored_) / std::max(seconds_, 1e-9), collection_.c_str(),
+      static_cast<unsigned long long>(info_.count()),
+      info_.state() == pb::CollectionInfo::INDEX_STATE_UNSPECIFIED ? " in this tenant's view" : "");
   if (rejected_ > 0) return Stopped(absl::StrCat(rejected_, " rows were rejected (reasons above)"));
   if (const std::string q = absl::GetFlag(FLAGS_questions); !q.empty()) {
     auto req = strata::ReadLabelledQuestions(q, absl::GetFlag(FLAGS_max_questions));
