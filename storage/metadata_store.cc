@@ -182,14 +182,7 @@ class MetadataStoreImpl final : public MetadataStore {
     rocksdb::FlushOptions fo;
     fo.wait = true;
     std::vector<rocksdb::ColumnFamilyHandle*> all(handles_.begin(), handles_.end());
-    const std::string unsafe = flush_at_close_ ? FlushUnsafe() : std::string();
-    if (!unsafe.empty()) {
-      Log(LogLevel::kWarning,
-          "metadata store: no flush at close (%s); the next open replays the write-ahead log",
-          unsafe);
-    }
-    const rocksdb::Status flushed =
-        flush_at_close_ && unsafe.empty() ? db_->Flush(fo, all) : rocksdb::Status::OK();
+    const rocksdb::Status flushed = flush_at_close_ ? db_->Flush(fo, all) : rocksdb::Status::OK();
     if (!flushed.ok()) {
       Log(LogLevel::kWarning,
           "metadata store: flush at close failed (%s); the next open replays "
@@ -433,27 +426,6 @@ class MetadataStoreImpl final : public MetadataStore {
 
  private:
   rocksdb::ColumnFamilyHandle* handle(Cf cf) const { return handles_[static_cast<int>(cf) + 1]; }
-
-  // Why the flush at close should not run, or "" when it may. A flush writes the memtables to a
-  // new table file; on a full disk that write fails, and RocksDB's build here asserts when a file
-  // writer that saw an error is used again (a server stopped on a full disk aborted so, twice in a
-  // stranger's three tries; not reproduced since). Skipping the flush loses nothing: every
-  // acknowledged write is in the synced log, which the next open replays.
-  std::string FlushUnsafe() const {
-    uint64_t errors = 0;
-    if (db_->GetIntProperty(rocksdb::DB::Properties::kBackgroundErrors, &errors) && errors > 0) {
-      return absl::StrCat(errors, " background error(s) since it opened");
-    }
-    uint64_t memtables = 0;
-    uint64_t free_bytes = 0;
-    if (db_->GetAggregatedIntProperty(rocksdb::DB::Properties::kCurSizeAllMemTables, &memtables) &&
-        env_->GetFreeSpace(db_->GetName(), &free_bytes).ok() &&
-        free_bytes < 2 * memtables + (uint64_t{64} << 20)) {
-      return absl::StrCat(free_bytes >> 20, " MiB free on its disk for ", memtables >> 20,
-                          " MiB of memtables");
-    }
-    return "";
-  }
 
   std::shared_ptr<const UringMultiReadFileSystem> fs_;  // env_'s file system
   std::unique_ptr<rocksdb::Env> env_;                   // outlives db_
