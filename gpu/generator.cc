@@ -3,6 +3,7 @@
 #include <algorithm>
 
 #include "absl/strings/str_cat.h"
+#include "base/retry_later.h"
 #include "storage/log.h"
 #include "storage/status_macros.h"
 
@@ -79,7 +80,7 @@ absl::StatusOr<std::shared_ptr<GenerationControl>> Generator::Submit(GenerationR
   if (stopping_) return absl::UnavailableError("the generator is shutting down");
   if (static_cast<int>(queue_.size()) >= options_.max_queued) {
     return absl::ResourceExhaustedError(
-        absl::StrCat(options_.max_queued, " generations are already waiting; try again later"));
+        absl::StrCat(options_.max_queued, " generations are already waiting; ", kRetryLater));
   }
   queue_.push_back(std::move(job));
   return control;
@@ -93,7 +94,7 @@ absl::Status Generator::RunTask(const std::function<absl::Status()>& task,
   if (stopping_) return absl::UnavailableError("the generator is shutting down");
   if (static_cast<int>(tasks_.size()) >= options_.max_queued) {
     return absl::ResourceExhaustedError(
-        absl::StrCat(options_.max_queued, " decoder tasks are already waiting; try again later"));
+        absl::StrCat(options_.max_queued, " decoder tasks are already waiting; ", kRetryLater));
   }
   tasks_.push_back(t);
   // Waits for the scheduler, asking `cancelled` every 50 ms.

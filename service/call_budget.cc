@@ -2,7 +2,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
-#include "service/limits.h"
+#include "base/retry_later.h"
 
 namespace strata {
 namespace {

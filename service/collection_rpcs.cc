@@ -106,6 +106,7 @@ grpc::Status StrataService::DescribeCollection(grpc::ServerContext* ctx,
                }
                // A tenant's view: what its writes must match, and what it sees.
                DescribeConfig(target.col->config(), resp);
+               resp->set_tenant(std::string(target.scope.tenant));
                ASSIGN_OR_RETURN(const uint64_t count, target.col->Count(target.scope));
                resp->set_count(count);
                return absl::OkStatus();

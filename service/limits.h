@@ -28,13 +28,6 @@ struct ServerLimits {
   uint64_t max_text_index_bytes = uint64_t{2} << 30;
 };
 
-// The words of every RESOURCE_EXHAUSTED that refuses a call for a state that passes (the memory
-// budget for calls in flight in use, as many calls at once as the server serves, a tenant's
-// request-rate quota): the same call may succeed after a pause. No other RESOURCE_EXHAUSTED says
-// them (a request over a limit of one request fails the same way again). strata-load retries the
-// calls refused with them.
-inline constexpr char kRetryLater[] = "retry later";
-
 }  // namespace strata
 
 #endif  // STRATA_SERVICE_LIMITS_H_

@@ -2,8 +2,8 @@
 
 #include <string>
 
+#include "base/retry_later.h"
 #include "base/tsan.h"
-#include "service/limits.h"
 
 namespace strata {
 namespace {

@@ -10,7 +10,7 @@
 #include <vector>
 
 #include "absl/strings/str_cat.h"
-#include "service/limits.h"
+#include "base/retry_later.h"
 #include "storage/log.h"
 #include "storage/status_macros.h"
 

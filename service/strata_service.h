@@ -22,6 +22,7 @@
 #include "absl/status/statusor.h"
 #include "absl/strings/str_cat.h"
 #include "base/mutex.h"
+#include "base/retry_later.h"
 #include "gpu/embed_batcher.h"
 #include "grpcpp/grpcpp.h"
 #include "index/catalog.h"

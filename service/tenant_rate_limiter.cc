@@ -3,7 +3,7 @@
 #include <algorithm>
 
 #include "absl/strings/str_cat.h"
-#include "service/limits.h"
+#include "base/retry_later.h"
 
 namespace strata {
 

@@ -208,9 +208,10 @@ absl::StatusOr<StrataService::Target> StrataService::FindFor(const Caller& calle
   Scope scope;
   if (tenant.empty()) {
     if (key.tenants.size() != 1) {
-      return absl::InvalidArgumentError(absl::StrCat("this tenant key is for ", key.tenants.size(),
-                                                     " tenants (", absl::StrJoin(key.tenants, ", "),
-                                                     "): name one in the request's 'tenant'"));
+      return absl::InvalidArgumentError(absl::StrCat(
+          "this tenant key is for ", key.tenants.size(), " tenants (",
+          absl::StrJoin(key.tenants, ", "),
+          "): name one in the request's 'tenant' (strata-cli and strata-load: --tenant)"));
     }
     scope.tenant = key.tenants[0];
   } else if (std::find(key.tenants.begin(), key.tenants.end(), tenant) == key.tenants.end()) {

@@ -67,8 +67,10 @@ void PrintInfo(const pb::CollectionInfo& c) {
   std::printf("%s: %llu vectors, dim %u, %s, %s\n", c.name().c_str(),
               static_cast<unsigned long long>(c.count()), c.dimension(),
               pb::ElementType_Name(c.element_type()).c_str(), pb::Metric_Name(c.metric()).c_str());
-  if (c.state() == pb::CollectionInfo::INDEX_STATE_UNSPECIFIED) {
-    std::printf("  (a tenant's view: its own points; the collection's index is the admin's)\n");
+  if (!c.tenant().empty()) {
+    std::printf(
+        "  (tenant %s's view: the vectors it sees; the collection's index is the admin's)\n",
+        c.tenant().c_str());
     return;
   }
   std::printf(

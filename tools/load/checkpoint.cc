@@ -57,7 +57,7 @@ std::string Checkpoint(const std::string& collection) {
 }
 
 absl::StatusOr<LoadIdentity> IdentifyLoad(const std::string& collection, const std::string& uid,
-                                          uint64_t total) {
+                                          uint64_t total, const std::string& tenant) {
   struct stat st {};
   LoadIdentity id;
   for (const auto& [flag, path] :
@@ -81,6 +81,7 @@ absl::StatusOr<LoadIdentity> IdentifyLoad(const std::string& collection, const s
   id.collection_uid = uid;
   id.total = total;
   id.id_offset = absl::GetFlag(FLAGS_id_offset);
+  id.tenant = tenant;
   return id;
 }
 

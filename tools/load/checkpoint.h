@@ -21,7 +21,8 @@ std::string Checkpoint(const std::string& collection);
 
 // What a checkpoint is bound to: the input file (path, size, modification time), the files beside
 // it (--ids, --payloads, --tenants: the same), the collection (name and the uid the server gave
-// it at creation) and the ids the rows get (--id_offset). Rows count only for the same load.
+// it at creation), the ids the rows get (--id_offset) and the tenant whose view the load is in
+// (--tenant, or a tenant key's). Rows count only for the same load.
 struct LoadIdentity {
   std::string input;
   uint64_t input_size = 0;
@@ -31,19 +32,22 @@ struct LoadIdentity {
   uint64_t total = 0;
   uint64_t id_offset = 0;
   std::string side_files;  // "--flag path size mtime_ns" lines
+  std::string tenant;      // empty: the admin's whole-collection load
 
   std::string Serialize() const {
     return absl::StrCat("input=", input, "\ninput_size=", input_size,
                         "\ninput_mtime_ns=", input_mtime_ns, "\ncollection=", collection,
                         "\ncollection_uid=", collection_uid, "\ntotal=", total,
-                        "\nid_offset=", id_offset, "\n", side_files);
+                        "\nid_offset=", id_offset, "\n", side_files,
+                        // (Only when set: an admin's checkpoint from before reads as before.)
+                        tenant.empty() ? "" : absl::StrCat("tenant=", tenant, "\n"));
   }
 };
 
 // The identity of this load: the input files as they are now, `collection` with the `uid` the
-// server gave it, `total` rows, and --id_offset.
+// server gave it, `total` rows, --id_offset, and `tenant` (empty: none).
 absl::StatusOr<LoadIdentity> IdentifyLoad(const std::string& collection, const std::string& uid,
-                                          uint64_t total);
+                                          uint64_t total, const std::string& tenant);
 
 // The rows a checkpoint at `path` says are loaded, when it was made by this very load; else 0,
 // saying on stderr why it does not count.

@@ -15,10 +15,10 @@
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
+#include "base/retry_later.h"
 #include "grpcpp/grpcpp.h"
 #include "proto/convert.h"
 #include "proto/strata.grpc.pb.h"
-#include "service/limits.h"
 #include "storage/env.h"
 #include "storage/log.h"
 #include "storage/status_macros.h"
@@ -59,8 +59,8 @@ namespace pb = ::strata::v1;
 using Clock = std::chrono::steady_clock;
 
 // The server unreachable or busy: the same call may succeed later. A RESOURCE_EXHAUSTED is
-// retried only when the server says it passes (its memory budget in use, its calls at once, a
-// tenant's rate quota: service/limits.h); a request over a limit would fail the same way again.
+// retried only when the server says it passes (base/retry_later.h); a request over a limit would
+// fail the same way again.
 bool Retryable(const grpc::Status& s) {
   switch (s.error_code()) {
     case grpc::StatusCode::UNAVAILABLE:
@@ -216,10 +216,12 @@ grpc::Status CreateMissingTenants(pb::Strata::Stub& stub, const std::string& col
 absl::Status Stopped(std::string message) { return absl::AbortedError(std::move(message)); }
 
 // One online load, in its phases. Not thread-safe: one thread runs it, once.
-class OnlineLoad {
+class OnlineLoad final {
  public:
   OnlineLoad(Input& in, std::string collection, std::unique_ptr<pb::Strata::Stub> stub)
       : in_(in), v_(in.vectors), collection_(std::move(collection)), stub_(std::move(stub)) {}
+  OnlineLoad(const OnlineLoad&) = delete;
+  OnlineLoad& operator=(const OnlineLoad&) = delete;
 
   int Run() {
     absl::Status s = CheckBeforeLoading();
@@ -234,16 +236,16 @@ class OnlineLoad {
  private:
   // What would stop the load after its first rows is said before them: a checkpoint that cannot
   // be written, --precompute_kv without a decoder; and text learns the model's dimension.
-  absl::Status CheckBeforeLoading();
-  // The collection described, or created to match the file, and checked against the input; the
-  // tenants the rows name created.
-  absl::Status PrepareCollection();
+  [[nodiscard]] absl::Status CheckBeforeLoading();
+  // The collection described (in --tenant's view, or a tenant key's), or created to match the
+  // file, and checked against the input; the tenants the rows name created.
+  [[nodiscard]] absl::Status PrepareCollection();
   // The rows, batch by batch from the checkpoint's, each acknowledged batch checkpointed.
-  absl::Status SendRows();
-  // One batch: rows [row, end).
-  absl::Status SendBatch(uint64_t row, uint64_t end, ProgressBar& bar);
+  [[nodiscard]] absl::Status SendRows();
+  // One batch: rows [row, end). Finishes `bar` before it returns an error that stops the load.
+  [[nodiscard]] absl::Status SendBatch(uint64_t row, uint64_t end, ProgressBar& bar);
   // The index built where the load calls for it, the summary, and the hybrid weight learnt.
-  absl::Status FinishLoad();
+  [[nodiscard]] absl::Status FinishLoad();
 
   Input& in_;
   strata::VectorSet& v_;
@@ -310,7 +312,9 @@ absl::Status OnlineLoad::PrepareCollection() {
   grpc::Status s = WithRetries("describe", [&](grpc::ClientContext* ctx) {
     return stub_->DescribeCollection(ctx, dreq, &info_);
   });
-  if (s.error_code() == grpc::StatusCode::NOT_FOUND) {
+  // (A load in a named tenant's view creates nothing: a tenant that does not exist is NOT_FOUND
+  // too, and the collection is the admin's to make.)
+  if (s.error_code() == grpc::StatusCode::NOT_FOUND && absl::GetFlag(FLAGS_tenant).empty()) {
     pb::CreateCollectionRequest creq;
     creq.set_name(collection_);
     creq.set_dimension(v_.dim);
@@ -371,16 +375,27 @@ absl::Status OnlineLoad::PrepareCollection() {
                                 " ones: load a file of its type, or into another collection"));
   }
   if (!in_.tenants.empty()) {
+    if (!info_.tenant().empty()) {
+      return Stopped(absl::StrCat(
+          "the rows name who may see them (--tenants, or 'tenants' in the JSONL), which is the "
+          "admin's to say; this load is in tenant '",
+          info_.tenant(), "''s view, where every row becomes that tenant's own"));
+    }
     s = CreateMissingTenants(*stub_, collection_, in_.tenants);
     if (!s.ok())
       return Stopped(absl::StrCat("tenants of '", collection_, "': ", s.error_message()));
+  }
+  if (!info_.tenant().empty() && !absl::GetFlag(FLAGS_questions).empty()) {
+    return Stopped(
+        "--questions learns the whole collection's hybrid weight, the admin's: load without a "
+        "tenant, or run strata-cli tune; nothing was loaded");
   }
   return absl::OkStatus();
 }
 
 absl::Status OnlineLoad::SendRows() {
   ckpt_ = Checkpoint(collection_);
-  ASSIGN_OR_RETURN(identity_, IdentifyLoad(collection_, info_.uid(), v_.n));
+  ASSIGN_OR_RETURN(identity_, IdentifyLoad(collection_, info_.uid(), v_.n, info_.tenant()));
   uint64_t start = absl::GetFlag(FLAGS_restart) ? 0 : ReadCheckpoint(ckpt_, identity_);
   SayHowToResumeOnInterrupt(ckpt_);
   if (start == v_.n) {
@@ -496,13 +511,19 @@ absl::Status OnlineLoad::SendBatch(uint64_t row, uint64_t end, ProgressBar& bar)
 
 absl::Status OnlineLoad::FinishLoad() {
   // The collection as it is now (for the summary, and to decide on a build). A tenant's view
-  // shows no index state: a load for a tenant leaves the build to the admin and the server.
+  // shows no index state: a load in one leaves the build to the admin and the server.
   pb::DescribeCollectionRequest dreq_end;
   dreq_end.set_name(collection_);
   dreq_end.set_tenant(absl::GetFlag(FLAGS_tenant));
   grpc::Status s = WithRetries("describe", [&](grpc::ClientContext* ctx) {
     return stub_->DescribeCollection(ctx, dreq_end, &info_);
   });
+  if (absl::GetFlag(FLAGS_build) && s.ok() && !info_.tenant().empty()) {
+    std::fprintf(stderr,
+                 "strata-load: a load in tenant '%s''s view leaves the index build to the admin "
+                 "(strata-cli build) and the server (past its build threshold)\n",
+                 info_.tenant().c_str());
+  }
   if (absl::GetFlag(FLAGS_build) && s.ok() && info_.state() == pb::CollectionInfo::BUILDING) {
     // A build under way (the server's own, started as the load passed the build threshold): it
     // holds the vectors it began with, so the load waits for it, then looks again.
@@ -525,14 +546,15 @@ absl::Status OnlineLoad::FinishLoad() {
       if (!s.ok()) return Stopped(BuildFailed(stored_, "the index build", s));
     }
   }
-  std::fprintf(
-      stderr,
-      "strata-load: %llu vectors stored, %llu rejected, in %.1f s (%.0f vectors/s); "
-      "collection '%s' holds %llu%s\n",
-      static_cast<unsigned long long>(stored_), static_cast<unsigned long long>(rejected_),
-      seconds_, static_cast<double>(stored_) / std::max(seconds_, 1e-9), collection_.c_str(),
-      static_cast<unsigned long long>(info_.count()),
-      info_.state() == pb::CollectionInfo::INDEX_STATE_UNSPECIFIED ? " in this tenant's view" : "");
+  std::fprintf(stderr,
+               "strata-load: %llu vectors stored, %llu rejected, in %.1f s (%.0f vectors/s); "
+               "collection '%s' holds %llu%s\n",
+               static_cast<unsigned long long>(stored_), static_cast<unsigned long long>(rejected_),
+               seconds_, static_cast<double>(stored_) / std::max(seconds_, 1e-9),
+               collection_.c_str(), static_cast<unsigned long long>(info_.count()),
+               info_.tenant().empty()
+                   ? ""
+                   : absl::StrCat(" in tenant '", info_.tenant(), "''s view").c_str());
   if (rejected_ > 0) return Stopped(absl::StrCat(rejected_, " rows were rejected (reasons above)"));
   if (const std::string q = absl::GetFlag(FLAGS_questions); !q.empty()) {
     auto req = strata::ReadLabelledQuestions(q, absl::GetFlag(FLAGS_max_questions));

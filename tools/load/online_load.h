@@ -1,7 +1,8 @@
 // strata-load's online mode: the rows streamed to a running server in Upsert batches, retried
-// with back-off while the server is unreachable or busy, each acknowledged batch recorded in the
-// checkpoint; then the index built, and on request the hybrid weight learnt and the passages'
-// KV cache entries computed.
+// with back-off while the server is unreachable or says "retry later", each acknowledged batch
+// recorded in the checkpoint; then the index built (not in a tenant's view: --tenant, or a
+// tenant key), and on request the hybrid weight learnt and the passages' KV cache entries
+// computed.
 #ifndef STRATA_TOOLS_LOAD_ONLINE_LOAD_H_
 #define STRATA_TOOLS_LOAD_ONLINE_LOAD_H_
 
@@ -18,7 +19,8 @@ ABSL_DECLARE_FLAG(bool, precompute_kv);
 
 namespace strata::load {
 
-// Loads `in` into `collection` on --server (created when missing); returns the exit code.
+// Loads `in` into `collection` on --server (created when missing, unless the load is in a
+// tenant's view); returns the exit code (2 when --server cannot be used).
 int RunOnline(Input& in, const std::string& collection);
 
 }  // namespace strata::load
