@@ -453,6 +453,27 @@ TEST(TenantKeys, ALoadAtATenantsRateQuotaWaitsAndFinishes) {
       1)
       << ReadLog(again);
   EXPECT_NE(ReadLog(again).find("60 rows were rejected"), std::string::npos) << ReadLog(again);
+  // Rows saying who sees them: in a tenant's view, that tenant only - checked before any row.
+  const auto load_with_tenants = [&](const std::string& line2, const std::string& log) {
+    std::ofstream rows_tenants(tmp.File("rows.tenants"));
+    for (int i = 0; i < 60; ++i) rows_tenants << (i == 1 ? line2 : std::string("other")) << "\n";
+    rows_tenants.close();
+    return WaitExit(
+        Spawn({Bin("strata-load"), "--input=" + input, "--collection=docs",
+               "--server=" + server.address(), "--api_key_file=" + tmp.File("other.key"),
+               "--id_offset=1000", "--tenants=" + tmp.File("rows.tenants"), "--build=false"},
+              log));
+  };
+  const std::string named = tmp.File("named.log");
+  EXPECT_EQ(load_with_tenants("other,paced", named), 1) << ReadLog(named);
+  EXPECT_NE(ReadLog(named).find("row 1 names tenant 'paced'"), std::string::npos) << ReadLog(named);
+  cr.set_tenant("other");
+  ASSERT_TRUE(Call(server.stub(), &pb::Strata::Stub::Count, kAdmin, cr, &n).ok());
+  EXPECT_EQ(n.count(), 0u);
+  const std::string own = tmp.File("own.log");
+  EXPECT_EQ(load_with_tenants("other", own), 0) << ReadLog(own);
+  ASSERT_TRUE(Call(server.stub(), &pb::Strata::Stub::Count, kAdmin, cr, &n).ok());
+  EXPECT_EQ(n.count(), 60u);
 }
 
 // The model: who may see each live point, and which tenant created it (owns it; "" = the admin).

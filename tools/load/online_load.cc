@@ -59,8 +59,10 @@ namespace pb = ::strata::v1;
 using Clock = std::chrono::steady_clock;
 
 // The server unreachable or busy: the same call may succeed later. A RESOURCE_EXHAUSTED is
-// retried only when the server says it passes (base/retry_later.h); a request over a limit would
-// fail the same way again.
+// retried only when the server says it passes (base/retry_later.h), or when its transport reset
+// the stream: gRPC's memory quota (--memory_budget_mb) resets streams of its choosing with
+// ENHANCE_YOUR_CALM ("Received RST_STREAM with error code 11"), which may be calls it already
+// served (an upsert again is idempotent). A request over a limit would fail the same way again.
 bool Retryable(const grpc::Status& s) {
   switch (s.error_code()) {
     case grpc::StatusCode::UNAVAILABLE:
@@ -69,7 +71,8 @@ bool Retryable(const grpc::Status& s) {
     case grpc::StatusCode::CANCELLED:
       return true;
     case grpc::StatusCode::RESOURCE_EXHAUSTED:
-      return absl::StrContains(s.error_message(), strata::kRetryLater);
+      return absl::StrContains(s.error_message(), strata::kRetryLater) ||
+             absl::StrContains(s.error_message(), "RST_STREAM");
     default:
       return false;
   }
@@ -374,13 +377,20 @@ absl::Status OnlineLoad::PrepareCollection() {
                                 " vectors, ", InputPath(), " ", strata::ElementTypeName(v_.type),
                                 " ones: load a file of its type, or into another collection"));
   }
-  if (!in_.tenants.empty()) {
-    if (!info_.tenant().empty()) {
-      return Stopped(absl::StrCat(
-          "the rows name who may see them (--tenants, or 'tenants' in the JSONL), which is the "
-          "admin's to say; this load is in tenant '",
-          info_.tenant(), "''s view, where every row becomes that tenant's own"));
+  if (!in_.tenants.empty() && !info_.tenant().empty()) {
+    // In a tenant's view every row becomes the tenant's own; a row may name that tenant only
+    // (who else sees a point is the admin's to say), and no tenant is created.
+    for (size_t row = 0; row < in_.tenants.size(); ++row) {
+      for (const std::string& name : in_.tenants[row]) {
+        if (name == info_.tenant()) continue;
+        return Stopped(absl::StrCat("row ", row, " names tenant '", name,
+                                    "' (--tenants, or 'tenants' in the JSONL): a load in tenant '",
+                                    info_.tenant(),
+                                    "''s view may name only that tenant; who else sees a point is "
+                                    "the admin's to say; nothing was loaded"));
+      }
     }
+  } else if (!in_.tenants.empty()) {
     s = CreateMissingTenants(*stub_, collection_, in_.tenants);
     if (!s.ok())
       return Stopped(absl::StrCat("tenants of '", collection_, "': ", s.error_message()));
@@ -428,7 +438,7 @@ absl::Status OnlineLoad::SendRows() {
       RETURN_IF_ERROR(SendBatch(row, end, bar));
       absl::Status c = WriteCheckpoint(ckpt_, identity_, end);
       if (!c.ok()) {
-        bar.Finish();
+        bar.Stop(row);
         return Stopped(std::string(c.message()));
       }
       bar.Update(end);
@@ -462,7 +472,7 @@ absl::Status OnlineLoad::SendBatch(uint64_t row, uint64_t end, ProgressBar& bar)
   if (in_.embed_online) {
     grpc::Status s = EmbedRows(*stub_, in_, row, end, &req);
     if (!s.ok()) {
-      bar.Finish();
+      bar.Stop(row);
       return Stopped(absl::StrCat("embedding rows ", row, "-", end - 1, ": ", s.error_message(),
                                   "; rerun to resume from the checkpoint ", ckpt_));
     }
@@ -477,7 +487,7 @@ absl::Status OnlineLoad::SendBatch(uint64_t row, uint64_t end, ProgressBar& bar)
        absl::StrContains(s.error_message(), "larger than max") ||
        absl::StrContains(s.error_message(), "whole memory budget"))) {
     // The request itself is over a limit of the server's: a rerun would send it again.
-    bar.Finish();
+    bar.Stop(row);
     return Stopped(absl::StrCat("rows ", row, "-", end - 1, " (", end - row, " rows, ",
                                 req.ByteSizeLong(), " bytes in one request): ", s.error_message(),
                                 end - row > 1
@@ -488,7 +498,7 @@ absl::Status OnlineLoad::SendBatch(uint64_t row, uint64_t end, ProgressBar& bar)
                                                   "its --max_message_mb or shorten the row")));
   }
   if (!s.ok() && s.error_code() != grpc::StatusCode::INVALID_ARGUMENT) {
-    bar.Finish();
+    bar.Stop(row);
     return Stopped(absl::StrCat("rows ", row, "-", end - 1, ": ", s.error_message(),
                                 "; rerun to resume from the checkpoint ", ckpt_));
   }
