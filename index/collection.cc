@@ -417,39 +417,74 @@ absl::Status CollectionImpl::Get(const Scope& scope, absl::Span<const uint64_t> 
   RETURN_IF_ERROR(CheckNotDropped());
   found->clear();
   missing->clear();
-  ReaderMutexLock lock(&mu_);
-  // Again under the lock (a drop marks the collection under it, and deletes its records after):
-  // a Get that began before a drop reads no half-deleted records.
-  RETURN_IF_ERROR(CheckNotDropped());
-  ASSIGN_OR_RETURN(const ViewRef view, View(scope));
+  // The store as the collection shows it: the snapshot of a commit under way, else now. Taken
+  // under the lock (a drop marks the collection under it, and deletes its records after: a Get
+  // that began before a drop reads no half-deleted records), read without it.
+  std::shared_ptr<const StoreSnapshot> at;
+  {
+    ReaderMutexLock lock(&mu_);
+    RETURN_IF_ERROR(CheckNotDropped());
+    RETURN_IF_ERROR(View(scope).status());
+    at = snap_ != nullptr ? snap_ : store_->Snapshot();
+  }
+  constexpr VectorId kNoVector = ~VectorId{0};  // (no id reaches it: 2^32 - 1 ids at most)
   const uint32_t coll = config_.id;
-  const StoreSnapshot* at = snap_.get();
-  for (uint64_t ext : ids) {
-    auto id = LookupExt(ext, at);
-    if (!id.ok() && !absl::IsNotFound(id.status())) return id.status();
-    if (!id.ok() || *id >= ids_.size() || !(ids_[*id].flags & kLive) ||
-        (view.ids != nullptr && !view.ids->Contains(*id))) {
-      missing->push_back(ext);
-      continue;
-    }
-    PointOutput out;
-    out.id = ext;
-    std::string key = IdKey(coll, *id);
-    if (with_vector) {
-      ASSIGN_OR_RETURN(std::string raw, store_->Get(Cf::kVectors, key, at));
-      if (raw.size() != row_bytes_) {
-        return absl::DataLossError(absl::StrCat("stored vector of id ", ext, " is malformed"));
+  std::vector<std::string> keys;
+  keys.reserve(ids.size());
+  for (uint64_t ext : ids) keys.push_back(ExtKey(coll, ext));
+  const std::vector<absl::StatusOr<std::string>> mapped =
+      store_->MultiGet(Cf::kIdMap, keys, at.get());
+  if (options_.test_get_between_reads) options_.test_get_between_reads();
+  // Which are live and in the scope: the state as it is now, under the lock again.
+  std::vector<VectorId> internal;
+  internal.reserve(ids.size());
+  {
+    ReaderMutexLock lock(&mu_);
+    RETURN_IF_ERROR(CheckNotDropped());
+    ASSIGN_OR_RETURN(const ViewRef view, View(scope));
+    for (size_t i = 0; i < ids.size(); ++i) {
+      if (!mapped[i].ok() && !absl::IsNotFound(mapped[i].status())) return mapped[i].status();
+      if (mapped[i].ok() && mapped[i]->size() != 4) {
+        return absl::DataLossError(absl::StrCat("id map entry of ", ids[i], " is malformed"));
       }
-      out.vector.assign(raw.begin(), raw.end());
+      const VectorId id = mapped[i].ok() ? ReadU32(*mapped[i], 0) : kNoVector;
+      if (id == kNoVector || id >= ids_.size() || !(ids_[id].flags & kLive) ||
+          (view.ids != nullptr && !view.ids->Contains(id))) {
+        missing->push_back(ids[i]);
+        internal.push_back(kNoVector);
+      } else {
+        internal.push_back(id);
+      }
+    }
+  }
+  // Their vectors and payloads, at the snapshot (no lock held).
+  keys.clear();
+  for (VectorId id : internal) {
+    if (id != kNoVector) keys.push_back(IdKey(coll, id));
+  }
+  std::vector<absl::StatusOr<std::string>> vectors, payloads;
+  if (with_vector) vectors = store_->MultiGet(Cf::kVectors, keys, at.get());
+  if (with_payload) payloads = store_->MultiGet(Cf::kPayloads, keys, at.get());
+  size_t k = 0;
+  for (size_t i = 0; i < ids.size(); ++i) {
+    if (internal[i] == kNoVector) continue;
+    PointOutput out;
+    out.id = ids[i];
+    if (with_vector) {
+      if (!vectors[k].ok()) return vectors[k].status();
+      if (vectors[k]->size() != row_bytes_) {
+        return absl::DataLossError(absl::StrCat("stored vector of id ", ids[i], " is malformed"));
+      }
+      out.vector.assign(vectors[k]->begin(), vectors[k]->end());
     }
     if (with_payload) {
-      auto payload = store_->Get(Cf::kPayloads, key, at);
-      if (payload.ok()) {
-        out.payload = std::move(*payload);
-      } else if (!absl::IsNotFound(payload.status())) {
-        return payload.status();
+      if (payloads[k].ok()) {
+        out.payload = std::move(*payloads[k]);
+      } else if (!absl::IsNotFound(payloads[k].status())) {
+        return payloads[k].status();
       }
     }
+    ++k;
     found->push_back(std::move(out));
   }
   return absl::OkStatus();

@@ -241,6 +241,9 @@ struct CollectionOptions {
   // write to the collection, or wait for another thread's steps; not call RunMaintenance itself
   // (which waits for this step).
   std::function<void(absl::Span<const uint8_t> head)> test_before_maintenance_commit;
+  // Tests only: called by every Get after it has read its ids' entries and before it takes the
+  // lock to check them (no lock is held: writes may run here).
+  std::function<void()> test_get_between_reads;
   // Tests only: called by the catalog's purger (index/record_purger.h) before each batch of a
   // dropped collection's records it deletes, with the collection's id.
   std::function<void(uint32_t id)> test_before_purge_batch;
@@ -311,7 +314,11 @@ class Collection {
   [[nodiscard]] absl::Status Delete(absl::Span<const uint64_t> ids, uint64_t* deleted) {
     return Delete(Scope{}, ids, deleted);
   }
-  // The points found in the scope, in request order; the others in `missing`.
+  // The points found in the scope, in request order; the others in `missing`. Reads the store
+  // with no lock held (at a snapshot taken under it), so a Get waiting on the disk stalls no
+  // writer: each point returned was live and in the scope when the call checked it, and comes
+  // with its vector and payload as of the call's start (a point deleted and written again while
+  // the call runs may be missing).
   [[nodiscard]] virtual absl::Status Get(const Scope& scope, absl::Span<const uint64_t> ids,
                                          bool with_vector, bool with_payload,
                                          std::vector<PointOutput>* found,

@@ -3,6 +3,7 @@
 #include <atomic>
 #include <chrono>
 #include <future>
+#include <mutex>
 #include <thread>
 
 #include "base/mutex.h"
@@ -247,6 +248,86 @@ TEST(Collection, ASearchWaitingOnTheDiskStallsNoWriter) {
   EXPECT_EQ(hits[0].id, 5000u);  // the upsert made while the search read, at distance 0
   EXPECT_EQ(hits[0].distance, 0.0f);
   for (const Hit& h : hits) EXPECT_NE(h.id, 7u) << "deleted while the search read";
+}
+
+// A Get reading the store stalls no writer: its reads run with no lock held (at a snapshot taken
+// under it), so writes made meanwhile are acknowledged (before, a Get of many cold ids held the
+// lock through its reads, and a writer waiting for it held back every later reader). Each point
+// comes back as it was when the Get began, if it is live and in the scope when checked: a point
+// deleted meanwhile is missing, one replaced meanwhile has its vector as of the Get's start.
+TEST(Collection, AGetReadingTheStoreStallsNoWriter) {
+  TempDir tmp;
+  CollectionOptions options;
+  std::mutex gate_mu;  // held by the test while it wants a Get stopped between its reads
+  std::atomic<bool> gate_armed = false;
+  std::promise<void> get_waiting;
+  options.test_get_between_reads = [&] {
+    if (!gate_armed.exchange(false)) return;
+    get_waiting.set_value();
+    std::lock_guard<std::mutex> wait(gate_mu);
+  };
+  Data d = Make(300, 1);
+  auto cat = *Catalog::Open(tmp.path(), options);
+  auto c = NewCollection(cat.get(), d.base.dim, 1000000);
+  UpsertRows(c.get(), d.base, 0, 300);
+  ASSERT_TRUE(c->CreateTenant("t").ok());
+  const uint64_t seen[] = {1, 2, 3};
+  uint64_t changed = 0;
+  std::vector<uint64_t> absent;
+  ASSERT_TRUE(c->Grant("t", seen, &changed, &absent).ok());
+  const std::vector<uint8_t> row1(d.base.row(1), d.base.row(1) + d.base.row_bytes());
+  const std::vector<uint8_t> other(d.base.row(200), d.base.row(200) + d.base.row_bytes());
+  const auto get_while = [&](const Scope& scope, std::function<void()> meanwhile,
+                             std::vector<PointOutput>* found, std::vector<uint64_t>* missing) {
+    std::unique_lock<std::mutex> hold(gate_mu);
+    gate_armed = true;
+    get_waiting = std::promise<void>();
+    std::future<void> waiting = get_waiting.get_future();
+    std::thread getter([&] {
+      const uint64_t ids[] = {1, 2, 3, 4, 5000};
+      EXPECT_TRUE(c->Get(scope, ids, true, false, found, missing).ok());
+    });
+    waiting.wait();
+    std::future<void> writes = std::async(std::launch::async, meanwhile);
+    const bool done = writes.wait_for(std::chrono::minutes(2)) == std::future_status::ready;
+    hold.unlock();  // either way, so that the test ends
+    writes.wait();
+    getter.join();
+    return done;
+  };
+  std::vector<PointOutput> found;
+  std::vector<uint64_t> missing;
+  EXPECT_TRUE(get_while(
+      Scope{},
+      [&] {
+        const uint64_t gone[] = {2};
+        uint64_t deleted = 0;
+        EXPECT_TRUE(c->Delete(gone, &deleted).ok());
+        const PointInput rows[] = {{1, other, {}}, {5000, other, {}}};
+        std::vector<RowError> errors;
+        uint64_t upserted = 0;
+        EXPECT_TRUE(c->Upsert(rows, &errors, &upserted).ok());
+      },
+      &found, &missing))
+      << "a write waited for a Get's reads";
+  ASSERT_EQ(found.size(), 3u);  // 1 (as it was), 3, 4; 2 deleted, 5000 not there at the start
+  EXPECT_EQ(found[0].id, 1u);
+  EXPECT_EQ(found[0].vector, row1);
+  EXPECT_EQ(found[1].id, 3u);
+  EXPECT_EQ(found[2].id, 4u);
+  EXPECT_EQ(missing, (std::vector<uint64_t>{2, 5000}));
+  // A revoke while a tenant's Get reads: the point is not returned to the tenant.
+  EXPECT_TRUE(get_while(
+      Scope{"t"},
+      [&] {
+        const uint64_t take[] = {3};
+        EXPECT_TRUE(c->Revoke("t", take, &changed).ok());
+      },
+      &found, &missing))
+      << "a revoke waited for a Get's reads";
+  ASSERT_EQ(found.size(), 1u);
+  EXPECT_EQ(found[0].id, 1u);
+  EXPECT_EQ(missing, (std::vector<uint64_t>{2, 3, 4, 5000}));
 }
 
 // A tenant dropped while its search reads postings (the lock released): the search says so
