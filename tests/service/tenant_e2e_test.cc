@@ -3,6 +3,7 @@
 // operations with kill -9 and restarts in between, each step followed by every tenant's Search,
 // Get and Count through its own key, checked against an exact model of who may see what.
 #include <cstring>
+#include <filesystem>
 #include <fstream>
 #include <map>
 #include <random>
@@ -444,15 +445,22 @@ TEST(TenantKeys, ALoadAtATenantsRateQuotaWaitsAndFinishes) {
   // loaded already, but that its rows are refused (the ids are paced's: ids are shared).
   server.MakeTenant("other");
   std::ofstream(tmp.File("other.key")) << server.MakeKey({"other"}) << "\n";
+  const auto load_as_other = [&](const std::string& log) {
+    return WaitExit(Spawn({Bin("strata-load"), "--input=" + input, "--collection=docs",
+                           "--server=" + server.address(),
+                           "--api_key_file=" + tmp.File("other.key"), "--batch=4", "--build=false"},
+                          log));
+  };
   const std::string again = tmp.File("again.log");
-  EXPECT_EQ(
-      WaitExit(Spawn({Bin("strata-load"), "--input=" + input, "--collection=docs",
-                      "--server=" + server.address(), "--api_key_file=" + tmp.File("other.key"),
-                      "--batch=4", "--build=false"},
-                     again)),
-      1)
-      << ReadLog(again);
+  EXPECT_EQ(load_as_other(again), 1) << ReadLog(again);
   EXPECT_NE(ReadLog(again).find("60 rows were rejected"), std::string::npos) << ReadLog(again);
+  EXPECT_TRUE(std::filesystem::exists(input + ".docs.paced.ckpt"));  // one each
+  EXPECT_TRUE(std::filesystem::exists(input + ".docs.other.ckpt"));
+  // Run again, it resumes past the refused rows and still says they were refused.
+  const std::string rerun = tmp.File("rerun.log");
+  EXPECT_EQ(load_as_other(rerun), 1) << ReadLog(rerun);
+  EXPECT_NE(ReadLog(rerun).find("60 rows were rejected (60 by an earlier run"), std::string::npos)
+      << ReadLog(rerun);
   // Rows saying who sees them: in a tenant's view, that tenant only - checked before any row.
   const auto load_with_tenants = [&](const std::string& line2, const std::string& log) {
     std::ofstream rows_tenants(tmp.File("rows.tenants"));

@@ -51,9 +51,11 @@ void SayHowToResumeOnInterrupt(const std::string& checkpoint) {
   sigaction(SIGINT, &sa, nullptr);
 }
 
-std::string Checkpoint(const std::string& collection) {
+std::string Checkpoint(const std::string& collection, const std::string& tenant) {
   std::string c = absl::GetFlag(FLAGS_checkpoint);
-  return c.empty() ? absl::StrCat(InputPath(), ".", collection, ".ckpt") : c;
+  if (!c.empty()) return c;
+  // (Names are letters, digits, '_' and '-': CheckName.)
+  return absl::StrCat(InputPath(), ".", collection, tenant.empty() ? "" : ".", tenant, ".ckpt");
 }
 
 absl::StatusOr<LoadIdentity> IdentifyLoad(const std::string& collection, const std::string& uid,
@@ -85,14 +87,16 @@ absl::StatusOr<LoadIdentity> IdentifyLoad(const std::string& collection, const s
   return id;
 }
 
-uint64_t ReadCheckpoint(const std::string& path, const LoadIdentity& want) {
+LoadProgress ReadCheckpoint(const std::string& path, const LoadIdentity& want) {
   auto text = strata::ReadWholeFile(path);
-  if (!text.ok()) return 0;
-  uint64_t rows = 0;
+  if (!text.ok()) return {};
+  LoadProgress done;
   std::string body;
   for (absl::string_view line : absl::StrSplit(*text, '\n', absl::SkipEmpty())) {
     if (absl::StartsWith(line, "rows=")) {
-      if (!absl::SimpleAtoi(line.substr(5), &rows)) rows = 0;
+      if (!absl::SimpleAtoi(line.substr(5), &done.rows)) done.rows = 0;
+    } else if (absl::StartsWith(line, "rejected=")) {  // (absent from older checkpoints: 0)
+      if (!absl::SimpleAtoi(line.substr(9), &done.rejected)) done.rejected = 0;
     } else {
       absl::StrAppend(&body, line, "\n");
     }
@@ -104,7 +108,7 @@ uint64_t ReadCheckpoint(const std::string& path, const LoadIdentity& want) {
     if (end != std::string::npos) body.insert(end + 1, "id_offset=0\n");
   }
   const std::string expected = want.Serialize();
-  if (body == expected && rows <= want.total) return rows;
+  if (body == expected && done.rows <= want.total && done.rejected <= done.rows) return done;
   std::string why = "it is for another load";
   for (absl::string_view line : absl::StrSplit(expected, '\n', absl::SkipEmpty())) {
     if (!absl::StrContains(body, absl::StrCat(line, "\n"))) {
@@ -118,11 +122,13 @@ uint64_t ReadCheckpoint(const std::string& path, const LoadIdentity& want) {
   }
   std::fprintf(stderr, "strata-load: ignoring checkpoint %s: %s; loading from row 0\n",
                path.c_str(), why.c_str());
-  return 0;
+  return {};
 }
 
-absl::Status WriteCheckpoint(const std::string& path, const LoadIdentity& id, uint64_t rows) {
-  return strata::WriteFileAtomic(path, absl::StrCat(id.Serialize(), "rows=", rows, "\n"));
+absl::Status WriteCheckpoint(const std::string& path, const LoadIdentity& id,
+                             const LoadProgress& done) {
+  return strata::WriteFileAtomic(
+      path, absl::StrCat(id.Serialize(), "rows=", done.rows, "\nrejected=", done.rejected, "\n"));
 }
 
 }  // namespace strata::load

@@ -16,8 +16,10 @@ ABSL_DECLARE_FLAG(bool, restart);
 
 namespace strata::load {
 
-// The checkpoint's path: --checkpoint, else INPUT.COLLECTION.ckpt beside the input.
-std::string Checkpoint(const std::string& collection);
+// The checkpoint's path: --checkpoint, else INPUT.COLLECTION.ckpt beside the input, or
+// INPUT.COLLECTION.TENANT.ckpt for a load in a tenant's view (two tenants loading one file each
+// keep their own).
+std::string Checkpoint(const std::string& collection, const std::string& tenant);
 
 // What a checkpoint is bound to: the input file (path, size, modification time), the files beside
 // it (--ids, --payloads, --tenants: the same), the collection (name and the uid the server gave
@@ -49,12 +51,21 @@ struct LoadIdentity {
 absl::StatusOr<LoadIdentity> IdentifyLoad(const std::string& collection, const std::string& uid,
                                           uint64_t total, const std::string& tenant);
 
-// The rows a checkpoint at `path` says are loaded, when it was made by this very load; else 0,
-// saying on stderr why it does not count.
-uint64_t ReadCheckpoint(const std::string& path, const LoadIdentity& want);
+// How far a load got: its first `rows` rows are acknowledged, `rejected` of them refused by the
+// server (a rerun that resumes still reports them, and still exits 1).
+struct LoadProgress {
+  uint64_t rows = 0;
+  uint64_t rejected = 0;
+};
 
-// Replaces the checkpoint at `path` atomically: `rows` of the load `id` are acknowledged.
-absl::Status WriteCheckpoint(const std::string& path, const LoadIdentity& id, uint64_t rows);
+// What a checkpoint at `path` says of the load, when it was made by this very load; else none
+// (rows 0), saying on stderr why it does not count. A load is told apart by its identity only: a
+// tenant dropped and made again under its name is the same tenant to it (tenants carry no uid).
+LoadProgress ReadCheckpoint(const std::string& path, const LoadIdentity& want);
+
+// Replaces the checkpoint at `path` atomically with `done` of the load `id`.
+absl::Status WriteCheckpoint(const std::string& path, const LoadIdentity& id,
+                             const LoadProgress& done);
 
 // From now on, Ctrl-C says how to resume after the rows `checkpoint` holds, then dies of SIGINT.
 void SayHowToResumeOnInterrupt(const std::string& checkpoint);

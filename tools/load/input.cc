@@ -37,7 +37,8 @@ ABSL_FLAG(std::string, ids, "",
 ABSL_FLAG(uint64_t, id_offset, 0, "added to row numbers when ids come from them");
 ABSL_FLAG(std::string, payloads, "",
           "optional JSONL, one JSON object per row; its 'text' field becomes the payload text "
-          "(indexed lexically), the other fields its JSON");
+          "(indexed lexically), the other fields its JSON (a 'tenants' field too: --tenants says "
+          "who sees each row)");
 ABSL_FLAG(std::string, tenants, "",
           "online: who may see each row, one line per row: tenant names separated by commas (an "
           "empty line: no tenant, only the admin's whole-collection view). With --text, a "

@@ -258,8 +258,9 @@ class OnlineLoad final {
   std::string ckpt_;
   LoadIdentity identity_;
   uint64_t stored_ = 0;
-  uint64_t rejected_ = 0;
-  int shown_ = 0;  // rejected rows said on stderr
+  uint64_t rejected_ = 0;         // by this run
+  uint64_t rejected_before_ = 0;  // by the runs before it that the checkpoint resumes
+  int shown_ = 0;                 // rejected rows said on stderr
   double seconds_ = 0;
 };
 
@@ -268,7 +269,7 @@ absl::Status OnlineLoad::CheckBeforeLoading() {
     // The checkpoint goes beside the input unless --checkpoint says otherwise: a place where it
     // cannot be written (a read-only data folder) is said before anything is loaded.
     strata::Env& env = *strata::Env::Default();
-    const std::string probe = Checkpoint(collection_) + ".probe";
+    const std::string probe = Checkpoint(collection_, "") + ".probe";
     auto file = env.NewWritableFile(probe);
     if (!file.ok()) {
       return Stopped(
@@ -283,6 +284,11 @@ absl::Status OnlineLoad::CheckBeforeLoading() {
     pb::StatsResponse sresp;
     grpc::Status s = WithRetries(
         "stats", [&](grpc::ClientContext* ctx) { return stub_->Stats(ctx, sreq, &sresp); });
+    if (s.error_code() == grpc::StatusCode::PERMISSION_DENIED) {
+      return Stopped(
+          "--precompute_kv needs the admin key (the server computes and keeps the entries for "
+          "every caller); nothing was loaded");
+    }
     if (!s.ok()) return Stopped(absl::StrCat("stats: ", s.error_message()));
     if (!sresp.has_generation()) {
       return Stopped(
@@ -404,9 +410,12 @@ absl::Status OnlineLoad::PrepareCollection() {
 }
 
 absl::Status OnlineLoad::SendRows() {
-  ckpt_ = Checkpoint(collection_);
+  ckpt_ = Checkpoint(collection_, info_.tenant());
   ASSIGN_OR_RETURN(identity_, IdentifyLoad(collection_, info_.uid(), v_.n, info_.tenant()));
-  uint64_t start = absl::GetFlag(FLAGS_restart) ? 0 : ReadCheckpoint(ckpt_, identity_);
+  const LoadProgress resumed =
+      absl::GetFlag(FLAGS_restart) ? LoadProgress{} : ReadCheckpoint(ckpt_, identity_);
+  const uint64_t start = resumed.rows;
+  rejected_before_ = resumed.rejected;
   SayHowToResumeOnInterrupt(ckpt_);
   if (start == v_.n) {
     // (On to the end of the load: an index build the last run could not finish is made now.)
@@ -436,7 +445,7 @@ absl::Status OnlineLoad::SendRows() {
         bytes += one;
       }
       RETURN_IF_ERROR(SendBatch(row, end, bar));
-      absl::Status c = WriteCheckpoint(ckpt_, identity_, end);
+      absl::Status c = WriteCheckpoint(ckpt_, identity_, {end, rejected_before_ + rejected_});
       if (!c.ok()) {
         bar.Stop(row);
         return Stopped(std::string(c.message()));
@@ -464,7 +473,8 @@ absl::Status OnlineLoad::SendBatch(uint64_t row, uint64_t end, ProgressBar& bar)
       p->mutable_payload()->set_json(in_.json[i]);
       p->mutable_payload()->set_text(in_.text[i]);
     }
-    if (!in_.tenants.empty()) {
+    // (In a tenant's view a row naming no tenant is simply the tenant's own.)
+    if (!in_.tenants.empty() && !(in_.tenants[i].empty() && !info_.tenant().empty())) {
       pb::TenantList* t = p->mutable_tenants();
       for (const std::string& name : in_.tenants[i]) t->add_names(name);
     }
@@ -565,6 +575,12 @@ absl::Status OnlineLoad::FinishLoad() {
                info_.tenant().empty()
                    ? ""
                    : absl::StrCat(" in tenant '", info_.tenant(), "''s view").c_str());
+  if (rejected_before_ > 0) {
+    return Stopped(absl::StrCat(rejected_before_ + rejected_, " rows were rejected (",
+                                rejected_before_,
+                                " by an earlier run of this load, whose output named them; "
+                                "--restart sends every row again)"));
+  }
   if (rejected_ > 0) return Stopped(absl::StrCat(rejected_, " rows were rejected (reasons above)"));
   if (const std::string q = absl::GetFlag(FLAGS_questions); !q.empty()) {
     auto req = strata::ReadLabelledQuestions(q, absl::GetFlag(FLAGS_max_questions));
