@@ -417,27 +417,28 @@ absl::Status CollectionImpl::Get(const Scope& scope, absl::Span<const uint64_t> 
   RETURN_IF_ERROR(CheckNotDropped());
   found->clear();
   missing->clear();
-  // The store as the collection shows it: the snapshot of a commit under way, else now. Taken
-  // under the lock (a drop marks the collection under it, and deletes its records after: a Get
-  // that began before a drop reads no half-deleted records), read without it.
-  std::shared_ptr<const StoreSnapshot> at;
   {
     ReaderMutexLock lock(&mu_);
     RETURN_IF_ERROR(CheckNotDropped());
     RETURN_IF_ERROR(View(scope).status());
-    at = snap_ != nullptr ? snap_ : store_->Snapshot();
   }
+  // The ids' internal numbers, read with no lock held. An id map entry, once written, keeps its
+  // number for good (a delete leaves it; a new write of the id takes the number again), so the
+  // latest state serves whenever it is read.
   constexpr VectorId kNoVector = ~VectorId{0};  // (no id reaches it: 2^32 - 1 ids at most)
   const uint32_t coll = config_.id;
   std::vector<std::string> keys;
   keys.reserve(ids.size());
   for (uint64_t ext : ids) keys.push_back(ExtKey(coll, ext));
   const std::vector<absl::StatusOr<std::string>> mapped =
-      store_->MultiGet(Cf::kIdMap, keys, at.get());
-  if (options_.test_get_between_reads) options_.test_get_between_reads();
-  // Which are live and in the scope: the state as it is now, under the lock again.
+      store_->MultiGet(Cf::kIdMap, keys, nullptr);
+  if (options_.test_get_between_reads) options_.test_get_between_reads(1);
+  // Which are live and in the scope, and the store as the collection shows them (the snapshot
+  // of a commit under way, else now): one moment for both, under the lock again. (A drop marks
+  // the collection under it and deletes its records after: the snapshot holds them.)
   std::vector<VectorId> internal;
   internal.reserve(ids.size());
+  std::shared_ptr<const StoreSnapshot> at;
   {
     ReaderMutexLock lock(&mu_);
     RETURN_IF_ERROR(CheckNotDropped());
@@ -456,8 +457,10 @@ absl::Status CollectionImpl::Get(const Scope& scope, absl::Span<const uint64_t> 
         internal.push_back(id);
       }
     }
+    at = snap_ != nullptr ? snap_ : store_->Snapshot();
   }
-  // Their vectors and payloads, at the snapshot (no lock held).
+  if (options_.test_get_between_reads) options_.test_get_between_reads(2);
+  // Their vectors and payloads, at that moment (no lock held).
   keys.clear();
   for (VectorId id : internal) {
     if (id != kNoVector) keys.push_back(IdKey(coll, id));

@@ -24,8 +24,9 @@
 // store, so it needs no snapshot (it is synced in its commit, as a client's write is). A search of
 // the built index releases the lock while its postings are read from disk (SearchLock,
 // spann_index.h) and scans them against the state as it is once it holds the lock again, so a slow
-// disk delays no write; an install of a new generation meanwhile makes it search again. Still read
-// under the lock held shared: the metadata store's records (Get, a small tenant's extent or stored
+// disk delays no write; an install of a new generation meanwhile makes it search again. A Get
+// likewise reads the store with no lock held (Get, below; it holds a snapshot for its reads). Still
+// read under the lock held shared: the metadata store's records (a small tenant's extent or stored
 // vectors, phrase checks), mostly from RocksDB's block cache, and the appended vectors' rows
 // (mapped file pages: one the kernel evicted is read back from the disk meanwhile). The in-memory
 // update stores those rows into mapped pages too (a page fault there waits under the exclusive
@@ -241,9 +242,10 @@ struct CollectionOptions {
   // write to the collection, or wait for another thread's steps; not call RunMaintenance itself
   // (which waits for this step).
   std::function<void(absl::Span<const uint8_t> head)> test_before_maintenance_commit;
-  // Tests only: called by every Get after it has read its ids' entries and before it takes the
-  // lock to check them (no lock is held: writes may run here).
-  std::function<void()> test_get_between_reads;
+  // Tests only: called by every Get with no lock held (writes may run here): with 1 once it has
+  // read its ids' entries, before it checks them; with 2 once it has, before it reads their
+  // vectors and payloads.
+  std::function<void(int step)> test_get_between_reads;
   // Tests only: called by the catalog's purger (index/record_purger.h) before each batch of a
   // dropped collection's records it deletes, with the collection's id.
   std::function<void(uint32_t id)> test_before_purge_batch;
@@ -315,10 +317,9 @@ class Collection {
     return Delete(Scope{}, ids, deleted);
   }
   // The points found in the scope, in request order; the others in `missing`. Reads the store
-  // with no lock held (at a snapshot taken under it), so a Get waiting on the disk stalls no
-  // writer: each point returned was live and in the scope when the call checked it, and comes
-  // with its vector and payload as of the call's start (a point deleted and written again while
-  // the call runs may be missing).
+  // with no lock held, so a Get waiting on the disk stalls no writer: each point returned was
+  // live and in the scope when the call checked them, under the lock, and comes with its vector
+  // and payload as they were at that moment (a snapshot of the store taken then).
   [[nodiscard]] virtual absl::Status Get(const Scope& scope, absl::Span<const uint64_t> ids,
                                          bool with_vector, bool with_payload,
                                          std::vector<PointOutput>* found,

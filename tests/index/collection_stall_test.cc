@@ -250,19 +250,21 @@ TEST(Collection, ASearchWaitingOnTheDiskStallsNoWriter) {
   for (const Hit& h : hits) EXPECT_NE(h.id, 7u) << "deleted while the search read";
 }
 
-// A Get reading the store stalls no writer: its reads run with no lock held (at a snapshot taken
-// under it), so writes made meanwhile are acknowledged (before, a Get of many cold ids held the
-// lock through its reads, and a writer waiting for it held back every later reader). Each point
-// comes back as it was when the Get began, if it is live and in the scope when checked: a point
-// deleted meanwhile is missing, one replaced meanwhile has its vector as of the Get's start.
+// A Get reading the store stalls no writer: its reads run with no lock held, so writes made
+// meanwhile are acknowledged (before, a Get of many cold ids held the lock through its reads, and
+// a writer waiting for it held back every later reader). What it returns is one moment's: the
+// points live and in the scope when it checks them, with their vectors as they were then - a
+// point deleted before the Get and written again while it reads comes back whole, and a tenant
+// never receives what another tenant's point held before the admin gave it the id.
 TEST(Collection, AGetReadingTheStoreStallsNoWriter) {
   TempDir tmp;
   CollectionOptions options;
   std::mutex gate_mu;  // held by the test while it wants a Get stopped between its reads
-  std::atomic<bool> gate_armed = false;
+  std::atomic<int> gate_step = 0;
   std::promise<void> get_waiting;
-  options.test_get_between_reads = [&] {
-    if (!gate_armed.exchange(false)) return;
+  options.test_get_between_reads = [&](int step) {
+    int want = step;
+    if (!gate_step.compare_exchange_strong(want, 0)) return;
     get_waiting.set_value();
     std::lock_guard<std::mutex> wait(gate_mu);
   };
@@ -270,63 +272,94 @@ TEST(Collection, AGetReadingTheStoreStallsNoWriter) {
   auto cat = *Catalog::Open(tmp.path(), options);
   auto c = NewCollection(cat.get(), d.base.dim, 1000000);
   UpsertRows(c.get(), d.base, 0, 300);
-  ASSERT_TRUE(c->CreateTenant("t").ok());
+  for (const char* t : {"t", "u"}) ASSERT_TRUE(c->CreateTenant(t).ok());
   const uint64_t seen[] = {1, 2, 3};
   uint64_t changed = 0;
   std::vector<uint64_t> absent;
   ASSERT_TRUE(c->Grant("t", seen, &changed, &absent).ok());
-  const std::vector<uint8_t> row1(d.base.row(1), d.base.row(1) + d.base.row_bytes());
-  const std::vector<uint8_t> other(d.base.row(200), d.base.row(200) + d.base.row_bytes());
-  const auto get_while = [&](const Scope& scope, std::function<void()> meanwhile,
+  const auto row = [&](uint64_t i) {
+    return std::vector<uint8_t>(d.base.row(i), d.base.row(i) + d.base.row_bytes());
+  };
+  const auto upsert = [&](const Scope& scope, uint64_t id, const std::vector<uint8_t>& v,
+                          const std::vector<std::string>& tenants) {
+    PointInput p{id, v, {}};
+    p.tenants = tenants;
+    p.set_tenants = !tenants.empty();
+    std::vector<RowError> errors;
+    uint64_t upserted = 0;
+    EXPECT_TRUE(c->Upsert(scope, {&p, 1}, &errors, &upserted).ok());
+    EXPECT_EQ(upserted, 1u);
+  };
+  const auto get_while = [&](const Scope& scope, int step, std::function<void()> meanwhile,
                              std::vector<PointOutput>* found, std::vector<uint64_t>* missing) {
     std::unique_lock<std::mutex> hold(gate_mu);
-    gate_armed = true;
     get_waiting = std::promise<void>();
     std::future<void> waiting = get_waiting.get_future();
+    gate_step = step;
     std::thread getter([&] {
-      const uint64_t ids[] = {1, 2, 3, 4, 5000};
+      const uint64_t ids[] = {1, 2, 3, 4, 5000, 6000};
       EXPECT_TRUE(c->Get(scope, ids, true, false, found, missing).ok());
     });
-    waiting.wait();
-    std::future<void> writes = std::async(std::launch::async, meanwhile);
-    const bool done = writes.wait_for(std::chrono::minutes(2)) == std::future_status::ready;
-    hold.unlock();  // either way, so that the test ends
-    writes.wait();
+    bool done = waiting.wait_for(std::chrono::minutes(2)) == std::future_status::ready;
+    EXPECT_TRUE(done) << "the Get never reached step " << step;
+    if (done) {
+      std::future<void> writes = std::async(std::launch::async, meanwhile);
+      done = writes.wait_for(std::chrono::minutes(2)) == std::future_status::ready;
+      hold.unlock();  // either way, so that the test ends
+      writes.wait();
+    } else {
+      hold.unlock();
+    }
     getter.join();
     return done;
   };
   std::vector<PointOutput> found;
   std::vector<uint64_t> missing;
+  // Stopped after reading the id map: 2 deleted, 1 replaced, 4 (deleted before) written again
+  // and 5000 made, all meanwhile.
+  const uint64_t four[] = {4};
+  uint64_t deleted = 0;
+  ASSERT_TRUE(c->Delete(four, &deleted).ok());
   EXPECT_TRUE(get_while(
-      Scope{},
+      Scope{}, 1,
       [&] {
         const uint64_t gone[] = {2};
-        uint64_t deleted = 0;
         EXPECT_TRUE(c->Delete(gone, &deleted).ok());
-        const PointInput rows[] = {{1, other, {}}, {5000, other, {}}};
-        std::vector<RowError> errors;
-        uint64_t upserted = 0;
-        EXPECT_TRUE(c->Upsert(rows, &errors, &upserted).ok());
+        upsert(Scope{}, 1, row(200), {});
+        upsert(Scope{}, 4, row(201), {});
+        upsert(Scope{}, 5000, row(202), {});
       },
       &found, &missing))
       << "a write waited for a Get's reads";
-  ASSERT_EQ(found.size(), 3u);  // 1 (as it was), 3, 4; 2 deleted, 5000 not there at the start
+  ASSERT_EQ(found.size(), 3u);
   EXPECT_EQ(found[0].id, 1u);
-  EXPECT_EQ(found[0].vector, row1);
+  EXPECT_EQ(found[0].vector, row(200));  // as when checked
   EXPECT_EQ(found[1].id, 3u);
   EXPECT_EQ(found[2].id, 4u);
-  EXPECT_EQ(missing, (std::vector<uint64_t>{2, 5000}));
-  // A revoke while a tenant's Get reads: the point is not returned to the tenant.
+  EXPECT_EQ(found[2].vector, row(201));
+  EXPECT_EQ(missing, (std::vector<uint64_t>{2, 5000, 6000}));  // 5000: not in the id map when read
+  // Stopped before reading the vectors: what is written then is not seen, whoever writes it.
   EXPECT_TRUE(get_while(
-      Scope{"t"},
+      Scope{}, 2, [&] { upsert(Scope{}, 1, row(210), {}); }, &found, &missing))
+      << "a write waited for a Get's reads";
+  ASSERT_FALSE(found.empty());
+  EXPECT_EQ(found[0].vector, row(200));
+  // A tenant's Get: a revoke meanwhile is seen; and id 6000, which tenant u created before the
+  // admin gave it to t meanwhile, comes back with the admin's vector, never u's.
+  upsert(Scope{"u"}, 6000, row(220), {});
+  EXPECT_TRUE(get_while(
+      Scope{"t"}, 1,
       [&] {
-        const uint64_t take[] = {3};
+        const uint64_t take[] = {2, 3};
         EXPECT_TRUE(c->Revoke("t", take, &changed).ok());
+        upsert(Scope{}, 6000, row(230), {"t"});
       },
       &found, &missing))
       << "a revoke waited for a Get's reads";
-  ASSERT_EQ(found.size(), 1u);
+  ASSERT_EQ(found.size(), 2u);
   EXPECT_EQ(found[0].id, 1u);
+  EXPECT_EQ(found[1].id, 6000u);
+  EXPECT_EQ(found[1].vector, row(230));
   EXPECT_EQ(missing, (std::vector<uint64_t>{2, 3, 4, 5000}));
 }
 
