@@ -43,7 +43,8 @@ ABSL_FLAG(std::string, tenants, "",
           "online: who may see each row, one line per row: tenant names separated by commas (an "
           "empty line: no tenant, only the admin's whole-collection view). With --text, a "
           "JSONL 'tenants' array does the same. Missing tenants are created (README, "
-          "\"Tenants\")");
+          "\"Tenants\"). In a tenant's load (--tenant, or a tenant's key) a row may name that "
+          "tenant only, and an empty line is the tenant's own point");
 ABSL_FLAG(uint64_t, limit, 0, "load only the first N rows (0 = all)");
 
 namespace strata::load {

@@ -232,7 +232,16 @@ class OnlineLoad final {
     if (s.ok()) s = SendRows();
     if (s.ok()) s = FinishLoad();
     if (!s.ok()) return Fail(std::string(s.message()));
-    if (absl::GetFlag(FLAGS_precompute_kv)) return PrecomputeKv(stub_.get(), in_, collection_);
+    if (absl::GetFlag(FLAGS_precompute_kv)) {
+      if (const int rc = PrecomputeKv(stub_.get(), in_, collection_); rc != 0) return rc;
+    }
+    // Rows refused by the runs this one resumed: said last, after the steps that follow a load
+    // (this run refused none, so they ran), and the load still fails.
+    if (rejected_before_ > 0) {
+      return Fail(absl::StrCat(rejected_before_,
+                               " rows were rejected by an earlier run of this "
+                               "load, whose output named them; --restart sends every row again"));
+    }
     return 0;
   }
 
@@ -567,21 +576,24 @@ absl::Status OnlineLoad::FinishLoad() {
     }
   }
   std::fprintf(stderr,
-               "strata-load: %llu vectors stored, %llu rejected, in %.1f s (%.0f vectors/s); "
+               "strata-load: %llu vectors stored, %llu rejected%s, in %.1f s (%.0f vectors/s); "
                "collection '%s' holds %llu%s\n",
                static_cast<unsigned long long>(stored_), static_cast<unsigned long long>(rejected_),
+               rejected_before_ > 0
+                   ? absl::StrCat(" (", rejected_before_, " more by an earlier run)").c_str()
+                   : "",
                seconds_, static_cast<double>(stored_) / std::max(seconds_, 1e-9),
                collection_.c_str(), static_cast<unsigned long long>(info_.count()),
                info_.tenant().empty()
                    ? ""
                    : absl::StrCat(" in tenant '", info_.tenant(), "''s view").c_str());
-  if (rejected_before_ > 0) {
-    return Stopped(absl::StrCat(rejected_before_ + rejected_, " rows were rejected (",
-                                rejected_before_,
-                                " by an earlier run of this load, whose output named them; "
-                                "--restart sends every row again)"));
+
+  if (rejected_ > 0) {
+    return Stopped(absl::StrCat(
+        rejected_before_ + rejected_, " rows were rejected (reasons above",
+        rejected_before_ > 0 ? absl::StrCat("; ", rejected_before_, " by an earlier run") : "",
+        ")"));
   }
-  if (rejected_ > 0) return Stopped(absl::StrCat(rejected_, " rows were rejected (reasons above)"));
   if (const std::string q = absl::GetFlag(FLAGS_questions); !q.empty()) {
     auto req = strata::ReadLabelledQuestions(q, absl::GetFlag(FLAGS_max_questions));
     if (!req.ok()) return Stopped(std::string(req.status().message()));
