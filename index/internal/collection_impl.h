@@ -369,8 +369,7 @@ class CollectionImpl final : public Collection {
   void ApplyDelete(const PointDelete& d) ABSL_EXCLUSIVE_LOCKS_REQUIRED(write_mu_, mu_);
   // The live internal ids of `ext` ids (repeats dropped); the others in `missing` (may be null).
   // Reads the store's latest state: for writers (whose plan nothing can change before it is
-  // applied), hence write_mu_. Readers read at snap_ (DistancesTo; Get at a snapshot of its own,
-  // snap_ while a write commits).
+  // applied), hence write_mu_. Readers read at snap_ (DistancesTo; Get: Collection::Get's note).
   absl::Status LiveIds(absl::Span<const uint64_t> ext, std::vector<VectorId>* ids,
                        std::vector<uint64_t>* missing) const
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(write_mu_) ABSL_SHARED_LOCKS_REQUIRED(mu_);

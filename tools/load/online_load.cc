@@ -258,6 +258,15 @@ class OnlineLoad final {
   [[nodiscard]] absl::Status SendBatch(uint64_t row, uint64_t end, ProgressBar& bar);
   // The index built where the load calls for it, the summary, and the hybrid weight learnt.
   [[nodiscard]] absl::Status FinishLoad();
+  // The collection into info_, in --tenant's view (or a tenant key's), with retries.
+  [[nodiscard]] grpc::Status Describe() {
+    pb::DescribeCollectionRequest req;
+    req.set_name(collection_);
+    req.set_tenant(absl::GetFlag(FLAGS_tenant));
+    return WithRetries("describe", [&](grpc::ClientContext* ctx) {
+      return stub_->DescribeCollection(ctx, req, &info_);
+    });
+  }
 
   Input& in_;
   strata::VectorSet& v_;
@@ -324,12 +333,7 @@ absl::Status OnlineLoad::CheckBeforeLoading() {
 
 absl::Status OnlineLoad::PrepareCollection() {
   // The collection: described, or created to match the file.
-  pb::DescribeCollectionRequest dreq;
-  dreq.set_name(collection_);
-  dreq.set_tenant(absl::GetFlag(FLAGS_tenant));
-  grpc::Status s = WithRetries("describe", [&](grpc::ClientContext* ctx) {
-    return stub_->DescribeCollection(ctx, dreq, &info_);
-  });
+  grpc::Status s = Describe();
   // (A load in a named tenant's view creates nothing: a tenant that does not exist is NOT_FOUND
   // too, and the collection is the admin's to make.)
   if (s.error_code() == grpc::StatusCode::NOT_FOUND && absl::GetFlag(FLAGS_tenant).empty()) {
@@ -348,11 +352,7 @@ absl::Status OnlineLoad::PrepareCollection() {
     s = WithRetries("create", [&](grpc::ClientContext* ctx) {
       return stub_->CreateCollection(ctx, creq, &info_);
     });
-    if (s.error_code() == grpc::StatusCode::ALREADY_EXISTS) {
-      s = WithRetries("describe", [&](grpc::ClientContext* ctx) {
-        return stub_->DescribeCollection(ctx, dreq, &info_);
-      });
-    }
+    if (s.error_code() == grpc::StatusCode::ALREADY_EXISTS) s = Describe();
     if (s.ok()) {
       std::fprintf(stderr, "strata-load: created collection '%s' (%s, %s postings)\n",
                    collection_.c_str(), m.c_str(), strata::PostingEncodingName(*enc));
@@ -541,12 +541,7 @@ absl::Status OnlineLoad::SendBatch(uint64_t row, uint64_t end, ProgressBar& bar)
 absl::Status OnlineLoad::FinishLoad() {
   // The collection as it is now (for the summary, and to decide on a build). A tenant's view
   // shows no index state: a load in one leaves the build to the admin and the server.
-  pb::DescribeCollectionRequest dreq_end;
-  dreq_end.set_name(collection_);
-  dreq_end.set_tenant(absl::GetFlag(FLAGS_tenant));
-  grpc::Status s = WithRetries("describe", [&](grpc::ClientContext* ctx) {
-    return stub_->DescribeCollection(ctx, dreq_end, &info_);
-  });
+  grpc::Status s = Describe();
   if (absl::GetFlag(FLAGS_build) && s.ok() && !info_.tenant().empty()) {
     std::fprintf(stderr,
                  "strata-load: a load in tenant '%s''s view leaves the index build to the admin "
