@@ -108,6 +108,13 @@ std::vector<char32_t> DecodeUtf8(absl::string_view text) {
 
 }  // namespace
 
+bool IsBlankText(absl::string_view text) {
+  for (char32_t c : DecodeUtf8(text)) {
+    if (c != 0 && c != 0xFFFD && !IsControl(c) && !IsWhitespace(c)) return false;
+  }
+  return true;
+}
+
 absl::StatusOr<std::unique_ptr<WordPieceTokenizer>> WordPieceTokenizer::FromVocabFile(
     const std::string& path, bool lower_case) {
   ASSIGN_OR_RETURN(std::string text, ReadWholeFile(path));

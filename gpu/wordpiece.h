@@ -33,6 +33,11 @@ struct TokenBatch {
   std::vector<int32_t> lengths;
 };
 
+// Whether `text` holds nothing the tokenizer keeps: only white space, NUL, control and format
+// characters (a zero-width space U+200B, a byte-order mark U+FEFF), U+FFFD or invalid UTF-8, or
+// nothing at all. Searches, questions and loaded passages refuse such a text: it has no words.
+[[nodiscard]] bool IsBlankText(absl::string_view text);
+
 class WordPieceTokenizer final {
  public:
   // Reads vocab.txt (one token per line; the line number is the id). InvalidArgument when the

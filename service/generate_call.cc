@@ -3,8 +3,8 @@
 #include <chrono>
 
 #include "absl/container/flat_hash_set.h"
-#include "absl/strings/ascii.h"
 #include "absl/strings/str_cat.h"
+#include "gpu/wordpiece.h"
 #include "nlohmann/json.hpp"
 #include "storage/status_macros.h"
 
@@ -136,8 +136,9 @@ absl::Status ServeGenerate(const pb::GenerateRequest& req, RagEngine* rag,
                            grpc::ServerWriter<pb::GenerateResponse>* writer) {
   const auto t0 = Clock::now();
   if (rag == nullptr) return NoDecoder();
-  if (absl::StripAsciiWhitespace(req.question()).empty()) {
-    return absl::InvalidArgumentError("no question (empty, or only white space)");
+  if (gpu::IsBlankText(req.question())) {
+    return absl::InvalidArgumentError(
+        "no question (empty, or only white space or invisible characters)");
   }
   const uint32_t k = req.k() == 0 ? kDefaultGeneratePassages : req.k();
   if (k > kMaxGeneratePassages) {

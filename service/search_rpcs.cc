@@ -6,8 +6,8 @@
 #include <optional>
 
 #include "absl/functional/function_ref.h"
-#include "absl/strings/ascii.h"
 #include "absl/strings/str_cat.h"
+#include "gpu/wordpiece.h"
 #include "grpcpp/grpcpp.h"
 #include "index/hybrid_tuner.h"
 #include "proto/convert.h"
@@ -296,8 +296,9 @@ absl::Status StrataService::CheckTexts(const std::vector<std::string>& texts,
     if (texts[i].empty()) {
       return absl::InvalidArgumentError(absl::StrCat("text ", i, " is empty"));
     }
-    if (!need_model && absl::StripAsciiWhitespace(texts[i]).empty()) {  // a search query
-      return absl::InvalidArgumentError(absl::StrCat("text ", i, " holds only white space"));
+    if (!need_model && gpu::IsBlankText(texts[i])) {  // a search query
+      return absl::InvalidArgumentError(
+          absl::StrCat("text ", i, " holds no words (only white space or invisible characters)"));
     }
     if (texts[i].size() > limits_.max_text_bytes) {
       return absl::ResourceExhaustedError(absl::StrCat(

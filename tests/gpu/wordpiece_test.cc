@@ -11,6 +11,7 @@ namespace strata::gpu {
 namespace {
 
 using ::testing::ElementsAre;
+using ::testing::Not;
 
 std::unique_ptr<WordPieceTokenizer> Small(bool lower = true) {
   auto tok = WordPieceTokenizer::FromVocab(
@@ -80,6 +81,26 @@ TEST(WordPiece, PadsABatchWithMasks) {
 TEST(WordPiece, InvalidUtf8IsDroppedNotACrash) {
   auto tok = Small();
   EXPECT_THAT(tok->PreTokenize("the\xff\xfe cafe\xc3"), ElementsAre("the", "cafe"));
+}
+
+// Blank is what the tokenizer keeps nothing of, and nothing else.
+TEST(WordPiece, BlankTextIsWhatTheTokenizerKeepsNothingOf) {
+  auto tok = Small();
+  const std::vector<std::string> blanks = {"",
+                                           " \t\r\n",
+                                           "\u200b",
+                                           "\ufeff \u2060\u3000",
+                                           "\xff\xfe",
+                                           std::string("\0 \0", 3),
+                                           "\u00a0\u2028\x01"};
+  for (const std::string& blank : blanks) {
+    EXPECT_TRUE(IsBlankText(blank)) << blank;
+    EXPECT_THAT(tok->PreTokenize(blank), ElementsAre()) << blank;
+  }
+  for (const char* text : {"a", " \u200ba ", "\xff.", "\u4e2d", "caf\u00e9"}) {
+    EXPECT_FALSE(IsBlankText(text)) << text;
+    EXPECT_THAT(tok->PreTokenize(text), Not(ElementsAre())) << text;
+  }
 }
 
 TEST(WordPiece, VocabularyWithoutSpecialTokensIsRefused) {

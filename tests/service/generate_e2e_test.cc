@@ -176,6 +176,11 @@ TEST_F(GenerateTest, RefusesBadRequestsByName) {
   EXPECT_EQ(code(r).error_code(), grpc::StatusCode::INVALID_ARGUMENT);
   r = Question(" \t\n ", pb::CACHED_INT8);
   EXPECT_EQ(code(r).error_code(), grpc::StatusCode::INVALID_ARGUMENT);
+  // Invisible characters alone (a zero-width space, a byte-order mark) ask nothing either.
+  r = Question("\u200b \ufeff", pb::CACHED_INT8);
+  grpc::Status blank = code(r);
+  EXPECT_EQ(blank.error_code(), grpc::StatusCode::INVALID_ARGUMENT);
+  EXPECT_NE(blank.error_message().find("invisible"), std::string::npos) << blank.error_message();
   r = Question("q", pb::CACHED_INT8);
   r.mutable_params()->set_max_tokens(65);
   grpc::Status s = code(r);

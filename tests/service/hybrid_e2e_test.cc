@@ -387,6 +387,11 @@ TEST(Hybrid, AServerWithoutAModelSearchesLexically) {
     st = Call(&pb::Strata::Stub::Search, server.stub(), req, &resp);
     EXPECT_EQ(st.error_code(), grpc::StatusCode::INVALID_ARGUMENT) << st.error_message();
     EXPECT_NE(st.error_message().find("white space"), std::string::npos) << st.error_message();
+    // Nor does one of invisible characters.
+    req.set_text("\u200b\u2060");
+    st = Call(&pb::Strata::Stub::Search, server.stub(), req, &resp);
+    EXPECT_EQ(st.error_code(), grpc::StatusCode::INVALID_ARGUMENT) << st.error_message();
+    EXPECT_NE(st.error_message().find("no words"), std::string::npos) << st.error_message();
   }
   pb::TuneHybridRequest treq;
   treq.set_collection("t");

@@ -449,7 +449,7 @@ TEST(EndToEnd, TextRequestsAreValidated) {
     std::ofstream f(bad);
     f << R"({"id": 1, "text": "fine"})"
       << "\n"
-      << R"({"id": 2, "text": " "})"
+      << R"({"id": 2, "text": " \u200b"})"
       << "\n";
   }
   load = Spawn(

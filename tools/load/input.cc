@@ -14,6 +14,7 @@
 #include "absl/strings/str_split.h"
 #include "base/json_error.h"
 #include "gpu/encoder.h"
+#include "gpu/wordpiece.h"
 #include "index/collection.h"
 #include "index/collection_config.h"
 #include "nlohmann/json.hpp"
@@ -81,7 +82,7 @@ absl::Status ReadPassages(const std::string& path, uint64_t limit, Input* in) {
     if (!j.contains("text") || !j["text"].is_string()) {
       return absl::InvalidArgumentError(absl::StrCat(where, ": needs a string 'text' field"));
     }
-    if (absl::StripAsciiWhitespace(j["text"].get_ref<const std::string&>()).empty()) {
+    if (gpu::IsBlankText(j["text"].get_ref<const std::string&>())) {
       return absl::InvalidArgumentError(
           absl::StrCat(where, ": 'text' holds no words (a passage is found by its words)"));
     }
