@@ -22,6 +22,7 @@
 #include "absl/status/statusor.h"
 #include "absl/strings/str_cat.h"
 #include "base/mutex.h"
+#include "base/public_message.h"
 #include "base/retry_later.h"
 #include "gpu/embed_batcher.h"
 #include "grpcpp/grpcpp.h"
@@ -196,8 +197,8 @@ class StrataService final : public pb::Strata::Service {
     } done{&in_flight_};
     CallBudget budget(memory_, limits_.max_message_bytes);
     absl::Status s;
+    absl::StatusOr<Caller> caller = Caller{};  // (no key on an open server: the admin)
     try {
-      absl::StatusOr<Caller> caller = Caller{};
       if (draining_.load()) {
         s = absl::UnavailableError("the server is shutting down");
       } else if (auth_ != nullptr && !(caller = auth_->Identify(*ctx)).ok()) {
@@ -222,7 +223,10 @@ class StrataService final : public pb::Strata::Service {
     }
     // The request and response live on until gRPC has sent the response (or given up on it).
     hold_->Hold(ctx, budget.TakeReserved());
-    grpc::Status g = ToGrpcStatus(s);
+    // A tenant key's caller is told no path, file or repair command (base/public_message.h); the
+    // log below keeps the whole status.
+    const bool admin = !caller.ok() || caller->admin;
+    grpc::Status g = ToGrpcStatus(admin ? s : ForPublic(s));
     metrics_->Record(rpc, g, std::chrono::duration<double>(Clock::now() - t0).count());
     if (!s.ok() &&
         (s.code() == absl::StatusCode::kInternal || s.code() == absl::StatusCode::kDataLoss)) {

@@ -9,6 +9,7 @@
 
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
+#include "base/public_message.h"
 #include "rocksdb/cache.h"
 #include "rocksdb/db.h"
 #include "rocksdb/env.h"
@@ -99,7 +100,9 @@ absl::Status FromRocks(const rocksdb::Status& s, absl::string_view what) {
   // A full disk, as the rest of the server says it (storage/env.h): RocksDB then refuses writes
   // until space is freed and it resumes.
   if (s.IsNoSpace() || s.subcode() == rocksdb::Status::kNoSpace) {
-    return absl::ResourceExhaustedError(msg);
+    // (RocksDB's message names the file: not for a tenant's caller, base/public_message.h.)
+    return WithPublicMessage(absl::ResourceExhaustedError(msg),
+                             "the server's disk is full: writes are refused until space is freed");
   }
   return absl::InternalError(msg);
 }

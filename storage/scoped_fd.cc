@@ -9,6 +9,7 @@
 #include <filesystem>
 
 #include "absl/strings/str_cat.h"
+#include "base/public_message.h"
 #include "storage/env.h"
 
 namespace strata {
@@ -38,28 +39,42 @@ void ScopedFd::Reset() {
 
 absl::Status ErrnoToStatus(int err, const std::string& context) {
   std::string msg = absl::StrCat(context, ": ", std::strerror(err));
+  // (The context names the file: not for a tenant's caller, base/public_message.h.)
+  std::string public_msg =
+      err == ENOSPC || err == EDQUOT
+          ? std::string("the server's disk is full: writes are refused until space is freed")
+          : absl::StrCat("a file operation on the server failed (", std::strerror(err), ")");
+  absl::Status s;
   switch (err) {
     case ENOENT:
-      return absl::NotFoundError(msg);
+      s = absl::NotFoundError(msg);
+      break;
     case EEXIST:
-      return absl::AlreadyExistsError(msg);
+      s = absl::AlreadyExistsError(msg);
+      break;
     case EACCES:
     case EPERM:
-      return absl::PermissionDeniedError(msg);
+      s = absl::PermissionDeniedError(msg);
+      break;
     case ENOSPC:
     case EDQUOT:
     case ENOMEM:
     case EMFILE:
-      return absl::ResourceExhaustedError(msg);
+      s = absl::ResourceExhaustedError(msg);
+      break;
     case EINVAL:
     case ENOTDIR:
     case EISDIR:
-      return absl::InvalidArgumentError(msg);
+      s = absl::InvalidArgumentError(msg);
+      break;
     case EIO:
-      return absl::DataLossError(msg);
+      s = absl::DataLossError(msg);
+      break;
     default:
-      return absl::InternalError(msg);
+      s = absl::InternalError(msg);
+      break;
   }
+  return WithPublicMessage(std::move(s), public_msg);
 }
 
 absl::StatusOr<ScopedFd> OpenFile(const std::string& path, int flags, int mode) {

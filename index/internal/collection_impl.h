@@ -28,6 +28,7 @@
 #include "absl/strings/str_format.h"
 #include "base/check.h"
 #include "base/mutex.h"
+#include "base/public_message.h"
 #include "index/cell_extent.h"
 #include "index/collection.h"
 #include "index/internal/appended_vectors.h"
@@ -403,11 +404,16 @@ class CollectionImpl final : public Collection {
   }
   absl::Status CheckServing() const ABSL_SHARED_LOCKS_REQUIRED(mu_) {
     if (damage_.ok()) return absl::OkStatus();
-    return absl::FailedPreconditionError(
-        absl::StrCat("collection '", config_.name, "' is damaged (", damage_.message(), ")",
-                     building_ ? "; it is being rebuilt from its stored vectors"
-                               : "; rebuild it from its stored vectors with `strata-cli repair " +
-                                     config_.name + "` (the BuildIndex call)"));
+    const char* rebuilt = building_ ? "; it is being rebuilt from its stored vectors" : "";
+    return WithPublicMessage(
+        absl::FailedPreconditionError(absl::StrCat(
+            "collection '", config_.name, "' is damaged (", damage_.message(), ")",
+            building_ ? rebuilt
+                      : "; rebuild it from its stored vectors with `strata-cli repair " +
+                            config_.name + "` (the BuildIndex call)")),
+        absl::StrCat("collection '", config_.name,
+                     "' is damaged: its index refuses searches and writes until it is rebuilt",
+                     *rebuilt != 0 ? rebuilt : " (its administrator has been told)"));
   }
   absl::Status CheckNotDropped() const {
     if (dropped_.load()) {

@@ -9,6 +9,7 @@
 #include <random>
 #include <set>
 #include <string>
+#include <thread>
 
 #include "absl/strings/str_cat.h"
 #include "grpcpp/grpcpp.h"
@@ -131,6 +132,100 @@ TEST(TenantKeys, KeysOfADropCutShortAreRevokedAtTheNextStart) {
   EXPECT_NE(ReadLog(server.log()).find("revoked 1 tenant keys of collections no longer listed"),
             std::string::npos)
       << ReadLog(server.log());
+}
+
+// A damaged index refuses a tenant's calls as the admin's, but tells the tenant no more than
+// that: not the file, the data directory or the repair command, which the admin sees
+// (base/public_message.h).
+TEST(TenantKeys, ADamagedCollectionTellsATenantNoServerInternals) {
+  TempDir tmp;
+  std::ofstream(tmp.File("admin.key")) << kAdmin << "\n";
+  const std::string data = tmp.File("data");
+  ServerProcess server(data, tmp.File("server.log"),
+                       {"--admin_key_file=" + tmp.File("admin.key"), "--auto_repair=false"});
+  ASSERT_NO_FATAL_FAILURE(server.Start());
+  pb::CreateCollectionRequest create;
+  create.set_name("docs");
+  create.set_dimension(4);
+  create.set_element_type(pb::FLOAT32);
+  create.set_metric(pb::L2);
+  pb::CollectionInfo info;
+  ASSERT_TRUE(Call(server.stub(), &pb::Strata::Stub::CreateCollection, kAdmin, create, &info).ok());
+  pb::CreateTenantRequest tenant;
+  tenant.set_collection("docs");
+  tenant.set_name("a");
+  pb::TenantInfo tinfo;
+  ASSERT_TRUE(Call(server.stub(), &pb::Strata::Stub::CreateTenant, kAdmin, tenant, &tinfo).ok());
+  pb::CreateApiKeyRequest kreq;
+  kreq.set_collection("docs");
+  kreq.add_tenants("a");
+  pb::CreateApiKeyResponse kresp;
+  ASSERT_TRUE(Call(server.stub(), &pb::Strata::Stub::CreateApiKey, kAdmin, kreq, &kresp).ok());
+  const std::string key = kresp.key();
+  std::mt19937_64 rng(3);
+  pb::TenantList only_a;
+  only_a.add_names("a");
+  for (uint64_t first = 0; first < 1000; first += 500) {
+    pb::UpsertRequest up;
+    up.set_collection("docs");
+    for (uint64_t id = first; id < first + 500; ++id) *up.add_points() = MakePoint(id, &rng);
+    for (pb::Point& p : *up.mutable_points()) *p.mutable_tenants() = only_a;
+    pb::UpsertResponse ur;
+    ASSERT_TRUE(Call(server.stub(), &pb::Strata::Stub::Upsert, kAdmin, up, &ur).ok());
+  }
+  pb::BuildIndexRequest build;
+  build.set_collection("docs");
+  ASSERT_TRUE(Call(server.stub(), &pb::Strata::Stub::BuildIndex, kAdmin, build, &info).ok());
+  pb::DescribeCollectionRequest describe;
+  describe.set_name("docs");
+  for (int i = 0; i < 1200 && info.state() != pb::CollectionInfo::INDEXED; ++i) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(100));
+    ASSERT_TRUE(
+        Call(server.stub(), &pb::Strata::Stub::DescribeCollection, kAdmin, describe, &info).ok());
+  }
+  ASSERT_EQ(info.state(), pb::CollectionInfo::INDEXED);
+  EXPECT_EQ(server.Stop(), 0);
+  // The head graph's file, cut in half.
+  std::string graph;
+  for (const auto& e : std::filesystem::recursive_directory_iterator(data)) {
+    if (e.path().filename() == "heads.graph") graph = e.path().string();
+  }
+  ASSERT_FALSE(graph.empty());
+  std::filesystem::resize_file(graph, std::filesystem::file_size(graph) / 2);
+  ASSERT_NO_FATAL_FAILURE(server.Start());
+
+  pb::SearchRequest search;
+  search.set_collection("docs");
+  search.set_tenant("a");
+  search.set_k(3);
+  for (int j = 0; j < 4; ++j) search.mutable_query()->add_values(0.5f);
+  pb::SearchResponse resp;
+  const grpc::Status as_admin =
+      Call(server.stub(), &pb::Strata::Stub::Search, kAdmin, search, &resp);
+  EXPECT_EQ(as_admin.error_code(), grpc::StatusCode::FAILED_PRECONDITION);
+  EXPECT_NE(as_admin.error_message().find("heads.graph"), std::string::npos)
+      << as_admin.error_message();
+  EXPECT_NE(as_admin.error_message().find("strata-cli repair"), std::string::npos)
+      << as_admin.error_message();
+  const grpc::Status as_tenant = Call(server.stub(), &pb::Strata::Stub::Search, key, search, &resp);
+  EXPECT_EQ(as_tenant.error_code(), grpc::StatusCode::FAILED_PRECONDITION);
+  EXPECT_NE(as_tenant.error_message().find("'docs' is damaged"), std::string::npos)
+      << as_tenant.error_message();
+  for (const std::string& internal : {std::string("heads.graph"), data, std::string("repair")}) {
+    EXPECT_EQ(as_tenant.error_message().find(internal), std::string::npos)
+        << as_tenant.error_message();
+  }
+  // A tenant's write is refused the same way.
+  pb::UpsertRequest up;
+  up.set_collection("docs");
+  *up.add_points() = MakePoint(5000, &rng);
+  up.mutable_points(0)->mutable_tenants()->add_names("a");
+  pb::UpsertResponse ur;
+  const grpc::Status write = Call(server.stub(), &pb::Strata::Stub::Upsert, key, up, &ur);
+  EXPECT_EQ(write.error_code(), grpc::StatusCode::FAILED_PRECONDITION);
+  EXPECT_EQ(write.error_message().find("heads.graph"), std::string::npos) << write.error_message();
+  // The log keeps what the admin needs.
+  EXPECT_NE(ReadLog(server.log()).find("heads.graph"), std::string::npos);
 }
 
 TEST(TenantKeys, AKeyIsConfinedToItsTenantsAndNeverShown) {
