@@ -19,6 +19,7 @@
 #include "gtest/gtest.h"
 #include "nlohmann/json.hpp"
 #include "proto/strata.grpc.pb.h"
+#include "storage/vector_file.h"
 #include "tests/gpu/tiny_model.h"
 #include "tests/service/server_process.h"
 #include "tests/test_util.h"
@@ -459,6 +460,30 @@ TEST(EndToEnd, TextRequestsAreValidated) {
   EXPECT_NE(ReadLog(log).find("bad.jsonl:2: 'text' holds no words"), std::string::npos)
       << ReadLog(log);
   EXPECT_EQ(Count(server.stub(), "vecs"), 0u);
+
+  // --questions that could not learn anything after the load stop it before the first row: a
+  // file that does not read, or rows and a collection without payload text.
+  VectorSet rows;
+  rows.type = ElementType::kUint8;
+  rows.dim = 8;
+  rows.n = 10;
+  rows.data.assign(80, 7);
+  ASSERT_TRUE(WriteVectors(tmp.File("rows.u8bin"), rows).ok());
+  {
+    std::ofstream(tmp.File("questions.jsonl")) << R"({"question": "cats", "relevant_ids": [1]})"
+                                               << "\n";
+  }
+  for (const auto& [questions, says] :
+       {std::pair<std::string, std::string>{tmp.File("none.jsonl"), "none.jsonl"},
+        {tmp.File("questions.jsonl"), "neither the rows"}}) {
+    load = Spawn({Bin("strata-load"), "--input=" + tmp.File("rows.u8bin"), "--collection=bytes",
+                  "--questions=" + questions, "--server=" + server.address()},
+                 log);
+    EXPECT_EQ(WaitExit(load), 1);
+    EXPECT_NE(ReadLog(log).find(says), std::string::npos) << ReadLog(log);
+    EXPECT_NE(ReadLog(log).find("nothing was loaded"), std::string::npos) << ReadLog(log);
+    EXPECT_EQ(Count(server.stub(), "bytes"), 0u);
+  }
 
   // Still serving.
   auto health = grpc::health::v1::Health::NewStub(server.channel());

@@ -4,6 +4,7 @@
 #include <chrono>
 #include <cstdio>
 #include <memory>
+#include <optional>
 #include <set>
 #include <string>
 #include <thread>
@@ -247,11 +248,15 @@ class OnlineLoad final {
 
  private:
   // What would stop the load after its first rows is said before them: a checkpoint that cannot
-  // be written, --precompute_kv without a decoder; and text learns the model's dimension.
+  // be written, --precompute_kv without a decoder, a --questions file that does not read; and
+  // text learns the model's dimension.
   [[nodiscard]] absl::Status CheckBeforeLoading();
   // The collection described (in --tenant's view, or a tenant key's), or created to match the
   // file, and checked against the input; the tenants the rows name created.
   [[nodiscard]] absl::Status PrepareCollection();
+  // With --questions: that the collection will hold payload text, and that the server embeds
+  // questions for it (its model, at the collection's dimension).
+  [[nodiscard]] absl::Status CheckQuestionsCanLearn();
   // The rows, batch by batch from the checkpoint's, each acknowledged batch checkpointed.
   [[nodiscard]] absl::Status SendRows();
   // One batch: rows [row, end). Finishes `bar` before it returns an error that stops the load.
@@ -273,6 +278,7 @@ class OnlineLoad final {
   const std::string collection_;
   const std::unique_ptr<pb::Strata::Stub> stub_;
   pb::CollectionInfo info_;
+  std::optional<pb::TuneHybridRequest> questions_;  // --questions, read before the load
   std::string ckpt_;
   LoadIdentity identity_;
   uint64_t stored_ = 0;
@@ -296,6 +302,11 @@ absl::Status OnlineLoad::CheckBeforeLoading() {
     }
     (void)(*file)->Close();
     (void)env.RemoveFile(probe);
+  }
+  if (const std::string q = absl::GetFlag(FLAGS_questions); !q.empty()) {
+    auto req = strata::ReadLabelledQuestions(q, absl::GetFlag(FLAGS_max_questions));
+    if (!req.ok()) return Stopped(absl::StrCat(req.status().message(), "; nothing was loaded"));
+    questions_ = *std::move(req);
   }
   if (absl::GetFlag(FLAGS_precompute_kv)) {  // asked before loading anything
     pb::StatsRequest sreq;
@@ -410,10 +421,41 @@ absl::Status OnlineLoad::PrepareCollection() {
     if (!s.ok())
       return Stopped(absl::StrCat("tenants of '", collection_, "': ", s.error_message()));
   }
-  if (!info_.tenant().empty() && !absl::GetFlag(FLAGS_questions).empty()) {
+  if (!info_.tenant().empty() && questions_.has_value()) {
     return Stopped(
         "--questions learns the whole collection's hybrid weight, the admin's: load without a "
         "tenant, or run strata-cli tune; nothing was loaded");
+  }
+  if (questions_.has_value()) return CheckQuestionsCanLearn();
+  return absl::OkStatus();
+}
+
+absl::Status OnlineLoad::CheckQuestionsCanLearn() {
+  // Text comes from --text's passages, or from JSON payloads through the collection's text
+  // fields (a row may still lack them: the server then says so after the load), or is there.
+  const bool text = !in_.text.empty() || (!in_.json.empty() && info_.text_fields_size() > 0) ||
+                    info_.text_points() > 0;
+  if (!text) {
+    return Stopped(absl::StrCat(
+        "--questions learns how to fuse lexical and dense scores over payload text, and neither "
+        "the rows (--text passages, or JSON payloads with the collection's text fields) nor "
+        "collection '",
+        collection_, "' hold any; nothing was loaded"));
+  }
+  if (in_.embed_online) return absl::OkStatus();  // (the model embedded a passage already)
+  pb::EmbedRequest ereq;
+  ereq.add_texts(questions_->questions(0).text());
+  pb::EmbedResponse eresp;
+  grpc::Status s = WithRetries(
+      "embed", [&](grpc::ClientContext* ctx) { return stub_->Embed(ctx, ereq, &eresp); });
+  if (!s.ok()) {
+    return Stopped(absl::StrCat("--questions are embedded by the server: ", s.error_message(),
+                                "; nothing was loaded"));
+  }
+  if (eresp.dimension() != info_.dimension()) {
+    return Stopped(absl::StrCat("--questions: the server's model (", eresp.model(), ") embeds to ",
+                                eresp.dimension(), " dimensions, collection '", collection_,
+                                "' holds ", info_.dimension(), "; nothing was loaded"));
   }
   return absl::OkStatus();
 }
@@ -589,11 +631,9 @@ absl::Status OnlineLoad::FinishLoad() {
         rejected_before_ > 0 ? absl::StrCat("; ", rejected_before_, " by an earlier run") : "",
         ")"));
   }
-  if (const std::string q = absl::GetFlag(FLAGS_questions); !q.empty()) {
-    auto req = strata::ReadLabelledQuestions(q, absl::GetFlag(FLAGS_max_questions));
-    if (!req.ok()) return Stopped(std::string(req.status().message()));
-    req->set_collection(collection_);
-    grpc::Status t = strata::TuneHybridAndReport(stub_.get(), *req);
+  if (questions_.has_value()) {
+    questions_->set_collection(collection_);
+    grpc::Status t = strata::TuneHybridAndReport(stub_.get(), *questions_);
     if (!t.ok()) return Stopped(absl::StrCat("learning the hybrid weight: ", t.error_message()));
   }
   return absl::OkStatus();
