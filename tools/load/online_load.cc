@@ -4,6 +4,7 @@
 #include <chrono>
 #include <cstdio>
 #include <memory>
+#include <mutex>
 #include <optional>
 #include <set>
 #include <string>
@@ -81,6 +82,29 @@ bool Retryable(const grpc::Status& s) {
 
 // Calls `rpc` until it succeeds, fails for good, or --retry_seconds pass (the last try at the
 // limit); backs off from 100 ms to 5 s between tries.
+// A retry's warning. A load paced by the server (a tenant's rate quota, its memory budget) has
+// most calls retried once or twice: those lines are said at most once per 10 s, with how many
+// were left out; a call retried a third time or more (the server away, a refusal that lasts) is
+// said at every try.
+void SayRetry(const char* what, const grpc::Status& s, int attempt, double nap) {
+  static std::mutex mu;
+  static Clock::time_point last_said;
+  static uint64_t left_out = 0;
+  std::lock_guard<std::mutex> lock(mu);
+  const Clock::time_point now = Clock::now();
+  if (attempt < 3 && now - last_said < std::chrono::seconds(10)) {
+    ++left_out;
+    return;
+  }
+  const std::string more =
+      left_out == 0 ? std::string()
+                    : absl::StrCat(" (", left_out, " retries since the last line not shown)");
+  strata::Log(strata::LogLevel::kWarning, "%s: %s; retry %d in %.1f s%s", what, s.error_message(),
+              attempt, nap, more);
+  last_said = now;
+  left_out = 0;
+}
+
 template <typename F>
 grpc::Status WithRetries(const char* what, F&& rpc) {
   auto start = Clock::now();
@@ -94,8 +118,7 @@ grpc::Status WithRetries(const char* what, F&& rpc) {
                         std::chrono::duration<double>(Clock::now() - start).count();
     if (left <= 0) return s;
     const double nap = std::min(wait, left);
-    strata::Log(strata::LogLevel::kWarning, "%s: %s; retry %d in %.1f s", what, s.error_message(),
-                attempt, nap);
+    SayRetry(what, s, attempt, nap);
     std::this_thread::sleep_for(std::chrono::duration<double>(nap));
     wait = std::min(wait * 2, 5.0);
   }
