@@ -412,11 +412,16 @@ absl::Status CollectionImpl::Delete(const Scope& scope, absl::Span<const uint64_
 
 absl::Status CollectionImpl::Get(const Scope& scope, absl::Span<const uint64_t> ids,
                                  bool with_vector, bool with_payload,
-                                 std::vector<PointOutput>* found,
-                                 std::vector<uint64_t>* missing) const {
+                                 std::vector<PointOutput>* found, std::vector<uint64_t>* missing,
+                                 const ReadMoment* at_moment) const {
   RETURN_IF_ERROR(CheckNotDropped());
   found->clear();
   missing->clear();
+  const auto* moment = dynamic_cast<const Moment*>(at_moment);
+  if (at_moment != nullptr && (moment == nullptr || moment->owner != this)) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("collection '", config_.name, "': a read moment of another collection"));
+  }
   {
     ReaderMutexLock lock(&mu_);
     RETURN_IF_ERROR(CheckNotDropped());
@@ -435,7 +440,8 @@ absl::Status CollectionImpl::Get(const Scope& scope, absl::Span<const uint64_t> 
   if (options_.test_get_between_reads) options_.test_get_between_reads(1);
   // Which are live and in the scope, and the store as the collection shows them (the snapshot
   // of a commit under way, else now): one moment for both, under the lock again. (A drop marks
-  // the collection under it and deletes its records after: the snapshot holds them.)
+  // the collection under it and deletes its records after: the snapshot holds them.) At a
+  // search's moment: which are in the scope now; whether they were live then is read below.
   std::vector<VectorId> internal;
   internal.reserve(ids.size());
   std::shared_ptr<const StoreSnapshot> at;
@@ -449,7 +455,8 @@ absl::Status CollectionImpl::Get(const Scope& scope, absl::Span<const uint64_t> 
         return absl::DataLossError(absl::StrCat("id map entry of ", ids[i], " is malformed"));
       }
       const VectorId id = mapped[i].ok() ? ReadU32(*mapped[i], 0) : kNoVector;
-      if (id == kNoVector || id >= ids_.size() || !(ids_[id].flags & kLive) ||
+      if (id == kNoVector || id >= ids_.size() ||
+          (moment == nullptr && !(ids_[id].flags & kLive)) ||
           (view.ids != nullptr && !view.ids->Contains(id))) {
         missing->push_back(ids[i]);
         internal.push_back(kNoVector);
@@ -457,13 +464,38 @@ absl::Status CollectionImpl::Get(const Scope& scope, absl::Span<const uint64_t> 
         internal.push_back(id);
       }
     }
-    at = snap_ != nullptr ? snap_ : store_->Snapshot();
+    at = moment != nullptr ? moment->store : ShownStore();
   }
   if (options_.test_get_between_reads) options_.test_get_between_reads(2);
   // Their vectors and payloads, at that moment (no lock held).
   keys.clear();
   for (VectorId id : internal) {
     if (id != kNoVector) keys.push_back(IdKey(coll, id));
+  }
+  if (moment != nullptr) {
+    // Live at the search's moment: its version record then says so (a point written since has
+    // none).
+    const std::vector<absl::StatusOr<std::string>> versions =
+        store_->MultiGet(Cf::kVersions, keys, at.get());
+    size_t k = 0;
+    for (size_t i = 0; i < ids.size(); ++i) {
+      if (internal[i] == kNoVector) continue;
+      const absl::StatusOr<std::string>& v = versions[k++];
+      if (!v.ok() && !absl::IsNotFound(v.status())) return v.status();
+      if (!v.ok() || v->size() != 2 || !(static_cast<uint8_t>((*v)[1]) & kLive)) {
+        internal[i] = kNoVector;
+      }
+    }
+    keys.clear();
+    for (VectorId id : internal) {
+      if (id != kNoVector) keys.push_back(IdKey(coll, id));
+    }
+    // (`missing` in request order again.)
+    std::vector<uint64_t> in_order;
+    for (size_t i = 0; i < ids.size(); ++i) {
+      if (internal[i] == kNoVector) in_order.push_back(ids[i]);
+    }
+    *missing = std::move(in_order);
   }
   std::vector<absl::StatusOr<std::string>> vectors, payloads;
   if (with_vector) vectors = store_->MultiGet(Cf::kVectors, keys, at.get());
@@ -652,7 +684,8 @@ absl::Status CollectionImpl::DistancesTo(const uint8_t* q, absl::Span<const Vect
 
 absl::Status CollectionImpl::Search(const Scope& scope, VectorView query, uint32_t k,
                                     const SearchParams& params, std::vector<Hit>* hits,
-                                    SearchStats* stats) const {
+                                    SearchStats* stats,
+                                    std::shared_ptr<const ReadMoment>* moment) const {
   RETURN_IF_ERROR(CheckNotDropped());
   std::vector<uint8_t> q;
   RETURN_IF_ERROR(QueryForm(query, &q));
@@ -675,6 +708,7 @@ absl::Status CollectionImpl::Search(const Scope& scope, VectorView query, uint32
     hits->push_back({ext_of_[n.id], n.distance});
   }
   if (stats != nullptr) *stats = st;
+  NoteMoment(moment);  // (mu_ held since the last of the index's reads: SearchIndex)
   return absl::OkStatus();
 }
 

@@ -278,6 +278,16 @@ struct CollectionOptions {
   uint32_t tenant_cells = 256;
 };
 
+// The moment a search read the collection at. Search, SearchText and HybridCandidates give it
+// (their `moment`); a Get at it reads the points' vectors and payloads as they were then, so a
+// hit comes with the vector and payload its distance and scores were computed on, whatever
+// writes came since. It holds a snapshot of the metadata store (what the snapshot pins stays on
+// disk): keep it for one call. Opaque; thread-safe.
+class ReadMoment {
+ public:
+  virtual ~ReadMoment() = default;
+};
+
 class Collection {
  public:
   virtual ~Collection() = default;
@@ -320,10 +330,14 @@ class Collection {
   // with no lock held, so a Get waiting on the disk stalls no writer: each point returned was
   // live and in the scope when the call checked them, under the lock, and comes with its vector
   // and payload as they were at that moment (a snapshot of the store taken then).
+  // With `at` (a search's moment, of this collection: else InvalidArgument), a point is found
+  // when it was live at that moment and is in the scope now (a tenant that lost it since sees
+  // nothing of it), with its vector and payload as they were at that moment.
   [[nodiscard]] virtual absl::Status Get(const Scope& scope, absl::Span<const uint64_t> ids,
                                          bool with_vector, bool with_payload,
                                          std::vector<PointOutput>* found,
-                                         std::vector<uint64_t>* missing) const = 0;
+                                         std::vector<uint64_t>* missing,
+                                         const ReadMoment* at = nullptr) const = 0;
   [[nodiscard]] absl::Status Get(absl::Span<const uint64_t> ids, bool with_vector,
                                  bool with_payload, std::vector<PointOutput>* found,
                                  std::vector<uint64_t>* missing) const {
@@ -339,9 +353,11 @@ class Collection {
   // InvalidArgument for a query of the wrong size or with NaN/Inf, or k == 0; NotFound for an
   // unknown tenant (or one dropped during the search); Unavailable, to retry, in the unlikely
   // case that builds replace the index again and again while it reads ("Locks" above).
-  [[nodiscard]] virtual absl::Status Search(const Scope& scope, VectorView query, uint32_t k,
-                                            const SearchParams& params, std::vector<Hit>* hits,
-                                            SearchStats* stats = nullptr) const = 0;
+  // `moment` (may be null): the moment the hits were read at, for Get.
+  [[nodiscard]] virtual absl::Status Search(
+      const Scope& scope, VectorView query, uint32_t k, const SearchParams& params,
+      std::vector<Hit>* hits, SearchStats* stats = nullptr,
+      std::shared_ptr<const ReadMoment>* moment = nullptr) const = 0;
   [[nodiscard]] absl::Status Search(VectorView query, uint32_t k, const SearchParams& params,
                                     std::vector<Hit>* hits, SearchStats* stats = nullptr) const {
     return Search(Scope{}, query, k, params, hits, stats);
@@ -357,10 +373,11 @@ class Collection {
   // lexical side is intact, but one answer for both sides keeps the rule simple). A text that
   // analyses to no term finds nothing lexically (hybrid then ranks by the dense side).
   // Candidates whose distance is not finite (rows stored before the vector rules) are left out.
-  [[nodiscard]] virtual absl::Status SearchText(const Scope& scope, const TextSearch& search,
-                                                uint32_t k, const SearchParams& params,
-                                                std::vector<ScoredHit>* hits,
-                                                SearchStats* stats = nullptr) const = 0;
+  // `moment` (may be null): the moment the hits were read at, for Get.
+  [[nodiscard]] virtual absl::Status SearchText(
+      const Scope& scope, const TextSearch& search, uint32_t k, const SearchParams& params,
+      std::vector<ScoredHit>* hits, SearchStats* stats = nullptr,
+      std::shared_ptr<const ReadMoment>* moment = nullptr) const = 0;
   [[nodiscard]] absl::Status SearchText(const TextSearch& search, uint32_t k,
                                         const SearchParams& params, std::vector<ScoredHit>* hits,
                                         SearchStats* stats = nullptr) const {
@@ -368,11 +385,12 @@ class Collection {
   }
   // The candidates a kHybrid SearchText for k fuses (ids external), before fusion: each side's
   // top max(k, its depth), every one scored on both sides. Fuse(candidates, fusion, k) gives
-  // SearchText's hits; a weight tuner fuses one set of candidates at many weights.
-  [[nodiscard]] virtual absl::Status HybridCandidates(const Scope& scope, const TextSearch& search,
-                                                      uint32_t k, const SearchParams& params,
-                                                      std::vector<FusionCandidate>* candidates,
-                                                      SearchStats* stats = nullptr) const = 0;
+  // SearchText's hits; a weight tuner fuses one set of candidates at many weights. `moment` (may
+  // be null): the moment the candidates were read at, for Get.
+  [[nodiscard]] virtual absl::Status HybridCandidates(
+      const Scope& scope, const TextSearch& search, uint32_t k, const SearchParams& params,
+      std::vector<FusionCandidate>* candidates, SearchStats* stats = nullptr,
+      std::shared_ptr<const ReadMoment>* moment = nullptr) const = 0;
   [[nodiscard]] absl::Status HybridCandidates(const TextSearch& search, uint32_t k,
                                               const SearchParams& params,
                                               std::vector<FusionCandidate>* candidates,

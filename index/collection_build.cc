@@ -364,4 +364,17 @@ absl::Status CollectionImpl::InstallCellsAfterBuild(std::shared_ptr<const Tenant
                                    s.message()));
 }
 
+bool CollectionImpl::WantsBuild() const {
+  ReaderMutexLock lock(&mu_);
+  if (building_ || dropped_.load() || live_ == 0) return false;
+  if (!damage_.ok() || !ReadDamage().empty()) return true;
+  if (base_ == nullptr) return live_ >= config_.build_threshold;
+  // Grown well past its index: more vectors appended (written or moved since the build, their
+  // rows in the scratch file, their entries in RAM) than half the built ones, or more heads
+  // added than half the built ones. A rebuild puts both back into postings and the graph. Or
+  // thinned well past it: more than half the built vectors' entries dead (MostlyDead).
+  return appended_.size() > std::max<uint64_t>(indexed_ / 2, config_.build_threshold) ||
+         heads_overlay_.added() > std::max<uint64_t>(base_->num_heads() / 2, 1024) || MostlyDead();
+}
+
 }  // namespace strata::collection_internal

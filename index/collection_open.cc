@@ -366,4 +366,29 @@ absl::Status CollectionImpl::LoadHeads() {
   return read;
 }
 
+void CollectionImpl::NoteReadDamage(const absl::Status& s) const {
+  MutexLock lock(&read_damage_mu_);
+  if (!read_damage_.empty()) return;
+  read_damage_ = absl::StrCat("index generation ", generation_, ": ", s.message(),
+                              " (searches reading it fail with DATA_LOSS; the rest are served)");
+  Log(LogLevel::kError,
+      "collection '%s': %s. Its vectors are safe in the metadata store; a rebuild from them "
+      "repairs it (automatic unless --auto_repair=false; `strata-cli repair %s`)",
+      config_.name, read_damage_, config_.name);
+}
+
+absl::Status CollectionImpl::CheckServing() const {
+  if (damage_.ok()) return absl::OkStatus();
+  const char* rebuilt = building_ ? "; it is being rebuilt from its stored vectors" : "";
+  return WithPublicMessage(
+      absl::FailedPreconditionError(
+          absl::StrCat("collection '", config_.name, "' is damaged (", damage_.message(), ")",
+                       building_ ? rebuilt
+                                 : "; rebuild it from its stored vectors with `strata-cli repair " +
+                                       config_.name + "` (the BuildIndex call)")),
+      absl::StrCat("collection '", config_.name,
+                   "' is damaged: its index refuses searches and writes until it is rebuilt",
+                   *rebuilt != 0 ? rebuilt : " (its administrator has been told)"));
+}
+
 }  // namespace strata::collection_internal

@@ -6,6 +6,7 @@
 #include "absl/container/flat_hash_map.h"
 #include "absl/container/flat_hash_set.h"
 #include "absl/strings/str_cat.h"
+#include "absl/strings/str_format.h"
 #include "index/collection.h"
 #include "index/internal/collection_impl.h"
 #include "storage/status_macros.h"
@@ -14,11 +15,12 @@ namespace strata::collection_internal {
 
 absl::Status CollectionImpl::SearchText(const Scope& scope, const TextSearch& search, uint32_t k,
                                         const SearchParams& params, std::vector<ScoredHit>* hits,
-                                        SearchStats* stats) const {
+                                        SearchStats* stats,
+                                        std::shared_ptr<const ReadMoment>* moment) const {
   hits->clear();
   if (search.mode == SearchMode::kHybrid) {
     std::vector<FusionCandidate> candidates;
-    RETURN_IF_ERROR(HybridCandidates(scope, search, k, params, &candidates, stats));
+    RETURN_IF_ERROR(HybridCandidates(scope, search, k, params, &candidates, stats, moment));
     for (const FusedHit& f : Fuse(candidates, search.fusion, k)) {
       ScoredHit h;
       h.id = f.candidate.id;
@@ -62,13 +64,15 @@ absl::Status CollectionImpl::SearchText(const Scope& scope, const TextSearch& se
     hits->push_back(h);
   }
   if (stats != nullptr) *stats = SearchStats{};
+  NoteMoment(moment);
   return absl::OkStatus();
 }
 
 absl::Status CollectionImpl::HybridCandidates(const Scope& scope, const TextSearch& search,
                                               uint32_t k, const SearchParams& params,
                                               std::vector<FusionCandidate>* candidates,
-                                              SearchStats* stats) const {
+                                              SearchStats* stats,
+                                              std::shared_ptr<const ReadMoment>* moment) const {
   RETURN_IF_ERROR(CheckTextSearch(k));
   RETURN_IF_ERROR(CheckFusionParams(search.fusion));
   std::vector<uint8_t> q;
@@ -143,6 +147,7 @@ absl::Status CollectionImpl::HybridCandidates(const Scope& scope, const TextSear
     return !std::isfinite(c.dense_distance) || !std::isfinite(c.lexical_score);
   });
   if (stats != nullptr) *stats = st;
+  NoteMoment(moment);  // (mu_ held since the dense side's last read: SearchIndex)
   return absl::OkStatus();
 }
 
@@ -164,6 +169,17 @@ absl::Status CollectionImpl::SetHybridDefault(double weight, double mrr, uint32_
   return Write(&batch, plan, [&]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(write_mu_, mu_) {
     hybrid_ = {weight, mrr, questions};
   });
+}
+
+absl::Status CollectionImpl::CheckTextRoom(uint64_t adding) const {
+  const uint64_t held = text_.MemoryBytes(), limit = options_.max_text_index_bytes;
+  if (limit == 0 || held + adding <= limit) return absl::OkStatus();
+  return absl::ResourceExhaustedError(absl::StrFormat(
+      "collection '%s': its lexical index holds %.1f MiB and these texts could add up to %.1f "
+      "MiB, past its limit of %.1f MiB (--max_text_index_mb): nothing was written. Texts of "
+      "mostly distinct words (identifiers, hashes) cost up to ~10x their size; index fewer "
+      "fields, or raise the limit",
+      config_.name, held / 1048576.0, adding / 1048576.0, limit / 1048576.0));
 }
 
 }  // namespace strata::collection_internal

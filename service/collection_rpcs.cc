@@ -290,10 +290,11 @@ grpc::Status StrataService::Count(grpc::ServerContext* ctx, const pb::CountReque
   });
 }
 
-absl::Status StrataService::FetchPoints(
-    const Collection& col, const Scope& scope, absl::Span<const uint64_t> ids, bool with_vector,
-    bool with_payload, std::vector<uint64_t>* missing,
-    absl::FunctionRef<absl::Status(const PointOutput&)> emit) const {
+absl::Status StrataService::FetchPoints(const Collection& col, const Scope& scope,
+                                        absl::Span<const uint64_t> ids, bool with_vector,
+                                        bool with_payload, std::vector<uint64_t>* missing,
+                                        absl::FunctionRef<absl::Status(const PointOutput&)> emit,
+                                        const ReadMoment* moment) const {
   constexpr uint64_t kChunkBytes = 4u << 20;
   const CollectionConfig cfg = col.config();
   const uint64_t row_bytes = (with_vector ? uint64_t{cfg.dim} * ElementSize(cfg.type) : 0) +
@@ -304,7 +305,7 @@ absl::Status StrataService::FetchPoints(
   std::vector<uint64_t> absent;
   for (size_t at = 0; at < ids.size(); at += chunk) {
     RETURN_IF_ERROR(
-        col.Get(scope, ids.subspan(at, chunk), with_vector, with_payload, &found, &absent));
+        col.Get(scope, ids.subspan(at, chunk), with_vector, with_payload, &found, &absent, moment));
     missing->insert(missing->end(), absent.begin(), absent.end());
     for (const PointOutput& p : found) RETURN_IF_ERROR(emit(p));
   }

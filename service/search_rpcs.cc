@@ -387,7 +387,8 @@ absl::Status StrataService::SearchOne(const Collection& col, const pb::Vector& q
   RETURN_IF_ERROR(VectorBytes(query, cfg.type, cfg.dim, &q));
   std::vector<Hit> hits;
   strata::SearchStats st;
-  RETURN_IF_ERROR(col.Search(emit.scope, VectorView{cfg.type, q}, k, params, &hits, &st));
+  std::shared_ptr<const ReadMoment> moment;
+  RETURN_IF_ERROR(col.Search(emit.scope, VectorView{cfg.type, q}, k, params, &hits, &st, &moment));
   resp->set_mode(pb::DENSE);
   RETURN_IF_ERROR(EmitHits(
       col, hits.size(),
@@ -395,7 +396,7 @@ absl::Status StrataService::SearchOne(const Collection& col, const pb::Vector& q
         out->set_id(hits[i].id);
         out->set_distance(hits[i].distance);
       },
-      emit, budget, resp));
+      emit, moment.get(), budget, resp));
   SetStats(st, t0, resp->mutable_stats());
   return absl::OkStatus();
 }
@@ -420,7 +421,8 @@ absl::Status StrataService::SearchTextOne(const Collection& col, const SearchPla
   }
   std::vector<ScoredHit> hits;
   strata::SearchStats st;
-  RETURN_IF_ERROR(col.SearchText(emit.scope, search, k, params, &hits, &st));
+  std::shared_ptr<const ReadMoment> moment;
+  RETURN_IF_ERROR(col.SearchText(emit.scope, search, k, params, &hits, &st, &moment));
   resp->set_mode(ToProto(plan.mode));
   if (plan.mode == SearchMode::kHybrid) {
     resp->set_fusion(ToProto(plan.fusion.method));
@@ -437,7 +439,7 @@ absl::Status StrataService::SearchTextOne(const Collection& col, const SearchPla
         if (h.has_dense) sc->set_dense_distance(h.dense_distance);
         if (h.has_lexical) sc->set_lexical_score(static_cast<float>(h.lexical_score));
       },
-      emit, budget, resp));
+      emit, moment.get(), budget, resp));
   SetStats(st, t0, resp->mutable_stats());
   return absl::OkStatus();
 }
@@ -454,7 +456,7 @@ void StrataService::SetStats(const strata::SearchStats& st, Clock::time_point t0
 
 absl::Status StrataService::EmitHits(const Collection& col, size_t n,
                                      absl::FunctionRef<void(size_t, pb::Hit*)> fill,
-                                     const Emit& emit, CallBudget* budget,
+                                     const Emit& emit, const ReadMoment* moment, CallBudget* budget,
                                      pb::SearchResponse* resp) {
   const CollectionConfig cfg = col.config();
   const char* how = emit.rerank  ? "ask for a smaller rerank (its candidates' payloads are read)"
@@ -472,8 +474,8 @@ absl::Status StrataService::EmitHits(const Collection& col, size_t n,
   std::vector<uint64_t> ids, missing;
   ids.reserve(n);
   for (const pb::Hit& h : resp->hits()) ids.push_back(h.id());
-  // Points come in hit order; a hit deleted between the search and the lookup keeps its id
-  // and scores only.
+  // Points come in hit order, as they were at the search's moment; a hit the scope lost since
+  // (a revoke, or a delete in a tenant's view) keeps its id and scores only.
   int e = 0;
   return FetchPoints(
       col, emit.scope, ids, emit.with_vector, emit.with_payload, &missing,
@@ -492,7 +494,8 @@ absl::Status StrataService::EmitHits(const Collection& col, size_t n,
         }
         return budget->AddResponse(CallBudget::EmbeddedBytes(out->ByteSizeLong()) - bare,
                                    absl::StrCat("hit ", e - 1), how);
-      });
+      },
+      moment);
 }
 
 }  // namespace strata::service_internal

@@ -299,18 +299,21 @@ class StrataService final : public pb::Strata::Service {
   static void SetStats(const strata::SearchStats& st, Clock::time_point t0, pb::SearchStats* s);
 
   // Adds `n` hits to `resp` (`fill` sets the i-th one's id and scores), each counted against
-  // `budget` as it is added, then their payloads/vectors as `emit` asks.
+  // `budget` as it is added, then their payloads/vectors as `emit` asks, as they were at the
+  // search's `moment`.
   absl::Status EmitHits(const Collection& col, size_t n,
                         absl::FunctionRef<void(size_t, pb::Hit*)> fill, const Emit& emit,
-                        CallBudget* budget, pb::SearchResponse* resp);
+                        const ReadMoment* moment, CallBudget* budget, pb::SearchResponse* resp);
 
   // Fetches the points `ids` from `col` in chunks of a few MiB at most and hands each found one
   // to `emit`, in request order; absent ids go to `missing`. Stops at the first error (of the
-  // lookup or of `emit`), so a response that outgrows its budget stops fetching at once.
+  // lookup or of `emit`), so a response that outgrows its budget stops fetching at once. `at`
+  // (may be null): a search's moment to read them at (Collection::Get).
   absl::Status FetchPoints(const Collection& col, const Scope& scope,
                            absl::Span<const uint64_t> ids, bool with_vector, bool with_payload,
                            std::vector<uint64_t>* missing,
-                           absl::FunctionRef<absl::Status(const PointOutput&)> emit) const;
+                           absl::FunctionRef<absl::Status(const PointOutput&)> emit,
+                           const ReadMoment* at = nullptr) const;
 
   // A collection whose records could not be read at start (Catalog::Unopened): UNREADABLE,
   // with what its catalog record says and the damage.

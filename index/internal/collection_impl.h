@@ -180,15 +180,16 @@ class CollectionImpl final : public Collection {
                       uint64_t* deleted) override;
   absl::Status SearchText(const Scope& scope, const TextSearch& search, uint32_t k,
                           const SearchParams& params, std::vector<ScoredHit>* hits,
-                          SearchStats* stats) const override;
+                          SearchStats* stats,
+                          std::shared_ptr<const ReadMoment>* moment) const override;
   absl::Status HybridCandidates(const Scope& scope, const TextSearch& search, uint32_t k,
                                 const SearchParams& params,
-                                std::vector<FusionCandidate>* candidates,
-                                SearchStats* stats) const override;
+                                std::vector<FusionCandidate>* candidates, SearchStats* stats,
+                                std::shared_ptr<const ReadMoment>* moment) const override;
   absl::Status SetHybridDefault(double weight, double mrr, uint32_t questions) override;
   absl::Status Get(const Scope& scope, absl::Span<const uint64_t> ids, bool with_vector,
                    bool with_payload, std::vector<PointOutput>* found,
-                   std::vector<uint64_t>* missing) const override;
+                   std::vector<uint64_t>* missing, const ReadMoment* at) const override;
   uint64_t Count() const override {
     ReaderMutexLock lock(&mu_);
     return live_;
@@ -226,26 +227,15 @@ class CollectionImpl final : public Collection {
     return text_.documents();
   }
   absl::Status Search(const Scope& scope, VectorView query, uint32_t k, const SearchParams& params,
-                      std::vector<Hit>* hits, SearchStats* stats) const override;
+                      std::vector<Hit>* hits, SearchStats* stats,
+                      std::shared_ptr<const ReadMoment>* moment) const override;
   absl::Status BuildIndex(
       std::function<void(const char*, uint64_t, uint64_t)> progress = nullptr) override;
   bool Damaged() const override {
     ReaderMutexLock lock(&mu_);
     return !damage_.ok() || !ReadDamage().empty();
   }
-  bool WantsBuild() const override {
-    ReaderMutexLock lock(&mu_);
-    if (building_ || dropped_.load() || live_ == 0) return false;
-    if (!damage_.ok() || !ReadDamage().empty()) return true;
-    if (base_ == nullptr) return live_ >= config_.build_threshold;
-    // Grown well past its index: more vectors appended (written or moved since the build, their
-    // rows in the scratch file, their entries in RAM) than half the built ones, or more heads
-    // added than half the built ones. A rebuild puts both back into postings and the graph. Or
-    // thinned well past it: more than half the built vectors' entries dead (MostlyDead).
-    return appended_.size() > std::max<uint64_t>(indexed_ / 2, config_.build_threshold) ||
-           heads_overlay_.added() > std::max<uint64_t>(base_->num_heads() / 2, 1024) ||
-           MostlyDead();
-  }
+  bool WantsBuild() const override;  // (collection_build.cc)
   absl::Status BulkLoad(const VectorSet& vectors, absl::Span<const uint64_t> ids,
                         absl::Span<const std::string> payloads,
                         std::function<void(const char*, uint64_t, uint64_t)> progress) override;
@@ -270,15 +260,22 @@ class CollectionImpl final : public Collection {
     MutexLock lock(&read_damage_mu_);
     return read_damage_;
   }
-  void NoteReadDamage(const absl::Status& s) const ABSL_SHARED_LOCKS_REQUIRED(mu_) {
-    MutexLock lock(&read_damage_mu_);
-    if (!read_damage_.empty()) return;
-    read_damage_ = absl::StrCat("index generation ", generation_, ": ", s.message(),
-                                " (searches reading it fail with DATA_LOSS; the rest are served)");
-    Log(LogLevel::kError,
-        "collection '%s': %s. Its vectors are safe in the metadata store; a rebuild from them "
-        "repairs it (automatic unless --auto_repair=false; `strata-cli repair %s`)",
-        config_.name, read_damage_, config_.name);
+  // A search's read found damage `s`: noted (once) and logged.
+  void NoteReadDamage(const absl::Status& s) const ABSL_SHARED_LOCKS_REQUIRED(mu_);
+  // A search's moment (ReadMoment): the store as the collection showed it then.
+  struct Moment final : ReadMoment {
+    Moment(const CollectionImpl* c, std::shared_ptr<const StoreSnapshot> s)
+        : owner(c), store(std::move(s)) {}
+    const CollectionImpl* owner;
+    std::shared_ptr<const StoreSnapshot> store;
+  };
+  // The store as the collection shows it now: the snapshot of a commit under way, else the latest.
+  std::shared_ptr<const StoreSnapshot> ShownStore() const ABSL_SHARED_LOCKS_REQUIRED(mu_) {
+    return snap_ != nullptr ? snap_ : store_->Snapshot();
+  }
+  // Now as a search's moment, into `moment` (may be null).
+  void NoteMoment(std::shared_ptr<const ReadMoment>* moment) const ABSL_SHARED_LOCKS_REQUIRED(mu_) {
+    if (moment != nullptr) *moment = std::make_shared<const Moment>(this, ShownStore());
   }
   // The ids a scope may see: `ids` null for the whole collection, else tenant `tenant`'s set
   // (NotFound for an unknown tenant). Valid while mu_ is held.
@@ -389,32 +386,12 @@ class CollectionImpl final : public Collection {
   // damaged.
   absl::Status LoadMaintenance(const std::function<absl::Status(VectorId)>& load_row)
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
-  // FailedPrecondition naming the damage while the index is damaged.
   // ResourceExhausted when `adding` bytes could take the lexical index past
-  // CollectionOptions::max_text_index_bytes.
-  absl::Status CheckTextRoom(uint64_t adding) const ABSL_SHARED_LOCKS_REQUIRED(mu_) {
-    const uint64_t held = text_.MemoryBytes(), limit = options_.max_text_index_bytes;
-    if (limit == 0 || held + adding <= limit) return absl::OkStatus();
-    return absl::ResourceExhaustedError(absl::StrFormat(
-        "collection '%s': its lexical index holds %.1f MiB and these texts could add up to %.1f "
-        "MiB, past its limit of %.1f MiB (--max_text_index_mb): nothing was written. Texts of "
-        "mostly distinct words (identifiers, hashes) cost up to ~10x their size; index fewer "
-        "fields, or raise the limit",
-        config_.name, held / 1048576.0, adding / 1048576.0, limit / 1048576.0));
-  }
-  absl::Status CheckServing() const ABSL_SHARED_LOCKS_REQUIRED(mu_) {
-    if (damage_.ok()) return absl::OkStatus();
-    const char* rebuilt = building_ ? "; it is being rebuilt from its stored vectors" : "";
-    return WithPublicMessage(
-        absl::FailedPreconditionError(absl::StrCat(
-            "collection '", config_.name, "' is damaged (", damage_.message(), ")",
-            building_ ? rebuilt
-                      : "; rebuild it from its stored vectors with `strata-cli repair " +
-                            config_.name + "` (the BuildIndex call)")),
-        absl::StrCat("collection '", config_.name,
-                     "' is damaged: its index refuses searches and writes until it is rebuilt",
-                     *rebuilt != 0 ? rebuilt : " (its administrator has been told)"));
-  }
+  // CollectionOptions::max_text_index_bytes (collection_text.cc).
+  absl::Status CheckTextRoom(uint64_t adding) const ABSL_SHARED_LOCKS_REQUIRED(mu_);
+  // FailedPrecondition naming the damage while the index is damaged, with a message for callers
+  // other than the admin that names none of it (collection_open.cc).
+  absl::Status CheckServing() const ABSL_SHARED_LOCKS_REQUIRED(mu_);
   absl::Status CheckNotDropped() const {
     if (dropped_.load()) {
       return absl::NotFoundError(absl::StrCat("collection '", config_.name, "' was dropped"));

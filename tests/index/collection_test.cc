@@ -7,6 +7,7 @@
 #include <set>
 #include <thread>
 
+#include "absl/strings/str_cat.h"
 #include "base/mutex.h"
 #include "gtest/gtest.h"
 #include "index/brute_force.h"
@@ -594,6 +595,101 @@ TEST(Collection, ARequestedBuildIsRecordedUntilABuildInstalls) {
   EXPECT_FALSE(c->BuildRequested());
   ASSERT_TRUE(cat->Drop("c").ok());
   EXPECT_TRUE(absl::IsNotFound(c->RequestBuild()));
+}
+
+}  // namespace
+}  // namespace strata
+
+namespace strata {
+namespace {
+
+// A hit's vector and payload are the ones its search read: a Get at the search's moment reads
+// them as they were then, whatever writes came since (a point replaced: its old vector and
+// payload; deleted: still there; written since: missing), while the scope is the one of now (a
+// tenant that lost a point since sees nothing of it). On a FLAT collection and on a built index.
+TEST(Collection, AHitsVectorAndPayloadAreTheOnesItsSearchRead) {
+  TempDir tmp;
+  Data d = Make(1200, 1);
+  auto cat = *Catalog::Open(tmp.path());
+  const auto row = [&](uint64_t i) {
+    return std::vector<uint8_t>(d.base.row(i), d.base.row(i) + d.base.row_bytes());
+  };
+  for (const bool built : {false, true}) {
+    SCOPED_TRACE(built ? "built" : "flat");
+    auto c = NewCollection(cat.get(), d.base.dim, 1000000, built ? "built" : "flat");
+    std::vector<std::string> payloads(1000);
+    std::vector<PointInput> rows;
+    for (uint64_t i = 0; i < 1000; ++i) {
+      payloads[i] = absl::StrCat("payload ", i);
+      rows.push_back({i, {d.base.row(i), d.base.row_bytes()}, payloads[i]});
+    }
+    std::vector<RowError> errors;
+    uint64_t n = 0;
+    ASSERT_TRUE(c->Upsert(rows, &errors, &n).ok());
+    if (built) {
+      ASSERT_TRUE(c->BuildIndex().ok());
+    }
+    ASSERT_TRUE(c->CreateTenant("t").ok());
+    std::vector<uint64_t> absent, all(1000);
+    for (uint64_t i = 0; i < 1000; ++i) all[i] = i;
+    ASSERT_TRUE(c->Grant("t", all, &n, &absent).ok());
+
+    std::vector<Hit> hits;
+    std::shared_ptr<const ReadMoment> moment;
+    ASSERT_TRUE(c->Search(Scope{}, VectorView{d.base.type, {d.base.row(7), d.base.row_bytes()}}, 3,
+                          SearchParams{}, &hits, nullptr, &moment)
+                    .ok());
+    ASSERT_EQ(hits.size(), 3u);
+    ASSERT_EQ(hits[0].id, 7u);
+    ASSERT_NE(moment, nullptr);
+    const uint64_t second = hits[1].id, third = hits[2].id;
+    // Since: 7 replaced (new vector and payload), the second hit deleted, the third revoked from
+    // t, and 5000 written.
+    const std::string new_payload = "replaced";
+    PointInput replaced{7, {d.base.row(1100), d.base.row_bytes()}, new_payload};
+    ASSERT_TRUE(c->Upsert({&replaced, 1}, &errors, &n).ok());
+    const uint64_t gone[] = {second};
+    ASSERT_TRUE(c->Delete(gone, &n).ok());
+    const uint64_t take[] = {third};
+    ASSERT_TRUE(c->Revoke("t", take, &n).ok());
+    UpsertRows(c.get(), d.base, 1101, 1, /*id_base=*/5000 - 1101);
+
+    const uint64_t asked[] = {7, second, third, 5000};
+    std::vector<PointOutput> found;
+    std::vector<uint64_t> missing;
+    ASSERT_TRUE(c->Get(Scope{}, asked, true, true, &found, &missing, moment.get()).ok());
+    ASSERT_EQ(found.size(), 3u);
+    EXPECT_EQ(found[0].id, 7u);
+    EXPECT_EQ(found[0].vector, row(7));
+    EXPECT_EQ(found[0].payload, payloads[7]);
+    EXPECT_EQ(found[1].id, second);
+    EXPECT_EQ(found[1].vector, row(second));
+    EXPECT_EQ(found[1].payload, payloads[second]);
+    EXPECT_EQ(found[2].id, third);
+    EXPECT_EQ(missing, (std::vector<uint64_t>{5000}));
+    // Without the moment: as they are now.
+    ASSERT_TRUE(c->Get(Scope{}, asked, true, true, &found, &missing).ok());
+    ASSERT_EQ(found.size(), 3u);
+    EXPECT_EQ(found[0].vector, row(1100));
+    EXPECT_EQ(found[0].payload, new_payload);
+    EXPECT_EQ(found[1].id, third);
+    EXPECT_EQ(found[2].id, 5000u);
+    EXPECT_EQ(missing, (std::vector<uint64_t>{second}));
+    // A tenant at the moment: 7 as it was; the third, revoked since, not at all (nor the second,
+    // deleted since, and so no longer the tenant's).
+    ASSERT_TRUE(c->Get(Scope{"t"}, asked, true, true, &found, &missing, moment.get()).ok());
+    ASSERT_EQ(found.size(), 1u);
+    EXPECT_EQ(found[0].id, 7u);
+    EXPECT_EQ(found[0].vector, row(7));
+    EXPECT_EQ(missing, (std::vector<uint64_t>{second, third, 5000}));
+    // A moment is its own collection's.
+    if (built) {
+      auto other = cat->Find("flat");
+      ASSERT_TRUE(other.ok());
+      EXPECT_TRUE(absl::IsInvalidArgument(
+          (*other)->Get(Scope{}, asked, true, true, &found, &missing, moment.get())));
+    }
+  }
 }
 
 }  // namespace
