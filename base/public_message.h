@@ -1,10 +1,12 @@
 // What an error may tell a caller who is not the server's administrator (a tenant key). Errors
 // are written for the administrator: they name files of the data directory, paths and the
-// commands that repair things. A tenant's caller gets none of that: a status may carry a message
-// of its own for such callers (WithPublicMessage); INTERNAL and DATA_LOSS errors without one get
-// a generic message; any other error keeps its message, which names only what the request sent,
-// a limit or a state of the collection (the rule for messages written in service/ and index/).
-// The server's log keeps the whole status.
+// commands that repair things. A tenant's caller gets none of that (ForPublic): the message a
+// status carries for such callers where its maker set one (WithPublicMessage); else, for an
+// INTERNAL or DATA_LOSS error, or one whose message names the server's data directory, a
+// generic line; any other error keeps its message, which names only what the request sent, a
+// limit or a state of the collection. The server logs the whole status of every error it
+// rewrote so. A status that is passed on with more words in front keeps its message for such
+// callers (WithPrefix).
 #ifndef STRATA_BASE_PUBLIC_MESSAGE_H_
 #define STRATA_BASE_PUBLIC_MESSAGE_H_
 
@@ -12,6 +14,8 @@
 
 #include "absl/status/status.h"
 #include "absl/strings/cord.h"
+#include "absl/strings/match.h"
+#include "absl/strings/str_cat.h"
 #include "absl/strings/string_view.h"
 
 namespace strata {
@@ -24,20 +28,34 @@ inline absl::Status WithPublicMessage(absl::Status s, absl::string_view message)
   return s;
 }
 
-// `s` as a caller other than the administrator sees it: the same code, the message above.
-inline absl::Status ForPublic(const absl::Status& s) {
+// `s` with `prefix` before its message, and before the message it carries for callers other
+// than the administrator (its other payloads kept).
+inline absl::Status WithPrefix(absl::string_view prefix, const absl::Status& s) {
   if (s.ok()) return s;
-  if (auto m = s.GetPayload(kPublicMessageUrl)) {
-    return absl::Status(s.code(), std::string(*m));
-  }
-  if (s.code() == absl::StatusCode::kInternal) {
-    return absl::Status(s.code(),
-                        "the server failed on its side; its administrator finds why in its log");
-  }
+  absl::Status out(s.code(), absl::StrCat(prefix, s.message()));
+  s.ForEachPayload([&](absl::string_view url, const absl::Cord& payload) {
+    out.SetPayload(url, url == kPublicMessageUrl
+                            ? absl::Cord(absl::StrCat(prefix, std::string(payload)))
+                            : payload);
+  });
+  return out;
+}
+
+// `s` as a caller other than the administrator sees it: the same code, the message above.
+// `data_dir` (may be empty): the server's data directory, as its paths are written.
+inline absl::Status ForPublic(const absl::Status& s, absl::string_view data_dir = {}) {
+  if (s.ok()) return s;
+  if (auto m = s.GetPayload(kPublicMessageUrl)) return absl::Status(s.code(), std::string(*m));
   if (s.code() == absl::StatusCode::kDataLoss) {
     return absl::Status(s.code(),
                         "data this call needs is damaged on the server; its administrator finds "
                         "which in its log, and how to repair it");
+  }
+  if (s.code() == absl::StatusCode::kInternal ||
+      (!data_dir.empty() && absl::StrContains(s.message(), data_dir))) {
+    return absl::Status(s.code(), absl::StrCat("the server failed on its side (",
+                                               absl::StatusCodeToString(s.code()),
+                                               "); its administrator finds why in its log"));
   }
   return absl::Status(s.code(), s.message());
 }

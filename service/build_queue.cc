@@ -116,7 +116,8 @@ void BuildQueue::Run() {
     } else if (absl::IsCancelled(s) || absl::IsNotFound(s)) {
       Log(LogLevel::kInfo, "collection '%s': build %d stopped: %s", name, id, s.message());
     } else {
-      Log(LogLevel::kError, "collection '%s': build %d failed: %s", name, id, s.ToString());
+      Log(LogLevel::kError, "collection '%s': build %d failed: %s", name, id,
+          s.ToString(absl::StatusToStringMode::kWithNoExtraData));
     }
   }
 }

@@ -150,7 +150,7 @@ grpc::Status StrataService::SearchBatch(grpc::ServerContext* ctx, const pb::Sear
                    : SearchOne(*col, req->queries(i), req->k(), params, emit, &budget, r);
           s = Damaged(col, s);
           if (!s.ok()) {
-            return absl::Status(s.code(), absl::StrCat("query ", i, ": ", s.message()));
+            return WithPrefix(absl::StrCat("query ", i, ": "), s);
           }
           if (text && plan.mode != SearchMode::kLexical) AddEmbedTime(t0, t1, r->mutable_stats());
           // Vector queries over one scope come back with as many hits each, min(k, what the

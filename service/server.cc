@@ -283,7 +283,7 @@ class ServerImpl final : public Server {
     s->service_ = std::make_unique<StrataService>(
         s->catalog_.get(), s->metrics_.get(), s->builds_.get(), s->memory_.get(), s->hold_.get(),
         o.limits, s->embedder_.get(), s->rag_.get(), s->reranker_.get(), s->auth_.get(),
-        s->keys_.get(), max_generate_calls,
+        s->keys_.get(), max_generate_calls, o.data_dir,
         [raw = s.get(), auto_repair = o.auto_repair](const std::shared_ptr<Collection>& c) {
           raw->UpdateDurabilityHealth();
           if (c == nullptr || !auto_repair || !c->WantsBuild()) return;

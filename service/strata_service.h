@@ -50,11 +50,12 @@ namespace pb = ::strata::v1;
 class StrataService final : public pb::Strata::Service {
  public:
   // `on_damage` hears of a collection whose search found a damaged posting, and of a drop
-  // (with null: a dropped collection may have been the damaged one).
+  // (with null: a dropped collection may have been the damaged one). `data_dir`: the server's,
+  // as its paths are written (no tenant key's caller is told one: base/public_message.h).
   StrataService(Catalog* catalog, Metrics* metrics, BuildQueue* builds, MemoryBudget* memory,
                 CallMemoryHold* hold, ServerLimits limits, gpu::EmbedBatcher* embedder,
                 RagEngine* rag, Reranker* reranker, const ApiKeyAuth* auth, TenantKeys* keys,
-                int max_generate_calls,
+                int max_generate_calls, std::string data_dir,
                 std::function<void(const std::shared_ptr<Collection>&)> on_damage)
       : catalog_(catalog),
         metrics_(metrics),
@@ -68,6 +69,7 @@ class StrataService final : public pb::Strata::Service {
         auth_(auth),
         keys_(keys),
         max_generate_calls_(max_generate_calls),
+        data_dir_(std::move(data_dir)),
         on_damage_(std::move(on_damage)),
         started_(Clock::now()) {}
 
@@ -224,13 +226,18 @@ class StrataService final : public pb::Strata::Service {
     // The request and response live on until gRPC has sent the response (or given up on it).
     hold_->Hold(ctx, budget.TakeReserved());
     // A tenant key's caller is told no path, file or repair command (base/public_message.h); the
-    // log below keeps the whole status.
+    // log keeps the whole status.
     const bool admin = !caller.ok() || caller->admin;
-    grpc::Status g = ToGrpcStatus(admin ? s : ForPublic(s));
+    const absl::Status told = admin ? s : ForPublic(s, data_dir_);
+    grpc::Status g = ToGrpcStatus(told);
     metrics_->Record(rpc, g, std::chrono::duration<double>(Clock::now() - t0).count());
+    const std::string whole = s.ToString(absl::StatusToStringMode::kWithNoExtraData);
     if (!s.ok() &&
         (s.code() == absl::StatusCode::kInternal || s.code() == absl::StatusCode::kDataLoss)) {
-      Log(LogLevel::kError, "%s: %s", rpc, s.ToString());
+      Log(LogLevel::kError, "%s: %s", rpc, whole);
+    } else if (told.message() != s.message()) {
+      Log(LogLevel::kWarning, "%s: a tenant key's caller was told \"%s\" for: %s", rpc,
+          told.message(), whole);
     }
     return g;
   }
@@ -346,6 +353,7 @@ class StrataService final : public pb::Strata::Service {
   // every thread from other calls. EnterDecoderCall counts one in (the caller counts it out,
   // whatever it returns).
   const int max_generate_calls_;
+  const std::string data_dir_;  // (told to no tenant key's caller)
   std::atomic<int> decoder_calls_{0};
   absl::Status EnterDecoderCall() {
     if (decoder_calls_.fetch_add(1) + 1 <= max_generate_calls_) return absl::OkStatus();

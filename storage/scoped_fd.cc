@@ -9,7 +9,6 @@
 #include <filesystem>
 
 #include "absl/strings/str_cat.h"
-#include "base/public_message.h"
 #include "storage/env.h"
 
 namespace strata {
@@ -39,42 +38,28 @@ void ScopedFd::Reset() {
 
 absl::Status ErrnoToStatus(int err, const std::string& context) {
   std::string msg = absl::StrCat(context, ": ", std::strerror(err));
-  // (The context names the file: not for a tenant's caller, base/public_message.h.)
-  std::string public_msg =
-      err == ENOSPC || err == EDQUOT
-          ? std::string("the server's disk is full: writes are refused until space is freed")
-          : absl::StrCat("a file operation on the server failed (", std::strerror(err), ")");
-  absl::Status s;
   switch (err) {
     case ENOENT:
-      s = absl::NotFoundError(msg);
-      break;
+      return absl::NotFoundError(msg);
     case EEXIST:
-      s = absl::AlreadyExistsError(msg);
-      break;
+      return absl::AlreadyExistsError(msg);
     case EACCES:
     case EPERM:
-      s = absl::PermissionDeniedError(msg);
-      break;
+      return absl::PermissionDeniedError(msg);
     case ENOSPC:
     case EDQUOT:
     case ENOMEM:
     case EMFILE:
-      s = absl::ResourceExhaustedError(msg);
-      break;
+      return absl::ResourceExhaustedError(msg);
     case EINVAL:
     case ENOTDIR:
     case EISDIR:
-      s = absl::InvalidArgumentError(msg);
-      break;
+      return absl::InvalidArgumentError(msg);
     case EIO:
-      s = absl::DataLossError(msg);
-      break;
+      return absl::DataLossError(msg);
     default:
-      s = absl::InternalError(msg);
-      break;
+      return absl::InternalError(msg);
   }
-  return WithPublicMessage(std::move(s), public_msg);
 }
 
 absl::StatusOr<ScopedFd> OpenFile(const std::string& path, int flags, int mode) {

@@ -27,16 +27,30 @@ TEST(PublicMessage, ACallerOtherThanTheAdminSeesNoInternals) {
   EXPECT_EQ(ForPublic(bad), bad);
 }
 
-// A file operation's error names its file for the admin only.
-TEST(PublicMessage, FileErrorsNameNoPathForOthers) {
-  const absl::Status full = ErrnoToStatus(ENOSPC, "write /srv/strata/scratch");
+// An error naming the server's data directory names it for the admin only.
+TEST(PublicMessage, ErrorsNamingTheDataDirectoryNameItForTheAdminOnly) {
+  const absl::Status full = ErrnoToStatus(ENOSPC, "write /srv/strata/collections/1/rows");
   EXPECT_EQ(full.code(), absl::StatusCode::kResourceExhausted);
-  EXPECT_NE(full.message().find("/srv/strata/scratch"), absl::string_view::npos);
-  EXPECT_EQ(ForPublic(full).code(), absl::StatusCode::kResourceExhausted);
-  EXPECT_NE(ForPublic(full).message().find("disk is full"), absl::string_view::npos);
-  const absl::Status denied = ForPublic(ErrnoToStatus(EACCES, "open /srv/strata/ids.bin"));
-  EXPECT_EQ(denied.code(), absl::StatusCode::kPermissionDenied);
-  EXPECT_EQ(denied.message().find("/srv"), absl::string_view::npos) << denied;
+  const absl::Status told = ForPublic(full, "/srv/strata");
+  EXPECT_EQ(told.code(), absl::StatusCode::kResourceExhausted);
+  EXPECT_EQ(told.message().find("/srv"), absl::string_view::npos) << told;
+  EXPECT_NE(told.message().find("RESOURCE_EXHAUSTED"), absl::string_view::npos) << told;
+  // (Without the directory given, or for a message without it: as it is.)
+  EXPECT_EQ(ForPublic(full), full);
+  const absl::Status limit = absl::ResourceExhaustedError("k = 5000; the limit is 1024");
+  EXPECT_EQ(ForPublic(limit, "/srv/strata"), limit);
+}
+
+// Words put in front keep the message for others, with the same words in front.
+TEST(PublicMessage, APrefixKeepsTheMessageForOthers) {
+  const absl::Status damaged = WithPublicMessage(
+      absl::FailedPreconditionError("index /srv/strata/x/heads.graph is truncated"),
+      "collection 'x' is damaged");
+  const absl::Status prefixed = WithPrefix("query 3: ", damaged);
+  EXPECT_EQ(prefixed.message(), "query 3: index /srv/strata/x/heads.graph is truncated");
+  EXPECT_EQ(ForPublic(prefixed),
+            absl::FailedPreconditionError("query 3: collection 'x' is damaged"));
+  EXPECT_EQ(WithPrefix("query 3: ", absl::OkStatus()), absl::OkStatus());
 }
 
 }  // namespace

@@ -216,6 +216,21 @@ TEST(TenantKeys, ADamagedCollectionTellsATenantNoServerInternals) {
     EXPECT_EQ(as_tenant.error_message().find(internal), std::string::npos)
         << as_tenant.error_message();
   }
+  // So is a query of a batch (its error passed on with the query's number in front).
+  pb::SearchBatchRequest batch;
+  batch.set_collection("docs");
+  batch.set_tenant("a");
+  batch.set_k(3);
+  *batch.add_queries() = search.query();
+  pb::SearchBatchResponse batch_resp;
+  const grpc::Status in_batch =
+      Call(server.stub(), &pb::Strata::Stub::SearchBatch, key, batch, &batch_resp);
+  EXPECT_EQ(in_batch.error_code(), grpc::StatusCode::FAILED_PRECONDITION);
+  EXPECT_NE(in_batch.error_message().find("query 0: collection 'docs' is damaged"),
+            std::string::npos)
+      << in_batch.error_message();
+  EXPECT_EQ(in_batch.error_message().find("heads.graph"), std::string::npos)
+      << in_batch.error_message();
   // A tenant's write is refused the same way.
   pb::UpsertRequest up;
   up.set_collection("docs");
@@ -225,8 +240,10 @@ TEST(TenantKeys, ADamagedCollectionTellsATenantNoServerInternals) {
   const grpc::Status write = Call(server.stub(), &pb::Strata::Stub::Upsert, key, up, &ur);
   EXPECT_EQ(write.error_code(), grpc::StatusCode::FAILED_PRECONDITION);
   EXPECT_EQ(write.error_message().find("heads.graph"), std::string::npos) << write.error_message();
-  // The log keeps what the admin needs.
+  // The log keeps what the admin needs, beside what the tenant was told.
   EXPECT_NE(ReadLog(server.log()).find("heads.graph"), std::string::npos);
+  EXPECT_NE(ReadLog(server.log()).find("a tenant key's caller was told"), std::string::npos)
+      << ReadLog(server.log());
 }
 
 TEST(TenantKeys, AKeyIsConfinedToItsTenantsAndNeverShown) {
