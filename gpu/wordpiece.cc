@@ -53,6 +53,9 @@ bool IsControl(char32_t c) {
   }
 }
 
+// Step 1's drop: NUL, U+FFFD (invalid UTF-8 reads as it) and control characters.
+bool Dropped(char32_t c) { return c == 0 || c == 0xFFFD || IsControl(c); }
+
 bool IsPunctuation(char32_t c) {
   if ((c >= 33 && c <= 47) || (c >= 58 && c <= 64) || (c >= 91 && c <= 96) ||
       (c >= 123 && c <= 126)) {
@@ -110,7 +113,10 @@ std::vector<char32_t> DecodeUtf8(absl::string_view text) {
 
 bool IsBlankText(absl::string_view text) {
   for (char32_t c : DecodeUtf8(text)) {
-    if (c != 0 && c != 0xFFFD && !IsControl(c) && !IsWhitespace(c)) return false;
+    if (Dropped(c) || IsWhitespace(c)) continue;
+    // A non-spacing mark (an accent, combining) alone is no word either: uncased models drop it.
+    if (utf8proc_category(static_cast<utf8proc_int32_t>(c)) == UTF8PROC_CATEGORY_MN) continue;
+    return false;
   }
   return true;
 }
@@ -160,7 +166,7 @@ std::vector<std::u32string> WordPieceTokenizer::SplitWords(absl::string_view tex
   norm.reserve(in.size() + 8);
   utf8proc_int32_t decomposed[8];
   for (char32_t c : in) {
-    if (c == 0 || c == 0xFFFD || IsControl(c)) continue;
+    if (Dropped(c)) continue;
     if (IsWhitespace(c)) {
       norm.push_back(' ');
       continue;

@@ -33,9 +33,10 @@ struct TokenBatch {
   std::vector<int32_t> lengths;
 };
 
-// Whether `text` holds nothing the tokenizer keeps: only white space, NUL, control and format
-// characters (a zero-width space U+200B, a byte-order mark U+FEFF), U+FFFD or invalid UTF-8, or
-// nothing at all. Searches, questions and loaded passages refuse such a text: it has no words.
+// Whether `text` holds no word: only what step 1 drops (NUL, control and format characters such
+// as a zero-width space U+200B or a byte-order mark U+FEFF, U+FFFD, invalid UTF-8), white space
+// and non-spacing marks (which uncased models drop in step 3), or nothing at all. Searches,
+// questions and loaded passages refuse such a text.
 [[nodiscard]] bool IsBlankText(absl::string_view text);
 
 class WordPieceTokenizer final {

@@ -418,9 +418,13 @@ absl::Status CollectionImpl::Get(const Scope& scope, absl::Span<const uint64_t> 
   found->clear();
   missing->clear();
   const auto* moment = dynamic_cast<const Moment*>(at_moment);
-  if (at_moment != nullptr && (moment == nullptr || moment->owner != this)) {
+  if (at_moment != nullptr && (moment == nullptr || moment->collection_uid != config_.uid)) {
     return absl::InvalidArgumentError(
         absl::StrCat("collection '", config_.name, "': a read moment of another collection"));
+  }
+  if (moment != nullptr && moment->tenant != scope.tenant) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("collection '", config_.name, "': a read moment of another scope"));
   }
   {
     ReaderMutexLock lock(&mu_);
@@ -456,7 +460,7 @@ absl::Status CollectionImpl::Get(const Scope& scope, absl::Span<const uint64_t> 
       }
       const VectorId id = mapped[i].ok() ? ReadU32(*mapped[i], 0) : kNoVector;
       if (id == kNoVector || id >= ids_.size() ||
-          (moment == nullptr && !(ids_[id].flags & kLive)) ||
+          (moment == nullptr ? !(ids_[id].flags & kLive) : !moment->found.contains(id)) ||
           (view.ids != nullptr && !view.ids->Contains(id))) {
         missing->push_back(ids[i]);
         internal.push_back(kNoVector);
@@ -482,9 +486,10 @@ absl::Status CollectionImpl::Get(const Scope& scope, absl::Span<const uint64_t> 
       if (internal[i] == kNoVector) continue;
       const absl::StatusOr<std::string>& v = versions[k++];
       if (!v.ok() && !absl::IsNotFound(v.status())) return v.status();
-      if (!v.ok() || v->size() != 2 || !(static_cast<uint8_t>((*v)[1]) & kLive)) {
-        internal[i] = kNoVector;
+      if (v.ok() && v->size() != 2) {
+        return absl::DataLossError(absl::StrCat("version record of id ", ids[i], " is malformed"));
       }
+      if (!v.ok() || !(static_cast<uint8_t>((*v)[1]) & kLive)) internal[i] = kNoVector;
     }
     keys.clear();
     for (VectorId id : internal) {
@@ -708,7 +713,9 @@ absl::Status CollectionImpl::Search(const Scope& scope, VectorView query, uint32
     hits->push_back({ext_of_[n.id], n.distance});
   }
   if (stats != nullptr) *stats = st;
-  NoteMoment(moment);  // (mu_ held since the last of the index's reads: SearchIndex)
+  // (mu_ held since the last of the index's reads: SearchIndex)
+  NoteMoment(
+      scope, result, [](const Neighbor& n) { return n.id; }, moment);
   return absl::OkStatus();
 }
 

@@ -330,9 +330,10 @@ class Collection {
   // with no lock held, so a Get waiting on the disk stalls no writer: each point returned was
   // live and in the scope when the call checked them, under the lock, and comes with its vector
   // and payload as they were at that moment (a snapshot of the store taken then).
-  // With `at` (a search's moment, of this collection: else InvalidArgument), a point is found
-  // when it was live at that moment and is in the scope now (a tenant that lost it since sees
-  // nothing of it), with its vector and payload as they were at that moment.
+  // With `at` (the moment of a search of this collection in this scope: else InvalidArgument), a
+  // point is found when that search found it, it was live at that moment and it is in the scope
+  // now (a tenant that lost it since sees nothing of it), with its vector and payload as they
+  // were at that moment.
   [[nodiscard]] virtual absl::Status Get(const Scope& scope, absl::Span<const uint64_t> ids,
                                          bool with_vector, bool with_payload,
                                          std::vector<PointOutput>* found,

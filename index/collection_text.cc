@@ -64,7 +64,8 @@ absl::Status CollectionImpl::SearchText(const Scope& scope, const TextSearch& se
     hits->push_back(h);
   }
   if (stats != nullptr) *stats = SearchStats{};
-  NoteMoment(moment);
+  NoteMoment(
+      scope, found, [](const ScoredDoc& d) { return d.id; }, moment);
   return absl::OkStatus();
 }
 
@@ -147,7 +148,9 @@ absl::Status CollectionImpl::HybridCandidates(const Scope& scope, const TextSear
     return !std::isfinite(c.dense_distance) || !std::isfinite(c.lexical_score);
   });
   if (stats != nullptr) *stats = st;
-  NoteMoment(moment);  // (mu_ held since the dense side's last read: SearchIndex)
+  // (mu_ held since the dense side's last read: SearchIndex)
+  NoteMoment(
+      scope, ids, [](VectorId id) { return id; }, moment);
   return absl::OkStatus();
 }
 

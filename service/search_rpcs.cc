@@ -253,7 +253,7 @@ grpc::Status StrataService::Embed(grpc::ServerContext* ctx, const pb::EmbedReque
   return Run("Embed", ctx, *req, [&](CallBudget& budget, const Caller& caller) -> absl::Status {
     if (!caller.admin) RETURN_IF_ERROR(AdmitKey(caller.key));
     std::vector<std::string> texts(req->texts().begin(), req->texts().end());
-    RETURN_IF_ERROR(CheckTexts(texts));
+    RETURN_IF_ERROR(CheckTexts(texts, /*need_model=*/true, /*queries=*/false));
     gpu::EmbedStats st;
     ASSIGN_OR_RETURN(std::vector<float> v, embedder_->Embed(texts, &st, Abandoned(ctx)));
     const int dim = embedder_->encoder().dimension();
@@ -279,8 +279,8 @@ std::string StrataService::ModelName() const {
   return slash == std::string::npos ? dir : dir.substr(slash + 1);
 }
 
-absl::Status StrataService::CheckTexts(const std::vector<std::string>& texts,
-                                       bool need_model) const {
+absl::Status StrataService::CheckTexts(const std::vector<std::string>& texts, bool need_model,
+                                       bool queries) const {
   if (need_model && embedder_ == nullptr) {
     return absl::FailedPreconditionError(
         "this server has no embedding model: start strata-server with --model_dir "
@@ -296,7 +296,7 @@ absl::Status StrataService::CheckTexts(const std::vector<std::string>& texts,
     if (texts[i].empty()) {
       return absl::InvalidArgumentError(absl::StrCat("text ", i, " is empty"));
     }
-    if (!need_model && gpu::IsBlankText(texts[i])) {  // a search query
+    if (queries && gpu::IsBlankText(texts[i])) {
       return absl::InvalidArgumentError(
           absl::StrCat("text ", i, " holds no words (only white space or invisible characters)"));
     }
@@ -387,8 +387,10 @@ absl::Status StrataService::SearchOne(const Collection& col, const pb::Vector& q
   RETURN_IF_ERROR(VectorBytes(query, cfg.type, cfg.dim, &q));
   std::vector<Hit> hits;
   strata::SearchStats st;
-  std::shared_ptr<const ReadMoment> moment;
-  RETURN_IF_ERROR(col.Search(emit.scope, VectorView{cfg.type, q}, k, params, &hits, &st, &moment));
+  std::shared_ptr<const ReadMoment> moment;  // (wanted only for what the hits bring)
+  const bool contents = emit.with_payload || emit.with_vector;
+  RETURN_IF_ERROR(col.Search(emit.scope, VectorView{cfg.type, q}, k, params, &hits, &st,
+                             contents ? &moment : nullptr));
   resp->set_mode(pb::DENSE);
   RETURN_IF_ERROR(EmitHits(
       col, hits.size(),
@@ -421,8 +423,10 @@ absl::Status StrataService::SearchTextOne(const Collection& col, const SearchPla
   }
   std::vector<ScoredHit> hits;
   strata::SearchStats st;
-  std::shared_ptr<const ReadMoment> moment;
-  RETURN_IF_ERROR(col.SearchText(emit.scope, search, k, params, &hits, &st, &moment));
+  std::shared_ptr<const ReadMoment> moment;  // (wanted only for what the hits bring)
+  const bool contents = emit.with_payload || emit.with_vector;
+  RETURN_IF_ERROR(
+      col.SearchText(emit.scope, search, k, params, &hits, &st, contents ? &moment : nullptr));
   resp->set_mode(ToProto(plan.mode));
   if (plan.mode == SearchMode::kHybrid) {
     resp->set_fusion(ToProto(plan.fusion.method));

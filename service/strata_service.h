@@ -170,8 +170,11 @@ class StrataService final : public pb::Strata::Service {
  private:
   std::string ModelName() const;
 
-  // The request's texts against the limits, and the server's model present.
-  absl::Status CheckTexts(const std::vector<std::string>& texts, bool need_model = true) const;
+  // The request's texts against the limits, and the server's model present (`need_model`).
+  // `queries`: searches' or questions' texts, which must hold a word (gpu::IsBlankText); Embed's
+  // may not (the model's vector for no words).
+  absl::Status CheckTexts(const std::vector<std::string>& texts, bool need_model = true,
+                          bool queries = true) const;
 
   // Text queries embedded for `col`, which must hold float32 vectors of the model's dimension.
   // A call whose client has gone (cancelled, past its deadline) stops waiting for the engine.

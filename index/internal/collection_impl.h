@@ -263,19 +263,28 @@ class CollectionImpl final : public Collection {
   // A search's read found damage `s`: noted (once) and logged.
   void NoteReadDamage(const absl::Status& s) const ABSL_SHARED_LOCKS_REQUIRED(mu_);
   // A search's moment (ReadMoment): the store as the collection showed it then.
+  // Whose search it was (the collection's uid, the scope's tenant), what it found (internal
+  // ids: a Get at the moment finds no other point), and the store as it was then.
   struct Moment final : ReadMoment {
-    Moment(const CollectionImpl* c, std::shared_ptr<const StoreSnapshot> s)
-        : owner(c), store(std::move(s)) {}
-    const CollectionImpl* owner;
+    std::string collection_uid, tenant;
+    absl::flat_hash_set<VectorId> found;
     std::shared_ptr<const StoreSnapshot> store;
   };
   // The store as the collection shows it now: the snapshot of a commit under way, else the latest.
   std::shared_ptr<const StoreSnapshot> ShownStore() const ABSL_SHARED_LOCKS_REQUIRED(mu_) {
     return snap_ != nullptr ? snap_ : store_->Snapshot();
   }
-  // Now as a search's moment, into `moment` (may be null).
-  void NoteMoment(std::shared_ptr<const ReadMoment>* moment) const ABSL_SHARED_LOCKS_REQUIRED(mu_) {
-    if (moment != nullptr) *moment = std::make_shared<const Moment>(this, ShownStore());
+  // Now as the moment of a search in `scope` that found `found`, into `moment` (may be null).
+  template <typename Ids, typename IdOf>
+  void NoteMoment(const Scope& scope, const Ids& found, IdOf id_of,
+                  std::shared_ptr<const ReadMoment>* moment) const ABSL_SHARED_LOCKS_REQUIRED(mu_) {
+    if (moment == nullptr) return;
+    auto m = std::make_shared<Moment>();
+    m->collection_uid = config_.uid;
+    m->tenant = std::string(scope.tenant);
+    for (const auto& f : found) m->found.insert(id_of(f));
+    m->store = ShownStore();
+    *moment = std::move(m);
   }
   // The ids a scope may see: `ids` null for the whole collection, else tenant `tenant`'s set
   // (NotFound for an unknown tenant). Valid while mu_ is held.
@@ -666,9 +675,11 @@ class CollectionImpl final : public Collection {
   // as it was before it until then. kMaintenance is for a write that acknowledges nothing to a
   // caller and writes only families no reader reads from the store (versions, postings, heads:
   // posting maintenance): it needs no snapshot for readers, which saves waiting twice for the
-  // searches under way. (Steps once went to the log unsynced, synced by their thread with the lock
-  // free; a sync per step measured no slower with two threads running steps, and it keeps every
-  // record before the log's end synced, which the strict WAL recovery counts on.)
+  // searches under way. (A Get at a search's moment reads versions, for the live bit only, which
+  // maintenance never changes: its reassignments bump the version of a live vector.) (Steps once
+  // went to the log unsynced, synced by their thread with the lock free; a sync per step measured
+  // no slower with two threads running steps, and it keeps every record before the log's end
+  // synced, which the strict WAL recovery counts on.)
   enum class Commit { kAcknowledged, kMaintenance };
   absl::Status Write(WriteBatch* batch, absl::FunctionRef<absl::Status()> plan,
                      absl::FunctionRef<void()> apply, Commit commit = Commit::kAcknowledged)

@@ -92,7 +92,8 @@ TEST(WordPiece, BlankTextIsWhatTheTokenizerKeepsNothingOf) {
                                            "\ufeff \u2060\u3000",
                                            "\xff\xfe",
                                            std::string("\0 \0", 3),
-                                           "\u00a0\u2028\x01"};
+                                           "\u00a0\u2028\x01",
+                                           "\u0301 \u0308"};
   for (const std::string& blank : blanks) {
     EXPECT_TRUE(IsBlankText(blank)) << blank;
     EXPECT_THAT(tok->PreTokenize(blank), ElementsAre()) << blank;

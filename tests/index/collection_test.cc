@@ -605,8 +605,9 @@ namespace {
 
 // A hit's vector and payload are the ones its search read: a Get at the search's moment reads
 // them as they were then, whatever writes came since (a point replaced: its old vector and
-// payload; deleted: still there; written since: missing), while the scope is the one of now (a
-// tenant that lost a point since sees nothing of it). On a FLAT collection and on a built index.
+// payload; deleted: still there; written since, or not found by the search: missing), while the
+// scope is the one of now (a tenant that lost a point since sees nothing of it). On a FLAT
+// collection and on a built index; the admin's search, and a tenant's (its exact path).
 TEST(Collection, AHitsVectorAndPayloadAreTheOnesItsSearchRead) {
   TempDir tmp;
   Data d = Make(1200, 1);
@@ -634,15 +635,21 @@ TEST(Collection, AHitsVectorAndPayloadAreTheOnesItsSearchRead) {
     for (uint64_t i = 0; i < 1000; ++i) all[i] = i;
     ASSERT_TRUE(c->Grant("t", all, &n, &absent).ok());
 
-    std::vector<Hit> hits;
-    std::shared_ptr<const ReadMoment> moment;
-    ASSERT_TRUE(c->Search(Scope{}, VectorView{d.base.type, {d.base.row(7), d.base.row_bytes()}}, 3,
-                          SearchParams{}, &hits, nullptr, &moment)
-                    .ok());
+    std::vector<Hit> hits, tenant_hits;
+    std::shared_ptr<const ReadMoment> moment, tenant_moment;
+    const VectorView q{d.base.type, {d.base.row(7), d.base.row_bytes()}};
+    ASSERT_TRUE(c->Search(Scope{}, q, 3, SearchParams{}, &hits, nullptr, &moment).ok());
+    ASSERT_TRUE(
+        c->Search(Scope{"t"}, q, 3, SearchParams{}, &tenant_hits, nullptr, &tenant_moment).ok());
     ASSERT_EQ(hits.size(), 3u);
     ASSERT_EQ(hits[0].id, 7u);
     ASSERT_NE(moment, nullptr);
+    ASSERT_EQ(tenant_hits.size(), 3u);
     const uint64_t second = hits[1].id, third = hits[2].id;
+    ASSERT_EQ(tenant_hits[1].id, second);
+    ASSERT_EQ(tenant_hits[2].id, third);
+    uint64_t unfound = 0;  // a point the search did not find
+    while (unfound == 7 || unfound == second || unfound == third) ++unfound;
     // Since: 7 replaced (new vector and payload), the second hit deleted, the third revoked from
     // t, and 5000 written.
     const std::string new_payload = "replaced";
@@ -654,7 +661,7 @@ TEST(Collection, AHitsVectorAndPayloadAreTheOnesItsSearchRead) {
     ASSERT_TRUE(c->Revoke("t", take, &n).ok());
     UpsertRows(c.get(), d.base, 1101, 1, /*id_base=*/5000 - 1101);
 
-    const uint64_t asked[] = {7, second, third, 5000};
+    const uint64_t asked[] = {7, unfound, second, third, 5000};
     std::vector<PointOutput> found;
     std::vector<uint64_t> missing;
     ASSERT_TRUE(c->Get(Scope{}, asked, true, true, &found, &missing, moment.get()).ok());
@@ -666,23 +673,29 @@ TEST(Collection, AHitsVectorAndPayloadAreTheOnesItsSearchRead) {
     EXPECT_EQ(found[1].vector, row(second));
     EXPECT_EQ(found[1].payload, payloads[second]);
     EXPECT_EQ(found[2].id, third);
-    EXPECT_EQ(missing, (std::vector<uint64_t>{5000}));
+    EXPECT_EQ(missing, (std::vector<uint64_t>{unfound, 5000}));
     // Without the moment: as they are now.
     ASSERT_TRUE(c->Get(Scope{}, asked, true, true, &found, &missing).ok());
-    ASSERT_EQ(found.size(), 3u);
+    ASSERT_EQ(found.size(), 4u);
     EXPECT_EQ(found[0].vector, row(1100));
     EXPECT_EQ(found[0].payload, new_payload);
-    EXPECT_EQ(found[1].id, third);
-    EXPECT_EQ(found[2].id, 5000u);
+    EXPECT_EQ(found[1].id, unfound);
+    EXPECT_EQ(found[2].id, third);
+    EXPECT_EQ(found[3].id, 5000u);
     EXPECT_EQ(missing, (std::vector<uint64_t>{second}));
-    // A tenant at the moment: 7 as it was; the third, revoked since, not at all (nor the second,
-    // deleted since, and so no longer the tenant's).
-    ASSERT_TRUE(c->Get(Scope{"t"}, asked, true, true, &found, &missing, moment.get()).ok());
+    // The tenant at its search's moment: 7 as it was; the third, revoked since, not at all (nor
+    // the second, deleted since, and so no longer the tenant's).
+    ASSERT_TRUE(c->Get(Scope{"t"}, asked, true, true, &found, &missing, tenant_moment.get()).ok());
     ASSERT_EQ(found.size(), 1u);
     EXPECT_EQ(found[0].id, 7u);
     EXPECT_EQ(found[0].vector, row(7));
-    EXPECT_EQ(missing, (std::vector<uint64_t>{second, third, 5000}));
-    // A moment is its own collection's.
+    EXPECT_EQ(found[0].payload, payloads[7]);
+    EXPECT_EQ(missing, (std::vector<uint64_t>{unfound, second, third, 5000}));
+    // A moment is its own search's: another scope's, or another collection's, is refused.
+    EXPECT_TRUE(absl::IsInvalidArgument(
+        c->Get(Scope{"t"}, asked, true, true, &found, &missing, moment.get())));
+    EXPECT_TRUE(absl::IsInvalidArgument(
+        c->Get(Scope{}, asked, true, true, &found, &missing, tenant_moment.get())));
     if (built) {
       auto other = cat->Find("flat");
       ASSERT_TRUE(other.ok());

@@ -547,3 +547,44 @@ TEST(CollectionText, TheHybridWeightIsLearnedFromLabelledQuestionsAndKept) {
 
 }  // namespace
 }  // namespace strata
+
+namespace strata {
+namespace {
+
+// A text search's hits come with what it read: a Get at its moment gives a point replaced since
+// with the payload (the text) its score was computed on, and not the new one; lexical and hybrid.
+TEST(CollectionText, AHitsPayloadIsTheTextItsSearchScored) {
+  TempDir tmp;
+  auto cat = *Catalog::Open(tmp.path(), TextOptions());
+  auto c = NewCollection(cat.get(), 2, ElementType::kFloat32);
+  for (uint64_t i = 0; i < 20; ++i) {
+    Put(c.get(), i, F32({static_cast<float>(i), 1}), absl::StrCat("common word", i));
+  }
+  for (const SearchMode mode : {SearchMode::kLexical, SearchMode::kHybrid}) {
+    SCOPED_TRACE(mode == SearchMode::kLexical ? "lexical" : "hybrid");
+    Put(c.get(), 3, F32({3, 1}), "common word3 zebra");
+    TextSearch s;
+    s.mode = mode;
+    s.text = "zebra";
+    const std::vector<uint8_t> q = F32({3, 1});
+    s.query = VectorView{ElementType::kFloat32, q};
+    std::vector<ScoredHit> hits;
+    std::shared_ptr<const ReadMoment> moment;
+    ASSERT_TRUE(c->SearchText(Scope{}, s, 1, {}, &hits, nullptr, &moment).ok());
+    ASSERT_EQ(hits.size(), 1u);
+    ASSERT_EQ(hits[0].id, 3u);
+    Put(c.get(), 3, F32({3, 1}), "replaced since");
+    const uint64_t ids[] = {3};
+    std::vector<PointOutput> found;
+    std::vector<uint64_t> missing;
+    ASSERT_TRUE(c->Get(Scope{}, ids, false, true, &found, &missing, moment.get()).ok());
+    ASSERT_EQ(found.size(), 1u);
+    EXPECT_EQ(found[0].payload, "common word3 zebra");
+    ASSERT_TRUE(c->Get(Scope{}, ids, false, true, &found, &missing).ok());
+    ASSERT_EQ(found.size(), 1u);
+    EXPECT_EQ(found[0].payload, "replaced since");
+  }
+}
+
+}  // namespace
+}  // namespace strata

@@ -427,6 +427,20 @@ TEST(EndToEnd, TextRequestsAreValidated) {
   st = Call(&pb::Strata::Stub::Search, server.stub(), req, &resp);
   EXPECT_EQ(st.error_code(), grpc::StatusCode::INVALID_ARGUMENT);
   EXPECT_NE(st.error_message().find("not both"), std::string::npos) << st.error_message();
+  // A text of no words is refused in a batch of embedded queries too.
+  {
+    pb::SearchBatchRequest breq;
+    breq.set_collection("vecs");
+    breq.set_k(1);
+    breq.set_mode(pb::DENSE);
+    breq.add_texts("the cat");
+    breq.add_texts("\u200b ");
+    pb::SearchBatchResponse bresp;
+    st = Call(&pb::Strata::Stub::SearchBatch, server.stub(), breq, &bresp);
+    EXPECT_EQ(st.error_code(), grpc::StatusCode::INVALID_ARGUMENT);
+    EXPECT_NE(st.error_message().find("text 1 holds no words"), std::string::npos)
+        << st.error_message();
+  }
 
   // strata-load --text refuses bad passages files with a message and exit 1, storing nothing.
   std::string bad = tmp.File("bad.jsonl");
@@ -450,7 +464,23 @@ TEST(EndToEnd, TextRequestsAreValidated) {
     std::ofstream f(bad);
     f << R"({"id": 1, "text": "fine"})"
       << "\n"
-      << R"({"id": 2, "text": " \u200b"})"
+      << R"({"id": 2, "text": " "})"
+      << "\n"
+      << R"({"id": 3, "text": "\u200b\t"})"
+      << "\n";
+  }
+  load = Spawn(
+      {Bin("strata-load"), "--text=" + bad, "--collection=vecs", "--server=" + server.address()},
+      log);
+  EXPECT_EQ(WaitExit(load), 1);
+  EXPECT_NE(ReadLog(log).find("bad.jsonl:2: 'text' holds no words"), std::string::npos)
+      << ReadLog(log);
+  EXPECT_EQ(Count(server.stub(), "vecs"), 0u);
+  {
+    std::ofstream f(bad);
+    f << R"({"id": 1, "text": "fine"})"
+      << "\n"
+      << R"({"id": 3, "text": "\u200b\t"})"
       << "\n";
   }
   load = Spawn(
@@ -484,6 +514,18 @@ TEST(EndToEnd, TextRequestsAreValidated) {
     EXPECT_NE(ReadLog(log).find("nothing was loaded"), std::string::npos) << ReadLog(log);
     EXPECT_EQ(Count(server.stub(), "bytes"), 0u);
   }
+  // Nor is a collection made for a load stopped so.
+  load = Spawn({Bin("strata-load"), "--input=" + tmp.File("rows.u8bin"), "--collection=fresh",
+                "--questions=" + tmp.File("questions.jsonl"), "--server=" + server.address()},
+               log);
+  EXPECT_EQ(WaitExit(load), 1);
+  EXPECT_NE(ReadLog(log).find("neither the rows"), std::string::npos) << ReadLog(log);
+  pb::DescribeCollectionRequest fresh;
+  fresh.set_name("fresh");
+  pb::CollectionInfo fresh_info;
+  EXPECT_EQ(
+      Call(&pb::Strata::Stub::DescribeCollection, server.stub(), fresh, &fresh_info).error_code(),
+      grpc::StatusCode::NOT_FOUND);
 
   // Still serving.
   auto health = grpc::health::v1::Health::NewStub(server.channel());

@@ -80,31 +80,50 @@ bool Retryable(const grpc::Status& s) {
   }
 }
 
+// The load's retry warnings. A load paced by the server (a tenant's rate quota, its memory
+// budget) has most calls retried once or twice: the warnings of first and second retries are
+// said at most once per 10 s, with how many were left out since the last; a third retry of a
+// call or later (the server away, a refusal that lasts) is said every time. Thread-safe.
+class RetryLog {
+ public:
+  static RetryLog& Get() {
+    static RetryLog* log = new RetryLog;
+    return *log;
+  }
+  void Say(const char* what, const grpc::Status& s, int attempt, double nap) {
+    std::lock_guard<std::mutex> lock(mu_);
+    const Clock::time_point now = Clock::now();
+    if (attempt < 3 && now - last_said_ < std::chrono::seconds(10)) {
+      ++left_out_;
+      return;
+    }
+    strata::Log(strata::LogLevel::kWarning, "%s: %s; retry %d in %.1f s%s", what, s.error_message(),
+                attempt, nap, LeftOut());
+    last_said_ = now;
+    left_out_ = 0;
+  }
+  // At the end of the load: the retries left out since the last line, if any.
+  void Flush() {
+    std::lock_guard<std::mutex> lock(mu_);
+    if (left_out_ == 0) return;
+    strata::Log(strata::LogLevel::kWarning, "%llu retries since the last line not shown",
+                static_cast<unsigned long long>(left_out_));
+    left_out_ = 0;
+  }
+
+ private:
+  std::string LeftOut() const {
+    return left_out_ == 0
+               ? std::string()
+               : absl::StrCat(" (", left_out_, " retries since the last line not shown)");
+  }
+  std::mutex mu_;
+  Clock::time_point last_said_;
+  uint64_t left_out_ = 0;
+};
+
 // Calls `rpc` until it succeeds, fails for good, or --retry_seconds pass (the last try at the
 // limit); backs off from 100 ms to 5 s between tries.
-// A retry's warning. A load paced by the server (a tenant's rate quota, its memory budget) has
-// most calls retried once or twice: those lines are said at most once per 10 s, with how many
-// were left out; a call retried a third time or more (the server away, a refusal that lasts) is
-// said at every try.
-void SayRetry(const char* what, const grpc::Status& s, int attempt, double nap) {
-  static std::mutex mu;
-  static Clock::time_point last_said;
-  static uint64_t left_out = 0;
-  std::lock_guard<std::mutex> lock(mu);
-  const Clock::time_point now = Clock::now();
-  if (attempt < 3 && now - last_said < std::chrono::seconds(10)) {
-    ++left_out;
-    return;
-  }
-  const std::string more =
-      left_out == 0 ? std::string()
-                    : absl::StrCat(" (", left_out, " retries since the last line not shown)");
-  strata::Log(strata::LogLevel::kWarning, "%s: %s; retry %d in %.1f s%s", what, s.error_message(),
-              attempt, nap, more);
-  last_said = now;
-  left_out = 0;
-}
-
 template <typename F>
 grpc::Status WithRetries(const char* what, F&& rpc) {
   auto start = Clock::now();
@@ -118,7 +137,7 @@ grpc::Status WithRetries(const char* what, F&& rpc) {
                         std::chrono::duration<double>(Clock::now() - start).count();
     if (left <= 0) return s;
     const double nap = std::min(wait, left);
-    SayRetry(what, s, attempt, nap);
+    RetryLog::Get().Say(what, s, attempt, nap);
     std::this_thread::sleep_for(std::chrono::duration<double>(nap));
     wait = std::min(wait * 2, 5.0);
   }
@@ -255,6 +274,7 @@ class OnlineLoad final {
     if (s.ok()) s = PrepareCollection();
     if (s.ok()) s = SendRows();
     if (s.ok()) s = FinishLoad();
+    RetryLog::Get().Flush();
     if (!s.ok()) return Fail(std::string(s.message()));
     if (absl::GetFlag(FLAGS_precompute_kv)) {
       if (const int rc = PrecomputeKv(stub_.get(), in_, collection_); rc != 0) return rc;
@@ -277,9 +297,11 @@ class OnlineLoad final {
   // The collection described (in --tenant's view, or a tenant key's), or created to match the
   // file, and checked against the input; the tenants the rows name created.
   [[nodiscard]] absl::Status PrepareCollection();
-  // With --questions: that the collection will hold payload text, and that the server embeds
-  // questions for it (its model, at the collection's dimension).
-  [[nodiscard]] absl::Status CheckQuestionsCanLearn();
+  // With --questions, before the collection or its tenants are made: that the load is the
+  // admin's, that the collection will hold payload text, and that the server embeds questions
+  // for it (its model, at the collection's dimension, in float32). `exists`: info_ describes it
+  // (else the load would create it).
+  [[nodiscard]] absl::Status CheckQuestionsCanLearn(bool exists);
   // The rows, batch by batch from the checkpoint's, each acknowledged batch checkpointed.
   [[nodiscard]] absl::Status SendRows();
   // One batch: rows [row, end). Finishes `bar` before it returns an error that stops the load.
@@ -368,6 +390,9 @@ absl::Status OnlineLoad::CheckBeforeLoading() {
 absl::Status OnlineLoad::PrepareCollection() {
   // The collection: described, or created to match the file.
   grpc::Status s = Describe();
+  if (questions_.has_value() && (s.ok() || s.error_code() == grpc::StatusCode::NOT_FOUND)) {
+    RETURN_IF_ERROR(CheckQuestionsCanLearn(/*exists=*/s.ok()));  // (before anything is made)
+  }
   // (A load in a named tenant's view creates nothing: a tenant that does not exist is NOT_FOUND
   // too, and the collection is the admin's to make.)
   if (s.error_code() == grpc::StatusCode::NOT_FOUND && absl::GetFlag(FLAGS_tenant).empty()) {
@@ -444,20 +469,21 @@ absl::Status OnlineLoad::PrepareCollection() {
     if (!s.ok())
       return Stopped(absl::StrCat("tenants of '", collection_, "': ", s.error_message()));
   }
-  if (!info_.tenant().empty() && questions_.has_value()) {
+  return absl::OkStatus();
+}
+
+absl::Status OnlineLoad::CheckQuestionsCanLearn(bool exists) {
+  if (!info_.tenant().empty() || !absl::GetFlag(FLAGS_tenant).empty()) {
     return Stopped(
         "--questions learns the whole collection's hybrid weight, the admin's: load without a "
         "tenant, or run strata-cli tune; nothing was loaded");
   }
-  if (questions_.has_value()) return CheckQuestionsCanLearn();
-  return absl::OkStatus();
-}
-
-absl::Status OnlineLoad::CheckQuestionsCanLearn() {
   // Text comes from --text's passages, or from JSON payloads through the collection's text
   // fields (a row may still lack them: the server then says so after the load), or is there.
-  const bool text = !in_.text.empty() || (!in_.json.empty() && info_.text_fields_size() > 0) ||
-                    info_.text_points() > 0;
+  const bool fields =
+      exists ? info_.text_fields_size() > 0 : !absl::GetFlag(FLAGS_text_fields).empty();
+  const bool text =
+      !in_.text.empty() || (!in_.json.empty() && fields) || (exists && info_.text_points() > 0);
   if (!text) {
     return Stopped(absl::StrCat(
         "--questions learns how to fuse lexical and dense scores over payload text, and neither "
@@ -466,6 +492,9 @@ absl::Status OnlineLoad::CheckQuestionsCanLearn() {
         collection_, "' hold any; nothing was loaded"));
   }
   if (in_.embed_online) return absl::OkStatus();  // (the model embedded a passage already)
+  const uint32_t dim = exists ? info_.dimension() : v_.dim;
+  const bool float32 =
+      exists ? info_.element_type() == pb::FLOAT32 : v_.type == strata::ElementType::kFloat32;
   pb::EmbedRequest ereq;
   ereq.add_texts(questions_->questions(0).text());
   pb::EmbedResponse eresp;
@@ -475,10 +504,12 @@ absl::Status OnlineLoad::CheckQuestionsCanLearn() {
     return Stopped(absl::StrCat("--questions are embedded by the server: ", s.error_message(),
                                 "; nothing was loaded"));
   }
-  if (eresp.dimension() != info_.dimension()) {
-    return Stopped(absl::StrCat("--questions: the server's model (", eresp.model(), ") embeds to ",
-                                eresp.dimension(), " dimensions, collection '", collection_,
-                                "' holds ", info_.dimension(), "; nothing was loaded"));
+  if (eresp.dimension() != dim || !float32) {
+    return Stopped(absl::StrCat("--questions: the server's model (", eresp.model(),
+                                ") embeds questions to ", eresp.dimension(),
+                                "-d float32 vectors, and collection '", collection_, "' ",
+                                exists ? "holds" : "would hold", " ", dim, "-d ",
+                                float32 ? "float32" : "integer", " ones; nothing was loaded"));
   }
   return absl::OkStatus();
 }
