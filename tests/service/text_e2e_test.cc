@@ -443,53 +443,25 @@ TEST(EndToEnd, TextRequestsAreValidated) {
   }
 
   // strata-load --text refuses bad passages files with a message and exit 1, storing nothing.
-  std::string bad = tmp.File("bad.jsonl");
-  {
-    std::ofstream f(bad);
-    f << R"({"id": 1, "text": "fine"})"
-      << "\n"
-      << R"({"id": 2, "title": "no text"})"
-      << "\n";
-  }
+  const std::string bad = tmp.File("bad.jsonl");
   std::string log = tmp.File("load.log");
-  pid_t load = Spawn(
-      {Bin("strata-load"), "--text=" + bad, "--collection=vecs", "--server=" + server.address()},
-      log);
-  EXPECT_EQ(WaitExit(load), 1);
-  EXPECT_NE(ReadLog(log).find("bad.jsonl:2: needs a string 'text' field"), std::string::npos)
-      << ReadLog(log);
-  EXPECT_EQ(Count(server.stub(), "vecs"), 0u);
-  // A passage of no words is named where it is, not by the server's "text 0 is empty".
-  {
-    std::ofstream f(bad);
-    f << R"({"id": 1, "text": "fine"})"
-      << "\n"
-      << R"({"id": 2, "text": " "})"
-      << "\n"
-      << R"({"id": 3, "text": "\u200b\t"})"
-      << "\n";
-  }
-  load = Spawn(
-      {Bin("strata-load"), "--text=" + bad, "--collection=vecs", "--server=" + server.address()},
-      log);
-  EXPECT_EQ(WaitExit(load), 1);
-  EXPECT_NE(ReadLog(log).find("bad.jsonl:2: 'text' holds no words"), std::string::npos)
-      << ReadLog(log);
-  EXPECT_EQ(Count(server.stub(), "vecs"), 0u);
-  {
-    std::ofstream f(bad);
-    f << R"({"id": 1, "text": "fine"})"
-      << "\n"
-      << R"({"id": 3, "text": "\u200b\t"})"
-      << "\n";
-  }
-  load = Spawn(
-      {Bin("strata-load"), "--text=" + bad, "--collection=vecs", "--server=" + server.address()},
-      log);
-  EXPECT_EQ(WaitExit(load), 1);
-  EXPECT_NE(ReadLog(log).find("bad.jsonl:2: 'text' holds no words"), std::string::npos)
-      << ReadLog(log);
-  EXPECT_EQ(Count(server.stub(), "vecs"), 0u);
+  pid_t load = 0;
+  const auto refused = [&](const std::string& second_line, const std::string& says) {
+    std::ofstream(bad) << R"({"id": 1, "text": "fine"})"
+                       << "\n"
+                       << second_line << "\n";
+    load = Spawn(
+        {Bin("strata-load"), "--text=" + bad, "--collection=vecs", "--server=" + server.address()},
+        log);
+    EXPECT_EQ(WaitExit(load), 1);
+    EXPECT_NE(ReadLog(log).find("bad.jsonl:2: " + says), std::string::npos) << ReadLog(log);
+    EXPECT_EQ(Count(server.stub(), "vecs"), 0u);
+  };
+  refused(R"({"id": 2, "title": "no text"})", "needs a string 'text' field");
+  // A passage of no words (white space, or invisible characters) is named where it is, not by
+  // the server's "text 0 is empty".
+  refused(R"({"id": 2, "text": " "})", "'text' holds no words");
+  refused(R"({"id": 2, "text": "\u200b\t"})", "'text' holds no words");
 
   // --questions that could not learn anything after the load stop it before the first row: a
   // file that does not read, or rows and a collection without payload text.
