@@ -22,6 +22,7 @@
 #include "rocksdb/write_batch.h"
 #include "storage/log.h"
 #include "storage/read_fanout.h"
+#include "storage/rocks_info_log.h"
 #include "storage/scoped_fd.h"
 #include "storage/status_macros.h"
 #include "storage/uring_file_system.h"
@@ -120,30 +121,6 @@ std::string PrefixEnd(absl::string_view prefix) {
   }
   return end;
 }
-
-// RocksDB's own LOG file keeps everything; warnings and errors (among them a WAL tail cut at
-// recovery) are also written to Strata's log, so an operator sees them without opening LOG.
-class ForwardingLogger final : public rocksdb::LoggerWrapper {
- public:
-  explicit ForwardingLogger(std::shared_ptr<rocksdb::Logger> file)
-      : rocksdb::LoggerWrapper(file.get()), file_(std::move(file)) {}
-  using rocksdb::LoggerWrapper::Logv;
-  void Logv(const rocksdb::InfoLogLevel level, const char* format, va_list ap) override {
-    if (level >= rocksdb::InfoLogLevel::WARN_LEVEL) {
-      va_list copy;
-      va_copy(copy, ap);
-      char buf[1024];
-      std::vsnprintf(buf, sizeof buf, format, copy);
-      va_end(copy);
-      Log(level >= rocksdb::InfoLogLevel::ERROR_LEVEL ? LogLevel::kError : LogLevel::kWarning,
-          "metadata store: %s", buf);
-    }
-    rocksdb::LoggerWrapper::Logv(level, format, ap);
-  }
-
- private:
-  std::shared_ptr<rocksdb::Logger> file_;  // owned here; the wrapper holds a raw pointer
-};
 
 class RocksSnapshot final : public StoreSnapshot {
  public:
@@ -513,11 +490,8 @@ absl::StatusOr<std::unique_ptr<MetadataStore>> MetadataStore::Open(
   db_options.env = rocks_env.get();
   db_options.create_if_missing = options.create_if_missing;
   db_options.create_missing_column_families = true;
-  db_options.keep_log_file_num = 4;
-  std::shared_ptr<rocksdb::Logger> file_logger;
-  if (rocksdb::CreateLoggerFromOptions(path, db_options, &file_logger).ok()) {
-    db_options.info_log = std::make_shared<ForwardingLogger>(std::move(file_logger));
-  }
+  // (Not RocksDB's own file logger: storage/rocks_info_log.h.)
+  db_options.info_log = RocksInfoLog::Open(&env, path);
   db_options.max_background_jobs = 2;
   db_options.max_total_wal_size = options.max_wal_bytes;
   db_options.db_write_buffer_size = options.max_memtable_bytes;
