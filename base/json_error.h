@@ -12,7 +12,8 @@
 
 namespace strata {
 
-// Where `json` stops parsing: "a syntax error at byte N of M", or "bytes that are not UTF-8 at
+// Where `json` stops parsing: "a syntax error at byte N of M" (1-based), "... at its end" when
+// it stops short (nlohmann counts one past the last byte then), or "bytes that are not UTF-8 at
 // byte N of M"; "it parses" when it does.
 inline std::string JsonSyntaxError(const std::string& json) {
   try {
@@ -22,6 +23,7 @@ inline std::string JsonSyntaxError(const std::string& json) {
     const char* what = absl::StrContains(e.what(), "UTF-8")       ? "bytes that are not UTF-8"
                        : absl::StrContains(e.what(), "surrogate") ? "half of a \\u surrogate pair"
                                                                   : "a syntax error";
+    if (e.byte > json.size()) return absl::StrCat(what, " at its end (it stops short)");
     return absl::StrCat(what, " at byte ", e.byte, " of ", json.size());
   } catch (const nlohmann::json::out_of_range& e) {
     // (406: a number past a double's range, such as 1e999.)

@@ -51,8 +51,14 @@ inline absl::Status ForPublic(const absl::Status& s, absl::string_view data_dir 
                         "data this call needs is damaged on the server; its administrator finds "
                         "which in its log, and how to repair it");
   }
-  if (s.code() == absl::StatusCode::kInternal ||
-      (!data_dir.empty() && absl::StrContains(s.message(), data_dir))) {
+  const bool names_data_dir = !data_dir.empty() && absl::StrContains(s.message(), data_dir);
+  if (names_data_dir && s.code() == absl::StatusCode::kResourceExhausted) {
+    // (A file operation's: a full disk, most often.)
+    return absl::Status(s.code(),
+                        "the server ran out of disk space (or another resource) for this call; "
+                        "its administrator finds which in its log");
+  }
+  if (s.code() == absl::StatusCode::kInternal || names_data_dir) {
     return absl::Status(s.code(), absl::StrCat("the server failed on its side (",
                                                absl::StatusCodeToString(s.code()),
                                                "); its administrator finds why in its log"));

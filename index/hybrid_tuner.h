@@ -26,6 +26,9 @@
 
 namespace strata {
 
+// Relevant ids one labelled question may name at most (TuneHybrid).
+inline constexpr int kMaxRelevantIds = 1024;
+
 struct LabelledQuestion {
   std::string text;
   std::vector<uint8_t> query;              // its embedding, in the collection's element type

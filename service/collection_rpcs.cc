@@ -290,6 +290,25 @@ grpc::Status StrataService::Count(grpc::ServerContext* ctx, const pb::CountReque
   });
 }
 
+void StrataService::LogCallError(const char* rpc, const absl::Status& s, const absl::Status& told) {
+  const bool internal =
+      s.code() == absl::StatusCode::kInternal || s.code() == absl::StatusCode::kDataLoss;
+  if (s.ok() || (!internal && told.message() == s.message())) return;
+  uint64_t dropped = 0;
+  if (!call_error_log_.Admit(absl::Now(), &dropped)) return;
+  if (dropped > 0) {
+    Log(LogLevel::kWarning, "%llu call errors were not logged in the last %d s",
+        static_cast<unsigned long long>(dropped),
+        static_cast<int>(absl::ToInt64Seconds(kGrpcLogWindow)));
+  }
+  const std::string caller_told =
+      told.message() == s.message()
+          ? std::string()
+          : absl::StrCat(" (a tenant key's caller was told \"", told.message(), "\")");
+  Log(internal ? LogLevel::kError : LogLevel::kWarning, "%s: %s%s", rpc,
+      s.ToString(absl::StatusToStringMode::kWithNoExtraData), caller_told);
+}
+
 absl::Status StrataService::FetchPoints(const Collection& col, const Scope& scope,
                                         absl::Span<const uint64_t> ids, bool with_vector,
                                         bool with_payload, std::vector<uint64_t>* missing,

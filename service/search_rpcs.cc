@@ -180,12 +180,11 @@ grpc::Status StrataService::TuneHybrid(grpc::ServerContext* ctx, const pb::TuneH
       return absl::FailedPreconditionError(absl::StrCat("collection '", req->collection(),
                                                         "' has no payload text: nothing to fuse"));
     }
-    constexpr int kMaxRelevant = 1024;
     for (int i = 0; i < req->questions_size(); ++i) {
-      if (req->questions(i).relevant_ids_size() > kMaxRelevant) {
+      if (req->questions(i).relevant_ids_size() > kMaxRelevantIds) {
         return absl::InvalidArgumentError(
             absl::StrCat("question ", i, " names ", req->questions(i).relevant_ids_size(),
-                         " relevant ids; the limit is ", kMaxRelevant));
+                         " relevant ids; the limit is ", kMaxRelevantIds));
       }
       // Every relevant id must be a point of the collection: an unknown one (a typo, ids of
       // another load) would teach the weight nothing and count as a miss.
@@ -301,8 +300,9 @@ absl::Status StrataService::CheckTexts(const std::vector<std::string>& texts, bo
           absl::StrCat("text ", i, " holds no words (only white space or invisible characters)"));
     }
     if (texts[i].size() > limits_.max_text_bytes) {
-      return absl::ResourceExhaustedError(absl::StrCat(
-          "text ", i, " has ", texts[i].size(), " bytes; the limit is ", limits_.max_text_bytes));
+      return absl::ResourceExhaustedError(
+          absl::StrCat("text ", i, " has ", texts[i].size(), " bytes; the limit is ",
+                       limits_.max_text_bytes, " (strata-server --max_text_bytes)"));
     }
   }
   return absl::OkStatus();

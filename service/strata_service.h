@@ -32,6 +32,7 @@
 #include "service/build_queue.h"
 #include "service/call_budget.h"
 #include "service/call_memory_hold.h"
+#include "service/grpc_log.h"
 #include "service/limits.h"
 #include "service/metrics.h"
 #include "service/rag_engine.h"
@@ -234,16 +235,14 @@ class StrataService final : public pb::Strata::Service {
     const absl::Status told = admin ? s : ForPublic(s, data_dir_);
     grpc::Status g = ToGrpcStatus(told);
     metrics_->Record(rpc, g, std::chrono::duration<double>(Clock::now() - t0).count());
-    const std::string whole = s.ToString(absl::StatusToStringMode::kWithNoExtraData);
-    if (!s.ok() &&
-        (s.code() == absl::StatusCode::kInternal || s.code() == absl::StatusCode::kDataLoss)) {
-      Log(LogLevel::kError, "%s: %s", rpc, whole);
-    } else if (told.message() != s.message()) {
-      Log(LogLevel::kWarning, "%s: a tenant key's caller was told \"%s\" for: %s", rpc,
-          told.message(), whole);
-    }
+    LogCallError(rpc, s, told);
     return g;
   }
+
+  // A call's INTERNAL or DATA_LOSS error, or one its caller was told otherwise (`told`), into the
+  // log whole, beside what the caller was told: at most kGrpcLogBurst lines per kGrpcLogWindow
+  // (any client could repeat a failing call), with a count of those left out.
+  void LogCallError(const char* rpc, const absl::Status& s, const absl::Status& told);
 
   // Passes `s` on, first telling on_damage_ when it says a posting of `col` is damaged.
   absl::Status Damaged(const std::shared_ptr<Collection>& col, absl::Status s) {
@@ -357,6 +356,7 @@ class StrataService final : public pb::Strata::Service {
   // whatever it returns).
   const int max_generate_calls_;
   const std::string data_dir_;  // (told to no tenant key's caller)
+  LogRateLimiter call_error_log_{kGrpcLogBurst, kGrpcLogWindow};  // LogCallError's
   std::atomic<int> decoder_calls_{0};
   absl::Status EnterDecoderCall() {
     if (decoder_calls_.fetch_add(1) + 1 <= max_generate_calls_) return absl::OkStatus();

@@ -233,9 +233,12 @@ absl::StatusOr<StrataService::Target> StrataService::FindFor(const Caller& calle
 
 absl::Status StrataService::AdmitKey(const TenantKeyInfo& key) {
   auto col = catalog_->Find(key.collection);
-  if (!col.ok() || (*col)->config().uid != key.collection_uid) {
+  if ((col.ok() && (*col)->config().uid != key.collection_uid) ||
+      absl::IsNotFound(col.status())) {
     return absl::PermissionDeniedError("this tenant key's collection was dropped");
   }
+  // (One that could not be opened at start: its own error, not "dropped".)
+  RETURN_IF_ERROR(col.status());
   for (const std::string& t : key.tenants) {
     ASSIGN_OR_RETURN(TenantInfo info, (*col)->DescribeTenant(t));
     RETURN_IF_ERROR(rate_limiter_.Admit(key.collection_uid, key.collection, t,

@@ -6,6 +6,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "base/json_error.h"
+#include "index/hybrid_tuner.h"
 #include "nlohmann/json.hpp"
 
 namespace strata {
@@ -40,6 +41,10 @@ absl::StatusOr<v1::TuneHybridRequest> ReadLabelledQuestions(const std::string& p
     if (!ids.is_array() || ids.empty()) {
       return absl::InvalidArgumentError(
           absl::StrCat(where, ": needs 'relevant_ids' (or 'context_id(s)'): the answering ids"));
+    }
+    if (ids.size() > static_cast<size_t>(kMaxRelevantIds)) {
+      return absl::InvalidArgumentError(
+          absl::StrCat(where, ": ", ids.size(), " relevant ids; the limit is ", kMaxRelevantIds));
     }
     for (const auto& id : ids) {
       if (!id.is_number_unsigned()) {

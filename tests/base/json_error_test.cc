@@ -7,6 +7,8 @@ namespace {
 
 TEST(JsonSyntaxError, SaysWhereAndWhyWithoutQuotingTheText) {
   EXPECT_EQ(JsonSyntaxError("{not json"), "a syntax error at byte 3 of 9");  // (1-based)
+  EXPECT_EQ(JsonSyntaxError(R"({"id": 1, "text": "cut)"),
+            "a syntax error at its end (it stops short)");
   // An invalid UTF-8 byte in a string: named as such, and never quoted.
   const std::string bad = "{\"text\":\"a\xff\xfe b\"}";
   const std::string why = JsonSyntaxError(bad);

@@ -34,7 +34,11 @@ TEST(PublicMessage, ErrorsNamingTheDataDirectoryNameItForTheAdminOnly) {
   const absl::Status told = ForPublic(full, "/srv/strata");
   EXPECT_EQ(told.code(), absl::StatusCode::kResourceExhausted);
   EXPECT_EQ(told.message().find("/srv"), absl::string_view::npos) << told;
-  EXPECT_NE(told.message().find("RESOURCE_EXHAUSTED"), absl::string_view::npos) << told;
+  EXPECT_NE(told.message().find("out of disk space"), absl::string_view::npos) << told;
+  const absl::Status denied =
+      ForPublic(ErrnoToStatus(EACCES, "open /srv/strata/ids.bin"), "/srv/strata");
+  EXPECT_EQ(denied.code(), absl::StatusCode::kPermissionDenied);
+  EXPECT_EQ(denied.message().find("/srv"), absl::string_view::npos) << denied;
   // (Without the directory given, or for a message without it: as it is.)
   EXPECT_EQ(ForPublic(full), full);
   const absl::Status limit = absl::ResourceExhaustedError("k = 5000; the limit is 1024");

@@ -475,8 +475,17 @@ TEST(EndToEnd, TextRequestsAreValidated) {
     std::ofstream(tmp.File("questions.jsonl")) << R"({"question": "cats", "relevant_ids": [1]})"
                                                << "\n";
   }
+  std::ofstream(tmp.File("blank.jsonl")) << R"({"question": " \u200b", "relevant_ids": [1]})"
+                                         << "\n";
+  {
+    std::ofstream many(tmp.File("many.jsonl"));
+    many << R"({"question": "cats", "relevant_ids": [0)";
+    for (int i = 1; i <= 1024; ++i) many << ", " << i;
+    many << "]}\n";
+  }
   for (const auto& [questions, says] :
        {std::pair<std::string, std::string>{tmp.File("none.jsonl"), "none.jsonl"},
+        {tmp.File("many.jsonl"), "1025 relevant ids; the limit is 1024"},
         {tmp.File("questions.jsonl"), "neither the rows"}}) {
     load = Spawn({Bin("strata-load"), "--input=" + tmp.File("rows.u8bin"), "--collection=bytes",
                   "--questions=" + questions, "--server=" + server.address()},
@@ -486,6 +495,15 @@ TEST(EndToEnd, TextRequestsAreValidated) {
     EXPECT_NE(ReadLog(log).find("nothing was loaded"), std::string::npos) << ReadLog(log);
     EXPECT_EQ(Count(server.stub(), "bytes"), 0u);
   }
+  // A question of no words, in a load of passages.
+  std::ofstream(tmp.File("fine.jsonl")) << R"({"id": 1, "text": "fine"})"
+                                        << "\n";
+  load = Spawn({Bin("strata-load"), "--text=" + tmp.File("fine.jsonl"), "--collection=vecs",
+                "--questions=" + tmp.File("blank.jsonl"), "--server=" + server.address()},
+               log);
+  EXPECT_EQ(WaitExit(load), 1);
+  EXPECT_NE(ReadLog(log).find("question 1 holds no words"), std::string::npos) << ReadLog(log);
+  EXPECT_EQ(Count(server.stub(), "vecs"), 0u);
   // Nor is a collection made for a load stopped so.
   load = Spawn({Bin("strata-load"), "--input=" + tmp.File("rows.u8bin"), "--collection=fresh",
                 "--questions=" + tmp.File("questions.jsonl"), "--server=" + server.address()},

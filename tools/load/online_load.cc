@@ -18,6 +18,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
 #include "base/retry_later.h"
+#include "gpu/wordpiece.h"
 #include "grpcpp/grpcpp.h"
 #include "proto/convert.h"
 #include "proto/strata.grpc.pb.h"
@@ -81,9 +82,9 @@ bool Retryable(const grpc::Status& s) {
 }
 
 // The load's retry warnings. A load paced by the server (a tenant's rate quota, its memory
-// budget) has most calls retried once or twice: the warnings of first and second retries are
-// said at most once per 10 s, with how many were left out since the last; a third retry of a
-// call or later (the server away, a refusal that lasts) is said every time. Thread-safe.
+// budget) has most of its calls retried: the warnings are said at most once per 10 s, with how
+// many were left out since the last, whatever the cause (a server away for long is said once
+// per 10 s too). Thread-safe.
 class RetryLog {
  public:
   static RetryLog& Get() {
@@ -93,7 +94,7 @@ class RetryLog {
   void Say(const char* what, const grpc::Status& s, int attempt, double nap) {
     std::lock_guard<std::mutex> lock(mu_);
     const Clock::time_point now = Clock::now();
-    if (attempt < 3 && now - last_said_ < std::chrono::seconds(10)) {
+    if (now - last_said_ < std::chrono::seconds(10)) {
       ++left_out_;
       return;
     }
@@ -490,6 +491,13 @@ absl::Status OnlineLoad::CheckQuestionsCanLearn(bool exists) {
         "the rows (--text passages, or JSON payloads with the collection's text fields) nor "
         "collection '",
         collection_, "' hold any; nothing was loaded"));
+  }
+  for (int i = 0; i < questions_->questions_size(); ++i) {
+    if (gpu::IsBlankText(questions_->questions(i).text())) {
+      return Stopped(absl::StrCat("--questions: question ", i + 1,
+                                  " holds no words (only white space or invisible characters); "
+                                  "nothing was loaded"));
+    }
   }
   if (in_.embed_online) return absl::OkStatus();  // (the model embedded a passage already)
   const uint32_t dim = exists ? info_.dimension() : v_.dim;
