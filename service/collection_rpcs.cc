@@ -290,16 +290,16 @@ grpc::Status StrataService::Count(grpc::ServerContext* ctx, const pb::CountReque
   });
 }
 
-void StrataService::LogCallError(const char* rpc, const absl::Status& s, const absl::Status& told) {
+void StrataService::LogCallError(const char* rpc, bool admin, const absl::Status& s,
+                                 const absl::Status& told) {
   const bool internal =
       s.code() == absl::StatusCode::kInternal || s.code() == absl::StatusCode::kDataLoss;
   if (s.ok() || (!internal && told.message() == s.message())) return;
   uint64_t dropped = 0;
-  if (!call_error_log_.Admit(absl::Now(), &dropped)) return;
+  if (!(admin ? admin_error_log_ : tenant_error_log_).Admit(absl::Now(), &dropped)) return;
   if (dropped > 0) {
-    Log(LogLevel::kWarning, "%llu call errors were not logged in the last %d s",
-        static_cast<unsigned long long>(dropped),
-        static_cast<int>(absl::ToInt64Seconds(kGrpcLogWindow)));
+    Log(LogLevel::kWarning, "%llu errors of %s calls were not logged since the last one",
+        static_cast<unsigned long long>(dropped), admin ? "the admin's" : "tenant keys'");
   }
   const std::string caller_told =
       told.message() == s.message()

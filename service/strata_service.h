@@ -235,14 +235,16 @@ class StrataService final : public pb::Strata::Service {
     const absl::Status told = admin ? s : ForPublic(s, data_dir_);
     grpc::Status g = ToGrpcStatus(told);
     metrics_->Record(rpc, g, std::chrono::duration<double>(Clock::now() - t0).count());
-    LogCallError(rpc, s, told);
+    LogCallError(rpc, admin, s, told);
     return g;
   }
 
   // A call's INTERNAL or DATA_LOSS error, or one its caller was told otherwise (`told`), into the
   // log whole, beside what the caller was told: at most kGrpcLogBurst lines per kGrpcLogWindow
-  // (any client could repeat a failing call), with a count of those left out.
-  void LogCallError(const char* rpc, const absl::Status& s, const absl::Status& told);
+  // (any client could repeat a failing call), the admin's calls and tenant keys' counted apart
+  // (a tenant's failing calls cannot hide the admin's), with a count of those left out said
+  // before the next line.
+  void LogCallError(const char* rpc, bool admin, const absl::Status& s, const absl::Status& told);
 
   // Passes `s` on, first telling on_damage_ when it says a posting of `col` is damaged.
   absl::Status Damaged(const std::shared_ptr<Collection>& col, absl::Status s) {
@@ -356,7 +358,9 @@ class StrataService final : public pb::Strata::Service {
   // whatever it returns).
   const int max_generate_calls_;
   const std::string data_dir_;  // (told to no tenant key's caller)
-  LogRateLimiter call_error_log_{kGrpcLogBurst, kGrpcLogWindow};  // LogCallError's
+  // LogCallError's: the admin's calls', tenant keys'.
+  LogRateLimiter admin_error_log_{kGrpcLogBurst, kGrpcLogWindow};
+  LogRateLimiter tenant_error_log_{kGrpcLogBurst, kGrpcLogWindow};
   std::atomic<int> decoder_calls_{0};
   absl::Status EnterDecoderCall() {
     if (decoder_calls_.fetch_add(1) + 1 <= max_generate_calls_) return absl::OkStatus();

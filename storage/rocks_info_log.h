@@ -4,8 +4,13 @@
 // RocksDB's own file logger must not be used: in Debian's build (assertions on), a write of it
 // that fails (a full disk) leaves its writer in error, and its next line then aborts the process
 // (WritableFileWriter::AssertFalseAndGetStatusForPrevError), which took the server down as soon
-// as its disk filled. Here a line that cannot be written is dropped and counted, and the lines
-// after it are tried again. LOG grows to kRotateBytes, then becomes LOG.old (one kept).
+// as its disk filled. Here a line that cannot be written is dropped and counted; the next ones
+// are tried again (and a LOG that could not be opened, at most every kRetryOpen), and once one
+// is written again the count of those dropped is said, in LOG and in the server's log.
+//
+// The LOG of an earlier run, and LOG once it passes kRotateBytes, become LOG.old.<microseconds>
+// (as RocksDB names them: a run that cannot open the store, because another process holds it,
+// moves that process's LOG aside but overwrites nothing); the newest kKeepOld are kept.
 #ifndef STRATA_STORAGE_ROCKS_INFO_LOG_H_
 #define STRATA_STORAGE_ROCKS_INFO_LOG_H_
 
@@ -15,6 +20,7 @@
 #include <string>
 
 #include "absl/base/thread_annotations.h"
+#include "absl/time/time.h"
 #include "base/mutex.h"
 #include "rocksdb/env.h"
 #include "storage/env.h"
@@ -25,10 +31,11 @@ namespace strata {
 class RocksInfoLog final : public rocksdb::Logger {
  public:
   static constexpr uint64_t kRotateBytes = 64 << 20;
+  static constexpr int kKeepOld = 4;
+  static constexpr absl::Duration kRetryOpen = absl::Seconds(10);
 
-  // The log of the store in `dir` (which exists), through `env` (which outlives it). A LOG left
-  // by an earlier run becomes LOG.old. Never fails: a LOG that cannot be opened leaves the
-  // warnings and errors in the server's log only (said there once).
+  // The log of the store in `dir` (which exists), through `env` (which outlives it). Never
+  // fails: while LOG cannot be opened, the warnings and errors still reach the server's log.
   static std::shared_ptr<RocksInfoLog> Open(Env* env, const std::string& dir);
 
   using rocksdb::Logger::Logv;
@@ -40,16 +47,22 @@ class RocksInfoLog final : public rocksdb::Logger {
 
  private:
   RocksInfoLog(Env* env, std::string dir) : env_(env), dir_(std::move(dir)) {}
-  // Opens LOG again (after a rotation, or a failed open); null when it cannot.
-  void Reopen() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // LOG moved to LOG.old.<now>, and the oldest LOG.old.* past kKeepOld removed.
+  void MoveAside() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // Opens a new LOG; file_ stays null when it cannot.
+  void OpenFile() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // Writes `line`; false when it could not.
+  bool Write(const std::string& line) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
 
   Env* const env_;
   const std::string dir_;
   mutable Mutex mu_;
   std::unique_ptr<WritableFile> file_ ABSL_GUARDED_BY(mu_);
+  absl::Time last_open_try_ ABSL_GUARDED_BY(mu_) = absl::InfinitePast();
   uint64_t size_ ABSL_GUARDED_BY(mu_) = 0;
-  uint64_t dropped_ ABSL_GUARDED_BY(mu_) = 0;
-  bool said_ ABSL_GUARDED_BY(mu_) = false;  // the first failure, in the server's log
+  uint64_t dropped_ ABSL_GUARDED_BY(mu_) = 0;      // since the open
+  uint64_t dropped_now_ ABSL_GUARDED_BY(mu_) = 0;  // since the last line written
+  bool cut_ ABSL_GUARDED_BY(mu_) = false;          // a failed append may have left half a line
 };
 
 }  // namespace strata

@@ -548,8 +548,8 @@ TEST(TenantKeys, ALoadAtATenantsRateQuotaWaitsAndFinishes) {
       0)
       << ReadLog(log);
   EXPECT_NE(ReadLog(log).find("max_requests_per_second"), std::string::npos) << ReadLog(log);
-  // An expected wait is not a flood of warnings: a retry once or twice is said at most once per
-  // 10 s (the load takes ~4 s here).
+  // An expected wait is not a flood of warnings: retries are said at most once per 10 s (the
+  // load takes ~4 s here; more under sanitizers).
   int retry_lines = 0;
   {
     std::istringstream lines(ReadLog(log));
@@ -557,7 +557,7 @@ TEST(TenantKeys, ALoadAtATenantsRateQuotaWaitsAndFinishes) {
       retry_lines += line.find("; retry ") != std::string::npos;
     }
   }
-  EXPECT_LE(retry_lines, 6) << ReadLog(log);  // (23 when every retry was said)
+  EXPECT_LE(retry_lines, 3) << ReadLog(log);  // (23 when every retry was said)
   pb::CountRequest cr;
   cr.set_collection("docs");
   cr.set_tenant("paced");

@@ -502,7 +502,9 @@ TEST(EndToEnd, TextRequestsAreValidated) {
                 "--questions=" + tmp.File("blank.jsonl"), "--server=" + server.address()},
                log);
   EXPECT_EQ(WaitExit(load), 1);
-  EXPECT_NE(ReadLog(log).find("question 1 holds no words"), std::string::npos) << ReadLog(log);
+  EXPECT_NE(ReadLog(log).find("question 1 of " + tmp.File("blank.jsonl")), std::string::npos)
+      << ReadLog(log);
+  EXPECT_NE(ReadLog(log).find("holds no words"), std::string::npos) << ReadLog(log);
   EXPECT_EQ(Count(server.stub(), "vecs"), 0u);
   // Nor is a collection made for a load stopped so.
   load = Spawn({Bin("strata-load"), "--input=" + tmp.File("rows.u8bin"), "--collection=fresh",

@@ -13,6 +13,8 @@
 #include "absl/strings/str_cat.h"
 #include "gtest/gtest.h"
 #include "storage/block_reader.h"
+#include "storage/fault_injection_env.h"
+#include "storage/rocks_info_log.h"
 #include "storage/scoped_fd.h"
 #include "storage/wal_scan.h"
 #include "tests/test_util.h"
@@ -358,6 +360,58 @@ TEST(MetadataStore, DamageInTheLastBlockBeforeTheLastRecordIsRefused) {
   auto store = MetadataStore::Open(path);
   ASSERT_FALSE(store.ok());
   EXPECT_TRUE(absl::IsDataLoss(store.status())) << store.status();
+}
+
+}  // namespace
+}  // namespace strata
+
+namespace strata {
+namespace {
+
+// Every write of the store failing for a while (a full disk) fails those writes, the store's
+// info log among them, and the store closes and opens again with what was written before.
+// (RocksDB's own file logger, which aborted the process on its next line after a failed write,
+// writes beside the Env, where the faults here do not reach it: the test below tells whose
+// logger a store has.)
+TEST(MetadataStore, WritesFailingForAWhileDoNotTakeTheProcessDown) {
+  TempDir tmp;
+  FaultInjectionEnv env;
+  MetadataStoreOptions options;
+  options.env = &env;
+  {
+    auto store = MetadataStore::Open(tmp.File("meta"), options);
+    ASSERT_TRUE(store.ok()) << store.status();
+    WriteBatch b;
+    b.Put(Cf::kPayloads, "before", "kept");
+    ASSERT_TRUE((*store)->Write(&b, /*sync=*/true).ok());
+    env.FailNth(FaultInjectionEnv::Op::kAppend, 0, 200);  // every append, the info log's too
+    for (int i = 0; i < 5; ++i) {
+      WriteBatch f;
+      f.Put(Cf::kPayloads, absl::StrCat("during", i), "lost");
+      EXPECT_FALSE((*store)->Write(&f, /*sync=*/true).ok());
+    }
+  }                                                      // (closed with the faults still on)
+  env.FailNth(FaultInjectionEnv::Op::kAppend, 1 << 30);  // (no more faults)
+  auto store = MetadataStore::Open(tmp.File("meta"), options);
+  ASSERT_TRUE(store.ok()) << store.status();
+  EXPECT_EQ(*(*store)->Get(Cf::kPayloads, "before", nullptr), "kept");
+  EXPECT_TRUE(env.FileExists(tmp.File("meta/LOG")));
+}
+
+// The store's info log is storage/rocks_info_log.h's, not RocksDB's file logger (which keeps up
+// to 1,000 old logs): each open moves the last run's LOG aside, and the newest kKeepOld stay.
+TEST(MetadataStore, ItsInfoLogIsOursAndKeepsTheLastRuns) {
+  TempDir tmp;
+  for (int run = 0; run < RocksInfoLog::kKeepOld + 2; ++run) {
+    auto store = MetadataStore::Open(tmp.File("meta"), MetadataStoreOptions{});
+    ASSERT_TRUE(store.ok()) << store.status();
+  }
+  int old = 0;
+  for (const auto& e : fs::directory_iterator(tmp.File("meta"))) {
+    old += e.path().filename().string().rfind("LOG.old.", 0) == 0;
+  }
+  EXPECT_EQ(old, RocksInfoLog::kKeepOld);
+  EXPECT_TRUE(fs::exists(tmp.File("meta/LOG")));
 }
 
 }  // namespace

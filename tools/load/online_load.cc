@@ -494,9 +494,10 @@ absl::Status OnlineLoad::CheckQuestionsCanLearn(bool exists) {
   }
   for (int i = 0; i < questions_->questions_size(); ++i) {
     if (gpu::IsBlankText(questions_->questions(i).text())) {
-      return Stopped(absl::StrCat("--questions: question ", i + 1,
-                                  " holds no words (only white space or invisible characters); "
-                                  "nothing was loaded"));
+      return Stopped(absl::StrCat("--questions: question ", i + 1, " of ",
+                                  absl::GetFlag(FLAGS_questions),
+                                  " (empty lines not counted) holds no words (only white space or "
+                                  "invisible characters); nothing was loaded"));
     }
   }
   if (in_.embed_online) return absl::OkStatus();  // (the model embedded a passage already)
