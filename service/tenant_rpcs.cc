@@ -233,8 +233,7 @@ absl::StatusOr<StrataService::Target> StrataService::FindFor(const Caller& calle
 
 absl::Status StrataService::AdmitKey(const TenantKeyInfo& key) {
   auto col = catalog_->Find(key.collection);
-  if ((col.ok() && (*col)->config().uid != key.collection_uid) ||
-      absl::IsNotFound(col.status())) {
+  if ((col.ok() && (*col)->config().uid != key.collection_uid) || absl::IsNotFound(col.status())) {
     return absl::PermissionDeniedError("this tenant key's collection was dropped");
   }
   // (One that could not be opened at start: its own error, not "dropped".)
