@@ -280,13 +280,17 @@ absl::Status Catalog::Drop(const std::string& name, std::string* uid) {
     // The drop itself: the collection's record goes and its purge record comes, in one synced
     // write. An open collection is marked first (which waits out a write or a build's commit
     // under way), so that nothing of it commits after. If the write fails it stays listed but
-    // refuses calls until a restart.
+    // refuses calls until it is dropped again or the server restarts: the write may have reached
+    // the log all the same, so whether it took effect is not known before.
     if (open != nullptr) open->MarkDropped();
     WriteBatch batch;
     batch.Delete(Cf::kCollections, name);
     // (Id 0: a record too damaged to say its id; collections are numbered from 1.)
     if (id != 0) batch.Put(Cf::kCollections, RecordPurger::PurgeKey(id), "");
-    RETURN_IF_ERROR(store_->Write(&batch, /*sync=*/true));
+    if (absl::Status s = store_->Write(&batch, /*sync=*/true); !s.ok()) {
+      if (open != nullptr) open->DropFailed(s);
+      return s;
+    }
     if (open != nullptr) open->DropCommitted();
     {
       MutexLock lock(&mu_);

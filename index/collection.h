@@ -487,6 +487,10 @@ class Collection {
   // Once the catalog's drop is durable: the directory is removed when the last reference goes (a
   // drop whose write failed leaves the files to the collection a restart lists again).
   virtual void DropCommitted() = 0;
+  // After MarkDropped, when the catalog's write failed (`why`): whether the drop took effect stays
+  // undecided (the write may have reached the log) until the collection is dropped again or the
+  // server restarts, and calls fail with FailedPrecondition saying so instead of NotFound.
+  virtual void DropFailed(const absl::Status& why) = 0;
 };
 
 }  // namespace strata

@@ -105,6 +105,10 @@ std::vector<prometheus::MetricFamily> CatalogCollector::Collect() const {
          "acknowledged write batches dropped at start (damaged write-ahead log, "
          "--wal_recovery=point_in_time)",
          MetricType::Gauge, static_cast<double>(catalog_->store()->recovery().dropped_batches));
+  single("strata_store_writes_refused",
+         "1 while the server refuses every write (its metadata store stopped them: a full disk, "
+         "an I/O error; Stats.writes_refused says why)",
+         MetricType::Gauge, catalog_->store()->WritesRefused().empty() ? 0 : 1);
   const MetadataStore::BatchedReads reads = catalog_->store()->batched_reads();
   single("strata_store_ring_batches_total",
          "metadata store table-file batches read through io_uring (storage/uring_file_system.h)",

@@ -338,6 +338,8 @@ class ServerImpl final : public Server {
     s->server_->GetHealthCheckService()->SetServingStatus(pb::Strata::service_full_name(), true);
     s->serving_.store(true);
     s->UpdateDurabilityHealth();
+    s->catalog_->store()->WatchWritesRefused([raw = s.get()] { raw->UpdateWritesHealth(); });
+    s->UpdateWritesHealth();
     if (s->auth_ == nullptr) {
       Log(LogLevel::kInfo,
           "open mode: no admin key, so every caller may do everything; listening on loopback "
@@ -395,8 +397,20 @@ class ServerImpl final : public Server {
     server_->GetHealthCheckService()->SetServingStatus(kDurabilityHealth, durable);
   }
 
+  // kWritesHealth follows the store's WritesRefused(); called from the store's watcher (on a
+  // RocksDB thread) and at start.
+  void UpdateWritesHealth() {
+    // Its own mutex: the watcher may run on a writer's thread, which must not wait for
+    // UpdateDurabilityHealth's reading of the collections.
+    MutexLock lock(&writes_health_mu_);
+    if (!serving_.load()) return;
+    server_->GetHealthCheckService()->SetServingStatus(kWritesHealth,
+                                                       catalog_->store()->WritesRefused().empty());
+  }
+
   void Shutdown(double drain_seconds) override {
     if (down_.exchange(true)) return;
+    if (catalog_ != nullptr) catalog_->store()->WatchWritesRefused(nullptr);
     serving_.store(false);
     if (server_ != nullptr) {  // (null: a start that failed before serving; nothing to drain)
       Log(LogLevel::kInfo, "shutting down: draining calls (up to %.0f s)", drain_seconds);
@@ -438,6 +452,7 @@ class ServerImpl final : public Server {
   int port_ = 0;
   std::atomic<bool> serving_{false};  // server_ is up (the build thread may update health)
   Mutex health_mu_;
+  Mutex writes_health_mu_;
   std::atomic<bool> down_{false};
 };
 

@@ -74,6 +74,10 @@ struct ServerOptions {
 // collection is damaged, so monitoring can page on it without taking the server out of rotation.
 // "" and "strata.v1.Strata" report whether the server serves.
 inline constexpr char kDurabilityHealth[] = "strata.v1.Strata/durability";
+// The grpc.health.v1 service name that is NOT_SERVING while the server refuses every write (its
+// metadata store stopped them: a full disk, until space is back; an I/O error, until a restart).
+// StatsResponse.writes_refused says why.
+inline constexpr char kWritesHealth[] = "strata.v1.Strata/writes";
 
 class Server {
  public:

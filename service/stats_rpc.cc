@@ -37,6 +37,7 @@ grpc::Status StrataService::Stats(grpc::ServerContext* ctx, const pb::StatsReque
     resp->mutable_wal_recovery()->set_dropped_batches(wal.dropped_batches);
     resp->mutable_wal_recovery()->set_dropped_bytes(wal.dropped_bytes);
     resp->mutable_wal_recovery()->set_detail(wal.detail);
+    resp->set_writes_refused(catalog_->store()->WritesRefused());
     pb::CallMemoryStats* m = resp->mutable_call_memory();
     m->set_budget_bytes(memory_->capacity());
     m->set_in_use_bytes(memory_->used());

@@ -100,6 +100,9 @@ namespace {
 
 rocksdb::IOStatus ToIo(const absl::Status& s) {
   if (s.ok()) return rocksdb::IOStatus::OK();
+  if (s.code() == absl::StatusCode::kResourceExhausted) {
+    return rocksdb::IOStatus::NoSpace(std::string(s.message()));
+  }
   return rocksdb::IOStatus::IOError(std::string(s.message()));
 }
 
@@ -263,6 +266,14 @@ class FaultInjectionEnv::RocksFs final : public rocksdb::FileSystemWrapper {
     if (s.ok()) env_->Removed(path);
     return s;
   }
+  rocksdb::IOStatus GetFreeSpace(const std::string& path, const rocksdb::IOOptions& options,
+                                 uint64_t* free, rocksdb::IODebugContext* dbg) override {
+    if (env_->DiskIsFull()) {
+      *free = 0;
+      return rocksdb::IOStatus::OK();
+    }
+    return target()->GetFreeSpace(path, options, free, dbg);
+  }
   rocksdb::IOStatus CreateDir(const std::string& dirname, const rocksdb::IOOptions& options,
                               rocksdb::IODebugContext* dbg) override {
     const std::string path = Norm(dirname);
@@ -331,6 +342,11 @@ std::shared_ptr<rocksdb::FileSystem> FaultInjectionEnv::RocksDbFileSystem() {
   return rocks_fs_;
 }
 
+void FaultInjectionEnv::SetDiskFull(bool full) {
+  MutexLock lock(&mu_);
+  disk_full_ = full;
+}
+
 void FaultInjectionEnv::HoldSyncs(std::string suffix) {
   MutexLock lock(&mu_);
   hold_syncs_ = true;
@@ -366,6 +382,10 @@ absl::Status FaultInjectionEnv::Inject(Op op, const std::string& what) {
   if (cut_) {
     return absl::InternalError(
         absl::StrCat("simulated power cut: ", OpName(op), " of ", what, " not done"));
+  }
+  if (disk_full_ && op == Op::kAppend) {
+    return absl::ResourceExhaustedError(
+        absl::StrCat("no space left on device (injected full disk): append to ", what));
   }
   auto it = fail_at_.find(op);
   if (it == fail_at_.end() || n < it->second.first) return absl::OkStatus();

@@ -59,6 +59,12 @@ class FaultInjectionEnv final : public Env {
   // Whether a cut set by PowerCutAfter has happened.
   [[nodiscard]] bool power_is_cut() const;
 
+  // A full disk, on demand: while `full`, every append (Op::kAppend, RocksDB's included) fails
+  // with ResourceExhausted, as ENOSPC would (RocksDB sees IOStatus::NoSpace), and RocksDB's free
+  // space query of any path answers 0; the operation does nothing then. Creates, renames and
+  // removals still succeed.
+  void SetDiskFull(bool full);
+
   // A slow disk, on demand: while held, every sync (Op::kSync: WritableFile::Sync and RocksDB's
   // syncs) of a file whose path ends with `suffix` (e.g. ".log": RocksDB's write-ahead logs)
   // waits inside the call until ReleaseSyncs(). AwaitHeldSyncs(n) returns once n syncs are
@@ -101,6 +107,10 @@ class FaultInjectionEnv final : public Env {
     std::optional<std::string> replaced;  // what `to` held before, if it was a file
   };
 
+  bool DiskIsFull() const {
+    MutexLock lock(&mu_);
+    return disk_full_;
+  }
   // An injected failure for this call of `op` (an injected fault or the power cut), or OK; counts
   // the call.
   absl::Status Inject(Op op, const std::string& what) ABSL_LOCKS_EXCLUDED(mu_);
@@ -132,6 +142,7 @@ class FaultInjectionEnv final : public Env {
   bool hold_syncs_ ABSL_GUARDED_BY(mu_) = false;
   std::string hold_suffix_ ABSL_GUARDED_BY(mu_);
   int held_syncs_ ABSL_GUARDED_BY(mu_) = 0;  // syncs waiting at the hold
+  bool disk_full_ ABSL_GUARDED_BY(mu_) = false;
   std::shared_ptr<rocksdb::FileSystem> rocks_fs_ ABSL_GUARDED_BY(mu_);
 };
 

@@ -21,6 +21,7 @@
 #include "storage/log.h"
 #include "storage/read_fanout.h"
 #include "storage/rocks_info_log.h"
+#include "storage/rocks_write_stop.h"
 #include "storage/scoped_fd.h"
 #include "storage/status_macros.h"
 #include "storage/uring_file_system.h"
@@ -142,14 +143,19 @@ class MetadataStoreImpl final : public MetadataStore {
   MetadataStoreImpl(std::shared_ptr<const UringMultiReadFileSystem> fs,
                     std::unique_ptr<rocksdb::Env> env, std::unique_ptr<rocksdb::DB> db,
                     std::vector<rocksdb::ColumnFamilyHandle*> handles, WalRecoveryReport recovery,
-                    bool flush_at_close)
-      : fs_(std::move(fs)),
+                    bool flush_at_close, std::shared_ptr<RocksWriteStop> write_stop)
+      : write_stop_(std::move(write_stop)),
+        fs_(std::move(fs)),
         env_(std::move(env)),
         db_(std::move(db)),
         handles_(std::move(handles)),
         recovery_(std::move(recovery)),
         flush_at_close_(flush_at_close) {}
   const WalRecoveryReport& recovery() const override { return recovery_; }
+  std::string WritesRefused() const override { return write_stop_->refused(); }
+  void WatchWritesRefused(std::function<void()> changed) override {
+    write_stop_->Watch(std::move(changed));
+  }
   BatchedReads batched_reads() const override {
     const UringMultiReadStats& s = fs_->stats();
     return {s.ring_batches.load(), s.ring_reads.load(), s.fallback_batches.load()};
@@ -278,8 +284,17 @@ class MetadataStoreImpl final : public MetadataStore {
     rocksdb::WriteOptions wo;
     wo.sync = sync && wal;
     wo.disableWAL = !wal;
-    RETURN_IF_ROCKS(db_->Write(wo, &wb), "metadata write");
-    return absl::OkStatus();
+    const rocksdb::Status written = db_->Write(wo, &wb);
+    if (written.ok()) return absl::OkStatus();
+    absl::Status s = FromRocks(written, "metadata write");
+    // (A full disk's public message stays: the reason names the store's directory.)
+    if (const std::string why = write_stop_->refused(); !why.empty()) {
+      absl::Status out(s.code(),
+                       absl::StrCat(s.message(), "; the store refuses every write: ", why));
+      s.ForEachPayload([&](absl::string_view url, const absl::Cord& p) { out.SetPayload(url, p); });
+      s = std::move(out);
+    }
+    return s;
   }
 
   absl::Status Scan(
@@ -405,6 +420,7 @@ class MetadataStoreImpl final : public MetadataStore {
  private:
   rocksdb::ColumnFamilyHandle* handle(Cf cf) const { return handles_[static_cast<int>(cf) + 1]; }
 
+  const std::shared_ptr<RocksWriteStop> write_stop_;    // also among RocksDB's listeners
   std::shared_ptr<const UringMultiReadFileSystem> fs_;  // env_'s file system
   std::unique_ptr<rocksdb::Env> env_;                   // outlives db_
   std::unique_ptr<rocksdb::DB> db_;
@@ -523,6 +539,12 @@ absl::StatusOr<std::unique_ptr<MetadataStore>> MetadataStore::Open(
     }
     families.emplace_back(kCfNames[i], o);
   }
+  // After a full disk RocksDB resumes writes once the largest memtable fits in the free space
+  // (DBImpl::Open reserves that much with its SstFileManager).
+  size_t reserve = 0;
+  for (const auto& f : families) reserve = std::max(reserve, f.options.write_buffer_size);
+  auto write_stop = std::make_shared<RocksWriteStop>(path, reserve);
+  db_options.listeners.push_back(write_stop);
   std::vector<rocksdb::ColumnFamilyHandle*> handles;
   rocksdb::DB* raw = nullptr;
   // First as strictly as a crash allows: a last record cut short is fine, damage before it is not.
@@ -575,7 +597,7 @@ absl::StatusOr<std::unique_ptr<MetadataStore>> MetadataStore::Open(
       options.wal_recovery == WalRecovery::kStrict ? "strict" : "point-in-time");
   return std::unique_ptr<MetadataStore>(new MetadataStoreImpl(
       std::move(uring_fs), std::move(rocks_env), std::unique_ptr<rocksdb::DB>(raw),
-      std::move(handles), std::move(report), options.flush_at_close));
+      std::move(handles), std::move(report), options.flush_at_close, std::move(write_stop)));
 }
 
 }  // namespace strata

@@ -215,6 +215,17 @@ class MetadataStore {
   [[nodiscard]] virtual uint64_t ApproximateBytes(Cf cf, absl::string_view prefix) const = 0;
   // What recovery found when the store was opened.
   [[nodiscard]] virtual const WalRecoveryReport& recovery() const = 0;
+  // Why the store refuses every write now, and what ends it; empty while it takes writes.
+  // RocksDB stops writes once a log write or a flush has failed: after a full disk it resumes them
+  // by itself once enough space is free (the message says how much); after an I/O error they
+  // stay refused until the store is opened again, unless RocksDB's own retries succeed first.
+  // Writes meanwhile fail with that error (ResourceExhausted for a full disk), this reason
+  // appended.
+  [[nodiscard]] virtual std::string WritesRefused() const = 0;
+  // `changed` (may be empty: none) is called after each change of WritesRefused(), on the RocksDB
+  // thread that saw it, with no lock of the store held: it may call WritesRefused() and nothing
+  // else of the store. Returns once no call of the previous `changed` runs.
+  virtual void WatchWritesRefused(std::function<void()> changed) = 0;
 };
 
 }  // namespace strata

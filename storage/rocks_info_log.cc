@@ -114,6 +114,8 @@ void RocksInfoLog::Logv(const rocksdb::InfoLogLevel level, const char* format, v
     std::vsnprintf(text.data(), text.size(), format, ap);
   }
   text.resize(static_cast<size_t>(n));
+  // (Some of RocksDB's lines end with their own newline: one is enough.)
+  while (!text.empty() && text.back() == '\n') text.pop_back();
   if (level >= rocksdb::InfoLogLevel::WARN_LEVEL && level != rocksdb::InfoLogLevel::HEADER_LEVEL) {
     strata::Log(level >= rocksdb::InfoLogLevel::ERROR_LEVEL ? LogLevel::kError : LogLevel::kWarning,
                 "metadata store: %s", text);

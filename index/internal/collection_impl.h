@@ -245,6 +245,10 @@ class CollectionImpl final : public Collection {
     return base_ == nullptr ? 0 : base_->default_max_postings();
   }
   void DropCommitted() override { drop_committed_.store(true); }
+  void DropFailed(const absl::Status& why) override {
+    MutexLock lock(&drop_failed_mu_);
+    drop_failed_ = std::string(why.message());
+  }
   void StopBuilds() override { builds_stopped_.store(true); }
   void MarkDropped() override {
     // Under the writer lock: a write or a build's commit either finished before, or sees the
@@ -402,10 +406,16 @@ class CollectionImpl final : public Collection {
   // other than the admin that names none of it (collection_open.cc).
   absl::Status CheckServing() const ABSL_SHARED_LOCKS_REQUIRED(mu_);
   absl::Status CheckNotDropped() const {
-    if (dropped_.load()) {
+    if (!dropped_.load()) return absl::OkStatus();
+    MutexLock lock(&drop_failed_mu_);
+    if (drop_failed_.empty()) {
       return absl::NotFoundError(absl::StrCat("collection '", config_.name, "' was dropped"));
     }
-    return absl::OkStatus();
+    const std::string undecided = absl::StrCat(
+        "collection '", config_.name, "' refuses calls: its drop failed",
+        "; whether it took effect is decided when it is dropped again or the server restarts");
+    return WithPublicMessage(
+        absl::FailedPreconditionError(absl::StrCat(undecided, " (", drop_failed_, ")")), undecided);
   }
   // Whether a build may go on: NotFound once dropped, Cancelled once StopBuilds was called.
   absl::Status CheckBuildGoesOn() const {
@@ -793,7 +803,9 @@ class CollectionImpl final : public Collection {
   const kernels::DistanceFn f16_dist_;  // float32 query vs float16 vector (float16 postings)
   const kernels::ToHalfFn to_half_;     // float32 -> float16, as float16 postings store them
   std::atomic<bool> dropped_{false};
-  std::atomic<bool> builds_stopped_{false};  // StopBuilds()
+  mutable Mutex drop_failed_mu_;
+  std::string drop_failed_ ABSL_GUARDED_BY(drop_failed_mu_);  // why the drop's write failed
+  std::atomic<bool> builds_stopped_{false};                   // StopBuilds()
   std::atomic<bool> drop_committed_{false};  // the catalog's drop is durable: the files go
   mutable std::atomic<uint64_t> pages_read_{0}, bytes_read_{0};
 

@@ -7,6 +7,7 @@
 #include <future>
 #include <thread>
 
+#include "absl/strings/match.h"
 #include "gtest/gtest.h"
 #include "index/collection.h"
 #include "storage/fault_injection_env.h"
@@ -90,6 +91,46 @@ TEST(Catalog, ACreateOrDropWaitingOnItsSyncStallsNoOtherCall) {
   dropper.join();
   EXPECT_TRUE(absl::IsNotFound(cat->Find("doomed").status()));
   EXPECT_EQ(cat->List().size(), 2u);
+}
+
+// A drop whose write fails (a full disk) leaves the collection listed, refusing calls with an
+// error that says the drop failed (not "was dropped"); once the store takes writes again, the
+// drop can be done again, and it holds across a restart.
+TEST(Catalog, ADropWhoseWriteFailedSaysSoAndCanBeDoneAgain) {
+  TempDir tmp;
+  FaultInjectionEnv env;
+  CollectionOptions options;
+  options.env = &env;
+  Data d = Make(200, 1);
+  {
+    auto cat = *Catalog::Open(tmp.path(), options);
+    auto doomed = NewCollection(cat.get(), d.base.dim, 1000000, "doomed");
+    UpsertRows(doomed.get(), d.base, 0, 100);
+    env.SetDiskFull(true);
+    const absl::Status failed = cat->Drop("doomed");
+    EXPECT_EQ(failed.code(), absl::StatusCode::kResourceExhausted) << failed;
+    const PointInput row[] = {{7, {d.base.row(7), d.base.row_bytes()}, {}}};
+    std::vector<RowError> errors;
+    uint64_t upserted = 0;
+    const absl::Status refused = doomed->Upsert(row, &errors, &upserted);
+    EXPECT_EQ(refused.code(), absl::StatusCode::kFailedPrecondition) << refused;
+    EXPECT_TRUE(absl::StrContains(refused.message(), "its drop failed")) << refused;
+    EXPECT_TRUE(cat->Find("doomed").ok());
+
+    env.SetDiskFull(false);
+    // RocksDB resumes writes once it sees the space back (it looks every 5 s).
+    const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(60);
+    while (!cat->store()->WritesRefused().empty() && std::chrono::steady_clock::now() < deadline) {
+      std::this_thread::sleep_for(std::chrono::milliseconds(50));
+    }
+    ASSERT_EQ(cat->store()->WritesRefused(), "");
+    const absl::Status again = cat->Drop("doomed");
+    EXPECT_TRUE(again.ok()) << again;
+    EXPECT_TRUE(absl::IsNotFound(cat->Find("doomed").status()));
+  }
+  auto cat = *Catalog::Open(tmp.path(), options);
+  EXPECT_TRUE(absl::IsNotFound(cat->Find("doomed").status()));
+  EXPECT_TRUE(cat->List().empty());
 }
 
 // A collection whose own records cannot be read (a malformed version record; a version record of

@@ -90,6 +90,10 @@ class CountingStore final : public MetadataStore {
     return store_->ApproximateBytes(cf, prefix);
   }
   const WalRecoveryReport& recovery() const override { return store_->recovery(); }
+  std::string WritesRefused() const override { return store_->WritesRefused(); }
+  void WatchWritesRefused(std::function<void()> changed) override {
+    store_->WatchWritesRefused(std::move(changed));
+  }
 
   mutable uint64_t tenant_reads_ = 0;    // keys read by Get, MultiGet and MultiGetLent
   mutable uint64_t chunks_scanned_ = 0;  // extent chunks visited by Scan

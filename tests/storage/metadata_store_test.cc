@@ -1,6 +1,7 @@
 #include "storage/metadata_store.h"
 
 #include <algorithm>
+#include <atomic>
 #include <chrono>
 #include <filesystem>
 #include <fstream>
@@ -10,7 +11,9 @@
 #include <thread>
 #include <vector>
 
+#include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
+#include "base/public_message.h"
 #include "gtest/gtest.h"
 #include "storage/block_reader.h"
 #include "storage/fault_injection_env.h"
@@ -396,6 +399,63 @@ TEST(MetadataStore, WritesFailingForAWhileDoNotTakeTheProcessDown) {
   ASSERT_TRUE(store.ok()) << store.status();
   EXPECT_EQ(*(*store)->Get(Cf::kPayloads, "before", nullptr), "kept");
   EXPECT_TRUE(env.FileExists(tmp.File("meta/LOG")));
+}
+
+// A full disk stops RocksDB's writes; the store says so (and what ends it) until RocksDB has
+// resumed them by itself, once space is back. Nothing acknowledged is lost.
+TEST(MetadataStore, AFullDiskRefusesWritesUntilSpaceIsBackAndSaysSo) {
+  TempDir tmp;
+  FaultInjectionEnv env;
+  MetadataStoreOptions options;
+  options.env = &env;
+  {
+    auto store = MetadataStore::Open(tmp.File("meta"), options);
+    ASSERT_TRUE(store.ok()) << store.status();
+    std::atomic<int> changes{0};
+    (*store)->WatchWritesRefused([&] { changes.fetch_add(1); });
+    WriteBatch b;
+    b.Put(Cf::kPayloads, "before", "kept");
+    ASSERT_TRUE((*store)->Write(&b, /*sync=*/true).ok());
+    EXPECT_EQ((*store)->WritesRefused(), "");
+
+    env.SetDiskFull(true);
+    for (int i = 0; i < 3; ++i) {
+      WriteBatch f;
+      f.Put(Cf::kPayloads, absl::StrCat("during", i), "refused");
+      const absl::Status s = (*store)->Write(&f, /*sync=*/true);
+      EXPECT_EQ(s.code(), absl::StatusCode::kResourceExhausted) << s;
+      EXPECT_TRUE(absl::StrContains(s.message(), "the store refuses every write")) << s;
+      // A tenant's caller still gets the short line (base/public_message.h).
+      EXPECT_EQ(ForPublic(s).message(),
+                "the server's disk is full: writes are refused until space is freed");
+    }
+    const std::string why = (*store)->WritesRefused();
+    EXPECT_TRUE(absl::StrContains(why, "the disk is full")) << why;
+    EXPECT_TRUE(absl::StrContains(why, "once 64 MiB are free")) << why;
+    EXPECT_GE(changes.load(), 1);
+
+    env.SetDiskFull(false);
+    // RocksDB's own recovery looks at the free space every 5 s.
+    const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(60);
+    while (!(*store)->WritesRefused().empty() && std::chrono::steady_clock::now() < deadline) {
+      std::this_thread::sleep_for(std::chrono::milliseconds(50));
+    }
+    EXPECT_EQ((*store)->WritesRefused(), "");
+    EXPECT_GE(changes.load(), 2);
+    (*store)->WatchWritesRefused(nullptr);
+    WriteBatch a;
+    a.Put(Cf::kPayloads, "after", "kept");
+    EXPECT_TRUE((*store)->Write(&a, /*sync=*/true).ok());
+  }
+  auto store = MetadataStore::Open(tmp.File("meta"), options);
+  ASSERT_TRUE(store.ok()) << store.status();
+  EXPECT_EQ(*(*store)->Get(Cf::kPayloads, "before", nullptr), "kept");
+  EXPECT_EQ(*(*store)->Get(Cf::kPayloads, "after", nullptr), "kept");
+  for (int i = 0; i < 3; ++i) {
+    EXPECT_TRUE(absl::IsNotFound(
+        (*store)->Get(Cf::kPayloads, absl::StrCat("during", i), nullptr).status()));
+  }
+  EXPECT_EQ((*store)->WritesRefused(), "");
 }
 
 // The store's info log is storage/rocks_info_log.h's, not RocksDB's file logger (which keeps up

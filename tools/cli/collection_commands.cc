@@ -171,6 +171,27 @@ int Health(const std::shared_ptr<grpc::Channel>& channel) {
   if (!s.ok()) return RpcFail(s);
   std::printf("%s\n",
               grpc::health::v1::HealthCheckResponse::ServingStatus_Name(resp.status()).c_str());
+  // The server's partial states (service/server.h), said only when they fail; the exit status
+  // stays the serving one's (a server refusing writes still serves searches).
+  const struct {
+    const char* service;
+    const char* what;
+  } parts[] = {
+      {"strata.v1.Strata/durability",
+       "durability: NOT_SERVING (a collection is damaged, or acknowledged writes were "
+       "dropped at start; `strata-cli list` and `stats` say which)"},
+      {"strata.v1.Strata/writes",
+       "writes: NOT_SERVING (the server refuses every write; `strata-cli stats` says why)"}};
+  for (const auto& part : parts) {
+    grpc::health::v1::HealthCheckRequest preq;
+    preq.set_service(part.service);
+    grpc::health::v1::HealthCheckResponse presp;
+    auto pctx = Context();
+    if (health->Check(pctx.get(), preq, &presp).ok() &&
+        presp.status() == grpc::health::v1::HealthCheckResponse::NOT_SERVING) {
+      std::printf("%s\n", part.what);
+    }
+  }
   return resp.status() == grpc::health::v1::HealthCheckResponse::SERVING ? 0 : 1;
 }
 
@@ -195,6 +216,19 @@ int Stats(const std::string& /*cmd*/, const std::vector<char*>& /*args*/, pb::St
       resp.version().c_str(), resp.uptime_seconds(), resp.collections(),
       static_cast<unsigned long long>(resp.vectors()), resp.index_memory_bytes() / 1048576.0,
       resp.index_disk_bytes() / 1048576.0, static_cast<unsigned long long>(resp.disk_pages_read()));
+  if (!resp.writes_refused().empty()) {
+    std::printf("  WRITES REFUSED: %s\n", resp.writes_refused().c_str());
+  }
+  if (resp.damaged_collections() > 0) {
+    std::printf("  damaged collections: %u (`strata-cli list` says why)\n",
+                resp.damaged_collections());
+  }
+  if (resp.wal_recovery().damaged()) {
+    std::printf(
+        "  write-ahead log damaged at start: %llu acknowledged write batches dropped (%s)\n",
+        static_cast<unsigned long long>(resp.wal_recovery().dropped_batches()),
+        resp.wal_recovery().detail().c_str());
+  }
   for (const auto& r : resp.rpcs()) {
     std::printf("  %-20s %8llu calls %6llu errors  mean %.3f ms\n", r.rpc().c_str(),
                 static_cast<unsigned long long>(r.requests()),

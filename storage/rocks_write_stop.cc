@@ -1,0 +1,74 @@
+#include "storage/rocks_write_stop.h"
+
+#include <utility>
+
+#include "absl/strings/str_cat.h"
+#include "storage/log.h"
+
+namespace strata {
+namespace {
+
+// Whether an error RocksDB reports stops its writes. Errors come with the severity RocksDB gave
+// them, except retryable I/O errors (a file-scoped one), which come before it is given: those
+// stop writes unless a compaction, or a flush with nothing in the log, met them (RocksDB's
+// ErrorHandler, 7.8). With paranoid checks on (RocksDB's default, and the store's), no other
+// error comes without a severity.
+bool StopsWrites(rocksdb::BackgroundErrorReason reason, const rocksdb::Status& error) {
+  if (error.ok()) return false;
+  if (error.severity() >= rocksdb::Status::Severity::kHardError) return true;
+  if (error.severity() != rocksdb::Status::Severity::kNoError) return false;
+  return reason != rocksdb::BackgroundErrorReason::kCompaction &&
+         reason != rocksdb::BackgroundErrorReason::kFlushNoWAL &&
+         reason != rocksdb::BackgroundErrorReason::kManifestWriteNoWAL;
+}
+
+}  // namespace
+
+std::string RocksWriteStop::refused() const {
+  MutexLock lock(&mu_);
+  return refused_;
+}
+
+void RocksWriteStop::Watch(std::function<void()> changed) {
+  MutexLock lock(&watch_mu_);
+  watcher_ = std::move(changed);
+}
+
+void RocksWriteStop::OnBackgroundError(rocksdb::BackgroundErrorReason reason,
+                                       rocksdb::Status* error) {
+  if (!StopsWrites(reason, *error)) return;
+  const bool no_space = error->IsNoSpace() || error->subcode() == rocksdb::Status::kNoSpace;
+  if (no_space) {
+    Set(absl::StrCat("the disk is full (", error->ToString(),
+                     "): writes resume by themselves once ", reserve_bytes_ >> 20,
+                     " MiB are free on it (RocksDB looks every 5 s)"));
+  } else if (error->severity() >= rocksdb::Status::Severity::kFatalError) {
+    Set(absl::StrCat("a write to disk failed (", error->ToString(),
+                     "): writes are refused until the server restarts"));
+  } else {
+    Set(absl::StrCat("a write to disk failed (", error->ToString(),
+                     "): writes are refused until RocksDB's own retries succeed or the server "
+                     "restarts"));
+  }
+}
+
+void RocksWriteStop::OnErrorRecoveryEnd(const rocksdb::BackgroundErrorRecoveryInfo& info) {
+  if (info.new_bg_error.ok()) Set("");
+}
+
+void RocksWriteStop::Set(std::string why) {
+  {
+    MutexLock lock(&mu_);
+    if (refused_ == why) return;
+    if (why.empty()) {
+      Log(LogLevel::kInfo, "metadata store %s takes writes again", dir_);
+    } else {
+      Log(LogLevel::kError, "metadata store %s refuses every write: %s", dir_, why);
+    }
+    refused_ = std::move(why);
+  }
+  MutexLock lock(&watch_mu_);
+  if (watcher_) watcher_();
+}
+
+}  // namespace strata
