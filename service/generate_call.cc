@@ -4,6 +4,7 @@
 
 #include "absl/container/flat_hash_set.h"
 #include "absl/strings/str_cat.h"
+#include "base/public_message.h"
 #include "gpu/wordpiece.h"
 #include "nlohmann/json.hpp"
 #include "storage/status_macros.h"
@@ -17,9 +18,12 @@ using Clock = std::chrono::steady_clock;
 double Ms(double seconds) { return seconds * 1000.0; }
 
 absl::Status NoDecoder() {
-  return absl::FailedPreconditionError(
-      "this server has no decoder: start strata-server with --decoder=PATH.gguf "
-      "(tools/fetch-models.sh fetches SmolLM2-135M-Instruct)");
+  // (How to start the server is for its administrator, not a tenant's caller.)
+  return WithPublicMessage(
+      absl::FailedPreconditionError(
+          "this server has no decoder: start strata-server with --decoder=PATH.gguf "
+          "(tools/fetch-models.sh fetches SmolLM2-135M-Instruct)"),
+      "this server has no decoder: Generate is off here");
 }
 
 absl::StatusOr<gpu::KvFormat> CachedFormat(pb::KvCacheMode mode) {

@@ -7,6 +7,7 @@
 
 #include "absl/functional/function_ref.h"
 #include "absl/strings/str_cat.h"
+#include "base/public_message.h"
 #include "gpu/wordpiece.h"
 #include "grpcpp/grpcpp.h"
 #include "index/hybrid_tuner.h"
@@ -70,8 +71,10 @@ grpc::Status StrataService::Search(grpc::ServerContext* ctx, const pb::SearchReq
       }
       RETURN_IF_ERROR(Reranker::CheckDepth(req->rerank(), req->k(), limits_.max_k));
       if (reranker_ == nullptr) {
-        return absl::FailedPreconditionError(
-            "rerank needs the server's cross-encoder (strata-server --reranker_model)");
+        return WithPublicMessage(
+            absl::FailedPreconditionError(
+                "rerank needs the server's cross-encoder (strata-server --reranker_model)"),
+            "rerank needs a cross-encoder, which this server has not: rerank is off here");
       }
       absl::StatusOr<Reranker::Turn> entered = reranker_->Enter();
       if (!entered.ok()) return entered.status();
@@ -281,9 +284,11 @@ std::string StrataService::ModelName() const {
 absl::Status StrataService::CheckTexts(const std::vector<std::string>& texts, bool need_model,
                                        bool queries) const {
   if (need_model && embedder_ == nullptr) {
-    return absl::FailedPreconditionError(
-        "this server has no embedding model: start strata-server with --model_dir "
-        "(e.g. models/all-minilm-l6-v2, fetched by tools/fetch-models.sh)");
+    return WithPublicMessage(
+        absl::FailedPreconditionError(
+            "this server has no embedding model: start strata-server with --model_dir "
+            "(e.g. models/all-minilm-l6-v2, fetched by tools/fetch-models.sh)"),
+        "this server has no embedding model, which this call needs");
   }
   if (texts.empty()) return absl::InvalidArgumentError("empty batch: no texts");
   if (texts.size() > limits_.max_texts) {

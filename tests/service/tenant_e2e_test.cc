@@ -348,11 +348,19 @@ TEST(TenantKeys, AKeyIsConfinedToItsTenantsAndNeverShown) {
       pb::GenerateResponse resp;
       while (reader->Read(&resp)) {
       }
-      return reader->Finish().error_code();
+      return reader->Finish();
     };
-    EXPECT_EQ(generate(ka, "docs", "b"), grpc::StatusCode::PERMISSION_DENIED);
-    EXPECT_EQ(generate(ka, "other", ""), grpc::StatusCode::PERMISSION_DENIED);
-    EXPECT_EQ(generate(ka, "docs", "a"), grpc::StatusCode::FAILED_PRECONDITION);
+    EXPECT_EQ(generate(ka, "docs", "b").error_code(), grpc::StatusCode::PERMISSION_DENIED);
+    EXPECT_EQ(generate(ka, "other", "").error_code(), grpc::StatusCode::PERMISSION_DENIED);
+    // The administrator is told how to start the server with a decoder; a tenant only that
+    // Generate is off (it learns no flag, file or command of the server).
+    const grpc::Status off = generate(ka, "docs", "a");
+    EXPECT_EQ(off.error_code(), grpc::StatusCode::FAILED_PRECONDITION);
+    EXPECT_EQ(off.error_message(), "this server has no decoder: Generate is off here");
+    const grpc::Status admin_off = generate(kAdmin, "docs", "a");
+    EXPECT_EQ(admin_off.error_code(), grpc::StatusCode::FAILED_PRECONDITION);
+    EXPECT_NE(admin_off.error_message().find("--decoder"), std::string::npos)
+        << admin_off.error_message();
   }
   // A tenant's upsert may not name another tenant, nor replace a point it cannot see.
   {
