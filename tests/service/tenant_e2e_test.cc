@@ -572,6 +572,17 @@ TEST(TenantKeys, ALoadAtATenantsRateQuotaWaitsAndFinishes) {
   pb::CountResponse n;
   ASSERT_TRUE(Call(server.stub(), &pb::Strata::Stub::Count, kAdmin, cr, &n).ok());
   EXPECT_EQ(n.count(), 60u);
+  // strata-cli waits out the quota too: counts back to back, each its own process, all answered
+  // (the first ones use up the bucket; before, the next failed with RESOURCE_EXHAUSTED).
+  for (int i = 0; i < 12; ++i) {
+    const std::string cli_log = tmp.File("cli.log");
+    EXPECT_EQ(WaitExit(Spawn({Bin("strata-cli"), "--server=" + server.address(),
+                              "--api_key_file=" + tmp.File("tenant.key"), "count", "docs"},
+                             cli_log)),
+              0)
+        << "count " << i << ": " << ReadLog(cli_log);
+    EXPECT_NE(ReadLog(cli_log).find("60"), std::string::npos) << ReadLog(cli_log);
+  }
   // The checkpoint is the tenant's: another tenant loading the same file is not told it is
   // loaded already, but that its rows are refused (the ids are paced's: ids are shared).
   server.MakeTenant("other");

@@ -1,13 +1,16 @@
 #include "tools/cli/cli_util.h"
 
+#include <algorithm>
 #include <chrono>
 #include <cstdio>
+#include <thread>
 
 #include "absl/flags/flag.h"
 #include "absl/status/status.h"
 #include "absl/strings/match.h"
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
+#include "base/retry_later.h"
 #include "tools/client_channel.h"
 
 ABSL_FLAG(std::string, server, "127.0.0.1:50051", "address of strata-server");
@@ -47,6 +50,18 @@ std::unique_ptr<grpc::ClientContext> Context() {
       std::chrono::system_clock::now() +
       std::chrono::milliseconds(static_cast<int64_t>(absl::GetFlag(FLAGS_timeout) * 1000)));
   return ctx;
+}
+
+bool RefusedForNow(const grpc::Status& s) {
+  return s.error_code() == grpc::StatusCode::RESOURCE_EXHAUSTED &&
+         absl::StrContains(s.error_message(), kRetryLater);
+}
+
+bool PauseBeforeRetry(int attempt, std::chrono::system_clock::time_point deadline) {
+  const auto nap = std::chrono::milliseconds(std::min(2000, 100 << std::min(attempt, 5)));
+  if (std::chrono::system_clock::now() + nap >= deadline) return false;
+  std::this_thread::sleep_for(nap);
+  return true;
 }
 
 bool ParseIds(const std::vector<char*>& args, size_t from, std::vector<uint64_t>* ids) {

@@ -3,6 +3,7 @@
 #ifndef STRATA_TOOLS_CLI_CLI_UTIL_H_
 #define STRATA_TOOLS_CLI_CLI_UTIL_H_
 
+#include <chrono>
 #include <cstdint>
 #include <memory>
 #include <string>
@@ -25,6 +26,28 @@ int Fail(const std::string& msg);
 int RpcFail(const grpc::Status& s);
 // A client context whose deadline is --timeout from now.
 std::unique_ptr<grpc::ClientContext> Context();
+// Whether the server refused a call for a state that passes (its message says "retry later",
+// base/retry_later.h: a busy server, a tenant's request-rate quota).
+bool RefusedForNow(const grpc::Status& s);
+// Pauses before the next try of a call RefusedForNow (0.1 s, doubling to 2 s); false when that
+// would pass `deadline`.
+bool PauseBeforeRetry(int attempt, std::chrono::system_clock::time_point deadline);
+
+// (stub->*method)(req, resp) with a deadline --timeout from now, made again while the server
+// refuses it for now (such a refusal comes before the call does anything, so any call may be
+// made again), within that deadline.
+template <typename Stub, typename Req, typename Resp>
+grpc::Status Call(Stub* stub, grpc::Status (Stub::*method)(grpc::ClientContext*, const Req&, Resp*),
+                  const Req& req, Resp* resp) {
+  const auto deadline = Context()->deadline();
+  for (int attempt = 0;; ++attempt) {
+    grpc::ClientContext ctx;
+    ctx.set_deadline(deadline);
+    grpc::Status s = (stub->*method)(&ctx, req, resp);
+    if (!RefusedForNow(s) || !PauseBeforeRetry(attempt, deadline)) return s;
+  }
+}
+
 // args[from..] as unsigned ids; false when one is not (or there are none).
 bool ParseIds(const std::vector<char*>& args, size_t from, std::vector<uint64_t>* ids);
 

@@ -197,8 +197,8 @@ int Health(const std::shared_ptr<grpc::Channel>& channel) {
 
 int List(const std::string& /*cmd*/, const std::vector<char*>& /*args*/, pb::Strata::Stub* stub) {
   pb::ListCollectionsResponse resp;
-  auto ctx = Context();
-  grpc::Status s = stub->ListCollections(ctx.get(), {}, &resp);
+  grpc::Status s =
+      Call(stub, &pb::Strata::Stub::ListCollections, pb::ListCollectionsRequest{}, &resp);
   if (!s.ok()) return RpcFail(s);
   if (resp.collections_size() == 0) std::printf("no collections\n");
   for (const auto& c : resp.collections()) PrintInfo(c);
@@ -207,8 +207,7 @@ int List(const std::string& /*cmd*/, const std::vector<char*>& /*args*/, pb::Str
 
 int Stats(const std::string& /*cmd*/, const std::vector<char*>& /*args*/, pb::Strata::Stub* stub) {
   pb::StatsResponse resp;
-  auto ctx = Context();
-  grpc::Status s = stub->Stats(ctx.get(), {}, &resp);
+  grpc::Status s = Call(stub, &pb::Strata::Stub::Stats, pb::StatsRequest{}, &resp);
   if (!s.ok()) return RpcFail(s);
   std::printf(
       "strata-server %s, up %.0f s: %u collections, %llu vectors, index RAM %.1f MiB, "
@@ -273,8 +272,7 @@ int Embed(const std::string& /*cmd*/, const std::vector<char*>& args, pb::Strata
   pb::EmbedRequest req;
   for (size_t i = 2; i < args.size(); ++i) req.add_texts(args[i]);
   pb::EmbedResponse resp;
-  auto ctx = Context();
-  grpc::Status s = stub->Embed(ctx.get(), req, &resp);
+  grpc::Status s = Call(stub, &pb::Strata::Stub::Embed, req, &resp);
   if (!s.ok()) return RpcFail(s);
   std::printf(
       "%s, %u-d, %llu tokens%s\n", resp.model().c_str(), resp.dimension(),
@@ -326,8 +324,7 @@ int Create(const std::string& /*cmd*/, const std::vector<char*>& args, pb::Strat
   req.mutable_index()->set_build_threshold(absl::GetFlag(FLAGS_build_threshold));
   for (const std::string& f : absl::GetFlag(FLAGS_text_fields)) req.add_text_fields(f);
   pb::CollectionInfo resp;
-  auto ctx = Context();
-  grpc::Status s = stub->CreateCollection(ctx.get(), req, &resp);
+  grpc::Status s = Call(stub, &pb::Strata::Stub::CreateCollection, req, &resp);
   if (!s.ok()) return RpcFail(s);
   PrintInfo(resp);
   return 0;
@@ -349,17 +346,16 @@ int DescribeOrBuild(const std::string& cmd, const std::vector<char*>& args,
                     pb::Strata::Stub* stub) {
   const std::string name = args[2];
   pb::CollectionInfo resp;
-  auto ctx = Context();
   grpc::Status s;
   if (cmd == "describe") {
     pb::DescribeCollectionRequest req;
     req.set_name(name);
     req.set_tenant(absl::GetFlag(FLAGS_tenant));
-    s = stub->DescribeCollection(ctx.get(), req, &resp);
+    s = Call(stub, &pb::Strata::Stub::DescribeCollection, req, &resp);
   } else {
     pb::BuildIndexRequest req;
     req.set_collection(name);
-    s = stub->BuildIndex(ctx.get(), req, &resp);
+    s = Call(stub, &pb::Strata::Stub::BuildIndex, req, &resp);
     if (s.ok() && absl::GetFlag(FLAGS_wait)) {
       std::fprintf(stderr, "strata-cli: build %llu queued; waiting for it (--wait=false: don't)\n",
                    static_cast<unsigned long long>(resp.build().id()));
@@ -376,8 +372,7 @@ int Drop(const std::string& /*cmd*/, const std::vector<char*>& args, pb::Strata:
   pb::DropCollectionRequest req;
   req.set_name(name);
   pb::DropCollectionResponse resp;
-  auto ctx = Context();
-  grpc::Status s = stub->DropCollection(ctx.get(), req, &resp);
+  grpc::Status s = Call(stub, &pb::Strata::Stub::DropCollection, req, &resp);
   if (!s.ok()) return RpcFail(s);
   std::printf("dropped %s\n", name.c_str());
   return 0;
@@ -389,8 +384,7 @@ int Count(const std::string& /*cmd*/, const std::vector<char*>& args, pb::Strata
   req.set_collection(name);
   req.set_tenant(absl::GetFlag(FLAGS_tenant));
   pb::CountResponse resp;
-  auto ctx = Context();
-  grpc::Status s = stub->Count(ctx.get(), req, &resp);
+  grpc::Status s = Call(stub, &pb::Strata::Stub::Count, req, &resp);
   if (!s.ok()) return RpcFail(s);
   std::printf("%llu\n", static_cast<unsigned long long>(resp.count()));
   return 0;
@@ -400,14 +394,13 @@ int GetOrDelete(const std::string& cmd, const std::vector<char*>& args, pb::Stra
   const std::string name = args[2];
   std::vector<uint64_t> ids;
   if (!ParseIds(args, 3, &ids)) return Fail(absl::StrCat(cmd, " needs ids (unsigned integers)"));
-  auto ctx = Context();
   if (cmd == "delete") {
     pb::DeleteRequest req;
     req.set_collection(name);
     req.set_tenant(absl::GetFlag(FLAGS_tenant));
     for (uint64_t id : ids) req.add_ids(id);
     pb::DeleteResponse resp;
-    grpc::Status s = stub->Delete(ctx.get(), req, &resp);
+    grpc::Status s = Call(stub, &pb::Strata::Stub::Delete, req, &resp);
     if (!s.ok()) return RpcFail(s);
     std::printf("deleted %llu of %zu\n", static_cast<unsigned long long>(resp.deleted()),
                 ids.size());
@@ -420,7 +413,7 @@ int GetOrDelete(const std::string& cmd, const std::vector<char*>& args, pb::Stra
   req.set_with_vector(absl::GetFlag(FLAGS_with_vector));
   req.set_with_payload(absl::GetFlag(FLAGS_with_payload));
   pb::GetResponse resp;
-  grpc::Status s = stub->Get(ctx.get(), req, &resp);
+  grpc::Status s = Call(stub, &pb::Strata::Stub::Get, req, &resp);
   if (!s.ok()) return RpcFail(s);
   for (const auto& p : resp.points()) PrintPoint(p);
   for (uint64_t id : resp.missing_ids()) {

@@ -41,12 +41,11 @@ int TenantCommand(const std::string& /*cmd*/, const std::vector<char*>& args,
     return Fail("usage: strata-cli tenant create|drop|list|quota NAME [TENANT]");
   }
   const std::string op = args[2], coll = args[3];
-  auto ctx = Context();
   if (op == "list") {
     pb::ListTenantsRequest req;
     req.set_collection(coll);
     pb::ListTenantsResponse resp;
-    grpc::Status s = stub->ListTenants(ctx.get(), req, &resp);
+    grpc::Status s = Call(stub, &pb::Strata::Stub::ListTenants, req, &resp);
     if (!s.ok()) return RpcFail(s);
     for (const pb::TenantInfo& t : resp.tenants()) {
       std::printf("%-24s %12llu points  %10.1f MiB of vectors", t.name().c_str(),
@@ -73,8 +72,7 @@ int TenantCommand(const std::string& /*cmd*/, const std::vector<char*>& args,
     pb::ListTenantsRequest lreq;
     lreq.set_collection(coll);
     pb::ListTenantsResponse have;
-    auto lctx = Context();
-    grpc::Status s = stub->ListTenants(lctx.get(), lreq, &have);
+    grpc::Status s = Call(stub, &pb::Strata::Stub::ListTenants, lreq, &have);
     if (!s.ok()) return RpcFail(s);
     for (const pb::TenantInfo& t : have.tenants()) {
       if (t.name() == args[4]) quota = t.quota();
@@ -96,7 +94,7 @@ int TenantCommand(const std::string& /*cmd*/, const std::vector<char*>& args,
     req.set_name(args[4]);
     *req.mutable_quota() = quota;
     pb::TenantInfo resp;
-    grpc::Status s = stub->CreateTenant(ctx.get(), req, &resp);
+    grpc::Status s = Call(stub, &pb::Strata::Stub::CreateTenant, req, &resp);
     if (!s.ok()) return RpcFail(s);
     std::printf("tenant '%s' of '%s' created\n", args[4], coll.c_str());
     return 0;
@@ -107,7 +105,7 @@ int TenantCommand(const std::string& /*cmd*/, const std::vector<char*>& args,
     req.set_name(args[4]);
     *req.mutable_quota() = quota;
     pb::TenantInfo resp;
-    grpc::Status s = stub->SetTenantQuota(ctx.get(), req, &resp);
+    grpc::Status s = Call(stub, &pb::Strata::Stub::SetTenantQuota, req, &resp);
     if (!s.ok()) return RpcFail(s);
     std::printf("tenant '%s': max_points %llu, max_rps %g\n", args[4],
                 static_cast<unsigned long long>(resp.quota().max_points()),
@@ -120,7 +118,7 @@ int TenantCommand(const std::string& /*cmd*/, const std::vector<char*>& args,
     req.set_name(args[4]);
     req.set_keep_points(absl::GetFlag(FLAGS_keep_points));
     pb::DropTenantResponse resp;
-    grpc::Status s = stub->DropTenant(ctx.get(), req, &resp);
+    grpc::Status s = Call(stub, &pb::Strata::Stub::DropTenant, req, &resp);
     if (!s.ok()) return RpcFail(s);
     std::printf("tenant '%s' dropped: %llu points it created and only it saw %s, %u keys revoked\n",
                 args[4], static_cast<unsigned long long>(resp.deleted_points()),
@@ -148,9 +146,8 @@ int GrantOrRevoke(const std::string& cmd, const std::vector<char*>& args, pb::St
     req.set_tenant(args[3]);
     for (size_t i = at; i < std::min(ids.size(), at + per_request); ++i) req.add_ids(ids[i]);
     pb::AccessResponse resp;
-    auto ctx = Context();
-    grpc::Status s = cmd == "grant" ? stub->GrantAccess(ctx.get(), req, &resp)
-                                    : stub->RevokeAccess(ctx.get(), req, &resp);
+    grpc::Status s = cmd == "grant" ? Call(stub, &pb::Strata::Stub::GrantAccess, req, &resp)
+                                    : Call(stub, &pb::Strata::Stub::RevokeAccess, req, &resp);
     if (!s.ok()) {
       if (at > 0) {
         std::fprintf(stderr,
@@ -173,7 +170,6 @@ int GrantOrRevoke(const std::string& cmd, const std::vector<char*>& args, pb::St
 int KeyCommand(const std::string& /*cmd*/, const std::vector<char*>& args, pb::Strata::Stub* stub) {
   if (args.size() < 3) return Fail("usage: strata-cli key create|revoke|list ...");
   const std::string op = args[2];
-  auto ctx = Context();
   if (op == "create") {
     if (args.size() != 5) return Fail("usage: strata-cli key create NAME TENANT[,TENANT...]");
     pb::CreateApiKeyRequest req;
@@ -183,7 +179,7 @@ int KeyCommand(const std::string& /*cmd*/, const std::vector<char*>& args, pb::S
     }
     req.set_label(absl::GetFlag(FLAGS_label));
     pb::CreateApiKeyResponse resp;
-    grpc::Status s = stub->CreateApiKey(ctx.get(), req, &resp);
+    grpc::Status s = Call(stub, &pb::Strata::Stub::CreateApiKey, req, &resp);
     if (!s.ok()) return RpcFail(s);
     // The key alone on stdout (for a file); what it is, on stderr.
     std::printf("%s\n", resp.key().c_str());
@@ -197,7 +193,7 @@ int KeyCommand(const std::string& /*cmd*/, const std::vector<char*>& args, pb::S
     pb::RevokeApiKeyRequest req;
     req.set_key_id(args[3]);
     pb::RevokeApiKeyResponse resp;
-    grpc::Status s = stub->RevokeApiKey(ctx.get(), req, &resp);
+    grpc::Status s = Call(stub, &pb::Strata::Stub::RevokeApiKey, req, &resp);
     if (!s.ok()) return RpcFail(s);
     std::printf("key %s revoked\n", args[3]);
     return 0;
@@ -206,7 +202,7 @@ int KeyCommand(const std::string& /*cmd*/, const std::vector<char*>& args, pb::S
     pb::ListApiKeysRequest req;
     if (args.size() > 3) req.set_collection(args[3]);
     pb::ListApiKeysResponse resp;
-    grpc::Status s = stub->ListApiKeys(ctx.get(), req, &resp);
+    grpc::Status s = Call(stub, &pb::Strata::Stub::ListApiKeys, req, &resp);
     if (!s.ok()) return RpcFail(s);
     // A label is the admin's free text: control characters (a newline, a terminal's escape
     // sequence) are shown as \xNN, not sent to the terminal.
