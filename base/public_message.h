@@ -41,8 +41,25 @@ inline absl::Status WithPrefix(absl::string_view prefix, const absl::Status& s) 
   return out;
 }
 
+// Whether `message` names the directory `dir` (absolute) or a path under it: `dir` not followed
+// by more of a file name (a directory "/srv/d" is not named by "/srv/dx"). A `dir` of "/" or
+// less names nothing.
+inline bool NamesDir(absl::string_view message, absl::string_view dir) {
+  if (dir.size() <= 1) return false;
+  for (size_t at = message.find(dir); at != absl::string_view::npos;
+       at = message.find(dir, at + 1)) {
+    const size_t end = at + dir.size();
+    if (end == message.size()) return true;
+    const char c = message[end];
+    const bool name_goes_on = (c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') ||
+                              (c >= '0' && c <= '9') || c == '.' || c == '_' || c == '-';
+    if (!name_goes_on) return true;
+  }
+  return false;
+}
+
 // `s` as a caller other than the administrator sees it: the same code, the message above.
-// `data_dir` (may be empty): the server's data directory, as its paths are written.
+// `data_dir` (may be empty): the server's data directory, absolute, as its paths are written.
 inline absl::Status ForPublic(const absl::Status& s, absl::string_view data_dir = {}) {
   if (s.ok()) return s;
   if (auto m = s.GetPayload(kPublicMessageUrl)) return absl::Status(s.code(), std::string(*m));
@@ -51,7 +68,7 @@ inline absl::Status ForPublic(const absl::Status& s, absl::string_view data_dir 
                         "data this call needs is damaged on the server; its administrator finds "
                         "which in its log, and how to repair it");
   }
-  const bool names_data_dir = !data_dir.empty() && absl::StrContains(s.message(), data_dir);
+  const bool names_data_dir = NamesDir(s.message(), data_dir);
   if (names_data_dir && s.code() == absl::StatusCode::kResourceExhausted) {
     // (A file operation's: a full disk, most often.)
     return absl::Status(s.code(),

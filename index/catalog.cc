@@ -11,6 +11,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_split.h"
 #include "absl/strings/strip.h"
+#include "base/public_message.h"
 #include "storage/log.h"
 #include "storage/status_macros.h"
 
@@ -191,6 +192,26 @@ absl::StatusOr<std::unique_ptr<Catalog>> Catalog::Open(const std::string& data_d
       const absl::string_view message = col.status().message();
       const std::string why = absl::StartsWith(message, named) ? std::string(message)
                                                                : absl::StrCat(named, ": ", message);
+      // A full disk (an open makes room for the rows its collection wrote since its build) keeps
+      // only this collection closed: the others open, and a restart once space is freed opens
+      // it, its data as it was.
+      if (absl::IsResourceExhausted(col.status())) {
+        Log(LogLevel::kError,
+            "%s could not be opened: the disk has no room for what it reads at start (%s); it is "
+            "left as it is and the other collections open. Free disk space, then restart the "
+            "server",
+            named, why);
+        cat->unopened_[c.name] = Unopened{
+            c, WithPublicMessage(
+                   absl::ResourceExhaustedError(absl::StrCat(
+                       why,
+                       " (the disk had no room to open it at start; its data is left as it is: "
+                       "free disk space, then restart the server)")),
+                   absl::StrCat(named,
+                                " could not be opened for want of disk space on the "
+                                "server; its administrator can free it"))};
+        continue;
+      }
       // A record of its own that cannot be read, or holds a value no check lets by, is the
       // collection's damage; anything else (an I/O error, memory) is the machine's: the start
       // fails.

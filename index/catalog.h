@@ -57,10 +57,12 @@ class Catalog final {
   // A collection whose records Open could not read (DataLoss: records damaged, or not of any
   // collection Strata writes). One such collection does not keep the others from opening: it is
   // left out of List(), its data is left as it is, Find and Create answer with its damage
-  // (DataLoss, AlreadyExists), and Drop removes it, so that its name can be used again.
+  // (DataLoss, AlreadyExists), and Drop removes it, so that its name can be used again. So is a
+  // collection the disk had no room to open (ResourceExhausted; a restart once space is freed
+  // opens it).
   struct Unopened {
     CollectionConfig config;
-    absl::Status why;  // DataLoss, naming the collection and the damage
+    absl::Status why;  // DataLoss or ResourceExhausted, naming the collection and why
   };
   [[nodiscard]] std::vector<Unopened> ListUnopened() const;
 

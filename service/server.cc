@@ -4,6 +4,7 @@
 
 #include <atomic>
 #include <chrono>
+#include <filesystem>
 #include <optional>
 #include <thread>
 
@@ -138,8 +139,22 @@ class ServerImpl final : public Server {
  public:
   ~ServerImpl() override { Shutdown(5); }
 
-  static absl::StatusOr<std::unique_ptr<Server>> Start(const ServerOptions& o) {
+  static absl::StatusOr<std::unique_ptr<Server>> Start(const ServerOptions& options) {
     auto s = std::unique_ptr<ServerImpl>(new ServerImpl);
+    // The data directory as an absolute path: every path the server writes into a message then
+    // starts with it, so that base/public_message.h can tell such messages from others (a short
+    // relative --data_dir such as "d" would be found inside ordinary words).
+    ServerOptions o = options;
+    {
+      std::error_code ec;
+      const std::filesystem::path abs = std::filesystem::absolute(o.data_dir, ec);
+      if (ec) {
+        return absl::InvalidArgumentError(
+            absl::StrCat("--data_dir ", o.data_dir, ": ", ec.message()));
+      }
+      o.data_dir = abs.lexically_normal().string();
+      while (o.data_dir.size() > 1 && o.data_dir.back() == '/') o.data_dir.pop_back();
+    }
     // Where, checked before anything opens (gRPC would take a port past 65535 modulo 65536).
     if (!IsGrpcSchemeTarget(o.listen)) {
       RETURN_IF_ERROR(ParseHostPort("--listen", o.listen, /*port_zero_ok=*/true).status());

@@ -268,8 +268,8 @@ class FaultInjectionEnv::RocksFs final : public rocksdb::FileSystemWrapper {
   }
   rocksdb::IOStatus GetFreeSpace(const std::string& path, const rocksdb::IOOptions& options,
                                  uint64_t* free, rocksdb::IODebugContext* dbg) override {
-    if (env_->DiskIsFull()) {
-      *free = 0;
+    if (const std::optional<uint64_t> reported = env_->ReportedFreeSpace()) {
+      *free = *reported;
       return rocksdb::IOStatus::OK();
     }
     return target()->GetFreeSpace(path, options, free, dbg);
@@ -342,9 +342,15 @@ std::shared_ptr<rocksdb::FileSystem> FaultInjectionEnv::RocksDbFileSystem() {
   return rocks_fs_;
 }
 
-void FaultInjectionEnv::SetDiskFull(bool full) {
+void FaultInjectionEnv::SetDiskFull(bool full, std::string only_paths_ending) {
   MutexLock lock(&mu_);
   disk_full_ = full;
+  full_suffix_ = std::move(only_paths_ending);
+}
+
+void FaultInjectionEnv::SetFreeSpace(std::optional<uint64_t> bytes) {
+  MutexLock lock(&mu_);
+  free_bytes_ = bytes;
 }
 
 void FaultInjectionEnv::HoldSyncs(std::string suffix) {
@@ -383,7 +389,7 @@ absl::Status FaultInjectionEnv::Inject(Op op, const std::string& what) {
     return absl::InternalError(
         absl::StrCat("simulated power cut: ", OpName(op), " of ", what, " not done"));
   }
-  if (disk_full_ && op == Op::kAppend) {
+  if (disk_full_ && op == Op::kAppend && absl::EndsWith(what, full_suffix_)) {
     return absl::ResourceExhaustedError(
         absl::StrCat("no space left on device (injected full disk): append to ", what));
   }

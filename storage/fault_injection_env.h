@@ -62,8 +62,12 @@ class FaultInjectionEnv final : public Env {
   // A full disk, on demand: while `full`, every append (Op::kAppend, RocksDB's included) fails
   // with ResourceExhausted, as ENOSPC would (RocksDB sees IOStatus::NoSpace), and RocksDB's free
   // space query of any path answers 0; the operation does nothing then. Creates, renames and
-  // removals still succeed.
-  void SetDiskFull(bool full);
+  // removals still succeed. `only_paths_ending`: only appends to such files fail (and the free
+  // space stays).
+  void SetDiskFull(bool full, std::string only_paths_ending = "");
+  // What RocksDB's free space query answers while the disk is not full: `bytes`, or (nullopt)
+  // the base file system's answer.
+  void SetFreeSpace(std::optional<uint64_t> bytes);
 
   // A slow disk, on demand: while held, every sync (Op::kSync: WritableFile::Sync and RocksDB's
   // syncs) of a file whose path ends with `suffix` (e.g. ".log": RocksDB's write-ahead logs)
@@ -107,9 +111,12 @@ class FaultInjectionEnv final : public Env {
     std::optional<std::string> replaced;  // what `to` held before, if it was a file
   };
 
-  bool DiskIsFull() const {
+  // The free space RocksDB is told of: 0 while the whole disk is full, else what SetFreeSpace
+  // set, if anything.
+  std::optional<uint64_t> ReportedFreeSpace() const {
     MutexLock lock(&mu_);
-    return disk_full_;
+    if (disk_full_ && full_suffix_.empty()) return 0;
+    return free_bytes_;
   }
   // An injected failure for this call of `op` (an injected fault or the power cut), or OK; counts
   // the call.
@@ -143,6 +150,8 @@ class FaultInjectionEnv final : public Env {
   std::string hold_suffix_ ABSL_GUARDED_BY(mu_);
   int held_syncs_ ABSL_GUARDED_BY(mu_) = 0;  // syncs waiting at the hold
   bool disk_full_ ABSL_GUARDED_BY(mu_) = false;
+  std::string full_suffix_ ABSL_GUARDED_BY(mu_);
+  std::optional<uint64_t> free_bytes_ ABSL_GUARDED_BY(mu_);
   std::shared_ptr<rocksdb::FileSystem> rocks_fs_ ABSL_GUARDED_BY(mu_);
 };
 

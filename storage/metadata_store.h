@@ -25,6 +25,7 @@
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
 #include "absl/strings/string_view.h"
+#include "absl/time/time.h"
 #include "storage/env.h"
 
 namespace strata {
@@ -127,6 +128,9 @@ struct MetadataStoreOptions {
   std::chrono::milliseconds lock_wait{0};
   // Tests: called once Open starts waiting for the lock (may be null).
   std::function<void()> test_lock_wait_started;
+  // While writes are refused for a full disk (WritesRefused), how often the store tries to resume
+  // them (RocksDB's DB::Resume: it flushes what memory holds, which needs that much room).
+  absl::Duration resume_every = absl::Seconds(5);
 };
 
 // A consistent view of the store at one moment (a RocksDB snapshot): reads at it see every write
@@ -216,9 +220,10 @@ class MetadataStore {
   // What recovery found when the store was opened.
   [[nodiscard]] virtual const WalRecoveryReport& recovery() const = 0;
   // Why the store refuses every write now, and what ends it; empty while it takes writes.
-  // RocksDB stops writes once a log write or a flush has failed: after a full disk it resumes them
-  // by itself once enough space is free (the message says how much); after an I/O error they
-  // stay refused until the store is opened again, unless RocksDB's own retries succeed first.
+  // RocksDB stops writes once a log write or a flush has failed: after a full disk the store
+  // resumes them by itself once there is room again (it tries every `resume_every`); after an
+  // I/O error they stay refused until the store is opened again, unless RocksDB's own retries
+  // succeed first.
   // Writes meanwhile fail with that error (ResourceExhausted for a full disk), this reason
   // appended.
   [[nodiscard]] virtual std::string WritesRefused() const = 0;

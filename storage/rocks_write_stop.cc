@@ -3,6 +3,7 @@
 #include <utility>
 
 #include "absl/strings/str_cat.h"
+#include "absl/time/time.h"
 #include "storage/log.h"
 
 namespace strata {
@@ -22,11 +23,20 @@ bool StopsWrites(rocksdb::BackgroundErrorReason reason, const rocksdb::Status& e
          reason != rocksdb::BackgroundErrorReason::kManifestWriteNoWAL;
 }
 
+bool IsNoSpace(const rocksdb::Status& error) {
+  return error.IsNoSpace() || error.subcode() == rocksdb::Status::kNoSpace;
+}
+
 }  // namespace
 
 std::string RocksWriteStop::refused() const {
   MutexLock lock(&mu_);
   return refused_;
+}
+
+bool RocksWriteStop::refused_for_full_disk() const {
+  MutexLock lock(&mu_);
+  return full_disk_;
 }
 
 void RocksWriteStop::Watch(std::function<void()> changed) {
@@ -37,35 +47,46 @@ void RocksWriteStop::Watch(std::function<void()> changed) {
 void RocksWriteStop::OnBackgroundError(rocksdb::BackgroundErrorReason reason,
                                        rocksdb::Status* error) {
   if (!StopsWrites(reason, *error)) return;
-  const bool no_space = error->IsNoSpace() || error->subcode() == rocksdb::Status::kNoSpace;
-  if (no_space) {
+  if (IsNoSpace(*error) && error->severity() < rocksdb::Status::Severity::kFatalError) {
     Set(absl::StrCat("the disk is full (", error->ToString(),
-                     "): writes resume by themselves once ", reserve_bytes_ >> 20,
-                     " MiB are free on it (RocksDB looks every 5 s)"));
+                     "): writes resume by themselves once there is room for what the store "
+                     "holds in memory (it tries every ",
+                     absl::FormatDuration(resume_every_), ")"),
+        /*full_disk=*/true);
   } else if (error->severity() >= rocksdb::Status::Severity::kFatalError) {
     Set(absl::StrCat("a write to disk failed (", error->ToString(),
-                     "): writes are refused until the server restarts"));
+                     "): writes are refused until the server restarts"),
+        false);
   } else {
     Set(absl::StrCat("a write to disk failed (", error->ToString(),
                      "): writes are refused until RocksDB's own retries succeed or the server "
-                     "restarts"));
+                     "restarts"),
+        false);
   }
 }
 
-void RocksWriteStop::OnErrorRecoveryEnd(const rocksdb::BackgroundErrorRecoveryInfo& info) {
-  if (info.new_bg_error.ok()) Set("");
+void RocksWriteStop::OnErrorRecoveryBegin(rocksdb::BackgroundErrorReason reason,
+                                          rocksdb::Status error, bool* auto_recovery) {
+  // A full disk's stop is the store's to end (see the file comment); RocksDB's recovery of the
+  // errors that do not stop writes (a compaction's) stays on.
+  if (IsNoSpace(error) && StopsWrites(reason, error)) *auto_recovery = false;
 }
 
-void RocksWriteStop::Set(std::string why) {
+void RocksWriteStop::OnErrorRecoveryEnd(const rocksdb::BackgroundErrorRecoveryInfo& info) {
+  if (info.new_bg_error.ok()) Set("", false);
+}
+
+void RocksWriteStop::Set(std::string why, bool full_disk) {
   {
     MutexLock lock(&mu_);
+    full_disk_ = full_disk;
     if (refused_ == why) return;
-    if (why.empty()) {
-      Log(LogLevel::kInfo, "metadata store %s takes writes again", dir_);
-    } else {
-      Log(LogLevel::kError, "metadata store %s refuses every write: %s", dir_, why);
-    }
-    refused_ = std::move(why);
+    refused_ = why;
+  }
+  if (why.empty()) {
+    Log(LogLevel::kInfo, "metadata store %s takes writes again", dir_);
+  } else {
+    Log(LogLevel::kError, "metadata store %s refuses every write: %s", dir_, why);
   }
   MutexLock lock(&watch_mu_);
   if (watcher_) watcher_();

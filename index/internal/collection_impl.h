@@ -244,7 +244,11 @@ class CollectionImpl final : public Collection {
     ReaderMutexLock lock(&mu_);
     return base_ == nullptr ? 0 : base_->default_max_postings();
   }
-  void DropCommitted() override { drop_committed_.store(true); }
+  void DropCommitted() override {
+    drop_committed_.store(true);
+    MutexLock lock(&drop_failed_mu_);
+    drop_failed_.clear();  // (an earlier try's)
+  }
   void DropFailed(const absl::Status& why) override {
     MutexLock lock(&drop_failed_mu_);
     drop_failed_ = std::string(why.message());

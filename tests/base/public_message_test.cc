@@ -45,6 +45,26 @@ TEST(PublicMessage, ErrorsNamingTheDataDirectoryNameItForTheAdminOnly) {
   EXPECT_EQ(ForPublic(limit, "/srv/strata"), limit);
 }
 
+// The directory is named only as a path: a directory whose name is inside ordinary words (a
+// stranger's --data_dir=d made every tenant's error "the server failed on its side"), or the
+// start of another file's name, is not.
+TEST(PublicMessage, TheDataDirectoryIsFoundAsAPathOnly) {
+  const absl::Status quota = absl::ResourceExhaustedError(
+      "tenant 'acme' of collection 'docs' may see at most 3 points (its max_points quota)");
+  EXPECT_EQ(ForPublic(quota, "/d"), quota);
+  EXPECT_EQ(ForPublic(quota, "d"), quota);  // (not absolute: also never found inside words)
+  const absl::Status other = absl::InternalError("reading /srv/strata-old/x failed");
+  EXPECT_EQ(ForPublic(absl::NotFoundError("/srv/strata-old/x"), "/srv/strata").message(),
+            "/srv/strata-old/x");
+  EXPECT_NE(ForPublic(other, "/srv/strata").message(), other.message());  // (INTERNAL anyway)
+  EXPECT_TRUE(NamesDir("open /srv/strata/ids.bin", "/srv/strata"));
+  EXPECT_TRUE(NamesDir("in /srv/strata: full", "/srv/strata"));
+  EXPECT_TRUE(NamesDir("at /srv/strata", "/srv/strata"));
+  EXPECT_FALSE(NamesDir("at /srv/strata2 and /srv/strata_b", "/srv/strata"));
+  EXPECT_TRUE(NamesDir("at /srv/strata2 and /srv/strata/x", "/srv/strata"));
+  EXPECT_FALSE(NamesDir("any/path/at/all", "/"));
+}
+
 // Words put in front keep the message for others, with the same words in front.
 TEST(PublicMessage, APrefixKeepsTheMessageForOthers) {
   const absl::Status damaged = WithPublicMessage(

@@ -118,7 +118,7 @@ TEST(Catalog, ADropWhoseWriteFailedSaysSoAndCanBeDoneAgain) {
     EXPECT_TRUE(cat->Find("doomed").ok());
 
     env.SetDiskFull(false);
-    // RocksDB resumes writes once it sees the space back (it looks every 5 s).
+    // (The store tries to resume writes every 5 s.)
     const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(60);
     while (!cat->store()->WritesRefused().empty() && std::chrono::steady_clock::now() < deadline) {
       std::this_thread::sleep_for(std::chrono::milliseconds(50));
@@ -131,6 +131,44 @@ TEST(Catalog, ADropWhoseWriteFailedSaysSoAndCanBeDoneAgain) {
   auto cat = *Catalog::Open(tmp.path(), options);
   EXPECT_TRUE(absl::IsNotFound(cat->Find("doomed").status()));
   EXPECT_TRUE(cat->List().empty());
+}
+
+// A disk with no room for what a collection reads at start (the rows written since its build)
+// keeps only that collection closed: the catalog and the others open, Find says why (the disk,
+// and what to do), and a restart once space is back opens it with all its rows.
+TEST(Catalog, ACollectionTheDiskHasNoRoomToOpenStaysApartUntilARestart) {
+  TempDir tmp;
+  FaultInjectionEnv env;
+  CollectionOptions options;
+  options.env = &env;
+  Data d = Make(600, 1);
+  {
+    auto cat = *Catalog::Open(tmp.path(), options);
+    auto grown = NewCollection(cat.get(), d.base.dim, 100, "grown");
+    UpsertRows(grown.get(), d.base, 0, 300);
+    ASSERT_TRUE(grown->BuildIndex().ok());
+    UpsertRows(grown.get(), d.base, 300, 300);  // (appended: their rows are read at open)
+    auto other = NewCollection(cat.get(), d.base.dim, 1000000, "other");
+    UpsertRows(other.get(), d.base, 0, 10);
+  }
+  env.SetDiskFull(true, "collections/1/appended-rows");  // (grown's)
+  {
+    auto cat = Catalog::Open(tmp.path(), options);
+    ASSERT_TRUE(cat.ok()) << cat.status();
+    const absl::Status why = (*cat)->Find("grown").status();
+    EXPECT_EQ(why.code(), absl::StatusCode::kResourceExhausted) << why;
+    EXPECT_TRUE(absl::StrContains(why.message(), "free disk space, then restart")) << why;
+    auto other = (*cat)->Find("other");
+    ASSERT_TRUE(other.ok()) << other.status();
+    EXPECT_EQ((*other)->Count(), 10u);
+    EXPECT_EQ((*cat)->ListUnopened().size(), 1u);
+  }
+  env.SetDiskFull(false);
+  auto cat = *Catalog::Open(tmp.path(), options);
+  auto grown = cat->Find("grown");
+  ASSERT_TRUE(grown.ok()) << grown.status();
+  EXPECT_EQ((*grown)->Count(), 600u);
+  EXPECT_TRUE(cat->ListUnopened().empty());
 }
 
 // A collection whose own records cannot be read (a malformed version record; a version record of
