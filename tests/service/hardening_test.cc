@@ -469,6 +469,15 @@ TEST(Hardening, ADamagedIndexStopsOnlyItsCollectionAndIsRepaired) {
               grpc::health::v1::HealthCheckResponse::NOT_SERVING);
     EXPECT_EQ(Health(&server, ""), grpc::health::v1::HealthCheckResponse::SERVING);
     EXPECT_NE(ReadLog(server.log()).find("is damaged"), std::string::npos);
+    {  // strata-cli health: serving, a part failing (exit 2), and which.
+      const std::string health_log = tmp.File("health.log");
+      EXPECT_EQ(WaitExit(Spawn({Bin("strata-cli"), "--server=" + server.address(), "health"},
+                               health_log)),
+                2)
+          << ReadLog(health_log);
+      EXPECT_NE(ReadLog(health_log).find("durability: NOT_SERVING"), std::string::npos)
+          << ReadLog(health_log);
+    }
     // Writes wait for the repair; nothing stored is lost meanwhile.
     pb::UpsertRequest up;
     up.set_collection("bad");

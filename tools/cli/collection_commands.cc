@@ -171,8 +171,9 @@ int Health(const std::shared_ptr<grpc::Channel>& channel) {
   if (!s.ok()) return RpcFail(s);
   std::printf("%s\n",
               grpc::health::v1::HealthCheckResponse::ServingStatus_Name(resp.status()).c_str());
-  // The server's partial states (service/server.h), said only when they fail; the exit status
-  // stays the serving one's (a server refusing writes still serves searches).
+  // The server's partial states (service/server.h), said only when they fail. Exit status: 0 all
+  // serve, 1 the server does not serve, 2 it serves but a part fails (it still answers searches).
+  bool partial = false;
   const struct {
     const char* service;
     const char* what;
@@ -190,9 +191,11 @@ int Health(const std::shared_ptr<grpc::Channel>& channel) {
     if (health->Check(pctx.get(), preq, &presp).ok() &&
         presp.status() == grpc::health::v1::HealthCheckResponse::NOT_SERVING) {
       std::printf("%s\n", part.what);
+      partial = true;
     }
   }
-  return resp.status() == grpc::health::v1::HealthCheckResponse::SERVING ? 0 : 1;
+  if (resp.status() != grpc::health::v1::HealthCheckResponse::SERVING) return 1;
+  return partial ? 2 : 0;
 }
 
 int List(const std::string& /*cmd*/, const std::vector<char*>& /*args*/, pb::Strata::Stub* stub) {
