@@ -64,13 +64,17 @@ bool PauseBeforeRetry(int attempt, std::chrono::system_clock::time_point deadlin
   return true;
 }
 
-bool ParseIds(const std::vector<char*>& args, size_t from, std::vector<uint64_t>* ids) {
+absl::Status ParseIds(const std::vector<char*>& args, size_t from, std::vector<uint64_t>* ids) {
   for (size_t i = from; i < args.size(); ++i) {
     uint64_t v;
-    if (!absl::SimpleAtoi(args[i], &v)) return false;
+    if (!absl::SimpleAtoi(args[i], &v)) {
+      return absl::InvalidArgumentError(absl::StrCat(
+          "'", args[i], "' is not an id (ids are integers from 0 to 18446744073709551615)"));
+    }
     ids->push_back(v);
   }
-  return !ids->empty();
+  if (ids->empty()) return absl::InvalidArgumentError("no ids given");
+  return absl::OkStatus();
 }
 
 }  // namespace strata::cli

@@ -10,6 +10,7 @@
 #include <vector>
 
 #include "absl/flags/declare.h"
+#include "absl/status/status.h"
 #include "grpcpp/grpcpp.h"
 
 ABSL_DECLARE_FLAG(std::string, server);
@@ -48,8 +49,9 @@ grpc::Status Call(Stub* stub, grpc::Status (Stub::*method)(grpc::ClientContext*,
   }
 }
 
-// args[from..] as unsigned ids; false when one is not (or there are none).
-bool ParseIds(const std::vector<char*>& args, size_t from, std::vector<uint64_t>* ids);
+// args[from..] as unsigned ids; InvalidArgument naming the first that is not one, or saying
+// there are none.
+absl::Status ParseIds(const std::vector<char*>& args, size_t from, std::vector<uint64_t>* ids);
 
 }  // namespace strata::cli
 

@@ -396,7 +396,9 @@ int Count(const std::string& /*cmd*/, const std::vector<char*>& args, pb::Strata
 int GetOrDelete(const std::string& cmd, const std::vector<char*>& args, pb::Strata::Stub* stub) {
   const std::string name = args[2];
   std::vector<uint64_t> ids;
-  if (!ParseIds(args, 3, &ids)) return Fail(absl::StrCat(cmd, " needs ids (unsigned integers)"));
+  if (absl::Status s = ParseIds(args, 3, &ids); !s.ok()) {
+    return Fail(absl::StrCat(cmd, ": ", s.message()));
+  }
   if (cmd == "delete") {
     pb::DeleteRequest req;
     req.set_collection(name);

@@ -130,8 +130,9 @@ int TenantCommand(const std::string& /*cmd*/, const std::vector<char*>& args,
 
 int GrantOrRevoke(const std::string& cmd, const std::vector<char*>& args, pb::Strata::Stub* stub) {
   std::vector<uint64_t> ids;
-  if (args.size() < 5 || !ParseIds(args, 4, &ids)) {
-    return Fail(absl::StrCat("usage: strata-cli ", cmd, " NAME TENANT ID..."));
+  if (args.size() < 5) return Fail(absl::StrCat("usage: strata-cli ", cmd, " NAME TENANT ID..."));
+  if (absl::Status s = ParseIds(args, 4, &ids); !s.ok()) {
+    return Fail(absl::StrCat(cmd, ": ", s.message()));
   }
   // In requests of the server's default batch limit (a server started with a lower --max_batch
   // refuses them, naming the flag): each is one write, so a failure leaves the requests before
