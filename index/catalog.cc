@@ -13,6 +13,7 @@
 #include "absl/strings/strip.h"
 #include "base/public_message.h"
 #include "storage/log.h"
+#include "storage/scoped_fd.h"
 #include "storage/status_macros.h"
 
 namespace strata {
@@ -195,7 +196,7 @@ absl::StatusOr<std::unique_ptr<Catalog>> Catalog::Open(const std::string& data_d
       // A full disk (an open makes room for the rows its collection wrote since its build) keeps
       // only this collection closed: the others open, and a restart once space is freed opens
       // it, its data as it was.
-      if (absl::IsResourceExhausted(col.status())) {
+      if (IsDiskFull(col.status())) {
         Log(LogLevel::kError,
             "%s could not be opened: the disk has no room for what it reads at start (%s); it is "
             "left as it is and the other collections open. Free disk space, then restart the "
@@ -303,6 +304,17 @@ absl::Status Catalog::Drop(const std::string& name, std::string* uid) {
     // under way), so that nothing of it commits after. If the write fails it stays listed but
     // refuses calls until it is dropped again or the server restarts: the write may have reached
     // the log all the same, so whether it took effect is not known before.
+    // A store that refuses every write already refuses this one before it reaches the log: the
+    // drop certainly did not happen, and the collection goes on serving reads.
+    if (const std::string refused = store_->WritesRefused(); !refused.empty()) {
+      return WithPublicMessage(
+          absl::UnavailableError(absl::StrCat("cannot drop collection '", name,
+                                              "' now: the metadata store refuses every write (",
+                                              refused, ")")),
+          absl::StrCat("cannot drop collection '", name,
+                       "' now: the server refuses every write until its administrator restarts "
+                       "it"));
+    }
     if (open != nullptr) open->MarkDropped();
     WriteBatch batch;
     batch.Delete(Cf::kCollections, name);

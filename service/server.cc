@@ -145,6 +145,7 @@ class ServerImpl final : public Server {
     // starts with it, so that base/public_message.h can tell such messages from others (a short
     // relative --data_dir such as "d" would be found inside ordinary words).
     ServerOptions o = options;
+    if (o.data_dir.empty()) return absl::InvalidArgumentError("--data_dir is empty");
     {
       std::error_code ec;
       const std::filesystem::path abs = std::filesystem::absolute(o.data_dir, ec);

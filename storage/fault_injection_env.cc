@@ -7,6 +7,7 @@
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "rocksdb/file_system.h"
+#include "storage/scoped_fd.h"
 #include "storage/status_macros.h"
 
 namespace strata {
@@ -268,8 +269,8 @@ class FaultInjectionEnv::RocksFs final : public rocksdb::FileSystemWrapper {
   }
   rocksdb::IOStatus GetFreeSpace(const std::string& path, const rocksdb::IOOptions& options,
                                  uint64_t* free, rocksdb::IODebugContext* dbg) override {
-    if (const std::optional<uint64_t> reported = env_->ReportedFreeSpace()) {
-      *free = *reported;
+    if (env_->DiskIsFull()) {
+      *free = 0;
       return rocksdb::IOStatus::OK();
     }
     return target()->GetFreeSpace(path, options, free, dbg);
@@ -348,11 +349,6 @@ void FaultInjectionEnv::SetDiskFull(bool full, std::string only_paths_ending) {
   full_suffix_ = std::move(only_paths_ending);
 }
 
-void FaultInjectionEnv::SetFreeSpace(std::optional<uint64_t> bytes) {
-  MutexLock lock(&mu_);
-  free_bytes_ = bytes;
-}
-
 void FaultInjectionEnv::HoldSyncs(std::string suffix) {
   MutexLock lock(&mu_);
   hold_syncs_ = true;
@@ -390,7 +386,7 @@ absl::Status FaultInjectionEnv::Inject(Op op, const std::string& what) {
         absl::StrCat("simulated power cut: ", OpName(op), " of ", what, " not done"));
   }
   if (disk_full_ && op == Op::kAppend && absl::EndsWith(what, full_suffix_)) {
-    return absl::ResourceExhaustedError(
+    return DiskFullError(
         absl::StrCat("no space left on device (injected full disk): append to ", what));
   }
   auto it = fail_at_.find(op);

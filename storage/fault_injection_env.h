@@ -65,9 +65,6 @@ class FaultInjectionEnv final : public Env {
   // removals still succeed. `only_paths_ending`: only appends to such files fail (and the free
   // space stays).
   void SetDiskFull(bool full, std::string only_paths_ending = "");
-  // What RocksDB's free space query answers while the disk is not full: `bytes`, or (nullopt)
-  // the base file system's answer.
-  void SetFreeSpace(std::optional<uint64_t> bytes);
 
   // A slow disk, on demand: while held, every sync (Op::kSync: WritableFile::Sync and RocksDB's
   // syncs) of a file whose path ends with `suffix` (e.g. ".log": RocksDB's write-ahead logs)
@@ -111,12 +108,9 @@ class FaultInjectionEnv final : public Env {
     std::optional<std::string> replaced;  // what `to` held before, if it was a file
   };
 
-  // The free space RocksDB is told of: 0 while the whole disk is full, else what SetFreeSpace
-  // set, if anything.
-  std::optional<uint64_t> ReportedFreeSpace() const {
+  bool DiskIsFull() const {
     MutexLock lock(&mu_);
-    if (disk_full_ && full_suffix_.empty()) return 0;
-    return free_bytes_;
+    return disk_full_ && full_suffix_.empty();
   }
   // An injected failure for this call of `op` (an injected fault or the power cut), or OK; counts
   // the call.
@@ -151,7 +145,6 @@ class FaultInjectionEnv final : public Env {
   int held_syncs_ ABSL_GUARDED_BY(mu_) = 0;  // syncs waiting at the hold
   bool disk_full_ ABSL_GUARDED_BY(mu_) = false;
   std::string full_suffix_ ABSL_GUARDED_BY(mu_);
-  std::optional<uint64_t> free_bytes_ ABSL_GUARDED_BY(mu_);
   std::shared_ptr<rocksdb::FileSystem> rocks_fs_ ABSL_GUARDED_BY(mu_);
 };
 

@@ -7,9 +7,6 @@
 
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
-#include "absl/synchronization/mutex.h"
-#include "absl/time/time.h"
-#include "base/mutex.h"
 #include "base/public_message.h"
 #include "rocksdb/cache.h"
 #include "rocksdb/db.h"
@@ -100,12 +97,13 @@ absl::Status FromRocks(const rocksdb::Status& s, absl::string_view what) {
         absl::StrCat(msg, " (is another strata process using this data directory?)"));
   }
   if (s.IsBusy() || s.IsTimedOut() || s.IsTryAgain()) return absl::UnavailableError(msg);
-  // A full disk, as the rest of the server says it (storage/env.h): RocksDB then refuses writes
-  // until space is freed and it resumes.
+  // A full disk, as the rest of the server says it (storage/scoped_fd.h): RocksDB then refuses
+  // writes until the store is opened again (WritesRefused).
   if (s.IsNoSpace() || s.subcode() == rocksdb::Status::kNoSpace) {
     // (RocksDB's message names the file: not for a tenant's caller, base/public_message.h.)
-    return WithPublicMessage(absl::ResourceExhaustedError(msg),
-                             "the server's disk is full: writes are refused until space is freed");
+    return WithPublicMessage(DiskFullError(msg),
+                             "the server's disk is full: writes are refused until its "
+                             "administrator makes room");
   }
   return absl::InternalError(msg);
 }
@@ -146,18 +144,14 @@ class MetadataStoreImpl final : public MetadataStore {
   MetadataStoreImpl(std::shared_ptr<const UringMultiReadFileSystem> fs,
                     std::unique_ptr<rocksdb::Env> env, std::unique_ptr<rocksdb::DB> db,
                     std::vector<rocksdb::ColumnFamilyHandle*> handles, WalRecoveryReport recovery,
-                    bool flush_at_close, std::shared_ptr<RocksWriteStop> write_stop,
-                    absl::Duration resume_every)
-      : resume_every_(resume_every),
-        write_stop_(std::move(write_stop)),
+                    bool flush_at_close, std::shared_ptr<RocksWriteStop> write_stop)
+      : write_stop_(std::move(write_stop)),
         fs_(std::move(fs)),
         env_(std::move(env)),
         db_(std::move(db)),
         handles_(std::move(handles)),
         recovery_(std::move(recovery)),
-        flush_at_close_(flush_at_close) {
-    resumer_ = std::thread([this] { ResumeAfterFullDisks(); });
-  }
+        flush_at_close_(flush_at_close) {}
   const WalRecoveryReport& recovery() const override { return recovery_; }
   std::string WritesRefused() const override { return write_stop_->refused(); }
   void WatchWritesRefused(std::function<void()> changed) override {
@@ -168,11 +162,6 @@ class MetadataStoreImpl final : public MetadataStore {
     return {s.ring_batches.load(), s.ring_reads.load(), s.fallback_batches.load()};
   }
   ~MetadataStoreImpl() override {
-    {
-      MutexLock lock(&resume_mu_);
-      closing_ = true;
-    }
-    resumer_.join();
     // A clean close leaves nothing in the log to replay: the next open starts at once whatever
     // was written before (a crash replays at most max_wal_bytes).
     rocksdb::FlushOptions fo;
@@ -432,34 +421,6 @@ class MetadataStoreImpl final : public MetadataStore {
  private:
   rocksdb::ColumnFamilyHandle* handle(Cf cf) const { return handles_[static_cast<int>(cf) + 1]; }
 
-  // The resumer thread: while writes are refused for a full disk, DB::Resume every
-  // resume_every_ (rocks_write_stop.h says why RocksDB's own recovery is off for it). A Resume
-  // that fails (still no room) leaves things as they were, to be tried again.
-  void ResumeAfterFullDisks() {
-    MutexLock lock(&resume_mu_);
-    uint64_t failed = 0;  // tries in a row (said on the first, then every 60th)
-    for (;;) {
-      resume_mu_.AwaitWithTimeout(absl::Condition(&closing_), resume_every_);
-      if (closing_) return;
-      if (!write_stop_->refused_for_full_disk()) {
-        failed = 0;
-        continue;
-      }
-      resume_mu_.Unlock();  // (never held across the I/O: the destructor waits on it)
-      const rocksdb::Status s = db_->Resume();
-      resume_mu_.Lock();
-      if (!s.ok() && failed++ % 60 == 0) {
-        Log(LogLevel::kWarning,
-            "metadata store: writes not resumed yet after a full disk (%s); tried every %s",
-            s.ToString(), absl::FormatDuration(resume_every_));
-      }
-    }
-  }
-
-  const absl::Duration resume_every_;
-  Mutex resume_mu_;
-  bool closing_ ABSL_GUARDED_BY(resume_mu_) = false;
-  std::thread resumer_;
   const std::shared_ptr<RocksWriteStop> write_stop_;    // also among RocksDB's listeners
   std::shared_ptr<const UringMultiReadFileSystem> fs_;  // env_'s file system
   std::unique_ptr<rocksdb::Env> env_;                   // outlives db_
@@ -579,7 +540,10 @@ absl::StatusOr<std::unique_ptr<MetadataStore>> MetadataStore::Open(
     }
     families.emplace_back(kCfNames[i], o);
   }
-  auto write_stop = std::make_shared<RocksWriteStop>(path, options.resume_every);
+  // A stop of the writes lasts until the store is opened again (storage/rocks_write_stop.h):
+  // neither its listener nor RocksDB's retries of retryable I/O errors resume them.
+  auto write_stop = std::make_shared<RocksWriteStop>(path);
+  db_options.max_bgerror_resume_count = 0;
   db_options.listeners.push_back(write_stop);
   std::vector<rocksdb::ColumnFamilyHandle*> handles;
   rocksdb::DB* raw = nullptr;
@@ -633,8 +597,7 @@ absl::StatusOr<std::unique_ptr<MetadataStore>> MetadataStore::Open(
       options.wal_recovery == WalRecovery::kStrict ? "strict" : "point-in-time");
   return std::unique_ptr<MetadataStore>(new MetadataStoreImpl(
       std::move(uring_fs), std::move(rocks_env), std::unique_ptr<rocksdb::DB>(raw),
-      std::move(handles), std::move(report), options.flush_at_close, std::move(write_stop),
-      options.resume_every));
+      std::move(handles), std::move(report), options.flush_at_close, std::move(write_stop)));
 }
 
 }  // namespace strata

@@ -25,7 +25,6 @@
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
 #include "absl/strings/string_view.h"
-#include "absl/time/time.h"
 #include "storage/env.h"
 
 namespace strata {
@@ -128,9 +127,6 @@ struct MetadataStoreOptions {
   std::chrono::milliseconds lock_wait{0};
   // Tests: called once Open starts waiting for the lock (may be null).
   std::function<void()> test_lock_wait_started;
-  // While writes are refused for a full disk (WritesRefused), how often the store tries to resume
-  // them (RocksDB's DB::Resume: it flushes what memory holds, which needs that much room).
-  absl::Duration resume_every = absl::Seconds(5);
 };
 
 // A consistent view of the store at one moment (a RocksDB snapshot): reads at it see every write
@@ -220,10 +216,9 @@ class MetadataStore {
   // What recovery found when the store was opened.
   [[nodiscard]] virtual const WalRecoveryReport& recovery() const = 0;
   // Why the store refuses every write now, and what ends it; empty while it takes writes.
-  // RocksDB stops writes once a log write or a flush has failed: after a full disk the store
-  // resumes them by itself once there is room again (it tries every `resume_every`); after an
-  // I/O error they stay refused until the store is opened again, unless RocksDB's own retries
-  // succeed first.
+  // RocksDB stops writes once a log write or a flush has failed (a full disk, an I/O error); they
+  // stay refused until the store is opened again (storage/rocks_write_stop.h says why RocksDB 7.8
+  // must not resume them in the process).
   // Writes meanwhile fail with that error (ResourceExhausted for a full disk), this reason
   // appended.
   [[nodiscard]] virtual std::string WritesRefused() const = 0;

@@ -1,24 +1,24 @@
 // Whether a metadata store's RocksDB refuses writes now, and why. Private to storage/.
 //
 // RocksDB stops every write after a write-ahead log write or a flush fails (a "hard" background
-// error). After any failure but a full disk (an I/O error) writes stay refused until the store is
-// opened again, unless RocksDB's own retries of a retryable error succeed. On a full disk RocksDB
-// would resume by itself only once a reserve is free (its SstFileManager waits for the largest
-// memtable's size, 64 MiB here, which a small disk that its write-ahead log's preallocation
-// takes ~70 MiB of never has): this listener turns that off, and the store resumes instead
-// (MetadataStore: DB::Resume every few seconds while writes are refused for a full disk).
+// error: a full disk, an I/O error). RocksDB 7.8 (Debian's) can resume in the process, by itself
+// or through DB::Resume, but not safely: after a log write failed while every memtable was empty,
+// the next write aborts the process on an assertion (the log writer keeps its error), and after
+// any resume a waiting flush no longer waits (ErrorHandler::ClearBGError leaves is_db_stopped_
+// set; fixed in RocksDB 8.9), which breaks the bulk load's durability barrier. So this listener
+// turns RocksDB's own recovery off for every error that stops writes, and writes stay refused
+// until the store is opened again (a restart, once the disk has room or is fixed). Errors that
+// do not stop writes (a compaction's full disk: a "soft" error) keep RocksDB's recovery.
 // RocksDB says none of this through its API; its listener calls do, and this listener keeps what
 // they said.
 #ifndef STRATA_STORAGE_ROCKS_WRITE_STOP_H_
 #define STRATA_STORAGE_ROCKS_WRITE_STOP_H_
 
-#include <cstdint>
 #include <functional>
 #include <string>
 #include <utility>
 
 #include "absl/base/thread_annotations.h"
-#include "absl/time/time.h"
 #include "base/mutex.h"
 #include "rocksdb/listener.h"
 
@@ -27,35 +27,26 @@ namespace strata {
 // Thread-safe.
 class RocksWriteStop final : public rocksdb::EventListener {
  public:
-  // `dir`: the store's (for the server's log); `resume_every`: how often the store tries to
-  // resume writes after a full disk (said in refused()).
-  RocksWriteStop(std::string dir, absl::Duration resume_every)
-      : dir_(std::move(dir)), resume_every_(resume_every) {}
+  // `dir`: the store's (for the server's log).
+  explicit RocksWriteStop(std::string dir) : dir_(std::move(dir)) {}
 
-  // Why writes are refused now, and what ends it; empty while they are taken.
+  // Why writes are refused now, and what ends it; empty while they are taken. The first stop's
+  // reason stays (later errors of a stopped store say nothing new).
   [[nodiscard]] std::string refused() const;
-  // Whether writes are refused for a full disk (the store's to resume).
-  [[nodiscard]] bool refused_for_full_disk() const;
-  // `changed` (may be empty) is called after each change of refused(), on the RocksDB thread
-  // that saw it (a writer's, a flush's or the recovery's), with no lock of the store held: it may
-  // call refused(), and must not call into the store. Returns once no call of the previous
-  // watcher runs.
+  // `changed` (may be empty) is called after refused() changed, on the RocksDB thread that saw it
+  // (a writer's or a flush's), with no lock of the store held: it may call refused(), and must
+  // not call into the store. Returns once no call of the previous watcher runs.
   void Watch(std::function<void()> changed);
 
   // rocksdb::EventListener (RocksDB calls these with its own mutex released).
   void OnBackgroundError(rocksdb::BackgroundErrorReason reason, rocksdb::Status* error) override;
   void OnErrorRecoveryBegin(rocksdb::BackgroundErrorReason reason, rocksdb::Status error,
                             bool* auto_recovery) override;
-  void OnErrorRecoveryEnd(const rocksdb::BackgroundErrorRecoveryInfo& info) override;
 
  private:
-  void Set(std::string why, bool full_disk);
-
   const std::string dir_;
-  const absl::Duration resume_every_;
   mutable Mutex mu_;
   std::string refused_ ABSL_GUARDED_BY(mu_);
-  bool full_disk_ ABSL_GUARDED_BY(mu_) = false;
   // Held while the watcher runs, so that Watch can wait for it (never with mu_ held).
   Mutex watch_mu_;
   std::function<void()> watcher_ ABSL_GUARDED_BY(watch_mu_);

@@ -8,6 +8,7 @@
 #include <cstring>
 #include <filesystem>
 
+#include "absl/strings/cord.h"
 #include "absl/strings/str_cat.h"
 #include "storage/env.h"
 
@@ -36,6 +37,20 @@ void ScopedFd::Reset() {
   }
 }
 
+namespace {
+constexpr char kDiskFullUrl[] = "type.strata.dev/disk-full";
+}  // namespace
+
+absl::Status DiskFullError(const std::string& message) {
+  absl::Status s = absl::ResourceExhaustedError(message);
+  s.SetPayload(kDiskFullUrl, absl::Cord("1"));
+  return s;
+}
+
+bool IsDiskFull(const absl::Status& s) {
+  return absl::IsResourceExhausted(s) && s.GetPayload(kDiskFullUrl).has_value();
+}
+
 absl::Status ErrnoToStatus(int err, const std::string& context) {
   std::string msg = absl::StrCat(context, ": ", std::strerror(err));
   switch (err) {
@@ -48,6 +63,7 @@ absl::Status ErrnoToStatus(int err, const std::string& context) {
       return absl::PermissionDeniedError(msg);
     case ENOSPC:
     case EDQUOT:
+      return DiskFullError(msg);
     case ENOMEM:
     case EMFILE:
       return absl::ResourceExhaustedError(msg);

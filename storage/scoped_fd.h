@@ -60,7 +60,12 @@ template <size_t N>
 absl::Status WriteFileAtomic(const std::string& path, const char (&literal)[N]) = delete;
 
 // errno → Status with the matching code (ENOENT → NotFound, ENOSPC → ResourceExhausted, ...).
+// A full disk (ENOSPC, EDQUOT) is a DiskFullError.
 [[nodiscard]] absl::Status ErrnoToStatus(int err, const std::string& context);
+// ResourceExhausted marked as a full disk (a payload), which IsDiskFull tells from other
+// exhaustion (memory, file descriptors).
+[[nodiscard]] absl::Status DiskFullError(const std::string& message);
+[[nodiscard]] bool IsDiskFull(const absl::Status& s);
 
 }  // namespace strata
 

@@ -13,7 +13,6 @@
 
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
-#include "absl/time/time.h"
 #include "base/public_message.h"
 #include "gtest/gtest.h"
 #include "storage/block_reader.h"
@@ -402,63 +401,74 @@ TEST(MetadataStore, WritesFailingForAWhileDoNotTakeTheProcessDown) {
   EXPECT_TRUE(env.FileExists(tmp.File("meta/LOG")));
 }
 
-// A full disk stops RocksDB's writes; the store says so (and what ends it) until it has resumed
-// them by itself, once space is back - also where less is free than RocksDB's own recovery waits
-// for (64 MiB: on a small disk, never). Nothing acknowledged is lost.
-TEST(MetadataStore, AFullDiskRefusesWritesUntilSpaceIsBackAndSaysSo) {
-  TempDir tmp;
-  FaultInjectionEnv env;
-  MetadataStoreOptions options;
-  options.env = &env;
-  options.resume_every = absl::Milliseconds(20);
-  {
+// A full disk stops RocksDB's writes; the store says so, and they stay refused, cleanly, until the
+// store is opened again (RocksDB 7.8 cannot resume them safely in the process: after a log write
+// failed with every memtable empty, the write after a resume aborted the process). Nothing
+// acknowledged is lost. With and without rows in the memtables when the disk filled.
+TEST(MetadataStore, AFullDiskRefusesWritesUntilTheStoreIsOpenedAgainAndSaysSo) {
+  for (const bool written_before : {true, false}) {
+    SCOPED_TRACE(written_before ? "rows in the memtables" : "empty memtables");
+    TempDir tmp;
+    FaultInjectionEnv env;
+    MetadataStoreOptions options;
+    options.env = &env;
+    if (!written_before) {  // (an open flushes what it recovers: its memtables start empty)
+      auto store = MetadataStore::Open(tmp.File("meta"), options);
+      ASSERT_TRUE(store.ok()) << store.status();
+      WriteBatch b;
+      b.Put(Cf::kPayloads, "before", "kept");
+      ASSERT_TRUE((*store)->Write(&b, /*sync=*/true).ok());
+    }
+    {
+      auto store = MetadataStore::Open(tmp.File("meta"), options);
+      ASSERT_TRUE(store.ok()) << store.status();
+      std::atomic<int> changes{0};
+      (*store)->WatchWritesRefused([&] { changes.fetch_add(1); });
+      if (written_before) {
+        WriteBatch b;
+        b.Put(Cf::kPayloads, "before", "kept");
+        ASSERT_TRUE((*store)->Write(&b, /*sync=*/true).ok());
+      }
+      EXPECT_EQ((*store)->WritesRefused(), "");
+
+      env.SetDiskFull(true);
+      const auto refused = [&](int i) {
+        WriteBatch f;
+        f.Put(Cf::kPayloads, absl::StrCat("during", i), "refused");
+        const absl::Status s = (*store)->Write(&f, /*sync=*/true);
+        EXPECT_EQ(s.code(), absl::StatusCode::kResourceExhausted) << s;
+        EXPECT_TRUE(IsDiskFull(s)) << s;
+        EXPECT_TRUE(absl::StrContains(s.message(), "the store refuses every write")) << s;
+        // A tenant's caller gets the short line (base/public_message.h).
+        EXPECT_EQ(ForPublic(s).message(),
+                  "the server's disk is full: writes are refused until its administrator makes "
+                  "room");
+      };
+      for (int i = 0; i < 3; ++i) refused(i);
+      const std::string why = (*store)->WritesRefused();
+      EXPECT_TRUE(absl::StrContains(why, "the disk is full")) << why;
+      EXPECT_TRUE(absl::StrContains(why, "until the server is restarted")) << why;
+      EXPECT_EQ(changes.load(), 1);  // (the first stop's reason stays)
+
+      env.SetDiskFull(false);
+      for (int i = 3; i < 6; ++i) refused(i);  // (still refused; the process goes on)
+      EXPECT_FALSE((*store)->Flush().ok());
+      EXPECT_EQ((*store)->WritesRefused(), why);
+      (*store)->WatchWritesRefused(nullptr);
+    }
     auto store = MetadataStore::Open(tmp.File("meta"), options);
     ASSERT_TRUE(store.ok()) << store.status();
-    std::atomic<int> changes{0};
-    (*store)->WatchWritesRefused([&] { changes.fetch_add(1); });
-    WriteBatch b;
-    b.Put(Cf::kPayloads, "before", "kept");
-    ASSERT_TRUE((*store)->Write(&b, /*sync=*/true).ok());
     EXPECT_EQ((*store)->WritesRefused(), "");
-
-    env.SetDiskFull(true);
-    for (int i = 0; i < 3; ++i) {
-      WriteBatch f;
-      f.Put(Cf::kPayloads, absl::StrCat("during", i), "refused");
-      const absl::Status s = (*store)->Write(&f, /*sync=*/true);
-      EXPECT_EQ(s.code(), absl::StatusCode::kResourceExhausted) << s;
-      EXPECT_TRUE(absl::StrContains(s.message(), "the store refuses every write")) << s;
-      // A tenant's caller still gets the short line (base/public_message.h).
-      EXPECT_EQ(ForPublic(s).message(),
-                "the server's disk is full: writes are refused until space is freed");
-    }
-    const std::string why = (*store)->WritesRefused();
-    EXPECT_TRUE(absl::StrContains(why, "the disk is full")) << why;
-    EXPECT_TRUE(absl::StrContains(why, "writes resume by themselves")) << why;
-    EXPECT_GE(changes.load(), 1);
-
-    env.SetFreeSpace(uint64_t{10} << 20);
-    env.SetDiskFull(false);
-    const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(60);
-    while (!(*store)->WritesRefused().empty() && std::chrono::steady_clock::now() < deadline) {
-      std::this_thread::sleep_for(std::chrono::milliseconds(50));
-    }
-    EXPECT_EQ((*store)->WritesRefused(), "");
-    EXPECT_GE(changes.load(), 2);
-    (*store)->WatchWritesRefused(nullptr);
     WriteBatch a;
     a.Put(Cf::kPayloads, "after", "kept");
     EXPECT_TRUE((*store)->Write(&a, /*sync=*/true).ok());
+    EXPECT_EQ(*(*store)->Get(Cf::kPayloads, "before", nullptr), "kept");
+    EXPECT_EQ(*(*store)->Get(Cf::kPayloads, "after", nullptr), "kept");
+    for (int i = 0; i < 6; ++i) {
+      EXPECT_TRUE(absl::IsNotFound(
+          (*store)->Get(Cf::kPayloads, absl::StrCat("during", i), nullptr).status()));
+    }
   }
-  auto store = MetadataStore::Open(tmp.File("meta"), options);
-  ASSERT_TRUE(store.ok()) << store.status();
-  EXPECT_EQ(*(*store)->Get(Cf::kPayloads, "before", nullptr), "kept");
-  EXPECT_EQ(*(*store)->Get(Cf::kPayloads, "after", nullptr), "kept");
-  for (int i = 0; i < 3; ++i) {
-    EXPECT_TRUE(absl::IsNotFound(
-        (*store)->Get(Cf::kPayloads, absl::StrCat("during", i), nullptr).status()));
-  }
-  EXPECT_EQ((*store)->WritesRefused(), "");
 }
 
 // The store's info log is storage/rocks_info_log.h's, not RocksDB's file logger (which keeps up
