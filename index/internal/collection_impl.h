@@ -244,15 +244,8 @@ class CollectionImpl final : public Collection {
     ReaderMutexLock lock(&mu_);
     return base_ == nullptr ? 0 : base_->default_max_postings();
   }
-  void DropCommitted() override {
-    drop_committed_.store(true);
-    MutexLock lock(&drop_failed_mu_);
-    drop_failed_.clear();  // (an earlier try's)
-  }
-  void DropFailed(const absl::Status& why) override {
-    MutexLock lock(&drop_failed_mu_);
-    drop_failed_ = std::string(why.message());
-  }
+  void DropCommitted() override;
+  void DropFailed(const absl::Status& why) override;
   void StopBuilds() override { builds_stopped_.store(true); }
   void MarkDropped() override {
     // Under the writer lock: a write or a build's commit either finished before, or sees the
@@ -409,18 +402,8 @@ class CollectionImpl final : public Collection {
   // FailedPrecondition naming the damage while the index is damaged, with a message for callers
   // other than the admin that names none of it (collection_open.cc).
   absl::Status CheckServing() const ABSL_SHARED_LOCKS_REQUIRED(mu_);
-  absl::Status CheckNotDropped() const {
-    if (!dropped_.load()) return absl::OkStatus();
-    MutexLock lock(&drop_failed_mu_);
-    if (drop_failed_.empty()) {
-      return absl::NotFoundError(absl::StrCat("collection '", config_.name, "' was dropped"));
-    }
-    const std::string undecided = absl::StrCat(
-        "collection '", config_.name, "' refuses calls: its drop failed",
-        "; whether it took effect is decided when it is dropped again or the server restarts");
-    return WithPublicMessage(
-        absl::FailedPreconditionError(absl::StrCat(undecided, " (", drop_failed_, ")")), undecided);
-  }
+  // OK until MarkDropped; then NotFound, or FailedPrecondition after DropFailed (collection.cc).
+  absl::Status CheckNotDropped() const;
   // Whether a build may go on: NotFound once dropped, Cancelled once StopBuilds was called.
   absl::Status CheckBuildGoesOn() const {
     RETURN_IF_ERROR(CheckNotDropped());
