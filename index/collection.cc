@@ -883,30 +883,6 @@ CollectionStats CollectionImpl::Stats() const {
   return s;
 }
 
-void CollectionImpl::DropCommitted() {
-  drop_committed_.store(true);
-  MutexLock lock(&drop_failed_mu_);
-  drop_failed_.clear();  // (an earlier try's)
-}
-
-void CollectionImpl::DropFailed(const absl::Status& why) {
-  MutexLock lock(&drop_failed_mu_);
-  drop_failed_ = std::string(why.message());
-}
-
-absl::Status CollectionImpl::CheckNotDropped() const {
-  if (!dropped_.load()) return absl::OkStatus();
-  MutexLock lock(&drop_failed_mu_);
-  if (drop_failed_.empty()) {
-    return absl::NotFoundError(absl::StrCat("collection '", config_.name, "' was dropped"));
-  }
-  const std::string undecided = absl::StrCat(
-      "collection '", config_.name, "' refuses calls: its drop failed",
-      "; whether it took effect is decided when it is dropped again or the server restarts");
-  return WithPublicMessage(
-      absl::FailedPreconditionError(absl::StrCat(undecided, " (", drop_failed_, ")")), undecided);
-}
-
 }  // namespace strata::collection_internal
 
 namespace strata {

@@ -402,7 +402,8 @@ class CollectionImpl final : public Collection {
   // FailedPrecondition naming the damage while the index is damaged, with a message for callers
   // other than the admin that names none of it (collection_open.cc).
   absl::Status CheckServing() const ABSL_SHARED_LOCKS_REQUIRED(mu_);
-  // OK until MarkDropped; then NotFound, or FailedPrecondition after DropFailed (collection.cc).
+  // OK until MarkDropped; then NotFound, or FailedPrecondition after DropFailed
+  // (collection_open.cc).
   absl::Status CheckNotDropped() const;
   // Whether a build may go on: NotFound once dropped, Cancelled once StopBuilds was called.
   absl::Status CheckBuildGoesOn() const {
