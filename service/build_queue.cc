@@ -109,6 +109,7 @@ void BuildQueue::Run() {
     Update(job.uid, id, [&](BuildStatus* st) {
       st->state = s.ok() ? BuildStatus::State::kDone : BuildStatus::State::kFailed;
       st->error = std::string(s.message());
+      st->error_code = s.code();
       st->finished_unix_ms = NowMs();
     });
     if (s.ok()) {

@@ -17,6 +17,7 @@
 #include <string>
 #include <thread>
 
+#include "absl/status/status.h"
 #include "index/collection.h"
 
 namespace strata {
@@ -29,7 +30,8 @@ struct BuildStatus {
   bool requested = false;  // by a BuildIndex call; else the server's own (threshold, repair)
   std::string phase;       // while running: the build's current phase
   uint64_t done = 0, total = 0;
-  std::string error;  // when failed
+  std::string error;                                    // when failed
+  absl::StatusCode error_code = absl::StatusCode::kOk;  // when failed
   int64_t queued_unix_ms = 0, started_unix_ms = 0, finished_unix_ms = 0;
 };
 

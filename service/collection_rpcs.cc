@@ -392,6 +392,7 @@ void StrataService::Describe(const Collection& col, pb::CollectionInfo* out) con
     ob->set_done(b->done);
     ob->set_total(b->total);
     ob->set_error(b->error);
+    ob->set_error_code(static_cast<uint32_t>(b->error_code));
     ob->set_queued_unix_ms(b->queued_unix_ms);
     ob->set_started_unix_ms(b->started_unix_ms);
     ob->set_finished_unix_ms(b->finished_unix_ms);

@@ -74,7 +74,12 @@ grpc::Status WaitForBuild(v1::Strata::Stub* stub, const std::string& name, uint6
       if (b.state() == v1::IndexBuild::DONE) break;
       if (b.state() == v1::IndexBuild::FAILED) {
         if (bar) bar->Finish();
-        return grpc::Status(grpc::StatusCode::FAILED_PRECONDITION,
+        // The build's own code (a full disk is RESOURCE_EXHAUSTED); UNKNOWN from a server that
+        // does not say it.
+        const uint32_t code = b.error_code();
+        return grpc::Status(code > 0 && code <= grpc::StatusCode::UNAUTHENTICATED
+                                ? static_cast<grpc::StatusCode>(code)
+                                : grpc::StatusCode::UNKNOWN,
                             "index build " + std::to_string(b.id()) + " failed: " + b.error());
       }
       if (b.state() == v1::IndexBuild::RUNNING && !b.phase().empty() && b.total() > 0) {

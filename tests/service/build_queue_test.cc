@@ -60,5 +60,45 @@ TEST(BuildQueue, StopEndsTheBuildUnderWay) {
   EXPECT_EQ(c->Stats().indexed_vectors, 0u);
 }
 
+// A build that fails says how, as a call would (the status code beside the message): a disk with
+// no room for the new postings file is RESOURCE_EXHAUSTED, which a client tells from a
+// collection's state (FAILED_PRECONDITION) or a stopped server.
+TEST(BuildQueue, AFailedBuildKeepsItsStatusCode) {
+  TempDir tmp;
+  FaultInjectionEnv env;
+  CollectionOptions options;
+  options.env = &env;
+  auto cat = *Catalog::Open(tmp.path(), options);
+  std::shared_ptr<Collection> c = Filled(cat.get(), "c", 3000);
+  env.SetDiskFull(true, "postings.dat");
+  BuildQueue queue;
+  const uint64_t id = queue.Schedule(c, /*requested=*/true);
+  ASSERT_GT(id, 0u);
+  std::optional<BuildStatus> st;
+  for (;;) {
+    st = queue.Latest(c->config().uid);
+    ASSERT_TRUE(st.has_value());
+    if (st->state == BuildStatus::State::kDone || st->state == BuildStatus::State::kFailed) break;
+    std::this_thread::yield();
+  }
+  EXPECT_EQ(st->state, BuildStatus::State::kFailed);
+  EXPECT_EQ(st->error_code, absl::StatusCode::kResourceExhausted) << st->error;
+  EXPECT_EQ(c->Stats().state, CollectionStats::State::kFlat);
+
+  // With room again, the next build is done and its status has no code left from the last.
+  env.SetDiskFull(false);
+  ASSERT_GT(queue.Schedule(c, /*requested=*/true), id);
+  for (;;) {
+    st = queue.Latest(c->config().uid);
+    if (st->id > id &&
+        (st->state == BuildStatus::State::kDone || st->state == BuildStatus::State::kFailed)) {
+      break;
+    }
+    std::this_thread::yield();
+  }
+  EXPECT_EQ(st->state, BuildStatus::State::kDone) << st->error;
+  EXPECT_EQ(st->error_code, absl::StatusCode::kOk);
+}
+
 }  // namespace
 }  // namespace strata
