@@ -58,15 +58,15 @@ absl::StatusOr<TextQuery> ParseTextQuery(absl::string_view text) {
   size_t phrase_words = 0;
   for (const TextQuery::Phrase& p : q.phrases) phrase_words += p.words.size();
   if (phrase_words > kMaxQueryTerms) {
-    return absl::InvalidArgumentError(absl::StrCat("the text query's phrases have ", phrase_words,
-                                                   " words; the limit is ", kMaxQueryTerms,
-                                                   ": quote shorter phrases"));
+    return absl::ResourceExhaustedError(absl::StrCat("the text query's phrases have ", phrase_words,
+                                                     " words; the limit is ", kMaxQueryTerms,
+                                                     ": quote shorter phrases"));
   }
   absl::flat_hash_set<absl::string_view> distinct(q.terms.begin(), q.terms.end());
   if (distinct.size() > kMaxQueryTerms) {
-    return absl::InvalidArgumentError(absl::StrCat("the text query has ", distinct.size(),
-                                                   " distinct terms; the limit is ", kMaxQueryTerms,
-                                                   ": ask a shorter question"));
+    return absl::ResourceExhaustedError(absl::StrCat("the text query has ", distinct.size(),
+                                                     " distinct terms; the limit is ",
+                                                     kMaxQueryTerms, ": ask a shorter question"));
   }
   return q;
 }

@@ -76,13 +76,14 @@ absl::Status ToRagRequest(const pb::GenerateRequest& req, int max_tokens, RagReq
   r->sampling.seed = g.seed();
   RETURN_IF_ERROR(gpu::CheckSamplingParams(r->sampling));
   if (g.stop_size() > kMaxStops) {
-    return absl::InvalidArgumentError(
+    return absl::ResourceExhaustedError(
         absl::StrCat(g.stop_size(), " stop strings; at most ", kMaxStops));
   }
   for (const std::string& s : g.stop()) {
-    if (s.empty() || s.size() > kMaxStopBytes) {
-      return absl::InvalidArgumentError(
-          absl::StrCat("a stop string must have 1 to ", kMaxStopBytes, " bytes"));
+    if (s.empty()) return absl::InvalidArgumentError("an empty stop string");
+    if (s.size() > kMaxStopBytes) {
+      return absl::ResourceExhaustedError(
+          absl::StrCat("a stop string has ", s.size(), " bytes; at most ", kMaxStopBytes));
     }
     r->stops.push_back(s);
   }

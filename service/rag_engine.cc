@@ -197,12 +197,12 @@ absl::Status RagEngine::Check(const RagRequest& req) const {
   RETURN_IF_ERROR(gpu::CheckSamplingParams(req.sampling));
   if (!req.instructions.empty() && decoder_->tokenizer().Encode(req.instructions, false).size() >
                                        static_cast<size_t>(kMaxInstructionTokens)) {
-    return absl::InvalidArgumentError(
+    return absl::ResourceExhaustedError(
         absl::StrCat("the instructions (system) exceed ", kMaxInstructionTokens, " tokens"));
   }
   if (const size_t n = default_prefix_->prompt->QuestionTokens(req.question).size();
       n > static_cast<size_t>(kMaxQuestionTokens)) {
-    return absl::InvalidArgumentError(
+    return absl::ResourceExhaustedError(
         absl::StrCat("the question is ", n, " tokens; at most ", kMaxQuestionTokens));
   }
   return absl::OkStatus();

@@ -202,13 +202,22 @@ TEST_F(GenerateTest, RefusesBadRequestsByName) {
   r = Question("q", pb::CACHED_INT8);
   r.mutable_params()->add_stop("");
   EXPECT_EQ(code(r).error_code(), grpc::StatusCode::INVALID_ARGUMENT);
+  // Over a limit of what a request carries is RESOURCE_EXHAUSTED, naming the limit.
+  r = Question("q", pb::CACHED_INT8);
+  r.mutable_params()->add_stop(std::string(65, 's'));
+  s = code(r);
+  EXPECT_EQ(s.error_code(), grpc::StatusCode::RESOURCE_EXHAUSTED);
+  EXPECT_NE(s.error_message().find("at most 64"), std::string::npos) << s.error_message();
+  r = Question("q", pb::CACHED_INT8);
+  for (int i = 0; i < 9; ++i) r.mutable_params()->add_stop("s");
+  EXPECT_EQ(code(r).error_code(), grpc::StatusCode::RESOURCE_EXHAUSTED);
   r = Question("q", static_cast<pb::KvCacheMode>(42));
   EXPECT_EQ(code(r).error_code(), grpc::StatusCode::INVALID_ARGUMENT);
   r = Question("q", pb::CACHED_INT8);
   r.set_collection("nope");
   EXPECT_EQ(code(r).error_code(), grpc::StatusCode::NOT_FOUND);
   r = Question(std::string(2000, 'q') + " " + std::string(2000, 'z'), pb::CACHED_INT8);
-  EXPECT_EQ(code(r).error_code(), grpc::StatusCode::INVALID_ARGUMENT);  // over 256 tokens
+  EXPECT_EQ(code(r).error_code(), grpc::StatusCode::RESOURCE_EXHAUSTED);  // over 256 tokens
   // Nothing to answer from: a collection without text, a search that finds no passage.
   CreateCollection(server_->stub(), "bare", 4, pb::FLOAT32);
   r = Question("hello", pb::CACHED_INT8);
@@ -266,7 +275,7 @@ TEST_F(GenerateTest, CustomInstructionsAnswerAndAreReused) {
   for (int i = 0; i < 600; ++i) absl::StrAppend(&longer, "word", i, " ");
   r.set_system(longer);
   const Answer c = Ask(server_->stub(), r);
-  EXPECT_EQ(c.status.error_code(), grpc::StatusCode::INVALID_ARGUMENT);
+  EXPECT_EQ(c.status.error_code(), grpc::StatusCode::RESOURCE_EXHAUSTED);
   EXPECT_NE(c.status.error_message().find("512 tokens"), std::string::npos)
       << c.status.error_message();
 }
