@@ -519,6 +519,31 @@ TEST(EndToEnd, TextRequestsAreValidated) {
       Call(&pb::Strata::Stub::DescribeCollection, server.stub(), fresh, &fresh_info).error_code(),
       grpc::StatusCode::NOT_FOUND);
 
+  // A passage over the server's --max_text_bytes is a rejected row, like a row the server refuses:
+  // named, skipped, the others stored, exit 1 (before, its batch's refusal stopped the load, and
+  // every rerun stopped there again).
+  {
+    std::ofstream passages(tmp.File("long.jsonl"));
+    for (int i = 0; i < 5; ++i) {
+      passages << R"({"id": )" << i << R"(, "text": ")"
+               << (i == 3 ? std::string(150, 'x') : "short passage " + std::to_string(i))
+               << "\"}\n";
+    }
+  }
+  for (int run = 0; run < 2; ++run) {  // the rerun resumes, and still says the rejected row
+    load = Spawn({Bin("strata-load"), "--text=" + tmp.File("long.jsonl"), "--collection=vecs",
+                  "--server=" + server.address(), "--build=false"},
+                 log);
+    EXPECT_EQ(WaitExit(load), 1) << ReadLog(log);
+    if (run == 0) {
+      EXPECT_NE(ReadLog(log).find("row 3 (id 3): its text has 150 bytes; the limit is 100"),
+                std::string::npos)
+          << ReadLog(log);
+    }
+    EXPECT_NE(ReadLog(log).find("rows were rejected"), std::string::npos) << ReadLog(log);
+    EXPECT_EQ(Count(server.stub(), "vecs"), 4u);
+  }
+
   // Still serving.
   auto health = grpc::health::v1::Health::NewStub(server.channel());
   grpc::ClientContext hctx;

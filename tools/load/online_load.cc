@@ -153,24 +153,56 @@ std::string BuildFailed(uint64_t stored, const char* what, const grpc::Status& s
                       "build`, and a server restart builds a collection past its threshold");
 }
 
-// Embeds rows [begin, end) of the passages with the server's model into `req`'s points.
+// A passage the server would not embed: its row, and why.
+struct RefusedText {
+  uint64_t row = 0;
+  std::string why;
+};
+
+// Embeds rows [row, stop) of the passages into `req`'s points (row `begin` is its first). A
+// request the server refuses for what it carries (RESOURCE_EXHAUSTED that is not "retry later":
+// a text over --max_text_bytes, more texts than --max_texts) is halved until the rows refused
+// alone are found: those go to `refused` without a vector, the rest are embedded. Any other
+// failure is returned.
+grpc::Status EmbedRange(pb::Strata::Stub& stub, const Input& in, uint64_t begin, uint64_t row,
+                        uint64_t stop, pb::UpsertRequest* req, std::vector<RefusedText>* refused) {
+  pb::EmbedRequest ereq;
+  for (uint64_t i = row; i < stop; ++i) ereq.add_texts(in.text[i]);
+  pb::EmbedResponse eresp;
+  grpc::Status s = WithRetries("embed", [&](grpc::ClientContext* ctx) {
+    eresp.Clear();
+    return stub.Embed(ctx, ereq, &eresp);
+  });
+  if (s.error_code() == grpc::StatusCode::RESOURCE_EXHAUSTED) {
+    if (stop - row == 1) {
+      // (The server numbers the texts of its request: this one was alone in it.)
+      std::string why = s.error_message();
+      if (absl::StartsWith(why, "text 0 ")) why = absl::StrCat("its text ", why.substr(7));
+      refused->push_back({row, std::move(why)});
+      return grpc::Status::OK;
+    }
+    const uint64_t mid = row + (stop - row) / 2;
+    grpc::Status first = EmbedRange(stub, in, begin, row, mid, req, refused);
+    if (!first.ok()) return first;
+    return EmbedRange(stub, in, begin, mid, stop, req, refused);
+  }
+  if (!s.ok()) return s;
+  for (uint64_t i = row; i < stop; ++i) {
+    *req->mutable_points(static_cast<int>(i - begin))->mutable_vector() =
+        std::move(*eresp.mutable_vectors(static_cast<int>(i - row)));
+  }
+  return grpc::Status::OK;
+}
+
+// Embeds rows [begin, end) of the passages with the server's model into `req`'s points, in
+// requests of --embed_batch texts; the rows refused alone go to `refused` (EmbedRange).
 grpc::Status EmbedRows(pb::Strata::Stub& stub, const Input& in, uint64_t begin, uint64_t end,
-                       pb::UpsertRequest* req) {
+                       pb::UpsertRequest* req, std::vector<RefusedText>* refused) {
   const uint32_t batch = std::max<uint32_t>(1, absl::GetFlag(FLAGS_embed_batch));
   for (uint64_t row = begin; row < end; row += batch) {
-    pb::EmbedRequest ereq;
-    const uint64_t stop = std::min<uint64_t>(end, row + batch);
-    for (uint64_t i = row; i < stop; ++i) ereq.add_texts(in.text[i]);
-    pb::EmbedResponse eresp;
-    grpc::Status s = WithRetries("embed", [&](grpc::ClientContext* ctx) {
-      eresp.Clear();
-      return stub.Embed(ctx, ereq, &eresp);
-    });
+    grpc::Status s =
+        EmbedRange(stub, in, begin, row, std::min<uint64_t>(end, row + batch), req, refused);
     if (!s.ok()) return s;
-    for (uint64_t i = row; i < stop; ++i) {
-      *req->mutable_points(static_cast<int>(i - begin))->mutable_vector() =
-          std::move(*eresp.mutable_vectors(static_cast<int>(i - row)));
-    }
   }
   return grpc::Status::OK;
 }
@@ -593,12 +625,43 @@ absl::Status OnlineLoad::SendBatch(uint64_t row, uint64_t end, ProgressBar& bar)
       for (const std::string& name : in_.tenants[i]) t->add_names(name);
     }
   }
+  // The input row of each point of `req` (rows whose text the server would not embed are left
+  // out, rejected here as the server rejects rows).
+  std::vector<uint64_t> row_of(end - row);
+  for (uint64_t i = row; i < end; ++i) row_of[i - row] = i;
   if (in_.embed_online) {
-    grpc::Status s = EmbedRows(*stub_, in_, row, end, &req);
+    std::vector<RefusedText> refused;
+    grpc::Status s = EmbedRows(*stub_, in_, row, end, &req, &refused);
     if (!s.ok()) {
       bar.Stop(row);
       return Stopped(absl::StrCat("embedding rows ", row, "-", end - 1, ": ", s.error_message(),
                                   "; rerun to resume from the checkpoint ", ckpt_));
+    }
+    if (!refused.empty()) {
+      pb::UpsertRequest kept;
+      kept.set_collection(req.collection());
+      kept.set_tenant(req.tenant());
+      std::vector<uint64_t> kept_rows;
+      size_t next = 0;  // into `refused`, in row order
+      for (uint64_t i = row; i < end; ++i) {
+        if (next < refused.size() && refused[next].row == i) {
+          ++next;
+          continue;
+        }
+        *kept.add_points() = std::move(*req.mutable_points(static_cast<int>(i - row)));
+        kept_rows.push_back(i);
+      }
+      rejected_ += refused.size();
+      for (const RefusedText& r : refused) {
+        if (shown_++ < 10) {
+          std::fprintf(stderr, "strata-load: row %llu (id %llu): %s\n",
+                       static_cast<unsigned long long>(r.row),
+                       static_cast<unsigned long long>(IdOf(in_, r.row)), r.why.c_str());
+        }
+      }
+      req = std::move(kept);
+      row_of = std::move(kept_rows);
+      if (req.points_size() == 0) return absl::OkStatus();
     }
   }
   pb::UpsertResponse resp;
@@ -612,9 +675,9 @@ absl::Status OnlineLoad::SendBatch(uint64_t row, uint64_t end, ProgressBar& bar)
        absl::StrContains(s.error_message(), "whole memory budget"))) {
     // The request itself is over a limit of the server's: a rerun would send it again.
     bar.Stop(row);
-    return Stopped(absl::StrCat("rows ", row, "-", end - 1, " (", end - row, " rows, ",
+    return Stopped(absl::StrCat("rows ", row, "-", end - 1, " (", req.points_size(), " rows, ",
                                 req.ByteSizeLong(), " bytes in one request): ", s.error_message(),
-                                end - row > 1
+                                req.points_size() > 1
                                     ? absl::StrCat("; rerun with a smaller --batch (it resumes "
                                                    "from the checkpoint ",
                                                    ckpt_, ")")
@@ -627,7 +690,7 @@ absl::Status OnlineLoad::SendBatch(uint64_t row, uint64_t end, ProgressBar& bar)
                                 "; rerun to resume from the checkpoint ", ckpt_));
   }
   if (!s.ok()) {  // every row of the batch was refused
-    rejected_ += end - row;
+    rejected_ += req.points_size();
     if (shown_++ < 10) std::fprintf(stderr, "strata-load: %s\n", s.error_message().c_str());
   } else {
     stored_ += resp.upserted();
@@ -635,7 +698,8 @@ absl::Status OnlineLoad::SendBatch(uint64_t row, uint64_t end, ProgressBar& bar)
     for (const auto& e : resp.errors()) {
       if (shown_++ < 10) {
         std::fprintf(stderr, "strata-load: row %llu (id %llu): %s\n",
-                     static_cast<unsigned long long>(row + e.index()),
+                     static_cast<unsigned long long>(e.index() < row_of.size() ? row_of[e.index()]
+                                                                               : row + e.index()),
                      static_cast<unsigned long long>(e.id()), e.message().c_str());
       }
     }
