@@ -462,6 +462,17 @@ TEST(EndToEnd, TextRequestsAreValidated) {
   // the server's "text 0 is empty".
   refused(R"({"id": 2, "text": " "})", "'text' holds no words");
   refused(R"({"id": 2, "text": "\u200b\t"})", "'text' holds no words");
+  // Several bad lines are named in one run.
+  refused(R"({"id": 2, "text": " "})"
+          "\n"
+          R"({"id": 3, "text": "fine"})"
+          "\n"
+          R"({"id": 4})",
+          "'text' holds no words");
+  EXPECT_NE(ReadLog(log).find("2 lines of " + bad + " are not passages"), std::string::npos)
+      << ReadLog(log);
+  EXPECT_NE(ReadLog(log).find("bad.jsonl:4: needs a string 'text' field"), std::string::npos)
+      << ReadLog(log);
 
   // --questions that could not learn anything after the load stop it before the first row: a
   // file that does not read, or rows and a collection without payload text.

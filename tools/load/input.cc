@@ -11,6 +11,7 @@
 #include "absl/flags/flag.h"
 #include "absl/strings/ascii.h"
 #include "absl/strings/str_cat.h"
+#include "absl/strings/str_join.h"
 #include "absl/strings/str_split.h"
 #include "base/json_error.h"
 #include "gpu/encoder.h"
@@ -61,16 +62,17 @@ absl::Status CheckRowTenants(absl::string_view where, size_t count) {
 }
 
 // --text: passages from JSONL. The payload JSON keeps every field but 'text', which is stored as
-// the payload text.
+// the payload text. Every line is read: the first ten that are not passages are named together
+// (with how many more), so one run shows what to mend.
 absl::Status ReadPassages(const std::string& path, uint64_t limit, Input* in) {
   std::ifstream f(path);
   if (!f) return absl::NotFoundError(absl::StrCat("cannot open ", path));
   std::string line;
-  uint64_t n = 0;
-  int with_ids = -1;  // unknown until the first line
-  while ((limit == 0 || n < limit) && std::getline(f, line)) {
-    if (line.empty()) continue;
-    const std::string where = absl::StrCat(path, ":", n + 1);
+  uint64_t n = 0;     // passages (and lines that should have been)
+  uint64_t at = 0;    // lines read
+  int with_ids = -1;  // unknown until the first passage
+  // Reads one line's passage (line `at` of the file, row `n`) into `in`.
+  const auto read = [&](const std::string& where) -> absl::Status {
     auto j = nlohmann::ordered_json::parse(line, nullptr, false);
     if (j.is_discarded()) {
       return absl::InvalidArgumentError(
@@ -125,7 +127,26 @@ absl::Status ReadPassages(const std::string& path, uint64_t limit, Input* in) {
       in->tenants.emplace_back();
     }
     in->json.push_back(j.dump());
+    return absl::OkStatus();
+  };
+  std::vector<std::string> bad;
+  uint64_t bad_lines = 0;
+  while ((limit == 0 || n < limit) && std::getline(f, line)) {
+    ++at;
+    if (line.empty()) continue;
+    absl::Status s = read(absl::StrCat(path, ":", at));
+    if (!s.ok()) {
+      if (bad.size() < 10) bad.emplace_back(s.message());
+      ++bad_lines;
+    }
     ++n;
+  }
+  if (bad_lines == 1) return absl::InvalidArgumentError(bad.front());
+  if (bad_lines > 1) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        bad_lines, " lines of ", path, " are not passages",
+        bad_lines > bad.size() ? absl::StrCat(" (the first ", bad.size(), ")") : std::string(),
+        ":\n  ", absl::StrJoin(bad, "\n  ")));
   }
   if (n == 0) return absl::InvalidArgumentError(absl::StrCat(path, " holds no passages"));
   if (!in->tenants.empty()) in->tenants.resize(n);
