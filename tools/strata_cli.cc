@@ -5,9 +5,12 @@
 #include <string>
 #include <vector>
 
+#include "absl/container/flat_hash_set.h"
 #include "absl/flags/flag.h"
 #include "absl/flags/parse.h"
+#include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
+#include "absl/strings/str_split.h"
 #include "absl/strings/string_view.h"
 #include "proto/strata.grpc.pb.h"
 #include "storage/program_usage.h"
@@ -46,7 +49,8 @@ const char kUsage[] =
     "  embed TEXT...                embed texts with the server's model (vectors abridged)\n"
     "  ask NAME \"a question\"       answer from the collection's passages (RAG), streamed, then\n"
     "                               the sources [--passages=4 --max_tokens=256 --temperature=0\n"
-    "                               --cache_mode=int8|int4|f16|full --recompute_ratio=0.15]\n"
+    "                               --cache_mode=int8|int4|f16|full --recompute_ratio=0.15\n"
+    "                               --mode=dense|lexical|hybrid]\n"
     "  tune NAME --questions=F      learn the collection's hybrid dense weight from labelled\n"
     "                               questions [--dry_run] [--max_questions=1024]\n"
     "  stats                        server statistics\n"
@@ -74,6 +78,49 @@ std::optional<size_t> MaxWords(absl::string_view cmd, const std::vector<char*>& 
     const absl::string_view op = args[2];
     if (cmd == "tenant" && op == "list") return 2;  // tenant list NAME
     if (cmd == "key" && op == "list") return 2;     // key list [NAME]
+  }
+  return std::nullopt;
+}
+
+// The flags of one command or another (those of the connection, and abseil's own, apply to
+// every command and are not listed): a command given one it does not read says so, rather than
+// leave it unread (`ask --k=2` would read 4 passages). "" = none.
+constexpr std::pair<absl::string_view, absl::string_view> kCommandFlags[] = {
+    {"create", "dim type metric posting_encoding build_threshold text_fields"},
+    {"describe", "tenant"},
+    {"build", "wait"},
+    {"repair", "wait"},
+    {"count", "tenant"},
+    {"get", "tenant with_vector with_payload"},
+    {"delete", "tenant"},
+    {"search",
+     "tenant vector query_file row text mode fusion dense_weight rerank k postings with_payload "
+     "with_vector gt clients"},
+    {"ask",
+     "tenant passages mode max_tokens temperature seed repetition_penalty cache_mode "
+     "recompute_ratio quiet"},
+    {"tune", "questions max_questions dry_run"},
+    {"tenant", "keep_points max_points max_rps"},
+    {"key", "label"},
+};
+
+// The first flag on the command line that some command reads and `cmd` does not, if any.
+std::optional<std::string> FlagNotFor(absl::string_view cmd, int argc, char** argv) {
+  absl::flat_hash_set<absl::string_view> any, mine;
+  for (const auto& [name, flags] : kCommandFlags) {
+    for (absl::string_view f : absl::StrSplit(flags, ' ', absl::SkipEmpty())) {
+      any.insert(f);
+      if (name == cmd) mine.insert(f);
+    }
+  }
+  for (int i = 1; i < argc; ++i) {
+    absl::string_view a = argv[i];
+    if (a == "--") break;  // the rest are words
+    if (!absl::ConsumePrefix(&a, "-")) continue;
+    absl::ConsumePrefix(&a, "-");
+    a = a.substr(0, a.find('='));
+    if (!any.contains(a) && absl::ConsumePrefix(&a, "no") && !any.contains(a)) continue;
+    if (any.contains(a) && !mine.contains(a)) return std::string(a);
   }
   return std::nullopt;
 }
@@ -121,6 +168,9 @@ int main(int argc, char** argv) {
   }
   if (entry == nullptr && cmd != "health") {
     return Fail(absl::StrCat("unknown command '", cmd, "'; see --help"));
+  }
+  if (std::optional<std::string> flag = FlagNotFor(cmd, argc, argv)) {
+    return Fail(absl::StrCat("--", *flag, " does not apply to '", cmd, "'; see --help"));
   }
   if (std::optional<size_t> most = MaxWords(cmd, args); most && args.size() > 2 + *most) {
     return Fail(absl::StrCat("'", cmd, "' takes at most ", *most, " argument",

@@ -206,6 +206,19 @@ TEST(Hardening, ClearAnswersToOddRequests) {
       0);
   EXPECT_NE(ReadLog(cli_log).find("unknown command 'nosuchcmd'"), std::string::npos)
       << ReadLog(cli_log);
+  // A flag of another command is refused, not left unread: `drop c --tenant=t` drops nothing,
+  // `ask --k=2` does not read 4 passages (ask's are --passages).
+  const uint64_t in_c = Count(stub, "c");
+  for (const auto& [argv, flag] : std::vector<std::pair<std::vector<std::string>, std::string>>{
+           {{"drop", "c", "--tenant=t"}, "--tenant does not apply to 'drop'"},
+           {{"ask", "c", "q", "--k=2"}, "--k does not apply to 'ask'"},
+           {{"count", "c", "--nowith_vector"}, "--with_vector does not apply to 'count'"}}) {
+    std::vector<std::string> all = {Bin("strata-cli"), "--server=" + server.address()};
+    all.insert(all.end(), argv.begin(), argv.end());
+    EXPECT_EQ(WaitExit(Spawn(all, cli_log)), 1) << flag;
+    EXPECT_NE(ReadLog(cli_log).find(flag), std::string::npos) << ReadLog(cli_log);
+  }
+  EXPECT_EQ(Count(stub, "c"), in_c);  // (Count fails on a collection dropped)
   // Flags that cannot mean what they say are refused, not read another way.
   for (const auto& [flags, says] : std::vector<std::pair<std::vector<std::string>, std::string>>{
            {{"--vector=1,,2,3"}, "'' is not a number"},

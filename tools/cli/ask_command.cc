@@ -47,6 +47,9 @@ int Ask(const std::string& /*cmd*/, const std::vector<char*>& args, pb::Strata::
   req.set_question(question);
   if (absl::GetFlag(FLAGS_passages) == 0) return Fail("--passages must be 1 to 16");
   req.set_k(absl::GetFlag(FLAGS_passages));
+  pb::SearchMode retrieval = pb::SEARCH_MODE_UNSPECIFIED;
+  if (!ModeFlag(&retrieval)) return Fail("--mode must be dense, lexical or hybrid");
+  req.set_mode(retrieval);
   req.mutable_params()->set_max_tokens(absl::GetFlag(FLAGS_max_tokens));
   req.mutable_params()->set_temperature(static_cast<float>(absl::GetFlag(FLAGS_temperature)));
   req.mutable_params()->set_seed(absl::GetFlag(FLAGS_seed));

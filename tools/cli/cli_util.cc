@@ -7,6 +7,7 @@
 
 #include "absl/flags/flag.h"
 #include "absl/status/status.h"
+#include "absl/strings/ascii.h"
 #include "absl/strings/match.h"
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
@@ -20,9 +21,21 @@ ABSL_FLAG(
     "count/get/delete/search/ask/describe: act in this tenant's view only (a tenant key with one "
     "tenant needs no --tenant)");
 ABSL_FLAG(bool, with_payload, false, "search/get: return payloads");
+ABSL_FLAG(std::string, mode, "",
+          "search --text, ask: dense, lexical (BM25 over the payload text) or hybrid (both, "
+          "fused); default: the server's choice (hybrid when the collection has text and the "
+          "server a model)");
 ABSL_FLAG(bool, with_vector, false, "search/get: return vectors");
 
 namespace strata::cli {
+
+bool ModeFlag(v1::SearchMode* mode) {
+  *mode = v1::SEARCH_MODE_UNSPECIFIED;
+  const std::string m = absl::GetFlag(FLAGS_mode);
+  if (m.empty()) return true;
+  return v1::SearchMode_Parse(absl::AsciiStrToUpper(m), mode) &&
+         *mode != v1::SEARCH_MODE_UNSPECIFIED;
+}
 
 int Fail(const std::string& msg) {
   std::fprintf(stderr, "strata-cli: %s\n", msg.c_str());

@@ -12,14 +12,19 @@
 #include "absl/flags/declare.h"
 #include "absl/status/status.h"
 #include "grpcpp/grpcpp.h"
+#include "proto/strata.pb.h"
 
 ABSL_DECLARE_FLAG(std::string, server);
 ABSL_DECLARE_FLAG(double, timeout);
 ABSL_DECLARE_FLAG(std::string, tenant);
 ABSL_DECLARE_FLAG(bool, with_payload);
 ABSL_DECLARE_FLAG(bool, with_vector);
+ABSL_DECLARE_FLAG(std::string, mode);
 
 namespace strata::cli {
+
+// --mode as a search mode (unspecified when not given); false for a word that names none.
+[[nodiscard]] bool ModeFlag(v1::SearchMode* mode);
 
 // Prints "strata-cli: <msg>" on stderr; returns 1 (the exit code).
 int Fail(const std::string& msg);

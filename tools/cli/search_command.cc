@@ -26,10 +26,6 @@ ABSL_FLAG(std::string, vector, "", "search: the query as comma-separated numbers
 ABSL_FLAG(std::string, query_file, "", "search: read queries from a vector file instead");
 ABSL_FLAG(std::string, text, "",
           "search: a text query, embedded by the server's model (strata-server --model_dir)");
-ABSL_FLAG(std::string, mode, "",
-          "search --text: dense, lexical (BM25 over the payload text) or hybrid (both, fused); "
-          "default: the server's choice (hybrid when the collection has text and the server a "
-          "model)");
 ABSL_FLAG(std::string, fusion, "",
           "search --mode=hybrid: relative_score (default) or reciprocal_rank");
 ABSL_FLAG(std::optional<double>, dense_weight, std::nullopt,
@@ -96,12 +92,7 @@ int Search(const std::string& /*cmd*/, const std::vector<char*>& args, pb::Strat
   pb::SearchMode mode = pb::SEARCH_MODE_UNSPECIFIED;
   pb::Fusion fusion = pb::FUSION_UNSPECIFIED;
   const std::optional<double> dense_weight = absl::GetFlag(FLAGS_dense_weight);
-  if (const std::string m = absl::GetFlag(FLAGS_mode); !m.empty()) {
-    if (!pb::SearchMode_Parse(absl::AsciiStrToUpper(m), &mode) ||
-        mode == pb::SEARCH_MODE_UNSPECIFIED) {
-      return Fail("--mode must be dense, lexical or hybrid");
-    }
-  }
+  if (!ModeFlag(&mode)) return Fail("--mode must be dense, lexical or hybrid");
   if (const std::string f = absl::GetFlag(FLAGS_fusion); !f.empty()) {
     if (!pb::Fusion_Parse(absl::AsciiStrToUpper(f), &fusion) || fusion == pb::FUSION_UNSPECIFIED) {
       return Fail("--fusion must be relative_score or reciprocal_rank");
