@@ -130,6 +130,7 @@ absl::Status ServePrecompute(const pb::PrecomputePassageKvRequest& req, RagEngin
   resp->set_without_text(report.without_text);
   resp->set_bytes(report.bytes);
   resp->set_evictions(report.evictions);
+  resp->set_stale(report.stale);
   const gpu::PassageKvCacheStats c = rag->cache().stats();
   resp->set_cache_bytes(c.ram_bytes + c.disk_bytes);
   resp->set_cache_capacity_bytes(rag->cache().capacity());

@@ -107,7 +107,7 @@ gpu::PassageKey RagEngine::Key(const std::string& collection, const RagPassage& 
 
 absl::StatusOr<std::shared_ptr<const gpu::PassageKv>> RagEngine::MakePassageKv(
     const gpu::PassageKey& key, const std::vector<int32_t>& tokens, uint64_t cache_epoch,
-    bool* no_room) {
+    bool* no_room, bool* stale_out) {
   const uint64_t epoch = std::min(cache_epoch, cache_->epoch());
   // Another request may have made it since this one looked (a Lookup only then: the miss is
   // already counted).
@@ -117,6 +117,7 @@ absl::StatusOr<std::shared_ptr<const gpu::PassageKv>> RagEngine::MakePassageKv(
     kv = cache_->Lookup(key, &tier);
     if (kv != nullptr) {
       if (no_room != nullptr) *no_room = false;
+      if (stale_out != nullptr) *stale_out = false;
       return kv;
     }
   }
@@ -134,6 +135,7 @@ absl::StatusOr<std::shared_ptr<const gpu::PassageKv>> RagEngine::MakePassageKv(
   bool stale = false;
   const bool in_cache = cache_->Insert(key, kv, epoch, &stale);
   if (no_room != nullptr) *no_room = !in_cache && !stale;
+  if (stale_out != nullptr) *stale_out = stale;
   return kv;
 }
 
@@ -164,16 +166,17 @@ absl::Status RagEngine::Precompute(const std::string& collection,
       continue;
     }
     std::shared_ptr<const gpu::PassageKv> made;
-    bool no_room = false;
+    bool no_room = false, stale = false;
     RETURN_IF_ERROR(generator_->RunTask(
         [&]() -> absl::Status {
-          ASSIGN_OR_RETURN(made, MakePassageKv(key, tokens, cache_epoch, &no_room));
+          ASSIGN_OR_RETURN(made, MakePassageKv(key, tokens, cache_epoch, &no_room, &stale));
           return absl::OkStatus();
         },
         cancelled));
     ++report->computed;
     report->bytes += made->bytes();
     not_kept += no_room ? 1 : 0;
+    report->stale += stale ? 1 : 0;
   }
   cache_->Flush();  // this call's spills written, so what the cache dropped for them is counted
   report->evictions = std::max(cache_->dropped() - dropped_before, not_kept);

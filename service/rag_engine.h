@@ -76,6 +76,7 @@ struct PrecomputeReport {
   uint64_t without_text = 0;    // passages with no token to cache
   uint64_t bytes = 0;           // of the entries made now
   uint64_t evictions = 0;       // entries the cache dropped meanwhile (it is full)
+  uint64_t stale = 0;  // made (counted in computed), not kept: their passage changed meanwhile
 };
 
 class RagEngine final {
@@ -120,11 +121,11 @@ class RagEngine final {
   // Computes (or finds, when another request made it meanwhile) the entry of a passage's body
   // tokens and keeps it in the cache unless its passage was invalidated after `cache_epoch` (see
   // RagRequest). Runs on the generator's thread (GenerationRequest::to_make). *no_room (when
-  // given): the cache could not keep it (too large for it), as opposed to kept or refused as
-  // stale.
+  // given): the cache could not keep it (too large for it); *stale (when given): it was not kept
+  // for its passage was deleted or changed since it was read.
   absl::StatusOr<std::shared_ptr<const gpu::PassageKv>> MakePassageKv(
       const gpu::PassageKey& key, const std::vector<int32_t>& tokens, uint64_t cache_epoch,
-      bool* no_room = nullptr);
+      bool* no_room = nullptr, bool* stale = nullptr);
   // The prompt (and prefix entry) for `instructions`.
   struct Prefix {
     std::unique_ptr<RagPrompt> prompt;

@@ -78,6 +78,7 @@ TEST_F(RagEngineTest, PrecomputedPassagesGoneSinceTheyWereReadAreNotKept) {
                   .ok());
   EXPECT_EQ(report.computed, 2u);
   EXPECT_EQ(report.evictions, 0u);  // (refused as stale: not a full cache)
+  EXPECT_EQ(report.stale, 1u);      // and said so
   EXPECT_EQ(engine_->cache().stats().ram_entries, 1u);
 }
 
