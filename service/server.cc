@@ -45,6 +45,13 @@ grpc::Status ToGrpcStatus(const absl::Status& s) {
   return grpc::Status(static_cast<grpc::StatusCode>(s.code()), std::string(s.message()));
 }
 
+absl::Status NameDeadline(absl::Status s, std::chrono::system_clock::time_point deadline,
+                          std::chrono::system_clock::time_point now) {
+  if (!absl::IsCancelled(s) || now < deadline) return s;
+  return absl::DeadlineExceededError(
+      absl::StrCat("the call's deadline passed (", s.message(), ")"));
+}
+
 namespace {
 
 using service_internal::Clock;

@@ -6,6 +6,7 @@
 #ifndef STRATA_SERVICE_SERVER_H_
 #define STRATA_SERVICE_SERVER_H_
 
+#include <chrono>
 #include <cstdint>
 #include <memory>
 #include <string>
@@ -68,6 +69,13 @@ struct ServerOptions {
 };
 
 [[nodiscard]] grpc::Status ToGrpcStatus(const absl::Status& s);
+
+// A call's status as its client sees it: a handler stopped by ServerContext::IsCancelled after
+// the call's deadline passed returns CANCELLED, where gRPC tells the client DEADLINE_EXCEEDED;
+// this names it so (the message kept), for the metrics and the log.
+[[nodiscard]] absl::Status NameDeadline(absl::Status s,
+                                        std::chrono::system_clock::time_point deadline,
+                                        std::chrono::system_clock::time_point now);
 
 // The grpc.health.v1 service name that reports durability apart from serving: NOT_SERVING while
 // acknowledged writes were dropped at start (--wal_recovery=point_in_time over a damaged log) or a

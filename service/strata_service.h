@@ -227,6 +227,7 @@ class StrataService final : public pb::Strata::Service {
       // server stays up.
       s = absl::InternalError(absl::StrCat("unexpected exception: ", e.what()));
     }
+    s = NameDeadline(std::move(s), ctx->deadline(), std::chrono::system_clock::now());
     // The request and response live on until gRPC has sent the response (or given up on it).
     hold_->Hold(ctx, budget.TakeReserved());
     // A tenant key's caller is told no path, file or repair command (base/public_message.h); the
