@@ -141,6 +141,36 @@ std::vector<prometheus::MetricFamily> CatalogCollector::Collect() const {
     total("strata_embed_cancelled_total", "embedding calls abandoned by their clients",
           e.cancelled);
   }
+  if (rag_ != nullptr) {  // the decoder's answers (Stats.generation has the same and more)
+    const gpu::GeneratorStats g = rag_->generator_stats();
+    const gpu::PassageKvCacheStats c = rag_->cache().stats();
+    auto gauge = [&](const char* name, const char* help, double v) {
+      single(name, help, MetricType::Gauge, v);
+    };
+    auto total = [&](const char* name, const char* help, uint64_t v) {
+      single(name, help, MetricType::Counter, static_cast<double>(v));
+    };
+    gauge("strata_generation_running", "answers decoding now", static_cast<double>(g.running));
+    gauge("strata_generation_queued", "answers waiting for room to decode",
+          static_cast<double>(g.queued));
+    gauge("strata_generation_kv_bytes", "KV of the answers decoding now (bytes)",
+          static_cast<double>(g.kv_bytes));
+    total("strata_generation_completed_total",
+          "answers ended by their length, end of turn or a stop string", g.completed);
+    total("strata_generation_cancelled_total", "answers whose clients went away", g.cancelled);
+    total("strata_generation_failed_total", "answers that failed", g.failed);
+    total("strata_passage_kv_ram_hits_total", "passage KV cache entries found in RAM", c.ram_hits);
+    total("strata_passage_kv_disk_hits_total", "passage KV cache entries found on disk",
+          c.disk_hits);
+    total("strata_passage_kv_misses_total", "passage KV cache entries computed for want of one",
+          c.misses);
+    gauge("strata_passage_kv_ram_bytes", "passage KV cache in RAM (bytes)",
+          static_cast<double>(c.ram_bytes));
+    gauge("strata_passage_kv_disk_bytes", "passage KV cache on disk (bytes)",
+          static_cast<double>(c.disk_bytes));
+    gauge("strata_passage_kv_entries", "passage KV cache entries, in RAM and on disk",
+          static_cast<double>(c.ram_entries + c.disk_entries));
+  }
   return out;
 }
 

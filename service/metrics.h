@@ -22,6 +22,7 @@
 #include "prometheus/registry.h"
 #include "proto/strata.pb.h"
 #include "service/call_budget.h"
+#include "service/rag_engine.h"
 
 namespace strata {
 
@@ -68,16 +69,17 @@ class Metrics {
 // Gauges computed when /metrics is scraped.
 class CatalogCollector final : public prometheus::Collectable {
  public:
-  // `embedder` may be null (no model).
+  // `embedder` (no model) and `rag` (no decoder) may be null.
   CatalogCollector(const Catalog* catalog, const MemoryBudget* memory,
-                   const gpu::EmbedBatcher* embedder)
-      : catalog_(catalog), memory_(memory), embedder_(embedder) {}
+                   const gpu::EmbedBatcher* embedder, RagEngine* rag)
+      : catalog_(catalog), memory_(memory), embedder_(embedder), rag_(rag) {}
   std::vector<prometheus::MetricFamily> Collect() const override;
 
  private:
   const Catalog* catalog_;
   const MemoryBudget* memory_;
   const gpu::EmbedBatcher* embedder_;
+  RagEngine* rag_;
 };
 
 }  // namespace strata

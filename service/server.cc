@@ -387,7 +387,7 @@ class ServerImpl final : public Server {
     }
     if (!o.metrics_listen.empty()) {
       s->collector_ = std::make_shared<CatalogCollector>(s->catalog_.get(), s->memory_.get(),
-                                                         s->embedder_.get());
+                                                         s->embedder_.get(), s->rag_.get());
       ASSIGN_OR_RETURN(
           s->metrics_http_,
           MetricsHttpServer::Start(o.metrics_listen, {s->metrics_->registry(), s->collector_}));

@@ -149,6 +149,30 @@ TEST_F(GenerateTest, StreamsTextThenASummaryAndReusesPassageKv) {
   EXPECT_EQ(stats.generation().entries_made(), 4u);
 }
 
+// /metrics has the decoder's answers and passage cache, as Stats.generation does.
+TEST_F(GenerateTest, MetricsCountAnswersAndPassageEntries) {
+  // The same server again, with its metrics served.
+  EXPECT_EQ(server_->Stop(), 0);
+  const int metrics_port = FreePort();
+  server_ = std::make_unique<ServerProcess>(
+      tmp_.File("data"), tmp_.File("server.log"),
+      std::vector<std::string>{"--decoder=" + tmp_.File("tiny.gguf"), "--kv_cache_disk_mb=1",
+                               absl::StrCat("--metrics_listen=127.0.0.1:", metrics_port)});
+  ASSERT_NO_FATAL_FAILURE(server_->Start());
+  const Answer a = Ask(server_->stub(), Question("tell me about cats", pb::CACHED_INT8));
+  ASSERT_TRUE(a.status.ok()) << a.status.error_message();
+  const std::string body = HttpGet(metrics_port, "/metrics");
+  EXPECT_NE(body.find("\nstrata_generation_completed_total 1\n"), std::string::npos) << body;
+  EXPECT_NE(body.find("\nstrata_generation_cancelled_total 0\n"), std::string::npos) << body;
+  EXPECT_NE(
+      body.find(absl::StrCat("\nstrata_passage_kv_misses_total ", a.s.cache().misses(), "\n")),
+      std::string::npos)
+      << body;
+  EXPECT_NE(body.find(absl::StrCat("\nstrata_passage_kv_entries ", CacheEntries(), "\n")),
+            std::string::npos)
+      << body;
+}
+
 TEST_F(GenerateTest, EverythingRecomputedAnswersExactlyAsFullPrefill) {
   pb::GenerateRequest full = Question("tell me about cats", pb::FULL_PREFILL);
   const Answer f = Ask(server_->stub(), full);
