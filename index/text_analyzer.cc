@@ -40,6 +40,19 @@ bool IsWordChar(utf8proc_int32_t c) {
   }
 }
 
+// Whether `c` is of a script written without spaces between words (after compatibility folding,
+// so half-width katakana are full-width): Han ideographs (CJK Unified Ideographs, Extensions A
+// to F, compatibility ideographs), Hiragana, Katakana. Their runs are indexed as overlapping
+// pairs of characters (TextAnalyzer's header). Hangul is written with spaces, and stays words.
+bool IsUnspacedScript(utf8proc_int32_t c) {
+  return (c >= 0x3040 && c <= 0x30FF) ||  // Hiragana, Katakana
+         (c >= 0x31F0 && c <= 0x31FF) ||  // Katakana phonetic extensions
+         (c >= 0x3400 && c <= 0x4DBF) ||  // Extension A
+         (c >= 0x4E00 && c <= 0x9FFF) ||  // CJK Unified Ideographs
+         (c >= 0xF900 && c <= 0xFAFF) ||  // compatibility ideographs
+         (c >= 0x20000 && c <= 0x2EBEF);  // Extensions B to F
+}
+
 // `text` with every invalid UTF-8 sequence left out.
 std::string ValidUtf8(absl::string_view text) {
   std::string out;
@@ -89,20 +102,41 @@ void TextAnalyzer::ForEachWord(absl::string_view text,
     if (!word.empty() && word.size() <= kMaxTermBytes) visit(word);
     word.clear();
   };
+  // A run of an unspaced script: each pair of neighbours is a word; a run of one character is.
+  std::string last, pair;  // the run's last character; scratch
+  bool paired = false;     // the run has given a pair
+  const auto end_run = [&] {
+    if (!last.empty() && !paired) visit(last);
+    last.clear();
+    paired = false;
+  };
   const utf8proc_uint8_t* p = folded;
   utf8proc_ssize_t left = len;
   while (left > 0) {
     utf8proc_int32_t c;
     const utf8proc_ssize_t n = utf8proc_iterate(p, left, &c);
     if (n <= 0) break;
-    if (IsWordChar(c)) {
-      word.append(reinterpret_cast<const char*>(p), static_cast<size_t>(n));
+    const char* const ch = reinterpret_cast<const char*>(p);
+    const size_t ch_bytes = static_cast<size_t>(n);
+    if (IsUnspacedScript(c)) {
+      flush();
+      if (!last.empty()) {
+        pair.assign(last).append(ch, ch_bytes);
+        visit(pair);
+        paired = true;
+      }
+      last.assign(ch, ch_bytes);
+    } else if (IsWordChar(c)) {
+      end_run();
+      word.append(ch, ch_bytes);
     } else {
+      end_run();
       flush();
     }
     p += n;
     left -= n;
   }
+  end_run();
   flush();
   std::free(folded);
 }

@@ -240,6 +240,29 @@ TEST(CollectionText, PhrasesFilterLexicalAndHybridSearches) {
   EXPECT_TRUE(hits.empty());
 }
 
+// Text in scripts written without spaces (Chinese, Japanese) is found by a few of its characters,
+// as a word or as a quoted phrase; before, a sentence was one over-long word, never indexed.
+TEST(CollectionText, TextWithoutSpacesIsFoundByItsCharacters) {
+  TempDir tmp;
+  auto cat = *Catalog::Open(tmp.path(), TextOptions());
+  auto c = NewCollection(cat.get(), 2, ElementType::kFloat32);
+  Put(c.get(), 1, F32({1, 0}),
+      "吾輩は猫である。名前はまだ無い。どこで生れたかとんと見当がつかぬ。");
+  Put(c.get(), 2, F32({0, 1}), "東京都の人口は約千四百万人である");
+  Put(c.get(), 3, F32({1, 1}), "京都は日本の古都");
+  EXPECT_EQ(Lexical(*c, "名前"), (std::vector<uint64_t>{1}));
+  // (Ranked by the pairs shared: 2 holds "である" too, not "猫で".)
+  EXPECT_EQ(Lexical(*c, "猫である"), (std::vector<uint64_t>{1, 2}));
+  // (One character alone is a term only where it stands alone: not found inside a run.)
+  EXPECT_TRUE(Lexical(*c, "猫").empty());
+  EXPECT_EQ(Lexical(*c, "見当がつかぬ"), (std::vector<uint64_t>{1}));
+  std::vector<uint64_t> kyoto = Lexical(*c, "京都");
+  std::sort(kyoto.begin(), kyoto.end());
+  EXPECT_EQ(kyoto, (std::vector<uint64_t>{2, 3}));  // "東京都" holds the pair too
+  EXPECT_EQ(Lexical(*c, "\"東京都\""), (std::vector<uint64_t>{2}));
+  EXPECT_TRUE(Lexical(*c, "\"都京\"").empty());
+}
+
 // A lexical index past its byte limit takes no more text: the upsert that could pass it is
 // refused whole (RESOURCE_EXHAUSTED naming the flag, nothing written), the index never passes the
 // limit, writes without text and deletes go on, and a reopen indexes everything stored.
