@@ -368,8 +368,8 @@ class Collection {
   // search of `search.query` (kHybrid; each side's top max(k, its depth) candidates (fusion.h),
   // every candidate scored on both sides: its dense distance as the index computes it - exact, or
   // against the float16-rounded vector with float16 postings - and its BM25). Best first.
-  // InvalidArgument for k outside [1, kMaxTextK], a bad weight, too many query terms, or
-  // (kHybrid) a bad query vector; FailedPrecondition without a lexical index
+  // InvalidArgument for k outside [1, kMaxTextK], a bad weight, or (kHybrid) a bad query vector;
+  // ResourceExhausted for too many query terms (ParseTextQuery); FailedPrecondition without a lexical index
   // (CollectionOptions::payload_text) and, as for every search, while the index is damaged (the
   // lexical side is intact, but one answer for both sides keeps the rule simple). A text that
   // analyses to no term finds nothing lexically (hybrid then ranks by the dense side).

@@ -45,12 +45,77 @@ bool IsWordChar(utf8proc_int32_t c) {
 // to F, compatibility ideographs), Hiragana, Katakana. Their runs are indexed as overlapping
 // pairs of characters (TextAnalyzer's header). Hangul is written with spaces, and stays words.
 bool IsUnspacedScript(utf8proc_int32_t c) {
-  return (c >= 0x3040 && c <= 0x30FF) ||  // Hiragana, Katakana
-         (c >= 0x31F0 && c <= 0x31FF) ||  // Katakana phonetic extensions
-         (c >= 0x3400 && c <= 0x4DBF) ||  // Extension A
-         (c >= 0x4E00 && c <= 0x9FFF) ||  // CJK Unified Ideographs
-         (c >= 0xF900 && c <= 0xFAFF) ||  // compatibility ideographs
-         (c >= 0x20000 && c <= 0x2EBEF);  // Extensions B to F
+  if (c == 0x30A0 || c == 0x30FB) return false;  // a double hyphen, the middle dot: punctuation
+  return (c >= 0x3005 && c <= 0x3007) ||    // the iteration mark 々, 〆, the ideographic zero 〇
+         c == 0x303B ||                     // the vertical iteration mark
+         (c >= 0x3040 && c <= 0x30FF) ||    // Hiragana, Katakana
+         (c >= 0x31F0 && c <= 0x31FF) ||    // Katakana phonetic extensions
+         (c >= 0x3400 && c <= 0x4DBF) ||    // Extension A
+         (c >= 0x4E00 && c <= 0x9FFF) ||    // CJK Unified Ideographs
+         (c >= 0xF900 && c <= 0xFAFF) ||    // compatibility ideographs
+         (c >= 0x20000 && c <= 0x2EBEF) ||  // Extensions B to F
+         (c >= 0x30000 && c <= 0x323AF);    // Extensions G and H
+}
+
+// Whether valid UTF-8 `text` holds a character of the Hiragana or Katakana blocks (U+3040 to
+// U+30FF: E3 81 80 to E3 83 BF) or half-width katakana (U+FF61 to U+FF9F: EF BD A1 to EF BE 9F).
+bool HasKana(absl::string_view text) {
+  for (size_t i = 0; i + 1 < text.size(); ++i) {
+    const auto b = static_cast<unsigned char>(text[i]);
+    const auto next = static_cast<unsigned char>(text[i + 1]);
+    if ((b == 0xE3 && next >= 0x81 && next <= 0x83) ||
+        (b == 0xEF && (next == 0xBD || next == 0xBE))) {
+      return true;
+    }
+  }
+  return false;
+}
+
+// Text folded as utf8proc_map does with `options` and UTF8PROC_STRIPMARK, except that kana keep
+// their voicing marks ("デ" is not "テ", "パ" not "ハ"): folded without stripping (so a half-width
+// "ﾃﾞ" composes to "デ"), then every other character decomposed with its marks stripped.
+// utf8proc_map's result (free() it) and length, or a negative length.
+utf8proc_ssize_t FoldKeepingKanaMarks(const std::string& valid, int options,
+                                      utf8proc_uint8_t** out) {
+  utf8proc_uint8_t* composed = nullptr;
+  const utf8proc_ssize_t len = utf8proc_map(reinterpret_cast<const utf8proc_uint8_t*>(valid.data()),
+                                            static_cast<utf8proc_ssize_t>(valid.size()), &composed,
+                                            static_cast<utf8proc_option_t>(options));
+  if (len < 0) return len;
+  std::string stripped;
+  stripped.reserve(static_cast<size_t>(len));
+  const utf8proc_uint8_t* p = composed;
+  utf8proc_ssize_t left = len;
+  utf8proc_int32_t parts[16];
+  utf8proc_uint8_t bytes[4];
+  while (left > 0) {
+    utf8proc_int32_t c;
+    const utf8proc_ssize_t n = utf8proc_iterate(p, left, &c);
+    if (n <= 0) break;
+    int last_boundclass = 0;
+    const utf8proc_ssize_t k =
+        (c >= 0x3040 && c <= 0x30FF)
+            ? -1
+            : utf8proc_decompose_char(
+                  c, parts, 16,
+                  static_cast<utf8proc_option_t>(UTF8PROC_DECOMPOSE | UTF8PROC_STRIPMARK),
+                  &last_boundclass);
+    if (k < 0 || k > 16) {  // kana, or (not expected) a decomposition of more than 16
+      stripped.append(reinterpret_cast<const char*>(p), static_cast<size_t>(n));
+    } else {
+      for (utf8proc_ssize_t i = 0; i < k; ++i) {
+        const utf8proc_ssize_t b = utf8proc_encode_char(parts[i], bytes);
+        stripped.append(reinterpret_cast<const char*>(bytes), static_cast<size_t>(b));
+      }
+    }
+    p += n;
+    left -= n;
+  }
+  std::free(composed);
+  // Composed again, as the single pass gives it (a decomposed Hangul syllable, say).
+  return utf8proc_map(reinterpret_cast<const utf8proc_uint8_t*>(stripped.data()),
+                      static_cast<utf8proc_ssize_t>(stripped.size()), out,
+                      static_cast<utf8proc_option_t>(UTF8PROC_COMPOSE));
 }
 
 // `text` with every invalid UTF-8 sequence left out.
@@ -91,11 +156,12 @@ void TextAnalyzer::ForEachWord(absl::string_view text,
                                absl::FunctionRef<void(const std::string&)> visit) {
   const std::string valid = ValidUtf8(text);
   utf8proc_uint8_t* folded = nullptr;
-  const utf8proc_ssize_t len = utf8proc_map(
-      reinterpret_cast<const utf8proc_uint8_t*>(valid.data()),
-      static_cast<utf8proc_ssize_t>(valid.size()), &folded,
-      static_cast<utf8proc_option_t>(UTF8PROC_COMPOSE | UTF8PROC_COMPAT | UTF8PROC_CASEFOLD |
-                                     UTF8PROC_STRIPMARK | UTF8PROC_IGNORE));
+  constexpr int kFold = UTF8PROC_COMPOSE | UTF8PROC_COMPAT | UTF8PROC_CASEFOLD | UTF8PROC_IGNORE;
+  const utf8proc_ssize_t len =
+      HasKana(valid) ? FoldKeepingKanaMarks(valid, kFold, &folded)
+                     : utf8proc_map(reinterpret_cast<const utf8proc_uint8_t*>(valid.data()),
+                                    static_cast<utf8proc_ssize_t>(valid.size()), &folded,
+                                    static_cast<utf8proc_option_t>(kFold | UTF8PROC_STRIPMARK));
   if (len < 0) return;  // cannot happen on valid UTF-8 but for memory exhaustion
   std::string word;
   const auto flush = [&] {

@@ -60,8 +60,9 @@ struct TextQuery {
   std::vector<std::string> terms;  // every term of the text, phrases' included
   std::vector<Phrase> phrases;
 };
-// InvalidArgument naming the limit when the text has more than kMaxQueryTerms distinct terms, or
-// its phrases more than kMaxQueryTerms words together.
+// ResourceExhausted naming the limit when the text has more than kMaxQueryTerms distinct terms
+// (a pair of Chinese or Japanese characters is one: text_analyzer.h), or its phrases more than
+// kMaxQueryTerms words together.
 // A text of stop words alone has none (not an error).
 [[nodiscard]] absl::StatusOr<TextQuery> ParseTextQuery(absl::string_view text);
 // True when a phrase of `query` has a word that is not a stop word (TextIndex::PhraseCandidates

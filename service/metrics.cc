@@ -1,6 +1,7 @@
 #include "service/metrics.h"
 
 #include "absl/status/status.h"
+#include "service/rag_engine.h"
 
 namespace strata {
 
@@ -101,6 +102,12 @@ std::vector<prometheus::MetricFamily> CatalogCollector::Collect() const {
     f.metric.push_back(m);
     out.push_back(f);
   };
+  auto total = [&](const char* name, const char* help, uint64_t v) {
+    single(name, help, MetricType::Counter, static_cast<double>(v));
+  };
+  auto gauge = [&](const char* name, const char* help, double v) {
+    single(name, help, MetricType::Gauge, v);
+  };
   single("strata_wal_dropped_batches",
          "acknowledged write batches dropped at start (damaged write-ahead log, "
          "--wal_recovery=point_in_time)",
@@ -130,9 +137,6 @@ std::vector<prometheus::MetricFamily> CatalogCollector::Collect() const {
          MetricType::Counter, static_cast<double>(memory_->refusals()));
   if (embedder_ != nullptr) {
     const gpu::EmbedBatcherStats e = embedder_->stats();
-    auto total = [&](const char* name, const char* help, uint64_t v) {
-      single(name, help, MetricType::Counter, static_cast<double>(v));
-    };
     total("strata_embed_batches_total", "embedding engine calls (dynamic batches)", e.batches);
     total("strata_embed_requests_total", "embedding requests served", e.requests);
     total("strata_embed_texts_total", "texts embedded", e.texts);
@@ -144,20 +148,20 @@ std::vector<prometheus::MetricFamily> CatalogCollector::Collect() const {
   if (rag_ != nullptr) {  // the decoder's answers (Stats.generation has the same and more)
     const gpu::GeneratorStats g = rag_->generator_stats();
     const gpu::PassageKvCacheStats c = rag_->cache().stats();
-    auto gauge = [&](const char* name, const char* help, double v) {
-      single(name, help, MetricType::Gauge, v);
-    };
-    auto total = [&](const char* name, const char* help, uint64_t v) {
-      single(name, help, MetricType::Counter, static_cast<double>(v));
-    };
     gauge("strata_generation_running", "answers decoding now", static_cast<double>(g.running));
     gauge("strata_generation_queued", "answers waiting for room to decode",
           static_cast<double>(g.queued));
+    gauge("strata_generation_preparing",
+          "answers admitted, still making their passages' entries or filling their prompts",
+          static_cast<double>(g.preparing));
+    total("strata_generation_entries_made_total", "passage entries made for admitted answers",
+          static_cast<uint64_t>(g.entries_made));
     gauge("strata_generation_kv_bytes", "KV of the answers decoding now (bytes)",
           static_cast<double>(g.kv_bytes));
     total("strata_generation_completed_total",
           "answers ended by their length, end of turn or a stop string", g.completed);
-    total("strata_generation_cancelled_total", "answers whose clients went away", g.cancelled);
+    total("strata_generation_cancelled_total",
+          "answers cancelled (their clients went away, or the server stopped)", g.cancelled);
     total("strata_generation_failed_total", "answers that failed", g.failed);
     total("strata_passage_kv_ram_hits_total", "passage KV cache entries found in RAM", c.ram_hits);
     total("strata_passage_kv_disk_hits_total", "passage KV cache entries found on disk",

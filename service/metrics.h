@@ -22,9 +22,10 @@
 #include "prometheus/registry.h"
 #include "proto/strata.pb.h"
 #include "service/call_budget.h"
-#include "service/rag_engine.h"
 
 namespace strata {
+
+class RagEngine;
 
 struct RpcCounters {
   std::atomic<uint64_t> requests{0};

@@ -86,9 +86,10 @@ class RagEngine final {
   ~RagEngine();
 
   // Answers; on_text receives each piece of the answer as it is made (return false to stop:
-  // the client is gone); cancelled is asked between pieces. InvalidArgument for a question over
-  // kMaxQuestionTokens or parameters out of range; ResourceExhausted when the decoder's queue is
-  // full; the report is filled in either way as far as the call got.
+  // the client is gone); cancelled is asked between pieces. InvalidArgument for parameters out of
+  // range; ResourceExhausted for a question over kMaxQuestionTokens, instructions over
+  // kMaxInstructionTokens, or a full decoder queue; the report is filled in either way as far as
+  // the call got.
   // The request's own checks (parameters, question and instructions lengths), without its
   // passages: callers run them before retrieving.
   [[nodiscard]] absl::Status Check(const RagRequest& req) const;

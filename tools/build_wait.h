@@ -16,7 +16,8 @@ namespace strata {
 // was asked for (its uid tells a collection dropped and made again) and gets the collection as it
 // is then. While the server does not answer it waits up to a minute for it, and after a restart
 // it follows the build the start queued (a requested build is run again). OK when the build is
-// done; FAILED_PRECONDITION with the build's error when it failed; NOT_FOUND when the collection
+// done; the build's own code (IndexBuild.error_code; UNKNOWN from a server that gives none) with
+// its error when it failed; NOT_FOUND when the collection
 // was dropped meanwhile; ABORTED when a restarted server has no build of it; the RPC's status when
 // describing fails.
 [[nodiscard]] grpc::Status WaitForBuild(v1::Strata::Stub* stub, const std::string& name,

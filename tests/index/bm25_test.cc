@@ -43,11 +43,18 @@ TEST(TextAnalyzer, UnspacedScriptsGivePairsOfCharacters) {
   EXPECT_EQ(a->Terms("猫"), (std::vector<std::string>{"猫"}));
   EXPECT_EQ(a->Terms("Python3の使い方"),
             (std::vector<std::string>{"python3", "の使", "使い", "い方"}));
-  // (Accents are removed, and so are kana's voicing marks: "デ" folds to "テ", on both sides.)
-  EXPECT_EQ(a->Terms("データ 猫 DB"), (std::vector<std::string>{"テー", "ータ", "猫", "db"}));
-  // Half-width katakana fold to full-width first.
+  EXPECT_EQ(a->Terms("データ 猫 DB"), (std::vector<std::string>{"デー", "ータ", "猫", "db"}));
+  // Half-width katakana fold to full-width first, voicing marks and all; kana keep their marks
+  // ("ガス", gas, is not "カス", dregs) where other letters lose theirs, beside kana or not.
   EXPECT_EQ(a->Terms("ｶﾀｶﾅ"), a->Terms("カタカナ"));
   EXPECT_EQ(a->Terms("ﾃﾞｰﾀ"), a->Terms("データ"));
+  EXPECT_NE(a->Terms("ガス"), a->Terms("カス"));
+  // The iteration mark belongs to its run; the katakana middle dot splits words.
+  EXPECT_EQ(a->Terms("佐々木"), (std::vector<std::string>{"佐々", "々木"}));
+  EXPECT_EQ(a->Terms("ジョン・スミス"), (std::vector<std::string>{"ジョ", "ョン", "スミ", "ミス"}));
+  EXPECT_EQ(a->Terms("パン Café ÉCOLE"), (std::vector<std::string>{"パン", "cafe", "ecol"}));
+  EXPECT_EQ(a->Terms("Café ÉCOLE"), (std::vector<std::string>{"cafe", "ecol"}));
+  EXPECT_EQ(a->Terms("한국어 ガ"), (std::vector<std::string>{"한국어", "ガ"}));
   // Hangul is written with spaces: its words stay words.
   EXPECT_EQ(a->Terms("데이터 베이스"), (std::vector<std::string>{"데이터", "베이스"}));
   // A sentence of 33 characters (99 bytes): once one term over the limit, dropped; now 32 pairs.

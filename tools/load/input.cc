@@ -68,9 +68,10 @@ absl::Status ReadPassages(const std::string& path, uint64_t limit, Input* in) {
   std::ifstream f(path);
   if (!f) return absl::NotFoundError(absl::StrCat("cannot open ", path));
   std::string line;
-  uint64_t n = 0;     // passages (and lines that should have been)
-  uint64_t at = 0;    // lines read
-  int with_ids = -1;  // unknown until the first passage
+  uint64_t n = 0;           // passages (and lines that should have been)
+  uint64_t at = 0;          // lines read
+  int with_ids = -1;        // unknown until the first passage
+  uint64_t ids_set_by = 0;  // the line that set it
   // Reads one line's passage (line `at` of the file, row `n`) into `in`.
   const auto read = [&](const std::string& where) -> absl::Status {
     auto j = nlohmann::ordered_json::parse(line, nullptr, false);
@@ -96,10 +97,14 @@ absl::Status ReadPassages(const std::string& path, uint64_t limit, Input* in) {
                        "rename a string id field - it stays in the payload - and rows are "
                        "numbered instead)"));
     }
-    if (with_ids == -1) with_ids = has_id ? 1 : 0;
+    if (with_ids == -1) {
+      with_ids = has_id ? 1 : 0;
+      ids_set_by = at;
+    }
     if (has_id != (with_ids == 1)) {
-      return absl::InvalidArgumentError(
-          absl::StrCat(where, ": 'id' must be on every line or on none"));
+      return absl::InvalidArgumentError(absl::StrCat(
+          where, ": ", has_id ? "has an 'id'" : "has no 'id'", " where line ", ids_set_by,
+          has_id ? " has none" : " has one", " ('id' must be on every line or on none)"));
     }
     if (has_id) in->ids.push_back(j["id"].get<uint64_t>());
     in->text.push_back(j["text"].get<std::string>());

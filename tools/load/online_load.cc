@@ -160,12 +160,15 @@ struct RefusedText {
 };
 
 // Embeds rows [row, stop) of the passages into `req`'s points (row `begin` is its first). A
-// request the server refuses for what it carries (RESOURCE_EXHAUSTED that is not "retry later":
-// a text over --max_text_bytes, more texts than --max_texts) is halved until the rows refused
-// alone are found: those go to `refused` without a vector, the rest are embedded. Any other
-// failure is returned.
+// request the server refuses for what it carries (RESOURCE_EXHAUSTED that is not Retryable) is
+// halved: a text it names ("text 3 has ... bytes", over --max_text_bytes) is found alone and goes
+// to `refused` without a vector, the rest are embedded; a refusal of the request as a whole (more
+// texts than --max_texts, too many bytes) lowers `*most`, the texts later requests carry. Any
+// other failure (a server still busy after --retry_seconds, a text refused alone for another
+// reason) is returned: the load stops, and a rerun resumes.
 grpc::Status EmbedRange(pb::Strata::Stub& stub, const Input& in, uint64_t begin, uint64_t row,
-                        uint64_t stop, pb::UpsertRequest* req, std::vector<RefusedText>* refused) {
+                        uint64_t stop, pb::UpsertRequest* req, std::vector<RefusedText>* refused,
+                        uint32_t* most) {
   pb::EmbedRequest ereq;
   for (uint64_t i = row; i < stop; ++i) ereq.add_texts(in.text[i]);
   pb::EmbedResponse eresp;
@@ -173,18 +176,19 @@ grpc::Status EmbedRange(pb::Strata::Stub& stub, const Input& in, uint64_t begin,
     eresp.Clear();
     return stub.Embed(ctx, ereq, &eresp);
   });
-  if (s.error_code() == grpc::StatusCode::RESOURCE_EXHAUSTED) {
+  if (s.error_code() == grpc::StatusCode::RESOURCE_EXHAUSTED && !Retryable(s)) {
+    // (The server numbers the texts of its request: "text 0" is this one when alone.)
+    const bool names_text = absl::StartsWith(s.error_message(), "text ");
     if (stop - row == 1) {
-      // (The server numbers the texts of its request: this one was alone in it.)
-      std::string why = s.error_message();
-      if (absl::StartsWith(why, "text 0 ")) why = absl::StrCat("its text ", why.substr(7));
-      refused->push_back({row, std::move(why)});
+      if (!absl::StartsWith(s.error_message(), "text 0 ")) return s;
+      refused->push_back({row, absl::StrCat("its text ", s.error_message().substr(7))});
       return grpc::Status::OK;
     }
+    if (!names_text) *most = std::max<uint32_t>(1, static_cast<uint32_t>((stop - row) / 2));
     const uint64_t mid = row + (stop - row) / 2;
-    grpc::Status first = EmbedRange(stub, in, begin, row, mid, req, refused);
+    grpc::Status first = EmbedRange(stub, in, begin, row, mid, req, refused, most);
     if (!first.ok()) return first;
-    return EmbedRange(stub, in, begin, mid, stop, req, refused);
+    return EmbedRange(stub, in, begin, mid, stop, req, refused, most);
   }
   if (!s.ok()) return s;
   for (uint64_t i = row; i < stop; ++i) {
@@ -195,14 +199,15 @@ grpc::Status EmbedRange(pb::Strata::Stub& stub, const Input& in, uint64_t begin,
 }
 
 // Embeds rows [begin, end) of the passages with the server's model into `req`'s points, in
-// requests of --embed_batch texts; the rows refused alone go to `refused` (EmbedRange).
+// requests of at most `*batch` texts (lowered for good when the server refuses one as too large);
+// the rows refused alone go to `refused` (EmbedRange).
 grpc::Status EmbedRows(pb::Strata::Stub& stub, const Input& in, uint64_t begin, uint64_t end,
-                       pb::UpsertRequest* req, std::vector<RefusedText>* refused) {
-  const uint32_t batch = std::max<uint32_t>(1, absl::GetFlag(FLAGS_embed_batch));
-  for (uint64_t row = begin; row < end; row += batch) {
-    grpc::Status s =
-        EmbedRange(stub, in, begin, row, std::min<uint64_t>(end, row + batch), req, refused);
+                       pb::UpsertRequest* req, std::vector<RefusedText>* refused, uint32_t* batch) {
+  for (uint64_t row = begin; row < end;) {
+    const uint64_t stop = std::min<uint64_t>(end, row + *batch);
+    grpc::Status s = EmbedRange(stub, in, begin, row, stop, req, refused, batch);
     if (!s.ok()) return s;
+    row = stop;
   }
   return grpc::Status::OK;
 }
@@ -363,6 +368,8 @@ class OnlineLoad final {
   uint64_t rejected_ = 0;         // by this run
   uint64_t rejected_before_ = 0;  // by the runs before it that the checkpoint resumes
   int shown_ = 0;                 // rejected rows said on stderr
+  // Texts per Embed request: --embed_batch, lowered for good by a refusal of one as too large.
+  uint32_t embed_batch_ = std::max<uint32_t>(1, absl::GetFlag(FLAGS_embed_batch));
   double seconds_ = 0;
 };
 
@@ -631,16 +638,15 @@ absl::Status OnlineLoad::SendBatch(uint64_t row, uint64_t end, ProgressBar& bar)
   for (uint64_t i = row; i < end; ++i) row_of[i - row] = i;
   if (in_.embed_online) {
     std::vector<RefusedText> refused;
-    grpc::Status s = EmbedRows(*stub_, in_, row, end, &req, &refused);
+    grpc::Status s = EmbedRows(*stub_, in_, row, end, &req, &refused, &embed_batch_);
     if (!s.ok()) {
       bar.Stop(row);
       return Stopped(absl::StrCat("embedding rows ", row, "-", end - 1, ": ", s.error_message(),
                                   "; rerun to resume from the checkpoint ", ckpt_));
     }
     if (!refused.empty()) {
-      pb::UpsertRequest kept;
-      kept.set_collection(req.collection());
-      kept.set_tenant(req.tenant());
+      pb::UpsertRequest kept = req;
+      kept.clear_points();
       std::vector<uint64_t> kept_rows;
       size_t next = 0;  // into `refused`, in row order
       for (uint64_t i = row; i < end; ++i) {
