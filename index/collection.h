@@ -369,10 +369,10 @@ class Collection {
   // every candidate scored on both sides: its dense distance as the index computes it - exact, or
   // against the float16-rounded vector with float16 postings - and its BM25). Best first.
   // InvalidArgument for k outside [1, kMaxTextK], a bad weight, or (kHybrid) a bad query vector;
-  // ResourceExhausted for too many query terms (ParseTextQuery); FailedPrecondition without a lexical index
-  // (CollectionOptions::payload_text) and, as for every search, while the index is damaged (the
-  // lexical side is intact, but one answer for both sides keeps the rule simple). A text that
-  // analyses to no term finds nothing lexically (hybrid then ranks by the dense side).
+  // ResourceExhausted for too many query terms (ParseTextQuery); FailedPrecondition without a
+  // lexical index (CollectionOptions::payload_text) and, as for every search, while the index is
+  // damaged (the lexical side is intact, but one answer for both sides keeps the rule simple). A
+  // text that analyses to no term finds nothing lexically (hybrid then ranks by the dense side).
   // Candidates whose distance is not finite (rows stored before the vector rules) are left out.
   // `moment` (may be null): the moment the hits were read at, for Get.
   [[nodiscard]] virtual absl::Status SearchText(
