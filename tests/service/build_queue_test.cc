@@ -32,15 +32,23 @@ std::shared_ptr<Collection> Filled(Catalog* cat, const std::string& name, uint64
   return c;
 }
 
+// A catalog whose file operations go through `env` (faults on demand).
+class BuildQueueTest : public ::testing::Test {
+ protected:
+  CollectionOptions WithEnv() {
+    CollectionOptions o;
+    o.env = &env;
+    return o;
+  }
+  TempDir tmp;
+  FaultInjectionEnv env;
+  std::unique_ptr<Catalog> cat = *Catalog::Open(tmp.path(), WithEnv());
+};
+
 // Stopping the queue (a server stopping) stops the build under way instead of waiting it out: the
 // build is held in its postings file's sync, the queue told to stop, the sync let go; the build
 // then ends Cancelled before its manifest, and says so.
-TEST(BuildQueue, StopEndsTheBuildUnderWay) {
-  TempDir tmp;
-  FaultInjectionEnv env;
-  CollectionOptions options;
-  options.env = &env;
-  auto cat = *Catalog::Open(tmp.path(), options);
+TEST_F(BuildQueueTest, StopEndsTheBuildUnderWay) {
   std::shared_ptr<Collection> c = Filled(cat.get(), "c", 3000);
   std::shared_ptr<Collection> other = Filled(cat.get(), "d", 10);
   BuildQueue queue;
@@ -64,12 +72,7 @@ TEST(BuildQueue, StopEndsTheBuildUnderWay) {
 // A build that fails says how, as a call would (the status code beside the message): a disk with
 // no room for the new postings file is RESOURCE_EXHAUSTED, which a client tells from a
 // collection's state (FAILED_PRECONDITION) or a stopped server.
-TEST(BuildQueue, AFailedBuildKeepsItsStatusCode) {
-  TempDir tmp;
-  FaultInjectionEnv env;
-  CollectionOptions options;
-  options.env = &env;
-  auto cat = *Catalog::Open(tmp.path(), options);
+TEST_F(BuildQueueTest, AFailedBuildKeepsItsStatusCode) {
   std::shared_ptr<Collection> c = Filled(cat.get(), "c", 3000);
   env.SetDiskFull(true, "postings.dat");
   BuildQueue queue;
