@@ -40,13 +40,19 @@ bool IsWordChar(utf8proc_int32_t c) {
   }
 }
 
-// Whether `c` is of a script written without spaces between words (after compatibility folding,
-// so half-width katakana are full-width): Han ideographs (CJK Unified Ideographs, Extensions A
-// to F, compatibility ideographs), Hiragana, Katakana. Their runs are indexed as overlapping
-// pairs of characters (TextAnalyzer's header). Hangul is written with spaces, and stays words.
+// Whether `c` is of a script whose runs are indexed as overlapping pairs of characters
+// (TextAnalyzer's header), after compatibility folding (half-width katakana are full-width): Han
+// ideographs (CJK Unified Ideographs, Extensions A to H, compatibility ideographs), Hiragana and
+// Katakana, written without spaces; Thai, Lao, Khmer and Myanmar, likewise; and Hangul
+// syllables, whose words carry their particles ("수도이며" holds "수도"), as Lucene's CJK
+// bigrams take them.
 bool IsUnspacedScript(utf8proc_int32_t c) {
   if (c == 0x30A0 || c == 0x30FB) return false;  // a double hyphen, the middle dot: punctuation
-  return (c >= 0x3005 && c <= 0x3007) ||    // the iteration mark 々, 〆, the ideographic zero 〇
+  return (c >= 0x0E00 && c <= 0x0EFF) ||         // Thai, Lao
+         (c >= 0x1000 && c <= 0x109F) ||         // Myanmar
+         (c >= 0x1780 && c <= 0x17FF) ||         // Khmer
+         (c >= 0xAC00 && c <= 0xD7AF) ||         // Hangul syllables
+         (c >= 0x3005 && c <= 0x3007) ||    // the iteration mark 々, 〆, the ideographic zero 〇
          c == 0x303B ||                     // the vertical iteration mark
          (c >= 0x3040 && c <= 0x30FF) ||    // Hiragana, Katakana
          (c >= 0x31F0 && c <= 0x31FF) ||    // Katakana phonetic extensions

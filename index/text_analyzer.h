@@ -3,10 +3,11 @@
 // tokens = maximal runs of letters and digits, English stop words dropped, Snowball stemming
 // (libstemmer). Documents and queries go through the same analysis, so "Running" in a question
 // matches "runs" in a passage. Scripts written without spaces between words (Han, Hiragana,
-// Katakana) have no runs to take as words: each pair of neighbouring characters is a token instead
-// (a lone character is one), so "東京都" gives "東京" and "京都", and a query finds a passage by
-// the pairs they share (no dictionary segmentation; a query of one character finds it only where it
-// stands alone, as Lucene's CJK bigrams do).
+// Katakana, Thai, Lao, Khmer, Myanmar) have no runs to take as words, and Korean's words carry
+// their particles: in those, each pair of neighbouring characters is a token instead (a lone
+// character is one), so "東京都" gives "東京" and "京都", and a query finds a passage by the pairs
+// they share (no dictionary segmentation; a query of one character finds it only where it stands
+// alone, as Lucene's CJK bigrams do).
 //
 // Invalid UTF-8 bytes are skipped (never an error): a payload that is not text yields fewer
 // terms, not a failure. Terms longer than kMaxTermBytes are dropped (no word is that long; a

@@ -1,6 +1,7 @@
 // The lexical index's analysis and BM25 scoring, against scores worked out here by hand.
 #include <cmath>
 #include <memory>
+#include <algorithm>
 #include <random>
 #include <string>
 #include <vector>
@@ -54,9 +55,18 @@ TEST(TextAnalyzer, UnspacedScriptsGivePairsOfCharacters) {
   EXPECT_EQ(a->Terms("ジョン・スミス"), (std::vector<std::string>{"ジョ", "ョン", "スミ", "ミス"}));
   EXPECT_EQ(a->Terms("パン Café ÉCOLE"), (std::vector<std::string>{"パン", "cafe", "ecol"}));
   EXPECT_EQ(a->Terms("Café ÉCOLE"), (std::vector<std::string>{"cafe", "ecol"}));
-  EXPECT_EQ(a->Terms("한국어 ガ"), (std::vector<std::string>{"한국어", "ガ"}));
-  // Hangul is written with spaces: its words stay words.
-  EXPECT_EQ(a->Terms("데이터 베이스"), (std::vector<std::string>{"데이터", "베이스"}));
+  EXPECT_EQ(a->Terms("한국어 ガ"), (std::vector<std::string>{"한국", "국어", "ガ"}));
+  // Korean is written with spaces, its words carrying particles: pairs within each word.
+  EXPECT_EQ(a->Terms("데이터 베이스"), (std::vector<std::string>{"데이", "이터", "베이", "이스"}));
+  EXPECT_EQ(a->Terms("수도"), std::vector<std::string>{"수도"});
+  const std::vector<std::string> seoul = a->Terms("서울은 한국의 수도이며");
+  EXPECT_NE(std::find(seoul.begin(), seoul.end(), "수도"), seoul.end());
+  // Thai has no spaces between words (its marks fold away, as accents do, on both sides).
+  const std::vector<std::string> thai = a->Terms("กรุงเทพมหานครเป็นเมืองหลวงของประเทศไทย");
+  EXPECT_GT(thai.size(), 20u);
+  for (const std::string& t : a->Terms("ประเทศไทย")) {
+    EXPECT_NE(std::find(thai.begin(), thai.end(), t), thai.end()) << t;
+  }
   // A sentence of 33 characters (99 bytes): once one term over the limit, dropped; now 32 pairs.
   const std::string sentence = "吾輩は猫である名前はまだ無いどこで生れたかとんと見当がつかぬ何でも";
   EXPECT_EQ(a->Terms(sentence).size(), 32u);
