@@ -1,7 +1,7 @@
 // The lexical index's analysis and BM25 scoring, against scores worked out here by hand.
+#include <algorithm>
 #include <cmath>
 #include <memory>
-#include <algorithm>
 #include <random>
 #include <string>
 #include <vector>
