@@ -490,7 +490,13 @@ uint64_t PassageKvCache::dropped() const {
 
 PassageKvCacheStats PassageKvCache::stats() const {
   MutexLock lock(&mu_);
-  return stats_;
+  PassageKvCacheStats s = stats_;
+  s.entries = disk_index_.size();
+  for (const auto& [name, unused] : ram_index_) s.entries += disk_index_.contains(name) ? 0 : 1;
+  for (const auto& [name, unused] : pending_index_) {
+    s.entries += disk_index_.contains(name) || ram_index_.contains(name) ? 0 : 1;
+  }
+  return s;
 }
 
 }  // namespace strata::gpu

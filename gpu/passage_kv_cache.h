@@ -79,6 +79,9 @@ struct PassageKvCacheStats {
   uint64_t lost = 0;  // evicted from RAM but not kept on disk (no SSD tier, too big, a failed
                       // write, or too many waiting to be written)
   size_t ram_bytes = 0, disk_bytes = 0, ram_entries = 0, disk_entries = 0;
+  // Distinct entries: one promoted to RAM from disk (its disk copy kept) is in both tiers' counts,
+  // once here. Counted by stats().
+  size_t entries = 0;
 };
 
 class PassageKvCache final {

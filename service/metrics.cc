@@ -173,7 +173,7 @@ std::vector<prometheus::MetricFamily> CatalogCollector::Collect() const {
     gauge("strata_passage_kv_disk_bytes", "passage KV cache on disk (bytes)",
           static_cast<double>(c.disk_bytes));
     gauge("strata_passage_kv_entries", "passage KV cache entries, in RAM and on disk",
-          static_cast<double>(c.ram_entries + c.disk_entries));
+          static_cast<double>(c.entries));
   }
   return out;
 }

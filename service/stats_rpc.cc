@@ -77,7 +77,7 @@ grpc::Status StrataService::Stats(grpc::ServerContext* ctx, const pb::StatsReque
       out->set_cache_misses(c.misses);
       out->set_cache_ram_bytes(c.ram_bytes);
       out->set_cache_disk_bytes(c.disk_bytes);
-      out->set_cache_entries(c.ram_entries + c.disk_entries);
+      out->set_cache_entries(c.entries);
     }
     return absl::OkStatus();
   });

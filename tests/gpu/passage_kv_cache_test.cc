@@ -114,6 +114,7 @@ TEST(PassageKvCache, EvictedEntriesComeBackFromDisk) {
   for (uint64_t id = 1; id <= 5; ++id) cache.Insert(Key(id), Entry(32, static_cast<float>(id)));
   cache.Flush();  // spills are written by the cache's own thread
   EXPECT_EQ(d->files.size(), 3u);
+  EXPECT_EQ(cache.stats().entries, 5u);  // 2 in RAM, 3 on disk
   KvTier tier;
   size_t read = 0;
   auto back = cache.Lookup(Key(1), &tier, &read);
@@ -124,6 +125,9 @@ TEST(PassageKvCache, EvictedEntriesComeBackFromDisk) {
   ASSERT_NE(cache.Lookup(Key(1), &tier), nullptr);
   EXPECT_EQ(tier, KvTier::kRam);  // promoted
   cache.Flush();
+  // Counted once, though in RAM and on disk (the RAM entry it evicted went to disk).
+  EXPECT_EQ(cache.stats().entries, 5u);
+  EXPECT_GT(cache.stats().ram_entries + cache.stats().disk_entries, 5u);
   // A damaged file is a miss, and is dropped.
   d->damage = true;
   EXPECT_EQ(cache.Lookup(Key(2), &tier), nullptr);
