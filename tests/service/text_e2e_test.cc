@@ -556,6 +556,42 @@ TEST(EndToEnd, TextRequestsAreValidated) {
     EXPECT_EQ(Count(server.stub(), "vecs"), 4u);
   }
 
+  // strata-cli's previews of stored text are cut on a character's boundary (before, a search or
+  // an answer's sources could end in half a Cyrillic letter: output that is not UTF-8).
+  {
+    std::string cyrillic;
+    for (int i = 0; i < 14; ++i) cyrillic += "жжж ";  // 98 bytes, under --max_text_bytes
+    std::ofstream(tmp.File("cyrillic.jsonl")) << R"({"id": 50, "text": ")" << cyrillic << "\"}\n";
+    load = Spawn({Bin("strata-load"), "--text=" + tmp.File("cyrillic.jsonl"), "--collection=vecs",
+                  "--server=" + server.address(), "--build=false"},
+                 log);
+    ASSERT_EQ(WaitExit(load), 0) << ReadLog(log);
+    const std::string shown = tmp.File("shown.log");
+    ASSERT_EQ(WaitExit(Spawn({Bin("strata-cli"), "--server=" + server.address(), "search", "vecs",
+                              "--text=жжж", "--mode=lexical", "--k=1", "--with_payload"},
+                             shown)),
+              0)
+        << ReadLog(shown);
+    const std::string out = ReadLog(shown);
+    EXPECT_NE(out.find("id 50"), std::string::npos) << out;
+    EXPECT_NE(out.find("жжж ..."), std::string::npos) << out;
+    // Every byte sequence is a whole UTF-8 character.
+    for (size_t i = 0; i < out.size();) {
+      const auto b = static_cast<unsigned char>(out[i]);
+      const size_t n = b < 0x80           ? 1
+                       : (b >> 5) == 0x6  ? 2
+                       : (b >> 4) == 0xE  ? 3
+                       : (b >> 3) == 0x1E ? 4
+                                          : 0;
+      ASSERT_GT(n, 0u) << "byte " << i << " of " << out;
+      ASSERT_LE(i + n, out.size()) << "a character cut at the end of " << out;
+      for (size_t j = 1; j < n; ++j) {
+        ASSERT_EQ(static_cast<unsigned char>(out[i + j]) & 0xC0, 0x80) << "byte " << i + j;
+      }
+      i += n;
+    }
+  }
+
   // Still serving.
   auto health = grpc::health::v1::Health::NewStub(server.channel());
   grpc::ClientContext hctx;

@@ -95,13 +95,9 @@ int Ask(const std::string& /*cmd*/, const std::vector<char*>& args, pb::Strata::
   if (!got_summary || absl::GetFlag(FLAGS_quiet)) return 0;
   std::printf("\nSources:\n");
   for (const pb::Citation& c : summary.citations()) {
-    std::string text = c.payload().text();
-    for (char& ch : text) ch = ch == '\n' ? ' ' : ch;
-    if (text.size() > 90) text = absl::StrCat(text.substr(0, 87), "...");
+    const std::string text = Abridged(c.payload().text(), 90);
     std::string title;
-    if (!c.payload().json().empty()) {
-      title = absl::StrCat(" ", c.payload().json().substr(0, 80));
-    }
+    if (!c.payload().json().empty()) title = absl::StrCat(" ", Abridged(c.payload().json(), 80));
     std::printf("  [%u] id %llu (score %.3f)%s\n      %s\n", c.number(),
                 static_cast<unsigned long long>(c.id()), c.score(), title.c_str(), text.c_str());
   }

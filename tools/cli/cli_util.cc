@@ -37,6 +37,18 @@ bool ModeFlag(v1::SearchMode* mode) {
          *mode != v1::SEARCH_MODE_UNSPECIFIED;
 }
 
+std::string Abridged(const std::string& s, size_t most) {
+  std::string out = s;
+  if (out.size() > most) {
+    size_t keep = most >= 3 ? most - 3 : 0;
+    // Not inside a character: back off over continuation bytes (10xxxxxx) to its first byte.
+    while (keep > 0 && (static_cast<unsigned char>(out[keep]) & 0xC0) == 0x80) --keep;
+    out = out.substr(0, keep) + "...";
+  }
+  for (char& ch : out) ch = ch == '\n' ? ' ' : ch;
+  return out;
+}
+
 int Fail(const std::string& msg) {
   std::fprintf(stderr, "strata-cli: %s\n", msg.c_str());
   return 1;

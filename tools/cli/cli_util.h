@@ -54,6 +54,10 @@ grpc::Status Call(Stub* stub, grpc::Status (Stub::*method)(grpc::ClientContext*,
   }
 }
 
+// `s` cut to at most `most` bytes on a UTF-8 character's boundary, "..." added when cut (within
+// `most`); line breaks shown as spaces. For previews of stored text.
+[[nodiscard]] std::string Abridged(const std::string& s, size_t most);
+
 // args[from..] as unsigned ids; InvalidArgument naming the first that is not one, or saying
 // there are none.
 absl::Status ParseIds(const std::vector<char*>& args, size_t from, std::vector<uint64_t>* ids);

@@ -208,10 +208,9 @@ int Search(const std::string& /*cmd*/, const std::vector<char*>& args, pb::Strat
                     static_cast<unsigned long long>(h.id()), h.distance());
       }
       if (!h.payload().text().empty()) {
-        std::string t = h.payload().text().substr(0, 80);
-        std::printf("  \"%s\"", t.c_str());
+        std::printf("  \"%s\"", Abridged(h.payload().text(), 80).c_str());
       } else if (!h.payload().json().empty()) {
-        std::printf("  %s", h.payload().json().substr(0, 80).c_str());
+        std::printf("  %s", Abridged(h.payload().json(), 80).c_str());
       }
       std::printf("\n");
     }
