@@ -140,10 +140,10 @@ constexpr Entry kCommands[] = {
     {"build", strata::cli::DescribeOrBuild, true},
     {"repair", strata::cli::DescribeOrBuild, true},
     {"drop", strata::cli::Drop, true},
-    {"tenant", strata::cli::TenantCommand, true},
+    {"tenant", strata::cli::TenantCommand, false},  // (its usage names what it needs)
     {"grant", strata::cli::GrantOrRevoke, true},
     {"revoke", strata::cli::GrantOrRevoke, true},
-    {"key", strata::cli::KeyCommand, true},
+    {"key", strata::cli::KeyCommand, false},
     {"count", strata::cli::Count, true},
     {"get", strata::cli::GetOrDelete, true},
     {"delete", strata::cli::GetOrDelete, true},

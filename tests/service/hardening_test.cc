@@ -212,7 +212,11 @@ TEST(Hardening, ClearAnswersToOddRequests) {
   for (const auto& [argv, flag] : std::vector<std::pair<std::vector<std::string>, std::string>>{
            {{"drop", "c", "--tenant=t"}, "--tenant does not apply to 'drop'"},
            {{"ask", "c", "q", "--k=2"}, "--k does not apply to 'ask'"},
-           {{"count", "c", "--nowith_vector"}, "--with_vector does not apply to 'count'"}}) {
+           {{"count", "c", "--nowith_vector"}, "--with_vector does not apply to 'count'"},
+           // And a command missing what it needs says what that is.
+           {{"tenant", "frob", "c"}, "unknown tenant command 'frob'"},
+           {{"key"}, "usage: strata-cli key create|revoke|list"},
+           {{"create", "x"}, "create needs --dim"}}) {
     std::vector<std::string> all = {Bin("strata-cli"), "--server=" + server.address()};
     all.insert(all.end(), argv.begin(), argv.end());
     EXPECT_EQ(WaitExit(Spawn(all, cli_log)), 1) << flag;

@@ -21,7 +21,8 @@
 #include "tools/cli/commands.h"
 
 ABSL_FLAG(uint32_t, passages, 4, "ask: passages the model reads (1 to 16)");
-ABSL_FLAG(uint32_t, max_tokens, 256, "ask: tokens the answer may have at most");
+ABSL_FLAG(uint32_t, max_tokens, 256,
+          "ask: tokens the answer may have at most (0 = the server's default, 256)");
 ABSL_FLAG(double, temperature, 0, "ask: sampling temperature (0 = greedy)");
 ABSL_FLAG(uint64_t, seed, 0, "ask: sampling seed");
 ABSL_FLAG(double, repetition_penalty, 1.1,

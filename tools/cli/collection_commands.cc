@@ -25,7 +25,7 @@
 ABSL_FLAG(bool, wait, true,
           "build/repair: wait for the build to finish, showing its progress (else return once it "
           "is queued; `describe` follows it)");
-ABSL_FLAG(uint32_t, dim, 0, "create: vector dimension");
+ABSL_FLAG(uint32_t, dim, 0, "create: vector dimension (required)");
 ABSL_FLAG(std::string, type, "float32", "create: element type (float32, uint8, int8)");
 ABSL_FLAG(std::string, metric, "l2", "create: metric (l2, ip, cosine)");
 ABSL_FLAG(std::string, posting_encoding, "native",
@@ -296,6 +296,7 @@ int Create(const std::string& /*cmd*/, const std::vector<char*>& args, pb::Strat
   const std::string name = args[2];
   pb::CreateCollectionRequest req;
   req.set_name(name);
+  if (absl::GetFlag(FLAGS_dim) == 0) return Fail("create needs --dim (the vectors' dimension)");
   req.set_dimension(absl::GetFlag(FLAGS_dim));
   std::string type = absl::GetFlag(FLAGS_type), metric = absl::GetFlag(FLAGS_metric);
   if (type == "float32") {

@@ -37,10 +37,18 @@ namespace pb = ::strata::v1;
 
 int TenantCommand(const std::string& /*cmd*/, const std::vector<char*>& args,
                   pb::Strata::Stub* stub) {
-  if (args.size() < 4) {
+  if (args.size() < 3) {
     return Fail("usage: strata-cli tenant create|drop|list|quota NAME [TENANT]");
   }
-  const std::string op = args[2], coll = args[3];
+  const std::string op = args[2];
+  if (op != "create" && op != "drop" && op != "list" && op != "quota") {
+    return Fail(absl::StrCat("unknown tenant command '", op, "' (create, drop, list or quota)"));
+  }
+  if (args.size() < 4) {
+    return Fail(
+        absl::StrCat("usage: strata-cli tenant ", op, " NAME", op == "list" ? "" : " TENANT"));
+  }
+  const std::string coll = args[3];
   if (op == "list") {
     pb::ListTenantsRequest req;
     req.set_collection(coll);
@@ -125,7 +133,7 @@ int TenantCommand(const std::string& /*cmd*/, const std::vector<char*>& args,
                 req.keep_points() ? "kept" : "deleted", resp.revoked_keys());
     return 0;
   }
-  return Fail(absl::StrCat("unknown tenant command '", op, "' (create, drop, list or quota)"));
+  return Fail(absl::StrCat("unknown tenant command '", op, "'"));  // (checked above)
 }
 
 int GrantOrRevoke(const std::string& cmd, const std::vector<char*>& args, pb::Strata::Stub* stub) {
