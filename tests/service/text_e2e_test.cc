@@ -548,10 +548,10 @@ TEST(EndToEnd, TextRequestsAreValidated) {
                   "--server=" + server.address(), "--build=false"},
                  run_log);
     EXPECT_EQ(WaitExit(load), 1) << ReadLog(run_log);
-    EXPECT_NE(
-        ReadLog(run_log).find(run == 0 ? "row 3 (id 3): its text has 150 bytes; the limit is 100"
-                                       : "1 rows were rejected by an earlier run"),
-        std::string::npos)
+    EXPECT_NE(ReadLog(run_log).find(
+                  run == 0 ? "long.jsonl:4 (id 3): its text has 150 bytes; the limit is 100"
+                           : "1 rows were rejected by an earlier run"),
+              std::string::npos)
         << ReadLog(run_log);
     EXPECT_EQ(Count(server.stub(), "vecs"), 4u);
   }
@@ -590,6 +590,26 @@ TEST(EndToEnd, TextRequestsAreValidated) {
       }
       i += n;
     }
+  }
+
+  // Ids given twice: stored once each (the last row), and said.
+  {
+    std::ofstream(tmp.File("dup.jsonl")) << R"({"id": 60, "text": "first"})"
+                                         << "\n"
+                                         << R"({"id": 61, "text": "second"})"
+                                         << "\n"
+                                         << R"({"id": 60, "text": "third"})"
+                                         << "\n";
+    const uint64_t before = Count(server.stub(), "vecs");
+    load = Spawn({Bin("strata-load"), "--text=" + tmp.File("dup.jsonl"), "--collection=vecs",
+                  "--server=" + server.address(), "--build=false"},
+                 log);
+    EXPECT_EQ(WaitExit(load), 0) << ReadLog(log);
+    EXPECT_NE(ReadLog(log).find("1 rows of " + tmp.File("dup.jsonl") +
+                                " repeat an id of an earlier row (id 60 on lines 1 and 3)"),
+              std::string::npos)
+        << ReadLog(log);
+    EXPECT_EQ(Count(server.stub(), "vecs"), before + 2);
   }
 
   // Still serving.

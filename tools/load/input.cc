@@ -8,6 +8,7 @@
 #include <string>
 #include <vector>
 
+#include "absl/container/flat_hash_map.h"
 #include "absl/flags/flag.h"
 #include "absl/strings/ascii.h"
 #include "absl/strings/str_cat.h"
@@ -93,7 +94,8 @@ absl::Status ReadPassages(const std::string& path, uint64_t limit, Input* in) {
     if (has_id && !j["id"].is_number_unsigned()) {
       return absl::InvalidArgumentError(
           absl::StrCat(where,
-                       ": 'id' is not a non-negative integer (Strata's ids are 64-bit integers: "
+                       ": 'id' is not an integer from 0 to 18446744073709551615 (Strata's ids "
+                       "are unsigned 64-bit integers: "
                        "rename a string id field - it stays in the payload - and rows are "
                        "numbered instead)"));
     }
@@ -132,6 +134,7 @@ absl::Status ReadPassages(const std::string& path, uint64_t limit, Input* in) {
       in->tenants.emplace_back();
     }
     in->json.push_back(j.dump());
+    in->lines.push_back(at);
     return absl::OkStatus();
   };
   std::vector<std::string> bad;
@@ -155,6 +158,23 @@ absl::Status ReadPassages(const std::string& path, uint64_t limit, Input* in) {
   }
   if (n == 0) return absl::InvalidArgumentError(absl::StrCat(path, " holds no passages"));
   if (!in->tenants.empty()) in->tenants.resize(n);
+  // An id given twice is stored once, as its last line has it: legal, but rarely meant.
+  absl::flat_hash_map<uint64_t, uint64_t> first_line;
+  uint64_t repeats = 0;
+  std::string example;
+  for (size_t r = 0; r < in->ids.size(); ++r) {
+    auto [it, fresh] = first_line.emplace(in->ids[r], in->lines[r]);
+    if (fresh) continue;
+    if (repeats++ == 0) {
+      example = absl::StrCat("id ", in->ids[r], " on lines ", it->second, " and ", in->lines[r]);
+    }
+  }
+  if (repeats > 0) {
+    std::fprintf(stderr,
+                 "strata-load: warning: %llu rows of %s repeat an id of an earlier row (%s): the "
+                 "collection keeps the last row of each id\n",
+                 static_cast<unsigned long long>(repeats), path.c_str(), example.c_str());
+  }
   return absl::OkStatus();
 }
 
@@ -341,6 +361,11 @@ absl::StatusOr<Input> ReadInput(bool online) {
 
 uint64_t IdOf(const Input& in, uint64_t row) {
   return in.ids.empty() ? row + absl::GetFlag(FLAGS_id_offset) : in.ids[row];
+}
+
+std::string RowName(const Input& in, uint64_t row) {
+  if (row < in.lines.size()) return absl::StrCat(InputPath(), ":", in.lines[row]);
+  return absl::StrCat("row ", row);
 }
 
 std::string InputPath() {

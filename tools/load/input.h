@@ -29,7 +29,8 @@ struct Input {
   std::vector<std::string> json, text;  // empty = no payloads
   // Who may see each row (--tenants, or the JSONL 'tenants' field); empty = not given.
   std::vector<std::vector<std::string>> tenants;
-  bool embed_online = false;  // text mode online: vectors come from the Embed RPC
+  bool embed_online = false;    // text mode online: vectors come from the Embed RPC
+  std::vector<uint64_t> lines;  // --text: each row's line in the file (blank lines count)
 };
 
 // An Upsert request's bytes, at most: what the loader bounds a batch by, beside --batch (a
@@ -47,6 +48,9 @@ absl::StatusOr<Input> ReadInput(bool online);
 
 // Row `row`'s id: from --ids or the JSONL when given, else the row number plus --id_offset.
 uint64_t IdOf(const Input& in, uint64_t row);
+
+// How messages name row `row`: "FILE:LINE" for --text passages, else "row N" (from 0).
+std::string RowName(const Input& in, uint64_t row);
 
 // The file being loaded (--input or --text).
 std::string InputPath();

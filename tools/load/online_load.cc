@@ -660,8 +660,7 @@ absl::Status OnlineLoad::SendBatch(uint64_t row, uint64_t end, ProgressBar& bar)
       rejected_ += refused.size();
       for (const RefusedText& r : refused) {
         if (shown_++ < 10) {
-          std::fprintf(stderr, "strata-load: row %llu (id %llu): %s\n",
-                       static_cast<unsigned long long>(r.row),
+          std::fprintf(stderr, "strata-load: %s (id %llu): %s\n", RowName(in_, r.row).c_str(),
                        static_cast<unsigned long long>(IdOf(in_, r.row)), r.why.c_str());
         }
       }
@@ -703,10 +702,10 @@ absl::Status OnlineLoad::SendBatch(uint64_t row, uint64_t end, ProgressBar& bar)
     rejected_ += resp.errors_size();
     for (const auto& e : resp.errors()) {
       if (shown_++ < 10) {
-        std::fprintf(stderr, "strata-load: row %llu (id %llu): %s\n",
-                     static_cast<unsigned long long>(e.index() < row_of.size() ? row_of[e.index()]
-                                                                               : row + e.index()),
-                     static_cast<unsigned long long>(e.id()), e.message().c_str());
+        std::fprintf(
+            stderr, "strata-load: %s (id %llu): %s\n",
+            RowName(in_, e.index() < row_of.size() ? row_of[e.index()] : row + e.index()).c_str(),
+            static_cast<unsigned long long>(e.id()), e.message().c_str());
       }
     }
   }
