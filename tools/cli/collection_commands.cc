@@ -125,9 +125,11 @@ void PrintInfo(const pb::CollectionInfo& c) {
     std::printf("\n");
   }
   if (c.text_points() > 0) {
-    std::printf("  lexical index: %llu points with text, %llu terms, %.1f MiB in memory\n",
-                static_cast<unsigned long long>(c.text_points()),
-                static_cast<unsigned long long>(c.text_terms()), c.text_memory_bytes() / 1048576.0);
+    std::printf(
+        "  lexical index: %llu points with words to find them by, %llu terms, %.1f MiB in "
+        "memory\n",
+        static_cast<unsigned long long>(c.text_points()),
+        static_cast<unsigned long long>(c.text_terms()), c.text_memory_bytes() / 1048576.0);
     if (c.hybrid().learned()) {
       std::printf("  hybrid dense weight %.1f, learned on %u questions (MRR@10 %.4f)\n",
                   c.hybrid().dense_weight(), c.hybrid().questions(), c.hybrid().mrr_at_10());
