@@ -47,11 +47,10 @@ bool IsWordChar(utf8proc_int32_t c) {
 // syllables, whose words carry their particles ("수도이며" holds "수도"), as Lucene's CJK
 // bigrams take them.
 bool IsUnspacedScript(utf8proc_int32_t c) {
-  if (c == 0x30A0 || c == 0x30FB) return false;  // a double hyphen, the middle dot: punctuation
-  return (c >= 0x0E00 && c <= 0x0EFF) ||         // Thai, Lao
-         (c >= 0x1000 && c <= 0x109F) ||         // Myanmar
-         (c >= 0x1780 && c <= 0x17FF) ||         // Khmer
-         (c >= 0xAC00 && c <= 0xD7AF) ||         // Hangul syllables
+  return (c >= 0x0E00 && c <= 0x0EFF) ||    // Thai, Lao
+         (c >= 0x1000 && c <= 0x109F) ||    // Myanmar
+         (c >= 0x1780 && c <= 0x17FF) ||    // Khmer
+         (c >= 0xAC00 && c <= 0xD7AF) ||    // Hangul syllables
          (c >= 0x3005 && c <= 0x3007) ||    // the iteration mark 々, 〆, the ideographic zero 〇
          c == 0x303B ||                     // the vertical iteration mark
          (c >= 0x3040 && c <= 0x30FF) ||    // Hiragana, Katakana
@@ -63,14 +62,19 @@ bool IsUnspacedScript(utf8proc_int32_t c) {
          (c >= 0x30000 && c <= 0x323AF);    // Extensions G and H
 }
 
-// Whether valid UTF-8 `text` holds a character of the Hiragana or Katakana blocks (U+3040 to
-// U+30FF: E3 81 80 to E3 83 BF) or half-width katakana (U+FF61 to U+FF9F: EF BD A1 to EF BE 9F).
+// Whether valid UTF-8 `text` holds a character that is kana or folds to kana (so that a text
+// takes the same fold whichever of them it holds): the Hiragana and Katakana blocks (U+3040 to
+// U+30FF: E3 81-83), the circled and squared katakana (U+32C0 to U+337F: E3 8B-8D), half-width
+// katakana (U+FF61 to U+FF9F: EF BD A1-BF, EF BE 80-9F) and the enclosed ideographic supplement
+// (U+1F200 to U+1F23F: F0 9F 88).
 bool HasKana(absl::string_view text) {
-  for (size_t i = 0; i + 1 < text.size(); ++i) {
-    const auto b = static_cast<unsigned char>(text[i]);
-    const auto next = static_cast<unsigned char>(text[i + 1]);
-    if ((b == 0xE3 && next >= 0x81 && next <= 0x83) ||
-        (b == 0xEF && (next == 0xBD || next == 0xBE))) {
+  const auto at = [&](size_t i) { return static_cast<unsigned char>(text[i]); };
+  for (size_t i = 0; i + 2 < text.size(); ++i) {
+    const unsigned char b = at(i), next = at(i + 1), third = at(i + 2);
+    if ((b == 0xE3 && ((next >= 0x81 && next <= 0x83) || (next >= 0x8B && next <= 0x8D))) ||
+        (b == 0xEF && next == 0xBD && third >= 0xA1) ||
+        (b == 0xEF && next == 0xBE && third <= 0x9F) ||
+        (b == 0xF0 && next == 0x9F && third == 0x88)) {
       return true;
     }
   }
@@ -83,9 +87,22 @@ bool HasKana(absl::string_view text) {
 // utf8proc_map's result (free() it) and length, or a negative length.
 utf8proc_ssize_t FoldKeepingKanaMarks(const std::string& valid, int options,
                                       utf8proc_uint8_t** out) {
+  // The Greek subscript iota's mark (U+0345) and ypogegrammeni (U+037A) go before the fold, as
+  // the one-pass fold loses them (case folding would make U+0345 a letter iota first).
+  std::string input;
+  input.reserve(valid.size());
+  for (size_t i = 0; i < valid.size(); ++i) {
+    if (valid[i] == '\xCD' && i + 1 < valid.size() &&
+        (valid[i + 1] == '\x85' || valid[i + 1] == '\xBA')) {
+      if (valid[i + 1] == '\xBA') input.push_back(' ');
+      ++i;
+      continue;
+    }
+    input.push_back(valid[i]);
+  }
   utf8proc_uint8_t* composed = nullptr;
-  const utf8proc_ssize_t len = utf8proc_map(reinterpret_cast<const utf8proc_uint8_t*>(valid.data()),
-                                            static_cast<utf8proc_ssize_t>(valid.size()), &composed,
+  const utf8proc_ssize_t len = utf8proc_map(reinterpret_cast<const utf8proc_uint8_t*>(input.data()),
+                                            static_cast<utf8proc_ssize_t>(input.size()), &composed,
                                             static_cast<utf8proc_option_t>(options));
   if (len < 0) return len;
   std::string stripped;
@@ -190,7 +207,7 @@ void TextAnalyzer::ForEachWord(absl::string_view text,
     if (n <= 0) break;
     const char* const ch = reinterpret_cast<const char*>(p);
     const size_t ch_bytes = static_cast<size_t>(n);
-    if (IsUnspacedScript(c)) {
+    if (IsUnspacedScript(c) && IsWordChar(c)) {  // (not their punctuation and symbols)
       flush();
       if (!last.empty()) {
         pair.assign(last).append(ch, ch_bytes);

@@ -61,7 +61,8 @@ struct TextQuery {
   std::vector<Phrase> phrases;
 };
 // ResourceExhausted naming the limit when the text has more than kMaxQueryTerms distinct terms
-// (a pair of Chinese or Japanese characters is one: text_analyzer.h), or its phrases more than
+// (in Chinese, Japanese, Korean and the scripts of South-East Asia a pair of characters is one:
+// text_analyzer.h), or its phrases more than
 // kMaxQueryTerms words together.
 // A text of stop words alone has none (not an error).
 [[nodiscard]] absl::StatusOr<TextQuery> ParseTextQuery(absl::string_view text);

@@ -172,7 +172,8 @@ std::vector<prometheus::MetricFamily> CatalogCollector::Collect() const {
           static_cast<double>(c.ram_bytes));
     gauge("strata_passage_kv_disk_bytes", "passage KV cache on disk (bytes)",
           static_cast<double>(c.disk_bytes));
-    gauge("strata_passage_kv_entries", "passage KV cache entries, in RAM and on disk",
+    gauge("strata_passage_kv_entries",
+          "distinct passage KV cache entries (in RAM, on disk or both)",
           static_cast<double>(c.entries));
   }
   return out;

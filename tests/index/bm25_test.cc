@@ -50,6 +50,13 @@ TEST(TextAnalyzer, UnspacedScriptsGivePairsOfCharacters) {
   EXPECT_EQ(a->Terms("ｶﾀｶﾅ"), a->Terms("カタカナ"));
   EXPECT_EQ(a->Terms("ﾃﾞｰﾀ"), a->Terms("データ"));
   EXPECT_NE(a->Terms("ガス"), a->Terms("カス"));
+  // A text folds the same whatever else it holds: "㌘" is "グラム" alone or beside other kana,
+  // and a Greek letter with its subscript iota is "α" beside kana too.
+  EXPECT_EQ(a->Terms("㌘"), a->Terms("グラム"));
+  EXPECT_EQ(a->Terms("㌘ ガ"), (std::vector<std::string>{"グラ", "ラム", "ガ"}));
+  EXPECT_EQ(a->Terms("\u03b1\u0345 ガ").front(), a->Terms("\u03b1\u0345").front());
+  // Punctuation and symbols of those scripts are not paired: Thai's ๚ and ฿ are no terms.
+  EXPECT_EQ(a->Terms("ราคา๚ ฿"), a->Terms("ราคา"));
   // The iteration mark belongs to its run; the katakana middle dot splits words.
   EXPECT_EQ(a->Terms("佐々木"), (std::vector<std::string>{"佐々", "々木"}));
   EXPECT_EQ(a->Terms("ジョン・スミス"), (std::vector<std::string>{"ジョ", "ョン", "スミ", "ミス"}));

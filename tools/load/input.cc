@@ -160,6 +160,7 @@ absl::Status ReadPassages(const std::string& path, uint64_t limit, Input* in) {
   if (!in->tenants.empty()) in->tenants.resize(n);
   // An id given twice is stored once, as its last line has it: legal, but rarely meant.
   absl::flat_hash_map<uint64_t, uint64_t> first_line;
+  first_line.reserve(in->ids.size());
   uint64_t repeats = 0;
   std::string example;
   for (size_t r = 0; r < in->ids.size(); ++r) {
@@ -172,7 +173,7 @@ absl::Status ReadPassages(const std::string& path, uint64_t limit, Input* in) {
   if (repeats > 0) {
     std::fprintf(stderr,
                  "strata-load: warning: %llu rows of %s repeat an id of an earlier row (%s): the "
-                 "collection keeps the last row of each id\n",
+                 "collection keeps the last of them it stores\n",
                  static_cast<unsigned long long>(repeats), path.c_str(), example.c_str());
   }
   return absl::OkStatus();

@@ -184,7 +184,17 @@ grpc::Status EmbedRange(pb::Strata::Stub& stub, const Input& in, uint64_t begin,
       refused->push_back({row, absl::StrCat("its text ", s.error_message().substr(7))});
       return grpc::Status::OK;
     }
-    if (!names_text) *most = std::max<uint32_t>(1, static_cast<uint32_t>((stop - row) / 2));
+    if (!names_text) {
+      // The request as a whole was too large: pieces of half its size, and no larger from now.
+      *most = std::min<uint32_t>(*most, std::max<uint64_t>(1, (stop - row) / 2));
+      for (uint64_t at = row; at < stop;) {
+        const uint64_t end = std::min<uint64_t>(stop, at + *most);
+        grpc::Status piece = EmbedRange(stub, in, begin, at, end, req, refused, most);
+        if (!piece.ok()) return piece;
+        at = end;
+      }
+      return grpc::Status::OK;
+    }
     const uint64_t mid = row + (stop - row) / 2;
     grpc::Status first = EmbedRange(stub, in, begin, row, mid, req, refused, most);
     if (!first.ok()) return first;
@@ -645,8 +655,9 @@ absl::Status OnlineLoad::SendBatch(uint64_t row, uint64_t end, ProgressBar& bar)
                                   "; rerun to resume from the checkpoint ", ckpt_));
     }
     if (!refused.empty()) {
-      pb::UpsertRequest kept = req;
-      kept.clear_points();
+      google::protobuf::RepeatedPtrField<pb::Point> points;
+      points.Swap(req.mutable_points());
+      pb::UpsertRequest kept = req;  // (every field but the points)
       std::vector<uint64_t> kept_rows;
       size_t next = 0;  // into `refused`, in row order
       for (uint64_t i = row; i < end; ++i) {
@@ -654,7 +665,7 @@ absl::Status OnlineLoad::SendBatch(uint64_t row, uint64_t end, ProgressBar& bar)
           ++next;
           continue;
         }
-        *kept.add_points() = std::move(*req.mutable_points(static_cast<int>(i - row)));
+        *kept.add_points() = std::move(points[static_cast<int>(i - row)]);
         kept_rows.push_back(i);
       }
       rejected_ += refused.size();
