@@ -159,13 +159,17 @@ struct RefusedText {
   std::string why;
 };
 
-// Embeds rows [row, stop) of the passages into `req`'s points (row `begin` is its first). A
-// request the server refuses for what it carries (RESOURCE_EXHAUSTED that is not Retryable) is
-// halved: a text it names ("text 3 has ... bytes", over --max_text_bytes) is found alone and goes
-// to `refused` without a vector, the rest are embedded; a refusal of the request as a whole (more
-// texts than --max_texts, too many bytes) lowers `*most`, the texts later requests carry. Any
-// other failure (a server still busy after --retry_seconds, a text refused alone for another
-// reason) is returned: the load stops, and a rerun resumes.
+grpc::Status EmbedRows(pb::Strata::Stub& stub, const Input& in, uint64_t begin, uint64_t row,
+                       uint64_t stop, pb::UpsertRequest* req, std::vector<RefusedText>* refused,
+                       uint32_t* batch);
+
+// Embeds rows [row, stop) of the passages into `req`'s points (row `begin` is its first) in one
+// request. A request the server refuses for what it carries (RESOURCE_EXHAUSTED that is not
+// Retryable) is halved: a text it names ("text 3 has ... bytes", over --max_text_bytes) is found
+// alone and goes to `refused` without a vector, the rest are embedded; a refusal of the request as
+// a whole (more texts than --max_texts, too many bytes) lowers `*most`, the texts later requests
+// carry. Any other failure (a server still busy after --retry_seconds, a text refused alone for
+// another reason) is returned: the load stops, and a rerun resumes.
 grpc::Status EmbedRange(pb::Strata::Stub& stub, const Input& in, uint64_t begin, uint64_t row,
                         uint64_t stop, pb::UpsertRequest* req, std::vector<RefusedText>* refused,
                         uint32_t* most) {
@@ -187,13 +191,7 @@ grpc::Status EmbedRange(pb::Strata::Stub& stub, const Input& in, uint64_t begin,
     if (!names_text) {
       // The request as a whole was too large: pieces of half its size, and no larger from now.
       *most = std::min<uint32_t>(*most, std::max<uint64_t>(1, (stop - row) / 2));
-      for (uint64_t at = row; at < stop;) {
-        const uint64_t end = std::min<uint64_t>(stop, at + *most);
-        grpc::Status piece = EmbedRange(stub, in, begin, at, end, req, refused, most);
-        if (!piece.ok()) return piece;
-        at = end;
-      }
-      return grpc::Status::OK;
+      return EmbedRows(stub, in, begin, row, stop, req, refused, most);
     }
     const uint64_t mid = row + (stop - row) / 2;
     grpc::Status first = EmbedRange(stub, in, begin, row, mid, req, refused, most);
@@ -208,16 +206,17 @@ grpc::Status EmbedRange(pb::Strata::Stub& stub, const Input& in, uint64_t begin,
   return grpc::Status::OK;
 }
 
-// Embeds rows [begin, end) of the passages with the server's model into `req`'s points, in
-// requests of at most `*batch` texts (lowered for good when the server refuses one as too large);
-// the rows refused alone go to `refused` (EmbedRange).
-grpc::Status EmbedRows(pb::Strata::Stub& stub, const Input& in, uint64_t begin, uint64_t end,
-                       pb::UpsertRequest* req, std::vector<RefusedText>* refused, uint32_t* batch) {
-  for (uint64_t row = begin; row < end;) {
-    const uint64_t stop = std::min<uint64_t>(end, row + *batch);
-    grpc::Status s = EmbedRange(stub, in, begin, row, stop, req, refused, batch);
+// Embeds rows [row, stop) of the passages with the server's model into `req`'s points (row
+// `begin` is its first), in requests of at most `*batch` texts (lowered for good when the server
+// refuses one as too large); the rows refused alone go to `refused` (EmbedRange).
+grpc::Status EmbedRows(pb::Strata::Stub& stub, const Input& in, uint64_t begin, uint64_t row,
+                       uint64_t stop, pb::UpsertRequest* req, std::vector<RefusedText>* refused,
+                       uint32_t* batch) {
+  for (uint64_t at = row; at < stop;) {
+    const uint64_t end = std::min<uint64_t>(stop, at + *batch);
+    grpc::Status s = EmbedRange(stub, in, begin, at, end, req, refused, batch);
     if (!s.ok()) return s;
-    row = stop;
+    at = end;
   }
   return grpc::Status::OK;
 }
@@ -648,7 +647,7 @@ absl::Status OnlineLoad::SendBatch(uint64_t row, uint64_t end, ProgressBar& bar)
   for (uint64_t i = row; i < end; ++i) row_of[i - row] = i;
   if (in_.embed_online) {
     std::vector<RefusedText> refused;
-    grpc::Status s = EmbedRows(*stub_, in_, row, end, &req, &refused, &embed_batch_);
+    grpc::Status s = EmbedRows(*stub_, in_, row, row, end, &req, &refused, &embed_batch_);
     if (!s.ok()) {
       bar.Stop(row);
       return Stopped(absl::StrCat("embedding rows ", row, "-", end - 1, ": ", s.error_message(),
